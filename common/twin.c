@@ -1,0 +1,796 @@
+/* DeviceTwin codec: decode twin/get/state requests the way Go's encoding/json does, encode
+ * results, documents, deltas and membership the way edgecore prints them
+ * (include/kedge/twin.h, kubeedge-wire.md §2).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/json.h"
+#include "kedge/twin.h"
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+void kedge_twin_cleanup(struct kedge_twin *t)
+{
+    if (!t)
+        return;
+    kedge_free(t->name);
+    kedge_free(t->expected.value);
+    kedge_free(t->actual.value);
+    kedge_free(t->type);
+    kedge_free(t->meta_col);
+    kedge_free(t->description);
+    memset(t, 0, sizeof(*t));
+}
+
+static int dup_field(char **dst, const char *src)
+{
+    *dst = NULL;
+    if (!src)
+        return 0;
+    *dst = kedge_strdup(src);
+    return *dst ? 0 : -ENOMEM;
+}
+
+int kedge_twin_copy(struct kedge_twin *dst, const struct kedge_twin *src)
+{
+    *dst = *src;
+    if (dup_field(&dst->name, src->name) < 0 ||
+        dup_field(&dst->expected.value, src->expected.value) < 0 ||
+        dup_field(&dst->actual.value, src->actual.value) < 0 ||
+        dup_field(&dst->type, src->type) < 0 || dup_field(&dst->meta_col, src->meta_col) < 0 ||
+        dup_field(&dst->description, src->description) < 0) {
+        /* fields not yet duplicated still point into src: clear them before freeing */
+        struct kedge_twin partial = *dst;
+        char **f[] = {&partial.name,     &partial.expected.value, &partial.actual.value,
+                      &partial.type,     &partial.meta_col,       &partial.description};
+        const char *s[] = {src->name, src->expected.value, src->actual.value,
+                           src->type, src->meta_col,       src->description};
+        size_t i;
+        for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+            if (*f[i] == s[i])
+                *f[i] = NULL;
+        kedge_twin_cleanup(&partial);
+        memset(dst, 0, sizeof(*dst));
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void kedge_attr_cleanup(struct kedge_attr *a)
+{
+    if (!a)
+        return;
+    kedge_free(a->name);
+    kedge_free(a->value);
+    kedge_free(a->type);
+    kedge_free(a->meta_col);
+    kedge_free(a->description);
+    memset(a, 0, sizeof(*a));
+}
+
+void kedge_device_free(struct kedge_device *d)
+{
+    size_t i;
+
+    if (!d)
+        return;
+    for (i = 0; i < d->n_twins; i++)
+        kedge_twin_cleanup(&d->twins[i]);
+    for (i = 0; i < d->n_attrs; i++)
+        kedge_attr_cleanup(&d->attrs[i]);
+    kedge_free(d->twins);
+    kedge_free(d->attrs);
+    kedge_free(d->id);
+    kedge_free(d->name);
+    kedge_free(d->description);
+    kedge_free(d->state);
+    kedge_free(d->last_online);
+    kedge_free(d);
+}
+
+void kedge_twin_update_cleanup(struct kedge_twin_update *u)
+{
+    size_t i;
+
+    if (!u)
+        return;
+    for (i = 0; i < u->n; i++)
+        kedge_twin_cleanup(&u->twins[i]);
+    kedge_free(u->twins);
+    kedge_free(u->event_id);
+    memset(u, 0, sizeof(*u));
+}
+
+/* ---- validation -------------------------------------------------------------------------- */
+
+/* ^[a-zA-Z0-9-_.,:/@#]{1,max}$ (Go regexp; all members are ASCII, so bytes = runes). */
+static bool charset_ok(const char *s, size_t len, size_t max)
+{
+    size_t i;
+
+    if (len < 1 || len > max)
+        return false;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        if (!strchr("-_.,:/@#", c) || c == '\0')
+            return false;
+    }
+    return true;
+}
+
+bool kedge_twin_key_valid(const char *key, size_t len)
+{
+    return charset_ok(key, len, KEDGE_TWIN_KEY_MAX);
+}
+
+bool kedge_twin_value_valid(const char *value, size_t len)
+{
+    return charset_ok(value, len, KEDGE_TWIN_VALUE_MAX);
+}
+
+/* strconv.ParseInt(s, 10, 64). */
+static bool go_parse_int(const char *s)
+{
+    uint64_t acc = 0, limit = (uint64_t)INT64_MAX;
+    size_t i = 0;
+
+    if (s[0] == '+' || s[0] == '-') {
+        if (s[0] == '-')
+            limit++;
+        i = 1;
+    }
+    if (!s[i])
+        return false;
+    for (; s[i]; i++) {
+        unsigned d;
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        d = (unsigned)(s[i] - '0');
+        if (acc > (limit - d) / 10)
+            return false;
+        acc = acc * 10 + d;
+    }
+    return true;
+}
+
+static bool prefix_nocase(const char *s, const char *word)
+{
+    size_t i;
+
+    for (i = 0; word[i]; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + 32);
+        if (c != word[i])
+            return false;
+    }
+    return true;
+}
+
+/* Digits of the given base with at most one '.', at least one digit; '_' only in hex (Go
+ * accepts digit separators only after a base prefix). Returns chars consumed, 0 if none. */
+static size_t scan_mantissa(const char *s, bool hex)
+{
+    size_t i = 0, digits = 0;
+    bool dot = false;
+
+    for (;; i++) {
+        char c = s[i];
+        if ((c >= '0' && c <= '9') ||
+            (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))) {
+            digits++;
+        } else if (c == '.' && !dot) {
+            dot = true;
+        } else if (c == '_' && hex && digits) {
+            if (!s[i + 1] || s[i + 1] == '_' || s[i + 1] == '.')
+                return 0;
+        } else {
+            break;
+        }
+    }
+    return digits ? i : 0;
+}
+
+static size_t scan_exponent(const char *s, char e1, char e2)
+{
+    size_t i = 1;
+
+    if (s[0] != e1 && s[0] != e2)
+        return 0;
+    if (s[i] == '+' || s[i] == '-')
+        i++;
+    if (s[i] < '0' || s[i] > '9')
+        return (size_t)-1;
+    while (s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
+/* strconv.ParseFloat(s, 64): decimal or hex literals, inf/infinity/nan, overflow rejected. */
+static bool go_parse_float(const char *s)
+{
+    const char *p = s;
+    bool hex = false;
+    size_t n, e;
+
+    if (*p == '+' || *p == '-')
+        p++;
+    if ((strlen(p) == 3 && prefix_nocase(p, "inf")) ||
+        (strlen(p) == 8 && prefix_nocase(p, "infinity")))
+        return true;
+    if (p == s && strlen(p) == 3 && prefix_nocase(p, "nan"))
+        return true;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        hex = true;
+        p += 2;
+        if (*p == '_')
+            p++;
+    }
+    n = scan_mantissa(p, hex);
+    if (!n)
+        return false;
+    p += n;
+    e = hex ? scan_exponent(p, 'p', 'P') : scan_exponent(p, 'e', 'E');
+    if (e == (size_t)-1 || (hex && e == 0))
+        return false;
+    p += e;
+    if (*p)
+        return false;
+    if (!strchr(s, '_')) {
+        double v = strtod(s, NULL);
+        if (isinf(v))
+            return false; /* Go: ErrRange on overflow */
+    }
+    return true;
+}
+
+const char *kedge_twin_check_type(const char *type, const char *value)
+{
+    if (!type || !*type || !strcmp(type, "string") || !strcmp(type, KEDGE_TYPE_DELETED))
+        return NULL;
+    if (!strcmp(type, "int") || !strcmp(type, "integer"))
+        return go_parse_int(value) ? NULL : KEDGE_REASON_NOT_INT;
+    if (!strcmp(type, "float"))
+        return go_parse_float(value) ? NULL : KEDGE_REASON_NOT_FLOAT;
+    if (!strcmp(type, "boolean"))
+        return !strcmp(value, "true") || !strcmp(value, "false") ? NULL : KEDGE_REASON_NOT_BOOL;
+    return KEDGE_REASON_TYPE;
+}
+
+/* ---- decode ------------------------------------------------------------------------------ */
+
+/* A JSON string field into an owned C string. null/absent leave *out NULL. A string with an
+ * embedded NUL cannot be a valid twin key/value anyway; it is cut there. */
+static int get_string(const struct kedge_jval *v, char **out)
+{
+    *out = NULL;
+    if (kedge_json_is_null(v))
+        return 0;
+    if (v->type != KEDGE_JSTR)
+        return KEDGE_EPARSE;
+    *out = kedge_strndup(v->str, v->len);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int get_bool(const struct kedge_jval *v, bool *present, bool *out)
+{
+    if (kedge_json_is_null(v))
+        return 0;
+    if (v->type != KEDGE_JBOOL)
+        return KEDGE_EPARSE;
+    *present = true;
+    *out = v->boolean;
+    return 0;
+}
+
+static int get_int(const struct kedge_jval *v, int64_t *out)
+{
+    return kedge_json_int64(v, out) < 0 ? KEDGE_EPARSE : 0;
+}
+
+static int decode_value(const struct kedge_jval *v, struct kedge_twin_value *out)
+{
+    const struct kedge_jval *meta;
+    int rc;
+
+    if (kedge_json_is_null(v))
+        return 0;
+    if (v->type != KEDGE_JOBJ)
+        return KEDGE_EPARSE;
+    out->present = true;
+    rc = get_string(kedge_json_get(v, "value"), &out->value);
+    if (rc < 0)
+        return rc;
+    meta = kedge_json_get(v, "metadata");
+    if (kedge_json_is_null(meta))
+        return 0;
+    if (meta->type != KEDGE_JOBJ)
+        return KEDGE_EPARSE;
+    out->has_meta = true;
+    return get_int(kedge_json_get(meta, "timestamp"), &out->ts);
+}
+
+static int decode_version(const struct kedge_jval *v, bool *has, struct kedge_twin_version *out)
+{
+    int rc;
+
+    if (kedge_json_is_null(v))
+        return 0;
+    if (v->type != KEDGE_JOBJ)
+        return KEDGE_EPARSE;
+    *has = true;
+    rc = get_int(kedge_json_get(v, "cloud"), &out->cloud);
+    if (rc == 0)
+        rc = get_int(kedge_json_get(v, "edge"), &out->edge);
+    return rc;
+}
+
+static int decode_twin(const struct kedge_jval *v, struct kedge_twin *t)
+{
+    const struct kedge_jval *meta;
+    int rc;
+
+    if (kedge_json_is_null(v)) {
+        t->is_null = true;
+        return 0;
+    }
+    if (v->type != KEDGE_JOBJ)
+        return KEDGE_EPARSE;
+    rc = decode_value(kedge_json_get(v, "expected"), &t->expected);
+    if (rc == 0)
+        rc = decode_value(kedge_json_get(v, "actual"), &t->actual);
+    if (rc == 0)
+        rc = get_bool(kedge_json_get(v, "optional"), &t->has_optional, &t->optional);
+    if (rc == 0)
+        rc = decode_version(kedge_json_get(v, "expected_version"), &t->has_ev, &t->ev);
+    if (rc == 0)
+        rc = decode_version(kedge_json_get(v, "actual_version"), &t->has_av, &t->av);
+    if (rc < 0)
+        return rc;
+    meta = kedge_json_get(v, "metadata");
+    if (kedge_json_is_null(meta))
+        return 0;
+    if (meta->type != KEDGE_JOBJ)
+        return KEDGE_EPARSE;
+    t->has_meta = true;
+    rc = get_string(kedge_json_get(meta, "type"), &t->type);
+    if (rc == 0 && !t->type) {
+        t->type = kedge_strdup("");
+        rc = t->type ? 0 : -ENOMEM;
+    }
+    return rc;
+}
+
+static int cmp_twin_name(const void *a, const void *b)
+{
+    return strcmp(((const struct kedge_twin *)a)->name, ((const struct kedge_twin *)b)->name);
+}
+
+/* The twin map: one entry per distinct key (Go map: the last duplicate wins), sorted. */
+static int decode_twin_map(const struct kedge_jval *map, struct kedge_twin_update *out)
+{
+    const struct kedge_jval *m;
+    size_t i = 0;
+    int rc;
+
+    out->twins = kedge_calloc(map->n ? map->n : 1, sizeof(*out->twins));
+    if (!out->twins)
+        return -ENOMEM;
+    for (m = map->child; m; m = m->next) {
+        if (kedge_json_get_exact(map, m->key, m->key_len) != m)
+            continue; /* a later duplicate wins */
+        /* keys with an embedded NUL can never pass the key check; keep the text up to it */
+        out->twins[i].name = kedge_strndup(m->key, m->key_len);
+        if (!out->twins[i].name)
+            return -ENOMEM;
+        out->n = ++i;
+        if (strlen(out->twins[i - 1].name) != m->key_len)
+            out->twins[i - 1].name[0] = '\0'; /* forces the key check to fail */
+        rc = decode_twin(m, &out->twins[i - 1]);
+        if (rc < 0)
+            return rc;
+    }
+    qsort(out->twins, out->n, sizeof(*out->twins), cmp_twin_name);
+    return 0;
+}
+
+static int check_charsets(const struct kedge_twin_update *u)
+{
+    size_t i;
+
+    for (i = 0; i < u->n; i++) {
+        const struct kedge_twin *t = &u->twins[i];
+        if (!kedge_twin_key_valid(t->name, strlen(t->name)))
+            return KEDGE_ETWINKEY;
+        if (t->expected.value && *t->expected.value &&
+            !kedge_twin_value_valid(t->expected.value, strlen(t->expected.value)))
+            return KEDGE_ETWINVALUE;
+        if (t->actual.value && *t->actual.value &&
+            !kedge_twin_value_valid(t->actual.value, strlen(t->actual.value)))
+            return KEDGE_ETWINVALUE;
+    }
+    return 0;
+}
+
+static int decode_base(const struct kedge_jval *root, char **event_id, int64_t *ts)
+{
+    int rc;
+
+    if (root->type == KEDGE_JNULL)
+        return 0; /* json.Unmarshal("null") leaves the struct alone */
+    if (root->type != KEDGE_JOBJ)
+        return KEDGE_EPARSE;
+    rc = get_string(kedge_json_get(root, "event_id"), event_id);
+    if (rc == 0 && ts)
+        rc = get_int(kedge_json_get(root, "timestamp"), ts);
+    return rc;
+}
+
+int kedge_twin_update_decode(const char *buf, size_t len, struct kedge_twin_update *out)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *twin;
+    char *event_id;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = kedge_json_parse(buf, len, &doc);
+    if (rc < 0)
+        return rc;
+    root = kedge_jdoc_root(doc);
+    rc = decode_base(root, &out->event_id, &out->timestamp);
+    if (rc < 0)
+        goto out;
+    twin = kedge_json_get(root, "twin");
+    if (kedge_json_is_null(twin)) {
+        rc = KEDGE_ENOTWIN;
+        goto out;
+    }
+    if (twin->type != KEDGE_JOBJ) {
+        rc = KEDGE_EPARSE;
+        goto out;
+    }
+    rc = decode_twin_map(twin, out);
+    if (rc == 0)
+        rc = check_charsets(out);
+out:
+    kedge_jdoc_free(doc);
+    if (rc < 0) {
+        event_id = out->event_id;
+        out->event_id = NULL;
+        kedge_twin_update_cleanup(out);
+        out->event_id = event_id;
+    }
+    return rc;
+}
+
+int kedge_twin_event_id_decode(const char *buf, size_t len, char **event_id)
+{
+    struct kedge_jdoc *doc = NULL;
+    int64_t ts = 0;
+    int rc;
+
+    *event_id = NULL;
+    rc = kedge_json_parse(buf, len, &doc);
+    if (rc == 0)
+        rc = decode_base(kedge_jdoc_root(doc), event_id, &ts);
+    kedge_jdoc_free(doc);
+    if (rc < 0) {
+        kedge_free(*event_id);
+        *event_id = NULL;
+    } else if (!*event_id) {
+        *event_id = kedge_strdup("");
+        rc = *event_id ? 0 : -ENOMEM;
+    }
+    return rc;
+}
+
+/* DeviceUpdate: BaseMessage, state, attributes (map of MsgAttr). Type errors anywhere make
+ * Go's Unmarshal fail, and edgecore then stays silent. */
+static int check_attrs(const struct kedge_jval *attrs)
+{
+    const struct kedge_jval *a, *meta, *f;
+
+    if (kedge_json_is_null(attrs))
+        return 0;
+    if (attrs->type != KEDGE_JOBJ)
+        return KEDGE_EPARSE;
+    for (a = attrs->child; a; a = a->next) {
+        if (a->type == KEDGE_JNULL)
+            continue;
+        if (a->type != KEDGE_JOBJ)
+            return KEDGE_EPARSE;
+        f = kedge_json_get(a, "value");
+        if (!kedge_json_is_null(f) && f->type != KEDGE_JSTR)
+            return KEDGE_EPARSE;
+        f = kedge_json_get(a, "optional");
+        if (!kedge_json_is_null(f) && f->type != KEDGE_JBOOL)
+            return KEDGE_EPARSE;
+        meta = kedge_json_get(a, "metadata");
+        if (kedge_json_is_null(meta))
+            continue;
+        if (meta->type != KEDGE_JOBJ)
+            return KEDGE_EPARSE;
+        f = kedge_json_get(meta, "type");
+        if (!kedge_json_is_null(f) && f->type != KEDGE_JSTR)
+            return KEDGE_EPARSE;
+    }
+    return 0;
+}
+
+int kedge_twin_state_decode(const char *buf, size_t len, char **state)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root;
+    char *event_id = NULL;
+    int64_t ts = 0;
+    int rc;
+
+    *state = NULL;
+    rc = kedge_json_parse(buf, len, &doc);
+    if (rc < 0)
+        return rc;
+    root = kedge_jdoc_root(doc);
+    rc = decode_base(root, &event_id, &ts);
+    if (rc == 0 && root->type == KEDGE_JOBJ)
+        rc = check_attrs(kedge_json_get(root, "attributes"));
+    if (rc == 0 && root->type == KEDGE_JOBJ)
+        rc = get_string(kedge_json_get(root, "state"), state);
+    if (rc == 0 && !*state) {
+        *state = kedge_strdup("");
+        rc = *state ? 0 : -ENOMEM;
+    }
+    kedge_free(event_id);
+    kedge_jdoc_free(doc);
+    if (rc < 0) {
+        kedge_free(*state);
+        *state = NULL;
+    }
+    return rc;
+}
+
+/* ---- encode ------------------------------------------------------------------------------ */
+
+static void write_value(struct kedge_jw *w, const char *key, const struct kedge_twin_value *v)
+{
+    if (!v->present)
+        return;
+    kedge_jw_key(w, key);
+    kedge_jw_obj_open(w);
+    if (v->value)
+        kedge_jw_kstr(w, "value", v->value);
+    if (v->has_meta) {
+        kedge_jw_key(w, "metadata");
+        kedge_jw_obj_open(w);
+        if (v->ts)
+            kedge_jw_kint(w, "timestamp", v->ts);
+        kedge_jw_obj_close(w);
+    }
+    kedge_jw_obj_close(w);
+}
+
+static void write_version(struct kedge_jw *w, const char *key, const struct kedge_twin_version *v)
+{
+    kedge_jw_key(w, key);
+    kedge_jw_obj_open(w);
+    kedge_jw_kint(w, "cloud", v->cloud);
+    kedge_jw_kint(w, "edge", v->edge);
+    kedge_jw_obj_close(w);
+}
+
+void kedge_twin_write(struct kedge_jw *w, const struct kedge_twin *t, unsigned flags)
+{
+    kedge_jw_obj_open(w);
+    write_value(w, "expected", &t->expected);
+    write_value(w, "actual", &t->actual);
+    if (t->has_optional) {
+        kedge_jw_key(w, "optional");
+        kedge_jw_bool(w, t->optional);
+    }
+    if (t->has_meta) {
+        kedge_jw_key(w, "metadata");
+        kedge_jw_obj_open(w);
+        if (t->type && *t->type)
+            kedge_jw_kstr(w, "type", t->type);
+        kedge_jw_obj_close(w);
+    }
+    if ((flags & KEDGE_TWIN_VERSIONS) && t->has_ev)
+        write_version(w, "expected_version", &t->ev);
+    if ((flags & KEDGE_TWIN_VERSIONS) && t->has_av)
+        write_version(w, "actual_version", &t->av);
+    kedge_jw_obj_close(w);
+}
+
+static void write_base(struct kedge_jw *w, const char *event_id, int64_t ts)
+{
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "event_id", event_id ? event_id : "");
+    kedge_jw_kint(w, "timestamp", ts);
+}
+
+int kedge_twin_error_encode(struct kedge_buf *b, const char *event_id, int64_t ts, int code,
+                            const char *reason)
+{
+    struct kedge_jw w;
+
+    kedge_jw_init(&w, b);
+    write_base(&w, event_id, ts);
+    if (code)
+        kedge_jw_kint(&w, "code", code);
+    if (reason && *reason)
+        kedge_jw_kstr(&w, "reason", reason);
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
+}
+
+int kedge_twin_map_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
+                          const struct kedge_twin_ref *refs, size_t n, unsigned flags)
+{
+    struct kedge_jw w;
+    size_t i;
+
+    kedge_jw_init(&w, b);
+    write_base(&w, event_id, ts);
+    kedge_jw_key(&w, "twin");
+    kedge_jw_obj_open(&w);
+    for (i = 0; i < n; i++) {
+        kedge_jw_key(&w, refs[i].name);
+        if (refs[i].twin)
+            kedge_twin_write(&w, refs[i].twin, flags);
+        else
+            kedge_jw_null(&w);
+    }
+    kedge_jw_obj_close(&w);
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
+}
+
+int kedge_twin_document_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
+                               const struct kedge_twin_doc *docs, size_t n)
+{
+    struct kedge_jw w;
+    size_t i;
+
+    kedge_jw_init(&w, b);
+    write_base(&w, event_id, ts);
+    kedge_jw_key(&w, "twin");
+    kedge_jw_obj_open(&w);
+    for (i = 0; i < n; i++) {
+        kedge_jw_key(&w, docs[i].name);
+        kedge_jw_obj_open(&w);
+        kedge_jw_key(&w, "last");
+        if (docs[i].last)
+            kedge_twin_write(&w, docs[i].last, 0);
+        else
+            kedge_jw_null(&w);
+        kedge_jw_key(&w, "current");
+        if (docs[i].current)
+            kedge_twin_write(&w, docs[i].current, 0);
+        else
+            kedge_jw_null(&w);
+        kedge_jw_obj_close(&w);
+    }
+    kedge_jw_obj_close(&w);
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
+}
+
+static bool is_deleted(const struct kedge_twin *t)
+{
+    return t->has_meta && t->type && !strcmp(t->type, KEDGE_TYPE_DELETED);
+}
+
+static const char *value_text(const struct kedge_twin_value *v)
+{
+    return v->present && v->value ? v->value : "";
+}
+
+int kedge_twin_delta_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
+                            const struct kedge_twin *twins, size_t n, bool *has_delta)
+{
+    struct kedge_jw w;
+    size_t i;
+
+    *has_delta = false;
+    kedge_jw_init(&w, b);
+    write_base(&w, event_id, ts);
+    kedge_jw_key(&w, "twin");
+    kedge_jw_obj_open(&w);
+    for (i = 0; i < n; i++) {
+        if (is_deleted(&twins[i]) || !*value_text(&twins[i].expected))
+            continue;
+        kedge_jw_key(&w, twins[i].name);
+        kedge_twin_write(&w, &twins[i], 0);
+    }
+    kedge_jw_obj_close(&w);
+    kedge_jw_key(&w, "delta");
+    kedge_jw_obj_open(&w);
+    for (i = 0; i < n; i++) {
+        const char *exp = value_text(&twins[i].expected);
+        if (is_deleted(&twins[i]) || !*exp || !strcmp(exp, value_text(&twins[i].actual)))
+            continue;
+        kedge_jw_kstr(&w, twins[i].name, exp);
+        *has_delta = true;
+    }
+    kedge_jw_obj_close(&w);
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
+}
+
+static void write_opt_str(struct kedge_jw *w, const char *key, const char *s)
+{
+    if (s && *s)
+        kedge_jw_kstr(w, key, s);
+}
+
+static void write_device(struct kedge_jw *w, const struct kedge_device *d)
+{
+    size_t i;
+
+    kedge_jw_obj_open(w);
+    write_opt_str(w, "id", d->id);
+    write_opt_str(w, "name", d->name);
+    write_opt_str(w, "description", d->description);
+    write_opt_str(w, "state", d->state);
+    write_opt_str(w, "last_online", d->last_online);
+    if (d->n_attrs) {
+        kedge_jw_key(w, "attributes");
+        kedge_jw_obj_open(w);
+        for (i = 0; i < d->n_attrs; i++) {
+            const struct kedge_attr *a = &d->attrs[i];
+            kedge_jw_key(w, a->name);
+            kedge_jw_obj_open(w);
+            kedge_jw_kstr(w, "value", a->value ? a->value : "");
+            kedge_jw_key(w, "optional");
+            kedge_jw_bool(w, a->optional);
+            kedge_jw_key(w, "metadata");
+            kedge_jw_obj_open(w);
+            write_opt_str(w, "type", a->type);
+            kedge_jw_obj_close(w);
+            kedge_jw_obj_close(w);
+        }
+        kedge_jw_obj_close(w);
+    }
+    kedge_jw_obj_close(w);
+}
+
+int kedge_membership_get_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
+                                const struct kedge_device *const *devs, size_t n)
+{
+    struct kedge_jw w;
+    size_t i;
+
+    kedge_jw_init(&w, b);
+    write_base(&w, event_id, ts);
+    kedge_jw_key(&w, "devices");
+    kedge_jw_arr_open(&w);
+    for (i = 0; i < n; i++)
+        write_device(&w, devs[i]);
+    kedge_jw_arr_close(&w);
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
+}
+
+int kedge_state_result_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
+                              const char *name, const char *state, const char *last_online)
+{
+    struct kedge_jw w;
+
+    kedge_jw_init(&w, b);
+    write_base(&w, event_id, ts);
+    kedge_jw_key(&w, "device");
+    kedge_jw_obj_open(&w);
+    write_opt_str(&w, "name", name);
+    write_opt_str(&w, "state", state);
+    write_opt_str(&w, "lastOnlineTime", last_online);
+    kedge_jw_obj_close(&w);
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
+}

@@ -1,0 +1,97 @@
+/* Clocks, UUIDs and number parsing behind include/kedge/util.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "kedge/util.h"
+
+uint64_t kedge_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t kedge_now_ms(void)
+{
+    return kedge_now_ns() / 1000000u;
+}
+
+int64_t kedge_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A small xorshift generator seeded from getrandom(): UUIDs only need to be unique, and a
+ * getrandom() call per id would be a syscall on the broker's hot path. */
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    uint64_t x;
+
+    if (!rng_state) {
+        if (getrandom(&rng_state, sizeof(rng_state), 0) != (ssize_t)sizeof(rng_state))
+            rng_state = kedge_now_ns() ^ (uint64_t)(uintptr_t)&rng_state;
+        rng_state |= 1;
+    }
+    x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    rng_state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+void kedge_uuid4(char out[KEDGE_UUID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    uint64_t a = rng_next(), c = rng_next();
+    int i, o = 0;
+
+    memcpy(b, &a, 8);
+    memcpy(b + 8, &c, 8);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+void kedge_rfc3339_now(char out[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    (void)strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int kedge_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    if (!s || !*s)
+        return -EINVAL;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (*end != '\0')
+        return -EINVAL;
+    if (errno == ERANGE || v < min || v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* Allocation through one switchable set of functions.
+ *
+ * In the plugin they wrap mosquitto_malloc/mosquitto_free, so any buffer may be handed to the
+ * broker (mosquitto_broker_publish frees payloads with its own allocator); in the bridge and the
+ * tools they are libc. Test builds can make the Nth allocation fail so the unit tests can walk
+ * every allocation-failure path.
+ */
+#ifndef KEDGE_ALLOC_H
+#define KEDGE_ALLOC_H
+
+#include <stddef.h>
+
+struct kedge_allocator {
+    void *(*malloc)(size_t size);
+    void *(*realloc)(void *ptr, size_t size);
+    void (*free)(void *ptr);
+};
+
+/* Install the allocator; NULL restores libc. Call before anything is allocated. */
+void kedge_alloc_set(const struct kedge_allocator *a);
+
+void *kedge_malloc(size_t size);
+void *kedge_calloc(size_t n, size_t size); /* zeroed; NULL on overflow */
+void *kedge_realloc(void *ptr, size_t size);
+void kedge_free(void *ptr);                /* NULL is a no-op */
+char *kedge_strdup(const char *s);         /* NULL in, NULL out */
+char *kedge_strndup(const char *s, size_t len);
+
+/* Test hook: allocations succeed n more times, then fail; n < 0 turns failure off.
+ * Returns how many allocations have been made since the last call (for loop tests). */
+long kedge_alloc_fail_after(long n);
+
+#endif

@@ -1,0 +1,24 @@
+/* Small helpers every binary needs: clocks, UUIDs, RFC 3339 times, bounded number parsing. */
+#ifndef KEDGE_UTIL_H
+#define KEDGE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEDGE_UUID_LEN 36
+
+/* CLOCK_MONOTONIC in ms / ns: for deadlines and intervals. */
+uint64_t kedge_now_ms(void);
+uint64_t kedge_now_ns(void);
+/* Wall clock in Unix ms, as Go's time.Now().UnixNano()/1e6: for timestamps on the wire. */
+int64_t kedge_wall_ms(void);
+/* Random UUIDv4 text into out[KEDGE_UUID_LEN + 1]. */
+void kedge_uuid4(char out[KEDGE_UUID_LEN + 1]);
+/* Now as RFC 3339 UTC with second precision ("2024-05-01T10:00:00Z"), as Go's time.RFC3339. */
+void kedge_rfc3339_now(char out[32]);
+/* Parse a base-10 integer in [min, max], whole string. Returns 0, -EINVAL or -ERANGE. */
+int kedge_parse_long(const char *s, long min, long max, long *out);
+
+#define kedge_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+#endif

@@ -1,0 +1,150 @@
+/* kedge_plugin.so entry points: read options, set up logging and allocation, build the
+ * DeviceTwin, register the broker callbacks. Wiring only; the work is in the other files.
+ *
+ * Loaded by mosquitto 2.0.x (v5 plugin API) with `plugin /path/kedge_plugin.so` and
+ * `plugin_opt_*` lines; keep `per_listener_settings false` or TICK never fires (spec fact 2).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/log.h"
+#include "kedge_plugin.h"
+
+#define KEDGE_EXPORT __attribute__((visibility("default")))
+
+struct kedge_plugin {
+    mosquitto_plugin_id_t *id;
+    struct plugin_config cfg;
+    struct devicetwin dt;
+};
+
+static void log_sink(int level, const char *line)
+{
+    static const int map[] = {MOSQ_LOG_ERR, MOSQ_LOG_WARNING, MOSQ_LOG_NOTICE, MOSQ_LOG_INFO,
+                              MOSQ_LOG_DEBUG};
+
+    mosquitto_log_printf(map[level >= 0 && level <= KEDGE_LOG_DEBUG ? level : 0], "%s", line);
+}
+
+static void broker_publish(const char *topic, char *payload, size_t len)
+{
+    /* QoS 1, no retain: what edgecore's pub client uses (kubeedge-wire.md §1.1). The broker
+     * frees the payload only on success. */
+    int rc = mosquitto_broker_publish(NULL, topic, (int)len, payload, 1, false, NULL);
+
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_free(payload);
+        kedge_log(KEDGE_LOG_ERR, "kedge: publish to topic=%s failed rc=%d", topic, rc);
+    }
+}
+
+static int on_message(int event, void *event_data, void *userdata)
+{
+    struct kedge_plugin *kp = userdata;
+
+    (void)event;
+    return eventbus_on_message(&kp->dt, event_data);
+}
+
+static int on_tick(int event, void *event_data, void *userdata)
+{
+    struct kedge_plugin *kp = userdata;
+
+    (void)event;
+    (void)event_data;
+    devicetwin_tick(&kp->dt, false);
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int parse_level(const char *s)
+{
+    static const char *const names[] = {"err", "warn", "notice", "info", "debug"};
+    int i;
+
+    for (i = 0; i <= KEDGE_LOG_DEBUG; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return KEDGE_LOG_INFO;
+}
+
+KEDGE_EXPORT int mosquitto_plugin_version(int supported_version_count,
+                                          const int *supported_versions)
+{
+    int i;
+
+    for (i = 0; i < supported_version_count; i++)
+        if (supported_versions[i] == 5)
+            return 5;
+    return -1;
+}
+
+static const struct kedge_allocator broker_alloc = {mosquitto_malloc, mosquitto_realloc,
+                                                    mosquitto_free};
+
+KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+                                       struct mosquitto_opt *options, int option_count)
+{
+    struct kedge_plugin *kp;
+    int rc;
+
+    /* Everything goes through the broker's allocator: payloads we hand to
+     * mosquitto_broker_publish are freed with it, and memory_limit accounts for us. */
+    kedge_alloc_set(&broker_alloc);
+    kedge_log_set_sink(log_sink);
+    replies_set_publisher(broker_publish);
+    kp = kedge_calloc(1, sizeof(*kp));
+    if (!kp)
+        return MOSQ_ERR_NOMEM;
+    kp->id = identifier;
+    rc = options_parse(&kp->cfg, options, option_count);
+    if (rc < 0)
+        goto fail;
+    kedge_log_level_max = parse_level(kp->cfg.log_level);
+    rc = devicetwin_init(&kp->dt, &kp->cfg);
+    if (rc < 0)
+        goto fail;
+    if (mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, kp) ||
+        mosquitto_callback_register(identifier, MOSQ_EVT_TICK, on_tick, NULL, kp)) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    kedge_log(KEDGE_LOG_NOTICE, "kedge: plugin ready node=%s db=%s commit_interval_ms=%ld",
+              kp->cfg.node_name, kp->cfg.db_path, kp->cfg.commit_interval_ms);
+    *userdata = kp;
+    return MOSQ_ERR_SUCCESS;
+fail:
+    kedge_log(KEDGE_LOG_ERR, "kedge: plugin init failed: %s", kedge_strerror(rc));
+    (void)mosquitto_callback_unregister(identifier, MOSQ_EVT_MESSAGE, on_message, NULL);
+    (void)mosquitto_callback_unregister(identifier, MOSQ_EVT_TICK, on_tick, NULL);
+    if (kp->dt.reg)
+        devicetwin_cleanup(&kp->dt);
+    options_cleanup(&kp->cfg);
+    kedge_free(kp);
+    return rc == -ENOMEM ? MOSQ_ERR_NOMEM : MOSQ_ERR_INVAL;
+}
+
+KEDGE_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options,
+                                          int option_count)
+{
+    struct kedge_plugin *kp = userdata;
+
+    (void)options;
+    (void)option_count;
+    if (!kp)
+        return MOSQ_ERR_SUCCESS;
+    (void)mosquitto_callback_unregister(kp->id, MOSQ_EVT_MESSAGE, on_message, NULL);
+    (void)mosquitto_callback_unregister(kp->id, MOSQ_EVT_TICK, on_tick, NULL);
+    /* Last call, no clients left (spec §7): commit what is pending; publishing is moot. */
+    replies_set_publisher(NULL);
+    devicetwin_cleanup(&kp->dt);
+    options_cleanup(&kp->cfg);
+    kedge_free(kp);
+    return MOSQ_ERR_SUCCESS;
+}

@@ -1,0 +1,136 @@
+/* Messages that wait for the commit holding the data they report. A success result, a
+ * document or a delta that reached a device before its commit could be a lie after a crash,
+ * so everything a request produces is queued here, in order, and released by
+ * replies_flush() after store_commit(). If the commit failed, each entry does what it was
+ * queued with: turn into a 500 error result, or vanish.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "kedge/alloc.h"
+#include "kedge/log.h"
+#include "kedge/twin.h"
+#include "kedge/util.h"
+#include "kedge_plugin.h"
+
+struct reply {
+    char *topic;
+    char *payload;
+    size_t len;
+    char *event_id;
+    enum reply_fail on_fail;
+};
+
+struct replies {
+    struct reply *items;
+    size_t n, cap;
+};
+
+static publish_fn publisher;
+
+void replies_set_publisher(publish_fn fn)
+{
+    publisher = fn;
+}
+
+int replies_new(struct replies **out)
+{
+    *out = kedge_calloc(1, sizeof(**out));
+    return *out ? 0 : -ENOMEM;
+}
+
+static void reply_cleanup(struct reply *r)
+{
+    kedge_free(r->topic);
+    kedge_free(r->payload);
+    kedge_free(r->event_id);
+}
+
+void replies_free(struct replies *q)
+{
+    size_t i;
+
+    if (!q)
+        return;
+    for (i = 0; i < q->n; i++)
+        reply_cleanup(&q->items[i]);
+    kedge_free(q->items);
+    kedge_free(q);
+}
+
+int replies_take(struct replies *q, const char *topic, char *payload, size_t len,
+                 enum reply_fail on_fail, const char *event_id)
+{
+    struct reply r = {0};
+
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        struct reply *ni = kedge_realloc(q->items, cap * sizeof(*ni));
+        if (!ni)
+            return -ENOMEM;
+        q->items = ni;
+        q->cap = cap;
+    }
+    r.topic = kedge_strdup(topic);
+    if (on_fail == REPLY_ERR500)
+        r.event_id = kedge_strdup(event_id ? event_id : "");
+    if (!r.topic || (on_fail == REPLY_ERR500 && !r.event_id)) {
+        kedge_free(r.topic);
+        kedge_free(r.event_id);
+        return -ENOMEM;
+    }
+    r.payload = payload;
+    r.len = len;
+    r.on_fail = on_fail;
+    q->items[q->n++] = r;
+    return 0;
+}
+
+size_t replies_count(const struct replies *q)
+{
+    return q->n;
+}
+
+static void publish(const char *topic, char *payload, size_t len)
+{
+    if (publisher)
+        publisher(topic, payload, len);
+    else
+        kedge_free(payload);
+}
+
+/* The failed batch's answer to a request whose success result was waiting. */
+static void publish_500(struct reply *r, const char *reason)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    char *payload;
+    size_t len;
+
+    if (kedge_twin_error_encode(&b, r->event_id, kedge_wall_ms(), 500, reason) < 0 ||
+        !(payload = kedge_buf_take(&b, &len))) {
+        kedge_buf_cleanup(&b);
+        kedge_log(KEDGE_LOG_ERR, "twin: out of memory, 500 result for topic=%s lost", r->topic);
+        return;
+    }
+    publish(r->topic, payload, len);
+}
+
+void replies_flush(struct replies *q, int commit_rc, const char *store_reason)
+{
+    size_t i;
+
+    for (i = 0; i < q->n; i++) {
+        struct reply *r = &q->items[i];
+        if (commit_rc == 0) {
+            publish(r->topic, r->payload, r->len);
+            r->payload = NULL;
+        } else if (r->on_fail == REPLY_ERR500) {
+            publish_500(r, store_reason);
+        } else if (r->on_fail == REPLY_KEEP) {
+            publish(r->topic, r->payload, r->len);
+            r->payload = NULL;
+        }
+        reply_cleanup(r);
+    }
+    q->n = 0;
+}
