@@ -1,5 +1,6 @@
 /* Go-compatible JSON writer and a yajl-driven tree parser (include/kedge/json.h). */
 #include <errno.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -236,6 +237,12 @@ struct arena_block {
     max_align_t data[];
 };
 
+/* One allocation yajl made: kept on a list so a failed parse can free them all. */
+struct yajl_block {
+    struct yajl_block *prev, *next;
+    max_align_t data[];
+};
+
 struct kedge_jdoc {
     struct arena_block *blocks;
     struct kedge_jval *root;
@@ -245,6 +252,11 @@ struct kedge_jdoc {
     size_t pending_key_len;
     int depth;
     int err;
+    const unsigned char *text; /* the input, for the raw text of string tokens */
+    size_t text_len;
+    yajl_handle h;
+    struct yajl_block *yajl_blocks;
+    jmp_buf *oom;
 };
 
 static void *arena_alloc(struct kedge_jdoc *d, size_t n)

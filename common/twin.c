@@ -471,6 +471,160 @@ out:
     return rc;
 }
 
+/* MsgAttr: {"value","optional","metadata":{"type"}} -> stored attribute (MsgAttrToDeviceAttr:
+ * optional defaults to true, type to string). */
+static int decode_attr(const struct kedge_jval *v, struct kedge_attr *a)
+{
+    const struct kedge_jval *meta;
+    bool has_opt = false;
+    int rc;
+
+    a->optional = true;
+    if (v->type != KEDGE_JOBJ)
+        return KEDGE_EPARSE;
+    rc = get_string(kedge_json_get(v, "value"), &a->value);
+    if (rc == 0)
+        rc = get_bool(kedge_json_get(v, "optional"), &has_opt, &a->optional);
+    if (rc < 0)
+        return rc;
+    meta = kedge_json_get(v, "metadata");
+    if (!kedge_json_is_null(meta)) {
+        if (meta->type != KEDGE_JOBJ)
+            return KEDGE_EPARSE;
+        rc = get_string(kedge_json_get(meta, "type"), &a->type);
+        if (rc < 0)
+            return rc;
+        if (!a->type && !(a->type = kedge_strdup("")))
+            return -ENOMEM;
+    } else if (!(a->type = kedge_strdup(KEDGE_TYPE_STRING))) {
+        return -ENOMEM;
+    }
+    if (!a->value && !(a->value = kedge_strdup("")))
+        return -ENOMEM;
+    return 0;
+}
+
+static int cmp_attr_name(const void *x, const void *y)
+{
+    return strcmp(((const struct kedge_attr *)x)->name, ((const struct kedge_attr *)y)->name);
+}
+
+static int decode_device(const struct kedge_jval *v, struct kedge_device **out)
+{
+    struct kedge_device *d = kedge_calloc(1, sizeof(*d));
+    const struct kedge_jval *m, *attrs, *twins;
+    struct kedge_twin_update tw = {0};
+    int rc;
+
+    *out = NULL;
+    if (!d)
+        return -ENOMEM;
+    rc = v->type == KEDGE_JOBJ ? 0 : KEDGE_EPARSE;
+    if (rc == 0)
+        rc = get_string(kedge_json_get(v, "id"), &d->id);
+    if (rc == 0)
+        rc = get_string(kedge_json_get(v, "name"), &d->name);
+    if (rc == 0)
+        rc = get_string(kedge_json_get(v, "description"), &d->description);
+    if (rc == 0)
+        rc = get_string(kedge_json_get(v, "state"), &d->state);
+    if (rc == 0)
+        rc = get_string(kedge_json_get(v, "last_online"), &d->last_online);
+    if (rc == 0 && (!d->id || !*d->id))
+        rc = KEDGE_ESCHEMA;
+    attrs = kedge_json_get(v, "attributes");
+    if (rc == 0 && !kedge_json_is_null(attrs)) {
+        if (attrs->type != KEDGE_JOBJ)
+            rc = KEDGE_EPARSE;
+        else if (!(d->attrs = kedge_calloc(attrs->n ? attrs->n : 1, sizeof(*d->attrs))))
+            rc = -ENOMEM;
+        for (m = attrs->child; rc == 0 && m; m = m->next) {
+            if (kedge_json_get_exact(attrs, m->key, m->key_len) != m || m->type == KEDGE_JNULL)
+                continue;
+            struct kedge_attr *a = &d->attrs[d->n_attrs++];
+            a->name = kedge_strndup(m->key, m->key_len);
+            rc = a->name ? decode_attr(m, a) : -ENOMEM;
+        }
+        if (rc == 0)
+            qsort(d->attrs, d->n_attrs, sizeof(*d->attrs), cmp_attr_name);
+    }
+    twins = kedge_json_get(v, "twin");
+    if (rc == 0 && !kedge_json_is_null(twins)) {
+        rc = twins->type == KEDGE_JOBJ ? decode_twin_map(twins, &tw) : KEDGE_EPARSE;
+        d->twins = tw.twins;
+        d->n_twins = d->cap_twins = tw.n;
+        tw.twins = NULL;
+        tw.n = 0;
+    }
+    kedge_twin_update_cleanup(&tw);
+    if (rc < 0) {
+        kedge_device_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+static int decode_device_list(const struct kedge_jval *arr, struct kedge_device ***out, size_t *n)
+{
+    const struct kedge_jval *e;
+    int rc = 0;
+
+    if (kedge_json_is_null(arr))
+        return 0;
+    if (arr->type != KEDGE_JARR)
+        return KEDGE_EPARSE;
+    *out = kedge_calloc(arr->n ? arr->n : 1, sizeof(**out));
+    if (!*out)
+        return -ENOMEM;
+    for (e = arr->child; e && rc == 0; e = e->next) {
+        rc = decode_device(e, &(*out)[*n]);
+        if (rc == 0)
+            (*n)++;
+    }
+    return rc;
+}
+
+void kedge_membership_cleanup(struct kedge_membership *m)
+{
+    size_t i;
+
+    if (!m)
+        return;
+    for (i = 0; i < m->n_added; i++)
+        kedge_device_free(m->added[i]);
+    for (i = 0; i < m->n_removed; i++)
+        kedge_device_free(m->removed[i]);
+    kedge_free(m->added);
+    kedge_free(m->removed);
+    kedge_free(m->event_id);
+    memset(m, 0, sizeof(*m));
+}
+
+int kedge_membership_decode(const char *buf, size_t len, struct kedge_membership *out)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = kedge_json_parse(buf, len, &doc);
+    if (rc < 0)
+        return rc;
+    root = kedge_jdoc_root(doc);
+    rc = decode_base(root, &out->event_id, &out->timestamp);
+    if (rc == 0 && root->type == KEDGE_JOBJ)
+        rc = decode_device_list(kedge_json_get(root, "added_devices"), &out->added,
+                                &out->n_added);
+    if (rc == 0 && root->type == KEDGE_JOBJ)
+        rc = decode_device_list(kedge_json_get(root, "removed_devices"), &out->removed,
+                                &out->n_removed);
+    kedge_jdoc_free(doc);
+    if (rc < 0)
+        kedge_membership_cleanup(out);
+    return rc;
+}
+
 int kedge_twin_event_id_decode(const char *buf, size_t len, char **event_id)
 {
     struct kedge_jdoc *doc = NULL;
@@ -730,7 +884,11 @@ static void write_opt_str(struct kedge_jw *w, const char *key, const char *s)
         kedge_jw_kstr(w, key, s);
 }
 
-static void write_device(struct kedge_jw *w, const struct kedge_device *d)
+static bool is_deleted(const struct kedge_twin *t);
+
+/* dttype.Device; with_twins adds "twin" (versions stripped, deleted twins null) as
+ * MarshalMembershipUpdate prints it. */
+static void write_device(struct kedge_jw *w, const struct kedge_device *d, bool with_twins)
 {
     size_t i;
 
@@ -758,7 +916,44 @@ static void write_device(struct kedge_jw *w, const struct kedge_device *d)
         }
         kedge_jw_obj_close(w);
     }
+    if (with_twins && d->n_twins) {
+        kedge_jw_key(w, "twin");
+        kedge_jw_obj_open(w);
+        for (i = 0; i < d->n_twins; i++) {
+            const struct kedge_twin *t = &d->twins[i];
+            kedge_jw_key(w, t->name);
+            if (t->is_null || is_deleted(t))
+                kedge_jw_null(w);
+            else
+                kedge_twin_write(w, t, 0);
+        }
+        kedge_jw_obj_close(w);
+    }
     kedge_jw_obj_close(w);
+}
+
+int kedge_membership_updated_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
+                                    const struct kedge_device *added,
+                                    const struct kedge_device *removed)
+{
+    struct kedge_jw w;
+    int i;
+
+    kedge_jw_init(&w, b);
+    write_base(&w, event_id, ts);
+    for (i = 0; i < 2; i++) {
+        const struct kedge_device *d = i == 0 ? added : removed;
+        kedge_jw_key(&w, i == 0 ? "added_devices" : "removed_devices");
+        if (!d) {
+            kedge_jw_null(&w);
+            continue;
+        }
+        kedge_jw_arr_open(&w);
+        write_device(&w, d, true);
+        kedge_jw_arr_close(&w);
+    }
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
 }
 
 int kedge_membership_get_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
@@ -772,7 +967,7 @@ int kedge_membership_get_encode(struct kedge_buf *b, const char *event_id, int64
     kedge_jw_key(&w, "devices");
     kedge_jw_arr_open(&w);
     for (i = 0; i < n; i++)
-        write_device(&w, devs[i]);
+        write_device(&w, devs[i], false);
     kedge_jw_arr_close(&w);
     kedge_jw_obj_close(&w);
     return kedge_jw_finish(&w);

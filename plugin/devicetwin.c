@@ -23,6 +23,7 @@
 
 #include "kedge/alloc.h"
 #include "kedge/err.h"
+#include "kedge/json.h"
 #include "kedge/log.h"
 #include "kedge/topic.h"
 #include "kedge/twin.h"
@@ -32,26 +33,32 @@
 #define CODE_BAD_REQUEST 400
 #define CODE_NOT_FOUND 404
 #define CODE_INTERNAL 500
+#define CODE_UNAVAILABLE 503
+#define KEDGE_REASON_OUTBOX_FULL "the cloud outbox is full: update refused so that no change is lost"
 
 static struct kedge_ratelimit bad_input_rl = KEDGE_RATELIMIT_INIT(10000, 20);
 static struct kedge_ratelimit store_rl = KEDGE_RATELIMIT_INIT(10000, 10);
 
-/* What one key of an update did: enough to print result, document and cloud sync. */
+/* What one key of a twin change did: enough to print result, document and cloud message. */
 struct key_outcome {
     const char *name;       /* the request's key (borrowed) */
+    bool changed;           /* a row was written: document entry, result entry (rest) */
     bool inserted;          /* new row */
     bool deleted;           /* result prints null, document current null */
+    bool echo;              /* sync rejected: `sync` carries the edge's newer twin to the cloud */
     bool has_last;          /* document last = `last`, else null */
     struct kedge_twin last; /* the twin before the change */
-    struct kedge_twin sync; /* the change as edgecore's syncResult: result = it minus versions */
+    struct kedge_twin sync; /* rest: the change as edgecore's syncResult (result = it minus
+                               versions); sync: the echo */
 };
 
 struct update_ctx {
     struct kedge_device *dev;
     int64_t now;
+    bool sync; /* cloud semantics (§2.5): versions decide, errors skip a key */
     struct key_outcome *keys;
     size_t n;
-    const char *reason; /* first error: KubeEdge reason text */
+    const char *reason; /* rest: first error, as KubeEdge words it */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -77,7 +84,8 @@ static const char *type_or_empty(const struct kedge_twin *t)
     return t->has_meta && t->type ? t->type : "";
 }
 
-/* Queue an encoded payload; on -ENOMEM the answer is lost and said so once. */
+/* Queue an encoded payload for the current dt->topic; on -ENOMEM the answer is lost and said
+ * so once. */
 static void queue(struct devicetwin *dt, struct kedge_buf *b, enum reply_fail on_fail,
                   const char *event_id)
 {
@@ -99,7 +107,7 @@ static void queue_error(struct devicetwin *dt, const char *event_id, int code, c
     kedge_buf_cleanup(&b);
 }
 
-static int mark_dirty(struct devicetwin *dt, const char *id)
+int devicetwin_mark_dirty(struct devicetwin *dt, const char *id)
 {
     char **nd;
 
@@ -121,7 +129,7 @@ static int mark_dirty(struct devicetwin *dt, const char *id)
 }
 
 /* Make memory match the store again for one device (edgecore's SyncDeviceFromSqlite). */
-static void reload_device(struct devicetwin *dt, const char *id)
+void devicetwin_reload(struct devicetwin *dt, const char *id)
 {
     struct kedge_device *fresh;
     int rc = store_load_device(dt->store, id, &fresh);
@@ -138,38 +146,76 @@ static void reload_device(struct devicetwin *dt, const char *id)
               rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
 }
 
-/* ---- twin update: the three cases of dtmanager/twin.go ------------------------------------- */
+/* ---- the twin engine: dtmanager/twin.go's DealMsgTwin, rest and sync ---------------------- */
 
-/* Record the value change in the twin, the sync entry and (for the caller) the row. */
+/* dealVersion: rest bumps the edge count; sync takes the cloud's pair unless ours is newer.
+ * A sync without a version is refused, except for deletions. */
+static bool deal_version(const struct update_ctx *c, struct kedge_twin_version *ver, bool has_req,
+                         const struct kedge_twin_version *req, bool deleting)
+{
+    if (!c->sync) {
+        ver->edge++;
+        return true;
+    }
+    if (!has_req)
+        return deleting;
+    if (ver->cloud > req->cloud || ver->edge > req->edge)
+        return false;
+    *ver = *req;
+    return true;
+}
+
+/* Set value, value timestamp and (rest) the syncResult entry for one side of a twin. */
 static int apply_value(struct update_ctx *c, struct kedge_twin *twin, struct key_outcome *o,
-                       const struct kedge_twin_value *req, bool actual)
+                       const char *value, bool actual)
 {
     struct kedge_twin_value *v = actual ? &twin->actual : &twin->expected;
-    struct kedge_twin_version *ver = actual ? &twin->av : &twin->ev;
-    bool *has_ver = actual ? &twin->has_av : &twin->has_ev;
     struct kedge_twin_value *sv = actual ? &o->sync.actual : &o->sync.expected;
 
-    if (!*has_ver) {
-        memset(ver, 0, sizeof(*ver));
-        *has_ver = true;
-    }
-    ver->edge++;
-    if (set_str(&v->value, req->value) < 0 || set_str(&sv->value, req->value) < 0)
+    if (set_str(&v->value, value) < 0)
         return -ENOMEM;
     v->present = v->has_meta = true;
     v->ts = c->now;
+    if (c->sync)
+        return 0;
+    if (set_str(&sv->value, value) < 0)
+        return -ENOMEM;
     sv->present = sv->has_meta = true;
     sv->ts = c->now;
     if (actual) {
-        o->sync.av = *ver;
+        o->sync.av = twin->av;
         o->sync.has_av = true;
     } else {
-        o->sync.ev = *ver;
+        o->sync.ev = twin->ev;
         o->sync.has_ev = true;
     }
     o->sync.has_optional = true;
     o->sync.optional = twin->optional;
     o->sync.has_meta = true;
+    return set_str(&o->sync.type, type_or_empty(twin));
+}
+
+/* The edge's current side of a twin, sent back to the cloud when its sync was refused. */
+static int echo_side(struct kedge_twin *twin, struct key_outcome *o, bool actual)
+{
+    const struct kedge_twin_value *v = actual ? &twin->actual : &twin->expected;
+    struct kedge_twin_value *sv = actual ? &o->sync.actual : &o->sync.expected;
+
+    *sv = *v;
+    sv->value = NULL;
+    if (v->value && set_str(&sv->value, v->value) < 0)
+        return -ENOMEM;
+    if (actual) {
+        o->sync.av = twin->av;
+        o->sync.has_av = twin->has_av;
+    } else {
+        o->sync.ev = twin->ev;
+        o->sync.has_ev = twin->has_ev;
+    }
+    o->sync.has_optional = true;
+    o->sync.optional = twin->optional;
+    o->sync.has_meta = true;
+    o->echo = true;
     return set_str(&o->sync.type, type_or_empty(twin));
 }
 
@@ -182,23 +228,49 @@ static const char *check_type(const struct kedge_twin *twin, const struct kedge_
     return type_or_empty(twin);
 }
 
-static int validate_value(struct update_ctx *c, const struct kedge_twin *twin,
-                          const struct kedge_twin *req, const struct kedge_twin_value *v)
+/* 1: apply this side; 0: skip it (sync); <0: abort the request (rest). */
+static int side_ok(struct update_ctx *c, const char *type, const struct kedge_twin_value *v)
 {
     if (!v->present)
         return 0;
     if (!v->value) {
         c->reason = KEDGE_REASON_BODY;
-        return KEDGE_EBODY;
+        return c->sync ? 0 : KEDGE_EBODY;
     }
-    c->reason = kedge_twin_check_type(check_type(twin, req), v->value);
-    return c->reason ? KEDGE_ETYPE : 0;
+    c->reason = kedge_twin_check_type(type, v->value);
+    if (c->reason)
+        return c->sync ? (c->reason = NULL, 0) : KEDGE_ETYPE;
+    return 1;
 }
 
-/* Existing twin, object in the request (dealTwinCompare, rest semantics). */
-static int twin_compare(struct update_ctx *c, struct kedge_twin *twin, const struct kedge_twin *req,
-                        struct key_outcome *o, bool *changed)
+static int compare_side(struct update_ctx *c, struct kedge_twin *twin, const struct kedge_twin *req,
+                        struct key_outcome *o, bool actual, bool *changed, bool *sync_allow)
 {
+    const struct kedge_twin_value *rv = actual ? &req->actual : &req->expected;
+    struct kedge_twin_version *ver = actual ? &twin->av : &twin->ev;
+    bool *has_ver = actual ? &twin->has_av : &twin->has_ev;
+    int rc = side_ok(c, check_type(twin, req), rv);
+
+    if (rc <= 0)
+        return rc;
+    if (!*has_ver) {
+        memset(ver, 0, sizeof(*ver));
+        *has_ver = true;
+    }
+    if (!deal_version(c, ver, actual ? req->has_av : req->has_ev, actual ? &req->av : &req->ev,
+                      false)) {
+        *sync_allow = false;
+        return echo_side(twin, o, actual);
+    }
+    *changed = true;
+    return apply_value(c, twin, o, rv->value, actual);
+}
+
+/* Existing twin, object in the request (dealTwinCompare). */
+static int twin_compare(struct update_ctx *c, struct kedge_twin *twin, const struct kedge_twin *req,
+                        struct key_outcome *o)
+{
+    bool changed = false, sync_allow = true;
     int rc;
 
     if (!twin_deleted(twin)) {
@@ -206,26 +278,19 @@ static int twin_compare(struct update_ctx *c, struct kedge_twin *twin, const str
             return -ENOMEM;
         o->has_last = true;
     }
-    if ((rc = validate_value(c, twin, req, &req->expected)) < 0)
+    rc = compare_side(c, twin, req, o, false, &changed, &sync_allow);
+    if (rc == 0 && sync_allow)
+        rc = compare_side(c, twin, req, o, true, &changed, &sync_allow);
+    if (rc < 0 || !sync_allow) {
+        o->changed = changed;
         return rc;
-    if (req->expected.present) {
-        if ((rc = apply_value(c, twin, o, &req->expected, false)) < 0)
-            return rc;
-        *changed = true;
-    }
-    if ((rc = validate_value(c, twin, req, &req->actual)) < 0)
-        return rc;
-    if (req->actual.present) {
-        if ((rc = apply_value(c, twin, o, &req->actual, true)) < 0)
-            return rc;
-        *changed = true;
     }
     /* optional may only go from true to false */
     if (req->has_optional && req->optional != twin->optional && twin->optional) {
         twin->optional = false;
         o->sync.has_optional = true;
         o->sync.optional = false;
-        *changed = true;
+        changed = true;
     }
     if (req->has_meta) {
         if (strcmp(req->type ? req->type : "", type_or_empty(twin)) != 0) {
@@ -236,37 +301,50 @@ static int twin_compare(struct update_ctx *c, struct kedge_twin *twin, const str
                     return -ENOMEM;
                 o->sync.has_meta = true;
             }
-            *changed = true;
+            changed = true;
         }
     } else if (twin_deleted(twin)) {
         if (set_str(&twin->type, KEDGE_TYPE_STRING) < 0 ||
             set_str(&o->sync.type, KEDGE_TYPE_STRING) < 0)
             return -ENOMEM;
         o->sync.has_meta = true;
-        *changed = true;
+        changed = true;
     }
+    o->changed = changed;
     return 0;
 }
 
-/* Existing twin, null in the request (dealTwinDelete, rest semantics): only optional twins
- * are deleted; each existing version's edge count goes up by one. */
-static int twin_delete(struct kedge_twin *twin, struct key_outcome *o, bool *changed)
+/* Existing twin to delete (dealTwinDelete): rest deletes only optional twins, on a null; the
+ * cloud deletes with type "deleted" and its versions. Each existing version moves on. */
+static int twin_delete(struct update_ctx *c, struct kedge_twin *twin, const struct kedge_twin *req,
+                       struct key_outcome *o)
 {
     struct kedge_twin_value *vals[2] = {&twin->expected, &twin->actual};
+    struct kedge_twin_version *vers[2] = {&twin->ev, &twin->av};
+    struct kedge_twin_version next[2] = {twin->ev, twin->av};
     bool has[2] = {twin->has_ev, twin->has_av};
+    bool req_has[2] = {req->has_ev, req->has_av};
+    const struct kedge_twin_version *req_ver[2] = {&req->ev, &req->av};
     int i;
 
-    if (!twin->optional || twin_deleted(twin))
+    if ((!c->sync && !twin->optional) || twin_deleted(twin) || (!has[0] && !has[1]))
         return 0;
-    if (!has[0] && !has[1])
-        return 0;
+    /* Check both versions before touching anything: a refused side leaves the twin whole. */
+    for (i = 0; i < 2; i++) {
+        if (has[i] && !deal_version(c, &next[i], req_has[i], req_ver[i], true)) {
+            if (kedge_twin_copy(&o->sync, twin) < 0)
+                return -ENOMEM;
+            o->echo = true;
+            return 0;
+        }
+    }
     if (kedge_twin_copy(&o->last, twin) < 0)
         return -ENOMEM;
     o->has_last = true;
     for (i = 0; i < 2; i++) {
         if (!has[i])
             continue;
-        (i == 0 ? &twin->ev : &twin->av)->edge++;
+        *vers[i] = next[i];
         kedge_free(vals[i]->value);
         memset(vals[i], 0, sizeof(*vals[i]));
         vals[i]->present = true; /* edgecore keeps an empty object: prints "expected":{} */
@@ -274,70 +352,73 @@ static int twin_delete(struct kedge_twin *twin, struct key_outcome *o, bool *cha
     if (set_str(&twin->type, KEDGE_TYPE_DELETED) < 0)
         return -ENOMEM;
     twin->has_meta = true;
-    if (kedge_twin_copy(&o->sync, twin) < 0)
+    if (!c->sync && kedge_twin_copy(&o->sync, twin) < 0)
         return -ENOMEM;
-    o->deleted = true;
-    *changed = true;
+    o->deleted = o->changed = true;
     return 0;
 }
 
-/* New key (dealTwinAdd, rest semantics): versions start at {0,1} for each value supplied,
- * optional defaults to true, type to string. */
+/* New key (dealTwinAdd): versions start at {0,1} (rest) or the cloud's (sync) for each value
+ * supplied, optional defaults to true, type to string. */
 static int twin_add(struct update_ctx *c, const struct kedge_twin *req, struct key_outcome *o)
 {
     struct kedge_twin t = {0};
     const char *type = req->has_meta ? (req->type ? req->type : "") : KEDGE_TYPE_STRING;
     const struct kedge_twin_value *vals[2] = {&req->expected, &req->actual};
     struct kedge_twin_value *dst[2] = {&t.expected, &t.actual};
-    int i, rc = -ENOMEM;
+    struct kedge_twin_version *vers[2] = {&t.ev, &t.av};
+    bool *has_vers[2] = {&t.has_ev, &t.has_av};
+    bool req_has[2] = {req->has_ev, req->has_av};
+    const struct kedge_twin_version *req_ver[2] = {&req->ev, &req->av};
+    int i, rc;
 
     if (req->is_null) {
         c->reason = KEDGE_REASON_BODY;
-        return KEDGE_EBODY;
+        return c->sync ? 0 : KEDGE_EBODY;
     }
-    for (i = 0; i < 2; i++) {
-        if (!vals[i]->present)
-            continue;
-        if (!vals[i]->value) {
-            c->reason = KEDGE_REASON_BODY;
-            return KEDGE_EBODY;
+    if (c->sync && !strcmp(type, KEDGE_TYPE_DELETED)) {
+        for (i = 0; i < 2; i++) {
+            *has_vers[i] = req_has[i];
+            *vers[i] = *req_ver[i];
         }
-        c->reason = kedge_twin_check_type(type, vals[i]->value);
-        if (c->reason)
-            return KEDGE_ETYPE;
     }
-    t.name = kedge_strdup(req->name);
-    t.type = kedge_strdup(type);
-    t.meta_col = kedge_strdup(req->has_meta ? "{}" : "");
-    if (!t.name || !t.type || !t.meta_col)
-        goto fail;
-    t.has_optional = true;
-    t.optional = req->has_optional ? req->optional : true;
-    t.has_meta = true;
     for (i = 0; i < 2; i++) {
         if (!vals[i]->present)
             continue;
-        *(i == 0 ? &t.has_ev : &t.has_av) = true;
-        (i == 0 ? &t.ev : &t.av)->edge = 1;
+        memset(vers[i], 0, sizeof(*vers[i]));
+        if (!deal_version(c, vers[i], req_has[i], req_ver[i], false))
+            return 0; /* sync without a version: the key is skipped */
+        rc = side_ok(c, type, vals[i]);
+        if (rc <= 0)
+            return rc;
+        *has_vers[i] = true;
         /* DeviceTwinToMsgTwin: an empty value has its version but no value in memory (and
          * reads back from the row as absent either way) */
         if (!*vals[i]->value)
             continue;
         dst[i]->value = kedge_strdup(vals[i]->value);
         if (!dst[i]->value)
-            goto fail;
+            goto oom;
         dst[i]->present = dst[i]->has_meta = true;
         dst[i]->ts = c->now;
     }
-    if (kedge_twin_copy(&o->sync, &t) < 0)
-        goto fail;
+    t.name = kedge_strdup(req->name);
+    t.type = kedge_strdup(type);
+    t.meta_col = kedge_strdup(req->has_meta ? "{}" : "");
+    if (!t.name || !t.type || !t.meta_col)
+        goto oom;
+    t.has_optional = true;
+    t.optional = req->has_optional ? req->optional : true;
+    t.has_meta = true;
+    if (!c->sync && kedge_twin_copy(&o->sync, &t) < 0)
+        goto oom;
     if (!device_twin_insert(c->dev, &t))
-        goto fail;
-    o->inserted = true;
+        goto oom;
+    o->inserted = o->changed = true;
     return 0;
-fail:
+oom:
     kedge_twin_cleanup(&t);
-    return rc;
+    return -ENOMEM;
 }
 
 static void outcomes_cleanup(struct update_ctx *c)
@@ -349,31 +430,35 @@ static void outcomes_cleanup(struct update_ctx *c)
         kedge_twin_cleanup(&c->keys[i].sync);
     }
     kedge_free(c->keys);
+    c->keys = NULL;
+    c->n = 0;
 }
 
-/* Apply every key; stop at the first error (edgecore aborts the whole request). */
-static int apply_update(struct update_ctx *c, const struct kedge_twin_update *req)
+/* Apply every key in order; rest stops at the first error (edgecore aborts the request). */
+static int apply_twins(struct update_ctx *c, const struct kedge_twin *twins, size_t n)
 {
     size_t i;
     int rc = 0;
 
-    c->keys = kedge_calloc(req->n ? req->n : 1, sizeof(*c->keys));
+    c->keys = kedge_calloc(n ? n : 1, sizeof(*c->keys));
     if (!c->keys)
         return -ENOMEM;
-    for (i = 0; i < req->n && rc == 0; i++) {
-        const struct kedge_twin *r = &req->twins[i];
+    for (i = 0; i < n && rc == 0; i++) {
+        const struct kedge_twin *r = &twins[i];
         struct kedge_twin *twin = device_twin_find(c->dev, r->name);
         struct key_outcome *o = &c->keys[c->n];
-        bool changed = false;
 
         o->name = r->name;
         if (!twin)
-            rc = twin_add(c, r, o), changed = rc == 0;
+            rc = twin_add(c, r, o);
+        else if (c->sync ? r->has_meta && r->type && !strcmp(r->type, KEDGE_TYPE_DELETED)
+                         : r->is_null)
+            rc = twin_delete(c, twin, r, o);
         else if (r->is_null)
-            rc = twin_delete(twin, o, &changed);
+            rc = 0; /* a cloud null without "deleted" type: edgecore would crash; ignore */
         else
-            rc = twin_compare(c, twin, r, o, &changed);
-        if (rc == 0 && changed) {
+            rc = twin_compare(c, twin, r, o);
+        if (rc == 0 && (o->changed || o->echo)) {
             c->n++;
         } else {
             kedge_twin_cleanup(&o->last);
@@ -391,9 +476,14 @@ static int write_rows(struct devicetwin *dt, struct update_ctx *c)
     int rc = 0;
 
     for (i = 0; i < c->n; i++) {
-        struct kedge_twin *t = device_twin_find(c->dev, c->keys[i].name);
-        int wrc = c->keys[i].inserted ? store_twin_insert(dt->store, c->dev->id, t)
-                                      : store_twin_update(dt->store, c->dev->id, t);
+        struct kedge_twin *t;
+        int wrc;
+
+        if (!c->keys[i].changed)
+            continue;
+        t = device_twin_find(c->dev, c->keys[i].name);
+        wrc = c->keys[i].inserted ? store_twin_insert(dt->store, c->dev->id, t)
+                                  : store_twin_update(dt->store, c->dev->id, t);
         if (wrc < 0 && rc == 0)
             rc = wrc;
     }
@@ -411,7 +501,7 @@ static void queue_update_result(struct devicetwin *dt, struct update_ctx *c, con
     for (i = 0; i < c->n; i++) {
         const struct key_outcome *o = &c->keys[i];
         /* BuildDeviceTwinResult leaves out entries whose type is "deleted" */
-        if (!o->deleted && twin_deleted(&o->sync))
+        if (!o->changed || (!o->deleted && twin_deleted(&o->sync)))
             continue;
         refs[n].name = o->name;
         refs[n].twin = o->deleted ? NULL : &o->sync;
@@ -432,29 +522,30 @@ static void queue_document(struct devicetwin *dt, struct update_ctx *c, const ch
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
     struct kedge_twin_doc *docs;
-    size_t i;
+    size_t i, n = 0;
 
-    if (c->n == 0)
-        return;
-    docs = kedge_calloc(c->n, sizeof(*docs));
+    docs = kedge_calloc(c->n ? c->n : 1, sizeof(*docs));
     if (!docs)
         return;
     for (i = 0; i < c->n; i++) {
         const struct key_outcome *o = &c->keys[i];
         const struct kedge_twin *cur = device_twin_find(c->dev, o->name);
-        docs[i].name = o->name;
-        docs[i].last = o->has_last ? &o->last : NULL;
-        docs[i].current = o->deleted || (cur && twin_deleted(cur)) ? NULL : cur;
+        if (!o->changed)
+            continue;
+        docs[n].name = o->name;
+        docs[n].last = o->has_last ? &o->last : NULL;
+        docs[n++].current = o->deleted || (cur && twin_deleted(cur)) ? NULL : cur;
     }
-    if (kedge_topic_device(&dt->topic, c->dev->id, strlen(c->dev->id),
+    if (n &&
+        kedge_topic_device(&dt->topic, c->dev->id, strlen(c->dev->id),
                            KEDGE_SFX_TWIN_UPDATE_DOCUMENT) == 0 &&
-        kedge_twin_document_encode(&b, event_id, c->now, docs, c->n) == 0)
+        kedge_twin_document_encode(&b, event_id, c->now, docs, n) == 0)
         queue(dt, &b, REPLY_DROP, NULL);
     kedge_buf_cleanup(&b);
     kedge_free(docs);
 }
 
-/* Recomputed over all of the device's twins after every update, with a fresh event id. */
+/* Recomputed over all of the device's twins after every change, with a fresh event id. */
 static void queue_delta(struct devicetwin *dt, const struct kedge_device *dev)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -468,6 +559,88 @@ static void queue_delta(struct devicetwin *dt, const struct kedge_device *dev)
         kedge_topic_device(&dt->topic, dev->id, strlen(dev->id), KEDGE_SFX_TWIN_UPDATE_DELTA) == 0)
         queue(dt, &b, REPLY_DROP, NULL);
     kedge_buf_cleanup(&b);
+}
+
+/* device/{id}/twin/edge_updated to the cloud (§2.8): rest changes, or the keys whose cloud
+ * sync the edge refused (the edge is newer). It joins the same commit as the rows. */
+static int queue_cloud_sync(struct devicetwin *dt, struct update_ctx *c)
+{
+    struct kedge_buf content = KEDGE_BUF_INIT, resource = KEDGE_BUF_INIT;
+    struct kedge_twin_ref *refs = kedge_calloc(c->n ? c->n : 1, sizeof(*refs));
+    char uuid[KEDGE_UUID_LEN + 1];
+    size_t i, n = 0;
+    int rc = -ENOMEM;
+
+    if (!refs)
+        goto out;
+    for (i = 0; i < c->n; i++) {
+        const struct key_outcome *o = &c->keys[i];
+        if (c->sync ? !o->echo : !o->changed)
+            continue;
+        refs[n].name = o->name;
+        refs[n++].twin = &o->sync;
+    }
+    rc = 0;
+    if (n == 0)
+        goto out;
+    kedge_uuid4(uuid);
+    rc = kedge_twin_map_encode(&content, uuid, kedge_wall_ms(), refs, n, KEDGE_TWIN_VERSIONS);
+    if (rc == 0)
+        rc = kedge_buf_printf(&resource, "device/%s/twin/edge_updated", c->dev->id);
+    if (rc == 0)
+        rc = outbox_add(&dt->outbox, "twin", "resource", "update", resource.data, content.data,
+                        content.len);
+out:
+    kedge_free(refs);
+    kedge_buf_cleanup(&content);
+    kedge_buf_cleanup(&resource);
+    return rc;
+}
+
+/* Everything after a successful apply: rows, result (rest), document, delta, cloud message. */
+static void finish_change(struct devicetwin *dt, struct update_ctx *c, const char *event_id)
+{
+    int rc;
+
+    if (c->n) {
+        (void)write_rows(dt, c); /* a failed write fails the batch: 500 at commit */
+        if (devicetwin_mark_dirty(dt, c->dev->id) < 0)
+            kedge_log(KEDGE_LOG_ERR, "twin: out of memory tracking device=%s", c->dev->id);
+    }
+    if (!c->sync)
+        queue_update_result(dt, c, event_id);
+    queue_document(dt, c, event_id);
+    queue_delta(dt, c->dev);
+    rc = queue_cloud_sync(dt, c);
+    if (rc < 0 && rc != KEDGE_EFULL)
+        kedge_log(KEDGE_LOG_ERR, "twin: cloud message for device=%s not queued: %s", c->dev->id,
+                  rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
+}
+
+int devicetwin_sync(struct devicetwin *dt, const char *dev_id, const char *event_id,
+                    const struct kedge_twin *twins, size_t n)
+{
+    struct update_ctx c = {0};
+    char *id;
+    int rc;
+
+    c.dev = registry_find(dt->reg, dev_id, strlen(dev_id));
+    if (!c.dev)
+        return KEDGE_ENODEVICE;
+    id = kedge_strdup(c.dev->id);
+    if (!id)
+        return -ENOMEM;
+    c.now = kedge_wall_ms();
+    c.sync = true;
+    rc = apply_twins(&c, twins, n);
+    if (rc < 0) {
+        devicetwin_reload(dt, id);
+    } else {
+        finish_change(dt, &c, event_id);
+    }
+    outcomes_cleanup(&c);
+    kedge_free(id);
+    return rc;
 }
 
 static const char *decode_reason(int rc)
@@ -532,30 +705,31 @@ void devicetwin_twin_update(struct devicetwin *dt, const char *id, size_t id_len
         queue_error(dt, req.event_id, CODE_NOT_FOUND, KEDGE_REASON_NODEVICE);
         goto out;
     }
+    if (outbox_full(&dt->outbox)) {
+        /* the change could not reach the cloud: refuse it rather than lose its sync */
+        queue_error(dt, req.event_id, CODE_UNAVAILABLE, KEDGE_REASON_OUTBOX_FULL);
+        kedge_log_limited(&store_rl, "twin", KEDGE_LOG_WARN,
+                          "twin: update refused device=%s: the cloud outbox is full",
+                          c.dev->id);
+        goto out;
+    }
     dev_id = kedge_strdup(c.dev->id);
     if (!dev_id)
         goto out;
     c.now = kedge_wall_ms();
-    rc = apply_update(&c, &req);
+    rc = apply_twins(&c, req.twins, req.n);
     if (rc < 0) {
         if (rc == -ENOMEM)
             c.reason = "out of memory";
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
                           "twin: update rejected device=%s err=%s reason=\"%s\"", dev_id,
                           kedge_errname(rc), c.reason);
-        reload_device(dt, dev_id); /* undo what the request did before failing */
+        devicetwin_reload(dt, dev_id); /* undo what the request did before failing */
         queue_error(dt, req.event_id, rc == -ENOMEM ? CODE_INTERNAL : CODE_BAD_REQUEST,
                     c.reason);
         goto out;
     }
-    if (c.n) {
-        (void)write_rows(dt, &c); /* a failed write fails the batch: 500 at commit */
-        if (mark_dirty(dt, dev_id) < 0)
-            kedge_log(KEDGE_LOG_ERR, "twin: out of memory tracking device=%s", dev_id);
-    }
-    queue_update_result(dt, &c, req.event_id);
-    queue_document(dt, &c, req.event_id);
-    queue_delta(dt, c.dev);
+    finish_change(dt, &c, req.event_id);
 out:
     outcomes_cleanup(&c);
     kedge_free(dev_id);
@@ -564,14 +738,48 @@ out:
 
 /* ---- twin get --------------------------------------------------------------------------- */
 
+/* {"event_id","timestamp","twin":{...}} of a device: versions stripped, deleted twins left out. */
+static int encode_twins(const struct kedge_device *dev, const char *event_id, struct kedge_buf *b)
+{
+    struct kedge_twin_ref *refs = kedge_calloc(dev->n_twins ? dev->n_twins : 1, sizeof(*refs));
+    size_t i, n = 0;
+    int rc;
+
+    if (!refs)
+        return -ENOMEM;
+    for (i = 0; i < dev->n_twins; i++) {
+        if (twin_deleted(&dev->twins[i]))
+            continue;
+        refs[n].name = dev->twins[i].name;
+        refs[n++].twin = &dev->twins[i];
+    }
+    rc = kedge_twin_map_encode(b, event_id, kedge_wall_ms(), refs, n, 0);
+    kedge_free(refs);
+    return rc;
+}
+
+int devicetwin_encode_twins(struct devicetwin *dt, const char *id, size_t id_len,
+                            struct kedge_buf *b)
+{
+    const struct kedge_device *dev = registry_find(dt->reg, id, id_len);
+    struct kedge_buf reason = KEDGE_BUF_INIT;
+    int rc;
+
+    if (dev)
+        return encode_twins(dev, "", b);
+    rc = kedge_buf_printf(&reason, "Device %.*s not found while getting twin", (int)id_len, id);
+    if (rc == 0)
+        rc = kedge_twin_error_encode(b, "", kedge_wall_ms(), CODE_NOT_FOUND, reason.data);
+    kedge_buf_cleanup(&reason);
+    return rc;
+}
+
 void devicetwin_twin_get(struct devicetwin *dt, const char *id, size_t id_len,
                          const char *payload, size_t len)
 {
     struct kedge_buf b = KEDGE_BUF_INIT, reason = KEDGE_BUF_INIT;
     const struct kedge_device *dev;
-    struct kedge_twin_ref *refs = NULL;
     char *event_id = NULL;
-    size_t i, n = 0;
     int rc;
 
     if (kedge_topic_device(&dt->topic, id, id_len, KEDGE_SFX_TWIN_GET_RESULT) < 0)
@@ -601,16 +809,7 @@ void devicetwin_twin_get(struct devicetwin *dt, const char *id, size_t id_len,
         queue_error(dt, event_id, CODE_NOT_FOUND, reason.data);
         goto out;
     }
-    refs = kedge_calloc(dev->n_twins ? dev->n_twins : 1, sizeof(*refs));
-    if (!refs)
-        goto oom;
-    for (i = 0; i < dev->n_twins; i++) {
-        if (twin_deleted(&dev->twins[i]))
-            continue;
-        refs[n].name = dev->twins[i].name;
-        refs[n++].twin = &dev->twins[i];
-    }
-    if (kedge_twin_map_encode(&b, event_id, kedge_wall_ms(), refs, n, 0) < 0)
+    if (encode_twins(dev, event_id, &b) < 0)
         goto oom;
     /* It may show writes of the open batch: if that batch fails, the answer is a 500. */
     queue(dt, &b, REPLY_ERR500, event_id);
@@ -618,7 +817,6 @@ void devicetwin_twin_get(struct devicetwin *dt, const char *id, size_t id_len,
 oom:
     kedge_log(KEDGE_LOG_ERR, "twin: out of memory answering get device=%.*s", (int)id_len, id);
 out:
-    kedge_free(refs);
     kedge_free(event_id);
     kedge_buf_cleanup(&b);
     kedge_buf_cleanup(&reason);
@@ -640,7 +838,7 @@ static bool state_allowed(const char *state)
 void devicetwin_state_update(struct devicetwin *dt, const char *id, size_t id_len,
                              const char *payload, size_t len)
 {
-    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct kedge_buf b = KEDGE_BUF_INIT, content = KEDGE_BUF_INIT, resource = KEDGE_BUF_INIT;
     struct kedge_device *dev;
     char last_online[32] = "", uuid[KEDGE_UUID_LEN + 1];
     char *state = NULL;
@@ -649,13 +847,15 @@ void devicetwin_state_update(struct devicetwin *dt, const char *id, size_t id_le
     /* edgecore answers nothing at all for bad JSON, unknown devices and unknown states */
     rc = kedge_twin_state_decode(payload, len, &state);
     dev = registry_find(dt->reg, id, id_len);
-    if (rc < 0 || !dev || !state_allowed(state) || !store_ok(dt->store)) {
+    if (rc < 0 || !dev || !state_allowed(state) || !store_ok(dt->store) ||
+        outbox_full(&dt->outbox)) {
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
                           "twin: state update ignored device=%.*s err=%s", (int)id_len, id,
-                          rc < 0 ? kedge_errname(rc)
-                          : !dev ? "KEDGE_ENODEVICE"
-                          : !store_ok(dt->store) ? "KEDGE_ESTORE"
-                                                 : "invalid state");
+                          rc < 0                   ? kedge_errname(rc)
+                          : !dev                   ? "KEDGE_ENODEVICE"
+                          : !store_ok(dt->store)   ? "KEDGE_ESTORE"
+                          : !state_allowed(state) ? "invalid state"
+                                                   : "KEDGE_EFULL (cloud outbox)");
         goto out;
     }
     if (!strcasecmp(state, "online") || !strcasecmp(state, "ok"))
@@ -663,29 +863,57 @@ void devicetwin_state_update(struct devicetwin *dt, const char *id, size_t id_le
     if (set_str(&dev->state, state) < 0 || set_str(&dev->last_online, last_online) < 0)
         goto oom;
     (void)store_device_state(dt->store, dev->id, state, last_online);
-    if (mark_dirty(dt, dev->id) < 0)
+    if (devicetwin_mark_dirty(dt, dev->id) < 0)
         goto oom;
     kedge_uuid4(uuid);
     if (kedge_topic_device(&dt->topic, id, id_len, KEDGE_SFX_STATE_UPDATE_RESULT) < 0 ||
         kedge_state_result_encode(&b, uuid, kedge_wall_ms(), dev->name, state, last_online) < 0)
         goto oom;
+    /* to the cloud: the same JSON, as a string (§2.7) */
+    if (kedge_json_escape(&content, b.data, b.len) < 0 ||
+        kedge_buf_printf(&resource, "device/%s/state/update", dev->id) < 0)
+        goto oom;
+    rc = outbox_add(&dt->outbox, "twin", "resource", "update", resource.data, content.data,
+                    content.len);
+    if (rc < 0 && rc != KEDGE_EFULL)
+        kedge_log(KEDGE_LOG_ERR, "twin: state of device=%s not queued for the cloud: %s",
+                  dev->id, kedge_strerror(rc));
     queue(dt, &b, REPLY_DROP, NULL);
     goto out;
 oom:
     kedge_log(KEDGE_LOG_ERR, "twin: out of memory on state update device=%.*s", (int)id_len, id);
 out:
     kedge_buf_cleanup(&b);
+    kedge_buf_cleanup(&content);
+    kedge_buf_cleanup(&resource);
     kedge_free(state);
 }
 
 /* ---- membership get (dtmanager/membership.go) ------------------------------------------- */
 
+/* Devices sorted by id (Go ranges over a map; a stable order is kinder to readers). */
+static int encode_members(struct devicetwin *dt, const char *event_id, struct kedge_buf *b)
+{
+    const struct kedge_device **devs = NULL;
+    size_t n = 0;
+    int rc = registry_sorted(dt->reg, &devs, &n);
+
+    if (rc == 0)
+        rc = kedge_membership_get_encode(b, event_id, kedge_wall_ms(),
+                                         (const struct kedge_device *const *)devs, n);
+    kedge_free(devs);
+    return rc;
+}
+
+int devicetwin_encode_members(struct devicetwin *dt, struct kedge_buf *b)
+{
+    return encode_members(dt, "", b);
+}
+
 void devicetwin_membership_get(struct devicetwin *dt, const char *payload, size_t len)
 {
     struct kedge_buf b = KEDGE_BUF_INIT, reason = KEDGE_BUF_INIT;
-    const struct kedge_device **devs = NULL;
     char *event_id = NULL;
-    size_t n = 0;
     int rc;
 
     if (kedge_topic_node(&dt->topic, dt->cfg->node_name, KEDGE_SFX_MEMBERSHIP_GET_RESULT) < 0)
@@ -704,16 +932,13 @@ void devicetwin_membership_get(struct devicetwin *dt, const char *payload, size_
     }
     if (!store_usable(dt, event_id))
         goto out;
-    if (registry_sorted(dt->reg, &devs, &n) < 0 ||
-        kedge_membership_get_encode(&b, event_id, kedge_wall_ms(),
-                                    (const struct kedge_device *const *)devs, n) < 0)
+    if (encode_members(dt, event_id, &b) < 0)
         goto oom;
     queue(dt, &b, REPLY_ERR500, event_id);
     goto out;
 oom:
     kedge_log(KEDGE_LOG_ERR, "twin: out of memory answering membership get");
 out:
-    kedge_free(devs);
     kedge_free(event_id);
     kedge_buf_cleanup(&b);
     kedge_buf_cleanup(&reason);
@@ -788,9 +1013,14 @@ int devicetwin_init(struct devicetwin *dt, const struct plugin_config *cfg)
                   "file and that user mosquitto can write its directory)",
                   cfg->db_path, store_error(dt->store));
         dt->next_retry_ms = kedge_now_ms() + 5000;
+        (void)outbox_init(&dt->outbox, dt->store, cfg->outbox_max);
         return 0;
     }
     load_registry(dt);
+    if (eventbus_load_subtopics(dt) < 0)
+        kedge_log(KEDGE_LOG_ERR, "eventbus: cannot load sub_topics: %s", store_error(dt->store));
+    if (outbox_init(&dt->outbox, dt->store, cfg->outbox_max) < 0)
+        kedge_log(KEDGE_LOG_ERR, "outbox: cannot read its state: %s", store_error(dt->store));
     return 0;
 oom:
     devicetwin_cleanup(dt);
@@ -803,7 +1033,7 @@ static void clear_dirty(struct devicetwin *dt, bool reload)
 
     for (i = 0; i < dt->n_dirty; i++) {
         if (reload)
-            reload_device(dt, dt->dirty[i]);
+            devicetwin_reload(dt, dt->dirty[i]);
         kedge_free(dt->dirty[i]);
     }
     dt->n_dirty = 0;
@@ -816,6 +1046,8 @@ void devicetwin_cleanup(struct devicetwin *dt)
     clear_dirty(dt, false);
     kedge_free(dt->dirty);
     replies_free(dt->out);
+    eventbus_cleanup(dt);
+    outbox_cleanup(&dt->outbox);
     store_close(dt->store);
     registry_free(dt->reg);
     kedge_buf_cleanup(&dt->topic);
@@ -843,6 +1075,8 @@ void devicetwin_tick(struct devicetwin *dt, bool force)
         if (store_retry_open(dt->store) == 0) {
             kedge_log(KEDGE_LOG_NOTICE, "twin: db=%s is open again", dt->cfg->db_path);
             load_registry(dt);
+            (void)eventbus_load_subtopics(dt);
+            (void)outbox_init(&dt->outbox, dt->store, dt->cfg->outbox_max);
         }
     }
 #ifdef KEDGE_UNSAFE_PUBLISH_BEFORE_COMMIT
@@ -851,6 +1085,7 @@ void devicetwin_tick(struct devicetwin *dt, bool force)
     if (!force && !commit_due(dt, now)) {
         if (!store_pending(dt->store)) {
             replies_flush(dt->out, 0, NULL); /* nothing waits on a commit */
+            outbox_pump(&dt->outbox);
             store_maintain(dt->store, replies_count(dt->out) == 0);
         }
         return;
@@ -865,4 +1100,5 @@ void devicetwin_tick(struct devicetwin *dt, bool force)
         clear_dirty(dt, false);
     }
     replies_flush(dt->out, rc, store_error(dt->store));
+    outbox_committed(&dt->outbox, rc);
 }

@@ -29,6 +29,11 @@ struct plugin_config {
     long commit_batch;       /* commit as soon as this many writes are pending */
     char *sync;              /* "normal" | "full": SQLite synchronous */
     char *log_level;         /* err | warn | notice | info | debug */
+    long outbox_max;         /* cloud-bound entries kept for the bridge */
+    char *bridge_username;   /* the only identity allowed under $ke/ */
+    char *bridge_password;
+    char *bridge_password_file;
+    char *auth_mode;         /* open | defer (to password_file / acl_file) */
 };
 
 struct mosquitto_opt;
@@ -89,6 +94,27 @@ int store_twin_insert(struct store *s, const char *dev_id, const struct kedge_tw
 int store_twin_update(struct store *s, const char *dev_id, const struct kedge_twin *t);
 int store_device_state(struct store *s, const char *dev_id, const char *state,
                        const char *last_online);
+int store_device_insert(struct store *s, const struct kedge_device *d);
+/* Deletes the device row with its attributes and twins. */
+int store_device_delete(struct store *s, const char *id);
+int store_attr_write(struct store *s, const char *dev_id, const struct kedge_attr *a, bool insert);
+int store_attr_delete(struct store *s, const char *dev_id, const char *name);
+
+/* The outbox (include/kedge/ke.h). insert/delete join the open transaction; *seq gets the new
+ * entry's number. delete returns -ENOENT when no such entry exists. */
+int store_outbox_insert(struct store *s, const char *msg, size_t len, int64_t *seq);
+int store_outbox_delete(struct store *s, int64_t seq);
+typedef void (*store_outbox_fn)(void *ctx, int64_t seq, const char *msg, size_t len);
+/* Committed entries with seq > after, oldest first, at most limit. Only outside a batch.
+ * Returns the number of entries passed to fn, or KEDGE_ESTORE. */
+int store_outbox_after(struct store *s, int64_t after, int limit, store_outbox_fn fn, void *ctx);
+int store_outbox_stats(struct store *s, int64_t *count, int64_t *oldest_ms);
+/* sub_topics: the cloud's eventbus subscriptions (kubeedge-wire.md §1.3). */
+int store_subtopic(struct store *s, const char *topic, bool add);
+typedef int (*store_topic_fn)(void *ctx, const char *topic);
+int store_subtopics_load(struct store *s, store_topic_fn fn, void *ctx);
+int64_t store_db_bytes(struct store *s); /* -1 if unknown */
+
 size_t store_pending(const struct store *s);   /* writes in the open transaction */
 uint64_t store_oldest_ms(const struct store *s); /* monotonic ms of the first pending write */
 /* COMMIT (or ROLLBACK if a write failed). 0 or KEDGE_ESTORE. Nothing pending: 0. */
@@ -102,6 +128,7 @@ enum reply_fail {
     REPLY_KEEP,   /* batch failed: sent anyway (error results that do not depend on it) */
     REPLY_DROP,   /* batch failed: not sent (document, delta, state result) */
     REPLY_ERR500, /* batch failed: replaced by a 500 error result with the same event id */
+    REPLY_ALT,    /* to one client; batch failed: its alternative payload instead */
 };
 
 struct replies;
@@ -116,10 +143,51 @@ size_t replies_count(const struct replies *q);
 /* Publish everything queued: as is when commit_rc == 0, else per each entry's on_fail. */
 void replies_flush(struct replies *q, int commit_rc, const char *store_reason);
 
+/* Queue a publish to one client (client_id NULL: to all subscribers). On a failed batch
+ * fail_payload (taken, may be NULL = nothing) is published instead. 0 or -ENOMEM; on failure
+ * the caller still owns both payloads. */
+int replies_take_to(struct replies *q, const char *client_id, const char *topic, char *payload,
+                    size_t len, char *fail_payload, size_t fail_len);
+
 /* The publish primitive (plugin.c wires it to mosquitto_broker_publish; unit tests record).
- * Takes payload in all cases. */
-typedef void (*publish_fn)(const char *topic, char *payload, size_t len);
+ * client_id NULL: every subscriber; else that client only. Takes payload in all cases.
+ * Returns 0 or -1 when the broker refused it. */
+typedef int (*publish_fn)(const char *client_id, const char *topic, char *payload, size_t len);
+int replies_publish_now(const char *client_id, const char *topic, char *payload, size_t len);
 void replies_set_publisher(publish_fn fn);
+
+/* ==== outbox.c ========================================================================= */
+
+/* The plugin's half of the durable hand-off to the bridge (include/kedge/ke.h). */
+struct outbox {
+    struct store *store;
+    long max;             /* plugin_opt_outbox_max */
+    int64_t depth;        /* committed entries */
+    int64_t pending_adds; /* entries inserted in the open batch */
+    int64_t oldest_ms;    /* created_ms of the oldest committed entry (0: empty) */
+    int64_t last_sent;    /* highest seq offered to the bridge in this session */
+    int inflight;         /* offered, not yet acked */
+    char *bridge_client;  /* client id of the accepted bridge, NULL when none */
+    bool full_logged;
+};
+
+int outbox_init(struct outbox *ob, struct store *store, long max);
+void outbox_cleanup(struct outbox *ob);
+bool outbox_full(const struct outbox *ob);
+/* Build a beehive message (fresh msg_id) and insert it in the open batch.
+ * content_json: the content as JSON text. Returns 0, KEDGE_EFULL, KEDGE_ESTORE, -ENOMEM. */
+int outbox_add(struct outbox *ob, const char *source, const char *group, const char *operation,
+               const char *resource, const char *content_json, size_t content_len);
+/* After a commit: account for the batch (failed: its inserts never happened) and offer
+ * entries to the bridge up to the window. */
+void outbox_committed(struct outbox *ob, int commit_rc);
+void outbox_pump(struct outbox *ob);
+/* A bridge was accepted (hello): re-offer from the oldest unacked entry. */
+int outbox_bridge_up(struct outbox *ob, const char *client_id);
+void outbox_bridge_down(struct outbox *ob, const char *client_id);
+bool outbox_is_bridge(const struct outbox *ob, const char *client_id);
+/* $ke/ack/{seq}: delete in the open batch. */
+void outbox_ack(struct outbox *ob, int64_t seq);
 
 /* ==== devicetwin.c ===================================================================== */
 
@@ -132,6 +200,10 @@ struct devicetwin {
     char **dirty;           /* ids of devices written in the open batch */
     size_t n_dirty, cap_dirty;
     uint64_t next_retry_ms; /* broken store: when to try opening it again */
+    struct outbox outbox;
+    bool cloud_connected;   /* from the bridge's node/connection events */
+    char **sub_topics;      /* the cloud's eventbus subscriptions (filters) */
+    size_t n_sub_topics;
 };
 
 int devicetwin_init(struct devicetwin *dt, const struct plugin_config *cfg);
@@ -148,10 +220,56 @@ void devicetwin_membership_get(struct devicetwin *dt, const char *payload, size_
 /* Oversized payloads: the answer edgecore gives for one it cannot parse. */
 void devicetwin_too_big(struct devicetwin *dt, int kind, const char *id, size_t id_len,
                         size_t len);
+/* Cloud-side twin change (sync semantics, §2.5) for a known device: versions decide, refused
+ * keys go back to the cloud as edge_updated. Publishes document and delta, no result.
+ * Returns 0, KEDGE_ENODEVICE, -ENOMEM. */
+int devicetwin_sync(struct devicetwin *dt, const char *dev_id, const char *event_id,
+                    const struct kedge_twin *twins, size_t n);
+/* kedge-ctl views: the membership get result of all devices, and one device's twin get
+ * result (or {"code":404,...}). Return 0 or -ENOMEM. */
+int devicetwin_encode_members(struct devicetwin *dt, struct kedge_buf *b);
+int devicetwin_encode_twins(struct devicetwin *dt, const char *id, size_t id_len,
+                            struct kedge_buf *b);
+/* Remember that the open batch wrote this device (reloaded if the commit fails). */
+int devicetwin_mark_dirty(struct devicetwin *dt, const char *id);
+/* Make memory match the store for one device (removed if the store has none). */
+void devicetwin_reload(struct devicetwin *dt, const char *id);
+/* Queue a publish on dt->topic that waits for the commit. */
+
 /* Commit if due, then publish what the commit released. force: commit whatever is pending. */
 void devicetwin_tick(struct devicetwin *dt, bool force);
 
+/* ==== membership.c ===================================================================== */
+
+/* Apply a membership update's content (§2.10). 0, or an error with *reason for the sender. */
+int membership_update(struct devicetwin *dt, const char *content, size_t len,
+                      const char **reason);
+
+/* ==== ke.c ============================================================================= */
+
+struct mosquitto;
+/* A publish under $ke/ from the bridge identity (security.c already refused everyone else). */
+void ke_on_message(struct devicetwin *dt, const struct mosquitto *client, const char *topic,
+                   const char *payload, size_t len);
+/* The bridge's connection went away. */
+void ke_on_disconnect(struct devicetwin *dt, const char *client_id);
+
+/* ==== security.c ======================================================================= */
+
+struct mosquitto_evt_basic_auth;
+struct mosquitto_evt_acl_check;
+int security_basic_auth(const struct plugin_config *cfg, struct mosquitto_evt_basic_auth *ev);
+int security_acl_check(const struct plugin_config *cfg, struct mosquitto_evt_acl_check *ev);
+
 /* ==== eventbus.c ======================================================================= */
+
+/* Cloud -> edge eventbus operations (§1.3): publish, subscribe, unsubscribe, message.
+ * 0, or KEDGE_ESCHEMA with *reason. */
+struct kedge_msg;
+int eventbus_cloud(struct devicetwin *dt, const struct kedge_msg *m, const char **reason);
+/* Load sub_topics into memory (at start and after the store reopens). */
+int eventbus_load_subtopics(struct devicetwin *dt);
+void eventbus_cleanup(struct devicetwin *dt);
 
 struct mosquitto_evt_message;
 /* MOSQ_EVT_MESSAGE: returns what the broker should do with the original publish (always

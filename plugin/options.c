@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <mosquitto_broker.h>
@@ -11,6 +12,7 @@
 
 #include "kedge/alloc.h"
 #include "kedge/err.h"
+#include "kedge/ke.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
 #include "kedge_plugin.h"
@@ -28,6 +30,7 @@ struct opt_row {
 
 static const char *const sync_choices[] = {"normal", "full", NULL};
 static const char *const level_choices[] = {"err", "warn", "notice", "info", "debug", NULL};
+static const char *const auth_choices[] = {"open", "defer", NULL};
 
 #define F(m) offsetof(struct plugin_config, m)
 static const struct opt_row rows[] = {
@@ -39,6 +42,11 @@ static const struct opt_row rows[] = {
     {"commit_batch", OPT_INT, F(commit_batch), 1, 100000, "512", NULL},
     {"sync", OPT_STR, F(sync), 0, 0, "normal", sync_choices},
     {"log_level", OPT_STR, F(log_level), 0, 0, "info", level_choices},
+    {"outbox_max", OPT_INT, F(outbox_max), 1, 100000000, "100000", NULL},
+    {"bridge_username", OPT_STR, F(bridge_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME, NULL},
+    {"bridge_password", OPT_STR, F(bridge_password), 0, 0, "", NULL},
+    {"bridge_password_file", OPT_STR, F(bridge_password_file), 0, 0, "", NULL},
+    {"auth_mode", OPT_STR, F(auth_mode), 0, 0, "open", auth_choices},
 };
 #undef F
 
@@ -88,8 +96,50 @@ static const struct opt_row *find_row(const char *key)
     return NULL;
 }
 
-static int check_whole(const struct plugin_config *cfg)
+/* The bridge's password may live in a file (mode 0600, first line), shared with the bridge's
+ * and kedge-ctl's configuration, so it never has to sit in mosquitto.conf. */
+static int read_password_file(struct plugin_config *cfg)
 {
+    char line[512];
+    FILE *f;
+    size_t n;
+
+    if (!*cfg->bridge_password_file)
+        return 0;
+    f = fopen(cfg->bridge_password_file, "r");
+    if (!f) {
+        kedge_log(KEDGE_LOG_ERR, "kedge: cannot read plugin_opt_bridge_password_file %s: %s",
+                  cfg->bridge_password_file, strerror(errno));
+        return KEDGE_ECONFIG;
+    }
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    (void)fclose(f);
+    n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    if (!n) {
+        kedge_log(KEDGE_LOG_ERR, "kedge: %s holds no password", cfg->bridge_password_file);
+        return KEDGE_ECONFIG;
+    }
+    kedge_free(cfg->bridge_password);
+    cfg->bridge_password = kedge_strdup(line);
+    memset(line, 0, sizeof(line));
+    return cfg->bridge_password ? 0 : -ENOMEM;
+}
+
+static int check_whole(struct plugin_config *cfg)
+{
+    int rc = read_password_file(cfg);
+
+    if (rc < 0)
+        return rc;
+    if (!*cfg->bridge_password)
+        kedge_log(KEDGE_LOG_WARN, "kedge: no bridge password (plugin_opt_bridge_password or "
+                                  "plugin_opt_bridge_password_file): $ke/ is closed to everyone");
+    if (!*cfg->bridge_username) {
+        kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_bridge_username is empty");
+        return KEDGE_ECONFIG;
+    }
     if (!cfg->node_name || !*cfg->node_name) {
         kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_node_name is required (the edge node's name, "
                                  "as the bridge and the cloud know it)");

@@ -33,16 +33,18 @@ static void log_sink(int level, const char *line)
     mosquitto_log_printf(map[level >= 0 && level <= KEDGE_LOG_DEBUG ? level : 0], "%s", line);
 }
 
-static void broker_publish(const char *topic, char *payload, size_t len)
+static int broker_publish(const char *client_id, const char *topic, char *payload, size_t len)
 {
     /* QoS 1, no retain: what edgecore's pub client uses (kubeedge-wire.md §1.1). The broker
-     * frees the payload only on success. */
-    int rc = mosquitto_broker_publish(NULL, topic, (int)len, payload, 1, false, NULL);
+     * frees the payload only on success. With a client id it goes to that client alone. */
+    int rc = mosquitto_broker_publish(client_id, topic, (int)len, payload, 1, false, NULL);
 
     if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_free(payload);
         kedge_log(KEDGE_LOG_ERR, "kedge: publish to topic=%s failed rc=%d", topic, rc);
+        return -1;
     }
+    return 0;
 }
 
 static int on_message(int event, void *event_data, void *userdata)
@@ -61,6 +63,50 @@ static int on_tick(int event, void *event_data, void *userdata)
     (void)event_data;
     devicetwin_tick(&kp->dt, false);
     return MOSQ_ERR_SUCCESS;
+}
+
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+    struct kedge_plugin *kp = userdata;
+
+    (void)event;
+    return security_basic_auth(&kp->cfg, event_data);
+}
+
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+    struct kedge_plugin *kp = userdata;
+
+    (void)event;
+    return security_acl_check(&kp->cfg, event_data);
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+    struct kedge_plugin *kp = userdata;
+    struct mosquitto_evt_disconnect *ev = event_data;
+
+    (void)event;
+    ke_on_disconnect(&kp->dt, mosquitto_client_id(ev->client));
+    return MOSQ_ERR_SUCCESS;
+}
+
+static const struct {
+    int event;
+    MOSQ_FUNC_generic_callback cb;
+} callbacks[] = {
+    {MOSQ_EVT_BASIC_AUTH, on_basic_auth}, {MOSQ_EVT_ACL_CHECK, on_acl_check},
+    {MOSQ_EVT_MESSAGE, on_message},       {MOSQ_EVT_TICK, on_tick},
+    {MOSQ_EVT_DISCONNECT, on_disconnect},
+};
+#define N_CALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
+
+static void unregister_all(mosquitto_plugin_id_t *id)
+{
+    size_t i;
+
+    for (i = 0; i < N_CALLBACKS; i++)
+        (void)mosquitto_callback_unregister(id, callbacks[i].event, callbacks[i].cb, NULL);
 }
 
 static int parse_level(const char *s)
@@ -110,19 +156,22 @@ KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void *
     rc = devicetwin_init(&kp->dt, &kp->cfg);
     if (rc < 0)
         goto fail;
-    if (mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, kp) ||
-        mosquitto_callback_register(identifier, MOSQ_EVT_TICK, on_tick, NULL, kp)) {
-        rc = -EINVAL;
-        goto fail;
+    for (size_t i = 0; i < N_CALLBACKS; i++) {
+        if (mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb, NULL,
+                                        kp) != MOSQ_ERR_SUCCESS) {
+            rc = -EINVAL;
+            goto fail;
+        }
     }
-    kedge_log(KEDGE_LOG_NOTICE, "kedge: plugin ready node=%s db=%s commit_interval_ms=%ld",
-              kp->cfg.node_name, kp->cfg.db_path, kp->cfg.commit_interval_ms);
+    kedge_log(KEDGE_LOG_NOTICE,
+              "kedge: plugin ready node=%s db=%s commit_interval_ms=%ld auth_mode=%s bridge=%s",
+              kp->cfg.node_name, kp->cfg.db_path, kp->cfg.commit_interval_ms, kp->cfg.auth_mode,
+              kp->cfg.bridge_username);
     *userdata = kp;
     return MOSQ_ERR_SUCCESS;
 fail:
     kedge_log(KEDGE_LOG_ERR, "kedge: plugin init failed: %s", kedge_strerror(rc));
-    (void)mosquitto_callback_unregister(identifier, MOSQ_EVT_MESSAGE, on_message, NULL);
-    (void)mosquitto_callback_unregister(identifier, MOSQ_EVT_TICK, on_tick, NULL);
+    unregister_all(identifier);
     if (kp->dt.reg)
         devicetwin_cleanup(&kp->dt);
     options_cleanup(&kp->cfg);
@@ -139,8 +188,7 @@ KEDGE_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *
     (void)option_count;
     if (!kp)
         return MOSQ_ERR_SUCCESS;
-    (void)mosquitto_callback_unregister(kp->id, MOSQ_EVT_MESSAGE, on_message, NULL);
-    (void)mosquitto_callback_unregister(kp->id, MOSQ_EVT_TICK, on_tick, NULL);
+    unregister_all(kp->id);
     /* Last call, no clients left (spec §7): commit what is pending; publishing is moot. */
     replies_set_publisher(NULL);
     devicetwin_cleanup(&kp->dt);

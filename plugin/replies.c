@@ -15,9 +15,12 @@
 
 struct reply {
     char *topic;
+    char *client_id; /* NULL: all subscribers */
     char *payload;
     size_t len;
     char *event_id;
+    char *fail_payload; /* REPLY_ALT */
+    size_t fail_len;
     enum reply_fail on_fail;
 };
 
@@ -41,6 +44,8 @@ int replies_new(struct replies **out)
 
 static void reply_cleanup(struct reply *r)
 {
+    kedge_free(r->client_id);
+    kedge_free(r->fail_payload);
     kedge_free(r->topic);
     kedge_free(r->payload);
     kedge_free(r->event_id);
@@ -58,11 +63,8 @@ void replies_free(struct replies *q)
     kedge_free(q);
 }
 
-int replies_take(struct replies *q, const char *topic, char *payload, size_t len,
-                 enum reply_fail on_fail, const char *event_id)
+static int grow(struct replies *q)
 {
-    struct reply r = {0};
-
     if (q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 64;
         struct reply *ni = kedge_realloc(q->items, cap * sizeof(*ni));
@@ -71,6 +73,16 @@ int replies_take(struct replies *q, const char *topic, char *payload, size_t len
         q->items = ni;
         q->cap = cap;
     }
+    return 0;
+}
+
+int replies_take(struct replies *q, const char *topic, char *payload, size_t len,
+                 enum reply_fail on_fail, const char *event_id)
+{
+    struct reply r = {0};
+
+    if (grow(q) < 0)
+        return -ENOMEM;
     r.topic = kedge_strdup(topic);
     if (on_fail == REPLY_ERR500)
         r.event_id = kedge_strdup(event_id ? event_id : "");
@@ -86,17 +98,45 @@ int replies_take(struct replies *q, const char *topic, char *payload, size_t len
     return 0;
 }
 
+int replies_take_to(struct replies *q, const char *client_id, const char *topic, char *payload,
+                    size_t len, char *fail_payload, size_t fail_len)
+{
+    struct reply r = {0};
+
+    if (grow(q) < 0)
+        return -ENOMEM;
+    r.topic = kedge_strdup(topic);
+    r.client_id = client_id ? kedge_strdup(client_id) : NULL;
+    if (!r.topic || (client_id && !r.client_id)) {
+        kedge_free(r.topic);
+        kedge_free(r.client_id);
+        return -ENOMEM;
+    }
+    r.payload = payload;
+    r.len = len;
+    r.fail_payload = fail_payload;
+    r.fail_len = fail_len;
+    r.on_fail = REPLY_ALT;
+    q->items[q->n++] = r;
+    return 0;
+}
+
 size_t replies_count(const struct replies *q)
 {
     return q->n;
 }
 
-static void publish(const char *topic, char *payload, size_t len)
+int replies_publish_now(const char *client_id, const char *topic, char *payload, size_t len)
 {
     if (publisher)
-        publisher(topic, payload, len);
-    else
-        kedge_free(payload);
+        return publisher(client_id, topic, payload, len);
+    kedge_free(payload);
+    return -1;
+}
+
+static void publish(const char *topic, char *payload, size_t len)
+{
+    (void)replies_publish_now(NULL, topic, payload, len);
 }
 
 /* The failed batch's answer to a request whose success result was waiting. */
@@ -121,7 +161,13 @@ void replies_flush(struct replies *q, int commit_rc, const char *store_reason)
 
     for (i = 0; i < q->n; i++) {
         struct reply *r = &q->items[i];
-        if (commit_rc == 0) {
+        if (r->on_fail == REPLY_ALT) {
+            char **which = commit_rc == 0 ? &r->payload : &r->fail_payload;
+            size_t len = commit_rc == 0 ? r->len : r->fail_len;
+            if (*which)
+                (void)replies_publish_now(r->client_id, r->topic, *which, len);
+            *which = NULL;
+        } else if (commit_rc == 0) {
             publish(r->topic, r->payload, r->len);
             r->payload = NULL;
         } else if (r->on_fail == REPLY_ERR500) {

@@ -33,7 +33,12 @@ static const char schema_sql[] =
     "`expected_meta` text, `actual_meta` text, `expected_version` text, `actual_version` text, "
     "`optional` bool, `attr_type` text, `metadata` text);"
     "CREATE INDEX IF NOT EXISTS kedge_device_twin_key ON device_twin(deviceid, name);"
-    "CREATE INDEX IF NOT EXISTS kedge_device_attr_key ON device_attr(deviceid, name);";
+    "CREATE INDEX IF NOT EXISTS kedge_device_attr_key ON device_attr(deviceid, name);"
+    /* edgecore's EventBus table: topics the cloud subscribed this node to */
+    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);"
+    /* kedge's durable hand-off to the bridge (include/kedge/ke.h) */
+    "CREATE TABLE IF NOT EXISTS kedge_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "msg TEXT NOT NULL, created_ms INTEGER NOT NULL);";
 
 enum stmt_id {
     ST_BEGIN,
@@ -48,6 +53,21 @@ enum stmt_id {
     ST_ONE_DEVICE,
     ST_ONE_ATTRS,
     ST_ONE_TWINS,
+    ST_DEVICE_INSERT,
+    ST_DEVICE_DELETE,
+    ST_DEVICE_ATTRS_DELETE,
+    ST_DEVICE_TWINS_DELETE,
+    ST_ATTR_INSERT,
+    ST_ATTR_UPDATE,
+    ST_ATTR_DELETE,
+    ST_OUTBOX_INSERT,
+    ST_OUTBOX_DELETE,
+    ST_OUTBOX_AFTER,
+    ST_OUTBOX_STATS,
+    ST_SUBTOPIC_INSERT,
+    ST_SUBTOPIC_DELETE,
+    ST_SUBTOPIC_LOAD,
+    ST_DB_BYTES,
     ST_COUNT
 };
 
@@ -74,6 +94,22 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ONE_DEVICE] = "SELECT " DEVICE_COLS " FROM device WHERE id = ?1",
     [ST_ONE_ATTRS] = "SELECT " ATTR_COLS " FROM device_attr WHERE deviceid = ?1 ORDER BY name, id",
     [ST_ONE_TWINS] = "SELECT " TWIN_COLS " FROM device_twin WHERE deviceid = ?1 ORDER BY name, id",
+    [ST_DEVICE_INSERT] = "INSERT OR REPLACE INTO device (" DEVICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_DEVICE_DELETE] = "DELETE FROM device WHERE id = ?1",
+    [ST_DEVICE_ATTRS_DELETE] = "DELETE FROM device_attr WHERE deviceid = ?1",
+    [ST_DEVICE_TWINS_DELETE] = "DELETE FROM device_twin WHERE deviceid = ?1",
+    [ST_ATTR_INSERT] = "INSERT INTO device_attr (" ATTR_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_ATTR_UPDATE] = "UPDATE device_attr SET description = ?3, value = ?4, optional = ?5, "
+                       "attr_type = ?6, metadata = ?7 WHERE deviceid = ?1 AND name = ?2",
+    [ST_ATTR_DELETE] = "DELETE FROM device_attr WHERE deviceid = ?1 AND name = ?2",
+    [ST_OUTBOX_INSERT] = "INSERT INTO kedge_outbox (msg, created_ms) VALUES (?1, ?2)",
+    [ST_OUTBOX_DELETE] = "DELETE FROM kedge_outbox WHERE seq = ?1",
+    [ST_OUTBOX_AFTER] = "SELECT seq, msg FROM kedge_outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [ST_OUTBOX_STATS] = "SELECT count(*), min(created_ms) FROM kedge_outbox",
+    [ST_SUBTOPIC_INSERT] = "INSERT OR IGNORE INTO sub_topics (topic) VALUES (?1)",
+    [ST_SUBTOPIC_DELETE] = "DELETE FROM sub_topics WHERE topic = ?1",
+    [ST_SUBTOPIC_LOAD] = "SELECT topic FROM sub_topics",
+    [ST_DB_BYTES] = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
 };
 
 struct store {
@@ -696,4 +732,174 @@ void store_maintain(struct store *s, bool idle)
         s->wal_pages = 0;
         s->last_checkpoint_ms = now;
     }
+}
+
+/* ---- devices and attributes ------------------------------------------------------------- */
+
+static int exec_bound(struct store *s, enum stmt_id which, const char *what, const char *a,
+                      const char *b)
+{
+    sqlite3_stmt *st = s->st[which];
+    int rc = begin_write(s);
+
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
+    if (b)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
+    return finish_write(s, st, what);
+}
+
+int store_device_insert(struct store *s, const struct kedge_device *d)
+{
+    sqlite3_stmt *st = s ? s->st[ST_DEVICE_INSERT] : NULL;
+    int rc = begin_write(s);
+
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, d->name ? d->name : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, d->description ? d->description : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, d->state ? d->state : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, d->last_online ? d->last_online : "", -1, SQLITE_TRANSIENT);
+    return finish_write(s, st, "insert device");
+}
+
+int store_device_delete(struct store *s, const char *id)
+{
+    int rc = exec_bound(s, ST_DEVICE_TWINS_DELETE, "delete twins", id, NULL);
+
+    if (rc == 0)
+        rc = exec_bound(s, ST_DEVICE_ATTRS_DELETE, "delete attributes", id, NULL);
+    if (rc == 0)
+        rc = exec_bound(s, ST_DEVICE_DELETE, "delete device", id, NULL);
+    return rc;
+}
+
+int store_attr_write(struct store *s, const char *dev_id, const struct kedge_attr *a, bool insert)
+{
+    sqlite3_stmt *st = s ? s->st[insert ? ST_ATTR_INSERT : ST_ATTR_UPDATE] : NULL;
+    int rc = begin_write(s);
+
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, dev_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, a->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, a->description ? a->description : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, a->value ? a->value : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 5, a->optional ? 1 : 0);
+    sqlite3_bind_text(st, 6, a->type ? a->type : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 7, a->meta_col ? a->meta_col : "", -1, SQLITE_TRANSIENT);
+    return finish_write(s, st, insert ? "insert attribute" : "update attribute");
+}
+
+int store_attr_delete(struct store *s, const char *dev_id, const char *name)
+{
+    return exec_bound(s, ST_ATTR_DELETE, "delete attribute", dev_id, name);
+}
+
+/* ---- the outbox to the bridge and the cloud's subscriptions ------------------------------- */
+
+int store_outbox_insert(struct store *s, const char *msg, size_t len, int64_t *seq)
+{
+    sqlite3_stmt *st = s ? s->st[ST_OUTBOX_INSERT] : NULL;
+    int rc = begin_write(s);
+
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, msg, (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)kedge_wall_ms());
+    rc = finish_write(s, st, "insert outbox entry");
+    *seq = rc == 0 ? (int64_t)sqlite3_last_insert_rowid(s->db) : 0;
+    return rc;
+}
+
+int store_outbox_delete(struct store *s, int64_t seq)
+{
+    sqlite3_stmt *st = s ? s->st[ST_OUTBOX_DELETE] : NULL;
+    int rc = begin_write(s);
+
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    rc = finish_write(s, st, "delete outbox entry");
+    return rc == 0 && sqlite3_changes(s->db) == 0 ? -ENOENT : rc;
+}
+
+int store_outbox_after(struct store *s, int64_t after, int limit, store_outbox_fn fn, void *ctx)
+{
+    sqlite3_stmt *st;
+    int rc, n = 0;
+
+    if (!store_ok(s) || s->in_txn)
+        return KEDGE_ESTORE; /* never read another batch's uncommitted rows */
+    st = s->st[ST_OUTBOX_AFTER];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+    sqlite3_bind_int(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn(ctx, (int64_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+           (size_t)sqlite3_column_bytes(st, 1));
+        n++;
+    }
+    rc = step_error(s, rc, "read outbox");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc < 0 ? rc : n;
+}
+
+int store_outbox_stats(struct store *s, int64_t *count, int64_t *oldest_ms)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    *count = *oldest_ms = 0;
+    if (!store_ok(s))
+        return KEDGE_ESTORE;
+    st = s->st[ST_OUTBOX_STATS];
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        *oldest_ms = sqlite3_column_int64(st, 1);
+        rc = 0;
+    } else {
+        rc = step_error(s, rc, "count outbox");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_subtopic(struct store *s, const char *topic, bool add)
+{
+    return exec_bound(s, add ? ST_SUBTOPIC_INSERT : ST_SUBTOPIC_DELETE,
+                      add ? "insert sub_topic" : "delete sub_topic", topic, NULL);
+}
+
+int store_subtopics_load(struct store *s, store_topic_fn fn, void *ctx)
+{
+    sqlite3_stmt *st;
+    int rc, err = 0;
+
+    if (!store_ok(s))
+        return KEDGE_ESTORE;
+    st = s->st[ST_SUBTOPIC_LOAD];
+    while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    if (err == 0)
+        err = step_error(s, rc, "load sub_topics");
+    sqlite3_reset(st);
+    return err;
+}
+
+int64_t store_db_bytes(struct store *s)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+
+    if (!store_ok(s))
+        return -1;
+    st = s->st[ST_DB_BYTES];
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return n;
 }

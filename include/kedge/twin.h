@@ -112,6 +112,19 @@ int kedge_twin_event_id_decode(const char *buf, size_t len, char **event_id);
 /* State update: {"state":...}. Returns 0, KEDGE_EPARSE, -ENOMEM. *state owned ("" if absent). */
 int kedge_twin_state_decode(const char *buf, size_t len, char **state);
 
+/* Membership update from the cloud (§2.10): devices with optional attributes and twins
+ * (twins sorted by name, as the registry keeps them). */
+struct kedge_membership {
+    char *event_id;
+    int64_t timestamp;
+    struct kedge_device **added, **removed;
+    size_t n_added, n_removed;
+};
+/* Returns 0, KEDGE_EPARSE (bad JSON / wrong types), KEDGE_ESCHEMA (a device without id),
+ * -ENOMEM. *out is zeroed first and clean on failure. */
+int kedge_membership_decode(const char *buf, size_t len, struct kedge_membership *out);
+void kedge_membership_cleanup(struct kedge_membership *m);
+
 /* ---- encode: one MsgTwin object ---- */
 struct kedge_jw;
 void kedge_twin_write(struct kedge_jw *w, const struct kedge_twin *t, unsigned flags);
@@ -146,6 +159,12 @@ int kedge_twin_delta_encode(struct kedge_buf *b, const char *event_id, int64_t t
 /* Membership get result: {"event_id","timestamp","devices":[Device...]} (no twins). */
 int kedge_membership_get_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
                                 const struct kedge_device *const *devs, size_t n);
+
+/* membership/updated for one device (§2.10): {"event_id","timestamp","added_devices":[D]|null,
+ * "removed_devices":[D]|null}; D as received, twins without versions, deleted twins null. */
+int kedge_membership_updated_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
+                                    const struct kedge_device *added,
+                                    const struct kedge_device *removed);
 
 /* State result: {"event_id","timestamp","device":{"name","state","lastOnlineTime"}} */
 int kedge_state_result_encode(struct kedge_buf *b, const char *event_id, int64_t ts,

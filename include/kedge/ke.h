@@ -1,0 +1,93 @@
+/* The $ke/ contract: how the plugin (inside mosquitto) and kedge-bridge (or kedge-ctl) talk
+ * over the local broker. Only the bridge identity may publish or subscribe under $ke/; the
+ * plugin denies everyone else (plugin/security.c).
+ *
+ * Every cloud-bound or cloud-originated message on this channel is a beehive message
+ * (include/kedge/msg.h) exactly as it goes to / comes from cloudcore, so the bridge relays
+ * without understanding twins, and the plugin speaks KubeEdge's own vocabulary.
+ *
+ * ---- session --------------------------------------------------------------------------------
+ *
+ *  $ke/hello                      bridge -> plugin
+ *      {"node_name":"edge-1","version":1}
+ *  $ke/hello/result               plugin -> that client only
+ *      {"accepted":true,"node_name":"edge-1","outbox_depth":12}
+ *      {"accepted":false,"reason":"node name mismatch: plugin_opt_node_name is edge-1, the
+ *       bridge says edge-2"}
+ *    An accepted hello makes that client the bridge: the plugin (re)offers every unacked
+ *    outbox entry from the oldest, in order. A later hello (reconnect) starts over from the
+ *    oldest unacked entry. Both sides log a refusal.
+ *
+ * ---- plugin -> cloud: the durable outbox ------------------------------------------------------
+ *
+ *  $ke/outbox/{seq}               plugin -> bridge client only, QoS 1
+ *      a beehive message for cloudcore, e.g. a device twin change (kubeedge-wire.md §2.8):
+ *      {"header":{"msg_id":"<uuid>","timestamp":T},"route":{"source":"twin","group":"resource",
+ *       "operation":"update","resource":"device/default/thermo/twin/edge_updated"},
+ *       "content":{"event_id":"<uuid>","timestamp":T,"twin":{"temperature":{"actual":{"value":
+ *       "25","metadata":{"timestamp":T}},"optional":true,"metadata":{"type":"int"},
+ *       "actual_version":{"cloud":0,"edge":4}}}}}
+ *      a device state change (§2.7; content is the state result JSON as a string):
+ *      {"header":{...},"route":{"source":"twin","group":"resource","operation":"update",
+ *       "resource":"device/default/thermo/state/update"},"content":"{\"event_id\":...}"}
+ *      an MQTT upload (§1.2; $hw/events/upload/#, SYS/dis/upload_records, +/user/#, and the
+ *      topics the cloud subscribed to; QoS 0 publishes included):
+ *      {"header":{...},"route":{"source":"bus","group":"user","operation":"upload",
+ *       "resource":"<the MQTT topic>"},"content":"<the payload as a string>"}
+ *    seq is a decimal, strictly increasing across restarts. The entry was committed in the
+ *    same SQLite transaction as the change that caused it. At most KE_WINDOW entries are in
+ *    flight; the rest follow as acks arrive.
+ *  $ke/ack/{seq}                  bridge -> plugin, empty payload
+ *    Sent only after the bridge has stored the entry in its own durable queue. The plugin
+ *    then deletes it. Acks for unknown seqs are ignored (a duplicate after a reconnect).
+ *
+ * ---- cloud -> plugin --------------------------------------------------------------------------
+ *
+ *  $ke/down/{ref}                 bridge (or kedge-ctl) -> plugin
+ *      a beehive message from the cloud, handled as edgecore's DeviceTwin / EventBus would:
+ *      group "twin", resource "membership", operation "update":
+ *        content {"event_id","timestamp","added_devices":[Device...]|null,
+ *                 "removed_devices":[Device...]|null}
+ *        where Device is {"id":"default/thermo","name":"thermo","description":"...",
+ *        "attributes":{...},"twin":{"temperature":{"metadata":{"type":"int"},"optional":true}}}
+ *        (twins carry names and types; values, when present, need versions: §2.5)
+ *      group "twin", resource "device/{id}/twin/cloud_updated": content {"event_id",
+ *        "timestamp","twin":{...with expected_version/actual_version...}} (sync semantics)
+ *      group "user", source "router_eventbus", operation "publish" / "subscribe" /
+ *        "unsubscribe" / "message", resource = the MQTT topic (§1.3)
+ *      source "edgehub", resource "node/connection", operation "connect", content
+ *        "cloud_connected" / "cloud_disconnected"
+ *    ref is the sender's token (the bridge uses the cloud msg_id).
+ *  $ke/down/{ref}/result          plugin -> that client only
+ *      {"ok":true}  or  {"ok":false,"code":400,"reason":"..."}
+ *    Sent after the change is committed; the bridge acks the cloud only then.
+ *
+ * ---- operator queries (kedge-ctl) -------------------------------------------------------------
+ *
+ *  $ke/ctl/{ref}                  kedge-ctl -> plugin
+ *      {"op":"status"} | {"op":"device_list"} | {"op":"device_get","id":"default/thermo"}
+ *  $ke/ctl/{ref}/result           plugin -> that client only
+ *      status:      {"node_name":"edge-1","bridge_connected":true,"cloud_connected":false,
+ *                    "outbox_depth":3,"outbox_max":100000,"devices":2,"db_bytes":122880}
+ *      device_list: the membership get result shape (kubeedge-wire.md §2.10)
+ *      device_get:  the twin get result shape (§2.6), or {"code":404,"reason":"..."}
+ */
+#ifndef KEDGE_KE_H
+#define KEDGE_KE_H
+
+#define KE_PREFIX "$ke/"
+#define KE_HELLO "$ke/hello"
+#define KE_HELLO_RESULT "$ke/hello/result"
+#define KE_OUTBOX_PREFIX "$ke/outbox/"
+#define KE_ACK_PREFIX "$ke/ack/"
+#define KE_DOWN_PREFIX "$ke/down/"
+#define KE_CTL_PREFIX "$ke/ctl/"
+#define KE_RESULT_SUFFIX "/result"
+
+#define KE_VERSION 1
+#define KE_WINDOW 64 /* outbox entries in flight to the bridge */
+
+/* Defaults shared by the plugin, the bridge and kedge-ctl. */
+#define KE_DEFAULT_BRIDGE_USERNAME "kedge-bridge"
+
+#endif

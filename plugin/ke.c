@@ -1,0 +1,307 @@
+/* The plugin's end of the $ke/ channel (include/kedge/ke.h): the bridge's hello, its acks of
+ * outbox entries, cloud messages coming down, and kedge-ctl's queries.
+ *
+ * Cloud messages are applied into the open batch and answered on $ke/down/{ref}/result only
+ * after the commit that holds them, so the bridge acks the cloud for stored changes only.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto_broker.h>
+
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/json.h"
+#include "kedge/ke.h"
+#include "kedge/log.h"
+#include "kedge/msg.h"
+#include "kedge/topic.h"
+#include "kedge/twin.h"
+#include "kedge/util.h"
+#include "kedge_plugin.h"
+
+static struct kedge_ratelimit ke_rl = KEDGE_RATELIMIT_INIT(10000, 20);
+
+static int has_prefix(const char *s, const char *p)
+{
+    return !strncmp(s, p, strlen(p));
+}
+
+/* Answer one client on topic + "/result". ok/fail payloads are JSON we built. */
+static void answer(struct devicetwin *dt, const char *client_id, const char *topic,
+                   struct kedge_buf *ok, struct kedge_buf *fail)
+{
+    struct kedge_buf t = KEDGE_BUF_INIT;
+    size_t ok_len = 0, fail_len = 0;
+    char *okp = NULL, *failp = NULL;
+
+    if (kedge_buf_printf(&t, "%s%s", topic, KE_RESULT_SUFFIX) < 0 ||
+        !(okp = kedge_buf_take(ok, &ok_len)) || (fail && !(failp = kedge_buf_take(fail, &fail_len))) ||
+        replies_take_to(dt->out, client_id, t.data, okp, ok_len, failp, fail_len) < 0) {
+        kedge_free(okp);
+        kedge_free(failp);
+        kedge_log(KEDGE_LOG_ERR, "ke: out of memory answering %s", topic);
+    }
+    kedge_buf_cleanup(&t);
+}
+
+static void answer_status(struct devicetwin *dt, const char *client_id, const char *topic,
+                          int code, const char *reason)
+{
+    struct kedge_buf ok = KEDGE_BUF_INIT, fail = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+
+    kedge_jw_init(&w, &ok);
+    kedge_jw_obj_open(&w);
+    kedge_jw_key(&w, "ok");
+    kedge_jw_bool(&w, code == 0);
+    if (code) {
+        kedge_jw_kint(&w, "code", code);
+        kedge_jw_kstr(&w, "reason", reason ? reason : "");
+    }
+    kedge_jw_obj_close(&w);
+    /* if the batch holding the change fails, the sender learns it */
+    kedge_jw_init(&w, &fail);
+    kedge_jw_obj_open(&w);
+    kedge_jw_key(&w, "ok");
+    kedge_jw_bool(&w, false);
+    kedge_jw_kint(&w, "code", 500);
+    kedge_jw_kstr(&w, "reason", store_error(dt->store));
+    kedge_jw_obj_close(&w);
+    if (kedge_jw_finish(&w) == 0)
+        answer(dt, client_id, topic, &ok, &fail);
+    kedge_buf_cleanup(&ok);
+    kedge_buf_cleanup(&fail);
+}
+
+/* ---- hello --------------------------------------------------------------------------------- */
+
+static void on_hello(struct devicetwin *dt, const char *client_id, const char *payload,
+                     size_t len)
+{
+    struct kedge_buf ok = KEDGE_BUF_INIT, reason = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *node = NULL;
+    struct kedge_jw w;
+    bool accepted;
+
+    if (kedge_json_parse(payload, len, &doc) == 0)
+        node = kedge_json_get(kedge_jdoc_root(doc), "node_name");
+    accepted = node && node->type == KEDGE_JSTR && !strcmp(node->str, dt->cfg->node_name);
+    if (!accepted) {
+        (void)kedge_buf_printf(&reason,
+                               "node name mismatch: plugin_opt_node_name is %s, the bridge says %s",
+                               dt->cfg->node_name,
+                               node && node->type == KEDGE_JSTR ? node->str : "(none)");
+        kedge_log(KEDGE_LOG_ERR, "ke: refused hello from client=%s: %s", client_id,
+                  reason.data ? reason.data : "out of memory");
+    } else if (outbox_bridge_up(&dt->outbox, client_id) < 0) {
+        accepted = false;
+        (void)kedge_buf_puts(&reason, "out of memory");
+    } else {
+        kedge_log(KEDGE_LOG_NOTICE, "ke: bridge client=%s accepted for node=%s, outbox=%" PRId64,
+                  client_id, dt->cfg->node_name, dt->outbox.depth);
+    }
+    kedge_jw_init(&w, &ok);
+    kedge_jw_obj_open(&w);
+    kedge_jw_key(&w, "accepted");
+    kedge_jw_bool(&w, accepted);
+    kedge_jw_kstr(&w, "node_name", dt->cfg->node_name);
+    if (accepted)
+        kedge_jw_kint(&w, "outbox_depth", dt->outbox.depth);
+    else
+        kedge_jw_kstr(&w, "reason", reason.data ? reason.data : "");
+    kedge_jw_obj_close(&w);
+    if (kedge_jw_finish(&w) == 0) {
+        struct kedge_buf fail = KEDGE_BUF_INIT;
+        (void)kedge_buf_append(&fail, ok.data, ok.len);
+        answer(dt, client_id, KE_HELLO, &ok, &fail);
+        kedge_buf_cleanup(&fail);
+    }
+    kedge_buf_cleanup(&ok);
+    kedge_buf_cleanup(&reason);
+    kedge_jdoc_free(doc);
+}
+
+/* ---- down: cloud messages --------------------------------------------------------------- */
+
+/* "device/{id}/twin/cloud_updated" -> id (two levels since v1.17, one before). */
+static char *cloud_updated_id(const char *resource)
+{
+    const char *sfx = KEDGE_SFX_TWIN_CLOUD_UPDATED;
+    size_t len = strlen(resource), n = strlen(sfx);
+
+    if (!has_prefix(resource, "device/") || len <= n + 7 || strcmp(resource + len - n, sfx))
+        return NULL;
+    return kedge_strndup(resource + 7, len - n - 7);
+}
+
+static int down_twin(struct devicetwin *dt, const struct kedge_msg *m, const char **reason)
+{
+    struct kedge_twin_update u;
+    char *id;
+    int rc;
+
+    if (m->resource && !strcmp(m->resource, "membership"))
+        return membership_update(dt, m->content_is_string ? m->content_str : m->content,
+                                 m->content_is_string ? m->content_str_len : m->content_len,
+                                 reason);
+    id = m->resource ? cloud_updated_id(m->resource) : NULL;
+    if (!id) {
+        *reason = "unsupported twin resource";
+        return KEDGE_ESCHEMA;
+    }
+    rc = kedge_twin_update_decode(m->content_is_string ? m->content_str : m->content,
+                                  m->content_is_string ? m->content_str_len : m->content_len, &u);
+    if (rc == 0) {
+        rc = devicetwin_sync(dt, id, u.event_id ? u.event_id : "", u.twins, u.n);
+        if (rc == KEDGE_ENODEVICE)
+            *reason = "device is not known on this node";
+    } else {
+        *reason = "twin content does not parse";
+    }
+    kedge_twin_update_cleanup(&u);
+    kedge_free(id);
+    return rc;
+}
+
+static int down_connection(struct devicetwin *dt, const struct kedge_msg *m, const char **reason)
+{
+    const char *state = m->content_is_string ? m->content_str : "";
+
+    if (!strcmp(state, "cloud_connected") || !strcmp(state, "cloud_disconnected")) {
+        bool up = state[6] == 'c';
+        if (up != dt->cloud_connected)
+            kedge_log(KEDGE_LOG_NOTICE, "ke: %s", state);
+        dt->cloud_connected = up;
+        return 0;
+    }
+    *reason = "unknown connection state";
+    return KEDGE_ESCHEMA;
+}
+
+static void on_down(struct devicetwin *dt, const char *client_id, const char *topic,
+                    const char *payload, size_t len)
+{
+    struct kedge_msg m;
+    const char *reason = NULL;
+    int rc = kedge_msg_decode(payload, len, &m);
+
+    if (rc < 0) {
+        reason = "not a beehive message";
+    } else if (m.resource && !strcmp(m.resource, "node/connection")) {
+        rc = down_connection(dt, &m, &reason);
+    } else if (m.group && !strcmp(m.group, "twin")) {
+        rc = down_twin(dt, &m, &reason);
+    } else if (m.group && !strcmp(m.group, "user")) {
+        rc = eventbus_cloud(dt, &m, &reason);
+    } else {
+        rc = KEDGE_ESCHEMA;
+        reason = "no handler for this group/resource";
+    }
+    if (rc < 0)
+        kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_WARN,
+                          "ke: down message refused topic=%s group=%s resource=%s: %s", topic,
+                          m.group ? m.group : "", m.resource ? m.resource : "",
+                          reason ? reason : kedge_strerror(rc));
+    answer_status(dt, client_id, topic, rc < 0 ? (rc == -ENOMEM || rc == KEDGE_ESTORE ? 500 : 400) : 0,
+                  reason ? reason : kedge_strerror(rc));
+    kedge_msg_cleanup(&m);
+}
+
+/* ---- ctl: operator queries ---------------------------------------------------------------- */
+
+static void ctl_status(struct devicetwin *dt, struct kedge_jw *w)
+{
+    int64_t now = kedge_wall_ms();
+
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "node_name", dt->cfg->node_name);
+    kedge_jw_key(w, "bridge_connected");
+    kedge_jw_bool(w, dt->outbox.bridge_client != NULL);
+    kedge_jw_key(w, "cloud_connected");
+    kedge_jw_bool(w, dt->cloud_connected);
+    kedge_jw_kint(w, "outbox_depth", dt->outbox.depth);
+    kedge_jw_kint(w, "outbox_max", dt->outbox.max);
+    kedge_jw_kint(w, "outbox_oldest_age_ms",
+                  dt->outbox.depth && dt->outbox.oldest_ms ? now - dt->outbox.oldest_ms : 0);
+    kedge_jw_kint(w, "devices", (int64_t)registry_count(dt->reg));
+    kedge_jw_kint(w, "db_bytes", store_db_bytes(dt->store));
+    kedge_jw_key(w, "store_ok");
+    kedge_jw_bool(w, store_ok(dt->store));
+    kedge_jw_obj_close(w);
+}
+
+static void on_ctl(struct devicetwin *dt, const char *client_id, const char *topic,
+                   const char *payload, size_t len)
+{
+    struct kedge_buf ok = KEDGE_BUF_INIT, copy = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *op = NULL, *id = NULL;
+    struct kedge_jw w;
+    int rc;
+
+    if (kedge_json_parse(payload, len, &doc) == 0) {
+        op = kedge_json_get(kedge_jdoc_root(doc), "op");
+        id = kedge_json_get(kedge_jdoc_root(doc), "id");
+    }
+    kedge_jw_init(&w, &ok);
+    if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "status")) {
+        ctl_status(dt, &w);
+        rc = kedge_jw_finish(&w);
+    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_list")) {
+        rc = devicetwin_encode_members(dt, &ok);
+    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_get") && id &&
+               id->type == KEDGE_JSTR) {
+        rc = devicetwin_encode_twins(dt, id->str, id->len, &ok);
+    } else {
+        kedge_jw_obj_open(&w);
+        kedge_jw_kint(&w, "code", 400);
+        kedge_jw_kstr(&w, "reason", "unknown op: use status, device_list or device_get");
+        kedge_jw_obj_close(&w);
+        rc = kedge_jw_finish(&w);
+    }
+    if (rc == 0 && kedge_buf_append(&copy, ok.data, ok.len) == 0)
+        answer(dt, client_id, topic, &ok, &copy);
+    kedge_buf_cleanup(&ok);
+    kedge_buf_cleanup(&copy);
+    kedge_jdoc_free(doc);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+void ke_on_message(struct devicetwin *dt, const struct mosquitto *client, const char *topic,
+                   const char *payload, size_t len)
+{
+    const char *client_id = mosquitto_client_id(client);
+    const char *rest;
+
+    if (!client_id)
+        return;
+    if (!strcmp(topic, KE_HELLO)) {
+        on_hello(dt, client_id, payload, len);
+    } else if (has_prefix(topic, KE_ACK_PREFIX)) {
+        long long seq;
+        char *end;
+        rest = topic + strlen(KE_ACK_PREFIX);
+        seq = strtoll(rest, &end, 10);
+        if (*rest && !*end && seq > 0)
+            outbox_ack(&dt->outbox, seq);
+    } else if (has_prefix(topic, KE_DOWN_PREFIX) || has_prefix(topic, KE_CTL_PREFIX)) {
+        bool down = has_prefix(topic, KE_DOWN_PREFIX);
+        rest = topic + strlen(down ? KE_DOWN_PREFIX : KE_CTL_PREFIX);
+        if (!*rest || strchr(rest, '/'))
+            return; /* our own .../result topics, or junk */
+        if (down)
+            on_down(dt, client_id, topic, payload, len);
+        else
+            on_ctl(dt, client_id, topic, payload, len);
+    }
+}
+
+void ke_on_disconnect(struct devicetwin *dt, const char *client_id)
+{
+    outbox_bridge_down(&dt->outbox, client_id);
+}

@@ -1,0 +1,96 @@
+/* Who may speak on $ke/ (spec facts 26-27).
+ *
+ * The bridge identity (plugin_opt_bridge_username + password) is the only one that may publish
+ * or subscribe under $ke/. Everyone else keeps what plain mosquitto gives them:
+ *  - auth_mode open (default): the plugin decides for everyone. Any other username connects
+ *    (devices and mappers often send one), anonymous clients follow allow_anonymous, and every
+ *    topic outside $ke/ is allowed. password_file / acl_file are not consulted.
+ *  - auth_mode defer: the plugin decides only for its own identity and $ke/, and defers the
+ *    rest to the operator's password_file / acl_file (or another plugin). Registering an ACL
+ *    callback turns mosquitto's default into deny, so an acl_file must then exist.
+ */
+#include <string.h>
+
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+
+#include "kedge/ke.h"
+#include "kedge/log.h"
+#include "kedge_plugin.h"
+
+#define LOGGED_SLOTS 64
+
+/* Client ids already told off, so each is logged once (a small ring is enough: a client that
+ * keeps trying after falling out of it is logged again, which is fine). */
+static char logged[LOGGED_SLOTS][64];
+static unsigned logged_next;
+
+static bool once_per_client(const char *id)
+{
+    unsigned i;
+
+    if (!id)
+        id = "";
+    for (i = 0; i < LOGGED_SLOTS; i++)
+        if (!strncmp(logged[i], id, sizeof(logged[i]) - 1))
+            return false;
+    strncpy(logged[logged_next], id, sizeof(logged[0]) - 1);
+    logged_next = (logged_next + 1) % LOGGED_SLOTS;
+    return true;
+}
+
+/* Constant-time comparison: the password check must not leak its length of agreement. */
+static bool secret_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i;
+    unsigned char diff = (unsigned char)(la != lb);
+
+    for (i = 0; i < la; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0 && lb > 0;
+}
+
+static bool is_bridge_identity(const struct plugin_config *cfg, const char *username)
+{
+    return username && !strcmp(username, cfg->bridge_username);
+}
+
+int security_basic_auth(const struct plugin_config *cfg, struct mosquitto_evt_basic_auth *ev)
+{
+    if (is_bridge_identity(cfg, ev->username)) {
+        if (ev->password && *cfg->bridge_password &&
+            secret_equal(ev->password, cfg->bridge_password))
+            return MOSQ_ERR_SUCCESS;
+        kedge_log(KEDGE_LOG_WARN, "security: bad password for bridge identity %s from client=%s",
+                  ev->username, mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client)
+                                                                : "?");
+        return MOSQ_ERR_AUTH;
+    }
+    /* Anonymous clients: allow_anonymous decides (a deferred NULL username is let in only when
+     * it is true). Named clients: open mode lets them in as plain mosquitto would. */
+    if (!ev->username || !strcmp(cfg->auth_mode, "defer"))
+        return MOSQ_ERR_PLUGIN_DEFER;
+    return MOSQ_ERR_SUCCESS;
+}
+
+int security_acl_check(const struct plugin_config *cfg, struct mosquitto_evt_acl_check *ev)
+{
+    const char *user = mosquitto_client_username(ev->client);
+
+    if (ev->topic && !strncmp(ev->topic, KE_PREFIX, strlen(KE_PREFIX))) {
+        if (is_bridge_identity(cfg, user))
+            return MOSQ_ERR_SUCCESS;
+        if (once_per_client(mosquitto_client_id(ev->client)))
+            kedge_log(KEDGE_LOG_WARN,
+                      "security: denied client=%s user=%s %s on %s: $ke/ is the bridge's",
+                      mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client) : "?",
+                      user ? user : "(none)",
+                      ev->access == MOSQ_ACL_SUBSCRIBE ? "subscribe"
+                      : ev->access == MOSQ_ACL_READ    ? "read"
+                                                       : "publish",
+                      ev->topic);
+        return MOSQ_ERR_ACL_DENIED;
+    }
+    return strcmp(cfg->auth_mode, "defer") ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
+}
