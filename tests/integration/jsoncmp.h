@@ -1,0 +1,26 @@
+/* Structural JSON comparison for recorded responses (tests/fixtures/edgecore-cases.json).
+ *
+ * The recording is normalised: keys sorted, generated timestamps shown as "<ts>", generated
+ * event ids as "<generated>", times as "<time>". jsoncmp() compares an actual payload with such
+ * an expected value: objects by key set (order-free: byte order is the unit tests' job), the
+ * placeholders match any number / any non-empty string.
+ */
+#ifndef KEDGE_TESTS_JSONCMP_H
+#define KEDGE_TESTS_JSONCMP_H
+
+#include <stddef.h>
+
+struct kedge_jval;
+
+/* 1 when actual (JSON text) matches expected; otherwise 0 with a description of the first
+ * difference in why[why_len]. */
+int jsoncmp(const char *actual, size_t len, const struct kedge_jval *expected, char *why,
+            size_t why_len);
+
+/* Run the whole file through seed SQL into a new SQLite database. Returns 0 or -1. */
+int seed_db(const char *db_path, const char *sql_file);
+
+/* Read a file into a NUL-terminated heap buffer (caller frees). NULL on error. */
+char *slurp(const char *path, size_t *len);
+
+#endif
