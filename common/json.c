@@ -9,6 +9,7 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
+#include "kedge/util.h"
 
 /* ---- writer ---------------------------------------------------------------------------- */
 
@@ -290,6 +291,169 @@ static const char *arena_str(struct kedge_jdoc *d, const unsigned char *s, size_
     return p;
 }
 
+/* ---- strings as Go's decoder leaves them ---------------------------------------------- */
+
+/* "\uXXXX" at s, or -1. */
+static int hex4(const unsigned char *s, size_t n)
+{
+    int v = 0, i;
+
+    if (n < 6 || s[0] != '\\' || s[1] != 'u')
+        return -1;
+    for (i = 2; i < 6; i++) {
+        unsigned c = s[i] | 0x20u;
+        if (s[i] >= '0' && s[i] <= '9')
+            v = v * 16 + (s[i] - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (int)(c - 'a' + 10);
+        else
+            return -1;
+    }
+    return v;
+}
+
+/* The character behind \b, \n, ...; '"', '\\' and '/' stand for themselves. */
+static char short_escape(unsigned char c)
+{
+    switch (c) {
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    default:
+        return (char)c;
+    }
+}
+
+/* UTF-8 of cp into out (NULL: length only). */
+static size_t put_rune(char *out, unsigned cp)
+{
+    unsigned char b[4];
+    size_t n;
+
+    if (cp < 0x80) {
+        b[0] = (unsigned char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        b[0] = (unsigned char)(0xc0 | cp >> 6);
+        b[1] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        b[0] = (unsigned char)(0xe0 | cp >> 12);
+        b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        b[2] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        b[0] = (unsigned char)(0xf0 | cp >> 18);
+        b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+        b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        b[3] = (unsigned char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    if (out)
+        memcpy(out, b, n);
+    return n;
+}
+
+/* encoding/json's unquote on s[0..n), the text between the quotes (yajl has checked its
+ * syntax): escapes resolved, surrogate pairs joined, and whatever is not well-formed UTF-8
+ * (raw bad bytes, lone or mismatched surrogates) replaced by U+FFFD. yajl's own decoding
+ * differs on exactly those (a lone high surrogate becomes '?'), and event ids are echoed.
+ * out NULL: only count. Returns the decoded length. */
+static size_t go_unquote(const unsigned char *s, size_t n, char *out)
+{
+    size_t r = 0, w = 0, adv;
+    unsigned cp;
+    int hi, lo;
+
+    while (r < n) {
+        if (s[r] == '\\' && r + 1 < n && s[r + 1] != 'u') {
+            if (out)
+                out[w] = short_escape(s[r + 1]);
+            w++;
+            r += 2;
+            continue;
+        }
+        if (s[r] == '\\') {
+            hi = hex4(s + r, n - r);
+            r += 6;
+            cp = hi < 0 ? 0xfffd : (unsigned)hi;
+            if (cp >= 0xd800 && cp < 0xe000) {
+                lo = r <= n ? hex4(s + r, n - r) : -1;
+                if (cp < 0xdc00 && lo >= 0xdc00 && lo < 0xe000) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (unsigned)(lo - 0xdc00);
+                    r += 6;
+                } else {
+                    cp = 0xfffd;
+                }
+            }
+            w += put_rune(out ? out + w : NULL, cp);
+            continue;
+        }
+        adv = utf8_seq(s + r, n - r, &cp);
+        if (adv == 0) {
+            w += put_rune(out ? out + w : NULL, 0xfffd);
+            r++;
+            continue;
+        }
+        if (out)
+            memcpy(out + w, s + r, adv);
+        w += adv;
+        r += adv;
+    }
+    return w;
+}
+
+/* The raw text of the string token yajl has just reported: it ends right before
+ * bytes_consumed, and opens at the last '"' before that which no backslash escapes. */
+static int raw_string(const struct kedge_jdoc *d, const unsigned char **raw, size_t *len)
+{
+    size_t end = d->h ? yajl_get_bytes_consumed(d->h) : 0, i, bs;
+
+    if (end < 2 || end > d->text_len || d->text[end - 1] != '"')
+        return 0;
+    for (i = end - 1; i-- > 0;) {
+        if (d->text[i] != '"')
+            continue;
+        for (bs = 0; bs < i && d->text[i - 1 - bs] == '\\'; bs++)
+            ;
+        if (bs % 2 == 0) {
+            *raw = d->text + i + 1;
+            *len = end - 1 - (i + 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A string value or key as Go decodes it, copied into the arena; yajl's decoding s[0..len)
+ * is the fallback should the raw token not be found. */
+static const char *arena_go_str(struct kedge_jdoc *d, const unsigned char *s, size_t len,
+                                size_t *out_len)
+{
+    const unsigned char *raw;
+    size_t raw_len;
+    char *p;
+
+    if (!raw_string(d, &raw, &raw_len)) {
+        *out_len = len;
+        return arena_str(d, s, len);
+    }
+    *out_len = go_unquote(raw, raw_len, NULL);
+    p = arena_alloc(d, *out_len + 1);
+    if (!p)
+        return NULL;
+    (void)go_unquote(raw, raw_len, p);
+    p[*out_len] = '\0';
+    return p;
+}
+
 /* Attach a new value at the current position: as the root, an array element or the member
  * named by the pending key. */
 static struct kedge_jval *add_value(struct kedge_jdoc *d, enum kedge_jtype type)
@@ -340,8 +504,12 @@ static int set_text(struct kedge_jdoc *d, enum kedge_jtype t, const unsigned cha
 
     if (!v)
         return 0;
-    v->str = arena_str(d, s, len);
-    v->len = len;
+    if (t == KEDGE_JSTR) {
+        v->str = arena_go_str(d, s, len, &v->len);
+    } else {
+        v->str = arena_str(d, s, len);
+        v->len = len;
+    }
     if (!v->str)
         d->err = -ENOMEM;
     return v->str != NULL;
@@ -381,8 +549,7 @@ static int on_map_key(void *ctx, const unsigned char *s, size_t len)
 {
     struct kedge_jdoc *d = ctx;
 
-    d->pending_key = arena_str(d, s, len);
-    d->pending_key_len = len;
+    d->pending_key = arena_go_str(d, s, len, &d->pending_key_len);
     if (!d->pending_key)
         d->err = -ENOMEM;
     return d->pending_key != NULL;
@@ -407,22 +574,77 @@ static const yajl_callbacks callbacks = {
     on_start_map, on_map_key,       on_end_container, on_start_array, on_end_container,
 };
 
+/* yajl 2.1 uses whatever its allocator returns without a NULL check (yajl_alloc itself,
+ * yajl_buf.c, yajl_bytestack.h), so an allocation failure must never return into it: the
+ * allocator jumps back to run_yajl instead, and the parse frees every block yajl held. */
+static struct yajl_block *yajl_block_of(void *p)
+{
+    return kedge_container_of(p, struct yajl_block, data);
+}
+
+static void yajl_block_link(struct kedge_jdoc *d, struct yajl_block *b)
+{
+    b->prev = NULL;
+    b->next = d->yajl_blocks;
+    if (b->next)
+        b->next->prev = b;
+    d->yajl_blocks = b;
+}
+
+static void yajl_block_unlink(struct kedge_jdoc *d, struct yajl_block *b)
+{
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        d->yajl_blocks = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+}
+
+static _Noreturn void yajl_out_of_memory(struct kedge_jdoc *d)
+{
+    d->err = -ENOMEM;
+    longjmp(*d->oom, 1);
+}
+
 static void *y_malloc(void *ctx, size_t n)
 {
-    (void)ctx;
-    return kedge_malloc(n);
+    struct kedge_jdoc *d = ctx;
+    struct yajl_block *b = kedge_malloc(sizeof(*b) + n);
+
+    if (!b)
+        yajl_out_of_memory(d);
+    yajl_block_link(d, b);
+    return b->data;
 }
 
 static void *y_realloc(void *ctx, void *p, size_t n)
 {
-    (void)ctx;
-    return kedge_realloc(p, n);
+    struct kedge_jdoc *d = ctx;
+    struct yajl_block *b, *nb;
+
+    if (!p)
+        return y_malloc(ctx, n);
+    b = yajl_block_of(p);
+    yajl_block_unlink(d, b);
+    nb = kedge_realloc(b, sizeof(*b) + n);
+    if (!nb) {
+        yajl_block_link(d, b); /* still valid, still to be freed */
+        yajl_out_of_memory(d);
+    }
+    yajl_block_link(d, nb);
+    return nb->data;
 }
 
 static void y_free(void *ctx, void *p)
 {
-    (void)ctx;
-    kedge_free(p);
+    struct yajl_block *b;
+
+    if (!p)
+        return;
+    b = yajl_block_of(p);
+    yajl_block_unlink(ctx, b);
+    kedge_free(b);
 }
 
 void kedge_jdoc_free(struct kedge_jdoc *doc)
@@ -438,32 +660,54 @@ void kedge_jdoc_free(struct kedge_jdoc *doc)
     kedge_free(doc);
 }
 
+/* The yajl part of a parse. Returns 0 or KEDGE_EPARSE / -ENOMEM; on a jump back from the
+ * allocator yajl's handle is abandoned and its blocks freed. */
+static int run_yajl(struct kedge_jdoc *d, const char *buf, size_t len)
+{
+    yajl_alloc_funcs af = {y_malloc, y_realloc, y_free, d};
+    jmp_buf oom;
+    yajl_status st;
+
+    d->oom = &oom;
+    if (setjmp(oom)) {
+        while (d->yajl_blocks) {
+            struct yajl_block *b = d->yajl_blocks;
+            d->yajl_blocks = b->next;
+            kedge_free(b);
+        }
+        d->h = NULL;
+        return -ENOMEM;
+    }
+    d->h = yajl_alloc(&callbacks, &af, d);
+    if (!d->h)
+        return -ENOMEM;
+    /* Go's decoder takes no comments and accepts invalid UTF-8 (replacing it, see go_unquote). */
+    yajl_config(d->h, yajl_allow_comments, 0);
+    yajl_config(d->h, yajl_dont_validate_strings, 1);
+    st = yajl_parse(d->h, (const unsigned char *)buf, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(d->h);
+    yajl_free(d->h);
+    d->h = NULL;
+    if (st != yajl_status_ok || !d->root)
+        return d->err ? d->err : KEDGE_EPARSE;
+    return 0;
+}
+
 int kedge_json_parse(const char *buf, size_t len, struct kedge_jdoc **out)
 {
-    yajl_alloc_funcs af = {y_malloc, y_realloc, y_free, NULL};
     struct kedge_jdoc *d;
-    yajl_handle h;
-    yajl_status st;
-    int rc = 0;
+    int rc;
 
     *out = NULL;
     d = kedge_calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;
-    h = yajl_alloc(&callbacks, &af, d);
-    if (!h) {
-        kedge_free(d);
-        return -ENOMEM;
-    }
-    /* Go's decoder takes no comments and accepts invalid UTF-8 (replacing it on output). */
-    yajl_config(h, yajl_allow_comments, 0);
-    yajl_config(h, yajl_dont_validate_strings, 1);
-    st = yajl_parse(h, (const unsigned char *)buf, len);
-    if (st == yajl_status_ok)
-        st = yajl_complete_parse(h);
-    if (st != yajl_status_ok || !d->root)
-        rc = d->err ? d->err : KEDGE_EPARSE;
-    yajl_free(h);
+    d->text = (const unsigned char *)buf;
+    d->text_len = len;
+    rc = run_yajl(d, buf, len);
+    d->text = NULL;
+    d->oom = NULL;
     if (rc < 0) {
         kedge_jdoc_free(d);
         return rc;

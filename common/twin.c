@@ -174,51 +174,79 @@ static bool prefix_nocase(const char *s, const char *word)
     return true;
 }
 
-/* Digits of the given base with at most one '.', at least one digit; '_' only in hex (Go
- * accepts digit separators only after a base prefix). Returns chars consumed, 0 if none. */
-static size_t scan_mantissa(const char *s, bool hex)
+static bool is_digit(char c, bool hex)
 {
-    size_t i = 0, digits = 0;
-    bool dot = false;
+    char l = (char)(c | 0x20);
 
-    for (;; i++) {
-        char c = s[i];
-        if ((c >= '0' && c <= '9') ||
-            (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))) {
-            digits++;
-        } else if (c == '.' && !dot) {
-            dot = true;
-        } else if (c == '_' && hex && digits) {
-            if (!s[i + 1] || s[i + 1] == '_' || s[i + 1] == '.')
-                return 0;
+    return (c >= '0' && c <= '9') || (hex && l >= 'a' && l <= 'f');
+}
+
+/* strconv's underscoreOK: '_' only between digits, or between a base prefix and a digit. */
+static bool underscore_ok(const char *s)
+{
+    char saw = '^'; /* ^ start, 0 digit or prefix, _ underscore, ! anything else */
+    size_t i = 0;
+    bool hex = false;
+
+    if (*s == '+' || *s == '-')
+        s++;
+    if (s[0] == '0' && s[1] && strchr("boxBOX", s[1])) {
+        i = 2;
+        saw = '0';
+        hex = (s[1] | 0x20) == 'x';
+    }
+    for (; s[i]; i++) {
+        if (is_digit(s[i], hex)) {
+            saw = '0';
+        } else if (s[i] == '_') {
+            if (saw != '0')
+                return false;
+            saw = '_';
         } else {
-            break;
+            if (saw == '_')
+                return false;
+            saw = '!';
         }
     }
-    return digits ? i : 0;
+    return saw != '_';
 }
 
-static size_t scan_exponent(const char *s, char e1, char e2)
+/* Go's value does not fit a float64 (ParseFloat's ErrRange): the literal, already checked,
+ * rounds to infinity. strtod rounds correctly too, so both agree at the boundary; it only
+ * needs the underscores gone. */
+static bool float_overflows(const char *s, bool underscores)
 {
-    size_t i = 1;
+    char tmp[640], *p = tmp, *heap = NULL;
+    size_t i, n = strlen(s), k = 0;
+    bool inf;
 
-    if (s[0] != e1 && s[0] != e2)
-        return 0;
-    if (s[i] == '+' || s[i] == '-')
-        i++;
-    if (s[i] < '0' || s[i] > '9')
-        return (size_t)-1;
-    while (s[i] >= '0' && s[i] <= '9')
-        i++;
-    return i;
+    if (!underscores)
+        return isinf(strtod(s, NULL));
+    if (n >= sizeof(tmp)) {
+        /* longer than any value that passes the 512-byte check; no memory: refuse it */
+        heap = kedge_malloc(n + 1);
+        if (!heap)
+            return true;
+        p = heap;
+    }
+    for (i = 0; i < n; i++)
+        if (s[i] != '_')
+            p[k++] = s[i];
+    p[k] = '\0';
+    inf = isinf(strtod(p, NULL));
+    kedge_free(heap);
+    return inf;
 }
 
-/* strconv.ParseFloat(s, 64): decimal or hex literals, inf/infinity/nan, overflow rejected. */
+/* strconv.ParseFloat(s, 64) succeeds (atof.go: special, then readFloat over the whole string,
+ * then ErrRange on overflow). Decimal and hex literals as in Go source, '_' separators included
+ * ("1_000" is a float to Go), hex needs its p exponent, inf/infinity with a sign, nan without. */
 static bool go_parse_float(const char *s)
 {
     const char *p = s;
-    bool hex = false;
-    size_t n, e;
+    size_t i = 0, n;
+    bool hex = false, dot = false, digits = false, underscores = false;
+    char exp_char = 'e';
 
     if (*p == '+' || *p == '-')
         p++;
@@ -227,28 +255,41 @@ static bool go_parse_float(const char *s)
         return true;
     if (p == s && strlen(p) == 3 && prefix_nocase(p, "nan"))
         return true;
-    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+    n = strlen(p);
+    if (n > 2 && p[0] == '0' && (p[1] | 0x20) == 'x') {
         hex = true;
-        p += 2;
-        if (*p == '_')
-            p++;
+        exp_char = 'p';
+        i = 2;
     }
-    n = scan_mantissa(p, hex);
-    if (!n)
-        return false;
-    p += n;
-    e = hex ? scan_exponent(p, 'p', 'P') : scan_exponent(p, 'e', 'E');
-    if (e == (size_t)-1 || (hex && e == 0))
-        return false;
-    p += e;
-    if (*p)
-        return false;
-    if (!strchr(s, '_')) {
-        double v = strtod(s, NULL);
-        if (isinf(v))
-            return false; /* Go: ErrRange on overflow */
+    for (; i < n; i++) {
+        if (p[i] == '_') {
+            underscores = true;
+        } else if (p[i] == '.') {
+            if (dot)
+                break;
+            dot = true;
+        } else if (is_digit(p[i], hex)) {
+            digits = true;
+        } else {
+            break;
+        }
     }
-    return true;
+    if (!digits)
+        return false;
+    if (i < n && (p[i] | 0x20) == exp_char) {
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return false;
+        for (; i < n && ((p[i] >= '0' && p[i] <= '9') || p[i] == '_'); i++)
+            underscores |= p[i] == '_';
+    } else if (hex) {
+        return false;
+    }
+    if (i != n || (underscores && !underscore_ok(s)))
+        return false;
+    return !float_overflows(s, underscores);
 }
 
 const char *kedge_twin_check_type(const char *type, const char *value)
@@ -297,7 +338,8 @@ static int get_int(const struct kedge_jval *v, int64_t *out)
 
 static int decode_value(const struct kedge_jval *v, struct kedge_twin_value *out)
 {
-    const struct kedge_jval *meta;
+    const struct kedge_jval *meta, *value;
+    size_t i;
     int rc;
 
     if (kedge_json_is_null(v))
@@ -305,9 +347,15 @@ static int decode_value(const struct kedge_jval *v, struct kedge_twin_value *out
     if (v->type != KEDGE_JOBJ)
         return KEDGE_EPARSE;
     out->present = true;
-    rc = get_string(kedge_json_get(v, "value"), &out->value);
+    value = kedge_json_get(v, "value");
+    rc = get_string(value, &out->value);
     if (rc < 0)
         return rc;
+    /* Go's regexp sees every byte of "25\u0000x" and rejects it; cut at the NUL it would
+     * pass as "25". A space fails the same check and keeps the length. */
+    for (i = 0; out->value && i < value->len; i++)
+        if (out->value[i] == '\0')
+            out->value[i] = ' ';
     meta = kedge_json_get(v, "metadata");
     if (kedge_json_is_null(meta))
         return 0;

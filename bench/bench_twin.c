@@ -1,0 +1,950 @@
+/* bench_twin: the measuring half of `scripts/bench.sh twin` (the script seeds the databases,
+ * writes the broker configs and prints the summary).
+ *
+ *   roundtrip  One MQTT 3.1.1 client, one connection, QoS 1, against a running broker with
+ *              kedge_plugin.so. It alternates two workloads with the same window W:
+ *                plain: publish to bench/echo/<k>, subscribed to bench/echo/# (the round trip
+ *                       is the client's own message coming back: bare broker loopback);
+ *                kedge: publish a twin update to $hw/events/device/<prefix><k>/twin/update,
+ *                       subscribed to .../twin/update/result (the round trip is the result).
+ *              Each reply is matched to its request by event_id; per-request latency and
+ *              msg/s = N / (first publish -> last reply) are reported, A B A B ..., and the
+ *              medians go on one line per figure with both sides and their ratio.
+ *   startup    Fork/exec the broker on a config (the clock starts just before the fork),
+ *              connect every 2 ms until it accepts, subscribe to one device's
+ *              twin/get/result, then publish the get; the clock stops when the result is in.
+ *              Then read the broker's VmRSS/VmHWM and stop it (SIGTERM, by pid).
+ *   freeport   Print a TCP port on 127.0.0.1 that was free a moment ago.
+ *
+ * Everything talks to 127.0.0.1 only. Timing uses CLOCK_MONOTONIC. Benchmarks never assert
+ * on figures: the exit status is 0 unless the measurement itself broke (a wrong or missing
+ * reply, a broker that died, a stall), which is 1; 2 is a usage error; 3 is "the broker
+ * exited before answering" (the caller may retry on another port).
+ */
+#define _GNU_SOURCE /* memmem */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <mosquitto.h>
+
+#ifndef MOSQUITTO_BIN
+#define MOSQUITTO_BIN "/usr/sbin/mosquitto"
+#endif
+
+#define HOST "127.0.0.1"
+#define KEEPALIVE_S 60
+#define STALL_MS 10000 /* no reply for this long: the run is broken */
+#define EXIT_BROKEN 1
+#define EXIT_USAGE 2
+#define EXIT_BROKER_GONE 3
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec req = {ms / 1000, (ms % 1000) * 1000000L}, rem;
+
+    while (nanosleep(&req, &rem) < 0 && errno == EINTR)
+        req = rem;
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static uint64_t percentile(const uint64_t *sorted, size_t n, double p)
+{
+    size_t rank;
+
+    if (n == 0)
+        return 0;
+    rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return sorted[rank - 1];
+}
+
+static double median(double *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The decimal event id inside `"event_id":"<n>"`; -1 if there is none. */
+static long long find_event_id(const void *payload, size_t len)
+{
+    static const char key[] = "\"event_id\":\"";
+    const char *p = memmem(payload, len, key, sizeof(key) - 1);
+    const char *end = (const char *)payload + len;
+    long long v = 0;
+
+    if (!p)
+        return -1;
+    p += sizeof(key) - 1;
+    if (p >= end || *p < '0' || *p > '9')
+        return -1;
+    for (; p < end && *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
+    return p < end && *p == '"' ? v : -1;
+}
+
+static bool contains(const void *payload, size_t len, const char *needle)
+{
+    return memmem(payload, len, needle, strlen(needle)) != NULL;
+}
+
+/* ---- client setup shared by both measurements --------------------------------------------- */
+
+struct client_state {
+    bool connected;
+    int connack_rc;
+    int sub_mid; /* mid of the SUBSCRIBE we wait for; 0: none outstanding */
+    bool subscribed;
+    bool lost;
+};
+
+static void on_connect(struct mosquitto *mosq, void *ud, int rc)
+{
+    struct client_state *cs = ud;
+
+    (void)mosq;
+    cs->connack_rc = rc;
+    cs->connected = rc == 0;
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *ud, int rc)
+{
+    struct client_state *cs = ud;
+
+    (void)mosq;
+    (void)rc;
+    cs->connected = false;
+    cs->lost = true;
+}
+
+static void on_subscribe(struct mosquitto *mosq, void *ud, int mid, int qos_count,
+                         const int *granted)
+{
+    struct client_state *cs = ud;
+    int i;
+
+    (void)mosq;
+    if (mid != cs->sub_mid)
+        return;
+    for (i = 0; i < qos_count; i++) {
+        if (granted[i] > 2) { /* 0x80: refused */
+            fprintf(stderr, "bench_twin: subscription %d refused\n", i);
+            cs->lost = true;
+            return;
+        }
+    }
+    cs->subscribed = true;
+}
+
+/* A client with TCP_NODELAY (else a QoS 1 round trip is Nagle-bound, spec §9) and no client-side
+ * cap on QoS 1 messages in flight (libmosquitto's default of 20 would shrink W=64). ud points
+ * at the caller's context, whose first member is the struct client_state the shared callbacks
+ * update. */
+static struct mosquitto *client_new(const char *id, void *ud)
+{
+    struct mosquitto *mosq = mosquitto_new(id, true, ud);
+    int rc;
+
+    if (!mosq) {
+        fprintf(stderr, "bench_twin: mosquitto_new: %s\n", strerror(errno));
+        return NULL;
+    }
+    rc = mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, 0); /* 0: 65535 */
+    if (rc != MOSQ_ERR_SUCCESS) {
+        fprintf(stderr, "bench_twin: client options: %s\n", mosquitto_strerror(rc));
+        mosquitto_destroy(mosq);
+        return NULL;
+    }
+    mosquitto_connect_callback_set(mosq, on_connect);
+    mosquitto_disconnect_callback_set(mosq, on_disconnect);
+    mosquitto_subscribe_callback_set(mosq, on_subscribe);
+    return mosq;
+}
+
+/* Run the loop until *flag is set, the connection is lost, or deadline_ns passes. */
+static int loop_until(struct mosquitto *mosq, struct client_state *cs, const bool *flag,
+                      uint64_t deadline_ns, const char *what)
+{
+    while (!*flag) {
+        int rc = mosquitto_loop(mosq, 10, 1);
+        if (rc != MOSQ_ERR_SUCCESS || cs->lost) {
+            fprintf(stderr, "bench_twin: connection lost while waiting for %s: %s\n", what,
+                    rc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(rc) : "disconnected");
+            return -1;
+        }
+        if (now_ns() > deadline_ns) {
+            fprintf(stderr, "bench_twin: timed out waiting for %s\n", what);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- roundtrip ------------------------------------------------------------------------------ */
+
+enum rt_mode { RT_PLAIN, RT_KEDGE };
+
+struct rt_run {
+    enum rt_mode mode;
+    long long base; /* event id of request 0 */
+    size_t total, sent, done;
+    uint64_t *sent_ns; /* per request */
+    uint64_t *lat_ns;  /* per completed request, in completion order */
+    bool *answered;
+    size_t errors, strays, dups;
+    char first_error[256];
+    uint64_t t_first, t_last;
+};
+
+struct rt_ctx {
+    struct client_state cs;
+    struct rt_run *run; /* the run in progress, or NULL */
+    const char *prefix; /* device id prefix, e.g. "bench/dev-" */
+    int digits;
+    long devices;
+    long long next_event_id; /* unique over the whole process */
+    size_t strays_between;   /* replies that arrived with no run in progress */
+};
+
+struct rt_result {
+    double rate;         /* msg/s */
+    double p50_ms, p99_ms;
+};
+
+static void rt_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *m)
+{
+    struct rt_ctx *ctx = ud;
+    struct rt_run *run = ctx->run;
+    long long id;
+    size_t k;
+
+    (void)mosq;
+    if (!run) {
+        ctx->strays_between++;
+        return;
+    }
+    id = find_event_id(m->payload, (size_t)m->payloadlen);
+    if (id < run->base || id >= run->base + (long long)run->sent) {
+        run->strays++;
+        return;
+    }
+    k = (size_t)(id - run->base);
+    if (run->answered[k]) {
+        run->dups++;
+        return;
+    }
+    if (run->mode == RT_KEDGE && !contains(m->payload, (size_t)m->payloadlen, "\"twin\":{")) {
+        if (run->errors++ == 0)
+            (void)snprintf(run->first_error, sizeof(run->first_error), "%s: %.*s", m->topic,
+                           m->payloadlen > 200 ? 200 : m->payloadlen, (const char *)m->payload);
+    }
+    run->answered[k] = true;
+    run->t_last = now_ns();
+    run->lat_ns[run->done++] = run->t_last - run->sent_ns[k];
+}
+
+static int rt_publish(struct mosquitto *mosq, struct rt_ctx *ctx, struct rt_run *run)
+{
+    char topic[256], payload[256];
+    long long id = run->base + (long long)run->sent;
+    long dev = (long)(run->sent % (size_t)ctx->devices);
+    int tlen, plen, rc;
+
+    if (run->mode == RT_PLAIN)
+        tlen = snprintf(topic, sizeof(topic), "bench/echo/%ld", dev);
+    else
+        tlen = snprintf(topic, sizeof(topic), "$hw/events/device/%s%0*ld/twin/update", ctx->prefix,
+                        ctx->digits, dev);
+    plen = snprintf(payload, sizeof(payload),
+                    "{\"event_id\":\"%lld\",\"timestamp\":%" PRId64
+                    ",\"twin\":{\"temperature\":{\"actual\":{\"value\":\"%lld\"}}}}",
+                    id, wall_ms(), id);
+    if (tlen < 0 || (size_t)tlen >= sizeof(topic) || plen < 0 || (size_t)plen >= sizeof(payload)) {
+        fprintf(stderr, "bench_twin: topic or payload too long\n");
+        return -1;
+    }
+    run->sent_ns[run->sent] = now_ns();
+    if (run->sent == 0)
+        run->t_first = run->sent_ns[0];
+    rc = mosquitto_publish(mosq, NULL, topic, plen, payload, 1, false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        fprintf(stderr, "bench_twin: publish: %s\n", mosquitto_strerror(rc));
+        return -1;
+    }
+    run->sent++;
+    return 0;
+}
+
+static void rt_run_free(struct rt_run *run)
+{
+    free(run->sent_ns);
+    free(run->lat_ns);
+    free(run->answered);
+}
+
+/* One measured run of `total` requests with at most `window` awaiting their reply. */
+static int rt_measure(struct mosquitto *mosq, struct rt_ctx *ctx, enum rt_mode mode, size_t total,
+                      size_t window, struct rt_result *res)
+{
+    struct rt_run run = {0};
+    uint64_t last_progress;
+    size_t last_done = 0;
+    int rc = -1;
+
+    memset(res, 0, sizeof(*res));
+    run.mode = mode;
+    run.total = total;
+    run.base = ctx->next_event_id;
+    ctx->next_event_id += (long long)total;
+    run.sent_ns = calloc(total, sizeof(*run.sent_ns));
+    run.lat_ns = calloc(total, sizeof(*run.lat_ns));
+    run.answered = calloc(total, sizeof(*run.answered));
+    if (!run.sent_ns || !run.lat_ns || !run.answered) {
+        fprintf(stderr, "bench_twin: out of memory\n");
+        goto out;
+    }
+    ctx->run = &run;
+    last_progress = now_ns();
+    while (run.done < total) {
+        /* Publish outside callbacks: libmosquitto then writes the packet at once. */
+        while (run.sent < total && run.sent - run.done < window)
+            if (rt_publish(mosq, ctx, &run) < 0)
+                goto out;
+        int lrc = mosquitto_loop(mosq, 100, 1);
+        if (lrc != MOSQ_ERR_SUCCESS || ctx->cs.lost) {
+            fprintf(stderr, "bench_twin: connection lost: %s\n",
+                    lrc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(lrc) : "disconnected");
+            goto out;
+        }
+        if (run.done != last_done) {
+            last_done = run.done;
+            last_progress = now_ns();
+        } else if (now_ns() - last_progress > (uint64_t)STALL_MS * 1000000u) {
+            fprintf(stderr, "bench_twin: stalled: %zu of %zu replies after %d ms without one\n",
+                    run.done, total, STALL_MS);
+            goto out;
+        }
+    }
+    if (run.errors) {
+        fprintf(stderr, "bench_twin: %zu error results; first: %s\n", run.errors,
+                run.first_error);
+        goto out;
+    }
+    qsort(run.lat_ns, run.done, sizeof(*run.lat_ns), cmp_u64);
+    res->rate = (double)total / ((double)(run.t_last - run.t_first) / 1e9);
+    res->p50_ms = (double)percentile(run.lat_ns, run.done, 50) / 1e6;
+    res->p99_ms = (double)percentile(run.lat_ns, run.done, 99) / 1e6;
+    if (run.strays || run.dups)
+        fprintf(stderr, "bench_twin: note: %zu stray and %zu duplicate replies ignored\n",
+                run.strays, run.dups);
+    rc = 0;
+out:
+    ctx->run = NULL;
+    rt_run_free(&run);
+    return rc;
+}
+
+struct rt_opts {
+    long port, devices, reps, n64, n1, warmup, digits;
+    const char *prefix;
+    int only; /* -1: both modes; else one enum rt_mode (for profiling one side) */
+};
+
+static const char *mode_name(enum rt_mode m)
+{
+    return m == RT_PLAIN ? "plain" : "kedge";
+}
+
+/* reps x (plain, kedge) at one window; medians into plain/kedge. */
+static int rt_window(struct mosquitto *mosq, struct rt_ctx *ctx, const struct rt_opts *o,
+                     size_t window, size_t n, struct rt_result *plain, struct rt_result *kedge)
+{
+    double *v = calloc((size_t)o->reps * 6, sizeof(*v));
+    double *pr = v, *pp50 = v + o->reps, *pp99 = v + 2 * o->reps;
+    double *kr = v + 3 * o->reps, *kp50 = v + 4 * o->reps, *kp99 = v + 5 * o->reps;
+    long r;
+    int m;
+
+    if (!v) {
+        fprintf(stderr, "bench_twin: out of memory\n");
+        return -1;
+    }
+    for (r = 0; r < o->reps; r++) {
+        for (m = 0; m < 2; m++) {
+            struct rt_result res = {0};
+            if (o->only >= 0 && m != o->only) {
+                (m == 0 ? pr : kr)[r] = 1;
+                (m == 0 ? pp50 : kp50)[r] = 1;
+                (m == 0 ? pp99 : kp99)[r] = 1;
+                continue;
+            }
+            if (rt_measure(mosq, ctx, (enum rt_mode)m, n, window, &res) < 0) {
+                free(v);
+                return -1;
+            }
+            printf("rt w=%zu rep=%ld %-5s n=%zu rate=%.0f p50_ms=%.3f p99_ms=%.3f\n", window,
+                   r + 1, mode_name((enum rt_mode)m), n, res.rate, res.p50_ms, res.p99_ms);
+            (void)fflush(stdout);
+            (m == 0 ? pr : kr)[r] = res.rate;
+            (m == 0 ? pp50 : kp50)[r] = res.p50_ms;
+            (m == 0 ? pp99 : kp99)[r] = res.p99_ms;
+        }
+    }
+    plain->rate = median(pr, (size_t)o->reps);
+    plain->p50_ms = median(pp50, (size_t)o->reps);
+    plain->p99_ms = median(pp99, (size_t)o->reps);
+    kedge->rate = median(kr, (size_t)o->reps);
+    kedge->p50_ms = median(kp50, (size_t)o->reps);
+    kedge->p99_ms = median(kp99, (size_t)o->reps);
+    free(v);
+    return 0;
+}
+
+static void print_pair(size_t window, const struct rt_result *p,
+                       const struct rt_result *k, const char *rate_target,
+                       const char *p50_target)
+{
+    printf("twin_update qos1 w=%-3zu plain=%.0f msg/s  kedge=%.0f msg/s  ratio=%.2f%s%s\n",
+           window, p->rate, k->rate, k->rate / p->rate, rate_target ? "  " : "",
+           rate_target ? rate_target : "");
+    printf("twin_update qos1 w=%-3zu p50: plain=%.3f ms  kedge=%.3f ms  ratio=%.2f%s%s   "
+           "p99: plain=%.3f ms  kedge=%.3f ms\n",
+           window, p->p50_ms, k->p50_ms, k->p50_ms / p->p50_ms, p50_target ? "  " : "",
+           p50_target ? p50_target : "", p->p99_ms, k->p99_ms);
+}
+
+static int cmd_roundtrip(const struct rt_opts *o)
+{
+    struct rt_ctx ctx = {0};
+    struct rt_result p64, k64, p1, k1, ignore;
+    struct mosquitto *mosq;
+    char twin_sub[256];
+    const char *subs[2];
+    int rc, status = EXIT_BROKEN;
+
+    ctx.prefix = o->prefix;
+    ctx.digits = (int)o->digits;
+    ctx.devices = o->devices;
+    ctx.next_event_id = 1;
+    /* The id is <namespace>/<name>: subscribe to the namespace's devices, one level below. */
+    {
+        const char *slash = strchr(o->prefix, '/');
+        int n = slash ? snprintf(twin_sub, sizeof(twin_sub),
+                                 "$hw/events/device/%.*s/+/twin/update/result",
+                                 (int)(slash - o->prefix), o->prefix)
+                      : snprintf(twin_sub, sizeof(twin_sub),
+                                 "$hw/events/device/+/twin/update/result");
+        if (n < 0 || (size_t)n >= sizeof(twin_sub))
+            return EXIT_USAGE;
+    }
+    subs[0] = "bench/echo/#";
+    subs[1] = twin_sub;
+
+    mosq = client_new("kedge-bench-rt", &ctx);
+    if (!mosq)
+        return EXIT_BROKEN;
+    mosquitto_message_callback_set(mosq, rt_on_message);
+    /* The broker may still be starting: retry for up to 5 s. */
+    for (uint64_t until = now_ns() + 5000000000u;;) {
+        rc = mosquitto_connect(mosq, HOST, (int)o->port, KEEPALIVE_S);
+        if (rc == MOSQ_ERR_SUCCESS)
+            break;
+        if (now_ns() > until) {
+            fprintf(stderr, "bench_twin: connect to %s:%ld: %s\n", HOST, o->port,
+                    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+            goto out;
+        }
+        sleep_ms(10);
+    }
+    if (loop_until(mosq, &ctx.cs, &ctx.cs.connected, now_ns() + 5000000000u, "CONNACK") < 0)
+        goto out;
+    rc = mosquitto_subscribe_multiple(mosq, &ctx.cs.sub_mid, 2, (char *const *)subs, 1, 0, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        fprintf(stderr, "bench_twin: subscribe: %s\n", mosquitto_strerror(rc));
+        goto out;
+    }
+    if (loop_until(mosq, &ctx.cs, &ctx.cs.subscribed, now_ns() + 5000000000u, "SUBACK") < 0)
+        goto out;
+
+    /* Warm-up, not reported: page cache, WAL file, allocator and the broker's topic tree. */
+    if (o->warmup > 0 &&
+        ((o->only != RT_KEDGE &&
+          rt_measure(mosq, &ctx, RT_PLAIN, (size_t)o->warmup, 64, &ignore) < 0) ||
+         (o->only != RT_PLAIN &&
+          rt_measure(mosq, &ctx, RT_KEDGE, (size_t)o->warmup, 64, &ignore) < 0)))
+        goto out;
+    if (rt_window(mosq, &ctx, o, 64, (size_t)o->n64, &p64, &k64) < 0 ||
+        rt_window(mosq, &ctx, o, 1, (size_t)o->n1, &p1, &k1) < 0)
+        goto out;
+
+    if (o->only >= 0) {
+        printf("-- only %s was measured (--only): no comparison\n",
+               mode_name((enum rt_mode)o->only));
+        status = 0;
+        goto out;
+    }
+    printf("-- medians of %ld alternating runs (plain, kedge, plain, kedge, ...), %ld devices\n",
+           o->reps, o->devices);
+    print_pair(64, &p64, &k64, "(target >= 0.5)", NULL);
+    print_pair(1, &p1, &k1, NULL, "(target <= 2)");
+    printf("RESULT w64_ratio=%.2f w1_p50_ratio=%.2f w64_per_s=%.0f w1_per_s=%.0f\n",
+           k64.rate / p64.rate, k1.p50_ms / p1.p50_ms, k64.rate, k1.rate);
+    if (ctx.strays_between)
+        fprintf(stderr, "bench_twin: note: %zu replies arrived between runs\n",
+                ctx.strays_between);
+    status = 0;
+out:
+    if (ctx.cs.connected) {
+        (void)mosquitto_disconnect(mosq);
+        (void)mosquitto_loop(mosq, 10, 1);
+    }
+    mosquitto_destroy(mosq);
+    return status;
+}
+
+/* ---- startup -------------------------------------------------------------------------------- */
+
+struct st_ctx {
+    struct client_state cs;
+    const char *result_topic;
+    bool expect_ok;
+    bool answered, bad;
+    char reply[256];
+};
+
+static void st_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *m)
+{
+    struct st_ctx *ctx = ud;
+
+    (void)mosq;
+    if (strcmp(m->topic, ctx->result_topic) != 0)
+        return;
+    (void)snprintf(ctx->reply, sizeof(ctx->reply), "%.*s",
+                   m->payloadlen > 200 ? 200 : m->payloadlen, (const char *)m->payload);
+    if (ctx->expect_ok && !contains(m->payload, (size_t)m->payloadlen, "\"twin\":{"))
+        ctx->bad = true;
+    ctx->answered = true;
+}
+
+/* VmRSS and VmHWM of pid, in kB. */
+static int read_rss(pid_t pid, long *rss_kb, long *hwm_kb)
+{
+    char path[64], line[256];
+    FILE *f;
+
+    *rss_kb = *hwm_kb = -1;
+    (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "VmRSS:", 6))
+            *rss_kb = strtol(line + 6, NULL, 10);
+        else if (!strncmp(line, "VmHWM:", 6))
+            *hwm_kb = strtol(line + 6, NULL, 10);
+    }
+    (void)fclose(f);
+    return *rss_kb >= 0 && *hwm_kb >= 0 ? 0 : -EINVAL;
+}
+
+static pid_t spawn_broker(const char *broker, const char *conf, const char *out_path)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return pid; /* -1 on failure, errno set */
+    /* child: die with the bench if it dies first; output to the given file */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+        _exit(126);
+    int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+        _exit(126);
+    execl(broker, broker, "-c", conf, (char *)NULL);
+    _exit(127);
+}
+
+/* SIGTERM, then wait up to 10 s, then SIGKILL. Returns the wait status, or -1. */
+static int stop_broker(pid_t pid)
+{
+    uint64_t deadline = now_ns() + 10000000000u;
+    int status;
+
+    if (kill(pid, SIGTERM) < 0 && errno != ESRCH)
+        return -1;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (now_ns() > deadline) {
+            fprintf(stderr, "bench_twin: broker pid %d ignored SIGTERM for 10 s: SIGKILL\n",
+                    (int)pid);
+            (void)kill(pid, SIGKILL);
+            (void)waitpid(pid, &status, 0);
+            return -1;
+        }
+        sleep_ms(5);
+    }
+}
+
+struct st_opts {
+    long port, timeout_ms;
+    const char *conf, *device, *broker, *broker_out;
+    bool expect_ok;
+};
+
+/* Broker still running? If not, report how it ended. */
+static bool broker_alive(pid_t pid, int *status)
+{
+    pid_t r = waitpid(pid, status, WNOHANG);
+
+    return r == 0;
+}
+
+static int cmd_startup(const struct st_opts *o)
+{
+    struct st_ctx ctx = {0};
+    struct mosquitto *mosq;
+    char result_topic[256], get_topic[256];
+    uint64_t t0, t_conn = 0, t1, deadline;
+    long rss_kb, hwm_kb, attempts = 0;
+    int rc, wstatus, status = EXIT_BROKEN;
+    pid_t pid;
+    bool get_sent = false;
+
+    if (snprintf(result_topic, sizeof(result_topic), "$hw/events/device/%s/twin/get/result",
+                 o->device) >= (int)sizeof(result_topic) ||
+        snprintf(get_topic, sizeof(get_topic), "$hw/events/device/%s/twin/get", o->device) >=
+            (int)sizeof(get_topic))
+        return EXIT_USAGE;
+    ctx.result_topic = result_topic;
+    ctx.expect_ok = o->expect_ok;
+    mosq = client_new("kedge-bench-startup", &ctx);
+    if (!mosq)
+        return EXIT_BROKEN;
+    mosquitto_message_callback_set(mosq, st_on_message);
+
+    t0 = now_ns();
+    pid = spawn_broker(o->broker, o->conf, o->broker_out);
+    if (pid < 0) {
+        fprintf(stderr, "bench_twin: fork: %s\n", strerror(errno));
+        mosquitto_destroy(mosq);
+        return EXIT_BROKEN;
+    }
+    deadline = t0 + (uint64_t)o->timeout_ms * 1000000u;
+
+    /* Connect every 2 ms until the listener takes us. */
+    for (;;) {
+        attempts++;
+        rc = mosquitto_connect(mosq, HOST, (int)o->port, KEEPALIVE_S);
+        if (rc == MOSQ_ERR_SUCCESS)
+            break;
+        if (!broker_alive(pid, &wstatus)) {
+            fprintf(stderr, "bench_twin: broker exited (status 0x%x) before accepting; see %s\n",
+                    wstatus, o->broker_out);
+            pid = -1;
+            status = EXIT_BROKER_GONE;
+            goto out;
+        }
+        if (now_ns() > deadline) {
+            fprintf(stderr, "bench_twin: broker not accepting on port %ld after %ld ms\n",
+                    o->port, o->timeout_ms);
+            goto out;
+        }
+        sleep_ms(2);
+    }
+    t_conn = now_ns();
+    /* CONNACK, then SUBSCRIBE and its SUBACK, then the get: a get published before the
+     * subscription is in place could be answered to nobody. */
+    while (!ctx.answered) {
+        if (ctx.cs.connected && !ctx.cs.sub_mid) {
+            rc = mosquitto_subscribe(mosq, &ctx.cs.sub_mid, result_topic, 1);
+            if (rc != MOSQ_ERR_SUCCESS) {
+                fprintf(stderr, "bench_twin: subscribe: %s\n", mosquitto_strerror(rc));
+                goto out;
+            }
+        }
+        if (ctx.cs.subscribed && !get_sent) {
+            static const char get[] = "{\"event_id\":\"bench-startup\"}";
+            rc = mosquitto_publish(mosq, NULL, get_topic, (int)sizeof(get) - 1, get, 1, false);
+            if (rc != MOSQ_ERR_SUCCESS) {
+                fprintf(stderr, "bench_twin: publish: %s\n", mosquitto_strerror(rc));
+                goto out;
+            }
+            get_sent = true;
+        }
+        rc = mosquitto_loop(mosq, 5, 1);
+        if (rc != MOSQ_ERR_SUCCESS || ctx.cs.lost) {
+            fprintf(stderr, "bench_twin: connection lost before the get result: %s\n",
+                    rc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(rc) : "disconnected");
+            if (!broker_alive(pid, &wstatus)) {
+                pid = -1;
+                status = EXIT_BROKER_GONE;
+            }
+            goto out;
+        }
+        if (now_ns() > deadline) {
+            fprintf(stderr, "bench_twin: no twin/get/result after %ld ms\n", o->timeout_ms);
+            goto out;
+        }
+    }
+    t1 = now_ns();
+    if (ctx.bad) {
+        fprintf(stderr, "bench_twin: the get was answered with an error: %s\n", ctx.reply);
+        goto out;
+    }
+    if (read_rss(pid, &rss_kb, &hwm_kb) < 0) {
+        fprintf(stderr, "bench_twin: cannot read /proc/%d/status\n", (int)pid);
+        goto out;
+    }
+    printf("startup ms=%.1f connect_ms=%.1f attempts=%ld rss_kb=%ld hwm_kb=%ld pid=%d\n",
+           (double)(t1 - t0) / 1e6, (double)(t_conn - t0) / 1e6, attempts, rss_kb, hwm_kb,
+           (int)pid);
+    status = 0;
+out:
+    if (ctx.cs.connected) {
+        (void)mosquitto_disconnect(mosq);
+        (void)mosquitto_loop(mosq, 10, 1);
+    }
+    mosquitto_destroy(mosq);
+    if (pid > 0) {
+        int ws = stop_broker(pid);
+        if (ws < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+            fprintf(stderr, "bench_twin: broker pid %d did not exit cleanly (status 0x%x)\n",
+                    (int)pid, ws);
+            if (status == 0)
+                status = EXIT_BROKEN;
+        }
+    }
+    return status;
+}
+
+/* ---- freeport -------------------------------------------------------------------------------- */
+
+static int cmd_freeport(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        perror("bench_twin: socket");
+        return EXIT_BROKEN;
+    }
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
+        perror("bench_twin: bind 127.0.0.1:0");
+        (void)close(fd);
+        return EXIT_BROKEN;
+    }
+    printf("%u\n", (unsigned)ntohs(a.sin_port));
+    (void)close(fd);
+    return 0;
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: bench_twin roundtrip --port P [--devices 1000] [--prefix bench/dev-]\n"
+            "                            [--digits 4] [--reps 5] [--n64 20000] [--n1 5000]\n"
+            "                            [--warmup 2000] [--only both|plain|kedge]\n"
+            "       bench_twin startup --port P --conf FILE --device ID [--expect ok|any]\n"
+            "                          [--broker " MOSQUITTO_BIN "] [--broker-out FILE]\n"
+            "                          [--timeout-ms 30000]\n"
+            "       bench_twin freeport\n");
+}
+
+/* --key value pairs into a small table; unknown keys are a usage error. */
+struct arg {
+    const char *key;
+    const char *value;
+};
+
+static int parse_args(int argc, char **argv, struct arg *args, size_t nargs)
+{
+    int i;
+
+    for (i = 0; i < argc; i += 2) {
+        size_t k;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_twin: %s needs a value\n", argv[i]);
+            return -1;
+        }
+        for (k = 0; k < nargs; k++) {
+            if (!strcmp(argv[i], args[k].key)) {
+                args[k].value = argv[i + 1];
+                break;
+            }
+        }
+        if (k == nargs) {
+            fprintf(stderr, "bench_twin: unknown option %s\n", argv[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int get_long(const struct arg *a, long min, long max, long *out)
+{
+    if (parse_long(a->value, min, max, out) < 0) {
+        fprintf(stderr, "bench_twin: %s '%s' is not a number in [%ld, %ld]\n", a->key, a->value,
+                min, max);
+        return -1;
+    }
+    return 0;
+}
+
+static int main_roundtrip(int argc, char **argv)
+{
+    struct arg args[] = {{"--port", NULL},   {"--devices", "1000"}, {"--prefix", "bench/dev-"},
+                         {"--digits", "4"},  {"--reps", "5"},       {"--n64", "20000"},
+                         {"--n1", "5000"},   {"--warmup", "2000"}, {"--only", "both"}};
+    struct rt_opts o = {0};
+
+    if (parse_args(argc, argv, args, sizeof(args) / sizeof(args[0])) < 0 || !args[0].value) {
+        usage();
+        return EXIT_USAGE;
+    }
+    if (get_long(&args[0], 1, 65535, &o.port) < 0 || get_long(&args[1], 1, 1000000, &o.devices) < 0 ||
+        get_long(&args[3], 1, 9, &o.digits) < 0 || get_long(&args[4], 1, 100, &o.reps) < 0 ||
+        get_long(&args[5], 64, 10000000, &o.n64) < 0 ||
+        get_long(&args[6], 1, 10000000, &o.n1) < 0 ||
+        get_long(&args[7], 0, 10000000, &o.warmup) < 0)
+        return EXIT_USAGE;
+    o.prefix = args[2].value;
+    if (!strcmp(args[8].value, "both")) {
+        o.only = -1;
+    } else if (!strcmp(args[8].value, "plain")) {
+        o.only = RT_PLAIN;
+    } else if (!strcmp(args[8].value, "kedge")) {
+        o.only = RT_KEDGE;
+    } else {
+        usage();
+        return EXIT_USAGE;
+    }
+    return cmd_roundtrip(&o);
+}
+
+static int main_startup(int argc, char **argv)
+{
+    struct arg args[] = {{"--port", NULL},     {"--conf", NULL},
+                         {"--device", NULL},   {"--expect", "ok"},
+                         {"--broker", MOSQUITTO_BIN}, {"--broker-out", "/dev/null"},
+                         {"--timeout-ms", "30000"}};
+    struct st_opts o = {0};
+
+    if (parse_args(argc, argv, args, sizeof(args) / sizeof(args[0])) < 0 || !args[0].value ||
+        !args[1].value || !args[2].value ||
+        (strcmp(args[3].value, "ok") != 0 && strcmp(args[3].value, "any") != 0)) {
+        usage();
+        return EXIT_USAGE;
+    }
+    if (get_long(&args[0], 1, 65535, &o.port) < 0 ||
+        get_long(&args[6], 1, 600000, &o.timeout_ms) < 0)
+        return EXIT_USAGE;
+    o.conf = args[1].value;
+    o.device = args[2].value;
+    o.expect_ok = !strcmp(args[3].value, "ok");
+    o.broker = args[4].value;
+    o.broker_out = args[5].value;
+    return cmd_startup(&o);
+}
+
+int main(int argc, char **argv)
+{
+    int rc;
+
+    if (argc < 2) {
+        usage();
+        return EXIT_USAGE;
+    }
+    if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS) {
+        fprintf(stderr, "bench_twin: mosquitto_lib_init failed\n");
+        return EXIT_BROKEN;
+    }
+    if (!strcmp(argv[1], "roundtrip")) {
+        rc = main_roundtrip(argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "startup")) {
+        rc = main_startup(argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "freeport")) {
+        rc = cmd_freeport();
+    } else {
+        usage();
+        rc = EXIT_USAGE;
+    }
+    (void)mosquitto_lib_cleanup();
+    return rc;
+}
