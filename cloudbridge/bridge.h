@@ -1,0 +1,178 @@
+/* kedge-bridge's private header: one section per file.
+ *
+ *   main.c      arguments, config, signals, the one lws event loop; wiring only
+ *   config.c    the key/value config table: parse, validate as a whole
+ *   relay.c     libmosquitto client to the local broker, on the lws loop: the $ke/ contract
+ *   outbox.c    the bridge's durable queue to the cloud (SQLite, WAL)
+ *   edgehub.c   the websocket link to CloudHub: TLS, headers, framing, keepalive, reconnect
+ *   router.c    cloud -> edge dispatch by route.group; modules register handlers
+ *   ratelimit.c token bucket for edge -> cloud traffic (cloud_qps / cloud_burst)
+ */
+#ifndef KEDGE_BRIDGE_H
+#define KEDGE_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "kedge/buf.h"
+#include "kedge/msg.h"
+
+/* ==== config.c ========================================================================== */
+
+struct bridge_config {
+    char *node_name;
+    char *project_id;
+    char *cloud_host;
+    long cloud_port;
+    char *tls_ca_file;
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *broker_host;
+    long broker_port;
+    char *broker_username;
+    char *broker_password_file;
+    char *db_path;
+    long keepalive_s;      /* application keepalive to CloudHub (edgecore: 15) */
+    long ping_idle_s;      /* websocket PING after this much silence */
+    long dead_link_s;      /* hang up after this much silence (ping unanswered) */
+    long backoff_initial_ms;
+    long backoff_max_ms;
+    long cloud_qps;        /* 0: no limit */
+    long cloud_burst;
+    long resend_s;         /* unconfirmed twin/state messages go again (edgecore: 60) */
+    long max_frame_bytes;
+    long down_timeout_ms;  /* plugin answer to a cloud message */
+    char *log_level;
+    char *password;        /* read from broker_password_file */
+};
+
+/* Parse the file (may be NULL: defaults only), then `key=value` overrides, into a fresh cfg;
+ * validate as a whole. Errors name the file and line. Returns 0, KEDGE_ECONFIG, -ENOMEM. */
+int config_load(struct bridge_config *cfg, const char *path, char *const *overrides, int n);
+void config_cleanup(struct bridge_config *cfg);
+/* Print every key with its current value (for --help and the docs). */
+void config_print_keys(void);
+
+/* ==== ratelimit.c ======================================================================== */
+
+struct ratelimit {
+    double tokens, rate, burst;
+    uint64_t last_ms;
+};
+
+void ratelimit_init(struct ratelimit *rl, long qps, long burst);
+/* Take one token: 0 now, or the ms to wait for the next one. qps 0: always 0. */
+uint64_t ratelimit_take(struct ratelimit *rl, uint64_t now_ms);
+
+/* ==== outbox.c =========================================================================== */
+
+enum outbox_kind {
+    OUTBOX_FIRE = 0,    /* delivered once written to the cloud (uploads, requests) */
+    OUTBOX_CONFIRM = 1, /* kept until the cloud answers with parent_msg_id (twin, state) */
+};
+
+struct outbox_entry {
+    int64_t id;
+    char *msg_id;
+    char *msg; /* the beehive message JSON */
+    size_t len;
+    enum outbox_kind kind;
+};
+
+struct boutbox;
+
+int boutbox_open(const char *path, struct boutbox **out);
+void boutbox_close(struct boutbox *ob);
+/* Store a message (deduplicated by msg_id) into the open batch. 0, -ENOMEM, KEDGE_ESTORE. */
+int boutbox_put(struct boutbox *ob, const char *msg, size_t len);
+/* COMMIT the open batch. 0 or KEDGE_ESTORE (then nothing of the batch is stored). */
+int boutbox_commit(struct boutbox *ob);
+/* The next entry to send after id `after`, skipping confirm entries sent less than resend_ms
+ * ago. Returns 1 (filled; cleanup with boutbox_entry_cleanup), 0 (none), or an error. */
+int boutbox_next(struct boutbox *ob, int64_t after, uint64_t resend_ms, struct outbox_entry *e);
+void boutbox_entry_cleanup(struct outbox_entry *e);
+/* The entry went out on the link: fire entries are deleted, confirm entries remembered. */
+int boutbox_sent(struct boutbox *ob, const struct outbox_entry *e);
+/* The cloud answered msg_id. Returns 1 if an entry was removed, 0 if none matched. */
+int boutbox_confirmed(struct boutbox *ob, const char *msg_id);
+/* Forget "sent" marks (after a reconnect everything unconfirmed goes again). */
+void boutbox_reset_sent(struct boutbox *ob);
+int64_t boutbox_depth(struct boutbox *ob);
+
+/* ==== router.c =========================================================================== */
+
+struct bridge;
+/* A handler owns nothing of m beyond the call. Returns 0 (handled; it answers the cloud
+ * itself if an ack is due) or a negative code (logged and dropped by the router). */
+typedef int (*route_fn)(struct bridge *br, const struct kedge_msg *m, void *ctx);
+
+struct router;
+
+int router_new(struct router **out);
+void router_free(struct router *r);
+/* Register fn for route.group `group`. 0 or -ENOMEM. */
+int router_add(struct router *r, const char *group, route_fn fn, void *ctx);
+/* Dispatch one cloud message. Returns the handler's result, or KEDGE_ESCHEMA (no handler). */
+int router_dispatch(struct router *r, struct bridge *br, const struct kedge_msg *m);
+/* Whether CloudHub waits for our "response" to this message (its noAckRequired, §5.2). */
+bool route_needs_ack(const struct kedge_msg *m);
+
+/* ==== twinbus.c ========================================================================== */
+
+/* Register the groups the plugin owns (twin, user) on the router. */
+int twinbus_register(struct router *r);
+
+/* ==== edgehub.c ========================================================================== */
+
+struct edgehub;
+
+int edgehub_new(struct bridge *br, struct edgehub **out);
+void edgehub_free(struct edgehub *eh);
+/* Start connecting (and keep reconnecting with capped, jittered backoff). */
+void edgehub_start(struct edgehub *eh);
+bool edgehub_connected(const struct edgehub *eh);
+/* Ask for a writable callback: something new is in the outbox or the ack queue. */
+void edgehub_kick(struct edgehub *eh);
+/* Queue a message that is not outbox traffic (acks, responses): sent before outbox entries,
+ * lost with the link (the cloud resends what it still wants). msg JSON is copied. */
+int edgehub_send_direct(struct edgehub *eh, const char *json, size_t len);
+/* Answer a cloud message with operation "response", content "OK", parent_msg_id. */
+int edgehub_ack(struct edgehub *eh, const struct kedge_msg *m);
+void edgehub_stop(struct edgehub *eh);
+extern const struct lws_protocols edgehub_protocol;
+
+/* ==== relay.c ============================================================================ */
+
+struct relay;
+
+int relay_new(struct bridge *br, struct relay **out);
+void relay_free(struct relay *r);
+void relay_start(struct relay *r);
+bool relay_ready(const struct relay *r); /* connected and hello accepted */
+/* Hand a cloud message to the plugin ($ke/down/{msg_id}); done(br, m_copy, ok) is called when
+ * the plugin answered (after its commit) or the timeout passed (ok false). */
+typedef void (*relay_done_fn)(struct bridge *br, const struct kedge_msg *m, bool ok);
+int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done);
+/* Tell the plugin the cloud link state (a node/connection message). */
+void relay_link_state(struct relay *r, bool connected);
+/* Commit and ack what was received, disconnect cleanly. */
+void relay_stop(struct relay *r);
+extern const struct lws_protocols relay_protocol;
+
+/* ==== main.c: the bridge object shared by the modules ===================================== */
+
+struct bridge {
+    struct bridge_config cfg;
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    struct boutbox *outbox;
+    struct router *router;
+    struct edgehub *hub;
+    struct relay *relay;
+    bool stopping;
+};
+
+#endif

@@ -1,0 +1,261 @@
+/* kedge-bridge configuration: mosquitto-style `key value` lines with `#` comments, one table
+ * row per key (type, bounds, default). The file and the command-line overrides are parsed into
+ * a fresh struct, validated as a whole, and only then used. Unknown keys and out-of-range
+ * values are refused with the file and line.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge.h"
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/ke.h"
+#include "kedge/log.h"
+#include "kedge/util.h"
+
+enum conf_type { CONF_STR, CONF_INT };
+
+struct conf_key {
+    const char *key;
+    enum conf_type type;
+    size_t field;
+    long min, max;
+    const char *def; /* NULL: required */
+    const char *help;
+};
+
+#define F(m) offsetof(struct bridge_config, m)
+static const struct conf_key keys[] = {
+    /* key                 type      field                  min  max        default */
+    {"node_name", CONF_STR, F(node_name), 0, 0, NULL,
+     "this edge node's name; must equal the plugin's plugin_opt_node_name"},
+    {"project_id", CONF_STR, F(project_id), 0, 0, "e632aba927ea4ac2b575ec1603d56f10",
+     "CloudHub project id (header project_id and URL path)"},
+    {"cloud_host", CONF_STR, F(cloud_host), 0, 0, "127.0.0.1", "cloudcore address"},
+    {"cloud_port", CONF_INT, F(cloud_port), 1, 65535, "10000", "CloudHub websocket port"},
+    {"tls_ca_file", CONF_STR, F(tls_ca_file), 0, 0, "/etc/kedge/ca/rootCA.crt",
+     "cloudcore's CA (PEM)"},
+    {"tls_cert_file", CONF_STR, F(tls_cert_file), 0, 0, "/etc/kedge/certs/server.crt",
+     "this node's client certificate (PEM)"},
+    {"tls_key_file", CONF_STR, F(tls_key_file), 0, 0, "/etc/kedge/certs/server.key",
+     "this node's private key (PEM)"},
+    {"broker_host", CONF_STR, F(broker_host), 0, 0, "127.0.0.1", "the local mosquitto"},
+    {"broker_port", CONF_INT, F(broker_port), 1, 65535, "1883", "the local mosquitto's port"},
+    {"broker_username", CONF_STR, F(broker_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME,
+     "the bridge identity (plugin_opt_bridge_username)"},
+    {"broker_password_file", CONF_STR, F(broker_password_file), 0, 0,
+     "/etc/kedge/bridge.password", "its password, first line (plugin_opt_bridge_password_file)"},
+    {"db_path", CONF_STR, F(db_path), 0, 0, "/var/lib/kedge/bridge.db",
+     "the bridge's own SQLite file (outbox to the cloud)"},
+    {"keepalive_s", CONF_INT, F(keepalive_s), 1, 600, "15", "keepalive message to CloudHub"},
+    {"ping_idle_s", CONF_INT, F(ping_idle_s), 1, 600, "15", "websocket PING after this silence"},
+    {"dead_link_s", CONF_INT, F(dead_link_s), 2, 3600, "45", "hang up after this silence"},
+    {"backoff_initial_ms", CONF_INT, F(backoff_initial_ms), 10, 600000, "1000",
+     "first reconnect delay"},
+    {"backoff_max_ms", CONF_INT, F(backoff_max_ms), 10, 3600000, "30000", "reconnect delay cap"},
+    {"cloud_qps", CONF_INT, F(cloud_qps), 0, 100000, "30", "edge->cloud messages/s, 0 = off"},
+    {"cloud_burst", CONF_INT, F(cloud_burst), 1, 100000, "60", "edge->cloud burst"},
+    {"resend_s", CONF_INT, F(resend_s), 1, 3600, "60",
+     "resend unconfirmed twin/state messages after"},
+    {"max_frame_bytes", CONF_INT, F(max_frame_bytes), 1024, 1 << 30, "16777216",
+     "largest cloud message accepted"},
+    {"down_timeout_ms", CONF_INT, F(down_timeout_ms), 100, 600000, "10000",
+     "wait this long for the plugin to apply a cloud message"},
+    {"log_level", CONF_STR, F(log_level), 0, 0, "info", "err|warn|notice|info|debug"},
+};
+#undef F
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+void config_print_keys(void)
+{
+    size_t i;
+
+    for (i = 0; i < N_KEYS; i++)
+        printf("  %-22s %-34s %s\n", keys[i].key, keys[i].def ? keys[i].def : "(required)",
+               keys[i].help);
+}
+
+static const struct conf_key *find_key(const char *k, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < N_KEYS; i++)
+        if (strlen(keys[i].key) == len && !strncmp(keys[i].key, k, len))
+            return &keys[i];
+    return NULL;
+}
+
+static int set_value(struct bridge_config *cfg, const struct conf_key *k, const char *v,
+                     const char *where)
+{
+    char *base = (char *)cfg;
+
+    if (k->type == CONF_INT) {
+        long n;
+        if (kedge_parse_long(v, k->min, k->max, &n) < 0) {
+            kedge_log(KEDGE_LOG_ERR, "config: %s: %s '%s' is not a number in [%ld, %ld]", where,
+                      k->key, v, k->min, k->max);
+            return KEDGE_ECONFIG;
+        }
+        *(long *)(void *)(base + k->field) = n;
+        return 0;
+    }
+    char **slot = (char **)(void *)(base + k->field);
+    char *copy = kedge_strdup(v);
+    if (!copy)
+        return -ENOMEM;
+    kedge_free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+/* One "key value" (file) or "key=value" (override) line. */
+static int apply_line(struct bridge_config *cfg, char *line, char sep, const char *where)
+{
+    const struct conf_key *k;
+    size_t klen;
+    char *v;
+
+    line = trim(line);
+    if (!*line || *line == '#')
+        return 0;
+    klen = strcspn(line, sep == '=' ? "=" : " \t");
+    k = find_key(line, klen);
+    if (!k) {
+        kedge_log(KEDGE_LOG_ERR, "config: %s: unknown key '%.*s'", where, (int)klen, line);
+        return KEDGE_ECONFIG;
+    }
+    v = line[klen] ? trim(line + klen + 1) : line + klen;
+    if (sep == '=' ? line[klen] != '=' : !*v) {
+        kedge_log(KEDGE_LOG_ERR, "config: %s: %s has no value", where, k->key);
+        return KEDGE_ECONFIG;
+    }
+    return set_value(cfg, k, v, where);
+}
+
+static int load_file(struct bridge_config *cfg, const char *path)
+{
+    char line[4096], where[600];
+    FILE *f = fopen(path, "r");
+    int n = 0, rc = 0;
+
+    if (!f) {
+        kedge_log(KEDGE_LOG_ERR, "config: cannot open %s: %s", path, strerror(errno));
+        return KEDGE_ECONFIG;
+    }
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        n++;
+        snprintf(where, sizeof(where), "%s:%d", path, n);
+        rc = apply_line(cfg, line, ' ', where);
+    }
+    if (rc == 0 && ferror(f)) {
+        kedge_log(KEDGE_LOG_ERR, "config: reading %s: %s", path, strerror(errno));
+        rc = KEDGE_ECONFIG;
+    }
+    (void)fclose(f);
+    return rc;
+}
+
+static int read_password(struct bridge_config *cfg)
+{
+    char line[512];
+    FILE *f = fopen(cfg->broker_password_file, "r");
+    size_t n;
+
+    if (!f) {
+        kedge_log(KEDGE_LOG_ERR, "config: cannot read broker_password_file %s: %s",
+                  cfg->broker_password_file, strerror(errno));
+        return KEDGE_ECONFIG;
+    }
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    (void)fclose(f);
+    n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    if (!n) {
+        kedge_log(KEDGE_LOG_ERR, "config: %s holds no password", cfg->broker_password_file);
+        return KEDGE_ECONFIG;
+    }
+    cfg->password = kedge_strdup(line);
+    memset(line, 0, sizeof(line));
+    return cfg->password ? 0 : -ENOMEM;
+}
+
+static int check_whole(struct bridge_config *cfg)
+{
+    if (!cfg->node_name || !*cfg->node_name || strchr(cfg->node_name, '/')) {
+        kedge_log(KEDGE_LOG_ERR, "config: node_name is required and must be one path level");
+        return KEDGE_ECONFIG;
+    }
+    if (cfg->dead_link_s <= cfg->ping_idle_s) {
+        kedge_log(KEDGE_LOG_ERR, "config: dead_link_s (%ld) must be above ping_idle_s (%ld)",
+                  cfg->dead_link_s, cfg->ping_idle_s);
+        return KEDGE_ECONFIG;
+    }
+    if (cfg->backoff_max_ms < cfg->backoff_initial_ms) {
+        kedge_log(KEDGE_LOG_ERR, "config: backoff_max_ms is below backoff_initial_ms");
+        return KEDGE_ECONFIG;
+    }
+    return read_password(cfg);
+}
+
+int config_load(struct bridge_config *cfg, const char *path, char *const *overrides, int n)
+{
+    char where[64];
+    size_t i;
+    int k, rc = 0;
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (i = 0; i < N_KEYS && rc == 0; i++)
+        if (keys[i].def)
+            rc = set_value(cfg, &keys[i], keys[i].def, "default");
+    if (rc == 0 && path)
+        rc = load_file(cfg, path);
+    for (k = 0; k < n && rc == 0; k++) {
+        char *line = kedge_strdup(overrides[k]);
+        if (!line) {
+            rc = -ENOMEM;
+            break;
+        }
+        snprintf(where, sizeof(where), "argument %d", k + 1);
+        rc = apply_line(cfg, line, '=', where);
+        kedge_free(line);
+    }
+    if (rc == 0)
+        rc = check_whole(cfg);
+    if (rc < 0)
+        config_cleanup(cfg);
+    return rc;
+}
+
+void config_cleanup(struct bridge_config *cfg)
+{
+    size_t i;
+
+    for (i = 0; i < N_KEYS; i++) {
+        if (keys[i].type == CONF_STR) {
+            char **slot = (char **)(void *)((char *)cfg + keys[i].field);
+            kedge_free(*slot);
+            *slot = NULL;
+        }
+    }
+    if (cfg->password)
+        memset(cfg->password, 0, strlen(cfg->password));
+    kedge_free(cfg->password);
+    cfg->password = NULL;
+}

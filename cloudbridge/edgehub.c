@@ -1,0 +1,526 @@
+/* EdgeHub: the websocket link to cloudcore's CloudHub (kubeedge-wire.md §4).
+ *
+ * wss://{cloud}:{port}/{projectID}/{node}/events with the headers CloudHub needs (node_id,
+ * project_id, and ConnectionUse: msg, without which it never reads us), mutual TLS from the
+ * CA/cert/key files, one JSON message per text frame with a trailing newline, fragmented
+ * frames reassembled up to max_frame_bytes.
+ *
+ * Liveness: the application keepalive CloudHub wants every keepalive_s, plus websocket pings
+ * after ping_idle_s of silence; lws hangs up after dead_link_s without valid traffic, so a
+ * cloud that stops reading with the TCP connection still open is noticed. Every close or
+ * error goes through one place that schedules a reconnect with capped exponential backoff
+ * and jitter.
+ *
+ * Sending: acks first (they unblock the cloud), then the outbox in id order through the rate
+ * limit. An entry leaves the outbox once written, or, for twin/state messages, once the device
+ * controller's response names it (outbox.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bridge.h"
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/log.h"
+#include "kedge/msg.h"
+#include "kedge/util.h"
+
+struct direct_msg {
+    char *data;
+    size_t len;
+};
+
+struct edgehub {
+    struct bridge *br;
+    struct lws_vhost *vhost; /* TLS client identity; remade when the files change */
+    time_t cert_mtime;
+    struct lws *wsi;
+    lws_retry_bo_t idle_policy; /* pings and hang-up; reconnects are ours */
+    lws_sorted_usec_list_t sul_connect, sul_keepalive, sul_kick;
+    unsigned attempts;          /* failed attempts since the last good connection */
+    bool connected, keepalive_due;
+    struct kedge_buf rx;
+    bool rx_too_big;
+    struct direct_msg *direct;
+    size_t n_direct;
+    int64_t cursor; /* highest outbox id sent on this connection */
+    struct ratelimit rl;
+    uint64_t reconnects;
+    struct kedge_ratelimit bad_rl;
+};
+
+static struct edgehub *the_hub; /* the protocol callback finds it here (one per process) */
+
+static void schedule_connect(struct edgehub *eh, const char *why);
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+/* One text frame: JSON + "\n" (viaduct's encoder framing). Returns 0 or -1 (link broken). */
+static int write_frame(struct edgehub *eh, const char *json, size_t len)
+{
+    unsigned char *buf = kedge_malloc(LWS_PRE + len + 1);
+    int n;
+
+    if (!buf)
+        return -1;
+    memcpy(buf + LWS_PRE, json, len);
+    buf[LWS_PRE + len] = '\n';
+    n = lws_write(eh->wsi, buf + LWS_PRE, len + 1, LWS_WRITE_TEXT);
+    kedge_free(buf);
+    return n < (int)(len + 1) ? -1 : 0;
+}
+
+static int send_keepalive(struct edgehub *eh)
+{
+    struct kedge_msg m = {0};
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    int rc;
+
+    /* §4.6: a normal message, not a websocket ping */
+    m.source = "websocket";
+    m.group = "resource";
+    m.operation = "keepalive";
+    m.resource = "node";
+    m.content = "\"ping\"";
+    m.content_len = 6;
+    rc = kedge_msg_new_id(&m);
+    if (rc == 0)
+        rc = kedge_msg_encode(&b, &m, false);
+    if (rc == 0)
+        rc = write_frame(eh, b.data, b.len);
+    kedge_free(m.msg_id);
+    kedge_buf_cleanup(&b);
+    return rc;
+}
+
+static void kick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct edgehub *eh = lws_container_of(sul, struct edgehub, sul_kick);
+
+    if (eh->wsi && eh->connected)
+        lws_callback_on_writable(eh->wsi);
+}
+
+/* Send one thing; returns 1 if more may be waiting, 0 if idle, -1 on a broken link. */
+static int send_one(struct edgehub *eh)
+{
+    struct outbox_entry e;
+    uint64_t wait;
+    int rc;
+
+    if (eh->keepalive_due) {
+        eh->keepalive_due = false;
+        return send_keepalive(eh) < 0 ? -1 : 1;
+    }
+    if (eh->n_direct) {
+        struct direct_msg d = eh->direct[0];
+        memmove(eh->direct, eh->direct + 1, --eh->n_direct * sizeof(*eh->direct));
+        rc = write_frame(eh, d.data, d.len);
+        kedge_free(d.data);
+        return rc < 0 ? -1 : 1;
+    }
+    rc = boutbox_next(eh->br->outbox, eh->cursor, (uint64_t)eh->br->cfg.resend_s * 1000, &e);
+    if (rc <= 0)
+        return rc < 0 ? 0 : 0;
+    wait = ratelimit_take(&eh->rl, kedge_now_ms());
+    if (wait) {
+        boutbox_entry_cleanup(&e);
+        lws_sul_schedule(eh->br->lws, 0, &eh->sul_kick, kick_cb, (lws_usec_t)wait * 1000);
+        return 0;
+    }
+    rc = write_frame(eh, e.msg, e.len);
+    if (rc == 0) {
+        (void)boutbox_sent(eh->br->outbox, &e);
+        if (e.id > eh->cursor)
+            eh->cursor = e.id;
+    }
+    boutbox_entry_cleanup(&e);
+    return rc < 0 ? -1 : 1;
+}
+
+int edgehub_send_direct(struct edgehub *eh, const char *json, size_t len)
+{
+    struct direct_msg *nd;
+    char *copy;
+
+    if (!eh->connected)
+        return -ENOTCONN;
+    copy = kedge_strndup(json, len);
+    nd = copy ? kedge_realloc(eh->direct, (eh->n_direct + 1) * sizeof(*nd)) : NULL;
+    if (!nd) {
+        kedge_free(copy);
+        return -ENOMEM;
+    }
+    eh->direct = nd;
+    eh->direct[eh->n_direct].data = copy;
+    eh->direct[eh->n_direct].len = len;
+    eh->n_direct++;
+    edgehub_kick(eh);
+    return 0;
+}
+
+int edgehub_ack(struct edgehub *eh, const struct kedge_msg *cloud)
+{
+    struct kedge_msg m = {0};
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    int rc;
+
+    /* MetaManager's ack (§5.2): route copied, operation response, content "OK" */
+    m.parent_msg_id = cloud->msg_id;
+    m.source = cloud->source;
+    m.group = cloud->group;
+    m.operation = "response";
+    m.resource = cloud->resource;
+    m.content = "\"OK\"";
+    m.content_len = 4;
+    rc = kedge_msg_new_id(&m);
+    if (rc == 0)
+        rc = kedge_msg_encode(&b, &m, false);
+    if (rc == 0)
+        rc = edgehub_send_direct(eh, b.data, b.len);
+    kedge_free(m.msg_id);
+    kedge_buf_cleanup(&b);
+    return rc;
+}
+
+void edgehub_kick(struct edgehub *eh)
+{
+    if (eh && eh->wsi && eh->connected)
+        lws_callback_on_writable(eh->wsi);
+}
+
+static void keepalive_cb(lws_sorted_usec_list_t *sul)
+{
+    struct edgehub *eh = lws_container_of(sul, struct edgehub, sul_keepalive);
+
+    if (!eh->connected)
+        return;
+    eh->keepalive_due = true;
+    edgehub_kick(eh);
+    lws_sul_schedule(eh->br->lws, 0, &eh->sul_keepalive, keepalive_cb,
+                     (lws_usec_t)eh->br->cfg.keepalive_s * LWS_USEC_PER_SEC);
+}
+
+/* ---- receiving --------------------------------------------------------------------------- */
+
+/* A resource addressed to another node ("node/{other}/...") is not ours. */
+static bool for_other_node(const struct edgehub *eh, const struct kedge_msg *m)
+{
+    const char *r = m->resource, *node = eh->br->cfg.node_name;
+    size_t n = strlen(node);
+
+    if (!r || strncmp(r, "node/", 5) || !strcmp(r, "node/connection"))
+        return false;
+    return strncmp(r + 5, node, n) != 0 || (r[5 + n] != '/' && r[5 + n] != '\0');
+}
+
+static void handle_message(struct edgehub *eh, const char *buf, size_t len)
+{
+    struct kedge_msg m;
+    int rc = kedge_msg_decode(buf, len, &m);
+
+    if (rc < 0) {
+        kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
+                          "edgehub: dropped a cloud frame that is not a message (%s)",
+                          kedge_errname(rc));
+        return;
+    }
+    if (for_other_node(eh, &m)) {
+        kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
+                          "edgehub: dropped a message for another node resource=%s", m.resource);
+        goto out;
+    }
+    /* the device controller's answer to a twin/state message (§2.9) */
+    if (m.parent_msg_id && *m.parent_msg_id && m.operation && !strcmp(m.operation, "response") &&
+        m.group && !strcmp(m.group, "twin")) {
+        if (boutbox_confirmed(eh->br->outbox, m.parent_msg_id) > 0)
+            edgehub_kick(eh);
+        goto out;
+    }
+    rc = router_dispatch(eh->br->router, eh->br, &m);
+    if (rc < 0)
+        kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
+                          "edgehub: dropped cloud message group=%s operation=%s resource=%s: %s",
+                          m.group ? m.group : "", m.operation ? m.operation : "",
+                          m.resource ? m.resource : "",
+                          rc == KEDGE_ESCHEMA ? "no handler" : kedge_strerror(rc));
+out:
+    kedge_msg_cleanup(&m);
+}
+
+static void on_receive(struct edgehub *eh, struct lws *wsi, const void *in, size_t len)
+{
+    if (lws_is_first_fragment(wsi)) {
+        kedge_buf_reset(&eh->rx);
+        eh->rx_too_big = false;
+    }
+    if (!eh->rx_too_big) {
+        if (eh->rx.len + len > (size_t)eh->br->cfg.max_frame_bytes) {
+            eh->rx_too_big = true;
+            kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
+                              "edgehub: dropped a cloud message over max_frame_bytes=%ld",
+                              eh->br->cfg.max_frame_bytes);
+            kedge_buf_cleanup(&eh->rx);
+        } else if (kedge_buf_append(&eh->rx, in, len) < 0) {
+            eh->rx_too_big = true;
+            kedge_log(KEDGE_LOG_ERR, "edgehub: out of memory reading a cloud message");
+        }
+    }
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return;
+    if (!eh->rx_too_big)
+        handle_message(eh, eh->rx.data, eh->rx.len);
+    kedge_buf_reset(&eh->rx);
+}
+
+/* ---- connection lifecycle ------------------------------------------------------------------- */
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+static void link_down(struct edgehub *eh, const char *why)
+{
+    bool was = eh->connected;
+
+    eh->connected = false;
+    eh->wsi = NULL;
+    lws_sul_cancel(&eh->sul_keepalive);
+    lws_sul_cancel(&eh->sul_kick);
+    while (eh->n_direct)
+        kedge_free(eh->direct[--eh->n_direct].data);
+    if (was)
+        relay_link_state(eh->br->relay, false);
+    if (!eh->br->stopping)
+        schedule_connect(eh, why);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct edgehub *eh = the_hub;
+    int rc;
+
+    if (!eh)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+        unsigned char **p = in, *end = *p + len;
+        /* CloudHub reads identity from these, not from the path (§4.2) */
+        if (add_header(wsi, "node_id:", eh->br->cfg.node_name, p, end) ||
+            add_header(wsi, "project_id:", eh->br->cfg.project_id, p, end) ||
+            add_header(wsi, "ConnectionUse:", "msg", p, end))
+            return -1;
+        break;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        eh->connected = true;
+        eh->attempts = 0;
+        eh->cursor = 0; /* everything still in the outbox goes again, in order */
+        eh->reconnects++;
+        kedge_log(KEDGE_LOG_NOTICE, "edgehub: connected to wss://%s:%ld as node %s",
+                  eh->br->cfg.cloud_host, eh->br->cfg.cloud_port, eh->br->cfg.node_name);
+        keepalive_cb(&eh->sul_keepalive);
+        relay_link_state(eh->br->relay, true);
+        break;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        kedge_log(eh->attempts ? KEDGE_LOG_INFO : KEDGE_LOG_WARN,
+                  "edgehub: cannot connect to wss://%s:%ld: %s", eh->br->cfg.cloud_host,
+                  eh->br->cfg.cloud_port, in && len ? (const char *)in : "connection error");
+        link_down(eh, "connection error");
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        on_receive(eh, wsi, in, len);
+        break;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        rc = send_one(eh);
+        if (rc < 0)
+            return -1; /* lws closes; CLIENT_CLOSED reconnects */
+        if (rc > 0)
+            lws_callback_on_writable(wsi);
+        break;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        kedge_log(KEDGE_LOG_WARN, "edgehub: link to the cloud closed");
+        link_down(eh, "closed");
+        break;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        kedge_log(KEDGE_LOG_WARN, "edgehub: the cloud closed the link");
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+const struct lws_protocols edgehub_protocol = {"kedge-edgehub", callback, 0, 0, 0, NULL, 0};
+
+/* Capped exponential backoff with +-25% jitter, so a fleet of nodes does not reconnect in
+ * lockstep after a cloud restart. */
+static uint64_t backoff_ms(struct edgehub *eh)
+{
+    uint64_t d = (uint64_t)eh->br->cfg.backoff_initial_ms;
+    unsigned i;
+
+    for (i = 0; i < eh->attempts && d < (uint64_t)eh->br->cfg.backoff_max_ms; i++)
+        d *= 2;
+    if (d > (uint64_t)eh->br->cfg.backoff_max_ms)
+        d = (uint64_t)eh->br->cfg.backoff_max_ms;
+    return d * 3 / 4 + (uint64_t)(rand() % (int)(d / 2 + 1));
+}
+
+static bool readable(const char *path, time_t *mtime)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    if (mtime && st.st_mtime > *mtime)
+        *mtime = st.st_mtime;
+    return true;
+}
+
+/* The client vhost carries the TLS identity CloudHub checks (§4.2). It is made again when a
+ * certificate file changes (rotation) and on every failure, so fixing the files is enough. */
+static int ensure_vhost(struct edgehub *eh)
+{
+    static struct lws_protocols list[2];
+    struct lws_context_creation_info info;
+    time_t mtime = 0;
+
+    if (!readable(eh->br->cfg.tls_ca_file, &mtime) || !readable(eh->br->cfg.tls_cert_file, &mtime) ||
+        !readable(eh->br->cfg.tls_key_file, &mtime)) {
+        kedge_log(KEDGE_LOG_ERR,
+                  "edgehub: TLS files missing (tls_ca_file=%s tls_cert_file=%s tls_key_file=%s);"
+                  " retrying",
+                  eh->br->cfg.tls_ca_file, eh->br->cfg.tls_cert_file, eh->br->cfg.tls_key_file);
+        return -ENOENT;
+    }
+    if (eh->vhost && mtime == eh->cert_mtime)
+        return 0;
+    if (eh->vhost)
+        lws_vhost_destroy(eh->vhost);
+    eh->vhost = NULL;
+    list[0] = edgehub_protocol;
+    memset(&list[1], 0, sizeof(list[1]));
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = list;
+    info.vhost_name = "edgehub";
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.client_ssl_ca_filepath = eh->br->cfg.tls_ca_file;
+    info.client_ssl_cert_filepath = eh->br->cfg.tls_cert_file;
+    info.client_ssl_private_key_filepath = eh->br->cfg.tls_key_file;
+    eh->vhost = lws_create_vhost(eh->br->lws, &info);
+    if (!eh->vhost) {
+        kedge_log(KEDGE_LOG_ERR,
+                  "edgehub: cannot use the TLS identity (ca=%s cert=%s key=%s): check that the "
+                  "files are PEM and the key matches the certificate; retrying",
+                  eh->br->cfg.tls_ca_file, eh->br->cfg.tls_cert_file, eh->br->cfg.tls_key_file);
+        return KEDGE_ECONFIG;
+    }
+    eh->cert_mtime = mtime;
+    return 0;
+}
+
+static void connect_cb(lws_sorted_usec_list_t *sul)
+{
+    struct edgehub *eh = lws_container_of(sul, struct edgehub, sul_connect);
+    struct lws_client_connect_info i;
+    char path[512];
+
+    if (eh->br->stopping || eh->wsi)
+        return;
+    if (ensure_vhost(eh) < 0) {
+        eh->attempts++;
+        schedule_connect(eh, NULL);
+        return;
+    }
+    snprintf(path, sizeof(path), "/%s/%s/events", eh->br->cfg.project_id, eh->br->cfg.node_name);
+    memset(&i, 0, sizeof(i));
+    i.context = eh->br->lws;
+    i.vhost = eh->vhost;
+    i.address = eh->br->cfg.cloud_host;
+    i.port = (int)eh->br->cfg.cloud_port;
+    i.ssl_connection = LCCSCF_USE_SSL;
+    i.path = path;
+    i.host = eh->br->cfg.cloud_host;
+    i.origin = eh->br->cfg.cloud_host;
+    i.local_protocol_name = edgehub_protocol.name;
+    i.retry_and_idle_policy = &eh->idle_policy;
+    i.pwsi = &eh->wsi;
+    eh->attempts++;
+    if (!lws_client_connect_via_info(&i)) {
+        eh->wsi = NULL;
+        schedule_connect(eh, "connect failed");
+    }
+}
+
+static void schedule_connect(struct edgehub *eh, const char *why)
+{
+    uint64_t d = backoff_ms(eh);
+
+    if (why)
+        kedge_log(KEDGE_LOG_INFO, "edgehub: reconnecting in %llu ms (%s)", (unsigned long long)d,
+                  why);
+    lws_sul_schedule(eh->br->lws, 0, &eh->sul_connect, connect_cb, (lws_usec_t)d * 1000);
+}
+
+int edgehub_new(struct bridge *br, struct edgehub **out)
+{
+    struct edgehub *eh = kedge_calloc(1, sizeof(*eh));
+    struct kedge_ratelimit rl = KEDGE_RATELIMIT_INIT(10000, 20);
+
+    *out = NULL;
+    if (!eh)
+        return -ENOMEM;
+    eh->br = br;
+    eh->bad_rl = rl;
+    eh->idle_policy.secs_since_valid_ping = (uint16_t)br->cfg.ping_idle_s;
+    eh->idle_policy.secs_since_valid_hangup = (uint16_t)br->cfg.dead_link_s;
+    ratelimit_init(&eh->rl, br->cfg.cloud_qps, br->cfg.cloud_burst);
+    srand((unsigned)kedge_now_ns());
+    the_hub = eh;
+    *out = eh;
+    return 0;
+}
+
+void edgehub_start(struct edgehub *eh)
+{
+    connect_cb(&eh->sul_connect);
+}
+
+bool edgehub_connected(const struct edgehub *eh)
+{
+    return eh && eh->connected;
+}
+
+void edgehub_stop(struct edgehub *eh)
+{
+    if (!eh)
+        return;
+    lws_sul_cancel(&eh->sul_connect);
+    lws_sul_cancel(&eh->sul_keepalive);
+    lws_sul_cancel(&eh->sul_kick);
+}
+
+void edgehub_free(struct edgehub *eh)
+{
+    if (!eh)
+        return;
+    while (eh->n_direct)
+        kedge_free(eh->direct[--eh->n_direct].data);
+    kedge_free(eh->direct);
+    kedge_buf_cleanup(&eh->rx);
+    if (the_hub == eh)
+        the_hub = NULL;
+    kedge_free(eh);
+}

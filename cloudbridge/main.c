@@ -1,0 +1,166 @@
+/* kedge-bridge: the edge node's link between the local broker (and the plugin inside it) and
+ * KubeEdge's cloudcore. main.c reads the configuration, builds the modules, wires the router
+ * and runs the one lws event loop until SIGTERM/SIGINT; the modules do the work.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bridge.h"
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/log.h"
+
+static volatile sig_atomic_t stop_requested;
+static struct lws_context *loop_ctx;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+    if (loop_ctx)
+        lws_cancel_service(loop_ctx);
+}
+
+/* mosquitto's log style: "<unix time>: <line>" on stderr, which journald collects. */
+static void stderr_sink(int level, const char *line)
+{
+    (void)level;
+    fprintf(stderr, "%ld: %s\n", (long)time(NULL), line);
+}
+
+static void lws_sink(int level, const char *line)
+{
+    size_t n = strlen(line);
+
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    kedge_log(level == LLL_ERR ? KEDGE_LOG_ERR : KEDGE_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+static int parse_level(const char *s)
+{
+    static const char *const names[] = {"err", "warn", "notice", "info", "debug"};
+    int i;
+
+    for (i = 0; i <= KEDGE_LOG_DEBUG; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return KEDGE_LOG_INFO;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kedge-bridge [-c FILE] [KEY=VALUE]...\n"
+               "       kedge-bridge -h\n\n"
+               "Connects the local mosquitto (with kedge_plugin.so) to KubeEdge's cloudcore.\n"
+               "Reads FILE (mosquitto-style `key value` lines; default /etc/kedge/"
+               "kedge-bridge.conf if it exists),\nthen KEY=VALUE arguments override it. Keys:\n\n");
+    config_print_keys();
+}
+
+static const struct lws_protocols *protocols[] = {&edgehub_protocol, &relay_protocol, NULL};
+
+static int create_loop(struct bridge *br)
+{
+    static struct lws_protocols list[3];
+    struct lws_context_creation_info info;
+
+    list[0] = *protocols[0];
+    list[1] = *protocols[1];
+    memset(&list[2], 0, sizeof(list[2]));
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = list;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.gid = -1;
+    info.uid = -1;
+    br->lws = lws_create_context(&info);
+    if (!br->lws) {
+        kedge_log(KEDGE_LOG_ERR, "bridge: cannot create the event loop");
+        return -ENOMEM;
+    }
+    /* local sockets (the broker's); edgehub.c makes its own TLS vhost, so a bad certificate
+     * is retried there instead of stopping the bridge */
+    info.vhost_name = "local";
+    br->vhost = lws_create_vhost(br->lws, &info);
+    if (!br->vhost) {
+        kedge_log(KEDGE_LOG_ERR, "bridge: cannot create the local vhost");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct bridge br;
+    const char *conf = NULL;
+    char **overrides = NULL;
+    int n_over = 0, i, rc = 1;
+
+    memset(&br, 0, sizeof(br));
+    kedge_log_set_sink(stderr_sink);
+    overrides = calloc((size_t)argc, sizeof(*overrides));
+    if (!overrides)
+        return 1;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            free(overrides);
+            return 0;
+        } else if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+            conf = argv[++i];
+        } else if (strchr(argv[i], '=') && argv[i][0] != '-') {
+            overrides[n_over++] = argv[i];
+        } else {
+            usage(stderr);
+            free(overrides);
+            return 2;
+        }
+    }
+    if (!conf) {
+        FILE *f = fopen("/etc/kedge/kedge-bridge.conf", "r");
+        if (f) {
+            fclose(f);
+            conf = "/etc/kedge/kedge-bridge.conf";
+        }
+    }
+    if (config_load(&br.cfg, conf, overrides, n_over) < 0)
+        goto out;
+    kedge_log_level_max = parse_level(br.cfg.log_level);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_sink);
+    if (boutbox_open(br.cfg.db_path, &br.outbox) < 0 || router_new(&br.router) < 0 ||
+        twinbus_register(br.router) < 0 || create_loop(&br) < 0 ||
+        edgehub_new(&br, &br.hub) < 0 || relay_new(&br, &br.relay) < 0)
+        goto out;
+    loop_ctx = br.lws;
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    kedge_log(KEDGE_LOG_NOTICE, "bridge: node=%s cloud=wss://%s:%ld broker=%s:%ld outbox=%lld",
+              br.cfg.node_name, br.cfg.cloud_host, br.cfg.cloud_port, br.cfg.broker_host,
+              br.cfg.broker_port, (long long)boutbox_depth(br.outbox));
+    relay_start(br.relay);
+    edgehub_start(br.hub);
+    while (!stop_requested)
+        if (lws_service(br.lws, 0) < 0)
+            break;
+    kedge_log(KEDGE_LOG_NOTICE, "bridge: stopping");
+    br.stopping = true;
+    relay_stop(br.relay);
+    edgehub_stop(br.hub);
+    rc = 0;
+out:
+    if (br.lws)
+        lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
+    relay_free(br.relay);
+    edgehub_free(br.hub);
+    router_free(br.router);
+    boutbox_close(br.outbox);
+    config_cleanup(&br.cfg);
+    free(overrides);
+    return rc;
+}

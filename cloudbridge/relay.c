@@ -1,0 +1,529 @@
+/* The bridge's client of the local broker, speaking the $ke/ contract (include/kedge/ke.h).
+ *
+ * libmosquitto runs without its own thread: its socket is adopted into the lws loop as a raw
+ * descriptor, readable/writable events drive mosquitto_loop_read/write, and a one-second timer
+ * runs mosquitto_loop_misc (MQTT keepalive) and the timeouts. So the one lws loop owns all
+ * I/O and nothing blocks it (the connect to the local broker is the only blocking call, and
+ * it is to a local socket).
+ *
+ * Plugin -> cloud: each $ke/outbox/{seq} is stored in the bridge's outbox; after the batch of
+ * one read is committed, every seq in it is acked. Cloud -> plugin: $ke/down/{msg_id}, and the
+ * caller is told when $ke/down/{msg_id}/result says the change is committed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+
+#include "bridge.h"
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/json.h"
+#include "kedge/ke.h"
+#include "kedge/log.h"
+#include "kedge/util.h"
+
+#define MAX_PENDING_DOWN 10000
+#define HELLO_RETRY_US (30 * LWS_USEC_PER_SEC)
+
+struct pending_down {
+    struct kedge_msg m; /* deep copy: handed back to done() */
+    relay_done_fn done;
+    uint64_t deadline_ms;
+    bool published;
+};
+
+struct relay {
+    struct bridge *br;
+    struct mosquitto *mosq;
+    struct lws *wsi; /* the adopted MQTT socket */
+    char client_id[128];
+    bool connected, ready;
+    bool link_up, link_state_sent;
+    lws_sorted_usec_list_t tick;     /* loop_misc, timeouts: every second */
+    lws_sorted_usec_list_t reconnect;
+    uint16_t retries;
+    int64_t *acks; /* seqs stored in the open batch, acked after its commit */
+    size_t n_acks, cap_acks;
+    struct pending_down *downs;
+    size_t n_downs;
+};
+
+static struct relay *the_relay; /* the raw protocol callback finds it here (one per process) */
+
+static void schedule_reconnect(struct relay *r);
+
+/* ---- publishing ------------------------------------------------------------------------------ */
+
+static void want_write(struct relay *r)
+{
+    if (r->wsi && mosquitto_want_write(r->mosq))
+        lws_callback_on_writable(r->wsi);
+}
+
+static int publish(struct relay *r, const char *topic, const void *payload, size_t len)
+{
+    int rc = mosquitto_publish(r->mosq, NULL, topic, (int)len, payload, 1, false);
+
+    want_write(r);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        kedge_log(KEDGE_LOG_WARN, "relay: publish %s failed: %s", topic, mosquitto_strerror(rc));
+        return -EIO;
+    }
+    return 0;
+}
+
+static void send_hello(struct relay *r)
+{
+    char hello[320];
+
+    snprintf(hello, sizeof(hello), "{\"node_name\":\"%s\",\"version\":%d}", r->br->cfg.node_name,
+             KE_VERSION);
+    (void)publish(r, KE_HELLO, hello, strlen(hello));
+}
+
+/* ---- cloud -> plugin ------------------------------------------------------------------------ */
+
+static int copy_msg(struct kedge_msg *dst, const struct kedge_msg *src)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    int rc = kedge_msg_encode(&b, src, false);
+
+    if (rc == 0)
+        rc = kedge_msg_decode(b.data, b.len, dst);
+    kedge_buf_cleanup(&b);
+    return rc;
+}
+
+static int publish_down(struct relay *r, struct pending_down *p)
+{
+    struct kedge_buf topic = KEDGE_BUF_INIT, body = KEDGE_BUF_INIT;
+    int rc = kedge_buf_printf(&topic, KE_DOWN_PREFIX "%s", p->m.msg_id);
+
+    if (rc == 0)
+        rc = kedge_msg_encode(&body, &p->m, false);
+    if (rc == 0)
+        rc = publish(r, topic.data, body.data, body.len);
+    if (rc == 0)
+        p->published = true;
+    kedge_buf_cleanup(&topic);
+    kedge_buf_cleanup(&body);
+    return rc;
+}
+
+int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done)
+{
+    struct pending_down *nd, *p;
+
+    if (!m->msg_id || !*m->msg_id || strchr(m->msg_id, '/') || strchr(m->msg_id, '+') ||
+        strchr(m->msg_id, '#'))
+        return KEDGE_ESCHEMA;
+    if (r->n_downs >= MAX_PENDING_DOWN)
+        return KEDGE_EFULL;
+    nd = kedge_realloc(r->downs, (r->n_downs + 1) * sizeof(*nd));
+    if (!nd)
+        return -ENOMEM;
+    r->downs = nd;
+    p = &r->downs[r->n_downs];
+    memset(p, 0, sizeof(*p));
+    if (copy_msg(&p->m, m) < 0)
+        return -ENOMEM;
+    p->done = done;
+    p->deadline_ms = kedge_now_ms() + (uint64_t)r->br->cfg.down_timeout_ms;
+    r->n_downs++;
+    if (r->ready)
+        (void)publish_down(r, p); /* else sent once the plugin accepts our hello */
+    return 0;
+}
+
+static void finish_down(struct relay *r, size_t i, bool ok)
+{
+    struct pending_down p = r->downs[i];
+
+    r->downs[i] = r->downs[--r->n_downs];
+    p.done(r->br, &p.m, ok);
+    kedge_msg_cleanup(&p.m);
+}
+
+static void on_down_result(struct relay *r, const char *ref, const char *payload, int len)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *ok = NULL;
+    size_t i;
+
+    for (i = 0; i < r->n_downs; i++)
+        if (!strcmp(r->downs[i].m.msg_id, ref))
+            break;
+    if (i == r->n_downs)
+        return; /* timed out already; the cloud will resend */
+    if (kedge_json_parse(payload, (size_t)len, &doc) == 0)
+        ok = kedge_json_get(kedge_jdoc_root(doc), "ok");
+    if (!(ok && ok->type == KEDGE_JBOOL && ok->boolean))
+        kedge_log(KEDGE_LOG_WARN, "relay: plugin refused cloud message %s: %.*s", ref, len,
+                  payload);
+    finish_down(r, i, ok && ok->type == KEDGE_JBOOL && ok->boolean);
+    kedge_jdoc_free(doc);
+}
+
+void relay_link_state(struct relay *r, bool connected)
+{
+    struct kedge_msg m = {0};
+
+    r->link_up = connected;
+    r->link_state_sent = false;
+    if (!r->ready)
+        return;
+    /* edgecore's edgehub tells its modules the same way (kubeedge-wire.md §4.6) */
+    m.source = "edgehub";
+    m.group = "resource";
+    m.operation = "connect";
+    m.resource = "node/connection";
+    if (kedge_msg_new_id(&m) == 0 &&
+        kedge_msg_set_content_string(&m, connected ? "cloud_connected" : "cloud_disconnected",
+                                     connected ? 15 : 18) == 0) {
+        struct kedge_buf topic = KEDGE_BUF_INIT, body = KEDGE_BUF_INIT;
+        if (kedge_buf_printf(&topic, KE_DOWN_PREFIX "%s", m.msg_id) == 0 &&
+            kedge_msg_encode(&body, &m, false) == 0 &&
+            publish(r, topic.data, body.data, body.len) == 0)
+            r->link_state_sent = true;
+        kedge_buf_cleanup(&topic);
+        kedge_buf_cleanup(&body);
+    }
+    kedge_free(m.msg_id);
+    kedge_free(m.content);
+    kedge_free(m.content_str);
+}
+
+/* ---- plugin -> cloud ------------------------------------------------------------------------- */
+
+static void on_outbox_entry(struct relay *r, const char *seq_text, const char *payload, int len)
+{
+    char *end;
+    long long seq = strtoll(seq_text, &end, 10);
+    int64_t *na;
+
+    if (!*seq_text || *end || seq <= 0)
+        return;
+    if (boutbox_put(r->br->outbox, payload, (size_t)len) < 0)
+        return; /* not acked: offered again after the next hello */
+    if (r->n_acks == r->cap_acks) {
+        size_t cap = r->cap_acks ? r->cap_acks * 2 : 64;
+        na = kedge_realloc(r->acks, cap * sizeof(*na));
+        if (!na)
+            return;
+        r->acks = na;
+        r->cap_acks = cap;
+    }
+    r->acks[r->n_acks++] = seq;
+}
+
+/* After one read: make the batch durable, then tell the plugin it may forget it. */
+static void commit_and_ack(struct relay *r)
+{
+    char topic[64];
+    size_t i;
+
+    if (!r->n_acks && !r->br->outbox)
+        return;
+    if (boutbox_commit(r->br->outbox) < 0) {
+        kedge_log(KEDGE_LOG_ERR, "relay: %zu entries not stored; reconnecting so the plugin "
+                                 "offers them again",
+                  r->n_acks);
+        r->n_acks = 0;
+        mosquitto_disconnect(r->mosq);
+        return;
+    }
+    for (i = 0; i < r->n_acks; i++) {
+        snprintf(topic, sizeof(topic), KE_ACK_PREFIX "%" PRId64, r->acks[i]);
+        (void)publish(r, topic, NULL, 0);
+    }
+    if (r->n_acks)
+        edgehub_kick(r->br->hub);
+    r->n_acks = 0;
+}
+
+/* ---- libmosquitto callbacks ------------------------------------------------------------------ */
+
+static void on_hello_result(struct relay *r, const char *payload, int len)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *acc = NULL, *reason = NULL;
+    size_t i;
+
+    if (kedge_json_parse(payload, (size_t)len, &doc) == 0) {
+        acc = kedge_json_get(kedge_jdoc_root(doc), "accepted");
+        reason = kedge_json_get(kedge_jdoc_root(doc), "reason");
+    }
+    if (!(acc && acc->type == KEDGE_JBOOL && acc->boolean)) {
+        kedge_log(KEDGE_LOG_ERR, "relay: the plugin refused this bridge: %s (retrying in 30 s)",
+                  reason && reason->type == KEDGE_JSTR ? reason->str : "no reason");
+        kedge_jdoc_free(doc);
+        return;
+    }
+    kedge_jdoc_free(doc);
+    if (!r->ready)
+        kedge_log(KEDGE_LOG_NOTICE, "relay: plugin accepted node=%s", r->br->cfg.node_name);
+    r->ready = true;
+    for (i = 0; i < r->n_downs; i++)
+        if (!r->downs[i].published)
+            (void)publish_down(r, &r->downs[i]);
+    relay_link_state(r, r->link_up);
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+{
+    struct relay *r = obj;
+    const char *t = msg->topic;
+    size_t tl = strlen(t), rl = strlen(KE_RESULT_SUFFIX);
+
+    (void)mosq;
+    if (!strncmp(t, KE_OUTBOX_PREFIX, strlen(KE_OUTBOX_PREFIX))) {
+        on_outbox_entry(r, t + strlen(KE_OUTBOX_PREFIX), msg->payload, msg->payloadlen);
+    } else if (!strcmp(t, KE_HELLO_RESULT)) {
+        on_hello_result(r, msg->payload, msg->payloadlen);
+    } else if (!strncmp(t, KE_DOWN_PREFIX, strlen(KE_DOWN_PREFIX)) && tl > rl &&
+               !strcmp(t + tl - rl, KE_RESULT_SUFFIX)) {
+        char ref[160];
+        size_t n = tl - rl - strlen(KE_DOWN_PREFIX);
+        if (n < sizeof(ref)) {
+            memcpy(ref, t + strlen(KE_DOWN_PREFIX), n);
+            ref[n] = '\0';
+            on_down_result(r, ref, msg->payload, msg->payloadlen);
+        }
+    }
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    struct relay *r = obj;
+
+    (void)mosq;
+    if (rc != 0) {
+        kedge_log(KEDGE_LOG_ERR, "relay: broker refused the bridge identity %s: %s",
+                  r->br->cfg.broker_username, mosquitto_connack_string(rc));
+        return;
+    }
+    r->connected = true;
+    r->retries = 0;
+    kedge_log(KEDGE_LOG_NOTICE, "relay: connected to broker %s:%ld as %s",
+              r->br->cfg.broker_host, r->br->cfg.broker_port, r->client_id);
+    send_hello(r);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    struct relay *r = obj;
+    size_t i;
+
+    (void)mosq;
+    if (r->connected)
+        kedge_log(KEDGE_LOG_WARN, "relay: lost the broker (%s)", mosquitto_strerror(rc));
+    r->connected = r->ready = false;
+    for (i = 0; i < r->n_downs; i++)
+        r->downs[i].published = false;
+}
+
+/* ---- the socket on the lws loop -------------------------------------------------------------- */
+
+static void drop_socket(struct relay *r)
+{
+    struct lws *wsi = r->wsi;
+
+    r->wsi = NULL;
+    if (wsi)
+        lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+}
+
+static void connection_lost(struct relay *r)
+{
+    drop_socket(r);
+    if (r->connected || r->ready)
+        on_disconnect(r->mosq, r, MOSQ_ERR_CONN_LOST);
+    if (!r->br->stopping)
+        schedule_reconnect(r);
+}
+
+static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    struct relay *r = the_relay;
+    int rc;
+
+    (void)user;
+    (void)in;
+    (void)len;
+    if (!r || wsi != r->wsi)
+        return reason == LWS_CALLBACK_RAW_CLOSE_FILE ? 0 : lws_callback_http_dummy(wsi, reason, user, in, len);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        rc = mosquitto_loop_read(r->mosq, 1);
+        commit_and_ack(r);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            connection_lost(r);
+            return 0;
+        }
+        want_write(r);
+        break;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        rc = mosquitto_loop_write(r->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            connection_lost(r);
+            return 0;
+        }
+        want_write(r);
+        break;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (r->wsi == wsi)
+            r->wsi = NULL;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+const struct lws_protocols relay_protocol = {"kedge-mqtt-raw", raw_callback, 0, 0, 0, NULL, 0};
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    struct relay *r = lws_container_of(sul, struct relay, tick);
+    uint64_t now = kedge_now_ms();
+    size_t i;
+
+    if (r->wsi && mosquitto_loop_misc(r->mosq) != MOSQ_ERR_SUCCESS)
+        connection_lost(r);
+    want_write(r);
+    for (i = 0; i < r->n_downs;) {
+        if (now >= r->downs[i].deadline_ms) {
+            kedge_log(KEDGE_LOG_WARN, "relay: no answer from the plugin for cloud message %s",
+                      r->downs[i].m.msg_id);
+            finish_down(r, i, false);
+            continue;
+        }
+        i++;
+    }
+    if (r->connected && !r->ready && (now / 1000) % 30 == 0)
+        send_hello(r); /* refused before: the operator may have fixed the config */
+    if (!r->br->stopping)
+        lws_sul_schedule(r->br->lws, 0, &r->tick, tick, LWS_USEC_PER_SEC);
+}
+
+static void try_connect(lws_sorted_usec_list_t *sul)
+{
+    struct relay *r = lws_container_of(sul, struct relay, reconnect);
+    lws_sock_file_fd_type fd;
+    int rc;
+
+    if (r->br->stopping)
+        return;
+    rc = mosquitto_connect(r->mosq, r->br->cfg.broker_host, (int)r->br->cfg.broker_port, 30);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        if (r->retries == 0)
+            kedge_log(KEDGE_LOG_WARN, "relay: cannot reach broker %s:%ld: %s (retrying)",
+                      r->br->cfg.broker_host, r->br->cfg.broker_port, mosquitto_strerror(rc));
+        schedule_reconnect(r);
+        return;
+    }
+    /* lws polls a duplicate: closing its wsi never closes mosquitto's own descriptor */
+    fd.filefd = dup(mosquitto_socket(r->mosq));
+    if (fd.filefd < 0) {
+        kedge_log(KEDGE_LOG_ERR, "relay: dup: %s", strerror(errno));
+        mosquitto_disconnect(r->mosq);
+        schedule_reconnect(r);
+        return;
+    }
+    r->wsi = lws_adopt_descriptor_vhost(r->br->vhost, LWS_ADOPT_RAW_FILE_DESC, fd,
+                                        relay_protocol.name, NULL);
+    if (!r->wsi) {
+        close(fd.filefd);
+        kedge_log(KEDGE_LOG_ERR, "relay: cannot adopt the MQTT socket into the loop");
+        mosquitto_disconnect(r->mosq);
+        schedule_reconnect(r);
+        return;
+    }
+    want_write(r); /* the CONNECT packet may still be queued */
+}
+
+static void schedule_reconnect(struct relay *r)
+{
+    uint64_t delay_ms = 1000u << (r->retries < 3 ? r->retries : 3); /* 1, 2, 4, 8 s */
+
+    r->retries++;
+    lws_sul_schedule(r->br->lws, 0, &r->reconnect, try_connect, (lws_usec_t)delay_ms * 1000);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+int relay_new(struct bridge *br, struct relay **out)
+{
+    struct relay *r = kedge_calloc(1, sizeof(*r));
+
+    *out = NULL;
+    if (!r)
+        return -ENOMEM;
+    r->br = br;
+    snprintf(r->client_id, sizeof(r->client_id), "kedge-bridge-%s", br->cfg.node_name);
+    mosquitto_lib_init();
+    r->mosq = mosquitto_new(r->client_id, true, r);
+    if (!r->mosq) {
+        kedge_free(r);
+        return -ENOMEM;
+    }
+    (void)mosquitto_int_option(r->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (mosquitto_username_pw_set(r->mosq, br->cfg.broker_username, br->cfg.password) !=
+        MOSQ_ERR_SUCCESS) {
+        relay_free(r);
+        return -ENOMEM;
+    }
+    mosquitto_connect_callback_set(r->mosq, on_connect);
+    mosquitto_disconnect_callback_set(r->mosq, on_disconnect);
+    mosquitto_message_callback_set(r->mosq, on_message);
+    the_relay = r;
+    *out = r;
+    return 0;
+}
+
+void relay_start(struct relay *r)
+{
+    try_connect(&r->reconnect);
+    lws_sul_schedule(r->br->lws, 0, &r->tick, tick, LWS_USEC_PER_SEC);
+}
+
+bool relay_ready(const struct relay *r)
+{
+    return r && r->ready;
+}
+
+void relay_stop(struct relay *r)
+{
+    if (!r)
+        return;
+    lws_sul_cancel(&r->tick);
+    lws_sul_cancel(&r->reconnect);
+    commit_and_ack(r);
+    if (r->connected) {
+        r->connected = r->ready = false; /* a clean stop is not a lost broker */
+        mosquitto_disconnect(r->mosq);
+        (void)mosquitto_loop_write(r->mosq, 1);
+    }
+    drop_socket(r);
+}
+
+void relay_free(struct relay *r)
+{
+    if (!r)
+        return;
+    while (r->n_downs)
+        finish_down(r, r->n_downs - 1, false);
+    kedge_free(r->downs);
+    kedge_free(r->acks);
+    mosquitto_destroy(r->mosq);
+    mosquitto_lib_cleanup();
+    if (the_relay == r)
+        the_relay = NULL;
+    kedge_free(r);
+}
