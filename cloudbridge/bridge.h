@@ -46,6 +46,8 @@ struct bridge_config {
     long max_frame_bytes;
     long down_timeout_ms;  /* plugin answer to a cloud message */
     char *log_level;
+    long cloud_https_port; /* CloudHub's certificate endpoint (10002) */
+    long rotate_certificates;
     char *password;        /* read from broker_password_file */
 };
 
@@ -142,6 +144,8 @@ int edgehub_send_direct(struct edgehub *eh, const char *json, size_t len);
 /* Answer a cloud message with operation "response", content "OK", parent_msg_id. */
 int edgehub_ack(struct edgehub *eh, const struct kedge_msg *m);
 void edgehub_stop(struct edgehub *eh);
+/* Close the link now and dial again (new certificate). */
+void edgehub_redial(struct edgehub *eh);
 extern const struct lws_protocols edgehub_protocol;
 
 /* ==== relay.c ============================================================================ */
@@ -161,6 +165,35 @@ void relay_link_state(struct relay *r, bool connected);
 /* Commit and ack what was received, disconnect cleanly. */
 void relay_stop(struct relay *r);
 extern const struct lws_protocols relay_protocol;
+
+/* ==== certmgr.c ========================================================================== */
+
+#include <sys/types.h>
+
+struct certmgr_req {
+    const char *cloud_host;
+    int https_port; /* CloudHub's HTTPS port, 10002 */
+    const char *node_name;
+    const char *ca_file, *cert_file, *key_file;
+};
+
+/* keadm join's certificate bootstrap (§4.3). Blocking: for the join command only.
+ * Returns 0, or KEDGE_ECONFIG with the reason logged; nothing is written unless it all worked. */
+int certmgr_join(const struct certmgr_req *cr, const char *token);
+/* A new key and certificate, presenting the current one. Blocking. 0 or -1 (logged). */
+int certmgr_rotate(const struct certmgr_req *cr);
+/* certmgr_rotate in a child process, so the loop never blocks: returns its pid or -1. */
+pid_t certmgr_rotate_async(const struct certmgr_req *cr);
+/* Validity of a PEM certificate in Unix seconds. 0 or -1. */
+int certmgr_validity(const char *cert_file, int64_t *not_before, int64_t *not_after);
+/* When to rotate: a jittered 70-90 % of the lifetime (Unix seconds). */
+int64_t certmgr_rotation_due(int64_t not_before, int64_t not_after);
+
+/* ==== certwatch.c ======================================================================== */
+
+void certwatch_start(struct bridge *br);
+void certwatch_stop(void);
+int64_t certwatch_not_after(void); /* Unix seconds, 0 unknown */
 
 /* ==== main.c: the bridge object shared by the modules ===================================== */
 

@@ -65,6 +65,10 @@ static const struct conf_key keys[] = {
     {"down_timeout_ms", CONF_INT, F(down_timeout_ms), 100, 600000, "10000",
      "wait this long for the plugin to apply a cloud message"},
     {"log_level", CONF_STR, F(log_level), 0, 0, "info", "err|warn|notice|info|debug"},
+    {"cloud_https_port", CONF_INT, F(cloud_https_port), 1, 65535, "10002",
+     "CloudHub's certificate endpoint (join, rotation)"},
+    {"rotate_certificates", CONF_INT, F(rotate_certificates), 0, 1, "1",
+     "renew the node certificate at 70-90% of its lifetime"},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

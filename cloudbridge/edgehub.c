@@ -512,6 +512,13 @@ void edgehub_stop(struct edgehub *eh)
     lws_sul_cancel(&eh->sul_kick);
 }
 
+void edgehub_redial(struct edgehub *eh)
+{
+    if (eh->wsi)
+        lws_set_timeout(eh->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+    eh->attempts = 0;
+}
+
 void edgehub_free(struct edgehub *eh)
 {
     if (!eh)
@@ -519,7 +526,7 @@ void edgehub_free(struct edgehub *eh)
     while (eh->n_direct)
         kedge_free(eh->direct[--eh->n_direct].data);
     kedge_free(eh->direct);
-    kedge_buf_cleanup(&eh->rx);
+    kedge_buf_cleanup(&eh->rx); /* the vhost goes with the lws context */
     if (the_hub == eh)
         the_hub = NULL;
     kedge_free(eh);

@@ -55,6 +55,8 @@ static int parse_level(const char *s)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kedge-bridge [-c FILE] [KEY=VALUE]...\n"
+               "       kedge-bridge join --cloud HOST --token TOKEN --node NAME [-c FILE]\n"
+               "                         [--port 10000] [--https-port 10002] [--certs DIR]\n"
                "       kedge-bridge -h\n\n"
                "Connects the local mosquitto (with kedge_plugin.so) to KubeEdge's cloudcore.\n"
                "Reads FILE (mosquitto-style `key value` lines; default /etc/kedge/"
@@ -94,6 +96,64 @@ static int create_loop(struct bridge *br)
     return 0;
 }
 
+/* `join`: keadm join's certificate bootstrap, then a config file that points at it. */
+static int join(int argc, char **argv)
+{
+    const char *cloud = NULL, *token = NULL, *node = NULL, *conf = "/etc/kedge/kedge-bridge.conf";
+    const char *certs = "/etc/kedge", *port = "10000", *https_port = "10002";
+    char ca[1024], cert[1024], key[1024];
+    struct certmgr_req cr;
+    FILE *f;
+    int i;
+
+    for (i = 2; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--cloud"))
+            cloud = v;
+        else if (!strcmp(k, "--token"))
+            token = v;
+        else if (!strcmp(k, "--node"))
+            node = v;
+        else if (!strcmp(k, "-c"))
+            conf = v;
+        else if (!strcmp(k, "--certs"))
+            certs = v;
+        else if (!strcmp(k, "--port"))
+            port = v;
+        else if (!strcmp(k, "--https-port"))
+            https_port = v;
+        else
+            break;
+    }
+    if (i != argc || !cloud || !token || !node) {
+        usage(stderr);
+        return 2;
+    }
+    snprintf(ca, sizeof(ca), "%s/ca/rootCA.crt", certs);
+    snprintf(cert, sizeof(cert), "%s/certs/server.crt", certs);
+    snprintf(key, sizeof(key), "%s/certs/server.key", certs);
+    cr.cloud_host = cloud;
+    cr.https_port = atoi(https_port);
+    cr.node_name = node;
+    cr.ca_file = ca;
+    cr.cert_file = cert;
+    cr.key_file = key;
+    if (certmgr_join(&cr, token) < 0)
+        return 1;
+    f = fopen(conf, "w");
+    if (!f || fprintf(f,
+                      "# written by kedge-bridge join; see conf/kedge-bridge.conf for every key\n"
+                      "node_name %s\ncloud_host %s\ncloud_port %s\ncloud_https_port %s\n"
+                      "tls_ca_file %s\ntls_cert_file %s\ntls_key_file %s\n",
+                      node, cloud, port, https_port, ca, cert, key) < 0 ||
+        fclose(f) != 0) {
+        kedge_log(KEDGE_LOG_ERR, "join: cannot write %s: %s", conf, strerror(errno));
+        return 1;
+    }
+    kedge_log(KEDGE_LOG_NOTICE, "join: node %s joined %s; configuration in %s", node, cloud, conf);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct bridge br;
@@ -103,6 +163,8 @@ int main(int argc, char **argv)
 
     memset(&br, 0, sizeof(br));
     kedge_log_set_sink(stderr_sink);
+    if (argc > 1 && !strcmp(argv[1], "join"))
+        return join(argc, argv);
     overrides = calloc((size_t)argc, sizeof(*overrides));
     if (!overrides)
         return 1;
@@ -145,6 +207,7 @@ int main(int argc, char **argv)
               br.cfg.broker_port, (long long)boutbox_depth(br.outbox));
     relay_start(br.relay);
     edgehub_start(br.hub);
+    certwatch_start(&br);
     while (!stop_requested)
         if (lws_service(br.lws, 0) < 0)
             break;
@@ -152,6 +215,7 @@ int main(int argc, char **argv)
     br.stopping = true;
     relay_stop(br.relay);
     edgehub_stop(br.hub);
+    certwatch_stop();
     rc = 0;
 out:
     if (br.lws)
