@@ -103,6 +103,8 @@ int boutbox_confirmed(struct boutbox *ob, const char *msg_id);
 /* Forget "sent" marks (after a reconnect everything unconfirmed goes again). */
 void boutbox_reset_sent(struct boutbox *ob);
 int64_t boutbox_depth(struct boutbox *ob);
+/* created_ms (wall) of the oldest entry, 0 when empty. */
+int64_t boutbox_oldest_ms(struct boutbox *ob);
 
 /* ==== router.c =========================================================================== */
 
@@ -144,6 +146,12 @@ int edgehub_send_direct(struct edgehub *eh, const char *json, size_t len);
 /* Answer a cloud message with operation "response", content "OK", parent_msg_id. */
 int edgehub_ack(struct edgehub *eh, const struct kedge_msg *m);
 void edgehub_stop(struct edgehub *eh);
+struct edgehub_stats {
+    bool connected;
+    uint64_t reconnects;
+    int64_t last_keepalive_ms, last_delivery_ms; /* wall clock, 0 never */
+};
+void edgehub_stats(const struct edgehub *eh, struct edgehub_stats *st);
 /* Close the link now and dial again (new certificate). */
 void edgehub_redial(struct edgehub *eh);
 extern const struct lws_protocols edgehub_protocol;

@@ -50,6 +50,7 @@ struct edgehub {
     int64_t cursor; /* highest outbox id sent on this connection */
     struct ratelimit rl;
     uint64_t reconnects;
+    int64_t last_keepalive_ms, last_delivery_ms;
     struct kedge_ratelimit bad_rl;
 };
 
@@ -116,7 +117,10 @@ static int send_one(struct edgehub *eh)
 
     if (eh->keepalive_due) {
         eh->keepalive_due = false;
-        return send_keepalive(eh) < 0 ? -1 : 1;
+        if (send_keepalive(eh) < 0)
+            return -1;
+        eh->last_keepalive_ms = kedge_wall_ms();
+        return 1;
     }
     if (eh->n_direct) {
         struct direct_msg d = eh->direct[0];
@@ -137,6 +141,8 @@ static int send_one(struct edgehub *eh)
     rc = write_frame(eh, e.msg, e.len);
     if (rc == 0) {
         (void)boutbox_sent(eh->br->outbox, &e);
+        if (e.kind == OUTBOX_FIRE)
+            eh->last_delivery_ms = kedge_wall_ms();
         if (e.id > eh->cursor)
             eh->cursor = e.id;
     }
@@ -239,8 +245,10 @@ static void handle_message(struct edgehub *eh, const char *buf, size_t len)
     /* the device controller's answer to a twin/state message (§2.9) */
     if (m.parent_msg_id && *m.parent_msg_id && m.operation && !strcmp(m.operation, "response") &&
         m.group && !strcmp(m.group, "twin")) {
-        if (boutbox_confirmed(eh->br->outbox, m.parent_msg_id) > 0)
+        if (boutbox_confirmed(eh->br->outbox, m.parent_msg_id) > 0) {
+            eh->last_delivery_ms = kedge_wall_ms();
             edgehub_kick(eh);
+        }
         goto out;
     }
     rc = router_dispatch(eh->br->router, eh->br, &m);
@@ -510,6 +518,14 @@ void edgehub_stop(struct edgehub *eh)
     lws_sul_cancel(&eh->sul_connect);
     lws_sul_cancel(&eh->sul_keepalive);
     lws_sul_cancel(&eh->sul_kick);
+}
+
+void edgehub_stats(const struct edgehub *eh, struct edgehub_stats *st)
+{
+    st->connected = eh->connected;
+    st->reconnects = eh->reconnects;
+    st->last_keepalive_ms = eh->last_keepalive_ms;
+    st->last_delivery_ms = eh->last_delivery_ms;
 }
 
 void edgehub_redial(struct edgehub *eh)

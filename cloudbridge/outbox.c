@@ -31,6 +31,7 @@ enum {
     ST_MARK,
     ST_CONFIRM,
     ST_DEPTH,
+    ST_OLDEST,
     ST_COUNT
 };
 
@@ -47,6 +48,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_MARK] = "UPDATE kedge_outbox SET sent_ms = ?2 WHERE id = ?1",
     [ST_CONFIRM] = "DELETE FROM kedge_outbox WHERE msg_id = ?1 AND kind = 1",
     [ST_DEPTH] = "SELECT count(*) FROM kedge_outbox",
+    [ST_OLDEST] = "SELECT created_ms FROM kedge_outbox ORDER BY id LIMIT 1",
 };
 
 static const char schema[] =
@@ -258,4 +260,14 @@ int64_t boutbox_depth(struct boutbox *ob)
         n = sqlite3_column_int64(ob->st[ST_DEPTH], 0);
     sqlite3_reset(ob->st[ST_DEPTH]);
     return n;
+}
+
+int64_t boutbox_oldest_ms(struct boutbox *ob)
+{
+    int64_t t = 0;
+
+    if (sqlite3_step(ob->st[ST_OLDEST]) == SQLITE_ROW)
+        t = sqlite3_column_int64(ob->st[ST_OLDEST], 0);
+    sqlite3_reset(ob->st[ST_OLDEST]);
+    return t;
 }

@@ -388,6 +388,24 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
 const struct lws_protocols relay_protocol = {"kedge-mqtt-raw", raw_callback, 0, 0, 0, NULL, 0};
 
+/* $ke/status: the link and outbox figures an operator needs (kedge-ctl status, $SYS). */
+static void send_status(struct relay *r)
+{
+    struct edgehub_stats st;
+    char json[512];
+
+    edgehub_stats(r->br->hub, &st);
+    snprintf(json, sizeof(json),
+             "{\"link\":\"%s\",\"reconnects\":%llu,\"last_keepalive_ms\":%lld,"
+             "\"last_delivery_ms\":%lld,\"outbox_depth\":%lld,\"outbox_oldest_ms\":%lld,"
+             "\"cert_not_after_s\":%lld}",
+             st.connected ? "connected" : "disconnected", (unsigned long long)st.reconnects,
+             (long long)st.last_keepalive_ms, (long long)st.last_delivery_ms,
+             (long long)boutbox_depth(r->br->outbox), (long long)boutbox_oldest_ms(r->br->outbox),
+             (long long)certwatch_not_after());
+    (void)publish(r, KE_STATUS, json, strlen(json));
+}
+
 static void tick(lws_sorted_usec_list_t *sul)
 {
     struct relay *r = lws_container_of(sul, struct relay, tick);
@@ -408,6 +426,8 @@ static void tick(lws_sorted_usec_list_t *sul)
     }
     if (r->connected && !r->ready && (now / 1000) % 30 == 0)
         send_hello(r); /* refused before: the operator may have fixed the config */
+    if (r->ready && (now / 1000) % 5 == 0)
+        send_status(r);
     if (!r->br->stopping)
         lws_sul_schedule(r->br->lws, 0, &r->tick, tick, LWS_USEC_PER_SEC);
 }

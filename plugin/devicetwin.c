@@ -1047,6 +1047,7 @@ void devicetwin_cleanup(struct devicetwin *dt)
     kedge_free(dt->dirty);
     replies_free(dt->out);
     eventbus_cleanup(dt);
+    kedge_free(dt->bridge_status);
     outbox_cleanup(&dt->outbox);
     store_close(dt->store);
     registry_free(dt->reg);
@@ -1070,6 +1071,10 @@ void devicetwin_tick(struct devicetwin *dt, bool force)
     uint64_t now = kedge_now_ms();
     int rc;
 
+    if (now >= dt->next_sys_ms) {
+        dt->next_sys_ms = now + 5000;
+        ke_publish_sys(dt);
+    }
     if (!store_ok(dt->store) && now >= dt->next_retry_ms) {
         dt->next_retry_ms = now + 5000;
         if (store_retry_open(dt->store) == 0) {

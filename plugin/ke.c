@@ -213,25 +213,78 @@ static void on_down(struct devicetwin *dt, const char *client_id, const char *to
 
 /* ---- ctl: operator queries ---------------------------------------------------------------- */
 
-static void ctl_status(struct devicetwin *dt, struct kedge_jw *w)
+int ke_status_encode(struct devicetwin *dt, struct kedge_buf *b)
 {
     int64_t now = kedge_wall_ms();
+    struct kedge_jw w;
 
-    kedge_jw_obj_open(w);
-    kedge_jw_kstr(w, "node_name", dt->cfg->node_name);
-    kedge_jw_key(w, "bridge_connected");
-    kedge_jw_bool(w, dt->outbox.bridge_client != NULL);
-    kedge_jw_key(w, "cloud_connected");
-    kedge_jw_bool(w, dt->cloud_connected);
-    kedge_jw_kint(w, "outbox_depth", dt->outbox.depth);
-    kedge_jw_kint(w, "outbox_max", dt->outbox.max);
-    kedge_jw_kint(w, "outbox_oldest_age_ms",
+    kedge_jw_init(&w, b);
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "node_name", dt->cfg->node_name);
+    kedge_jw_key(&w, "bridge_connected");
+    kedge_jw_bool(&w, dt->outbox.bridge_client != NULL);
+    kedge_jw_key(&w, "cloud_connected");
+    kedge_jw_bool(&w, dt->cloud_connected);
+    kedge_jw_kint(&w, "outbox_depth", dt->outbox.depth);
+    kedge_jw_kint(&w, "outbox_max", dt->outbox.max);
+    kedge_jw_kint(&w, "outbox_oldest_age_ms",
                   dt->outbox.depth && dt->outbox.oldest_ms ? now - dt->outbox.oldest_ms : 0);
-    kedge_jw_kint(w, "devices", (int64_t)registry_count(dt->reg));
-    kedge_jw_kint(w, "db_bytes", store_db_bytes(dt->store));
-    kedge_jw_key(w, "store_ok");
-    kedge_jw_bool(w, store_ok(dt->store));
-    kedge_jw_obj_close(w);
+    kedge_jw_kint(&w, "last_ack_ms", dt->outbox.last_ack_ms);
+    kedge_jw_kint(&w, "devices", (int64_t)registry_count(dt->reg));
+    kedge_jw_kint(&w, "db_bytes", store_db_bytes(dt->store));
+    kedge_jw_key(&w, "store_ok");
+    kedge_jw_bool(&w, store_ok(dt->store));
+    kedge_jw_key(&w, "bridge");
+    if (dt->bridge_status)
+        kedge_jw_raw(&w, dt->bridge_status, strlen(dt->bridge_status));
+    else
+        kedge_jw_null(&w);
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
+}
+
+static void publish_retained(struct devicetwin *dt, const char *what, const char *json, size_t len)
+{
+    struct kedge_buf topic = KEDGE_BUF_INIT;
+    char *payload = kedge_strndup(json, len);
+
+    if (payload &&
+        kedge_buf_printf(&topic, KE_SYS_PREFIX "%s/%s", dt->cfg->node_name, what) == 0 &&
+        replies_publish_retained(topic.data, payload, len) == 0)
+        payload = NULL;
+    kedge_free(payload);
+    kedge_buf_cleanup(&topic);
+}
+
+void ke_publish_sys(struct devicetwin *dt)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+
+    if (ke_status_encode(dt, &b) == 0)
+        publish_retained(dt, "plugin", b.data, b.len);
+    if (dt->bridge_status)
+        publish_retained(dt, "bridge", dt->bridge_status, strlen(dt->bridge_status));
+    kedge_buf_cleanup(&b);
+}
+
+static void on_bridge_status(struct devicetwin *dt, const char *client_id, const char *payload,
+                             size_t len)
+{
+    struct kedge_jdoc *doc = NULL;
+    char *copy;
+
+    if (!outbox_is_bridge(&dt->outbox, client_id))
+        return; /* only the accepted bridge speaks for the link */
+    if (kedge_json_parse(payload, len, &doc) < 0 || kedge_jdoc_root(doc)->type != KEDGE_JOBJ) {
+        kedge_jdoc_free(doc);
+        return;
+    }
+    kedge_jdoc_free(doc);
+    copy = kedge_strndup(payload, len);
+    if (!copy)
+        return;
+    kedge_free(dt->bridge_status);
+    dt->bridge_status = copy;
 }
 
 static void on_ctl(struct devicetwin *dt, const char *client_id, const char *topic,
@@ -249,8 +302,7 @@ static void on_ctl(struct devicetwin *dt, const char *client_id, const char *top
     }
     kedge_jw_init(&w, &ok);
     if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "status")) {
-        ctl_status(dt, &w);
-        rc = kedge_jw_finish(&w);
+        rc = ke_status_encode(dt, &ok);
     } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_list")) {
         rc = devicetwin_encode_members(dt, &ok);
     } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_get") && id &&
@@ -282,6 +334,8 @@ void ke_on_message(struct devicetwin *dt, const struct mosquitto *client, const 
         return;
     if (!strcmp(topic, KE_HELLO)) {
         on_hello(dt, client_id, payload, len);
+    } else if (!strcmp(topic, KE_STATUS)) {
+        on_bridge_status(dt, client_id, payload, len);
     } else if (has_prefix(topic, KE_ACK_PREFIX)) {
         long long seq;
         char *end;

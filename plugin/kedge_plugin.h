@@ -154,6 +154,9 @@ int replies_take_to(struct replies *q, const char *client_id, const char *topic,
  * Returns 0 or -1 when the broker refused it. */
 typedef int (*publish_fn)(const char *client_id, const char *topic, char *payload, size_t len);
 int replies_publish_now(const char *client_id, const char *topic, char *payload, size_t len);
+/* Retained publish to all subscribers (the $SYS/kedge/... health topics). Takes payload. */
+void replies_set_retained_publisher(publish_fn fn);
+int replies_publish_retained(const char *topic, char *payload, size_t len);
 void replies_set_publisher(publish_fn fn);
 
 /* ==== outbox.c ========================================================================= */
@@ -168,6 +171,7 @@ struct outbox {
     int64_t last_sent;    /* highest seq offered to the bridge in this session */
     int inflight;         /* offered, not yet acked */
     char *bridge_client;  /* client id of the accepted bridge, NULL when none */
+    int64_t last_ack_ms;  /* wall clock of the bridge's last ack, 0 never */
     bool full_logged;
 };
 
@@ -204,6 +208,8 @@ struct devicetwin {
     bool cloud_connected;   /* from the bridge's node/connection events */
     char **sub_topics;      /* the cloud's eventbus subscriptions (filters) */
     size_t n_sub_topics;
+    char *bridge_status;    /* the bridge's last $ke/status JSON */
+    uint64_t next_sys_ms;   /* next $SYS/kedge/... refresh */
 };
 
 int devicetwin_init(struct devicetwin *dt, const struct plugin_config *cfg);
@@ -253,6 +259,10 @@ void ke_on_message(struct devicetwin *dt, const struct mosquitto *client, const 
                    const char *payload, size_t len);
 /* The bridge's connection went away. */
 void ke_on_disconnect(struct devicetwin *dt, const char *client_id);
+/* The plugin's status object (kedge-ctl status, $SYS/kedge/{node}/plugin). 0 or -ENOMEM. */
+int ke_status_encode(struct devicetwin *dt, struct kedge_buf *b);
+/* Refresh the retained $SYS/kedge/{node}/... topics (called from the tick, every 5 s). */
+void ke_publish_sys(struct devicetwin *dt);
 
 /* ==== security.c ======================================================================= */
 

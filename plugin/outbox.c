@@ -18,6 +18,7 @@
 #include "kedge/ke.h"
 #include "kedge/log.h"
 #include "kedge/msg.h"
+#include "kedge/util.h"
 #include "kedge_plugin.h"
 
 static struct kedge_ratelimit full_rl = KEDGE_RATELIMIT_INIT(10000, 3);
@@ -183,4 +184,5 @@ void outbox_ack(struct outbox *ob, int64_t seq)
     }
     if (seq <= ob->last_sent && ob->inflight > 0)
         ob->inflight--;
+    ob->last_ack_ms = kedge_wall_ms();
 }

@@ -47,6 +47,18 @@ static int broker_publish(const char *client_id, const char *topic, char *payloa
     return 0;
 }
 
+static int broker_publish_retained(const char *client_id, const char *topic, char *payload,
+                                   size_t len)
+{
+    int rc = mosquitto_broker_publish(client_id, topic, (int)len, payload, 0, true, NULL);
+
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_free(payload);
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message(int event, void *event_data, void *userdata)
 {
     struct kedge_plugin *kp = userdata;
@@ -145,6 +157,7 @@ KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void *
     kedge_alloc_set(&broker_alloc);
     kedge_log_set_sink(log_sink);
     replies_set_publisher(broker_publish);
+    replies_set_retained_publisher(broker_publish_retained);
     kp = kedge_calloc(1, sizeof(*kp));
     if (!kp)
         return MOSQ_ERR_NOMEM;
@@ -191,6 +204,7 @@ KEDGE_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *
     unregister_all(kp->id);
     /* Last call, no clients left (spec §7): commit what is pending; publishing is moot. */
     replies_set_publisher(NULL);
+    replies_set_retained_publisher(NULL);
     devicetwin_cleanup(&kp->dt);
     options_cleanup(&kp->cfg);
     kedge_free(kp);

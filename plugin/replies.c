@@ -134,6 +134,21 @@ int replies_publish_now(const char *client_id, const char *topic, char *payload,
     return -1;
 }
 
+static publish_fn retained_publisher;
+
+void replies_set_retained_publisher(publish_fn fn)
+{
+    retained_publisher = fn;
+}
+
+int replies_publish_retained(const char *topic, char *payload, size_t len)
+{
+    if (retained_publisher)
+        return retained_publisher(NULL, topic, payload, len);
+    kedge_free(payload);
+    return -1;
+}
+
 static void publish(const char *topic, char *payload, size_t len)
 {
     (void)replies_publish_now(NULL, topic, payload, len);

@@ -62,13 +62,25 @@
  *      {"ok":true}  or  {"ok":false,"code":400,"reason":"..."}
  *    Sent after the change is committed; the bridge acks the cloud only then.
  *
+ * ---- health ------------------------------------------------------------------------------------
+ *
+ *  $ke/status                     bridge -> plugin, every few seconds
+ *      {"link":"connected","reconnects":3,"last_keepalive_ms":T,"last_delivery_ms":T,
+ *       "outbox_depth":0,"outbox_oldest_ms":0,"cert_not_after_s":1795000000}
+ *    (times are Unix ms, 0 = never; cert_not_after_s Unix seconds, 0 = unknown)
+ *  $SYS/kedge/{node}/plugin and $SYS/kedge/{node}/bridge: retained, refreshed every 5 s by the
+ *    plugin: the plugin's status (below) and the bridge's last $ke/status, for operators and
+ *    monitoring (readable as the broker's ACLs allow).
+ *
  * ---- operator queries (kedge-ctl) -------------------------------------------------------------
  *
  *  $ke/ctl/{ref}                  kedge-ctl -> plugin
  *      {"op":"status"} | {"op":"device_list"} | {"op":"device_get","id":"default/thermo"}
  *  $ke/ctl/{ref}/result           plugin -> that client only
  *      status:      {"node_name":"edge-1","bridge_connected":true,"cloud_connected":false,
- *                    "outbox_depth":3,"outbox_max":100000,"devices":2,"db_bytes":122880}
+ *                    "outbox_depth":3,"outbox_max":100000,"outbox_oldest_age_ms":1200,
+ *                    "last_ack_ms":T,"devices":2,"db_bytes":122880,"store_ok":true,
+ *                    "bridge":<the bridge's last $ke/status, or null>}
  *      device_list: the membership get result shape (kubeedge-wire.md §2.10)
  *      device_get:  the twin get result shape (§2.6), or {"code":404,"reason":"..."}
  */
@@ -83,6 +95,8 @@
 #define KE_DOWN_PREFIX "$ke/down/"
 #define KE_CTL_PREFIX "$ke/ctl/"
 #define KE_RESULT_SUFFIX "/result"
+#define KE_STATUS "$ke/status"
+#define KE_SYS_PREFIX "$SYS/kedge/"
 
 #define KE_VERSION 1
 #define KE_WINDOW 64 /* outbox entries in flight to the bridge */
