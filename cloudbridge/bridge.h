@@ -48,6 +48,7 @@ struct bridge_config {
     char *log_level;
     long cloud_https_port; /* CloudHub's certificate endpoint (10002) */
     long rotate_certificates;
+    char *meta_db_path;    /* MetaManager's own SQLite file */
     char *password;        /* read from broker_password_file */
 };
 
@@ -174,6 +175,30 @@ void relay_link_state(struct relay *r, bool connected);
 void relay_stop(struct relay *r);
 extern const struct lws_protocols relay_protocol;
 
+/* ==== metamanager.c ====================================================================== */
+
+struct metamgr;
+/* A reply to metamgr_remote: m NULL with err -ETIMEDOUT / -ECANCELED when none came. */
+typedef void (*metamgr_reply_fn)(void *ctx, const struct kedge_msg *m, int err);
+typedef void (*metamgr_row_fn)(void *ctx, const char *key, const char *value);
+/* Edged's hook for cloud pod insert/update/delete (after the row is committed). */
+typedef void (*metamgr_pod_fn)(void *ctx, const struct kedge_msg *m);
+
+/* Open the meta DB and register for the resource and func groups. */
+int metamgr_open(struct bridge *br, const char *path, struct metamgr **out);
+void metamgr_start(struct metamgr *mm);
+void metamgr_close(struct metamgr *mm);
+/* The table: INSERT OR REPLACE / lookup by key / all rows of a type. */
+int metamgr_put(struct metamgr *mm, const char *key, const char *value, size_t len);
+int metamgr_get(struct metamgr *mm, const char *key, char **value); /* -ENOENT if absent */
+int metamgr_list(struct metamgr *mm, const char *type, metamgr_row_fn fn, void *ctx);
+/* Types whose queries go to the cloud first while the link is up (§6). */
+bool metamgr_remote_first(const char *type);
+/* Send m (msg_id set) to the cloud now and call fn with its reply. -ENOTCONN offline. */
+int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms,
+                   metamgr_reply_fn fn, void *ctx);
+void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx);
+
 /* ==== certmgr.c ========================================================================== */
 
 #include <sys/types.h>
@@ -213,6 +238,7 @@ struct bridge {
     struct router *router;
     struct edgehub *hub;
     struct relay *relay;
+    struct metamgr *meta;
     bool stopping;
 };
 

@@ -50,6 +50,8 @@ static const struct conf_key keys[] = {
      "/etc/kedge/bridge.password", "its password, first line (plugin_opt_bridge_password_file)"},
     {"db_path", CONF_STR, F(db_path), 0, 0, "/var/lib/kedge/bridge.db",
      "the bridge's own SQLite file (outbox to the cloud)"},
+    {"meta_db_path", CONF_STR, F(meta_db_path), 0, 0, "/var/lib/kedge/meta.db",
+     "MetaManager's SQLite file (KubeEdge's meta table)"},
     {"keepalive_s", CONF_INT, F(keepalive_s), 1, 600, "15", "keepalive message to CloudHub"},
     {"ping_idle_s", CONF_INT, F(ping_idle_s), 1, 600, "15", "websocket PING after this silence"},
     {"dead_link_s", CONF_INT, F(dead_link_s), 2, 3600, "45", "hang up after this silence"},

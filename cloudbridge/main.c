@@ -196,7 +196,8 @@ int main(int argc, char **argv)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_sink);
     if (boutbox_open(br.cfg.db_path, &br.outbox) < 0 || router_new(&br.router) < 0 ||
         twinbus_register(br.router) < 0 || create_loop(&br) < 0 ||
-        edgehub_new(&br, &br.hub) < 0 || relay_new(&br, &br.relay) < 0)
+        edgehub_new(&br, &br.hub) < 0 || relay_new(&br, &br.relay) < 0 ||
+        metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0)
         goto out;
     loop_ctx = br.lws;
     signal(SIGTERM, on_signal);
@@ -208,6 +209,7 @@ int main(int argc, char **argv)
     relay_start(br.relay);
     edgehub_start(br.hub);
     certwatch_start(&br);
+    metamgr_start(br.meta);
     while (!stop_requested)
         if (lws_service(br.lws, 0) < 0)
             break;
@@ -220,6 +222,8 @@ int main(int argc, char **argv)
 out:
     if (br.lws)
         lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
+    br.lws = NULL;
+    metamgr_close(br.meta);
     relay_free(br.relay);
     edgehub_free(br.hub);
     router_free(br.router);

@@ -1,0 +1,546 @@
+/* MetaManager: the node's local copy of every object the cloud sent it (kubeedge-wire.md §6),
+ * in KubeEdge's own `meta` table, in the bridge's meta DB file.
+ *
+ * Cloud insert/update/patch/delete of pods, configmaps, secrets, nodes, devices, device models
+ * and the rest are stored (INSERT OR REPLACE, key = the trimmed resource), passed on (devices
+ * and device models to the plugin's DeviceTwin, pods to Edged once it registers a hook), and
+ * acked to the cloud only after the row is committed. A pod row is deleted only when the UID
+ * matches. Queries are answered as edgecore does: remote-first types go to the cloud while the
+ * link is up (the reply is stored), everything else, and everything while offline, from the
+ * table.
+ *
+ * Devices: a Device names its DeviceModel, whose properties carry the types. Together they
+ * give the plugin the twin names and types (a membership update with metadata-only twins), so
+ * a device created in the cloud accepts typed twin updates over MQTT.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sqlite3.h>
+
+#include "bridge.h"
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/json.h"
+#include "kedge/log.h"
+#include "kedge/util.h"
+
+enum { ST_PUT, ST_DEL, ST_GET, ST_BY_TYPE, ST_DEL_POD, ST_COUNT };
+
+static const char *const sql[ST_COUNT] = {
+    [ST_PUT] = "INSERT OR REPLACE INTO meta (key, type, value) VALUES (?1, ?2, ?3)",
+    [ST_DEL] = "DELETE FROM meta WHERE key = ?1",
+    [ST_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_BY_TYPE] = "SELECT key, value FROM meta WHERE type = ?1 ORDER BY key",
+    /* edgecore's DeleteMetaByKeyAndPodUID: the UID must be in the stored object */
+    [ST_DEL_POD] = "DELETE FROM meta WHERE key = ?1 AND value LIKE '%' || ?2 || '%'",
+};
+
+/* Exactly edgecore's beego-era table (§3.1), so `kedge-ctl import` can copy rows as they are. */
+static const char schema[] =
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS `meta` (`key` varchar(256) NOT NULL PRIMARY KEY, "
+    "`type` varchar(32) NOT NULL DEFAULT '', `value` text);"
+    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);";
+
+struct waiter {
+    char *msg_id;
+    metamgr_reply_fn fn;
+    void *ctx;
+    uint64_t deadline_ms;
+};
+
+struct metamgr {
+    struct bridge *br;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    struct waiter *waiters;
+    size_t n_waiters;
+    lws_sorted_usec_list_t sul;
+    metamgr_pod_fn pod_hook;
+    void *pod_ctx;
+};
+
+/* ---- resources ---------------------------------------------------------------------------- */
+
+/* parseResource: "a/b/c" -> type b; "a/b" -> type b; the key is the whole resource. */
+static int resource_type(const char *resource, char *type, size_t n)
+{
+    const char *a = resource ? strchr(resource, '/') : NULL, *b;
+    size_t len;
+
+    if (!a)
+        return -1;
+    b = strchr(a + 1, '/');
+    len = b ? (size_t)(b - a - 1) : strlen(a + 1);
+    if (!len || len >= n)
+        return -1;
+    memcpy(type, a + 1, len);
+    type[len] = '\0';
+    return 0;
+}
+
+bool metamgr_remote_first(const char *type)
+{
+    static const char *const remote[] = {"configmap",
+                                         "secret",
+                                         "persistentvolume",
+                                         "persistentvolumeclaim",
+                                         "volumeattachment",
+                                         "serviceaccounttoken",
+                                         "lease",
+                                         "certificatesigningrequest",
+                                         "k8s/ca.crt"};
+    size_t i;
+
+    for (i = 0; i < sizeof(remote) / sizeof(remote[0]); i++)
+        if (!strcmp(type, remote[i]))
+            return true;
+    return false;
+}
+
+/* ---- the table ------------------------------------------------------------------------------ */
+
+static int step(struct metamgr *mm, int which)
+{
+    int rc = sqlite3_step(mm->st[which]);
+
+    sqlite3_reset(mm->st[which]);
+    sqlite3_clear_bindings(mm->st[which]);
+    if (rc != SQLITE_DONE) {
+        kedge_log(KEDGE_LOG_ERR, "metamanager: %s", sqlite3_errmsg(mm->db));
+        return KEDGE_ESTORE;
+    }
+    return 0;
+}
+
+int metamgr_put(struct metamgr *mm, const char *key, const char *value, size_t len)
+{
+    char type[64];
+
+    if (resource_type(key, type, sizeof(type)) < 0)
+        type[0] = '\0';
+    sqlite3_bind_text(mm->st[ST_PUT], 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(mm->st[ST_PUT], 2, type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(mm->st[ST_PUT], 3, value, (int)len, SQLITE_TRANSIENT);
+    return step(mm, ST_PUT);
+}
+
+int metamgr_get(struct metamgr *mm, const char *key, char **value)
+{
+    sqlite3_stmt *st = mm->st[ST_GET];
+    int rc;
+
+    *value = NULL;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *value = kedge_strdup((const char *)sqlite3_column_text(st, 0));
+        rc = *value ? 0 : -ENOMEM;
+    } else {
+        rc = rc == SQLITE_DONE ? -ENOENT : KEDGE_ESTORE;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int metamgr_list(struct metamgr *mm, const char *type, metamgr_row_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = mm->st[ST_BY_TYPE];
+    int rc;
+
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : KEDGE_ESTORE;
+}
+
+static int delete_row(struct metamgr *mm, const struct kedge_msg *m, const char *type)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *uid = NULL;
+    int rc;
+
+    if (strcmp(type, "pod") != 0) {
+        sqlite3_bind_text(mm->st[ST_DEL], 1, m->resource, -1, SQLITE_TRANSIENT);
+        return step(mm, ST_DEL);
+    }
+    if (kedge_json_parse(m->content, m->content_len, &doc) == 0)
+        uid = kedge_json_get(kedge_json_get(kedge_jdoc_root(doc), "metadata"), "uid");
+    if (!uid || uid->type != KEDGE_JSTR || !uid->len) {
+        kedge_jdoc_free(doc);
+        return 0; /* no UID: nothing can match */
+    }
+    sqlite3_bind_text(mm->st[ST_DEL_POD], 1, m->resource, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(mm->st[ST_DEL_POD], 2, uid->str, (int)uid->len, SQLITE_TRANSIENT);
+    rc = step(mm, ST_DEL_POD);
+    if (rc == 0 && sqlite3_changes(mm->db) > 0) {
+        /* and its podpatch row */
+        char patch[600];
+        const char *p = strstr(m->resource, "/pod/");
+        if (p && snprintf(patch, sizeof(patch), "%.*s/podpatch/%s", (int)(p - m->resource),
+                          m->resource, p + 5) < (int)sizeof(patch)) {
+            sqlite3_bind_text(mm->st[ST_DEL], 1, patch, -1, SQLITE_TRANSIENT);
+            rc = step(mm, ST_DEL);
+        }
+    }
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
+/* ---- devices to the plugin ------------------------------------------------------------------ */
+
+/* DeviceModel property type -> twin type the plugin checks values against. DOUBLE has no
+ * edge twin type (edgecore rejects "double"), so it is checked as float. */
+static const char *twin_type(const struct kedge_jval *t)
+{
+    static const struct {
+        const char *model, *twin;
+    } map[] = {{"int", "int"},         {"integer", "int"},  {"float", "float"},
+               {"double", "float"},    {"boolean", "boolean"}, {"bool", "boolean"},
+               {"string", "string"}};
+    size_t i;
+
+    if (!t || t->type != KEDGE_JSTR)
+        return "string";
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcasecmp(t->str, map[i].model))
+            return map[i].twin;
+    return "string";
+}
+
+static void device_applied(struct bridge *br, const struct kedge_msg *m, bool ok)
+{
+    (void)br;
+    if (!ok)
+        kedge_log(KEDGE_LOG_WARN, "metamanager: the plugin did not take device types %s",
+                  m->msg_id);
+}
+
+/* Membership update for the plugin: the device with metadata-only twins typed from its model. */
+static int push_device(struct metamgr *mm, const char *ns, const struct kedge_jval *dev,
+                       bool removed)
+{
+    const struct kedge_jval *meta = kedge_json_get(dev, "metadata");
+    const struct kedge_jval *name = kedge_json_get(meta, "name");
+    const struct kedge_jval *desc = kedge_json_get(kedge_json_get(meta, "labels"), "description");
+    const struct kedge_jval *spec = kedge_json_get(dev, "spec");
+    const struct kedge_jval *model = kedge_json_get(kedge_json_get(spec, "deviceModelRef"), "name");
+    const struct kedge_jval *props = kedge_json_get(spec, "properties"), *p;
+    struct kedge_jdoc *mdoc = NULL;
+    struct kedge_buf content = KEDGE_BUF_INIT, key = KEDGE_BUF_INIT;
+    struct kedge_msg m = {0};
+    struct kedge_jw w;
+    char id[512], *model_json = NULL;
+    int rc;
+
+    if (!name || name->type != KEDGE_JSTR)
+        return KEDGE_ESCHEMA;
+    snprintf(id, sizeof(id), "%s/%s", ns, name->str);
+    if (!removed && model && model->type == KEDGE_JSTR &&
+        kedge_buf_printf(&key, "%s/devicemodel/%s", ns, model->str) == 0 &&
+        metamgr_get(mm, key.data, &model_json) == 0)
+        (void)kedge_json_parse(model_json, strlen(model_json), &mdoc);
+    kedge_jw_init(&w, &content);
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "event_id", "");
+    kedge_jw_kint(&w, "timestamp", kedge_wall_ms());
+    kedge_jw_key(&w, removed ? "added_devices" : "removed_devices");
+    kedge_jw_null(&w);
+    kedge_jw_key(&w, removed ? "removed_devices" : "added_devices");
+    kedge_jw_arr_open(&w);
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "id", id);
+    kedge_jw_kstr(&w, "name", name->str);
+    if (desc && desc->type == KEDGE_JSTR)
+        kedge_jw_kstr(&w, "description", desc->str);
+    if (!removed && props && props->type == KEDGE_JARR && props->n) {
+        const struct kedge_jval *mprops =
+            kedge_json_get(kedge_json_get(kedge_jdoc_root(mdoc), "spec"), "properties");
+        kedge_jw_key(&w, "twin");
+        kedge_jw_obj_open(&w);
+        for (p = props->child; p; p = p->next) {
+            const struct kedge_jval *pn = kedge_json_get(p, "name"), *mp, *type = NULL;
+            if (!pn || pn->type != KEDGE_JSTR)
+                continue;
+            for (mp = mprops && mprops->type == KEDGE_JARR ? mprops->child : NULL; mp; mp = mp->next) {
+                const struct kedge_jval *mn = kedge_json_get(mp, "name");
+                if (mn && mn->type == KEDGE_JSTR && !strcmp(mn->str, pn->str))
+                    type = kedge_json_get(mp, "type");
+            }
+            kedge_jw_key(&w, pn->str);
+            kedge_jw_obj_open(&w);
+            kedge_jw_key(&w, "metadata");
+            kedge_jw_obj_open(&w);
+            kedge_jw_kstr(&w, "type", twin_type(type));
+            kedge_jw_obj_close(&w);
+            kedge_jw_obj_close(&w);
+        }
+        kedge_jw_obj_close(&w);
+    }
+    kedge_jw_obj_close(&w);
+    kedge_jw_arr_close(&w);
+    kedge_jw_obj_close(&w);
+    rc = kedge_jw_finish(&w);
+    m.source = "metamanager";
+    m.group = "twin";
+    m.operation = "update";
+    m.resource = "membership";
+    m.content = content.data;
+    m.content_len = content.len;
+    if (rc == 0)
+        rc = kedge_msg_new_id(&m);
+    if (rc == 0)
+        rc = relay_down(mm->br->relay, &m, device_applied);
+    kedge_free(m.msg_id);
+    kedge_buf_cleanup(&content);
+    kedge_buf_cleanup(&key);
+    kedge_free(model_json);
+    kedge_jdoc_free(mdoc);
+    return rc;
+}
+
+struct model_ctx {
+    struct metamgr *mm;
+    const char *ns, *model;
+};
+
+/* A DeviceModel changed: give every device that uses it its types again. */
+static void repush(void *arg, const char *key, const char *value)
+{
+    struct model_ctx *c = arg;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *ref;
+
+    if (!value || strncmp(key, c->ns, strlen(c->ns)) ||
+        kedge_json_parse(value, strlen(value), &doc) < 0)
+        return;
+    ref = kedge_json_get(kedge_json_get(kedge_json_get(kedge_jdoc_root(doc), "spec"),
+                                        "deviceModelRef"),
+                         "name");
+    if (ref && ref->type == KEDGE_JSTR && !strcmp(ref->str, c->model))
+        (void)push_device(c->mm, c->ns, kedge_jdoc_root(doc), false);
+    kedge_jdoc_free(doc);
+}
+
+static void to_devicetwin(struct metamgr *mm, const struct kedge_msg *m, const char *type)
+{
+    char ns[256];
+    const char *slash = strchr(m->resource, '/');
+    struct kedge_jdoc *doc = NULL;
+    bool removed = m->operation && !strcmp(m->operation, "delete");
+
+    if (!slash || (size_t)(slash - m->resource) >= sizeof(ns))
+        return;
+    memcpy(ns, m->resource, (size_t)(slash - m->resource));
+    ns[slash - m->resource] = '\0';
+    if (!strcmp(type, "device")) {
+        if (kedge_json_parse(m->content, m->content_len, &doc) == 0)
+            (void)push_device(mm, ns, kedge_jdoc_root(doc), removed);
+        kedge_jdoc_free(doc);
+    } else if (!strcmp(type, "devicemodel") && !removed) {
+        struct model_ctx c = {mm, ns, strrchr(m->resource, '/') + 1};
+        (void)metamgr_list(mm, "device", repush, &c);
+    }
+}
+
+/* ---- cloud messages ------------------------------------------------------------------------- */
+
+static void ack(struct metamgr *mm, const struct kedge_msg *m)
+{
+    if (route_needs_ack(m) && edgehub_ack(mm->br->hub, m) < 0)
+        kedge_log(KEDGE_LOG_WARN, "metamanager: ack for %s not sent; the cloud resends",
+                  m->msg_id);
+}
+
+static int answer_waiter(struct metamgr *mm, const struct kedge_msg *m)
+{
+    size_t i;
+
+    for (i = 0; i < mm->n_waiters; i++) {
+        if (strcmp(mm->waiters[i].msg_id, m->parent_msg_id))
+            continue;
+        struct waiter w = mm->waiters[i];
+        mm->waiters[i] = mm->waiters[--mm->n_waiters];
+        w.fn(w.ctx, m, 0);
+        kedge_free(w.msg_id);
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/* Stored object of a reply: Object of an ObjectResp ({"Object":...,"Err":null}), else all. */
+static int store_reply(struct metamgr *mm, const struct kedge_msg *m)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *obj = NULL, *err = NULL;
+    int rc = 0;
+
+    if (!m->resource || kedge_json_parse(m->content, m->content_len, &doc) < 0)
+        return 0;
+    obj = kedge_json_get_exact(kedge_jdoc_root(doc), "Object", 6);
+    err = kedge_json_get_exact(kedge_jdoc_root(doc), "Err", 3);
+    if (obj && !kedge_json_is_null(obj) && kedge_json_is_null(err)) {
+        struct kedge_buf b = KEDGE_BUF_INIT;
+        struct kedge_jw w;
+        kedge_jw_init(&w, &b);
+        kedge_json_write_value(&w, obj);
+        if (kedge_jw_finish(&w) == 0)
+            rc = metamgr_put(mm, m->resource, b.data, b.len);
+        kedge_buf_cleanup(&b);
+    } else if (!obj && !m->content_is_string) {
+        rc = metamgr_put(mm, m->resource, m->content, m->content_len);
+    }
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
+static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
+{
+    struct metamgr *mm = ctx;
+    const char *op = m->operation ? m->operation : "";
+    char type[64];
+    int rc;
+
+    (void)br;
+    if (m->parent_msg_id && *m->parent_msg_id) {
+        (void)store_reply(mm, m);
+        return answer_waiter(mm, m) == 0 ? 0 : 0; /* late replies are stored anyway */
+    }
+    if (!m->resource || resource_type(m->resource, type, sizeof(type)) < 0)
+        return KEDGE_ESCHEMA;
+    if (!strcmp(op, "insert") || !strcmp(op, "update") || !strcmp(op, "patch") ||
+        !strcmp(op, "response"))
+        rc = metamgr_put(mm, m->resource, m->content, m->content_len);
+    else if (!strcmp(op, "delete"))
+        rc = delete_row(mm, m, type);
+    else
+        return KEDGE_ESCHEMA;
+    if (rc < 0)
+        return rc; /* not stored: no ack, the cloud sends it again */
+    if (m->source && !strcmp(m->source, "devicecontroller"))
+        to_devicetwin(mm, m, type);
+    else if (mm->pod_hook && !strcmp(type, "pod"))
+        mm->pod_hook(mm->pod_ctx, m);
+    ack(mm, m);
+    return 0;
+}
+
+/* ---- requests to the cloud (edged) ------------------------------------------------------------ */
+
+static void expire(lws_sorted_usec_list_t *sul)
+{
+    struct metamgr *mm = lws_container_of(sul, struct metamgr, sul);
+    uint64_t now = kedge_now_ms();
+    size_t i;
+
+    for (i = 0; i < mm->n_waiters;) {
+        if (now < mm->waiters[i].deadline_ms) {
+            i++;
+            continue;
+        }
+        struct waiter w = mm->waiters[i];
+        mm->waiters[i] = mm->waiters[--mm->n_waiters];
+        w.fn(w.ctx, NULL, -ETIMEDOUT);
+        kedge_free(w.msg_id);
+    }
+    if (!mm->br->stopping)
+        lws_sul_schedule(mm->br->lws, 0, &mm->sul, expire, LWS_USEC_PER_SEC);
+}
+
+int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms,
+                   metamgr_reply_fn fn, void *ctx)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct waiter *nw;
+    int rc;
+
+    if (!edgehub_connected(mm->br->hub))
+        return -ENOTCONN; /* edgecore: "failed to process remote: not connected" */
+    nw = kedge_realloc(mm->waiters, (mm->n_waiters + 1) * sizeof(*nw));
+    if (!nw)
+        return -ENOMEM;
+    mm->waiters = nw;
+    rc = kedge_msg_encode(&b, m, false);
+    if (rc == 0)
+        rc = edgehub_send_direct(mm->br->hub, b.data, b.len);
+    kedge_buf_cleanup(&b);
+    if (rc < 0)
+        return rc;
+    nw[mm->n_waiters].msg_id = kedge_strdup(m->msg_id);
+    if (!nw[mm->n_waiters].msg_id)
+        return -ENOMEM;
+    nw[mm->n_waiters].fn = fn;
+    nw[mm->n_waiters].ctx = ctx;
+    nw[mm->n_waiters].deadline_ms = kedge_now_ms() + (uint64_t)timeout_ms;
+    mm->n_waiters++;
+    return 0;
+}
+
+void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx)
+{
+    mm->pod_hook = fn;
+    mm->pod_ctx = ctx;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+int metamgr_open(struct bridge *br, const char *path, struct metamgr **out)
+{
+    struct metamgr *mm = kedge_calloc(1, sizeof(*mm));
+    int i;
+
+    *out = NULL;
+    if (!mm)
+        return -ENOMEM;
+    mm->br = br;
+    if (sqlite3_open_v2(path, &mm->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(mm->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_busy_timeout(mm->db, 1000);
+    for (i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v2(mm->db, sql[i], -1, &mm->st[i], NULL) != SQLITE_OK)
+            goto fail;
+    if (router_add(br->router, "resource", on_cloud, mm) < 0 ||
+        router_add(br->router, "func", on_cloud, mm) < 0)
+        goto fail;
+    *out = mm;
+    return 0;
+fail:
+    kedge_log(KEDGE_LOG_ERR, "metamanager: cannot open %s: %s", path,
+              mm->db ? sqlite3_errmsg(mm->db) : "out of memory");
+    metamgr_close(mm);
+    return KEDGE_ESTORE;
+}
+
+void metamgr_start(struct metamgr *mm)
+{
+    expire(&mm->sul);
+}
+
+void metamgr_close(struct metamgr *mm)
+{
+    int i;
+
+    if (!mm)
+        return;
+    if (mm->br && mm->br->lws)
+        lws_sul_cancel(&mm->sul);
+    while (mm->n_waiters) {
+        struct waiter w = mm->waiters[--mm->n_waiters];
+        w.fn(w.ctx, NULL, -ECANCELED);
+        kedge_free(w.msg_id);
+    }
+    kedge_free(mm->waiters);
+    for (i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(mm->st[i]);
+    sqlite3_close_v2(mm->db);
+    kedge_free(mm);
+}
