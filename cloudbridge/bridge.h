@@ -49,6 +49,7 @@ struct bridge_config {
     long cloud_https_port; /* CloudHub's certificate endpoint (10002) */
     long rotate_certificates;
     char *meta_db_path;    /* MetaManager's own SQLite file */
+    char *node_namespace;  /* "default" (cloudcore v1.12-v1.22) or "null" (v1.23+) */
     char *password;        /* read from broker_password_file */
 };
 
@@ -198,6 +199,12 @@ bool metamgr_remote_first(const char *type);
 int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms,
                    metamgr_reply_fn fn, void *ctx);
 void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx);
+
+/* ==== node.c ============================================================================= */
+
+/* Register the node, then keep its status and lease fresh while the link is up. */
+int node_start(struct bridge *br);
+void node_stop(void);
 
 /* ==== certmgr.c ========================================================================== */
 

@@ -52,6 +52,8 @@ static const struct conf_key keys[] = {
      "the bridge's own SQLite file (outbox to the cloud)"},
     {"meta_db_path", CONF_STR, F(meta_db_path), 0, 0, "/var/lib/kedge/meta.db",
      "MetaManager's SQLite file (KubeEdge's meta table)"},
+    {"node_namespace", CONF_STR, F(node_namespace), 0, 0, "default",
+     "namespace of node resources: default (cloudcore v1.12-v1.22) or null (v1.23+)"},
     {"keepalive_s", CONF_INT, F(keepalive_s), 1, 600, "15", "keepalive message to CloudHub"},
     {"ping_idle_s", CONF_INT, F(ping_idle_s), 1, 600, "15", "websocket PING after this silence"},
     {"dead_link_s", CONF_INT, F(dead_link_s), 2, 3600, "45", "hang up after this silence"},
@@ -206,6 +208,10 @@ static int check_whole(struct bridge_config *cfg)
 {
     if (!cfg->node_name || !*cfg->node_name || strchr(cfg->node_name, '/')) {
         kedge_log(KEDGE_LOG_ERR, "config: node_name is required and must be one path level");
+        return KEDGE_ECONFIG;
+    }
+    if (strcmp(cfg->node_namespace, "default") && strcmp(cfg->node_namespace, "null")) {
+        kedge_log(KEDGE_LOG_ERR, "config: node_namespace must be default or null");
         return KEDGE_ECONFIG;
     }
     if (cfg->dead_link_s <= cfg->ping_idle_s) {

@@ -210,6 +210,7 @@ int main(int argc, char **argv)
     edgehub_start(br.hub);
     certwatch_start(&br);
     metamgr_start(br.meta);
+    node_start(&br);
     while (!stop_requested)
         if (lws_service(br.lws, 0) < 0)
             break;
@@ -218,6 +219,7 @@ int main(int argc, char **argv)
     relay_stop(br.relay);
     edgehub_stop(br.hub);
     certwatch_stop();
+    node_stop();
     rc = 0;
 out:
     if (br.lws)

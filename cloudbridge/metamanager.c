@@ -411,7 +411,11 @@ static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
     (void)br;
     if (m->parent_msg_id && *m->parent_msg_id) {
         (void)store_reply(mm, m);
-        return answer_waiter(mm, m) == 0 ? 0 : 0; /* late replies are stored anyway */
+        (void)answer_waiter(mm, m); /* a late reply is stored anyway */
+        /* edgecore's MetaManager answers every reply with "OK" (node-and-pod.jsonl) */
+        if (edgehub_ack(mm->br->hub, m) < 0)
+            kedge_log(KEDGE_LOG_DEBUG, "metamanager: reply ack not sent");
+        return 0;
     }
     if (!m->resource || resource_type(m->resource, type, sizeof(type)) < 0)
         return KEDGE_ESCHEMA;

@@ -1,0 +1,574 @@
+/* The edge node as Kubernetes sees it: registration, status and lease, as edged's kubelet
+ * does them (kubeedge-wire.md §7, cloudcore-recorded/node-and-pod.jsonl).
+ *
+ *  - Registration: `insert` of a v1.Node at {ns}/node/{name} (the labels edgecore sets,
+ *    addresses, capacity/allocatable and nodeInfo read from this machine). The reply's Node
+ *    is stored by MetaManager, so a restarted bridge does not register twice.
+ *  - Status: computed every 10 s, sent as a nodepatch (a strategic-merge patch as a string)
+ *    when it changed and at least every 5 minutes.
+ *  - Lease: kube-node-lease/lease/{name}, inserted once, then updated every 10 s.
+ * Nothing of this is queued while offline: only the newest status matters, so it is sent
+ * straight on the link (never through the outbox) and again as soon as the link returns.
+ * {ns} is "default" for cloudcore v1.12-v1.22 and "null" for v1.23+ (node_namespace).
+ */
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/json.h"
+#include "kedge/log.h"
+#include "kedge/util.h"
+
+#define STATUS_EVERY_S 10
+#define REPORT_AT_LEAST_S 300
+#define LEASE_DURATION_S 40
+#define REMOTE_TIMEOUT_MS 60000 /* edgecore's remoteQueryTimeout */
+#define KUBELET_VERSION "v1.28.0-kedge"
+
+struct node {
+    struct bridge *br;
+    lws_sorted_usec_list_t sul;
+    bool registered, registering, lease_inflight, status_inflight, was_connected;
+    char *node_uid;
+    char *lease_json; /* last lease object from the cloud */
+    char *last_status; /* status JSON (no heartbeat times) last sent */
+    int64_t last_report_s, ready_since_s;
+    char key_node[256], key_patch[256], key_lease[256];
+};
+
+static struct node the_node;
+
+/* ---- what this machine is --------------------------------------------------------------- */
+
+static long long meminfo_kib(const char *field)
+{
+    char line[256];
+    long long v = -1;
+    size_t n = strlen(field);
+    FILE *f = fopen("/proc/meminfo", "r");
+
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, field, n) && line[n] == ':')
+            v = strtoll(line + n + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+static void read_line(const char *path, char *out, size_t n)
+{
+    FILE *f = fopen(path, "r");
+
+    out[0] = '\0';
+    if (!f)
+        return;
+    if (fgets(out, (int)n, f))
+        out[strcspn(out, "\r\n")] = '\0';
+    fclose(f);
+}
+
+static void os_image(char *out, size_t n)
+{
+    char line[256];
+    FILE *f = fopen("/etc/os-release", "r");
+
+    snprintf(out, n, "Linux");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "PRETTY_NAME=", 12)) {
+            char *v = line + 12;
+            v[strcspn(v, "\r\n")] = '\0';
+            if (*v == '"') {
+                v++;
+                v[strcspn(v, "\"")] = '\0';
+            }
+            snprintf(out, n, "%s", v);
+        }
+    }
+    fclose(f);
+}
+
+static void internal_ip(char *out, size_t n)
+{
+    struct ifaddrs *ifa = NULL, *i;
+
+    snprintf(out, n, "127.0.0.1");
+    if (getifaddrs(&ifa) < 0)
+        return;
+    for (i = ifa; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) ||
+            !(i->ifa_flags & IFF_UP))
+            continue;
+        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, out,
+                  (socklen_t)n);
+        break;
+    }
+    freeifaddrs(ifa);
+}
+
+static const char *go_arch(const char *m)
+{
+    if (!strcmp(m, "x86_64"))
+        return "amd64";
+    if (!strcmp(m, "aarch64"))
+        return "arm64";
+    if (!strncmp(m, "arm", 3))
+        return "arm";
+    return m;
+}
+
+struct machine {
+    long cpus;
+    long long mem_kib, mem_avail_kib, disk_kib, disk_free_kib;
+    char ip[64], os[256], kernel[128], arch[80], machine_id[64], boot_id[64];
+};
+
+static void read_machine(const struct bridge *br, struct machine *mc)
+{
+    struct statvfs vfs;
+    struct utsname u;
+    char dir[1024], *slash;
+
+    memset(mc, 0, sizeof(*mc));
+    mc->cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    mc->mem_kib = meminfo_kib("MemTotal");
+    mc->mem_avail_kib = meminfo_kib("MemAvailable");
+    snprintf(dir, sizeof(dir), "%s", br->cfg.db_path);
+    slash = strrchr(dir, '/');
+    if (slash && slash != dir)
+        *slash = '\0';
+    if (statvfs(dir, &vfs) == 0) {
+        mc->disk_kib = (long long)(vfs.f_blocks * vfs.f_frsize / 1024);
+        mc->disk_free_kib = (long long)(vfs.f_bavail * vfs.f_frsize / 1024);
+    }
+    internal_ip(mc->ip, sizeof(mc->ip));
+    os_image(mc->os, sizeof(mc->os));
+    if (uname(&u) == 0) {
+        snprintf(mc->kernel, sizeof(mc->kernel), "%s", u.release);
+        snprintf(mc->arch, sizeof(mc->arch), "%s", go_arch(u.machine));
+    }
+    read_line("/etc/machine-id", mc->machine_id, sizeof(mc->machine_id));
+    read_line("/proc/sys/kernel/random/boot_id", mc->boot_id, sizeof(mc->boot_id));
+}
+
+static void rfc3339(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- the Node object ---------------------------------------------------------------------- */
+
+static void resources(struct kedge_jw *w, const char *key, const struct machine *mc, bool alloc)
+{
+    char v[64];
+
+    kedge_jw_key(w, key);
+    kedge_jw_obj_open(w);
+    snprintf(v, sizeof(v), "%ld", mc->cpus);
+    kedge_jw_kstr(w, "cpu", v);
+    /* kubelet's default eviction thresholds: memory 100Mi, nodefs 10% */
+    snprintf(v, sizeof(v), "%lldKi", alloc ? mc->disk_kib * 9 / 10 : mc->disk_kib);
+    kedge_jw_kstr(w, "ephemeral-storage", v);
+    kedge_jw_kstr(w, "hugepages-1Gi", "0");
+    kedge_jw_kstr(w, "hugepages-2Mi", "0");
+    snprintf(v, sizeof(v), "%lldKi", alloc ? mc->mem_kib - 102400 : mc->mem_kib);
+    kedge_jw_kstr(w, "memory", v);
+    kedge_jw_kstr(w, "pods", "110");
+    kedge_jw_obj_close(w);
+}
+
+static void condition(struct kedge_jw *w, const char *type, bool status, const char *reason,
+                      const char *message, const char *now, const char *since)
+{
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "type", type);
+    kedge_jw_kstr(w, "status", status ? "True" : "False");
+    kedge_jw_kstr(w, "lastHeartbeatTime", now);
+    kedge_jw_kstr(w, "lastTransitionTime", since);
+    kedge_jw_kstr(w, "reason", reason);
+    kedge_jw_kstr(w, "message", message);
+    kedge_jw_obj_close(w);
+}
+
+/* status{...}: with_times false leaves out heartbeat/transition times, for change detection */
+static void write_status(struct node *n, struct kedge_jw *w, const struct machine *mc,
+                         bool with_times)
+{
+    char now[32] = "", since[32] = "";
+    bool mem = mc->mem_avail_kib >= 0 && mc->mem_avail_kib < 102400;
+    bool disk = mc->disk_kib > 0 && mc->disk_free_kib < mc->disk_kib / 10;
+
+    if (with_times) {
+        rfc3339((int64_t)time(NULL), now);
+        rfc3339(n->ready_since_s, since);
+    }
+    kedge_jw_obj_open(w);
+    resources(w, "capacity", mc, false);
+    resources(w, "allocatable", mc, true);
+    kedge_jw_key(w, "conditions");
+    kedge_jw_arr_open(w);
+    condition(w, "MemoryPressure", mem, mem ? "KubeletHasInsufficientMemory" : "KubeletHasSufficientMemory",
+              mem ? "kubelet has insufficient memory available" : "kubelet has sufficient memory available",
+              now, since);
+    condition(w, "DiskPressure", disk, disk ? "KubeletHasDiskPressure" : "KubeletHasNoDiskPressure",
+              disk ? "kubelet has disk pressure" : "kubelet has no disk pressure", now, since);
+    condition(w, "PIDPressure", false, "KubeletHasSufficientPID",
+              "kubelet has sufficient PID available", now, since);
+    condition(w, "Ready", true, "KubeletReady", "kubelet is posting ready status", now, since);
+    kedge_jw_arr_close(w);
+    kedge_jw_key(w, "addresses");
+    kedge_jw_arr_open(w);
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "type", "InternalIP");
+    kedge_jw_kstr(w, "address", mc->ip);
+    kedge_jw_obj_close(w);
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "type", "Hostname");
+    kedge_jw_kstr(w, "address", n->br->cfg.node_name);
+    kedge_jw_obj_close(w);
+    kedge_jw_arr_close(w);
+    kedge_jw_key(w, "daemonEndpoints");
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "kubeletEndpoint");
+    kedge_jw_obj_open(w);
+    kedge_jw_kint(w, "Port", 10350);
+    kedge_jw_obj_close(w);
+    kedge_jw_obj_close(w);
+    kedge_jw_key(w, "nodeInfo");
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "machineID", mc->machine_id);
+    kedge_jw_kstr(w, "systemUUID", mc->machine_id);
+    kedge_jw_kstr(w, "bootID", mc->boot_id);
+    kedge_jw_kstr(w, "kernelVersion", mc->kernel);
+    kedge_jw_kstr(w, "osImage", mc->os);
+    kedge_jw_kstr(w, "containerRuntimeVersion", "remote://kedge");
+    kedge_jw_kstr(w, "kubeletVersion", KUBELET_VERSION);
+    kedge_jw_kstr(w, "kubeProxyVersion", "");
+    kedge_jw_kstr(w, "operatingSystem", "linux");
+    kedge_jw_kstr(w, "architecture", mc->arch);
+    kedge_jw_obj_close(w);
+    kedge_jw_obj_close(w);
+}
+
+static int node_object(struct node *n, const struct machine *mc, struct kedge_buf *b)
+{
+    const char *name = n->br->cfg.node_name;
+    struct kedge_jw w;
+
+    kedge_jw_init(&w, b);
+    kedge_jw_obj_open(&w);
+    kedge_jw_key(&w, "metadata");
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "name", name);
+    kedge_jw_key(&w, "creationTimestamp");
+    kedge_jw_null(&w);
+    kedge_jw_key(&w, "labels");
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "beta.kubernetes.io/arch", mc->arch);
+    kedge_jw_kstr(&w, "beta.kubernetes.io/os", "linux");
+    kedge_jw_kstr(&w, "kubernetes.io/arch", mc->arch);
+    kedge_jw_kstr(&w, "kubernetes.io/hostname", name);
+    kedge_jw_kstr(&w, "kubernetes.io/os", "linux");
+    kedge_jw_kstr(&w, "node-role.kubernetes.io/agent", "");
+    kedge_jw_kstr(&w, "node-role.kubernetes.io/edge", "");
+    kedge_jw_obj_close(&w);
+    kedge_jw_obj_close(&w);
+    kedge_jw_key(&w, "spec");
+    kedge_jw_obj_open(&w);
+    kedge_jw_obj_close(&w);
+    kedge_jw_key(&w, "status");
+    write_status(n, &w, mc, true);
+    kedge_jw_obj_close(&w);
+    return kedge_jw_finish(&w);
+}
+
+/* ---- talking to the edge controller ------------------------------------------------------- */
+
+static int send_remote(struct node *n, const char *op, const char *resource, const char *content,
+                       size_t len, bool as_string, metamgr_reply_fn fn)
+{
+    struct kedge_msg m = {0};
+    int rc;
+
+    m.source = "edged";
+    m.group = "meta";
+    m.operation = (char *)op;
+    m.resource = (char *)resource;
+    rc = kedge_msg_new_id(&m);
+    if (rc == 0)
+        rc = as_string ? kedge_msg_set_content_string(&m, content, len)
+                       : kedge_msg_set_content_json(&m, content, len);
+    if (rc == 0)
+        rc = metamgr_remote(n->br->meta, &m, REMOTE_TIMEOUT_MS, fn, n);
+    kedge_free(m.msg_id);
+    kedge_free(m.content);
+    kedge_free(m.content_str);
+    return rc;
+}
+
+/* {"Object":..,"Err":..} -> Object JSON (NULL if Err or none); also the error's reason. */
+static char *object_of(const struct kedge_msg *m, const char **reason)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *obj, *err;
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    char *out = NULL;
+
+    *reason = NULL;
+    if (!m || kedge_json_parse(m->content, m->content_len, &doc) < 0)
+        return NULL;
+    root = kedge_jdoc_root(doc);
+    obj = kedge_json_get_exact(root, "Object", 6);
+    err = kedge_json_get_exact(root, "Err", 3);
+    if (!obj && !err && root->type == KEDGE_JOBJ && !kedge_json_get_exact(root, "ErrStatus", 9))
+        obj = root; /* a plain object (query reply) */
+    if (!kedge_json_is_null(err) || kedge_json_get_exact(root, "ErrStatus", 9)) {
+        const struct kedge_jval *es = kedge_json_get_exact(kedge_json_is_null(err) ? root : err,
+                                                           "ErrStatus", 9);
+        const struct kedge_jval *r = kedge_json_get(es, "reason");
+        *reason = r && r->type == KEDGE_JSTR && !strcmp(r->str, "AlreadyExists") ? "AlreadyExists"
+                  : r && r->type == KEDGE_JSTR && !strcmp(r->str, "NotFound") ? "NotFound"
+                                                                              : "error";
+    } else if (obj && !kedge_json_is_null(obj)) {
+        kedge_jw_init(&w, &b);
+        kedge_json_write_value(&w, obj);
+        if (kedge_jw_finish(&w) == 0)
+            out = kedge_buf_take(&b, NULL);
+    }
+    kedge_buf_cleanup(&b);
+    kedge_jdoc_free(doc);
+    return out;
+}
+
+static char *uid_of(const char *json)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *uid;
+    char *out = NULL;
+
+    if (json && kedge_json_parse(json, strlen(json), &doc) == 0) {
+        uid = kedge_json_get(kedge_json_get(kedge_jdoc_root(doc), "metadata"), "uid");
+        if (uid && uid->type == KEDGE_JSTR)
+            out = kedge_strndup(uid->str, uid->len);
+    }
+    kedge_jdoc_free(doc);
+    return out;
+}
+
+static void registered(void *ctx, const struct kedge_msg *m, int err)
+{
+    struct node *n = ctx;
+    const char *reason;
+    char *obj = err ? NULL : object_of(m, &reason);
+
+    n->registering = false;
+    if (err) {
+        kedge_log(KEDGE_LOG_WARN, "node: registration got no answer (%s)", kedge_strerror(err));
+        return;
+    }
+    if (!obj && (!reason || strcmp(reason, "AlreadyExists"))) {
+        kedge_log(KEDGE_LOG_WARN, "node: the cloud refused the registration (%s)",
+                  reason ? reason : "no object");
+        return;
+    }
+    if (obj) {
+        kedge_free(n->node_uid);
+        n->node_uid = uid_of(obj);
+        (void)metamgr_put(n->br->meta, n->key_node, obj, strlen(obj));
+    }
+    kedge_free(obj);
+    n->registered = true;
+    kedge_log(KEDGE_LOG_NOTICE, "node: %s registered with the cloud", n->br->cfg.node_name);
+}
+
+static void register_node(struct node *n)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct machine mc;
+
+    read_machine(n->br, &mc);
+    if (node_object(n, &mc, &b) == 0 &&
+        send_remote(n, "insert", n->key_node, b.data, b.len, false, registered) == 0)
+        n->registering = true;
+    kedge_buf_cleanup(&b);
+}
+
+static void lease_done(void *ctx, const struct kedge_msg *m, int err)
+{
+    struct node *n = ctx;
+    const char *reason = NULL;
+    char *obj = err ? NULL : object_of(m, &reason);
+
+    n->lease_inflight = false;
+    if (obj) {
+        kedge_free(n->lease_json);
+        n->lease_json = obj;
+    } else if (reason && !strcmp(reason, "NotFound")) {
+        kedge_free(n->lease_json); /* deleted in the cloud: insert again */
+        n->lease_json = NULL;
+    }
+}
+
+/* Insert the lease once, then update its renewTime every 10 s (coordination/v1). */
+static void renew_lease(struct node *n)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    char now[40];
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(now, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%06ldZ", ts.tv_nsec / 1000);
+    if (!n->lease_json) {
+        (void)kedge_buf_printf(&b,
+                               "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"kube-node-lease\","
+                               "\"creationTimestamp\":null,\"ownerReferences\":[{\"apiVersion\":"
+                               "\"v1\",\"kind\":\"Node\",\"name\":\"%s\",\"uid\":\"%s\"}]},"
+                               "\"spec\":{\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":%d,"
+                               "\"renewTime\":\"%s\"}}",
+                               n->br->cfg.node_name, n->br->cfg.node_name,
+                               n->node_uid ? n->node_uid : "", n->br->cfg.node_name,
+                               LEASE_DURATION_S, now);
+        if (b.data && send_remote(n, "insert", n->key_lease, b.data, b.len, false, lease_done) == 0)
+            n->lease_inflight = true;
+    } else {
+        /* the last lease from the cloud with a new renewTime (resourceVersion kept) */
+        const char *rt = strstr(n->lease_json, "\"renewTime\":\"");
+        if (rt) {
+            const char *end = strchr(rt + 13, '"');
+            if (end && kedge_buf_append(&b, n->lease_json, (size_t)(rt + 13 - n->lease_json)) == 0 &&
+                kedge_buf_puts(&b, now) == 0 && kedge_buf_puts(&b, end) == 0 &&
+                send_remote(n, "update", n->key_lease, b.data, b.len, false, lease_done) == 0)
+                n->lease_inflight = true;
+        } else {
+            kedge_free(n->lease_json);
+            n->lease_json = NULL;
+        }
+    }
+    kedge_buf_cleanup(&b);
+}
+
+static void status_done(void *ctx, const struct kedge_msg *m, int err)
+{
+    struct node *n = ctx;
+
+    (void)m;
+    n->status_inflight = false;
+    if (err) {
+        kedge_free(n->last_status); /* send it again next time */
+        n->last_status = NULL;
+    }
+}
+
+/* nodepatch: a strategic-merge patch of the status, as a string (§5.1) */
+static void report_status(struct node *n)
+{
+    struct kedge_buf plain = KEDGE_BUF_INIT, patch = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    struct machine mc;
+    int64_t now = (int64_t)time(NULL);
+
+    read_machine(n->br, &mc);
+    kedge_jw_init(&w, &plain);
+    write_status(n, &w, &mc, false);
+    if (kedge_jw_finish(&w) < 0)
+        goto out;
+    if (n->last_status && !strcmp(n->last_status, plain.data) &&
+        now - n->last_report_s < REPORT_AT_LEAST_S)
+        goto out;
+    kedge_jw_init(&w, &patch);
+    kedge_jw_obj_open(&w);
+    kedge_jw_key(&w, "status");
+    write_status(n, &w, &mc, true);
+    kedge_jw_obj_close(&w);
+    if (kedge_jw_finish(&w) == 0 &&
+        send_remote(n, "patch", n->key_patch, patch.data, patch.len, true, status_done) == 0) {
+        n->status_inflight = true;
+        n->last_report_s = now;
+        kedge_free(n->last_status);
+        n->last_status = kedge_buf_take(&plain, NULL);
+    }
+out:
+    kedge_buf_cleanup(&plain);
+    kedge_buf_cleanup(&patch);
+}
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    struct node *n = lws_container_of(sul, struct node, sul);
+    bool up = edgehub_connected(n->br->hub);
+
+    if (up && !n->was_connected) {
+        kedge_free(n->last_status); /* the link is back: the newest status goes now */
+        n->last_status = NULL;
+    }
+    n->was_connected = up;
+    if (up && !n->registered && !n->registering)
+        register_node(n);
+    if (up && n->registered) {
+        if (!n->lease_inflight)
+            renew_lease(n);
+        if (!n->status_inflight)
+            report_status(n);
+    }
+    if (!n->br->stopping)
+        lws_sul_schedule(n->br->lws, 0, &n->sul, tick,
+                         (up && n->registered ? STATUS_EVERY_S : 1) * LWS_USEC_PER_SEC);
+}
+
+int node_start(struct bridge *br)
+{
+    struct node *n = &the_node;
+    char *stored = NULL;
+    const char *ns = br->cfg.node_namespace;
+
+    memset(n, 0, sizeof(*n));
+    n->br = br;
+    n->ready_since_s = (int64_t)time(NULL);
+    snprintf(n->key_node, sizeof(n->key_node), "%s/node/%s", ns, br->cfg.node_name);
+    snprintf(n->key_patch, sizeof(n->key_patch), "%s/nodepatch/%s", ns, br->cfg.node_name);
+    snprintf(n->key_lease, sizeof(n->key_lease), "kube-node-lease/lease/%s", br->cfg.node_name);
+    /* registered before (MetaManager kept the cloud's Node): no second registration */
+    if (metamgr_get(br->meta, n->key_node, &stored) == 0) {
+        n->node_uid = uid_of(stored);
+        n->registered = n->node_uid != NULL;
+    }
+    kedge_free(stored);
+    if (metamgr_get(br->meta, n->key_lease, &stored) == 0)
+        n->lease_json = stored;
+    tick(&n->sul);
+    return 0;
+}
+
+void node_stop(void)
+{
+    struct node *n = &the_node;
+
+    if (n->br)
+        lws_sul_cancel(&n->sul);
+    kedge_free(n->node_uid);
+    kedge_free(n->lease_json);
+    kedge_free(n->last_status);
+    memset(n, 0, sizeof(*n));
+}
