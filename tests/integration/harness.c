@@ -58,6 +58,26 @@
 
 extern char **environ;
 
+/* Diagnostics for the test's log. A failed write to stderr has nowhere better to be reported. */
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+/* One line of the broker config; write errors are collected by ferror() before fclose. */
+__attribute__((format(printf, 2, 3))) static void conf_line(FILE *f, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vfprintf(f, fmt, ap);
+    va_end(ap);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Process-wide set-up, clock, scaling
  */
@@ -77,7 +97,7 @@ static void init_globals(void)
         if (end != s && *end == '\0' && v >= 1.0 && v <= 1000.0)
             timeout_scale = v;
         else
-            fprintf(stderr, "harness: ignoring KEDGE_TEST_TIMEOUT_SCALE=%s (want 1..1000)\n", s);
+            say("harness: ignoring KEDGE_TEST_TIMEOUT_SCALE=%s (want 1..1000)\n", s);
     }
     use_valgrind = vg && strcmp(vg, "1") == 0;
     if (use_valgrind)
@@ -153,7 +173,7 @@ static char *read_from(const char *path, off_t offset)
 {
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), saved_errno;
 
     if (fd < 0)
         return NULL;
@@ -181,13 +201,12 @@ static char *read_from(const char *path, off_t offset)
     buf[len] = '\0';
     close(fd);
     return buf;
-fail: {
-    int e = errno;
+fail:
+    saved_errno = errno;
     free(buf);
     close(fd);
-    errno = e;
+    errno = saved_errno;
     return NULL;
-}
 }
 
 static bool file_contains_from(const char *path, off_t offset, const char *needle)
@@ -207,8 +226,7 @@ static void copy_to_stderr(const char *path, const char *what)
         free(text);
         return;
     }
-    fprintf(stderr, "----- %s (%s) -----\n%s%s", what, path, text,
-            text[strlen(text) - 1] == '\n' ? "" : "\n");
+    say("----- %s (%s) -----\n%s%s", what, path, text, text[strlen(text) - 1] == '\n' ? "" : "\n");
     free(text);
 }
 
@@ -389,35 +407,35 @@ static int write_conf(const struct kh_broker *b, const struct kh_broker_opts *o,
     f = fopen(b->conf_path, "we");
     if (!f)
         return -errno;
-    fprintf(f, "# Written by the kedge integration harness (tests/integration/harness.c).\n");
+    conf_line(f, "# Written by the kedge integration harness (tests/integration/harness.c).\n");
     if (o->extra_conf_head)
-        fprintf(f, "%s\n", o->extra_conf_head);
-    fprintf(f, "listener %d 127.0.0.1\n", port);
-    fprintf(f, "allow_anonymous true\n");
-    fprintf(f, "set_tcp_nodelay true\n");
+        conf_line(f, "%s\n", o->extra_conf_head);
+    conf_line(f, "listener %d 127.0.0.1\n", port);
+    conf_line(f, "allow_anonymous true\n");
+    conf_line(f, "set_tcp_nodelay true\n");
     if (o->persistence)
-        fprintf(f, "persistence true\npersistence_location %s/\n", b->dir);
+        conf_line(f, "persistence true\npersistence_location %s/\n", b->dir);
     else
-        fprintf(f, "persistence false\n");
-    fprintf(f, "log_dest file %s\n", b->log_path);
-    fprintf(f, "log_type all\n");
+        conf_line(f, "persistence false\n");
+    conf_line(f, "log_dest file %s\n", b->log_path);
+    conf_line(f, "log_type all\n");
     /* Started as root, mosquitto drops to user "mosquitto" before loading the plugin, which then
      * cannot read a .so or write a database under /root (spec README fact 28). */
     if (geteuid() == 0)
-        fprintf(f, "user root\n");
+        conf_line(f, "user root\n");
     if (!o->no_plugin) {
-        fprintf(f, "plugin %s\n", o->plugin_path ? o->plugin_path : KEDGE_PLUGIN_PATH);
+        conf_line(f, "plugin %s\n", o->plugin_path ? o->plugin_path : KEDGE_PLUGIN_PATH);
         if (!opts_have_key(o, "db_path"))
-            fprintf(f, "plugin_opt_db_path %s\n", b->db_path);
+            conf_line(f, "plugin_opt_db_path %s\n", b->db_path);
         if (!opts_have_key(o, "node_name"))
-            fprintf(f, "plugin_opt_node_name kedge-node\n");
+            conf_line(f, "plugin_opt_node_name kedge-node\n");
         if (o->plugin_opts)
             for (const struct kh_opt *p = o->plugin_opts; p->key; p++)
                 if (p->value)
-                    fprintf(f, "plugin_opt_%s %s\n", p->key, p->value);
+                    conf_line(f, "plugin_opt_%s %s\n", p->key, p->value);
     }
     if (o->extra_conf)
-        fprintf(f, "%s\n", o->extra_conf);
+        conf_line(f, "%s\n", o->extra_conf);
     if (ferror(f))
         rc = -EIO;
     if (fclose(f) != 0 && rc == 0)
@@ -429,8 +447,8 @@ static int write_conf(const struct kh_broker *b, const struct kh_broker_opts *o,
  * an ASan build. Returns a heap array of borrowed/heap strings (free with free_env), or NULL. */
 static char **build_env(char ***owned_out)
 {
-    static const char *const drop[] = {"LD_PRELOAD=", "ASAN_OPTIONS=", "LSAN_OPTIONS=",
-                                       "UBSAN_OPTIONS="};
+    static const char *const drop[] = {
+        "LD_PRELOAD=", "ASAN_OPTIONS=", "LSAN_OPTIONS=", "UBSAN_OPTIONS="};
     const char *preload = asan_preload();
     size_t n = 0, i = 0, k = 0;
     char **env, **owned;
@@ -571,7 +589,7 @@ static int spawn_broker(struct kh_broker *b)
         /* No inherited client sockets: a broker holding a test client's socket open would keep
          * that connection alive after the client "crashes". */
         close_from(3);
-        signal(SIGPIPE, SIG_DFL);
+        (void)signal(SIGPIPE, SIG_DFL);
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
         execvpe(argv[0], (char *const *)argv, env);
@@ -723,7 +741,7 @@ int kh_broker_launch(const struct kh_broker_opts *o, struct kh_broker **out)
     *out = NULL;
     harness_init();
     if (use_valgrind && asan_preload()) {
-        fprintf(stderr, "harness: KEDGE_VALGRIND=1 needs the normal build, not the ASan one\n");
+        say("harness: KEDGE_VALGRIND=1 needs the normal build, not the ASan one\n");
         return -ENOTSUP;
     }
     b = calloc(1, sizeof(*b));
@@ -764,8 +782,8 @@ int kh_broker_launch(const struct kh_broker_opts *o, struct kh_broker **out)
         rc = run_once(b);
         if (rc != -ECHILD || !port_was_lost(b))
             break;
-        fprintf(stderr, "harness: port %d was taken before the broker bound it%s\n", b->port,
-                attempt + 1 < PORT_ATTEMPTS ? "; retrying" : "");
+        say("harness: port %d was taken before the broker bound it%s\n", b->port,
+            attempt + 1 < PORT_ATTEMPTS ? "; retrying" : "");
     }
     *out = b;
     return rc;
@@ -784,13 +802,13 @@ struct kh_broker *kh_broker_start(const struct kh_broker_opts *o)
 
     if (rc == 0)
         return b;
-    fprintf(stderr, "harness: broker did not start: %s", strerror(-rc));
+    say("harness: broker did not start: %s", strerror(-rc));
     if (b) {
-        fprintf(stderr, " (exit status %d, dir %s)\n", b->exit_status, b->dir);
+        say(" (exit status %d, dir %s)\n", b->exit_status, b->dir);
         kh_broker_log_dump(b);
         kh_broker_free(b);
     } else {
-        fprintf(stderr, "\n");
+        say("\n");
     }
     return NULL;
 }
@@ -806,7 +824,7 @@ int kh_broker_stop(struct kh_broker *b)
     deadline = now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
     while (!reap(b, false)) {
         if (now_ms() >= deadline) {
-            fprintf(stderr, "harness: broker pid %d ignored SIGTERM; killing it\n", (int)b->pid);
+            say("harness: broker pid %d ignored SIGTERM; killing it\n", (int)b->pid);
             kill(b->pid, SIGKILL);
             reap(b, true);
             b->exit_status = -ETIMEDOUT;
@@ -815,7 +833,7 @@ int kh_broker_stop(struct kh_broker *b)
         poll_pause();
     }
     if (b->exit_status != 0) {
-        fprintf(stderr, "harness: broker stopped with status %d\n", b->exit_status);
+        say("harness: broker stopped with status %d\n", b->exit_status);
         kh_broker_log_dump(b);
     }
     return b->exit_status;
@@ -856,8 +874,8 @@ int kh_broker_restart(struct kh_broker *b)
         poll_pause();
     }
     if (rc < 0) {
-        fprintf(stderr, "harness: broker did not restart: %s (exit status %d)\n", strerror(-rc),
-                b->exit_status);
+        say("harness: broker did not restart: %s (exit status %d)\n", strerror(-rc),
+            b->exit_status);
         kh_broker_log_dump(b);
     }
     return rc;
@@ -870,15 +888,15 @@ void kh_broker_free(struct kh_broker *b)
     if (b->pid) {
         int st = kh_broker_stop(b);
         if (st != 0)
-            fprintf(stderr, "harness: kh_broker_free: broker exited with status %d\n", st);
+            say("harness: kh_broker_free: broker exited with status %d\n", st);
     }
     stop_watcher(b);
     if (b->remove_dir) {
         int rc = kh_rmtree(b->dir);
         if (rc < 0)
-            fprintf(stderr, "harness: cannot remove %s: %s\n", b->dir, strerror(-rc));
+            say("harness: cannot remove %s: %s\n", b->dir, strerror(-rc));
     } else if (keep_tmp()) {
-        fprintf(stderr, "harness: kept %s\n", b->dir);
+        say("harness: kept %s\n", b->dir);
     }
     broker_release(b);
 }
@@ -915,11 +933,11 @@ int kh_broker_exit_status(const struct kh_broker *b)
 
 void kh_broker_log_dump(const struct kh_broker *b)
 {
-    fprintf(stderr, "===== broker files in %s (port %d) =====\n", b->dir, b->port);
+    say("===== broker files in %s (port %d) =====\n", b->dir, b->port);
     copy_to_stderr(b->log_path, "broker.log");
     copy_to_stderr(b->out_path, "broker stdout/stderr");
     copy_to_stderr(b->vg_path, "valgrind.log");
-    fprintf(stderr, "===== end of broker files =====\n");
+    say("===== end of broker files =====\n");
     watcher_say(b, "dumped\n");
 }
 
@@ -1046,7 +1064,7 @@ static void add_ack(struct kh_client *c, int mid, int code)
         struct ack *na = realloc(c->acks, ncap * sizeof(*na));
         if (!na) {
             /* The waiter times out; nothing better to do inside a libmosquitto callback. */
-            fprintf(stderr, "harness: out of memory recording ack mid=%d\n", mid);
+            say("harness: out of memory recording ack mid=%d\n", mid);
             pthread_mutex_unlock(&c->mu);
             return;
         }
@@ -1319,22 +1337,21 @@ int kh_client_connect(struct kh_client *c)
 struct kh_client *kh_client_new(int port, const char *client_id, const char *username,
                                 const char *password, int protocol_version)
 {
-    struct kh_client *c = kh_client_create(port, client_id, username, password,
-                                           protocol_version);
+    struct kh_client *c = kh_client_create(port, client_id, username, password, protocol_version);
     int rc;
 
     if (!c) {
-        fprintf(stderr, "harness: kh_client_create failed\n");
+        say("harness: kh_client_create failed\n");
         return NULL;
     }
     rc = kh_client_connect(c);
     if (rc != 0) {
         if (rc < 0)
-            fprintf(stderr, "harness: client %s could not connect to port %d: %s\n", c->id,
-                    port, strerror(-rc));
+            say("harness: client %s could not connect to port %d: %s\n", c->id, port,
+                strerror(-rc));
         else
-            fprintf(stderr, "harness: client %s was refused by port %d: CONNACK code 0x%02x\n",
-                    c->id, port, (unsigned)rc);
+            say("harness: client %s was refused by port %d: CONNACK code 0x%02x\n", c->id, port,
+                (unsigned)rc);
         kh_client_free(c);
         return NULL;
     }
@@ -1421,8 +1438,7 @@ static struct qmsg *take_match(struct kh_client *c, const char *filter, bool unl
 
     for (struct qmsg *q = c->head; q; prev = q, q = q->next) {
         bool match = false;
-        if (mosquitto_topic_matches_sub(filter, q->m.topic, &match) != MOSQ_ERR_SUCCESS ||
-            !match)
+        if (mosquitto_topic_matches_sub(filter, q->m.topic, &match) != MOSQ_ERR_SUCCESS || !match)
             continue;
         if (unlink_it) {
             if (prev)
@@ -1449,7 +1465,7 @@ int kh_client_wait(struct kh_client *c, const char *filter, int timeout_ms, stru
     while (!(q = take_match(c, filter, true)) && now_ms() < deadline)
         cv_wait(c, deadline);
     if (!q && c->lost_message)
-        fprintf(stderr, "harness: client %s dropped a message (out of memory)\n", c->id);
+        say("harness: client %s dropped a message (out of memory)\n", c->id);
     pthread_mutex_unlock(&c->mu);
     if (!q)
         return -ETIMEDOUT;
@@ -1470,8 +1486,8 @@ int kh_client_expect_none(struct kh_client *c, const char *filter, int quiet_ms)
     while (!(q = take_match(c, filter, false)) && now_ms() < deadline)
         cv_wait(c, deadline);
     if (q)
-        fprintf(stderr, "harness: client %s got an unexpected message on %s (%d bytes): %.200s\n",
-                c->id, q->m.topic, q->m.len, q->m.payload);
+        say("harness: client %s got an unexpected message on %s (%d bytes): %.200s\n", c->id,
+            q->m.topic, q->m.len, q->m.payload);
     pthread_mutex_unlock(&c->mu);
     return q ? 1 : 0;
 }

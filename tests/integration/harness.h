@@ -140,7 +140,8 @@ int kh_broker_exit_status(const struct kh_broker *b);
 void kh_broker_log_dump(const struct kh_broker *b);
 /* The whole broker.log as a NUL-terminated string the caller frees, or NULL (errno set). */
 char *kh_broker_log_read(const struct kh_broker *b);
-/* Wait until broker.log contains needle. Returns 0 or -ETIMEDOUT. */
+/* Wait until broker.log contains needle (anywhere: the log spans every restart of this
+ * broker). Returns 0 or -ETIMEDOUT. */
 int kh_broker_wait_log(const struct kh_broker *b, const char *needle, int timeout_ms);
 
 /* rm -rf path (no symlinks followed). Returns 0 or -errno. */

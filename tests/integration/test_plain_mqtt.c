@@ -84,8 +84,9 @@ static const struct {
     {"mapper", NULL},
     {"kedge-node", "not-the-bridge"}, /* a name the plugin might think it owns */
 };
-#define N_CRED_CASES ((int)(sizeof(protocols) / sizeof(protocols[0]) * \
-                            (sizeof(credentials) / sizeof(credentials[0]))))
+#define N_CRED_CASES                                                                               \
+    ((int)(sizeof(protocols) / sizeof(protocols[0]) *                                              \
+           (sizeof(credentials) / sizeof(credentials[0]))))
 
 START_TEST(test_any_credentials)
 {
@@ -97,7 +98,7 @@ START_TEST(test_any_credentials)
     ck_assert_ptr_nonnull(c);
     ck_assert_msg(kh_client_connect(c) == 0, "MQTT %d user=%s refused", proto,
                   user ? user : "(none)");
-    snprintf(topic, sizeof(topic), "plain/creds/%d", _i);
+    (void)snprintf(topic, sizeof(topic), "plain/creds/%d", _i);
     ck_assert_int_eq(kh_client_sub(c, topic, 1), 1);
     ck_assert_int_eq(kh_client_pub(c, topic, "hello", -1, 1, false), 0);
     expect_msg(c, topic, "hello", 5, 1, false);
@@ -284,8 +285,8 @@ START_TEST(test_no_will_on_clean_disconnect)
 
     ck_assert_int_eq(kh_client_sub(watch, "plain/will/#", 1), 1);
     ck_assert_ptr_nonnull(dev);
-    ck_assert_int_eq(kh_client_set_will(dev, "plain/will/polite", "should not be sent", -1, 1,
-                                        false), 0);
+    ck_assert_int_eq(
+        kh_client_set_will(dev, "plain/will/polite", "should not be sent", -1, 1, false), 0);
     ck_assert_int_eq(kh_client_connect(dev), 0);
     kh_client_free(dev); /* DISCONNECT, reason 0 */
     ck_assert_int_eq(kh_client_expect_none(watch, "plain/will/#", QUIET_MS), 0);
@@ -405,6 +406,10 @@ static Suite *plain_suite(void)
     TCase *tc = tcase_create("with_plugin");
     TCase *tf = tcase_create("startup_failure");
 
+    /* The same budget ctest gives (CK_DEFAULT_TIMEOUT), also when the binary is run by hand;
+     * CK_TIMEOUT_MULTIPLIER still scales it (valgrind). */
+    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tf, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_any_credentials, 0, N_CRED_CASES);
     tcase_add_loop_test(tc, test_pubsub_qos, 0, 6);

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# kedge benchmarks. Each one builds what it needs (RelWithDebInfo, in its own build tree so a
+# developer's sanitizer build is never measured), runs brokers on 127.0.0.1 from generated
+# configs in a scratch directory, prints baseline and kedge side by side with their ratio, and
+# ends with one summary line. Targets are printed next to the figures; a missed target is not
+# a failure: the exit status is non-zero only when the measurement itself broke.
+#
+# Environment:
+#   KEDGE_BENCH_BUILD=DIR   build tree (default: <repo>/build-bench)
+#   KEDGE_BENCH_REPS=N      alternating plain/kedge pairs per window (default 5)
+#   KEDGE_KEEP_TMP=1        keep the scratch directory (broker logs, databases, configs)
+#   MOSQUITTO=PATH          broker binary (default /usr/sbin/mosquitto)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${KEDGE_BENCH_BUILD:-$ROOT/build-bench}
+MOSQ=${MOSQUITTO:-/usr/sbin/mosquitto}
+REPS=${KEDGE_BENCH_REPS:-5}
+NODE=kedge-bench
+BRIDGE_PW=bench-$$-$RANDOM$RANDOM # the bridge identity's password, for the stand-in
+WORK=
+BROKER_PID=
+
+usage() {
+    cat <<EOF
+usage: scripts/bench.sh BENCHMARK
+
+benchmarks:
+  twin    twin update round trips at 1 and 64 in flight vs. bare broker loopback (1000
+          devices, QoS 1); broker RSS with 10k devices x 10 twins; broker start to first twin
+          get answered with those 10k devices. Ends with
+          'twin: w64_ratio=R w1_p50_ratio=R w64_per_s=N rss_growth_mb=N startup_10k_ms=N'.
+
+environment: KEDGE_BENCH_BUILD, KEDGE_BENCH_REPS, KEDGE_KEEP_TMP=1, MOSQUITTO (see the header
+of this script).
+EOF
+}
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+cleanup() {
+    local rc=$?
+    if [[ -n $BROKER_PID ]]; then
+        kill -TERM "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+        BROKER_PID=
+    fi
+    if [[ -n $WORK && -d $WORK ]]; then
+        if [[ ${KEDGE_KEEP_TMP:-0} == 1 ]]; then
+            echo "bench: kept $WORK" >&2
+        else
+            rm -rf -- "$WORK"
+        fi
+    fi
+    exit "$rc"
+}
+
+# ---- setup -----------------------------------------------------------------------------------
+
+need_sqlite3() {
+    command -v sqlite3 >/dev/null && return
+    [[ $(id -u) == 0 ]] || die "the sqlite3 CLI is missing (apt-get install sqlite3)"
+    echo "bench: installing the sqlite3 CLI" >&2
+    { apt-get update -qq && apt-get install -y -qq sqlite3; } >&2 || die "cannot install sqlite3"
+}
+
+build() {
+    echo "bench: building in $BUILD (RelWithDebInfo)" >&2
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEDGE_SANITIZE=OFF \
+        -DKEDGE_UNSAFE_PUBLISH_BEFORE_COMMIT=OFF -DKEDGE_TESTS=OFF >"$WORK/cmake.log" 2>&1 ||
+        { cat "$WORK/cmake.log" >&2; die "cmake configure failed"; }
+    cmake --build "$BUILD" -j2 --target kedge_plugin bench_twin >>"$WORK/cmake.log" 2>&1 ||
+        { cat "$WORK/cmake.log" >&2; die "build failed"; }
+    PLUGIN=$BUILD/kedge_plugin.so
+    BENCH=$BUILD/bench/bench_twin
+}
+
+# KubeEdge's beego-era DDL (kubeedge-wire.md §3.1): what an edgecore.db looks like.
+beego_ddl() {
+    cat <<'EOF'
+CREATE TABLE IF NOT EXISTS `device` (
+  `id` varchar(64) NOT NULL PRIMARY KEY, `name` text, `description` text,
+  `state` text, `last_online` text);
+CREATE TABLE IF NOT EXISTS `device_attr` (
+  `id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `deviceid` text, `name` text,
+  `description` text, `value` text, `optional` bool, `attr_type` text, `metadata` text);
+CREATE TABLE IF NOT EXISTS `device_twin` (
+  `id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `deviceid` text, `name` text,
+  `description` text, `expected` text, `actual` text, `expected_meta` text,
+  `actual_meta` text, `expected_version` text, `actual_version` text,
+  `optional` bool, `attr_type` text, `metadata` text);
+CREATE TABLE IF NOT EXISTS `meta` (
+  `key` varchar(256) NOT NULL PRIMARY KEY, `type` varchar(32) NOT NULL DEFAULT '',
+  `value` text);
+CREATE TABLE IF NOT EXISTS `meta_v2` (
+  `key` varchar(256) NOT NULL PRIMARY KEY,
+  `groupversionresource` varchar(256) NOT NULL DEFAULT '',
+  `namespace` varchar(256) NOT NULL DEFAULT '', `name` varchar(256) NOT NULL DEFAULT '',
+  `resourceversion` bigint unsigned NOT NULL DEFAULT 0, `value` text);
+CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS `target_urls` (`url` text NOT NULL PRIMARY KEY);
+EOF
+}
+
+# seed_db FILE DEVICES DIGITS TWINS_PER_DEVICE(1|10): devices bench/dev-NNNN as edgecore
+# stores them (the recursive-CTE template of spec/edgecore-recorded/seed.sql). With 1 twin it
+# is the int "temperature"; with 10, a mix of int/float/boolean/string twins.
+seed_db() {
+    local file=$1 n=$2 digits=$3 twins=$4 tset
+    if [[ $twins == 1 ]]; then
+        tset="('temperature','int','20')"
+    else
+        tset="('temperature','int','20'),('humidity','float','40.5'),
+              ('pressure','float','1013.25'),('switch','boolean','true'),('mode','string','auto'),
+              ('setpoint','int','21'),('fan-speed','int','3'),('firmware','string','v1.2.3'),
+              ('battery','float','87.5'),('door-open','boolean','false')"
+    fi
+    {
+        beego_ddl
+        if ((n > 0)); then cat <<EOF
+BEGIN;
+WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM c WHERE i+1 < $n)
+  INSERT INTO device (id,name,description,state,last_online)
+  SELECT printf('bench/dev-%0${digits}d',i), printf('dev-%0${digits}d',i), '', 'unknown', ''
+  FROM c;
+WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM c WHERE i+1 < $n),
+  t(name,type,val) AS (VALUES $tset)
+  INSERT INTO device_twin (deviceid,name,description,expected,actual,expected_meta,actual_meta,
+                           expected_version,actual_version,optional,attr_type,metadata)
+  SELECT printf('bench/dev-%0${digits}d',c.i), t.name, '', t.val, t.val,
+         '{"timestamp":1700000000000}', '{"timestamp":1700000000000}',
+         '{"cloud":0,"edge":0}', '{"cloud":0,"edge":0}', 0, t.type, ''
+  FROM c, t;
+COMMIT;
+EOF
+        fi
+    } | sqlite3 -bail "$file" || die "seeding $file failed"
+}
+
+# write_conf FILE PORT DB LOG
+write_conf() {
+    {
+        echo "per_listener_settings false"
+        echo "listener $2 127.0.0.1"
+        echo "allow_anonymous true"
+        echo "set_tcp_nodelay true"
+        echo "persistence false"
+        [[ $(id -u) == 0 ]] && echo "user root"
+        echo "log_dest file $4"
+        echo "plugin $PLUGIN"
+        echo "plugin_opt_db_path $3"
+        echo "plugin_opt_node_name $NODE"
+        echo "plugin_opt_bridge_password $BRIDGE_PW"
+    } >"$1"
+}
+
+# start_broker NAME DB: a broker in the background, ready when its log says "running".
+# Sets PORT and BROKER_PID. Retries on a new port if it dies (lost the race for the port).
+start_broker() {
+    local name=$1 db=$2 attempt conf log i
+    for attempt in 1 2 3; do
+        PORT=$("$BENCH" freeport) || die "no free port"
+        conf=$WORK/$name.conf
+        log=$WORK/$name.log
+        : >"$log"
+        write_conf "$conf" "$PORT" "$db" "$log"
+        "$MOSQ" -c "$conf" >"$WORK/$name.out" 2>&1 &
+        BROKER_PID=$!
+        for ((i = 0; i < 1000; i++)); do
+            grep -q 'running$' "$log" 2>/dev/null && return 0
+            kill -0 "$BROKER_PID" 2>/dev/null || break
+            sleep 0.01
+        done
+        kill -TERM "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+        BROKER_PID=
+        echo "bench: broker $name did not start (attempt $attempt):" >&2
+        cat "$log" "$WORK/$name.out" >&2
+    done
+    die "broker $name would not start"
+}
+
+stop_broker() {
+    local rc=0
+    kill -TERM "$BROKER_PID" || die "broker pid $BROKER_PID is gone"
+    wait "$BROKER_PID" || rc=$?
+    BROKER_PID=
+    [[ $rc == 0 ]] || die "broker exited with status $rc"
+}
+
+# startup_run NAME DB DEVICE EXPECT: one bench_twin startup measurement (it forks the broker
+# itself so its clock starts before the fork); prints its "startup ..." line.
+startup_run() {
+    local name=$1 db=$2 dev=$3 expect=$4 attempt rc conf log
+    for attempt in 1 2 3; do
+        PORT=$("$BENCH" freeport) || die "no free port"
+        conf=$WORK/$name.conf
+        log=$WORK/$name.log
+        : >"$log"
+        write_conf "$conf" "$PORT" "$db" "$log"
+        rc=0
+        "$BENCH" startup --port "$PORT" --conf "$conf" --device "$dev" --expect "$expect" \
+            --broker "$MOSQ" --broker-out "$WORK/$name.out" || rc=$?
+        [[ $rc == 0 ]] && return 0
+        [[ $rc == 3 ]] || { cat "$log" >&2; die "startup run $name failed (exit $rc)"; }
+        echo "bench: broker for $name exited early (attempt $attempt):" >&2
+        cat "$log" "$WORK/$name.out" >&2
+    done
+    die "startup run $name: broker would not start"
+}
+
+field() { # field KEY LINE -> value of KEY=value
+    local kv
+    for kv in $2; do
+        [[ $kv == "$1="* ]] && { echo "${kv#*=}"; return; }
+    done
+    die "no $1= in: $2"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
+
+# ---- the twin benchmark ------------------------------------------------------------------------
+
+bench_twin() {
+    local line rt_out p a b i
+    need_sqlite3
+    build
+
+    echo "== twin: kedge DeviceTwin in the broker vs. the same broker's bare loopback"
+    echo "   broker $({ "$MOSQ" -h 2>/dev/null || true; } | head -1 | sed 's/ version / /')," \
+        "plugin $PLUGIN, $(nproc) CPUs, $(date -u +%FT%TZ)"
+    echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine" \
+        "moves wall-clock figures; broker CPU figures move less)"
+
+    echo "-- seeding (sqlite3, beego DDL)"
+    seed_db "$WORK/rt.db" 1000 4 1
+    seed_db "$WORK/empty.db" 0 4 1
+    seed_db "$WORK/big.db" 10000 5 10
+    echo "   rt.db 1000 devices x 1 twin; big.db $(sqlite3 "$WORK/big.db" \
+        'SELECT count(*) FROM device') devices, $(sqlite3 "$WORK/big.db" \
+        'SELECT count(*) FROM device_twin') twins, $(($(stat -c %s "$WORK/big.db") / 1024)) KiB"
+
+    echo "-- round trips: 1000 devices, QoS 1, one client; plain = publish to bench/echo/<k>"
+    echo "   and get it back via bench/echo/#; kedge = twin/update -> twin/update/result"
+    echo "   (each run: N requests, reply matched by event_id; $REPS alternating pairs per window;"
+    echo "   a bridge stand-in acks the outbox entry each update makes, as kedge-bridge would)"
+    start_broker rt "$WORK/rt.db"
+    rt_out=$WORK/rt.out.txt
+    "$BENCH" roundtrip --port "$PORT" --devices 1000 --prefix bench/dev- --digits 4 \
+        --reps "$REPS" --n64 20000 --n1 5000 --warmup 2000 --broker-pid "$BROKER_PID" \
+        --bridge-password "$BRIDGE_PW" --node "$NODE" |
+        tee "$rt_out" ||
+        die "round-trip run failed (broker log: $WORK/rt.log)"
+    stop_broker
+    line=$(grep '^RESULT ' "$rt_out") || die "no RESULT line from bench_twin roundtrip"
+    local w64_ratio w1_ratio w64_rate
+    w64_ratio=$(field w64_ratio "$line")
+    w1_ratio=$(field w1_p50_ratio "$line")
+    w64_rate=$(field w64_per_s "$line")
+
+    echo "-- memory: broker VmRSS right after its first twin/get/result (3 runs each)"
+    local rss_a=() rss_b=() hwm_b=() st_first st=() st_cpu=() load_ms=()
+    for i in 1 2 3; do
+        line=$(startup_run "empty$i" "$WORK/empty.db" bench/dev-00000 any)
+        echo "   empty db:   $line"
+        rss_a+=("$(field rss_kb "$line")")
+    done
+    # First start on an edgecore-shaped DB: kedge adds its two indexes once (store.c).
+    cp "$WORK/big.db" "$WORK/big-run.db"
+    line=$(startup_run big0 "$WORK/big-run.db" bench/dev-09999 ok)
+    echo "   10k first:  $line   (first open of an edgecore.db: creates kedge's indexes)"
+    st_first=$(field ms "$line")
+    for i in 1 2 3; do
+        line=$(startup_run "big$i" "$WORK/big-run.db" bench/dev-09999 ok)
+        echo "   10k:        $line"
+        rss_b+=("$(field rss_kb "$line")")
+        hwm_b+=("$(field hwm_kb "$line")")
+        st+=("$(field ms "$line")")
+        st_cpu+=("$(field broker_cpu_ms "$line")")
+        p=$(sed -n 's/.*twin: loaded devices=\([0-9]*\) .* in \([0-9]*\) ms.*/\2/p' \
+            "$WORK/big$i.log" | tail -1)
+        load_ms+=("${p:-?}")
+    done
+    a=$(median "${rss_a[@]}")
+    b=$(median "${rss_b[@]}")
+    local growth
+    growth=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.1f", (b - a) / 1024}')
+    printf 'broker_rss  empty_db=%.1f MB  10k_devices_x10_twins=%.1f MB (peak %.1f MB)' \
+        "$(awk -v v="$a" 'BEGIN {print v/1024}')" "$(awk -v v="$b" 'BEGIN {print v/1024}')" \
+        "$(awk -v v="$(median "${hwm_b[@]}")" 'BEGIN {print v/1024}')"
+    printf '  growth=%s MB  (target <= 30 MB; MB = 2^20 bytes, medians)\n' "$growth"
+
+    echo "-- startup: fork/exec of the broker -> first twin/get/result, 10k devices x 10 twins"
+    local st_med
+    st_med=$(median "${st[@]}")
+    printf 'startup_10k  first_open=%.0f ms  restarts=%s ms  median=%.0f ms  ' \
+        "$st_first" "$(printf '%.0f/' "${st[@]}" | sed 's,/$,,')" "$st_med"
+    printf '(target <= 300 ms; edgecore > 12000 ms)\n'
+    echo "   broker CPU time until answered: $(printf '%.0f ' "${st_cpu[@]}")ms;" \
+        "plugin's own load time (broker log, 'twin: loaded devices='): ${load_ms[*]} ms"
+    echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+    printf 'twin: w64_ratio=%s w1_p50_ratio=%s w64_per_s=%s rss_growth_mb=%s startup_10k_ms=%.0f\n' \
+        "$w64_ratio" "$w1_ratio" "$w64_rate" "$growth" "$st_med"
+}
+
+main() {
+    case ${1:-} in
+    twin) ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    "")
+        usage >&2
+        exit 2
+        ;;
+    *)
+        echo "bench: unknown benchmark '$1'" >&2
+        usage >&2
+        exit 2
+        ;;
+    esac
+    [[ -x $MOSQ ]] || die "no broker at $MOSQ"
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    WORK=$(mktemp -d /tmp/kedge-bench.XXXXXX)
+    "bench_$1"
+}
+
+main "$@"

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Build and test everything, as CI does (.ci/run calls this and nothing else). Made for a fresh
+# Debian 12 as root: installs what it needs (apt), then
+#   build       build/       RelWithDebInfo
+#   build-asan  build-asan/  -DKEDGE_SANITIZE=ON (ASan + UBSan; the integration tests load the
+#                            ASan plugin into mosquitto with libasan preloaded)
+#   test        ctest in build/
+#   test-asan   ctest in build-asan/
+#   fuzz        bash fuzz/run.sh, if it exists (KEDGE_FUZZ_SECONDS per target, default 20)
+#   valgrind    bash scripts/valgrind.sh, if it exists
+# prints "phase <name>: <seconds>s" after each, checks that both trees ran the same number of
+# tests, and exits non-zero if anything failed.
+#
+# Environment:
+#   CI=true              always run apt-get (update + install), and never skip a phase
+#   KEDGE_TEST_SKIP=a,b  local runs only: phases to skip (build-asan, test-asan, fuzz,
+#                        valgrind; build-asan implies test-asan); ignored when CI=true
+#   KEDGE_FUZZ_SECONDS   fuzzing time per target (default 20)
+#   KEDGE_TEST_JOBS      parallel build and ctest jobs (default: number of CPUs, at most 2
+#                        for ctest: every integration test runs its own broker)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CI=${CI:-false}
+SKIP=${KEDGE_TEST_SKIP:-}
+[[ $CI == true ]] && SKIP=
+JOBS=${KEDGE_TEST_JOBS:-$(nproc)}
+CTEST_JOBS=$((JOBS < 2 ? JOBS : 2))
+export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
+
+PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto-dev
+          libmosquitto-dev libyajl-dev libsqlite3-dev libwebsockets-dev libssl-dev check
+          valgrind clang libclang-rt-14-dev sqlite3)
+
+LOG_DIR=$REPO/build/test-logs
+FAILED=()
+
+note() {
+    echo "test.sh: $*"
+}
+
+missing_packages() {
+    local p
+    for p in "${PACKAGES[@]}"; do
+        [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] ||
+            echo "$p"
+    done
+}
+
+install_packages() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    if [[ $CI != true && ${#missing[@]} -eq 0 ]]; then
+        note "all packages present; skipping apt"
+        return 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        note "missing packages (run as root to install them): ${missing[*]}"
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update &&
+        apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+}
+
+# Whether a phase is skipped (never under CI=true). No ASan tree means no ASan tests.
+skipped() {
+    [[ ,$SKIP, == *,$1,* ]] || [[ $1 == test-asan && ,$SKIP, == *,build-asan,* ]]
+}
+
+# run_phase NAME COMMAND...: time it, print "phase NAME: Ns", remember a failure.
+run_phase() {
+    local name=$1 start end ms
+    shift
+    if skipped "$name"; then
+        note "phase $name skipped (KEDGE_TEST_SKIP)"
+        return 0
+    fi
+    echo "=== phase $name"
+    start=$(date +%s%N)
+    if "$@"; then
+        :
+    else
+        FAILED+=("$name")
+    fi
+    end=$(date +%s%N)
+    ms=$(((end - start) / 1000000))
+    printf 'phase %s: %d.%01ds\n' "$name" $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+build_tree() {
+    local dir=$1
+    shift
+    cmake -S "$REPO" -B "$REPO/$dir" "$@" &&
+        cmake --build "$REPO/$dir" -j "$JOBS"
+}
+
+# ctest in one tree; its output is kept in $LOG_DIR/<dir>.log for the count check.
+ctest_tree() {
+    local dir=$1
+    mkdir -p "$LOG_DIR"
+    ctest --test-dir "$REPO/$dir" --output-on-failure -j "$CTEST_JOBS" 2>&1 |
+        tee "$LOG_DIR/$dir.log"
+    return "${PIPESTATUS[0]}"
+}
+
+# N from ctest's "... tests failed out of N" line, or nothing.
+ran_count() {
+    sed -n 's/.*tests failed out of \([0-9][0-9]*\).*/\1/p' "$LOG_DIR/$1.log" 2>/dev/null |
+        tail -n 1
+}
+
+registered_count() {
+    ctest --test-dir "$REPO/$1" -N 2>/dev/null | sed -n 's/^Total Tests: *\([0-9][0-9]*\).*/\1/p'
+}
+
+check_counts() {
+    local n a rn ra
+    n=$(registered_count build)
+    a=$(registered_count build-asan)
+    rn=$(ran_count build)
+    ra=$(ran_count build-asan)
+    note "tests registered: build=${n:-?} build-asan=${a:-?}; run: build=${rn:-?} build-asan=${ra:-?}"
+    if [[ -z $n || -z $a || $n -eq 0 ]]; then
+        note "no tests registered"
+        return 1
+    fi
+    if [[ $n != "$a" || $rn != "$n" || $ra != "$a" ]]; then
+        note "the two trees did not run the same tests"
+        return 1
+    fi
+}
+
+optional_script() {
+    local script=$1
+    if [[ ! -f $REPO/$script ]]; then
+        note "$script does not exist yet; nothing to run"
+        return 0
+    fi
+    (cd "$REPO" && bash "$script")
+}
+
+main() {
+    local total_start=$SECONDS
+    cd "$REPO"
+    run_phase deps install_packages
+    if [[ ${#FAILED[@]} -gt 0 ]]; then
+        note "cannot install the build dependencies"
+        exit 1
+    fi
+    run_phase build build_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    run_phase build-asan build_tree build-asan -DKEDGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    run_phase test ctest_tree build
+    run_phase test-asan ctest_tree build-asan
+    run_phase fuzz optional_script fuzz/run.sh
+    run_phase valgrind optional_script scripts/valgrind.sh
+    if skipped build-asan || skipped test-asan; then
+        note "test counts not compared (ASan tree skipped)"
+    else
+        run_phase counts check_counts
+    fi
+    printf 'phase total: %ds\n' $((SECONDS - total_start))
+    if [[ ${#FAILED[@]} -gt 0 ]]; then
+        note "FAILED phases: ${FAILED[*]}"
+        exit 1
+    fi
+    note "all phases passed"
+}
+
+main "$@"
