@@ -96,7 +96,7 @@ static int is_upload(const char *t, size_t len)
         return 1;
     /* +/user/#: any first level, then "user" (edgecore v1.6+). '+' does not match a first
      * level starting with '$' only for subscriptions; edgecore would not see $x/user. */
-    slash = memchr(t, '/', len);
+    slash = len ? memchr(t, '/', len) : NULL; /* (NULL, 0) is an empty topic */
     if (slash && t[0] != '$') {
         size_t rest = len - (size_t)(slash + 1 - t);
         if (rest >= 4 && memcmp(slash + 1, "user", 4) == 0 && (rest == 4 || slash[5] == '/'))

@@ -248,11 +248,10 @@ static void publish_retained(struct devicetwin *dt, const char *what, const char
     struct kedge_buf topic = KEDGE_BUF_INIT;
     char *payload = kedge_strndup(json, len);
 
-    if (payload &&
-        kedge_buf_printf(&topic, KE_SYS_PREFIX "%s/%s", dt->cfg->node_name, what) == 0 &&
-        replies_publish_retained(topic.data, payload, len) == 0)
-        payload = NULL;
-    kedge_free(payload);
+    if (payload && kedge_buf_printf(&topic, KE_SYS_PREFIX "%s/%s", dt->cfg->node_name, what) == 0)
+        (void)replies_publish_retained(topic.data, payload, len); /* takes payload, always */
+    else
+        kedge_free(payload);
     kedge_buf_cleanup(&topic);
 }
 

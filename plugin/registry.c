@@ -81,7 +81,7 @@ static struct reg_entry **slot_of(const struct registry *r, const char *id, size
     struct reg_entry **pp = &r->buckets[h & (r->nbuckets - 1)];
 
     for (; *pp; pp = &(*pp)->next)
-        if ((*pp)->hash == h && !strncmp((*pp)->dev->id, id, len) && (*pp)->dev->id[len] == '\0')
+        if ((*pp)->hash == h && strlen((*pp)->dev->id) == len && !memcmp((*pp)->dev->id, id, len))
             return pp;
     return pp;
 }

@@ -572,6 +572,8 @@ static int begin_write(struct store *s)
         sqlite3_reset(s->st[ST_BEGIN]);
         if (rc != SQLITE_DONE) {
             set_error(s, "begin");
+            s->failed = true; /* the batch this write belongs to must report failure */
+            s->pending++;
             return KEDGE_ESTORE;
         }
         s->in_txn = true;
@@ -683,7 +685,7 @@ int store_device_state(struct store *s, const char *dev_id, const char *state,
 
 size_t store_pending(const struct store *s)
 {
-    return s && s->in_txn ? (s->pending ? s->pending : 1) : 0;
+    return s && (s->in_txn || s->failed) ? (s->pending ? s->pending : 1) : 0;
 }
 
 uint64_t store_oldest_ms(const struct store *s)
@@ -695,8 +697,14 @@ int store_commit(struct store *s)
 {
     int rc = 0;
 
-    if (!s || !s->in_txn)
-        return s && s->failed ? KEDGE_ESTORE : 0;
+    if (!s)
+        return 0;
+    if (!s->in_txn) {
+        rc = s->failed ? KEDGE_ESTORE : 0; /* BEGIN itself failed: nothing was written */
+        s->failed = false;
+        s->pending = 0;
+        return rc;
+    }
     if (!s->failed) {
         int st = sqlite3_step(s->st[ST_COMMIT]);
         sqlite3_reset(s->st[ST_COMMIT]);

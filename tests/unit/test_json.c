@@ -23,37 +23,41 @@ static const struct {
     {S(""), "\"\""},
     {S("<>&"), "\"\\u003c\\u003e\\u0026\""},
     {S("a<b>c&d"), "\"a\\u003cb\\u003ec\\u0026d\""},
-    {S("\xe2\x80\xa8"), "\"\\u2028\""},                 /* U+2028 */
-    {S("\xe2\x80\xa9"), "\"\\u2029\""},                 /* U+2029 */
+    {S("\xe2\x80\xa8"), "\"\\u2028\""}, /* U+2028 */
+    {S("\xe2\x80\xa9"), "\"\\u2029\""}, /* U+2029 */
     {S("x\xe2\x80\xa8y\xe2\x80\xa9z"), "\"x\\u2028y\\u2029z\""},
-    {S("\xe2\x80\xaa"), "\"\xe2\x80\xaa\""},            /* U+202A: raw */
+    {S("\xe2\x80\xaa"), "\"\xe2\x80\xaa\""}, /* U+202A: raw */
     {S("\x01"), "\"\\u0001\""},
     {S("\x1f"), "\"\\u001f\""},
     {S("\x00"), "\"\\u0000\""},
-    {S("a\x00" "b"), "\"a\\u0000b\""},
-    {S("\x0b"), "\"\\u000b\""},                         /* vertical tab: no short escape */
+    {S("a\x00"
+       "b"),
+     "\"a\\u0000b\""},
+    {S("\x0b"), "\"\\u000b\""}, /* vertical tab: no short escape */
     {S("\b\f\n\r\t"), "\"\\b\\f\\n\\r\\t\""},
-    {S("\x7f"), "\"\x7f\""},                            /* DEL is not escaped */
+    {S("\x7f"), "\"\x7f\""}, /* DEL is not escaped */
     {S("\""), "\"\\\"\""},
     {S("\\"), "\"\\\\\""},
     {S("a\"b\\c"), "\"a\\\"b\\\\c\""},
-    {S("/"), "\"/\""},                                  /* slash is not escaped */
+    {S("/"), "\"/\""},                                 /* slash is not escaped */
     {S("\xc3\xa9t\xc3\xa9"), "\"\xc3\xa9t\xc3\xa9\""}, /* é: raw */
     {S("\xe6\x97\xa5\xe6\x9c\xac"), "\"\xe6\x97\xa5\xe6\x9c\xac\""},
-    {S("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\""},    /* U+1F600 */
-    {S("\xff"), "\"\\ufffd\""},                         /* invalid byte */
-    {S("a\xfe" "b"), "\"a\\ufffdb\""},
-    {S("\xc3"), "\"\\ufffd\""},                         /* truncated 2-byte */
-    {S("\xc3(") , "\"\\ufffd(\""},                      /* bad continuation */
-    {S("\xc0\xaf"), "\"\\ufffd\\ufffd\""},              /* overlong '/' */
-    {S("\xe0\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\""},   /* overlong 3-byte */
-    {S("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\""},   /* encoded surrogate U+D800 */
-    {S("\xe2\x82"), "\"\\ufffd\\ufffd\""},              /* truncated 3-byte */
+    {S("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\""}, /* U+1F600 */
+    {S("\xff"), "\"\\ufffd\""},                      /* invalid byte */
+    {S("a\xfe"
+       "b"),
+     "\"a\\ufffdb\""},
+    {S("\xc3"), "\"\\ufffd\""},                                  /* truncated 2-byte */
+    {S("\xc3("), "\"\\ufffd(\""},                                /* bad continuation */
+    {S("\xc0\xaf"), "\"\\ufffd\\ufffd\""},                       /* overlong '/' */
+    {S("\xe0\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\""},            /* overlong 3-byte */
+    {S("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\""},            /* encoded surrogate U+D800 */
+    {S("\xe2\x82"), "\"\\ufffd\\ufffd\""},                       /* truncated 3-byte */
     {S("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
     {S("\xf0\x80\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* overlong 4-byte */
-    {S("\xf4\x8f\xbf\xbf"), "\"\xf4\x8f\xbf\xbf\""},    /* U+10FFFF: raw */
-    {S("\x80"), "\"\\ufffd\""},                         /* lone continuation byte */
-    {S("\xef\xbf\xbd"), "\"\xef\xbf\xbd\""},            /* a real U+FFFD stays raw */
+    {S("\xf4\x8f\xbf\xbf"), "\"\xf4\x8f\xbf\xbf\""},             /* U+10FFFF: raw */
+    {S("\x80"), "\"\\ufffd\""},                                  /* lone continuation byte */
+    {S("\xef\xbf\xbd"), "\"\xef\xbf\xbd\""},                     /* a real U+FFFD stays raw */
 };
 
 START_TEST(escape_table)
@@ -325,14 +329,14 @@ static const struct {
     {S("True")},
     {S("\"\\x\"")},
     {S("\"\\u12\"")},
-    {S("\"\t\"")},          /* raw control character in a string */
+    {S("\"\t\"")}, /* raw control character in a string */
     {S("\"\x01\"")},
     {S("\"abc")},
-    {S("{}x")},            /* trailing garbage */
+    {S("{}x")}, /* trailing garbage */
     {S("{}{}")},
     {S("1 2")},
     {S("[] ]")},
-    {S("{} // c")},        /* comments */
+    {S("{} // c")}, /* comments */
     {S("/*c*/{}")},
     {S("{/*c*/}")},
     {S("# c\n{}")},
@@ -428,9 +432,9 @@ static const struct {
     {"{\"a\":\"1\"}", "ab", NULL},
     {"{\"\":\"e\"}", "", "e"},
     {"{\"a\\u0000\":\"1\"}", "a", NULL}, /* a key with a NUL is not "a" */
-    {"{\"_\":\"1\"}", "\x7f", NULL},      /* folding is letters only */
+    {"{\"_\":\"1\"}", "\x7f", NULL},     /* folding is letters only */
     {"{\"[\":\"1\"}", "{", NULL},
-    {"[\"a\"]", "a", NULL},               /* not an object */
+    {"[\"a\"]", "a", NULL}, /* not an object */
 };
 
 START_TEST(get_case_insensitive_last_wins)
@@ -561,7 +565,8 @@ static const struct {
     {"\"abc\"", S("abc")},
     {"\"\"", S("")},
     {"\"\\u0000\"", S("\x00")},
-    {"\"a\\u0000b\"", S("a\x00" "b")},
+    {"\"a\\u0000b\"", S("a\x00"
+                        "b")},
     {"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", S("\"\\/\b\f\n\r\t")},
     {"\"\\u00e9\"", S("\xc3\xa9")},
     {"\"\\u00E9\"", S("\xc3\xa9")},
@@ -570,13 +575,14 @@ static const struct {
     {"\"\\ud83d\\ude00\"", S("\xf0\x9f\x98\x80")},
     {"\"\\uD83D\\uDE00\"", S("\xf0\x9f\x98\x80")},
     {"\"\xc3\xa9\"", S("\xc3\xa9")},
-    {"\"\\ud800\"", S("\xef\xbf\xbd")},            /* lone high surrogate */
-    {"\"\\udc00\"", S("\xef\xbf\xbd")},            /* lone low surrogate */
+    {"\"\\ud800\"", S("\xef\xbf\xbd")}, /* lone high surrogate */
+    {"\"\\udc00\"", S("\xef\xbf\xbd")}, /* lone low surrogate */
     {"\"\\ud800x\"", S("\xef\xbf\xbdx")},
-    {"\"\\ud800\\u0041\"", S("\xef\xbf\xbd" "A")}, /* high surrogate, then not a low one */
+    {"\"\\ud800\\u0041\"", S("\xef\xbf\xbd"
+                             "A")}, /* high surrogate, then not a low one */
     {"\"\\ud800\\ud800\\udc00\"", S("\xef\xbf\xbd\xf0\x90\x80\x80")},
     {"\"\\udc00\\ud800\"", S("\xef\xbf\xbd\xef\xbf\xbd")},
-    {"\"\xff\"", S("\xef\xbf\xbd")},                /* invalid byte */
+    {"\"\xff\"", S("\xef\xbf\xbd")}, /* invalid byte */
     {"\"a\xc3(\"", S("a\xef\xbf\xbd(")},
     {"\"\xed\xa0\x80\"", S("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd")}, /* encoded surrogate */
     {"\"\xf0\x9f\x98\"", S("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd")}, /* truncated 4-byte */
@@ -623,7 +629,8 @@ END_TEST
 START_TEST(number_text)
 {
     struct kedge_jdoc *doc;
-    const struct kedge_jval *root = parse_root(S("[-0.5e+10,123456789012345678901234567890]"), &doc);
+    const struct kedge_jval *root =
+        parse_root(S("[-0.5e+10,123456789012345678901234567890]"), &doc);
 
     ck_assert_str_eq(root->child->str, "-0.5e+10");
     ck_assert_uint_eq(root->child->len, 8);
@@ -662,8 +669,9 @@ END_TEST
 START_TEST(escape_parse_round_trip)
 {
     /* well-formed UTF-8 only: invalid input is replaced on the way out, as Go does */
-    static const char *const texts[] = {"plain", "<>&", "\xe2\x80\xa8\xe2\x80\xa9", "\b\f\n\r\t",
-                                        "\x01\x1f\x7f", "\"\\/", "\xc3\xa9\xf0\x9f\x98\x80"};
+    static const char *const texts[] = {
+        "plain",        "<>&",   "\xe2\x80\xa8\xe2\x80\xa9", "\b\f\n\r\t",
+        "\x01\x1f\x7f", "\"\\/", "\xc3\xa9\xf0\x9f\x98\x80"};
     struct kedge_buf b = KEDGE_BUF_INIT;
     struct kedge_jdoc *doc;
     size_t i;

@@ -23,7 +23,7 @@
         size_t got_len_ = (got_len);                                                               \
         const char *want_ = (want);                                                                \
         ck_assert_msg(got_len_ == strlen(want_) && memcmp(got_, want_, got_len_) == 0,             \
-                      "bytes differ\n got: %.*s\nwant: %s", (int)got_len_, got_ ? got_ : "",        \
+                      "bytes differ\n got: %.*s\nwant: %s", (int)got_len_, got_ ? got_ : "",       \
                       want_);                                                                      \
     } while (0)
 
