@@ -125,6 +125,27 @@ static int remove_one(struct devicetwin *dt, const struct kedge_device *in)
     return 0;
 }
 
+/* A device id devices can reach: one or two non-empty topic levels without wildcards, and
+ * twin names KubeEdge accepts. */
+static bool device_ok(const struct kedge_device *d, const char **reason)
+{
+    const char *id = d->id, *slash = strchr(id, '/');
+    size_t i;
+
+    if (!*id || strpbrk(id, "+#") || id[0] == '/' || id[strlen(id) - 1] == '/' ||
+        (slash && strchr(slash + 1, '/'))) {
+        *reason = "device id must be name or namespace/name, without + or #";
+        return false;
+    }
+    for (i = 0; i < d->n_twins; i++) {
+        if (!kedge_twin_key_valid(d->twins[i].name, strlen(d->twins[i].name))) {
+            *reason = KEDGE_REASON_KEY;
+            return false;
+        }
+    }
+    return true;
+}
+
 int membership_update(struct devicetwin *dt, const char *content, size_t len, const char **reason)
 {
     struct kedge_membership m;
@@ -134,8 +155,15 @@ int membership_update(struct devicetwin *dt, const char *content, size_t len, co
     *reason = NULL;
     rc = kedge_membership_decode(content, len, &m);
     if (rc < 0) {
-        *reason = "membership content does not parse";
+        *reason = rc == KEDGE_ESCHEMA ? "a device in the membership has no id"
+                                      : "membership content does not parse";
         return rc;
+    }
+    for (i = 0; i < m.n_added; i++) {
+        if (!device_ok(m.added[i], reason)) {
+            rc = KEDGE_ESCHEMA;
+            goto out;
+        }
     }
     if (!store_ok(dt->store)) {
         *reason = store_error(dt->store);

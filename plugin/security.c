@@ -56,8 +56,23 @@ static bool is_bridge_identity(const struct plugin_config *cfg, const char *user
     return username && !strcmp(username, cfg->bridge_username);
 }
 
+/* Client ids starting with the bridge username are the bridge's: a device that connected
+ * with the bridge's client id would take over its session (and its queued outbox entries). */
+static bool reserved_client_id(const struct plugin_config *cfg, const char *id)
+{
+    return id && !strncmp(id, cfg->bridge_username, strlen(cfg->bridge_username));
+}
+
 int security_basic_auth(const struct plugin_config *cfg, struct mosquitto_evt_basic_auth *ev)
 {
+    const char *id = mosquitto_client_id(ev->client);
+
+    if (!is_bridge_identity(cfg, ev->username) && reserved_client_id(cfg, id)) {
+        kedge_log(KEDGE_LOG_WARN, "security: refused client=%s user=%s: client ids starting "
+                                  "with %s belong to the bridge identity",
+                  id, ev->username ? ev->username : "(none)", cfg->bridge_username);
+        return MOSQ_ERR_AUTH;
+    }
     if (is_bridge_identity(cfg, ev->username)) {
         if (ev->password && *cfg->bridge_password &&
             secret_equal(ev->password, cfg->bridge_password))

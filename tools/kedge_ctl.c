@@ -1,0 +1,1459 @@
+/* kedge-ctl: the operator's CLI for a kedge node, so that a node without a cloud is fully usable.
+ *
+ * It speaks the $ke/ contract (include/kedge/ke.h) with the bridge identity: device add/rm are
+ * the cloud's own membership update (kubeedge-wire.md §2.10) sent on $ke/down/{ref}, and
+ * device list/get and status are $ke/ctl/{ref} queries. It owns argument and config parsing,
+ * one short MQTT session (libmosquitto, single thread, mosquitto_loop with deadlines) and the
+ * printing; the plugin owns every decision about devices.
+ *
+ * It never hangs: every wait has a deadline (-t, default 5 s, per step), and an alarm() backs
+ * them all up in case a system call blocks (a DNS lookup of -h, say).
+ *
+ * Exit codes: 0 ok, 1 refused or not found, 2 usage (or a bad config file), 3 cannot connect,
+ * authentication refused, not authorised on $ke/, or no answer in time.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+
+#include "kedge/alloc.h"
+#include "kedge/buf.h"
+#include "kedge/json.h"
+#include "kedge/ke.h"
+#include "kedge/msg.h"
+#include "kedge/twin.h"
+#include "kedge/util.h"
+
+#define DEFAULT_CONF "/etc/kedge/kedge-bridge.conf"
+#define DEFAULT_PASSWORD_FILE "/etc/kedge/bridge.password"
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 1883
+#define DEFAULT_TIMEOUT_S 5
+#define MAX_TIMEOUT_S 3600
+#define MAX_STEPS 4      /* connect + at most 2 requests + slack: sizes the backstop alarm */
+#define ID_LEVEL_MAX 253 /* a Kubernetes object name */
+
+enum exit_code {
+    EXIT_OK = 0,
+    EXIT_REFUSED = 1,
+    EXIT_USAGE = 2,
+    EXIT_CONNECT = 3,
+};
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+struct ctl_config {
+    char *host;
+    long port;
+    char *user;
+    char *password_file;
+    long timeout_s;
+};
+
+/* Command-line values; NULL / 0 when not given, so the config file fills them in. */
+struct ctl_args {
+    const char *host, *user, *password_file, *conf;
+    long port, timeout_s;
+};
+
+/* Output goes through these two, so that a failed write is handled in one place: stderr has
+ * nowhere better to go, and stdout's error state is checked once before exit (main). */
+__attribute__((format(printf, 1, 2))) static void out(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vprintf(fmt, ap);
+    va_end(ap);
+}
+
+/* "kedge-ctl: " + the message, on stderr. */
+__attribute__((format(printf, 1, 2))) static void complain(const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)fputs("kedge-ctl: ", stderr);
+    va_start(ap, fmt);
+    (void)vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+static void usage(FILE *f)
+{
+    (void)fprintf(
+        f,
+        "usage: kedge-ctl [-h HOST] [-p PORT] [-u USER] [-P PASSWORD_FILE] [-c BRIDGE_CONF]\n"
+        "                 [-t TIMEOUT_S] COMMAND\n"
+        "\n"
+        "commands:\n"
+        "  device add ID [--twin NAME:TYPE]... [--description TEXT]\n"
+        "                      TYPE: string|int|integer|float|boolean\n"
+        "  device rm ID\n"
+        "  device list\n"
+        "  device get ID [--table]   the twin get result as indented JSON (or a table)\n"
+        "  status                    outbox, bridge and cloud links, devices, db size\n"
+        "\n"
+        "options:\n"
+        "  -h HOST           broker host (default %s, or broker_host in BRIDGE_CONF)\n"
+        "  -p PORT           broker port (default %d, or broker_port)\n"
+        "  -u USER           bridge identity (default %s, or broker_username)\n"
+        "  -P PASSWORD_FILE  its password, first line (default %s,\n"
+        "                    or broker_password_file)\n"
+        "  -c BRIDGE_CONF    kedge-bridge's config file (default %s)\n"
+        "  -t TIMEOUT_S      seconds to wait for each step (default %d)\n"
+        "  --help            this text\n"
+        "\n"
+        "exit: 0 ok, 1 refused or not found, 2 usage, 3 cannot connect, auth failure or "
+        "timeout\n",
+        DEFAULT_HOST, DEFAULT_PORT, KE_DEFAULT_BRIDGE_USERNAME, DEFAULT_PASSWORD_FILE, DEFAULT_CONF,
+        DEFAULT_TIMEOUT_S);
+}
+
+static void die_oom(void)
+{
+    complain("out of memory\n");
+    exit(EXIT_CONNECT);
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+
+    if (!d)
+        die_oom();
+    return d;
+}
+
+static void set_str(char **slot, const char *v)
+{
+    free(*slot);
+    *slot = xstrdup(v);
+}
+
+static void config_cleanup(struct ctl_config *c)
+{
+    free(c->host);
+    free(c->user);
+    free(c->password_file);
+    memset(c, 0, sizeof(*c));
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+/* The keys kedge-ctl takes from kedge-bridge's config; the bridge's other keys are its own. */
+enum conf_type { CONF_STR, CONF_PORT };
+#define F(m) offsetof(struct ctl_config, m)
+static const struct conf_key {
+    const char *key;
+    enum conf_type type;
+    size_t field;
+} conf_keys[] = {
+    {"broker_host", CONF_STR, F(host)},
+    {"broker_port", CONF_PORT, F(port)},
+    {"broker_username", CONF_STR, F(user)},
+    {"broker_password_file", CONF_STR, F(password_file)},
+};
+#undef F
+
+/* Read `key value` lines (mosquitto.conf syntax: '#' starts a comment line) into cfg.
+ * required: a missing file is an error (it was named with -c). Returns 0, or EXIT_USAGE after
+ * printing the file and line. */
+static int config_read(struct ctl_config *cfg, const char *path, bool required)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    int rc = 0;
+
+    if (!f) {
+        if (!required && errno == ENOENT)
+            return 0;
+        complain("cannot read %s: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    while (rc == 0 && getline(&line, &cap, f) >= 0) {
+        char *key = trim(line), *value;
+        size_t i;
+
+        lineno++;
+        if (!*key || *key == '#')
+            continue;
+        value = key + strcspn(key, " \t");
+        if (*value)
+            *value++ = '\0';
+        value = trim(value);
+        for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+            const struct conf_key *k = &conf_keys[i];
+            char *base = (char *)cfg;
+            if (strcmp(key, k->key) != 0)
+                continue;
+            if (!*value) {
+                complain("%s:%u: %s has no value\n", path, lineno, key);
+                rc = EXIT_USAGE;
+            } else if (k->type == CONF_PORT) {
+                if (kedge_parse_long(value, 1, 65535, (long *)(void *)(base + k->field)) < 0) {
+                    complain("%s:%u: %s '%s' is not a port (1-65535)\n", path, lineno, key, value);
+                    rc = EXIT_USAGE;
+                }
+            } else {
+                set_str((char **)(void *)(base + k->field), value);
+            }
+        }
+    }
+    free(line);
+    if (ferror(f)) {
+        complain("cannot read %s: %s\n", path, strerror(errno));
+        rc = EXIT_USAGE;
+    }
+    (void)fclose(f);
+    return rc;
+}
+
+/* Defaults, then the config file, then the command line. Returns 0 or an exit code. */
+static int config_build(struct ctl_config *cfg, const struct ctl_args *a)
+{
+    int rc;
+
+    memset(cfg, 0, sizeof(*cfg));
+    rc = config_read(cfg, a->conf ? a->conf : DEFAULT_CONF, a->conf != NULL);
+    if (rc)
+        return rc;
+    if (a->host)
+        set_str(&cfg->host, a->host);
+    else if (!cfg->host)
+        set_str(&cfg->host, DEFAULT_HOST);
+    if (a->port)
+        cfg->port = a->port;
+    else if (!cfg->port)
+        cfg->port = DEFAULT_PORT;
+    if (a->user)
+        set_str(&cfg->user, a->user);
+    else if (!cfg->user)
+        set_str(&cfg->user, KE_DEFAULT_BRIDGE_USERNAME);
+    if (a->password_file)
+        set_str(&cfg->password_file, a->password_file);
+    else if (!cfg->password_file)
+        set_str(&cfg->password_file, DEFAULT_PASSWORD_FILE);
+    cfg->timeout_s = a->timeout_s ? a->timeout_s : DEFAULT_TIMEOUT_S;
+    return 0;
+}
+
+/* The first line of the password file (the plugin reads plugin_opt_bridge_password_file the
+ * same way). Returns a heap string, or NULL after printing why. */
+static char *password_read(const char *path)
+{
+    char line[512];
+    FILE *f = fopen(path, "re");
+    size_t n;
+
+    if (!f) {
+        complain("cannot read the bridge password file %s: %s (use -P FILE, "
+                 "or broker_password_file in -c BRIDGE_CONF)\n",
+                 path, strerror(errno));
+        return NULL;
+    }
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    (void)fclose(f);
+    n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    if (!n) {
+        complain("%s holds no password on its first line\n", path);
+        return NULL;
+    }
+    return xstrdup(line);
+}
+
+/* ---- the MQTT session --------------------------------------------------------------------- */
+
+struct session {
+    struct mosquitto *mosq;
+    const struct ctl_config *cfg;
+    uint64_t step_ms;     /* each step's deadline, from its start */
+    uint64_t deadline_ms; /* the current step's */
+    bool conn_done, connected, lost;
+    int connack, disconnect_rc;
+    int loop_rc; /* MOSQ_ERR_* of the loop call that failed */
+    int wait_mid, ack_code;
+    bool acked;
+    const char *want_topic; /* the result topic of the request in flight */
+    struct kedge_buf reply;
+    bool have_reply;
+};
+
+static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
+                       const mosquitto_property *props)
+{
+    struct session *s = obj;
+
+    (void)m;
+    (void)flags;
+    (void)props;
+    s->conn_done = true;
+    s->connack = rc;
+    s->connected = rc == 0;
+}
+
+static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *props)
+{
+    struct session *s = obj;
+
+    (void)m;
+    (void)props;
+    if (!s->lost)
+        s->disconnect_rc = rc;
+    s->lost = true;
+    s->connected = false;
+}
+
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int count, const int *granted,
+                         const mosquitto_property *props)
+{
+    struct session *s = obj;
+
+    (void)m;
+    (void)props;
+    if (mid != s->wait_mid)
+        return;
+    s->acked = true;
+    s->ack_code = count > 0 ? granted[0] : 0x80;
+}
+
+static void on_publish(struct mosquitto *m, void *obj, int mid, int rc,
+                       const mosquitto_property *props)
+{
+    struct session *s = obj;
+
+    (void)m;
+    (void)props;
+    if (mid != s->wait_mid)
+        return;
+    s->acked = true;
+    s->ack_code = rc;
+}
+
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+    struct session *s = obj;
+
+    (void)m;
+    (void)props;
+    if (s->have_reply || !s->want_topic || strcmp(msg->topic, s->want_topic) != 0)
+        return;
+    kedge_buf_reset(&s->reply);
+    if (kedge_buf_append(&s->reply, msg->payload, (size_t)msg->payloadlen) < 0)
+        die_oom();
+    s->have_reply = true;
+}
+
+enum wait_for { WAIT_CONNACK, WAIT_ACK, WAIT_REPLY };
+
+static bool waited(const struct session *s, enum wait_for w)
+{
+    switch (w) {
+    case WAIT_CONNACK:
+        return s->conn_done;
+    case WAIT_ACK:
+        return s->acked;
+    default:
+        return s->have_reply;
+    }
+}
+
+/* Run the network loop until w happened. Returns 0, -ETIMEDOUT at the step's deadline, or
+ * -ECONNRESET when the connection failed or went (*err_no: errno of the failure, or 0 with the
+ * reason in s->loop_rc). */
+static int pump(struct session *s, enum wait_for w, int *err_no)
+{
+    *err_no = 0;
+    while (!waited(s, w)) {
+        uint64_t now = kedge_now_ms();
+        int rc;
+
+        if (s->lost)
+            return -ECONNRESET;
+        if (now >= s->deadline_ms)
+            return -ETIMEDOUT;
+        errno = 0;
+        rc = mosquitto_loop(s->mosq, (int)(s->deadline_ms - now < 100 ? s->deadline_ms - now : 100),
+                            1);
+        if (rc != MOSQ_ERR_SUCCESS && !waited(s, w)) {
+            *err_no = rc == MOSQ_ERR_ERRNO ? errno : 0;
+            s->loop_rc = rc;
+            s->lost = true;
+            return -ECONNRESET;
+        }
+    }
+    return 0;
+}
+
+static const char *lost_reason(const struct session *s, int err_no)
+{
+    if (err_no)
+        return strerror(err_no);
+    if (s->loop_rc && s->loop_rc != MOSQ_ERR_CONN_LOST)
+        return mosquitto_strerror(s->loop_rc);
+    return "the broker closed the connection";
+}
+
+static void step_start(struct session *s)
+{
+    s->deadline_ms = kedge_now_ms() + s->step_ms;
+}
+
+static void session_close(struct session *s)
+{
+    if (s->mosq) {
+        if (s->connected)
+            (void)mosquitto_disconnect(s->mosq);
+        mosquitto_destroy(s->mosq);
+    }
+    kedge_buf_cleanup(&s->reply);
+    s->mosq = NULL;
+}
+
+/* Connect with the bridge identity and wait for the CONNACK. Returns 0 or EXIT_CONNECT after
+ * printing why. */
+static int session_open(struct session *s, const struct ctl_config *cfg, const char *password)
+{
+    char client_id[48];
+    int rc, err_no;
+
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    s->step_ms = (uint64_t)cfg->timeout_s * 1000;
+    (void)snprintf(client_id, sizeof(client_id), "kedge-ctl-%ld", (long)getpid());
+    s->mosq = mosquitto_new(client_id, true, s);
+    if (!s->mosq)
+        die_oom();
+    (void)mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    if (mosquitto_username_pw_set(s->mosq, cfg->user, password) != MOSQ_ERR_SUCCESS) {
+        complain("user name '%s' is not usable in MQTT\n", cfg->user);
+        return EXIT_USAGE;
+    }
+    mosquitto_connect_v5_callback_set(s->mosq, on_connect);
+    mosquitto_disconnect_v5_callback_set(s->mosq, on_disconnect);
+    mosquitto_subscribe_v5_callback_set(s->mosq, on_subscribe);
+    mosquitto_publish_v5_callback_set(s->mosq, on_publish);
+    mosquitto_message_v5_callback_set(s->mosq, on_message);
+
+    step_start(s);
+    errno = 0;
+    /* async: the TCP connect must not block past our deadline */
+    rc = mosquitto_connect_async(s->mosq, cfg->host, (int)cfg->port,
+                                 (int)(cfg->timeout_s * 2 > 10 ? cfg->timeout_s * 2 : 10));
+    if (rc != MOSQ_ERR_SUCCESS) {
+        complain("cannot connect to %s:%ld: %s\n", cfg->host, cfg->port,
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        return EXIT_CONNECT;
+    }
+    rc = pump(s, WAIT_CONNACK, &err_no);
+    if (rc == -ETIMEDOUT) {
+        complain("no answer from the broker at %s:%ld within %ld s\n", cfg->host, cfg->port,
+                 cfg->timeout_s);
+        return EXIT_CONNECT;
+    }
+    if (rc < 0) {
+        complain("cannot connect to %s:%ld: %s\n", cfg->host, cfg->port, lost_reason(s, err_no));
+        return EXIT_CONNECT;
+    }
+    if (s->connack != 0) {
+        complain("the broker at %s:%ld refused user '%s': %s (check the password "
+                 "file against plugin_opt_bridge_password of kedge_plugin.so)\n",
+                 cfg->host, cfg->port, cfg->user, mosquitto_reason_string(s->connack));
+        return EXIT_CONNECT;
+    }
+    return 0;
+}
+
+/* Publish payload on topic and wait for the plugin's answer on topic + "/result" (the plugin
+ * sends it to our client id; the subscription also proves we may use $ke/).
+ * Returns 0 with the answer in s->reply, or EXIT_CONNECT after printing why. */
+static int session_request(struct session *s, const char *topic, const char *payload, size_t len)
+{
+    struct kedge_buf result_topic = KEDGE_BUF_INIT;
+    const struct ctl_config *cfg = s->cfg;
+    int rc, err_no, mid = 0;
+
+    if (kedge_buf_printf(&result_topic, "%s%s", topic, KE_RESULT_SUFFIX) < 0)
+        die_oom();
+    s->want_topic = result_topic.data;
+    s->have_reply = false;
+
+    step_start(s);
+    s->acked = false;
+    rc = mosquitto_subscribe(s->mosq, &mid, result_topic.data, 1);
+    if (rc != MOSQ_ERR_SUCCESS)
+        goto lost;
+    s->wait_mid = mid;
+    rc = pump(s, WAIT_ACK, &err_no);
+    if (rc < 0)
+        goto fail;
+    if (s->ack_code >= 0x80) {
+        complain("user '%s' may not use %s (%s): only the bridge identity "
+                 "(plugin_opt_bridge_username) may\n",
+                 cfg->user, KE_PREFIX, mosquitto_reason_string(s->ack_code));
+        rc = EXIT_CONNECT;
+        goto out;
+    }
+
+    s->acked = false;
+    rc = mosquitto_publish(s->mosq, &mid, topic, (int)len, payload, 1, false);
+    if (rc != MOSQ_ERR_SUCCESS)
+        goto lost;
+    s->wait_mid = mid;
+    rc = pump(s, WAIT_ACK, &err_no);
+    if (rc < 0)
+        goto fail;
+    if (s->ack_code >= 0x80) {
+        complain("the broker refused the request on %s: %s\n", topic,
+                 mosquitto_reason_string(s->ack_code));
+        rc = EXIT_CONNECT;
+        goto out;
+    }
+
+    rc = pump(s, WAIT_REPLY, &err_no);
+    if (rc == -ETIMEDOUT) {
+        complain("no answer on %s within %ld s (is kedge_plugin.so loaded in the "
+                 "broker at %s:%ld?)\n",
+                 result_topic.data, cfg->timeout_s, cfg->host, cfg->port);
+        rc = EXIT_CONNECT;
+        goto out;
+    }
+    if (rc < 0)
+        goto fail;
+    rc = 0;
+    goto out;
+lost:
+    err_no = rc == MOSQ_ERR_ERRNO ? errno : 0;
+    s->loop_rc = rc;
+    rc = -ECONNRESET;
+fail:
+    if (rc == -ETIMEDOUT)
+        complain("the broker at %s:%ld did not acknowledge within %ld s\n", cfg->host, cfg->port,
+                 cfg->timeout_s);
+    else
+        complain("lost the connection to %s:%ld: %s\n", cfg->host, cfg->port,
+                 lost_reason(s, err_no));
+    rc = EXIT_CONNECT;
+out:
+    s->want_topic = NULL;
+    kedge_buf_cleanup(&result_topic);
+    return rc;
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+/* $ke/ctl/{ref} with body; the answer parsed into *doc (caller frees). Returns 0 or an exit
+ * code after printing why. */
+static int ctl_query(struct session *s, const char *body, struct kedge_jdoc **doc)
+{
+    char ref[KEDGE_UUID_LEN + 1];
+    struct kedge_buf topic = KEDGE_BUF_INIT;
+    int rc;
+
+    *doc = NULL;
+    kedge_uuid4(ref);
+    if (kedge_buf_printf(&topic, "%s%s", KE_CTL_PREFIX, ref) < 0)
+        die_oom();
+    rc = session_request(s, topic.data, body, strlen(body));
+    kedge_buf_cleanup(&topic);
+    if (rc)
+        return rc;
+    if (kedge_json_parse(s->reply.data, s->reply.len, doc) < 0 ||
+        kedge_jdoc_root(*doc)->type != KEDGE_JOBJ) {
+        complain("the plugin's answer is not a JSON object: %.*s\n", (int)s->reply.len,
+                 s->reply.data ? s->reply.data : "");
+        kedge_jdoc_free(*doc);
+        *doc = NULL;
+        return EXIT_REFUSED;
+    }
+    return 0;
+}
+
+static const char *jstr(const struct kedge_jval *obj, const char *key)
+{
+    const struct kedge_jval *v = kedge_json_get(obj, key);
+
+    return v && v->type == KEDGE_JSTR ? v->str : NULL;
+}
+
+/* The code of an error answer ({"code":404,"reason":...}), or 0 for a normal one. */
+static int64_t answer_code(const struct kedge_jval *root)
+{
+    int64_t code = 0;
+
+    if (kedge_json_int64(kedge_json_get(root, "code"), &code) < 0)
+        return 0;
+    return code;
+}
+
+/* device_get for id: *doc is the answer, *found whether the device exists. */
+static int device_lookup(struct session *s, const char *id, struct kedge_jdoc **doc, bool *found)
+{
+    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    int rc;
+
+    kedge_jw_init(&w, &body);
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "op", "device_get");
+    kedge_jw_kstr(&w, "id", id);
+    kedge_jw_obj_close(&w);
+    if (kedge_jw_finish(&w) < 0)
+        die_oom();
+    rc = ctl_query(s, body.data, doc);
+    kedge_buf_cleanup(&body);
+    if (rc)
+        return rc;
+    *found = answer_code(kedge_jdoc_root(*doc)) == 0;
+    if (!*found && answer_code(kedge_jdoc_root(*doc)) != 404) {
+        const char *reason = jstr(kedge_jdoc_root(*doc), "reason");
+        complain("device_get refused (code %lld): %s\n",
+                 (long long)answer_code(kedge_jdoc_root(*doc)), reason ? reason : "");
+        kedge_jdoc_free(*doc);
+        *doc = NULL;
+        return EXIT_REFUSED;
+    }
+    return 0;
+}
+
+/* A membership update (§2.10) on $ke/down/{msg_id}, as the cloud's device controller sends it.
+ * content: the membership JSON. Returns 0 when the plugin answered {"ok":true}. */
+static int down_membership(struct session *s, const char *content, size_t len)
+{
+    struct kedge_msg m = {0};
+    struct kedge_buf msg = KEDGE_BUF_INIT, topic = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *ok;
+    int rc;
+
+    m.source = "kedge-ctl";
+    m.group = "twin";
+    m.resource = "membership";
+    m.operation = "update";
+    m.content = (char *)content;
+    m.content_len = len;
+    if (kedge_msg_new_id(&m) < 0 || kedge_msg_encode(&msg, &m, false) < 0 ||
+        kedge_buf_printf(&topic, "%s%s", KE_DOWN_PREFIX, m.msg_id) < 0)
+        die_oom();
+    rc = session_request(s, topic.data, msg.data, msg.len);
+    if (rc)
+        goto out;
+    rc = EXIT_REFUSED;
+    if (kedge_json_parse(s->reply.data, s->reply.len, &doc) < 0) {
+        complain("the plugin's answer is not JSON: %.*s\n", (int)s->reply.len, s->reply.data);
+        goto out;
+    }
+    root = kedge_jdoc_root(doc);
+    ok = kedge_json_get(root, "ok");
+    if (ok && ok->type == KEDGE_JBOOL && ok->boolean) {
+        rc = 0;
+    } else {
+        const char *reason = jstr(root, "reason");
+        complain("refused by the node (code %lld): %s\n", (long long)answer_code(root),
+                 reason ? reason : "(no reason given)");
+    }
+out:
+    kedge_jdoc_free(doc);
+    kedge_free(m.msg_id);
+    kedge_buf_cleanup(&msg);
+    kedge_buf_cleanup(&topic);
+    return rc;
+}
+
+/* ---- validation ---------------------------------------------------------------------------- */
+
+/* A device id is `namespace/name` (KubeEdge v1.17+) or a bare `name`: one or two topic levels
+ * of Kubernetes-name characters, so that every $hw/events/device/{id}/... topic parses. */
+static bool device_id_valid(const char *id)
+{
+    const char *p = id;
+    int levels = 0;
+
+    for (;;) {
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
+        if (n == 0 || n > ID_LEVEL_MAX)
+            return false;
+        levels++;
+        p += n;
+        if (*p == '\0')
+            return levels <= 2;
+        if (*p != '/')
+            return false;
+        p++;
+    }
+}
+
+/* rm and get take any id the node may hold (the cloud's membership update is not held to the
+ * rule above), so that a device added with an odd id can still be looked at and removed. */
+static bool device_id_usable(const char *id)
+{
+    const unsigned char *p = (const unsigned char *)id;
+
+    if (!*p || strlen(id) > 2 * ID_LEVEL_MAX + 1)
+        return false;
+    for (; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static const char *const twin_types[] = {"string", "int", "integer", "float", "boolean"};
+
+struct twin_spec {
+    char *name;
+    const char *type;
+};
+
+static int cmp_twin_spec(const void *a, const void *b)
+{
+    return strcmp(((const struct twin_spec *)a)->name, ((const struct twin_spec *)b)->name);
+}
+
+/* NAME:TYPE; NAME may itself hold ':' (KubeEdge's key charset allows it), TYPE never does. */
+static int twin_spec_parse(const char *arg, struct twin_spec *out)
+{
+    const char *colon = strrchr(arg, ':');
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    if (!colon || colon == arg) {
+        complain("--twin '%s': expected NAME:TYPE\n", arg);
+        return EXIT_USAGE;
+    }
+    for (i = 0; i < sizeof(twin_types) / sizeof(twin_types[0]); i++)
+        if (!strcmp(colon + 1, twin_types[i]))
+            out->type = twin_types[i];
+    if (!out->type) {
+        complain("--twin '%s': type '%s' is not one of string, int, integer, float, "
+                 "boolean\n",
+                 arg, colon + 1);
+        return EXIT_USAGE;
+    }
+    if (!kedge_twin_key_valid(arg, (size_t)(colon - arg))) {
+        complain("--twin '%s': %s\n", arg, KEDGE_REASON_KEY);
+        return EXIT_USAGE;
+    }
+    out->name = strndup(arg, (size_t)(colon - arg));
+    if (!out->name)
+        die_oom();
+    return 0;
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+struct cmd_ctx {
+    const struct ctl_config *cfg;
+    char *password;
+    struct session s;
+    bool open;
+};
+
+/* Read the password and connect, once the command's arguments are known to be fine (a usage
+ * error must not depend on the password file or the broker). */
+static int connect_once(struct cmd_ctx *c)
+{
+    if (c->open)
+        return 0;
+    c->open = true;
+    c->password = password_read(c->cfg->password_file);
+    if (!c->password)
+        return EXIT_CONNECT;
+    return session_open(&c->s, c->cfg, c->password);
+}
+
+/* A long option with a value, "--name VALUE" or "--name=VALUE", at argv[*i].
+ * Returns 1 with *value set (and *i moved past it), 0 when argv[*i] is not --name, or -1 when
+ * the value is missing. */
+static int long_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(argv[*i], name, n) != 0 || (argv[*i][n] != '=' && argv[*i][n] != '\0'))
+        return 0;
+    if (argv[*i][n] == '=') {
+        *value = argv[*i] + n + 1;
+        return 1;
+    }
+    if (*i + 1 >= argc) {
+        complain("%s needs a value\n", name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+static void write_device(struct kedge_jw *w, const char *id, const char *description,
+                         const struct twin_spec *twins, size_t n)
+{
+    const char *slash = strrchr(id, '/');
+    size_t i;
+
+    kedge_jw_arr_open(w);
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "id", id);
+    kedge_jw_kstr(w, "name", slash ? slash + 1 : id);
+    if (description && *description)
+        kedge_jw_kstr(w, "description", description);
+    if (n) {
+        kedge_jw_key(w, "twin");
+        kedge_jw_obj_open(w);
+        for (i = 0; i < n; i++) {
+            kedge_jw_key(w, twins[i].name);
+            kedge_jw_obj_open(w);
+            kedge_jw_key(w, "metadata");
+            kedge_jw_obj_open(w);
+            kedge_jw_kstr(w, "type", twins[i].type);
+            kedge_jw_obj_close(w);
+            kedge_jw_obj_close(w);
+        }
+        kedge_jw_obj_close(w);
+    }
+    kedge_jw_obj_close(w);
+    kedge_jw_arr_close(w);
+}
+
+/* The membership update content (§2.10): one device added (with its twins' names and types, no
+ * values: those come from the device) or removed. */
+static void write_membership(struct kedge_jw *w, const char *id, const char *description,
+                             const struct twin_spec *twins, size_t n, bool add)
+{
+    char uuid[KEDGE_UUID_LEN + 1];
+
+    kedge_uuid4(uuid);
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "event_id", uuid);
+    kedge_jw_kint(w, "timestamp", kedge_wall_ms());
+    kedge_jw_key(w, "added_devices");
+    if (add)
+        write_device(w, id, description, twins, n);
+    else
+        kedge_jw_null(w);
+    kedge_jw_key(w, "removed_devices");
+    if (add)
+        kedge_jw_null(w);
+    else
+        write_device(w, id, NULL, NULL, 0);
+    kedge_jw_obj_close(w);
+}
+
+static int cmd_device_add(struct cmd_ctx *c, int argc, char **argv)
+{
+    struct twin_spec *twins = NULL;
+    const char *id = NULL, *description = NULL, *v;
+    struct kedge_buf content = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    struct kedge_jw w;
+    size_t n = 0, i;
+    bool found;
+    int rc = 0;
+
+    twins = calloc((size_t)argc + 1, sizeof(*twins));
+    if (!twins)
+        die_oom();
+    for (int k = 0; k < argc && rc == 0; k++) {
+        int t = long_value(argc, argv, &k, "--twin", &v), d = 0;
+
+        if (t == 0)
+            d = long_value(argc, argv, &k, "--description", &v);
+        if (t < 0 || d < 0) {
+            rc = EXIT_USAGE;
+        } else if (t) {
+            rc = twin_spec_parse(v, &twins[n]);
+            if (rc == 0)
+                n++;
+        } else if (d) {
+            description = v;
+        } else if (argv[k][0] == '-' || id) {
+            complain("device add: unexpected '%s'\n", argv[k]);
+            rc = EXIT_USAGE;
+        } else {
+            id = argv[k];
+        }
+    }
+    if (rc)
+        goto out;
+    if (!id) {
+        complain("device add: missing ID\n");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (!device_id_valid(id)) {
+        complain("device id '%s' must be NAMESPACE/NAME or NAME, of letters, "
+                 "digits, '-', '_' and '.'\n",
+                 id);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    /* Go prints map keys sorted; the plugin keeps twins sorted by name too */
+    qsort(twins, n, sizeof(*twins), cmp_twin_spec);
+    for (i = 1; i < n; i++) {
+        if (!strcmp(twins[i - 1].name, twins[i].name)) {
+            complain("twin '%s' given twice\n", twins[i].name);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    }
+    kedge_jw_init(&w, &content);
+    write_membership(&w, id, description, twins, n, true);
+    if (kedge_jw_finish(&w) < 0)
+        die_oom();
+
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = device_lookup(&c->s, id, &doc, &found);
+    if (rc)
+        goto out;
+    if (found) {
+        /* the cloud's membership update would only sync twins of a known device; an operator
+         * asking to add it again more likely typed the wrong id */
+        complain("device %s already exists on this node (device rm it first)\n", id);
+        rc = EXIT_REFUSED;
+        goto out;
+    }
+    rc = down_membership(&c->s, content.data, content.len);
+    if (rc == 0)
+        out("device %s added with %zu twin%s\n", id, n, n == 1 ? "" : "s");
+out:
+    for (i = 0; i < n; i++)
+        free(twins[i].name);
+    free(twins);
+    kedge_jdoc_free(doc);
+    kedge_buf_cleanup(&content);
+    return rc;
+}
+
+static int cmd_device_rm(struct cmd_ctx *c, int argc, char **argv)
+{
+    struct kedge_buf content = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    struct kedge_jw w;
+    bool found;
+    int rc;
+
+    if (argc != 1) {
+        complain("usage: device rm ID\n");
+        return EXIT_USAGE;
+    }
+    if (!device_id_usable(argv[0])) {
+        complain("'%s' is not a device id\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    kedge_jw_init(&w, &content);
+    write_membership(&w, argv[0], NULL, NULL, 0, false);
+    if (kedge_jw_finish(&w) < 0)
+        die_oom();
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = device_lookup(&c->s, argv[0], &doc, &found);
+    if (rc == 0 && !found) {
+        complain("device %s not found\n", argv[0]);
+        rc = EXIT_REFUSED;
+    }
+    if (rc == 0)
+        rc = down_membership(&c->s, content.data, content.len);
+    if (rc == 0)
+        out("device %s removed\n", argv[0]);
+    kedge_jdoc_free(doc);
+    kedge_buf_cleanup(&content);
+    return rc;
+}
+
+/* ---- printing ------------------------------------------------------------------------------ */
+
+static void print_json_string(const char *s, size_t len)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+
+    if (kedge_json_escape(&b, s, len) < 0)
+        die_oom();
+    out("%.*s", (int)b.len, b.data);
+    kedge_buf_cleanup(&b);
+}
+
+static void print_json(const struct kedge_jval *v, int indent)
+{
+    const struct kedge_jval *m;
+
+    switch (v->type) {
+    case KEDGE_JNULL:
+        out("null");
+        break;
+    case KEDGE_JBOOL:
+        out("%s", v->boolean ? "true" : "false");
+        break;
+    case KEDGE_JNUM:
+        out("%.*s", (int)v->len, v->str);
+        break;
+    case KEDGE_JSTR:
+        print_json_string(v->str, v->len);
+        break;
+    case KEDGE_JOBJ:
+    case KEDGE_JARR:
+        if (!v->child) {
+            out("%s", v->type == KEDGE_JOBJ ? "{}" : "[]");
+            break;
+        }
+        out("%c", v->type == KEDGE_JOBJ ? '{' : '[');
+        for (m = v->child; m; m = m->next) {
+            out("\n%*s", (indent + 1) * 2, "");
+            if (v->type == KEDGE_JOBJ) {
+                print_json_string(m->key, m->key_len);
+                out(": ");
+            }
+            print_json(m, indent + 1);
+            if (m->next)
+                out(",");
+        }
+        out("\n%*s%c", indent * 2, "", v->type == KEDGE_JOBJ ? '}' : ']');
+        break;
+    }
+}
+
+/* A table: rows of ncol cells (borrowed), columns padded to their widest cell. */
+static void print_table(const char *const *cells, size_t nrows, size_t ncol)
+{
+    size_t width[8] = {0}, r, k;
+
+    for (r = 0; r < nrows; r++)
+        for (k = 0; k < ncol; k++)
+            if (strlen(cells[r * ncol + k]) > width[k])
+                width[k] = strlen(cells[r * ncol + k]);
+    for (r = 0; r < nrows; r++) {
+        for (k = 0; k < ncol; k++) {
+            if (k + 1 < ncol)
+                out("%-*s  ", (int)width[k], cells[r * ncol + k]);
+            else
+                out("%s\n", cells[r * ncol + k]);
+        }
+    }
+}
+
+static const char *or_dash(const char *s)
+{
+    return s && *s ? s : "-";
+}
+
+static int cmd_device_list(struct cmd_ctx *c, int argc)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *devs, *d;
+    const char **cells = NULL;
+    size_t n = 1;
+    int rc;
+
+    if (argc != 0) {
+        complain("usage: device list\n");
+        return EXIT_USAGE;
+    }
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = ctl_query(&c->s, "{\"op\":\"device_list\"}", &doc);
+    if (rc)
+        return rc;
+    devs = kedge_json_get(kedge_jdoc_root(doc), "devices");
+    if (!devs || devs->type != KEDGE_JARR) {
+        complain("the plugin's answer has no device list: %.*s\n", (int)c->s.reply.len,
+                 c->s.reply.data);
+        rc = EXIT_REFUSED;
+        goto out;
+    }
+    cells = calloc((devs->n + 1) * 4, sizeof(*cells));
+    if (!cells)
+        die_oom();
+    cells[0] = "ID";
+    cells[1] = "NAME";
+    cells[2] = "STATE";
+    cells[3] = "LAST_ONLINE";
+    for (d = devs->child; d; d = d->next, n++) {
+        cells[n * 4 + 0] = or_dash(jstr(d, "id"));
+        cells[n * 4 + 1] = or_dash(jstr(d, "name"));
+        cells[n * 4 + 2] = or_dash(jstr(d, "state"));
+        cells[n * 4 + 3] = or_dash(jstr(d, "last_online"));
+    }
+    print_table(cells, n, 4);
+out:
+    free(cells);
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
+static const char *twin_value(const struct kedge_jval *twin, const char *side)
+{
+    return or_dash(jstr(kedge_json_get(twin, side), "value"));
+}
+
+static int cmd_device_get(struct cmd_ctx *c, int argc, char **argv)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *twins, *t;
+    const char *id = NULL, **cells = NULL;
+    bool table = false, found;
+    size_t n = 1;
+    int rc;
+
+    for (int k = 0; k < argc; k++) {
+        if (!strcmp(argv[k], "--table")) {
+            table = true;
+        } else if (argv[k][0] == '-' || id) {
+            complain("usage: device get ID [--table]\n");
+            return EXIT_USAGE;
+        } else {
+            id = argv[k];
+        }
+    }
+    if (!id) {
+        complain("usage: device get ID [--table]\n");
+        return EXIT_USAGE;
+    }
+    if (!device_id_usable(id)) {
+        complain("'%s' is not a device id\n", id);
+        return EXIT_USAGE;
+    }
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = device_lookup(&c->s, id, &doc, &found);
+    if (rc)
+        return rc;
+    if (!found) {
+        complain("device %s not found\n", id);
+        rc = EXIT_REFUSED;
+        goto out;
+    }
+    root = kedge_jdoc_root(doc);
+    if (!table) {
+        print_json(root, 0);
+        out("\n");
+        goto out;
+    }
+    twins = kedge_json_get(root, "twin");
+    cells = calloc(((twins && twins->type == KEDGE_JOBJ ? twins->n : 0) + 1) * 4, sizeof(*cells));
+    if (!cells)
+        die_oom();
+    cells[0] = "TWIN";
+    cells[1] = "TYPE";
+    cells[2] = "EXPECTED";
+    cells[3] = "ACTUAL";
+    if (twins && twins->type == KEDGE_JOBJ) {
+        for (t = twins->child; t; t = t->next, n++) {
+            cells[n * 4 + 0] = t->key;
+            cells[n * 4 + 1] = or_dash(jstr(kedge_json_get(t, "metadata"), "type"));
+            cells[n * 4 + 2] = twin_value(t, "expected");
+            cells[n * 4 + 3] = twin_value(t, "actual");
+        }
+    }
+    print_table(cells, n, 4);
+out:
+    free(cells);
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
+static const char *fmt_bytes(char *buf, size_t len, int64_t n)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n / 1024;
+    int u = 0;
+
+    if (n < 0)
+        return "unknown";
+    if (n < 1024) {
+        (void)snprintf(buf, len, "%lld B", (long long)n);
+        return buf;
+    }
+    while (v >= 1024 && u < 3) {
+        v /= 1024;
+        u++;
+    }
+    (void)snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+static const char *fmt_age(char *buf, size_t len, int64_t ms)
+{
+    long long s = (long long)(ms / 1000);
+
+    if (ms < 1000)
+        (void)snprintf(buf, len, "%lld ms", (long long)ms);
+    else if (s < 60)
+        (void)snprintf(buf, len, "%.1f s", (double)ms / 1000);
+    else if (s < 3600)
+        (void)snprintf(buf, len, "%lldm %llds", s / 60, s % 60);
+    else if (s < 86400)
+        (void)snprintf(buf, len, "%lldh %lldm", s / 3600, s % 3600 / 60);
+    else
+        (void)snprintf(buf, len, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+    return buf;
+}
+
+static bool has_suffix(const char *s, const char *sfx)
+{
+    size_t n = strlen(s), k = strlen(sfx);
+
+    return n >= k && !strcmp(s + n - k, sfx);
+}
+
+/* One `key: value` line per member, in the plugin's order; nested objects (the bridge's own
+ * report) are flattened with their key as a prefix. Sizes and times in human units:
+ *   db_bytes              -> db_size: 120.0 KiB
+ *   outbox_oldest_age_ms  -> outbox_oldest_age: 1.2 s   ("-" when the outbox is empty)
+ *   *_ms (Unix ms, 0 = never), e.g. last_ack_ms -> last_ack: 3.0 s ago
+ *   *_s  (Unix s, 0 = unknown), e.g. cert_not_after_s -> cert_not_after: <UTC time> (in 90d 2h)
+ * anything else as sent (booleans as yes/no). */
+static void print_status(const struct kedge_jval *obj, const char *prefix)
+{
+    const struct kedge_jval *m;
+    int64_t depth = 0, now_ms = kedge_wall_ms();
+
+    (void)kedge_json_int64(kedge_json_get(obj, "outbox_depth"), &depth);
+    for (m = obj->child; m; m = m->next) {
+        int64_t num = 0;
+        bool is_num = m->type == KEDGE_JNUM && kedge_json_int64(m, &num) == 0;
+        char name[128], text[64];
+
+        (void)snprintf(name, sizeof(name), "%s%s", prefix, m->key);
+        if (!strcmp(m->key, "db_bytes") && is_num) {
+            out("%sdb_size: %s\n", prefix, fmt_bytes(text, sizeof(text), num));
+        } else if (!strcmp(m->key, "outbox_oldest_age_ms") && is_num) {
+            out("%soutbox_oldest_age: %s\n", prefix,
+                depth == 0 ? "-" : fmt_age(text, sizeof(text), num));
+        } else if (!strcmp(m->key, "outbox_oldest_ms") && is_num) {
+            out("%soutbox_oldest_age: %s\n", prefix,
+                num == 0 ? "-" : fmt_age(text, sizeof(text), now_ms > num ? now_ms - num : 0));
+        } else if (has_suffix(m->key, "_ms") && is_num) {
+            out("%.*s: %s%s\n", (int)(strlen(name) - 3), name,
+                num == 0 ? "never" : fmt_age(text, sizeof(text), now_ms > num ? now_ms - num : 0),
+                num == 0 ? "" : " ago");
+        } else if (has_suffix(m->key, "_s") && is_num) {
+            time_t t = (time_t)num;
+            struct tm tm;
+            char when[32] = "unknown";
+            int64_t left_ms = num * 1000 - now_ms;
+
+            if (num != 0 && gmtime_r(&t, &tm))
+                (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            out("%.*s: %s", (int)(strlen(name) - 2), name, when);
+            if (num != 0)
+                out(left_ms >= 0 ? " (in %s)" : " (%s ago)",
+                    fmt_age(text, sizeof(text), left_ms >= 0 ? left_ms : -left_ms));
+            out("\n");
+        } else if (m->type == KEDGE_JOBJ) {
+            char sub[128];
+            (void)snprintf(sub, sizeof(sub), "%s_", name);
+            print_status(m, sub);
+        } else if (m->type == KEDGE_JNULL && !strcmp(m->key, "bridge")) {
+            out("%s: no report\n", name);
+        } else if (m->type == KEDGE_JBOOL) {
+            out("%s: %s\n", name, m->boolean ? "yes" : "no");
+        } else if (m->type == KEDGE_JSTR) {
+            out("%s: %s\n", name, m->str);
+        } else {
+            out("%s: ", name);
+            print_json(m, 0);
+            out("\n");
+        }
+    }
+}
+
+static int cmd_status(struct cmd_ctx *c, int argc)
+{
+    struct kedge_jdoc *doc = NULL;
+    int rc;
+
+    if (argc != 0) {
+        complain("usage: status\n");
+        return EXIT_USAGE;
+    }
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = ctl_query(&c->s, "{\"op\":\"status\"}", &doc);
+    if (rc)
+        return rc;
+    print_status(kedge_jdoc_root(doc), "");
+    kedge_jdoc_free(doc);
+    return 0;
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+static void on_alarm(int sig)
+{
+    static const char msg[] = "kedge-ctl: timed out (a system call did not return in time)\n";
+
+    (void)sig;
+    (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    _exit(EXIT_CONNECT);
+}
+
+static int parse_args(int argc, char **argv, struct ctl_args *a)
+{
+    int opt;
+
+    memset(a, 0, sizeof(*a));
+    opterr = 0;
+    /* '+': stop at the command, whose own options are parsed by the command */
+    while ((opt = getopt(argc, argv, "+h:p:u:P:c:t:")) != -1) {
+        switch (opt) {
+        case 'h':
+            a->host = optarg;
+            break;
+        case 'p':
+            if (kedge_parse_long(optarg, 1, 65535, &a->port) < 0) {
+                complain("-p '%s' is not a port (1-65535)\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'u':
+            if (!*optarg) {
+                complain("-u needs a user name\n");
+                return EXIT_USAGE;
+            }
+            a->user = optarg;
+            break;
+        case 'P':
+            a->password_file = optarg;
+            break;
+        case 'c':
+            a->conf = optarg;
+            break;
+        case 't':
+            if (kedge_parse_long(optarg, 1, MAX_TIMEOUT_S, &a->timeout_s) < 0) {
+                complain("-t '%s' is not a number of seconds (1-%d)\n", optarg, MAX_TIMEOUT_S);
+                return EXIT_USAGE;
+            }
+            break;
+        default:
+            if (optopt && strchr("hpuPct", optopt))
+                complain("-%c needs a value\n", optopt);
+            else
+                complain("unknown option '%s'\n", argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* Which command, before anything touches the network: 0 and *cmd set, or EXIT_USAGE. */
+enum command { CMD_ADD, CMD_RM, CMD_LIST, CMD_GET, CMD_STATUS };
+
+static int pick_command(int argc, char **argv, enum command *cmd, int *first_arg)
+{
+    if (argc >= 1 && !strcmp(argv[0], "status")) {
+        *cmd = CMD_STATUS;
+        *first_arg = 1;
+        return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[0], "device")) {
+        static const struct {
+            const char *name;
+            enum command cmd;
+        } sub[] = {{"add", CMD_ADD}, {"rm", CMD_RM}, {"list", CMD_LIST}, {"get", CMD_GET}};
+        for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+            if (!strcmp(argv[1], sub[i].name)) {
+                *cmd = sub[i].cmd;
+                *first_arg = 2;
+                return 0;
+            }
+        }
+    }
+    if (argc == 0)
+        usage(stderr);
+    else if (!strcmp(argv[0], "device"))
+        complain("device %s%s%s: use device add, rm, list or get (--help)\n",
+                 argc > 1 ? "'" : "needs a subcommand", argc > 1 ? argv[1] : "",
+                 argc > 1 ? "' is unknown" : "");
+    else
+        complain("unknown command '%s' (--help lists them)\n", argv[0]);
+    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl_args args;
+    struct ctl_config cfg = {0};
+    struct cmd_ctx c;
+    enum command cmd;
+    int rc, first;
+
+    for (int i = 1; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--"))
+            break;
+    }
+    rc = parse_args(argc, argv, &args);
+    if (rc)
+        return rc;
+    rc = pick_command(argc - optind, argv + optind, &cmd, &first);
+    if (rc)
+        return rc;
+    rc = config_build(&cfg, &args);
+    if (rc)
+        goto out;
+    (void)signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGALRM, on_alarm);
+    /* every step has its own deadline; this only catches a call that blocks past all of them */
+    alarm((unsigned)(cfg.timeout_s * MAX_STEPS + 2));
+
+    mosquitto_lib_init();
+    memset(&c, 0, sizeof(c));
+    c.cfg = &cfg;
+    argc -= optind + first;
+    argv += optind + first;
+    switch (cmd) {
+    case CMD_ADD:
+        rc = cmd_device_add(&c, argc, argv);
+        break;
+    case CMD_RM:
+        rc = cmd_device_rm(&c, argc, argv);
+        break;
+    case CMD_LIST:
+        rc = cmd_device_list(&c, argc);
+        break;
+    case CMD_GET:
+        rc = cmd_device_get(&c, argc, argv);
+        break;
+    case CMD_STATUS:
+        rc = cmd_status(&c, argc);
+        break;
+    }
+    session_close(&c.s);
+    mosquitto_lib_cleanup();
+    if (c.password) {
+        memset(c.password, 0, strlen(c.password));
+        free(c.password);
+    }
+out:
+    config_cleanup(&cfg);
+    if (fflush(stdout) != 0 && rc == 0) {
+        complain("cannot write the output: %s\n", strerror(errno));
+        rc = EXIT_REFUSED;
+    }
+    return rc;
+}
