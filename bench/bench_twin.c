@@ -21,12 +21,14 @@
  * reply, a broker that died, a stall), which is 1; 2 is a usage error; 3 is "the broker
  * exited before answering" (the caller may retry on another port).
  */
-#define _GNU_SOURCE /* memmem */
+#define _GNU_SOURCE /* memmem */ // NOLINT(bugprone-reserved-identifier)
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +54,17 @@
 #define EXIT_BROKEN 1
 #define EXIT_USAGE 2
 #define EXIT_BROKER_GONE 3
+
+/* Diagnostics: one line on stderr. A failed write there has nowhere better to go. */
+__attribute__((format(printf, 1, 2))) static void complain(const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)fputs("bench_twin: ", stderr);
+    va_start(ap, fmt);
+    (void)vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -152,6 +165,26 @@ static bool contains(const void *payload, size_t len, const char *needle)
     return memmem(payload, len, needle, strlen(needle)) != NULL;
 }
 
+/* CPU time a process has had so far (ns, /proc/<pid>/schedstat), or -1. On a machine where
+ * other work competes for the CPUs this moves far less than wall-clock figures do. */
+static int64_t proc_cpu_ns(pid_t pid)
+{
+    char path[64];
+    long long ns = -1;
+    FILE *f;
+
+    if (pid <= 0)
+        return -1;
+    (void)snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    if (fscanf(f, "%lld", &ns) != 1)
+        ns = -1;
+    (void)fclose(f);
+    return ns;
+}
+
 /* ---- client setup shared by both measurements --------------------------------------------- */
 
 struct client_state {
@@ -192,7 +225,7 @@ static void on_subscribe(struct mosquitto *mosq, void *ud, int mid, int qos_coun
         return;
     for (i = 0; i < qos_count; i++) {
         if (granted[i] > 2) { /* 0x80: refused */
-            fprintf(stderr, "bench_twin: subscription %d refused\n", i);
+            complain("subscription %d refused\n", i);
             cs->lost = true;
             return;
         }
@@ -210,14 +243,14 @@ static struct mosquitto *client_new(const char *id, void *ud)
     int rc;
 
     if (!mosq) {
-        fprintf(stderr, "bench_twin: mosquitto_new: %s\n", strerror(errno));
+        complain("mosquitto_new: %s\n", strerror(errno));
         return NULL;
     }
     rc = mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, 0); /* 0: 65535 */
     if (rc != MOSQ_ERR_SUCCESS) {
-        fprintf(stderr, "bench_twin: client options: %s\n", mosquitto_strerror(rc));
+        complain("client options: %s\n", mosquitto_strerror(rc));
         mosquitto_destroy(mosq);
         return NULL;
     }
@@ -234,16 +267,140 @@ static int loop_until(struct mosquitto *mosq, struct client_state *cs, const boo
     while (!*flag) {
         int rc = mosquitto_loop(mosq, 10, 1);
         if (rc != MOSQ_ERR_SUCCESS || cs->lost) {
-            fprintf(stderr, "bench_twin: connection lost while waiting for %s: %s\n", what,
-                    rc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(rc) : "disconnected");
+            complain("connection lost while waiting for %s: %s\n", what,
+                     rc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(rc) : "disconnected");
             return -1;
         }
         if (now_ns() > deadline_ns) {
-            fprintf(stderr, "bench_twin: timed out waiting for %s\n", what);
+            complain("timed out waiting for %s\n", what);
             return -1;
         }
     }
     return 0;
+}
+
+/* ---- bridge stand-in ------------------------------------------------------------------------ */
+
+/* Each accepted twin update also puts a cloud-bound edge_updated message in the plugin's
+ * durable outbox (include/kedge/ke.h). With no bridge the outbox fills (plugin_opt_outbox_max)
+ * and updates are refused; with one, each entry is offered on $ke/outbox/{seq} and deleted once
+ * acked. The stand-in is the bridge's MQTT side only: it says hello under the bridge identity
+ * and acks every entry at once (the real bridge first stores it in its own queue). It runs on
+ * libmosquitto's own thread so the measuring loop stays as it is. */
+struct standin {
+    struct mosquitto *mosq;
+    char hello[256];
+    atomic_bool accepted, refused;
+    atomic_long acked;
+};
+
+static void si_on_connect(struct mosquitto *mosq, void *ud, int rc)
+{
+    struct standin *si = ud;
+
+    if (rc != 0) {
+        complain("bridge stand-in refused: %s\n", mosquitto_connack_string(rc));
+        atomic_store(&si->refused, true);
+        return;
+    }
+    if (mosquitto_publish(mosq, NULL, "$ke/hello", (int)strlen(si->hello), si->hello, 1, false) !=
+        MOSQ_ERR_SUCCESS)
+        atomic_store(&si->refused, true);
+}
+
+static void si_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *m)
+{
+    static const char outbox[] = "$ke/outbox/";
+    struct standin *si = ud;
+    char topic[128];
+
+    if (!strcmp(m->topic, "$ke/hello/result")) {
+        if (contains(m->payload, (size_t)m->payloadlen, "\"accepted\":true")) {
+            atomic_store(&si->accepted, true);
+        } else {
+            complain("bridge stand-in's hello refused: %.*s\n",
+                     m->payloadlen > 200 ? 200 : m->payloadlen, (const char *)m->payload);
+            atomic_store(&si->refused, true);
+        }
+        return;
+    }
+    if (strncmp(m->topic, outbox, sizeof(outbox) - 1) != 0)
+        return;
+    if (snprintf(topic, sizeof(topic), "$ke/ack/%s", m->topic + sizeof(outbox) - 1) >=
+        (int)sizeof(topic))
+        return;
+    if (mosquitto_publish(mosq, NULL, topic, 0, NULL, 1, false) == MOSQ_ERR_SUCCESS)
+        atomic_fetch_add(&si->acked, 1);
+}
+
+static int standin_start(struct standin *si, long port, const char *user, const char *password,
+                         const char *node)
+{
+    uint64_t deadline = now_ns() + 5000000000u;
+    int rc;
+
+    memset(si, 0, sizeof(*si));
+    (void)snprintf(si->hello, sizeof(si->hello), "{\"node_name\":\"%s\",\"version\":1}", node);
+    si->mosq = mosquitto_new("kedge-bench-bridge", true, si);
+    if (!si->mosq) {
+        complain("mosquitto_new: %s\n", strerror(errno));
+        return -1;
+    }
+    mosquitto_connect_callback_set(si->mosq, si_on_connect);
+    mosquitto_message_callback_set(si->mosq, si_on_message);
+    rc = mosquitto_int_option(si->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_int_option(si->mosq, MOSQ_OPT_SEND_MAXIMUM, 0);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_username_pw_set(si->mosq, user, password);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_connect(si->mosq, HOST, (int)port, KEEPALIVE_S);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_loop_start(si->mosq);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        complain("bridge stand-in: %s\n",
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        mosquitto_destroy(si->mosq);
+        si->mosq = NULL;
+        return -1;
+    }
+    while (!atomic_load(&si->accepted)) {
+        if (atomic_load(&si->refused) || now_ns() > deadline) {
+            if (!atomic_load(&si->refused))
+                complain("bridge stand-in: no $ke/hello/result in 5 s\n");
+            return -1; /* standin_stop cleans up */
+        }
+        sleep_ms(2);
+    }
+    return 0;
+}
+
+/* Wait until at least n entries were acked (the outbox drained), up to 10 s. */
+static int standin_drain(struct standin *si, long n)
+{
+    uint64_t deadline = now_ns() + 10000000000u;
+
+    if (!si->mosq)
+        return 0;
+    while (atomic_load(&si->acked) < n) {
+        if (now_ns() > deadline) {
+            complain("the outbox did not drain: %ld of %ld entries acked\n",
+                     atomic_load(&si->acked), n);
+            return -1;
+        }
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+static void standin_stop(struct standin *si)
+{
+    if (!si->mosq)
+        return;
+    (void)mosquitto_disconnect(si->mosq);
+    (void)mosquitto_loop_stop(si->mosq, false);
+    mosquitto_destroy(si->mosq);
+    si->mosq = NULL;
 }
 
 /* ---- roundtrip ------------------------------------------------------------------------------ */
@@ -269,12 +426,16 @@ struct rt_ctx {
     int digits;
     long devices;
     long long next_event_id; /* unique over the whole process */
+    pid_t broker_pid;        /* 0: unknown (no CPU figures) */
+    struct standin *bridge;  /* NULL: no bridge stand-in */
+    long twin_updates;       /* answered so far, warm-up included: one outbox entry each */
     size_t strays_between;   /* replies that arrived with no run in progress */
 };
 
 struct rt_result {
-    double rate;         /* msg/s */
+    double rate; /* msg/s */
     double p50_ms, p99_ms;
+    double cpu_us; /* broker CPU time per request (us), outbox drain included; < 0: unknown */
 };
 
 static void rt_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *m)
@@ -326,7 +487,7 @@ static int rt_publish(struct mosquitto *mosq, struct rt_ctx *ctx, struct rt_run 
                     ",\"twin\":{\"temperature\":{\"actual\":{\"value\":\"%lld\"}}}}",
                     id, wall_ms(), id);
     if (tlen < 0 || (size_t)tlen >= sizeof(topic) || plen < 0 || (size_t)plen >= sizeof(payload)) {
-        fprintf(stderr, "bench_twin: topic or payload too long\n");
+        complain("topic or payload too long\n");
         return -1;
     }
     run->sent_ns[run->sent] = now_ns();
@@ -334,7 +495,7 @@ static int rt_publish(struct mosquitto *mosq, struct rt_ctx *ctx, struct rt_run 
         run->t_first = run->sent_ns[0];
     rc = mosquitto_publish(mosq, NULL, topic, plen, payload, 1, false);
     if (rc != MOSQ_ERR_SUCCESS) {
-        fprintf(stderr, "bench_twin: publish: %s\n", mosquitto_strerror(rc));
+        complain("publish: %s\n", mosquitto_strerror(rc));
         return -1;
     }
     run->sent++;
@@ -355,6 +516,7 @@ static int rt_measure(struct mosquitto *mosq, struct rt_ctx *ctx, enum rt_mode m
     struct rt_run run = {0};
     uint64_t last_progress;
     size_t last_done = 0;
+    int64_t cpu0 = proc_cpu_ns(ctx->broker_pid), cpu1;
     int rc = -1;
 
     memset(res, 0, sizeof(*res));
@@ -366,7 +528,7 @@ static int rt_measure(struct mosquitto *mosq, struct rt_ctx *ctx, enum rt_mode m
     run.lat_ns = calloc(total, sizeof(*run.lat_ns));
     run.answered = calloc(total, sizeof(*run.answered));
     if (!run.sent_ns || !run.lat_ns || !run.answered) {
-        fprintf(stderr, "bench_twin: out of memory\n");
+        complain("out of memory\n");
         goto out;
     }
     ctx->run = &run;
@@ -378,31 +540,38 @@ static int rt_measure(struct mosquitto *mosq, struct rt_ctx *ctx, enum rt_mode m
                 goto out;
         int lrc = mosquitto_loop(mosq, 100, 1);
         if (lrc != MOSQ_ERR_SUCCESS || ctx->cs.lost) {
-            fprintf(stderr, "bench_twin: connection lost: %s\n",
-                    lrc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(lrc) : "disconnected");
+            complain("connection lost: %s\n",
+                     lrc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(lrc) : "disconnected");
             goto out;
         }
         if (run.done != last_done) {
             last_done = run.done;
             last_progress = now_ns();
         } else if (now_ns() - last_progress > (uint64_t)STALL_MS * 1000000u) {
-            fprintf(stderr, "bench_twin: stalled: %zu of %zu replies after %d ms without one\n",
-                    run.done, total, STALL_MS);
+            complain("stalled: %zu of %zu replies after %d ms without one\n", run.done, total,
+                     STALL_MS);
             goto out;
         }
     }
     if (run.errors) {
-        fprintf(stderr, "bench_twin: %zu error results; first: %s\n", run.errors,
-                run.first_error);
+        complain("%zu error results; first: %s\n", run.errors, run.first_error);
         goto out;
     }
+    /* The outbox traffic a run causes belongs to that run: measured, and drained before the
+     * next run starts. */
+    if (mode == RT_KEDGE) {
+        ctx->twin_updates += (long)run.done;
+        if (ctx->bridge && standin_drain(ctx->bridge, ctx->twin_updates) < 0)
+            goto out;
+    }
+    cpu1 = proc_cpu_ns(ctx->broker_pid);
+    res->cpu_us = cpu0 >= 0 && cpu1 >= cpu0 ? (double)(cpu1 - cpu0) / 1e3 / (double)total : -1;
     qsort(run.lat_ns, run.done, sizeof(*run.lat_ns), cmp_u64);
     res->rate = (double)total / ((double)(run.t_last - run.t_first) / 1e9);
     res->p50_ms = (double)percentile(run.lat_ns, run.done, 50) / 1e6;
     res->p99_ms = (double)percentile(run.lat_ns, run.done, 99) / 1e6;
     if (run.strays || run.dups)
-        fprintf(stderr, "bench_twin: note: %zu stray and %zu duplicate replies ignored\n",
-                run.strays, run.dups);
+        complain("note: %zu stray and %zu duplicate replies ignored\n", run.strays, run.dups);
     rc = 0;
 out:
     ctx->run = NULL;
@@ -413,7 +582,9 @@ out:
 struct rt_opts {
     long port, devices, reps, n64, n1, warmup, digits;
     const char *prefix;
-    int only; /* -1: both modes; else one enum rt_mode (for profiling one side) */
+    int only;        /* -1: both modes; else one enum rt_mode (for profiling one side) */
+    long broker_pid; /* 0: unknown */
+    const char *bridge_user, *bridge_password, *node; /* password NULL: no stand-in */
 };
 
 static const char *mode_name(enum rt_mode m)
@@ -425,63 +596,72 @@ static const char *mode_name(enum rt_mode m)
 static int rt_window(struct mosquitto *mosq, struct rt_ctx *ctx, const struct rt_opts *o,
                      size_t window, size_t n, struct rt_result *plain, struct rt_result *kedge)
 {
-    double *v = calloc((size_t)o->reps * 6, sizeof(*v));
-    double *pr = v, *pp50 = v + o->reps, *pp99 = v + 2 * o->reps;
-    double *kr = v + 3 * o->reps, *kp50 = v + 4 * o->reps, *kp99 = v + 5 * o->reps;
-    long r;
+    enum { RATE, P50, P99, CPU, NMETRIC };
+    size_t reps = (size_t)o->reps;
+    double *v =
+        calloc((size_t)2 * NMETRIC * reps, sizeof(*v)); /* v[(mode * NMETRIC + metric) * reps] */
+    struct rt_result *out[2] = {plain, kedge};
+    size_t r;
     int m;
 
+#define V(mode, metric) (v + ((size_t)(mode)*NMETRIC + (metric)) * reps)
     if (!v) {
-        fprintf(stderr, "bench_twin: out of memory\n");
+        complain("out of memory\n");
         return -1;
     }
-    for (r = 0; r < o->reps; r++) {
+    for (r = 0; r < reps; r++) {
         for (m = 0; m < 2; m++) {
             struct rt_result res = {0};
-            if (o->only >= 0 && m != o->only) {
-                (m == 0 ? pr : kr)[r] = 1;
-                (m == 0 ? pp50 : kp50)[r] = 1;
-                (m == 0 ? pp99 : kp99)[r] = 1;
+            if (o->only >= 0 && m != o->only)
                 continue;
-            }
             if (rt_measure(mosq, ctx, (enum rt_mode)m, n, window, &res) < 0) {
                 free(v);
                 return -1;
             }
-            printf("rt w=%zu rep=%ld %-5s n=%zu rate=%.0f p50_ms=%.3f p99_ms=%.3f\n", window,
-                   r + 1, mode_name((enum rt_mode)m), n, res.rate, res.p50_ms, res.p99_ms);
+            (void)printf("rt w=%zu rep=%zu %-5s n=%zu rate=%.0f p50_ms=%.3f p99_ms=%.3f", window,
+                         r + 1, mode_name((enum rt_mode)m), n, res.rate, res.p50_ms, res.p99_ms);
+            if (res.cpu_us >= 0)
+                (void)printf(" broker_cpu_us=%.1f", res.cpu_us);
+            (void)printf("\n");
             (void)fflush(stdout);
-            (m == 0 ? pr : kr)[r] = res.rate;
-            (m == 0 ? pp50 : kp50)[r] = res.p50_ms;
-            (m == 0 ? pp99 : kp99)[r] = res.p99_ms;
+            V(m, RATE)[r] = res.rate;
+            V(m, P50)[r] = res.p50_ms;
+            V(m, P99)[r] = res.p99_ms;
+            V(m, CPU)[r] = res.cpu_us;
         }
     }
-    plain->rate = median(pr, (size_t)o->reps);
-    plain->p50_ms = median(pp50, (size_t)o->reps);
-    plain->p99_ms = median(pp99, (size_t)o->reps);
-    kedge->rate = median(kr, (size_t)o->reps);
-    kedge->p50_ms = median(kp50, (size_t)o->reps);
-    kedge->p99_ms = median(kp99, (size_t)o->reps);
+    for (m = 0; m < 2; m++) {
+        out[m]->rate = median(V(m, RATE), reps);
+        out[m]->p50_ms = median(V(m, P50), reps);
+        out[m]->p99_ms = median(V(m, P99), reps);
+        out[m]->cpu_us = median(V(m, CPU), reps);
+    }
+#undef V
     free(v);
     return 0;
 }
 
-static void print_pair(size_t window, const struct rt_result *p,
-                       const struct rt_result *k, const char *rate_target,
-                       const char *p50_target)
+static void print_pair(size_t window, const struct rt_result *p, const struct rt_result *k,
+                       const char *rate_target, const char *p50_target)
 {
-    printf("twin_update qos1 w=%-3zu plain=%.0f msg/s  kedge=%.0f msg/s  ratio=%.2f%s%s\n",
-           window, p->rate, k->rate, k->rate / p->rate, rate_target ? "  " : "",
-           rate_target ? rate_target : "");
-    printf("twin_update qos1 w=%-3zu p50: plain=%.3f ms  kedge=%.3f ms  ratio=%.2f%s%s   "
-           "p99: plain=%.3f ms  kedge=%.3f ms\n",
-           window, p->p50_ms, k->p50_ms, k->p50_ms / p->p50_ms, p50_target ? "  " : "",
-           p50_target ? p50_target : "", p->p99_ms, k->p99_ms);
+    (void)printf("twin_update qos1 w=%-3zu plain=%.0f msg/s  kedge=%.0f msg/s  ratio=%.2f%s%s\n",
+                 window, p->rate, k->rate, k->rate / p->rate, rate_target ? "  " : "",
+                 rate_target ? rate_target : "");
+    (void)printf("twin_update qos1 w=%-3zu p50: plain=%.3f ms  kedge=%.3f ms  ratio=%.2f%s%s   "
+                 "p99: plain=%.3f ms  kedge=%.3f ms\n",
+                 window, p->p50_ms, k->p50_ms, k->p50_ms / p->p50_ms, p50_target ? "  " : "",
+                 p50_target ? p50_target : "", p->p99_ms, k->p99_ms);
+    if (p->cpu_us >= 0 && k->cpu_us >= 0)
+        (void)printf(
+            "twin_update qos1 w=%-3zu broker CPU per request: plain=%.1f us  kedge=%.1f us  "
+            "ratio=%.2f\n",
+            window, p->cpu_us, k->cpu_us, k->cpu_us / p->cpu_us);
 }
 
 static int cmd_roundtrip(const struct rt_opts *o)
 {
     struct rt_ctx ctx = {0};
+    struct standin si = {0};
     struct rt_result p64, k64, p1, k1, ignore;
     struct mosquitto *mosq;
     char twin_sub[256];
@@ -492,14 +672,15 @@ static int cmd_roundtrip(const struct rt_opts *o)
     ctx.digits = (int)o->digits;
     ctx.devices = o->devices;
     ctx.next_event_id = 1;
+    ctx.broker_pid = (pid_t)o->broker_pid;
     /* The id is <namespace>/<name>: subscribe to the namespace's devices, one level below. */
     {
         const char *slash = strchr(o->prefix, '/');
-        int n = slash ? snprintf(twin_sub, sizeof(twin_sub),
-                                 "$hw/events/device/%.*s/+/twin/update/result",
-                                 (int)(slash - o->prefix), o->prefix)
-                      : snprintf(twin_sub, sizeof(twin_sub),
-                                 "$hw/events/device/+/twin/update/result");
+        int n =
+            slash ? snprintf(twin_sub, sizeof(twin_sub),
+                             "$hw/events/device/%.*s/+/twin/update/result",
+                             (int)(slash - o->prefix), o->prefix)
+                  : snprintf(twin_sub, sizeof(twin_sub), "$hw/events/device/+/twin/update/result");
         if (n < 0 || (size_t)n >= sizeof(twin_sub))
             return EXIT_USAGE;
     }
@@ -516,8 +697,8 @@ static int cmd_roundtrip(const struct rt_opts *o)
         if (rc == MOSQ_ERR_SUCCESS)
             break;
         if (now_ns() > until) {
-            fprintf(stderr, "bench_twin: connect to %s:%ld: %s\n", HOST, o->port,
-                    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+            complain("connect to %s:%ld: %s\n", HOST, o->port,
+                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
             goto out;
         }
         sleep_ms(10);
@@ -526,40 +707,48 @@ static int cmd_roundtrip(const struct rt_opts *o)
         goto out;
     rc = mosquitto_subscribe_multiple(mosq, &ctx.cs.sub_mid, 2, (char *const *)subs, 1, 0, NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
-        fprintf(stderr, "bench_twin: subscribe: %s\n", mosquitto_strerror(rc));
+        complain("subscribe: %s\n", mosquitto_strerror(rc));
         goto out;
     }
     if (loop_until(mosq, &ctx.cs, &ctx.cs.subscribed, now_ns() + 5000000000u, "SUBACK") < 0)
         goto out;
+    if (o->bridge_password) {
+        if (standin_start(&si, o->port, o->bridge_user, o->bridge_password, o->node) < 0)
+            goto out;
+        ctx.bridge = &si;
+    }
 
     /* Warm-up, not reported: page cache, WAL file, allocator and the broker's topic tree. */
-    if (o->warmup > 0 &&
-        ((o->only != RT_KEDGE &&
-          rt_measure(mosq, &ctx, RT_PLAIN, (size_t)o->warmup, 64, &ignore) < 0) ||
-         (o->only != RT_PLAIN &&
-          rt_measure(mosq, &ctx, RT_KEDGE, (size_t)o->warmup, 64, &ignore) < 0)))
+    if (o->warmup > 0 && ((o->only != RT_KEDGE &&
+                           rt_measure(mosq, &ctx, RT_PLAIN, (size_t)o->warmup, 64, &ignore) < 0) ||
+                          (o->only != RT_PLAIN &&
+                           rt_measure(mosq, &ctx, RT_KEDGE, (size_t)o->warmup, 64, &ignore) < 0)))
         goto out;
     if (rt_window(mosq, &ctx, o, 64, (size_t)o->n64, &p64, &k64) < 0 ||
         rt_window(mosq, &ctx, o, 1, (size_t)o->n1, &p1, &k1) < 0)
         goto out;
 
     if (o->only >= 0) {
-        printf("-- only %s was measured (--only): no comparison\n",
-               mode_name((enum rt_mode)o->only));
+        (void)printf("-- only %s was measured (--only): no comparison\n",
+                     mode_name((enum rt_mode)o->only));
         status = 0;
         goto out;
     }
-    printf("-- medians of %ld alternating runs (plain, kedge, plain, kedge, ...), %ld devices\n",
-           o->reps, o->devices);
+    (void)printf(
+        "-- medians of %ld alternating runs (plain, kedge, plain, kedge, ...), %ld devices\n",
+        o->reps, o->devices);
     print_pair(64, &p64, &k64, "(target >= 0.5)", NULL);
     print_pair(1, &p1, &k1, NULL, "(target <= 2)");
-    printf("RESULT w64_ratio=%.2f w1_p50_ratio=%.2f w64_per_s=%.0f w1_per_s=%.0f\n",
-           k64.rate / p64.rate, k1.p50_ms / p1.p50_ms, k64.rate, k1.rate);
+    (void)printf("RESULT w64_ratio=%.2f w1_p50_ratio=%.2f w64_per_s=%.0f w1_per_s=%.0f\n",
+                 k64.rate / p64.rate, k1.p50_ms / p1.p50_ms, k64.rate, k1.rate);
+    if (ctx.bridge)
+        (void)printf("-- bridge stand-in: %ld outbox entries acked for %ld twin updates\n",
+                     atomic_load(&si.acked), ctx.twin_updates);
     if (ctx.strays_between)
-        fprintf(stderr, "bench_twin: note: %zu replies arrived between runs\n",
-                ctx.strays_between);
+        complain("note: %zu replies arrived between runs\n", ctx.strays_between);
     status = 0;
 out:
+    standin_stop(&si);
     if (ctx.cs.connected) {
         (void)mosquitto_disconnect(mosq);
         (void)mosquitto_loop(mosq, 10, 1);
@@ -645,8 +834,7 @@ static int stop_broker(pid_t pid)
         if (r < 0 && errno != EINTR)
             return -1;
         if (now_ns() > deadline) {
-            fprintf(stderr, "bench_twin: broker pid %d ignored SIGTERM for 10 s: SIGKILL\n",
-                    (int)pid);
+            complain("broker pid %d ignored SIGTERM for 10 s: SIGKILL\n", (int)pid);
             (void)kill(pid, SIGKILL);
             (void)waitpid(pid, &status, 0);
             return -1;
@@ -676,6 +864,7 @@ static int cmd_startup(const struct st_opts *o)
     char result_topic[256], get_topic[256];
     uint64_t t0, t_conn = 0, t1, deadline;
     long rss_kb, hwm_kb, attempts = 0;
+    int64_t cpu_ns;
     int rc, wstatus, status = EXIT_BROKEN;
     pid_t pid;
     bool get_sent = false;
@@ -695,7 +884,7 @@ static int cmd_startup(const struct st_opts *o)
     t0 = now_ns();
     pid = spawn_broker(o->broker, o->conf, o->broker_out);
     if (pid < 0) {
-        fprintf(stderr, "bench_twin: fork: %s\n", strerror(errno));
+        complain("fork: %s\n", strerror(errno));
         mosquitto_destroy(mosq);
         return EXIT_BROKEN;
     }
@@ -708,15 +897,14 @@ static int cmd_startup(const struct st_opts *o)
         if (rc == MOSQ_ERR_SUCCESS)
             break;
         if (!broker_alive(pid, &wstatus)) {
-            fprintf(stderr, "bench_twin: broker exited (status 0x%x) before accepting; see %s\n",
-                    wstatus, o->broker_out);
+            complain("broker exited (status 0x%x) before accepting; see %s\n", wstatus,
+                     o->broker_out);
             pid = -1;
             status = EXIT_BROKER_GONE;
             goto out;
         }
         if (now_ns() > deadline) {
-            fprintf(stderr, "bench_twin: broker not accepting on port %ld after %ld ms\n",
-                    o->port, o->timeout_ms);
+            complain("broker not accepting on port %ld after %ld ms\n", o->port, o->timeout_ms);
             goto out;
         }
         sleep_ms(2);
@@ -728,7 +916,7 @@ static int cmd_startup(const struct st_opts *o)
         if (ctx.cs.connected && !ctx.cs.sub_mid) {
             rc = mosquitto_subscribe(mosq, &ctx.cs.sub_mid, result_topic, 1);
             if (rc != MOSQ_ERR_SUCCESS) {
-                fprintf(stderr, "bench_twin: subscribe: %s\n", mosquitto_strerror(rc));
+                complain("subscribe: %s\n", mosquitto_strerror(rc));
                 goto out;
             }
         }
@@ -736,15 +924,15 @@ static int cmd_startup(const struct st_opts *o)
             static const char get[] = "{\"event_id\":\"bench-startup\"}";
             rc = mosquitto_publish(mosq, NULL, get_topic, (int)sizeof(get) - 1, get, 1, false);
             if (rc != MOSQ_ERR_SUCCESS) {
-                fprintf(stderr, "bench_twin: publish: %s\n", mosquitto_strerror(rc));
+                complain("publish: %s\n", mosquitto_strerror(rc));
                 goto out;
             }
             get_sent = true;
         }
         rc = mosquitto_loop(mosq, 5, 1);
         if (rc != MOSQ_ERR_SUCCESS || ctx.cs.lost) {
-            fprintf(stderr, "bench_twin: connection lost before the get result: %s\n",
-                    rc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(rc) : "disconnected");
+            complain("connection lost before the get result: %s\n",
+                     rc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(rc) : "disconnected");
             if (!broker_alive(pid, &wstatus)) {
                 pid = -1;
                 status = EXIT_BROKER_GONE;
@@ -752,22 +940,24 @@ static int cmd_startup(const struct st_opts *o)
             goto out;
         }
         if (now_ns() > deadline) {
-            fprintf(stderr, "bench_twin: no twin/get/result after %ld ms\n", o->timeout_ms);
+            complain("no twin/get/result after %ld ms\n", o->timeout_ms);
             goto out;
         }
     }
     t1 = now_ns();
     if (ctx.bad) {
-        fprintf(stderr, "bench_twin: the get was answered with an error: %s\n", ctx.reply);
+        complain("the get was answered with an error: %s\n", ctx.reply);
         goto out;
     }
     if (read_rss(pid, &rss_kb, &hwm_kb) < 0) {
-        fprintf(stderr, "bench_twin: cannot read /proc/%d/status\n", (int)pid);
+        complain("cannot read /proc/%d/status\n", (int)pid);
         goto out;
     }
-    printf("startup ms=%.1f connect_ms=%.1f attempts=%ld rss_kb=%ld hwm_kb=%ld pid=%d\n",
-           (double)(t1 - t0) / 1e6, (double)(t_conn - t0) / 1e6, attempts, rss_kb, hwm_kb,
-           (int)pid);
+    cpu_ns = proc_cpu_ns(pid);
+    (void)printf("startup ms=%.1f connect_ms=%.1f broker_cpu_ms=%.1f attempts=%ld rss_kb=%ld "
+                 "hwm_kb=%ld pid=%d\n",
+                 (double)(t1 - t0) / 1e6, (double)(t_conn - t0) / 1e6, (double)cpu_ns / 1e6,
+                 attempts, rss_kb, hwm_kb, (int)pid);
     status = 0;
 out:
     if (ctx.cs.connected) {
@@ -778,8 +968,7 @@ out:
     if (pid > 0) {
         int ws = stop_broker(pid);
         if (ws < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-            fprintf(stderr, "bench_twin: broker pid %d did not exit cleanly (status 0x%x)\n",
-                    (int)pid, ws);
+            complain("broker pid %d did not exit cleanly (status 0x%x)\n", (int)pid, ws);
             if (status == 0)
                 status = EXIT_BROKEN;
         }
@@ -808,7 +997,7 @@ static int cmd_freeport(void)
         (void)close(fd);
         return EXIT_BROKEN;
     }
-    printf("%u\n", (unsigned)ntohs(a.sin_port));
+    (void)printf("%u\n", (unsigned)ntohs(a.sin_port));
     (void)close(fd);
     return 0;
 }
@@ -817,14 +1006,17 @@ static int cmd_freeport(void)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_twin roundtrip --port P [--devices 1000] [--prefix bench/dev-]\n"
-            "                            [--digits 4] [--reps 5] [--n64 20000] [--n1 5000]\n"
-            "                            [--warmup 2000] [--only both|plain|kedge]\n"
-            "       bench_twin startup --port P --conf FILE --device ID [--expect ok|any]\n"
-            "                          [--broker " MOSQUITTO_BIN "] [--broker-out FILE]\n"
-            "                          [--timeout-ms 30000]\n"
-            "       bench_twin freeport\n");
+    (void)fprintf(stderr,
+                  "usage: bench_twin roundtrip --port P [--devices 1000] [--prefix bench/dev-]\n"
+                  "                            [--digits 4] [--reps 5] [--n64 20000] [--n1 5000]\n"
+                  "                            [--warmup 2000] [--only both|plain|kedge]\n"
+                  "                            [--broker-pid PID (adds broker CPU per request)]\n"
+                  "                            [--bridge-password PW [--bridge-user kedge-bridge]\n"
+                  "                             [--node kedge-bench]] (acks the plugin's outbox)\n"
+                  "       bench_twin startup --port P --conf FILE --device ID [--expect ok|any]\n"
+                  "                          [--broker " MOSQUITTO_BIN "] [--broker-out FILE]\n"
+                  "                          [--timeout-ms 30000]\n"
+                  "       bench_twin freeport\n");
 }
 
 /* --key value pairs into a small table; unknown keys are a usage error. */
@@ -840,7 +1032,7 @@ static int parse_args(int argc, char **argv, struct arg *args, size_t nargs)
     for (i = 0; i < argc; i += 2) {
         size_t k;
         if (i + 1 >= argc) {
-            fprintf(stderr, "bench_twin: %s needs a value\n", argv[i]);
+            complain("%s needs a value\n", argv[i]);
             return -1;
         }
         for (k = 0; k < nargs; k++) {
@@ -850,7 +1042,7 @@ static int parse_args(int argc, char **argv, struct arg *args, size_t nargs)
             }
         }
         if (k == nargs) {
-            fprintf(stderr, "bench_twin: unknown option %s\n", argv[i]);
+            complain("unknown option %s\n", argv[i]);
             return -1;
         }
     }
@@ -860,8 +1052,7 @@ static int parse_args(int argc, char **argv, struct arg *args, size_t nargs)
 static int get_long(const struct arg *a, long min, long max, long *out)
 {
     if (parse_long(a->value, min, max, out) < 0) {
-        fprintf(stderr, "bench_twin: %s '%s' is not a number in [%ld, %ld]\n", a->key, a->value,
-                min, max);
+        complain("%s '%s' is not a number in [%ld, %ld]\n", a->key, a->value, min, max);
         return -1;
     }
     return 0;
@@ -869,22 +1060,36 @@ static int get_long(const struct arg *a, long min, long max, long *out)
 
 static int main_roundtrip(int argc, char **argv)
 {
-    struct arg args[] = {{"--port", NULL},   {"--devices", "1000"}, {"--prefix", "bench/dev-"},
-                         {"--digits", "4"},  {"--reps", "5"},       {"--n64", "20000"},
-                         {"--n1", "5000"},   {"--warmup", "2000"}, {"--only", "both"}};
+    struct arg args[] = {{"--port", NULL},
+                         {"--devices", "1000"},
+                         {"--prefix", "bench/dev-"},
+                         {"--digits", "4"},
+                         {"--reps", "5"},
+                         {"--n64", "20000"},
+                         {"--n1", "5000"},
+                         {"--warmup", "2000"},
+                         {"--only", "both"},
+                         {"--broker-pid", "0"},
+                         {"--bridge-password", NULL},
+                         {"--bridge-user", "kedge-bridge"},
+                         {"--node", "kedge-bench"}};
     struct rt_opts o = {0};
 
     if (parse_args(argc, argv, args, sizeof(args) / sizeof(args[0])) < 0 || !args[0].value) {
         usage();
         return EXIT_USAGE;
     }
-    if (get_long(&args[0], 1, 65535, &o.port) < 0 || get_long(&args[1], 1, 1000000, &o.devices) < 0 ||
-        get_long(&args[3], 1, 9, &o.digits) < 0 || get_long(&args[4], 1, 100, &o.reps) < 0 ||
-        get_long(&args[5], 64, 10000000, &o.n64) < 0 ||
+    if (get_long(&args[0], 1, 65535, &o.port) < 0 ||
+        get_long(&args[1], 1, 1000000, &o.devices) < 0 || get_long(&args[3], 1, 9, &o.digits) < 0 ||
+        get_long(&args[4], 1, 100, &o.reps) < 0 || get_long(&args[5], 64, 10000000, &o.n64) < 0 ||
         get_long(&args[6], 1, 10000000, &o.n1) < 0 ||
-        get_long(&args[7], 0, 10000000, &o.warmup) < 0)
+        get_long(&args[7], 0, 10000000, &o.warmup) < 0 ||
+        get_long(&args[9], 0, 4194304, &o.broker_pid) < 0)
         return EXIT_USAGE;
     o.prefix = args[2].value;
+    o.bridge_password = args[10].value;
+    o.bridge_user = args[11].value;
+    o.node = args[12].value;
     if (!strcmp(args[8].value, "both")) {
         o.only = -1;
     } else if (!strcmp(args[8].value, "plain")) {
@@ -900,9 +1105,12 @@ static int main_roundtrip(int argc, char **argv)
 
 static int main_startup(int argc, char **argv)
 {
-    struct arg args[] = {{"--port", NULL},     {"--conf", NULL},
-                         {"--device", NULL},   {"--expect", "ok"},
-                         {"--broker", MOSQUITTO_BIN}, {"--broker-out", "/dev/null"},
+    struct arg args[] = {{"--port", NULL},
+                         {"--conf", NULL},
+                         {"--device", NULL},
+                         {"--expect", "ok"},
+                         {"--broker", MOSQUITTO_BIN},
+                         {"--broker-out", "/dev/null"},
                          {"--timeout-ms", "30000"}};
     struct st_opts o = {0};
 
@@ -932,7 +1140,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS) {
-        fprintf(stderr, "bench_twin: mosquitto_lib_init failed\n");
+        complain("mosquitto_lib_init failed\n");
         return EXIT_BROKEN;
     }
     if (!strcmp(argv[1], "roundtrip")) {
@@ -946,5 +1154,11 @@ int main(int argc, char **argv)
         rc = EXIT_USAGE;
     }
     (void)mosquitto_lib_cleanup();
+    /* The figures are the product: a failed write of them is a failed run. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        complain("cannot write the results: %s\n", strerror(errno));
+        if (rc == 0)
+            rc = EXIT_BROKEN;
+    }
     return rc;
 }

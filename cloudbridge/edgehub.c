@@ -363,6 +363,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         kedge_log(KEDGE_LOG_WARN, "edgehub: the cloud closed the link");
         break;
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* lws 4.1 with TLS 1.3: a client certificate the cloud rejects ends here, with no
+         * CONNECTION_ERROR; any end of our connection attempt must lead to a retry */
+        if (wsi == eh->wsi) {
+            kedge_log(KEDGE_LOG_WARN, "edgehub: the connection to wss://%s:%ld ended during the "
+                                      "handshake (certificate refused?)",
+                      eh->br->cfg.cloud_host, eh->br->cfg.cloud_port);
+            link_down(eh, "handshake ended");
+        }
+        break;
     default:
         break;
     }

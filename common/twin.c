@@ -14,6 +14,44 @@
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
+/* Twin types are a handful of words repeated in every twin: the known ones are shared static
+ * strings (100k twins would otherwise hold 100k small allocations of "int"). */
+static const char *const static_types[] = {"", "string", "int", "integer", "float",
+                                           "boolean", "deleted"};
+
+static const char *static_type(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s && i < sizeof(static_types) / sizeof(static_types[0]); i++)
+        if (!strcmp(s, static_types[i]))
+            return static_types[i];
+    return NULL;
+}
+
+static bool is_static_type(const char *p)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(static_types) / sizeof(static_types[0]); i++)
+        if (p == static_types[i])
+            return true;
+    return false;
+}
+
+int kedge_twin_set_type(struct kedge_twin *t, const char *type)
+{
+    const char *st = static_type(type ? type : "");
+    char *d = NULL;
+
+    if (!st && !(d = kedge_strdup(type)))
+        return -ENOMEM;
+    if (!is_static_type(t->type))
+        kedge_free(t->type);
+    t->type = st ? (char *)st : d;
+    return 0;
+}
+
 void kedge_twin_cleanup(struct kedge_twin *t)
 {
     if (!t)
@@ -21,7 +59,8 @@ void kedge_twin_cleanup(struct kedge_twin *t)
     kedge_free(t->name);
     kedge_free(t->expected.value);
     kedge_free(t->actual.value);
-    kedge_free(t->type);
+    if (!is_static_type(t->type))
+        kedge_free(t->type);
     kedge_free(t->meta_col);
     kedge_free(t->description);
     memset(t, 0, sizeof(*t));
@@ -39,10 +78,14 @@ static int dup_field(char **dst, const char *src)
 int kedge_twin_copy(struct kedge_twin *dst, const struct kedge_twin *src)
 {
     *dst = *src;
+    if (is_static_type(src->type))
+        dst->type = NULL; /* set again below, shared */
     if (dup_field(&dst->name, src->name) < 0 ||
         dup_field(&dst->expected.value, src->expected.value) < 0 ||
         dup_field(&dst->actual.value, src->actual.value) < 0 ||
-        dup_field(&dst->type, src->type) < 0 || dup_field(&dst->meta_col, src->meta_col) < 0 ||
+        (is_static_type(src->type) ? (dst->type = src->type, 0)
+                                   : dup_field(&dst->type, src->type)) < 0 ||
+        dup_field(&dst->meta_col, src->meta_col) < 0 ||
         dup_field(&dst->description, src->description) < 0) {
         /* fields not yet duplicated still point into src: clear them before freeing */
         struct kedge_twin partial = *dst;
@@ -408,10 +451,12 @@ static int decode_twin(const struct kedge_jval *v, struct kedge_twin *t)
     if (meta->type != KEDGE_JOBJ)
         return KEDGE_EPARSE;
     t->has_meta = true;
-    rc = get_string(kedge_json_get(meta, "type"), &t->type);
-    if (rc == 0 && !t->type) {
-        t->type = kedge_strdup("");
-        rc = t->type ? 0 : -ENOMEM;
+    {
+        char *type = NULL;
+        rc = get_string(kedge_json_get(meta, "type"), &type);
+        if (rc == 0)
+            rc = kedge_twin_set_type(t, type ? type : "");
+        kedge_free(type);
     }
     return rc;
 }

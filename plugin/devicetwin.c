@@ -192,7 +192,7 @@ static int apply_value(struct update_ctx *c, struct kedge_twin *twin, struct key
     o->sync.has_optional = true;
     o->sync.optional = twin->optional;
     o->sync.has_meta = true;
-    return set_str(&o->sync.type, type_or_empty(twin));
+    return kedge_twin_set_type(&o->sync, type_or_empty(twin));
 }
 
 /* The edge's current side of a twin, sent back to the cloud when its sync was refused. */
@@ -216,7 +216,7 @@ static int echo_side(struct kedge_twin *twin, struct key_outcome *o, bool actual
     o->sync.optional = twin->optional;
     o->sync.has_meta = true;
     o->echo = true;
-    return set_str(&o->sync.type, type_or_empty(twin));
+    return kedge_twin_set_type(&o->sync, type_or_empty(twin));
 }
 
 /* The type a value is checked against: the stored one, or the request's when the stored twin
@@ -297,15 +297,16 @@ static int twin_compare(struct update_ctx *c, struct kedge_twin *twin, const str
             if (set_str(&twin->meta_col, "{}") < 0)
                 return -ENOMEM;
             if (twin_deleted(twin)) {
-                if (set_str(&twin->type, req->type) < 0 || set_str(&o->sync.type, req->type) < 0)
+                if (kedge_twin_set_type(twin, req->type) < 0 ||
+                    kedge_twin_set_type(&o->sync, req->type) < 0)
                     return -ENOMEM;
                 o->sync.has_meta = true;
             }
             changed = true;
         }
     } else if (twin_deleted(twin)) {
-        if (set_str(&twin->type, KEDGE_TYPE_STRING) < 0 ||
-            set_str(&o->sync.type, KEDGE_TYPE_STRING) < 0)
+        if (kedge_twin_set_type(twin, KEDGE_TYPE_STRING) < 0 ||
+            kedge_twin_set_type(&o->sync, KEDGE_TYPE_STRING) < 0)
             return -ENOMEM;
         o->sync.has_meta = true;
         changed = true;
@@ -349,7 +350,7 @@ static int twin_delete(struct update_ctx *c, struct kedge_twin *twin, const stru
         memset(vals[i], 0, sizeof(*vals[i]));
         vals[i]->present = true; /* edgecore keeps an empty object: prints "expected":{} */
     }
-    if (set_str(&twin->type, KEDGE_TYPE_DELETED) < 0)
+    if (kedge_twin_set_type(twin, KEDGE_TYPE_DELETED) < 0)
         return -ENOMEM;
     twin->has_meta = true;
     if (!c->sync && kedge_twin_copy(&o->sync, twin) < 0)
@@ -403,9 +404,8 @@ static int twin_add(struct update_ctx *c, const struct kedge_twin *req, struct k
         dst[i]->ts = c->now;
     }
     t.name = kedge_strdup(req->name);
-    t.type = kedge_strdup(type);
-    t.meta_col = kedge_strdup(req->has_meta ? "{}" : "");
-    if (!t.name || !t.type || !t.meta_col)
+    t.meta_col = req->has_meta ? kedge_strdup("{}") : NULL;
+    if (!t.name || kedge_twin_set_type(&t, type) < 0 || (req->has_meta && !t.meta_col))
         goto oom;
     t.has_optional = true;
     t.optional = req->has_optional ? req->optional : true;
@@ -996,7 +996,8 @@ static void load_registry(struct devicetwin *dt)
 
 int devicetwin_init(struct devicetwin *dt, const struct plugin_config *cfg)
 {
-    struct store_opts so = {cfg->db_path, !strcmp(cfg->sync, "full")};
+    struct store_opts so = {cfg->db_path, cfg->sync && !strcmp(cfg->sync, "full"),
+                            cfg->db_lock && !strcmp(cfg->db_lock, "exclusive")};
     int rc;
 
     memset(dt, 0, sizeof(*dt));

@@ -227,8 +227,10 @@ int ke_status_encode(struct devicetwin *dt, struct kedge_buf *b)
     kedge_jw_bool(&w, dt->cloud_connected);
     kedge_jw_kint(&w, "outbox_depth", dt->outbox.depth);
     kedge_jw_kint(&w, "outbox_max", dt->outbox.max);
-    kedge_jw_kint(&w, "outbox_oldest_age_ms",
-                  dt->outbox.depth && dt->outbox.oldest_ms ? now - dt->outbox.oldest_ms : 0);
+    {
+        int64_t oldest = outbox_oldest_ms(&dt->outbox);
+        kedge_jw_kint(&w, "outbox_oldest_age_ms", oldest ? now - oldest : 0);
+    }
     kedge_jw_kint(&w, "last_ack_ms", dt->outbox.last_ack_ms);
     kedge_jw_kint(&w, "devices", (int64_t)registry_count(dt->reg));
     kedge_jw_kint(&w, "db_bytes", store_db_bytes(dt->store));

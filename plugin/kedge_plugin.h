@@ -34,6 +34,7 @@ struct plugin_config {
     char *bridge_password;
     char *bridge_password_file;
     char *auth_mode;         /* open | defer (to password_file / acl_file) */
+    char *db_lock;           /* exclusive (fast; the broker alone opens the DB) | shared */
 };
 
 struct mosquitto_opt;
@@ -71,6 +72,7 @@ struct store;
 struct store_opts {
     const char *path;
     bool sync_full;
+    bool exclusive; /* SQLite locking_mode=EXCLUSIVE: no per-transaction file locks */
 };
 
 /* Open (creating the schema with KubeEdge's beego-era DDL if missing; an existing edgecore.db
@@ -108,7 +110,9 @@ typedef void (*store_outbox_fn)(void *ctx, int64_t seq, const char *msg, size_t 
 /* Committed entries with seq > after, oldest first, at most limit. Only outside a batch.
  * Returns the number of entries passed to fn, or KEDGE_ESTORE. */
 int store_outbox_after(struct store *s, int64_t after, int limit, store_outbox_fn fn, void *ctx);
-int store_outbox_stats(struct store *s, int64_t *count, int64_t *oldest_ms);
+int store_outbox_stats(struct store *s, int64_t *count, int64_t *max_seq);
+/* created_ms of the oldest entry (0: none). */
+int64_t store_outbox_oldest_ms(struct store *s);
 /* sub_topics: the cloud's eventbus subscriptions (kubeedge-wire.md §1.3). */
 int store_subtopic(struct store *s, const char *topic, bool add);
 typedef int (*store_topic_fn)(void *ctx, const char *topic);
@@ -162,17 +166,27 @@ void replies_set_publisher(publish_fn fn);
 /* ==== outbox.c ========================================================================= */
 
 /* The plugin's half of the durable hand-off to the bridge (include/kedge/ke.h). */
+struct outbox_mem {
+    int64_t seq;
+    char *msg;
+    size_t len;
+};
+
 struct outbox {
     struct store *store;
     long max;             /* plugin_opt_outbox_max */
     int64_t depth;        /* committed entries */
     int64_t pending_adds; /* entries inserted in the open batch */
-    int64_t oldest_ms;    /* created_ms of the oldest committed entry (0: empty) */
+    int64_t pending_dels; /* entries deleted (acked) in the open batch */
+    int64_t committed_seq; /* highest committed seq */
     int64_t last_sent;    /* highest seq offered to the bridge in this session */
     int inflight;         /* offered, not yet acked */
     char *bridge_client;  /* client id of the accepted bridge, NULL when none */
     int64_t last_ack_ms;  /* wall clock of the bridge's last ack, 0 never */
     bool full_logged;
+    /* this batch's entries, offered from memory right after their commit (no read-back) */
+    struct outbox_mem *mem;
+    size_t n_mem, cap_mem;
 };
 
 int outbox_init(struct outbox *ob, struct store *store, long max);
@@ -192,6 +206,8 @@ void outbox_bridge_down(struct outbox *ob, const char *client_id);
 bool outbox_is_bridge(const struct outbox *ob, const char *client_id);
 /* $ke/ack/{seq}: delete in the open batch. */
 void outbox_ack(struct outbox *ob, int64_t seq);
+/* Wall-clock ms of the oldest waiting entry, 0 when empty. */
+int64_t outbox_oldest_ms(struct outbox *ob);
 
 /* ==== devicetwin.c ===================================================================== */
 

@@ -31,6 +31,7 @@ struct opt_row {
 static const char *const sync_choices[] = {"normal", "full", NULL};
 static const char *const level_choices[] = {"err", "warn", "notice", "info", "debug", NULL};
 static const char *const auth_choices[] = {"open", "defer", NULL};
+static const char *const lock_choices[] = {"exclusive", "shared", NULL};
 
 #define F(m) offsetof(struct plugin_config, m)
 static const struct opt_row rows[] = {
@@ -47,6 +48,7 @@ static const struct opt_row rows[] = {
     {"bridge_password", OPT_STR, F(bridge_password), 0, 0, "", NULL},
     {"bridge_password_file", OPT_STR, F(bridge_password_file), 0, 0, "", NULL},
     {"auth_mode", OPT_STR, F(auth_mode), 0, 0, "open", auth_choices},
+    {"db_lock", OPT_STR, F(db_lock), 0, 0, "exclusive", lock_choices},
 };
 #undef F
 

@@ -7,6 +7,10 @@
  * straight to the accepted bridge's client id; a new hello (bridge reconnect, broker restart)
  * offers again from the oldest unacked row. So delivery to the bridge is at-least-once and
  * in order; the bridge drops duplicates by msg_id.
+ *
+ * The hot path never reads the table back: a batch's entries are kept in memory until their
+ * commit and offered from there when the bridge is caught up; the depth is counted in memory.
+ * The table is read only to catch up (after a hello, or when the window was full).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,18 +27,29 @@
 
 static struct kedge_ratelimit full_rl = KEDGE_RATELIMIT_INIT(10000, 3);
 
+static void mem_clear(struct outbox *ob)
+{
+    while (ob->n_mem)
+        kedge_free(ob->mem[--ob->n_mem].msg);
+}
+
 int outbox_init(struct outbox *ob, struct store *store, long max)
 {
+    mem_clear(ob);
+    kedge_free(ob->mem);
+    kedge_free(ob->bridge_client);
     memset(ob, 0, sizeof(*ob));
     ob->store = store;
     ob->max = max;
     if (!store_ok(store))
         return 0;
-    return store_outbox_stats(store, &ob->depth, &ob->oldest_ms);
+    return store_outbox_stats(store, &ob->depth, &ob->committed_seq);
 }
 
 void outbox_cleanup(struct outbox *ob)
 {
+    mem_clear(ob);
+    kedge_free(ob->mem);
     kedge_free(ob->bridge_client);
     memset(ob, 0, sizeof(*ob));
 }
@@ -42,6 +57,34 @@ void outbox_cleanup(struct outbox *ob)
 bool outbox_full(const struct outbox *ob)
 {
     return ob->depth + ob->pending_adds >= ob->max;
+}
+
+int64_t outbox_oldest_ms(struct outbox *ob)
+{
+    return ob->depth ? store_outbox_oldest_ms(ob->store) : 0;
+}
+
+/* Keep a copy for the offer after commit; without memory the table read catches up. */
+static void mem_keep(struct outbox *ob, int64_t seq, const char *msg, size_t len)
+{
+    struct outbox_mem *nm;
+
+    if (ob->n_mem == ob->cap_mem) {
+        size_t cap = ob->cap_mem ? ob->cap_mem * 2 : 64;
+        if (cap > 4 * KE_WINDOW)
+            return;
+        nm = kedge_realloc(ob->mem, cap * sizeof(*nm));
+        if (!nm)
+            return;
+        ob->mem = nm;
+        ob->cap_mem = cap;
+    }
+    ob->mem[ob->n_mem].msg = kedge_strndup(msg, len);
+    if (!ob->mem[ob->n_mem].msg)
+        return;
+    ob->mem[ob->n_mem].seq = seq;
+    ob->mem[ob->n_mem].len = len;
+    ob->n_mem++;
 }
 
 int outbox_add(struct outbox *ob, const char *source, const char *group, const char *operation,
@@ -75,65 +118,79 @@ int outbox_add(struct outbox *ob, const char *source, const char *group, const c
         rc = kedge_msg_encode(&b, &m, false);
     if (rc == 0)
         rc = store_outbox_insert(ob->store, b.data, b.len, &seq);
-    if (rc == 0)
+    if (rc == 0) {
         ob->pending_adds++;
+        mem_keep(ob, seq, b.data, b.len);
+    }
     kedge_free(m.msg_id);
     kedge_buf_cleanup(&b);
     return rc;
 }
 
+/* Publish one entry to the bridge. Returns false when the broker refused it. */
+static bool offer_one(struct outbox *ob, int64_t seq, const char *msg, size_t len)
+{
+    char topic[48];
+    char *payload = kedge_strndup(msg, len);
+
+    if (!payload)
+        return false;
+    snprintf(topic, sizeof(topic), KE_OUTBOX_PREFIX "%" PRId64, seq);
+    if (replies_publish_now(ob->bridge_client, topic, payload, len) < 0)
+        return false;
+    ob->last_sent = seq;
+    ob->inflight++;
+    return true;
+}
+
 struct pump_ctx {
     struct outbox *ob;
-    struct kedge_buf topic;
     bool stop;
 };
 
-static void offer(void *arg, int64_t seq, const char *msg, size_t len)
+static void offer_row(void *arg, int64_t seq, const char *msg, size_t len)
 {
     struct pump_ctx *p = arg;
-    char *payload;
 
-    if (p->stop)
-        return;
-    kedge_buf_reset(&p->topic);
-    payload = kedge_strndup(msg, len);
-    if (!payload || kedge_buf_printf(&p->topic, KE_OUTBOX_PREFIX "%" PRId64, seq) < 0) {
-        kedge_free(payload);
-        p->stop = true;
-        return;
-    }
-    if (replies_publish_now(p->ob->bridge_client, p->topic.data, payload, len) < 0) {
+    if (!p->stop && !offer_one(p->ob, seq, msg, len))
         p->stop = true; /* retried on the next pump */
-        return;
-    }
-    p->ob->last_sent = seq;
-    p->ob->inflight++;
 }
 
 void outbox_pump(struct outbox *ob)
 {
-    struct pump_ctx p = {ob, KEDGE_BUF_INIT, false};
+    struct pump_ctx p = {ob, false};
     int room = KE_WINDOW - ob->inflight;
 
-    if (!ob->bridge_client || room <= 0 || ob->depth == 0)
+    if (!ob->bridge_client || room <= 0 || ob->last_sent >= ob->committed_seq)
         return;
-    if (store_outbox_after(ob->store, ob->last_sent, room, offer, &p) < 0)
+    if (store_outbox_after(ob->store, ob->last_sent, room, offer_row, &p) < 0)
         kedge_log(KEDGE_LOG_ERR, "outbox: cannot read entries: %s", store_error(ob->store));
-    kedge_buf_cleanup(&p.topic);
 }
 
 void outbox_committed(struct outbox *ob, int commit_rc)
 {
-    int64_t count, oldest;
+    int64_t count, max_seq;
+    size_t i;
 
-    (void)commit_rc;
-    ob->pending_adds = 0;
-    /* Re-read the exact figures: acks of unknown seqs and failed batches make counting
-     * fragile, and this is one indexed query per commit. */
-    if (store_outbox_stats(ob->store, &count, &oldest) == 0) {
-        ob->depth = count;
-        ob->oldest_ms = oldest;
+    if (commit_rc == 0) {
+        ob->depth += ob->pending_adds - ob->pending_dels;
+        /* caught up: this batch's entries go straight from memory */
+        for (i = 0; i < ob->n_mem; i++) {
+            struct outbox_mem *e = &ob->mem[i];
+            if (!ob->bridge_client || ob->inflight >= KE_WINDOW || ob->last_sent != ob->committed_seq)
+                break;
+            if (!offer_one(ob, e->seq, e->msg, e->len))
+                break;
+            ob->committed_seq = e->seq;
+        }
+        if (ob->n_mem)
+            ob->committed_seq = ob->mem[ob->n_mem - 1].seq;
+    } else if (store_outbox_stats(ob->store, &count, &max_seq) == 0) {
+        ob->depth = count; /* the batch never happened: read the truth again */
+        ob->committed_seq = max_seq;
     }
+    ob->pending_adds = ob->pending_dels = 0;
+    mem_clear(ob);
     if (ob->full_logged && !outbox_full(ob)) {
         kedge_log(KEDGE_LOG_NOTICE, "outbox: below its bound again (%" PRId64 " entries)",
                   ob->depth);
@@ -182,6 +239,7 @@ void outbox_ack(struct outbox *ob, int64_t seq)
                   store_error(ob->store));
         return;
     }
+    ob->pending_dels++;
     if (seq <= ob->last_sent && ob->inflight > 0)
         ob->inflight--;
     ob->last_ack_ms = kedge_wall_ms();

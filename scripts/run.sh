@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Run a kedge edge node in the foreground: mosquitto with kedge_plugin.so (EventBus +
-# DeviceTwin). Made for a fresh Debian 12 as root: installs what is missing (apt), builds into
-# build/, creates the data directory, seeds a demo device into a new database, writes the broker
-# config from conf/mosquitto.conf.in and execs mosquitto, so Ctrl-C or SIGTERM stops it cleanly.
+# DeviceTwin), kedge-bridge (EdgeHub, MetaManager, the node) and, when no cloudcore is
+# configured, kedge-cloudsim as the local cloud. Made for a fresh Debian 12 as root: installs
+# what is missing (apt), builds into build/, creates the data directory, seeds a demo device
+# into a new database, writes the configs and runs the three processes; Ctrl-C or SIGTERM stops
+# them all cleanly, and if one of them dies the others are stopped too.
+#
+# To join a real cloudcore instead of the local cloud, give its address and a token from
+# `keadm gettoken` (the bridge does the certificate bootstrap once, as keadm join does):
+#   KEDGE_CLOUD_HOST=192.168.1.10 KEDGE_CLOUD_TOKEN=<token> ./scripts/run.sh
 #
 # Environment:
 #   KEDGE_MQTT_PORT=1883          MQTT port
@@ -10,6 +16,10 @@
 #   KEDGE_DATA_DIR=<repo>/.data   broker config, broker persistence, kedge.db
 #   KEDGE_NODE_NAME=kedge-node    this edge node's name (must match the bridge's, later)
 #   KEDGE_SEED_DEMO=1             (re)seed the demo device default/thermo even if the DB exists
+#   KEDGE_CLOUD_HOST=             cloudcore's address; unset: run kedge-cloudsim locally
+#   KEDGE_CLOUD_TOKEN=            token for the first join of that cloudcore
+#   KEDGE_CLOUD_PORT=10000        CloudHub websocket port (cloudsim listens there too)
+#   KEDGE_CLOUDSIM_CONTROL_PORT=10010  the local cloud's control API
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +31,11 @@ BUILD_DIR=$REPO/build
 PLUGIN=$BUILD_DIR/kedge_plugin.so
 DB_PATH=$DATA_DIR/kedge.db
 CONF=$DATA_DIR/mosquitto.conf
+CLOUD_HOST=${KEDGE_CLOUD_HOST:-}
+CLOUD_PORT=${KEDGE_CLOUD_PORT:-10000}
+SIM_CONTROL_PORT=${KEDGE_CLOUDSIM_CONTROL_PORT:-10010}
+PASSWORD_FILE=$DATA_DIR/bridge.password
+PIDS=()
 
 # Build dependencies (the top-level CMakeLists.txt needs all of them to configure), the broker
 # and its clients, and the sqlite3 CLI for the demo seed.
@@ -62,11 +77,13 @@ check_settings() {
     /*) ;;
     *) DATA_DIR=$PWD/$DATA_DIR DB_PATH=$DATA_DIR/kedge.db CONF=$DATA_DIR/mosquitto.conf ;;
     esac
+    PASSWORD_FILE=$DATA_DIR/bridge.password
 }
 
 build() {
     cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-    cmake --build "$BUILD_DIR" --target kedge_plugin -j "$(nproc)"
+    cmake --build "$BUILD_DIR" -j "$(nproc)" \
+        --target kedge_plugin kedge-bridge kedge-ctl kedge-cloudsim
 }
 
 # The demo device of the wire spec's sequence 8.1: default/thermo with an int twin
@@ -119,6 +136,7 @@ write_conf() {
         -e "s|@PLUGIN@|$(sed_escape "$PLUGIN")|g" \
         -e "s|@DB_PATH@|$(sed_escape "$DB_PATH")|g" \
         -e "s|@NODE_NAME@|$(sed_escape "$NODE_NAME")|g" \
+        -e "s|@PASSWORD_FILE@|$(sed_escape "$PASSWORD_FILE")|g" \
         "$REPO/conf/mosquitto.conf.in" >"$CONF.tmp"
     mv "$CONF.tmp" "$CONF"
 }
@@ -129,25 +147,89 @@ port_in_use() {
     (exec 3<>"/dev/tcp/$host/$PORT") 2>/dev/null
 }
 
+# The bridge identity's password, shared by the plugin, the bridge and kedge-ctl.
+make_password() {
+    [[ -s $PASSWORD_FILE ]] && return 0
+    (umask 077 && head -c 18 /dev/urandom | base64 >"$PASSWORD_FILE")
+}
+
+# Where the bridge finds the cloud: the local cloudsim's certificates, or a joined cloudcore's.
+bridge_args() {
+    local certs=$DATA_DIR/cloud-certs
+    BRIDGE_ARGS=(node_name="$NODE_NAME" broker_host=127.0.0.1 broker_port="$PORT"
+                 broker_password_file="$PASSWORD_FILE" db_path="$DATA_DIR/bridge.db"
+                 meta_db_path="$DATA_DIR/meta.db" cloud_port="$CLOUD_PORT")
+    if [[ -z $CLOUD_HOST ]]; then
+        BRIDGE_ARGS+=(cloud_host=127.0.0.1 tls_ca_file="$certs/rootCA.crt"
+                      tls_cert_file="$certs/edge.crt" tls_key_file="$certs/edge.key")
+    else
+        BRIDGE_ARGS+=(cloud_host="$CLOUD_HOST" tls_ca_file="$DATA_DIR/ca/rootCA.crt"
+                      tls_cert_file="$DATA_DIR/certs/server.crt"
+                      tls_key_file="$DATA_DIR/certs/server.key")
+    fi
+}
+
+join_cloud() {
+    [[ -s $DATA_DIR/certs/server.crt ]] && return 0
+    [[ -n ${KEDGE_CLOUD_TOKEN:-} ]] ||
+        die "KEDGE_CLOUD_HOST is set but this node has no certificate yet: set KEDGE_CLOUD_TOKEN" \
+            "to a token from 'keadm gettoken' on the cloud"
+    "$BUILD_DIR/cloudbridge/kedge-bridge" join --cloud "$CLOUD_HOST" --token "$KEDGE_CLOUD_TOKEN" \
+        --node "$NODE_NAME" --certs "$DATA_DIR" -c "$DATA_DIR/kedge-bridge.conf" ||
+        die "joining $CLOUD_HOST failed (see above); nothing was saved"
+}
+
+stop_all() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+}
+
+wait_for_port() {
+    local port=$1 i
+    for ((i = 0; i < 100; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 banner() {
     # shellcheck disable=SC2016 # $hw is part of the MQTT topic, not a variable
     local h="-h $BIND -p $PORT" t='$hw/events/device/default/thermo'
+    local ctl="$BUILD_DIR/tools/kedge-ctl -p $PORT -P $PASSWORD_FILE"
+    local cloud="local cloud (kedge-cloudsim) wss://127.0.0.1:$CLOUD_PORT"
+    [[ -n $CLOUD_HOST ]] && cloud="cloudcore wss://$CLOUD_HOST:$CLOUD_PORT"
     [[ $BIND == 0.0.0.0 ]] && h="-h 127.0.0.1 -p $PORT"
     cat <<EOF
 
 kedge edge node "$NODE_NAME": mosquitto + kedge_plugin.so on $BIND:$PORT
+  cloud     kedge-bridge -> $cloud
   config    $CONF
-  database  $DB_PATH
+  data      $DATA_DIR (kedge.db, bridge.db, meta.db)
 Try it from another terminal (demo device default/thermo, int twin "temperature"):
   mosquitto_sub $h -v -t '$t/#'
   mosquitto_pub $h -t '$t/twin/update' \\
       -m '{"event_id":"e1","timestamp":1700000000000,"twin":{"temperature":{"actual":{"value":"25"}}}}'
   mosquitto_pub $h -t '$t/twin/get' -m '{"event_id":"g1"}'
   mosquitto_pub $h -t '$t/state/update' -m '{"event_id":"s1","state":"online"}'
-The subscriber sees each request and the node's answers (./result, ./document, ./delta).
-Stop with Ctrl-C.
-
+Watch each hop:
+  device -> plugin   the subscriber above sees ./result, ./document, ./delta
+  plugin -> bridge   $ctl status
 EOF
+    if [[ -z $CLOUD_HOST ]]; then
+        cat <<EOF
+  bridge -> cloud    curl -s 'http://127.0.0.1:$SIM_CONTROL_PORT/received?skip_keepalive=1'
+  cloud -> device    mosquitto_sub $h -t 'hello/#' &
+                     curl -s -X POST http://127.0.0.1:$SIM_CONTROL_PORT/send -d \\
+      '{"route":{"source":"router_eventbus","group":"user","operation":"publish","resource":"hello/edge"},"content":"hi"}'
+EOF
+    fi
+    printf 'Stop with Ctrl-C.\n\n'
 }
 
 main() {
@@ -158,14 +240,34 @@ main() {
     if [[ ${KEDGE_SEED_DEMO:-0} == 1 || ! -e $DB_PATH ]]; then
         seed_demo
     fi
+    make_password
     write_conf
     if port_in_use; then
         die "something already listens on $BIND:$PORT (on a host with systemd, installing" \
             "mosquitto starts its own broker there: 'systemctl disable --now mosquitto'), or" \
             "pick another port with KEDGE_MQTT_PORT"
     fi
+    if [[ -n $CLOUD_HOST ]]; then
+        join_cloud
+    fi
+    bridge_args
+    trap 'stop_all; exit 0' INT TERM
+    if [[ -z $CLOUD_HOST ]]; then
+        "$BUILD_DIR/tests/cloudsim/kedge-cloudsim" --certs "$DATA_DIR/cloud-certs" \
+            --node "$NODE_NAME" --port "$CLOUD_PORT" --control-port "$SIM_CONTROL_PORT" \
+            >/dev/null &
+        PIDS+=($!)
+        wait_for_port "$SIM_CONTROL_PORT" || { stop_all; die "kedge-cloudsim did not start"; }
+    fi
+    /usr/sbin/mosquitto -c "$CONF" &
+    PIDS+=($!)
+    wait_for_port "$PORT" || { stop_all; die "mosquitto did not start"; }
+    "$BUILD_DIR/cloudbridge/kedge-bridge" "${BRIDGE_ARGS[@]}" &
+    PIDS+=($!)
     banner
-    exec /usr/sbin/mosquitto -c "$CONF"
+    # one of them ended (or a signal came): stop the rest
+    wait -n "${PIDS[@]}" || true
+    stop_all
 }
 
 main "$@"

@@ -88,6 +88,9 @@ enum kedge_twin_flags {
 
 /* ---- lifetime ---- */
 void kedge_twin_cleanup(struct kedge_twin *t);
+/* Set t->type (NULL means ""): known types are shared static strings, others copied; always
+ * go through this (and kedge_twin_cleanup) rather than freeing t->type. 0 or -ENOMEM. */
+int kedge_twin_set_type(struct kedge_twin *t, const char *type);
 /* Deep copy. Returns 0 or -ENOMEM (dst zeroed on failure). */
 int kedge_twin_copy(struct kedge_twin *dst, const struct kedge_twin *src);
 void kedge_attr_cleanup(struct kedge_attr *a);

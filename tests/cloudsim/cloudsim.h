@@ -1,0 +1,159 @@
+/* kedge-cloudsim's private header: what the files of tests/cloudsim/ use from each other.
+ *
+ * kedge-cloudsim is a cloud peer that behaves like cloudcore's CloudHub on the wire
+ * (kubeedge-wire.md §4, §5), so tests and the out-of-the-box run have a cloud to talk to:
+ *
+ *   main.c         command line (one table row per option), log sink, signals, the lws context
+ *                  with its vhosts and the one service loop; wiring only.
+ *   certs.c        the CA, server and edge certificates: reuse what is on disk, make the rest.
+ *   hub.c          CloudHub: websocket sessions (handshake headers, framing, keepalive), one
+ *                  session per node, the ack / no-ack queues with resend, the received log.
+ *   controllers.c  what cloudcore's device and edge controllers answer to upstream messages,
+ *                  and the small object store those answers come from.
+ *   control.c      the plain-HTTP control API on 127.0.0.1 that tests drive cloudsim with.
+ *
+ * Everything runs on one thread inside one lws service loop. Sections below follow the files.
+ */
+#ifndef KEDGE_CLOUDSIM_H
+#define KEDGE_CLOUDSIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "kedge/json.h"
+#include "kedge/msg.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * main.c: configuration
+ */
+
+struct cloudsim_config {
+    char *certs_dir;          /* --certs DIR (required) */
+    char *node;               /* --node NAME: the edge certificate's node (edge-node) */
+    long port;                /* --port: wss, 0 = any free port (10000) */
+    long control_port;        /* --control-port: HTTP control API, 0 = any (10010) */
+    long https_port;          /* --https-port: certificate bootstrap; 0 = off (0) */
+    long keepalive_timeout_s; /* --keepalive-timeout-s (30, cloudcore's keepaliveInterval) */
+    long resend_interval_s;   /* --resend-interval-s (5, cloudcore's sendRetryInterval) */
+    char *log_level;          /* --log-level error|warning|notice|info|debug (info) */
+    char *on_malformed;       /* --on-malformed drop|close (drop) */
+    bool close_on_malformed;  /* derived: cloudcore closes the link on bad JSON */
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * certs.c: certificates
+ *
+ * Files in the certificate directory (kubeedge-wire.md §4.2, §4.3):
+ *   rootCA.crt rootCA.key   ECDSA P-256 self-signed CA, 10 years
+ *   server.crt server.key   signed by the CA; SAN IP:127.0.0.1 and DNS:localhost; serverAuth
+ *   edge.crt   edge.key     signed by the CA; O=system:nodes, CN=system:node:<node>; clientAuth
+ * Keys are PEM "EC PRIVATE KEY" (SEC1, as edgecore writes them), mode 0600.
+ */
+
+struct cloudsim_certs {
+    char *ca_crt, *ca_key, *server_crt, *server_key, *edge_crt, *edge_key; /* paths */
+};
+
+/* Make sure dir holds a usable set; files that are present, parse, match their key and chain
+ * to the CA (and, for the edge, name `node`) are reused, the rest are (re)made. A new CA
+ * means new server and edge certificates too. dir is created (0700) when missing.
+ *
+ * out: the six paths on success; free with certs_cleanup (also after a failure).
+ * Returns 0, -ENOMEM, -errno from the file system, or KEDGE_ECONFIG when OpenSSL fails (the
+ * OpenSSL error queue is logged).
+ */
+int certs_ensure(const char *dir, const char *node, struct cloudsim_certs *out);
+void certs_cleanup(struct cloudsim_certs *c);
+
+/* Read a whole (small) file. out: a NUL-terminated kedge_malloc buffer the caller frees.
+ * Returns 0, -errno, -EFBIG (over 1 MiB) or -ENOMEM. */
+int certs_read_file(const char *path, char **out, size_t *len);
+
+/* ---------------------------------------------------------------------------------------------
+ * hub.c: CloudHub
+ */
+
+struct hub;
+
+/* The websocket protocol list for the wss vhost (index 0 takes upgrades without a protocol
+ * header and the TLS client-certificate verdict). The vhost's user pointer must be the hub. */
+extern const struct lws_protocols hub_protocols[];
+
+/* cfg: borrowed; must outlive the hub. ca_pem_path: answers k8s/ca.crt requests.
+ * Returns 0 or -ENOMEM / -errno (reading the CA). */
+int hub_new(const struct cloudsim_config *cfg, const char *ca_pem_path, struct hub **out);
+/* Call before lws_context_destroy: cancels the hub's timers. */
+void hub_stop(struct hub *h);
+void hub_free(struct hub *h);
+void hub_set_context(struct hub *h, struct lws_context *ctx);
+
+/* Queue a message for a node; it is sent when that node is connected (at once if it is).
+ * Messages that need an ack (§5.2) are re-sent every resend interval until acked.
+ *
+ * node: NULL = the last node that connected, or, before any did, the first one that will.
+ * m:    borrowed; msg_id and timestamp are filled in when empty, a `node/{id}/` resource prefix
+ *       is stripped (CloudHub's TrimMessage) and sync is cleared.
+ * Returns 0, -ENOMEM.
+ */
+int hub_enqueue(struct hub *h, const char *node, struct kedge_msg *m, bool *needs_ack);
+
+/* Control API (control.c) entry points. node: NULL = as hub_enqueue. */
+
+/* POST /send. json: a beehive message. node NULL: the node a `node/{id}/...` resource names,
+ * else as hub_enqueue. The message also updates the controllers' object store.
+ * msg_id: its id, a kedge_malloc string the caller frees.
+ * Returns 0, KEDGE_EPARSE / KEDGE_ESCHEMA for a body that is not a message, -ENOMEM. */
+int hub_send_json(struct hub *h, const char *node, const char *json, size_t len, char **msg_id,
+                  bool *needs_ack);
+/* POST /send_raw: data sent as it is, one text (or binary) frame, once; for tests of how the
+ * edge takes frames that are not messages. Returns 0 or -ENOMEM. */
+int hub_send_raw(struct hub *h, const char *node, const char *data, size_t len, bool binary);
+void hub_write_received(struct hub *h, struct kedge_jw *w, long long since, bool skip_keepalive);
+void hub_write_acked(struct hub *h, struct kedge_jw *w);
+/* node NULL: the last node that connected. Returns 0 or -ENOENT (a node never named). */
+int hub_write_state(struct hub *h, const char *node, struct kedge_jw *w);
+/* Returns 0 or -ENOTCONN (no connection for that node). */
+int hub_link_freeze(struct hub *h, const char *node, bool freeze);
+int hub_link_drop(struct hub *h, const char *node);
+/* Drop every connection and refuse new ones for `seconds` (0 ends a refusal). */
+void hub_link_refuse(struct hub *h, long seconds);
+
+/* ---------------------------------------------------------------------------------------------
+ * controllers.c: cloudcore's controllers, as far as the edge can see them
+ */
+
+struct controllers;
+
+/* ca_pem: borrowed; copied (the content of the k8s/ca.crt answer). Returns 0 or -ENOMEM. */
+int controllers_new(const char *ca_pem, struct controllers **out);
+void controllers_free(struct controllers *c);
+
+/* An upstream message that CloudHub hands to the controllers (kubeedge-wire.md §5, the default
+ * branch of DispatchUpstream, plus k8s/ca.crt). Replies are queued with hub_enqueue(h, node).
+ * Returns 0 or -ENOMEM. */
+int controllers_upstream(struct controllers *c, struct hub *h, const char *node,
+                         const struct kedge_msg *m);
+
+/* A downstream message (from /send): insert/update/delete of a named resource updates the
+ * store, so that later queries and patches from the edge find the object. Returns 0 or -ENOMEM. */
+int controllers_downstream(struct controllers *c, const struct kedge_msg *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * control.c: the HTTP control API
+ */
+
+/* The HTTP protocol list for the control vhost. The vhost's user pointer must be the hub. */
+extern const struct lws_protocols control_protocols[];
+
+/* ---------------------------------------------------------------------------------------------
+ * shared helpers (hub.c)
+ */
+
+/* Resource type as cloudcore's GetResourceType finds it on a trimmed resource
+ * ({ns}/{type}/{name}): the second element. Writes "" when there is none. */
+void cloudsim_resource_type(const char *resource, char *out, size_t out_len);
+
+#endif

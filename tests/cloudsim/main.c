@@ -1,0 +1,377 @@
+/* main.c: kedge-cloudsim's entry point: arguments, logging, signals, the lws context with its
+ * vhosts, and the one service loop. Wiring only: CloudHub is hub.c, the controllers are
+ * controllers.c, the control API is control.c, certificates are certs.c.
+ *
+ *   kedge-cloudsim --certs DIR [--port 10000] [--control-port 10010] [--https-port 0]
+ *                  [--keepalive-timeout-s 30] [--resend-interval-s 5] [--log-level info]
+ *                  [--node edge-node] [--on-malformed drop|close]
+ *
+ * Listens on 127.0.0.1 only; --port or --control-port 0 picks a free one. --https-port (the
+ * :10002 certificate bootstrap, kubeedge-wire.md §4.3) is reserved: 0 (off) is the only value
+ * accepted for now. When both listeners are up, prints exactly one line to stdout and flushes it:
+ *
+ *   cloudsim: ready wss_port=<p> control_port=<p>
+ *
+ * Logs go to stderr as mosquitto writes them ("<unix time>: cloudsim: ..."). SIGTERM or SIGINT
+ * ends the loop; everything is freed and the exit status is 0. A bad command line exits 2, a
+ * start-up failure (certificates, a port in use) 1.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "cloudsim.h"
+#include "kedge/alloc.h"
+#include "kedge/log.h"
+#include "kedge/util.h"
+
+/* ---- options: one row per option ------------------------------------------------------------- */
+
+enum opt_type { OPT_STR, OPT_INT };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t off;
+    long min, max;
+    const char *def; /* NULL: required */
+    const char *help;
+};
+
+#define F(m) offsetof(struct cloudsim_config, m)
+/* clang-format off */
+static const struct opt opts[] = {
+    /* name                  type     field                   min max    default */
+    {"--certs",               OPT_STR, F(certs_dir),           0, 0,     NULL,
+     "DIR  certificate directory; missing certificates are made"},
+    {"--port",                OPT_INT, F(port),                0, 65535, "10000",
+     "P  wss port (CloudHub); 0 = any free port"},
+    {"--control-port",        OPT_INT, F(control_port),        0, 65535, "10010",
+     "P  HTTP control API port; 0 = any free port"},
+    {"--https-port",          OPT_INT, F(https_port),          0, 65535, "0",
+     "P  certificate bootstrap service; 0 = off (the only value for now)"},
+    {"--keepalive-timeout-s", OPT_INT, F(keepalive_timeout_s), 1, 86400, "30",
+     "S  close a session after S seconds without a keepalive"},
+    {"--resend-interval-s",   OPT_INT, F(resend_interval_s),   1, 3600,  "5",
+     "S  re-send an unacked message every S seconds"},
+    {"--log-level",           OPT_STR, F(log_level),           0, 0,     "info",
+     "L  error|warning|notice|info|debug"},
+    {"--node",                OPT_STR, F(node),                0, 0,     "edge-node",
+     "NAME  the node the edge certificate is made for"},
+    {"--on-malformed",        OPT_STR, F(on_malformed),        0, 0,     "drop",
+     "drop|close  bad JSON from the edge: log and drop it, or close as cloudcore"},
+};
+/* clang-format on */
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void usage(FILE *f)
+{
+    size_t i;
+
+    (void)fprintf(f, "usage: kedge-cloudsim --certs DIR [options]\n");
+    for (i = 0; i < N_OPTS; i++)
+        (void)fprintf(f, "  %-22s %s%s%s%s\n", opts[i].name, opts[i].help,
+                      opts[i].def ? " (default " : "", opts[i].def ? opts[i].def : "",
+                      opts[i].def ? ")" : "");
+}
+
+static int opt_set(struct cloudsim_config *cfg, const struct opt *o, const char *value)
+{
+    char *base = (char *)cfg + o->off;
+    long v;
+
+    if (o->type == OPT_INT) {
+        if (kedge_parse_long(value, o->min, o->max, &v) < 0) {
+            (void)fprintf(stderr, "kedge-cloudsim: %s: '%s' is not an integer in %ld..%ld\n",
+                          o->name, value, o->min, o->max);
+            return -1;
+        }
+        memcpy(base, &v, sizeof(v));
+        return 0;
+    }
+    {
+        char *copy = kedge_strdup(value), *old;
+        if (!copy)
+            return -1;
+        memcpy(&old, base, sizeof(old));
+        kedge_free(old);
+        memcpy(base, &copy, sizeof(copy));
+    }
+    return 0;
+}
+
+static void config_cleanup(struct cloudsim_config *cfg)
+{
+    kedge_free(cfg->certs_dir);
+    kedge_free(cfg->node);
+    kedge_free(cfg->log_level);
+    kedge_free(cfg->on_malformed);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+static const struct {
+    const char *name;
+    int level;
+} log_levels[] = {
+    {"error", KEDGE_LOG_ERR}, {"warning", KEDGE_LOG_WARN}, {"notice", KEDGE_LOG_NOTICE},
+    {"info", KEDGE_LOG_INFO}, {"debug", KEDGE_LOG_DEBUG},
+};
+
+/* Parse into cfg (defaults first), then check the whole. Returns 0, 1 for --help, -1. */
+static int config_parse(int argc, char **argv, struct cloudsim_config *cfg, int *log_level)
+{
+    size_t i;
+    int a;
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (i = 0; i < N_OPTS; i++)
+        if (opts[i].def && opt_set(cfg, &opts[i], opts[i].def) < 0)
+            return -1;
+    for (a = 1; a < argc; a++) {
+        const char *arg = argv[a], *eq = strchr(arg, '='), *value;
+        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return 1;
+        for (i = 0; i < N_OPTS; i++)
+            if (strlen(opts[i].name) == nlen && strncmp(opts[i].name, arg, nlen) == 0)
+                break;
+        if (i == N_OPTS) {
+            (void)fprintf(stderr, "kedge-cloudsim: unknown option '%s'\n", arg);
+            return -1;
+        }
+        if (eq) {
+            value = eq + 1;
+        } else if (a + 1 < argc) {
+            value = argv[++a];
+        } else {
+            (void)fprintf(stderr, "kedge-cloudsim: %s needs a value\n", opts[i].name);
+            return -1;
+        }
+        if (opt_set(cfg, &opts[i], value) < 0)
+            return -1;
+    }
+
+    if (!cfg->certs_dir || !*cfg->certs_dir) {
+        (void)fprintf(stderr, "kedge-cloudsim: --certs DIR is required\n");
+        return -1;
+    }
+    if (!*cfg->node) {
+        (void)fprintf(stderr, "kedge-cloudsim: --node must not be empty\n");
+        return -1;
+    }
+    *log_level = -1;
+    for (i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+        if (strcmp(cfg->log_level, log_levels[i].name) == 0)
+            *log_level = log_levels[i].level;
+    if (*log_level < 0) {
+        (void)fprintf(stderr,
+                      "kedge-cloudsim: --log-level: '%s' is not one of "
+                      "error|warning|notice|info|debug\n",
+                      cfg->log_level);
+        return -1;
+    }
+    if (strcmp(cfg->on_malformed, "drop") != 0 && strcmp(cfg->on_malformed, "close") != 0) {
+        (void)fprintf(stderr, "kedge-cloudsim: --on-malformed: '%s' is not drop|close\n",
+                      cfg->on_malformed);
+        return -1;
+    }
+    cfg->close_on_malformed = strcmp(cfg->on_malformed, "close") == 0;
+    if (cfg->https_port) {
+        (void)fprintf(stderr, "kedge-cloudsim: --https-port: the certificate bootstrap service "
+                              "is not implemented yet; use 0\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- logging --------------------------------------------------------------------------------- */
+
+static void log_sink(int level, const char *line)
+{
+    (void)level;
+    (void)fprintf(stderr, "%lld: %s\n", (long long)time(NULL), line);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    kedge_log(level == LLL_ERR    ? KEDGE_LOG_ERR
+              : level == LLL_WARN ? KEDGE_LOG_WARN
+                                  : KEDGE_LOG_DEBUG,
+              "cloudsim: lws: %.*s", (int)n, line);
+}
+
+/* ---- signals --------------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+static struct lws_context *volatile signal_ctx;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+    if (signal_ctx)
+        lws_cancel_service(signal_ctx); /* writes to lws's event pipe: wakes the loop */
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    (void)sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+        return -errno;
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        return -errno;
+    return 0;
+}
+
+/* ---- vhosts ---------------------------------------------------------------------------------- */
+
+/* CloudHub's TLS (cloud/pkg/cloudhub/servers/server.go createTLSConfig): TLS 1.2+, the TLS 1.2
+ * suites limited to ECDHE-ECDSA with AES-GCM / ChaCha20, a client certificate required and
+ * verified against the CA (the verdict itself: hub.c, LWS_CALLBACK_OPENSSL_PERFORM_...). */
+static struct lws_vhost *make_wss_vhost(struct lws_context *ctx, const struct cloudsim_config *cfg,
+                                        const struct cloudsim_certs *certs, struct hub *hub)
+{
+    struct lws_context_creation_info vi;
+
+    memset(&vi, 0, sizeof(vi));
+    vi.vhost_name = "cloudhub";
+    vi.iface = "127.0.0.1";
+    vi.port = (int)cfg->port;
+    vi.protocols = hub_protocols;
+    vi.user = hub;
+    vi.options =
+        LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT | LWS_SERVER_OPTION_DISABLE_IPV6;
+    vi.ssl_cert_filepath = certs->server_crt;
+    vi.ssl_private_key_filepath = certs->server_key;
+    vi.ssl_ca_filepath = certs->ca_crt;
+    vi.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                         "ECDHE-ECDSA-CHACHA20-POLY1305";
+    vi.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+    vi.alpn = "http/1.1";
+    vi.timeout_secs = 30; /* CloudHub's handshake timeout */
+    return lws_create_vhost(ctx, &vi);
+}
+
+static struct lws_vhost *make_control_vhost(struct lws_context *ctx,
+                                            const struct cloudsim_config *cfg, struct hub *hub)
+{
+    struct lws_context_creation_info vi;
+
+    memset(&vi, 0, sizeof(vi));
+    vi.vhost_name = "control";
+    vi.iface = "127.0.0.1";
+    vi.port = (int)cfg->control_port;
+    vi.protocols = control_protocols;
+    vi.user = hub;
+    vi.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    vi.timeout_secs = 30;
+    return lws_create_vhost(ctx, &vi);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    struct lws_context_creation_info info;
+    struct cloudsim_config cfg;
+    struct cloudsim_certs certs;
+    struct lws_context *ctx = NULL;
+    struct lws_vhost *wss, *control;
+    struct hub *hub = NULL;
+    int rc, level, exit_code = 1;
+
+    memset(&certs, 0, sizeof(certs));
+    rc = config_parse(argc, argv, &cfg, &level);
+    if (rc != 0) {
+        usage(rc > 0 ? stdout : stderr);
+        config_cleanup(&cfg);
+        return rc > 0 ? 0 : 2;
+    }
+    kedge_log_set_sink(log_sink);
+    kedge_log_level_max = level;
+    lws_set_log_level(level >= KEDGE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE
+                                               : LLL_ERR | LLL_WARN,
+                      lws_log_emit);
+
+    rc = certs_ensure(cfg.certs_dir, cfg.node, &certs);
+    if (rc < 0) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: no usable certificates in dir=%s", cfg.certs_dir);
+        goto out;
+    }
+    rc = hub_new(&cfg, certs.ca_crt, &hub);
+    if (rc < 0) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: start-up failed err=%d", rc);
+        goto out;
+    }
+    if (install_signals() < 0) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot install signal handlers");
+        goto out;
+    }
+
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.fd_limit_per_thread = 256; /* lws sizes tables from this; the default is ulimit -n */
+    ctx = lws_create_context(&info);
+    if (!ctx) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: lws_create_context failed");
+        goto out;
+    }
+    hub_set_context(hub, ctx);
+    signal_ctx = ctx;
+
+    wss = make_wss_vhost(ctx, &cfg, &certs, hub);
+    if (!wss) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot listen on 127.0.0.1:%ld (wss)", cfg.port);
+        goto out;
+    }
+    control = make_control_vhost(ctx, &cfg, hub);
+    if (!control) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot listen on 127.0.0.1:%ld (control)",
+                  cfg.control_port);
+        goto out;
+    }
+
+    kedge_log(KEDGE_LOG_NOTICE,
+              "cloudsim: listening wss=127.0.0.1:%d control=127.0.0.1:%d certs=%s "
+              "keepalive_timeout_s=%ld resend_interval_s=%ld",
+              lws_get_vhost_listen_port(wss), lws_get_vhost_listen_port(control), cfg.certs_dir,
+              cfg.keepalive_timeout_s, cfg.resend_interval_s);
+    if (printf("cloudsim: ready wss_port=%d control_port=%d\n", lws_get_vhost_listen_port(wss),
+               lws_get_vhost_listen_port(control)) < 0 ||
+        fflush(stdout) != 0) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot write the ready line");
+        goto out;
+    }
+
+    while (!stop_requested)
+        if (lws_service(ctx, 0) < 0)
+            break;
+    kedge_log(KEDGE_LOG_NOTICE, "cloudsim: %s, shutting down",
+              stop_requested ? "signal received" : "service loop failed");
+    exit_code = stop_requested ? 0 : 1;
+out:
+    hub_stop(hub);
+    signal_ctx = NULL;
+    if (ctx)
+        lws_context_destroy(ctx);
+    hub_free(hub);
+    certs_cleanup(&certs);
+    config_cleanup(&cfg);
+    return exit_code;
+}

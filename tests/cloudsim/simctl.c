@@ -1,0 +1,620 @@
+/* simctl.c: a kedge-cloudsim child process and a blocking HTTP/1.1 client for its control API
+ * (simctl.h). Test-side code: blocking calls with deadlines are fine here, and nothing but
+ * 127.0.0.1 is contacted.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "simctl.h"
+
+#define READY_TIMEOUT_MS 10000
+#define STOP_TIMEOUT_MS 10000
+#define HTTP_TIMEOUT_MS 10000
+#define VALGRIND_SCALE 20
+#define POLL_MS 10
+
+struct simctl {
+    pid_t pid;
+    bool reaped;
+    pid_t watcher;
+    int watch_fd;
+    int wss_port, control_port;
+    char dir[1024]; /* short enough that every path below fits */
+    char certs[1100];
+    char log_path[PATH_MAX];
+    char vg_path[PATH_MAX];
+    char scratch[PATH_MAX + 1100];
+    bool valgrind;
+};
+
+/* ---- timing ---------------------------------------------------------------------------------- */
+
+static bool valgrind_wanted(void)
+{
+    const char *v = getenv("KEDGE_VALGRIND");
+    return v && strcmp(v, "1") == 0;
+}
+
+int simctl_scale_ms(int ms)
+{
+    const char *s = getenv("KEDGE_TEST_TIMEOUT_SCALE");
+    double f = s ? strtod(s, NULL) : 1.0, v;
+
+    if (!(f > 0))
+        f = 1.0;
+    if (valgrind_wanted())
+        f *= VALGRIND_SCALE;
+    v = (double)ms * f;
+    return v > (double)INT_MAX ? INT_MAX : (int)v;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining_ms(int64_t deadline)
+{
+    int64_t r = deadline - now_ms();
+    return r < 0 ? 0 : r > INT_MAX ? INT_MAX : (int)r;
+}
+
+/* ---- files ----------------------------------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) < 0 ? -1 : 0;
+}
+
+static void copy_to_stderr(const char *path, const char *what)
+{
+    char buf[4096];
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    if (!f)
+        return;
+    (void)fprintf(stderr, "---- %s (%s) ----\n", what, path);
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        (void)fwrite(buf, 1, n, stderr);
+    (void)fprintf(stderr, "---- end of %s ----\n", what);
+    (void)fclose(f);
+}
+
+void simctl_dump_log(const struct simctl *s)
+{
+    copy_to_stderr(s->log_path, "kedge-cloudsim log");
+    if (s->valgrind)
+        copy_to_stderr(s->vg_path, "valgrind log");
+}
+
+/* ---- process --------------------------------------------------------------------------------- */
+
+/* If the test process dies without simctl_free (a failed ck_assert exits it, a Check timeout
+ * kills it), cloudsim dies with it (PR_SET_PDEATHSIG) and this watcher, which reads a pipe only
+ * the test holds, sees EOF: it prints cloudsim's log and removes the directory. simctl_free
+ * writes "ok" instead. */
+static const char watcher_script[] =
+    "if IFS= read -r line && [ \"$line\" = ok ]; then exit 0; fi\n"
+    "echo \"simctl: the test ended with kedge-cloudsim running; files from $1:\" >&2\n"
+    "for f in cloudsim.log valgrind.log; do\n"
+    "  if [ -s \"$1/$f\" ]; then echo \"----- $f -----\" >&2; cat \"$1/$f\" >&2; fi\n"
+    "done\n"
+    "if [ \"$2\" = rm ]; then rm -rf -- \"$1\"; else echo \"simctl: kept $1\" >&2; fi\n";
+
+static int start_watcher(struct simctl *s)
+{
+    const char *keep = getenv("KEDGE_KEEP_TMP");
+    int fds[2];
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    s->watcher = fork();
+    if (s->watcher < 0) {
+        int e = errno;
+        (void)close(fds[0]);
+        (void)close(fds[1]);
+        return -e;
+    }
+    if (s->watcher == 0) {
+        (void)setpgid(0, 0); /* its own process group: Check's killpg on a timeout spares it */
+        if (dup2(fds[0], STDIN_FILENO) < 0)
+            _exit(127);
+        execl("/bin/sh", "sh", "-c", watcher_script, "kedge-simctl-watcher", s->dir,
+              keep && strcmp(keep, "1") == 0 ? "keep" : "rm", (char *)NULL);
+        _exit(127);
+    }
+    (void)close(fds[0]);
+    s->watch_fd = fds[1];
+    return 0;
+}
+
+static void stop_watcher(struct simctl *s)
+{
+    if (s->watcher <= 0)
+        return;
+    if (s->watch_fd >= 0) {
+        (void)!write(s->watch_fd, "ok\n", 3);
+        (void)close(s->watch_fd);
+        s->watch_fd = -1;
+    }
+    while (waitpid(s->watcher, NULL, 0) < 0 && errno == EINTR)
+        ;
+    s->watcher = 0;
+}
+
+/* Reap with a deadline. pidfd + poll when the kernel has it; else short polls. Returns the
+ * wait status in *st, or -ETIMEDOUT / -errno. */
+static int reap(struct simctl *s, int64_t deadline, int *st)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+    pid_t r;
+
+    for (;;) {
+        r = waitpid(s->pid, st, WNOHANG);
+        if (r == s->pid) {
+            s->reaped = true;
+            if (pfd >= 0)
+                (void)close(pfd);
+            return 0;
+        }
+        if (r < 0 && errno != EINTR) {
+            int e = errno;
+            if (pfd >= 0)
+                (void)close(pfd);
+            return -e;
+        }
+        if (!remaining_ms(deadline)) {
+            if (pfd >= 0)
+                (void)close(pfd);
+            return -ETIMEDOUT;
+        }
+        if (pfd >= 0) {
+            struct pollfd p = {pfd, POLLIN, 0};
+            (void)poll(&p, 1, remaining_ms(deadline));
+        } else {
+            struct timespec ts = {0, POLL_MS * 1000000L}; /* between two polls of a deadline */
+            (void)nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static void child_exec(const struct simctl *s, const struct simctl_opts *o, int out_fd,
+                       pid_t parent)
+{
+    const char *argv[64];
+    char ka[32], rs[32];
+    int argc = 0, log_fd, i;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(127);
+    log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log_fd < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0)
+        _exit(127);
+    if (s->valgrind) {
+        static char vg_log[PATH_MAX + 16];
+        (void)snprintf(vg_log, sizeof(vg_log), "--log-file=%s", s->vg_path);
+        argv[argc++] = "valgrind";
+        argv[argc++] = "--leak-check=full";
+        argv[argc++] = "--show-leak-kinds=definite,indirect,possible";
+        argv[argc++] = "--error-exitcode=1";
+        argv[argc++] = vg_log;
+    }
+    argv[argc++] = KEDGE_CLOUDSIM_BIN;
+    argv[argc++] = "--certs";
+    argv[argc++] = s->certs;
+    argv[argc++] = "--port";
+    argv[argc++] = "0";
+    argv[argc++] = "--control-port";
+    argv[argc++] = "0";
+    if (o && o->keepalive_timeout_s) {
+        (void)snprintf(ka, sizeof(ka), "%ld", o->keepalive_timeout_s);
+        argv[argc++] = "--keepalive-timeout-s";
+        argv[argc++] = ka;
+    }
+    if (o && o->resend_interval_s) {
+        (void)snprintf(rs, sizeof(rs), "%ld", o->resend_interval_s);
+        argv[argc++] = "--resend-interval-s";
+        argv[argc++] = rs;
+    }
+    if (o && o->node) {
+        argv[argc++] = "--node";
+        argv[argc++] = o->node;
+    }
+    argv[argc++] = "--log-level";
+    argv[argc++] = o && o->log_level ? o->log_level : "info";
+    for (i = 0; o && o->extra_args && o->extra_args[i] && argc < 62; i++)
+        argv[argc++] = o->extra_args[i];
+    argv[argc] = NULL;
+    if (s->valgrind)
+        execvp("valgrind", (char *const *)argv);
+    else
+        execv(KEDGE_CLOUDSIM_BIN, (char *const *)argv);
+    _exit(127);
+}
+
+/* Read the ready line. Returns 0, -ECHILD (EOF: it exited) or -ETIMEDOUT. */
+static int await_ready(struct simctl *s, int fd)
+{
+    int64_t deadline = now_ms() + simctl_scale_ms(READY_TIMEOUT_MS);
+    char line[256];
+    size_t len = 0;
+    ssize_t n;
+
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, remaining_ms(deadline));
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -ETIMEDOUT;
+        n = read(fd, line + len, sizeof(line) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -ECHILD;
+        len += (size_t)n;
+        line[len] = '\0';
+        if (strchr(line, '\n')) {
+            if (sscanf(line, "cloudsim: ready wss_port=%d control_port=%d", &s->wss_port,
+                       &s->control_port) == 2)
+                return 0;
+            (void)fprintf(stderr, "simctl: unexpected first line: %s", line);
+            return -EPROTO;
+        }
+        if (len == sizeof(line) - 1)
+            return -EPROTO;
+    }
+}
+
+int simctl_start(const struct simctl_opts *o, struct simctl **out)
+{
+    const char *tmp = getenv("TMPDIR");
+    struct simctl *s;
+    int fds[2], rc, st;
+    pid_t parent = getpid();
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->pid = -1;
+    s->reaped = true;
+    s->watch_fd = -1;
+    s->valgrind = valgrind_wanted();
+    if (!tmp || !*tmp || strlen(tmp) > 900)
+        tmp = "/tmp";
+    (void)snprintf(s->dir, sizeof(s->dir), "%s/kedge-cloudsim-XXXXXX", tmp);
+    if (!mkdtemp(s->dir)) {
+        rc = -errno;
+        free(s);
+        return rc;
+    }
+    if (o && o->certs_dir && strlen(o->certs_dir) >= sizeof(s->certs)) {
+        free(s);
+        return -ENAMETOOLONG;
+    }
+    if (o && o->certs_dir)
+        (void)snprintf(s->certs, sizeof(s->certs), "%s", o->certs_dir);
+    else
+        (void)snprintf(s->certs, sizeof(s->certs), "%s/certs", s->dir);
+    (void)snprintf(s->log_path, sizeof(s->log_path), "%s/cloudsim.log", s->dir);
+    (void)snprintf(s->vg_path, sizeof(s->vg_path), "%s/valgrind.log", s->dir);
+    rc = start_watcher(s);
+    if (rc < 0) {
+        simctl_free(s);
+        return rc;
+    }
+
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        rc = -errno;
+        simctl_free(s);
+        return rc;
+    }
+    s->pid = fork();
+    if (s->pid < 0) {
+        rc = -errno;
+        (void)close(fds[0]);
+        (void)close(fds[1]);
+        simctl_free(s);
+        return rc;
+    }
+    if (s->pid == 0) {
+        (void)close(fds[0]);
+        child_exec(s, o, fds[1], parent);
+    }
+    s->reaped = false;
+    (void)close(fds[1]);
+    rc = await_ready(s, fds[0]);
+    (void)close(fds[0]); /* cloudsim prints nothing else on stdout */
+    if (rc < 0) {
+        (void)fprintf(stderr, "simctl: kedge-cloudsim did not become ready: %s\n", strerror(-rc));
+        (void)kill(s->pid, SIGKILL);
+        (void)reap(s, now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+        simctl_dump_log(s);
+        simctl_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int simctl_stop(struct simctl *s)
+{
+    int st = 0, rc;
+
+    if (!s || s->reaped)
+        return -ECHILD;
+    (void)kill(s->pid, SIGTERM);
+    rc = reap(s, now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+    if (rc == -ETIMEDOUT) {
+        (void)kill(s->pid, SIGKILL);
+        (void)reap(s, now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+        (void)fprintf(stderr, "simctl: kedge-cloudsim did not exit on SIGTERM\n");
+    } else if (rc == 0) {
+        rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    if (rc != 0)
+        simctl_dump_log(s);
+    return rc;
+}
+
+void simctl_free(struct simctl *s)
+{
+    const char *keep = getenv("KEDGE_KEEP_TMP");
+    int st;
+
+    if (!s)
+        return;
+    if (!s->reaped && s->pid > 0) {
+        (void)kill(s->pid, SIGKILL);
+        (void)reap(s, now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+    }
+    stop_watcher(s);
+    if (keep && strcmp(keep, "1") == 0)
+        (void)fprintf(stderr, "simctl: kept %s\n", s->dir);
+    else if (s->dir[0])
+        (void)nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(s);
+}
+
+int simctl_wss_port(const struct simctl *s)
+{
+    return s->wss_port;
+}
+
+int simctl_control_port(const struct simctl *s)
+{
+    return s->control_port;
+}
+
+pid_t simctl_pid(const struct simctl *s)
+{
+    return s->pid;
+}
+
+const char *simctl_dir(const struct simctl *s)
+{
+    return s->dir;
+}
+
+const char *simctl_cert_path(struct simctl *s, const char *name)
+{
+    (void)snprintf(s->scratch, sizeof(s->scratch), "%s/%s", s->certs, name);
+    return s->scratch;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------------ */
+
+static int send_all(int fd, const char *p, size_t len, int64_t deadline)
+{
+    while (len) {
+        struct pollfd pf = {fd, POLLOUT, 0};
+        ssize_t n;
+
+        if (poll(&pf, 1, remaining_ms(deadline)) <= 0)
+            return errno == EINTR ? -EINTR : -ETIMEDOUT;
+        n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Parse "HTTP/1.1 200 ...\r\nheaders\r\n\r\n". Returns the head's length, 0 if incomplete. */
+static size_t parse_head(const char *buf, size_t len, int *status, long *content_length)
+{
+    const char *end = memmem(buf, len, "\r\n\r\n", 4);
+    const char *line, *eol;
+
+    if (!end)
+        return 0;
+    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1)
+        *status = -1;
+    *content_length = -1;
+    for (line = buf; line < end; line = eol + 2) {
+        eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
+        if (!eol)
+            break;
+        if ((size_t)(eol - line) > 15 && strncasecmp(line, "content-length:", 15) == 0)
+            *content_length = strtol(line + 15, NULL, 10);
+    }
+    return (size_t)(end - buf) + 4;
+}
+
+int simctl_http(struct simctl *s, const char *method, const char *path_and_query, const char *body,
+                int *status, struct kedge_buf *resp)
+{
+    int64_t deadline = now_ms() + simctl_scale_ms(HTTP_TIMEOUT_MS);
+    struct sockaddr_in sa;
+    struct kedge_buf in = KEDGE_BUF_INIT, req = KEDGE_BUF_INIT;
+    size_t blen = body ? strlen(body) : 0, head = 0;
+    long clen = -1;
+    int fd, rc = 0;
+
+    *status = -1;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)s->control_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (kedge_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n", method,
+                         path_and_query) < 0 ||
+        (strcmp(method, "POST") == 0 &&
+         kedge_buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen) <
+             0) ||
+        kedge_buf_puts(&req, "\r\n") < 0 || (blen && kedge_buf_append(&req, body, blen) < 0)) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = send_all(fd, req.data, req.len, deadline);
+    if (rc < 0)
+        goto out;
+    for (;;) {
+        char chunk[16384];
+        struct pollfd pf = {fd, POLLIN, 0};
+        ssize_t n;
+        int pr = poll(&pf, 1, remaining_ms(deadline));
+
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            rc = -ETIMEDOUT;
+            goto out;
+        }
+        n = recv(fd, chunk, sizeof(chunk), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (n > 0 && kedge_buf_append(&in, chunk, (size_t)n) < 0) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (!head)
+            head = parse_head(in.data ? in.data : "", in.len, status, &clen);
+        if (head && clen >= 0 && in.len >= head + (size_t)clen)
+            break;
+        if (n == 0)
+            break;
+    }
+    if (!head || *status < 0) {
+        rc = -EPROTO;
+        goto out;
+    }
+    if (clen < 0)
+        clen = (long)(in.len - head);
+    if (kedge_buf_append(resp, in.data + head, (size_t)clen) < 0)
+        rc = -ENOMEM;
+out:
+    (void)close(fd);
+    kedge_buf_cleanup(&in);
+    kedge_buf_cleanup(&req);
+    return rc;
+}
+
+int simctl_http_json(struct simctl *s, const char *method, const char *path_and_query,
+                     const char *body, int *status, struct kedge_jdoc **doc)
+{
+    struct kedge_buf resp = KEDGE_BUF_INIT;
+    int rc;
+
+    *doc = NULL;
+    rc = simctl_http(s, method, path_and_query, body, status, &resp);
+    if (rc == 0)
+        rc = kedge_json_parse(resp.data ? resp.data : "", resp.len, doc);
+    kedge_buf_cleanup(&resp);
+    return rc;
+}
+
+int simctl_send(struct simctl *s, const char *node, const char *json, char **msg_id)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *id;
+    char path[512];
+    int status, rc;
+
+    if (msg_id)
+        *msg_id = NULL;
+    if (node)
+        (void)snprintf(path, sizeof(path), "/send?node=%s", node);
+    else
+        (void)snprintf(path, sizeof(path), "/send");
+    rc = simctl_http_json(s, "POST", path, json, &status, &doc);
+    if (rc == 0 && status != 200)
+        rc = -EBADMSG;
+    if (rc == 0 && msg_id) {
+        id = kedge_json_get(kedge_jdoc_root(doc), "msg_id");
+        if (!id || id->type != KEDGE_JSTR)
+            rc = -EBADMSG;
+        else if (!(*msg_id = kedge_strndup(id->str, id->len)))
+            rc = -ENOMEM;
+    }
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
+int simctl_send_raw(struct simctl *s, const char *node, const char *bytes)
+{
+    struct kedge_buf resp = KEDGE_BUF_INIT;
+    char path[512];
+    int status, rc;
+
+    if (node)
+        (void)snprintf(path, sizeof(path), "/send_raw?node=%s", node);
+    else
+        (void)snprintf(path, sizeof(path), "/send_raw");
+    rc = simctl_http(s, "POST", path, bytes, &status, &resp);
+    kedge_buf_cleanup(&resp);
+    if (rc == 0 && status != 200)
+        rc = -EBADMSG;
+    return rc;
+}
+
+int simctl_post(struct simctl *s, const char *path_and_query)
+{
+    struct kedge_buf resp = KEDGE_BUF_INIT;
+    int status, rc;
+
+    rc = simctl_http(s, "POST", path_and_query, NULL, &status, &resp);
+    kedge_buf_cleanup(&resp);
+    return rc < 0 ? rc : status;
+}

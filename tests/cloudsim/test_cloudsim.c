@@ -1,0 +1,1465 @@
+/* test_cloudsim.c: kedge-cloudsim against the cloudcore behaviours it claims (cloudsim.h).
+ *
+ * Every test starts the real binary (simctl.h), drives it with a small lws websocket client
+ * written here (mutual TLS with the generated edge certificate, the handshake headers the edge
+ * sends) and with the control API, then stops it and asserts exit status 0 (under
+ * KEDGE_VALGRIND=1 that also means no leaks). Waits are deadlines on a condition. Where a test
+ * must show that something does *not* happen (no resend, no reply), it uses a later marker that
+ * the same ordered stream must deliver first, so the absence is proven without a timed pause;
+ * the few remaining observation windows are named quiet_ms and documented at their use.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "cloudsim.h"
+#include "kedge/alloc.h"
+#include "kedge/buf.h"
+#include "kedge/err.h"
+#include "kedge/json.h"
+#include "kedge/log.h"
+#include "kedge/msg.h"
+#include "kedge/util.h"
+#include "simctl.h"
+
+#define PROJECT "e632aba927ea4ac2b575ec1603d56f10"
+#define DEADLINE_MS 10000 /* generous ceiling for anything that should take milliseconds */
+
+/* ---------------------------------------------------------------------------------------------
+ * A tiny edge: an lws websocket client with its own context
+ */
+
+struct frame {
+    struct frame *next;
+    char *data;
+    size_t len;
+};
+
+struct outf {
+    struct outf *next;
+    unsigned char *buf; /* LWS_PRE headroom + payload */
+    size_t len;
+    int flags;
+};
+
+enum wsc_state { WSC_CONNECTING, WSC_OPEN, WSC_CLOSED, WSC_FAILED };
+
+struct wsc_opts {
+    const char *node_id, *project_id, *conn_use; /* NULL: header not sent */
+    const char *cert, *key;                      /* NULL: no client certificate */
+    const char *ca;
+    const char *path; /* NULL: /{project}/edge-node/events, as edgecore dials */
+    int keepalive_ms; /* 0: the test sends its own */
+};
+
+struct wsc {
+    struct lws_context *ctx;
+    bool owns_ctx;
+    struct lws *wsi;
+    enum wsc_state state;
+    bool was_open;
+    char error[256];
+    struct wsc_opts o;
+    struct kedge_buf rx;
+    struct frame *in_head, *in_tail;
+    size_t in_total;
+    struct outf *out_head, *out_tail;
+    int64_t next_keepalive_ms;
+    unsigned keepalives_sent;
+    unsigned pongs;
+    lws_sorted_usec_list_t tick;
+};
+
+static int64_t mono_ms(void)
+{
+    return (int64_t)kedge_now_ms();
+}
+
+static void wsc_queue(struct wsc *w, const char *data, size_t len, int flags)
+{
+    struct outf *f = calloc(1, sizeof(*f));
+
+    ck_assert_ptr_nonnull(f);
+    f->buf = malloc(LWS_PRE + len + 1);
+    ck_assert_ptr_nonnull(f->buf);
+    memcpy(f->buf + LWS_PRE, data, len);
+    f->len = len;
+    f->flags = flags;
+    if (w->out_tail)
+        w->out_tail->next = f;
+    else
+        w->out_head = f;
+    w->out_tail = f;
+    if (w->wsi && w->state == WSC_OPEN)
+        lws_callback_on_writable(w->wsi);
+}
+
+/* One whole text message, with the "\n" edgecore's framing puts after the JSON. */
+static void wsc_send(struct wsc *w, const char *json)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+
+    ck_assert_int_eq(kedge_buf_printf(&b, "%s\n", json), 0);
+    wsc_queue(w, b.data, b.len, LWS_WRITE_TEXT);
+    kedge_buf_cleanup(&b);
+}
+
+static void send_keepalive(struct wsc *w)
+{
+    char id[KEDGE_UUID_LEN + 1], json[512];
+
+    kedge_uuid4(id);
+    (void)snprintf(json, sizeof(json),
+                   "{\"header\":{\"msg_id\":\"%s\",\"timestamp\":%lld},\"route\":{\"source\":"
+                   "\"websocket\",\"group\":\"resource\",\"operation\":\"keepalive\",\"resource\":"
+                   "\"node\"},\"content\":\"ping\"}",
+                   id, (long long)kedge_wall_ms());
+    wsc_send(w, json);
+    w->keepalives_sent++;
+}
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    struct wsc *w = lws_container_of(sul, struct wsc, tick);
+
+    if (w->o.keepalive_ms && w->state == WSC_OPEN && mono_ms() >= w->next_keepalive_ms) {
+        send_keepalive(w);
+        w->next_keepalive_ms = mono_ms() + w->o.keepalive_ms;
+    }
+    lws_sul_schedule(w->ctx, 0, &w->tick, tick, 20 * LWS_US_PER_MS);
+}
+
+static int add_header(struct lws *wsi, const char *name, const char *value, void *in, size_t len)
+{
+    unsigned char **p = in, *end = *p + len;
+
+    if (!value)
+        return 0;
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+static int wsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    struct wsc *w = user; /* ci.userdata: one context may carry several clients */
+    struct outf *f;
+
+    if (!w)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        /* spelled as edgecore's Go client puts them on the wire (cloudcore-recorded/): Go
+         * canonicalises node_id, project_id, ConnectionUse to these */
+        if (add_header(wsi, "Node_id:", w->o.node_id, in, len) ||
+            add_header(wsi, "Project_id:", w->o.project_id, in, len) ||
+            add_header(wsi, "Connectionuse:", w->o.conn_use, in, len))
+            return -1;
+        break;
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        w->state = WSC_OPEN;
+        w->was_open = true;
+        w->next_keepalive_ms = mono_ms();
+        if (w->out_head)
+            lws_callback_on_writable(wsi);
+        break;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        w->state = WSC_FAILED;
+        (void)snprintf(w->error, sizeof(w->error), "%s", in ? (const char *)in : "(none)");
+        w->wsi = NULL;
+        break;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        w->state = WSC_CLOSED;
+        w->wsi = NULL;
+        break;
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP: /* died before the upgrade: e.g. a TLS 1.3 */
+    case LWS_CALLBACK_WSI_DESTROY:        /* client-certificate alert after our Finished */
+        if (w->state == WSC_CONNECTING) {
+            w->state = WSC_FAILED;
+            (void)snprintf(w->error, sizeof(w->error), "closed before the upgrade");
+        }
+        w->wsi = NULL;
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        ck_assert_int_eq(kedge_buf_append(&w->rx, in, len), 0);
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            struct frame *fr = calloc(1, sizeof(*fr));
+            ck_assert_ptr_nonnull(fr);
+            fr->data = kedge_buf_take(&w->rx, &fr->len);
+            ck_assert_ptr_nonnull(fr->data);
+            if (w->in_tail)
+                w->in_tail->next = fr;
+            else
+                w->in_head = fr;
+            w->in_tail = fr;
+            w->in_total++;
+        }
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        w->pongs++;
+        break;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        f = w->out_head;
+        if (!f)
+            break;
+        w->out_head = f->next;
+        if (!w->out_head)
+            w->out_tail = NULL;
+        if (lws_write(wsi, f->buf + LWS_PRE, f->len, (enum lws_write_protocol)f->flags) <
+            (int)f->len) {
+            free(f->buf);
+            free(f);
+            return -1;
+        }
+        free(f->buf);
+        free(f);
+        if (w->out_head)
+            lws_callback_on_writable(wsi);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static const struct lws_protocols wsc_protocols[] = {
+    {"edge", wsc_callback, 0, 64 * 1024, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* Run the client's loop until pred(w, arg) holds or the deadline passes. */
+static bool wsc_run_until(struct wsc *w, bool (*pred)(struct wsc *, void *), void *arg,
+                          int timeout_ms)
+{
+    int64_t deadline = mono_ms() + simctl_scale_ms(timeout_ms);
+
+    while (!pred(w, arg)) {
+        if (mono_ms() >= deadline)
+            return false;
+        lws_service(w->ctx, 0);
+    }
+    return true;
+}
+
+static bool is_settled(struct wsc *w, void *arg)
+{
+    (void)arg;
+    return w->state != WSC_CONNECTING;
+}
+
+static bool is_gone(struct wsc *w, void *arg)
+{
+    (void)arg;
+    return w->state == WSC_CLOSED || w->state == WSC_FAILED || !w->wsi;
+}
+
+/* Keep the client's loop running for quiet_ms: an observation window for "nothing happens",
+ * used only where no later marker can prove the absence. Not scaled: the window is measured
+ * against cloudsim's own timers (a keepalive deadline), which run in real time even under
+ * valgrind. */
+static void wsc_quiet(struct wsc *w, int quiet_ms)
+{
+    int64_t end = mono_ms() + quiet_ms;
+
+    while (mono_ms() < end)
+        lws_service(w->ctx, 0); /* the 20 ms tick bounds each wait */
+}
+
+/* Connect to cloudsim and wait until the websocket is open or has failed. share: NULL for a
+ * client with its own lws context, or a client whose context (and so whose TLS files) this one
+ * shares. Concurrent clients must share: lws 4.1.6 keeps its SSL_CTX ex_data index in a global
+ * that each new context overwrites, so of two live contexts one leaks its client SSL_CTX when
+ * destroyed (seen under LeakSanitizer). kedge-bridge and cloudsim have one context each. */
+static void wsc_open_shared(struct wsc *w, struct simctl *s, const struct wsc_opts *o,
+                            struct wsc *share)
+{
+    struct lws_context_creation_info info;
+    struct lws_client_connect_info ci;
+
+    memset(w, 0, sizeof(*w));
+    w->o = *o;
+    if (share) {
+        w->ctx = share->ctx;
+    } else {
+        memset(&info, 0, sizeof(info));
+        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.port = CONTEXT_PORT_NO_LISTEN;
+        info.protocols = wsc_protocols;
+        info.fd_limit_per_thread = 64;
+        info.client_ssl_ca_filepath = o->ca;
+        info.client_ssl_cert_filepath = o->cert;
+        info.client_ssl_private_key_filepath = o->key;
+        w->ctx = lws_create_context(&info);
+        ck_assert_ptr_nonnull(w->ctx);
+        w->owns_ctx = true;
+    }
+    lws_sul_schedule(w->ctx, 0, &w->tick, tick, 20 * LWS_US_PER_MS);
+
+    memset(&ci, 0, sizeof(ci));
+    ci.context = w->ctx;
+    ci.address = "127.0.0.1";
+    ci.port = simctl_wss_port(s);
+    ci.path = o->path ? o->path : "/" PROJECT "/edge-node/events"; /* not parsed by the cloud */
+    ci.host = "127.0.0.1";
+    ci.origin = "127.0.0.1";
+    ci.ssl_connection = LCCSCF_USE_SSL;
+    ci.userdata = w;
+    ci.pwsi = &w->wsi;
+    w->state = WSC_CONNECTING;
+    if (!lws_client_connect_via_info(&ci))
+        w->state = WSC_FAILED;
+    ck_assert_msg(wsc_run_until(w, is_settled, NULL, DEADLINE_MS), "connect did not settle");
+}
+
+static void wsc_open(struct wsc *w, struct simctl *s, const struct wsc_opts *o)
+{
+    wsc_open_shared(w, s, o, NULL);
+}
+
+/* Close a client; one sharing another's context must be closed before that one. */
+static void wsc_close(struct wsc *w)
+{
+    struct frame *f;
+    struct outf *o;
+
+    if (w->ctx) {
+        lws_sul_cancel(&w->tick);
+        if (w->wsi) /* closed now, while w is still valid for the callbacks */
+            lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+        if (w->owns_ctx)
+            lws_context_destroy(w->ctx);
+    }
+    while ((f = w->in_head)) {
+        w->in_head = f->next;
+        kedge_free(f->data);
+        free(f);
+    }
+    while ((o = w->out_head)) {
+        w->out_head = o->next;
+        free(o->buf);
+        free(o);
+    }
+    kedge_buf_cleanup(&w->rx);
+    memset(w, 0, sizeof(*w));
+}
+
+static bool has_pong(struct wsc *w, void *arg)
+{
+    (void)arg;
+    return w->pongs > 0;
+}
+
+static bool has_frame(struct wsc *w, void *arg)
+{
+    (void)arg;
+    return w->in_head != NULL;
+}
+
+/* Next message from the cloud, decoded; false if none arrives before the deadline. */
+static bool wsc_next(struct wsc *w, struct kedge_msg *m, int timeout_ms)
+{
+    struct frame *f;
+
+    if (!wsc_run_until(w, has_frame, NULL, timeout_ms))
+        return false;
+    f = w->in_head;
+    w->in_head = f->next;
+    if (!w->in_head)
+        w->in_tail = NULL;
+    /* every cloud frame is one JSON message followed by "\n" (kubeedge-wire.md §4.5) */
+    ck_assert_msg(f->len > 0 && f->data[f->len - 1] == '\n', "frame without trailing newline: %.*s",
+                  (int)f->len, f->data);
+    ck_assert_int_eq(kedge_msg_decode(f->data, f->len, m), 0);
+    kedge_free(f->data);
+    free(f);
+    return true;
+}
+
+/* Next frame from the cloud, undecoded (kedge_malloc'd; the caller frees). */
+static char *wsc_next_raw(struct wsc *w, size_t *len)
+{
+    struct frame *f;
+    char *data;
+
+    ck_assert_msg(wsc_run_until(w, has_frame, NULL, DEADLINE_MS), "no frame within the deadline");
+    f = w->in_head;
+    w->in_head = f->next;
+    if (!w->in_head)
+        w->in_tail = NULL;
+    data = f->data;
+    *len = f->len;
+    free(f);
+    return data;
+}
+
+static void wsc_expect_next(struct wsc *w, struct kedge_msg *m)
+{
+    ck_assert_msg(wsc_next(w, m, DEADLINE_MS), "no message from the cloud within the deadline");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Test fixtures
+ */
+
+static struct simctl *sim_start_opts(const struct simctl_opts *o)
+{
+    struct simctl *s = NULL;
+
+    ck_assert_int_eq(simctl_start(o, &s), 0);
+    return s;
+}
+
+static struct simctl *sim_start(long keepalive_s, long resend_s)
+{
+    struct simctl_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.keepalive_timeout_s = keepalive_s;
+    o.resend_interval_s = resend_s;
+    return sim_start_opts(&o);
+}
+
+static void sim_stop_ok(struct simctl *s)
+{
+    int rc = simctl_stop(s);
+
+    ck_assert_msg(rc == 0, "kedge-cloudsim exit status %d", rc);
+    simctl_free(s);
+}
+
+static struct wsc_opts edge_opts(struct simctl *s, const char *node)
+{
+    struct wsc_opts o;
+    static char ca[512], cert[512], key[512];
+
+    (void)snprintf(ca, sizeof(ca), "%s", simctl_cert_path(s, "rootCA.crt"));
+    (void)snprintf(cert, sizeof(cert), "%s", simctl_cert_path(s, "edge.crt"));
+    (void)snprintf(key, sizeof(key), "%s", simctl_cert_path(s, "edge.key"));
+    memset(&o, 0, sizeof(o));
+    o.node_id = node;
+    o.project_id = PROJECT;
+    o.conn_use = "msg";
+    o.ca = ca;
+    o.cert = cert;
+    o.key = key;
+    return o;
+}
+
+static void edge_connect(struct wsc *w, struct simctl *s, const char *node)
+{
+    struct wsc_opts o = edge_opts(s, node);
+
+    wsc_open(w, s, &o);
+    ck_assert_msg(w->state == WSC_OPEN, "edge could not connect: %s", w->error);
+}
+
+/* GET a control endpoint as JSON; the document is the caller's. */
+static struct kedge_jdoc *get_json(struct simctl *s, const char *path)
+{
+    struct kedge_jdoc *doc = NULL;
+    int status;
+
+    ck_assert_int_eq(simctl_http_json(s, "GET", path, NULL, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    return doc;
+}
+
+static int64_t state_int(struct simctl *s, const char *node, const char *key)
+{
+    char path[256];
+    struct kedge_jdoc *doc;
+    int64_t v = -1;
+
+    (void)snprintf(path, sizeof(path), node ? "/state?node=%s" : "/state", node);
+    doc = get_json(s, path);
+    ck_assert_int_eq(kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), key), &v), 0);
+    kedge_jdoc_free(doc);
+    return v;
+}
+
+static bool state_bool(struct simctl *s, const char *node, const char *key)
+{
+    char path[256];
+    struct kedge_jdoc *doc;
+    const struct kedge_jval *v;
+    bool b;
+
+    (void)snprintf(path, sizeof(path), node ? "/state?node=%s" : "/state", node);
+    doc = get_json(s, path);
+    v = kedge_json_get(kedge_jdoc_root(doc), key);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(v->type, KEDGE_JBOOL);
+    b = v->boolean;
+    kedge_jdoc_free(doc);
+    return b;
+}
+
+static char *state_str(struct simctl *s, const char *node, const char *key)
+{
+    char path[256];
+    struct kedge_jdoc *doc;
+    const struct kedge_jval *v;
+    char *out;
+
+    (void)snprintf(path, sizeof(path), node ? "/state?node=%s" : "/state", node);
+    doc = get_json(s, path);
+    v = kedge_json_get(kedge_jdoc_root(doc), key);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(v->type, KEDGE_JSTR);
+    out = kedge_strndup(v->str, v->len);
+    kedge_jdoc_free(doc);
+    return out;
+}
+
+/* Messages in /received (with ?query) whose operation is op (NULL: any). */
+static int count_received(struct simctl *s, const char *query, const char *op)
+{
+    char path[256];
+    struct kedge_jdoc *doc;
+    const struct kedge_jval *arr, *e, *route, *o;
+    int n = 0;
+
+    (void)snprintf(path, sizeof(path), "/received%s", query ? query : "");
+    doc = get_json(s, path);
+    arr = kedge_json_get(kedge_jdoc_root(doc), "messages");
+    ck_assert_ptr_nonnull(arr);
+    for (e = arr->child; e; e = e->next) {
+        route = kedge_json_get(kedge_json_get(e, "json"), "route");
+        o = kedge_json_get(route, "operation");
+        if (!op || (o && o->type == KEDGE_JSTR && strcmp(o->str, op) == 0))
+            n++;
+    }
+    kedge_jdoc_free(doc);
+    return n;
+}
+
+/* Is id in /acked? */
+static bool is_acked(struct simctl *s, const char *id)
+{
+    struct kedge_jdoc *doc = get_json(s, "/acked");
+    const struct kedge_jval *arr = kedge_json_get(kedge_jdoc_root(doc), "acked"), *e;
+    bool found = false;
+
+    ck_assert_ptr_nonnull(arr);
+    for (e = arr->child; e; e = e->next)
+        if (e->type == KEDGE_JSTR && strcmp(e->str, id) == 0)
+            found = true;
+    kedge_jdoc_free(doc);
+    return found;
+}
+
+/* Poll a control-API condition with a deadline (the client loop keeps running meanwhile). */
+static bool await_state(struct simctl *s, struct wsc *w, bool (*cond)(struct simctl *, void *),
+                        void *arg)
+{
+    int64_t deadline = mono_ms() + simctl_scale_ms(DEADLINE_MS);
+
+    while (!cond(s, arg)) {
+        if (mono_ms() >= deadline)
+            return false;
+        if (w && w->ctx)
+            lws_service(w->ctx, 0); /* the 20 ms tick bounds this wait */
+        else {
+            struct timespec ts = {0, 20 * 1000000L}; /* between two polls of a deadline */
+            (void)nanosleep(&ts, NULL);
+        }
+    }
+    return true;
+}
+
+static bool cond_acked(struct simctl *s, void *id)
+{
+    return is_acked(s, id);
+}
+
+static bool cond_received_at_least(struct simctl *s, void *n)
+{
+    return count_received(s, "?skip_keepalive=1", NULL) >= *(int *)n;
+}
+
+static bool cond_received_all_at_least(struct simctl *s, void *n)
+{
+    return count_received(s, NULL, NULL) >= *(int *)n;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/* A message from the edge. */
+static void edge_msg(char *out, size_t len, const char *id, const char *source, const char *group,
+                     const char *op, const char *resource, const char *content)
+{
+    int n = snprintf(out, len,
+                     "{\"header\":{\"msg_id\":\"%s\",\"timestamp\":%lld},\"route\":{\"source\":"
+                     "\"%s\",\"group\":\"%s\",\"operation\":\"%s\",\"resource\":\"%s\"},"
+                     "\"content\":%s}",
+                     id, (long long)kedge_wall_ms(), source, group, op, resource, content);
+    ck_assert(n > 0 && (size_t)n < len);
+}
+
+static void edge_ack(struct wsc *w, const struct kedge_msg *m)
+{
+    char json[1024], id[KEDGE_UUID_LEN + 1];
+
+    kedge_uuid4(id);
+    (void)snprintf(json, sizeof(json),
+                   "{\"header\":{\"msg_id\":\"%s\",\"parent_msg_id\":\"%s\",\"timestamp\":%lld},"
+                   "\"route\":{\"source\":\"%s\",\"group\":\"%s\",\"operation\":\"response\","
+                   "\"resource\":\"%s\"},\"content\":\"OK\"}",
+                   id, m->msg_id, (long long)kedge_wall_ms(), m->source, m->group, m->resource);
+    wsc_send(w, json);
+}
+
+#define POD_INSERT                                                                                 \
+    "{\"header\":{\"resourceversion\":\"4711\"},\"route\":{\"source\":\"edgecontroller\","         \
+    "\"group\":\"resource\",\"operation\":\"insert\",\"resource\":\"default/pod/nginx\"},"         \
+    "\"content\":{\"metadata\":{\"name\":\"nginx\",\"namespace\":\"default\"}}}"
+#define CONFIGMAP_UPDATE                                                                           \
+    "{\"header\":{\"resourceversion\":\"77\"},\"route\":{\"source\":\"edgecontroller\","           \
+    "\"group\":\"resource\",\"operation\":\"update\",\"resource\":\"default/configmap/cfg\"},"     \
+    "\"content\":{\"metadata\":{\"name\":\"cfg\"},\"data\":{\"k\":\"v\"}}}"
+#define MEMBERSHIP                                                                                 \
+    "{\"route\":{\"source\":\"devicecontroller\",\"group\":\"twin\",\"operation\":\"update\","     \
+    "\"resource\":\"membership\"},\"content\":{\"event_id\":\"e1\",\"timestamp\":1,"               \
+    "\"added_devices\":[{\"id\":\"default/thermo\",\"name\":\"thermo\"}],"                         \
+    "\"removed_devices\":null}}"
+
+/* ---------------------------------------------------------------------------------------------
+ * Tests
+ */
+
+/* The edge certificate is the only way in: no certificate, or one from another CA, fails the
+ * TLS handshake, and no session is ever opened. */
+START_TEST(test_client_cert_required)
+{
+    struct simctl *s = sim_start(0, 0);
+    struct cloudsim_certs foreign;
+    char foreign_dir[600];
+    struct wsc_opts o = edge_opts(s, "edge-node");
+    struct wsc w;
+
+    o.cert = o.key = NULL;
+    wsc_open(&w, s, &o);
+    ck_assert_msg(!w.was_open, "connected without a client certificate");
+    wsc_close(&w);
+
+    (void)snprintf(foreign_dir, sizeof(foreign_dir), "%s/foreign", simctl_dir(s));
+    ck_assert_int_eq(certs_ensure(foreign_dir, "edge-node", &foreign), 0);
+    o = edge_opts(s, "edge-node");
+    o.cert = foreign.edge_crt;
+    o.key = foreign.edge_key;
+    wsc_open(&w, s, &o);
+    ck_assert_msg(!w.was_open, "connected with a certificate from another CA");
+    wsc_close(&w);
+    certs_cleanup(&foreign);
+
+    ck_assert_int_eq(state_int(s, NULL, "sessions_total"), 0);
+    o = edge_opts(s, "edge-node"); /* the right certificate works, on any path */
+    o.path = "/some/other/path?x=1";
+    wsc_open(&w, s, &o);
+    ck_assert_int_eq(w.state, WSC_OPEN);
+    ck_assert_int_eq(state_int(s, NULL, "sessions_total"), 1);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* ConnectionUse decides whether the cloud reads at all (viaduct ServeConn): without
+ * "ConnectionUse: msg" the edge's keepalives are never seen and the session dies at the
+ * keepalive deadline; with it, keepalives keep the session up past that deadline, and the
+ * session dies once they stop. */
+START_TEST(test_connection_use_and_keepalive)
+{
+    struct simctl *s = sim_start(2, 0);
+    struct wsc_opts oa = edge_opts(s, "node-a"), ob = edge_opts(s, "node-b");
+    struct wsc a, b;
+    unsigned sent_before;
+    char *use;
+
+    oa.keepalive_ms = 300;
+    wsc_open(&a, s, &oa);
+    ck_assert_int_eq(a.state, WSC_OPEN);
+    ob.keepalive_ms = 300;
+    ob.conn_use = NULL; /* no ConnectionUse header */
+    wsc_open_shared(&b, s, &ob, &a);
+    ck_assert_int_eq(b.state, WSC_OPEN);
+
+    use = state_str(s, "node-b", "connection_use");
+    ck_assert_str_eq(use, "");
+    kedge_free(use);
+    use = state_str(s, "node-a", "connection_use");
+    ck_assert_str_eq(use, "msg");
+    kedge_free(use);
+
+    /* b: killed at the 2 s keepalive deadline although it sends a keepalive every 300 ms */
+    ck_assert_msg(wsc_run_until(&b, is_gone, NULL, DEADLINE_MS),
+                  "a session without ConnectionUse: msg was not closed");
+    ck_assert_uint_ge(b.keepalives_sent, 3);
+    ck_assert(!state_bool(s, "node-b", "connected"));
+    ck_assert_int_eq(state_int(s, "node-b", "last_keepalive_ms"), 0);
+
+    /* a: opened before b, so it is past the deadline now, and still up */
+    ck_assert_int_eq(a.state, WSC_OPEN);
+    ck_assert(state_bool(s, "node-a", "connected"));
+    ck_assert_int_gt(state_int(s, "node-a", "last_keepalive_ms"), 0);
+    /* only a's messages were read */
+    ck_assert_int_gt(count_received(s, NULL, "keepalive"), 0);
+    {
+        struct kedge_jdoc *doc = get_json(s, "/received");
+        const struct kedge_jval *e;
+        for (e = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; e; e = e->next) {
+            const struct kedge_jval *node = kedge_json_get(e, "node");
+            ck_assert_str_eq(node->str, "node-a");
+        }
+        kedge_jdoc_free(doc);
+    }
+
+    /* a stops sending keepalives: the cloud closes it within the deadline (and not before
+     * another keepalive interval has passed: keepalives counted, then silence) */
+    sent_before = a.keepalives_sent;
+    ck_assert_uint_gt(sent_before, 0);
+    a.o.keepalive_ms = 0;
+    ck_assert_msg(wsc_run_until(&a, is_gone, NULL, DEADLINE_MS),
+                  "the cloud kept a session without keepalives");
+    ck_assert_int_eq(a.state, WSC_CLOSED);
+    ck_assert(!state_bool(s, "node-a", "connected"));
+    ck_assert_int_eq(a.in_total, 0); /* the cloud sends no keepalives of its own */
+
+    wsc_close(&b);
+    wsc_close(&a);
+    sim_stop_ok(s);
+}
+END_TEST
+
+struct copies {
+    const char *id;
+    int n;
+};
+
+/* An ack-needed message is re-sent with the same msg_id every resend interval until the edge
+ * answers with operation "response" and parent_msg_id = that id, and never after. */
+START_TEST(test_ack_needed_resent_until_acked)
+{
+    struct simctl *s = sim_start(0, 1);
+    struct kedge_msg m, first;
+    char *id1 = NULL, *id2 = NULL;
+    struct wsc w;
+    int copies_of_1 = 0, copies_of_2 = 0;
+    struct kedge_jdoc *doc;
+    int status;
+
+    edge_connect(&w, s, "edge-node");
+    ck_assert_int_eq(simctl_http_json(s, "POST", "/send", POD_INSERT, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    ck_assert(kedge_json_get(kedge_jdoc_root(doc), "ack_required")->boolean);
+    ck_assert(kedge_json_get(kedge_jdoc_root(doc), "queued")->boolean);
+    id1 = kedge_strndup(kedge_json_get(kedge_jdoc_root(doc), "msg_id")->str,
+                        kedge_json_get(kedge_jdoc_root(doc), "msg_id")->len);
+    kedge_jdoc_free(doc);
+
+    /* first copy: as queued, with the msg_id /send returned */
+    wsc_expect_next(&w, &first);
+    ck_assert_str_eq(first.msg_id, id1);
+    ck_assert_str_eq(first.resource, "default/pod/nginx");
+    ck_assert_str_eq(first.resource_version, "4711");
+    ck_assert_int_gt(first.timestamp, 0);
+    /* not acked: it comes again, same id, twice more */
+    for (copies_of_1 = 1; copies_of_1 < 3; copies_of_1++) {
+        wsc_expect_next(&w, &m);
+        ck_assert_str_eq(m.msg_id, id1);
+        kedge_msg_cleanup(&m);
+    }
+    ck_assert_int_eq(state_int(s, NULL, "pending_acks"), 1);
+
+    edge_ack(&w, &first);
+    ck_assert_msg(await_state(s, &w, cond_acked, id1), "the ack was not recorded");
+    ck_assert_int_eq(state_int(s, NULL, "pending_acks"), 0);
+
+    /* Marker: a second ack-needed message. Everything before its first copy was sent before
+     * the ack was processed (one ordered stream); its second copy comes a full resend interval
+     * later, so a resend of the first would have to show up in between. */
+    ck_assert_int_eq(simctl_send(s, NULL, CONFIGMAP_UPDATE, &id2), 0);
+    for (;;) {
+        wsc_expect_next(&w, &m);
+        if (str_eq(m.msg_id, id2))
+            copies_of_2++;
+        else {
+            ck_assert_str_eq(m.msg_id, id1);
+            ck_assert_msg(copies_of_2 == 0, "message re-sent after its ack");
+        }
+        kedge_msg_cleanup(&m);
+        if (copies_of_2 == 2)
+            break;
+    }
+    edge_ack(&w, &first); /* a duplicate ack changes nothing */
+    ck_assert_int_eq(state_int(s, NULL, "pending_acks"), 1);
+
+    kedge_msg_cleanup(&first);
+    kedge_free(id1);
+    kedge_free(id2);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* No-ack messages (membership, §5.2) are sent once. */
+START_TEST(test_no_ack_sent_once)
+{
+    struct simctl *s = sim_start(0, 1);
+    struct kedge_jdoc *doc;
+    struct kedge_msg m;
+    char *marker = NULL;
+    struct wsc w;
+    int membership = 0, marker_copies = 0, status;
+
+    edge_connect(&w, s, "edge-node");
+    ck_assert_int_eq(simctl_http_json(s, "POST", "/send", MEMBERSHIP, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    ck_assert(!kedge_json_get(kedge_jdoc_root(doc), "ack_required")->boolean);
+    kedge_jdoc_free(doc);
+    /* marker: an ack-needed message; its second copy comes one resend interval after its
+     * first, which was queued after the membership message */
+    ck_assert_int_eq(simctl_send(s, NULL, POD_INSERT, &marker), 0);
+    while (marker_copies < 2) {
+        wsc_expect_next(&w, &m);
+        if (str_eq(m.resource, "membership")) {
+            membership++;
+            ck_assert_str_eq(m.source, "devicecontroller");
+            ck_assert_str_eq(m.group, "twin");
+            ck_assert_msg(m.content_is_string == false, "membership content is an object");
+        } else {
+            ck_assert_str_eq(m.msg_id, marker);
+            marker_copies++;
+        }
+        kedge_msg_cleanup(&m);
+    }
+    ck_assert_int_eq(membership, 1);
+    ck_assert_int_eq(state_int(s, NULL, "pending_noack"), 0);
+    kedge_free(marker);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* The device controller answers twin and state reports with "OK", parent = the report's id,
+ * and ignores membership detail requests. */
+START_TEST(test_device_controller_replies)
+{
+    struct simctl *s = sim_start(0, 0);
+    const char *twin = "{\"event_id\":\"u1\",\"timestamp\":1,\"twin\":{\"temperature\":{\"actual\":"
+                       "{\"value\":\"25\"},\"optional\":true,\"metadata\":{\"type\":\"int\"}}}}";
+    char json[2048];
+    struct kedge_msg m;
+    struct wsc w;
+
+    edge_connect(&w, s, "edge-node");
+    /* membership detail first: ignored, so the first reply is the twin's */
+    edge_msg(json, sizeof(json), "detail-1", "twin", "resource", "get", "membership/detail",
+             "\"{\\\"event_type\\\":\\\"group_membership_event\\\",\\\"operation\\\":"
+             "\\\"detail\\\"}\"");
+    wsc_send(&w, json);
+    edge_msg(json, sizeof(json), "twin-1", "twin", "resource", "update",
+             "device/default/thermo/twin/edge_updated", twin);
+    wsc_send(&w, json);
+    edge_msg(json, sizeof(json), "state-1", "twin", "resource", "update",
+             "device/default/thermo/state/update",
+             "\"{\\\"event_id\\\":\\\"s1\\\",\\\"timestamp\\\":1,\\\"device\\\":{\\\"state\\\":"
+             "\\\"online\\\"}}\"");
+    wsc_send(&w, json);
+
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "twin-1");
+    ck_assert_str_eq(m.source, "devicecontroller");
+    ck_assert_str_eq(m.group, "twin");
+    ck_assert_str_eq(m.operation, "response");
+    ck_assert_str_eq(m.resource, "twin");
+    ck_assert(m.content_is_string);
+    ck_assert_str_eq(m.content_str, "OK");
+    ck_assert_int_eq(strlen(m.msg_id), 36);
+    ck_assert_ptr_null(m.resource_version);
+    kedge_msg_cleanup(&m);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "state-1");
+    ck_assert_str_eq(m.content_str, "OK");
+    kedge_msg_cleanup(&m);
+
+    /* all three were received and recorded as sent */
+    ck_assert_int_eq(count_received(s, "?skip_keepalive=1", NULL), 3);
+    ck_assert_int_eq(state_int(s, NULL, "pending_acks"), 0); /* "OK" responses need no ack */
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* The edge controller: node insert gets {"Object":<node>,"Err":null}; a query finds it (the
+ * object itself, resourceversion set, as recorded); before that, NotFound; lease queries answer
+ * in an ObjectResp. A "response" from the edge is never answered. */
+START_TEST(test_edge_controller_replies)
+{
+    struct simctl *s = sim_start(0, 0);
+    const char *node = "{\"metadata\":{\"name\":\"edge-node\",\"labels\":{\"a\":\"b\"}},"
+                       "\"spec\":{},\"status\":{\"phase\":\"Running\"}}";
+    char json[2048], want[2048];
+    struct kedge_msg m;
+    struct wsc w;
+
+    edge_connect(&w, s, "edge-node");
+    edge_msg(json, sizeof(json), "q0", "edged", "meta", "query", "null/node/edge-node", "null");
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "q0");
+    ck_assert_str_eq(m.resource, "null/node/edge-node");
+    ck_assert_str_eq(m.content,
+                     "{\"ErrStatus\":{\"metadata\":{},\"status\":\"Failure\",\"message\":"
+                     "\"node \\\"edge-node\\\" not found\",\"reason\":\"NotFound\",\"details\":{"
+                     "\"name\":\"edge-node\",\"kind\":\"node\"},\"code\":404}}");
+    kedge_msg_cleanup(&m);
+
+    edge_msg(json, sizeof(json), "n1", "edged", "meta", "insert", "null/node/edge-node", node);
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "n1");
+    ck_assert_str_eq(m.source, "edgecontroller");
+    ck_assert_str_eq(m.group, "resource");
+    ck_assert_str_eq(m.operation, "response");
+    ck_assert_str_eq(m.resource, "null/node/edge-node");
+    (void)snprintf(want, sizeof(want), "{\"Object\":%s,\"Err\":null}", node);
+    ck_assert_str_eq(m.content, want);
+    kedge_msg_cleanup(&m);
+
+    /* the edge acks the reply (as edgecore does); never answered, never forwarded */
+    wsc_send(&w, "{\"header\":{\"msg_id\":\"a1\",\"parent_msg_id\":\"whatever\",\"timestamp\":1},"
+                 "\"route\":{\"source\":\"edgecontroller\",\"group\":\"resource\",\"operation\":"
+                 "\"response\",\"resource\":\"null/node/edge-node\"},\"content\":\"OK\"}");
+    edge_msg(json, sizeof(json), "q1", "edged", "meta", "query", "default/node/edge-node", "null");
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "q1"); /* the first answer is the query's */
+    ck_assert_str_eq(m.content, node);
+    ck_assert_ptr_nonnull(m.resource_version);
+    kedge_msg_cleanup(&m);
+
+    edge_msg(json, sizeof(json), "p1", "edged", "meta", "patch", "null/nodepatch/edge-node",
+             "\"{\\\"status\\\":{}}\"");
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "p1");
+    ck_assert_str_eq(m.resource, "null/nodepatch/edge-node");
+    ck_assert_str_eq(m.content, want); /* the stored node; patches are not applied */
+    ck_assert_ptr_nonnull(m.resource_version);
+    kedge_msg_cleanup(&m);
+
+    edge_msg(json, sizeof(json), "l1", "edged", "meta", "query", "kube-node-lease/lease/edge-node",
+             "null");
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "l1");
+    ck_assert_str_eq(m.content,
+                     "{\"Object\":null,\"Err\":{\"ErrStatus\":{\"metadata\":{},\"status\":"
+                     "\"Failure\",\"message\":\"lease.coordination.k8s.io \\\"edge-node\\\" not "
+                     "found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"edge-node\","
+                     "\"group\":\"coordination.k8s.io\",\"kind\":\"lease\"},\"code\":404}}}");
+    kedge_msg_cleanup(&m);
+
+    /* a configmap the cloud sent is what a later query gets */
+    ck_assert_int_eq(simctl_send(s, NULL, CONFIGMAP_UPDATE, NULL), 0);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.resource, "default/configmap/cfg");
+    edge_ack(&w, &m);
+    kedge_msg_cleanup(&m);
+    edge_msg(json, sizeof(json), "c1", "edged", "meta", "query", "default/configmap/cfg", "null");
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "c1");
+    ck_assert_str_eq(m.content, "{\"metadata\":{\"name\":\"cfg\"},\"data\":{\"k\":\"v\"}}");
+    ck_assert_str_eq(m.resource_version, "77");
+    kedge_msg_cleanup(&m);
+
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+static bool cond_frozen(struct simctl *s, void *want)
+{
+    return state_bool(s, NULL, "frozen") == *(bool *)want;
+}
+
+/* /link/freeze: the cloud neither reads nor writes, the TCP connection stays open (also past
+ * the keepalive deadline); /link/thaw lets everything through in order. */
+START_TEST(test_link_freeze_thaw)
+{
+    struct simctl *s = sim_start(1, 0);
+    char json[2048];
+    struct kedge_msg m;
+    struct wsc w;
+    bool yes = true;
+
+    edge_connect(&w, s, "edge-node");
+    ck_assert_int_eq(simctl_post(s, "/link/freeze"), 200);
+    ck_assert(await_state(s, &w, cond_frozen, &yes));
+    ck_assert_int_eq(simctl_send(s, NULL, MEMBERSHIP, NULL), 0);
+    edge_msg(json, sizeof(json), "twin-f", "twin", "resource", "update",
+             "device/default/thermo/twin/edge_updated", "{}");
+    wsc_send(&w, json);
+    /* Observation window: three keepalive deadlines (1 s each) of silence. Nothing may arrive
+     * and the link must survive; there is no event to wait for, by design. */
+    wsc_quiet(&w, 3000);
+    ck_assert_int_eq(w.state, WSC_OPEN);
+    ck_assert_int_eq(w.in_total, 0);
+    ck_assert_int_eq(count_received(s, NULL, NULL), 0);
+    ck_assert(state_bool(s, NULL, "connected"));
+
+    ck_assert_int_eq(simctl_post(s, "/link/thaw"), 200);
+    wsc_expect_next(&w, &m); /* the queued membership */
+    ck_assert_str_eq(m.resource, "membership");
+    kedge_msg_cleanup(&m);
+    wsc_expect_next(&w, &m); /* the twin report was read after all, and answered */
+    ck_assert_str_eq(m.parent_msg_id, "twin-f");
+    kedge_msg_cleanup(&m);
+    ck_assert_int_eq(count_received(s, NULL, NULL), 1);
+    ck_assert(!state_bool(s, NULL, "frozen"));
+
+    ck_assert_int_eq(simctl_post(s, "/link/freeze?node=nobody"), 404);
+
+    /* the edge's dead-link recovery: it gives up on a frozen link and dials again; the new
+     * session replaces the frozen one and is not frozen */
+    ck_assert_int_eq(simctl_post(s, "/link/freeze"), 200);
+    ck_assert(await_state(s, &w, cond_frozen, &yes));
+    wsc_close(&w);
+    edge_connect(&w, s, "edge-node");
+    ck_assert(state_bool(s, NULL, "connected"));
+    ck_assert(!state_bool(s, NULL, "frozen"));
+    ck_assert_int_eq(state_int(s, NULL, "sessions_total"), 2);
+    ck_assert_int_eq(simctl_send(s, NULL, MEMBERSHIP, NULL), 0);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.resource, "membership");
+    kedge_msg_cleanup(&m);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* /link/drop closes the websocket; /link/refuse refuses new connections until it ends. */
+START_TEST(test_link_drop_and_refuse)
+{
+    struct simctl *s = sim_start(0, 0);
+    struct wsc w;
+
+    ck_assert_int_eq(simctl_post(s, "/link/drop"), 404); /* nobody connected */
+    edge_connect(&w, s, "edge-node");
+    ck_assert_int_eq(simctl_post(s, "/link/drop"), 200);
+    ck_assert_msg(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS), "link/drop did not close");
+    ck_assert(!state_bool(s, NULL, "connected"));
+    wsc_close(&w);
+
+    edge_connect(&w, s, "edge-node");
+    ck_assert_int_eq(simctl_post(s, "/link/refuse"), 400); /* seconds is required */
+    ck_assert_int_eq(simctl_post(s, "/link/refuse?seconds=600"), 200);
+    ck_assert_msg(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS), "link/refuse did not drop");
+    wsc_close(&w);
+    ck_assert(state_bool(s, NULL, "refusing"));
+    {
+        struct wsc_opts o = edge_opts(s, "edge-node");
+        wsc_open(&w, s, &o);
+        ck_assert_msg(!w.was_open, "connected while refusing");
+        wsc_close(&w);
+    }
+    ck_assert_int_eq(simctl_post(s, "/link/refuse?seconds=0"), 200);
+    ck_assert(!state_bool(s, NULL, "refusing"));
+    edge_connect(&w, s, "edge-node");
+    ck_assert_int_eq(state_int(s, NULL, "sessions_total"), 3);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* Malformed JSON from the edge is logged and dropped; the link and the order survive. Frames
+ * may come fragmented or binary. */
+START_TEST(test_malformed_fragmented_binary)
+{
+    struct simctl *s = sim_start(0, 0);
+    char json[2048];
+    struct kedge_msg m;
+    size_t len, third;
+    struct wsc w;
+
+    edge_connect(&w, s, "edge-node");
+    wsc_send(&w, "{\"header\": not json");
+    wsc_send(&w, "[1,2,3]");
+    wsc_send(&w, "{\"header\":5}");
+    /* a twin report in three fragments */
+    edge_msg(json, sizeof(json), "frag-1", "twin", "resource", "update",
+             "device/default/thermo/twin/edge_updated", "{\"event_id\":\"x\"}");
+    len = strlen(json);
+    third = len / 3;
+    wsc_queue(&w, json, third, lws_write_ws_flags(LWS_WRITE_TEXT, 1, 0));
+    wsc_queue(&w, json + third, third, lws_write_ws_flags(LWS_WRITE_TEXT, 0, 0));
+    wsc_queue(&w, json + 2 * third, len - 2 * third, lws_write_ws_flags(LWS_WRITE_TEXT, 0, 1));
+    /* and a binary one */
+    edge_msg(json, sizeof(json), "bin-1", "twin", "resource", "update",
+             "device/default/thermo/state/update", "\"{}\"");
+    wsc_queue(&w, json, strlen(json), LWS_WRITE_BINARY);
+
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "frag-1");
+    kedge_msg_cleanup(&m);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "bin-1");
+    kedge_msg_cleanup(&m);
+    ck_assert_int_eq(w.state, WSC_OPEN);
+    ck_assert_int_eq(state_int(s, NULL, "malformed_total"), 3);
+    /* websocket pings are answered (lws does it; the cloud never pings itself) */
+    wsc_queue(&w, "p", 1, LWS_WRITE_PING);
+    ck_assert_msg(wsc_run_until(&w, has_pong, NULL, DEADLINE_MS), "no pong");
+    ck_assert_int_eq(count_received(s, NULL, NULL), 2);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* Reassembly: a big message in many fragments is one message; one over the 16 MiB cap closes
+ * the link (status 1009) instead of growing without bound. */
+START_TEST(test_big_and_oversize_messages)
+{
+    struct simctl *s = sim_start(0, 0);
+    const size_t chunk = 1u << 20, big = 3 * chunk, over = 17 * chunk;
+    struct kedge_buf msg = KEDGE_BUF_INIT;
+    struct kedge_msg m;
+    char head[512], *filler;
+    size_t off, n;
+    struct wsc w;
+
+    edge_connect(&w, s, "edge-node");
+    /* a 3 MiB twin report in 1 MiB fragments */
+    edge_msg(head, sizeof(head), "big-1", "twin", "resource", "update",
+             "device/default/thermo/twin/edge_updated", "{\"pad\":\"@\"}");
+    filler = malloc(big);
+    ck_assert_ptr_nonnull(filler);
+    memset(filler, 'x', big);
+    ck_assert_int_eq(kedge_buf_append(&msg, head, (size_t)(strchr(head, '@') - head)), 0);
+    ck_assert_int_eq(kedge_buf_append(&msg, filler, big), 0);
+    ck_assert_int_eq(kedge_buf_puts(&msg, strchr(head, '@') + 1), 0);
+    free(filler);
+    for (off = 0; off < msg.len; off += n) {
+        n = msg.len - off < chunk ? msg.len - off : chunk;
+        wsc_queue(&w, msg.data + off, n,
+                  lws_write_ws_flags(LWS_WRITE_TEXT, off == 0, off + n == msg.len));
+    }
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "big-1");
+    kedge_msg_cleanup(&m);
+    kedge_buf_cleanup(&msg);
+
+    /* 17 MiB: over the cap */
+    filler = malloc(chunk);
+    ck_assert_ptr_nonnull(filler);
+    memset(filler, 'y', chunk);
+    for (off = 0; off < over; off += chunk)
+        wsc_queue(&w, filler, chunk,
+                  lws_write_ws_flags(LWS_WRITE_TEXT, off == 0, off + chunk == over));
+    free(filler);
+    ck_assert_msg(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS), "oversize message not refused");
+    ck_assert_int_eq(count_received(s, NULL, NULL), 1);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* --on-malformed close: cloudcore's own behaviour (ReadJSON fails, the link is closed). */
+START_TEST(test_malformed_close_option)
+{
+    static const char *const args[] = {"--on-malformed", "close", NULL};
+    struct simctl_opts so;
+    struct simctl *s;
+    struct wsc w;
+
+    memset(&so, 0, sizeof(so));
+    so.extra_args = args;
+    s = sim_start_opts(&so);
+    edge_connect(&w, s, "edge-node");
+    wsc_send(&w, "not json");
+    ck_assert_msg(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS), "link not closed");
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* Messages queued while no edge is connected go to the first one that connects; unacked ones
+ * are sent again, same msg_id, on the next connection; a new connection for the same node
+ * replaces the old one. */
+START_TEST(test_queue_reconnect_replace)
+{
+    struct simctl *s = sim_start(0, 60);
+    struct kedge_msg m1, m2, m;
+    char *pod = NULL;
+    struct wsc w, w2;
+
+    ck_assert_int_eq(simctl_send(s, NULL, MEMBERSHIP, NULL), 0);
+    ck_assert_int_eq(simctl_send(s, NULL, POD_INSERT, &pod), 0);
+    ck_assert_int_eq(state_int(s, NULL, "pending_acks"), 1);
+    edge_connect(&w, s, "edge-node");
+    wsc_expect_next(&w, &m1);
+    wsc_expect_next(&w, &m2);
+    /* the ack head and the no-ack queue are independent: either may go first */
+    ck_assert(str_eq(m1.resource, "membership") || str_eq(m2.resource, "membership"));
+    ck_assert(str_eq(m1.msg_id, pod) || str_eq(m2.msg_id, pod));
+    kedge_msg_cleanup(&m1);
+    kedge_msg_cleanup(&m2);
+
+    /* replaced: the same node connects again; the old link is closed, the unacked pod is sent
+     * on the new one (the resend interval is 60 s, so this is the reconnect, not a resend) */
+    {
+        struct wsc_opts o2 = edge_opts(s, "edge-node");
+        wsc_open_shared(&w2, s, &o2, &w);
+        ck_assert_int_eq(w2.state, WSC_OPEN);
+    }
+    ck_assert_msg(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS), "old session not closed");
+    wsc_expect_next(&w2, &m);
+    ck_assert_str_eq(m.msg_id, pod);
+    edge_ack(&w2, &m);
+    ck_assert(await_state(s, &w2, cond_acked, pod));
+    kedge_msg_cleanup(&m);
+    ck_assert_int_eq(state_int(s, NULL, "sessions_total"), 2);
+    ck_assert(state_bool(s, NULL, "connected"));
+
+    /* ?node= for a node that never connected queues for it, /state knows it; so does a
+     * cloud-side node/{id}/ resource, which is trimmed before it goes out */
+    ck_assert_int_eq(simctl_send(s, "later", POD_INSERT, NULL), 0);
+    ck_assert_int_eq(state_int(s, "later", "pending_acks"), 1);
+    ck_assert(!state_bool(s, "later", "connected"));
+    ck_assert_int_eq(simctl_send(s, NULL,
+                                 "{\"route\":{\"source\":\"edgecontroller\",\"group\":"
+                                 "\"resource\",\"operation\":\"update\",\"resource\":"
+                                 "\"node/other/default/configmap/c\"},\"content\":{}}",
+                                 NULL),
+                     0);
+    ck_assert_int_eq(state_int(s, "other", "pending_acks"), 1);
+    ck_assert_int_eq(state_int(s, "edge-node", "pending_acks"), 0);
+    {
+        struct wsc w3;
+        struct wsc_opts o3 = edge_opts(s, "other");
+        wsc_open_shared(&w3, s, &o3, &w); /* w is closed, its context is not */
+        ck_assert_int_eq(w3.state, WSC_OPEN);
+        wsc_expect_next(&w3, &m);
+        ck_assert_str_eq(m.resource, "default/configmap/c");
+        kedge_msg_cleanup(&m);
+        wsc_close(&w3);
+    }
+
+    kedge_free(pod);
+    wsc_close(&w2);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* The control API's errors and /received's filters. */
+START_TEST(test_control_api)
+{
+    struct simctl *s = sim_start(0, 0);
+    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc;
+    char json[1024];
+    struct wsc w;
+    int status, one = 1, three = 3;
+
+    ck_assert_int_eq(simctl_http(s, "GET", "/nope", NULL, &status, &body), 0);
+    ck_assert_int_eq(status, 404);
+    ck_assert_str_eq(body.data, "{\"error\":\"no such endpoint\"}\n");
+    kedge_buf_reset(&body);
+    ck_assert_int_eq(simctl_http(s, "POST", "/send", "{\"route\":", &status, &body), 0);
+    ck_assert_int_eq(status, 400);
+    kedge_buf_reset(&body);
+    ck_assert_int_eq(simctl_http(s, "POST", "/send", "[]", &status, &body), 0);
+    ck_assert_int_eq(status, 400);
+    kedge_buf_reset(&body);
+    ck_assert_int_eq(simctl_http(s, "GET", "/send", NULL, &status, &body), 0);
+    ck_assert_int_eq(status, 405);
+    kedge_buf_reset(&body);
+    ck_assert_int_eq(simctl_http(s, "GET", "/state?node=ghost", NULL, &status, &body), 0);
+    ck_assert_int_eq(status, 404);
+    kedge_buf_reset(&body);
+    ck_assert_int_eq(simctl_http(s, "GET", "/received?since=x", NULL, &status, &body), 0);
+    ck_assert_int_eq(status, 400);
+    kedge_buf_cleanup(&body);
+
+    edge_connect(&w, s, "edge-node");
+    send_keepalive(&w);
+    edge_msg(json, sizeof(json), "up-1", "bus", "user", "upload", "SYS/dis/upload_records",
+             "\"hello\"");
+    wsc_send(&w, json);
+    send_keepalive(&w);
+    ck_assert(await_state(s, &w, cond_received_at_least, &one));
+    ck_assert(await_state(s, &w, cond_received_all_at_least, &three));
+    ck_assert_int_eq(count_received(s, NULL, NULL), 3);
+    ck_assert_int_eq(count_received(s, "?skip_keepalive=1", NULL), 1);
+    ck_assert_int_eq(count_received(s, "?since=0", NULL), 2);
+    ck_assert_int_eq(count_received(s, "?since=1&skip_keepalive=1", NULL), 0);
+    doc = get_json(s, "/received?since=0&skip_keepalive=1");
+    {
+        const struct kedge_jval *e = kedge_json_get(kedge_jdoc_root(doc), "messages")->child;
+        int64_t idx = -1, t = 0;
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_eq(kedge_json_int64(kedge_json_get(e, "index"), &idx), 0);
+        ck_assert_int_eq(idx, 1);
+        ck_assert_int_eq(kedge_json_int64(kedge_json_get(e, "t_ms"), &t), 0);
+        ck_assert_int_gt(t, 1600000000000LL);
+        ck_assert_str_eq(
+            kedge_json_get(kedge_json_get(kedge_json_get(e, "json"), "header"), "msg_id")->str,
+            "up-1");
+    }
+    kedge_jdoc_free(doc);
+    ck_assert_int_eq(w.in_total, 0); /* uploads go to the router: no reply */
+
+    /* /send_raw: bytes that are not a message reach the edge exactly as given */
+    ck_assert_int_eq(simctl_send_raw(s, NULL, "{\"not\": a message"), 0);
+    {
+        size_t len;
+        char *raw = wsc_next_raw(&w, &len);
+        ck_assert_uint_eq(len, strlen("{\"not\": a message"));
+        ck_assert_int_eq(memcmp(raw, "{\"not\": a message", len), 0);
+        kedge_free(raw);
+    }
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* Certificates: made with the right properties, reused on the next start. */
+START_TEST(test_certs_made_and_reused)
+{
+    static const char *const files[] = {"rootCA.crt", "rootCA.key", "server.crt",
+                                        "server.key", "edge.crt",   "edge.key"};
+    struct simctl_opts o;
+    struct simctl *s;
+    char dir[] = "/tmp/kedge-cloudsim-certs-XXXXXX", path[600], *ca1 = NULL, *ca2 = NULL;
+    size_t l1, l2, i;
+    struct stat st;
+    struct wsc w;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir)); /* outlives each cloudsim process */
+    memset(&o, 0, sizeof(o));
+    o.certs_dir = dir;
+    o.node = "kedge-node-7";
+    s = sim_start_opts(&o);
+    ck_assert_int_eq(certs_read_file(simctl_cert_path(s, "rootCA.crt"), &ca1, &l1), 0);
+    ck_assert_int_eq(stat(simctl_cert_path(s, "edge.key"), &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(stat(simctl_cert_path(s, "rootCA.key"), &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    edge_connect(&w, s, "kedge-node-7"); /* the edge certificate for --node works */
+    wsc_close(&w);
+    sim_stop_ok(s);
+
+    s = sim_start_opts(&o); /* same directory: the CA is reused, byte for byte */
+    ck_assert_int_eq(certs_read_file(simctl_cert_path(s, "rootCA.crt"), &ca2, &l2), 0);
+    ck_assert_uint_eq(l1, l2);
+    ck_assert_int_eq(memcmp(ca1, ca2, l1), 0);
+    sim_stop_ok(s);
+
+    kedge_free(ca1);
+    kedge_free(ca2);
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        (void)snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        ck_assert_int_eq(unlink(path), 0);
+    }
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* Run kedge-cloudsim with args and return its exit status (it is expected to exit at once). */
+static int run_cli(const char *const *args)
+{
+    const char *argv[16];
+    int argc = 0, st;
+    pid_t pid;
+
+    argv[argc++] = KEDGE_CLOUDSIM_BIN;
+    while (*args && argc < 15)
+        argv[argc++] = *args++;
+    argv[argc] = NULL;
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null < 0 || dup2(null, STDOUT_FILENO) < 0 || dup2(null, STDERR_FILENO) < 0)
+            _exit(126);
+        execv(KEDGE_CLOUDSIM_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid); /* Check's test timeout bounds this */
+    ck_assert(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/* The command line: --help, and bad input refused with status 2 before anything starts. */
+START_TEST(test_command_line)
+{
+    static const char *const help[] = {"--help", NULL};
+    static const char *const no_certs[] = {"--port", "0", NULL};
+    static const char *const unknown[] = {"--certs", "/nonexistent", "--bogus", "1", NULL};
+    static const char *const range[] = {"--certs", "/nonexistent", "--port", "70000", NULL};
+    static const char *const level[] = {"--certs", "/nonexistent", "--log-level", "loud", NULL};
+    static const char *const https[] = {"--certs", "/nonexistent", "--https-port", "10002", NULL};
+    static const char *const missing[] = {"--certs", NULL};
+
+    ck_assert_int_eq(run_cli(help), 0);
+    ck_assert_int_eq(run_cli(no_certs), 2);
+    ck_assert_int_eq(run_cli(unknown), 2);
+    ck_assert_int_eq(run_cli(range), 2);
+    ck_assert_int_eq(run_cli(level), 2);
+    ck_assert_int_eq(run_cli(https), 2);
+    ck_assert_int_eq(run_cli(missing), 2);
+}
+END_TEST
+
+static Suite *cloudsim_suite(void)
+{
+    Suite *s = suite_create("cloudsim");
+    TCase *tc = tcase_create("cloudcore");
+
+    tcase_add_test(tc, test_client_cert_required);
+    tcase_add_test(tc, test_connection_use_and_keepalive);
+    tcase_add_test(tc, test_ack_needed_resent_until_acked);
+    tcase_add_test(tc, test_no_ack_sent_once);
+    tcase_add_test(tc, test_device_controller_replies);
+    tcase_add_test(tc, test_edge_controller_replies);
+    tcase_add_test(tc, test_link_freeze_thaw);
+    tcase_add_test(tc, test_link_drop_and_refuse);
+    tcase_add_test(tc, test_malformed_fragmented_binary);
+    tcase_add_test(tc, test_malformed_close_option);
+    tcase_add_test(tc, test_big_and_oversize_messages);
+    tcase_add_test(tc, test_queue_reconnect_replace);
+    tcase_add_test(tc, test_control_api);
+    tcase_add_test(tc, test_certs_made_and_reused);
+    tcase_add_test(tc, test_command_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cloudsim_suite());
+    int failed;
+
+    /* KEDGE_TEST_LWS_LOG=<lws level bits> shows the client's lws log (e.g. 15) */
+    lws_set_log_level(getenv("KEDGE_TEST_LWS_LOG") ? atoi(getenv("KEDGE_TEST_LWS_LOG")) : LLL_ERR,
+                      NULL);
+    kedge_log_level_max = KEDGE_LOG_WARN;
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
