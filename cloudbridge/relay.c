@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
@@ -237,9 +238,16 @@ static void commit_and_ack(struct relay *r)
         mosquitto_disconnect(r->mosq);
         return;
     }
-    for (i = 0; i < r->n_acks; i++) {
-        snprintf(topic, sizeof(topic), KE_ACK_PREFIX "%" PRId64, r->acks[i]);
-        (void)publish(r, topic, NULL, 0);
+    /* acks are cumulative: the highest seq of the batch covers the rest */
+    {
+        int64_t max = 0;
+        for (i = 0; i < r->n_acks; i++)
+            if (r->acks[i] > max)
+                max = r->acks[i];
+        if (max) {
+            snprintf(topic, sizeof(topic), KE_ACK_PREFIX "%" PRId64, max);
+            (void)publish(r, topic, NULL, 0);
+        }
     }
     if (r->n_acks)
         edgehub_kick(r->br->hub);
@@ -360,7 +368,15 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return reason == LWS_CALLBACK_RAW_CLOSE_FILE ? 0 : lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {
     case LWS_CALLBACK_RAW_RX_FILE:
-        rc = mosquitto_loop_read(r->mosq, 1);
+        /* drain what the socket holds (libmosquitto reads one packet a call), so a burst of
+         * outbox entries is stored in one commit and acked with one cumulative ack */
+        for (int n = 0; n < 512; n++) {
+            int avail = 0;
+            rc = mosquitto_loop_read(r->mosq, 1);
+            if (rc != MOSQ_ERR_SUCCESS || ioctl(mosquitto_socket(r->mosq), FIONREAD, &avail) < 0 ||
+                avail <= 0)
+                break;
+        }
         commit_and_ack(r);
         if (rc != MOSQ_ERR_SUCCESS) {
             connection_lost(r);

@@ -1075,6 +1075,8 @@ void devicetwin_tick(struct devicetwin *dt, bool force)
     if (now >= dt->next_sys_ms) {
         dt->next_sys_ms = now + 5000;
         ke_publish_sys(dt);
+        if (!store_pending(dt->store))
+            outbox_check_stall(&dt->outbox, now);
     }
     if (!store_ok(dt->store) && now >= dt->next_retry_ms) {
         dt->next_retry_ms = now + 5000;

@@ -103,7 +103,8 @@ int store_attr_write(struct store *s, const char *dev_id, const struct kedge_att
 int store_attr_delete(struct store *s, const char *dev_id, const char *name);
 
 /* The outbox (include/kedge/ke.h). insert/delete join the open transaction; *seq gets the new
- * entry's number. delete returns -ENOENT when no such entry exists. */
+ * entry's number. delete removes every entry up to seq (acks are cumulative) and returns how
+ * many, or an error. */
 int store_outbox_insert(struct store *s, const char *msg, size_t len, int64_t *seq);
 int store_outbox_delete(struct store *s, int64_t seq);
 typedef void (*store_outbox_fn)(void *ctx, int64_t seq, const char *msg, size_t len);
@@ -158,6 +159,9 @@ int replies_take_to(struct replies *q, const char *client_id, const char *topic,
  * Returns 0 or -1 when the broker refused it. */
 typedef int (*publish_fn)(const char *client_id, const char *topic, char *payload, size_t len);
 int replies_publish_now(const char *client_id, const char *topic, char *payload, size_t len);
+/* QoS 0 to one client (outbox offers: the table is the durability, acks the delivery). */
+void replies_set_offer_publisher(publish_fn fn);
+int replies_publish_offer(const char *client_id, const char *topic, char *payload, size_t len);
 /* Retained publish to all subscribers (the $SYS/kedge/... health topics). Takes payload. */
 void replies_set_retained_publisher(publish_fn fn);
 int replies_publish_retained(const char *topic, char *payload, size_t len);
@@ -181,6 +185,8 @@ struct outbox {
     int64_t committed_seq; /* highest committed seq */
     int64_t last_sent;    /* highest seq offered to the bridge in this session */
     int inflight;         /* offered, not yet acked */
+    int64_t acked;        /* highest seq the bridge acked in this session */
+    uint64_t progress_ms; /* monotonic ms of the last offer or ack: a stall re-offers */
     char *bridge_client;  /* client id of the accepted bridge, NULL when none */
     int64_t last_ack_ms;  /* wall clock of the bridge's last ack, 0 never */
     bool full_logged;
@@ -204,8 +210,11 @@ void outbox_pump(struct outbox *ob);
 int outbox_bridge_up(struct outbox *ob, const char *client_id);
 void outbox_bridge_down(struct outbox *ob, const char *client_id);
 bool outbox_is_bridge(const struct outbox *ob, const char *client_id);
-/* $ke/ack/{seq}: delete in the open batch. */
+/* $ke/ack/{seq}: the bridge stored every entry up to seq; delete them in the open batch. */
 void outbox_ack(struct outbox *ob, int64_t seq);
+/* From the tick: offers unanswered for a few seconds are offered again (QoS 0 offers can be
+ * dropped by the broker under pressure; the bridge drops duplicates). */
+void outbox_check_stall(struct outbox *ob, uint64_t now_ms);
 /* Wall-clock ms of the oldest waiting entry, 0 when empty. */
 int64_t outbox_oldest_ms(struct outbox *ob);
 

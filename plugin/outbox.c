@@ -136,10 +136,11 @@ static bool offer_one(struct outbox *ob, int64_t seq, const char *msg, size_t le
     if (!payload)
         return false;
     snprintf(topic, sizeof(topic), KE_OUTBOX_PREFIX "%" PRId64, seq);
-    if (replies_publish_now(ob->bridge_client, topic, payload, len) < 0)
+    if (replies_publish_offer(ob->bridge_client, topic, payload, len) < 0)
         return false;
     ob->last_sent = seq;
     ob->inflight++;
+    ob->progress_ms = kedge_now_ms();
     return true;
 }
 
@@ -207,8 +208,9 @@ int outbox_bridge_up(struct outbox *ob, const char *client_id)
         return -ENOMEM;
     kedge_free(ob->bridge_client);
     ob->bridge_client = id;
-    ob->last_sent = 0; /* offer everything unacked again, oldest first */
+    ob->last_sent = ob->acked = 0; /* offer everything unacked again, oldest first */
     ob->inflight = 0;
+    ob->progress_ms = kedge_now_ms();
     return 0;
 }
 
@@ -230,17 +232,32 @@ void outbox_bridge_down(struct outbox *ob, const char *client_id)
 
 void outbox_ack(struct outbox *ob, int64_t seq)
 {
-    int rc = store_outbox_delete(ob->store, seq);
+    int rc;
 
-    if (rc == -ENOENT)
-        return; /* a duplicate ack after a re-offer */
+    if (seq <= ob->acked)
+        return; /* a duplicate or late ack */
+    rc = store_outbox_delete(ob->store, seq);
     if (rc < 0) {
-        kedge_log(KEDGE_LOG_ERR, "outbox: cannot delete seq=%" PRId64 ": %s", seq,
+        kedge_log(KEDGE_LOG_ERR, "outbox: cannot delete up to seq=%" PRId64 ": %s", seq,
                   store_error(ob->store));
         return;
     }
-    ob->pending_dels++;
-    if (seq <= ob->last_sent && ob->inflight > 0)
-        ob->inflight--;
+    ob->pending_dels += rc;
+    ob->inflight = seq >= ob->last_sent ? 0 : ob->inflight > rc ? ob->inflight - rc : 0;
+    ob->acked = seq;
     ob->last_ack_ms = kedge_wall_ms();
+    ob->progress_ms = kedge_now_ms();
+}
+
+void outbox_check_stall(struct outbox *ob, uint64_t now_ms)
+{
+    if (!ob->bridge_client || !ob->inflight || now_ms - ob->progress_ms < 5000)
+        return;
+    kedge_log(KEDGE_LOG_WARN, "outbox: no ack for %d offered entries in 5 s; offering again "
+                              "from seq %" PRId64,
+              ob->inflight, ob->acked + 1);
+    ob->last_sent = ob->acked;
+    ob->inflight = 0;
+    ob->progress_ms = now_ms;
+    outbox_pump(ob);
 }

@@ -59,6 +59,20 @@ static int broker_publish_retained(const char *client_id, const char *topic, cha
     return 0;
 }
 
+/* Outbox offers go at QoS 0: the outbox table is their durability and $ke/ack their
+ * delivery receipt, so a PUBACK per entry would only double the packets on the hot path. */
+static int broker_publish_offer(const char *client_id, const char *topic, char *payload,
+                                size_t len)
+{
+    int rc = mosquitto_broker_publish(client_id, topic, (int)len, payload, 0, false, NULL);
+
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_free(payload);
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message(int event, void *event_data, void *userdata)
 {
     struct kedge_plugin *kp = userdata;
@@ -158,6 +172,7 @@ KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void *
     kedge_log_set_sink(log_sink);
     replies_set_publisher(broker_publish);
     replies_set_retained_publisher(broker_publish_retained);
+    replies_set_offer_publisher(broker_publish_offer);
     kp = kedge_calloc(1, sizeof(*kp));
     if (!kp)
         return MOSQ_ERR_NOMEM;
@@ -205,6 +220,7 @@ KEDGE_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *
     /* Last call, no clients left (spec §7): commit what is pending; publishing is moot. */
     replies_set_publisher(NULL);
     replies_set_retained_publisher(NULL);
+    replies_set_offer_publisher(NULL);
     devicetwin_cleanup(&kp->dt);
     options_cleanup(&kp->cfg);
     kedge_free(kp);

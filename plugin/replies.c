@@ -134,7 +134,19 @@ int replies_publish_now(const char *client_id, const char *topic, char *payload,
     return -1;
 }
 
-static publish_fn retained_publisher;
+static publish_fn retained_publisher, offer_publisher;
+
+void replies_set_offer_publisher(publish_fn fn)
+{
+    offer_publisher = fn;
+}
+
+int replies_publish_offer(const char *client_id, const char *topic, char *payload, size_t len)
+{
+    if (offer_publisher)
+        return offer_publisher(client_id, topic, payload, len);
+    return replies_publish_now(client_id, topic, payload, len);
+}
 
 void replies_set_retained_publisher(publish_fn fn)
 {

@@ -105,7 +105,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "attr_type = ?6, metadata = ?7 WHERE deviceid = ?1 AND name = ?2",
     [ST_ATTR_DELETE] = "DELETE FROM device_attr WHERE deviceid = ?1 AND name = ?2",
     [ST_OUTBOX_INSERT] = "INSERT INTO kedge_outbox (msg, created_ms) VALUES (?1, ?2)",
-    [ST_OUTBOX_DELETE] = "DELETE FROM kedge_outbox WHERE seq = ?1",
+    [ST_OUTBOX_DELETE] = "DELETE FROM kedge_outbox WHERE seq <= ?1",
     [ST_OUTBOX_AFTER] = "SELECT seq, msg FROM kedge_outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     [ST_OUTBOX_STATS] = "SELECT count(*), max(seq) FROM kedge_outbox",
     [ST_OUTBOX_OLDEST] = "SELECT created_ms FROM kedge_outbox ORDER BY seq LIMIT 1",
@@ -873,8 +873,8 @@ int store_outbox_delete(struct store *s, int64_t seq)
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-    rc = finish_write(s, st, "delete outbox entry");
-    return rc == 0 && sqlite3_changes(s->db) == 0 ? -ENOENT : rc;
+    rc = finish_write(s, st, "delete outbox entries");
+    return rc < 0 ? rc : sqlite3_changes(s->db);
 }
 
 int store_outbox_after(struct store *s, int64_t after, int limit, store_outbox_fn fn, void *ctx)

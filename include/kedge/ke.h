@@ -36,10 +36,12 @@
  *       "resource":"<the MQTT topic>"},"content":"<the payload as a string>"}
  *    seq is a decimal, strictly increasing across restarts. The entry was committed in the
  *    same SQLite transaction as the change that caused it. At most KE_WINDOW entries are in
- *    flight; the rest follow as acks arrive.
+ *    flight; the rest follow as acks arrive. Offers go at QoS 0 (the table is the
+ *    durability, the ack the receipt); offers left unacked for 5 s are made again.
  *  $ke/ack/{seq}                  bridge -> plugin, empty payload
- *    Sent only after the bridge has stored the entry in its own durable queue. The plugin
- *    then deletes it. Acks for unknown seqs are ignored (a duplicate after a reconnect).
+ *    Cumulative: the bridge has stored every entry up to and including seq in its own
+ *    durable queue (entries arrive in order on one connection). The plugin then deletes them.
+ *    A bridge acks once per batch it commits. Acks at or below an earlier one are ignored.
  *
  * ---- cloud -> plugin --------------------------------------------------------------------------
  *
