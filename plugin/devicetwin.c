@@ -1067,7 +1067,7 @@ static bool commit_due(const struct devicetwin *dt, uint64_t now)
            now - store_oldest_ms(dt->store) >= (uint64_t)dt->cfg->commit_interval_ms;
 }
 
-void devicetwin_tick(struct devicetwin *dt, bool force)
+int devicetwin_tick(struct devicetwin *dt, bool force)
 {
     uint64_t now = kedge_now_ms();
     int rc;
@@ -1096,7 +1096,7 @@ void devicetwin_tick(struct devicetwin *dt, bool force)
             outbox_pump(&dt->outbox);
             store_maintain(dt->store, replies_count(dt->out) == 0);
         }
-        return;
+        return 0;
     }
     rc = store_commit(dt->store);
     if (rc < 0) {
@@ -1109,4 +1109,5 @@ void devicetwin_tick(struct devicetwin *dt, bool force)
     }
     replies_flush(dt->out, rc, store_error(dt->store));
     outbox_committed(&dt->outbox, rc);
+    return rc;
 }

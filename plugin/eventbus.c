@@ -99,8 +99,13 @@ static bool cloud_subscribed(const struct devicetwin *dt, const char *topic)
 /* ---- uploads to the cloud ------------------------------------------------------------------ */
 
 /* Returns what the broker should do with the publish: deliver it, or refuse it when the outbox
- * is full (a v5 QoS 1/2 publisher then sees "not authorized"; nothing already stored is lost). */
-static int upload(struct devicetwin *dt, const char *topic, const char *payload, size_t len)
+ * is full (a v5 QoS 1/2 publisher then sees "not authorized"; nothing already stored is lost).
+ *
+ * For QoS 1/2 the broker sends its PUBACK/PUBREC as soon as this callback returns, and that is
+ * the device's only receipt for an upload: so the entry is committed here, before returning,
+ * instead of at the end of the loop turn. */
+static int upload(struct devicetwin *dt, const char *topic, const char *payload, size_t len,
+                  int qos)
 {
     struct kedge_buf content = KEDGE_BUF_INIT;
     int rc = kedge_json_escape(&content, payload ? payload : "", len);
@@ -108,6 +113,8 @@ static int upload(struct devicetwin *dt, const char *topic, const char *payload,
     if (rc == 0)
         rc = outbox_add(&dt->outbox, "bus", "user", "upload", topic, content.data, content.len);
     kedge_buf_cleanup(&content);
+    if (rc == 0 && qos > 0 && devicetwin_tick(dt, true) < 0)
+        return MOSQ_ERR_ACL_DENIED; /* not stored: the device must not get a receipt */
     if (rc == KEDGE_EFULL)
         return MOSQ_ERR_ACL_DENIED;
     if (rc < 0)
@@ -253,14 +260,14 @@ int eventbus_on_message(struct devicetwin *dt, struct mosquitto_evt_message *ev)
         rc = on_twin_topic(dt, &t, payload, len);
         break;
     case KEDGE_TOPIC_UPLOAD:
-        rc = upload(dt, ev->topic, payload, len);
+        rc = upload(dt, ev->topic, payload, len, ev->qos);
         break;
     default:
         /* cloud_updated from a device, state/get, /updated: edgecore either registers no
          * handler or only takes them from the cloud; kedge takes cloud changes only from the
          * bridge. Anything else is ordinary MQTT, unless the cloud subscribed to it. */
         if (dt->n_sub_topics && ev->topic[0] != '$' && cloud_subscribed(dt, ev->topic))
-            rc = upload(dt, ev->topic, payload, len);
+            rc = upload(dt, ev->topic, payload, len, ev->qos);
         break;
     }
 out:

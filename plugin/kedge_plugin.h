@@ -267,8 +267,9 @@ int devicetwin_mark_dirty(struct devicetwin *dt, const char *id);
 void devicetwin_reload(struct devicetwin *dt, const char *id);
 /* Queue a publish on dt->topic that waits for the commit. */
 
-/* Commit if due, then publish what the commit released. force: commit whatever is pending. */
-void devicetwin_tick(struct devicetwin *dt, bool force);
+/* Commit if due, then publish what the commit released. force: commit whatever is pending.
+ * Returns the commit's result (0 when nothing was due). */
+int devicetwin_tick(struct devicetwin *dt, bool force);
 
 /* ==== membership.c ===================================================================== */
 
