@@ -41,7 +41,7 @@ static const char *const sql[ST_COUNT] = {
 
 /* Exactly edgecore's beego-era table (§3.1), so `kedge-ctl import` can copy rows as they are. */
 static const char schema[] =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;"
     "CREATE TABLE IF NOT EXISTS `meta` (`key` varchar(256) NOT NULL PRIMARY KEY, "
     "`type` varchar(32) NOT NULL DEFAULT '', `value` text);"
     "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);";

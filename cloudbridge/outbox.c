@@ -52,7 +52,8 @@ static const char *const sql[ST_COUNT] = {
 };
 
 static const char schema[] =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    /* a small page cache: the queue is read front to back, and the bridge lives on gateways */
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;"
     "CREATE TABLE IF NOT EXISTS kedge_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "msg_id TEXT NOT NULL UNIQUE, msg TEXT NOT NULL, kind INTEGER NOT NULL, "
     "created_ms INTEGER NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0);";

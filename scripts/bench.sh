@@ -30,6 +30,9 @@ benchmarks:
           devices, QoS 1); broker RSS with 10k devices x 10 twins; broker start to first twin
           get answered with those 10k devices. Ends with
           'twin: w64_ratio=R w1_p50_ratio=R w64_per_s=N rss_growth_mb=N startup_10k_ms=N'.
+  relay   device -> cloud messages/s through broker + plugin + kedge-bridge to kedge-cloudsim
+          (rate limit off and on) vs. bare loopback; the bridge's RSS idle and under load. Ends
+          with 'relay: ratio=R per_s=N bridge_rss_idle_mb=N bridge_rss_load_mb=N'.
 
 environment: KEDGE_BENCH_BUILD, KEDGE_BENCH_REPS, KEDGE_KEEP_TMP=1, MOSQUITTO (see the header
 of this script).
@@ -307,9 +310,134 @@ bench_twin() {
         "$w64_ratio" "$w1_ratio" "$w64_rate" "$growth" "$st_med"
 }
 
+# ---- relay: device -> cloud through broker + plugin + bridge -------------------------------
+
+SIM_PID=
+BRIDGE_PID=
+
+relay_cleanup() {
+    local p
+    for p in "$BRIDGE_PID" "$SIM_PID"; do
+        [[ -n $p ]] || continue
+        kill -TERM "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    BRIDGE_PID="" SIM_PID=""
+}
+
+relay_build() {
+    echo "bench: building in $BUILD-relay (RelWithDebInfo)" >&2
+    cmake -S "$ROOT" -B "$BUILD-relay" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEDGE_SANITIZE=OFF \
+        -DKEDGE_UNSAFE_PUBLISH_BEFORE_COMMIT=OFF -DKEDGE_TESTS=ON >"$WORK/cmake.log" 2>&1 ||
+        { cat "$WORK/cmake.log" >&2; die "cmake configure failed"; }
+    cmake --build "$BUILD-relay" -j2 --target kedge_plugin kedge-bridge kedge-cloudsim \
+        bench_relay bench_twin >>"$WORK/cmake.log" 2>&1 ||
+        { cat "$WORK/cmake.log" >&2; die "build failed"; }
+    PLUGIN=$BUILD-relay/kedge_plugin.so
+    BENCH=$BUILD-relay/bench/bench_twin
+    RELAY=$BUILD-relay/bench/bench_relay
+    BRIDGE=$BUILD-relay/cloudbridge/kedge-bridge
+    SIM=$BUILD-relay/tests/cloudsim/kedge-cloudsim
+}
+
+start_cloudsim() {
+    local i line
+    "$SIM" --certs "$WORK/certs" --node "$NODE" --port 0 --control-port 0 \
+        >"$WORK/sim.out" 2>"$WORK/sim.log" &
+    SIM_PID=$!
+    for ((i = 0; i < 500; i++)); do
+        line=$(grep -m1 '^cloudsim: ready' "$WORK/sim.out" 2>/dev/null || true)
+        [[ -n $line ]] && break
+        sleep 0.02
+    done
+    [[ -n $line ]] || die "kedge-cloudsim did not start: $(cat "$WORK/sim.log")"
+    WSS_PORT=$(sed -n 's/.*wss_port=\([0-9]*\).*/\1/p' <<<"$line")
+    CONTROL_PORT=$(sed -n 's/.*control_port=\([0-9]*\).*/\1/p' <<<"$line")
+}
+
+# start_bridge QPS
+start_bridge() {
+    local i
+    printf '%s\n' "$BRIDGE_PW" >"$WORK/bridge.password"
+    "$BRIDGE" node_name="$NODE" broker_port="$PORT" broker_password_file="$WORK/bridge.password" \
+        cloud_port="$WSS_PORT" tls_ca_file="$WORK/certs/rootCA.crt" \
+        tls_cert_file="$WORK/certs/edge.crt" tls_key_file="$WORK/certs/edge.key" \
+        db_path="$WORK/bridge.db" meta_db_path="$WORK/meta.db" cloud_qps="$1" \
+        log_level=warn >"$WORK/bridge.log" 2>&1 &
+    BRIDGE_PID=$!
+    for ((i = 0; i < 500; i++)); do
+        curl -s "http://127.0.0.1:$CONTROL_PORT/state" | grep -q '"connected":true' && return 0
+        sleep 0.02
+    done
+    die "the bridge did not connect: $(cat "$WORK/bridge.log")"
+}
+
+stop_bridge() {
+    kill -TERM "$BRIDGE_PID" 2>/dev/null || true
+    wait "$BRIDGE_PID" 2>/dev/null || true
+    BRIDGE_PID=
+}
+
+rss_mb() {
+    awk -v k="$2" '$1 == k":" { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+field_of() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+
+bench_relay() {
+    local n=${KEDGE_RELAY_N:-20000} i out lb kd lbs=() kds=() idle load ratio rate qps_line
+    local idle_detail
+    need_sqlite3
+    relay_build
+    trap 'relay_cleanup; cleanup' EXIT
+    echo "== relay: device -> cloud through broker + plugin + kedge-bridge + kedge-cloudsim,"
+    echo "   against the same broker's bare loopback; $(nproc) CPUs, $(date -u +%FT%TZ)"
+    echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    seed_db "$WORK/relay.db" 0 4 1
+    start_cloudsim
+    start_broker relay "$WORK/relay.db"
+    start_bridge 0
+    sleep 1
+    idle=$(rss_mb "$BRIDGE_PID" VmRSS)
+    idle_detail=$(awk '/^(Pss|Private_Clean|Private_Dirty|Shared_Clean):/ {
+        printf "%s%s=%.1f", sep, tolower($1), $2 / 1024; sep = " " }' \
+        "/proc/$BRIDGE_PID/smaps_rollup" | tr -d ':')
+    echo "-- $n QoS 1 messages from one client, 64 in flight; cloud_qps=0 (limit off)"
+    for ((i = 1; i <= REPS; i++)); do
+        out=$("$RELAY" loopback --port "$PORT" --n "$n") || die "loopback run failed"
+        echo "   rep=$i $out"
+        lbs+=("$(field_of rate "$out")")
+        out=$("$RELAY" kedge --port "$PORT" --control-port "$CONTROL_PORT" --n "$n") ||
+            die "kedge run failed"
+        echo "   rep=$i $out"
+        kds+=("$(field_of rate "$out")")
+        [[ $(field_of lost "$out") == 0 ]] || echo "   (messages missing at the cloud: see above)"
+    done
+    load=$(rss_mb "$BRIDGE_PID" VmHWM)
+    lb=$(printf '%s\n' "${lbs[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    kd=$(printf '%s\n' "${kds[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    ratio=$(awk -v a="$kd" -v b="$lb" 'BEGIN { printf "%.2f", a / b }')
+    echo "relay qos1 w=64  loopback=$lb msg/s  kedge=$kd msg/s  ratio=$ratio  (target >= 0.3)"
+    stop_bridge
+    echo "-- the same with edgecore's rate limit on (cloud_qps=30, burst 60), 300 messages"
+    start_bridge 30
+    qps_line=$("$RELAY" kedge --port "$PORT" --control-port "$CONTROL_PORT" --n 300 \
+        --timeout-s 60) || die "rate-limited run failed"
+    echo "   $qps_line  (expected about 30/s after the burst of 60)"
+    stop_bridge
+    stop_broker
+    relay_cleanup
+    echo "bridge_rss  idle=$idle MB  under_load(peak)=$load MB  (target <= 10 MB)"
+    echo "   idle breakdown (MB): $idle_detail; shared_clean is library code (libcrypto alone"
+    echo "   is ~4 MB of it) shared with every process that maps the same libraries"
+    rate=$kd
+    printf 'relay: ratio=%s per_s=%s bridge_rss_idle_mb=%s bridge_rss_load_mb=%s\n' \
+        "$ratio" "$rate" "$idle" "$load"
+}
+
 main() {
     case ${1:-} in
-    twin) ;;
+    twin | relay) ;;
     -h | --help)
         usage
         exit 0
