@@ -73,6 +73,12 @@ static const struct conf_key keys[] = {
      "CloudHub's certificate endpoint (join, rotation)"},
     {"rotate_certificates", CONF_INT, F(rotate_certificates), 0, 1, "1",
      "renew the node certificate at 70-90% of its lifetime"},
+    {"status_interval_s", CONF_INT, F(status_interval_s), 1, 3600, "10",
+     "compute the node status this often; sent when changed, at least every 5 min"},
+    {"lease_interval_s", CONF_INT, F(lease_interval_s), 1, 3600, "10",
+     "renew the node lease this often (lease duration 40 s)"},
+    {"remote_query_timeout_s", CONF_INT, F(remote_query_timeout_s), 1, 3600, "60",
+     "wait this long for the cloud's answer to a query, registration, status or lease"},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -181,27 +187,15 @@ static int load_file(struct bridge_config *cfg, const char *path)
 
 static int read_password(struct bridge_config *cfg)
 {
-    char line[512];
-    FILE *f = fopen(cfg->broker_password_file, "r");
-    size_t n;
+    int rc = kedge_read_secret(cfg->broker_password_file, &cfg->password);
 
-    if (!f) {
-        kedge_log(KEDGE_LOG_ERR, "config: cannot read broker_password_file %s: %s",
-                  cfg->broker_password_file, strerror(errno));
-        return KEDGE_ECONFIG;
-    }
-    if (!fgets(line, sizeof(line), f))
-        line[0] = '\0';
-    (void)fclose(f);
-    n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    if (!n) {
-        kedge_log(KEDGE_LOG_ERR, "config: %s holds no password", cfg->broker_password_file);
-        return KEDGE_ECONFIG;
-    }
-    cfg->password = kedge_strdup(line);
-    memset(line, 0, sizeof(line));
-    return cfg->password ? 0 : -ENOMEM;
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0)
+        kedge_log(KEDGE_LOG_ERR, "config: broker_password_file %s: %s",
+                  cfg->broker_password_file,
+                  rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
+    return rc < 0 ? KEDGE_ECONFIG : 0;
 }
 
 static int check_whole(struct bridge_config *cfg)

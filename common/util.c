@@ -6,6 +6,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "kedge/alloc.h"
+#include "kedge/err.h"
 #include "kedge/util.h"
 
 uint64_t kedge_now_ns(void)
@@ -94,4 +96,29 @@ int kedge_parse_long(const char *s, long min, long max, long *out)
         return -ERANGE;
     *out = v;
     return 0;
+}
+
+int kedge_read_secret(const char *path, char **out)
+{
+    char line[512];
+    FILE *f = fopen(path, "re");
+    size_t n;
+    int rc = 0;
+
+    *out = NULL;
+    if (!f)
+        return -errno;
+    if (!fgets(line, sizeof(line), f)) {
+        rc = ferror(f) ? -EIO : 0;
+        line[0] = '\0';
+    }
+    (void)fclose(f);
+    n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    if (rc == 0 && !n)
+        rc = KEDGE_ECONFIG;
+    if (rc == 0 && !(*out = kedge_strdup(line)))
+        rc = -ENOMEM;
+    memset(line, 0, sizeof(line));
+    return rc;
 }

@@ -102,31 +102,23 @@ static const struct opt_row *find_row(const char *key)
  * and kedge-ctl's configuration, so it never has to sit in mosquitto.conf. */
 static int read_password_file(struct plugin_config *cfg)
 {
-    char line[512];
-    FILE *f;
-    size_t n;
+    char *pw;
+    int rc;
 
     if (!*cfg->bridge_password_file)
         return 0;
-    f = fopen(cfg->bridge_password_file, "r");
-    if (!f) {
-        kedge_log(KEDGE_LOG_ERR, "kedge: cannot read plugin_opt_bridge_password_file %s: %s",
-                  cfg->bridge_password_file, strerror(errno));
-        return KEDGE_ECONFIG;
-    }
-    if (!fgets(line, sizeof(line), f))
-        line[0] = '\0';
-    (void)fclose(f);
-    n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    if (!n) {
-        kedge_log(KEDGE_LOG_ERR, "kedge: %s holds no password", cfg->bridge_password_file);
+    rc = kedge_read_secret(cfg->bridge_password_file, &pw);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0) {
+        kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_bridge_password_file %s: %s",
+                  cfg->bridge_password_file,
+                  rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
         return KEDGE_ECONFIG;
     }
     kedge_free(cfg->bridge_password);
-    cfg->bridge_password = kedge_strdup(line);
-    memset(line, 0, sizeof(line));
-    return cfg->bridge_password ? 0 : -ENOMEM;
+    cfg->bridge_password = pw;
+    return 0;
 }
 
 static int check_whole(struct plugin_config *cfg)

@@ -29,6 +29,7 @@
 
 #include "kedge/alloc.h"
 #include "kedge/buf.h"
+#include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/ke.h"
 #include "kedge/msg.h"
@@ -264,26 +265,16 @@ static int config_build(struct ctl_config *cfg, const struct ctl_args *a)
  * same way). Returns a heap string, or NULL after printing why. */
 static char *password_read(const char *path)
 {
-    char line[512];
-    FILE *f = fopen(path, "re");
-    size_t n;
+    char *pw = NULL;
+    int rc = kedge_read_secret(path, &pw);
 
-    if (!f) {
+    if (rc == KEDGE_ECONFIG)
+        complain("%s holds no password on its first line\n", path);
+    else if (rc < 0)
         complain("cannot read the bridge password file %s: %s (use -P FILE, "
                  "or broker_password_file in -c BRIDGE_CONF)\n",
-                 path, strerror(errno));
-        return NULL;
-    }
-    if (!fgets(line, sizeof(line), f))
-        line[0] = '\0';
-    (void)fclose(f);
-    n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    if (!n) {
-        complain("%s holds no password on its first line\n", path);
-        return NULL;
-    }
-    return xstrdup(line);
+                 path, strerror(-rc));
+    return rc < 0 ? NULL : pw;
 }
 
 /* ---- the MQTT session --------------------------------------------------------------------- */

@@ -19,6 +19,11 @@ void kedge_rfc3339_now(char out[32]);
 /* Parse a base-10 integer in [min, max], whole string. Returns 0, -EINVAL or -ERANGE. */
 int kedge_parse_long(const char *s, long min, long max, long *out);
 
+/* The first line of a secret file (a password shared by the plugin, the bridge and kedge-ctl),
+ * without its line end, into *out (kedge_malloc). Returns 0, -errno (cannot open or read),
+ * KEDGE_ECONFIG (the first line is empty), -ENOMEM. The stack copy is wiped. */
+int kedge_read_secret(const char *path, char **out);
+
 #define kedge_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #endif
