@@ -2,9 +2,14 @@
  *
  * It speaks the $ke/ contract (include/kedge/ke.h) with the bridge identity: device add/rm are
  * the cloud's own membership update (kubeedge-wire.md §2.10) sent on $ke/down/{ref}, and
- * device list/get and status are $ke/ctl/{ref} queries. It owns argument and config parsing,
- * one short MQTT session (libmosquitto, single thread, mosquitto_loop with deadlines) and the
- * printing; the plugin owns every decision about devices.
+ * device list/get and status are $ke/ctl/{ref} queries. meta get/list ask kedge-bridge's
+ * MetaManager on $ke/meta/{ref}. It owns argument and config parsing, one short MQTT session
+ * (libmosquitto, single thread, mosquitto_loop with deadlines) and the printing; the plugin
+ * owns every decision about devices, the bridge every decision about metadata.
+ *
+ * `import` is the one command without the network: it copies a KubeEdge node's edgecore.db
+ * (kubeedge-wire.md §3) into the bridge's meta DB and the plugin's DB, with both services
+ * stopped (import.c-sized, so it lives at the end of this file).
  *
  * It never hangs: every wait has a deadline (-t, default 5 s, per step), and an alarm() backs
  * them all up in case a system call blocks (a DNS lookup of -h, say).
@@ -13,6 +18,7 @@
  * authentication refused, not authorised on $ke/, or no answer in time.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,10 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
+#include <sqlite3.h>
 
 #include "kedge/alloc.h"
 #include "kedge/buf.h"
@@ -38,6 +47,7 @@
 
 #define DEFAULT_CONF "/etc/kedge/kedge-bridge.conf"
 #define DEFAULT_PASSWORD_FILE "/etc/kedge/bridge.password"
+#define DEFAULT_META_DB "/var/lib/kedge/meta.db"
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 1883
 #define DEFAULT_TIMEOUT_S 5
@@ -59,6 +69,7 @@ struct ctl_config {
     long port;
     char *user;
     char *password_file;
+    char *meta_db_path; /* import: the bridge's meta DB */
     long timeout_s;
 };
 
@@ -104,6 +115,18 @@ static void usage(FILE *f)
         "  device list\n"
         "  device get ID [--table]   the twin get result as indented JSON (or a table)\n"
         "  status                    outbox, bridge and cloud links, devices, db size\n"
+        "  meta get RESOURCE [--source]\n"
+        "                      an object of the node's metadata (ns/type/name, e.g.\n"
+        "                      default/configmap/cm1) as kedge-bridge's MetaManager answers it:\n"
+        "                      from the cloud while connected for configmaps, secrets and the\n"
+        "                      other remote-first types, else from its store\n"
+        "  meta list TYPE            every stored object of a type (configmap, pod, ...)\n"
+        "  import EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]\n"
+        "                      copy a KubeEdge node's edgecore.db: meta and sub_topics into the\n"
+        "                      bridge's meta DB (--meta-db, or meta_db_path in BRIDGE_CONF);\n"
+        "                      device, device_attr, device_twin and sub_topics into the plugin's\n"
+        "                      DB (--plugin-db, its plugin_opt_db_path). Stop mosquitto and\n"
+        "                      kedge-bridge first: both hold their DB while they run\n"
         "\n"
         "options:\n"
         "  -h HOST           broker host (default %s, or broker_host in BRIDGE_CONF)\n"
@@ -147,6 +170,7 @@ static void config_cleanup(struct ctl_config *c)
     free(c->host);
     free(c->user);
     free(c->password_file);
+    free(c->meta_db_path);
     memset(c, 0, sizeof(*c));
 }
 
@@ -174,6 +198,7 @@ static const struct conf_key {
     {"broker_port", CONF_PORT, F(port)},
     {"broker_username", CONF_STR, F(user)},
     {"broker_password_file", CONF_STR, F(password_file)},
+    {"meta_db_path", CONF_STR, F(meta_db_path)},
 };
 #undef F
 
@@ -257,6 +282,8 @@ static int config_build(struct ctl_config *cfg, const struct ctl_args *a)
         set_str(&cfg->password_file, a->password_file);
     else if (!cfg->password_file)
         set_str(&cfg->password_file, DEFAULT_PASSWORD_FILE);
+    if (!cfg->meta_db_path)
+        set_str(&cfg->meta_db_path, DEFAULT_META_DB);
     cfg->timeout_s = a->timeout_s ? a->timeout_s : DEFAULT_TIMEOUT_S;
     return 0;
 }
@@ -1253,9 +1280,9 @@ static void print_status(const struct kedge_jval *obj, const char *prefix)
                     fmt_age(text, sizeof(text), left_ms >= 0 ? left_ms : -left_ms));
             out("\n");
         } else if (m->type == KEDGE_JOBJ) {
-            char sub[128];
-            (void)snprintf(sub, sizeof(sub), "%s_", name);
-            print_status(m, sub);
+            char sub[160];
+            if (snprintf(sub, sizeof(sub), "%s_", name) < (int)sizeof(sub))
+                print_status(m, sub);
         } else if (m->type == KEDGE_JNULL && !strcmp(m->key, "bridge")) {
             out("%s: no report\n", name);
         } else if (m->type == KEDGE_JBOOL) {
