@@ -7,6 +7,7 @@
  *   edgehub.c   the websocket link to CloudHub: TLS, headers, framing, keepalive, reconnect
  *   router.c    cloud -> edge dispatch by route.group; modules register handlers
  *   ratelimit.c token bucket for edge -> cloud traffic (cloud_qps / cloud_burst)
+ *   fault.c     test-only crash points (KEDGE_BRIDGE_CRASH_AT) for the durability tests
  */
 #ifndef KEDGE_BRIDGE_H
 #define KEDGE_BRIDGE_H
@@ -50,6 +51,9 @@ struct bridge_config {
     long rotate_certificates;
     char *meta_db_path;    /* MetaManager's own SQLite file */
     char *node_namespace;  /* "default" (cloudcore v1.12-v1.22) or "null" (v1.23+) */
+    long status_interval_s;      /* node status computed (kubelet: 10 s) */
+    long lease_interval_s;       /* node lease renewed (kubelet: 10 s) */
+    long remote_query_timeout_s; /* edgecore's remoteQueryTimeout (60 s) */
     char *password;        /* read from broker_password_file */
 };
 
@@ -74,7 +78,7 @@ uint64_t ratelimit_take(struct ratelimit *rl, uint64_t now_ms);
 /* ==== outbox.c =========================================================================== */
 
 enum outbox_kind {
-    OUTBOX_FIRE = 0,    /* delivered once written to the cloud (uploads, requests) */
+    OUTBOX_FIRE = 0,    /* delivered once the cloud has read it (uploads, requests) */
     OUTBOX_CONFIRM = 1, /* kept until the cloud answers with parent_msg_id (twin, state) */
 };
 
@@ -98,8 +102,12 @@ int boutbox_commit(struct boutbox *ob);
  * ago. Returns 1 (filled; cleanup with boutbox_entry_cleanup), 0 (none), or an error. */
 int boutbox_next(struct boutbox *ob, int64_t after, uint64_t resend_ms, struct outbox_entry *e);
 void boutbox_entry_cleanup(struct outbox_entry *e);
-/* The entry went out on the link: fire entries are deleted, confirm entries remembered. */
+/* The entry went out on the link: confirm entries are remembered (resent after resend_ms);
+ * fire entries wait for boutbox_delivered. 0 or KEDGE_ESTORE. */
 int boutbox_sent(struct boutbox *ob, const struct outbox_entry *e);
+/* The cloud has read every fire entry up to id upto (a PONG to a PING sent after them):
+ * they leave. Returns how many left, or KEDGE_ESTORE. */
+int boutbox_delivered(struct boutbox *ob, int64_t upto);
 /* The cloud answered msg_id. Returns 1 if an entry was removed, 0 if none matched. */
 int boutbox_confirmed(struct boutbox *ob, const char *msg_id);
 /* Forget "sent" marks (after a reconnect everything unconfirmed goes again). */
@@ -172,6 +180,9 @@ typedef void (*relay_done_fn)(struct bridge *br, const struct kedge_msg *m, bool
 int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done);
 /* Tell the plugin the cloud link state (a node/connection message). */
 void relay_link_state(struct relay *r, bool connected);
+/* Answer a local query: json on $ke/meta/{ref}/result (include/kedge/ke.h). ref, json:
+ * borrowed. Returns 0, or -EIO when the broker is not reachable (logged; the asker times out). */
+int relay_meta_answer(struct relay *r, const char *ref, const char *json, size_t len);
 /* Commit and ack what was received, disconnect cleanly. */
 void relay_stop(struct relay *r);
 extern const struct lws_protocols relay_protocol;
@@ -185,7 +196,9 @@ typedef void (*metamgr_row_fn)(void *ctx, const char *key, const char *value);
 /* Edged's hook for cloud pod insert/update/delete (after the row is committed). */
 typedef void (*metamgr_pod_fn)(void *ctx, const struct kedge_msg *m);
 
-/* Open the meta DB and register for the resource and func groups. */
+/* Open the meta DB and register for the resource and func groups. The DB file is flock()ed
+ * while it is open, so a second bridge (or kedge-ctl import) on the same file is refused:
+ * KEDGE_ESTORE, logged. */
 int metamgr_open(struct bridge *br, const char *path, struct metamgr **out);
 void metamgr_start(struct metamgr *mm);
 void metamgr_close(struct metamgr *mm);
@@ -195,6 +208,12 @@ int metamgr_get(struct metamgr *mm, const char *key, char **value); /* -ENOENT i
 int metamgr_list(struct metamgr *mm, const char *type, metamgr_row_fn fn, void *ctx);
 /* Types whose queries go to the cloud first while the link is up (§6). */
 bool metamgr_remote_first(const char *type);
+/* A query of the local interface ($ke/meta/{ref}, include/kedge/ke.h), answered through
+ * relay_meta_answer now or, for a remote-first type while the link is up, when the cloud
+ * replies or the remote query timeout passes. ref: one topic level (the relay checks it);
+ * ref and payload are borrowed (copied when the answer has to wait). Bad requests are answered
+ * {"ok":false,"reason":...}; nothing is returned because the asker is the one to tell. */
+void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payload, size_t len);
 /* Send m (msg_id set) to the cloud now and call fn with its reply. -ENOTCONN offline. */
 int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms,
                    metamgr_reply_fn fn, void *ctx);
@@ -234,6 +253,15 @@ int64_t certmgr_rotation_due(int64_t not_before, int64_t not_after);
 void certwatch_start(struct bridge *br);
 void certwatch_stop(void);
 int64_t certwatch_not_after(void); /* Unix seconds, 0 unknown */
+
+/* ==== fault.c (test-only) ================================================================= */
+
+/* KEDGE_BRIDGE_CRASH_AT=after_receive[:N]|after_send[:N]: SIGKILL at the N-th pass of that
+ * point (fault.c says where they are). Never set in production. */
+enum fault_point { FAULT_AFTER_RECEIVE, FAULT_AFTER_SEND };
+/* Read the variable once. 0, or -1 for a value that is not understood (logged). */
+int fault_init(void);
+void fault_point(enum fault_point p);
 
 /* ==== main.c: the bridge object shared by the modules ===================================== */
 

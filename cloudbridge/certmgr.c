@@ -94,7 +94,9 @@ struct https_req {
     const char *host;
     int port;
     const char *path;
-    const char *ca_file;           /* NULL: do not verify the server (only /ca.crt) */
+    const char *ca_file;           /* verify the server against this CA file, or */
+    X509 *ca;                      /* against this one (join: the CA just fetched); neither:
+                                    * do not verify (only /ca.crt) */
     const char *cert_file, *key_file; /* client certificate (rotation), or NULL */
     const char *bearer;            /* Authorization: Bearer ..., or NULL */
     const char *node_name;         /* NodeName header, or NULL */
@@ -109,8 +111,9 @@ static SSL_CTX *make_ctx(const struct https_req *rq)
     if (!ctx)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (rq->ca_file) {
-        if (SSL_CTX_load_verify_locations(ctx, rq->ca_file, NULL) != 1)
+    if (rq->ca_file || rq->ca) {
+        if (rq->ca_file ? SSL_CTX_load_verify_locations(ctx, rq->ca_file, NULL) != 1
+                        : X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), rq->ca) != 1)
             goto fail;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     } else {
@@ -174,7 +177,8 @@ static int https_get(const struct https_req *rq, int *status, struct kedge_buf *
     if (fd < 0)
         goto out;
     ssl = SSL_new(ctx);
-    if (!ssl || SSL_set_fd(ssl, fd) != 1 || (rq->ca_file && expect_host(ssl, rq->host) != 1))
+    if (!ssl || SSL_set_fd(ssl, fd) != 1 ||
+        ((rq->ca_file || rq->ca) && expect_host(ssl, rq->host) != 1))
         goto ssl_fail;
     if (SSL_connect(ssl) != 1)
         goto ssl_fail;
@@ -194,8 +198,8 @@ static int https_get(const struct https_req *rq, int *status, struct kedge_buf *
                   rq->path);
     goto out;
 ssl_fail:
-    log_ssl(rq->ca_file ? "TLS handshake (server verified against the cloud's CA)"
-                        : "TLS handshake");
+    log_ssl(rq->ca_file || rq->ca ? "TLS handshake (server verified against the cloud's CA)"
+                                  : "TLS handshake");
 out:
     kedge_buf_cleanup(&req);
     if (ssl)
@@ -368,8 +372,8 @@ static int key_to_pem(EVP_PKEY *key, struct kedge_buf *b)
 
 /* The CSR exchange shared by join and rotation: new key, CSR, /edge.crt. On success the
  * certificate and key PEMs are in cert_pem and key_pem. */
-static int request_cert(const struct certmgr_req *cr, const char *ca_file, const char *bearer,
-                        struct kedge_buf *cert_pem, struct kedge_buf *key_pem)
+static int request_cert(const struct certmgr_req *cr, const char *ca_file, X509 *ca,
+                        const char *bearer, struct kedge_buf *cert_pem, struct kedge_buf *key_pem)
 {
     struct kedge_buf body = KEDGE_BUF_INIT;
     struct https_req rq = {0};
@@ -383,6 +387,7 @@ static int request_cert(const struct certmgr_req *cr, const char *ca_file, const
     rq.port = cr->https_port;
     rq.path = "/edge.crt";
     rq.ca_file = ca_file;
+    rq.ca = ca;
     rq.bearer = bearer;
     rq.node_name = cr->node_name;
     rq.cert_file = bearer ? NULL : cr->cert_file;
@@ -433,7 +438,9 @@ int certmgr_join(const struct certmgr_req *cr, const char *token)
                      key = KEDGE_BUF_INIT;
     struct https_req rq = {0};
     const char *dot = strchr(token, '.');
-    char hash[65], ca_tmp[4096];
+    const unsigned char *der;
+    X509 *ca_x509 = NULL;
+    char hash[65];
     int status = 0, rc = -1;
 
     if (!dot || dot - token != 64) {
@@ -457,19 +464,16 @@ int certmgr_join(const struct certmgr_req *cr, const char *token)
                   hash, token);
         goto out;
     }
-    if (der_to_pem((const unsigned char *)ca.data, ca.len, &ca_pem) < 0) {
+    der = (const unsigned char *)ca.data;
+    ca_x509 = d2i_X509(NULL, &der, (long)ca.len);
+    if (!ca_x509 || der_to_pem((const unsigned char *)ca.data, ca.len, &ca_pem) < 0) {
         kedge_log(KEDGE_LOG_ERR, "certmgr: /ca.crt is not a DER certificate");
         goto out;
     }
-    /* the CSR exchange verifies the server with this CA: stage it where TLS can read it */
-    if (stage_pem(cr->ca_file, ca_pem.data, ca_pem.len, 0644) < 0)
+    /* the CSR exchange verifies the server with this CA, from memory: a failed join must
+     * leave the certificate directory as it was, not even a staged CA in it */
+    if (request_cert(cr, NULL, ca_x509, dot + 1, &cert, &key) < 0)
         goto out;
-    snprintf(ca_tmp, sizeof(ca_tmp), "%s.tmp", cr->ca_file);
-    if (request_cert(cr, ca_tmp, dot + 1, &cert, &key) < 0) {
-        drop_staged(cr->ca_file);
-        goto out;
-    }
-    drop_staged(cr->ca_file);
     {
         const char *paths[] = {cr->ca_file, cr->cert_file, cr->key_file};
         const struct kedge_buf *pems[] = {&ca_pem, &cert, &key};
@@ -480,6 +484,7 @@ int certmgr_join(const struct certmgr_req *cr, const char *token)
         kedge_log(KEDGE_LOG_NOTICE, "certmgr: joined: CA %s, certificate %s, key %s",
                   cr->ca_file, cr->cert_file, cr->key_file);
 out:
+    X509_free(ca_x509);
     kedge_buf_cleanup(&ca);
     kedge_buf_cleanup(&ca_pem);
     kedge_buf_cleanup(&cert);
@@ -490,7 +495,7 @@ out:
 int certmgr_rotate(const struct certmgr_req *cr)
 {
     struct kedge_buf cert = KEDGE_BUF_INIT, key = KEDGE_BUF_INIT;
-    int rc = request_cert(cr, cr->ca_file, NULL, &cert, &key);
+    int rc = request_cert(cr, cr->ca_file, NULL, NULL, &cert, &key);
 
     if (rc == 0) {
         const char *paths[] = {cr->key_file, cr->cert_file};
@@ -539,8 +544,13 @@ pid_t certmgr_rotate_async(const struct certmgr_req *cr)
 {
     pid_t pid = fork();
 
-    if (pid == 0)
+    if (pid == 0) {
+        /* The child needs none of the parent's descriptors, and must not keep the meta DB's
+         * lock or the broker's socket alive if the bridge restarts meanwhile. */
+        for (int fd = 3; fd < 1024; fd++)
+            (void)close(fd);
         _exit(certmgr_rotate(cr) == 0 ? 0 : 1);
+    }
     if (pid < 0)
         kedge_log(KEDGE_LOG_ERR, "certmgr: fork: %s", strerror(errno));
     return pid;

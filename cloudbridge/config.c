@@ -73,6 +73,12 @@ static const struct conf_key keys[] = {
      "CloudHub's certificate endpoint (join, rotation)"},
     {"rotate_certificates", CONF_INT, F(rotate_certificates), 0, 1, "1",
      "renew the node certificate at 70-90% of its lifetime"},
+    {"status_interval_s", CONF_INT, F(status_interval_s), 1, 3600, "10",
+     "compute the node status this often; sent when changed, at least every 5 min"},
+    {"lease_interval_s", CONF_INT, F(lease_interval_s), 1, 3600, "10",
+     "renew the node lease this often (lease duration 40 s)"},
+    {"remote_query_timeout_s", CONF_INT, F(remote_query_timeout_s), 1, 3600, "60",
+     "wait this long for the cloud's answer to a query, registration, status or lease"},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

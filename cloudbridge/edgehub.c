@@ -12,8 +12,13 @@
  * and jitter.
  *
  * Sending: acks first (they unblock the cloud), then the outbox in id order through the rate
- * limit. An entry leaves the outbox once written, or, for twin/state messages, once the device
- * controller's response names it (outbox.c).
+ * limit. A twin/state message leaves the outbox once the device controller's response names
+ * it (outbox.c). Anything else gets no answer from CloudHub, so "delivered" is proved with
+ * the websocket itself: after writing such entries a PING carrying the highest id written goes
+ * out ("kedge-outbox:<id>"), and its PONG, which the cloud can only send once it has read
+ * every frame before the PING, removes them (boutbox_delivered). One PING is in flight at a
+ * time, because an lws peer drops a PING while a PONG is pending; one unanswered for
+ * PONG_WAIT_MS is sent again. A link that breaks first sends them again on the next one.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +33,9 @@
 #include "kedge/log.h"
 #include "kedge/msg.h"
 #include "kedge/util.h"
+
+#define PING_PREFIX "kedge-outbox:"
+#define PONG_WAIT_MS 5000
 
 struct direct_msg {
     char *data;
@@ -48,6 +56,11 @@ struct edgehub {
     struct direct_msg *direct;
     size_t n_direct;
     int64_t cursor; /* highest outbox id sent on this connection */
+    /* fire entries (no answer from the cloud) written on this connection, proved read by a
+     * PONG: the highest written, the highest proved, the one the PING in flight covers (0 =
+     * none in flight) and when that PING went */
+    int64_t fire_sent, fire_read, ping_id;
+    uint64_t ping_ms;
     struct ratelimit rl;
     uint64_t reconnects;
     int64_t last_keepalive_ms, last_delivery_ms;
@@ -108,6 +121,55 @@ static void kick_cb(lws_sorted_usec_list_t *sul)
         lws_callback_on_writable(eh->wsi);
 }
 
+/* A PING after the fire entries written so far, when none is in flight (or the last one was
+ * not answered in time). Returns 1 if one went, 0 if none was due, -1 on a broken link. */
+static int maybe_ping(struct edgehub *eh, uint64_t now)
+{
+    unsigned char buf[LWS_PRE + 64];
+    int n;
+
+    if (eh->fire_sent <= eh->fire_read)
+        return 0; /* everything written has been read */
+    if (eh->ping_id && now - eh->ping_ms < PONG_WAIT_MS)
+        return 0; /* its PONG is on the way; the next PING covers the rest */
+    n = snprintf((char *)buf + LWS_PRE, 64, PING_PREFIX "%lld", (long long)eh->fire_sent);
+    if (lws_write(eh->wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_PING) < n)
+        return -1;
+    eh->ping_id = eh->fire_sent;
+    eh->ping_ms = now;
+    return 1;
+}
+
+/* A PONG: "kedge-outbox:<id>" proves the cloud read every fire entry up to id. Others (lws's
+ * own idle pings) are not ours. */
+static void on_pong(struct edgehub *eh, const char *in, size_t len)
+{
+    size_t plen = strlen(PING_PREFIX);
+    char text[32];
+    long long id;
+    char *end;
+    int n;
+
+    if (len <= plen || len - plen >= sizeof(text) || memcmp(in, PING_PREFIX, plen))
+        return;
+    memcpy(text, in + plen, len - plen);
+    text[len - plen] = '\0';
+    id = strtoll(text, &end, 10);
+    if (*end || id <= 0 || id > eh->fire_sent)
+        return;
+    if (id == eh->ping_id)
+        eh->ping_id = 0;
+    if (id > eh->fire_read) {
+        n = boutbox_delivered(eh->br->outbox, id);
+        if (n < 0)
+            return; /* logged; the next PONG tries again */
+        eh->fire_read = id;
+        if (n > 0)
+            eh->last_delivery_ms = kedge_wall_ms();
+    }
+    edgehub_kick(eh); /* the next PING, for what was written meanwhile */
+}
+
 /* Send one thing; returns 1 if more may be waiting, 0 if idle, -1 on a broken link. */
 static int send_one(struct edgehub *eh)
 {
@@ -129,6 +191,9 @@ static int send_one(struct edgehub *eh)
         kedge_free(d.data);
         return rc < 0 ? -1 : 1;
     }
+    rc = maybe_ping(eh, kedge_now_ms());
+    if (rc)
+        return rc;
     rc = boutbox_next(eh->br->outbox, eh->cursor, (uint64_t)eh->br->cfg.resend_s * 1000, &e);
     if (rc <= 0)
         return rc < 0 ? 0 : 0;
@@ -140,9 +205,10 @@ static int send_one(struct edgehub *eh)
     }
     rc = write_frame(eh, e.msg, e.len);
     if (rc == 0) {
+        fault_point(FAULT_AFTER_SEND); /* test-only: on the link, still in the outbox */
         (void)boutbox_sent(eh->br->outbox, &e);
         if (e.kind == OUTBOX_FIRE)
-            eh->last_delivery_ms = kedge_wall_ms();
+            eh->fire_sent = e.id; /* ids rise: every fire entry up to it is on this link */
         if (e.id > eh->cursor)
             eh->cursor = e.id;
     }
@@ -334,6 +400,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         eh->connected = true;
         eh->attempts = 0;
         eh->cursor = 0; /* everything still in the outbox goes again, in order */
+        eh->fire_sent = eh->fire_read = eh->ping_id = 0;
         eh->reconnects++;
         kedge_log(KEDGE_LOG_NOTICE, "edgehub: connected to wss://%s:%ld as node %s",
                   eh->br->cfg.cloud_host, eh->br->cfg.cloud_port, eh->br->cfg.node_name);
@@ -348,6 +415,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         on_receive(eh, wsi, in, len);
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        on_pong(eh, in, len);
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         rc = send_one(eh);

@@ -165,6 +165,8 @@ int main(int argc, char **argv)
     kedge_log_set_sink(stderr_sink);
     if (argc > 1 && !strcmp(argv[1], "join"))
         return join(argc, argv);
+    if (fault_init() < 0)
+        return 2;
     overrides = calloc((size_t)argc, sizeof(*overrides));
     if (!overrides)
         return 1;

@@ -12,12 +12,23 @@
  * Devices: a Device names its DeviceModel, whose properties carry the types. Together they
  * give the plugin the twin names and types (a membership update with metadata-only twins), so
  * a device created in the cloud accepts typed twin updates over MQTT.
+ *
+ * The local query interface ($ke/meta/{ref}, include/kedge/ke.h) answers kedge-ctl (and any
+ * bridge-identity client) the way edgecore's processQuery answers edged.
+ *
+ * The bridge holds an flock on the meta DB file while it runs (SQLite's own locks are fcntl
+ * locks, so readers are not affected): a second bridge on the same file, or `kedge-ctl import`
+ * while this one runs, is refused instead of racing it.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -56,6 +67,7 @@ struct waiter {
 struct metamgr {
     struct bridge *br;
     sqlite3 *db;
+    int lock_fd; /* flock held on the DB file while the bridge runs; -1 none */
     sqlite3_stmt *st[ST_COUNT];
     struct waiter *waiters;
     size_t n_waiters;
@@ -375,27 +387,81 @@ static int answer_waiter(struct metamgr *mm, const struct kedge_msg *m)
     return -ENOENT;
 }
 
-/* Stored object of a reply: Object of an ObjectResp ({"Object":...,"Err":null}), else all. */
+/* A cloud reply's content, as the requesters read it: an ObjectResp {"Object":..,"Err":..}
+ * (node, lease, patch replies), a bare object (query replies), or a bare Kubernetes StatusError
+ * {"ErrStatus":{..}} (a query of a missing object). Members point into the parsed tree. */
+struct reply_view {
+    const struct kedge_jval *obj; /* the object, or NULL */
+    bool error;                   /* Err set, or a bare ErrStatus */
+    const char *reason, *message; /* ErrStatus.reason / .message when given, else NULL */
+};
+
+static const char *jstr(const struct kedge_jval *obj, const char *key)
+{
+    const struct kedge_jval *v = kedge_json_get(obj, key);
+
+    return v && v->type == KEDGE_JSTR ? v->str : NULL;
+}
+
+static void reply_view(const struct kedge_jval *root, struct reply_view *rv)
+{
+    const struct kedge_jval *obj, *err, *es = NULL;
+
+    memset(rv, 0, sizeof(*rv));
+    if (!root || root->type != KEDGE_JOBJ)
+        return;
+    obj = kedge_json_get_exact(root, "Object", 6);
+    err = kedge_json_get_exact(root, "Err", 3);
+    if (obj || err) {
+        if (!kedge_json_is_null(err)) {
+            rv->error = true;
+            es = kedge_json_get_exact(err, "ErrStatus", 9);
+        } else if (obj && obj->type == KEDGE_JOBJ) {
+            rv->obj = obj;
+        }
+    } else if ((es = kedge_json_get_exact(root, "ErrStatus", 9)) != NULL) {
+        rv->error = true;
+    } else {
+        rv->obj = root;
+    }
+    rv->reason = jstr(es, "reason");
+    rv->message = jstr(es, "message");
+}
+
+/* What a cloud reply (parent_msg_id set) leaves in the table:
+ *  - an object is stored under the reply's resource (query replies, node and lease
+ *    insert/update replies), as edgecore's processRemoteQuery does;
+ *  - a nodepatch/podpatch reply is not: that key holds the patch the edge sent, and the
+ *    returned Node/Pod belongs under the node/pod key, which the requester writes (node.c), as
+ *    edged does after edgecore's MetaManager hands it the reply;
+ *  - NotFound removes the row: the cloud says the object is gone. Other errors change nothing.
+ *    (edgecore stores an error reply as if it were the object; kedge does not, so an offline
+ *    query never serves a cloud error as the object.) */
 static int store_reply(struct metamgr *mm, const struct kedge_msg *m)
 {
     struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *obj = NULL, *err = NULL;
+    struct reply_view rv;
+    char type[64];
     int rc = 0;
 
-    if (!m->resource || kedge_json_parse(m->content, m->content_len, &doc) < 0)
+    if (!m->resource || m->content_is_string ||
+        resource_type(m->resource, type, sizeof(type)) < 0 || !strcmp(type, "nodepatch") ||
+        !strcmp(type, "podpatch") || kedge_json_parse(m->content, m->content_len, &doc) < 0)
         return 0;
-    obj = kedge_json_get_exact(kedge_jdoc_root(doc), "Object", 6);
-    err = kedge_json_get_exact(kedge_jdoc_root(doc), "Err", 3);
-    if (obj && !kedge_json_is_null(obj) && kedge_json_is_null(err)) {
+    reply_view(kedge_jdoc_root(doc), &rv);
+    if (rv.obj) {
         struct kedge_buf b = KEDGE_BUF_INIT;
         struct kedge_jw w;
         kedge_jw_init(&w, &b);
-        kedge_json_write_value(&w, obj);
-        if (kedge_jw_finish(&w) == 0)
+        kedge_json_write_value(&w, rv.obj);
+        rc = kedge_jw_finish(&w);
+        if (rc == 0)
             rc = metamgr_put(mm, m->resource, b.data, b.len);
         kedge_buf_cleanup(&b);
-    } else if (!obj && !m->content_is_string) {
-        rc = metamgr_put(mm, m->resource, m->content, m->content_len);
+    } else if (rv.error && rv.reason && !strcmp(rv.reason, "NotFound") &&
+               strchr(strchr(m->resource, '/') + 1, '/')) {
+        sqlite3_bind_text(mm->st[ST_DEL], 1, m->resource, -1, SQLITE_TRANSIENT);
+        rc = step(mm, ST_DEL);
     }
     kedge_jdoc_free(doc);
     return rc;
@@ -493,6 +559,274 @@ void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx)
     mm->pod_ctx = ctx;
 }
 
+/* ---- the local query interface ($ke/meta/{ref}) ---------------------------------------------- */
+
+#define LOCAL_RESOURCE_MAX 512
+
+struct local_query {
+    struct metamgr *mm;
+    char *ref;
+    char *resource;
+    long timeout_ms;
+};
+
+static void local_query_free(struct local_query *q)
+{
+    kedge_free(q->ref);
+    kedge_free(q->resource);
+    kedge_free(q);
+}
+
+static void send_answer(struct metamgr *mm, const char *ref, struct kedge_jw *w,
+                        struct kedge_buf *b)
+{
+    if (kedge_jw_finish(w) < 0) {
+        kedge_log(KEDGE_LOG_ERR, "metamanager: out of memory answering query %s", ref);
+        return;
+    }
+    (void)relay_meta_answer(mm->br->relay, ref, b->data, b->len);
+}
+
+__attribute__((format(printf, 3, 4))) static void answer_error(struct metamgr *mm, const char *ref,
+                                                               const char *fmt, ...)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    char text[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    kedge_log(KEDGE_LOG_INFO, "metamanager: query %s refused: %s", ref, text);
+    kedge_jw_init(&w, &b);
+    kedge_jw_obj_open(&w);
+    kedge_jw_key(&w, "ok");
+    kedge_jw_bool(&w, false);
+    kedge_jw_kstr(&w, "reason", text);
+    kedge_jw_obj_close(&w);
+    send_answer(mm, ref, &w, &b);
+    kedge_buf_cleanup(&b);
+}
+
+/* A stored value is the object's JSON; one that does not parse (a foreign DB) goes as a string. */
+static void write_stored(struct kedge_jw *w, const char *value)
+{
+    struct kedge_jdoc *doc = NULL;
+
+    if (value && kedge_json_parse(value, strlen(value), &doc) == 0)
+        kedge_jw_raw(w, value, strlen(value));
+    else
+        kedge_jw_str(w, value ? value : "");
+    kedge_jdoc_free(doc);
+}
+
+static void answer_ok_open(struct kedge_jw *w, struct kedge_buf *b, const char *source)
+{
+    kedge_jw_init(w, b);
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "ok");
+    kedge_jw_bool(w, true);
+    kedge_jw_kstr(w, "source", source);
+}
+
+static void list_row(void *ctx, const char *key, const char *value)
+{
+    struct kedge_jw *w = ctx;
+
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "key", key);
+    kedge_jw_key(w, "object");
+    write_stored(w, value);
+    kedge_jw_obj_close(w);
+}
+
+/* Every row of a type, as edgecore answers a query without an id (by type, any namespace). */
+static void answer_list(struct metamgr *mm, const char *ref, const char *type)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+
+    answer_ok_open(&w, &b, "local");
+    kedge_jw_key(&w, "objects");
+    kedge_jw_arr_open(&w);
+    if (metamgr_list(mm, type, list_row, &w) < 0) {
+        kedge_buf_cleanup(&b);
+        answer_error(mm, ref, "the meta store failed: %s", sqlite3_errmsg(mm->db));
+        return;
+    }
+    kedge_jw_arr_close(&w);
+    kedge_jw_obj_close(&w);
+    send_answer(mm, ref, &w, &b);
+    kedge_buf_cleanup(&b);
+}
+
+static void answer_local(struct metamgr *mm, const char *ref, const char *key)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    char *value = NULL;
+    int rc = metamgr_get(mm, key, &value);
+
+    if (rc == -ENOENT) {
+        answer_error(mm, ref, "%s is not stored on this node%s", key,
+                     edgehub_connected(mm->br->hub) ? "" : " (and the cloud link is down)");
+        return;
+    }
+    if (rc < 0) {
+        answer_error(mm, ref, "the meta store failed: %s", kedge_strerror(rc));
+        return;
+    }
+    answer_ok_open(&w, &b, "local");
+    kedge_jw_key(&w, "object");
+    write_stored(&w, value);
+    kedge_jw_obj_close(&w);
+    send_answer(mm, ref, &w, &b);
+    kedge_buf_cleanup(&b);
+    kedge_free(value);
+}
+
+/* The cloud's reply to a remote query (already stored and acked by on_cloud). */
+static void local_reply(void *ctx, const struct kedge_msg *m, int err)
+{
+    struct local_query *q = ctx;
+    struct metamgr *mm = q->mm;
+    struct kedge_jdoc *doc = NULL;
+    struct reply_view rv;
+
+    if (err == -ECANCELED) {
+        local_query_free(q); /* the bridge is stopping: nobody to answer */
+        return;
+    }
+    if (err == -ETIMEDOUT) {
+        /* edgecore: "if up but the cloud does not answer within 60 s, edged gets an error" */
+        answer_error(mm, q->ref, "no answer from the cloud for %s within %ld ms", q->resource,
+                     q->timeout_ms);
+    } else if (err < 0 || kedge_json_parse(m->content, m->content_len, &doc) < 0) {
+        answer_error(mm, q->ref, "the cloud's answer for %s is not JSON", q->resource);
+    } else {
+        reply_view(kedge_jdoc_root(doc), &rv);
+        if (rv.obj) {
+            struct kedge_buf b = KEDGE_BUF_INIT;
+            struct kedge_jw w;
+            answer_ok_open(&w, &b, "cloud");
+            kedge_jw_key(&w, "object");
+            kedge_json_write_value(&w, rv.obj);
+            kedge_jw_obj_close(&w);
+            send_answer(mm, q->ref, &w, &b);
+            kedge_buf_cleanup(&b);
+        } else if (rv.error) {
+            answer_error(mm, q->ref, "the cloud answered %s for %s: %s",
+                         rv.reason ? rv.reason : "an error", q->resource,
+                         rv.message ? rv.message : "(no message)");
+        } else {
+            answer_error(mm, q->ref, "the cloud's answer for %s holds no object", q->resource);
+        }
+    }
+    kedge_jdoc_free(doc);
+    local_query_free(q);
+}
+
+/* Send the query to the cloud. Returns 0 (answered later), -ENOTCONN, or another error. */
+static int query_remote(struct metamgr *mm, const char *ref, const char *resource, long timeout_ms)
+{
+    struct local_query *q = kedge_calloc(1, sizeof(*q));
+    struct kedge_msg m = {0};
+    int rc = -ENOMEM;
+
+    if (!q || !(q->ref = kedge_strdup(ref)) || !(q->resource = kedge_strdup(resource)))
+        goto out;
+    q->mm = mm;
+    q->timeout_ms = timeout_ms;
+    /* as edgecore forwards edged's query: route edged/meta/query, a fresh msg_id, no content */
+    m.source = "edged";
+    m.group = "meta";
+    m.operation = "query";
+    m.resource = (char *)resource;
+    rc = kedge_msg_new_id(&m);
+    if (rc == 0)
+        rc = kedge_msg_set_content_json(&m, "null", 4);
+    if (rc == 0)
+        rc = metamgr_remote(mm, &m, (int)timeout_ms, local_reply, q);
+out:
+    if (rc < 0 && q)
+        local_query_free(q);
+    kedge_free(m.msg_id);
+    kedge_free(m.content);
+    kedge_free(m.content_str);
+    return rc;
+}
+
+void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payload, size_t len)
+{
+    const long max_ms = mm->br->cfg.remote_query_timeout_s * 1000;
+    const struct kedge_jval *root, *op, *res, *to;
+    struct kedge_jdoc *doc = NULL;
+    char type[64];
+    int64_t timeout_ms = max_ms;
+    const char *slash;
+    bool remote;
+    int rc;
+
+    if (kedge_json_parse(payload, len, &doc) < 0 || kedge_jdoc_root(doc)->type != KEDGE_JOBJ) {
+        answer_error(mm, ref, "the request is not a JSON object");
+        goto out;
+    }
+    root = kedge_jdoc_root(doc);
+    op = kedge_json_get_exact(root, "op", 2);
+    to = kedge_json_get_exact(root, "timeout_ms", 10);
+    if (to && (kedge_json_int64(to, &timeout_ms) < 0 || timeout_ms < 1)) {
+        answer_error(mm, ref, "timeout_ms must be a positive number of ms");
+        goto out;
+    }
+    if (timeout_ms > max_ms)
+        timeout_ms = max_ms; /* remote_query_timeout_s is the bridge's limit */
+    if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "list")) {
+        res = kedge_json_get_exact(root, "type", 4);
+        if (!res || res->type != KEDGE_JSTR || !res->len || res->len >= sizeof(type) ||
+            memchr(res->str, '/', res->len) || strlen(res->str) != res->len) {
+            answer_error(mm, ref, "list needs \"type\": a resource type such as configmap");
+            goto out;
+        }
+        answer_list(mm, ref, res->str);
+        goto out;
+    }
+    res = kedge_json_get_exact(root, "resource", 8);
+    if (!op || op->type != KEDGE_JSTR || strcmp(op->str, "query") != 0) {
+        answer_error(mm, ref,
+                     "unknown op: use {\"op\":\"query\",\"resource\":\"ns/type/name\"} "
+                     "or {\"op\":\"list\",\"type\":\"configmap\"}");
+        goto out;
+    }
+    if (!res || res->type != KEDGE_JSTR || res->len > LOCAL_RESOURCE_MAX ||
+        strlen(res->str) != res->len || resource_type(res->str, type, sizeof(type)) < 0) {
+        answer_error(mm, ref,
+                     "query needs \"resource\": {namespace}/{type}/{name}, e.g. "
+                     "default/configmap/cm1");
+        goto out;
+    }
+    slash = strchr(strchr(res->str, '/') + 1, '/');
+    if (!slash) { /* {ns}/{type}: every row of the type, from the table */
+        answer_list(mm, ref, type);
+        goto out;
+    }
+    /* node was remote-first up to v1.22 (kubeedge-wire.md §6, §9) */
+    remote = metamgr_remote_first(type) ||
+             (!strcmp(type, "node") && !strcmp(mm->br->cfg.node_namespace, "default"));
+    if (remote && edgehub_connected(mm->br->hub)) {
+        rc = query_remote(mm, ref, res->str, (long)timeout_ms);
+        if (rc == 0)
+            goto out;
+        if (rc != -ENOTCONN) {
+            answer_error(mm, ref, "cannot ask the cloud for %s: %s", res->str, kedge_strerror(rc));
+            goto out;
+        }
+    }
+    answer_local(mm, ref, res->str);
+out:
+    kedge_jdoc_free(doc);
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 int metamgr_open(struct bridge *br, const char *path, struct metamgr **out)
@@ -504,10 +838,21 @@ int metamgr_open(struct bridge *br, const char *path, struct metamgr **out)
     if (!mm)
         return -ENOMEM;
     mm->br = br;
+    mm->lock_fd = -1;
     if (sqlite3_open_v2(path, &mm->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
             SQLITE_OK ||
         sqlite3_exec(mm->db, schema, NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
+    mm->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (mm->lock_fd < 0 || flock(mm->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        kedge_log(KEDGE_LOG_ERR, "metamanager: %s: %s", path,
+                  e == EWOULDBLOCK ? "in use by another process (a second kedge-bridge, or "
+                                     "kedge-ctl import)"
+                                   : strerror(e));
+        metamgr_close(mm);
+        return KEDGE_ESTORE;
+    }
     sqlite3_busy_timeout(mm->db, 1000);
     for (i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v2(mm->db, sql[i], -1, &mm->st[i], NULL) != SQLITE_OK)
@@ -546,5 +891,7 @@ void metamgr_close(struct metamgr *mm)
     for (i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(mm->st[i]);
     sqlite3_close_v2(mm->db);
+    if (mm->lock_fd >= 0)
+        (void)close(mm->lock_fd); /* releases the flock */
     kedge_free(mm);
 }

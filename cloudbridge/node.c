@@ -3,10 +3,16 @@
  *
  *  - Registration: `insert` of a v1.Node at {ns}/node/{name} (the labels edgecore sets,
  *    addresses, capacity/allocatable and nodeInfo read from this machine). The reply's Node
- *    is stored by MetaManager, so a restarted bridge does not register twice.
- *  - Status: computed every 10 s, sent as a nodepatch (a strategic-merge patch as a string)
- *    when it changed and at least every 5 minutes.
- *  - Lease: kube-node-lease/lease/{name}, inserted once, then updated every 10 s.
+ *    is stored under the node key, so a restarted bridge does not register twice. If the cloud
+ *    already has the node (AlreadyExists, e.g. a fresh meta DB), the Node is queried instead,
+ *    as kubelet does, for its UID (the lease names its owner by UID).
+ *  - Status: computed every status_interval_s (10 s), sent as a nodepatch (a strategic-merge
+ *    patch as a string) when it changed and at least every 5 minutes. As edgecore, the patch is
+ *    stored under its own key ({ns}/nodepatch/{name}) and the Node the cloud returns under the
+ *    node key. A NotFound answer (the Node was deleted in the cloud) registers the node again.
+ *  - Lease: kube-node-lease/lease/{name}, inserted once, then updated every lease_interval_s
+ *    (10 s); a lease the cloud refuses (a Conflict, say) is queried again before the next
+ *    update.
  * Nothing of this is queued while offline: only the newest status matters, so it is sent
  * straight on the link (never through the outbox) and again as soon as the link returns.
  * {ns} is "default" for cloudcore v1.12-v1.22 and "null" for v1.23+ (node_namespace).
@@ -31,20 +37,20 @@
 #include "kedge/log.h"
 #include "kedge/util.h"
 
-#define STATUS_EVERY_S 10
 #define REPORT_AT_LEAST_S 300
 #define LEASE_DURATION_S 40
-#define REMOTE_TIMEOUT_MS 60000 /* edgecore's remoteQueryTimeout */
 #define KUBELET_VERSION "v1.28.0-kedge"
 
 struct node {
     struct bridge *br;
     lws_sorted_usec_list_t sul;
     bool registered, registering, lease_inflight, status_inflight, was_connected;
+    bool lease_refetch; /* the cloud refused our lease: query it before the next update */
     char *node_uid;
     char *lease_json; /* last lease object from the cloud */
     char *last_status; /* status JSON (no heartbeat times) last sent */
     int64_t last_report_s, ready_since_s;
+    uint64_t next_status_ms, next_lease_ms; /* monotonic; 0 = due */
     char key_node[256], key_patch[256], key_lease[256];
 };
 
@@ -317,7 +323,8 @@ static int send_remote(struct node *n, const char *op, const char *resource, con
         rc = as_string ? kedge_msg_set_content_string(&m, content, len)
                        : kedge_msg_set_content_json(&m, content, len);
     if (rc == 0)
-        rc = metamgr_remote(n->br->meta, &m, REMOTE_TIMEOUT_MS, fn, n);
+        rc =
+            metamgr_remote(n->br->meta, &m, (int)(n->br->cfg.remote_query_timeout_s * 1000), fn, n);
     kedge_free(m.msg_id);
     kedge_free(m.content);
     kedge_free(m.content_str);
@@ -374,10 +381,47 @@ static char *uid_of(const char *json)
     return out;
 }
 
+/* The Node the cloud returned: its UID, stored under the node key (edged does this with
+ * the objects MetaManager hands it back). obj: taken. */
+static void adopt_node(struct node *n, char *obj)
+{
+    char *uid = uid_of(obj);
+
+    if (uid) {
+        kedge_free(n->node_uid);
+        n->node_uid = uid;
+    }
+    (void)metamgr_put(n->br->meta, n->key_node, obj, strlen(obj));
+    kedge_free(obj);
+}
+
+static void fetched(void *ctx, const struct kedge_msg *m, int err)
+{
+    struct node *n = ctx;
+    const char *reason = NULL;
+    char *obj = err ? NULL : object_of(m, &reason);
+
+    n->registering = false;
+    if (!obj) {
+        kedge_log(KEDGE_LOG_WARN,
+                  "node: the cloud has node %s but did not return it (%s); "
+                  "trying again",
+                  n->br->cfg.node_name,
+                  err      ? kedge_strerror(err)
+                  : reason ? reason
+                           : "no object");
+        return;
+    }
+    adopt_node(n, obj);
+    n->registered = true;
+    kedge_log(KEDGE_LOG_NOTICE, "node: %s was registered already; using the cloud's Node",
+              n->br->cfg.node_name);
+}
+
 static void registered(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
-    const char *reason;
+    const char *reason = NULL;
     char *obj = err ? NULL : object_of(m, &reason);
 
     n->registering = false;
@@ -385,17 +429,18 @@ static void registered(void *ctx, const struct kedge_msg *m, int err)
         kedge_log(KEDGE_LOG_WARN, "node: registration got no answer (%s)", kedge_strerror(err));
         return;
     }
-    if (!obj && (!reason || strcmp(reason, "AlreadyExists"))) {
+    if (!obj && reason && !strcmp(reason, "AlreadyExists")) {
+        /* kubelet's tryRegisterWithAPIServer: get the existing Node instead */
+        if (send_remote(n, "query", n->key_node, "null", 4, false, fetched) == 0)
+            n->registering = true;
+        return;
+    }
+    if (!obj) {
         kedge_log(KEDGE_LOG_WARN, "node: the cloud refused the registration (%s)",
                   reason ? reason : "no object");
         return;
     }
-    if (obj) {
-        kedge_free(n->node_uid);
-        n->node_uid = uid_of(obj);
-        (void)metamgr_put(n->br->meta, n->key_node, obj, strlen(obj));
-    }
-    kedge_free(obj);
+    adopt_node(n, obj);
     n->registered = true;
     kedge_log(KEDGE_LOG_NOTICE, "node: %s registered with the cloud", n->br->cfg.node_name);
 }
@@ -422,9 +467,14 @@ static void lease_done(void *ctx, const struct kedge_msg *m, int err)
     if (obj) {
         kedge_free(n->lease_json);
         n->lease_json = obj;
+        n->lease_refetch = false;
     } else if (reason && !strcmp(reason, "NotFound")) {
         kedge_free(n->lease_json); /* deleted in the cloud: insert again */
         n->lease_json = NULL;
+        n->lease_refetch = false;
+    } else if (reason) {
+        /* AlreadyExists on insert, Conflict on update: ours is not the cloud's lease */
+        n->lease_refetch = true;
     }
 }
 
@@ -440,7 +490,10 @@ static void renew_lease(struct node *n)
     gmtime_r(&ts.tv_sec, &tm);
     strftime(now, 24, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%06ldZ", ts.tv_nsec / 1000);
-    if (!n->lease_json) {
+    if (n->lease_refetch) {
+        if (send_remote(n, "query", n->key_lease, "null", 4, false, lease_done) == 0)
+            n->lease_inflight = true;
+    } else if (!n->lease_json) {
         (void)kedge_buf_printf(&b,
                                "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"kube-node-lease\","
                                "\"creationTimestamp\":null,\"ownerReferences\":[{\"apiVersion\":"
@@ -472,12 +525,28 @@ static void renew_lease(struct node *n)
 static void status_done(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
+    const char *reason = NULL;
+    char *obj = err ? NULL : object_of(m, &reason);
 
-    (void)m;
     n->status_inflight = false;
-    if (err) {
-        kedge_free(n->last_status); /* send it again next time */
-        n->last_status = NULL;
+    if (obj) {
+        adopt_node(n, obj); /* the patched Node, under the node key (not the patch's) */
+        return;
+    }
+    kedge_free(n->last_status); /* send it again next time */
+    n->last_status = NULL;
+    if (reason && !strcmp(reason, "NotFound")) {
+        kedge_log(KEDGE_LOG_WARN, "node: the cloud has no node %s any more; registering again",
+                  n->br->cfg.node_name);
+        n->registered = false;
+        kedge_free(n->lease_json);
+        n->lease_json = NULL; /* it names the old Node's UID */
+        n->lease_refetch = false;
+    } else if (err != -ETIMEDOUT && err != -ECANCELED) {
+        kedge_log(KEDGE_LOG_WARN, "node: status patch refused (%s)",
+                  err      ? kedge_strerror(err)
+                  : reason ? reason
+                           : "no object");
     }
 }
 
@@ -502,8 +571,11 @@ static void report_status(struct node *n)
     kedge_jw_key(&w, "status");
     write_status(n, &w, &mc, true);
     kedge_jw_obj_close(&w);
-    if (kedge_jw_finish(&w) == 0 &&
-        send_remote(n, "patch", n->key_patch, patch.data, patch.len, true, status_done) == 0) {
+    if (kedge_jw_finish(&w) < 0)
+        goto out;
+    /* edgecore's processPatch: the patch is stored under its own key, then sent */
+    (void)metamgr_put(n->br->meta, n->key_patch, patch.data, patch.len);
+    if (send_remote(n, "patch", n->key_patch, patch.data, patch.len, true, status_done) == 0) {
         n->status_inflight = true;
         n->last_report_s = now;
         kedge_free(n->last_status);
@@ -514,27 +586,37 @@ out:
     kedge_buf_cleanup(&patch);
 }
 
+/* Once a second, or sooner when the status or lease falls due. */
 static void tick(lws_sorted_usec_list_t *sul)
 {
     struct node *n = lws_container_of(sul, struct node, sul);
     bool up = edgehub_connected(n->br->hub);
+    uint64_t now = kedge_now_ms(), delay_ms = 1000;
 
     if (up && !n->was_connected) {
         kedge_free(n->last_status); /* the link is back: the newest status goes now */
         n->last_status = NULL;
+        n->next_status_ms = n->next_lease_ms = 0;
     }
     n->was_connected = up;
     if (up && !n->registered && !n->registering)
         register_node(n);
     if (up && n->registered) {
-        if (!n->lease_inflight)
+        if (!n->lease_inflight && now >= n->next_lease_ms) {
             renew_lease(n);
-        if (!n->status_inflight)
+            n->next_lease_ms = now + (uint64_t)n->br->cfg.lease_interval_s * 1000;
+        }
+        if (!n->status_inflight && now >= n->next_status_ms) {
             report_status(n);
+            n->next_status_ms = now + (uint64_t)n->br->cfg.status_interval_s * 1000;
+        }
+        if (!n->lease_inflight && n->next_lease_ms > now && n->next_lease_ms - now < delay_ms)
+            delay_ms = n->next_lease_ms - now;
+        if (!n->status_inflight && n->next_status_ms > now && n->next_status_ms - now < delay_ms)
+            delay_ms = n->next_status_ms - now;
     }
     if (!n->br->stopping)
-        lws_sul_schedule(n->br->lws, 0, &n->sul, tick,
-                         (up && n->registered ? STATUS_EVERY_S : 1) * LWS_USEC_PER_SEC);
+        lws_sul_schedule(n->br->lws, 0, &n->sul, tick, (lws_usec_t)delay_ms * 1000);
 }
 
 int node_start(struct bridge *br)

@@ -4,8 +4,12 @@
  * cloud-bound message lives in one of the two outboxes at all times. Entries leave in id
  * order. An entry the cloud confirms (twin and state messages: the device controller answers
  * with parent_msg_id, kubeedge-wire.md §2.9) stays until that answer comes and is sent again
- * every resend_s, as edgecore does; any other entry leaves once written to the link.
- * Duplicates from a re-offering plugin are dropped by msg_id.
+ * every resend_s, as edgecore does. Any other entry (uploads, requests) gets no answer from
+ * CloudHub; it stays until the cloud has provably read it: edgehub.c sends a websocket PING
+ * after it and calls boutbox_delivered when the PONG comes back (frames are read in order, so
+ * the cloud read everything before the PING). Deleting on write instead lost whatever sat
+ * unread in the cloud's socket when the link broke. After a reconnect unconfirmed entries go
+ * again (at-least-once). Duplicates from a re-offering plugin are dropped by msg_id.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +31,7 @@ enum {
     ST_PUT,
     ST_NEXT,
     ST_RESEND,
-    ST_DELETE,
+    ST_DELIVERED,
     ST_MARK,
     ST_CONFIRM,
     ST_DEPTH,
@@ -44,7 +48,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_NEXT] = "SELECT id, msg_id, msg, kind FROM kedge_outbox WHERE id > ?1 ORDER BY id LIMIT 1",
     [ST_RESEND] = "SELECT id, msg_id, msg, kind FROM kedge_outbox WHERE kind = 1 AND "
                   "sent_ms > 0 AND sent_ms <= ?1 ORDER BY id LIMIT 1",
-    [ST_DELETE] = "DELETE FROM kedge_outbox WHERE id = ?1",
+    [ST_DELIVERED] = "DELETE FROM kedge_outbox WHERE kind = 0 AND id <= ?1",
     [ST_MARK] = "UPDATE kedge_outbox SET sent_ms = ?2 WHERE id = ?1",
     [ST_CONFIRM] = "DELETE FROM kedge_outbox WHERE msg_id = ?1 AND kind = 1",
     [ST_DEPTH] = "SELECT count(*) FROM kedge_outbox",
@@ -231,13 +235,19 @@ void boutbox_entry_cleanup(struct outbox_entry *e)
 
 int boutbox_sent(struct boutbox *ob, const struct outbox_entry *e)
 {
-    if (e->kind == OUTBOX_FIRE) {
-        sqlite3_bind_int64(ob->st[ST_DELETE], 1, e->id);
-        return run(ob, ST_DELETE) < 0 ? fail(ob, "delete") : 0;
-    }
+    if (e->kind == OUTBOX_FIRE)
+        return 0; /* nothing to remember: boutbox_delivered removes it */
     sqlite3_bind_int64(ob->st[ST_MARK], 1, e->id);
     sqlite3_bind_int64(ob->st[ST_MARK], 2, kedge_wall_ms());
     return run(ob, ST_MARK) < 0 ? fail(ob, "mark sent") : 0;
+}
+
+int boutbox_delivered(struct boutbox *ob, int64_t upto)
+{
+    sqlite3_bind_int64(ob->st[ST_DELIVERED], 1, upto);
+    if (run(ob, ST_DELIVERED) < 0)
+        return fail(ob, "delete delivered");
+    return sqlite3_changes(ob->db);
 }
 
 int boutbox_confirmed(struct boutbox *ob, const char *msg_id)

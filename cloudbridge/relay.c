@@ -9,6 +9,8 @@
  * Plugin -> cloud: each $ke/outbox/{seq} is stored in the bridge's outbox; after the batch of
  * one read is committed, every seq in it is acked. Cloud -> plugin: $ke/down/{msg_id}, and the
  * caller is told when $ke/down/{msg_id}/result says the change is committed.
+ * Local queries: the relay subscribes to $ke/meta/+ and hands each request to MetaManager,
+ * whose answer goes out on $ke/meta/{ref}/result.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -199,6 +201,30 @@ void relay_link_state(struct relay *r, bool connected)
     kedge_free(m.content_str);
 }
 
+/* ---- local queries --------------------------------------------------------------------------- */
+
+int relay_meta_answer(struct relay *r, const char *ref, const char *json, size_t len)
+{
+    struct kedge_buf topic = KEDGE_BUF_INIT;
+    int rc = kedge_buf_printf(&topic, KE_META_PREFIX "%s" KE_RESULT_SUFFIX, ref);
+
+    if (rc == 0)
+        rc = r->connected ? publish(r, topic.data, json, len) : -EIO;
+    if (rc == -EIO && !r->connected)
+        kedge_log(KEDGE_LOG_WARN, "relay: answer to query %s lost: no broker connection", ref);
+    kedge_buf_cleanup(&topic);
+    return rc;
+}
+
+/* $ke/meta/{ref}: ref is one topic level (the subscription's '+'), used in the answer's topic. */
+static void on_meta_request(struct relay *r, const char *ref, const void *payload, int len)
+{
+    if (!*ref || strlen(ref) > 160 || strchr(ref, '/'))
+        return; /* our own $ke/meta/{ref}/result, or junk */
+    if (r->br->meta)
+        metamgr_local_request(r->br->meta, ref, payload ? payload : "", (size_t)len);
+}
+
 /* ---- plugin -> cloud ------------------------------------------------------------------------- */
 
 static void on_outbox_entry(struct relay *r, const char *seq_text, const char *payload, int len)
@@ -211,6 +237,7 @@ static void on_outbox_entry(struct relay *r, const char *seq_text, const char *p
         return;
     if (boutbox_put(r->br->outbox, payload, (size_t)len) < 0)
         return; /* not acked: offered again after the next hello */
+    fault_point(FAULT_AFTER_RECEIVE); /* test-only: stored, not committed, not acked */
     if (r->n_acks == r->cap_acks) {
         size_t cap = r->cap_acks ? r->cap_acks * 2 : 64;
         na = kedge_realloc(r->acks, cap * sizeof(*na));
@@ -293,6 +320,8 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         on_outbox_entry(r, t + strlen(KE_OUTBOX_PREFIX), msg->payload, msg->payloadlen);
     } else if (!strcmp(t, KE_HELLO_RESULT)) {
         on_hello_result(r, msg->payload, msg->payloadlen);
+    } else if (!strncmp(t, KE_META_PREFIX, strlen(KE_META_PREFIX))) {
+        on_meta_request(r, t + strlen(KE_META_PREFIX), msg->payload, msg->payloadlen);
     } else if (!strncmp(t, KE_DOWN_PREFIX, strlen(KE_DOWN_PREFIX)) && tl > rl &&
                !strcmp(t + tl - rl, KE_RESULT_SUFFIX)) {
         char ref[160];
@@ -319,6 +348,13 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     r->retries = 0;
     kedge_log(KEDGE_LOG_NOTICE, "relay: connected to broker %s:%ld as %s",
               r->br->cfg.broker_host, r->br->cfg.broker_port, r->client_id);
+    /* a clean session: the local query subscription is made again on every connect */
+    rc = mosquitto_subscribe(r->mosq, NULL, KE_META_PREFIX "+", 1);
+    if (rc != MOSQ_ERR_SUCCESS)
+        kedge_log(KEDGE_LOG_WARN,
+                  "relay: cannot subscribe to %s+: %s (kedge-ctl meta will "
+                  "time out)",
+                  KE_META_PREFIX, mosquitto_strerror(rc));
     send_hello(r);
 }
 

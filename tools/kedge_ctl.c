@@ -48,6 +48,8 @@
 #define DEFAULT_CONF "/etc/kedge/kedge-bridge.conf"
 #define DEFAULT_PASSWORD_FILE "/etc/kedge/bridge.password"
 #define DEFAULT_META_DB "/var/lib/kedge/meta.db"
+#define PLUGIN_WHO "kedge_plugin.so loaded in"
+#define BRIDGE_WHO "kedge-bridge running and connected to"
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 1883
 #define DEFAULT_TIMEOUT_S 5
@@ -507,10 +509,13 @@ static int session_open(struct session *s, const struct ctl_config *cfg, const c
     return 0;
 }
 
-/* Publish payload on topic and wait for the plugin's answer on topic + "/result" (the plugin
- * sends it to our client id; the subscription also proves we may use $ke/).
+/* Publish payload on topic and wait for the answer on topic + "/result" (the plugin sends it
+ * to our client id, the bridge to the topic; the subscription also proves we may use $ke/).
+ * who: what should have answered, for the message when nothing does ("kedge_plugin.so loaded
+ * in", "kedge-bridge connected to").
  * Returns 0 with the answer in s->reply, or EXIT_CONNECT after printing why. */
-static int session_request(struct session *s, const char *topic, const char *payload, size_t len)
+static int session_request(struct session *s, const char *topic, const char *payload, size_t len,
+                           const char *who)
 {
     struct kedge_buf result_topic = KEDGE_BUF_INIT;
     const struct ctl_config *cfg = s->cfg;
@@ -555,9 +560,8 @@ static int session_request(struct session *s, const char *topic, const char *pay
 
     rc = pump(s, WAIT_REPLY, &err_no);
     if (rc == -ETIMEDOUT) {
-        complain("no answer on %s within %ld s (is kedge_plugin.so loaded in the "
-                 "broker at %s:%ld?)\n",
-                 result_topic.data, cfg->timeout_s, cfg->host, cfg->port);
+        complain("no answer on %s within %ld s (is %s the broker at %s:%ld?)\n", result_topic.data,
+                 cfg->timeout_s, who, cfg->host, cfg->port);
         rc = EXIT_CONNECT;
         goto out;
     }
@@ -597,7 +601,7 @@ static int ctl_query(struct session *s, const char *body, struct kedge_jdoc **do
     kedge_uuid4(ref);
     if (kedge_buf_printf(&topic, "%s%s", KE_CTL_PREFIX, ref) < 0)
         die_oom();
-    rc = session_request(s, topic.data, body, strlen(body));
+    rc = session_request(s, topic.data, body, strlen(body), PLUGIN_WHO);
     kedge_buf_cleanup(&topic);
     if (rc)
         return rc;
@@ -678,7 +682,7 @@ static int down_membership(struct session *s, const char *content, size_t len)
     if (kedge_msg_new_id(&m) < 0 || kedge_msg_encode(&msg, &m, false) < 0 ||
         kedge_buf_printf(&topic, "%s%s", KE_DOWN_PREFIX, m.msg_id) < 0)
         die_oom();
-    rc = session_request(s, topic.data, msg.data, msg.len);
+    rc = session_request(s, topic.data, msg.data, msg.len, PLUGIN_WHO);
     if (rc)
         goto out;
     rc = EXIT_REFUSED;
@@ -1316,6 +1320,505 @@ static int cmd_status(struct cmd_ctx *c, int argc)
     return 0;
 }
 
+/* ---- meta: kedge-bridge's MetaManager ------------------------------------------------------ */
+
+/* $ke/meta/{ref} with body; the answer parsed into *doc (caller frees). An {"ok":false} answer
+ * is printed and returned as EXIT_REFUSED. Returns 0 or an exit code after printing why. */
+static int meta_query(struct session *s, const char *body, struct kedge_jdoc **doc)
+{
+    char ref[KEDGE_UUID_LEN + 1];
+    struct kedge_buf topic = KEDGE_BUF_INIT;
+    const struct kedge_jval *ok;
+    int rc;
+
+    *doc = NULL;
+    kedge_uuid4(ref);
+    if (kedge_buf_printf(&topic, "%s%s", KE_META_PREFIX, ref) < 0)
+        die_oom();
+    rc = session_request(s, topic.data, body, strlen(body), BRIDGE_WHO);
+    kedge_buf_cleanup(&topic);
+    if (rc)
+        return rc;
+    if (kedge_json_parse(s->reply.data, s->reply.len, doc) < 0 ||
+        kedge_jdoc_root(*doc)->type != KEDGE_JOBJ) {
+        complain("the bridge's answer is not a JSON object: %.*s\n", (int)s->reply.len,
+                 s->reply.data ? s->reply.data : "");
+        rc = EXIT_REFUSED;
+        goto fail;
+    }
+    ok = kedge_json_get(kedge_jdoc_root(*doc), "ok");
+    if (!ok || ok->type != KEDGE_JBOOL || !ok->boolean) {
+        const char *reason = jstr(kedge_jdoc_root(*doc), "reason");
+        complain("%s\n", reason ? reason : "refused by the bridge (no reason given)");
+        rc = EXIT_REFUSED;
+        goto fail;
+    }
+    return 0;
+fail:
+    kedge_jdoc_free(*doc);
+    *doc = NULL;
+    return rc;
+}
+
+/* The bridge may wait for the cloud up to this long: most of our own deadline, so its "no
+ * answer from the cloud" reaches us before we give up on the bridge. */
+static int64_t meta_timeout_ms(const struct ctl_config *cfg)
+{
+    return cfg->timeout_s * 1000 * 4 / 5;
+}
+
+static bool resource_usable(const char *r, bool need_name)
+{
+    const unsigned char *p = (const unsigned char *)r;
+    const char *slash = strchr(r, '/');
+
+    if (!*r || strlen(r) > 512 || !slash || slash == r || !slash[1] ||
+        (need_name && (!strchr(slash + 1, '/') || strchr(slash + 1, '/')[1] == '\0')))
+        return false;
+    for (; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '+' || *p == '#')
+            return false;
+    return true;
+}
+
+static int cmd_meta_get(struct cmd_ctx *c, int argc, char **argv)
+{
+    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *obj;
+    const char *resource = NULL;
+    bool show_source = false;
+    struct kedge_jw w;
+    int rc;
+
+    for (int k = 0; k < argc; k++) {
+        if (!strcmp(argv[k], "--source")) {
+            show_source = true;
+        } else if (argv[k][0] == '-' || resource) {
+            complain("usage: meta get RESOURCE [--source]\n");
+            return EXIT_USAGE;
+        } else {
+            resource = argv[k];
+        }
+    }
+    if (!resource) {
+        complain("usage: meta get RESOURCE [--source]\n");
+        return EXIT_USAGE;
+    }
+    if (!resource_usable(resource, true)) {
+        complain("'%s' is not a resource: NAMESPACE/TYPE/NAME, e.g. default/configmap/cm1\n",
+                 resource);
+        return EXIT_USAGE;
+    }
+    kedge_jw_init(&w, &body);
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "op", "query");
+    kedge_jw_kstr(&w, "resource", resource);
+    kedge_jw_kint(&w, "timeout_ms", meta_timeout_ms(c->cfg));
+    kedge_jw_obj_close(&w);
+    if (kedge_jw_finish(&w) < 0)
+        die_oom();
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = meta_query(&c->s, body.data, &doc);
+    kedge_buf_cleanup(&body);
+    if (rc)
+        return rc;
+    obj = kedge_json_get(kedge_jdoc_root(doc), "object");
+    if (!obj) {
+        complain("the bridge's answer holds no object: %.*s\n", (int)c->s.reply.len,
+                 c->s.reply.data);
+        kedge_jdoc_free(doc);
+        return EXIT_REFUSED;
+    }
+    if (show_source)
+        out("source: %s\n", or_dash(jstr(kedge_jdoc_root(doc), "source")));
+    print_json(obj, 0);
+    out("\n");
+    kedge_jdoc_free(doc);
+    return 0;
+}
+
+static int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
+{
+    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *objs, *o;
+    const char **cells = NULL;
+    struct kedge_jw w;
+    size_t n = 1;
+    int rc;
+
+    if (argc != 1 || argv[0][0] == '-' || !*argv[0] || strchr(argv[0], '/')) {
+        complain("usage: meta list TYPE (configmap, secret, pod, node, device, ...)\n");
+        return EXIT_USAGE;
+    }
+    kedge_jw_init(&w, &body);
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "op", "list");
+    kedge_jw_kstr(&w, "type", argv[0]);
+    kedge_jw_obj_close(&w);
+    if (kedge_jw_finish(&w) < 0)
+        die_oom();
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = meta_query(&c->s, body.data, &doc);
+    kedge_buf_cleanup(&body);
+    if (rc)
+        return rc;
+    objs = kedge_json_get(kedge_jdoc_root(doc), "objects");
+    if (!objs || objs->type != KEDGE_JARR) {
+        complain("the bridge's answer has no object list: %.*s\n", (int)c->s.reply.len,
+                 c->s.reply.data);
+        kedge_jdoc_free(doc);
+        return EXIT_REFUSED;
+    }
+    cells = calloc((objs->n + 1) * 2, sizeof(*cells));
+    if (!cells)
+        die_oom();
+    cells[0] = "KEY";
+    cells[1] = "RESOURCE_VERSION";
+    for (o = objs->child; o; o = o->next, n++) {
+        cells[n * 2 + 0] = or_dash(jstr(o, "key"));
+        cells[n * 2 + 1] = or_dash(
+            jstr(kedge_json_get(kedge_json_get(o, "object"), "metadata"), "resourceVersion"));
+    }
+    print_table(cells, n, 2);
+    free(cells);
+    kedge_jdoc_free(doc);
+    return 0;
+}
+
+/* ---- import: edgecore.db into the bridge's and the plugin's databases ------------------------ */
+
+/* The beego-era DDL (kubeedge-wire.md §3.1), so that a target that does not exist yet gets the
+ * tables the bridge and the plugin would make themselves. */
+static const char meta_ddl[] =
+    "CREATE TABLE IF NOT EXISTS `meta` (`key` varchar(256) NOT NULL PRIMARY KEY, "
+    "`type` varchar(32) NOT NULL DEFAULT '', `value` text);"
+    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);";
+static const char plugin_ddl[] =
+    "CREATE TABLE IF NOT EXISTS `device` (`id` varchar(64) NOT NULL PRIMARY KEY, `name` text, "
+    "`description` text, `state` text, `last_online` text);"
+    "CREATE TABLE IF NOT EXISTS `device_attr` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
+    "`deviceid` text, `name` text, `description` text, `value` text, `optional` bool, "
+    "`attr_type` text, `metadata` text);"
+    "CREATE TABLE IF NOT EXISTS `device_twin` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
+    "`deviceid` text, `name` text, `description` text, `expected` text, `actual` text, "
+    "`expected_meta` text, `actual_meta` text, `expected_version` text, `actual_version` text, "
+    "`optional` bool, `attr_type` text, `metadata` text);"
+    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);";
+
+/* One table's copy: statements run in order inside the target's transaction; the row count is
+ * the changes of the last one. Columns are named, so beego (<= v1.22) and gorm (v1.23+)
+ * databases both work. device_attr / device_twin rows have their own ids in each database, so
+ * the imported devices' rows replace ours by device instead of by id. */
+struct import_table {
+    const char *name;
+    const char *const sql[3];
+};
+
+static const struct import_table meta_tables[] = {
+    {"meta",
+     {"INSERT OR REPLACE INTO main.`meta` (`key`, `type`, `value`) "
+      "SELECT `key`, `type`, `value` FROM src.`meta`",
+      NULL}},
+    {"sub_topics",
+     {"INSERT OR REPLACE INTO main.`sub_topics` (`topic`) SELECT `topic` FROM src.`sub_topics`",
+      NULL}},
+};
+
+static const struct import_table plugin_tables[] = {
+    {"device",
+     {"INSERT OR REPLACE INTO main.`device` (`id`, `name`, `description`, `state`, `last_online`) "
+      "SELECT `id`, `name`, `description`, `state`, `last_online` FROM src.`device`",
+      NULL}},
+    {"device_attr",
+     {"DELETE FROM main.`device_attr` WHERE `deviceid` IN (SELECT `id` FROM src.`device`) "
+      "OR `deviceid` IN (SELECT `deviceid` FROM src.`device_attr`)",
+      "INSERT INTO main.`device_attr` (`deviceid`, `name`, `description`, `value`, `optional`, "
+      "`attr_type`, `metadata`) SELECT `deviceid`, `name`, `description`, `value`, `optional`, "
+      "`attr_type`, `metadata` FROM src.`device_attr` ORDER BY `id`",
+      NULL}},
+    {"device_twin",
+     {"DELETE FROM main.`device_twin` WHERE `deviceid` IN (SELECT `id` FROM src.`device`) "
+      "OR `deviceid` IN (SELECT `deviceid` FROM src.`device_twin`)",
+      "INSERT INTO main.`device_twin` (`deviceid`, `name`, `description`, `expected`, `actual`, "
+      "`expected_meta`, `actual_meta`, `expected_version`, `actual_version`, `optional`, "
+      "`attr_type`, `metadata`) SELECT `deviceid`, `name`, `description`, `expected`, `actual`, "
+      "`expected_meta`, `actual_meta`, `expected_version`, `actual_version`, `optional`, "
+      "`attr_type`, `metadata` FROM src.`device_twin` ORDER BY `id`",
+      NULL}},
+    {"sub_topics",
+     {"INSERT OR REPLACE INTO main.`sub_topics` (`topic`) SELECT `topic` FROM src.`sub_topics`",
+      NULL}},
+};
+
+struct import_target {
+    const char *what; /* "the bridge's meta DB", "the plugin's DB" */
+    const char *path;
+    const char *ddl;
+    const struct import_table *tables;
+    size_t n_tables;
+    const char *stop_hint; /* which service holds it */
+    bool flock;            /* kedge-bridge holds an flock on its meta DB while it runs */
+};
+
+/* "file:" URI of path, read-only, so that ATTACH never creates or changes the source. */
+static void source_uri(struct kedge_buf *b, const char *path)
+{
+    static const char keep[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/";
+    const unsigned char *p;
+
+    if (kedge_buf_puts(b, "file:") < 0)
+        die_oom();
+    for (p = (const unsigned char *)path; *p; p++)
+        if ((strchr(keep, *p) ? kedge_buf_putc(b, (char)*p) : kedge_buf_printf(b, "%%%02X", *p)) <
+            0)
+            die_oom();
+    if (kedge_buf_puts(b, "?mode=ro") < 0)
+        die_oom();
+}
+
+static bool busy(sqlite3 *db)
+{
+    int e = sqlite3_errcode(db);
+
+    return e == SQLITE_BUSY || e == SQLITE_LOCKED;
+}
+
+static void complain_db(const struct import_target *t, sqlite3 *db, const char *doing)
+{
+    if (db && busy(db))
+        complain("%s %s is in use: %s holds it while it runs. Stop %s first, then import "
+                 "again (nothing was changed)\n",
+                 t->what, t->path, t->stop_hint, t->stop_hint);
+    else
+        complain("%s %s: %s: %s (nothing was changed)\n", t->what, t->path, doing,
+                 db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+static bool source_has(sqlite3 *db, const char *table)
+{
+    sqlite3_stmt *st = NULL;
+    bool has = false;
+
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = ?1",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC) == SQLITE_OK)
+        has = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return has;
+}
+
+/* One target's import: opened, locked and in its transaction (import_begin), filled
+ * (import_copy), committed (import_commit), closed (import_end). Every target is begun before
+ * any is filled, so a service still running is found before anything changes. */
+struct import_job {
+    const struct import_target *t;
+    sqlite3 *db;
+    int lock_fd;
+    bool in_txn;
+    long long counts[8];
+};
+
+/* Returns 0 or EXIT_REFUSED after printing why. */
+static int import_begin(struct import_job *j, const struct import_target *t, const char *uri)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = EXIT_REFUSED;
+
+    memset(j, 0, sizeof(*j));
+    j->t = t;
+    j->lock_fd = -1;
+    if (sqlite3_open_v2(t->path, &j->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                        NULL) != SQLITE_OK) {
+        complain_db(t, j->db, "cannot open");
+        return rc;
+    }
+    (void)sqlite3_busy_timeout(j->db, 0); /* a held lock means a running service: say so now */
+    if (t->flock) {
+        j->lock_fd = open(t->path, O_RDONLY | O_CLOEXEC);
+        if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+            if (errno == EWOULDBLOCK)
+                complain("%s %s is in use: %s holds it while it runs. Stop %s first, then "
+                         "import again (nothing was changed)\n",
+                         t->what, t->path, t->stop_hint, t->stop_hint);
+            else
+                complain("%s %s: %s\n", t->what, t->path, strerror(errno));
+            return rc;
+        }
+    }
+    /* the plugin's exclusive lock shows here, before the source is involved */
+    if (sqlite3_exec(j->db, "SELECT count(*) FROM main.sqlite_master", NULL, NULL, NULL) !=
+        SQLITE_OK) {
+        complain_db(t, j->db, "cannot read");
+        return rc;
+    }
+    if (sqlite3_prepare_v2(j->db, "ATTACH DATABASE ?1 AS src", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE) {
+        complain("cannot read %s: %s\n", uri, sqlite3_errmsg(j->db));
+        sqlite3_finalize(st);
+        return rc;
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        complain_db(t, j->db, "cannot start a transaction");
+        return rc;
+    }
+    j->in_txn = true;
+    if (sqlite3_exec(j->db, t->ddl, NULL, NULL, NULL) != SQLITE_OK) {
+        complain_db(t, j->db, "cannot create its tables");
+        return rc;
+    }
+    return 0;
+}
+
+/* Copy the target's tables from the source (inside its transaction). 0 or EXIT_REFUSED. */
+static int import_copy(struct import_job *j)
+{
+    const struct import_target *t = j->t;
+    size_t i, k;
+
+    for (i = 0; i < t->n_tables; i++) {
+        j->counts[i] = -1; /* not in the source */
+        if (!source_has(j->db, t->tables[i].name))
+            continue;
+        for (k = 0; k < 3 && t->tables[i].sql[k]; k++) {
+            if (sqlite3_exec(j->db, t->tables[i].sql[k], NULL, NULL, NULL) != SQLITE_OK) {
+                complain_db(t, j->db, t->tables[i].name);
+                return EXIT_REFUSED;
+            }
+        }
+        j->counts[i] = sqlite3_changes(j->db);
+    }
+    return 0;
+}
+
+static int import_commit(struct import_job *j)
+{
+    const struct import_target *t = j->t;
+    size_t i;
+
+    if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        complain_db(t, j->db, "cannot commit");
+        return EXIT_REFUSED;
+    }
+    j->in_txn = false;
+    out("%s %s:", t->what, t->path);
+    for (i = 0; i < t->n_tables; i++) {
+        if (j->counts[i] < 0)
+            out(" %s (not in the source)", t->tables[i].name);
+        else
+            out(" %s %lld", t->tables[i].name, j->counts[i]);
+        out(i + 1 < t->n_tables ? "," : "\n");
+    }
+    return 0;
+}
+
+static void import_end(struct import_job *j)
+{
+    if (j->in_txn)
+        (void)sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close_v2(j->db); /* NULL is a no-op */
+    if (j->lock_fd >= 0)
+        (void)close(j->lock_fd);
+    memset(j, 0, sizeof(*j));
+    j->lock_fd = -1;
+}
+
+static int cmd_import(struct cmd_ctx *c, int argc, char **argv)
+{
+    const char *src = NULL, *meta_db = c->cfg->meta_db_path, *plugin_db = NULL, *v;
+    struct kedge_buf uri = KEDGE_BUF_INIT;
+    struct import_target meta = {
+        .what = "the bridge's meta DB",
+        .ddl = meta_ddl,
+        .tables = meta_tables,
+        .n_tables = sizeof(meta_tables) / sizeof(meta_tables[0]),
+        .stop_hint = "kedge-bridge",
+        .flock = true,
+    };
+    struct import_target plugin = {
+        .what = "the plugin's DB",
+        .ddl = plugin_ddl,
+        .tables = plugin_tables,
+        .n_tables = sizeof(plugin_tables) / sizeof(plugin_tables[0]),
+        .stop_hint = "mosquitto (kedge_plugin.so)",
+    };
+    struct import_job jobs[2];
+    sqlite3 *probe = NULL;
+    struct stat sst, tst;
+    size_t i;
+    int rc;
+
+    for (int k = 0; k < argc; k++) {
+        int lv = long_value(argc, argv, &k, "--meta-db", &v);
+        if (lv == 1) {
+            meta_db = v;
+            continue;
+        }
+        if (lv == 0 && (lv = long_value(argc, argv, &k, "--plugin-db", &v)) == 1) {
+            plugin_db = v;
+            continue;
+        }
+        if (lv < 0 || argv[k][0] == '-' || src) {
+            complain("usage: import EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]\n");
+            return EXIT_USAGE;
+        }
+        src = argv[k];
+    }
+    if (!src) {
+        complain("usage: import EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]\n");
+        return EXIT_USAGE;
+    }
+    errno = 0;
+    if (stat(src, &sst) < 0 || !S_ISREG(sst.st_mode)) {
+        complain("cannot read %s: %s\n", src, errno ? strerror(errno) : "not a file");
+        return EXIT_USAGE;
+    }
+    if ((stat(meta_db, &tst) == 0 && tst.st_ino == sst.st_ino && tst.st_dev == sst.st_dev) ||
+        (plugin_db && stat(plugin_db, &tst) == 0 && tst.st_ino == sst.st_ino &&
+         tst.st_dev == sst.st_dev)) {
+        complain("%s is the source and a target\n", src);
+        return EXIT_USAGE;
+    }
+    source_uri(&uri, src);
+    /* is it a database at all? (before anything is written anywhere) */
+    if (sqlite3_open_v2(uri.data, &probe, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(probe, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+        complain("%s is not a SQLite database: %s\n", src,
+                 probe ? sqlite3_errmsg(probe) : "out of memory");
+        sqlite3_close_v2(probe);
+        kedge_buf_cleanup(&uri);
+        return EXIT_REFUSED;
+    }
+    sqlite3_close_v2(probe);
+    memset(jobs, 0, sizeof(jobs));
+    jobs[0].lock_fd = jobs[1].lock_fd = -1;
+    meta.path = meta_db;
+    plugin.path = plugin_db;
+    /* both begun (locked, in their transactions) before either is written */
+    rc = import_begin(&jobs[0], &meta, uri.data);
+    if (rc == 0 && plugin_db)
+        rc = import_begin(&jobs[1], &plugin, uri.data);
+    for (i = 0; rc == 0 && i < 2 && jobs[i].t; i++)
+        rc = import_copy(&jobs[i]);
+    for (i = 0; rc == 0 && i < 2 && jobs[i].t; i++)
+        rc = import_commit(&jobs[i]);
+    if (rc == 0 && !plugin_db)
+        complain("devices, twins and sub_topics were not copied: give --plugin-db PATH "
+                 "(plugin_opt_db_path in mosquitto.conf)\n");
+    import_end(&jobs[0]);
+    import_end(&jobs[1]);
+    kedge_buf_cleanup(&uri);
+    return rc;
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static void on_alarm(int sig)
@@ -1376,13 +1879,33 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
 }
 
 /* Which command, before anything touches the network: 0 and *cmd set, or EXIT_USAGE. */
-enum command { CMD_ADD, CMD_RM, CMD_LIST, CMD_GET, CMD_STATUS };
+enum command {
+    CMD_ADD,
+    CMD_RM,
+    CMD_LIST,
+    CMD_GET,
+    CMD_STATUS,
+    CMD_META_GET,
+    CMD_META_LIST,
+    CMD_IMPORT
+};
 
 static int pick_command(int argc, char **argv, enum command *cmd, int *first_arg)
 {
     if (argc >= 1 && !strcmp(argv[0], "status")) {
         *cmd = CMD_STATUS;
         *first_arg = 1;
+        return 0;
+    }
+    if (argc >= 1 && !strcmp(argv[0], "import")) {
+        *cmd = CMD_IMPORT;
+        *first_arg = 1;
+        return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[0], "meta") &&
+        (!strcmp(argv[1], "get") || !strcmp(argv[1], "list"))) {
+        *cmd = !strcmp(argv[1], "get") ? CMD_META_GET : CMD_META_LIST;
+        *first_arg = 2;
         return 0;
     }
     if (argc >= 2 && !strcmp(argv[0], "device")) {
@@ -1402,6 +1925,10 @@ static int pick_command(int argc, char **argv, enum command *cmd, int *first_arg
         usage(stderr);
     else if (!strcmp(argv[0], "device"))
         complain("device %s%s%s: use device add, rm, list or get (--help)\n",
+                 argc > 1 ? "'" : "needs a subcommand", argc > 1 ? argv[1] : "",
+                 argc > 1 ? "' is unknown" : "");
+    else if (!strcmp(argv[0], "meta"))
+        complain("meta %s%s%s: use meta get or list (--help)\n",
                  argc > 1 ? "'" : "needs a subcommand", argc > 1 ? argv[1] : "",
                  argc > 1 ? "' is unknown" : "");
     else
@@ -1437,7 +1964,8 @@ int main(int argc, char **argv)
     (void)signal(SIGPIPE, SIG_IGN);
     (void)signal(SIGALRM, on_alarm);
     /* every step has its own deadline; this only catches a call that blocks past all of them */
-    alarm((unsigned)(cfg.timeout_s * MAX_STEPS + 2));
+    if (cmd != CMD_IMPORT) /* import has no network to wait for; a big copy takes its time */
+        alarm((unsigned)(cfg.timeout_s * MAX_STEPS + 2));
 
     mosquitto_lib_init();
     memset(&c, 0, sizeof(c));
@@ -1459,6 +1987,15 @@ int main(int argc, char **argv)
         break;
     case CMD_STATUS:
         rc = cmd_status(&c, argc);
+        break;
+    case CMD_META_GET:
+        rc = cmd_meta_get(&c, argc, argv);
+        break;
+    case CMD_META_LIST:
+        rc = cmd_meta_list(&c, argc, argv);
+        break;
+    case CMD_IMPORT:
+        rc = cmd_import(&c, argc, argv);
         break;
     }
     session_close(&c.s);

@@ -86,6 +86,34 @@
  *      device_list: the membership get result shape (kubeedge-wire.md §2.10)
  *      device_get:  the twin get result shape (§2.6), or {"code":404,"reason":"..."}
  */
+/* ---- local metadata queries (the bridge's MetaManager) ------------------------------------------
+ *
+ * Answered by kedge-bridge, not the plugin: the bridge subscribes to $ke/meta/+ (only the bridge
+ * identity can publish or subscribe under $ke/, so the asker uses it too, as kedge-ctl does).
+ *
+ *  $ke/meta/{ref}                 asker -> bridge; ref: one topic level, unique per request
+ *      {"op":"query","resource":"default/configmap/cm1"}   one object, key = the resource
+ *      {"op":"query","resource":"default/configmap"}       no name: every stored row of the type
+ *      {"op":"list","type":"configmap"}                    the same, by type
+ *      optional "timeout_ms": how long a remote query may wait for the cloud (default and
+ *      upper bound: the bridge's remote_query_timeout_s)
+ *  $ke/meta/{ref}/result          bridge -> whoever subscribed to it (subscribe before asking)
+ *      {"ok":true,"source":"cloud","object":{...}}
+ *      {"ok":true,"source":"local","object":{...}}
+ *      {"ok":true,"source":"local","objects":[{"key":"default/configmap/cm1","object":{...}}]}
+ *      {"ok":false,"reason":"default/configmap/cm9 is not stored on this node"}
+ *    Answered as edgecore's MetaManager answers edged (kubeedge-wire.md §6): while the cloud
+ *    link is up, a remote-first type (configmap, secret, persistentvolume(claim),
+ *    volumeattachment, serviceaccounttoken, lease, certificatesigningrequest, and node with
+ *    node_namespace default, i.e. cloudcore up to v1.22) is asked of the cloud with a fresh
+ *    msg_id; its reply is stored in the meta table and acked, then answered with source
+ *    "cloud". The cloud's NotFound (or another error) is answered ok:false with its reason and
+ *    message, and no answer within the timeout ok:false "no answer from the cloud ...".
+ *    Everything else, and everything while the link is down, comes from the meta table (source
+ *    "local"); a key that is not there is ok:false. Objects are the stored JSON (a value that is
+ *    not JSON, from a foreign database, comes as a string). No answer at all means no bridge is
+ *    connected to the broker.
+ */
 #ifndef KEDGE_KE_H
 #define KEDGE_KE_H
 
@@ -99,6 +127,7 @@
 #define KE_RESULT_SUFFIX "/result"
 #define KE_STATUS "$ke/status"
 #define KE_SYS_PREFIX "$SYS/kedge/"
+#define KE_META_PREFIX "$ke/meta/"
 
 #define KE_VERSION 1
 #define KE_WINDOW 64 /* outbox entries in flight to the bridge */

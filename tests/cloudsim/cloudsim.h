@@ -10,7 +10,9 @@
  *                  session per node, the ack / no-ack queues with resend, the received log.
  *   controllers.c  what cloudcore's device and edge controllers answer to upstream messages,
  *                  and the small object store those answers come from.
+ *   nodes.c        the edge controller's Node objects and the node lifecycle controller.
  *   control.c      the plain-HTTP control API on 127.0.0.1 that tests drive cloudsim with.
+ *   certsrv.c      CloudHub's HTTPS certificate service (:10002): /ca.crt, /edge.crt, the token.
  *
  * Everything runs on one thread inside one lws service loop. Sections below follow the files.
  */
@@ -36,8 +38,10 @@ struct cloudsim_config {
     long port;                /* --port: wss, 0 = any free port (10000) */
     long control_port;        /* --control-port: HTTP control API, 0 = any (10010) */
     long https_port;          /* --https-port: certificate bootstrap; 0 = off (0) */
+    long cert_lifetime_s;     /* --cert-lifetime-s: node certificates it signs (365 days) */
     long keepalive_timeout_s; /* --keepalive-timeout-s (30, cloudcore's keepaliveInterval) */
     long resend_interval_s;   /* --resend-interval-s (5, cloudcore's sendRetryInterval) */
+    long node_grace_s;        /* --node-grace-s (40, Kubernetes' node-monitor-grace-period) */
     char *log_level;          /* --log-level error|warning|notice|info|debug (info) */
     char *on_malformed;       /* --on-malformed drop|close (drop) */
     bool close_on_malformed;  /* derived: cloudcore closes the link on bad JSON */
@@ -120,6 +124,8 @@ int hub_link_freeze(struct hub *h, const char *node, bool freeze);
 int hub_link_drop(struct hub *h, const char *node);
 /* Drop every connection and refuse new ones for `seconds` (0 ends a refusal). */
 void hub_link_refuse(struct hub *h, long seconds);
+/* GET /nodes (controllers_write_nodes). */
+void hub_write_nodes(struct hub *h, struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
  * controllers.c: cloudcore's controllers, as far as the edge can see them
@@ -127,8 +133,9 @@ void hub_link_refuse(struct hub *h, long seconds);
 
 struct controllers;
 
-/* ca_pem: borrowed; copied (the content of the k8s/ca.crt answer). Returns 0 or -ENOMEM. */
-int controllers_new(const char *ca_pem, struct controllers **out);
+/* ca_pem: borrowed; copied (the content of the k8s/ca.crt answer). node_grace_s: see nodes.c.
+ * Returns 0 or -ENOMEM. */
+int controllers_new(const char *ca_pem, long node_grace_s, struct controllers **out);
 void controllers_free(struct controllers *c);
 
 /* An upstream message that CloudHub hands to the controllers (kubeedge-wire.md §5, the default
@@ -141,12 +148,64 @@ int controllers_upstream(struct controllers *c, struct hub *h, const char *node,
  * store, so that later queries and patches from the edge find the object. Returns 0 or -ENOMEM. */
 int controllers_downstream(struct controllers *c, const struct kedge_msg *m);
 
+/* GET /nodes: {"nodes":[{"name","ready":"True|False|Unknown","registrations","lease_renew_ms",
+ * "exists","status":{...}|null}]}. */
+void controllers_write_nodes(struct controllers *c, struct kedge_jw *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * nodes.c: Node objects, registrations, leases, NotReady after the grace period
+ */
+
+struct nodes;
+
+/* grace_s: a node whose lease is not renewed for this long is marked Unknown. rv_counter:
+ * borrowed; the resourceVersion counter shared with the other objects. Returns 0, -ENOMEM. */
+int nodes_new(long grace_s, unsigned long long *rv_counter, struct nodes **out);
+void nodes_free(struct nodes *ns);
+/* The Node called name: *json (not NUL-terminated past *len) and *rv are borrowed until the
+ * next nodes_ call. Returns 0 or -ENOENT. */
+int nodes_get(struct nodes *ns, const char *name, const char **json, size_t *len, const char **rv);
+/* A registration (node insert from the edge); counted even when the node exists, which
+ * leaves it unchanged and sets *existed (the reply is AlreadyExists). json: the Node as sent.
+ * Returns 0, KEDGE_EPARSE / KEDGE_ESCHEMA (not a JSON object), -ENOMEM. */
+int nodes_register(struct nodes *ns, const char *name, const char *json, size_t len, bool *existed);
+/* A strategic merge patch (nodepatch, nodestatus, node update). Returns 0, -ENOENT, KEDGE_EPARSE,
+ * KEDGE_ESCHEMA, -ENOMEM. */
+int nodes_patch(struct nodes *ns, const char *name, const char *patch, size_t len);
+/* The cloud side writes or deletes a Node (/send). rv: the message's resourceversion or NULL. */
+int nodes_put(struct nodes *ns, const char *name, const char *json, size_t len, const char *rv);
+void nodes_delete(struct nodes *ns, const char *name);
+/* A lease insert/update from the edge: its spec.renewTime renews the node. Returns 0,
+ * KEDGE_EPARSE, KEDGE_ESCHEMA (no renewTime), -ENOMEM. */
+int nodes_lease(struct nodes *ns, const char *name, const char *json, size_t len);
+/* The GET /nodes answer (controllers_write_nodes). */
+void nodes_write(struct nodes *ns, struct kedge_jw *w);
+
 /* ---------------------------------------------------------------------------------------------
  * control.c: the HTTP control API
  */
 
 /* The HTTP protocol list for the control vhost. The vhost's user pointer must be the hub. */
 extern const struct lws_protocols control_protocols[];
+
+/* ---------------------------------------------------------------------------------------------
+ * certsrv.c: the certificate service (kubeedge-wire.md §4.3)
+ */
+
+struct certsrv;
+
+/* The HTTP protocol list for the certsrv vhost (TLS with the server certificate; a client
+ * certificate asked for, not required). The vhost's user pointer must be the certsrv. */
+extern const struct lws_protocols certsrv_protocols[];
+
+/* Load the CA, make the join token (logged as "cloudsim: token=...", written to
+ * <certs_dir>/token). cfg, certs: borrowed; cfg must outlive the certsrv.
+ * Returns 0, -ENOMEM, -errno (the token file) or -EINVAL (the CA does not load). */
+int certsrv_new(const struct cloudsim_config *cfg, const struct cloudsim_certs *certs,
+                struct certsrv **out);
+void certsrv_free(struct certsrv *cs);
+/* "<sha256 hex of the CA DER>.<JWT>"; borrowed, lives as long as cs. */
+const char *certsrv_token(const struct certsrv *cs);
 
 /* ---------------------------------------------------------------------------------------------
  * shared helpers (hub.c)

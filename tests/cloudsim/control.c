@@ -16,6 +16,8 @@
  *                                    "sessions_total","last_keepalive_ms","pending_acks",
  *                                    "frozen", + "pending_noack","malformed_total","refusing"}
  *   POST /link/freeze|thaw|drop[?node=N], POST /link/refuse?seconds=N -> {"ok":true}
+ *   GET  /nodes                  -> {"nodes":[{"name","ready","registrations","lease_renew_ms",
+ *                                    "exists","status"},...]} (nodes.c)
  *
  * A POST needs a Content-Length (lws waits for a body otherwise); one without it is answered
  * as if the body were empty and the connection is then closed, so `curl -X POST` works.
@@ -213,6 +215,7 @@ static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
         {"/send", M_POST},      {"/send_raw", M_POST},  {"/received", M_GET},
         {"/acked", M_GET},      {"/state", M_GET},      {"/link/freeze", M_POST},
         {"/link/thaw", M_POST}, {"/link/drop", M_POST}, {"/link/refuse", M_POST},
+        {"/nodes", M_GET},
     };
     size_t i;
 
@@ -241,6 +244,10 @@ static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
     }
     if (strcmp(r->path, "/acked") == 0) {
         hub_write_acked(h, w);
+        return 200;
+    }
+    if (strcmp(r->path, "/nodes") == 0) {
+        hub_write_nodes(h, w);
         return 200;
     }
     if (strcmp(r->path, "/state") == 0) {

@@ -13,9 +13,11 @@
  *    every well-formed report is answered.
  *  - edge controller: the table `ec_rules` below, one row per (resource type, operation).
  *    Objects the edge inserts or updates, and objects the cloud sends down (hub_send_json), go
- *    into a small store keyed by resource; queries and patches answer from it. Patches are not
- *    applied (a later Node/lease model will); a patch of an object the store does not have is
- *    answered with the patch itself as the object.
+ *    into a small store keyed by resource; queries and patches answer from it. Nodes live in
+ *    nodes.c, which creates them from the insert (AlreadyExists for a second one), applies
+ *    status patches and marks a node whose lease stopped NotReady. Pod patches are not applied;
+ *    a pod patch of an object the store does not have is answered with the patch itself as the
+ *    object.
  *  - k8s/ca.crt (answered by CloudHub itself): the content is our CA certificate in PEM.
  *
  * Replies are queued through hub_enqueue, which applies the ack rules (§5.2) to them.
@@ -27,6 +29,7 @@
 #include "cloudsim.h"
 #include "kedge/alloc.h"
 #include "kedge/buf.h"
+#include "kedge/err.h"
 #include "kedge/log.h"
 
 struct object {
@@ -41,6 +44,7 @@ struct controllers {
     char *ca_pem;
     struct object *objects;
     unsigned long long next_rv;
+    struct nodes *nodes;
 };
 
 /* ---- the store ------------------------------------------------------------------------------- */
@@ -177,6 +181,62 @@ static bool content_is_object(const char *json, size_t len)
     return obj;
 }
 
+/* What a reply reads of a stored object: borrowed until the store changes. */
+struct view {
+    const char *json;
+    size_t len;
+    const char *rv;
+    bool found;
+};
+
+static bool is_node(const struct res *r)
+{
+    return strcmp(store_type(r->type), "node") == 0;
+}
+
+static void view_get(struct controllers *c, const struct res *r, struct view *v)
+{
+    struct object *o;
+
+    memset(v, 0, sizeof(*v));
+    if (is_node(r)) {
+        v->found = nodes_get(c->nodes, r->name, &v->json, &v->len, &v->rv) == 0;
+        return;
+    }
+    o = object_find(c, r);
+    if (o) {
+        v->json = o->json;
+        v->len = o->len;
+        v->rv = o->rv;
+        v->found = true;
+    }
+}
+
+/* The legacy nodestatus update {"UID":..,"Status":{..},"ExtendResources":..} as a status patch. */
+static int legacy_status_patch(const char *json, size_t len, struct kedge_buf *out)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *st;
+    struct kedge_jw w;
+    int rc = kedge_json_parse(json, len, &doc);
+
+    if (rc < 0)
+        return rc;
+    st = kedge_json_get(kedge_jdoc_root(doc), "Status");
+    if (!st || st->type != KEDGE_JOBJ) {
+        kedge_jdoc_free(doc);
+        return KEDGE_ESCHEMA;
+    }
+    kedge_jw_init(&w, out);
+    kedge_jw_obj_open(&w);
+    kedge_jw_key(&w, "status");
+    kedge_json_write_value(&w, st);
+    kedge_jw_obj_close(&w);
+    rc = kedge_jw_finish(&w);
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
 /* ---- replies --------------------------------------------------------------------------------- */
 
 struct reply {
@@ -242,6 +302,46 @@ static void write_not_found(struct kedge_jw *w, const char *what, const char *na
     kedge_jw_obj_close(w);
     kedge_buf_cleanup(&msg);
     kedge_buf_cleanup(&resource);
+}
+
+/* client-go's empty v1.Node, as Go marshals the zero value: the Object beside an error. */
+static const char empty_node[] =
+    "{\"metadata\":{\"creationTimestamp\":null},\"spec\":{},\"status\":{\"daemonEndpoints\":{"
+    "\"kubeletEndpoint\":{\"Port\":0}},\"nodeInfo\":{\"machineID\":\"\",\"systemUUID\":\"\","
+    "\"bootID\":\"\",\"kernelVersion\":\"\",\"osImage\":\"\",\"containerRuntimeVersion\":\"\","
+    "\"kubeletVersion\":\"\",\"kubeProxyVersion\":\"\",\"operatingSystem\":\"\","
+    "\"architecture\":\"\"}}}";
+
+/* The API server's Create of a Node that exists: ObjectResp{empty Node, AlreadyExists}. */
+static void write_node_exists(struct kedge_jw *w, const char *name)
+{
+    struct kedge_buf msg = KEDGE_BUF_INIT;
+
+    if (kedge_buf_printf(&msg, "nodes \"%s\" already exists", name) < 0)
+        w->err = w->err ? w->err : -ENOMEM;
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "Object");
+    kedge_jw_raw(w, empty_node, sizeof(empty_node) - 1);
+    kedge_jw_key(w, "Err");
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "ErrStatus");
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "metadata");
+    kedge_jw_obj_open(w);
+    kedge_jw_obj_close(w);
+    kedge_jw_kstr(w, "status", "Failure");
+    kedge_jw_kstr(w, "message", msg.data ? msg.data : "");
+    kedge_jw_kstr(w, "reason", "AlreadyExists");
+    kedge_jw_key(w, "details");
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "name", name);
+    kedge_jw_kstr(w, "kind", "nodes");
+    kedge_jw_obj_close(w);
+    kedge_jw_kint(w, "code", 409);
+    kedge_jw_obj_close(w);
+    kedge_jw_obj_close(w);
+    kedge_jw_obj_close(w);
+    kedge_buf_cleanup(&msg);
 }
 
 /* edgeapi.ObjectResp{Object, Err}: no json tags, so the keys are the Go field names. */
@@ -342,11 +442,12 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
 {
     struct reply rp = {"edgecontroller", "resource", m->resource, NULL, KEDGE_BUF_INIT};
     const struct ec_rule *rule;
-    struct kedge_buf resource = KEDGE_BUF_INIT;
-    struct object *obj;
+    struct kedge_buf resource = KEDGE_BUF_INIT, patch = KEDGE_BUF_INIT;
+    struct view v;
     const char *json;
     struct kedge_jw w;
     struct res r;
+    bool existed;
     size_t len;
     int rc = 0;
 
@@ -367,61 +468,109 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
         rp.resource = resource.data;
     }
     content_json(m, &json, &len);
-    obj = object_find(c, &r);
     kedge_jw_init(&w, &rp.content);
+    memset(&v, 0, sizeof(v));
 
     switch (rule->action) {
     case EC_NONE:
         goto out;
     case EC_DELETE:
-        object_delete(c, &r);
+        if (is_node(&r))
+            nodes_delete(c->nodes, r.name);
+        else
+            object_delete(c, &r);
         goto out;
     case EC_PUT_OBJRESP:
-        if (content_is_object(json, len)) {
-            rc = object_put(c, &r, json, len, NULL);
-            if (rc < 0)
-                goto out;
-            obj = object_find(c, &r);
+        if (!content_is_object(json, len)) {
+            write_object_resp(&w, json, len, NULL, r.name);
+            break;
         }
+        if (is_node(&r)) {
+            rc = nodes_register(c->nodes, r.name, json, len, &existed);
+            if (rc == -ENOMEM)
+                goto out;
+            view_get(c, &r, &v);
+            if (existed)
+                write_node_exists(&w, r.name);
+            else
+                write_object_resp(&w, v.found ? v.json : json, v.found ? v.len : len, NULL, r.name);
+            rc = 0;
+            break;
+        }
+        rc = object_put(c, &r, json, len, NULL);
+        if (rc == 0 && strcmp(r.type, "lease") == 0)
+            rc = nodes_lease(c->nodes, r.name, json, len) == -ENOMEM ? -ENOMEM : 0;
+        if (rc < 0)
+            goto out;
         write_object_resp(&w, json, len, NULL, r.name);
         break;
     case EC_PATCH:
-        if (obj)
-            write_object_resp(&w, obj->json, obj->len, NULL, r.name);
+        if (is_node(&r)) {
+            rc = nodes_patch(c->nodes, r.name, json, len);
+            if (rc == -ENOMEM)
+                goto out;
+            view_get(c, &r, &v);
+            if (rc == -ENOENT)
+                write_object_resp(&w, NULL, 0, rule->not_found, r.name);
+            else
+                write_object_resp(&w, v.found ? v.json : json, v.found ? v.len : len, NULL, r.name);
+            rc = 0;
+            break;
+        }
+        view_get(c, &r, &v);
+        if (v.found)
+            write_object_resp(&w, v.json, v.len, NULL, r.name);
         else
             write_object_resp(&w, json, len, NULL, r.name);
         break;
     case EC_QUERY:
-        if (obj)
-            kedge_jw_raw(&w, obj->json, obj->len);
+        view_get(c, &r, &v);
+        if (v.found)
+            kedge_jw_raw(&w, v.json, v.len);
         else
             write_not_found(&w, rule->not_found, r.name);
         break;
     case EC_QUERY_OBJRESP:
-        if (obj)
-            write_object_resp(&w, obj->json, obj->len, NULL, r.name);
+        view_get(c, &r, &v);
+        if (v.found)
+            write_object_resp(&w, v.json, v.len, NULL, r.name);
         else
             write_object_resp(&w, NULL, 0, rule->not_found, r.name);
         break;
     case EC_UPDATE_OK:
-        if (!obj) {
+        if (is_node(&r) && content_is_object(json, len) &&
+            nodes_patch(c->nodes, r.name, json, len) == -ENOMEM) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        view_get(c, &r, &v);
+        if (!v.found) {
             kedge_log(KEDGE_LOG_WARN, "cloudsim: edge controller: %s %s not found, no reply",
                       rule->type, r.name);
             goto out;
         }
         break; /* content stays empty: "OK" */
     case EC_OK:
+        if (is_node(&r) && legacy_status_patch(json, len, &patch) == 0 &&
+            nodes_patch(c->nodes, r.name, patch.data, patch.len) == -ENOMEM) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        view_get(c, &r, &v);
         break;
     }
     if (kedge_jw_finish(&w) < 0) {
         rc = -ENOMEM;
         goto out;
     }
-    rp.rv = rule->rv && obj ? obj->rv : NULL;
+    if (rule->rv)
+        view_get(c, &r, &v); /* the version after this request's change */
+    rp.rv = rule->rv && v.found ? v.rv : NULL;
     rc = reply_send(h, node, m, &rp);
 out:
     kedge_buf_cleanup(&rp.content);
     kedge_buf_cleanup(&resource);
+    kedge_buf_cleanup(&patch);
     return rc;
 }
 
@@ -460,7 +609,10 @@ int controllers_downstream(struct controllers *c, const struct kedge_msg *m)
         res_split(m->resource, &r) < 0)
         return 0;
     if (strcmp(m->operation, "delete") == 0) {
-        object_delete(c, &r);
+        if (is_node(&r))
+            nodes_delete(c->nodes, r.name);
+        else
+            object_delete(c, &r);
         return 0;
     }
     if (strcmp(m->operation, "insert") != 0 && strcmp(m->operation, "update") != 0)
@@ -468,15 +620,25 @@ int controllers_downstream(struct controllers *c, const struct kedge_msg *m)
     content_json(m, &json, &len);
     if (!content_is_object(json, len))
         return 0;
+    if (is_node(&r))
+        return nodes_put(c->nodes, r.name, json, len, m->resource_version);
     return object_put(c, &r, json, len, m->resource_version);
 }
 
-int controllers_new(const char *ca_pem, struct controllers **out)
+void controllers_write_nodes(struct controllers *c, struct kedge_jw *w)
+{
+    nodes_write(c->nodes, w);
+}
+
+int controllers_new(const char *ca_pem, long node_grace_s, struct controllers **out)
 {
     struct controllers *c = kedge_calloc(1, sizeof(*c));
 
     *out = NULL;
-    if (!c || !(c->ca_pem = kedge_strdup(ca_pem))) {
+    if (!c || !(c->ca_pem = kedge_strdup(ca_pem)) ||
+        nodes_new(node_grace_s, &c->next_rv, &c->nodes) < 0) {
+        if (c)
+            kedge_free(c->ca_pem);
         kedge_free(c);
         return -ENOMEM;
     }
@@ -496,6 +658,7 @@ void controllers_free(struct controllers *c)
         kedge_free(o->json);
         kedge_free(o);
     }
+    nodes_free(c->nodes);
     kedge_free(c->ca_pem);
     kedge_free(c);
 }

@@ -1043,6 +1043,11 @@ void hub_link_refuse(struct hub *h, long seconds)
             conn_kill(n->conn, "link/refuse");
 }
 
+void hub_write_nodes(struct hub *h, struct kedge_jw *w)
+{
+    controllers_write_nodes(h->controllers, w);
+}
+
 /* ---- lifetime -------------------------------------------------------------------------------- */
 
 int hub_new(const struct cloudsim_config *cfg, const char *ca_pem_path, struct hub **out)
@@ -1064,7 +1069,7 @@ int hub_new(const struct cloudsim_config *cfg, const char *ca_pem_path, struct h
     h->cfg = cfg;
     h->unbound.hub = h;
     h->malformed_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 20);
-    rc = controllers_new(pem, &h->controllers);
+    rc = controllers_new(pem, cfg->node_grace_s, &h->controllers);
     kedge_free(pem);
     if (rc < 0) {
         kedge_free(h);

@@ -4,13 +4,15 @@
  *
  *   kedge-cloudsim --certs DIR [--port 10000] [--control-port 10010] [--https-port 0]
  *                  [--keepalive-timeout-s 30] [--resend-interval-s 5] [--log-level info]
- *                  [--node edge-node] [--on-malformed drop|close]
+ *                  [--node edge-node] [--on-malformed drop|close] [--cert-lifetime-s 31536000]
+ *                  [--node-grace-s 40]
  *
- * Listens on 127.0.0.1 only; --port or --control-port 0 picks a free one. --https-port (the
- * :10002 certificate bootstrap, kubeedge-wire.md §4.3) is reserved: 0 (off) is the only value
- * accepted for now. When both listeners are up, prints exactly one line to stdout and flushes it:
+ * Listens on 127.0.0.1 only; --port or --control-port 0 picks a free one. --https-port P serves
+ * the :10002 certificate bootstrap (kubeedge-wire.md §4.3, certsrv.c) on P; 0 (the default) is
+ * off, so a test that wants it picks a free port itself. When the listeners are up, prints
+ * exactly one line to stdout and flushes it (https_port only when it is on):
  *
- *   cloudsim: ready wss_port=<p> control_port=<p>
+ *   cloudsim: ready wss_port=<p> control_port=<p> [https_port=<p>]
  *
  * Logs go to stderr as mosquitto writes them ("<unix time>: cloudsim: ..."). SIGTERM or SIGINT
  * ends the loop; everything is freed and the exit status is 0. A bad command line exits 2, a
@@ -55,11 +57,15 @@ static const struct opt opts[] = {
     {"--control-port",        OPT_INT, F(control_port),        0, 65535, "10010",
      "P  HTTP control API port; 0 = any free port"},
     {"--https-port",          OPT_INT, F(https_port),          0, 65535, "0",
-     "P  certificate bootstrap service; 0 = off (the only value for now)"},
+     "P  certificate bootstrap service (/ca.crt, /edge.crt); 0 = off"},
+    {"--cert-lifetime-s",     OPT_INT, F(cert_lifetime_s),     1, 315360000, "31536000",
+     "S  lifetime of the node certificates /edge.crt signs"},
     {"--keepalive-timeout-s", OPT_INT, F(keepalive_timeout_s), 1, 86400, "30",
      "S  close a session after S seconds without a keepalive"},
     {"--resend-interval-s",   OPT_INT, F(resend_interval_s),   1, 3600,  "5",
      "S  re-send an unacked message every S seconds"},
+    {"--node-grace-s",        OPT_INT, F(node_grace_s),        1, 86400, "40",
+     "S  a node whose lease is not renewed for S seconds turns NotReady (Unknown)"},
     {"--log-level",           OPT_STR, F(log_level),           0, 0,     "info",
      "L  error|warning|notice|info|debug"},
     {"--node",                OPT_STR, F(node),                0, 0,     "edge-node",
@@ -183,11 +189,6 @@ static int config_parse(int argc, char **argv, struct cloudsim_config *cfg, int 
         return -1;
     }
     cfg->close_on_malformed = strcmp(cfg->on_malformed, "close") == 0;
-    if (cfg->https_port) {
-        (void)fprintf(stderr, "kedge-cloudsim: --https-port: the certificate bootstrap service "
-                              "is not implemented yet; use 0\n");
-        return -1;
-    }
     return 0;
 }
 
@@ -284,6 +285,31 @@ static struct lws_vhost *make_control_vhost(struct lws_context *ctx,
     return lws_create_vhost(ctx, &vi);
 }
 
+/* cloudcore's :10002 (certsrv.c): the server certificate, TLS 1.2+; a client certificate is
+ * asked for but not required (joins have none), and judged per request. */
+static struct lws_vhost *make_https_vhost(struct lws_context *ctx,
+                                          const struct cloudsim_config *cfg,
+                                          const struct cloudsim_certs *certs, struct certsrv *cs)
+{
+    struct lws_context_creation_info vi;
+
+    memset(&vi, 0, sizeof(vi));
+    vi.vhost_name = "certsrv";
+    vi.iface = "127.0.0.1";
+    vi.port = (int)cfg->https_port;
+    vi.protocols = certsrv_protocols;
+    vi.user = cs;
+    vi.options = LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+                 LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED | LWS_SERVER_OPTION_DISABLE_IPV6;
+    vi.ssl_cert_filepath = certs->server_crt;
+    vi.ssl_private_key_filepath = certs->server_key;
+    vi.ssl_ca_filepath = certs->ca_crt;
+    vi.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+    vi.alpn = "http/1.1";
+    vi.timeout_secs = 30;
+    return lws_create_vhost(ctx, &vi);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -292,8 +318,9 @@ int main(int argc, char **argv)
     struct cloudsim_config cfg;
     struct cloudsim_certs certs;
     struct lws_context *ctx = NULL;
-    struct lws_vhost *wss, *control;
+    struct lws_vhost *wss, *control, *https = NULL;
     struct hub *hub = NULL;
+    struct certsrv *certsrv = NULL;
     int rc, level, exit_code = 1;
 
     memset(&certs, 0, sizeof(certs));
@@ -317,6 +344,10 @@ int main(int argc, char **argv)
     rc = hub_new(&cfg, certs.ca_crt, &hub);
     if (rc < 0) {
         kedge_log(KEDGE_LOG_ERR, "cloudsim: start-up failed err=%d", rc);
+        goto out;
+    }
+    if (cfg.https_port && certsrv_new(&cfg, &certs, &certsrv) < 0) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: the certificate service cannot start");
         goto out;
     }
     if (install_signals() < 0) {
@@ -347,14 +378,25 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (certsrv) {
+        https = make_https_vhost(ctx, &cfg, &certs, certsrv);
+        if (!https) {
+            kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot listen on 127.0.0.1:%ld (https)",
+                      cfg.https_port);
+            goto out;
+        }
+    }
+
     kedge_log(KEDGE_LOG_NOTICE,
-              "cloudsim: listening wss=127.0.0.1:%d control=127.0.0.1:%d certs=%s "
+              "cloudsim: listening wss=127.0.0.1:%d control=127.0.0.1:%d https=%d certs=%s "
               "keepalive_timeout_s=%ld resend_interval_s=%ld",
-              lws_get_vhost_listen_port(wss), lws_get_vhost_listen_port(control), cfg.certs_dir,
+              lws_get_vhost_listen_port(wss), lws_get_vhost_listen_port(control),
+              https ? lws_get_vhost_listen_port(https) : 0, cfg.certs_dir,
               cfg.keepalive_timeout_s, cfg.resend_interval_s);
-    if (printf("cloudsim: ready wss_port=%d control_port=%d\n", lws_get_vhost_listen_port(wss),
+    if (printf("cloudsim: ready wss_port=%d control_port=%d", lws_get_vhost_listen_port(wss),
                lws_get_vhost_listen_port(control)) < 0 ||
-        fflush(stdout) != 0) {
+        (https && printf(" https_port=%d", lws_get_vhost_listen_port(https)) < 0) ||
+        printf("\n") < 0 || fflush(stdout) != 0) {
         kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot write the ready line");
         goto out;
     }
@@ -371,6 +413,7 @@ out:
     if (ctx)
         lws_context_destroy(ctx);
     hub_free(hub);
+    certsrv_free(certsrv);
     certs_cleanup(&certs);
     config_cleanup(&cfg);
     return exit_code;

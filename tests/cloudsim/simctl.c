@@ -36,7 +36,7 @@ struct simctl {
     bool reaped;
     pid_t watcher;
     int watch_fd;
-    int wss_port, control_port;
+    int wss_port, control_port, https_port;
     char dir[1024]; /* short enough that every path below fits */
     char certs[1100];
     char log_path[PATH_MAX];
@@ -282,8 +282,11 @@ static int await_ready(struct simctl *s, int fd)
         line[len] = '\0';
         if (strchr(line, '\n')) {
             if (sscanf(line, "cloudsim: ready wss_port=%d control_port=%d", &s->wss_port,
-                       &s->control_port) == 2)
+                       &s->control_port) == 2) {
+                const char *h = strstr(line, " https_port=");
+                s->https_port = h ? atoi(h + 12) : 0; /* only with --https-port */
                 return 0;
+            }
             (void)fprintf(stderr, "simctl: unexpected first line: %s", line);
             return -EPROTO;
         }
@@ -411,6 +414,11 @@ int simctl_wss_port(const struct simctl *s)
 int simctl_control_port(const struct simctl *s)
 {
     return s->control_port;
+}
+
+int simctl_https_port(const struct simctl *s)
+{
+    return s->https_port;
 }
 
 pid_t simctl_pid(const struct simctl *s)

@@ -902,15 +902,19 @@ START_TEST(test_device_controller_replies)
 }
 END_TEST
 
-/* The edge controller: node insert gets {"Object":<node>,"Err":null}; a query finds it (the
- * object itself, resourceversion set, as recorded); before that, NotFound; lease queries answer
- * in an ObjectResp. A "response" from the edge is never answered. */
+/* The edge controller: node insert gets {"Object":<node as the API server made it>,"Err":null}
+ * (uid, resourceVersion, creationTimestamp filled in); a query finds it (the object itself,
+ * resourceversion set, as recorded); before that, NotFound; a status patch is applied and
+ * answered with the patched Node; lease queries answer in an ObjectResp. A "response" from the
+ * edge is never answered. */
 START_TEST(test_edge_controller_replies)
 {
     struct simctl *s = sim_start(0, 0);
-    const char *node = "{\"metadata\":{\"name\":\"edge-node\",\"labels\":{\"a\":\"b\"}},"
-                       "\"spec\":{},\"status\":{\"phase\":\"Running\"}}";
-    char json[2048], want[2048];
+    const char *node = "{\"metadata\":{\"name\":\"edge-node\",\"creationTimestamp\":null,"
+                       "\"labels\":{\"a\":\"b\"}},\"spec\":{},\"status\":{\"phase\":\"Running\"}}";
+    char json[2048], *created;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *obj, *meta;
     struct kedge_msg m;
     struct wsc w;
 
@@ -934,8 +938,19 @@ START_TEST(test_edge_controller_replies)
     ck_assert_str_eq(m.group, "resource");
     ck_assert_str_eq(m.operation, "response");
     ck_assert_str_eq(m.resource, "null/node/edge-node");
-    (void)snprintf(want, sizeof(want), "{\"Object\":%s,\"Err\":null}", node);
-    ck_assert_str_eq(m.content, want);
+    ck_assert_int_eq(kedge_json_parse(m.content, m.content_len, &doc), 0);
+    ck_assert(kedge_json_is_null(kedge_json_get(kedge_jdoc_root(doc), "Err")));
+    obj = kedge_json_get(kedge_jdoc_root(doc), "Object");
+    meta = kedge_json_get(obj, "metadata");
+    ck_assert_str_eq(kedge_json_get(meta, "name")->str, "edge-node");
+    ck_assert_int_eq((int)kedge_json_get(meta, "uid")->len, KEDGE_UUID_LEN);
+    ck_assert_int_gt((int)kedge_json_get(meta, "resourceVersion")->len, 0);
+    ck_assert_int_eq((int)kedge_json_get(meta, "creationTimestamp")->len, 20);
+    ck_assert_str_eq(kedge_json_get(kedge_json_get(meta, "labels"), "a")->str, "b");
+    ck_assert_str_eq(kedge_json_get(kedge_json_get(obj, "status"), "phase")->str, "Running");
+    created = kedge_strndup(m.content + 10, m.content_len - 10 - strlen(",\"Err\":null}"));
+    ck_assert_ptr_nonnull(created);
+    kedge_jdoc_free(doc);
     kedge_msg_cleanup(&m);
 
     /* the edge acks the reply (as edgecore does); never answered, never forwarded */
@@ -946,19 +961,33 @@ START_TEST(test_edge_controller_replies)
     wsc_send(&w, json);
     wsc_expect_next(&w, &m);
     ck_assert_str_eq(m.parent_msg_id, "q1"); /* the first answer is the query's */
-    ck_assert_str_eq(m.content, node);
+    ck_assert_str_eq(m.content, created);
     ck_assert_ptr_nonnull(m.resource_version);
     kedge_msg_cleanup(&m);
 
+    /* a second insert: the API server's AlreadyExists */
+    edge_msg(json, sizeof(json), "n2", "edged", "meta", "insert", "null/node/edge-node", node);
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "n2");
+    ck_assert_ptr_nonnull(strstr(m.content, "\"reason\":\"AlreadyExists\""));
+    ck_assert_ptr_nonnull(strstr(m.content, "\"code\":409"));
+    kedge_msg_cleanup(&m);
+
     edge_msg(json, sizeof(json), "p1", "edged", "meta", "patch", "null/nodepatch/edge-node",
-             "\"{\\\"status\\\":{}}\"");
+             "\"{\\\"status\\\":{\\\"phase\\\":\\\"Pending\\\"}}\"");
     wsc_send(&w, json);
     wsc_expect_next(&w, &m);
     ck_assert_str_eq(m.parent_msg_id, "p1");
     ck_assert_str_eq(m.resource, "null/nodepatch/edge-node");
-    ck_assert_str_eq(m.content, want); /* the stored node; patches are not applied */
-    ck_assert_ptr_nonnull(m.resource_version);
+    ck_assert_int_eq(kedge_json_parse(m.content, m.content_len, &doc), 0);
+    obj = kedge_json_get(kedge_jdoc_root(doc), "Object");
+    ck_assert_str_eq(kedge_json_get(kedge_json_get(obj, "status"), "phase")->str, "Pending");
+    ck_assert_str_eq(kedge_json_get(kedge_json_get(obj, "metadata"), "resourceVersion")->str,
+                     m.resource_version); /* a new version, in the header and the object */
+    kedge_jdoc_free(doc);
     kedge_msg_cleanup(&m);
+    kedge_free(created);
 
     edge_msg(json, sizeof(json), "l1", "edged", "meta", "query", "kube-node-lease/lease/edge-node",
              "null");
@@ -985,6 +1014,135 @@ START_TEST(test_edge_controller_replies)
     ck_assert_str_eq(m.content, "{\"metadata\":{\"name\":\"cfg\"},\"data\":{\"k\":\"v\"}}");
     ck_assert_str_eq(m.resource_version, "77");
     kedge_msg_cleanup(&m);
+
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* One node of GET /nodes: its "ready", "registrations", "lease_renew_ms", and the status of
+ * condition `cond` (its reason in reason[]). */
+struct node_view {
+    char ready[16], cond_status[16], cond_reason[64];
+    int64_t registrations, lease_renew_ms;
+};
+
+static void node_view(struct simctl *s, const char *name, const char *cond, struct node_view *v)
+{
+    struct kedge_jdoc *doc = get_json(s, "/nodes");
+    const struct kedge_jval *n, *c;
+
+    memset(v, 0, sizeof(*v));
+    n = kedge_json_get(kedge_jdoc_root(doc), "nodes");
+    ck_assert_ptr_nonnull(n);
+    for (n = n->child; n && !str_eq(kedge_json_get(n, "name")->str, name); n = n->next)
+        ;
+    ck_assert_msg(n != NULL, "/nodes has no node %s", name);
+    (void)snprintf(v->ready, sizeof(v->ready), "%s", kedge_json_get(n, "ready")->str);
+    ck_assert_int_eq(kedge_json_int64(kedge_json_get(n, "registrations"), &v->registrations), 0);
+    ck_assert_int_eq(kedge_json_int64(kedge_json_get(n, "lease_renew_ms"), &v->lease_renew_ms), 0);
+    c = kedge_json_get(kedge_json_get(n, "status"), "conditions");
+    for (c = c ? c->child : NULL; c; c = c->next) {
+        if (!str_eq(kedge_json_get(c, "type")->str, cond))
+            continue;
+        (void)snprintf(v->cond_status, sizeof(v->cond_status), "%s",
+                       kedge_json_get(c, "status")->str);
+        (void)snprintf(v->cond_reason, sizeof(v->cond_reason), "%s",
+                       kedge_json_get(c, "reason")->str);
+    }
+    kedge_jdoc_free(doc);
+}
+
+static void edge_request(struct wsc *w, const char *id, const char *op, const char *resource,
+                         const char *content)
+{
+    char json[4096];
+    struct kedge_msg m;
+
+    edge_msg(json, sizeof(json), id, "edged", "meta", op, resource, content);
+    wsc_send(w, json);
+    wsc_expect_next(w, &m);
+    ck_assert_str_eq(m.parent_msg_id, id);
+    kedge_msg_cleanup(&m);
+}
+
+#define NODE_READY                                                                                 \
+    "{\"metadata\":{\"name\":\"edge-node\"},\"spec\":{},\"status\":{\"conditions\":["              \
+    "{\"type\":\"MemoryPressure\",\"status\":\"False\",\"reason\":\"KubeletHasMemory\"},"          \
+    "{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\"}],"                       \
+    "\"addresses\":[{\"type\":\"Hostname\",\"address\":\"edge-node\"}]}}"
+#define LEASE(t)                                                                                   \
+    "{\"metadata\":{\"name\":\"edge-node\",\"namespace\":\"kube-node-lease\"},\"spec\":{"          \
+    "\"holderIdentity\":\"edge-node\",\"leaseDurationSeconds\":40,\"renewTime\":\"" t "\"}}"
+
+/* The node lifecycle (nodes.c): Ready as the kubelet reports it; status patches merge their
+ * conditions by type; the lease's renewTime is tracked; without a renewal for --node-grace-s
+ * every condition turns Unknown (NodeStatusUnknown); a renewal plus a Ready report bring it
+ * back. Every insert counts as a registration. */
+START_TEST(test_node_lifecycle)
+{
+    char grace_s[16];
+    const char *args[] = {"--node-grace-s", grace_s, NULL};
+    struct simctl_opts o;
+    struct node_view v;
+    struct simctl *s;
+    struct wsc w;
+    int64_t deadline;
+
+    /* long enough for the steps below to happen inside it, even under valgrind */
+    (void)snprintf(grace_s, sizeof(grace_s), "%d", simctl_scale_ms(2000) / 1000);
+    memset(&o, 0, sizeof(o));
+    o.extra_args = args;
+    s = sim_start_opts(&o);
+    edge_connect(&w, s, "edge-node");
+    edge_request(&w, "n1", "insert", "null/node/edge-node", NODE_READY);
+    edge_request(&w, "l1", "insert", "kube-node-lease/lease/edge-node",
+                 LEASE("2030-01-01T00:00:00.250000Z"));
+    node_view(s, "edge-node", "Ready", &v);
+    ck_assert_str_eq(v.ready, "True");
+    ck_assert_int_eq(v.registrations, 1);
+    ck_assert_int_eq(v.lease_renew_ms, 1893456000250LL);
+
+    /* merge by type: Ready changes, MemoryPressure stays, a new condition is added */
+    edge_request(&w, "p1", "patch", "null/nodepatch/edge-node",
+                 "\"{\\\"status\\\":{\\\"conditions\\\":[{\\\"type\\\":\\\"Ready\\\","
+                 "\\\"status\\\":\\\"False\\\",\\\"reason\\\":\\\"KubeletNotReady\\\"},{"
+                 "\\\"type\\\":\\\"PIDPressure\\\",\\\"status\\\":\\\"False\\\",\\\"reason\\\":"
+                 "\\\"KubeletHasSufficientPID\\\"}]}}\"");
+    node_view(s, "edge-node", "Ready", &v);
+    ck_assert_str_eq(v.ready, "False");
+    ck_assert_str_eq(v.cond_reason, "KubeletNotReady");
+    node_view(s, "edge-node", "MemoryPressure", &v);
+    ck_assert_str_eq(v.cond_status, "False");
+    node_view(s, "edge-node", "PIDPressure", &v);
+    ck_assert_str_eq(v.cond_reason, "KubeletHasSufficientPID");
+
+    /* no renewal: Unknown, every condition, once the grace period is over */
+    deadline = mono_ms() + simctl_scale_ms(2000) + simctl_scale_ms(DEADLINE_MS);
+    for (;;) {
+        node_view(s, "edge-node", "Ready", &v);
+        if (str_eq(v.ready, "Unknown") || mono_ms() > deadline)
+            break;
+        wsc_quiet(&w, 50);
+    }
+    ck_assert_str_eq(v.ready, "Unknown");
+    ck_assert_str_eq(v.cond_reason, "NodeStatusUnknown");
+    node_view(s, "edge-node", "MemoryPressure", &v);
+    ck_assert_str_eq(v.cond_status, "Unknown");
+    ck_assert_str_eq(v.cond_reason, "NodeStatusUnknown");
+
+    /* a renewal alone does not make it Ready; the kubelet's next report does */
+    edge_request(&w, "l2", "update", "kube-node-lease/lease/edge-node",
+                 LEASE("2030-01-01T00:00:10.000000Z"));
+    node_view(s, "edge-node", "Ready", &v);
+    ck_assert_str_eq(v.ready, "Unknown");
+    ck_assert_int_eq(v.lease_renew_ms, 1893456010000LL);
+    edge_request(&w, "p2", "patch", "null/nodepatch/edge-node",
+                 "\"{\\\"status\\\":{\\\"conditions\\\":[{\\\"type\\\":\\\"Ready\\\","
+                 "\\\"status\\\":\\\"True\\\",\\\"reason\\\":\\\"KubeletReady\\\"}]}}\"");
+    node_view(s, "edge-node", "Ready", &v);
+    ck_assert_str_eq(v.ready, "True");
+    ck_assert_int_eq(v.registrations, 1);
 
     wsc_close(&w);
     sim_stop_ok(s);
@@ -1412,7 +1570,8 @@ START_TEST(test_command_line)
     static const char *const unknown[] = {"--certs", "/nonexistent", "--bogus", "1", NULL};
     static const char *const range[] = {"--certs", "/nonexistent", "--port", "70000", NULL};
     static const char *const level[] = {"--certs", "/nonexistent", "--log-level", "loud", NULL};
-    static const char *const https[] = {"--certs", "/nonexistent", "--https-port", "10002", NULL};
+    static const char *const https[] = {"--certs", "/nonexistent", "--https-port", "-1", NULL};
+    static const char *const life[] = {"--certs", "/nonexistent", "--cert-lifetime-s", "0", NULL};
     static const char *const missing[] = {"--certs", NULL};
 
     ck_assert_int_eq(run_cli(help), 0);
@@ -1421,6 +1580,7 @@ START_TEST(test_command_line)
     ck_assert_int_eq(run_cli(range), 2);
     ck_assert_int_eq(run_cli(level), 2);
     ck_assert_int_eq(run_cli(https), 2);
+    ck_assert_int_eq(run_cli(life), 2);
     ck_assert_int_eq(run_cli(missing), 2);
 }
 END_TEST
@@ -1436,6 +1596,7 @@ static Suite *cloudsim_suite(void)
     tcase_add_test(tc, test_no_ack_sent_once);
     tcase_add_test(tc, test_device_controller_replies);
     tcase_add_test(tc, test_edge_controller_replies);
+    tcase_add_test(tc, test_node_lifecycle);
     tcase_add_test(tc, test_link_freeze_thaw);
     tcase_add_test(tc, test_link_drop_and_refuse);
     tcase_add_test(tc, test_malformed_fragmented_binary);
