@@ -323,7 +323,8 @@ static void handle_message(struct edgehub *eh, const char *buf, size_t len)
                           "edgehub: dropped cloud message group=%s operation=%s resource=%s: %s",
                           m.group ? m.group : "", m.operation ? m.operation : "",
                           m.resource ? m.resource : "",
-                          rc == KEDGE_ESCHEMA ? "no handler" : kedge_strerror(rc));
+                          rc == KEDGE_ESCHEMA ? "no handler for it, or not a message it takes"
+                                              : kedge_strerror(rc));
 out:
     kedge_msg_cleanup(&m);
 }
