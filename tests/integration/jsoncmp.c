@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <sqlite3.h>
+#include <check.h>
 
 #include "jsoncmp.h"
 #include "kedge/json.h"
@@ -11,7 +12,7 @@
 static int cmp(const struct kedge_jval *a, const struct kedge_jval *e, char *why, size_t n,
                const char *path);
 
-static int fail(char *why, size_t n, const char *path, const char *msg)
+static int diff_at(char *why, size_t n, const char *path, const char *msg)
 {
     snprintf(why, n, "at %s: %s", path[0] ? path : "(root)", msg);
     return 0;
@@ -26,13 +27,13 @@ static int cmp_obj(const struct kedge_jval *a, const struct kedge_jval *e, char 
     if (a->n != e->n) {
         char msg[64];
         snprintf(msg, sizeof(msg), "%zu keys, expected %zu", a->n, e->n);
-        return fail(why, n, path, msg);
+        return diff_at(why, n, path, msg);
     }
     for (m = e->child; m; m = m->next) {
         const struct kedge_jval *am = kedge_json_get_exact(a, m->key, m->key_len);
         snprintf(sub, sizeof(sub), "%s.%s", path, m->key);
         if (!am)
-            return fail(why, n, sub, "missing");
+            return diff_at(why, n, sub, "missing");
         if (!cmp(am, m, why, n, sub))
             return 0;
     }
@@ -47,28 +48,28 @@ static int cmp(const struct kedge_jval *a, const struct kedge_jval *e, char *why
     int i = 0;
 
     if (e->type == KEDGE_JSTR && !strcmp(e->str, "<ts>"))
-        return a->type == KEDGE_JNUM ? 1 : fail(why, n, path, "expected a timestamp");
+        return a->type == KEDGE_JNUM ? 1 : diff_at(why, n, path, "expected a timestamp");
     if (e->type == KEDGE_JSTR && (!strcmp(e->str, "<generated>") || !strcmp(e->str, "<time>")))
-        return a->type == KEDGE_JSTR && a->len ? 1 : fail(why, n, path, "expected a string");
+        return a->type == KEDGE_JSTR && a->len ? 1 : diff_at(why, n, path, "expected a string");
     if (a->type != e->type)
-        return fail(why, n, path, "different JSON type");
+        return diff_at(why, n, path, "different JSON type");
     switch (e->type) {
     case KEDGE_JNULL:
         return 1;
     case KEDGE_JBOOL:
-        return a->boolean == e->boolean ? 1 : fail(why, n, path, "different bool");
+        return a->boolean == e->boolean ? 1 : diff_at(why, n, path, "different bool");
     case KEDGE_JNUM:
     case KEDGE_JSTR:
         if (a->len == e->len && !memcmp(a->str, e->str, a->len))
             return 1;
         snprintf(sub, sizeof(sub), "got '%.*s', expected '%.*s'", (int)a->len, a->str,
                  (int)e->len, e->str);
-        return fail(why, n, path, sub);
+        return diff_at(why, n, path, sub);
     case KEDGE_JOBJ:
         return cmp_obj(a, e, why, n, path);
     case KEDGE_JARR:
         if (a->n != e->n)
-            return fail(why, n, path, "different array length");
+            return diff_at(why, n, path, "different array length");
         for (x = a->child, y = e->child; x && y; x = x->next, y = y->next, i++) {
             snprintf(sub, sizeof(sub), "%s[%d]", path, i);
             if (!cmp(x, y, why, n, sub))
@@ -131,4 +132,25 @@ int seed_db(const char *db_path, const char *sql_file)
     sqlite3_close(db);
     free(sql);
     return rc;
+}
+
+void jsoncmp_expect(const char *payload, size_t len, const char *tpl)
+{
+    struct kedge_jdoc *e = NULL;
+    char why[1024];
+    int ok;
+
+    ck_assert_msg(kedge_json_parse(tpl, strlen(tpl), &e) == 0, "bad template: %s", tpl);
+    ok = jsoncmp(payload, len, kedge_jdoc_root(e), why, sizeof(why));
+    kedge_jdoc_free(e);
+    ck_assert_msg(ok, "%s\n  got:      %.*s\n  template: %s", why, (int)len, payload, tpl);
+}
+
+void test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(fputs(text, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
 }

@@ -17,6 +17,13 @@ struct kedge_jval;
 int jsoncmp(const char *actual, size_t len, const struct kedge_jval *expected, char *why,
             size_t why_len);
 
+/* Check assertion: payload[0..len) matches the template tpl (JSON text with the placeholders
+ * above); on failure it prints the first difference, the payload and the template. */
+void jsoncmp_expect(const char *payload, size_t len, const char *tpl);
+
+/* Check assertion: path now holds exactly text. */
+void test_write_file(const char *path, const char *text);
+
 /* Run the whole file through seed SQL into a new SQLite database. Returns 0 or -1. */
 int seed_db(const char *db_path, const char *sql_file);
 

@@ -394,14 +394,7 @@ static int sim_log_count(const char *a, const char *b)
 
 static void expect_json(const char *payload, size_t len, const char *tpl)
 {
-    struct kedge_jdoc *e = NULL;
-    char why[1024];
-    int ok;
-
-    ck_assert_msg(kedge_json_parse(tpl, strlen(tpl), &e) == 0, "bad template: %s", tpl);
-    ok = jsoncmp(payload, len, kedge_jdoc_root(e), why, sizeof(why));
-    kedge_jdoc_free(e);
-    ck_assert_msg(ok, "%s\n  got:      %.*s\n  template: %s", why, (int)len, payload, tpl);
+    jsoncmp_expect(payload, len, tpl);
 }
 
 static void expect_cloud_msg(char *json, const char *tpl)

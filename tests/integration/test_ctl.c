@@ -211,14 +211,7 @@ static void ctl(struct run *r, const char *first, ...)
 
 static void expect_json(const char *payload, int len, const char *tpl)
 {
-    struct kedge_jdoc *e = NULL;
-    char why[1024];
-    int ok;
-
-    ck_assert_msg(kedge_json_parse(tpl, strlen(tpl), &e) == 0, "bad template: %s", tpl);
-    ok = jsoncmp(payload, (size_t)len, kedge_jdoc_root(e), why, sizeof(why));
-    kedge_jdoc_free(e);
-    ck_assert_msg(ok, "%s\n  got:      %.*s\n  template: %s", why, len, payload, tpl);
+    jsoncmp_expect(payload, (size_t)len, tpl);
 }
 
 static void expect_msg_json(struct kh_client *c, const char *topic, const char *tpl)
@@ -513,11 +506,7 @@ END_TEST
 
 static void write_file(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(fputs(text, f), 0);
-    ck_assert_int_eq(fclose(f), 0);
+    test_write_file(path, text);
 }
 
 START_TEST(test_refused)

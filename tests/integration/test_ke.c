@@ -91,14 +91,7 @@ static int port(void)
 /* Assert that payload matches the template (see the file comment). */
 static void expect_json(const char *payload, int len, const char *tpl)
 {
-    struct kedge_jdoc *e = NULL;
-    char why[1024];
-    int ok;
-
-    ck_assert_msg(kedge_json_parse(tpl, strlen(tpl), &e) == 0, "bad template: %s", tpl);
-    ok = jsoncmp(payload, (size_t)len, kedge_jdoc_root(e), why, sizeof(why));
-    kedge_jdoc_free(e);
-    ck_assert_msg(ok, "%s\n  got:      %.*s\n  template: %s", why, len, payload, tpl);
+    jsoncmp_expect(payload, (size_t)len, tpl);
 }
 
 static void expect_msg_json(struct kh_client *c, const char *topic, const char *tpl)
@@ -913,11 +906,7 @@ static int run_tool(char *const argv[])
 
 static void write_file(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_ge(fputs(text, f), 0);
-    ck_assert_int_eq(fclose(f), 0);
+    test_write_file(path, text);
 }
 
 START_TEST(test_acl_defer)
