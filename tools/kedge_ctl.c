@@ -1129,6 +1129,28 @@ static const char *twin_value(const struct kedge_jval *twin, const char *side)
     return or_dash(jstr(kedge_json_get(twin, side), "value"));
 }
 
+/* Arguments of the form OPERAND [FLAG], in any order: exactly one operand, the flag optional.
+ * Returns 0, or -1 after printing the usage line. */
+static int one_operand(int argc, char **argv, const char *flag, const char **operand, bool *set,
+                       const char *usage)
+{
+    for (int k = 0; k < argc; k++) {
+        if (!strcmp(argv[k], flag)) {
+            *set = true;
+        } else if (argv[k][0] == '-' || *operand) {
+            *operand = NULL;
+            break;
+        } else {
+            *operand = argv[k];
+        }
+    }
+    if (!*operand) {
+        complain("usage: %s\n", usage);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_device_get(struct cmd_ctx *c, int argc, char **argv)
 {
     struct kedge_jdoc *doc = NULL;
@@ -1138,20 +1160,8 @@ static int cmd_device_get(struct cmd_ctx *c, int argc, char **argv)
     size_t n = 1;
     int rc;
 
-    for (int k = 0; k < argc; k++) {
-        if (!strcmp(argv[k], "--table")) {
-            table = true;
-        } else if (argv[k][0] == '-' || id) {
-            complain("usage: device get ID [--table]\n");
-            return EXIT_USAGE;
-        } else {
-            id = argv[k];
-        }
-    }
-    if (!id) {
-        complain("usage: device get ID [--table]\n");
+    if (one_operand(argc, argv, "--table", &id, &table, "device get ID [--table]") < 0)
         return EXIT_USAGE;
-    }
     if (!device_id_usable(id)) {
         complain("'%s' is not a device id\n", id);
         return EXIT_USAGE;
@@ -1391,20 +1401,9 @@ static int cmd_meta_get(struct cmd_ctx *c, int argc, char **argv)
     struct kedge_jw w;
     int rc;
 
-    for (int k = 0; k < argc; k++) {
-        if (!strcmp(argv[k], "--source")) {
-            show_source = true;
-        } else if (argv[k][0] == '-' || resource) {
-            complain("usage: meta get RESOURCE [--source]\n");
-            return EXIT_USAGE;
-        } else {
-            resource = argv[k];
-        }
-    }
-    if (!resource) {
-        complain("usage: meta get RESOURCE [--source]\n");
+    if (one_operand(argc, argv, "--source", &resource, &show_source,
+                    "meta get RESOURCE [--source]") < 0)
         return EXIT_USAGE;
-    }
     if (!resource_usable(resource, true)) {
         complain("'%s' is not a resource: NAMESPACE/TYPE/NAME, e.g. default/configmap/cm1\n",
                  resource);

@@ -955,8 +955,8 @@ START_TEST(test_acl_defer)
     expect_bridge_refused();
 
     /* the acl_file decides for ordinary topics. mosquitto 2.0's acl_file does not check
-     * SUBSCRIBE at all (security_default.c returns SUCCESS for it, "FIXME - implement ACL
-     * subscription strings"): the subscription to a denied topic is granted and its messages
+     * SUBSCRIBE at all (security_default.c returns SUCCESS for it; ACL subscription strings
+     * are not implemented there): the subscription to a denied topic is granted and its messages
      * are filtered by the READ check instead. So: a denied publish is refused, and a message
      * on the denied topic never reaches dev1, while one on an allowed topic does. */
     expect_pubsub(dev1, "sensors/x");
