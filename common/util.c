@@ -122,3 +122,61 @@ int kedge_read_secret(const char *path, char **out)
     memset(line, 0, sizeof(line));
     return rc;
 }
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+int kedge_base64_decode(const char *in, size_t len, char **out, size_t *out_len)
+{
+    size_t i, n = 0, pad = 0;
+    uint32_t acc = 0;
+    char *o;
+
+    *out = NULL;
+    *out_len = 0;
+    if (len % 4)
+        return KEDGE_EPARSE;
+    while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
+        pad++;
+    o = kedge_malloc(len / 4 * 3 + 1);
+    if (!o)
+        return -ENOMEM;
+    for (i = 0; i < len - pad; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0) {
+            kedge_free(o);
+            return KEDGE_EPARSE;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        if (i % 4 == 3) {
+            o[n++] = (char)(acc >> 16);
+            o[n++] = (char)(acc >> 8);
+            o[n++] = (char)acc;
+            acc = 0;
+        }
+    }
+    /* the last group: 2 or 3 characters give 1 or 2 bytes; its unused low bits are
+     * ignored, as Go's StdEncoding (not Strict) does */
+    if (pad == 2) {
+        o[n++] = (char)(acc >> 4);
+    } else if (pad == 1) {
+        o[n++] = (char)(acc >> 10);
+        o[n++] = (char)(acc >> 2);
+    }
+    o[n] = '\0';
+    *out = o;
+    *out_len = n;
+    return 0;
+}

@@ -24,6 +24,11 @@ int kedge_parse_long(const char *s, long min, long max, long *out);
  * KEDGE_ECONFIG (the first line is empty), -ENOMEM. The stack copy is wiped. */
 int kedge_read_secret(const char *path, char **out);
 
+/* Standard base64 (RFC 4648 §4, padded; Go's base64.StdEncoding, which Kubernetes uses for a
+ * Secret's data and a ConfigMap's binaryData) into *out (kedge_malloc, NUL-terminated; the
+ * bytes may contain NUL: *out_len counts them). Returns 0, KEDGE_EPARSE (not base64), -ENOMEM. */
+int kedge_base64_decode(const char *in, size_t len, char **out, size_t *out_len);
+
 #define kedge_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

@@ -1,0 +1,351 @@
+/* Edged: pods as real containers, kubelet-style, through the Docker Engine API. One section per
+ * file:
+ *
+ *   engine.c     Docker Engine REST API v1.41 client over a unix socket, on the lws loop
+ *                (libwebsockets' own HTTP client: no thread, no second event loop, no new
+ *                library); the /events stream.
+ *   podspec.c    a v1.Pod's JSON -> struct pod_spec (what kubelet reads of it), and the
+ *                container create bodies (infra and app) built from it. Pure: no I/O.
+ *   podvolumes.c the pod's volume directories: emptyDir, hostPath, configMap and secret files
+ *                written from the MetaManager store.
+ *   probes.c     liveness / readiness / startup probes: exec (engine exec API), httpGet and
+ *                tcpSocket (lws client connections to the pod IP).
+ *   podstatus.c  v1.PodStatus from what the engine reports (inspect), and the podpatch body.
+ *   edged.c      the pod workers: sync each pod toward its spec (sandbox, images, containers,
+ *                restarts with back-off, probes), reconcile with the engine after a restart,
+ *                report status on every change.
+ *
+ * Container layout, as dockershim did it (containers.md §5): per pod one infra container holding
+ * the network namespace ("POD"), app containers joined to it with NetworkMode container:<infra>.
+ * Names k8s_{container}_{pod}_{namespace}_{uid}_{attempt}; labels below.
+ */
+#ifndef KEDGE_EDGED_H
+#define KEDGE_EDGED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bridge.h"
+#include "kedge/buf.h"
+#include "kedge/json.h"
+
+/* Labels on every container edged makes (kubelet's, plus the two kedge needs to find its own
+ * containers again after a restart: several bridges, or other users, may share one engine). */
+#define LABEL_POD_NAME "io.kubernetes.pod.name"
+#define LABEL_POD_NAMESPACE "io.kubernetes.pod.namespace"
+#define LABEL_POD_UID "io.kubernetes.pod.uid"
+#define LABEL_CONTAINER_NAME "io.kubernetes.container.name"
+#define LABEL_CONTAINER_TYPE "io.kubernetes.docker.type" /* "podsandbox" | "container" */
+#define LABEL_RESTART_COUNT "io.kubernetes.container.restartCount"
+#define LABEL_CONTAINER_HASH "io.kubernetes.container.hash"
+#define LABEL_NODE "io.kedge.node" /* node_name of the bridge that made it */
+#define INFRA_CONTAINER_NAME "POD"
+
+/* ==== engine.c =========================================================================== */
+
+struct engine;
+
+struct engine_reply {
+    int status;       /* HTTP status; 0 when there was no answer (see err) */
+    int err;          /* 0, or -ECONNREFUSED/-ENOENT (engine down), -ETIMEDOUT, -ECANCELED
+                       * (engine_free), -EMSGSIZE (body over the cap), -EIO */
+    const char *body; /* the whole body (de-chunked), NUL-terminated; never NULL */
+    size_t len;
+};
+
+/* Called exactly once per request, also when it failed or was cancelled. */
+typedef void (*engine_done_fn)(void *ctx, const struct engine_reply *r);
+
+/* socket_path: the engine's unix socket (copied). Nothing connects until the first request. */
+int engine_new(struct bridge *br, const char *socket_path, struct engine **out);
+/* Every request still queued or in flight completes with err -ECANCELED, then it is gone. */
+void engine_free(struct engine *e);
+
+/* One API call. method "GET" | "POST" | "DELETE"; path without the version prefix
+ * ("/containers/create?name=x"); body: JSON (sent with Content-Type application/json) or NULL.
+ * timeout_ms: 0 = the default (60 s); a stop with a grace period needs more.
+ * Requests beyond a small number in flight wait in FIFO order. Returns 0 (done will be called)
+ * or -ENOMEM (it will not). */
+int engine_request(struct engine *e, const char *method, const char *path, const char *body,
+                   size_t body_len, int timeout_ms, engine_done_fn done, void *ctx);
+
+/* The /events stream, filtered to containers labelled io.kedge.node=node: fn gets each event
+ * object's JSON. Reconnects by itself (after 1 s, capped back-off) while the engine is down;
+ * on_up is called each time the stream is (re)established, so the caller can relist what it
+ * may have missed. */
+typedef void (*engine_event_fn)(void *ctx, const char *json, size_t len);
+typedef void (*engine_up_fn)(void *ctx, bool up);
+int engine_watch(struct engine *e, const char *node, engine_event_fn fn, engine_up_fn on_up,
+                 void *ctx);
+
+/* Percent-encode s for a query string into out. 0 or -ENOMEM. */
+int engine_urlencode(struct kedge_buf *out, const char *s);
+
+/* ==== podspec.c ========================================================================== */
+
+struct pod_kv {
+    char *name, *value;
+};
+
+enum pod_env_source {
+    ENV_VALUE,     /* value (may be "") */
+    ENV_CONFIGMAP, /* valueFrom.configMapKeyRef: ref_name, ref_key */
+    ENV_SECRET,    /* valueFrom.secretKeyRef: ref_name, ref_key (the value is base64 in store) */
+    ENV_FIELD,     /* valueFrom.fieldRef: ref_key = fieldPath */
+    ENV_RESOURCE,  /* valueFrom.resourceFieldRef: ref_key = resource ("limits.cpu", ...) */
+};
+
+struct pod_env {
+    char *name;
+    enum pod_env_source src;
+    char *value;
+    char *ref_name, *ref_key;
+    bool optional;
+};
+
+struct pod_env_from {
+    bool secret; /* secretRef, else configMapRef */
+    char *name, *prefix;
+    bool optional;
+};
+
+enum pod_probe_kind { PROBE_NONE, PROBE_EXEC, PROBE_HTTP, PROBE_TCP };
+
+struct pod_probe {
+    enum pod_probe_kind kind;
+    char **command; /* exec */
+    size_t n_command;
+    char *path, *host, *scheme; /* httpGet: path "/" by default, scheme "HTTP" */
+    int port;                   /* httpGet / tcpSocket; named ports resolved against ports[] */
+    struct pod_kv *headers;     /* httpGet httpHeaders */
+    size_t n_headers;
+    int initial_delay_s, period_s, timeout_s, success_threshold, failure_threshold;
+};
+
+struct pod_port {
+    char *name, *protocol, *host_ip; /* protocol "TCP" | "UDP" | "SCTP"; host_ip may be NULL */
+    int container_port, host_port;   /* host_port 0: not published */
+};
+
+struct pod_mount {
+    char *name, *mount_path, *sub_path; /* sub_path may be NULL */
+    bool read_only;
+};
+
+struct pod_container {
+    char *name, *image;
+    char *pull_policy; /* "Always" | "IfNotPresent" | "Never", defaulted as the API server does */
+    char **command, **args;
+    size_t n_command, n_args;
+    char *working_dir;
+    struct pod_env *env;
+    size_t n_env;
+    struct pod_env_from *env_from;
+    size_t n_env_from;
+    struct pod_port *ports;
+    size_t n_ports;
+    struct pod_mount *mounts;
+    size_t n_mounts;
+    int64_t cpu_limit_milli, cpu_request_milli; /* 0: none */
+    int64_t mem_limit_bytes, mem_request_bytes;
+    struct pod_probe liveness, readiness, startup;
+    bool tty, stdin_open;
+    uint32_t hash; /* of the container's JSON as written: a change means a new container */
+};
+
+enum pod_volume_kind { VOL_EMPTYDIR, VOL_HOSTPATH, VOL_CONFIGMAP, VOL_SECRET, VOL_UNSUPPORTED };
+
+struct pod_key_path {
+    char *key, *path;
+    int mode; /* -1: the volume's default_mode */
+};
+
+struct pod_volume {
+    char *name;
+    enum pod_volume_kind kind;
+    char *source;         /* hostPath path; configMap / secret name */
+    char *host_path_type; /* "", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", ... */
+    char *medium;         /* emptyDir: "" or "Memory" */
+    int64_t size_limit;   /* emptyDir sizeLimit in bytes, 0 none */
+    struct pod_key_path *items;
+    size_t n_items;
+    int default_mode; /* 0644 unless given */
+    bool optional;
+    char *unsupported; /* VOL_UNSUPPORTED: the volume type's name (for the status message) */
+};
+
+enum pod_restart_policy { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NEVER };
+
+struct pod_spec {
+    char *ns, *name, *uid, *node_name;
+    char *service_account, *hostname;
+    struct pod_kv *labels, *annotations;
+    size_t n_labels, n_annotations;
+    bool deleting;        /* metadata.deletionTimestamp is set */
+    int64_t grace_s;      /* terminationGracePeriodSeconds (30) */
+    enum pod_restart_policy restart;
+    bool host_network;
+    struct pod_container *init_containers, *containers;
+    size_t n_init_containers, n_containers;
+    struct pod_volume *volumes;
+    size_t n_volumes;
+};
+
+/* Parse a v1.Pod. Fields kubelet does not need are ignored; a value of the wrong JSON type or
+ * an unparseable quantity is an error, with a reason a user can act on in why (e.g.
+ * `spec.containers[0].resources.limits.memory: quantity "12x" is not valid`).
+ * Returns 0 and *out (podspec_free), KEDGE_EPARSE (not JSON), KEDGE_ESCHEMA (why set), -ENOMEM.
+ * A pod with only metadata (a delete after a forced deletion) parses with n_containers 0. */
+int podspec_parse(const char *json, size_t len, struct pod_spec **out, char *why, size_t why_len);
+void podspec_free(struct pod_spec *p);
+
+/* Kubernetes quantities: "100m", "2", "0.5" -> millicores; "128Mi", "1G", "1e3" -> bytes.
+ * Returns 0 or KEDGE_ESCHEMA. */
+int podspec_cpu_milli(const char *q, int64_t *out);
+int podspec_bytes(const char *q, int64_t *out);
+
+/* Whether an image reference is one the engine can take ("name[:tag][@digest]", lower-case
+ * repository). */
+bool podspec_image_valid(const char *image);
+
+/* The store lookups env and volumes need: *json the object's JSON (kedge_malloc, caller frees).
+ * type "configmap" | "secret". Returns 0, -ENOENT, or another negative code. */
+typedef int (*podspec_lookup_fn)(void *ctx, const char *type, const char *ns, const char *name,
+                                 char **json);
+
+struct podspec_create {
+    const struct pod_spec *pod;
+    const struct pod_container *c; /* NULL: the infra container */
+    const char *node;              /* LABEL_NODE value */
+    const char *infra_image;       /* infra only */
+    const char *infra_id;          /* apps: NetworkMode container:<infra_id> */
+    const char *pod_ip, *host_ip;  /* for fieldRef status.podIP / status.hostIP */
+    const char *volumes_dir;       /* {pods_dir}/{uid}/volumes: binds are {dir}/{volume}[/sub] */
+    int attempt;                   /* LABEL_RESTART_COUNT and the name suffix */
+    podspec_lookup_fn lookup;
+    void *lookup_ctx;
+    int nofile, nproc; /* HostConfig.Ulimits when > 0 (podman without containers.conf) */
+};
+
+/* The container name: k8s_{c or POD}_{pod}_{ns}_{uid}_{attempt}. */
+int podspec_container_name(const struct podspec_create *cc, struct kedge_buf *out);
+/* The body of POST /containers/create for cc. Env values are resolved (configMap, secret,
+ * fieldRef, resourceFieldRef, envFrom) and $(VAR) references expanded as kubelet does.
+ * Returns 0, -ENOMEM, or KEDGE_ESCHEMA with why set to kubelet's message for a
+ * CreateContainerConfigError (`configmap "x" not found`, `couldn't find key k in ConfigMap
+ * ns/x`, `secret "s" not found`). */
+int podspec_create_body(const struct podspec_create *cc, struct kedge_buf *out, char *why,
+                        size_t why_len);
+
+/* ==== podvolumes.c ======================================================================= */
+
+/* Make {pods_dir}/{uid}/volumes/{name} for every volume of p and (re)write configMap and
+ * secret files from the store (atomically: a reader sees the old or the new file). hostPath
+ * DirectoryOrCreate / FileOrCreate are created; Directory / File must exist.
+ * Returns 0, or KEDGE_ESCHEMA with why set to kubelet's FailedMount text
+ * (`MountVolume.SetUp failed for volume "cfg" : configmap "x" not found`), or -errno. */
+int podvolumes_setup(const char *pods_dir, const struct pod_spec *p, podspec_lookup_fn lookup,
+                     void *lookup_ctx, char *why, size_t why_len);
+/* Remove {pods_dir}/{uid} and everything below it (never following symlinks; hostPath
+ * volumes are binds, not directories here). 0 or -errno. */
+int podvolumes_remove(const char *pods_dir, const char *uid);
+/* Whether a volume of p is a configMap / secret named name (its files need rewriting when
+ * that object changes). */
+bool podvolumes_uses(const struct pod_spec *p, const char *type, const char *name);
+
+/* ==== probes.c =========================================================================== */
+
+struct prober;
+
+enum probe_result { PROBE_SUCCESS, PROBE_FAILURE };
+/* ctx, the probe's owner; result and a short message (kubelet's event text). */
+typedef void (*probe_done_fn)(void *ctx, enum probe_result r, const char *message);
+
+int prober_new(struct bridge *br, struct engine *e, struct prober **out);
+/* Cancels every probe in flight: their done functions are not called. */
+void prober_free(struct prober *pr);
+/* Run one probe now against container_id (exec) or ip (httpGet / tcpSocket; the probe's host
+ * wins when set). Timeout: probe->timeout_s. done is called exactly once unless the probe is
+ * cancelled. Returns a handle (> 0) or a negative code. */
+long prober_run(struct prober *pr, const struct pod_probe *probe, const char *container_id,
+                const char *ip, probe_done_fn done, void *ctx);
+void prober_cancel(struct prober *pr, long handle);
+
+/* ==== podstatus.c ======================================================================== */
+
+/* What edged observed of one container (from inspect). */
+struct observed_container {
+    char *id, *name; /* engine id; LABEL_CONTAINER_NAME */
+    char *image, *image_id;
+    int attempt;
+    uint32_t hash;
+    bool running;
+    char *state;                           /* engine State.Status: created|running|exited|... */
+    int exit_code;
+    bool oom_killed;
+    char *error;                           /* State.Error */
+    int64_t started_ms, finished_ms;       /* 0: never */
+    int64_t created_ms;
+};
+
+enum container_waiting {
+    WAIT_NONE,
+    WAIT_CREATING,        /* ContainerCreating */
+    WAIT_PULL_ERROR,      /* ErrImagePull */
+    WAIT_PULL_BACKOFF,    /* ImagePullBackOff */
+    WAIT_INVALID_IMAGE,   /* InvalidImageName */
+    WAIT_NEVER_PULL,      /* ErrImageNeverPull */
+    WAIT_CONFIG_ERROR,    /* CreateContainerConfigError */
+    WAIT_CREATE_ERROR,    /* CreateContainerError */
+    WAIT_CRASH_BACKOFF,   /* CrashLoopBackOff */
+    WAIT_POD_INIT,        /* PodInitializing */
+};
+
+/* edged's view of one container of the spec, as podstatus needs it. */
+struct container_view {
+    const struct pod_container *spec;
+    const struct observed_container *current; /* newest attempt, NULL none */
+    const struct observed_container *previous;/* the one before (lastState), NULL none */
+    enum container_waiting waiting;
+    char *waiting_message;
+    bool ready;   /* readiness probe (true when there is none and it runs) */
+    bool started; /* startup probe passed (or none) and running */
+    int restart_count;
+};
+
+struct pod_view {
+    const struct pod_spec *spec;
+    struct container_view *init, *apps;
+    size_t n_init, n_apps;
+    const char *pod_ip, *host_ip;
+    int64_t start_ms;     /* when edged first took the pod (startTime) */
+    bool sandbox_ready;   /* the infra container runs */
+    bool terminated;      /* the pod was deleted (or finished) and its containers are gone */
+    const char *pod_reason, *pod_message; /* e.g. "UnexpectedAdmissionError" when not runnable */
+};
+
+/* The v1.PodStatus object for v (Go field order: phase, conditions, message, reason, hostIP,
+ * podIP, podIPs, startTime, initContainerStatuses, containerStatuses, qosClass).
+ * Condition transition times are not written: they are added by the caller when a condition
+ * changes (podstatus_patch). Returns 0 or -ENOMEM. */
+int podstatus_write(const struct pod_view *v, struct kedge_buf *out);
+/* The podpatch content edged sends: {"metadata":{"uid":...},"status":{...}} with condition
+ * lastTransitionTime kept from prev_status (a JSON object or NULL) while the condition's status
+ * is unchanged. Returns 0 or -ENOMEM. */
+int podstatus_patch(const char *uid, const char *status, size_t len, const char *prev_status,
+                    size_t prev_len, struct kedge_buf *out);
+/* The pod phase podstatus_write computes, for edged's decisions. */
+const char *podstatus_phase(const struct pod_view *v);
+
+/* ==== edged.c ============================================================================ */
+
+struct edged;
+
+/* Start Edged if engine_socket is configured: list pods in the store, reconcile them with the
+ * engine's containers, then follow MetaManager's pod hook. Returns 0 (also when disabled) or a
+ * negative code. */
+int edged_start(struct bridge *br, struct edged **out);
+void edged_stop(struct edged *ed);
+
+#endif
