@@ -54,6 +54,12 @@ struct bridge_config {
     long status_interval_s;      /* node status computed (kubelet: 10 s) */
     long lease_interval_s;       /* node lease renewed (kubelet: 10 s) */
     long remote_query_timeout_s; /* edgecore's remoteQueryTimeout (60 s) */
+    char *engine_socket;   /* Docker Engine API socket; "none": Edged off */
+    char *pods_dir;        /* volumes of the pods: {pods_dir}/{uid}/volumes/{name} */
+    char *pod_infra_image; /* the infra ("pause") container's image */
+    long pod_backoff_initial_ms, pod_backoff_max_ms; /* kubelet's crash back-off: 10 s, 300 s */
+    long pod_resync_s;     /* relist the engine's containers at least this often */
+    long engine_nofile, engine_nproc; /* Ulimits sent with every create; 0 = the engine's */
     char *password;        /* read from broker_password_file */
 };
 
@@ -193,7 +199,8 @@ struct metamgr;
 /* A reply to metamgr_remote: m NULL with err -ETIMEDOUT / -ECANCELED when none came. */
 typedef void (*metamgr_reply_fn)(void *ctx, const struct kedge_msg *m, int err);
 typedef void (*metamgr_row_fn)(void *ctx, const char *key, const char *value);
-/* Edged's hook for cloud pod insert/update/delete (after the row is committed). */
+/* Edged's hook for cloud insert/update/delete of pods, configmaps and secrets (after the row is
+ * committed, before the ack). */
 typedef void (*metamgr_pod_fn)(void *ctx, const struct kedge_msg *m);
 
 /* Open the meta DB and register for the resource and func groups. The DB file is flock()ed
@@ -218,12 +225,19 @@ void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payl
 int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms,
                    metamgr_reply_fn fn, void *ctx);
 void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx);
+/* A reply of the edge controller, {"Object":..,"Err":..}: the Object's JSON (kedge_malloc), or
+ * NULL when Err is set (*reason: its reason, e.g. "NotFound", borrowed from nothing: static or
+ * NULL) or there is none. A reply that is the object itself is taken as the object. */
+char *metamgr_object_of(const struct kedge_msg *m, const char **reason);
 
 /* ==== node.c ============================================================================= */
 
 /* Register the node, then keep its status and lease fresh while the link is up. */
 int node_start(struct bridge *br);
 void node_stop(void);
+/* The node's InternalIP (the first IPv4 address of an interface that is up and not loopback;
+ * 127.0.0.1 when there is none), as reported in the Node's addresses and the pods' hostIP. */
+void node_internal_ip(char *out, size_t n);
 
 /* ==== certmgr.c ========================================================================== */
 

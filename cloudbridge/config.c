@@ -79,6 +79,22 @@ static const struct conf_key keys[] = {
      "renew the node lease this often (lease duration 40 s)"},
     {"remote_query_timeout_s", CONF_INT, F(remote_query_timeout_s), 1, 3600, "60",
      "wait this long for the cloud's answer to a query, registration, status or lease"},
+    {"engine_socket", CONF_STR, F(engine_socket), 0, 0, "/var/run/docker.sock",
+     "Docker Engine API socket (dockerd, or podman system service); none = no pods"},
+    {"pods_dir", CONF_STR, F(pods_dir), 0, 0, "/var/lib/kedge/pods",
+     "pod volumes (emptyDir, configMap, secret files)"},
+    {"pod_infra_image", CONF_STR, F(pod_infra_image), 0, 0, "kubeedge/pause:3.6",
+     "image of the container holding a pod's network namespace"},
+    {"pod_backoff_initial_ms", CONF_INT, F(pod_backoff_initial_ms), 100, 3600000, "10000",
+     "first restart back-off of a crashing container (doubles)"},
+    {"pod_backoff_max_ms", CONF_INT, F(pod_backoff_max_ms), 100, 3600000, "300000",
+     "restart back-off cap"},
+    {"pod_resync_s", CONF_INT, F(pod_resync_s), 1, 3600, "10",
+     "relist the engine's containers at least this often (events come in between)"},
+    {"engine_nofile", CONF_INT, F(engine_nofile), 0, 1 << 30, "0",
+     "RLIMIT_NOFILE for containers (podman without containers.conf needs it); 0 = engine's"},
+    {"engine_nproc", CONF_INT, F(engine_nproc), 0, 1 << 30, "0",
+     "RLIMIT_NPROC for containers; 0 = the engine's"},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

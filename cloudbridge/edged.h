@@ -79,6 +79,8 @@ typedef void (*engine_up_fn)(void *ctx, bool up);
 int engine_watch(struct engine *e, const char *node, engine_event_fn fn, engine_up_fn on_up,
                  void *ctx);
 
+extern const struct lws_protocols engine_protocol;
+
 /* Percent-encode s for a query string into out. 0 or -ENOMEM. */
 int engine_urlencode(struct kedge_buf *out, const char *s);
 
@@ -298,6 +300,7 @@ enum container_waiting {
     WAIT_NEVER_PULL,      /* ErrImageNeverPull */
     WAIT_CONFIG_ERROR,    /* CreateContainerConfigError */
     WAIT_CREATE_ERROR,    /* CreateContainerError */
+    WAIT_RUN_ERROR,       /* RunContainerError (the engine could not start it) */
     WAIT_CRASH_BACKOFF,   /* CrashLoopBackOff */
     WAIT_POD_INIT,        /* PodInitializing */
 };
@@ -314,6 +317,8 @@ struct container_view {
     int restart_count;
 };
 
+enum pod_condition { COND_INITIALIZED, COND_READY, COND_CONTAINERS_READY, COND_SCHEDULED, N_COND };
+
 struct pod_view {
     const struct pod_spec *spec;
     struct container_view *init, *apps;
@@ -321,22 +326,26 @@ struct pod_view {
     const char *pod_ip, *host_ip;
     int64_t start_ms;     /* when edged first took the pod (startTime) */
     bool sandbox_ready;   /* the infra container runs */
-    bool terminated;      /* the pod was deleted (or finished) and its containers are gone */
-    const char *pod_reason, *pod_message; /* e.g. "UnexpectedAdmissionError" when not runnable */
+    bool terminating;     /* deleted: the phase becomes terminal once nothing runs */
+    const char *pod_reason, *pod_message; /* a pod-level problem (unsupported volume, ...) */
+    int64_t cond_since_s[N_COND]; /* lastTransitionTime of each condition (edged keeps them) */
 };
 
-/* The v1.PodStatus object for v (Go field order: phase, conditions, message, reason, hostIP,
- * podIP, podIPs, startTime, initContainerStatuses, containerStatuses, qosClass).
- * Condition transition times are not written: they are added by the caller when a condition
- * changes (podstatus_patch). Returns 0 or -ENOMEM. */
-int podstatus_write(const struct pod_view *v, struct kedge_buf *out);
-/* The podpatch content edged sends: {"metadata":{"uid":...},"status":{...}} with condition
- * lastTransitionTime kept from prev_status (a JSON object or NULL) while the condition's status
- * is unchanged. Returns 0 or -ENOMEM. */
-int podstatus_patch(const char *uid, const char *status, size_t len, const char *prev_status,
-                    size_t prev_len, struct kedge_buf *out);
-/* The pod phase podstatus_write computes, for edged's decisions. */
+/* The conditions' truth for v (edged updates cond_since_s when one flips). */
+void podstatus_conditions(const struct pod_view *v, bool out[N_COND]);
+/* The pod phase: Pending | Running | Succeeded | Failed (kubelet's getPhase). */
 const char *podstatus_phase(const struct pod_view *v);
+/* The v1.PodStatus object for v, in Go's field order (phase, conditions, message, reason,
+ * hostIP, hostIPs, podIP, podIPs, startTime, initContainerStatuses, containerStatuses,
+ * qosClass). Returns 0 or -ENOMEM. */
+int podstatus_write(const struct pod_view *v, struct kedge_buf *out);
+/* The podpatch content: {"metadata":{"uid":uid},"status":<status>}. 0 or -ENOMEM. */
+int podstatus_patch(const char *uid, const char *status, size_t len, struct kedge_buf *out);
+/* kubelet's waiting reason for w ("ContainerCreating", "CrashLoopBackOff", ...). */
+const char *podstatus_waiting_reason(enum container_waiting w);
+/* An RFC 3339 time with nanoseconds, as the engines write them, to Unix ms; 0 for the zero
+ * time ("0001-01-01T00:00:00Z") or anything unparsable. */
+int64_t podstatus_parse_time_ms(const char *s);
 
 /* ==== edged.c ============================================================================ */
 
@@ -346,6 +355,9 @@ struct edged;
  * engine's containers, then follow MetaManager's pod hook. Returns 0 (also when disabled) or a
  * negative code. */
 int edged_start(struct bridge *br, struct edged **out);
+/* Before lws_context_destroy: no new work, timers cancelled. */
 void edged_stop(struct edged *ed);
+/* After lws_context_destroy (whose closing connections still call back into edged). NULL ok. */
+void edged_free(struct edged *ed);
 
 #endif

@@ -496,7 +496,8 @@ static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
         return rc; /* not stored: no ack, the cloud sends it again */
     if (m->source && !strcmp(m->source, "devicecontroller"))
         to_devicetwin(mm, m, type);
-    else if (mm->pod_hook && !strcmp(type, "pod"))
+    else if (mm->pod_hook &&
+             (!strcmp(type, "pod") || !strcmp(type, "configmap") || !strcmp(type, "secret")))
         mm->pod_hook(mm->pod_ctx, m);
     ack(mm, m);
     return 0;
@@ -551,6 +552,41 @@ int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms
     nw[mm->n_waiters].deadline_ms = kedge_now_ms() + (uint64_t)timeout_ms;
     mm->n_waiters++;
     return 0;
+}
+
+/* {"Object":..,"Err":..} -> Object JSON (NULL if Err or none); also the error's reason. */
+char *metamgr_object_of(const struct kedge_msg *m, const char **reason)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *obj, *err;
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    char *out = NULL;
+
+    *reason = NULL;
+    if (!m || kedge_json_parse(m->content, m->content_len, &doc) < 0)
+        return NULL;
+    root = kedge_jdoc_root(doc);
+    obj = kedge_json_get_exact(root, "Object", 6);
+    err = kedge_json_get_exact(root, "Err", 3);
+    if (!obj && !err && root->type == KEDGE_JOBJ && !kedge_json_get_exact(root, "ErrStatus", 9))
+        obj = root; /* a plain object (query reply) */
+    if (!kedge_json_is_null(err) || kedge_json_get_exact(root, "ErrStatus", 9)) {
+        const struct kedge_jval *es = kedge_json_get_exact(kedge_json_is_null(err) ? root : err,
+                                                           "ErrStatus", 9);
+        const struct kedge_jval *r = kedge_json_get(es, "reason");
+        *reason = r && r->type == KEDGE_JSTR && !strcmp(r->str, "AlreadyExists") ? "AlreadyExists"
+                  : r && r->type == KEDGE_JSTR && !strcmp(r->str, "NotFound") ? "NotFound"
+                                                                              : "error";
+    } else if (obj && !kedge_json_is_null(obj)) {
+        kedge_jw_init(&w, &b);
+        kedge_json_write_value(&w, obj);
+        if (kedge_jw_finish(&w) == 0)
+            out = kedge_buf_take(&b, NULL);
+    }
+    kedge_buf_cleanup(&b);
+    kedge_jdoc_free(doc);
+    return out;
 }
 
 void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx)

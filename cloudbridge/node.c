@@ -108,7 +108,7 @@ static void os_image(char *out, size_t n)
     fclose(f);
 }
 
-static void internal_ip(char *out, size_t n)
+void node_internal_ip(char *out, size_t n)
 {
     struct ifaddrs *ifa = NULL, *i;
 
@@ -161,7 +161,7 @@ static void read_machine(const struct bridge *br, struct machine *mc)
         mc->disk_kib = (long long)(vfs.f_blocks * vfs.f_frsize / 1024);
         mc->disk_free_kib = (long long)(vfs.f_bavail * vfs.f_frsize / 1024);
     }
-    internal_ip(mc->ip, sizeof(mc->ip));
+    node_internal_ip(mc->ip, sizeof(mc->ip));
     os_image(mc->os, sizeof(mc->os));
     if (uname(&u) == 0) {
         snprintf(mc->kernel, sizeof(mc->kernel), "%s", u.release);
@@ -169,15 +169,6 @@ static void read_machine(const struct bridge *br, struct machine *mc)
     }
     read_line("/etc/machine-id", mc->machine_id, sizeof(mc->machine_id));
     read_line("/proc/sys/kernel/random/boot_id", mc->boot_id, sizeof(mc->boot_id));
-}
-
-static void rfc3339(int64_t t, char out[32])
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&tt, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ---- the Node object ---------------------------------------------------------------------- */
@@ -223,8 +214,8 @@ static void write_status(struct node *n, struct kedge_jw *w, const struct machin
     bool disk = mc->disk_kib > 0 && mc->disk_free_kib < mc->disk_kib / 10;
 
     if (with_times) {
-        rfc3339((int64_t)time(NULL), now);
-        rfc3339(n->ready_since_s, since);
+        kedge_rfc3339((int64_t)time(NULL), now);
+        kedge_rfc3339(n->ready_since_s, since);
     }
     kedge_jw_obj_open(w);
     resources(w, "capacity", mc, false);
@@ -331,41 +322,6 @@ static int send_remote(struct node *n, const char *op, const char *resource, con
     return rc;
 }
 
-/* {"Object":..,"Err":..} -> Object JSON (NULL if Err or none); also the error's reason. */
-static char *object_of(const struct kedge_msg *m, const char **reason)
-{
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *root, *obj, *err;
-    struct kedge_buf b = KEDGE_BUF_INIT;
-    struct kedge_jw w;
-    char *out = NULL;
-
-    *reason = NULL;
-    if (!m || kedge_json_parse(m->content, m->content_len, &doc) < 0)
-        return NULL;
-    root = kedge_jdoc_root(doc);
-    obj = kedge_json_get_exact(root, "Object", 6);
-    err = kedge_json_get_exact(root, "Err", 3);
-    if (!obj && !err && root->type == KEDGE_JOBJ && !kedge_json_get_exact(root, "ErrStatus", 9))
-        obj = root; /* a plain object (query reply) */
-    if (!kedge_json_is_null(err) || kedge_json_get_exact(root, "ErrStatus", 9)) {
-        const struct kedge_jval *es = kedge_json_get_exact(kedge_json_is_null(err) ? root : err,
-                                                           "ErrStatus", 9);
-        const struct kedge_jval *r = kedge_json_get(es, "reason");
-        *reason = r && r->type == KEDGE_JSTR && !strcmp(r->str, "AlreadyExists") ? "AlreadyExists"
-                  : r && r->type == KEDGE_JSTR && !strcmp(r->str, "NotFound") ? "NotFound"
-                                                                              : "error";
-    } else if (obj && !kedge_json_is_null(obj)) {
-        kedge_jw_init(&w, &b);
-        kedge_json_write_value(&w, obj);
-        if (kedge_jw_finish(&w) == 0)
-            out = kedge_buf_take(&b, NULL);
-    }
-    kedge_buf_cleanup(&b);
-    kedge_jdoc_free(doc);
-    return out;
-}
-
 static char *uid_of(const char *json)
 {
     struct kedge_jdoc *doc = NULL;
@@ -399,7 +355,7 @@ static void fetched(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
     const char *reason = NULL;
-    char *obj = err ? NULL : object_of(m, &reason);
+    char *obj = err ? NULL : metamgr_object_of(m, &reason);
 
     n->registering = false;
     if (!obj) {
@@ -422,7 +378,7 @@ static void registered(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
     const char *reason = NULL;
-    char *obj = err ? NULL : object_of(m, &reason);
+    char *obj = err ? NULL : metamgr_object_of(m, &reason);
 
     n->registering = false;
     if (err) {
@@ -461,7 +417,7 @@ static void lease_done(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
     const char *reason = NULL;
-    char *obj = err ? NULL : object_of(m, &reason);
+    char *obj = err ? NULL : metamgr_object_of(m, &reason);
 
     n->lease_inflight = false;
     if (obj) {
@@ -526,7 +482,7 @@ static void status_done(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
     const char *reason = NULL;
-    char *obj = err ? NULL : object_of(m, &reason);
+    char *obj = err ? NULL : metamgr_object_of(m, &reason);
 
     n->status_inflight = false;
     if (obj) {

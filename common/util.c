@@ -72,13 +72,18 @@ void kedge_uuid4(char out[KEDGE_UUID_LEN + 1])
     out[o] = '\0';
 }
 
-void kedge_rfc3339_now(char out[32])
+void kedge_rfc3339(int64_t unix_s, char out[32])
 {
-    time_t t = time(NULL);
+    time_t t = (time_t)unix_s;
     struct tm tm;
 
     gmtime_r(&t, &tm);
     (void)strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void kedge_rfc3339_now(char out[32])
+{
+    kedge_rfc3339((int64_t)time(NULL), out);
 }
 
 int kedge_parse_long(const char *s, long min, long max, long *out)

@@ -16,6 +16,8 @@ int64_t kedge_wall_ms(void);
 void kedge_uuid4(char out[KEDGE_UUID_LEN + 1]);
 /* Now as RFC 3339 UTC with second precision ("2024-05-01T10:00:00Z"), as Go's time.RFC3339. */
 void kedge_rfc3339_now(char out[32]);
+/* The same for a given Unix time in seconds. */
+void kedge_rfc3339(int64_t unix_s, char out[32]);
 /* Parse a base-10 integer in [min, max], whole string. Returns 0, -EINVAL or -ERANGE. */
 int kedge_parse_long(const char *s, long min, long max, long *out);
 

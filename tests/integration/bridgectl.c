@@ -336,6 +336,15 @@ static int write_config(struct bridgectl *b, const struct bridgectl_opts *o)
         rc = bridgectl_set(b, "db_path", b->db_path);
     if (rc == 0)
         rc = bridgectl_set(b, "meta_db_path", b->meta_path);
+    if (rc == 0) { /* no container engine unless a test names one; pod volumes stay inside */
+        char *pods = NULL;
+        rc = asprintf(&pods, "%s/pods", b->dir) < 0 ? -ENOMEM : 0;
+        if (rc == 0)
+            rc = bridgectl_set(b, "pods_dir", pods);
+        free(pods);
+    }
+    if (rc == 0)
+        rc = bridgectl_set(b, "engine_socket", "none");
     if (rc == 0 && o->password) {
         char *pw = NULL;
         if (strchr(o->password, '\n') || asprintf(&pw, "%s\n", o->password) < 0)

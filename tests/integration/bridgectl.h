@@ -51,7 +51,8 @@ struct bridgectl_opts {
 struct bridgectl;
 
 /* Make the directory and the config; nothing is started.
- * Defaults written first: db_path <dir>/bridge.db, meta_db_path <dir>/meta.db, and
+ * Defaults written first: db_path <dir>/bridge.db, meta_db_path <dir>/meta.db, pods_dir
+ * <dir>/pods, engine_socket none (no pods unless the test names an engine), and
  * broker_password_file when .password is set.
  * o: borrowed for the call. Returns 0 and *out, -ENOTSUP (valgrind in the ASan tree), -EINVAL
  * (a line with a newline, an env entry without =), -E2BIG (over 48 args), -ENOMEM or -errno. */
