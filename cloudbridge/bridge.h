@@ -288,6 +288,7 @@ struct bridge {
     struct edgehub *hub;
     struct relay *relay;
     struct metamgr *meta;
+    struct edged *edged; /* NULL when engine_socket is none */
     bool stopping;
 };
 

@@ -273,6 +273,8 @@ void prober_free(struct prober *pr);
 long prober_run(struct prober *pr, const struct pod_probe *probe, const char *container_id,
                 const char *ip, probe_done_fn done, void *ctx);
 void prober_cancel(struct prober *pr, long handle);
+/* The lws protocol of the probes' client connections: on the bridge's local vhost (main.c). */
+extern const struct lws_protocols probes_protocol;
 
 /* ==== podstatus.c ======================================================================== */
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "edged.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
@@ -64,16 +65,19 @@ static void usage(FILE *f)
     config_print_keys();
 }
 
-static const struct lws_protocols *protocols[] = {&edgehub_protocol, &relay_protocol, NULL};
+static const struct lws_protocols *protocols[] = {&edgehub_protocol, &relay_protocol,
+                                                  &engine_protocol, &probes_protocol};
+#define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
 
 static int create_loop(struct bridge *br)
 {
-    static struct lws_protocols list[3];
+    static struct lws_protocols list[N_PROTOCOLS + 1];
     struct lws_context_creation_info info;
+    size_t i;
 
-    list[0] = *protocols[0];
-    list[1] = *protocols[1];
-    memset(&list[2], 0, sizeof(list[2]));
+    for (i = 0; i < N_PROTOCOLS; i++)
+        list[i] = *protocols[i];
+    memset(&list[N_PROTOCOLS], 0, sizeof(list[N_PROTOCOLS]));
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = list;
@@ -213,6 +217,8 @@ int main(int argc, char **argv)
     certwatch_start(&br);
     metamgr_start(br.meta);
     node_start(&br);
+    if (edged_start(&br, &br.edged) < 0)
+        goto out;
     while (!stop_requested)
         if (lws_service(br.lws, 0) < 0)
             break;
@@ -222,11 +228,13 @@ int main(int argc, char **argv)
     edgehub_stop(br.hub);
     certwatch_stop();
     node_stop();
+    edged_stop(br.edged);
     rc = 0;
 out:
     if (br.lws)
         lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
     br.lws = NULL;
+    edged_free(br.edged);
     metamgr_close(br.meta);
     relay_free(br.relay);
     edgehub_free(br.hub);

@@ -6,6 +6,11 @@
 # into a new database, writes the configs and runs the three processes; Ctrl-C or SIGTERM stops
 # them all cleanly, and if one of them dies the others are stopped too.
 #
+# Pods run as containers: unless KEDGE_ENGINE_SOCKET names an engine, a private podman service
+# (Docker API) is started in <data dir>/engine by scripts/engine.sh and stopped with the rest.
+# kedge-bridge gets engine_socket and pod_infra_image (the engine's localhost/pause:edge) once it
+# knows those keys. If the engine cannot start, the node runs without pods.
+#
 # To join a real cloudcore instead of the local cloud, give its address and a token from
 # `keadm gettoken` (the bridge does the certificate bootstrap once, as keadm join does):
 #   KEDGE_CLOUD_HOST=192.168.1.10 KEDGE_CLOUD_TOKEN=<token> ./scripts/run.sh
@@ -20,6 +25,8 @@
 #   KEDGE_CLOUD_TOKEN=            token for the first join of that cloudcore
 #   KEDGE_CLOUD_PORT=10000        CloudHub websocket port (cloudsim listens there too)
 #   KEDGE_CLOUDSIM_CONTROL_PORT=10010  the local cloud's control API
+#   KEDGE_ENGINE_SOCKET=          a running dockerd/podman API socket to use for pods; unset: start
+#                                 scripts/engine.sh (podman); none: no container engine
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +42,8 @@ CLOUD_HOST=${KEDGE_CLOUD_HOST:-}
 CLOUD_PORT=${KEDGE_CLOUD_PORT:-10000}
 SIM_CONTROL_PORT=${KEDGE_CLOUDSIM_CONTROL_PORT:-10010}
 PASSWORD_FILE=$DATA_DIR/bridge.password
+ENGINE_SOCKET=${KEDGE_ENGINE_SOCKET:-}
+ENGINE_DIR= # set while run.sh's own engine runs
 PIDS=()
 
 # Build dependencies (the top-level CMakeLists.txt needs all of them to configure), the broker
@@ -42,6 +51,8 @@ PIDS=()
 PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto-dev
           libmosquitto-dev libyajl-dev libsqlite3-dev libwebsockets-dev libssl-dev check
           sqlite3)
+# The container engine scripts/engine.sh starts (see scripts/test.sh for why each is named).
+ENGINE_PACKAGES=(podman runc netavark iptables busybox-static curl)
 
 die() {
     echo "run.sh: $*" >&2
@@ -78,6 +89,13 @@ check_settings() {
     *) DATA_DIR=$PWD/$DATA_DIR DB_PATH=$DATA_DIR/kedge.db CONF=$DATA_DIR/mosquitto.conf ;;
     esac
     PASSWORD_FILE=$DATA_DIR/bridge.password
+    if [[ -n $ENGINE_SOCKET && $ENGINE_SOCKET != none && ! -S $ENGINE_SOCKET ]]; then
+        die "KEDGE_ENGINE_SOCKET=$ENGINE_SOCKET is not a socket (a running dockerd or podman" \
+            "system service), or use KEDGE_ENGINE_SOCKET=none"
+    fi
+    if [[ -z $ENGINE_SOCKET ]]; then
+        PACKAGES+=("${ENGINE_PACKAGES[@]}")
+    fi
 }
 
 build() {
@@ -187,6 +205,61 @@ stop_all() {
     for p in "${PIDS[@]}"; do
         wait "$p" 2>/dev/null || true
     done
+    stop_engine
+}
+
+# The engine directory: the socket path must fit AF_UNIX's 108 bytes.
+engine_dir() {
+    local d=$DATA_DIR/engine
+    if ((${#d} + 12 > 107)); then
+        d=/tmp/kedge-engine-run-$(id -u)
+    fi
+    echo "$d"
+}
+
+# Start run.sh's own engine, unless one is configured. Not fatal: without an engine the node
+# runs, only without pods.
+start_engine() {
+    local dir out
+    [[ -z $ENGINE_SOCKET ]] || return 0
+    dir=$(engine_dir)
+    # A former run.sh killed with SIGKILL leaves its engine (a daemon) running: stop it first.
+    bash "$REPO/scripts/engine.sh" stop "$dir" >/dev/null 2>&1 || true
+    echo "run.sh: starting the container engine in $dir"
+    ENGINE_DIR=$dir
+    if out=$(bash "$REPO/scripts/engine.sh" start "$dir"); then
+        ENGINE_SOCKET=$dir/podman.sock
+        echo "run.sh: $out"
+    else
+        echo "run.sh: no container engine (see above); the node runs without pods" >&2
+        stop_engine
+        ENGINE_SOCKET=none
+    fi
+}
+
+stop_engine() {
+    [[ -n $ENGINE_DIR ]] || return 0
+    bash "$REPO/scripts/engine.sh" stop "$ENGINE_DIR" >/dev/null || true
+    ENGINE_DIR=
+}
+
+# The pod keys, for a bridge that knows them (kedge-bridge -h lists its keys). engine_socket is
+# passed as "none" too: the bridge's default is /var/run/docker.sock.
+engine_args() {
+    local keys
+    keys=$("$BUILD_DIR/cloudbridge/kedge-bridge" -h 2>&1 || true)
+    if ! grep -qE '^ *engine_socket ' <<<"$keys"; then
+        echo "run.sh: this kedge-bridge has no engine_socket key yet: pods are not run" >&2
+        return 0
+    fi
+    BRIDGE_ARGS+=(engine_socket="$ENGINE_SOCKET")
+    [[ $ENGINE_SOCKET != none ]] || return 0
+    # the images of run.sh's own engine; a configured engine must provide the default one
+    [[ -n $ENGINE_DIR ]] && BRIDGE_ARGS+=(pod_infra_image=localhost/pause:edge)
+    if grep -qE '^ *pods_dir ' <<<"$keys"; then
+        BRIDGE_ARGS+=(pods_dir="$DATA_DIR/pods")
+    fi
+    return 0
 }
 
 wait_for_port() {
@@ -211,6 +284,8 @@ kedge edge node "$NODE_NAME": mosquitto + kedge_plugin.so on $BIND:$PORT
   cloud     kedge-bridge -> $cloud
   config    $CONF
   data      $DATA_DIR (kedge.db, bridge.db, meta.db)
+  pods      $(if [[ $ENGINE_SOCKET == none ]]; then echo "none (no container engine)"
+              else echo "Docker API on $ENGINE_SOCKET"; fi)
 Try it from another terminal (demo device default/thermo, int twin "temperature"):
   mosquitto_sub $h -v -t '$t/#'
   mosquitto_pub $h -t '$t/twin/update' \\
@@ -252,6 +327,9 @@ main() {
     fi
     bridge_args
     trap 'stop_all; exit 0' INT TERM
+    trap stop_engine EXIT
+    start_engine
+    engine_args
     if [[ -z $CLOUD_HOST ]]; then
         "$BUILD_DIR/tests/cloudsim/kedge-cloudsim" --certs "$DATA_DIR/cloud-certs" \
             --node "$NODE_NAME" --port "$CLOUD_PORT" --control-port "$SIM_CONTROL_PORT" \

@@ -28,9 +28,18 @@ JOBS=${KEDGE_TEST_JOBS:-$(nproc)}
 CTEST_JOBS=$((JOBS < 2 ? JOBS : 2))
 export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
 
+# The last line is the container engine for edged's tests (scripts/engine.sh, containers.md):
+# podman with runc (its crun cannot run containers under our hybrid cgroups), busybox-static for
+# the offline images and curl for engine.sh. With --no-install-recommends, two things podman
+# needs for bridge networking and port publishing must be named: netavark (containers-common
+# Depends only on the virtual container-network-stack, for which apt would then pick
+# containernetworking-plugins, the CNI backend we did not verify) and iptables (only a Suggests,
+# but netavark runs it for NAT and port forwarding; nothing else pulls it in). aardvark-dns (DNS
+# on user-defined networks) and catatonit (podman's own pods, --init) are not used.
 PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto-dev
           libmosquitto-dev libyajl-dev libsqlite3-dev libwebsockets-dev libssl-dev check
-          valgrind clang libclang-rt-14-dev sqlite3)
+          valgrind clang libclang-rt-14-dev sqlite3
+          podman runc netavark iptables busybox-static curl)
 
 LOG_DIR=$REPO/build/test-logs
 FAILED=()

@@ -11,6 +11,7 @@
  *   controllers.c  what cloudcore's device and edge controllers answer to upstream messages,
  *                  and the small object store those answers come from.
  *   nodes.c        the edge controller's Node objects and the node lifecycle controller.
+ *   smpatch.c      the API server's strategic merge patch, for Node and Pod status patches.
  *   control.c      the plain-HTTP control API on 127.0.0.1 that tests drive cloudsim with.
  *   certsrv.c      CloudHub's HTTPS certificate service (:10002): /ca.crt, /edge.crt, the token.
  *
@@ -124,8 +125,10 @@ int hub_link_freeze(struct hub *h, const char *node, bool freeze);
 int hub_link_drop(struct hub *h, const char *node);
 /* Drop every connection and refuse new ones for `seconds` (0 ends a refusal). */
 void hub_link_refuse(struct hub *h, long seconds);
-/* GET /nodes (controllers_write_nodes). */
+/* GET /nodes, GET /pods, GET /object (controllers_write_nodes, _pods, _object). */
 void hub_write_nodes(struct hub *h, struct kedge_jw *w);
+void hub_write_pods(struct hub *h, struct kedge_jw *w);
+int hub_write_object(struct hub *h, const char *key, struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
  * controllers.c: cloudcore's controllers, as far as the edge can see them
@@ -151,6 +154,13 @@ int controllers_downstream(struct controllers *c, const struct kedge_msg *m);
 /* GET /nodes: {"nodes":[{"name","ready":"True|False|Unknown","registrations","lease_renew_ms",
  * "exists","status":{...}|null}]}. */
 void controllers_write_nodes(struct controllers *c, struct kedge_jw *w);
+/* GET /pods: {"pods":[{"key":"{ns}/pod/{name}","uid":"...","phase":"...","patches":N,
+ * "object":{...}}]} in the order the pods were first stored; uid and phase are "" when the pod
+ * has none; patches counts the status patches applied since it was first stored. */
+void controllers_write_pods(struct controllers *c, struct kedge_jw *w);
+/* GET /object?key=K: the stored object as it is. key: "{ns}/{type}/{name}" ("{ns}/node/{name}"
+ * and "node/{name}" both name a Node). Returns 0 or -ENOENT (nothing written). */
+int controllers_write_object(struct controllers *c, const char *key, struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
  * nodes.c: Node objects, registrations, leases, NotReady after the grace period
@@ -180,6 +190,24 @@ void nodes_delete(struct nodes *ns, const char *name);
 int nodes_lease(struct nodes *ns, const char *name, const char *json, size_t len);
 /* The GET /nodes answer (controllers_write_nodes). */
 void nodes_write(struct nodes *ns, struct kedge_jw *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * smpatch.c: strategic merge patch (k8s.io/apimachinery/pkg/util/strategicpatch)
+ */
+
+/* A list that merges element by element: the member name it has wherever it appears, and its
+ * patchMergeKey (k8s.io/api's struct tags). Tables end with {NULL, NULL}. */
+struct smp_list {
+    const char *name, *key;
+};
+
+/* out = base (JSON) with patch (a JSON object) applied: objects merge, null deletes, the lists
+ * in `lists` merge by their key, every other list and scalar is replaced, "$" directives are
+ * dropped. base, patch, lists: borrowed. out: appended to; the caller cleans it up (also on
+ * failure). Returns 0, KEDGE_EPARSE (either is not JSON), KEDGE_ESCHEMA (patch is not an
+ * object), -ENOMEM. */
+int smp_apply(const char *base, size_t base_len, const char *patch, size_t patch_len,
+              const struct smp_list *lists, struct kedge_buf *out);
 
 /* ---------------------------------------------------------------------------------------------
  * control.c: the HTTP control API

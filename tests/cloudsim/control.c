@@ -18,6 +18,15 @@
  *   POST /link/freeze|thaw|drop[?node=N], POST /link/refuse?seconds=N -> {"ok":true}
  *   GET  /nodes                  -> {"nodes":[{"name","ready","registrations","lease_renew_ms",
  *                                    "exists","status"},...]} (nodes.c)
+ *   GET  /pods                   -> {"pods":[{"key":"default/pod/nginx","uid":"...",
+ *                                    "phase":"Running","patches":N,"object":{<the Pod>}},...]}
+ *                                (controllers.c): every pod in the cloud's store, in the order
+ *                                they were first stored; uid/phase "" when the pod has none;
+ *                                patches = status patches from the edge applied to it since
+ *                                then. A pod the edge deleted (finalised) is gone from it.
+ *   GET  /object?key=K           -> the stored object itself (200), K = {ns}/{type}/{name} (a
+ *                                Node: node/{name} or {ns}/node/{name}); 404 when there is none,
+ *                                400 without ?key=
  *
  * A POST needs a Content-Length (lws waits for a body otherwise); one without it is answered
  * as if the body were empty and the connection is then closed, so `curl -X POST` works.
@@ -43,6 +52,8 @@ struct req {
     char path[128];
     char node[256];
     bool has_node;
+    char key[600];
+    bool has_key;
     long long since;
     bool skip_keepalive;
     long seconds;
@@ -65,7 +76,7 @@ static void req_reset(struct req *r)
 
 static void parse_query(struct lws *wsi, struct req *r)
 {
-    char arg[512];
+    char arg[1024];
     int i, n;
 
     for (i = 0; (n = lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i)) >= 0;
@@ -83,6 +94,13 @@ static void parse_query(struct lws *wsi, struct req *r)
             else {
                 memcpy(r->node, v, strlen(v) + 1);
                 r->has_node = true;
+            }
+        } else if (klen == 3 && strncmp(arg, "key", 3) == 0) {
+            if (strlen(v) >= sizeof(r->key))
+                r->bad_query = true;
+            else {
+                memcpy(r->key, v, strlen(v) + 1);
+                r->has_key = true;
             }
         } else if (klen == 5 && strncmp(arg, "since", 5) == 0) {
             if (kedge_parse_long(v, -1, 0x7fffffffffffffffL, &l) < 0)
@@ -206,6 +224,19 @@ static unsigned handle_link(struct hub *h, struct req *r, const char *what, stru
     return 200;
 }
 
+static unsigned handle_object(struct hub *h, struct req *r, struct kedge_jw *w)
+{
+    if (!r->has_key || !r->key[0]) {
+        write_error(w, "object needs ?key={ns}/{type}/{name}");
+        return 400;
+    }
+    if (hub_write_object(h, r->key, w) < 0) {
+        write_error(w, "no such object");
+        return 404;
+    }
+    return 200;
+}
+
 static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
 {
     static const struct {
@@ -215,7 +246,7 @@ static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
         {"/send", M_POST},      {"/send_raw", M_POST},  {"/received", M_GET},
         {"/acked", M_GET},      {"/state", M_GET},      {"/link/freeze", M_POST},
         {"/link/thaw", M_POST}, {"/link/drop", M_POST}, {"/link/refuse", M_POST},
-        {"/nodes", M_GET},
+        {"/nodes", M_GET},      {"/pods", M_GET},       {"/object", M_GET},
     };
     size_t i;
 
@@ -250,6 +281,12 @@ static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
         hub_write_nodes(h, w);
         return 200;
     }
+    if (strcmp(r->path, "/pods") == 0) {
+        hub_write_pods(h, w);
+        return 200;
+    }
+    if (strcmp(r->path, "/object") == 0)
+        return handle_object(h, r, w);
     if (strcmp(r->path, "/state") == 0) {
         if (hub_write_state(h, r->has_node ? r->node : NULL, w) < 0) {
             write_error(w, "unknown node");

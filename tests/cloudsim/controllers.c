@@ -15,9 +15,12 @@
  *    Objects the edge inserts or updates, and objects the cloud sends down (hub_send_json), go
  *    into a small store keyed by resource; queries and patches answer from it. Nodes live in
  *    nodes.c, which creates them from the insert (AlreadyExists for a second one), applies
- *    status patches and marks a node whose lease stopped NotReady. Pod patches are not applied;
- *    a pod patch of an object the store does not have is answered with the patch itself as the
- *    object.
+ *    status patches and marks a node whose lease stopped NotReady.
+ *  - pods (the store, section "pods" below): a podpatch is applied as the API server's
+ *    PATCH of pods/status (strategic merge, smpatch.c) and answered with the patched Pod;
+ *    a missing pod is NotFound, a patch naming another pod's uid is Invalid (uid is
+ *    immutable); the edge's delete of a pod it finalised removes it. The control API reads
+ *    them back (GET /pods, GET /object).
  *  - k8s/ca.crt (answered by CloudHub itself): the content is our CA certificate in PEM.
  *
  * Replies are queued through hub_enqueue, which applies the ack rules (§5.2) to them.
@@ -37,7 +40,8 @@ struct object {
     char *key;  /* "node/{name}" for nodes (namespace-free), else "{ns}/{type}/{name}" */
     char *json; /* the object */
     size_t len;
-    char rv[24]; /* resourceVersion the replies carry */
+    char rv[24];           /* resourceVersion the replies carry */
+    unsigned long patches; /* status patches applied since it was first stored (pods) */
 };
 
 struct controllers {
@@ -111,7 +115,7 @@ static struct object *object_find(struct controllers *c, const struct res *r)
 static int object_put(struct controllers *c, const struct res *r, const char *json, size_t len,
                       const char *rv)
 {
-    struct object *o = object_find(c, r);
+    struct object *o = object_find(c, r), **tail;
     char key[600];
     char *copy;
 
@@ -127,8 +131,9 @@ static int object_put(struct controllers *c, const struct res *r, const char *js
             kedge_free(copy);
             return -ENOMEM;
         }
-        o->next = c->objects;
-        c->objects = o;
+        for (tail = &c->objects; *tail; tail = &(*tail)->next)
+            ; /* appended: GET /pods lists them in the order they came */
+        *tail = o;
     }
     kedge_free(o->json);
     o->json = copy;
@@ -270,17 +275,44 @@ out:
     return rc;
 }
 
-/* k8s apierrors.NewNotFound(GroupResource, name), as Go marshals the StatusError
- * ({"ErrStatus":{...}}). what: "resource" or "resource.group", as GroupResource.String(). */
-static void write_not_found(struct kedge_jw *w, const char *what, const char *name)
-{
-    struct kedge_buf msg = KEDGE_BUF_INIT, resource = KEDGE_BUF_INIT;
-    const char *dot = strchr(what, '.');
-    const char *group = dot ? dot + 1 : "";
+/* A Kubernetes StatusError as Go marshals it: {"ErrStatus":<metav1.Status>}, fields in
+ * declaration order, empty ones left out. */
+struct status_error {
+    const char *reason;  /* "NotFound", "AlreadyExists", "Invalid", "BadRequest" */
+    int code;            /* the HTTP status */
+    const char *message; /* NULL: "" (out of memory building it) */
+    const char *what;    /* details.kind and .group: "resource[.group]" (GroupResource.String())
+                            or "Kind[.group]" (Invalid's GroupKind); NULL: no details */
+    const char *name;    /* details.name */
+    const char *cause_field, *cause_message; /* one FieldValueInvalid cause, or NULL */
+};
 
-    if (kedge_buf_printf(&msg, "%s \"%s\" not found", what, name) < 0 ||
-        kedge_buf_append(&resource, what, dot ? (size_t)(dot - what) : strlen(what)) < 0)
-        w->err = w->err ? w->err : -ENOMEM;
+static void write_details(struct kedge_jw *w, const struct status_error *e)
+{
+    const char *dot = strchr(e->what, '.');
+
+    kedge_jw_key(w, "details");
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "name", e->name);
+    if (dot)
+        kedge_jw_kstr(w, "group", dot + 1);
+    kedge_jw_key(w, "kind");
+    kedge_jw_strn(w, e->what, dot ? (size_t)(dot - e->what) : strlen(e->what));
+    if (e->cause_field) {
+        kedge_jw_key(w, "causes");
+        kedge_jw_arr_open(w);
+        kedge_jw_obj_open(w);
+        kedge_jw_kstr(w, "reason", "FieldValueInvalid");
+        kedge_jw_kstr(w, "message", e->cause_message ? e->cause_message : "");
+        kedge_jw_kstr(w, "field", e->cause_field);
+        kedge_jw_obj_close(w);
+        kedge_jw_arr_close(w);
+    }
+    kedge_jw_obj_close(w);
+}
+
+static void write_status_error(struct kedge_jw *w, const struct status_error *e)
+{
     kedge_jw_obj_open(w);
     kedge_jw_key(w, "ErrStatus");
     kedge_jw_obj_open(w);
@@ -288,20 +320,27 @@ static void write_not_found(struct kedge_jw *w, const char *what, const char *na
     kedge_jw_obj_open(w);
     kedge_jw_obj_close(w);
     kedge_jw_kstr(w, "status", "Failure");
-    kedge_jw_kstr(w, "message", msg.data ? msg.data : "");
-    kedge_jw_kstr(w, "reason", "NotFound");
-    kedge_jw_key(w, "details");
-    kedge_jw_obj_open(w);
-    kedge_jw_kstr(w, "name", name);
-    if (*group)
-        kedge_jw_kstr(w, "group", group);
-    kedge_jw_kstr(w, "kind", resource.data ? resource.data : "");
-    kedge_jw_obj_close(w);
-    kedge_jw_kint(w, "code", 404);
+    kedge_jw_kstr(w, "message", e->message ? e->message : "");
+    kedge_jw_kstr(w, "reason", e->reason);
+    if (e->what)
+        write_details(w, e);
+    kedge_jw_kint(w, "code", e->code);
     kedge_jw_obj_close(w);
     kedge_jw_obj_close(w);
+}
+
+/* k8s apierrors.NewNotFound(GroupResource, name). what: "resource" or "resource.group", as
+ * GroupResource.String(). */
+static void write_not_found(struct kedge_jw *w, const char *what, const char *name)
+{
+    struct kedge_buf msg = KEDGE_BUF_INIT;
+    struct status_error e = {"NotFound", 404, NULL, what, name, NULL, NULL};
+
+    if (kedge_buf_printf(&msg, "%s \"%s\" not found", what, name) < 0)
+        w->err = w->err ? w->err : -ENOMEM;
+    e.message = msg.data;
+    write_status_error(w, &e);
     kedge_buf_cleanup(&msg);
-    kedge_buf_cleanup(&resource);
 }
 
 /* client-go's empty v1.Node, as Go marshals the zero value: the Object beside an error. */
@@ -316,30 +355,16 @@ static const char empty_node[] =
 static void write_node_exists(struct kedge_jw *w, const char *name)
 {
     struct kedge_buf msg = KEDGE_BUF_INIT;
+    struct status_error e = {"AlreadyExists", 409, NULL, "nodes", name, NULL, NULL};
 
     if (kedge_buf_printf(&msg, "nodes \"%s\" already exists", name) < 0)
         w->err = w->err ? w->err : -ENOMEM;
+    e.message = msg.data;
     kedge_jw_obj_open(w);
     kedge_jw_key(w, "Object");
     kedge_jw_raw(w, empty_node, sizeof(empty_node) - 1);
     kedge_jw_key(w, "Err");
-    kedge_jw_obj_open(w);
-    kedge_jw_key(w, "ErrStatus");
-    kedge_jw_obj_open(w);
-    kedge_jw_key(w, "metadata");
-    kedge_jw_obj_open(w);
-    kedge_jw_obj_close(w);
-    kedge_jw_kstr(w, "status", "Failure");
-    kedge_jw_kstr(w, "message", msg.data ? msg.data : "");
-    kedge_jw_kstr(w, "reason", "AlreadyExists");
-    kedge_jw_key(w, "details");
-    kedge_jw_obj_open(w);
-    kedge_jw_kstr(w, "name", name);
-    kedge_jw_kstr(w, "kind", "nodes");
-    kedge_jw_obj_close(w);
-    kedge_jw_kint(w, "code", 409);
-    kedge_jw_obj_close(w);
-    kedge_jw_obj_close(w);
+    write_status_error(w, &e);
     kedge_jw_obj_close(w);
     kedge_buf_cleanup(&msg);
 }
@@ -360,6 +385,248 @@ static void write_object_resp(struct kedge_jw *w, const char *obj, size_t obj_le
     else
         kedge_jw_null(w);
     kedge_jw_obj_close(w);
+}
+
+/* ---- pods ------------------------------------------------------------------------------------ */
+
+/* PodStatus lists whose patchStrategy is merge (k8s.io/api core/v1 types.go). The container
+ * status lists are listType=atomic there, so a patch replaces them whole: an edge that sends
+ * only the containers that changed loses the others on a real API server, and so here. */
+static const struct smp_list pod_lists[] = {
+    {"conditions", "type"},
+    {"podIPs", "ip"},
+    {"hostIPs", "ip"},
+    {NULL, NULL},
+};
+
+/* client-go's empty v1.Pod, as Go marshals the zero value: the Object beside an error (as the
+ * empty Lease beside the Invalid error in node-and-pod.jsonl). */
+static const char empty_pod[] =
+    "{\"metadata\":{\"creationTimestamp\":null},\"spec\":{\"containers\":null},\"status\":{}}";
+
+/* metadata.uid of a parsed object; NULL when it has none or an empty one. */
+static const struct kedge_jval *meta_uid(const struct kedge_jval *obj)
+{
+    const struct kedge_jval *u =
+        kedge_json_get_exact(kedge_json_get_exact(obj, "metadata", 8), "uid", 3);
+
+    return u && u->type == KEDGE_JSTR && u->len ? u : NULL;
+}
+
+/* Does uid (NULL: none given) name another pod than o? A stored pod without a uid (a test sent
+ * it without one) matches any. Returns 1, 0, -ENOMEM. */
+static int uid_mismatch(const struct object *o, const struct kedge_jval *uid)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *mine;
+    int rc;
+
+    if (!uid)
+        return 0;
+    rc = kedge_json_parse(o->json, o->len, &doc);
+    if (rc < 0)
+        return rc == -ENOMEM ? rc : 0;
+    mine = meta_uid(kedge_jdoc_root(doc));
+    rc = mine && (mine->len != uid->len || memcmp(mine->str, uid->str, uid->len) != 0);
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
+/* Take buf's data as o's JSON, at version rv. Returns 0 or -ENOMEM (o unchanged). */
+static int object_take_json(struct object *o, struct kedge_buf *buf, const char *rv)
+{
+    size_t len;
+    char *json = kedge_buf_take(buf, &len);
+
+    if (!json)
+        return -ENOMEM;
+    kedge_free(o->json);
+    o->json = json;
+    o->len = len;
+    (void)snprintf(o->rv, sizeof(o->rv), "%s", rv);
+    return 0;
+}
+
+/* Apply status (NULL: the patch has none) to the pod o. A change is a new
+ * metadata.resourceVersion; a patch that changes nothing writes nothing, as the API server.
+ * Counted either way. Returns 0, -ENOMEM. */
+static int pod_apply_status(struct controllers *c, struct object *o,
+                            const struct kedge_jval *status)
+{
+    struct kedge_buf patch = KEDGE_BUF_INIT, merged = KEDGE_BUF_INIT, stamp = KEDGE_BUF_INIT,
+                     out = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    char rv[24];
+    int rc;
+
+    kedge_jw_init(&w, &patch);
+    kedge_jw_obj_open(&w);
+    if (status) {
+        kedge_jw_key(&w, "status");
+        kedge_json_write_value(&w, status);
+    }
+    kedge_jw_obj_close(&w);
+    rc = kedge_jw_finish(&w);
+    if (rc == 0)
+        rc = smp_apply(o->json, o->len, patch.data, patch.len, pod_lists, &merged);
+    if (rc == 0 && (merged.len != o->len || memcmp(merged.data, o->json, o->len) != 0)) {
+        (void)snprintf(rv, sizeof(rv), "%llu", ++c->next_rv);
+        rc = kedge_buf_printf(&stamp, "{\"metadata\":{\"resourceVersion\":\"%s\"}}", rv);
+        if (rc == 0)
+            rc = smp_apply(merged.data, merged.len, stamp.data, stamp.len, pod_lists, &out);
+        if (rc == 0)
+            rc = object_take_json(o, &out, rv);
+    }
+    if (rc == 0)
+        o->patches++;
+    kedge_buf_cleanup(&patch);
+    kedge_buf_cleanup(&merged);
+    kedge_buf_cleanup(&stamp);
+    kedge_buf_cleanup(&out);
+    return rc == -ENOMEM ? rc : 0; /* the stored pod parses, and so does our own patch */
+}
+
+/* ObjectResp{empty Pod, err}: what client-go's Patch returns beside an error. */
+static void write_pod_error(struct kedge_jw *w, const struct status_error *e)
+{
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "Object");
+    kedge_jw_raw(w, empty_pod, sizeof(empty_pod) - 1);
+    kedge_jw_key(w, "Err");
+    write_status_error(w, e);
+    kedge_jw_obj_close(w);
+}
+
+/* The API server refuses a patch whose metadata.uid is not the pod's: the uid is immutable
+ * (rest.BeforeUpdate validation, apierrors.NewInvalid). kubelet puts the uid in its status
+ * patch for exactly this (pkg/util/pod PatchPodStatus: a precondition). */
+static void write_uid_invalid(struct kedge_jw *w, const char *name, const struct kedge_jval *uid)
+{
+    struct kedge_buf body = KEDGE_BUF_INIT, msg = KEDGE_BUF_INIT;
+    struct status_error e = {"Invalid", 422, NULL, "Pod", name, "metadata.uid", NULL};
+
+    if (kedge_buf_printf(&body, "Invalid value: \"%.*s\": field is immutable", (int)uid->len,
+                         uid->str) < 0 ||
+        kedge_buf_printf(&msg, "Pod \"%s\" is invalid: metadata.uid: %s", name, body.data) < 0)
+        w->err = w->err ? w->err : -ENOMEM;
+    e.message = msg.data;
+    e.cause_message = body.data;
+    write_pod_error(w, &e);
+    kedge_buf_cleanup(&body);
+    kedge_buf_cleanup(&msg);
+}
+
+static void write_pod_not_found(struct kedge_jw *w, const char *name)
+{
+    struct kedge_buf msg = KEDGE_BUF_INIT;
+    struct status_error e = {"NotFound", 404, NULL, "pods", name, NULL, NULL};
+
+    if (kedge_buf_printf(&msg, "pods \"%s\" not found", name) < 0)
+        w->err = w->err ? w->err : -ENOMEM;
+    e.message = msg.data;
+    write_pod_error(w, &e);
+    kedge_buf_cleanup(&msg);
+}
+
+/* A podpatch as cloudcore's patchPod hands it to the API server (PATCH pods/{name}/status,
+ * strategic merge): a missing pod is NotFound; a patch that is not a JSON object is a
+ * BadRequest; one naming another uid is Invalid (write_uid_invalid); otherwise only its
+ * `status` is applied (the status strategy keeps everything else) and the patched Pod is the
+ * answer. Writes the ObjectResp into w; *applied: the patch was applied (the reply then carries
+ * the pod's resourceVersion). Returns 0 or -ENOMEM. */
+static int pod_patch(struct controllers *c, const struct res *r, const char *patch, size_t len,
+                     struct kedge_jw *w, bool *applied)
+{
+    static const struct status_error bad = {
+        "BadRequest", 400, "the patch is not a JSON object", NULL, NULL, NULL, NULL};
+    struct object *o = object_find(c, r);
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root;
+    int rc;
+
+    *applied = false;
+    if (!o) {
+        write_pod_not_found(w, r->name);
+        return 0;
+    }
+    rc = kedge_json_parse(patch, len, &doc);
+    if (rc == -ENOMEM)
+        return rc;
+    root = rc == 0 ? kedge_jdoc_root(doc) : NULL;
+    rc = 0;
+    if (!root || root->type != KEDGE_JOBJ) {
+        write_pod_error(w, &bad);
+    } else if ((rc = uid_mismatch(o, meta_uid(root))) == 1) {
+        write_uid_invalid(w, r->name, meta_uid(root));
+    } else if (rc == 0 &&
+               (rc = pod_apply_status(c, o, kedge_json_get_exact(root, "status", 6))) == 0) {
+        write_object_resp(w, o->json, o->len, NULL, r->name);
+        *applied = true;
+    }
+    kedge_jdoc_free(doc);
+    return rc < 0 ? rc : 0;
+}
+
+/* The edge's delete of a pod it finalised: kubelet's status manager deletes with grace period
+ * 0 and the pod's uid as a DeleteOptions precondition (cloudcore before v1.12 took the uid
+ * itself as the content). The pod goes at once. A uid that is not the pod's leaves it (the API
+ * server's precondition Conflict); nothing is answered either way. Returns 0 or -ENOMEM. */
+static int pod_delete(struct controllers *c, const struct res *r, const char *json, size_t len)
+{
+    struct object *o = object_find(c, r);
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *uid = NULL;
+    int rc;
+
+    if (!o)
+        return 0;
+    rc = kedge_json_parse(json, len, &doc);
+    if (rc == -ENOMEM)
+        return rc;
+    root = rc == 0 ? kedge_jdoc_root(doc) : NULL;
+    if (root && root->type == KEDGE_JSTR && root->len)
+        uid = root;
+    else if (root && !(uid = kedge_json_get_exact(kedge_json_get_exact(root, "preconditions", 13),
+                                                  "uid", 3)))
+        uid = meta_uid(root);
+    if (uid && (uid->type != KEDGE_JSTR || !uid->len))
+        uid = NULL;
+    rc = uid_mismatch(o, uid);
+    if (rc == 1)
+        kedge_log(KEDGE_LOG_WARN, "cloudsim: pod %s not deleted: uid %s is another pod's", o->key,
+                  uid->str);
+    else if (rc == 0)
+        object_delete(c, r);
+    kedge_jdoc_free(doc);
+    return rc < 0 ? rc : 0;
+}
+
+/* One entry of GET /pods. */
+static void write_pod_entry(struct kedge_jw *w, const struct object *o)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root = NULL, *uid, *phase;
+
+    if (kedge_json_parse(o->json, o->len, &doc) == 0)
+        root = kedge_jdoc_root(doc);
+    else
+        w->err = w->err ? w->err : -ENOMEM; /* only JSON objects are stored */
+    uid = meta_uid(root);
+    phase = kedge_json_get_exact(kedge_json_get_exact(root, "status", 6), "phase", 5);
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "key", o->key);
+    kedge_jw_key(w, "uid");
+    kedge_jw_strn(w, uid ? uid->str : "", uid ? uid->len : 0);
+    kedge_jw_key(w, "phase");
+    if (phase && phase->type == KEDGE_JSTR)
+        kedge_jw_strn(w, phase->str, phase->len);
+    else
+        kedge_jw_str(w, "");
+    kedge_jw_kint(w, "patches", (int64_t)o->patches);
+    kedge_jw_key(w, "object");
+    kedge_jw_raw(w, o->json, o->len);
+    kedge_jw_obj_close(w);
+    kedge_jdoc_free(doc);
 }
 
 /* ---- the device controller ------------------------------------------------------------------- */
@@ -383,14 +650,14 @@ static int device_controller(struct hub *h, const char *node, const struct kedge
 /* ---- the edge controller --------------------------------------------------------------------- */
 
 enum ec_action {
-    EC_NONE,          /* no reply (events, pod delete, rule status, ...) */
+    EC_NONE,          /* no reply (events, rule status, ...) */
     EC_PUT_OBJRESP,   /* store the content; ObjectResp{content, nil} */
-    EC_PATCH,         /* ObjectResp{stored object, or the patch itself, nil} */
+    EC_PATCH,         /* apply; ObjectResp{patched object, nil} or ObjectResp{empty, error} */
     EC_QUERY,         /* queryInner: the object itself (rv set), or the NotFound error */
     EC_QUERY_OBJRESP, /* ObjectResp{object, nil} or ObjectResp{nil, NotFound} */
     EC_UPDATE_OK,     /* "OK" with rv when the object is known, no reply when it is not */
     EC_OK,            /* "OK" (legacy status updates) */
-    EC_DELETE,        /* forget the object, no reply */
+    EC_DELETE,        /* forget the object (a pod: if the uid matches), no reply */
 };
 
 struct ec_rule {
@@ -411,7 +678,7 @@ static const struct ec_rule ec_rules[] = {
     {"nodepatch",             "patch",  EC_PATCH,         true,  "node",                             NULL},
     {"pod",                   "insert", EC_PUT_OBJRESP,   true,  "pod",                              NULL},
     {"pod",                   "delete", EC_DELETE,        false, "pod",                              NULL},
-    {"podpatch",              "patch",  EC_PATCH,         true,  "pod",                              NULL},
+    {"podpatch",              "patch",  EC_PATCH,         true,  "pods",                             NULL},
     {"podstatus",             "update", EC_OK,            false, "pod",                              NULL},
     {"lease",                 "insert", EC_PUT_OBJRESP,   false, "lease.coordination.k8s.io",        NULL},
     {"lease",                 "update", EC_PUT_OBJRESP,   false, "lease.coordination.k8s.io",        NULL},
@@ -447,7 +714,7 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
     const char *json;
     struct kedge_jw w;
     struct res r;
-    bool existed;
+    bool existed, applied = true;
     size_t len;
     int rc = 0;
 
@@ -478,7 +745,7 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
         if (is_node(&r))
             nodes_delete(c->nodes, r.name);
         else
-            object_delete(c, &r);
+            rc = pod_delete(c, &r, json, len);
         goto out;
     case EC_PUT_OBJRESP:
         if (!content_is_object(json, len)) {
@@ -517,11 +784,9 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
             rc = 0;
             break;
         }
-        view_get(c, &r, &v);
-        if (v.found)
-            write_object_resp(&w, v.json, v.len, NULL, r.name);
-        else
-            write_object_resp(&w, json, len, NULL, r.name);
+        rc = pod_patch(c, &r, json, len, &w, &applied);
+        if (rc < 0)
+            goto out;
         break;
     case EC_QUERY:
         view_get(c, &r, &v);
@@ -563,8 +828,8 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
         rc = -ENOMEM;
         goto out;
     }
-    if (rule->rv)
-        view_get(c, &r, &v); /* the version after this request's change */
+    if (rule->rv && applied)
+        view_get(c, &r, &v); /* the version after this request's change; none beside an error */
     rp.rv = rule->rv && v.found ? v.rv : NULL;
     rc = reply_send(h, node, m, &rp);
 out:
@@ -628,6 +893,38 @@ int controllers_downstream(struct controllers *c, const struct kedge_msg *m)
 void controllers_write_nodes(struct controllers *c, struct kedge_jw *w)
 {
     nodes_write(c->nodes, w);
+}
+
+void controllers_write_pods(struct controllers *c, struct kedge_jw *w)
+{
+    const struct object *o;
+    struct res r;
+
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "pods");
+    kedge_jw_arr_open(w);
+    for (o = c->objects; o; o = o->next)
+        if (res_split(o->key, &r) == 0 && strcmp(r.type, "pod") == 0)
+            write_pod_entry(w, o);
+    kedge_jw_arr_close(w);
+    kedge_jw_obj_close(w);
+}
+
+int controllers_write_object(struct controllers *c, const char *key, struct kedge_jw *w)
+{
+    const char *rv;
+    struct view v;
+    struct res r;
+
+    memset(&v, 0, sizeof(v));
+    if (strncmp(key, "node/", 5) == 0 && key[5] && !strchr(key + 5, '/'))
+        v.found = nodes_get(c->nodes, key + 5, &v.json, &v.len, &rv) == 0;
+    else if (res_split(key, &r) == 0)
+        view_get(c, &r, &v);
+    if (!v.found)
+        return -ENOENT;
+    kedge_jw_raw(w, v.json, v.len);
+    return 0;
 }
 
 int controllers_new(const char *ca_pem, long node_grace_s, struct controllers **out)

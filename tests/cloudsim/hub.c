@@ -1048,6 +1048,16 @@ void hub_write_nodes(struct hub *h, struct kedge_jw *w)
     controllers_write_nodes(h->controllers, w);
 }
 
+void hub_write_pods(struct hub *h, struct kedge_jw *w)
+{
+    controllers_write_pods(h->controllers, w);
+}
+
+int hub_write_object(struct hub *h, const char *key, struct kedge_jw *w)
+{
+    return controllers_write_object(h->controllers, key, w);
+}
+
 /* ---- lifetime -------------------------------------------------------------------------------- */
 
 int hub_new(const struct cloudsim_config *cfg, const char *ca_pem_path, struct hub **out)

@@ -9,9 +9,9 @@
  *    refused with AlreadyExists, as the API server's Create. Every insert counts as a
  *    registration, so a test can see that a restarted edge did not register again.
  *  - Status (nodepatch, nodestatus update, node update): applied as a strategic merge patch
- *    for what kubelet patches: objects merge key by key, null deletes a key, the lists with a
- *    patchMergeKey of "type" (status.conditions and status.addresses) merge element by element,
- *    other lists are replaced. Each change is a new resourceVersion.
+ *    (smpatch.c): the lists with a patchMergeKey of "type" (status.conditions and
+ *    status.addresses) merge element by element, other lists are replaced. Each change is a
+ *    new resourceVersion.
  *  - Lease (insert/update from the edge): spec.renewTime is remembered. A node whose lease has
  *    not been renewed for the grace period (--node-grace-s, Kubernetes' node-monitor-grace-period
  *    of 40 s) is marked as the node lifecycle controller does: every condition status "Unknown",
@@ -57,28 +57,12 @@ struct nodes {
 /* ---- JSON helpers ------------------------------------------------------------------------------
  */
 
-/* A member key that may hold NUL bytes, as kedge_json_write_value writes them. */
-static void write_key(struct kedge_jw *w, const struct kedge_jval *member)
-{
-    if (w->need_comma[w->depth])
-        (void)kedge_buf_putc(w->out, ',');
-    w->need_comma[w->depth] = true;
-    if (kedge_json_escape(w->out, member->key, member->key_len) < 0 ||
-        kedge_buf_putc(w->out, ':') < 0)
-        w->err = w->err ? w->err : -ENOMEM;
-    w->after_key = true;
-}
-
-static bool key_is(const struct kedge_jval *member, const char *name)
-{
-    return member->key_len == strlen(name) && memcmp(member->key, name, member->key_len) == 0;
-}
-
-/* NodeStatus lists whose patchMergeKey is "type". */
-static bool merges_by_type(const struct kedge_jval *member)
-{
-    return member && (key_is(member, "conditions") || key_is(member, "addresses"));
-}
+/* NodeStatus lists whose patchMergeKey is "type"; others are replaced (smpatch.c). */
+static const struct smp_list node_lists[] = {
+    {"conditions", "type"},
+    {"addresses", "type"},
+    {NULL, NULL},
+};
 
 static const struct kedge_jval *elem_type(const struct kedge_jval *e)
 {
@@ -87,101 +71,12 @@ static const struct kedge_jval *elem_type(const struct kedge_jval *e)
     return t && t->type == KEDGE_JSTR ? t : NULL;
 }
 
-static const struct kedge_jval *find_by_type(const struct kedge_jval *arr,
-                                             const struct kedge_jval *type)
-{
-    const struct kedge_jval *e, *t;
-
-    for (e = arr->child; e; e = e->next)
-        if ((t = elem_type(e)) && t->len == type->len && memcmp(t->str, type->str, t->len) == 0)
-            return e;
-    return NULL;
-}
-
-/* A patch value without its null members (they delete, and there is nothing to delete). */
-static void write_patch_value(struct kedge_jw *w, const struct kedge_jval *p)
-{
-    const struct kedge_jval *c;
-
-    if (p->type != KEDGE_JOBJ) {
-        kedge_json_write_value(w, p);
-        return;
-    }
-    kedge_jw_obj_open(w);
-    for (c = p->child; c; c = c->next) {
-        if (c->type == KEDGE_JNULL)
-            continue;
-        write_key(w, c);
-        write_patch_value(w, c);
-    }
-    kedge_jw_obj_close(w);
-}
-
-/* base merged with patch (strategic merge, see the top of the file). member: base's member
- * (for its key), or NULL at the root. */
-static void merge(struct kedge_jw *w, const struct kedge_jval *member,
-                  const struct kedge_jval *base, const struct kedge_jval *patch)
-{
-    const struct kedge_jval *c, *p, *t;
-
-    if (base->type == KEDGE_JOBJ && patch->type == KEDGE_JOBJ) {
-        kedge_jw_obj_open(w);
-        for (c = base->child; c; c = c->next) {
-            p = kedge_json_get_exact(patch, c->key, c->key_len);
-            if (p && p->type == KEDGE_JNULL)
-                continue;
-            write_key(w, c);
-            if (p)
-                merge(w, c, c, p);
-            else
-                kedge_json_write_value(w, c);
-        }
-        for (p = patch->child; p; p = p->next) {
-            if (p->type == KEDGE_JNULL || kedge_json_get_exact(base, p->key, p->key_len))
-                continue;
-            write_key(w, p);
-            write_patch_value(w, p);
-        }
-        kedge_jw_obj_close(w);
-    } else if (base->type == KEDGE_JARR && patch->type == KEDGE_JARR && merges_by_type(member)) {
-        kedge_jw_arr_open(w);
-        for (c = base->child; c; c = c->next) {
-            p = (t = elem_type(c)) ? find_by_type(patch, t) : NULL;
-            if (p)
-                merge(w, NULL, c, p);
-            else
-                kedge_json_write_value(w, c);
-        }
-        for (p = patch->child; p; p = p->next)
-            if (!(t = elem_type(p)) || !find_by_type(base, t))
-                write_patch_value(w, p);
-        kedge_jw_arr_close(w);
-    } else {
-        write_patch_value(w, patch);
-    }
-}
-
-/* out = base (JSON) merged with patch (JSON). Returns 0, KEDGE_EPARSE, -ENOMEM. */
+/* out = base (JSON) merged with patch (JSON) as a Node. Returns 0, KEDGE_EPARSE, KEDGE_ESCHEMA,
+ * -ENOMEM. */
 static int merge_json(const char *base, size_t base_len, const char *patch, size_t patch_len,
                       struct kedge_buf *out)
 {
-    struct kedge_jdoc *b = NULL, *p = NULL;
-    struct kedge_jw w;
-    int rc;
-
-    rc = kedge_json_parse(base, base_len, &b);
-    if (rc == 0)
-        rc = kedge_json_parse(patch, patch_len, &p);
-    if (rc == 0 && kedge_jdoc_root(p)->type != KEDGE_JOBJ)
-        rc = KEDGE_ESCHEMA;
-    if (rc == 0) {
-        kedge_jw_init(&w, out);
-        merge(&w, NULL, kedge_jdoc_root(b), kedge_jdoc_root(p));
-        rc = kedge_jw_finish(&w);
-    }
-    kedge_jdoc_free(b);
-    kedge_jdoc_free(p);
-    return rc;
+    return smp_apply(base, base_len, patch, patch_len, node_lists, out);
 }
 
 /* "2024-05-01T10:00:00.123456Z" (RFC 3339, Go's MicroTime) -> Unix ms; -1 if it is not one. */

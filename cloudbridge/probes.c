@@ -1,0 +1,950 @@
+/* probes.c: kubelet's prober (pkg/probe/{http,tcp,exec}) on the bridge's one lws loop. Nothing
+ * here blocks: every connect is non-blocking, every wait is a poll event or an lws_sul timer.
+ *
+ *   httpGet    an lws HTTP/1.1 client connection (GET, kubelet's headers plus the probe's own)
+ *              on the "local" vhost; HTTPS without certificate checks, as kubelet does.
+ *              Success is a status in 200..399 (a redirect is not followed: kubelet follows
+ *              only same-host ones; here every 3xx counts as success).
+ *   tcpSocket  our own non-blocking connect(), adopted into lws as a raw descriptor to hear
+ *              POLLOUT, then SO_ERROR. lws' own "RAW" client would do the connect too, but it
+ *              reads SO_ERROR itself and reports only "Unable to connect", while kubelet's
+ *              message names the reason (`connect: connection refused`). For the same reason a
+ *              failed httpGet connect is followed by one such dial to learn its errno.
+ *   exec       the engine's exec API (create, start and wait for the output, inspect for
+ *              ExitCode); each engine request gets what is left of the probe's timeout, and
+ *              the probe's own timer fails it even while the engine queues the request.
+ * Messages are kubelet's event texts. Host names are not resolved (lws and libc would block
+ * the loop): a probe host must be an IP address, as the pod IP always is.
+ *
+ * Ownership: each run is a struct probe in the prober's list until its done() has been called
+ * or it is cancelled. Connections point back at it through their opaque user data, which is
+ * cleared before the probe lets go of them, so a late lws event finds nothing. An engine
+ * request cannot be withdrawn: a cancelled exec probe stays allocated, off the list, until the
+ * engine answers it (engine_free answers everything with -ECANCELED).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "edged.h"
+#include "kedge/alloc.h"
+#include "kedge/buf.h"
+#include "kedge/err.h"
+#include "kedge/json.h"
+#include "kedge/log.h"
+#include "kedge/util.h"
+
+#define PROBE_PROTOCOL "kedge-probe"
+#define USER_AGENT "kube-probe/1.22" /* kubelet: kube-probe/<major>.<minor> */
+#define DEFAULT_TIMEOUT_S 1          /* the API server's default timeoutSeconds */
+#define EXEC_OUTPUT_MAX 1024         /* command output kept for the message */
+#define OOM_MESSAGE "probe failed: cannot allocate memory"
+
+struct prober {
+    struct bridge *br;
+    struct engine *engine;
+    struct probe *head;
+    long last_handle;
+};
+
+struct probe {
+    struct probe *next, **pprev; /* in the prober's list while pr is set */
+    struct prober *pr;           /* NULL once delivered or cancelled */
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    struct engine *engine;
+    long handle;
+    enum pod_probe_kind kind;
+    probe_done_fn done;
+    void *ctx;
+    lws_sorted_usec_list_t sul_timeout, sul_deliver;
+    uint64_t deadline_ms;
+    int busy;      /* > 0 while our code is inside a call that may call us back */
+    bool finished; /* result decided, delivery pending */
+    enum probe_result result;
+    char *message;
+
+    /* httpGet / tcpSocket */
+    struct lws *http_wsi, *dial_wsi;
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
+    char ip[INET6_ADDRSTRLEN];
+    int port;
+    char addr[INET6_ADDRSTRLEN + 8];          /* Go's JoinHostPort: "10.0.0.1:80", "[::1]:80" */
+    char *url, *path, *host_header, *headers; /* headers: "Name: value\r\n"... */
+    bool tls, tcp_up, sent, via_http;
+
+    /* exec */
+    char *cmd_text, *exec_id;
+    struct kedge_buf output;
+    bool engine_pending;
+};
+
+static void deliver(struct probe *p);
+
+/* ---- lifetime ------------------------------------------------------------------------------ */
+
+static void probe_free(struct probe *p)
+{
+    lws_sul_cancel(&p->sul_timeout);
+    lws_sul_cancel(&p->sul_deliver);
+    kedge_free(p->message);
+    kedge_free(p->url);
+    kedge_free(p->path);
+    kedge_free(p->host_header);
+    kedge_free(p->headers);
+    kedge_free(p->cmd_text);
+    kedge_free(p->exec_id);
+    kedge_buf_cleanup(&p->output);
+    kedge_free(p);
+}
+
+static void unlink_probe(struct probe *p)
+{
+    if (!p->pprev)
+        return;
+    *p->pprev = p->next;
+    if (p->next)
+        p->next->pprev = p->pprev;
+    p->next = NULL;
+    p->pprev = NULL;
+}
+
+/* Let go of a connection: lws events for it find no probe any more. Outside the connection's
+ * own callback it is closed on the loop's next pass (never synchronously: the caller may be
+ * inside some other lws callback). */
+static void release(struct lws **wsi, bool in_its_callback)
+{
+    if (!*wsi)
+        return;
+    lws_set_opaque_user_data(*wsi, NULL);
+    if (!in_its_callback)
+        lws_set_timeout(*wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+    *wsi = NULL;
+}
+
+/* Off the list, nothing in flight that could reach it; freed now unless an engine request
+ * still points at it (then the engine's answer frees it). */
+static void detach(struct probe *p)
+{
+    unlink_probe(p);
+    p->pr = NULL;
+    lws_sul_cancel(&p->sul_timeout);
+    lws_sul_cancel(&p->sul_deliver);
+    release(&p->http_wsi, false);
+    release(&p->dial_wsi, false);
+    if (!p->engine_pending)
+        probe_free(p);
+}
+
+static void on_deliver(lws_sorted_usec_list_t *sul)
+{
+    deliver(kedge_container_of(sul, struct probe, sul_deliver));
+}
+
+/* The result is decided. message: owned, may be NULL after an allocation failure. done() is
+ * called now, or on the loop's next pass when we are inside a call that must finish first
+ * (prober_run, engine_request). */
+static void finish(struct probe *p, enum probe_result r, char *message)
+{
+    if (p->finished || !p->pr) {
+        kedge_free(message);
+        return;
+    }
+    p->finished = true;
+    p->result = r;
+    p->message = message;
+    lws_sul_cancel(&p->sul_timeout);
+    if (p->busy)
+        lws_sul_schedule(p->lws, 0, &p->sul_deliver, on_deliver, 1);
+    else
+        deliver(p);
+}
+
+static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *msgf(const char *fmt, ...)
+{
+    char buf[1024]; /* a message is one line of an event; longer ones are cut */
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : kedge_strdup(buf);
+}
+
+static void fail(struct probe *p, char *message)
+{
+    finish(p, PROBE_FAILURE, message);
+}
+
+static void deliver(struct probe *p)
+{
+    probe_done_fn done = p->done;
+    void *ctx = p->ctx;
+
+    if (!p->finished || !p->pr)
+        return;
+    unlink_probe(p);
+    p->pr = NULL;
+    lws_sul_cancel(&p->sul_timeout);
+    lws_sul_cancel(&p->sul_deliver);
+    release(&p->http_wsi, false);
+    release(&p->dial_wsi, false);
+    done(ctx, p->result, p->message ? p->message : p->result == PROBE_SUCCESS ? "" : OOM_MESSAGE);
+    if (!p->engine_pending)
+        probe_free(p);
+}
+
+/* Go's syscall error text: strerror in lower case ("connection refused"). */
+static const char *errtext(int err, char *buf, size_t n)
+{
+    size_t i;
+
+    snprintf(buf, n, "%s", strerror(err < 0 ? -err : err));
+    for (i = 0; buf[i]; i++)
+        if (buf[i] >= 'A' && buf[i] <= 'Z')
+            buf[i] = (char)(buf[i] - 'A' + 'a');
+    return buf;
+}
+
+/* ---- tcp dial ------------------------------------------------------------------------------ */
+
+static void dial_result(struct probe *p, int err)
+{
+    char eb[128];
+
+    if (!err && !p->via_http) {
+        finish(p, PROBE_SUCCESS, msgf("%s", ""));
+    } else if (!err) { /* lws could not connect, a moment later we could */
+        fail(p, msgf("Get \"%s\": dial tcp %s: connect failed", p->url, p->addr));
+    } else if (p->via_http) {
+        fail(p, msgf("Get \"%s\": dial tcp %s: connect: %s", p->url, p->addr,
+                     errtext(err, eb, sizeof(eb))));
+    } else {
+        fail(p, msgf("dial tcp %s: connect: %s", p->addr, errtext(err, eb, sizeof(eb))));
+    }
+}
+
+static int so_error(struct lws *wsi)
+{
+    socklen_t sl = sizeof(int);
+    int e = 0;
+
+    if (getsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_ERROR, &e, &sl) < 0)
+        return errno;
+    return e;
+}
+
+/* Start a non-blocking connect to p->sa and watch it from the loop. */
+static void dial(struct probe *p)
+{
+    lws_adopt_desc_t ad;
+    char eb[128];
+    int fd;
+
+    fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int err = errno;
+        fail(p, p->via_http
+                    ? msgf("Get \"%s\": dial tcp %s: socket: %s", p->url, p->addr,
+                           errtext(err, eb, sizeof(eb)))
+                    : msgf("dial tcp %s: socket: %s", p->addr, errtext(err, eb, sizeof(eb))));
+        return;
+    }
+    if (connect(fd, (struct sockaddr *)&p->sa, p->sa_len) == 0) {
+        close(fd);
+        dial_result(p, 0);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        int err = errno;
+        close(fd);
+        dial_result(p, err);
+        return;
+    }
+    memset(&ad, 0, sizeof(ad));
+    ad.vh = p->vhost;
+    ad.type = LWS_ADOPT_RAW_FILE_DESC;
+    ad.fd.filefd = fd;
+    ad.vh_prot_name = PROBE_PROTOCOL;
+    ad.opaque = p;
+    p->dial_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    if (!p->dial_wsi) {
+        close(fd); /* a raw descriptor is left to us when adoption fails */
+        fail(p, msgf("dial tcp %s: cannot watch the socket", p->addr));
+        return;
+    }
+    lws_callback_on_writable(p->dial_wsi);
+}
+
+/* ---- httpGet ------------------------------------------------------------------------------- */
+
+/* The connection failed (or closed) before a status line. */
+static void http_failed(struct probe *p, const char *cce, size_t len)
+{
+    if (p->finished)
+        return;
+    if (!p->tcp_up) { /* learn the errno lws keeps to itself */
+        p->via_http = true;
+        dial(p);
+        return;
+    }
+    /* lws says "read failed" or "Closed before conn" where Go's transport says EOF */
+    if (!cce || !len || !strncasecmp(cce, "closed", 6) || !strncmp(cce, "read failed", len))
+        fail(p, msgf("Get \"%s\": EOF", p->url));
+    else
+        fail(p, msgf("Get \"%s\": %.*s", p->url, (int)len, cce));
+}
+
+static int append_headers(struct probe *p, char **pos, size_t room)
+{
+    size_t n = strlen(p->headers);
+
+    if (n >= room)
+        return -1;
+    memcpy(*pos, p->headers, n);
+    *pos += n;
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct probe *p = lws_get_opaque_user_data(wsi);
+    int status;
+
+    switch (reason) {
+    /* httpGet */
+    case LWS_CALLBACK_WSI_CREATE: /* to the connection's protocol: the TCP connect succeeded */
+        if (p && wsi == p->http_wsi)
+            p->tcp_up = true;
+        return 0;
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        if (!p || wsi != p->http_wsi)
+            return -1;
+        p->tcp_up = true;
+        p->sent = true;
+        if (append_headers(p, (char **)in, len) < 0) {
+            release(&p->http_wsi, true);
+            fail(p, msgf("Get \"%s\": request headers too long", p->url));
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+        if (!p || wsi != p->http_wsi)
+            return -1;
+        status = (int)lws_http_client_http_response(wsi);
+        release(&p->http_wsi, true);
+        if (status >= 200 && status < 400)
+            finish(p, PROBE_SUCCESS, msgf("%s", ""));
+        else
+            fail(p, msgf("HTTP probe failed with statuscode: %d", status));
+        return -1; /* the body is not needed */
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (p && wsi == p->http_wsi) {
+            release(&p->http_wsi, true);
+            http_failed(p, in, in ? strnlen(in, len ? len : 256) : 0);
+        }
+        return 0;
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+        if (p && wsi == p->http_wsi) {
+            release(&p->http_wsi, true);
+            http_failed(p, NULL, 0);
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
+    case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
+        return p ? 0 : -1;
+
+    /* the dial */
+    case LWS_CALLBACK_RAW_ADOPT_FILE:
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (!p || wsi != p->dial_wsi)
+            return -1;
+        status = so_error(wsi);
+        release(&p->dial_wsi, true);
+        dial_result(p, status);
+        return -1;
+    case LWS_CALLBACK_RAW_CLOSE_FILE: /* POLLHUP: the descriptor is still open here */
+        if (p && wsi == p->dial_wsi) {
+            status = so_error(wsi);
+            release(&p->dial_wsi, true);
+            dial_result(p, status);
+        }
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+const struct lws_protocols probes_protocol = {PROBE_PROTOCOL, callback, 0, 0, 0, NULL, 0};
+
+static bool token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("!#$%&'*+-.^_`|~", c);
+}
+
+static bool header_name_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (!token_char((unsigned char)*s))
+            return false;
+    return true;
+}
+
+static bool header_value_ok(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s == '\r' || *s == '\n' || ((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+            return false;
+    return true;
+}
+
+static bool has_header(const struct pod_probe *pp, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < pp->n_headers; i++)
+        if (pp->headers[i].name && !strcasecmp(pp->headers[i].name, name))
+            return true;
+    return false;
+}
+
+/* The request line's path: as given, "/" first, bytes that cannot stand in it escaped. */
+static int request_path(const char *path, struct kedge_buf *out)
+{
+    const unsigned char *s = (const unsigned char *)(path && *path ? path : "/");
+    int rc = 0;
+
+    if (*s != '/')
+        rc = kedge_buf_putc(out, '/');
+    for (; *s && rc == 0; s++)
+        rc = *s <= 0x20 || *s >= 0x7f ? kedge_buf_printf(out, "%%%02X", *s)
+                                      : kedge_buf_putc(out, (char)*s);
+    return rc;
+}
+
+/* p->ip / p->port into p->sa and p->addr. false: not an IP address. */
+static bool numeric_address(struct probe *p, const char *host, int port)
+{
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&p->sa;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&p->sa;
+
+    memset(&p->sa, 0, sizeof(p->sa));
+    snprintf(p->ip, sizeof(p->ip), "%s", host);
+    p->port = port;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        p->sa_len = sizeof(*in4);
+        snprintf(p->addr, sizeof(p->addr), "%s:%d", host, port);
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        p->sa_len = sizeof(*in6);
+        snprintf(p->addr, sizeof(p->addr), "[%s]:%d", host, port);
+        return true;
+    }
+    snprintf(p->addr, sizeof(p->addr), "%.*s:%d", (int)sizeof(p->ip) - 1, host, port);
+    return false;
+}
+
+/* Returns 0 (the result will come through finish) or -ENOMEM (nothing started). */
+static int start_http(struct probe *p, const struct pod_probe *pp, const char *host)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct lws_client_connect_info i;
+    bool numeric;
+    size_t k;
+
+    p->tls = pp->scheme && !strcasecmp(pp->scheme, "HTTPS");
+    numeric = numeric_address(p, host, pp->port);
+    if (request_path(pp->path, &b) < 0)
+        goto nomem;
+    p->path = kedge_buf_take(&b, NULL);
+    if (!p->path ||
+        kedge_buf_printf(&b, "%s://%s%s", p->tls ? "https" : "http", p->addr, p->path) < 0)
+        goto nomem;
+    p->url = kedge_buf_take(&b, NULL);
+    if (!p->url)
+        goto nomem;
+    /* kubelet's request: its User-Agent and Accept unless the probe sets them, every
+     * httpHeaders entry, Host from a "Host" entry (else the URL's host:port) */
+    if (!has_header(pp, "User-Agent") && kedge_buf_puts(&b, "User-Agent: " USER_AGENT "\r\n") < 0)
+        goto nomem;
+    if (!has_header(pp, "Accept") && kedge_buf_puts(&b, "Accept: */*\r\n") < 0)
+        goto nomem;
+    for (k = 0; k < pp->n_headers; k++) {
+        const struct pod_kv *h = &pp->headers[k];
+
+        if (!header_name_ok(h->name)) {
+            kedge_buf_cleanup(&b);
+            fail(p, msgf("Get \"%s\": net/http: invalid header field name \"%s\"", p->url,
+                         h->name ? h->name : ""));
+            return 0;
+        }
+        if (!header_value_ok(h->value)) {
+            kedge_buf_cleanup(&b);
+            fail(p, msgf("Get \"%s\": net/http: invalid header field value for \"%s\"", p->url,
+                         h->name));
+            return 0;
+        }
+        if (!strcasecmp(h->name, "Host")) {
+            kedge_free(p->host_header);
+            p->host_header = kedge_strdup(h->value ? h->value : "");
+            if (!p->host_header)
+                goto nomem;
+        } else if (kedge_buf_printf(&b, "%s: %s\r\n", h->name, h->value ? h->value : "") < 0) {
+            goto nomem;
+        }
+    }
+    p->headers = kedge_buf_take(&b, NULL);
+    if (!p->headers || (!p->host_header && !(p->host_header = kedge_strdup(p->addr))))
+        goto nomem;
+    if (pp->port < 1 || pp->port > 65535) {
+        fail(p, msgf("Get \"%s\": dial tcp %s: invalid port", p->url, p->addr));
+        return 0;
+    }
+    if (!numeric) {
+        fail(p, msgf("Get \"%s\": dial tcp: lookup %s: not an IP address (the prober does not "
+                     "resolve names)",
+                     p->url, host));
+        return 0;
+    }
+    memset(&i, 0, sizeof(i));
+    i.context = p->lws;
+    i.vhost = p->vhost;
+    i.address = p->ip;
+    i.port = p->port;
+    i.path = p->path;
+    i.host = p->host_header;
+    i.method = "GET";
+    i.local_protocol_name = PROBE_PROTOCOL;
+    i.alpn = "http/1.1";
+    i.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
+    if (p->tls) /* kubelet: InsecureSkipVerify */
+        i.ssl_connection |= LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED | LCCSCF_ALLOW_EXPIRED |
+                            LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_INSECURE;
+    i.opaque_user_data = p;
+    i.pwsi = &p->http_wsi;
+    if (!lws_client_connect_via_info(&i)) {
+        p->http_wsi = NULL;
+        if (!p->finished && !p->dial_wsi)
+            http_failed(p, NULL, 0);
+    }
+    return 0;
+nomem:
+    kedge_buf_cleanup(&b);
+    return -ENOMEM;
+}
+
+static int start_tcp(struct probe *p, const struct pod_probe *pp, const char *host)
+{
+    if (!numeric_address(p, host, pp->port)) {
+        fail(p, msgf("dial tcp: lookup %s: not an IP address (the prober does not resolve names)",
+                     host));
+        return 0;
+    }
+    if (pp->port < 1 || pp->port > 65535) {
+        fail(p, msgf("dial tcp %s: invalid port", p->addr));
+        return 0;
+    }
+    dial(p);
+    return 0;
+}
+
+/* ---- exec ---------------------------------------------------------------------------------- */
+
+/* Go's %q of s (ASCII control bytes escaped; other bytes as they are). */
+static int go_quote(struct kedge_buf *b, const char *s)
+{
+    int rc = kedge_buf_putc(b, '"');
+
+    for (; *s && rc == 0; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c == '"' || c == '\\')
+            rc = kedge_buf_printf(b, "\\%c", c);
+        else if (c == '\n')
+            rc = kedge_buf_puts(b, "\\n");
+        else if (c == '\t')
+            rc = kedge_buf_puts(b, "\\t");
+        else if (c == '\r')
+            rc = kedge_buf_puts(b, "\\r");
+        else if (c < 0x20 || c == 0x7f)
+            rc = kedge_buf_printf(b, "\\x%02x", c);
+        else
+            rc = kedge_buf_putc(b, (char)c);
+    }
+    return rc ? rc : kedge_buf_putc(b, '"');
+}
+
+/* `command "..." <what>` plus ": output" when there was any. */
+static char *exec_message(struct probe *p, const char *what, bool with_output)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    size_t n = p->output.len;
+
+    while (n && strchr(" \t\r\n", p->output.data[n - 1]))
+        n--;
+    if (kedge_buf_puts(&b, "command ") < 0 || go_quote(&b, p->cmd_text ? p->cmd_text : "") < 0 ||
+        kedge_buf_printf(&b, " %s", what) < 0 ||
+        (with_output && n &&
+         (kedge_buf_puts(&b, ": ") < 0 || kedge_buf_append(&b, p->output.data, n) < 0))) {
+        kedge_buf_cleanup(&b);
+        return NULL;
+    }
+    return kedge_buf_take(&b, NULL);
+}
+
+/* The engine did not answer (err) or refused (status): kubelet's "errored" probes. */
+static void exec_engine_failed(struct probe *p, const struct engine_reply *r)
+{
+    char eb[128];
+
+    if (r->err == -ETIMEDOUT) {
+        fail(p, exec_message(p, "timed out", false));
+    } else if (r->err) {
+        fail(p, msgf("failed to exec in container: %s", r->err == -ECANCELED
+                                                            ? "the engine client stopped"
+                                                            : errtext(r->err, eb, sizeof(eb))));
+    } else {
+        struct kedge_jdoc *doc = NULL;
+        const struct kedge_jval *m = NULL;
+
+        if (kedge_json_parse(r->body, r->len, &doc) == 0)
+            m = kedge_json_get(kedge_jdoc_root(doc), "message");
+        if (m && m->type == KEDGE_JSTR)
+            fail(p, msgf("failed to exec in container: %.*s", (int)m->len, m->str));
+        else
+            fail(p, msgf("failed to exec in container: engine answered %d", r->status));
+        kedge_jdoc_free(doc);
+    }
+}
+
+/* An engine call for p with what is left of its timeout. 0, or -ENOMEM (done not called). */
+static int exec_send(struct probe *p, const char *method, const char *path, const char *body,
+                     engine_done_fn fn)
+{
+    uint64_t now = kedge_now_ms();
+    int rc;
+
+    if (now >= p->deadline_ms) {
+        fail(p, exec_message(p, "timed out", false));
+        return 0;
+    }
+    p->engine_pending = true;
+    p->busy++;
+    rc = engine_request(p->engine, method, path, body, body ? strlen(body) : 0,
+                        (int)(p->deadline_ms - now), fn, p);
+    p->busy--;
+    if (rc < 0)
+        p->engine_pending = false;
+    return rc;
+}
+
+/* An engine answer arrived: false when the probe is gone (then it is freed here). */
+static bool exec_answer(struct probe *p, const struct engine_reply *r, int want_status)
+{
+    p->engine_pending = false;
+    if (!p->pr) {
+        probe_free(p);
+        return false;
+    }
+    if (p->finished)
+        return false;
+    if (r->err || r->status != want_status) {
+        exec_engine_failed(p, r);
+        return false;
+    }
+    return true;
+}
+
+/* Docker's multiplexed stream ([stream, 0, 0, 0, len BE32] + payload ...), or raw output when
+ * it is not one (a TTY exec), into p->output up to EXEC_OUTPUT_MAX bytes. */
+static void keep_output(struct probe *p, const char *b, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)b;
+    bool mux = len >= 8 && u[0] <= 2 && !u[1] && !u[2] && !u[3];
+
+    while (len && p->output.len < EXEC_OUTPUT_MAX) {
+        size_t take = len, skip = 0;
+
+        if (mux) {
+            if (len < 8)
+                break;
+            take = (size_t)u[4] << 24 | (size_t)u[5] << 16 | (size_t)u[6] << 8 | u[7];
+            skip = 8;
+            if (take > len - 8)
+                take = len - 8;
+        }
+        if ((!mux || u[0] == 1 || u[0] == 2) && take) {
+            size_t room = EXEC_OUTPUT_MAX - p->output.len;
+            if (kedge_buf_append(&p->output, b + skip, take < room ? take : room) < 0)
+                return; /* the message goes without output */
+        }
+        b += skip + take;
+        u += skip + take;
+        len -= skip + take;
+    }
+}
+
+static void exec_inspected(void *ctx, const struct engine_reply *r)
+{
+    struct probe *p = ctx;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *exit_code = NULL;
+    int64_t code = -1;
+    char what[48];
+
+    if (!exec_answer(p, r, 200))
+        return;
+    if (kedge_json_parse(r->body, r->len, &doc) == 0)
+        exit_code = kedge_json_get(kedge_jdoc_root(doc), "ExitCode");
+    if (kedge_json_is_null(exit_code) || kedge_json_int64(exit_code, &code) < 0) {
+        fail(p, msgf("failed to exec in container: no exit code for exec %s", p->exec_id));
+    } else if (code == 0) {
+        size_t n = p->output.len;
+        while (n && strchr(" \t\r\n", p->output.data[n - 1]))
+            n--;
+        finish(p, PROBE_SUCCESS, kedge_strndup(p->output.data ? p->output.data : "", n));
+    } else {
+        snprintf(what, sizeof(what), "exited with %lld", (long long)code);
+        fail(p, exec_message(p, what, true));
+    }
+    kedge_jdoc_free(doc);
+}
+
+static void exec_started(void *ctx, const struct engine_reply *r)
+{
+    struct probe *p = ctx;
+    char path[128];
+
+    if (!exec_answer(p, r, 200))
+        return;
+    keep_output(p, r->body, r->len);
+    snprintf(path, sizeof(path), "/exec/%s/json", p->exec_id);
+    if (exec_send(p, "GET", path, NULL, exec_inspected) < 0)
+        fail(p, NULL);
+}
+
+static bool id_ok(const char *s, size_t n)
+{
+    size_t i;
+
+    if (!n || n > 80)
+        return false;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+static void exec_created(void *ctx, const struct engine_reply *r)
+{
+    static const char start[] = "{\"Detach\":false,\"Tty\":false}";
+    struct probe *p = ctx;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *id = NULL;
+    char path[128];
+
+    if (!exec_answer(p, r, 201))
+        return;
+    if (kedge_json_parse(r->body, r->len, &doc) == 0)
+        id = kedge_json_get(kedge_jdoc_root(doc), "Id");
+    if (!id || id->type != KEDGE_JSTR || !id_ok(id->str, id->len)) {
+        kedge_jdoc_free(doc);
+        fail(p, msgf("failed to exec in container: the engine gave no exec id"));
+        return;
+    }
+    p->exec_id = kedge_strndup(id->str, id->len);
+    kedge_jdoc_free(doc);
+    if (!p->exec_id) {
+        fail(p, NULL);
+        return;
+    }
+    snprintf(path, sizeof(path), "/exec/%s/start", p->exec_id);
+    if (exec_send(p, "POST", path, start, exec_started) < 0)
+        fail(p, NULL);
+}
+
+static int start_exec(struct probe *p, const struct pod_probe *pp, const char *container_id)
+{
+    struct kedge_buf body = KEDGE_BUF_INIT, text = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    char path[160];
+    size_t k;
+    int rc = 0;
+
+    for (k = 0; k < pp->n_command && rc == 0; k++)
+        rc = (k && kedge_buf_putc(&text, ' ') < 0) ||
+                     kedge_buf_puts(&text, pp->command[k] ? pp->command[k] : "") < 0
+                 ? -ENOMEM
+                 : 0;
+    p->cmd_text = rc == 0 ? kedge_buf_take(&text, NULL) : NULL;
+    kedge_buf_cleanup(&text);
+    if (!p->cmd_text)
+        return -ENOMEM;
+    if (!pp->n_command) {
+        fail(p, msgf("failed to exec in container: the probe has no command"));
+        return 0;
+    }
+    if (!container_id || !id_ok(container_id, strlen(container_id))) {
+        fail(p, msgf("failed to exec in container: no container id"));
+        return 0;
+    }
+    if (!p->engine) {
+        fail(p, msgf("failed to exec in container: no container engine"));
+        return 0;
+    }
+    kedge_jw_init(&w, &body);
+    kedge_jw_obj_open(&w);
+    kedge_jw_key(&w, "AttachStdout");
+    kedge_jw_bool(&w, true);
+    kedge_jw_key(&w, "AttachStderr");
+    kedge_jw_bool(&w, true);
+    kedge_jw_key(&w, "Cmd");
+    kedge_jw_arr_open(&w);
+    for (k = 0; k < pp->n_command; k++)
+        kedge_jw_str(&w, pp->command[k] ? pp->command[k] : "");
+    kedge_jw_arr_close(&w);
+    kedge_jw_obj_close(&w);
+    rc = kedge_jw_finish(&w);
+    snprintf(path, sizeof(path), "/containers/%s/exec", container_id);
+    if (rc == 0)
+        rc = exec_send(p, "POST", path, body.data, exec_created);
+    kedge_buf_cleanup(&body);
+    return rc < 0 ? -ENOMEM : 0;
+}
+
+/* ---- the prober ---------------------------------------------------------------------------- */
+
+static void on_timeout(lws_sorted_usec_list_t *sul)
+{
+    struct probe *p = kedge_container_of(sul, struct probe, sul_timeout);
+
+    release(&p->http_wsi, false);
+    release(&p->dial_wsi, false);
+    if (p->kind == PROBE_EXEC) /* kubelet's CRI text; the engine request runs on, unheard */
+        fail(p, exec_message(p, "timed out", false));
+    else if (p->kind == PROBE_HTTP)
+        fail(p, msgf("Get \"%s\": context deadline exceeded (Client.Timeout exceeded while "
+                     "awaiting headers)",
+                     p->url));
+    else
+        fail(p, msgf("dial tcp %s: i/o timeout", p->addr));
+}
+
+int prober_new(struct bridge *br, struct engine *e, struct prober **out)
+{
+    struct prober *pr;
+
+    *out = NULL;
+    if (!br || !br->lws || !br->vhost)
+        return -EINVAL;
+    if (!lws_vhost_name_to_protocol(br->vhost, PROBE_PROTOCOL)) {
+        kedge_log(KEDGE_LOG_ERR,
+                  "probes: protocol %s is not on the local vhost "
+                  "(probes_protocol missing from main.c's list)",
+                  PROBE_PROTOCOL);
+        return -ENOPROTOOPT;
+    }
+    pr = kedge_calloc(1, sizeof(*pr));
+    if (!pr)
+        return -ENOMEM;
+    pr->br = br;
+    pr->engine = e;
+    *out = pr;
+    return 0;
+}
+
+void prober_free(struct prober *pr)
+{
+    if (!pr)
+        return;
+    while (pr->head)
+        detach(pr->head);
+    kedge_free(pr);
+}
+
+long prober_run(struct prober *pr, const struct pod_probe *probe, const char *container_id,
+                const char *ip, probe_done_fn done, void *ctx)
+{
+    const char *host;
+    struct probe *p;
+    int timeout_s, rc;
+
+    if (!pr || !probe || !done ||
+        (probe->kind != PROBE_EXEC && probe->kind != PROBE_HTTP && probe->kind != PROBE_TCP))
+        return -EINVAL;
+    p = kedge_calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->pr = pr;
+    p->lws = pr->br->lws;
+    p->vhost = pr->br->vhost;
+    p->engine = pr->engine;
+    p->kind = probe->kind;
+    p->done = done;
+    p->ctx = ctx;
+    if (pr->last_handle >= LONG_MAX - 1)
+        pr->last_handle = 0;
+    p->handle = ++pr->last_handle;
+    p->next = pr->head;
+    if (p->next)
+        p->next->pprev = &p->next;
+    p->pprev = &pr->head;
+    pr->head = p;
+    timeout_s = probe->timeout_s > 0 ? probe->timeout_s : DEFAULT_TIMEOUT_S;
+    p->deadline_ms = kedge_now_ms() + (uint64_t)timeout_s * 1000u;
+    lws_sul_schedule(p->lws, 0, &p->sul_timeout, on_timeout,
+                     (lws_usec_t)timeout_s * LWS_US_PER_SEC);
+    host = probe->host && *probe->host ? probe->host : ip ? ip : "";
+    p->busy++;
+    if (probe->kind == PROBE_EXEC)
+        rc = start_exec(p, probe, container_id);
+    else if (probe->kind == PROBE_HTTP)
+        rc = start_http(p, probe, host);
+    else
+        rc = start_tcp(p, probe, host);
+    p->busy--;
+    if (rc < 0) { /* nothing was started */
+        p->engine_pending = false;
+        detach(p);
+        return rc;
+    }
+    return p->handle;
+}
+
+void prober_cancel(struct prober *pr, long handle)
+{
+    struct probe *p;
+
+    if (!pr)
+        return;
+    for (p = pr->head; p; p = p->next)
+        if (p->handle == handle) {
+            detach(p);
+            return;
+        }
+}
