@@ -11,12 +11,13 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${KEDGE_FUZZ_SECONDS:-20}
 build=${KEDGE_FUZZ_BUILD:-$root/build-fuzz}
-targets=${KEDGE_FUZZ_TARGETS:-fuzz_topic fuzz_twin_update fuzz_json}
+targets=${KEDGE_FUZZ_TARGETS:-fuzz_topic fuzz_twin_update fuzz_json fuzz_podspec}
 jobs=${KEDGE_FUZZ_JOBS:-$(nproc)}
 
 dict_for() {
     case "$1" in
     fuzz_topic) echo "$root/fuzz/topic.dict" ;;
+    fuzz_podspec) echo "$root/fuzz/podspec.dict" ;;
     *) echo "$root/fuzz/twin.dict" ;;
     esac
 }

@@ -227,7 +227,7 @@ static void write_file(const char *p, const char *content)
 
 static int mkdir_p_test(const char *dir)
 {
-    char cmd[300];
+    char cmd[600];
 
     snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
     return system(cmd);
@@ -235,7 +235,7 @@ static int mkdir_p_test(const char *dir)
 
 static void rm_rf(const char *dir)
 {
-    char cmd[300];
+    char cmd[600];
 
     /* the scratch tree only, made by this test: plain rm is fine here */
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
