@@ -497,7 +497,8 @@ static void on_created(struct edged *ed, struct epod *p, struct op *o, const str
     if (id) {
         (void)call_id(ed, p, o->kind == OP_INFRA_CREATE ? OP_INFRA_START : OP_START, o->ci, id,
                       "POST", "/start", 0);
-    } else if (r->status == 409) {
+    } else if (r->status == 409 || (r->status == 500 && strstr(r->body, "already in use"))) {
+        /* (podman answers a taken name with 500) */
         /* a container of that name exists (a relist older than the engine): look again */
         kedge_log(KEDGE_LOG_INFO, "edged: pod %s: name conflict; relisting", p->key);
     } else {

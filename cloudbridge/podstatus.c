@@ -126,11 +126,28 @@ static void write_terminated(struct kedge_jw *w, const struct observed_container
     kedge_jw_obj_close(w);
 }
 
+/* The status goes up as a strategic-merge patch of the stored Pod: a key left out would keep
+ * its old value there, so the states not shown are written as null (which deletes them), as
+ * kubelet's two-way patch does. */
+static void write_null(struct kedge_jw *w, const char *key)
+{
+    kedge_jw_key(w, key);
+    kedge_jw_null(w);
+}
+
 static void write_state(struct kedge_jw *w, const struct container_view *c)
 {
+    enum shown sh = shown_state(c);
+
     kedge_jw_key(w, "state");
     kedge_jw_obj_open(w);
-    switch (shown_state(c)) {
+    if (sh != SHOW_WAITING)
+        write_null(w, "waiting");
+    if (sh != SHOW_RUNNING)
+        write_null(w, "running");
+    if (sh != SHOW_TERMINATED)
+        write_null(w, "terminated");
+    switch (sh) {
     case SHOW_RUNNING:
         kedge_jw_key(w, "running");
         kedge_jw_obj_open(w);
@@ -146,6 +163,8 @@ static void write_state(struct kedge_jw *w, const struct container_view *c)
         kedge_jw_kstr(w, "reason", podstatus_waiting_reason(c->waiting));
         if (c->waiting_message && *c->waiting_message)
             kedge_jw_kstr(w, "message", c->waiting_message);
+        else
+            write_null(w, "message");
         kedge_jw_obj_close(w);
         break;
     }
@@ -164,6 +183,8 @@ static void write_container(struct kedge_jw *w, const struct container_view *c)
     kedge_jw_obj_open(w);
     if (last)
         write_terminated(w, last);
+    else
+        write_null(w, "terminated");
     kedge_jw_obj_close(w);
     kedge_jw_key(w, "ready");
     kedge_jw_bool(w, c->ready && is_running(c));
@@ -312,6 +333,9 @@ static void write_conditions(struct kedge_jw *w, const struct pod_view *v)
         } else if (!c[i] && (i == COND_READY || i == COND_CONTAINERS_READY)) {
             kedge_jw_kstr(w, "reason", "ContainersNotReady");
             list_message(w, "unready", v->apps, v->n_apps, false);
+        } else {
+            write_null(w, "reason"); /* a former reason must not stay (see write_null) */
+            write_null(w, "message");
         }
         kedge_jw_obj_close(w);
     }

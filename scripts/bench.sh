@@ -7,7 +7,7 @@
 #
 # Environment:
 #   KEDGE_BENCH_BUILD=DIR   build tree (default: <repo>/build-bench)
-#   KEDGE_BENCH_REPS=N      alternating plain/kedge pairs per window (default 5)
+#   KEDGE_BENCH_REPS=N      alternating plain/kedge pairs per window (default 5; pods: 3)
 #   KEDGE_KEEP_TMP=1        keep the scratch directory (broker logs, databases, configs)
 #   MOSQUITTO=PATH          broker binary (default /usr/sbin/mosquitto)
 set -euo pipefail
@@ -34,6 +34,12 @@ benchmarks:
           (rate limit off and on) vs. bare loopback; the bridge's RSS idle and under load. Ends
           with 'relay: ratio=R per_s=N bridge_rss_idle_mb=N bridge_rss_load_mb=N'.
 
+  pods    pod insert at kedge-cloudsim -> Running reported back, through kedge-bridge's Edged
+          and a private podman engine (scripts/engine.sh; needs root and podman), for 1 and
+          20 pods, vs. the same containers made straight through the engine's API; the
+          bridge's RSS with 20 pods running. Ends with
+          'pods: one_s=S twenty_s=S direct_ratio=R bridge_rss_mb=N'.
+
 environment: KEDGE_BENCH_BUILD, KEDGE_BENCH_REPS, KEDGE_KEEP_TMP=1, MOSQUITTO (see the header
 of this script).
 EOF
@@ -44,8 +50,9 @@ die() {
     exit 1
 }
 
+# cleanup [RC]: the exit status to keep (default: the one the EXIT trap was entered with)
 cleanup() {
-    local rc=$?
+    local rc=${1:-$?}
     if [[ -n $BROKER_PID ]]; then
         kill -TERM "$BROKER_PID" 2>/dev/null || true
         wait "$BROKER_PID" 2>/dev/null || true
@@ -325,13 +332,14 @@ relay_cleanup() {
     BRIDGE_PID="" SIM_PID=""
 }
 
+# relay_build [TARGET...]: the relay set, plus any extra targets (the pods bench adds its own)
 relay_build() {
     echo "bench: building in $BUILD-relay (RelWithDebInfo)" >&2
     cmake -S "$ROOT" -B "$BUILD-relay" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEDGE_SANITIZE=OFF \
         -DKEDGE_UNSAFE_PUBLISH_BEFORE_COMMIT=OFF -DKEDGE_TESTS=ON >"$WORK/cmake.log" 2>&1 ||
         { cat "$WORK/cmake.log" >&2; die "cmake configure failed"; }
     cmake --build "$BUILD-relay" -j2 --target kedge_plugin kedge-bridge kedge-cloudsim \
-        bench_relay bench_twin >>"$WORK/cmake.log" 2>&1 ||
+        bench_relay bench_twin "$@" >>"$WORK/cmake.log" 2>&1 ||
         { cat "$WORK/cmake.log" >&2; die "build failed"; }
     PLUGIN=$BUILD-relay/kedge_plugin.so
     BENCH=$BUILD-relay/bench/bench_twin
@@ -355,15 +363,16 @@ start_cloudsim() {
     CONTROL_PORT=$(sed -n 's/.*control_port=\([0-9]*\).*/\1/p' <<<"$line")
 }
 
-# start_bridge QPS
+# start_bridge QPS [KEY=VALUE...]: later keys override earlier ones (log_level=warn here)
 start_bridge() {
-    local i
+    local i qps=$1
+    shift
     printf '%s\n' "$BRIDGE_PW" >"$WORK/bridge.password"
     "$BRIDGE" node_name="$NODE" broker_port="$PORT" broker_password_file="$WORK/bridge.password" \
         cloud_port="$WSS_PORT" tls_ca_file="$WORK/certs/rootCA.crt" \
         tls_cert_file="$WORK/certs/edge.crt" tls_key_file="$WORK/certs/edge.key" \
-        db_path="$WORK/bridge.db" meta_db_path="$WORK/meta.db" cloud_qps="$1" \
-        log_level=warn >"$WORK/bridge.log" 2>&1 &
+        db_path="$WORK/bridge.db" meta_db_path="$WORK/meta.db" cloud_qps="$qps" \
+        log_level=warn "$@" >"$WORK/bridge.log" 2>&1 &
     BRIDGE_PID=$!
     for ((i = 0; i < 500; i++)); do
         curl -s "http://127.0.0.1:$CONTROL_PORT/state" | grep -q '"connected":true' && return 0
@@ -389,7 +398,7 @@ bench_relay() {
     local idle_detail
     need_sqlite3
     relay_build
-    trap 'relay_cleanup; cleanup' EXIT
+    trap 'bench_rc=$?; relay_cleanup; cleanup "$bench_rc"' EXIT
     echo "== relay: device -> cloud through broker + plugin + kedge-bridge + kedge-cloudsim,"
     echo "   against the same broker's bare loopback; $(nproc) CPUs, $(date -u +%FT%TZ)"
     echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -435,9 +444,108 @@ bench_relay() {
         "$ratio" "$rate" "$idle" "$load"
 }
 
+# ---- pods: pod insert at the cloud -> Running reported, through Edged and a real engine -------
+
+ENGINE_DIR=
+
+pods_cleanup() {
+    relay_cleanup
+    if [[ -n $BROKER_PID ]]; then
+        kill -TERM "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+        BROKER_PID=
+    fi
+    if [[ -n $ENGINE_DIR ]]; then
+        # before $WORK goes: the engine's overlay mounts live under it
+        KEDGE_ENGINE_KEEP_DIR=${KEDGE_KEEP_TMP:-} "$ROOT/scripts/engine.sh" stop "$ENGINE_DIR" \
+            >/dev/null || echo "bench: engine stop failed for $ENGINE_DIR" >&2
+        ENGINE_DIR=
+    fi
+}
+
+# pods_run MODE N REP [ARG...]: one bench_pods run; prints its line, indented, and keeps it in
+# POD_LINE
+pods_run() {
+    local mode=$1 n=$2 rep=$3
+    shift 3
+    POD_LINE=$("$PODS" "$mode" --engine "$ENGINE_SOCK" --node "$NODE" --n "$n" --run "$rep" \
+        --control-port "$CONTROL_PORT" "$@") ||
+        die "pods $mode n=$n run $rep failed (bridge log: $WORK/bridge.log)"
+    echo "   rep=$rep $POD_LINE"
+}
+
+bench_pods() {
+    local reps=${KEDGE_BENCH_REPS:-3} i out
+    local d1=() k1=() d20=() k20=() rss=() patches=()
+    local md1 mk1 md20 mk20 r1 r20 rss_med
+    need_sqlite3
+    relay_build bench_pods
+    PODS=$BUILD-relay/bench/bench_pods
+    trap 'bench_rc=$?; pods_cleanup; cleanup "$bench_rc"' EXIT
+    echo "== pods: pod insert at kedge-cloudsim -> status.phase Running back at cloudsim, through"
+    echo "   broker + plugin + kedge-bridge (Edged) + podman's Docker API, vs. the same containers"
+    echo "   made straight through the engine's API; $(nproc) CPUs, $(date -u +%FT%TZ)"
+    echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (engine work is CPU-bound:"
+    echo "   other work on the machine moves both sides; the alternation keeps the ratio fair)"
+    ENGINE_DIR=$WORK/engine
+    out=$("$ROOT/scripts/engine.sh" start "$ENGINE_DIR" 2>"$WORK/engine-start.log") ||
+        { cat "$WORK/engine-start.log" >&2; die "the engine did not start"; }
+    ENGINE_SOCK=$(sed -n 's/^engine: ready socket=\([^ ]*\) .*/\1/p' <<<"$out")
+    [[ -S $ENGINE_SOCK ]] || die "no engine socket in: $out"
+    echo "   engine: $(podman --version), socket $ENGINE_SOCK"
+    seed_db "$WORK/pods.db" 0 4 1
+    start_cloudsim
+    start_broker pods "$WORK/pods.db"
+    start_bridge 30 engine_socket="$ENGINE_SOCK" pod_infra_image=localhost/pause:edge \
+        pods_dir="$WORK/pods" log_level=notice
+    echo "-- pods of one container (busybox sleep 3600) + infra (pause); direct: create+start"
+    echo "   infra, create+start app, inspect until running, 8 pods in flight (edged's engine"
+    echo "   client keeps 8 calls in flight); kedge: POST /send of the inserts, then GET /pods"
+    echo "   every 20 ms until every pod is Running. Between runs everything is deleted."
+    echo "   warm-up (not counted): first containers of a fresh engine"
+    pods_run direct 1 0
+    pods_run kedge 1 0
+    for ((i = 1; i <= reps; i++)); do
+        pods_run direct 1 "$i"
+        d1+=("$(field_of seconds "$POD_LINE")")
+        pods_run kedge 1 "$i"
+        k1+=("$(field_of seconds "$POD_LINE")")
+        pods_run direct 20 "$i"
+        d20+=("$(field_of seconds "$POD_LINE")")
+        pods_run kedge 20 "$i" --rss-pid "$BRIDGE_PID"
+        k20+=("$(field_of seconds "$POD_LINE")")
+        rss+=("$(field_of rss_kb "$POD_LINE")")
+        patches+=("$(field_of patches "$POD_LINE")")
+    done
+    kill -0 "$BRIDGE_PID" 2>/dev/null || die "the bridge died: $(tail -20 "$WORK/bridge.log")"
+    md1=$(median "${d1[@]}")
+    mk1=$(median "${k1[@]}")
+    md20=$(median "${d20[@]}")
+    mk20=$(median "${k20[@]}")
+    rss_med=$(awk -v v="$(median "${rss[@]}")" 'BEGIN { printf "%.1f", v / 1024 }')
+    r1=$(awk -v a="$mk1" -v b="$md1" 'BEGIN { printf "%.2f", a / b }')
+    r20=$(awk -v a="$mk20" -v b="$md20" 'BEGIN { printf "%.2f", a / b }')
+    echo "   status patches applied at cloudsim per 20-pod run: ${patches[*]}"
+    echo "   edged/engine lines in the bridge's log (notice and up), besides pods added/removed:"
+    sed -E 's/^[0-9]+: //; s/bench-[0-9]+/bench-N/g; s/[0-9a-f]{64}/ID/g;
+            s/kedge-[0-9]+-[0-9]+-[0-9]+/UID/g' "$WORK/bridge.log" |
+        grep -E '^(edged|engine):' | grep -vE ' (added|removed)$|runtime connected|pods in ' |
+        sort | uniq -c | sort -rn | head -6 | cut -c1-96 | sed 's/^/   /' || true
+    echo "-- medians of $reps alternating pairs; ratio = kedge / direct"
+    printf 'pods  1 pod:   direct=%.3f s  kedge=%.3f s  ratio=%s  (target <= 1.5)\n' \
+        "$md1" "$mk1" "$r1"
+    printf 'pods 20 pods:  direct=%.3f s  kedge=%.3f s  ratio=%s  (target <= 1.5)\n' \
+        "$md20" "$mk20" "$r20"
+    echo "bridge_rss  20 pods running: $rss_med MB (VmRSS, median; target <= 12 MB)"
+    stop_bridge
+    pods_cleanup
+    printf 'pods: one_s=%.3f twenty_s=%.3f direct_ratio=%s bridge_rss_mb=%s\n' \
+        "$mk1" "$mk20" "$r20" "$rss_med"
+}
+
 main() {
     case ${1:-} in
-    twin | relay) ;;
+    twin | relay | pods) ;;
     -h | --help)
         usage
         exit 0

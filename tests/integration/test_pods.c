@@ -234,8 +234,11 @@ static bool restarted(const struct kedge_jval *pod, const void *arg)
 {
     const struct kedge_jval *cs = first_cs(pod);
 
-    return num(kedge_json_get(cs, "restartCount")) >= *(const int *)arg &&
-           jpath(cs, "state", "running", NULL) != NULL;
+    const struct kedge_jval *running = jpath(cs, "state", "running", NULL);
+
+    /* states not shown are null in the patch (podstatus.c), stored as sent */
+    return num(kedge_json_get(cs, "restartCount")) >= *(const int *)arg && running &&
+           running->type == KEDGE_JOBJ;
 }
 
 static bool waiting_reason(const struct kedge_jval *pod, const void *arg)
