@@ -234,8 +234,8 @@ out:
     if (br.lws)
         lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
     br.lws = NULL;
+    metamgr_close(br.meta); /* cancels edged's status waiters: edged must still be there */
     edged_free(br.edged);
-    metamgr_close(br.meta);
     relay_free(br.relay);
     edgehub_free(br.hub);
     router_free(br.router);
