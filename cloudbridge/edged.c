@@ -21,11 +21,15 @@
  * Status (podstatus.c) is computed after every relist and sent as a podpatch when it changed;
  * while the link is down the newest status waits and goes when it returns.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "edged.h"
 #include "kedge/alloc.h"
@@ -91,6 +95,8 @@ struct edged {
     size_t n_seen, n_next;
     size_t inspects_pending;
     bool relisting, relist_again, engine_up, listed_once, stopping;
+    uint64_t retry_ms; /* after a failed relist: 1 s, doubling up to pod_resync_s */
+    bool relist_broken; /* an inspect of this relist failed: the list is not used */
     uint64_t next_resync_ms;
     char host_ip[64];
     struct kedge_ratelimit rl;
@@ -113,7 +119,7 @@ struct op {
 };
 
 static void relist_soon(struct edged *ed);
-static void report_status(struct edged *ed, struct epod *p);
+static bool report_status(struct edged *ed, struct epod *p);
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -755,6 +761,74 @@ static bool sync_container(struct edged *ed, struct epod *p, int ci)
     return false;
 }
 
+/* Whether host_ip:port/protocol can be bound now. The engine reserves a published port by
+ * holding it open, so a taken port is caught here before the infra container asks for it:
+ * netavark's clean-up after a failed bind also deletes the forwarding rules of the container
+ * that holds the port (found with podman 4.3 / netavark 1.4), breaking a running pod. */
+static bool host_port_free(const struct pod_port *pp)
+{
+    struct sockaddr_in a;
+    bool udp = pp->protocol && !strcmp(pp->protocol, "UDP");
+    int fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0), one = 1;
+    bool ok;
+
+    if (fd < 0)
+        return true; /* cannot tell: let the engine decide */
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)pp->host_port);
+    if (!pp->host_ip || !*pp->host_ip || inet_pton(AF_INET, pp->host_ip, &a.sin_addr) != 1)
+        a.sin_addr.s_addr = htonl(INADDR_ANY);
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 || errno != EADDRINUSE;
+    close(fd);
+    return ok;
+}
+
+/* Before a sandbox is made: every hostPort of the pod must be free. */
+static bool host_ports_free(struct epod *p)
+{
+    char msg[300];
+    size_t ci, i;
+
+    if (p->spec->host_network)
+        return true; /* the app binds them itself */
+    for (ci = 0; ci < p->n_cs; ci++) {
+        const struct pod_container *c = spec_container(p, ci);
+        for (i = 0; i < c->n_ports; i++) {
+            const struct pod_port *pp = &c->ports[i];
+            if (pp->host_port <= 0 || host_port_free(pp))
+                continue;
+            snprintf(msg, sizeof(msg), "host port %d/%s on %s is already in use",
+                     pp->host_port, pp->protocol ? pp->protocol : "TCP",
+                     pp->host_ip && *pp->host_ip ? pp->host_ip : "0.0.0.0");
+            for (size_t k = 0; k < p->n_cs; k++)
+                set_waiting(&p->cs[k], WAIT_CREATING, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Remove the pod's containers: the apps first, the infra container once they are gone (the
+ * engine refuses to remove a network namespace another container still uses). */
+static void remove_pod_containers(struct edged *ed, struct epod *p)
+{
+    bool apps = false;
+    size_t i;
+
+    for (i = 0; i < ed->n_seen; i++)
+        if (seen_of(&ed->seen[i], p->uid) && !ed->seen[i].infra) {
+            apps = true;
+            remove_container(ed, p, ed->seen[i].o.id);
+        }
+    if (apps)
+        return;
+    for (i = 0; i < ed->n_seen; i++)
+        if (seen_of(&ed->seen[i], p->uid))
+            remove_container(ed, p, ed->seen[i].o.id);
+}
+
 static bool setup_volumes(struct edged *ed, struct epod *p)
 {
     struct lookup_ctx lc = {ed, p};
@@ -793,16 +867,17 @@ static void sync_running(struct edged *ed, struct epod *p)
             /* the sandbox died: everything in it goes, then a new sandbox (kubelet) */
             kedge_log(KEDGE_LOG_NOTICE, "edged: pod %s: sandbox died; making a new one", p->key);
             p->sandbox_attempt = infra->o.attempt + 1;
-            for (i = 0; i < ed->n_seen; i++)
-                if (seen_of(&ed->seen[i], p->uid))
-                    remove_container(ed, p, ed->seen[i].o.id);
+            remove_pod_containers(ed, p);
             return;
         }
         if (infra) /* created but not started */
             (void)call_id(ed, p, OP_INFRA_START, -1, infra->o.id, "POST", "/start",
                           0);
-        else
+        else if (host_ports_free(p))
             (void)create(ed, p, -1, p->sandbox_attempt, NULL);
+        else
+            kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key,
+                              p->cs[0].waiting_msg ? p->cs[0].waiting_msg : "host port taken");
         return;
     }
     for (i = 0; i < p->spec->n_init_containers; i++)
@@ -831,13 +906,13 @@ static bool sync_terminating(struct edged *ed, struct epod *p)
     if (running)
         return false;
     if (!p->final_sent && p->spec) {
-        report_status(ed, p); /* the terminal status, from the stopped containers */
+        /* the terminal status, from the stopped containers; waits for a patch in flight */
+        if (!report_status(ed, p))
+            return false;
         p->final_sent = true;
     }
     if (any) {
-        for (i = 0; i < ed->n_seen; i++)
-            if (seen_of(&ed->seen[i], p->uid))
-                remove_container(ed, p, ed->seen[i].o.id);
+        remove_pod_containers(ed, p);
         return false;
     }
     return true; /* nothing left */
@@ -1068,17 +1143,19 @@ static void status_sent(void *ctx, const struct kedge_msg *m, int err)
         obj = metamgr_object_of(m, &reason);
     if (p) {
         p->status_inflight = false;
-        if (obj) {
+        if (obj || !err) {
+            /* applied, or refused by the cloud (a pod it no longer has, say): either way this
+             * status is not sent again; the next change is */
+            if (!obj)
+                kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_INFO,
+                                  "edged: pod %s: status patch refused (%s)", p->key,
+                                  reason ? reason : "no object");
             kedge_free(p->status_sent);
             p->status_sent = p->status_pending;
             p->status_pending = NULL;
         } else {
-            kedge_free(p->status_pending);
+            kedge_free(p->status_pending); /* no answer: sent again at the next tick */
             p->status_pending = NULL;
-            if (err != -ETIMEDOUT && err != -ENOTCONN)
-                kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN,
-                                  "edged: pod %s: status patch refused (%s)", p->key,
-                                  err ? kedge_strerror(err) : reason ? reason : "no object");
         }
     }
     kedge_free(obj);
@@ -1124,20 +1201,25 @@ static int send_status(struct edged *ed, struct epod *p, const char *status, siz
     return rc;
 }
 
-static void report_status(struct edged *ed, struct epod *p)
+/* Compute p's status and send it if it changed. Returns false when it could not be sent now
+ * (a patch in flight, out of memory), true when sent, unchanged, or offline. */
+static bool report_status(struct edged *ed, struct epod *p)
 {
     struct container_view *views;
     struct kedge_buf b = KEDGE_BUF_INIT;
     struct pod_view v;
     bool cond[N_COND];
     int64_t now_s = (int64_t)time(NULL);
+    bool done = true;
     int i;
 
-    if (!p->spec || p->status_inflight)
-        return;
+    if (!p->spec)
+        return true;
+    if (p->status_inflight)
+        return false;
     views = kedge_calloc(p->n_cs ? p->n_cs : 1, sizeof(*views));
     if (!views)
-        return;
+        return false;
     fill_view(ed, p, &v, views);
     podstatus_conditions(&v, cond);
     for (i = 0; i < N_COND; i++)
@@ -1147,16 +1229,23 @@ static void report_status(struct edged *ed, struct epod *p)
         }
     p->cond_known = true;
     memcpy(v.cond_since_s, p->cond_since_s, sizeof(v.cond_since_s));
-    if (podstatus_write(&v, &b) == 0 && (!p->status_sent || strcmp(p->status_sent, b.data))) {
-        if (edgehub_connected(ed->br->hub) && send_status(ed, p, b.data, b.len) == 0) {
+    if (podstatus_write(&v, &b) < 0) {
+        done = false;
+    } else if (!p->status_sent || strcmp(p->status_sent, b.data)) {
+        if (!edgehub_connected(ed->br->hub)) {
+            /* offline: nothing to wait for; the newest status goes when the link returns */
+        } else if (send_status(ed, p, b.data, b.len) == 0) {
             p->status_inflight = true;
             p->status_pending = kedge_buf_take(&b, NULL);
             kedge_log(KEDGE_LOG_DEBUG, "edged: pod %s status %s sent", p->key,
                       podstatus_phase(&v));
+        } else {
+            done = false;
         }
     }
     kedge_buf_cleanup(&b);
     kedge_free(views);
+    return done;
 }
 
 /* ---- relisting -------------------------------------------------------------------------------- */
@@ -1239,9 +1328,12 @@ static void inspected(void *ctx, const struct engine_reply *r)
     struct seen *s = &ed->next_seen[ic->i];
 
     kedge_free(ic);
-    if (r->status != 200 || parse_inspect(r->body, r->len, s) < 0) {
-        kedge_free(s->o.id); /* gone meanwhile, or unreadable: not seen */
+    if (r->status == 404) {
+        kedge_free(s->o.id); /* removed meanwhile: not seen */
         s->o.id = NULL;
+    } else if (r->status != 200 || parse_inspect(r->body, r->len, s) < 0) {
+        /* unknown, not absent: acting on this list could start a container twice */
+        ed->relist_broken = true;
     }
     if (--ed->inspects_pending == 0 && !ed->stopping)
         relist_finished(ed);
@@ -1268,24 +1360,37 @@ static void start_inspect(struct edged *ed, size_t i)
 }
 
 /* A previous sighting of the same container in the same list state: reused, not inspected. */
+static char *dup_or_null(const char *v)
+{
+    return v ? kedge_strdup(v) : NULL;
+}
+
+/* A previous sighting of the same container in the same list state: copied, not inspected
+ * (the old list stays whole until this one is complete and sound). */
 static bool reuse(struct edged *ed, struct seen *s)
 {
     size_t i;
 
     for (i = 0; i < ed->n_seen; i++) {
-        struct seen *o = &ed->seen[i];
-        if (o->o.id && !strcmp(o->o.id, s->o.id) && o->list_state &&
-            !strcmp(o->list_state, s->list_state)) {
-            char *ls = s->list_state, *uid = s->uid;
-            kedge_free(s->o.id);
-            *s = *o;
-            memset(o, 0, sizeof(*o));
-            kedge_free(s->list_state);
-            kedge_free(s->uid);
-            s->list_state = ls;
-            s->uid = uid;
-            return true;
-        }
+        const struct seen *o = &ed->seen[i];
+        struct observed_container *c = &s->o;
+        if (!o->o.id || strcmp(o->o.id, s->o.id) || !o->list_state ||
+            strcmp(o->list_state, s->list_state))
+            continue;
+        kedge_free(c->id); /* listed()'s copy; replaced by a copy of the same */
+        *c = o->o;
+        c->id = dup_or_null(o->o.id);
+        c->name = NULL; /* listed() puts its own back */
+        c->image = dup_or_null(o->o.image);
+        c->image_id = dup_or_null(o->o.image_id);
+        c->state = dup_or_null(o->o.state);
+        c->error = dup_or_null(o->o.error);
+        kedge_free(s->ip);
+        s->ip = dup_or_null(o->ip);
+        if (!c->id || !c->image || !c->image_id || !c->state || !c->error ||
+            (o->ip && !s->ip))
+            ed->relist_broken = true; /* out of memory: not a list to act on */
+        return true;
     }
     return false;
 }
@@ -1294,9 +1399,16 @@ static bool reuse(struct edged *ed, struct seen *s)
  * ContainerCreating while the runtime is down); running ones keep their last status. */
 static void engine_unreachable(struct edged *ed, const struct engine_reply *r)
 {
+    uint64_t resync = (uint64_t)ed->br->cfg.pod_resync_s * 1000;
     struct epod *p;
     char msg[300];
     size_t i;
+
+    /* try again soon, not only at the next resync: a busy engine drops a call now and then */
+    ed->retry_ms = ed->retry_ms ? ed->retry_ms * 2 : 1000;
+    if (ed->retry_ms > resync)
+        ed->retry_ms = resync;
+    ed->next_resync_ms = kedge_now_ms() + ed->retry_ms;
 
     engine_message(r, msg, sizeof(msg));
     kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: cannot list containers (%s): %s",
@@ -1394,6 +1506,19 @@ static void relist_finished(struct edged *ed)
     struct epod *p, *next;
     size_t i, n = 0;
 
+    if (ed->relist_broken) {
+        struct engine_reply r = {0, -EIO, "", 0};
+        for (i = 0; i < ed->n_next; i++)
+            seen_cleanup(&ed->next_seen[i]);
+        kedge_free(ed->next_seen);
+        ed->next_seen = NULL;
+        ed->n_next = 0;
+        ed->relist_broken = false;
+        ed->relisting = false;
+        engine_unreachable(ed, &r);
+        return;
+    }
+
     for (i = 0; i < ed->n_seen; i++)
         seen_cleanup(&ed->seen[i]);
     kedge_free(ed->seen);
@@ -1409,6 +1534,7 @@ static void relist_finished(struct edged *ed)
     ed->n_next = 0;
     ed->relisting = false;
     ed->listed_once = true;
+    ed->retry_ms = 0;
     remove_orphans(ed);
     for (p = ed->pods; p; p = next) {
         next = p->next; /* sync_pod may forget p */
@@ -1666,6 +1792,8 @@ static void tick(lws_sorted_usec_list_t *sul)
     for (p = ed->pods; p; p = p->next) {
         size_t i;
         probe_pod(ed, p, now);
+        if (p->terminating)
+            due = true; /* until its containers are gone */
         for (i = 0; i < p->n_cs; i++) {
             struct cstate *cs = &p->cs[i];
             if ((cs->waiting == WAIT_CRASH_BACKOFF && now >= cs->backoff_until_ms) ||

@@ -5,7 +5,8 @@
  *  1. The seed's example: an nginx-like pod (busybox httpd serving a page from a configMap
  *     volume on a hostPort, env from fieldRef and configMapKeyRef, a readiness probe) runs as
  *     an infra + app container with kubelet's labels; GET on 127.0.0.1 returns the page;
- *     cloudsim has Running and Ready. The app process killed: restartCount 1, lastState
+ *     cloudsim has Running and Ready. A second pod asking for the same host port waits with
+ *     the reason while the first keeps serving. The app process killed: restartCount 1, lastState
  *     terminated 137; killed again: CrashLoopBackOff while the back-off runs, then
  *     restartCount 2. Deleted in the cloud: the containers are gone and a terminal status was
  *     reported.
@@ -241,6 +242,13 @@ static bool restarted(const struct kedge_jval *pod, const void *arg)
            running->type == KEDGE_JOBJ;
 }
 
+static bool waiting_message(const struct kedge_jval *pod, const void *arg)
+{
+    const struct kedge_jval *m = jpath(first_cs(pod), "state", "waiting", "message");
+
+    return m && m->type == KEDGE_JSTR && strstr(m->str, arg);
+}
+
 static bool waiting_reason(const struct kedge_jval *pod, const void *arg)
 {
     const struct kedge_jval *cs = first_cs(pod);
@@ -455,6 +463,13 @@ START_TEST(nginx_like_pod_end_to_end)
                   "labels: %s", labels.data);
     wait_pod("web", running_ready, NULL, "Running and ready");
     snprintf(first_id, sizeof(first_id), "%s", id);
+
+    /* a second pod wants the same host port: it waits with the reason, the first keeps it */
+    send_web_pod("clash", "uid-clash", port, "insert");
+    wait_pod("clash", waiting_message, "is already in use", "a host port conflict");
+    wait_page(port, "hello from kedge");
+    sim_send(ROUTE("delete", "default/pod/clash") "{\"metadata\":{\"name\":\"clash\","
+             "\"namespace\":\"default\",\"uid\":\"uid-clash\"}}}");
 
     /* the app process dies: a new container, restartCount 1, lastState 137 */
     kill_app("uid-web-1", "web");
