@@ -140,24 +140,8 @@ static void write_state(struct kedge_jw *w, const struct container_view *c)
     enum shown sh = shown_state(c);
 
     kedge_jw_key(w, "state");
-    kedge_jw_obj_open(w);
-    if (sh != SHOW_WAITING)
-        write_null(w, "waiting");
-    if (sh != SHOW_RUNNING)
-        write_null(w, "running");
-    if (sh != SHOW_TERMINATED)
-        write_null(w, "terminated");
-    switch (sh) {
-    case SHOW_RUNNING:
-        kedge_jw_key(w, "running");
-        kedge_jw_obj_open(w);
-        write_time(w, "startedAt", c->current->started_ms);
-        kedge_jw_obj_close(w);
-        break;
-    case SHOW_TERMINATED:
-        write_terminated(w, c->current);
-        break;
-    case SHOW_WAITING:
+    kedge_jw_obj_open(w); /* Go's order: waiting, running, terminated */
+    if (sh == SHOW_WAITING) {
         kedge_jw_key(w, "waiting");
         kedge_jw_obj_open(w);
         kedge_jw_kstr(w, "reason", podstatus_waiting_reason(c->waiting));
@@ -166,8 +150,21 @@ static void write_state(struct kedge_jw *w, const struct container_view *c)
         else
             write_null(w, "message");
         kedge_jw_obj_close(w);
-        break;
+    } else {
+        write_null(w, "waiting");
     }
+    if (sh == SHOW_RUNNING) {
+        kedge_jw_key(w, "running");
+        kedge_jw_obj_open(w);
+        write_time(w, "startedAt", c->current->started_ms);
+        kedge_jw_obj_close(w);
+    } else {
+        write_null(w, "running");
+    }
+    if (sh == SHOW_TERMINATED)
+        write_terminated(w, c->current);
+    else
+        write_null(w, "terminated");
     kedge_jw_obj_close(w);
 }
 

@@ -13,7 +13,11 @@
  *  2. Autonomy: a pod runs; cloudsim stops; the bridge restarts: the page is still served, the
  *     containers are the same ones (not recreated) and no create was issued; a container
  *     labelled for this node but of no known pod (an orphan) is removed.
- *  3. Bad input: an invalid image name, an image that cannot be pulled, a missing configMap
+ *  3. Lifecycle: restartPolicy Never (exit 3: Failed, terminated 3) and OnFailure (exit 0:
+ *     Succeeded); an init container writing into an emptyDir the app reads, and an exec
+ *     liveness probe that starts failing: the container is restarted (restartCount >= 1), the
+ *     init container shows Completed.
+ *  4. Bad input: an invalid image name, an image that cannot be pulled, a missing configMap
  *     volume, a missing configMap key in env: each a Waiting status with kubelet's reason and a
  *     message, the bridge still running; and a bridge whose engine is down reports why.
  *
@@ -547,7 +551,70 @@ START_TEST(pods_survive_cloud_loss_and_bridge_restart)
 }
 END_TEST
 
-/* ---- 3. bad input ---------------------------------------------------------------------------- */
+/* ---- 3. lifecycle ------------------------------------------------------------------------- */
+
+static bool phase_is(const struct kedge_jval *pod, const void *arg)
+{
+    return str_is(jpath(pod, "status", "phase", NULL), arg);
+}
+
+static void send_policy_pod(const char *name, const char *policy, const char *script)
+{
+    sim_send(ROUTE("insert", "default/pod/%s")
+             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"uid-%s\"},"
+             "\"spec\":{\"nodeName\":\"" NODE "\",\"restartPolicy\":\"%s\","
+             "\"terminationGracePeriodSeconds\":0,\"containers\":[{\"name\":\"c\","
+             "\"image\":\"localhost/busybox:edge\",\"command\":[\"sh\",\"-c\",\"%s\"]}]}}}",
+             name, name, name, policy, script);
+}
+
+START_TEST(restart_policies_init_containers_and_liveness)
+{
+    int one = 1;
+
+    if (skip_without_engine())
+        return;
+    chain_up(NULL);
+    send_policy_pod("once", "Never", "exit 3");
+    send_policy_pod("done", "OnFailure", "true");
+    sim_send(ROUTE("insert", "default/pod/live")
+             "{\"metadata\":{\"name\":\"live\",\"namespace\":\"default\",\"uid\":\"uid-live\"},"
+             "\"spec\":{\"nodeName\":\"" NODE "\",\"terminationGracePeriodSeconds\":0,"
+             "\"volumes\":[{\"name\":\"work\",\"emptyDir\":{}}],"
+             "\"initContainers\":[{\"name\":\"prepare\",\"image\":\"localhost/busybox:edge\","
+             "\"command\":[\"sh\",\"-c\",\"echo ok > /work/ready\"],"
+             "\"volumeMounts\":[{\"name\":\"work\",\"mountPath\":\"/work\"}]}],"
+             "\"containers\":[{\"name\":\"app\",\"image\":\"localhost/busybox:edge\","
+             "\"command\":[\"sh\",\"-c\",\"cat /work/ready && touch /tmp/healthy && sleep 3 && "
+             "rm /tmp/healthy && sleep 600\"],"
+             "\"livenessProbe\":{\"exec\":{\"command\":[\"cat\",\"/tmp/healthy\"]},"
+             "\"periodSeconds\":1,\"failureThreshold\":1},"
+             "\"volumeMounts\":[{\"name\":\"work\",\"mountPath\":\"/work\"}]}]}}}");
+    wait_pod("once", phase_is, "Failed", "phase Failed");
+    {
+        struct kedge_jdoc *doc = sim_pod("once");
+        const struct kedge_jval *cs = first_cs(kedge_jdoc_root(doc));
+        ck_assert_int_eq(num(jpath(cs, "state", "terminated", "exitCode")), 3);
+        ck_assert(str_is(jpath(cs, "state", "terminated", "reason"), "Error"));
+        ck_assert_int_eq(num(kedge_json_get(cs, "restartCount")), 0);
+        kedge_jdoc_free(doc);
+    }
+    wait_pod("done", phase_is, "Succeeded", "phase Succeeded");
+    wait_pod("live", restarted, &one, "a restart after the liveness probe failed");
+    {
+        struct kedge_jdoc *doc = sim_pod("live");
+        const struct kedge_jval *l = jpath(kedge_jdoc_root(doc), "status",
+                                           "initContainerStatuses", NULL);
+        ck_assert_msg(l && l->child, "no initContainerStatuses");
+        ck_assert(str_is(jpath(l->child, "state", "terminated", "reason"), "Completed"));
+        kedge_jdoc_free(doc);
+    }
+    ck_assert(bridgectl_running(bridge));
+    teardown();
+}
+END_TEST
+
+/* ---- 4. bad input ---------------------------------------------------------------------------- */
 
 static void send_simple_pod(const char *name, const char *image, const char *extra_container,
                             const char *volumes)
@@ -620,6 +687,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, nginx_like_pod_end_to_end);
     tcase_add_test(tc, pods_survive_cloud_loss_and_bridge_restart);
+    tcase_add_test(tc, restart_policies_init_containers_and_liveness);
     tcase_add_test(tc, bad_pods_get_reasons_not_crashes);
     tcase_add_test(tc, engine_down_is_reported);
     suite_add_tcase(s, tc);
