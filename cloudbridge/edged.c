@@ -629,18 +629,6 @@ static void op_done(void *ctx, const struct engine_reply *r)
 
 /* ---- syncing one pod ------------------------------------------------------------------------ */
 
-static void next_backoff(struct edged *ed, struct cstate *cs)
-{
-    int64_t init = ed->br->cfg.pod_backoff_initial_ms, max = ed->br->cfg.pod_backoff_max_ms;
-    uint64_t now = kedge_now_ms();
-
-    if (cs->last_crash_ms && now - cs->last_crash_ms > BACKOFF_RESET_MS)
-        cs->backoff_ms = 0;
-    cs->backoff_ms = cs->backoff_ms ? cs->backoff_ms * 2 : init;
-    if (cs->backoff_ms > max)
-        cs->backoff_ms = max;
-}
-
 static void reset_probes(struct cstate *cs, const char *cid)
 {
     if (cs->probe_cid && cid && !strcmp(cs->probe_cid, cid))
@@ -665,35 +653,32 @@ static bool should_restart(const struct epod *p, const struct seen *s)
     }
 }
 
-/* A dead container: restart now, or wait out the back-off (CrashLoopBackOff). */
+/* A dead container: restart now, or wait out the back-off (CrashLoopBackOff). kubelet's
+ * rule: the first restart is immediate; after that a container may start again only when
+ * back-off has passed since it finished, the back-off doubling (initial .. max) with each
+ * restart and forgotten once a container ran BACKOFF_RESET_MS. */
 static void restart_dead(struct edged *ed, struct epod *p, int ci, const struct seen *cur)
 {
     struct cstate *cs = &p->cs[ci];
     const struct pod_container *c = spec_container(p, (size_t)ci);
-    uint64_t now = kedge_now_ms();
+    int64_t wall = kedge_wall_ms(), finished = cur->o.finished_ms ? cur->o.finished_ms : wall;
+    int64_t init = ed->br->cfg.pod_backoff_initial_ms, max = ed->br->cfg.pod_backoff_max_ms;
     char msg[600];
 
-    if (cs->probe_cid && !strcmp(cs->probe_cid, cur->o.id) && cs->last_crash_ms == 0)
-        cs->last_crash_ms = now;
-    if (cs->backoff_until_ms && now < cs->backoff_until_ms) {
+    if (cs->backoff_ms && cur->o.started_ms && finished - cur->o.started_ms > BACKOFF_RESET_MS)
+        cs->backoff_ms = 0; /* it ran long enough: a fresh start */
+    if (cs->backoff_ms && wall < finished + cs->backoff_ms) {
         snprintf(msg, sizeof(msg), "back-off %llds restarting failed container=%s pod=%s_%s(%s)",
                  (long long)(cs->backoff_ms / 1000), c->name, p->spec->name, p->spec->ns,
                  p->uid);
         set_waiting(cs, WAIT_CRASH_BACKOFF, msg);
+        cs->backoff_until_ms = kedge_now_ms() + (uint64_t)(finished + cs->backoff_ms - wall);
         return;
     }
     if (cs->waiting == WAIT_CRASH_BACKOFF)
         set_waiting(cs, WAIT_NONE, NULL);
-    /* kubelet: the first restart is immediate; each later one waits the back-off, which
-     * starts now (from the restart) and doubles */
-    if (cur->o.attempt > 0 || cs->backoff_ms)
-        next_backoff(ed, cs);
-    else
-        cs->backoff_ms = 0;
-    cs->backoff_until_ms = now + (uint64_t)(cur->o.attempt > 0 || cs->backoff_ms
-                                                ? cs->backoff_ms
-                                                : ed->br->cfg.pod_backoff_initial_ms);
-    cs->last_crash_ms = now;
+    cs->backoff_ms = cs->backoff_ms ? (cs->backoff_ms * 2 > max ? max : cs->backoff_ms * 2) : init;
+    cs->backoff_until_ms = 0;
     kedge_log(KEDGE_LOG_INFO, "edged: pod %s: container %s exited with %d; restart %d", p->key,
               c->name, cur->o.exit_code, cur->o.attempt + 1);
     start_container(ed, p, ci, cur->o.attempt + 1);
