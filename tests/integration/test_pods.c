@@ -447,7 +447,7 @@ static void send_web_pod(const char *name, const char *uid, int port, const char
 START_TEST(nginx_like_pod_end_to_end)
 {
     struct kedge_buf labels = KEDGE_BUF_INIT;
-    char id[80], first_id[80];
+    char id[80], first_id[80], vol[512];
     int port = free_port(), one = 1, two = 2;
     long mark;
 
@@ -458,6 +458,9 @@ START_TEST(nginx_like_pod_end_to_end)
                                "\"greeting\":\"hi\"}");
     send_web_pod("web", "uid-web-1", port, "insert");
     wait_page(port, "hello from kedge");
+    snprintf(vol, sizeof(vol), "%s/pods/uid-web-1/volumes/page", bridgectl_dir(bridge));
+    ck_assert_msg(access(vol, F_OK) == 0, "no configMap volume in %s", vol);
+    snprintf(vol, sizeof(vol), "%s/pods/uid-web-1", bridgectl_dir(bridge));
     wait_containers("uid-web-1", 2);
     app_container("uid-web-1", "web", id, sizeof(id), &labels);
     ck_assert_msg(strstr(labels.data, "io.kubernetes.pod.name=web\n") &&
@@ -499,6 +502,7 @@ START_TEST(nginx_like_pod_end_to_end)
     ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "pod default/pod/web (uid-web-1) removed",
                                         kh_scale_ms(WAIT_MS)), 0);
     ck_assert_msg(http_get(port) == NULL, "the page is still served after the delete");
+    ck_assert_msg(access(vol, F_OK) != 0, "the pod's volumes are still in %s", vol);
     kedge_buf_cleanup(&labels);
     teardown();
 }
