@@ -50,21 +50,33 @@ struct seen {
     bool infra;
 };
 
+struct probe_ctx;
+
 /* edged's state for one container of the spec (init containers first, then apps). */
 struct cstate {
     enum container_waiting waiting;
     char *waiting_msg;
     uint64_t backoff_until_ms; /* monotonic; restart not before */
     int64_t backoff_ms;        /* the current step; 0: the next restart is immediate */
-    uint64_t last_crash_ms;
     uint64_t pull_until_ms;
     int64_t pull_backoff_ms;
     bool ready, started, kill_requested;
     int live_fail, ready_ok, ready_fail, start_ok, start_fail;
     uint64_t probe_at_ms[3];   /* liveness, readiness, startup: next run (0: not scheduled) */
     long probe_handle[3];
+    struct probe_ctx *probe_ctx[3]; /* owned while the probe runs (freed on cancel) */
     char *probe_cid;           /* the container the probe counters belong to */
+    uint64_t retry_at_ms;      /* after a config/create error: not before (monotonic) */
 };
+
+/* A container asked to stop: SIGTERM now, SIGKILL when the grace period is over (kubelet's
+ * StopContainer; done with two quick kill calls rather than one /stop that answers only when
+ * the container is gone). */
+struct stopping {
+    char id[72];
+    uint64_t kill_at_ms; /* monotonic */
+};
+#define MAX_STOPPING 16
 
 enum probe_slot { P_LIVE, P_READY, P_START };
 
@@ -79,6 +91,9 @@ struct epod {
     int64_t cond_since_s[N_COND];
     bool cond_last[N_COND], cond_known;
     int busy;                 /* engine calls in flight for this pod */
+    struct stopping stops[MAX_STOPPING];
+    size_t n_stops;
+    uint64_t infra_retry_at_ms; /* after the infra container could not be made */
     int sandbox_attempt;
     bool terminating, finalise, final_sent, volumes_ready, volumes_dirty;
     char *status_sent, *status_pending;
@@ -119,6 +134,8 @@ struct op {
 };
 
 static void relist_soon(struct edged *ed);
+static void probe_ctx_free(struct probe_ctx *pc);
+static void cstate_cleanup(struct edged *ed, struct cstate *c);
 static bool report_status(struct edged *ed, struct epod *p);
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -140,6 +157,14 @@ static void set_waiting(struct cstate *c, enum container_waiting w, const char *
     c->waiting = w;
     kedge_free(c->waiting_msg);
     c->waiting_msg = msg && *msg ? kedge_strdup(msg) : NULL;
+}
+
+/* A container that could not be made (bad config, image, engine error) waits before the
+ * next try instead of trying again at every relist. */
+static void hold(struct edged *ed, struct cstate *c, enum container_waiting w, const char *msg)
+{
+    set_waiting(c, w, msg);
+    c->retry_at_ms = kedge_now_ms() + (uint64_t)ed->br->cfg.pod_backoff_initial_ms;
 }
 
 static struct epod *pod_by_uid(struct edged *ed, const char *uid)
@@ -263,13 +288,62 @@ static void remove_container(struct edged *ed, struct epod *p, const char *id)
     (void)call_id(ed, p, OP_REMOVE, -1, id, "DELETE", "?force=1&v=1", 0);
 }
 
-static void stop_container(struct edged *ed, struct epod *p, int ci, const char *id)
+static struct stopping *find_stop(struct epod *p, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_stops; i++)
+        if (!strcmp(p->stops[i].id, id))
+            return &p->stops[i];
+    return NULL;
+}
+
+static void kill_container(struct edged *ed, struct epod *p, int ci, const char *id,
+                           const char *sig)
 {
     char path[256];
-    long grace = p->spec ? (long)p->spec->grace_s : 30;
 
-    snprintf(path, sizeof(path), "/containers/%s/stop?t=%ld", id, grace);
-    (void)call(ed, p, OP_STOP, ci, 0, id, "POST", path, NULL, 0, (int)(grace + 30) * 1000);
+    snprintf(path, sizeof(path), "/containers/%s/kill?signal=%s", id, sig);
+    (void)call(ed, p, OP_STOP, ci, 0, id, "POST", path, NULL, 0, 0);
+}
+
+/* Stop a running container once: TERM, and KILL after the grace period (tick). */
+static void stop_container(struct edged *ed, struct epod *p, int ci, const char *id)
+{
+    int64_t grace = p->spec ? p->spec->grace_s : 30;
+    struct stopping *st = find_stop(p, id);
+
+    if (st)
+        return; /* asked already; the tick sends KILL when the grace period is over */
+    if (grace <= 0 || p->n_stops == MAX_STOPPING) {
+        kill_container(ed, p, ci, id, "KILL");
+        return;
+    }
+    st = &p->stops[p->n_stops++];
+    snprintf(st->id, sizeof(st->id), "%s", id);
+    st->kill_at_ms = kedge_now_ms() + (uint64_t)grace * 1000;
+    kill_container(ed, p, ci, id, "TERM");
+}
+
+/* The tick: KILL what outlived its grace period; forget stops of containers that are gone. */
+static void stops_due(struct edged *ed, struct epod *p, uint64_t now)
+{
+    size_t i = 0;
+
+    while (i < p->n_stops) {
+        struct stopping *st = &p->stops[i];
+        bool running = false;
+        for (size_t k = 0; k < ed->n_seen; k++)
+            if (ed->seen[k].o.id && !strcmp(ed->seen[k].o.id, st->id))
+                running = ed->seen[k].o.running;
+        if (running && now < st->kill_at_ms) {
+            i++;
+            continue;
+        }
+        if (running)
+            kill_container(ed, p, -1, st->id, "KILL");
+        p->stops[i] = p->stops[--p->n_stops];
+    }
 }
 
 /* The engine's message from an error body ({"message":...} or {"cause":..,"message":..}). */
@@ -374,7 +448,7 @@ static int create(struct edged *ed, struct epod *p, int ci, int attempt, const s
     fill_create(ed, p, &cc, c, attempt, infra, &lc, vol_dir, sizeof(vol_dir));
     rc = podspec_create_body(&cc, &body, why, sizeof(why));
     if (rc == KEDGE_ESCHEMA && ci >= 0) {
-        set_waiting(&p->cs[ci], WAIT_CONFIG_ERROR, why);
+        hold(ed, &p->cs[ci], WAIT_CONFIG_ERROR, why);
         kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s container %s: %s",
                           p->key, c->name, why);
         goto out;
@@ -419,7 +493,7 @@ static void start_container(struct edged *ed, struct epod *p, int ci, int attemp
                  "Failed to apply default image tag \"%s\": couldn't parse image reference "
                  "\"%s\": invalid reference format",
                  c->image ? c->image : "", c->image ? c->image : "");
-        set_waiting(cs, WAIT_INVALID_IMAGE, msg);
+        hold(ed, cs, WAIT_INVALID_IMAGE, msg);
         return;
     }
     if (cs->pull_until_ms && kedge_now_ms() < cs->pull_until_ms) {
@@ -500,7 +574,9 @@ static void on_created(struct edged *ed, struct epod *p, struct op *o, const str
     const char *id = r->status == 201 ? created_id(r, &doc) : NULL;
     char msg[600];
 
-    if (id) {
+    if (id && p->terminating) {
+        remove_container(ed, p, id); /* deleted meanwhile: never started */
+    } else if (id) {
         (void)call_id(ed, p, o->kind == OP_INFRA_CREATE ? OP_INFRA_START : OP_START, o->ci, id,
                       "POST", "/start", 0);
     } else if (r->status == 409 || (r->status == 500 && strstr(r->body, "already in use"))) {
@@ -511,10 +587,11 @@ static void on_created(struct edged *ed, struct epod *p, struct op *o, const str
         engine_message(r, msg, sizeof(msg));
         if (o->ci >= 0) {
             bool missing = r->status == 404;
-            set_waiting(&p->cs[o->ci], missing ? WAIT_CREATING : WAIT_CREATE_ERROR, msg);
+            hold(ed, &p->cs[o->ci], missing ? WAIT_CREATING : WAIT_CREATE_ERROR, msg);
         } else {
             kedge_free(p->pod_message);
             p->pod_message = kedge_strdup(msg);
+            p->infra_retry_at_ms = kedge_now_ms() + (uint64_t)ed->br->cfg.pod_backoff_initial_ms;
         }
         kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN,
                           "edged: pod %s: create failed: %s", p->key, msg);
@@ -536,10 +613,8 @@ static void on_started(struct edged *ed, struct epod *p, struct op *o, const str
     engine_message(r, msg, sizeof(msg));
     kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: start failed: %s",
                       p->key, msg);
-    if (o->ci >= 0) {
-        set_waiting(&p->cs[o->ci], WAIT_RUN_ERROR, msg);
-        p->cs[o->ci].last_crash_ms = kedge_now_ms();
-    }
+    if (o->ci >= 0)
+        hold(ed, &p->cs[o->ci], WAIT_RUN_ERROR, msg);
     if (o->id)
         remove_container(ed, p, o->id); /* never started: a fresh attempt after the back-off */
 }
@@ -554,13 +629,13 @@ static void on_image_checked(struct edged *ed, struct epod *p, struct op *o,
 
     if (r->status == 0) {
         engine_message(r, msg, sizeof(msg));
-        set_waiting(&p->cs[o->ci], WAIT_CREATING, msg);
+        hold(ed, &p->cs[o->ci], WAIT_CREATING, msg);
         return;
     }
     if (!present && !strcmp(c->pull_policy, "Never")) {
         snprintf(msg, sizeof(msg),
                  "Container image \"%s\" is not present with pull policy of Never", c->image);
-        set_waiting(&p->cs[o->ci], WAIT_NEVER_PULL, msg);
+        hold(ed, &p->cs[o->ci], WAIT_NEVER_PULL, msg);
         return;
     }
     if (!present || !strcmp(c->pull_policy, "Always")) {
@@ -599,6 +674,11 @@ static void op_done(void *ctx, const struct engine_reply *r)
         return;
     }
     p->busy--;
+    if (p->terminating && (o->kind == OP_IMAGE_CHECK || o->kind == OP_PULL)) {
+        op_free(o); /* deleted meanwhile: nothing more is started */
+        relist_soon(ed);
+        return;
+    }
     switch (o->kind) {
     case OP_IMAGE_CHECK:
         on_image_checked(ed, p, o, r);
@@ -711,14 +791,16 @@ static bool sync_container(struct edged *ed, struct epod *p, int ci)
     collect_garbage(ed, p, c->name, false, cur, prev);
     if (!cur) {
         reset_probes(cs, NULL);
-        if (cs->waiting == WAIT_RUN_ERROR && kedge_now_ms() < cs->last_crash_ms +
-                                                                 (uint64_t)ed->br->cfg.pod_backoff_initial_ms)
-            return false;
+        if (cs->retry_at_ms && kedge_now_ms() < cs->retry_at_ms)
+            return false; /* the last try failed: the tick brings the next one */
+        cs->retry_at_ms = 0;
         start_container(ed, p, ci, 0);
         return false;
     }
     if (cur->o.running) {
         reset_probes(cs, cur->o.id);
+        if (is_init(p, (size_t)ci))
+            return false; /* the next one waits until this one has succeeded */
         if (cur->o.hash != c->hash) {
             kedge_log(KEDGE_LOG_INFO, "edged: pod %s: container %s changed; replacing",
                       p->key, c->name);
@@ -734,14 +816,14 @@ static bool sync_container(struct edged *ed, struct epod *p, int ci)
         (void)call_id(ed, p, OP_START_EXISTING, ci, cur->o.id, "POST", "/start", 0);
         return false;
     }
+    if (is_init(p, (size_t)ci) && cur->o.exit_code == 0)
+        return true;
+    if (!should_restart(p, cur))
+        return !is_init(p, (size_t)ci); /* a failed init container under Never: no apps */
     if (cur->o.hash != c->hash) { /* changed while dead: a fresh one, no back-off */
         start_container(ed, p, ci, cur->o.attempt + 1);
         return false;
     }
-    if (is_init(p, (size_t)ci) && cur->o.exit_code == 0)
-        return true;
-    if (!should_restart(p, cur))
-        return true;
     restart_dead(ed, p, ci, cur);
     return false;
 }
@@ -838,6 +920,28 @@ static bool setup_volumes(struct edged *ed, struct epod *p)
     return true;
 }
 
+/* Whether a dead sandbox stays dead (kubelet's computePodActions): under Never once any app
+ * container has run, under OnFailure once every app container succeeded. A finished Job
+ * never runs twice. */
+static bool sandbox_done(struct edged *ed, struct epod *p)
+{
+    size_t ci, exited0 = 0, seen = 0;
+
+    if (p->spec->restart == RESTART_ALWAYS)
+        return false;
+    for (ci = p->spec->n_init_containers; ci < p->n_cs; ci++) {
+        struct seen *cur, *prev;
+        find_seen(ed, p->uid, spec_container(p, ci)->name, false, &cur, &prev);
+        if (!cur)
+            continue;
+        seen++;
+        exited0 += exited(cur) && cur->o.exit_code == 0;
+    }
+    if (p->spec->restart == RESTART_NEVER)
+        return seen > 0;
+    return exited0 == p->spec->n_containers;
+}
+
 static void sync_running(struct edged *ed, struct epod *p)
 {
     struct seen *infra, *prev;
@@ -848,6 +952,8 @@ static void sync_running(struct edged *ed, struct epod *p)
     find_seen(ed, p->uid, NULL, true, &infra, &prev);
     collect_garbage(ed, p, NULL, true, infra, NULL);
     if (!infra || !infra->o.running) {
+        if (infra && exited(infra) && sandbox_done(ed, p))
+            return; /* finished: what is left stays for its status */
         if (infra && exited(infra)) {
             /* the sandbox died: everything in it goes, then a new sandbox (kubelet) */
             kedge_log(KEDGE_LOG_NOTICE, "edged: pod %s: sandbox died; making a new one", p->key);
@@ -858,6 +964,8 @@ static void sync_running(struct edged *ed, struct epod *p)
         if (infra) /* created but not started */
             (void)call_id(ed, p, OP_INFRA_START, -1, infra->o.id, "POST", "/start",
                           0);
+        else if (p->infra_retry_at_ms && kedge_now_ms() < p->infra_retry_at_ms)
+            ; /* the last try failed: the resync brings the next one */
         else if (host_ports_free(p))
             (void)create(ed, p, -1, p->sandbox_attempt, NULL);
         else
@@ -888,8 +996,8 @@ static bool sync_terminating(struct edged *ed, struct epod *p)
             stop_container(ed, p, -1, s->o.id);
         }
     }
-    if (running)
-        return false;
+    if (running || p->busy)
+        return false; /* removals wait for the stops, and for calls in flight */
     if (!p->final_sent && p->spec) {
         /* the terminal status, from the stopped containers; waits for a patch in flight */
         if (!report_status(ed, p))
@@ -908,9 +1016,7 @@ static void forget_pod(struct edged *ed, struct epod *p);
 
 static void sync_pod(struct edged *ed, struct epod *p)
 {
-    if (p->busy)
-        return;
-    if (p->terminating) {
+    if (p->terminating) { /* stops go out even while other calls are in flight */
         if (sync_terminating(ed, p) && !p->busy) {
             int rc = podvolumes_remove(ed->br->cfg.pods_dir, p->uid);
             if (rc < 0)
@@ -923,7 +1029,7 @@ static void sync_pod(struct edged *ed, struct epod *p)
         }
         return;
     }
-    if (!p->spec || p->spec->n_containers == 0)
+    if (p->busy || !p->spec || p->spec->n_containers == 0)
         return;
     sync_running(ed, p);
 }
@@ -936,6 +1042,15 @@ struct probe_ctx {
     int ci;
     enum probe_slot slot;
 };
+
+static void probe_ctx_free(struct probe_ctx *pc)
+{
+    if (!pc)
+        return;
+    kedge_free(pc->uid);
+    kedge_free(pc->cid);
+    kedge_free(pc);
+}
 
 static const struct pod_probe *probe_of(const struct pod_container *c, enum probe_slot s)
 {
@@ -950,10 +1065,11 @@ static void probe_done(void *ctx, enum probe_result res, const char *message)
     const struct pod_probe *pr;
     bool ok = res == PROBE_SUCCESS, was_ready;
 
-    if (!p || !p->spec || (size_t)pc->ci >= p->n_cs)
+    if (!p || !p->spec || (size_t)pc->ci >= p->n_cs || p->cs[pc->ci].probe_ctx[pc->slot] != pc)
         goto out;
     cs = &p->cs[pc->ci];
     cs->probe_handle[pc->slot] = 0;
+    cs->probe_ctx[pc->slot] = NULL;
     if (!cs->probe_cid || strcmp(cs->probe_cid, pc->cid))
         goto out; /* a probe of a container that is gone */
     pr = probe_of(spec_container(p, (size_t)pc->ci), pc->slot);
@@ -989,9 +1105,7 @@ static void probe_done(void *ctx, enum probe_result res, const char *message)
     if (cs->kill_requested || was_ready != cs->ready || (pc->slot == P_START && cs->started))
         relist_soon(pc->ed);
 out:
-    kedge_free(pc->uid);
-    kedge_free(pc->cid);
-    kedge_free(pc);
+    probe_ctx_free(pc);
 }
 
 static void run_probe(struct edged *ed, struct epod *p, int ci, enum probe_slot slot,
@@ -1015,12 +1129,11 @@ static void run_probe(struct edged *ed, struct epod *p, int ci, enum probe_slot 
     pc->slot = slot;
     h = prober_run(ed->prober, pr, cur->o.id, ip, probe_done, pc);
     if (h <= 0) {
-        kedge_free(pc->uid);
-        kedge_free(pc->cid);
-        kedge_free(pc);
+        probe_ctx_free(pc);
         return;
     }
     cs->probe_handle[slot] = h;
+    cs->probe_ctx[slot] = pc; /* freed by probe_done, or by cstate_cleanup on cancel */
 }
 
 /* Due probes of the running containers of p (the tick calls it every second). */
@@ -1576,9 +1689,11 @@ static void pod_free(struct epod *p)
 
     if (!p)
         return;
-    for (i = 0; i < p->n_cs; i++) {
+    for (i = 0; i < p->n_cs; i++) { /* probes are cancelled by forget_pod first */
         kedge_free(p->cs[i].waiting_msg);
         kedge_free(p->cs[i].probe_cid);
+        for (int k = 0; k < 3; k++)
+            probe_ctx_free(p->cs[i].probe_ctx[k]);
     }
     kedge_free(p->cs);
     podspec_free(p->spec);
@@ -1596,10 +1711,8 @@ static void forget_pod(struct edged *ed, struct epod *p)
     struct epod **pp;
     size_t i;
 
-    for (i = 0; i < p->n_cs && ed->prober; i++)
-        for (int s = 0; s < 3; s++)
-            if (p->cs[i].probe_handle[s])
-                prober_cancel(ed->prober, p->cs[i].probe_handle[s]);
+    for (i = 0; i < p->n_cs; i++)
+        cstate_cleanup(ed, &p->cs[i]);
     for (pp = &ed->pods; *pp; pp = &(*pp)->next)
         if (*pp == p) {
             *pp = p->next;
@@ -1654,20 +1767,87 @@ static struct epod *pod_new(const char *key, struct pod_spec *spec)
     return p;
 }
 
-/* Swap in a new spec of the same pod (an update): the container states follow by name. */
-static int pod_update(struct epod *p, struct pod_spec *spec)
+static void cstate_cleanup(struct edged *ed, struct cstate *c)
 {
-    size_t n = spec->n_init_containers + spec->n_containers, i;
+    for (int k = 0; k < 3; k++)
+        if (c->probe_handle[k] && ed->prober) {
+            prober_cancel(ed->prober, c->probe_handle[k]);
+            c->probe_handle[k] = 0;
+        }
+    for (int k = 0; k < 3; k++) {
+        probe_ctx_free(c->probe_ctx[k]);
+        c->probe_ctx[k] = NULL;
+    }
+    kedge_free(c->waiting_msg);
+    kedge_free(c->probe_cid);
+    memset(c, 0, sizeof(*c));
+}
+
+/* A pod taken again after a restart keeps the startTime and condition transition times it
+ * reported (kubelet never moves them back): read from the podpatch row of the same UID. */
+static void seed_from_last_patch(struct edged *ed, struct epod *p)
+{
+    static const char *const names[N_COND] = {"Initialized", "Ready", "ContainersReady",
+                                              "PodScheduled"};
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *uid, *st, *c;
+    char key[600], *json = NULL;
+
+    snprintf(key, sizeof(key), "%s/podpatch/%s", p->spec->ns, p->spec->name);
+    if (metamgr_get(ed->br->meta, key, &json) < 0 || kedge_json_parse(json, strlen(json), &doc) < 0)
+        goto out;
+    root = kedge_jdoc_root(doc);
+    uid = kedge_json_get(kedge_json_get(root, "metadata"), "uid");
+    if (!uid || uid->type != KEDGE_JSTR || strcmp(uid->str, p->uid))
+        goto out; /* an earlier pod of that name */
+    st = kedge_json_get(root, "status");
+    c = kedge_json_get(st, "startTime");
+    if (c && c->type == KEDGE_JSTR && podstatus_parse_time_ms(c->str))
+        p->start_ms = podstatus_parse_time_ms(c->str);
+    c = kedge_json_get(st, "conditions");
+    for (c = c && c->type == KEDGE_JARR ? c->child : NULL; c; c = c->next) {
+        const struct kedge_jval *t = kedge_json_get(c, "type"), *v = kedge_json_get(c, "status");
+        const struct kedge_jval *at = kedge_json_get(c, "lastTransitionTime");
+        for (int i = 0; i < N_COND; i++)
+            if (t && t->type == KEDGE_JSTR && !strcmp(t->str, names[i]) && v &&
+                v->type == KEDGE_JSTR && at && at->type == KEDGE_JSTR) {
+                p->cond_last[i] = !strcmp(v->str, "True");
+                p->cond_since_s[i] = podstatus_parse_time_ms(at->str) / 1000;
+            }
+    }
+    p->cond_known = true;
+out:
+    kedge_jdoc_free(doc);
+    kedge_free(json);
+}
+
+/* Swap in a new spec of the same pod (an update): a container whose spec did not change keeps
+ * its state (readiness, back-off, probes); a changed one starts over. */
+static int pod_update(struct edged *ed, struct epod *p, struct pod_spec *spec)
+{
+    size_t n = spec->n_init_containers + spec->n_containers, i, k;
     struct cstate *cs = kedge_calloc(n ? n : 1, sizeof(*cs));
+    struct epod np;
 
     if (!cs) {
         podspec_free(spec);
         return -ENOMEM;
     }
-    for (i = 0; i < p->n_cs; i++) {
-        kedge_free(p->cs[i].waiting_msg);
-        kedge_free(p->cs[i].probe_cid);
+    np.spec = spec;
+    for (i = 0; i < n; i++) {
+        const struct pod_container *c = spec_container(&np, i);
+        for (k = 0; k < p->n_cs; k++) {
+            const struct pod_container *o = spec_container(p, k);
+            if (o->name && c->name && !strcmp(o->name, c->name) && o->hash == c->hash &&
+                is_init(&np, i) == is_init(p, k)) {
+                cs[i] = p->cs[k];
+                memset(&p->cs[k], 0, sizeof(p->cs[k])); /* moved */
+                break;
+            }
+        }
     }
+    for (k = 0; k < p->n_cs; k++)
+        cstate_cleanup(ed, &p->cs[k]);
     kedge_free(p->cs);
     podspec_free(p->spec);
     p->cs = cs;
@@ -1723,8 +1903,9 @@ static void pod_apply(struct edged *ed, const char *key, const char *json, size_
             return;
         p->next = ed->pods;
         ed->pods = p;
+        seed_from_last_patch(ed, p);
         kedge_log(KEDGE_LOG_NOTICE, "edged: pod %s (%s) added", key, p->uid);
-    } else if (pod_update(p, spec) < 0) {
+    } else if (pod_update(ed, p, spec) < 0) {
         return;
     }
     if (p->spec->deleting && !p->terminating) {
@@ -1777,12 +1958,14 @@ static void tick(lws_sorted_usec_list_t *sul)
     for (p = ed->pods; p; p = p->next) {
         size_t i;
         probe_pod(ed, p, now);
+        stops_due(ed, p, now);
         if (p->terminating)
             due = true; /* until its containers are gone */
         for (i = 0; i < p->n_cs; i++) {
             struct cstate *cs = &p->cs[i];
             if ((cs->waiting == WAIT_CRASH_BACKOFF && now >= cs->backoff_until_ms) ||
                 (cs->waiting == WAIT_PULL_BACKOFF && now >= cs->pull_until_ms) ||
+                (cs->retry_at_ms && now >= cs->retry_at_ms) ||
                 cs->kill_requested)
                 due = true;
         }

@@ -424,12 +424,12 @@ static int engine_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
         r->status = (int)lws_http_client_http_response(wsi);
         if (r->watch) {
+            if (r->status != 200)
+                return -1; /* not a stream: closed, tried again after the back-off */
             lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
             r->e->backoff_ms = WATCH_BACKOFF_MIN_MS;
-            if (r->status == 200) {
-                r->e->watch_up = true;
-                r->e->on_up(r->e->watch_ctx, true);
-            }
+            r->e->watch_up = true;
+            r->e->on_up(r->e->watch_ctx, true);
         } else {
             int s = (int)((r->deadline_ms - kedge_now_ms()) / 1000) + 1;
             lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, s > 0 ? s : 1);

@@ -75,6 +75,8 @@ static const struct observed_container *last_terminated(const struct container_v
 {
     if (shown_state(c) == SHOW_WAITING && is_exited(c->current))
         return c->current;
+    if (shown_state(c) == SHOW_WAITING && is_exited(c->previous))
+        return c->previous; /* the restart is being made */
     if (shown_state(c) == SHOW_RUNNING && is_exited(c->previous))
         return c->previous;
     if (shown_state(c) == SHOW_TERMINATED && is_exited(c->previous))
@@ -230,9 +232,12 @@ const char *podstatus_phase(const struct pod_view *v)
     enum pod_restart_policy rp = v->spec->restart;
 
     if (v->n_apps == 0)
-        return "Pending";
-    if (!inits_done(v))
-        return init_failed(v) && rp == RESTART_NEVER && !v->terminating ? "Failed" : "Pending";
+        return v->terminating ? "Failed" : "Pending";
+    if (!inits_done(v)) {
+        if (v->terminating)
+            return "Failed"; /* deleted before it ever ran (kubelet 1.27+) */
+        return init_failed(v) && rp == RESTART_NEVER ? "Failed" : "Pending";
+    }
     for (i = 0; i < v->n_apps; i++) {
         const struct container_view *c = &v->apps[i];
         if (is_running(c)) {
@@ -240,12 +245,17 @@ const char *podstatus_phase(const struct pod_view *v)
         } else if (is_exited(c->current)) {
             stopped++;
             succeeded += c->current->exit_code == 0;
+        } else if (is_exited(c->previous)) {
+            /* a restart being made: still stopped, by the last termination (kubelet counts
+             * Waiting with a terminated lastState so), not Pending */
+            stopped++;
+            succeeded += c->previous->exit_code == 0;
         } else {
             waiting++;
         }
     }
-    if (v->terminating && running == 0)
-        return stopped == succeeded ? "Succeeded" : "Failed";
+    if (v->terminating && running == 0) /* deleted: Succeeded only if every app succeeded */
+        return stopped == v->n_apps && succeeded == stopped ? "Succeeded" : "Failed";
     if (waiting > 0 && !v->terminating)
         return "Pending";
     if (running > 0)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Valgrind stage of scripts/test.sh: the unit suites in-process (CK_FORK=no) and one
-# integration suite with the real broker and plugin under valgrind (KEDGE_VALGRIND=1 makes the
-# harness wrap mosquitto; a leak or an error makes the broker exit non-zero, which the test
-# asserts). Uses the normal tree in build/. Exits non-zero on any valgrind finding.
+# Valgrind stage of scripts/test.sh: the unit suites in-process (CK_FORK=no), then two
+# integration suites with their processes under valgrind (KEDGE_VALGRIND=1 makes the harnesses
+# wrap mosquitto, kedge-bridge and kedge-cloudsim; a leak or an error makes a process exit
+# non-zero, which the test asserts): test_twin (broker + plugin) and test_pods (the bridge's
+# Edged with pods on a real engine). Uses the normal tree in build/. Exits non-zero on any
+# valgrind finding.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +24,13 @@ done
 echo "valgrind: test_twin with mosquitto + kedge_plugin.so under valgrind"
 if ! KEDGE_VALGRIND=1 CK_DEFAULT_TIMEOUT=600 "$BUILD/tests/integration/test_twin"; then
     echo "valgrind: test_twin FAILED"
+    failed=1
+fi
+# Edged: the bridge (and broker, and cloudsim) under valgrind while pods run on a real engine
+# (skipped inside the suite when no engine is available).
+echo "valgrind: test_pods with kedge-bridge, mosquitto and kedge-cloudsim under valgrind"
+if ! KEDGE_VALGRIND=1 CK_DEFAULT_TIMEOUT=1200 "$BUILD/tests/integration/test_pods"; then
+    echo "valgrind: test_pods FAILED"
     failed=1
 fi
 exit $failed

@@ -77,6 +77,20 @@ START_TEST(phases_follow_kubelet)
     f.views[0].current = &running;
     ck_assert_str_eq(podstatus_phase(&f.v), "Pending");
 
+    /* a restart being made (new attempt created, not started): still Running */
+    {
+        static struct observed_container created = {.id = "c2", .state = "created"};
+        setup_view(&f, 1, RESTART_ALWAYS);
+        f.views[0].current = &created;
+        f.views[0].previous = &exited137;
+        ck_assert_str_eq(podstatus_phase(&f.v), "Running");
+    }
+
+    /* deleted before anything ran: Failed, never Succeeded */
+    setup_view(&f, 1, RESTART_ALWAYS);
+    f.v.terminating = true;
+    ck_assert_str_eq(podstatus_phase(&f.v), "Failed");
+
     /* deleted: terminal once nothing runs, by the exit codes */
     setup_view(&f, 1, RESTART_ALWAYS);
     f.v.terminating = true;
