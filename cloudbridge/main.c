@@ -84,6 +84,11 @@ static int create_loop(struct bridge *br)
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.gid = -1;
     info.uid = -1;
+    /* How long lws waits for a peer's answer (TLS handshake, HTTP response headers); its
+     * default of 5 s cut off container engine calls on a busy gateway (a create under load, a
+     * pull that starts slowly). 30 s is edgecore's websocket handshake timeout too. Engine
+     * calls keep their own, longer deadlines once the answer has begun (engine.c). */
+    info.timeout_secs = 30;
     br->lws = lws_create_context(&info);
     if (!br->lws) {
         kedge_log(KEDGE_LOG_ERR, "bridge: cannot create the event loop");
