@@ -270,30 +270,56 @@ static int get_arr(struct parse_ctx *x, const struct kedge_jval *obj, const char
     return rc;
 }
 
-static int get_strv(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, char ***out,
-                    size_t *n)
+/* Parse the i-th element e of a list into elem (zeroed; an element of the list's array). */
+typedef int (*elem_fn)(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                       void *ctx);
+
+/* The array member `key` of obj (at most max items) into a fresh array of elem_size elements,
+ * each parsed by fn with the path at key[i]. out: the address of the caller's array pointer
+ * (any element type; left NULL when the list is absent or empty), set before the elements are
+ * parsed so that fn can see the ones before it; *n likewise. On failure both still describe
+ * what was allocated, so the caller's cleanup frees it. */
+static int parse_list(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
+                      size_t max, size_t elem_size, void *out, size_t *n, elem_fn fn, void *ctx)
 {
     const struct kedge_jval *arr, *e;
     size_t i = 0, old;
-    int rc = get_arr(x, obj, key, MAX_ITEMS, &arr);
+    char *elems;
+    int rc = get_arr(x, obj, key, max, &arr);
 
     if (rc < 0 || !arr || !arr->n)
         return rc;
-    *out = kedge_calloc(arr->n, sizeof(**out));
-    if (!*out)
+    elems = kedge_calloc(arr->n, elem_size);
+    if (!elems)
         return -ENOMEM;
+    memcpy(out, &elems, sizeof(elems)); /* a T * whatever T is: no cast through void ** */
     *n = arr->n;
     old = path_key(x, key);
     for (e = arr->child; e && rc == 0; e = e->next, i++) {
         size_t o = path_idx(x, i);
-        if (e->type == KEDGE_JNULL)
-            rc = ((*out)[i] = kedge_strdup("")) ? 0 : -ENOMEM;
-        else
-            rc = dup_jstr(x, NULL, e, &(*out)[i]);
+        rc = fn(x, e, elems + i * elem_size, i, ctx);
         path_pop(x, o);
     }
     path_pop(x, old);
     return rc;
+}
+
+static int parse_str_elem(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                          void *ctx)
+{
+    char **out = elem;
+
+    (void)i;
+    (void)ctx;
+    if (e->type == KEDGE_JNULL)
+        return (*out = kedge_strdup("")) ? 0 : -ENOMEM;
+    return dup_jstr(x, NULL, e, out);
+}
+
+static int get_strv(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, char ***out,
+                    size_t *n)
+{
+    return parse_list(x, obj, key, MAX_ITEMS, sizeof(char *), out, n, parse_str_elem, NULL);
 }
 
 /* ==== object members as Go's map decoding sees them ====================================== */
@@ -1011,42 +1037,37 @@ static int get_mode(struct parse_ctx *x, const struct kedge_jval *obj, const cha
     return 0;
 }
 
+static int parse_item(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                      void *ctx)
+{
+    struct pod_key_path *it = elem;
+    const char *problem;
+    int rc = 0;
+
+    (void)i;
+    (void)ctx;
+    it->mode = -1;
+    if (e->type != KEDGE_JOBJ)
+        rc = fail(x, "must be an object, not %s", jtype_name(e));
+    if (rc == 0)
+        rc = get_str(x, e, "key", &it->key);
+    if (rc == 0)
+        rc = get_str(x, e, "path", &it->path);
+    if (rc == 0)
+        rc = get_mode(x, e, "mode", &it->mode);
+    if (rc == 0 && (!it->key || !*it->key))
+        rc = fail_at(x, "key", "Required value");
+    if (rc == 0 && (!it->path || !*it->path))
+        rc = fail_at(x, "path", "Required value");
+    if (rc == 0 && (problem = relative_path_problem(it->path)))
+        rc = fail_at(x, "path", "Invalid value: \"%.80s\": %s", it->path, problem);
+    return rc;
+}
+
 static int parse_items(struct parse_ctx *x, const struct kedge_jval *src, struct pod_volume *vol)
 {
-    const struct kedge_jval *arr, *e;
-    size_t i = 0, old;
-    int rc = get_arr(x, src, "items", MAX_ITEMS, &arr);
-
-    if (rc < 0 || !arr || !arr->n)
-        return rc;
-    vol->items = kedge_calloc(arr->n, sizeof(*vol->items));
-    if (!vol->items)
-        return -ENOMEM;
-    vol->n_items = arr->n;
-    old = path_key(x, "items");
-    for (e = arr->child; e && rc == 0; e = e->next, i++) {
-        struct pod_key_path *it = &vol->items[i];
-        size_t o = path_idx(x, i);
-        const char *problem;
-        it->mode = -1;
-        if (e->type != KEDGE_JOBJ)
-            rc = fail(x, "must be an object, not %s", jtype_name(e));
-        if (rc == 0)
-            rc = get_str(x, e, "key", &it->key);
-        if (rc == 0)
-            rc = get_str(x, e, "path", &it->path);
-        if (rc == 0)
-            rc = get_mode(x, e, "mode", &it->mode);
-        if (rc == 0 && (!it->key || !*it->key))
-            rc = fail_at(x, "key", "Required value");
-        if (rc == 0 && (!it->path || !*it->path))
-            rc = fail_at(x, "path", "Required value");
-        if (rc == 0 && (problem = relative_path_problem(it->path)))
-            rc = fail_at(x, "path", "Invalid value: \"%.80s\": %s", it->path, problem);
-        path_pop(x, o);
-    }
-    path_pop(x, old);
-    return rc;
+    return parse_list(x, src, "items", MAX_ITEMS, sizeof(*vol->items), &vol->items, &vol->n_items,
+                      parse_item, NULL);
 }
 
 static int parse_volume_source(struct parse_ctx *x, const char *type, const struct kedge_jval *src,
@@ -1146,88 +1167,78 @@ static int parse_volume(struct parse_ctx *x, const struct kedge_jval *v, struct 
     return rc;
 }
 
+static int parse_volume_elem(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                             void *ctx)
+{
+    struct pod_volume *vol = elem, *all = vol - i; /* the ones before it, for duplicates */
+    int rc = parse_volume(x, e, vol);
+    size_t j;
+
+    (void)ctx;
+    for (j = 0; rc == 0 && j < i; j++)
+        if (!strcmp(all[j].name, vol->name))
+            rc = fail_at(x, "name", "Duplicate value: \"%s\"", vol->name);
+    return rc;
+}
+
 static int parse_volumes(struct parse_ctx *x, const struct kedge_jval *spec, struct pod_spec *p)
 {
-    const struct kedge_jval *arr, *e;
-    size_t i = 0, j, old;
-    int rc = get_arr(x, spec, "volumes", MAX_ITEMS, &arr);
-
-    if (rc < 0 || !arr || !arr->n)
-        return rc;
-    p->volumes = kedge_calloc(arr->n, sizeof(*p->volumes));
-    if (!p->volumes)
-        return -ENOMEM;
-    p->n_volumes = arr->n;
-    old = path_key(x, "volumes");
-    for (e = arr->child; e && rc == 0; e = e->next, i++) {
-        size_t o = path_idx(x, i);
-        rc = parse_volume(x, e, &p->volumes[i]);
-        for (j = 0; rc == 0 && j < i; j++)
-            if (!strcmp(p->volumes[j].name, p->volumes[i].name))
-                rc = fail_at(x, "name", "Duplicate value: \"%s\"", p->volumes[i].name);
-        path_pop(x, o);
-    }
-    path_pop(x, old);
-    return rc;
+    return parse_list(x, spec, "volumes", MAX_ITEMS, sizeof(*p->volumes), &p->volumes,
+                      &p->n_volumes, parse_volume_elem, NULL);
 }
 
 /* ==== podspec_parse: containers ========================================================== */
 
+static int parse_port(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                      void *ctx)
+{
+    const struct pod_spec *p = ctx;
+    struct pod_port *pt = elem;
+    int rc = 0;
+
+    (void)i;
+    int64_t cp = 0, hp = 0;
+    if (e->type != KEDGE_JOBJ)
+        rc = fail(x, "must be an object, not %s", jtype_name(e));
+    if (rc == 0)
+        rc = get_int(x, e, "containerPort", INT64_MIN, INT64_MAX, &cp);
+    if (rc == 0 && (cp < 1 || cp > 65535))
+        rc = fail_at(x, "containerPort",
+                     "Invalid value: %" PRId64 ": must be between 1 and 65535, inclusive", cp);
+    if (rc == 0)
+        rc = get_int(x, e, "hostPort", 0, 65535, &hp);
+    if (rc == 0)
+        rc = get_str(x, e, "name", &pt->name);
+    if (rc == 0)
+        rc = get_str(x, e, "hostIP", &pt->host_ip);
+    if (rc == 0)
+        rc = get_str(x, e, "protocol", &pt->protocol);
+    if (rc == 0 && pt->host_ip && !*pt->host_ip) {
+        kedge_free(pt->host_ip);
+        pt->host_ip = NULL;
+    }
+    if (rc == 0 && (!pt->protocol || !*pt->protocol)) {
+        kedge_free(pt->protocol);
+        if (!(pt->protocol = kedge_strdup("TCP")))
+            rc = -ENOMEM;
+    }
+    if (rc == 0 && strcmp(pt->protocol, "TCP") && strcmp(pt->protocol, "UDP") &&
+        strcmp(pt->protocol, "SCTP"))
+        rc = fail_at(x, "protocol",
+                     "Unsupported value: \"%.40s\": supported values: \"SCTP\", \"TCP\", "
+                     "\"UDP\"",
+                     pt->protocol);
+    pt->container_port = (int)cp;
+    /* SetDefaults_PodSpec: with hostNetwork a port is published on the node as is */
+    pt->host_port = p->host_network && hp == 0 ? (int)cp : (int)hp;
+    return rc;
+}
+
 static int parse_ports(struct parse_ctx *x, const struct kedge_jval *v, const struct pod_spec *p,
                        struct pod_container *c)
 {
-    const struct kedge_jval *arr, *e;
-    size_t i = 0, old;
-    int rc = get_arr(x, v, "ports", MAX_ITEMS, &arr);
-
-    if (rc < 0 || !arr || !arr->n)
-        return rc;
-    c->ports = kedge_calloc(arr->n, sizeof(*c->ports));
-    if (!c->ports)
-        return -ENOMEM;
-    c->n_ports = arr->n;
-    old = path_key(x, "ports");
-    for (e = arr->child; e && rc == 0; e = e->next, i++) {
-        struct pod_port *pt = &c->ports[i];
-        size_t o = path_idx(x, i);
-        int64_t cp = 0, hp = 0;
-        if (e->type != KEDGE_JOBJ)
-            rc = fail(x, "must be an object, not %s", jtype_name(e));
-        if (rc == 0)
-            rc = get_int(x, e, "containerPort", INT64_MIN, INT64_MAX, &cp);
-        if (rc == 0 && (cp < 1 || cp > 65535))
-            rc = fail_at(x, "containerPort",
-                         "Invalid value: %" PRId64 ": must be between 1 and 65535, inclusive", cp);
-        if (rc == 0)
-            rc = get_int(x, e, "hostPort", 0, 65535, &hp);
-        if (rc == 0)
-            rc = get_str(x, e, "name", &pt->name);
-        if (rc == 0)
-            rc = get_str(x, e, "hostIP", &pt->host_ip);
-        if (rc == 0)
-            rc = get_str(x, e, "protocol", &pt->protocol);
-        if (rc == 0 && pt->host_ip && !*pt->host_ip) {
-            kedge_free(pt->host_ip);
-            pt->host_ip = NULL;
-        }
-        if (rc == 0 && (!pt->protocol || !*pt->protocol)) {
-            kedge_free(pt->protocol);
-            if (!(pt->protocol = kedge_strdup("TCP")))
-                rc = -ENOMEM;
-        }
-        if (rc == 0 && strcmp(pt->protocol, "TCP") && strcmp(pt->protocol, "UDP") &&
-            strcmp(pt->protocol, "SCTP"))
-            rc = fail_at(x, "protocol",
-                         "Unsupported value: \"%.40s\": supported values: \"SCTP\", \"TCP\", "
-                         "\"UDP\"",
-                         pt->protocol);
-        pt->container_port = (int)cp;
-        /* SetDefaults_PodSpec: with hostNetwork a port is published on the node as is */
-        pt->host_port = p->host_network && hp == 0 ? (int)cp : (int)hp;
-        path_pop(x, o);
-    }
-    path_pop(x, old);
-    return rc;
+    return parse_list(x, v, "ports", MAX_ITEMS, sizeof(*c->ports), &c->ports, &c->n_ports,
+                      parse_port, (void *)(uintptr_t)p);
 }
 
 static const char *const field_paths[] = {
@@ -1399,26 +1410,18 @@ static int parse_env_var(struct parse_ctx *x, const struct kedge_jval *v, struct
     return rc;
 }
 
+static int parse_env_elem(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                          void *ctx)
+{
+    (void)i;
+    (void)ctx;
+    return parse_env_var(x, e, elem);
+}
+
 static int parse_env(struct parse_ctx *x, const struct kedge_jval *v, struct pod_container *c)
 {
-    const struct kedge_jval *arr, *e;
-    size_t i = 0, old;
-    int rc = get_arr(x, v, "env", MAX_ITEMS, &arr);
-
-    if (rc < 0 || !arr || !arr->n)
-        return rc;
-    c->env = kedge_calloc(arr->n, sizeof(*c->env));
-    if (!c->env)
-        return -ENOMEM;
-    c->n_env = arr->n;
-    old = path_key(x, "env");
-    for (e = arr->child; e && rc == 0; e = e->next, i++) {
-        size_t o = path_idx(x, i);
-        rc = parse_env_var(x, e, &c->env[i]);
-        path_pop(x, o);
-    }
-    path_pop(x, old);
-    return rc;
+    return parse_list(x, v, "env", MAX_ITEMS, sizeof(*c->env), &c->env, &c->n_env, parse_env_elem,
+                      NULL);
 }
 
 static int parse_env_from_one(struct parse_ctx *x, const struct kedge_jval *v,
@@ -1461,72 +1464,59 @@ static int parse_env_from_one(struct parse_ctx *x, const struct kedge_jval *v,
     return rc;
 }
 
+static int parse_env_from_elem(struct parse_ctx *x, const struct kedge_jval *e, void *elem,
+                               size_t i, void *ctx)
+{
+    (void)i;
+    (void)ctx;
+    return parse_env_from_one(x, e, elem);
+}
+
 static int parse_env_from(struct parse_ctx *x, const struct kedge_jval *v, struct pod_container *c)
 {
-    const struct kedge_jval *arr, *e;
-    size_t i = 0, old;
-    int rc = get_arr(x, v, "envFrom", MAX_ITEMS, &arr);
+    return parse_list(x, v, "envFrom", MAX_ITEMS, sizeof(*c->env_from), &c->env_from,
+                      &c->n_env_from, parse_env_from_elem, NULL);
+}
 
-    if (rc < 0 || !arr || !arr->n)
-        return rc;
-    c->env_from = kedge_calloc(arr->n, sizeof(*c->env_from));
-    if (!c->env_from)
-        return -ENOMEM;
-    c->n_env_from = arr->n;
-    old = path_key(x, "envFrom");
-    for (e = arr->child; e && rc == 0; e = e->next, i++) {
-        size_t o = path_idx(x, i);
-        rc = parse_env_from_one(x, e, &c->env_from[i]);
-        path_pop(x, o);
+static int parse_mount(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                       void *ctx)
+{
+    struct pod_mount *m = elem;
+    int rc = 0;
+
+    (void)i;
+    (void)ctx;
+    const struct kedge_jval *expr;
+    const char *problem;
+    if (e->type != KEDGE_JOBJ)
+        rc = fail(x, "must be an object, not %s", jtype_name(e));
+    if (rc == 0)
+        rc = get_str(x, e, "name", &m->name);
+    if (rc == 0)
+        rc = get_str(x, e, "mountPath", &m->mount_path);
+    if (rc == 0)
+        rc = get_str(x, e, "subPath", &m->sub_path);
+    if (rc == 0)
+        rc = get_bool(x, e, "readOnly", &m->read_only);
+    if (rc == 0 && (!m->name || !*m->name))
+        rc = fail_at(x, "name", "Required value");
+    if (rc == 0 && (!m->mount_path || !*m->mount_path))
+        rc = fail_at(x, "mountPath", "Required value");
+    if (rc == 0 && m->sub_path && !*m->sub_path) {
+        kedge_free(m->sub_path);
+        m->sub_path = NULL;
     }
-    path_pop(x, old);
+    if (rc == 0 && m->sub_path && (problem = relative_path_problem(m->sub_path)))
+        rc = fail_at(x, "subPath", "Invalid value: \"%.80s\": %s", m->sub_path, problem);
+    if (rc == 0 && (expr = member(e, "subPathExpr")) && (expr->type != KEDGE_JSTR || expr->len))
+        rc = fail_at(x, "subPathExpr", "Forbidden: not supported by kedge");
     return rc;
 }
 
 static int parse_mounts(struct parse_ctx *x, const struct kedge_jval *v, struct pod_container *c)
 {
-    const struct kedge_jval *arr, *e;
-    size_t i = 0, old;
-    int rc = get_arr(x, v, "volumeMounts", MAX_ITEMS, &arr);
-
-    if (rc < 0 || !arr || !arr->n)
-        return rc;
-    c->mounts = kedge_calloc(arr->n, sizeof(*c->mounts));
-    if (!c->mounts)
-        return -ENOMEM;
-    c->n_mounts = arr->n;
-    old = path_key(x, "volumeMounts");
-    for (e = arr->child; e && rc == 0; e = e->next, i++) {
-        struct pod_mount *m = &c->mounts[i];
-        size_t o = path_idx(x, i);
-        const struct kedge_jval *expr;
-        const char *problem;
-        if (e->type != KEDGE_JOBJ)
-            rc = fail(x, "must be an object, not %s", jtype_name(e));
-        if (rc == 0)
-            rc = get_str(x, e, "name", &m->name);
-        if (rc == 0)
-            rc = get_str(x, e, "mountPath", &m->mount_path);
-        if (rc == 0)
-            rc = get_str(x, e, "subPath", &m->sub_path);
-        if (rc == 0)
-            rc = get_bool(x, e, "readOnly", &m->read_only);
-        if (rc == 0 && (!m->name || !*m->name))
-            rc = fail_at(x, "name", "Required value");
-        if (rc == 0 && (!m->mount_path || !*m->mount_path))
-            rc = fail_at(x, "mountPath", "Required value");
-        if (rc == 0 && m->sub_path && !*m->sub_path) {
-            kedge_free(m->sub_path);
-            m->sub_path = NULL;
-        }
-        if (rc == 0 && m->sub_path && (problem = relative_path_problem(m->sub_path)))
-            rc = fail_at(x, "subPath", "Invalid value: \"%.80s\": %s", m->sub_path, problem);
-        if (rc == 0 && (expr = member(e, "subPathExpr")) && (expr->type != KEDGE_JSTR || expr->len))
-            rc = fail_at(x, "subPathExpr", "Forbidden: not supported by kedge");
-        path_pop(x, o);
-    }
-    path_pop(x, old);
-    return rc;
+    return parse_list(x, v, "volumeMounts", MAX_ITEMS, sizeof(*c->mounts), &c->mounts, &c->n_mounts,
+                      parse_mount, NULL);
 }
 
 /* resources.limits / requests: cpu and memory kept, every other quantity checked. */
@@ -1634,11 +1624,30 @@ static int parse_probe_port(struct parse_ctx *x, const struct kedge_jval *h,
     return 0;
 }
 
+static int parse_header(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                        void *ctx)
+{
+    struct pod_kv *hd = elem;
+    int rc = 0;
+
+    (void)i;
+    (void)ctx;
+    if (e->type != KEDGE_JOBJ)
+        rc = fail(x, "must be an object, not %s", jtype_name(e));
+    if (rc == 0)
+        rc = get_str(x, e, "name", &hd->name);
+    if (rc == 0)
+        rc = get_str(x, e, "value", &hd->value);
+    if (rc == 0 && (!hd->name || !*hd->name))
+        rc = fail_at(x, "name", "Required value");
+    if (rc == 0 && !hd->value && !(hd->value = kedge_strdup("")))
+        rc = -ENOMEM;
+    return rc;
+}
+
 static int parse_http_get(struct parse_ctx *x, const struct kedge_jval *h,
                           const struct pod_container *c, struct pod_probe *pr)
 {
-    const struct kedge_jval *arr, *e;
-    size_t i = 0;
     int rc;
 
     pr->kind = PROBE_HTTP;
@@ -1670,32 +1679,8 @@ static int parse_http_get(struct parse_ctx *x, const struct kedge_jval *h,
         return fail_at(x, "scheme",
                        "Unsupported value: \"%.40s\": supported values: \"HTTP\", \"HTTPS\"",
                        pr->scheme);
-    rc = get_arr(x, h, "httpHeaders", MAX_ITEMS, &arr);
-    if (rc < 0 || !arr || !arr->n)
-        return rc;
-    pr->headers = kedge_calloc(arr->n, sizeof(*pr->headers));
-    if (!pr->headers)
-        return -ENOMEM;
-    pr->n_headers = arr->n;
-    {
-        size_t old = path_key(x, "httpHeaders");
-        for (e = arr->child; e && rc == 0; e = e->next, i++) {
-            size_t o = path_idx(x, i);
-            if (e->type != KEDGE_JOBJ)
-                rc = fail(x, "must be an object, not %s", jtype_name(e));
-            if (rc == 0)
-                rc = get_str(x, e, "name", &pr->headers[i].name);
-            if (rc == 0)
-                rc = get_str(x, e, "value", &pr->headers[i].value);
-            if (rc == 0 && (!pr->headers[i].name || !*pr->headers[i].name))
-                rc = fail_at(x, "name", "Required value");
-            if (rc == 0 && !pr->headers[i].value && !(pr->headers[i].value = kedge_strdup("")))
-                rc = -ENOMEM;
-            path_pop(x, o);
-        }
-        path_pop(x, old);
-    }
-    return rc;
+    return parse_list(x, h, "httpHeaders", MAX_ITEMS, sizeof(*pr->headers), &pr->headers,
+                      &pr->n_headers, parse_header, NULL);
 }
 
 static int parse_probe(struct parse_ctx *x, const struct kedge_jval *v, const char *key,
@@ -1844,27 +1829,19 @@ static int parse_container(struct parse_ctx *x, const struct kedge_jval *v,
     return rc;
 }
 
+static int parse_container_elem(struct parse_ctx *x, const struct kedge_jval *e, void *elem,
+                                size_t i, void *ctx)
+{
+    struct pod_container *c = elem;
+
+    return parse_container(x, e, ctx, c, c - i, i);
+}
+
 static int parse_containers(struct parse_ctx *x, const struct kedge_jval *spec, const char *key,
                             struct pod_spec *p, struct pod_container **out, size_t *n_out)
 {
-    const struct kedge_jval *arr, *e;
-    size_t i = 0, old;
-    int rc = get_arr(x, spec, key, MAX_CONTAINERS, &arr);
-
-    if (rc < 0 || !arr || !arr->n)
-        return rc;
-    *out = kedge_calloc(arr->n, sizeof(**out));
-    if (!*out)
-        return -ENOMEM;
-    *n_out = arr->n;
-    old = path_key(x, key);
-    for (e = arr->child; e && rc == 0; e = e->next, i++) {
-        size_t o = path_idx(x, i);
-        rc = parse_container(x, e, p, &(*out)[i], *out, i);
-        path_pop(x, o);
-    }
-    path_pop(x, old);
-    return rc;
+    return parse_list(x, spec, key, MAX_CONTAINERS, sizeof(**out), out, n_out, parse_container_elem,
+                      p);
 }
 
 /* ==== podspec_parse: the pod ============================================================= */
