@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -24,6 +23,7 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "simctl.h"
+#include "testsupport.h"
 
 #define READY_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 10000
@@ -66,50 +66,11 @@ int simctl_scale_ms(int ms)
     return v > (double)INT_MAX ? INT_MAX : (int)v;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int remaining_ms(int64_t deadline)
-{
-    int64_t r = deadline - now_ms();
-    return r < 0 ? 0 : r > INT_MAX ? INT_MAX : (int)r;
-}
-
-/* ---- files ----------------------------------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) < 0 ? -1 : 0;
-}
-
-static void copy_to_stderr(const char *path, const char *what)
-{
-    char buf[4096];
-    size_t n;
-    FILE *f = fopen(path, "r");
-
-    if (!f)
-        return;
-    (void)fprintf(stderr, "---- %s (%s) ----\n", what, path);
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        (void)fwrite(buf, 1, n, stderr);
-    (void)fprintf(stderr, "---- end of %s ----\n", what);
-    (void)fclose(f);
-}
-
 void simctl_dump_log(const struct simctl *s)
 {
-    copy_to_stderr(s->log_path, "kedge-cloudsim log");
+    kt_copy_to_stderr(s->log_path, "kedge-cloudsim log");
     if (s->valgrind)
-        copy_to_stderr(s->vg_path, "valgrind log");
+        kt_copy_to_stderr(s->vg_path, "valgrind log");
 }
 
 /* ---- process --------------------------------------------------------------------------------- */
@@ -188,14 +149,14 @@ static int reap(struct simctl *s, int64_t deadline, int *st)
                 (void)close(pfd);
             return -e;
         }
-        if (!remaining_ms(deadline)) {
+        if (!kt_remaining_ms(deadline)) {
             if (pfd >= 0)
                 (void)close(pfd);
             return -ETIMEDOUT;
         }
         if (pfd >= 0) {
             struct pollfd p = {pfd, POLLIN, 0};
-            (void)poll(&p, 1, remaining_ms(deadline));
+            (void)poll(&p, 1, kt_remaining_ms(deadline));
         } else {
             struct timespec ts = {0, POLL_MS * 1000000L}; /* between two polls of a deadline */
             (void)nanosleep(&ts, NULL);
@@ -260,14 +221,14 @@ static void child_exec(const struct simctl *s, const struct simctl_opts *o, int 
 /* Read the ready line. Returns 0, -ECHILD (EOF: it exited) or -ETIMEDOUT. */
 static int await_ready(struct simctl *s, int fd)
 {
-    int64_t deadline = now_ms() + simctl_scale_ms(READY_TIMEOUT_MS);
+    int64_t deadline = kt_now_ms() + simctl_scale_ms(READY_TIMEOUT_MS);
     char line[256];
     size_t len = 0;
     ssize_t n;
 
     for (;;) {
         struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, remaining_ms(deadline));
+        int r = poll(&p, 1, kt_remaining_ms(deadline));
 
         if (r < 0 && errno == EINTR)
             continue;
@@ -358,7 +319,7 @@ int simctl_start(const struct simctl_opts *o, struct simctl **out)
     if (rc < 0) {
         (void)fprintf(stderr, "simctl: kedge-cloudsim did not become ready: %s\n", strerror(-rc));
         (void)kill(s->pid, SIGKILL);
-        (void)reap(s, now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+        (void)reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
         simctl_dump_log(s);
         simctl_free(s);
         return rc;
@@ -374,10 +335,10 @@ int simctl_stop(struct simctl *s)
     if (!s || s->reaped)
         return -ECHILD;
     (void)kill(s->pid, SIGTERM);
-    rc = reap(s, now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+    rc = reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
     if (rc == -ETIMEDOUT) {
         (void)kill(s->pid, SIGKILL);
-        (void)reap(s, now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+        (void)reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
         (void)fprintf(stderr, "simctl: kedge-cloudsim did not exit on SIGTERM\n");
     } else if (rc == 0) {
         rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -396,13 +357,13 @@ void simctl_free(struct simctl *s)
         return;
     if (!s->reaped && s->pid > 0) {
         (void)kill(s->pid, SIGKILL);
-        (void)reap(s, now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+        (void)reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
     }
     stop_watcher(s);
     if (keep && strcmp(keep, "1") == 0)
         (void)fprintf(stderr, "simctl: kept %s\n", s->dir);
     else if (s->dir[0])
-        (void)nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        (void)kt_rmtree(s->dir, false);
     free(s);
 }
 
@@ -445,7 +406,7 @@ static int send_all(int fd, const char *p, size_t len, int64_t deadline)
         struct pollfd pf = {fd, POLLOUT, 0};
         ssize_t n;
 
-        if (poll(&pf, 1, remaining_ms(deadline)) <= 0)
+        if (poll(&pf, 1, kt_remaining_ms(deadline)) <= 0)
             return errno == EINTR ? -EINTR : -ETIMEDOUT;
         n = send(fd, p, len, MSG_NOSIGNAL);
         if (n < 0) {
@@ -483,7 +444,7 @@ static size_t parse_head(const char *buf, size_t len, int *status, long *content
 int simctl_http(struct simctl *s, const char *method, const char *path_and_query, const char *body,
                 int *status, struct kedge_buf *resp)
 {
-    int64_t deadline = now_ms() + simctl_scale_ms(HTTP_TIMEOUT_MS);
+    int64_t deadline = kt_now_ms() + simctl_scale_ms(HTTP_TIMEOUT_MS);
     struct sockaddr_in sa;
     struct kedge_buf in = KEDGE_BUF_INIT, req = KEDGE_BUF_INIT;
     size_t blen = body ? strlen(body) : 0, head = 0;
@@ -518,7 +479,7 @@ int simctl_http(struct simctl *s, const char *method, const char *path_and_query
         char chunk[16384];
         struct pollfd pf = {fd, POLLIN, 0};
         ssize_t n;
-        int pr = poll(&pf, 1, remaining_ms(deadline));
+        int pr = poll(&pf, 1, kt_remaining_ms(deadline));
 
         if (pr < 0 && errno == EINTR)
             continue;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "testsupport.h"
 
 #ifndef KEDGE_BRIDGE_PATH
 #error "KEDGE_BRIDGE_PATH must be defined (tests/integration/CMakeLists.txt)"
@@ -59,14 +60,6 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
     va_start(ap, fmt);
     (void)vfprintf(stderr, fmt, ap);
     va_end(ap);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Between two polls of a deadline loop. */
@@ -583,7 +576,7 @@ int bridgectl_start(struct bridgectl *b)
     from = file_size(b->log_path); /* after the banner: this run's lines only */
     if (!*b->ready_log)
         return 0;
-    deadline = now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
+    deadline = kt_now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
     for (;;) {
         char *log = read_from(b->log_path, from);
         bool ready = log && strstr(log, b->ready_log);
@@ -597,7 +590,7 @@ int bridgectl_start(struct bridgectl *b)
             watcher_say(b, "dumped\n");
             return -ECHILD;
         }
-        if (now_ms() >= deadline) {
+        if (kt_now_ms() >= deadline) {
             say("bridgectl: kedge-bridge did not log '%s' in time; killing it\n", b->ready_log);
             (void)kill(b->pid, SIGKILL);
             (void)reap(b, true);
@@ -617,9 +610,9 @@ int bridgectl_stop(struct bridgectl *b)
         return -ECHILD;
     if (kill(b->pid, SIGTERM) < 0 && errno != ESRCH)
         return -errno;
-    deadline = now_ms() + kh_scale_ms(STOP_TIMEOUT_MS);
+    deadline = kt_now_ms() + kh_scale_ms(STOP_TIMEOUT_MS);
     while (!reap(b, false)) {
-        if (now_ms() >= deadline) {
+        if (kt_now_ms() >= deadline) {
             say("bridgectl: kedge-bridge pid %d ignored SIGTERM; killing it\n", (int)b->pid);
             (void)kill(b->pid, SIGKILL);
             (void)reap(b, true);
@@ -727,12 +720,12 @@ int bridgectl_count_log(const struct bridgectl *b, long from, const char *needle
 
 int bridgectl_wait_log(struct bridgectl *b, long from, const char *needle, int timeout_ms)
 {
-    int64_t deadline = now_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
 
     for (;;) {
         if (bridgectl_count_log(b, from, needle) > 0)
             return 0;
-        if (now_ms() >= deadline)
+        if (kt_now_ms() >= deadline)
             return -ETIMEDOUT;
         poll_pause();
     }

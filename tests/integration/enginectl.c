@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +24,7 @@
 
 #include "kedge/err.h"
 #include "enginectl.h"
+#include "testsupport.h"
 
 #define ENGINE_SH KEDGE_SOURCE_DIR "/scripts/engine.sh"
 #define START_TIMEOUT_MS 60000 /* engine.sh start: the service, then two image imports */
@@ -118,56 +118,15 @@ bool enginectl_available(void)
     return enginectl_unavailable_reason() == NULL;
 }
 
-/* ---- time ------------------------------------------------------------------------------------ */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int remaining_ms(int64_t deadline)
-{
-    int64_t r = deadline - now_ms();
-    return r < 0 ? 0 : r > INT_MAX ? INT_MAX : (int)r;
-}
-
-/* ---- files ----------------------------------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) < 0 ? -1 : 0;
-}
-
-static void copy_to_stderr(const char *path, const char *what)
-{
-    char buf[4096];
-    size_t n;
-    FILE *f = fopen(path, "r");
-
-    if (!f)
-        return;
-    (void)fprintf(stderr, "---- %s (%s) ----\n", what, path);
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        (void)fwrite(buf, 1, n, stderr);
-    (void)fprintf(stderr, "---- end of %s ----\n", what);
-    (void)fclose(f);
-}
-
 void enginectl_dump_log(const struct enginectl *e)
 {
     char path[sizeof(e->dir) + 16];
 
     if (e->attached)
         return;
-    copy_to_stderr(e->log_path, "engine.sh output");
+    kt_copy_to_stderr(e->log_path, "engine.sh output");
     (void)snprintf(path, sizeof(path), "%s/engine.log", e->dir);
-    copy_to_stderr(path, "podman service log");
+    kt_copy_to_stderr(path, "podman service log");
 }
 
 /* ---- processes ------------------------------------------------------------------------------- */
@@ -280,7 +239,7 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
 {
     char start_s[48];
     const char *extra[] = {start_s, "KEDGE_ENGINE_KEEP_DIR=1", NULL};
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = kt_now_ms() + timeout_ms;
     pid_t parent = getpid(), pid;
     int fds[2], st = 0, rc = 0;
     char **env;
@@ -325,7 +284,7 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
     while (!eof) {
         char buf[1024];
         struct pollfd p = {fds[0], POLLIN, 0};
-        int r = poll(&p, 1, remaining_ms(deadline));
+        int r = poll(&p, 1, kt_remaining_ms(deadline));
         ssize_t n;
 
         if (r < 0 && errno == EINTR)
@@ -355,7 +314,7 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
             rc = rc ? rc : -errno;
             break;
         }
-        if (rc == -ETIMEDOUT || !remaining_ms(deadline)) {
+        if (rc == -ETIMEDOUT || !kt_remaining_ms(deadline)) {
             rc = -ETIMEDOUT;
             (void)kill(-pid, SIGKILL);
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -505,7 +464,7 @@ void enginectl_free(struct enginectl *e)
         if (keep_tmp())
             (void)fprintf(stderr, "enginectl: kept %s\n", e->dir);
         else
-            (void)nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+            (void)kt_rmtree(e->dir, true);
     }
     free(e);
 }
@@ -532,7 +491,7 @@ static int send_all(int fd, const char *p, size_t len, int64_t deadline)
     while (len) {
         struct pollfd pf = {fd, POLLOUT, 0};
         ssize_t n;
-        int r = poll(&pf, 1, remaining_ms(deadline));
+        int r = poll(&pf, 1, kt_remaining_ms(deadline));
 
         if (r < 0 && errno == EINTR)
             continue;
@@ -668,7 +627,7 @@ static int connect_unix(const char *path)
 int enginectl_http(struct enginectl *e, const char *method, const char *path, const char *body,
                    int *status, struct kedge_buf *resp)
 {
-    int64_t deadline = now_ms() + enginectl_scale_ms(HTTP_TIMEOUT_MS);
+    int64_t deadline = kt_now_ms() + enginectl_scale_ms(HTTP_TIMEOUT_MS);
     struct kedge_buf in = KEDGE_BUF_INIT, req = KEDGE_BUF_INIT, dec = KEDGE_BUF_INIT;
     struct http_head h = {0, -1, -1, false};
     size_t blen = body ? strlen(body) : 0;
@@ -698,7 +657,7 @@ int enginectl_http(struct enginectl *e, const char *method, const char *path, co
         ssize_t n = 0;
 
         if (!eof) {
-            int pr = poll(&pf, 1, remaining_ms(deadline));
+            int pr = poll(&pf, 1, kt_remaining_ms(deadline));
             if (pr < 0 && errno == EINTR)
                 continue;
             if (pr <= 0) {

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE /* pipe2, close_range, execvpe, prctl */
 
 #include "harness.h"
+#include "testsupport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,14 +121,6 @@ int kh_scale_ms(int ms)
     harness_init();
     v = (double)ms * timeout_scale;
     return v > (double)INT_MAX ? INT_MAX : (int)v;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The one place this file waits without a condition: between two polls of a deadline loop. */
@@ -641,7 +634,7 @@ static int wait_ready(struct kh_broker *b)
 {
     struct probe_state ps = {false};
     struct mosquitto *probe = mosquitto_new(NULL, true, &ps);
-    int64_t deadline = now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
     bool running = false, connecting = false;
     int rc;
 
@@ -666,7 +659,7 @@ static int wait_ready(struct kh_broker *b)
                 break;
             }
         }
-        if (now_ms() >= deadline) {
+        if (kt_now_ms() >= deadline) {
             kill(b->pid, SIGKILL);
             reap(b, true);
             rc = -ETIMEDOUT;
@@ -821,9 +814,9 @@ int kh_broker_stop(struct kh_broker *b)
         return -ECHILD;
     if (kill(b->pid, SIGTERM) < 0 && errno != ESRCH)
         return -errno;
-    deadline = now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
+    deadline = kt_now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
     while (!reap(b, false)) {
-        if (now_ms() >= deadline) {
+        if (kt_now_ms() >= deadline) {
             say("harness: broker pid %d ignored SIGTERM; killing it\n", (int)b->pid);
             kill(b->pid, SIGKILL);
             reap(b, true);
@@ -948,12 +941,12 @@ char *kh_broker_log_read(const struct kh_broker *b)
 
 int kh_broker_wait_log(const struct kh_broker *b, const char *needle, int timeout_ms)
 {
-    int64_t deadline = now_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
 
     for (;;) {
         if (file_contains_from(b->log_path, 0, needle))
             return 0;
-        if (now_ms() >= deadline)
+        if (kt_now_ms() >= deadline)
             return -ETIMEDOUT;
         poll_pause();
     }
@@ -1322,9 +1315,9 @@ int kh_client_connect(struct kh_client *c)
         return -EAGAIN;
     c->thread_started = true;
 
-    deadline = now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
+    deadline = kt_now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
     pthread_mutex_lock(&c->mu);
-    while (!c->got_connack && !c->gone && now_ms() < deadline)
+    while (!c->got_connack && !c->gone && kt_now_ms() < deadline)
         cv_wait(c, deadline);
     if (c->got_connack)
         rc = c->connack_code;
@@ -1361,7 +1354,7 @@ struct kh_client *kh_client_new(int port, const char *client_id, const char *use
 /* Wait for the ack of mid. Returns its code, -ENOTCONN if the connection went, -ETIMEDOUT. */
 static int wait_ack(struct kh_client *c, int mid)
 {
-    int64_t deadline = now_ms() + kh_scale_ms(ACK_TIMEOUT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(ACK_TIMEOUT_MS);
     int rc = -ETIMEDOUT;
 
     pthread_mutex_lock(&c->mu);
@@ -1378,7 +1371,7 @@ static int wait_ack(struct kh_client *c, int mid)
             rc = -ENOTCONN;
             break;
         }
-        if (now_ms() >= deadline)
+        if (kt_now_ms() >= deadline)
             break;
         cv_wait(c, deadline);
     }
@@ -1456,13 +1449,13 @@ static struct qmsg *take_match(struct kh_client *c, const char *filter, bool unl
 
 int kh_client_wait(struct kh_client *c, const char *filter, int timeout_ms, struct kh_msg *out)
 {
-    int64_t deadline = now_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
     struct qmsg *q;
 
     if (out)
         memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&c->mu);
-    while (!(q = take_match(c, filter, true)) && now_ms() < deadline)
+    while (!(q = take_match(c, filter, true)) && kt_now_ms() < deadline)
         cv_wait(c, deadline);
     if (!q && c->lost_message)
         say("harness: client %s dropped a message (out of memory)\n", c->id);
@@ -1479,11 +1472,11 @@ int kh_client_wait(struct kh_client *c, const char *filter, int timeout_ms, stru
 
 int kh_client_expect_none(struct kh_client *c, const char *filter, int quiet_ms)
 {
-    int64_t deadline = now_ms() + kh_scale_ms(quiet_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(quiet_ms);
     struct qmsg *q;
 
     pthread_mutex_lock(&c->mu);
-    while (!(q = take_match(c, filter, false)) && now_ms() < deadline)
+    while (!(q = take_match(c, filter, false)) && kt_now_ms() < deadline)
         cv_wait(c, deadline);
     if (q)
         say("harness: client %s got an unexpected message on %s (%d bytes): %.200s\n", c->id,
@@ -1523,11 +1516,11 @@ bool kh_client_connected(struct kh_client *c)
 
 int kh_client_wait_disconnect(struct kh_client *c, int timeout_ms)
 {
-    int64_t deadline = now_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
     int rc;
 
     pthread_mutex_lock(&c->mu);
-    while (!c->gone && now_ms() < deadline)
+    while (!c->gone && kt_now_ms() < deadline)
         cv_wait(c, deadline);
     rc = c->gone ? c->disconnect_code : -ETIMEDOUT;
     pthread_mutex_unlock(&c->mu);

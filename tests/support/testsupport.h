@@ -1,0 +1,20 @@
+/* testsupport: the small pieces every process helper of the tests needs (harness.c,
+ * bridgectl.c, simctl.c, enginectl.c): a monotonic clock for deadlines, removing a scratch
+ * tree, showing a log file. Test code only; nothing here is in a shipped binary. */
+#ifndef KEDGE_TESTSUPPORT_H
+#define KEDGE_TESTSUPPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* CLOCK_MONOTONIC in ms. */
+int64_t kt_now_ms(void);
+/* ms left until deadline (a kt_now_ms value), clamped to 0..INT_MAX: for poll(). */
+int kt_remaining_ms(int64_t deadline);
+/* Remove path and everything below it, never following symlinks; one_filesystem: do not
+ * descend into other mounts (an engine's overlay). A missing path is fine. 0 or -errno. */
+int kt_rmtree(const char *path, bool one_filesystem);
+/* Copy a file to stderr between "---- what (path) ----" lines; nothing if it cannot be read. */
+void kt_copy_to_stderr(const char *path, const char *what);
+
+#endif
