@@ -37,6 +37,7 @@
 #include "kedge/json.h"
 #include "kedge/msg.h"
 #include "simctl.h"
+#include "testsupport.h"
 
 #define WAIT_MS 10000 /* deadline for something that should take milliseconds */
 #define LINK_MS 20000 /* deadline for a dead link to be noticed and redialled (5 s settings) */
@@ -71,14 +72,6 @@ static void pause_poll(void)
 
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void bset(const char *key, const char *value)
@@ -232,12 +225,12 @@ static bool node_known(void)
 /* Wait until the node has a live session and at least min_sessions were ever opened. */
 static void wait_session(int64_t min_sessions, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
 
     for (;;) {
         if (node_known() && state_bool("connected") && state_int("sessions_total") >= min_sessions)
             return;
-        ck_assert_msg(mono_ms() < deadline, "no session %" PRId64 " of node " NODE " at the cloud",
+        ck_assert_msg(kt_now_ms() < deadline, "no session %" PRId64 " of node " NODE " at the cloud",
                       min_sessions);
         pause_poll();
     }
@@ -245,10 +238,10 @@ static void wait_session(int64_t min_sessions, int timeout_ms)
 
 static void wait_disconnected(void)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     while (state_bool("connected")) {
-        ck_assert_msg(mono_ms() < deadline, "the cloud still has a session");
+        ck_assert_msg(kt_now_ms() < deadline, "the cloud still has a session");
         pause_poll();
     }
 }
@@ -329,11 +322,11 @@ static char *cloud_find(long long *since, const struct route_sel *sel, int *coun
 /* Wait for the next matching message after *since (see cloud_find). */
 static char *cloud_wait(long long *since, const struct route_sel *sel)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
     char *json;
 
     while (!(json = cloud_find(since, sel, NULL))) {
-        ck_assert_msg(mono_ms() < deadline, "the cloud received no %s/%s/%s/%s after index %lld",
+        ck_assert_msg(kt_now_ms() < deadline, "the cloud received no %s/%s/%s/%s after index %lld",
                       sel->source ? sel->source : "*", sel->group ? sel->group : "*",
                       sel->operation ? sel->operation : "*", sel->resource ? sel->resource : "*",
                       *since);
@@ -365,10 +358,10 @@ static bool acked(const char *msg_id)
 
 static void wait_acked(const char *msg_id)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     while (!acked(msg_id)) {
-        ck_assert_msg(mono_ms() < deadline, "the edge never acked %s", msg_id);
+        ck_assert_msg(kt_now_ms() < deadline, "the edge never acked %s", msg_id);
         pause_poll();
     }
 }
@@ -510,20 +503,20 @@ static int64_t plugin_status_int(const char *key)
  * edgehub's node/connection message, §4.6). */
 static void wait_plugin_cloud(bool connected)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     while (plugin_status_int("cloud_connected") != connected) {
-        ck_assert_msg(mono_ms() < deadline, "the plugin never saw cloud_connected=%d", connected);
+        ck_assert_msg(kt_now_ms() < deadline, "the plugin never saw cloud_connected=%d", connected);
         pause_poll();
     }
 }
 
 static void wait_plugin_outbox(int64_t depth)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     while (plugin_status_int("outbox_depth") != depth) {
-        ck_assert_msg(mono_ms() < deadline, "the plugin's outbox never held %" PRId64, depth);
+        ck_assert_msg(kt_now_ms() < deadline, "the plugin's outbox never held %" PRId64, depth);
         pause_poll();
     }
 }
@@ -549,10 +542,10 @@ static int64_t db_int(const char *path, const char *sql)
 
 static void wait_db_int(const char *path, const char *sql, int64_t want)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS), got;
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS), got;
 
     while ((got = db_int(path, sql)) != want) {
-        ck_assert_msg(mono_ms() < deadline, "%s: %" PRId64 ", expected %" PRId64, sql, got, want);
+        ck_assert_msg(kt_now_ms() < deadline, "%s: %" PRId64 ", expected %" PRId64, sql, got, want);
         pause_poll();
     }
 }
@@ -1034,9 +1027,9 @@ START_TEST(test_ack_after_store)
     wait_bridge_log(mark, "edgehub: dropped cloud message group=resource operation=update "
                           "resource=default/configmap/app-cfg");
     {
-        int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+        int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
         while (sim_log_count(tx, "(resend)") < 1) {
-            ck_assert_msg(mono_ms() < deadline, "cloudsim never resent %s", id);
+            ck_assert_msg(kt_now_ms() < deadline, "cloudsim never resent %s", id);
             pause_poll();
         }
     }

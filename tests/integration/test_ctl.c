@@ -32,6 +32,7 @@
 #include "harness.h"
 #include "jsoncmp.h"
 #include "kedge/json.h"
+#include "testsupport.h"
 
 #define WAIT_MS 5000
 #define QUIET_MS 300
@@ -83,14 +84,6 @@ static void run_free(struct run *r)
     memset(r, 0, sizeof(*r));
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void append(char **buf, size_t *len, const char *p, size_t n)
 {
     char *nb = realloc(*buf, *len + n + 1);
@@ -109,7 +102,7 @@ static void run_argv(struct run *r, char *const *args)
     int out[2], err[2], n = 0;
     char *argv[64];
     size_t olen = 0, elen = 0;
-    int64_t t0 = mono_ms(), deadline = t0 + kh_scale_ms(RUN_MS);
+    int64_t t0 = kt_now_ms(), deadline = t0 + kh_scale_ms(RUN_MS);
     bool open_o = true, open_e = true;
     pid_t pid;
 
@@ -132,10 +125,10 @@ static void run_argv(struct run *r, char *const *args)
     close(err[1]);
     r->out = calloc(1, 1);
     r->err = calloc(1, 1);
-    while ((open_o || open_e) && mono_ms() < deadline) {
+    while ((open_o || open_e) && kt_now_ms() < deadline) {
         struct pollfd p[2] = {{open_o ? out[0] : -1, POLLIN, 0}, {open_e ? err[0] : -1, POLLIN, 0}};
         char buf[4096];
-        if (poll(p, 2, (int)(deadline - mono_ms())) <= 0)
+        if (poll(p, 2, (int)(deadline - kt_now_ms())) <= 0)
             continue;
         for (int i = 0; i < 2; i++) {
             ssize_t k;
@@ -159,7 +152,7 @@ static void run_argv(struct run *r, char *const *args)
             r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             break;
         }
-        if (mono_ms() >= deadline) {
+        if (kt_now_ms() >= deadline) {
             kill(pid, SIGKILL);
             (void)waitpid(pid, &st, 0);
             r->status = -1;
@@ -167,7 +160,7 @@ static void run_argv(struct run *r, char *const *args)
         }
         poll(NULL, 0, 10); /* the pipes are closed: only the exit is left to see */
     }
-    r->ms = (long)(mono_ms() - t0);
+    r->ms = (long)(kt_now_ms() - t0);
     fprintf(stderr, "$ kedge-ctl");
     for (int i = 1; i < n; i++)
         fprintf(stderr, " %s", argv[i]);

@@ -49,6 +49,7 @@
 #include "kedge/buf.h"
 #include "kedge/json.h"
 #include "simctl.h"
+#include "testsupport.h"
 
 #define WAIT_MS 10000    /* something that takes milliseconds */
 #define DELIVER_MS 60000 /* a stream drains to the cloud once the path is whole again */
@@ -82,14 +83,6 @@ static void pause_poll(void)
 
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int64_t wall_ms(void)
@@ -143,10 +136,10 @@ static int64_t sim_state_int(const char *key);
 
 static void wait_session(int64_t min_sessions, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
 
     while (!(sim_state_bool("connected") && sim_state_int("sessions_total") >= min_sessions)) {
-        ck_assert_msg(mono_ms() < deadline, "no session %" PRId64 " of node " NODE " at the cloud",
+        ck_assert_msg(kt_now_ms() < deadline, "no session %" PRId64 " of node " NODE " at the cloud",
                       min_sessions);
         pause_poll();
     }
@@ -288,10 +281,10 @@ static bool sim_state_bool(const char *key)
 
 static void wait_disconnected(void)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     while (sim_state_bool("connected")) {
-        ck_assert_msg(mono_ms() < deadline, "the cloud still has a session");
+        ck_assert_msg(kt_now_ms() < deadline, "the cloud still has a session");
         pause_poll();
     }
 }
@@ -318,10 +311,10 @@ static int64_t db_int(const char *path, const char *sql)
 
 static void wait_db_int(const char *path, const char *sql, int64_t want)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS), got;
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS), got;
 
     while ((got = db_int(path, sql)) != want) {
-        ck_assert_msg(mono_ms() < deadline, "%s: %" PRId64 ", expected %" PRId64, sql, got, want);
+        ck_assert_msg(kt_now_ms() < deadline, "%s: %" PRId64 ", expected %" PRId64, sql, got, want);
         pause_poll();
     }
 }
@@ -529,11 +522,11 @@ static struct totals tally_totals(const struct tally *t)
 /* Poll the cloud until everything taken arrived (or the deadline). */
 static void wait_delivered(struct tally *t, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
 
     for (;;) {
         tally_collect(t);
-        if (!tally_totals(t).lost || mono_ms() >= deadline)
+        if (!tally_totals(t).lost || kt_now_ms() >= deadline)
             return;
         pause_poll();
     }
@@ -678,11 +671,11 @@ START_TEST(test_cloud_outage)
     t = tally_new();
     /* cloudsim drops the link and refuses every connection for 60 s */
     sim_post("/link/refuse?seconds=60");
-    t0 = mono_ms();
+    t0 = kt_now_ms();
     wait_disconnected();
     /* 1000 uploads and 1000 twin updates while the cloud is away */
     stream(t, &next, 500, NULL, NULL);
-    t_pub = mono_ms();
+    t_pub = kt_now_ms();
     /* all of it waits at the edge: the plugin handed it to the bridge's durable outbox */
     wait_db_int(bridgectl_db_path(bridge), OUR_ROWS, 2000);
     ck_assert_int_eq(plugin_outbox_depth(), 0);
@@ -691,10 +684,10 @@ START_TEST(test_cloud_outage)
 
     /* the cloud is back by itself after 60 s; the bridge redials within its backoff */
     wait_session(2, OUTAGE_S * 1000 + 30000);
-    t_back = mono_ms();
+    t_back = kt_now_ms();
     ck_assert_int_ge(t_back - t0, OUTAGE_S * 1000 - 1000);
     wait_delivered(t, DELIVER_MS);
-    t_done = mono_ms();
+    t_done = kt_now_ms();
     printf("durability: cloud outage: published 2000 in %" PRId64 " ms, link back after %" PRId64
            " ms, all delivered %" PRId64 " ms later\n",
            t_pub - t0, t_back - t0, t_done - t_back);
@@ -779,7 +772,7 @@ struct bridge_kills {
  * reaches its n-th pass first): that is a kill inside the stream too. */
 static void restart_bridge(bool hook)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
     long mark = bridgectl_log_mark(bridge);
 
     ck_assert_int_eq(bridgectl_start(bridge), 0); /* chain_opts.may_die: returns at once */
@@ -792,7 +785,7 @@ static void restart_bridge(bool hook)
                           bridgectl_exit_status(bridge));
             return;
         }
-        ck_assert_msg(mono_ms() < deadline, "kedge-bridge not ready");
+        ck_assert_msg(kt_now_ms() < deadline, "kedge-bridge not ready");
         pause_poll();
     }
 }
@@ -847,9 +840,9 @@ START_TEST(test_bridge_kill9)
         if (how != KILL_OUTSIDE) {
             /* the hook fires inside the stream, at the n-th entry the bridge handles */
             bool mid = undelivered(k.t);
-            deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+            deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
             while (bridgectl_running(bridge)) {
-                ck_assert_msg(mono_ms() < deadline, "the %s hook never fired", how_name[how]);
+                ck_assert_msg(kt_now_ms() < deadline, "the %s hook never fired", how_name[how]);
                 pause_poll();
                 mid = mid || undelivered(k.t);
             }
@@ -1058,12 +1051,12 @@ typedef bool (*sys_pred)(struct sys_view *v, void *ctx);
 /* Read $SYS/kedge/<node>/plugin|bridge (retained, then every 5 s) until pred holds. */
 static void sys_wait(struct kh_client *w, sys_pred pred, void *ctx, const char *what)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(20000);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(20000);
     struct sys_view v = {NULL, NULL};
     struct kh_msg m;
 
     for (;;) {
-        ck_assert_msg(mono_ms() < deadline, "$SYS never showed %s", what);
+        ck_assert_msg(kt_now_ms() < deadline, "$SYS never showed %s", what);
         if (kh_client_wait(w, "$SYS/kedge/" NODE "/+", 1000, &m) != 0)
             continue;
         if (!strcmp(m.topic, "$SYS/kedge/" NODE "/plugin")) {
@@ -1232,7 +1225,7 @@ START_TEST(test_rate_limit)
         ck_assert_int_eq(kh_client_pub(devs[0].c, topic, payload, -1, 1, false), 0);
     }
     {
-        int64_t deadline = mono_ms() + kh_scale_ms(30000);
+        int64_t deadline = kt_now_ms() + kh_scale_ms(30000);
         for (;;) {
             n = 0;
             doc = sim_get("/received?skip_keepalive=1");
@@ -1250,7 +1243,7 @@ START_TEST(test_rate_limit)
             kedge_jdoc_free(doc);
             if (n >= 70)
                 break;
-            ck_assert_msg(mono_ms() < deadline, "only %d of 70 uploads arrived", n);
+            ck_assert_msg(kt_now_ms() < deadline, "only %d of 70 uploads arrived", n);
             pause_poll();
         }
     }

@@ -42,6 +42,7 @@
 #include "jsoncmp.h"
 #include "kedge/json.h"
 #include "simctl.h"
+#include "testsupport.h"
 
 #define WAIT_MS 10000
 #define NODE "kedge-node"
@@ -61,14 +62,6 @@ static void pause_poll(void)
 
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A port nothing listens on now (bind to 0 and read it back); cloudsim is retried if it
@@ -167,7 +160,7 @@ static void run_join(const char *token, const char *certs, const char *conf, str
     const char *argv[] = {KEDGE_BRIDGE_PATH, "join", "--cloud",      "127.0.0.1", "--token", token,
                           "--node",          NODE,   "--certs",      certs,       "-c",      conf,
                           "--port",          wss,    "--https-port", https,       NULL};
-    int64_t deadline = mono_ms() + kh_scale_ms(30000);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(30000);
     pid_t parent = getpid(), pid;
     size_t len;
     int st = 0, fd;
@@ -194,7 +187,7 @@ static void run_join(const char *token, const char *certs, const char *conf, str
             r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             break;
         }
-        if (mono_ms() >= deadline) {
+        if (kt_now_ms() >= deadline) {
             kill(pid, SIGKILL);
             (void)waitpid(pid, &st, 0);
             break;
@@ -690,10 +683,10 @@ static bool sim_connected(void)
 
 static void wait_session(int64_t min_sessions, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
 
     while (!(sim_connected() && sim_state_int("sessions_total") >= min_sessions)) {
-        ck_assert_msg(mono_ms() < deadline, "no session %" PRId64 " at the cloud", min_sessions);
+        ck_assert_msg(kt_now_ms() < deadline, "no session %" PRId64 " at the cloud", min_sessions);
         pause_poll();
     }
 }
@@ -720,7 +713,7 @@ static void take_conf(const char *conf)
 static void link_carries(const char *topic)
 {
     struct kh_client *d = kh_client_new(kh_broker_port(broker), "join-dev", NULL, NULL, 4);
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
     struct kedge_buf resp = KEDGE_BUF_INIT;
     int status;
 
@@ -732,7 +725,7 @@ static void link_carries(const char *topic)
             simctl_http(sim, "GET", "/received?skip_keepalive=1", NULL, &status, &resp), 0);
         if (resp.data && strstr(resp.data, topic))
             break;
-        ck_assert_msg(mono_ms() < deadline, "%s never reached the cloud", topic);
+        ck_assert_msg(kt_now_ms() < deadline, "%s never reached the cloud", topic);
         pause_poll();
     }
     kedge_buf_cleanup(&resp);
@@ -787,7 +780,7 @@ START_TEST(test_rotation)
     link_carries("$hw/events/upload/join/before");
 
     /* the bridge renews by itself: a new certificate file with another serial */
-    deadline = mono_ms() + kh_scale_ms((LIFETIME_S + 10) * 1000);
+    deadline = kt_now_ms() + kh_scale_ms((LIFETIME_S + 10) * 1000);
     for (;;) {
         x = NULL;
         if (stat(crt_path, &st) == 0) {
@@ -803,7 +796,7 @@ START_TEST(test_rotation)
             free(serial2);
             X509_free(x);
         }
-        ck_assert_msg(mono_ms() < deadline, "the certificate was not rotated");
+        ck_assert_msg(kt_now_ms() < deadline, "the certificate was not rotated");
         pause_poll();
     }
     rotated_at = (int64_t)st.st_mtime;

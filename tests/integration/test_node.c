@@ -48,6 +48,7 @@
 #include "kedge/json.h"
 #include "kedge/msg.h"
 #include "simctl.h"
+#include "testsupport.h"
 
 #define WAIT_MS 10000 /* deadline for something that should take milliseconds */
 #define RUN_MS 30000  /* kedge-ctl must have exited by then */
@@ -63,14 +64,6 @@ static struct kh_broker *broker;
 static struct bridgectl *bridge;
 
 /* ---- small helpers ------------------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void pause_poll(void)
 {
@@ -164,10 +157,10 @@ static bool sim_connected(void)
 
 static void wait_connected(void)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     while (!sim_connected()) {
-        ck_assert_msg(mono_ms() < deadline, "the bridge did not connect to the cloud");
+        ck_assert_msg(kt_now_ms() < deadline, "the bridge did not connect to the cloud");
         pause_poll();
     }
 }
@@ -291,13 +284,13 @@ static void node_view(struct node_view *v)
 
 static void wait_ready(const char *want, int timeout_ms, struct node_view *v)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(timeout_ms);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
 
     for (;;) {
         node_view(v);
         if (v->found && !strcmp(v->ready, want))
             return;
-        ck_assert_msg(mono_ms() < deadline, "node " NODE " is not Ready=%s at the cloud (%s)", want,
+        ck_assert_msg(kt_now_ms() < deadline, "node " NODE " is not Ready=%s at the cloud (%s)", want,
                       v->found ? v->ready : "not there");
         pause_poll();
     }
@@ -332,10 +325,10 @@ static int count_received(const char *op, const char *resource, const char *cont
 
 static void wait_received(const char *op, const char *resource, int at_least)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     while (count_received(op, resource, NULL) < at_least) {
-        ck_assert_msg(mono_ms() < deadline, "the cloud did not receive %d %s %s", at_least, op,
+        ck_assert_msg(kt_now_ms() < deadline, "the cloud did not receive %d %s %s", at_least, op,
                       resource);
         pause_poll();
     }
@@ -373,7 +366,7 @@ static void run_argv(struct run *r, char *const *args)
     int out[2], err[2], n = 0;
     char *argv[64];
     size_t olen = 0, elen = 0;
-    int64_t deadline = mono_ms() + kh_scale_ms(RUN_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(RUN_MS);
     bool open_o = true, open_e = true;
     pid_t pid;
 
@@ -397,10 +390,10 @@ static void run_argv(struct run *r, char *const *args)
     r->out = calloc(1, 1);
     r->err = calloc(1, 1);
     ck_assert(r->out && r->err);
-    while ((open_o || open_e) && mono_ms() < deadline) {
+    while ((open_o || open_e) && kt_now_ms() < deadline) {
         struct pollfd p[2] = {{open_o ? out[0] : -1, POLLIN, 0}, {open_e ? err[0] : -1, POLLIN, 0}};
         char buf[4096];
-        if (poll(p, 2, (int)(deadline - mono_ms())) <= 0)
+        if (poll(p, 2, (int)(deadline - kt_now_ms())) <= 0)
             continue;
         for (int i = 0; i < 2; i++) {
             ssize_t k;
@@ -424,7 +417,7 @@ static void run_argv(struct run *r, char *const *args)
             r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             break;
         }
-        if (mono_ms() >= deadline) {
+        if (kt_now_ms() >= deadline) {
             kill(pid, SIGKILL);
             (void)waitpid(pid, &st, 0);
             r->status = -1;
@@ -518,8 +511,8 @@ START_TEST(test_node_ready_lifecycle)
     first_renew = nv.lease_renew_ms;
 
     /* ...and it stays Ready for two grace periods: the lease keeps it alive */
-    until = mono_ms() + 2 * (int64_t)grace_s() * 1000;
-    while (mono_ms() < until) {
+    until = kt_now_ms() + 2 * (int64_t)grace_s() * 1000;
+    while (kt_now_ms() < until) {
         node_view(&nv);
         ck_assert_msg(!strcmp(nv.ready, "True"), "node went %s (%s) while the bridge ran", nv.ready,
                       nv.ready_reason);

@@ -44,6 +44,7 @@
 #include "kedge/buf.h"
 #include "kedge/json.h"
 #include "simctl.h"
+#include "testsupport.h"
 
 #define WAIT_MS 30000 /* pod start-up includes an engine's create + start of two containers */
 #define NODE "kedge-pods"
@@ -55,14 +56,6 @@ static struct kh_broker *broker;
 static struct bridgectl *bridge;
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void pause_poll(void)
 {
@@ -124,13 +117,13 @@ static char *http_get(int port)
 
 static void wait_page(int port, const char *want)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
     char *got = NULL;
 
     while (!(got = http_get(port)) || !strstr(got, want)) {
         free(got);
         got = NULL;
-        ck_assert_msg(mono_ms() < deadline, "no page with \"%s\" on 127.0.0.1:%d", want, port);
+        ck_assert_msg(kt_now_ms() < deadline, "no page with \"%s\" on 127.0.0.1:%d", want, port);
         pause_poll();
     }
     free(got);
@@ -210,17 +203,17 @@ typedef bool (*pod_cond_fn)(const struct kedge_jval *pod, const void *arg);
 /* Wait until the cloud's pod satisfies cond; the last status is printed when it does not. */
 static void wait_pod(const char *name, pod_cond_fn cond, const void *arg, const char *what)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     for (;;) {
         struct kedge_jdoc *doc = sim_pod(name);
         bool ok = doc && cond(kedge_jdoc_root(doc), arg);
-        if (!ok && mono_ms() >= deadline)
+        if (!ok && kt_now_ms() >= deadline)
             bridgectl_dump_log(bridge); /* what edged saw and decided */
         kedge_jdoc_free(doc);
         if (ok)
             return;
-        ck_assert_msg(mono_ms() < deadline, "pod %s: %s never came", name, what);
+        ck_assert_msg(kt_now_ms() < deadline, "pod %s: %s never came", name, what);
         pause_poll();
     }
 }
@@ -282,10 +275,10 @@ static int pod_containers(const char *uid, char ids[][80], int max)
 
 static void wait_containers(const char *uid, int want)
 {
-    int64_t deadline = mono_ms() + kh_scale_ms(WAIT_MS);
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     while (pod_containers(uid, NULL, 8) != want) {
-        ck_assert_msg(mono_ms() < deadline, "pod %s: not %d containers", uid, want);
+        ck_assert_msg(kt_now_ms() < deadline, "pod %s: not %d containers", uid, want);
         pause_poll();
     }
 }
