@@ -56,19 +56,6 @@ struct parse_ctx {
     size_t plen;
 };
 
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !why_len)
-        return;
-    va_start(ap, fmt);
-    (void)vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
-
 static size_t path_push(struct parse_ctx *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static size_t path_push(struct parse_ctx *x, const char *fmt, ...)
@@ -108,7 +95,7 @@ static int vfail(struct parse_ctx *x, const char *fmt, va_list ap)
     char msg[384];
 
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
-    set_why(x->why, x->why_len, "%s: %s", x->plen ? x->path : "pod", msg);
+    kedge_set_why(x->why, x->why_len, "%s: %s", x->plen ? x->path : "pod", msg);
     return KEDGE_ESCHEMA;
 }
 
@@ -1991,12 +1978,12 @@ int podspec_parse(const char *json, size_t len, struct pod_spec **out, char *why
     memset(&x, 0, sizeof(x));
     x.why = why;
     x.why_len = why_len;
-    set_why(why, why_len, "%s", "");
+    kedge_set_why(why, why_len, "%s", "");
     if (len > PODSPEC_MAX_JSON)
         return fail(&x, "the pod's JSON is %zu bytes, over the limit of %u", len, PODSPEC_MAX_JSON);
     rc = kedge_json_parse(json, len, &doc);
     if (rc == KEDGE_EPARSE)
-        set_why(why, why_len, "pod: not valid JSON");
+        kedge_set_why(why, why_len, "pod: not valid JSON");
     if (rc < 0)
         return rc;
     root = kedge_jdoc_root(doc);
@@ -3018,7 +3005,7 @@ int podspec_create_body(const struct podspec_create *cc, struct kedge_buf *out, 
     size_t start = out->len, i;
     int rc;
 
-    set_why(why, why_len, "%s", "");
+    kedge_set_why(why, why_len, "%s", "");
     if (!cc || !cc->pod || !cc->pod->name || !cc->pod->ns || !cc->pod->uid)
         return -EINVAL;
     memset(&b, 0, sizeof(b));

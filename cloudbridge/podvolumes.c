@@ -63,32 +63,6 @@ struct payload {
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !why_len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
-
-/* Go's syscall error text: strerror in lower case ("no such file or directory"). */
-static const char *errtext(int err, char *buf, size_t n)
-{
-    size_t i;
-
-    snprintf(buf, n, "%s", strerror(err < 0 ? -err : err));
-    for (i = 0; buf[i]; i++)
-        if (buf[i] >= 'A' && buf[i] <= 'Z')
-            buf[i] = (char)(buf[i] - 'A' + 'a');
-    return buf;
-}
-
 /* A name used as one directory entry: not empty, no '/', not "." or "..". */
 static bool safe_name(const char *s)
 {
@@ -315,8 +289,8 @@ static int host_path(const struct pod_volume *v, char *why, size_t why_len)
     int rc;
 
     if (!path || path[0] != '/') {
-        set_why(why, why_len, SETUP_FAILED "hostPath %s is not an absolute path", v->name,
-                path ? path : "");
+        kedge_set_why(why, why_len, SETUP_FAILED "hostPath %s is not an absolute path", v->name,
+                      path ? path : "");
         return KEDGE_ESCHEMA;
     }
     exists = stat(path, &st) == 0;
@@ -325,8 +299,8 @@ static int host_path(const struct pod_volume *v, char *why, size_t why_len)
     if (!strcmp(type, "DirectoryOrCreate") && !exists) {
         rc = mkdir_p(path, DIR_MODE);
         if (rc < 0)
-            set_why(why, why_len, SETUP_FAILED "mkdir %s: %s", v->name, path,
-                    errtext(rc, eb, sizeof(eb)));
+            kedge_set_why(why, why_len, SETUP_FAILED "mkdir %s: %s", v->name, path,
+                          kedge_go_strerror(rc, eb, sizeof(eb)));
         return rc;
     }
     if (!strcmp(type, "FileOrCreate") && !exists) {
@@ -350,8 +324,8 @@ static int host_path(const struct pod_volume *v, char *why, size_t why_len)
                 close(fd);
         }
         if (rc < 0)
-            set_why(why, why_len, SETUP_FAILED "open %s: %s", v->name, path,
-                    errtext(rc, eb, sizeof(eb)));
+            kedge_set_why(why, why_len, SETUP_FAILED "open %s: %s", v->name, path,
+                          kedge_go_strerror(rc, eb, sizeof(eb)));
         return rc;
     }
     if (!strcmp(type, "DirectoryOrCreate") || !strcmp(type, "Directory")) {
@@ -370,13 +344,13 @@ static int host_path(const struct pod_volume *v, char *why, size_t why_len)
         want = "a block device";
         ok = exists && S_ISBLK(st.st_mode);
     } else {
-        set_why(why, why_len, SETUP_FAILED "%s is an invalid volume type", v->name, type);
+        kedge_set_why(why, why_len, SETUP_FAILED "%s is an invalid volume type", v->name, type);
         return KEDGE_ESCHEMA;
     }
     if (ok)
         return 0;
-    set_why(why, why_len, SETUP_FAILED "hostPath type check failed: %s is not %s", v->name, path,
-            want);
+    kedge_set_why(why, why_len, SETUP_FAILED "hostPath type check failed: %s is not %s", v->name,
+                  path, want);
     return KEDGE_ESCHEMA;
 }
 
@@ -454,16 +428,16 @@ static int clean_path(const char *path, char **out, char *msg, size_t msg_len)
 
     *out = NULL;
     if (!*path) {
-        set_why(msg, msg_len, "invalid path: must not be empty: \"%s\"", path);
+        kedge_set_why(msg, msg_len, "invalid path: must not be empty: \"%s\"", path);
         return KEDGE_ESCHEMA;
     }
     if (path[0] == '/') {
-        set_why(msg, msg_len, "invalid path: must be relative path: %s", path);
+        kedge_set_why(msg, msg_len, "invalid path: must be relative path: %s", path);
         return KEDGE_ESCHEMA;
     }
     if (strlen(path) > MAX_PATH_LEN) {
-        set_why(msg, msg_len, "invalid path: must be less than or equal to %d characters",
-                MAX_PATH_LEN);
+        kedge_set_why(msg, msg_len, "invalid path: must be less than or equal to %d characters",
+                      MAX_PATH_LEN);
         return KEDGE_ESCHEMA;
     }
     for (; *s; s = *e ? e + 1 : e) {
@@ -474,17 +448,17 @@ static int clean_path(const char *path, char **out, char *msg, size_t msg_len)
             e = s + strlen(s);
         n = (size_t)(e - s);
         if (n == 2 && !memcmp(s, "..", 2)) {
-            set_why(msg, msg_len, "invalid path: must not contain '..': %s", path);
+            kedge_set_why(msg, msg_len, "invalid path: must not contain '..': %s", path);
             goto schema;
         }
         if (n > MAX_NAME_LEN) {
-            set_why(msg, msg_len,
-                    "invalid path: filenames must be less than or equal to %d characters",
-                    MAX_NAME_LEN);
+            kedge_set_why(msg, msg_len,
+                          "invalid path: filenames must be less than or equal to %d characters",
+                          MAX_NAME_LEN);
             goto schema;
         }
         if (s == path && n > 2 && !memcmp(s, "..", 2)) {
-            set_why(msg, msg_len, "invalid path: must not start with '..': %s", path);
+            kedge_set_why(msg, msg_len, "invalid path: must not start with '..': %s", path);
             goto schema;
         }
         if (n == 0 || (n == 1 && *s == '.'))
@@ -496,7 +470,7 @@ static int clean_path(const char *path, char **out, char *msg, size_t msg_len)
         first = false;
     }
     if (first) { /* only "." components */
-        set_why(msg, msg_len, "invalid path: must not be empty: \"%s\"", path);
+        kedge_set_why(msg, msg_len, "invalid path: must not be empty: \"%s\"", path);
         goto schema;
     }
     *out = kedge_buf_take(&b, NULL);
@@ -517,7 +491,7 @@ static int object_keys(const struct kedge_jval *root, bool secret, const char *n
     int rc;
 
     if (!root || root->type != KEDGE_JOBJ) {
-        set_why(msg, msg_len, "%s \"%s\" is not an object", kind, name);
+        kedge_set_why(msg, msg_len, "%s \"%s\" is not an object", kind, name);
         return KEDGE_ESCHEMA;
     }
     for (f = 0; f < (secret ? 1u : 2u); f++) {
@@ -527,7 +501,7 @@ static int object_keys(const struct kedge_jval *root, bool secret, const char *n
         if (kedge_json_is_null(obj))
             continue;
         if (obj->type != KEDGE_JOBJ) {
-            set_why(msg, msg_len, "%s \"%s\": %s is not an object", kind, name, fields[f]);
+            kedge_set_why(msg, msg_len, "%s \"%s\": %s is not an object", kind, name, fields[f]);
             return KEDGE_ESCHEMA;
         }
         for (m = obj->child; m; m = m->next) {
@@ -535,15 +509,15 @@ static int object_keys(const struct kedge_jval *root, bool secret, const char *n
             size_t len = 0;
 
             if (m->type != KEDGE_JSTR || memchr(m->key, '\0', m->key_len)) {
-                set_why(msg, msg_len, "%s \"%s\": %s.%.*s is not a string", kind, name, fields[f],
-                        (int)m->key_len, m->key);
+                kedge_set_why(msg, msg_len, "%s \"%s\": %s.%.*s is not a string", kind, name,
+                              fields[f], (int)m->key_len, m->key);
                 return KEDGE_ESCHEMA;
             }
             if (b64) {
                 rc = kedge_base64_decode(m->str, m->len, &data, &len);
                 if (rc == KEDGE_EPARSE) {
-                    set_why(msg, msg_len, "%s \"%s\": %s.%.*s is not base64", kind, name, fields[f],
-                            (int)m->key_len, m->key);
+                    kedge_set_why(msg, msg_len, "%s \"%s\": %s.%.*s is not base64", kind, name,
+                                  fields[f], (int)m->key_len, m->key);
                     return KEDGE_ESCHEMA;
                 }
                 if (rc < 0)
@@ -583,7 +557,7 @@ static int project(const struct pod_volume *v, const struct payload *all, struct
             rc = clean_path(all->f[k].path, &clean, msg, msg_len);
             if (rc == 0 && (strcmp(clean, all->f[k].path) || strchr(clean, '/'))) {
                 /* a key is one file name (the API server's key rule) */
-                set_why(msg, msg_len, "invalid path: %s is not a file name", all->f[k].path);
+                kedge_set_why(msg, msg_len, "invalid path: %s is not a file name", all->f[k].path);
                 rc = KEDGE_ESCHEMA;
             }
             kedge_free(clean);
@@ -609,11 +583,11 @@ static int project(const struct pod_volume *v, const struct payload *all, struct
             if (v->optional)
                 continue;
             if (secret)
-                set_why(msg, msg_len, "references non-existent secret key: %s",
-                        it->key ? it->key : "");
+                kedge_set_why(msg, msg_len, "references non-existent secret key: %s",
+                              it->key ? it->key : "");
             else
-                set_why(msg, msg_len, "configmap references non-existent config key: %s",
-                        it->key ? it->key : "");
+                kedge_set_why(msg, msg_len, "configmap references non-existent config key: %s",
+                              it->key ? it->key : "");
             return KEDGE_ESCHEMA;
         }
         rc = clean_path(it->path ? it->path : "", &clean, msg, msg_len);
@@ -983,7 +957,7 @@ static int object_volume(int vfd, const struct pod_volume *v, const char *ns,
 
     msg[0] = '\0';
     if (!v->source || !*v->source) {
-        set_why(why, why_len, SETUP_FAILED "%s has no name", v->name, type);
+        kedge_set_why(why, why_len, SETUP_FAILED "%s has no name", v->name, type);
         return KEDGE_ESCHEMA;
     }
     rc = lookup ? lookup(lookup_ctx, type, ns, v->source, &json) : -ENOENT;
@@ -991,20 +965,21 @@ static int object_volume(int vfd, const struct pod_volume *v, const char *ns,
         rc = -EIO;
     if (rc == -ENOENT) {
         if (!v->optional) {
-            set_why(why, why_len, SETUP_FAILED "%s \"%s\" not found", v->name, type, v->source);
+            kedge_set_why(why, why_len, SETUP_FAILED "%s \"%s\" not found", v->name, type,
+                          v->source);
             rc = KEDGE_ESCHEMA;
             goto out;
         }
         /* optional and missing: an empty volume */
     } else if (rc < 0) {
-        set_why(why, why_len, SETUP_FAILED "get %s \"%s\": %s", v->name, type, v->source,
-                kedge_strerror(rc));
+        kedge_set_why(why, why_len, SETUP_FAILED "get %s \"%s\": %s", v->name, type, v->source,
+                      kedge_strerror(rc));
         goto out;
     } else {
         rc = kedge_json_parse(json, strlen(json), &doc);
         if (rc == KEDGE_EPARSE) {
-            set_why(why, why_len, SETUP_FAILED "%s \"%s\" is not valid JSON", v->name, type,
-                    v->source);
+            kedge_set_why(why, why_len, SETUP_FAILED "%s \"%s\" is not valid JSON", v->name, type,
+                          v->source);
             rc = KEDGE_ESCHEMA;
             goto out;
         }
@@ -1014,7 +989,7 @@ static int object_volume(int vfd, const struct pod_volume *v, const char *ns,
         if (rc == 0)
             rc = project(v, &all, &pl, msg, sizeof(msg));
         if (rc == KEDGE_ESCHEMA) {
-            set_why(why, why_len, SETUP_FAILED "%s", v->name, msg);
+            kedge_set_why(why, why_len, SETUP_FAILED "%s", v->name, msg);
             goto out;
         }
         if (rc < 0)
@@ -1022,8 +997,8 @@ static int object_volume(int vfd, const struct pod_volume *v, const char *ns,
     }
     rc = atomic_write(vfd, &pl);
     if (rc < 0 && rc != -ENOMEM)
-        set_why(why, why_len, SETUP_FAILED "write %s files: %s", v->name, type,
-                errtext(rc, eb, sizeof(eb)));
+        kedge_set_why(why, why_len, SETUP_FAILED "write %s files: %s", v->name, type,
+                      kedge_go_strerror(rc, eb, sizeof(eb)));
 out:
     payload_cleanup(&all);
     payload_cleanup(&pl);
@@ -1039,17 +1014,17 @@ int podvolumes_setup(const char *pods_dir, const struct pod_spec *p, podspec_loo
     char eb[128];
     size_t i;
 
-    set_why(why, why_len, "%s", "");
+    kedge_set_why(why, why_len, "%s", "");
     if (!pods_dir || !p)
         return -EINVAL;
     if (!safe_name(p->uid)) {
-        set_why(why, why_len, "pod uid \"%s\" cannot name a directory", p->uid ? p->uid : "");
+        kedge_set_why(why, why_len, "pod uid \"%s\" cannot name a directory", p->uid ? p->uid : "");
         return KEDGE_ESCHEMA;
     }
     for (i = 0; i < p->n_volumes; i++)
         if (!safe_name(p->volumes[i].name)) {
-            set_why(why, why_len, "volume name \"%s\" cannot name a directory",
-                    p->volumes[i].name ? p->volumes[i].name : "");
+            kedge_set_why(why, why_len, "volume name \"%s\" cannot name a directory",
+                          p->volumes[i].name ? p->volumes[i].name : "");
             return KEDGE_ESCHEMA;
         }
     rc = mkdir_p(pods_dir, POD_DIR_MODE);
@@ -1062,8 +1037,8 @@ int podvolumes_setup(const char *pods_dir, const struct pod_spec *p, podspec_loo
     if (rc >= 0)
         rc = vols_fd = open_subdir(uid_fd, "volumes", POD_DIR_MODE, NULL);
     if (rc < 0) {
-        set_why(why, why_len, "cannot make the volumes directory of pod %s under %s: %s", p->uid,
-                pods_dir, errtext(rc, eb, sizeof(eb)));
+        kedge_set_why(why, why_len, "cannot make the volumes directory of pod %s under %s: %s",
+                      p->uid, pods_dir, kedge_go_strerror(rc, eb, sizeof(eb)));
         goto out;
     }
     rc = 0;
@@ -1077,8 +1052,8 @@ int podvolumes_setup(const char *pods_dir, const struct pod_spec *p, podspec_loo
             rc = host_path(v, why, why_len);
             continue;
         case VOL_UNSUPPORTED:
-            set_why(why, why_len, SETUP_FAILED "volume type %s is not supported on this node",
-                    v->name, v->unsupported ? v->unsupported : "(unknown)");
+            kedge_set_why(why, why_len, SETUP_FAILED "volume type %s is not supported on this node",
+                          v->name, v->unsupported ? v->unsupported : "(unknown)");
             rc = KEDGE_ESCHEMA;
             continue;
         case VOL_EMPTYDIR:
@@ -1090,8 +1065,8 @@ int podvolumes_setup(const char *pods_dir, const struct pod_spec *p, podspec_loo
                           &created);
         if (vfd < 0) {
             rc = vfd;
-            set_why(why, why_len, SETUP_FAILED "mkdir %s/%s/volumes/%s: %s", v->name, pods_dir,
-                    p->uid, v->name, errtext(rc, eb, sizeof(eb)));
+            kedge_set_why(why, why_len, SETUP_FAILED "mkdir %s/%s/volumes/%s: %s", v->name,
+                          pods_dir, p->uid, v->name, kedge_go_strerror(rc, eb, sizeof(eb)));
             continue;
         }
         if (v->kind != VOL_EMPTYDIR)

@@ -206,18 +206,6 @@ static void deliver(struct probe *p)
         probe_free(p);
 }
 
-/* Go's syscall error text: strerror in lower case ("connection refused"). */
-static const char *errtext(int err, char *buf, size_t n)
-{
-    size_t i;
-
-    snprintf(buf, n, "%s", strerror(err < 0 ? -err : err));
-    for (i = 0; buf[i]; i++)
-        if (buf[i] >= 'A' && buf[i] <= 'Z')
-            buf[i] = (char)(buf[i] - 'A' + 'a');
-    return buf;
-}
-
 /* ---- tcp dial ------------------------------------------------------------------------------ */
 
 static void dial_result(struct probe *p, int err)
@@ -230,9 +218,9 @@ static void dial_result(struct probe *p, int err)
         fail(p, msgf("Get \"%s\": dial tcp %s: connect failed", p->url, p->addr));
     } else if (p->via_http) {
         fail(p, msgf("Get \"%s\": dial tcp %s: connect: %s", p->url, p->addr,
-                     errtext(err, eb, sizeof(eb))));
+                     kedge_go_strerror(err, eb, sizeof(eb))));
     } else {
-        fail(p, msgf("dial tcp %s: connect: %s", p->addr, errtext(err, eb, sizeof(eb))));
+        fail(p, msgf("dial tcp %s: connect: %s", p->addr, kedge_go_strerror(err, eb, sizeof(eb))));
     }
 }
 
@@ -256,10 +244,10 @@ static void dial(struct probe *p)
     fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int err = errno;
-        fail(p, p->via_http
-                    ? msgf("Get \"%s\": dial tcp %s: socket: %s", p->url, p->addr,
-                           errtext(err, eb, sizeof(eb)))
-                    : msgf("dial tcp %s: socket: %s", p->addr, errtext(err, eb, sizeof(eb))));
+        fail(p, p->via_http ? msgf("Get \"%s\": dial tcp %s: socket: %s", p->url, p->addr,
+                                   kedge_go_strerror(err, eb, sizeof(eb)))
+                            : msgf("dial tcp %s: socket: %s", p->addr,
+                                   kedge_go_strerror(err, eb, sizeof(eb))));
         return;
     }
     if (connect(fd, (struct sockaddr *)&p->sa, p->sa_len) == 0) {
@@ -624,9 +612,9 @@ static void exec_engine_failed(struct probe *p, const struct engine_reply *r)
     if (r->err == -ETIMEDOUT) {
         fail(p, exec_message(p, "timed out", false));
     } else if (r->err) {
-        fail(p, msgf("failed to exec in container: %s", r->err == -ECANCELED
-                                                            ? "the engine client stopped"
-                                                            : errtext(r->err, eb, sizeof(eb))));
+        fail(p, msgf("failed to exec in container: %s",
+                     r->err == -ECANCELED ? "the engine client stopped"
+                                          : kedge_go_strerror(r->err, eb, sizeof(eb))));
     } else {
         struct kedge_jdoc *doc = NULL;
         const struct kedge_jval *m = NULL;

@@ -1,5 +1,6 @@
 /* Clocks, UUIDs and number parsing behind include/kedge/util.h. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,4 +185,26 @@ int kedge_base64_decode(const char *in, size_t len, char **out, size_t *out_len)
     *out = o;
     *out_len = n;
     return 0;
+}
+
+const char *kedge_go_strerror(int err, char *buf, size_t n)
+{
+    size_t i;
+
+    snprintf(buf, n, "%s", strerror(err < 0 ? -err : err));
+    for (i = 0; buf[i]; i++)
+        if (buf[i] >= 'A' && buf[i] <= 'Z')
+            buf[i] = (char)(buf[i] - 'A' + 'a');
+    return buf;
+}
+
+void kedge_set_why(char *why, size_t why_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!why || !why_len)
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
 }

@@ -31,6 +31,13 @@ int kedge_read_secret(const char *path, char **out);
  * bytes may contain NUL: *out_len counts them). Returns 0, KEDGE_EPARSE (not base64), -ENOMEM. */
 int kedge_base64_decode(const char *in, size_t len, char **out, size_t *out_len);
 
+/* Go's text for a syscall error (strerror in lower case: "connection refused"), as kubelet's
+ * messages carry it. err: positive or negative errno. Returns buf. */
+const char *kedge_go_strerror(int err, char *buf, size_t n);
+/* snprintf into a caller's "why" buffer, which may be NULL or empty (then nothing is written). */
+void kedge_set_why(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define kedge_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #endif
