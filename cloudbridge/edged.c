@@ -62,11 +62,11 @@ struct cstate {
     int64_t pull_backoff_ms;
     bool ready, started, kill_requested;
     int live_fail, ready_ok, ready_fail, start_ok, start_fail;
-    uint64_t probe_at_ms[3];   /* liveness, readiness, startup: next run (0: not scheduled) */
+    uint64_t probe_at_ms[3]; /* liveness, readiness, startup: next run (0: not scheduled) */
     long probe_handle[3];
     struct probe_ctx *probe_ctx[3]; /* owned while the probe runs (freed on cancel) */
-    char *probe_cid;           /* the container the probe counters belong to */
-    uint64_t retry_at_ms;      /* after a config/create error: not before (monotonic) */
+    char *probe_cid;                /* the container the probe counters belong to */
+    uint64_t retry_at_ms;           /* after a config/create error: not before (monotonic) */
 };
 
 /* A container asked to stop: SIGTERM now, SIGKILL when the grace period is over (kubelet's
@@ -90,7 +90,7 @@ struct epod {
     int64_t start_ms;
     int64_t cond_since_s[N_COND];
     bool cond_last[N_COND], cond_known;
-    int busy;                 /* engine calls in flight for this pod */
+    int busy; /* engine calls in flight for this pod */
     struct stopping stops[MAX_STOPPING];
     size_t n_stops;
     uint64_t infra_retry_at_ms; /* after the infra container could not be made */
@@ -98,7 +98,7 @@ struct epod {
     bool terminating, finalise, final_sent, volumes_ready, volumes_dirty;
     char *status_sent, *status_pending;
     bool status_inflight;
-    uint64_t queried_ms;      /* last remote query for a missing configMap/secret */
+    uint64_t queried_ms; /* last remote query for a missing configMap/secret */
 };
 
 struct edged {
@@ -110,7 +110,7 @@ struct edged {
     size_t n_seen, n_next;
     size_t inspects_pending;
     bool relisting, relist_again, engine_up, listed_once, stopping;
-    uint64_t retry_ms; /* after a failed relist: 1 s, doubling up to pod_resync_s */
+    uint64_t retry_ms;  /* after a failed relist: 1 s, doubling up to pod_resync_s */
     bool relist_broken; /* an inspect of this relist failed: the list is not used */
     uint64_t next_resync_ms;
     char host_ip[64];
@@ -120,8 +120,15 @@ struct edged {
 
 /* One engine call's context: which pod (by UID: it may be gone when the reply comes). */
 enum op_kind {
-    OP_REMOVE, OP_STOP, OP_START_EXISTING, OP_IMAGE_CHECK, OP_PULL, OP_CREATE, OP_START,
-    OP_INFRA_CREATE, OP_INFRA_START
+    OP_REMOVE,
+    OP_STOP,
+    OP_START_EXISTING,
+    OP_IMAGE_CHECK,
+    OP_PULL,
+    OP_CREATE,
+    OP_START,
+    OP_INFRA_CREATE,
+    OP_INFRA_START
 };
 
 struct op {
@@ -217,8 +224,9 @@ static void find_seen(struct edged *ed, const char *uid, const char *name, bool 
 
 static bool exited(const struct seen *s)
 {
-    return s && !s->o.running && (s->o.finished_ms > 0 || !strcmp(s->o.state, "exited") ||
-                                  !strcmp(s->o.state, "stopped"));
+    return s && !s->o.running &&
+           (s->o.finished_ms > 0 || !strcmp(s->o.state, "exited") ||
+            !strcmp(s->o.state, "stopped"));
 }
 
 static void seen_cleanup(struct seen *s)
@@ -235,7 +243,8 @@ static void seen_cleanup(struct seen *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* ---- engine calls ------------------------------------------------------------------------------ */
+/* ---- engine calls ------------------------------------------------------------------------------
+ */
 
 static void op_free(struct op *o)
 {
@@ -365,7 +374,8 @@ static void engine_message(const struct engine_reply *r, char *out, size_t n)
     kedge_jdoc_free(doc);
 }
 
-/* ---- lookups for env and volumes -------------------------------------------------------------- */
+/* ---- lookups for env and volumes --------------------------------------------------------------
+ */
 
 struct lookup_ctx {
     struct edged *ed;
@@ -374,27 +384,41 @@ struct lookup_ctx {
 
 /* MetaManager's store; a miss while the link is up asks the cloud (kubelet would read the API
  * server), and the answer, stored by MetaManager, is found at the next sync. */
-static void ask_cloud(struct edged *ed, struct epod *p, const char *key)
+/* A message from edged straight onto the link (no reply awaited). 0 or a negative code
+ * (-ENOTCONN offline). */
+static int send_to_cloud(struct edged *ed, const char *op, const char *resource,
+                         const char *content)
 {
     struct kedge_msg m = {0};
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    int rc;
+
+    m.source = "edged";
+    m.group = "meta";
+    m.operation = (char *)op;
+    m.resource = (char *)resource;
+    rc = kedge_msg_new_id(&m);
+    if (rc == 0)
+        rc = kedge_msg_set_content_json(&m, content, strlen(content));
+    if (rc == 0)
+        rc = kedge_msg_encode(&b, &m, false);
+    if (rc == 0)
+        rc = edgehub_send_direct(ed->br->hub, b.data, b.len);
+    kedge_buf_cleanup(&b);
+    kedge_free(m.msg_id);
+    kedge_free(m.content);
+    kedge_free(m.content_str);
+    return rc;
+}
+
+static void ask_cloud(struct edged *ed, struct epod *p, const char *key)
+{
     uint64_t now = kedge_now_ms();
 
     if (!edgehub_connected(ed->br->hub) || (p->queried_ms && now - p->queried_ms < QUERY_AGAIN_MS))
         return;
     p->queried_ms = now;
-    m.source = "edged";
-    m.group = "meta";
-    m.operation = "query";
-    m.resource = (char *)key;
-    if (kedge_msg_new_id(&m) == 0 && kedge_msg_set_content_json(&m, "null", 4) == 0) {
-        struct kedge_buf b = KEDGE_BUF_INIT;
-        if (kedge_msg_encode(&b, &m, false) == 0)
-            (void)edgehub_send_direct(ed->br->hub, b.data, b.len);
-        kedge_buf_cleanup(&b);
-    }
-    kedge_free(m.msg_id);
-    kedge_free(m.content);
-    kedge_free(m.content_str);
+    (void)send_to_cloud(ed, "query", key, "null");
 }
 
 static int store_lookup(void *ctx, const char *type, const char *ns, const char *name, char **json)
@@ -410,7 +434,8 @@ static int store_lookup(void *ctx, const char *type, const char *ns, const char 
     return rc;
 }
 
-/* ---- the sandbox ------------------------------------------------------------------------------- */
+/* ---- the sandbox -------------------------------------------------------------------------------
+ */
 
 static void fill_create(struct edged *ed, struct epod *p, struct podspec_create *cc,
                         const struct pod_container *c, int attempt, const struct seen *infra,
@@ -459,8 +484,8 @@ static int create(struct edged *ed, struct epod *p, int ci, int attempt, const s
                     engine_urlencode(&path, name.data) < 0))
         rc = -ENOMEM;
     if (rc == 0)
-        rc = call(ed, p, ci < 0 ? OP_INFRA_CREATE : OP_CREATE, ci, attempt, NULL, "POST",
-                  path.data, body.data, body.len, 0);
+        rc = call(ed, p, ci < 0 ? OP_INFRA_CREATE : OP_CREATE, ci, attempt, NULL, "POST", path.data,
+                  body.data, body.len, 0);
     if (rc < 0)
         kedge_log(KEDGE_LOG_WARN, "edged: pod %s: cannot create a container: %s", p->key,
                   why[0] ? why : kedge_strerror(rc));
@@ -556,7 +581,8 @@ static void pull_failed(struct edged *ed, struct epod *p, int ci, const char *wh
     kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key, msg);
 }
 
-/* ---- replies ------------------------------------------------------------------------------------ */
+/* ---- replies ------------------------------------------------------------------------------------
+ */
 
 static const char *created_id(const struct engine_reply *r, struct kedge_jdoc **doc)
 {
@@ -593,8 +619,8 @@ static void on_created(struct edged *ed, struct epod *p, struct op *o, const str
             p->pod_message = kedge_strdup(msg);
             p->infra_retry_at_ms = kedge_now_ms() + (uint64_t)ed->br->cfg.pod_backoff_initial_ms;
         }
-        kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN,
-                          "edged: pod %s: create failed: %s", p->key, msg);
+        kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: create failed: %s",
+                          p->key, msg);
     }
     kedge_jdoc_free(doc);
 }
@@ -611,8 +637,8 @@ static void on_started(struct edged *ed, struct epod *p, struct op *o, const str
         return;
     }
     engine_message(r, msg, sizeof(msg));
-    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: start failed: %s",
-                      p->key, msg);
+    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: start failed: %s", p->key,
+                      msg);
     if (o->ci >= 0)
         hold(ed, &p->cs[o->ci], WAIT_RUN_ERROR, msg);
     if (o->id)
@@ -698,9 +724,8 @@ static void op_done(void *ctx, const struct engine_reply *r)
     case OP_STOP:
     case OP_REMOVE:
         if (r->status >= 300 && r->status != 304 && r->status != 404)
-            kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN,
-                              "edged: pod %s: %s %s answered %d", p->key,
-                              o->kind == OP_STOP ? "stop" : "remove", o->id, r->status);
+            kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s %s answered %d",
+                              p->key, o->kind == OP_STOP ? "stop" : "remove", o->id, r->status);
         break;
     }
     op_free(o);
@@ -749,8 +774,7 @@ static void restart_dead(struct edged *ed, struct epod *p, int ci, const struct 
         cs->backoff_ms = 0; /* it ran long enough: a fresh start */
     if (cs->backoff_ms && wall < finished + cs->backoff_ms) {
         snprintf(msg, sizeof(msg), "back-off %llds restarting failed container=%s pod=%s_%s(%s)",
-                 (long long)(cs->backoff_ms / 1000), c->name, p->spec->name, p->spec->ns,
-                 p->uid);
+                 (long long)(cs->backoff_ms / 1000), c->name, p->spec->name, p->spec->ns, p->uid);
         set_waiting(cs, WAIT_CRASH_BACKOFF, msg);
         cs->backoff_until_ms = kedge_now_ms() + (uint64_t)(finished + cs->backoff_ms - wall);
         return;
@@ -802,8 +826,8 @@ static bool sync_container(struct edged *ed, struct epod *p, int ci)
         if (is_init(p, (size_t)ci))
             return false; /* the next one waits until this one has succeeded */
         if (cur->o.hash != c->hash) {
-            kedge_log(KEDGE_LOG_INFO, "edged: pod %s: container %s changed; replacing",
-                      p->key, c->name);
+            kedge_log(KEDGE_LOG_INFO, "edged: pod %s: container %s changed; replacing", p->key,
+                      c->name);
             cs->backoff_until_ms = 0;
             stop_container(ed, p, ci, cur->o.id);
         } else if (cs->kill_requested) {
@@ -820,7 +844,7 @@ static bool sync_container(struct edged *ed, struct epod *p, int ci)
         return true;
     if (!should_restart(p, cur))
         return !is_init(p, (size_t)ci); /* a failed init container under Never: no apps */
-    if (cur->o.hash != c->hash) { /* changed while dead: a fresh one, no back-off */
+    if (cur->o.hash != c->hash) {       /* changed while dead: a fresh one, no back-off */
         start_container(ed, p, ci, cur->o.attempt + 1);
         return false;
     }
@@ -866,8 +890,8 @@ static bool host_ports_free(struct epod *p)
             const struct pod_port *pp = &c->ports[i];
             if (pp->host_port <= 0 || host_port_free(pp))
                 continue;
-            snprintf(msg, sizeof(msg), "host port %d/%s on %s is already in use",
-                     pp->host_port, pp->protocol ? pp->protocol : "TCP",
+            snprintf(msg, sizeof(msg), "host port %d/%s on %s is already in use", pp->host_port,
+                     pp->protocol ? pp->protocol : "TCP",
                      pp->host_ip && *pp->host_ip ? pp->host_ip : "0.0.0.0");
             for (size_t k = 0; k < p->n_cs; k++)
                 set_waiting(&p->cs[k], WAIT_CREATING, msg);
@@ -962,8 +986,7 @@ static void sync_running(struct edged *ed, struct epod *p)
             return;
         }
         if (infra) /* created but not started */
-            (void)call_id(ed, p, OP_INFRA_START, -1, infra->o.id, "POST", "/start",
-                          0);
+            (void)call_id(ed, p, OP_INFRA_START, -1, infra->o.id, "POST", "/start", 0);
         else if (p->infra_retry_at_ms && kedge_now_ms() < p->infra_retry_at_ms)
             ; /* the last try failed: the resync brings the next one */
         else if (host_ports_free(p))
@@ -1020,8 +1043,8 @@ static void sync_pod(struct edged *ed, struct epod *p)
         if (sync_terminating(ed, p) && !p->busy) {
             int rc = podvolumes_remove(ed->br->cfg.pods_dir, p->uid);
             if (rc < 0)
-                kedge_log(KEDGE_LOG_WARN, "edged: pod %s: cannot remove its volumes: %s",
-                          p->key, kedge_strerror(rc));
+                kedge_log(KEDGE_LOG_WARN, "edged: pod %s: cannot remove its volumes: %s", p->key,
+                          kedge_strerror(rc));
             if (p->finalise)
                 send_pod_delete(ed, p);
             kedge_log(KEDGE_LOG_NOTICE, "edged: pod %s (%s) removed", p->key, p->uid);
@@ -1086,9 +1109,10 @@ static void probe_done(void *ctx, enum probe_result res, const char *message)
     case P_LIVE:
         cs->live_fail = ok ? 0 : cs->live_fail + 1;
         if (cs->live_fail >= pr->failure_threshold) {
-            kedge_log(KEDGE_LOG_NOTICE, "edged: pod %s container %s failed liveness probe, "
-                      "will be restarted: %s", p->key, spec_container(p, (size_t)pc->ci)->name,
-                      message ? message : "");
+            kedge_log(KEDGE_LOG_NOTICE,
+                      "edged: pod %s container %s failed liveness probe, "
+                      "will be restarted: %s",
+                      p->key, spec_container(p, (size_t)pc->ci)->name, message ? message : "");
             cs->kill_requested = true;
             cs->live_fail = 0;
         }
@@ -1178,7 +1202,8 @@ static void probe_pod(struct edged *ed, struct epod *p, uint64_t now)
     }
 }
 
-/* ---- status ----------------------------------------------------------------------------------- */
+/* ---- status -----------------------------------------------------------------------------------
+ */
 
 static void fill_view(struct edged *ed, struct epod *p, struct pod_view *v,
                       struct container_view *views)
@@ -1210,9 +1235,8 @@ static void fill_view(struct edged *ed, struct epod *p, struct pod_view *v,
         cv->waiting_message = p->cs[ci].waiting_msg;
         if (cur && cur->o.running)
             cv->waiting = WAIT_NONE;
-        else if (is_init(p, ci) == false && ci > 0 && !cur && p->spec->n_init_containers &&
-                 cv->waiting == WAIT_NONE)
-            cv->waiting = WAIT_POD_INIT;
+        else if (!is_init(p, ci) && !cur && p->spec->n_init_containers && cv->waiting == WAIT_NONE)
+            cv->waiting = WAIT_POD_INIT; /* apps wait for the init containers */
         cv->ready = p->cs[ci].ready;
         cv->started = p->cs[ci].started;
         cv->restart_count = cur ? cur->o.attempt : 0;
@@ -1335,8 +1359,7 @@ static bool report_status(struct edged *ed, struct epod *p)
         } else if (send_status(ed, p, b.data, b.len) == 0) {
             p->status_inflight = true;
             p->status_pending = kedge_buf_take(&b, NULL);
-            kedge_log(KEDGE_LOG_DEBUG, "edged: pod %s status %s sent", p->key,
-                      podstatus_phase(&v));
+            kedge_log(KEDGE_LOG_DEBUG, "edged: pod %s status %s sent", p->key, podstatus_phase(&v));
         } else {
             done = false;
         }
@@ -1346,7 +1369,8 @@ static bool report_status(struct edged *ed, struct epod *p)
     return done;
 }
 
-/* ---- relisting -------------------------------------------------------------------------------- */
+/* ---- relisting --------------------------------------------------------------------------------
+ */
 
 static const char *label(const struct kedge_jval *labels, const char *k)
 {
@@ -1485,8 +1509,7 @@ static bool reuse(struct edged *ed, struct seen *s)
         c->error = dup_or_null(o->o.error);
         kedge_free(s->ip);
         s->ip = dup_or_null(o->ip);
-        if (!c->id || !c->image || !c->image_id || !c->state || !c->error ||
-            (o->ip && !s->ip))
+        if (!c->id || !c->image || !c->image_id || !c->state || !c->error || (o->ip && !s->ip))
             ed->relist_broken = true; /* out of memory: not a list to act on */
         return true;
     }
@@ -1551,7 +1574,8 @@ static void listed(void *ctx, const struct engine_reply *r)
     }
     for (c = root->child; c; c = c->next) {
         const struct kedge_jval *labels = kedge_json_get(c, "Labels");
-        const char *uid = label(labels, LABEL_POD_UID), *cname = label(labels, LABEL_CONTAINER_NAME);
+        const char *uid = label(labels, LABEL_POD_UID),
+                   *cname = label(labels, LABEL_CONTAINER_NAME);
         struct seen *s = &ed->next_seen[n];
         if (!uid || !cname)
             continue;
@@ -1724,26 +1748,14 @@ static void forget_pod(struct edged *ed, struct epod *p)
 /* The cloud finalises a pod the kubelet has stopped with a delete from the kubelet. */
 static void send_pod_delete(struct edged *ed, struct epod *p)
 {
-    struct kedge_msg m = {0};
-    struct kedge_buf b = KEDGE_BUF_INIT;
     char resource[600], opts[200];
 
     snprintf(resource, sizeof(resource), "%s/pod/%s", p->spec->ns, p->spec->name);
     snprintf(opts, sizeof(opts), "{\"gracePeriodSeconds\":0,\"preconditions\":{\"uid\":\"%s\"}}",
              p->uid);
-    m.source = "edged";
-    m.group = "meta";
-    m.operation = "delete";
-    m.resource = resource;
-    if (kedge_msg_new_id(&m) == 0 && kedge_msg_set_content_json(&m, opts, strlen(opts)) == 0 &&
-        kedge_msg_encode(&b, &m, false) == 0 &&
-        edgehub_send_direct(ed->br->hub, b.data, b.len) < 0)
+    if (send_to_cloud(ed, "delete", resource, opts) < 0)
         kedge_log(KEDGE_LOG_INFO, "edged: pod %s: delete not sent (offline); the cloud resends",
                   p->key);
-    kedge_buf_cleanup(&b);
-    kedge_free(m.msg_id);
-    kedge_free(m.content);
-    kedge_free(m.content_str);
 }
 
 static struct epod *pod_new(const char *key, struct pod_spec *spec)
@@ -1863,8 +1875,7 @@ static bool for_this_node(struct edged *ed, const struct pod_spec *spec)
 }
 
 /* Take a pod from the store or the cloud. */
-static void pod_apply(struct edged *ed, const char *key, const char *json, size_t len,
-                      bool deleted)
+static void pod_apply(struct edged *ed, const char *key, const char *json, size_t len, bool deleted)
 {
     struct pod_spec *spec = NULL;
     struct epod *p = pod_by_key(ed, key);
@@ -1946,7 +1957,8 @@ static void load_row(void *ctx, const char *key, const char *value)
     pod_apply(ctx, key, value, strlen(value), false);
 }
 
-/* ---- the tick ---------------------------------------------------------------------------------- */
+/* ---- the tick ----------------------------------------------------------------------------------
+ */
 
 static void tick(lws_sorted_usec_list_t *sul)
 {
@@ -1965,8 +1977,7 @@ static void tick(lws_sorted_usec_list_t *sul)
             struct cstate *cs = &p->cs[i];
             if ((cs->waiting == WAIT_CRASH_BACKOFF && now >= cs->backoff_until_ms) ||
                 (cs->waiting == WAIT_PULL_BACKOFF && now >= cs->pull_until_ms) ||
-                (cs->retry_at_ms && now >= cs->retry_at_ms) ||
-                cs->kill_requested)
+                (cs->retry_at_ms && now >= cs->retry_at_ms) || cs->kill_requested)
                 due = true;
         }
         if (!p->status_inflight && p->status_pending == NULL && p->spec &&
@@ -1998,7 +2009,8 @@ static void on_engine_up(void *ctx, bool up)
         relist_soon(ed);
 }
 
-/* ---- lifetime ---------------------------------------------------------------------------------- */
+/* ---- lifetime ----------------------------------------------------------------------------------
+ */
 
 int edged_start(struct bridge *br, struct edged **out)
 {
