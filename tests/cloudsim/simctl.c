@@ -114,20 +114,6 @@ static int start_watcher(struct simctl *s)
     return 0;
 }
 
-static void stop_watcher(struct simctl *s)
-{
-    if (s->watcher <= 0)
-        return;
-    if (s->watch_fd >= 0) {
-        (void)!write(s->watch_fd, "ok\n", 3);
-        (void)close(s->watch_fd);
-        s->watch_fd = -1;
-    }
-    while (waitpid(s->watcher, NULL, 0) < 0 && errno == EINTR)
-        ;
-    s->watcher = 0;
-}
-
 /* Reap with a deadline. pidfd + poll when the kernel has it; else short polls. Returns the
  * wait status in *st, or -ETIMEDOUT / -errno. */
 static int reap(struct simctl *s, int64_t deadline, int *st)
@@ -359,7 +345,7 @@ void simctl_free(struct simctl *s)
         (void)kill(s->pid, SIGKILL);
         (void)reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
     }
-    stop_watcher(s);
+    kt_watcher_stop(&s->watcher, &s->watch_fd);
     if (keep && strcmp(keep, "1") == 0)
         (void)fprintf(stderr, "simctl: kept %s\n", s->dir);
     else if (s->dir[0])

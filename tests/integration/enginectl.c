@@ -184,20 +184,6 @@ static int start_watcher(struct enginectl *e)
     return 0;
 }
 
-static void stop_watcher(struct enginectl *e)
-{
-    if (e->watcher <= 0)
-        return;
-    if (e->watch_fd >= 0) {
-        (void)!write(e->watch_fd, "ok\n", 3);
-        (void)close(e->watch_fd);
-        e->watch_fd = -1;
-    }
-    while (waitpid(e->watcher, NULL, 0) < 0 && errno == EINTR)
-        ;
-    e->watcher = 0;
-}
-
 /* environ plus the given NAME=value entries (replacing any of the same name), built before the
  * fork: after a fork in a test that has threads, only async-signal-safe calls are allowed. */
 static char **make_env(const char *const *extra)
@@ -459,7 +445,7 @@ void enginectl_free(struct enginectl *e)
             (void)fprintf(stderr, "enginectl: stopping the engine in %s failed: %d\n", e->dir,
                           rc);
     }
-    stop_watcher(e);
+    kt_watcher_stop(&e->watcher, &e->watch_fd);
     if (!e->attached && e->dir[0]) {
         if (keep_tmp())
             (void)fprintf(stderr, "enginectl: kept %s\n", e->dir);

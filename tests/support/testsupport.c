@@ -4,7 +4,9 @@
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "testsupport.h"
 
@@ -52,4 +54,18 @@ void kt_copy_to_stderr(const char *path, const char *what)
         (void)fwrite(buf, 1, n, stderr);
     (void)fprintf(stderr, "---- end of %s ----\n", what);
     (void)fclose(f);
+}
+
+void kt_watcher_stop(pid_t *pid, int *fd)
+{
+    if (*pid <= 0)
+        return;
+    if (*fd >= 0) {
+        (void)!write(*fd, "ok\n", 3);
+        (void)close(*fd);
+        *fd = -1;
+    }
+    while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    *pid = 0;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* CLOCK_MONOTONIC in ms. */
 int64_t kt_now_ms(void);
@@ -16,5 +17,9 @@ int kt_remaining_ms(int64_t deadline);
 int kt_rmtree(const char *path, bool one_filesystem);
 /* Copy a file to stderr between "---- what (path) ----" lines; nothing if it cannot be read. */
 void kt_copy_to_stderr(const char *path, const char *what);
+/* End a clean-up watcher (a process that reads *fd's other end and cleans up if it sees EOF
+ * without "ok"): tell it all is well, close *fd, reap *pid; both are reset. No-op when *pid
+ * is 0. */
+void kt_watcher_stop(pid_t *pid, int *fd);
 
 #endif
