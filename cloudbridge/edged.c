@@ -387,7 +387,7 @@ struct lookup_ctx {
 /* A message from edged straight onto the link (no reply awaited). 0 or a negative code
  * (-ENOTCONN offline). */
 static int send_to_cloud(struct edged *ed, const char *op, const char *resource,
-                         const char *content)
+                         const char *content, bool as_string)
 {
     struct kedge_msg m = {0};
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -399,7 +399,8 @@ static int send_to_cloud(struct edged *ed, const char *op, const char *resource,
     m.resource = (char *)resource;
     rc = kedge_msg_new_id(&m);
     if (rc == 0)
-        rc = kedge_msg_set_content_json(&m, content, strlen(content));
+        rc = as_string ? kedge_msg_set_content_string(&m, content, strlen(content))
+                       : kedge_msg_set_content_json(&m, content, strlen(content));
     if (rc == 0)
         rc = kedge_msg_encode(&b, &m, false);
     if (rc == 0)
@@ -418,7 +419,7 @@ static void ask_cloud(struct edged *ed, struct epod *p, const char *key)
     if (!edgehub_connected(ed->br->hub) || (p->queried_ms && now - p->queried_ms < QUERY_AGAIN_MS))
         return;
     p->queried_ms = now;
-    (void)send_to_cloud(ed, "query", key, "null");
+    (void)send_to_cloud(ed, "query", key, "null", false);
 }
 
 static int store_lookup(void *ctx, const char *type, const char *ns, const char *name, char **json)
@@ -1753,7 +1754,7 @@ static void send_pod_delete(struct edged *ed, struct epod *p)
     snprintf(resource, sizeof(resource), "%s/pod/%s", p->spec->ns, p->spec->name);
     snprintf(opts, sizeof(opts), "{\"gracePeriodSeconds\":0,\"preconditions\":{\"uid\":\"%s\"}}",
              p->uid);
-    if (send_to_cloud(ed, "delete", resource, opts) < 0)
+    if (send_to_cloud(ed, "delete", resource, opts, false) < 0)
         kedge_log(KEDGE_LOG_INFO, "edged: pod %s: delete not sent (offline); the cloud resends",
                   p->key);
 }
@@ -1874,6 +1875,43 @@ static bool for_this_node(struct edged *ed, const struct pod_spec *spec)
     return spec->node_name && !strcmp(spec->node_name, ed->br->cfg.node_name);
 }
 
+/* A pod of this node that cannot run as written (an invalid container name, say): Failed,
+ * with the reason, so the user sees why instead of a pod that stays Pending (kubelet rejects
+ * a pod it cannot admit the same way). The pod is not kept. */
+static void report_refused(struct edged *ed, const char *key, const char *json, size_t len,
+                           const char *why)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *uid, *node;
+    struct kedge_buf status = KEDGE_BUF_INIT, patch = KEDGE_BUF_INIT;
+    struct kedge_jw w;
+    const char *slash = strstr(key, "/pod/");
+    char resource[600];
+
+    if (!slash || kedge_json_parse(json, len, &doc) < 0)
+        return;
+    root = kedge_jdoc_root(doc);
+    uid = kedge_json_get(kedge_json_get(root, "metadata"), "uid");
+    node = kedge_json_get(kedge_json_get(root, "spec"), "nodeName");
+    if (uid && uid->type == KEDGE_JSTR && uid->len && node && node->type == KEDGE_JSTR &&
+        !strcmp(node->str, ed->br->cfg.node_name)) {
+        snprintf(resource, sizeof(resource), "%.*s/podpatch/%s", (int)(slash - key), key,
+                 slash + 5);
+        kedge_jw_init(&w, &status);
+        kedge_jw_obj_open(&w);
+        kedge_jw_kstr(&w, "phase", "Failed");
+        kedge_jw_kstr(&w, "message", why);
+        kedge_jw_kstr(&w, "reason", "InvalidPodSpec");
+        kedge_jw_obj_close(&w);
+        if (kedge_jw_finish(&w) == 0 &&
+            podstatus_patch(uid->str, status.data, status.len, &patch) == 0)
+            (void)send_to_cloud(ed, "patch", resource, patch.data, true);
+    }
+    kedge_buf_cleanup(&status);
+    kedge_buf_cleanup(&patch);
+    kedge_jdoc_free(doc);
+}
+
 /* Take a pod from the store or the cloud. */
 static void pod_apply(struct edged *ed, const char *key, const char *json, size_t len, bool deleted)
 {
@@ -1885,6 +1923,8 @@ static void pod_apply(struct edged *ed, const char *key, const char *json, size_
     if (rc < 0 && !deleted) {
         kedge_log(KEDGE_LOG_WARN, "edged: pod %s refused: %s", key,
                   why[0] ? why : kedge_strerror(rc));
+        if (rc == KEDGE_ESCHEMA)
+            report_refused(ed, key, json, len, why);
         return;
     }
     if (deleted) {

@@ -17,9 +17,10 @@
  *     Succeeded); an init container writing into an emptyDir the app reads, and an exec
  *     liveness probe that starts failing: the container is restarted (restartCount >= 1), the
  *     init container shows Completed.
- *  4. Bad input: an invalid image name, an image that cannot be pulled, a missing configMap
- *     volume, a missing configMap key in env: each a Waiting status with kubelet's reason and a
- *     message, the bridge still running; and a bridge whose engine is down reports why.
+ *  4. Bad input: an invalid container name is Failed (InvalidPodSpec, with the reason); an
+ *     invalid image name, an image that cannot be pulled, a missing configMap volume, a missing
+ *     configMap key in env: each a Waiting status with kubelet's reason and a message, the
+ *     bridge still running; and a bridge whose engine is down reports why.
  *
  * Skipped (with a message) when podman is not installed or KEDGE_TEST_ENGINE=none. Waits are
  * deadlines on a condition, never sleeps.
@@ -638,7 +639,18 @@ START_TEST(bad_pods_get_reasons_not_crashes)
                     ",\"env\":[{\"name\":\"X\",\"valueFrom\":{\"configMapKeyRef\":"
                     "{\"name\":\"absent2\",\"key\":\"k\"}}}]",
                     "");
+    sim_send(ROUTE("insert", "default/pod/badc")
+             "{\"metadata\":{\"name\":\"badc\",\"namespace\":\"default\",\"uid\":\"uid-badc\"},"
+             "\"spec\":{\"nodeName\":\"" NODE "\",\"containers\":[{\"name\":\"Not_A_Name\","
+             "\"image\":\"localhost/busybox:edge\"}]}}}");
     wait_pod("badname", waiting_reason, "InvalidImageName", "InvalidImageName");
+    wait_pod("badc", phase_is, "Failed", "Failed for an invalid container name");
+    {
+        struct kedge_jdoc *doc = sim_pod("badc");
+        const struct kedge_jval *m = jpath(kedge_jdoc_root(doc), "status", "message", NULL);
+        ck_assert_msg(m && strstr(m->str, "Not_A_Name"), "message: %s", m ? m->str : "none");
+        kedge_jdoc_free(doc);
+    }
     wait_pod("nopull", waiting_reason, "ImagePullBackOff", "ImagePullBackOff");
     wait_pod("nocm", waiting_reason, "ContainerCreating", "ContainerCreating");
     wait_pod("nokey", waiting_reason, "CreateContainerConfigError", "CreateContainerConfigError");
