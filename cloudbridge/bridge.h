@@ -50,7 +50,10 @@ struct bridge_config {
     long cloud_https_port; /* CloudHub's certificate endpoint (10002) */
     long rotate_certificates;
     char *meta_db_path;    /* MetaManager's own SQLite file */
-    char *node_namespace;  /* "default" (cloudcore v1.12-v1.22) or "null" (v1.23+) */
+    char *cloud_version;   /* cloudcore's MAJOR.MINOR: selects the generation (config.c) */
+    long cloud_minor;      /* derived: 15 for "1.15" */
+    char *node_namespace;  /* "default" (cloudcore v1.12-v1.22) or "null" (v1.23+): derived
+                              from cloud_version unless set */
     long status_interval_s;      /* node status computed (kubelet: 10 s) */
     long lease_interval_s;       /* node lease renewed (kubelet: 10 s) */
     long remote_query_timeout_s; /* edgecore's remoteQueryTimeout (60 s) */
@@ -69,6 +72,8 @@ int config_load(struct bridge_config *cfg, const char *path, char *const *overri
 void config_cleanup(struct bridge_config *cfg);
 /* Print every key with its current value (for --help and the docs). */
 void config_print_keys(void);
+/* Device ids are {namespace}/{name} (cloudcore v1.17+), else the bare name. */
+bool config_device_ids_namespaced(const struct bridge_config *cfg);
 
 /* ==== ratelimit.c ======================================================================== */
 
@@ -202,6 +207,10 @@ typedef void (*metamgr_row_fn)(void *ctx, const char *key, const char *value);
 /* Edged's hook for cloud insert/update/delete of pods, configmaps and secrets (after the row is
  * committed, before the ack). */
 typedef void (*metamgr_pod_fn)(void *ctx, const struct kedge_msg *m);
+/* devices.c's hook for the device controller's devices and device models (type "device" or
+ * "devicemodel"), before anything is stored: it stores the row (metamgr_store) and acks the
+ * cloud itself. Returns as a route_fn does. */
+typedef int (*metamgr_device_fn)(void *ctx, const struct kedge_msg *m, const char *type);
 
 /* Open the meta DB and register for the resource and func groups. The DB file is flock()ed
  * while it is open, so a second bridge (or kedge-ctl import) on the same file is refused:
@@ -225,10 +234,24 @@ void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payl
 int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms,
                    metamgr_reply_fn fn, void *ctx);
 void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx);
+void metamgr_set_device_hook(struct metamgr *mm, metamgr_device_fn fn, void *ctx);
+/* Apply a cloud insert/update/patch/delete (m->resource the key) to the table as edgecore's
+ * MetaManager does (a pod row goes only with its UID). 0, KEDGE_ESCHEMA, KEDGE_ESTORE. */
+int metamgr_store(struct metamgr *mm, const struct kedge_msg *m);
 /* A reply of the edge controller, {"Object":..,"Err":..}: the Object's JSON (kedge_malloc), or
  * NULL when Err is set (*reason: its reason, e.g. "NotFound", borrowed from nothing: static or
  * NULL) or there is none. A reply that is the object itself is taken as the object. */
 char *metamgr_object_of(const struct kedge_msg *m, const char **reason);
+
+/* ==== devices.c ========================================================================== */
+
+/* The device controller's Devices and DeviceModels, turned into what the plugin's DeviceTwin
+ * needs: the device under this cloud generation's id with typed twins, and each changed
+ * desired value as the twin's expected value. The cloud is acked only once the plugin has
+ * committed that. */
+struct devices;
+int devices_new(struct bridge *br, struct devices **out);
+void devices_free(struct devices *d);
 
 /* ==== node.c ============================================================================= */
 
@@ -289,6 +312,7 @@ struct bridge {
     struct relay *relay;
     struct metamgr *meta;
     struct edged *edged; /* NULL when engine_socket is none */
+    struct devices *devices;
     bool stopping;
 };
 

@@ -52,8 +52,10 @@ static const struct conf_key keys[] = {
      "the bridge's own SQLite file (outbox to the cloud)"},
     {"meta_db_path", CONF_STR, F(meta_db_path), 0, 0, "/var/lib/kedge/meta.db",
      "MetaManager's SQLite file (KubeEdge's meta table)"},
-    {"node_namespace", CONF_STR, F(node_namespace), 0, 0, "default",
-     "namespace of node resources: default (cloudcore v1.12-v1.22) or null (v1.23+)"},
+    {"cloud_version", CONF_STR, F(cloud_version), 0, 0, "1.15",
+     "cloudcore's version, MAJOR.MINOR: device ids (ns/name from 1.17), node namespace"},
+    {"node_namespace", CONF_STR, F(node_namespace), 0, 0, "",
+     "override: default or null (otherwise from cloud_version: null from 1.23)"},
     {"keepalive_s", CONF_INT, F(keepalive_s), 1, 600, "15", "keepalive message to CloudHub"},
     {"ping_idle_s", CONF_INT, F(ping_idle_s), 1, 600, "15", "websocket PING after this silence"},
     {"dead_link_s", CONF_INT, F(dead_link_s), 2, 3600, "45", "hang up after this silence"},
@@ -214,16 +216,66 @@ static int read_password(struct bridge_config *cfg)
     return rc < 0 ? KEDGE_ECONFIG : 0;
 }
 
+/* cloud_version "MAJOR.MINOR" (a ".PATCH" or "v" prefix is tolerated) -> the two behaviours
+ * that differ between cloudcore generations (kubeedge-wire.md §9):
+ *  - device ids: the device name up to v1.16, {namespace}/{name} from v1.17 (v1.16.0 named
+ *    devices ns/name in membership but still read one level in twin/edge_updated; v1.17.0 is
+ *    the first release where both sides agree, commit b7a10ce39);
+ *  - node resources under "default/" up to v1.22, "null/" from v1.23.
+ * node_namespace, the older key, still overrides the derived namespace. */
+static int derive_generation(struct bridge_config *cfg)
+{
+    const char *v = cfg->cloud_version;
+    long major = 0, minor = 0;
+    char *end;
+
+    if (*v == 'v')
+        v++;
+    major = strtol(v, &end, 10);
+    if (end != v && *end == '.') {
+        const char *m = end + 1;
+        minor = strtol(m, &end, 10);
+        if (end == m)
+            major = 0;
+    } else {
+        major = 0;
+    }
+    if (major != 1 || minor < 0 || minor > 999 || (*end && *end != '.')) {
+        kedge_log(KEDGE_LOG_ERR,
+                  "config: cloud_version '%s' is not MAJOR.MINOR of a KubeEdge 1.x "
+                  "cloudcore, e.g. 1.15 or 1.17",
+                  cfg->cloud_version);
+        return KEDGE_ECONFIG;
+    }
+    cfg->cloud_minor = minor;
+    if (!*cfg->node_namespace) {
+        kedge_free(cfg->node_namespace);
+        cfg->node_namespace = kedge_strdup(minor >= 23 ? "null" : "default");
+        if (!cfg->node_namespace)
+            return -ENOMEM;
+    } else if (strcmp(cfg->node_namespace, "default") && strcmp(cfg->node_namespace, "null")) {
+        kedge_log(KEDGE_LOG_ERR, "config: node_namespace must be default or null");
+        return KEDGE_ECONFIG;
+    }
+    return 0;
+}
+
+bool config_device_ids_namespaced(const struct bridge_config *cfg)
+{
+    return cfg->cloud_minor >= 17;
+}
+
 static int check_whole(struct bridge_config *cfg)
 {
+    int rc;
+
     if (!cfg->node_name || !*cfg->node_name || strchr(cfg->node_name, '/')) {
         kedge_log(KEDGE_LOG_ERR, "config: node_name is required and must be one path level");
         return KEDGE_ECONFIG;
     }
-    if (strcmp(cfg->node_namespace, "default") && strcmp(cfg->node_namespace, "null")) {
-        kedge_log(KEDGE_LOG_ERR, "config: node_namespace must be default or null");
-        return KEDGE_ECONFIG;
-    }
+    rc = derive_generation(cfg);
+    if (rc < 0)
+        return rc;
     if (cfg->dead_link_s <= cfg->ping_idle_s) {
         kedge_log(KEDGE_LOG_ERR, "config: dead_link_s (%ld) must be above ping_idle_s (%ld)",
                   cfg->dead_link_s, cfg->ping_idle_s);

@@ -208,7 +208,8 @@ int main(int argc, char **argv)
     if (boutbox_open(br.cfg.db_path, &br.outbox) < 0 || router_new(&br.router) < 0 ||
         twinbus_register(br.router) < 0 || create_loop(&br) < 0 ||
         edgehub_new(&br, &br.hub) < 0 || relay_new(&br, &br.relay) < 0 ||
-        metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0)
+        metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0 ||
+        devices_new(&br, &br.devices) < 0)
         goto out;
     loop_ctx = br.lws;
     signal(SIGTERM, on_signal);
@@ -241,7 +242,8 @@ out:
     br.lws = NULL;
     metamgr_close(br.meta); /* cancels edged's status waiters: edged must still be there */
     edged_free(br.edged);
-    relay_free(br.relay);
+    relay_free(br.relay); /* before devices_free: it ends the device messages still waiting */
+    devices_free(br.devices);
     edgehub_free(br.hub);
     router_free(br.router);
     boutbox_close(br.outbox);

@@ -9,9 +9,8 @@
  * link is up (the reply is stored), everything else, and everything while offline, from the
  * table.
  *
- * Devices: a Device names its DeviceModel, whose properties carry the types. Together they
- * give the plugin the twin names and types (a membership update with metadata-only twins), so
- * a device created in the cloud accepts typed twin updates over MQTT.
+ * Devices and device models from the device controller go to devices.c's hook instead, which
+ * stores and acks them once the plugin has applied what they mean for the device twins.
  *
  * The local query interface ($ke/meta/{ref}, include/kedge/ke.h) answers kedge-ctl (and any
  * bridge-identity client) the way edgecore's processQuery answers edged.
@@ -26,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -74,6 +72,8 @@ struct metamgr {
     lws_sorted_usec_list_t sul;
     metamgr_pod_fn pod_hook;
     void *pod_ctx;
+    metamgr_device_fn device_hook;
+    void *device_ctx;
 };
 
 /* ---- resources ---------------------------------------------------------------------------- */
@@ -206,162 +206,6 @@ static int delete_row(struct metamgr *mm, const struct kedge_msg *m, const char 
     return rc;
 }
 
-/* ---- devices to the plugin ------------------------------------------------------------------ */
-
-/* DeviceModel property type -> twin type the plugin checks values against. DOUBLE has no
- * edge twin type (edgecore rejects "double"), so it is checked as float. */
-static const char *twin_type(const struct kedge_jval *t)
-{
-    static const struct {
-        const char *model, *twin;
-    } map[] = {{"int", "int"},         {"integer", "int"},  {"float", "float"},
-               {"double", "float"},    {"boolean", "boolean"}, {"bool", "boolean"},
-               {"string", "string"}};
-    size_t i;
-
-    if (!t || t->type != KEDGE_JSTR)
-        return "string";
-    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (!strcasecmp(t->str, map[i].model))
-            return map[i].twin;
-    return "string";
-}
-
-static void device_applied(struct bridge *br, const struct kedge_msg *m, bool ok)
-{
-    (void)br;
-    if (!ok)
-        kedge_log(KEDGE_LOG_WARN, "metamanager: the plugin did not take device types %s",
-                  m->msg_id);
-}
-
-/* Membership update for the plugin: the device with metadata-only twins typed from its model. */
-static int push_device(struct metamgr *mm, const char *ns, const struct kedge_jval *dev,
-                       bool removed)
-{
-    const struct kedge_jval *meta = kedge_json_get(dev, "metadata");
-    const struct kedge_jval *name = kedge_json_get(meta, "name");
-    const struct kedge_jval *desc = kedge_json_get(kedge_json_get(meta, "labels"), "description");
-    const struct kedge_jval *spec = kedge_json_get(dev, "spec");
-    const struct kedge_jval *model = kedge_json_get(kedge_json_get(spec, "deviceModelRef"), "name");
-    const struct kedge_jval *props = kedge_json_get(spec, "properties"), *p;
-    struct kedge_jdoc *mdoc = NULL;
-    struct kedge_buf content = KEDGE_BUF_INIT, key = KEDGE_BUF_INIT;
-    struct kedge_msg m = {0};
-    struct kedge_jw w;
-    char id[512], *model_json = NULL;
-    int rc;
-
-    if (!name || name->type != KEDGE_JSTR)
-        return KEDGE_ESCHEMA;
-    snprintf(id, sizeof(id), "%s/%s", ns, name->str);
-    if (!removed && model && model->type == KEDGE_JSTR &&
-        kedge_buf_printf(&key, "%s/devicemodel/%s", ns, model->str) == 0 &&
-        metamgr_get(mm, key.data, &model_json) == 0)
-        (void)kedge_json_parse(model_json, strlen(model_json), &mdoc);
-    kedge_jw_init(&w, &content);
-    kedge_jw_obj_open(&w);
-    kedge_jw_kstr(&w, "event_id", "");
-    kedge_jw_kint(&w, "timestamp", kedge_wall_ms());
-    kedge_jw_key(&w, removed ? "added_devices" : "removed_devices");
-    kedge_jw_null(&w);
-    kedge_jw_key(&w, removed ? "removed_devices" : "added_devices");
-    kedge_jw_arr_open(&w);
-    kedge_jw_obj_open(&w);
-    kedge_jw_kstr(&w, "id", id);
-    kedge_jw_kstr(&w, "name", name->str);
-    if (desc && desc->type == KEDGE_JSTR)
-        kedge_jw_kstr(&w, "description", desc->str);
-    if (!removed && props && props->type == KEDGE_JARR && props->n) {
-        const struct kedge_jval *mprops =
-            kedge_json_get(kedge_json_get(kedge_jdoc_root(mdoc), "spec"), "properties");
-        kedge_jw_key(&w, "twin");
-        kedge_jw_obj_open(&w);
-        for (p = props->child; p; p = p->next) {
-            const struct kedge_jval *pn = kedge_json_get(p, "name"), *mp, *type = NULL;
-            if (!pn || pn->type != KEDGE_JSTR)
-                continue;
-            for (mp = mprops && mprops->type == KEDGE_JARR ? mprops->child : NULL; mp; mp = mp->next) {
-                const struct kedge_jval *mn = kedge_json_get(mp, "name");
-                if (mn && mn->type == KEDGE_JSTR && !strcmp(mn->str, pn->str))
-                    type = kedge_json_get(mp, "type");
-            }
-            kedge_jw_key(&w, pn->str);
-            kedge_jw_obj_open(&w);
-            kedge_jw_key(&w, "metadata");
-            kedge_jw_obj_open(&w);
-            kedge_jw_kstr(&w, "type", twin_type(type));
-            kedge_jw_obj_close(&w);
-            kedge_jw_obj_close(&w);
-        }
-        kedge_jw_obj_close(&w);
-    }
-    kedge_jw_obj_close(&w);
-    kedge_jw_arr_close(&w);
-    kedge_jw_obj_close(&w);
-    rc = kedge_jw_finish(&w);
-    m.source = "metamanager";
-    m.group = "twin";
-    m.operation = "update";
-    m.resource = "membership";
-    m.content = content.data;
-    m.content_len = content.len;
-    if (rc == 0)
-        rc = kedge_msg_new_id(&m);
-    if (rc == 0)
-        rc = relay_down(mm->br->relay, &m, device_applied);
-    kedge_free(m.msg_id);
-    kedge_buf_cleanup(&content);
-    kedge_buf_cleanup(&key);
-    kedge_free(model_json);
-    kedge_jdoc_free(mdoc);
-    return rc;
-}
-
-struct model_ctx {
-    struct metamgr *mm;
-    const char *ns, *model;
-};
-
-/* A DeviceModel changed: give every device that uses it its types again. */
-static void repush(void *arg, const char *key, const char *value)
-{
-    struct model_ctx *c = arg;
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *ref;
-
-    if (!value || strncmp(key, c->ns, strlen(c->ns)) ||
-        kedge_json_parse(value, strlen(value), &doc) < 0)
-        return;
-    ref = kedge_json_get(kedge_json_get(kedge_json_get(kedge_jdoc_root(doc), "spec"),
-                                        "deviceModelRef"),
-                         "name");
-    if (ref && ref->type == KEDGE_JSTR && !strcmp(ref->str, c->model))
-        (void)push_device(c->mm, c->ns, kedge_jdoc_root(doc), false);
-    kedge_jdoc_free(doc);
-}
-
-static void to_devicetwin(struct metamgr *mm, const struct kedge_msg *m, const char *type)
-{
-    char ns[256];
-    const char *slash = strchr(m->resource, '/');
-    struct kedge_jdoc *doc = NULL;
-    bool removed = m->operation && !strcmp(m->operation, "delete");
-
-    if (!slash || (size_t)(slash - m->resource) >= sizeof(ns))
-        return;
-    memcpy(ns, m->resource, (size_t)(slash - m->resource));
-    ns[slash - m->resource] = '\0';
-    if (!strcmp(type, "device")) {
-        if (kedge_json_parse(m->content, m->content_len, &doc) == 0)
-            (void)push_device(mm, ns, kedge_jdoc_root(doc), removed);
-        kedge_jdoc_free(doc);
-    } else if (!strcmp(type, "devicemodel") && !removed) {
-        struct model_ctx c = {mm, ns, strrchr(m->resource, '/') + 1};
-        (void)metamgr_list(mm, "device", repush, &c);
-    }
-}
-
 /* ---- cloud messages ------------------------------------------------------------------------- */
 
 static void ack(struct metamgr *mm, const struct kedge_msg *m)
@@ -467,6 +311,17 @@ static int store_reply(struct metamgr *mm, const struct kedge_msg *m)
     return rc;
 }
 
+int metamgr_store(struct metamgr *mm, const struct kedge_msg *m)
+{
+    char type[64];
+
+    if (!m->resource || !m->operation || resource_type(m->resource, type, sizeof(type)) < 0)
+        return KEDGE_ESCHEMA;
+    if (!strcmp(m->operation, "delete"))
+        return delete_row(mm, m, type);
+    return metamgr_put(mm, m->resource, m->content, m->content_len);
+}
+
 static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
 {
     struct metamgr *mm = ctx;
@@ -485,18 +340,16 @@ static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
     }
     if (!m->resource || resource_type(m->resource, type, sizeof(type)) < 0)
         return KEDGE_ESCHEMA;
-    if (!strcmp(op, "insert") || !strcmp(op, "update") || !strcmp(op, "patch") ||
-        !strcmp(op, "response"))
-        rc = metamgr_put(mm, m->resource, m->content, m->content_len);
-    else if (!strcmp(op, "delete"))
-        rc = delete_row(mm, m, type);
-    else
+    if (strcmp(op, "insert") && strcmp(op, "update") && strcmp(op, "patch") &&
+        strcmp(op, "response") && strcmp(op, "delete"))
         return KEDGE_ESCHEMA;
+    if (mm->device_hook && m->source && !strcmp(m->source, "devicecontroller") &&
+        (!strcmp(type, "device") || !strcmp(type, "devicemodel")))
+        return mm->device_hook(mm->device_ctx, m, type);
+    rc = metamgr_store(mm, m);
     if (rc < 0)
         return rc; /* not stored: no ack, the cloud sends it again */
-    if (m->source && !strcmp(m->source, "devicecontroller"))
-        to_devicetwin(mm, m, type);
-    else if (mm->pod_hook &&
+    if (mm->pod_hook &&
              (!strcmp(type, "pod") || !strcmp(type, "configmap") || !strcmp(type, "secret")))
         mm->pod_hook(mm->pod_ctx, m);
     ack(mm, m);
@@ -593,6 +446,12 @@ void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx)
 {
     mm->pod_hook = fn;
     mm->pod_ctx = ctx;
+}
+
+void metamgr_set_device_hook(struct metamgr *mm, metamgr_device_fn fn, void *ctx)
+{
+    mm->device_hook = fn;
+    mm->device_ctx = ctx;
 }
 
 /* ---- the local query interface ($ke/meta/{ref}) ---------------------------------------------- */

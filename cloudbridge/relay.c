@@ -91,17 +91,6 @@ static void send_hello(struct relay *r)
 
 /* ---- cloud -> plugin ------------------------------------------------------------------------ */
 
-static int copy_msg(struct kedge_msg *dst, const struct kedge_msg *src)
-{
-    struct kedge_buf b = KEDGE_BUF_INIT;
-    int rc = kedge_msg_encode(&b, src, false);
-
-    if (rc == 0)
-        rc = kedge_msg_decode(b.data, b.len, dst);
-    kedge_buf_cleanup(&b);
-    return rc;
-}
-
 static int publish_down(struct relay *r, struct pending_down *p)
 {
     struct kedge_buf topic = KEDGE_BUF_INIT, body = KEDGE_BUF_INIT;
@@ -133,7 +122,7 @@ int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done)
     r->downs = nd;
     p = &r->downs[r->n_downs];
     memset(p, 0, sizeof(*p));
-    if (copy_msg(&p->m, m) < 0)
+    if (kedge_msg_copy(&p->m, m) < 0)
         return -ENOMEM;
     p->done = done;
     p->deadline_ms = kedge_now_ms() + (uint64_t)r->br->cfg.down_timeout_ms;

@@ -262,3 +262,16 @@ int kedge_msg_new_id(struct kedge_msg *m)
     m->timestamp = kedge_wall_ms();
     return m->msg_id ? 0 : -ENOMEM;
 }
+
+int kedge_msg_copy(struct kedge_msg *dst, const struct kedge_msg *src)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    int rc = kedge_msg_encode(&b, src, false);
+
+    if (rc == 0)
+        rc = kedge_msg_decode(b.data, b.len, dst);
+    else
+        memset(dst, 0, sizeof(*dst));
+    kedge_buf_cleanup(&b);
+    return rc < 0 ? -ENOMEM : 0;
+}

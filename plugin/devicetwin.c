@@ -55,7 +55,8 @@ struct key_outcome {
 struct update_ctx {
     struct kedge_device *dev;
     int64_t now;
-    bool sync; /* cloud semantics (§2.5): versions decide, errors skip a key */
+    bool sync;    /* cloud semantics (§2.5): versions decide, errors skip a key */
+    bool desired; /* with sync: the cloud's desired values (devicetwin_desired) */
     struct key_outcome *keys;
     size_t n;
     const char *reason; /* rest: first error, as KubeEdge words it */
@@ -153,6 +154,10 @@ void devicetwin_reload(struct devicetwin *dt, const char *id)
 static bool deal_version(const struct update_ctx *c, struct kedge_twin_version *ver, bool has_req,
                          const struct kedge_twin_version *req, bool deleting)
 {
+    if (c->desired) {
+        ver->cloud++; /* a change made in the cloud: its count moves on */
+        return true;
+    }
     if (!c->sync) {
         ver->edge++;
         return true;
@@ -238,6 +243,10 @@ static int side_ok(struct update_ctx *c, const char *type, const struct kedge_tw
         return c->sync ? 0 : KEDGE_EBODY;
     }
     c->reason = kedge_twin_check_type(type, v->value);
+    if (c->reason && c->desired)
+        kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
+                          "twin: desired value \"%s\" of device=%s skipped: %s", v->value,
+                          c->dev->id, c->reason);
     if (c->reason)
         return c->sync ? (c->reason = NULL, 0) : KEDGE_ETYPE;
     return 1;
@@ -249,8 +258,13 @@ static int compare_side(struct update_ctx *c, struct kedge_twin *twin, const str
     const struct kedge_twin_value *rv = actual ? &req->actual : &req->expected;
     struct kedge_twin_version *ver = actual ? &twin->av : &twin->ev;
     bool *has_ver = actual ? &twin->has_av : &twin->has_ev;
-    int rc = side_ok(c, check_type(twin, req), rv);
+    int rc;
 
+    /* a desired value sets only the expected side, and only when it differs */
+    if (c->desired && (actual || (rv->present && rv->value && twin->expected.value &&
+                                  !strcmp(rv->value, twin->expected.value))))
+        return 0;
+    rc = side_ok(c, check_type(twin, req), rv);
     if (rc <= 0)
         return rc;
     if (!*has_ver) {
@@ -281,7 +295,7 @@ static int twin_compare(struct update_ctx *c, struct kedge_twin *twin, const str
     rc = compare_side(c, twin, req, o, false, &changed, &sync_allow);
     if (rc == 0 && sync_allow)
         rc = compare_side(c, twin, req, o, true, &changed, &sync_allow);
-    if (rc < 0 || !sync_allow) {
+    if (rc < 0 || !sync_allow || (c->desired && !twin_deleted(twin))) {
         o->changed = changed;
         return rc;
     }
@@ -384,7 +398,7 @@ static int twin_add(struct update_ctx *c, const struct kedge_twin *req, struct k
         }
     }
     for (i = 0; i < 2; i++) {
-        if (!vals[i]->present)
+        if (!vals[i]->present || (c->desired && i == 1))
             continue;
         memset(vers[i], 0, sizeof(*vers[i]));
         if (!deal_version(c, vers[i], req_has[i], req_ver[i], false))
@@ -610,15 +624,16 @@ static void finish_change(struct devicetwin *dt, struct update_ctx *c, const cha
     if (!c->sync)
         queue_update_result(dt, c, event_id);
     queue_document(dt, c, event_id);
-    queue_delta(dt, c->dev);
+    if (!c->desired || c->n)
+        queue_delta(dt, c->dev); /* a desired value already held republishes nothing */
     rc = queue_cloud_sync(dt, c);
     if (rc < 0 && rc != KEDGE_EFULL)
         kedge_log(KEDGE_LOG_ERR, "twin: cloud message for device=%s not queued: %s", c->dev->id,
                   rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
 }
 
-int devicetwin_sync(struct devicetwin *dt, const char *dev_id, const char *event_id,
-                    const struct kedge_twin *twins, size_t n)
+static int apply_cloud(struct devicetwin *dt, const char *dev_id, const char *event_id,
+                       const struct kedge_twin *twins, size_t n, bool desired)
 {
     struct update_ctx c = {0};
     char *id;
@@ -632,6 +647,7 @@ int devicetwin_sync(struct devicetwin *dt, const char *dev_id, const char *event
         return -ENOMEM;
     c.now = kedge_wall_ms();
     c.sync = true;
+    c.desired = desired;
     rc = apply_twins(&c, twins, n);
     if (rc < 0) {
         devicetwin_reload(dt, id);
@@ -641,6 +657,18 @@ int devicetwin_sync(struct devicetwin *dt, const char *dev_id, const char *event
     outcomes_cleanup(&c);
     kedge_free(id);
     return rc;
+}
+
+int devicetwin_sync(struct devicetwin *dt, const char *dev_id, const char *event_id,
+                    const struct kedge_twin *twins, size_t n)
+{
+    return apply_cloud(dt, dev_id, event_id, twins, n, false);
+}
+
+int devicetwin_desired(struct devicetwin *dt, const char *dev_id, const char *event_id,
+                       const struct kedge_twin *twins, size_t n)
+{
+    return apply_cloud(dt, dev_id, event_id, twins, n, true);
 }
 
 static const char *decode_reason(int rc)

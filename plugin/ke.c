@@ -127,10 +127,9 @@ static void on_hello(struct devicetwin *dt, const char *client_id, const char *p
 
 /* ---- down: cloud messages --------------------------------------------------------------- */
 
-/* "device/{id}/twin/cloud_updated" -> id (two levels since v1.17, one before). */
-static char *cloud_updated_id(const char *resource)
+/* "device/{id}{sfx}" -> id (two levels since v1.17, one before). */
+static char *twin_resource_id(const char *resource, const char *sfx)
 {
-    const char *sfx = KEDGE_SFX_TWIN_CLOUD_UPDATED;
     size_t len = strlen(resource), n = strlen(sfx);
 
     if (!has_prefix(resource, "device/") || len <= n + 7 || strcmp(resource + len - n, sfx))
@@ -141,14 +140,19 @@ static char *cloud_updated_id(const char *resource)
 static int down_twin(struct devicetwin *dt, const struct kedge_msg *m, const char **reason)
 {
     struct kedge_twin_update u;
-    char *id;
+    bool desired = false;
+    char *id = NULL;
     int rc;
 
     if (m->resource && !strcmp(m->resource, "membership"))
         return membership_update(dt, m->content_is_string ? m->content_str : m->content,
                                  m->content_is_string ? m->content_str_len : m->content_len,
                                  reason);
-    id = m->resource ? cloud_updated_id(m->resource) : NULL;
+    if (m->resource) {
+        id = twin_resource_id(m->resource, KEDGE_SFX_TWIN_CLOUD_UPDATED);
+        if (!id && (id = twin_resource_id(m->resource, KE_SFX_TWIN_DESIRED)) != NULL)
+            desired = true;
+    }
     if (!id) {
         *reason = "unsupported twin resource";
         return KEDGE_ESCHEMA;
@@ -156,7 +160,8 @@ static int down_twin(struct devicetwin *dt, const struct kedge_msg *m, const cha
     rc = kedge_twin_update_decode(m->content_is_string ? m->content_str : m->content,
                                   m->content_is_string ? m->content_str_len : m->content_len, &u);
     if (rc == 0) {
-        rc = devicetwin_sync(dt, id, u.event_id ? u.event_id : "", u.twins, u.n);
+        rc = (desired ? devicetwin_desired : devicetwin_sync)(dt, id, u.event_id ? u.event_id : "",
+                                                              u.twins, u.n);
         if (rc == KEDGE_ENODEVICE)
             *reason = "device is not known on this node";
     } else {

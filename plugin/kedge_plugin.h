@@ -256,6 +256,14 @@ void devicetwin_too_big(struct devicetwin *dt, int kind, const char *id, size_t 
  * Returns 0, KEDGE_ENODEVICE, -ENOMEM. */
 int devicetwin_sync(struct devicetwin *dt, const char *dev_id, const char *event_id,
                     const struct kedge_twin *twins, size_t n);
+/* The cloud's desired values (include/kedge/ke.h, device/{id}/twin/desired): each twin's
+ * "expected" value that differs from the one held becomes the expected value, its cloud
+ * version moves on by one, and document and delta are published after the commit; a twin
+ * not there yet is added with the message's type. Nothing goes back to the cloud (it knows its
+ * desired values); actual values, and a value that is not of the twin's type, are left alone
+ * (the latter logged). A value already held publishes nothing. 0, KEDGE_ENODEVICE, -ENOMEM. */
+int devicetwin_desired(struct devicetwin *dt, const char *dev_id, const char *event_id,
+                       const struct kedge_twin *twins, size_t n);
 /* kedge-ctl views: the membership get result of all devices, and one device's twin get
  * result (or {"code":404,...}). Return 0 or -ENOMEM. */
 int devicetwin_encode_members(struct devicetwin *dt, struct kedge_buf *b);

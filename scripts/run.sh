@@ -24,6 +24,8 @@
 #   KEDGE_CLOUD_HOST=             cloudcore's address; unset: run kedge-cloudsim locally
 #   KEDGE_CLOUD_TOKEN=            token for the first join of that cloudcore
 #   KEDGE_CLOUD_PORT=10000        CloudHub websocket port (cloudsim listens there too)
+#   KEDGE_CLOUD_HTTPS_PORT=10002  CloudHub's certificate port (join, rotation)
+#   KEDGE_CLOUD_VERSION=1.15      the cloud's generation, MAJOR.MINOR (bridge key cloud_version)
 #   KEDGE_CLOUDSIM_CONTROL_PORT=10010  the local cloud's control API
 #   KEDGE_ENGINE_SOCKET=          a running dockerd/podman API socket to use for pods; unset: start
 #                                 scripts/engine.sh (podman); none: no container engine
@@ -40,6 +42,8 @@ DB_PATH=$DATA_DIR/kedge.db
 CONF=$DATA_DIR/mosquitto.conf
 CLOUD_HOST=${KEDGE_CLOUD_HOST:-}
 CLOUD_PORT=${KEDGE_CLOUD_PORT:-10000}
+CLOUD_HTTPS_PORT=${KEDGE_CLOUD_HTTPS_PORT:-10002}
+CLOUD_VERSION=${KEDGE_CLOUD_VERSION:-1.15}
 SIM_CONTROL_PORT=${KEDGE_CLOUDSIM_CONTROL_PORT:-10010}
 PASSWORD_FILE=$DATA_DIR/bridge.password
 ENGINE_SOCKET=${KEDGE_ENGINE_SOCKET:-}
@@ -176,7 +180,8 @@ bridge_args() {
     local certs=$DATA_DIR/cloud-certs
     BRIDGE_ARGS=(node_name="$NODE_NAME" broker_host=127.0.0.1 broker_port="$PORT"
                  broker_password_file="$PASSWORD_FILE" db_path="$DATA_DIR/bridge.db"
-                 meta_db_path="$DATA_DIR/meta.db" cloud_port="$CLOUD_PORT")
+                 meta_db_path="$DATA_DIR/meta.db" cloud_port="$CLOUD_PORT"
+                 cloud_https_port="$CLOUD_HTTPS_PORT" cloud_version="$CLOUD_VERSION")
     if [[ -z $CLOUD_HOST ]]; then
         BRIDGE_ARGS+=(cloud_host=127.0.0.1 tls_ca_file="$certs/rootCA.crt"
                       tls_cert_file="$certs/edge.crt" tls_key_file="$certs/edge.key")
@@ -193,7 +198,8 @@ join_cloud() {
         die "KEDGE_CLOUD_HOST is set but this node has no certificate yet: set KEDGE_CLOUD_TOKEN" \
             "to a token from 'keadm gettoken' on the cloud"
     "$BUILD_DIR/cloudbridge/kedge-bridge" join --cloud "$CLOUD_HOST" --token "$KEDGE_CLOUD_TOKEN" \
-        --node "$NODE_NAME" --certs "$DATA_DIR" -c "$DATA_DIR/kedge-bridge.conf" ||
+        --node "$NODE_NAME" --port "$CLOUD_PORT" --https-port "$CLOUD_HTTPS_PORT" \
+        --certs "$DATA_DIR" -c "$DATA_DIR/kedge-bridge.conf" ||
         die "joining $CLOUD_HOST failed (see above); nothing was saved"
 }
 

@@ -55,6 +55,17 @@
  *        (twins carry names and types; values, when present, need versions: §2.5)
  *      group "twin", resource "device/{id}/twin/cloud_updated": content {"event_id",
  *        "timestamp","twin":{...with expected_version/actual_version...}} (sync semantics)
+ *      group "twin", resource "device/{id}/twin/desired" (kedge's own; the bridge's devices.c
+ *        sends it for each Device whose spec.properties[].desired.value changed, since
+ *        cloudcore sends the Device, not a twin message): content {"event_id","timestamp",
+ *        "twin":{"temperature":{"expected":{"value":"22"},"metadata":{"type":"int"}}}}.
+ *        Applied as the cloud's decision, without versions: an expected value that differs
+ *        from the twin's becomes its expected value, the twin's expected cloud version goes up
+ *        by one, document and delta ($hw/events/device/{id}/twin/update/delta) are published
+ *        after the commit. A missing twin is added with the given type (string if none).
+ *        Nothing goes to the cloud. Actual values are never touched; a value already held, or
+ *        one not of the twin's type (logged), changes nothing and publishes nothing. Unknown
+ *        device: {"ok":false,"code":400} (the bridge then leaves the Device unacked).
  *      group "user", source "router_eventbus", operation "publish" / "subscribe" /
  *        "unsubscribe" / "message", resource = the MQTT topic (§1.3)
  *      source "edgehub", resource "node/connection", operation "connect", content
@@ -128,6 +139,7 @@
 #define KE_STATUS "$ke/status"
 #define KE_SYS_PREFIX "$SYS/kedge/"
 #define KE_META_PREFIX "$ke/meta/"
+#define KE_SFX_TWIN_DESIRED "/twin/desired" /* device/{id}/twin/desired, cloud -> plugin */
 
 #define KE_VERSION 1
 #define KE_WINDOW 64 /* outbox entries in flight to the bridge */

@@ -46,6 +46,9 @@ int kedge_msg_encode(struct kedge_buf *b, const struct kedge_msg *m, bool newlin
 int kedge_msg_set_content_string(struct kedge_msg *m, const char *s, size_t len);
 /* Set m->content to a copy of the JSON text json. Returns 0 or -ENOMEM. */
 int kedge_msg_set_content_json(struct kedge_msg *m, const char *json, size_t len);
+/* A deep copy of src (through the codec, so it owns everything). *dst is clean on failure.
+ * Returns 0 or -ENOMEM. */
+int kedge_msg_copy(struct kedge_msg *dst, const struct kedge_msg *src);
 /* Fill msg_id with a fresh UUID and timestamp with the wall clock. Returns 0 or -ENOMEM. */
 int kedge_msg_new_id(struct kedge_msg *m);
 

@@ -1,0 +1,502 @@
+/* Devices: the device controller's Device and DeviceModel objects (kubeedge-wire.md §8), as
+ * the plugin's DeviceTwin needs them. MetaManager hands them here (metamgr_set_device_hook)
+ * before storing anything.
+ *
+ * Ids. The cloud names a device by its bare name up to v1.16 and by {namespace}/{name} from
+ * v1.17 (cloud_version; config.c says why 1.17). Its own membership message (group twin,
+ * through twinbus.c) carries that id but no twins; a Device gives the twin names and its
+ * DeviceModel the types, sent here as a membership update of the same id with metadata-only
+ * twins, so the device exists once, typed, whichever of the two the plugin sees first.
+ *
+ * Desired values. cloudcore (v1.15 and later) sends no twin message when
+ * spec.properties[].desired.value changes: it sends the whole Device again (resource update).
+ * It also sends the Device again after each status patch it makes for a reported value, with
+ * the same desired values. So only a desired value that differs from the one in the Device row
+ * stored before goes down, as a "device/{id}/twin/desired" message (include/kedge/ke.h): the
+ * plugin makes it the twin's expected value and publishes the delta.
+ *
+ * Durability. The row is stored, and the cloud acked, only after the plugin answered every
+ * message this Device produced (its answer comes after its commit). A bridge or broker that
+ * stops in between leaves the row as it was: the cloud sends the Device again, the same
+ * difference is found again, and the plugin, which ignores an expected value it already
+ * holds, applies it once.
+ *
+ * Deletion. The cloud's membership removes the device; the removal sent here for a deleted
+ * Device finds nothing then (no second announcement), and covers a cloud that sends none.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "bridge.h"
+#include "kedge/alloc.h"
+#include "kedge/err.h"
+#include "kedge/json.h"
+#include "kedge/log.h"
+#include "kedge/util.h"
+
+#define MAX_REFS 2 /* plugin messages per cloud message: membership, desired */
+
+/* A cloud message waiting for the plugin's answers before it is stored and acked. */
+struct waiting {
+    struct kedge_msg cloud;
+    char *refs[MAX_REFS]; /* msg_ids of the plugin messages still unanswered */
+    size_t n_refs;
+    bool failed;
+};
+
+struct devices {
+    struct bridge *br;
+    struct waiting *w;
+    size_t n;
+};
+
+/* One Device, read from its JSON. Members point into the parsed document. */
+struct device_view {
+    const char *ns, *name;
+    const struct kedge_jval *desc, *model, *props;
+};
+
+static const char *jstr(const struct kedge_jval *v)
+{
+    return v && v->type == KEDGE_JSTR ? v->str : NULL;
+}
+
+static bool view_device(const struct kedge_jval *dev, const char *ns, struct device_view *dv)
+{
+    const struct kedge_jval *meta = kedge_json_get(dev, "metadata");
+    const struct kedge_jval *spec = kedge_json_get(dev, "spec");
+
+    dv->ns = ns;
+    dv->name = jstr(kedge_json_get(meta, "name"));
+    dv->desc = kedge_json_get(kedge_json_get(meta, "labels"), "description");
+    dv->model = kedge_json_get(kedge_json_get(spec, "deviceModelRef"), "name");
+    dv->props = kedge_json_get(spec, "properties");
+    if (dv->props && dv->props->type != KEDGE_JARR)
+        dv->props = NULL;
+    return dv->name && *dv->name;
+}
+
+static int device_id(const struct devices *d, const struct device_view *dv, struct kedge_buf *id)
+{
+    if (config_device_ids_namespaced(&d->br->cfg))
+        return kedge_buf_printf(id, "%s/%s", dv->ns, dv->name);
+    return kedge_buf_puts(id, dv->name);
+}
+
+/* DeviceModel property type -> the twin type the plugin checks values against. DOUBLE has no
+ * edge twin type (edgecore rejects "double"), so it is checked as float. */
+static const char *twin_type(const struct kedge_jval *t)
+{
+    static const struct {
+        const char *model, *twin;
+    } map[] = {{"int", "int"},      {"integer", "int"},     {"float", "float"},
+               {"double", "float"}, {"boolean", "boolean"}, {"bool", "boolean"},
+               {"string", "string"}};
+    size_t i;
+
+    if (!t || t->type != KEDGE_JSTR)
+        return "string";
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcasecmp(t->str, map[i].model))
+            return map[i].twin;
+    return "string";
+}
+
+/* The type of property `name` in the model's spec.properties. */
+static const char *prop_type(const struct kedge_jval *mprops, const char *name)
+{
+    const struct kedge_jval *mp;
+
+    for (mp = mprops && mprops->type == KEDGE_JARR ? mprops->child : NULL; mp; mp = mp->next) {
+        const char *mn = jstr(kedge_json_get(mp, "name"));
+        if (mn && !strcmp(mn, name))
+            return twin_type(kedge_json_get(mp, "type"));
+    }
+    return "string";
+}
+
+/* spec.properties[name].desired.value of a Device, or NULL. */
+static const char *desired_of(const struct kedge_jval *props, const char *name)
+{
+    const struct kedge_jval *p;
+
+    for (p = props ? props->child : NULL; p; p = p->next) {
+        const char *pn = jstr(kedge_json_get(p, "name"));
+        if (pn && !strcmp(pn, name))
+            return jstr(kedge_json_get(kedge_json_get(p, "desired"), "value"));
+    }
+    return NULL;
+}
+
+/* ---- waiting for the plugin --------------------------------------------------------------- */
+
+static void waiting_free(struct waiting *w)
+{
+    size_t i;
+
+    for (i = 0; i < w->n_refs; i++)
+        kedge_free(w->refs[i]);
+    kedge_msg_cleanup(&w->cloud);
+}
+
+/* The plugin has (ok) or has not applied everything of the cloud message: store and ack it,
+ * or leave both so that the cloud sends it again. */
+static void settle(struct devices *d, const struct kedge_msg *cloud, bool failed)
+{
+    int rc;
+
+    if (failed) {
+        kedge_log(KEDGE_LOG_WARN, "devices: %s %s not applied by the plugin; the cloud resends",
+                  cloud->operation, cloud->resource);
+        return;
+    }
+    rc = metamgr_store(d->br->meta, cloud);
+    if (rc < 0) {
+        kedge_log(KEDGE_LOG_ERR, "devices: %s not stored (%s); the cloud resends", cloud->resource,
+                  kedge_strerror(rc));
+        return;
+    }
+    if (route_needs_ack(cloud) && edgehub_ack(d->br->hub, cloud) < 0)
+        kedge_log(KEDGE_LOG_WARN, "devices: ack for %s not sent; the cloud resends", cloud->msg_id);
+}
+
+static void plugin_answered(struct bridge *br, const struct kedge_msg *m, bool ok)
+{
+    struct devices *d = br->devices;
+    size_t i, j;
+
+    for (i = 0; d && i < d->n; i++) {
+        struct waiting *w = &d->w[i];
+        for (j = 0; j < w->n_refs && strcmp(w->refs[j], m->msg_id); j++)
+            ;
+        if (j == w->n_refs)
+            continue;
+        kedge_free(w->refs[j]);
+        w->refs[j] = w->refs[--w->n_refs];
+        w->failed |= !ok;
+        if (w->n_refs)
+            return;
+        if (!br->stopping)
+            settle(d, &w->cloud, w->failed);
+        waiting_free(w);
+        d->w[i] = d->w[--d->n];
+        return;
+    }
+}
+
+/* Only the plugin's answer matters to nobody: the types of a model change are sent again with
+ * the next Device. */
+static void logged_only(struct bridge *br, const struct kedge_msg *m, bool ok)
+{
+    (void)br;
+    if (!ok)
+        kedge_log(KEDGE_LOG_WARN, "devices: the plugin did not take device types %s", m->msg_id);
+}
+
+/* Send one twin-group message to the plugin; its msg_id joins w (NULL: answer only logged). */
+static int to_plugin(struct devices *d, const char *resource, struct kedge_buf *content,
+                     struct waiting *w)
+{
+    struct kedge_msg m = {0};
+    char *ref = NULL;
+    int rc;
+
+    m.source = "metamanager";
+    m.group = "twin";
+    m.operation = "update";
+    m.resource = (char *)resource;
+    m.content = content->data;
+    m.content_len = content->len;
+    rc = kedge_msg_new_id(&m);
+    if (rc == 0 && w && !(ref = kedge_strdup(m.msg_id)))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = relay_down(d->br->relay, &m, w ? plugin_answered : logged_only);
+    if (rc == 0 && w)
+        w->refs[w->n_refs++] = ref;
+    else
+        kedge_free(ref);
+    kedge_free(m.msg_id);
+    return rc;
+}
+
+/* ---- the plugin's messages ------------------------------------------------------------------ */
+
+/* Membership update (include/kedge/ke.h): the device added with metadata-only twins typed from
+ * its model, or removed. */
+static int push_membership(struct devices *d, const struct device_view *dv, const char *id,
+                           bool removed, struct waiting *w)
+{
+    struct kedge_buf content = KEDGE_BUF_INIT, key = KEDGE_BUF_INIT;
+    struct kedge_jdoc *mdoc = NULL;
+    const struct kedge_jval *mprops = NULL, *p;
+    char *model_json = NULL;
+    struct kedge_jw w_;
+    int rc;
+
+    if (!removed && jstr(dv->model) &&
+        kedge_buf_printf(&key, "%s/devicemodel/%s", dv->ns, dv->model->str) == 0 &&
+        metamgr_get(d->br->meta, key.data, &model_json) == 0 &&
+        kedge_json_parse(model_json, strlen(model_json), &mdoc) == 0)
+        mprops = kedge_json_get(kedge_json_get(kedge_jdoc_root(mdoc), "spec"), "properties");
+    kedge_jw_init(&w_, &content);
+    kedge_jw_obj_open(&w_);
+    kedge_jw_kstr(&w_, "event_id", "");
+    kedge_jw_kint(&w_, "timestamp", kedge_wall_ms());
+    kedge_jw_key(&w_, removed ? "added_devices" : "removed_devices");
+    kedge_jw_null(&w_);
+    kedge_jw_key(&w_, removed ? "removed_devices" : "added_devices");
+    kedge_jw_arr_open(&w_);
+    kedge_jw_obj_open(&w_);
+    kedge_jw_kstr(&w_, "id", id);
+    kedge_jw_kstr(&w_, "name", dv->name);
+    if (jstr(dv->desc))
+        kedge_jw_kstr(&w_, "description", dv->desc->str);
+    if (!removed && dv->props && dv->props->n) {
+        kedge_jw_key(&w_, "twin");
+        kedge_jw_obj_open(&w_);
+        for (p = dv->props->child; p; p = p->next) {
+            const char *pn = jstr(kedge_json_get(p, "name"));
+            if (!pn)
+                continue;
+            kedge_jw_key(&w_, pn);
+            kedge_jw_obj_open(&w_);
+            kedge_jw_key(&w_, "metadata");
+            kedge_jw_obj_open(&w_);
+            kedge_jw_kstr(&w_, "type", prop_type(mprops, pn));
+            kedge_jw_obj_close(&w_);
+            kedge_jw_obj_close(&w_);
+        }
+        kedge_jw_obj_close(&w_);
+    }
+    kedge_jw_obj_close(&w_);
+    kedge_jw_arr_close(&w_);
+    kedge_jw_obj_close(&w_);
+    rc = kedge_jw_finish(&w_);
+    if (rc == 0)
+        rc = to_plugin(d, "membership", &content, w);
+    kedge_buf_cleanup(&content);
+    kedge_buf_cleanup(&key);
+    kedge_free(model_json);
+    kedge_jdoc_free(mdoc);
+    return rc;
+}
+
+/* The desired values of dv that differ from those of the stored Device (old, NULL: none
+ * stored) as a desired message; nothing when none changed. A desired value taken away in the
+ * cloud changes nothing on the edge: the twin keeps its expected value, as edgecore's twin
+ * does when the cloud stops sending one. */
+static int push_desired(struct devices *d, const struct device_view *dv,
+                        const struct kedge_jval *old_props, const char *id, struct waiting *w)
+{
+    struct kedge_buf content = KEDGE_BUF_INIT, resource = KEDGE_BUF_INIT, key = KEDGE_BUF_INIT;
+    struct kedge_jdoc *mdoc = NULL;
+    const struct kedge_jval *mprops = NULL, *p;
+    char *model_json = NULL;
+    struct kedge_jw jw;
+    size_t n = 0;
+    int rc;
+
+    if (jstr(dv->model) &&
+        kedge_buf_printf(&key, "%s/devicemodel/%s", dv->ns, dv->model->str) == 0 &&
+        metamgr_get(d->br->meta, key.data, &model_json) == 0 &&
+        kedge_json_parse(model_json, strlen(model_json), &mdoc) == 0)
+        mprops = kedge_json_get(kedge_json_get(kedge_jdoc_root(mdoc), "spec"), "properties");
+    kedge_jw_init(&jw, &content);
+    kedge_jw_obj_open(&jw);
+    kedge_jw_kstr(&jw, "event_id", "");
+    kedge_jw_kint(&jw, "timestamp", kedge_wall_ms());
+    kedge_jw_key(&jw, "twin");
+    kedge_jw_obj_open(&jw);
+    for (p = dv->props ? dv->props->child : NULL; p; p = p->next) {
+        const char *pn = jstr(kedge_json_get(p, "name"));
+        const char *now = jstr(kedge_json_get(kedge_json_get(p, "desired"), "value"));
+        const char *before = old_props ? desired_of(old_props, pn ? pn : "") : NULL;
+        if (!pn || !now || !*now || (before && !strcmp(before, now)))
+            continue;
+        kedge_jw_key(&jw, pn);
+        kedge_jw_obj_open(&jw);
+        kedge_jw_key(&jw, "expected");
+        kedge_jw_obj_open(&jw);
+        kedge_jw_kstr(&jw, "value", now);
+        kedge_jw_obj_close(&jw);
+        kedge_jw_key(&jw, "metadata");
+        kedge_jw_obj_open(&jw);
+        kedge_jw_kstr(&jw, "type", prop_type(mprops, pn));
+        kedge_jw_obj_close(&jw);
+        kedge_jw_obj_close(&jw);
+        n++;
+    }
+    kedge_jw_obj_close(&jw);
+    kedge_jw_obj_close(&jw);
+    rc = kedge_jw_finish(&jw);
+    if (rc == 0 && n) {
+        kedge_log(KEDGE_LOG_INFO, "devices: %zu desired value(s) of device=%s to its twin", n, id);
+        rc = kedge_buf_printf(&resource, "device/%s/twin/desired", id);
+        if (rc == 0)
+            rc = to_plugin(d, resource.data, &content, w);
+    }
+    kedge_buf_cleanup(&content);
+    kedge_buf_cleanup(&resource);
+    kedge_buf_cleanup(&key);
+    kedge_free(model_json);
+    kedge_jdoc_free(mdoc);
+    return rc;
+}
+
+/* ---- cloud messages ------------------------------------------------------------------------- */
+
+/* "{ns}/device/{name}" -> ns. */
+static int ns_of(const char *resource, char *ns, size_t n)
+{
+    const char *slash = strchr(resource, '/');
+
+    if (!slash || slash == resource || (size_t)(slash - resource) >= n)
+        return -1;
+    memcpy(ns, resource, (size_t)(slash - resource));
+    ns[slash - resource] = '\0';
+    return 0;
+}
+
+/* Whether the twins' names and types could differ from those of the stored Device: another
+ * model, or other property names. */
+static bool shape_changed(const struct device_view *dv, const struct device_view *old)
+{
+    const struct kedge_jval *a, *b;
+
+    if (!jstr(dv->model) != !jstr(old->model) ||
+        (jstr(dv->model) && strcmp(dv->model->str, old->model->str)))
+        return true;
+    a = dv->props ? dv->props->child : NULL;
+    b = old->props ? old->props->child : NULL;
+    for (; a && b; a = a->next, b = b->next) {
+        const char *an = jstr(kedge_json_get(a, "name")), *bn = jstr(kedge_json_get(b, "name"));
+        if (!an != !bn || (an && strcmp(an, bn)))
+            return true;
+    }
+    return a || b;
+}
+
+/* The membership and desired messages of one Device; the cloud message waits for them. The
+ * types go down for a Device not stored before or whose shape changed: cloudcore sends the
+ * Device again after every status patch, and a membership sync republishes the delta. */
+static int on_device(struct devices *d, const struct kedge_msg *m, const char *ns)
+{
+    bool removed = !strcmp(m->operation, "delete"), had_old = false;
+    struct kedge_jdoc *doc = NULL, *old = NULL;
+    struct kedge_buf id = KEDGE_BUF_INIT;
+    struct device_view dv, ov = {0};
+    struct waiting *nw, *w;
+    char *old_json = NULL;
+    int rc;
+
+    if (kedge_json_parse(m->content, m->content_len, &doc) < 0 ||
+        !view_device(kedge_jdoc_root(doc), ns, &dv)) {
+        kedge_jdoc_free(doc);
+        return KEDGE_ESCHEMA; /* a Device without a name: nothing to store or ack */
+    }
+    if (!removed && metamgr_get(d->br->meta, m->resource, &old_json) == 0 &&
+        kedge_json_parse(old_json, strlen(old_json), &old) == 0)
+        had_old = view_device(kedge_jdoc_root(old), ns, &ov);
+    nw = kedge_realloc(d->w, (d->n + 1) * sizeof(*nw));
+    rc = nw ? 0 : -ENOMEM;
+    if (rc == 0) {
+        d->w = nw;
+        w = &d->w[d->n];
+        memset(w, 0, sizeof(*w));
+        rc = kedge_msg_copy(&w->cloud, m);
+        if (rc == 0)
+            rc = device_id(d, &dv, &id);
+        if (rc == 0 && (removed || !had_old || shape_changed(&dv, &ov)))
+            rc = push_membership(d, &dv, id.data, removed, w);
+        if (rc == 0 && !removed)
+            rc = push_desired(d, &dv, had_old ? ov.props : NULL, id.data, w);
+        if (w->n_refs) {
+            /* what went to the plugin is answered; a failure after it fails the whole */
+            w->failed = rc < 0;
+            d->n++;
+        } else {
+            waiting_free(w);
+            if (rc == 0) /* nothing for the plugin: stored and acked now */
+                settle(d, m, false);
+        }
+    }
+    kedge_buf_cleanup(&id);
+    kedge_free(old_json);
+    kedge_jdoc_free(old);
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
+struct model_ctx {
+    struct devices *d;
+    const char *ns, *model;
+};
+
+/* A DeviceModel changed: every stored device that uses it gets its types again. */
+static void repush(void *arg, const char *key, const char *value)
+{
+    struct model_ctx *c = arg;
+    struct kedge_jdoc *doc = NULL;
+    struct kedge_buf id = KEDGE_BUF_INIT;
+    struct device_view dv;
+    size_t nl = strlen(c->ns);
+
+    if (!value || strncmp(key, c->ns, nl) || key[nl] != '/' ||
+        kedge_json_parse(value, strlen(value), &doc) < 0)
+        return;
+    if (view_device(kedge_jdoc_root(doc), c->ns, &dv) && jstr(dv.model) &&
+        !strcmp(dv.model->str, c->model) && device_id(c->d, &dv, &id) == 0)
+        (void)push_membership(c->d, &dv, id.data, false, NULL);
+    kedge_buf_cleanup(&id);
+    kedge_jdoc_free(doc);
+}
+
+static int on_cloud(void *ctx, const struct kedge_msg *m, const char *type)
+{
+    struct devices *d = ctx;
+    char ns[256];
+    int rc;
+
+    if (ns_of(m->resource, ns, sizeof(ns)) < 0)
+        return KEDGE_ESCHEMA;
+    if (!strcmp(type, "device"))
+        return on_device(d, m, ns);
+    /* a DeviceModel: stored and acked now; its devices get the types again */
+    rc = metamgr_store(d->br->meta, m);
+    if (rc < 0)
+        return rc;
+    if (strcmp(m->operation, "delete")) {
+        struct model_ctx c = {d, ns, strrchr(m->resource, '/') + 1};
+        (void)metamgr_list(d->br->meta, "device", repush, &c);
+    }
+    if (route_needs_ack(m) && edgehub_ack(d->br->hub, m) < 0)
+        kedge_log(KEDGE_LOG_WARN, "devices: ack for %s not sent; the cloud resends", m->msg_id);
+    return 0;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+int devices_new(struct bridge *br, struct devices **out)
+{
+    struct devices *d = kedge_calloc(1, sizeof(*d));
+
+    *out = d;
+    if (!d)
+        return -ENOMEM;
+    d->br = br;
+    metamgr_set_device_hook(br->meta, on_cloud, d);
+    return 0;
+}
+
+void devices_free(struct devices *d)
+{
+    if (!d)
+        return;
+    while (d->n)
+        waiting_free(&d->w[--d->n]);
+    kedge_free(d->w);
+    kedge_free(d);
+}
