@@ -11,6 +11,7 @@
  *   controllers.c  what cloudcore's device and edge controllers answer to upstream messages,
  *                  and the small object store those answers come from.
  *   nodes.c        the edge controller's Node objects and the node lifecycle controller.
+ *   devices.c      the device controller's Devices: ids per generation, twin reports.
  *   smpatch.c      the API server's strategic merge patch, for Node and Pod status patches.
  *   control.c      the plain-HTTP control API on 127.0.0.1 that tests drive cloudsim with.
  *   certsrv.c      CloudHub's HTTPS certificate service (:10002): /ca.crt, /edge.crt, the token.
@@ -46,6 +47,8 @@ struct cloudsim_config {
     char *log_level;          /* --log-level error|warning|notice|info|debug (info) */
     char *on_malformed;       /* --on-malformed drop|close (drop) */
     bool close_on_malformed;  /* derived: cloudcore closes the link on bad JSON */
+    char *cloud_version;      /* --cloud-version MAJOR.MINOR (1.15) */
+    long cloud_minor;         /* derived: 15; device ids are ns/name from 17 */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -137,8 +140,9 @@ int hub_write_object(struct hub *h, const char *key, struct kedge_jw *w);
 struct controllers;
 
 /* ca_pem: borrowed; copied (the content of the k8s/ca.crt answer). node_grace_s: see nodes.c.
- * Returns 0 or -ENOMEM. */
-int controllers_new(const char *ca_pem, long node_grace_s, struct controllers **out);
+ * cloud_minor: the generation (devices.c). Returns 0 or -ENOMEM. */
+int controllers_new(const char *ca_pem, long node_grace_s, long cloud_minor,
+                    struct controllers **out);
 void controllers_free(struct controllers *c);
 
 /* An upstream message that CloudHub hands to the controllers (kubeedge-wire.md §5, the default
@@ -190,6 +194,29 @@ void nodes_delete(struct nodes *ns, const char *name);
 int nodes_lease(struct nodes *ns, const char *name, const char *json, size_t len);
 /* The GET /nodes answer (controllers_write_nodes). */
 void nodes_write(struct nodes *ns, struct kedge_jw *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * devices.c: the device controller's devices
+ */
+
+struct devctl;
+
+/* cloud_minor: 15 for v1.15 (bare device ids), 17+ for ns/name ids. rv_counter: borrowed, as
+ * nodes_new. Returns 0 or -ENOMEM. */
+int devctl_new(long cloud_minor, unsigned long long *rv_counter, struct devctl **out);
+void devctl_free(struct devctl *d);
+/* A downstream Device insert/update/delete (ns, name from {ns}/device/{name}), or, with ns
+ * NULL, a membership update (its added ids become known, removed ones not). 0 or -ENOMEM. */
+int devctl_downstream(struct devctl *d, const struct kedge_msg *m, const char *ns,
+                      const char *name);
+/* The stored Device (borrowed until the next devctl_ call). 0 or -ENOENT. */
+int devctl_get(struct devctl *d, const char *ns, const char *name, const char **json, size_t *len,
+               const char **rv);
+/* A twin/edge_updated from the edge: *known says whether the controller answers it; *resend is
+ * filled (a Device update for the node, clean it up) when the Device's status changed, else
+ * zeroed. Returns 0 or -ENOMEM. */
+int devctl_edge_updated(struct devctl *d, const struct kedge_msg *m, bool *known,
+                        struct kedge_msg *resend);
 
 /* ---------------------------------------------------------------------------------------------
  * smpatch.c: strategic merge patch (k8s.io/apimachinery/pkg/util/strategicpatch)

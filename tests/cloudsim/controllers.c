@@ -8,9 +8,10 @@
  * replies the edge can observe, in the shapes node-and-pod.jsonl and devices-twin.jsonl show,
  * without a Kubernetes API server behind them:
  *
- *  - device controller: twin edge_updated and state/update get "OK" (group twin, resource
- *    "twin"); membership/detail is ignored. Cloudcore answers only for devices it knows; here
- *    every well-formed report is answered.
+ *  - device controller: twin edge_updated gets "OK" (group twin, resource "twin") for a
+ *    device it knows, and a Device whose status it changed goes down again (devices.c);
+ *    state/update gets "OK" (a difference: cloudcore v1.15 answers none, GetResourceTypeFor-
+ *    Device knows no state/update); membership/detail is ignored.
  *  - edge controller: the table `ec_rules` below, one row per (resource type, operation).
  *    Objects the edge inserts or updates, and objects the cloud sends down (hub_send_json), go
  *    into a small store keyed by resource; queries and patches answer from it. Nodes live in
@@ -49,6 +50,7 @@ struct controllers {
     struct object *objects;
     unsigned long long next_rv;
     struct nodes *nodes;
+    struct devctl *devices;
 };
 
 /* ---- the store ------------------------------------------------------------------------------- */
@@ -631,13 +633,26 @@ static void write_pod_entry(struct kedge_jw *w, const struct object *o)
 
 /* ---- the device controller ------------------------------------------------------------------- */
 
-static int device_controller(struct hub *h, const char *node, const struct kedge_msg *m)
+static int device_controller(struct controllers *c, struct hub *h, const char *node,
+                             const struct kedge_msg *m)
 {
     const char *res = m->resource ? m->resource : "";
     struct reply rp = {"devicecontroller", "twin", "twin", NULL, KEDGE_BUF_INIT};
+    struct kedge_msg resend;
+    bool known, needs_ack;
+    int rc;
 
     /* GetResourceTypeForDevice: strings.Contains, in this order */
-    if (strstr(res, "twin/edge_updated") || strstr(res, "state/update"))
+    if (strstr(res, "twin/edge_updated")) {
+        rc = devctl_edge_updated(c->devices, m, &known, &resend);
+        if (rc == 0 && known)
+            rc = reply_send(h, node, m, &rp);
+        if (rc == 0 && resend.resource)
+            rc = hub_enqueue(h, node, &resend, &needs_ack);
+        kedge_msg_cleanup(&resend);
+        return rc;
+    }
+    if (strstr(res, "state/update"))
         return reply_send(h, node, m, &rp);
     if (strstr(res, "membership/detail")) {
         kedge_log(KEDGE_LOG_INFO, "cloudsim: membership detail request ignored (as cloudcore)");
@@ -858,7 +873,7 @@ int controllers_upstream(struct controllers *c, struct hub *h, const char *node,
         return reply_send(h, node, m, &rp);
     }
     if (m->source && strcmp(m->source, "twin") == 0)
-        return device_controller(h, node, m);
+        return device_controller(c, h, node, m);
     if (m->source && strcmp(m->source, "metaserver") == 0)
         return 0; /* the dynamic controller: nothing the edge sees */
     return edge_controller(c, h, node, m);
@@ -870,9 +885,14 @@ int controllers_downstream(struct controllers *c, const struct kedge_msg *m)
     struct res r;
     size_t len;
 
+    if (m->group && !strcmp(m->group, "twin") && m->resource &&
+        (!strcmp(m->resource, "membership") || strstr(m->resource, "/membership")))
+        return devctl_downstream(c->devices, m, NULL, NULL);
     if (!m->group || strcmp(m->group, "resource") != 0 || !m->operation ||
         res_split(m->resource, &r) < 0)
         return 0;
+    if (!strcmp(r.type, "device"))
+        return devctl_downstream(c->devices, m, r.ns, r.name);
     if (strcmp(m->operation, "delete") == 0) {
         if (is_node(&r))
             nodes_delete(c->nodes, r.name);
@@ -919,6 +939,8 @@ int controllers_write_object(struct controllers *c, const char *key, struct kedg
     memset(&v, 0, sizeof(v));
     if (strncmp(key, "node/", 5) == 0 && key[5] && !strchr(key + 5, '/'))
         v.found = nodes_get(c->nodes, key + 5, &v.json, &v.len, &rv) == 0;
+    else if (res_split(key, &r) == 0 && !strcmp(r.type, "device"))
+        v.found = devctl_get(c->devices, r.ns, r.name, &v.json, &v.len, &rv) == 0;
     else if (res_split(key, &r) == 0)
         view_get(c, &r, &v);
     if (!v.found)
@@ -927,15 +949,19 @@ int controllers_write_object(struct controllers *c, const char *key, struct kedg
     return 0;
 }
 
-int controllers_new(const char *ca_pem, long node_grace_s, struct controllers **out)
+int controllers_new(const char *ca_pem, long node_grace_s, long cloud_minor,
+                    struct controllers **out)
 {
     struct controllers *c = kedge_calloc(1, sizeof(*c));
 
     *out = NULL;
     if (!c || !(c->ca_pem = kedge_strdup(ca_pem)) ||
-        nodes_new(node_grace_s, &c->next_rv, &c->nodes) < 0) {
-        if (c)
+        nodes_new(node_grace_s, &c->next_rv, &c->nodes) < 0 ||
+        devctl_new(cloud_minor, &c->next_rv, &c->devices) < 0) {
+        if (c) {
+            nodes_free(c->nodes);
             kedge_free(c->ca_pem);
+        }
         kedge_free(c);
         return -ENOMEM;
     }
@@ -956,6 +982,7 @@ void controllers_free(struct controllers *c)
         kedge_free(o);
     }
     nodes_free(c->nodes);
+    devctl_free(c->devices);
     kedge_free(c->ca_pem);
     kedge_free(c);
 }

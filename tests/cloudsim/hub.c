@@ -1079,7 +1079,7 @@ int hub_new(const struct cloudsim_config *cfg, const char *ca_pem_path, struct h
     h->cfg = cfg;
     h->unbound.hub = h;
     h->malformed_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 20);
-    rc = controllers_new(pem, cfg->node_grace_s, &h->controllers);
+    rc = controllers_new(pem, cfg->node_grace_s, cfg->cloud_minor, &h->controllers);
     kedge_free(pem);
     if (rc < 0) {
         kedge_free(h);

@@ -72,6 +72,8 @@ static const struct opt opts[] = {
      "NAME  the node the edge certificate is made for"},
     {"--on-malformed",        OPT_STR, F(on_malformed),        0, 0,     "drop",
      "drop|close  bad JSON from the edge: log and drop it, or close as cloudcore"},
+    {"--cloud-version",       OPT_STR, F(cloud_version),       0, 0,     "1.15",
+     "MAJOR.MINOR  the cloudcore generation: device ids ns/name from 1.17"},
 };
 /* clang-format on */
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -118,6 +120,7 @@ static void config_cleanup(struct cloudsim_config *cfg)
     kedge_free(cfg->node);
     kedge_free(cfg->log_level);
     kedge_free(cfg->on_malformed);
+    kedge_free(cfg->cloud_version);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -189,6 +192,15 @@ static int config_parse(int argc, char **argv, struct cloudsim_config *cfg, int 
         return -1;
     }
     cfg->close_on_malformed = strcmp(cfg->on_malformed, "close") == 0;
+    {
+        char *end;
+        const char *v = cfg->cloud_version;
+        if (strncmp(v, "1.", 2) != 0 || (cfg->cloud_minor = strtol(v + 2, &end, 10)) < 0 ||
+            end == v + 2 || (*end && *end != '.')) {
+            (void)fprintf(stderr, "kedge-cloudsim: --cloud-version: '%s' is not 1.MINOR\n", v);
+            return -1;
+        }
+    }
     return 0;
 }
 

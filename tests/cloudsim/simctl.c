@@ -183,6 +183,10 @@ static void child_exec(const struct simctl *s, const struct simctl_opts *o, int 
         argv[argc++] = "--keepalive-timeout-s";
         argv[argc++] = ka;
     }
+    if (o && o->cloud_version) {
+        argv[argc++] = "--cloud-version";
+        argv[argc++] = o->cloud_version;
+    }
     if (o && o->resend_interval_s) {
         (void)snprintf(rs, sizeof(rs), "%ld", o->resend_interval_s);
         argv[argc++] = "--resend-interval-s";

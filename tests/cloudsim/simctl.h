@@ -30,6 +30,7 @@ struct simctl_opts {
     long keepalive_timeout_s;      /* 0: cloudsim's default (30) */
     long resend_interval_s;        /* 0: cloudsim's default (5) */
     const char *log_level;         /* NULL: "info" */
+    const char *cloud_version;     /* --cloud-version MAJOR.MINOR; NULL: cloudsim's (1.15) */
     const char *const *extra_args; /* more arguments, NULL-terminated; may be NULL */
 };
 

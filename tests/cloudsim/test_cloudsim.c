@@ -632,7 +632,7 @@ static void edge_ack(struct wsc *w, const struct kedge_msg *m)
 #define MEMBERSHIP                                                                                 \
     "{\"route\":{\"source\":\"devicecontroller\",\"group\":\"twin\",\"operation\":\"update\","     \
     "\"resource\":\"membership\"},\"content\":{\"event_id\":\"e1\",\"timestamp\":1,"               \
-    "\"added_devices\":[{\"id\":\"default/thermo\",\"name\":\"thermo\"}],"                         \
+    "\"added_devices\":[{\"id\":\"thermo\",\"name\":\"thermo\"}],"                                 \
     "\"removed_devices\":null}}"
 
 /* ---------------------------------------------------------------------------------------------
@@ -852,51 +852,130 @@ START_TEST(test_no_ack_sent_once)
 }
 END_TEST
 
-/* The device controller answers twin and state reports with "OK", parent = the report's id,
- * and ignores membership detail requests. */
+/* The device controller, in each cloud generation (v1.15: bare device ids, v1.17: ns/name):
+ * a twin report for a device it knows gets "OK" (parent = the report's id), one for a device it
+ * does not know gets nothing (cloudcore: "Device ... does not exist in downstream
+ * controller"); the reported value lands in the Device's status.twins (only for the twins
+ * listed there) and the Device goes down again as an update; state reports get "OK";
+ * membership detail requests are ignored. */
+static char *get_object(struct simctl *s, const char *key);
+
+static const struct {
+    const char *version, *id, *unknown_res;
+} generations[] = {
+    {"1.15", "thermo", "device/default/thermo/twin/edge_updated"}, /* GetDeviceID: "default" */
+    {"1.17", "default/thermo", "device/thermo/twin/edge_updated"},   /* GetDeviceID: needs 2 */
+};
+
+#define THERMO_DEVICE                                                                              \
+    "{\"header\":{\"resourceversion\":\"50\"},\"route\":{\"source\":\"devicecontroller\","         \
+    "\"group\":\"resource\",\"operation\":\"insert\",\"resource\":"                                \
+    "\"node/edge-node/default/device/thermo\"},\"content\":{\"apiVersion\":"                       \
+    "\"devices.kubeedge.io/v1beta1\",\"kind\":\"Device\",\"metadata\":{\"name\":\"thermo\","       \
+    "\"namespace\":\"default\",\"resourceVersion\":\"50\"},\"spec\":{\"nodeName\":\"edge-node\","  \
+    "\"properties\":[{\"name\":\"temperature\",\"desired\":{\"value\":\"22\"}},{\"name\":"         \
+    "\"humidity\"}]},\"status\":{\"twins\":[{\"propertyName\":\"temperature\",\"reported\":"       \
+    "{\"value\":\"\"}}]}}}"
+
 START_TEST(test_device_controller_replies)
 {
-    struct simctl *s = sim_start(0, 0);
+    struct simctl_opts o = {.cloud_version = generations[_i].version};
+    struct simctl *s = sim_start_opts(&o);
     const char *twin = "{\"event_id\":\"u1\",\"timestamp\":1,\"twin\":{\"temperature\":{\"actual\":"
-                       "{\"value\":\"25\"},\"optional\":true,\"metadata\":{\"type\":\"int\"}}}}";
-    char json[2048];
+                       "{\"value\":\"25\",\"metadata\":{\"timestamp\":1700000000123}},"
+                       "\"optional\":true,\"metadata\":{\"type\":\"int\"}},\"humidity\":{"
+                       "\"actual\":{\"value\":\"40\"},\"metadata\":{\"type\":\"int\"}}}}";
+    char json[2048], res[256], membership[512];
+    bool seen_update = false, seen_twin = false;
     struct kedge_msg m;
     struct wsc w;
+    char *dev;
+    int i;
 
     edge_connect(&w, s, "edge-node");
-    /* membership detail first: ignored, so the first reply is the twin's */
+    /* the cloud's own membership names the device as its generation does */
+    (void)snprintf(membership, sizeof(membership),
+                   "{\"route\":{\"source\":\"devicecontroller\",\"group\":\"twin\",\"operation\":"
+                   "\"update\",\"resource\":\"node/edge-node/membership\"},\"content\":{"
+                   "\"event_id\":\"e1\",\"timestamp\":1,\"added_devices\":[{\"id\":\"%s\","
+                   "\"name\":\"thermo\"}],\"removed_devices\":null}}",
+                   generations[_i].id);
+    ck_assert_int_eq(simctl_send(s, NULL, membership, NULL), 0);
+    ck_assert_int_eq(simctl_send(s, NULL, THERMO_DEVICE, NULL), 0);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.resource, "membership");
+    edge_ack(&w, &m);
+    kedge_msg_cleanup(&m);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.resource, "default/device/thermo");
+    edge_ack(&w, &m);
+    kedge_msg_cleanup(&m);
+
+    /* membership detail first: ignored; then a report under the other generation's id:
+     * unknown, never answered; so the first reply is the known device's */
     edge_msg(json, sizeof(json), "detail-1", "twin", "resource", "get", "membership/detail",
              "\"{\\\"event_type\\\":\\\"group_membership_event\\\",\\\"operation\\\":"
              "\\\"detail\\\"}\"");
     wsc_send(&w, json);
-    edge_msg(json, sizeof(json), "twin-1", "twin", "resource", "update",
-             "device/default/thermo/twin/edge_updated", twin);
+    edge_msg(json, sizeof(json), "twin-0", "twin", "resource", "update",
+             generations[_i].unknown_res, twin);
     wsc_send(&w, json);
-    edge_msg(json, sizeof(json), "state-1", "twin", "resource", "update",
-             "device/default/thermo/state/update",
+    (void)snprintf(res, sizeof(res), "device/%s/twin/edge_updated", generations[_i].id);
+    edge_msg(json, sizeof(json), "twin-1", "twin", "resource", "update", res, twin);
+    wsc_send(&w, json);
+    (void)snprintf(res, sizeof(res), "device/%s/state/update", generations[_i].id);
+    edge_msg(json, sizeof(json), "state-1", "twin", "resource", "update", res,
              "\"{\\\"event_id\\\":\\\"s1\\\",\\\"timestamp\\\":1,\\\"device\\\":{\\\"state\\\":"
              "\\\"online\\\"}}\"");
     wsc_send(&w, json);
 
-    wsc_expect_next(&w, &m);
-    ck_assert_str_eq(m.parent_msg_id, "twin-1");
-    ck_assert_str_eq(m.source, "devicecontroller");
-    ck_assert_str_eq(m.group, "twin");
-    ck_assert_str_eq(m.operation, "response");
-    ck_assert_str_eq(m.resource, "twin");
-    ck_assert(m.content_is_string);
-    ck_assert_str_eq(m.content_str, "OK");
-    ck_assert_int_eq(strlen(m.msg_id), 36);
-    ck_assert_ptr_null(m.resource_version);
-    kedge_msg_cleanup(&m);
-    wsc_expect_next(&w, &m);
-    ck_assert_str_eq(m.parent_msg_id, "state-1");
-    ck_assert_str_eq(m.content_str, "OK");
-    kedge_msg_cleanup(&m);
+    /* the "OK" and the Device again (the status patch made a new version, which goes down as
+     * the informer's update); the ack-needed queue and the response queue are separate, so
+     * either may come first; then the state's "OK" */
+    for (i = 0; i < 3; i++) {
+        wsc_expect_next(&w, &m);
+        if (!strcmp(m.operation, "update")) {
+            ck_assert(!seen_update);
+            seen_update = true;
+            ck_assert_str_eq(m.source, "devicecontroller");
+            ck_assert_str_eq(m.group, "resource");
+            ck_assert_str_eq(m.resource, "default/device/thermo");
+            ck_assert_ptr_nonnull(m.resource_version);
+            ck_assert_str_ne(m.resource_version, "50");
+            ck_assert_ptr_nonnull(strstr(m.content, "\"desired\":{\"value\":\"22\"}"));
+            edge_ack(&w, &m);
+        } else if (!strcmp(m.parent_msg_id, "twin-1")) {
+            ck_assert(!seen_twin);
+            seen_twin = true;
+            ck_assert_str_eq(m.source, "devicecontroller");
+            ck_assert_str_eq(m.group, "twin");
+            ck_assert_str_eq(m.operation, "response");
+            ck_assert_str_eq(m.resource, "twin");
+            ck_assert(m.content_is_string);
+            ck_assert_str_eq(m.content_str, "OK");
+            ck_assert_int_eq(strlen(m.msg_id), 36);
+            ck_assert_ptr_null(m.resource_version);
+        } else {
+            ck_assert_str_eq(m.parent_msg_id, "state-1");
+            ck_assert(seen_twin); /* answered in the order received */
+            ck_assert_str_eq(m.content_str, "OK");
+        }
+        kedge_msg_cleanup(&m);
+    }
+    ck_assert(seen_update && seen_twin);
 
-    /* all three were received and recorded as sent */
-    ck_assert_int_eq(count_received(s, "?skip_keepalive=1", NULL), 3);
-    ck_assert_int_eq(state_int(s, NULL, "pending_acks"), 0); /* "OK" responses need no ack */
+    /* only the listed twin got its reported value (humidity is not in status.twins) */
+    dev = get_object(s, "default/device/thermo");
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_msg(strstr(dev, "\"status\":{\"twins\":[{\"propertyName\":\"temperature\","
+                              "\"reported\":{\"metadata\":{\"timestamp\":\"1700000000123\","
+                              "\"type\":\"int\"},\"value\":\"25\"}}]}"),
+                  "status: %s", dev);
+    ck_assert_ptr_null(strstr(dev, "\"40\""));
+    kedge_free(dev);
+
+    /* the three reports were received and recorded, the unknown one too */
+    ck_assert_int_eq(count_received(s, "?skip_keepalive=1", "update"), 3);
     wsc_close(&w);
     sim_stop_ok(s);
 }
@@ -1491,7 +1570,7 @@ START_TEST(test_link_freeze_thaw)
     ck_assert(await_state(s, &w, cond_frozen, &yes));
     ck_assert_int_eq(simctl_send(s, NULL, MEMBERSHIP, NULL), 0);
     edge_msg(json, sizeof(json), "twin-f", "twin", "resource", "update",
-             "device/default/thermo/twin/edge_updated", "{}");
+             "device/thermo/twin/edge_updated", "{}");
     wsc_send(&w, json);
     /* Observation window: three keepalive deadlines (1 s each) of silence. Nothing may arrive
      * and the link must survive; there is no event to wait for, by design. */
@@ -1581,7 +1660,7 @@ START_TEST(test_malformed_fragmented_binary)
     wsc_send(&w, "{\"header\":5}");
     /* a twin report in three fragments */
     edge_msg(json, sizeof(json), "frag-1", "twin", "resource", "update",
-             "device/default/thermo/twin/edge_updated", "{\"event_id\":\"x\"}");
+             "device/thermo/state/update", "\"{\\\"event_id\\\":\\\"x\\\"}\"");
     len = strlen(json);
     third = len / 3;
     wsc_queue(&w, json, third, lws_write_ws_flags(LWS_WRITE_TEXT, 1, 0));
@@ -1624,7 +1703,7 @@ START_TEST(test_big_and_oversize_messages)
     edge_connect(&w, s, "edge-node");
     /* a 3 MiB twin report in 1 MiB fragments */
     edge_msg(head, sizeof(head), "big-1", "twin", "resource", "update",
-             "device/default/thermo/twin/edge_updated", "{\"pad\":\"@\"}");
+             "device/thermo/state/update", "{\"pad\":\"@\"}");
     filler = malloc(big);
     ck_assert_ptr_nonnull(filler);
     memset(filler, 'x', big);
@@ -1916,7 +1995,7 @@ static Suite *cloudsim_suite(void)
     tcase_add_test(tc, test_connection_use_and_keepalive);
     tcase_add_test(tc, test_ack_needed_resent_until_acked);
     tcase_add_test(tc, test_no_ack_sent_once);
-    tcase_add_test(tc, test_device_controller_replies);
+    tcase_add_loop_test(tc, test_device_controller_replies, 0, 2);
     tcase_add_test(tc, test_edge_controller_replies);
     tcase_add_test(tc, test_node_lifecycle);
     tcase_add_test(tc, test_pod_status_patch);
