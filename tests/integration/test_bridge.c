@@ -64,6 +64,7 @@ struct chain_opts {
     const struct kv *bridge_conf; /* more bridge settings, ended by {NULL, NULL} */
     long resend_interval_s;       /* cloudsim: 0 = its default (5 s) */
     long keepalive_timeout_s;     /* cloudsim: 0 = its default (30 s) */
+    const char *cloud_version;    /* both ends; NULL: 1.17, whose ns/name ids DEV uses */
 };
 
 static void pause_poll(void)
@@ -100,6 +101,7 @@ static void chain_up(const struct chain_opts *co)
     so.node = NODE;
     so.resend_interval_s = co->resend_interval_s;
     so.keepalive_timeout_s = co->keepalive_timeout_s;
+    so.cloud_version = co->cloud_version ? co->cloud_version : "1.17";
     ck_assert_int_eq(simctl_start(&so, &sim), 0);
 
     bo.password = BRIDGE_PASS;
@@ -127,6 +129,7 @@ static void chain_up(const struct chain_opts *co)
     bset_long("backoff_max_ms", 1000);
     bset_long("cloud_qps", 0);
     bset_long("rotate_certificates", 0);
+    bset("cloud_version", so.cloud_version);
     for (kv = co->bridge_conf; kv && kv->key; kv++)
         bset(kv->key, kv->value);
     ck_assert_int_eq(bridgectl_start(bridge), 0);
@@ -703,6 +706,224 @@ START_TEST(test_membership_and_device_types)
 }
 END_TEST
 
+/* ---- 2b. a Device against each cloud generation ------------------------------------------ */
+
+/* v1.15 names devices by name, v1.17 by namespace/name: in its membership, in what it reads from
+ * twin/edge_updated; the bridge's cloud_version and cloudsim's --cloud-version agree. */
+static const struct {
+    const char *version, *id;
+} gens[] = {{"1.15", "thermo-e2e"}, {"1.17", "default/thermo-e2e"}};
+
+#define E2E_MODEL                                                                                  \
+    "{\"header\":{\"resourceversion\":\"200\"},\"route\":{\"source\":\"devicecontroller\","        \
+    "\"group\":\"resource\",\"operation\":\"insert\",\"resource\":"                                \
+    "\"default/devicemodel/thermo-model\"},\"content\":{\"apiVersion\":"                           \
+    "\"devices.kubeedge.io/v1beta1\",\"kind\":\"DeviceModel\",\"metadata\":{\"name\":"             \
+    "\"thermo-model\",\"namespace\":\"default\"},\"spec\":{\"properties\":[{\"name\":"             \
+    "\"temperature\",\"type\":\"INT\",\"accessMode\":\"ReadWrite\"}]}}}"
+
+/* The Device as cloudcore's downstream sends it (insert or update), desired value `desired`;
+ * status.twins lists temperature, so the device controller records its reported value. */
+static char *e2e_device(const char *op, int rv, const char *desired)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+
+    ck_assert_int_eq(
+        kedge_buf_printf(
+            &b,
+            "{\"header\":{\"resourceversion\":\"%d\"},\"route\":{\"source\":\"devicecontroller\","
+            "\"group\":\"resource\",\"operation\":\"%s\",\"resource\":\"default/device/"
+            "thermo-e2e\"},\"content\":{\"apiVersion\":\"devices.kubeedge.io/v1beta1\",\"kind\":"
+            "\"Device\",\"metadata\":{\"name\":\"thermo-e2e\",\"namespace\":\"default\","
+            "\"resourceVersion\":\"%d\",\"labels\":{\"description\":\"e2e\"}},\"spec\":{"
+            "\"deviceModelRef\":{\"name\":\"thermo-model\"},\"nodeName\":\"" NODE "\","
+            "\"properties\":[{\"name\":\"temperature\",\"desired\":{\"value\":\"%s\"}}]},"
+            "\"status\":{\"twins\":[{\"propertyName\":\"temperature\",\"reported\":{\"value\":"
+            "\"\"}}]}}}",
+            rv, op, rv, desired),
+        0);
+    return kedge_buf_take(&b, NULL);
+}
+
+static char *send_owned(char *json)
+{
+    char *id = cloud_send(json);
+
+    kedge_free(json);
+    return id;
+}
+
+static void expect_delta(struct kh_client *c, const char *topic, const char *expected,
+                         const char *actual)
+{
+    char tpl[768];
+
+    (void)snprintf(tpl, sizeof(tpl),
+                   "{\"event_id\":\"<generated>\",\"timestamp\":\"<ts>\",\"twin\":{\"temperature\":"
+                   "{\"expected\":{\"value\":\"%s\",\"metadata\":{\"timestamp\":\"<ts>\"}},%s%s%s"
+                   "\"optional\":true,\"metadata\":{\"type\":\"int\"}}},\"delta\":{\"temperature\":"
+                   "\"%s\"}}",
+                   expected, actual ? "\"actual\":{\"value\":\"" : "", actual ? actual : "",
+                   actual ? "\",\"metadata\":{\"timestamp\":\"<ts>\"}}," : "", expected);
+    expect_mqtt_json(c, topic, tpl);
+}
+
+/* GET /object?key=K: the cloud's object (kedge_malloc'd), NULL when it has none. */
+static char *sim_object(const char *key)
+{
+    struct kedge_buf body = KEDGE_BUF_INIT;
+    char path[256];
+    int status = 0;
+
+    (void)snprintf(path, sizeof(path), "/object?key=%s", key);
+    ck_assert_int_eq(simctl_http(sim, "GET", path, NULL, &status, &body), 0);
+    if (status != 200) {
+        kedge_buf_cleanup(&body);
+        return NULL;
+    }
+    return kedge_buf_take(&body, NULL);
+}
+
+/* Wait until cloudsim holds no unacked message for the node. */
+static void wait_no_pending(void)
+{
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+
+    while (state_int("pending_acks") != 0) {
+        ck_assert_msg(kt_now_ms() < deadline, "the cloud's messages were not all acked");
+        pause_poll();
+    }
+}
+
+START_TEST(test_device_generations)
+{
+    const char *id = gens[_i].id;
+    struct chain_opts co = {.cloud_version = gens[_i].version};
+    struct route_sel edge_updated = {"twin", "resource", "update", NULL};
+    char delta[160], get[160], getres[200], res[160], tpl[1024], *msg_id, *obj;
+    struct kh_client *watch, *d;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *devs;
+    long long since = -1;
+    struct kh_msg m;
+    int64_t deadline;
+
+    chain_up(&co);
+    (void)snprintf(delta, sizeof(delta), "$hw/events/device/%s/twin/update/delta", id);
+    (void)snprintf(get, sizeof(get), "$hw/events/device/%s/twin/get", id);
+    (void)snprintf(getres, sizeof(getres), "%s/result", get);
+    (void)snprintf(res, sizeof(res), "device/%s/twin/edge_updated", id);
+    edge_updated.resource = res;
+    watch = device("watch");
+    ck_assert_int_eq(kh_client_sub(watch, UPDATED_TOPIC, 1), 1);
+    ck_assert_int_eq(kh_client_sub(watch, delta, 1), 1);
+
+    /* what cloudcore's deviceAdded sends: its membership (the generation's id, no twins), the
+     * model, the Device */
+    (void)snprintf(tpl, sizeof(tpl),
+                   "{\"route\":{\"source\":\"devicecontroller\",\"group\":\"twin\",\"operation\":"
+                   "\"update\",\"resource\":\"node/" NODE "/membership\"},\"content\":{"
+                   "\"event_id\":\"ev-e2e\",\"timestamp\":1,\"added_devices\":[{\"id\":\"%s\","
+                   "\"name\":\"thermo-e2e\",\"description\":\"e2e\"}],\"removed_devices\":[]}}",
+                   id);
+    kedge_free(cloud_send(tpl));
+    kedge_free(cloud_send(E2E_MODEL));
+    msg_id = send_owned(e2e_device("insert", 201, "22"));
+    /* one device, announced once; the Device's twin types join it without a second one */
+    (void)snprintf(tpl, sizeof(tpl),
+                   "{\"event_id\":\"<generated>\",\"timestamp\":\"<ts>\",\"added_devices\":[{\"id\":"
+                   "\"%s\",\"name\":\"thermo-e2e\",\"description\":\"e2e\"}],\"removed_devices\":"
+                   "null}",
+                   id);
+    expect_mqtt_json(watch, UPDATED_TOPIC, tpl);
+    /* the desired value is the twin's expected value, and the delta says so */
+    expect_delta(watch, delta, "22", NULL);
+    wait_acked(msg_id);
+    kedge_free(msg_id);
+    d = device("thermo-dev");
+    ck_assert_int_eq(kh_client_sub(d, "$hw/events/node/" NODE "/membership/get/result", 1), 1);
+    ck_assert_int_eq(kh_client_pub(d, "$hw/events/node/" NODE "/membership/get",
+                                   "{\"event_id\":\"m2\"}", -1, 1, false),
+                     0);
+    ck_assert_int_eq(
+        kh_client_wait(d, "$hw/events/node/" NODE "/membership/get/result", WAIT_MS, &m), 0);
+    ck_assert_int_eq(kedge_json_parse(m.payload, (size_t)m.len, &doc), 0);
+    devs = kedge_json_get(kedge_jdoc_root(doc), "devices");
+    ck_assert_msg(devs && devs->n == 1, "devices: %s", m.payload);
+    ck_assert_str_eq(kedge_json_get(devs->child, "id")->str, id);
+    kedge_jdoc_free(doc);
+    kh_msg_cleanup(&m);
+
+    /* a typed twin (the result carries type int), reported under the generation's resource,
+     * answered by the device controller: the outbox empties */
+    ck_assert_int_eq(kh_client_sub(d, getres, 1), 1);
+    (void)snprintf(tpl, sizeof(tpl), "$hw/events/device/%s/twin/update/result", id);
+    ck_assert_int_eq(kh_client_sub(d, tpl, 1), 1);
+    twin_update_value(d, id, 25);
+    edge_updated_tpl(tpl, sizeof(tpl), id, 25, 1);
+    expect_cloud_msg(cloud_wait(&since, &edge_updated), tpl);
+    wait_db_int(bridgectl_db_path(bridge), OUTBOX_COUNT, 0);
+    expect_delta(watch, delta, "22", "25");
+    obj = NULL;
+    deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+    while (!(obj = sim_object("default/device/thermo-e2e")) ||
+           !strstr(obj, "\"reported\":{\"metadata\":{\"timestamp\":")) {
+        kedge_free(obj);
+        ck_assert_msg(kt_now_ms() < deadline, "the cloud's Device never got the reported value");
+        pause_poll();
+    }
+    ck_assert_ptr_nonnull(strstr(obj, "\"type\":\"int\"},\"value\":\"25\"}"));
+    kedge_free(obj);
+    /* the cloud sends the Device again after that status patch: acked, and no delta */
+    wait_no_pending();
+
+    /* a desired value patched in the cloud: the expected value and a delta; had the re-sent
+     * Device published one, it would come first on this subscription */
+    msg_id = send_owned(e2e_device("update", 300, "30"));
+    expect_delta(watch, delta, "30", "25");
+    wait_acked(msg_id);
+    kedge_free(msg_id);
+    /* the same Device again (cloudcore does this after each status patch): nothing; the next
+     * delta is the next change's */
+    msg_id = send_owned(e2e_device("update", 301, "30"));
+    wait_acked(msg_id);
+    kedge_free(msg_id);
+    msg_id = send_owned(e2e_device("update", 302, "31"));
+    expect_delta(watch, delta, "31", "25");
+    wait_acked(msg_id);
+    kedge_free(msg_id);
+    /* the device's own reported value is untouched by all of it */
+    ck_assert_int_eq(kh_client_pub(d, get, "{\"event_id\":\"g1\"}", -1, 1, false), 0);
+    expect_mqtt_json(d, getres,
+                     "{\"event_id\":\"g1\",\"timestamp\":\"<ts>\",\"twin\":{\"temperature\":{"
+                     "\"expected\":{\"value\":\"31\",\"metadata\":{\"timestamp\":\"<ts>\"}},"
+                     "\"actual\":{\"value\":\"25\",\"metadata\":{\"timestamp\":\"<ts>\"}},"
+                     "\"optional\":true,\"metadata\":{\"type\":\"int\"}}}}");
+
+    /* deleted in the cloud (its membership, then the Device): removed and announced once; the
+     * next announcement is a later device's */
+    (void)snprintf(tpl, sizeof(tpl),
+                   "{\"route\":{\"source\":\"devicecontroller\",\"group\":\"twin\",\"operation\":"
+                   "\"update\",\"resource\":\"node/" NODE "/membership\"},\"content\":{"
+                   "\"event_id\":\"ev-rm\",\"timestamp\":1,\"added_devices\":[],"
+                   "\"removed_devices\":[{\"id\":\"%s\",\"name\":\"thermo-e2e\"}]}}",
+                   id);
+    kedge_free(cloud_send(tpl));
+    msg_id = send_owned(e2e_device("delete", 303, "31"));
+    wait_acked(msg_id);
+    kedge_free(msg_id);
+    ck_assert_int_eq(kh_client_wait(watch, UPDATED_TOPIC, WAIT_MS, &m), 0);
+    ck_assert_ptr_nonnull(strstr(m.payload, "\"removed_devices\":[{"));
+    kh_msg_cleanup(&m);
+    kedge_free(cloud_send(MEMBERSHIP_ADD_THERMO));
+    ck_assert_int_eq(kh_client_wait(watch, UPDATED_TOPIC, WAIT_MS, &m), 0);
+    ck_assert_ptr_nonnull(strstr(m.payload, "\"added_devices\":[{\"id\":\"" DEV "\""));
+    kh_msg_cleanup(&m);
+    kh_client_free(d);
+    kh_client_free(watch);
+}
+END_TEST
+
 /* ---- 3. eventbus: cloud publish, uploads, cloud subscribe ---------------------------------- */
 
 START_TEST(test_eventbus)
@@ -799,7 +1020,7 @@ START_TEST(test_keepalive)
         "{\"header\":{\"msg_id\":\"<generated>\",\"timestamp\":\"<ts>\"},\"route\":{\"source\":"
         "\"websocket\",\"group\":\"resource\",\"operation\":\"keepalive\",\"resource\":\"node\"},"
         "\"content\":\"ping\"}";
-    struct chain_opts co = {fast, 0, 3};
+    struct chain_opts co = {fast, 0, 3, NULL};
     char *ids[7];
     long long since = -1;
     int i, j;
@@ -837,7 +1058,7 @@ END_TEST
 START_TEST(test_bad_cloud_input)
 {
     static const struct kv small[] = {{"max_frame_bytes", "4096"}, {NULL, NULL}};
-    struct chain_opts co = {small, 3600, 0}; /* no resends muddle the log */
+    struct chain_opts co = {small, 3600, 0, NULL}; /* no resends muddle the log */
     static const struct {
         const char *what, *json, *log;
     } cases[] = {
@@ -1007,7 +1228,7 @@ START_TEST(test_ack_after_store)
 {
     static const struct route_sel ack = {"edgecontroller", "resource", "response",
                                          "default/configmap/app-cfg"};
-    struct chain_opts co = {NULL, 1, 0}; /* cloudsim resends every second */
+    struct chain_opts co = {NULL, 1, 0, NULL}; /* cloudsim resends every second */
     sqlite3 *lock = NULL;
     char tpl[512], tx[128];
     long long since = -1;
@@ -1158,7 +1379,6 @@ static Suite *bridge_suite(void)
 
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, test_twin_to_cloud);
-    tcase_add_test(tc, test_membership_and_device_types);
     tcase_add_test(tc, test_eventbus);
     tcase_add_test(tc, test_frozen_link);
     tcase_add_test(tc, test_keepalive);
@@ -1168,6 +1388,12 @@ static Suite *bridge_suite(void)
     tcase_add_test(tc, test_ack_after_store);
     tcase_add_test(tc, test_sigterm_keeps_outbox);
     tcase_add_test(tc, test_bridgectl);
+    suite_add_tcase(s, tc);
+    /* devices from the cloud (CK_RUN_CASE=devices runs only these) */
+    tc = tcase_create("devices");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, test_membership_and_device_types);
+    tcase_add_loop_test(tc, test_device_generations, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

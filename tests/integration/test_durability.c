@@ -158,6 +158,7 @@ static void chain_up(const struct chain_opts *co)
         co = &none;
     so.node = NODE;
     so.resend_interval_s = 1;
+    so.cloud_version = "1.17"; /* the devices are default/dur-N */
     ck_assert_int_eq(simctl_start(&so, &sim), 0);
 
     bo.password = BRIDGE_PASS;
@@ -189,6 +190,7 @@ static void chain_up(const struct chain_opts *co)
     bset_long("cloud_qps", 0);
     bset_long("resend_s", 2);
     bset_long("rotate_certificates", 0);
+    bset("cloud_version", so.cloud_version);
     for (kv = co->bridge_kv; kv && kv[0]; kv += 2)
         bset(kv[0], kv[1]);
     ck_assert_int_eq(bridgectl_start(bridge), 0);

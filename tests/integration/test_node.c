@@ -110,6 +110,7 @@ static char *db_text(const char *path, const char *sql)
 
 struct chain_opts {
     const char *node_namespace; /* NULL: the bridge's default */
+    const char *cloud_version;  /* NULL: the bridge's default (1.15) */
     const char *plugin_db;      /* NULL: the harness's default */
     bool refuse_link;           /* cloudsim refuses the edge from the start */
 };
@@ -219,6 +220,8 @@ static void chain_up(const struct chain_opts *co)
     bset_long("lease_interval_s", 1);
     if (co->node_namespace)
         bset("node_namespace", co->node_namespace);
+    if (co->cloud_version)
+        bset("cloud_version", co->cloud_version);
     ck_assert_int_eq(bridgectl_start(bridge), 0);
     if (!co->refuse_link)
         wait_connected();
@@ -489,12 +492,14 @@ static void expect_json(const char *actual, const char *expected)
 
 /* ---- 1. registration, Ready, NotReady, Ready again ------------------------------------------ */
 
+/* cloud_version alone decides the node namespace: default before v1.23, null from v1.23 */
 static const char *const namespaces[] = {"default", "null"};
+static const char *const versions[] = {"1.15", "1.23"};
 
 START_TEST(test_node_ready_lifecycle)
 {
     const char *ns = namespaces[_i];
-    struct chain_opts co = {.node_namespace = ns};
+    struct chain_opts co = {.cloud_version = versions[_i]};
     char key_node[128], key_patch[128], sql[512], *v;
     struct node_view nv;
     int64_t until, first_renew;
@@ -719,7 +724,8 @@ END_TEST
     "\"metadata\":{\"name\":\"meter\",\"namespace\":\"default\",\"resourceVersion\":\"302\"},"     \
     "\"spec\":{\"deviceModelRef\":{\"name\":\"meter-model\"},\"nodeName\":\"" NODE "\","           \
     "\"properties\":[{\"name\":\"power\"}]}}}"
-#define METER_TOPIC "$hw/events/device/default/meter/twin/update"
+/* the bridge's default generation (cloud_version 1.15) names devices by their bare name */
+#define METER_TOPIC "$hw/events/device/meter/twin/update"
 
 START_TEST(test_device_from_cloud)
 {

@@ -817,6 +817,71 @@ START_TEST(namespaced_device)
 }
 END_TEST
 
+/* A desired-value message from the bridge (include/kedge/ke.h, device/{id}/twin/desired). */
+static int desired(const char *id, const char *content)
+{
+    struct kedge_twin_update u;
+    int rc;
+
+    ck_assert_int_eq(kedge_twin_update_decode(content, strlen(content), &u), 0);
+    rc = devicetwin_desired(&dt, id, "", u.twins, u.n);
+    kedge_twin_update_cleanup(&u);
+    devicetwin_tick(&dt, true);
+    return rc;
+}
+
+/* The cloud's desired value: expected value, expected cloud version + 1, document and delta,
+ * nothing for the cloud; actual untouched. The same value again publishes nothing; a value
+ * not of the twin's type is skipped; a missing twin is added with the given type. */
+START_TEST(desired_values)
+{
+    ck_assert_int_eq(desired(DEV, "{\"event_id\":\"\",\"timestamp\":1,\"twin\":{\"temperature\":{"
+                                  "\"expected\":{\"value\":\"30\"},\"metadata\":{\"type\":"
+                                  "\"int\"}}}}"),
+                     0);
+    expect_count(2);
+    ck_assert_str_eq(pubs[0].topic, DOCUMENT);
+    expect_pub(1, DELTA,
+               "{\"event_id\":\"UUID\",\"timestamp\":T,\"twin\":{\"humidity\":" HUMIDITY
+               ",\"label\":" LABEL ",\"mandkey\":" MANDKEY ",\"optkey\":" OPTKEY ",\"switch\":" SWITCH
+               ",\"temperature\":{\"expected\":{\"value\":\"30\",\"metadata\":{\"timestamp\":T}},"
+               "\"actual\":{\"value\":\"21\",\"metadata\":" META0 "},\"optional\":false,"
+               "\"metadata\":{\"type\":\"int\"}}},\"delta\":{\"humidity\":\"40.5\",\"mandkey\":"
+               "\"x\",\"optkey\":\"x\",\"switch\":\"true\",\"temperature\":\"30\"}}");
+    ck_assert_str_eq(db_text("SELECT expected || '|' || actual || '|' || expected_version || '|' "
+                             "|| actual_version FROM device_twin WHERE deviceid = '" DEV
+                             "' AND name = 'temperature'"),
+                     "30|21|{\"cloud\":1,\"edge\":0}|{\"cloud\":0,\"edge\":0}");
+    ck_assert_str_eq(db_text("SELECT count(*) FROM kedge_outbox"), "0");
+
+    /* again (a bridge that stopped before it stored the Device sends it again): nothing */
+    clear_pubs();
+    ck_assert_int_eq(desired(DEV, "{\"event_id\":\"\",\"timestamp\":1,\"twin\":{\"temperature\":{"
+                                  "\"expected\":{\"value\":\"30\"}}}}"),
+                     0);
+    expect_count(0);
+    /* not an int: skipped, nothing changes */
+    ck_assert_int_eq(desired(DEV, "{\"event_id\":\"\",\"timestamp\":1,\"twin\":{\"temperature\":{"
+                                  "\"expected\":{\"value\":\"warm\"}}}}"),
+                     0);
+    expect_count(0);
+    ck_assert_str_eq(db_text("SELECT expected || '|' || expected_version FROM device_twin WHERE "
+                             "deviceid = '" DEV "' AND name = 'temperature'"),
+                     "30|{\"cloud\":1,\"edge\":0}");
+    /* a twin the device has not got yet: added, typed, with the value expected */
+    ck_assert_int_eq(desired(DEV, "{\"event_id\":\"\",\"timestamp\":1,\"twin\":{\"mode\":{"
+                                  "\"expected\":{\"value\":\"eco\"},\"metadata\":{\"type\":"
+                                  "\"string\"}}}}"),
+                     0);
+    ck_assert_str_eq(db_text("SELECT expected || '|' || attr_type || '|' || expected_version "
+                             "FROM device_twin WHERE deviceid = '" DEV "' AND name = 'mode'"),
+                     "eco|string|{\"cloud\":1,\"edge\":0}");
+    ck_assert_str_eq(db_text("SELECT count(*) FROM kedge_outbox"), "0");
+    /* an unknown device is refused (the bridge leaves the Device unacked) */
+    ck_assert_int_eq(desired("nobody", "{\"event_id\":\"\",\"twin\":{}}"), KEDGE_ENODEVICE);
+}
+END_TEST
+
 /* Results wait for the commit that holds them (group commit). */
 START_TEST(nothing_before_commit)
 {
@@ -1226,6 +1291,7 @@ static Suite *devicetwin_suite(void)
     tc = tcase_create("update");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, delete_optional);
+    tcase_add_test(tc, desired_values);
     tcase_add_test(tc, readd_deleted);
     tcase_add_test(tc, null_on_mandatory);
     tcase_add_test(tc, new_key_null);
