@@ -15,7 +15,8 @@
  *    update.
  * Nothing of this is queued while offline: only the newest status matters, so it is sent
  * straight on the link (never through the outbox) and again as soon as the link returns.
- * {ns} is "default" for cloudcore v1.12-v1.22 and "null" for v1.23+ (node_namespace).
+ * {ns} is "default" for cloudcore v1.12-v1.22 and "null" for v1.23+ (node_namespace, derived
+ * from cloud_version unless set).
  */
 #include <errno.h>
 #include <ifaddrs.h>

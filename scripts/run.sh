@@ -25,7 +25,9 @@
 #   KEDGE_CLOUD_TOKEN=            token for the first join of that cloudcore
 #   KEDGE_CLOUD_PORT=10000        CloudHub websocket port (cloudsim listens there too)
 #   KEDGE_CLOUD_HTTPS_PORT=10002  CloudHub's certificate port (join, rotation)
-#   KEDGE_CLOUD_VERSION=1.15      the cloud's generation, MAJOR.MINOR (bridge key cloud_version)
+#   KEDGE_CLOUD_VERSION=          the cloud's generation, MAJOR.MINOR (bridge key cloud_version):
+#                                 1.15 with KEDGE_CLOUD_HOST, else 1.17 (the local cloudsim then
+#                                 speaks the generation whose ids look like default/thermo)
 #   KEDGE_CLOUDSIM_CONTROL_PORT=10010  the local cloud's control API
 #   KEDGE_ENGINE_SOCKET=          a running dockerd/podman API socket to use for pods; unset: start
 #                                 scripts/engine.sh (podman); none: no container engine
@@ -43,7 +45,7 @@ CONF=$DATA_DIR/mosquitto.conf
 CLOUD_HOST=${KEDGE_CLOUD_HOST:-}
 CLOUD_PORT=${KEDGE_CLOUD_PORT:-10000}
 CLOUD_HTTPS_PORT=${KEDGE_CLOUD_HTTPS_PORT:-10002}
-CLOUD_VERSION=${KEDGE_CLOUD_VERSION:-1.15}
+CLOUD_VERSION=${KEDGE_CLOUD_VERSION:-$([[ -n $CLOUD_HOST ]] && echo 1.15 || echo 1.17)}
 SIM_CONTROL_PORT=${KEDGE_CLOUDSIM_CONTROL_PORT:-10010}
 PASSWORD_FILE=$DATA_DIR/bridge.password
 ENGINE_SOCKET=${KEDGE_ENGINE_SOCKET:-}
@@ -268,6 +270,21 @@ engine_args() {
     return 0
 }
 
+# The local cloud learns the demo device the way cloudcore would have sent it: a membership
+# update naming it (cloudsim answers twin reports only for devices it knows).
+introduce_demo() {
+    local body
+    body='{"route":{"source":"devicecontroller","group":"twin","operation":"update",'
+    body+='"resource":"membership"},"content":{"event_id":"demo","timestamp":0,"added_devices":'
+    body+='[{"id":"default/thermo","name":"thermo","description":"kedge demo thermometer"}],'
+    body+='"removed_devices":null}}'
+    exec 3<>"/dev/tcp/127.0.0.1/$SIM_CONTROL_PORT" || return 1
+    printf 'POST /send HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' >&3
+    printf 'Content-Length: %d\r\nConnection: close\r\n\r\n%s' "${#body}" "$body" >&3
+    cat <&3 >/dev/null
+    exec 3>&-
+}
+
 wait_for_port() {
     local port=$1 i
     for ((i = 0; i < 100; i++)); do
@@ -338,10 +355,12 @@ main() {
     engine_args
     if [[ -z $CLOUD_HOST ]]; then
         "$BUILD_DIR/tests/cloudsim/kedge-cloudsim" --certs "$DATA_DIR/cloud-certs" \
-            --node "$NODE_NAME" --port "$CLOUD_PORT" --control-port "$SIM_CONTROL_PORT" \
+            --cloud-version "$CLOUD_VERSION" --node "$NODE_NAME" --port "$CLOUD_PORT" \
+            --control-port "$SIM_CONTROL_PORT" \
             >/dev/null &
         PIDS+=($!)
         wait_for_port "$SIM_CONTROL_PORT" || { stop_all; die "kedge-cloudsim did not start"; }
+        introduce_demo || echo "run.sh: could not tell kedge-cloudsim about the demo device" >&2
     fi
     /usr/sbin/mosquitto -c "$CONF" &
     PIDS+=($!)
