@@ -207,8 +207,8 @@ typedef void (*metamgr_row_fn)(void *ctx, const char *key, const char *value);
 /* Edged's hook for cloud insert/update/delete of pods, configmaps and secrets (after the row is
  * committed, before the ack). */
 typedef void (*metamgr_pod_fn)(void *ctx, const struct kedge_msg *m);
-/* devices.c's hook for the device controller's devices and device models (type "device" or
- * "devicemodel"), before anything is stored: it stores the row (metamgr_store) and acks the
+/* devices.c's hook for devices and device models (type "device" or "devicemodel", from the
+ * device controller or the object sync after a reconnect), before anything is stored: it stores the row (metamgr_store) and acks the
  * cloud itself. Returns as a route_fn does. */
 typedef int (*metamgr_device_fn)(void *ctx, const struct kedge_msg *m, const char *type);
 

@@ -9,8 +9,8 @@
  * link is up (the reply is stored), everything else, and everything while offline, from the
  * table.
  *
- * Devices and device models from the device controller go to devices.c's hook instead, which
- * stores and acks them once the plugin has applied what they mean for the device twins.
+ * Devices and device models (whichever controller sends them) go to devices.c's hook instead,
+ * which stores and acks them once the plugin has applied what they mean for the device twins.
  *
  * The local query interface ($ke/meta/{ref}, include/kedge/ke.h) answers kedge-ctl (and any
  * bridge-identity client) the way edgecore's processQuery answers edged.
@@ -343,8 +343,9 @@ static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
     if (strcmp(op, "insert") && strcmp(op, "update") && strcmp(op, "patch") &&
         strcmp(op, "response") && strcmp(op, "delete"))
         return KEDGE_ESCHEMA;
-    if (mm->device_hook && m->source && !strcmp(m->source, "devicecontroller") &&
-        (!strcmp(type, "device") || !strcmp(type, "devicemodel")))
+    /* from the device controller, or from the edge controller's object sync after a
+     * reconnect (cloudcore v1.15 re-sends a Device changed while the node was away that way) */
+    if (mm->device_hook && (!strcmp(type, "device") || !strcmp(type, "devicemodel")))
         return mm->device_hook(mm->device_ctx, m, type);
     rc = metamgr_store(mm, m);
     if (rc < 0)
