@@ -62,7 +62,8 @@ static bool namespaced(const struct devctl *d)
 /* The id this generation gives a Device. */
 static int dev_id(const struct devctl *d, const struct sim_device *s, struct kedge_buf *b)
 {
-    return namespaced(d) ? kedge_buf_printf(b, "%s/%s", s->ns, s->name) : kedge_buf_puts(b, s->name);
+    return namespaced(d) ? kedge_buf_printf(b, "%s/%s", s->ns, s->name)
+                         : kedge_buf_puts(b, s->name);
 }
 
 static struct sim_device *find_by_id(struct devctl *d, const char *id)
@@ -101,6 +102,14 @@ static bool id_known(const struct devctl *d, const char *id)
 
 /* ---- downstream: what the cloud sent -------------------------------------------------------- */
 
+/* The elements of an array member (NULL when it is absent, null or not an array). */
+static const struct kedge_jval *elements(const struct kedge_jval *obj, const char *key)
+{
+    const struct kedge_jval *a = kedge_json_get(obj, key);
+
+    return a && a->type == KEDGE_JARR ? a->child : NULL;
+}
+
 static int membership(struct devctl *d, const struct kedge_msg *m)
 {
     struct kedge_jdoc *doc = NULL;
@@ -110,9 +119,7 @@ static int membership(struct devctl *d, const struct kedge_msg *m)
     if (kedge_json_parse(m->content, m->content_len, &doc) < 0)
         return 0;
     root = kedge_jdoc_root(doc);
-    for (e = kedge_json_get(root, "added_devices") ? kedge_json_get(root, "added_devices")->child
-                                                   : NULL;
-         e && rc == 0; e = e->next) {
+    for (e = elements(root, "added_devices"); e && rc == 0; e = e->next) {
         const struct kedge_jval *id = kedge_json_get(e, "id");
         char **n;
         if (!id || id->type != KEDGE_JSTR || id_known(d, id->str))
@@ -127,10 +134,7 @@ static int membership(struct devctl *d, const struct kedge_msg *m)
         d->ids = n;
         d->n_ids++;
     }
-    for (e = kedge_json_get(root, "removed_devices")
-                 ? kedge_json_get(root, "removed_devices")->child
-                 : NULL;
-         e; e = e->next) {
+    for (e = elements(root, "removed_devices"); e; e = e->next) {
         const struct kedge_jval *id = kedge_json_get(e, "id");
         size_t i;
         for (i = 0; id && id->type == KEDGE_JSTR && i < d->n_ids; i++) {
@@ -145,8 +149,7 @@ static int membership(struct devctl *d, const struct kedge_msg *m)
     return rc;
 }
 
-int devctl_downstream(struct devctl *d, const struct kedge_msg *m, const char *ns,
-                      const char *name)
+int devctl_downstream(struct devctl *d, const struct kedge_msg *m, const char *ns, const char *name)
 {
     struct sim_device **slot, *s;
     struct kedge_jdoc *doc = NULL;
@@ -257,8 +260,8 @@ static bool has_value(const struct kedge_jval *side)
 
 /* {"metadata":{"resourceVersion":rv},"status":{"twins":[...]}}: the listed twins with the
  * reported ones replaced. Returns 1 (a patch), 0 (nothing listed was reported), or <0. */
-static int status_patch(const struct kedge_jval *dev, const struct kedge_jval *twin,
-                        const char *rv, struct kedge_buf *out)
+static int status_patch(const struct kedge_jval *dev, const struct kedge_jval *twin, const char *rv,
+                        struct kedge_buf *out)
 {
     const struct kedge_jval *listed = kedge_json_get(kedge_json_get(dev, "status"), "twins"), *t,
                             *mem;
@@ -279,8 +282,8 @@ static int status_patch(const struct kedge_jval *dev, const struct kedge_jval *t
     kedge_jw_arr_open(&w);
     for (t = listed->child; t; t = t->next) {
         const struct kedge_jval *pn = kedge_json_get(t, "propertyName");
-        const struct kedge_jval *r = pn && pn->type == KEDGE_JSTR ? kedge_json_get(twin, pn->str)
-                                                                  : NULL;
+        const struct kedge_jval *r =
+            pn && pn->type == KEDGE_JSTR ? kedge_json_get(twin, pn->str) : NULL;
         const struct kedge_jval *actual = kedge_json_get(r, "actual");
         const struct kedge_jval *expected = kedge_json_get(r, "expected");
         const struct kedge_jval *meta = kedge_json_get(r, "metadata");
@@ -319,10 +322,10 @@ static int resend_msg(const struct sim_device *s, struct kedge_msg *out)
     int rc = kedge_buf_printf(&res, "node/%s/%s/device/%s", s->node, s->ns, s->name);
 
     memset(out, 0, sizeof(*out));
-    if (rc == 0 && (!(out->source = kedge_strdup("devicecontroller")) ||
-                    !(out->group = kedge_strdup("resource")) ||
-                    !(out->operation = kedge_strdup("update")) ||
-                    !(out->resource_version = kedge_strdup(s->rv))))
+    if (rc == 0 &&
+        (!(out->source = kedge_strdup("devicecontroller")) ||
+         !(out->group = kedge_strdup("resource")) || !(out->operation = kedge_strdup("update")) ||
+         !(out->resource_version = kedge_strdup(s->rv))))
         rc = -ENOMEM;
     if (rc == 0 && !(out->resource = kedge_buf_take(&res, NULL)))
         rc = -ENOMEM;
