@@ -44,6 +44,7 @@ struct bridge_config {
     long cloud_qps;        /* 0: no limit */
     long cloud_burst;
     long resend_s;         /* unconfirmed twin/state messages go again (edgecore: 60) */
+    long resend_max;       /* ... at most this often, then set aside (0: for ever) */
     long max_frame_bytes;
     long down_timeout_ms;  /* plugin answer to a cloud message */
     char *log_level;
@@ -74,6 +75,8 @@ void config_cleanup(struct bridge_config *cfg);
 void config_print_keys(void);
 /* Device ids are {namespace}/{name} (cloudcore v1.17+), else the bare name. */
 bool config_device_ids_namespaced(const struct bridge_config *cfg);
+/* Whether the configured cloud answers a device's state/update (cloudcore v1.18+). */
+bool bridge_cloud_answers_state(const struct bridge_config *cfg);
 
 /* ==== ratelimit.c ======================================================================== */
 
@@ -90,7 +93,8 @@ uint64_t ratelimit_take(struct ratelimit *rl, uint64_t now_ms);
 
 enum outbox_kind {
     OUTBOX_FIRE = 0,    /* delivered once the cloud has read it (uploads, requests) */
-    OUTBOX_CONFIRM = 1, /* kept until the cloud answers with parent_msg_id (twin, state) */
+    OUTBOX_CONFIRM = 1, /* kept until the cloud answers with parent_msg_id (twin, state);
+                         * its subject is its resource: one per subject is on the link */
 };
 
 struct outbox_entry {
@@ -99,18 +103,27 @@ struct outbox_entry {
     char *msg; /* the beehive message JSON */
     size_t len;
     enum outbox_kind kind;
+    int64_t resends; /* unanswered resends so far (confirm entries) */
+    bool resend;     /* boutbox_next picked it because its answer is overdue */
 };
 
 struct boutbox;
 
-int boutbox_open(const char *path, struct boutbox **out);
+/* resend_max: unanswered resends after which a confirm entry is set aside (0: never).
+ * state_answered: the cloud answers state/update (v1.19+), so state reports are confirm
+ * entries; otherwise they are fire entries, as nothing would ever confirm them. */
+int boutbox_open(const char *path, long resend_max, bool state_answered, struct boutbox **out);
 void boutbox_close(struct boutbox *ob);
 /* Store a message (deduplicated by msg_id) into the open batch. 0, -ENOMEM, KEDGE_ESTORE. */
 int boutbox_put(struct boutbox *ob, const char *msg, size_t len);
 /* COMMIT the open batch. 0 or KEDGE_ESTORE (then nothing of the batch is stored). */
 int boutbox_commit(struct boutbox *ob);
-/* The next entry to send after id `after`, skipping confirm entries sent less than resend_ms
- * ago. Returns 1 (filled; cleanup with boutbox_entry_cleanup), 0 (none), or an error. */
+/* The next entry to send: a confirm entry that became its subject's head (the one before it
+ * was confirmed) at or before id `after`, else the next sendable entry after `after`, else a
+ * confirm entry sent resend_ms ago and still unanswered. Entries that wait behind an older one
+ * of their subject are never returned; an overdue entry past resend_max resends is set aside
+ * instead (logged, counted). Returns 1 (filled; cleanup with boutbox_entry_cleanup), 0 (none),
+ * or an error. */
 int boutbox_next(struct boutbox *ob, int64_t after, uint64_t resend_ms, struct outbox_entry *e);
 void boutbox_entry_cleanup(struct outbox_entry *e);
 /* The entry went out on the link: confirm entries are remembered (resent after resend_ms);
@@ -119,8 +132,11 @@ int boutbox_sent(struct boutbox *ob, const struct outbox_entry *e);
 /* The cloud has read every fire entry up to id upto (a PONG to a PING sent after them):
  * they leave. Returns how many left, or KEDGE_ESTORE. */
 int boutbox_delivered(struct boutbox *ob, int64_t upto);
-/* The cloud answered msg_id. Returns 1 if an entry was removed, 0 if none matched. */
+/* The cloud answered msg_id: the entry leaves and the next one of its subject may go.
+ * Returns 1 if an entry was removed, 0 if none matched, or KEDGE_ESTORE. */
 int boutbox_confirmed(struct boutbox *ob, const char *msg_id);
+/* Confirm entries set aside (never answered) since the outbox was opened. */
+int64_t boutbox_given_up(const struct boutbox *ob);
 /* Forget "sent" marks (after a reconnect everything unconfirmed goes again). */
 void boutbox_reset_sent(struct boutbox *ob);
 int64_t boutbox_depth(struct boutbox *ob);

@@ -66,6 +66,8 @@ static const struct conf_key keys[] = {
     {"cloud_burst", CONF_INT, F(cloud_burst), 1, 100000, "60", "edge->cloud burst"},
     {"resend_s", CONF_INT, F(resend_s), 1, 3600, "60",
      "resend unconfirmed twin/state messages after"},
+    {"resend_max", CONF_INT, F(resend_max), 0, 1000000, "10",
+     "unanswered resends before a twin/state message is set aside (0: never)"},
     {"max_frame_bytes", CONF_INT, F(max_frame_bytes), 1024, 1 << 30, "16777216",
      "largest cloud message accepted"},
     {"down_timeout_ms", CONF_INT, F(down_timeout_ms), 100, 600000, "10000",
@@ -332,4 +334,11 @@ void config_cleanup(struct bridge_config *cfg)
         memset(cfg->password, 0, strlen(cfg->password));
     kedge_free(cfg->password);
     cfg->password = NULL;
+}
+
+bool bridge_cloud_answers_state(const struct bridge_config *cfg)
+{
+    /* devicecontroller's upstream knows state/update from v1.18.0 (GetResourceTypeForDevice,
+     * updateDeviceStates); up to v1.17 it is "unknown resource" and never answered */
+    return cfg->cloud_minor >= 18;
 }

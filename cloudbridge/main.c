@@ -205,7 +205,9 @@ int main(int argc, char **argv)
         goto out;
     kedge_log_level_max = parse_level(br.cfg.log_level);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_sink);
-    if (boutbox_open(br.cfg.db_path, &br.outbox) < 0 || router_new(&br.router) < 0 ||
+    if (boutbox_open(br.cfg.db_path, br.cfg.resend_max, bridge_cloud_answers_state(&br.cfg),
+                     &br.outbox) < 0 ||
+        router_new(&br.router) < 0 ||
         twinbus_register(br.router) < 0 || create_loop(&br) < 0 ||
         edgehub_new(&br, &br.hub) < 0 || relay_new(&br, &br.relay) < 0 ||
         metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0 ||

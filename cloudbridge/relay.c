@@ -439,11 +439,11 @@ static void send_status(struct relay *r)
     snprintf(json, sizeof(json),
              "{\"link\":\"%s\",\"reconnects\":%llu,\"last_keepalive_ms\":%lld,"
              "\"last_delivery_ms\":%lld,\"outbox_depth\":%lld,\"outbox_oldest_ms\":%lld,"
-             "\"cert_not_after_s\":%lld}",
+             "\"outbox_set_aside\":%lld,\"cert_not_after_s\":%lld}",
              st.connected ? "connected" : "disconnected", (unsigned long long)st.reconnects,
              (long long)st.last_keepalive_ms, (long long)st.last_delivery_ms,
              (long long)boutbox_depth(r->br->outbox), (long long)boutbox_oldest_ms(r->br->outbox),
-             (long long)certwatch_not_after());
+             (long long)boutbox_given_up(r->br->outbox), (long long)certwatch_not_after());
     (void)publish(r, KE_STATUS, json, strlen(json));
 }
 

@@ -79,8 +79,9 @@
  *
  *  $ke/status                     bridge -> plugin, every few seconds
  *      {"link":"connected","reconnects":3,"last_keepalive_ms":T,"last_delivery_ms":T,
- *       "outbox_depth":0,"outbox_oldest_ms":0,"cert_not_after_s":1795000000}
- *    (times are Unix ms, 0 = never; cert_not_after_s Unix seconds, 0 = unknown)
+ *       "outbox_depth":0,"outbox_oldest_ms":0,"outbox_set_aside":0,"cert_not_after_s":1795000000}
+ *    (times are Unix ms, 0 = never; cert_not_after_s Unix seconds, 0 = unknown;
+ *    outbox_set_aside: twin/state messages the cloud never answered, dropped since start)
  *  $SYS/kedge/{node}/plugin and $SYS/kedge/{node}/bridge: retained, refreshed every 5 s by the
  *    plugin: the plugin's status (below) and the bridge's last $ke/status, for operators and
  *    monitoring (readable as the broker's ACLs allow).

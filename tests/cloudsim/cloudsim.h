@@ -217,6 +217,8 @@ int devctl_get(struct devctl *d, const char *ns, const char *name, const char **
  * zeroed. Returns 0 or -ENOMEM. */
 int devctl_edge_updated(struct devctl *d, const struct kedge_msg *m, bool *known,
                         struct kedge_msg *resend);
+/* A state/update from the edge: answered ("OK") from v1.18, for a device it knows. */
+bool devctl_state_answered(struct devctl *d, const struct kedge_msg *m);
 
 /* ---------------------------------------------------------------------------------------------
  * smpatch.c: strategic merge patch (k8s.io/apimachinery/pkg/util/strategicpatch)

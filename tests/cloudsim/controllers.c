@@ -10,8 +10,8 @@
  *
  *  - device controller: twin edge_updated gets "OK" (group twin, resource "twin") for a
  *    device it knows, and a Device whose status it changed goes down again (devices.c);
- *    state/update gets "OK" (a difference: cloudcore v1.15 answers none, GetResourceTypeFor-
- *    Device knows no state/update); membership/detail is ignored.
+ *    state/update gets "OK" from v1.18 for a known device (before, GetResourceTypeForDevice
+ *    knows no state/update and nothing answers it); membership/detail is ignored.
  *  - edge controller: the table `ec_rules` below, one row per (resource type, operation).
  *    Objects the edge inserts or updates, and objects the cloud sends down (hub_send_json), go
  *    into a small store keyed by resource; queries and patches answer from it. Nodes live in
@@ -653,7 +653,7 @@ static int device_controller(struct controllers *c, struct hub *h, const char *n
         return rc;
     }
     if (strstr(res, "state/update"))
-        return reply_send(h, node, m, &rp);
+        return devctl_state_answered(c->devices, m) ? reply_send(h, node, m, &rp) : 0;
     if (strstr(res, "membership/detail")) {
         kedge_log(KEDGE_LOG_INFO, "cloudsim: membership detail request ignored (as cloudcore)");
         return 0;

@@ -258,18 +258,64 @@ static bool has_value(const struct kedge_jval *side)
     return v && v->type == KEDGE_JSTR;
 }
 
-/* {"metadata":{"resourceVersion":rv},"status":{"twins":[...]}}: the listed twins with the
- * reported ones replaced. Returns 1 (a patch), 0 (nothing listed was reported), or <0. */
-static int status_patch(const struct kedge_jval *dev, const struct kedge_jval *twin, const char *rv,
-                        struct kedge_buf *out)
+/* Whether an array of objects has one whose `key` is the string name. */
+static bool names(const struct kedge_jval *arr, const char *key, const char *name)
 {
-    const struct kedge_jval *listed = kedge_json_get(kedge_json_get(dev, "status"), "twins"), *t,
-                            *mem;
+    const struct kedge_jval *e;
+
+    for (e = arr && arr->type == KEDGE_JARR ? arr->child : NULL; e; e = e->next) {
+        const struct kedge_jval *n = kedge_json_get(e, key);
+        if (n && n->type == KEDGE_JSTR && !strcmp(n->str, name))
+            return true;
+    }
+    return false;
+}
+
+/* One entry of status.twins with the report's values put in. */
+static bool write_listed(struct kedge_jw *w, const struct kedge_jval *t,
+                         const struct kedge_jval *twin)
+{
+    const struct kedge_jval *pn = kedge_json_get(t, "propertyName"), *mem;
+    const struct kedge_jval *r =
+        pn && pn->type == KEDGE_JSTR ? kedge_json_get(twin, pn->str) : NULL;
+    const struct kedge_jval *actual = kedge_json_get(r, "actual");
+    const struct kedge_jval *expected = kedge_json_get(r, "expected");
+    const struct kedge_jval *meta = kedge_json_get(r, "metadata");
+    bool rep = has_value(actual), obs = has_value(expected);
+
+    kedge_jw_obj_open(w);
+    for (mem = t->type == KEDGE_JOBJ ? t->child : NULL; mem; mem = mem->next) {
+        if ((rep && !strcmp(mem->key, "reported")) || (obs && !strcmp(mem->key, "observedDesired")))
+            continue;
+        kedge_jw_key(w, mem->key);
+        kedge_json_write_value(w, mem);
+    }
+    if (rep) {
+        kedge_jw_key(w, "reported");
+        write_property(w, actual, meta);
+    }
+    if (obs) {
+        kedge_jw_key(w, "observedDesired");
+        write_property(w, expected, meta);
+    }
+    kedge_jw_obj_close(w);
+    return rep || obs;
+}
+
+/* {"metadata":{"resourceVersion":rv},"status":{"twins":[...]}}: the listed twins with the
+ * reported ones replaced. From v1.17 (findOrCreateTwinByName) a reported twin that is not
+ * listed but is one of spec.properties is appended, as Go's code leaves it: a copy holding only
+ * the property name, since the values go into the original it returns; the next report finds
+ * it listed. Returns 1 (a patch), 0 (nothing to change), or <0. */
+static int status_patch(const struct devctl *d, const struct kedge_jval *dev,
+                        const struct kedge_jval *twin, const char *rv, struct kedge_buf *out)
+{
+    const struct kedge_jval *listed = kedge_json_get(kedge_json_get(dev, "status"), "twins");
+    const struct kedge_jval *props = kedge_json_get(kedge_json_get(dev, "spec"), "properties");
+    const struct kedge_jval *t;
     struct kedge_jw w;
     int touched = 0;
 
-    if (!listed || listed->type != KEDGE_JARR)
-        return 0;
     kedge_jw_init(&w, out);
     kedge_jw_obj_open(&w);
     kedge_jw_key(&w, "metadata");
@@ -280,32 +326,24 @@ static int status_patch(const struct kedge_jval *dev, const struct kedge_jval *t
     kedge_jw_obj_open(&w);
     kedge_jw_key(&w, "twins");
     kedge_jw_arr_open(&w);
-    for (t = listed->child; t; t = t->next) {
-        const struct kedge_jval *pn = kedge_json_get(t, "propertyName");
-        const struct kedge_jval *r =
-            pn && pn->type == KEDGE_JSTR ? kedge_json_get(twin, pn->str) : NULL;
-        const struct kedge_jval *actual = kedge_json_get(r, "actual");
-        const struct kedge_jval *expected = kedge_json_get(r, "expected");
-        const struct kedge_jval *meta = kedge_json_get(r, "metadata");
-        bool rep = has_value(actual), obs = has_value(expected);
+    for (t = listed && listed->type == KEDGE_JARR ? listed->child : NULL; t; t = t->next)
+        touched |= write_listed(&w, t, twin);
+    for (t = d->minor >= 17 && twin && twin->type == KEDGE_JOBJ ? twin->child : NULL; t;
+         t = t->next) {
+        if (names(listed, "propertyName", t->key) || !names(props, "name", t->key))
+            continue;
         kedge_jw_obj_open(&w);
-        for (mem = t->type == KEDGE_JOBJ ? t->child : NULL; mem; mem = mem->next) {
-            if ((rep && !strcmp(mem->key, "reported")) ||
-                (obs && !strcmp(mem->key, "observedDesired")))
-                continue;
-            kedge_jw_key(&w, mem->key);
-            kedge_json_write_value(&w, mem);
-        }
-        if (rep) {
-            kedge_jw_key(&w, "reported");
-            write_property(&w, actual, meta);
-        }
-        if (obs) {
-            kedge_jw_key(&w, "observedDesired");
-            write_property(&w, expected, meta);
-        }
+        kedge_jw_kstr(&w, "propertyName", t->key);
+        kedge_jw_key(&w, "reported");
+        kedge_jw_obj_open(&w);
+        kedge_jw_kstr(&w, "value", "");
         kedge_jw_obj_close(&w);
-        touched |= rep || obs;
+        kedge_jw_key(&w, "observedDesired");
+        kedge_jw_obj_open(&w);
+        kedge_jw_kstr(&w, "value", "");
+        kedge_jw_obj_close(&w);
+        kedge_jw_obj_close(&w);
+        touched = 1;
     }
     kedge_jw_arr_close(&w);
     kedge_jw_obj_close(&w);
@@ -366,7 +404,7 @@ int devctl_edge_updated(struct devctl *d, const struct kedge_msg *m, bool *known
         kedge_json_parse(m->content, m->content_len, &content) < 0)
         goto out; /* known from a membership only: nothing to patch */
     (void)snprintf(rv, sizeof(rv), "%llu", ++*d->rv_counter);
-    rc = status_patch(kedge_jdoc_root(doc), kedge_json_get(kedge_jdoc_root(content), "twin"), rv,
+    rc = status_patch(d, kedge_jdoc_root(doc), kedge_json_get(kedge_jdoc_root(content), "twin"), rv,
                       &patch);
     if (rc <= 0)
         goto out;
@@ -385,6 +423,29 @@ out:
     kedge_jdoc_free(doc);
     kedge_jdoc_free(content);
     return rc < 0 ? rc : 0;
+}
+
+bool devctl_state_answered(struct devctl *d, const struct kedge_msg *m)
+{
+    struct kedge_buf id = KEDGE_BUF_INIT;
+    bool known = false;
+
+    if (d->minor < 18) {
+        kedge_log(KEDGE_LOG_WARN,
+                  "cloudsim: device controller: unknown resource, found: %s (state/update is "
+                  "answered from v1.18)",
+                  m->resource ? m->resource : "");
+        return false;
+    }
+    if (id_from_resource(d, m->resource ? m->resource : "", &id) == 0 && id.data) {
+        known = find_by_id(d, id.data) || id_known(d, id.data);
+        if (!known)
+            kedge_log(KEDGE_LOG_WARN,
+                      "cloudsim: Device %s does not exist in upstream controller (no answer)",
+                      id.data);
+    }
+    kedge_buf_cleanup(&id);
+    return known;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */

@@ -635,6 +635,19 @@ static void edge_ack(struct wsc *w, const struct kedge_msg *m)
     "\"added_devices\":[{\"id\":\"thermo\",\"name\":\"thermo\"}],"                                 \
     "\"removed_devices\":null}}"
 
+/* The cloud's membership names thermo (the v1.15 id), so its device controller answers its
+ * reports; the edge takes the message and acks it. */
+static void thermo_known(struct simctl *s, struct wsc *w)
+{
+    struct kedge_msg m;
+
+    ck_assert_int_eq(simctl_send(s, NULL, MEMBERSHIP, NULL), 0);
+    wsc_expect_next(w, &m);
+    ck_assert_str_eq(m.resource, "membership");
+    edge_ack(w, &m);
+    kedge_msg_cleanup(&m);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Tests
  */
@@ -856,15 +869,21 @@ END_TEST
  * a twin report for a device it knows gets "OK" (parent = the report's id), one for a device it
  * does not know gets nothing (cloudcore: "Device ... does not exist in downstream
  * controller"); the reported value lands in the Device's status.twins (only for the twins
- * listed there) and the Device goes down again as an update; state reports get "OK";
- * membership detail requests are ignored. */
+ * listed there; from v1.17 an unlisted property gets an empty entry) and the Device goes down
+ * again as an update; state reports get "OK" from v1.18 only; membership detail requests are
+ * ignored. */
 static char *get_object(struct simctl *s, const char *key);
 
 static const struct {
     const char *version, *id, *unknown_res;
+    bool creates_twins, answers_state;
 } generations[] = {
-    {"1.15", "thermo", "device/default/thermo/twin/edge_updated"}, /* GetDeviceID: "default" */
-    {"1.17", "default/thermo", "device/thermo/twin/edge_updated"},   /* GetDeviceID: needs 2 */
+    /* GetDeviceID reads "default": unknown */
+    {"1.15", "thermo", "device/default/thermo/twin/edge_updated", false, false},
+    /* GetDeviceID reads two levels: "thermo/twin", unknown; findOrCreateTwinByName */
+    {"1.17", "default/thermo", "device/thermo/twin/edge_updated", true, false},
+    /* and state/update is answered */
+    {"1.18", "default/thermo", "device/thermo/twin/edge_updated", true, true},
 };
 
 #define THERMO_DEVICE                                                                              \
@@ -932,7 +951,7 @@ START_TEST(test_device_controller_replies)
     /* the "OK" and the Device again (the status patch made a new version, which goes down as
      * the informer's update); the ack-needed queue and the response queue are separate, so
      * either may come first; then the state's "OK" */
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < (generations[_i].answers_state ? 3 : 2); i++) {
         wsc_expect_next(&w, &m);
         if (!strcmp(m.operation, "update")) {
             ck_assert(!seen_update);
@@ -956,6 +975,7 @@ START_TEST(test_device_controller_replies)
             ck_assert_int_eq(strlen(m.msg_id), 36);
             ck_assert_ptr_null(m.resource_version);
         } else {
+            ck_assert(generations[_i].answers_state);
             ck_assert_str_eq(m.parent_msg_id, "state-1");
             ck_assert(seen_twin); /* answered in the order received */
             ck_assert_str_eq(m.content_str, "OK");
@@ -963,19 +983,33 @@ START_TEST(test_device_controller_replies)
         kedge_msg_cleanup(&m);
     }
     ck_assert(seen_update && seen_twin);
+    /* the next answer is a later report's: before v1.18 the state report got none */
+    (void)snprintf(res, sizeof(res), "device/%s/twin/edge_updated", generations[_i].id);
+    edge_msg(json, sizeof(json), "twin-2", "twin", "resource", "update", res,
+             "{\"event_id\":\"u2\",\"timestamp\":2,\"twin\":{}}");
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "twin-2");
+    kedge_msg_cleanup(&m);
 
-    /* only the listed twin got its reported value (humidity is not in status.twins) */
+    /* only the listed twin got its reported value; from v1.17 the other property of the
+     * Device got an entry without one (Go keeps the values in the copy it returns) */
     dev = get_object(s, "default/device/thermo");
     ck_assert_ptr_nonnull(dev);
-    ck_assert_msg(strstr(dev, "\"status\":{\"twins\":[{\"propertyName\":\"temperature\","
-                              "\"reported\":{\"metadata\":{\"timestamp\":\"1700000000123\","
-                              "\"type\":\"int\"},\"value\":\"25\"}}]}"),
-                  "status: %s", dev);
+    (void)snprintf(json, sizeof(json),
+                   "\"status\":{\"twins\":[{\"propertyName\":\"temperature\",\"reported\":{"
+                   "\"metadata\":{\"timestamp\":\"1700000000123\",\"type\":\"int\"},\"value\":"
+                   "\"25\"}}%s]}",
+                   generations[_i].creates_twins
+                       ? ",{\"propertyName\":\"humidity\",\"reported\":{\"value\":\"\"},"
+                         "\"observedDesired\":{\"value\":\"\"}}"
+                       : "");
+    ck_assert_msg(strstr(dev, json), "status: %s", dev);
     ck_assert_ptr_null(strstr(dev, "\"40\""));
     kedge_free(dev);
 
-    /* the three reports were received and recorded, the unknown one too */
-    ck_assert_int_eq(count_received(s, "?skip_keepalive=1", "update"), 3);
+    /* the four reports were received and recorded, the unknown one too */
+    ck_assert_int_eq(count_received(s, "?skip_keepalive=1", "update"), 4);
     wsc_close(&w);
     sim_stop_ok(s);
 }
@@ -1655,12 +1689,13 @@ START_TEST(test_malformed_fragmented_binary)
     struct wsc w;
 
     edge_connect(&w, s, "edge-node");
+    thermo_known(s, &w);
     wsc_send(&w, "{\"header\": not json");
     wsc_send(&w, "[1,2,3]");
     wsc_send(&w, "{\"header\":5}");
     /* a twin report in three fragments */
     edge_msg(json, sizeof(json), "frag-1", "twin", "resource", "update",
-             "device/thermo/state/update", "\"{\\\"event_id\\\":\\\"x\\\"}\"");
+             "device/thermo/twin/edge_updated", "{\"event_id\":\"x\"}");
     len = strlen(json);
     third = len / 3;
     wsc_queue(&w, json, third, lws_write_ws_flags(LWS_WRITE_TEXT, 1, 0));
@@ -1668,7 +1703,7 @@ START_TEST(test_malformed_fragmented_binary)
     wsc_queue(&w, json + 2 * third, len - 2 * third, lws_write_ws_flags(LWS_WRITE_TEXT, 0, 1));
     /* and a binary one */
     edge_msg(json, sizeof(json), "bin-1", "twin", "resource", "update",
-             "device/default/thermo/state/update", "\"{}\"");
+             "device/thermo/twin/edge_updated", "{}");
     wsc_queue(&w, json, strlen(json), LWS_WRITE_BINARY);
 
     wsc_expect_next(&w, &m);
@@ -1682,7 +1717,7 @@ START_TEST(test_malformed_fragmented_binary)
     /* websocket pings are answered (lws does it; the cloud never pings itself) */
     wsc_queue(&w, "p", 1, LWS_WRITE_PING);
     ck_assert_msg(wsc_run_until(&w, has_pong, NULL, DEADLINE_MS), "no pong");
-    ck_assert_int_eq(count_received(s, NULL, NULL), 2);
+    ck_assert_int_eq(count_received(s, NULL, "update"), 2);
     wsc_close(&w);
     sim_stop_ok(s);
 }
@@ -1701,9 +1736,10 @@ START_TEST(test_big_and_oversize_messages)
     struct wsc w;
 
     edge_connect(&w, s, "edge-node");
+    thermo_known(s, &w);
     /* a 3 MiB twin report in 1 MiB fragments */
     edge_msg(head, sizeof(head), "big-1", "twin", "resource", "update",
-             "device/thermo/state/update", "{\"pad\":\"@\"}");
+             "device/thermo/twin/edge_updated", "{\"pad\":\"@\"}");
     filler = malloc(big);
     ck_assert_ptr_nonnull(filler);
     memset(filler, 'x', big);
@@ -1730,7 +1766,7 @@ START_TEST(test_big_and_oversize_messages)
                   lws_write_ws_flags(LWS_WRITE_TEXT, off == 0, off + chunk == over));
     free(filler);
     ck_assert_msg(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS), "oversize message not refused");
-    ck_assert_int_eq(count_received(s, NULL, NULL), 1);
+    ck_assert_int_eq(count_received(s, NULL, "update"), 1);
     wsc_close(&w);
     sim_stop_ok(s);
 }
@@ -1995,7 +2031,8 @@ static Suite *cloudsim_suite(void)
     tcase_add_test(tc, test_connection_use_and_keepalive);
     tcase_add_test(tc, test_ack_needed_resent_until_acked);
     tcase_add_test(tc, test_no_ack_sent_once);
-    tcase_add_loop_test(tc, test_device_controller_replies, 0, 2);
+    tcase_add_loop_test(tc, test_device_controller_replies, 0,
+                        (int)(sizeof(generations) / sizeof(generations[0])));
     tcase_add_test(tc, test_edge_controller_replies);
     tcase_add_test(tc, test_node_lifecycle);
     tcase_add_test(tc, test_pod_status_patch);
