@@ -19,13 +19,16 @@
  * message this Device produced (its answer comes after its commit). A bridge or broker that
  * stops in between leaves the row as it was: the cloud sends the Device again, the same
  * difference is found again, and the plugin, which ignores an expected value it already
- * holds, applies it once.
+ * holds, applies it once. An update whose resourceVersion is below the stored Device's (a
+ * resend that a newer one overtook) is acked and dropped, so an old desired value never
+ * comes back.
  *
  * Deletion. The cloud's membership removes the device; the removal sent here for a deleted
  * Device finds nothing then (no second announcement), and covers a cloud that sends none.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -360,6 +363,30 @@ static int ns_of(const char *resource, char *ns, size_t n)
     return 0;
 }
 
+/* metadata.resourceVersion as a number (etcd's revision, which the API server hands out in
+ * increasing order); -1 when there is none or it is not a number. */
+static long long resource_version(const struct kedge_jval *dev)
+{
+    const char *rv = jstr(kedge_json_get(kedge_json_get(dev, "metadata"), "resourceVersion"));
+    char *end;
+    long long n;
+
+    if (!rv || !*rv)
+        return -1;
+    n = strtoll(rv, &end, 10);
+    return *end || n < 0 ? -1 : n;
+}
+
+/* An update older than the stored Device: the cloud resent a message that a newer one overtook
+ * (cloudcore re-queues a message left unacked after a few tries). Applying it would bring an
+ * old desired value back. */
+static bool stale(const struct kedge_jval *dev, const struct kedge_jval *old)
+{
+    long long now = resource_version(dev), before = resource_version(old);
+
+    return now >= 0 && before >= 0 && now < before;
+}
+
 /* Whether the twins' names and types could differ from those of the stored Device: another
  * model, or other property names. */
 static bool shape_changed(const struct device_view *dv, const struct device_view *old)
@@ -379,18 +406,52 @@ static bool shape_changed(const struct device_view *dv, const struct device_view
     return a || b;
 }
 
-/* The membership and desired messages of one Device; the cloud message waits for them. The
- * types go down for a Device not stored before or whose shape changed: cloudcore sends the
- * Device again after every status patch, and a membership sync republishes the delta. */
+/* The membership (when the shape is new) and desired messages of one Device to the plugin;
+ * the cloud message waits for their answers. old: the stored Device, NULL when none. */
+static int to_twins(struct devices *d, const struct kedge_msg *m, const struct device_view *dv,
+                    const struct device_view *old, bool removed)
+{
+    struct kedge_buf id = KEDGE_BUF_INIT;
+    struct waiting *nw, *w;
+    int rc;
+
+    nw = kedge_realloc(d->w, (d->n + 1) * sizeof(*nw));
+    if (!nw)
+        return -ENOMEM;
+    d->w = nw;
+    w = &d->w[d->n];
+    memset(w, 0, sizeof(*w));
+    rc = kedge_msg_copy(&w->cloud, m);
+    if (rc == 0)
+        rc = device_id(d, dv, &id);
+    if (rc == 0 && (removed || !old || shape_changed(dv, old)))
+        rc = push_membership(d, dv, id.data, removed, w);
+    if (rc == 0 && !removed)
+        rc = push_desired(d, dv, old ? old->props : NULL, id.data, w);
+    if (w->n_refs) {
+        /* what went to the plugin is answered; a failure after it fails the whole */
+        w->failed = rc < 0;
+        d->n++;
+    } else {
+        waiting_free(w);
+        if (rc == 0) /* nothing for the plugin: stored and acked now */
+            settle(d, m, false);
+    }
+    kedge_buf_cleanup(&id);
+    return rc;
+}
+
+/* A Device: the types go down for one not stored before or whose shape changed (cloudcore
+ * sends the Device again after every status patch, and a membership sync republishes the
+ * delta); the desired values that changed; an update older than the stored Device is acked
+ * and dropped. */
 static int on_device(struct devices *d, const struct kedge_msg *m, const char *ns)
 {
     bool removed = !strcmp(m->operation, "delete"), had_old = false;
     struct kedge_jdoc *doc = NULL, *old = NULL;
-    struct kedge_buf id = KEDGE_BUF_INIT;
     struct device_view dv, ov = {0};
-    struct waiting *nw, *w;
     char *old_json = NULL;
-    int rc;
+    int rc = 0;
 
     if (kedge_json_parse(m->content, m->content_len, &doc) < 0 ||
         !view_device(kedge_jdoc_root(doc), ns, &dv)) {
@@ -400,30 +461,14 @@ static int on_device(struct devices *d, const struct kedge_msg *m, const char *n
     if (!removed && metamgr_get(d->br->meta, m->resource, &old_json) == 0 &&
         kedge_json_parse(old_json, strlen(old_json), &old) == 0)
         had_old = view_device(kedge_jdoc_root(old), ns, &ov);
-    nw = kedge_realloc(d->w, (d->n + 1) * sizeof(*nw));
-    rc = nw ? 0 : -ENOMEM;
-    if (rc == 0) {
-        d->w = nw;
-        w = &d->w[d->n];
-        memset(w, 0, sizeof(*w));
-        rc = kedge_msg_copy(&w->cloud, m);
-        if (rc == 0)
-            rc = device_id(d, &dv, &id);
-        if (rc == 0 && (removed || !had_old || shape_changed(&dv, &ov)))
-            rc = push_membership(d, &dv, id.data, removed, w);
-        if (rc == 0 && !removed)
-            rc = push_desired(d, &dv, had_old ? ov.props : NULL, id.data, w);
-        if (w->n_refs) {
-            /* what went to the plugin is answered; a failure after it fails the whole */
-            w->failed = rc < 0;
-            d->n++;
-        } else {
-            waiting_free(w);
-            if (rc == 0) /* nothing for the plugin: stored and acked now */
-                settle(d, m, false);
-        }
+    if (had_old && stale(kedge_jdoc_root(doc), kedge_jdoc_root(old))) {
+        kedge_log(KEDGE_LOG_INFO, "devices: %s %s is older than the stored one: acked, not applied",
+                  m->operation, m->resource);
+        if (route_needs_ack(m) && edgehub_ack(d->br->hub, m) < 0)
+            kedge_log(KEDGE_LOG_WARN, "devices: ack for %s not sent", m->msg_id);
+    } else {
+        rc = to_twins(d, m, &dv, had_old ? &ov : NULL, removed);
     }
-    kedge_buf_cleanup(&id);
     kedge_free(old_json);
     kedge_jdoc_free(old);
     kedge_jdoc_free(doc);

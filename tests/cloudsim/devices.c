@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cloudsim.h"
@@ -170,6 +171,13 @@ int devctl_downstream(struct devctl *d, const struct kedge_msg *m, const char *n
         return 0;
     node = kedge_json_get(kedge_json_get(kedge_jdoc_root(doc), "spec"), "nodeName");
     s = *slot;
+    if (s && m->resource_version &&
+        strtoull(m->resource_version, NULL, 10) < strtoull(s->rv, NULL, 10)) {
+        /* an old version sent again (a resend a newer one overtook): the API server's object
+         * stays what it is */
+        kedge_jdoc_free(doc);
+        return 0;
+    }
     if (!s) {
         s = kedge_calloc(1, sizeof(*s));
         if (!s || !(s->ns = kedge_strdup(ns)) || !(s->name = kedge_strdup(name))) {
@@ -185,6 +193,13 @@ int devctl_downstream(struct devctl *d, const struct kedge_msg *m, const char *n
     s->json = kedge_strndup(m->content, m->content_len);
     s->len = m->content_len;
     (void)snprintf(s->rv, sizeof(s->rv), "%s", m->resource_version ? m->resource_version : "");
+    {
+        /* versions only go up (etcd's revision): ours continue above the one sent */
+        char *end;
+        unsigned long long rv = strtoull(s->rv, &end, 10);
+        if (*s->rv && !*end && rv > *d->rv_counter)
+            *d->rv_counter = rv;
+    }
     kedge_jdoc_free(doc);
     if (!s->node || !s->json) {
         *slot = s->next;
