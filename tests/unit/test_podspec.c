@@ -534,8 +534,9 @@ START_TEST(spec_defaults)
     ck_assert_str_eq(p->volumes[2].host_path_type, "");
     ck_assert_int_eq(p->volumes[3].kind, VOL_UNSUPPORTED);
     ck_assert_str_eq(p->volumes[3].unsupported, "nfs");
-    ck_assert_int_eq(p->volumes[4].kind, VOL_UNSUPPORTED);
-    ck_assert_str_eq(p->volumes[4].unsupported, "projected");
+    ck_assert_int_eq(p->volumes[4].kind, VOL_PROJECTED);
+    ck_assert_uint_eq(p->volumes[4].n_sources, 0);
+    ck_assert_int_eq(p->volumes[4].default_mode, 0644);
     ck_assert_int_eq(p->volumes[5].kind, VOL_EMPTYDIR); /* unknown member ignored */
     ck_assert_str_eq(p->volumes[5].name, "u2");         /* last duplicate wins */
     ck_assert_int_eq(c->mem_limit_bytes, 1 << 30);

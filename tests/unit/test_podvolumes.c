@@ -74,6 +74,35 @@ static int lookup(void *ctx, const char *type, const char *ns, const char *name,
     return -ENOENT;
 }
 
+/* ---- the token source stub ------------------------------------------------------------------ */
+
+struct tokens {
+    const char *token; /* NULL: -EAGAIN, "waiting" */
+    int calls;
+    char audience[64];
+    int64_t expiration_s;
+};
+
+static struct tokens tokens;
+
+static int token_stub(void *ctx, const struct pod_spec *p, const struct pod_projection *src,
+                      char **token, char *msg, size_t msg_len)
+{
+    struct tokens *t = ctx;
+
+    ck_assert_ptr_eq(ctx, &tokens);
+    ck_assert_ptr_nonnull(p);
+    t->calls++;
+    snprintf(t->audience, sizeof(t->audience), "%s", src->audience ? src->audience : "(null)");
+    t->expiration_s = src->expiration_s;
+    if (!t->token) {
+        snprintf(msg, msg_len, "failed to fetch token: waiting");
+        return -EAGAIN;
+    }
+    *token = kedge_strdup(t->token);
+    return *token ? 0 : -ENOMEM;
+}
+
 /* ---- pod building -------------------------------------------------------------------------- */
 
 static struct pod_volume vols[8];
@@ -124,7 +153,9 @@ static int setup_pod(void)
 {
     memset(why, 'x', sizeof(why));
     why[sizeof(why) - 1] = '\0';
-    return podvolumes_setup(pods, &pod, lookup, &objects, why, sizeof(why));
+    struct podvolumes_src src = {lookup, &objects, token_stub, &tokens};
+
+    return podvolumes_setup(pods, &pod, &src, why, sizeof(why));
 }
 
 /* ---- file helpers -------------------------------------------------------------------------- */
