@@ -317,12 +317,14 @@ static void on_reply(void *ctx, const struct kedge_msg *m, int err)
 /* The TokenRequest kubelet's projected plugin builds, as Go marshals it. */
 static int request_body(const struct tok *t, struct kedge_buf *b)
 {
+    static const char meta[] = "{\"creationTimestamp\":null}",
+                      status[] = "{\"token\":\"\",\"expirationTimestamp\":null}";
     struct kedge_jw w;
 
     kedge_jw_init(&w, b);
     kedge_jw_obj_open(&w);
     kedge_jw_key(&w, "metadata");
-    kedge_jw_raw(&w, "{\"creationTimestamp\":null}", 26);
+    kedge_jw_raw(&w, meta, sizeof(meta) - 1);
     kedge_jw_key(&w, "spec");
     kedge_jw_obj_open(&w);
     kedge_jw_key(&w, "audiences");
@@ -343,7 +345,7 @@ static int request_body(const struct tok *t, struct kedge_buf *b)
     kedge_jw_obj_close(&w);
     kedge_jw_obj_close(&w);
     kedge_jw_key(&w, "status");
-    kedge_jw_raw(&w, "{\"token\":\"\",\"expirationTimestamp\":null}", 40);
+    kedge_jw_raw(&w, status, sizeof(status) - 1);
     kedge_jw_obj_close(&w);
     return kedge_jw_finish(&w);
 }

@@ -103,9 +103,10 @@ int tokens_answer(const char *key, const struct tokens_request *tr, struct kedge
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
     struct kedge_buf claims = KEDGE_BUF_INIT, jwt = KEDGE_BUF_INIT;
     int64_t now = (int64_t)time(NULL), exp = now + tr->expiration_s;
-    char when[32];
+    char when[32], created[32];
     int rc;
 
+    rfc3339(now, created, sizeof(created));
     if (tr->expiration_s == WARN_ONLY_EXPIRATION_S && !tr->audience)
         exp = now + EXTENDED_EXPIRATION_S;
     rc = write_claims(&claims, tr, now, exp);
@@ -120,8 +121,7 @@ int tokens_answer(const char *key, const struct tokens_request *tr, struct kedge
         kedge_jw_obj_open(w);
         kedge_jw_kstr(w, "name", tr->sa);
         kedge_jw_kstr(w, "namespace", tr->ns);
-        kedge_jw_key(w, "creationTimestamp");
-        kedge_jw_raw(w, "null", 4);
+        kedge_jw_kstr(w, "creationTimestamp", created); /* the real one also has managedFields */
         kedge_jw_obj_close(w);
         kedge_jw_key(w, "spec");
         kedge_jw_obj_open(w);
