@@ -237,6 +237,7 @@ void metamgr_close(struct metamgr *mm);
 /* The table: INSERT OR REPLACE / lookup by key / all rows of a type. */
 int metamgr_put(struct metamgr *mm, const char *key, const char *value, size_t len);
 int metamgr_get(struct metamgr *mm, const char *key, char **value); /* -ENOENT if absent */
+int metamgr_delete(struct metamgr *mm, const char *key); /* 0 also when absent */
 int metamgr_list(struct metamgr *mm, const char *type, metamgr_row_fn fn, void *ctx);
 /* Types whose queries go to the cloud first while the link is up (§6). */
 bool metamgr_remote_first(const char *type);

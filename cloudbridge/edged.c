@@ -105,6 +105,7 @@ struct edged {
     struct bridge *br;
     struct engine *engine;
     struct prober *prober;
+    struct satoken *tokens;
     struct epod *pods;
     struct seen *seen, *next_seen;
     size_t n_seen, n_next;
@@ -924,13 +925,14 @@ static void remove_pod_containers(struct edged *ed, struct epod *p)
 static bool setup_volumes(struct edged *ed, struct epod *p)
 {
     struct lookup_ctx lc = {ed, p};
+    struct podvolumes_src src = {store_lookup, &lc, satoken_get, ed->tokens};
     char why[600] = "";
     size_t i;
     int rc;
 
     if (p->volumes_ready && !p->volumes_dirty)
         return true;
-    rc = podvolumes_setup(ed->br->cfg.pods_dir, p->spec, store_lookup, &lc, why, sizeof(why));
+    rc = podvolumes_setup(ed->br->cfg.pods_dir, p->spec, &src, why, sizeof(why));
     if (rc < 0) {
         if (!why[0])
             snprintf(why, sizeof(why), "cannot set up the volumes: %s", kedge_strerror(rc));
@@ -1046,6 +1048,7 @@ static void sync_pod(struct edged *ed, struct epod *p)
             if (rc < 0)
                 kedge_log(KEDGE_LOG_WARN, "edged: pod %s: cannot remove its volumes: %s", p->key,
                           kedge_strerror(rc));
+            satoken_forget(ed->tokens, p->uid);
             if (p->finalise)
                 send_pod_delete(ed, p);
             kedge_log(KEDGE_LOG_NOTICE, "edged: pod %s (%s) removed", p->key, p->uid);
@@ -1992,6 +1995,20 @@ static void on_meta(void *ctx, const struct kedge_msg *m)
     relist_soon(ed);
 }
 
+/* satoken: a new token for the pod uid: its projected volumes are written again. */
+static void on_token(void *ctx, const char *uid)
+{
+    struct edged *ed = ctx;
+    struct epod *p;
+
+    if (ed->stopping)
+        return;
+    for (p = ed->pods; p; p = p->next)
+        if (!strcmp(p->uid, uid))
+            p->volumes_dirty = true;
+    relist_soon(ed);
+}
+
 static void load_row(void *ctx, const char *key, const char *value)
 {
     pod_apply(ctx, key, value, strlen(value), false);
@@ -2071,6 +2088,8 @@ int edged_start(struct bridge *br, struct edged **out)
     rc = engine_new(br, br->cfg.engine_socket, &ed->engine);
     if (rc == 0)
         rc = prober_new(br, ed->engine, &ed->prober);
+    if (rc == 0)
+        rc = satoken_new(br, on_token, ed, &ed->tokens);
     if (rc < 0) {
         edged_free(ed);
         return rc;
@@ -2101,6 +2120,7 @@ void edged_stop(struct edged *ed)
     metamgr_set_pod_hook(ed->br->meta, NULL, NULL);
     lws_sul_cancel(&ed->sul_tick);
     lws_sul_cancel(&ed->sul_relist);
+    satoken_stop(ed->tokens);
 }
 
 void edged_free(struct edged *ed)
@@ -2113,6 +2133,7 @@ void edged_free(struct edged *ed)
     while (ed->pods)
         forget_pod(ed, ed->pods); /* cancels their probes */
     prober_free(ed->prober);
+    satoken_free(ed->tokens);
     engine_free(ed->engine); /* completes what is queued (cancelled); the pods are gone */
     for (i = 0; i < ed->n_seen; i++)
         seen_cleanup(&ed->seen[i]);

@@ -6,8 +6,11 @@
  *                library); the /events stream.
  *   podspec.c    a v1.Pod's JSON -> struct pod_spec (what kubelet reads of it), and the
  *                container create bodies (infra and app) built from it. Pure: no I/O.
- *   podvolumes.c the pod's volume directories: emptyDir, hostPath, configMap and secret files
- *                written from the MetaManager store.
+ *   podvolumes.c the pod's volume directories: emptyDir, hostPath, and the file volumes
+ *                (configMap, secret, projected, downwardAPI) written through
+ *   atomicwriter.c  kubelet's AtomicWriter, with the files computed by
+ *   podpayload.c    kubelet's MakePayload / CollectData: store objects, pod fields, tokens.
+ *   satoken.c    service account tokens requested from the cloud, cached, refreshed.
  *   probes.c     liveness / readiness / startup probes: exec (engine exec API), httpGet and
  *                tcpSocket (lws client connections to the pod IP).
  *   podstatus.c  v1.PodStatus from what the engine reports (inspect), and the podpatch body.
@@ -156,11 +159,44 @@ struct pod_container {
     uint32_t hash; /* of the container's JSON as written: a change means a new container */
 };
 
-enum pod_volume_kind { VOL_EMPTYDIR, VOL_HOSTPATH, VOL_CONFIGMAP, VOL_SECRET, VOL_UNSUPPORTED };
+enum pod_volume_kind {
+    VOL_EMPTYDIR,
+    VOL_HOSTPATH,
+    VOL_CONFIGMAP,
+    VOL_SECRET,
+    VOL_PROJECTED, /* sources[] */
+    VOL_DOWNWARD,  /* downwardAPI: fields[] */
+    VOL_UNSUPPORTED
+};
 
 struct pod_key_path {
     char *key, *path;
     int mode; /* -1: the volume's default_mode */
+};
+
+/* One file of a downwardAPI volume or projection (v1.DownwardAPIVolumeFile): fieldRef
+ * (field_path) or resourceFieldRef (resource, container, divisor). */
+struct pod_field_file {
+    char *path;
+    char *field_path;           /* NULL for a resourceFieldRef */
+    char *resource, *container; /* "limits.cpu", ...; the container is required in a volume */
+    char *divisor;              /* the quantity's text; NULL: "1" */
+    int mode;                   /* -1: the volume's default_mode */
+};
+
+enum pod_projection_kind { PROJ_NONE, PROJ_CONFIGMAP, PROJ_SECRET, PROJ_DOWNWARD, PROJ_TOKEN };
+
+/* One source of a projected volume (v1.VolumeProjection). */
+struct pod_projection {
+    enum pod_projection_kind kind;
+    char *name; /* configMap / secret */
+    struct pod_key_path *items;
+    size_t n_items;
+    bool optional;
+    struct pod_field_file *fields; /* downwardAPI */
+    size_t n_fields;
+    char *audience, *path; /* serviceAccountToken: audience "" = the API server's own */
+    int64_t expiration_s;  /* serviceAccountToken: 3600 unless given */
 };
 
 struct pod_volume {
@@ -174,6 +210,10 @@ struct pod_volume {
     size_t n_items;
     int default_mode; /* 0644 unless given */
     bool optional;
+    struct pod_projection *sources; /* VOL_PROJECTED */
+    size_t n_sources;
+    struct pod_field_file *fields; /* VOL_DOWNWARD */
+    size_t n_fields;
     char *unsupported; /* VOL_UNSUPPORTED: the volume type's name (for the status message) */
 };
 
@@ -184,8 +224,8 @@ struct pod_spec {
     char *service_account, *hostname;
     struct pod_kv *labels, *annotations;
     size_t n_labels, n_annotations;
-    bool deleting;        /* metadata.deletionTimestamp is set */
-    int64_t grace_s;      /* terminationGracePeriodSeconds (30) */
+    bool deleting;   /* metadata.deletionTimestamp is set */
+    int64_t grace_s; /* terminationGracePeriodSeconds (30) */
     enum pod_restart_policy restart;
     bool host_network;
     struct pod_container *init_containers, *containers;
@@ -206,6 +246,15 @@ void podspec_free(struct pod_spec *p);
  * Returns 0 or KEDGE_ESCHEMA. */
 int podspec_cpu_milli(const char *q, int64_t *out);
 int podspec_bytes(const char *q, int64_t *out);
+
+/* A container's resource for a resourceFieldRef ("limits.cpu", "requests.memory", ...):
+ * ceil(value / divisor) in decimal, appended to out, as kubelet's
+ * ExtractContainerResourceValue; a limit not set is the node's allocatable. divisor: the
+ * quantity's text, NULL for "1". Returns 0, KEDGE_ESCHEMA (a bad divisor), -ENOMEM. */
+int podspec_resource_value(const struct pod_container *c, const char *resource, const char *divisor,
+                           struct kedge_buf *out);
+/* The app or init container named name, or NULL. */
+const struct pod_container *podspec_find_container(const struct pod_spec *p, const char *name);
 
 /* Whether an image reference is one the engine can take ("name[:tag][@digest]", lower-case
  * repository). */
@@ -240,21 +289,118 @@ int podspec_container_name(const struct podspec_create *cc, struct kedge_buf *ou
 int podspec_create_body(const struct podspec_create *cc, struct kedge_buf *out, char *why,
                         size_t why_len);
 
+/* ==== atomicwriter.c ===================================================================== */
+
+#include <sys/types.h>
+
+/* One file of a volume: path relative to the volume (clean, see vol_clean_path), content,
+ * mode. */
+struct vol_file {
+    char *path;
+    char *data;
+    size_t len;
+    int mode;
+};
+
+/* A volume's files (kubelet's map[string]FileProjection: one entry per path). */
+struct vol_payload {
+    struct vol_file *f;
+    size_t n, cap;
+};
+
+void vol_payload_cleanup(struct vol_payload *pl);
+/* Add a file, or replace the one at the same path (the last one wins, as in kubelet's map).
+ * take: path and data (kedge_malloc, data NUL-terminated after len) are the payload's on
+ * success. add: copied. 0 or -ENOMEM (then nothing changed). */
+int vol_payload_take(struct vol_payload *pl, char *path, char *data, size_t len, int mode);
+int vol_payload_add(struct vol_payload *pl, const char *path, const char *data, size_t len,
+                    int mode);
+/* AtomicWriter's validatePath, then path.Clean: relative, no "..", no leading "..x", at most
+ * 4096 bytes with names of at most 255; empty and "." components dropped. *out (kedge_malloc).
+ * Returns 0, KEDGE_ESCHEMA (msg: kubelet's "invalid path: ..."), -ENOMEM. */
+int vol_clean_path(const char *path, char **out, char *msg, size_t msg_len);
+/* AtomicWriter.Write of pl into the volume directory vfd. 0 or -errno. */
+int vol_atomic_write(int vfd, const struct vol_payload *pl);
+/* A name usable as one directory entry: not empty, no '/', not "." or "..", <= 255 bytes. */
+bool vol_safe_name(const char *s);
+/* Entry name of dfd as a directory (made with mode if missing; *created, when not NULL, says
+ * whether it was made now), opened without following a symlink. The fd or -errno. */
+int vol_open_subdir(int dfd, const char *name, mode_t mode, bool *created);
+/* Remove entry name of pfd and its whole tree, never following a symlink nor entering another
+ * filesystem (-EBUSY). 0 (also when it does not exist) or -errno. */
+int vol_remove_tree(int pfd, const char *name);
+
+/* ==== podpayload.c ======================================================================= */
+
+/* The token of a serviceAccountToken projection src of pod p: 0 and *token (kedge_malloc), or
+ * a negative code with why set (kubelet's "failed to fetch token: ..."); -EAGAIN while it is
+ * being fetched (the caller is told when it arrives, see satoken.c). */
+typedef int (*podvolumes_token_fn)(void *ctx, const struct pod_spec *p,
+                                   const struct pod_projection *src, char **token, char *why,
+                                   size_t why_len);
+
+/* Where a volume's content comes from: the store (configMaps, secrets) and the token source.
+ * token NULL: a token projection fails. */
+struct podvolumes_src {
+    podspec_lookup_fn lookup;
+    void *lookup_ctx;
+    podvolumes_token_fn token;
+    void *token_ctx;
+};
+
+/* The files of volume v of pod p (configMap, secret, projected, downwardAPI), as kubelet's
+ * plugins compute them (MakePayload, CollectData, collectData). Returns 0, or KEDGE_ESCHEMA /
+ * -EAGAIN / another lookup error with msg set to the detail of the FailedMount text (what
+ * follows `MountVolume.SetUp failed for volume "v" : `), or -ENOMEM. A projected volume's
+ * failures are joined as kubelet's error aggregate ("[a, b]" for more than one). */
+int podpayload_build(const struct podvolumes_src *src, const struct pod_spec *p,
+                     const struct pod_volume *v, struct vol_payload *out, char *msg,
+                     size_t msg_len);
+/* kubelet's fieldpath.ExtractFieldPathAsString for a downwardAPI volume file: metadata.name,
+ * .namespace, .uid, .labels, .annotations (FormatMap: sorted `k="v"` lines, the value quoted as
+ * Go's %q), labels['k'] / annotations['k']. Appends to out. 0, KEDGE_ESCHEMA, -ENOMEM. */
+int podpayload_field(const struct pod_spec *p, const char *field_path, struct kedge_buf *out);
+
 /* ==== podvolumes.c ======================================================================= */
 
-/* Make {pods_dir}/{uid}/volumes/{name} for every volume of p and (re)write configMap and
- * secret files from the store (atomically: a reader sees the old or the new file). hostPath
- * DirectoryOrCreate / FileOrCreate are created; Directory / File must exist.
- * Returns 0, or KEDGE_ESCHEMA with why set to kubelet's FailedMount text
- * (`MountVolume.SetUp failed for volume "cfg" : configmap "x" not found`), or -errno. */
-int podvolumes_setup(const char *pods_dir, const struct pod_spec *p, podspec_lookup_fn lookup,
-                     void *lookup_ctx, char *why, size_t why_len);
+/* Make {pods_dir}/{uid}/volumes/{name} for every volume of p and (re)write configMap, secret,
+ * projected and downwardAPI files (atomicwriter.c: a reader sees the old or the new set).
+ * hostPath DirectoryOrCreate / FileOrCreate are created; Directory / File must exist.
+ * Returns 0, or KEDGE_ESCHEMA / -EAGAIN (a token being fetched) with why set to kubelet's
+ * FailedMount text (`MountVolume.SetUp failed for volume "cfg" : configmap "x" not found`), or
+ * -errno. */
+int podvolumes_setup(const char *pods_dir, const struct pod_spec *p,
+                     const struct podvolumes_src *src, char *why, size_t why_len);
 /* Remove {pods_dir}/{uid} and everything below it (never following symlinks; hostPath
  * volumes are binds, not directories here). 0 or -errno. */
 int podvolumes_remove(const char *pods_dir, const char *uid);
-/* Whether a volume of p is a configMap / secret named name (its files need rewriting when
- * that object changes). */
+/* Whether a volume of p (or a projected volume's source) is a configMap / secret named name
+ * (its files need rewriting when that object changes). */
 bool podvolumes_uses(const struct pod_spec *p, const char *type, const char *name);
+/* Whether p has a serviceAccountToken projection (its files need rewriting with each new
+ * token). */
+bool podvolumes_has_token(const struct pod_spec *p);
+
+/* ==== satoken.c ========================================================================== */
+
+struct satoken;
+/* A new token for the pod with this uid is in the cache: its volumes need writing again. */
+typedef void (*satoken_changed_fn)(void *ctx, const char *pod_uid);
+
+/* Tokens requested through br's MetaManager; changed is called for every new token.
+ * Returns 0 or -ENOMEM. */
+int satoken_new(struct bridge *br, satoken_changed_fn changed, void *ctx, struct satoken **out);
+/* A podvolumes_token_fn (ctx: the satoken): the cached token while it has not expired; a
+ * request goes to the cloud when there is none or it is due for refresh (80 % of its TTL or
+ * 24 h). -EAGAIN with kubelet's "failed to fetch token: ..." while there is no usable one. */
+int satoken_get(void *ctx, const struct pod_spec *p, const struct pod_projection *src, char **token,
+                char *why, size_t why_len);
+/* The pod is gone: its tokens leave memory and the meta table. */
+void satoken_forget(struct satoken *ts, const char *pod_uid);
+/* No new timers (before lws_context_destroy). NULL ok. */
+void satoken_stop(struct satoken *ts);
+/* After MetaManager is closed (its close answers the requests in flight). NULL ok. */
+void satoken_free(struct satoken *ts);
 
 /* ==== probes.c =========================================================================== */
 
@@ -285,33 +431,33 @@ struct observed_container {
     int attempt;
     uint32_t hash;
     bool running;
-    char *state;                           /* engine State.Status: created|running|exited|... */
+    char *state; /* engine State.Status: created|running|exited|... */
     int exit_code;
     bool oom_killed;
-    char *error;                           /* State.Error */
-    int64_t started_ms, finished_ms;       /* 0: never */
+    char *error;                     /* State.Error */
+    int64_t started_ms, finished_ms; /* 0: never */
     int64_t created_ms;
 };
 
 enum container_waiting {
     WAIT_NONE,
-    WAIT_CREATING,        /* ContainerCreating */
-    WAIT_PULL_ERROR,      /* ErrImagePull */
-    WAIT_PULL_BACKOFF,    /* ImagePullBackOff */
-    WAIT_INVALID_IMAGE,   /* InvalidImageName */
-    WAIT_NEVER_PULL,      /* ErrImageNeverPull */
-    WAIT_CONFIG_ERROR,    /* CreateContainerConfigError */
-    WAIT_CREATE_ERROR,    /* CreateContainerError */
-    WAIT_RUN_ERROR,       /* RunContainerError (the engine could not start it) */
-    WAIT_CRASH_BACKOFF,   /* CrashLoopBackOff */
-    WAIT_POD_INIT,        /* PodInitializing */
+    WAIT_CREATING,      /* ContainerCreating */
+    WAIT_PULL_ERROR,    /* ErrImagePull */
+    WAIT_PULL_BACKOFF,  /* ImagePullBackOff */
+    WAIT_INVALID_IMAGE, /* InvalidImageName */
+    WAIT_NEVER_PULL,    /* ErrImageNeverPull */
+    WAIT_CONFIG_ERROR,  /* CreateContainerConfigError */
+    WAIT_CREATE_ERROR,  /* CreateContainerError */
+    WAIT_RUN_ERROR,     /* RunContainerError (the engine could not start it) */
+    WAIT_CRASH_BACKOFF, /* CrashLoopBackOff */
+    WAIT_POD_INIT,      /* PodInitializing */
 };
 
 /* edged's view of one container of the spec, as podstatus needs it. */
 struct container_view {
     const struct pod_container *spec;
-    const struct observed_container *current; /* newest attempt, NULL none */
-    const struct observed_container *previous;/* the one before (lastState), NULL none */
+    const struct observed_container *current;  /* newest attempt, NULL none */
+    const struct observed_container *previous; /* the one before (lastState), NULL none */
     enum container_waiting waiting;
     char *waiting_message;
     bool ready;   /* readiness probe (true when there is none and it runs) */
@@ -326,9 +472,9 @@ struct pod_view {
     struct container_view *init, *apps;
     size_t n_init, n_apps;
     const char *pod_ip, *host_ip;
-    int64_t start_ms;     /* when edged first took the pod (startTime) */
-    bool sandbox_ready;   /* the infra container runs */
-    bool terminating;     /* deleted: the phase becomes terminal once nothing runs */
+    int64_t start_ms;   /* when edged first took the pod (startTime) */
+    bool sandbox_ready; /* the infra container runs */
+    bool terminating;   /* deleted: the phase becomes terminal once nothing runs */
     const char *pod_reason, *pod_message; /* a pod-level problem (unsupported volume, ...) */
     int64_t cond_since_s[N_COND]; /* lastTransitionTime of each condition (edged keeps them) */
 };

@@ -160,6 +160,12 @@ int metamgr_get(struct metamgr *mm, const char *key, char **value)
     return rc;
 }
 
+int metamgr_delete(struct metamgr *mm, const char *key)
+{
+    sqlite3_bind_text(mm->st[ST_DEL], 1, key, -1, SQLITE_TRANSIENT);
+    return step(mm, ST_DEL);
+}
+
 int metamgr_list(struct metamgr *mm, const char *type, metamgr_row_fn fn, void *ctx)
 {
     sqlite3_stmt *st = mm->st[ST_BY_TYPE];

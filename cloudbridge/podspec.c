@@ -1057,6 +1057,163 @@ static int parse_items(struct parse_ctx *x, const struct kedge_jval *src, struct
                       parse_item, NULL);
 }
 
+static int parse_resource_ref(struct parse_ctx *x, const struct kedge_jval *ref, char **resource,
+                              char **container, char **divisor);
+static const char *field_subscript(const char *fp, const char *prefix, size_t *len);
+
+/* The fieldPaths a downwardAPI volume may name (validDownwardAPIFieldPathExpressions, the
+ * subscripted labels and annotations besides). */
+static bool volume_field_ok(const char *fp)
+{
+    static const char *const ok[] = {"metadata.annotations", "metadata.labels", "metadata.name",
+                                     "metadata.namespace", "metadata.uid"};
+    size_t i, n;
+
+    for (i = 0; i < sizeof(ok) / sizeof(*ok); i++)
+        if (!strcmp(fp, ok[i]))
+            return true;
+    return field_subscript(fp, "metadata.labels['", &n) ||
+           field_subscript(fp, "metadata.annotations['", &n);
+}
+
+/* v1.DownwardAPIVolumeFile (validateDownwardAPIVolumeFile). */
+static int parse_field_file(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                            void *ctx)
+{
+    struct pod_field_file *f = elem;
+    const struct kedge_jval *fr = NULL, *rr = NULL;
+    const char *problem;
+    size_t old;
+    int rc = 0;
+
+    (void)i;
+    (void)ctx;
+    f->mode = -1;
+    if (e->type != KEDGE_JOBJ)
+        return fail(x, "must be an object, not %s", jtype_name(e));
+    rc = get_str(x, e, "path", &f->path);
+    if (rc == 0)
+        rc = get_mode(x, e, "mode", &f->mode);
+    if (rc == 0 && (problem = relative_path_problem(f->path)))
+        rc = fail_at(x, "path", f->path && *f->path ? "Invalid value: \"%.80s\": %s" : "%.0s%s",
+                     f->path ? f->path : "", problem);
+    if (rc == 0)
+        rc = get_obj(x, e, "fieldRef", &fr);
+    if (rc == 0)
+        rc = get_obj(x, e, "resourceFieldRef", &rr);
+    if (rc == 0 && fr && rr)
+        rc = fail(x, "Invalid value: \"resource\": fieldRef and resourceFieldRef can not be "
+                     "specified simultaneously");
+    if (rc == 0 && !fr && !rr)
+        rc = fail(x, "Required value: one of fieldRef and resourceFieldRef is required");
+    if (rc < 0)
+        return rc;
+    if (fr) {
+        old = path_key(x, "fieldRef");
+        rc = get_str(x, fr, "fieldPath", &f->field_path);
+        if (rc == 0 && (!f->field_path || !*f->field_path))
+            rc = fail_at(x, "fieldPath", "Required value");
+        if (rc == 0 && !volume_field_ok(f->field_path))
+            rc = fail_at(x, "fieldPath",
+                         "Unsupported value: \"%.80s\": supported values: "
+                         "\"metadata.annotations\", \"metadata.labels\", \"metadata.name\", "
+                         "\"metadata.namespace\", \"metadata.uid\"",
+                         f->field_path);
+    } else {
+        old = path_key(x, "resourceFieldRef");
+        rc = parse_resource_ref(x, rr, &f->resource, &f->container, &f->divisor);
+        if (rc == 0 && !f->container)
+            rc = fail_at(x, "containerName", "Required value");
+    }
+    path_pop(x, old);
+    return rc;
+}
+
+static int parse_field_files(struct parse_ctx *x, const struct kedge_jval *src,
+                             struct pod_field_file **out, size_t *n)
+{
+    return parse_list(x, src, "items", MAX_ITEMS, sizeof(**out), out, n, parse_field_file, NULL);
+}
+
+/* serviceAccountToken (validateProjectionSources): a path, at least 10 minutes. */
+static int parse_token_projection(struct parse_ctx *x, const struct kedge_jval *t,
+                                  struct pod_projection *pr)
+{
+    const char *problem;
+    int rc;
+
+    pr->kind = PROJ_TOKEN;
+    pr->expiration_s = 3600; /* SetDefaults_ServiceAccountTokenProjection */
+    rc = get_str(x, t, "audience", &pr->audience);
+    if (rc == 0 && !pr->audience && !(pr->audience = kedge_strdup("")))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = get_str(x, t, "path", &pr->path);
+    if (rc == 0)
+        rc = get_int(x, t, "expirationSeconds", INT64_MIN, INT64_MAX, &pr->expiration_s);
+    if (rc == 0 && pr->expiration_s < 600)
+        rc = fail_at(x, "expirationSeconds",
+                     "Invalid value: %" PRId64 ": may not specify a duration less than 10 minutes",
+                     pr->expiration_s);
+    if (rc == 0 && pr->expiration_s > (int64_t)1 << 32)
+        rc = fail_at(x, "expirationSeconds",
+                     "Invalid value: %" PRId64 ": may not specify a duration larger than 2^32 "
+                     "seconds",
+                     pr->expiration_s);
+    if (rc == 0 && (problem = relative_path_problem(pr->path)))
+        rc = fail_at(x, "path", pr->path && *pr->path ? "Invalid value: \"%.80s\": %s" : "%.0s%s",
+                     pr->path ? pr->path : "", problem);
+    return rc;
+}
+
+/* v1.VolumeProjection: at most one source each (an empty one projects nothing). */
+static int parse_projection(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                            void *ctx)
+{
+    static const char *const kinds[] = {"secret", "downwardAPI", "configMap",
+                                        "serviceAccountToken"};
+    struct pod_projection *pr = elem;
+    const struct kedge_jval *src = NULL, *m;
+    size_t k, which = 0, count = 0, old;
+    int rc = 0;
+
+    (void)i;
+    (void)ctx;
+    if (e->type != KEDGE_JOBJ)
+        return fail(x, "must be an object, not %s", jtype_name(e));
+    for (k = 0; k < sizeof(kinds) / sizeof(*kinds); k++)
+        if ((m = member(e, kinds[k]))) {
+            count++;
+            src = m;
+            which = k;
+        }
+    if (count > 1)
+        return fail(x, "Forbidden: may not specify more than 1 volume type");
+    if (!count)
+        return 0;
+    old = path_key(x, kinds[which]);
+    if (src->type != KEDGE_JOBJ) {
+        rc = fail(x, "must be an object, not %s", jtype_name(src));
+    } else if (which == 1) {
+        pr->kind = PROJ_DOWNWARD;
+        rc = parse_field_files(x, src, &pr->fields, &pr->n_fields);
+    } else if (which == 3) {
+        rc = parse_token_projection(x, src, pr);
+    } else {
+        pr->kind = which == 0 ? PROJ_SECRET : PROJ_CONFIGMAP;
+        rc = get_str(x, src, "name", &pr->name);
+        if (rc == 0 && (!pr->name || !*pr->name))
+            rc = fail_at(x, "name", "Required value");
+        if (rc == 0)
+            rc = get_bool(x, src, "optional", &pr->optional);
+        if (rc == 0)
+            rc = parse_list(x, src, "items", MAX_ITEMS, sizeof(*pr->items), &pr->items,
+                            &pr->n_items, parse_item, NULL);
+    }
+    path_pop(x, old);
+    return rc;
+}
+
 static int parse_volume_source(struct parse_ctx *x, const char *type, const struct kedge_jval *src,
                                struct pod_volume *vol)
 {
@@ -1092,6 +1249,17 @@ static int parse_volume_source(struct parse_ctx *x, const char *type, const stru
                          "\"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", "
                          "\"File\", \"FileOrCreate\", \"Socket\"",
                          vol->host_path_type);
+    } else if (!strcmp(type, "projected")) {
+        vol->kind = VOL_PROJECTED;
+        rc = get_mode(x, src, "defaultMode", &vol->default_mode);
+        if (rc == 0)
+            rc = parse_list(x, src, "sources", MAX_ITEMS, sizeof(*vol->sources), &vol->sources,
+                            &vol->n_sources, parse_projection, NULL);
+    } else if (!strcmp(type, "downwardAPI")) {
+        vol->kind = VOL_DOWNWARD;
+        rc = get_mode(x, src, "defaultMode", &vol->default_mode);
+        if (rc == 0)
+            rc = parse_field_files(x, src, &vol->fields, &vol->n_fields);
     } else {
         const char *name_key = !strcmp(type, "secret") ? "secretName" : "name";
         vol->kind = !strcmp(type, "secret") ? VOL_SECRET : VOL_CONFIGMAP;
@@ -1140,7 +1308,7 @@ static int parse_volume(struct parse_ctx *x, const struct kedge_jval *v, struct 
         return vol->medium ? 0 : -ENOMEM;
     }
     if (strcmp(type, "emptyDir") && strcmp(type, "hostPath") && strcmp(type, "configMap") &&
-        strcmp(type, "secret")) {
+        strcmp(type, "secret") && strcmp(type, "projected") && strcmp(type, "downwardAPI")) {
         vol->kind = VOL_UNSUPPORTED;
         vol->unsupported = kedge_strdup(type);
         return vol->unsupported ? 0 : -ENOMEM;
@@ -1259,6 +1427,45 @@ static bool field_path_ok(const char *fp)
 static const char *const resource_names[] = {"limits.cpu", "limits.memory", "requests.cpu",
                                              "requests.memory"};
 
+/* v1.ResourceFieldSelector (the path is at it): resource one of resource_names, containerName
+ * ("" -> NULL), divisor's text (NULL: "1"; it must be greater than 0). */
+static int parse_resource_ref(struct parse_ctx *x, const struct kedge_jval *ref, char **resource,
+                              char **container, char **divisor)
+{
+    const struct kedge_jval *div;
+    size_t i;
+    int rc = get_str(x, ref, "resource", resource);
+
+    if (rc == 0)
+        rc = get_str(x, ref, "containerName", container);
+    if (rc == 0 && *container && !**container) {
+        kedge_free(*container);
+        *container = NULL;
+    }
+    if (rc == 0 && (!*resource || !**resource))
+        rc = fail_at(x, "resource", "Required value");
+    for (i = 0; rc == 0 && i < 4 && strcmp(*resource, resource_names[i]); i++)
+        ;
+    if (rc == 0 && i == 4)
+        rc = fail_at(x, "resource",
+                     "Unsupported value: \"%.80s\": supported values: \"limits.cpu\", "
+                     "\"limits.memory\", \"requests.cpu\", \"requests.memory\"",
+                     *resource);
+    if (rc == 0 && (div = member(ref, "divisor"))) {
+        const char *s = NULL;
+        size_t len = 0;
+        int64_t d = 0;
+        rc = get_quantity(x, "divisor", div, strstr(*resource, "cpu") ? 3 : 0, &d);
+        if (rc == 0 && d == 0)
+            rc = fail_at(x, "divisor", "Invalid value: \"%.*s\": must be greater than 0",
+                         (int)div->len, div->str);
+        if (rc == 0 && quantity_text(x, "divisor", div, &s, &len) == 0 &&
+            !(*divisor = kedge_strndup(s, len)))
+            rc = -ENOMEM;
+    }
+    return rc;
+}
+
 static int parse_key_ref(struct parse_ctx *x, const char *key, const struct kedge_jval *ref,
                          struct pod_env *e)
 {
@@ -1321,37 +1528,8 @@ static int parse_value_from(struct parse_ctx *x, const struct kedge_jval *vf, st
                          "\"status.podIP\", \"status.podIPs\"",
                          e->ref_key);
     } else {
-        const struct kedge_jval *div;
         e->src = ENV_RESOURCE;
-        rc = get_str(x, ref, "resource", &e->ref_key);
-        if (rc == 0)
-            rc = get_str(x, ref, "containerName", &e->ref_name);
-        if (rc == 0 && e->ref_name && !*e->ref_name) {
-            kedge_free(e->ref_name);
-            e->ref_name = NULL;
-        }
-        if (rc == 0 && (!e->ref_key || !*e->ref_key))
-            rc = fail_at(x, "resource", "Required value");
-        for (i = 0; rc == 0 && i < 4 && strcmp(e->ref_key, resource_names[i]); i++)
-            ;
-        if (rc == 0 && i == 4)
-            rc = fail_at(x, "resource",
-                         "Unsupported value: \"%.80s\": supported values: \"limits.cpu\", "
-                         "\"limits.memory\", \"requests.cpu\", \"requests.memory\"",
-                         e->ref_key);
-        /* the divisor's text goes in value (NULL: "1") */
-        if (rc == 0 && (div = member(ref, "divisor"))) {
-            const char *s = NULL;
-            size_t len = 0;
-            int64_t d = 0;
-            rc = get_quantity(x, "divisor", div, strstr(e->ref_key, "cpu") ? 3 : 0, &d);
-            if (rc == 0 && d == 0)
-                rc = fail_at(x, "divisor", "Invalid value: \"%.*s\": must be greater than 0",
-                             (int)div->len, div->str);
-            if (rc == 0 && quantity_text(x, "divisor", div, &s, &len) == 0 &&
-                !(e->value = kedge_strndup(s, len)))
-                rc = -ENOMEM;
-        }
+        rc = parse_resource_ref(x, ref, &e->ref_key, &e->ref_name, &e->value);
     }
     path_pop(x, old);
     return rc;
@@ -2081,6 +2259,40 @@ static void free_containers(struct pod_container *cs, size_t n)
     kedge_free(cs);
 }
 
+static void free_key_paths(struct pod_key_path *items, size_t n)
+{
+    size_t i;
+
+    for (i = 0; items && i < n; i++) {
+        kedge_free(items[i].key);
+        kedge_free(items[i].path);
+    }
+    kedge_free(items);
+}
+
+static void free_field_files(struct pod_field_file *f, size_t n)
+{
+    size_t i;
+
+    for (i = 0; f && i < n; i++) {
+        kedge_free(f[i].path);
+        kedge_free(f[i].field_path);
+        kedge_free(f[i].resource);
+        kedge_free(f[i].container);
+        kedge_free(f[i].divisor);
+    }
+    kedge_free(f);
+}
+
+static void free_projection(struct pod_projection *pr)
+{
+    kedge_free(pr->name);
+    free_key_paths(pr->items, pr->n_items);
+    free_field_files(pr->fields, pr->n_fields);
+    kedge_free(pr->audience);
+    kedge_free(pr->path);
+}
+
 void podspec_free(struct pod_spec *p)
 {
     size_t i, j;
@@ -2103,12 +2315,12 @@ void podspec_free(struct pod_spec *p)
         kedge_free(v->source);
         kedge_free(v->host_path_type);
         kedge_free(v->medium);
-        for (j = 0; v->items && j < v->n_items; j++) {
-            kedge_free(v->items[j].key);
-            kedge_free(v->items[j].path);
-        }
-        kedge_free(v->items);
+        free_key_paths(v->items, v->n_items);
         kedge_free(v->unsupported);
+        free_field_files(v->fields, v->n_fields);
+        for (j = 0; v->sources && j < v->n_sources; j++)
+            free_projection(&v->sources[j]);
+        kedge_free(v->sources);
     }
     kedge_free(p->volumes);
     kedge_free(p);
@@ -2478,17 +2690,14 @@ static int64_t node_memory_bytes(void)
     return m > 0 ? m : 0;
 }
 
-/* resourceFieldRef (kubelet's containerResourceRuntimeValue): ceil(value / divisor). */
-static int resource_value(struct build *b, const struct pod_env *e, struct kedge_buf *out)
+int podspec_resource_value(const struct pod_container *c, const char *resource, const char *divisor,
+                           struct kedge_buf *out)
 {
-    const struct pod_container *c = b->c;
-    bool cpu = strstr(e->ref_key, "cpu") != NULL, limit = !strncmp(e->ref_key, "limits.", 7);
+    bool cpu = strstr(resource, "cpu") != NULL, limit = !strncmp(resource, "limits.", 7);
     int64_t v, d = cpu ? 1000 : 1;
 
-    if (e->ref_name && !(c = find_container(b->pod, e->ref_name)))
-        return bfail(b, "container %s not found", e->ref_name);
-    if (e->value && (cpu ? podspec_cpu_milli(e->value, &d) : podspec_bytes(e->value, &d)) < 0)
-        return bfail(b, "invalid divisor %s", e->value);
+    if (divisor && (cpu ? podspec_cpu_milli(divisor, &d) : podspec_bytes(divisor, &d)) < 0)
+        return KEDGE_ESCHEMA;
     if (d <= 0)
         d = cpu ? 1000 : 1;
     if (cpu)
@@ -2498,6 +2707,25 @@ static int resource_value(struct build *b, const struct pod_env *e, struct kedge
     if (limit && !v) /* defaultPodLimitsForDownwardAPI: the node's allocatable */
         v = cpu ? node_cpu_milli() : node_memory_bytes();
     return kedge_buf_printf(out, "%" PRId64, v / d + (v % d != 0));
+}
+
+const struct pod_container *podspec_find_container(const struct pod_spec *p, const char *name)
+{
+    return find_container(p, name);
+}
+
+/* resourceFieldRef (kubelet's containerResourceRuntimeValue): ceil(value / divisor). */
+static int resource_value(struct build *b, const struct pod_env *e, struct kedge_buf *out)
+{
+    const struct pod_container *c = b->c;
+    int rc;
+
+    if (e->ref_name && !(c = find_container(b->pod, e->ref_name)))
+        return bfail(b, "container %s not found", e->ref_name);
+    rc = podspec_resource_value(c, e->ref_key, e->value, out);
+    if (rc == KEDGE_ESCHEMA)
+        return bfail(b, "invalid divisor %s", e->value);
+    return rc;
 }
 
 /* envFrom: every key of the object's data, prefixed, in key order. */
@@ -2879,8 +3107,10 @@ static int write_binds(struct build *b, struct kedge_jw *w)
             rc = -EINVAL;
         } else {
             rc = kedge_buf_printf(&bind, "%s/%s", b->cc->volumes_dir, v->name);
-            /* configMap and secret volumes are read-only mounts (their plugins say so) */
-            ro = ro || v->kind == VOL_CONFIGMAP || v->kind == VOL_SECRET;
+            /* configMap, secret, projected and downwardAPI volumes are read-only mounts
+             * (their plugins' GetAttributes say so) */
+            ro = ro || v->kind == VOL_CONFIGMAP || v->kind == VOL_SECRET ||
+                 v->kind == VOL_PROJECTED || v->kind == VOL_DOWNWARD;
         }
         if (rc == 0 && m->sub_path)
             rc = join_sub(&bind, m->sub_path);

@@ -139,27 +139,42 @@ out:
 
 /* ---- the token ------------------------------------------------------------------------------- */
 
-static int hmac_b64url(const struct certsrv *cs, const char *data, size_t len,
+static int hmac_b64url(const unsigned char *key, size_t key_len, const char *data, size_t len,
                        struct kedge_buf *out)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
 
-    if (!HMAC(EVP_sha256(), cs->secret, (int)cs->secret_len, (const unsigned char *)data, len, md,
-              &md_len))
+    if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)data, len, md, &md_len))
         return -EINVAL;
     return b64url_encode(out, md, md_len);
+}
+
+int cloudsim_jwt_hs256(const void *key, size_t key_len, const char *header, const char *claims,
+                       struct kedge_buf *out)
+{
+    struct kedge_buf sig = KEDGE_BUF_INIT;
+    size_t start = out->len;
+    int rc = -ENOMEM;
+
+    if (b64url_encode(out, (const unsigned char *)header, strlen(header)) == 0 &&
+        kedge_buf_putc(out, '.') == 0 &&
+        b64url_encode(out, (const unsigned char *)claims, strlen(claims)) == 0)
+        rc = hmac_b64url(key, key_len, out->data + start, out->len - start, &sig);
+    if (rc == 0 && (kedge_buf_putc(out, '.') < 0 || kedge_buf_append(out, sig.data, sig.len) < 0))
+        rc = -ENOMEM;
+    kedge_buf_cleanup(&sig);
+    return rc;
 }
 
 /* "<sha256 hex of the CA DER>.<header>.<claims>.<signature>" with exp = now + 24 h. */
 static int make_token(struct certsrv *cs)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    struct kedge_buf t = KEDGE_BUF_INIT, sig = KEDGE_BUF_INIT;
+    struct kedge_buf t = KEDGE_BUF_INIT;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0, i;
     char claims[64];
-    size_t jwt_start;
     int rc = -ENOMEM;
 
     if (EVP_Digest(cs->ca_der, cs->ca_der_len, md, &md_len, EVP_sha256(), NULL) != 1)
@@ -169,20 +184,13 @@ static int make_token(struct certsrv *cs)
             goto out;
     if (kedge_buf_putc(&t, '.') < 0)
         goto out;
-    jwt_start = t.len;
     (void)snprintf(claims, sizeof(claims), "{\"exp\":%lld}",
                    (long long)time(NULL) + TOKEN_LIFETIME_S);
-    if (b64url_encode(&t, (const unsigned char *)header, strlen(header)) < 0 ||
-        kedge_buf_putc(&t, '.') < 0 ||
-        b64url_encode(&t, (const unsigned char *)claims, strlen(claims)) < 0)
-        goto out;
-    rc = hmac_b64url(cs, t.data + jwt_start, t.len - jwt_start, &sig);
-    if (rc == 0 && (kedge_buf_putc(&t, '.') < 0 || kedge_buf_append(&t, sig.data, sig.len) < 0 ||
-                    !(cs->token = kedge_buf_take(&t, NULL))))
+    rc = cloudsim_jwt_hs256(cs->secret, cs->secret_len, header, claims, &t);
+    if (rc == 0 && !(cs->token = kedge_buf_take(&t, NULL)))
         rc = -ENOMEM;
 out:
     kedge_buf_cleanup(&t);
-    kedge_buf_cleanup(&sig);
     return rc;
 }
 
@@ -202,7 +210,7 @@ static const char *jwt_check(const struct certsrv *cs, const char *jwt, size_t l
         why = "the token is not a JWT (header.claims.signature)";
         goto out;
     }
-    if (hmac_b64url(cs, jwt, (size_t)(dot2 - jwt), &want) < 0) {
+    if (hmac_b64url(cs->secret, cs->secret_len, jwt, (size_t)(dot2 - jwt), &want) < 0) {
         why = "cannot compute the signature";
         goto out;
     }

@@ -263,6 +263,28 @@ int certsrv_new(const struct cloudsim_config *cfg, const struct cloudsim_certs *
 void certsrv_free(struct certsrv *cs);
 /* "<sha256 hex of the CA DER>.<JWT>"; borrowed, lives as long as cs. */
 const char *certsrv_token(const struct certsrv *cs);
+/* A JWT "<header>.<claims>.<signature>" (base64url, no padding), HS256 with key, appended to
+ * out. header and claims: JSON text. Returns 0, -ENOMEM or -EINVAL (HMAC failed). */
+int cloudsim_jwt_hs256(const void *key, size_t key_len, const char *header, const char *claims,
+                       struct kedge_buf *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * tokens.c: the API server's TokenRequest answer and the kube-root-ca.crt ConfigMap
+ */
+
+struct tokens_request {
+    const char *ns, *sa;  /* the query's resource: {ns}/serviceaccounttoken/{sa} */
+    const char *audience; /* spec.audiences[0]; NULL: none asked (the API server's own) */
+    const char *pod, *pod_uid; /* spec.boundObjectRef */
+    int64_t expiration_s;      /* spec.expirationSeconds (3600 when not given) */
+};
+
+/* The TokenRequest the API server returns for tr, as cloudcore forwards it, written to w;
+ * the JWT signed with key (any text). Returns 0 or -ENOMEM. */
+int tokens_answer(const char *key, const struct tokens_request *tr, struct kedge_jw *w);
+/* The kube-root-ca.crt ConfigMap of namespace ns (data ca.crt = ca_pem) written to w.
+ * Returns 0 or -ENOMEM. */
+int tokens_root_ca(const char *ca_pem, const char *ns, struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
  * shared helpers (hub.c)

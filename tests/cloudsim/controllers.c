@@ -631,6 +631,70 @@ static void write_pod_entry(struct kedge_jw *w, const struct object *o)
     kedge_jdoc_free(doc);
 }
 
+/* ---- service account tokens ------------------------------------------------------------------ */
+
+/* The API server's CreateToken for the TokenRequest json: its answer, or the error for a
+ * request that is not one or a bound pod that is not in the store (NotFound) or has another
+ * uid (Conflict, token.go's message). */
+static int token_request(struct controllers *c, const struct res *r, const char *json, size_t len,
+                         struct kedge_jw *w)
+{
+    struct tokens_request tr = {r->ns, r->name, NULL, NULL, NULL, 3600};
+    const struct kedge_jval *spec, *aud, *exp, *ref, *name, *uid, *puid;
+    struct kedge_buf msg = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL, *pdoc = NULL;
+    struct res pr;
+    struct view v;
+    int rc = 0;
+
+    if (kedge_json_parse(json, len, &doc) < 0) {
+        struct status_error e = {"BadRequest", 400, "the request is not a TokenRequest",
+                                 NULL, NULL, NULL, NULL};
+        write_status_error(w, &e);
+        return 0;
+    }
+    spec = kedge_json_get(kedge_jdoc_root(doc), "spec");
+    aud = kedge_json_get(spec, "audiences");
+    if (aud && aud->type == KEDGE_JARR && aud->child && aud->child->type == KEDGE_JSTR)
+        tr.audience = aud->child->str;
+    exp = kedge_json_get(spec, "expirationSeconds");
+    if (exp && exp->type == KEDGE_JNUM)
+        (void)kedge_json_int64(exp, &tr.expiration_s);
+    ref = kedge_json_get(spec, "boundObjectRef");
+    name = kedge_json_get(ref, "name");
+    uid = kedge_json_get(ref, "uid");
+    tr.pod = name && name->type == KEDGE_JSTR ? name->str : "";
+    tr.pod_uid = uid && uid->type == KEDGE_JSTR ? uid->str : "";
+    memset(&pr, 0, sizeof(pr));
+    snprintf(pr.ns, sizeof(pr.ns), "%s", r->ns);
+    snprintf(pr.type, sizeof(pr.type), "pod");
+    snprintf(pr.name, sizeof(pr.name), "%s", tr.pod);
+    view_get(c, &pr, &v);
+    if (!v.found) {
+        write_not_found(w, "pods", tr.pod);
+        goto out;
+    }
+    if (kedge_json_parse(v.json, v.len, &pdoc) == 0 &&
+        (puid = meta_uid(kedge_jdoc_root(pdoc))) && strcmp(puid->str, tr.pod_uid)) {
+        struct status_error e = {"Conflict", 409, NULL, "pods", tr.pod, NULL, NULL};
+        rc = kedge_buf_printf(&msg,
+                              "Operation cannot be fulfilled on pods \"%s\": the UID in the bound "
+                              "object reference (%s) does not match the UID in record. The object "
+                              "might have been deleted and then recreated",
+                              tr.pod, tr.pod_uid);
+        e.message = msg.data;
+        if (rc == 0)
+            write_status_error(w, &e);
+        goto out;
+    }
+    rc = tokens_answer(c->ca_pem, &tr, w);
+out:
+    kedge_buf_cleanup(&msg);
+    kedge_jdoc_free(pdoc);
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
 /* ---- the device controller ------------------------------------------------------------------- */
 
 static int device_controller(struct controllers *c, struct hub *h, const char *node,
@@ -673,6 +737,7 @@ enum ec_action {
     EC_UPDATE_OK,     /* "OK" with rv when the object is known, no reply when it is not */
     EC_OK,            /* "OK" (legacy status updates) */
     EC_DELETE,        /* forget the object (a pod: if the uid matches), no reply */
+    EC_TOKEN,         /* getServiceAccountToken: the API server's TokenRequest, or its error */
 };
 
 struct ec_rule {
@@ -703,6 +768,7 @@ static const struct ec_rule ec_rules[] = {
     {"persistentvolume",      "query",  EC_QUERY,         true,  "persistentvolumes",                NULL},
     {"persistentvolumeclaim", "query",  EC_QUERY,         true,  "persistentvolumeclaims",           NULL},
     {"volumeattachment",      "query",  EC_QUERY,         true,  "volumeattachments.storage.k8s.io", NULL},
+    {"serviceaccounttoken",   "query",  EC_TOKEN,         false, "pods",                             NULL},
     {"event",                 NULL,     EC_NONE,          false, NULL,                               NULL},
     {"rulestatus",            NULL,     EC_NONE,          false, NULL,                               NULL},
 };
@@ -807,8 +873,17 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
         view_get(c, &r, &v);
         if (v.found)
             kedge_jw_raw(&w, v.json, v.len);
+        else if (!strcmp(r.type, "configmap") && !strcmp(r.name, "kube-root-ca.crt"))
+            rc = tokens_root_ca(c->ca_pem, r.ns, &w); /* in every namespace, as in a cluster */
         else
             write_not_found(&w, rule->not_found, r.name);
+        if (rc < 0)
+            goto out;
+        break;
+    case EC_TOKEN:
+        rc = token_request(c, &r, json, len, &w);
+        if (rc < 0)
+            goto out;
         break;
     case EC_QUERY_OBJRESP:
         view_get(c, &r, &v);

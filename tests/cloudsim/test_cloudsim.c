@@ -1133,6 +1133,111 @@ START_TEST(test_edge_controller_replies)
 }
 END_TEST
 
+/* A pod's kube-api-access volume: the TokenRequest query is answered as cloudcore forwards the
+ * API server's answer (the TokenRequest, audiences defaulted, a JWT bound to the pod, no
+ * resourceversion); a pod not in the store is NotFound, another uid a Conflict; kube-root-ca.crt
+ * exists in every namespace and holds the CA. */
+#define TOKEN_REQ(uid)                                                                             \
+    "{\"metadata\":{\"creationTimestamp\":null},\"spec\":{\"audiences\":null,"                     \
+    "\"expirationSeconds\":3607,\"boundObjectRef\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\","       \
+    "\"name\":\"nginx\",\"uid\":\"" uid "\"}},\"status\":{\"token\":\"\","                         \
+    "\"expirationTimestamp\":null}}"
+
+START_TEST(test_service_account_token)
+{
+    struct simctl *s = sim_start(0, 0);
+    char json[2048], *ca = NULL;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *st, *v;
+    struct kedge_msg m;
+    struct wsc w;
+    size_t ca_len = 0;
+    FILE *f;
+
+    edge_connect(&w, s, "edge-node");
+    edge_msg(json, sizeof(json), "t0", "edged", "meta", "query",
+             "default/serviceaccounttoken/default", TOKEN_REQ("u-1"));
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "t0");
+    ck_assert_msg(strstr(m.content, "\"reason\":\"NotFound\"") &&
+                      strstr(m.content, "pods \\\"nginx\\\" not found"),
+                  "%s", m.content);
+    kedge_msg_cleanup(&m);
+
+    ck_assert_int_eq(simctl_send(s, NULL,
+                                 "{\"header\":{\"resourceversion\":\"5\"},\"route\":{\"source\":"
+                                 "\"edgecontroller\",\"group\":\"resource\",\"operation\":"
+                                 "\"insert\",\"resource\":\"default/pod/nginx\"},\"content\":"
+                                 "{\"metadata\":{\"name\":\"nginx\",\"namespace\":\"default\","
+                                 "\"uid\":\"u-1\"}}}",
+                                 NULL),
+                     0);
+    wsc_expect_next(&w, &m);
+    edge_ack(&w, &m);
+    kedge_msg_cleanup(&m);
+    edge_msg(json, sizeof(json), "t1", "edged", "meta", "query",
+             "default/serviceaccounttoken/default", TOKEN_REQ("u-1"));
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "t1");
+    ck_assert_str_eq(m.source, "edgecontroller");
+    ck_assert_str_eq(m.group, "resource");
+    ck_assert_str_eq(m.operation, "response");
+    ck_assert_str_eq(m.resource, "default/serviceaccounttoken/default");
+    ck_assert_ptr_null(m.resource_version);
+    ck_assert_int_eq(kedge_json_parse(m.content, m.content_len, &doc), 0);
+    root = kedge_jdoc_root(doc);
+    ck_assert_str_eq(kedge_json_get(root, "kind")->str, "TokenRequest");
+    v = kedge_json_get(kedge_json_get(root, "spec"), "audiences");
+    ck_assert_str_eq(v->child->str, "https://kubernetes.default.svc.cluster.local");
+    ck_assert_str_eq(kedge_json_get(kedge_json_get(kedge_json_get(root, "spec"), "boundObjectRef"),
+                                    "uid")
+                         ->str,
+                     "u-1");
+    st = kedge_json_get(root, "status");
+    v = kedge_json_get(st, "token");
+    ck_assert_msg(v && v->type == KEDGE_JSTR && strchr(v->str, '.') &&
+                      strchr(strchr(v->str, '.') + 1, '.'),
+                  "token %s", m.content);
+    v = kedge_json_get(st, "expirationTimestamp");
+    ck_assert_msg(v && v->type == KEDGE_JSTR && v->len == 20 && v->str[19] == 'Z', "%s",
+                  m.content);
+    kedge_jdoc_free(doc);
+    kedge_msg_cleanup(&m);
+
+    edge_msg(json, sizeof(json), "t2", "edged", "meta", "query",
+             "default/serviceaccounttoken/default", TOKEN_REQ("u-2"));
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_msg(strstr(m.content, "\"reason\":\"Conflict\"") &&
+                      strstr(m.content, "\"code\":409"),
+                  "%s", m.content);
+    kedge_msg_cleanup(&m);
+
+    edge_msg(json, sizeof(json), "r1", "edged", "meta", "query",
+             "kube-system/configmap/kube-root-ca.crt", "null");
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "r1");
+    f = fopen(simctl_cert_path(s, "rootCA.crt"), "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_gt(getdelim(&ca, &ca_len, '\0', f), 0);
+    fclose(f);
+    ck_assert_int_eq(kedge_json_parse(m.content, m.content_len, &doc), 0);
+    root = kedge_jdoc_root(doc);
+    ck_assert_str_eq(kedge_json_get(kedge_json_get(root, "metadata"), "namespace")->str,
+                     "kube-system");
+    ck_assert_str_eq(kedge_json_get(kedge_json_get(root, "data"), "ca.crt")->str, ca);
+    kedge_jdoc_free(doc);
+    kedge_msg_cleanup(&m);
+    free(ca);
+
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
 /* One node of GET /nodes: its "ready", "registrations", "lease_renew_ms", and the status of
  * condition `cond` (its reason in reason[]). */
 struct node_view {
@@ -2034,6 +2139,7 @@ static Suite *cloudsim_suite(void)
     tcase_add_loop_test(tc, test_device_controller_replies, 0,
                         (int)(sizeof(generations) / sizeof(generations[0])));
     tcase_add_test(tc, test_edge_controller_replies);
+    tcase_add_test(tc, test_service_account_token);
     tcase_add_test(tc, test_node_lifecycle);
     tcase_add_test(tc, test_pod_status_patch);
     tcase_add_test(tc, test_pod_delete_and_object_api);

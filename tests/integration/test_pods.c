@@ -21,6 +21,9 @@
  *     invalid image name, an image that cannot be pulled, a missing configMap volume, a missing
  *     configMap key in env: each a Waiting status with kubelet's reason and a message, the
  *     bridge still running; and a bridge whose engine is down reports why.
+ *  5. An ordinary pod as the API server writes it: the kube-api-access projected volume (a
+ *     token the edge asks cloudsim for with a TokenRequest, kube-root-ca.crt, the namespace)
+ *     and a downwardAPI volume (labels, annotations, a memory limit): the container reads them.
  *
  * Skipped (with a message) when podman is not installed or KEDGE_TEST_ENGINE=none. Waits are
  * deadlines on a condition, never sleeps.
@@ -42,7 +45,9 @@
 #include "bridgectl.h"
 #include "enginectl.h"
 #include "harness.h"
+#include "kedge/alloc.h"
 #include "kedge/buf.h"
+#include "kedge/util.h"
 #include "kedge/json.h"
 #include "simctl.h"
 #include "testsupport.h"
@@ -83,10 +88,10 @@ static int free_port(void)
 }
 
 /* GET http://127.0.0.1:port/ : the body (malloc'd) or NULL. */
-static char *http_get(int port)
+static char *http_get_path(int port, const char *path)
 {
     struct sockaddr_in a = {0};
-    char req[128], buf[8192];
+    char req[512], buf[8192];
     size_t got = 0;
     ssize_t n;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -103,7 +108,7 @@ static char *http_get(int port)
         close(fd);
         return NULL;
     }
-    snprintf(req, sizeof(req), "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
     if (write(fd, req, strlen(req)) < 0) {
         close(fd);
         return NULL;
@@ -114,6 +119,11 @@ static char *http_get(int port)
     buf[got] = '\0';
     body = strstr(buf, "\r\n\r\n");
     return body && strstr(buf, " 200 ") ? strdup(body + 4) : NULL;
+}
+
+static char *http_get(int port)
+{
+    return http_get_path(port, "/");
 }
 
 static void wait_page(int port, const char *want)
@@ -688,6 +698,152 @@ START_TEST(engine_down_is_reported)
 }
 END_TEST
 
+/* ---- 5. an ordinary pod: the API server's kube-api-access volume, a downwardAPI volume ------ */
+
+/* The pod as the API server stores it: the ServiceAccount admission's projected volume and
+ * mount (token, kube-root-ca.crt, namespace) besides the pod's own downwardAPI volume. httpd
+ * serves the whole file system on a host port, so the test reads what the container sees. */
+static void send_sa_pod(int port)
+{
+    sim_send(ROUTE("insert", "default/pod/tok")
+             "{\"metadata\":{\"name\":\"tok\",\"namespace\":\"default\",\"uid\":\"uid-tok-1\","
+             "\"labels\":{\"app\":\"tok\",\"tier\":\"edge\"},"
+             "\"annotations\":{\"note\":\"say \\\"hi\\\"\"}},"
+             "\"spec\":{\"nodeName\":\"" NODE "\",\"serviceAccountName\":\"default\","
+             "\"serviceAccount\":\"default\",\"terminationGracePeriodSeconds\":1,"
+             "\"containers\":[{\"name\":\"c\",\"image\":\"localhost/busybox:edge\","
+             "\"command\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/\"],"
+             "\"ports\":[{\"containerPort\":8080,\"hostPort\":%d,\"hostIP\":\"127.0.0.1\"}],"
+             "\"resources\":{\"limits\":{\"memory\":\"64Mi\"}},"
+             "\"volumeMounts\":[{\"name\":\"podinfo\",\"mountPath\":\"/etc/podinfo\"},"
+             "{\"name\":\"kube-api-access-q2x9z\",\"readOnly\":true,"
+             "\"mountPath\":\"/var/run/secrets/kubernetes.io/serviceaccount\"}]}],"
+             "\"volumes\":[{\"name\":\"podinfo\",\"downwardAPI\":{\"items\":["
+             "{\"path\":\"labels\",\"fieldRef\":{\"fieldPath\":\"metadata.labels\"}},"
+             "{\"path\":\"note\",\"fieldRef\":{\"fieldPath\":\"metadata.annotations\"}},"
+             "{\"path\":\"mem\",\"resourceFieldRef\":{\"containerName\":\"c\","
+             "\"resource\":\"limits.memory\",\"divisor\":\"1Mi\"}}]}},"
+             "{\"name\":\"kube-api-access-q2x9z\",\"projected\":{\"defaultMode\":420,\"sources\":["
+             "{\"serviceAccountToken\":{\"expirationSeconds\":3607,\"path\":\"token\"}},"
+             "{\"configMap\":{\"name\":\"kube-root-ca.crt\",\"items\":[{\"key\":\"ca.crt\","
+             "\"path\":\"ca.crt\"}]}},"
+             "{\"downwardAPI\":{\"items\":[{\"fieldRef\":{\"apiVersion\":\"v1\","
+             "\"fieldPath\":\"metadata.namespace\"},\"path\":\"namespace\"}]}}]}}]}}}",
+             port);
+}
+
+static char *wait_file(int port, const char *path)
+{
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+    char *got;
+
+    while (!(got = http_get_path(port, path))) {
+        ck_assert_msg(kt_now_ms() < deadline, "%s not served on 127.0.0.1:%d", path, port);
+        pause_poll();
+    }
+    return got;
+}
+
+/* The claims (middle part) of a JWT, base64url-decoded. */
+static char *jwt_claims(const char *jwt)
+{
+    const char *a = strchr(jwt, '.'), *b = a ? strchr(a + 1, '.') : NULL;
+    struct kedge_buf std = KEDGE_BUF_INIT;
+    char *out = NULL;
+    size_t len = 0;
+    const char *p;
+
+    ck_assert_msg(a && b && !strchr(b + 1, '.'), "not a JWT: %s", jwt);
+    for (p = a + 1; p < b; p++)
+        ck_assert_int_eq(kedge_buf_putc(&std, *p == '-' ? '+' : *p == '_' ? '/' : *p), 0);
+    while (std.len % 4)
+        ck_assert_int_eq(kedge_buf_putc(&std, '='), 0);
+    ck_assert_int_eq(kedge_base64_decode(std.data, std.len, &out, &len), 0);
+    kedge_buf_cleanup(&std);
+    return out;
+}
+
+/* The request the edge sent for the token (cloudsim's received log). */
+static bool token_request_seen(const char *pod_uid)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *m;
+    bool seen = false;
+    int status = 0;
+
+    ck_assert_int_eq(simctl_http_json(sim, "GET", "/received?skip_keepalive=1", NULL, &status,
+                                      &doc),
+                     0);
+    for (m = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; m && !seen; m = m->next) {
+        const struct kedge_jval *j = kedge_json_get(m, "json");
+        const struct kedge_jval *spec = jpath(j, "content", "spec", NULL);
+
+        seen = str_is(jpath(j, "route", "resource", NULL), "default/serviceaccounttoken/default") &&
+               str_is(jpath(j, "route", "operation", NULL), "query") &&
+               str_is(jpath(j, "route", "source", NULL), "edged") &&
+               str_is(jpath(j, "route", "group", NULL), "meta") &&
+               num(kedge_json_get(spec, "expirationSeconds")) == 3607 &&
+               str_is(jpath(spec, "boundObjectRef", "kind", NULL), "Pod") &&
+               str_is(jpath(spec, "boundObjectRef", "name", NULL), "tok") &&
+               str_is(jpath(spec, "boundObjectRef", "uid", NULL), pod_uid) &&
+               kedge_json_is_null(kedge_json_get(spec, "audiences"));
+    }
+    kedge_jdoc_free(doc);
+    return seen;
+}
+
+START_TEST(ordinary_pod_with_service_account_token)
+{
+    char *token, *ca, *ns, *labels, *note, *mem, *claims, *want_ca = NULL;
+    size_t ca_len = 0;
+    int port = free_port();
+    FILE *f;
+
+    if (skip_without_engine())
+        return;
+    chain_up(NULL);
+    send_sa_pod(port);
+    token = wait_file(port, "/var/run/secrets/kubernetes.io/serviceaccount/token");
+    wait_pod("tok", running_ready, NULL, "Running and ready");
+    ca = wait_file(port, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
+    ns = wait_file(port, "/var/run/secrets/kubernetes.io/serviceaccount/namespace");
+    labels = wait_file(port, "/etc/podinfo/labels");
+    note = wait_file(port, "/etc/podinfo/note");
+    mem = wait_file(port, "/etc/podinfo/mem");
+
+    /* the token: cloudsim's answer to the edge's TokenRequest, bound to this pod */
+    claims = jwt_claims(token);
+    ck_assert_msg(strstr(claims, "\"sub\":\"system:serviceaccount:default:default\"") &&
+                      strstr(claims, "\"pod\":{\"name\":\"tok\",\"uid\":\"uid-tok-1\"}"),
+                  "claims: %s", claims);
+    ck_assert(token_request_seen("uid-tok-1"));
+    /* ca.crt: the cluster CA from kube-root-ca.crt; namespace from the downward API */
+    f = fopen(simctl_cert_path(sim, "rootCA.crt"), "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_gt(getdelim(&want_ca, &ca_len, '\0', f), 0);
+    fclose(f);
+    ck_assert_str_eq(ca, want_ca);
+    ck_assert_str_eq(ns, "default");
+    ck_assert_str_eq(labels, "app=\"tok\"\ntier=\"edge\"");
+    ck_assert_str_eq(note, "note=\"say \\\"hi\\\"\"");
+    ck_assert_str_eq(mem, "64");
+
+    /* deleted: the containers and the pod's volumes go */
+    sim_send(ROUTE("delete", "default/pod/tok") "{\"metadata\":{\"name\":\"tok\","
+             "\"namespace\":\"default\",\"uid\":\"uid-tok-1\"}}}");
+    wait_containers("uid-tok-1", 0);
+    free(token);
+    free(ca);
+    free(ns);
+    free(labels);
+    free(note);
+    free(mem);
+    free(want_ca);
+    kedge_free(claims);
+    teardown();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pods");
@@ -699,6 +855,7 @@ static Suite *suite(void)
     tcase_add_test(tc, restart_policies_init_containers_and_liveness);
     tcase_add_test(tc, bad_pods_get_reasons_not_crashes);
     tcase_add_test(tc, engine_down_is_reported);
+    tcase_add_test(tc, ordinary_pod_with_service_account_token);
     suite_add_tcase(s, tc);
     return s;
 }

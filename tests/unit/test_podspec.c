@@ -534,8 +534,9 @@ START_TEST(spec_defaults)
     ck_assert_str_eq(p->volumes[2].host_path_type, "");
     ck_assert_int_eq(p->volumes[3].kind, VOL_UNSUPPORTED);
     ck_assert_str_eq(p->volumes[3].unsupported, "nfs");
-    ck_assert_int_eq(p->volumes[4].kind, VOL_UNSUPPORTED);
-    ck_assert_str_eq(p->volumes[4].unsupported, "projected");
+    ck_assert_int_eq(p->volumes[4].kind, VOL_PROJECTED);
+    ck_assert_uint_eq(p->volumes[4].n_sources, 0);
+    ck_assert_int_eq(p->volumes[4].default_mode, 0644);
     ck_assert_int_eq(p->volumes[5].kind, VOL_EMPTYDIR); /* unknown member ignored */
     ck_assert_str_eq(p->volumes[5].name, "u2");         /* last duplicate wins */
     ck_assert_int_eq(c->mem_limit_bytes, 1 << 30);
@@ -763,7 +764,89 @@ static const struct {
      "spec.volumes[0].configMap.items[0].path: Invalid value: \"../x\": must not contain '..'"},
     {POD("{'volumes':[{'name':'v','secret':{'secretName':'s','items':[{'key':'k'}]}}]}"),
      KEDGE_ESCHEMA, "spec.volumes[0].secret.items[0].path: Required value"},
+    {POD("{'volumes':[{'name':'v','projected':{'sources':[{'serviceAccountToken':{'path':'t',"
+         "'expirationSeconds':599}}]}}]}"),
+     KEDGE_ESCHEMA,
+     "spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds: Invalid value: "
+     "599: may not specify a duration less than 10 minutes"},
+    {POD("{'volumes':[{'name':'v','projected':{'sources':[{'serviceAccountToken':{}}]}}]}"),
+     KEDGE_ESCHEMA,
+     "spec.volumes[0].projected.sources[0].serviceAccountToken.path: Required value"},
+    {POD("{'volumes':[{'name':'v','projected':{'sources':[{'configMap':{'name':'c'},"
+         "'secret':{'name':'s'}}]}}]}"),
+     KEDGE_ESCHEMA,
+     "spec.volumes[0].projected.sources[0]: Forbidden: may not specify more than 1 volume type"},
+    {POD("{'volumes':[{'name':'v','downwardAPI':{'items':[{'path':'x','fieldRef':{'fieldPath':"
+         "'spec.nodeName'}}]}}]}"),
+     KEDGE_ESCHEMA,
+     "spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: "
+     "\"spec.nodeName\": supported values: \"metadata.annotations\", \"metadata.labels\", "
+     "\"metadata.name\", \"metadata.namespace\", \"metadata.uid\""},
+    {POD("{'volumes':[{'name':'v','downwardAPI':{'items':[{'path':'x','resourceFieldRef':"
+         "{'resource':'limits.cpu'}}]}}]}"),
+     KEDGE_ESCHEMA,
+     "spec.volumes[0].downwardAPI.items[0].resourceFieldRef.containerName: Required value"},
+    {POD("{'volumes':[{'name':'v','downwardAPI':{'items':[{'path':'../x','fieldRef':"
+         "{'fieldPath':'metadata.name'}}]}}]}"),
+     KEDGE_ESCHEMA,
+     "spec.volumes[0].downwardAPI.items[0].path: Invalid value: \"../x\": must not contain '..'"},
+    {POD("{'volumes':[{'name':'v','downwardAPI':{'items':[{'path':'x'}]}}]}"), KEDGE_ESCHEMA,
+     "spec.volumes[0].downwardAPI.items[0]: Required value: one of fieldRef and resourceFieldRef "
+     "is required"},
 };
+
+/* The volume the API server adds to every pod, as it writes it, and a downwardAPI volume. */
+START_TEST(projected_volumes)
+{
+    struct pod_spec *p = parse_ok(
+        Q("{'metadata':{'name':'p','uid':'u'},'spec':{'serviceAccountName':'default','volumes':["
+          "{'name':'kube-api-access-x7k2p','projected':{'defaultMode':420,'sources':["
+          "{'serviceAccountToken':{'expirationSeconds':3607,'path':'token'}},"
+          "{'configMap':{'name':'kube-root-ca.crt','items':[{'key':'ca.crt','path':'ca.crt'}]}},"
+          "{'downwardAPI':{'items':[{'fieldRef':{'apiVersion':'v1','fieldPath':"
+          "'metadata.namespace'},'path':'namespace'}]}}]}},"
+          "{'name':'info','downwardAPI':{'defaultMode':256,'items':["
+          "{'path':'labels','fieldRef':{'fieldPath':'metadata.labels'},'mode':384},"
+          "{'path':'mem','resourceFieldRef':{'containerName':'c','resource':'limits.memory',"
+          "'divisor':'1Mi'}}]}},"
+          "{'name':'aud','projected':{'sources':[{'serviceAccountToken':{'audience':'vault',"
+          "'path':'vault/token'}},{'secret':{'name':'s','optional':true}}]}}],"
+          "'containers':[{'name':'c','image':'i'}]}}"));
+    const struct pod_volume *v = &p->volumes[0];
+
+    ck_assert_str_eq(p->service_account, "default");
+    ck_assert_int_eq(v->kind, VOL_PROJECTED);
+    ck_assert_int_eq(v->default_mode, 0644);
+    ck_assert_uint_eq(v->n_sources, 3);
+    ck_assert_int_eq(v->sources[0].kind, PROJ_TOKEN);
+    ck_assert_str_eq(v->sources[0].audience, "");
+    ck_assert_str_eq(v->sources[0].path, "token");
+    ck_assert_int_eq(v->sources[0].expiration_s, 3607);
+    ck_assert_int_eq(v->sources[1].kind, PROJ_CONFIGMAP);
+    ck_assert_str_eq(v->sources[1].name, "kube-root-ca.crt");
+    ck_assert_uint_eq(v->sources[1].n_items, 1);
+    ck_assert_str_eq(v->sources[1].items[0].path, "ca.crt");
+    ck_assert_int_eq(v->sources[1].items[0].mode, -1);
+    ck_assert_int_eq(v->sources[2].kind, PROJ_DOWNWARD);
+    ck_assert_uint_eq(v->sources[2].n_fields, 1);
+    ck_assert_str_eq(v->sources[2].fields[0].field_path, "metadata.namespace");
+    v = &p->volumes[1];
+    ck_assert_int_eq(v->kind, VOL_DOWNWARD);
+    ck_assert_int_eq(v->default_mode, 0400);
+    ck_assert_uint_eq(v->n_fields, 2);
+    ck_assert_int_eq(v->fields[0].mode, 0600);
+    ck_assert_ptr_null(v->fields[1].field_path);
+    ck_assert_str_eq(v->fields[1].resource, "limits.memory");
+    ck_assert_str_eq(v->fields[1].container, "c");
+    ck_assert_str_eq(v->fields[1].divisor, "1Mi");
+    v = &p->volumes[2];
+    ck_assert_int_eq(v->sources[0].expiration_s, 3600); /* SetDefaults */
+    ck_assert_str_eq(v->sources[0].audience, "vault");
+    ck_assert_int_eq(v->sources[1].kind, PROJ_SECRET);
+    ck_assert(v->sources[1].optional);
+    podspec_free(p);
+}
+END_TEST
 
 START_TEST(parse_error_table)
 {
@@ -1452,6 +1535,7 @@ static Suite *podspec_suite(void)
     tcase_add_loop_test(tc, pull_policy_defaults, 0,
                         (int)(sizeof(pull_policies) / sizeof(pull_policies[0])));
     tcase_add_test(tc, spec_defaults);
+    tcase_add_test(tc, projected_volumes);
     tcase_add_loop_test(tc, parse_error_table, 0,
                         (int)(sizeof(parse_errors) / sizeof(parse_errors[0])));
     tcase_add_test(tc, parse_bounds);
