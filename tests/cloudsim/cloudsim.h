@@ -12,6 +12,7 @@
  *                  and the small object store those answers come from.
  *   nodes.c        the edge controller's Node objects and the node lifecycle controller.
  *   devices.c      the device controller's Devices: ids per generation, twin reports.
+ *   workers.c      its concurrent workers: reports read together are applied newest first.
  *   smpatch.c      the API server's strategic merge patch, for Node and Pod status patches.
  *   control.c      the plain-HTTP control API on 127.0.0.1 that tests drive cloudsim with.
  *   certsrv.c      CloudHub's HTTPS certificate service (:10002): /ca.crt, /edge.crt, the token.
@@ -97,6 +98,7 @@ int hub_new(const struct cloudsim_config *cfg, const char *ca_pem_path, struct h
 void hub_stop(struct hub *h);
 void hub_free(struct hub *h);
 void hub_set_context(struct hub *h, struct lws_context *ctx);
+struct lws_context *hub_context(struct hub *h);
 
 /* Queue a message for a node; it is sent when that node is connected (at once if it is).
  * Messages that need an ack (§5.2) are re-sent every resend interval until acked.
@@ -144,6 +146,8 @@ struct controllers;
 int controllers_new(const char *ca_pem, long node_grace_s, long cloud_minor,
                     struct controllers **out);
 void controllers_free(struct controllers *c);
+/* Drop work queued for a later service turn (hub_stop, before the lws context goes). */
+void controllers_stop(struct controllers *c);
 
 /* An upstream message that CloudHub hands to the controllers (kubeedge-wire.md §5, the default
  * branch of DispatchUpstream, plus k8s/ca.crt). Replies are queued with hub_enqueue(h, node).
@@ -219,6 +223,22 @@ int devctl_edge_updated(struct devctl *d, const struct kedge_msg *m, bool *known
                         struct kedge_msg *resend);
 /* A state/update from the edge: answered ("OK") from v1.18, for a device it knows. */
 bool devctl_state_answered(struct devctl *d, const struct kedge_msg *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * workers.c: the device controller's concurrent workers (reports read within a few ms are
+ * applied together, newest first)
+ */
+
+struct workers;
+typedef int (*worker_fn)(void *ctx, struct hub *h, const char *node, const struct kedge_msg *m);
+
+/* fn(ctx, ...) applies one report and answers it; ctx: borrowed. 0 or -ENOMEM. */
+int workers_new(worker_fn fn, void *ctx, struct workers **out);
+/* Queue a copy of m (read from node) for the workers. 0 or -ENOMEM. */
+int workers_submit(struct workers *w, struct hub *h, const char *node, const struct kedge_msg *m);
+/* Drop what is queued and the timer; before the lws context goes. NULL is a no-op. */
+void workers_stop(struct workers *w);
+void workers_free(struct workers *w);
 
 /* ---------------------------------------------------------------------------------------------
  * smpatch.c: strategic merge patch (k8s.io/apimachinery/pkg/util/strategicpatch)

@@ -10,6 +10,7 @@
  *
  *  - device controller: twin edge_updated gets "OK" (group twin, resource "twin") for a
  *    device it knows, and a Device whose status it changed goes down again (devices.c);
+ *    reports are applied by concurrent workers (workers.c): a burst lands newest first;
  *    state/update gets "OK" from v1.18 for a known device (before, GetResourceTypeForDevice
  *    knows no state/update and nothing answers it); membership/detail is ignored.
  *  - edge controller: the table `ec_rules` below, one row per (resource type, operation).
@@ -51,6 +52,7 @@ struct controllers {
     unsigned long long next_rv;
     struct nodes *nodes;
     struct devctl *devices;
+    struct workers *workers;
 };
 
 /* ---- the store ------------------------------------------------------------------------------- */
@@ -648,8 +650,8 @@ static int token_request(struct controllers *c, const struct res *r, const char 
     int rc = 0;
 
     if (kedge_json_parse(json, len, &doc) < 0) {
-        struct status_error e = {"BadRequest", 400, "the request is not a TokenRequest",
-                                 NULL, NULL, NULL, NULL};
+        struct status_error e = {"BadRequest", 400, "the request is not a TokenRequest", NULL, NULL,
+                                 NULL,         NULL};
         write_status_error(w, &e);
         return 0;
     }
@@ -674,8 +676,8 @@ static int token_request(struct controllers *c, const struct res *r, const char 
         write_not_found(w, "pods", tr.pod);
         goto out;
     }
-    if (kedge_json_parse(v.json, v.len, &pdoc) == 0 &&
-        (puid = meta_uid(kedge_jdoc_root(pdoc))) && strcmp(puid->str, tr.pod_uid)) {
+    if (kedge_json_parse(v.json, v.len, &pdoc) == 0 && (puid = meta_uid(kedge_jdoc_root(pdoc))) &&
+        strcmp(puid->str, tr.pod_uid)) {
         struct status_error e = {"Conflict", 409, NULL, "pods", tr.pod, NULL, NULL};
         rc = kedge_buf_printf(&msg,
                               "Operation cannot be fulfilled on pods \"%s\": the UID in the bound "
@@ -697,25 +699,33 @@ out:
 
 /* ---- the device controller ------------------------------------------------------------------- */
 
+/* One worker's report (updateDeviceStatus): patch the Device, then answer "OK"; the Device
+ * whose status changed goes down again. */
+static int apply_report(void *ctx, struct hub *h, const char *node, const struct kedge_msg *m)
+{
+    struct controllers *c = ctx;
+    struct reply rp = {"devicecontroller", "twin", "twin", NULL, KEDGE_BUF_INIT};
+    struct kedge_msg resend;
+    bool known, needs_ack;
+    int rc = devctl_edge_updated(c->devices, m, &known, &resend);
+
+    if (rc == 0 && known)
+        rc = reply_send(h, node, m, &rp);
+    if (rc == 0 && resend.resource)
+        rc = hub_enqueue(h, node, &resend, &needs_ack);
+    kedge_msg_cleanup(&resend);
+    return rc;
+}
+
 static int device_controller(struct controllers *c, struct hub *h, const char *node,
                              const struct kedge_msg *m)
 {
     const char *res = m->resource ? m->resource : "";
     struct reply rp = {"devicecontroller", "twin", "twin", NULL, KEDGE_BUF_INIT};
-    struct kedge_msg resend;
-    bool known, needs_ack;
-    int rc;
 
     /* GetResourceTypeForDevice: strings.Contains, in this order */
-    if (strstr(res, "twin/edge_updated")) {
-        rc = devctl_edge_updated(c->devices, m, &known, &resend);
-        if (rc == 0 && known)
-            rc = reply_send(h, node, m, &rp);
-        if (rc == 0 && resend.resource)
-            rc = hub_enqueue(h, node, &resend, &needs_ack);
-        kedge_msg_cleanup(&resend);
-        return rc;
-    }
+    if (strstr(res, "twin/edge_updated"))
+        return workers_submit(c->workers, h, node, m);
     if (strstr(res, "state/update"))
         return devctl_state_answered(c->devices, m) ? reply_send(h, node, m, &rp) : 0;
     if (strstr(res, "membership/detail")) {
@@ -1032,8 +1042,10 @@ int controllers_new(const char *ca_pem, long node_grace_s, long cloud_minor,
     *out = NULL;
     if (!c || !(c->ca_pem = kedge_strdup(ca_pem)) ||
         nodes_new(node_grace_s, &c->next_rv, &c->nodes) < 0 ||
-        devctl_new(cloud_minor, &c->next_rv, &c->devices) < 0) {
+        devctl_new(cloud_minor, &c->next_rv, &c->devices) < 0 ||
+        workers_new(apply_report, c, &c->workers) < 0) {
         if (c) {
+            devctl_free(c->devices);
             nodes_free(c->nodes);
             kedge_free(c->ca_pem);
         }
@@ -1056,8 +1068,15 @@ void controllers_free(struct controllers *c)
         kedge_free(o->json);
         kedge_free(o);
     }
+    workers_free(c->workers);
     nodes_free(c->nodes);
     devctl_free(c->devices);
     kedge_free(c->ca_pem);
     kedge_free(c);
+}
+
+void controllers_stop(struct controllers *c)
+{
+    if (c)
+        workers_stop(c->workers);
 }

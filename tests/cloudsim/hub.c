@@ -1094,6 +1094,11 @@ void hub_set_context(struct hub *h, struct lws_context *ctx)
     h->ctx = ctx;
 }
 
+struct lws_context *hub_context(struct hub *h)
+{
+    return h->ctx;
+}
+
 void hub_stop(struct hub *h)
 {
     struct node *n;
@@ -1101,6 +1106,7 @@ void hub_stop(struct hub *h)
     if (!h)
         return;
     h->stopping = true;
+    controllers_stop(h->controllers);
     lws_sul_cancel(&h->unbound.resend_sul);
     for (n = h->nodes; n; n = n->next)
         lws_sul_cancel(&n->resend_sul);

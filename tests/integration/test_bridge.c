@@ -233,8 +233,8 @@ static void wait_session(int64_t min_sessions, int timeout_ms)
     for (;;) {
         if (node_known() && state_bool("connected") && state_int("sessions_total") >= min_sessions)
             return;
-        ck_assert_msg(kt_now_ms() < deadline, "no session %" PRId64 " of node " NODE " at the cloud",
-                      min_sessions);
+        ck_assert_msg(kt_now_ms() < deadline,
+                      "no session %" PRId64 " of node " NODE " at the cloud", min_sessions);
         pause_poll();
     }
 }
@@ -855,11 +855,12 @@ START_TEST(test_device_generations)
     kedge_free(cloud_send(E2E_MODEL));
     msg_id = send_owned(e2e_device("insert", next_rv(), "22"));
     /* one device, announced once; the Device's twin types join it without a second one */
-    (void)snprintf(tpl, sizeof(tpl),
-                   "{\"event_id\":\"<generated>\",\"timestamp\":\"<ts>\",\"added_devices\":[{\"id\":"
-                   "\"%s\",\"name\":\"thermo-e2e\",\"description\":\"e2e\"}],\"removed_devices\":"
-                   "null}",
-                   id);
+    (void)snprintf(
+        tpl, sizeof(tpl),
+        "{\"event_id\":\"<generated>\",\"timestamp\":\"<ts>\",\"added_devices\":[{\"id\":"
+        "\"%s\",\"name\":\"thermo-e2e\",\"description\":\"e2e\"}],\"removed_devices\":"
+        "null}",
+        id);
     expect_mqtt_json(watch, UPDATED_TOPIC, tpl);
     /* the desired value is the twin's expected value, and the delta says so */
     expect_delta(watch, delta, "22", NULL);
@@ -957,6 +958,55 @@ START_TEST(test_device_generations)
     kh_msg_cleanup(&m);
     kh_client_free(d);
     kh_client_free(watch);
+}
+END_TEST
+
+/* ---- 2c. a backlog reaches the cloud in order ------------------------------------------- */
+
+/* cloudcore applies the reports it reads concurrently (cloudsim: workers.c, a burst lands
+ * newest first). Twenty reports made while the link is refused: after the reconnect the
+ * cloud's Device shows the last one, because the bridge sends a device's next report only
+ * after the cloud answered the one before. */
+START_TEST(test_backlog_in_order)
+{
+    struct chain_opts co = {.cloud_version = "1.15"};
+    char tpl[1024], *msg_id, *obj;
+    struct kh_client *d;
+    int64_t sessions;
+    int v;
+
+    chain_up(&co);
+    (void)snprintf(tpl, sizeof(tpl),
+                   "{\"route\":{\"source\":\"devicecontroller\",\"group\":\"twin\",\"operation\":"
+                   "\"update\",\"resource\":\"node/" NODE "/membership\"},\"content\":{"
+                   "\"event_id\":\"ev-b\",\"timestamp\":1,\"added_devices\":[{\"id\":"
+                   "\"thermo-e2e\",\"name\":\"thermo-e2e\"}],\"removed_devices\":[]}}");
+    kedge_free(cloud_send(tpl));
+    kedge_free(cloud_send(E2E_MODEL));
+    msg_id = send_owned(e2e_device("insert", next_rv(), "22"));
+    wait_acked(msg_id);
+    kedge_free(msg_id);
+    d = device("thermo-dev");
+    ck_assert_int_eq(kh_client_sub(d, "$hw/events/device/thermo-e2e/twin/update/result", 1), 1);
+
+    sessions = state_int("sessions_total");
+    wait_plugin_cloud(true);
+    sim_post("/link/refuse?seconds=600");
+    wait_disconnected();
+    wait_plugin_cloud(false);
+    for (v = 1; v <= 20; v++)
+        twin_update_value(d, "thermo-e2e", v);
+    wait_db_int(bridgectl_db_path(bridge),
+                "SELECT count(*) FROM kedge_outbox WHERE msg LIKE '%/twin/edge_updated%'", 20);
+    sim_post("/link/refuse?seconds=0");
+    wait_session(sessions + 1, LINK_MS);
+    wait_db_int(bridgectl_db_path(bridge), OUTBOX_COUNT, 0);
+    obj = sim_object("default/device/thermo-e2e");
+    ck_assert_ptr_nonnull(obj);
+    ck_assert_msg(strstr(obj, "\"type\":\"int\"},\"value\":\"20\"}"), "the cloud's Device: %s",
+                  obj);
+    kedge_free(obj);
+    kh_client_free(d);
 }
 END_TEST
 
@@ -1430,6 +1480,7 @@ static Suite *bridge_suite(void)
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, test_membership_and_device_types);
     tcase_add_loop_test(tc, test_device_generations, 0, 2);
+    tcase_add_test(tc, test_backlog_in_order);
     suite_add_tcase(s, tc);
     return s;
 }
