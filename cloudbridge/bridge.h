@@ -162,6 +162,11 @@ int edgehub_send_direct(struct edgehub *eh, const char *json, size_t len);
 /* Answer a cloud message with operation "response", content "OK", parent_msg_id. */
 int edgehub_ack(struct edgehub *eh, const struct kedge_msg *m);
 void edgehub_stop(struct edgehub *eh);
+/* Stopping (after edgehub_stop): close the link with a websocket close frame, 1000 normal
+ * closure. Returns false when there is no link to close. The frame goes out from the loop:
+ * run it until edgehub_closed, with a deadline of the caller's. */
+bool edgehub_close(struct edgehub *eh);
+bool edgehub_closed(const struct edgehub *eh);
 struct edgehub_stats {
     bool connected;
     uint64_t reconnects;

@@ -24,6 +24,7 @@
 #   KEDGE_CLOUD_HOST=             cloudcore's address; unset: run kedge-cloudsim locally
 #   KEDGE_CLOUD_TOKEN=            token for the first join of that cloudcore
 #   KEDGE_CLOUD_PORT=10000        CloudHub websocket port (cloudsim listens there too)
+#   KEDGE_CLOUD_HTTPS_PORT=10002  CloudHub's certificate port, for the first join of a cloudcore
 #   KEDGE_CLOUDSIM_CONTROL_PORT=10010  the local cloud's control API
 #   KEDGE_ENGINE_SOCKET=          a running dockerd/podman API socket to use for pods; unset: start
 #                                 scripts/engine.sh (podman); none: no container engine
@@ -40,6 +41,7 @@ DB_PATH=$DATA_DIR/kedge.db
 CONF=$DATA_DIR/mosquitto.conf
 CLOUD_HOST=${KEDGE_CLOUD_HOST:-}
 CLOUD_PORT=${KEDGE_CLOUD_PORT:-10000}
+CLOUD_HTTPS_PORT=${KEDGE_CLOUD_HTTPS_PORT:-10002}
 SIM_CONTROL_PORT=${KEDGE_CLOUDSIM_CONTROL_PORT:-10010}
 PASSWORD_FILE=$DATA_DIR/bridge.password
 ENGINE_SOCKET=${KEDGE_ENGINE_SOCKET:-}
@@ -181,7 +183,8 @@ bridge_args() {
         BRIDGE_ARGS+=(cloud_host=127.0.0.1 tls_ca_file="$certs/rootCA.crt"
                       tls_cert_file="$certs/edge.crt" tls_key_file="$certs/edge.key")
     else
-        BRIDGE_ARGS+=(cloud_host="$CLOUD_HOST" tls_ca_file="$DATA_DIR/ca/rootCA.crt"
+        BRIDGE_ARGS+=(cloud_host="$CLOUD_HOST" cloud_https_port="$CLOUD_HTTPS_PORT"
+                      tls_ca_file="$DATA_DIR/ca/rootCA.crt"
                       tls_cert_file="$DATA_DIR/certs/server.crt"
                       tls_key_file="$DATA_DIR/certs/server.key")
     fi
@@ -193,7 +196,8 @@ join_cloud() {
         die "KEDGE_CLOUD_HOST is set but this node has no certificate yet: set KEDGE_CLOUD_TOKEN" \
             "to a token from 'keadm gettoken' on the cloud"
     "$BUILD_DIR/cloudbridge/kedge-bridge" join --cloud "$CLOUD_HOST" --token "$KEDGE_CLOUD_TOKEN" \
-        --node "$NODE_NAME" --certs "$DATA_DIR" -c "$DATA_DIR/kedge-bridge.conf" ||
+        --node "$NODE_NAME" --port "$CLOUD_PORT" --https-port "$CLOUD_HTTPS_PORT" \
+        --certs "$DATA_DIR" -c "$DATA_DIR/kedge-bridge.conf" ||
         die "joining $CLOUD_HOST failed (see above); nothing was saved"
 }
 

@@ -76,6 +76,7 @@ struct wsc {
     int64_t next_keepalive_ms;
     unsigned keepalives_sent;
     unsigned pongs;
+    int close_code; /* set: the next writeable closes with a close frame of this status */
     lws_sorted_usec_list_t tick;
 };
 
@@ -208,6 +209,10 @@ static int wsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         w->pongs++;
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (w->close_code) {
+            lws_close_reason(wsi, (enum lws_close_status)w->close_code, NULL, 0);
+            return -1;
+        }
         f = w->out_head;
         if (!f)
             break;
@@ -746,6 +751,75 @@ struct copies {
     const char *id;
     int n;
 };
+
+static bool cond_state_not_found(struct simctl *s, void *n)
+{
+    return state_int(s, NULL, "session_not_found") >= *(int *)n;
+}
+
+static bool cond_disconnected(struct simctl *s, void *arg)
+{
+    (void)arg;
+    return !state_bool(s, NULL, "connected");
+}
+
+/* cloudcore makes a connection's session on another goroutine than the one reading it: a
+ * keepalive or an ack before the session exists is dropped ("session not found"), nothing is
+ * sent before it, and what comes after counts. The status of the edge's close frame is kept
+ * (peer_close_code), 0 when a connection ends without one (Go reads that as 1006). */
+START_TEST(test_session_setup_and_close)
+{
+    static const char *const window[] = {"--session-setup-ms", "3000", NULL};
+    struct simctl_opts so;
+    struct simctl *s;
+    struct kedge_msg m;
+    struct wsc w;
+    int one = 1;
+
+    memset(&so, 0, sizeof(so));
+    so.extra_args = window;
+    s = sim_start_opts(&so);
+    ck_assert_int_eq(simctl_send(s, NULL, POD_INSERT, NULL), 0); /* waits for the session */
+    edge_connect(&w, s, "edge-node");
+    send_keepalive(&w); /* at once, as edgecore does: before the session */
+    ck_assert(await_state(s, &w, cond_state_not_found, &one));
+    ck_assert_int_eq(state_int(s, NULL, "last_keepalive_ms"), 0);
+    ck_assert_int_eq(count_received(s, NULL, "keepalive"), 1); /* read, and dropped */
+
+    /* the first message from the cloud means the session exists: from now on all counts */
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.operation, "insert");
+    edge_ack(&w, &m);
+    ck_assert(await_state(s, &w, cond_acked, m.msg_id));
+    send_keepalive(&w);
+    ck_assert_int_eq(state_int(s, NULL, "peer_close_code"), 0);
+    {
+        int64_t deadline = mono_ms() + simctl_scale_ms(DEADLINE_MS);
+        while (state_int(s, NULL, "last_keepalive_ms") == 0) {
+            ck_assert(mono_ms() < deadline);
+            lws_service(w.ctx, 0);
+        }
+    }
+    ck_assert_int_eq(state_int(s, NULL, "session_not_found"), 1);
+    kedge_msg_cleanup(&m);
+
+    /* a close frame with 1000: kept */
+    w.close_code = 1000;
+    lws_callback_on_writable(w.wsi);
+    ck_assert(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS));
+    ck_assert(await_state(s, NULL, cond_disconnected, NULL));
+    ck_assert_int_eq(state_int(s, NULL, "peer_close_code"), 1000);
+    wsc_close(&w);
+
+    /* a connection that just ends: none */
+    edge_connect(&w, s, "edge-node");
+    ck_assert_int_eq(state_int(s, NULL, "peer_close_code"), 0);
+    wsc_close(&w); /* no close frame */
+    ck_assert(await_state(s, NULL, cond_disconnected, NULL));
+    ck_assert_int_eq(state_int(s, NULL, "peer_close_code"), 0);
+    sim_stop_ok(s);
+}
+END_TEST
 
 /* An ack-needed message is re-sent with the same msg_id every resend interval until the edge
  * answers with operation "response" and parent_msg_id = that id, and never after. */
@@ -1914,6 +1988,7 @@ static Suite *cloudsim_suite(void)
 
     tcase_add_test(tc, test_client_cert_required);
     tcase_add_test(tc, test_connection_use_and_keepalive);
+    tcase_add_test(tc, test_session_setup_and_close);
     tcase_add_test(tc, test_ack_needed_resent_until_acked);
     tcase_add_test(tc, test_no_ack_sent_once);
     tcase_add_test(tc, test_device_controller_replies);

@@ -64,6 +64,7 @@ struct chain_opts {
     const struct kv *bridge_conf; /* more bridge settings, ended by {NULL, NULL} */
     long resend_interval_s;       /* cloudsim: 0 = its default (5 s) */
     long keepalive_timeout_s;     /* cloudsim: 0 = its default (30 s) */
+    const char *session_setup_ms; /* cloudsim: NULL = its default */
 };
 
 static void pause_poll(void)
@@ -93,6 +94,7 @@ static void chain_up(const struct chain_opts *co)
     struct bridgectl_opts bo = {0};
     struct kh_broker_opts ko = {0};
     struct kh_opt popts[2] = {{NULL, NULL}, {NULL, NULL}};
+    const char *extra[3] = {"--session-setup-ms", NULL, NULL};
     const struct kv *kv;
 
     if (!co)
@@ -100,6 +102,9 @@ static void chain_up(const struct chain_opts *co)
     so.node = NODE;
     so.resend_interval_s = co->resend_interval_s;
     so.keepalive_timeout_s = co->keepalive_timeout_s;
+    extra[1] = co->session_setup_ms;
+    if (co->session_setup_ms)
+        so.extra_args = extra;
     ck_assert_int_eq(simctl_start(&so, &sim), 0);
 
     bo.password = BRIDGE_PASS;
@@ -230,8 +235,8 @@ static void wait_session(int64_t min_sessions, int timeout_ms)
     for (;;) {
         if (node_known() && state_bool("connected") && state_int("sessions_total") >= min_sessions)
             return;
-        ck_assert_msg(kt_now_ms() < deadline, "no session %" PRId64 " of node " NODE " at the cloud",
-                      min_sessions);
+        ck_assert_msg(kt_now_ms() < deadline,
+                      "no session %" PRId64 " of node " NODE " at the cloud", min_sessions);
         pause_poll();
     }
 }
@@ -799,7 +804,9 @@ START_TEST(test_keepalive)
         "{\"header\":{\"msg_id\":\"<generated>\",\"timestamp\":\"<ts>\"},\"route\":{\"source\":"
         "\"websocket\",\"group\":\"resource\",\"operation\":\"keepalive\",\"resource\":\"node\"},"
         "\"content\":\"ping\"}";
-    struct chain_opts co = {fast, 0, 3};
+    /* and a cloud whose sessions take 500 ms to exist after the upgrade (cloudcore makes them
+     * on another goroutine): no keepalive may come before */
+    struct chain_opts co = {fast, 0, 3, "500"};
     char *ids[7];
     long long since = -1;
     int i, j;
@@ -827,6 +834,7 @@ START_TEST(test_keepalive)
     ck_assert_int_gt(state_int("last_keepalive_ms"), 0);
     ck_assert(state_bool("connected"));
     ck_assert_int_eq(state_int("sessions_total"), 1);
+    ck_assert_int_eq(state_int("session_not_found"), 0);
     for (i = 0; i < 7; i++)
         free(ids[i]);
 }
@@ -837,7 +845,7 @@ END_TEST
 START_TEST(test_bad_cloud_input)
 {
     static const struct kv small[] = {{"max_frame_bytes", "4096"}, {NULL, NULL}};
-    struct chain_opts co = {small, 3600, 0}; /* no resends muddle the log */
+    struct chain_opts co = {small, 3600, 0, NULL}; /* no resends muddle the log */
     static const struct {
         const char *what, *json, *log;
     } cases[] = {
@@ -1007,7 +1015,7 @@ START_TEST(test_ack_after_store)
 {
     static const struct route_sel ack = {"edgecontroller", "resource", "response",
                                          "default/configmap/app-cfg"};
-    struct chain_opts co = {NULL, 1, 0}; /* cloudsim resends every second */
+    struct chain_opts co = {NULL, 1, 0, NULL}; /* cloudsim resends every second */
     sqlite3 *lock = NULL;
     char tpl[512], tx[128];
     long long since = -1;
@@ -1100,6 +1108,14 @@ START_TEST(test_sigterm_keeps_outbox)
     wait_plugin_outbox(0);
     wait_db_int(bridgectl_db_path(bridge), OUTBOX_COUNT, 0);
     kh_client_free(d);
+
+    /* SIGTERM on a live link: a websocket close frame, 1000 normal closure (not a bare TCP
+     * close, which cloudcore logs as 1006 abnormal closure) */
+    ck_assert(state_bool("connected"));
+    ck_assert_int_eq(state_int("peer_close_code"), 0);
+    ck_assert_int_eq(bridgectl_stop(bridge), 0);
+    wait_disconnected();
+    ck_assert_int_eq(state_int("peer_close_code"), 1000);
 }
 END_TEST
 
