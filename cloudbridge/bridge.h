@@ -51,6 +51,7 @@ struct bridge_config {
     long rotate_certificates;
     char *meta_db_path;    /* MetaManager's own SQLite file */
     char *node_namespace;  /* "default" (cloudcore v1.12-v1.22) or "null" (v1.23+) */
+    char *kubelet_version; /* the Node's nodeInfo.kubeletVersion */
     long status_interval_s;      /* node status computed (kubelet: 10 s) */
     long lease_interval_s;       /* node lease renewed (kubelet: 10 s) */
     long remote_query_timeout_s; /* edgecore's remoteQueryTimeout (60 s) */

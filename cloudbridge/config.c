@@ -46,14 +46,19 @@ static const struct conf_key keys[] = {
     {"broker_port", CONF_INT, F(broker_port), 1, 65535, "1883", "the local mosquitto's port"},
     {"broker_username", CONF_STR, F(broker_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME,
      "the bridge identity (plugin_opt_bridge_username)"},
-    {"broker_password_file", CONF_STR, F(broker_password_file), 0, 0,
-     "/etc/kedge/bridge.password", "its password, first line (plugin_opt_bridge_password_file)"},
+    {"broker_password_file", CONF_STR, F(broker_password_file), 0, 0, "/etc/kedge/bridge.password",
+     "its password, first line (plugin_opt_bridge_password_file)"},
     {"db_path", CONF_STR, F(db_path), 0, 0, "/var/lib/kedge/bridge.db",
      "the bridge's own SQLite file (outbox to the cloud)"},
     {"meta_db_path", CONF_STR, F(meta_db_path), 0, 0, "/var/lib/kedge/meta.db",
      "MetaManager's SQLite file (KubeEdge's meta table)"},
     {"node_namespace", CONF_STR, F(node_namespace), 0, 0, "default",
      "namespace of node resources: default (cloudcore v1.12-v1.22) or null (v1.23+)"},
+    /* not newer than the oldest Kubernetes KubeEdge v1.15 supports (1.24): a kubelet newer
+     * than its API server breaks the version-skew policy (edgecore v1.15.4 says
+     * v1.26.15-kubeedge-v1.15.4, newer than a 1.24 or 1.25 cluster) */
+    {"kubelet_version", CONF_STR, F(kubelet_version), 0, 0, "v1.24.0-kedge",
+     "the node's kubeletVersion: vMAJOR.MINOR.PATCH[-suffix], not newer than the cluster"},
     {"keepalive_s", CONF_INT, F(keepalive_s), 1, 600, "15", "keepalive message to CloudHub"},
     {"ping_idle_s", CONF_INT, F(ping_idle_s), 1, 600, "15", "websocket PING after this silence"},
     {"dead_link_s", CONF_INT, F(dead_link_s), 2, 3600, "45", "hang up after this silence"},
@@ -208,10 +213,33 @@ static int read_password(struct bridge_config *cfg)
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0)
-        kedge_log(KEDGE_LOG_ERR, "config: broker_password_file %s: %s",
-                  cfg->broker_password_file,
+        kedge_log(KEDGE_LOG_ERR, "config: broker_password_file %s: %s", cfg->broker_password_file,
                   rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
     return rc < 0 ? KEDGE_ECONFIG : 0;
+}
+
+/* A Kubernetes version as kubelet reports it (k8s.io/apimachinery/pkg/util/version parses
+ * it): v, three numbers, then optionally -pre or +build of printable characters. */
+static bool kube_version_ok(const char *v)
+{
+    int i;
+
+    if (!v || *v++ != 'v')
+        return false;
+    for (i = 0; i < 3; i++) {
+        if (*v < '0' || *v > '9')
+            return false;
+        while (*v >= '0' && *v <= '9')
+            v++;
+        if (i < 2 && *v++ != '.')
+            return false;
+    }
+    if (*v && *v != '-' && *v != '+')
+        return false;
+    for (; *v; v++)
+        if (*v <= ' ' || *v > '~')
+            return false;
+    return true;
 }
 
 static int check_whole(struct bridge_config *cfg)
@@ -222,6 +250,13 @@ static int check_whole(struct bridge_config *cfg)
     }
     if (strcmp(cfg->node_namespace, "default") && strcmp(cfg->node_namespace, "null")) {
         kedge_log(KEDGE_LOG_ERR, "config: node_namespace must be default or null");
+        return KEDGE_ECONFIG;
+    }
+    if (!kube_version_ok(cfg->kubelet_version)) {
+        kedge_log(KEDGE_LOG_ERR,
+                  "config: kubelet_version '%s' is not vMAJOR.MINOR.PATCH with an "
+                  "optional -suffix or +suffix",
+                  cfg->kubelet_version);
         return KEDGE_ECONFIG;
     }
     if (cfg->dead_link_s <= cfg->ping_idle_s) {
