@@ -106,6 +106,7 @@ struct edged {
     struct engine *engine;
     struct prober *prober;
     struct epod *pods;
+    struct podgone *gone; /* pods finished here: late updates of them are ignored */
     struct seen *seen, *next_seen;
     size_t n_seen, n_next;
     size_t inspects_pending;
@@ -1022,8 +1023,10 @@ static bool sync_terminating(struct edged *ed, struct epod *p)
     }
     if (running || p->busy)
         return false; /* removals wait for the stops, and for calls in flight */
-    if (!p->final_sent && p->spec) {
-        /* the terminal status, from the stopped containers; waits for a patch in flight */
+    if (!p->final_sent && p->spec && p->finalise) {
+        /* the terminal status, from the stopped containers; waits for a patch in flight. Only
+         * for a pod the cloud still has: one it deleted (or replaced under the same name)
+         * would answer NotFound (or a uid conflict), as kubelet's status manager knows */
         if (!report_status(ed, p))
             return false;
         p->final_sent = true;
@@ -1035,20 +1038,26 @@ static bool sync_terminating(struct edged *ed, struct epod *p)
     return true; /* nothing left */
 }
 
-static void send_pod_delete(struct edged *ed, struct epod *p);
+static int send_pod_delete(struct edged *ed, struct epod *p);
 static void forget_pod(struct edged *ed, struct epod *p);
 
 static void sync_pod(struct edged *ed, struct epod *p)
 {
     if (p->terminating) { /* stops go out even while other calls are in flight */
         if (sync_terminating(ed, p) && !p->busy) {
-            int rc = podvolumes_remove(ed->br->cfg.pods_dir, p->uid);
+            int rc;
+            /* the delete waits for the final status's answer (cloudcore applies the two on
+             * separate goroutines: a delete first makes the patch NotFound) and for a link to
+             * send it on (kubelet retries it until it is done) */
+            if (p->finalise && (p->status_inflight || !edgehub_connected(ed->br->hub) ||
+                                send_pod_delete(ed, p) < 0))
+                return;
+            rc = podvolumes_remove(ed->br->cfg.pods_dir, p->uid);
             if (rc < 0)
                 kedge_log(KEDGE_LOG_WARN, "edged: pod %s: cannot remove its volumes: %s", p->key,
                           kedge_strerror(rc));
-            if (p->finalise)
-                send_pod_delete(ed, p);
             kedge_log(KEDGE_LOG_NOTICE, "edged: pod %s (%s) removed", p->key, p->uid);
+            podgone_add(ed->gone, p->uid, kedge_now_ms());
             forget_pod(ed, p);
         }
         return;
@@ -1746,17 +1755,82 @@ static void forget_pod(struct edged *ed, struct epod *p)
     pod_free(p);
 }
 
-/* The cloud finalises a pod the kubelet has stopped with a delete from the kubelet. */
-static void send_pod_delete(struct edged *ed, struct epod *p)
+static void pod_apply(struct edged *ed, const char *key, const char *json, size_t len,
+                      bool deleted);
+
+struct delete_ctx {
+    struct edged *ed;
+    char *key;
+    char uid[]; /* the pod is forgotten when the answer comes */
+};
+
+/* The cloud's answer to the delete: "OK" (cloudcore's deletePod answers so also when the pod
+ * is gone already), or an error, or none. Without an OK the pod may still be there, waiting
+ * for this node: the UID is no longer taken as finished and the pod, if the store still has
+ * it, is taken again (it is terminating, so it ends in another delete). */
+static void delete_answered(void *ctx, const struct kedge_msg *m, int err)
+{
+    struct delete_ctx *dc = ctx;
+    struct edged *ed = dc->ed;
+    char *json = NULL;
+
+    if (!err && m && m->content_is_string && m->content_str_len == 2 &&
+        !memcmp(m->content_str, "OK", 2))
+        goto out;
+    if (err == -ECANCELED || ed->stopping)
+        goto out;
+    kedge_log(KEDGE_LOG_WARN, "edged: pod %s (%s): the cloud did not confirm its deletion (%s)",
+              dc->key, dc->uid, err ? kedge_strerror(err) : "an error");
+    podgone_forget(ed->gone, dc->uid);
+    if (!pod_by_uid(ed, dc->uid) && metamgr_get(ed->br->meta, dc->key, &json) == 0 &&
+        strstr(json, dc->uid))
+        pod_apply(ed, dc->key, json, strlen(json), false);
+out:
+    kedge_free(json);
+    kedge_free(dc->key);
+    kedge_free(dc);
+}
+
+/* The cloud finalises a pod the kubelet has stopped with a delete from the kubelet: grace
+ * period 0, the UID as the precondition (kubelet's status_manager.go). 0, or -ENOTCONN,
+ * -ENOMEM: not sent. */
+static int send_pod_delete(struct edged *ed, struct epod *p)
 {
     char resource[600], opts[200];
+    size_t ul = strlen(p->uid);
+    struct delete_ctx *dc = kedge_malloc(sizeof(*dc) + ul + 1);
+    struct kedge_msg m = {0};
+    int rc = dc ? 0 : -ENOMEM;
 
     snprintf(resource, sizeof(resource), "%s/pod/%s", p->spec->ns, p->spec->name);
     snprintf(opts, sizeof(opts), "{\"gracePeriodSeconds\":0,\"preconditions\":{\"uid\":\"%s\"}}",
              p->uid);
-    if (send_to_cloud(ed, "delete", resource, opts, false) < 0)
-        kedge_log(KEDGE_LOG_INFO, "edged: pod %s: delete not sent (offline); the cloud resends",
-                  p->key);
+    if (dc) {
+        dc->ed = ed;
+        memcpy(dc->uid, p->uid, ul + 1);
+        if (!(dc->key = kedge_strdup(p->key)))
+            rc = -ENOMEM;
+    }
+    m.source = "edged";
+    m.group = "meta";
+    m.operation = "delete";
+    m.resource = resource;
+    if (rc == 0)
+        rc = kedge_msg_new_id(&m);
+    if (rc == 0)
+        rc = kedge_msg_set_content_json(&m, opts, strlen(opts));
+    if (rc == 0)
+        rc = metamgr_remote(ed->br->meta, &m, (int)(ed->br->cfg.remote_query_timeout_s * 1000),
+                            delete_answered, dc);
+    if (rc < 0) {
+        if (dc)
+            kedge_free(dc->key);
+        kedge_free(dc);
+    }
+    kedge_free(m.msg_id);
+    kedge_free(m.content);
+    kedge_free(m.content_str);
+    return rc;
 }
 
 static struct epod *pod_new(const char *key, struct pod_spec *spec)
@@ -1937,6 +2011,14 @@ static void pod_apply(struct edged *ed, const char *key, const char *json, size_
         relist_soon(ed);
         return;
     }
+    if (podgone_has(ed->gone, spec->uid, kedge_now_ms())) {
+        /* a late update of a pod this node has finished (stopped, reported, deleted): kubelet
+         * ignores those; starting it again would patch a pod the cloud is deleting */
+        kedge_log(KEDGE_LOG_INFO, "edged: pod %s (%s) is finished here: update ignored", key,
+                  spec->uid);
+        podspec_free(spec);
+        return;
+    }
     if (!for_this_node(ed, spec)) {
         kedge_log(KEDGE_LOG_INFO, "edged: pod %s is bound to node \"%s\", not this one", key,
                   spec->node_name ? spec->node_name : "");
@@ -2068,7 +2150,9 @@ int edged_start(struct bridge *br, struct edged **out)
     ed->br = br;
     ed->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 5);
     node_internal_ip(ed->host_ip, sizeof(ed->host_ip));
-    rc = engine_new(br, br->cfg.engine_socket, &ed->engine);
+    rc = podgone_new(&ed->gone);
+    if (rc == 0)
+        rc = engine_new(br, br->cfg.engine_socket, &ed->engine);
     if (rc == 0)
         rc = prober_new(br, ed->engine, &ed->prober);
     if (rc < 0) {
@@ -2120,5 +2204,6 @@ void edged_free(struct edged *ed)
     for (i = 0; i < ed->n_next; i++)
         seen_cleanup(&ed->next_seen[i]);
     kedge_free(ed->next_seen);
+    podgone_free(ed->gone);
     kedge_free(ed);
 }
