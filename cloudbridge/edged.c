@@ -1345,8 +1345,8 @@ static bool report_status(struct edged *ed, struct epod *p)
     bool done = true;
     int i;
 
-    if (!p->spec)
-        return true;
+    if (!p->spec || (p->terminating && !p->finalise))
+        return true; /* a pod the cloud deleted (or replaced): it has no status to take */
     if (p->status_inflight)
         return false;
     views = kedge_calloc(p->n_cs ? p->n_cs : 1, sizeof(*views));

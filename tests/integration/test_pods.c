@@ -668,23 +668,55 @@ static bool sim_settled(void)
     return pending == 0;
 }
 
+/* The index of the last message the edge sent, -1 none. */
+static long long last_sent(void)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *e;
+    int64_t idx = -1;
+    int status = 0;
+
+    ck_assert_int_eq(simctl_http_json(sim, "GET", "/received", NULL, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    for (e = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; e; e = e->next)
+        ck_assert_int_eq(kedge_json_int64(kedge_json_get(e, "index"), &idx), 0);
+    kedge_jdoc_free(doc);
+    return idx;
+}
+
 /* Deleted in the cloud as the API server does it (graceful: an update with deletionTimestamp):
  * the containers stop, the final status goes up, then the edge's delete (grace 0, uid). The
  * cloud then sends what its watch saw, as cloudcore does: the pod MODIFIED (an update, still
  * with the deletionTimestamp) after the edge finished it, "OK", then the delete. The late
  * update must not bring the pod back: no second start, no status patch after the delete (the
- * API server: pods "gone" not found), one delete. */
+ * API server: pods "gone" not found), one delete. A pod deleted at once (kubectl delete --force:
+ * the cloud's delete) gets no status at all after it: the API server has no such pod. */
 START_TEST(graceful_delete_is_final)
 {
-    long long del_at;
+    long long del_at, before;
     long mark;
 
     if (skip_without_engine())
         return;
     chain_up(NULL);
     mark = bridgectl_log_mark(bridge);
+    send_simple_pod("forced", "localhost/busybox:edge", "", "");
     send_simple_pod("gone", "localhost/busybox:edge", "", "");
-    wait_pod("gone", phase_is, "Running", "phase Running");
+    wait_pod("forced", running_ready, NULL, "Running and ready");
+    wait_pod("gone", running_ready, NULL, "Running and ready");
+
+    /* forced: stopped and removed, and nothing said about it to the cloud any more */
+    before = last_sent();
+    sim_send(ROUTE("delete", "default/pod/forced") "{\"metadata\":{\"name\":\"forced\","
+             "\"namespace\":\"default\",\"uid\":\"uid-forced\"}}}");
+    ck_assert_int_eq(bridgectl_wait_log(bridge, mark,
+                                        "pod default/pod/forced (uid-forced) removed",
+                                        kh_scale_ms(WAIT_MS)),
+                     0);
+    ck_assert_int_eq(edge_sent("patch", "default/podpatch/forced", before, NULL), 0);
+    ck_assert_int_eq(edge_sent("delete", "default/pod/forced", -1, NULL), 0);
+
+    /* gone: the graceful way */
     sim_send(ROUTE(
         "update",
         "default/pod/gone") "{\"metadata\":{\"name\":\"gone\",\"namespace\":\"default\",\"uid\":"
