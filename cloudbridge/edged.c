@@ -42,6 +42,7 @@
 #define RELIST_DEBOUNCE_MS 50
 #define BACKOFF_RESET_MS 600000 /* kubelet forgets a back-off after 2 x 300 s without a crash */
 #define QUERY_AGAIN_MS 10000
+#define RETAKE_AFTER_ERROR_MS 10000 /* kubelet's status manager syncs every 10 s */
 
 /* A container as the last relist saw it. */
 struct seen {
@@ -107,6 +108,7 @@ struct edged {
     struct prober *prober;
     struct epod *pods;
     struct podgone *gone; /* pods finished here: late updates of them are ignored */
+    struct deletion *retakes; /* deletes the cloud did not confirm: pods to take again */
     struct seen *seen, *next_seen;
     size_t n_seen, n_next;
     size_t inspects_pending;
@@ -1758,37 +1760,66 @@ static void forget_pod(struct edged *ed, struct epod *p)
 static void pod_apply(struct edged *ed, const char *key, const char *json, size_t len,
                       bool deleted);
 
-struct delete_ctx {
+/* A pod's delete in flight (the pod is forgotten already), then, if the cloud did not confirm
+ * it, the pod to take again from the store. */
+struct deletion {
+    struct deletion *next; /* in ed->retakes */
     struct edged *ed;
     char *key;
-    char uid[]; /* the pod is forgotten when the answer comes */
+    uint64_t retake_ms; /* monotonic */
+    char uid[];
 };
+
+static void deletion_free(struct deletion *d)
+{
+    kedge_free(d->key);
+    kedge_free(d);
+}
 
 /* The cloud's answer to the delete: "OK" (cloudcore's deletePod answers so also when the pod
  * is gone already), or an error, or none. Without an OK the pod may still be there, waiting
  * for this node: the UID is no longer taken as finished and the pod, if the store still has
- * it, is taken again (it is terminating, so it ends in another delete). */
+ * it, is taken again (it is terminating, so it ends in another delete) by the tick: at once
+ * after a timeout (a lost link), after RETAKE_AFTER_ERROR_MS after an error, as kubelet's
+ * status manager retries at its next sync rather than at once. */
 static void delete_answered(void *ctx, const struct kedge_msg *m, int err)
 {
-    struct delete_ctx *dc = ctx;
-    struct edged *ed = dc->ed;
-    char *json = NULL;
+    struct deletion *d = ctx;
+    struct edged *ed = d->ed;
 
-    if (!err && m && m->content_is_string && m->content_str_len == 2 &&
-        !memcmp(m->content_str, "OK", 2))
-        goto out;
-    if (err == -ECANCELED || ed->stopping)
-        goto out;
+    if ((!err && m && m->content_is_string && m->content_str_len == 2 &&
+         !memcmp(m->content_str, "OK", 2)) ||
+        err == -ECANCELED || ed->stopping) {
+        deletion_free(d);
+        return;
+    }
     kedge_log(KEDGE_LOG_WARN, "edged: pod %s (%s): the cloud did not confirm its deletion (%s)",
-              dc->key, dc->uid, err ? kedge_strerror(err) : "an error");
-    podgone_forget(ed->gone, dc->uid);
-    if (!pod_by_uid(ed, dc->uid) && metamgr_get(ed->br->meta, dc->key, &json) == 0 &&
-        strstr(json, dc->uid))
-        pod_apply(ed, dc->key, json, strlen(json), false);
-out:
-    kedge_free(json);
-    kedge_free(dc->key);
-    kedge_free(dc);
+              d->key, d->uid, err ? kedge_strerror(err) : "an error");
+    podgone_forget(ed->gone, d->uid);
+    d->retake_ms = kedge_now_ms() + (err ? 0 : RETAKE_AFTER_ERROR_MS);
+    d->next = ed->retakes;
+    ed->retakes = d;
+}
+
+/* The tick: take the due ones of the pods whose deletion was not confirmed again. */
+static void retake_due(struct edged *ed, uint64_t now)
+{
+    struct deletion **pp = &ed->retakes, *d;
+    char *json;
+
+    while ((d = *pp)) {
+        if (now < d->retake_ms) {
+            pp = &d->next;
+            continue;
+        }
+        *pp = d->next;
+        json = NULL;
+        if (!pod_by_uid(ed, d->uid) && metamgr_get(ed->br->meta, d->key, &json) == 0 &&
+            strstr(json, d->uid))
+            pod_apply(ed, d->key, json, strlen(json), false);
+        kedge_free(json);
+        deletion_free(d);
+    }
 }
 
 /* The cloud finalises a pod the kubelet has stopped with a delete from the kubelet: grace
@@ -1798,7 +1829,7 @@ static int send_pod_delete(struct edged *ed, struct epod *p)
 {
     char resource[600], opts[200];
     size_t ul = strlen(p->uid);
-    struct delete_ctx *dc = kedge_malloc(sizeof(*dc) + ul + 1);
+    struct deletion *dc = kedge_calloc(1, sizeof(*dc) + ul + 1);
     struct kedge_msg m = {0};
     int rc = dc ? 0 : -ENOMEM;
 
@@ -1822,11 +1853,8 @@ static int send_pod_delete(struct edged *ed, struct epod *p)
     if (rc == 0)
         rc = metamgr_remote(ed->br->meta, &m, (int)(ed->br->cfg.remote_query_timeout_s * 1000),
                             delete_answered, dc);
-    if (rc < 0) {
-        if (dc)
-            kedge_free(dc->key);
-        kedge_free(dc);
-    }
+    if (rc < 0 && dc)
+        deletion_free(dc);
     kedge_free(m.msg_id);
     kedge_free(m.content);
     kedge_free(m.content_str);
@@ -2089,6 +2117,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     bool due = now >= ed->next_resync_ms;
     struct epod *p;
 
+    retake_due(ed, now);
     for (p = ed->pods; p; p = p->next) {
         size_t i;
         probe_pod(ed, p, now);
@@ -2205,5 +2234,10 @@ void edged_free(struct edged *ed)
         seen_cleanup(&ed->next_seen[i]);
     kedge_free(ed->next_seen);
     podgone_free(ed->gone);
+    while (ed->retakes) {
+        struct deletion *d = ed->retakes;
+        ed->retakes = d->next;
+        deletion_free(d);
+    }
     kedge_free(ed);
 }
