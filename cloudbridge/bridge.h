@@ -295,6 +295,9 @@ struct bridge {
     struct relay *relay;
     struct metamgr *meta;
     struct edged *edged; /* NULL when engine_socket is none */
+    /* nodeInfo.containerRuntimeVersion (edged writes it from the engine, node.c reports it):
+     * "" until the engine said */
+    char runtime_version[96];
     bool stopping;
 };
 

@@ -2148,6 +2148,31 @@ static void on_event(void *ctx, const char *json, size_t len)
     relist_soon(ctx);
 }
 
+/* GET /version: the node's containerRuntimeVersion in kubelet's form, <runtime>://<version>
+ * (dockershim said docker://24.0.5); podman's Docker API names itself "Podman Engine". */
+static void version_read(void *ctx, const struct engine_reply *r)
+{
+    struct edged *ed = ctx;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *v, *c;
+    const char *runtime = "docker";
+
+    if (r->err || r->status != 200 || kedge_json_parse(r->body, r->len, &doc) < 0)
+        return; /* the node keeps what it says; the next connection asks again */
+    root = kedge_jdoc_root(doc);
+    v = kedge_json_get(root, "Version");
+    c = kedge_json_get(root, "Components");
+    for (c = c && c->type == KEDGE_JARR ? c->child : NULL; c; c = c->next) {
+        const struct kedge_jval *n = kedge_json_get(c, "Name");
+        if (n && n->type == KEDGE_JSTR && !strncmp(n->str, "Podman", 6))
+            runtime = "podman";
+    }
+    if (v && v->type == KEDGE_JSTR && v->len)
+        snprintf(ed->br->runtime_version, sizeof(ed->br->runtime_version), "%s://%s", runtime,
+                 v->str);
+    kedge_jdoc_free(doc);
+}
+
 static void on_engine_up(void *ctx, bool up)
 {
     struct edged *ed = ctx;
@@ -2156,8 +2181,11 @@ static void on_engine_up(void *ctx, bool up)
         kedge_log(up ? KEDGE_LOG_NOTICE : KEDGE_LOG_WARN, "edged: container runtime %s (%s)",
                   up ? "connected" : "lost", ed->br->cfg.engine_socket);
     ed->engine_up = up;
-    if (up)
+    if (up) {
         relist_soon(ed);
+        if (engine_request(ed->engine, "GET", "/version", NULL, 0, 0, version_read, ed) < 0)
+            kedge_log(KEDGE_LOG_WARN, "edged: out of memory asking the engine's version");
+    }
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------------

@@ -257,7 +257,10 @@ static void write_status(struct node *n, struct kedge_jw *w, const struct machin
     kedge_jw_kstr(w, "bootID", mc->boot_id);
     kedge_jw_kstr(w, "kernelVersion", mc->kernel);
     kedge_jw_kstr(w, "osImage", mc->os);
-    kedge_jw_kstr(w, "containerRuntimeVersion", "remote://kedge");
+    /* kubelet's <runtime>://<version>; before the engine answered, as kubelet with a remote
+     * runtime it cannot name yet */
+    kedge_jw_kstr(w, "containerRuntimeVersion",
+                  n->br->runtime_version[0] ? n->br->runtime_version : "remote://unknown");
     kedge_jw_kstr(w, "kubeletVersion", n->br->cfg.kubelet_version);
     kedge_jw_kstr(w, "kubeProxyVersion", "");
     kedge_jw_kstr(w, "operatingSystem", "linux");

@@ -6,7 +6,8 @@
  *     volume on a hostPort, env from fieldRef and configMapKeyRef, a readiness probe) runs as
  *     an infra + app container with kubelet's labels; GET on 127.0.0.1 returns the page;
  *     cloudsim has Running and Ready. A second pod asking for the same host port waits with
- *     the reason while the first keeps serving. The app process killed: restartCount 1, lastState
+ *     the reason while the first keeps serving. The node reports the engine as its container
+ *     runtime (podman://<version>). The app process killed: restartCount 1, lastState
  *     terminated 137; killed again: CrashLoopBackOff while the back-off runs, then
  *     restartCount 2. Deleted in the cloud (a delete, the pod gone from the API server): the
  *     containers and volumes are gone.
@@ -438,6 +439,32 @@ static void send_web_pod(const char *name, const char *uid, int port, const char
              op, name, name, uid, port);
 }
 
+/* The node's containerRuntimeVersion (kubelet's <runtime>://<version>) starts with prefix,
+ * and has a version after it. */
+static void wait_runtime_version(const char *prefix)
+{
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+    size_t n = strlen(prefix);
+
+    for (;;) {
+        struct kedge_jdoc *doc = NULL;
+        int status = 0;
+        bool ok = false;
+        if (simctl_http_json(sim, "GET", "/object?key=node/" NODE, NULL, &status, &doc) == 0 &&
+            status == 200) {
+            const struct kedge_jval *v =
+                jpath(kedge_jdoc_root(doc), "status", "nodeInfo", "containerRuntimeVersion");
+            ok = v && v->type == KEDGE_JSTR && v->len > n && !strncmp(v->str, prefix, n);
+        }
+        kedge_jdoc_free(doc);
+        if (ok)
+            return;
+        ck_assert_msg(kt_now_ms() < deadline, "the node's containerRuntimeVersion is not %s...",
+                      prefix);
+        pause_poll();
+    }
+}
+
 /* ---- 1. the seed's example ------------------------------------------------------------------ */
 
 START_TEST(nginx_like_pod_end_to_end)
@@ -466,6 +493,7 @@ START_TEST(nginx_like_pod_end_to_end)
                   "labels: %s", labels.data);
     wait_pod("web", running_ready, NULL, "Running and ready");
     snprintf(first_id, sizeof(first_id), "%s", id);
+    wait_runtime_version("podman://"); /* enginectl runs podman's Docker API */
 
     /* a second pod wants the same host port: it waits with the reason, the first keeps it */
     send_web_pod("clash", "uid-clash", port, "insert");
