@@ -55,6 +55,7 @@ struct bridge_config {
     long cloud_minor;      /* derived: 15 for "1.15" */
     char *node_namespace;  /* "default" (cloudcore v1.12-v1.22) or "null" (v1.23+): derived
                               from cloud_version unless set */
+    char *kubelet_version; /* the Node's nodeInfo.kubeletVersion */
     long status_interval_s;      /* node status computed (kubelet: 10 s) */
     long lease_interval_s;       /* node lease renewed (kubelet: 10 s) */
     long remote_query_timeout_s; /* edgecore's remoteQueryTimeout (60 s) */
@@ -183,6 +184,11 @@ int edgehub_send_direct(struct edgehub *eh, const char *json, size_t len);
 /* Answer a cloud message with operation "response", content "OK", parent_msg_id. */
 int edgehub_ack(struct edgehub *eh, const struct kedge_msg *m);
 void edgehub_stop(struct edgehub *eh);
+/* Stopping (after edgehub_stop): close the link with a websocket close frame, 1000 normal
+ * closure. Returns false when there is no link to close. The frame goes out from the loop:
+ * run it until edgehub_closed, with a deadline of the caller's. */
+bool edgehub_close(struct edgehub *eh);
+bool edgehub_closed(const struct edgehub *eh);
 struct edgehub_stats {
     bool connected;
     uint64_t reconnects;
@@ -330,6 +336,9 @@ struct bridge {
     struct metamgr *meta;
     struct edged *edged; /* NULL when engine_socket is none */
     struct devices *devices;
+    /* nodeInfo.containerRuntimeVersion (edged writes it from the engine, node.c reports it):
+     * "" until the engine said */
+    char runtime_version[96];
     bool stopping;
 };
 

@@ -46,8 +46,8 @@ static const struct conf_key keys[] = {
     {"broker_port", CONF_INT, F(broker_port), 1, 65535, "1883", "the local mosquitto's port"},
     {"broker_username", CONF_STR, F(broker_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME,
      "the bridge identity (plugin_opt_bridge_username)"},
-    {"broker_password_file", CONF_STR, F(broker_password_file), 0, 0,
-     "/etc/kedge/bridge.password", "its password, first line (plugin_opt_bridge_password_file)"},
+    {"broker_password_file", CONF_STR, F(broker_password_file), 0, 0, "/etc/kedge/bridge.password",
+     "its password, first line (plugin_opt_bridge_password_file)"},
     {"db_path", CONF_STR, F(db_path), 0, 0, "/var/lib/kedge/bridge.db",
      "the bridge's own SQLite file (outbox to the cloud)"},
     {"meta_db_path", CONF_STR, F(meta_db_path), 0, 0, "/var/lib/kedge/meta.db",
@@ -56,6 +56,11 @@ static const struct conf_key keys[] = {
      "cloudcore's version, MAJOR.MINOR: device ids (ns/name from 1.17), node namespace"},
     {"node_namespace", CONF_STR, F(node_namespace), 0, 0, "",
      "override: default or null (otherwise from cloud_version: null from 1.23)"},
+    /* not newer than the oldest Kubernetes KubeEdge v1.15 supports (1.24): a kubelet newer
+     * than its API server breaks the version-skew policy (edgecore v1.15.4 says
+     * v1.26.15-kubeedge-v1.15.4, newer than a 1.24 or 1.25 cluster) */
+    {"kubelet_version", CONF_STR, F(kubelet_version), 0, 0, "v1.24.0-kedge",
+     "the node's kubeletVersion: vMAJOR.MINOR.PATCH[-suffix], not newer than the cluster"},
     {"keepalive_s", CONF_INT, F(keepalive_s), 1, 600, "15", "keepalive message to CloudHub"},
     {"ping_idle_s", CONF_INT, F(ping_idle_s), 1, 600, "15", "websocket PING after this silence"},
     {"dead_link_s", CONF_INT, F(dead_link_s), 2, 3600, "45", "hang up after this silence"},
@@ -212,8 +217,7 @@ static int read_password(struct bridge_config *cfg)
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0)
-        kedge_log(KEDGE_LOG_ERR, "config: broker_password_file %s: %s",
-                  cfg->broker_password_file,
+        kedge_log(KEDGE_LOG_ERR, "config: broker_password_file %s: %s", cfg->broker_password_file,
                   rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
     return rc < 0 ? KEDGE_ECONFIG : 0;
 }
@@ -267,6 +271,30 @@ bool config_device_ids_namespaced(const struct bridge_config *cfg)
     return cfg->cloud_minor >= 17;
 }
 
+/* A Kubernetes version as kubelet reports it (k8s.io/apimachinery/pkg/util/version parses
+ * it): v, three numbers, then optionally -pre or +build of printable characters. */
+static bool kube_version_ok(const char *v)
+{
+    int i;
+
+    if (!v || *v++ != 'v')
+        return false;
+    for (i = 0; i < 3; i++) {
+        if (*v < '0' || *v > '9')
+            return false;
+        while (*v >= '0' && *v <= '9')
+            v++;
+        if (i < 2 && *v++ != '.')
+            return false;
+    }
+    if (*v && *v != '-' && *v != '+')
+        return false;
+    for (; *v; v++)
+        if (*v <= ' ' || *v > '~')
+            return false;
+    return true;
+}
+
 static int check_whole(struct bridge_config *cfg)
 {
     int rc;
@@ -278,6 +306,13 @@ static int check_whole(struct bridge_config *cfg)
     rc = derive_generation(cfg);
     if (rc < 0)
         return rc;
+    if (!kube_version_ok(cfg->kubelet_version)) {
+        kedge_log(KEDGE_LOG_ERR,
+                  "config: kubelet_version '%s' is not vMAJOR.MINOR.PATCH with an "
+                  "optional -suffix or +suffix",
+                  cfg->kubelet_version);
+        return KEDGE_ECONFIG;
+    }
     if (cfg->dead_link_s <= cfg->ping_idle_s) {
         kedge_log(KEDGE_LOG_ERR, "config: dead_link_s (%ld) must be above ping_idle_s (%ld)",
                   cfg->dead_link_s, cfg->ping_idle_s);

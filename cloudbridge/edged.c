@@ -42,6 +42,7 @@
 #define RELIST_DEBOUNCE_MS 50
 #define BACKOFF_RESET_MS 600000 /* kubelet forgets a back-off after 2 x 300 s without a crash */
 #define QUERY_AGAIN_MS 10000
+#define RETAKE_AFTER_ERROR_MS 10000 /* kubelet's status manager syncs every 10 s */
 
 /* A container as the last relist saw it. */
 struct seen {
@@ -107,6 +108,8 @@ struct edged {
     struct prober *prober;
     struct satoken *tokens;
     struct epod *pods;
+    struct podgone *gone;     /* pods finished here: late updates of them are ignored */
+    struct deletion *retakes; /* deletes the cloud did not confirm: pods to take again */
     struct seen *seen, *next_seen;
     size_t n_seen, n_next;
     size_t inspects_pending;
@@ -1024,8 +1027,10 @@ static bool sync_terminating(struct edged *ed, struct epod *p)
     }
     if (running || p->busy)
         return false; /* removals wait for the stops, and for calls in flight */
-    if (!p->final_sent && p->spec) {
-        /* the terminal status, from the stopped containers; waits for a patch in flight */
+    if (!p->final_sent && p->spec && p->finalise) {
+        /* the terminal status, from the stopped containers; waits for a patch in flight. Only
+         * for a pod the cloud still has: one it deleted (or replaced under the same name)
+         * would answer NotFound (or a uid conflict), as kubelet's status manager knows */
         if (!report_status(ed, p))
             return false;
         p->final_sent = true;
@@ -1037,21 +1042,27 @@ static bool sync_terminating(struct edged *ed, struct epod *p)
     return true; /* nothing left */
 }
 
-static void send_pod_delete(struct edged *ed, struct epod *p);
+static int send_pod_delete(struct edged *ed, struct epod *p);
 static void forget_pod(struct edged *ed, struct epod *p);
 
 static void sync_pod(struct edged *ed, struct epod *p)
 {
     if (p->terminating) { /* stops go out even while other calls are in flight */
         if (sync_terminating(ed, p) && !p->busy) {
-            int rc = podvolumes_remove(ed->br->cfg.pods_dir, p->uid);
+            int rc;
+            /* the delete waits for the final status's answer (cloudcore applies the two on
+             * separate goroutines: a delete first makes the patch NotFound) and for a link to
+             * send it on (kubelet retries it until it is done) */
+            if (p->finalise && (p->status_inflight || !edgehub_connected(ed->br->hub) ||
+                                send_pod_delete(ed, p) < 0))
+                return;
+            rc = podvolumes_remove(ed->br->cfg.pods_dir, p->uid);
             if (rc < 0)
                 kedge_log(KEDGE_LOG_WARN, "edged: pod %s: cannot remove its volumes: %s", p->key,
                           kedge_strerror(rc));
             satoken_forget(ed->tokens, p->uid);
-            if (p->finalise)
-                send_pod_delete(ed, p);
             kedge_log(KEDGE_LOG_NOTICE, "edged: pod %s (%s) removed", p->key, p->uid);
+            podgone_add(ed->gone, p->uid, kedge_now_ms());
             forget_pod(ed, p);
         }
         return;
@@ -1339,8 +1350,8 @@ static bool report_status(struct edged *ed, struct epod *p)
     bool done = true;
     int i;
 
-    if (!p->spec)
-        return true;
+    if (!p->spec || (p->terminating && !p->finalise))
+        return true; /* a pod the cloud deleted (or replaced): it has no status to take */
     if (p->status_inflight)
         return false;
     views = kedge_calloc(p->n_cs ? p->n_cs : 1, sizeof(*views));
@@ -1749,17 +1760,108 @@ static void forget_pod(struct edged *ed, struct epod *p)
     pod_free(p);
 }
 
-/* The cloud finalises a pod the kubelet has stopped with a delete from the kubelet. */
-static void send_pod_delete(struct edged *ed, struct epod *p)
+static void pod_apply(struct edged *ed, const char *key, const char *json, size_t len,
+                      bool deleted);
+
+/* A pod's delete in flight (the pod is forgotten already), then, if the cloud did not confirm
+ * it, the pod to take again from the store. */
+struct deletion {
+    struct deletion *next; /* in ed->retakes */
+    struct edged *ed;
+    char *key;
+    uint64_t retake_ms; /* monotonic */
+    char uid[];
+};
+
+static void deletion_free(struct deletion *d)
+{
+    kedge_free(d->key);
+    kedge_free(d);
+}
+
+/* The cloud's answer to the delete: "OK" (cloudcore's deletePod answers so also when the pod
+ * is gone already), or an error, or none. Without an OK the pod may still be there, waiting
+ * for this node: the UID is no longer taken as finished and the pod, if the store still has
+ * it, is taken again (it is terminating, so it ends in another delete) by the tick: at once
+ * after a timeout (a lost link), after RETAKE_AFTER_ERROR_MS after an error, as kubelet's
+ * status manager retries at its next sync rather than at once. */
+static void delete_answered(void *ctx, const struct kedge_msg *m, int err)
+{
+    struct deletion *d = ctx;
+    struct edged *ed = d->ed;
+
+    if ((!err && m && m->content_is_string && m->content_str_len == 2 &&
+         !memcmp(m->content_str, "OK", 2)) ||
+        err == -ECANCELED || ed->stopping) {
+        deletion_free(d);
+        return;
+    }
+    kedge_log(KEDGE_LOG_WARN, "edged: pod %s (%s): the cloud did not confirm its deletion (%s)",
+              d->key, d->uid, err ? kedge_strerror(err) : "an error");
+    podgone_forget(ed->gone, d->uid);
+    d->retake_ms = kedge_now_ms() + (err ? 0 : RETAKE_AFTER_ERROR_MS);
+    d->next = ed->retakes;
+    ed->retakes = d;
+}
+
+/* The tick: take the due ones of the pods whose deletion was not confirmed again. */
+static void retake_due(struct edged *ed, uint64_t now)
+{
+    struct deletion **pp = &ed->retakes, *d;
+    char *json;
+
+    while ((d = *pp)) {
+        if (now < d->retake_ms) {
+            pp = &d->next;
+            continue;
+        }
+        *pp = d->next;
+        json = NULL;
+        if (!pod_by_uid(ed, d->uid) && metamgr_get(ed->br->meta, d->key, &json) == 0 &&
+            strstr(json, d->uid))
+            pod_apply(ed, d->key, json, strlen(json), false);
+        kedge_free(json);
+        deletion_free(d);
+    }
+}
+
+/* The cloud finalises a pod the kubelet has stopped with a delete from the kubelet: grace
+ * period 0, the UID as the precondition (kubelet's status_manager.go). 0, or -ENOTCONN,
+ * -ENOMEM: not sent. */
+static int send_pod_delete(struct edged *ed, struct epod *p)
 {
     char resource[600], opts[200];
+    size_t ul = strlen(p->uid);
+    struct deletion *dc = kedge_calloc(1, sizeof(*dc) + ul + 1);
+    struct kedge_msg m = {0};
+    int rc = dc ? 0 : -ENOMEM;
 
     snprintf(resource, sizeof(resource), "%s/pod/%s", p->spec->ns, p->spec->name);
     snprintf(opts, sizeof(opts), "{\"gracePeriodSeconds\":0,\"preconditions\":{\"uid\":\"%s\"}}",
              p->uid);
-    if (send_to_cloud(ed, "delete", resource, opts, false) < 0)
-        kedge_log(KEDGE_LOG_INFO, "edged: pod %s: delete not sent (offline); the cloud resends",
-                  p->key);
+    if (dc) {
+        dc->ed = ed;
+        memcpy(dc->uid, p->uid, ul + 1);
+        if (!(dc->key = kedge_strdup(p->key)))
+            rc = -ENOMEM;
+    }
+    m.source = "edged";
+    m.group = "meta";
+    m.operation = "delete";
+    m.resource = resource;
+    if (rc == 0)
+        rc = kedge_msg_new_id(&m);
+    if (rc == 0)
+        rc = kedge_msg_set_content_json(&m, opts, strlen(opts));
+    if (rc == 0)
+        rc = metamgr_remote(ed->br->meta, &m, (int)(ed->br->cfg.remote_query_timeout_s * 1000),
+                            delete_answered, dc);
+    if (rc < 0 && dc)
+        deletion_free(dc);
+    kedge_free(m.msg_id);
+    kedge_free(m.content);
+    kedge_free(m.content_str);
+    return rc;
 }
 
 static struct epod *pod_new(const char *key, struct pod_spec *spec)
@@ -1940,6 +2042,14 @@ static void pod_apply(struct edged *ed, const char *key, const char *json, size_
         relist_soon(ed);
         return;
     }
+    if (podgone_has(ed->gone, spec->uid, kedge_now_ms())) {
+        /* a late update of a pod this node has finished (stopped, reported, deleted): kubelet
+         * ignores those; starting it again would patch a pod the cloud is deleting */
+        kedge_log(KEDGE_LOG_INFO, "edged: pod %s (%s) is finished here: update ignored", key,
+                  spec->uid);
+        podspec_free(spec);
+        return;
+    }
     if (!for_this_node(ed, spec)) {
         kedge_log(KEDGE_LOG_INFO, "edged: pod %s is bound to node \"%s\", not this one", key,
                   spec->node_name ? spec->node_name : "");
@@ -2024,6 +2134,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     bool due = now >= ed->next_resync_ms;
     struct epod *p;
 
+    retake_due(ed, now);
     for (p = ed->pods; p; p = p->next) {
         size_t i;
         probe_pod(ed, p, now);
@@ -2054,6 +2165,31 @@ static void on_event(void *ctx, const char *json, size_t len)
     relist_soon(ctx);
 }
 
+/* GET /version: the node's containerRuntimeVersion in kubelet's form, <runtime>://<version>
+ * (dockershim said docker://24.0.5); podman's Docker API names itself "Podman Engine". */
+static void version_read(void *ctx, const struct engine_reply *r)
+{
+    struct edged *ed = ctx;
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *v, *c;
+    const char *runtime = "docker";
+
+    if (r->err || r->status != 200 || kedge_json_parse(r->body, r->len, &doc) < 0)
+        return; /* the node keeps what it says; the next connection asks again */
+    root = kedge_jdoc_root(doc);
+    v = kedge_json_get(root, "Version");
+    c = kedge_json_get(root, "Components");
+    for (c = c && c->type == KEDGE_JARR ? c->child : NULL; c; c = c->next) {
+        const struct kedge_jval *n = kedge_json_get(c, "Name");
+        if (n && n->type == KEDGE_JSTR && !strncmp(n->str, "Podman", 6))
+            runtime = "podman";
+    }
+    if (v && v->type == KEDGE_JSTR && v->len)
+        snprintf(ed->br->runtime_version, sizeof(ed->br->runtime_version), "%s://%s", runtime,
+                 v->str);
+    kedge_jdoc_free(doc);
+}
+
 static void on_engine_up(void *ctx, bool up)
 {
     struct edged *ed = ctx;
@@ -2062,8 +2198,11 @@ static void on_engine_up(void *ctx, bool up)
         kedge_log(up ? KEDGE_LOG_NOTICE : KEDGE_LOG_WARN, "edged: container runtime %s (%s)",
                   up ? "connected" : "lost", ed->br->cfg.engine_socket);
     ed->engine_up = up;
-    if (up)
+    if (up) {
         relist_soon(ed);
+        if (engine_request(ed->engine, "GET", "/version", NULL, 0, 0, version_read, ed) < 0)
+            kedge_log(KEDGE_LOG_WARN, "edged: out of memory asking the engine's version");
+    }
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------------
@@ -2085,7 +2224,9 @@ int edged_start(struct bridge *br, struct edged **out)
     ed->br = br;
     ed->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 5);
     node_internal_ip(ed->host_ip, sizeof(ed->host_ip));
-    rc = engine_new(br, br->cfg.engine_socket, &ed->engine);
+    rc = podgone_new(&ed->gone);
+    if (rc == 0)
+        rc = engine_new(br, br->cfg.engine_socket, &ed->engine);
     if (rc == 0)
         rc = prober_new(br, ed->engine, &ed->prober);
     if (rc == 0)
@@ -2141,5 +2282,11 @@ void edged_free(struct edged *ed)
     for (i = 0; i < ed->n_next; i++)
         seen_cleanup(&ed->next_seen[i]);
     kedge_free(ed->next_seen);
+    podgone_free(ed->gone);
+    while (ed->retakes) {
+        struct deletion *d = ed->retakes;
+        ed->retakes = d->next;
+        deletion_free(d);
+    }
     kedge_free(ed);
 }

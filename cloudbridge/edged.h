@@ -14,6 +14,7 @@
  *   probes.c     liveness / readiness / startup probes: exec (engine exec API), httpGet and
  *                tcpSocket (lws client connections to the pod IP).
  *   podstatus.c  v1.PodStatus from what the engine reports (inspect), and the podpatch body.
+ *   podgone.c    the UIDs of pods this node has finished, so a late update does not revive one.
  *   edged.c      the pod workers: sync each pod toward its spec (sandbox, images, containers,
  *                restarts with back-off, probes), reconcile with the engine after a restart,
  *                report status on every change.
@@ -494,6 +495,20 @@ const char *podstatus_waiting_reason(enum container_waiting w);
 /* An RFC 3339 time with nanoseconds, as the engines write them, to Unix ms; 0 for the zero
  * time ("0001-01-01T00:00:00Z") or anything unparsable. */
 int64_t podstatus_parse_time_ms(const char *s);
+
+/* ==== podgone.c ========================================================================== */
+
+/* The UIDs of the pods this node has finished (stopped, reported, deletion asked for): a late
+ * update of one must not start it again (see podgone.c). Bounded; entries expire. */
+struct podgone;
+
+int podgone_new(struct podgone **out); /* 0 or -ENOMEM */
+void podgone_free(struct podgone *g);
+/* now_ms: monotonic. An empty or oversized uid is not kept. */
+void podgone_add(struct podgone *g, const char *uid, uint64_t now_ms);
+bool podgone_has(const struct podgone *g, const char *uid, uint64_t now_ms);
+/* The UID is not finished after all (its deletion was not confirmed). */
+void podgone_forget(struct podgone *g, const char *uid);
 
 /* ==== edged.c ============================================================================ */
 

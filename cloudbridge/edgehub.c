@@ -11,6 +11,18 @@
  * error goes through one place that schedules a reconnect with capped exponential backoff
  * and jitter.
  *
+ * The first keepalive goes one keepalive_s after the connection, not at once: CloudHub makes
+ * the node's session on its own goroutine after the upgrade (handler/message_handler.go
+ * HandleConnection) while another already reads the socket, so a keepalive sent at once can
+ * arrive first and be dropped ("session not found", message_dispatcher.go). Nothing is lost
+ * by waiting: the session's keepalive deadline starts when the session does
+ * (node_session.go KeepAliveCheck), and everything else the edge sends goes to the
+ * controllers, which need no session.
+ *
+ * Stopping: edgehub_close sends a websocket close frame (1000, normal closure) so CloudHub
+ * reads a clean close instead of an abnormal one (1006, "unexpected EOF"); the caller runs the
+ * loop until edgehub_closed or its own deadline.
+ *
  * Sending: acks first (they unblock the cloud), then the outbox in id order through the rate
  * limit. A twin/state message leaves the outbox once the device controller's response names
  * it (outbox.c). Anything else gets no answer from CloudHub, so "delivered" is proved with
@@ -49,8 +61,9 @@ struct edgehub {
     struct lws *wsi;
     lws_retry_bo_t idle_policy; /* pings and hang-up; reconnects are ours */
     lws_sorted_usec_list_t sul_connect, sul_keepalive, sul_kick;
-    unsigned attempts;          /* failed attempts since the last good connection */
+    unsigned attempts; /* failed attempts since the last good connection */
     bool connected, keepalive_due;
+    bool closing; /* stopping: the next writeable sends the close frame */
     struct kedge_buf rx;
     bool rx_too_big;
     struct direct_msg *direct;
@@ -399,13 +412,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         eh->connected = true;
+        eh->closing = false;
         eh->attempts = 0;
         eh->cursor = 0; /* everything still in the outbox goes again, in order */
         eh->fire_sent = eh->fire_read = eh->ping_id = 0;
         eh->reconnects++;
         kedge_log(KEDGE_LOG_NOTICE, "edgehub: connected to wss://%s:%ld as node %s",
                   eh->br->cfg.cloud_host, eh->br->cfg.cloud_port, eh->br->cfg.node_name);
-        keepalive_cb(&eh->sul_keepalive);
+        /* not at once: the cloud's session may not exist yet (see the top of this file) */
+        lws_sul_schedule(eh->br->lws, 0, &eh->sul_keepalive, keepalive_cb,
+                         (lws_usec_t)eh->br->cfg.keepalive_s * LWS_USEC_PER_SEC);
         relay_link_state(eh->br->relay, true);
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -421,6 +437,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         on_pong(eh, in, len);
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (eh->closing) {
+            /* lws sends the close frame when we return -1 with a reason set, then waits
+             * (bounded) for the cloud's close frame back */
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"edge stopping", 13);
+            return -1;
+        }
         rc = send_one(eh);
         if (rc < 0)
             return -1; /* lws closes; CLIENT_CLOSED reconnects */
@@ -428,7 +450,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             lws_callback_on_writable(wsi);
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
-        kedge_log(KEDGE_LOG_WARN, "edgehub: link to the cloud closed");
+        kedge_log(eh->closing ? KEDGE_LOG_NOTICE : KEDGE_LOG_WARN, "edgehub: link to the cloud %s",
+                  eh->closing ? "closed (stopping)" : "closed");
         link_down(eh, "closed");
         break;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -439,8 +462,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* lws 4.1 with TLS 1.3: a client certificate the cloud rejects ends here, with no
          * CONNECTION_ERROR; any end of our connection attempt must lead to a retry */
         if (wsi == eh->wsi) {
-            kedge_log(KEDGE_LOG_WARN, "edgehub: the connection to wss://%s:%ld ended during the "
-                                      "handshake (certificate refused?)",
+            kedge_log(KEDGE_LOG_WARN,
+                      "edgehub: the connection to wss://%s:%ld ended during the "
+                      "handshake (certificate refused?)",
                       eh->br->cfg.cloud_host, eh->br->cfg.cloud_port);
             link_down(eh, "handshake ended");
         }
@@ -486,7 +510,8 @@ static int ensure_vhost(struct edgehub *eh)
     struct lws_context_creation_info info;
     time_t mtime = 0;
 
-    if (!readable(eh->br->cfg.tls_ca_file, &mtime) || !readable(eh->br->cfg.tls_cert_file, &mtime) ||
+    if (!readable(eh->br->cfg.tls_ca_file, &mtime) ||
+        !readable(eh->br->cfg.tls_cert_file, &mtime) ||
         !readable(eh->br->cfg.tls_key_file, &mtime)) {
         kedge_log(KEDGE_LOG_ERR,
                   "edgehub: TLS files missing (tls_ca_file=%s tls_cert_file=%s tls_key_file=%s);"
@@ -600,6 +625,20 @@ void edgehub_stop(struct edgehub *eh)
     lws_sul_cancel(&eh->sul_connect);
     lws_sul_cancel(&eh->sul_keepalive);
     lws_sul_cancel(&eh->sul_kick);
+}
+
+bool edgehub_close(struct edgehub *eh)
+{
+    if (!eh || !eh->wsi || !eh->connected)
+        return false;
+    eh->closing = true;
+    lws_callback_on_writable(eh->wsi);
+    return true;
+}
+
+bool edgehub_closed(const struct edgehub *eh)
+{
+    return !eh || !eh->wsi;
 }
 
 void edgehub_stats(const struct edgehub *eh, struct edgehub_stats *st)

@@ -105,6 +105,39 @@ static int create_loop(struct bridge *br)
     return 0;
 }
 
+/* How long a stopping bridge waits for its close frame to go out and the cloud's to come back
+ * (lws gives up on the cloud's answer by itself after 5 s; a stop must not wait that long). */
+#define CLOSE_WAIT_MS 2000
+
+struct close_wait {
+    lws_sorted_usec_list_t sul;
+    bool expired;
+};
+
+static void close_wait_expired(lws_sorted_usec_list_t *sul)
+{
+    lws_container_of(sul, struct close_wait, sul)->expired = true;
+}
+
+/* Close the websocket with a close frame (1000), so CloudHub logs a normal closure instead of
+ * 1006, and run the loop until it is closed or CLOSE_WAIT_MS passed. */
+static void close_cloud_link(struct bridge *br)
+{
+    struct close_wait cw;
+
+    memset(&cw, 0, sizeof(cw));
+    if (!edgehub_close(br->hub))
+        return;
+    lws_sul_schedule(br->lws, 0, &cw.sul, close_wait_expired, (lws_usec_t)CLOSE_WAIT_MS * 1000);
+    while (!edgehub_closed(br->hub) && !cw.expired)
+        if (lws_service(br->lws, 0) < 0)
+            break;
+    lws_sul_cancel(&cw.sul);
+    if (!edgehub_closed(br->hub))
+        kedge_log(KEDGE_LOG_INFO, "bridge: the cloud did not answer the close in %d ms",
+                  CLOSE_WAIT_MS);
+}
+
 /* `join`: keadm join's certificate bootstrap, then a config file that points at it. */
 static int join(int argc, char **argv)
 {
@@ -150,11 +183,12 @@ static int join(int argc, char **argv)
     if (certmgr_join(&cr, token) < 0)
         return 1;
     f = fopen(conf, "w");
-    if (!f || fprintf(f,
-                      "# written by kedge-bridge join; see conf/kedge-bridge.conf for every key\n"
-                      "node_name %s\ncloud_host %s\ncloud_port %s\ncloud_https_port %s\n"
-                      "tls_ca_file %s\ntls_cert_file %s\ntls_key_file %s\n",
-                      node, cloud, port, https_port, ca, cert, key) < 0 ||
+    if (!f ||
+        fprintf(f,
+                "# written by kedge-bridge join; see conf/kedge-bridge.conf for every key\n"
+                "node_name %s\ncloud_host %s\ncloud_port %s\ncloud_https_port %s\n"
+                "tls_ca_file %s\ntls_cert_file %s\ntls_key_file %s\n",
+                node, cloud, port, https_port, ca, cert, key) < 0 ||
         fclose(f) != 0) {
         kedge_log(KEDGE_LOG_ERR, "join: cannot write %s: %s", conf, strerror(errno));
         return 1;
@@ -207,11 +241,9 @@ int main(int argc, char **argv)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_sink);
     if (boutbox_open(br.cfg.db_path, br.cfg.resend_max, bridge_cloud_answers_state(&br.cfg),
                      &br.outbox) < 0 ||
-        router_new(&br.router) < 0 ||
-        twinbus_register(br.router) < 0 || create_loop(&br) < 0 ||
+        router_new(&br.router) < 0 || twinbus_register(br.router) < 0 || create_loop(&br) < 0 ||
         edgehub_new(&br, &br.hub) < 0 || relay_new(&br, &br.relay) < 0 ||
-        metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0 ||
-        devices_new(&br, &br.devices) < 0)
+        metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0 || devices_new(&br, &br.devices) < 0)
         goto out;
     loop_ctx = br.lws;
     signal(SIGTERM, on_signal);
@@ -237,6 +269,7 @@ int main(int argc, char **argv)
     certwatch_stop();
     node_stop();
     edged_stop(br.edged);
+    close_cloud_link(&br);
     rc = 0;
 out:
     if (br.lws)

@@ -40,7 +40,6 @@
 
 #define REPORT_AT_LEAST_S 300
 #define LEASE_DURATION_S 40
-#define KUBELET_VERSION "v1.28.0-kedge"
 
 struct node {
     struct bridge *br;
@@ -48,7 +47,7 @@ struct node {
     bool registered, registering, lease_inflight, status_inflight, was_connected;
     bool lease_refetch; /* the cloud refused our lease: query it before the next update */
     char *node_uid;
-    char *lease_json; /* last lease object from the cloud */
+    char *lease_json;  /* last lease object from the cloud */
     char *last_status; /* status JSON (no heartbeat times) last sent */
     int64_t last_report_s, ready_since_s;
     uint64_t next_status_ms, next_lease_ms; /* monotonic; 0 = due */
@@ -223,8 +222,10 @@ static void write_status(struct node *n, struct kedge_jw *w, const struct machin
     resources(w, "allocatable", mc, true);
     kedge_jw_key(w, "conditions");
     kedge_jw_arr_open(w);
-    condition(w, "MemoryPressure", mem, mem ? "KubeletHasInsufficientMemory" : "KubeletHasSufficientMemory",
-              mem ? "kubelet has insufficient memory available" : "kubelet has sufficient memory available",
+    condition(w, "MemoryPressure", mem,
+              mem ? "KubeletHasInsufficientMemory" : "KubeletHasSufficientMemory",
+              mem ? "kubelet has insufficient memory available"
+                  : "kubelet has sufficient memory available",
               now, since);
     condition(w, "DiskPressure", disk, disk ? "KubeletHasDiskPressure" : "KubeletHasNoDiskPressure",
               disk ? "kubelet has disk pressure" : "kubelet has no disk pressure", now, since);
@@ -257,8 +258,11 @@ static void write_status(struct node *n, struct kedge_jw *w, const struct machin
     kedge_jw_kstr(w, "bootID", mc->boot_id);
     kedge_jw_kstr(w, "kernelVersion", mc->kernel);
     kedge_jw_kstr(w, "osImage", mc->os);
-    kedge_jw_kstr(w, "containerRuntimeVersion", "remote://kedge");
-    kedge_jw_kstr(w, "kubeletVersion", KUBELET_VERSION);
+    /* kubelet's <runtime>://<version>; before the engine answered, as kubelet with a remote
+     * runtime it cannot name yet */
+    kedge_jw_kstr(w, "containerRuntimeVersion",
+                  n->br->runtime_version[0] ? n->br->runtime_version : "remote://unknown");
+    kedge_jw_kstr(w, "kubeletVersion", n->br->cfg.kubelet_version);
     kedge_jw_kstr(w, "kubeProxyVersion", "");
     kedge_jw_kstr(w, "operatingSystem", "linux");
     kedge_jw_kstr(w, "architecture", mc->arch);
@@ -467,7 +471,8 @@ static void renew_lease(struct node *n)
         const char *rt = strstr(n->lease_json, "\"renewTime\":\"");
         if (rt) {
             const char *end = strchr(rt + 13, '"');
-            if (end && kedge_buf_append(&b, n->lease_json, (size_t)(rt + 13 - n->lease_json)) == 0 &&
+            if (end &&
+                kedge_buf_append(&b, n->lease_json, (size_t)(rt + 13 - n->lease_json)) == 0 &&
                 kedge_buf_puts(&b, now) == 0 && kedge_buf_puts(&b, end) == 0 &&
                 send_remote(n, "update", n->key_lease, b.data, b.len, false, lease_done) == 0)
                 n->lease_inflight = true;

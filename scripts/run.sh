@@ -188,7 +188,8 @@ bridge_args() {
         BRIDGE_ARGS+=(cloud_host=127.0.0.1 tls_ca_file="$certs/rootCA.crt"
                       tls_cert_file="$certs/edge.crt" tls_key_file="$certs/edge.key")
     else
-        BRIDGE_ARGS+=(cloud_host="$CLOUD_HOST" tls_ca_file="$DATA_DIR/ca/rootCA.crt"
+        BRIDGE_ARGS+=(cloud_host="$CLOUD_HOST" cloud_https_port="$CLOUD_HTTPS_PORT"
+                      tls_ca_file="$DATA_DIR/ca/rootCA.crt"
                       tls_cert_file="$DATA_DIR/certs/server.crt"
                       tls_key_file="$DATA_DIR/certs/server.key")
     fi

@@ -44,6 +44,7 @@ struct cloudsim_config {
     long cert_lifetime_s;     /* --cert-lifetime-s: node certificates it signs (365 days) */
     long keepalive_timeout_s; /* --keepalive-timeout-s (30, cloudcore's keepaliveInterval) */
     long resend_interval_s;   /* --resend-interval-s (5, cloudcore's sendRetryInterval) */
+    long session_setup_ms;    /* --session-setup-ms (10): a new connection has no session yet */
     long node_grace_s;        /* --node-grace-s (40, Kubernetes' node-monitor-grace-period) */
     char *log_level;          /* --log-level error|warning|notice|info|debug (info) */
     char *on_malformed;       /* --on-malformed drop|close (drop) */

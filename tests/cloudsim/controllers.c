@@ -21,8 +21,9 @@
  *  - pods (the store, section "pods" below): a podpatch is applied as the API server's
  *    PATCH of pods/status (strategic merge, smpatch.c) and answered with the patched Pod;
  *    a missing pod is NotFound, a patch naming another pod's uid is Invalid (uid is
- *    immutable); the edge's delete of a pod it finalised removes it. The control API reads
- *    them back (GET /pods, GET /object).
+ *    immutable); the edge's delete of a pod it finalised removes it, is answered "OK" and
+ *    brings the watch events cloudcore would pass on (a late update of a terminating pod, the
+ *    delete). The control API reads them back (GET /pods, GET /object).
  *  - k8s/ca.crt (answered by CloudHub itself): the content is our CA certificate in PEM.
  *
  * Replies are queued through hub_enqueue, which applies the ack rules (§5.2) to them.
@@ -149,6 +150,15 @@ static int object_put(struct controllers *c, const struct res *r, const char *js
     return 0;
 }
 
+static void object_free(struct object *o)
+{
+    if (!o)
+        return;
+    kedge_free(o->key);
+    kedge_free(o->json);
+    kedge_free(o);
+}
+
 static void object_delete(struct controllers *c, const struct res *r)
 {
     struct object **pp, *o;
@@ -159,9 +169,7 @@ static void object_delete(struct controllers *c, const struct res *r)
     for (pp = &c->objects; (o = *pp); pp = &o->next) {
         if (strcmp(o->key, key) == 0) {
             *pp = o->next;
-            kedge_free(o->key);
-            kedge_free(o->json);
-            kedge_free(o);
+            object_free(o);
             return;
         }
     }
@@ -571,17 +579,61 @@ static int pod_patch(struct controllers *c, const struct res *r, const char *pat
     return rc < 0 ? rc : 0;
 }
 
+/* What the API server's watch makes cloudcore send the node about a pod (downstream.go):
+ * op "update" (MODIFIED) or "delete" (DELETED), the object, a new resourceVersion. */
+static int pod_event(struct controllers *c, struct hub *h, const char *node, const struct res *r,
+                     const char *op, const struct object *o)
+{
+    struct kedge_msg m;
+    char rv[24], resource[600];
+    bool needs_ack;
+    int rc = -ENOMEM;
+
+    memset(&m, 0, sizeof(m));
+    (void)snprintf(rv, sizeof(rv), "%llu", ++c->next_rv);
+    (void)snprintf(resource, sizeof(resource), "%s/pod/%s", r->ns, r->name);
+    if ((m.source = kedge_strdup("edgecontroller")) && (m.group = kedge_strdup("resource")) &&
+        (m.operation = kedge_strdup(op)) && (m.resource_version = kedge_strdup(rv)) &&
+        (m.resource = kedge_strdup(resource)))
+        rc = kedge_msg_set_content_json(&m, o->json, o->len);
+    if (rc == 0)
+        rc = hub_enqueue(h, node, &m, &needs_ack);
+    kedge_msg_cleanup(&m);
+    return rc;
+}
+
+static bool pod_terminating(const struct object *o)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *ts = NULL;
+    bool yes;
+
+    if (kedge_json_parse(o->json, o->len, &doc) == 0)
+        ts = kedge_json_get_exact(kedge_json_get_exact(kedge_jdoc_root(doc), "metadata", 8),
+                                  "deletionTimestamp", 17);
+    yes = ts && !kedge_json_is_null(ts);
+    kedge_jdoc_free(doc);
+    return yes;
+}
+
 /* The edge's delete of a pod it finalised: kubelet's status manager deletes with grace period
  * 0 and the pod's uid as a DeleteOptions precondition (cloudcore before v1.12 took the uid
  * itself as the content). The pod goes at once. A uid that is not the pod's leaves it (the API
- * server's precondition Conflict); nothing is answered either way. Returns 0 or -ENOMEM. */
-static int pod_delete(struct controllers *c, const struct res *r, const char *json, size_t len)
+ * server's precondition Conflict). cloudcore answers "OK" either way (upstream.go deletePod:
+ * NotFound and "deleted and then recreated" are no errors); the caller sends that. What the
+ * API server's watch then says, cloudcore passes on: a pod that was terminating is MODIFIED
+ * first (deletionGracePeriodSeconds 0), an `update` that reaches the edge after it finished the
+ * pod, then DELETED, a `delete`; *removed is the pod for that (the caller frees it), or NULL.
+ * Returns 0 or -ENOMEM. */
+static int pod_delete(struct controllers *c, struct hub *h, const char *node, const struct res *r,
+                      const char *json, size_t len, struct object **removed)
 {
-    struct object *o = object_find(c, r);
+    struct object *o = object_find(c, r), **pp;
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *root, *uid = NULL;
     int rc;
 
+    *removed = NULL;
     if (!o)
         return 0;
     rc = kedge_json_parse(json, len, &doc);
@@ -599,8 +651,14 @@ static int pod_delete(struct controllers *c, const struct res *r, const char *js
     if (rc == 1)
         kedge_log(KEDGE_LOG_WARN, "cloudsim: pod %s not deleted: uid %s is another pod's", o->key,
                   uid->str);
-    else if (rc == 0)
-        object_delete(c, r);
+    if (rc == 0 && pod_terminating(o))
+        rc = pod_event(c, h, node, r, "update", o);
+    if (rc == 0) {
+        for (pp = &c->objects; *pp != o; pp = &(*pp)->next)
+            ;
+        *pp = o->next;
+        *removed = o;
+    }
     kedge_jdoc_free(doc);
     return rc < 0 ? rc : 0;
 }
@@ -805,6 +863,7 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
     const char *json;
     struct kedge_jw w;
     struct res r;
+    struct object *removed = NULL;
     bool existed, applied = true;
     size_t len;
     int rc = 0;
@@ -833,11 +892,14 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
     case EC_NONE:
         goto out;
     case EC_DELETE:
-        if (is_node(&r))
+        if (is_node(&r)) {
             nodes_delete(c->nodes, r.name);
-        else
-            rc = pod_delete(c, &r, json, len);
-        goto out;
+            goto out;
+        }
+        rc = pod_delete(c, h, node, &r, json, len, &removed);
+        if (rc < 0)
+            goto out;
+        break; /* content stays empty: "OK" */
     case EC_PUT_OBJRESP:
         if (!content_is_object(json, len)) {
             write_object_resp(&w, json, len, NULL, r.name);
@@ -932,7 +994,10 @@ static int edge_controller(struct controllers *c, struct hub *h, const char *nod
         view_get(c, &r, &v); /* the version after this request's change; none beside an error */
     rp.rv = rule->rv && v.found ? v.rv : NULL;
     rc = reply_send(h, node, m, &rp);
+    if (rc == 0 && removed)
+        rc = pod_event(c, h, node, &r, "delete", removed);
 out:
+    object_free(removed);
     kedge_buf_cleanup(&rp.content);
     kedge_buf_cleanup(&resource);
     kedge_buf_cleanup(&patch);

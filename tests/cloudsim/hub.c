@@ -16,6 +16,15 @@
  *  - Keepalive: any upstream message with operation "keepalive" resets the deadline
  *    (node_session.go KeepAliveCheck); none for keepalive-timeout seconds closes the session.
  *    The cloud sends nothing back and no websocket pings.
+ *  - Session setup: cloudcore reads a new connection at once but makes its session on another
+ *    goroutine (handler/message_handler.go HandleConnection, viaduct server/ws.go). Until the
+ *    session exists a keepalive or an ack from the edge is dropped ("session not found",
+ *    message_dispatcher.go DispatchUpstream), nothing is sent to the edge and no keepalive
+ *    deadline runs; other messages go to the controllers, which need no session. The window
+ *    is a scheduling race there (well under a millisecond when idle, longer under load); here
+ *    it is --session-setup-ms, counted in /state as session_not_found.
+ *  - Closing: the status of the edge's websocket close frame is kept (/state peer_close_code;
+ *    0 = the connection ended without one, which Go's websocket reads as 1006).
  *  - Upstream dispatch order (message_dispatcher.go DispatchUpstream): keepalive; any
  *    "response" is only an ack matched by parent_msg_id and never forwarded; "error" is logged;
  *    user uploads go to the router (recorded only); everything else goes to the controllers.
@@ -77,6 +86,8 @@ struct node {
     struct fifo noackq;
     bool head_due; /* the ack head is to be (re)sent at the next writeable */
     int64_t last_keepalive_ms;
+    unsigned long session_not_found; /* keepalives and acks that came before the session */
+    int peer_close_code;             /* the edge's close frame status on the last session; 0 none */
     lws_sorted_usec_list_t resend_sul;
 };
 
@@ -87,10 +98,11 @@ struct conn {
     struct node *node; /* NULL once replaced */
     unsigned long id;
     bool reads; /* ConnectionUse: msg */
+    bool live;  /* the session exists (after --session-setup-ms) */
     bool frozen, closing;
     bool rx_overflow;
     struct kedge_buf rx;
-    lws_sorted_usec_list_t keepalive_sul;
+    lws_sorted_usec_list_t keepalive_sul, setup_sul;
 };
 
 struct rx_entry {
@@ -327,7 +339,7 @@ static struct node *target_node(struct hub *h, const char *name)
 
 static bool conn_can_write(const struct conn *c)
 {
-    return c && !c->frozen && !c->closing;
+    return c && c->live && !c->frozen && !c->closing;
 }
 
 static void node_kick(struct node *n)
@@ -591,6 +603,8 @@ static void keepalive_expired(lws_sorted_usec_list_t *sul);
 
 static void keepalive_arm(struct conn *c)
 {
+    if (!c->live)
+        return; /* the deadline starts with the session */
     lws_sul_schedule(c->hub->ctx, 0, &c->keepalive_sul, keepalive_expired,
                      (lws_usec_t)c->hub->cfg->keepalive_timeout_s * LWS_USEC_PER_SEC);
 }
@@ -602,6 +616,7 @@ static void conn_kill(struct conn *c, const char *why)
         return;
     c->closing = true;
     lws_sul_cancel(&c->keepalive_sul);
+    lws_sul_cancel(&c->setup_sul);
     kedge_log(KEDGE_LOG_NOTICE, "cloudsim: closing session=%lu node=%s reason=%s", c->id,
               c->node ? node_label(c->node) : "-", why);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -645,6 +660,17 @@ static char *custom_header(struct lws *wsi, const char *name)
     return v;
 }
 
+/* The session exists now: its deadline starts and queued messages go. */
+static void session_live(lws_sorted_usec_list_t *sul)
+{
+    struct conn *c = kedge_container_of(sul, struct conn, setup_sul);
+
+    c->live = true;
+    keepalive_arm(c);
+    if (c->node)
+        node_kick(c->node);
+}
+
 static int session_open(struct hub *h, struct conn *c, struct lws *wsi)
 {
     char *node_id = custom_header(wsi, "node_id:");
@@ -678,6 +704,7 @@ static int session_open(struct hub *h, struct conn *c, struct lws *wsi)
     n->conn_use = conn_use;
     project_id = conn_use = NULL;
     h->last_node = n;
+    n->peer_close_code = 0;
 
     /* messages queued before any node connected belong to this one */
     fifo_splice(&n->ackq, &h->unbound.ackq);
@@ -695,8 +722,11 @@ static int session_open(struct hub *h, struct conn *c, struct lws *wsi)
               c->reads ? "" : " (edge messages will not be read)", n->ackq.n, n->noackq.n);
     if (!c->reads)
         lws_rx_flow_control(wsi, 0);
-    keepalive_arm(c);
-    node_kick(n);
+    if (h->cfg->session_setup_ms > 0)
+        lws_sul_schedule(h->ctx, 0, &c->setup_sul, session_live,
+                         (lws_usec_t)h->cfg->session_setup_ms * 1000);
+    else
+        session_live(&c->setup_sul);
     rc = 0;
 out:
     kedge_free(node_id);
@@ -710,6 +740,7 @@ static void session_closed(struct conn *c)
     struct node *n = c->node;
 
     lws_sul_cancel(&c->keepalive_sul);
+    lws_sul_cancel(&c->setup_sul);
     kedge_buf_cleanup(&c->rx);
     if (n && n->conn == c) {
         n->conn = NULL;
@@ -768,7 +799,13 @@ static void handle_frame(struct conn *c)
               or_empty(m.group), or_empty(m.operation), or_empty(m.resource));
     kedge_log(KEDGE_LOG_DEBUG, "cloudsim: rx content=%.*s", (int)m.content_len, m.content);
 
-    if (keepalive) {
+    if (!c->live && (keepalive || streq(m.operation, "response"))) {
+        n->session_not_found++;
+        kedge_log(KEDGE_LOG_WARN,
+                  "cloudsim: %s from node=%s before its session exists: dropped (cloudcore: "
+                  "session not found for node %s)",
+                  keepalive ? "keepalive" : "ack", node_label(n), node_label(n));
+    } else if (keepalive) {
         n->last_keepalive_ms = kedge_wall_ms();
         keepalive_arm(c);
     } else if (streq(m.operation, "response")) {
@@ -900,6 +937,16 @@ static int hub_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c->hub ? on_writeable(c) : 0;
 
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* in: the close frame's payload, a 2-byte status first (none: 1005, no status) */
+        if (c && c->hub && c->node) {
+            const unsigned char *b = in;
+            c->node->peer_close_code = len >= 2 ? (b[0] << 8) | b[1] : 1005;
+            kedge_log(KEDGE_LOG_INFO, "cloudsim: node=%s session=%lu sent a close frame (%d)",
+                      node_label(c->node), c->id, c->node->peer_close_code);
+        }
+        return 0;
+
     case LWS_CALLBACK_CLOSED:
         if (c && c->hub)
             session_closed(c);
@@ -983,6 +1030,8 @@ int hub_write_state(struct hub *h, const char *name, struct kedge_jw *w)
     kedge_jw_kint(w, "malformed_total", (int64_t)h->malformed_total);
     kedge_jw_key(w, "refusing");
     kedge_jw_bool(w, h->refuse_until_ms && kedge_now_ms() < h->refuse_until_ms);
+    kedge_jw_kint(w, "session_not_found", (int64_t)q->session_not_found);
+    kedge_jw_kint(w, "peer_close_code", q->peer_close_code);
     kedge_jw_obj_close(w);
     return 0;
 }

@@ -64,6 +64,9 @@ static const struct opt opts[] = {
      "S  close a session after S seconds without a keepalive"},
     {"--resend-interval-s",   OPT_INT, F(resend_interval_s),   1, 3600,  "5",
      "S  re-send an unacked message every S seconds"},
+    {"--session-setup-ms",    OPT_INT, F(session_setup_ms),    0, 600000, "10",
+     "MS  a new connection's session exists only after MS: keepalives and acks before are "
+     "dropped"},
     {"--node-grace-s",        OPT_INT, F(node_grace_s),        1, 86400, "40",
      "S  a node whose lease is not renewed for S seconds turns NotReady (Unknown)"},
     {"--log-level",           OPT_STR, F(log_level),           0, 0,     "info",

@@ -76,6 +76,7 @@ struct wsc {
     int64_t next_keepalive_ms;
     unsigned keepalives_sent;
     unsigned pongs;
+    int close_code; /* set: the next writeable closes with a close frame of this status */
     lws_sorted_usec_list_t tick;
 };
 
@@ -208,6 +209,10 @@ static int wsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         w->pongs++;
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (w->close_code) {
+            lws_close_reason(wsi, (enum lws_close_status)w->close_code, NULL, 0);
+            return -1;
+        }
         f = w->out_head;
         if (!f)
             break;
@@ -759,6 +764,75 @@ struct copies {
     const char *id;
     int n;
 };
+
+static bool cond_state_not_found(struct simctl *s, void *n)
+{
+    return state_int(s, NULL, "session_not_found") >= *(int *)n;
+}
+
+static bool cond_disconnected(struct simctl *s, void *arg)
+{
+    (void)arg;
+    return !state_bool(s, NULL, "connected");
+}
+
+/* cloudcore makes a connection's session on another goroutine than the one reading it: a
+ * keepalive or an ack before the session exists is dropped ("session not found"), nothing is
+ * sent before it, and what comes after counts. The status of the edge's close frame is kept
+ * (peer_close_code), 0 when a connection ends without one (Go reads that as 1006). */
+START_TEST(test_session_setup_and_close)
+{
+    static const char *const window[] = {"--session-setup-ms", "3000", NULL};
+    struct simctl_opts so;
+    struct simctl *s;
+    struct kedge_msg m;
+    struct wsc w;
+    int one = 1;
+
+    memset(&so, 0, sizeof(so));
+    so.extra_args = window;
+    s = sim_start_opts(&so);
+    ck_assert_int_eq(simctl_send(s, NULL, POD_INSERT, NULL), 0); /* waits for the session */
+    edge_connect(&w, s, "edge-node");
+    send_keepalive(&w); /* at once, as edgecore does: before the session */
+    ck_assert(await_state(s, &w, cond_state_not_found, &one));
+    ck_assert_int_eq(state_int(s, NULL, "last_keepalive_ms"), 0);
+    ck_assert_int_eq(count_received(s, NULL, "keepalive"), 1); /* read, and dropped */
+
+    /* the first message from the cloud means the session exists: from now on all counts */
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.operation, "insert");
+    edge_ack(&w, &m);
+    ck_assert(await_state(s, &w, cond_acked, m.msg_id));
+    send_keepalive(&w);
+    ck_assert_int_eq(state_int(s, NULL, "peer_close_code"), 0);
+    {
+        int64_t deadline = mono_ms() + simctl_scale_ms(DEADLINE_MS);
+        while (state_int(s, NULL, "last_keepalive_ms") == 0) {
+            ck_assert(mono_ms() < deadline);
+            lws_service(w.ctx, 0);
+        }
+    }
+    ck_assert_int_eq(state_int(s, NULL, "session_not_found"), 1);
+    kedge_msg_cleanup(&m);
+
+    /* a close frame with 1000: kept */
+    w.close_code = 1000;
+    lws_callback_on_writable(w.wsi);
+    ck_assert(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS));
+    ck_assert(await_state(s, NULL, cond_disconnected, NULL));
+    ck_assert_int_eq(state_int(s, NULL, "peer_close_code"), 1000);
+    wsc_close(&w);
+
+    /* a connection that just ends: none */
+    edge_connect(&w, s, "edge-node");
+    ck_assert_int_eq(state_int(s, NULL, "peer_close_code"), 0);
+    wsc_close(&w); /* no close frame */
+    ck_assert(await_state(s, NULL, cond_disconnected, NULL));
+    ck_assert_int_eq(state_int(s, NULL, "peer_close_code"), 0);
+    sim_stop_ok(s);
+}
+END_TEST
 
 /* An ack-needed message is re-sent with the same msg_id every resend interval until the edge
  * answers with operation "response" and parent_msg_id = that id, and never after. */
@@ -1346,7 +1420,7 @@ static void edge_request(struct wsc *w, const char *id, const char *op, const ch
     kedge_msg_cleanup(&m);
 }
 
-/* A message from edged that the cloud does not answer. */
+/* A message from edged, its answer not awaited. */
 static void edge_msg_send(struct wsc *w, const char *id, const char *op, const char *resource,
                           const char *content)
 {
@@ -1457,6 +1531,10 @@ END_TEST
     "{\"header\":{\"resourceversion\":\"4711\"},\"route\":{\"source\":\"edgecontroller\","         \
     "\"group\":\"resource\",\"operation\":\"insert\",\"resource\":\"default/pod/" name "\"},"      \
     "\"content\":" content "}"
+#define POD_TERMINATING                                                                            \
+    "{\"metadata\":{\"name\":\"nginx\",\"namespace\":\"default\",\"uid\":\"" POD_UID "\","         \
+    "\"deletionTimestamp\":\"2026-01-01T00:00:00Z\",\"deletionGracePeriodSeconds\":30},"           \
+    "\"spec\":{\"nodeName\":\"edge-node\",\"containers\":[{\"name\":\"a\",\"image\":\"nginx\"}]}}"
 /* client-go's empty Pod: the Object beside an error */
 #define EMPTY_POD                                                                                  \
     "{\"metadata\":{\"creationTimestamp\":null},\"spec\":{\"containers\":null},\"status\":{}}"
@@ -1551,9 +1629,43 @@ static bool pod_view(struct simctl *s, const char *key, struct pod_view *v)
 
 /* A request answered in order after everything the edge sent before it: a lease query, whose
  * answer needs no ack (§5.2). */
-static void edge_marker(struct wsc *w, const char *id)
+enum { DEL_UPDATE = 1, DEL_DELETE = 2 };
+
+/* The edge deletes pod default/pod/{name}: cloudcore answers "OK" (parent id), and for a pod
+ * that went, the watch events come down (`update` if it was terminating, then `delete`), each
+ * acked here; `events` says which must come. They and the answer may come in any order
+ * (cloudcore sends them from different goroutines), the update before the delete. */
+static void edge_delete(struct wsc *w, const char *id, const char *name, const char *content,
+                        int events)
 {
-    edge_request(w, id, "query", "kube-node-lease/lease/edge-node", "null");
+    char resource[128];
+    int seen = 0;
+    bool answered = false;
+
+    (void)snprintf(resource, sizeof(resource), "default/pod/%s", name);
+    edge_msg_send(w, id, "delete", resource, content);
+    while (!answered || seen != events) {
+        struct kedge_msg m;
+        wsc_expect_next(w, &m);
+        if (str_eq(m.operation, "response")) {
+            ck_assert_str_eq(m.parent_msg_id, id);
+            ck_assert(m.content_is_string && !strcmp(m.content_str, "OK"));
+            answered = true;
+        } else {
+            int ev = str_eq(m.operation, "update") ? DEL_UPDATE : DEL_DELETE;
+            ck_assert_str_eq(m.source, "edgecontroller");
+            ck_assert_str_eq(m.resource, resource);
+            ck_assert_msg(str_eq(m.operation, "update") || str_eq(m.operation, "delete"), "%s",
+                          m.operation);
+            ck_assert_msg((events & ev) && !(seen & ev), "unexpected %s", m.operation);
+            ck_assert_msg(ev == DEL_UPDATE || !(events & DEL_UPDATE) || (seen & DEL_UPDATE),
+                          "the delete came before the update");
+            ck_assert_ptr_nonnull(strstr(m.content, name)); /* the Pod as stored */
+            seen |= ev;
+            edge_ack(w, &m);
+        }
+        kedge_msg_cleanup(&m);
+    }
 }
 
 /* Pod status (§7, §8.4 step 6): a podpatch is applied to the pod the cloud sent as the API
@@ -1675,9 +1787,10 @@ END_TEST
 
 /* The edge finalises a pod the cloud deleted (§5.1 pod delete): the delete removes it from the
  * store when its uid is the pod's (DeleteOptions preconditions, metadata, or the bare uid of
- * old edges), and leaves it when the uid is another pod's; none is answered, so a later query's
- * reply (answered in order) proves each was handled. GET /object: 404 for what is not stored,
- * 400 without a key, and Nodes by either key. */
+ * old edges), and leaves it when the uid is another pod's; each is answered "OK" (cloudcore's
+ * deletePod), and a removed pod's watch events follow (a terminating pod's late update, the
+ * delete). GET /object: 404 for what is not stored, 400 without a key, and Nodes by either
+ * key. */
 START_TEST(test_pod_delete_and_object_api)
 {
     struct simctl *s = sim_start(0, 0);
@@ -1695,28 +1808,32 @@ START_TEST(test_pod_delete_and_object_api)
     ck_assert_str_eq(v.uid, "");
     ck_assert_str_eq(v.phase, "");
 
-    /* another pod's uid: stays */
-    edge_msg_send(&w, "d1", "delete", "default/pod/nginx",
-                  "{\"gracePeriodSeconds\":0,\"preconditions\":{\"uid\":\"other-uid\"}}");
-    edge_marker(&w, "q1");
+    /* another pod's uid: stays; answered "OK" all the same */
+    edge_delete(&w, "d1", "nginx",
+                "{\"gracePeriodSeconds\":0,\"preconditions\":{\"uid\":\"other-uid\"}}", 0);
     ck_assert(pod_view(s, "default/pod/nginx", &v));
     ck_assert_int_eq(v.count, 2);
 
-    /* its own uid: gone */
-    edge_msg_send(&w, "d2", "delete", "default/pod/nginx",
-                  "{\"gracePeriodSeconds\":0,\"preconditions\":{\"uid\":\"" POD_UID "\"}}");
-    edge_marker(&w, "q2");
+    /* its own uid: gone, "OK", and the API server's DELETED event comes down as a delete */
+    edge_delete(&w, "d2", "nginx",
+                "{\"gracePeriodSeconds\":0,\"preconditions\":{\"uid\":\"" POD_UID "\"}}",
+                DEL_DELETE);
     ck_assert(!pod_view(s, "default/pod/nginx", &v));
     ck_assert_int_eq(v.count, 1);
     ck_assert_ptr_null(get_object(s, "default/pod/nginx"));
 
     /* the uid as the content (before v1.12); then a pod without a uid, DeleteOptions {} */
     cloud_sends_pod(s, &w, POD_SEND("nginx", POD_STORED));
-    edge_msg_send(&w, "d3", "delete", "default/pod/nginx", "\"" POD_UID "\"");
-    edge_msg_send(&w, "d4", "delete", "default/pod/web", "{}");
-    edge_marker(&w, "q3");
+    edge_delete(&w, "d3", "nginx", "\"" POD_UID "\"", DEL_DELETE);
+    edge_delete(&w, "d4", "web", "{}", DEL_DELETE);
     ck_assert(!pod_view(s, "default/pod/nginx", &v));
     ck_assert_int_eq(v.count, 0);
+
+    /* a pod the cloud is deleting (deletionTimestamp): the edge's delete after it finished
+     * the pod brings the MODIFIED update (a late update of a finished pod) and the delete */
+    cloud_sends_pod(s, &w, POD_SEND("nginx", POD_TERMINATING));
+    edge_delete(&w, "d5", "nginx", "\"" POD_UID "\"", DEL_UPDATE | DEL_DELETE);
+    ck_assert(!pod_view(s, "default/pod/nginx", &v));
 
     /* GET /object for other kinds and its errors */
     ck_assert_int_eq(simctl_http(s, "GET", "/object", NULL, &status, &body), 0);
@@ -2191,6 +2308,7 @@ static Suite *cloudsim_suite(void)
 
     tcase_add_test(tc, test_client_cert_required);
     tcase_add_test(tc, test_connection_use_and_keepalive);
+    tcase_add_test(tc, test_session_setup_and_close);
     tcase_add_test(tc, test_ack_needed_resent_until_acked);
     tcase_add_test(tc, test_no_ack_sent_once);
     tcase_add_loop_test(tc, test_device_controller_replies, 0,

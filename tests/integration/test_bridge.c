@@ -65,6 +65,7 @@ struct chain_opts {
     long resend_interval_s;       /* cloudsim: 0 = its default (5 s) */
     long keepalive_timeout_s;     /* cloudsim: 0 = its default (30 s) */
     const char *cloud_version;    /* both ends; NULL: 1.17, whose ns/name ids DEV uses */
+    const char *session_setup_ms; /* cloudsim: NULL = its default */
 };
 
 static void pause_poll(void)
@@ -94,6 +95,7 @@ static void chain_up(const struct chain_opts *co)
     struct bridgectl_opts bo = {0};
     struct kh_broker_opts ko = {0};
     struct kh_opt popts[2] = {{NULL, NULL}, {NULL, NULL}};
+    const char *extra[3] = {"--session-setup-ms", NULL, NULL};
     const struct kv *kv;
 
     if (!co)
@@ -102,6 +104,9 @@ static void chain_up(const struct chain_opts *co)
     so.resend_interval_s = co->resend_interval_s;
     so.keepalive_timeout_s = co->keepalive_timeout_s;
     so.cloud_version = co->cloud_version ? co->cloud_version : "1.17";
+    extra[1] = co->session_setup_ms;
+    if (co->session_setup_ms)
+        so.extra_args = extra;
     ck_assert_int_eq(simctl_start(&so, &sim), 0);
 
     bo.password = BRIDGE_PASS;
@@ -1106,7 +1111,9 @@ START_TEST(test_keepalive)
         "{\"header\":{\"msg_id\":\"<generated>\",\"timestamp\":\"<ts>\"},\"route\":{\"source\":"
         "\"websocket\",\"group\":\"resource\",\"operation\":\"keepalive\",\"resource\":\"node\"},"
         "\"content\":\"ping\"}";
-    struct chain_opts co = {fast, 0, 3, NULL};
+    /* and a cloud whose sessions take 500 ms to exist after the upgrade (cloudcore makes them
+     * on another goroutine): no keepalive may come before */
+    struct chain_opts co = {fast, 0, 3, NULL, "500"};
     char *ids[7];
     long long since = -1;
     int i, j;
@@ -1134,6 +1141,7 @@ START_TEST(test_keepalive)
     ck_assert_int_gt(state_int("last_keepalive_ms"), 0);
     ck_assert(state_bool("connected"));
     ck_assert_int_eq(state_int("sessions_total"), 1);
+    ck_assert_int_eq(state_int("session_not_found"), 0);
     for (i = 0; i < 7; i++)
         free(ids[i]);
 }
@@ -1144,7 +1152,7 @@ END_TEST
 START_TEST(test_bad_cloud_input)
 {
     static const struct kv small[] = {{"max_frame_bytes", "4096"}, {NULL, NULL}};
-    struct chain_opts co = {small, 3600, 0, NULL}; /* no resends muddle the log */
+    struct chain_opts co = {small, 3600, 0, NULL, NULL}; /* no resends muddle the log */
     static const struct {
         const char *what, *json, *log;
     } cases[] = {
@@ -1314,7 +1322,7 @@ START_TEST(test_ack_after_store)
 {
     static const struct route_sel ack = {"edgecontroller", "resource", "response",
                                          "default/configmap/app-cfg"};
-    struct chain_opts co = {NULL, 1, 0, NULL}; /* cloudsim resends every second */
+    struct chain_opts co = {NULL, 1, 0, NULL, NULL}; /* cloudsim resends every second */
     sqlite3 *lock = NULL;
     char tpl[512], tx[128];
     long long since = -1;
@@ -1407,6 +1415,14 @@ START_TEST(test_sigterm_keeps_outbox)
     wait_plugin_outbox(0);
     wait_db_int(bridgectl_db_path(bridge), OUTBOX_COUNT, 0);
     kh_client_free(d);
+
+    /* SIGTERM on a live link: a websocket close frame, 1000 normal closure (not a bare TCP
+     * close, which cloudcore logs as 1006 abnormal closure) */
+    ck_assert(state_bool("connected"));
+    ck_assert_int_eq(state_int("peer_close_code"), 0);
+    ck_assert_int_eq(bridgectl_stop(bridge), 0);
+    wait_disconnected();
+    ck_assert_int_eq(state_int("peer_close_code"), 1000);
 }
 END_TEST
 

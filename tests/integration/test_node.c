@@ -6,7 +6,10 @@
  *     bridge stopped, its lease goes stale and the node turns Unknown (NodeStatusUnknown); the
  *     bridge started again, the node is Ready again without a second registration. For both
  *     node namespaces (cloudcore v1.12-v1.22 "default", v1.23+ "null"). The meta table holds
- *     the patch under the nodepatch key and the cloud's Node under the node key.
+ *     the patch under the nodepatch key and the cloud's Node under the node key. The Node's
+ *     status is what a kubelet's holds (addresses, capacity >= allocatable, nodeInfo), its
+ *     kubeletVersion the default (v1.24.0-kedge: never newer than a cluster KubeEdge v1.15
+ *     supports) or the configured kubelet_version.
  *  2. Only the newest status matters when the link returns: nothing computed while offline is
  *     queued; one status goes up on reconnect.
  *  3. Queries through the local interface ($ke/meta/{ref}, include/kedge/ke.h) and kedge-ctl
@@ -25,6 +28,7 @@
  */
 #define _GNU_SOURCE
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -109,10 +113,11 @@ static char *db_text(const char *path, const char *sql)
 /* ---- the chain ------------------------------------------------------------------------------ */
 
 struct chain_opts {
-    const char *node_namespace; /* NULL: the bridge's default */
-    const char *cloud_version;  /* NULL: the bridge's default (1.15) */
-    const char *plugin_db;      /* NULL: the harness's default */
-    bool refuse_link;           /* cloudsim refuses the edge from the start */
+    const char *node_namespace;  /* NULL: the bridge's default */
+    const char *cloud_version;   /* NULL: the bridge's default (1.15) */
+    const char *plugin_db;       /* NULL: the harness's default */
+    bool refuse_link;            /* cloudsim refuses the edge from the start */
+    const char *kubelet_version; /* NULL: the bridge's default */
 };
 
 static void bset(const char *key, const char *value)
@@ -222,6 +227,8 @@ static void chain_up(const struct chain_opts *co)
         bset("node_namespace", co->node_namespace);
     if (co->cloud_version)
         bset("cloud_version", co->cloud_version);
+    if (co->kubelet_version)
+        bset("kubelet_version", co->kubelet_version);
     ck_assert_int_eq(bridgectl_start(bridge), 0);
     if (!co->refuse_link)
         wait_connected();
@@ -293,8 +300,8 @@ static void wait_ready(const char *want, int timeout_ms, struct node_view *v)
         node_view(v);
         if (v->found && !strcmp(v->ready, want))
             return;
-        ck_assert_msg(kt_now_ms() < deadline, "node " NODE " is not Ready=%s at the cloud (%s)", want,
-                      v->found ? v->ready : "not there");
+        ck_assert_msg(kt_now_ms() < deadline, "node " NODE " is not Ready=%s at the cloud (%s)",
+                      want, v->found ? v->ready : "not there");
         pause_poll();
     }
 }
@@ -496,10 +503,84 @@ static void expect_json(const char *actual, const char *expected)
 static const char *const namespaces[] = {"default", "null"};
 static const char *const versions[] = {"1.15", "1.23"};
 
+/* obj.a.b as a string (b NULL: obj.a), NULL when absent or not a string */
+static const char *jstr_at(const struct kedge_jval *obj, const char *a, const char *b)
+{
+    const struct kedge_jval *v = kedge_json_get(obj, a);
+
+    if (b)
+        v = kedge_json_get(v, b);
+    return v && v->type == KEDGE_JSTR ? v->str : NULL;
+}
+
+static int64_t num_at(const struct kedge_jval *obj, const char *key)
+{
+    int64_t n = -1;
+
+    (void)kedge_json_int64(kedge_json_get(obj, key), &n);
+    return n;
+}
+
+/* A resource.Quantity kubelet writes: a plain integer, or an integer with Ki. */
+static long long quantity(const struct kedge_jval *list, const char *name)
+{
+    const struct kedge_jval *v = kedge_json_get(list, name);
+    char *end;
+    long long n;
+
+    ck_assert_msg(v && v->type == KEDGE_JSTR, "no %s quantity", name);
+    n = strtoll(v->str, &end, 10);
+    ck_assert_msg(end != v->str && (!*end || !strcmp(end, "Ki")), "%s: '%s'", name, v->str);
+    return !strcmp(end, "Ki") ? n * 1024 : n;
+}
+
+/* What a real node's status holds (kubectl get node -o yaml of a kubelet's node), with sane
+ * values, and the configured kubeletVersion. */
+static void check_node_status(const char *kubelet_version)
+{
+    struct kedge_jdoc *doc = sim_get("/object?key=node/" NODE);
+    const struct kedge_jval *st = kedge_json_get(kedge_jdoc_root(doc), "status"), *a;
+    const struct kedge_jval *cap = kedge_json_get(st, "capacity");
+    const struct kedge_jval *alloc = kedge_json_get(st, "allocatable");
+    static const char *const res[] = {"cpu", "memory", "pods", "ephemeral-storage"};
+    bool internal = false, hostname = false;
+    size_t i;
+
+    ck_assert_str_eq(jstr_at(st, "nodeInfo", "kubeletVersion"), kubelet_version);
+    ck_assert_str_eq(jstr_at(st, "nodeInfo", "operatingSystem"), "linux");
+    ck_assert_msg(
+        jstr_at(st, "nodeInfo", "architecture") && *jstr_at(st, "nodeInfo", "architecture") &&
+            jstr_at(st, "nodeInfo", "kernelVersion") && *jstr_at(st, "nodeInfo", "kernelVersion") &&
+            jstr_at(st, "nodeInfo", "osImage") && *jstr_at(st, "nodeInfo", "osImage"),
+        "nodeInfo incomplete");
+    /* kubelet's form: <runtime name>://<version> */
+    ck_assert_ptr_nonnull(strstr(jstr_at(st, "nodeInfo", "containerRuntimeVersion"), "://"));
+    for (a = kedge_json_get(st, "addresses")->child; a; a = a->next) {
+        const struct kedge_jval *type = kedge_json_get(a, "type");
+        if (type && !strcmp(type->str, "InternalIP")) {
+            struct in_addr ia;
+            internal = inet_pton(AF_INET, kedge_json_get(a, "address")->str, &ia) == 1;
+        } else if (type && !strcmp(type->str, "Hostname")) {
+            hostname = !strcmp(kedge_json_get(a, "address")->str, NODE);
+        }
+    }
+    ck_assert_msg(internal && hostname, "addresses: no InternalIP (an IPv4) or Hostname " NODE);
+    for (i = 0; i < sizeof(res) / sizeof(res[0]); i++) {
+        ck_assert_int_gt(quantity(alloc, res[i]), 0);
+        ck_assert_int_le(quantity(alloc, res[i]), quantity(cap, res[i]));
+    }
+    ck_assert_int_gt(
+        num_at(kedge_json_get(kedge_json_get(st, "daemonEndpoints"), "kubeletEndpoint"), "Port"),
+        0);
+    kedge_jdoc_free(doc);
+}
+
 START_TEST(test_node_ready_lifecycle)
 {
     const char *ns = namespaces[_i];
-    struct chain_opts co = {.cloud_version = versions[_i]};
+    /* the default kubelet version, and one set in the configuration */
+    const char *version = _i ? "v1.23.17-edge" : "v1.24.0-kedge";
+    struct chain_opts co = {.cloud_version = versions[_i], .kubelet_version = _i ? version : NULL};
     char key_node[128], key_patch[128], sql[512], *v;
     struct node_view nv;
     int64_t until, first_renew;
@@ -514,6 +595,7 @@ START_TEST(test_node_ready_lifecycle)
     ck_assert_int_eq(nv.registrations, 1);
     ck_assert_int_eq(count_received("insert", key_node, NULL), 1);
     first_renew = nv.lease_renew_ms;
+    check_node_status(version);
 
     /* ...and it stays Ready for two grace periods: the lease keeps it alive */
     until = kt_now_ms() + 2 * (int64_t)grace_s() * 1000;

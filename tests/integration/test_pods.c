@@ -6,10 +6,11 @@
  *     volume on a hostPort, env from fieldRef and configMapKeyRef, a readiness probe) runs as
  *     an infra + app container with kubelet's labels; GET on 127.0.0.1 returns the page;
  *     cloudsim has Running and Ready. A second pod asking for the same host port waits with
- *     the reason while the first keeps serving. The app process killed: restartCount 1, lastState
+ *     the reason while the first keeps serving. The node reports the engine as its container
+ *     runtime (podman://<version>). The app process killed: restartCount 1, lastState
  *     terminated 137; killed again: CrashLoopBackOff while the back-off runs, then
- *     restartCount 2. Deleted in the cloud: the containers are gone and a terminal status was
- *     reported.
+ *     restartCount 2. Deleted in the cloud (a delete, the pod gone from the API server): the
+ *     containers and volumes are gone.
  *  2. Autonomy: a pod runs; cloudsim stops; the bridge restarts: the page is still served, the
  *     containers are the same ones (not recreated) and no create was issued; a container
  *     labelled for this node but of no known pod (an orphan) is removed.
@@ -17,7 +18,9 @@
  *     Succeeded); an init container writing into an emptyDir the app reads, and an exec
  *     liveness probe that starts failing: the container is restarted (restartCount >= 1), the
  *     init container shows Completed.
- *  4. Bad input: an invalid container name is Failed (InvalidPodSpec, with the reason); an
+ *  4. A graceful delete (an update with deletionTimestamp): stopped, final status, one delete;
+ *     the update cloudcore sends after that (the pod MODIFIED) does not bring it back.
+ *  5. Bad input: an invalid container name is Failed (InvalidPodSpec, with the reason); an
  *     invalid image name, an image that cannot be pulled, a missing configMap volume, a missing
  *     configMap key in env: each a Waiting status with kubelet's reason and a message, the
  *     bridge still running; and a bridge whose engine is down reports why.
@@ -446,6 +449,32 @@ static void send_web_pod(const char *name, const char *uid, int port, const char
              op, name, name, uid, port);
 }
 
+/* The node's containerRuntimeVersion (kubelet's <runtime>://<version>) starts with prefix,
+ * and has a version after it. */
+static void wait_runtime_version(const char *prefix)
+{
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+    size_t n = strlen(prefix);
+
+    for (;;) {
+        struct kedge_jdoc *doc = NULL;
+        int status = 0;
+        bool ok = false;
+        if (simctl_http_json(sim, "GET", "/object?key=node/" NODE, NULL, &status, &doc) == 0 &&
+            status == 200) {
+            const struct kedge_jval *v =
+                jpath(kedge_jdoc_root(doc), "status", "nodeInfo", "containerRuntimeVersion");
+            ok = v && v->type == KEDGE_JSTR && v->len > n && !strncmp(v->str, prefix, n);
+        }
+        kedge_jdoc_free(doc);
+        if (ok)
+            return;
+        ck_assert_msg(kt_now_ms() < deadline, "the node's containerRuntimeVersion is not %s...",
+                      prefix);
+        pause_poll();
+    }
+}
+
 /* ---- 1. the seed's example ------------------------------------------------------------------ */
 
 START_TEST(nginx_like_pod_end_to_end)
@@ -474,6 +503,7 @@ START_TEST(nginx_like_pod_end_to_end)
                   "labels: %s", labels.data);
     wait_pod("web", running_ready, NULL, "Running and ready");
     snprintf(first_id, sizeof(first_id), "%s", id);
+    wait_runtime_version("podman://"); /* enginectl runs podman's Docker API */
 
     /* a second pod wants the same host port: it waits with the reason, the first keeps it */
     send_web_pod("clash", "uid-clash", port, "insert");
@@ -498,7 +528,7 @@ START_TEST(nginx_like_pod_end_to_end)
     wait_pod("web", waiting_reason, "CrashLoopBackOff", "CrashLoopBackOff");
     wait_pod("web", restarted, &two, "restartCount 2");
 
-    /* deleted in the cloud: containers gone, a terminal status reported before */
+    /* deleted in the cloud: containers gone (no terminal status: the API server has no pod) */
     mark = bridgectl_log_mark(bridge);
     sim_send(ROUTE("delete", "default/pod/web") "{\"metadata\":{\"name\":\"web\","
              "\"namespace\":\"default\",\"uid\":\"uid-web-1\"}}}");
@@ -622,7 +652,7 @@ START_TEST(restart_policies_init_containers_and_liveness)
 }
 END_TEST
 
-/* ---- 4. bad input ---------------------------------------------------------------------------- */
+/* ---- 4. a graceful delete is final ---------------------------------------------------------- */
 
 static void send_simple_pod(const char *name, const char *image, const char *extra_container,
                             const char *volumes)
@@ -634,6 +664,139 @@ static void send_simple_pod(const char *name, const char *image, const char *ext
              "%s}}}",
              name, name, name, image, extra_container, volumes);
 }
+
+/* What the edge sent (GET /received): how many `op` of `resource` with an index above
+ * `after`; *first: the index of the first of them (-1 none). */
+static int edge_sent(const char *op, const char *resource, long long after, long long *first)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *e;
+    int status = 0, n = 0;
+    int64_t idx;
+
+    ck_assert_int_eq(
+        simctl_http_json(sim, "GET", "/received?skip_keepalive=1", NULL, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    if (first)
+        *first = -1;
+    for (e = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; e; e = e->next) {
+        const struct kedge_jval *route = kedge_json_get(kedge_json_get(e, "json"), "route");
+        ck_assert_int_eq(kedge_json_int64(kedge_json_get(e, "index"), &idx), 0);
+        if (idx <= after || !str_is(kedge_json_get(route, "operation"), op) ||
+            !str_is(kedge_json_get(route, "resource"), resource))
+            continue;
+        if (first && *first < 0)
+            *first = idx;
+        n++;
+    }
+    kedge_jdoc_free(doc);
+    return n;
+}
+
+static bool sim_settled(void)
+{
+    struct kedge_jdoc *doc = NULL;
+    int status = 0;
+    int64_t pending = -1;
+
+    if (simctl_http_json(sim, "GET", "/state?node=" NODE, NULL, &status, &doc) == 0 &&
+        status == 200)
+        (void)kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), "pending_acks"), &pending);
+    kedge_jdoc_free(doc);
+    return pending == 0;
+}
+
+/* The index of the last message the edge sent, -1 none. */
+static long long last_sent(void)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *e;
+    int64_t idx = -1;
+    int status = 0;
+
+    ck_assert_int_eq(simctl_http_json(sim, "GET", "/received", NULL, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    for (e = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; e; e = e->next)
+        ck_assert_int_eq(kedge_json_int64(kedge_json_get(e, "index"), &idx), 0);
+    kedge_jdoc_free(doc);
+    return idx;
+}
+
+/* Deleted in the cloud as the API server does it (graceful: an update with deletionTimestamp):
+ * the containers stop, the final status goes up, then the edge's delete (grace 0, uid). The
+ * cloud then sends what its watch saw, as cloudcore does: the pod MODIFIED (an update, still
+ * with the deletionTimestamp) after the edge finished it, "OK", then the delete. The late
+ * update must not bring the pod back: no second start, no status patch after the delete (the
+ * API server: pods "gone" not found), one delete. A pod deleted at once (kubectl delete --force:
+ * the cloud's delete) gets no status at all after it: the API server has no such pod. */
+START_TEST(graceful_delete_is_final)
+{
+    long long del_at, before;
+    long mark;
+
+    if (skip_without_engine())
+        return;
+    chain_up(NULL);
+    mark = bridgectl_log_mark(bridge);
+    send_simple_pod("forced", "localhost/busybox:edge", "", "");
+    send_simple_pod("gone", "localhost/busybox:edge", "", "");
+    wait_pod("forced", running_ready, NULL, "Running and ready");
+    wait_pod("gone", running_ready, NULL, "Running and ready");
+
+    /* forced: stopped and removed, and nothing said about it to the cloud any more */
+    before = last_sent();
+    sim_send(ROUTE("delete", "default/pod/forced") "{\"metadata\":{\"name\":\"forced\","
+             "\"namespace\":\"default\",\"uid\":\"uid-forced\"}}}");
+    ck_assert_int_eq(bridgectl_wait_log(bridge, mark,
+                                        "pod default/pod/forced (uid-forced) removed",
+                                        kh_scale_ms(WAIT_MS)),
+                     0);
+    ck_assert_int_eq(edge_sent("patch", "default/podpatch/forced", before, NULL), 0);
+    ck_assert_int_eq(edge_sent("delete", "default/pod/forced", -1, NULL), 0);
+
+    /* gone: the graceful way */
+    sim_send(ROUTE(
+        "update",
+        "default/pod/gone") "{\"metadata\":{\"name\":\"gone\",\"namespace\":\"default\",\"uid\":"
+                            "\"uid-gone\","
+                            "\"deletionTimestamp\":\"2026-01-01T00:00:00Z\","
+                            "\"deletionGracePeriodSeconds\":0},"
+                            "\"spec\":{\"nodeName\":\"" NODE
+                            "\",\"terminationGracePeriodSeconds\":0,"
+                            "\"containers\":[{\"name\":\"c\",\"image\":\"localhost/busybox:edge\","
+                            "\"command\":[\"sleep\",\"600\"]}]}}}");
+    wait_containers("uid-gone", 0);
+    ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "pod default/pod/gone (uid-gone) removed",
+                                        kh_scale_ms(WAIT_MS)),
+                     0);
+    /* the cloud's update, OK and delete have been sent and acked, and the bridge has decided
+     * about the late update: ignored (the fix) or taken again (the defect) */
+    {
+        int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+        while (sim_pod("gone") || !sim_settled() ||
+               (bridgectl_count_log(bridge, mark, "(uid-gone) is finished here") == 0 &&
+                bridgectl_count_log(bridge, mark, "(uid-gone) added") < 2)) {
+            ck_assert_msg(kt_now_ms() < deadline, "the cloud still has pod gone or unacked "
+                                                  "messages, or the late update was not seen");
+            pause_poll();
+        }
+    }
+    ck_assert_int_eq(edge_sent("delete", "default/pod/gone", -1, &del_at), 1);
+    ck_assert_int_gt(edge_sent("patch", "default/podpatch/gone", -1, NULL), 0);
+    ck_assert_int_eq(edge_sent("patch", "default/podpatch/gone", del_at, NULL), 0);
+    ck_assert_int_eq(bridgectl_count_log(bridge, mark, "pod default/pod/gone (uid-gone) added"), 1);
+    ck_assert_int_eq(bridgectl_count_log(bridge, mark, "pod default/pod/gone (uid-gone) removed"),
+                     1);
+    ck_assert_int_eq(bridgectl_count_log(bridge, mark, "status patch refused"), 0);
+    /* the late update came, and was seen for what it is */
+    ck_assert_int_eq(
+        bridgectl_count_log(bridge, mark, "pod default/pod/gone (uid-gone) is finished here"), 1);
+    ck_assert(bridgectl_running(bridge));
+    teardown();
+}
+END_TEST
+
+/* ---- 5. bad input ---------------------------------------------------------------------------- */
 
 START_TEST(bad_pods_get_reasons_not_crashes)
 {
@@ -853,6 +1016,7 @@ static Suite *suite(void)
     tcase_add_test(tc, nginx_like_pod_end_to_end);
     tcase_add_test(tc, pods_survive_cloud_loss_and_bridge_restart);
     tcase_add_test(tc, restart_policies_init_containers_and_liveness);
+    tcase_add_test(tc, graceful_delete_is_final);
     tcase_add_test(tc, bad_pods_get_reasons_not_crashes);
     tcase_add_test(tc, engine_down_is_reported);
     tcase_add_test(tc, ordinary_pod_with_service_account_token);
