@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -513,6 +514,44 @@ void cloudctl_dump_log(const struct cloudctl *c, const char *name, int lines)
         fprintf(stderr, "---- %s (last %d lines) ----\n%s---- end of %s ----\n", path, lines,
                 out.data ? out.data : "", name);
     kedge_buf_cleanup(&out);
+}
+
+static void log_path(const struct cloudctl *c, const char *name, char *path, size_t len)
+{
+    snprintf(path, len, "%s/logs/%s.log", c->run, name);
+}
+
+long cloudctl_log_size(const struct cloudctl *c, const char *name)
+{
+    char path[PATH_MAX + 64];
+    struct stat st;
+
+    log_path(c, name, path, sizeof(path));
+    return stat(path, &st) < 0 ? 0 : (long)st.st_size;
+}
+
+char *cloudctl_log_read(const struct cloudctl *c, const char *name, long from)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    char path[PATH_MAX + 64], chunk[8192];
+    size_t n;
+    FILE *f;
+
+    log_path(c, name, path, sizeof(path));
+    f = fopen(path, "r");
+    if (!f || fseek(f, from, SEEK_SET) < 0) {
+        if (f)
+            (void)fclose(f);
+        return NULL;
+    }
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if (kedge_buf_append(&b, chunk, n) < 0) {
+            (void)fclose(f);
+            kedge_buf_cleanup(&b);
+            return NULL;
+        }
+    (void)fclose(f);
+    return kedge_buf_take(&b, NULL);
 }
 
 /* ---- kubectl --------------------------------------------------------------------------------- */

@@ -70,6 +70,12 @@ const char *cloudctl_run_dir(const struct cloudctl *c);
 /* The tail (last `lines` lines) of $CC_RUN/logs/<name>.log to stderr. */
 void cloudctl_dump_log(const struct cloudctl *c, const char *name, int lines);
 
+/* $CC_RUN/logs/<name>.log: its size now (a mark; 0 when absent), and its text from a mark
+ * (kedge_malloc'd, free with kedge_free; NULL when unreadable). up.sh truncates a log when it
+ * restarts that daemon. */
+long cloudctl_log_size(const struct cloudctl *c, const char *name);
+char *cloudctl_log_read(const struct cloudctl *c, const char *name, long from);
+
 /* kubectl --kubeconfig <instance> args... (NULL-terminated), waiting 60 s (scaled).
  * in: written to its stdin (for `apply -f -`), NULL for none. out, err: stdout and stderr are
  * appended (NUL-terminated), each may be NULL (then discarded).

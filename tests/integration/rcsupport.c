@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bridgectl.h"
@@ -248,6 +249,46 @@ void rc_wait_node_ready(struct rc *e, int timeout_ms)
         if (kt_now_ms() >= deadline)
             dump_logs(e);
         ck_assert_msg(kt_now_ms() < deadline, "node %s not Ready: %s", e->node, last);
+        rc_sleep_ms(500);
+    }
+}
+
+void rc_wall_now(char *out, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    char sec[32];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, len, "%s.%06ldZ", sec, ts.tv_nsec / 1000);
+}
+
+void rc_wait_lease_renewed(struct rc *e, const char *since, int timeout_ms)
+{
+    int64_t deadline = kt_now_ms() + timeout_ms;
+    char last[64] = "no Lease";
+
+    for (;;) {
+        struct kedge_buf out = KEDGE_BUF_INIT;
+        struct kedge_jdoc *doc = NULL;
+        bool ok = false;
+        if (cloudctl_kubectl(e->cloud, NULL, &out, NULL, "-n", "kube-node-lease", "get", "lease",
+                             e->node, "-o", "json", NULL) == 0 &&
+            kedge_json_parse(out.data ? out.data : "", out.len, &doc) == 0) {
+            const char *renew = rc_str(rc_path(kedge_jdoc_root(doc), "spec"), "renewTime");
+            snprintf(last, sizeof(last), "%s", renew);
+            ok = strcmp(renew, since) > 0; /* the same fixed-width RFC 3339 form, UTC */
+        }
+        kedge_jdoc_free(doc);
+        kedge_buf_cleanup(&out);
+        if (ok)
+            return;
+        if (kt_now_ms() >= deadline)
+            dump_logs(e);
+        ck_assert_msg(kt_now_ms() < deadline, "node %s: lease renewTime %s, not after %s", e->node,
+                      last, since);
         rc_sleep_ms(500);
     }
 }

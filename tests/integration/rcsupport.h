@@ -67,6 +67,10 @@ struct kedge_jdoc *rc_kget(struct rc *e, const char *kind, const char *name);
  * appears a moment after the cloud is up). */
 void rc_apply(struct rc *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rc_wait_node_ready(struct rc *e, int timeout_ms);
+/* The wall clock now in a Lease's renewTime form (RFC 3339, microseconds, UTC). */
+void rc_wall_now(char *out, size_t len);
+/* The node's Lease (kube-node-lease) is renewed after since (an rc_wall_now string). */
+void rc_wait_lease_renewed(struct rc *e, const char *since, int timeout_ms);
 /* Exactly one pod with the label selector, on this node, Running with an IP: its name, uid. */
 void rc_wait_pod_running(struct rc *e, const char *selector, int timeout_ms, char *name,
                          size_t name_len, char *uid, size_t uid_len);

@@ -17,7 +17,9 @@
  *     a typed twin; a reported value reaches the Device's status; a desired value set with
  *     kubectl reaches the device as expected value + delta.
  *  5. cloudcore down, 50 twin updates, 30 s, cloudcore up: the Device ends at the last value and
- *     the node is Ready again (KEDGE_RC_REPEAT=N rounds; default 1 to keep CI time sane).
+ *     the node is Ready again (KEDGE_RC_REPEAT=N rounds; default 1 to keep CI time sane); no
+ *     message reached cloudcore before it had the node's session.
+ *  7. kedge-bridge stopped with SIGTERM closes the link with a websocket close frame.
  *
  * Checks that fail against today's code because of a known bug (issue 12) are guarded by name
  * (known_broken below): they are skipped with "known broken: ..." printed, never weakened.
@@ -41,6 +43,7 @@
 #include "cloudctl.h"
 #include "enginectl.h"
 #include "harness.h"
+#include "kedge/alloc.h"
 #include "kedge/buf.h"
 #include "kedge/json.h"
 #include "kedge/ke.h"
@@ -65,10 +68,11 @@ static struct rc env;
 static const char *const known_broken[] = {
     "node-version", /* kubeletVersion v1.28.0-kedge is newer than the 1.24 cluster */
     "projected",    /* projected volumes (kube-api-access-*, secret+downwardAPI+configMap) */
-    "devices",      /* one device under the bare id; reported values reach the Device */
+    "devices",      /* one edge device under the bare id, with the DeviceModel's typed twin */
     "desired",      /* spec.properties[].desired.value -> expected value + delta */
     "ordering",     /* twin updates queued in an outage applied in order (Device ends at 50) */
     "late-update",  /* a pod deleted by the cloud is re-added by a late update, then patched */
+    "link",         /* keepalive before cloudcore has a session; SIGTERM without a close frame */
     NULL,
 };
 
@@ -97,6 +101,23 @@ static bool rc_expect(const char *name, const char *what)
     }
     printf("test_realcloud: known broken (guard \"%s\"): %s: not checked\n", name, what);
     return false;
+}
+
+/* cloudcore's log (from a mark) must not say this about our node. */
+static void expect_not_in_cloudcore_log(long from, const char *what)
+{
+    char needle[160], *log = cloudctl_log_read(env.cloud, "cloudcore", from), *hit;
+
+    ck_assert_ptr_nonnull(log);
+    snprintf(needle, sizeof(needle), "%s %s", what, env.node);
+    hit = strstr(log, needle);
+    if (hit) {
+        char *eol = strchr(hit, '\n');
+        if (eol)
+            *eol = '\0';
+    }
+    ck_assert_msg(!hit, "cloudcore logged: %s", hit);
+    kedge_free(log);
 }
 
 /* ---- 1. the node ---------------------------------------------------------------------------- */
@@ -152,6 +173,8 @@ START_TEST(node_registers_and_is_ready)
     }
     kedge_jdoc_free(ver);
     kedge_jdoc_free(doc);
+    if (rc_expect("link", "no message before cloudcore has the node's session"))
+        expect_not_in_cloudcore_log(0, "session not found for node");
 }
 END_TEST
 
@@ -254,7 +277,7 @@ END_TEST
 
 START_TEST(bridge_and_broker_killed_keep_the_pod)
 {
-    char ids[8][80];
+    char ids[8][80], wall[40];
     int64_t t0, until;
     long mark;
 
@@ -263,6 +286,7 @@ START_TEST(bridge_and_broker_killed_keep_the_pod)
     ck_assert_int_eq(bridgectl_kill9(env.bridge), 0);
     mark = bridgectl_log_mark(env.bridge);
     t0 = kt_now_ms();
+    rc_wall_now(wall, sizeof(wall));
     ck_assert_int_eq(kh_broker_restart(env.broker), 0);
     ck_assert_int_eq(bridgectl_set(env.bridge, "log_level", "debug"), 0);
     ck_assert_int_eq(bridgectl_start(env.bridge), 0);
@@ -271,6 +295,7 @@ START_TEST(bridge_and_broker_killed_keep_the_pod)
     printf("test_realcloud: measure: restarted broker + bridge connected to cloudcore in %.1f s\n",
            (double)(kt_now_ms() - t0) / 1000);
     rc_wait_page(web_port, "/", "hello from the real cloud", kh_scale_ms(30000));
+    rc_wait_lease_renewed(&env, wall, kh_scale_ms(READY_MS));
     rc_wait_node_ready(&env, kh_scale_ms(READY_MS));
     /* an observation window: the bridge relists the engine every pod_resync_s (2 s) and the
      * pod's status goes up; nothing may be created or replaced meanwhile */
@@ -451,11 +476,10 @@ static void report(int value)
     kh_msg_cleanup(&m);
 }
 
-START_TEST(device_twin_round_trip)
+START_TEST(device_appears_once_at_the_edge)
 {
     struct kedge_buf ids = KEDGE_BUF_INIT, all = KEDGE_BUF_INIT;
     struct kedge_jdoc *twins;
-    struct kh_msg m;
     int64_t t0;
     int n;
 
@@ -505,13 +529,31 @@ START_TEST(device_twin_round_trip)
                       "edge devices for %s: %d, ids: %s (want one: " DEV "; all: %s)", DEV, n,
                       ids.data, all.data);
     }
+    kedge_buf_cleanup(&ids);
+    kedge_buf_cleanup(&all);
+}
+END_TEST
+
+START_TEST(device_report_reaches_the_cloud)
+{
+    int64_t t0;
+
+    ck_assert_msg(dev != NULL, "no device client (the Device did not reach the edge)");
     report(21);
     t0 = kt_now_ms();
-    if (rc_expect("devices", "a reported value reaches the Device's status.twins")) {
-        rc_wait_reported(&env, DEV, "21", kh_scale_ms(REPORT_MS));
-        printf("test_realcloud: measure: twin report -> Device status.twins reported in %.0f ms\n",
-               (double)(kt_now_ms() - t0));
-    }
+    rc_wait_reported(&env, DEV, "21", kh_scale_ms(REPORT_MS));
+    printf("test_realcloud: measure: twin report -> Device status.twins reported in %.0f ms\n",
+           (double)(kt_now_ms() - t0));
+}
+END_TEST
+
+START_TEST(desired_value_reaches_the_device)
+{
+    struct kedge_jdoc *twins;
+    struct kh_msg m;
+    int64_t t0;
+
+    ck_assert_msg(dev != NULL, "no device client (the Device did not reach the edge)");
     if (rc_expect("desired", "a desired value set with kubectl -> expected value + delta")) {
         kh_client_drain(dev);
         t0 = kt_now_ms();
@@ -537,8 +579,6 @@ START_TEST(device_twin_round_trip)
             rc_str(rc_path(kedge_jdoc_root(twins), "twin.temperature.expected"), "value"), "30");
         kedge_jdoc_free(twins);
     }
-    kedge_buf_cleanup(&ids);
-    kedge_buf_cleanup(&all);
 }
 END_TEST
 
@@ -552,7 +592,7 @@ START_TEST(twin_updates_survive_a_cloud_outage)
     ck_assert_msg(dev != NULL, "no device client (scenario 4 failed)");
     for (int round = 0; round < rounds; round++) {
         int64_t t0 = kt_now_ms(), t_up, waited;
-        char last[16];
+        char last[16], wall_up[40];
 
         ck_assert_int_eq(cloudctl_stop_cloudcore(env.cloud), 0);
         for (int v = 1; v <= 50; v++)
@@ -563,21 +603,59 @@ START_TEST(twin_updates_survive_a_cloud_outage)
             rc_sleep_ms((int)(OUTAGE_MS - waited));
         ck_assert_int_eq(cloudctl_start_cloudcore(env.cloud), 0);
         t_up = kt_now_ms();
+        rc_wall_now(wall_up, sizeof(wall_up));
         printf("test_realcloud: measure: outage %d/%d: cloudcore down %.1f s\n", round + 1, rounds,
                (double)(t_up - t0) / 1000);
-        if (rc_expect("ordering", "the Device ends at the last of 50 queued updates") &&
-            rc_expect("devices", "reported values reach the Device")) {
+        /* Ready again, and kept so by the edge: its lease renewed through the new cloudcore */
+        rc_wait_lease_renewed(&env, wall_up, kh_scale_ms(READY_MS));
+        rc_wait_node_ready(&env, kh_scale_ms(READY_MS));
+        printf("test_realcloud: measure: outage %d: lease renewed and node Ready %.1f s after "
+               "cloudcore came back\n",
+               round + 1, (double)(kt_now_ms() - t_up) / 1000);
+        if (rc_expect("link", "no message before cloudcore has the node's session"))
+            expect_not_in_cloudcore_log(0, "session not found for node");
+        if (rc_expect("ordering", "the Device ends at the last of 50 queued updates")) {
             rc_wait_reported(&env, DEV, last, kh_scale_ms(60000));
             printf("test_realcloud: measure: outage %d: reported %s %.1f s after cloudcore "
                    "came back\n",
                    round + 1, last, (double)(kt_now_ms() - t_up) / 1000);
         }
-        rc_wait_node_ready(&env, kh_scale_ms(READY_MS));
-        printf("test_realcloud: measure: outage %d: node Ready %.1f s after cloudcore came back\n",
-               round + 1, (double)(kt_now_ms() - t_up) / 1000);
     }
     kh_client_free(dev);
     dev = NULL;
+}
+END_TEST
+
+/* ---- the link's end ---------------------------------------------------------------------------
+ */
+
+/* kedge-bridge stopped with SIGTERM says goodbye: a websocket close frame (cloudcore logs
+ * close 1000, not 1006 "abnormal closure"). */
+START_TEST(sigterm_closes_the_link_cleanly)
+{
+    long mark = cloudctl_log_size(env.cloud, "cloudcore");
+    int64_t deadline;
+    char *log = NULL;
+
+    ck_assert_msg(rc_edge_up(&env), "the edge node did not come up");
+    ck_assert_int_eq(bridgectl_stop(env.bridge), 0);
+    deadline = kt_now_ms() + kh_scale_ms(10000);
+    /* cloudcore notices the end of the link: "failed to read message, error: ..." */
+    while (!(log = cloudctl_log_read(env.cloud, "cloudcore", mark)) ||
+           !strstr(log, "failed to read message")) {
+        kedge_free(log);
+        ck_assert_msg(kt_now_ms() < deadline, "cloudcore did not notice the bridge leaving");
+        rc_sleep_ms(100);
+    }
+    {
+        char *line = strstr(log, "failed to read message"), *eol = strchr(line, '\n');
+        if (eol)
+            *eol = '\0';
+        printf("test_realcloud: cloudcore, after SIGTERM of kedge-bridge: %s\n", line);
+        if (rc_expect("link", "SIGTERM ends the link with a websocket close frame"))
+            ck_assert_msg(!strstr(line, "1006"), "no close frame: %s", line);
+    }
+    kedge_free(log);
 }
 END_TEST
 
@@ -592,8 +670,11 @@ static Suite *suite(void)
     tcase_add_test(tc, bridge_and_broker_killed_keep_the_pod);
     tcase_add_test(tc, deployment_scales_to_zero);
     tcase_add_test(tc, service_account_token_and_projected_volumes);
-    tcase_add_test(tc, device_twin_round_trip);
+    tcase_add_test(tc, device_appears_once_at_the_edge);
+    tcase_add_test(tc, device_report_reaches_the_cloud);
+    tcase_add_test(tc, desired_value_reaches_the_device);
     tcase_add_test(tc, twin_updates_survive_a_cloud_outage);
+    tcase_add_test(tc, sigterm_closes_the_link_cleanly);
     suite_add_tcase(s, tc);
     return s;
 }
