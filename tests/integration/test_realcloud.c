@@ -264,7 +264,7 @@ START_TEST(deployment_runs_on_the_node)
                       rc_has_label(&labels, "io.kubernetes.pod.uid", web_uid) &&
                       rc_has_label(&labels, "io.kubernetes.container.name", "web"),
                   "labels: %s", labels.data);
-    rc_wait_page(web_port, "/", "hello from the real cloud", kh_scale_ms(30000));
+    free(rc_wait_page(web_port, "/", "hello from the real cloud", kh_scale_ms(30000)));
     rc_wait_pod_condition(&env, pod, "Ready", kh_scale_ms(30000));
     printf("test_realcloud: measure: Deployment applied -> pod Ready and page served: %.1f s\n",
            (double)(kt_now_ms() - t0) / 1000);
@@ -294,7 +294,7 @@ START_TEST(bridge_and_broker_killed_keep_the_pod)
                      0);
     printf("test_realcloud: measure: restarted broker + bridge connected to cloudcore in %.1f s\n",
            (double)(kt_now_ms() - t0) / 1000);
-    rc_wait_page(web_port, "/", "hello from the real cloud", kh_scale_ms(30000));
+    free(rc_wait_page(web_port, "/", "hello from the real cloud", kh_scale_ms(30000)));
     rc_wait_lease_renewed(&env, wall, kh_scale_ms(READY_MS));
     rc_wait_node_ready(&env, kh_scale_ms(READY_MS));
     /* an observation window: the bridge relists the engine every pod_resync_s (2 s) and the
@@ -346,7 +346,12 @@ START_TEST(deployment_scales_to_zero)
     rc_wait_no_pods(&env, "app=rc-web", kh_scale_ms(60000));
     printf("test_realcloud: measure: scaled to 0 -> containers and pod object gone in %.1f s\n",
            (double)(kt_now_ms() - t0) / 1000);
-    ck_assert_msg(rc_http_get(web_port, "/") == NULL, "the page is still served");
+    {
+        char *page = rc_http_get(web_port, "/");
+        bool served = page != NULL;
+        free(page);
+        ck_assert_msg(!served, "the page is still served");
+    }
     if (rc_expect("late-update", "a deleted pod is neither re-added nor patched afterwards"))
         expect_no_late_update(mark);
 }
