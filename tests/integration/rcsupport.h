@@ -41,8 +41,6 @@ bool rc_edge_up(const struct rc *e);
 
 void rc_sleep_ms(int ms);
 int rc_free_port(void);
-/* GET http://127.0.0.1:port{path}: the body (malloc'd) of a 200, or NULL. */
-char *rc_http_get(int port, const char *path) __attribute__((warn_unused_result));
 /* Until the body contains want: the body (malloc'd). */
 char *rc_wait_page(int port, const char *path, const char *want, int timeout_ms)
     __attribute__((warn_unused_result));

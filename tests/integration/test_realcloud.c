@@ -158,6 +158,8 @@ START_TEST(node_registers_and_is_ready)
         ck_assert_msg(*v, "no capacity.%s in the node's status", res[i]);
         printf("test_realcloud: node capacity.%s = %s\n", res[i], v);
     }
+    if (rc_expect("session", "no message before cloudcore has the node's session"))
+        expect_not_in_cloudcore_log(0, "session not found for node");
     {
         const char *kv = rc_str(rc_path(st, "nodeInfo"), "kubeletVersion");
         int k_major = 0, k_minor = 0, a_minor = 0;
@@ -175,8 +177,6 @@ START_TEST(node_registers_and_is_ready)
     }
     kedge_jdoc_free(ver);
     kedge_jdoc_free(doc);
-    if (rc_expect("session", "no message before cloudcore has the node's session"))
-        expect_not_in_cloudcore_log(0, "session not found for node");
 }
 END_TEST
 
@@ -349,7 +349,7 @@ START_TEST(deployment_scales_to_zero)
     printf("test_realcloud: measure: scaled to 0 -> containers and pod object gone in %.1f s\n",
            (double)(kt_now_ms() - t0) / 1000);
     {
-        char *page = rc_http_get(web_port, "/");
+        char *page = kt_http_get(web_port, "/");
         bool served = page != NULL;
         free(page);
         ck_assert_msg(!served, "the page is still served");
