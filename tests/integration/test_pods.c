@@ -33,15 +33,12 @@
  */
 #define _GNU_SOURCE
 
-#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,67 +71,12 @@ static void pause_poll(void)
         ;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    ck_assert_int_ge(fd, 0);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-/* GET http://127.0.0.1:port/ : the body (malloc'd) or NULL. */
-static char *http_get_path(int port, const char *path)
-{
-    struct sockaddr_in a = {0};
-    char req[512], buf[8192];
-    size_t got = 0;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = {2, 0};
-    char *body;
-
-    if (fd < 0)
-        return NULL;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return NULL;
-    }
-    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, strlen(req)) < 0) {
-        close(fd);
-        return NULL;
-    }
-    while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fd);
-    buf[got] = '\0';
-    body = strstr(buf, "\r\n\r\n");
-    return body && strstr(buf, " 200 ") ? strdup(body + 4) : NULL;
-}
-
-static char *http_get(int port)
-{
-    return http_get_path(port, "/");
-}
-
 static void wait_page(int port, const char *want)
 {
     int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
     char *got = NULL;
 
-    while (!(got = http_get(port)) || !strstr(got, want)) {
+    while (!(got = kt_http_get(port, "/")) || !strstr(got, want)) {
         free(got);
         got = NULL;
         ck_assert_msg(kt_now_ms() < deadline, "no page with \"%s\" on 127.0.0.1:%d", want, port);
@@ -481,7 +423,7 @@ START_TEST(nginx_like_pod_end_to_end)
 {
     struct kedge_buf labels = KEDGE_BUF_INIT;
     char id[80], first_id[80], vol[512];
-    int port = free_port(), one = 1, two = 2;
+    int port = kt_free_port(), one = 1, two = 2;
     long mark;
 
     if (skip_without_engine())
@@ -535,7 +477,12 @@ START_TEST(nginx_like_pod_end_to_end)
     wait_containers("uid-web-1", 0);
     ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "pod default/pod/web (uid-web-1) removed",
                                         kh_scale_ms(WAIT_MS)), 0);
-    ck_assert_msg(http_get(port) == NULL, "the page is still served after the delete");
+    {
+        char *page = kt_http_get(port, "/");
+        bool served = page != NULL;
+        free(page);
+        ck_assert_msg(!served, "the page is still served after the delete");
+    }
     ck_assert_msg(access(vol, F_OK) != 0, "the pod's volumes are still in %s", vol);
     kedge_buf_cleanup(&labels);
     teardown();
@@ -548,7 +495,7 @@ START_TEST(pods_survive_cloud_loss_and_bridge_restart)
 {
     struct kedge_buf resp = KEDGE_BUF_INIT;
     char before[4][80], after[4][80];
-    int port = free_port(), n, status = 0;
+    int port = kt_free_port(), n, status = 0;
     long mark;
 
     if (skip_without_engine())
@@ -900,7 +847,7 @@ static char *wait_file(int port, const char *path)
     int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
     char *got;
 
-    while (!(got = http_get_path(port, path))) {
+    while (!(got = kt_http_get(port, path))) {
         ck_assert_msg(kt_now_ms() < deadline, "%s not served on 127.0.0.1:%d", path, port);
         pause_poll();
     }
@@ -959,7 +906,7 @@ START_TEST(ordinary_pod_with_service_account_token)
 {
     char *token, *ca, *ns, *labels, *note, *mem, *claims, *want_ca = NULL;
     size_t ca_len = 0;
-    int port = free_port();
+    int port = kt_free_port();
     FILE *f;
 
     if (skip_without_engine())

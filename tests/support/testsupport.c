@@ -1,9 +1,15 @@
 #define _GNU_SOURCE /* nftw's FTW_ flags */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +60,53 @@ void kt_copy_to_stderr(const char *path, const char *what)
         (void)fwrite(buf, 1, n, stderr);
     (void)fprintf(stderr, "---- end of %s ----\n", what);
     (void)fclose(f);
+}
+
+int kt_free_port(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+    if (fd < 0)
+        return -errno;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        rc = -errno;
+    else
+        rc = ntohs(a.sin_port);
+    (void)close(fd);
+    return rc;
+}
+
+char *kt_http_get(int port, const char *path)
+{
+    struct sockaddr_in a = {0};
+    struct timeval tv = {2, 0};
+    char req[512], buf[16384], *body;
+    size_t got = 0;
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return NULL;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    (void)snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || write(fd, req, strlen(req)) < 0) {
+        (void)close(fd);
+        return NULL;
+    }
+    while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)n;
+    (void)close(fd);
+    buf[got] = '\0';
+    body = strstr(buf, "\r\n\r\n");
+    return body && strstr(buf, " 200 ") ? strdup(body + 4) : NULL;
 }
 
 void kt_watcher_stop(pid_t *pid, int *fd)

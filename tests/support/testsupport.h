@@ -1,6 +1,7 @@
 /* testsupport: the small pieces every process helper of the tests needs (harness.c,
  * bridgectl.c, simctl.c, enginectl.c): a monotonic clock for deadlines, removing a scratch
- * tree, showing a log file. Test code only; nothing here is in a shipped binary. */
+ * tree, showing a log file; a free port and a plain HTTP GET for the suites. Test code only;
+ * nothing here is in a shipped binary. */
 #ifndef KEDGE_TESTSUPPORT_H
 #define KEDGE_TESTSUPPORT_H
 
@@ -17,6 +18,11 @@ int kt_remaining_ms(int64_t deadline);
 int kt_rmtree(const char *path, bool one_filesystem);
 /* Copy a file to stderr between "---- what (path) ----" lines; nothing if it cannot be read. */
 void kt_copy_to_stderr(const char *path, const char *what);
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound, read back, closed), or -errno. */
+int kt_free_port(void);
+/* GET http://127.0.0.1:port{path} over HTTP/1.0 (2 s receive timeout): the body of a 200 reply
+ * (malloc'd, NUL-terminated, at most 16 KiB of reply read), or NULL for anything else. */
+char *kt_http_get(int port, const char *path) __attribute__((warn_unused_result));
 /* End a clean-up watcher (a process that reads *fd's other end and cleans up if it sees EOF
  * without "ok"): tell it all is well, close *fd, reap *pid; both are reset. No-op when *pid
  * is 0. */
