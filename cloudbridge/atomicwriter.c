@@ -122,22 +122,35 @@ static int rm_entry(int dfd, const char *name, dev_t dev, int top_fd, int depth,
     return rc;
 }
 
+/* A directory stream over a duplicate of dfd, which stays open and the caller's; rewound,
+ * because the duplicate shares the offset of an earlier pass. NULL with errno set. */
+static DIR *dir_stream(int dfd)
+{
+    int fd = dup(dfd), err;
+    DIR *d;
+
+    if (fd < 0)
+        return NULL;
+    d = fdopendir(fd);
+    if (!d) {
+        err = errno;
+        close(fd);
+        errno = err;
+        return NULL;
+    }
+    rewinddir(d);
+    return d;
+}
+
 /* Remove everything inside the directory dfd (which stays open and the caller's). */
 static int empty_dir(int dfd, dev_t dev, int top_fd, int depth, unsigned long *moved)
 {
     struct dirent *de;
-    DIR *d;
-    int fd = dup(dfd), rc = 0;
+    DIR *d = dir_stream(dfd);
+    int rc = 0;
 
-    if (fd < 0)
+    if (!d)
         return -errno;
-    d = fdopendir(fd);
-    if (!d) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    rewinddir(d); /* the dup shares the offset of an earlier pass */
     while (rc == 0) {
         errno = 0;
         de = readdir(d);
@@ -386,18 +399,9 @@ static long count_files(int dfd, int depth)
     struct dirent *de;
     long n = 0;
     DIR *d;
-    int fd;
 
-    if (depth > WALK_MAX_DEPTH)
+    if (depth > WALK_MAX_DEPTH || !(d = dir_stream(dfd)))
         return -1;
-    fd = dup(dfd);
-    if (fd < 0)
-        return -1;
-    d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
     while (n >= 0 && (de = readdir(d))) {
         struct stat st;
 
@@ -570,17 +574,11 @@ static int make_visible(int vfd, const struct vol_payload *pl)
 static int drop_stale(int vfd, const struct vol_payload *pl, const char *keep)
 {
     struct dirent *de;
-    DIR *d;
-    int fd = dup(vfd), rc = 0;
+    DIR *d = dir_stream(vfd);
+    int rc = 0;
 
-    if (fd < 0)
+    if (!d)
         return -errno;
-    d = fdopendir(fd);
-    if (!d) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
     while ((de = readdir(d))) {
         struct stat st;
         int r = 0;
