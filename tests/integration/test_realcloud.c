@@ -22,9 +22,6 @@
  *     message reached cloudcore before it had the node's session.
  *  7. kedge-bridge stopped with SIGTERM closes the link with a websocket close frame.
  *
- * Checks that fail against today's code because of a known bug (issue 12) are guarded by name
- * (known_broken below): they are skipped with "known broken: ..." printed, never weakened.
- * KEDGE_RC_EXPECT_ALL=1 runs all of them, KEDGE_RC_EXPECT=name,name the named ones.
  * Skipped (exit 77) when the cloud folder or a container engine is absent. Every wait is a
  * deadline on a condition; the outage's 30 s is the scenario itself. Figures are printed.
  */
@@ -62,48 +59,6 @@
 #define DEV_TOPIC "$hw/events/device/" DEV "/twin"
 
 static struct rc env;
-
-/* ---- guards --------------------------------------------------------------------------------- */
-
-/* Known broken today (issue 12). The lead deletes a name when its fix lands. */
-static const char *const known_broken[] = {
-    "node-version", /* kubeletVersion v1.28.0-kedge is newer than the 1.24 cluster */
-    "projected",    /* projected volumes (kube-api-access-*, secret+downwardAPI+configMap) */
-    "devices",      /* one edge device under the bare id, with the DeviceModel's typed twin */
-    "desired",      /* spec.properties[].desired.value -> expected value + delta */
-    "ordering",     /* twin updates queued in an outage applied in order (Device ends at 50) */
-    "late-update",  /* a pod deleted by the cloud is re-added by a late update, then patched */
-    "link",         /* SIGTERM ends the link without a websocket close frame (1006) */
-    "session",      /* the first keepalive before cloudcore has the session (a race) */
-    NULL,
-};
-
-static bool listed(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = list; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] != '\0'))
-        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
-            return true;
-    return false;
-}
-
-/* Whether a guarded check runs; prints why not. */
-static bool rc_expect(const char *name, const char *what)
-{
-    const char *all = getenv("KEDGE_RC_EXPECT_ALL");
-    bool known = false;
-
-    for (int i = 0; known_broken[i]; i++)
-        known = known || !strcmp(known_broken[i], name);
-    if (!known || (all && !strcmp(all, "1")) || listed(getenv("KEDGE_RC_EXPECT"), name)) {
-        if (known)
-            printf("test_realcloud: checking known-broken \"%s\": %s\n", name, what);
-        return true;
-    }
-    printf("test_realcloud: known broken (guard \"%s\"): %s: not checked\n", name, what);
-    return false;
-}
 
 /* cloudcore's log (from a mark) must not say this about our node. */
 static void expect_not_in_cloudcore_log(long from, const char *what)
@@ -158,8 +113,7 @@ START_TEST(node_registers_and_is_ready)
         ck_assert_msg(*v, "no capacity.%s in the node's status", res[i]);
         printf("test_realcloud: node capacity.%s = %s\n", res[i], v);
     }
-    if (rc_expect("session", "no message before cloudcore has the node's session"))
-        expect_not_in_cloudcore_log(0, "session not found for node");
+    expect_not_in_cloudcore_log(0, "session not found for node");
     {
         const char *kv = rc_str(rc_path(st, "nodeInfo"), "kubeletVersion");
         int k_major = 0, k_minor = 0, a_minor = 0;
@@ -171,9 +125,8 @@ START_TEST(node_registers_and_is_ready)
         ck_assert_msg(sscanf(kv, "v%d.%d", &k_major, &k_minor) == 2 && k_major == 1,
                       "kubeletVersion \"%s\" is not v1.N", kv);
         ck_assert_int_gt(a_minor, 0);
-        if (rc_expect("node-version", "kubeletVersion not newer than the apiserver's minor"))
-            ck_assert_msg(k_minor <= a_minor, "kubeletVersion %s is newer than the 1.%d cluster",
-                          kv, a_minor);
+        ck_assert_msg(k_minor <= a_minor, "kubeletVersion %s is newer than the 1.%d cluster", kv,
+                      a_minor);
     }
     kedge_jdoc_free(ver);
     kedge_jdoc_free(doc);
@@ -354,8 +307,7 @@ START_TEST(deployment_scales_to_zero)
         free(page);
         ck_assert_msg(!served, "the page is still served");
     }
-    if (rc_expect("late-update", "a deleted pod is neither re-added nor patched afterwards"))
-        expect_no_late_update(mark);
+    expect_no_late_update(mark);
 }
 END_TEST
 
@@ -384,9 +336,6 @@ START_TEST(service_account_token_and_projected_volumes)
     int sa_port = rc_free_port(), proj_port = rc_free_port();
     char pod[128], uid[64], *token, *ca, *ns;
     struct kedge_jdoc *cm;
-
-    if (!rc_expect("projected", "an ordinary pod (kube-api-access-*) and a projected volume run"))
-        return;
     rc_apply(&env, "apiVersion: v1\nkind: Secret\nmetadata: {name: rc-secret, namespace: default}\n"
                    "stringData: {password: s3cret}\n---\n"
                    "apiVersion: v1\nkind: ConfigMap\n"
@@ -513,7 +462,7 @@ START_TEST(device_appears_once_at_the_edge)
     n = rc_wait_edge_device(&env, DEV, kh_scale_ms(30000), &ids, &all);
     printf("test_realcloud: measure: Device at the edge in %.1f s; edge devices: %s\n",
            (double)(kt_now_ms() - t0) / 1000, all.data);
-    if (rc_expect("devices", "exactly one edge device, id = the bare name, typed twin")) {
+    {
         int64_t deadline = kt_now_ms() + kh_scale_ms(10000);
         /* typed (INT from the DeviceModel) under the bare id: the Device resource was applied */
         for (;;) {
@@ -561,7 +510,7 @@ START_TEST(desired_value_reaches_the_device)
     int64_t t0;
 
     ck_assert_msg(dev != NULL, "no device client (the Device did not reach the edge)");
-    if (rc_expect("desired", "a desired value set with kubectl -> expected value + delta")) {
+    {
         kh_client_drain(dev);
         t0 = kt_now_ms();
         ck_assert_int_eq(cloudctl_kubectl(env.cloud, NULL, NULL, NULL, "patch", "device", DEV,
@@ -619,9 +568,8 @@ START_TEST(twin_updates_survive_a_cloud_outage)
         printf("test_realcloud: measure: outage %d: lease renewed and node Ready %.1f s after "
                "cloudcore came back\n",
                round + 1, (double)(kt_now_ms() - t_up) / 1000);
-        if (rc_expect("session", "no message before cloudcore has the node's session"))
-            expect_not_in_cloudcore_log(0, "session not found for node");
-        if (rc_expect("ordering", "the Device ends at the last of 50 queued updates")) {
+        expect_not_in_cloudcore_log(0, "session not found for node");
+        {
             rc_wait_reported(&env, DEV, last, kh_scale_ms(60000));
             printf("test_realcloud: measure: outage %d: reported %s %.1f s after cloudcore "
                    "came back\n",
@@ -659,8 +607,7 @@ START_TEST(sigterm_closes_the_link_cleanly)
         if (eol)
             *eol = '\0';
         printf("test_realcloud: cloudcore, after SIGTERM of kedge-bridge: %s\n", line);
-        if (rc_expect("link", "SIGTERM ends the link with a websocket close frame"))
-            ck_assert_msg(!strstr(line, "1006"), "no close frame: %s", line);
+        ck_assert_msg(!strstr(line, "1006"), "no close frame: %s", line);
     }
     kedge_free(log);
 }
