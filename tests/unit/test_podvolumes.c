@@ -808,7 +808,7 @@ END_TEST
 /* ---- projected and downwardAPI -------------------------------------------------------------- */
 
 static struct pod_projection sources[8];
-static struct pod_field_file fields[8];
+static struct pod_field_file fields[16]; /* one more than any test uses: a NULL path ends them */
 static struct pod_kv labels[4], annotations[2];
 static struct pod_container containers[1];
 
@@ -818,6 +818,7 @@ static struct pod_projection *add_source(struct pod_volume *v, enum pod_projecti
 
     while (pr->kind != PROJ_NONE)
         pr++;
+    ck_assert_msg(pr < sources + sizeof(sources) / sizeof(sources[0]) - 1, "sources[] is full");
     pr->kind = kind;
     if (!v->sources)
         v->sources = pr;
@@ -833,6 +834,7 @@ static void add_field(struct pod_field_file **first, size_t *n, const char *path
 
     while (f->path)
         f++;
+    ck_assert_msg(f < fields + sizeof(fields) / sizeof(fields[0]) - 1, "fields[] is full");
     f->path = (char *)path;
     f->field_path = (char *)fp;
     f->resource = (char *)resource;
