@@ -456,34 +456,6 @@ static bool reap(struct bridgectl *b, bool block)
     return true;
 }
 
-/* The child's environment: ours, with b->env added or replacing same-named entries. The
- * array is malloc'ed (free it); its strings are borrowed. Made before fork: the child of a
- * threaded test may not allocate. */
-static char **child_env(const struct bridgectl *b)
-{
-    size_t n = 0, i, k = 0;
-    char **envp;
-
-    while (environ[n])
-        n++;
-    envp = calloc(n + b->n_env + 1, sizeof(*envp));
-    if (!envp)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        bool replaced = false;
-        for (size_t j = 0; j < b->n_env && !replaced; j++) {
-            size_t name_len = (size_t)(strchr(b->env[j], '=') - b->env[j]) + 1;
-            replaced = !strncmp(environ[i], b->env[j], name_len);
-        }
-        if (!replaced)
-            envp[k++] = environ[i];
-    }
-    for (i = 0; i < b->n_env; i++)
-        envp[k++] = b->env[i];
-    envp[k] = NULL;
-    return envp;
-}
-
 static int spawn(struct bridgectl *b)
 {
     const char *argv[MAX_ARGS];
@@ -519,7 +491,7 @@ static int spawn(struct bridgectl *b)
     rc = append_text(b->log_path, banner, 0644);
     if (rc < 0)
         goto out;
-    envp = child_env(b);
+    envp = kt_env_with((const char *const *)b->env);
     if (!envp) {
         rc = -ENOMEM;
         goto out;

@@ -60,35 +60,6 @@ static void close_extra_fds(void)
         (void)close(fd);
 }
 
-/* environ plus extra ("NAME=value", replacing the same NAME), built before the fork: after a
- * fork in a test with threads only async-signal-safe calls are allowed. */
-static char **make_env(const char *const *extra)
-{
-    size_t n = 0, k = 0, i, j = 0, x;
-    char **env;
-
-    while (environ[n])
-        n++;
-    while (extra && extra[k])
-        k++;
-    env = calloc(n + k + 1, sizeof(*env));
-    if (!env)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        bool replaced = false;
-        for (x = 0; x < k; x++) {
-            size_t name_len = (size_t)(strchr(extra[x], '=') - extra[x]) + 1;
-            if (strncmp(environ[i], extra[x], name_len) == 0)
-                replaced = true;
-        }
-        if (!replaced)
-            env[j++] = environ[i];
-    }
-    for (x = 0; x < k; x++)
-        env[j++] = (char *)extra[x];
-    return env;
-}
-
 static int append_fd(int fd, struct kedge_buf *to, bool *open_)
 {
     char buf[8192];
@@ -172,7 +143,7 @@ int cloudctl_run(const char *const *argv, const char *const *env_extra, const ch
 {
     int64_t deadline = kt_now_ms() + timeout_ms;
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1}, rc;
-    char **env = make_env(env_extra);
+    char **env = kt_env_with(env_extra);
     pid_t pid;
 
     if (!env)

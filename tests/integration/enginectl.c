@@ -27,11 +27,11 @@
 #include "testsupport.h"
 
 #define ENGINE_SH KEDGE_SOURCE_DIR "/scripts/engine.sh"
-#define START_TIMEOUT_MS 60000 /* engine.sh start: the service, then two image imports */
+#define START_TIMEOUT_MS 60000   /* engine.sh start: the service, then two image imports */
 #define SERVICE_TIMEOUT_MS 20000 /* engine.sh's own deadline for GET /_ping */
-#define STOP_TIMEOUT_MS 60000  /* engine.sh stop: containers, SIGTERM (10 s), unmounts */
+#define STOP_TIMEOUT_MS 60000    /* engine.sh stop: containers, SIGTERM (10 s), unmounts */
 #define HTTP_TIMEOUT_MS 30000
-#define TMPDIR_MAX 60          /* <tmp>/kedge-engine-XXXXXX/podman.sock must fit sun_path */
+#define TMPDIR_MAX 60 /* <tmp>/kedge-engine-XXXXXX/podman.sock must fit sun_path */
 #define POLL_MS 10
 
 extern char **environ;
@@ -141,7 +141,8 @@ static const char watcher_script[] =
     "  if [ -s \"$1/$f\" ]; then echo \"----- $f -----\" >&2; tail -n 60 \"$1/$f\" >&2; fi\n"
     "done\n"
     "if [ \"$2\" = rm ]; then /bin/bash \"$3\" stop \"$1\" >&2\n"
-    "else KEDGE_ENGINE_KEEP_DIR=1 /bin/bash \"$3\" stop \"$1\" >&2; echo \"enginectl: kept $1\" >&2\n"
+    "else KEDGE_ENGINE_KEEP_DIR=1 /bin/bash \"$3\" stop \"$1\" >&2; echo \"enginectl: kept $1\" "
+    ">&2\n"
     "fi\n";
 
 /* Close every descriptor above stderr in a child: the service must not inherit the test's. */
@@ -184,38 +185,6 @@ static int start_watcher(struct enginectl *e)
     return 0;
 }
 
-/* environ plus the given NAME=value entries (replacing any of the same name), built before the
- * fork: after a fork in a test that has threads, only async-signal-safe calls are allowed. */
-static char **make_env(const char *const *extra)
-{
-    size_t n = 0, k = 0, i, j;
-    char **env;
-
-    while (environ[n])
-        n++;
-    while (extra[k])
-        k++;
-    env = calloc(n + k + 1, sizeof(*env));
-    if (!env)
-        return NULL;
-    for (i = 0, j = 0; i < n; i++) {
-        size_t x;
-        bool replaced = false;
-
-        for (x = 0; x < k; x++) {
-            size_t name_len = (size_t)(strchr(extra[x], '=') - extra[x]) + 1;
-            if (strncmp(environ[i], extra[x], name_len) == 0)
-                replaced = true;
-        }
-        if (!replaced)
-            env[j++] = environ[i];
-    }
-    for (i = 0; i < k; i++)
-        env[j++] = (char *)extra[i];
-    env[j] = NULL;
-    return env;
-}
-
 /* Run `engine.sh VERB DIR`: stdout into *out, stderr appended to enginectl.log. The script runs
  * in its own process group (killed whole on the deadline) and dies with the test
  * (PR_SET_PDEATHSIG); the service it starts is in its own session and is neither.
@@ -234,7 +203,7 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
     *code = -1;
     (void)snprintf(start_s, sizeof(start_s), "KEDGE_ENGINE_START_TIMEOUT_S=%d",
                    (enginectl_scale_ms(SERVICE_TIMEOUT_MS) + 999) / 1000);
-    env = make_env(extra);
+    env = kt_env_with(extra);
     if (!env)
         return -ENOMEM;
     if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -442,8 +411,7 @@ void enginectl_free(struct enginectl *e)
     if (e->running) {
         rc = enginectl_stop(e);
         if (rc != 0)
-            (void)fprintf(stderr, "enginectl: stopping the engine in %s failed: %d\n", e->dir,
-                          rc);
+            (void)fprintf(stderr, "enginectl: stopping the engine in %s failed: %d\n", e->dir, rc);
     }
     kt_watcher_stop(&e->watcher, &e->watch_fd);
     if (!e->attached && e->dir[0]) {
@@ -625,8 +593,8 @@ int enginectl_http(struct enginectl *e, const char *method, const char *path, co
     fd = connect_unix(e->sock);
     if (fd < 0)
         return fd;
-    if (kedge_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: d\r\nConnection: close\r\n", method,
-                         path) < 0 ||
+    if (kedge_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: d\r\nConnection: close\r\n", method, path) <
+            0 ||
         (body && kedge_buf_printf(&req, "Content-Type: application/json\r\n") < 0) ||
         ((body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) &&
          kedge_buf_printf(&req, "Content-Length: %zu\r\n", blen) < 0) ||
@@ -699,9 +667,9 @@ int enginectl_http(struct enginectl *e, const char *method, const char *path, co
         if (h.chunked)
             rc = kedge_buf_append(resp, dec.data ? dec.data : "", dec.len);
         else
-            rc = kedge_buf_append(resp, in.data + h.len,
-                                  h.content_length >= 0 ? (size_t)h.content_length
-                                                        : in.len - h.len);
+            rc =
+                kedge_buf_append(resp, in.data + h.len,
+                                 h.content_length >= 0 ? (size_t)h.content_length : in.len - h.len);
     }
 out:
     (void)close(fd);
@@ -711,8 +679,8 @@ out:
     return rc;
 }
 
-int enginectl_http_json(struct enginectl *e, const char *method, const char *path,
-                        const char *body, int *status, struct kedge_jdoc **doc)
+int enginectl_http_json(struct enginectl *e, const char *method, const char *path, const char *body,
+                        int *status, struct kedge_jdoc **doc)
 {
     struct kedge_buf resp = KEDGE_BUF_INIT;
     int rc;

@@ -122,3 +122,30 @@ void kt_watcher_stop(pid_t *pid, int *fd)
         ;
     *pid = 0;
 }
+
+char **kt_env_with(const char *const *extra)
+{
+    size_t n = 0, k = 0, i, j = 0, x;
+    char **env;
+
+    while (environ[n])
+        n++;
+    while (extra && extra[k])
+        k++;
+    env = calloc(n + k + 1, sizeof(*env));
+    if (!env)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        bool replaced = false;
+        for (x = 0; x < k && !replaced; x++) {
+            const char *eq = strchr(extra[x], '=');
+            size_t name_len = eq ? (size_t)(eq - extra[x]) + 1 : strlen(extra[x]);
+            replaced = !strncmp(environ[i], extra[x], name_len);
+        }
+        if (!replaced)
+            env[j++] = environ[i];
+    }
+    for (x = 0; x < k; x++)
+        env[j++] = (char *)extra[x];
+    return env;
+}

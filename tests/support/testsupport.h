@@ -23,6 +23,10 @@ int kt_free_port(void);
 /* GET http://127.0.0.1:port{path} over HTTP/1.0 (2 s receive timeout): the body of a 200 reply
  * (malloc'd, NUL-terminated, at most 16 KiB of reply read), or NULL for anything else. */
 char *kt_http_get(int port, const char *path) __attribute__((warn_unused_result));
+/* environ plus extra ("NAME=value" entries, NULL-terminated, may be NULL), each replacing an
+ * entry of the same NAME: a calloc'ed, NULL-terminated array (free it) of borrowed strings, or
+ * NULL. Build it before fork: the child of a threaded test may not allocate. */
+char **kt_env_with(const char *const *extra);
 /* End a clean-up watcher (a process that reads *fd's other end and cleans up if it sees EOF
  * without "ok"): tell it all is well, close *fd, reap *pid; both are reset. No-op when *pid
  * is 0. */
