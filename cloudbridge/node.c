@@ -18,6 +18,7 @@
  * {ns} is "default" for cloudcore v1.12-v1.22 and "null" for v1.23+ (node_namespace, derived
  * from cloud_version unless set).
  */
+#define _GNU_SOURCE /* strptime, timegm */
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -40,6 +41,7 @@
 
 #define REPORT_AT_LEAST_S 300
 #define LEASE_DURATION_S 40
+#define NODE_MONITOR_GRACE_S 40 /* kube-controller-manager's node-monitor-grace-period */
 
 struct node {
     struct bridge *br;
@@ -327,6 +329,59 @@ static int send_remote(struct node *n, const char *op, const char *resource, con
     return rc;
 }
 
+/* RFC 3339 in UTC as Go writes a metav1.Time or MicroTime ("...T12:06:53Z",
+ * "...T12:06:53.123456Z") -> Unix seconds, or -1. */
+static int64_t parse_rfc3339(const struct kedge_jval *v)
+{
+    struct tm tm;
+    const char *end;
+
+    if (!v || v->type != KEDGE_JSTR)
+        return -1;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(v->str, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end && *end == '.')
+        end += 1 + strspn(end + 1, "0123456789");
+    return end && !strcmp(end, "Z") ? (int64_t)timegm(&tm) : -1;
+}
+
+/* When this node became Ready, from what a previous run stored: kubelet keeps a condition's
+ * lastTransitionTime while its status stays the same. The stored Node says Ready since T; it
+ * stayed so only if the stored lease was renewed less than the node-monitor grace period ago.
+ * Otherwise the controller has marked the node Unknown meanwhile, and Ready again is a
+ * transition: now. */
+static int64_t ready_since(const char *node_json, const char *lease_json, int64_t now)
+{
+    struct kedge_jdoc *node = NULL, *lease = NULL;
+    const struct kedge_jval *c;
+    int64_t since = now, renewed;
+
+    if (!node_json || !lease_json || kedge_json_parse(node_json, strlen(node_json), &node) < 0 ||
+        kedge_json_parse(lease_json, strlen(lease_json), &lease) < 0)
+        goto out;
+    renewed =
+        parse_rfc3339(kedge_json_get(kedge_json_get(kedge_jdoc_root(lease), "spec"), "renewTime"));
+    if (renewed < 0 || now - renewed >= NODE_MONITOR_GRACE_S)
+        goto out;
+    c = kedge_json_get(kedge_json_get(kedge_jdoc_root(node), "status"), "conditions");
+    for (c = c && c->type == KEDGE_JARR ? c->child : NULL; c; c = c->next) {
+        const struct kedge_jval *type = kedge_json_get(c, "type");
+        const struct kedge_jval *status = kedge_json_get(c, "status");
+        int64_t was = parse_rfc3339(kedge_json_get(c, "lastTransitionTime"));
+
+        if (type && type->type == KEDGE_JSTR && !strcmp(type->str, "Ready")) {
+            if (status && status->type == KEDGE_JSTR && !strcmp(status->str, "True") && was >= 0 &&
+                was <= now)
+                since = was;
+            break;
+        }
+    }
+out:
+    kedge_jdoc_free(node);
+    kedge_jdoc_free(lease);
+    return since;
+}
+
 static char *uid_of(const char *json)
 {
     struct kedge_jdoc *doc = NULL;
@@ -598,9 +653,10 @@ int node_start(struct bridge *br)
         n->node_uid = uid_of(stored);
         n->registered = n->node_uid != NULL;
     }
+    if (metamgr_get(br->meta, n->key_lease, &n->lease_json) < 0)
+        n->lease_json = NULL;
+    n->ready_since_s = ready_since(stored, n->lease_json, n->ready_since_s);
     kedge_free(stored);
-    if (metamgr_get(br->meta, n->key_lease, &stored) == 0)
-        n->lease_json = stored;
     tick(&n->sul);
     return 0;
 }

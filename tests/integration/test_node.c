@@ -640,6 +640,45 @@ START_TEST(test_node_ready_lifecycle)
 }
 END_TEST
 
+/* ---- 1b. a quick restart is no transition ------------------------------------------------ */
+
+/* kubelet keeps a condition's lastTransitionTime while its status stays the same: a bridge
+ * restarted within the grace period (the lease never lapsed) reports Ready since the same
+ * time; the node never stopped being Ready. */
+START_TEST(test_restart_keeps_ready_since)
+{
+    static const char *const sql =
+        "SELECT json_extract(value, '$.status.conditions[3].lastTransitionTime') || ',' || "
+        "json_extract(value, '$.status.conditions[3].type') FROM meta "
+        "WHERE key = 'default/nodepatch/" NODE "'";
+    const char *patch_key = "default/nodepatch/" NODE;
+    char *before, *after;
+    struct node_view nv;
+    time_t started;
+    int patches;
+
+    chain_up(NULL);
+    wait_ready("True", WAIT_MS, &nv);
+    wait_received("patch", patch_key, 1);
+    before = db_text(bridgectl_meta_db_path(bridge), sql);
+    ck_assert_msg(before && strstr(before, ",Ready"), "no Ready condition sent: %s",
+                  before ? before : "nothing");
+    /* a second later, so that a reset transition time would differ */
+    started = time(NULL);
+    while (time(NULL) < started + 2)
+        pause_poll();
+    patches = count_received("patch", patch_key, NULL);
+    ck_assert_int_eq(bridgectl_stop(bridge), 0);
+    ck_assert_int_eq(bridgectl_start(bridge), 0);
+    wait_received("patch", patch_key, patches + 1);
+    after = db_text(bridgectl_meta_db_path(bridge), sql);
+    ck_assert_ptr_nonnull(after);
+    ck_assert_str_eq(after, before);
+    free(before);
+    free(after);
+}
+END_TEST
+
 /* ---- 2. only the newest status when the link returns -------------------------------------- */
 
 START_TEST(test_newest_status_after_link_return)
@@ -937,6 +976,7 @@ static Suite *node_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_loop_test(tc, test_node_ready_lifecycle, 0,
                         (int)(sizeof(namespaces) / sizeof(namespaces[0])));
+    tcase_add_test(tc, test_restart_keeps_ready_since);
     tcase_add_test(tc, test_newest_status_after_link_return);
     tcase_add_test(tc, test_meta_query);
     tcase_add_test(tc, test_device_from_cloud);

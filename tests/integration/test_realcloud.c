@@ -134,7 +134,7 @@ START_TEST(node_registers_and_is_ready)
 END_TEST
 
 /* Re-checked late, with the Deployment's pod running meanwhile: still Ready, never flapped
- * (checked before scenario 6: a restarted kedge-bridge resets lastTransitionTime). */
+ * (scenario 6 checks it again across a restart of the bridge). */
 START_TEST(node_stays_ready_past_the_grace)
 {
     struct kedge_jdoc *doc;
@@ -232,6 +232,7 @@ END_TEST
 
 START_TEST(bridge_and_broker_killed_keep_the_pod)
 {
+    struct kedge_jdoc *doc;
     char ids[8][80], wall[40];
     int64_t t0, until;
     long mark;
@@ -265,6 +266,13 @@ START_TEST(bridge_and_broker_killed_keep_the_pod)
     ck_assert_int_eq(bridgectl_count_log(env.bridge, mark, "/containers/create"), 0);
     ck_assert_msg(rc_pod_phase_by_uid(&env, "app=rc-web", web_uid, "Running"),
                   "the pod is not Running in the cloud after the restart");
+    /* the node never stopped being Ready (its lease never lapsed): kubelet keeps the Ready
+     * condition's lastTransitionTime, and so does the restarted bridge */
+    doc = rc_kget(&env, "node", env.node);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_str_eq(rc_str(rc_condition(kedge_jdoc_root(doc), "Ready"), "lastTransitionTime"),
+                     ready_since);
+    kedge_jdoc_free(doc);
     ck_assert_int_eq(bridgectl_set(env.bridge, "log_level", "info"), 0);
 }
 END_TEST
