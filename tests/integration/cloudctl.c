@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,18 +46,6 @@ struct cloudctl {
 };
 
 /* ---- running programs ------------------------------------------------------------------------ */
-
-static void close_extra_fds(void)
-{
-    int fd;
-
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
-        return;
-#endif
-    for (fd = 3; fd < 1024; fd++)
-        (void)close(fd);
-}
 
 static int append_fd(int fd, struct kedge_buf *to, bool *open_)
 {
@@ -161,7 +148,7 @@ int cloudctl_run(const char *const *argv, const char *const *env_extra, const ch
         (void)setpgid(0, 0); /* a timeout kills the whole group (up.sh's own children) */
         if (dup2(pi[0], 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
             _exit(127);
-        close_extra_fds();
+        kt_close_from(3);
         execvpe(argv[0], (char *const *)argv, env);
         _exit(127);
     }
@@ -243,7 +230,7 @@ static int start_watcher(struct cloudctl *c)
         (void)setpgid(0, 0); /* its own group: Check's killpg on a timeout spares it */
         if (dup2(fds[0], STDIN_FILENO) < 0)
             _exit(127);
-        close_extra_fds();
+        kt_close_from(3);
         execl("/bin/sh", "sh", "-c", watcher_script, "kedge-cloudctl-watcher", c->run, c->dir,
               keep_tmp() ? "" : "--purge", (char *)NULL);
         _exit(127);

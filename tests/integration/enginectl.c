@@ -16,7 +16,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -145,19 +144,6 @@ static const char watcher_script[] =
     ">&2\n"
     "fi\n";
 
-/* Close every descriptor above stderr in a child: the service must not inherit the test's. */
-static void close_extra_fds(void)
-{
-    int fd;
-
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
-        return;
-#endif
-    for (fd = 3; fd < 1024; fd++)
-        (void)close(fd);
-}
-
 static int start_watcher(struct enginectl *e)
 {
     int fds[2];
@@ -175,7 +161,7 @@ static int start_watcher(struct enginectl *e)
         (void)setpgid(0, 0); /* its own process group: Check's killpg on a timeout spares it */
         if (dup2(fds[0], STDIN_FILENO) < 0)
             _exit(127);
-        close_extra_fds();
+        kt_close_from(3);
         execl("/bin/sh", "sh", "-c", watcher_script, "kedge-enginectl-watcher", e->dir,
               keep_tmp() ? "keep" : "rm", ENGINE_SH, (char *)NULL);
         _exit(127);
@@ -230,7 +216,7 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
         if (log_fd < 0 || null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
             dup2(fds[1], STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0)
             _exit(127);
-        close_extra_fds();
+        kt_close_from(3);
         execve("/bin/bash", (char *const[]){"bash", ENGINE_SH, (char *)verb, e->dir, NULL}, env);
         _exit(127);
     }

@@ -241,16 +241,6 @@ int kh_rmtree(const char *path)
     return rc;
 }
 
-/* Close every descriptor from lowest up; only async-signal-safe calls (runs between fork and
- * exec in a multithreaded process). */
-static void close_from(int lowest)
-{
-    if (close_range((unsigned)lowest, ~0U, 0) == 0)
-        return;
-    for (int fd = lowest; fd < 4096; fd++)
-        close(fd);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Broker
  */
@@ -316,7 +306,7 @@ static int spawn_watcher(struct kh_broker *b)
         } else if (dup2(p[0], 3) < 0) {
             _exit(127);
         }
-        close_from(4);
+        kt_close_from(4);
         execl("/bin/sh", "sh", "-c", watcher_script, "kedge-watcher", b->dir,
               b->remove_dir ? "rm" : "keep", (char *)NULL);
         _exit(127);
@@ -581,7 +571,7 @@ static int spawn_broker(struct kh_broker *b)
             _exit(127);
         /* No inherited client sockets: a broker holding a test client's socket open would keep
          * that connection alive after the client "crashes". */
-        close_from(3);
+        kt_close_from(3);
         (void)signal(SIGPIPE, SIG_DFL);
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);

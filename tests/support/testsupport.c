@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* nftw's FTW_ flags */
+#define _GNU_SOURCE /* nftw's FTW_ flags, close_range */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -148,4 +148,12 @@ char **kt_env_with(const char *const *extra)
     for (x = 0; x < k; x++)
         env[j++] = (char *)extra[x];
     return env;
+}
+
+void kt_close_from(int lowest)
+{
+    if (close_range((unsigned)lowest, ~0U, 0) == 0)
+        return;
+    for (int fd = lowest; fd < 4096; fd++)
+        (void)close(fd);
 }

@@ -27,6 +27,9 @@ char *kt_http_get(int port, const char *path) __attribute__((warn_unused_result)
  * entry of the same NAME: a calloc'ed, NULL-terminated array (free it) of borrowed strings, or
  * NULL. Build it before fork: the child of a threaded test may not allocate. */
 char **kt_env_with(const char *const *extra);
+/* Close every descriptor from lowest up. Async-signal-safe: for a child between fork and exec
+ * in a multithreaded test. */
+void kt_close_from(int lowest);
 /* End a clean-up watcher (a process that reads *fd's other end and cleans up if it sees EOF
  * without "ok"): tell it all is well, close *fd, reap *pid; both are reset. No-op when *pid
  * is 0. */
