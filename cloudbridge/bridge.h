@@ -3,7 +3,9 @@
  *   main.c      arguments, config, signals, the one lws event loop; wiring only
  *   config.c    the key/value config table: parse, validate as a whole
  *   relay.c     libmosquitto client to the local broker, on the lws loop: the $ke/ contract
- *   outbox.c    the bridge's durable queue to the cloud (SQLite, WAL)
+ *   outbox.c    the bridge's durable queue to the cloud (SQLite, WAL); outboxput.c puts into
+ *               it (coalescing, budget), deadletter.c keeps what the cloud refused
+ *   outboxctl.c the operator's $ke/bctl requests on that queue
  *   edgehub.c   the websocket link to CloudHub: TLS, headers, framing, keepalive, reconnect
  *   router.c    cloud -> edge dispatch by route.group; modules register handlers
  *   ratelimit.c token bucket for edge -> cloud traffic (cloud_qps / cloud_burst)
@@ -45,6 +47,9 @@ struct bridge_config {
     long cloud_burst;
     long resend_s;         /* unconfirmed twin/state messages go again (edgecore: 60) */
     long resend_max;       /* ... at most this often, then set aside (0: for ever) */
+    long upload_budget_bytes; /* bytes of uploads the queue holds (0: unbounded) */
+    char *upload_policy;   /* budget full: "refuse" (back-pressure) or "drop-oldest" */
+    long poison_after;     /* refusals by the cloud before an entry is a dead letter */
     long max_frame_bytes;
     long down_timeout_ms;  /* plugin answer to a cloud message */
     char *log_level;
@@ -106,25 +111,64 @@ struct outbox_entry {
     enum outbox_kind kind;
     int64_t resends; /* unanswered resends so far (confirm entries) */
     bool resend;     /* boutbox_next picked it because its answer is overdue */
+    bool held;       /* a fire entry the cloud answered "error": sent again after resend_s */
+};
+
+struct boutbox_opts {
+    long resend_max;      /* unanswered resends before an entry is a dead letter (0: never) */
+    bool state_answered;  /* the cloud answers state/update (v1.19+): state reports are
+                           * confirm entries; otherwise fire entries (nothing would confirm) */
+    int64_t budget_bytes; /* bytes of queued uploads (0: unbounded) */
+    bool drop_oldest;     /* budget full: drop the oldest uploads; else refuse the new one */
+    long poison_after;    /* refusals by the cloud before an entry is a dead letter (0: never) */
+};
+
+/* One row as an operator sees it (queue or dead letters); strings are borrowed for the call. */
+struct outbox_row {
+    int64_t id;
+    const char *msg_id, *resource;
+    const char *reason; /* dead letters: why; queue: the last refusal, or "" */
+    const char *msg;    /* "" in lists */
+    size_t len;
+    enum outbox_kind kind;
+    bool subject;   /* twin/state: one per resource, coalesced */
+    bool in_flight; /* on the link, the cloud's answer awaited */
+    bool blocked;   /* waits behind its subject's entry on the link */
+    int64_t bytes, created_ms, dead_ms, failures;
+};
+typedef int (*outbox_row_fn)(void *ctx, const struct outbox_row *row);
+
+struct boutbox_stats {
+    int64_t depth, oldest_ms;
+    int64_t upload_bytes, budget_bytes;
+    int64_t uploads_dropped;     /* by drop-oldest, or larger than the whole budget */
+    int64_t coalesced;           /* reports merged into a waiting one of their subject */
+    int64_t stale_dropped;       /* re-offers older than what their subject took */
+    int64_t set_aside;           /* moved to the dead letters (any reason) */
+    int64_t dead_letters;        /* in the dead-letter table now (-1: unknown) */
+    int64_t failures;            /* refusals counted (link closed on an entry, "error") */
+    int64_t dropped_by_operator; /* queue rows and dead letters */
 };
 
 struct boutbox;
 
-/* resend_max: unanswered resends after which a confirm entry is set aside (0: never).
- * state_answered: the cloud answers state/update (v1.19+), so state reports are confirm
- * entries; otherwise they are fire entries, as nothing would ever confirm them. */
-int boutbox_open(const char *path, long resend_max, bool state_answered, struct boutbox **out);
+int boutbox_open(const char *path, const struct boutbox_opts *opts, struct boutbox **out);
 void boutbox_close(struct boutbox *ob);
-/* Store a message (deduplicated by msg_id) into the open batch. 0, -ENOMEM, KEDGE_ESTORE. */
-int boutbox_put(struct boutbox *ob, const char *msg, size_t len);
+/* Store a message from the plugin (its seq; 0: none) into the open batch. Twin/state reports
+ * coalesce per resource (at most one on the link and one waiting); one with a seq not above
+ * the highest its resource took is dropped (a re-offer: newer state is queued). Uploads are
+ * deduplicated by msg_id and bounded by budget_bytes. 0 (stored, merged or dropped: ack it),
+ * KEDGE_EFULL (an upload over the budget with the refuse policy: do not ack it, nor anything
+ * after it; the batch so far stays good), -ENOMEM, KEDGE_ESCHEMA, KEDGE_ESTORE. */
+int boutbox_put(struct boutbox *ob, const char *msg, size_t len, int64_t seq);
 /* COMMIT the open batch. 0 or KEDGE_ESTORE (then nothing of the batch is stored). */
 int boutbox_commit(struct boutbox *ob);
 /* The next entry to send: a confirm entry that became its subject's head (the one before it
- * was confirmed) at or before id `after`, else the next sendable entry after `after`, else a
- * confirm entry sent resend_ms ago and still unanswered. Entries that wait behind an older one
- * of their subject are never returned; an overdue entry past resend_max resends is set aside
- * instead (logged, counted). Returns 1 (filled; cleanup with boutbox_entry_cleanup), 0 (none),
- * or an error. */
+ * was confirmed) at or before id `after`, else the next sendable entry after `after`, else an
+ * entry sent resend_ms ago and still unanswered (or answered "error"). Entries that wait
+ * behind an older one of their subject are never returned; an overdue entry past resend_max
+ * resends becomes a dead letter instead (logged, counted). Returns 1 (filled; cleanup with
+ * boutbox_entry_cleanup), 0 (none), or an error. */
 int boutbox_next(struct boutbox *ob, int64_t after, uint64_t resend_ms, struct outbox_entry *e);
 void boutbox_entry_cleanup(struct outbox_entry *e);
 /* The entry went out on the link: confirm entries are remembered (resent after resend_ms);
@@ -136,13 +180,46 @@ int boutbox_delivered(struct boutbox *ob, int64_t upto);
 /* The cloud answered msg_id: the entry leaves and the next one of its subject may go.
  * Returns 1 if an entry was removed, 0 if none matched, or KEDGE_ESTORE. */
 int boutbox_confirmed(struct boutbox *ob, const char *msg_id);
-/* Confirm entries set aside (never answered) since the outbox was opened. */
+/* The cloud closed the link (or it broke) with entry id written and not proven read: one more
+ * failure for it (persisted), why in its reason. At poison_after failures it becomes a dead
+ * letter with reason "<why> (N times)". 1 (now a dead letter), 0 (counted, or no such entry),
+ * KEDGE_ESTORE. */
+int boutbox_blame(struct boutbox *ob, int64_t id, const char *why);
+/* The cloud answered msg_id with operation "error" (why: its content): one more failure; the
+ * entry goes again after resend_s, or becomes a dead letter at poison_after. 1, 0, -ENOENT
+ * (no such entry), KEDGE_ESTORE. */
+int boutbox_refused(struct boutbox *ob, const char *msg_id, const char *why);
+/* Probe mode (edgehub.c): the highest id that was written but not proven read when a link
+ * failed with several entries in doubt; 0 when not probing. Persisted, so a restart probes on.
+ * 0 or KEDGE_ESTORE. */
+int64_t boutbox_probe_upto(struct boutbox *ob);
+int boutbox_set_probe(struct boutbox *ob, int64_t upto);
+/* Entries moved to the dead letters since the outbox was opened. */
 int64_t boutbox_given_up(const struct boutbox *ob);
 /* Forget "sent" marks (after a reconnect everything unconfirmed goes again). */
 void boutbox_reset_sent(struct boutbox *ob);
 int64_t boutbox_depth(struct boutbox *ob);
 /* created_ms (wall) of the oldest entry, 0 when empty. */
 int64_t boutbox_oldest_ms(struct boutbox *ob);
+void boutbox_stats(struct boutbox *ob, struct boutbox_stats *st);
+/* The operator's view and hands. list: the oldest `limit` rows; show: one with its message
+ * (1 found, 0 none); drop: 1 dropped (logged, counted), 0 none; retry: the dead letter goes
+ * back to the queue's tail with no failures (a twin/state one under its subject's newer
+ * values), 0, -ENOENT, -EBUSY (its subject's report is on the link: retry after its answer).
+ * Errors are KEDGE_ESTORE or -ENOMEM. */
+int boutbox_list(struct boutbox *ob, long limit, outbox_row_fn fn, void *ctx);
+int boutbox_show(struct boutbox *ob, int64_t id, outbox_row_fn fn, void *ctx);
+int boutbox_drop(struct boutbox *ob, int64_t id);
+int boutbox_dead_list(struct boutbox *ob, long limit, outbox_row_fn fn, void *ctx);
+int boutbox_dead_show(struct boutbox *ob, int64_t id, outbox_row_fn fn, void *ctx);
+int boutbox_dead_drop(struct boutbox *ob, int64_t id);
+int boutbox_dead_retry(struct boutbox *ob, int64_t id);
+
+/* ==== outboxctl.c ======================================================================== */
+
+/* An operator's request on $ke/bctl/{ref} (include/kedge/ke.h): the answer's JSON into out.
+ * 0, or -ENOMEM (then out is unusable). Bad requests are answered {"code":400,...}. */
+int outboxctl_handle(struct boutbox *ob, const char *req, size_t len, struct kedge_buf *out);
 
 /* ==== router.c =========================================================================== */
 
@@ -193,6 +270,7 @@ struct edgehub_stats {
     bool connected;
     uint64_t reconnects;
     int64_t last_keepalive_ms, last_delivery_ms; /* wall clock, 0 never */
+    bool probing; /* entries go one at a time to find the one the cloud refuses */
 };
 void edgehub_stats(const struct edgehub *eh, struct edgehub_stats *st);
 /* Close the link now and dial again (new certificate). */

@@ -73,6 +73,13 @@ static const struct conf_key keys[] = {
      "resend unconfirmed twin/state messages after"},
     {"resend_max", CONF_INT, F(resend_max), 0, 1000000, "10",
      "unanswered resends before a twin/state message is set aside (0: never)"},
+    {"upload_budget_bytes", CONF_INT, F(upload_budget_bytes), 0, 1L << 40, "268435456",
+     "bytes of uploads the bridge's queue holds (0: unbounded)"},
+    {"upload_policy", CONF_STR, F(upload_policy), 0, 0, "refuse",
+     "upload budget full: refuse (the plugin keeps them) | drop-oldest (counted)"},
+    {"poison_after", CONF_INT, F(poison_after), 0, 1000000, "3",
+     "times the cloud refuses an entry (closes the link on it, answers error) before it is a "
+     "dead letter (0: never)"},
     {"max_frame_bytes", CONF_INT, F(max_frame_bytes), 1024, 1 << 30, "16777216",
      "largest cloud message accepted"},
     {"down_timeout_ms", CONF_INT, F(down_timeout_ms), 100, 600000, "10000",
@@ -316,6 +323,11 @@ static int check_whole(struct bridge_config *cfg)
     if (cfg->dead_link_s <= cfg->ping_idle_s) {
         kedge_log(KEDGE_LOG_ERR, "config: dead_link_s (%ld) must be above ping_idle_s (%ld)",
                   cfg->dead_link_s, cfg->ping_idle_s);
+        return KEDGE_ECONFIG;
+    }
+    if (strcmp(cfg->upload_policy, "refuse") && strcmp(cfg->upload_policy, "drop-oldest")) {
+        kedge_log(KEDGE_LOG_ERR, "config: upload_policy '%s' is not refuse or drop-oldest",
+                  cfg->upload_policy);
         return KEDGE_ECONFIG;
     }
     if (cfg->backoff_max_ms < cfg->backoff_initial_ms) {

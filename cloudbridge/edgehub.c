@@ -26,11 +26,24 @@
  * Sending: acks first (they unblock the cloud), then the outbox in id order through the rate
  * limit. A twin/state message leaves the outbox once the device controller's response names
  * it (outbox.c). Anything else gets no answer from CloudHub, so "delivered" is proved with
- * the websocket itself: after writing such entries a PING carrying the highest id written goes
- * out ("kedge-outbox:<id>"), and its PONG, which the cloud can only send once it has read
- * every frame before the PING, removes them (boutbox_delivered). One PING is in flight at a
- * time, because an lws peer drops a PING while a PONG is pending; one unanswered for
- * PONG_WAIT_MS is sent again. A link that breaks first sends them again on the next one.
+ * the websocket itself: after writing such entries a PING goes out
+ * ("kedge-outbox:<entries written on this link>:<highest fire id written>"), and its PONG, which
+ * the cloud can only send once it has read every frame before the PING, removes them
+ * (boutbox_delivered). One PING is in flight at a time, because an lws peer drops a PING while a
+ * PONG is pending; one unanswered for PONG_WAIT_MS is sent again. A link that breaks first sends
+ * them again on the next one. PINGs follow confirm entries too: a PONG proves the cloud read them
+ * without choking.
+ *
+ * Poison. A message the cloud cannot take (too large for it, say) makes it close the link
+ * after reading it, every time it is sent. When the link is closed by the cloud or breaks
+ * (not when we stop) while entries were written and not yet proven read, one of them may be
+ * to blame: if exactly one was in doubt it is blamed (boutbox_blame counts a failure, and at
+ * poison_after it becomes a dead letter with the close code and reason); if several were,
+ * the next links go in probe mode: entries are written one at a time, each followed by its
+ * PING, the next only after the PONG, so a link that dies blames the single entry in doubt.
+ * Probe mode ends when the entries in doubt at the failure (ids up to a boundary kept in the
+ * outbox, so a restart probes on) have all been proven. An "error" answer from the cloud
+ * (router operation "error", parent_msg_id = the entry's msg_id) counts a failure too.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -69,11 +82,18 @@ struct edgehub {
     struct direct_msg *direct;
     size_t n_direct;
     int64_t cursor; /* highest outbox id sent on this connection */
-    /* fire entries (no answer from the cloud) written on this connection, proved read by a
-     * PONG: the highest written, the highest proved, the one the PING in flight covers (0 =
-     * none in flight) and when that PING went */
-    int64_t fire_sent, fire_read, ping_id;
+    /* entries written on this connection are numbered (written); a PONG proves the cloud read
+     * them up to a number (proven). fire_sent: the highest fire entry id written, fire_read
+     * the highest proved; ping_serial: the number the PING in flight covers (0 = none), sent
+     * at ping_ms */
+    uint64_t written, proven, ping_serial;
+    int64_t fire_sent, fire_read;
     uint64_t ping_ms;
+    int64_t last_id;    /* the entry written last */
+    int64_t probe_upto; /* probe mode: entries in doubt up to this id (0: off) */
+    bool redialing;     /* our own close (new certificate): nobody to blame */
+    int close_code;     /* the cloud's close frame, if it sent one */
+    char close_reason[124];
     struct ratelimit rl;
     uint64_t reconnects;
     int64_t last_keepalive_ms, last_delivery_ms;
@@ -134,31 +154,43 @@ static void kick_cb(lws_sorted_usec_list_t *sul)
         lws_callback_on_writable(eh->wsi);
 }
 
-/* A PING after the fire entries written so far, when none is in flight (or the last one was
- * not answered in time). Returns 1 if one went, 0 if none was due, -1 on a broken link. */
+/* A PING after the entries written so far, when none is in flight (or the last one was not
+ * answered in time). Returns 1 if one went, 0 if none was due, -1 on a broken link. */
 static int maybe_ping(struct edgehub *eh, uint64_t now)
 {
-    unsigned char buf[LWS_PRE + 64];
+    unsigned char buf[LWS_PRE + 80];
     int n;
 
-    if (eh->fire_sent <= eh->fire_read)
+    if (eh->written <= eh->proven)
         return 0; /* everything written has been read */
-    if (eh->ping_id && now - eh->ping_ms < PONG_WAIT_MS)
+    if (eh->ping_serial && now - eh->ping_ms < PONG_WAIT_MS)
         return 0; /* its PONG is on the way; the next PING covers the rest */
-    n = snprintf((char *)buf + LWS_PRE, 64, PING_PREFIX "%lld", (long long)eh->fire_sent);
+    n = snprintf((char *)buf + LWS_PRE, 80, PING_PREFIX "%llu:%lld",
+                 (unsigned long long)eh->written, (long long)eh->fire_sent);
     if (lws_write(eh->wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_PING) < n)
         return -1;
-    eh->ping_id = eh->fire_sent;
+    eh->ping_serial = eh->written;
     eh->ping_ms = now;
     return 1;
 }
 
-/* A PONG: "kedge-outbox:<id>" proves the cloud read every fire entry up to id. Others (lws's
- * own idle pings) are not ours. */
+static void end_probe(struct edgehub *eh, const char *why)
+{
+    if (!eh->probe_upto)
+        return;
+    if (boutbox_set_probe(eh->br->outbox, 0) < 0)
+        return; /* logged; probing on is safe */
+    kedge_log(KEDGE_LOG_NOTICE, "edgehub: probe mode ends (%s)", why);
+    eh->probe_upto = 0;
+}
+
+/* A PONG: "kedge-outbox:<serial>:<fire id>" proves the cloud read every entry written before
+ * that PING. Others (lws's own idle pings) are not ours. */
 static void on_pong(struct edgehub *eh, const char *in, size_t len)
 {
     size_t plen = strlen(PING_PREFIX);
-    char text[32];
+    char text[64];
+    unsigned long long serial;
     long long id;
     char *end;
     int n;
@@ -167,11 +199,16 @@ static void on_pong(struct edgehub *eh, const char *in, size_t len)
         return;
     memcpy(text, in + plen, len - plen);
     text[len - plen] = '\0';
-    id = strtoll(text, &end, 10);
-    if (*end || id <= 0 || id > eh->fire_sent)
+    serial = strtoull(text, &end, 10);
+    if (*end != ':')
         return;
-    if (id == eh->ping_id)
-        eh->ping_id = 0;
+    id = strtoll(end + 1, &end, 10);
+    if (*end || serial == 0 || serial > eh->written || id < 0 || id > eh->fire_sent)
+        return;
+    if (serial == eh->ping_serial)
+        eh->ping_serial = 0;
+    if (serial > eh->proven)
+        eh->proven = serial;
     if (id > eh->fire_read) {
         n = boutbox_delivered(eh->br->outbox, id);
         if (n < 0)
@@ -180,6 +217,8 @@ static void on_pong(struct edgehub *eh, const char *in, size_t len)
         if (n > 0)
             eh->last_delivery_ms = kedge_wall_ms();
     }
+    if (eh->probe_upto && eh->proven == eh->written && eh->last_id >= eh->probe_upto)
+        end_probe(eh, "every entry in doubt was read");
     edgehub_kick(eh); /* the next PING, for what was written meanwhile */
 }
 
@@ -207,9 +246,15 @@ static int send_one(struct edgehub *eh)
     rc = maybe_ping(eh, kedge_now_ms());
     if (rc)
         return rc;
+    if (eh->probe_upto && eh->written > eh->proven)
+        return 0; /* probing: the next entry waits for the PONG of the one in doubt */
     rc = boutbox_next(eh->br->outbox, eh->cursor, (uint64_t)eh->br->cfg.resend_s * 1000, &e);
+    if (rc == 0)
+        end_probe(eh, "nothing in doubt left to send");
     if (rc <= 0)
-        return rc < 0 ? 0 : 0;
+        return 0;
+    if (eh->probe_upto && e.id > eh->probe_upto && !e.resend)
+        end_probe(eh, "every entry in doubt was read");
     wait = ratelimit_take(&eh->rl, kedge_now_ms());
     if (wait) {
         boutbox_entry_cleanup(&e);
@@ -220,10 +265,12 @@ static int send_one(struct edgehub *eh)
     if (rc == 0) {
         fault_point(FAULT_AFTER_SEND); /* test-only: on the link, still in the outbox */
         (void)boutbox_sent(eh->br->outbox, &e);
-        if (e.kind == OUTBOX_FIRE)
-            eh->fire_sent = e.id; /* ids rise: every fire entry up to it is on this link */
+        if (e.kind == OUTBOX_FIRE && e.id > eh->fire_sent)
+            eh->fire_sent = e.id; /* every fire entry up to it is on this link */
         if (e.id > eh->cursor)
             eh->cursor = e.id;
+        eh->written++;
+        eh->last_id = e.id;
     }
     boutbox_entry_cleanup(&e);
     return rc < 0 ? -1 : 1;
@@ -305,6 +352,25 @@ static bool for_other_node(const struct edgehub *eh, const struct kedge_msg *m)
     return strncmp(r + 5, node, n) != 0 || (r[5 + n] != '/' && r[5 + n] != '\0');
 }
 
+/* An "error" answer naming one of our entries: a failure for it (resent after resend_s, a
+ * dead letter at poison_after). The content says why. */
+static void on_error_answer(struct edgehub *eh, const struct kedge_msg *m)
+{
+    char why[240];
+    const char *text = m->content_str ? m->content_str : m->content ? m->content : "";
+    size_t n = m->content_str ? m->content_str_len : m->content ? m->content_len : 0;
+    int rc;
+
+    snprintf(why, sizeof(why), "the cloud answered error: %.*s", (int)(n > 200 ? 200 : n), text);
+    rc = boutbox_refused(eh->br->outbox, m->parent_msg_id, why);
+    if (rc == -ENOENT)
+        kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
+                          "edgehub: the cloud answered error to %s, which is no longer queued: %s",
+                          m->parent_msg_id, why);
+    if (rc >= 0)
+        edgehub_kick(eh);
+}
+
 static void handle_message(struct edgehub *eh, const char *buf, size_t len)
 {
     struct kedge_msg m;
@@ -328,6 +394,11 @@ static void handle_message(struct edgehub *eh, const char *buf, size_t len)
             eh->last_delivery_ms = kedge_wall_ms();
             edgehub_kick(eh);
         }
+        goto out;
+    }
+    /* the cloud refused an entry (beehive model.ResponseErrorOperation) */
+    if (m.parent_msg_id && *m.parent_msg_id && m.operation && !strcmp(m.operation, "error")) {
+        on_error_answer(eh, &m);
         goto out;
     }
     rc = router_dispatch(eh->br->router, eh->br, &m);
@@ -376,10 +447,37 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
                                        (const unsigned char *)value, (int)strlen(value), p, end);
 }
 
+/* The link ended with entries written and not proven read: blame the one in doubt, or probe
+ * to find it (see the top of this file). Not when we closed it ourselves. */
+static void judge_failure(struct edgehub *eh)
+{
+    char why[200];
+
+    if (eh->closing || eh->redialing || eh->br->stopping || eh->written <= eh->proven)
+        return;
+    if (eh->close_code)
+        snprintf(why, sizeof(why), "cloud closed the link %d%s%s after reading it", eh->close_code,
+                 eh->close_reason[0] ? " " : "", eh->close_reason);
+    else
+        snprintf(why, sizeof(why), "the link broke after it was written");
+    if (eh->probe_upto || eh->written - eh->proven == 1) {
+        (void)boutbox_blame(eh->br->outbox, eh->last_id, why);
+        return;
+    }
+    if (boutbox_set_probe(eh->br->outbox, eh->cursor) == 0)
+        kedge_log(KEDGE_LOG_WARN,
+                  "edgehub: %s with %llu entries in doubt (%s); the next link sends them one "
+                  "at a time to find the one the cloud refuses",
+                  eh->close_code ? "the cloud closed the link" : "the link broke",
+                  (unsigned long long)(eh->written - eh->proven), why);
+}
+
 static void link_down(struct edgehub *eh, const char *why)
 {
     bool was = eh->connected;
 
+    if (was)
+        judge_failure(eh);
     eh->connected = false;
     eh->wsi = NULL;
     lws_sul_cancel(&eh->sul_keepalive);
@@ -390,6 +488,18 @@ static void link_down(struct edgehub *eh, const char *why)
         relay_link_state(eh->br->relay, false);
     if (!eh->br->stopping)
         schedule_connect(eh, why);
+}
+
+/* The cloud's close frame: a 2-byte status code, then the reason text (RFC 6455 5.5.1). */
+static void note_close(struct edgehub *eh, const void *in, size_t len)
+{
+    const unsigned char *p = in;
+    size_t i, n = 0;
+
+    eh->close_code = len >= 2 ? p[0] << 8 | p[1] : 1005; /* 1005: no status received */
+    for (i = 2; i < len && n + 1 < sizeof(eh->close_reason); i++)
+        eh->close_reason[n++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+    eh->close_reason[n] = '\0';
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -415,7 +525,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         eh->closing = false;
         eh->attempts = 0;
         eh->cursor = 0; /* everything still in the outbox goes again, in order */
-        eh->fire_sent = eh->fire_read = eh->ping_id = 0;
+        eh->fire_sent = eh->fire_read = eh->last_id = 0;
+        eh->written = eh->proven = eh->ping_serial = 0;
+        eh->redialing = false;
+        eh->close_code = 0;
+        eh->close_reason[0] = '\0';
+        eh->probe_upto = boutbox_probe_upto(eh->br->outbox);
+        if (eh->probe_upto)
+            kedge_log(KEDGE_LOG_NOTICE,
+                      "edgehub: probe mode: entries up to %lld go one at a time, each proven "
+                      "read before the next",
+                      (long long)eh->probe_upto);
         eh->reconnects++;
         kedge_log(KEDGE_LOG_NOTICE, "edgehub: connected to wss://%s:%ld as node %s",
                   eh->br->cfg.cloud_host, eh->br->cfg.cloud_port, eh->br->cfg.node_name);
@@ -455,7 +575,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         link_down(eh, "closed");
         break;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        kedge_log(KEDGE_LOG_WARN, "edgehub: the cloud closed the link");
+        note_close(eh, in, len);
+        kedge_log(KEDGE_LOG_WARN, "edgehub: the cloud closed the link (%d%s%s)", eh->close_code,
+                  eh->close_reason[0] ? " " : "", eh->close_reason);
         break;
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
     case LWS_CALLBACK_WSI_DESTROY:
@@ -647,12 +769,15 @@ void edgehub_stats(const struct edgehub *eh, struct edgehub_stats *st)
     st->reconnects = eh->reconnects;
     st->last_keepalive_ms = eh->last_keepalive_ms;
     st->last_delivery_ms = eh->last_delivery_ms;
+    st->probing = eh->probe_upto != 0;
 }
 
 void edgehub_redial(struct edgehub *eh)
 {
-    if (eh->wsi)
+    if (eh->wsi) {
+        eh->redialing = true;
         lws_set_timeout(eh->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+    }
     eh->attempts = 0;
 }
 

@@ -11,20 +11,36 @@
  * unread in the cloud's socket when the link broke. After a reconnect unconfirmed entries go
  * again (at-least-once). Duplicates from a re-offering plugin are dropped by msg_id.
  *
+ * Twin and state are state, not events (issue 13). A device's twin report
+ * (device/{id}/twin/edge_updated) and state report (.../state/update) carry a subject, their
+ * resource, and a subject has at most two rows: the one on the link awaiting the cloud's answer
+ * and one waiting behind it. A new report merges into the waiting one (kedge_coalesce_merge:
+ * later keys win, deletions kept) instead of queueing behind it, so the twin part of the queue
+ * is bounded by the number of devices, not by the time offline. A report the cloud does not
+ * answer (a fire entry) replaces its subject's row at the tail. kedge_subject_seen keeps the
+ * highest plugin seq taken per subject, so a re-offer after a crash can never overwrite newer
+ * state with older.
+ *
  * Order per subject. cloudcore dispatches every message it reads on its own goroutine
  * (devicecontroller's updateDeviceStatus workers), so two twin reports of one device sent
- * back to back can be applied in either order and the cloud can end on the older value. A
- * confirm entry therefore carries a subject (its resource: device/{id}/twin/edge_updated or
- * .../state/update) and only the oldest entry of a subject is sendable; the next one is
- * unblocked when the cloud confirms it (the device controller answers only after its PATCH
- * of the Device went through) or when it is given up. Different devices still go in parallel.
+ * back to back can be applied in either order and the cloud can end on the older value. Only
+ * the oldest entry of a subject is sendable; the next one is unblocked when the cloud confirms
+ * it (the device controller answers only after its PATCH of the Device went through) or when
+ * it leaves otherwise. Different devices still go in parallel.
+ *
+ * Uploads are events: kept in order, bounded by upload_budget_bytes. When a new one does not
+ * fit, the policy says: refuse it (KEDGE_EFULL: the relay stops acking there and the plugin
+ * keeps it) or drop the oldest stored uploads (counted, logged).
  *
  * Giving up. cloudcore never answers a report of a device it does not know, and v1.15-v1.18
  * never answer state/update at all (there state reports are fire entries). edgecore resends such a
  * message every 60 s for as long as its process lives (dtmanager/communicate.go checkConfirm; its
  * ConfirmMap is memory only, so a restart forgets it). kedge resends every resend_s too, but after
- * resend_max unanswered resends on a live link the entry is set aside: deleted with one log line
- * and counted, so that neither the queue nor the device's later reports wait behind it for ever.
+ * resend_max unanswered resends on a live link the entry is set aside: moved to the dead
+ * letters (deadletter.c) with one log line and counted, so that neither the queue nor the
+ * device's later reports wait behind it for ever. An entry the cloud refuses poison_after
+ * times (closes the link after reading it, edgehub.c finds which; or answers "error") goes
+ * there too. An operator looks at both and retries or drops (kedge-ctl outbox, outboxctl.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,50 +49,56 @@
 #include <sqlite3.h>
 
 #include "bridge.h"
+#include "deadletter.h"
+#include "outbox_int.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
 #include "kedge/msg.h"
 #include "kedge/util.h"
 
-enum {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_PUT,
-    ST_BLOCKED,
-    ST_READY,
-    ST_NEXT,
-    ST_RESEND,
-    ST_DELIVERED,
-    ST_MARK,
-    ST_CONFIRM,
-    ST_DROP,
-    ST_DEPTH,
-    ST_OLDEST,
-    ST_COUNT
-};
+#define ENTRY_COLS "id, msg_id, msg, kind, resends, sent_ms FROM kedge_outbox "
+/* bytes of a row that counts against the upload budget (a fire entry without subject), else 0 */
+#define UPLOAD_BYTES "CASE WHEN subject IS NULL AND kind = 0 THEN bytes ELSE 0 END"
 
 static const char *const sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_PUT] = "INSERT OR IGNORE INTO kedge_outbox (msg_id, msg, kind, created_ms, subject, "
-               "blocked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_BLOCKED] = "SELECT 1 FROM kedge_outbox WHERE subject = ?1 LIMIT 1",
+               "blocked, resource, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_TAIL] = "SELECT id, msg, sent_ms, kind, msg_id FROM kedge_outbox WHERE subject = ?1 "
+                "ORDER BY id DESC LIMIT 1",
+    [ST_MERGE] = "UPDATE OR IGNORE kedge_outbox SET msg = ?2, msg_id = ?3, bytes = ?4 "
+                 "WHERE id = ?1",
+    [ST_DEL_SUBJECT] = "DELETE FROM kedge_outbox WHERE subject = ?1",
+    [ST_SEEN_GET] = "SELECT seq FROM kedge_subject_seen WHERE subject = ?1",
+    [ST_SEEN_SET] = "INSERT INTO kedge_subject_seen (subject, seq) VALUES (?1, ?2) "
+                    "ON CONFLICT (subject) DO UPDATE SET seq = excluded.seq",
+    [ST_OLDEST_UPLOAD] = "SELECT id, msg_id, bytes FROM kedge_outbox WHERE subject IS NULL "
+                         "AND kind = 0 ORDER BY id LIMIT 1",
     /* an unblocked head the send cursor has already passed */
-    [ST_READY] = "SELECT id, msg_id, msg, kind, 0 FROM kedge_outbox WHERE kind = 1 AND "
-                 "sent_ms = 0 AND blocked = 0 AND id <= ?1 ORDER BY id LIMIT 1",
-    [ST_NEXT] = "SELECT id, msg_id, msg, kind, 0 FROM kedge_outbox WHERE blocked = 0 AND id > ?1 "
-                "ORDER BY id LIMIT 1",
-    [ST_RESEND] = "SELECT id, msg_id, msg, kind, resends FROM kedge_outbox WHERE kind = 1 AND "
-                  "sent_ms > 0 AND sent_ms <= ?1 ORDER BY id LIMIT 1",
-    [ST_DELIVERED] = "DELETE FROM kedge_outbox WHERE kind = 0 AND id <= ?1",
+    [ST_READY] = "SELECT " ENTRY_COLS "WHERE kind = 1 AND sent_ms = 0 AND blocked = 0 AND "
+                 "id <= ?1 ORDER BY id LIMIT 1",
+    [ST_NEXT] = "SELECT " ENTRY_COLS "WHERE blocked = 0 AND id > ?1 ORDER BY id LIMIT 1",
+    /* a confirm entry whose answer is overdue, or any entry the cloud answered "error" */
+    [ST_RESEND] = "SELECT " ENTRY_COLS "WHERE sent_ms > 0 AND sent_ms <= ?1 AND blocked = 0 "
+                  "ORDER BY id LIMIT 1",
+    [ST_DELIVERED] = "DELETE FROM kedge_outbox WHERE kind = 0 AND sent_ms = 0 AND id <= ?1 "
+                     "RETURNING " UPLOAD_BYTES,
     [ST_MARK] = "UPDATE kedge_outbox SET sent_ms = ?2, resends = resends + ?3 WHERE id = ?1",
+    [ST_UNHOLD] = "UPDATE kedge_outbox SET sent_ms = 0, resends = resends + ?2 WHERE id = ?1",
     [ST_CONFIRM] = "DELETE FROM kedge_outbox WHERE msg_id = ?1 AND kind = 1",
-    [ST_DROP] = "DELETE FROM kedge_outbox WHERE id = ?1",
+    [ST_FAILED] = "UPDATE kedge_outbox SET failures = failures + 1, last_error = ?2, "
+                  "sent_ms = CASE WHEN ?3 > 0 THEN ?3 ELSE sent_ms END WHERE id = ?1 "
+                  "RETURNING failures",
+    [ST_BY_MSG_ID] = "SELECT id FROM kedge_outbox WHERE msg_id = ?1",
+    [ST_DROP] = "DELETE FROM kedge_outbox WHERE id = ?1 RETURNING " UPLOAD_BYTES ", msg_id",
+    [ST_DROP_OLDEST] = "DELETE FROM kedge_outbox WHERE id = ?1",
     [ST_DEPTH] = "SELECT count(*) FROM kedge_outbox",
     [ST_OLDEST] = "SELECT created_ms FROM kedge_outbox ORDER BY id LIMIT 1",
+    [ST_KV_GET] = "SELECT value FROM kedge_outbox_kv WHERE key = ?1",
+    [ST_KV_SET] = "INSERT OR REPLACE INTO kedge_outbox_kv (key, value) VALUES (?1, ?2)",
 };
 
 static const char schema[] =
@@ -84,19 +106,28 @@ static const char schema[] =
     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;"
     "CREATE TABLE IF NOT EXISTS kedge_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "msg_id TEXT NOT NULL UNIQUE, msg TEXT NOT NULL, kind INTEGER NOT NULL, "
-    "created_ms INTEGER NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0);";
+    "created_ms INTEGER NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS kedge_subject_seen (subject TEXT PRIMARY KEY, "
+    "seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS kedge_outbox_kv (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
+    "WITHOUT ROWID;";
 
 /* Columns added after the first release: a database without them gets them. Rows queued
- * before have no subject and keep the old, unordered behaviour. */
+ * before have no subject and keep the old, unordered behaviour; their size is measured once. */
 static const char *const columns[][2] = {
     {"subject", "ALTER TABLE kedge_outbox ADD COLUMN subject TEXT"},
     {"blocked", "ALTER TABLE kedge_outbox ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0"},
     {"resends", "ALTER TABLE kedge_outbox ADD COLUMN resends INTEGER NOT NULL DEFAULT 0"},
+    {"resource", "ALTER TABLE kedge_outbox ADD COLUMN resource TEXT"},
+    {"failures", "ALTER TABLE kedge_outbox ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"},
+    {"last_error", "ALTER TABLE kedge_outbox ADD COLUMN last_error TEXT"},
+    {"bytes", "ALTER TABLE kedge_outbox ADD COLUMN bytes INTEGER NOT NULL DEFAULT -1;"
+              "UPDATE kedge_outbox SET bytes = length(CAST(msg AS BLOB)) WHERE bytes = -1"},
 };
 
 /* The send path walks unblocked rows only, so a long blocked backlog of one device costs
  * nothing per send, and a subject's head is one index probe away. Whatever removes an entry
- * (the cloud's answer, a set-aside) lets the next of its subject go in the same statement, so
+ * (the cloud's answer, a dead letter) lets the next of its subject go in the same statement, so
  * a kill -9 can never leave a subject blocked behind nothing. */
 static const char indexes[] =
     "CREATE INDEX IF NOT EXISTS kedge_outbox_subject ON kedge_outbox (subject, id) "
@@ -104,21 +135,12 @@ static const char indexes[] =
     "CREATE INDEX IF NOT EXISTS kedge_outbox_unblocked ON kedge_outbox (id) WHERE blocked = 0;"
     "CREATE INDEX IF NOT EXISTS kedge_outbox_ready ON kedge_outbox (id) "
     "WHERE kind = 1 AND sent_ms = 0 AND blocked = 0;"
+    "CREATE INDEX IF NOT EXISTS kedge_outbox_sent ON kedge_outbox (id) WHERE sent_ms > 0;"
     "CREATE TRIGGER IF NOT EXISTS kedge_outbox_next AFTER DELETE ON kedge_outbox "
     "WHEN old.subject IS NOT NULL BEGIN UPDATE kedge_outbox SET blocked = 0 WHERE id = "
     "(SELECT min(id) FROM kedge_outbox WHERE subject = old.subject); END;";
 
-struct boutbox {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT];
-    bool in_txn, failed;
-    long resend_max;     /* 0: resend for ever */
-    bool state_answered; /* the cloud answers state/update */
-    int64_t given_up;    /* entries set aside since open */
-    struct kedge_ratelimit give_up_rl;
-};
-
-static int fail(struct boutbox *ob, const char *what)
+int ob_fail(struct boutbox *ob, const char *what)
 {
     kedge_log(KEDGE_LOG_ERR, "outbox: %s: %s", what, sqlite3_errmsg(ob->db));
     return KEDGE_ESTORE;
@@ -148,10 +170,28 @@ static int migrate(struct boutbox *ob)
         if (!have && sqlite3_exec(ob->db, columns[i][1], NULL, NULL, NULL) != SQLITE_OK)
             return KEDGE_ESTORE;
     }
-    return sqlite3_exec(ob->db, indexes, NULL, NULL, NULL) == SQLITE_OK ? 0 : KEDGE_ESTORE;
+    if (sqlite3_exec(ob->db, indexes, NULL, NULL, NULL) != SQLITE_OK)
+        return KEDGE_ESTORE;
+    return dead_init(ob->db);
 }
 
-int boutbox_open(const char *path, long resend_max, bool state_answered, struct boutbox **out)
+/* The uploads' bytes on disk: once at open, and again after a batch failed to commit. */
+int ob_sum_uploads(struct boutbox *ob)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(ob->db, "SELECT coalesce(sum(" UPLOAD_BYTES "), 0) FROM kedge_outbox",
+                           -1, &st, NULL) != SQLITE_OK)
+        return KEDGE_ESTORE;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        ob->upload_bytes = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : KEDGE_ESTORE;
+}
+
+int boutbox_open(const char *path, const struct boutbox_opts *opts, struct boutbox **out)
 {
     struct boutbox *ob = kedge_calloc(1, sizeof(*ob));
     int i;
@@ -159,12 +199,14 @@ int boutbox_open(const char *path, long resend_max, bool state_answered, struct 
     *out = NULL;
     if (!ob)
         return -ENOMEM;
-    ob->resend_max = resend_max;
-    ob->state_answered = state_answered;
-    ob->give_up_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 10);
+    ob->o = *opts;
+    ob->dead_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 10);
+    ob->drop_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 5);
+    ob->fail_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 10);
     if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
             SQLITE_OK ||
-        sqlite3_exec(ob->db, schema, NULL, NULL, NULL) != SQLITE_OK || migrate(ob) < 0) {
+        sqlite3_exec(ob->db, schema, NULL, NULL, NULL) != SQLITE_OK || migrate(ob) < 0 ||
+        ob_sum_uploads(ob) < 0) {
         kedge_log(KEDGE_LOG_ERR, "outbox: cannot open %s: %s", path,
                   ob->db ? sqlite3_errmsg(ob->db) : "out of memory");
         boutbox_close(ob);
@@ -173,7 +215,7 @@ int boutbox_open(const char *path, long resend_max, bool state_answered, struct 
     sqlite3_busy_timeout(ob->db, 1000);
     for (i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v2(ob->db, sql[i], -1, &ob->st[i], NULL) != SQLITE_OK) {
-            (void)fail(ob, "prepare");
+            (void)ob_fail(ob, "prepare");
             boutbox_close(ob);
             return KEDGE_ESTORE;
         }
@@ -196,19 +238,33 @@ void boutbox_close(struct boutbox *ob)
     kedge_free(ob);
 }
 
-static int run(struct boutbox *ob, int which)
+void ob_done(struct boutbox *ob, int which)
+{
+    sqlite3_reset(ob->st[which]);
+    sqlite3_clear_bindings(ob->st[which]);
+}
+
+int ob_run(struct boutbox *ob, int which)
 {
     int rc = sqlite3_step(ob->st[which]);
 
-    sqlite3_reset(ob->st[which]);
-    sqlite3_clear_bindings(ob->st[which]);
+    ob_done(ob, which);
     return rc == SQLITE_DONE ? 0 : KEDGE_ESTORE;
+}
+
+/* Uploads' bytes changed by delta: in the open batch (counted when it commits) or now. */
+void ob_account(struct boutbox *ob, int64_t delta)
+{
+    if (ob->in_txn)
+        ob->txn_bytes += delta;
+    else
+        ob->upload_bytes += delta;
 }
 
 /* Twin reports get the device controller's answer, state reports only from a cloud that
  * answers them (v1.19+: cloud/pkg/common/messagelayer GetResourceTypeForDevice); the rest
  * gets none. */
-static enum outbox_kind kind_of(const struct boutbox *ob, const struct kedge_msg *m)
+enum outbox_kind ob_kind_of(const struct boutbox *ob, const struct kedge_msg *m)
 {
     size_t n = m->resource ? strlen(m->resource) : 0;
     static const char *const confirmed[] = {"/twin/edge_updated", "/state/update"};
@@ -216,7 +272,7 @@ static enum outbox_kind kind_of(const struct boutbox *ob, const struct kedge_msg
 
     if (!m->source || strcmp(m->source, "twin") || !n || strncmp(m->resource, "device/", 7))
         return OUTBOX_FIRE;
-    for (i = 0; i < (ob->state_answered ? 2u : 1u); i++) {
+    for (i = 0; i < (ob->o.state_answered ? 2u : 1u); i++) {
         size_t k = strlen(confirmed[i]);
         if (n > k && !strcmp(m->resource + n - k, confirmed[i]))
             return OUTBOX_CONFIRM;
@@ -224,59 +280,13 @@ static enum outbox_kind kind_of(const struct boutbox *ob, const struct kedge_msg
     return OUTBOX_FIRE;
 }
 
-/* Whether an entry of this subject is queued already (then the new one waits its turn).
- * 1, 0, or KEDGE_ESTORE. */
-static int subject_queued(struct boutbox *ob, const char *subject)
+int ob_begin(struct boutbox *ob)
 {
-    sqlite3_stmt *st = ob->st[ST_BLOCKED];
-    int rc;
-
-    sqlite3_bind_text(st, 1, subject, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : KEDGE_ESTORE;
-}
-
-int boutbox_put(struct boutbox *ob, const char *msg, size_t len)
-{
-    struct kedge_msg m;
-    sqlite3_stmt *st = ob->st[ST_PUT];
-    enum outbox_kind kind;
-    int rc = kedge_msg_decode(msg, len, &m), blocked = 0;
-
-    if (rc < 0 || !m.msg_id || !*m.msg_id) {
-        kedge_msg_cleanup(&m);
-        kedge_log(KEDGE_LOG_ERR, "outbox: refusing a message without msg_id from the plugin");
-        return rc < 0 ? rc : KEDGE_ESCHEMA;
-    }
-    if (!ob->in_txn) {
-        if (run(ob, ST_BEGIN) < 0) {
-            kedge_msg_cleanup(&m);
-            return fail(ob, "begin");
-        }
-        ob->in_txn = true;
-    }
-    kind = kind_of(ob, &m);
-    if (kind == OUTBOX_CONFIRM)
-        blocked = subject_queued(ob, m.resource);
-    if (blocked >= 0) {
-        sqlite3_bind_text(st, 1, m.msg_id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, msg, (int)len, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 3, kind);
-        sqlite3_bind_int64(st, 4, kedge_wall_ms());
-        if (kind == OUTBOX_CONFIRM)
-            sqlite3_bind_text(st, 5, m.resource, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 6, blocked);
-        rc = run(ob, ST_PUT);
-    } else {
-        rc = blocked;
-    }
-    kedge_msg_cleanup(&m);
-    if (rc < 0) {
-        ob->failed = true;
-        return fail(ob, "insert");
-    }
+    if (ob->in_txn)
+        return 0;
+    if (ob_run(ob, ST_BEGIN) < 0)
+        return ob_fail(ob, "begin");
+    ob->in_txn = true;
     return 0;
 }
 
@@ -286,14 +296,21 @@ int boutbox_commit(struct boutbox *ob)
 
     if (!ob->in_txn)
         return 0;
-    if (ob->failed || run(ob, ST_COMMIT) < 0) {
-        rc = ob->failed ? KEDGE_ESTORE : fail(ob, "commit");
+    if (ob->failed || ob_run(ob, ST_COMMIT) < 0) {
+        rc = ob->failed ? KEDGE_ESTORE : ob_fail(ob, "commit");
         if (!sqlite3_get_autocommit(ob->db))
-            (void)run(ob, ST_ROLLBACK);
+            (void)ob_run(ob, ST_ROLLBACK);
+    } else {
+        ob->upload_bytes += ob->txn_bytes;
     }
     ob->in_txn = ob->failed = false;
+    ob->txn_bytes = 0;
+    if (rc < 0)
+        (void)ob_sum_uploads(ob); /* what the rollback left */
     return rc;
 }
+
+/* ---- sending ---------------------------------------------------------------------------- */
 
 static int fill(sqlite3_stmt *st, struct outbox_entry *e)
 {
@@ -305,6 +322,7 @@ static int fill(sqlite3_stmt *st, struct outbox_entry *e)
     e->msg = kedge_strndup((const char *)sqlite3_column_text(st, 2), e->len);
     e->kind = sqlite3_column_int(st, 3) ? OUTBOX_CONFIRM : OUTBOX_FIRE;
     e->resends = sqlite3_column_int64(st, 4);
+    e->held = e->kind == OUTBOX_FIRE && sqlite3_column_int64(st, 5) > 0;
     if (!e->msg_id || !e->msg) {
         boutbox_entry_cleanup(e);
         return -ENOMEM;
@@ -312,18 +330,30 @@ static int fill(sqlite3_stmt *st, struct outbox_entry *e)
     return 1;
 }
 
-/* A confirm entry left unanswered for resend_max resends on a live link: set it aside. */
+/* Move entry id to the dead letters: logged (rate-limited), counted. */
+static int bury(struct boutbox *ob, int64_t id, const char *msg_id, const char *reason)
+{
+    int64_t bytes = 0;
+    int rc = dead_move(ob->db, id, reason, &bytes);
+
+    if (rc <= 0)
+        return rc;
+    ob_account(ob, -bytes);
+    ob->n.set_aside++;
+    kedge_log_limited(&ob->dead_rl, "outbox", KEDGE_LOG_WARN,
+                      "outbox: %s moved to the dead letters: %s (kedge-ctl outbox list)", msg_id,
+                      reason);
+    return 1;
+}
+
+/* An entry left unanswered for resend_max resends on a live link: set it aside. */
 static int give_up(struct boutbox *ob, const struct outbox_entry *e)
 {
-    sqlite3_bind_int64(ob->st[ST_DROP], 1, e->id);
-    if (run(ob, ST_DROP) < 0)
-        return fail(ob, "set aside");
-    ob->given_up++;
-    kedge_log_limited(&ob->give_up_rl, "outbox", KEDGE_LOG_WARN,
-                      "outbox: the cloud never answered %s in %lld resends; set aside (a device "
-                      "the cloud does not know?)",
-                      e->msg_id, (long long)e->resends);
-    return 0;
+    char reason[96];
+
+    snprintf(reason, sizeof(reason), "no answer from the cloud in %lld resends",
+             (long long)e->resends);
+    return bury(ob, e->id, e->msg_id, reason) < 0 ? KEDGE_ESTORE : 0;
 }
 
 /* One candidate from statement `which`: 1 (filled), 0 (none), or an error. */
@@ -337,9 +367,8 @@ static int candidate(struct boutbox *ob, int which, int64_t arg, struct outbox_e
     if (rc == SQLITE_ROW)
         rc = fill(st, e);
     else
-        rc = rc == SQLITE_DONE ? 0 : fail(ob, "read");
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+        rc = rc == SQLITE_DONE ? 0 : ob_fail(ob, "read");
+    ob_done(ob, which);
     return rc;
 }
 
@@ -358,7 +387,7 @@ int boutbox_next(struct boutbox *ob, int64_t after, uint64_t resend_ms, struct o
         if (rc <= 0)
             return rc;
         e->resend = true;
-        if (!ob->resend_max || e->resends < ob->resend_max)
+        if (!ob->o.resend_max || e->resends < ob->o.resend_max)
             return 1;
         rc = give_up(ob, e); /* then the next of its subject may be sendable */
         boutbox_entry_cleanup(e);
@@ -376,33 +405,135 @@ void boutbox_entry_cleanup(struct outbox_entry *e)
 
 int boutbox_sent(struct boutbox *ob, const struct outbox_entry *e)
 {
-    if (e->kind == OUTBOX_FIRE)
+    if (e->kind == OUTBOX_FIRE && !e->held)
         return 0; /* nothing to remember: boutbox_delivered removes it */
+    if (e->kind == OUTBOX_FIRE) {
+        /* answered "error" before: sent again, a PONG delivers it like any fire entry */
+        sqlite3_bind_int64(ob->st[ST_UNHOLD], 1, e->id);
+        sqlite3_bind_int(ob->st[ST_UNHOLD], 2, e->resend ? 1 : 0);
+        return ob_run(ob, ST_UNHOLD) < 0 ? ob_fail(ob, "mark sent") : 0;
+    }
     sqlite3_bind_int64(ob->st[ST_MARK], 1, e->id);
     sqlite3_bind_int64(ob->st[ST_MARK], 2, kedge_wall_ms());
     sqlite3_bind_int(ob->st[ST_MARK], 3, e->resend ? 1 : 0);
-    return run(ob, ST_MARK) < 0 ? fail(ob, "mark sent") : 0;
+    return ob_run(ob, ST_MARK) < 0 ? ob_fail(ob, "mark sent") : 0;
 }
 
 int boutbox_delivered(struct boutbox *ob, int64_t upto)
 {
-    sqlite3_bind_int64(ob->st[ST_DELIVERED], 1, upto);
-    if (run(ob, ST_DELIVERED) < 0)
-        return fail(ob, "delete delivered");
-    return sqlite3_changes(ob->db);
+    sqlite3_stmt *st = ob->st[ST_DELIVERED];
+    int64_t bytes = 0;
+    int rc, n = 0;
+
+    sqlite3_bind_int64(st, 1, upto);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bytes += sqlite3_column_int64(st, 0);
+        n++;
+    }
+    ob_done(ob, ST_DELIVERED);
+    if (rc != SQLITE_DONE)
+        return ob_fail(ob, "delete delivered");
+    ob_account(ob, -bytes);
+    return n;
 }
 
 int boutbox_confirmed(struct boutbox *ob, const char *msg_id)
 {
     sqlite3_bind_text(ob->st[ST_CONFIRM], 1, msg_id, -1, SQLITE_TRANSIENT);
-    if (run(ob, ST_CONFIRM) < 0)
-        return fail(ob, "confirm");
+    if (ob_run(ob, ST_CONFIRM) < 0)
+        return ob_fail(ob, "confirm");
     return sqlite3_changes(ob->db) > 0;
 }
 
+/* ---- refusals ------------------------------------------------------------------------------ */
+
+/* One more refusal of entry id; hold_ms > 0: it goes again only after resend_s (an error
+ * answer). A dead letter at poison_after. 1 buried, 0 counted, -ENOENT gone, KEDGE_ESTORE. */
+static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_t hold_ms)
+{
+    sqlite3_stmt *st = ob->st[ST_FAILED];
+    int64_t failures = 0;
+    char reason[320];
+    int rc;
+
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, hold_ms);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        failures = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    ob_done(ob, ST_FAILED);
+    if (rc != SQLITE_DONE)
+        return ob_fail(ob, "count a failure");
+    if (!failures)
+        return -ENOENT;
+    ob->n.failures++;
+    if (!ob->o.poison_after || failures < ob->o.poison_after) {
+        kedge_log_limited(&ob->fail_rl, "outbox", KEDGE_LOG_WARN,
+                          "outbox: entry %lld refused by the cloud (%lld of %ld): %s",
+                          (long long)id, (long long)failures, ob->o.poison_after, why);
+        return 0;
+    }
+    snprintf(reason, sizeof(reason), "%s (%lld times)", why, (long long)failures);
+    return bury(ob, id, "an entry", reason);
+}
+
+int boutbox_blame(struct boutbox *ob, int64_t id, const char *why)
+{
+    int rc = count_failure(ob, id, why, 0);
+
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int boutbox_refused(struct boutbox *ob, const char *msg_id, const char *why)
+{
+    sqlite3_stmt *st = ob->st[ST_BY_MSG_ID];
+    int64_t id = 0;
+    int rc;
+
+    sqlite3_bind_text(st, 1, msg_id, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    ob_done(ob, ST_BY_MSG_ID);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return ob_fail(ob, "find refused");
+    if (!id)
+        return -ENOENT;
+    return count_failure(ob, id, why, kedge_wall_ms());
+}
+
+static int64_t kv_get(struct boutbox *ob, const char *key)
+{
+    sqlite3_stmt *st = ob->st[ST_KV_GET];
+    int64_t v = 0;
+
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    ob_done(ob, ST_KV_GET);
+    return v;
+}
+
+int64_t boutbox_probe_upto(struct boutbox *ob)
+{
+    return kv_get(ob, "probe_upto");
+}
+
+int boutbox_set_probe(struct boutbox *ob, int64_t upto)
+{
+    sqlite3_bind_text(ob->st[ST_KV_SET], 1, "probe_upto", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ob->st[ST_KV_SET], 2, upto);
+    return ob_run(ob, ST_KV_SET) < 0 ? ob_fail(ob, "probe boundary") : 0;
+}
+
+/* ---- figures ----------------------------------------------------------------------------- */
+
 int64_t boutbox_given_up(const struct boutbox *ob)
 {
-    return ob->given_up;
+    return ob->n.set_aside;
 }
 
 void boutbox_reset_sent(struct boutbox *ob)
@@ -410,22 +541,85 @@ void boutbox_reset_sent(struct boutbox *ob)
     (void)ob; /* the send cursor restarts at 0 on reconnect; rows need no change */
 }
 
+static int64_t one_int(struct boutbox *ob, int which, int64_t none)
+{
+    int64_t n = none;
+
+    if (sqlite3_step(ob->st[which]) == SQLITE_ROW)
+        n = sqlite3_column_int64(ob->st[which], 0);
+    sqlite3_reset(ob->st[which]);
+    return n;
+}
+
 int64_t boutbox_depth(struct boutbox *ob)
 {
-    int64_t n = -1;
-
-    if (sqlite3_step(ob->st[ST_DEPTH]) == SQLITE_ROW)
-        n = sqlite3_column_int64(ob->st[ST_DEPTH], 0);
-    sqlite3_reset(ob->st[ST_DEPTH]);
-    return n;
+    return one_int(ob, ST_DEPTH, -1);
 }
 
 int64_t boutbox_oldest_ms(struct boutbox *ob)
 {
-    int64_t t = 0;
+    return one_int(ob, ST_OLDEST, 0);
+}
 
-    if (sqlite3_step(ob->st[ST_OLDEST]) == SQLITE_ROW)
-        t = sqlite3_column_int64(ob->st[ST_OLDEST], 0);
-    sqlite3_reset(ob->st[ST_OLDEST]);
-    return t;
+void boutbox_stats(struct boutbox *ob, struct boutbox_stats *st)
+{
+    *st = ob->n;
+    st->depth = boutbox_depth(ob);
+    st->oldest_ms = boutbox_oldest_ms(ob);
+    st->upload_bytes = ob->upload_bytes + ob->txn_bytes;
+    st->budget_bytes = ob->o.budget_bytes;
+    st->dead_letters = dead_count(ob->db);
+}
+
+/* ---- the operator's hands (outboxctl.c) ------------------------------------------------------ */
+
+int boutbox_list(struct boutbox *ob, long limit, outbox_row_fn fn, void *ctx)
+{
+    return queue_list(ob->db, limit, fn, ctx);
+}
+
+int boutbox_show(struct boutbox *ob, int64_t id, outbox_row_fn fn, void *ctx)
+{
+    return queue_get(ob->db, id, fn, ctx);
+}
+
+int boutbox_drop(struct boutbox *ob, int64_t id)
+{
+    sqlite3_stmt *st = ob->st[ST_DROP];
+    int rc;
+
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        ob_account(ob, -sqlite3_column_int64(st, 0));
+        ob->n.dropped_by_operator++;
+        kedge_log(KEDGE_LOG_NOTICE, "outbox: the operator dropped queued entry %lld (%s)",
+                  (long long)id, sqlite3_column_text(st, 1));
+        rc = sqlite3_step(st);
+        ob_done(ob, ST_DROP);
+        return rc == SQLITE_DONE ? 1 : ob_fail(ob, "drop");
+    }
+    ob_done(ob, ST_DROP);
+    return rc == SQLITE_DONE ? 0 : ob_fail(ob, "drop");
+}
+
+int boutbox_dead_list(struct boutbox *ob, long limit, outbox_row_fn fn, void *ctx)
+{
+    return dead_list(ob->db, limit, fn, ctx);
+}
+
+int boutbox_dead_show(struct boutbox *ob, int64_t id, outbox_row_fn fn, void *ctx)
+{
+    return dead_get(ob->db, id, fn, ctx);
+}
+
+int boutbox_dead_drop(struct boutbox *ob, int64_t id)
+{
+    int rc = dead_delete(ob->db, id);
+
+    if (rc > 0) {
+        ob->n.dropped_by_operator++;
+        kedge_log(KEDGE_LOG_NOTICE, "outbox: the operator dropped dead letter %lld", (long long)id);
+    }
+    return rc < 0 ? ob_fail(ob, "drop dead letter") : rc;
 }

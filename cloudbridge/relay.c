@@ -47,11 +47,16 @@ struct relay {
     char client_id[128];
     bool connected, ready;
     bool link_up, link_state_sent;
-    lws_sorted_usec_list_t tick;     /* loop_misc, timeouts: every second */
+    lws_sorted_usec_list_t tick; /* loop_misc, timeouts: every second */
     lws_sorted_usec_list_t reconnect;
     uint16_t retries;
     int64_t *acks; /* seqs stored in the open batch, acked after its commit */
     size_t n_acks, cap_acks;
+    /* the seq of an upload the full budget refused (refuse policy): nothing from it on is
+     * stored or acked until it fits, so the cumulative ack never passes it; 0 = none */
+    int64_t refused_seq;
+    int64_t uploads_refused; /* times a new refusal began */
+    struct kedge_ratelimit full_rl;
     struct pending_down *downs;
     size_t n_downs;
 };
@@ -59,6 +64,7 @@ struct relay {
 static struct relay *the_relay; /* the raw protocol callback finds it here (one per process) */
 
 static void schedule_reconnect(struct relay *r);
+static void commit_and_ack(struct relay *r);
 
 /* ---- publishing ------------------------------------------------------------------------------ */
 
@@ -214,6 +220,26 @@ static void on_meta_request(struct relay *r, const char *ref, const void *payloa
         metamgr_local_request(r->br->meta, ref, payload ? payload : "", (size_t)len);
 }
 
+/* $ke/bctl/{ref}: an operator's request on the bridge's queue (outboxctl.c). What the read
+ * stored so far is committed and acked first, so the request sees it and cannot be undone by
+ * a later failed commit. */
+static void on_bctl_request(struct relay *r, const char *ref, const void *payload, int len)
+{
+    struct kedge_buf topic = KEDGE_BUF_INIT, out = KEDGE_BUF_INIT;
+
+    if (!*ref || strlen(ref) > 160 || strchr(ref, '/'))
+        return; /* our own $ke/bctl/{ref}/result, or junk */
+    commit_and_ack(r);
+    if (outboxctl_handle(r->br->outbox, payload ? payload : "", (size_t)len, &out) == 0 &&
+        kedge_buf_printf(&topic, KE_BCTL_PREFIX "%s" KE_RESULT_SUFFIX, ref) == 0)
+        (void)publish(r, topic.data, out.data, out.len);
+    else
+        kedge_log(KEDGE_LOG_WARN, "relay: no answer to outbox request %s: out of memory", ref);
+    kedge_buf_cleanup(&topic);
+    kedge_buf_cleanup(&out);
+    edgehub_kick(r->br->hub); /* a retried dead letter may be sendable */
+}
+
 /* ---- plugin -> cloud ------------------------------------------------------------------------- */
 
 static void on_outbox_entry(struct relay *r, const char *seq_text, const char *payload, int len)
@@ -221,11 +247,29 @@ static void on_outbox_entry(struct relay *r, const char *seq_text, const char *p
     char *end;
     long long seq = strtoll(seq_text, &end, 10);
     int64_t *na;
+    int rc;
 
     if (!*seq_text || *end || seq <= 0)
         return;
-    if (boutbox_put(r->br->outbox, payload, (size_t)len) < 0)
+    if (r->refused_seq && seq > r->refused_seq)
+        return; /* behind a refused upload: the plugin offers them again, in order */
+    rc = boutbox_put(r->br->outbox, payload, (size_t)len, seq);
+    if (rc == KEDGE_EFULL) {
+        if (r->refused_seq != seq) {
+            r->uploads_refused++;
+            kedge_log_limited(&r->full_rl, "relay", KEDGE_LOG_WARN,
+                              "relay: upload budget full (upload_budget_bytes=%ld): not taking "
+                              "plugin entry %lld nor what follows until stored uploads reach "
+                              "the cloud (upload_policy refuse; the plugin keeps them)",
+                              r->br->cfg.upload_budget_bytes, seq);
+        }
+        r->refused_seq = seq;
+        return;
+    }
+    if (rc < 0)
         return; /* not acked: offered again after the next hello */
+    if (seq >= r->refused_seq)
+        r->refused_seq = 0;
     fault_point(FAULT_AFTER_RECEIVE); /* test-only: stored, not committed, not acked */
     if (r->n_acks == r->cap_acks) {
         size_t cap = r->cap_acks ? r->cap_acks * 2 : 64;
@@ -247,8 +291,9 @@ static void commit_and_ack(struct relay *r)
     if (!r->n_acks && !r->br->outbox)
         return;
     if (boutbox_commit(r->br->outbox) < 0) {
-        kedge_log(KEDGE_LOG_ERR, "relay: %zu entries not stored; reconnecting so the plugin "
-                                 "offers them again",
+        kedge_log(KEDGE_LOG_ERR,
+                  "relay: %zu entries not stored; reconnecting so the plugin "
+                  "offers them again",
                   r->n_acks);
         r->n_acks = 0;
         mosquitto_disconnect(r->mosq);
@@ -292,6 +337,7 @@ static void on_hello_result(struct relay *r, const char *payload, int len)
     if (!r->ready)
         kedge_log(KEDGE_LOG_NOTICE, "relay: plugin accepted node=%s", r->br->cfg.node_name);
     r->ready = true;
+    r->refused_seq = 0; /* the plugin offers again from its oldest unacked entry */
     for (i = 0; i < r->n_downs; i++)
         if (!r->downs[i].published)
             (void)publish_down(r, &r->downs[i]);
@@ -311,6 +357,8 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         on_hello_result(r, msg->payload, msg->payloadlen);
     } else if (!strncmp(t, KE_META_PREFIX, strlen(KE_META_PREFIX))) {
         on_meta_request(r, t + strlen(KE_META_PREFIX), msg->payload, msg->payloadlen);
+    } else if (!strncmp(t, KE_BCTL_PREFIX, strlen(KE_BCTL_PREFIX))) {
+        on_bctl_request(r, t + strlen(KE_BCTL_PREFIX), msg->payload, msg->payloadlen);
     } else if (!strncmp(t, KE_DOWN_PREFIX, strlen(KE_DOWN_PREFIX)) && tl > rl &&
                !strcmp(t + tl - rl, KE_RESULT_SUFFIX)) {
         char ref[160];
@@ -335,8 +383,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     }
     r->connected = true;
     r->retries = 0;
-    kedge_log(KEDGE_LOG_NOTICE, "relay: connected to broker %s:%ld as %s",
-              r->br->cfg.broker_host, r->br->cfg.broker_port, r->client_id);
+    kedge_log(KEDGE_LOG_NOTICE, "relay: connected to broker %s:%ld as %s", r->br->cfg.broker_host,
+              r->br->cfg.broker_port, r->client_id);
     /* a clean session: the local query subscription is made again on every connect */
     rc = mosquitto_subscribe(r->mosq, NULL, KE_META_PREFIX "+", 1);
     if (rc != MOSQ_ERR_SUCCESS)
@@ -344,6 +392,11 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
                   "relay: cannot subscribe to %s+: %s (kedge-ctl meta will "
                   "time out)",
                   KE_META_PREFIX, mosquitto_strerror(rc));
+    rc = mosquitto_subscribe(r->mosq, NULL, KE_BCTL_PREFIX "+", 1);
+    if (rc != MOSQ_ERR_SUCCESS)
+        kedge_log(KEDGE_LOG_WARN,
+                  "relay: cannot subscribe to %s+: %s (kedge-ctl outbox will time out)",
+                  KE_BCTL_PREFIX, mosquitto_strerror(rc));
     send_hello(r);
 }
 
@@ -390,7 +443,9 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     (void)in;
     (void)len;
     if (!r || wsi != r->wsi)
-        return reason == LWS_CALLBACK_RAW_CLOSE_FILE ? 0 : lws_callback_http_dummy(wsi, reason, user, in, len);
+        return reason == LWS_CALLBACK_RAW_CLOSE_FILE
+                   ? 0
+                   : lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {
     case LWS_CALLBACK_RAW_RX_FILE:
         /* drain what the socket holds (libmosquitto reads one packet a call), so a burst of
@@ -433,17 +488,25 @@ const struct lws_protocols relay_protocol = {"kedge-mqtt-raw", raw_callback, 0, 
 static void send_status(struct relay *r)
 {
     struct edgehub_stats st;
-    char json[512];
+    struct boutbox_stats ob;
+    char json[1024];
 
     edgehub_stats(r->br->hub, &st);
+    boutbox_stats(r->br->outbox, &ob);
     snprintf(json, sizeof(json),
              "{\"link\":\"%s\",\"reconnects\":%llu,\"last_keepalive_ms\":%lld,"
              "\"last_delivery_ms\":%lld,\"outbox_depth\":%lld,\"outbox_oldest_ms\":%lld,"
-             "\"outbox_set_aside\":%lld,\"cert_not_after_s\":%lld}",
+             "\"outbox_set_aside\":%lld,\"cert_not_after_s\":%lld,\"upload_bytes\":%lld,"
+             "\"upload_budget_bytes\":%lld,\"uploads_dropped\":%lld,\"uploads_refused\":%lld,"
+             "\"dead_letters\":%lld,\"coalesced\":%lld,\"stale_dropped\":%lld,"
+             "\"refusals\":%lld,\"dropped_by_operator\":%lld,\"probing\":%s}",
              st.connected ? "connected" : "disconnected", (unsigned long long)st.reconnects,
-             (long long)st.last_keepalive_ms, (long long)st.last_delivery_ms,
-             (long long)boutbox_depth(r->br->outbox), (long long)boutbox_oldest_ms(r->br->outbox),
-             (long long)boutbox_given_up(r->br->outbox), (long long)certwatch_not_after());
+             (long long)st.last_keepalive_ms, (long long)st.last_delivery_ms, (long long)ob.depth,
+             (long long)ob.oldest_ms, (long long)ob.set_aside, (long long)certwatch_not_after(),
+             (long long)ob.upload_bytes, (long long)ob.budget_bytes, (long long)ob.uploads_dropped,
+             (long long)r->uploads_refused, (long long)ob.dead_letters, (long long)ob.coalesced,
+             (long long)ob.stale_dropped, (long long)ob.failures, (long long)ob.dropped_by_operator,
+             st.probing ? "true" : "false");
     (void)publish(r, KE_STATUS, json, strlen(json));
 }
 
@@ -527,6 +590,7 @@ int relay_new(struct bridge *br, struct relay **out)
     if (!r)
         return -ENOMEM;
     r->br = br;
+    r->full_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 3);
     snprintf(r->client_id, sizeof(r->client_id), "kedge-bridge-%s", br->cfg.node_name);
     mosquitto_lib_init();
     r->mosq = mosquitto_new(r->client_id, true, r);

@@ -140,6 +140,7 @@
 #define KE_STATUS "$ke/status"
 #define KE_SYS_PREFIX "$SYS/kedge/"
 #define KE_META_PREFIX "$ke/meta/"
+#define KE_BCTL_PREFIX "$ke/bctl/"
 #define KE_SFX_TWIN_DESIRED "/twin/desired" /* device/{id}/twin/desired, cloud -> plugin */
 
 #define KE_VERSION 1

@@ -969,9 +969,10 @@ END_TEST
 /* ---- 2c. a backlog reaches the cloud in order ------------------------------------------- */
 
 /* cloudcore applies the reports it reads concurrently (cloudsim: workers.c, a burst lands
- * newest first). Twenty reports made while the link is refused: after the reconnect the
- * cloud's Device shows the last one, because the bridge sends a device's next report only
- * after the cloud answered the one before. */
+ * newest first). Twenty reports made while the link is refused wait in the bridge as one
+ * (coalesced, the last values); after the reconnect the cloud's Device shows the last one,
+ * because the bridge sends a device's next report only after the cloud answered the one
+ * before. */
 START_TEST(test_backlog_in_order)
 {
     struct chain_opts co = {.cloud_version = "1.15"};
@@ -1001,8 +1002,14 @@ START_TEST(test_backlog_in_order)
     wait_plugin_cloud(false);
     for (v = 1; v <= 20; v++)
         twin_update_value(d, "thermo-e2e", v);
+    /* twin reports are state: the twenty wait as one, holding the last value (issue 13) */
     wait_db_int(bridgectl_db_path(bridge),
-                "SELECT count(*) FROM kedge_outbox WHERE msg LIKE '%/twin/edge_updated%'", 20);
+                "SELECT count(*) FROM kedge_outbox WHERE msg LIKE '%/twin/edge_updated%' AND "
+                "msg LIKE '%\"value\":\"20\"%'",
+                1);
+    ck_assert_int_eq(db_int(bridgectl_db_path(bridge), "SELECT count(*) FROM kedge_outbox WHERE "
+                                                       "msg LIKE '%/twin/edge_updated%'"),
+                     1);
     sim_post("/link/refuse?seconds=0");
     wait_session(sessions + 1, LINK_MS);
     wait_db_int(bridgectl_db_path(bridge), OUTBOX_COUNT, 0);

@@ -3,7 +3,11 @@
  * applies concurrently what it reads, so a second one sent early can land first), devices
  * independent of each other, resends of overdue answers, the entry set aside after resend_max
  * unanswered resends, blocked entries surviving a restart, and a database from an older bridge
- * taken over without losing its rows.
+ * taken over without losing its rows. Then issue 13: twin/state reports coalesced (at most two
+ * rows per device and kind, the one on the link untouched), re-offers older than what a device
+ * took dropped, the upload byte budget under both policies, dead letters (set aside, poison by
+ * repeated failures, error answers) that an operator lists, retries and drops, and the probe
+ * boundary kept across a reopen.
  */
 #include <check.h>
 #include <stdio.h>
@@ -14,13 +18,25 @@
 #include <sqlite3.h>
 
 #include "bridge.h"
+#include "kedge/buf.h"
 #include "kedge/err.h"
 #include "unit.h"
 
 static char dir[64], path[128];
+static int64_t seq; /* the plugin's seq of the next put */
+
+static struct boutbox *open_ob(long resend_max, bool state_answered)
+{
+    struct boutbox_opts o = {resend_max, state_answered, 0, false, 3};
+    struct boutbox *ob;
+
+    ck_assert_int_eq(boutbox_open(path, &o, &ob), 0);
+    return ob;
+}
 
 static void setup(void)
 {
+    seq = 0;
     snprintf(dir, sizeof(dir), "/tmp/kedge-boutbox-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/bridge.db", dir);
@@ -46,7 +62,7 @@ static void put(struct boutbox *ob, const char *msg_id, const char *resource)
                  "\"update\",\"resource\":\"%s\"},\"content\":\"x\"}",
                  msg_id, strncmp(resource, "device/", 7) ? "router_eventbus" : "twin", resource);
 
-    ck_assert_int_eq(boutbox_put(ob, msg, (size_t)n), 0);
+    ck_assert_int_eq(boutbox_put(ob, msg, (size_t)n, ++seq), 0);
 }
 
 /* Take the next entry, mark it sent, and return its msg_id (static buffer) or "" for none. */
@@ -71,25 +87,140 @@ static const char *send_next(struct boutbox *ob, int64_t *cursor, uint64_t resen
 #define TWIN_B "device/b/twin/edge_updated"
 #define HOUR_MS (3600u * 1000u)
 
+/* A message with this content (JSON text) into msg; source "twin" for device resources. */
+static int build(char *msg, size_t size, const char *msg_id, const char *resource,
+                 const char *content)
+{
+    int dev = !strncmp(resource, "device/", 7);
+    int n = snprintf(msg, size,
+                     "{\"header\":{\"msg_id\":\"%s\",\"parent_msg_id\":\"\",\"timestamp\":1},"
+                     "\"route\":{\"source\":\"%s\",\"group\":\"%s\",\"operation\":"
+                     "\"update\",\"resource\":\"%s\"},\"content\":%s}",
+                     msg_id, dev ? "twin" : "bus", dev ? "twin" : "user", resource, content);
+
+    ck_assert_int_lt(n, (int)size);
+    return n;
+}
+
+/* Put that message with the plugin's seq; returns what boutbox_put said. */
+static int put_raw(struct boutbox *ob, const char *msg_id, const char *resource,
+                   const char *content, int64_t with_seq)
+{
+    char msg[2048];
+    int n = build(msg, sizeof(msg), msg_id, resource, content);
+
+    return boutbox_put(ob, msg, (size_t)n, with_seq);
+}
+
+/* A twin report setting twin `key` to `value`. */
+static void put_twin(struct boutbox *ob, const char *msg_id, const char *key, const char *value)
+{
+    char content[256];
+
+    snprintf(content, sizeof(content),
+             "{\"event_id\":\"e-%s\",\"timestamp\":1,\"twin\":{\"%s\":{\"actual\":"
+             "{\"value\":\"%s\"},\"metadata\":{\"type\":\"string\"}}}}",
+             msg_id, key, value);
+    ck_assert_int_eq(put_raw(ob, msg_id, TWIN_A, content, ++seq), 0);
+}
+
+/* An upload; every one with a 3-character msg_id has the same length, upload_len(). */
+static int put_upload(struct boutbox *ob, const char *msg_id)
+{
+    ck_assert_int_eq(strlen(msg_id), 3);
+    return put_raw(ob, msg_id, "$hw/events/upload/x", "\"payload\"", ++seq);
+}
+
+static int64_t upload_len(void)
+{
+    char msg[2048];
+
+    return build(msg, sizeof(msg), "u00", "$hw/events/upload/x", "\"payload\"");
+}
+
+struct rows {
+    int n;
+    int64_t id[16], failures[16];
+    bool in_flight[16], blocked[16];
+    char msg_id[16][64], reason[16][256], msg[16][1024];
+};
+
+static int grab(void *ctx, const struct outbox_row *row)
+{
+    struct rows *r = ctx;
+
+    ck_assert_int_lt(r->n, 16);
+    r->id[r->n] = row->id;
+    r->failures[r->n] = row->failures;
+    r->in_flight[r->n] = row->in_flight;
+    r->blocked[r->n] = row->blocked;
+    snprintf(r->msg_id[r->n], sizeof(r->msg_id[0]), "%s", row->msg_id);
+    snprintf(r->reason[r->n], sizeof(r->reason[0]), "%s", row->reason);
+    snprintf(r->msg[r->n], sizeof(r->msg[0]), "%.*s", (int)row->len, row->msg);
+    r->n++;
+    return 0;
+}
+
+static struct rows queue_rows(struct boutbox *ob)
+{
+    struct rows r = {0};
+
+    ck_assert_int_ge(boutbox_list(ob, 16, grab, &r), 0);
+    return r;
+}
+
+/* The queue id of the entry with msg_id. */
+static int64_t id_of(struct boutbox *ob, const char *msg_id)
+{
+    struct rows r = queue_rows(ob);
+    int i;
+
+    for (i = 0; i < r.n; i++)
+        if (!strcmp(r.msg_id[i], msg_id))
+            return r.id[i];
+    ck_abort_msg("%s is not queued", msg_id);
+    return 0;
+}
+
+/* msg_id is a dead letter whose reason is `reason`; returns its dead-letter id. */
+static int64_t expect_dead(struct boutbox *ob, const char *msg_id, const char *reason)
+{
+    struct rows r = {0};
+    int i;
+
+    ck_assert_int_ge(boutbox_dead_list(ob, 16, grab, &r), 0);
+    for (i = 0; i < r.n; i++) {
+        if (!strcmp(r.msg_id[i], msg_id)) {
+            ck_assert_str_eq(r.reason[i], reason);
+            return r.id[i];
+        }
+    }
+    ck_abort_msg("%s is not a dead letter", msg_id);
+    return 0;
+}
+
 START_TEST(one_in_flight_per_device)
 {
     struct boutbox *ob;
     int64_t cursor = 0;
 
-    ck_assert_int_eq(boutbox_open(path, 0, true, &ob), 0);
+    ob = open_ob(0, true);
     put(ob, "a1", TWIN_A);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     put(ob, "a2", TWIN_A);
     put(ob, "b1", TWIN_B);
     put(ob, "up1", "node/n/upload");
-    put(ob, "a3", TWIN_A);
     ck_assert_int_eq(boutbox_commit(ob), 0);
 
-    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "b1"); /* a2 waits for a1's answer */
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "up1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
     ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 1);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2"); /* behind the cursor, now head */
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
+    put(ob, "a3", TWIN_A); /* a2 on the link: a3 waits behind it */
+    ck_assert_int_eq(boutbox_commit(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
     ck_assert_int_eq(boutbox_confirmed(ob, "b1"), 1);
     ck_assert_int_eq(boutbox_confirmed(ob, "a2"), 1);
@@ -109,13 +240,14 @@ START_TEST(reconnect_resends_heads_only)
     struct boutbox *ob;
     int64_t cursor = 0;
 
-    ck_assert_int_eq(boutbox_open(path, 0, true, &ob), 0);
+    ob = open_ob(0, true);
     put(ob, "a1", TWIN_A);
     put(ob, "b1", TWIN_B);
-    put(ob, "a2", TWIN_A);
     ck_assert_int_eq(boutbox_commit(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "b1");
+    put(ob, "a2", TWIN_A);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
     cursor = 0;
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "b1");
@@ -131,11 +263,12 @@ START_TEST(unanswered_is_set_aside)
     struct boutbox *ob;
     int64_t cursor = 0;
 
-    ck_assert_int_eq(boutbox_open(path, 2, true, &ob), 0);
+    ob = open_ob(2, true);
     put(ob, "a1", TWIN_A);
-    put(ob, "a2", TWIN_A);
     ck_assert_int_eq(boutbox_commit(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, 0), "a1");
+    put(ob, "a2", TWIN_A);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, 0), "a1"); /* resend 1 */
     ck_assert_str_eq(send_next(ob, &cursor, 0), "a1"); /* resend 2 */
     ck_assert_int_eq(boutbox_given_up(ob), 0);
@@ -144,6 +277,7 @@ START_TEST(unanswered_is_set_aside)
     ck_assert_int_eq(boutbox_depth(ob), 1);
     ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 0); /* too late: nothing to remove */
     ck_assert_int_eq(boutbox_confirmed(ob, "a2"), 1);
+    expect_dead(ob, "a1", "no answer from the cloud in 2 resends");
     boutbox_close(ob);
 }
 END_TEST
@@ -154,7 +288,7 @@ START_TEST(resend_max_zero_resends_for_ever)
     int64_t cursor = 0;
     int i;
 
-    ck_assert_int_eq(boutbox_open(path, 0, true, &ob), 0);
+    ob = open_ob(0, true);
     put(ob, "a1", TWIN_A);
     ck_assert_int_eq(boutbox_commit(ob), 0);
     for (i = 0; i < 20; i++)
@@ -171,15 +305,16 @@ START_TEST(order_survives_restart)
     struct boutbox *ob;
     int64_t cursor = 0;
 
-    ck_assert_int_eq(boutbox_open(path, 0, true, &ob), 0);
+    ob = open_ob(0, true);
     put(ob, "a1", TWIN_A);
-    put(ob, "a2", TWIN_A);
     ck_assert_int_eq(boutbox_commit(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
+    put(ob, "a2", TWIN_A);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
     boutbox_close(ob);
 
     cursor = 0;
-    ck_assert_int_eq(boutbox_open(path, 0, true, &ob), 0);
+    ob = open_ob(0, true);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
     ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 1);
@@ -208,19 +343,20 @@ START_TEST(older_database_is_migrated)
         SQLITE_OK);
     sqlite3_close(db);
 
-    ck_assert_int_eq(boutbox_open(path, 0, true, &ob), 0);
+    ob = open_ob(0, true);
     put(ob, "a1", TWIN_A);
-    put(ob, "a2", TWIN_A);
     ck_assert_int_eq(boutbox_commit(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "old");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
+    put(ob, "a2", TWIN_A);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
     ck_assert_int_eq(boutbox_confirmed(ob, "old"), 1);
     ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 1);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2");
     boutbox_close(ob);
 
-    ck_assert_int_eq(boutbox_open(path, 0, true, &ob), 0); /* a second open migrates nothing */
+    ob = open_ob(0, true); /* a second open migrates nothing */
     ck_assert_int_eq(boutbox_depth(ob), 1);
     boutbox_close(ob);
 }
@@ -233,15 +369,338 @@ START_TEST(state_reports_without_answers)
     struct boutbox *ob;
     int64_t cursor = 0;
 
-    ck_assert_int_eq(boutbox_open(path, 1, false, &ob), 0);
+    ob = open_ob(1, false);
     put(ob, "s1", "device/a/state/update");
-    put(ob, "s2", "device/a/state/update");
     ck_assert_int_eq(boutbox_commit(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, 0), "s1");
-    ck_assert_str_eq(send_next(ob, &cursor, 0), "s2");
+    put(ob, "s2", "device/a/state/update"); /* replaces s1 (written, unproven) at the tail */
+    put(ob, "up", "node/n/upload");
+    put(ob, "s3", "device/a/state/update"); /* replaces s2, behind the upload now */
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_int_eq(boutbox_depth(ob), 2);
+    ck_assert_str_eq(send_next(ob, &cursor, 0), "up");
+    ck_assert_str_eq(send_next(ob, &cursor, 0), "s3");
     ck_assert_str_eq(send_next(ob, &cursor, 0), "");
     ck_assert_int_eq(boutbox_delivered(ob, cursor), 2);
     ck_assert_int_eq(boutbox_given_up(ob), 0);
+    boutbox_close(ob);
+}
+END_TEST
+
+static struct boutbox *open_budget(int64_t budget, bool drop_oldest)
+{
+    struct boutbox_opts o = {0, true, budget, drop_oldest, 3};
+    struct boutbox *ob;
+
+    ck_assert_int_eq(boutbox_open(path, &o, &ob), 0);
+    return ob;
+}
+
+/* Twin reports of one device: the one on the link stays as it was sent, everything after it
+ * merges into one waiting row (later keys win, earlier keys kept), so a device never has more
+ * than two rows however long the cloud takes. */
+START_TEST(twin_reports_coalesce)
+{
+    struct boutbox *ob = open_ob(0, true);
+    struct boutbox_stats st;
+    struct rows r;
+    int64_t cursor = 0;
+
+    put_twin(ob, "a1", "t1", "v1");
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
+    put_twin(ob, "a2", "t2", "v2");
+    put_twin(ob, "a3", "t1", "v3");
+    put_twin(ob, "a4", "t3", "v4");
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+
+    r = queue_rows(ob);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert_str_eq(r.msg_id[0], "a1");
+    ck_assert(r.in_flight[0]);
+    ck_assert_str_eq(r.msg_id[1], "a4"); /* the newest header */
+    ck_assert(r.blocked[1]);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.coalesced, 2);
+    {
+        struct rows one = {0};
+        ck_assert_int_eq(boutbox_show(ob, r.id[0], grab, &one), 1);
+        ck_assert_ptr_nonnull(strstr(one.msg[0], "\"v1\"")); /* on the link: untouched */
+        ck_assert_ptr_null(strstr(one.msg[0], "\"t2\""));
+        memset(&one, 0, sizeof(one));
+        ck_assert_int_eq(boutbox_show(ob, r.id[1], grab, &one), 1);
+        ck_assert_ptr_nonnull(strstr(one.msg[0], "\"t2\":")); /* merged: every key, latest */
+        ck_assert_ptr_nonnull(strstr(one.msg[0], "\"t3\":"));
+        ck_assert_ptr_nonnull(strstr(one.msg[0], "\"v3\""));
+        ck_assert_ptr_null(strstr(one.msg[0], "\"v1\""));
+    }
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
+    ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 1);
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a4");
+    boutbox_close(ob);
+}
+END_TEST
+
+/* A re-offer (kill -9 before the ack reached the plugin) older than what the device took is
+ * dropped, also after a restart: it must never overwrite the newer value merged since. */
+START_TEST(stale_reoffer_dropped)
+{
+    struct boutbox *ob = open_ob(0, true);
+    struct boutbox_stats st;
+    const char *c = "{\"event_id\":\"e\",\"timestamp\":1,\"twin\":{}}";
+
+    ck_assert_int_eq(put_raw(ob, "a10", TWIN_A, c, 10), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_int_eq(put_raw(ob, "a9", TWIN_A, c, 9), 0);    /* older */
+    ck_assert_int_eq(put_raw(ob, "a10b", TWIN_A, c, 10), 0); /* the same seq again */
+    ck_assert_int_eq(put_raw(ob, "b9", TWIN_B, c, 9), 0);    /* other devices are their own */
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.stale_dropped, 2);
+    ck_assert_int_eq(id_of(ob, "a10") > 0, 1);
+    ck_assert_int_eq(boutbox_depth(ob), 2);
+    boutbox_close(ob);
+
+    ob = open_ob(0, true);
+    ck_assert_int_eq(put_raw(ob, "a10c", TWIN_A, c, 10), 0);
+    ck_assert_int_eq(put_raw(ob, "a11", TWIN_A, c, 11), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_int_eq(boutbox_depth(ob), 2);
+    ck_assert_int_eq(id_of(ob, "a11") > 0, 1); /* merged into a10's row */
+    boutbox_close(ob);
+}
+END_TEST
+
+/* refuse: the upload that does not fit is refused (the plugin keeps it), twin reports never;
+ * room comes back when uploads reach the cloud. The count is right after a reopen. */
+START_TEST(budget_refuse)
+{
+    struct boutbox *ob = open_budget(3 * upload_len() + 10, false);
+    struct boutbox_stats st;
+    int64_t cursor = 0;
+
+    ck_assert_int_eq(put_upload(ob, "u01"), 0);
+    ck_assert_int_eq(put_upload(ob, "u02"), 0);
+    ck_assert_int_eq(put_upload(ob, "u03"), 0);
+    ck_assert_int_eq(put_upload(ob, "u04"), KEDGE_EFULL);
+    put_twin(ob, "a1", "t1", "v1");
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.upload_bytes, 3 * upload_len());
+    ck_assert_int_eq(st.uploads_dropped, 0);
+    ck_assert_int_eq(boutbox_depth(ob), 4);
+    boutbox_close(ob);
+
+    ob = open_budget(3 * upload_len() + 10, false);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.upload_bytes, 3 * upload_len());
+    ck_assert_int_eq(put_upload(ob, "u04"), KEDGE_EFULL);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u01");
+    ck_assert_int_eq(boutbox_delivered(ob, cursor), 1);
+    ck_assert_int_eq(put_upload(ob, "u04"), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.upload_bytes, 3 * upload_len());
+    boutbox_close(ob);
+}
+END_TEST
+
+/* drop-oldest: the oldest uploads go (counted), the newest are kept in order; an upload larger
+ * than the whole budget is dropped, never queued. */
+START_TEST(budget_drop_oldest)
+{
+    struct boutbox *ob = open_budget(3 * upload_len() + 10, true);
+    struct boutbox_stats st;
+    int64_t cursor = 0;
+    static const char *ids[] = {"u01", "u02", "u03", "u04", "u05"};
+    size_t i;
+
+    for (i = 0; i < 5; i++)
+        ck_assert_int_eq(put_upload(ob, ids[i]), 0);
+    put_twin(ob, "a1", "t1", "v1");
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.uploads_dropped, 2);
+    ck_assert_int_eq(st.upload_bytes, 3 * upload_len());
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u03");
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u04");
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u05");
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
+    boutbox_close(ob);
+
+    ob = open_budget(upload_len() - 1, true);
+    ck_assert_int_eq(put_upload(ob, "u06"), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.uploads_dropped, 1);
+    ck_assert_int_eq(boutbox_depth(ob), 4); /* u03..u05 and a1 from before; not u06 */
+    boutbox_close(ob);
+}
+END_TEST
+
+/* Poison by link failures (edgehub.c blames the entry in doubt): counted on disk, so a restart
+ * in between still counts; the third makes a dead letter and the queue moves on. */
+START_TEST(poison_blamed_becomes_dead_letter)
+{
+    struct boutbox *ob = open_ob(0, true);
+    struct boutbox_stats st;
+    const char *why = "cloud closed the link 1009 after reading it";
+    int64_t cursor = 0, id;
+
+    ck_assert_int_eq(put_upload(ob, "u01"), 0);
+    ck_assert_int_eq(put_upload(ob, "u02"), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    id = id_of(ob, "u01");
+    ck_assert_int_eq(boutbox_blame(ob, id, why), 0);
+    boutbox_close(ob);
+
+    ob = open_ob(0, true);
+    ck_assert_int_eq(boutbox_blame(ob, id, why), 0);
+    ck_assert_int_eq(queue_rows(ob).failures[0], 2);
+    ck_assert_int_eq(boutbox_blame(ob, id, why), 1);
+    ck_assert_int_eq(boutbox_blame(ob, id, why), 0); /* gone: nothing to count */
+    expect_dead(ob, "u01", "cloud closed the link 1009 after reading it (3 times)");
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.dead_letters, 1);
+    ck_assert_int_eq(st.set_aside, 1);
+    ck_assert_int_eq(st.upload_bytes, upload_len());
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u02");
+    boutbox_close(ob);
+}
+END_TEST
+
+/* An "error" answer: the entry waits resend_s and goes again (a fire entry is not delivered by
+ * a PONG meanwhile); at poison_after it is a dead letter and its device's next report goes. */
+START_TEST(error_answers)
+{
+    struct boutbox *ob = open_ob(0, true);
+    int64_t cursor = 0;
+
+    put_twin(ob, "a1", "t1", "v1");
+    ck_assert_int_eq(put_upload(ob, "u01"), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u01");
+    put_twin(ob, "a2", "t1", "v2");
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_int_eq(boutbox_refused(ob, "u01", "the cloud answered error: no"), 0);
+    ck_assert_int_eq(boutbox_delivered(ob, cursor), 0); /* held for its resend */
+    ck_assert_int_eq(boutbox_refused(ob, "a1", "the cloud answered error: bad twin"), 0);
+    ck_assert_int_eq(boutbox_refused(ob, "nope", "x"), -ENOENT);
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), ""); /* both wait resend_s */
+    ck_assert_str_eq(send_next(ob, &cursor, 0), "a1");
+    ck_assert_int_eq(boutbox_refused(ob, "a1", "the cloud answered error: bad twin"), 0);
+    ck_assert_int_eq(boutbox_refused(ob, "a1", "the cloud answered error: bad twin"), 1);
+    expect_dead(ob, "a1", "the cloud answered error: bad twin (3 times)");
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2"); /* its device's next report */
+    ck_assert_str_eq(send_next(ob, &cursor, 0), "u01");      /* the upload's resend */
+    ck_assert_int_eq(boutbox_delivered(ob, cursor), 1);      /* read again, no error now */
+    boutbox_close(ob);
+}
+END_TEST
+
+/* The probe boundary is on disk: a restart in probe mode probes on. */
+START_TEST(probe_boundary_persists)
+{
+    struct boutbox *ob = open_ob(0, true);
+
+    ck_assert_int_eq(boutbox_probe_upto(ob), 0);
+    ck_assert_int_eq(boutbox_set_probe(ob, 42), 0);
+    boutbox_close(ob);
+    ob = open_ob(0, true);
+    ck_assert_int_eq(boutbox_probe_upto(ob), 42);
+    ck_assert_int_eq(boutbox_set_probe(ob, 0), 0);
+    boutbox_close(ob);
+    ob = open_ob(0, true);
+    ck_assert_int_eq(boutbox_probe_upto(ob), 0);
+    boutbox_close(ob);
+}
+END_TEST
+
+/* The operator: a dead letter retried goes to the tail with no failures (a twin one under
+ * its device's newer values, or refused while its device's report is on the link); drops are
+ * counted; unknown ids are 0 / -ENOENT. */
+START_TEST(operator_retry_and_drop)
+{
+    struct boutbox *ob = open_ob(0, true);
+    struct boutbox_stats st;
+    struct rows r;
+    int64_t cursor = 0, dead, id;
+    int i;
+
+    ck_assert_int_eq(put_upload(ob, "u01"), 0);
+    ck_assert_int_eq(put_upload(ob, "u02"), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    id = id_of(ob, "u01");
+    for (i = 0; i < 3; i++)
+        (void)boutbox_blame(ob, id, "the link broke after it was written");
+    dead = expect_dead(ob, "u01", "the link broke after it was written (3 times)");
+    ck_assert_int_eq(boutbox_dead_retry(ob, dead), 0);
+    ck_assert_int_eq(boutbox_dead_retry(ob, dead), -ENOENT);
+    r = queue_rows(ob);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert_str_eq(r.msg_id[1], "u01"); /* at the tail */
+    ck_assert_int_eq(r.failures[1], 0);
+    ck_assert_int_eq(boutbox_drop(ob, r.id[0]), 1);
+    ck_assert_int_eq(boutbox_drop(ob, r.id[0]), 0);
+
+    put_twin(ob, "a1", "t1", "v1");
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    id = id_of(ob, "a1");
+    for (i = 0; i < 3; i++)
+        (void)boutbox_blame(ob, id, "the link broke after it was written");
+    dead = expect_dead(ob, "a1", "the link broke after it was written (3 times)");
+    put_twin(ob, "a2", "t2", "v2");
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u01");
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2");
+    ck_assert_int_eq(boutbox_dead_retry(ob, dead), -EBUSY); /* a2 on the link */
+    ck_assert_int_eq(boutbox_confirmed(ob, "a2"), 1);
+    put_twin(ob, "a3", "t1", "v3");
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_int_eq(boutbox_dead_retry(ob, dead), 0); /* under a3: one row, a3's header */
+    r = queue_rows(ob);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert_str_eq(r.msg_id[1], "a3");
+    ck_assert_int_eq(boutbox_dead_drop(ob, dead), 0);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.dropped_by_operator, 1);
+    ck_assert_int_eq(st.dead_letters, 0);
+    boutbox_close(ob);
+}
+END_TEST
+
+/* $ke/bctl requests answered as include/kedge/ke.h says. */
+START_TEST(ctl_requests)
+{
+    struct boutbox *ob = open_ob(0, true);
+    struct kedge_buf out = KEDGE_BUF_INIT;
+    char req[128];
+    int64_t id;
+
+    ck_assert_int_eq(put_upload(ob, "u01"), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    id = id_of(ob, "u01");
+    ck_assert_int_eq(outboxctl_handle(ob, "{\"op\":\"outbox_list\"}", 20, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out.data, "\"msg_id\":\"u01\""));
+    ck_assert_ptr_nonnull(strstr(out.data, "\"depth\":1"));
+    kedge_buf_reset(&out);
+    snprintf(req, sizeof(req), "{\"op\":\"outbox_show\",\"id\":%lld}", (long long)id);
+    ck_assert_int_eq(outboxctl_handle(ob, req, strlen(req), &out), 0);
+    ck_assert_ptr_nonnull(strstr(out.data, "\"msg\":{\"header\""));
+    kedge_buf_reset(&out);
+    ck_assert_int_eq(outboxctl_handle(ob, "{\"op\":\"dead_show\",\"id\":9}", 25, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out.data, "\"code\":404"));
+    kedge_buf_reset(&out);
+    ck_assert_int_eq(outboxctl_handle(ob, "{\"op\":\"dead_drop\"}", 18, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out.data, "\"code\":400"));
+    kedge_buf_reset(&out);
+    snprintf(req, sizeof(req), "{\"op\":\"outbox_drop\",\"id\":%lld}", (long long)id);
+    ck_assert_int_eq(outboxctl_handle(ob, req, strlen(req), &out), 0);
+    ck_assert_str_eq(out.data, "{\"ok\":true}");
+    ck_assert_int_eq(boutbox_depth(ob), 0);
+    kedge_buf_cleanup(&out);
     boutbox_close(ob);
 }
 END_TEST
@@ -259,6 +718,15 @@ int main(void)
     tcase_add_test(tc, order_survives_restart);
     tcase_add_test(tc, older_database_is_migrated);
     tcase_add_test(tc, state_reports_without_answers);
+    tcase_add_test(tc, twin_reports_coalesce);
+    tcase_add_test(tc, stale_reoffer_dropped);
+    tcase_add_test(tc, budget_refuse);
+    tcase_add_test(tc, budget_drop_oldest);
+    tcase_add_test(tc, poison_blamed_becomes_dead_letter);
+    tcase_add_test(tc, error_answers);
+    tcase_add_test(tc, probe_boundary_persists);
+    tcase_add_test(tc, operator_retry_and_drop);
+    tcase_add_test(tc, ctl_requests);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
