@@ -54,7 +54,7 @@
 #define DEFAULT_PORT 1883
 #define DEFAULT_TIMEOUT_S 5
 #define MAX_TIMEOUT_S 3600
-#define MAX_STEPS 4      /* connect + at most 2 requests + slack: sizes the backstop alarm */
+#define MAX_STEPS 5      /* connect + at most 3 requests + slack: sizes the backstop alarm */
 #define ID_LEVEL_MAX 253 /* a Kubernetes object name */
 
 enum exit_code {
@@ -123,6 +123,12 @@ static void usage(FILE *f)
         "                      from the cloud while connected for configmaps, secrets and the\n"
         "                      other remote-first types, else from its store\n"
         "  meta list TYPE            every stored object of a type (configmap, pod, ...)\n"
+        "  outbox list               the head of the plugin's and the bridge's queues to the\n"
+        "                      cloud, and the bridge's dead letters (entries the cloud\n"
+        "                      refused poison_after times or never answered)\n"
+        "  outbox show p:SEQ|b:ID|d:ID   one entry with its message\n"
+        "  outbox retry d:ID         a dead letter back to the bridge queue's tail\n"
+        "  outbox drop p:SEQ|b:ID|d:ID   delete one entry (logged and counted)\n"
         "  import EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]\n"
         "                      copy a KubeEdge node's edgecore.db: meta and sub_topics into the\n"
         "                      bridge's meta DB (--meta-db, or meta_db_path in BRIDGE_CONF);\n"
@@ -1488,6 +1494,222 @@ static int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
     return 0;
 }
 
+/* ---- outbox: the heads of both queues and the bridge's dead letters ------------------------ */
+
+/* $ke/bctl/{ref} with body (kedge-bridge's queue, include/kedge/ke.h); the answer parsed into
+ * *doc. A {"code":N} answer is printed and returned as EXIT_REFUSED. 0 or an exit code. */
+static int bctl_query(struct session *s, const char *body, struct kedge_jdoc **doc)
+{
+    char ref[KEDGE_UUID_LEN + 1];
+    struct kedge_buf topic = KEDGE_BUF_INIT;
+    int rc;
+
+    *doc = NULL;
+    kedge_uuid4(ref);
+    if (kedge_buf_printf(&topic, "%s%s", KE_BCTL_PREFIX, ref) < 0)
+        die_oom();
+    rc = session_request(s, topic.data, body, strlen(body), BRIDGE_WHO);
+    kedge_buf_cleanup(&topic);
+    if (rc)
+        return rc;
+    if (kedge_json_parse(s->reply.data, s->reply.len, doc) < 0 ||
+        kedge_jdoc_root(*doc)->type != KEDGE_JOBJ) {
+        complain("the bridge's answer is not a JSON object: %.*s\n", (int)s->reply.len,
+                 s->reply.data ? s->reply.data : "");
+        kedge_jdoc_free(*doc);
+        *doc = NULL;
+        return EXIT_REFUSED;
+    }
+    return 0;
+}
+
+/* An answer with a "code" (404, 409, 400...): print its reason, EXIT_REFUSED. Else 0. */
+static int refused(struct kedge_jdoc *doc, const char *what)
+{
+    int64_t code = answer_code(kedge_jdoc_root(doc));
+
+    if (!code)
+        return 0;
+    complain("%s: %s (code %lld)\n", what, or_dash(jstr(kedge_jdoc_root(doc), "reason")),
+             (long long)code);
+    return EXIT_REFUSED;
+}
+
+/* "p:12", "b:7", "d:3": which queue and which entry. 0, or EXIT_USAGE after saying why. */
+static int outbox_ref(const char *ref, char *queue, int64_t *id)
+{
+    char *end;
+    long long v;
+
+    if (strlen(ref) < 3 || !strchr("pbd", ref[0]) || ref[1] != ':')
+        goto bad;
+    errno = 0;
+    v = strtoll(ref + 2, &end, 10);
+    if (errno || *end || v <= 0)
+        goto bad;
+    *queue = ref[0];
+    *id = v;
+    return 0;
+bad:
+    complain("'%s' is not an entry: p:SEQ (the plugin's queue), b:ID (the bridge's), d:ID (a "
+             "dead letter), as outbox list shows them\n",
+             ref);
+    return EXIT_USAGE;
+}
+
+static const char *num(char (*cell)[24], int64_t v)
+{
+    (void)snprintf(*cell, sizeof(*cell), "%lld", (long long)v);
+    return *cell;
+}
+
+static int64_t jint(const struct kedge_jval *o, const char *key)
+{
+    int64_t v = 0;
+
+    (void)kedge_json_int64(kedge_json_get(o, key), &v);
+    return v;
+}
+
+static bool jbool(const struct kedge_jval *o, const char *key)
+{
+    const struct kedge_jval *v = kedge_json_get(o, key);
+
+    return v && v->type == KEDGE_JBOOL && v->boolean;
+}
+
+/* One table of an outbox_list / dead_list answer. which: 'p', 'b' or 'd'. */
+static void print_entries(const struct kedge_jval *root, char which)
+{
+    static const char *const head[3][6] = {
+        {"ENTRY", "RESOURCE", "BYTES", "AGE_S", "STATE", "-"},
+        {"ENTRY", "RESOURCE", "BYTES", "AGE_S", "FAILURES", "STATE"},
+        {"ENTRY", "RESOURCE", "BYTES", "AGE_S", "FAILURES", "REASON"},
+    };
+    const struct kedge_jval *list = kedge_json_get(root, "entries"), *e;
+    int t = which == 'p' ? 0 : which == 'b' ? 1 : 2;
+    size_t ncol = t == 0 ? 5 : 6, n = 1, k;
+    char(*nums)[24];
+    const char **cells;
+
+    if (!list || list->type != KEDGE_JARR || !list->n) {
+        out("  (empty)\n");
+        return;
+    }
+    cells = calloc((list->n + 1) * ncol, sizeof(*cells));
+    nums = calloc((list->n + 1) * 4, sizeof(*nums));
+    if (!cells || !nums)
+        die_oom();
+    for (k = 0; k < ncol; k++)
+        cells[k] = head[t][k];
+    for (e = list->child; e; e = e->next, n++) {
+        const char **row = cells + n * ncol;
+        char(*nb)[24] = nums + n * 4;
+        (void)snprintf(nb[0], sizeof(nb[0]), "%c:%lld", which,
+                       (long long)jint(e, which == 'p' ? "seq" : "id"));
+        row[0] = nb[0];
+        row[1] = or_dash(jstr(e, "resource"));
+        row[2] = num(&nb[1], jint(e, "bytes"));
+        row[3] = num(&nb[2], jint(e, "age_ms") / 1000);
+        if (t == 0) {
+            row[4] = jbool(e, "subject") ? "coalesced" : "-";
+            continue;
+        }
+        row[4] = num(&nb[3], jint(e, "failures"));
+        row[5] = t == 2                  ? or_dash(jstr(e, "reason"))
+                 : jbool(e, "in_flight") ? "in-flight"
+                 : jbool(e, "blocked")   ? "waiting"
+                                         : "queued";
+    }
+    print_table(cells, n, ncol);
+    free(nums);
+    free(cells);
+}
+
+static int cmd_outbox_list(struct cmd_ctx *c, int argc)
+{
+    struct kedge_jdoc *doc = NULL;
+    int rc;
+
+    if (argc != 0) {
+        complain("usage: outbox list\n");
+        return EXIT_USAGE;
+    }
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = ctl_query(&c->s, "{\"op\":\"outbox_list\",\"limit\":20}", &doc);
+    if (rc)
+        return rc;
+    out("plugin queue: %lld entries, %lld upload bytes\n",
+        (long long)jint(kedge_jdoc_root(doc), "depth"),
+        (long long)jint(kedge_jdoc_root(doc), "bytes"));
+    if (refused(doc, "the plugin's queue") == 0)
+        print_entries(kedge_jdoc_root(doc), 'p');
+    kedge_jdoc_free(doc);
+    rc = bctl_query(&c->s, "{\"op\":\"outbox_list\",\"limit\":20}", &doc);
+    if (rc)
+        return rc;
+    out("bridge queue: %lld entries, %lld of %lld upload bytes\n",
+        (long long)jint(kedge_jdoc_root(doc), "depth"),
+        (long long)jint(kedge_jdoc_root(doc), "bytes"),
+        (long long)jint(kedge_jdoc_root(doc), "budget_bytes"));
+    print_entries(kedge_jdoc_root(doc), 'b');
+    kedge_jdoc_free(doc);
+    rc = bctl_query(&c->s, "{\"op\":\"dead_list\",\"limit\":50}", &doc);
+    if (rc)
+        return rc;
+    out("dead letters: %lld\n", (long long)jint(kedge_jdoc_root(doc), "count"));
+    print_entries(kedge_jdoc_root(doc), 'd');
+    kedge_jdoc_free(doc);
+    return 0;
+}
+
+/* outbox show|drop|retry REF: one request to the queue REF names. */
+static int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **argv)
+{
+    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    struct kedge_jw w;
+    char queue, op[24];
+    int64_t id;
+    int rc;
+
+    if (argc != 1) {
+        complain("usage: outbox %s %s\n", verb,
+                 !strcmp(verb, "retry") ? "d:ID" : "p:SEQ|b:ID|d:ID");
+        return EXIT_USAGE;
+    }
+    rc = outbox_ref(argv[0], &queue, &id);
+    if (rc)
+        return rc;
+    if (!strcmp(verb, "retry") && queue != 'd') {
+        complain("only a dead letter (d:ID) can be retried; queued entries go on their own\n");
+        return EXIT_USAGE;
+    }
+    (void)snprintf(op, sizeof(op), "%s_%s", queue == 'd' ? "dead" : "outbox", verb);
+    kedge_jw_init(&w, &body);
+    kedge_jw_obj_open(&w);
+    kedge_jw_kstr(&w, "op", op);
+    kedge_jw_kint(&w, queue == 'p' ? "seq" : "id", id);
+    kedge_jw_obj_close(&w);
+    if (kedge_jw_finish(&w) < 0)
+        die_oom();
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = queue == 'p' ? ctl_query(&c->s, body.data, &doc) : bctl_query(&c->s, body.data, &doc);
+    kedge_buf_cleanup(&body);
+    if (rc == 0)
+        rc = refused(doc, argv[0]);
+    if (rc == 0 && !strcmp(verb, "show")) {
+        print_json(kedge_jdoc_root(doc), 0);
+        out("\n");
+    } else if (rc == 0) {
+        out("%s: %s\n", argv[0], !strcmp(verb, "drop") ? "dropped" : "queued again");
+    }
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
 /* ---- import: edgecore.db into the bridge's and the plugin's databases ------------------------ */
 
 /* The beego-era DDL (kubeedge-wire.md §3.1), so that a target that does not exist yet gets the
@@ -1886,6 +2108,10 @@ enum command {
     CMD_STATUS,
     CMD_META_GET,
     CMD_META_LIST,
+    CMD_OUTBOX_LIST,
+    CMD_OUTBOX_SHOW,
+    CMD_OUTBOX_RETRY,
+    CMD_OUTBOX_DROP,
     CMD_IMPORT
 };
 
@@ -1907,6 +2133,16 @@ static int pick_command(int argc, char **argv, enum command *cmd, int *first_arg
         *first_arg = 2;
         return 0;
     }
+    if (argc >= 2 && !strcmp(argv[0], "outbox")) {
+        static const char *const subs[] = {"list", "show", "retry", "drop"};
+        for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+            if (!strcmp(argv[1], subs[i])) {
+                *cmd = (enum command)(CMD_OUTBOX_LIST + (int)i);
+                *first_arg = 2;
+                return 0;
+            }
+        }
+    }
     if (argc >= 2 && !strcmp(argv[0], "device")) {
         static const struct {
             const char *name;
@@ -1924,6 +2160,10 @@ static int pick_command(int argc, char **argv, enum command *cmd, int *first_arg
         usage(stderr);
     else if (!strcmp(argv[0], "device"))
         complain("device %s%s%s: use device add, rm, list or get (--help)\n",
+                 argc > 1 ? "'" : "needs a subcommand", argc > 1 ? argv[1] : "",
+                 argc > 1 ? "' is unknown" : "");
+    else if (!strcmp(argv[0], "outbox"))
+        complain("outbox %s%s%s: use outbox list, show, retry or drop (--help)\n",
                  argc > 1 ? "'" : "needs a subcommand", argc > 1 ? argv[1] : "",
                  argc > 1 ? "' is unknown" : "");
     else if (!strcmp(argv[0], "meta"))
@@ -1992,6 +2232,18 @@ int main(int argc, char **argv)
         break;
     case CMD_META_LIST:
         rc = cmd_meta_list(&c, argc, argv);
+        break;
+    case CMD_OUTBOX_LIST:
+        rc = cmd_outbox_list(&c, argc);
+        break;
+    case CMD_OUTBOX_SHOW:
+        rc = cmd_outbox_act(&c, "show", argc, argv);
+        break;
+    case CMD_OUTBOX_RETRY:
+        rc = cmd_outbox_act(&c, "retry", argc, argv);
+        break;
+    case CMD_OUTBOX_DROP:
+        rc = cmd_outbox_act(&c, "drop", argc, argv);
         break;
     case CMD_IMPORT:
         rc = cmd_import(&c, argc, argv);
