@@ -8,7 +8,6 @@
 
 #include "deadletter.h"
 #include "kedge/err.h"
-#include "kedge/log.h"
 #include "kedge/util.h"
 
 static const char schema[] =
@@ -97,11 +96,8 @@ int dead_move(sqlite3 *db, int64_t id, const char *reason, int64_t *upload_bytes
     if (rc > 0)
         *upload_bytes = bytes;
 out:
-    if (rc < 0) {
-        kedge_log(KEDGE_LOG_ERR, "outbox: moving entry %lld to the dead letters: %s", (long long)id,
-                  sqlite3_errmsg(db));
-        (void)exec(db, "ROLLBACK TO dead_move");
-    }
+    if (rc < 0)
+        (void)exec(db, "ROLLBACK TO dead_move"); /* the caller logs sqlite3_errmsg */
     if (exec(db, "RELEASE dead_move") < 0)
         return KEDGE_ESTORE;
     return rc < 0 ? rc : rc > 0;

@@ -51,6 +51,7 @@ struct waiting {
 
 struct devices {
     struct bridge *br;
+    struct kedge_ratelimit rl; /* lines that can repeat per cloud message */
     struct waiting *w;
     size_t n;
 };
@@ -151,18 +152,20 @@ static void settle(struct devices *d, const struct kedge_msg *cloud, bool failed
     int rc;
 
     if (failed) {
-        kedge_log(KEDGE_LOG_WARN, "devices: %s %s not applied by the plugin; the cloud resends",
-                  cloud->operation, cloud->resource);
+        kedge_log_limited(&d->rl, "devices", KEDGE_LOG_WARN,
+                          "devices: %s %s not applied by the plugin; the cloud resends",
+                          cloud->operation, cloud->resource);
         return;
     }
     rc = metamgr_store(d->br->meta, cloud);
     if (rc < 0) {
-        kedge_log(KEDGE_LOG_ERR, "devices: %s not stored (%s); the cloud resends", cloud->resource,
-                  kedge_strerror(rc));
+        kedge_log_limited(&d->rl, "devices", KEDGE_LOG_ERR,
+                          "devices: %s not stored (%s); the cloud resends", cloud->resource,
+                          kedge_strerror(rc));
         return;
     }
-    if (route_needs_ack(cloud) && edgehub_ack(d->br->hub, cloud) < 0)
-        kedge_log(KEDGE_LOG_WARN, "devices: ack for %s not sent; the cloud resends", cloud->msg_id);
+    if (route_needs_ack(cloud))
+        (void)edgehub_ack(d->br->hub, cloud); /* logged there when not sent */
 }
 
 static void plugin_answered(struct bridge *br, const struct kedge_msg *m, bool ok)
@@ -193,9 +196,9 @@ static void plugin_answered(struct bridge *br, const struct kedge_msg *m, bool o
  * the next Device. */
 static void logged_only(struct bridge *br, const struct kedge_msg *m, bool ok)
 {
-    (void)br;
-    if (!ok)
-        kedge_log(KEDGE_LOG_WARN, "devices: the plugin did not take device types %s", m->msg_id);
+    if (!ok && br->devices)
+        kedge_log_limited(&br->devices->rl, "devices", KEDGE_LOG_WARN,
+                          "devices: the plugin did not take device types %s", m->msg_id);
 }
 
 /* Send one twin-group message to the plugin; its msg_id joins w (NULL: answer only logged). */
@@ -336,7 +339,8 @@ static int push_desired(struct devices *d, const struct device_view *dv,
     kedge_jw_obj_close(&jw);
     rc = kedge_jw_finish(&jw);
     if (rc == 0 && n) {
-        kedge_log(KEDGE_LOG_INFO, "devices: %zu desired value(s) of device=%s to its twin", n, id);
+        kedge_log_limited(&d->rl, "devices", KEDGE_LOG_INFO,
+                          "devices: %zu desired value(s) of device=%s to its twin", n, id);
         rc = kedge_buf_printf(&resource, "device/%s/twin/desired", id);
         if (rc == 0)
             rc = to_plugin(d, resource.data, &content, w);
@@ -462,10 +466,11 @@ static int on_device(struct devices *d, const struct kedge_msg *m, const char *n
         kedge_json_parse(old_json, strlen(old_json), &old) == 0)
         had_old = view_device(kedge_jdoc_root(old), ns, &ov);
     if (had_old && stale(kedge_jdoc_root(doc), kedge_jdoc_root(old))) {
-        kedge_log(KEDGE_LOG_INFO, "devices: %s %s is older than the stored one: acked, not applied",
-                  m->operation, m->resource);
-        if (route_needs_ack(m) && edgehub_ack(d->br->hub, m) < 0)
-            kedge_log(KEDGE_LOG_WARN, "devices: ack for %s not sent", m->msg_id);
+        kedge_log_limited(&d->rl, "devices", KEDGE_LOG_INFO,
+                          "devices: %s %s is older than the stored one: acked, not applied",
+                          m->operation, m->resource);
+        if (route_needs_ack(m))
+            (void)edgehub_ack(d->br->hub, m); /* logged there when not sent */
     } else {
         rc = to_twins(d, m, &dv, had_old ? &ov : NULL, removed);
     }
@@ -517,8 +522,8 @@ static int on_cloud(void *ctx, const struct kedge_msg *m, const char *type)
         struct model_ctx c = {d, ns, strrchr(m->resource, '/') + 1};
         (void)metamgr_list(d->br->meta, "device", repush, &c);
     }
-    if (route_needs_ack(m) && edgehub_ack(d->br->hub, m) < 0)
-        kedge_log(KEDGE_LOG_WARN, "devices: ack for %s not sent; the cloud resends", m->msg_id);
+    if (route_needs_ack(m))
+        (void)edgehub_ack(d->br->hub, m); /* logged there when not sent; the cloud resends */
     return 0;
 }
 
@@ -532,6 +537,7 @@ int devices_new(struct bridge *br, struct devices **out)
     if (!d)
         return -ENOMEM;
     d->br = br;
+    d->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
     metamgr_set_device_hook(br->meta, on_cloud, d);
     return 0;
 }

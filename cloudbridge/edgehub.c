@@ -316,6 +316,10 @@ int edgehub_ack(struct edgehub *eh, const struct kedge_msg *cloud)
         rc = kedge_msg_encode(&b, &m, false);
     if (rc == 0)
         rc = edgehub_send_direct(eh, b.data, b.len);
+    if (rc < 0)
+        kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
+                          "edgehub: ack for %s not sent (%s); the cloud resends", cloud->msg_id,
+                          rc == -ENOTCONN ? "link down" : kedge_strerror(rc));
     kedge_free(m.msg_id);
     kedge_buf_cleanup(&b);
     return rc;

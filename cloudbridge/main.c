@@ -240,14 +240,13 @@ int main(int argc, char **argv)
         goto out;
     kedge_log_level_max = parse_level(br.cfg.log_level);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_sink);
-    ob_opts = (struct boutbox_opts){br.cfg.resend_max, bridge_cloud_answers_state(&br.cfg),
-                                    br.cfg.upload_budget_bytes,
-                                    !strcmp(br.cfg.upload_policy, "drop-oldest"),
-                                    br.cfg.poison_after};
-    if (boutbox_open(br.cfg.db_path, &ob_opts, &br.outbox) < 0 ||
-        router_new(&br.router) < 0 || twinbus_register(br.router) < 0 || create_loop(&br) < 0 ||
-        edgehub_new(&br, &br.hub) < 0 || relay_new(&br, &br.relay) < 0 ||
-        metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0 || devices_new(&br, &br.devices) < 0)
+    ob_opts = (struct boutbox_opts){
+        br.cfg.resend_max, bridge_cloud_answers_state(&br.cfg), br.cfg.upload_budget_bytes,
+        !strcmp(br.cfg.upload_policy, "drop-oldest"), br.cfg.poison_after};
+    if (boutbox_open(br.cfg.db_path, &ob_opts, &br.outbox) < 0 || router_new(&br.router) < 0 ||
+        twinbus_register(br.router) < 0 || create_loop(&br) < 0 || edgehub_new(&br, &br.hub) < 0 ||
+        relay_new(&br, &br.relay) < 0 || metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0 ||
+        devices_new(&br, &br.devices) < 0)
         goto out;
     loop_ctx = br.lws;
     signal(SIGTERM, on_signal);

@@ -64,6 +64,7 @@ struct waiter {
 
 struct metamgr {
     struct bridge *br;
+    struct kedge_ratelimit rl; /* lines that can repeat per message or query */
     sqlite3 *db;
     int lock_fd; /* flock held on the DB file while the bridge runs; -1 none */
     sqlite3_stmt *st[ST_COUNT];
@@ -123,7 +124,8 @@ static int step(struct metamgr *mm, int which)
     sqlite3_reset(mm->st[which]);
     sqlite3_clear_bindings(mm->st[which]);
     if (rc != SQLITE_DONE) {
-        kedge_log(KEDGE_LOG_ERR, "metamanager: %s", sqlite3_errmsg(mm->db));
+        kedge_log_limited(&mm->rl, "metamanager", KEDGE_LOG_ERR, "metamanager: %s",
+                          sqlite3_errmsg(mm->db));
         return KEDGE_ESTORE;
     }
     return 0;
@@ -216,9 +218,8 @@ static int delete_row(struct metamgr *mm, const struct kedge_msg *m, const char 
 
 static void ack(struct metamgr *mm, const struct kedge_msg *m)
 {
-    if (route_needs_ack(m) && edgehub_ack(mm->br->hub, m) < 0)
-        kedge_log(KEDGE_LOG_WARN, "metamanager: ack for %s not sent; the cloud resends",
-                  m->msg_id);
+    if (route_needs_ack(m))
+        (void)edgehub_ack(mm->br->hub, m); /* logged there when not sent; the cloud resends */
 }
 
 static int answer_waiter(struct metamgr *mm, const struct kedge_msg *m)
@@ -340,8 +341,7 @@ static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
         (void)store_reply(mm, m);
         (void)answer_waiter(mm, m); /* a late reply is stored anyway */
         /* edgecore's MetaManager answers every reply with "OK" (node-and-pod.jsonl) */
-        if (edgehub_ack(mm->br->hub, m) < 0)
-            kedge_log(KEDGE_LOG_DEBUG, "metamanager: reply ack not sent");
+        (void)edgehub_ack(mm->br->hub, m); /* logged there when not sent */
         return 0;
     }
     if (!m->resource || resource_type(m->resource, type, sizeof(type)) < 0)
@@ -500,7 +500,8 @@ __attribute__((format(printf, 3, 4))) static void answer_error(struct metamgr *m
     va_start(ap, fmt);
     (void)vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    kedge_log(KEDGE_LOG_INFO, "metamanager: query %s refused: %s", ref, text);
+    kedge_log_limited(&mm->rl, "metamanager", KEDGE_LOG_INFO, "metamanager: query %s refused: %s",
+                      ref, text);
     kedge_jw_init(&w, &b);
     kedge_jw_obj_open(&w);
     kedge_jw_key(&w, "ok");
@@ -740,6 +741,7 @@ int metamgr_open(struct bridge *br, const char *path, struct metamgr **out)
     if (!mm)
         return -ENOMEM;
     mm->br = br;
+    mm->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
     mm->lock_fd = -1;
     if (sqlite3_open_v2(path, &mm->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
             SQLITE_OK ||

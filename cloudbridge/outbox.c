@@ -142,7 +142,9 @@ static const char indexes[] =
 
 int ob_fail(struct boutbox *ob, const char *what)
 {
-    kedge_log(KEDGE_LOG_ERR, "outbox: %s: %s", what, sqlite3_errmsg(ob->db));
+    /* a full or broken disk fails every put: one line per message would flood the log */
+    kedge_log_limited(&ob->err_rl, "outbox", KEDGE_LOG_ERR, "outbox: %s: %s", what,
+                      sqlite3_errmsg(ob->db));
     return KEDGE_ESTORE;
 }
 
@@ -203,6 +205,7 @@ int boutbox_open(const char *path, const struct boutbox_opts *opts, struct boutb
     ob->dead_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 10);
     ob->drop_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 5);
     ob->fail_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 10);
+    ob->err_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
     if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
             SQLITE_OK ||
         sqlite3_exec(ob->db, schema, NULL, NULL, NULL) != SQLITE_OK || migrate(ob) < 0 ||
@@ -337,7 +340,7 @@ static int bury(struct boutbox *ob, int64_t id, const char *msg_id, const char *
     int rc = dead_move(ob->db, id, reason, &bytes);
 
     if (rc <= 0)
-        return rc;
+        return rc < 0 ? ob_fail(ob, "move to the dead letters") : 0;
     ob_account(ob, -bytes);
     ob->n.set_aside++;
     kedge_log_limited(&ob->dead_rl, "outbox", KEDGE_LOG_WARN,

@@ -47,7 +47,7 @@ struct boutbox {
     int64_t upload_bytes;   /* committed uploads' bytes (a SUM at open, then kept up to date) */
     int64_t txn_bytes;      /* their change in the open batch, applied when it commits */
     struct boutbox_stats n; /* counters since open */
-    struct kedge_ratelimit dead_rl, drop_rl, fail_rl;
+    struct kedge_ratelimit dead_rl, drop_rl, fail_rl, err_rl;
 };
 
 /* KEDGE_ESTORE after logging what failed with SQLite's message. */

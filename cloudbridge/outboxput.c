@@ -241,7 +241,8 @@ int boutbox_put(struct boutbox *ob, const char *msg, size_t len, int64_t seq)
 
     if (rc < 0 || !m.msg_id || !*m.msg_id) {
         kedge_msg_cleanup(&m);
-        kedge_log(KEDGE_LOG_ERR, "outbox: refusing a message without msg_id from the plugin");
+        kedge_log_limited(&ob->err_rl, "outbox", KEDGE_LOG_ERR,
+                          "outbox: refusing a message without msg_id from the plugin");
         return rc < 0 ? rc : KEDGE_ESCHEMA;
     }
     rc = ob_begin(ob);

@@ -57,6 +57,7 @@ struct relay {
     int64_t refused_seq;
     int64_t uploads_refused; /* times a new refusal began */
     struct kedge_ratelimit full_rl;
+    struct kedge_ratelimit msg_rl; /* lines that can repeat per message */
     struct pending_down *downs;
     size_t n_downs;
 };
@@ -80,7 +81,8 @@ static int publish(struct relay *r, const char *topic, const void *payload, size
 
     want_write(r);
     if (rc != MOSQ_ERR_SUCCESS) {
-        kedge_log(KEDGE_LOG_WARN, "relay: publish %s failed: %s", topic, mosquitto_strerror(rc));
+        kedge_log_limited(&r->msg_rl, "relay", KEDGE_LOG_WARN, "relay: publish %s failed: %s",
+                          topic, mosquitto_strerror(rc));
         return -EIO;
     }
     return 0;
@@ -161,8 +163,8 @@ static void on_down_result(struct relay *r, const char *ref, const char *payload
     if (kedge_json_parse(payload, (size_t)len, &doc) == 0)
         ok = kedge_json_get(kedge_jdoc_root(doc), "ok");
     if (!(ok && ok->type == KEDGE_JBOOL && ok->boolean))
-        kedge_log(KEDGE_LOG_WARN, "relay: plugin refused cloud message %s: %.*s", ref, len,
-                  payload);
+        kedge_log_limited(&r->msg_rl, "relay", KEDGE_LOG_WARN,
+                          "relay: plugin refused cloud message %s: %.*s", ref, len, payload);
     finish_down(r, i, ok && ok->type == KEDGE_JBOOL && ok->boolean);
     kedge_jdoc_free(doc);
 }
@@ -206,7 +208,8 @@ int relay_meta_answer(struct relay *r, const char *ref, const char *json, size_t
     if (rc == 0)
         rc = r->connected ? publish(r, topic.data, json, len) : -EIO;
     if (rc == -EIO && !r->connected)
-        kedge_log(KEDGE_LOG_WARN, "relay: answer to query %s lost: no broker connection", ref);
+        kedge_log_limited(&r->msg_rl, "relay", KEDGE_LOG_WARN,
+                          "relay: answer to query %s lost: no broker connection", ref);
     kedge_buf_cleanup(&topic);
     return rc;
 }
@@ -521,8 +524,9 @@ static void tick(lws_sorted_usec_list_t *sul)
     want_write(r);
     for (i = 0; i < r->n_downs;) {
         if (now >= r->downs[i].deadline_ms) {
-            kedge_log(KEDGE_LOG_WARN, "relay: no answer from the plugin for cloud message %s",
-                      r->downs[i].m.msg_id);
+            kedge_log_limited(&r->msg_rl, "relay", KEDGE_LOG_WARN,
+                              "relay: no answer from the plugin for cloud message %s",
+                              r->downs[i].m.msg_id);
             finish_down(r, i, false);
             continue;
         }
@@ -591,6 +595,7 @@ int relay_new(struct bridge *br, struct relay **out)
         return -ENOMEM;
     r->br = br;
     r->full_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 3);
+    r->msg_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
     snprintf(r->client_id, sizeof(r->client_id), "kedge-bridge-%s", br->cfg.node_name);
     mosquitto_lib_init();
     r->mosq = mosquitto_new(r->client_id, true, r);

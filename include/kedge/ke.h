@@ -81,7 +81,15 @@
  *      {"link":"connected","reconnects":3,"last_keepalive_ms":T,"last_delivery_ms":T,
  *       "outbox_depth":0,"outbox_oldest_ms":0,"outbox_set_aside":0,"cert_not_after_s":1795000000}
  *    (times are Unix ms, 0 = never; cert_not_after_s Unix seconds, 0 = unknown;
- *    outbox_set_aside: twin/state messages the cloud never answered, dropped since start)
+ *    outbox_set_aside: entries moved to the bridge's dead letters since start, because the cloud
+ *    never answered them in resend_max resends or refused them poison_after times)
+ *    and the bridge queue's figures (issue 13): "upload_bytes" (uploads queued) of
+ *    "upload_budget_bytes", "uploads_dropped" (drop-oldest, or one larger than the whole
+ *    budget), "uploads_refused" (times the refuse policy began back-pressure at a seq),
+ *    "dead_letters" (in the table now), "coalesced" (twin/state reports merged into a waiting
+ *    one since start), "stale_dropped" (re-offers older than what their device took),
+ *    "refusals" (link closes blamed on an entry, and "error" answers), "dropped_by_operator",
+ *    "probing" (true while entries go one at a time to find the one the cloud refuses)
  *  $SYS/kedge/{node}/plugin and $SYS/kedge/{node}/bridge: retained, refreshed every 5 s by the
  *    plugin: the plugin's status (below) and the bridge's last $ke/status, for operators and
  *    monitoring (readable as the broker's ACLs allow).
@@ -97,6 +105,31 @@
  *                    "bridge":<the bridge's last $ke/status, or null>}
  *      device_list: the membership get result shape (kubeedge-wire.md §2.10)
  *      device_get:  the twin get result shape (§2.6), or {"code":404,"reason":"..."}
+ */
+/* ---- the bridge's queue and dead letters (kedge-ctl outbox) ---------------------------------
+ *
+ * Answered by kedge-bridge (cloudbridge/outboxctl.c), which subscribes to $ke/bctl/+.
+ *
+ *  $ke/bctl/{ref}                 asker -> bridge; ref: one topic level, unique per request
+ *      {"op":"outbox_list","limit":N}   (default 20, at most 1000) the head of the queue:
+ *        {"entries":[{"id":7,"msg_id":"...","resource":"...","kind":"fire"|"confirm",
+ *         "subject":bool,"bytes":B,"age_ms":A,"failures":F,"reason":"last refusal or ''",
+ *         "in_flight":bool,"blocked":bool}],"depth":D,"bytes":B,"budget_bytes":B}
+ *        (subject: a twin/state report, coalesced per device; in_flight: on the link, its
+ *        answer awaited; blocked: waits behind the one in flight)
+ *      {"op":"outbox_show","id":7}      the same fields plus "msg":{...the beehive message...}
+ *      {"op":"outbox_drop","id":7}      {"ok":true}
+ *      {"op":"dead_list","limit":N}     {"entries":[{same fields, "reason":"cloud closed the
+ *                                        link 1009 ... (3 times)","dead_ms":T}],"count":N}
+ *      {"op":"dead_show","id":3}        one dead letter with its "msg"
+ *      {"op":"dead_retry","id":3}       {"ok":true}: back to the queue's tail, failures 0; a
+ *                                        twin/state one goes under its device's newer queued
+ *                                        values (the cloud never sees older after newer)
+ *      {"op":"dead_drop","id":3}        {"ok":true}
+ *    Errors: {"code":404,"reason":"no such entry"}, {"code":409,...} (dead_retry while the
+ *    device's report is on the link: retry after its answer), {"code":400,...} (bad request).
+ *    Every drop and retry is one log line of the bridge and counted (dropped_by_operator).
+ *  $ke/bctl/{ref}/result          bridge -> whoever subscribed to it (subscribe before asking)
  */
 /* ---- local metadata queries (the bridge's MetaManager) ------------------------------------------
  *
