@@ -181,8 +181,9 @@ int boutbox_delivered(struct boutbox *ob, int64_t upto);
  * Returns 1 if an entry was removed, 0 if none matched, or KEDGE_ESTORE. */
 int boutbox_confirmed(struct boutbox *ob, const char *msg_id);
 /* The cloud closed the link (or it broke) with entry id written and not proven read: one more
- * failure for it (persisted), why in its reason. At poison_after failures it becomes a dead
- * letter with reason "<why> (N times)". 1 (now a dead letter), 0 (counted, or no such entry),
+ * failure for it (persisted), why in its reason, plus the failure that started probe mode if
+ * one is pending (boutbox_set_probe). At poison_after failures it becomes a dead letter with
+ * reason "<why> (N times)". 1 (now a dead letter), 0 (counted, or no such entry),
  * KEDGE_ESTORE. */
 int boutbox_blame(struct boutbox *ob, int64_t id, const char *why);
 /* The cloud answered msg_id with operation "error" (why: its content): one more failure; the
@@ -191,7 +192,8 @@ int boutbox_blame(struct boutbox *ob, int64_t id, const char *why);
 int boutbox_refused(struct boutbox *ob, const char *msg_id, const char *why);
 /* Probe mode (edgehub.c): the highest id that was written but not proven read when a link
  * failed with several entries in doubt; 0 when not probing. Persisted, so a restart probes on.
- * 0 or KEDGE_ESTORE. */
+ * Setting a boundary also keeps that failure pending for the entry the probe finds (its next
+ * boutbox_blame counts it); setting 0 forgets it. 0 or KEDGE_ESTORE. */
 int64_t boutbox_probe_upto(struct boutbox *ob);
 int boutbox_set_probe(struct boutbox *ob, int64_t upto);
 /* Entries moved to the dead letters since the outbox was opened. */

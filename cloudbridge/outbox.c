@@ -89,7 +89,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_MARK] = "UPDATE kedge_outbox SET sent_ms = ?2, resends = resends + ?3 WHERE id = ?1",
     [ST_UNHOLD] = "UPDATE kedge_outbox SET sent_ms = 0, resends = resends + ?2 WHERE id = ?1",
     [ST_CONFIRM] = "DELETE FROM kedge_outbox WHERE msg_id = ?1 AND kind = 1",
-    [ST_FAILED] = "UPDATE kedge_outbox SET failures = failures + 1, last_error = ?2, "
+    [ST_FAILED] = "UPDATE kedge_outbox SET failures = failures + ?4, last_error = ?2, "
                   "sent_ms = CASE WHEN ?3 > 0 THEN ?3 ELSE sent_ms END WHERE id = ?1 "
                   "RETURNING failures",
     [ST_BY_MSG_ID] = "SELECT id FROM kedge_outbox WHERE msg_id = ?1",
@@ -450,9 +450,10 @@ int boutbox_confirmed(struct boutbox *ob, const char *msg_id)
 
 /* ---- refusals ------------------------------------------------------------------------------ */
 
-/* One more refusal of entry id; hold_ms > 0: it goes again only after resend_s (an error
+/* n more refusals of entry id; hold_ms > 0: it goes again only after resend_s (an error
  * answer). A dead letter at poison_after. 1 buried, 0 counted, -ENOENT gone, KEDGE_ESTORE. */
-static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_t hold_ms)
+static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_t hold_ms,
+                         int64_t n)
 {
     sqlite3_stmt *st = ob->st[ST_FAILED];
     int64_t failures = 0;
@@ -462,6 +463,7 @@ static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, hold_ms);
+    sqlite3_bind_int64(st, 4, n);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         failures = sqlite3_column_int64(st, 0);
@@ -472,7 +474,7 @@ static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_
         return ob_fail(ob, "count a failure");
     if (!failures)
         return -ENOENT;
-    ob->n.failures++;
+    ob->n.failures += n;
     if (!ob->o.poison_after || failures < ob->o.poison_after) {
         kedge_log_limited(&ob->fail_rl, "outbox", KEDGE_LOG_WARN,
                           "outbox: entry %lld refused by the cloud (%lld of %ld): %s",
@@ -483,10 +485,18 @@ static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_
     return bury(ob, id, "an entry", reason);
 }
 
+static int64_t kv_get(struct boutbox *ob, const char *key);
+static int kv_set(struct boutbox *ob, const char *key, int64_t v);
+
+/* The failure that started probe mode had this entry among those in doubt; now that a link
+ * died with it alone in doubt, that one was its doing too. */
 int boutbox_blame(struct boutbox *ob, int64_t id, const char *why)
 {
-    int rc = count_failure(ob, id, why, 0);
+    int64_t pending = kv_get(ob, "probe_pending");
+    int rc = count_failure(ob, id, why, 0, 1 + pending);
 
+    if (pending && rc >= 0 && kv_set(ob, "probe_pending", 0) < 0)
+        rc = KEDGE_ESTORE;
     return rc == -ENOENT ? 0 : rc;
 }
 
@@ -505,7 +515,7 @@ int boutbox_refused(struct boutbox *ob, const char *msg_id, const char *why)
         return ob_fail(ob, "find refused");
     if (!id)
         return -ENOENT;
-    return count_failure(ob, id, why, kedge_wall_ms());
+    return count_failure(ob, id, why, kedge_wall_ms(), 1);
 }
 
 static int64_t kv_get(struct boutbox *ob, const char *key)
@@ -525,11 +535,20 @@ int64_t boutbox_probe_upto(struct boutbox *ob)
     return kv_get(ob, "probe_upto");
 }
 
+static int kv_set(struct boutbox *ob, const char *key, int64_t v)
+{
+    sqlite3_bind_text(ob->st[ST_KV_SET], 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ob->st[ST_KV_SET], 2, v);
+    return ob_run(ob, ST_KV_SET) < 0 ? ob_fail(ob, "probe state") : 0;
+}
+
+/* Starting: the failure that made us probe is pending, for the entry the probe will find.
+ * Ending without one found: it was not an entry's doing (a network break), forgotten. */
 int boutbox_set_probe(struct boutbox *ob, int64_t upto)
 {
-    sqlite3_bind_text(ob->st[ST_KV_SET], 1, "probe_upto", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ob->st[ST_KV_SET], 2, upto);
-    return ob_run(ob, ST_KV_SET) < 0 ? ob_fail(ob, "probe boundary") : 0;
+    int rc = kv_set(ob, "probe_pending", upto ? 1 : 0);
+
+    return rc < 0 ? rc : kv_set(ob, "probe_upto", upto);
 }
 
 /* ---- figures ----------------------------------------------------------------------------- */

@@ -600,10 +600,28 @@ START_TEST(error_answers)
 }
 END_TEST
 
-/* The probe boundary is on disk: a restart in probe mode probes on. */
+/* The probe boundary is on disk: a restart in probe mode probes on. The failure that started
+ * probing is pending for the entry the probe finds (so the cloud refuses it poison_after times
+ * in all, not one more), and forgotten when probing ends without a culprit. */
 START_TEST(probe_boundary_persists)
 {
     struct boutbox *ob = open_ob(0, true);
+    const char *why = "cloud closed the link 1009 after reading it";
+    int64_t id;
+
+    ck_assert_int_eq(put_upload(ob, "u01"), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    id = id_of(ob, "u01");
+    ck_assert_int_eq(boutbox_set_probe(ob, 9), 0);
+    ck_assert_int_eq(boutbox_set_probe(ob, 0), 0); /* all proven: nobody to blame */
+    ck_assert_int_eq(boutbox_blame(ob, id, why), 0);
+    ck_assert_int_eq(queue_rows(ob).failures[0], 1);
+    ck_assert_int_eq(boutbox_set_probe(ob, 9), 0);
+    boutbox_close(ob);
+    ob = open_ob(0, true);
+    ck_assert_int_eq(boutbox_blame(ob, id, why), 1); /* 1 + the pending one + this one */
+    expect_dead(ob, "u01", "cloud closed the link 1009 after reading it (3 times)");
+    ck_assert_int_eq(boutbox_set_probe(ob, 0), 0);
 
     ck_assert_int_eq(boutbox_probe_upto(ob), 0);
     ck_assert_int_eq(boutbox_set_probe(ob, 42), 0);
