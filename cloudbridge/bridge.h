@@ -175,8 +175,14 @@ void boutbox_entry_cleanup(struct outbox_entry *e);
  * fire entries wait for boutbox_delivered. 0 or KEDGE_ESTORE. */
 int boutbox_sent(struct boutbox *ob, const struct outbox_entry *e);
 /* The cloud has read every fire entry up to id upto (a PONG to a PING sent after them):
- * they leave. Returns how many left, or KEDGE_ESTORE. */
+ * they leave the queue (its depth, lists and budget at once; the rows themselves after a
+ * grace, boutbox_sweep, so that an "error" answer coming after the PONG still finds them).
+ * Returns how many left, or KEDGE_ESTORE. */
 int boutbox_delivered(struct boutbox *ob, int64_t upto);
+/* Delete the delivered rows older than grace_ms (PROOF_GRACE_MS; the relay's tick calls it).
+ * Returns how many, or KEDGE_ESTORE. */
+int boutbox_sweep(struct boutbox *ob, uint64_t grace_ms);
+#define BOUTBOX_PROOF_GRACE_MS 3000
 /* The cloud answered msg_id: the entry leaves and the next one of its subject may go.
  * Returns 1 if an entry was removed, 0 if none matched, or KEDGE_ESTORE. */
 int boutbox_confirmed(struct boutbox *ob, const char *msg_id);

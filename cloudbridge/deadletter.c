@@ -61,10 +61,11 @@ static int64_t upload_bytes_of(sqlite3 *db, int64_t id)
     sqlite3_stmt *st = NULL;
     int64_t n = -1;
 
-    if (sqlite3_prepare_v2(db,
-                           "SELECT CASE WHEN subject IS NULL AND kind = 0 THEN bytes ELSE 0 END "
-                           "FROM kedge_outbox WHERE id = ?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT CASE WHEN subject IS NULL AND kind = 0 AND proven_ms = 0 THEN bytes ELSE 0 END "
+            "FROM kedge_outbox WHERE id = ?1",
+            -1, &st, NULL) != SQLITE_OK)
         return KEDGE_ESTORE;
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) == SQLITE_ROW)
@@ -174,7 +175,8 @@ int dead_get(sqlite3 *db, int64_t id, outbox_row_fn fn, void *ctx)
 
 int queue_list(sqlite3 *db, long limit, outbox_row_fn fn, void *ctx)
 {
-    return walk(db, QUEUE_COLS("''") "ORDER BY id LIMIT ?1", false, limit, fn, ctx);
+    return walk(db, QUEUE_COLS("''") "WHERE proven_ms = 0 ORDER BY id LIMIT ?1", false, limit, fn,
+                ctx);
 }
 
 int queue_get(sqlite3 *db, int64_t id, outbox_row_fn fn, void *ctx)

@@ -59,7 +59,12 @@
 
 #define ENTRY_COLS "id, msg_id, msg, kind, resends, sent_ms FROM kedge_outbox "
 /* bytes of a row that counts against the upload budget (a fire entry without subject), else 0 */
-#define UPLOAD_BYTES "CASE WHEN subject IS NULL AND kind = 0 THEN bytes ELSE 0 END"
+#define UPLOAD_BYTES                                                                               \
+    "CASE WHEN subject IS NULL AND kind = 0 AND proven_ms = 0 THEN bytes ELSE 0 END"
+/* A fire entry the cloud proved it read stays BOUTBOX_PROOF_GRACE_MS (hidden, not counted)
+ * before it goes: a cloud that refuses it answers "error" after reading it, and that answer
+ * can come after the PONG (cloudsim queues it); the row must still be there to be counted and
+ * sent again. */
 
 static const char *const sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -76,16 +81,23 @@ static const char *const sql[ST_COUNT] = {
     [ST_SEEN_SET] = "INSERT INTO kedge_subject_seen (subject, seq) VALUES (?1, ?2) "
                     "ON CONFLICT (subject) DO UPDATE SET seq = excluded.seq",
     [ST_OLDEST_UPLOAD] = "SELECT id, msg_id, bytes FROM kedge_outbox WHERE subject IS NULL "
+                         "AND proven_ms = 0 "
                          "AND kind = 0 ORDER BY id LIMIT 1",
     /* an unblocked head the send cursor has already passed */
     [ST_READY] = "SELECT " ENTRY_COLS "WHERE kind = 1 AND sent_ms = 0 AND blocked = 0 AND "
                  "id <= ?1 ORDER BY id LIMIT 1",
-    [ST_NEXT] = "SELECT " ENTRY_COLS "WHERE blocked = 0 AND id > ?1 ORDER BY id LIMIT 1",
+    [ST_NEXT] = "SELECT " ENTRY_COLS "WHERE blocked = 0 AND id > ?1 AND proven_ms = 0 "
+                "ORDER BY id LIMIT 1",
     /* a confirm entry whose answer is overdue, or any entry the cloud answered "error" */
     [ST_RESEND] = "SELECT " ENTRY_COLS "WHERE sent_ms > 0 AND sent_ms <= ?1 AND blocked = 0 "
                   "ORDER BY id LIMIT 1",
-    [ST_DELIVERED] = "DELETE FROM kedge_outbox WHERE kind = 0 AND sent_ms = 0 AND id <= ?1 "
-                     "RETURNING " UPLOAD_BYTES,
+    [ST_DELIVERED] = "UPDATE kedge_outbox SET proven_ms = ?2 WHERE kind = 0 AND sent_ms = 0 "
+                     "AND proven_ms = 0 AND id <= ?1 "
+                     "RETURNING CASE WHEN subject IS NULL THEN bytes ELSE 0 END",
+    [ST_SWEEP] = "DELETE FROM kedge_outbox WHERE proven_ms > 0 AND proven_ms <= ?1",
+    /* an "error" for a proven entry: it is queued again, and counts against the budget */
+    [ST_UNPROVE] = "UPDATE kedge_outbox SET proven_ms = 0 WHERE id = ?1 AND proven_ms > 0 "
+                   "RETURNING " UPLOAD_BYTES,
     [ST_MARK] = "UPDATE kedge_outbox SET sent_ms = ?2, resends = resends + ?3 WHERE id = ?1",
     [ST_UNHOLD] = "UPDATE kedge_outbox SET sent_ms = 0, resends = resends + ?2 WHERE id = ?1",
     [ST_CONFIRM] = "DELETE FROM kedge_outbox WHERE msg_id = ?1 AND kind = 1",
@@ -95,8 +107,8 @@ static const char *const sql[ST_COUNT] = {
     [ST_BY_MSG_ID] = "SELECT id FROM kedge_outbox WHERE msg_id = ?1",
     [ST_DROP] = "DELETE FROM kedge_outbox WHERE id = ?1 RETURNING " UPLOAD_BYTES ", msg_id",
     [ST_DROP_OLDEST] = "DELETE FROM kedge_outbox WHERE id = ?1",
-    [ST_DEPTH] = "SELECT count(*) FROM kedge_outbox",
-    [ST_OLDEST] = "SELECT created_ms FROM kedge_outbox ORDER BY id LIMIT 1",
+    [ST_DEPTH] = "SELECT count(*) FROM kedge_outbox WHERE proven_ms = 0",
+    [ST_OLDEST] = "SELECT created_ms FROM kedge_outbox WHERE proven_ms = 0 ORDER BY id LIMIT 1",
     [ST_KV_GET] = "SELECT value FROM kedge_outbox_kv WHERE key = ?1",
     [ST_KV_SET] = "INSERT OR REPLACE INTO kedge_outbox_kv (key, value) VALUES (?1, ?2)",
 };
@@ -121,6 +133,7 @@ static const char *const columns[][2] = {
     {"resource", "ALTER TABLE kedge_outbox ADD COLUMN resource TEXT"},
     {"failures", "ALTER TABLE kedge_outbox ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"},
     {"last_error", "ALTER TABLE kedge_outbox ADD COLUMN last_error TEXT"},
+    {"proven_ms", "ALTER TABLE kedge_outbox ADD COLUMN proven_ms INTEGER NOT NULL DEFAULT 0"},
     {"bytes", "ALTER TABLE kedge_outbox ADD COLUMN bytes INTEGER NOT NULL DEFAULT -1;"
               "UPDATE kedge_outbox SET bytes = length(CAST(msg AS BLOB)) WHERE bytes = -1"},
 };
@@ -136,6 +149,8 @@ static const char indexes[] =
     "CREATE INDEX IF NOT EXISTS kedge_outbox_ready ON kedge_outbox (id) "
     "WHERE kind = 1 AND sent_ms = 0 AND blocked = 0;"
     "CREATE INDEX IF NOT EXISTS kedge_outbox_sent ON kedge_outbox (id) WHERE sent_ms > 0;"
+    "CREATE INDEX IF NOT EXISTS kedge_outbox_proven ON kedge_outbox (proven_ms) "
+    "WHERE proven_ms > 0;"
     "CREATE TRIGGER IF NOT EXISTS kedge_outbox_next AFTER DELETE ON kedge_outbox "
     "WHEN old.subject IS NOT NULL BEGIN UPDATE kedge_outbox SET blocked = 0 WHERE id = "
     "(SELECT min(id) FROM kedge_outbox WHERE subject = old.subject); END;";
@@ -429,15 +444,24 @@ int boutbox_delivered(struct boutbox *ob, int64_t upto)
     int rc, n = 0;
 
     sqlite3_bind_int64(st, 1, upto);
+    sqlite3_bind_int64(st, 2, kedge_wall_ms());
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         bytes += sqlite3_column_int64(st, 0);
         n++;
     }
     ob_done(ob, ST_DELIVERED);
     if (rc != SQLITE_DONE)
-        return ob_fail(ob, "delete delivered");
+        return ob_fail(ob, "mark delivered");
     ob_account(ob, -bytes);
     return n;
+}
+
+int boutbox_sweep(struct boutbox *ob, uint64_t grace_ms)
+{
+    sqlite3_bind_int64(ob->st[ST_SWEEP], 1, kedge_wall_ms() - (int64_t)grace_ms);
+    if (ob_run(ob, ST_SWEEP) < 0)
+        return ob_fail(ob, "delete delivered");
+    return sqlite3_changes(ob->db);
 }
 
 int boutbox_confirmed(struct boutbox *ob, const char *msg_id)
@@ -515,6 +539,16 @@ int boutbox_refused(struct boutbox *ob, const char *msg_id, const char *why)
         return ob_fail(ob, "find refused");
     if (!id)
         return -ENOENT;
+    st = ob->st[ST_UNPROVE];
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        ob_account(ob, sqlite3_column_int64(st, 0));
+        rc = sqlite3_step(st);
+    }
+    ob_done(ob, ST_UNPROVE);
+    if (rc != SQLITE_DONE)
+        return ob_fail(ob, "queue refused again");
     return count_failure(ob, id, why, kedge_wall_ms(), 1);
 }
 

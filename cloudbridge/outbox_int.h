@@ -36,6 +36,8 @@ enum {
     ST_OLDEST,
     ST_KV_GET,
     ST_KV_SET,
+    ST_UNPROVE,
+    ST_SWEEP,
     ST_COUNT
 };
 

@@ -521,6 +521,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 
     if (r->wsi && mosquitto_loop_misc(r->mosq) != MOSQ_ERR_SUCCESS)
         connection_lost(r);
+    (void)boutbox_sweep(r->br->outbox, BOUTBOX_PROOF_GRACE_MS); /* logged there */
     want_write(r);
     for (i = 0; i < r->n_downs;) {
         if (now >= r->downs[i].deadline_ms) {

@@ -600,6 +600,38 @@ START_TEST(error_answers)
 }
 END_TEST
 
+/* The cloud's "error" may come after the PONG that proved the entry read: the row is kept for a
+ * grace (out of the depth and the budget), so the error still finds it and it goes again;
+ * after the grace it is gone. */
+START_TEST(error_after_proof)
+{
+    struct boutbox *ob = open_budget(10 * upload_len(), false);
+    struct boutbox_stats st;
+    int64_t cursor = 0;
+
+    ck_assert_int_eq(put_upload(ob, "u01"), 0);
+    ck_assert_int_eq(put_upload(ob, "u02"), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u01");
+    ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u02");
+    ck_assert_int_eq(boutbox_delivered(ob, cursor), 2);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.depth, 0);
+    ck_assert_int_eq(st.upload_bytes, 0);
+    ck_assert_int_eq(boutbox_refused(ob, "u02", "the cloud answered error: no"), 0);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.depth, 1);
+    ck_assert_int_eq(st.upload_bytes, upload_len());
+    ck_assert_int_eq(boutbox_sweep(ob, 0), 1); /* u01's grace is over; u02 is queued again */
+    ck_assert_str_eq(send_next(ob, &cursor, 0), "u02");
+    ck_assert_int_eq(boutbox_delivered(ob, cursor), 1);
+    ck_assert_int_eq(boutbox_sweep(ob, HOUR_MS), 0); /* within its grace */
+    ck_assert_int_eq(boutbox_sweep(ob, 0), 1);
+    ck_assert_int_eq(boutbox_refused(ob, "u02", "late"), -ENOENT);
+    boutbox_close(ob);
+}
+END_TEST
+
 /* The probe boundary is on disk: a restart in probe mode probes on. The failure that started
  * probing is pending for the entry the probe finds (so the cloud refuses it poison_after times
  * in all, not one more), and forgotten when probing ends without a culprit. */
@@ -742,6 +774,7 @@ int main(void)
     tcase_add_test(tc, budget_drop_oldest);
     tcase_add_test(tc, poison_blamed_becomes_dead_letter);
     tcase_add_test(tc, error_answers);
+    tcase_add_test(tc, error_after_proof);
     tcase_add_test(tc, probe_boundary_persists);
     tcase_add_test(tc, operator_retry_and_drop);
     tcase_add_test(tc, ctl_requests);
