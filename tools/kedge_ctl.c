@@ -1640,11 +1640,12 @@ static int cmd_outbox_list(struct cmd_ctx *c, int argc)
         rc = ctl_query(&c->s, "{\"op\":\"outbox_list\",\"limit\":20}", &doc);
     if (rc)
         return rc;
-    out("plugin queue: %lld entries, %lld upload bytes\n",
-        (long long)jint(kedge_jdoc_root(doc), "depth"),
-        (long long)jint(kedge_jdoc_root(doc), "bytes"));
-    if (refused(doc, "the plugin's queue") == 0)
+    if (refused(doc, "the plugin's queue") == 0) {
+        out("plugin queue: %lld entries, %lld upload bytes\n",
+            (long long)jint(kedge_jdoc_root(doc), "depth"),
+            (long long)jint(kedge_jdoc_root(doc), "bytes"));
         print_entries(kedge_jdoc_root(doc), 'p');
+    }
     kedge_jdoc_free(doc);
     rc = bctl_query(&c->s, "{\"op\":\"outbox_list\",\"limit\":20}", &doc);
     if (rc)

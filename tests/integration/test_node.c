@@ -889,6 +889,35 @@ START_TEST(test_device_from_cloud)
 }
 END_TEST
 
+/* ---- 4b. kedge-ctl outbox: the bridge's queue and dead letters over $ke/bctl ---------------- */
+
+START_TEST(test_outbox_ctl)
+{
+    struct run r;
+
+    chain_up(NULL);
+    ctl(&r, "outbox", "list", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "bridge queue: 0 entries, 0 of 268435456 upload bytes"));
+    ck_assert_ptr_nonnull(strstr(r.out, "dead letters: 0\n  (empty)\n"));
+    run_free(&r);
+    ctl(&r, "outbox", "show", "d:7", NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "d:7: no such entry (code 404)"));
+    run_free(&r);
+    ctl(&r, "outbox", "drop", "b:7", NULL);
+    ck_assert_int_eq(r.status, 1);
+    run_free(&r);
+    ctl(&r, "outbox", "retry", "b:1", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "only a dead letter (d:ID) can be retried"));
+    run_free(&r);
+    ctl(&r, "outbox", "drop", "q:1", NULL);
+    ck_assert_int_eq(r.status, 2);
+    run_free(&r);
+}
+END_TEST
+
 /* ---- 5. kedge-ctl import of an edgecore.db --------------------------------------------------- */
 
 START_TEST(test_import)
@@ -981,6 +1010,11 @@ static Suite *node_suite(void)
     tcase_add_test(tc, test_meta_query);
     tcase_add_test(tc, test_device_from_cloud);
     tcase_add_test(tc, test_import);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("outbox_ctl"); /* CK_RUN_CASE=outbox_ctl runs it alone */
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_outbox_ctl);
     suite_add_tcase(s, tc);
     return s;
 }
