@@ -123,10 +123,10 @@ static void usage(FILE *f)
         "                      from the cloud while connected for configmaps, secrets and the\n"
         "                      other remote-first types, else from its store\n"
         "  meta list TYPE            every stored object of a type (configmap, pod, ...)\n"
-        "  outbox list               the head of the plugin's and the bridge's queues to the\n"
+        "  outbox list [--limit N]   the head of the plugin's and the bridge's queues to the\n"
         "                      cloud, and the bridge's dead letters (entries the cloud\n"
         "                      refused poison_after times or never answered)\n"
-        "  outbox show p:SEQ|b:ID|d:ID   one entry with its message\n"
+        "  outbox show p:SEQ|b:ID|d:ID   one entry with its message (a bare SEQ: p:SEQ)\n"
         "  outbox retry d:ID         a dead letter back to the bridge queue's tail\n"
         "  outbox drop p:SEQ|b:ID|d:ID   delete one entry (logged and counted)\n"
         "  import EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]\n"
@@ -1535,19 +1535,21 @@ static int refused(struct kedge_jdoc *doc, const char *what)
     return EXIT_REFUSED;
 }
 
-/* "p:12", "b:7", "d:3": which queue and which entry. 0, or EXIT_USAGE after saying why. */
+/* "p:12", "b:7", "d:3": which queue and which entry; a bare number is the plugin's seq.
+ * 0, or EXIT_USAGE after saying why. */
 static int outbox_ref(const char *ref, char *queue, int64_t *id)
 {
+    bool bare = *ref >= '0' && *ref <= '9';
     char *end;
     long long v;
 
-    if (strlen(ref) < 3 || !strchr("pbd", ref[0]) || ref[1] != ':')
+    if (!bare && (strlen(ref) < 3 || !strchr("pbd", ref[0]) || ref[1] != ':'))
         goto bad;
     errno = 0;
-    v = strtoll(ref + 2, &end, 10);
+    v = strtoll(bare ? ref : ref + 2, &end, 10);
     if (errno || *end || v <= 0)
         goto bad;
-    *queue = ref[0];
+    *queue = bare ? 'p' : ref[0];
     *id = v;
     return 0;
 bad:
@@ -1626,18 +1628,25 @@ static void print_entries(const struct kedge_jval *root, char which)
     free(cells);
 }
 
-static int cmd_outbox_list(struct cmd_ctx *c, int argc)
+static int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
 {
     struct kedge_jdoc *doc = NULL;
+    char body[80], *end = NULL;
+    long long limit = 20;
     int rc;
 
-    if (argc != 0) {
-        complain("usage: outbox list\n");
+    if (argc == 2 && !strcmp(argv[0], "--limit")) {
+        errno = 0;
+        limit = strtoll(argv[1], &end, 10);
+    }
+    if ((argc != 0 && argc != 2) || (argc == 2 && (!end || *end || errno || limit < 1))) {
+        complain("usage: outbox list [--limit N]\n");
         return EXIT_USAGE;
     }
+    (void)snprintf(body, sizeof(body), "{\"op\":\"outbox_list\",\"limit\":%lld}", limit);
     rc = connect_once(c);
     if (rc == 0)
-        rc = ctl_query(&c->s, "{\"op\":\"outbox_list\",\"limit\":20}", &doc);
+        rc = ctl_query(&c->s, body, &doc);
     if (rc)
         return rc;
     if (refused(doc, "the plugin's queue") == 0) {
@@ -1647,7 +1656,7 @@ static int cmd_outbox_list(struct cmd_ctx *c, int argc)
         print_entries(kedge_jdoc_root(doc), 'p');
     }
     kedge_jdoc_free(doc);
-    rc = bctl_query(&c->s, "{\"op\":\"outbox_list\",\"limit\":20}", &doc);
+    rc = bctl_query(&c->s, body, &doc);
     if (rc)
         return rc;
     out("bridge queue: %lld entries, %lld of %lld upload bytes\n",
@@ -1656,7 +1665,8 @@ static int cmd_outbox_list(struct cmd_ctx *c, int argc)
         (long long)jint(kedge_jdoc_root(doc), "budget_bytes"));
     print_entries(kedge_jdoc_root(doc), 'b');
     kedge_jdoc_free(doc);
-    rc = bctl_query(&c->s, "{\"op\":\"dead_list\",\"limit\":50}", &doc);
+    (void)snprintf(body, sizeof(body), "{\"op\":\"dead_list\",\"limit\":%lld}", limit);
+    rc = bctl_query(&c->s, body, &doc);
     if (rc)
         return rc;
     out("dead letters: %lld\n", (long long)jint(kedge_jdoc_root(doc), "count"));
@@ -2235,7 +2245,7 @@ int main(int argc, char **argv)
         rc = cmd_meta_list(&c, argc, argv);
         break;
     case CMD_OUTBOX_LIST:
-        rc = cmd_outbox_list(&c, argc);
+        rc = cmd_outbox_list(&c, argc, argv);
         break;
     case CMD_OUTBOX_SHOW:
         rc = cmd_outbox_act(&c, "show", argc, argv);

@@ -915,6 +915,12 @@ START_TEST(test_outbox_ctl)
     ctl(&r, "outbox", "drop", "q:1", NULL);
     ck_assert_int_eq(r.status, 2);
     run_free(&r);
+    ctl(&r, "outbox", "list", "--limit", "0", NULL);
+    ck_assert_int_eq(r.status, 2);
+    run_free(&r);
+    ctl(&r, "outbox", "list", "--limit", "5", NULL);
+    ck_assert_int_eq(r.status, 0);
+    run_free(&r);
 }
 END_TEST
 
