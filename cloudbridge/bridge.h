@@ -204,7 +204,8 @@ int64_t boutbox_probe_upto(struct boutbox *ob);
 int boutbox_set_probe(struct boutbox *ob, int64_t upto);
 /* Entries moved to the dead letters since the outbox was opened. */
 int64_t boutbox_given_up(const struct boutbox *ob);
-/* Forget "sent" marks (after a reconnect everything unconfirmed goes again). */
+/* A new link: nothing is written on it yet (everything unconfirmed goes again; a state report
+ * not yet written on this link is merged in place rather than moved to the tail). */
 void boutbox_reset_sent(struct boutbox *ob);
 int64_t boutbox_depth(struct boutbox *ob);
 /* created_ms (wall) of the oldest entry, 0 when empty. */

@@ -534,6 +534,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         eh->redialing = false;
         eh->close_code = 0;
         eh->close_reason[0] = '\0';
+        boutbox_reset_sent(eh->br->outbox);
         eh->probe_upto = boutbox_probe_upto(eh->br->outbox);
         if (eh->probe_upto)
             kedge_log(KEDGE_LOG_NOTICE,

@@ -73,6 +73,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_PUT] = "INSERT OR IGNORE INTO kedge_outbox (msg_id, msg, kind, created_ms, subject, "
                "blocked, resource, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_TAIL] = "SELECT id, msg, sent_ms, kind, msg_id FROM kedge_outbox WHERE subject = ?1 "
+                "AND proven_ms = 0 "
                 "ORDER BY id DESC LIMIT 1",
     [ST_MERGE] = "UPDATE OR IGNORE kedge_outbox SET msg = ?2, msg_id = ?3, bytes = ?4 "
                  "WHERE id = ?1",
@@ -423,6 +424,8 @@ void boutbox_entry_cleanup(struct outbox_entry *e)
 
 int boutbox_sent(struct boutbox *ob, const struct outbox_entry *e)
 {
+    if (e->id > ob->written_upto)
+        ob->written_upto = e->id;
     if (e->kind == OUTBOX_FIRE && !e->held)
         return 0; /* nothing to remember: boutbox_delivered removes it */
     if (e->kind == OUTBOX_FIRE) {
@@ -594,7 +597,7 @@ int64_t boutbox_given_up(const struct boutbox *ob)
 
 void boutbox_reset_sent(struct boutbox *ob)
 {
-    (void)ob; /* the send cursor restarts at 0 on reconnect; rows need no change */
+    ob->written_upto = 0; /* a new link: nothing is on it yet; rows need no change */
 }
 
 static int64_t one_int(struct boutbox *ob, int which, int64_t none)

@@ -48,6 +48,7 @@ struct boutbox {
     struct boutbox_opts o;
     int64_t upload_bytes;   /* committed uploads' bytes (a SUM at open, then kept up to date) */
     int64_t txn_bytes;      /* their change in the open batch, applied when it commits */
+    int64_t written_upto;   /* highest id written on the current link (0: none, or no link) */
     struct boutbox_stats n; /* counters since open */
     struct kedge_ratelimit dead_rl, drop_rl, fail_rl, err_rl;
 };

@@ -156,7 +156,13 @@ static int put_subject(struct boutbox *ob, enum kedge_coalesce_kind ck, const st
         rc = replace_msg(ob, t.id, r->msg_id, &merged); /* keeps its place, and blocked */
         goto out;
     }
-    /* fire: nothing answers it, so nothing to wait for; the merged one goes at the tail */
+    /* fire: nothing answers it. Not on the link yet: merged in place, so a device reporting
+     * faster than a backlog of uploads drains still gets its turn */
+    if (t.kind == OUTBOX_FIRE && r->kind == OUTBOX_FIRE && t.id > ob->written_upto) {
+        rc = replace_msg(ob, t.id, r->msg_id, &merged);
+        goto out;
+    }
+    /* on the link, a PONG would take it for the newer values: the merged one goes at the tail */
     sqlite3_bind_text(ob->st[ST_DEL_SUBJECT], 1, r->subject, -1, SQLITE_TRANSIENT);
     rc = ob_run(ob, ST_DEL_SUBJECT) < 0 ? ob_fail(ob, "replace subject") : 0;
     in.msg = merged.data;
