@@ -163,13 +163,18 @@ int kedge_json_escape(struct kedge_buf *b, const char *str, size_t len)
     return rc;
 }
 
-void kedge_jw_key(struct kedge_jw *w, const char *key)
+void kedge_jw_key_n(struct kedge_jw *w, const char *key, size_t len)
 {
     before_item(w);
-    if (!w->err && kedge_json_escape(w->out, key, strlen(key)) < 0)
+    if (!w->err && kedge_json_escape(w->out, key, len) < 0)
         w->err = -ENOMEM;
     put(w, ":", 1);
     w->after_key = true;
+}
+
+void kedge_jw_key(struct kedge_jw *w, const char *key)
+{
+    kedge_jw_key_n(w, key, strlen(key));
 }
 
 void kedge_jw_strn(struct kedge_jw *w, const char *s, size_t len)

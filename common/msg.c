@@ -46,14 +46,7 @@ void kedge_json_write_value(struct kedge_jw *w, const struct kedge_jval *v)
     case KEDGE_JOBJ:
         kedge_jw_obj_open(w);
         for (c = v->child; c; c = c->next) {
-            /* keys may hold NUL: escape through the length-aware path */
-            struct kedge_buf *out = w->out;
-            if (w->need_comma[w->depth])
-                (void)kedge_buf_putc(out, ',');
-            w->need_comma[w->depth] = true;
-            if (kedge_json_escape(out, c->key, c->key_len) < 0 || kedge_buf_putc(out, ':') < 0)
-                w->err = w->err ? w->err : -ENOMEM;
-            w->after_key = true;
+            kedge_jw_key_n(w, c->key, c->key_len); /* keys may hold NUL */
             kedge_json_write_value(w, c);
         }
         kedge_jw_obj_close(w);

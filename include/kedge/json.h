@@ -37,6 +37,8 @@ void kedge_jw_obj_close(struct kedge_jw *w);
 void kedge_jw_arr_open(struct kedge_jw *w);
 void kedge_jw_arr_close(struct kedge_jw *w);
 void kedge_jw_key(struct kedge_jw *w, const char *key);
+/* A key that may hold NUL (a parsed key with its length). */
+void kedge_jw_key_n(struct kedge_jw *w, const char *key, size_t len);
 void kedge_jw_str(struct kedge_jw *w, const char *s);
 void kedge_jw_strn(struct kedge_jw *w, const char *s, size_t len);
 void kedge_jw_int(struct kedge_jw *w, int64_t v);
