@@ -579,6 +579,14 @@ START_TEST(test_no_bridge)
     ck_assert_int_eq(v.regressions, 0);
     ck_assert_int_eq(v.more, 0);
     ck_assert_int_eq(v.devices, N_DEV);
+    /* and nothing is left behind in the plugin's queue */
+    {
+        int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+        while ((depth = plugin_int("outbox_depth")) != 0) {
+            ck_assert_msg(kt_now_ms() < deadline, "plugin outbox still holds %" PRId64, depth);
+            pause_poll();
+        }
+    }
     teardown();
 }
 END_TEST
