@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "bridgectl.h"
 #include "harness.h"
 #include "kedge/buf.h"
@@ -309,26 +311,24 @@ static int64_t bridge_int(const char *key)
     return v;
 }
 
-/* Entries of an outbox_list answer whose resource starts with prefix, and their bytes. */
-static int64_t list_count(const char *prefix, const char *req, int64_t *bytes)
+/* One number from a SQL query on a database another process has open (WAL: readers do not
+ * block its writer). */
+static int64_t db_int(const char *path, const char *sql)
 {
-    struct kedge_jdoc *doc = ctl_call(prefix, req);
-    const struct kedge_jval *e = kedge_json_get(kedge_jdoc_root(doc), "entries");
-    int64_t n = 0;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
 
-    ck_assert_msg(e && e->type == KEDGE_JARR, "%s %s: no entries", prefix, req);
-    if (bytes)
-        *bytes = 0;
-    for (e = e->child; e; e = e->next) {
-        const struct kedge_jval *r = kedge_json_get(e, "resource");
-        if (!r || r->type != KEDGE_JSTR || strncmp(r->str, UPLOAD_PREFIX, strlen(UPLOAD_PREFIX)))
-            continue;
-        n++;
-        if (bytes)
-            *bytes += jint(kedge_json_get(e, "bytes"), "bytes");
-    }
-    kedge_jdoc_free(doc);
-    return n;
+    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
+                  "cannot open %s", path);
+    sqlite3_busy_timeout(db, kh_scale_ms(5000));
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
 }
 
 /* ---- devices and the twin flood ------------------------------------------------------------ */
@@ -631,22 +631,26 @@ struct upload_tally {
     long published, accepted, refused;
 };
 
-/* Each queue's stored uploads, counted and summed from both ends: the entries listed by the
- * plugin ($ke/ctl outbox_list) and the bridge ($ke/bctl outbox_list), the status counters. */
+/* Each queue's stored uploads and their bytes, and what each side refused or dropped: the
+ * plugin's status (its outbox_depth less its coalesced twin/state entries), the bridge's own
+ * table (bridge.db, its upload rows; dead letters live elsewhere) and its $ke/status. */
 struct queues {
     int64_t p_rows, p_bytes, p_refused, p_dropped, b_rows, b_bytes, b_dropped;
 };
 
 static void queues_read(struct queues *q)
 {
-    static const char list[] = "{\"op\":\"outbox_list\",\"limit\":100000}";
-    int64_t listed;
+    struct kedge_jdoc *doc = plugin_status();
+    const struct kedge_jval *root = kedge_jdoc_root(doc);
 
-    q->p_rows = list_count("$ke/ctl", list, &listed);
-    q->p_bytes = plugin_int("upload_bytes");
-    q->p_refused = plugin_int("uploads_refused");
-    q->p_dropped = plugin_int("uploads_dropped");
-    q->b_rows = list_count("$ke/bctl", list, NULL);
+    q->p_rows = jint(kedge_json_get(root, "outbox_depth"), "outbox_depth") -
+                jint(kedge_json_get(root, "state_pending"), "state_pending");
+    q->p_bytes = jint(kedge_json_get(root, "upload_bytes"), "upload_bytes");
+    q->p_refused = jint(kedge_json_get(root, "uploads_refused"), "uploads_refused");
+    q->p_dropped = jint(kedge_json_get(root, "uploads_dropped"), "uploads_dropped");
+    kedge_jdoc_free(doc);
+    q->b_rows = db_int(bridgectl_db_path(bridge),
+                       "SELECT count(*) FROM kedge_outbox WHERE msg LIKE '%" UPLOAD_PREFIX "%'");
     q->b_bytes = bridge_int("upload_bytes");
     q->b_dropped = bridge_int("uploads_dropped");
 }
