@@ -14,8 +14,6 @@
  *              connect every 2 ms until it accepts, subscribe to one device's
  *              twin/get/result, then publish the get; the clock stops when the result is in.
  *              Then read the broker's VmRSS/VmHWM and stop it (SIGTERM, by pid).
- *   flood      A long stream of twin updates with no bridge attached (twin_flood.c), between
- *              two kedge-only roundtrip runs: the rate after it against the rate before.
  *   freeport   Print a TCP port on 127.0.0.1 that was free a moment ago.
  *
  * Everything talks to 127.0.0.1 only. Timing uses CLOCK_MONOTONIC. Benchmarks never assert
@@ -45,8 +43,6 @@
 
 #include <arpa/inet.h>
 #include <mosquitto.h>
-
-#include "twin_flood.h"
 
 #ifndef MOSQUITTO_BIN
 #define MOSQUITTO_BIN "/usr/sbin/mosquitto"
@@ -1036,8 +1032,6 @@ static void usage(void)
                   "       bench_twin startup --port P --conf FILE --device ID [--expect ok|any]\n"
                   "                          [--broker " MOSQUITTO_BIN "] [--broker-out FILE]\n"
                   "                          [--timeout-ms 30000]\n"
-                  "       bench_twin flood --port P [--updates 1000000] [--devices 1000]\n"
-                  "                        [--prefix bench/dev-] [--digits 4] [--start 1]\n"
                   "       bench_twin freeport\n");
 }
 
@@ -1153,25 +1147,6 @@ static int main_startup(int argc, char **argv)
     return cmd_startup(&o);
 }
 
-static int main_flood(int argc, char **argv)
-{
-    struct arg args[] = {{"--port", NULL},  {"--updates", "1000000"}, {"--devices", "1000"},
-                         {"--digits", "4"}, {"--start", "1"},         {"--prefix", "bench/dev-"}};
-    struct flood_opts o = {0};
-
-    if (parse_args(argc, argv, args, sizeof(args) / sizeof(args[0])) < 0 || !args[0].value) {
-        usage();
-        return EXIT_USAGE;
-    }
-    if (get_long(&args[0], 1, 65535, &o.port) < 0 ||
-        get_long(&args[1], 1, 1000000000, &o.updates) < 0 ||
-        get_long(&args[2], 1, 1000000, &o.devices) < 0 || get_long(&args[3], 1, 9, &o.digits) < 0 ||
-        get_long(&args[4], 0, 1000000000, &o.start) < 0)
-        return EXIT_USAGE;
-    o.prefix = args[5].value;
-    return twin_flood(&o) < 0 ? EXIT_BROKEN : 0;
-}
-
 int main(int argc, char **argv)
 {
     int rc;
@@ -1188,8 +1163,6 @@ int main(int argc, char **argv)
         rc = main_roundtrip(argc - 2, argv + 2);
     } else if (!strcmp(argv[1], "startup")) {
         rc = main_startup(argc - 2, argv + 2);
-    } else if (!strcmp(argv[1], "flood")) {
-        rc = main_flood(argc - 2, argv + 2);
     } else if (!strcmp(argv[1], "freeport")) {
         rc = cmd_freeport();
     } else {

@@ -9,8 +9,6 @@
 #   KEDGE_BENCH_BUILD=DIR   build tree (default: <repo>/build-bench)
 #   KEDGE_BENCH_REPS=N      alternating plain/kedge pairs per window (default 5; pods: 3)
 #   KEDGE_KEEP_TMP=1        keep the scratch directory (broker logs, databases, configs)
-#   KEDGE_BENCH_OFFLINE_UPDATES=N  twin: updates with no bridge between the two offline windows
-#                           (default 1000000)
 #   MOSQUITTO=PATH          broker binary (default /usr/sbin/mosquitto)
 set -euo pipefail
 
@@ -30,9 +28,8 @@ usage: scripts/bench.sh BENCHMARK
 benchmarks:
   twin    twin update round trips at 1 and 64 in flight vs. bare broker loopback (1000
           devices, QoS 1); broker RSS with 10k devices x 10 twins; broker start to first twin
-          get answered with those 10k devices; the w=64 rate with no bridge at the start and
-          after 1 000 000 updates (offline). Ends with 'twin: w64_ratio=R w1_p50_ratio=R
-          w64_per_s=N rss_growth_mb=N startup_10k_ms=N offline_ratio=R'.
+          get answered with those 10k devices. Ends with
+          'twin: w64_ratio=R w1_p50_ratio=R w64_per_s=N rss_growth_mb=N startup_10k_ms=N'.
   relay   device -> cloud messages/s through broker + plugin + kedge-bridge to kedge-cloudsim
           (rate limit off and on) vs. bare loopback; the bridge's RSS idle and under load. Ends
           with 'relay: ratio=R per_s=N bridge_rss_idle_mb=N bridge_rss_load_mb=N'.
@@ -237,38 +234,6 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2)?v[(N
 
 # ---- the twin benchmark ------------------------------------------------------------------------
 
-# offline_rate FILE: one kedge-only round-trip window (w=64, 3 runs) on the running broker, no
-# bridge attached; prints the median rate.
-offline_rate() {
-    "$BENCH" roundtrip --port "$PORT" --devices 1000 --prefix bench/dev- --digits 4 --only kedge \
-        --reps 3 --n64 20000 --n1 1 --warmup 2000 --broker-pid "$BROKER_PID" >"$1" ||
-        { cat "$1" >&2; die "offline round trips failed (broker log: $WORK/off.log)"; }
-    median $(sed -n 's/^rt w=64 rep=[0-9]* kedge .* rate=\([0-9.]*\).*/\1/p' "$1")
-}
-
-# offline: the twin update rate with no bridge at the start and after N updates, same broker and
-# database (issue 13: no slowdown as the node stays offline). Sets OFFLINE_RATIO.
-bench_offline() {
-    local n=${KEDGE_BENCH_OFFLINE_UPDATES:-1000000} before after flood db wal
-    echo "-- offline: no bridge attached; kedge w=64 round trips at the start and after $n twin"
-    echo "   updates (1000 devices, QoS 0 with a QoS 1 PUBACK per pass), same broker and database"
-    seed_db "$WORK/off.db" 1000 4 1
-    start_broker off "$WORK/off.db"
-    before=$(offline_rate "$WORK/off-before.txt")
-    flood=$("$BENCH" flood --port "$PORT" --updates "$n" --devices 1000 --prefix bench/dev- \
-        --digits 4 --start 100) || die "flood failed (broker log: $WORK/off.log)"
-    echo "   $flood"
-    after=$(offline_rate "$WORK/off-after.txt")
-    db=$(stat -c %s "$WORK/off.db")
-    wal=$(stat -c %s "$WORK/off.db-wal" 2>/dev/null || echo 0)
-    stop_broker
-    OFFLINE_RATIO=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a / b}')
-    printf 'twin_offline w=64 start=%.0f msg/s  after_%s_updates=%.0f msg/s  ratio=%s  ' \
-        "$before" "$n" "$after" "$OFFLINE_RATIO"
-    printf '(target >= 0.9)  kedge.db=%.1f MB wal=%.1f MB\n' \
-        "$(awk -v v="$db" 'BEGIN {print v/1048576}')" "$(awk -v v="$wal" 'BEGIN {print v/1048576}')"
-}
-
 bench_twin() {
     local line rt_out p a b i
     need_sqlite3
@@ -305,9 +270,6 @@ bench_twin() {
     w64_ratio=$(field w64_ratio "$line")
     w1_ratio=$(field w1_p50_ratio "$line")
     w64_rate=$(field w64_per_s "$line")
-
-    OFFLINE_RATIO=
-    bench_offline
 
     echo "-- memory: broker VmRSS right after its first twin/get/result (3 runs each)"
     local rss_a=() rss_b=() hwm_b=() st_first st=() st_cpu=() load_ms=()
@@ -351,9 +313,8 @@ bench_twin() {
         "plugin's own load time (broker log, 'twin: loaded devices='): ${load_ms[*]} ms"
     echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-    printf 'twin: w64_ratio=%s w1_p50_ratio=%s w64_per_s=%s rss_growth_mb=%s startup_10k_ms=%.0f' \
+    printf 'twin: w64_ratio=%s w1_p50_ratio=%s w64_per_s=%s rss_growth_mb=%s startup_10k_ms=%.0f\n' \
         "$w64_ratio" "$w1_ratio" "$w64_rate" "$growth" "$st_med"
-    printf ' offline_ratio=%s\n' "$OFFLINE_RATIO"
 }
 
 # ---- relay: device -> cloud through broker + plugin + bridge -------------------------------
