@@ -10,6 +10,8 @@
  *               bridge sends at-least-once: a report whose answer is late when resend_s fires
  *               goes again; coalescing makes the repeat the same value, never an older one).
  *               The time it took is printed.
+ *   online_faults  the cloud is back and updates go on (30 passes) while the bridge is killed
+ *               (-9) and restarted and the cloud drops the link: the same checks.
  *   cloud_away  the bridge runs, the cloud is gone; N/4 twin updates (KEDGE_OFFLINE_AWAY_UPDATES)
  *               plus uploads of 3x both byte budgets (2 MiB in the plugin, 2 MiB in the
  *               bridge), once with upload_policy refuse and once with drop-oldest: the twin
@@ -515,6 +517,71 @@ static void applied_view(const char *final, struct applied_view *v)
     kedge_jdoc_free(doc);
 }
 
+/* A sampled device's applied log: its values never go down (the edge produced them counting
+ * up), whatever actual_version says. Returns the reports in the log. */
+static int applied_log_monotonic(const char *id)
+{
+    char path[64];
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *d, *e;
+    int status = 0, n = 0;
+    long last = 0;
+
+    (void)snprintf(path, sizeof(path), "/applied?device=%s", id);
+    ck_assert_int_eq(simctl_http_json(sim, "GET", path, NULL, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    d = kedge_json_get(kedge_jdoc_root(doc), "devices")->child;
+    ck_assert_msg(d != NULL, "nothing applied for %s", id);
+    for (e = kedge_json_get(d, "log")->child; e; e = e->next, n++) {
+        const struct kedge_jval *v =
+            kedge_json_get(kedge_json_get(kedge_json_get(e, "twins"), "temperature"), "value");
+        long x;
+        ck_assert_msg(v && v->type == KEDGE_JSTR, "%s: applied report without a value", id);
+        x = strtol(v->str, NULL, 10);
+        ck_assert_msg(x >= last, "%s: the cloud applied %ld after %ld", id, x, last);
+        last = x;
+    }
+    kedge_jdoc_free(doc);
+    return n;
+}
+
+/* Poll GET /applied until every device holds `final`. */
+static void wait_final_applied(const char *final, struct applied_view *v)
+{
+    int64_t deadline = kt_now_ms() + kh_scale_ms(DRAIN_MS);
+
+    for (;;) {
+        applied_view(final, v);
+        if (v->at_final == N_DEV)
+            return;
+        ck_assert_msg(kt_now_ms() < deadline,
+                      "after %d s: %d of %d devices hold their final value %s at the cloud",
+                      kh_scale_ms(DRAIN_MS) / 1000, v->at_final, N_DEV, final);
+        pause_poll();
+    }
+}
+
+/* Never an older value after a newer one, each final value applied at most twice, the sampled
+ * devices' logs in order, and nothing left in the plugin's queue. */
+static void check_applied(const struct applied_view *v)
+{
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS), depth;
+    char id[16];
+    int i;
+
+    ck_assert_int_eq(v->regressions, 0);
+    ck_assert_int_eq(v->more, 0);
+    ck_assert_int_eq(v->devices, N_DEV);
+    for (i = 0; i < N_DEV; i += SAMPLE_EVERY) {
+        dev_id(i, id, sizeof(id));
+        ck_assert_int_ge(applied_log_monotonic(id), 1);
+    }
+    while ((depth = plugin_int("outbox_depth")) != 0) {
+        ck_assert_msg(kt_now_ms() < deadline, "plugin outbox still holds %" PRId64, depth);
+        pause_poll();
+    }
+}
+
 START_TEST(test_no_bridge)
 {
     long n = n_updates(), passes = n / N_DEV, p, db1, wal1, rss1, db2, wal2, rss2;
@@ -591,34 +658,66 @@ START_TEST(test_no_bridge)
     (void)snprintf(final, sizeof(final), "%ld", passes);
     t0 = kt_now_ms();
     bridge_up(NULL);
-    {
-        int64_t deadline = kt_now_ms() + kh_scale_ms(DRAIN_MS);
-        for (;;) {
-            applied_view(final, &v);
-            if (v.at_final == N_DEV)
-                break;
-            ck_assert_msg(kt_now_ms() < deadline,
-                          "after %d s: %d of %d devices hold their final value %s at the cloud",
-                          kh_scale_ms(DRAIN_MS) / 1000, v.at_final, N_DEV, final);
-            pause_poll();
-        }
-    }
+    wait_final_applied(final, &v);
     t_end = kt_now_ms();
     printf("offline: no_bridge: cloud back: all %d final values applied in %.2f s; applied once "
            "%d, twice %d, more %d; regressions %" PRId64 "\n",
            N_DEV, (double)(t_end - t0) / 1000.0, v.once, v.twice, v.more, v.regressions);
     fflush(stdout);
-    ck_assert_int_eq(v.regressions, 0);
-    ck_assert_int_eq(v.more, 0);
-    ck_assert_int_eq(v.devices, N_DEV);
-    /* and nothing is left behind in the plugin's queue */
-    {
-        int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
-        while ((depth = plugin_int("outbox_depth")) != 0) {
-            ck_assert_msg(kt_now_ms() < deadline, "plugin outbox still holds %" PRId64, depth);
-            pause_poll();
+    check_applied(&v);
+    teardown();
+}
+END_TEST
+
+/* ---- 1b. the cloud is back and the stream goes on, through kill -9 and a dropped link ------ */
+
+#define ONLINE_PASSES 30
+
+/* Updates keep coming while the bridge drains to the cloud; the bridge is killed (-9) and
+ * restarted after a third of them, the cloud drops the link after two thirds. Every device ends
+ * at its last value, and the cloud never applied an older value after a newer one. */
+START_TEST(test_online_faults)
+{
+    struct applied_view v;
+    struct flood f;
+    char final[24];
+    long p;
+
+    if (under_valgrind())
+        return;
+    sim_up();
+    add_devices_cloud();
+    broker_up(NULL);
+    add_devices_edge();
+    bridge_up(NULL);
+    flood_open(&f);
+    for (p = 1; p <= ONLINE_PASSES; p++) {
+        flood_pass(&f, p);
+        if (p == ONLINE_PASSES / 3) {
+            ck_assert_int_eq(bridgectl_kill9(bridge), 0);
+            ck_assert_int_eq(bridgectl_start(bridge), 0);
+        } else if (p == 2 * ONLINE_PASSES / 3) {
+            ck_assert_int_eq(simctl_post(sim, "/link/drop?node=" NODE), 200);
         }
     }
+    flood_settle(&f);
+    flood_close(&f);
+    (void)snprintf(final, sizeof(final), "%d", ONLINE_PASSES);
+    wait_final_applied(final, &v);
+    {
+        struct kedge_jdoc *doc = NULL;
+        int status = 0;
+        ck_assert_int_eq(simctl_http_json(sim, "GET", "/applied?log=0", NULL, &status, &doc), 0);
+        printf("offline: online_faults: %d passes, kill -9 and link drop: reports applied %" PRId64
+               "; final values once %d, twice %d; regressions %" PRId64 "\n",
+               ONLINE_PASSES, jint(kedge_json_get(kedge_jdoc_root(doc), "reports"), "reports"),
+               v.once, v.twice, v.regressions);
+        kedge_jdoc_free(doc);
+    }
+    fflush(stdout);
+    ck_assert_msg(f.refused == 0 && f.failed == 0, "twin updates refused: 503 x%ld, other x%ld",
+                  f.refused, f.failed);
+    check_applied(&v);
     teardown();
 }
 END_TEST
@@ -898,6 +997,7 @@ static Suite *offline_suite(void)
 
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_no_bridge);
+    tcase_add_test(tc, test_online_faults);
     tcase_add_loop_test(tc, test_cloud_away, 0, 2);
     tcase_add_loop_test(tc, test_poison, 0, 3);
     suite_add_tcase(s, tc);
