@@ -11,7 +11,7 @@
  *               goes again; coalescing makes the repeat the same value, never an older one).
  *               The time it took is printed.
  *   online_faults  the cloud is back and updates go on (30 passes) while the bridge is killed
- *               (-9) and restarted and the cloud drops the link: the same checks.
+ *               (-9) and restarted and the cloud freezes, then drops the link: the same checks.
  *   cloud_away  the bridge runs, the cloud is gone; N/4 twin updates (KEDGE_OFFLINE_AWAY_UPDATES)
  *               plus uploads of 3x both byte budgets (2 MiB in the plugin, 2 MiB in the
  *               bridge), once with upload_policy refuse and once with drop-oldest: the twin
@@ -674,7 +674,8 @@ END_TEST
 #define ONLINE_PASSES 30
 
 /* Updates keep coming while the bridge drains to the cloud; the bridge is killed (-9) and
- * restarted after a third of them, the cloud drops the link after two thirds. Every device ends
+ * restarted after a third of them; after two thirds the cloud stops reading the link (freeze)
+ * for two passes, then drops it. Every device ends
  * at its last value, and the cloud never applied an older value after a newer one. */
 START_TEST(test_online_faults)
 {
@@ -697,6 +698,9 @@ START_TEST(test_online_faults)
             ck_assert_int_eq(bridgectl_kill9(bridge), 0);
             ck_assert_int_eq(bridgectl_start(bridge), 0);
         } else if (p == 2 * ONLINE_PASSES / 3) {
+            /* reports sent into a link that reads nothing are lost with it: sent again */
+            ck_assert_int_eq(simctl_post(sim, "/link/freeze?node=" NODE), 200);
+        } else if (p == 2 * ONLINE_PASSES / 3 + 2) {
             ck_assert_int_eq(simctl_post(sim, "/link/drop?node=" NODE), 200);
         }
     }
