@@ -982,10 +982,12 @@ START_TEST(test_poison)
     ck_assert_int_eq(arrived, POISON_BEFORE + POISON_AFTER);
     ck_assert(in_order);
     ck_assert_int_eq(dead, 1);
-    /* poison_after (3) failures in a row; a kill -9 right after a rejection may lose the
-     * failure it had not recorded yet: one more try */
+    /* poison_after (3) failures in a row. One more close is allowed: a close while several
+     * entries were on the link blames none of them until the bridge sends one at a time (its
+     * probe mode). A kill -9 right after a rejection may lose the failure the bridge had not
+     * recorded yet: one more again. */
     ck_assert_int_ge(rejections, 3);
-    ck_assert_int_le(rejections, 3 + kills);
+    ck_assert_int_le(rejections, 3 + (_i == 2 ? 0 : 1) + kills);
     deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
     while (bridge_int("dead_letters") != 1) {
         ck_assert_msg(kt_now_ms() < deadline, "the bridge's status has dead_letters %" PRId64,
