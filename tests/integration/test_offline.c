@@ -48,25 +48,20 @@
 
 #include "bridgectl.h"
 #include "harness.h"
+#include "offline_support.h"
 #include "kedge/buf.h"
 #include "kedge/json.h"
 #include "simctl.h"
 #include "testsupport.h"
 
-#define WAIT_MS 10000   /* something that takes milliseconds */
-#define DRAIN_MS 120000 /* the queues drain to the cloud once it is back */
 #define NODE "kedge-node"
 #define BRIDGE_USER "kedge-bridge"
 #define BRIDGE_PASS "0ffline-Secret"
-#define N_DEV 1000
-#define SAMPLE_EVERY 100 /* devices 0, 100, ...: the test reads their results */
-#define N_SAMPLE (N_DEV / SAMPLE_EVERY)
 #define BUDGET 2097152L /* upload_budget_bytes of the plugin and of the bridge */
 #define UPLOAD_BYTES 8192
 #define N_UPLOADS (3 * 2 * BUDGET / UPLOAD_BYTES) /* three times what both queues may hold */
 #define UPLOAD_PREFIX "$hw/events/upload/off/"
 #define POISON_TOPIC "$hw/events/upload/poison"
-#define RESULT_FILTER "$hw/events/device/+/twin/update/result"
 #define MIB (1024.0 * 1024.0)
 
 static struct simctl *sim;
@@ -74,98 +69,6 @@ static struct kh_broker *broker;
 static struct bridgectl *bridge;
 static struct kh_client *ctl; /* the bridge identity, for $ke/ctl and $ke/bctl */
 static bool sim_stopped;      /* the test stopped cloudsim itself (the cloud went away) */
-
-/* ---- small things ------------------------------------------------------------------------- */
-
-static void pause_poll(void)
-{
-    struct timespec ts = {0, 50 * 1000000L}; /* between two polls of a deadline loop */
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static bool under_valgrind(void)
-{
-    const char *v = getenv("KEDGE_VALGRIND");
-
-    if (v && *v && strcmp(v, "0")) {
-        printf("offline: skipped under valgrind (a million updates take hours there)\n");
-        return true;
-    }
-    return false;
-}
-
-/* KEDGE_OFFLINE_UPDATES, rounded down to whole passes over the devices (at least 2). */
-static long n_updates(void)
-{
-    const char *env = getenv("KEDGE_OFFLINE_UPDATES");
-#ifdef KEDGE_ASAN_PRELOAD
-    long n = 20000; /* the sanitizer tree is 20 to 30 times slower */
-#else
-    long n = 1000000;
-#endif
-
-    if (env && *env)
-        n = strtol(env, NULL, 10);
-    n -= n % N_DEV;
-    return n < 2 * N_DEV ? 2 * N_DEV : n;
-}
-
-/* cloud_away's twin updates per policy: KEDGE_OFFLINE_AWAY_UPDATES, default N / 4 (two policies
- * and a bridge storing what the plugin hands over: the suite stays near two minutes; still past
- * the old 100 000-row bound). */
-static long away_updates(void)
-{
-    const char *env = getenv("KEDGE_OFFLINE_AWAY_UPDATES");
-    long n = env && *env ? strtol(env, NULL, 10) : n_updates() / 4;
-
-    n -= n % N_DEV;
-    return n < 2 * N_DEV ? 2 * N_DEV : n;
-}
-
-static void dev_id(int i, char *out, size_t n)
-{
-    (void)snprintf(out, n, "off-%04d", i);
-}
-
-static long rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    long kb = -1;
-    FILE *f;
-
-    (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    ck_assert_int_ge(kb, 0);
-    return kb;
-}
-
-static long file_bytes(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
-/* "Flat": what the first pass took, plus half of it and 4 MiB. */
-static long flat_bound(long first)
-{
-    return first + first / 2 + 4L * 1024 * 1024;
-}
-
-static int64_t jint(const struct kedge_jval *v, const char *what)
-{
-    int64_t x = 0;
-
-    ck_assert_msg(v && kedge_json_int64(v, &x) == 0, "no number %s", what);
-    return x;
-}
 
 /* ---- processes ------------------------------------------------------------------------------ */
 
@@ -314,51 +217,7 @@ static int64_t bridge_int(const char *key)
     return v;
 }
 
-/* One number from a SQL query on a database another process has open (WAL: readers do not
- * block its writer). */
-static int64_t db_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
-                  "cannot open %s", path);
-    sqlite3_busy_timeout(db, kh_scale_ms(5000));
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
-    v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* ---- devices and the twin flood ------------------------------------------------------------ */
-
-/* devicecontroller's membership update (kubeedge-wire.md §2.10) adding off-0000 .. off-0999. */
-static void membership_json(struct kedge_buf *b)
-{
-    char id[16];
-    int i;
-
-    ck_assert_int_eq(
-        kedge_buf_puts(b, "{\"route\":{\"source\":\"devicecontroller\",\"group\":\"twin\","
-                          "\"operation\":\"update\",\"resource\":\"membership\"},\"content\":{"
-                          "\"event_id\":\"ev-off\",\"timestamp\":1700000000000,"
-                          "\"added_devices\":["),
-        0);
-    for (i = 0; i < N_DEV; i++) {
-        dev_id(i, id, sizeof(id));
-        ck_assert_int_eq(kedge_buf_printf(b,
-                                          "%s{\"id\":\"%s\",\"name\":\"%s\",\"description\":"
-                                          "\"\",\"twin\":{\"temperature\":{\"metadata\":{"
-                                          "\"type\":\"int\"}}}}",
-                                          i ? "," : "", id, id),
-                         0);
-    }
-    ck_assert_int_eq(kedge_buf_puts(b, "],\"removed_devices\":null}}"), 0);
-}
 
 /* The plugin learns the devices as the bridge would deliver them ($ke/down). */
 static void add_devices_edge(void)
@@ -389,179 +248,7 @@ static void add_devices_cloud(void)
     kedge_buf_cleanup(&b);
 }
 
-struct flood {
-    struct kh_client *pub, *sample;
-    long passes_done;
-    long results, refused, failed; /* sampled results: all, 503, other errors */
-};
-
-static void flood_open(struct flood *f)
-{
-    char topic[96], id[16];
-    int i;
-
-    memset(f, 0, sizeof(*f));
-    f->pub = kh_client_new(kh_broker_port(broker), "off-pub", "sensor", "x", 4);
-    f->sample = kh_client_new(kh_broker_port(broker), "off-sample", "sensor", "x", 4);
-    ck_assert_ptr_nonnull(f->pub);
-    ck_assert_ptr_nonnull(f->sample);
-    for (i = 0; i < N_DEV; i += SAMPLE_EVERY) {
-        dev_id(i, id, sizeof(id));
-        (void)snprintf(topic, sizeof(topic), "$hw/events/device/%s/twin/update/result", id);
-        ck_assert_int_eq(kh_client_sub(f->sample, topic, 0), 0);
-    }
-}
-
-/* The clients go; the counts stay for the verdict. */
-static void flood_close(struct flood *f)
-{
-    kh_client_free(f->pub);
-    kh_client_free(f->sample);
-    f->pub = f->sample = NULL;
-}
-
-/* Read the sampled results that came in; timeout_ms for the first one. */
-static void flood_collect(struct flood *f, int timeout_ms)
-{
-    struct kh_msg m;
-
-    while (kh_client_wait(f->sample, RESULT_FILTER, timeout_ms, &m) == 0) {
-        struct kedge_jdoc *doc = NULL;
-        const struct kedge_jval *code;
-        int64_t c = 0;
-
-        timeout_ms = 0;
-        f->results++;
-        ck_assert_msg(kedge_json_parse(m.payload, (size_t)m.len, &doc) == 0, "result: %s",
-                      m.payload);
-        code = kedge_json_get(kedge_jdoc_root(doc), "code");
-        if (code && kedge_json_int64(code, &c) == 0 && c) {
-            if (c == 503)
-                f->refused++;
-            else
-                f->failed++;
-            if (f->refused + f->failed <= 3)
-                fprintf(stderr, "offline: refused twin update: %s\n", m.payload);
-        }
-        kedge_jdoc_free(doc);
-        kh_msg_cleanup(&m);
-    }
-}
-
-/* Wait until every sampled result of the passes done so far is in. */
-static void flood_settle(struct flood *f)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(DRAIN_MS);
-
-    while (f->results < f->passes_done * N_SAMPLE) {
-        ck_assert_msg(kt_now_ms() < deadline, "sampled results: %ld of %ld", f->results,
-                      f->passes_done * N_SAMPLE);
-        flood_collect(f, 200);
-    }
-}
-
-/* One pass: every device's temperature := value. The last publish is QoS 1: its PUBACK says
- * the broker has handed the pass to the plugin. */
-static void flood_pass(struct flood *f, long value)
-{
-    char topic[96], payload[128], id[16];
-    int i, len;
-
-    for (i = 0; i < N_DEV; i++) {
-        dev_id(i, id, sizeof(id));
-        (void)snprintf(topic, sizeof(topic), "$hw/events/device/%s/twin/update", id);
-        len = snprintf(payload, sizeof(payload),
-                       "{\"event_id\":\"v%ld\",\"twin\":{\"temperature\":{\"actual\":{"
-                       "\"value\":\"%ld\"}}}}",
-                       value, value);
-        ck_assert_int_eq(kh_client_pub(f->pub, topic, payload, len, i == N_DEV - 1 ? 1 : 0, false),
-                         0);
-    }
-    f->passes_done++;
-    flood_collect(f, 0);
-}
-
 /* ---- 1. no bridge, then the cloud comes back ----------------------------------------------- */
-
-struct applied_view {
-    int64_t devices, regressions;
-    int at_final, once, twice, more;
-};
-
-/* GET /applied (no logs): how many devices hold the final value, and how often it was applied. */
-static void applied_view(const char *final, struct applied_view *v)
-{
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *root, *d;
-    int status = 0;
-
-    memset(v, 0, sizeof(*v));
-    ck_assert_int_eq(simctl_http_json(sim, "GET", "/applied?log=0", NULL, &status, &doc), 0);
-    ck_assert_int_eq(status, 200);
-    root = kedge_jdoc_root(doc);
-    v->devices = jint(kedge_json_get(root, "devices_total"), "devices_total");
-    v->regressions = jint(kedge_json_get(root, "regressions"), "regressions");
-    for (d = kedge_json_get(root, "devices")->child; d; d = d->next) {
-        const struct kedge_jval *t = kedge_json_get(kedge_json_get(d, "twins"), "temperature");
-        const struct kedge_jval *val = kedge_json_get(t, "value");
-        int64_t times;
-        if (!val || val->type != KEDGE_JSTR || strcmp(val->str, final))
-            continue;
-        v->at_final++;
-        times = jint(kedge_json_get(t, "times"), "times");
-        if (times == 1)
-            v->once++;
-        else if (times == 2)
-            v->twice++;
-        else
-            v->more++;
-    }
-    kedge_jdoc_free(doc);
-}
-
-/* A sampled device's applied log: its values never go down (the edge produced them counting
- * up), whatever actual_version says. Returns the reports in the log. */
-static int applied_log_monotonic(const char *id)
-{
-    char path[64];
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *d, *e;
-    int status = 0, n = 0;
-    long last = 0;
-
-    (void)snprintf(path, sizeof(path), "/applied?device=%s", id);
-    ck_assert_int_eq(simctl_http_json(sim, "GET", path, NULL, &status, &doc), 0);
-    ck_assert_int_eq(status, 200);
-    d = kedge_json_get(kedge_jdoc_root(doc), "devices")->child;
-    ck_assert_msg(d != NULL, "nothing applied for %s", id);
-    for (e = kedge_json_get(d, "log")->child; e; e = e->next, n++) {
-        const struct kedge_jval *v =
-            kedge_json_get(kedge_json_get(kedge_json_get(e, "twins"), "temperature"), "value");
-        long x;
-        ck_assert_msg(v && v->type == KEDGE_JSTR, "%s: applied report without a value", id);
-        x = strtol(v->str, NULL, 10);
-        ck_assert_msg(x >= last, "%s: the cloud applied %ld after %ld", id, x, last);
-        last = x;
-    }
-    kedge_jdoc_free(doc);
-    return n;
-}
-
-/* Poll GET /applied until every device holds `final`. */
-static void wait_final_applied(const char *final, struct applied_view *v)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(DRAIN_MS);
-
-    for (;;) {
-        applied_view(final, v);
-        if (v->at_final == N_DEV)
-            return;
-        ck_assert_msg(kt_now_ms() < deadline,
-                      "after %d s: %d of %d devices hold their final value %s at the cloud",
-                      kh_scale_ms(DRAIN_MS) / 1000, v->at_final, N_DEV, final);
-        pause_poll();
-    }
-}
 
 /* Never an older value after a newer one, each final value applied at most twice, the sampled
  * devices' logs in order, and nothing left in the plugin's queue. */
@@ -576,7 +263,7 @@ static void check_applied(const struct applied_view *v)
     ck_assert_int_eq(v->devices, N_DEV);
     for (i = 0; i < N_DEV; i += SAMPLE_EVERY) {
         dev_id(i, id, sizeof(id));
-        ck_assert_int_ge(applied_log_monotonic(id), 1);
+        ck_assert_int_ge(applied_log_monotonic(sim, id), 1);
     }
     while ((depth = plugin_int("outbox_depth")) != 0) {
         ck_assert_msg(kt_now_ms() < deadline, "plugin outbox still holds %" PRId64, depth);
@@ -597,7 +284,7 @@ START_TEST(test_no_bridge)
         return;
     broker_up(NULL);
     add_devices_edge();
-    flood_open(&f);
+    flood_open(&f, kh_broker_port(broker));
 
     t0 = kt_now_ms();
     flood_pass(&f, 1);
@@ -660,7 +347,7 @@ START_TEST(test_no_bridge)
     (void)snprintf(final, sizeof(final), "%ld", passes);
     t0 = kt_now_ms();
     bridge_up(NULL);
-    wait_final_applied(final, &v);
+    wait_final_applied(sim, final, &v);
     t_end = kt_now_ms();
     printf("offline: no_bridge: cloud back: all %d final values applied in %.2f s; applied once "
            "%d, twice %d, more %d; regressions %" PRId64 "\n",
@@ -693,7 +380,7 @@ START_TEST(test_online_faults)
     broker_up(NULL);
     add_devices_edge();
     bridge_up(NULL);
-    flood_open(&f);
+    flood_open(&f, kh_broker_port(broker));
     for (p = 1; p <= ONLINE_PASSES; p++) {
         flood_pass(&f, p);
         if (p == ONLINE_PASSES / 3) {
@@ -709,7 +396,7 @@ START_TEST(test_online_faults)
     flood_settle(&f);
     flood_close(&f);
     (void)snprintf(final, sizeof(final), "%d", ONLINE_PASSES);
-    wait_final_applied(final, &v);
+    wait_final_applied(sim, final, &v);
     {
         struct kedge_jdoc *doc = NULL;
         int status = 0;
@@ -814,7 +501,7 @@ START_TEST(test_cloud_away)
     broker_up(pkv);
     bridge_up(bkv);
     add_devices_edge();
-    flood_open(&f);
+    flood_open(&f, kh_broker_port(broker));
     up = kh_client_new(kh_broker_port(broker), "off-uploader", "sensor", "x", 5);
     ck_assert_ptr_nonnull(up);
     for (p = 1; p <= passes; p++) {
