@@ -13,6 +13,9 @@
  *   nodes.c        the edge controller's Node objects and the node lifecycle controller.
  *   devices.c      the device controller's Devices: ids per generation, twin reports.
  *   workers.c      its concurrent workers: reports read together are applied newest first.
+ *   applied.c      what the device controller applied, per device and twin, in order.
+ *   faults.c       the reject fault: messages from the edge the cloud closes the link on or
+ *                  answers with an error.
  *   smpatch.c      the API server's strategic merge patch, for Node and Pod status patches.
  *   control.c      the plain-HTTP control API on 127.0.0.1 that tests drive cloudsim with.
  *   certsrv.c      CloudHub's HTTPS certificate service (:10002): /ca.crt, /edge.crt, the token.
@@ -51,6 +54,7 @@ struct cloudsim_config {
     bool close_on_malformed;  /* derived: cloudcore closes the link on bad JSON */
     char *cloud_version;      /* --cloud-version MAJOR.MINOR (1.15) */
     long cloud_minor;         /* derived: 15; device ids are ns/name from 17 */
+    long read_limit;          /* --read-limit BYTES: one message from the edge (64 MiB) */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -135,6 +139,12 @@ void hub_link_refuse(struct hub *h, long seconds);
 void hub_write_nodes(struct hub *h, struct kedge_jw *w);
 void hub_write_pods(struct hub *h, struct kedge_jw *w);
 int hub_write_object(struct hub *h, const char *key, struct kedge_jw *w);
+/* GET /applied (controllers_write_applied). */
+void hub_write_applied(struct hub *h, const char *device, bool with_log, struct kedge_jw *w);
+/* POST /faults/reject (faults_add_reject), POST /faults/clear, GET /faults. */
+int hub_fault_reject(struct hub *h, const char *json, size_t len);
+void hub_faults_clear(struct hub *h);
+void hub_write_faults(struct hub *h, struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
  * controllers.c: cloudcore's controllers, as far as the edge can see them
@@ -170,6 +180,9 @@ void controllers_write_pods(struct controllers *c, struct kedge_jw *w);
 /* GET /object?key=K: the stored object as it is. key: "{ns}/{type}/{name}" ("{ns}/node/{name}"
  * and "node/{name}" both name a Node). Returns 0 or -ENOENT (nothing written). */
 int controllers_write_object(struct controllers *c, const char *key, struct kedge_jw *w);
+/* GET /applied: applied_write of the device controller's log. */
+void controllers_write_applied(struct controllers *c, const char *device, bool with_log,
+                               struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
  * nodes.c: Node objects, registrations, leases, NotReady after the grace period
@@ -222,6 +235,9 @@ int devctl_get(struct devctl *d, const char *ns, const char *name, const char **
  * zeroed. Returns 0 or -ENOMEM. */
 int devctl_edge_updated(struct devctl *d, const struct kedge_msg *m, bool *known,
                         struct kedge_msg *resend);
+/* The device id in a twin report's resource, as GetDeviceID reads it in this generation.
+ * Returns 0 (id appended), -1 (none in it) or -ENOMEM. */
+int devctl_report_id(const struct devctl *d, const char *resource, struct kedge_buf *id);
 /* A state/update from the edge: answered ("OK") from v1.18, for a device it knows. */
 bool devctl_state_answered(struct devctl *d, const struct kedge_msg *m);
 
@@ -240,6 +256,44 @@ int workers_submit(struct workers *w, struct hub *h, const char *node, const str
 /* Drop what is queued and the timer; before the lws context goes. NULL is a no-op. */
 void workers_stop(struct workers *w);
 void workers_free(struct workers *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * applied.c: the device controller's applied reports, per device
+ */
+
+struct applied;
+
+int applied_new(struct applied **out); /* 0 or -ENOMEM */
+void applied_free(struct applied *a);
+/* One twin report (a twin/edge_updated message) applied to device id at now_ms.
+ * Returns 0 or -ENOMEM (nothing recorded). */
+int applied_record(struct applied *a, const char *id, const struct kedge_msg *m, int64_t now_ms);
+/* {"reports","regressions","devices_total","devices":[{"id","reports","regressions",
+ * "twins":{name:{"value","edge","ts","times","regressions"}}[,"log_dropped","log":[{"n","t_ms",
+ * "msg_id","timestamp","twins":{name:{"value","edge","ts"}}}]]}]}, devices in the order they
+ * were first applied; id: only that device (none listed when it has nothing applied). */
+void applied_write(const struct applied *a, const char *id, bool with_log, struct kedge_jw *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * faults.c: the reject fault
+ */
+
+enum fault_action { FAULT_NONE, FAULT_CLOSE, FAULT_ERROR };
+
+struct faults;
+
+int faults_new(struct faults **out); /* 0 or -ENOMEM */
+void faults_free(struct faults *f);
+/* Add a rule from {"resource_prefix":"...","mode":"close"|"error"[,"max":N]}. Returns 0,
+ * KEDGE_EPARSE, KEDGE_ESCHEMA (a member missing or wrong), -ENOMEM. */
+int faults_add_reject(struct faults *f, const char *json, size_t len);
+/* Remove every rule (the counters and the log stay). */
+void faults_clear(struct faults *f);
+/* What to do with a message read from the edge; a rejection is counted and logged. */
+enum fault_action faults_check(struct faults *f, const struct kedge_msg *m);
+/* {"reject":[{"resource_prefix","mode","max","hits"}],"rejections_total","rejections_close",
+ * "rejections_error","rejected":[{"msg_id","resource","mode","t_ms"}]}. */
+void faults_write(const struct faults *f, struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
  * smpatch.c: strategic merge patch (k8s.io/apimachinery/pkg/util/strategicpatch)
@@ -294,8 +348,8 @@ int cloudsim_jwt_hs256(const void *key, size_t key_len, const char *header, cons
  */
 
 struct tokens_request {
-    const char *ns, *sa;  /* the query's resource: {ns}/serviceaccounttoken/{sa} */
-    const char *audience; /* spec.audiences[0]; NULL: none asked (the API server's own) */
+    const char *ns, *sa;       /* the query's resource: {ns}/serviceaccounttoken/{sa} */
+    const char *audience;      /* spec.audiences[0]; NULL: none asked (the API server's own) */
     const char *pod, *pod_uid; /* spec.boundObjectRef */
     int64_t expiration_s;      /* spec.expirationSeconds (3600 when not given) */
 };

@@ -28,6 +28,19 @@
  *                                Node: node/{name} or {ns}/node/{name}); 404 when there is none,
  *                                400 without ?key=
  *
+ *   GET  /applied[?device=ID][&log=0]
+ *                                -> what the device controller applied, per device in the order
+ *                                it applied it (applied.c): {"reports","regressions",
+ *                                "devices_total","devices":[{"id","reports","regressions",
+ *                                "twins":{...},"log_dropped","log":[...]}]}; log=0 leaves the
+ *                                logs out
+ *   POST /faults/reject          body: {"resource_prefix":"...","mode":"close"|"error"[,"max":N]}
+ *                                -> {"ok":true}: messages from the edge whose resource starts
+ *                                with the prefix are rejected (faults.c)
+ *   POST /faults/clear           -> {"ok":true}: no more rejections (counters stay)
+ *   GET  /faults                 -> {"reject":[...],"rejections_total","rejections_close",
+ *                                    "rejections_error","rejected":[...]}
+ *
  * A POST needs a Content-Length (lws waits for a body otherwise); one without it is answered
  * as if the body were empty and the connection is then closed, so `curl -X POST` works.
  */
@@ -54,6 +67,8 @@ struct req {
     bool has_node;
     char key[600];
     bool has_key;
+    char device[600];
+    bool has_device, no_log;
     long long since;
     bool skip_keepalive;
     long seconds;
@@ -102,6 +117,15 @@ static void parse_query(struct lws *wsi, struct req *r)
                 memcpy(r->key, v, strlen(v) + 1);
                 r->has_key = true;
             }
+        } else if (klen == 6 && strncmp(arg, "device", 6) == 0) {
+            if (strlen(v) >= sizeof(r->device))
+                r->bad_query = true;
+            else {
+                memcpy(r->device, v, strlen(v) + 1);
+                r->has_device = true;
+            }
+        } else if (klen == 3 && strncmp(arg, "log", 3) == 0) {
+            r->no_log = strcmp(v, "0") == 0 || strcmp(v, "false") == 0;
         } else if (klen == 5 && strncmp(arg, "since", 5) == 0) {
             if (kedge_parse_long(v, -1, 0x7fffffffffffffffL, &l) < 0)
                 r->bad_query = true;
@@ -237,16 +261,59 @@ static unsigned handle_object(struct hub *h, struct req *r, struct kedge_jw *w)
     return 200;
 }
 
+static unsigned handle_fault_reject(struct hub *h, struct req *r, struct kedge_jw *w)
+{
+    int rc;
+
+    if (r->body_too_big) {
+        write_error(w, "body over 16 MiB");
+        return 400;
+    }
+    rc = hub_fault_reject(h, r->body.data ? r->body.data : "", r->body.len);
+    if (rc == -ENOMEM) {
+        write_error(w, "out of memory");
+        return 500;
+    }
+    if (rc < 0) {
+        write_error(w, "body must be {\"resource_prefix\":\"...\",\"mode\":\"close\"|"
+                       "\"error\"[,\"max\":N]}");
+        return 400;
+    }
+    write_ok(w);
+    return 200;
+}
+
+/* The endpoints that are not about the link or the store: the test's own instruments. */
+static unsigned route_instruments(struct hub *h, struct req *r, struct kedge_jw *w)
+{
+    if (strcmp(r->path, "/applied") == 0) {
+        hub_write_applied(h, r->has_device ? r->device : NULL, !r->no_log, w);
+        return 200;
+    }
+    if (strcmp(r->path, "/faults") == 0) {
+        hub_write_faults(h, w);
+        return 200;
+    }
+    if (strcmp(r->path, "/faults/clear") == 0) {
+        hub_faults_clear(h);
+        write_ok(w);
+        return 200;
+    }
+    return handle_fault_reject(h, r, w);
+}
+
 static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
 {
     static const struct {
         const char *path;
         enum method method;
     } endpoints[] = {
-        {"/send", M_POST},      {"/send_raw", M_POST},  {"/received", M_GET},
-        {"/acked", M_GET},      {"/state", M_GET},      {"/link/freeze", M_POST},
-        {"/link/thaw", M_POST}, {"/link/drop", M_POST}, {"/link/refuse", M_POST},
-        {"/nodes", M_GET},      {"/pods", M_GET},       {"/object", M_GET},
+        {"/send", M_POST},          {"/send_raw", M_POST},  {"/received", M_GET},
+        {"/acked", M_GET},          {"/state", M_GET},      {"/link/freeze", M_POST},
+        {"/link/thaw", M_POST},     {"/link/drop", M_POST}, {"/link/refuse", M_POST},
+        {"/nodes", M_GET},          {"/pods", M_GET},       {"/object", M_GET},
+        {"/applied", M_GET},        {"/faults", M_GET},     {"/faults/clear", M_POST},
+        {"/faults/reject", M_POST},
     };
     size_t i;
 
@@ -287,6 +354,8 @@ static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
     }
     if (strcmp(r->path, "/object") == 0)
         return handle_object(h, r, w);
+    if (strncmp(r->path, "/applied", 8) == 0 || strncmp(r->path, "/faults", 7) == 0)
+        return route_instruments(h, r, w);
     if (strcmp(r->path, "/state") == 0) {
         if (hub_write_state(h, r->has_node ? r->node : NULL, w) < 0) {
             write_error(w, "unknown node");

@@ -37,6 +37,7 @@
 #include "kedge/buf.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
+#include "kedge/util.h"
 
 struct object {
     struct object *next;
@@ -54,6 +55,7 @@ struct controllers {
     struct nodes *nodes;
     struct devctl *devices;
     struct workers *workers;
+    struct applied *applied; /* what the workers applied, for GET /applied */
 };
 
 /* ---- the store ------------------------------------------------------------------------------- */
@@ -757,6 +759,18 @@ out:
 
 /* ---- the device controller ------------------------------------------------------------------- */
 
+/* The report goes into GET /applied's log under the id the controller read from it. */
+static int record_applied(struct controllers *c, const struct kedge_msg *m)
+{
+    struct kedge_buf id = KEDGE_BUF_INIT;
+    int rc = devctl_report_id(c->devices, m->resource ? m->resource : "", &id);
+
+    if (rc == 0)
+        rc = applied_record(c->applied, id.data, m, kedge_wall_ms());
+    kedge_buf_cleanup(&id);
+    return rc == -ENOMEM ? rc : 0;
+}
+
 /* One worker's report (updateDeviceStatus): patch the Device, then answer "OK"; the Device
  * whose status changed goes down again. */
 static int apply_report(void *ctx, struct hub *h, const char *node, const struct kedge_msg *m)
@@ -767,6 +781,8 @@ static int apply_report(void *ctx, struct hub *h, const char *node, const struct
     bool known, needs_ack;
     int rc = devctl_edge_updated(c->devices, m, &known, &resend);
 
+    if (rc == 0 && known)
+        rc = record_applied(c, m);
     if (rc == 0 && known)
         rc = reply_send(h, node, m, &rp);
     if (rc == 0 && resend.resource)
@@ -1108,8 +1124,9 @@ int controllers_new(const char *ca_pem, long node_grace_s, long cloud_minor,
     if (!c || !(c->ca_pem = kedge_strdup(ca_pem)) ||
         nodes_new(node_grace_s, &c->next_rv, &c->nodes) < 0 ||
         devctl_new(cloud_minor, &c->next_rv, &c->devices) < 0 ||
-        workers_new(apply_report, c, &c->workers) < 0) {
+        workers_new(apply_report, c, &c->workers) < 0 || applied_new(&c->applied) < 0) {
         if (c) {
+            workers_free(c->workers);
             devctl_free(c->devices);
             nodes_free(c->nodes);
             kedge_free(c->ca_pem);
@@ -1134,10 +1151,17 @@ void controllers_free(struct controllers *c)
         kedge_free(o);
     }
     workers_free(c->workers);
+    applied_free(c->applied);
     nodes_free(c->nodes);
     devctl_free(c->devices);
     kedge_free(c->ca_pem);
     kedge_free(c);
+}
+
+void controllers_write_applied(struct controllers *c, const char *device, bool with_log,
+                               struct kedge_jw *w)
+{
+    applied_write(c->applied, device, with_log, w);
 }
 
 void controllers_stop(struct controllers *c)

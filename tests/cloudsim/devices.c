@@ -440,6 +440,13 @@ out:
     return rc < 0 ? rc : 0;
 }
 
+int devctl_report_id(const struct devctl *d, const char *resource, struct kedge_buf *id)
+{
+    int rc = id_from_resource(d, resource, id);
+
+    return rc < 0 ? rc : id->data ? 0 : -1;
+}
+
 bool devctl_state_answered(struct devctl *d, const struct kedge_msg *m)
 {
     struct kedge_buf id = KEDGE_BUF_INIT;

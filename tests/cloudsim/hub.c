@@ -38,6 +38,12 @@
  *    connect with the same msg_id, and messages queued while no edge is connected wait for it.
  *  - Malformed JSON: cloudcore's ReadJSON fails and the link is closed; the control API's
  *    contract is to log and drop (keep the link). --on-malformed close restores cloudcore's.
+ *  - Message size: cloudcore v1.15.4 sets no websocket read limit (viaduct WSLaneWithoutPack
+ *    ReadMessage -> gorilla ReadJSON, no SetReadLimit). Ours is --read-limit (64 MiB), above
+ *    the edge's largest message (16 MiB of upload plus its envelope); over it the link is closed
+ *    with 1009, as a size-limited peer would, so a test can model one.
+ *  - Faults (faults.c): a message matching a reject rule is not handled: the link is closed with
+ *    1009, or the message is answered with an "error" (model.NewErrorMessage).
  */
 #include <errno.h>
 #include <string.h>
@@ -51,9 +57,8 @@
 #include "kedge/log.h"
 #include "kedge/util.h"
 
-#define RX_MAX_BYTES (16u << 20) /* reassembly cap for one message from the edge */
-#define ACK_RETRIES 4            /* node_session.go sendMessageWithRetry: retryCount == 4 */
-#define RX_LOG_MAX 100000        /* received-log entries kept (oldest dropped, indexes go on) */
+#define ACK_RETRIES 4     /* node_session.go sendMessageWithRetry: retryCount == 4 */
+#define RX_LOG_MAX 100000 /* received-log entries kept (oldest dropped, indexes go on) */
 #define ACKED_LOG_MAX 100000
 
 /* ---- types ----------------------------------------------------------------------------------- */
@@ -136,6 +141,7 @@ struct hub {
     struct id_entry *acked_head, *acked_tail;
     size_t acked_n;
     struct kedge_ratelimit malformed_rl;
+    struct faults *faults;
     bool stopping;
 };
 
@@ -752,13 +758,50 @@ static void session_closed(struct conn *c)
     c->node = NULL;
 }
 
-/* One complete message from the edge. */
-static void handle_frame(struct conn *c)
+/* model.NewErrorMessage(m, reason) as CloudHub would send it (source cloudhub, as the UDS
+ * server's error answers): a new message whose parent is m, with m's group and resource. */
+static int reject_with_error(struct hub *h, const struct node *n, const struct kedge_msg *m)
+{
+    static const char reason[] = "rejected by cloudsim (fault reject)";
+    struct kedge_msg e;
+    bool needs_ack;
+    int rc = -ENOMEM;
+
+    memset(&e, 0, sizeof(e));
+    if ((e.parent_msg_id = kedge_strdup(or_empty(m->msg_id))) &&
+        (e.source = kedge_strdup("cloudhub")) && (e.group = kedge_strdup(or_empty(m->group))) &&
+        (e.operation = kedge_strdup("error")) && (e.resource = kedge_strdup(or_empty(m->resource))))
+        rc = kedge_msg_set_content_string(&e, reason, sizeof(reason) - 1);
+    if (rc == 0)
+        rc = hub_enqueue(h, n->name, &e, &needs_ack);
+    kedge_msg_cleanup(&e);
+    return rc;
+}
+
+/* A reject rule matched m: 1 when the link is to be closed (1009), else 0 (answered). */
+static int reject(struct conn *c, const struct kedge_msg *m, enum fault_action a)
+{
+    kedge_log(KEDGE_LOG_NOTICE, "cloudsim: fault: rejecting msg_id=%s resource=%s from node=%s: %s",
+              or_empty(m->msg_id), or_empty(m->resource), node_label(c->node),
+              a == FAULT_CLOSE ? "closing the link (1009)" : "answering with an error");
+    if (a == FAULT_CLOSE) {
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+        return 1;
+    }
+    if (reject_with_error(c->hub, c->node, m) < 0)
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: out of memory answering msg_id=%s with an error",
+                  or_empty(m->msg_id));
+    return 0;
+}
+
+/* One complete message from the edge. Returns -1 when the link is to be closed. */
+static int handle_frame(struct conn *c)
 {
     struct hub *h = c->hub;
     struct node *n = c->node;
     struct kedge_jdoc *doc = NULL;
     struct kedge_msg m;
+    enum fault_action fault;
     bool keepalive;
     int rc;
 
@@ -771,7 +814,7 @@ static void handle_frame(struct conn *c)
     if (rc == -ENOMEM) {
         kedge_log(KEDGE_LOG_ERR, "cloudsim: out of memory decoding a message session=%lu", c->id);
         kedge_jdoc_free(doc);
-        return;
+        return 0;
     }
     if (rc < 0) {
         h->malformed_total++;
@@ -782,14 +825,15 @@ static void handle_frame(struct conn *c)
         kedge_jdoc_free(doc);
         if (h->cfg->close_on_malformed)
             conn_kill(c, "malformed message");
-        return;
+        return 0;
     }
     if (!n) { /* replaced while this frame was in flight */
         kedge_jdoc_free(doc);
         kedge_msg_cleanup(&m);
-        return;
+        return 0;
     }
 
+    rc = 0;
     keepalive = streq(m.operation, "keepalive");
     rx_log(h, n, kedge_jdoc_root(doc), keepalive);
     kedge_jdoc_free(doc);
@@ -810,6 +854,8 @@ static void handle_frame(struct conn *c)
         keepalive_arm(c);
     } else if (streq(m.operation, "response")) {
         handle_ack(n, &m); /* never forwarded */
+    } else if ((fault = faults_check(h->faults, &m)) != FAULT_NONE) {
+        rc = reject(c, &m, fault) ? -1 : 0;
     } else if (streq(m.operation, "error")) {
         kedge_log(KEDGE_LOG_WARN, "cloudsim: error response from node=%s msg_id=%s", node_label(n),
                   or_empty(m.msg_id));
@@ -819,6 +865,7 @@ static void handle_frame(struct conn *c)
         kedge_log(KEDGE_LOG_ERR, "cloudsim: out of memory answering msg_id=%s", or_empty(m.msg_id));
     }
     kedge_msg_cleanup(&m);
+    return rc;
 }
 
 static int on_receive(struct conn *c, const void *in, size_t len)
@@ -832,11 +879,11 @@ static int on_receive(struct conn *c, const void *in, size_t len)
         c->rx_overflow = false;
     }
     if (!c->rx_overflow) {
-        if (c->rx.len + len > RX_MAX_BYTES) {
+        if (c->rx.len + len > (size_t)c->hub->cfg->read_limit) {
             c->rx_overflow = true;
             kedge_log(KEDGE_LOG_WARN,
-                      "cloudsim: message over %u bytes from node=%s session=%lu, closing",
-                      RX_MAX_BYTES, node_label(c->node), c->id);
+                      "cloudsim: message over %ld bytes from node=%s session=%lu, closing",
+                      c->hub->cfg->read_limit, node_label(c->node), c->id);
             kedge_buf_cleanup(&c->rx);
             lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
             return -1;
@@ -847,7 +894,10 @@ static int on_receive(struct conn *c, const void *in, size_t len)
         }
     }
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        handle_frame(c);
+        if (handle_frame(c) < 0) {
+            kedge_buf_cleanup(&c->rx);
+            return -1; /* a reject fault: the close reason is set */
+        }
         kedge_buf_reset(&c->rx);
         if (c->rx.cap > (1u << 20)) /* do not keep a big buffer for small messages */
             kedge_buf_cleanup(&c->rx);
@@ -1107,6 +1157,31 @@ int hub_write_object(struct hub *h, const char *key, struct kedge_jw *w)
     return controllers_write_object(h->controllers, key, w);
 }
 
+void hub_write_applied(struct hub *h, const char *device, bool with_log, struct kedge_jw *w)
+{
+    controllers_write_applied(h->controllers, device, with_log, w);
+}
+
+int hub_fault_reject(struct hub *h, const char *json, size_t len)
+{
+    int rc = faults_add_reject(h->faults, json, len);
+
+    if (rc == 0)
+        kedge_log(KEDGE_LOG_NOTICE, "cloudsim: fault: reject rule added: %.*s", (int)len, json);
+    return rc;
+}
+
+void hub_faults_clear(struct hub *h)
+{
+    faults_clear(h->faults);
+    kedge_log(KEDGE_LOG_NOTICE, "cloudsim: fault: reject rules cleared");
+}
+
+void hub_write_faults(struct hub *h, struct kedge_jw *w)
+{
+    faults_write(h->faults, w);
+}
+
 /* ---- lifetime -------------------------------------------------------------------------------- */
 
 int hub_new(const struct cloudsim_config *cfg, const char *ca_pem_path, struct hub **out)
@@ -1130,6 +1205,10 @@ int hub_new(const struct cloudsim_config *cfg, const char *ca_pem_path, struct h
     h->malformed_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 20);
     rc = controllers_new(pem, cfg->node_grace_s, cfg->cloud_minor, &h->controllers);
     kedge_free(pem);
+    if (rc == 0 && faults_new(&h->faults) < 0) {
+        controllers_free(h->controllers);
+        rc = -ENOMEM;
+    }
     if (rc < 0) {
         kedge_free(h);
         return rc;
@@ -1187,5 +1266,6 @@ void hub_free(struct hub *h)
         kedge_free(e);
     }
     controllers_free(h->controllers);
+    faults_free(h->faults);
     kedge_free(h);
 }

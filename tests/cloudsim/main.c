@@ -5,7 +5,7 @@
  *   kedge-cloudsim --certs DIR [--port 10000] [--control-port 10010] [--https-port 0]
  *                  [--keepalive-timeout-s 30] [--resend-interval-s 5] [--log-level info]
  *                  [--node edge-node] [--on-malformed drop|close] [--cert-lifetime-s 31536000]
- *                  [--node-grace-s 40]
+ *                  [--node-grace-s 40] [--read-limit 67108864]
  *
  * Listens on 127.0.0.1 only; --port or --control-port 0 picks a free one. --https-port P serves
  * the :10002 certificate bootstrap (kubeedge-wire.md §4.3, certsrv.c) on P; 0 (the default) is
@@ -77,6 +77,8 @@ static const struct opt opts[] = {
      "drop|close  bad JSON from the edge: log and drop it, or close as cloudcore"},
     {"--cloud-version",       OPT_STR, F(cloud_version),       0, 0,     "1.15",
      "MAJOR.MINOR  the cloudcore generation: device ids ns/name from 1.17"},
+    {"--read-limit",          OPT_INT, F(read_limit),          1024, 1073741824, "67108864",
+     "BYTES  close the link (1009) on a message from the edge over BYTES (cloudcore: none)"},
 };
 /* clang-format on */
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -406,8 +408,8 @@ int main(int argc, char **argv)
               "cloudsim: listening wss=127.0.0.1:%d control=127.0.0.1:%d https=%d certs=%s "
               "keepalive_timeout_s=%ld resend_interval_s=%ld",
               lws_get_vhost_listen_port(wss), lws_get_vhost_listen_port(control),
-              https ? lws_get_vhost_listen_port(https) : 0, cfg.certs_dir,
-              cfg.keepalive_timeout_s, cfg.resend_interval_s);
+              https ? lws_get_vhost_listen_port(https) : 0, cfg.certs_dir, cfg.keepalive_timeout_s,
+              cfg.resend_interval_s);
     if (printf("cloudsim: ready wss_port=%d control_port=%d", lws_get_vhost_listen_port(wss),
                lws_get_vhost_listen_port(control)) < 0 ||
         (https && printf(" https_port=%d", lws_get_vhost_listen_port(https)) < 0) ||

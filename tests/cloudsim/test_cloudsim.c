@@ -77,6 +77,7 @@ struct wsc {
     unsigned keepalives_sent;
     unsigned pongs;
     int close_code; /* set: the next writeable closes with a close frame of this status */
+    int peer_close; /* the cloud's close frame status; 0: none came */
     lws_sorted_usec_list_t tick;
 };
 
@@ -208,6 +209,11 @@ static int wsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
         w->pongs++;
         break;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+        const unsigned char *b = in; /* a 2-byte status first; none: 1005 */
+        w->peer_close = len >= 2 ? (b[0] << 8) | b[1] : 1005;
+        break;
+    }
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         if (w->close_code) {
             lws_close_reason(wsi, (enum lws_close_status)w->close_code, NULL, 0);
@@ -2008,50 +2014,289 @@ START_TEST(test_malformed_fragmented_binary)
 }
 END_TEST
 
-/* Reassembly: a big message in many fragments is one message; one over the 16 MiB cap closes
- * the link (status 1009) instead of growing without bound. */
-START_TEST(test_big_and_oversize_messages)
+/* A twin report of `size` bytes of padding, sent in 1 MiB fragments. */
+static void send_padded_report(struct wsc *w, const char *id, size_t size)
 {
-    struct simctl *s = sim_start(0, 0);
-    const size_t chunk = 1u << 20, big = 3 * chunk, over = 17 * chunk;
+    const size_t chunk = 1u << 20;
     struct kedge_buf msg = KEDGE_BUF_INIT;
-    struct kedge_msg m;
     char head[512], *filler;
     size_t off, n;
-    struct wsc w;
 
-    edge_connect(&w, s, "edge-node");
-    thermo_known(s, &w);
-    /* a 3 MiB twin report in 1 MiB fragments */
-    edge_msg(head, sizeof(head), "big-1", "twin", "resource", "update",
+    edge_msg(head, sizeof(head), id, "twin", "resource", "update",
              "device/thermo/twin/edge_updated", "{\"pad\":\"@\"}");
-    filler = malloc(big);
+    filler = malloc(size);
     ck_assert_ptr_nonnull(filler);
-    memset(filler, 'x', big);
+    memset(filler, 'x', size);
     ck_assert_int_eq(kedge_buf_append(&msg, head, (size_t)(strchr(head, '@') - head)), 0);
-    ck_assert_int_eq(kedge_buf_append(&msg, filler, big), 0);
+    ck_assert_int_eq(kedge_buf_append(&msg, filler, size), 0);
     ck_assert_int_eq(kedge_buf_puts(&msg, strchr(head, '@') + 1), 0);
     free(filler);
     for (off = 0; off < msg.len; off += n) {
         n = msg.len - off < chunk ? msg.len - off : chunk;
-        wsc_queue(&w, msg.data + off, n,
+        wsc_queue(w, msg.data + off, n,
                   lws_write_ws_flags(LWS_WRITE_TEXT, off == 0, off + n == msg.len));
     }
+    kedge_buf_cleanup(&msg);
+}
+
+/* cloudcore v1.15.4 reads messages of any size (no SetReadLimit): by default a message of 17 MiB
+ * (past the edge's 16 MiB upload cap plus envelope) is read and answered. --read-limit models a
+ * size-limited cloud: a 3 MiB message under a 4 MiB limit passes, a 5 MiB one closes the link
+ * with 1009 and is not handled. */
+START_TEST(test_big_and_oversize_messages)
+{
+    static const char *const args[] = {"--read-limit", "4194304", NULL};
+    const size_t mib = 1u << 20;
+    struct simctl_opts so = {0};
+    struct simctl *s = sim_start(0, 0);
+    struct kedge_msg m;
+    struct wsc w;
+
+    edge_connect(&w, s, "edge-node");
+    thermo_known(s, &w);
+    send_padded_report(&w, "huge-1", 17 * mib);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "huge-1");
+    kedge_msg_cleanup(&m);
+    wsc_close(&w);
+    sim_stop_ok(s);
+
+    so.extra_args = args;
+    s = sim_start_opts(&so);
+    edge_connect(&w, s, "edge-node");
+    thermo_known(s, &w);
+    send_padded_report(&w, "big-1", 3 * mib);
     wsc_expect_next(&w, &m);
     ck_assert_str_eq(m.parent_msg_id, "big-1");
     kedge_msg_cleanup(&m);
-    kedge_buf_cleanup(&msg);
-
-    /* 17 MiB: over the cap */
-    filler = malloc(chunk);
-    ck_assert_ptr_nonnull(filler);
-    memset(filler, 'y', chunk);
-    for (off = 0; off < over; off += chunk)
-        wsc_queue(&w, filler, chunk,
-                  lws_write_ws_flags(LWS_WRITE_TEXT, off == 0, off + chunk == over));
-    free(filler);
+    send_padded_report(&w, "over-1", 5 * mib);
     ck_assert_msg(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS), "oversize message not refused");
+    ck_assert_int_eq(w.peer_close, 1009);
     ck_assert_int_eq(count_received(s, NULL, "update"), 1);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+/* A twin report of thermo's temperature: value v, actual_version.edge v. */
+static void thermo_report(struct wsc *w, const char *id, int v)
+{
+    char json[1024], twin[512];
+
+    (void)snprintf(twin, sizeof(twin),
+                   "{\"event_id\":\"e-%s\",\"timestamp\":%d,\"twin\":{\"temperature\":{"
+                   "\"actual\":{\"value\":\"%d\",\"metadata\":{\"timestamp\":%d}},"
+                   "\"metadata\":{\"type\":\"int\"},\"actual_version\":{\"cloud\":0,"
+                   "\"edge\":%d}}}}",
+                   id, 1000 + v, v, 1000 + v, v);
+    edge_msg(json, sizeof(json), id, "twin", "resource", "update",
+             "device/thermo/twin/edge_updated", twin);
+    wsc_queue(w, json, strlen(json), LWS_WRITE_TEXT);
+}
+
+/* Wait for n answers ("OK") from the device controller. */
+static void expect_answers(struct wsc *w, int n)
+{
+    struct kedge_msg m;
+
+    while (n > 0) {
+        wsc_expect_next(w, &m);
+        ck_assert_str_eq(m.operation, "response");
+        n--;
+        kedge_msg_cleanup(&m);
+    }
+}
+
+static int64_t jint(const struct kedge_jval *v)
+{
+    int64_t x = -999;
+
+    ck_assert_msg(v && kedge_json_int64(v, &x) == 0, "not a number");
+    return x;
+}
+
+/* GET /applied: per device, the order the workers applied reports in, each twin's value with
+ * its edge version, how many reports applied the current value, and every step backwards. A
+ * report sent again alone is applied again (times 2); a burst is applied newest first, so the
+ * older value lands after the newer one (a regression, as with cloudcore's goroutines). */
+START_TEST(test_applied_order)
+{
+    static const int want[] = {1, 2, 2, 4, 3};
+    struct simctl *s = sim_start(0, 0);
+    const struct kedge_jval *dev, *t, *e;
+    struct kedge_jdoc *doc;
+    struct wsc w;
+    size_t i;
+
+    edge_connect(&w, s, "edge-node");
+    thermo_known(s, &w);
+    thermo_report(&w, "r1", 1);
+    expect_answers(&w, 1);
+    thermo_report(&w, "r2", 2);
+    expect_answers(&w, 1);
+    thermo_report(&w, "r2", 2); /* a resend */
+    expect_answers(&w, 1);
+    thermo_report(&w, "r3", 3);
+    thermo_report(&w, "r4", 4);
+    expect_answers(&w, 2);
+    /* a device the controller does not know is not applied */
+    {
+        char json[512];
+        edge_msg(json, sizeof(json), "ghost-1", "twin", "resource", "update",
+                 "device/ghost/twin/edge_updated", "{\"twin\":{}}");
+        wsc_send(&w, json);
+    }
+
+    doc = get_json(s, "/applied?device=thermo");
+    ck_assert_int_eq(jint(kedge_json_get(kedge_jdoc_root(doc), "regressions")), 1);
+    dev = kedge_json_get(kedge_jdoc_root(doc), "devices")->child;
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_str_eq(kedge_json_get(dev, "id")->str, "thermo");
+    ck_assert_int_eq(jint(kedge_json_get(dev, "reports")), 5);
+    ck_assert_int_eq(jint(kedge_json_get(dev, "regressions")), 1);
+    t = kedge_json_get(kedge_json_get(dev, "twins"), "temperature");
+    ck_assert_str_eq(kedge_json_get(t, "value")->str, "3");
+    ck_assert_int_eq(jint(kedge_json_get(t, "edge")), 3);
+    ck_assert_int_eq(jint(kedge_json_get(t, "ts")), 1003);
+    ck_assert_int_eq(jint(kedge_json_get(t, "times")), 1);
+    ck_assert_int_eq(jint(kedge_json_get(t, "regressions")), 1);
+    ck_assert_int_eq(jint(kedge_json_get(dev, "log_dropped")), 0);
+    for (i = 0, e = kedge_json_get(dev, "log")->child; e; e = e->next, i++) {
+        const struct kedge_jval *tw = kedge_json_get(kedge_json_get(e, "twins"), "temperature");
+        char v[8];
+        ck_assert_uint_lt(i, 5);
+        ck_assert_int_eq(jint(kedge_json_get(e, "n")), (int64_t)i + 1);
+        (void)snprintf(v, sizeof(v), "%d", want[i]);
+        ck_assert_str_eq(kedge_json_get(tw, "value")->str, v);
+        ck_assert_int_eq(jint(kedge_json_get(tw, "edge")), want[i]);
+        ck_assert_int_eq(jint(kedge_json_get(e, "timestamp")), 1000 + want[i]);
+    }
+    ck_assert_uint_eq(i, 5);
+    kedge_jdoc_free(doc);
+
+    /* the resend: times counts the reports that applied the value it holds */
+    thermo_report(&w, "r3", 3);
+    expect_answers(&w, 1);
+    doc = get_json(s, "/applied?log=0");
+    ck_assert_int_eq(jint(kedge_json_get(kedge_jdoc_root(doc), "devices_total")), 1);
+    dev = kedge_json_get(kedge_jdoc_root(doc), "devices")->child;
+    ck_assert_ptr_null(kedge_json_get(dev, "log"));
+    t = kedge_json_get(kedge_json_get(dev, "twins"), "temperature");
+    ck_assert_int_eq(jint(kedge_json_get(t, "times")), 2);
+    ck_assert_int_eq(jint(kedge_json_get(dev, "reports")), 6);
+    kedge_jdoc_free(doc);
+    doc = get_json(s, "/applied?device=ghost");
+    ck_assert_ptr_null(kedge_json_get(kedge_jdoc_root(doc), "devices")->child);
+    kedge_jdoc_free(doc);
+    wsc_close(&w);
+    sim_stop_ok(s);
+}
+END_TEST
+
+static int64_t faults_int(struct simctl *s, const char *key)
+{
+    struct kedge_jdoc *doc = get_json(s, "/faults");
+    int64_t v = jint(kedge_json_get(kedge_jdoc_root(doc), key));
+
+    kedge_jdoc_free(doc);
+    return v;
+}
+
+/* POST /faults/reject: an upload to the poison topic is answered with an "error" (NewErrorMessage:
+ * parent_msg_id, same resource; group user needs no ack), others pass; a close rule with max 1
+ * closes the link with 1009 on the first twin report only; /faults counts and lists the
+ * rejections; /faults/clear ends them. A rejected message is still in /received. */
+START_TEST(test_reject_fault)
+{
+    static const char poison[] = "$hw/events/upload/poison";
+    struct simctl *s = sim_start(0, 0);
+    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc;
+    const struct kedge_jval *e;
+    struct kedge_msg m;
+    char json[1024];
+    struct wsc w;
+    int status;
+
+    ck_assert_int_eq(
+        simctl_http(s, "POST", "/faults/reject", "{\"mode\":\"close\"}", &status, &body), 0);
+    ck_assert_int_eq(status, 400);
+    kedge_buf_reset(&body);
+    ck_assert_int_eq(simctl_http(s, "POST", "/faults/reject",
+                                 "{\"resource_prefix\":\"x\",\"mode\":\"explode\"}", &status,
+                                 &body),
+                     0);
+    ck_assert_int_eq(status, 400);
+    kedge_buf_reset(&body);
+    ck_assert_int_eq(simctl_http(s, "POST", "/faults/reject",
+                                 "{\"resource_prefix\":\"$hw/events/upload/poison\","
+                                 "\"mode\":\"error\"}",
+                                 &status, &body),
+                     0);
+    ck_assert_int_eq(status, 200);
+    kedge_buf_reset(&body);
+    ck_assert_int_eq(simctl_http(s, "POST", "/faults/reject",
+                                 "{\"resource_prefix\":\"device/thermo/twin\",\"mode\":\"close\","
+                                 "\"max\":1}",
+                                 &status, &body),
+                     0);
+    ck_assert_int_eq(status, 200);
+    kedge_buf_cleanup(&body);
+
+    edge_connect(&w, s, "edge-node");
+    thermo_known(s, &w);
+    edge_msg(json, sizeof(json), "up-poison", "bus", "user", "upload", poison, "\"x\"");
+    wsc_send(&w, json);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.operation, "error");
+    ck_assert_str_eq(m.parent_msg_id, "up-poison");
+    ck_assert_str_eq(m.resource, poison);
+    ck_assert_str_eq(m.source, "cloudhub");
+    ck_assert_str_eq(m.group, "user");
+    ck_assert(m.content_is_string);
+    kedge_msg_cleanup(&m);
+    ck_assert_int_eq(state_int(s, NULL, "pending_acks"), 0); /* group user: no ack needed */
+    edge_msg(json, sizeof(json), "up-fine", "bus", "user", "upload", "$hw/events/upload/fine",
+             "\"y\"");
+    wsc_send(&w, json);
+    thermo_report(&w, "t-1", 1);
+    ck_assert_msg(wsc_run_until(&w, is_gone, NULL, DEADLINE_MS), "link not closed");
+    ck_assert_int_eq(w.peer_close, 1009);
+    /* the membership and the error: the upload passed, the report was not handled */
+    ck_assert_int_eq(w.in_total, 2);
+    wsc_close(&w);
+    ck_assert_int_eq(faults_int(s, "rejections_total"), 2);
+    ck_assert_int_eq(faults_int(s, "rejections_error"), 1);
+    ck_assert_int_eq(faults_int(s, "rejections_close"), 1);
+    doc = get_json(s, "/faults");
+    e = kedge_json_get(kedge_jdoc_root(doc), "rejected")->child;
+    ck_assert_str_eq(kedge_json_get(e, "msg_id")->str, "up-poison");
+    ck_assert_str_eq(kedge_json_get(e, "mode")->str, "error");
+    ck_assert_str_eq(kedge_json_get(e->next, "msg_id")->str, "t-1");
+    ck_assert_str_eq(kedge_json_get(e->next, "mode")->str, "close");
+    ck_assert_ptr_null(e->next->next);
+    e = kedge_json_get(kedge_jdoc_root(doc), "reject")->child;
+    ck_assert_int_eq(jint(kedge_json_get(e, "hits")), 1);
+    ck_assert_int_eq(jint(kedge_json_get(e->next, "hits")), 1);
+    kedge_jdoc_free(doc);
+    ck_assert_int_eq(count_received(s, "?skip_keepalive=1", "upload"), 2);
+
+    /* max 1: the next report is handled */
+    edge_connect(&w, s, "edge-node");
+    thermo_report(&w, "t-2", 2);
+    expect_answers(&w, 1);
+    /* cleared: the poison upload passes */
+    ck_assert_int_eq(simctl_post(s, "/faults/clear"), 200);
+    edge_msg(json, sizeof(json), "up-poison-2", "bus", "user", "upload", poison, "\"x\"");
+    wsc_send(&w, json);
+    thermo_report(&w, "t-3", 3);
+    wsc_expect_next(&w, &m);
+    ck_assert_str_eq(m.parent_msg_id, "t-3"); /* the answer to the report, no error before it */
+    kedge_msg_cleanup(&m);
+    ck_assert_int_eq(faults_int(s, "rejections_total"), 2);
+    doc = get_json(s, "/faults");
+    ck_assert_ptr_null(kedge_json_get(kedge_jdoc_root(doc), "reject")->child);
+    kedge_jdoc_free(doc);
     wsc_close(&w);
     sim_stop_ok(s);
 }
@@ -2330,6 +2575,8 @@ static Suite *cloudsim_suite(void)
     tcase_add_test(tc, test_malformed_fragmented_binary);
     tcase_add_test(tc, test_malformed_close_option);
     tcase_add_test(tc, test_big_and_oversize_messages);
+    tcase_add_test(tc, test_applied_order);
+    tcase_add_test(tc, test_reject_fault);
     tcase_add_test(tc, test_queue_reconnect_replace);
     tcase_add_test(tc, test_control_api);
     tcase_add_test(tc, test_certs_made_and_reused);
