@@ -602,3 +602,8 @@ struct kedge_jdoc *rc_edge_twins(struct rc *e, const char *id)
     kedge_buf_cleanup(&q);
     return doc;
 }
+
+struct kedge_jdoc *rc_edge_status(struct rc *e)
+{
+    return ke_ctl(e, "{\"op\":\"status\"}");
+}

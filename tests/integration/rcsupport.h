@@ -103,5 +103,7 @@ int rc_wait_edge_device(struct rc *e, const char *name, int timeout_ms, struct k
 void rc_edge_print(struct rc *e, const char *query);
 /* The plugin's twin get result for id (device_get). */
 struct kedge_jdoc *rc_edge_twins(struct rc *e, const char *id);
+/* The plugin's status object (what `kedge-ctl status` prints). */
+struct kedge_jdoc *rc_edge_status(struct rc *e);
 
 #endif

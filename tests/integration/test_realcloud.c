@@ -19,8 +19,11 @@
  *  5. cloudcore down, 50 twin updates, 30 s, cloudcore up: the Device ends at the last value and
  *     the node is Ready again (KEDGE_RC_REPEAT=N rounds; default 1 to keep CI time sane: a
  *     round takes ~40 s; run the binary itself for 10 rounds, ctest stops it at 900 s); no
- *     message reached cloudcore before it had the node's session.
- *  7. kedge-bridge stopped with SIGTERM closes the link with a websocket close frame.
+ *     message reached cloudcore before it had the node's session; the 50 updates reached the
+ *     new cloudcore coalesced (at most 3 twin reports read, from its -v 4 log).
+ *  7. An upload just under the edge's 16 MiB cap is read by cloudcore and the link stays up;
+ *     one over it is refused at the edge with PUBACK 0x87 and counted.
+ *  8. kedge-bridge stopped with SIGTERM closes the link with a websocket close frame.
  *
  * Skipped (exit 77) when the cloud folder or a container engine is absent. Every wait is a
  * deadline on a condition; the outage's 30 s is the scenario itself. Figures are printed.
@@ -75,6 +78,26 @@ static void expect_not_in_cloudcore_log(long from, const char *what)
     }
     ck_assert_msg(!hit, "cloudcore logged: %s", hit);
     kedge_free(log);
+}
+
+/* How many messages from our node cloudcore logged (at -v 4 it logs every one it reads:
+ * "get msg from node(<node>): ... Resource: <resource> Operation: ...") for this resource, in
+ * its log from a mark. */
+static int cloudcore_read_count(long from, const char *resource)
+{
+    char from_node[160], res[200], *log = cloudctl_log_read(env.cloud, "cloudcore", from), *p;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(log);
+    snprintf(from_node, sizeof(from_node), "get msg from node(%s)", env.node);
+    snprintf(res, sizeof(res), "Resource: %s ", resource);
+    for (p = strstr(log, from_node); p; p = strstr(p + 1, from_node)) {
+        char *eol = strchr(p, '\n'), *hit = strstr(p, res);
+        if (hit && (!eol || hit < eol))
+            n++;
+    }
+    kedge_free(log);
+    return n;
 }
 
 /* ---- 1. the node ---------------------------------------------------------------------------- */
@@ -578,14 +601,73 @@ START_TEST(twin_updates_survive_a_cloud_outage)
                round + 1, (double)(kt_now_ms() - t_up) / 1000);
         expect_not_in_cloudcore_log(0, "session not found for node");
         {
+            int reads;
             rc_wait_reported(&env, DEV, last, kh_scale_ms(60000));
             printf("test_realcloud: measure: outage %d: reported %s %.1f s after cloudcore "
                    "came back\n",
                    round + 1, last, (double)(kt_now_ms() - t_up) / 1000);
+            /* Twin state is coalesced while the cloud is away: the 50 updates reach the new
+             * cloudcore as the one report that was in flight when it went (resent) and one
+             * merged report, not as 50 messages. */
+            reads = cloudcore_read_count(0, "device/" DEV "/twin/edge_updated");
+            printf("test_realcloud: measure: outage %d: the restarted cloudcore read %d twin "
+                   "reports for the 50 updates made while it was away\n",
+                   round + 1, reads);
+            ck_assert_msg(reads >= 1 && reads <= 3, "cloudcore read %d twin reports", reads);
         }
     }
     kh_client_free(dev);
     dev = NULL;
+}
+END_TEST
+
+/* ---- 7. uploads at the cap ----------------------------------------------------------------- */
+
+/* cloudcore v1.15.4 sets no websocket read limit (viaduct's WSLaneWithoutPack reads with
+ * gorilla's ReadJSON, no SetReadLimit), so the edge's own cap, plugin_opt_max_upload_bytes
+ * (16 MiB of encoded message by default), decides: an upload just under it is read by the real
+ * cloud and the link stays up; one over it is refused at the edge (v5: PUBACK 0x87) and counted,
+ * and never reaches the queue. */
+#define CAP_BYTES (16 << 20)
+
+START_TEST(upload_at_the_cap_reaches_the_cloud)
+{
+    struct kh_client *c;
+    struct kedge_jdoc *st;
+    char *payload = malloc(CAP_BYTES + 1);
+    long mark = cloudctl_log_size(env.cloud, "cloudcore");
+    int64_t t0, deadline;
+    int64_t oversize = -1;
+
+    ck_assert_ptr_nonnull(payload);
+    ck_assert_msg(rc_edge_up(&env), "the edge node did not come up");
+    memset(payload, 'u', CAP_BYTES + 1);
+    c = kh_client_new(kh_broker_port(env.broker), "rc-uploader", "sensor-up", "x", 5);
+    ck_assert_ptr_nonnull(c);
+    /* the envelope (header, route) is a few hundred bytes: 4 KiB under the cap fits */
+    t0 = kt_now_ms();
+    ck_assert_int_eq(
+        kh_client_pub(c, "$hw/events/upload/rc-cap", payload, CAP_BYTES - 4096, 1, false), 0);
+    deadline = kt_now_ms() + kh_scale_ms(60000);
+    while (cloudcore_read_count(mark, "$hw/events/upload/rc-cap") < 1) {
+        ck_assert_msg(kt_now_ms() < deadline, "cloudcore never read the upload at the cap");
+        rc_sleep_ms(200);
+    }
+    printf("test_realcloud: measure: a %d-byte upload read by cloudcore %.1f s after its "
+           "PUBACK\n",
+           CAP_BYTES - 4096, (double)(kt_now_ms() - t0) / 1000);
+    ck_assert_int_eq(
+        kh_client_pub(c, "$hw/events/upload/rc-over", payload, CAP_BYTES + 1, 1, false), 0x87);
+    st = rc_edge_status(&env);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(
+        kedge_json_int64(kedge_json_get(kedge_jdoc_root(st), "uploads_oversize"), &oversize), 0);
+    ck_assert_int_eq(oversize, 1);
+    kedge_jdoc_free(st);
+    kh_client_free(c);
+    free(payload);
+    rc_wait_node_ready(&env, kh_scale_ms(READY_MS));
+    ck_assert_int_eq(cloudcore_read_count(mark, "$hw/events/upload/rc-over"), 0);
 }
 END_TEST
 
@@ -636,6 +718,7 @@ static Suite *suite(void)
     tcase_add_test(tc, device_report_reaches_the_cloud);
     tcase_add_test(tc, desired_value_reaches_the_device);
     tcase_add_test(tc, twin_updates_survive_a_cloud_outage);
+    tcase_add_test(tc, upload_at_the_cap_reaches_the_cloud);
     tcase_add_test(tc, sigterm_closes_the_link_cleanly);
     suite_add_tcase(s, tc);
     return s;
