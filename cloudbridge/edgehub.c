@@ -98,6 +98,10 @@ struct edgehub {
     uint64_t reconnects;
     int64_t last_keepalive_ms, last_delivery_ms;
     struct kedge_ratelimit bad_rl;
+    /* msg_ids of the cloud's last "error" answers: one the cloud sends again (it wants an ack
+     * and may not have had ours) is not a second refusal */
+    char errors_seen[16][48];
+    unsigned n_errors_seen;
 };
 
 static struct edgehub *the_hub; /* the protocol callback finds it here (one per process) */
@@ -356,6 +360,20 @@ static bool for_other_node(const struct edgehub *eh, const struct kedge_msg *m)
     return strncmp(r + 5, node, n) != 0 || (r[5 + n] != '/' && r[5 + n] != '\0');
 }
 
+/* Whether this error answer was counted already; remembers it if not. */
+static bool error_seen(struct edgehub *eh, const char *msg_id)
+{
+    size_t n = sizeof(eh->errors_seen) / sizeof(eh->errors_seen[0]), i;
+
+    if (!msg_id || !*msg_id || strlen(msg_id) >= sizeof(eh->errors_seen[0]))
+        return false;
+    for (i = 0; i < n; i++)
+        if (!strcmp(eh->errors_seen[i], msg_id))
+            return true;
+    strcpy(eh->errors_seen[eh->n_errors_seen++ % n], msg_id);
+    return false;
+}
+
 /* An "error" answer naming one of our entries: a failure for it (resent after resend_s, a
  * dead letter at poison_after). The content says why. */
 static void on_error_answer(struct edgehub *eh, const struct kedge_msg *m)
@@ -365,6 +383,10 @@ static void on_error_answer(struct edgehub *eh, const struct kedge_msg *m)
     size_t n = m->content_str ? m->content_str_len : m->content ? m->content_len : 0;
     int rc;
 
+    if (route_needs_ack(m))
+        (void)edgehub_ack(eh, m); /* logged there when not sent; the cloud sends it again */
+    if (error_seen(eh, m->msg_id))
+        return;
     snprintf(why, sizeof(why), "the cloud answered error: %.*s", (int)(n > 200 ? 200 : n), text);
     rc = boutbox_refused(eh->br->outbox, m->parent_msg_id, why);
     if (rc == -ENOENT)
