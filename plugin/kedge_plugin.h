@@ -229,6 +229,7 @@ struct outbox {
     int64_t budget;         /* plugin_opt_upload_budget_bytes */
     int64_t max_upload;     /* plugin_opt_max_upload_bytes */
     bool drop_oldest;       /* plugin_opt_upload_policy */
+    bool refusing;          /* an upload was refused since the queue last had room (a log) */
     int64_t depth;          /* committed entries */
     int64_t pending_adds;   /* entries inserted in the open batch (net of those it deleted) */
     int64_t pending_dels;   /* committed entries deleted in the open batch */

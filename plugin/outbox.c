@@ -297,6 +297,7 @@ static int make_room(struct outbox *ob, const char *client_id, const char *topic
     if (ob->drop_oldest)
         return drop_oldest(ob, client_id, topic, bytes);
     ob->n.uploads_refused++;
+    ob->refusing = true;
     kedge_log_limited(&refuse_rl, "outbox", KEDGE_LOG_WARN,
                       "outbox: upload refused client=%s topic=%s (%" PRId64 " bytes): waiting "
                       "uploads hold %" PRId64 " of plugin_opt_upload_budget_bytes=%" PRId64
@@ -433,6 +434,12 @@ void outbox_committed(struct outbox *ob, int commit_rc)
     }
     ob->pending_adds = ob->pending_dels = ob->batch_seq = 0;
     mem_clear(ob);
+    if (ob->refusing && ob->held.uploads < ob->max_rows && ob->held.upload_bytes < ob->budget) {
+        kedge_log(KEDGE_LOG_NOTICE,
+                  "outbox: uploads are taken again (%" PRId64 " waiting, %" PRId64 " bytes)",
+                  ob->held.uploads, ob->held.upload_bytes);
+        ob->refusing = false;
+    }
     outbox_pump(ob);
 }
 
