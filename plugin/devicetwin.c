@@ -30,6 +30,8 @@
 #include "kedge/util.h"
 #include "kedge_plugin.h"
 
+static struct kedge_ratelimit oom_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+
 #define CODE_BAD_REQUEST 400
 #define CODE_NOT_FOUND 404
 #define CODE_INTERNAL 500
@@ -93,7 +95,8 @@ static void queue(struct devicetwin *dt, struct kedge_buf *b, enum reply_fail on
 
     if (!payload || replies_take(dt->out, dt->topic.data, payload, len, on_fail, event_id) < 0) {
         kedge_free(payload);
-        kedge_log(KEDGE_LOG_ERR, "twin: out of memory, reply to topic=%s lost", dt->topic.data);
+        kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                          "twin: out of memory, reply to topic=%s lost", dt->topic.data);
     }
 }
 
@@ -141,8 +144,9 @@ void devicetwin_reload(struct devicetwin *dt, const char *id)
         return;
     if (rc == 0)
         kedge_device_free(fresh);
-    kedge_log(KEDGE_LOG_ERR, "twin: cannot reload device=%s from the store: %s", id,
-              rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
+    kedge_log_limited(&store_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: cannot reload device=%s from the store: %s", id,
+                      rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
 }
 
 /* ---- the twin engine: dtmanager/twin.go's DealMsgTwin, rest and sync ---------------------- */
@@ -527,7 +531,8 @@ static void queue_update_result(struct devicetwin *dt, struct update_ctx *c, con
 oom:
     kedge_free(refs);
     kedge_buf_cleanup(&b);
-    kedge_log(KEDGE_LOG_ERR, "twin: out of memory building the result for device=%s", c->dev->id);
+    kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: out of memory building the result for device=%s", c->dev->id);
 }
 
 static void queue_document(struct devicetwin *dt, struct update_ctx *c, const char *event_id)
@@ -616,7 +621,8 @@ static void finish_change(struct devicetwin *dt, struct update_ctx *c, const cha
     if (c->n) {
         (void)write_rows(dt, c); /* a failed write fails the batch: 500 at commit */
         if (devicetwin_mark_dirty(dt, c->dev->id) < 0)
-            kedge_log(KEDGE_LOG_ERR, "twin: out of memory tracking device=%s", c->dev->id);
+            kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                              "twin: out of memory tracking device=%s", c->dev->id);
     }
     if (!c->sync)
         queue_update_result(dt, c, event_id);
@@ -717,8 +723,8 @@ void devicetwin_twin_update(struct devicetwin *dt, const char *id, size_t id_len
         goto out;
     }
     if (rc < 0 || kedge_topic_device(&dt->topic, id, id_len, KEDGE_SFX_TWIN_UPDATE_RESULT) < 0) {
-        kedge_log(KEDGE_LOG_ERR, "twin: out of memory decoding update device=%.*s", (int)id_len,
-                  id);
+        kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                          "twin: out of memory decoding update device=%.*s", (int)id_len, id);
         goto out;
     }
     if (!store_usable(dt, req.event_id))
@@ -832,7 +838,8 @@ void devicetwin_twin_get(struct devicetwin *dt, const char *id, size_t id_len,
     queue(dt, &b, REPLY_ERR500, event_id);
     goto out;
 oom:
-    kedge_log(KEDGE_LOG_ERR, "twin: out of memory answering get device=%.*s", (int)id_len, id);
+    kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: out of memory answering get device=%.*s", (int)id_len, id);
 out:
     kedge_free(event_id);
     kedge_buf_cleanup(&b);
@@ -896,7 +903,8 @@ void devicetwin_state_update(struct devicetwin *dt, const char *id, size_t id_le
     queue(dt, &b, REPLY_DROP, NULL);
     goto out;
 oom:
-    kedge_log(KEDGE_LOG_ERR, "twin: out of memory on state update device=%.*s", (int)id_len, id);
+    kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: out of memory on state update device=%.*s", (int)id_len, id);
 out:
     kedge_buf_cleanup(&b);
     kedge_buf_cleanup(&content);
@@ -952,7 +960,8 @@ void devicetwin_membership_get(struct devicetwin *dt, const char *payload, size_
     queue(dt, &b, REPLY_ERR500, event_id);
     goto out;
 oom:
-    kedge_log(KEDGE_LOG_ERR, "twin: out of memory answering membership get");
+    kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: out of memory answering membership get");
 out:
     kedge_free(event_id);
     kedge_buf_cleanup(&b);

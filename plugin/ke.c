@@ -42,7 +42,7 @@ static void answer(struct devicetwin *dt, const char *client_id, const char *top
         replies_take_to(dt->out, client_id, t.data, okp, ok_len, failp, fail_len) < 0) {
         kedge_free(okp);
         kedge_free(failp);
-        kedge_log(KEDGE_LOG_ERR, "ke: out of memory answering %s", topic);
+        kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_ERR, "ke: out of memory answering %s", topic);
     }
     kedge_buf_cleanup(&t);
 }
@@ -95,8 +95,8 @@ static void on_hello(struct devicetwin *dt, const char *client_id, const char *p
                                "node name mismatch: plugin_opt_node_name is %s, the bridge says %s",
                                dt->cfg->node_name,
                                node && node->type == KEDGE_JSTR ? node->str : "(none)");
-        kedge_log(KEDGE_LOG_ERR, "ke: refused hello from client=%s: %s", client_id,
-                  reason.data ? reason.data : "out of memory");
+        kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_ERR, "ke: refused hello from client=%s: %s",
+                          client_id, reason.data ? reason.data : "out of memory");
     } else if (outbox_bridge_up(&dt->outbox, client_id) < 0) {
         accepted = false;
         (void)kedge_buf_puts(&reason, "out of memory");

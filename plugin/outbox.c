@@ -38,9 +38,12 @@
 #include "kedge/util.h"
 #include "kedge_plugin.h"
 
+static struct kedge_ratelimit store_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+
 static struct kedge_ratelimit refuse_rl = KEDGE_RATELIMIT_INIT(10000, 3);
 static struct kedge_ratelimit drop_rl = KEDGE_RATELIMIT_INIT(10000, 3);
 static struct kedge_ratelimit merge_rl = KEDGE_RATELIMIT_INIT(10000, 3);
+static struct kedge_ratelimit again_rl = KEDGE_RATELIMIT_INIT(10000, 3);
 
 static void mem_clear(struct outbox *ob)
 {
@@ -409,7 +412,8 @@ void outbox_pump(struct outbox *ob)
     if (!ob->bridge_client || room <= 0 || ob->last_sent >= ob->committed_seq)
         return;
     if (store_outbox_after(ob->store, ob->last_sent, room, offer_row, &p) < 0)
-        kedge_log(KEDGE_LOG_ERR, "outbox: cannot read entries: %s", store_error(ob->store));
+        kedge_log_limited(&store_rl, "outbox", KEDGE_LOG_ERR, "outbox: cannot read entries: %s",
+                          store_error(ob->store));
 }
 
 void outbox_committed(struct outbox *ob, int commit_rc)
@@ -435,9 +439,10 @@ void outbox_committed(struct outbox *ob, int commit_rc)
     ob->pending_adds = ob->pending_dels = ob->batch_seq = 0;
     mem_clear(ob);
     if (ob->refusing && ob->held.uploads < ob->max_rows && ob->held.upload_bytes < ob->budget) {
-        kedge_log(KEDGE_LOG_NOTICE,
-                  "outbox: uploads are taken again (%" PRId64 " waiting, %" PRId64 " bytes)",
-                  ob->held.uploads, ob->held.upload_bytes);
+        kedge_log_limited(&again_rl, "outbox", KEDGE_LOG_NOTICE,
+                          "outbox: uploads are taken again (%" PRId64 " waiting, %" PRId64
+                          " bytes)",
+                          ob->held.uploads, ob->held.upload_bytes);
         ob->refusing = false;
     }
     outbox_pump(ob);
@@ -484,8 +489,9 @@ void outbox_ack(struct outbox *ob, int64_t seq)
         seq = ob->committed_seq; /* the open batch's entries were never offered */
     rc = store_outbox_delete(ob->store, seq, &gone);
     if (rc < 0) {
-        kedge_log(KEDGE_LOG_ERR, "outbox: cannot delete up to seq=%" PRId64 ": %s", seq,
-                  store_error(ob->store));
+        kedge_log_limited(&store_rl, "outbox", KEDGE_LOG_ERR,
+                          "outbox: cannot delete up to seq=%" PRId64 ": %s", seq,
+                          store_error(ob->store));
         return;
     }
     ob->pending_dels += rc;

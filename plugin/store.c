@@ -21,6 +21,8 @@
 #include "kedge_plugin.h"
 #include "store_int.h"
 
+static struct kedge_ratelimit ckpt_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+
 /* The beego-era DDL (<= v1.22), verbatim from the spec: most deployed DBs look like this.
  * The two indexes are kedge's: without them every twin write scans the whole table. */
 static const char schema_sql[] =
@@ -784,7 +786,8 @@ void store_maintain(struct store *s, bool idle)
     if ((idle && now - s->last_checkpoint_ms >= 1000) || s->wal_pages > 4096) {
         int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-            kedge_log(KEDGE_LOG_WARN, "store: checkpoint failed: %s", sqlite3_errmsg(s->db));
+            kedge_log_limited(&ckpt_rl, "store", KEDGE_LOG_WARN, "store: checkpoint failed: %s",
+                              sqlite3_errmsg(s->db));
         s->wal_pages = 0;
         s->last_checkpoint_ms = now;
     }
