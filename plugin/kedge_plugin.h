@@ -248,7 +248,7 @@ struct outbox {
     /* this batch's entries, offered from memory right after their commit (no read-back);
      * mem_full: one was not kept, so later ones are not either (mem stays a prefix) */
     struct outbox_mem *mem;
-    size_t n_mem, cap_mem;
+    size_t n_mem, cap_mem, mem_bytes;
     bool mem_full;
 };
 

@@ -45,11 +45,16 @@ static struct kedge_ratelimit drop_rl = KEDGE_RATELIMIT_INIT(10000, 3);
 static struct kedge_ratelimit merge_rl = KEDGE_RATELIMIT_INIT(10000, 3);
 static struct kedge_ratelimit again_rl = KEDGE_RATELIMIT_INIT(10000, 3);
 
+/* Memory copies of one batch at most: a flood of large QoS 0 uploads must not hold their
+ * bytes twice in the broker; past this the table read catches up. */
+#define MEM_MAX_BYTES (4u << 20)
+
 static void mem_clear(struct outbox *ob)
 {
     while (ob->n_mem)
         kedge_free(ob->mem[--ob->n_mem].msg);
     ob->mem_full = false;
+    ob->mem_bytes = 0;
 }
 
 /* What the table holds, and where its seqs stand, read again (at open, after a failed
@@ -98,8 +103,10 @@ static void mem_keep(struct outbox *ob, int64_t seq, const char *msg, size_t len
 {
     struct outbox_mem *nm;
 
-    if (ob->mem_full)
+    if (ob->mem_full || ob->mem_bytes + len > MEM_MAX_BYTES) {
+        ob->mem_full = true;
         return;
+    }
     if (ob->n_mem == ob->cap_mem) {
         size_t cap = ob->cap_mem ? ob->cap_mem * 2 : 64;
         nm = cap <= 4 * KE_WINDOW ? kedge_realloc(ob->mem, cap * sizeof(*nm)) : NULL;
@@ -118,6 +125,7 @@ static void mem_keep(struct outbox *ob, int64_t seq, const char *msg, size_t len
     ob->mem[ob->n_mem].seq = seq;
     ob->mem[ob->n_mem].len = len;
     ob->n_mem++;
+    ob->mem_bytes += len;
 }
 
 /* The entry seq left the table in the open batch (replaced, dropped): gone is what it held. */
@@ -135,6 +143,7 @@ static void forget(struct outbox *ob, int64_t seq, const struct store_outbox_tal
     ob->pending_adds--; /* inserted by this very batch: it must not be offered after commit */
     for (i = 0; i < ob->n_mem; i++) {
         if (ob->mem[i].seq == seq) {
+            ob->mem_bytes -= ob->mem[i].len;
             kedge_free(ob->mem[i].msg);
             memmove(&ob->mem[i], &ob->mem[i + 1], (ob->n_mem - i - 1) * sizeof(ob->mem[0]));
             ob->n_mem--;

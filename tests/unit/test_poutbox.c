@@ -357,6 +357,24 @@ START_TEST(row_bound)
 }
 END_TEST
 
+/* A batch of large uploads: memory copies stop at a few MiB, the rest is read back from the
+ * table, and every entry is offered once, in order. */
+START_TEST(large_batch_offered_in_order)
+{
+    int i;
+
+    ck_assert_int_eq(outbox_bridge_up(&ob, "bridge"), 0);
+    for (i = 0; i < 4; i++)
+        ck_assert_int_eq(upload("$hw/events/upload/big", 1500000, (char)('a' + i)), 0);
+    ck_assert_uint_lt(ob.n_mem, 4);
+    commit(0);
+    ck_assert_uint_eq(n_offers, 4);
+    for (i = 0; i < 4; i++)
+        ck_assert_int_eq(offers[i], i + 1);
+    ck_assert_int_eq(ob.inflight, 4);
+}
+END_TEST
+
 /* ---- the operator --------------------------------------------------------------------------- */
 
 START_TEST(operator_drop)
@@ -391,6 +409,7 @@ static Suite *suite(void)
     tcase_add_test(tc, budget_refuse);
     tcase_add_test(tc, budget_drop_oldest);
     tcase_add_test(tc, row_bound);
+    tcase_add_test(tc, large_batch_offered_in_order);
     tcase_add_test(tc, operator_drop);
     suite_add_tcase(s, tc);
     return s;
