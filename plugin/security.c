@@ -100,16 +100,15 @@ int security_acl_check(const struct plugin_config *cfg, struct mosquitto_evt_acl
     if (ev->topic && !strncmp(ev->topic, KE_PREFIX, strlen(KE_PREFIX))) {
         if (is_bridge_identity(cfg, user))
             return MOSQ_ERR_SUCCESS;
-        if (once_per_client(mosquitto_client_id(ev->client)))
-            kedge_log_limited(&sec_rl, "security", KEDGE_LOG_WARN,
-                              "security: denied client=%s user=%s %s on %s: $ke/ is the bridge's",
-                              mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client)
-                                                              : "?",
-                              user ? user : "(none)",
-                              ev->access == MOSQ_ACL_SUBSCRIBE ? "subscribe"
-                              : ev->access == MOSQ_ACL_READ    ? "read"
-                                                               : "publish",
-                              ev->topic);
+        if (once_per_client(mosquitto_client_id(ev->client))) /* bounded already */
+            kedge_log(KEDGE_LOG_WARN,
+                      "security: denied client=%s user=%s %s on %s: $ke/ is the bridge's",
+                      mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client) : "?",
+                      user ? user : "(none)",
+                      ev->access == MOSQ_ACL_SUBSCRIBE ? "subscribe"
+                      : ev->access == MOSQ_ACL_READ    ? "read"
+                                                       : "publish",
+                      ev->topic);
         return MOSQ_ERR_ACL_DENIED;
     }
     return strcmp(cfg->auth_mode, "defer") ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;

@@ -1015,9 +1015,10 @@ static void upload_value(struct kh_client *c, const char *value, int want_rc)
 
 START_TEST(test_outbox_full)
 {
-    static const struct kh_opt small[] = {{"outbox_max", "3"}, {NULL, NULL}};
+    static const struct kh_opt small[] = {
+        {"outbox_max", "3"}, {"max_upload_bytes", "2048"}, {NULL, NULL}};
     struct kh_client *b, *d, *up5, *up3;
-    char tpl[1024], value[16];
+    char tpl[1024], value[16], big[4096];
     int i;
 
     start_broker(small, NULL);
@@ -1027,6 +1028,17 @@ START_TEST(test_outbox_full)
     ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/result", 1), 1);
     up5 = device("uploader", "sensor-7", 5);
     up3 = device("uploader-311", "sensor-7", 4);
+    /* over plugin_opt_max_upload_bytes: refused (v5: 0x87), counted, logged with the client */
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    upload_value(up5, big, 0x87);
+    ck_assert_int_eq(kh_broker_wait_log(broker,
+                                        "outbox: upload refused client=uploader "
+                                        "topic=$hw/events/upload/full: 4095 bytes, over "
+                                        "plugin_opt_max_upload_bytes=2048",
+                                        WAIT_MS),
+                     0);
+    ck_assert_int_eq(ctl_status_int(b, "uploads_oversize"), 1);
     for (i = 1; i <= 3; i++) {
         snprintf(value, sizeof(value), "u%d", i);
         upload_value(up5, value, 0);
