@@ -123,6 +123,10 @@ static void usage(FILE *f)
         "                      from the cloud while connected for configmaps, secrets and the\n"
         "                      other remote-first types, else from its store\n"
         "  meta list TYPE            every stored object of a type (configmap, pod, ...)\n"
+        "  outbox list [--limit N]   the head of the plugin's queue to the bridge (seq, kind,\n"
+        "                      bytes, age, resource)\n"
+        "  outbox show SEQ           one entry as the beehive message the cloud will get\n"
+        "  outbox drop SEQ           delete one entry (logged and counted by the plugin)\n"
         "  import EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]\n"
         "                      copy a KubeEdge node's edgecore.db: meta and sub_topics into the\n"
         "                      bridge's meta DB (--meta-db, or meta_db_path in BRIDGE_CONF);\n"
@@ -1330,6 +1334,139 @@ static int cmd_status(struct cmd_ctx *c, int argc)
     return 0;
 }
 
+/* ---- outbox: the plugin's queue to the bridge ----------------------------------------------- */
+
+/* A seq operand: a positive decimal. */
+static bool seq_usable(const char *arg, long long *seq)
+{
+    char *end;
+
+    errno = 0;
+    *seq = strtoll(arg, &end, 10);
+    return *arg && !*end && !errno && *seq > 0;
+}
+
+static int outbox_list(struct cmd_ctx *c, int argc, char **argv)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root, *entries, *e;
+    const char *limit = "20", **cells;
+    char body[96], (*num)[3][24];
+    size_t n = 1, i;
+    long long lim;
+    int rc;
+
+    for (int k = 0; k < argc; k++) {
+        int lv = long_value(argc, argv, &k, "--limit", &limit);
+        if (lv <= 0 || !seq_usable(limit, &lim)) {
+            complain("usage: outbox list [--limit N]\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (!seq_usable(limit, &lim)) {
+        complain("usage: outbox list [--limit N]\n");
+        return EXIT_USAGE;
+    }
+    (void)snprintf(body, sizeof(body), "{\"op\":\"outbox_list\",\"limit\":%lld}", lim);
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = ctl_query(&c->s, body, &doc);
+    if (rc)
+        return rc;
+    root = kedge_jdoc_root(doc);
+    if (answer_code(root)) {
+        complain("outbox list refused: %s\n", or_dash(jstr(root, "reason")));
+        kedge_jdoc_free(doc);
+        return EXIT_REFUSED;
+    }
+    entries = kedge_json_get(root, "entries");
+    i = entries && entries->type == KEDGE_JARR ? entries->n : 0;
+    cells = calloc((i + 1) * 5, sizeof(*cells));
+    num = calloc(i + 1, sizeof(*num));
+    if (!cells || !num)
+        die_oom();
+    cells[0] = "SEQ";
+    cells[1] = "KIND";
+    cells[2] = "BYTES";
+    cells[3] = "AGE_S";
+    cells[4] = "RESOURCE";
+    for (e = i ? entries->child : NULL; e; e = e->next, n++) {
+        int64_t seq = 0, bytes = 0, age = 0;
+        const struct kedge_jval *subject = kedge_json_get(e, "subject");
+        (void)kedge_json_int64(kedge_json_get(e, "seq"), &seq);
+        (void)kedge_json_int64(kedge_json_get(e, "bytes"), &bytes);
+        (void)kedge_json_int64(kedge_json_get(e, "age_ms"), &age);
+        (void)snprintf(num[n][0], sizeof(num[n][0]), "%lld", (long long)seq);
+        (void)snprintf(num[n][1], sizeof(num[n][1]), "%lld", (long long)bytes);
+        (void)snprintf(num[n][2], sizeof(num[n][2]), "%lld", (long long)(age / 1000));
+        cells[n * 5 + 0] = num[n][0];
+        cells[n * 5 + 1] =
+            subject && subject->type == KEDGE_JBOOL && subject->boolean ? "state" : "upload";
+        cells[n * 5 + 2] = num[n][1];
+        cells[n * 5 + 3] = num[n][2];
+        cells[n * 5 + 4] = or_dash(jstr(e, "resource"));
+    }
+    print_table(cells, n, 5);
+    {
+        int64_t depth = 0, bytes = 0, states = 0;
+        (void)kedge_json_int64(kedge_json_get(root, "depth"), &depth);
+        (void)kedge_json_int64(kedge_json_get(root, "bytes"), &bytes);
+        (void)kedge_json_int64(kedge_json_get(root, "state_pending"), &states);
+        out("%lld entries waiting for the bridge: %lld twin/state reports, %lld uploads of %lld "
+            "bytes\n",
+            (long long)depth, (long long)states, (long long)(depth - states), (long long)bytes);
+    }
+    free(cells);
+    free(num);
+    kedge_jdoc_free(doc);
+    return 0;
+}
+
+/* outbox show SEQ | outbox drop SEQ */
+static int outbox_one(struct cmd_ctx *c, bool drop, int argc, char **argv)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root;
+    char body[96];
+    long long seq;
+    int rc;
+
+    if (argc != 1 || !seq_usable(argv[0], &seq)) {
+        complain("usage: outbox %s SEQ\n", drop ? "drop" : "show");
+        return EXIT_USAGE;
+    }
+    (void)snprintf(body, sizeof(body), "{\"op\":\"outbox_%s\",\"seq\":%lld}",
+                   drop ? "drop" : "show", seq);
+    rc = connect_once(c);
+    if (rc == 0)
+        rc = ctl_query(&c->s, body, &doc);
+    if (rc)
+        return rc;
+    root = kedge_jdoc_root(doc);
+    if (answer_code(root)) {
+        complain("outbox %s %lld: %s\n", drop ? "drop" : "show", seq,
+                 or_dash(jstr(root, "reason")));
+        rc = EXIT_REFUSED;
+    } else if (drop) {
+        out("entry %lld dropped from the plugin's outbox\n", seq);
+    } else {
+        print_json(root, 0);
+        out("\n");
+    }
+    kedge_jdoc_free(doc);
+    return rc;
+}
+
+static int cmd_outbox(struct cmd_ctx *c, int argc, char **argv)
+{
+    if (argc >= 1 && !strcmp(argv[0], "list"))
+        return outbox_list(c, argc - 1, argv + 1);
+    if (argc >= 1 && (!strcmp(argv[0], "show") || !strcmp(argv[0], "drop")))
+        return outbox_one(c, argv[0][0] == 'd', argc - 1, argv + 1);
+    complain("outbox: use outbox list [--limit N], show SEQ or drop SEQ (--help)\n");
+    return EXIT_USAGE;
+}
+
 /* ---- meta: kedge-bridge's MetaManager ------------------------------------------------------ */
 
 /* $ke/meta/{ref} with body; the answer parsed into *doc (caller frees). An {"ok":false} answer
@@ -1886,7 +2023,8 @@ enum command {
     CMD_STATUS,
     CMD_META_GET,
     CMD_META_LIST,
-    CMD_IMPORT
+    CMD_IMPORT,
+    CMD_OUTBOX
 };
 
 static int pick_command(int argc, char **argv, enum command *cmd, int *first_arg)
@@ -1898,6 +2036,11 @@ static int pick_command(int argc, char **argv, enum command *cmd, int *first_arg
     }
     if (argc >= 1 && !strcmp(argv[0], "import")) {
         *cmd = CMD_IMPORT;
+        *first_arg = 1;
+        return 0;
+    }
+    if (argc >= 1 && !strcmp(argv[0], "outbox")) {
+        *cmd = CMD_OUTBOX;
         *first_arg = 1;
         return 0;
     }
@@ -1995,6 +2138,9 @@ int main(int argc, char **argv)
         break;
     case CMD_IMPORT:
         rc = cmd_import(&c, argc, argv);
+        break;
+    case CMD_OUTBOX:
+        rc = cmd_outbox(&c, argc, argv);
         break;
     }
     session_close(&c.s);
