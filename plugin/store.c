@@ -135,8 +135,18 @@ static void close_db(struct store *s)
     s->pending = 0;
 }
 
-/* A kedge.db from before coalescing gets the outbox's subject and bytes columns (NULL in its
- * rows: uploads, sized from msg when read) and the index that finds a subject's entry. */
+/* The twin and state reports already waiting in a kedge.db from before coalescing get their
+ * resource as subject (kedge_coalesce_kind's shapes), so the next report of each is folded
+ * into the newest of them; rows that do not parse stay uploads. Runs once, with the ALTER. */
+static const char subjects_sql[] =
+    "UPDATE kedge_outbox SET subject = json_extract(msg, '$.route.resource') "
+    "WHERE subject IS NULL AND CASE WHEN json_valid(msg) THEN "
+    "json_extract(msg, '$.route.source') = 'twin' AND "
+    "(json_extract(msg, '$.route.resource') GLOB 'device/?*/twin/edge_updated' OR "
+    "json_extract(msg, '$.route.resource') GLOB 'device/?*/state/update') ELSE 0 END";
+
+/* A kedge.db from before coalescing gets the outbox's subject and bytes columns (bytes NULL
+ * in its rows: sized from msg when read) and the index that finds a subject's entry. */
 static int migrate(struct store *s)
 {
     static const char *const columns[][2] = {
@@ -159,6 +169,9 @@ static int migrate(struct store *s)
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return KEDGE_ESTORE;
         if (rc == SQLITE_DONE && sqlite3_exec(s->db, columns[i][1], NULL, NULL, NULL) != SQLITE_OK)
+            return KEDGE_ESTORE;
+        if (rc == SQLITE_DONE && i == 0 &&
+            sqlite3_exec(s->db, subjects_sql, NULL, NULL, NULL) != SQLITE_OK)
             return KEDGE_ESTORE;
     }
     return sqlite3_exec(s->db,

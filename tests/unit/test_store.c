@@ -743,14 +743,25 @@ START_TEST(outbox_migrates_old_table)
     char buf[64];
 
     unit_db_seed(&db);
-    unit_db_exec(&db, "CREATE TABLE kedge_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                      "msg TEXT NOT NULL, created_ms INTEGER NOT NULL);"
-                      "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"x\":\"\xc3\xa9\"}', 1);");
+    unit_db_exec(&db,
+                 "CREATE TABLE kedge_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                 "msg TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"x\":\"\xc3\xa9\"}', 1);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"route\":{\"source\":"
+                 "\"twin\",\"resource\":\"device/default/a/twin/edge_updated\"}}', 2);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"route\":{\"source\":"
+                 "\"twin\",\"resource\":\"device/default/a/state/update\"}}', 3);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"route\":{\"source\":"
+                 "\"bus\",\"resource\":\"device/x/twin/edge_updated\"}}', 4);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('not json', 5);");
     open_store();
     ck_assert_int_eq(store_outbox_tally(st, &t), 0);
-    ck_assert_int_eq(t.uploads, 1);
-    ck_assert_int_eq(t.upload_bytes, 10); /* bytes, not characters */
-    ck_assert_int_eq(t.states, 0);
+    ck_assert_int_eq(t.uploads, 3); /* the upload, a bus message, one that does not parse */
+    ck_assert_int_eq(t.upload_bytes, 10 + 66 + 8); /* bytes, not characters */
+    ck_assert_int_eq(t.states, 2);
+    ck_assert_str_eq(
+        unit_db_text(&db, "SELECT subject FROM kedge_outbox WHERE seq = 2", buf, sizeof(buf)),
+        "device/default/a/twin/edge_updated");
     ck_assert_str_eq(unit_db_text(&db, "SELECT count(*) FROM pragma_index_list('kedge_outbox') "
                                        "WHERE name = 'kedge_outbox_subject'",
                                   buf, sizeof(buf)),
