@@ -14,6 +14,9 @@
  *              connect every 2 ms until it accepts, subscribe to one device's
  *              twin/get/result, then publish the get; the clock stops when the result is in.
  *              Then read the broker's VmRSS/VmHWM and stop it (SIGTERM, by pid).
+ *   offline    The kedge workload alone with no bridge attached (nothing drains the outbox):
+ *              N twin updates at window 64 in chunks, the rate of each chunk printed, then
+ *              the first and the last side by side (issue 13: no slowdown offline).
  *   freeport   Print a TCP port on 127.0.0.1 that was free a moment ago.
  *
  * Everything talks to 127.0.0.1 only. Timing uses CLOCK_MONOTONIC. Benchmarks never assert
@@ -674,66 +677,86 @@ static void print_pair(size_t window, const struct rt_result *p, const struct rt
             window, p->cpu_us, k->cpu_us, k->cpu_us / p->cpu_us);
 }
 
+static void rt_disconnect(struct mosquitto *mosq, struct rt_ctx *ctx);
+
+/* The measuring client: connected, subscribed to bench/echo/# and the devices' twin results
+ * (ids are <namespace>/<name>: one level below the prefix's namespace). NULL on failure. */
+static struct mosquitto *rt_connect(struct rt_ctx *ctx, long port, const char *prefix)
+{
+    char twin_sub[256];
+    const char *subs[2];
+    const char *slash = strchr(prefix, '/');
+    struct mosquitto *mosq;
+    int n, rc;
+
+    n = slash ? snprintf(twin_sub, sizeof(twin_sub), "$hw/events/device/%.*s/+/twin/update/result",
+                         (int)(slash - prefix), prefix)
+              : snprintf(twin_sub, sizeof(twin_sub), "$hw/events/device/+/twin/update/result");
+    if (n < 0 || (size_t)n >= sizeof(twin_sub))
+        return NULL;
+    subs[0] = "bench/echo/#";
+    subs[1] = twin_sub;
+    mosq = client_new("kedge-bench-rt", ctx);
+    if (!mosq)
+        return NULL;
+    mosquitto_message_callback_set(mosq, rt_on_message);
+    /* The broker may still be starting: retry for up to 5 s. */
+    for (uint64_t until = now_ns() + 5000000000u;;) {
+        rc = mosquitto_connect(mosq, HOST, (int)port, KEEPALIVE_S);
+        if (rc == MOSQ_ERR_SUCCESS)
+            break;
+        if (now_ns() > until) {
+            complain("connect to %s:%ld: %s\n", HOST, port,
+                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+            goto fail;
+        }
+        sleep_ms(10);
+    }
+    if (loop_until(mosq, &ctx->cs, &ctx->cs.connected, now_ns() + 5000000000u, "CONNACK") < 0)
+        goto fail;
+    rc = mosquitto_subscribe_multiple(mosq, &ctx->cs.sub_mid, 2, (char *const *)subs, 1, 0, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        complain("subscribe: %s\n", mosquitto_strerror(rc));
+        goto fail;
+    }
+    if (loop_until(mosq, &ctx->cs, &ctx->cs.subscribed, now_ns() + 5000000000u, "SUBACK") < 0)
+        goto fail;
+    return mosq;
+fail:
+    rt_disconnect(mosq, ctx);
+    return NULL;
+}
+
+static void rt_disconnect(struct mosquitto *mosq, struct rt_ctx *ctx)
+{
+    if (ctx->cs.connected) {
+        (void)mosquitto_disconnect(mosq);
+        (void)mosquitto_loop(mosq, 10, 1);
+    }
+    mosquitto_destroy(mosq);
+}
+
 static int cmd_roundtrip(const struct rt_opts *o)
 {
     struct rt_ctx ctx = {0};
     struct standin si = {0};
     struct rt_result p64, k64, p1, k1, ignore;
     struct mosquitto *mosq;
-    char twin_sub[256];
-    const char *subs[2];
-    int rc, status = EXIT_BROKEN;
+    int status = EXIT_BROKEN;
 
     ctx.prefix = o->prefix;
     ctx.digits = (int)o->digits;
     ctx.devices = o->devices;
     ctx.next_event_id = 1;
     ctx.broker_pid = (pid_t)o->broker_pid;
-    /* The id is <namespace>/<name>: subscribe to the namespace's devices, one level below. */
-    {
-        const char *slash = strchr(o->prefix, '/');
-        int n =
-            slash ? snprintf(twin_sub, sizeof(twin_sub),
-                             "$hw/events/device/%.*s/+/twin/update/result",
-                             (int)(slash - o->prefix), o->prefix)
-                  : snprintf(twin_sub, sizeof(twin_sub), "$hw/events/device/+/twin/update/result");
-        if (n < 0 || (size_t)n >= sizeof(twin_sub))
-            return EXIT_USAGE;
-    }
-    subs[0] = "bench/echo/#";
-    subs[1] = twin_sub;
-
-    mosq = client_new("kedge-bench-rt", &ctx);
+    mosq = rt_connect(&ctx, o->port, o->prefix);
     if (!mosq)
         return EXIT_BROKEN;
-    mosquitto_message_callback_set(mosq, rt_on_message);
-    /* The broker may still be starting: retry for up to 5 s. */
-    for (uint64_t until = now_ns() + 5000000000u;;) {
-        rc = mosquitto_connect(mosq, HOST, (int)o->port, KEEPALIVE_S);
-        if (rc == MOSQ_ERR_SUCCESS)
-            break;
-        if (now_ns() > until) {
-            complain("connect to %s:%ld: %s\n", HOST, o->port,
-                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-            goto out;
-        }
-        sleep_ms(10);
-    }
-    if (loop_until(mosq, &ctx.cs, &ctx.cs.connected, now_ns() + 5000000000u, "CONNACK") < 0)
-        goto out;
-    rc = mosquitto_subscribe_multiple(mosq, &ctx.cs.sub_mid, 2, (char *const *)subs, 1, 0, NULL);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        complain("subscribe: %s\n", mosquitto_strerror(rc));
-        goto out;
-    }
-    if (loop_until(mosq, &ctx.cs, &ctx.cs.subscribed, now_ns() + 5000000000u, "SUBACK") < 0)
-        goto out;
     if (o->bridge_password) {
         if (standin_start(&si, o->port, o->bridge_user, o->bridge_password, o->node) < 0)
             goto out;
         ctx.bridge = &si;
     }
-
     /* Warm-up, not reported: page cache, WAL file, allocator and the broker's topic tree. */
     if (o->warmup > 0 && ((o->only != RT_KEDGE &&
                            rt_measure(mosq, &ctx, RT_PLAIN, (size_t)o->warmup, 64, &ignore) < 0) ||
@@ -765,11 +788,58 @@ static int cmd_roundtrip(const struct rt_opts *o)
     status = 0;
 out:
     standin_stop(&si);
-    if (ctx.cs.connected) {
-        (void)mosquitto_disconnect(mosq);
-        (void)mosquitto_loop(mosq, 10, 1);
+    rt_disconnect(mosq, &ctx);
+    return status;
+}
+
+/* ---- offline --------------------------------------------------------------------------------- */
+
+/* A node whose bridge is away: `total` twin updates (QoS 1, window 64, round robin over the
+ * devices) with nobody draining the outbox, measured in chunks. Every update must succeed (the
+ * plugin folds each device's cloud report, so the outbox stays bounded); the rate of the first
+ * and of the last chunk show whether the node slows down as it stays offline. */
+static int read_rss(pid_t pid, long *rss_kb, long *hwm_kb);
+
+static int cmd_offline(const struct rt_opts *o, long total, long chunk)
+{
+    struct rt_ctx ctx = {0};
+    struct rt_result res, first = {0};
+    struct mosquitto *mosq;
+    long done = 0, rss = -1, hwm = -1, first_rss = -1;
+    int status = EXIT_BROKEN;
+
+    ctx.prefix = o->prefix;
+    ctx.digits = (int)o->digits;
+    ctx.devices = o->devices;
+    ctx.next_event_id = 1;
+    ctx.broker_pid = (pid_t)o->broker_pid;
+    mosq = rt_connect(&ctx, o->port, o->prefix);
+    if (!mosq)
+        return EXIT_BROKEN;
+    while (done < total) {
+        long n = total - done < chunk ? total - done : chunk;
+        if (rt_measure(mosq, &ctx, RT_KEDGE, (size_t)n, 64, &res) < 0)
+            goto out;
+        if (o->broker_pid)
+            (void)read_rss((pid_t)o->broker_pid, &rss, &hwm);
+        if (!done) {
+            first = res;
+            first_rss = rss;
+        }
+        done += n;
+        (void)printf("offline done=%ld rate=%.0f p50_ms=%.3f p99_ms=%.3f", done, res.rate,
+                     res.p50_ms, res.p99_ms);
+        if (res.cpu_us >= 0)
+            (void)printf(" broker_cpu_us=%.1f broker_rss_kb=%ld", res.cpu_us, rss);
+        (void)printf("\n");
+        (void)fflush(stdout);
     }
-    mosquitto_destroy(mosq);
+    (void)printf("RESULT offline_updates=%ld first_per_s=%.0f last_per_s=%.0f first_cpu_us=%.1f "
+                 "last_cpu_us=%.1f first_rss_kb=%ld last_rss_kb=%ld\n",
+                 done, first.rate, res.rate, first.cpu_us, res.cpu_us, first_rss, rss);
+    status = 0;
+out:
+    rt_disconnect(mosq, &ctx);
     return status;
 }
 
@@ -1029,6 +1099,9 @@ static void usage(void)
                   "                            [--broker-pid PID (adds broker CPU per request)]\n"
                   "                            [--bridge-password PW [--bridge-user kedge-bridge]\n"
                   "                             [--node kedge-bench]] (acks the plugin's outbox)\n"
+                  "       bench_twin offline --port P [--devices 1000] [--prefix bench/dev-]\n"
+                  "                          [--digits 4] [--total 1000000] [--chunk 50000]\n"
+                  "                          [--broker-pid PID] (twin updates, no bridge)\n"
                   "       bench_twin startup --port P --conf FILE --device ID [--expect ok|any]\n"
                   "                          [--broker " MOSQUITTO_BIN "] [--broker-out FILE]\n"
                   "                          [--timeout-ms 30000]\n"
@@ -1119,6 +1192,28 @@ static int main_roundtrip(int argc, char **argv)
     return cmd_roundtrip(&o);
 }
 
+static int main_offline(int argc, char **argv)
+{
+    struct arg args[] = {{"--port", NULL},     {"--devices", "1000"},  {"--prefix", "bench/dev-"},
+                         {"--digits", "4"},    {"--total", "1000000"}, {"--chunk", "50000"},
+                         {"--broker-pid", "0"}};
+    struct rt_opts o = {0};
+    long total, chunk;
+
+    if (parse_args(argc, argv, args, sizeof(args) / sizeof(args[0])) < 0 || !args[0].value) {
+        usage();
+        return EXIT_USAGE;
+    }
+    if (get_long(&args[0], 1, 65535, &o.port) < 0 ||
+        get_long(&args[1], 1, 1000000, &o.devices) < 0 || get_long(&args[3], 1, 9, &o.digits) < 0 ||
+        get_long(&args[4], 1, 100000000, &total) < 0 ||
+        get_long(&args[5], 64, 10000000, &chunk) < 0 ||
+        get_long(&args[6], 0, 4194304, &o.broker_pid) < 0)
+        return EXIT_USAGE;
+    o.prefix = args[2].value;
+    return cmd_offline(&o, total, chunk);
+}
+
 static int main_startup(int argc, char **argv)
 {
     struct arg args[] = {{"--port", NULL},
@@ -1161,6 +1256,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "roundtrip")) {
         rc = main_roundtrip(argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "offline")) {
+        rc = main_offline(argc - 2, argv + 2);
     } else if (!strcmp(argv[1], "startup")) {
         rc = main_startup(argc - 2, argv + 2);
     } else if (!strcmp(argv[1], "freeport")) {

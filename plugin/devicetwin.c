@@ -30,11 +30,11 @@
 #include "kedge/util.h"
 #include "kedge_plugin.h"
 
+static struct kedge_ratelimit oom_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+
 #define CODE_BAD_REQUEST 400
 #define CODE_NOT_FOUND 404
 #define CODE_INTERNAL 500
-#define CODE_UNAVAILABLE 503
-#define KEDGE_REASON_OUTBOX_FULL "the cloud outbox is full: update refused so that no change is lost"
 
 static struct kedge_ratelimit bad_input_rl = KEDGE_RATELIMIT_INIT(10000, 20);
 static struct kedge_ratelimit store_rl = KEDGE_RATELIMIT_INIT(10000, 10);
@@ -95,7 +95,8 @@ static void queue(struct devicetwin *dt, struct kedge_buf *b, enum reply_fail on
 
     if (!payload || replies_take(dt->out, dt->topic.data, payload, len, on_fail, event_id) < 0) {
         kedge_free(payload);
-        kedge_log(KEDGE_LOG_ERR, "twin: out of memory, reply to topic=%s lost", dt->topic.data);
+        kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                          "twin: out of memory, reply to topic=%s lost", dt->topic.data);
     }
 }
 
@@ -143,8 +144,9 @@ void devicetwin_reload(struct devicetwin *dt, const char *id)
         return;
     if (rc == 0)
         kedge_device_free(fresh);
-    kedge_log(KEDGE_LOG_ERR, "twin: cannot reload device=%s from the store: %s", id,
-              rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
+    kedge_log_limited(&store_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: cannot reload device=%s from the store: %s", id,
+                      rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
 }
 
 /* ---- the twin engine: dtmanager/twin.go's DealMsgTwin, rest and sync ---------------------- */
@@ -529,7 +531,8 @@ static void queue_update_result(struct devicetwin *dt, struct update_ctx *c, con
 oom:
     kedge_free(refs);
     kedge_buf_cleanup(&b);
-    kedge_log(KEDGE_LOG_ERR, "twin: out of memory building the result for device=%s", c->dev->id);
+    kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: out of memory building the result for device=%s", c->dev->id);
 }
 
 static void queue_document(struct devicetwin *dt, struct update_ctx *c, const char *event_id)
@@ -602,8 +605,7 @@ static int queue_cloud_sync(struct devicetwin *dt, struct update_ctx *c)
     if (rc == 0)
         rc = kedge_buf_printf(&resource, "device/%s/twin/edge_updated", c->dev->id);
     if (rc == 0)
-        rc = outbox_add(&dt->outbox, "twin", "resource", "update", resource.data, content.data,
-                        content.len);
+        rc = outbox_add_state(&dt->outbox, resource.data, content.data, content.len);
 out:
     kedge_free(refs);
     kedge_buf_cleanup(&content);
@@ -619,7 +621,8 @@ static void finish_change(struct devicetwin *dt, struct update_ctx *c, const cha
     if (c->n) {
         (void)write_rows(dt, c); /* a failed write fails the batch: 500 at commit */
         if (devicetwin_mark_dirty(dt, c->dev->id) < 0)
-            kedge_log(KEDGE_LOG_ERR, "twin: out of memory tracking device=%s", c->dev->id);
+            kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                              "twin: out of memory tracking device=%s", c->dev->id);
     }
     if (!c->sync)
         queue_update_result(dt, c, event_id);
@@ -627,8 +630,8 @@ static void finish_change(struct devicetwin *dt, struct update_ctx *c, const cha
     if (!c->desired || c->n)
         queue_delta(dt, c->dev); /* a desired value already held republishes nothing */
     rc = queue_cloud_sync(dt, c);
-    if (rc < 0 && rc != KEDGE_EFULL)
-        kedge_log(KEDGE_LOG_ERR, "twin: cloud message for device=%s not queued: %s", c->dev->id,
+    if (rc < 0)
+        kedge_log_limited(&store_rl, "twin", KEDGE_LOG_ERR, "twin: cloud message for device=%s not queued: %s", c->dev->id,
                   rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
 }
 
@@ -720,8 +723,8 @@ void devicetwin_twin_update(struct devicetwin *dt, const char *id, size_t id_len
         goto out;
     }
     if (rc < 0 || kedge_topic_device(&dt->topic, id, id_len, KEDGE_SFX_TWIN_UPDATE_RESULT) < 0) {
-        kedge_log(KEDGE_LOG_ERR, "twin: out of memory decoding update device=%.*s", (int)id_len,
-                  id);
+        kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                          "twin: out of memory decoding update device=%.*s", (int)id_len, id);
         goto out;
     }
     if (!store_usable(dt, req.event_id))
@@ -731,14 +734,6 @@ void devicetwin_twin_update(struct devicetwin *dt, const char *id, size_t id_len
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
                           "twin: update for unknown device=%.*s", (int)id_len, id);
         queue_error(dt, req.event_id, CODE_NOT_FOUND, KEDGE_REASON_NODEVICE);
-        goto out;
-    }
-    if (outbox_full(&dt->outbox)) {
-        /* the change could not reach the cloud: refuse it rather than lose its sync */
-        queue_error(dt, req.event_id, CODE_UNAVAILABLE, KEDGE_REASON_OUTBOX_FULL);
-        kedge_log_limited(&store_rl, "twin", KEDGE_LOG_WARN,
-                          "twin: update refused device=%s: the cloud outbox is full",
-                          c.dev->id);
         goto out;
     }
     dev_id = kedge_strdup(c.dev->id);
@@ -843,7 +838,8 @@ void devicetwin_twin_get(struct devicetwin *dt, const char *id, size_t id_len,
     queue(dt, &b, REPLY_ERR500, event_id);
     goto out;
 oom:
-    kedge_log(KEDGE_LOG_ERR, "twin: out of memory answering get device=%.*s", (int)id_len, id);
+    kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: out of memory answering get device=%.*s", (int)id_len, id);
 out:
     kedge_free(event_id);
     kedge_buf_cleanup(&b);
@@ -875,15 +871,13 @@ void devicetwin_state_update(struct devicetwin *dt, const char *id, size_t id_le
     /* edgecore answers nothing at all for bad JSON, unknown devices and unknown states */
     rc = kedge_twin_state_decode(payload, len, &state);
     dev = registry_find(dt->reg, id, id_len);
-    if (rc < 0 || !dev || !state_allowed(state) || !store_ok(dt->store) ||
-        outbox_full(&dt->outbox)) {
+    if (rc < 0 || !dev || !state_allowed(state) || !store_ok(dt->store)) {
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
                           "twin: state update ignored device=%.*s err=%s", (int)id_len, id,
                           rc < 0                   ? kedge_errname(rc)
                           : !dev                   ? "KEDGE_ENODEVICE"
                           : !store_ok(dt->store)   ? "KEDGE_ESTORE"
-                          : !state_allowed(state) ? "invalid state"
-                                                   : "KEDGE_EFULL (cloud outbox)");
+                                                   : "invalid state");
         goto out;
     }
     if (!strcasecmp(state, "online") || !strcasecmp(state, "ok"))
@@ -901,15 +895,16 @@ void devicetwin_state_update(struct devicetwin *dt, const char *id, size_t id_le
     if (kedge_json_escape(&content, b.data, b.len) < 0 ||
         kedge_buf_printf(&resource, "device/%s/state/update", dev->id) < 0)
         goto oom;
-    rc = outbox_add(&dt->outbox, "twin", "resource", "update", resource.data, content.data,
-                    content.len);
-    if (rc < 0 && rc != KEDGE_EFULL)
-        kedge_log(KEDGE_LOG_ERR, "twin: state of device=%s not queued for the cloud: %s",
-                  dev->id, kedge_strerror(rc));
+    rc = outbox_add_state(&dt->outbox, resource.data, content.data, content.len);
+    if (rc < 0)
+        kedge_log_limited(&store_rl, "twin", KEDGE_LOG_ERR,
+                          "twin: state of device=%s not queued for the cloud: %s", dev->id,
+                          rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
     queue(dt, &b, REPLY_DROP, NULL);
     goto out;
 oom:
-    kedge_log(KEDGE_LOG_ERR, "twin: out of memory on state update device=%.*s", (int)id_len, id);
+    kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: out of memory on state update device=%.*s", (int)id_len, id);
 out:
     kedge_buf_cleanup(&b);
     kedge_buf_cleanup(&content);
@@ -965,7 +960,8 @@ void devicetwin_membership_get(struct devicetwin *dt, const char *payload, size_
     queue(dt, &b, REPLY_ERR500, event_id);
     goto out;
 oom:
-    kedge_log(KEDGE_LOG_ERR, "twin: out of memory answering membership get");
+    kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                      "twin: out of memory answering membership get");
 out:
     kedge_free(event_id);
     kedge_buf_cleanup(&b);
@@ -1042,13 +1038,13 @@ int devicetwin_init(struct devicetwin *dt, const struct plugin_config *cfg)
                   "file and that user mosquitto can write its directory)",
                   cfg->db_path, store_error(dt->store));
         dt->next_retry_ms = kedge_now_ms() + 5000;
-        (void)outbox_init(&dt->outbox, dt->store, cfg->outbox_max);
+        (void)outbox_init(&dt->outbox, dt->store, cfg);
         return 0;
     }
     load_registry(dt);
     if (eventbus_load_subtopics(dt) < 0)
         kedge_log(KEDGE_LOG_ERR, "eventbus: cannot load sub_topics: %s", store_error(dt->store));
-    if (outbox_init(&dt->outbox, dt->store, cfg->outbox_max) < 0)
+    if (outbox_init(&dt->outbox, dt->store, cfg) < 0)
         kedge_log(KEDGE_LOG_ERR, "outbox: cannot read its state: %s", store_error(dt->store));
     return 0;
 oom:
@@ -1112,7 +1108,7 @@ int devicetwin_tick(struct devicetwin *dt, bool force)
             kedge_log(KEDGE_LOG_NOTICE, "twin: db=%s is open again", dt->cfg->db_path);
             load_registry(dt);
             (void)eventbus_load_subtopics(dt);
-            (void)outbox_init(&dt->outbox, dt->store, dt->cfg->outbox_max);
+            (void)outbox_init(&dt->outbox, dt->store, dt->cfg);
         }
     }
 #ifdef KEDGE_UNSAFE_PUBLISH_BEFORE_COMMIT

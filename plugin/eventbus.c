@@ -98,29 +98,32 @@ static bool cloud_subscribed(const struct devicetwin *dt, const char *topic)
 
 /* ---- uploads to the cloud ------------------------------------------------------------------ */
 
-/* Returns what the broker should do with the publish: deliver it, or refuse it when the outbox
- * is full (a v5 QoS 1/2 publisher then sees "not authorized"; nothing already stored is lost).
+/* Returns what the broker should do with the publish: deliver it, or refuse it when it is over
+ * plugin_opt_max_upload_bytes or the uploads waiting for the cloud are at their bound with
+ * plugin_opt_upload_policy refuse (outbox.c counts and logs both). Refused is
+ * MOSQ_ERR_ACL_DENIED: an MQTT v5 QoS 1/2 publisher gets reason code 0x87, a v3.1.1 one a
+ * plain PUBACK (MQTT 3.1.1 has no way to refuse a PUBLISH) and the message is dropped, local
+ * subscribers included; nothing already stored is lost.
  *
  * For QoS 1/2 the broker sends its PUBACK/PUBREC as soon as this callback returns, and that is
  * the device's only receipt for an upload: so the entry is committed here, before returning,
  * instead of at the end of the loop turn. */
-static int upload(struct devicetwin *dt, const char *topic, const char *payload, size_t len,
-                  int qos)
+static int upload(struct devicetwin *dt, const struct mosquitto *client, const char *topic,
+                  const char *payload, size_t len, int qos)
 {
-    struct kedge_buf content = KEDGE_BUF_INIT;
-    int rc = kedge_json_escape(&content, payload ? payload : "", len);
+    int rc = outbox_add_upload(&dt->outbox, mosquitto_client_id(client), topic, payload, len);
 
-    if (rc == 0)
-        rc = outbox_add(&dt->outbox, "bus", "user", "upload", topic, content.data, content.len);
-    kedge_buf_cleanup(&content);
+    if (rc == KEDGE_EFULL || rc == KEDGE_ETOOBIG)
+        return MOSQ_ERR_ACL_DENIED;
     if (rc == 0 && qos > 0 && devicetwin_tick(dt, true) < 0)
         return MOSQ_ERR_ACL_DENIED; /* not stored: the device must not get a receipt */
-    if (rc == KEDGE_EFULL)
-        return MOSQ_ERR_ACL_DENIED;
-    if (rc < 0)
+    if (rc < 0) {
         kedge_log_limited(&upload_rl, "eventbus", KEDGE_LOG_ERR,
                           "eventbus: upload topic=%s not queued: %s", topic,
                           rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
+        if (qos > 0)
+            return MOSQ_ERR_ACL_DENIED; /* no receipt for what was not stored */
+    }
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -260,14 +263,14 @@ int eventbus_on_message(struct devicetwin *dt, struct mosquitto_evt_message *ev)
         rc = on_twin_topic(dt, &t, payload, len);
         break;
     case KEDGE_TOPIC_UPLOAD:
-        rc = upload(dt, ev->topic, payload, len, ev->qos);
+        rc = upload(dt, ev->client, ev->topic, payload, len, ev->qos);
         break;
     default:
         /* cloud_updated from a device, state/get, /updated: edgecore either registers no
          * handler or only takes them from the cloud; kedge takes cloud changes only from the
          * bridge. Anything else is ordinary MQTT, unless the cloud subscribed to it. */
         if (dt->n_sub_topics && ev->topic[0] != '$' && cloud_subscribed(dt, ev->topic))
-            rc = upload(dt, ev->topic, payload, len, ev->qos);
+            rc = upload(dt, ev->client, ev->topic, payload, len, ev->qos);
         break;
     }
 out:

@@ -42,7 +42,7 @@ static void answer(struct devicetwin *dt, const char *client_id, const char *top
         replies_take_to(dt->out, client_id, t.data, okp, ok_len, failp, fail_len) < 0) {
         kedge_free(okp);
         kedge_free(failp);
-        kedge_log(KEDGE_LOG_ERR, "ke: out of memory answering %s", topic);
+        kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_ERR, "ke: out of memory answering %s", topic);
     }
     kedge_buf_cleanup(&t);
 }
@@ -95,8 +95,8 @@ static void on_hello(struct devicetwin *dt, const char *client_id, const char *p
                                "node name mismatch: plugin_opt_node_name is %s, the bridge says %s",
                                dt->cfg->node_name,
                                node && node->type == KEDGE_JSTR ? node->str : "(none)");
-        kedge_log(KEDGE_LOG_ERR, "ke: refused hello from client=%s: %s", client_id,
-                  reason.data ? reason.data : "out of memory");
+        kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_ERR, "ke: refused hello from client=%s: %s",
+                          client_id, reason.data ? reason.data : "out of memory");
     } else if (outbox_bridge_up(&dt->outbox, client_id) < 0) {
         accepted = false;
         (void)kedge_buf_puts(&reason, "out of memory");
@@ -231,7 +231,18 @@ int ke_status_encode(struct devicetwin *dt, struct kedge_buf *b)
     kedge_jw_key(&w, "cloud_connected");
     kedge_jw_bool(&w, dt->cloud_connected);
     kedge_jw_kint(&w, "outbox_depth", dt->outbox.depth);
-    kedge_jw_kint(&w, "outbox_max", dt->outbox.max);
+    kedge_jw_kint(&w, "outbox_max", dt->outbox.max_rows);
+    kedge_jw_kint(&w, "state_pending", dt->outbox.held.states);
+    kedge_jw_kint(&w, "upload_rows", dt->outbox.held.uploads);
+    kedge_jw_kint(&w, "upload_bytes", dt->outbox.held.upload_bytes);
+    kedge_jw_kint(&w, "upload_budget_bytes", dt->outbox.budget);
+    kedge_jw_kint(&w, "max_upload_bytes", dt->outbox.max_upload);
+    kedge_jw_kstr(&w, "upload_policy", dt->outbox.drop_oldest ? "drop-oldest" : "refuse");
+    kedge_jw_kint(&w, "uploads_refused", dt->outbox.n.uploads_refused);
+    kedge_jw_kint(&w, "uploads_dropped", dt->outbox.n.uploads_dropped);
+    kedge_jw_kint(&w, "uploads_oversize", dt->outbox.n.uploads_oversize);
+    kedge_jw_kint(&w, "dropped_by_operator", dt->outbox.n.dropped_by_operator);
+    kedge_jw_kint(&w, "coalesced", dt->outbox.n.coalesced);
     {
         int64_t oldest = outbox_oldest_ms(&dt->outbox);
         kedge_jw_kint(&w, "outbox_oldest_age_ms", oldest ? now - oldest : 0);
@@ -314,15 +325,26 @@ static void on_ctl(struct devicetwin *dt, const char *client_id, const char *top
     } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_get") && id &&
                id->type == KEDGE_JSTR) {
         rc = devicetwin_encode_twins(dt, id->str, id->len, &ok);
+    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_list")) {
+        rc = ke_outbox_list(dt, kedge_jdoc_root(doc), &ok);
+    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_show")) {
+        rc = ke_outbox_show(dt, kedge_jdoc_root(doc), &ok);
+    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_drop")) {
+        const char *reason = NULL;
+        int code = ke_outbox_drop(dt, kedge_jdoc_root(doc), &reason);
+        answer_status(dt, client_id, topic, code, reason); /* after the commit that drops it */
+        goto out;
     } else {
         kedge_jw_obj_open(&w);
         kedge_jw_kint(&w, "code", 400);
-        kedge_jw_kstr(&w, "reason", "unknown op: use status, device_list or device_get");
+        kedge_jw_kstr(&w, "reason", "unknown op: use status, device_list, device_get, "
+                                    "outbox_list, outbox_show or outbox_drop");
         kedge_jw_obj_close(&w);
         rc = kedge_jw_finish(&w);
     }
     if (rc == 0 && kedge_buf_append(&copy, ok.data, ok.len) == 0)
         answer(dt, client_id, topic, &ok, &copy);
+out:
     kedge_buf_cleanup(&ok);
     kedge_buf_cleanup(&copy);
     kedge_jdoc_free(doc);

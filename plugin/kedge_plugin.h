@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "kedge/buf.h"
+#include "kedge/ke.h"
 #include "kedge/twin.h"
 
 /* ==== options.c ======================================================================== */
@@ -29,7 +30,10 @@ struct plugin_config {
     long commit_batch;       /* commit as soon as this many writes are pending */
     char *sync;              /* "normal" | "full": SQLite synchronous */
     char *log_level;         /* err | warn | notice | info | debug */
-    long outbox_max;         /* cloud-bound entries kept for the bridge */
+    long outbox_max;         /* cloud-bound upload rows kept for the bridge */
+    long max_upload_bytes;   /* one upload's encoded message */
+    long upload_budget_bytes; /* all waiting uploads' encoded messages */
+    char *upload_policy;     /* refuse | drop-oldest: when an upload does not fit */
     char *bridge_username;   /* the only identity allowed under $ke/ */
     char *bridge_password;
     char *bridge_password_file;
@@ -102,11 +106,42 @@ int store_device_delete(struct store *s, const char *id);
 int store_attr_write(struct store *s, const char *dev_id, const struct kedge_attr *a, bool insert);
 int store_attr_delete(struct store *s, const char *dev_id, const char *name);
 
-/* The outbox (include/kedge/ke.h). insert/delete join the open transaction; *seq gets the new
- * entry's number. delete removes every entry up to seq (acks are cumulative) and returns how
- * many, or an error. */
-int store_outbox_insert(struct store *s, const char *msg, size_t len, int64_t *seq);
-int store_outbox_delete(struct store *s, int64_t seq);
+/* ==== store_outbox.c: the outbox's table (include/kedge/ke.h) ============================ */
+
+/* Writes join the open transaction. An entry with a subject (a twin or state report, see
+ * kedge/coalesce.h) is state; an entry without is an upload. */
+struct store_outbox_tally {
+    int64_t uploads, upload_bytes; /* rows without a subject and their msg bytes */
+    int64_t states;                /* rows with a subject */
+};
+struct store_outbox_row {
+    int64_t seq;
+    bool state; /* has a subject */
+    int64_t bytes;
+    int64_t created_ms;
+    const char *msg;
+    size_t len;
+};
+
+/* subject NULL for an upload. *seq gets the new entry's number. */
+int store_outbox_insert(struct store *s, const char *subject, const char *msg, size_t len,
+                        int64_t *seq);
+/* The newest entry of subject, committed or in the open batch: *seq 0 when there is none,
+ * else its msg is appended to *msg. 0, KEDGE_ESTORE, -ENOMEM. */
+int store_outbox_find(struct store *s, const char *subject, int64_t *seq, struct kedge_buf *msg);
+/* Delete every entry up to seq (acks are cumulative), or seq alone; what went is added to
+ * *gone. Return how many went, or an error. */
+int store_outbox_delete(struct store *s, int64_t seq, struct store_outbox_tally *gone);
+int store_outbox_delete_one(struct store *s, int64_t seq, struct store_outbox_tally *gone);
+/* The oldest upload with seq > after: 1 (with *seq, *bytes), 0 none, or KEDGE_ESTORE. */
+int store_outbox_next_upload(struct store *s, int64_t after, int64_t *seq, int64_t *bytes);
+/* Per-kind totals of the whole table (a scan: at open and after a failed commit only). */
+int store_outbox_tally(struct store *s, struct store_outbox_tally *t);
+typedef int (*store_row_fn)(void *ctx, const struct store_outbox_row *r);
+/* The first limit entries in seq order (ctl's outbox_list). Returns fn's first error or 0. */
+int store_outbox_list(struct store *s, int limit, store_row_fn fn, void *ctx);
+/* One entry (ctl's outbox_show): fn's result, -ENOENT, KEDGE_ESTORE. */
+int store_outbox_get(struct store *s, int64_t seq, store_row_fn fn, void *ctx);
 typedef void (*store_outbox_fn)(void *ctx, int64_t seq, const char *msg, size_t len);
 /* Committed entries with seq > after, oldest first, at most limit. Only outside a batch.
  * Returns the number of entries passed to fn, or KEDGE_ESTORE. */
@@ -114,6 +149,9 @@ int store_outbox_after(struct store *s, int64_t after, int limit, store_outbox_f
 int store_outbox_stats(struct store *s, int64_t *count, int64_t *max_seq);
 /* created_ms of the oldest entry (0: none). */
 int64_t store_outbox_oldest_ms(struct store *s);
+
+/* ==== store.c, continued ================================================================ */
+
 /* sub_topics: the cloud's eventbus subscriptions (kubeedge-wire.md §1.3). */
 int store_subtopic(struct store *s, const char *topic, bool add);
 typedef int (*store_topic_fn)(void *ctx, const char *topic);
@@ -176,32 +214,61 @@ struct outbox_mem {
     size_t len;
 };
 
-struct outbox {
-    struct store *store;
-    long max;             /* plugin_opt_outbox_max */
-    int64_t depth;        /* committed entries */
-    int64_t pending_adds; /* entries inserted in the open batch */
-    int64_t pending_dels; /* entries deleted (acked) in the open batch */
-    int64_t committed_seq; /* highest committed seq */
-    int64_t last_sent;    /* highest seq offered to the bridge in this session */
-    int inflight;         /* offered, not yet acked */
-    int64_t acked;        /* highest seq the bridge acked in this session */
-    uint64_t progress_ms; /* monotonic ms of the last offer or ack: a stall re-offers */
-    char *bridge_client;  /* client id of the accepted bridge, NULL when none */
-    int64_t last_ack_ms;  /* wall clock of the bridge's last ack, 0 never */
-    bool full_logged;
-    /* this batch's entries, offered from memory right after their commit (no read-back) */
-    struct outbox_mem *mem;
-    size_t n_mem, cap_mem;
+/* Since the broker started (kedge-ctl status, $SYS/kedge/{node}/plugin). */
+struct outbox_counters {
+    int64_t uploads_refused;     /* budget or row bound full, policy refuse */
+    int64_t uploads_dropped;     /* stored uploads dropped for newer ones, policy drop-oldest */
+    int64_t uploads_oversize;    /* over plugin_opt_max_upload_bytes */
+    int64_t dropped_by_operator; /* kedge-ctl outbox drop */
+    int64_t coalesced;           /* twin/state reports folded into a waiting one */
 };
 
-int outbox_init(struct outbox *ob, struct store *store, long max);
+struct outbox {
+    struct store *store;
+    long max_rows;          /* plugin_opt_outbox_max: waiting uploads */
+    int64_t budget;         /* plugin_opt_upload_budget_bytes */
+    int64_t max_upload;     /* plugin_opt_max_upload_bytes */
+    bool drop_oldest;       /* plugin_opt_upload_policy */
+    bool refusing;          /* an upload was refused since the queue last had room (a log) */
+    int64_t depth;          /* committed entries */
+    int64_t pending_adds;   /* entries inserted in the open batch (net of those it deleted) */
+    int64_t pending_dels;   /* committed entries deleted in the open batch */
+    int64_t committed_seq;  /* highest committed seq */
+    int64_t batch_seq;      /* highest seq inserted in the open batch, 0: none */
+    struct store_outbox_tally held; /* the table as the open batch sees it */
+    struct outbox_counters n;
+    int64_t last_sent;      /* highest seq offered to the bridge in this session */
+    int inflight;           /* offered, not yet acked: offered[] from off_head */
+    int off_head;
+    int64_t offered[KE_WINDOW];
+    int64_t acked;          /* highest seq the bridge acked in this session */
+    uint64_t progress_ms;   /* monotonic ms of the last offer or ack: a stall re-offers */
+    char *bridge_client;    /* client id of the accepted bridge, NULL when none */
+    int64_t last_ack_ms;    /* wall clock of the bridge's last ack, 0 never */
+    /* this batch's entries, offered from memory right after their commit (no read-back);
+     * mem_full: one was not kept, so later ones are not either (mem stays a prefix) */
+    struct outbox_mem *mem;
+    size_t n_mem, cap_mem, mem_bytes;
+    bool mem_full;
+};
+
+/* (Re)start on the store's table: counters since start survive a reopen. */
+int outbox_init(struct outbox *ob, struct store *store, const struct plugin_config *cfg);
 void outbox_cleanup(struct outbox *ob);
-bool outbox_full(const struct outbox *ob);
-/* Build a beehive message (fresh msg_id) and insert it in the open batch.
- * content_json: the content as JSON text. Returns 0, KEDGE_EFULL, KEDGE_ESTORE, -ENOMEM. */
-int outbox_add(struct outbox *ob, const char *source, const char *group, const char *operation,
-               const char *resource, const char *content_json, size_t content_len);
+/* A twin or state report to the cloud (twin/resource/update on resource, content JSON): folded
+ * into the entry waiting for the same resource (kedge/coalesce.h), which it replaces with a new
+ * seq in the open batch. Never refused. 0, KEDGE_ESTORE, -ENOMEM. */
+int outbox_add_state(struct outbox *ob, const char *resource, const char *content_json,
+                     size_t content_len);
+/* An upload (bus/user/upload on topic, payload as a JSON string) from client_id (for logs).
+ * 0; KEDGE_ETOOBIG over plugin_opt_max_upload_bytes; KEDGE_EFULL when it does not fit and the
+ * policy is refuse (drop-oldest drops the oldest waiting uploads instead); KEDGE_ESTORE;
+ * -ENOMEM. Refusals are counted and logged (rate-limited) here. */
+int outbox_add_upload(struct outbox *ob, const char *client_id, const char *topic,
+                      const char *payload, size_t len);
+/* kedge-ctl outbox drop: delete one entry in the open batch, counted and logged.
+ * 0, -ENOENT, KEDGE_ESTORE. */
+int outbox_drop(struct outbox *ob, int64_t seq);
 /* After a commit: account for the batch (failed: its inserts never happened) and offer
  * entries to the bridge up to the window. */
 void outbox_committed(struct outbox *ob, int commit_rc);
@@ -297,6 +364,16 @@ void ke_on_disconnect(struct devicetwin *dt, const char *client_id);
 int ke_status_encode(struct devicetwin *dt, struct kedge_buf *b);
 /* Refresh the retained $SYS/kedge/{node}/... topics (called from the tick, every 5 s). */
 void ke_publish_sys(struct devicetwin *dt);
+
+/* ==== ke_outbox.c ===================================================================== */
+
+struct kedge_jval;
+/* $ke/ctl outbox_list {"limit":N} and outbox_show {"seq":S}: the answer's JSON into b.
+ * 0 or -ENOMEM. */
+int ke_outbox_list(struct devicetwin *dt, const struct kedge_jval *req, struct kedge_buf *b);
+int ke_outbox_show(struct devicetwin *dt, const struct kedge_jval *req, struct kedge_buf *b);
+/* outbox_drop {"seq":S} in the open batch: 0, or an HTTP-like code with *reason. */
+int ke_outbox_drop(struct devicetwin *dt, const struct kedge_jval *req, const char **reason);
 
 /* ==== security.c ======================================================================= */
 

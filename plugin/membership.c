@@ -17,6 +17,8 @@
 #include "kedge/util.h"
 #include "kedge_plugin.h"
 
+static struct kedge_ratelimit oom_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+
 static int dup_or_empty(char **dst, const char *src)
 {
     *dst = kedge_strdup(src ? src : "");
@@ -71,12 +73,14 @@ static void queue_updated(struct devicetwin *dt, const struct kedge_device *adde
         kedge_membership_updated_encode(&b, uuid, kedge_wall_ms(), added, removed) < 0 ||
         !(payload = kedge_buf_take(&b, &len))) {
         kedge_buf_cleanup(&b);
-        kedge_log(KEDGE_LOG_ERR, "membership: out of memory, membership/updated lost");
+        kedge_log_limited(&oom_rl, "membership", KEDGE_LOG_ERR,
+                          "membership: out of memory, membership/updated lost");
         return;
     }
     if (replies_take(dt->out, dt->topic.data, payload, len, REPLY_DROP, NULL) < 0) {
         kedge_free(payload);
-        kedge_log(KEDGE_LOG_ERR, "membership: out of memory, membership/updated lost");
+        kedge_log_limited(&oom_rl, "membership", KEDGE_LOG_ERR,
+                          "membership: out of memory, membership/updated lost");
     }
 }
 

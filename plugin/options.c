@@ -32,6 +32,7 @@ static const char *const sync_choices[] = {"normal", "full", NULL};
 static const char *const level_choices[] = {"err", "warn", "notice", "info", "debug", NULL};
 static const char *const auth_choices[] = {"open", "defer", NULL};
 static const char *const lock_choices[] = {"exclusive", "shared", NULL};
+static const char *const policy_choices[] = {"refuse", "drop-oldest", NULL};
 
 #define F(m) offsetof(struct plugin_config, m)
 static const struct opt_row rows[] = {
@@ -43,7 +44,13 @@ static const struct opt_row rows[] = {
     {"commit_batch", OPT_INT, F(commit_batch), 1, 100000, "512", NULL},
     {"sync", OPT_STR, F(sync), 0, 0, "normal", sync_choices},
     {"log_level", OPT_STR, F(log_level), 0, 0, "info", level_choices},
+    /* upload rows waiting for the bridge; twin and state reports are not counted (coalesced) */
     {"outbox_max", OPT_INT, F(outbox_max), 1, 100000000, "100000", NULL},
+    /* one upload's encoded beehive message: the bridge's max_frame_bytes (cloudcore v1.15.4
+     * sets no websocket read limit, so the bridge's frame limit is the binding one) */
+    {"max_upload_bytes", OPT_INT, F(max_upload_bytes), 1024, 1L << 30, "16777216", NULL},
+    {"upload_budget_bytes", OPT_INT, F(upload_budget_bytes), 1024, 1L << 50, "268435456", NULL},
+    {"upload_policy", OPT_STR, F(upload_policy), 0, 0, "refuse", policy_choices},
     {"bridge_username", OPT_STR, F(bridge_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME, NULL},
     {"bridge_password", OPT_STR, F(bridge_password), 0, 0, "", NULL},
     {"bridge_password_file", OPT_STR, F(bridge_password_file), 0, 0, "", NULL},

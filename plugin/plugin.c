@@ -17,6 +17,8 @@
 #include "kedge/log.h"
 #include "kedge_plugin.h"
 
+static struct kedge_ratelimit pub_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+
 #define KEDGE_EXPORT __attribute__((visibility("default")))
 
 struct kedge_plugin {
@@ -41,7 +43,8 @@ static int broker_publish(const char *client_id, const char *topic, char *payloa
 
     if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_free(payload);
-        kedge_log(KEDGE_LOG_ERR, "kedge: publish to topic=%s failed rc=%d", topic, rc);
+        kedge_log_limited(&pub_rl, "kedge", KEDGE_LOG_ERR,
+                          "kedge: publish to topic=%s failed rc=%d", topic, rc);
         return -1;
     }
     return 0;

@@ -13,6 +13,8 @@
 #include "kedge/util.h"
 #include "kedge_plugin.h"
 
+static struct kedge_ratelimit oom_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+
 struct reply {
     char *topic;
     char *client_id; /* NULL: all subscribers */
@@ -176,7 +178,8 @@ static void publish_500(struct reply *r, const char *reason)
     if (kedge_twin_error_encode(&b, r->event_id, kedge_wall_ms(), 500, reason) < 0 ||
         !(payload = kedge_buf_take(&b, &len))) {
         kedge_buf_cleanup(&b);
-        kedge_log(KEDGE_LOG_ERR, "twin: out of memory, 500 result for topic=%s lost", r->topic);
+        kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
+                          "twin: out of memory, 500 result for topic=%s lost", r->topic);
         return;
     }
     publish(r->topic, payload, len);

@@ -19,6 +19,8 @@
 #include "kedge/log.h"
 #include "kedge_plugin.h"
 
+static struct kedge_ratelimit sec_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+
 #define LOGGED_SLOTS 64
 
 /* Client ids already told off, so each is logged once (a small ring is enough: a client that
@@ -68,18 +70,20 @@ int security_basic_auth(const struct plugin_config *cfg, struct mosquitto_evt_ba
     const char *id = mosquitto_client_id(ev->client);
 
     if (!is_bridge_identity(cfg, ev->username) && reserved_client_id(cfg, id)) {
-        kedge_log(KEDGE_LOG_WARN, "security: refused client=%s user=%s: client ids starting "
-                                  "with %s belong to the bridge identity",
-                  id, ev->username ? ev->username : "(none)", cfg->bridge_username);
+        kedge_log_limited(&sec_rl, "security", KEDGE_LOG_WARN,
+                          "security: refused client=%s user=%s: client ids starting "
+                          "with %s belong to the bridge identity",
+                          id, ev->username ? ev->username : "(none)", cfg->bridge_username);
         return MOSQ_ERR_AUTH;
     }
     if (is_bridge_identity(cfg, ev->username)) {
         if (ev->password && *cfg->bridge_password &&
             secret_equal(ev->password, cfg->bridge_password))
             return MOSQ_ERR_SUCCESS;
-        kedge_log(KEDGE_LOG_WARN, "security: bad password for bridge identity %s from client=%s",
-                  ev->username, mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client)
-                                                                : "?");
+        kedge_log_limited(&sec_rl, "security", KEDGE_LOG_WARN,
+                          "security: bad password for bridge identity %s from client=%s",
+                          ev->username,
+                          mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client) : "?");
         return MOSQ_ERR_AUTH;
     }
     /* Anonymous clients: allow_anonymous decides (a deferred NULL username is let in only when
@@ -96,7 +100,7 @@ int security_acl_check(const struct plugin_config *cfg, struct mosquitto_evt_acl
     if (ev->topic && !strncmp(ev->topic, KE_PREFIX, strlen(KE_PREFIX))) {
         if (is_bridge_identity(cfg, user))
             return MOSQ_ERR_SUCCESS;
-        if (once_per_client(mosquitto_client_id(ev->client)))
+        if (once_per_client(mosquitto_client_id(ev->client))) /* bounded already */
             kedge_log(KEDGE_LOG_WARN,
                       "security: denied client=%s user=%s %s on %s: $ke/ is the bridge's",
                       mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client) : "?",

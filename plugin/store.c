@@ -19,6 +19,9 @@
 #include "kedge/log.h"
 #include "kedge/util.h"
 #include "kedge_plugin.h"
+#include "store_int.h"
+
+static struct kedge_ratelimit ckpt_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 
 /* The beego-era DDL (<= v1.22), verbatim from the spec: most deployed DBs look like this.
  * The two indexes are kedge's: without them every twin write scans the whole table. */
@@ -38,46 +41,16 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);"
     /* kedge's durable hand-off to the bridge (include/kedge/ke.h) */
     "CREATE TABLE IF NOT EXISTS kedge_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "msg TEXT NOT NULL, created_ms INTEGER NOT NULL);";
-
-enum stmt_id {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_TWIN_INSERT,
-    ST_TWIN_UPDATE,
-    ST_DEVICE_STATE,
-    ST_LOAD_DEVICES,
-    ST_LOAD_ATTRS,
-    ST_LOAD_TWINS,
-    ST_ONE_DEVICE,
-    ST_ONE_ATTRS,
-    ST_ONE_TWINS,
-    ST_DEVICE_INSERT,
-    ST_DEVICE_DELETE,
-    ST_DEVICE_ATTRS_DELETE,
-    ST_DEVICE_TWINS_DELETE,
-    ST_ATTR_INSERT,
-    ST_ATTR_UPDATE,
-    ST_ATTR_DELETE,
-    ST_OUTBOX_INSERT,
-    ST_OUTBOX_DELETE,
-    ST_OUTBOX_AFTER,
-    ST_OUTBOX_STATS,
-    ST_OUTBOX_OLDEST,
-    ST_SUBTOPIC_INSERT,
-    ST_SUBTOPIC_DELETE,
-    ST_SUBTOPIC_LOAD,
-    ST_DB_BYTES,
-    ST_TWIN_COUNTS,
-    ST_COUNT
-};
+    "msg TEXT NOT NULL, created_ms INTEGER NOT NULL, subject TEXT, bytes INTEGER);";
 
 #define TWIN_COLS                                                                                  \
     "deviceid, name, description, expected, actual, expected_meta, actual_meta, "                  \
     "expected_version, actual_version, optional, attr_type, metadata"
 #define ATTR_COLS "deviceid, name, description, value, optional, attr_type, metadata"
 #define DEVICE_COLS "id, name, description, state, last_online"
+/* bytes is NULL in rows written before the column existed */
+#define OUTBOX_BYTES "coalesce(bytes, length(CAST(msg AS BLOB)))"
+#define OUTBOX_ROW "seq, subject IS NOT NULL, " OUTBOX_BYTES ", created_ms, msg"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -104,8 +77,21 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ATTR_UPDATE] = "UPDATE device_attr SET description = ?3, value = ?4, optional = ?5, "
                        "attr_type = ?6, metadata = ?7 WHERE deviceid = ?1 AND name = ?2",
     [ST_ATTR_DELETE] = "DELETE FROM device_attr WHERE deviceid = ?1 AND name = ?2",
-    [ST_OUTBOX_INSERT] = "INSERT INTO kedge_outbox (msg, created_ms) VALUES (?1, ?2)",
+    [ST_OUTBOX_INSERT] = "INSERT INTO kedge_outbox (msg, created_ms, subject, bytes) "
+                         "VALUES (?1, ?2, ?3, ?4)",
     [ST_OUTBOX_DELETE] = "DELETE FROM kedge_outbox WHERE seq <= ?1",
+    [ST_OUTBOX_DELETE_ONE] = "DELETE FROM kedge_outbox WHERE seq = ?1",
+    /* what a delete of the range takes away, per kind (uploads have no subject) */
+    [ST_OUTBOX_GONE] = "SELECT subject IS NULL, count(*), total(" OUTBOX_BYTES ") "
+                       "FROM kedge_outbox WHERE seq BETWEEN ?1 AND ?2 GROUP BY 1",
+    [ST_OUTBOX_TALLY] = "SELECT subject IS NULL, count(*), total(" OUTBOX_BYTES ") "
+                        "FROM kedge_outbox GROUP BY 1",
+    [ST_OUTBOX_FIND] = "SELECT seq, msg FROM kedge_outbox WHERE subject = ?1 "
+                       "ORDER BY seq DESC LIMIT 1",
+    [ST_OUTBOX_UPLOAD_NEXT] = "SELECT seq, " OUTBOX_BYTES " FROM kedge_outbox "
+                              "WHERE subject IS NULL AND seq > ?1 ORDER BY seq LIMIT 1",
+    [ST_OUTBOX_LIST] = "SELECT " OUTBOX_ROW " FROM kedge_outbox ORDER BY seq LIMIT ?1",
+    [ST_OUTBOX_GET] = "SELECT " OUTBOX_ROW " FROM kedge_outbox WHERE seq = ?1",
     [ST_OUTBOX_AFTER] = "SELECT seq, msg FROM kedge_outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     [ST_OUTBOX_STATS] = "SELECT count(*), max(seq) FROM kedge_outbox",
     [ST_OUTBOX_OLDEST] = "SELECT created_ms FROM kedge_outbox ORDER BY seq LIMIT 1",
@@ -116,19 +102,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TWIN_COUNTS] = "SELECT deviceid, count(*) FROM device_twin GROUP BY deviceid",
 };
 
-struct store {
-    sqlite3 *db;
-    bool exclusive;
-    sqlite3_stmt *st[ST_COUNT];
-    char *path;
-    bool sync_full;
-    bool in_txn, failed;
-    size_t pending;
-    uint64_t oldest_ms;
-    int wal_pages;
-    uint64_t last_checkpoint_ms;
-    char error[256];
-};
 
 static void set_error(struct store *s, const char *what)
 {
@@ -162,6 +135,53 @@ static void close_db(struct store *s)
     s->pending = 0;
 }
 
+/* The twin and state reports already waiting in a kedge.db from before coalescing get their
+ * resource as subject (kedge_coalesce_kind's shapes), so the next report of each is folded
+ * into the newest of them; rows that do not parse stay uploads. Runs once, with the ALTER. */
+static const char subjects_sql[] =
+    "UPDATE kedge_outbox SET subject = json_extract(msg, '$.route.resource') "
+    "WHERE subject IS NULL AND CASE WHEN json_valid(msg) THEN "
+    "json_extract(msg, '$.route.source') = 'twin' AND "
+    "(json_extract(msg, '$.route.resource') GLOB 'device/?*/twin/edge_updated' OR "
+    "json_extract(msg, '$.route.resource') GLOB 'device/?*/state/update') ELSE 0 END";
+
+/* A kedge.db from before coalescing gets the outbox's subject and bytes columns (bytes NULL
+ * in its rows: sized from msg when read) and the index that finds a subject's entry. */
+static int migrate(struct store *s)
+{
+    static const char *const columns[][2] = {
+        {"subject", "ALTER TABLE kedge_outbox ADD COLUMN subject TEXT"},
+        {"bytes", "ALTER TABLE kedge_outbox ADD COLUMN bytes INTEGER"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT 1 FROM pragma_table_info('kedge_outbox') WHERE name = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+            return KEDGE_ESTORE;
+        sqlite3_bind_text(st, 1, columns[i][0], -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return KEDGE_ESTORE;
+        if (rc == SQLITE_DONE && sqlite3_exec(s->db, columns[i][1], NULL, NULL, NULL) != SQLITE_OK)
+            return KEDGE_ESTORE;
+        if (rc == SQLITE_DONE && i == 0 &&
+            sqlite3_exec(s->db, subjects_sql, NULL, NULL, NULL) != SQLITE_OK)
+            return KEDGE_ESTORE;
+    }
+    return sqlite3_exec(s->db,
+                        "CREATE INDEX IF NOT EXISTS kedge_outbox_subject ON kedge_outbox(subject) "
+                        "WHERE subject IS NOT NULL",
+                        NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : KEDGE_ESTORE;
+}
+
 static int open_db(struct store *s)
 {
     char pragmas[160];
@@ -185,7 +205,7 @@ static int open_db(struct store *s)
         set_error(s, "configure");
         goto fail;
     }
-    if (sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK || migrate(s) < 0) {
         set_error(s, "schema");
         goto fail;
     }
@@ -449,7 +469,7 @@ static int add_attr(struct kedge_device *d, struct kedge_attr *a)
     return 0;
 }
 
-static int step_error(struct store *s, int rc, const char *what)
+int store_step_error(struct store *s, int rc, const char *what)
 {
     if (rc == SQLITE_DONE)
         return 0;
@@ -483,7 +503,7 @@ static int load_children(struct store *s, sqlite3_stmt *st, bool twins, device_l
         }
     }
     if (err == 0)
-        err = step_error(s, rc, "load");
+        err = store_step_error(s, rc, "load");
     sqlite3_reset(st);
     return err;
 }
@@ -532,7 +552,7 @@ static int reserve_all(struct store *s, struct registry *r)
             d->cap_twins = (size_t)n;
     }
     if (err == 0)
-        err = step_error(s, rc, "count twins");
+        err = store_step_error(s, rc, "count twins");
     sqlite3_reset(st);
     return err;
 }
@@ -553,7 +573,7 @@ int store_load_all(struct store *s, struct registry *r)
             kedge_device_free(d);
     }
     if (err == 0)
-        err = step_error(s, rc, "load devices");
+        err = store_step_error(s, rc, "load devices");
     sqlite3_reset(st);
     if (err == 0)
         err = reserve_all(s, r);
@@ -581,7 +601,7 @@ int store_load_device(struct store *s, const char *id, struct kedge_device **out
     if (rc == SQLITE_ROW)
         err = device_from_row(st, &d);
     else
-        err = rc == SQLITE_DONE ? -ENOENT : step_error(s, rc, "load device");
+        err = rc == SQLITE_DONE ? -ENOENT : store_step_error(s, rc, "load device");
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (err == 0)
@@ -602,7 +622,7 @@ int store_load_device(struct store *s, const char *id, struct kedge_device **out
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-static int begin_write(struct store *s)
+int store_begin_write(struct store *s)
 {
     int rc;
 
@@ -626,7 +646,7 @@ static int begin_write(struct store *s)
 }
 
 /* Run a bound write statement; a failure poisons the batch. */
-static int finish_write(struct store *s, sqlite3_stmt *st, const char *what)
+int store_finish_write(struct store *s, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
 
@@ -685,7 +705,7 @@ static int write_twin(struct store *s, enum stmt_id which, const char *dev_id,
                       const struct kedge_twin *t)
 {
     sqlite3_stmt *st = s->st[which];
-    int rc = begin_write(s);
+    int rc = store_begin_write(s);
 
     if (rc < 0)
         return rc;
@@ -699,7 +719,7 @@ static int write_twin(struct store *s, enum stmt_id which, const char *dev_id,
     sqlite3_bind_int(st, 10, t->optional ? 1 : 0);
     sqlite3_bind_text(st, 11, t->type ? t->type : "", -1, SQLITE_TRANSIENT);
     bind_text_or_null(st, 12, t->meta_col ? t->meta_col : "");
-    return finish_write(s, st, which == ST_TWIN_INSERT ? "insert twin" : "update twin");
+    return store_finish_write(s, st, which == ST_TWIN_INSERT ? "insert twin" : "update twin");
 }
 
 int store_twin_insert(struct store *s, const char *dev_id, const struct kedge_twin *t)
@@ -716,14 +736,14 @@ int store_device_state(struct store *s, const char *dev_id, const char *state,
                        const char *last_online)
 {
     sqlite3_stmt *st = s ? s->st[ST_DEVICE_STATE] : NULL;
-    int rc = begin_write(s);
+    int rc = store_begin_write(s);
 
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, dev_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, last_online, -1, SQLITE_TRANSIENT);
-    return finish_write(s, st, "update device state");
+    return store_finish_write(s, st, "update device state");
 }
 
 size_t store_pending(const struct store *s)
@@ -779,7 +799,8 @@ void store_maintain(struct store *s, bool idle)
     if ((idle && now - s->last_checkpoint_ms >= 1000) || s->wal_pages > 4096) {
         int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-            kedge_log(KEDGE_LOG_WARN, "store: checkpoint failed: %s", sqlite3_errmsg(s->db));
+            kedge_log_limited(&ckpt_rl, "store", KEDGE_LOG_WARN, "store: checkpoint failed: %s",
+                              sqlite3_errmsg(s->db));
         s->wal_pages = 0;
         s->last_checkpoint_ms = now;
     }
@@ -791,20 +812,20 @@ static int exec_bound(struct store *s, enum stmt_id which, const char *what, con
                       const char *b)
 {
     sqlite3_stmt *st = s->st[which];
-    int rc = begin_write(s);
+    int rc = store_begin_write(s);
 
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
     if (b)
         sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
-    return finish_write(s, st, what);
+    return store_finish_write(s, st, what);
 }
 
 int store_device_insert(struct store *s, const struct kedge_device *d)
 {
     sqlite3_stmt *st = s ? s->st[ST_DEVICE_INSERT] : NULL;
-    int rc = begin_write(s);
+    int rc = store_begin_write(s);
 
     if (rc < 0)
         return rc;
@@ -813,7 +834,7 @@ int store_device_insert(struct store *s, const struct kedge_device *d)
     sqlite3_bind_text(st, 3, d->description ? d->description : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 4, d->state ? d->state : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 5, d->last_online ? d->last_online : "", -1, SQLITE_TRANSIENT);
-    return finish_write(s, st, "insert device");
+    return store_finish_write(s, st, "insert device");
 }
 
 int store_device_delete(struct store *s, const char *id)
@@ -830,7 +851,7 @@ int store_device_delete(struct store *s, const char *id)
 int store_attr_write(struct store *s, const char *dev_id, const struct kedge_attr *a, bool insert)
 {
     sqlite3_stmt *st = s ? s->st[insert ? ST_ATTR_INSERT : ST_ATTR_UPDATE] : NULL;
-    int rc = begin_write(s);
+    int rc = store_begin_write(s);
 
     if (rc < 0)
         return rc;
@@ -841,7 +862,7 @@ int store_attr_write(struct store *s, const char *dev_id, const struct kedge_att
     sqlite3_bind_int(st, 5, a->optional ? 1 : 0);
     sqlite3_bind_text(st, 6, a->type ? a->type : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 7, a->meta_col ? a->meta_col : "", -1, SQLITE_TRANSIENT);
-    return finish_write(s, st, insert ? "insert attribute" : "update attribute");
+    return store_finish_write(s, st, insert ? "insert attribute" : "update attribute");
 }
 
 int store_attr_delete(struct store *s, const char *dev_id, const char *name)
@@ -849,89 +870,7 @@ int store_attr_delete(struct store *s, const char *dev_id, const char *name)
     return exec_bound(s, ST_ATTR_DELETE, "delete attribute", dev_id, name);
 }
 
-/* ---- the outbox to the bridge and the cloud's subscriptions ------------------------------- */
-
-int store_outbox_insert(struct store *s, const char *msg, size_t len, int64_t *seq)
-{
-    sqlite3_stmt *st = s ? s->st[ST_OUTBOX_INSERT] : NULL;
-    int rc = begin_write(s);
-
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(st, 1, msg, (int)len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)kedge_wall_ms());
-    rc = finish_write(s, st, "insert outbox entry");
-    *seq = rc == 0 ? (int64_t)sqlite3_last_insert_rowid(s->db) : 0;
-    return rc;
-}
-
-int store_outbox_delete(struct store *s, int64_t seq)
-{
-    sqlite3_stmt *st = s ? s->st[ST_OUTBOX_DELETE] : NULL;
-    int rc = begin_write(s);
-
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-    rc = finish_write(s, st, "delete outbox entries");
-    return rc < 0 ? rc : sqlite3_changes(s->db);
-}
-
-int store_outbox_after(struct store *s, int64_t after, int limit, store_outbox_fn fn, void *ctx)
-{
-    sqlite3_stmt *st;
-    int rc, n = 0;
-
-    if (!store_ok(s) || s->in_txn)
-        return KEDGE_ESTORE; /* never read another batch's uncommitted rows */
-    st = s->st[ST_OUTBOX_AFTER];
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
-    sqlite3_bind_int(st, 2, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        fn(ctx, (int64_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-           (size_t)sqlite3_column_bytes(st, 1));
-        n++;
-    }
-    rc = step_error(s, rc, "read outbox");
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc < 0 ? rc : n;
-}
-
-int64_t store_outbox_oldest_ms(struct store *s)
-{
-    sqlite3_stmt *st;
-    int64_t t = 0;
-
-    if (!store_ok(s))
-        return 0;
-    st = s->st[ST_OUTBOX_OLDEST];
-    if (sqlite3_step(st) == SQLITE_ROW)
-        t = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return t;
-}
-
-int store_outbox_stats(struct store *s, int64_t *count, int64_t *max_seq)
-{
-    sqlite3_stmt *st;
-    int rc;
-
-    *count = *max_seq = 0;
-    if (!store_ok(s))
-        return KEDGE_ESTORE;
-    st = s->st[ST_OUTBOX_STATS];
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *count = sqlite3_column_int64(st, 0);
-        *max_seq = sqlite3_column_int64(st, 1);
-        rc = 0;
-    } else {
-        rc = step_error(s, rc, "count outbox");
-    }
-    sqlite3_reset(st);
-    return rc;
-}
+/* ---- the cloud's subscriptions ----------------------------------------------------------- */
 
 int store_subtopic(struct store *s, const char *topic, bool add)
 {
@@ -950,7 +889,7 @@ int store_subtopics_load(struct store *s, store_topic_fn fn, void *ctx)
     while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
         err = fn(ctx, (const char *)sqlite3_column_text(st, 0));
     if (err == 0)
-        err = step_error(s, rc, "load sub_topics");
+        err = store_step_error(s, rc, "load sub_topics");
     sqlite3_reset(st);
     return err;
 }

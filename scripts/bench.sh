@@ -9,6 +9,7 @@
 #   KEDGE_BENCH_BUILD=DIR   build tree (default: <repo>/build-bench)
 #   KEDGE_BENCH_REPS=N      alternating plain/kedge pairs per window (default 5; pods: 3)
 #   KEDGE_KEEP_TMP=1        keep the scratch directory (broker logs, databases, configs)
+#   KEDGE_BENCH_OFFLINE_N=N twin updates in the offline run (default 1000000)
 #   MOSQUITTO=PATH          broker binary (default /usr/sbin/mosquitto)
 set -euo pipefail
 
@@ -28,8 +29,10 @@ usage: scripts/bench.sh BENCHMARK
 benchmarks:
   twin    twin update round trips at 1 and 64 in flight vs. bare broker loopback (1000
           devices, QoS 1); broker RSS with 10k devices x 10 twins; broker start to first twin
-          get answered with those 10k devices. Ends with
-          'twin: w64_ratio=R w1_p50_ratio=R w64_per_s=N rss_growth_mb=N startup_10k_ms=N'.
+          get answered with those 10k devices; 1 000 000 twin updates with no bridge attached
+          (rate at the start and after them, outbox rows, kedge.db size). Ends with
+          'twin: w64_ratio=R w1_p50_ratio=R w64_per_s=N rss_growth_mb=N startup_10k_ms=N
+          offline_start_per_s=N offline_1m_per_s=N offline_outbox_rows=N'.
   relay   device -> cloud messages/s through broker + plugin + kedge-bridge to kedge-cloudsim
           (rate limit off and on) vs. bare loopback; the bridge's RSS idle and under load. Ends
           with 'relay: ratio=R per_s=N bridge_rss_idle_mb=N bridge_rss_load_mb=N'.
@@ -271,6 +274,31 @@ bench_twin() {
     w1_ratio=$(field w1_p50_ratio "$line")
     w64_rate=$(field w64_per_s "$line")
 
+    echo "-- offline: ${KEDGE_BENCH_OFFLINE_N:-1000000} twin updates, 1000 devices, QoS 1 w=64, no bridge"
+    echo "   attached (nothing drains the outbox: each device's cloud report is folded into the"
+    echo "   one waiting); rate and broker RSS per 50 000; the first chunk vs. the last"
+    seed_db "$WORK/off.db" 1000 4 1
+    start_broker off "$WORK/off.db"
+    "$BENCH" offline --port "$PORT" --devices 1000 --prefix bench/dev- --digits 4 \
+        --total "${KEDGE_BENCH_OFFLINE_N:-1000000}" --chunk 50000 --broker-pid "$BROKER_PID" |
+        tee "$WORK/off.out.txt" || die "offline run failed (broker log: $WORK/off.log)"
+    stop_broker
+    line=$(grep '^RESULT ' "$WORK/off.out.txt") || die "no RESULT line from bench_twin offline"
+    local off_first off_last off_rows off_states off_kb off_wal_kb
+    off_first=$(field first_per_s "$line")
+    off_last=$(field last_per_s "$line")
+    off_rows=$(sqlite3 "$WORK/off.db" 'SELECT count(*) FROM kedge_outbox')
+    off_states=$(sqlite3 "$WORK/off.db" 'SELECT count(*) FROM kedge_outbox WHERE subject IS NOT NULL')
+    off_kb=$(($(stat -c %s "$WORK/off.db") / 1024))
+    off_wal_kb=$(($( (stat -c %s "$WORK/off.db-wal" 2>/dev/null || echo 0)) / 1024))
+    printf 'offline  updates=%s  start=%s msg/s  after=%s msg/s  ratio=%s  (target: no slowdown)\n' \
+        "$(field offline_updates "$line")" "$off_first" "$off_last" \
+        "$(awk -v a="$off_first" -v b="$off_last" 'BEGIN {printf "%.2f", b / a}')"
+    printf 'offline  kedge_outbox rows=%s (twin entries %s; target <= 1000 devices)  kedge.db=%s KiB' \
+        "$off_rows" "$off_states" "$off_kb"
+    printf ' (+ WAL %s KiB)  broker RSS first/last chunk=%s/%s KiB\n' "$off_wal_kb" \
+        "$(field first_rss_kb "$line")" "$(field last_rss_kb "$line")"
+
     echo "-- memory: broker VmRSS right after its first twin/get/result (3 runs each)"
     local rss_a=() rss_b=() hwm_b=() st_first st=() st_cpu=() load_ms=()
     for i in 1 2 3; do
@@ -313,8 +341,10 @@ bench_twin() {
         "plugin's own load time (broker log, 'twin: loaded devices='): ${load_ms[*]} ms"
     echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-    printf 'twin: w64_ratio=%s w1_p50_ratio=%s w64_per_s=%s rss_growth_mb=%s startup_10k_ms=%.0f\n' \
+    printf 'twin: w64_ratio=%s w1_p50_ratio=%s w64_per_s=%s rss_growth_mb=%s startup_10k_ms=%.0f' \
         "$w64_ratio" "$w1_ratio" "$w64_rate" "$growth" "$st_med"
+    printf ' offline_start_per_s=%s offline_1m_per_s=%s offline_outbox_rows=%s\n' \
+        "$off_first" "$off_last" "$off_rows"
 }
 
 # ---- relay: device -> cloud through broker + plugin + bridge -------------------------------

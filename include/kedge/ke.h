@@ -35,7 +35,18 @@
  *      {"header":{...},"route":{"source":"bus","group":"user","operation":"upload",
  *       "resource":"<the MQTT topic>"},"content":"<the payload as a string>"}
  *    seq is a decimal, strictly increasing across restarts. The entry was committed in the
- *    same SQLite transaction as the change that caused it. At most KE_WINDOW entries are in
+ *    same SQLite transaction as the change that caused it. A twin or state report (a resource
+ *    kedge_coalesce_kind() names, include/kedge/coalesce.h) is state: while one waits for the
+ *    bridge's ack, a newer report of the same resource is folded into it (kedge_coalesce_merge)
+ *    and the merged entry replaces it under a NEW seq in the same transaction, so an offered
+ *    seq may vanish unacked and the bridge sees that resource again later; the waiting twin
+ *    and state part is at most 2 entries per device, and is never refused. Uploads are events:
+ *    in order, each at most plugin_opt_max_upload_bytes encoded (16 MiB; over it the publish
+ *    is refused: MOSQ_ERR_ACL_DENIED, v5 QoS 1/2 reason 0x87, v3.1.1 dropped, counted
+ *    uploads_oversize), all of them within plugin_opt_upload_budget_bytes (256 MiB) and
+ *    plugin_opt_outbox_max rows; one that does not fit is refused (plugin_opt_upload_policy
+ *    refuse, counted uploads_refused) or the oldest waiting uploads are deleted for it
+ *    (drop-oldest, counted uploads_dropped). At most KE_WINDOW entries are in
  *    flight; the rest follow as acks arrive. Offers go at QoS 0 (the table is the
  *    durability, the ack the receipt); offers left unacked for 5 s are made again.
  *  $ke/ack/{seq}                  bridge -> plugin, empty payload
@@ -98,13 +109,33 @@
  *
  *  $ke/ctl/{ref}                  kedge-ctl -> plugin
  *      {"op":"status"} | {"op":"device_list"} | {"op":"device_get","id":"default/thermo"}
+ *      | {"op":"outbox_list","limit":20} | {"op":"outbox_show","seq":S}
+ *      | {"op":"outbox_drop","seq":S}
  *  $ke/ctl/{ref}/result           plugin -> that client only
  *      status:      {"node_name":"edge-1","bridge_connected":true,"cloud_connected":false,
- *                    "outbox_depth":3,"outbox_max":100000,"outbox_oldest_age_ms":1200,
+ *                    "outbox_depth":3,"outbox_max":100000,"state_pending":1,"upload_rows":2,
+ *                    "upload_bytes":630,"upload_budget_bytes":268435456,
+ *                    "max_upload_bytes":16777216,"upload_policy":"refuse",
+ *                    "uploads_refused":0,"uploads_dropped":0,"uploads_oversize":0,
+ *                    "dropped_by_operator":0,"coalesced":41,"outbox_oldest_age_ms":1200,
  *                    "last_ack_ms":T,"devices":2,"db_bytes":122880,"store_ok":true,
  *                    "bridge":<the bridge's last $ke/status, or null>}
+ *                   outbox_depth: committed entries; state_pending: twin/state entries
+ *                   waiting; upload_rows/upload_bytes: waiting uploads (bytes of their encoded
+ *                   messages, what the budget counts); outbox_max: the uploads' row bound;
+ *                   the five counters count since the broker started (coalesced: reports
+ *                   folded into a waiting one).
  *      device_list: the membership get result shape (kubeedge-wire.md §2.10)
  *      device_get:  the twin get result shape (§2.6), or {"code":404,"reason":"..."}
+ *      outbox_list: the head of the plugin's outbox, oldest first (limit: default 20, at most
+ *                   200), the open batch included:
+ *                   {"entries":[{"seq":S,"resource":"device/default/thermo/twin/edge_updated",
+ *                   "subject":true,"bytes":B,"age_ms":A},...],"depth":D,"bytes":B,
+ *                   "state_pending":N}; subject: a twin/state entry (folded, never refused);
+ *                   depth: all entries; bytes: the waiting uploads' bytes.
+ *      outbox_show: {"seq":S,"subject":false,"msg":<the beehive message>}, or {"code":404,...}
+ *      outbox_drop: {"ok":true} once the commit that deletes it is done (logged, counted as
+ *                   dropped_by_operator), or {"ok":false,"code":404|400|500,"reason":"..."}
  */
 /* ---- the bridge's queue and dead letters (kedge-ctl outbox) ---------------------------------
  *

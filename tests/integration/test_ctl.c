@@ -439,6 +439,61 @@ START_TEST(test_status_bridge)
 }
 END_TEST
 
+/* ---- the plugin's outbox: list, show, drop ------------------------------------------------ */
+
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+START_TEST(test_outbox)
+{
+    struct kh_client *d = kh_client_new(kh_broker_port(broker), "uploader", "sensor-7", "pw", 5);
+    const char *row;
+    struct run r;
+
+    ck_assert_ptr_nonnull(d);
+    /* no bridge: the uploads wait in the plugin's outbox */
+    ck_assert_int_eq(kh_client_pub(d, "$hw/events/upload/ctl", "hello", -1, 1, false), 0);
+    ck_assert_int_eq(kh_client_pub(d, "$hw/events/upload/ctl", "again", -1, 1, false), 0);
+    CTL_EXPECT(&r, 0, "outbox", "list");
+    ck_assert_ptr_nonnull(line_starting(r.out, "SEQ "));
+    row = line_starting(r.out, "1 ");
+    ck_assert_msg(row && !strncmp(strchr(row, 'u'), "upload", 6), "no upload row 1:\n%s", r.out);
+    ck_assert_ptr_nonnull(strstr(row, " $hw/events/upload/ctl\n"));
+    ck_assert_ptr_nonnull(line_starting(r.out, "2 "));
+    ck_assert_ptr_nonnull(line_starting(
+        r.out, "2 entries waiting for the bridge: 0 twin/state reports, 2 uploads of "));
+    run_free(&r);
+    CTL_EXPECT(&r, 0, "outbox", "list", "--limit", "1");
+    ck_assert_int_eq(count_of(r.out, "upload/ctl"), 1);
+    run_free(&r);
+    CTL_EXPECT(&r, 0, "outbox", "show", "2");
+    ck_assert_ptr_nonnull(strstr(r.out, "\"again\""));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"upload\""));
+    run_free(&r);
+    CTL_EXPECT(&r, 0, "outbox", "drop", "1");
+    expect_line(r.out, "entry 1 dropped from the plugin's outbox");
+    run_free(&r);
+    CTL_EXPECT(&r, 1, "outbox", "show", "1");
+    ck_assert_ptr_nonnull(strstr(r.err, "no such entry"));
+    run_free(&r);
+    CTL_EXPECT(&r, 1, "outbox", "drop", "1");
+    run_free(&r);
+    CTL_EXPECT(&r, 0, "outbox", "list");
+    ck_assert_int_eq(count_of(r.out, "upload/ctl"), 1);
+    ck_assert_ptr_nonnull(strstr(line_starting(r.out, "2 "), "upload/ctl"));
+    ck_assert_ptr_nonnull(line_starting(
+        r.out, "1 entries waiting for the bridge: 0 twin/state reports, 1 uploads of "));
+    run_free(&r);
+    kh_client_free(d);
+}
+END_TEST
+
 /* ---- usage errors: exit 2, before the password file or the broker matter ------------------ */
 
 static const char *const usage_cases[][8] = {
@@ -462,6 +517,12 @@ static const char *const usage_cases[][8] = {
     {"-t", "0", "status", NULL},
     {"-p", "70000", "status", NULL},
     {"-q", "status", NULL},
+    {"outbox", NULL},
+    {"outbox", "peek", NULL},
+    {"outbox", "show", NULL},
+    {"outbox", "show", "0", NULL},
+    {"outbox", "drop", "x", NULL},
+    {"outbox", "list", "--limit", "many", NULL},
 };
 
 START_TEST(test_usage)
@@ -683,6 +744,7 @@ static Suite *ctl_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_device_lifecycle);
     tcase_add_test(tc, test_status_bridge);
+    tcase_add_test(tc, test_outbox);
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_no_broker);
     tcase_add_test(tc, test_silent_broker);

@@ -63,6 +63,7 @@
 #define UPLOAD_PREFIX "$hw/events/upload/dur/"
 #define UPDATED_TOPIC "$hw/events/node/" NODE "/membership/updated"
 #define OUR_ROWS "SELECT count(*) FROM kedge_outbox WHERE msg LIKE '%dur-%'"
+#define OUR_UPLOAD_ROWS "SELECT count(*) FROM kedge_outbox WHERE msg LIKE '%/upload/dur/%'"
 
 static struct simctl *sim;
 static struct kh_broker *broker;
@@ -344,14 +345,25 @@ static struct kedge_jdoc *plugin_status(void)
     return doc;
 }
 
-static int64_t plugin_outbox_depth(void)
+static int64_t plugin_status_int(const char *key)
 {
     struct kedge_jdoc *doc = plugin_status();
     int64_t v = -1;
 
-    ck_assert_int_eq(kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), "outbox_depth"), &v), 0);
+    ck_assert_int_eq(kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), key), &v), 0);
     kedge_jdoc_free(doc);
     return v;
+}
+
+/* Until the plugin's outbox is empty (the bridge took everything). */
+static void wait_plugin_drained(void)
+{
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS), got;
+
+    while ((got = plugin_status_int("outbox_depth")) != 0) {
+        ck_assert_msg(kt_now_ms() < deadline, "plugin outbox_depth %" PRId64 ", expected 0", got);
+        pause_poll();
+    }
 }
 
 /* ---- devices --------------------------------------------------------------------------------- */
@@ -702,7 +714,7 @@ START_TEST(test_cloud_outage)
     /* all of it waits at the edge: the plugin handed it to the bridge's durable outbox, the
      * uploads one by one, each device's twin updates folded into one (issue 13) */
     wait_db_int(bridgectl_db_path(bridge), OUR_ROWS, 1000 + N_DEV);
-    ck_assert_int_eq(plugin_outbox_depth(), 0);
+    wait_plugin_drained();
     tally_collect(t);
     ck_assert_int_eq(tally_totals(t).arrived, 0);
 
@@ -908,18 +920,20 @@ START_TEST(test_broker_kill9_outbox)
     chain_up(NULL);
     add_devices();
     t = tally_new();
-    /* the bridge is away: everything stays in the plugin's outbox */
+    /* the bridge is away: everything stays in the plugin's outbox, each device's 100 twin
+     * reports folded into one */
     ck_assert_int_eq(bridgectl_stop(bridge), 0);
     stream(t, &next, 100, NULL, NULL);
-    depth = plugin_outbox_depth();
-    ck_assert_int_ge(depth, 400);
+    depth = plugin_status_int("outbox_depth");
+    ck_assert_int_eq(depth, 100 * N_DEV + N_DEV);
     devices_free();
     ck_assert_int_eq(kh_broker_kill9(broker), 0);
     restart_broker();
-    ck_assert_int_eq(plugin_outbox_depth(), depth);
+    ck_assert_int_eq(plugin_status_int("outbox_depth"), depth);
     ck_assert_int_eq(bridgectl_start(bridge), 0);
     wait_delivered(t, DELIVER_MS);
-    report("broker kill -9 with 400 entries in the plugin's outbox", t, true);
+    report("broker kill -9 with 200 uploads and 2 folded twin reports in the plugin's outbox", t,
+           true);
     free(t);
 }
 END_TEST
@@ -991,12 +1005,12 @@ START_TEST(test_both_kill9)
 }
 END_TEST
 
-/* ---- 4. a full outbox refuses new traffic, keeps what it has ----------------------------------
+/* ---- 4. uploads at their bound are refused, twin updates never --------------------------------
  */
 
 START_TEST(test_outbox_full)
 {
-    static const struct chain_opts co = {.outbox_max = "20"};
+    static const struct chain_opts co = {.outbox_max = "10"};
     struct tally *t;
     int next = 1, rc, d;
 
@@ -1004,29 +1018,32 @@ START_TEST(test_outbox_full)
     add_devices();
     t = tally_new();
     ck_assert_int_eq(bridgectl_stop(bridge), 0);
-    /* 5 rounds fill the 20 places: 10 uploads, 10 twin messages */
+    /* 5 rounds: 10 uploads fill the 10 upload places, each device's 5 twin messages fold into
+     * the one entry waiting for it */
     stream(t, &next, 5, NULL, NULL);
-    ck_assert_int_eq(plugin_outbox_depth(), 20);
-    /* refused, where the device can see it: QoS 1 upload (v5) -> PUBACK 0x87; twin update ->
-     * result 503; nothing is dropped to make room */
+    ck_assert_int_eq(plugin_status_int("outbox_depth"), 10 + N_DEV);
+    /* uploads are refused where the device can see it (QoS 1, v5: PUBACK 0x87), nothing is
+     * dropped to make room; twin updates still succeed */
     for (d = 0; d < N_DEV; d++) {
         rc = put_upload(t, d, next);
         ck_assert_msg(rc == 0x87, "upload into a full outbox: %d, expected 0x87", rc);
         rc = put_twin(t, d, next);
-        ck_assert_msg(rc == 503, "twin update into a full outbox: %d, expected 503", rc);
+        ck_assert_msg(rc == 0, "twin update with uploads at their bound: %d, expected 0", rc);
     }
     next++;
-    ck_assert_int_eq(
-        kh_broker_wait_log(broker, "outbox: FULL (20 of plugin_opt_outbox_max=20", WAIT_MS), 0);
-    ck_assert_int_eq(plugin_outbox_depth(), 20);
-    /* the bridge is back: the 20 go out, the refused ones never existed */
+    ck_assert_int_eq(kh_broker_wait_log(broker, "outbox: upload refused", WAIT_MS), 0);
+    ck_assert_int_eq(plugin_status_int("outbox_depth"), 10 + N_DEV);
+    ck_assert_int_eq(plugin_status_int("uploads_refused"), N_DEV);
+    ck_assert_int_eq(plugin_status_int("state_pending"), N_DEV);
+    /* the bridge is back: the 10 uploads and each device's latest twin go out, the refused
+     * uploads never existed */
     ck_assert_int_eq(bridgectl_start(bridge), 0);
     wait_delivered(t, DELIVER_MS);
-    ck_assert_int_eq(kh_broker_wait_log(broker, "outbox: below its bound again", WAIT_MS), 0);
+    ck_assert_int_eq(kh_broker_wait_log(broker, "outbox: uploads are taken again", WAIT_MS), 0);
     /* and new traffic is taken again */
     stream(t, &next, 1, NULL, NULL);
     wait_delivered(t, DELIVER_MS);
-    report("full plugin outbox (bound 20)", t, false);
+    report("uploads at their bound (10 rows), twin never refused", t, false);
     free(t);
 }
 END_TEST
@@ -1216,8 +1233,8 @@ START_TEST(test_sys_status)
     ck_assert_int_eq(bridgectl_stop(bridge), 0);
     stream(t, &next, 2, NULL, NULL);
     e.bridge_up = false;
-    e.min_plugin_depth = 8;
-    sys_wait(w, sys_matches, &e, "the bridge gone and 8 entries in the plugin's outbox");
+    e.min_plugin_depth = 2 * N_DEV + N_DEV; /* 2 uploads each, twin reports folded */
+    sys_wait(w, sys_matches, &e, "the bridge gone and 6 entries in the plugin's outbox");
     ck_assert_int_eq(bridgectl_start(bridge), 0);
     wait_delivered(t, DELIVER_MS);
     report("status checks", t, true);

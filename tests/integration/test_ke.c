@@ -597,11 +597,20 @@ END_TEST
 
 #define N_DURABLE 20
 
+#define N_FOLDED 5 /* twin updates before the uploads: one entry, the latest value */
+
+/* Entry 0 is the device's twin report (its N_FOLDED updates folded into one), entries
+ * 1..N_DURABLE-1 QoS 1 uploads "v<i>". */
 static void expect_durable_entry(const struct kh_msg *m, int i)
 {
-    char tpl[1024];
+    char tpl[1024], value[16];
 
-    edge_updated_tpl(tpl, sizeof(tpl), 100 + i, i + 1);
+    if (i == 0) {
+        edge_updated_tpl(tpl, sizeof(tpl), 100 + N_FOLDED - 1, N_FOLDED);
+    } else {
+        snprintf(value, sizeof(value), "\"v%d\"", i);
+        upload_tpl(tpl, sizeof(tpl), "$hw/events/upload/durable", value);
+    }
     expect_json(m->payload, m->len, tpl);
 }
 
@@ -630,8 +639,14 @@ START_TEST(test_durability)
 
     d = device("thermo-dev", "sensor-7", 4);
     ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/result", 1), 1);
-    for (i = 0; i < N_DURABLE; i++)
+    for (i = 0; i < N_FOLDED; i++)
         twin_update_value(d, 100 + i); /* success means: committed, outbox entry included */
+    for (i = 1; i < N_DURABLE; i++) {
+        char value[16];
+        snprintf(value, sizeof(value), "v%d", i);
+        /* a PUBACK means: committed */
+        ck_assert_int_eq(kh_client_pub(d, "$hw/events/upload/durable", value, -1, 1, false), 0);
+    }
     kh_client_free(d);
 
     /* a crash: no cleanup runs */
@@ -991,13 +1006,19 @@ START_TEST(test_acl_defer)
 }
 END_TEST
 
-/* ---- 7. a full outbox ----------------------------------------------------------------------- */
+/* ---- 7. uploads bounded, twin never refused ----------------------------------------------- */
+
+static void upload_value(struct kh_client *c, const char *value, int want_rc)
+{
+    ck_assert_int_eq(kh_client_pub(c, "$hw/events/upload/full", value, -1, 1, false), want_rc);
+}
 
 START_TEST(test_outbox_full)
 {
-    static const struct kh_opt small[] = {{"outbox_max", "5"}, {NULL, NULL}};
-    struct kh_client *b, *d, *up5;
-    char tpl[1024];
+    static const struct kh_opt small[] = {
+        {"outbox_max", "3"}, {"max_upload_bytes", "2048"}, {NULL, NULL}};
+    struct kh_client *b, *d, *up5, *up3;
+    char tpl[1024], value[16], big[4096];
     int i;
 
     start_broker(small, NULL);
@@ -1005,38 +1026,123 @@ START_TEST(test_outbox_full)
     add_thermo(b);
     d = device("thermo-dev", "sensor-7", 4);
     ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/result", 1), 1);
-    for (i = 1; i <= 5; i++)
-        twin_update_value(d, i);
-    /* the sixth would lose its cloud message: refused with 503, the twin unchanged */
-    twin_update(d,
-                "{\"event_id\":\"u6\",\"twin\":{\"temperature\":{\"actual\":{\"value\":\"6\"}}}}",
-                "{\"event_id\":\"u6\",\"timestamp\":\"<ts>\",\"code\":503,\"reason\":\"the cloud "
-                "outbox is full: update refused so that no change is lost\"}");
-    ck_assert_int_eq(kh_broker_wait_log(broker, "the cloud outbox is full", WAIT_MS), 0);
-    /* an upload cannot be queued either: a v5 QoS 1 publisher is told */
     up5 = device("uploader", "sensor-7", 5);
-    ck_assert_int_eq(kh_client_pub(up5, "$hw/events/upload/full", "x", -1, 1, false), 0x87);
-    ck_assert_int_eq(
-        kh_broker_wait_log(broker, "outbox: FULL (5 of plugin_opt_outbox_max=5", WAIT_MS), 0);
-    ck_assert_int_eq(ctl_status_int(b, "outbox_depth"), 5);
+    up3 = device("uploader-311", "sensor-7", 4);
+    /* over plugin_opt_max_upload_bytes: refused (v5: 0x87), counted, logged with the client */
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    upload_value(up5, big, 0x87);
+    ck_assert_int_eq(kh_broker_wait_log(broker,
+                                        "outbox: upload refused client=uploader "
+                                        "topic=$hw/events/upload/full: 4095 bytes, over "
+                                        "plugin_opt_max_upload_bytes=2048",
+                                        WAIT_MS),
+                     0);
+    ck_assert_int_eq(ctl_status_int(b, "uploads_oversize"), 1);
+    for (i = 1; i <= 3; i++) {
+        snprintf(value, sizeof(value), "u%d", i);
+        upload_value(up5, value, 0);
+    }
+    /* the uploads' row bound is reached: a v5 QoS 1 publisher is told (0x87), a v3.1.1 one
+     * gets its PUBACK (it has no way to be refused) and the upload is dropped; both counted,
+     * logged with the client and the topic */
+    upload_value(up5, "x", 0x87);
+    upload_value(up3, "y", 0);
+    ck_assert_int_eq(kh_broker_wait_log(broker,
+                                        "outbox: upload refused client=uploader "
+                                        "topic=$hw/events/upload/full",
+                                        WAIT_MS),
+                     0);
+    ck_assert_int_eq(ctl_status_int(b, "uploads_refused"), 2);
+    /* twin updates are never refused: six fold into the one entry waiting for the device */
+    for (i = 1; i <= 6; i++)
+        twin_update_value(d, i);
+    ck_assert_int_eq(ctl_status_int(b, "outbox_depth"), 4);
+    ck_assert_int_eq(ctl_status_int(b, "state_pending"), 1);
+    ck_assert_int_eq(ctl_status_int(b, "upload_rows"), 3);
+    ck_assert_int_eq(ctl_status_int(b, "coalesced"), 5);
 
-    /* the bridge drains it */
-    bridge_hello(b, 5);
-    for (i = 1; i <= 5; i++) {
-        edge_updated_tpl(tpl, sizeof(tpl), i, i);
+    /* the bridge drains it: the uploads in order, then the latest twin; nothing refused */
+    bridge_hello(b, 4);
+    for (i = 1; i <= 3; i++) {
+        snprintf(value, sizeof(value), "\"u%d\"", i);
+        upload_tpl(tpl, sizeof(tpl), "$hw/events/upload/full", value);
         bridge_expect(b, tpl);
     }
-    ck_assert_int_eq(kh_broker_wait_log(broker, "outbox: below its bound again", WAIT_MS), 0);
+    edge_updated_tpl(tpl, sizeof(tpl), 6, 6);
+    bridge_expect(b, tpl);
+    ck_assert_int_eq(kh_broker_wait_log(broker, "outbox: uploads are taken again", WAIT_MS), 0);
     ck_assert_int_eq(ctl_status_int(b, "outbox_depth"), 0);
 
-    /* and traffic flows again */
-    twin_update_value(d, 7);
-    edge_updated_tpl(tpl, sizeof(tpl), 7, 6);
+    /* and uploads flow again */
+    upload_value(up5, "z", 0);
+    upload_tpl(tpl, sizeof(tpl), "$hw/events/upload/full", "\"z\"");
     bridge_expect(b, tpl);
-    ck_assert_int_eq(kh_client_pub(up5, "$hw/events/upload/full", "y", -1, 1, false), 0);
-    upload_tpl(tpl, sizeof(tpl), "$hw/events/upload/full", "\"y\"");
-    bridge_expect(b, tpl);
+    kh_client_free(up3);
     kh_client_free(up5);
+    kh_client_free(d);
+    kh_client_free(b);
+}
+END_TEST
+
+/* ---- 8. the operator's view of the outbox ------------------------------------------------- */
+
+START_TEST(test_outbox_ctl)
+{
+    struct kh_client *b, *d, *up;
+    struct kh_msg m;
+    char body[96], tpl[1024];
+    int64_t seq;
+
+    start_broker(NULL, NULL);
+    b = bridge_connect(BRIDGE_ID); /* no hello: entries wait */
+    add_thermo(b);
+    d = device("thermo-dev", "sensor-7", 4);
+    ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/result", 1), 1);
+    up = device("uploader", "sensor-7", 5);
+    upload_value(up, "first", 0);
+    twin_update_value(d, 1);
+    upload_value(up, "second", 0);
+    ctl(b, "{\"op\":\"outbox_list\",\"limit\":10}", &m);
+    expect_json(m.payload, m.len,
+                "{\"entries\":[{\"seq\":1,\"resource\":\"$hw/events/upload/full\","
+                "\"subject\":false,\"bytes\":\"<ts>\",\"age_ms\":\"<ts>\"},"
+                "{\"seq\":2,\"resource\":\"device/" DEV "/twin/edge_updated\",\"subject\":true,"
+                "\"bytes\":\"<ts>\",\"age_ms\":\"<ts>\"},"
+                "{\"seq\":3,\"resource\":\"$hw/events/upload/full\",\"subject\":false,"
+                "\"bytes\":\"<ts>\",\"age_ms\":\"<ts>\"}],"
+                "\"depth\":3,\"bytes\":\"<ts>\",\"state_pending\":1}");
+    kh_msg_cleanup(&m);
+    ctl(b, "{\"op\":\"outbox_show\",\"seq\":3}", &m);
+    upload_tpl(tpl, sizeof(tpl), "$hw/events/upload/full", "\"second\"");
+    snprintf(body, sizeof(body), "{\"seq\":3,\"subject\":false,\"msg\":");
+    {
+        char want[1200];
+        snprintf(want, sizeof(want), "%s%s}", body, tpl);
+        expect_json(m.payload, m.len, want);
+    }
+    kh_msg_cleanup(&m);
+    ctl(b, "{\"op\":\"outbox_show\",\"seq\":9}", &m);
+    ck_assert_ptr_nonnull(strstr(m.payload, "\"code\":404"));
+    kh_msg_cleanup(&m);
+    /* the operator drops the first upload: it never reaches the bridge */
+    ctl(b, "{\"op\":\"outbox_drop\",\"seq\":1}", &m);
+    expect_json(m.payload, m.len, OK);
+    kh_msg_cleanup(&m);
+    ctl(b, "{\"op\":\"outbox_drop\",\"seq\":1}", &m);
+    ck_assert_ptr_nonnull(strstr(m.payload, "\"code\":404"));
+    kh_msg_cleanup(&m);
+    ck_assert_int_eq(ctl_status_int(b, "dropped_by_operator"), 1);
+    ck_assert_int_eq(kh_broker_wait_log(broker, "outbox: entry seq=1 dropped by the operator",
+                                        WAIT_MS),
+                     0);
+    bridge_hello(b, 2);
+    edge_updated_tpl(tpl, sizeof(tpl), 1, 1);
+    seq = bridge_expect(b, tpl);
+    ck_assert_int_eq(seq, 2);
+    upload_tpl(tpl, sizeof(tpl), "$hw/events/upload/full", "\"second\"");
+    bridge_expect(b, tpl);
+    kh_client_free(up);
     kh_client_free(d);
     kh_client_free(b);
 }
@@ -1057,6 +1163,7 @@ static Suite *ke_suite(void)
     tcase_add_test(tc, test_acl_open);
     tcase_add_test(tc, test_acl_defer);
     tcase_add_test(tc, test_outbox_full);
+    tcase_add_test(tc, test_outbox_ctl);
     tcase_add_test(tc, test_bridge_client_id_and_bad_members);
     suite_add_tcase(s, tc);
     return s;

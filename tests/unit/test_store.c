@@ -617,11 +617,12 @@ static void on_entry(void *ctx, int64_t seq, const char *msg, size_t len)
 START_TEST(outbox_round_trip)
 {
     struct seen seen = {0};
+    struct store_outbox_tally gone = {0};
     int64_t seq[3], count, oldest;
 
     open_seeded();
-    ck_assert_int_eq(store_outbox_insert(st, "{\"a\":1}", 7, &seq[0]), 0);
-    ck_assert_int_eq(store_outbox_insert(st, "{\"b\":2}xx", 7, &seq[1]), 0);
+    ck_assert_int_eq(store_outbox_insert(st, NULL, "{\"a\":1}", 7, &seq[0]), 0);
+    ck_assert_int_eq(store_outbox_insert(st, NULL, "{\"b\":2}xx", 7, &seq[1]), 0);
     ck_assert_int_eq(store_outbox_after(st, 0, 10, on_entry, &seen), KEDGE_ESTORE); /* open */
     ck_assert_int_eq(store_commit(st), 0);
     ck_assert_int_lt(seq[0], seq[1]);
@@ -632,8 +633,10 @@ START_TEST(outbox_round_trip)
     ck_assert_int_eq(store_outbox_stats(st, &count, &oldest), 0);
     ck_assert_int_eq(count, 2);
     ck_assert_int_gt(oldest, 0);
-    ck_assert_int_eq(store_outbox_delete(st, seq[0]), 1);  /* acks are cumulative */
-    ck_assert_int_eq(store_outbox_delete(st, seq[0]), 0);  /* nothing left up to seq[0] */
+    ck_assert_int_eq(store_outbox_delete(st, seq[0], &gone), 1); /* acks are cumulative */
+    ck_assert_int_eq(store_outbox_delete(st, seq[0], &gone), 0); /* nothing left up to seq[0] */
+    ck_assert_int_eq(gone.uploads, 1);
+    ck_assert_int_eq(gone.upload_bytes, 7);
     ck_assert_int_eq(store_commit(st), 0);
     seen.n = 0;
     ck_assert_int_eq(store_outbox_after(st, 0, 10, on_entry, &seen), 1);
@@ -641,12 +644,128 @@ START_TEST(outbox_round_trip)
     /* a rolled-back insert never happened */
     unit_db_exec(&db, "CREATE TRIGGER no_outbox BEFORE INSERT ON kedge_outbox WHEN NEW.msg = 'x' "
                       "BEGIN SELECT RAISE(ABORT, 'no'); END;");
-    ck_assert_int_eq(store_outbox_insert(st, "ok", 2, &seq[2]), 0);
-    ck_assert_int_eq(store_outbox_insert(st, "x", 1, &seq[2]), KEDGE_ESTORE);
+    ck_assert_int_eq(store_outbox_insert(st, NULL, "ok", 2, &seq[2]), 0);
+    ck_assert_int_eq(store_outbox_insert(st, NULL, "x", 1, &seq[2]), KEDGE_ESTORE);
     ck_assert_int_eq(seq[2], 0);
     ck_assert_int_eq(store_commit(st), KEDGE_ESTORE);
     seen.n = 0;
     ck_assert_int_eq(store_outbox_after(st, 0, 10, on_entry, &seen), 1);
+}
+END_TEST
+
+static int on_row(void *ctx, const struct store_outbox_row *r)
+{
+    struct kedge_buf *b = ctx;
+
+    return kedge_buf_printf(b, "%lld:%d:%lld:%.*s;", (long long)r->seq, r->state,
+                            (long long)r->bytes, (int)r->len, r->msg);
+}
+
+/* The query plan's detail for sql contains want. */
+static void assert_plan(const char *sql, const char *want)
+{
+    struct kedge_buf q = KEDGE_BUF_INIT, plan = KEDGE_BUF_INIT;
+    sqlite3 *h;
+    sqlite3_stmt *p;
+
+    ck_assert_int_eq(kedge_buf_printf(&q, "EXPLAIN QUERY PLAN %s", sql), 0);
+    ck_assert_int_eq(sqlite3_open_v2(db.path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(h, q.data, -1, &p, NULL), SQLITE_OK);
+    while (sqlite3_step(p) == SQLITE_ROW)
+        ck_assert_int_eq(kedge_buf_printf(&plan, "%s;", sqlite3_column_text(p, 3)), 0);
+    sqlite3_finalize(p);
+    sqlite3_close(h);
+    ck_assert_msg(plan.data && strstr(plan.data, want), "plan: %s", plan.data ? plan.data : "");
+    kedge_buf_cleanup(&q);
+    kedge_buf_cleanup(&plan);
+}
+
+/* Subjects: found (own uncommitted rows included, newest first), counted apart from uploads,
+ * the oldest upload found past twin rows, one entry deleted with what it held. */
+START_TEST(outbox_subjects)
+{
+    struct store_outbox_tally t, gone = {0};
+    struct kedge_buf msg = KEDGE_BUF_INIT, listed = KEDGE_BUF_INIT;
+    int64_t s1, s2, u1, found, bytes;
+    char buf[64];
+
+    open_seeded();
+    ck_assert_int_eq(store_outbox_insert(st, "device/a/twin/edge_updated", "A1", 2, &s1), 0);
+    ck_assert_int_eq(store_outbox_insert(st, NULL, "upload-1", 8, &u1), 0);
+    ck_assert_int_eq(store_outbox_find(st, "device/a/twin/edge_updated", &found, &msg), 0);
+    ck_assert_int_eq(found, s1);
+    ASSERT_BUF(&msg, "A1");
+    ck_assert_int_eq(store_outbox_find(st, "device/b/twin/edge_updated", &found, &msg), 0);
+    ck_assert_int_eq(found, 0);
+    ck_assert_int_eq(store_commit(st), 0);
+    ck_assert_int_eq(store_outbox_insert(st, "device/a/twin/edge_updated", "A2", 2, &s2), 0);
+    kedge_buf_reset(&msg);
+    ck_assert_int_eq(store_outbox_find(st, "device/a/twin/edge_updated", &found, &msg), 0);
+    ck_assert_int_eq(found, s2); /* the newest, uncommitted */
+    ASSERT_BUF(&msg, "A2");
+    ck_assert_int_eq(store_outbox_tally(st, &t), 0);
+    ck_assert_int_eq(t.states, 2);
+    ck_assert_int_eq(t.uploads, 1);
+    ck_assert_int_eq(t.upload_bytes, 8);
+    ck_assert_int_eq(store_outbox_next_upload(st, 0, &found, &bytes), 1);
+    ck_assert_int_eq(found, u1);
+    ck_assert_int_eq(bytes, 8);
+    ck_assert_int_eq(store_outbox_next_upload(st, u1, &found, &bytes), 0);
+    ck_assert_int_eq(store_outbox_delete_one(st, s1, &gone), 1);
+    ck_assert_int_eq(gone.states, 1);
+    ck_assert_int_eq(gone.uploads, 0);
+    ck_assert_int_eq(store_outbox_delete_one(st, s1, &gone), 0);
+    ck_assert_int_eq(store_outbox_list(st, 10, on_row, &listed), 0);
+    ck_assert_int_eq(store_commit(st), 0);
+    (void)snprintf(buf, sizeof(buf), "%lld:0:8:upload-1;%lld:1:2:A2;", (long long)u1,
+                   (long long)s2);
+    ASSERT_BUF(&listed, buf);
+    kedge_buf_reset(&listed);
+    ck_assert_int_eq(store_outbox_get(st, s2, on_row, &listed), 0);
+    ck_assert_int_eq(store_outbox_get(st, s1, on_row, &listed), -ENOENT);
+    ck_assert_str_eq(unit_db_text(&db, "SELECT subject FROM kedge_outbox WHERE seq = (SELECT "
+                                       "max(seq) FROM kedge_outbox)",
+                                  buf, sizeof(buf)),
+                     "device/a/twin/edge_updated");
+    /* the subject lookup goes through the partial index, not a scan */
+    assert_plan("SELECT seq, msg FROM kedge_outbox WHERE subject = ?1 ORDER BY seq DESC LIMIT 1",
+                "USING INDEX kedge_outbox_subject (subject=?)");
+    kedge_buf_cleanup(&msg);
+    kedge_buf_cleanup(&listed);
+}
+END_TEST
+
+/* A kedge.db from before coalescing: its outbox gains subject and bytes, and its rows (all
+ * uploads then) are sized from their messages. */
+START_TEST(outbox_migrates_old_table)
+{
+    struct store_outbox_tally t;
+    char buf[64];
+
+    unit_db_seed(&db);
+    unit_db_exec(&db,
+                 "CREATE TABLE kedge_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                 "msg TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"x\":\"\xc3\xa9\"}', 1);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"route\":{\"source\":"
+                 "\"twin\",\"resource\":\"device/default/a/twin/edge_updated\"}}', 2);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"route\":{\"source\":"
+                 "\"twin\",\"resource\":\"device/default/a/state/update\"}}', 3);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('{\"route\":{\"source\":"
+                 "\"bus\",\"resource\":\"device/x/twin/edge_updated\"}}', 4);"
+                 "INSERT INTO kedge_outbox (msg, created_ms) VALUES ('not json', 5);");
+    open_store();
+    ck_assert_int_eq(store_outbox_tally(st, &t), 0);
+    ck_assert_int_eq(t.uploads, 3); /* the upload, a bus message, one that does not parse */
+    ck_assert_int_eq(t.upload_bytes, 10 + 66 + 8); /* bytes, not characters */
+    ck_assert_int_eq(t.states, 2);
+    ck_assert_str_eq(
+        unit_db_text(&db, "SELECT subject FROM kedge_outbox WHERE seq = 2", buf, sizeof(buf)),
+        "device/default/a/twin/edge_updated");
+    ck_assert_str_eq(unit_db_text(&db, "SELECT count(*) FROM pragma_index_list('kedge_outbox') "
+                                       "WHERE name = 'kedge_outbox_subject'",
+                                  buf, sizeof(buf)),
+                     "1");
 }
 END_TEST
 
@@ -757,6 +876,8 @@ static Suite *store_suite(void)
     tcase_add_test(tc, batch_commits_together);
     tcase_add_test(tc, failed_batch_rolls_back);
     tcase_add_test(tc, outbox_round_trip);
+    tcase_add_test(tc, outbox_subjects);
+    tcase_add_test(tc, outbox_migrates_old_table);
     tcase_add_test(tc, subtopics_round_trip);
     suite_add_tcase(s, tc);
 
