@@ -1133,5 +1133,8 @@ int devicetwin_tick(struct devicetwin *dt, bool force)
     }
     replies_flush(dt->out, rc, store_error(dt->store));
     outbox_committed(&dt->outbox, rc);
+    /* a flood keeps a write pending at every tick, so the idle path never runs: the WAL is
+     * checkpointed here once it is large (store_maintain), or it grows without bound */
+    store_maintain(dt->store, false);
     return rc;
 }

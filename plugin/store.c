@@ -199,7 +199,7 @@ static int open_db(struct store *s)
     sqlite3_busy_timeout(s->db, 20);
     (void)snprintf(pragmas, sizeof(pragmas),
                    "PRAGMA locking_mode=%s; PRAGMA journal_mode=WAL; "
-                   "PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0;",
+                   "PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=16777216;",
                    s->exclusive ? "EXCLUSIVE" : "NORMAL", s->sync_full ? "FULL" : "NORMAL");
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
         set_error(s, "configure");

@@ -980,6 +980,11 @@ struct kh_client {
     bool lost_message; /* a message could not be queued (allocation failure) */
     struct ack *acks;
     size_t n_acks, cap_acks;
+    /* QoS 0 publishes: libmosquitto reports them written (on_publish) but nobody waits for
+     * that; their mids are dropped, or an old one would answer a QoS 1 publish that got the
+     * same mid after the 16-bit wrap (and the list would grow by one per publish) */
+    int *unwanted;
+    size_t n_unwanted, cap_unwanted;
     struct qmsg *head, *tail;
 };
 
@@ -1039,9 +1044,52 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
     pthread_mutex_unlock(&c->mu);
 }
 
+/* mid is in c->unwanted: take it out. Caller holds c->mu. */
+static bool take_unwanted(struct kh_client *c, int mid)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_unwanted && c->unwanted[i] != mid; i++)
+        ;
+    if (i == c->n_unwanted)
+        return false;
+    c->unwanted[i] = c->unwanted[--c->n_unwanted];
+    return true;
+}
+
+/* A QoS 0 publish's mid: its on_publish is dropped, whether it came already or comes later.
+ * Without memory for the note the ack is simply kept (the old behaviour). */
+static void ignore_ack(struct kh_client *c, int mid)
+{
+    size_t i;
+
+    pthread_mutex_lock(&c->mu);
+    for (i = 0; i < c->n_acks && c->acks[i].mid != mid; i++)
+        ;
+    if (i < c->n_acks) {
+        c->acks[i] = c->acks[--c->n_acks];
+    } else {
+        if (c->n_unwanted == c->cap_unwanted) {
+            size_t ncap = c->cap_unwanted ? c->cap_unwanted * 2 : 64;
+            int *nu = realloc(c->unwanted, ncap * sizeof(*nu));
+            if (nu) {
+                c->unwanted = nu;
+                c->cap_unwanted = ncap;
+            }
+        }
+        if (c->n_unwanted < c->cap_unwanted)
+            c->unwanted[c->n_unwanted++] = mid;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void add_ack(struct kh_client *c, int mid, int code)
 {
     pthread_mutex_lock(&c->mu);
+    if (take_unwanted(c, mid)) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
     if (c->n_acks == c->cap_acks) {
         size_t ncap = c->cap_acks ? c->cap_acks * 2 : 16;
         struct ack *na = realloc(c->acks, ncap * sizeof(*na));
@@ -1406,8 +1454,10 @@ int kh_client_pub(struct kh_client *c, const char *topic, const void *payload, i
     rc = mosquitto_publish(c->mosq, &mid, topic, len, payload, qos, retain);
     if (rc != MOSQ_ERR_SUCCESS)
         return mosq_to_errno(rc);
-    if (qos == 0)
+    if (qos == 0) {
+        ignore_ack(c, mid);
         return 0;
+    }
     rc = wait_ack(c, mid);
     if (rc < 0)
         return rc;
@@ -1561,6 +1611,7 @@ void kh_client_free(struct kh_client *c)
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c->acks);
+    free(c->unwanted);
     free(c->will_topic);
     free(c->will_payload);
     free(c->id);

@@ -252,8 +252,14 @@ void applied_view(struct simctl *sim, const char *final, struct applied_view *v)
         const struct kedge_jval *t = kedge_json_get(kedge_json_get(d, "twins"), "temperature");
         const struct kedge_jval *val = kedge_json_get(t, "value");
         int64_t times;
-        if (!val || val->type != KEDGE_JSTR || strcmp(val->str, final))
+        if (!val || val->type != KEDGE_JSTR || strcmp(val->str, final)) {
+            const struct kedge_jval *id = kedge_json_get(d, "id");
+            if (!v->lagging[0])
+                (void)snprintf(v->lagging, sizeof(v->lagging), "%s (value %s)",
+                               id && id->type == KEDGE_JSTR ? id->str : "?",
+                               val && val->type == KEDGE_JSTR ? val->str : "none");
             continue;
+        }
         v->at_final++;
         times = jint(kedge_json_get(t, "times"), "times");
         if (times == 1)
@@ -304,8 +310,10 @@ void wait_final_applied(struct simctl *sim, const char *final, struct applied_vi
         if (v->at_final == N_DEV)
             return;
         ck_assert_msg(kt_now_ms() < deadline,
-                      "after %d s: %d of %d devices hold their final value %s at the cloud",
-                      kh_scale_ms(DRAIN_MS) / 1000, v->at_final, N_DEV, final);
+                      "after %d s: %d of %d devices hold their final value %s at the cloud "
+                      "(%d applied at all; e.g. %s)",
+                      kh_scale_ms(DRAIN_MS) / 1000, v->at_final, N_DEV, final, (int)v->devices,
+                      v->lagging[0] ? v->lagging : "none lagging among those applied");
         pause_poll();
     }
 }

@@ -72,6 +72,7 @@ void flood_pass(struct flood *f, long value);
 struct applied_view {
     int64_t devices, regressions;
     int at_final, once, twice, more;
+    char lagging[96]; /* one device not at final: "id (value v)", or "" */
 };
 
 /* How many devices hold final, how often it was applied, regressions. */
