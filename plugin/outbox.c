@@ -275,10 +275,13 @@ static int oversize(struct outbox *ob, const char *client_id, const char *topic,
     return KEDGE_ETOOBIG;
 }
 
-/* Drop the oldest waiting uploads until one of bytes fits (policy drop-oldest). */
+/* Drop the oldest waiting uploads until one of bytes fits (policy drop-oldest). Only uploads
+ * not yet offered to the bridge: an offered one may be stored there already, and dropping it
+ * here too would count one upload as dropped that still reaches the cloud. When every waiting
+ * upload is offered (a window's worth), the new one is refused instead. */
 static int drop_oldest(struct outbox *ob, const char *client_id, const char *topic, int64_t bytes)
 {
-    int64_t after = 0, seq, size, dropped = 0, freed = 0;
+    int64_t after = ob->last_sent, seq, size, dropped = 0, freed = 0;
     int rc = 0;
 
     while (!upload_fits(ob, bytes) &&
@@ -299,7 +302,10 @@ static int drop_oldest(struct outbox *ob, const char *client_id, const char *top
                           dropped, freed, client_id, topic, ob->n.uploads_dropped);
     if (rc < 0)
         return rc;
-    return upload_fits(ob, bytes) ? 0 : KEDGE_EFULL;
+    if (upload_fits(ob, bytes))
+        return 0;
+    ob->n.uploads_refused++;
+    return KEDGE_EFULL;
 }
 
 static int make_room(struct outbox *ob, const char *client_id, const char *topic, int64_t bytes)

@@ -306,8 +306,9 @@ START_TEST(budget_refuse)
 }
 END_TEST
 
-/* drop-oldest: the oldest uploads make room, committed or in the open batch; twin entries in
- * between are left alone. */
+/* drop-oldest: the oldest uploads not yet offered make room, committed or in the open batch;
+ * the offered probe stays (the bridge may hold it already: dropping it here would count an
+ * upload as dropped that still arrives); twin entries in between are left alone. */
 START_TEST(budget_drop_oldest)
 {
     int64_t size = upload_size(200);
@@ -329,16 +330,18 @@ START_TEST(budget_drop_oldest)
     ck_assert_int_eq(ob.held.uploads, 3);
     ck_assert_int_le(ob.held.upload_bytes, cfg.upload_budget_bytes);
     commit(0);
-    ck_assert_int_eq(ob.n.uploads_dropped, 4); /* the probe and a, b, c */
+    ck_assert_int_eq(ob.n.uploads_dropped, 4); /* a, b, c, d */
     ck_assert_int_eq(ob.depth, 4);
     ck_assert_int_eq(ob.held.states, 1);
-    /* the three newest are kept and only they are offered */
+    /* the offered probe and the two newest are kept; only the new ones are offered */
     ck_assert_str_eq(q("SELECT group_concat(substr(msg, instr(msg, 'content') + 10, 3), ',') "
                        "FROM (SELECT msg FROM kedge_outbox WHERE subject IS NULL ORDER BY seq)"),
-                     "ddd,eee,fff");
-    ck_assert_uint_eq(n_offers, 3);
+                     "ppp,eee,fff");
+    ck_assert_uint_eq(n_offers, 2);
     (void)snprintf(want, sizeof(want), "%" PRId64, offers[0]);
-    ck_assert_str_eq(q("SELECT min(seq) FROM kedge_outbox WHERE subject IS NULL"), want);
+    ck_assert_str_eq(q("SELECT min(seq) FROM kedge_outbox WHERE subject IS NULL AND "
+                       "msg LIKE '%eee%'"),
+                     want);
 }
 END_TEST
 
