@@ -201,6 +201,11 @@ int boutbox_refused(struct boutbox *ob, const char *msg_id, const char *why);
  * Setting a boundary also keeps that failure pending for the entry the probe finds (its next
  * boutbox_blame counts it); setting 0 forgets it. 0 or KEDGE_ESTORE. */
 int64_t boutbox_probe_upto(struct boutbox *ob);
+/* The plugin's hello says the highest seq its database ever gave (last_seq). A mark of the
+ * newest entry taken per subject above it can only come from a database since replaced (the
+ * plugin's numbers start over with a new kedge.db): those marks are forgotten, or every twin
+ * report of those devices would be dropped as stale. Returns how many, or KEDGE_ESTORE. */
+int boutbox_plugin_seq(struct boutbox *ob, int64_t last_seq);
 int boutbox_set_probe(struct boutbox *ob, int64_t upto);
 /* Entries moved to the dead letters since the outbox was opened. */
 int64_t boutbox_given_up(const struct boutbox *ob);

@@ -682,3 +682,26 @@ int boutbox_dead_drop(struct boutbox *ob, int64_t id)
     }
     return rc < 0 ? ob_fail(ob, "drop dead letter") : rc;
 }
+
+int boutbox_plugin_seq(struct boutbox *ob, int64_t last_seq)
+{
+    sqlite3_stmt *st = NULL;
+    int n;
+
+    if (sqlite3_prepare_v2(ob->db, "DELETE FROM kedge_subject_seen WHERE seq > ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return ob_fail(ob, "prepare forget seen");
+    }
+    sqlite3_bind_int64(st, 1, last_seq);
+    n = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(ob->db) : -1;
+    sqlite3_finalize(st);
+    if (n < 0)
+        return ob_fail(ob, "forget seen");
+    if (n > 0)
+        kedge_log(KEDGE_LOG_NOTICE,
+                  "outbox: the plugin's entries are numbered up to %lld only (a new kedge.db?): "
+                  "forgot the newest-taken marks of %d devices",
+                  (long long)last_seq, n);
+    return n;
+}

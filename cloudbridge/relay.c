@@ -336,6 +336,12 @@ static void on_hello_result(struct relay *r, const char *payload, int len)
         kedge_jdoc_free(doc);
         return;
     }
+    {
+        int64_t last = -1;
+        if (kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), "last_seq"), &last) == 0 &&
+            last >= 0)
+            (void)boutbox_plugin_seq(r->br->outbox, last); /* logged there */
+    }
     kedge_jdoc_free(doc);
     if (!r->ready)
         kedge_log(KEDGE_LOG_NOTICE, "relay: plugin accepted node=%s", r->br->cfg.node_name);

@@ -38,7 +38,8 @@ static void answer(struct devicetwin *dt, const char *client_id, const char *top
     char *okp = NULL, *failp = NULL;
 
     if (kedge_buf_printf(&t, "%s%s", topic, KE_RESULT_SUFFIX) < 0 ||
-        !(okp = kedge_buf_take(ok, &ok_len)) || (fail && !(failp = kedge_buf_take(fail, &fail_len))) ||
+        !(okp = kedge_buf_take(ok, &ok_len)) ||
+        (fail && !(failp = kedge_buf_take(fail, &fail_len))) ||
         replies_take_to(dt->out, client_id, t.data, okp, ok_len, failp, fail_len) < 0) {
         kedge_free(okp);
         kedge_free(failp);
@@ -47,8 +48,8 @@ static void answer(struct devicetwin *dt, const char *client_id, const char *top
     kedge_buf_cleanup(&t);
 }
 
-static void answer_status(struct devicetwin *dt, const char *client_id, const char *topic,
-                          int code, const char *reason)
+static void answer_status(struct devicetwin *dt, const char *client_id, const char *topic, int code,
+                          const char *reason)
 {
     struct kedge_buf ok = KEDGE_BUF_INIT, fail = KEDGE_BUF_INIT;
     struct kedge_jw w;
@@ -78,8 +79,7 @@ static void answer_status(struct devicetwin *dt, const char *client_id, const ch
 
 /* ---- hello --------------------------------------------------------------------------------- */
 
-static void on_hello(struct devicetwin *dt, const char *client_id, const char *payload,
-                     size_t len)
+static void on_hello(struct devicetwin *dt, const char *client_id, const char *payload, size_t len)
 {
     struct kedge_buf ok = KEDGE_BUF_INIT, reason = KEDGE_BUF_INIT;
     struct kedge_jdoc *doc = NULL;
@@ -91,10 +91,9 @@ static void on_hello(struct devicetwin *dt, const char *client_id, const char *p
         node = kedge_json_get(kedge_jdoc_root(doc), "node_name");
     accepted = node && node->type == KEDGE_JSTR && !strcmp(node->str, dt->cfg->node_name);
     if (!accepted) {
-        (void)kedge_buf_printf(&reason,
-                               "node name mismatch: plugin_opt_node_name is %s, the bridge says %s",
-                               dt->cfg->node_name,
-                               node && node->type == KEDGE_JSTR ? node->str : "(none)");
+        (void)kedge_buf_printf(
+            &reason, "node name mismatch: plugin_opt_node_name is %s, the bridge says %s",
+            dt->cfg->node_name, node && node->type == KEDGE_JSTR ? node->str : "(none)");
         kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_ERR, "ke: refused hello from client=%s: %s",
                           client_id, reason.data ? reason.data : "out of memory");
     } else if (outbox_bridge_up(&dt->outbox, client_id) < 0) {
@@ -109,9 +108,12 @@ static void on_hello(struct devicetwin *dt, const char *client_id, const char *p
     kedge_jw_key(&w, "accepted");
     kedge_jw_bool(&w, accepted);
     kedge_jw_kstr(&w, "node_name", dt->cfg->node_name);
-    if (accepted)
+    if (accepted) {
+        int64_t last = store_outbox_last_seq(dt->store);
         kedge_jw_kint(&w, "outbox_depth", dt->outbox.depth);
-    else
+        if (last >= 0)
+            kedge_jw_kint(&w, "last_seq", last); /* a new kedge.db starts over: the bridge sees */
+    } else
         kedge_jw_kstr(&w, "reason", reason.data ? reason.data : "");
     kedge_jw_obj_close(&w);
     if (kedge_jw_finish(&w) == 0) {
@@ -211,7 +213,8 @@ static void on_down(struct devicetwin *dt, const char *client_id, const char *to
                           "ke: down message refused topic=%s group=%s resource=%s: %s", topic,
                           m.group ? m.group : "", m.resource ? m.resource : "",
                           reason ? reason : kedge_strerror(rc));
-    answer_status(dt, client_id, topic, rc < 0 ? (rc == -ENOMEM || rc == KEDGE_ESTORE ? 500 : 400) : 0,
+    answer_status(dt, client_id, topic,
+                  rc < 0 ? (rc == -ENOMEM || rc == KEDGE_ESTORE ? 500 : 400) : 0,
                   reason ? reason : kedge_strerror(rc));
     kedge_msg_cleanup(&m);
 }
@@ -337,8 +340,9 @@ static void on_ctl(struct devicetwin *dt, const char *client_id, const char *top
     } else {
         kedge_jw_obj_open(&w);
         kedge_jw_kint(&w, "code", 400);
-        kedge_jw_kstr(&w, "reason", "unknown op: use status, device_list, device_get, "
-                                    "outbox_list, outbox_show or outbox_drop");
+        kedge_jw_kstr(&w, "reason",
+                      "unknown op: use status, device_list, device_get, "
+                      "outbox_list, outbox_show or outbox_drop");
         kedge_jw_obj_close(&w);
         rc = kedge_jw_finish(&w);
     }

@@ -147,6 +147,9 @@ typedef void (*store_outbox_fn)(void *ctx, int64_t seq, const char *msg, size_t 
  * Returns the number of entries passed to fn, or KEDGE_ESTORE. */
 int store_outbox_after(struct store *s, int64_t after, int limit, store_outbox_fn fn, void *ctx);
 int store_outbox_stats(struct store *s, int64_t *count, int64_t *max_seq);
+/* The highest seq this database ever gave an entry (AUTOINCREMENT's record: it survives the
+ * rows' deletion), 0 for a new database, -1 if unknown. */
+int64_t store_outbox_last_seq(struct store *s);
 /* created_ms of the oldest entry (0: none). */
 int64_t store_outbox_oldest_ms(struct store *s);
 

@@ -251,3 +251,21 @@ int store_outbox_stats(struct store *s, int64_t *count, int64_t *max_seq)
     sqlite3_reset(st);
     return rc;
 }
+
+int64_t store_outbox_last_seq(struct store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t seq = -1;
+
+    if (!store_ok(s) || sqlite3_prepare_v2(s->db,
+                                           "SELECT coalesce((SELECT seq FROM sqlite_sequence "
+                                           "WHERE name = 'kedge_outbox'), 0)",
+                                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW)
+        seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return seq;
+}

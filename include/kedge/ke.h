@@ -11,7 +11,9 @@
  *  $ke/hello                      bridge -> plugin
  *      {"node_name":"edge-1","version":1}
  *  $ke/hello/result               plugin -> that client only
- *      {"accepted":true,"node_name":"edge-1","outbox_depth":12}
+ *      {"accepted":true,"node_name":"edge-1","outbox_depth":12,"last_seq":4711}
+ *    last_seq: the highest outbox seq this kedge.db ever gave (0: a new database). The bridge
+ *    forgets its per-device "newest taken" marks above it (a replaced kedge.db numbers from 1).
  *      {"accepted":false,"reason":"node name mismatch: plugin_opt_node_name is edge-1, the
  *       bridge says edge-2"}
  *    An accepted hello makes that client the bridge: the plugin (re)offers every unacked

@@ -441,6 +441,29 @@ START_TEST(twin_reports_coalesce)
 }
 END_TEST
 
+/* A new kedge.db numbers its entries from 1 again; its hello says so (last_seq), and the marks
+ * above it are forgotten, so the devices' reports are taken again instead of dropped as stale. */
+START_TEST(new_plugin_db_resets_marks)
+{
+    struct boutbox *ob = open_ob(0, true);
+    struct boutbox_stats st;
+    const char *c = "{\"event_id\":\"e\",\"timestamp\":1,\"twin\":{}}";
+
+    ck_assert_int_eq(put_raw(ob, "a500", TWIN_A, c, 500), 0);
+    ck_assert_int_eq(put_raw(ob, "b5", TWIN_B, c, 5), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    ck_assert_int_eq(boutbox_plugin_seq(ob, 600), 0); /* the same database: nothing forgotten */
+    ck_assert_int_eq(boutbox_plugin_seq(ob, 7), 1);   /* a new one: A's mark goes, B's stays */
+    ck_assert_int_eq(put_raw(ob, "a3", TWIN_A, c, 3), 0);
+    ck_assert_int_eq(put_raw(ob, "b4", TWIN_B, c, 4), 0);
+    ck_assert_int_eq(boutbox_commit(ob), 0);
+    boutbox_stats(ob, &st);
+    ck_assert_int_eq(st.stale_dropped, 1); /* b4 only */
+    ck_assert_int_gt(id_of(ob, "a3"), 0);
+    boutbox_close(ob);
+}
+END_TEST
+
 /* A re-offer (kill -9 before the ack reached the plugin) older than what the device took is
  * dropped, also after a restart: it must never overwrite the newer value merged since. */
 START_TEST(stale_reoffer_dropped)
@@ -770,6 +793,7 @@ int main(void)
     tcase_add_test(tc, state_reports_without_answers);
     tcase_add_test(tc, twin_reports_coalesce);
     tcase_add_test(tc, stale_reoffer_dropped);
+    tcase_add_test(tc, new_plugin_db_resets_marks);
     tcase_add_test(tc, budget_refuse);
     tcase_add_test(tc, budget_drop_oldest);
     tcase_add_test(tc, poison_blamed_becomes_dead_letter);
