@@ -35,9 +35,14 @@
  * without choking.
  *
  * Poison. A message the cloud cannot take (too large for it, say) makes it close the link
- * after reading it, every time it is sent. When the link is closed by the cloud or breaks
- * (not when we stop) while entries were written and not yet proven read, one of them may be
- * to blame: if exactly one was in doubt it is blamed (boutbox_blame counts a failure, and at
+ * after reading it, every time it is sent. When the cloud closes the link with a close code
+ * that refuses what it read (1002 protocol error, 1003 unsupported data, 1007 invalid payload,
+ * 1008 policy violation, 1009 message too big, 1011 internal error) while entries were written
+ * and not yet proven read, one of them is to blame. A link that merely breaks (no close frame:
+ * 1006) or is closed normally blames nothing: a flapping network or a cloud that stops reading
+ * would otherwise bury innocent entries (a test froze and dropped the link three times while
+ * one entry was in doubt, and that upload became a dead letter). If exactly one was in doubt it
+ * is blamed (boutbox_blame counts a failure, and at
  * poison_after it becomes a dead letter with the close code and reason); if several were,
  * the next links go in probe mode: entries are written one at a time, each followed by its
  * PING, the next only after the PONG, so a link that dies blames the single entry in doubt.
@@ -473,19 +478,24 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
                                        (const unsigned char *)value, (int)strlen(value), p, end);
 }
 
+/* Close codes with which a peer refuses what it read (RFC 6455 §7.4.1). */
+static bool refusal_code(int code)
+{
+    return code == 1002 || code == 1003 || code == 1007 || code == 1008 || code == 1009 ||
+           code == 1011;
+}
+
 /* The link ended with entries written and not proven read: blame the one in doubt, or probe
  * to find it (see the top of this file). Not when we closed it ourselves. */
 static void judge_failure(struct edgehub *eh)
 {
     char why[200];
 
-    if (eh->closing || eh->redialing || eh->br->stopping || eh->written <= eh->proven)
+    if (eh->closing || eh->redialing || eh->br->stopping || eh->written <= eh->proven ||
+        !refusal_code(eh->close_code))
         return;
-    if (eh->close_code)
-        snprintf(why, sizeof(why), "cloud closed the link %d%s%s after reading it", eh->close_code,
-                 eh->close_reason[0] ? " " : "", eh->close_reason);
-    else
-        snprintf(why, sizeof(why), "the link broke after it was written");
+    snprintf(why, sizeof(why), "cloud closed the link %d%s%s after reading it", eh->close_code,
+             eh->close_reason[0] ? " " : "", eh->close_reason);
     if (eh->probe_upto || eh->written - eh->proven == 1) {
         (void)boutbox_blame(eh->br->outbox, eh->last_id, why);
         return;
@@ -494,8 +504,7 @@ static void judge_failure(struct edgehub *eh)
         kedge_log(KEDGE_LOG_WARN,
                   "edgehub: %s with %llu entries in doubt (%s); the next link sends them one "
                   "at a time to find the one the cloud refuses",
-                  eh->close_code ? "the cloud closed the link" : "the link broke",
-                  (unsigned long long)(eh->written - eh->proven), why);
+                  "the cloud closed the link", (unsigned long long)(eh->written - eh->proven), why);
 }
 
 static void link_down(struct edgehub *eh, const char *why)

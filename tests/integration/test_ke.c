@@ -123,7 +123,8 @@ static void bridge_hello(struct kh_client *b, int64_t outbox_depth)
         kh_client_pub(b, "$ke/hello", "{\"node_name\":\"" NODE "\",\"version\":1}", -1, 1, false),
         0);
     snprintf(tpl, sizeof(tpl),
-             "{\"accepted\":true,\"node_name\":\"" NODE "\",\"outbox_depth\":%" PRId64 "}",
+             "{\"accepted\":true,\"node_name\":\"" NODE "\",\"outbox_depth\":%" PRId64
+             ",\"last_seq\":\"<ts>\"}",
              outbox_depth);
     expect_msg_json(b, "$ke/hello/result", tpl);
 }
@@ -140,7 +141,8 @@ static int64_t bridge_hello_depth(struct kh_client *b)
         0);
     ck_assert_int_eq(kh_client_wait(b, "$ke/hello/result", WAIT_MS, &m), 0);
     expect_json(m.payload, m.len,
-                "{\"accepted\":true,\"node_name\":\"" NODE "\",\"outbox_depth\":\"<ts>\"}");
+                "{\"accepted\":true,\"node_name\":\"" NODE "\",\"outbox_depth\":\"<ts>\","
+                "\"last_seq\":\"<ts>\"}");
     ck_assert_int_eq(kedge_json_parse(m.payload, (size_t)m.len, &doc), 0);
     ck_assert_int_eq(kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), "outbox_depth"), &depth),
                      0);
@@ -1133,9 +1135,8 @@ START_TEST(test_outbox_ctl)
     ck_assert_ptr_nonnull(strstr(m.payload, "\"code\":404"));
     kh_msg_cleanup(&m);
     ck_assert_int_eq(ctl_status_int(b, "dropped_by_operator"), 1);
-    ck_assert_int_eq(kh_broker_wait_log(broker, "outbox: entry seq=1 dropped by the operator",
-                                        WAIT_MS),
-                     0);
+    ck_assert_int_eq(
+        kh_broker_wait_log(broker, "outbox: entry seq=1 dropped by the operator", WAIT_MS), 0);
     bridge_hello(b, 2);
     edge_updated_tpl(tpl, sizeof(tpl), 1, 1);
     seq = bridge_expect(b, tpl);
