@@ -595,9 +595,10 @@ out:
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-/* $ke/ctl/{ref} with body; the answer parsed into *doc (caller frees). Returns 0 or an exit
- * code after printing why. */
-static int ctl_query(struct session *s, const char *body, struct kedge_jdoc **doc)
+/* {prefix}{ref} with body to the plugin or the bridge (who, whose: for messages); the answer
+ * parsed into *doc (caller frees). Returns 0 or an exit code after printing why. */
+static int json_query(struct session *s, const char *prefix, const char *who, const char *whose,
+                      const char *body, struct kedge_jdoc **doc)
 {
     char ref[KEDGE_UUID_LEN + 1];
     struct kedge_buf topic = KEDGE_BUF_INIT;
@@ -605,21 +606,27 @@ static int ctl_query(struct session *s, const char *body, struct kedge_jdoc **do
 
     *doc = NULL;
     kedge_uuid4(ref);
-    if (kedge_buf_printf(&topic, "%s%s", KE_CTL_PREFIX, ref) < 0)
+    if (kedge_buf_printf(&topic, "%s%s", prefix, ref) < 0)
         die_oom();
-    rc = session_request(s, topic.data, body, strlen(body), PLUGIN_WHO);
+    rc = session_request(s, topic.data, body, strlen(body), who);
     kedge_buf_cleanup(&topic);
     if (rc)
         return rc;
     if (kedge_json_parse(s->reply.data, s->reply.len, doc) < 0 ||
         kedge_jdoc_root(*doc)->type != KEDGE_JOBJ) {
-        complain("the plugin's answer is not a JSON object: %.*s\n", (int)s->reply.len,
+        complain("%s answer is not a JSON object: %.*s\n", whose, (int)s->reply.len,
                  s->reply.data ? s->reply.data : "");
         kedge_jdoc_free(*doc);
         *doc = NULL;
         return EXIT_REFUSED;
     }
     return 0;
+}
+
+/* $ke/ctl/{ref}: the plugin. */
+static int ctl_query(struct session *s, const char *body, struct kedge_jdoc **doc)
+{
+    return json_query(s, KE_CTL_PREFIX, PLUGIN_WHO, "the plugin's", body, doc);
 }
 
 static const char *jstr(const struct kedge_jval *obj, const char *key)
@@ -1496,31 +1503,10 @@ static int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
 
 /* ---- outbox: the heads of both queues and the bridge's dead letters ------------------------ */
 
-/* $ke/bctl/{ref} with body (kedge-bridge's queue, include/kedge/ke.h); the answer parsed into
- * *doc. A {"code":N} answer is printed and returned as EXIT_REFUSED. 0 or an exit code. */
+/* $ke/bctl/{ref}: kedge-bridge's queue and dead letters (include/kedge/ke.h). */
 static int bctl_query(struct session *s, const char *body, struct kedge_jdoc **doc)
 {
-    char ref[KEDGE_UUID_LEN + 1];
-    struct kedge_buf topic = KEDGE_BUF_INIT;
-    int rc;
-
-    *doc = NULL;
-    kedge_uuid4(ref);
-    if (kedge_buf_printf(&topic, "%s%s", KE_BCTL_PREFIX, ref) < 0)
-        die_oom();
-    rc = session_request(s, topic.data, body, strlen(body), BRIDGE_WHO);
-    kedge_buf_cleanup(&topic);
-    if (rc)
-        return rc;
-    if (kedge_json_parse(s->reply.data, s->reply.len, doc) < 0 ||
-        kedge_jdoc_root(*doc)->type != KEDGE_JOBJ) {
-        complain("the bridge's answer is not a JSON object: %.*s\n", (int)s->reply.len,
-                 s->reply.data ? s->reply.data : "");
-        kedge_jdoc_free(*doc);
-        *doc = NULL;
-        return EXIT_REFUSED;
-    }
-    return 0;
+    return json_query(s, KE_BCTL_PREFIX, BRIDGE_WHO, "the bridge's", body, doc);
 }
 
 /* An answer with a "code" (404, 409, 400...): print its reason, EXIT_REFUSED. Else 0. */

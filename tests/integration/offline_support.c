@@ -105,26 +105,6 @@ int64_t jint(const struct kedge_jval *v, const char *what)
     return x;
 }
 
-/* One number from a SQL query on a database another process has open (WAL: readers do not
- * block its writer). */
-int64_t db_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
-                  "cannot open %s", path);
-    sqlite3_busy_timeout(db, kh_scale_ms(5000));
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
-    v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* devicecontroller's membership update (kubeedge-wire.md §2.10) adding off-0000 .. off-0999. */
 void membership_json(struct kedge_buf *b)
 {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dbpeek.h"
 #include "harness.h"
 #include "kedge/buf.h"
 #include "kedge/json.h"
@@ -41,8 +42,6 @@ long file_bytes(const char *path);
 long flat_bound(long first);
 /* A number that must be there (asserted). */
 int64_t jint(const struct kedge_jval *v, const char *what);
-/* One number from a SQL query on a database another process has open (read-only). */
-int64_t db_int(const char *path, const char *sql);
 /* devicecontroller's membership update adding off-0000 .. off-0999 (kubeedge-wire.md §2.10). */
 void membership_json(struct kedge_buf *b);
 

@@ -31,6 +31,7 @@
 #include <sqlite3.h>
 
 #include "bridgectl.h"
+#include "dbpeek.h"
 #include "harness.h"
 #include "jsoncmp.h"
 #include "kedge/alloc.h"
@@ -527,25 +528,6 @@ static void wait_plugin_outbox(int64_t depth)
         ck_assert_msg(kt_now_ms() < deadline, "the plugin's outbox never held %" PRId64, depth);
         pause_poll();
     }
-}
-
-/* One integer from a SQL query on a database another process may have open (WAL). */
-static int64_t db_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK,
-                  "cannot open %s", path);
-    sqlite3_busy_timeout(db, kh_scale_ms(5000));
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
-    v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
 }
 
 static void wait_db_int(const char *path, const char *sql, int64_t want)

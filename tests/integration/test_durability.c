@@ -45,6 +45,7 @@
 #include <sqlite3.h>
 
 #include "bridgectl.h"
+#include "dbpeek.h"
 #include "harness.h"
 #include "kedge/alloc.h"
 #include "kedge/buf.h"
@@ -102,8 +103,8 @@ static unsigned rand_state;
 static void seed_random(const char *test)
 {
     const char *env = getenv("KEDGE_DUR_SEED");
-    unsigned seed = env && *env ? (unsigned)strtoul(env, NULL, 10)
-                                : (unsigned)time(NULL) ^ (unsigned)getpid();
+    unsigned seed =
+        env && *env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL) ^ (unsigned)getpid();
 
     rand_state = seed;
     printf("durability: %s: seed=%u (KEDGE_DUR_SEED=%u repeats it)\n", test, seed, seed);
@@ -141,8 +142,8 @@ static void wait_session(int64_t min_sessions, int timeout_ms)
     int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
 
     while (!(sim_state_bool("connected") && sim_state_int("sessions_total") >= min_sessions)) {
-        ck_assert_msg(kt_now_ms() < deadline, "no session %" PRId64 " of node " NODE " at the cloud",
-                      min_sessions);
+        ck_assert_msg(kt_now_ms() < deadline,
+                      "no session %" PRId64 " of node " NODE " at the cloud", min_sessions);
         pause_poll();
     }
 }
@@ -294,24 +295,6 @@ static void wait_disconnected(void)
 }
 
 /* ---- databases and the plugin's status ------------------------------------------------------- */
-
-static int64_t db_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    ck_assert_msg(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK,
-                  "cannot open %s", path);
-    sqlite3_busy_timeout(db, kh_scale_ms(5000));
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
-    v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
 
 static void wait_db_int(const char *path, const char *sql, int64_t want)
 {
