@@ -30,7 +30,7 @@ void pause_poll(void);
 bool under_valgrind(void);
 /* N: KEDGE_OFFLINE_UPDATES (1 000 000; 20 000 in the sanitizer tree), whole passes, >= 2 passes. */
 long n_updates(void);
-/* cloud_away's updates per policy: KEDGE_OFFLINE_AWAY_UPDATES, default N / 4. */
+/* cloud_away's updates per policy: KEDGE_OFFLINE_AWAY_UPDATES, default N. */
 long away_updates(void);
 /* off-NNNN */
 void dev_id(int i, char *out, size_t n);

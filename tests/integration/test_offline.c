@@ -12,7 +12,7 @@
  *               The time it took is printed.
  *   online_faults  the cloud is back and updates go on (30 passes) while the bridge is killed
  *               (-9) and restarted and the cloud freezes, then drops the link: the same checks.
- *   cloud_away  the bridge runs, the cloud is gone; N/4 twin updates (KEDGE_OFFLINE_AWAY_UPDATES)
+ *   cloud_away  the bridge runs, the cloud is gone; N twin updates (KEDGE_OFFLINE_AWAY_UPDATES)
  *               plus uploads of 3x both byte budgets (2 MiB in the plugin, 2 MiB in the
  *               bridge), once with upload_policy refuse and once with drop-oldest: the twin
  *               path never refuses; each queue's
