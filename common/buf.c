@@ -86,8 +86,11 @@ char *kedge_buf_take(struct kedge_buf *b, size_t *len)
 {
     char *d;
 
-    if (!b->data && kedge_buf_reserve(b, 0) < 0)
-        return NULL;
+    if (!b->data) {
+        if (kedge_buf_reserve(b, 0) < 0)
+            return NULL;
+        b->data[0] = '\0'; /* the promised "": reserve allocates, it does not write */
+    }
     d = b->data;
     if (len)
         *len = b->len;

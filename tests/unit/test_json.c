@@ -799,6 +799,21 @@ START_TEST(escape_nomem)
 }
 END_TEST
 
+/* kedge_buf_take of a buffer nothing was written to hands out "", a string (ASan caught a
+ * strstr on an unterminated one in the real-cloud tier's log reader). */
+START_TEST(buf_take_empty_is_a_string)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    size_t len = 99;
+    char *s = kedge_buf_take(&b, &len);
+
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(s, "");
+    kedge_free(s);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
     Suite *s = suite_create("json");
@@ -843,6 +858,7 @@ static Suite *json_suite(void)
     tcase_add_test(tc, parse_nomem_scalar);
     tcase_add_test(tc, parse_nomem_invalid);
     tcase_add_test(tc, escape_nomem);
+    tcase_add_test(tc, buf_take_empty_is_a_string);
     suite_add_tcase(s, tc);
     return s;
 }
