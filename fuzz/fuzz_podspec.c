@@ -1,4 +1,4 @@
-/* podspec_parse and podspec_create_body (cloudbridge/podspec.c) on arbitrary bytes.
+/* podspec_parse and podspec_create_body (cloudbridge/edged/podspec.c) on arbitrary bytes.
  *
  * Properties:
  *  - parse fails only with KEDGE_EPARSE or KEDGE_ESCHEMA, with a why, and then hands back no

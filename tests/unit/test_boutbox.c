@@ -1,4 +1,4 @@
-/* cloudbridge/outbox.c: the bridge's durable queue to the cloud. What is checked here is the
+/* cloudbridge/hub/outbox.c: the bridge's durable queue to the cloud. What is checked here is the
  * order the cloud sees: one twin/state message of a device in flight at a time (cloudcore
  * applies concurrently what it reads, so a second one sent early can land first), devices
  * independent of each other, resends of overdue answers, the entry set aside after resend_max

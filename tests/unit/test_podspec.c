@@ -1,4 +1,4 @@
-/* cloudbridge/podspec.c: a v1.Pod's JSON -> struct pod_spec, and the Docker Engine API create
+/* cloudbridge/edged/podspec.c: a v1.Pod's JSON -> struct pod_spec, and the Docker Engine API create
  * bodies (edged.h, section "podspec.c"). Expected values are what the API server's defaulting
  * and kubelet (dockershim's mapping) produce for the same pod; whole bodies are compared as
  * bytes.

@@ -1,4 +1,4 @@
-/* cloudbridge/podvolumes.c: a pod's volume directories as kubelet lays them out: emptyDir,
+/* cloudbridge/edged/podvolumes.c: a pod's volume directories as kubelet lays them out: emptyDir,
  * hostPath type checks, configMap, secret, projected (the API server's kube-api-access volume,
  * every source kind, a token being fetched) and downwardAPI files through the AtomicWriter
  * layout (..data, timestamped directories, user-visible symlinks), and a removal no symlink

@@ -1,4 +1,4 @@
-/* cloudbridge/probes.c: httpGet and tcpSocket probes against a tiny server on 127.0.0.1 (a
+/* cloudbridge/edged/probes.c: httpGet and tcpSocket probes against a tiny server on 127.0.0.1 (a
  * thread of this test: 200, 500, 302, a hang, a close without an answer, TLS), on a real lws
  * context built the way main.c builds it; exec probes against a stub engine_request that
  * records the calls and answers when the test says so.
