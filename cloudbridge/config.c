@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge.h"
+#include "config.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/ke.h"

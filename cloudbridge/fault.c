@@ -11,10 +11,11 @@
  * Unset (the only production setting) it costs one branch per message.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge.h"
+#include "fault.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
 

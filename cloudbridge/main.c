@@ -11,6 +11,16 @@
 
 #include "bridge.h"
 #include "edged.h"
+#include "fault.h"
+#include "hub/certwatch.h"
+#include "hub/cloudq.h"
+#include "hub/edgehub.h"
+#include "hub/router.h"
+#include "meta/devices.h"
+#include "meta/metamanager.h"
+#include "meta/resource.h"
+#include "relay.h"
+#include "twinbus.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
@@ -138,6 +148,56 @@ static void close_cloud_link(struct bridge *br)
                   CLOSE_WAIT_MS);
 }
 
+/* devices.c reaches the plugin through the relay without knowing it. */
+static int down_to_plugin(void *relay, const struct kedge_msg *m, devices_done_fn done, void *ctx)
+{
+    return relay_down(relay, m, done, ctx);
+}
+
+/* A rotated certificate: the link is dialled again with it. */
+static void redial(void *hub)
+{
+    edgehub_redial(hub);
+}
+
+/* The modules, each given the keys and neighbours it uses. Each registers what it takes from
+ * the link (router groups, link state, query answers) so that nothing below calls up. */
+static int build(struct bridge *br, struct twinbus *tb)
+{
+    const struct bridge_config *c = &br->cfg;
+    const struct edgehub_config hc = {
+        c->node_name,   c->project_id,    c->cloud_host,         c->cloud_port,
+        c->tls_ca_file, c->tls_cert_file, c->tls_key_file,       c->keepalive_s,
+        c->ping_idle_s, c->dead_link_s,   c->backoff_initial_ms, c->backoff_max_ms,
+        c->cloud_qps,   c->cloud_burst,   c->resend_s,           c->max_frame_bytes};
+    const struct metamgr_config mc = {c->meta_db_path, c->remote_query_timeout_s,
+                                      c->node_namespace};
+    const struct certwatch_config wc = {{c->cloud_host, (int)c->cloud_https_port, c->node_name,
+                                         c->tls_ca_file, c->tls_cert_file, c->tls_key_file},
+                                        c->rotate_certificates != 0};
+    const struct relay_config rc = {c->node_name,          c->broker_host, c->broker_port,
+                                    c->broker_username,    c->password,    c->down_timeout_ms,
+                                    c->upload_budget_bytes};
+    struct relay_deps rd;
+    struct devices_deps dd;
+
+    router_set_ack_rule(br->router, resource_needs_ack);
+    if (edgehub_new(&hc, br->lws, br->cloudq, br->router, &br->hub) < 0 ||
+        metamgr_open(&mc, br->lws, br->router, br->hub, &br->meta) < 0 ||
+        certwatch_new(&wc, br->lws, redial, br->hub, &br->certs) < 0)
+        return -1;
+    rd = (struct relay_deps){br->lws, br->vhost, br->cloudq, br->hub, br->meta, br->certs};
+    if (relay_new(&rc, &rd, &br->relay) < 0)
+        return -1;
+    dd = (struct devices_deps){br->meta, br->hub, down_to_plugin, br->relay,
+                               config_device_ids_namespaced(c)};
+    tb->relay = br->relay;
+    tb->hub = br->hub;
+    if (devices_new(&dd, &br->devices) < 0 || twinbus_register(tb, br->router) < 0)
+        return -1;
+    return 0;
+}
+
 /* `join`: keadm join's certificate bootstrap, then a config file that points at it. */
 static int join(int argc, char **argv)
 {
@@ -200,7 +260,8 @@ static int join(int argc, char **argv)
 int main(int argc, char **argv)
 {
     struct bridge br;
-    struct boutbox_opts ob_opts;
+    struct twinbus tb;
+    struct cloudq_opts ob_opts;
     const char *conf = NULL;
     char **overrides = NULL;
     int n_over = 0, i, rc = 1;
@@ -240,13 +301,11 @@ int main(int argc, char **argv)
         goto out;
     kedge_log_level_max = parse_level(br.cfg.log_level);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_sink);
-    ob_opts = (struct boutbox_opts){
+    ob_opts = (struct cloudq_opts){
         br.cfg.resend_max, bridge_cloud_answers_state(&br.cfg), br.cfg.upload_budget_bytes,
         !strcmp(br.cfg.upload_policy, "drop-oldest"), br.cfg.poison_after};
-    if (boutbox_open(br.cfg.db_path, &ob_opts, &br.outbox) < 0 || router_new(&br.router) < 0 ||
-        twinbus_register(br.router) < 0 || create_loop(&br) < 0 || edgehub_new(&br, &br.hub) < 0 ||
-        relay_new(&br, &br.relay) < 0 || metamgr_open(&br, br.cfg.meta_db_path, &br.meta) < 0 ||
-        devices_new(&br, &br.devices) < 0)
+    if (cloudq_open(br.cfg.db_path, &ob_opts, &br.cloudq) < 0 || router_new(&br.router) < 0 ||
+        create_loop(&br) < 0 || build(&br, &tb) < 0)
         goto out;
     loop_ctx = br.lws;
     signal(SIGTERM, on_signal);
@@ -254,10 +313,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     kedge_log(KEDGE_LOG_NOTICE, "bridge: node=%s cloud=wss://%s:%ld broker=%s:%ld outbox=%lld",
               br.cfg.node_name, br.cfg.cloud_host, br.cfg.cloud_port, br.cfg.broker_host,
-              br.cfg.broker_port, (long long)boutbox_depth(br.outbox));
+              br.cfg.broker_port, (long long)cloudq_depth(br.cloudq));
     relay_start(br.relay);
     edgehub_start(br.hub);
-    certwatch_start(&br);
+    certwatch_start(br.certs);
     metamgr_start(br.meta);
     node_start(&br);
     if (edged_start(&br, &br.edged) < 0)
@@ -269,7 +328,9 @@ int main(int argc, char **argv)
     br.stopping = true;
     relay_stop(br.relay);
     edgehub_stop(br.hub);
-    certwatch_stop();
+    certwatch_stop(br.certs);
+    metamgr_stop(br.meta);
+    devices_stop(br.devices);
     node_stop();
     edged_stop(br.edged);
     close_cloud_link(&br);
@@ -282,9 +343,10 @@ out:
     edged_free(br.edged);
     relay_free(br.relay); /* before devices_free: it ends the device messages still waiting */
     devices_free(br.devices);
+    certwatch_free(br.certs);
     edgehub_free(br.hub);
     router_free(br.router);
-    boutbox_close(br.outbox);
+    cloudq_close(br.cloudq);
     config_cleanup(&br.cfg);
     free(overrides);
     return rc;

@@ -22,13 +22,14 @@
 
 #include <mosquitto.h>
 
-#include "bridge.h"
+#include "fault.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/ke.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
+#include "relay.h"
 
 #define MAX_PENDING_DOWN 10000
 #define HELLO_RETRY_US (30 * LWS_USEC_PER_SEC)
@@ -36,12 +37,20 @@
 struct pending_down {
     struct kedge_msg m; /* deep copy: handed back to done() */
     relay_done_fn done;
+    void *ctx;
     uint64_t deadline_ms;
     bool published;
 };
 
 struct relay {
-    struct bridge *br;
+    struct relay_config cfg;
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    struct cloudq *q;
+    struct edgehub *hub;
+    struct metamgr *meta;
+    struct certwatch *certs;
+    bool stopping;
     struct mosquitto *mosq;
     struct lws *wsi; /* the adopted MQTT socket */
     char client_id[128];
@@ -61,8 +70,6 @@ struct relay {
     struct pending_down *downs;
     size_t n_downs;
 };
-
-static struct relay *the_relay; /* the raw protocol callback finds it here (one per process) */
 
 static void schedule_reconnect(struct relay *r);
 static void commit_and_ack(struct relay *r);
@@ -92,7 +99,7 @@ static void send_hello(struct relay *r)
 {
     char hello[320];
 
-    snprintf(hello, sizeof(hello), "{\"node_name\":\"%s\",\"version\":%d}", r->br->cfg.node_name,
+    snprintf(hello, sizeof(hello), "{\"node_name\":\"%s\",\"version\":%d}", r->cfg.node_name,
              KE_VERSION);
     (void)publish(r, KE_HELLO, hello, strlen(hello));
 }
@@ -115,7 +122,7 @@ static int publish_down(struct relay *r, struct pending_down *p)
     return rc;
 }
 
-int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done)
+int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done, void *ctx)
 {
     struct pending_down *nd, *p;
 
@@ -133,7 +140,8 @@ int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done)
     if (kedge_msg_copy(&p->m, m) < 0)
         return -ENOMEM;
     p->done = done;
-    p->deadline_ms = kedge_now_ms() + (uint64_t)r->br->cfg.down_timeout_ms;
+    p->ctx = ctx;
+    p->deadline_ms = kedge_now_ms() + (uint64_t)r->cfg.down_timeout_ms;
     r->n_downs++;
     if (r->ready)
         (void)publish_down(r, p); /* else sent once the plugin accepts our hello */
@@ -145,7 +153,7 @@ static void finish_down(struct relay *r, size_t i, bool ok)
     struct pending_down p = r->downs[i];
 
     r->downs[i] = r->downs[--r->n_downs];
-    p.done(r->br, &p.m, ok);
+    p.done(p.ctx, &p.m, ok);
     kedge_msg_cleanup(&p.m);
 }
 
@@ -169,7 +177,7 @@ static void on_down_result(struct relay *r, const char *ref, const char *payload
     kedge_jdoc_free(doc);
 }
 
-void relay_link_state(struct relay *r, bool connected)
+static void link_state(struct relay *r, bool connected)
 {
     struct kedge_msg m = {0};
 
@@ -198,10 +206,19 @@ void relay_link_state(struct relay *r, bool connected)
     kedge_free(m.content_str);
 }
 
+/* EdgeHub's listener: the link went up or down. */
+static void on_link(void *ctx, bool connected)
+{
+    link_state(ctx, connected);
+}
+
 /* ---- local queries --------------------------------------------------------------------------- */
 
-int relay_meta_answer(struct relay *r, const char *ref, const char *json, size_t len)
+/* MetaManager's answer to a local query: json on $ke/meta/{ref}/result. Lost (logged; the asker
+ * times out) when the broker is not reachable. */
+static void meta_answer(void *ctx, const char *ref, const char *json, size_t len)
 {
+    struct relay *r = ctx;
     struct kedge_buf topic = KEDGE_BUF_INIT;
     int rc = kedge_buf_printf(&topic, KE_META_PREFIX "%s" KE_RESULT_SUFFIX, ref);
 
@@ -211,7 +228,6 @@ int relay_meta_answer(struct relay *r, const char *ref, const char *json, size_t
         kedge_log_limited(&r->msg_rl, "relay", KEDGE_LOG_WARN,
                           "relay: answer to query %s lost: no broker connection", ref);
     kedge_buf_cleanup(&topic);
-    return rc;
 }
 
 /* $ke/meta/{ref}: ref is one topic level (the subscription's '+'), used in the answer's topic. */
@@ -219,11 +235,11 @@ static void on_meta_request(struct relay *r, const char *ref, const void *payloa
 {
     if (!*ref || strlen(ref) > 160 || strchr(ref, '/'))
         return; /* our own $ke/meta/{ref}/result, or junk */
-    if (r->br->meta)
-        metamgr_local_request(r->br->meta, ref, payload ? payload : "", (size_t)len);
+    if (r->meta)
+        metamgr_local_request(r->meta, ref, payload ? payload : "", (size_t)len);
 }
 
-/* $ke/bctl/{ref}: an operator's request on the bridge's queue (outboxctl.c). What the read
+/* $ke/bctl/{ref}: an operator's request on the bridge's queue (cloudq_ctl.c). What the read
  * stored so far is committed and acked first, so the request sees it and cannot be undone by
  * a later failed commit. */
 static void on_bctl_request(struct relay *r, const char *ref, const void *payload, int len)
@@ -233,14 +249,14 @@ static void on_bctl_request(struct relay *r, const char *ref, const void *payloa
     if (!*ref || strlen(ref) > 160 || strchr(ref, '/'))
         return; /* our own $ke/bctl/{ref}/result, or junk */
     commit_and_ack(r);
-    if (outboxctl_handle(r->br->outbox, payload ? payload : "", (size_t)len, &out) == 0 &&
+    if (cloudq_ctl_handle(r->q, payload ? payload : "", (size_t)len, &out) == 0 &&
         kedge_buf_printf(&topic, KE_BCTL_PREFIX "%s" KE_RESULT_SUFFIX, ref) == 0)
         (void)publish(r, topic.data, out.data, out.len);
     else
         kedge_log(KEDGE_LOG_WARN, "relay: no answer to outbox request %s: out of memory", ref);
     kedge_buf_cleanup(&topic);
     kedge_buf_cleanup(&out);
-    edgehub_kick(r->br->hub); /* a retried dead letter may be sendable */
+    edgehub_kick(r->hub); /* a retried dead letter may be sendable */
 }
 
 /* ---- plugin -> cloud ------------------------------------------------------------------------- */
@@ -256,7 +272,7 @@ static void on_outbox_entry(struct relay *r, const char *seq_text, const char *p
         return;
     if (r->refused_seq && seq > r->refused_seq)
         return; /* behind a refused upload: the plugin offers them again, in order */
-    rc = boutbox_put(r->br->outbox, payload, (size_t)len, seq);
+    rc = cloudq_put(r->q, payload, (size_t)len, seq);
     if (rc == KEDGE_EFULL) {
         if (r->refused_seq != seq) {
             r->uploads_refused++;
@@ -264,7 +280,7 @@ static void on_outbox_entry(struct relay *r, const char *seq_text, const char *p
                               "relay: upload budget full (upload_budget_bytes=%ld): not taking "
                               "plugin entry %lld nor what follows until stored uploads reach "
                               "the cloud (upload_policy refuse; the plugin keeps them)",
-                              r->br->cfg.upload_budget_bytes, seq);
+                              r->cfg.upload_budget_bytes, seq);
         }
         r->refused_seq = seq;
         return;
@@ -291,9 +307,9 @@ static void commit_and_ack(struct relay *r)
     char topic[64];
     size_t i;
 
-    if (!r->n_acks && !r->br->outbox)
+    if (!r->n_acks && !r->q)
         return;
-    if (boutbox_commit(r->br->outbox) < 0) {
+    if (cloudq_commit(r->q) < 0) {
         kedge_log(KEDGE_LOG_ERR,
                   "relay: %zu entries not stored; reconnecting so the plugin "
                   "offers them again",
@@ -314,7 +330,7 @@ static void commit_and_ack(struct relay *r)
         }
     }
     if (r->n_acks)
-        edgehub_kick(r->br->hub);
+        edgehub_kick(r->hub);
     r->n_acks = 0;
 }
 
@@ -340,17 +356,17 @@ static void on_hello_result(struct relay *r, const char *payload, int len)
         int64_t last = -1;
         if (kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), "last_seq"), &last) == 0 &&
             last >= 0)
-            (void)boutbox_plugin_seq(r->br->outbox, last); /* logged there */
+            (void)cloudq_plugin_seq(r->q, last); /* logged there */
     }
     kedge_jdoc_free(doc);
     if (!r->ready)
-        kedge_log(KEDGE_LOG_NOTICE, "relay: plugin accepted node=%s", r->br->cfg.node_name);
+        kedge_log(KEDGE_LOG_NOTICE, "relay: plugin accepted node=%s", r->cfg.node_name);
     r->ready = true;
     r->refused_seq = 0; /* the plugin offers again from its oldest unacked entry */
     for (i = 0; i < r->n_downs; i++)
         if (!r->downs[i].published)
             (void)publish_down(r, &r->downs[i]);
-    relay_link_state(r, r->link_up);
+    link_state(r, r->link_up);
 }
 
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
@@ -387,13 +403,13 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     (void)mosq;
     if (rc != 0) {
         kedge_log(KEDGE_LOG_ERR, "relay: broker refused the bridge identity %s: %s",
-                  r->br->cfg.broker_username, mosquitto_connack_string(rc));
+                  r->cfg.broker_username, mosquitto_connack_string(rc));
         return;
     }
     r->connected = true;
     r->retries = 0;
-    kedge_log(KEDGE_LOG_NOTICE, "relay: connected to broker %s:%ld as %s", r->br->cfg.broker_host,
-              r->br->cfg.broker_port, r->client_id);
+    kedge_log(KEDGE_LOG_NOTICE, "relay: connected to broker %s:%ld as %s", r->cfg.broker_host,
+              r->cfg.broker_port, r->client_id);
     /* a clean session: the local query subscription is made again on every connect */
     rc = mosquitto_subscribe(r->mosq, NULL, KE_META_PREFIX "+", 1);
     if (rc != MOSQ_ERR_SUCCESS)
@@ -438,14 +454,14 @@ static void connection_lost(struct relay *r)
     drop_socket(r);
     if (r->connected || r->ready)
         on_disconnect(r->mosq, r, MOSQ_ERR_CONN_LOST);
-    if (!r->br->stopping)
+    if (!r->stopping)
         schedule_reconnect(r);
 }
 
 static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len)
 {
-    struct relay *r = the_relay;
+    struct relay *r = wsi ? lws_get_opaque_user_data(wsi) : NULL; /* set in try_connect */
     int rc;
 
     (void)user;
@@ -497,11 +513,11 @@ const struct lws_protocols relay_protocol = {"kedge-mqtt-raw", raw_callback, 0, 
 static void send_status(struct relay *r)
 {
     struct edgehub_stats st;
-    struct boutbox_stats ob;
+    struct cloudq_stats ob;
     char json[1024];
 
-    edgehub_stats(r->br->hub, &st);
-    boutbox_stats(r->br->outbox, &ob);
+    edgehub_stats(r->hub, &st);
+    cloudq_stats(r->q, &ob);
     snprintf(json, sizeof(json),
              "{\"link\":\"%s\",\"reconnects\":%llu,\"last_keepalive_ms\":%lld,"
              "\"last_delivery_ms\":%lld,\"outbox_depth\":%lld,\"outbox_oldest_ms\":%lld,"
@@ -511,8 +527,9 @@ static void send_status(struct relay *r)
              "\"refusals\":%lld,\"dropped_by_operator\":%lld,\"probing\":%s}",
              st.connected ? "connected" : "disconnected", (unsigned long long)st.reconnects,
              (long long)st.last_keepalive_ms, (long long)st.last_delivery_ms, (long long)ob.depth,
-             (long long)ob.oldest_ms, (long long)ob.set_aside, (long long)certwatch_not_after(),
-             (long long)ob.upload_bytes, (long long)ob.budget_bytes, (long long)ob.uploads_dropped,
+             (long long)ob.oldest_ms, (long long)ob.set_aside,
+             (long long)certwatch_not_after(r->certs), (long long)ob.upload_bytes,
+             (long long)ob.budget_bytes, (long long)ob.uploads_dropped,
              (long long)r->uploads_refused, (long long)ob.dead_letters, (long long)ob.coalesced,
              (long long)ob.stale_dropped, (long long)ob.failures, (long long)ob.dropped_by_operator,
              st.probing ? "true" : "false");
@@ -527,7 +544,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 
     if (r->wsi && mosquitto_loop_misc(r->mosq) != MOSQ_ERR_SUCCESS)
         connection_lost(r);
-    (void)boutbox_sweep(r->br->outbox, BOUTBOX_PROOF_GRACE_MS); /* logged there */
+    (void)cloudq_sweep(r->q, CLOUDQ_PROOF_GRACE_MS); /* logged there */
     want_write(r);
     for (i = 0; i < r->n_downs;) {
         if (now >= r->downs[i].deadline_ms) {
@@ -543,8 +560,8 @@ static void tick(lws_sorted_usec_list_t *sul)
         send_hello(r); /* refused before: the operator may have fixed the config */
     if (r->ready && (now / 1000) % 5 == 0)
         send_status(r);
-    if (!r->br->stopping)
-        lws_sul_schedule(r->br->lws, 0, &r->tick, tick, LWS_USEC_PER_SEC);
+    if (!r->stopping)
+        lws_sul_schedule(r->lws, 0, &r->tick, tick, LWS_USEC_PER_SEC);
 }
 
 static void try_connect(lws_sorted_usec_list_t *sul)
@@ -553,13 +570,13 @@ static void try_connect(lws_sorted_usec_list_t *sul)
     lws_sock_file_fd_type fd;
     int rc;
 
-    if (r->br->stopping)
+    if (r->stopping)
         return;
-    rc = mosquitto_connect(r->mosq, r->br->cfg.broker_host, (int)r->br->cfg.broker_port, 30);
+    rc = mosquitto_connect(r->mosq, r->cfg.broker_host, (int)r->cfg.broker_port, 30);
     if (rc != MOSQ_ERR_SUCCESS) {
         if (r->retries == 0)
             kedge_log(KEDGE_LOG_WARN, "relay: cannot reach broker %s:%ld: %s (retrying)",
-                      r->br->cfg.broker_host, r->br->cfg.broker_port, mosquitto_strerror(rc));
+                      r->cfg.broker_host, r->cfg.broker_port, mosquitto_strerror(rc));
         schedule_reconnect(r);
         return;
     }
@@ -571,8 +588,8 @@ static void try_connect(lws_sorted_usec_list_t *sul)
         schedule_reconnect(r);
         return;
     }
-    r->wsi = lws_adopt_descriptor_vhost(r->br->vhost, LWS_ADOPT_RAW_FILE_DESC, fd,
-                                        relay_protocol.name, NULL);
+    r->wsi = lws_adopt_descriptor_vhost(r->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, relay_protocol.name,
+                                        NULL);
     if (!r->wsi) {
         close(fd.filefd);
         kedge_log(KEDGE_LOG_ERR, "relay: cannot adopt the MQTT socket into the loop");
@@ -580,6 +597,7 @@ static void try_connect(lws_sorted_usec_list_t *sul)
         schedule_reconnect(r);
         return;
     }
+    lws_set_opaque_user_data(r->wsi, r);
     want_write(r); /* the CONNECT packet may still be queued */
 }
 
@@ -588,22 +606,28 @@ static void schedule_reconnect(struct relay *r)
     uint64_t delay_ms = 1000u << (r->retries < 3 ? r->retries : 3); /* 1, 2, 4, 8 s */
 
     r->retries++;
-    lws_sul_schedule(r->br->lws, 0, &r->reconnect, try_connect, (lws_usec_t)delay_ms * 1000);
+    lws_sul_schedule(r->lws, 0, &r->reconnect, try_connect, (lws_usec_t)delay_ms * 1000);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-int relay_new(struct bridge *br, struct relay **out)
+int relay_new(const struct relay_config *cfg, const struct relay_deps *deps, struct relay **out)
 {
     struct relay *r = kedge_calloc(1, sizeof(*r));
 
     *out = NULL;
     if (!r)
         return -ENOMEM;
-    r->br = br;
+    r->cfg = *cfg;
+    r->lws = deps->lws;
+    r->vhost = deps->vhost;
+    r->q = deps->q;
+    r->hub = deps->hub;
+    r->meta = deps->meta;
+    r->certs = deps->certs;
     r->full_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(60000, 3);
     r->msg_rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
-    snprintf(r->client_id, sizeof(r->client_id), "kedge-bridge-%s", br->cfg.node_name);
+    snprintf(r->client_id, sizeof(r->client_id), "kedge-bridge-%s", cfg->node_name);
     mosquitto_lib_init();
     r->mosq = mosquitto_new(r->client_id, true, r);
     if (!r->mosq) {
@@ -611,7 +635,7 @@ int relay_new(struct bridge *br, struct relay **out)
         return -ENOMEM;
     }
     (void)mosquitto_int_option(r->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    if (mosquitto_username_pw_set(r->mosq, br->cfg.broker_username, br->cfg.password) !=
+    if (mosquitto_username_pw_set(r->mosq, cfg->broker_username, cfg->password) !=
         MOSQ_ERR_SUCCESS) {
         relay_free(r);
         return -ENOMEM;
@@ -619,7 +643,12 @@ int relay_new(struct bridge *br, struct relay **out)
     mosquitto_connect_callback_set(r->mosq, on_connect);
     mosquitto_disconnect_callback_set(r->mosq, on_disconnect);
     mosquitto_message_callback_set(r->mosq, on_message);
-    the_relay = r;
+    if (edgehub_on_link(r->hub, on_link, r) < 0) {
+        relay_free(r);
+        return -ENOMEM;
+    }
+    if (r->meta)
+        metamgr_set_answer(r->meta, meta_answer, r);
     *out = r;
     return 0;
 }
@@ -627,7 +656,7 @@ int relay_new(struct bridge *br, struct relay **out)
 void relay_start(struct relay *r)
 {
     try_connect(&r->reconnect);
-    lws_sul_schedule(r->br->lws, 0, &r->tick, tick, LWS_USEC_PER_SEC);
+    lws_sul_schedule(r->lws, 0, &r->tick, tick, LWS_USEC_PER_SEC);
 }
 
 bool relay_ready(const struct relay *r)
@@ -639,6 +668,7 @@ void relay_stop(struct relay *r)
 {
     if (!r)
         return;
+    r->stopping = true;
     lws_sul_cancel(&r->tick);
     lws_sul_cancel(&r->reconnect);
     commit_and_ack(r);
@@ -660,7 +690,5 @@ void relay_free(struct relay *r)
     kedge_free(r->acks);
     mosquitto_destroy(r->mosq);
     mosquitto_lib_cleanup();
-    if (the_relay == r)
-        the_relay = NULL;
     kedge_free(r);
 }

@@ -37,7 +37,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "bridge.h"
+#include "certmgr.h"
 #include "kedge/alloc.h"
 #include "kedge/buf.h"
 #include "kedge/err.h"
@@ -94,12 +94,12 @@ struct https_req {
     const char *host;
     int port;
     const char *path;
-    const char *ca_file;           /* verify the server against this CA file, or */
-    X509 *ca;                      /* against this one (join: the CA just fetched); neither:
-                                    * do not verify (only /ca.crt) */
+    const char *ca_file;              /* verify the server against this CA file, or */
+    X509 *ca;                         /* against this one (join: the CA just fetched); neither:
+                                       * do not verify (only /ca.crt) */
     const char *cert_file, *key_file; /* client certificate (rotation), or NULL */
-    const char *bearer;            /* Authorization: Bearer ..., or NULL */
-    const char *node_name;         /* NodeName header, or NULL */
+    const char *bearer;               /* Authorization: Bearer ..., or NULL */
+    const char *node_name;            /* NodeName header, or NULL */
     const unsigned char *body;
     size_t body_len;
 };
@@ -156,7 +156,8 @@ static int read_response(SSL *ssl, int *status, struct kedge_buf *body)
     hdr_end = strstr(raw.data, "\r\n\r\n");
     if (!hdr_end)
         goto out;
-    rc = kedge_buf_append(body, hdr_end + 4, raw.len - (size_t)(hdr_end + 4 - raw.data)) < 0 ? -1 : 0;
+    rc = kedge_buf_append(body, hdr_end + 4, raw.len - (size_t)(hdr_end + 4 - raw.data)) < 0 ? -1
+                                                                                             : 0;
 out:
     kedge_buf_cleanup(&raw);
     return rc;
@@ -182,8 +183,9 @@ static int https_get(const struct https_req *rq, int *status, struct kedge_buf *
         goto ssl_fail;
     if (SSL_connect(ssl) != 1)
         goto ssl_fail;
-    if (kedge_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n"
-                               "Content-Length: %zu\r\n",
+    if (kedge_buf_printf(&req,
+                         "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n"
+                         "Content-Length: %zu\r\n",
                          rq->path, rq->host, rq->port, rq->body_len) < 0 ||
         (rq->bearer && kedge_buf_printf(&req, "Authorization: Bearer %s\r\n", rq->bearer) < 0) ||
         (rq->node_name && kedge_buf_printf(&req, "NodeName: %s\r\n", rq->node_name) < 0) ||
@@ -232,11 +234,16 @@ static int make_csr(EVP_PKEY *key, const char *node, unsigned char **der, int *l
     *der = NULL;
     snprintf(cn, sizeof(cn), "system:node:%s", node);
     if (!req || !name ||
-        !X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0) ||
-        !X509_NAME_add_entry_by_txt(name, "ST", MBSTRING_ASC, (const unsigned char *)"Zhejiang", -1, -1, 0) ||
-        !X509_NAME_add_entry_by_txt(name, "L", MBSTRING_ASC, (const unsigned char *)"Hangzhou", -1, -1, 0) ||
-        !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"system:nodes", -1, -1, 0) ||
-        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1,
+                                    0) ||
+        !X509_NAME_add_entry_by_txt(name, "ST", MBSTRING_ASC, (const unsigned char *)"Zhejiang", -1,
+                                    -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "L", MBSTRING_ASC, (const unsigned char *)"Hangzhou", -1,
+                                    -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"system:nodes",
+                                    -1, -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+                                    0) ||
         !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
         !X509_REQ_sign(req, key, EVP_sha256()))
         goto out;
@@ -397,8 +404,9 @@ static int request_cert(const struct certmgr_req *cr, const char *ca_file, X509 
     if (https_get(&rq, &status, &body) < 0)
         goto out;
     if (status != 200) {
-        kedge_log(KEDGE_LOG_ERR, "certmgr: the cloud refused the certificate request (HTTP %d): "
-                                 "%.*s",
+        kedge_log(KEDGE_LOG_ERR,
+                  "certmgr: the cloud refused the certificate request (HTTP %d): "
+                  "%.*s",
                   status, (int)(body.len > 300 ? 300 : body.len), body.data ? body.data : "");
         goto out;
     }
@@ -459,8 +467,9 @@ int certmgr_join(const struct certmgr_req *cr, const char *token)
     }
     if (sha256_hex((const unsigned char *)ca.data, ca.len, hash) < 0 ||
         strncmp(hash, token, 64) != 0) {
-        kedge_log(KEDGE_LOG_ERR, "certmgr: the cloud's CA (sha256 %s) does not match the token "
-                                 "(%.64s): wrong token or not the cloud you meant; nothing saved",
+        kedge_log(KEDGE_LOG_ERR,
+                  "certmgr: the cloud's CA (sha256 %s) does not match the token "
+                  "(%.64s): wrong token or not the cloud you meant; nothing saved",
                   hash, token);
         goto out;
     }
@@ -481,8 +490,8 @@ int certmgr_join(const struct certmgr_req *cr, const char *token)
         rc = install(paths, pems, modes, 3);
     }
     if (rc == 0)
-        kedge_log(KEDGE_LOG_NOTICE, "certmgr: joined: CA %s, certificate %s, key %s",
-                  cr->ca_file, cr->cert_file, cr->key_file);
+        kedge_log(KEDGE_LOG_NOTICE, "certmgr: joined: CA %s, certificate %s, key %s", cr->ca_file,
+                  cr->cert_file, cr->key_file);
 out:
     X509_free(ca_x509);
     kedge_buf_cleanup(&ca);

@@ -1,15 +1,11 @@
-/* Certificate rotation while running: a timer reads the node certificate's validity, and at
- * the jittered 70-90 % point runs the CSR exchange in a child process (certmgr.c) so the loop
- * never blocks on it. When the child succeeds, the link is redialled: edgehub.c notices the
- * new files and builds a new TLS identity. A failed rotation is retried every minute.
- */
+/* Certificate rotation while running (certwatch.h says what and why). */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 
-#include "bridge.h"
+#include "certwatch.h"
 #include "kedge/alloc.h"
 #include "kedge/log.h"
 
@@ -17,20 +13,22 @@
 #define RETRY_S 60
 
 struct certwatch {
-    struct bridge *br;
+    struct certwatch_config cfg;
+    struct lws_context *lws;
+    certwatch_rotated_fn rotated;
+    void *ctx;
+    bool stopping;
     lws_sorted_usec_list_t sul;
     int64_t not_after, due; /* Unix seconds; 0 = unknown */
     time_t cert_mtime;
     pid_t child;
 };
 
-static struct certwatch watch;
-
 static void reload_validity(struct certwatch *w)
 {
     int64_t nb, na;
 
-    if (certmgr_validity(w->br->cfg.tls_cert_file, &nb, &na) == 0) {
+    if (certmgr_validity(w->cfg.req.cert_file, &nb, &na) == 0) {
         w->not_after = na;
         w->due = certmgr_rotation_due(nb, na);
         kedge_log(KEDGE_LOG_INFO, "certwatch: certificate valid until %lld, rotation at %lld",
@@ -43,9 +41,6 @@ static void reload_validity(struct certwatch *w)
 static void check(lws_sorted_usec_list_t *sul)
 {
     struct certwatch *w = lws_container_of(sul, struct certwatch, sul);
-    struct certmgr_req cr = {w->br->cfg.cloud_host, (int)w->br->cfg.cloud_https_port,
-                             w->br->cfg.node_name, w->br->cfg.tls_ca_file,
-                             w->br->cfg.tls_cert_file, w->br->cfg.tls_key_file};
     int64_t now = (int64_t)time(NULL);
     int status;
 
@@ -54,7 +49,7 @@ static void check(lws_sorted_usec_list_t *sul)
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             kedge_log(KEDGE_LOG_NOTICE, "certwatch: certificate rotated; reconnecting with it");
             reload_validity(w);
-            edgehub_redial(w->br->hub);
+            w->rotated(w->ctx);
         } else {
             kedge_log(KEDGE_LOG_ERR, "certwatch: rotation failed; retrying in %d s", RETRY_S);
             w->due = now + RETRY_S;
@@ -62,35 +57,57 @@ static void check(lws_sorted_usec_list_t *sul)
     }
     if (!w->due)
         reload_validity(w);
-    if (w->child <= 0 && w->due && now >= w->due && w->br->cfg.rotate_certificates) {
+    if (w->child <= 0 && w->due && now >= w->due && w->cfg.rotate) {
         kedge_log(KEDGE_LOG_NOTICE, "certwatch: rotating the node certificate");
-        w->child = certmgr_rotate_async(&cr);
+        w->child = certmgr_rotate_async(&w->cfg.req);
         if (w->child < 0)
             w->due = now + RETRY_S;
     }
-    if (!w->br->stopping)
-        lws_sul_schedule(w->br->lws, 0, &w->sul, check, CHECK_US);
+    if (!w->stopping)
+        lws_sul_schedule(w->lws, 0, &w->sul, check, CHECK_US);
 }
 
-void certwatch_start(struct bridge *br)
+int certwatch_new(const struct certwatch_config *cfg, struct lws_context *lws,
+                  certwatch_rotated_fn rotated, void *ctx, struct certwatch **out)
 {
-    memset(&watch, 0, sizeof(watch));
-    watch.br = br;
-    check(&watch.sul);
+    struct certwatch *w = kedge_calloc(1, sizeof(*w));
+
+    *out = w;
+    if (!w)
+        return -ENOMEM;
+    w->cfg = *cfg;
+    w->lws = lws;
+    w->rotated = rotated;
+    w->ctx = ctx;
+    return 0;
 }
 
-void certwatch_stop(void)
+void certwatch_start(struct certwatch *w)
+{
+    check(&w->sul);
+}
+
+void certwatch_stop(struct certwatch *w)
 {
     int status;
 
-    lws_sul_cancel(&watch.sul);
-    if (watch.child > 0) {
-        kill(watch.child, SIGTERM);
-        (void)waitpid(watch.child, &status, 0);
+    if (!w)
+        return;
+    w->stopping = true;
+    lws_sul_cancel(&w->sul);
+    if (w->child > 0) {
+        kill(w->child, SIGTERM);
+        (void)waitpid(w->child, &status, 0);
+        w->child = 0;
     }
 }
 
-int64_t certwatch_not_after(void)
+void certwatch_free(struct certwatch *w)
 {
-    return watch.not_after;
+    kedge_free(w);
+}
+
+int64_t certwatch_not_after(const struct certwatch *w)
+{
+    return w ? w->not_after : 0;
 }

@@ -1,7 +1,7 @@
 /* Dead letters of the bridge queue: entries the cloud refused poison_after times in a row
  * (closed the link on them, or answered with an error), or never answered in resend_max
  * resends. They are kept with the reason, out of the queue's way, until an operator retries or
- * drops them (kedge-ctl outbox ...): nothing is deleted silently. outbox.c owns the handle and
+ * drops them (kedge-ctl outbox ...): nothing is deleted silently. cloudq.c owns the handle and
  * the counting; this file is the table, and the read-only views of the queue an operator gets.
  */
 #include <string.h>
@@ -126,7 +126,7 @@ static const char *text_col(sqlite3_stmt *st, int i)
 
 /* Run a SELECT of select_cols and hand each row to fn. Returns the rows seen, fn's negative
  * value, or KEDGE_ESTORE. */
-static int walk(sqlite3 *db, const char *sql, bool dead, int64_t arg, outbox_row_fn fn, void *ctx)
+static int walk(sqlite3 *db, const char *sql, bool dead, int64_t arg, cloudq_row_fn fn, void *ctx)
 {
     sqlite3_stmt *st = NULL;
     int rc, n = 0;
@@ -135,20 +135,20 @@ static int walk(sqlite3 *db, const char *sql, bool dead, int64_t arg, outbox_row
         return KEDGE_ESTORE;
     sqlite3_bind_int64(st, 1, arg);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct outbox_row row = {0};
+        struct cloudq_row row = {0};
         row.id = sqlite3_column_int64(st, 0);
         row.msg_id = text_col(st, 1);
         row.msg = text_col(st, 2);
         row.len = (size_t)sqlite3_column_bytes(st, 2);
         row.resource = text_col(st, 3);
-        row.kind = sqlite3_column_int(st, 4) ? OUTBOX_CONFIRM : OUTBOX_FIRE;
+        row.kind = sqlite3_column_int(st, 4) ? CLOUDQ_CONFIRM : CLOUDQ_FIRE;
         row.reason = text_col(st, 5);
         row.failures = sqlite3_column_int64(st, 6);
         row.created_ms = sqlite3_column_int64(st, 7);
         if (dead)
             row.dead_ms = sqlite3_column_int64(st, 8);
         else
-            row.in_flight = row.kind == OUTBOX_CONFIRM && sqlite3_column_int64(st, 8) > 0;
+            row.in_flight = row.kind == CLOUDQ_CONFIRM && sqlite3_column_int64(st, 8) > 0;
         row.bytes = sqlite3_column_int64(st, 9);
         row.subject = sqlite3_column_int(st, 10) != 0;
         row.blocked = sqlite3_column_int(st, 11) != 0;
@@ -163,23 +163,23 @@ static int walk(sqlite3 *db, const char *sql, bool dead, int64_t arg, outbox_row
     return rc == SQLITE_DONE ? n : KEDGE_ESTORE;
 }
 
-int dead_list(sqlite3 *db, long limit, outbox_row_fn fn, void *ctx)
+int dead_list(sqlite3 *db, long limit, cloudq_row_fn fn, void *ctx)
 {
     return walk(db, DEAD_COLS("''") "ORDER BY id LIMIT ?1", true, limit, fn, ctx);
 }
 
-int dead_get(sqlite3 *db, int64_t id, outbox_row_fn fn, void *ctx)
+int dead_get(sqlite3 *db, int64_t id, cloudq_row_fn fn, void *ctx)
 {
     return walk(db, DEAD_COLS("msg") "WHERE id = ?1", true, id, fn, ctx);
 }
 
-int queue_list(sqlite3 *db, long limit, outbox_row_fn fn, void *ctx)
+int queue_list(sqlite3 *db, long limit, cloudq_row_fn fn, void *ctx)
 {
     return walk(db, QUEUE_COLS("''") "WHERE proven_ms = 0 ORDER BY id LIMIT ?1", false, limit, fn,
                 ctx);
 }
 
-int queue_get(sqlite3 *db, int64_t id, outbox_row_fn fn, void *ctx)
+int queue_get(sqlite3 *db, int64_t id, cloudq_row_fn fn, void *ctx)
 {
     return walk(db, QUEUE_COLS("msg") "WHERE id = ?1", false, id, fn, ctx);
 }

@@ -25,31 +25,18 @@
  *
  * Sending: acks first (they unblock the cloud), then the outbox in id order through the rate
  * limit. A twin/state message leaves the outbox once the device controller's response names
- * it (outbox.c). Anything else gets no answer from CloudHub, so "delivered" is proved with
+ * it (cloudq.c). Anything else gets no answer from CloudHub, so "delivered" is proved with
  * the websocket itself: after writing such entries a PING goes out
  * ("kedge-outbox:<entries written on this link>:<highest fire id written>"), and its PONG, which
  * the cloud can only send once it has read every frame before the PING, removes them
- * (boutbox_delivered). One PING is in flight at a time, because an lws peer drops a PING while a
+ * (cloudq_delivered). One PING is in flight at a time, because an lws peer drops a PING while a
  * PONG is pending; one unanswered for PONG_WAIT_MS is sent again. A link that breaks first sends
  * them again on the next one. PINGs follow confirm entries too: a PONG proves the cloud read them
  * without choking.
  *
- * Poison. A message the cloud cannot take (too large for it, say) makes it close the link
- * after reading it, every time it is sent. When the cloud closes the link with a close frame
- * that is not a normal end (1009 message too big, 1011, 1008, or no status at all; not 1000 or
- * 1001) while entries were written and not yet proven read, one of them is to blame. A link
- * that merely breaks (no close frame) blames nothing: a flapping network or a cloud that stops
- * reading would otherwise bury innocent entries (a test froze and dropped the link three times
- * while one entry was in doubt, and that upload became a dead letter). The price: a cloud that
- * drops the TCP connection on a message it refuses, without a close frame, is not detected;
- * cloudcore v1.15.4 sets no read limit, so the size case does not arise there. If exactly one was in doubt it
- * is blamed (boutbox_blame counts a failure, and at
- * poison_after it becomes a dead letter with the close code and reason); if several were,
- * the next links go in probe mode: entries are written one at a time, each followed by its
- * PING, the next only after the PONG, so a link that dies blames the single entry in doubt.
- * Probe mode ends when the entries in doubt at the failure (ids up to a boundary kept in the
- * outbox, so a restart probes on) have all been proven. An "error" answer from the cloud
- * (router operation "error", parent_msg_id = the entry's msg_id) counts a failure too.
+ * Poison: when the cloud closes the link on entries it read and did not take, or answers one
+ * with "error", blame.c finds the entry to blame (blame.h says how); EdgeHub tells it what
+ * happened and, in probe mode, writes one entry at a time.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,12 +45,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "bridge.h"
+#include "blame.h"
+#include "edgehub.h"
+#include "fault.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
 #include "kedge/msg.h"
 #include "kedge/util.h"
+#include "ratelimit.h"
 
 #define PING_PREFIX "kedge-outbox:"
 #define PONG_WAIT_MS 5000
@@ -73,8 +63,21 @@ struct direct_msg {
     size_t len;
 };
 
+#define MAX_LISTENERS 4
+
+struct link_listener {
+    edgehub_link_fn fn;
+    void *ctx;
+};
+
 struct edgehub {
-    struct bridge *br;
+    struct edgehub_config cfg;
+    struct lws_context *lws;
+    struct cloudq *q;
+    struct router *router;
+    struct link_listener listeners[MAX_LISTENERS];
+    size_t n_listeners;
+    bool stopping;
     struct lws_vhost *vhost; /* TLS client identity; remade when the files change */
     time_t cert_mtime;
     struct lws *wsi;
@@ -95,22 +98,14 @@ struct edgehub {
     uint64_t written, proven, ping_serial;
     int64_t fire_sent, fire_read;
     uint64_t ping_ms;
-    int64_t last_id;    /* the entry written last */
-    int64_t probe_upto; /* probe mode: entries in doubt up to this id (0: off) */
-    bool redialing;     /* our own close (new certificate): nobody to blame */
-    int close_code;     /* the cloud's close frame, if it sent one */
-    char close_reason[124];
+    int64_t last_id; /* the entry written last */
+    bool redialing;  /* our own close (new certificate): nobody to blame */
+    struct blame blame;
     struct ratelimit rl;
     uint64_t reconnects;
     int64_t last_keepalive_ms, last_delivery_ms;
     struct kedge_ratelimit bad_rl;
-    /* msg_ids of the cloud's last "error" answers: one the cloud sends again (it wants an ack
-     * and may not have had ours) is not a second refusal */
-    char errors_seen[16][48];
-    unsigned n_errors_seen;
 };
-
-static struct edgehub *the_hub; /* the protocol callback finds it here (one per process) */
 
 static void schedule_connect(struct edgehub *eh, const char *why);
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -184,16 +179,6 @@ static int maybe_ping(struct edgehub *eh, uint64_t now)
     return 1;
 }
 
-static void end_probe(struct edgehub *eh, const char *why)
-{
-    if (!eh->probe_upto)
-        return;
-    if (boutbox_set_probe(eh->br->outbox, 0) < 0)
-        return; /* logged; probing on is safe */
-    kedge_log(KEDGE_LOG_NOTICE, "edgehub: probe mode ends (%s)", why);
-    eh->probe_upto = 0;
-}
-
 /* A PONG: "kedge-outbox:<serial>:<fire id>" proves the cloud read every entry written before
  * that PING. Others (lws's own idle pings) are not ours. */
 static void on_pong(struct edgehub *eh, const char *in, size_t len)
@@ -220,22 +205,22 @@ static void on_pong(struct edgehub *eh, const char *in, size_t len)
     if (serial > eh->proven)
         eh->proven = serial;
     if (id > eh->fire_read) {
-        n = boutbox_delivered(eh->br->outbox, id);
+        n = cloudq_delivered(eh->q, id);
         if (n < 0)
             return; /* logged; the next PONG tries again */
         eh->fire_read = id;
         if (n > 0)
             eh->last_delivery_ms = kedge_wall_ms();
     }
-    if (eh->probe_upto && eh->proven == eh->written && eh->last_id >= eh->probe_upto)
-        end_probe(eh, "every entry in doubt was read");
+    if (eh->blame.probe_upto && eh->proven == eh->written && eh->last_id >= eh->blame.probe_upto)
+        blame_end_probe(&eh->blame, "every entry in doubt was read");
     edgehub_kick(eh); /* the next PING, for what was written meanwhile */
 }
 
 /* Send one thing; returns 1 if more may be waiting, 0 if idle, -1 on a broken link. */
 static int send_one(struct edgehub *eh)
 {
-    struct outbox_entry e;
+    struct cloudq_entry e;
     uint64_t wait;
     int rc;
 
@@ -256,33 +241,33 @@ static int send_one(struct edgehub *eh)
     rc = maybe_ping(eh, kedge_now_ms());
     if (rc)
         return rc;
-    if (eh->probe_upto && eh->written > eh->proven)
+    if (eh->blame.probe_upto && eh->written > eh->proven)
         return 0; /* probing: the next entry waits for the PONG of the one in doubt */
-    rc = boutbox_next(eh->br->outbox, eh->cursor, (uint64_t)eh->br->cfg.resend_s * 1000, &e);
+    rc = cloudq_next(eh->q, eh->cursor, (uint64_t)eh->cfg.resend_s * 1000, &e);
     if (rc == 0)
-        end_probe(eh, "nothing in doubt left to send");
+        blame_end_probe(&eh->blame, "nothing in doubt left to send");
     if (rc <= 0)
         return 0;
-    if (eh->probe_upto && e.id > eh->probe_upto && !e.resend)
-        end_probe(eh, "every entry in doubt was read");
+    if (eh->blame.probe_upto && e.id > eh->blame.probe_upto && !e.resend)
+        blame_end_probe(&eh->blame, "every entry in doubt was read");
     wait = ratelimit_take(&eh->rl, kedge_now_ms());
     if (wait) {
-        boutbox_entry_cleanup(&e);
-        lws_sul_schedule(eh->br->lws, 0, &eh->sul_kick, kick_cb, (lws_usec_t)wait * 1000);
+        cloudq_entry_cleanup(&e);
+        lws_sul_schedule(eh->lws, 0, &eh->sul_kick, kick_cb, (lws_usec_t)wait * 1000);
         return 0;
     }
     rc = write_frame(eh, e.msg, e.len);
     if (rc == 0) {
         fault_point(FAULT_AFTER_SEND); /* test-only: on the link, still in the outbox */
-        (void)boutbox_sent(eh->br->outbox, &e);
-        if (e.kind == OUTBOX_FIRE && e.id > eh->fire_sent)
+        (void)cloudq_sent(eh->q, &e);
+        if (e.kind == CLOUDQ_FIRE && e.id > eh->fire_sent)
             eh->fire_sent = e.id; /* every fire entry up to it is on this link */
         if (e.id > eh->cursor)
             eh->cursor = e.id;
         eh->written++;
         eh->last_id = e.id;
     }
-    boutbox_entry_cleanup(&e);
+    cloudq_entry_cleanup(&e);
     return rc < 0 ? -1 : 1;
 }
 
@@ -349,8 +334,8 @@ static void keepalive_cb(lws_sorted_usec_list_t *sul)
         return;
     eh->keepalive_due = true;
     edgehub_kick(eh);
-    lws_sul_schedule(eh->br->lws, 0, &eh->sul_keepalive, keepalive_cb,
-                     (lws_usec_t)eh->br->cfg.keepalive_s * LWS_USEC_PER_SEC);
+    lws_sul_schedule(eh->lws, 0, &eh->sul_keepalive, keepalive_cb,
+                     (lws_usec_t)eh->cfg.keepalive_s * LWS_USEC_PER_SEC);
 }
 
 /* ---- receiving --------------------------------------------------------------------------- */
@@ -358,7 +343,7 @@ static void keepalive_cb(lws_sorted_usec_list_t *sul)
 /* A resource addressed to another node ("node/{other}/...") is not ours. */
 static bool for_other_node(const struct edgehub *eh, const struct kedge_msg *m)
 {
-    const char *r = m->resource, *node = eh->br->cfg.node_name;
+    const char *r = m->resource, *node = eh->cfg.node_name;
     size_t n = strlen(node);
 
     if (!r || strncmp(r, "node/", 5) || !strcmp(r, "node/connection"))
@@ -366,40 +351,12 @@ static bool for_other_node(const struct edgehub *eh, const struct kedge_msg *m)
     return strncmp(r + 5, node, n) != 0 || (r[5 + n] != '/' && r[5 + n] != '\0');
 }
 
-/* Whether this error answer was counted already; remembers it if not. */
-static bool error_seen(struct edgehub *eh, const char *msg_id)
-{
-    size_t n = sizeof(eh->errors_seen) / sizeof(eh->errors_seen[0]), i;
-
-    if (!msg_id || !*msg_id || strlen(msg_id) >= sizeof(eh->errors_seen[0]))
-        return false;
-    for (i = 0; i < n; i++)
-        if (!strcmp(eh->errors_seen[i], msg_id))
-            return true;
-    strcpy(eh->errors_seen[eh->n_errors_seen++ % n], msg_id);
-    return false;
-}
-
-/* An "error" answer naming one of our entries: a failure for it (resent after resend_s, a
- * dead letter at poison_after). The content says why. */
+/* An "error" answer naming one of our entries: acked like any message, counted by blame.c. */
 static void on_error_answer(struct edgehub *eh, const struct kedge_msg *m)
 {
-    char why[240];
-    const char *text = m->content_str ? m->content_str : m->content ? m->content : "";
-    size_t n = m->content_str ? m->content_str_len : m->content ? m->content_len : 0;
-    int rc;
-
-    if (route_needs_ack(m))
+    if (router_needs_ack(eh->router, m))
         (void)edgehub_ack(eh, m); /* logged there when not sent; the cloud sends it again */
-    if (error_seen(eh, m->msg_id))
-        return;
-    snprintf(why, sizeof(why), "the cloud answered error: %.*s", (int)(n > 200 ? 200 : n), text);
-    rc = boutbox_refused(eh->br->outbox, m->parent_msg_id, why);
-    if (rc == -ENOENT)
-        kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
-                          "edgehub: the cloud answered error to %s, which is no longer queued: %s",
-                          m->parent_msg_id, why);
-    if (rc >= 0)
+    if (blame_error_answer(&eh->blame, m) >= 0)
         edgehub_kick(eh);
 }
 
@@ -422,7 +379,7 @@ static void handle_message(struct edgehub *eh, const char *buf, size_t len)
     /* the device controller's answer to a twin/state message (§2.9) */
     if (m.parent_msg_id && *m.parent_msg_id && m.operation && !strcmp(m.operation, "response") &&
         m.group && !strcmp(m.group, "twin")) {
-        if (boutbox_confirmed(eh->br->outbox, m.parent_msg_id) > 0) {
+        if (cloudq_confirmed(eh->q, m.parent_msg_id) > 0) {
             eh->last_delivery_ms = kedge_wall_ms();
             edgehub_kick(eh);
         }
@@ -433,7 +390,7 @@ static void handle_message(struct edgehub *eh, const char *buf, size_t len)
         on_error_answer(eh, &m);
         goto out;
     }
-    rc = router_dispatch(eh->br->router, eh->br, &m);
+    rc = router_dispatch(eh->router, &m);
     if (rc < 0)
         kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
                           "edgehub: dropped cloud message group=%s operation=%s resource=%s: %s",
@@ -452,11 +409,11 @@ static void on_receive(struct edgehub *eh, struct lws *wsi, const void *in, size
         eh->rx_too_big = false;
     }
     if (!eh->rx_too_big) {
-        if (eh->rx.len + len > (size_t)eh->br->cfg.max_frame_bytes) {
+        if (eh->rx.len + len > (size_t)eh->cfg.max_frame_bytes) {
             eh->rx_too_big = true;
             kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
                               "edgehub: dropped a cloud message over max_frame_bytes=%ld",
-                              eh->br->cfg.max_frame_bytes);
+                              eh->cfg.max_frame_bytes);
             kedge_buf_cleanup(&eh->rx);
         } else if (kedge_buf_append(&eh->rx, in, len) < 0) {
             eh->rx_too_big = true;
@@ -479,33 +436,21 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
                                        (const unsigned char *)value, (int)strlen(value), p, end);
 }
 
-/* A close frame from the cloud that is not a normal end (1000 normal, 1001 going away):
- * 0 means no close frame came at all, the link just broke. */
-static bool refusal_code(int code)
-{
-    return code != 0 && code != 1000 && code != 1001;
-}
-
-/* The link ended with entries written and not proven read: blame the one in doubt, or probe
- * to find it (see the top of this file). Not when we closed it ourselves. */
+/* The link ended with entries written and not proven read: blame.c judges it. Not when we
+ * closed it ourselves. */
 static void judge_failure(struct edgehub *eh)
 {
-    char why[200];
+    if (eh->closing || eh->redialing || eh->stopping || eh->written <= eh->proven)
+        return;
+    blame_link_failed(&eh->blame, eh->written - eh->proven, eh->last_id, eh->cursor);
+}
 
-    if (eh->closing || eh->redialing || eh->br->stopping || eh->written <= eh->proven ||
-        !refusal_code(eh->close_code))
-        return;
-    snprintf(why, sizeof(why), "cloud closed the link %d%s%s after reading it", eh->close_code,
-             eh->close_reason[0] ? " " : "", eh->close_reason);
-    if (eh->probe_upto || eh->written - eh->proven == 1) {
-        (void)boutbox_blame(eh->br->outbox, eh->last_id, why);
-        return;
-    }
-    if (boutbox_set_probe(eh->br->outbox, eh->cursor) == 0)
-        kedge_log(KEDGE_LOG_WARN,
-                  "edgehub: %s with %llu entries in doubt (%s); the next link sends them one "
-                  "at a time to find the one the cloud refuses",
-                  "the cloud closed the link", (unsigned long long)(eh->written - eh->proven), why);
+static void notify_link(struct edgehub *eh, bool connected)
+{
+    size_t i;
+
+    for (i = 0; i < eh->n_listeners; i++)
+        eh->listeners[i].fn(eh->listeners[i].ctx, connected);
 }
 
 static void link_down(struct edgehub *eh, const char *why)
@@ -521,27 +466,16 @@ static void link_down(struct edgehub *eh, const char *why)
     while (eh->n_direct)
         kedge_free(eh->direct[--eh->n_direct].data);
     if (was)
-        relay_link_state(eh->br->relay, false);
-    if (!eh->br->stopping)
+        notify_link(eh, false);
+    if (!eh->stopping)
         schedule_connect(eh, why);
-}
-
-/* The cloud's close frame: a 2-byte status code, then the reason text (RFC 6455 5.5.1). */
-static void note_close(struct edgehub *eh, const void *in, size_t len)
-{
-    const unsigned char *p = in;
-    size_t i, n = 0;
-
-    eh->close_code = len >= 2 ? p[0] << 8 | p[1] : 1005; /* 1005: no status received */
-    for (i = 2; i < len && n + 1 < sizeof(eh->close_reason); i++)
-        eh->close_reason[n++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
-    eh->close_reason[n] = '\0';
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
-    struct edgehub *eh = the_hub;
+    struct lws_vhost *vh = wsi ? lws_get_vhost(wsi) : NULL;
+    struct edgehub *eh = vh ? lws_vhost_user(vh) : NULL; /* the TLS vhost's: ensure_vhost */
     int rc;
 
     if (!eh)
@@ -550,8 +484,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
         unsigned char **p = in, *end = *p + len;
         /* CloudHub reads identity from these, not from the path (§4.2) */
-        if (add_header(wsi, "node_id:", eh->br->cfg.node_name, p, end) ||
-            add_header(wsi, "project_id:", eh->br->cfg.project_id, p, end) ||
+        if (add_header(wsi, "node_id:", eh->cfg.node_name, p, end) ||
+            add_header(wsi, "project_id:", eh->cfg.project_id, p, end) ||
             add_header(wsi, "ConnectionUse:", "msg", p, end))
             return -1;
         break;
@@ -564,27 +498,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         eh->fire_sent = eh->fire_read = eh->last_id = 0;
         eh->written = eh->proven = eh->ping_serial = 0;
         eh->redialing = false;
-        eh->close_code = 0;
-        eh->close_reason[0] = '\0';
-        boutbox_reset_sent(eh->br->outbox);
-        eh->probe_upto = boutbox_probe_upto(eh->br->outbox);
-        if (eh->probe_upto)
-            kedge_log(KEDGE_LOG_NOTICE,
-                      "edgehub: probe mode: entries up to %lld go one at a time, each proven "
-                      "read before the next",
-                      (long long)eh->probe_upto);
+        cloudq_reset_sent(eh->q);
+        blame_link_up(&eh->blame);
         eh->reconnects++;
         kedge_log(KEDGE_LOG_NOTICE, "edgehub: connected to wss://%s:%ld as node %s",
-                  eh->br->cfg.cloud_host, eh->br->cfg.cloud_port, eh->br->cfg.node_name);
+                  eh->cfg.cloud_host, eh->cfg.cloud_port, eh->cfg.node_name);
         /* not at once: the cloud's session may not exist yet (see the top of this file) */
-        lws_sul_schedule(eh->br->lws, 0, &eh->sul_keepalive, keepalive_cb,
-                         (lws_usec_t)eh->br->cfg.keepalive_s * LWS_USEC_PER_SEC);
-        relay_link_state(eh->br->relay, true);
+        lws_sul_schedule(eh->lws, 0, &eh->sul_keepalive, keepalive_cb,
+                         (lws_usec_t)eh->cfg.keepalive_s * LWS_USEC_PER_SEC);
+        notify_link(eh, true);
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         kedge_log(eh->attempts ? KEDGE_LOG_INFO : KEDGE_LOG_WARN,
-                  "edgehub: cannot connect to wss://%s:%ld: %s", eh->br->cfg.cloud_host,
-                  eh->br->cfg.cloud_port, in && len ? (const char *)in : "connection error");
+                  "edgehub: cannot connect to wss://%s:%ld: %s", eh->cfg.cloud_host,
+                  eh->cfg.cloud_port, in && len ? (const char *)in : "connection error");
         link_down(eh, "connection error");
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -614,9 +541,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         /* lws 4.1 hands the client a stale buffer in `in` here (a close 1009 read as 27493,
          * the first bytes of an earlier PONG): its close-payload accessors are right */
-        note_close(eh, lws_get_close_payload(wsi), (size_t)lws_get_close_length(wsi));
-        kedge_log(KEDGE_LOG_WARN, "edgehub: the cloud closed the link (%d%s%s)", eh->close_code,
-                  eh->close_reason[0] ? " " : "", eh->close_reason);
+        blame_note_close(&eh->blame, lws_get_close_payload(wsi), (size_t)lws_get_close_length(wsi));
+        kedge_log(KEDGE_LOG_WARN, "edgehub: the cloud closed the link (%d%s%s)",
+                  eh->blame.close_code, eh->blame.close_reason[0] ? " " : "",
+                  eh->blame.close_reason);
         break;
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
     case LWS_CALLBACK_WSI_DESTROY:
@@ -626,7 +554,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             kedge_log(KEDGE_LOG_WARN,
                       "edgehub: the connection to wss://%s:%ld ended during the "
                       "handshake (certificate refused?)",
-                      eh->br->cfg.cloud_host, eh->br->cfg.cloud_port);
+                      eh->cfg.cloud_host, eh->cfg.cloud_port);
             link_down(eh, "handshake ended");
         }
         break;
@@ -642,13 +570,13 @@ const struct lws_protocols edgehub_protocol = {"kedge-edgehub", callback, 0, 0, 
  * lockstep after a cloud restart. */
 static uint64_t backoff_ms(struct edgehub *eh)
 {
-    uint64_t d = (uint64_t)eh->br->cfg.backoff_initial_ms;
+    uint64_t d = (uint64_t)eh->cfg.backoff_initial_ms;
     unsigned i;
 
-    for (i = 0; i < eh->attempts && d < (uint64_t)eh->br->cfg.backoff_max_ms; i++)
+    for (i = 0; i < eh->attempts && d < (uint64_t)eh->cfg.backoff_max_ms; i++)
         d *= 2;
-    if (d > (uint64_t)eh->br->cfg.backoff_max_ms)
-        d = (uint64_t)eh->br->cfg.backoff_max_ms;
+    if (d > (uint64_t)eh->cfg.backoff_max_ms)
+        d = (uint64_t)eh->cfg.backoff_max_ms;
     return d * 3 / 4 + (uint64_t)(rand() % (int)(d / 2 + 1));
 }
 
@@ -671,13 +599,12 @@ static int ensure_vhost(struct edgehub *eh)
     struct lws_context_creation_info info;
     time_t mtime = 0;
 
-    if (!readable(eh->br->cfg.tls_ca_file, &mtime) ||
-        !readable(eh->br->cfg.tls_cert_file, &mtime) ||
-        !readable(eh->br->cfg.tls_key_file, &mtime)) {
+    if (!readable(eh->cfg.tls_ca_file, &mtime) || !readable(eh->cfg.tls_cert_file, &mtime) ||
+        !readable(eh->cfg.tls_key_file, &mtime)) {
         kedge_log(KEDGE_LOG_ERR,
                   "edgehub: TLS files missing (tls_ca_file=%s tls_cert_file=%s tls_key_file=%s);"
                   " retrying",
-                  eh->br->cfg.tls_ca_file, eh->br->cfg.tls_cert_file, eh->br->cfg.tls_key_file);
+                  eh->cfg.tls_ca_file, eh->cfg.tls_cert_file, eh->cfg.tls_key_file);
         return -ENOENT;
     }
     if (eh->vhost && mtime == eh->cert_mtime)
@@ -691,16 +618,17 @@ static int ensure_vhost(struct edgehub *eh)
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = list;
     info.vhost_name = "edgehub";
+    info.user = eh; /* the protocol callback's way back to this hub */
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    info.client_ssl_ca_filepath = eh->br->cfg.tls_ca_file;
-    info.client_ssl_cert_filepath = eh->br->cfg.tls_cert_file;
-    info.client_ssl_private_key_filepath = eh->br->cfg.tls_key_file;
-    eh->vhost = lws_create_vhost(eh->br->lws, &info);
+    info.client_ssl_ca_filepath = eh->cfg.tls_ca_file;
+    info.client_ssl_cert_filepath = eh->cfg.tls_cert_file;
+    info.client_ssl_private_key_filepath = eh->cfg.tls_key_file;
+    eh->vhost = lws_create_vhost(eh->lws, &info);
     if (!eh->vhost) {
         kedge_log(KEDGE_LOG_ERR,
                   "edgehub: cannot use the TLS identity (ca=%s cert=%s key=%s): check that the "
                   "files are PEM and the key matches the certificate; retrying",
-                  eh->br->cfg.tls_ca_file, eh->br->cfg.tls_cert_file, eh->br->cfg.tls_key_file);
+                  eh->cfg.tls_ca_file, eh->cfg.tls_cert_file, eh->cfg.tls_key_file);
         return KEDGE_ECONFIG;
     }
     eh->cert_mtime = mtime;
@@ -713,23 +641,23 @@ static void connect_cb(lws_sorted_usec_list_t *sul)
     struct lws_client_connect_info i;
     char path[512];
 
-    if (eh->br->stopping || eh->wsi)
+    if (eh->stopping || eh->wsi)
         return;
     if (ensure_vhost(eh) < 0) {
         eh->attempts++;
         schedule_connect(eh, NULL);
         return;
     }
-    snprintf(path, sizeof(path), "/%s/%s/events", eh->br->cfg.project_id, eh->br->cfg.node_name);
+    snprintf(path, sizeof(path), "/%s/%s/events", eh->cfg.project_id, eh->cfg.node_name);
     memset(&i, 0, sizeof(i));
-    i.context = eh->br->lws;
+    i.context = eh->lws;
     i.vhost = eh->vhost;
-    i.address = eh->br->cfg.cloud_host;
-    i.port = (int)eh->br->cfg.cloud_port;
+    i.address = eh->cfg.cloud_host;
+    i.port = (int)eh->cfg.cloud_port;
     i.ssl_connection = LCCSCF_USE_SSL;
     i.path = path;
-    i.host = eh->br->cfg.cloud_host;
-    i.origin = eh->br->cfg.cloud_host;
+    i.host = eh->cfg.cloud_host;
+    i.origin = eh->cfg.cloud_host;
     i.local_protocol_name = edgehub_protocol.name;
     i.retry_and_idle_policy = &eh->idle_policy;
     i.pwsi = &eh->wsi;
@@ -747,10 +675,11 @@ static void schedule_connect(struct edgehub *eh, const char *why)
     if (why)
         kedge_log(KEDGE_LOG_INFO, "edgehub: reconnecting in %llu ms (%s)", (unsigned long long)d,
                   why);
-    lws_sul_schedule(eh->br->lws, 0, &eh->sul_connect, connect_cb, (lws_usec_t)d * 1000);
+    lws_sul_schedule(eh->lws, 0, &eh->sul_connect, connect_cb, (lws_usec_t)d * 1000);
 }
 
-int edgehub_new(struct bridge *br, struct edgehub **out)
+int edgehub_new(const struct edgehub_config *cfg, struct lws_context *lws, struct cloudq *q,
+                struct router *r, struct edgehub **out)
 {
     struct edgehub *eh = kedge_calloc(1, sizeof(*eh));
     struct kedge_ratelimit rl = KEDGE_RATELIMIT_INIT(10000, 20);
@@ -758,14 +687,27 @@ int edgehub_new(struct bridge *br, struct edgehub **out)
     *out = NULL;
     if (!eh)
         return -ENOMEM;
-    eh->br = br;
+    eh->cfg = *cfg;
+    eh->lws = lws;
+    eh->q = q;
+    eh->router = r;
     eh->bad_rl = rl;
-    eh->idle_policy.secs_since_valid_ping = (uint16_t)br->cfg.ping_idle_s;
-    eh->idle_policy.secs_since_valid_hangup = (uint16_t)br->cfg.dead_link_s;
-    ratelimit_init(&eh->rl, br->cfg.cloud_qps, br->cfg.cloud_burst);
+    blame_init(&eh->blame, q);
+    eh->idle_policy.secs_since_valid_ping = (uint16_t)cfg->ping_idle_s;
+    eh->idle_policy.secs_since_valid_hangup = (uint16_t)cfg->dead_link_s;
+    ratelimit_init(&eh->rl, cfg->cloud_qps, cfg->cloud_burst);
     srand((unsigned)kedge_now_ns());
-    the_hub = eh;
     *out = eh;
+    return 0;
+}
+
+int edgehub_on_link(struct edgehub *eh, edgehub_link_fn fn, void *ctx)
+{
+    if (eh->n_listeners == MAX_LISTENERS)
+        return -ENOMEM;
+    eh->listeners[eh->n_listeners].fn = fn;
+    eh->listeners[eh->n_listeners].ctx = ctx;
+    eh->n_listeners++;
     return 0;
 }
 
@@ -783,6 +725,7 @@ void edgehub_stop(struct edgehub *eh)
 {
     if (!eh)
         return;
+    eh->stopping = true;
     lws_sul_cancel(&eh->sul_connect);
     lws_sul_cancel(&eh->sul_keepalive);
     lws_sul_cancel(&eh->sul_kick);
@@ -808,7 +751,7 @@ void edgehub_stats(const struct edgehub *eh, struct edgehub_stats *st)
     st->reconnects = eh->reconnects;
     st->last_keepalive_ms = eh->last_keepalive_ms;
     st->last_delivery_ms = eh->last_delivery_ms;
-    st->probing = eh->probe_upto != 0;
+    st->probing = eh->blame.probe_upto != 0;
 }
 
 void edgehub_redial(struct edgehub *eh)
@@ -828,7 +771,5 @@ void edgehub_free(struct edgehub *eh)
         kedge_free(eh->direct[--eh->n_direct].data);
     kedge_free(eh->direct);
     kedge_buf_cleanup(&eh->rx); /* the vhost goes with the lws context */
-    if (the_hub == eh)
-        the_hub = NULL;
     kedge_free(eh);
 }

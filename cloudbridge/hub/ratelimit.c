@@ -1,6 +1,6 @@
 /* Token bucket for edge -> cloud traffic: edgecore's 30 msg/s with a burst of 60 by default.
  * Like edgecore's limiter it delays, never drops: the caller waits for the returned time. */
-#include "bridge.h"
+#include "ratelimit.h"
 
 void ratelimit_init(struct ratelimit *rl, long qps, long burst)
 {

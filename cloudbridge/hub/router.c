@@ -1,12 +1,11 @@
 /* Cloud -> edge dispatch by route.group, as edgecore's edgehub message handlers do
- * (kubeedge-wire.md §4.7): modules register a handler per group, so MetaManager and Edged plug
- * in without touching the link code. */
+ * (kubeedge-wire.md §4.7); router.h says who registers. */
 #include <errno.h>
 #include <string.h>
 
-#include "bridge.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
+#include "router.h"
 
 struct route {
     char *group;
@@ -17,6 +16,7 @@ struct route {
 struct router {
     struct route *routes;
     size_t n;
+    route_ack_fn needs_ack;
 };
 
 int router_new(struct router **out)
@@ -55,51 +55,22 @@ int router_add(struct router *r, const char *group, route_fn fn, void *ctx)
     return 0;
 }
 
-int router_dispatch(struct router *r, struct bridge *br, const struct kedge_msg *m)
+int router_dispatch(struct router *r, const struct kedge_msg *m)
 {
     size_t i;
 
     for (i = 0; i < r->n; i++)
         if (m->group && !strcmp(m->group, r->routes[i].group))
-            return r->routes[i].fn(br, m, r->routes[i].ctx);
+            return r->routes[i].fn(m, r->routes[i].ctx);
     return KEDGE_ESCHEMA;
 }
 
-static bool contains(const char *s, const char *part)
+void router_set_ack_rule(struct router *r, route_ack_fn fn)
 {
-    return s && strstr(s, part);
+    r->needs_ack = fn;
 }
 
-/* The resource type: element 2 of "{ns}/{type}/{name}" (edge-side resources carry no node
- * prefix, kubeedge-wire.md §5). */
-static bool type_is(const char *resource, const char *type)
+bool router_needs_ack(const struct router *r, const struct kedge_msg *m)
 {
-    const char *p = resource ? strchr(resource, '/') : NULL;
-    size_t n = strlen(type);
-
-    return p && !strncmp(p + 1, type, n) && (p[1 + n] == '/' || p[1 + n] == '\0');
-}
-
-bool route_needs_ack(const struct kedge_msg *m)
-{
-    static const char *const no_ack_parts[] = {"podlist", "membership", "twin/cloud_updated",
-                                               "serviceaccounttoken", "k8s/ca.crt"};
-    static const char *const no_ack_types[] = {"lease", "nodepatch", "podpatch", "podstatus",
-                                               "certificatesigningrequest"};
-    size_t i;
-
-    /* CloudHub's noAckRequired (dispatcher/message_dispatcher.go), §5.2 */
-    if (!m->msg_id || (m->group && !strcmp(m->group, "user")))
-        return false;
-    if (m->operation && !strcmp(m->operation, "response"))
-        return false;
-    for (i = 0; i < sizeof(no_ack_parts) / sizeof(no_ack_parts[0]); i++)
-        if (contains(m->resource, no_ack_parts[i]))
-            return false;
-    for (i = 0; i < sizeof(no_ack_types) / sizeof(no_ack_types[0]); i++)
-        if (type_is(m->resource, no_ack_types[i]))
-            return false;
-    if (type_is(m->resource, "node") && !(m->operation && !strcmp(m->operation, "update")))
-        return false;
-    return true;
+    return r->needs_ack ? r->needs_ack(m) : true;
 }

@@ -32,12 +32,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include "bridge.h"
+#include "devices.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
+#include "resource.h"
 
 #define MAX_REFS 2 /* plugin messages per cloud message: membership, desired */
 
@@ -50,7 +51,8 @@ struct waiting {
 };
 
 struct devices {
-    struct bridge *br;
+    struct devices_deps deps;
+    bool stopping;
     struct kedge_ratelimit rl; /* lines that can repeat per cloud message */
     struct waiting *w;
     size_t n;
@@ -84,7 +86,7 @@ static bool view_device(const struct kedge_jval *dev, const char *ns, struct dev
 
 static int device_id(const struct devices *d, const struct device_view *dv, struct kedge_buf *id)
 {
-    if (config_device_ids_namespaced(&d->br->cfg))
+    if (d->deps.ids_namespaced)
         return kedge_buf_printf(id, "%s/%s", dv->ns, dv->name);
     return kedge_buf_puts(id, dv->name);
 }
@@ -157,20 +159,20 @@ static void settle(struct devices *d, const struct kedge_msg *cloud, bool failed
                           cloud->operation, cloud->resource);
         return;
     }
-    rc = metamgr_store(d->br->meta, cloud);
+    rc = metamgr_store(d->deps.meta, cloud);
     if (rc < 0) {
         kedge_log_limited(&d->rl, "devices", KEDGE_LOG_ERR,
                           "devices: %s not stored (%s); the cloud resends", cloud->resource,
                           kedge_strerror(rc));
         return;
     }
-    if (route_needs_ack(cloud))
-        (void)edgehub_ack(d->br->hub, cloud); /* logged there when not sent */
+    if (resource_needs_ack(cloud))
+        (void)edgehub_ack(d->deps.hub, cloud); /* logged there when not sent */
 }
 
-static void plugin_answered(struct bridge *br, const struct kedge_msg *m, bool ok)
+static void plugin_answered(void *ctx, const struct kedge_msg *m, bool ok)
 {
-    struct devices *d = br->devices;
+    struct devices *d = ctx;
     size_t i, j;
 
     for (i = 0; d && i < d->n; i++) {
@@ -184,7 +186,7 @@ static void plugin_answered(struct bridge *br, const struct kedge_msg *m, bool o
         w->failed |= !ok;
         if (w->n_refs)
             return;
-        if (!br->stopping)
+        if (!d->stopping)
             settle(d, &w->cloud, w->failed);
         waiting_free(w);
         d->w[i] = d->w[--d->n];
@@ -194,10 +196,12 @@ static void plugin_answered(struct bridge *br, const struct kedge_msg *m, bool o
 
 /* Only the plugin's answer matters to nobody: the types of a model change are sent again with
  * the next Device. */
-static void logged_only(struct bridge *br, const struct kedge_msg *m, bool ok)
+static void logged_only(void *ctx, const struct kedge_msg *m, bool ok)
 {
-    if (!ok && br->devices)
-        kedge_log_limited(&br->devices->rl, "devices", KEDGE_LOG_WARN,
+    struct devices *d = ctx;
+
+    if (!ok)
+        kedge_log_limited(&d->rl, "devices", KEDGE_LOG_WARN,
                           "devices: the plugin did not take device types %s", m->msg_id);
 }
 
@@ -219,7 +223,7 @@ static int to_plugin(struct devices *d, const char *resource, struct kedge_buf *
     if (rc == 0 && w && !(ref = kedge_strdup(m.msg_id)))
         rc = -ENOMEM;
     if (rc == 0)
-        rc = relay_down(d->br->relay, &m, w ? plugin_answered : logged_only);
+        rc = d->deps.send(d->deps.sender, &m, w ? plugin_answered : logged_only, d);
     if (rc == 0 && w)
         w->refs[w->n_refs++] = ref;
     else
@@ -244,7 +248,7 @@ static int push_membership(struct devices *d, const struct device_view *dv, cons
 
     if (!removed && jstr(dv->model) &&
         kedge_buf_printf(&key, "%s/devicemodel/%s", dv->ns, dv->model->str) == 0 &&
-        metamgr_get(d->br->meta, key.data, &model_json) == 0 &&
+        metamgr_get(d->deps.meta, key.data, &model_json) == 0 &&
         kedge_json_parse(model_json, strlen(model_json), &mdoc) == 0)
         mprops = kedge_json_get(kedge_json_get(kedge_jdoc_root(mdoc), "spec"), "properties");
     kedge_jw_init(&w_, &content);
@@ -307,7 +311,7 @@ static int push_desired(struct devices *d, const struct device_view *dv,
 
     if (jstr(dv->model) &&
         kedge_buf_printf(&key, "%s/devicemodel/%s", dv->ns, dv->model->str) == 0 &&
-        metamgr_get(d->br->meta, key.data, &model_json) == 0 &&
+        metamgr_get(d->deps.meta, key.data, &model_json) == 0 &&
         kedge_json_parse(model_json, strlen(model_json), &mdoc) == 0)
         mprops = kedge_json_get(kedge_json_get(kedge_jdoc_root(mdoc), "spec"), "properties");
     kedge_jw_init(&jw, &content);
@@ -462,15 +466,15 @@ static int on_device(struct devices *d, const struct kedge_msg *m, const char *n
         kedge_jdoc_free(doc);
         return KEDGE_ESCHEMA; /* a Device without a name: nothing to store or ack */
     }
-    if (!removed && metamgr_get(d->br->meta, m->resource, &old_json) == 0 &&
+    if (!removed && metamgr_get(d->deps.meta, m->resource, &old_json) == 0 &&
         kedge_json_parse(old_json, strlen(old_json), &old) == 0)
         had_old = view_device(kedge_jdoc_root(old), ns, &ov);
     if (had_old && stale(kedge_jdoc_root(doc), kedge_jdoc_root(old))) {
         kedge_log_limited(&d->rl, "devices", KEDGE_LOG_INFO,
                           "devices: %s %s is older than the stored one: acked, not applied",
                           m->operation, m->resource);
-        if (route_needs_ack(m))
-            (void)edgehub_ack(d->br->hub, m); /* logged there when not sent */
+        if (resource_needs_ack(m))
+            (void)edgehub_ack(d->deps.hub, m); /* logged there when not sent */
     } else {
         rc = to_twins(d, m, &dv, had_old ? &ov : NULL, removed);
     }
@@ -515,31 +519,37 @@ static int on_cloud(void *ctx, const struct kedge_msg *m, const char *type)
     if (!strcmp(type, "device"))
         return on_device(d, m, ns);
     /* a DeviceModel: stored and acked now; its devices get the types again */
-    rc = metamgr_store(d->br->meta, m);
+    rc = metamgr_store(d->deps.meta, m);
     if (rc < 0)
         return rc;
     if (strcmp(m->operation, "delete")) {
         struct model_ctx c = {d, ns, strrchr(m->resource, '/') + 1};
-        (void)metamgr_list(d->br->meta, "device", repush, &c);
+        (void)metamgr_list(d->deps.meta, "device", repush, &c);
     }
-    if (route_needs_ack(m))
-        (void)edgehub_ack(d->br->hub, m); /* logged there when not sent; the cloud resends */
+    if (resource_needs_ack(m))
+        (void)edgehub_ack(d->deps.hub, m); /* logged there when not sent; the cloud resends */
     return 0;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-int devices_new(struct bridge *br, struct devices **out)
+int devices_new(const struct devices_deps *deps, struct devices **out)
 {
     struct devices *d = kedge_calloc(1, sizeof(*d));
 
     *out = d;
     if (!d)
         return -ENOMEM;
-    d->br = br;
+    d->deps = *deps;
     d->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
-    metamgr_set_device_hook(br->meta, on_cloud, d);
+    metamgr_set_device_hook(deps->meta, on_cloud, d);
     return 0;
+}
+
+void devices_stop(struct devices *d)
+{
+    if (d)
+        d->stopping = true;
 }
 
 void devices_free(struct devices *d)

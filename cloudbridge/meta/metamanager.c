@@ -1,13 +1,12 @@
-/* MetaManager: the node's local copy of every object the cloud sent it (kubeedge-wire.md §6),
- * in KubeEdge's own `meta` table, in the bridge's meta DB file.
+/* MetaManager (metamanager.h says what it is).
  *
  * Cloud insert/update/patch/delete of pods, configmaps, secrets, nodes, devices, device models
- * and the rest are stored (INSERT OR REPLACE, key = the trimmed resource), passed on (devices
- * and device models to the plugin's DeviceTwin, pods to Edged once it registers a hook), and
- * acked to the cloud only after the row is committed. A pod row is deleted only when the UID
- * matches. Queries are answered as edgecore does: remote-first types go to the cloud while the
- * link is up (the reply is stored), everything else, and everything while offline, from the
- * table.
+ * and the rest are stored (INSERT OR REPLACE, key = the trimmed resource), passed on to their
+ * consumer (resource.h: devices and device models to devices.c, pods, configmaps and secrets to
+ * Edged once it registers a hook), and acked to the cloud only after the row is committed. A
+ * pod row is deleted only when the UID matches. Queries are answered as edgecore does: remote-first
+ * types go to the cloud while the link is up (the reply is stored), everything else, and everything
+ * while offline, from the table.
  *
  * Devices and device models (whichever controller sends them) go to devices.c's hook instead,
  * which stores and acks them once the plugin has applied what they mean for the device twins.
@@ -30,12 +29,13 @@
 
 #include <sqlite3.h>
 
-#include "bridge.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
+#include "metamanager.h"
+#include "resource.h"
 
 enum { ST_PUT, ST_DEL, ST_GET, ST_BY_TYPE, ST_DEL_POD, ST_COUNT };
 
@@ -63,7 +63,12 @@ struct waiter {
 };
 
 struct metamgr {
-    struct bridge *br;
+    struct metamgr_config cfg;
+    struct lws_context *lws;
+    struct edgehub *hub;
+    bool stopping;
+    metamgr_answer_fn answer;
+    void *answer_ctx;
     struct kedge_ratelimit rl; /* lines that can repeat per message or query */
     sqlite3 *db;
     int lock_fd; /* flock held on the DB file while the bridge runs; -1 none */
@@ -76,44 +81,6 @@ struct metamgr {
     metamgr_device_fn device_hook;
     void *device_ctx;
 };
-
-/* ---- resources ---------------------------------------------------------------------------- */
-
-/* parseResource: "a/b/c" -> type b; "a/b" -> type b; the key is the whole resource. */
-static int resource_type(const char *resource, char *type, size_t n)
-{
-    const char *a = resource ? strchr(resource, '/') : NULL, *b;
-    size_t len;
-
-    if (!a)
-        return -1;
-    b = strchr(a + 1, '/');
-    len = b ? (size_t)(b - a - 1) : strlen(a + 1);
-    if (!len || len >= n)
-        return -1;
-    memcpy(type, a + 1, len);
-    type[len] = '\0';
-    return 0;
-}
-
-bool metamgr_remote_first(const char *type)
-{
-    static const char *const remote[] = {"configmap",
-                                         "secret",
-                                         "persistentvolume",
-                                         "persistentvolumeclaim",
-                                         "volumeattachment",
-                                         "serviceaccounttoken",
-                                         "lease",
-                                         "certificatesigningrequest",
-                                         "k8s/ca.crt"};
-    size_t i;
-
-    for (i = 0; i < sizeof(remote) / sizeof(remote[0]); i++)
-        if (!strcmp(type, remote[i]))
-            return true;
-    return false;
-}
 
 /* ---- the table ------------------------------------------------------------------------------ */
 
@@ -135,7 +102,7 @@ int metamgr_put(struct metamgr *mm, const char *key, const char *value, size_t l
 {
     char type[64];
 
-    if (resource_type(key, type, sizeof(type)) < 0)
+    if (resource_type_of(key, type, sizeof(type)) < 0)
         type[0] = '\0';
     sqlite3_bind_text(mm->st[ST_PUT], 1, key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(mm->st[ST_PUT], 2, type, -1, SQLITE_TRANSIENT);
@@ -187,7 +154,7 @@ static int delete_row(struct metamgr *mm, const struct kedge_msg *m, const char 
     const struct kedge_jval *uid = NULL;
     int rc;
 
-    if (strcmp(type, "pod") != 0) {
+    if (!resource_delete_by_uid(type)) {
         sqlite3_bind_text(mm->st[ST_DEL], 1, m->resource, -1, SQLITE_TRANSIENT);
         return step(mm, ST_DEL);
     }
@@ -218,8 +185,8 @@ static int delete_row(struct metamgr *mm, const struct kedge_msg *m, const char 
 
 static void ack(struct metamgr *mm, const struct kedge_msg *m)
 {
-    if (route_needs_ack(m))
-        (void)edgehub_ack(mm->br->hub, m); /* logged there when not sent; the cloud resends */
+    if (resource_needs_ack(m))
+        (void)edgehub_ack(mm->hub, m); /* logged there when not sent; the cloud resends */
 }
 
 static int answer_waiter(struct metamgr *mm, const struct kedge_msg *m)
@@ -296,8 +263,8 @@ static int store_reply(struct metamgr *mm, const struct kedge_msg *m)
     int rc = 0;
 
     if (!m->resource || m->content_is_string ||
-        resource_type(m->resource, type, sizeof(type)) < 0 || !strcmp(type, "nodepatch") ||
-        !strcmp(type, "podpatch") || kedge_json_parse(m->content, m->content_len, &doc) < 0)
+        resource_type_of(m->resource, type, sizeof(type)) < 0 || !resource_reply_stored(type) ||
+        kedge_json_parse(m->content, m->content_len, &doc) < 0)
         return 0;
     reply_view(kedge_jdoc_root(doc), &rv);
     if (rv.obj) {
@@ -322,48 +289,47 @@ int metamgr_store(struct metamgr *mm, const struct kedge_msg *m)
 {
     char type[64];
 
-    if (!m->resource || !m->operation || resource_type(m->resource, type, sizeof(type)) < 0)
+    if (!m->resource || !m->operation || resource_type_of(m->resource, type, sizeof(type)) < 0)
         return KEDGE_ESCHEMA;
     if (!strcmp(m->operation, "delete"))
         return delete_row(mm, m, type);
     return metamgr_put(mm, m->resource, m->content, m->content_len);
 }
 
-static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
+static int on_cloud(const struct kedge_msg *m, void *ctx)
 {
     struct metamgr *mm = ctx;
     const char *op = m->operation ? m->operation : "";
     char type[64];
     int rc;
 
-    (void)br;
     if (m->parent_msg_id && *m->parent_msg_id) {
         (void)store_reply(mm, m);
         (void)answer_waiter(mm, m); /* a late reply is stored anyway */
         /* edgecore's MetaManager answers every reply with "OK" (node-and-pod.jsonl) */
-        (void)edgehub_ack(mm->br->hub, m); /* logged there when not sent */
+        (void)edgehub_ack(mm->hub, m); /* logged there when not sent */
         return 0;
     }
-    if (!m->resource || resource_type(m->resource, type, sizeof(type)) < 0)
+    if (!m->resource || resource_type_of(m->resource, type, sizeof(type)) < 0)
         return KEDGE_ESCHEMA;
     if (strcmp(op, "insert") && strcmp(op, "update") && strcmp(op, "patch") &&
         strcmp(op, "response") && strcmp(op, "delete"))
         return KEDGE_ESCHEMA;
     /* from the device controller, or from the edge controller's object sync after a
      * reconnect (cloudcore v1.15 re-sends a Device changed while the node was away that way) */
-    if (mm->device_hook && (!strcmp(type, "device") || !strcmp(type, "devicemodel")))
+    if (mm->device_hook && resource_for_devices(type))
         return mm->device_hook(mm->device_ctx, m, type);
     rc = metamgr_store(mm, m);
     if (rc < 0)
         return rc; /* not stored: no ack, the cloud sends it again */
-    if (mm->pod_hook &&
-             (!strcmp(type, "pod") || !strcmp(type, "configmap") || !strcmp(type, "secret")))
+    if (mm->pod_hook && resource_wants_edged(type))
         mm->pod_hook(mm->pod_ctx, m);
     ack(mm, m);
     return 0;
 }
 
-/* ---- requests to the cloud (edged) ------------------------------------------------------------ */
+/* ---- requests to the cloud (edged) ------------------------------------------------------------
+ */
 
 static void expire(lws_sorted_usec_list_t *sul)
 {
@@ -381,8 +347,8 @@ static void expire(lws_sorted_usec_list_t *sul)
         w.fn(w.ctx, NULL, -ETIMEDOUT);
         kedge_free(w.msg_id);
     }
-    if (!mm->br->stopping)
-        lws_sul_schedule(mm->br->lws, 0, &mm->sul, expire, LWS_USEC_PER_SEC);
+    if (!mm->stopping)
+        lws_sul_schedule(mm->lws, 0, &mm->sul, expire, LWS_USEC_PER_SEC);
 }
 
 int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms,
@@ -392,7 +358,7 @@ int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms
     struct waiter *nw;
     int rc;
 
-    if (!edgehub_connected(mm->br->hub))
+    if (!edgehub_connected(mm->hub))
         return -ENOTCONN; /* edgecore: "failed to process remote: not connected" */
     nw = kedge_realloc(mm->waiters, (mm->n_waiters + 1) * sizeof(*nw));
     if (!nw)
@@ -400,7 +366,7 @@ int metamgr_remote(struct metamgr *mm, const struct kedge_msg *m, int timeout_ms
     mm->waiters = nw;
     rc = kedge_msg_encode(&b, m, false);
     if (rc == 0)
-        rc = edgehub_send_direct(mm->br->hub, b.data, b.len);
+        rc = edgehub_send_direct(mm->hub, b.data, b.len);
     kedge_buf_cleanup(&b);
     if (rc < 0)
         return rc;
@@ -432,12 +398,12 @@ char *metamgr_object_of(const struct kedge_msg *m, const char **reason)
     if (!obj && !err && root->type == KEDGE_JOBJ && !kedge_json_get_exact(root, "ErrStatus", 9))
         obj = root; /* a plain object (query reply) */
     if (!kedge_json_is_null(err) || kedge_json_get_exact(root, "ErrStatus", 9)) {
-        const struct kedge_jval *es = kedge_json_get_exact(kedge_json_is_null(err) ? root : err,
-                                                           "ErrStatus", 9);
+        const struct kedge_jval *es =
+            kedge_json_get_exact(kedge_json_is_null(err) ? root : err, "ErrStatus", 9);
         const struct kedge_jval *r = kedge_json_get(es, "reason");
         *reason = r && r->type == KEDGE_JSTR && !strcmp(r->str, "AlreadyExists") ? "AlreadyExists"
-                  : r && r->type == KEDGE_JSTR && !strcmp(r->str, "NotFound") ? "NotFound"
-                                                                              : "error";
+                  : r && r->type == KEDGE_JSTR && !strcmp(r->str, "NotFound")    ? "NotFound"
+                                                                                 : "error";
     } else if (obj && !kedge_json_is_null(obj)) {
         kedge_jw_init(&w, &b);
         kedge_json_write_value(&w, obj);
@@ -447,6 +413,12 @@ char *metamgr_object_of(const struct kedge_msg *m, const char **reason)
     kedge_buf_cleanup(&b);
     kedge_jdoc_free(doc);
     return out;
+}
+
+void metamgr_set_answer(struct metamgr *mm, metamgr_answer_fn fn, void *ctx)
+{
+    mm->answer = fn;
+    mm->answer_ctx = ctx;
 }
 
 void metamgr_set_pod_hook(struct metamgr *mm, metamgr_pod_fn fn, void *ctx)
@@ -486,7 +458,8 @@ static void send_answer(struct metamgr *mm, const char *ref, struct kedge_jw *w,
         kedge_log(KEDGE_LOG_ERR, "metamanager: out of memory answering query %s", ref);
         return;
     }
-    (void)relay_meta_answer(mm->br->relay, ref, b->data, b->len);
+    if (mm->answer)
+        mm->answer(mm->answer_ctx, ref, b->data, b->len);
 }
 
 __attribute__((format(printf, 3, 4))) static void answer_error(struct metamgr *mm, const char *ref,
@@ -573,7 +546,7 @@ static void answer_local(struct metamgr *mm, const char *ref, const char *key)
 
     if (rc == -ENOENT) {
         answer_error(mm, ref, "%s is not stored on this node%s", key,
-                     edgehub_connected(mm->br->hub) ? "" : " (and the cloud link is down)");
+                     edgehub_connected(mm->hub) ? "" : " (and the cloud link is down)");
         return;
     }
     if (rc < 0) {
@@ -662,7 +635,7 @@ out:
 
 void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payload, size_t len)
 {
-    const long max_ms = mm->br->cfg.remote_query_timeout_s * 1000;
+    const long max_ms = mm->cfg.remote_query_timeout_s * 1000;
     const struct kedge_jval *root, *op, *res, *to;
     struct kedge_jdoc *doc = NULL;
     char type[64];
@@ -702,7 +675,7 @@ void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payl
         goto out;
     }
     if (!res || res->type != KEDGE_JSTR || res->len > LOCAL_RESOURCE_MAX ||
-        strlen(res->str) != res->len || resource_type(res->str, type, sizeof(type)) < 0) {
+        strlen(res->str) != res->len || resource_type_of(res->str, type, sizeof(type)) < 0) {
         answer_error(mm, ref,
                      "query needs \"resource\": {namespace}/{type}/{name}, e.g. "
                      "default/configmap/cm1");
@@ -713,10 +686,9 @@ void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payl
         answer_list(mm, ref, type);
         goto out;
     }
-    /* node was remote-first up to v1.22 (kubeedge-wire.md §6, §9) */
-    remote = metamgr_remote_first(type) ||
-             (!strcmp(type, "node") && !strcmp(mm->br->cfg.node_namespace, "default"));
-    if (remote && edgehub_connected(mm->br->hub)) {
+    /* node was remote-first up to v1.22 (kubeedge-wire.md §6, §9): resource.h */
+    remote = resource_remote_first(type, mm->cfg.node_namespace);
+    if (remote && edgehub_connected(mm->hub)) {
         rc = query_remote(mm, ref, res->str, (long)timeout_ms);
         if (rc == 0)
             goto out;
@@ -732,15 +704,19 @@ out:
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-int metamgr_open(struct bridge *br, const char *path, struct metamgr **out)
+int metamgr_open(const struct metamgr_config *cfg, struct lws_context *lws, struct router *r,
+                 struct edgehub *hub, struct metamgr **out)
 {
     struct metamgr *mm = kedge_calloc(1, sizeof(*mm));
+    const char *path = cfg->path;
     int i;
 
     *out = NULL;
     if (!mm)
         return -ENOMEM;
-    mm->br = br;
+    mm->cfg = *cfg;
+    mm->lws = lws;
+    mm->hub = hub;
     mm->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
     mm->lock_fd = -1;
     if (sqlite3_open_v2(path, &mm->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -761,8 +737,7 @@ int metamgr_open(struct bridge *br, const char *path, struct metamgr **out)
     for (i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v2(mm->db, sql[i], -1, &mm->st[i], NULL) != SQLITE_OK)
             goto fail;
-    if (router_add(br->router, "resource", on_cloud, mm) < 0 ||
-        router_add(br->router, "func", on_cloud, mm) < 0)
+    if (router_add(r, "resource", on_cloud, mm) < 0 || router_add(r, "func", on_cloud, mm) < 0)
         goto fail;
     *out = mm;
     return 0;
@@ -778,14 +753,20 @@ void metamgr_start(struct metamgr *mm)
     expire(&mm->sul);
 }
 
+void metamgr_stop(struct metamgr *mm)
+{
+    if (!mm)
+        return;
+    mm->stopping = true;
+    lws_sul_cancel(&mm->sul);
+}
+
 void metamgr_close(struct metamgr *mm)
 {
     int i;
 
     if (!mm)
         return;
-    if (mm->br && mm->br->lws)
-        lws_sul_cancel(&mm->sul);
     while (mm->n_waiters) {
         struct waiter w = mm->waiters[--mm->n_waiters];
         w.fn(w.ctx, NULL, -ECANCELED);

@@ -1,11 +1,11 @@
 /* The operator's requests on the bridge's queue: $ke/bctl/{ref} (include/kedge/ke.h), sent by
  * kedge-ctl outbox, answered by the relay on $ke/bctl/{ref}/result with what this file writes.
- * Every drop and retry is logged and counted by outbox.c; nothing here deletes on its own.
+ * Every drop and retry is logged and counted by cloudq.c; nothing here deletes on its own.
  */
 #include <errno.h>
 #include <string.h>
 
-#include "bridge.h"
+#include "cloudq.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/util.h"
@@ -19,13 +19,13 @@ struct lister {
     bool dead, with_msg;
 };
 
-static const char *kind_name(enum outbox_kind k)
+static const char *kind_name(enum cloudq_kind k)
 {
-    return k == OUTBOX_CONFIRM ? "confirm" : "fire";
+    return k == CLOUDQ_CONFIRM ? "confirm" : "fire";
 }
 
 /* One row's fields: the shape of an outbox_list / dead_list entry. */
-static void row_fields(struct kedge_jw *w, const struct outbox_row *row, int64_t now, bool dead)
+static void row_fields(struct kedge_jw *w, const struct cloudq_row *row, int64_t now, bool dead)
 {
     kedge_jw_kint(w, "id", row->id);
     kedge_jw_kstr(w, "msg_id", row->msg_id);
@@ -47,7 +47,7 @@ static void row_fields(struct kedge_jw *w, const struct outbox_row *row, int64_t
     kedge_jw_bool(w, row->blocked);
 }
 
-static int add_row(void *ctx, const struct outbox_row *row)
+static int add_row(void *ctx, const struct cloudq_row *row)
 {
     struct lister *l = ctx;
 
@@ -81,18 +81,18 @@ static void answer_error(struct kedge_jw *w, int rc)
         answer_code(w, 500, kedge_strerror(rc));
 }
 
-static void do_list(struct boutbox *ob, struct kedge_jw *w, long limit, bool dead)
+static void do_list(struct cloudq *ob, struct kedge_jw *w, long limit, bool dead)
 {
     struct lister l = {w, kedge_wall_ms(), dead, false};
-    struct boutbox_stats st;
+    struct cloudq_stats st;
     int rc;
 
     kedge_jw_obj_open(w);
     kedge_jw_key(w, "entries");
     kedge_jw_arr_open(w);
-    rc = dead ? boutbox_dead_list(ob, limit, add_row, &l) : boutbox_list(ob, limit, add_row, &l);
+    rc = dead ? cloudq_dead_list(ob, limit, add_row, &l) : cloudq_list(ob, limit, add_row, &l);
     kedge_jw_arr_close(w);
-    boutbox_stats(ob, &st);
+    cloudq_stats(ob, &st);
     if (dead) {
         kedge_jw_kint(w, "count", st.dead_letters);
     } else {
@@ -105,7 +105,7 @@ static void do_list(struct boutbox *ob, struct kedge_jw *w, long limit, bool dea
     kedge_jw_obj_close(w);
 }
 
-static void do_show(struct boutbox *ob, struct kedge_jw *w, int64_t id, bool dead)
+static void do_show(struct cloudq *ob, struct kedge_jw *w, int64_t id, bool dead)
 {
     struct lister l = {w, kedge_wall_ms(), dead, true};
     struct kedge_buf scratch = KEDGE_BUF_INIT;
@@ -115,7 +115,7 @@ static void do_show(struct boutbox *ob, struct kedge_jw *w, int64_t id, bool dea
     /* found or not is known only after the walk: write into a scratch writer first */
     kedge_jw_init(&probe, &scratch);
     l.w = &probe;
-    rc = dead ? boutbox_dead_show(ob, id, add_row, &l) : boutbox_show(ob, id, add_row, &l);
+    rc = dead ? cloudq_dead_show(ob, id, add_row, &l) : cloudq_show(ob, id, add_row, &l);
     if (rc == 1 && kedge_jw_finish(&probe) == 0)
         kedge_jw_raw(w, scratch.data, scratch.len);
     else
@@ -135,8 +135,8 @@ static void do_act(struct kedge_jw *w, int rc)
     kedge_jw_obj_close(w);
 }
 
-static void dispatch(struct boutbox *ob, struct kedge_jw *w, const char *op, bool has_id,
-                     int64_t id, long limit)
+static void dispatch(struct cloudq *ob, struct kedge_jw *w, const char *op, bool has_id, int64_t id,
+                     long limit)
 {
     bool needs_id = strcmp(op, "outbox_list") && strcmp(op, "dead_list");
 
@@ -147,11 +147,11 @@ static void dispatch(struct boutbox *ob, struct kedge_jw *w, const char *op, boo
     } else if (!strcmp(op, "outbox_show") || !strcmp(op, "dead_show")) {
         do_show(ob, w, id, op[0] == 'd');
     } else if (!strcmp(op, "outbox_drop")) {
-        do_act(w, boutbox_drop(ob, id));
+        do_act(w, cloudq_drop(ob, id));
     } else if (!strcmp(op, "dead_drop")) {
-        do_act(w, boutbox_dead_drop(ob, id));
+        do_act(w, cloudq_dead_drop(ob, id));
     } else if (!strcmp(op, "dead_retry")) {
-        int rc = boutbox_dead_retry(ob, id);
+        int rc = cloudq_dead_retry(ob, id);
         do_act(w, rc == 0 ? 1 : rc);
     } else {
         answer_code(w, 400,
@@ -160,7 +160,7 @@ static void dispatch(struct boutbox *ob, struct kedge_jw *w, const char *op, boo
     }
 }
 
-int outboxctl_handle(struct boutbox *ob, const char *req, size_t len, struct kedge_buf *out)
+int cloudq_ctl_handle(struct cloudq *ob, const char *req, size_t len, struct kedge_buf *out)
 {
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *root, *op, *idv, *lim;

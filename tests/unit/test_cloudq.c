@@ -1,4 +1,4 @@
-/* cloudbridge/hub/outbox.c: the bridge's durable queue to the cloud. What is checked here is the
+/* cloudbridge/hub/cloudq.c: the bridge's durable queue to the cloud. What is checked here is the
  * order the cloud sees: one twin/state message of a device in flight at a time (cloudcore
  * applies concurrently what it reads, so a second one sent early can land first), devices
  * independent of each other, resends of overdue answers, the entry set aside after resend_max
@@ -17,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#include "bridge.h"
+#include "cloudq.h"
 #include "kedge/buf.h"
 #include "kedge/err.h"
 #include "unit.h"
@@ -25,19 +25,19 @@
 static char dir[64], path[128];
 static int64_t seq; /* the plugin's seq of the next put */
 
-static struct boutbox *open_ob(long resend_max, bool state_answered)
+static struct cloudq *open_ob(long resend_max, bool state_answered)
 {
-    struct boutbox_opts o = {resend_max, state_answered, 0, false, 3};
-    struct boutbox *ob;
+    struct cloudq_opts o = {resend_max, state_answered, 0, false, 3};
+    struct cloudq *ob;
 
-    ck_assert_int_eq(boutbox_open(path, &o, &ob), 0);
+    ck_assert_int_eq(cloudq_open(path, &o, &ob), 0);
     return ob;
 }
 
 static void setup(void)
 {
     seq = 0;
-    snprintf(dir, sizeof(dir), "/tmp/kedge-boutbox-XXXXXX");
+    snprintf(dir, sizeof(dir), "/tmp/kedge-cloudq-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/bridge.db", dir);
 }
@@ -52,7 +52,7 @@ static void teardown(void)
 
 /* A beehive message as the plugin hands it over: twin reports are confirm entries whose
  * subject is their resource; anything else is a fire entry. */
-static void put(struct boutbox *ob, const char *msg_id, const char *resource)
+static void put(struct cloudq *ob, const char *msg_id, const char *resource)
 {
     char msg[512];
     int n =
@@ -62,24 +62,37 @@ static void put(struct boutbox *ob, const char *msg_id, const char *resource)
                  "\"update\",\"resource\":\"%s\"},\"content\":\"x\"}",
                  msg_id, strncmp(resource, "device/", 7) ? "router_eventbus" : "twin", resource);
 
-    ck_assert_int_eq(boutbox_put(ob, msg, (size_t)n, ++seq), 0);
+    ck_assert_int_eq(cloudq_put(ob, msg, (size_t)n, ++seq), 0);
+}
+
+/* The batch of puts so far made durable, as the relay does after each read. */
+static void commit(struct cloudq *ob)
+{
+    ck_assert_int_eq(cloudq_commit(ob), 0);
+}
+
+/* One message put and committed on its own. */
+static void put_commit(struct cloudq *ob, const char *msg_id, const char *resource)
+{
+    put(ob, msg_id, resource);
+    commit(ob);
 }
 
 /* Take the next entry, mark it sent, and return its msg_id (static buffer) or "" for none. */
-static const char *send_next(struct boutbox *ob, int64_t *cursor, uint64_t resend_ms)
+static const char *send_next(struct cloudq *ob, int64_t *cursor, uint64_t resend_ms)
 {
     static char id[64];
-    struct outbox_entry e;
-    int rc = boutbox_next(ob, *cursor, resend_ms, &e);
+    struct cloudq_entry e;
+    int rc = cloudq_next(ob, *cursor, resend_ms, &e);
 
     ck_assert_int_ge(rc, 0);
     if (rc == 0)
         return "";
     snprintf(id, sizeof(id), "%s", e.msg_id);
-    ck_assert_int_eq(boutbox_sent(ob, &e), 0);
+    ck_assert_int_eq(cloudq_sent(ob, &e), 0);
     if (e.id > *cursor)
         *cursor = e.id;
-    boutbox_entry_cleanup(&e);
+    cloudq_entry_cleanup(&e);
     return id;
 }
 
@@ -102,18 +115,18 @@ static int build(char *msg, size_t size, const char *msg_id, const char *resourc
     return n;
 }
 
-/* Put that message with the plugin's seq; returns what boutbox_put said. */
-static int put_raw(struct boutbox *ob, const char *msg_id, const char *resource,
-                   const char *content, int64_t with_seq)
+/* Put that message with the plugin's seq; returns what cloudq_put said. */
+static int put_raw(struct cloudq *ob, const char *msg_id, const char *resource, const char *content,
+                   int64_t with_seq)
 {
     char msg[2048];
     int n = build(msg, sizeof(msg), msg_id, resource, content);
 
-    return boutbox_put(ob, msg, (size_t)n, with_seq);
+    return cloudq_put(ob, msg, (size_t)n, with_seq);
 }
 
 /* A twin report setting twin `key` to `value`. */
-static void put_twin(struct boutbox *ob, const char *msg_id, const char *key, const char *value)
+static void put_twin(struct cloudq *ob, const char *msg_id, const char *key, const char *value)
 {
     char content[256];
 
@@ -125,7 +138,7 @@ static void put_twin(struct boutbox *ob, const char *msg_id, const char *key, co
 }
 
 /* An upload; every one with a 3-character msg_id has the same length, upload_len(). */
-static int put_upload(struct boutbox *ob, const char *msg_id)
+static int put_upload(struct cloudq *ob, const char *msg_id)
 {
     ck_assert_int_eq(strlen(msg_id), 3);
     return put_raw(ob, msg_id, "$hw/events/upload/x", "\"payload\"", ++seq);
@@ -145,7 +158,7 @@ struct rows {
     char msg_id[16][64], reason[16][256], msg[16][1024];
 };
 
-static int grab(void *ctx, const struct outbox_row *row)
+static int grab(void *ctx, const struct cloudq_row *row)
 {
     struct rows *r = ctx;
 
@@ -161,16 +174,16 @@ static int grab(void *ctx, const struct outbox_row *row)
     return 0;
 }
 
-static struct rows queue_rows(struct boutbox *ob)
+static struct rows queue_rows(struct cloudq *ob)
 {
     struct rows r = {0};
 
-    ck_assert_int_ge(boutbox_list(ob, 16, grab, &r), 0);
+    ck_assert_int_ge(cloudq_list(ob, 16, grab, &r), 0);
     return r;
 }
 
 /* The queue id of the entry with msg_id. */
-static int64_t id_of(struct boutbox *ob, const char *msg_id)
+static int64_t id_of(struct cloudq *ob, const char *msg_id)
 {
     struct rows r = queue_rows(ob);
     int i;
@@ -183,12 +196,12 @@ static int64_t id_of(struct boutbox *ob, const char *msg_id)
 }
 
 /* msg_id is a dead letter whose reason is `reason`; returns its dead-letter id. */
-static int64_t expect_dead(struct boutbox *ob, const char *msg_id, const char *reason)
+static int64_t expect_dead(struct cloudq *ob, const char *msg_id, const char *reason)
 {
     struct rows r = {0};
     int i;
 
-    ck_assert_int_ge(boutbox_dead_list(ob, 16, grab, &r), 0);
+    ck_assert_int_ge(cloudq_dead_list(ob, 16, grab, &r), 0);
     for (i = 0; i < r.n; i++) {
         if (!strcmp(r.msg_id[i], msg_id)) {
             ck_assert_str_eq(r.reason[i], reason);
@@ -201,35 +214,34 @@ static int64_t expect_dead(struct boutbox *ob, const char *msg_id, const char *r
 
 START_TEST(one_in_flight_per_device)
 {
-    struct boutbox *ob;
+    struct cloudq *ob;
     int64_t cursor = 0;
 
     ob = open_ob(0, true);
-    put(ob, "a1", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "a1", TWIN_A);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     put(ob, "a2", TWIN_A);
     put(ob, "b1", TWIN_B);
     put(ob, "up1", "node/n/upload");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
 
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "b1"); /* a2 waits for a1's answer */
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "up1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
-    ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "a1"), 1);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2"); /* behind the cursor, now head */
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
     put(ob, "a3", TWIN_A); /* a2 on the link: a3 waits behind it */
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
-    ck_assert_int_eq(boutbox_confirmed(ob, "b1"), 1);
-    ck_assert_int_eq(boutbox_confirmed(ob, "a2"), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "b1"), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "a2"), 1);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a3");
-    ck_assert_int_eq(boutbox_confirmed(ob, "a3"), 1);
-    ck_assert_int_eq(boutbox_confirmed(ob, "a3"), 0); /* a late second answer */
-    ck_assert_int_eq(boutbox_delivered(ob, cursor), 1);
-    ck_assert_int_eq(boutbox_depth(ob), 0);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_confirmed(ob, "a3"), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "a3"), 0); /* a late second answer */
+    ck_assert_int_eq(cloudq_delivered(ob, cursor), 1);
+    ck_assert_int_eq(cloudq_depth(ob), 0);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -237,22 +249,21 @@ END_TEST
  * waits behind them still waits. */
 START_TEST(reconnect_resends_heads_only)
 {
-    struct boutbox *ob;
+    struct cloudq *ob;
     int64_t cursor = 0;
 
     ob = open_ob(0, true);
     put(ob, "a1", TWIN_A);
     put(ob, "b1", TWIN_B);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "b1");
-    put(ob, "a2", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "a2", TWIN_A);
     cursor = 0;
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "b1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -260,41 +271,38 @@ END_TEST
  * resend_max resends, and the device's next report goes. */
 START_TEST(unanswered_is_set_aside)
 {
-    struct boutbox *ob;
+    struct cloudq *ob;
     int64_t cursor = 0;
 
     ob = open_ob(2, true);
-    put(ob, "a1", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "a1", TWIN_A);
     ck_assert_str_eq(send_next(ob, &cursor, 0), "a1");
-    put(ob, "a2", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "a2", TWIN_A);
     ck_assert_str_eq(send_next(ob, &cursor, 0), "a1"); /* resend 1 */
     ck_assert_str_eq(send_next(ob, &cursor, 0), "a1"); /* resend 2 */
-    ck_assert_int_eq(boutbox_given_up(ob), 0);
+    ck_assert_int_eq(cloudq_given_up(ob), 0);
     ck_assert_str_eq(send_next(ob, &cursor, 0), "a2"); /* a1 set aside */
-    ck_assert_int_eq(boutbox_given_up(ob), 1);
-    ck_assert_int_eq(boutbox_depth(ob), 1);
-    ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 0); /* too late: nothing to remove */
-    ck_assert_int_eq(boutbox_confirmed(ob, "a2"), 1);
+    ck_assert_int_eq(cloudq_given_up(ob), 1);
+    ck_assert_int_eq(cloudq_depth(ob), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "a1"), 0); /* too late: nothing to remove */
+    ck_assert_int_eq(cloudq_confirmed(ob, "a2"), 1);
     expect_dead(ob, "a1", "no answer from the cloud in 2 resends");
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
 START_TEST(resend_max_zero_resends_for_ever)
 {
-    struct boutbox *ob;
+    struct cloudq *ob;
     int64_t cursor = 0;
     int i;
 
     ob = open_ob(0, true);
-    put(ob, "a1", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "a1", TWIN_A);
     for (i = 0; i < 20; i++)
         ck_assert_str_eq(send_next(ob, &cursor, 0), "a1");
-    ck_assert_int_eq(boutbox_given_up(ob), 0);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_given_up(ob), 0);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -302,24 +310,22 @@ END_TEST
  * waiting, and the answer to the first one still lets it go. */
 START_TEST(order_survives_restart)
 {
-    struct boutbox *ob;
+    struct cloudq *ob;
     int64_t cursor = 0;
 
     ob = open_ob(0, true);
-    put(ob, "a1", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "a1", TWIN_A);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
-    put(ob, "a2", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    boutbox_close(ob);
+    put_commit(ob, "a2", TWIN_A);
+    cloudq_close(ob);
 
     cursor = 0;
     ob = open_ob(0, true);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
-    ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "a1"), 1);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2");
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -327,7 +333,7 @@ END_TEST
  * over: its rows are still sent, and new rows are ordered. */
 START_TEST(older_database_is_migrated)
 {
-    struct boutbox *ob;
+    struct cloudq *ob;
     sqlite3 *db;
     int64_t cursor = 0;
 
@@ -344,21 +350,19 @@ START_TEST(older_database_is_migrated)
     sqlite3_close(db);
 
     ob = open_ob(0, true);
-    put(ob, "a1", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "a1", TWIN_A);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "old");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
-    put(ob, "a2", TWIN_A);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "a2", TWIN_A);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
-    ck_assert_int_eq(boutbox_confirmed(ob, "old"), 1);
-    ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "old"), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "a1"), 1);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2");
-    boutbox_close(ob);
+    cloudq_close(ob);
 
     ob = open_ob(0, true); /* a second open migrates nothing */
-    ck_assert_int_eq(boutbox_depth(ob), 1);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_depth(ob), 1);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -366,33 +370,32 @@ END_TEST
  * delivered once the cloud has read them, and never wait for each other. */
 START_TEST(state_reports_without_answers)
 {
-    struct boutbox *ob;
+    struct cloudq *ob;
     int64_t cursor = 0;
 
     ob = open_ob(1, false);
-    put(ob, "s1", "device/a/state/update");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    put_commit(ob, "s1", "device/a/state/update");
     ck_assert_str_eq(send_next(ob, &cursor, 0), "s1");
     put(ob, "s2", "device/a/state/update"); /* replaces s1 (written, unproven) at the tail */
     put(ob, "up", "node/n/upload");
     put(ob, "s3", "device/a/state/update"); /* s2 is not on the link: merged in its place */
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    ck_assert_int_eq(boutbox_depth(ob), 2);
+    commit(ob);
+    ck_assert_int_eq(cloudq_depth(ob), 2);
     ck_assert_str_eq(send_next(ob, &cursor, 0), "s3"); /* not behind the upload */
     ck_assert_str_eq(send_next(ob, &cursor, 0), "up");
     ck_assert_str_eq(send_next(ob, &cursor, 0), "");
-    ck_assert_int_eq(boutbox_delivered(ob, cursor), 2);
-    ck_assert_int_eq(boutbox_given_up(ob), 0);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_delivered(ob, cursor), 2);
+    ck_assert_int_eq(cloudq_given_up(ob), 0);
+    cloudq_close(ob);
 }
 END_TEST
 
-static struct boutbox *open_budget(int64_t budget, bool drop_oldest)
+static struct cloudq *open_budget(int64_t budget, bool drop_oldest)
 {
-    struct boutbox_opts o = {0, true, budget, drop_oldest, 3};
-    struct boutbox *ob;
+    struct cloudq_opts o = {0, true, budget, drop_oldest, 3};
+    struct cloudq *ob;
 
-    ck_assert_int_eq(boutbox_open(path, &o, &ob), 0);
+    ck_assert_int_eq(cloudq_open(path, &o, &ob), 0);
     return ob;
 }
 
@@ -401,18 +404,18 @@ static struct boutbox *open_budget(int64_t budget, bool drop_oldest)
  * than two rows however long the cloud takes. */
 START_TEST(twin_reports_coalesce)
 {
-    struct boutbox *ob = open_ob(0, true);
-    struct boutbox_stats st;
+    struct cloudq *ob = open_ob(0, true);
+    struct cloudq_stats st;
     struct rows r;
     int64_t cursor = 0;
 
     put_twin(ob, "a1", "t1", "v1");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     put_twin(ob, "a2", "t2", "v2");
     put_twin(ob, "a3", "t1", "v3");
     put_twin(ob, "a4", "t3", "v4");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
 
     r = queue_rows(ob);
     ck_assert_int_eq(r.n, 2);
@@ -420,24 +423,24 @@ START_TEST(twin_reports_coalesce)
     ck_assert(r.in_flight[0]);
     ck_assert_str_eq(r.msg_id[1], "a4"); /* the newest header */
     ck_assert(r.blocked[1]);
-    boutbox_stats(ob, &st);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.coalesced, 2);
     {
         struct rows one = {0};
-        ck_assert_int_eq(boutbox_show(ob, r.id[0], grab, &one), 1);
+        ck_assert_int_eq(cloudq_show(ob, r.id[0], grab, &one), 1);
         ck_assert_ptr_nonnull(strstr(one.msg[0], "\"v1\"")); /* on the link: untouched */
         ck_assert_ptr_null(strstr(one.msg[0], "\"t2\""));
         memset(&one, 0, sizeof(one));
-        ck_assert_int_eq(boutbox_show(ob, r.id[1], grab, &one), 1);
+        ck_assert_int_eq(cloudq_show(ob, r.id[1], grab, &one), 1);
         ck_assert_ptr_nonnull(strstr(one.msg[0], "\"t2\":")); /* merged: every key, latest */
         ck_assert_ptr_nonnull(strstr(one.msg[0], "\"t3\":"));
         ck_assert_ptr_nonnull(strstr(one.msg[0], "\"v3\""));
         ck_assert_ptr_null(strstr(one.msg[0], "\"v1\""));
     }
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "");
-    ck_assert_int_eq(boutbox_confirmed(ob, "a1"), 1);
+    ck_assert_int_eq(cloudq_confirmed(ob, "a1"), 1);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a4");
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -445,22 +448,22 @@ END_TEST
  * above it are forgotten, so the devices' reports are taken again instead of dropped as stale. */
 START_TEST(new_plugin_db_resets_marks)
 {
-    struct boutbox *ob = open_ob(0, true);
-    struct boutbox_stats st;
+    struct cloudq *ob = open_ob(0, true);
+    struct cloudq_stats st;
     const char *c = "{\"event_id\":\"e\",\"timestamp\":1,\"twin\":{}}";
 
     ck_assert_int_eq(put_raw(ob, "a500", TWIN_A, c, 500), 0);
     ck_assert_int_eq(put_raw(ob, "b5", TWIN_B, c, 5), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    ck_assert_int_eq(boutbox_plugin_seq(ob, 600), 0); /* the same database: nothing forgotten */
-    ck_assert_int_eq(boutbox_plugin_seq(ob, 7), 1);   /* a new one: A's mark goes, B's stays */
+    commit(ob);
+    ck_assert_int_eq(cloudq_plugin_seq(ob, 600), 0); /* the same database: nothing forgotten */
+    ck_assert_int_eq(cloudq_plugin_seq(ob, 7), 1);   /* a new one: A's mark goes, B's stays */
     ck_assert_int_eq(put_raw(ob, "a3", TWIN_A, c, 3), 0);
     ck_assert_int_eq(put_raw(ob, "b4", TWIN_B, c, 4), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    boutbox_stats(ob, &st);
+    commit(ob);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.stale_dropped, 1); /* b4 only */
     ck_assert_int_gt(id_of(ob, "a3"), 0);
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -468,29 +471,29 @@ END_TEST
  * dropped, also after a restart: it must never overwrite the newer value merged since. */
 START_TEST(stale_reoffer_dropped)
 {
-    struct boutbox *ob = open_ob(0, true);
-    struct boutbox_stats st;
+    struct cloudq *ob = open_ob(0, true);
+    struct cloudq_stats st;
     const char *c = "{\"event_id\":\"e\",\"timestamp\":1,\"twin\":{}}";
 
     ck_assert_int_eq(put_raw(ob, "a10", TWIN_A, c, 10), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     ck_assert_int_eq(put_raw(ob, "a9", TWIN_A, c, 9), 0);    /* older */
     ck_assert_int_eq(put_raw(ob, "a10b", TWIN_A, c, 10), 0); /* the same seq again */
     ck_assert_int_eq(put_raw(ob, "b9", TWIN_B, c, 9), 0);    /* other devices are their own */
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    boutbox_stats(ob, &st);
+    commit(ob);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.stale_dropped, 2);
     ck_assert_int_eq(id_of(ob, "a10") > 0, 1);
-    ck_assert_int_eq(boutbox_depth(ob), 2);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_depth(ob), 2);
+    cloudq_close(ob);
 
     ob = open_ob(0, true);
     ck_assert_int_eq(put_raw(ob, "a10c", TWIN_A, c, 10), 0);
     ck_assert_int_eq(put_raw(ob, "a11", TWIN_A, c, 11), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    ck_assert_int_eq(boutbox_depth(ob), 2);
+    commit(ob);
+    ck_assert_int_eq(cloudq_depth(ob), 2);
     ck_assert_int_eq(id_of(ob, "a11") > 0, 1); /* merged into a10's row */
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -498,8 +501,8 @@ END_TEST
  * room comes back when uploads reach the cloud. The count is right after a reopen. */
 START_TEST(budget_refuse)
 {
-    struct boutbox *ob = open_budget(3 * upload_len() + 10, false);
-    struct boutbox_stats st;
+    struct cloudq *ob = open_budget(3 * upload_len() + 10, false);
+    struct cloudq_stats st;
     int64_t cursor = 0;
 
     ck_assert_int_eq(put_upload(ob, "u01"), 0);
@@ -507,25 +510,25 @@ START_TEST(budget_refuse)
     ck_assert_int_eq(put_upload(ob, "u03"), 0);
     ck_assert_int_eq(put_upload(ob, "u04"), KEDGE_EFULL);
     put_twin(ob, "a1", "t1", "v1");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    boutbox_stats(ob, &st);
+    commit(ob);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.upload_bytes, 3 * upload_len());
     ck_assert_int_eq(st.uploads_dropped, 0);
-    ck_assert_int_eq(boutbox_depth(ob), 4);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_depth(ob), 4);
+    cloudq_close(ob);
 
     ob = open_budget(3 * upload_len() + 10, false);
-    boutbox_stats(ob, &st);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.upload_bytes, 3 * upload_len());
     ck_assert_int_eq(put_upload(ob, "u04"), KEDGE_EFULL);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u01");
-    ck_assert_int_eq(boutbox_delivered(ob, cursor), 1);
+    ck_assert_int_eq(cloudq_delivered(ob, cursor), 1);
     ck_assert_int_eq(put_upload(ob, "u04"), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    boutbox_stats(ob, &st);
+    commit(ob);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.upload_bytes, 3 * upload_len());
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -533,8 +536,8 @@ END_TEST
  * than the whole budget is dropped, never queued. */
 START_TEST(budget_drop_oldest)
 {
-    struct boutbox *ob = open_budget(3 * upload_len() + 10, true);
-    struct boutbox_stats st;
+    struct cloudq *ob = open_budget(3 * upload_len() + 10, true);
+    struct cloudq_stats st;
     int64_t cursor = 0;
     static const char *ids[] = {"u01", "u02", "u03", "u04", "u05"};
     size_t i;
@@ -542,23 +545,23 @@ START_TEST(budget_drop_oldest)
     for (i = 0; i < 5; i++)
         ck_assert_int_eq(put_upload(ob, ids[i]), 0);
     put_twin(ob, "a1", "t1", "v1");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    boutbox_stats(ob, &st);
+    commit(ob);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.uploads_dropped, 2);
     ck_assert_int_eq(st.upload_bytes, 3 * upload_len());
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u03");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u04");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u05");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
-    boutbox_close(ob);
+    cloudq_close(ob);
 
     ob = open_budget(upload_len() - 1, true);
     ck_assert_int_eq(put_upload(ob, "u06"), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    boutbox_stats(ob, &st);
+    commit(ob);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.uploads_dropped, 1);
-    ck_assert_int_eq(boutbox_depth(ob), 4); /* u03..u05 and a1 from before; not u06 */
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_depth(ob), 4); /* u03..u05 and a1 from before; not u06 */
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -566,30 +569,30 @@ END_TEST
  * in between still counts; the third makes a dead letter and the queue moves on. */
 START_TEST(poison_blamed_becomes_dead_letter)
 {
-    struct boutbox *ob = open_ob(0, true);
-    struct boutbox_stats st;
+    struct cloudq *ob = open_ob(0, true);
+    struct cloudq_stats st;
     const char *why = "cloud closed the link 1009 after reading it";
     int64_t cursor = 0, id;
 
     ck_assert_int_eq(put_upload(ob, "u01"), 0);
     ck_assert_int_eq(put_upload(ob, "u02"), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     id = id_of(ob, "u01");
-    ck_assert_int_eq(boutbox_blame(ob, id, why), 0);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_blame(ob, id, why), 0);
+    cloudq_close(ob);
 
     ob = open_ob(0, true);
-    ck_assert_int_eq(boutbox_blame(ob, id, why), 0);
+    ck_assert_int_eq(cloudq_blame(ob, id, why), 0);
     ck_assert_int_eq(queue_rows(ob).failures[0], 2);
-    ck_assert_int_eq(boutbox_blame(ob, id, why), 1);
-    ck_assert_int_eq(boutbox_blame(ob, id, why), 0); /* gone: nothing to count */
+    ck_assert_int_eq(cloudq_blame(ob, id, why), 1);
+    ck_assert_int_eq(cloudq_blame(ob, id, why), 0); /* gone: nothing to count */
     expect_dead(ob, "u01", "cloud closed the link 1009 after reading it (3 times)");
-    boutbox_stats(ob, &st);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.dead_letters, 1);
     ck_assert_int_eq(st.set_aside, 1);
     ck_assert_int_eq(st.upload_bytes, upload_len());
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u02");
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -597,29 +600,29 @@ END_TEST
  * a PONG meanwhile); at poison_after it is a dead letter and its device's next report goes. */
 START_TEST(error_answers)
 {
-    struct boutbox *ob = open_ob(0, true);
+    struct cloudq *ob = open_ob(0, true);
     int64_t cursor = 0;
 
     put_twin(ob, "a1", "t1", "v1");
     ck_assert_int_eq(put_upload(ob, "u01"), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a1");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u01");
     put_twin(ob, "a2", "t1", "v2");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    ck_assert_int_eq(boutbox_refused(ob, "u01", "the cloud answered error: no"), 0);
-    ck_assert_int_eq(boutbox_delivered(ob, cursor), 0); /* held for its resend */
-    ck_assert_int_eq(boutbox_refused(ob, "a1", "the cloud answered error: bad twin"), 0);
-    ck_assert_int_eq(boutbox_refused(ob, "nope", "x"), -ENOENT);
+    commit(ob);
+    ck_assert_int_eq(cloudq_refused(ob, "u01", "the cloud answered error: no"), 0);
+    ck_assert_int_eq(cloudq_delivered(ob, cursor), 0); /* held for its resend */
+    ck_assert_int_eq(cloudq_refused(ob, "a1", "the cloud answered error: bad twin"), 0);
+    ck_assert_int_eq(cloudq_refused(ob, "nope", "x"), -ENOENT);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), ""); /* both wait resend_s */
     ck_assert_str_eq(send_next(ob, &cursor, 0), "a1");
-    ck_assert_int_eq(boutbox_refused(ob, "a1", "the cloud answered error: bad twin"), 0);
-    ck_assert_int_eq(boutbox_refused(ob, "a1", "the cloud answered error: bad twin"), 1);
+    ck_assert_int_eq(cloudq_refused(ob, "a1", "the cloud answered error: bad twin"), 0);
+    ck_assert_int_eq(cloudq_refused(ob, "a1", "the cloud answered error: bad twin"), 1);
     expect_dead(ob, "a1", "the cloud answered error: bad twin (3 times)");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2"); /* its device's next report */
     ck_assert_str_eq(send_next(ob, &cursor, 0), "u01");      /* the upload's resend */
-    ck_assert_int_eq(boutbox_delivered(ob, cursor), 1);      /* read again, no error now */
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_delivered(ob, cursor), 1);       /* read again, no error now */
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -628,30 +631,30 @@ END_TEST
  * after the grace it is gone. */
 START_TEST(error_after_proof)
 {
-    struct boutbox *ob = open_budget(10 * upload_len(), false);
-    struct boutbox_stats st;
+    struct cloudq *ob = open_budget(10 * upload_len(), false);
+    struct cloudq_stats st;
     int64_t cursor = 0;
 
     ck_assert_int_eq(put_upload(ob, "u01"), 0);
     ck_assert_int_eq(put_upload(ob, "u02"), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u01");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u02");
-    ck_assert_int_eq(boutbox_delivered(ob, cursor), 2);
-    boutbox_stats(ob, &st);
+    ck_assert_int_eq(cloudq_delivered(ob, cursor), 2);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.depth, 0);
     ck_assert_int_eq(st.upload_bytes, 0);
-    ck_assert_int_eq(boutbox_refused(ob, "u02", "the cloud answered error: no"), 0);
-    boutbox_stats(ob, &st);
+    ck_assert_int_eq(cloudq_refused(ob, "u02", "the cloud answered error: no"), 0);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.depth, 1);
     ck_assert_int_eq(st.upload_bytes, upload_len());
-    ck_assert_int_eq(boutbox_sweep(ob, 0), 1); /* u01's grace is over; u02 is queued again */
+    ck_assert_int_eq(cloudq_sweep(ob, 0), 1); /* u01's grace is over; u02 is queued again */
     ck_assert_str_eq(send_next(ob, &cursor, 0), "u02");
-    ck_assert_int_eq(boutbox_delivered(ob, cursor), 1);
-    ck_assert_int_eq(boutbox_sweep(ob, HOUR_MS), 0); /* within its grace */
-    ck_assert_int_eq(boutbox_sweep(ob, 0), 1);
-    ck_assert_int_eq(boutbox_refused(ob, "u02", "late"), -ENOENT);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_delivered(ob, cursor), 1);
+    ck_assert_int_eq(cloudq_sweep(ob, HOUR_MS), 0); /* within its grace */
+    ck_assert_int_eq(cloudq_sweep(ob, 0), 1);
+    ck_assert_int_eq(cloudq_refused(ob, "u02", "late"), -ENOENT);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -660,34 +663,34 @@ END_TEST
  * in all, not one more), and forgotten when probing ends without a culprit. */
 START_TEST(probe_boundary_persists)
 {
-    struct boutbox *ob = open_ob(0, true);
+    struct cloudq *ob = open_ob(0, true);
     const char *why = "cloud closed the link 1009 after reading it";
     int64_t id;
 
     ck_assert_int_eq(put_upload(ob, "u01"), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     id = id_of(ob, "u01");
-    ck_assert_int_eq(boutbox_set_probe(ob, 9), 0);
-    ck_assert_int_eq(boutbox_set_probe(ob, 0), 0); /* all proven: nobody to blame */
-    ck_assert_int_eq(boutbox_blame(ob, id, why), 0);
+    ck_assert_int_eq(cloudq_set_probe(ob, 9), 0);
+    ck_assert_int_eq(cloudq_set_probe(ob, 0), 0); /* all proven: nobody to blame */
+    ck_assert_int_eq(cloudq_blame(ob, id, why), 0);
     ck_assert_int_eq(queue_rows(ob).failures[0], 1);
-    ck_assert_int_eq(boutbox_set_probe(ob, 9), 0);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_set_probe(ob, 9), 0);
+    cloudq_close(ob);
     ob = open_ob(0, true);
-    ck_assert_int_eq(boutbox_blame(ob, id, why), 1); /* 1 + the pending one + this one */
+    ck_assert_int_eq(cloudq_blame(ob, id, why), 1); /* 1 + the pending one + this one */
     expect_dead(ob, "u01", "cloud closed the link 1009 after reading it (3 times)");
-    ck_assert_int_eq(boutbox_set_probe(ob, 0), 0);
+    ck_assert_int_eq(cloudq_set_probe(ob, 0), 0);
 
-    ck_assert_int_eq(boutbox_probe_upto(ob), 0);
-    ck_assert_int_eq(boutbox_set_probe(ob, 42), 0);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_probe_upto(ob), 0);
+    ck_assert_int_eq(cloudq_set_probe(ob, 42), 0);
+    cloudq_close(ob);
     ob = open_ob(0, true);
-    ck_assert_int_eq(boutbox_probe_upto(ob), 42);
-    ck_assert_int_eq(boutbox_set_probe(ob, 0), 0);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_probe_upto(ob), 42);
+    ck_assert_int_eq(cloudq_set_probe(ob, 0), 0);
+    cloudq_close(ob);
     ob = open_ob(0, true);
-    ck_assert_int_eq(boutbox_probe_upto(ob), 0);
-    boutbox_close(ob);
+    ck_assert_int_eq(cloudq_probe_upto(ob), 0);
+    cloudq_close(ob);
 }
 END_TEST
 
@@ -696,91 +699,91 @@ END_TEST
  * counted; unknown ids are 0 / -ENOENT. */
 START_TEST(operator_retry_and_drop)
 {
-    struct boutbox *ob = open_ob(0, true);
-    struct boutbox_stats st;
+    struct cloudq *ob = open_ob(0, true);
+    struct cloudq_stats st;
     struct rows r;
     int64_t cursor = 0, dead, id;
     int i;
 
     ck_assert_int_eq(put_upload(ob, "u01"), 0);
     ck_assert_int_eq(put_upload(ob, "u02"), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     id = id_of(ob, "u01");
     for (i = 0; i < 3; i++)
-        (void)boutbox_blame(ob, id, "the link broke after it was written");
+        (void)cloudq_blame(ob, id, "the link broke after it was written");
     dead = expect_dead(ob, "u01", "the link broke after it was written (3 times)");
-    ck_assert_int_eq(boutbox_dead_retry(ob, dead), 0);
-    ck_assert_int_eq(boutbox_dead_retry(ob, dead), -ENOENT);
+    ck_assert_int_eq(cloudq_dead_retry(ob, dead), 0);
+    ck_assert_int_eq(cloudq_dead_retry(ob, dead), -ENOENT);
     r = queue_rows(ob);
     ck_assert_int_eq(r.n, 2);
     ck_assert_str_eq(r.msg_id[1], "u01"); /* at the tail */
     ck_assert_int_eq(r.failures[1], 0);
-    ck_assert_int_eq(boutbox_drop(ob, r.id[0]), 1);
-    ck_assert_int_eq(boutbox_drop(ob, r.id[0]), 0);
+    ck_assert_int_eq(cloudq_drop(ob, r.id[0]), 1);
+    ck_assert_int_eq(cloudq_drop(ob, r.id[0]), 0);
 
     put_twin(ob, "a1", "t1", "v1");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     id = id_of(ob, "a1");
     for (i = 0; i < 3; i++)
-        (void)boutbox_blame(ob, id, "the link broke after it was written");
+        (void)cloudq_blame(ob, id, "the link broke after it was written");
     dead = expect_dead(ob, "a1", "the link broke after it was written (3 times)");
     put_twin(ob, "a2", "t2", "v2");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "u01");
     ck_assert_str_eq(send_next(ob, &cursor, HOUR_MS), "a2");
-    ck_assert_int_eq(boutbox_dead_retry(ob, dead), -EBUSY); /* a2 on the link */
-    ck_assert_int_eq(boutbox_confirmed(ob, "a2"), 1);
+    ck_assert_int_eq(cloudq_dead_retry(ob, dead), -EBUSY); /* a2 on the link */
+    ck_assert_int_eq(cloudq_confirmed(ob, "a2"), 1);
     put_twin(ob, "a3", "t1", "v3");
-    ck_assert_int_eq(boutbox_commit(ob), 0);
-    ck_assert_int_eq(boutbox_dead_retry(ob, dead), 0); /* under a3: one row, a3's header */
+    commit(ob);
+    ck_assert_int_eq(cloudq_dead_retry(ob, dead), 0); /* under a3: one row, a3's header */
     r = queue_rows(ob);
     ck_assert_int_eq(r.n, 2);
     ck_assert_str_eq(r.msg_id[1], "a3");
-    ck_assert_int_eq(boutbox_dead_drop(ob, dead), 0);
-    boutbox_stats(ob, &st);
+    ck_assert_int_eq(cloudq_dead_drop(ob, dead), 0);
+    cloudq_stats(ob, &st);
     ck_assert_int_eq(st.dropped_by_operator, 1);
     ck_assert_int_eq(st.dead_letters, 0);
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
 /* $ke/bctl requests answered as include/kedge/ke.h says. */
 START_TEST(ctl_requests)
 {
-    struct boutbox *ob = open_ob(0, true);
+    struct cloudq *ob = open_ob(0, true);
     struct kedge_buf out = KEDGE_BUF_INIT;
     char req[128];
     int64_t id;
 
     ck_assert_int_eq(put_upload(ob, "u01"), 0);
-    ck_assert_int_eq(boutbox_commit(ob), 0);
+    commit(ob);
     id = id_of(ob, "u01");
-    ck_assert_int_eq(outboxctl_handle(ob, "{\"op\":\"outbox_list\"}", 20, &out), 0);
+    ck_assert_int_eq(cloudq_ctl_handle(ob, "{\"op\":\"outbox_list\"}", 20, &out), 0);
     ck_assert_ptr_nonnull(strstr(out.data, "\"msg_id\":\"u01\""));
     ck_assert_ptr_nonnull(strstr(out.data, "\"depth\":1"));
     kedge_buf_reset(&out);
     snprintf(req, sizeof(req), "{\"op\":\"outbox_show\",\"id\":%lld}", (long long)id);
-    ck_assert_int_eq(outboxctl_handle(ob, req, strlen(req), &out), 0);
+    ck_assert_int_eq(cloudq_ctl_handle(ob, req, strlen(req), &out), 0);
     ck_assert_ptr_nonnull(strstr(out.data, "\"msg\":{\"header\""));
     kedge_buf_reset(&out);
-    ck_assert_int_eq(outboxctl_handle(ob, "{\"op\":\"dead_show\",\"id\":9}", 25, &out), 0);
+    ck_assert_int_eq(cloudq_ctl_handle(ob, "{\"op\":\"dead_show\",\"id\":9}", 25, &out), 0);
     ck_assert_ptr_nonnull(strstr(out.data, "\"code\":404"));
     kedge_buf_reset(&out);
-    ck_assert_int_eq(outboxctl_handle(ob, "{\"op\":\"dead_drop\"}", 18, &out), 0);
+    ck_assert_int_eq(cloudq_ctl_handle(ob, "{\"op\":\"dead_drop\"}", 18, &out), 0);
     ck_assert_ptr_nonnull(strstr(out.data, "\"code\":400"));
     kedge_buf_reset(&out);
     snprintf(req, sizeof(req), "{\"op\":\"outbox_drop\",\"id\":%lld}", (long long)id);
-    ck_assert_int_eq(outboxctl_handle(ob, req, strlen(req), &out), 0);
+    ck_assert_int_eq(cloudq_ctl_handle(ob, req, strlen(req), &out), 0);
     ck_assert_str_eq(out.data, "{\"ok\":true}");
-    ck_assert_int_eq(boutbox_depth(ob), 0);
+    ck_assert_int_eq(cloudq_depth(ob), 0);
     kedge_buf_cleanup(&out);
-    boutbox_close(ob);
+    cloudq_close(ob);
 }
 END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("boutbox");
+    Suite *s = suite_create("cloudq");
     TCase *tc = tcase_create("order");
 
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -1,4 +1,4 @@
-/* Putting into the bridge's queue (outbox.c says what the queue is): a twin or state report
+/* Putting into the bridge's queue (cloudq.c says what the queue is): a twin or state report
  * merges into its subject's waiting row or waits behind the one on the link, a re-offer older
  * than what its subject took is dropped, an upload goes in order within the byte budget, and a
  * retried dead letter goes back under its subject's newer values.
@@ -11,7 +11,7 @@
 #include "kedge/coalesce.h"
 #include "kedge/err.h"
 #include "kedge/util.h"
-#include "outbox_int.h"
+#include "cloudq_int.h"
 
 /* A twin or state report of the twin module is state (coalesced per resource); an MQTT
  * client's upload on a topic that happens to look the same is not. */
@@ -28,11 +28,11 @@ struct row_in {
     const char *msg_id, *resource, *subject;
     const char *msg;
     size_t len;
-    enum outbox_kind kind;
+    enum cloudq_kind kind;
     bool blocked;
 };
 
-static int insert(struct boutbox *ob, const struct row_in *r)
+static int insert(struct cloudq *ob, const struct row_in *r)
 {
     sqlite3_stmt *st = ob->st[ST_PUT];
 
@@ -46,14 +46,14 @@ static int insert(struct boutbox *ob, const struct row_in *r)
     if (r->resource)
         sqlite3_bind_text(st, 7, r->resource, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 8, (int64_t)r->len);
-    if (ob_run(ob, ST_PUT) < 0)
-        return ob_fail(ob, "insert");
+    if (cq_run(ob, ST_PUT) < 0)
+        return cq_fail(ob, "insert");
     return sqlite3_changes(ob->db);
 }
 
 /* Whether a re-offer is older than what this subject already took (then it is dropped: a
  * newer value was merged already). seq 0: not from the plugin, no guard. 1, 0, KEDGE_ESTORE. */
-static int stale(struct boutbox *ob, const char *subject, int64_t seq)
+static int stale(struct cloudq *ob, const char *subject, int64_t seq)
 {
     sqlite3_stmt *st = ob->st[ST_SEEN_GET];
     int rc;
@@ -65,26 +65,26 @@ static int stale(struct boutbox *ob, const char *subject, int64_t seq)
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         older = seq <= sqlite3_column_int64(st, 0);
-    ob_done(ob, ST_SEEN_GET);
+    cq_done(ob, ST_SEEN_GET);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return ob_fail(ob, "read seen");
+        return cq_fail(ob, "read seen");
     if (older)
         return 1;
     st = ob->st[ST_SEEN_SET];
     sqlite3_bind_text(st, 1, subject, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, seq);
-    return ob_run(ob, ST_SEEN_SET) < 0 ? ob_fail(ob, "write seen") : 0;
+    return cq_run(ob, ST_SEEN_SET) < 0 ? cq_fail(ob, "write seen") : 0;
 }
 
 /* The newest row of a subject. 1 (filled; free msg and msg_id), 0 none, or an error. */
 struct tail {
     int64_t id, sent_ms;
-    enum outbox_kind kind;
+    enum cloudq_kind kind;
     char *msg, *msg_id;
     size_t len;
 };
 
-static int subject_tail(struct boutbox *ob, const char *subject, struct tail *t)
+static int subject_tail(struct cloudq *ob, const char *subject, struct tail *t)
 {
     sqlite3_stmt *st = ob->st[ST_TAIL];
     int rc;
@@ -97,13 +97,13 @@ static int subject_tail(struct boutbox *ob, const char *subject, struct tail *t)
         t->len = (size_t)sqlite3_column_bytes(st, 1);
         t->msg = kedge_strndup((const char *)sqlite3_column_text(st, 1), t->len);
         t->sent_ms = sqlite3_column_int64(st, 2);
-        t->kind = sqlite3_column_int(st, 3) ? OUTBOX_CONFIRM : OUTBOX_FIRE;
+        t->kind = sqlite3_column_int(st, 3) ? CLOUDQ_CONFIRM : CLOUDQ_FIRE;
         t->msg_id = kedge_strdup((const char *)sqlite3_column_text(st, 4));
         rc = t->msg && t->msg_id ? 1 : -ENOMEM;
     } else {
-        rc = rc == SQLITE_DONE ? 0 : ob_fail(ob, "read subject");
+        rc = rc == SQLITE_DONE ? 0 : cq_fail(ob, "read subject");
     }
-    ob_done(ob, ST_TAIL);
+    cq_done(ob, ST_TAIL);
     return rc;
 }
 
@@ -120,8 +120,7 @@ static int merge(enum kedge_coalesce_kind ck, const char *older, size_t olen, co
     return rc;
 }
 
-static int replace_msg(struct boutbox *ob, int64_t id, const char *msg_id,
-                       const struct kedge_buf *b)
+static int replace_msg(struct cloudq *ob, int64_t id, const char *msg_id, const struct kedge_buf *b)
 {
     sqlite3_stmt *st = ob->st[ST_MERGE];
 
@@ -129,12 +128,12 @@ static int replace_msg(struct boutbox *ob, int64_t id, const char *msg_id,
     sqlite3_bind_text(st, 2, b->data, (int)b->len, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, msg_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 4, (int64_t)b->len);
-    return ob_run(ob, ST_MERGE) < 0 ? ob_fail(ob, "merge") : 0;
+    return cq_run(ob, ST_MERGE) < 0 ? cq_fail(ob, "merge") : 0;
 }
 
 /* A report of subject r->subject (the newer one): merged into the subject's waiting row, or
  * queued behind the row on the link, or (fire) replacing the subject's row at the tail. */
-static int put_subject(struct boutbox *ob, enum kedge_coalesce_kind ck, const struct row_in *r)
+static int put_subject(struct cloudq *ob, enum kedge_coalesce_kind ck, const struct row_in *r)
 {
     struct kedge_buf merged = KEDGE_BUF_INIT;
     struct row_in in = *r;
@@ -143,7 +142,7 @@ static int put_subject(struct boutbox *ob, enum kedge_coalesce_kind ck, const st
 
     if (rc <= 0)
         return rc < 0 ? rc : insert(ob, r) < 0 ? KEDGE_ESTORE : 0;
-    if (t.kind == OUTBOX_CONFIRM && r->kind == OUTBOX_CONFIRM && t.sent_ms > 0) {
+    if (t.kind == CLOUDQ_CONFIRM && r->kind == CLOUDQ_CONFIRM && t.sent_ms > 0) {
         in.blocked = true; /* one on the link; this one waits behind it */
         rc = insert(ob, &in) < 0 ? KEDGE_ESTORE : 0;
         goto out;
@@ -152,19 +151,19 @@ static int put_subject(struct boutbox *ob, enum kedge_coalesce_kind ck, const st
     if (rc < 0)
         goto out;
     ob->n.coalesced++;
-    if (t.kind == OUTBOX_CONFIRM && r->kind == OUTBOX_CONFIRM) {
+    if (t.kind == CLOUDQ_CONFIRM && r->kind == CLOUDQ_CONFIRM) {
         rc = replace_msg(ob, t.id, r->msg_id, &merged); /* keeps its place, and blocked */
         goto out;
     }
     /* fire: nothing answers it. Not on the link yet: merged in place, so a device reporting
      * faster than a backlog of uploads drains still gets its turn */
-    if (t.kind == OUTBOX_FIRE && r->kind == OUTBOX_FIRE && t.id > ob->written_upto) {
+    if (t.kind == CLOUDQ_FIRE && r->kind == CLOUDQ_FIRE && t.id > ob->written_upto) {
         rc = replace_msg(ob, t.id, r->msg_id, &merged);
         goto out;
     }
     /* on the link, a PONG would take it for the newer values: the merged one goes at the tail */
     sqlite3_bind_text(ob->st[ST_DEL_SUBJECT], 1, r->subject, -1, SQLITE_TRANSIENT);
-    rc = ob_run(ob, ST_DEL_SUBJECT) < 0 ? ob_fail(ob, "replace subject") : 0;
+    rc = cq_run(ob, ST_DEL_SUBJECT) < 0 ? cq_fail(ob, "replace subject") : 0;
     in.msg = merged.data;
     in.len = merged.len;
     if (rc == 0)
@@ -177,7 +176,7 @@ out:
 }
 
 /* Drop the oldest uploads until `need` more bytes fit the budget. 0 or KEDGE_ESTORE. */
-static int make_room(struct boutbox *ob, int64_t need)
+static int make_room(struct cloudq *ob, int64_t need)
 {
     while (ob->upload_bytes + ob->txn_bytes + need > ob->o.budget_bytes) {
         sqlite3_stmt *st = ob->st[ST_OLDEST_UPLOAD];
@@ -185,10 +184,10 @@ static int make_room(struct boutbox *ob, int64_t need)
         int rc = sqlite3_step(st);
 
         if (rc != SQLITE_ROW) {
-            ob_done(ob, ST_OLDEST_UPLOAD);
+            cq_done(ob, ST_OLDEST_UPLOAD);
             if (rc != SQLITE_DONE)
-                return ob_fail(ob, "oldest upload");
-            (void)ob_sum_uploads(ob); /* the count drifted: trust the table */
+                return cq_fail(ob, "oldest upload");
+            (void)cq_sum_uploads(ob); /* the count drifted: trust the table */
             ob->txn_bytes = 0;
             return 0;
         }
@@ -200,18 +199,18 @@ static int make_room(struct boutbox *ob, int64_t need)
                           (long long)(ob->upload_bytes + ob->txn_bytes),
                           (long long)ob->o.budget_bytes, sqlite3_column_text(st, 1),
                           (long long)bytes);
-        ob_done(ob, ST_OLDEST_UPLOAD);
+        cq_done(ob, ST_OLDEST_UPLOAD);
         sqlite3_bind_int64(ob->st[ST_DROP_OLDEST], 1, id);
-        if (ob_run(ob, ST_DROP_OLDEST) < 0)
-            return ob_fail(ob, "drop oldest");
-        ob_account(ob, -bytes);
+        if (cq_run(ob, ST_DROP_OLDEST) < 0)
+            return cq_fail(ob, "drop oldest");
+        cq_account(ob, -bytes);
         ob->n.uploads_dropped++;
     }
     return 0;
 }
 
 /* An upload: in order, within the byte budget. 0, KEDGE_EFULL (refuse policy), or an error. */
-static int put_upload(struct boutbox *ob, const struct row_in *r)
+static int put_upload(struct cloudq *ob, const struct row_in *r)
 {
     int64_t len = (int64_t)r->len;
     int rc;
@@ -234,11 +233,11 @@ static int put_upload(struct boutbox *ob, const struct row_in *r)
     }
     rc = insert(ob, r);
     if (rc > 0)
-        ob_account(ob, len);
+        cq_account(ob, len);
     return rc < 0 ? rc : 0;
 }
 
-int boutbox_put(struct boutbox *ob, const char *msg, size_t len, int64_t seq)
+int cloudq_put(struct cloudq *ob, const char *msg, size_t len, int64_t seq)
 {
     struct kedge_msg m;
     enum kedge_coalesce_kind ck;
@@ -251,8 +250,8 @@ int boutbox_put(struct boutbox *ob, const char *msg, size_t len, int64_t seq)
                           "outbox: refusing a message without msg_id from the plugin");
         return rc < 0 ? rc : KEDGE_ESCHEMA;
     }
-    rc = ob_begin(ob);
-    r = (struct row_in){m.msg_id, m.resource, NULL, msg, len, ob_kind_of(ob, &m), false};
+    rc = cq_begin(ob);
+    r = (struct row_in){m.msg_id, m.resource, NULL, msg, len, cq_kind_of(ob, &m), false};
     ck = subject_kind(&m);
     if (rc == 0 && ck != KEDGE_COALESCE_NONE) {
         r.subject = m.resource;
@@ -273,7 +272,7 @@ int boutbox_put(struct boutbox *ob, const char *msg, size_t len, int64_t seq)
     }
     return 0;
 }
-static int copy_msg(void *ctx, const struct outbox_row *row)
+static int copy_msg(void *ctx, const struct cloudq_row *row)
 {
     struct kedge_buf *b = ctx;
 
@@ -283,7 +282,7 @@ static int copy_msg(void *ctx, const struct outbox_row *row)
 /* A retried report of a subject goes under what is queued for it (older first), so the cloud
  * still never sees older values after newer. 0, -EBUSY (the subject's report is on the link
  * and nothing waits: retry once it is answered), or an error. */
-static int requeue_subject(struct boutbox *ob, enum kedge_coalesce_kind ck, const struct row_in *r)
+static int requeue_subject(struct cloudq *ob, enum kedge_coalesce_kind ck, const struct row_in *r)
 {
     struct kedge_buf merged = KEDGE_BUF_INIT;
     struct tail t;
@@ -291,7 +290,7 @@ static int requeue_subject(struct boutbox *ob, enum kedge_coalesce_kind ck, cons
 
     if (rc <= 0)
         return rc < 0 ? rc : insert(ob, r) < 0 ? KEDGE_ESTORE : 0;
-    if (t.kind == OUTBOX_CONFIRM && t.sent_ms > 0)
+    if (t.kind == CLOUDQ_CONFIRM && t.sent_ms > 0)
         rc = -EBUSY;
     else
         rc = merge(ck, r->msg, r->len, t.msg, t.len, &merged);
@@ -303,7 +302,7 @@ static int requeue_subject(struct boutbox *ob, enum kedge_coalesce_kind ck, cons
     return rc;
 }
 
-int boutbox_dead_retry(struct boutbox *ob, int64_t id)
+int cloudq_dead_retry(struct cloudq *ob, int64_t id)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
     struct kedge_msg m;
@@ -317,24 +316,24 @@ int boutbox_dead_retry(struct boutbox *ob, int64_t id)
     }
     rc = kedge_msg_decode(b.data, b.len, &m);
     if (rc == 0)
-        rc = ob_begin(ob);
+        rc = cq_begin(ob);
     if (rc == 0) {
-        r = (struct row_in){m.msg_id, m.resource, NULL, b.data, b.len, ob_kind_of(ob, &m), false};
+        r = (struct row_in){m.msg_id, m.resource, NULL, b.data, b.len, cq_kind_of(ob, &m), false};
         ck = subject_kind(&m);
         if (ck != KEDGE_COALESCE_NONE) {
             r.subject = m.resource;
             rc = requeue_subject(ob, ck, &r);
         } else {
             rc = insert(ob, &r); /* the operator's word: beyond the budget if need be */
-            if (rc > 0 && r.kind == OUTBOX_FIRE)
-                ob_account(ob, (int64_t)b.len);
+            if (rc > 0 && r.kind == CLOUDQ_FIRE)
+                cq_account(ob, (int64_t)b.len);
             rc = rc < 0 ? rc : 0;
         }
         if (rc == 0 && dead_delete(ob->db, id) < 0)
-            rc = ob_fail(ob, "retry");
+            rc = cq_fail(ob, "retry");
         if (rc < 0)
             ob->failed = true; /* nothing of it stays */
-        if (boutbox_commit(ob) < 0 && rc == 0)
+        if (cloudq_commit(ob) < 0 && rc == 0)
             rc = KEDGE_ESTORE;
     }
     if (rc == 0)

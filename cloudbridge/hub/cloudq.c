@@ -6,7 +6,7 @@
  * with parent_msg_id, kubeedge-wire.md §2.9) stays until that answer comes and is sent again
  * every resend_s, as edgecore does. Any other entry (uploads, requests) gets no answer from
  * CloudHub; it stays until the cloud has provably read it: edgehub.c sends a websocket PING
- * after it and calls boutbox_delivered when the PONG comes back (frames are read in order, so
+ * after it and calls cloudq_delivered when the PONG comes back (frames are read in order, so
  * the cloud read everything before the PING). Deleting on write instead lost whatever sat
  * unread in the cloud's socket when the link broke. After a reconnect unconfirmed entries go
  * again (at-least-once). Duplicates from a re-offering plugin are dropped by msg_id.
@@ -40,7 +40,7 @@
  * letters (deadletter.c) with one log line and counted, so that neither the queue nor the
  * device's later reports wait behind it for ever. An entry the cloud refuses poison_after
  * times (closes the link after reading it, edgehub.c finds which; or answers "error") goes
- * there too. An operator looks at both and retries or drops (kedge-ctl outbox, outboxctl.c).
+ * there too. An operator looks at both and retries or drops (kedge-ctl outbox, cloudq_ctl.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -48,9 +48,8 @@
 
 #include <sqlite3.h>
 
-#include "bridge.h"
 #include "deadletter.h"
-#include "outbox_int.h"
+#include "cloudq_int.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
@@ -61,7 +60,7 @@
 /* bytes of a row that counts against the upload budget (a fire entry without subject), else 0 */
 #define UPLOAD_BYTES                                                                               \
     "CASE WHEN subject IS NULL AND kind = 0 AND proven_ms = 0 THEN bytes ELSE 0 END"
-/* A fire entry the cloud proved it read stays BOUTBOX_PROOF_GRACE_MS (hidden, not counted)
+/* A fire entry the cloud proved it read stays CLOUDQ_PROOF_GRACE_MS (hidden, not counted)
  * before it goes: a cloud that refuses it answers "error" after reading it, and that answer
  * can come after the PONG (cloudsim queues it); the row must still be there to be counted and
  * sent again. */
@@ -156,7 +155,7 @@ static const char indexes[] =
     "WHEN old.subject IS NOT NULL BEGIN UPDATE kedge_outbox SET blocked = 0 WHERE id = "
     "(SELECT min(id) FROM kedge_outbox WHERE subject = old.subject); END;";
 
-int ob_fail(struct boutbox *ob, const char *what)
+int cq_fail(struct cloudq *ob, const char *what)
 {
     /* a full or broken disk fails every put: one line per message would flood the log */
     kedge_log_limited(&ob->err_rl, "outbox", KEDGE_LOG_ERR, "outbox: %s: %s", what,
@@ -165,7 +164,7 @@ int ob_fail(struct boutbox *ob, const char *what)
 }
 
 /* Add the columns a database from an older bridge lacks (PRAGMA table_info lists them). */
-static int migrate(struct boutbox *ob)
+static int migrate(struct cloudq *ob)
 {
     size_t i;
 
@@ -194,7 +193,7 @@ static int migrate(struct boutbox *ob)
 }
 
 /* The uploads' bytes on disk: once at open, and again after a batch failed to commit. */
-int ob_sum_uploads(struct boutbox *ob)
+int cq_sum_uploads(struct cloudq *ob)
 {
     sqlite3_stmt *st = NULL;
     int rc;
@@ -209,9 +208,9 @@ int ob_sum_uploads(struct boutbox *ob)
     return rc == SQLITE_ROW ? 0 : KEDGE_ESTORE;
 }
 
-int boutbox_open(const char *path, const struct boutbox_opts *opts, struct boutbox **out)
+int cloudq_open(const char *path, const struct cloudq_opts *opts, struct cloudq **out)
 {
-    struct boutbox *ob = kedge_calloc(1, sizeof(*ob));
+    struct cloudq *ob = kedge_calloc(1, sizeof(*ob));
     int i;
 
     *out = NULL;
@@ -225,17 +224,17 @@ int boutbox_open(const char *path, const struct boutbox_opts *opts, struct boutb
     if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
             SQLITE_OK ||
         sqlite3_exec(ob->db, schema, NULL, NULL, NULL) != SQLITE_OK || migrate(ob) < 0 ||
-        ob_sum_uploads(ob) < 0) {
+        cq_sum_uploads(ob) < 0) {
         kedge_log(KEDGE_LOG_ERR, "outbox: cannot open %s: %s", path,
                   ob->db ? sqlite3_errmsg(ob->db) : "out of memory");
-        boutbox_close(ob);
+        cloudq_close(ob);
         return KEDGE_ESTORE;
     }
     sqlite3_busy_timeout(ob->db, 1000);
     for (i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v2(ob->db, sql[i], -1, &ob->st[i], NULL) != SQLITE_OK) {
-            (void)ob_fail(ob, "prepare");
-            boutbox_close(ob);
+            (void)cq_fail(ob, "prepare");
+            cloudq_close(ob);
             return KEDGE_ESTORE;
         }
     }
@@ -243,36 +242,36 @@ int boutbox_open(const char *path, const struct boutbox_opts *opts, struct boutb
     return 0;
 }
 
-void boutbox_close(struct boutbox *ob)
+void cloudq_close(struct cloudq *ob)
 {
     int i;
 
     if (!ob)
         return;
     if (ob->in_txn)
-        (void)boutbox_commit(ob);
+        (void)cloudq_commit(ob);
     for (i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(ob->st[i]);
     sqlite3_close_v2(ob->db);
     kedge_free(ob);
 }
 
-void ob_done(struct boutbox *ob, int which)
+void cq_done(struct cloudq *ob, int which)
 {
     sqlite3_reset(ob->st[which]);
     sqlite3_clear_bindings(ob->st[which]);
 }
 
-int ob_run(struct boutbox *ob, int which)
+int cq_run(struct cloudq *ob, int which)
 {
     int rc = sqlite3_step(ob->st[which]);
 
-    ob_done(ob, which);
+    cq_done(ob, which);
     return rc == SQLITE_DONE ? 0 : KEDGE_ESTORE;
 }
 
 /* Uploads' bytes changed by delta: in the open batch (counted when it commits) or now. */
-void ob_account(struct boutbox *ob, int64_t delta)
+void cq_account(struct cloudq *ob, int64_t delta)
 {
     if (ob->in_txn)
         ob->txn_bytes += delta;
@@ -283,55 +282,55 @@ void ob_account(struct boutbox *ob, int64_t delta)
 /* Twin reports get the device controller's answer, state reports only from a cloud that
  * answers them (v1.19+: cloud/pkg/common/messagelayer GetResourceTypeForDevice); the rest
  * gets none. */
-enum outbox_kind ob_kind_of(const struct boutbox *ob, const struct kedge_msg *m)
+enum cloudq_kind cq_kind_of(const struct cloudq *ob, const struct kedge_msg *m)
 {
     size_t n = m->resource ? strlen(m->resource) : 0;
     static const char *const confirmed[] = {"/twin/edge_updated", "/state/update"};
     size_t i;
 
     if (!m->source || strcmp(m->source, "twin") || !n || strncmp(m->resource, "device/", 7))
-        return OUTBOX_FIRE;
+        return CLOUDQ_FIRE;
     for (i = 0; i < (ob->o.state_answered ? 2u : 1u); i++) {
         size_t k = strlen(confirmed[i]);
         if (n > k && !strcmp(m->resource + n - k, confirmed[i]))
-            return OUTBOX_CONFIRM;
+            return CLOUDQ_CONFIRM;
     }
-    return OUTBOX_FIRE;
+    return CLOUDQ_FIRE;
 }
 
-int ob_begin(struct boutbox *ob)
+int cq_begin(struct cloudq *ob)
 {
     if (ob->in_txn)
         return 0;
-    if (ob_run(ob, ST_BEGIN) < 0)
-        return ob_fail(ob, "begin");
+    if (cq_run(ob, ST_BEGIN) < 0)
+        return cq_fail(ob, "begin");
     ob->in_txn = true;
     return 0;
 }
 
-int boutbox_commit(struct boutbox *ob)
+int cloudq_commit(struct cloudq *ob)
 {
     int rc = 0;
 
     if (!ob->in_txn)
         return 0;
-    if (ob->failed || ob_run(ob, ST_COMMIT) < 0) {
-        rc = ob->failed ? KEDGE_ESTORE : ob_fail(ob, "commit");
+    if (ob->failed || cq_run(ob, ST_COMMIT) < 0) {
+        rc = ob->failed ? KEDGE_ESTORE : cq_fail(ob, "commit");
         if (!sqlite3_get_autocommit(ob->db))
-            (void)ob_run(ob, ST_ROLLBACK);
+            (void)cq_run(ob, ST_ROLLBACK);
     } else {
         ob->upload_bytes += ob->txn_bytes;
     }
     ob->in_txn = ob->failed = false;
     ob->txn_bytes = 0;
     if (rc < 0)
-        (void)ob_sum_uploads(ob); /* what the rollback left */
+        (void)cq_sum_uploads(ob); /* what the rollback left */
     return rc;
 }
 
 /* ---- sending ---------------------------------------------------------------------------- */
 
-static int fill(sqlite3_stmt *st, struct outbox_entry *e)
+static int fill(sqlite3_stmt *st, struct cloudq_entry *e)
 {
     const char *id = (const char *)sqlite3_column_text(st, 1);
 
@@ -339,25 +338,25 @@ static int fill(sqlite3_stmt *st, struct outbox_entry *e)
     e->msg_id = kedge_strdup(id ? id : "");
     e->len = (size_t)sqlite3_column_bytes(st, 2);
     e->msg = kedge_strndup((const char *)sqlite3_column_text(st, 2), e->len);
-    e->kind = sqlite3_column_int(st, 3) ? OUTBOX_CONFIRM : OUTBOX_FIRE;
+    e->kind = sqlite3_column_int(st, 3) ? CLOUDQ_CONFIRM : CLOUDQ_FIRE;
     e->resends = sqlite3_column_int64(st, 4);
-    e->held = e->kind == OUTBOX_FIRE && sqlite3_column_int64(st, 5) > 0;
+    e->held = e->kind == CLOUDQ_FIRE && sqlite3_column_int64(st, 5) > 0;
     if (!e->msg_id || !e->msg) {
-        boutbox_entry_cleanup(e);
+        cloudq_entry_cleanup(e);
         return -ENOMEM;
     }
     return 1;
 }
 
 /* Move entry id to the dead letters: logged (rate-limited), counted. */
-static int bury(struct boutbox *ob, int64_t id, const char *msg_id, const char *reason)
+static int bury(struct cloudq *ob, int64_t id, const char *msg_id, const char *reason)
 {
     int64_t bytes = 0;
     int rc = dead_move(ob->db, id, reason, &bytes);
 
     if (rc <= 0)
-        return rc < 0 ? ob_fail(ob, "move to the dead letters") : 0;
-    ob_account(ob, -bytes);
+        return rc < 0 ? cq_fail(ob, "move to the dead letters") : 0;
+    cq_account(ob, -bytes);
     ob->n.set_aside++;
     kedge_log_limited(&ob->dead_rl, "outbox", KEDGE_LOG_WARN,
                       "outbox: %s moved to the dead letters: %s (kedge-ctl outbox list)", msg_id,
@@ -366,7 +365,7 @@ static int bury(struct boutbox *ob, int64_t id, const char *msg_id, const char *
 }
 
 /* An entry left unanswered for resend_max resends on a live link: set it aside. */
-static int give_up(struct boutbox *ob, const struct outbox_entry *e)
+static int give_up(struct cloudq *ob, const struct cloudq_entry *e)
 {
     char reason[96];
 
@@ -376,7 +375,7 @@ static int give_up(struct boutbox *ob, const struct outbox_entry *e)
 }
 
 /* One candidate from statement `which`: 1 (filled), 0 (none), or an error. */
-static int candidate(struct boutbox *ob, int which, int64_t arg, struct outbox_entry *e)
+static int candidate(struct cloudq *ob, int which, int64_t arg, struct cloudq_entry *e)
 {
     sqlite3_stmt *st = ob->st[which];
     int rc;
@@ -386,12 +385,12 @@ static int candidate(struct boutbox *ob, int which, int64_t arg, struct outbox_e
     if (rc == SQLITE_ROW)
         rc = fill(st, e);
     else
-        rc = rc == SQLITE_DONE ? 0 : ob_fail(ob, "read");
-    ob_done(ob, which);
+        rc = rc == SQLITE_DONE ? 0 : cq_fail(ob, "read");
+    cq_done(ob, which);
     return rc;
 }
 
-int boutbox_next(struct boutbox *ob, int64_t after, uint64_t resend_ms, struct outbox_entry *e)
+int cloudq_next(struct cloudq *ob, int64_t after, uint64_t resend_ms, struct cloudq_entry *e)
 {
     int rc;
 
@@ -409,38 +408,38 @@ int boutbox_next(struct boutbox *ob, int64_t after, uint64_t resend_ms, struct o
         if (!ob->o.resend_max || e->resends < ob->o.resend_max)
             return 1;
         rc = give_up(ob, e); /* then the next of its subject may be sendable */
-        boutbox_entry_cleanup(e);
+        cloudq_entry_cleanup(e);
         if (rc < 0)
             return rc;
     }
 }
 
-void boutbox_entry_cleanup(struct outbox_entry *e)
+void cloudq_entry_cleanup(struct cloudq_entry *e)
 {
     kedge_free(e->msg_id);
     kedge_free(e->msg);
     memset(e, 0, sizeof(*e));
 }
 
-int boutbox_sent(struct boutbox *ob, const struct outbox_entry *e)
+int cloudq_sent(struct cloudq *ob, const struct cloudq_entry *e)
 {
     if (e->id > ob->written_upto)
         ob->written_upto = e->id;
-    if (e->kind == OUTBOX_FIRE && !e->held)
-        return 0; /* nothing to remember: boutbox_delivered removes it */
-    if (e->kind == OUTBOX_FIRE) {
+    if (e->kind == CLOUDQ_FIRE && !e->held)
+        return 0; /* nothing to remember: cloudq_delivered removes it */
+    if (e->kind == CLOUDQ_FIRE) {
         /* answered "error" before: sent again, a PONG delivers it like any fire entry */
         sqlite3_bind_int64(ob->st[ST_UNHOLD], 1, e->id);
         sqlite3_bind_int(ob->st[ST_UNHOLD], 2, e->resend ? 1 : 0);
-        return ob_run(ob, ST_UNHOLD) < 0 ? ob_fail(ob, "mark sent") : 0;
+        return cq_run(ob, ST_UNHOLD) < 0 ? cq_fail(ob, "mark sent") : 0;
     }
     sqlite3_bind_int64(ob->st[ST_MARK], 1, e->id);
     sqlite3_bind_int64(ob->st[ST_MARK], 2, kedge_wall_ms());
     sqlite3_bind_int(ob->st[ST_MARK], 3, e->resend ? 1 : 0);
-    return ob_run(ob, ST_MARK) < 0 ? ob_fail(ob, "mark sent") : 0;
+    return cq_run(ob, ST_MARK) < 0 ? cq_fail(ob, "mark sent") : 0;
 }
 
-int boutbox_delivered(struct boutbox *ob, int64_t upto)
+int cloudq_delivered(struct cloudq *ob, int64_t upto)
 {
     sqlite3_stmt *st = ob->st[ST_DELIVERED];
     int64_t bytes = 0;
@@ -452,26 +451,26 @@ int boutbox_delivered(struct boutbox *ob, int64_t upto)
         bytes += sqlite3_column_int64(st, 0);
         n++;
     }
-    ob_done(ob, ST_DELIVERED);
+    cq_done(ob, ST_DELIVERED);
     if (rc != SQLITE_DONE)
-        return ob_fail(ob, "mark delivered");
-    ob_account(ob, -bytes);
+        return cq_fail(ob, "mark delivered");
+    cq_account(ob, -bytes);
     return n;
 }
 
-int boutbox_sweep(struct boutbox *ob, uint64_t grace_ms)
+int cloudq_sweep(struct cloudq *ob, uint64_t grace_ms)
 {
     sqlite3_bind_int64(ob->st[ST_SWEEP], 1, kedge_wall_ms() - (int64_t)grace_ms);
-    if (ob_run(ob, ST_SWEEP) < 0)
-        return ob_fail(ob, "delete delivered");
+    if (cq_run(ob, ST_SWEEP) < 0)
+        return cq_fail(ob, "delete delivered");
     return sqlite3_changes(ob->db);
 }
 
-int boutbox_confirmed(struct boutbox *ob, const char *msg_id)
+int cloudq_confirmed(struct cloudq *ob, const char *msg_id)
 {
     sqlite3_bind_text(ob->st[ST_CONFIRM], 1, msg_id, -1, SQLITE_TRANSIENT);
-    if (ob_run(ob, ST_CONFIRM) < 0)
-        return ob_fail(ob, "confirm");
+    if (cq_run(ob, ST_CONFIRM) < 0)
+        return cq_fail(ob, "confirm");
     return sqlite3_changes(ob->db) > 0;
 }
 
@@ -479,8 +478,7 @@ int boutbox_confirmed(struct boutbox *ob, const char *msg_id)
 
 /* n more refusals of entry id; hold_ms > 0: it goes again only after resend_s (an error
  * answer). A dead letter at poison_after. 1 buried, 0 counted, -ENOENT gone, KEDGE_ESTORE. */
-static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_t hold_ms,
-                         int64_t n)
+static int count_failure(struct cloudq *ob, int64_t id, const char *why, int64_t hold_ms, int64_t n)
 {
     sqlite3_stmt *st = ob->st[ST_FAILED];
     int64_t failures = 0;
@@ -496,9 +494,9 @@ static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_
         failures = sqlite3_column_int64(st, 0);
         rc = sqlite3_step(st);
     }
-    ob_done(ob, ST_FAILED);
+    cq_done(ob, ST_FAILED);
     if (rc != SQLITE_DONE)
-        return ob_fail(ob, "count a failure");
+        return cq_fail(ob, "count a failure");
     if (!failures)
         return -ENOENT;
     ob->n.failures += n;
@@ -512,12 +510,12 @@ static int count_failure(struct boutbox *ob, int64_t id, const char *why, int64_
     return bury(ob, id, "an entry", reason);
 }
 
-static int64_t kv_get(struct boutbox *ob, const char *key);
-static int kv_set(struct boutbox *ob, const char *key, int64_t v);
+static int64_t kv_get(struct cloudq *ob, const char *key);
+static int kv_set(struct cloudq *ob, const char *key, int64_t v);
 
 /* The failure that started probe mode had this entry among those in doubt; now that a link
  * died with it alone in doubt, that one was its doing too. */
-int boutbox_blame(struct boutbox *ob, int64_t id, const char *why)
+int cloudq_blame(struct cloudq *ob, int64_t id, const char *why)
 {
     int64_t pending = kv_get(ob, "probe_pending");
     int rc = count_failure(ob, id, why, 0, 1 + pending);
@@ -527,7 +525,7 @@ int boutbox_blame(struct boutbox *ob, int64_t id, const char *why)
     return rc == -ENOENT ? 0 : rc;
 }
 
-int boutbox_refused(struct boutbox *ob, const char *msg_id, const char *why)
+int cloudq_refused(struct cloudq *ob, const char *msg_id, const char *why)
 {
     sqlite3_stmt *st = ob->st[ST_BY_MSG_ID];
     int64_t id = 0;
@@ -537,25 +535,25 @@ int boutbox_refused(struct boutbox *ob, const char *msg_id, const char *why)
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         id = sqlite3_column_int64(st, 0);
-    ob_done(ob, ST_BY_MSG_ID);
+    cq_done(ob, ST_BY_MSG_ID);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return ob_fail(ob, "find refused");
+        return cq_fail(ob, "find refused");
     if (!id)
         return -ENOENT;
     st = ob->st[ST_UNPROVE];
     sqlite3_bind_int64(st, 1, id);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        ob_account(ob, sqlite3_column_int64(st, 0));
+        cq_account(ob, sqlite3_column_int64(st, 0));
         rc = sqlite3_step(st);
     }
-    ob_done(ob, ST_UNPROVE);
+    cq_done(ob, ST_UNPROVE);
     if (rc != SQLITE_DONE)
-        return ob_fail(ob, "queue refused again");
+        return cq_fail(ob, "queue refused again");
     return count_failure(ob, id, why, kedge_wall_ms(), 1);
 }
 
-static int64_t kv_get(struct boutbox *ob, const char *key)
+static int64_t kv_get(struct cloudq *ob, const char *key)
 {
     sqlite3_stmt *st = ob->st[ST_KV_GET];
     int64_t v = 0;
@@ -563,25 +561,25 @@ static int64_t kv_get(struct boutbox *ob, const char *key)
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
-    ob_done(ob, ST_KV_GET);
+    cq_done(ob, ST_KV_GET);
     return v;
 }
 
-int64_t boutbox_probe_upto(struct boutbox *ob)
+int64_t cloudq_probe_upto(struct cloudq *ob)
 {
     return kv_get(ob, "probe_upto");
 }
 
-static int kv_set(struct boutbox *ob, const char *key, int64_t v)
+static int kv_set(struct cloudq *ob, const char *key, int64_t v)
 {
     sqlite3_bind_text(ob->st[ST_KV_SET], 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(ob->st[ST_KV_SET], 2, v);
-    return ob_run(ob, ST_KV_SET) < 0 ? ob_fail(ob, "probe state") : 0;
+    return cq_run(ob, ST_KV_SET) < 0 ? cq_fail(ob, "probe state") : 0;
 }
 
 /* Starting: the failure that made us probe is pending, for the entry the probe will find.
  * Ending without one found: it was not an entry's doing (a network break), forgotten. */
-int boutbox_set_probe(struct boutbox *ob, int64_t upto)
+int cloudq_set_probe(struct cloudq *ob, int64_t upto)
 {
     int rc = kv_set(ob, "probe_pending", upto ? 1 : 0);
 
@@ -590,17 +588,17 @@ int boutbox_set_probe(struct boutbox *ob, int64_t upto)
 
 /* ---- figures ----------------------------------------------------------------------------- */
 
-int64_t boutbox_given_up(const struct boutbox *ob)
+int64_t cloudq_given_up(const struct cloudq *ob)
 {
     return ob->n.set_aside;
 }
 
-void boutbox_reset_sent(struct boutbox *ob)
+void cloudq_reset_sent(struct cloudq *ob)
 {
     ob->written_upto = 0; /* a new link: nothing is on it yet; rows need no change */
 }
 
-static int64_t one_int(struct boutbox *ob, int which, int64_t none)
+static int64_t one_int(struct cloudq *ob, int which, int64_t none)
 {
     int64_t n = none;
 
@@ -610,39 +608,40 @@ static int64_t one_int(struct boutbox *ob, int which, int64_t none)
     return n;
 }
 
-int64_t boutbox_depth(struct boutbox *ob)
+int64_t cloudq_depth(struct cloudq *ob)
 {
     return one_int(ob, ST_DEPTH, -1);
 }
 
-int64_t boutbox_oldest_ms(struct boutbox *ob)
+int64_t cloudq_oldest_ms(struct cloudq *ob)
 {
     return one_int(ob, ST_OLDEST, 0);
 }
 
-void boutbox_stats(struct boutbox *ob, struct boutbox_stats *st)
+void cloudq_stats(struct cloudq *ob, struct cloudq_stats *st)
 {
     *st = ob->n;
-    st->depth = boutbox_depth(ob);
-    st->oldest_ms = boutbox_oldest_ms(ob);
+    st->depth = cloudq_depth(ob);
+    st->oldest_ms = cloudq_oldest_ms(ob);
     st->upload_bytes = ob->upload_bytes + ob->txn_bytes;
     st->budget_bytes = ob->o.budget_bytes;
     st->dead_letters = dead_count(ob->db);
 }
 
-/* ---- the operator's hands (outboxctl.c) ------------------------------------------------------ */
+/* ---- the operator's hands (cloudq_ctl.c) ------------------------------------------------------
+ */
 
-int boutbox_list(struct boutbox *ob, long limit, outbox_row_fn fn, void *ctx)
+int cloudq_list(struct cloudq *ob, long limit, cloudq_row_fn fn, void *ctx)
 {
     return queue_list(ob->db, limit, fn, ctx);
 }
 
-int boutbox_show(struct boutbox *ob, int64_t id, outbox_row_fn fn, void *ctx)
+int cloudq_show(struct cloudq *ob, int64_t id, cloudq_row_fn fn, void *ctx)
 {
     return queue_get(ob->db, id, fn, ctx);
 }
 
-int boutbox_drop(struct boutbox *ob, int64_t id)
+int cloudq_drop(struct cloudq *ob, int64_t id)
 {
     sqlite3_stmt *st = ob->st[ST_DROP];
     int rc;
@@ -650,29 +649,29 @@ int boutbox_drop(struct boutbox *ob, int64_t id)
     sqlite3_bind_int64(st, 1, id);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        ob_account(ob, -sqlite3_column_int64(st, 0));
+        cq_account(ob, -sqlite3_column_int64(st, 0));
         ob->n.dropped_by_operator++;
         kedge_log(KEDGE_LOG_NOTICE, "outbox: the operator dropped queued entry %lld (%s)",
                   (long long)id, sqlite3_column_text(st, 1));
         rc = sqlite3_step(st);
-        ob_done(ob, ST_DROP);
-        return rc == SQLITE_DONE ? 1 : ob_fail(ob, "drop");
+        cq_done(ob, ST_DROP);
+        return rc == SQLITE_DONE ? 1 : cq_fail(ob, "drop");
     }
-    ob_done(ob, ST_DROP);
-    return rc == SQLITE_DONE ? 0 : ob_fail(ob, "drop");
+    cq_done(ob, ST_DROP);
+    return rc == SQLITE_DONE ? 0 : cq_fail(ob, "drop");
 }
 
-int boutbox_dead_list(struct boutbox *ob, long limit, outbox_row_fn fn, void *ctx)
+int cloudq_dead_list(struct cloudq *ob, long limit, cloudq_row_fn fn, void *ctx)
 {
     return dead_list(ob->db, limit, fn, ctx);
 }
 
-int boutbox_dead_show(struct boutbox *ob, int64_t id, outbox_row_fn fn, void *ctx)
+int cloudq_dead_show(struct cloudq *ob, int64_t id, cloudq_row_fn fn, void *ctx)
 {
     return dead_get(ob->db, id, fn, ctx);
 }
 
-int boutbox_dead_drop(struct boutbox *ob, int64_t id)
+int cloudq_dead_drop(struct cloudq *ob, int64_t id)
 {
     int rc = dead_delete(ob->db, id);
 
@@ -680,10 +679,10 @@ int boutbox_dead_drop(struct boutbox *ob, int64_t id)
         ob->n.dropped_by_operator++;
         kedge_log(KEDGE_LOG_NOTICE, "outbox: the operator dropped dead letter %lld", (long long)id);
     }
-    return rc < 0 ? ob_fail(ob, "drop dead letter") : rc;
+    return rc < 0 ? cq_fail(ob, "drop dead letter") : rc;
 }
 
-int boutbox_plugin_seq(struct boutbox *ob, int64_t last_seq)
+int cloudq_plugin_seq(struct cloudq *ob, int64_t last_seq)
 {
     sqlite3_stmt *st = NULL;
     int n;
@@ -691,13 +690,13 @@ int boutbox_plugin_seq(struct boutbox *ob, int64_t last_seq)
     if (sqlite3_prepare_v2(ob->db, "DELETE FROM kedge_subject_seen WHERE seq > ?1", -1, &st,
                            NULL) != SQLITE_OK) {
         sqlite3_finalize(st);
-        return ob_fail(ob, "prepare forget seen");
+        return cq_fail(ob, "prepare forget seen");
     }
     sqlite3_bind_int64(st, 1, last_seq);
     n = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(ob->db) : -1;
     sqlite3_finalize(st);
     if (n < 0)
-        return ob_fail(ob, "forget seen");
+        return cq_fail(ob, "forget seen");
     if (n > 0)
         kedge_log(KEDGE_LOG_NOTICE,
                   "outbox: the plugin's entries are numbered up to %lld only (a new kedge.db?): "
