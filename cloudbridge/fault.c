@@ -6,7 +6,7 @@
  *   after_receive  an outbox entry from the plugin is in the open SQLite batch, neither
  *                  committed nor acked to the plugin (relay.c);
  *   after_send     an entry was written to the cloud link and not yet marked sent or deleted
- *                  from the bridge's outbox (edgehub.c).
+ *                  from the bridge's cloud queue (edgehub.c).
  * tests/integration/test_durability.c uses it to prove that neither point loses a message.
  * Unset (the only production setting) it costs one branch per message.
  */

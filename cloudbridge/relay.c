@@ -509,7 +509,7 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
 const struct lws_protocols relay_protocol = {"kedge-mqtt-raw", raw_callback, 0, 0, 0, NULL, 0};
 
-/* $ke/status: the link and outbox figures an operator needs (kedge-ctl status, $SYS). */
+/* $ke/status: the link and cloud queue figures an operator needs (kedge-ctl status, $SYS). */
 static void send_status(struct relay *r)
 {
     struct edgehub_stats st;

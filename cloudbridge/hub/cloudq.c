@@ -1,8 +1,8 @@
 /* The bridge's durable queue to the cloud (its own SQLite file, WAL).
  *
  * What the plugin hands over is stored here before the bridge acks it to the plugin, so every
- * cloud-bound message lives in one of the two outboxes at all times. Entries leave in id
- * order. An entry the cloud confirms (twin and state messages: the device controller answers
+ * cloud-bound message lives in the plugin's outbox or in this queue at all times. Entries leave in
+ * id order. An entry the cloud confirms (twin and state messages: the device controller answers
  * with parent_msg_id, kubeedge-wire.md §2.9) stays until that answer comes and is sent again
  * every resend_s, as edgecore does. Any other entry (uploads, requests) gets no answer from
  * CloudHub; it stays until the cloud has provably read it: edgehub.c sends a websocket PING

@@ -126,7 +126,7 @@ int64_t cloudq_probe_upto(struct cloudq *ob);
  * report of those devices would be dropped as stale. Returns how many, or KEDGE_ESTORE. */
 int cloudq_plugin_seq(struct cloudq *ob, int64_t last_seq);
 int cloudq_set_probe(struct cloudq *ob, int64_t upto);
-/* Entries moved to the dead letters since the outbox was opened. */
+/* Entries moved to the dead letters since the queue was opened. */
 int64_t cloudq_given_up(const struct cloudq *ob);
 /* A new link: nothing is written on it yet (everything unconfirmed goes again; a state report
  * not yet written on this link is merged in place rather than moved to the tail). */

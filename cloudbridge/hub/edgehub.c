@@ -23,8 +23,8 @@
  * reads a clean close instead of an abnormal one (1006, "unexpected EOF"); the caller runs the
  * loop until edgehub_closed or its own deadline.
  *
- * Sending: acks first (they unblock the cloud), then the outbox in id order through the rate
- * limit. A twin/state message leaves the outbox once the device controller's response names
+ * Sending: acks first (they unblock the cloud), then the cloud queue in id order through the rate
+ * limit. A twin/state message leaves the queue once the device controller's response names
  * it (cloudq.c). Anything else gets no answer from CloudHub, so "delivered" is proved with
  * the websocket itself: after writing such entries a PING goes out
  * ("kedge-outbox:<entries written on this link>:<highest fire id written>"), and its PONG, which
@@ -90,7 +90,7 @@ struct edgehub {
     bool rx_too_big;
     struct direct_msg *direct;
     size_t n_direct;
-    int64_t cursor; /* highest outbox id sent on this connection */
+    int64_t cursor; /* highest queue id sent on this connection */
     /* entries written on this connection are numbered (written); a PONG proves the cloud read
      * them up to a number (proven). fire_sent: the highest fire entry id written, fire_read
      * the highest proved; ping_serial: the number the PING in flight covers (0 = none), sent
@@ -258,7 +258,7 @@ static int send_one(struct edgehub *eh)
     }
     rc = write_frame(eh, e.msg, e.len);
     if (rc == 0) {
-        fault_point(FAULT_AFTER_SEND); /* test-only: on the link, still in the outbox */
+        fault_point(FAULT_AFTER_SEND); /* test-only: on the link, still in the cloud queue */
         (void)cloudq_sent(eh->q, &e);
         if (e.kind == CLOUDQ_FIRE && e.id > eh->fire_sent)
             eh->fire_sent = e.id; /* every fire entry up to it is on this link */
@@ -494,7 +494,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         eh->connected = true;
         eh->closing = false;
         eh->attempts = 0;
-        eh->cursor = 0; /* everything still in the outbox goes again, in order */
+        eh->cursor = 0; /* everything still queued goes again, in order */
         eh->fire_sent = eh->fire_read = eh->last_id = 0;
         eh->written = eh->proven = eh->ping_serial = 0;
         eh->redialing = false;
