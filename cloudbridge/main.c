@@ -160,24 +160,68 @@ static void redial(void *hub)
     edgehub_redial(hub);
 }
 
+/* Each module's keys, out of the whole configuration. */
+static struct edgehub_config hub_config(const struct bridge_config *c)
+{
+    return (struct edgehub_config){
+        .node_name = c->node_name,
+        .project_id = c->project_id,
+        .cloud_host = c->cloud_host,
+        .cloud_port = c->cloud_port,
+        .tls_ca_file = c->tls_ca_file,
+        .tls_cert_file = c->tls_cert_file,
+        .tls_key_file = c->tls_key_file,
+        .keepalive_s = c->keepalive_s,
+        .ping_idle_s = c->ping_idle_s,
+        .dead_link_s = c->dead_link_s,
+        .backoff_initial_ms = c->backoff_initial_ms,
+        .backoff_max_ms = c->backoff_max_ms,
+        .cloud_qps = c->cloud_qps,
+        .cloud_burst = c->cloud_burst,
+        .resend_s = c->resend_s,
+        .max_frame_bytes = c->max_frame_bytes,
+    };
+}
+
+static struct metamgr_config meta_config(const struct bridge_config *c)
+{
+    return (struct metamgr_config){
+        .path = c->meta_db_path,
+        .remote_query_timeout_s = c->remote_query_timeout_s,
+        .node_namespace = c->node_namespace,
+    };
+}
+
+static struct certwatch_config certs_config(const struct bridge_config *c)
+{
+    return (struct certwatch_config){
+        .req = {c->cloud_host, (int)c->cloud_https_port, c->node_name, c->tls_ca_file,
+                c->tls_cert_file, c->tls_key_file},
+        .rotate = c->rotate_certificates != 0,
+    };
+}
+
+static struct relay_config relay_config_of(const struct bridge_config *c)
+{
+    return (struct relay_config){
+        .node_name = c->node_name,
+        .broker_host = c->broker_host,
+        .broker_port = c->broker_port,
+        .broker_username = c->broker_username,
+        .password = c->password,
+        .down_timeout_ms = c->down_timeout_ms,
+        .upload_budget_bytes = c->upload_budget_bytes,
+    };
+}
+
 /* The modules, each given the keys and neighbours it uses. Each registers what it takes from
  * the link (router groups, link state, query answers) so that nothing below calls up. */
 static int build(struct bridge *br, struct twinbus *tb)
 {
-    const struct bridge_config *c = &br->cfg;
-    const struct edgehub_config hc = {
-        c->node_name,   c->project_id,    c->cloud_host,         c->cloud_port,
-        c->tls_ca_file, c->tls_cert_file, c->tls_key_file,       c->keepalive_s,
-        c->ping_idle_s, c->dead_link_s,   c->backoff_initial_ms, c->backoff_max_ms,
-        c->cloud_qps,   c->cloud_burst,   c->resend_s,           c->max_frame_bytes};
-    const struct metamgr_config mc = {c->meta_db_path, c->remote_query_timeout_s,
-                                      c->node_namespace};
-    const struct certwatch_config wc = {{c->cloud_host, (int)c->cloud_https_port, c->node_name,
-                                         c->tls_ca_file, c->tls_cert_file, c->tls_key_file},
-                                        c->rotate_certificates != 0};
-    const struct relay_config rc = {c->node_name,          c->broker_host, c->broker_port,
-                                    c->broker_username,    c->password,    c->down_timeout_ms,
-                                    c->upload_budget_bytes};
+    const struct edgehub_config hc = hub_config(&br->cfg);
+    const struct metamgr_config mc = meta_config(&br->cfg);
+    const struct certwatch_config wc = certs_config(&br->cfg);
+    const struct relay_config rc = relay_config_of(&br->cfg);
     struct relay_deps rd;
     struct devices_deps dd;
 
@@ -186,11 +230,19 @@ static int build(struct bridge *br, struct twinbus *tb)
         metamgr_open(&mc, br->lws, br->router, br->hub, &br->meta) < 0 ||
         certwatch_new(&wc, br->lws, redial, br->hub, &br->certs) < 0)
         return -1;
-    rd = (struct relay_deps){br->lws, br->vhost, br->cloudq, br->hub, br->meta, br->certs};
+    rd = (struct relay_deps){.lws = br->lws,
+                             .vhost = br->vhost,
+                             .q = br->cloudq,
+                             .hub = br->hub,
+                             .meta = br->meta,
+                             .certs = br->certs};
     if (relay_new(&rc, &rd, &br->relay) < 0)
         return -1;
-    dd = (struct devices_deps){br->meta, br->hub, down_to_plugin, br->relay,
-                               config_device_ids_namespaced(c)};
+    dd = (struct devices_deps){.meta = br->meta,
+                               .hub = br->hub,
+                               .send = down_to_plugin,
+                               .sender = br->relay,
+                               .ids_namespaced = config_device_ids_namespaced(&br->cfg)};
     tb->relay = br->relay;
     tb->hub = br->hub;
     if (devices_new(&dd, &br->devices) < 0 || twinbus_register(tb, br->router) < 0)
