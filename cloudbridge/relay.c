@@ -1,4 +1,4 @@
-/* The bridge's client of the local broker, speaking the $ke/ contract (include/kedge/ke.h).
+/* The relay (relay.h says what it carries between the plugin and the bridge).
  *
  * libmosquitto runs without its own thread: its socket is adopted into the lws loop as a raw
  * descriptor, readable/writable events drive mosquitto_loop_read/write, and a one-second timer
@@ -6,8 +6,8 @@
  * I/O and nothing blocks it (the connect to the local broker is the only blocking call, and
  * it is to a local socket).
  *
- * Plugin -> cloud: each $ke/outbox/{seq} is stored in the bridge's outbox; after the batch of
- * one read is committed, every seq in it is acked. Cloud -> plugin: $ke/down/{msg_id}, and the
+ * Plugin -> cloud: each $ke/outbox/{seq} is stored in the cloud queue; after the batch of one
+ * read is committed, every seq in it is acked. Cloud -> plugin: $ke/down/{msg_id}, and the
  * caller is told when $ke/down/{msg_id}/result says the change is committed.
  * Local queries: the relay subscribes to $ke/meta/+ and hands each request to MetaManager,
  * whose answer goes out on $ke/meta/{ref}/result.
