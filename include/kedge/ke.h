@@ -141,7 +141,7 @@
  */
 /* ---- the bridge's queue and dead letters (kedge-ctl outbox) ---------------------------------
  *
- * Answered by kedge-bridge (cloudbridge/hub/outboxctl.c), which subscribes to $ke/bctl/+.
+ * Answered by kedge-bridge (cloudbridge/hub/cloudq_ctl.c), which subscribes to $ke/bctl/+.
  *
  *  $ke/bctl/{ref}                 asker -> bridge; ref: one topic level, unique per request
  *      {"op":"outbox_list","limit":N}   (default 20, at most 1000) the head of the queue:
