@@ -370,9 +370,13 @@ void devices_free(struct devices *d);
 
 /* ==== node.c ============================================================================= */
 
-/* Register the node, then keep its status and lease fresh while the link is up. */
-int node_start(struct bridge *br);
-void node_stop(void);
+/* Register the node, then keep its status and lease fresh while the link is up. 0 or -ENOMEM. */
+struct node;
+int node_start(struct bridge *br, struct node **out);
+/* Before lws_context_destroy: no new timers. NULL ok. */
+void node_stop(struct node *n);
+/* After metamgr_close (which answers the node's requests in flight). NULL ok. */
+void node_free(struct node *n);
 /* The node's InternalIP (the first IPv4 address of an interface that is up and not loopback;
  * 127.0.0.1 when there is none), as reported in the Node's addresses and the pods' hostIP. */
 void node_internal_ip(char *out, size_t n);

@@ -200,6 +200,7 @@ static int join(int argc, char **argv)
 int main(int argc, char **argv)
 {
     struct bridge br;
+    struct node *node = NULL;
     struct boutbox_opts ob_opts;
     const char *conf = NULL;
     char **overrides = NULL;
@@ -259,7 +260,8 @@ int main(int argc, char **argv)
     edgehub_start(br.hub);
     certwatch_start(&br);
     metamgr_start(br.meta);
-    node_start(&br);
+    if (node_start(&br, &node) < 0)
+        goto out;
     if (edged_start(&br, &br.edged) < 0)
         goto out;
     while (!stop_requested)
@@ -270,7 +272,7 @@ int main(int argc, char **argv)
     relay_stop(br.relay);
     edgehub_stop(br.hub);
     certwatch_stop();
-    node_stop();
+    node_stop(node);
     edged_stop(br.edged);
     close_cloud_link(&br);
     rc = 0;
@@ -279,6 +281,7 @@ out:
         lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
     br.lws = NULL;
     metamgr_close(br.meta); /* cancels edged's status waiters: edged must still be there */
+    node_free(node);
     edged_free(br.edged);
     relay_free(br.relay); /* before devices_free: it ends the device messages still waiting */
     devices_free(br.devices);

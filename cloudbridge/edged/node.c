@@ -56,8 +56,6 @@ struct node {
     char key_node[256], key_patch[256], key_lease[256];
 };
 
-static struct node the_node;
-
 /* ---- what this machine is --------------------------------------------------------------- */
 
 static long long meminfo_kib(const char *field)
@@ -636,13 +634,15 @@ static void tick(lws_sorted_usec_list_t *sul)
         lws_sul_schedule(n->br->lws, 0, &n->sul, tick, (lws_usec_t)delay_ms * 1000);
 }
 
-int node_start(struct bridge *br)
+int node_start(struct bridge *br, struct node **out)
 {
-    struct node *n = &the_node;
+    struct node *n = kedge_calloc(1, sizeof(*n));
     char *stored = NULL;
     const char *ns = br->cfg.node_namespace;
 
-    memset(n, 0, sizeof(*n));
+    *out = NULL;
+    if (!n)
+        return -ENOMEM;
     n->br = br;
     n->ready_since_s = (int64_t)time(NULL);
     snprintf(n->key_node, sizeof(n->key_node), "%s/node/%s", ns, br->cfg.node_name);
@@ -657,18 +657,23 @@ int node_start(struct bridge *br)
         n->lease_json = NULL;
     n->ready_since_s = ready_since(stored, n->lease_json, n->ready_since_s);
     kedge_free(stored);
+    *out = n;
     tick(&n->sul);
     return 0;
 }
 
-void node_stop(void)
+void node_stop(struct node *n)
 {
-    struct node *n = &the_node;
-
-    if (n->br)
+    if (n)
         lws_sul_cancel(&n->sul);
+}
+
+void node_free(struct node *n)
+{
+    if (!n)
+        return;
     kedge_free(n->node_uid);
     kedge_free(n->lease_json);
     kedge_free(n->last_status);
-    memset(n, 0, sizeof(*n));
+    kedge_free(n);
 }
