@@ -1,6 +1,7 @@
 /* podspec_decode.c: the typed getters of the pod parser, as Go's decoder reads a struct
  * field (member names match case-insensitively, the last duplicate wins, null is the zero
- * value), with the field path of every error.
+ * value), with the field path of every error; and the canonical hash of a JSON value (the
+ * container hash).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -356,5 +357,75 @@ int ps__get_map(struct parse_ctx *x, const struct kedge_jval *obj, const char *k
     }
     ps__path_pop(x, old);
     kedge_free(mems);
+    return rc;
+}
+
+/* ==== the container hash ================================================================= */
+
+/* v with every object's members sorted by key (one per key, the last) and no whitespace. */
+static int canon(struct kedge_buf *b, const struct kedge_jval *v)
+{
+    const struct kedge_jval *c, **mems;
+    size_t i, n;
+    int rc = 0;
+
+    switch (v->type) {
+    case KEDGE_JNULL:
+        return kedge_buf_puts(b, "null");
+    case KEDGE_JBOOL:
+        return kedge_buf_puts(b, v->boolean ? "true" : "false");
+    case KEDGE_JNUM:
+        return kedge_buf_append(b, v->str, v->len);
+    case KEDGE_JSTR:
+        return kedge_json_escape(b, v->str, v->len);
+    case KEDGE_JARR:
+        rc = kedge_buf_putc(b, '[');
+        for (c = v->child; c && rc == 0; c = c->next) {
+            if (c != v->child)
+                rc = kedge_buf_putc(b, ',');
+            if (rc == 0)
+                rc = canon(b, c);
+        }
+        return rc ? rc : kedge_buf_putc(b, ']');
+    case KEDGE_JOBJ:
+        rc = ps__sorted_members(v, &mems, &n);
+        if (rc == 0)
+            rc = kedge_buf_putc(b, '{');
+        for (i = 0; i < n && rc == 0; i++) {
+            if (i)
+                rc = kedge_buf_putc(b, ',');
+            if (rc == 0)
+                rc = kedge_json_escape(b, mems[i]->key, mems[i]->key_len);
+            if (rc == 0)
+                rc = kedge_buf_putc(b, ':');
+            if (rc == 0)
+                rc = canon(b, mems[i]);
+        }
+        kedge_free(mems);
+        return rc ? rc : kedge_buf_putc(b, '}');
+    }
+    return 0;
+}
+
+uint32_t ps__fnv1a(const void *p, size_t n, uint32_t h)
+{
+    const unsigned char *s = p;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+int ps__container_hash(const struct kedge_jval *v, uint32_t *out)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    int rc = canon(&b, v);
+
+    if (rc == 0)
+        *out = ps__fnv1a(b.data, b.len, FNV_BASIS);
+    kedge_buf_cleanup(&b);
     return rc;
 }
