@@ -1,9 +1,10 @@
 /* Edged's state, shared by its files (edged*.c). Not for use outside them.
  *
- * Calls between the files go one way: edged.c (lifecycle, the tick, the resource hook) ->
- * edged_pods.c (pods in and out) and edged_worker.c (the pod workers) -> edged_ops.c (their
- * runtime calls), edged_status.c, edged_probe.c -> edged_relist.c (PLEG) -> edged_state.c.
- * The relist tells edged.c that it finished through a registered function.
+ * Calls between the files go one way (no cycle): edged.c (lifecycle, the tick, the resource
+ * hook) calls the others; edged_worker.c (the pod workers) calls edged_ops.c (their runtime
+ * calls), edged_status.c and edged_pods.c (pods in and out); these and edged_probe.c call
+ * edged_relist.c (kubelet's PLEG), edged_cloud.c and edged_state.c, which call no other
+ * edged file. The relist tells edged.c that it finished through a registered function.
  */
 #ifndef KEDGE_EDGED_INT_H
 #define KEDGE_EDGED_INT_H

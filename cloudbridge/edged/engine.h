@@ -34,7 +34,7 @@ void engine_stop(struct engine *e);
 void engine_free(struct engine *e);
 
 /* One API call. method "GET" | "POST" | "DELETE"; path without the version prefix
- * ("/containers/create?name=x"); body: JSON (sent with Content-Type application/json) or NULL.
+ * ("/version"); body: JSON (sent with Content-Type application/json) or NULL.
  * timeout_ms: 0 = the default (60 s); a stop with a grace period needs more.
  * Requests beyond a small number in flight wait in FIFO order. Returns 0 (done will be called)
  * or -ENOMEM (it will not). */

@@ -18,7 +18,7 @@
 #include "podenv.h"
 #include "podspec_decode.h"
 
-/* ==== podspec_create_body: the environment =============================================== */
+/* ==== the environment ===================================================================== */
 
 struct podenv_cached {
     const char *type; /* "configmap" | "secret" */

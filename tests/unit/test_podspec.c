@@ -1,7 +1,7 @@
-/* cloudbridge/edged/podspec.c: a v1.Pod's JSON -> struct pod_spec, and the Docker Engine API create
- * bodies (edged.h, section "podspec.c"). Expected values are what the API server's defaulting
- * and kubelet (dockershim's mapping) produce for the same pod; whole bodies are compared as
- * bytes.
+/* cloudbridge/edged/podspec*.c: a v1.Pod's JSON -> struct pod_spec, and the Docker Engine API
+ * create bodies (podspec.h, runtime_docker_body.h). Expected values are what the API server's
+ * defaulting and kubelet (dockershim's mapping) produce for the same pod; whole bodies are compared
+ * as bytes.
  *
  * Pods are written with ' for " (Q()), so a JSON string that needs an apostrophe spells it
  * \u0027.
