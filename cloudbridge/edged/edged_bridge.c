@@ -1,6 +1,7 @@
-/* edged_bridge.c: Edged in the bridge. The only file of Edged that knows the bridge: it fills
- * struct edged_deps from MetaManager (the store, requests to the cloud, the resource hook) and
- * EdgeHub (the link), makes the Docker runtime on engine_socket, and hands both to edged_new.
+/* edged_bridge.c: Edged and the node in the bridge. The only file of the edged room that knows
+ * the bridge: it fills struct edged_deps from MetaManager (the store, requests to the cloud,
+ * the resource hook) and EdgeHub (the link), makes the Docker runtime on engine_socket, and
+ * hands them to edged_new and node_new.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "bridge.h"
 #include "edged.h"
 #include "kedge/log.h"
+#include "node.h"
 #include "runtime_docker.h"
 
 static int store_get(void *ctx, const char *key, char **value)
@@ -65,12 +67,31 @@ static void runtime_version(void *ctx, const char *version)
     snprintf(br->runtime_version, sizeof(br->runtime_version), "%s", version);
 }
 
-int edged_start(struct bridge *br, struct edged **out)
+/* What Edged and the node need of the bridge. */
+static struct edged_deps bridge_deps(struct bridge *br)
 {
     struct edged_deps deps = {
         br->lws,   br->vhost,   br,      store_get, store_put,         store_delete,    store_list,
         connected, send_direct, request, object_of, set_resource_hook, runtime_version,
     };
+
+    return deps;
+}
+
+int node_start(struct bridge *br, struct node **out)
+{
+    struct edged_deps deps = bridge_deps(br);
+    struct node_config cfg = {br->cfg.node_name,        br->cfg.node_namespace,
+                              br->cfg.db_path,          br->cfg.kubelet_version,
+                              br->runtime_version,      br->cfg.status_interval_s,
+                              br->cfg.lease_interval_s, br->cfg.remote_query_timeout_s * 1000};
+
+    return node_new(&deps, &cfg, out);
+}
+
+int edged_start(struct bridge *br, struct edged **out)
+{
+    struct edged_deps deps = bridge_deps(br);
     struct edged_config cfg = {
         br->cfg.node_name,
         br->cfg.pods_dir,
