@@ -217,6 +217,7 @@ static void finish(struct edged *ed)
 
     edged_stop(ed);
     ck_assert_int_eq(fake_count(&fake, 0, FAKE_STOP, NULL), 1);
+    lws_sul_cancel(&tick_sul); /* the next test (unforked) schedules it on a new context */
     lws_context_destroy(ctx);
     for (size_t i = 0; i < n_reqs; i++) /* as metamgr_close cancels what waits, before */
         if (!reqs[i].answered) {
