@@ -9,7 +9,7 @@
  * One connection per call (Connection: close, as the engines expect from simple clients), at
  * most MAX_INFLIGHT at a time, the rest in FIFO order: a pod start is a handful of calls and the
  * engine serialises much of its work anyway. Every request ends in exactly one done() call.
- * The /events stream is one long-lived request whose body is cut into lines as it arrives.
+ * The event stream is one long-lived request whose body is cut into lines as it arrives.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -55,7 +55,7 @@ struct engine {
     int n_inflight;
     bool freeing;
     /* the /events watch */
-    char *watch_label;
+    char *watch_path;
     engine_event_fn on_event;
     engine_up_fn on_up;
     void *watch_ctx;
@@ -211,25 +211,7 @@ int engine_request(struct engine *e, const char *method, const char *path, const
     return 0;
 }
 
-int engine_urlencode(struct kedge_buf *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        int rc;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~')
-            rc = kedge_buf_putc(out, (char)c);
-        else
-            rc = kedge_buf_printf(out, "%%%c%c", hex[c >> 4], hex[c & 15]);
-        if (rc < 0)
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-/* ---- the /events stream -----------------------------------------------------------------------
+/* ---- the event stream -----------------------------------------------------------------------
  */
 
 static void watch_connect(lws_sorted_usec_list_t *sul);
@@ -283,22 +265,14 @@ static void watch_ended(void *ctx, const struct engine_reply *rep)
 static void watch_connect(lws_sorted_usec_list_t *sul)
 {
     struct engine *e = lws_container_of(sul, struct engine, sul_watch);
-    struct kedge_buf path = KEDGE_BUF_INIT, filt = KEDGE_BUF_INIT;
     struct ereq *r = NULL;
 
     if (e->watch_req || e->freeing)
         return;
-    if (kedge_buf_printf(&filt, "{\"label\":[\"%s\"],\"type\":[\"container\"]}", e->watch_label) <
-            0 ||
-        kedge_buf_puts(&path, "/events?filters=") < 0 || engine_urlencode(&path, filt.data) < 0 ||
-        ereq_new(e, "GET", path.data, NULL, 0, 0, &r) < 0) {
-        kedge_buf_cleanup(&path);
-        kedge_buf_cleanup(&filt);
+    if (ereq_new(e, "GET", e->watch_path, NULL, 0, 0, &r) < 0) {
         watch_schedule(e);
         return;
     }
-    kedge_buf_cleanup(&path);
-    kedge_buf_cleanup(&filt);
     r->watch = true;
     r->done = watch_ended;
     r->ctx = e;
@@ -313,12 +287,12 @@ static void watch_connect(lws_sorted_usec_list_t *sul)
     }
 }
 
-int engine_watch(struct engine *e, const char *label, engine_event_fn fn, engine_up_fn on_up,
+int engine_watch(struct engine *e, const char *path, engine_event_fn fn, engine_up_fn on_up,
                  void *ctx)
 {
-    kedge_free(e->watch_label);
-    e->watch_label = kedge_strdup(label);
-    if (!e->watch_label)
+    kedge_free(e->watch_path);
+    e->watch_path = kedge_strdup(path);
+    if (!e->watch_path)
         return -ENOMEM;
     e->on_event = fn;
     e->on_up = on_up;
@@ -512,7 +486,7 @@ void engine_free(struct engine *e)
         finish(r, -ECANCELED);
         ereq_free(r);
     }
-    kedge_free(e->watch_label);
+    kedge_free(e->watch_path);
     kedge_free(e->address);
     kedge_free(e);
 }

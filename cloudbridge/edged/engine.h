@@ -1,5 +1,5 @@
 /* The Docker Engine REST API v1.41 client over a unix socket, on the lws loop (libwebsockets'
- * own HTTP client: no thread, no second event loop, no new library), and the /events stream.
+ * own HTTP client: no thread, no second event loop, no new library), and the event stream.
  * Only runtime_docker*.c use it: the rest of Edged speaks struct runtime (runtime.h).
  */
 #ifndef KEDGE_EDGED_ENGINE_H
@@ -41,18 +41,14 @@ void engine_free(struct engine *e);
 int engine_request(struct engine *e, const char *method, const char *path, const char *body,
                    size_t body_len, int timeout_ms, engine_done_fn done, void *ctx);
 
-/* The /events stream, filtered to containers with label ("key=value"): fn gets each event
- * object's JSON. Reconnects by itself (after 1 s, capped back-off) while the engine is down;
- * on_up is called each time the stream is (re)established, so the caller can relist what it
- * may have missed. */
+/* The engine's event stream, GET path (with its query): fn gets each event object's JSON.
+ * Reconnects by itself (after 1 s, capped back-off) while the engine is down; on_up is called each
+ * time the stream is (re)established, so the caller can relist what it may have missed. */
 typedef void (*engine_event_fn)(void *ctx, const char *json, size_t len);
 typedef void (*engine_up_fn)(void *ctx, bool up);
-int engine_watch(struct engine *e, const char *label, engine_event_fn fn, engine_up_fn on_up,
+int engine_watch(struct engine *e, const char *path, engine_event_fn fn, engine_up_fn on_up,
                  void *ctx);
 
 extern const struct lws_protocols engine_protocol;
-
-/* Percent-encode s for a query string into out. 0 or -ENOMEM. */
-int engine_urlencode(struct kedge_buf *out, const char *s);
 
 #endif

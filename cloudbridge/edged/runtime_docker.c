@@ -344,6 +344,25 @@ static void answered(void *ctx, const struct engine_reply *r)
     kedge_free(c);
 }
 
+/* Percent-encode s for a query string into out. 0 or -ENOMEM. */
+static int urlencode(struct kedge_buf *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        int rc;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~')
+            rc = kedge_buf_putc(out, (char)c);
+        else
+            rc = kedge_buf_printf(out, "%%%c%c", hex[c >> 4], hex[c & 15]);
+        if (rc < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 /* ---- calls ------------------------------------------------------------------------------- */
 
 static int request(struct docker_rt *d, enum call_kind kind, const char *method, const char *path,
@@ -386,8 +405,8 @@ static int create(struct docker_rt *d, const struct runtime_create *rc, char *wh
 
     if (err == 0)
         err = docker_container_name(&cc, &name);
-    if (err == 0 && (kedge_buf_puts(&path, "/containers/create?name=") < 0 ||
-                     engine_urlencode(&path, name.data) < 0))
+    if (err == 0 &&
+        (kedge_buf_puts(&path, "/containers/create?name=") < 0 || urlencode(&path, name.data) < 0))
         err = -ENOMEM;
     if (err == 0)
         err = request(d, C_CREATE, "POST", path.data, body.data, body.len, 0, done, ctx);
@@ -440,7 +459,7 @@ static int op_list(void *rt, runtime_done_fn done, void *ctx)
 
     if (kedge_buf_printf(&f, "{\"label\":[\"%s=%s\"]}", LABEL_NODE, d->node) == 0 &&
         kedge_buf_puts(&path, "/containers/json?all=1&filters=") == 0 &&
-        engine_urlencode(&path, f.data) == 0)
+        urlencode(&path, f.data) == 0)
         rc = request(d, C_LIST, "GET", path.data, NULL, 0, 0, done, ctx);
     kedge_buf_cleanup(&path);
     kedge_buf_cleanup(&f);
@@ -457,7 +476,7 @@ static int op_image_present(void *rt, const char *image, runtime_done_fn done, v
     struct kedge_buf path = KEDGE_BUF_INIT;
     int rc = -ENOMEM;
 
-    if (kedge_buf_puts(&path, "/images/") == 0 && engine_urlencode(&path, image) == 0 &&
+    if (kedge_buf_puts(&path, "/images/") == 0 && urlencode(&path, image) == 0 &&
         kedge_buf_puts(&path, "/json") == 0)
         rc = request(rt, C_IMAGE, "GET", path.data, NULL, 0, 0, done, ctx);
     kedge_buf_cleanup(&path);
@@ -479,8 +498,7 @@ static int op_pull(void *rt, const char *image, runtime_done_fn done, void *ctx)
 
     /* a reference without a tag means :latest (the API would pull every tag) */
     snprintf(ref, sizeof(ref), "%s%s", image, image_has_tag(image) ? "" : ":latest");
-    if (kedge_buf_puts(&path, "/images/create?fromImage=") == 0 &&
-        engine_urlencode(&path, ref) == 0)
+    if (kedge_buf_puts(&path, "/images/create?fromImage=") == 0 && urlencode(&path, ref) == 0)
         rc = request(rt, C_PULL, "POST", path.data, NULL, 0, PULL_TIMEOUT_MS, done, ctx);
     kedge_buf_cleanup(&path);
     return rc;
@@ -510,16 +528,20 @@ static void on_up(void *ctx, bool up)
 static int op_watch(void *rt, runtime_changed_fn changed, runtime_up_fn up, void *ctx)
 {
     struct docker_rt *d = rt;
-    struct kedge_buf l = KEDGE_BUF_INIT;
+    struct kedge_buf l = KEDGE_BUF_INIT, f = KEDGE_BUF_INIT;
     int rc;
 
     d->changed = changed;
     d->up = up;
     d->watch_ctx = ctx;
-    rc = kedge_buf_printf(&l, "%s=%s", LABEL_NODE, d->node);
+    rc = kedge_buf_printf(&f, "{\"label\":[\"%s=%s\"],\"type\":[\"container\"]}", LABEL_NODE,
+                          d->node);
+    if (rc == 0)
+        rc = kedge_buf_puts(&l, "/events?filters=") < 0 || urlencode(&l, f.data) < 0 ? -ENOMEM : 0;
     if (rc == 0)
         rc = engine_watch(d->engine, l.data, on_event, on_up, d);
     kedge_buf_cleanup(&l);
+    kedge_buf_cleanup(&f);
     return rc;
 }
 
