@@ -1,10 +1,6 @@
-/* TRANSITIONAL (issue 15): what is left of the bridge's one-for-all header, for Edged only.
- *
- * Each module now has its own header (config.h, relay.h, twinbus.h, fault.h, and one per module
- * in hub/ and meta/) and takes the narrow state it uses. Edged (cloudbridge/edged/) still takes the
- * whole `struct bridge` and includes this file through edged.h; once Edged takes its own deps
- * (helper "edged": edged_deps), it includes hub/edgehub.h, meta/metamanager.h and
- * meta/resource.h instead, node.c's declarations move to edged.h, and this file goes.
+/* The bridge object: main.c's composition of the rooms (hub/, meta/, edged/) and the relay.
+ * Only the top level sees it; each module gets the narrow state it uses, and Edged gets its
+ * struct edged_deps from edged_wiring.c.
  */
 #ifndef KEDGE_BRIDGE_H
 #define KEDGE_BRIDGE_H
@@ -19,18 +15,18 @@
 #include "meta/metamanager.h"
 #include "meta/resource.h"
 
-/* ==== node.c (Edged's) ==================================================================== */
+/* ==== edged_wiring.c: Edged and the node on the bridge's rooms ============================== */
 
 struct bridge;
+struct edged;
+struct node;
+/* The node's registration, status and lease on the cloud link. 0 or -ENOMEM. */
+int node_start(struct bridge *br, struct node **out);
+/* Edged with the Docker runtime on engine_socket, the meta store and the cloud link; *out NULL
+ * when engine_socket is "none". 0 or a negative code. */
+int edged_start(struct bridge *br, struct edged **out);
 
-/* Register the node, then keep its status and lease fresh while the link is up. */
-int node_start(struct bridge *br);
-void node_stop(void);
-/* The node's InternalIP (the first IPv4 address of an interface that is up and not loopback;
- * 127.0.0.1 when there is none), as reported in the Node's addresses and the pods' hostIP. */
-void node_internal_ip(char *out, size_t n);
-
-/* ==== main.c: the bridge object, still handed whole to Edged ============================== */
+/* ==== main.c ================================================================================ */
 
 struct bridge {
     struct bridge_config cfg;

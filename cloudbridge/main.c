@@ -11,6 +11,7 @@
 
 #include "bridge.h"
 #include "edged.h"
+#include "node.h"
 #include "fault.h"
 #include "hub/certwatch.h"
 #include "hub/cloudq.h"
@@ -313,6 +314,7 @@ int main(int argc, char **argv)
 {
     struct bridge br;
     struct twinbus tb;
+    struct node *node = NULL;
     struct cloudq_opts ob_opts;
     const char *conf = NULL;
     char **overrides = NULL;
@@ -370,7 +372,8 @@ int main(int argc, char **argv)
     edgehub_start(br.hub);
     certwatch_start(br.certs);
     metamgr_start(br.meta);
-    node_start(&br);
+    if (node_start(&br, &node) < 0)
+        goto out;
     if (edged_start(&br, &br.edged) < 0)
         goto out;
     while (!stop_requested)
@@ -383,7 +386,7 @@ int main(int argc, char **argv)
     certwatch_stop(br.certs);
     metamgr_stop(br.meta);
     devices_stop(br.devices);
-    node_stop();
+    node_stop(node);
     edged_stop(br.edged);
     close_cloud_link(&br);
     rc = 0;
@@ -392,6 +395,7 @@ out:
         lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
     br.lws = NULL;
     metamgr_close(br.meta); /* cancels edged's status waiters: edged must still be there */
+    node_free(node);
     edged_free(br.edged);
     relay_free(br.relay); /* before devices_free: it ends the device messages still waiting */
     devices_free(br.devices);

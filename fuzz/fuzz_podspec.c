@@ -1,4 +1,4 @@
-/* podspec_parse and podspec_create_body (cloudbridge/edged/podspec.c) on arbitrary bytes.
+/* podspec_parse and docker_create_body (cloudbridge/edged/podspec.c) on arbitrary bytes.
  *
  * Properties:
  *  - parse fails only with KEDGE_EPARSE or KEDGE_ESCHEMA, with a why, and then hands back no
@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edged.h"
+#include "podspec.h"
+#include "runtime_docker_body.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
@@ -57,7 +58,7 @@ static int lookup(void *ctx, const char *type, const char *ns, const char *name,
 
 static void check_body(const struct pod_spec *p, const struct pod_container *c)
 {
-    struct podspec_create cc = {
+    struct docker_create cc = {
         .pod = p,
         .c = c,
         .node = "node-1",
@@ -78,7 +79,7 @@ static void check_body(const struct pod_spec *p, const struct pod_container *c)
     int rc;
 
     CHECK(kedge_buf_puts(&out, "prefix") == 0);
-    rc = podspec_create_body(&cc, &out, why, sizeof(why));
+    rc = docker_create_body(&cc, &out, why, sizeof(why));
     CHECK(rc == 0 || rc == KEDGE_ESCHEMA || rc == -EIO);
     if (rc < 0) {
         CHECK(why[0] != '\0');
@@ -99,7 +100,7 @@ static void check_body(const struct pod_spec *p, const struct pod_container *c)
         kedge_jdoc_free(doc);
     }
     kedge_buf_reset(&out);
-    CHECK(podspec_container_name(&cc, &out) == 0);
+    CHECK(docker_container_name(&cc, &out) == 0);
     CHECK(!strncmp(out.data, "k8s_", 4));
     kedge_buf_cleanup(&out);
 }

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "edged.h"
+#include "podvolumes.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/util.h"

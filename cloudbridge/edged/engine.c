@@ -9,14 +9,14 @@
  * One connection per call (Connection: close, as the engines expect from simple clients), at
  * most MAX_INFLIGHT at a time, the rest in FIFO order: a pod start is a handful of calls and the
  * engine serialises much of its work anyway. Every request ends in exactly one done() call.
- * The /events stream is one long-lived request whose body is cut into lines as it arrives.
+ * The event stream is one long-lived request whose body is cut into lines as it arrives.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "edged.h"
+#include "engine.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
@@ -47,13 +47,15 @@ struct ereq {
 };
 
 struct engine {
-    struct bridge *br;
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    bool stopping; /* engine_stop: the loop is going away, no new timers */
     char *address; /* "+/path/to/socket" */
     struct ereq *queue, *queue_tail, *inflight;
     int n_inflight;
     bool freeing;
     /* the /events watch */
-    char *watch_node;
+    char *watch_path;
     engine_event_fn on_event;
     engine_up_fn on_up;
     void *watch_ctx;
@@ -147,8 +149,8 @@ static int ereq_connect(struct engine *e, struct ereq *r)
     struct lws_client_connect_info i;
 
     memset(&i, 0, sizeof(i));
-    i.context = e->br->lws;
-    i.vhost = e->br->vhost;
+    i.context = e->lws;
+    i.vhost = e->vhost;
     i.address = e->address;
     i.port = 0;
     i.path = r->path;
@@ -209,36 +211,18 @@ int engine_request(struct engine *e, const char *method, const char *path, const
     return 0;
 }
 
-int engine_urlencode(struct kedge_buf *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        int rc;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~')
-            rc = kedge_buf_putc(out, (char)c);
-        else
-            rc = kedge_buf_printf(out, "%%%c%c", hex[c >> 4], hex[c & 15]);
-        if (rc < 0)
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-/* ---- the /events stream ----------------------------------------------------------------------- */
+/* ---- the event stream -----------------------------------------------------------------------
+ */
 
 static void watch_connect(lws_sorted_usec_list_t *sul);
 
 static void watch_schedule(struct engine *e)
 {
-    if (e->freeing || e->br->stopping)
+    if (e->freeing || e->stopping)
         return;
-    lws_sul_schedule(e->br->lws, 0, &e->sul_watch, watch_connect,
-                     (lws_usec_t)e->backoff_ms * 1000);
-    e->backoff_ms = e->backoff_ms * 2 > WATCH_BACKOFF_MAX_MS ? WATCH_BACKOFF_MAX_MS
-                                                             : e->backoff_ms * 2;
+    lws_sul_schedule(e->lws, 0, &e->sul_watch, watch_connect, (lws_usec_t)e->backoff_ms * 1000);
+    e->backoff_ms =
+        e->backoff_ms * 2 > WATCH_BACKOFF_MAX_MS ? WATCH_BACKOFF_MAX_MS : e->backoff_ms * 2;
 }
 
 /* Hand over every complete line of the stream; keep the partial tail. */
@@ -281,22 +265,14 @@ static void watch_ended(void *ctx, const struct engine_reply *rep)
 static void watch_connect(lws_sorted_usec_list_t *sul)
 {
     struct engine *e = lws_container_of(sul, struct engine, sul_watch);
-    struct kedge_buf path = KEDGE_BUF_INIT, filt = KEDGE_BUF_INIT;
     struct ereq *r = NULL;
 
     if (e->watch_req || e->freeing)
         return;
-    if (kedge_buf_printf(&filt, "{\"label\":[\"%s=%s\"],\"type\":[\"container\"]}", LABEL_NODE,
-                         e->watch_node) < 0 ||
-        kedge_buf_puts(&path, "/events?filters=") < 0 || engine_urlencode(&path, filt.data) < 0 ||
-        ereq_new(e, "GET", path.data, NULL, 0, 0, &r) < 0) {
-        kedge_buf_cleanup(&path);
-        kedge_buf_cleanup(&filt);
+    if (ereq_new(e, "GET", e->watch_path, NULL, 0, 0, &r) < 0) {
         watch_schedule(e);
         return;
     }
-    kedge_buf_cleanup(&path);
-    kedge_buf_cleanup(&filt);
     r->watch = true;
     r->done = watch_ended;
     r->ctx = e;
@@ -311,12 +287,12 @@ static void watch_connect(lws_sorted_usec_list_t *sul)
     }
 }
 
-int engine_watch(struct engine *e, const char *node, engine_event_fn fn, engine_up_fn on_up,
+int engine_watch(struct engine *e, const char *path, engine_event_fn fn, engine_up_fn on_up,
                  void *ctx)
 {
-    kedge_free(e->watch_node);
-    e->watch_node = kedge_strdup(node);
-    if (!e->watch_node)
+    kedge_free(e->watch_path);
+    e->watch_path = kedge_strdup(path);
+    if (!e->watch_path)
         return -ENOMEM;
     e->on_event = fn;
     e->on_up = on_up;
@@ -326,7 +302,8 @@ int engine_watch(struct engine *e, const char *node, engine_event_fn fn, engine_
     return 0;
 }
 
-/* ---- the lws protocol ------------------------------------------------------------------------- */
+/* ---- the lws protocol -------------------------------------------------------------------------
+ */
 
 static int append_body_headers(struct ereq *r, struct lws *wsi, void *in, size_t len)
 {
@@ -339,8 +316,8 @@ static int append_body_headers(struct ereq *r, struct lws *wsi, void *in, size_t
     n = snprintf(cl, sizeof(cl), "%zu", r->body_len);
     if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
                                      (const unsigned char *)"application/json", 16, p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-                                     (const unsigned char *)cl, n, p, end))
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, (const unsigned char *)cl,
+                                     n, p, end))
         return -1;
     if (r->body_len) {
         lws_client_http_body_pending(wsi, 1);
@@ -400,8 +377,8 @@ static void closed(struct ereq *r, int err)
     pump(e);
 }
 
-static int engine_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+static int engine_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
 {
     struct ereq *r = user;
 
@@ -458,9 +435,11 @@ static int engine_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
 const struct lws_protocols engine_protocol = {"kedge-engine", engine_callback, 0, 0, 0, NULL, 0};
 
-/* ---- lifetime --------------------------------------------------------------------------------- */
+/* ---- lifetime ---------------------------------------------------------------------------------
+ */
 
-int engine_new(struct bridge *br, const char *socket_path, struct engine **out)
+int engine_new(struct lws_context *lws, struct lws_vhost *vhost, const char *socket_path,
+               struct engine **out)
 {
     struct engine *e = kedge_calloc(1, sizeof(*e));
     struct kedge_buf a = KEDGE_BUF_INIT;
@@ -470,10 +449,19 @@ int engine_new(struct bridge *br, const char *socket_path, struct engine **out)
         kedge_free(e);
         return -ENOMEM;
     }
-    e->br = br;
+    e->lws = lws;
+    e->vhost = vhost;
     e->address = kedge_buf_take(&a, NULL);
     *out = e;
     return 0;
+}
+
+void engine_stop(struct engine *e)
+{
+    if (!e || e->stopping)
+        return;
+    e->stopping = true;
+    lws_sul_cancel(&e->sul_watch);
 }
 
 void engine_free(struct engine *e)
@@ -483,7 +471,7 @@ void engine_free(struct engine *e)
     if (!e)
         return;
     e->freeing = true;
-    if (e->br->lws) /* after lws_context_destroy the timer list is gone with the context */
+    if (!e->stopping) /* after lws_context_destroy the timer list is gone with the context */
         lws_sul_cancel(&e->sul_watch);
     while ((r = e->queue)) {
         e->queue = r->next;
@@ -498,7 +486,7 @@ void engine_free(struct engine *e)
         finish(r, -ECANCELED);
         ereq_free(r);
     }
-    kedge_free(e->watch_node);
+    kedge_free(e->watch_path);
     kedge_free(e->address);
     kedge_free(e);
 }

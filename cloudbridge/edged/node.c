@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bridge.h"
+#include "node.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
@@ -44,7 +44,9 @@
 #define NODE_MONITOR_GRACE_S 40 /* kube-controller-manager's node-monitor-grace-period */
 
 struct node {
-    struct bridge *br;
+    struct edged_deps deps;
+    struct node_config cfg;
+    bool stopping;
     lws_sorted_usec_list_t sul;
     bool registered, registering, lease_inflight, status_inflight, was_connected;
     bool lease_refetch; /* the cloud refused our lease: query it before the next update */
@@ -55,8 +57,6 @@ struct node {
     uint64_t next_status_ms, next_lease_ms; /* monotonic; 0 = due */
     char key_node[256], key_patch[256], key_lease[256];
 };
-
-static struct node the_node;
 
 /* ---- what this machine is --------------------------------------------------------------- */
 
@@ -145,7 +145,7 @@ struct machine {
     char ip[64], os[256], kernel[128], arch[80], machine_id[64], boot_id[64];
 };
 
-static void read_machine(const struct bridge *br, struct machine *mc)
+static void read_machine(const struct node_config *cfg, struct machine *mc)
 {
     struct statvfs vfs;
     struct utsname u;
@@ -155,7 +155,7 @@ static void read_machine(const struct bridge *br, struct machine *mc)
     mc->cpus = sysconf(_SC_NPROCESSORS_ONLN);
     mc->mem_kib = meminfo_kib("MemTotal");
     mc->mem_avail_kib = meminfo_kib("MemAvailable");
-    snprintf(dir, sizeof(dir), "%s", br->cfg.db_path);
+    snprintf(dir, sizeof(dir), "%s", cfg->db_path);
     slash = strrchr(dir, '/');
     if (slash && slash != dir)
         *slash = '\0';
@@ -243,7 +243,7 @@ static void write_status(struct node *n, struct kedge_jw *w, const struct machin
     kedge_jw_obj_close(w);
     kedge_jw_obj_open(w);
     kedge_jw_kstr(w, "type", "Hostname");
-    kedge_jw_kstr(w, "address", n->br->cfg.node_name);
+    kedge_jw_kstr(w, "address", n->cfg.node_name);
     kedge_jw_obj_close(w);
     kedge_jw_arr_close(w);
     kedge_jw_key(w, "daemonEndpoints");
@@ -263,8 +263,8 @@ static void write_status(struct node *n, struct kedge_jw *w, const struct machin
     /* kubelet's <runtime>://<version>; before the engine answered, as kubelet with a remote
      * runtime it cannot name yet */
     kedge_jw_kstr(w, "containerRuntimeVersion",
-                  n->br->runtime_version[0] ? n->br->runtime_version : "remote://unknown");
-    kedge_jw_kstr(w, "kubeletVersion", n->br->cfg.kubelet_version);
+                  n->cfg.runtime_version[0] ? n->cfg.runtime_version : "remote://unknown");
+    kedge_jw_kstr(w, "kubeletVersion", n->cfg.kubelet_version);
     kedge_jw_kstr(w, "kubeProxyVersion", "");
     kedge_jw_kstr(w, "operatingSystem", "linux");
     kedge_jw_kstr(w, "architecture", mc->arch);
@@ -274,7 +274,7 @@ static void write_status(struct node *n, struct kedge_jw *w, const struct machin
 
 static int node_object(struct node *n, const struct machine *mc, struct kedge_buf *b)
 {
-    const char *name = n->br->cfg.node_name;
+    const char *name = n->cfg.node_name;
     struct kedge_jw w;
 
     kedge_jw_init(&w, b);
@@ -307,7 +307,7 @@ static int node_object(struct node *n, const struct machine *mc, struct kedge_bu
 /* ---- talking to the edge controller ------------------------------------------------------- */
 
 static int send_remote(struct node *n, const char *op, const char *resource, const char *content,
-                       size_t len, bool as_string, metamgr_reply_fn fn)
+                       size_t len, bool as_string, edged_reply_fn fn)
 {
     struct kedge_msg m = {0};
     int rc;
@@ -321,8 +321,7 @@ static int send_remote(struct node *n, const char *op, const char *resource, con
         rc = as_string ? kedge_msg_set_content_string(&m, content, len)
                        : kedge_msg_set_content_json(&m, content, len);
     if (rc == 0)
-        rc =
-            metamgr_remote(n->br->meta, &m, (int)(n->br->cfg.remote_query_timeout_s * 1000), fn, n);
+        rc = n->deps.request(n->deps.ctx, &m, (int)n->cfg.remote_timeout_ms, fn, n);
     kedge_free(m.msg_id);
     kedge_free(m.content);
     kedge_free(m.content_str);
@@ -407,7 +406,7 @@ static void adopt_node(struct node *n, char *obj)
         kedge_free(n->node_uid);
         n->node_uid = uid;
     }
-    (void)metamgr_put(n->br->meta, n->key_node, obj, strlen(obj));
+    (void)n->deps.store_put(n->deps.ctx, n->key_node, obj, strlen(obj));
     kedge_free(obj);
 }
 
@@ -415,14 +414,14 @@ static void fetched(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
     const char *reason = NULL;
-    char *obj = err ? NULL : metamgr_object_of(m, &reason);
+    char *obj = err ? NULL : n->deps.object_of(n->deps.ctx, m, &reason);
 
     n->registering = false;
     if (!obj) {
         kedge_log(KEDGE_LOG_WARN,
                   "node: the cloud has node %s but did not return it (%s); "
                   "trying again",
-                  n->br->cfg.node_name,
+                  n->cfg.node_name,
                   err      ? kedge_strerror(err)
                   : reason ? reason
                            : "no object");
@@ -431,14 +430,14 @@ static void fetched(void *ctx, const struct kedge_msg *m, int err)
     adopt_node(n, obj);
     n->registered = true;
     kedge_log(KEDGE_LOG_NOTICE, "node: %s was registered already; using the cloud's Node",
-              n->br->cfg.node_name);
+              n->cfg.node_name);
 }
 
 static void registered(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
     const char *reason = NULL;
-    char *obj = err ? NULL : metamgr_object_of(m, &reason);
+    char *obj = err ? NULL : n->deps.object_of(n->deps.ctx, m, &reason);
 
     n->registering = false;
     if (err) {
@@ -458,7 +457,7 @@ static void registered(void *ctx, const struct kedge_msg *m, int err)
     }
     adopt_node(n, obj);
     n->registered = true;
-    kedge_log(KEDGE_LOG_NOTICE, "node: %s registered with the cloud", n->br->cfg.node_name);
+    kedge_log(KEDGE_LOG_NOTICE, "node: %s registered with the cloud", n->cfg.node_name);
 }
 
 static void register_node(struct node *n)
@@ -466,7 +465,7 @@ static void register_node(struct node *n)
     struct kedge_buf b = KEDGE_BUF_INIT;
     struct machine mc;
 
-    read_machine(n->br, &mc);
+    read_machine(&n->cfg, &mc);
     if (node_object(n, &mc, &b) == 0 &&
         send_remote(n, "insert", n->key_node, b.data, b.len, false, registered) == 0)
         n->registering = true;
@@ -477,7 +476,7 @@ static void lease_done(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
     const char *reason = NULL;
-    char *obj = err ? NULL : metamgr_object_of(m, &reason);
+    char *obj = err ? NULL : n->deps.object_of(n->deps.ctx, m, &reason);
 
     n->lease_inflight = false;
     if (obj) {
@@ -516,9 +515,8 @@ static void renew_lease(struct node *n)
                                "\"v1\",\"kind\":\"Node\",\"name\":\"%s\",\"uid\":\"%s\"}]},"
                                "\"spec\":{\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":%d,"
                                "\"renewTime\":\"%s\"}}",
-                               n->br->cfg.node_name, n->br->cfg.node_name,
-                               n->node_uid ? n->node_uid : "", n->br->cfg.node_name,
-                               LEASE_DURATION_S, now);
+                               n->cfg.node_name, n->cfg.node_name, n->node_uid ? n->node_uid : "",
+                               n->cfg.node_name, LEASE_DURATION_S, now);
         if (b.data && send_remote(n, "insert", n->key_lease, b.data, b.len, false, lease_done) == 0)
             n->lease_inflight = true;
     } else {
@@ -543,7 +541,7 @@ static void status_done(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
     const char *reason = NULL;
-    char *obj = err ? NULL : metamgr_object_of(m, &reason);
+    char *obj = err ? NULL : n->deps.object_of(n->deps.ctx, m, &reason);
 
     n->status_inflight = false;
     if (obj) {
@@ -554,7 +552,7 @@ static void status_done(void *ctx, const struct kedge_msg *m, int err)
     n->last_status = NULL;
     if (reason && !strcmp(reason, "NotFound")) {
         kedge_log(KEDGE_LOG_WARN, "node: the cloud has no node %s any more; registering again",
-                  n->br->cfg.node_name);
+                  n->cfg.node_name);
         n->registered = false;
         kedge_free(n->lease_json);
         n->lease_json = NULL; /* it names the old Node's UID */
@@ -575,7 +573,7 @@ static void report_status(struct node *n)
     struct machine mc;
     int64_t now = (int64_t)time(NULL);
 
-    read_machine(n->br, &mc);
+    read_machine(&n->cfg, &mc);
     kedge_jw_init(&w, &plain);
     write_status(n, &w, &mc, false);
     if (kedge_jw_finish(&w) < 0)
@@ -591,7 +589,7 @@ static void report_status(struct node *n)
     if (kedge_jw_finish(&w) < 0)
         goto out;
     /* edgecore's processPatch: the patch is stored under its own key, then sent */
-    (void)metamgr_put(n->br->meta, n->key_patch, patch.data, patch.len);
+    (void)n->deps.store_put(n->deps.ctx, n->key_patch, patch.data, patch.len);
     if (send_remote(n, "patch", n->key_patch, patch.data, patch.len, true, status_done) == 0) {
         n->status_inflight = true;
         n->last_report_s = now;
@@ -607,7 +605,7 @@ out:
 static void tick(lws_sorted_usec_list_t *sul)
 {
     struct node *n = lws_container_of(sul, struct node, sul);
-    bool up = edgehub_connected(n->br->hub);
+    bool up = n->deps.connected(n->deps.ctx);
     uint64_t now = kedge_now_ms(), delay_ms = 1000;
 
     if (up && !n->was_connected) {
@@ -621,54 +619,64 @@ static void tick(lws_sorted_usec_list_t *sul)
     if (up && n->registered) {
         if (!n->lease_inflight && now >= n->next_lease_ms) {
             renew_lease(n);
-            n->next_lease_ms = now + (uint64_t)n->br->cfg.lease_interval_s * 1000;
+            n->next_lease_ms = now + (uint64_t)n->cfg.lease_interval_s * 1000;
         }
         if (!n->status_inflight && now >= n->next_status_ms) {
             report_status(n);
-            n->next_status_ms = now + (uint64_t)n->br->cfg.status_interval_s * 1000;
+            n->next_status_ms = now + (uint64_t)n->cfg.status_interval_s * 1000;
         }
         if (!n->lease_inflight && n->next_lease_ms > now && n->next_lease_ms - now < delay_ms)
             delay_ms = n->next_lease_ms - now;
         if (!n->status_inflight && n->next_status_ms > now && n->next_status_ms - now < delay_ms)
             delay_ms = n->next_status_ms - now;
     }
-    if (!n->br->stopping)
-        lws_sul_schedule(n->br->lws, 0, &n->sul, tick, (lws_usec_t)delay_ms * 1000);
+    if (!n->stopping)
+        lws_sul_schedule(n->deps.lws, 0, &n->sul, tick, (lws_usec_t)delay_ms * 1000);
 }
 
-int node_start(struct bridge *br)
+int node_new(const struct edged_deps *deps, const struct node_config *cfg, struct node **out)
 {
-    struct node *n = &the_node;
+    struct node *n = kedge_calloc(1, sizeof(*n));
     char *stored = NULL;
-    const char *ns = br->cfg.node_namespace;
+    const char *ns = cfg->node_namespace;
 
-    memset(n, 0, sizeof(*n));
-    n->br = br;
+    *out = NULL;
+    if (!n)
+        return -ENOMEM;
+    n->deps = *deps;
+    n->cfg = *cfg;
     n->ready_since_s = (int64_t)time(NULL);
-    snprintf(n->key_node, sizeof(n->key_node), "%s/node/%s", ns, br->cfg.node_name);
-    snprintf(n->key_patch, sizeof(n->key_patch), "%s/nodepatch/%s", ns, br->cfg.node_name);
-    snprintf(n->key_lease, sizeof(n->key_lease), "kube-node-lease/lease/%s", br->cfg.node_name);
+    snprintf(n->key_node, sizeof(n->key_node), "%s/node/%s", ns, cfg->node_name);
+    snprintf(n->key_patch, sizeof(n->key_patch), "%s/nodepatch/%s", ns, cfg->node_name);
+    snprintf(n->key_lease, sizeof(n->key_lease), "kube-node-lease/lease/%s", cfg->node_name);
     /* registered before (MetaManager kept the cloud's Node): no second registration */
-    if (metamgr_get(br->meta, n->key_node, &stored) == 0) {
+    if (deps->store_get(deps->ctx, n->key_node, &stored) == 0) {
         n->node_uid = uid_of(stored);
         n->registered = n->node_uid != NULL;
     }
-    if (metamgr_get(br->meta, n->key_lease, &n->lease_json) < 0)
+    if (deps->store_get(deps->ctx, n->key_lease, &n->lease_json) < 0)
         n->lease_json = NULL;
     n->ready_since_s = ready_since(stored, n->lease_json, n->ready_since_s);
     kedge_free(stored);
+    *out = n;
     tick(&n->sul);
     return 0;
 }
 
-void node_stop(void)
+void node_stop(struct node *n)
 {
-    struct node *n = &the_node;
+    if (!n)
+        return;
+    n->stopping = true;
+    lws_sul_cancel(&n->sul);
+}
 
-    if (n->br)
-        lws_sul_cancel(&n->sul);
+void node_free(struct node *n)
+{
+    if (!n)
+        return;
     kedge_free(n->node_uid);
     kedge_free(n->lease_json);
     kedge_free(n->last_status);
-    memset(n, 0, sizeof(*n));
+    kedge_free(n);
 }

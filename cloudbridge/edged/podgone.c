@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "edged.h"
+#include "podgone.h"
 #include "kedge/alloc.h"
 
 #define PODGONE_MAX 256

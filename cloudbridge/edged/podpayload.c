@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edged.h"
+#include "podvolumes.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"

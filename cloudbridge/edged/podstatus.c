@@ -11,7 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "edged.h"
+#include "kedge/json.h"
+#include "podstatus.h"
 #include "kedge/util.h"
 
 static const char *const cond_names[N_COND] = {"Initialized", "Ready", "ContainersReady",
@@ -45,7 +46,8 @@ const char *podstatus_waiting_reason(enum container_waiting w)
     }
 }
 
-/* ---- per container ---------------------------------------------------------------------------- */
+/* ---- per container ----------------------------------------------------------------------------
+ */
 
 static bool is_running(const struct container_view *c)
 {
@@ -200,7 +202,8 @@ static void write_container(struct kedge_jw *w, const struct container_view *c)
     kedge_jw_obj_close(w);
 }
 
-/* ---- the pod ------------------------------------------------------------------------------------ */
+/* ---- the pod ------------------------------------------------------------------------------------
+ */
 
 static bool inits_done(const struct pod_view *v)
 {
@@ -331,8 +334,8 @@ static void write_conditions(struct kedge_jw *w, const struct pod_view *v)
         kedge_jw_key(w, "lastProbeTime");
         kedge_jw_null(w);
         write_time(w, "lastTransitionTime", v->cond_since_s[i] * 1000);
-        if (terminal(phase) && (i == COND_READY || i == COND_CONTAINERS_READY ||
-                                i == COND_INITIALIZED)) {
+        if (terminal(phase) &&
+            (i == COND_READY || i == COND_CONTAINERS_READY || i == COND_INITIALIZED)) {
             kedge_jw_kstr(w, "reason", "PodCompleted");
         } else if (!c[i] && i == COND_INITIALIZED) {
             kedge_jw_kstr(w, "reason", "ContainersNotInitialized");

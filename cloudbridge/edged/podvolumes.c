@@ -25,7 +25,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "edged.h"
+#include "podvolumes.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/util.h"

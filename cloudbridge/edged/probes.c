@@ -10,17 +10,15 @@
  *              reads SO_ERROR itself and reports only "Unable to connect", while kubelet's
  *              message names the reason (`connect: connection refused`). For the same reason a
  *              failed httpGet connect is followed by one such dial to learn its errno.
- *   exec       the engine's exec API (create, start and wait for the output, inspect for
- *              ExitCode); each engine request gets what is left of the probe's timeout, and
- *              the probe's own timer fails it even while the engine queues the request.
+ *   exec       the container runtime's exec (runtime.h) with the probe's timeout; the
+ *              probe's own timer fails it even while the runtime queues the command.
  * Messages are kubelet's event texts. Host names are not resolved (lws and libc would block
  * the loop): a probe host must be an IP address, as the pod IP always is.
  *
  * Ownership: each run is a struct probe in the prober's list until its done() has been called
  * or it is cancelled. Connections point back at it through their opaque user data, which is
- * cleared before the probe lets go of them, so a late lws event finds nothing. An engine
- * request cannot be withdrawn: a cancelled exec probe stays allocated, off the list, until the
- * engine answers it (engine_free answers everything with -ECANCELED).
+ * cleared before the probe lets go of them, so a late lws event finds nothing. A running exec
+ * is cancelled with the runtime, which then answers nobody.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,7 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "edged.h"
+#include "probes.h"
 #include "kedge/alloc.h"
 #include "kedge/buf.h"
 #include "kedge/err.h"
@@ -45,12 +43,12 @@
 #define PROBE_PROTOCOL "kedge-probe"
 #define USER_AGENT "kube-probe/1.22" /* kubelet: kube-probe/<major>.<minor> */
 #define DEFAULT_TIMEOUT_S 1          /* the API server's default timeoutSeconds */
-#define EXEC_OUTPUT_MAX 1024         /* command output kept for the message */
 #define OOM_MESSAGE "probe failed: cannot allocate memory"
 
 struct prober {
-    struct bridge *br;
-    struct engine *engine;
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    const struct runtime *rt;
     struct probe *head;
     long last_handle;
 };
@@ -60,7 +58,7 @@ struct probe {
     struct prober *pr;           /* NULL once delivered or cancelled */
     struct lws_context *lws;
     struct lws_vhost *vhost;
-    struct engine *engine;
+    const struct runtime *rt;
     long handle;
     enum pod_probe_kind kind;
     probe_done_fn done;
@@ -83,9 +81,9 @@ struct probe {
     bool tls, tcp_up, sent, via_http;
 
     /* exec */
-    char *cmd_text, *exec_id;
-    struct kedge_buf output;
-    bool engine_pending;
+    char *cmd_text;
+    long exec_handle;  /* the runtime's exec while it runs */
+    bool exec_running; /* exec_done not called yet */
 };
 
 static void deliver(struct probe *p);
@@ -102,8 +100,6 @@ static void probe_free(struct probe *p)
     kedge_free(p->host_header);
     kedge_free(p->headers);
     kedge_free(p->cmd_text);
-    kedge_free(p->exec_id);
-    kedge_buf_cleanup(&p->output);
     kedge_free(p);
 }
 
@@ -131,8 +127,16 @@ static void release(struct lws **wsi, bool in_its_callback)
     *wsi = NULL;
 }
 
-/* Off the list, nothing in flight that could reach it; freed now unless an engine request
- * still points at it (then the engine's answer frees it). */
+/* A running exec is withdrawn: the runtime answers nobody for it. */
+static void cancel_exec(struct probe *p)
+{
+    if (p->exec_handle && p->rt)
+        p->rt->ops->exec_cancel(p->rt->rt, p->exec_handle);
+    p->exec_handle = 0;
+    p->exec_running = false;
+}
+
+/* Off the list, nothing in flight that could reach it: freed. */
 static void detach(struct probe *p)
 {
     unlink_probe(p);
@@ -141,8 +145,8 @@ static void detach(struct probe *p)
     lws_sul_cancel(&p->sul_deliver);
     release(&p->http_wsi, false);
     release(&p->dial_wsi, false);
-    if (!p->engine_pending)
-        probe_free(p);
+    cancel_exec(p);
+    probe_free(p);
 }
 
 static void on_deliver(lws_sorted_usec_list_t *sul)
@@ -152,7 +156,7 @@ static void on_deliver(lws_sorted_usec_list_t *sul)
 
 /* The result is decided. message: owned, may be NULL after an allocation failure. done() is
  * called now, or on the loop's next pass when we are inside a call that must finish first
- * (prober_run, engine_request). */
+ * (prober_run, the runtime's exec). */
 static void finish(struct probe *p, enum probe_result r, char *message)
 {
     if (p->finished || !p->pr) {
@@ -201,9 +205,9 @@ static void deliver(struct probe *p)
     lws_sul_cancel(&p->sul_deliver);
     release(&p->http_wsi, false);
     release(&p->dial_wsi, false);
+    cancel_exec(p); /* timed out while the command runs on */
     done(ctx, p->result, p->message ? p->message : p->result == PROBE_SUCCESS ? "" : OOM_MESSAGE);
-    if (!p->engine_pending)
-        probe_free(p);
+    probe_free(p);
 }
 
 /* ---- tcp dial ------------------------------------------------------------------------------ */
@@ -587,201 +591,50 @@ static int go_quote(struct kedge_buf *b, const char *s)
 }
 
 /* `command "..." <what>` plus ": output" when there was any. */
-static char *exec_message(struct probe *p, const char *what, bool with_output)
+static char *exec_message(struct probe *p, const char *what, const char *out, size_t n)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
-    size_t n = p->output.len;
 
-    while (n && strchr(" \t\r\n", p->output.data[n - 1]))
-        n--;
     if (kedge_buf_puts(&b, "command ") < 0 || go_quote(&b, p->cmd_text ? p->cmd_text : "") < 0 ||
         kedge_buf_printf(&b, " %s", what) < 0 ||
-        (with_output && n &&
-         (kedge_buf_puts(&b, ": ") < 0 || kedge_buf_append(&b, p->output.data, n) < 0))) {
+        (n && (kedge_buf_puts(&b, ": ") < 0 || kedge_buf_append(&b, out, n) < 0))) {
         kedge_buf_cleanup(&b);
         return NULL;
     }
     return kedge_buf_take(&b, NULL);
 }
 
-/* The engine did not answer (err) or refused (status): kubelet's "errored" probes. */
-static void exec_engine_failed(struct probe *p, const struct engine_reply *r)
-{
-    char eb[128];
-
-    if (r->err == -ETIMEDOUT) {
-        fail(p, exec_message(p, "timed out", false));
-    } else if (r->err) {
-        fail(p, msgf("failed to exec in container: %s",
-                     r->err == -ECANCELED ? "the engine client stopped"
-                                          : kedge_go_strerror(r->err, eb, sizeof(eb))));
-    } else {
-        struct kedge_jdoc *doc = NULL;
-        const struct kedge_jval *m = NULL;
-
-        if (kedge_json_parse(r->body, r->len, &doc) == 0)
-            m = kedge_json_get(kedge_jdoc_root(doc), "message");
-        if (m && m->type == KEDGE_JSTR)
-            fail(p, msgf("failed to exec in container: %.*s", (int)m->len, m->str));
-        else
-            fail(p, msgf("failed to exec in container: engine answered %d", r->status));
-        kedge_jdoc_free(doc);
-    }
-}
-
-/* An engine call for p with what is left of its timeout. 0, or -ENOMEM (done not called). */
-static int exec_send(struct probe *p, const char *method, const char *path, const char *body,
-                     engine_done_fn fn)
-{
-    uint64_t now = kedge_now_ms();
-    int rc;
-
-    if (now >= p->deadline_ms) {
-        fail(p, exec_message(p, "timed out", false));
-        return 0;
-    }
-    p->engine_pending = true;
-    p->busy++;
-    rc = engine_request(p->engine, method, path, body, body ? strlen(body) : 0,
-                        (int)(p->deadline_ms - now), fn, p);
-    p->busy--;
-    if (rc < 0)
-        p->engine_pending = false;
-    return rc;
-}
-
-/* An engine answer arrived: false when the probe is gone (then it is freed here). */
-static bool exec_answer(struct probe *p, const struct engine_reply *r, int want_status)
-{
-    p->engine_pending = false;
-    if (!p->pr) {
-        probe_free(p);
-        return false;
-    }
-    if (p->finished)
-        return false;
-    if (r->err || r->status != want_status) {
-        exec_engine_failed(p, r);
-        return false;
-    }
-    return true;
-}
-
-/* Docker's multiplexed stream ([stream, 0, 0, 0, len BE32] + payload ...), or raw output when
- * it is not one (a TTY exec), into p->output up to EXEC_OUTPUT_MAX bytes. */
-static void keep_output(struct probe *p, const char *b, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)b;
-    bool mux = len >= 8 && u[0] <= 2 && !u[1] && !u[2] && !u[3];
-
-    while (len && p->output.len < EXEC_OUTPUT_MAX) {
-        size_t take = len, skip = 0;
-
-        if (mux) {
-            if (len < 8)
-                break;
-            take = (size_t)u[4] << 24 | (size_t)u[5] << 16 | (size_t)u[6] << 8 | u[7];
-            skip = 8;
-            if (take > len - 8)
-                take = len - 8;
-        }
-        if ((!mux || u[0] == 1 || u[0] == 2) && take) {
-            size_t room = EXEC_OUTPUT_MAX - p->output.len;
-            if (kedge_buf_append(&p->output, b + skip, take < room ? take : room) < 0)
-                return; /* the message goes without output */
-        }
-        b += skip + take;
-        u += skip + take;
-        len -= skip + take;
-    }
-}
-
-static void exec_inspected(void *ctx, const struct engine_reply *r)
+/* The runtime's answer: kubelet's messages for an exec probe. */
+static void exec_done(void *ctx, const struct runtime_exec_result *r)
 {
     struct probe *p = ctx;
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *exit_code = NULL;
-    int64_t code = -1;
+    size_t n = r->output_len;
     char what[48];
 
-    if (!exec_answer(p, r, 200))
-        return;
-    if (kedge_json_parse(r->body, r->len, &doc) == 0)
-        exit_code = kedge_json_get(kedge_jdoc_root(doc), "ExitCode");
-    if (kedge_json_is_null(exit_code) || kedge_json_int64(exit_code, &code) < 0) {
-        fail(p, msgf("failed to exec in container: no exit code for exec %s", p->exec_id));
-    } else if (code == 0) {
-        size_t n = p->output.len;
-        while (n && strchr(" \t\r\n", p->output.data[n - 1]))
-            n--;
-        finish(p, PROBE_SUCCESS, kedge_strndup(p->output.data ? p->output.data : "", n));
+    p->exec_running = false;
+    p->exec_handle = 0;
+    while (n && strchr(" \t\r\n", r->output[n - 1]))
+        n--;
+    if (r->err == -ETIMEDOUT) {
+        fail(p, exec_message(p, "timed out", NULL, 0));
+    } else if (r->err == -ENOMEM) {
+        fail(p, NULL);
+    } else if (r->err) {
+        fail(p, msgf("failed to exec in container: %s", r->reason));
+    } else if (r->exit_code == 0) {
+        finish(p, PROBE_SUCCESS, kedge_strndup(r->output, n));
     } else {
-        snprintf(what, sizeof(what), "exited with %lld", (long long)code);
-        fail(p, exec_message(p, what, true));
+        snprintf(what, sizeof(what), "exited with %d", r->exit_code);
+        fail(p, exec_message(p, what, r->output, n));
     }
-    kedge_jdoc_free(doc);
-}
-
-static void exec_started(void *ctx, const struct engine_reply *r)
-{
-    struct probe *p = ctx;
-    char path[128];
-
-    if (!exec_answer(p, r, 200))
-        return;
-    keep_output(p, r->body, r->len);
-    snprintf(path, sizeof(path), "/exec/%s/json", p->exec_id);
-    if (exec_send(p, "GET", path, NULL, exec_inspected) < 0)
-        fail(p, NULL);
-}
-
-static bool id_ok(const char *s, size_t n)
-{
-    size_t i;
-
-    if (!n || n > 80)
-        return false;
-    for (i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
-            return false;
-    return true;
-}
-
-static void exec_created(void *ctx, const struct engine_reply *r)
-{
-    static const char start[] = "{\"Detach\":false,\"Tty\":false}";
-    struct probe *p = ctx;
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *id = NULL;
-    char path[128];
-
-    if (!exec_answer(p, r, 201))
-        return;
-    if (kedge_json_parse(r->body, r->len, &doc) == 0)
-        id = kedge_json_get(kedge_jdoc_root(doc), "Id");
-    if (!id || id->type != KEDGE_JSTR || !id_ok(id->str, id->len)) {
-        kedge_jdoc_free(doc);
-        fail(p, msgf("failed to exec in container: the engine gave no exec id"));
-        return;
-    }
-    p->exec_id = kedge_strndup(id->str, id->len);
-    kedge_jdoc_free(doc);
-    if (!p->exec_id) {
-        fail(p, NULL);
-        return;
-    }
-    snprintf(path, sizeof(path), "/exec/%s/start", p->exec_id);
-    if (exec_send(p, "POST", path, start, exec_started) < 0)
-        fail(p, NULL);
 }
 
 static int start_exec(struct probe *p, const struct pod_probe *pp, const char *container_id)
 {
-    struct kedge_buf body = KEDGE_BUF_INIT, text = KEDGE_BUF_INIT;
-    struct kedge_jw w;
-    char path[160];
+    struct kedge_buf text = KEDGE_BUF_INIT;
+    uint64_t now = kedge_now_ms();
     size_t k;
+    long h;
     int rc = 0;
 
     for (k = 0; k < pp->n_command && rc == 0; k++)
@@ -797,32 +650,24 @@ static int start_exec(struct probe *p, const struct pod_probe *pp, const char *c
         fail(p, msgf("failed to exec in container: the probe has no command"));
         return 0;
     }
-    if (!container_id || !id_ok(container_id, strlen(container_id))) {
-        fail(p, msgf("failed to exec in container: no container id"));
-        return 0;
-    }
-    if (!p->engine) {
+    if (!p->rt) {
         fail(p, msgf("failed to exec in container: no container engine"));
         return 0;
     }
-    kedge_jw_init(&w, &body);
-    kedge_jw_obj_open(&w);
-    kedge_jw_key(&w, "AttachStdout");
-    kedge_jw_bool(&w, true);
-    kedge_jw_key(&w, "AttachStderr");
-    kedge_jw_bool(&w, true);
-    kedge_jw_key(&w, "Cmd");
-    kedge_jw_arr_open(&w);
-    for (k = 0; k < pp->n_command; k++)
-        kedge_jw_str(&w, pp->command[k] ? pp->command[k] : "");
-    kedge_jw_arr_close(&w);
-    kedge_jw_obj_close(&w);
-    rc = kedge_jw_finish(&w);
-    snprintf(path, sizeof(path), "/containers/%s/exec", container_id);
-    if (rc == 0)
-        rc = exec_send(p, "POST", path, body.data, exec_created);
-    kedge_buf_cleanup(&body);
-    return rc < 0 ? -ENOMEM : 0;
+    if (now >= p->deadline_ms) {
+        fail(p, exec_message(p, "timed out", NULL, 0));
+        return 0;
+    }
+    p->exec_running = true; /* the runtime may answer before it returns */
+    h = p->rt->ops->exec(p->rt->rt, container_id, pp->command, pp->n_command,
+                         (int)(p->deadline_ms - now), exec_done, p);
+    if (h < 0) {
+        p->exec_running = false;
+        return -ENOMEM;
+    }
+    if (p->exec_running)
+        p->exec_handle = h;
+    return 0;
 }
 
 /* ---- the prober ---------------------------------------------------------------------------- */
@@ -834,7 +679,7 @@ static void on_timeout(lws_sorted_usec_list_t *sul)
     release(&p->http_wsi, false);
     release(&p->dial_wsi, false);
     if (p->kind == PROBE_EXEC) /* kubelet's CRI text; the engine request runs on, unheard */
-        fail(p, exec_message(p, "timed out", false));
+        fail(p, exec_message(p, "timed out", NULL, 0));
     else if (p->kind == PROBE_HTTP)
         fail(p, msgf("Get \"%s\": context deadline exceeded (Client.Timeout exceeded while "
                      "awaiting headers)",
@@ -843,14 +688,15 @@ static void on_timeout(lws_sorted_usec_list_t *sul)
         fail(p, msgf("dial tcp %s: i/o timeout", p->addr));
 }
 
-int prober_new(struct bridge *br, struct engine *e, struct prober **out)
+int prober_new(struct lws_context *lws, struct lws_vhost *vhost, const struct runtime *rt,
+               struct prober **out)
 {
     struct prober *pr;
 
     *out = NULL;
-    if (!br || !br->lws || !br->vhost)
+    if (!lws || !vhost)
         return -EINVAL;
-    if (!lws_vhost_name_to_protocol(br->vhost, PROBE_PROTOCOL)) {
+    if (!lws_vhost_name_to_protocol(vhost, PROBE_PROTOCOL)) {
         kedge_log(KEDGE_LOG_ERR,
                   "probes: protocol %s is not on the local vhost "
                   "(probes_protocol missing from main.c's list)",
@@ -860,8 +706,9 @@ int prober_new(struct bridge *br, struct engine *e, struct prober **out)
     pr = kedge_calloc(1, sizeof(*pr));
     if (!pr)
         return -ENOMEM;
-    pr->br = br;
-    pr->engine = e;
+    pr->lws = lws;
+    pr->vhost = vhost;
+    pr->rt = rt;
     *out = pr;
     return 0;
 }
@@ -889,9 +736,9 @@ long prober_run(struct prober *pr, const struct pod_probe *probe, const char *co
     if (!p)
         return -ENOMEM;
     p->pr = pr;
-    p->lws = pr->br->lws;
-    p->vhost = pr->br->vhost;
-    p->engine = pr->engine;
+    p->lws = pr->lws;
+    p->vhost = pr->vhost;
+    p->rt = pr->rt;
     p->kind = probe->kind;
     p->done = done;
     p->ctx = ctx;
@@ -917,7 +764,6 @@ long prober_run(struct prober *pr, const struct pod_probe *probe, const char *co
         rc = start_tcp(p, probe, host);
     p->busy--;
     if (rc < 0) { /* nothing was started */
-        p->engine_pending = false;
         detach(p);
         return rc;
     }

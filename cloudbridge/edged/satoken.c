@@ -33,7 +33,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "edged.h"
+#include "podstatus.h"
+#include "satoken.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
@@ -65,7 +66,8 @@ struct tok_req {
 };
 
 struct satoken {
-    struct bridge *br;
+    const struct edged_deps *deps;
+    int64_t timeout_ms;
     satoken_changed_fn changed;
     void *ctx;
     struct tok *toks;
@@ -165,7 +167,7 @@ static void tok_load(struct satoken *ts, struct tok *t)
     const char *message;
     char *value = NULL;
 
-    if (tok_key(t, &key) == 0 && metamgr_get(ts->br->meta, key.data, &value) == 0 &&
+    if (tok_key(t, &key) == 0 && ts->deps->store_get(ts->deps->ctx, key.data, &value) == 0 &&
         kedge_json_parse(value, strlen(value), &doc) == 0)
         (void)tok_take_reply(t, kedge_jdoc_root(doc), &message);
     kedge_jdoc_free(doc);
@@ -243,7 +245,7 @@ static void schedule(struct satoken *ts)
     }
     if (wait < 1000)
         wait = 1000; /* a token due now is requested by whoever asked for it */
-    lws_sul_schedule(ts->br->lws, 0, &ts->sul, on_timer, (lws_usec_t)wait * 1000);
+    lws_sul_schedule(ts->deps->lws, 0, &ts->sul, on_timer, (lws_usec_t)wait * 1000);
 }
 
 /* ---- requests to the cloud --------------------------------------------------------------------
@@ -266,7 +268,7 @@ static void tok_store(struct satoken *ts, struct tok *t, const struct kedge_msg 
     int rc = tok_key(t, &key);
 
     if (rc == 0)
-        rc = metamgr_put(ts->br->meta, key.data, m->content, m->content_len);
+        rc = ts->deps->store_put(ts->deps->ctx, key.data, m->content, m->content_len);
     if (rc < 0)
         kedge_log(KEDGE_LOG_WARN, "satoken: %s/%s for pod %s not stored: %s", t->ns, t->sa, t->pod,
                   kedge_strerror(rc));
@@ -377,8 +379,7 @@ static int tok_request(struct satoken *ts, struct tok *t)
     if (rc == 0)
         rc = kedge_msg_set_content_json(&m, body.data, body.len);
     if (rc == 0)
-        rc = metamgr_remote(ts->br->meta, &m, (int)ts->br->cfg.remote_query_timeout_s * 1000,
-                            on_reply, rq);
+        rc = ts->deps->request(ts->deps->ctx, &m, (int)ts->timeout_ms, on_reply, rq);
     if (rc == 0)
         t->pending = rq;
     else
@@ -407,14 +408,16 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 /* ---- the interface ----------------------------------------------------------------------------
  */
 
-int satoken_new(struct bridge *br, satoken_changed_fn changed, void *ctx, struct satoken **out)
+int satoken_new(const struct edged_deps *deps, int64_t timeout_ms, satoken_changed_fn changed,
+                void *ctx, struct satoken **out)
 {
     struct satoken *ts = kedge_calloc(1, sizeof(*ts));
 
     *out = NULL;
     if (!ts)
         return -ENOMEM;
-    ts->br = br;
+    ts->deps = deps;
+    ts->timeout_ms = timeout_ms;
     ts->changed = changed;
     ts->ctx = ctx;
     *out = ts;
@@ -497,10 +500,11 @@ void satoken_forget(struct satoken *ts, const char *pod_uid)
         *pp = t->next;
         tok_free(t);
     }
-    if (metamgr_list(ts->br->meta, "serviceaccounttoken", forget_row, &fr) < 0 || fr.rc < 0)
+    if (ts->deps->store_list(ts->deps->ctx, "serviceaccounttoken", forget_row, &fr) < 0 ||
+        fr.rc < 0)
         kedge_log(KEDGE_LOG_WARN, "satoken: cannot list the tokens of pod %s", pod_uid);
     for (off = 0; off < fr.keys.len; off += strlen(fr.keys.data + off) + 1)
-        if (metamgr_delete(ts->br->meta, fr.keys.data + off) < 0)
+        if (ts->deps->store_delete(ts->deps->ctx, fr.keys.data + off) < 0)
             kedge_log(KEDGE_LOG_WARN, "satoken: row %s not deleted", fr.keys.data + off);
     kedge_buf_cleanup(&fr.keys);
 }

@@ -1,7 +1,7 @@
-/* cloudbridge/edged/podspec.c: a v1.Pod's JSON -> struct pod_spec, and the Docker Engine API create
- * bodies (edged.h, section "podspec.c"). Expected values are what the API server's defaulting
- * and kubelet (dockershim's mapping) produce for the same pod; whole bodies are compared as
- * bytes.
+/* cloudbridge/edged/podspec*.c: a v1.Pod's JSON -> struct pod_spec, and the Docker Engine API
+ * create bodies (podspec.h, runtime_docker_body.h). Expected values are what the API server's
+ * defaulting and kubelet (dockershim's mapping) produce for the same pod; whole bodies are compared
+ * as bytes.
  *
  * Pods are written with ' for " (Q()), so a JSON string that needs an apostrophe spells it
  * \u0027.
@@ -14,7 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "edged.h"
+#include "podspec.h"
+#include "runtime_docker_body.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "unit.h"
@@ -93,7 +94,7 @@ static int lookup(void *ctx, const char *type, const char *ns, const char *name,
     return -ENOENT;
 }
 
-static const struct podspec_create cc_template = {
+static const struct docker_create cc_template = {
     .node = "edge-1",
     .infra_image = "localhost/pause:3.9",
     .infra_id = "4f1c0ffee",
@@ -108,13 +109,13 @@ static const struct podspec_create cc_template = {
 static int body(const struct pod_spec *p, const struct pod_container *c, int attempt,
                 struct kedge_buf *out, char *why, size_t why_len)
 {
-    struct podspec_create cc = cc_template;
+    struct docker_create cc = cc_template;
 
     cc.pod = p;
     cc.c = c;
     cc.attempt = attempt;
     kedge_buf_reset(out);
-    return podspec_create_body(&cc, out, why, why_len);
+    return docker_create_body(&cc, out, why, why_len);
 }
 
 /* ---- the nginx pod ------------------------------------------------------------------------ */
@@ -263,7 +264,7 @@ START_TEST(nginx_infra_body)
 {
     struct pod_spec *p = parse_ok(Q(nginx_pod));
     struct kedge_buf b = KEDGE_BUF_INIT;
-    struct podspec_create cc = cc_template;
+    struct docker_create cc = cc_template;
     char why[256];
 
     ck_assert_int_eq(body(p, NULL, 0, &b, why, sizeof(why)), 0);
@@ -280,18 +281,18 @@ START_TEST(nginx_infra_body)
     cc.nofile = 20000;
     cc.nproc = 32768;
     kedge_buf_reset(&b);
-    ck_assert_int_eq(podspec_create_body(&cc, &b, why, sizeof(why)), 0);
+    ck_assert_int_eq(docker_create_body(&cc, &b, why, sizeof(why)), 0);
     ck_assert_ptr_nonnull(
         strstr(b.data, Q("'RestartPolicy':{'Name':'no'},'Ulimits':[{'Name':'nofile','Hard':20000,"
                          "'Soft':20000},{'Name':'nproc','Hard':32768,'Soft':32768}]}}")));
     cc.nofile = 0;
     kedge_buf_reset(&b);
-    ck_assert_int_eq(podspec_create_body(&cc, &b, why, sizeof(why)), 0);
+    ck_assert_int_eq(docker_create_body(&cc, &b, why, sizeof(why)), 0);
     ck_assert_ptr_nonnull(
         strstr(b.data, Q("'Ulimits':[{'Name':'nproc','Hard':32768,'Soft':32768}]}}")));
 
     kedge_buf_reset(&b);
-    ck_assert_int_eq(podspec_container_name(&cc, &b), 0);
+    ck_assert_int_eq(docker_container_name(&cc, &b), 0);
     ASSERT_BUF(&b, "k8s_POD_web_shop_" UID "_0");
     kedge_buf_cleanup(&b);
     podspec_free(p);
@@ -302,7 +303,7 @@ START_TEST(nginx_app_bodies)
 {
     struct pod_spec *p = parse_ok(Q(nginx_pod));
     struct kedge_buf b = KEDGE_BUF_INIT;
-    struct podspec_create cc = cc_template;
+    struct docker_create cc = cc_template;
     char why[256];
 
     ck_assert_int_eq(body(p, &p->containers[0], 2, &b, why, sizeof(why)), 0);
@@ -345,7 +346,7 @@ START_TEST(nginx_app_bodies)
     cc.attempt = 3;
     kedge_buf_reset(&b);
     ck_assert_int_eq(kedge_buf_puts(&b, "/containers/create?name="), 0);
-    ck_assert_int_eq(podspec_container_name(&cc, &b), 0); /* appends */
+    ck_assert_int_eq(docker_container_name(&cc, &b), 0); /* appends */
     ASSERT_BUF(&b, "/containers/create?name=k8s_sidecar_web_shop_" UID "_3");
     kedge_buf_cleanup(&b);
     podspec_free(p);
@@ -1187,10 +1188,10 @@ START_TEST(env_error_table)
     p = parse_ok(Q(json));
     ck_assert_int_eq(kedge_buf_puts(&b, "kept"), 0);
     {
-        struct podspec_create cc = cc_template;
+        struct docker_create cc = cc_template;
         cc.pod = p;
         cc.c = &p->containers[0];
-        rc = podspec_create_body(&cc, &b, why, sizeof(why));
+        rc = docker_create_body(&cc, &b, why, sizeof(why));
     }
     ck_assert_msg(rc == env_errors[_i].rc, "rc=%d why=%s", rc, why);
     if (rc == 0) {
@@ -1216,27 +1217,27 @@ START_TEST(binds)
           "{'name':'n','mountPath':'/n','readOnly':true},{'name':'s','mountPath':'/s',"
           "'readOnly':false,'subPath':'key'}]}]}}"));
     struct kedge_buf b = KEDGE_BUF_INIT;
-    struct podspec_create cc = cc_template;
+    struct docker_create cc = cc_template;
     char why[128];
 
     cc.pod = p;
     cc.c = &p->containers[0];
     cc.volumes_dir = "/pods/u/volumes";
-    ck_assert_int_eq(podspec_create_body(&cc, &b, why, sizeof(why)), 0);
+    ck_assert_int_eq(docker_create_body(&cc, &b, why, sizeof(why)), 0);
     ck_assert_msg(strstr(b.data, Q("'Binds':['/srv/data/x/y:/d','/pods/u/volumes/e:/rel',"
                                    "'/pods/u/volumes/n:/n:ro','/pods/u/volumes/s/key:/s:ro'],")),
                   "%s", b.data);
     /* caller mistakes */
     kedge_buf_reset(&b);
     cc.volumes_dir = NULL;
-    ck_assert_int_eq(podspec_create_body(&cc, &b, why, sizeof(why)), -EINVAL);
+    ck_assert_int_eq(docker_create_body(&cc, &b, why, sizeof(why)), -EINVAL);
     ck_assert_uint_eq(b.len, 0);
     cc.volumes_dir = "/v";
     cc.infra_id = NULL;
-    ck_assert_int_eq(podspec_create_body(&cc, &b, why, sizeof(why)), -EINVAL);
+    ck_assert_int_eq(docker_create_body(&cc, &b, why, sizeof(why)), -EINVAL);
     cc.c = NULL;
     cc.infra_image = NULL;
-    ck_assert_int_eq(podspec_create_body(&cc, &b, why, sizeof(why)), -EINVAL);
+    ck_assert_int_eq(docker_create_body(&cc, &b, why, sizeof(why)), -EINVAL);
     kedge_buf_cleanup(&b);
     podspec_free(p);
 }
@@ -1472,14 +1473,14 @@ static int op_parse_and_build(void *ctx)
     if (rc < 0)
         return rc;
     for (i = 0; i <= p->n_containers && rc == 0; i++) {
-        struct podspec_create cc = cc_template;
+        struct docker_create cc = cc_template;
         cc.pod = p;
         cc.c = i ? &p->containers[i - 1] : NULL;
         cc.nofile = 1024;
         kedge_buf_reset(&b);
-        rc = podspec_create_body(&cc, &b, why, sizeof(why));
+        rc = docker_create_body(&cc, &b, why, sizeof(why));
         if (rc == 0)
-            rc = podspec_container_name(&cc, &b);
+            rc = docker_container_name(&cc, &b);
     }
     kedge_buf_cleanup(&b);
     podspec_free(p);

@@ -5,21 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edged.h"
+#include "podstatus.h"
 #include "kedge/buf.h"
 
 static struct pod_container app = {.name = "web", .image = "localhost/busybox:edge"};
 static struct pod_container app2 = {.name = "side", .image = "localhost/busybox:edge"};
 
-static struct observed_container running = {
-    .id = "c1", .image_id = "sha256:aa", .running = true, .state = "running",
-    .started_ms = 1700000000000};
-static struct observed_container exited0 = {
-    .id = "c0", .image_id = "sha256:aa", .state = "exited", .exit_code = 0,
-    .started_ms = 1700000000000, .finished_ms = 1700000005000};
-static struct observed_container exited137 = {
-    .id = "c0", .image_id = "sha256:aa", .state = "exited", .exit_code = 137,
-    .started_ms = 1700000000000, .finished_ms = 1700000005000};
+static struct observed_container running = {.id = "c1",
+                                            .image_id = "sha256:aa",
+                                            .running = true,
+                                            .state = "running",
+                                            .started_ms = 1700000000000};
+static struct observed_container exited0 = {.id = "c0",
+                                            .image_id = "sha256:aa",
+                                            .state = "exited",
+                                            .exit_code = 0,
+                                            .started_ms = 1700000000000,
+                                            .finished_ms = 1700000005000};
+static struct observed_container exited137 = {.id = "c0",
+                                              .image_id = "sha256:aa",
+                                              .state = "exited",
+                                              .exit_code = 137,
+                                              .started_ms = 1700000000000,
+                                              .finished_ms = 1700000005000};
 
 struct fixture {
     struct pod_spec spec;
@@ -145,26 +153,26 @@ START_TEST(running_container_status_exactly)
         f.v.cond_since_s[i] = 1700000001;
     s = status_of(&f.v);
     ck_assert_str_eq(
-        s,
-        "{\"phase\":\"Running\",\"conditions\":["
-        "{\"type\":\"Initialized\",\"status\":\"True\",\"lastProbeTime\":null,"
-        "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null},"
-        "{\"type\":\"Ready\",\"status\":\"True\",\"lastProbeTime\":null,"
-        "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null},"
-        "{\"type\":\"ContainersReady\",\"status\":\"True\",\"lastProbeTime\":null,"
-        "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null},"
-        "{\"type\":\"PodScheduled\",\"status\":\"True\",\"lastProbeTime\":null,"
-        "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null}],"
-        "\"hostIP\":\"192.0.2.2\",\"hostIPs\":[{\"ip\":\"192.0.2.2\"}],"
-        "\"podIP\":\"10.88.0.5\",\"podIPs\":[{\"ip\":\"10.88.0.5\"}],"
-        "\"startTime\":\"2023-11-14T22:13:20Z\",\"containerStatuses\":[{\"name\":\"web\","
-        "\"state\":{\"waiting\":null,\"running\":{\"startedAt\":"
-        "\"2023-11-14T22:13:20Z\"},\"terminated\":null},\"lastState\":{\"terminated\":{\"exitCode\":137,"
-        "\"reason\":\"Error\",\"startedAt\":\"2023-11-14T22:13:20Z\",\"finishedAt\":"
-        "\"2023-11-14T22:13:25Z\",\"containerID\":\"docker://c0\"}},\"ready\":true,"
-        "\"restartCount\":1,\"image\":\"localhost/busybox:edge\",\"imageID\":"
-        "\"docker://sha256:aa\",\"containerID\":\"docker://c1\",\"started\":true}],"
-        "\"qosClass\":\"BestEffort\"}");
+        s, "{\"phase\":\"Running\",\"conditions\":["
+           "{\"type\":\"Initialized\",\"status\":\"True\",\"lastProbeTime\":null,"
+           "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null},"
+           "{\"type\":\"Ready\",\"status\":\"True\",\"lastProbeTime\":null,"
+           "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null},"
+           "{\"type\":\"ContainersReady\",\"status\":\"True\",\"lastProbeTime\":null,"
+           "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null},"
+           "{\"type\":\"PodScheduled\",\"status\":\"True\",\"lastProbeTime\":null,"
+           "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null}],"
+           "\"hostIP\":\"192.0.2.2\",\"hostIPs\":[{\"ip\":\"192.0.2.2\"}],"
+           "\"podIP\":\"10.88.0.5\",\"podIPs\":[{\"ip\":\"10.88.0.5\"}],"
+           "\"startTime\":\"2023-11-14T22:13:20Z\",\"containerStatuses\":[{\"name\":\"web\","
+           "\"state\":{\"waiting\":null,\"running\":{\"startedAt\":"
+           "\"2023-11-14T22:13:20Z\"},\"terminated\":null},\"lastState\":{\"terminated\":{"
+           "\"exitCode\":137,"
+           "\"reason\":\"Error\",\"startedAt\":\"2023-11-14T22:13:20Z\",\"finishedAt\":"
+           "\"2023-11-14T22:13:25Z\",\"containerID\":\"docker://c0\"}},\"ready\":true,"
+           "\"restartCount\":1,\"image\":\"localhost/busybox:edge\",\"imageID\":"
+           "\"docker://sha256:aa\",\"containerID\":\"docker://c1\",\"started\":true}],"
+           "\"qosClass\":\"BestEffort\"}");
     free(s);
 }
 END_TEST

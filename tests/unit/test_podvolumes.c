@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "edged.h"
+#include "podvolumes.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "unit.h"

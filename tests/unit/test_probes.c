@@ -1,7 +1,7 @@
 /* cloudbridge/edged/probes.c: httpGet and tcpSocket probes against a tiny server on 127.0.0.1 (a
  * thread of this test: 200, 500, 302, a hang, a close without an answer, TLS), on a real lws
- * context built the way main.c builds it; exec probes against a stub engine_request that
- * records the calls and answers when the test says so.
+ * context built the way main.c builds it; exec probes through the Docker runtime's exec
+ * against a stub engine_request that records the calls and answers when the test says so.
  *
  * Every test checks done() counts (exactly once, or never after a cancel) and that every block
  * probes.c allocated is freed (the counting allocator; valgrind covers lws' own).
@@ -24,7 +24,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "edged.h"
+#include "engine.h"
+#include "probes.h"
+#include "runtime_docker_exec.h"
 #include "kedge/alloc.h"
 #include "kedge/util.h"
 #include "unit.h"
@@ -202,7 +204,7 @@ static void fill_queue(void)
 /* ---- the loop ------------------------------------------------------------------------------ */
 
 static struct lws_context *ctx;
-static struct bridge br;
+static struct lws_vhost *vhost;
 static struct prober *pr;
 static lws_sorted_usec_list_t tick_sul;
 
@@ -235,10 +237,8 @@ static void make_loop(void)
     ctx = lws_create_context(&info);
     ck_assert_ptr_nonnull(ctx);
     info.vhost_name = "local";
-    memset(&br, 0, sizeof(br));
-    br.lws = ctx;
-    br.vhost = lws_create_vhost(ctx, &info);
-    ck_assert_ptr_nonnull(br.vhost);
+    vhost = lws_create_vhost(ctx, &info);
+    ck_assert_ptr_nonnull(vhost);
     lws_sul_schedule(ctx, 0, &tick_sul, tick, 10 * LWS_US_PER_MS);
 }
 
@@ -332,6 +332,24 @@ static void answer_json(int i, int status, const char *json)
     answer(i, status, 0, json, strlen(json));
 }
 
+/* The runtime the prober runs exec probes on: the Docker runtime's exec over the stub. */
+static struct docker_execs execs;
+
+static long rt_exec(void *rt, const char *id, char *const *argv, size_t argc, int timeout_ms,
+                    runtime_exec_fn fn, void *arg)
+{
+    return docker_exec(&execs, rt, id, argv, argc, timeout_ms, fn, arg);
+}
+
+static void rt_exec_cancel(void *rt, long handle)
+{
+    (void)rt;
+    docker_exec_cancel(&execs, handle);
+}
+
+static const struct runtime_ops exec_ops = {.exec = rt_exec, .exec_cancel = rt_exec_cancel};
+static const struct runtime engine_rt = {&exec_ops, ENGINE};
+
 /* ---- fixture ------------------------------------------------------------------------------- */
 
 static void setup(void)
@@ -355,7 +373,7 @@ static void setup(void)
     n_calls = 0;
     sync_err = 0;
     unit_count_allocs();
-    ck_assert_int_eq(prober_new(&br, ENGINE, &pr), 0);
+    ck_assert_int_eq(prober_new(ctx, vhost, &engine_rt, &pr), 0);
 }
 
 static void teardown(void)

@@ -1,0 +1,165 @@
+/* edged_status.c: kubelet's status manager. After every relist each pod's v1.PodStatus is
+ * computed (podstatus.c) from the spec, the runtime's containers and edged's own state, and
+ * sent as a podpatch when it differs from the last one the cloud took; while the link is down
+ * the newest status waits and goes when it returns. Condition transition times are kept here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "edged_int.h"
+#include "kedge/alloc.h"
+#include "kedge/log.h"
+
+static void fill_view(struct edged *ed, struct epod *p, struct pod_view *v,
+                      struct container_view *views)
+{
+    struct seen *infra, *iprev;
+    size_t ci;
+
+    memset(v, 0, sizeof(*v));
+    v->spec = p->spec;
+    edged_find_seen(ed, p->uid, NULL, true, &infra, &iprev);
+    v->sandbox_ready = infra && infra->o.running;
+    v->pod_ip = p->spec->host_network ? ed->cfg.host_ip : (v->sandbox_ready ? infra->o.ip : NULL);
+    v->host_ip = ed->cfg.host_ip;
+    v->start_ms = p->start_ms;
+    v->terminating = p->terminating;
+    v->pod_reason = p->pod_reason;
+    v->pod_message = p->pod_message;
+    for (ci = 0; ci < p->n_cs; ci++) {
+        const struct pod_container *c = edged_spec_container(p, ci);
+        struct container_view *cv = &views[ci];
+        struct seen *cur, *prev;
+
+        edged_find_seen(ed, p->uid, c->name, false, &cur, &prev);
+        memset(cv, 0, sizeof(*cv));
+        cv->spec = c;
+        cv->current = cur ? &cur->o : NULL;
+        cv->previous = prev ? &prev->o : NULL;
+        cv->waiting = p->cs[ci].waiting;
+        cv->waiting_message = p->cs[ci].waiting_msg;
+        if (cur && cur->o.running)
+            cv->waiting = WAIT_NONE;
+        else if (!edged_is_init(p, ci) && !cur && p->spec->n_init_containers &&
+                 cv->waiting == WAIT_NONE)
+            cv->waiting = WAIT_POD_INIT; /* apps wait for the init containers */
+        cv->ready = p->cs[ci].ready;
+        cv->started = p->cs[ci].started;
+        cv->restart_count = cur ? cur->o.attempt : 0;
+    }
+    v->init = views;
+    v->n_init = p->spec->n_init_containers;
+    v->apps = views + v->n_init;
+    v->n_apps = p->spec->n_containers;
+    memcpy(v->cond_since_s, p->cond_since_s, sizeof(v->cond_since_s));
+}
+
+struct status_ctx {
+    struct edged *ed;
+    char uid[]; /* the pod may be gone when the answer comes */
+};
+
+static void status_sent(void *ctx, const struct kedge_msg *m, int err)
+{
+    struct status_ctx *sc = ctx;
+    struct edged *ed = sc->ed;
+    const char *reason = NULL;
+    char *obj = NULL;
+    struct epod *p = edged_pod_by_uid(ed, sc->uid);
+
+    if (!err)
+        obj = ed->deps.object_of(ed->deps.ctx, m, &reason);
+    if (p) {
+        p->status_inflight = false;
+        if (obj || !err) {
+            /* applied, or refused by the cloud (a pod it no longer has, say): either way this
+             * status is not sent again; the next change is */
+            if (!obj)
+                kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_INFO,
+                                  "edged: pod %s: status patch refused (%s)", p->key,
+                                  reason ? reason : "no object");
+            kedge_free(p->status_sent);
+            p->status_sent = p->status_pending;
+            p->status_pending = NULL;
+        } else {
+            kedge_free(p->status_pending); /* no answer: sent again at the next tick */
+            p->status_pending = NULL;
+        }
+    }
+    kedge_free(obj);
+    kedge_free(sc);
+}
+
+/* podpatch {ns}/podpatch/{name}: the status as a strategic-merge patch, a string (§5.1). */
+static int send_status(struct edged *ed, struct epod *p, const char *status, size_t len)
+{
+    struct kedge_buf patch = KEDGE_BUF_INIT;
+    char resource[600];
+    size_t ul = strlen(p->uid);
+    struct status_ctx *sc = kedge_malloc(sizeof(*sc) + ul + 1);
+    int rc = podstatus_patch(p->uid, status, len, &patch);
+
+    snprintf(resource, sizeof(resource), "%s/podpatch/%s", p->spec->ns, p->spec->name);
+    if (rc < 0 || !sc) {
+        kedge_free(sc);
+        kedge_buf_cleanup(&patch);
+        return -ENOMEM;
+    }
+    sc->ed = ed;
+    memcpy(sc->uid, p->uid, ul + 1);
+    rc = edged_request_cloud(ed, "patch", resource, patch.data, true, status_sent, sc);
+    if (rc == 0) /* as edgecore does */
+        (void)ed->deps.store_put(ed->deps.ctx, resource, patch.data, patch.len);
+    else
+        kedge_free(sc);
+    kedge_buf_cleanup(&patch);
+    return rc;
+}
+
+/* Compute p's status and send it if it changed. Returns false when it could not be sent now
+ * (a patch in flight, out of memory), true when sent, unchanged, or offline. */
+bool edged_report_status(struct edged *ed, struct epod *p)
+{
+    struct container_view *views;
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct pod_view v;
+    bool cond[N_COND];
+    int64_t now_s = (int64_t)time(NULL);
+    bool done = true;
+    int i;
+
+    if (!p->spec || (p->terminating && !p->finalise))
+        return true; /* a pod the cloud deleted (or replaced): it has no status to take */
+    if (p->status_inflight)
+        return false;
+    views = kedge_calloc(p->n_cs ? p->n_cs : 1, sizeof(*views));
+    if (!views)
+        return false;
+    fill_view(ed, p, &v, views);
+    podstatus_conditions(&v, cond);
+    for (i = 0; i < N_COND; i++)
+        if (!p->cond_known || cond[i] != p->cond_last[i]) {
+            p->cond_since_s[i] = now_s;
+            p->cond_last[i] = cond[i];
+        }
+    p->cond_known = true;
+    memcpy(v.cond_since_s, p->cond_since_s, sizeof(v.cond_since_s));
+    if (podstatus_write(&v, &b) < 0) {
+        done = false;
+    } else if (!p->status_sent || strcmp(p->status_sent, b.data)) {
+        if (!ed->deps.connected(ed->deps.ctx)) {
+            /* offline: nothing to wait for; the newest status goes when the link returns */
+        } else if (send_status(ed, p, b.data, b.len) == 0) {
+            p->status_inflight = true;
+            p->status_pending = kedge_buf_take(&b, NULL);
+            kedge_log(KEDGE_LOG_DEBUG, "edged: pod %s status %s sent", p->key, podstatus_phase(&v));
+        } else {
+            done = false;
+        }
+    }
+    kedge_buf_cleanup(&b);
+    kedge_free(views);
+    return done;
+}

@@ -1,0 +1,54 @@
+/* The Docker Engine REST API v1.41 client over a unix socket, on the lws loop (libwebsockets'
+ * own HTTP client: no thread, no second event loop, no new library), and the event stream.
+ * Only runtime_docker*.c use it: the rest of Edged speaks struct runtime (runtime.h).
+ */
+#ifndef KEDGE_EDGED_ENGINE_H
+#define KEDGE_EDGED_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libwebsockets.h>
+
+#include "kedge/buf.h"
+
+struct engine;
+
+struct engine_reply {
+    int status;       /* HTTP status; 0 when there was no answer (see err) */
+    int err;          /* 0, or -ECONNREFUSED/-ENOENT (engine down), -ETIMEDOUT, -ECANCELED
+                       * (engine_free), -EMSGSIZE (body over the cap), -EIO */
+    const char *body; /* the whole body (de-chunked), NUL-terminated; never NULL */
+    size_t len;
+};
+
+/* Called exactly once per request, also when it failed or was cancelled. */
+typedef void (*engine_done_fn)(void *ctx, const struct engine_reply *r);
+
+/* socket_path: the engine's unix socket (copied). Nothing connects until the first request. */
+int engine_new(struct lws_context *lws, struct lws_vhost *vhost, const char *socket_path,
+               struct engine **out);
+/* Before lws_context_destroy: no new timers (the /events stream is not reconnected). */
+void engine_stop(struct engine *e);
+/* Every request still queued or in flight completes with err -ECANCELED, then it is gone. */
+void engine_free(struct engine *e);
+
+/* One API call. method "GET" | "POST" | "DELETE"; path without the version prefix
+ * ("/version"); body: JSON (sent with Content-Type application/json) or NULL.
+ * timeout_ms: 0 = the default (60 s); a stop with a grace period needs more.
+ * Requests beyond a small number in flight wait in FIFO order. Returns 0 (done will be called)
+ * or -ENOMEM (it will not). */
+int engine_request(struct engine *e, const char *method, const char *path, const char *body,
+                   size_t body_len, int timeout_ms, engine_done_fn done, void *ctx);
+
+/* The engine's event stream, GET path (with its query): fn gets each event object's JSON.
+ * Reconnects by itself (after 1 s, capped back-off) while the engine is down; on_up is called each
+ * time the stream is (re)established, so the caller can relist what it may have missed. */
+typedef void (*engine_event_fn)(void *ctx, const char *json, size_t len);
+typedef void (*engine_up_fn)(void *ctx, bool up);
+int engine_watch(struct engine *e, const char *path, engine_event_fn fn, engine_up_fn on_up,
+                 void *ctx);
+
+extern const struct lws_protocols engine_protocol;
+
+#endif

@@ -1,0 +1,393 @@
+/* podspec_volumes.c: a pod's spec.volumes (v1.Volume) into struct pod_volume, with
+ * SetDefaults_Volume and the checks kubelet would trip over.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kedge/alloc.h"
+#include "kedge/json.h"
+#include "kedge/err.h"
+#include "kedge/util.h"
+#include "podspec_decode.h"
+
+/* ==== podspec_parse: volumes ============================================================= */
+
+/* Every member of v1.VolumeSource: one of them (non-null) is the volume's type; a member Go
+ * does not know is ignored, and a volume with none is an emptyDir (SetDefaults_Volume). */
+static const char *const volume_types[] = {
+    "hostPath",
+    "emptyDir",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "persistentVolumeClaim",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "configMap",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "projected",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "csi",
+    "ephemeral",
+    "image",
+};
+
+static int get_mode(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, int *mode)
+{
+    const struct kedge_jval *v = ps__member(obj, key);
+    int64_t n;
+
+    if (!v)
+        return 0;
+    if (v->type != KEDGE_JNUM || kedge_json_int64(v, &n) < 0)
+        return ps__fail_at(x, key, "must be an integer, not %s", ps__jtype_name(v));
+    if (n < 0 || n > 0777)
+        return ps__fail_at(x, key,
+                           "Invalid value: %" PRId64
+                           ": must be a number between 0 and 0777 (octal), both inclusive",
+                           n);
+    *mode = (int)n;
+    return 0;
+}
+
+static int parse_item(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                      void *ctx)
+{
+    struct pod_key_path *it = elem;
+    const char *problem;
+    int rc = 0;
+
+    (void)i;
+    (void)ctx;
+    it->mode = -1;
+    if (e->type != KEDGE_JOBJ)
+        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
+    if (rc == 0)
+        rc = ps__get_str(x, e, "key", &it->key);
+    if (rc == 0)
+        rc = ps__get_str(x, e, "path", &it->path);
+    if (rc == 0)
+        rc = get_mode(x, e, "mode", &it->mode);
+    if (rc == 0 && (!it->key || !*it->key))
+        rc = ps__fail_at(x, "key", "Required value");
+    if (rc == 0 && (!it->path || !*it->path))
+        rc = ps__fail_at(x, "path", "Required value");
+    if (rc == 0 && (problem = ps__relative_path_problem(it->path)))
+        rc = ps__fail_at(x, "path", "Invalid value: \"%.80s\": %s", it->path, problem);
+    return rc;
+}
+
+static int parse_items(struct parse_ctx *x, const struct kedge_jval *src, struct pod_volume *vol)
+{
+    return ps__parse_list(x, src, "items", MAX_ITEMS, sizeof(*vol->items), &vol->items,
+                          &vol->n_items, parse_item, NULL);
+}
+
+int ps__parse_resource_ref(struct parse_ctx *x, const struct kedge_jval *ref, char **resource,
+                           char **container, char **divisor);
+const char *ps__field_subscript(const char *fp, const char *prefix, size_t *len);
+
+/* The fieldPaths a downwardAPI volume may name (validDownwardAPIFieldPathExpressions, the
+ * subscripted labels and annotations besides). */
+static bool volume_field_ok(const char *fp)
+{
+    static const char *const ok[] = {"metadata.annotations", "metadata.labels", "metadata.name",
+                                     "metadata.namespace", "metadata.uid"};
+    size_t i, n;
+
+    for (i = 0; i < sizeof(ok) / sizeof(*ok); i++)
+        if (!strcmp(fp, ok[i]))
+            return true;
+    return ps__field_subscript(fp, "metadata.labels['", &n) ||
+           ps__field_subscript(fp, "metadata.annotations['", &n);
+}
+
+/* v1.DownwardAPIVolumeFile (validateDownwardAPIVolumeFile). */
+static int parse_field_file(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                            void *ctx)
+{
+    struct pod_field_file *f = elem;
+    const struct kedge_jval *fr = NULL, *rr = NULL;
+    const char *problem;
+    size_t old;
+    int rc = 0;
+
+    (void)i;
+    (void)ctx;
+    f->mode = -1;
+    if (e->type != KEDGE_JOBJ)
+        return ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
+    rc = ps__get_str(x, e, "path", &f->path);
+    if (rc == 0)
+        rc = get_mode(x, e, "mode", &f->mode);
+    if (rc == 0 && (problem = ps__relative_path_problem(f->path)))
+        rc = ps__fail_at(x, "path", f->path && *f->path ? "Invalid value: \"%.80s\": %s" : "%.0s%s",
+                         f->path ? f->path : "", problem);
+    if (rc == 0)
+        rc = ps__get_obj(x, e, "fieldRef", &fr);
+    if (rc == 0)
+        rc = ps__get_obj(x, e, "resourceFieldRef", &rr);
+    if (rc == 0 && fr && rr)
+        rc = ps__fail(x, "Invalid value: \"resource\": fieldRef and resourceFieldRef can not be "
+                         "specified simultaneously");
+    if (rc == 0 && !fr && !rr)
+        rc = ps__fail(x, "Required value: one of fieldRef and resourceFieldRef is required");
+    if (rc < 0)
+        return rc;
+    if (fr) {
+        old = ps__path_key(x, "fieldRef");
+        rc = ps__get_str(x, fr, "fieldPath", &f->field_path);
+        if (rc == 0 && (!f->field_path || !*f->field_path))
+            rc = ps__fail_at(x, "fieldPath", "Required value");
+        if (rc == 0 && !volume_field_ok(f->field_path))
+            rc = ps__fail_at(x, "fieldPath",
+                             "Unsupported value: \"%.80s\": supported values: "
+                             "\"metadata.annotations\", \"metadata.labels\", \"metadata.name\", "
+                             "\"metadata.namespace\", \"metadata.uid\"",
+                             f->field_path);
+    } else {
+        old = ps__path_key(x, "resourceFieldRef");
+        rc = ps__parse_resource_ref(x, rr, &f->resource, &f->container, &f->divisor);
+        if (rc == 0 && !f->container)
+            rc = ps__fail_at(x, "containerName", "Required value");
+    }
+    ps__path_pop(x, old);
+    return rc;
+}
+
+static int parse_field_files(struct parse_ctx *x, const struct kedge_jval *src,
+                             struct pod_field_file **out, size_t *n)
+{
+    return ps__parse_list(x, src, "items", MAX_ITEMS, sizeof(**out), out, n, parse_field_file,
+                          NULL);
+}
+
+/* serviceAccountToken (validateProjectionSources): a path, at least 10 minutes. */
+static int parse_token_projection(struct parse_ctx *x, const struct kedge_jval *t,
+                                  struct pod_projection *pr)
+{
+    const char *problem;
+    int rc;
+
+    pr->kind = PROJ_TOKEN;
+    pr->expiration_s = 3600; /* SetDefaults_ServiceAccountTokenProjection */
+    rc = ps__get_str(x, t, "audience", &pr->audience);
+    if (rc == 0 && !pr->audience && !(pr->audience = kedge_strdup("")))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = ps__get_str(x, t, "path", &pr->path);
+    if (rc == 0)
+        rc = ps__get_int(x, t, "expirationSeconds", INT64_MIN, INT64_MAX, &pr->expiration_s);
+    if (rc == 0 && pr->expiration_s < 600)
+        rc = ps__fail_at(x, "expirationSeconds",
+                         "Invalid value: %" PRId64
+                         ": may not specify a duration less than 10 minutes",
+                         pr->expiration_s);
+    if (rc == 0 && pr->expiration_s > (int64_t)1 << 32)
+        rc = ps__fail_at(x, "expirationSeconds",
+                         "Invalid value: %" PRId64 ": may not specify a duration larger than 2^32 "
+                         "seconds",
+                         pr->expiration_s);
+    if (rc == 0 && (problem = ps__relative_path_problem(pr->path)))
+        rc = ps__fail_at(x, "path",
+                         pr->path && *pr->path ? "Invalid value: \"%.80s\": %s" : "%.0s%s",
+                         pr->path ? pr->path : "", problem);
+    return rc;
+}
+
+/* v1.VolumeProjection: at most one source each (an empty one projects nothing). */
+static int parse_projection(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                            void *ctx)
+{
+    static const char *const kinds[] = {"secret", "downwardAPI", "configMap",
+                                        "serviceAccountToken"};
+    struct pod_projection *pr = elem;
+    const struct kedge_jval *src = NULL, *m;
+    size_t k, which = 0, count = 0, old;
+    int rc = 0;
+
+    (void)i;
+    (void)ctx;
+    if (e->type != KEDGE_JOBJ)
+        return ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
+    for (k = 0; k < sizeof(kinds) / sizeof(*kinds); k++)
+        if ((m = ps__member(e, kinds[k]))) {
+            count++;
+            src = m;
+            which = k;
+        }
+    if (count > 1)
+        return ps__fail(x, "Forbidden: may not specify more than 1 volume type");
+    if (!count)
+        return 0;
+    old = ps__path_key(x, kinds[which]);
+    if (src->type != KEDGE_JOBJ) {
+        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(src));
+    } else if (which == 1) {
+        pr->kind = PROJ_DOWNWARD;
+        rc = parse_field_files(x, src, &pr->fields, &pr->n_fields);
+    } else if (which == 3) {
+        rc = parse_token_projection(x, src, pr);
+    } else {
+        pr->kind = which == 0 ? PROJ_SECRET : PROJ_CONFIGMAP;
+        rc = ps__get_str(x, src, "name", &pr->name);
+        if (rc == 0 && (!pr->name || !*pr->name))
+            rc = ps__fail_at(x, "name", "Required value");
+        if (rc == 0)
+            rc = ps__get_bool(x, src, "optional", &pr->optional);
+        if (rc == 0)
+            rc = ps__parse_list(x, src, "items", MAX_ITEMS, sizeof(*pr->items), &pr->items,
+                                &pr->n_items, parse_item, NULL);
+    }
+    ps__path_pop(x, old);
+    return rc;
+}
+
+static int parse_volume_source(struct parse_ctx *x, const char *type, const struct kedge_jval *src,
+                               struct pod_volume *vol)
+{
+    static const char *const hp_types[] = {
+        "",       "DirectoryOrCreate", "Directory",  "FileOrCreate", "File",
+        "Socket", "CharDevice",        "BlockDevice"};
+    const struct kedge_jval *v;
+    size_t i, old = ps__path_key(x, type);
+    int rc = 0;
+
+    if (src->type != KEDGE_JOBJ) {
+        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(src));
+        goto out;
+    }
+    if (!strcmp(type, "emptyDir")) {
+        vol->kind = VOL_EMPTYDIR;
+        rc = ps__get_str(x, src, "medium", &vol->medium);
+        if (rc == 0 && (v = ps__member(src, "sizeLimit")))
+            rc = ps__get_quantity(x, "sizeLimit", v, 0, &vol->size_limit);
+    } else if (!strcmp(type, "hostPath")) {
+        vol->kind = VOL_HOSTPATH;
+        rc = ps__get_str(x, src, "path", &vol->source);
+        if (rc == 0)
+            rc = ps__get_str(x, src, "type", &vol->host_path_type);
+        if (rc == 0 && (!vol->source || !*vol->source))
+            rc = ps__fail_at(x, "path", "Required value");
+        for (i = 0; rc == 0 && vol->host_path_type && i < sizeof(hp_types) / sizeof(*hp_types); i++)
+            if (!strcmp(vol->host_path_type, hp_types[i]))
+                break;
+        if (rc == 0 && vol->host_path_type && i == sizeof(hp_types) / sizeof(*hp_types))
+            rc = ps__fail_at(
+                x, "type",
+                "Unsupported value: \"%.80s\": supported values: \"\", "
+                "\"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", "
+                "\"File\", \"FileOrCreate\", \"Socket\"",
+                vol->host_path_type);
+    } else if (!strcmp(type, "projected")) {
+        vol->kind = VOL_PROJECTED;
+        rc = get_mode(x, src, "defaultMode", &vol->default_mode);
+        if (rc == 0)
+            rc = ps__parse_list(x, src, "sources", MAX_ITEMS, sizeof(*vol->sources), &vol->sources,
+                                &vol->n_sources, parse_projection, NULL);
+    } else if (!strcmp(type, "downwardAPI")) {
+        vol->kind = VOL_DOWNWARD;
+        rc = get_mode(x, src, "defaultMode", &vol->default_mode);
+        if (rc == 0)
+            rc = parse_field_files(x, src, &vol->fields, &vol->n_fields);
+    } else {
+        const char *name_key = !strcmp(type, "secret") ? "secretName" : "name";
+        vol->kind = !strcmp(type, "secret") ? VOL_SECRET : VOL_CONFIGMAP;
+        rc = ps__get_str(x, src, name_key, &vol->source);
+        if (rc == 0 && (!vol->source || !*vol->source))
+            rc = ps__fail_at(x, name_key, "Required value");
+        if (rc == 0)
+            rc = get_mode(x, src, "defaultMode", &vol->default_mode);
+        if (rc == 0)
+            rc = ps__get_bool(x, src, "optional", &vol->optional);
+        if (rc == 0)
+            rc = parse_items(x, src, vol);
+    }
+out:
+    ps__path_pop(x, old);
+    return rc;
+}
+
+static int parse_volume(struct parse_ctx *x, const struct kedge_jval *v, struct pod_volume *vol)
+{
+    const struct kedge_jval *src = NULL, *m;
+    const char *type = NULL;
+    size_t i, count = 0;
+    int rc;
+
+    vol->default_mode = 0644;
+    if (v->type != KEDGE_JOBJ)
+        return ps__fail(x, "must be an object, not %s", ps__jtype_name(v));
+    rc = ps__get_str(x, v, "name", &vol->name);
+    if (rc == 0)
+        rc = ps__check_label(x, "name", vol->name);
+    if (rc < 0)
+        return rc;
+    for (i = 0; i < sizeof(volume_types) / sizeof(*volume_types); i++) {
+        if ((m = ps__member(v, volume_types[i]))) {
+            count++;
+            src = m;
+            type = volume_types[i];
+        }
+    }
+    if (count > 1)
+        return ps__fail(x, "Forbidden: may not specify more than 1 volume type");
+    if (!count) {
+        vol->kind = VOL_EMPTYDIR;
+        vol->medium = kedge_strdup("");
+        return vol->medium ? 0 : -ENOMEM;
+    }
+    if (strcmp(type, "emptyDir") && strcmp(type, "hostPath") && strcmp(type, "configMap") &&
+        strcmp(type, "secret") && strcmp(type, "projected") && strcmp(type, "downwardAPI")) {
+        vol->kind = VOL_UNSUPPORTED;
+        vol->unsupported = kedge_strdup(type);
+        return vol->unsupported ? 0 : -ENOMEM;
+    }
+    rc = parse_volume_source(x, type, src, vol);
+    if (rc == 0 && vol->kind == VOL_EMPTYDIR && !vol->medium && !(vol->medium = kedge_strdup("")))
+        rc = -ENOMEM;
+    if (rc == 0 && vol->kind == VOL_HOSTPATH && !vol->host_path_type &&
+        !(vol->host_path_type = kedge_strdup("")))
+        rc = -ENOMEM;
+    return rc;
+}
+
+static int parse_volume_elem(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                             void *ctx)
+{
+    struct pod_volume *vol = elem, *all = vol - i; /* the ones before it, for duplicates */
+    int rc = parse_volume(x, e, vol);
+    size_t j;
+
+    (void)ctx;
+    for (j = 0; rc == 0 && j < i; j++)
+        if (!strcmp(all[j].name, vol->name))
+            rc = ps__fail_at(x, "name", "Duplicate value: \"%s\"", vol->name);
+    return rc;
+}
+
+int ps__parse_volumes(struct parse_ctx *x, const struct kedge_jval *spec, struct pod_spec *p)
+{
+    return ps__parse_list(x, spec, "volumes", MAX_ITEMS, sizeof(*p->volumes), &p->volumes,
+                          &p->n_volumes, parse_volume_elem, NULL);
+}

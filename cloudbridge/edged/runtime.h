@@ -1,0 +1,143 @@
+/* The container runtime as Edged sees it: kubelet's runtime interface, as an ops table.
+ *
+ * Edged asks for sandboxes (the pod's infra container, holding its network) and containers,
+ * lists and inspects what exists, checks and pulls images and runs commands inside containers
+ * (exec probes). Every call is asynchronous on the bridge's one event loop: `done` is called
+ * exactly once, also when the runtime could not be reached, and it may be called before the
+ * call returns (a refused connection is answered at once). A call that returns a negative code
+ * started nothing and calls nothing.
+ *
+ * The runtime knows nothing of pods beyond what a create needs (struct runtime_create); Edged
+ * knows nothing of the runtime's wire format. runtime_docker.c is the Docker Engine API behind
+ * this table; a second runtime is one new file that fills it.
+ */
+#ifndef KEDGE_EDGED_RUNTIME_H
+#define KEDGE_EDGED_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "podspec.h"
+
+/* What the runtime reports of one container (inspect). Strings are owned by whoever holds
+ * the struct (observed_container_cleanup frees them). */
+struct observed_container {
+    char *id, *name; /* runtime id; the spec's container name ("POD" for the sandbox) */
+    char *image, *image_id;
+    int attempt; /* the restart count the container was made with */
+    uint32_t hash;
+    bool running;
+    char *state; /* created|running|exited|stopped|... */
+    int exit_code;
+    bool oom_killed;
+    char *error;                     /* the runtime's error for it ("" none) */
+    int64_t started_ms, finished_ms; /* 0: never */
+    int64_t created_ms;
+    char *ip; /* the sandbox's pod IP (NULL: none yet) */
+};
+
+void observed_container_cleanup(struct observed_container *o);
+/* A deep copy of src into dst. 0, or -ENOMEM (dst then empty). */
+int observed_container_copy(struct observed_container *dst, const struct observed_container *src);
+
+/* One container of a list: enough to match it to a pod and to tell whether it changed since
+ * it was inspected. */
+struct runtime_listed {
+    const char *id, *pod_uid, *name; /* name: the spec's container name or "POD" */
+    const char *state;               /* opaque: a different value means inspect again */
+    bool sandbox;
+};
+
+/* The outcome of a call. */
+enum runtime_outcome {
+    RT_OK,
+    RT_NOT_FOUND,   /* no such container (inspect, remove) or image (create) */
+    RT_CONFLICT,    /* create: the name is taken (a list older than the runtime) */
+    RT_UNREACHABLE, /* no answer: the runtime is down, slow or refused the connection */
+    RT_FAILED,      /* the runtime answered with an error */
+    RT_CANCELLED,   /* the runtime client is being freed */
+};
+
+struct runtime_result {
+    enum runtime_outcome outcome;
+    const char *message; /* for a failure: the reason a user reads in the pod status; never NULL */
+    const char *id;      /* create: the new container's id */
+    bool present;        /* image_present */
+    const char *text;    /* version: "<runtime>://<version>" */
+    const struct observed_container *inspected; /* inspect */
+    const struct runtime_listed *listed;        /* list */
+    size_t n_listed;
+};
+
+typedef void (*runtime_done_fn)(void *ctx, const struct runtime_result *r);
+
+/* The result of running a command in a container. */
+struct runtime_exec_result {
+    int err;            /* 0: it ran (exit_code, output); -ETIMEDOUT; other: see reason */
+    const char *reason; /* err other than 0 / -ETIMEDOUT: why it could not run */
+    int exit_code;
+    const char *output; /* stdout and stderr, cut at a small size; never NULL */
+    size_t output_len;
+};
+
+typedef void (*runtime_exec_fn)(void *ctx, const struct runtime_exec_result *r);
+
+/* Containers changed (a hint to list again); up: the runtime's event source came or went. */
+typedef void (*runtime_changed_fn)(void *ctx);
+typedef void (*runtime_up_fn)(void *ctx, bool up);
+
+/* What a create needs: the pod, the container (NULL: the sandbox), and what the container's
+ * environment and mounts refer to. */
+struct runtime_create {
+    const struct pod_spec *pod;
+    const struct pod_container *c; /* NULL: the sandbox */
+    const char *sandbox_id;        /* containers: the sandbox whose network they join */
+    const char *pod_ip, *host_ip;  /* for fieldRef status.podIP / status.hostIP */
+    const char *volumes_dir;       /* {pods_dir}/{uid}/volumes: binds are {dir}/{volume}[/sub] */
+    int attempt;                   /* the restart count, kept by the runtime with it */
+    podspec_lookup_fn lookup;      /* configMaps and secrets for the environment */
+    void *lookup_ctx;
+};
+
+struct runtime_ops {
+    /* Make the pod's sandbox (not started: start_container starts it). A create that cannot
+     * be built (a missing configMap key, say) answers nothing and returns KEDGE_ESCHEMA with
+     * why set to kubelet's message; other returns as for every call. */
+    int (*create_sandbox)(void *rt, const struct runtime_create *cc, char *why, size_t why_len,
+                          runtime_done_fn done, void *ctx);
+    int (*create_container)(void *rt, const struct runtime_create *cc, char *why, size_t why_len,
+                            runtime_done_fn done, void *ctx);
+    int (*start_container)(void *rt, const char *id, runtime_done_fn done, void *ctx);
+    /* Send a signal ("TERM", "KILL"): Edged times the grace period itself. */
+    int (*kill_container)(void *rt, const char *id, const char *signal, runtime_done_fn done,
+                          void *ctx);
+    /* Remove a container (a sandbox too), stopping it if it runs; done may be NULL. */
+    int (*remove_container)(void *rt, const char *id, runtime_done_fn done, void *ctx);
+    /* The containers this node's runtime holds for Edged (all states). */
+    int (*list)(void *rt, runtime_done_fn done, void *ctx);
+    int (*inspect)(void *rt, const char *id, runtime_done_fn done, void *ctx);
+    int (*image_present)(void *rt, const char *image, runtime_done_fn done, void *ctx);
+    int (*pull_image)(void *rt, const char *image, runtime_done_fn done, void *ctx);
+    /* The runtime's name and version, kubelet's containerRuntimeVersion. */
+    int (*version)(void *rt, runtime_done_fn done, void *ctx);
+    /* Follow the runtime's container events from now on. */
+    int (*watch)(void *rt, runtime_changed_fn changed, runtime_up_fn up, void *ctx);
+    /* Run argv in container id within timeout_ms. Returns a handle (> 0): done is called once
+     * unless exec_cancel(handle) comes first; or a negative code (nothing runs). */
+    long (*exec)(void *rt, const char *id, char *const *argv, size_t argc, int timeout_ms,
+                 runtime_exec_fn done, void *ctx);
+    void (*exec_cancel)(void *rt, long handle);
+    /* Before the loop goes away: no new timers. */
+    void (*stop)(void *rt);
+    /* Every call in flight completes (RT_CANCELLED; exec: -ECANCELED unless cancelled), then
+     * the runtime is gone. */
+    void (*free)(void *rt);
+};
+
+struct runtime {
+    const struct runtime_ops *ops;
+    void *rt;
+};
+
+#endif

@@ -1,0 +1,23 @@
+/* Exec through the Docker Engine API (runtime_docker_exec.c), for runtime_docker.c only. */
+#ifndef KEDGE_EDGED_RUNTIME_DOCKER_EXEC_H
+#define KEDGE_EDGED_RUNTIME_DOCKER_EXEC_H
+
+#include <stddef.h>
+
+#include "engine.h"
+#include "runtime.h"
+
+struct docker_exec;
+
+/* The runs in flight of one runtime. */
+struct docker_execs {
+    struct docker_exec *head;
+    long last_handle;
+};
+
+/* The runtime's exec op (runtime.h) on engine e. */
+long docker_exec(struct docker_execs *x, struct engine *e, const char *id, char *const *argv,
+                 size_t argc, int timeout_ms, runtime_exec_fn done, void *ctx);
+void docker_exec_cancel(struct docker_execs *x, long handle);
+
+#endif

@@ -1,0 +1,283 @@
+/* fake_runtime.c: see fake_runtime.h. Every call is answered before it returns, as a runtime
+ * that refuses a connection answers; the world changes as a real engine's would. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fake_runtime.h"
+#include "kedge/util.h"
+
+static struct fake_runtime *F(void *rt)
+{
+    return rt;
+}
+
+static void record(struct fake_runtime *f, enum fake_call_kind kind, const char *arg, int attempt)
+{
+    struct fake_call *c;
+
+    if (f->n_calls == FAKE_MAX_CALLS)
+        return;
+    size_t n = arg ? strnlen(arg, sizeof(c->arg) - 1) : 0;
+
+    c = &f->calls[f->n_calls++];
+    c->kind = kind;
+    memmove(c->arg, arg ? arg : "", n);
+    c->arg[n] = '\0';
+    c->attempt = attempt;
+}
+
+static struct fake_container *by_id(struct fake_runtime *f, const char *id)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->c[i].exists && !strcmp(f->c[i].id, id))
+            return &f->c[i];
+    return NULL;
+}
+
+static void answer(runtime_done_fn done, void *ctx, enum runtime_outcome o, const char *id)
+{
+    struct runtime_result r = {.outcome = o, .message = o == RT_OK ? "" : "fake failure", .id = id};
+
+    if (done)
+        done(ctx, &r);
+}
+
+static int create(struct fake_runtime *f, const struct runtime_create *cc, bool sandbox,
+                  runtime_done_fn done, void *ctx)
+{
+    struct fake_container *c;
+
+    if (f->n == FAKE_MAX_CONTAINERS)
+        return -ENOMEM;
+    c = &f->c[f->n++];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->id, sizeof(c->id), "c%d", ++f->next_id);
+    snprintf(c->pod_uid, sizeof(c->pod_uid), "%s", cc->pod->uid);
+    snprintf(c->name, sizeof(c->name), "%s", sandbox ? "POD" : cc->c->name);
+    snprintf(c->image, sizeof(c->image), "%s", sandbox ? "pause" : cc->c->image);
+    c->sandbox = sandbox;
+    c->exists = true;
+    c->attempt = cc->attempt;
+    c->hash = sandbox ? 0 : cc->c->hash;
+    c->state = "created";
+    c->created_ms = kedge_wall_ms();
+    record(f, sandbox ? FAKE_CREATE_SANDBOX : FAKE_CREATE, c->name, cc->attempt);
+    answer(done, ctx, RT_OK, c->id);
+    return 0;
+}
+
+static int op_create_sandbox(void *rt, const struct runtime_create *cc, char *why, size_t why_len,
+                             runtime_done_fn done, void *ctx)
+{
+    (void)why;
+    (void)why_len;
+    return create(F(rt), cc, true, done, ctx);
+}
+
+static int op_create_container(void *rt, const struct runtime_create *cc, char *why, size_t why_len,
+                               runtime_done_fn done, void *ctx)
+{
+    (void)why;
+    (void)why_len;
+    return create(F(rt), cc, false, done, ctx);
+}
+
+static int op_start(void *rt, const char *id, runtime_done_fn done, void *ctx)
+{
+    struct fake_container *c = by_id(F(rt), id);
+
+    record(F(rt), FAKE_START, id, 0);
+    if (c) {
+        c->running = true;
+        c->state = "running";
+        c->started_ms = kedge_wall_ms();
+    }
+    answer(done, ctx, c ? RT_OK : RT_FAILED, NULL);
+    return 0;
+}
+
+static int op_kill(void *rt, const char *id, const char *signal, runtime_done_fn done, void *ctx)
+{
+    struct fake_container *c = by_id(F(rt), id);
+    char arg[128];
+
+    snprintf(arg, sizeof(arg), "%s %s", id, signal);
+    record(F(rt), FAKE_KILL, arg, 0);
+    if (c && c->running)
+        fake_exit(F(rt), c, 137);
+    answer(done, ctx, c ? RT_OK : RT_NOT_FOUND, NULL);
+    return 0;
+}
+
+static int op_remove(void *rt, const char *id, runtime_done_fn done, void *ctx)
+{
+    struct fake_container *c = by_id(F(rt), id);
+
+    record(F(rt), FAKE_REMOVE, id, 0);
+    if (c)
+        c->exists = false;
+    answer(done, ctx, c ? RT_OK : RT_NOT_FOUND, NULL);
+    return 0;
+}
+
+static int op_list(void *rt, runtime_done_fn done, void *ctx)
+{
+    struct fake_runtime *f = F(rt);
+    struct runtime_listed l[FAKE_MAX_CONTAINERS];
+    struct runtime_result r = {.outcome = RT_OK, .message = "", .listed = l};
+
+    record(f, FAKE_LIST, NULL, 0);
+    for (size_t i = 0; i < f->n; i++)
+        if (f->c[i].exists)
+            l[r.n_listed++] = (struct runtime_listed){f->c[i].id, f->c[i].pod_uid, f->c[i].name,
+                                                      f->c[i].state, f->c[i].sandbox};
+    done(ctx, &r);
+    return 0;
+}
+
+static int op_inspect(void *rt, const char *id, runtime_done_fn done, void *ctx)
+{
+    struct fake_container *c = by_id(F(rt), id);
+    struct observed_container o = {0};
+    struct runtime_result r = {.outcome = RT_NOT_FOUND, .message = ""};
+
+    record(F(rt), FAKE_INSPECT, id, 0);
+    if (c) {
+        o.id = c->id;
+        o.name = c->name;
+        o.image = o.image_id = c->image;
+        o.attempt = c->attempt;
+        o.hash = c->hash;
+        o.running = c->running;
+        o.state = (char *)c->state;
+        o.exit_code = c->exit_code;
+        o.error = "";
+        o.started_ms = c->started_ms;
+        o.finished_ms = c->finished_ms;
+        o.created_ms = c->created_ms;
+        o.ip = c->sandbox ? "10.88.0.5" : NULL;
+        r.outcome = RT_OK;
+        r.inspected = &o;
+    }
+    done(ctx, &r);
+    return 0;
+}
+
+static int op_image_present(void *rt, const char *image, runtime_done_fn done, void *ctx)
+{
+    struct runtime_result r = {.outcome = RT_OK, .message = "", .present = F(rt)->image_present};
+
+    record(F(rt), FAKE_IMAGE, image, 0);
+    done(ctx, &r);
+    return 0;
+}
+
+static int op_pull(void *rt, const char *image, runtime_done_fn done, void *ctx)
+{
+    record(F(rt), FAKE_PULL, image, 0);
+    F(rt)->image_present = true;
+    answer(done, ctx, RT_OK, NULL);
+    return 0;
+}
+
+static int op_version(void *rt, runtime_done_fn done, void *ctx)
+{
+    struct runtime_result r = {.outcome = RT_OK, .message = "", .text = "fake://1.0"};
+
+    record(F(rt), FAKE_VERSION, NULL, 0);
+    done(ctx, &r);
+    return 0;
+}
+
+static int op_watch(void *rt, runtime_changed_fn changed, runtime_up_fn up, void *ctx)
+{
+    struct fake_runtime *f = F(rt);
+
+    record(f, FAKE_WATCH, NULL, 0);
+    f->changed = changed;
+    f->up = up;
+    f->watch_ctx = ctx;
+    up(ctx, true);
+    return 0;
+}
+
+static long op_exec(void *rt, const char *id, char *const *argv, size_t argc, int timeout_ms,
+                    runtime_exec_fn done, void *ctx)
+{
+    (void)rt;
+    (void)id;
+    (void)argv;
+    (void)argc;
+    (void)timeout_ms;
+    (void)done;
+    (void)ctx;
+    return -ENOSYS; /* the pods of these tests have no exec probes */
+}
+
+static void op_exec_cancel(void *rt, long handle)
+{
+    (void)rt;
+    (void)handle;
+}
+
+static void op_stop(void *rt)
+{
+    record(F(rt), FAKE_STOP, NULL, 0);
+}
+
+static void op_free(void *rt)
+{
+    record(F(rt), FAKE_FREE, NULL, 0);
+    F(rt)->freed = true;
+}
+
+static const struct runtime_ops fake_ops = {
+    op_create_sandbox, op_create_container,
+    op_start,          op_kill,
+    op_remove,         op_list,
+    op_inspect,        op_image_present,
+    op_pull,           op_version,
+    op_watch,          op_exec,
+    op_exec_cancel,    op_stop,
+    op_free,
+};
+
+void fake_runtime_init(struct fake_runtime *f, struct runtime *rt)
+{
+    memset(f, 0, sizeof(*f));
+    f->image_present = true;
+    rt->ops = &fake_ops;
+    rt->rt = f;
+}
+
+struct fake_container *fake_find(struct fake_runtime *f, const char *uid, const char *name)
+{
+    struct fake_container *best = NULL;
+
+    for (size_t i = 0; i < f->n; i++)
+        if (f->c[i].exists && !strcmp(f->c[i].pod_uid, uid) && !strcmp(f->c[i].name, name) &&
+            (!best || f->c[i].attempt >= best->attempt))
+            best = &f->c[i];
+    return best;
+}
+
+void fake_exit(struct fake_runtime *f, struct fake_container *c, int code)
+{
+    c->running = false;
+    c->state = "exited";
+    c->exit_code = code;
+    c->finished_ms = kedge_wall_ms();
+    if (f->changed)
+        f->changed(f->watch_ctx);
+}
+
+size_t fake_count(const struct fake_runtime *f, size_t from, enum fake_call_kind kind,
+                  const char *arg)
+{
+    size_t n = 0;
+
+    for (size_t i = from; i < f->n_calls; i++)
+        n += f->calls[i].kind == kind && (!arg || !strcmp(f->calls[i].arg, arg));
+    return n;
+}

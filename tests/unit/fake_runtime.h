@@ -1,0 +1,70 @@
+/* A fake container runtime for Edged's tests (kubelet's FakeRuntime is the model): it keeps a
+ * world of containers, records every call, answers at once, and lets the test change what the
+ * next list and inspect observe (a container exiting, say) and fire the runtime's events.
+ */
+#ifndef KEDGE_TEST_FAKE_RUNTIME_H
+#define KEDGE_TEST_FAKE_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime.h"
+
+#define FAKE_MAX_CONTAINERS 32
+#define FAKE_MAX_CALLS 256
+
+struct fake_container {
+    char id[16], pod_uid[64], name[64], image[128];
+    bool sandbox, running, exists;
+    int attempt, exit_code;
+    uint32_t hash;
+    const char *state; /* "created" | "running" | "exited" */
+    int64_t created_ms, started_ms, finished_ms;
+};
+
+enum fake_call_kind {
+    FAKE_CREATE_SANDBOX,
+    FAKE_CREATE,
+    FAKE_START,
+    FAKE_KILL,
+    FAKE_REMOVE,
+    FAKE_LIST,
+    FAKE_INSPECT,
+    FAKE_IMAGE,
+    FAKE_PULL,
+    FAKE_VERSION,
+    FAKE_WATCH,
+    FAKE_STOP,
+    FAKE_FREE,
+};
+
+struct fake_call {
+    enum fake_call_kind kind;
+    char arg[128]; /* the container id, name (create: the container's name), image, signal */
+    int attempt;   /* create */
+};
+
+struct fake_runtime {
+    struct fake_container c[FAKE_MAX_CONTAINERS];
+    size_t n;
+    struct fake_call calls[FAKE_MAX_CALLS];
+    size_t n_calls;
+    bool image_present;
+    int next_id;
+    runtime_changed_fn changed;
+    runtime_up_fn up;
+    void *watch_ctx;
+    bool freed;
+};
+
+/* A runtime over f (which outlives it). */
+void fake_runtime_init(struct fake_runtime *f, struct runtime *rt);
+/* The container called name of pod uid (sandbox: name "POD"), the newest attempt; NULL none. */
+struct fake_container *fake_find(struct fake_runtime *f, const char *uid, const char *name);
+/* The container exits with code (its state changes; events fire). */
+void fake_exit(struct fake_runtime *f, struct fake_container *c, int code);
+/* How many calls of kind (with arg, when not NULL) were made since call index from. */
+size_t fake_count(const struct fake_runtime *f, size_t from, enum fake_call_kind kind,
+                  const char *arg);
+
+#endif
