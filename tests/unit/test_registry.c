@@ -9,7 +9,7 @@
 
 #include "kedge/alloc.h"
 #include "kedge/twin.h"
-#include "kedge_plugin.h"
+#include "registry.h"
 #include "unit.h"
 
 static struct kedge_device *new_device(const char *id)

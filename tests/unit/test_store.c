@@ -15,7 +15,8 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/twin.h"
-#include "kedge_plugin.h"
+#include "registry.h"
+#include "store.h"
 #include "db.h"
 #include "unit.h"
 
