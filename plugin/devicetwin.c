@@ -188,7 +188,7 @@ int devicetwin_apply(struct devicetwin *dt, struct kedge_device *dev, enum twin_
         return -ENOMEM;
     rc = twin_apply(&c, dev, mode, kedge_wall_ms(), twins, n);
     if (rc < 0) {
-        *reason = c.reason;
+        *reason = rc == -ENOMEM ? "out of memory" : c.reason;
         batch_reload(dt->batch, id); /* undo what the change did before failing */
     } else {
         finish_change(dt, &c, event_id);

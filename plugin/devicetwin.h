@@ -56,8 +56,9 @@ bool devicetwin_request(struct devicetwin *dt, const struct kedge_topic *t, cons
 
 /* Apply a change to dev (registry's) in mode, then write its rows, and queue its result
  * (TWIN_REST), document, delta and cloud message. On failure the device is reloaded from the
- * store and *reason says why, as KubeEdge words it (may be NULL).
- * 0; KEDGE_EBODY / KEDGE_ETYPE (TWIN_REST only); -ENOMEM. */
+ * store and *reason says why, as KubeEdge words it ("out of memory" for -ENOMEM; NULL when
+ * not even the reload could be prepared). 0; KEDGE_EBODY / KEDGE_ETYPE (TWIN_REST only);
+ * -ENOMEM. */
 int devicetwin_apply(struct devicetwin *dt, struct kedge_device *dev, enum twin_mode mode,
                      const char *event_id, const struct kedge_twin *twins, size_t n,
                      const char **reason);

@@ -1,5 +1,5 @@
-/* plugin/registry.c: the in-memory device table (hash by id) and each device's name-sorted
- * twin array.
+/* plugin/registry.c and device.c: the in-memory device table (hash by id) and each device's
+ * name-sorted twin array.
  */
 #include <check.h>
 #include <errno.h>
