@@ -8,7 +8,8 @@
  *   DISCONNECT -> ke.h (the bridge's session)
  *
  * Lower modules reach higher ones only through callbacks registered here (the batch's
- * every-5-s and store-reopened hooks), so no two plugin files call each other.
+ * every-5-s and store-reopened hooks), so the plugin's files call each other without a cycle
+ * (unit_plugin_callcycles checks it with scripts/callcycles.py).
  */
 #ifndef KEDGE_CORE_H
 #define KEDGE_CORE_H
