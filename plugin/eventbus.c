@@ -1,16 +1,7 @@
-/* EventBus inside the broker: every client PUBLISH passes here (MOSQ_EVT_MESSAGE) before the
- * broker stores and fans it out.
- *  - $hw/events topics that edgecore's DeviceTwin handles go to devicetwin.c;
- *  - $ke/ topics (only the bridge can publish there, security.c) go to ke.c;
- *  - uploads ($hw/events/upload/#, SYS/dis/upload_records, +/user/#, and the topics the cloud
- *    subscribed to) become outbox entries for the cloud, QoS 0 included: edgecore's own
- *    subscription could drop those, the plugin sees every publish.
- * And the cloud's eventbus operations come back here (eventbus_cloud).
+/* EventBus inside the broker (eventbus.h): uploads to the outbox, the cloud's operations.
  *
- * The original publish goes on to its subscribers (MOSQ_ERR_SUCCESS), as with edgecore on an
- * external broker; returning anything but SUCCESS/ACL_DENIED would disconnect the publisher
- * (spec fact 4). QoS 1/2 retransmits reach us again and are processed again: at-least-once, as
- * edgecore (spec fact 33).
+ * QoS 1/2 retransmits reach us again and are processed again: at-least-once, as edgecore
+ * (spec fact 33).
  */
 #include <errno.h>
 #include <string.h>
@@ -26,71 +17,83 @@
 #include "kedge/log.h"
 #include "kedge/msg.h"
 #include "kedge/topic.h"
-#include "kedge_plugin.h"
+#include "eventbus.h"
 
 static struct kedge_ratelimit upload_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 
 /* ---- the cloud's subscriptions ------------------------------------------------------------- */
 
-static int subtopic_index(const struct devicetwin *dt, const char *topic)
+static int subtopic_index(const struct eventbus *eb, const char *topic)
 {
     size_t i;
 
-    for (i = 0; i < dt->n_sub_topics; i++)
-        if (!strcmp(dt->sub_topics[i], topic))
+    for (i = 0; i < eb->n_sub_topics; i++)
+        if (!strcmp(eb->sub_topics[i], topic))
             return (int)i;
     return -1;
 }
 
 static int subtopic_add(void *ctx, const char *topic)
 {
-    struct devicetwin *dt = ctx;
+    struct eventbus *eb = ctx;
     char **n, *copy;
 
-    if (subtopic_index(dt, topic) >= 0)
+    if (subtopic_index(eb, topic) >= 0)
         return 0;
     copy = kedge_strdup(topic);
-    n = copy ? kedge_realloc(dt->sub_topics, (dt->n_sub_topics + 1) * sizeof(*n)) : NULL;
+    n = copy ? kedge_realloc(eb->sub_topics, (eb->n_sub_topics + 1) * sizeof(*n)) : NULL;
     if (!n) {
         kedge_free(copy);
         return -ENOMEM;
     }
-    dt->sub_topics = n;
-    dt->sub_topics[dt->n_sub_topics++] = copy;
+    eb->sub_topics = n;
+    eb->sub_topics[eb->n_sub_topics++] = copy;
     return 0;
 }
 
-static void subtopic_remove(struct devicetwin *dt, const char *topic)
+static void subtopic_remove(struct eventbus *eb, const char *topic)
 {
-    int i = subtopic_index(dt, topic);
+    int i = subtopic_index(eb, topic);
 
     if (i < 0)
         return;
-    kedge_free(dt->sub_topics[i]);
-    dt->sub_topics[i] = dt->sub_topics[--dt->n_sub_topics];
+    kedge_free(eb->sub_topics[i]);
+    eb->sub_topics[i] = eb->sub_topics[--eb->n_sub_topics];
 }
 
-void eventbus_cleanup(struct devicetwin *dt)
+void eventbus_init(struct eventbus *eb, struct store *store, struct replies *out,
+                   struct outbox *outbox, struct batch *batch)
 {
-    while (dt->n_sub_topics)
-        kedge_free(dt->sub_topics[--dt->n_sub_topics]);
-    kedge_free(dt->sub_topics);
-    dt->sub_topics = NULL;
+    memset(eb, 0, sizeof(*eb));
+    eb->store = store;
+    eb->out = out;
+    eb->outbox = outbox;
+    eb->batch = batch;
 }
 
-int eventbus_load_subtopics(struct devicetwin *dt)
+void eventbus_cleanup(struct eventbus *eb)
 {
-    eventbus_cleanup(dt);
-    return store_subtopics_load(dt->store, subtopic_add, dt);
+    while (eb->n_sub_topics)
+        kedge_free(eb->sub_topics[--eb->n_sub_topics]);
+    kedge_free(eb->sub_topics);
+    eb->sub_topics = NULL;
 }
 
-static bool cloud_subscribed(const struct devicetwin *dt, const char *topic)
+int eventbus_load_subtopics(struct eventbus *eb)
+{
+    eventbus_cleanup(eb);
+    return store_subtopics_load(eb->store, subtopic_add, eb);
+}
+
+bool eventbus_cloud_subscribed(const struct eventbus *eb, const char *topic)
 {
     size_t i;
     bool match;
 
-    for (i = 0; i < dt->n_sub_topics; i++)
-        if (mosquitto_topic_matches_sub(dt->sub_topics[i], topic, &match) == MOSQ_ERR_SUCCESS &&
+    if (!eb->n_sub_topics || topic[0] == '$')
+        return false;
+    for (i = 0; i < eb->n_sub_topics; i++)
+        if (mosquitto_topic_matches_sub(eb->sub_topics[i], topic, &match) == MOSQ_ERR_SUCCESS &&
             match)
             return true;
     return false;
@@ -108,19 +111,19 @@ static bool cloud_subscribed(const struct devicetwin *dt, const char *topic)
  * For QoS 1/2 the broker sends its PUBACK/PUBREC as soon as this callback returns, and that is
  * the device's only receipt for an upload: so the entry is committed here, before returning,
  * instead of at the end of the loop turn. */
-static int upload(struct devicetwin *dt, const struct mosquitto *client, const char *topic,
-                  const char *payload, size_t len, int qos)
+int eventbus_upload(struct eventbus *eb, const struct mosquitto *client, const char *topic,
+                    const char *payload, size_t len, int qos)
 {
-    int rc = outbox_add_upload(&dt->outbox, mosquitto_client_id(client), topic, payload, len);
+    int rc = outbox_add_upload(eb->outbox, mosquitto_client_id(client), topic, payload, len);
 
     if (rc == KEDGE_EFULL || rc == KEDGE_ETOOBIG)
         return MOSQ_ERR_ACL_DENIED;
-    if (rc == 0 && qos > 0 && devicetwin_tick(dt, true) < 0)
+    if (rc == 0 && qos > 0 && batch_tick(eb->batch, true) < 0)
         return MOSQ_ERR_ACL_DENIED; /* not stored: the device must not get a receipt */
     if (rc < 0) {
         kedge_log_limited(&upload_rl, "eventbus", KEDGE_LOG_ERR,
                           "eventbus: upload topic=%s not queued: %s", topic,
-                          rc == KEDGE_ESTORE ? store_error(dt->store) : kedge_strerror(rc));
+                          rc == KEDGE_ESTORE ? store_error(eb->store) : kedge_strerror(rc));
         if (qos > 0)
             return MOSQ_ERR_ACL_DENIED; /* no receipt for what was not stored */
     }
@@ -130,13 +133,13 @@ static int upload(struct devicetwin *dt, const struct mosquitto *client, const c
 /* ---- cloud -> edge -------------------------------------------------------------------------- */
 
 /* Publish to local subscribers after the commit in flight (QoS 1, as edgecore's pub client). */
-static int publish_local(struct devicetwin *dt, const char *topic, const char *data, size_t len)
+static int publish_local(struct eventbus *eb, const char *topic, const char *data, size_t len)
 {
     char *payload = kedge_strndup(data, len);
 
     if (!payload)
         return -ENOMEM;
-    if (replies_take(dt->out, topic, payload, len, REPLY_KEEP, NULL) < 0) {
+    if (replies_take(eb->out, topic, payload, len, REPLY_KEEP, NULL) < 0) {
         kedge_free(payload);
         return -ENOMEM;
     }
@@ -144,7 +147,7 @@ static int publish_local(struct devicetwin *dt, const char *topic, const char *d
 }
 
 /* operation "message": {"message":{"topic":"t",...}}: the inner object goes to its topic. */
-static int publish_message(struct devicetwin *dt, const struct kedge_msg *m, const char **reason)
+static int publish_message(struct eventbus *eb, const struct kedge_msg *m, const char **reason)
 {
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *msg, *topic;
@@ -168,14 +171,14 @@ static int publish_message(struct devicetwin *dt, const struct kedge_msg *m, con
     kedge_json_write_value(&w, msg);
     rc = kedge_jw_finish(&w);
     if (rc == 0)
-        rc = publish_local(dt, topic->str, out.data, out.len);
+        rc = publish_local(eb, topic->str, out.data, out.len);
 out:
     kedge_buf_cleanup(&out);
     kedge_jdoc_free(doc);
     return rc;
 }
 
-int eventbus_cloud(struct devicetwin *dt, const struct kedge_msg *m, const char **reason)
+int eventbus_cloud(struct eventbus *eb, const struct kedge_msg *m, const char **reason)
 {
     const char *op = m->operation ? m->operation : "";
     int rc;
@@ -189,93 +192,28 @@ int eventbus_cloud(struct devicetwin *dt, const struct kedge_msg *m, const char 
             *reason = "not a valid topic to publish to";
             return KEDGE_ESCHEMA;
         }
-        return m->content_is_string ? publish_local(dt, m->resource, m->content_str,
-                                                    m->content_str_len)
-                                    : publish_local(dt, m->resource, m->content, m->content_len);
+        return m->content_is_string
+                   ? publish_local(eb, m->resource, m->content_str, m->content_str_len)
+                   : publish_local(eb, m->resource, m->content, m->content_len);
     }
     if (!strcmp(op, "message"))
-        return publish_message(dt, m, reason);
+        return publish_message(eb, m, reason);
     if (!strcmp(op, "subscribe") || !strcmp(op, "unsubscribe")) {
         bool add = op[0] == 's';
         if (mosquitto_sub_topic_check(m->resource) != MOSQ_ERR_SUCCESS) {
             *reason = "not a valid topic filter";
             return KEDGE_ESCHEMA;
         }
-        rc = store_subtopic(dt->store, m->resource, add);
+        rc = store_subtopic(eb->store, m->resource, add);
         if (rc < 0)
             return rc;
         if (add)
-            rc = subtopic_add(dt, m->resource);
+            rc = subtopic_add(eb, m->resource);
         else
-            subtopic_remove(dt, m->resource);
+            subtopic_remove(eb, m->resource);
         kedge_log(KEDGE_LOG_NOTICE, "eventbus: cloud %s topic=%s", op, m->resource);
         return rc;
     }
     *reason = "unknown eventbus operation";
     return KEDGE_ESCHEMA;
-}
-
-/* ---- the MESSAGE callback ------------------------------------------------------------------- */
-
-static int on_twin_topic(struct devicetwin *dt, const struct kedge_topic *t, const char *payload,
-                         size_t len)
-{
-    if (len > (size_t)dt->cfg->max_payload_bytes) {
-        devicetwin_too_big(dt, t->kind, t->id, t->id_len, len);
-        return MOSQ_ERR_SUCCESS;
-    }
-    switch (t->kind) {
-    case KEDGE_TOPIC_TWIN_UPDATE:
-        devicetwin_twin_update(dt, t->id, t->id_len, payload, len);
-        break;
-    case KEDGE_TOPIC_TWIN_GET:
-        devicetwin_twin_get(dt, t->id, t->id_len, payload, len);
-        break;
-    case KEDGE_TOPIC_STATE_UPDATE:
-        devicetwin_state_update(dt, t->id, t->id_len, payload, len);
-        break;
-    default:
-        devicetwin_membership_get(dt, payload, len);
-        break;
-    }
-    return MOSQ_ERR_SUCCESS;
-}
-
-int eventbus_on_message(struct devicetwin *dt, struct mosquitto_evt_message *ev)
-{
-    struct kedge_topic t;
-    const char *payload = ev->payload;
-    size_t len = ev->payloadlen;
-    int rc = MOSQ_ERR_SUCCESS;
-
-    if (!ev->topic)
-        return MOSQ_ERR_SUCCESS;
-    if (!strncmp(ev->topic, KE_PREFIX, strlen(KE_PREFIX))) {
-        ke_on_message(dt, ev->client, ev->topic, payload, len);
-        goto out;
-    }
-    kedge_topic_parse(ev->topic, strlen(ev->topic), &t);
-    switch (t.kind) {
-    case KEDGE_TOPIC_TWIN_UPDATE:
-    case KEDGE_TOPIC_TWIN_GET:
-    case KEDGE_TOPIC_STATE_UPDATE:
-    case KEDGE_TOPIC_MEMBERSHIP_GET:
-        rc = on_twin_topic(dt, &t, payload, len);
-        break;
-    case KEDGE_TOPIC_UPLOAD:
-        rc = upload(dt, ev->client, ev->topic, payload, len, ev->qos);
-        break;
-    default:
-        /* cloud_updated from a device, state/get, /updated: edgecore either registers no
-         * handler or only takes them from the cloud; kedge takes cloud changes only from the
-         * bridge. Anything else is ordinary MQTT, unless the cloud subscribed to it. */
-        if (dt->n_sub_topics && ev->topic[0] != '$' && cloud_subscribed(dt, ev->topic))
-            rc = upload(dt, ev->client, ev->topic, payload, len, ev->qos);
-        break;
-    }
-out:
-    /* A flood between two loop turns must not grow the batch without bound. */
-    if (store_pending(dt->store) >= (size_t)dt->cfg->commit_batch)
-        devicetwin_tick(dt, true);
-    return rc;
 }

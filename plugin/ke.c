@@ -1,9 +1,4 @@
-/* The plugin's end of the $ke/ channel (include/kedge/ke.h): the bridge's hello, its acks of
- * outbox entries, cloud messages coming down, and kedge-ctl's queries.
- *
- * Cloud messages are applied into the open batch and answered on $ke/down/{ref}/result only
- * after the commit that holds them, so the bridge acks the cloud for stored changes only.
- */
+/* The plugin's end of the $ke/ channel (ke.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -20,9 +15,32 @@
 #include "kedge/topic.h"
 #include "kedge/twin.h"
 #include "kedge/util.h"
-#include "kedge_plugin.h"
+#include "ke.h"
+#include "ke_outbox.h"
+#include "membership.h"
 
 static struct kedge_ratelimit ke_rl = KEDGE_RATELIMIT_INIT(10000, 20);
+
+void ke_init(struct ke *k, const struct plugin_config *cfg, struct store *store,
+             struct registry *reg, struct replies *out, const struct publisher *pub,
+             struct outbox *outbox, struct devicetwin *dt, struct eventbus *bus)
+{
+    memset(k, 0, sizeof(*k));
+    k->cfg = cfg;
+    k->store = store;
+    k->reg = reg;
+    k->out = out;
+    k->pub = pub;
+    k->outbox = outbox;
+    k->dt = dt;
+    k->bus = bus;
+}
+
+void ke_cleanup(struct ke *k)
+{
+    kedge_free(k->bridge_status);
+    k->bridge_status = NULL;
+}
 
 static int has_prefix(const char *s, const char *p)
 {
@@ -30,8 +48,8 @@ static int has_prefix(const char *s, const char *p)
 }
 
 /* Answer one client on topic + "/result". ok/fail payloads are JSON we built. */
-static void answer(struct devicetwin *dt, const char *client_id, const char *topic,
-                   struct kedge_buf *ok, struct kedge_buf *fail)
+static void answer(struct ke *k, const char *client_id, const char *topic, struct kedge_buf *ok,
+                   struct kedge_buf *fail)
 {
     struct kedge_buf t = KEDGE_BUF_INIT;
     size_t ok_len = 0, fail_len = 0;
@@ -40,7 +58,7 @@ static void answer(struct devicetwin *dt, const char *client_id, const char *top
     if (kedge_buf_printf(&t, "%s%s", topic, KE_RESULT_SUFFIX) < 0 ||
         !(okp = kedge_buf_take(ok, &ok_len)) ||
         (fail && !(failp = kedge_buf_take(fail, &fail_len))) ||
-        replies_take_to(dt->out, client_id, t.data, okp, ok_len, failp, fail_len) < 0) {
+        replies_take_to(k->out, client_id, t.data, okp, ok_len, failp, fail_len) < 0) {
         kedge_free(okp);
         kedge_free(failp);
         kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_ERR, "ke: out of memory answering %s", topic);
@@ -48,7 +66,7 @@ static void answer(struct devicetwin *dt, const char *client_id, const char *top
     kedge_buf_cleanup(&t);
 }
 
-static void answer_status(struct devicetwin *dt, const char *client_id, const char *topic, int code,
+static void answer_status(struct ke *k, const char *client_id, const char *topic, int code,
                           const char *reason)
 {
     struct kedge_buf ok = KEDGE_BUF_INIT, fail = KEDGE_BUF_INIT;
@@ -69,17 +87,17 @@ static void answer_status(struct devicetwin *dt, const char *client_id, const ch
     kedge_jw_key(&w, "ok");
     kedge_jw_bool(&w, false);
     kedge_jw_kint(&w, "code", 500);
-    kedge_jw_kstr(&w, "reason", store_error(dt->store));
+    kedge_jw_kstr(&w, "reason", store_error(k->store));
     kedge_jw_obj_close(&w);
     if (kedge_jw_finish(&w) == 0)
-        answer(dt, client_id, topic, &ok, &fail);
+        answer(k, client_id, topic, &ok, &fail);
     kedge_buf_cleanup(&ok);
     kedge_buf_cleanup(&fail);
 }
 
 /* ---- hello --------------------------------------------------------------------------------- */
 
-static void on_hello(struct devicetwin *dt, const char *client_id, const char *payload, size_t len)
+static void on_hello(struct ke *k, const char *client_id, const char *payload, size_t len)
 {
     struct kedge_buf ok = KEDGE_BUF_INIT, reason = KEDGE_BUF_INIT;
     struct kedge_jdoc *doc = NULL;
@@ -89,28 +107,28 @@ static void on_hello(struct devicetwin *dt, const char *client_id, const char *p
 
     if (kedge_json_parse(payload, len, &doc) == 0)
         node = kedge_json_get(kedge_jdoc_root(doc), "node_name");
-    accepted = node && node->type == KEDGE_JSTR && !strcmp(node->str, dt->cfg->node_name);
+    accepted = node && node->type == KEDGE_JSTR && !strcmp(node->str, k->cfg->node_name);
     if (!accepted) {
         (void)kedge_buf_printf(
             &reason, "node name mismatch: plugin_opt_node_name is %s, the bridge says %s",
-            dt->cfg->node_name, node && node->type == KEDGE_JSTR ? node->str : "(none)");
+            k->cfg->node_name, node && node->type == KEDGE_JSTR ? node->str : "(none)");
         kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_ERR, "ke: refused hello from client=%s: %s",
                           client_id, reason.data ? reason.data : "out of memory");
-    } else if (outbox_bridge_up(&dt->outbox, client_id) < 0) {
+    } else if (outbox_bridge_up(k->outbox, client_id) < 0) {
         accepted = false;
         (void)kedge_buf_puts(&reason, "out of memory");
     } else {
         kedge_log(KEDGE_LOG_NOTICE, "ke: bridge client=%s accepted for node=%s, outbox=%" PRId64,
-                  client_id, dt->cfg->node_name, dt->outbox.depth);
+                  client_id, k->cfg->node_name, k->outbox->depth);
     }
     kedge_jw_init(&w, &ok);
     kedge_jw_obj_open(&w);
     kedge_jw_key(&w, "accepted");
     kedge_jw_bool(&w, accepted);
-    kedge_jw_kstr(&w, "node_name", dt->cfg->node_name);
+    kedge_jw_kstr(&w, "node_name", k->cfg->node_name);
     if (accepted) {
-        int64_t last = store_outbox_last_seq(dt->store);
-        kedge_jw_kint(&w, "outbox_depth", dt->outbox.depth);
+        int64_t last = store_outbox_last_seq(k->store);
+        kedge_jw_kint(&w, "outbox_depth", k->outbox->depth);
         if (last >= 0)
             kedge_jw_kint(&w, "last_seq", last); /* a new kedge.db starts over: the bridge sees */
     } else
@@ -119,7 +137,7 @@ static void on_hello(struct devicetwin *dt, const char *client_id, const char *p
     if (kedge_jw_finish(&w) == 0) {
         struct kedge_buf fail = KEDGE_BUF_INIT;
         (void)kedge_buf_append(&fail, ok.data, ok.len);
-        answer(dt, client_id, KE_HELLO, &ok, &fail);
+        answer(k, client_id, KE_HELLO, &ok, &fail);
         kedge_buf_cleanup(&fail);
     }
     kedge_buf_cleanup(&ok);
@@ -139,7 +157,7 @@ static char *twin_resource_id(const char *resource, const char *sfx)
     return kedge_strndup(resource + 7, len - n - 7);
 }
 
-static int down_twin(struct devicetwin *dt, const struct kedge_msg *m, const char **reason)
+static int down_twin(struct ke *k, const struct kedge_msg *m, const char **reason)
 {
     struct kedge_twin_update u;
     bool desired = false;
@@ -147,7 +165,7 @@ static int down_twin(struct devicetwin *dt, const struct kedge_msg *m, const cha
     int rc;
 
     if (m->resource && !strcmp(m->resource, "membership"))
-        return membership_update(dt, m->content_is_string ? m->content_str : m->content,
+        return membership_update(k->dt, m->content_is_string ? m->content_str : m->content,
                                  m->content_is_string ? m->content_str_len : m->content_len,
                                  reason);
     if (m->resource) {
@@ -162,8 +180,8 @@ static int down_twin(struct devicetwin *dt, const struct kedge_msg *m, const cha
     rc = kedge_twin_update_decode(m->content_is_string ? m->content_str : m->content,
                                   m->content_is_string ? m->content_str_len : m->content_len, &u);
     if (rc == 0) {
-        rc = (desired ? devicetwin_desired : devicetwin_sync)(dt, id, u.event_id ? u.event_id : "",
-                                                              u.twins, u.n);
+        rc = (desired ? devicetwin_desired
+                      : devicetwin_sync)(k->dt, id, u.event_id ? u.event_id : "", u.twins, u.n);
         if (rc == KEDGE_ENODEVICE)
             *reason = "device is not known on this node";
     } else {
@@ -174,23 +192,23 @@ static int down_twin(struct devicetwin *dt, const struct kedge_msg *m, const cha
     return rc;
 }
 
-static int down_connection(struct devicetwin *dt, const struct kedge_msg *m, const char **reason)
+static int down_connection(struct ke *k, const struct kedge_msg *m, const char **reason)
 {
     const char *state = m->content_is_string ? m->content_str : "";
 
     if (!strcmp(state, "cloud_connected") || !strcmp(state, "cloud_disconnected")) {
         bool up = state[6] == 'c';
-        if (up != dt->cloud_connected)
+        if (up != k->cloud_connected)
             kedge_log(KEDGE_LOG_NOTICE, "ke: %s", state);
-        dt->cloud_connected = up;
+        k->cloud_connected = up;
         return 0;
     }
     *reason = "unknown connection state";
     return KEDGE_ESCHEMA;
 }
 
-static void on_down(struct devicetwin *dt, const char *client_id, const char *topic,
-                    const char *payload, size_t len)
+static void on_down(struct ke *k, const char *client_id, const char *topic, const char *payload,
+                    size_t len)
 {
     struct kedge_msg m;
     const char *reason = NULL;
@@ -199,11 +217,11 @@ static void on_down(struct devicetwin *dt, const char *client_id, const char *to
     if (rc < 0) {
         reason = "not a beehive message";
     } else if (m.resource && !strcmp(m.resource, "node/connection")) {
-        rc = down_connection(dt, &m, &reason);
+        rc = down_connection(k, &m, &reason);
     } else if (m.group && !strcmp(m.group, "twin")) {
-        rc = down_twin(dt, &m, &reason);
+        rc = down_twin(k, &m, &reason);
     } else if (m.group && !strcmp(m.group, "user")) {
-        rc = eventbus_cloud(dt, &m, &reason);
+        rc = eventbus_cloud(k->bus, &m, &reason);
     } else {
         rc = KEDGE_ESCHEMA;
         reason = "no handler for this group/resource";
@@ -213,7 +231,7 @@ static void on_down(struct devicetwin *dt, const char *client_id, const char *to
                           "ke: down message refused topic=%s group=%s resource=%s: %s", topic,
                           m.group ? m.group : "", m.resource ? m.resource : "",
                           reason ? reason : kedge_strerror(rc));
-    answer_status(dt, client_id, topic,
+    answer_status(k, client_id, topic,
                   rc < 0 ? (rc == -ENOMEM || rc == KEDGE_ESTORE ? 500 : 400) : 0,
                   reason ? reason : kedge_strerror(rc));
     kedge_msg_cleanup(&m);
@@ -221,79 +239,78 @@ static void on_down(struct devicetwin *dt, const char *client_id, const char *to
 
 /* ---- ctl: operator queries ---------------------------------------------------------------- */
 
-int ke_status_encode(struct devicetwin *dt, struct kedge_buf *b)
+int ke_status_encode(struct ke *k, struct kedge_buf *b)
 {
     int64_t now = kedge_wall_ms();
     struct kedge_jw w;
 
     kedge_jw_init(&w, b);
     kedge_jw_obj_open(&w);
-    kedge_jw_kstr(&w, "node_name", dt->cfg->node_name);
+    kedge_jw_kstr(&w, "node_name", k->cfg->node_name);
     kedge_jw_key(&w, "bridge_connected");
-    kedge_jw_bool(&w, dt->outbox.bridge_client != NULL);
+    kedge_jw_bool(&w, k->outbox->bridge_client != NULL);
     kedge_jw_key(&w, "cloud_connected");
-    kedge_jw_bool(&w, dt->cloud_connected);
-    kedge_jw_kint(&w, "outbox_depth", dt->outbox.depth);
-    kedge_jw_kint(&w, "outbox_max", dt->outbox.max_rows);
-    kedge_jw_kint(&w, "state_pending", dt->outbox.held.states);
-    kedge_jw_kint(&w, "upload_rows", dt->outbox.held.uploads);
-    kedge_jw_kint(&w, "upload_bytes", dt->outbox.held.upload_bytes);
-    kedge_jw_kint(&w, "upload_budget_bytes", dt->outbox.budget);
-    kedge_jw_kint(&w, "max_upload_bytes", dt->outbox.max_upload);
-    kedge_jw_kstr(&w, "upload_policy", dt->outbox.drop_oldest ? "drop-oldest" : "refuse");
-    kedge_jw_kint(&w, "uploads_refused", dt->outbox.n.uploads_refused);
-    kedge_jw_kint(&w, "uploads_dropped", dt->outbox.n.uploads_dropped);
-    kedge_jw_kint(&w, "uploads_oversize", dt->outbox.n.uploads_oversize);
-    kedge_jw_kint(&w, "dropped_by_operator", dt->outbox.n.dropped_by_operator);
-    kedge_jw_kint(&w, "coalesced", dt->outbox.n.coalesced);
+    kedge_jw_bool(&w, k->cloud_connected);
+    kedge_jw_kint(&w, "outbox_depth", k->outbox->depth);
+    kedge_jw_kint(&w, "outbox_max", k->outbox->max_rows);
+    kedge_jw_kint(&w, "state_pending", k->outbox->held.states);
+    kedge_jw_kint(&w, "upload_rows", k->outbox->held.uploads);
+    kedge_jw_kint(&w, "upload_bytes", k->outbox->held.upload_bytes);
+    kedge_jw_kint(&w, "upload_budget_bytes", k->outbox->budget);
+    kedge_jw_kint(&w, "max_upload_bytes", k->outbox->max_upload);
+    kedge_jw_kstr(&w, "upload_policy", k->outbox->drop_oldest ? "drop-oldest" : "refuse");
+    kedge_jw_kint(&w, "uploads_refused", k->outbox->n.uploads_refused);
+    kedge_jw_kint(&w, "uploads_dropped", k->outbox->n.uploads_dropped);
+    kedge_jw_kint(&w, "uploads_oversize", k->outbox->n.uploads_oversize);
+    kedge_jw_kint(&w, "dropped_by_operator", k->outbox->n.dropped_by_operator);
+    kedge_jw_kint(&w, "coalesced", k->outbox->n.coalesced);
     {
-        int64_t oldest = outbox_oldest_ms(&dt->outbox);
+        int64_t oldest = outbox_oldest_ms(k->outbox);
         kedge_jw_kint(&w, "outbox_oldest_age_ms", oldest ? now - oldest : 0);
     }
-    kedge_jw_kint(&w, "last_ack_ms", dt->outbox.last_ack_ms);
-    kedge_jw_kint(&w, "devices", (int64_t)registry_count(dt->reg));
-    kedge_jw_kint(&w, "db_bytes", store_db_bytes(dt->store));
+    kedge_jw_kint(&w, "last_ack_ms", k->outbox->last_ack_ms);
+    kedge_jw_kint(&w, "devices", (int64_t)registry_count(k->reg));
+    kedge_jw_kint(&w, "db_bytes", store_db_bytes(k->store));
     kedge_jw_key(&w, "store_ok");
-    kedge_jw_bool(&w, store_ok(dt->store));
+    kedge_jw_bool(&w, store_ok(k->store));
     kedge_jw_key(&w, "bridge");
-    if (dt->bridge_status)
-        kedge_jw_raw(&w, dt->bridge_status, strlen(dt->bridge_status));
+    if (k->bridge_status)
+        kedge_jw_raw(&w, k->bridge_status, strlen(k->bridge_status));
     else
         kedge_jw_null(&w);
     kedge_jw_obj_close(&w);
     return kedge_jw_finish(&w);
 }
 
-static void publish_retained(struct devicetwin *dt, const char *what, const char *json, size_t len)
+static void publish_retained(struct ke *k, const char *what, const char *json, size_t len)
 {
     struct kedge_buf topic = KEDGE_BUF_INIT;
     char *payload = kedge_strndup(json, len);
 
-    if (payload && kedge_buf_printf(&topic, KE_SYS_PREFIX "%s/%s", dt->cfg->node_name, what) == 0)
-        (void)replies_publish_retained(topic.data, payload, len); /* takes payload, always */
+    if (payload && kedge_buf_printf(&topic, KE_SYS_PREFIX "%s/%s", k->cfg->node_name, what) == 0)
+        (void)publisher_send(k->pub, NULL, topic.data, payload, len, 0, true); /* takes it */
     else
         kedge_free(payload);
     kedge_buf_cleanup(&topic);
 }
 
-void ke_publish_sys(struct devicetwin *dt)
+void ke_publish_sys(struct ke *k)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
 
-    if (ke_status_encode(dt, &b) == 0)
-        publish_retained(dt, "plugin", b.data, b.len);
-    if (dt->bridge_status)
-        publish_retained(dt, "bridge", dt->bridge_status, strlen(dt->bridge_status));
+    if (ke_status_encode(k, &b) == 0)
+        publish_retained(k, "plugin", b.data, b.len);
+    if (k->bridge_status)
+        publish_retained(k, "bridge", k->bridge_status, strlen(k->bridge_status));
     kedge_buf_cleanup(&b);
 }
 
-static void on_bridge_status(struct devicetwin *dt, const char *client_id, const char *payload,
-                             size_t len)
+static void on_bridge_status(struct ke *k, const char *client_id, const char *payload, size_t len)
 {
     struct kedge_jdoc *doc = NULL;
     char *copy;
 
-    if (!outbox_is_bridge(&dt->outbox, client_id))
+    if (!outbox_is_bridge(k->outbox, client_id))
         return; /* only the accepted bridge speaks for the link */
     if (kedge_json_parse(payload, len, &doc) < 0 || kedge_jdoc_root(doc)->type != KEDGE_JOBJ) {
         kedge_jdoc_free(doc);
@@ -303,12 +320,12 @@ static void on_bridge_status(struct devicetwin *dt, const char *client_id, const
     copy = kedge_strndup(payload, len);
     if (!copy)
         return;
-    kedge_free(dt->bridge_status);
-    dt->bridge_status = copy;
+    kedge_free(k->bridge_status);
+    k->bridge_status = copy;
 }
 
-static void on_ctl(struct devicetwin *dt, const char *client_id, const char *topic,
-                   const char *payload, size_t len)
+static void on_ctl(struct ke *k, const char *client_id, const char *topic, const char *payload,
+                   size_t len)
 {
     struct kedge_buf ok = KEDGE_BUF_INIT, copy = KEDGE_BUF_INIT;
     struct kedge_jdoc *doc = NULL;
@@ -322,20 +339,20 @@ static void on_ctl(struct devicetwin *dt, const char *client_id, const char *top
     }
     kedge_jw_init(&w, &ok);
     if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "status")) {
-        rc = ke_status_encode(dt, &ok);
+        rc = ke_status_encode(k, &ok);
     } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_list")) {
-        rc = devicetwin_encode_members(dt, &ok);
+        rc = devicetwin_encode_members(k->dt, "", &ok);
     } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_get") && id &&
                id->type == KEDGE_JSTR) {
-        rc = devicetwin_encode_twins(dt, id->str, id->len, &ok);
+        rc = devicetwin_encode_twins(k->dt, id->str, id->len, &ok);
     } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_list")) {
-        rc = ke_outbox_list(dt, kedge_jdoc_root(doc), &ok);
+        rc = ke_outbox_list(k->outbox, kedge_jdoc_root(doc), &ok);
     } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_show")) {
-        rc = ke_outbox_show(dt, kedge_jdoc_root(doc), &ok);
+        rc = ke_outbox_show(k->outbox, kedge_jdoc_root(doc), &ok);
     } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_drop")) {
         const char *reason = NULL;
-        int code = ke_outbox_drop(dt, kedge_jdoc_root(doc), &reason);
-        answer_status(dt, client_id, topic, code, reason); /* after the commit that drops it */
+        int code = ke_outbox_drop(k->outbox, kedge_jdoc_root(doc), &reason);
+        answer_status(k, client_id, topic, code, reason); /* after the commit that drops it */
         goto out;
     } else {
         kedge_jw_obj_open(&w);
@@ -347,7 +364,7 @@ static void on_ctl(struct devicetwin *dt, const char *client_id, const char *top
         rc = kedge_jw_finish(&w);
     }
     if (rc == 0 && kedge_buf_append(&copy, ok.data, ok.len) == 0)
-        answer(dt, client_id, topic, &ok, &copy);
+        answer(k, client_id, topic, &ok, &copy);
 out:
     kedge_buf_cleanup(&ok);
     kedge_buf_cleanup(&copy);
@@ -356,7 +373,7 @@ out:
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
-void ke_on_message(struct devicetwin *dt, const struct mosquitto *client, const char *topic,
+void ke_on_message(struct ke *k, const struct mosquitto *client, const char *topic,
                    const char *payload, size_t len)
 {
     const char *client_id = mosquitto_client_id(client);
@@ -365,29 +382,29 @@ void ke_on_message(struct devicetwin *dt, const struct mosquitto *client, const 
     if (!client_id)
         return;
     if (!strcmp(topic, KE_HELLO)) {
-        on_hello(dt, client_id, payload, len);
+        on_hello(k, client_id, payload, len);
     } else if (!strcmp(topic, KE_STATUS)) {
-        on_bridge_status(dt, client_id, payload, len);
+        on_bridge_status(k, client_id, payload, len);
     } else if (has_prefix(topic, KE_ACK_PREFIX)) {
         long long seq;
         char *end;
         rest = topic + strlen(KE_ACK_PREFIX);
         seq = strtoll(rest, &end, 10);
         if (*rest && !*end && seq > 0)
-            outbox_ack(&dt->outbox, seq);
+            outbox_ack(k->outbox, seq);
     } else if (has_prefix(topic, KE_DOWN_PREFIX) || has_prefix(topic, KE_CTL_PREFIX)) {
         bool down = has_prefix(topic, KE_DOWN_PREFIX);
         rest = topic + strlen(down ? KE_DOWN_PREFIX : KE_CTL_PREFIX);
         if (!*rest || strchr(rest, '/'))
             return; /* our own .../result topics, or junk */
         if (down)
-            on_down(dt, client_id, topic, payload, len);
+            on_down(k, client_id, topic, payload, len);
         else
-            on_ctl(dt, client_id, topic, payload, len);
+            on_ctl(k, client_id, topic, payload, len);
     }
 }
 
-void ke_on_disconnect(struct devicetwin *dt, const char *client_id)
+void ke_on_disconnect(struct ke *k, const char *client_id)
 {
-    outbox_bridge_down(&dt->outbox, client_id);
+    outbox_bridge_down(k->outbox, client_id);
 }

@@ -1,7 +1,4 @@
-/* kedge-ctl's view of the plugin's outbox: the $ke/ctl ops outbox_list, outbox_show and
- * outbox_drop (include/kedge/ke.h). Lists read the table (own open batch included), never
- * parse a whole message: an upload may be 16 MiB, and the broker waits while this runs.
- */
+/* kedge-ctl's outbox ops (ke_outbox.h). */
 #include <errno.h>
 #include <string.h>
 
@@ -9,7 +6,7 @@
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/util.h"
-#include "kedge_plugin.h"
+#include "ke_outbox.h"
 
 #define LIST_DEFAULT 20
 #define LIST_MAX 200
@@ -90,11 +87,10 @@ static void error_object(struct kedge_jw *w, int code, const char *reason)
     kedge_jw_obj_close(w);
 }
 
-int ke_outbox_list(struct devicetwin *dt, const struct kedge_jval *req, struct kedge_buf *b)
+int ke_outbox_list(struct outbox *ob, const struct kedge_jval *req, struct kedge_buf *b)
 {
     struct kedge_jw w;
     struct list_ctx c = {&w, kedge_wall_ms()};
-    const struct outbox *ob = &dt->outbox;
     int64_t limit = LIST_DEFAULT;
     int rc;
 
@@ -106,7 +102,7 @@ int ke_outbox_list(struct devicetwin *dt, const struct kedge_jval *req, struct k
     kedge_jw_obj_open(&w);
     kedge_jw_key(&w, "entries");
     kedge_jw_arr_open(&w);
-    rc = store_outbox_list(dt->store, (int)limit, list_row, &c);
+    rc = store_outbox_list(ob->store, (int)limit, list_row, &c);
     kedge_jw_arr_close(&w);
     kedge_jw_kint(&w, "depth", ob->held.uploads + ob->held.states);
     kedge_jw_kint(&w, "bytes", ob->held.upload_bytes);
@@ -117,7 +113,7 @@ int ke_outbox_list(struct devicetwin *dt, const struct kedge_jval *req, struct k
     if (rc < 0) {
         kedge_buf_reset(b);
         kedge_jw_init(&w, b);
-        error_object(&w, 500, store_error(dt->store));
+        error_object(&w, 500, store_error(ob->store));
     }
     return kedge_jw_finish(&w);
 }
@@ -136,7 +132,7 @@ static int show_row(void *arg, const struct store_outbox_row *r)
     return 0;
 }
 
-int ke_outbox_show(struct devicetwin *dt, const struct kedge_jval *req, struct kedge_buf *b)
+int ke_outbox_show(struct outbox *ob, const struct kedge_jval *req, struct kedge_buf *b)
 {
     struct kedge_jw w;
     int64_t seq = 0;
@@ -147,15 +143,15 @@ int ke_outbox_show(struct devicetwin *dt, const struct kedge_jval *req, struct k
         error_object(&w, 400, "outbox_show needs \"seq\"");
         return kedge_jw_finish(&w);
     }
-    rc = store_outbox_get(dt->store, seq, show_row, &w);
+    rc = store_outbox_get(ob->store, seq, show_row, &w);
     if (rc == -ENOENT)
         error_object(&w, 404, "no such entry in the plugin's outbox");
     else if (rc < 0)
-        error_object(&w, 500, store_error(dt->store));
+        error_object(&w, 500, store_error(ob->store));
     return kedge_jw_finish(&w);
 }
 
-int ke_outbox_drop(struct devicetwin *dt, const struct kedge_jval *req, const char **reason)
+int ke_outbox_drop(struct outbox *ob, const struct kedge_jval *req, const char **reason)
 {
     int64_t seq = 0;
     int rc;
@@ -164,13 +160,13 @@ int ke_outbox_drop(struct devicetwin *dt, const struct kedge_jval *req, const ch
         *reason = "outbox_drop needs \"seq\"";
         return 400;
     }
-    rc = outbox_drop(&dt->outbox, seq);
+    rc = outbox_drop(ob, seq);
     if (rc == -ENOENT) {
         *reason = "no such entry in the plugin's outbox";
         return 404;
     }
     if (rc < 0) {
-        *reason = store_error(dt->store);
+        *reason = store_error(ob->store);
         return 500;
     }
     return 0;

@@ -1,11 +1,4 @@
-/* Devices joining and leaving this node: the cloud's membership update (dtmanager/membership.go
- * dealMembershipUpdate), which kedge-ctl also uses to add devices on a node without a cloud.
- *
- * A new device gets its row, attributes and twins (twins with cloud sync semantics: names and
- * types alone are fine, values need versions) in the open batch, and one
- * $hw/events/node/{node}/membership/updated is published per device once that commits.
- * A device already known is not announced again; its attributes and twins are synced.
- */
+/* The cloud's membership update (membership.h). */
 #include <errno.h>
 #include <string.h>
 
@@ -15,7 +8,7 @@
 #include "kedge/topic.h"
 #include "kedge/twin.h"
 #include "kedge/util.h"
-#include "kedge_plugin.h"
+#include "membership.h"
 
 static struct kedge_ratelimit oom_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 
@@ -104,11 +97,10 @@ static int add_one(struct devicetwin *dt, const struct kedge_device *in)
         kedge_device_free(d);
     if (rc < 0)
         return rc;
-    (void)devicetwin_mark_dirty(dt, in->id);
+    (void)batch_mark_dirty(dt->batch, in->id);
     if (in->n_twins && (rc = devicetwin_sync(dt, in->id, "", in->twins, in->n_twins)) < 0)
         return rc;
-    kedge_log(KEDGE_LOG_NOTICE, "membership: device=%s added with twins=%zu", in->id,
-              in->n_twins);
+    kedge_log(KEDGE_LOG_NOTICE, "membership: device=%s added with twins=%zu", in->id, in->n_twins);
     queue_updated(dt, in, NULL);
     return 0;
 }
@@ -122,7 +114,7 @@ static int remove_one(struct devicetwin *dt, const struct kedge_device *in)
     rc = store_device_delete(dt->store, in->id);
     if (rc < 0)
         return rc;
-    (void)devicetwin_mark_dirty(dt, in->id);
+    (void)batch_mark_dirty(dt->batch, in->id);
     registry_remove(dt->reg, in->id);
     kedge_log(KEDGE_LOG_NOTICE, "membership: device=%s removed", in->id);
     queue_updated(dt, NULL, in);

@@ -15,7 +15,7 @@
 #include "kedge/ke.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
-#include "kedge_plugin.h"
+#include "options.h"
 
 enum opt_type { OPT_STR, OPT_INT };
 

@@ -36,7 +36,7 @@
 #include "kedge/log.h"
 #include "kedge/msg.h"
 #include "kedge/util.h"
-#include "kedge_plugin.h"
+#include "outbox.h"
 
 static struct kedge_ratelimit store_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 
@@ -68,13 +68,15 @@ static int reread(struct outbox *ob)
     return rc;
 }
 
-int outbox_init(struct outbox *ob, struct store *store, const struct plugin_config *cfg)
+int outbox_init(struct outbox *ob, struct store *store, const struct plugin_config *cfg,
+                const struct publisher *pub)
 {
     struct outbox_counters n = ob->n;
 
     outbox_cleanup(ob);
     ob->n = n;
     ob->store = store;
+    ob->pub = pub;
     ob->max_rows = cfg->outbox_max;
     ob->budget = cfg->upload_budget_bytes;
     ob->max_upload = cfg->max_upload_bytes;
@@ -398,7 +400,9 @@ static bool offer_one(struct outbox *ob, int64_t seq, const char *msg, size_t le
     if (!payload)
         return false;
     snprintf(topic, sizeof(topic), KE_OUTBOX_PREFIX "%" PRId64, seq);
-    if (replies_publish_offer(ob->bridge_client, topic, payload, len) < 0)
+    /* QoS 0: the table is the offer's durability and $ke/ack its receipt, so a PUBACK per
+     * entry would only double the packets on the hot path */
+    if (publisher_send(ob->pub, ob->bridge_client, topic, payload, len, 0, false) < 0)
         return false;
     ob->last_sent = seq;
     offered_push(ob, seq);

@@ -1,5 +1,5 @@
-/* kedge_plugin.so entry points: read options, set up logging and allocation, build the
- * DeviceTwin, register the broker callbacks. Wiring only; the work is in the other files.
+/* kedge_plugin.so entry points: read options, set up logging and allocation, build the core
+ * (core.h), register the broker callbacks. Wiring only; the work is in the other files.
  *
  * Loaded by mosquitto 2.0.x (v5 plugin API) with `plugin /path/kedge_plugin.so` and
  * `plugin_opt_*` lines; keep `per_listener_settings false` or TICK never fires (spec fact 2).
@@ -15,7 +15,8 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
-#include "kedge_plugin.h"
+#include "core.h"
+#include "security.h"
 
 static struct kedge_ratelimit pub_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 
@@ -24,7 +25,8 @@ static struct kedge_ratelimit pub_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 struct kedge_plugin {
     mosquitto_plugin_id_t *id;
     struct plugin_config cfg;
-    struct devicetwin dt;
+    struct kedge_core core;
+    bool core_up;
 };
 
 static void log_sink(int level, const char *line)
@@ -35,42 +37,19 @@ static void log_sink(int level, const char *line)
     mosquitto_log_printf(map[level >= 0 && level <= KEDGE_LOG_DEBUG ? level : 0], "%s", line);
 }
 
-static int broker_publish(const char *client_id, const char *topic, char *payload, size_t len)
+/* The core's publisher. QoS 1 without retain is what edgecore's pub client uses
+ * (kubeedge-wire.md §1.1); outbox offers go at QoS 0 and the $SYS health topics retained. The
+ * broker frees the payload only on success. With a client id it goes to that client alone. */
+static int broker_publish(void *ctx, const char *client_id, const char *topic, char *payload,
+                          size_t len, int qos, bool retain)
 {
-    /* QoS 1, no retain: what edgecore's pub client uses (kubeedge-wire.md §1.1). The broker
-     * frees the payload only on success. With a client id it goes to that client alone. */
-    int rc = mosquitto_broker_publish(client_id, topic, (int)len, payload, 1, false, NULL);
+    int rc = mosquitto_broker_publish(client_id, topic, (int)len, payload, qos, retain, NULL);
 
+    (void)ctx;
     if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_free(payload);
         kedge_log_limited(&pub_rl, "kedge", KEDGE_LOG_ERR,
                           "kedge: publish to topic=%s failed rc=%d", topic, rc);
-        return -1;
-    }
-    return 0;
-}
-
-static int broker_publish_retained(const char *client_id, const char *topic, char *payload,
-                                   size_t len)
-{
-    int rc = mosquitto_broker_publish(client_id, topic, (int)len, payload, 0, true, NULL);
-
-    if (rc != MOSQ_ERR_SUCCESS) {
-        mosquitto_free(payload);
-        return -1;
-    }
-    return 0;
-}
-
-/* Outbox offers go at QoS 0: the outbox table is their durability and $ke/ack their
- * delivery receipt, so a PUBACK per entry would only double the packets on the hot path. */
-static int broker_publish_offer(const char *client_id, const char *topic, char *payload,
-                                size_t len)
-{
-    int rc = mosquitto_broker_publish(client_id, topic, (int)len, payload, 0, false, NULL);
-
-    if (rc != MOSQ_ERR_SUCCESS) {
-        mosquitto_free(payload);
         return -1;
     }
     return 0;
@@ -81,7 +60,7 @@ static int on_message(int event, void *event_data, void *userdata)
     struct kedge_plugin *kp = userdata;
 
     (void)event;
-    return eventbus_on_message(&kp->dt, event_data);
+    return core_on_message(&kp->core, event_data);
 }
 
 static int on_tick(int event, void *event_data, void *userdata)
@@ -90,7 +69,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 
     (void)event;
     (void)event_data;
-    devicetwin_tick(&kp->dt, false);
+    core_tick(&kp->core);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -116,7 +95,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     struct mosquitto_evt_disconnect *ev = event_data;
 
     (void)event;
-    ke_on_disconnect(&kp->dt, mosquitto_client_id(ev->client));
+    core_on_disconnect(&kp->core, mosquitto_client_id(ev->client));
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -160,6 +139,8 @@ KEDGE_EXPORT int mosquitto_plugin_version(int supported_version_count,
     return -1;
 }
 
+static const struct publisher publisher = {broker_publish, NULL};
+
 static const struct kedge_allocator broker_alloc = {mosquitto_malloc, mosquitto_realloc,
                                                     mosquitto_free};
 
@@ -173,9 +154,6 @@ KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void *
      * mosquitto_broker_publish are freed with it, and memory_limit accounts for us. */
     kedge_alloc_set(&broker_alloc);
     kedge_log_set_sink(log_sink);
-    replies_set_publisher(broker_publish);
-    replies_set_retained_publisher(broker_publish_retained);
-    replies_set_offer_publisher(broker_publish_offer);
     kp = kedge_calloc(1, sizeof(*kp));
     if (!kp)
         return MOSQ_ERR_NOMEM;
@@ -184,9 +162,10 @@ KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void *
     if (rc < 0)
         goto fail;
     kedge_log_level_max = parse_level(kp->cfg.log_level);
-    rc = devicetwin_init(&kp->dt, &kp->cfg);
+    rc = core_init(&kp->core, &kp->cfg, &publisher);
     if (rc < 0)
         goto fail;
+    kp->core_up = true;
     for (size_t i = 0; i < N_CALLBACKS; i++) {
         if (mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb, NULL,
                                         kp) != MOSQ_ERR_SUCCESS) {
@@ -203,8 +182,8 @@ KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void *
 fail:
     kedge_log(KEDGE_LOG_ERR, "kedge: plugin init failed: %s", kedge_strerror(rc));
     unregister_all(identifier);
-    if (kp->dt.reg)
-        devicetwin_cleanup(&kp->dt);
+    if (kp->core_up)
+        core_cleanup(&kp->core);
     options_cleanup(&kp->cfg);
     kedge_free(kp);
     return rc == -ENOMEM ? MOSQ_ERR_NOMEM : MOSQ_ERR_INVAL;
@@ -221,10 +200,8 @@ KEDGE_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *
         return MOSQ_ERR_SUCCESS;
     unregister_all(kp->id);
     /* Last call, no clients left (spec §7): commit what is pending; publishing is moot. */
-    replies_set_publisher(NULL);
-    replies_set_retained_publisher(NULL);
-    replies_set_offer_publisher(NULL);
-    devicetwin_cleanup(&kp->dt);
+    kp->core.pub.publish = NULL;
+    core_cleanup(&kp->core);
     options_cleanup(&kp->cfg);
     kedge_free(kp);
     return MOSQ_ERR_SUCCESS;

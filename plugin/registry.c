@@ -1,13 +1,13 @@
-/* The in-memory device table: a chained hash of devices by id, each device holding its twins
- * in a name-sorted array (the order Go prints map keys in). The registry owns the devices;
- * store.c fills it at start and refreshes single devices after a failed request or commit.
+/* The in-memory device table: a chained hash of devices by id (each device's twins are kept
+ * by device.c). The registry owns the devices; store.c fills it at start and refreshes single
+ * devices after a failed request or commit.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kedge/alloc.h"
-#include "kedge_plugin.h"
+#include "registry.h"
 
 struct reg_entry {
     struct reg_entry *next;
@@ -75,8 +75,7 @@ void registry_free(struct registry *r)
     kedge_free(r);
 }
 
-static struct reg_entry **slot_of(const struct registry *r, const char *id, size_t len,
-                                  uint32_t h)
+static struct reg_entry **slot_of(const struct registry *r, const char *id, size_t len, uint32_t h)
 {
     struct reg_entry **pp = &r->buckets[h & (r->nbuckets - 1)];
 
@@ -186,53 +185,4 @@ int registry_sorted(const struct registry *r, const struct kedge_device ***out, 
     *out = arr;
     *n = k;
     return 0;
-}
-
-/* Binary search; *pos gets the insertion point when absent. */
-static struct kedge_twin *twin_search(const struct kedge_device *d, const char *name, size_t *pos)
-{
-    size_t lo = 0, hi = d->n_twins;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(d->twins[mid].name, name);
-        if (c == 0) {
-            if (pos)
-                *pos = mid;
-            return &d->twins[mid];
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (pos)
-        *pos = lo;
-    return NULL;
-}
-
-struct kedge_twin *device_twin_find(const struct kedge_device *d, const char *name)
-{
-    return twin_search(d, name, NULL);
-}
-
-struct kedge_twin *device_twin_insert(struct kedge_device *d, struct kedge_twin *t)
-{
-    size_t pos;
-
-    if (twin_search(d, t->name, &pos))
-        return NULL; /* callers insert only absent names */
-    if (d->n_twins == d->cap_twins) {
-        size_t cap = d->cap_twins ? d->cap_twins * 2 : 4;
-        struct kedge_twin *nt = kedge_realloc(d->twins, cap * sizeof(*nt));
-        if (!nt)
-            return NULL;
-        d->twins = nt;
-        d->cap_twins = cap;
-    }
-    memmove(&d->twins[pos + 1], &d->twins[pos], (d->n_twins - pos) * sizeof(*t));
-    d->twins[pos] = *t;
-    d->n_twins++;
-    memset(t, 0, sizeof(*t));
-    return &d->twins[pos];
 }

@@ -1,8 +1,5 @@
-/* Messages that wait for the commit holding the data they report. A success result, a
- * document or a delta that reached a device before its commit could be a lie after a crash,
- * so everything a request produces is queued here, in order, and released by
- * replies_flush() after store_commit(). If the commit failed, each entry does what it was
- * queued with: turn into a 500 error result, or vanish.
+/* The queue of messages waiting for their commit (replies.h), and the publisher's one entry
+ * point.
  */
 #include <errno.h>
 #include <string.h>
@@ -11,7 +8,7 @@
 #include "kedge/log.h"
 #include "kedge/twin.h"
 #include "kedge/util.h"
-#include "kedge_plugin.h"
+#include "replies.h"
 
 static struct kedge_ratelimit oom_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 
@@ -29,19 +26,25 @@ struct reply {
 struct replies {
     struct reply *items;
     size_t n, cap;
+    const struct publisher *pub;
 };
 
-static publish_fn publisher;
-
-void replies_set_publisher(publish_fn fn)
+int publisher_send(const struct publisher *p, const char *client_id, const char *topic,
+                   char *payload, size_t len, int qos, bool retain)
 {
-    publisher = fn;
+    if (p && p->publish)
+        return p->publish(p->ctx, client_id, topic, payload, len, qos, retain);
+    kedge_free(payload);
+    return -1;
 }
 
-int replies_new(struct replies **out)
+int replies_new(struct replies **out, const struct publisher *pub)
 {
     *out = kedge_calloc(1, sizeof(**out));
-    return *out ? 0 : -ENOMEM;
+    if (!*out)
+        return -ENOMEM;
+    (*out)->pub = pub;
+    return 0;
 }
 
 static void reply_cleanup(struct reply *r)
@@ -128,48 +131,15 @@ size_t replies_count(const struct replies *q)
     return q->n;
 }
 
-int replies_publish_now(const char *client_id, const char *topic, char *payload, size_t len)
+/* QoS 1, no retain: what edgecore's pub client uses (kubeedge-wire.md §1.1). */
+static void publish(struct replies *q, const char *client_id, const char *topic, char *payload,
+                    size_t len)
 {
-    if (publisher)
-        return publisher(client_id, topic, payload, len);
-    kedge_free(payload);
-    return -1;
-}
-
-static publish_fn retained_publisher, offer_publisher;
-
-void replies_set_offer_publisher(publish_fn fn)
-{
-    offer_publisher = fn;
-}
-
-int replies_publish_offer(const char *client_id, const char *topic, char *payload, size_t len)
-{
-    if (offer_publisher)
-        return offer_publisher(client_id, topic, payload, len);
-    return replies_publish_now(client_id, topic, payload, len);
-}
-
-void replies_set_retained_publisher(publish_fn fn)
-{
-    retained_publisher = fn;
-}
-
-int replies_publish_retained(const char *topic, char *payload, size_t len)
-{
-    if (retained_publisher)
-        return retained_publisher(NULL, topic, payload, len);
-    kedge_free(payload);
-    return -1;
-}
-
-static void publish(const char *topic, char *payload, size_t len)
-{
-    (void)replies_publish_now(NULL, topic, payload, len);
+    (void)publisher_send(q->pub, client_id, topic, payload, len, 1, false);
 }
 
 /* The failed batch's answer to a request whose success result was waiting. */
-static void publish_500(struct reply *r, const char *reason)
+static void publish_500(struct replies *q, struct reply *r, const char *reason)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
     char *payload;
@@ -182,7 +152,7 @@ static void publish_500(struct reply *r, const char *reason)
                           "twin: out of memory, 500 result for topic=%s lost", r->topic);
         return;
     }
-    publish(r->topic, payload, len);
+    publish(q, NULL, r->topic, payload, len);
 }
 
 void replies_flush(struct replies *q, int commit_rc, const char *store_reason)
@@ -195,15 +165,15 @@ void replies_flush(struct replies *q, int commit_rc, const char *store_reason)
             char **which = commit_rc == 0 ? &r->payload : &r->fail_payload;
             size_t len = commit_rc == 0 ? r->len : r->fail_len;
             if (*which)
-                (void)replies_publish_now(r->client_id, r->topic, *which, len);
+                publish(q, r->client_id, r->topic, *which, len);
             *which = NULL;
         } else if (commit_rc == 0) {
-            publish(r->topic, r->payload, r->len);
+            publish(q, NULL, r->topic, r->payload, r->len);
             r->payload = NULL;
         } else if (r->on_fail == REPLY_ERR500) {
-            publish_500(r, store_reason);
+            publish_500(q, r, store_reason);
         } else if (r->on_fail == REPLY_KEEP) {
-            publish(r->topic, r->payload, r->len);
+            publish(q, NULL, r->topic, r->payload, r->len);
             r->payload = NULL;
         }
         reply_cleanup(r);

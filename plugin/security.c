@@ -17,7 +17,7 @@
 
 #include "kedge/ke.h"
 #include "kedge/log.h"
-#include "kedge_plugin.h"
+#include "security.h"
 
 static struct kedge_ratelimit sec_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 

@@ -1,5 +1,5 @@
-/* store.c's insides, shared with store_outbox.c only (the outbox's queries live there so that
- * store.c stays about devices and twins). Nothing else includes this.
+/* The store's insides, shared by its three files only (the connection and transaction, the
+ * device tables, the outbox's table). Nothing outside the store includes this.
  */
 #ifndef KEDGE_STORE_INT_H
 #define KEDGE_STORE_INT_H
@@ -70,5 +70,8 @@ struct store {
 int store_begin_write(struct store *s);
 int store_finish_write(struct store *s, sqlite3_stmt *st, const char *what);
 int store_step_error(struct store *s, int rc, const char *what);
+/* A write of one or two text parameters (b NULL: one). */
+int store_exec_bound(struct store *s, enum stmt_id which, const char *what, const char *a,
+                     const char *b);
 
 #endif

@@ -12,7 +12,7 @@
 #include "kedge/buf.h"
 #include "kedge/err.h"
 #include "kedge/util.h"
-#include "kedge_plugin.h"
+#include "store.h"
 #include "store_int.h"
 
 int store_outbox_insert(struct store *s, const char *subject, const char *msg, size_t len,

@@ -1,6 +1,6 @@
-/* plugin/devicetwin.c driven the way the broker drives it: requests go in through
- * eventbus_on_message, devicetwin_tick(dt, true) commits, and what would be published is
- * recorded through replies_set_publisher. The DB is KubeEdge's beego schema plus the seed the
+/* The plugin's core (plugin/core.h) driven the way the broker drives it: requests go in
+ * through core_on_message, batch_tick(&core.batch, true) commits, and what would be published
+ * is recorded by the core's publisher. The DB is KubeEdge's beego schema plus the seed the
  * recorded edgecore cases ran on (tests/fixtures).
  *
  * Two ways of comparing:
@@ -28,7 +28,7 @@
 #include "kedge/log.h"
 #include "kedge/topic.h"
 #include "kedge/util.h"
-#include "kedge_plugin.h"
+#include "core.h"
 #include "db.h"
 #include "stubs/broker_stubs.h"
 #include "unit.h"
@@ -63,7 +63,7 @@
 
 static struct unit_db db;
 static struct plugin_config cfg;
-static struct devicetwin dt;
+static struct kedge_core core;
 static bool dt_up;
 
 struct pub {
@@ -74,9 +74,30 @@ struct pub {
 static struct pub pubs[256];
 static size_t n_pubs;
 
-static int record(const char *client_id, const char *topic, char *payload, size_t len)
+/* The retained $SYS status the plugin refreshes from its tick: kept apart, so that the
+ * assertions see only what answers a request. refuse_retained: the broker refuses it. */
+static size_t n_retained;
+static bool refuse_retained;
+
+static int record_retained(const char *topic, char *payload)
+{
+    ck_assert_ptr_nonnull(strstr(topic, "/kedge/"));
+    kedge_free(payload);
+    if (refuse_retained)
+        return -1;
+    n_retained++;
+    return 0;
+}
+
+static int record(void *ctx, const char *client_id, const char *topic, char *payload, size_t len,
+                  int qos, bool retain)
 {
     struct pub *p;
+
+    (void)ctx;
+    (void)qos;
+    if (retain)
+        return record_retained(topic, payload);
 
     ck_assert_uint_lt(n_pubs, sizeof(pubs) / sizeof(pubs[0]));
     p = &pubs[n_pubs++];
@@ -87,20 +108,6 @@ static int record(const char *client_id, const char *topic, char *payload, size_
     p->payload[len] = '\0';
     p->len = len;
     kedge_free(payload); /* taken in all cases */
-    return 0;
-}
-
-/* The retained $SYS status the plugin refreshes from its tick: kept apart, so that the
- * assertions see only what answers a request. */
-static size_t n_retained;
-
-static int record_retained(const char *client_id, const char *topic, char *payload, size_t len)
-{
-    (void)client_id;
-    (void)len;
-    ck_assert_ptr_nonnull(strstr(topic, "/kedge/"));
-    kedge_free(payload);
-    n_retained++;
     return 0;
 }
 
@@ -124,14 +131,16 @@ static void quiet(int level, const char *line)
 
 static void start_plugin(void)
 {
-    ck_assert_int_eq(devicetwin_init(&dt, &cfg), 0);
+    static const struct publisher pub = {record, NULL};
+
+    ck_assert_int_eq(core_init(&core, &cfg, &pub), 0);
     dt_up = true;
 }
 
 static void stop_plugin(void)
 {
     if (dt_up)
-        devicetwin_cleanup(&dt);
+        core_cleanup(&core);
     dt_up = false;
 }
 
@@ -152,8 +161,7 @@ static void setup(void)
     cfg.outbox_max = 100000;
     cfg.auth_mode = "open";
     kedge_log_set_sink(quiet);
-    replies_set_publisher(record);
-    replies_set_retained_publisher(record_retained);
+    refuse_retained = false;
     unit_count_allocs();
     start_plugin();
 }
@@ -164,8 +172,6 @@ static void teardown(void)
     ck_assert_int_eq(unit_live_blocks, 0);
     unit_libc_allocs();
     clear_pubs();
-    replies_set_publisher(NULL);
-    replies_set_retained_publisher(NULL);
     unit_db_cleanup(&db);
 }
 
@@ -181,13 +187,13 @@ static void send_nocommit(const char *topic, const char *payload, size_t len)
     ev.payload = (void *)payload;
     ev.payloadlen = (uint32_t)len;
     ev.qos = 1;
-    ck_assert_int_eq(eventbus_on_message(&dt, &ev), MOSQ_ERR_SUCCESS);
+    ck_assert_int_eq(core_on_message(&core, &ev), MOSQ_ERR_SUCCESS);
 }
 
 static void send(const char *topic, const char *payload)
 {
     send_nocommit(topic, payload, strlen(payload));
-    devicetwin_tick(&dt, true);
+    batch_tick(&core.batch, true);
 }
 
 /* ---- normalising generated values ----------------------------------------------------------- */
@@ -505,7 +511,7 @@ START_TEST(recorded_cases)
         real_topic(&r, kedge_json_get(req, "topic"), topic, sizeof(topic));
         clear_pubs();
         send_nocommit(topic, payload->str, payload->len);
-        devicetwin_tick(&dt, true);
+        batch_tick(&core.batch, true);
         ck_assert_msg(n_pubs == resps->n, "case %s: %zu publishes, recorded %zu", name, n_pubs,
                       resps->n);
         for (resp = resps->child; resp; resp = resp->next, i++) {
@@ -824,9 +830,9 @@ static int desired(const char *id, const char *content)
     int rc;
 
     ck_assert_int_eq(kedge_twin_update_decode(content, strlen(content), &u), 0);
-    rc = devicetwin_desired(&dt, id, "", u.twins, u.n);
+    rc = devicetwin_desired(&core.dt, id, "", u.twins, u.n);
     kedge_twin_update_cleanup(&u);
-    devicetwin_tick(&dt, true);
+    batch_tick(&core.batch, true);
     return rc;
 }
 
@@ -843,7 +849,8 @@ START_TEST(desired_values)
     ck_assert_str_eq(pubs[0].topic, DOCUMENT);
     expect_pub(1, DELTA,
                "{\"event_id\":\"UUID\",\"timestamp\":T,\"twin\":{\"humidity\":" HUMIDITY
-               ",\"label\":" LABEL ",\"mandkey\":" MANDKEY ",\"optkey\":" OPTKEY ",\"switch\":" SWITCH
+               ",\"label\":" LABEL ",\"mandkey\":" MANDKEY ",\"optkey\":" OPTKEY
+               ",\"switch\":" SWITCH
                ",\"temperature\":{\"expected\":{\"value\":\"30\",\"metadata\":{\"timestamp\":T}},"
                "\"actual\":{\"value\":\"21\",\"metadata\":" META0 "},\"optional\":false,"
                "\"metadata\":{\"type\":\"int\"}}},\"delta\":{\"humidity\":\"40.5\",\"mandkey\":"
@@ -893,11 +900,11 @@ START_TEST(nothing_before_commit)
         "{\"event_id\":\"w1\",\"twin\":{\"label\":{\"actual\":"
         "{\"value\":\"b\"}}}}",
         strlen("{\"event_id\":\"w1\",\"twin\":{\"label\":{\"actual\":{\"value\":\"b\"}}}}"));
-    devicetwin_tick(&dt, false);
-    devicetwin_tick(&dt, false);
+    batch_tick(&core.batch, false);
+    batch_tick(&core.batch, false);
     expect_count(0);
     ck_assert_str_eq(db_text("SELECT actual FROM device_twin WHERE name = 'label'"), "a");
-    devicetwin_tick(&dt, true);
+    batch_tick(&core.batch, true);
     expect_count(3);
     ck_assert_str_eq(pubs[0].topic, RESULT);
     ck_assert_str_eq(db_text("SELECT actual FROM device_twin WHERE name = 'label'"), "b");
@@ -934,7 +941,7 @@ START_TEST(commit_failure_500)
     lim = old;
     lim.rlim_cur = (rlim_t)wal_size;
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    devicetwin_tick(&dt, true);
+    batch_tick(&core.batch, true);
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     (void)signal(SIGXFSZ, SIG_DFL);
     expect_count(1);
@@ -980,7 +987,7 @@ START_TEST(write_failure_500)
                   strlen("{\"event_id\":\"w2\",\"twin\":{\"switch\":{\"actual\":{\"value\":"
                          "\"true\"}}}}"));
     send_nocommit(PFX DEV "/twin/get", "{\"event_id\":\"w3\"}", strlen("{\"event_id\":\"w3\"}"));
-    devicetwin_tick(&dt, true);
+    batch_tick(&core.batch, true);
     expect_count(3);
     expect_pub(0, RESULT,
                "{\"event_id\":\"w1\",\"timestamp\":T,\"code\":500,\"reason\":"
@@ -1197,7 +1204,7 @@ START_TEST(update_nomem)
         (void)kedge_alloc_fail_after(n);
         send_nocommit(PFX DEV "/twin/update", req, sizeof(req) - 1);
         (void)kedge_alloc_fail_after(-1);
-        devicetwin_tick(&dt, true);
+        batch_tick(&core.batch, true);
         for (i = 0; i < n_pubs; i++) {
             /* a result is either a success carrying the change or an error */
             if (!strcmp(pubs[i].topic, RESULT))
@@ -1207,7 +1214,7 @@ START_TEST(update_nomem)
         if (n_pubs == 3 && strstr(pubs[0].payload, "\"newkey\""))
             break; /* the whole request went through */
         /* whatever happened, memory must agree with the store once the store is re-read */
-        devicetwin_reload(&dt, DEV);
+        batch_reload(&core.batch, DEV);
     }
     ck_assert_int_lt(n, 400);
     ck_assert_int_gt(n, 10);
@@ -1223,7 +1230,7 @@ static int op_get(void *arg)
     clear_pubs();
     send_nocommit(PFX DEV "/twin/get", "{\"event_id\":\"g\"}", 16);
     send_nocommit("$hw/events/node/" NODE "/membership/get", "{\"event_id\":\"m\"}", 16);
-    devicetwin_tick(&dt, true);
+    batch_tick(&core.batch, true);
     return n_pubs == 2 ? 0 : -ENOMEM;
 }
 
@@ -1257,7 +1264,7 @@ START_TEST(begin_busy_reports_success)
         strlen("{\"event_id\":\"k1\",\"twin\":{\"label\":{\"actual\":{\"value\":\"b\"}}}}"));
     ck_assert_int_eq(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_close(other), SQLITE_OK);
-    devicetwin_tick(&dt, true);
+    batch_tick(&core.batch, true);
     ck_assert_str_eq(db_text("SELECT actual FROM device_twin WHERE name = 'label'"), "a");
     ck_assert_uint_ge(n_pubs, 1);
     ck_assert_msg(strstr(pubs[0].payload, "\"code\":500") != NULL,
@@ -1265,16 +1272,16 @@ START_TEST(begin_busy_reports_success)
 }
 END_TEST
 
-/* ke.c publish_retained frees the payload again when replies_publish_retained fails, but a
+/* ke.c publish_retained freed the payload again when the retained publish failed, but a
  * failing publisher has already freed it ("takes payload in all cases"): a double free
- * whenever the broker refuses the retained $SYS publish, and on every tick while no retained
- * publisher is set (plugin_cleanup clears it before devicetwin_cleanup, whose final tick
- * publishes the status). */
+ * whenever the broker refuses the retained $SYS publish, and on every tick while no publisher
+ * is set (plugin_cleanup clears it before core_cleanup, whose final tick publishes the
+ * status). */
 START_TEST(retained_publish_failure_double_free)
 {
-    replies_set_retained_publisher(NULL);
-    devicetwin_tick(&dt, true); /* the first tick publishes the $SYS status */
-    replies_set_retained_publisher(record_retained);
+    refuse_retained = true;
+    batch_tick(&core.batch, true); /* the first tick publishes the $SYS status */
+    refuse_retained = false;
 }
 END_TEST
 

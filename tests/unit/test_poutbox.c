@@ -1,8 +1,8 @@
 /* plugin/outbox.c on a real SQLite store: twin/state reports folded per resource (the merged
  * entry replaces the waiting one with a new seq, in the open batch, memory copies and counts
  * following), uploads under the per-upload cap, the byte budget and the row bound with both
- * policies, a failed commit, operator drops. Offers to the bridge are recorded through
- * replies_set_offer_publisher.
+ * policies, a failed commit, operator drops. Offers to the bridge are recorded by the
+ * publisher the outbox is given.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -13,7 +13,7 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
-#include "kedge_plugin.h"
+#include "outbox.h"
 #include "db.h"
 #include "unit.h"
 
@@ -31,8 +31,12 @@ static int64_t offers[64];
 static size_t n_offers;
 static char last_offer[4096];
 
-static int record_offer(const char *client_id, const char *topic, char *payload, size_t len)
+static int record_offer(void *ctx, const char *client_id, const char *topic, char *payload,
+                        size_t len, int qos, bool retain)
 {
+    (void)ctx;
+    ck_assert_int_eq(qos, 0); /* the table is the durability, $ke/ack the receipt */
+    ck_assert(!retain);
     ck_assert_str_eq(client_id, "bridge");
     ck_assert_uint_lt(n_offers, sizeof(offers) / sizeof(offers[0]));
     offers[n_offers++] = strtoll(topic + strlen(KE_OUTBOX_PREFIX), NULL, 10);
@@ -40,6 +44,8 @@ static int record_offer(const char *client_id, const char *topic, char *payload,
     kedge_free(payload);
     return 0;
 }
+
+static const struct publisher offer_pub = {record_offer, NULL};
 
 static void quiet(int level, const char *line)
 {
@@ -52,7 +58,7 @@ static void start(void)
     struct store_opts o = {db.path, false, false};
 
     ck_assert_int_eq(store_open(&o, &st), 0);
-    ck_assert_int_eq(outbox_init(&ob, st, &cfg), 0);
+    ck_assert_int_eq(outbox_init(&ob, st, &cfg, &offer_pub), 0);
 }
 
 static void stop(void)
@@ -71,7 +77,6 @@ static void setup(void)
     cfg.upload_budget_bytes = 256 << 20;
     cfg.upload_policy = "refuse";
     kedge_log_set_sink(quiet);
-    replies_set_offer_publisher(record_offer);
     n_offers = 0;
     unit_count_allocs();
     start();
@@ -82,7 +87,6 @@ static void teardown(void)
     stop();
     ck_assert_int_eq(unit_live_blocks, 0);
     unit_libc_allocs();
-    replies_set_offer_publisher(NULL);
     unit_db_cleanup(&db);
 }
 
@@ -241,7 +245,7 @@ START_TEST(fold_unparsable_keeps_newer)
 
     ck_assert_int_eq(store_outbox_insert(st, TWIN_A, "not json", 8, &seq), 0);
     commit(0);
-    ck_assert_int_eq(outbox_init(&ob, st, &cfg), 0);
+    ck_assert_int_eq(outbox_init(&ob, st, &cfg, &offer_pub), 0);
     twin(TWIN_A, "e2", "k2", "2");
     commit(0);
     ck_assert_str_eq(q("SELECT count(*) FROM kedge_outbox"), "1");

@@ -1,5 +1,5 @@
-/* plugin/registry.c: the in-memory device table (hash by id) and each device's name-sorted
- * twin array.
+/* plugin/registry.c and device.c: the in-memory device table (hash by id) and each device's
+ * name-sorted twin array.
  */
 #include <check.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 
 #include "kedge/alloc.h"
 #include "kedge/twin.h"
-#include "kedge_plugin.h"
+#include "registry.h"
 #include "unit.h"
 
 static struct kedge_device *new_device(const char *id)

@@ -1,6 +1,6 @@
-/* plugin/store.c: KubeEdge's own SQLite tables read and written as edgecore does
- * (kubeedge-wire.md §3), one open transaction per batch, and a store that survives a file it
- * cannot use.
+/* plugin/store.c and store_devices.c: KubeEdge's own SQLite tables read and written as
+ * edgecore does (kubeedge-wire.md §3), one open transaction per batch, and a store that
+ * survives a file it cannot use.
  */
 #include <check.h>
 #include <errno.h>
@@ -15,7 +15,8 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/twin.h"
-#include "kedge_plugin.h"
+#include "registry.h"
+#include "store.h"
 #include "db.h"
 #include "unit.h"
 
