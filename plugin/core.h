@@ -9,7 +9,7 @@
  *
  * Lower modules reach higher ones only through callbacks registered here (the batch's
  * every-5-s and store-reopened hooks), so the plugin's files call each other without a cycle
- * (unit_plugin_callcycles checks it with scripts/callcycles.py).
+ * (unit_plugin_callgraph checks it with scripts/callgraph.py).
  */
 #ifndef KEDGE_CORE_H
 #define KEDGE_CORE_H

@@ -1,59 +1,62 @@
 #!/usr/bin/env python3
-"""Who calls whom in kedge-bridge, read from its object files (nm), not from the sources.
+"""Who calls whom between source files, read from their object files (nm), not the sources.
 
-usage: scripts/callgraph.py [BUILD_DIR]   (default: build)
+usage: scripts/callgraph.py [-v] [--root DIR] [--allow ROOM=ROOM,ROOM]... OBJ_OR_DIR...
 
-A file "calls" another when it has an undefined symbol the other defines. Rooms are the
-folders of cloudbridge/ (hub, meta, edged); each top-level file (main, relay, twinbus, config,
-fault) is a room of its own. The rules (issue 15): no call cycle between files, none between
-rooms, hub/ calls nothing outside hub/ but the test-only fault.c, meta/ only hub/. Exit status
-1 when a rule is broken; every edge between rooms is printed either way.
+A file calls another when it has an undefined symbol the other defines. Calls through function
+pointers (registered callbacks) do not show, which is the point: they are how a lower module
+reaches a higher one. A file is named by its object's path below --root (else its basename);
+its room is its first folder, or the file itself at the top. Checks: no call cycle between
+files, none between rooms, and a room given with --allow calls only the rooms listed (itself
+included). Exit status 1 when a check fails. -v prints every file's calls; the calls between
+rooms are always printed. CMake passes $<TARGET_OBJECTS:...> as one ';'-separated argument.
 """
 import os
 import subprocess
 import sys
 
-ALLOWED_OUT = {
-    "hub": {"hub", "fault"},
-    "meta": {"meta", "hub"},
-}
+
+def objects(args):
+    for a in (part for arg in args for part in arg.split(";") if part):
+        if os.path.isdir(a):
+            for d, _, files in os.walk(a):
+                for f in sorted(files):
+                    if f.endswith(".o"):
+                        yield os.path.join(d, f)
+        else:
+            yield a
 
 
-def objects(build):
-    top = os.path.join(build, "cloudbridge", "CMakeFiles", "kedge-bridge.dir")
-    for d, _, files in os.walk(top):
-        for f in files:
-            if f.endswith(".c.o"):
-                path = os.path.join(d, f)
-                yield os.path.relpath(path, top)[: -len(".o")], path
-
-
-def symbols(path):
-    out = subprocess.run(["nm", path], check=True, capture_output=True, text=True).stdout
-    defined, undefined = set(), set()
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == "U":
-            undefined.add(parts[1])
-        elif len(parts) == 3 and parts[1] in "TDBR":
-            defined.add(parts[2])
-    return defined, undefined
+def file_name(obj, root):
+    name = os.path.relpath(obj, root) if root else os.path.basename(obj)
+    return name[: -len(".o")] if name.endswith(".o") else name
 
 
 def room(name):
     return name.split("/")[0] if "/" in name else name[: -len(".c")]
 
 
-def sccs(nodes, edges):
+def symbols(obj):
+    out = subprocess.run(["nm", obj], check=True, capture_output=True, text=True).stdout
+    defined, undefined = set(), set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "U":
+            undefined.add(parts[1])
+        elif len(parts) == 3 and parts[1] in "TDBR":  # global text and data only
+            defined.add(parts[2])
+    return defined, undefined
+
+
+def cycles(edges):
     """Tarjan: the strongly connected components with more than one member."""
-    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+    index, low, stack, on, out = {}, {}, [], set(), []
 
     def visit(v):
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
+        index[v] = low[v] = len(index)
         stack.append(v)
         on.add(v)
-        for w in edges.get(v, ()):
+        for w in sorted(edges.get(v, ())):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -70,48 +73,64 @@ def sccs(nodes, edges):
             if len(comp) > 1:
                 out.append(sorted(comp))
 
-    for v in sorted(nodes):
+    for v in sorted(edges):
         if v not in index:
             visit(v)
     return out
 
 
-def main():
-    build = sys.argv[1] if len(sys.argv) > 1 else "build"
-    files = dict(objects(build))
-    if not files:
-        sys.exit("no kedge-bridge objects under %s: build first" % build)
-    owner, needs = {}, {}
-    for name, path in files.items():
-        defined, undefined = symbols(path)
-        for s in defined:
-            owner[s] = name
-        needs[name] = undefined
-    calls = {f: sorted({owner[s] for s in needs[f] if s in owner and owner[s] != f}) for f in files}
-    room_calls = {}
+def parse(argv):
+    verbose, root, allow, paths = False, None, {}, []
+    it = iter(argv)
+    for a in it:
+        if a == "-v":
+            verbose = True
+        elif a == "--root":
+            root = next(it)
+        elif a == "--allow":
+            r, _, to = next(it).partition("=")
+            allow[r] = set(to.split(",")) | {r}
+        else:
+            paths.append(a)
+    return verbose, root, allow, paths
+
+
+def main(argv):
+    verbose, root, allow, paths = parse(argv)
+    defs, needs = {}, {}
+    for obj in objects(paths):
+        n = file_name(obj, root)
+        defs[n], needs[n] = symbols(obj)
+    if not defs:
+        print(__doc__, file=sys.stderr)
+        return 2
+    owner = {s: n for n, ds in defs.items() for s in ds}
+    calls = {f: {owner[s] for s in needs[f] if s in owner and owner[s] != f} for f in defs}
+    if verbose:
+        for f in sorted(calls, key=lambda f: (-len(calls[f]), f)):
+            print(f"{f} -> {' '.join(sorted(calls[f])) or '(nothing)'}")
+    between = {}
     for f, targets in calls.items():
         for t in targets:
             if room(t) != room(f):
-                room_calls.setdefault(room(f), {}).setdefault(room(t), set()).add((f, t))
+                between.setdefault(room(f), {}).setdefault(room(t), set()).add((f, t))
     bad = 0
-    print("calls between rooms (caller -> callee: files):")
-    for r in sorted(room_calls):
-        for t in sorted(room_calls[r]):
-            pairs = ", ".join("%s->%s" % p for p in sorted(room_calls[r][t]))
-            verdict = ""
-            if r in ALLOWED_OUT and t not in ALLOWED_OUT[r]:
-                verdict = "   FORBIDDEN"
-                bad += 1
-            print("  %-8s -> %-8s %s%s" % (r, t, pairs, verdict))
-    for comp in sccs(set(room(f) for f in files), {r: set(t) for r, t in room_calls.items()}):
-        print("CYCLE between rooms: " + " <-> ".join(comp))
+    for r in sorted(between):
+        for t in sorted(between[r]):
+            forbidden = r in allow and t not in allow[r]
+            bad += forbidden
+            pairs = ", ".join("%s->%s" % p for p in sorted(between[r][t]))
+            print(f"  {r:<8} -> {t:<8} {pairs}{'   FORBIDDEN' if forbidden else ''}")
+    for comp in cycles({r: set(t) for r, t in between.items()}):
+        print("cycle between rooms: " + " <-> ".join(comp))
         bad += 1
-    for comp in sccs(set(files), {f: set(t) for f, t in calls.items()}):
-        print("CYCLE between files: " + " <-> ".join(comp))
+    for comp in cycles(calls):
+        print("cycle between files: " + " <-> ".join(comp))
         bad += 1
-    print("%d file(s), %s" % (len(files), "no cycle, no forbidden call" if not bad else "%d problem(s)" % bad))
-    sys.exit(1 if bad else 0)
+    print(f"{len(calls)} files, {sum(len(t) for t in calls.values())} file-to-file calls, "
+          f"{'no cycle, no forbidden call' if not bad else '%d problem(s)' % bad}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
