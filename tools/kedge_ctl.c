@@ -41,6 +41,7 @@
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/ke.h"
+#include "kedge/kvconf.h"
 #include "kedge/msg.h"
 #include "kedge/twin.h"
 #include "kedge/util.h"
@@ -173,96 +174,46 @@ static void set_str(char **slot, const char *v)
     *slot = xstrdup(v);
 }
 
-static void config_cleanup(struct ctl_config *c)
-{
-    free(c->host);
-    free(c->user);
-    free(c->password_file);
-    free(c->meta_db_path);
-    memset(c, 0, sizeof(*c));
-}
-
-static char *trim(char *s)
-{
-    char *e;
-
-    while (*s == ' ' || *s == '\t')
-        s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-        *--e = '\0';
-    return s;
-}
-
 /* The keys kedge-ctl takes from kedge-bridge's config; the bridge's other keys are its own. */
-enum conf_type { CONF_STR, CONF_PORT };
 #define F(m) offsetof(struct ctl_config, m)
-static const struct conf_key {
-    const char *key;
-    enum conf_type type;
-    size_t field;
-} conf_keys[] = {
-    {"broker_host", CONF_STR, F(host)},
-    {"broker_port", CONF_PORT, F(port)},
-    {"broker_username", CONF_STR, F(user)},
-    {"broker_password_file", CONF_STR, F(password_file)},
-    {"meta_db_path", CONF_STR, F(meta_db_path)},
+static const struct kvconf_key conf_keys[] = {
+    {"broker_host", KVCONF_STR, F(host), 0, 0, NULL, NULL, NULL},
+    {"broker_port", KVCONF_LONG, F(port), 1, 65535, NULL, NULL, NULL},
+    {"broker_username", KVCONF_STR, F(user), 0, 0, NULL, NULL, NULL},
+    {"broker_password_file", KVCONF_STR, F(password_file), 0, 0, NULL, NULL, NULL},
+    {"meta_db_path", KVCONF_STR, F(meta_db_path), 0, 0, NULL, NULL, NULL},
 };
 #undef F
 
-/* Read `key value` lines (mosquitto.conf syntax: '#' starts a comment line) into cfg.
- * required: a missing file is an error (it was named with -c). Returns 0, or EXIT_USAGE after
- * printing the file and line. */
+static void conf_report(void *arg, const struct kvconf_error *e)
+{
+    (void)arg;
+    if (e->fault == KVCONF_OPEN || e->fault == KVCONF_READ)
+        complain("cannot read %s: %s\n", e->where, strerror(e->err));
+    else if (e->fault == KVCONF_NOT_LONG)
+        complain("%s: %s '%s' is not a port (1-65535)\n", e->where, e->key->key, e->value);
+    else
+        complain("%s: %s has no value\n", e->where, e->key->key);
+}
+
+static struct kvconf conf_table(struct ctl_config *cfg)
+{
+    struct kvconf c = {conf_keys, sizeof(conf_keys) / sizeof(conf_keys[0]), cfg, true, conf_report,
+                       NULL};
+
+    return c;
+}
+
+/* Read `key value` lines (mosquitto.conf syntax) into cfg. required: a missing file is an
+ * error (it was named with -c). Returns 0, or EXIT_USAGE after printing the file and line. */
 static int config_read(struct ctl_config *cfg, const char *path, bool required)
 {
-    FILE *f = fopen(path, "re");
-    char *line = NULL;
-    size_t cap = 0;
-    unsigned lineno = 0;
-    int rc = 0;
+    struct kvconf c = conf_table(cfg);
+    int rc = kvconf_file(&c, path, !required);
 
-    if (!f) {
-        if (!required && errno == ENOENT)
-            return 0;
-        complain("cannot read %s: %s\n", path, strerror(errno));
-        return EXIT_USAGE;
-    }
-    while (rc == 0 && getline(&line, &cap, f) >= 0) {
-        char *key = trim(line), *value;
-        size_t i;
-
-        lineno++;
-        if (!*key || *key == '#')
-            continue;
-        value = key + strcspn(key, " \t");
-        if (*value)
-            *value++ = '\0';
-        value = trim(value);
-        for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
-            const struct conf_key *k = &conf_keys[i];
-            char *base = (char *)cfg;
-            if (strcmp(key, k->key) != 0)
-                continue;
-            if (!*value) {
-                complain("%s:%u: %s has no value\n", path, lineno, key);
-                rc = EXIT_USAGE;
-            } else if (k->type == CONF_PORT) {
-                if (kedge_parse_long(value, 1, 65535, (long *)(void *)(base + k->field)) < 0) {
-                    complain("%s:%u: %s '%s' is not a port (1-65535)\n", path, lineno, key, value);
-                    rc = EXIT_USAGE;
-                }
-            } else {
-                set_str((char **)(void *)(base + k->field), value);
-            }
-        }
-    }
-    free(line);
-    if (ferror(f)) {
-        complain("cannot read %s: %s\n", path, strerror(errno));
-        rc = EXIT_USAGE;
-    }
-    (void)fclose(f);
-    return rc;
+    if (rc == -ENOMEM)
+        die_oom();
+    return rc < 0 ? EXIT_USAGE : 0;
 }
 
 /* Defaults, then the config file, then the command line. Returns 0 or an exit code. */
@@ -294,6 +245,14 @@ static int config_build(struct ctl_config *cfg, const struct ctl_args *a)
         set_str(&cfg->meta_db_path, DEFAULT_META_DB);
     cfg->timeout_s = a->timeout_s ? a->timeout_s : DEFAULT_TIMEOUT_S;
     return 0;
+}
+
+static void config_cleanup(struct ctl_config *cfg)
+{
+    struct kvconf c = conf_table(cfg);
+
+    kvconf_free(&c);
+    memset(cfg, 0, sizeof(*cfg));
 }
 
 /* The first line of the password file (the plugin reads plugin_opt_bridge_password_file the
