@@ -43,6 +43,7 @@
 #include "kedge/ke.h"
 #include "kedge/kvconf.h"
 #include "kedge/msg.h"
+#include "kedge/schema.h"
 #include "kedge/twin.h"
 #include "kedge/util.h"
 
@@ -1675,21 +1676,8 @@ static int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **
 
 /* The beego-era DDL (kubeedge-wire.md §3.1), so that a target that does not exist yet gets the
  * tables the bridge and the plugin would make themselves. */
-static const char meta_ddl[] =
-    "CREATE TABLE IF NOT EXISTS `meta` (`key` varchar(256) NOT NULL PRIMARY KEY, "
-    "`type` varchar(32) NOT NULL DEFAULT '', `value` text);"
-    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);";
-static const char plugin_ddl[] =
-    "CREATE TABLE IF NOT EXISTS `device` (`id` varchar(64) NOT NULL PRIMARY KEY, `name` text, "
-    "`description` text, `state` text, `last_online` text);"
-    "CREATE TABLE IF NOT EXISTS `device_attr` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
-    "`deviceid` text, `name` text, `description` text, `value` text, `optional` bool, "
-    "`attr_type` text, `metadata` text);"
-    "CREATE TABLE IF NOT EXISTS `device_twin` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
-    "`deviceid` text, `name` text, `description` text, `expected` text, `actual` text, "
-    "`expected_meta` text, `actual_meta` text, `expected_version` text, `actual_version` text, "
-    "`optional` bool, `attr_type` text, `metadata` text);"
-    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);";
+static const char meta_ddl[] = KEDGE_SCHEMA_META;
+static const char plugin_ddl[] = KEDGE_DDL_DEVICES KEDGE_DDL_SUB_TOPICS;
 
 /* One table's copy: statements run in order inside the target's transaction; the row count is
  * the changes of the last one. Columns are named, so beego (<= v1.22) and gorm (v1.23+)

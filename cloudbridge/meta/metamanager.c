@@ -35,6 +35,7 @@
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/log.h"
+#include "kedge/schema.h"
 #include "kedge/util.h"
 
 enum { ST_PUT, ST_DEL, ST_GET, ST_BY_TYPE, ST_DEL_POD, ST_COUNT };
@@ -50,10 +51,7 @@ static const char *const sql[ST_COUNT] = {
 
 /* Exactly edgecore's beego-era table (§3.1), so `kedge-ctl import` can copy rows as they are. */
 static const char schema[] =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;"
-    "CREATE TABLE IF NOT EXISTS `meta` (`key` varchar(256) NOT NULL PRIMARY KEY, "
-    "`type` varchar(32) NOT NULL DEFAULT '', `value` text);"
-    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);";
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;" KEDGE_SCHEMA_META;
 
 struct waiter {
     char *msg_id;
@@ -357,13 +355,14 @@ static int on_cloud(struct bridge *br, const struct kedge_msg *m, void *ctx)
     if (rc < 0)
         return rc; /* not stored: no ack, the cloud sends it again */
     if (mm->pod_hook &&
-             (!strcmp(type, "pod") || !strcmp(type, "configmap") || !strcmp(type, "secret")))
+        (!strcmp(type, "pod") || !strcmp(type, "configmap") || !strcmp(type, "secret")))
         mm->pod_hook(mm->pod_ctx, m);
     ack(mm, m);
     return 0;
 }
 
-/* ---- requests to the cloud (edged) ------------------------------------------------------------ */
+/* ---- requests to the cloud (edged) ------------------------------------------------------------
+ */
 
 static void expire(lws_sorted_usec_list_t *sul)
 {
@@ -432,12 +431,12 @@ char *metamgr_object_of(const struct kedge_msg *m, const char **reason)
     if (!obj && !err && root->type == KEDGE_JOBJ && !kedge_json_get_exact(root, "ErrStatus", 9))
         obj = root; /* a plain object (query reply) */
     if (!kedge_json_is_null(err) || kedge_json_get_exact(root, "ErrStatus", 9)) {
-        const struct kedge_jval *es = kedge_json_get_exact(kedge_json_is_null(err) ? root : err,
-                                                           "ErrStatus", 9);
+        const struct kedge_jval *es =
+            kedge_json_get_exact(kedge_json_is_null(err) ? root : err, "ErrStatus", 9);
         const struct kedge_jval *r = kedge_json_get(es, "reason");
         *reason = r && r->type == KEDGE_JSTR && !strcmp(r->str, "AlreadyExists") ? "AlreadyExists"
-                  : r && r->type == KEDGE_JSTR && !strcmp(r->str, "NotFound") ? "NotFound"
-                                                                              : "error";
+                  : r && r->type == KEDGE_JSTR && !strcmp(r->str, "NotFound")    ? "NotFound"
+                                                                                 : "error";
     } else if (obj && !kedge_json_is_null(obj)) {
         kedge_jw_init(&w, &b);
         kedge_json_write_value(&w, obj);
