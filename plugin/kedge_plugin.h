@@ -370,13 +370,13 @@ void ke_publish_sys(struct devicetwin *dt);
 
 /* ==== ke_outbox.c ===================================================================== */
 
-struct kedge_jval;
+struct kebody_request;
 /* $ke/ctl outbox_list {"limit":N} and outbox_show {"seq":S}: the answer's JSON into b.
  * 0 or -ENOMEM. */
-int ke_outbox_list(struct devicetwin *dt, const struct kedge_jval *req, struct kedge_buf *b);
-int ke_outbox_show(struct devicetwin *dt, const struct kedge_jval *req, struct kedge_buf *b);
+int ke_outbox_list(struct devicetwin *dt, const struct kebody_request *req, struct kedge_buf *b);
+int ke_outbox_show(struct devicetwin *dt, const struct kebody_request *req, struct kedge_buf *b);
 /* outbox_drop {"seq":S} in the open batch: 0, or an HTTP-like code with *reason. */
-int ke_outbox_drop(struct devicetwin *dt, const struct kedge_jval *req, const char **reason);
+int ke_outbox_drop(struct devicetwin *dt, const struct kebody_request *req, const char **reason);
 
 /* ==== security.c ======================================================================= */
 

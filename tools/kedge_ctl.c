@@ -41,6 +41,7 @@
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/ke.h"
+#include "kedge/kebody.h"
 #include "kedge/kvconf.h"
 #include "kedge/msg.h"
 #include "kedge/schema.h"
@@ -558,18 +559,19 @@ out:
 /* {prefix}{ref} with body to the plugin or the bridge (who, whose: for messages); the answer
  * parsed into *doc (caller frees). Returns 0 or an exit code after printing why. */
 static int json_query(struct session *s, const char *prefix, const char *who, const char *whose,
-                      const char *body, struct kedge_jdoc **doc)
+                      const struct kebody_request *req, struct kedge_jdoc **doc)
 {
     char ref[KEDGE_UUID_LEN + 1];
-    struct kedge_buf topic = KEDGE_BUF_INIT;
+    struct kedge_buf topic = KEDGE_BUF_INIT, body = KEDGE_BUF_INIT;
     int rc;
 
     *doc = NULL;
     kedge_uuid4(ref);
-    if (kedge_buf_printf(&topic, "%s%s", prefix, ref) < 0)
+    if (kedge_buf_printf(&topic, "%s%s", prefix, ref) < 0 || kebody_request_encode(&body, req) < 0)
         die_oom();
-    rc = session_request(s, topic.data, body, strlen(body), who);
+    rc = session_request(s, topic.data, body.data, body.len, who);
     kedge_buf_cleanup(&topic);
+    kedge_buf_cleanup(&body);
     if (rc)
         return rc;
     if (kedge_json_parse(s->reply.data, s->reply.len, doc) < 0 ||
@@ -584,9 +586,17 @@ static int json_query(struct session *s, const char *prefix, const char *who, co
 }
 
 /* $ke/ctl/{ref}: the plugin. */
-static int ctl_query(struct session *s, const char *body, struct kedge_jdoc **doc)
+static int ctl_query(struct session *s, const struct kebody_request *req, struct kedge_jdoc **doc)
 {
-    return json_query(s, KE_CTL_PREFIX, PLUGIN_WHO, "the plugin's", body, doc);
+    return json_query(s, KE_CTL_PREFIX, PLUGIN_WHO, "the plugin's", req, doc);
+}
+
+/* A request that is only its op. */
+static int ctl_op(struct session *s, const char *op, struct kedge_jdoc **doc)
+{
+    struct kebody_request req = {.op = op};
+
+    return ctl_query(s, &req, doc);
 }
 
 static const char *jstr(const struct kedge_jval *obj, const char *key)
@@ -599,29 +609,18 @@ static const char *jstr(const struct kedge_jval *obj, const char *key)
 /* The code of an error answer ({"code":404,"reason":...}), or 0 for a normal one. */
 static int64_t answer_code(const struct kedge_jval *root)
 {
-    int64_t code = 0;
+    struct kebody_result res;
 
-    if (kedge_json_int64(kedge_json_get(root, "code"), &code) < 0)
-        return 0;
-    return code;
+    kebody_result_read(root, &res);
+    return res.code;
 }
 
 /* device_get for id: *doc is the answer, *found whether the device exists. */
 static int device_lookup(struct session *s, const char *id, struct kedge_jdoc **doc, bool *found)
 {
-    struct kedge_buf body = KEDGE_BUF_INIT;
-    struct kedge_jw w;
-    int rc;
+    struct kebody_request req = {.op = "device_get", .id_str = id, .id_len = strlen(id)};
+    int rc = ctl_query(s, &req, doc);
 
-    kedge_jw_init(&w, &body);
-    kedge_jw_obj_open(&w);
-    kedge_jw_kstr(&w, "op", "device_get");
-    kedge_jw_kstr(&w, "id", id);
-    kedge_jw_obj_close(&w);
-    if (kedge_jw_finish(&w) < 0)
-        die_oom();
-    rc = ctl_query(s, body.data, doc);
-    kedge_buf_cleanup(&body);
     if (rc)
         return rc;
     *found = answer_code(kedge_jdoc_root(*doc)) == 0;
@@ -643,7 +642,7 @@ static int down_membership(struct session *s, const char *content, size_t len)
     struct kedge_msg m = {0};
     struct kedge_buf msg = KEDGE_BUF_INIT, topic = KEDGE_BUF_INIT;
     struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *root, *ok;
+    struct kebody_result res;
     int rc;
 
     m.source = "kedge-ctl";
@@ -659,18 +658,15 @@ static int down_membership(struct session *s, const char *content, size_t len)
     if (rc)
         goto out;
     rc = EXIT_REFUSED;
-    if (kedge_json_parse(s->reply.data, s->reply.len, &doc) < 0) {
+    if (kebody_result_decode(s->reply.data, s->reply.len, &doc, &res) < 0 && !doc) {
         complain("the plugin's answer is not JSON: %.*s\n", (int)s->reply.len, s->reply.data);
         goto out;
     }
-    root = kedge_jdoc_root(doc);
-    ok = kedge_json_get(root, "ok");
-    if (ok && ok->type == KEDGE_JBOOL && ok->boolean) {
+    if (res.ok) {
         rc = 0;
     } else {
-        const char *reason = jstr(root, "reason");
-        complain("refused by the node (code %lld): %s\n", (long long)answer_code(root),
-                 reason ? reason : "(no reason given)");
+        complain("refused by the node (code %lld): %s\n", (long long)res.code,
+                 res.reason ? res.reason : "(no reason given)");
     }
 out:
     kedge_jdoc_free(doc);
@@ -1067,7 +1063,7 @@ static int cmd_device_list(struct cmd_ctx *c, int argc)
     }
     rc = connect_once(c);
     if (rc == 0)
-        rc = ctl_query(&c->s, "{\"op\":\"device_list\"}", &doc);
+        rc = ctl_op(&c->s, "device_list", &doc);
     if (rc)
         return rc;
     devs = kedge_json_get(kedge_jdoc_root(doc), "devices");
@@ -1295,7 +1291,7 @@ static int cmd_status(struct cmd_ctx *c, int argc)
     }
     rc = connect_once(c);
     if (rc == 0)
-        rc = ctl_query(&c->s, "{\"op\":\"status\"}", &doc);
+        rc = ctl_op(&c->s, "status", &doc);
     if (rc)
         return rc;
     print_status(kedge_jdoc_root(doc), "");
@@ -1307,40 +1303,21 @@ static int cmd_status(struct cmd_ctx *c, int argc)
 
 /* $ke/meta/{ref} with body; the answer parsed into *doc (caller frees). An {"ok":false} answer
  * is printed and returned as EXIT_REFUSED. Returns 0 or an exit code after printing why. */
-static int meta_query(struct session *s, const char *body, struct kedge_jdoc **doc)
+static int meta_query(struct session *s, const struct kebody_request *req, struct kedge_jdoc **doc)
 {
-    char ref[KEDGE_UUID_LEN + 1];
-    struct kedge_buf topic = KEDGE_BUF_INIT;
-    const struct kedge_jval *ok;
-    int rc;
+    struct kebody_result res;
+    int rc = json_query(s, KE_META_PREFIX, BRIDGE_WHO, "the bridge's", req, doc);
 
-    *doc = NULL;
-    kedge_uuid4(ref);
-    if (kedge_buf_printf(&topic, "%s%s", KE_META_PREFIX, ref) < 0)
-        die_oom();
-    rc = session_request(s, topic.data, body, strlen(body), BRIDGE_WHO);
-    kedge_buf_cleanup(&topic);
     if (rc)
         return rc;
-    if (kedge_json_parse(s->reply.data, s->reply.len, doc) < 0 ||
-        kedge_jdoc_root(*doc)->type != KEDGE_JOBJ) {
-        complain("the bridge's answer is not a JSON object: %.*s\n", (int)s->reply.len,
-                 s->reply.data ? s->reply.data : "");
-        rc = EXIT_REFUSED;
-        goto fail;
-    }
-    ok = kedge_json_get(kedge_jdoc_root(*doc), "ok");
-    if (!ok || ok->type != KEDGE_JBOOL || !ok->boolean) {
-        const char *reason = jstr(kedge_jdoc_root(*doc), "reason");
-        complain("%s\n", reason ? reason : "refused by the bridge (no reason given)");
-        rc = EXIT_REFUSED;
-        goto fail;
+    kebody_result_read(kedge_jdoc_root(*doc), &res);
+    if (!res.ok) {
+        complain("%s\n", res.reason ? res.reason : "refused by the bridge (no reason given)");
+        kedge_jdoc_free(*doc);
+        *doc = NULL;
+        return EXIT_REFUSED;
     }
     return 0;
-fail:
-    kedge_jdoc_free(*doc);
-    *doc = NULL;
-    return rc;
 }
 
 /* The bridge may wait for the cloud up to this long: most of our own deadline, so its "no
@@ -1366,12 +1343,11 @@ static bool resource_usable(const char *r, bool need_name)
 
 static int cmd_meta_get(struct cmd_ctx *c, int argc, char **argv)
 {
-    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kebody_request req = {.op = "query", .has_timeout_ms = KEBODY_INT};
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *obj;
     const char *resource = NULL;
     bool show_source = false;
-    struct kedge_jw w;
     int rc;
 
     if (one_operand(argc, argv, "--source", &resource, &show_source,
@@ -1382,18 +1358,12 @@ static int cmd_meta_get(struct cmd_ctx *c, int argc, char **argv)
                  resource);
         return EXIT_USAGE;
     }
-    kedge_jw_init(&w, &body);
-    kedge_jw_obj_open(&w);
-    kedge_jw_kstr(&w, "op", "query");
-    kedge_jw_kstr(&w, "resource", resource);
-    kedge_jw_kint(&w, "timeout_ms", meta_timeout_ms(c->cfg));
-    kedge_jw_obj_close(&w);
-    if (kedge_jw_finish(&w) < 0)
-        die_oom();
+    req.resource = resource;
+    req.resource_len = strlen(resource);
+    req.timeout_ms = meta_timeout_ms(c->cfg);
     rc = connect_once(c);
     if (rc == 0)
-        rc = meta_query(&c->s, body.data, &doc);
-    kedge_buf_cleanup(&body);
+        rc = meta_query(&c->s, &req, &doc);
     if (rc)
         return rc;
     obj = kedge_json_get(kedge_jdoc_root(doc), "object");
@@ -1413,11 +1383,10 @@ static int cmd_meta_get(struct cmd_ctx *c, int argc, char **argv)
 
 static int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
 {
-    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kebody_request req = {.op = "list"};
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *objs, *o;
     const char **cells = NULL;
-    struct kedge_jw w;
     size_t n = 1;
     int rc;
 
@@ -1425,17 +1394,11 @@ static int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
         complain("usage: meta list TYPE (configmap, secret, pod, node, device, ...)\n");
         return EXIT_USAGE;
     }
-    kedge_jw_init(&w, &body);
-    kedge_jw_obj_open(&w);
-    kedge_jw_kstr(&w, "op", "list");
-    kedge_jw_kstr(&w, "type", argv[0]);
-    kedge_jw_obj_close(&w);
-    if (kedge_jw_finish(&w) < 0)
-        die_oom();
+    req.type = argv[0];
+    req.type_len = strlen(argv[0]);
     rc = connect_once(c);
     if (rc == 0)
-        rc = meta_query(&c->s, body.data, &doc);
-    kedge_buf_cleanup(&body);
+        rc = meta_query(&c->s, &req, &doc);
     if (rc)
         return rc;
     objs = kedge_json_get(kedge_jdoc_root(doc), "objects");
@@ -1464,20 +1427,20 @@ static int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
 /* ---- outbox: the heads of both queues and the bridge's dead letters ------------------------ */
 
 /* $ke/bctl/{ref}: kedge-bridge's queue and dead letters (include/kedge/ke.h). */
-static int bctl_query(struct session *s, const char *body, struct kedge_jdoc **doc)
+static int bctl_query(struct session *s, const struct kebody_request *req, struct kedge_jdoc **doc)
 {
-    return json_query(s, KE_BCTL_PREFIX, BRIDGE_WHO, "the bridge's", body, doc);
+    return json_query(s, KE_BCTL_PREFIX, BRIDGE_WHO, "the bridge's", req, doc);
 }
 
 /* An answer with a "code" (404, 409, 400...): print its reason, EXIT_REFUSED. Else 0. */
 static int refused(struct kedge_jdoc *doc, const char *what)
 {
-    int64_t code = answer_code(kedge_jdoc_root(doc));
+    struct kebody_result res;
 
-    if (!code)
+    kebody_result_read(kedge_jdoc_root(doc), &res);
+    if (!res.code)
         return 0;
-    complain("%s: %s (code %lld)\n", what, or_dash(jstr(kedge_jdoc_root(doc), "reason")),
-             (long long)code);
+    complain("%s: %s (code %lld)\n", what, or_dash(res.reason), (long long)res.code);
     return EXIT_REFUSED;
 }
 
@@ -1576,8 +1539,9 @@ static void print_entries(const struct kedge_jval *root, char which)
 
 static int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
 {
+    struct kebody_request req = {.op = "outbox_list", .has_limit = KEBODY_INT};
     struct kedge_jdoc *doc = NULL;
-    char body[80], *end = NULL;
+    char *end = NULL;
     long long limit = 20;
     int rc;
 
@@ -1589,10 +1553,10 @@ static int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
         complain("usage: outbox list [--limit N]\n");
         return EXIT_USAGE;
     }
-    (void)snprintf(body, sizeof(body), "{\"op\":\"outbox_list\",\"limit\":%lld}", limit);
+    req.limit = limit;
     rc = connect_once(c);
     if (rc == 0)
-        rc = ctl_query(&c->s, body, &doc);
+        rc = ctl_query(&c->s, &req, &doc);
     if (rc)
         return rc;
     if (refused(doc, "the plugin's queue") == 0) {
@@ -1602,7 +1566,7 @@ static int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
         print_entries(kedge_jdoc_root(doc), 'p');
     }
     kedge_jdoc_free(doc);
-    rc = bctl_query(&c->s, body, &doc);
+    rc = bctl_query(&c->s, &req, &doc);
     if (rc == EXIT_CONNECT) {
         /* the plugin's queue is what matters most while the bridge is away: shown, exit 0 */
         out("bridge queue and dead letters: kedge-bridge did not answer (not running?)\n");
@@ -1616,8 +1580,8 @@ static int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
         (long long)jint(kedge_jdoc_root(doc), "budget_bytes"));
     print_entries(kedge_jdoc_root(doc), 'b');
     kedge_jdoc_free(doc);
-    (void)snprintf(body, sizeof(body), "{\"op\":\"dead_list\",\"limit\":%lld}", limit);
-    rc = bctl_query(&c->s, body, &doc);
+    req.op = "dead_list";
+    rc = bctl_query(&c->s, &req, &doc);
     if (rc)
         return rc;
     out("dead letters: %lld\n", (long long)jint(kedge_jdoc_root(doc), "count"));
@@ -1629,9 +1593,8 @@ static int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
 /* outbox show|drop|retry REF: one request to the queue REF names. */
 static int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **argv)
 {
-    struct kedge_buf body = KEDGE_BUF_INIT;
+    struct kebody_request req = {0};
     struct kedge_jdoc *doc = NULL;
-    struct kedge_jw w;
     char queue, op[24];
     int64_t id;
     int rc;
@@ -1649,17 +1612,17 @@ static int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **
         return EXIT_USAGE;
     }
     (void)snprintf(op, sizeof(op), "%s_%s", queue == 'd' ? "dead" : "outbox", verb);
-    kedge_jw_init(&w, &body);
-    kedge_jw_obj_open(&w);
-    kedge_jw_kstr(&w, "op", op);
-    kedge_jw_kint(&w, queue == 'p' ? "seq" : "id", id);
-    kedge_jw_obj_close(&w);
-    if (kedge_jw_finish(&w) < 0)
-        die_oom();
+    req.op = op;
+    if (queue == 'p') {
+        req.has_seq = KEBODY_INT;
+        req.seq = id;
+    } else {
+        req.has_id = KEBODY_INT;
+        req.id = id;
+    }
     rc = connect_once(c);
     if (rc == 0)
-        rc = queue == 'p' ? ctl_query(&c->s, body.data, &doc) : bctl_query(&c->s, body.data, &doc);
-    kedge_buf_cleanup(&body);
+        rc = queue == 'p' ? ctl_query(&c->s, &req, &doc) : bctl_query(&c->s, &req, &doc);
     if (rc == 0)
         rc = refused(doc, argv[0]);
     if (rc == 0 && !strcmp(verb, "show")) {
