@@ -140,14 +140,8 @@ static struct kvconf table(struct bridge_config *cfg)
 
 static int read_password(struct bridge_config *cfg)
 {
-    int rc = kedge_read_secret(cfg->broker_password_file, &cfg->password);
-
-    if (rc == -ENOMEM)
-        return rc;
-    if (rc < 0)
-        kedge_log(KEDGE_LOG_ERR, "config: broker_password_file %s: %s", cfg->broker_password_file,
-                  rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
-    return rc < 0 ? KEDGE_ECONFIG : 0;
+    return kvconf_read_secret("config: broker_password_file", cfg->broker_password_file,
+                              &cfg->password);
 }
 
 /* cloud_version "MAJOR.MINOR" (a ".PATCH" or "v" prefix is tolerated) -> the two behaviours

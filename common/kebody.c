@@ -9,18 +9,6 @@
 #include "kedge/ke.h"
 #include "kedge/kebody.h"
 
-/* Parse p into *doc; its root must be an object. */
-static int parse_object(const char *p, size_t len, struct kedge_jdoc **doc)
-{
-    int rc = kedge_json_parse(p, len, doc);
-
-    if (rc < 0) {
-        *doc = NULL;
-        return rc;
-    }
-    return kedge_jdoc_root(*doc)->type == KEDGE_JOBJ ? 0 : KEDGE_ESCHEMA;
-}
-
 static const char *get_str(const struct kedge_jval *obj, const char *key)
 {
     const struct kedge_jval *v = kedge_json_get(obj, key);
@@ -65,7 +53,7 @@ int kebody_hello_encode(struct kedge_buf *b, const struct kebody_hello *h)
 int kebody_hello_decode(const char *p, size_t len, struct kedge_jdoc **doc,
                         struct kebody_hello *out)
 {
-    int rc = parse_object(p, len, doc);
+    int rc = kedge_json_parse_object(p, len, doc);
 
     memset(out, 0, sizeof(*out));
     if (rc < 0)
@@ -98,7 +86,7 @@ int kebody_hello_result_decode(const char *p, size_t len, struct kedge_jdoc **do
                                struct kebody_hello_result *out)
 {
     const struct kedge_jval *root;
-    int rc = parse_object(p, len, doc);
+    int rc = kedge_json_parse_object(p, len, doc);
 
     memset(out, 0, sizeof(*out));
     out->last_seq = -1;
@@ -177,7 +165,7 @@ void kebody_result_read(const struct kedge_jval *root, struct kebody_result *out
 int kebody_result_decode(const char *p, size_t len, struct kedge_jdoc **doc,
                          struct kebody_result *out)
 {
-    int rc = parse_object(p, len, doc);
+    int rc = kedge_json_parse_object(p, len, doc);
 
     memset(out, 0, sizeof(*out));
     if (rc < 0)
@@ -228,7 +216,7 @@ int kebody_status_decode(const char *p, size_t len, struct kebody_status *out)
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *root;
     const char *link;
-    int rc = parse_object(p, len, &doc);
+    int rc = kedge_json_parse_object(p, len, &doc);
 
     memset(out, 0, sizeof(*out));
     if (rc == 0) {
@@ -305,7 +293,7 @@ int kebody_request_decode(const char *p, size_t len, bool exact_keys, struct ked
 {
     const struct kedge_jval *root, *id;
     size_t op_len;
-    int rc = parse_object(p, len, doc);
+    int rc = kedge_json_parse_object(p, len, doc);
 
     memset(out, 0, sizeof(*out));
     if (rc < 0)

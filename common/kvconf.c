@@ -8,6 +8,7 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/kvconf.h"
+#include "kedge/log.h"
 #include "kedge/util.h"
 
 static int fault(const struct kvconf *c, enum kvconf_fault f, const char *where,
@@ -150,6 +151,17 @@ int kvconf_file(const struct kvconf *c, const char *path, bool missing_ok)
     free(line);       /* getline's, always libc */
     (void)fclose(f);
     return rc;
+}
+
+int kvconf_read_secret(const char *who, const char *path, char **out)
+{
+    int rc = kedge_read_secret(path, out);
+
+    if (rc == -ENOMEM || rc == 0)
+        return rc;
+    kedge_log(KEDGE_LOG_ERR, "%s %s: %s", who, path,
+              rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
+    return KEDGE_ECONFIG;
 }
 
 void kvconf_free(const struct kvconf *c)

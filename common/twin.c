@@ -16,8 +16,8 @@
 
 /* Twin types are a handful of words repeated in every twin: the known ones are shared static
  * strings (100k twins would otherwise hold 100k small allocations of "int"). */
-static const char *const static_types[] = {"", "string", "int", "integer", "float",
-                                           "boolean", "deleted"};
+static const char *const static_types[] = {"",      "string",  "int",    "integer",
+                                           "float", "boolean", "deleted"};
 
 static const char *static_type(const char *s)
 {
@@ -89,8 +89,8 @@ int kedge_twin_copy(struct kedge_twin *dst, const struct kedge_twin *src)
         dup_field(&dst->description, src->description) < 0) {
         /* fields not yet duplicated still point into src: clear them before freeing */
         struct kedge_twin partial = *dst;
-        char **f[] = {&partial.name,     &partial.expected.value, &partial.actual.value,
-                      &partial.type,     &partial.meta_col,       &partial.description};
+        char **f[] = {&partial.name, &partial.expected.value, &partial.actual.value,
+                      &partial.type, &partial.meta_col,       &partial.description};
         const char *s[] = {src->name, src->expected.value, src->actual.value,
                            src->type, src->meta_col,       src->description};
         size_t i;
@@ -379,16 +379,23 @@ static int get_int(const struct kedge_jval *v, int64_t *out)
     return kedge_json_int64(v, out) < 0 ? KEDGE_EPARSE : 0;
 }
 
+/* Go's decoding into a struct: null leaves it alone (0), an object is decoded (1), anything
+ * else fails the whole message. */
+static int want_object(const struct kedge_jval *v)
+{
+    if (kedge_json_is_null(v))
+        return 0;
+    return v->type == KEDGE_JOBJ ? 1 : KEDGE_EPARSE;
+}
+
 static int decode_value(const struct kedge_jval *v, struct kedge_twin_value *out)
 {
     const struct kedge_jval *meta, *value;
     size_t i;
     int rc;
 
-    if (kedge_json_is_null(v))
-        return 0;
-    if (v->type != KEDGE_JOBJ)
-        return KEDGE_EPARSE;
+    if ((rc = want_object(v)) <= 0)
+        return rc;
     out->present = true;
     value = kedge_json_get(v, "value");
     rc = get_string(value, &out->value);
@@ -400,10 +407,8 @@ static int decode_value(const struct kedge_jval *v, struct kedge_twin_value *out
         if (out->value[i] == '\0')
             out->value[i] = ' ';
     meta = kedge_json_get(v, "metadata");
-    if (kedge_json_is_null(meta))
-        return 0;
-    if (meta->type != KEDGE_JOBJ)
-        return KEDGE_EPARSE;
+    if ((rc = want_object(meta)) <= 0)
+        return rc;
     out->has_meta = true;
     return get_int(kedge_json_get(meta, "timestamp"), &out->ts);
 }
@@ -412,10 +417,8 @@ static int decode_version(const struct kedge_jval *v, bool *has, struct kedge_tw
 {
     int rc;
 
-    if (kedge_json_is_null(v))
-        return 0;
-    if (v->type != KEDGE_JOBJ)
-        return KEDGE_EPARSE;
+    if ((rc = want_object(v)) <= 0)
+        return rc;
     *has = true;
     rc = get_int(kedge_json_get(v, "cloud"), &out->cloud);
     if (rc == 0)
@@ -446,10 +449,8 @@ static int decode_twin(const struct kedge_jval *v, struct kedge_twin *t)
     if (rc < 0)
         return rc;
     meta = kedge_json_get(v, "metadata");
-    if (kedge_json_is_null(meta))
-        return 0;
-    if (meta->type != KEDGE_JOBJ)
-        return KEDGE_EPARSE;
+    if ((rc = want_object(meta)) <= 0)
+        return rc;
     t->has_meta = true;
     {
         char *type = NULL;
@@ -526,6 +527,21 @@ static int decode_base(const struct kedge_jval *root, char **event_id, int64_t *
     return rc;
 }
 
+/* Parse buf and its BaseMessage: *doc is set whenever the JSON parsed (the caller frees it). */
+static int parse_base(const char *buf, size_t len, struct kedge_jdoc **doc,
+                      const struct kedge_jval **root, char **event_id, int64_t *ts)
+{
+    int rc = kedge_json_parse(buf, len, doc);
+
+    if (rc < 0) {
+        *doc = NULL;
+        *root = NULL;
+        return rc;
+    }
+    *root = kedge_jdoc_root(*doc);
+    return decode_base(*root, event_id, ts);
+}
+
 int kedge_twin_update_decode(const char *buf, size_t len, struct kedge_twin_update *out)
 {
     struct kedge_jdoc *doc = NULL;
@@ -534,11 +550,7 @@ int kedge_twin_update_decode(const char *buf, size_t len, struct kedge_twin_upda
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = kedge_json_parse(buf, len, &doc);
-    if (rc < 0)
-        return rc;
-    root = kedge_jdoc_root(doc);
-    rc = decode_base(root, &out->event_id, &out->timestamp);
+    rc = parse_base(buf, len, &doc, &root, &out->event_id, &out->timestamp);
     if (rc < 0)
         goto out;
     twin = kedge_json_get(root, "twin");
@@ -701,14 +713,9 @@ int kedge_membership_decode(const char *buf, size_t len, struct kedge_membership
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = kedge_json_parse(buf, len, &doc);
-    if (rc < 0)
-        return rc;
-    root = kedge_jdoc_root(doc);
-    rc = decode_base(root, &out->event_id, &out->timestamp);
+    rc = parse_base(buf, len, &doc, &root, &out->event_id, &out->timestamp);
     if (rc == 0 && root->type == KEDGE_JOBJ)
-        rc = decode_device_list(kedge_json_get(root, "added_devices"), &out->added,
-                                &out->n_added);
+        rc = decode_device_list(kedge_json_get(root, "added_devices"), &out->added, &out->n_added);
     if (rc == 0 && root->type == KEDGE_JOBJ)
         rc = decode_device_list(kedge_json_get(root, "removed_devices"), &out->removed,
                                 &out->n_removed);
@@ -721,13 +728,12 @@ int kedge_membership_decode(const char *buf, size_t len, struct kedge_membership
 int kedge_twin_event_id_decode(const char *buf, size_t len, char **event_id)
 {
     struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *root;
     int64_t ts = 0;
     int rc;
 
     *event_id = NULL;
-    rc = kedge_json_parse(buf, len, &doc);
-    if (rc == 0)
-        rc = decode_base(kedge_jdoc_root(doc), event_id, &ts);
+    rc = parse_base(buf, len, &doc, &root, event_id, &ts);
     kedge_jdoc_free(doc);
     if (rc < 0) {
         kedge_free(*event_id);
@@ -744,11 +750,10 @@ int kedge_twin_event_id_decode(const char *buf, size_t len, char **event_id)
 static int check_attrs(const struct kedge_jval *attrs)
 {
     const struct kedge_jval *a, *meta, *f;
+    int rc;
 
-    if (kedge_json_is_null(attrs))
-        return 0;
-    if (attrs->type != KEDGE_JOBJ)
-        return KEDGE_EPARSE;
+    if ((rc = want_object(attrs)) <= 0)
+        return rc;
     for (a = attrs->child; a; a = a->next) {
         if (a->type == KEDGE_JNULL)
             continue;
@@ -781,11 +786,7 @@ int kedge_twin_state_decode(const char *buf, size_t len, char **state)
     int rc;
 
     *state = NULL;
-    rc = kedge_json_parse(buf, len, &doc);
-    if (rc < 0)
-        return rc;
-    root = kedge_jdoc_root(doc);
-    rc = decode_base(root, &event_id, &ts);
+    rc = parse_base(buf, len, &doc, &root, &event_id, &ts);
     if (rc == 0 && root->type == KEDGE_JOBJ)
         rc = check_attrs(kedge_json_get(root, "attributes"));
     if (rc == 0 && root->type == KEDGE_JOBJ)
@@ -877,26 +878,45 @@ int kedge_twin_error_encode(struct kedge_buf *b, const char *event_id, int64_t t
     return kedge_jw_finish(&w);
 }
 
+/* {"event_id":...,"timestamp":...,"<key>":{ : the start of a message with one object member
+ * ("twin", "device"). */
+static void open_msg(struct kedge_jw *w, struct kedge_buf *b, const char *event_id, int64_t ts,
+                     const char *key)
+{
+    kedge_jw_init(w, b);
+    write_base(w, event_id, ts);
+    kedge_jw_key(w, key);
+    kedge_jw_obj_open(w);
+}
+
+/* }} and the writer's verdict. */
+static int close_msg(struct kedge_jw *w)
+{
+    kedge_jw_obj_close(w);
+    kedge_jw_obj_close(w);
+    return kedge_jw_finish(w);
+}
+
+static void write_twin_or_null(struct kedge_jw *w, const struct kedge_twin *t, unsigned flags)
+{
+    if (t)
+        kedge_twin_write(w, t, flags);
+    else
+        kedge_jw_null(w);
+}
+
 int kedge_twin_map_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
                           const struct kedge_twin_ref *refs, size_t n, unsigned flags)
 {
     struct kedge_jw w;
     size_t i;
 
-    kedge_jw_init(&w, b);
-    write_base(&w, event_id, ts);
-    kedge_jw_key(&w, "twin");
-    kedge_jw_obj_open(&w);
+    open_msg(&w, b, event_id, ts, "twin");
     for (i = 0; i < n; i++) {
         kedge_jw_key(&w, refs[i].name);
-        if (refs[i].twin)
-            kedge_twin_write(&w, refs[i].twin, flags);
-        else
-            kedge_jw_null(&w);
+        write_twin_or_null(&w, refs[i].twin, flags);
     }
-    kedge_jw_obj_close(&w);
-    kedge_jw_obj_close(&w);
-    return kedge_jw_finish(&w);
+    return close_msg(&w);
 }
 
 int kedge_twin_document_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
@@ -905,28 +925,17 @@ int kedge_twin_document_encode(struct kedge_buf *b, const char *event_id, int64_
     struct kedge_jw w;
     size_t i;
 
-    kedge_jw_init(&w, b);
-    write_base(&w, event_id, ts);
-    kedge_jw_key(&w, "twin");
-    kedge_jw_obj_open(&w);
+    open_msg(&w, b, event_id, ts, "twin");
     for (i = 0; i < n; i++) {
         kedge_jw_key(&w, docs[i].name);
         kedge_jw_obj_open(&w);
         kedge_jw_key(&w, "last");
-        if (docs[i].last)
-            kedge_twin_write(&w, docs[i].last, 0);
-        else
-            kedge_jw_null(&w);
+        write_twin_or_null(&w, docs[i].last, 0);
         kedge_jw_key(&w, "current");
-        if (docs[i].current)
-            kedge_twin_write(&w, docs[i].current, 0);
-        else
-            kedge_jw_null(&w);
+        write_twin_or_null(&w, docs[i].current, 0);
         kedge_jw_obj_close(&w);
     }
-    kedge_jw_obj_close(&w);
-    kedge_jw_obj_close(&w);
-    return kedge_jw_finish(&w);
+    return close_msg(&w);
 }
 
 static bool is_deleted(const struct kedge_twin *t)
@@ -946,10 +955,7 @@ int kedge_twin_delta_encode(struct kedge_buf *b, const char *event_id, int64_t t
     size_t i;
 
     *has_delta = false;
-    kedge_jw_init(&w, b);
-    write_base(&w, event_id, ts);
-    kedge_jw_key(&w, "twin");
-    kedge_jw_obj_open(&w);
+    open_msg(&w, b, event_id, ts, "twin");
     for (i = 0; i < n; i++) {
         if (is_deleted(&twins[i]) || !*value_text(&twins[i].expected))
             continue;
@@ -966,9 +972,7 @@ int kedge_twin_delta_encode(struct kedge_buf *b, const char *event_id, int64_t t
         kedge_jw_kstr(&w, twins[i].name, exp);
         *has_delta = true;
     }
-    kedge_jw_obj_close(&w);
-    kedge_jw_obj_close(&w);
-    return kedge_jw_finish(&w);
+    return close_msg(&w);
 }
 
 static void write_opt_str(struct kedge_jw *w, const char *key, const char *s)
@@ -1071,14 +1075,9 @@ int kedge_state_result_encode(struct kedge_buf *b, const char *event_id, int64_t
 {
     struct kedge_jw w;
 
-    kedge_jw_init(&w, b);
-    write_base(&w, event_id, ts);
-    kedge_jw_key(&w, "device");
-    kedge_jw_obj_open(&w);
+    open_msg(&w, b, event_id, ts, "device");
     write_opt_str(&w, "name", name);
     write_opt_str(&w, "state", state);
     write_opt_str(&w, "lastOnlineTime", last_online);
-    kedge_jw_obj_close(&w);
-    kedge_jw_obj_close(&w);
-    return kedge_jw_finish(&w);
+    return close_msg(&w);
 }

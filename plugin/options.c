@@ -19,7 +19,6 @@
 #include "kedge_plugin.h"
 
 static const char *const sync_choices[] = {"normal", "full", NULL};
-static const char *const level_choices[] = {"err", "warn", "notice", "info", "debug", NULL};
 static const char *const auth_choices[] = {"open", "defer", NULL};
 static const char *const lock_choices[] = {"exclusive", "shared", NULL};
 static const char *const policy_choices[] = {"refuse", "drop-oldest", NULL};
@@ -33,7 +32,7 @@ static const struct kvconf_key rows[] = {
     {"commit_interval_ms", KVCONF_LONG, F(commit_interval_ms), 0, 10000, "0", NULL, NULL},
     {"commit_batch", KVCONF_LONG, F(commit_batch), 1, 100000, "512", NULL, NULL},
     {"sync", KVCONF_STR, F(sync), 0, 0, "normal", NULL, sync_choices},
-    {"log_level", KVCONF_STR, F(log_level), 0, 0, "info", NULL, level_choices},
+    {"log_level", KVCONF_STR, F(log_level), 0, 0, "info", NULL, kedge_log_level_names},
     /* upload rows waiting for the bridge; twin and state reports are not counted (coalesced) */
     {"outbox_max", KVCONF_LONG, F(outbox_max), 1, 100000000, "100000", NULL, NULL},
     /* one upload's encoded beehive message: the bridge's max_frame_bytes (cloudcore v1.15.4
@@ -82,15 +81,10 @@ static int read_password_file(struct plugin_config *cfg)
 
     if (!*cfg->bridge_password_file)
         return 0;
-    rc = kedge_read_secret(cfg->bridge_password_file, &pw);
-    if (rc == -ENOMEM)
+    rc = kvconf_read_secret("kedge: plugin_opt_bridge_password_file", cfg->bridge_password_file,
+                            &pw);
+    if (rc < 0)
         return rc;
-    if (rc < 0) {
-        kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_bridge_password_file %s: %s",
-                  cfg->bridge_password_file,
-                  rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
-        return KEDGE_ECONFIG;
-    }
     kedge_free(cfg->bridge_password);
     cfg->bridge_password = pw;
     return 0;

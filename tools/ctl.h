@@ -62,6 +62,10 @@ struct session {
     bool have_reply;
 };
 
+struct cmd_ctx;
+/* A command: the arguments after its words. Returns an exit code. */
+typedef int cmd_fn(struct cmd_ctx *c, int argc, char **argv);
+
 struct cmd_ctx {
     const struct ctl_config *cfg;
     char *password;
@@ -81,6 +85,10 @@ char *xstrdup(const char *s);
 void print_json(const struct kedge_jval *v, int indent);
 /* A table: rows of ncol cells (borrowed), columns padded to their widest cell. */
 void print_table(const char *const *cells, size_t nrows, size_t ncol);
+/* Cells for a header row (head, ncol cells) and rows more, zeroed; never NULL. */
+const char **table_new(size_t rows, size_t ncol, const char *const *head);
+/* print_table, then free the cells. */
+void table_print(const char **cells, size_t nrows, size_t ncol);
 const char *or_dash(const char *s);
 
 /* ---- ctl_config.c ---- */
@@ -110,8 +118,12 @@ int session_request(struct session *s, const char *topic, const char *payload, s
 
 /* $ke/ctl/{ref}: the plugin. */
 int ctl_query(struct session *s, const struct kebody_request *req, struct kedge_jdoc **doc);
-/* A request that is only its op. */
-int ctl_op(struct session *s, const char *op, struct kedge_jdoc **doc);
+typedef int query_fn(struct session *s, const struct kebody_request *req, struct kedge_jdoc **doc);
+/* connect_once, then q(req): the answer in *doc. Returns 0 or an exit code after printing why. */
+int ask(struct cmd_ctx *c, query_fn *q, const struct kebody_request *req, struct kedge_jdoc **doc);
+/* An answer without the member the command needs (what: "the bridge's answer holds no
+ * object"): printed with the answer, EXIT_REFUSED. */
+int answer_lacks(const struct cmd_ctx *c, const char *what);
 const char *jstr(const struct kedge_jval *obj, const char *key);
 /* The code of an error answer ({"code":404,"reason":...}), or 0 for a normal one. */
 int64_t answer_code(const struct kedge_jval *root);
@@ -143,12 +155,12 @@ int one_operand(int argc, char **argv, const char *flag, const char **operand, b
 
 int cmd_device_add(struct cmd_ctx *c, int argc, char **argv);
 int cmd_device_rm(struct cmd_ctx *c, int argc, char **argv);
-int cmd_device_list(struct cmd_ctx *c, int argc);
+int cmd_device_list(struct cmd_ctx *c, int argc, char **argv);
 int cmd_device_get(struct cmd_ctx *c, int argc, char **argv);
 
 /* ---- ctl_status.c ---- */
 
-int cmd_status(struct cmd_ctx *c, int argc);
+int cmd_status(struct cmd_ctx *c, int argc, char **argv);
 
 /* ---- ctl_meta.c ---- */
 
@@ -158,8 +170,10 @@ int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv);
 /* ---- ctl_outbox.c ---- */
 
 int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv);
-/* outbox show|drop|retry REF: one request to the queue REF names. */
-int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **argv);
+/* outbox show|retry|drop REF: one request to the queue REF names. */
+int cmd_outbox_show(struct cmd_ctx *c, int argc, char **argv);
+int cmd_outbox_retry(struct cmd_ctx *c, int argc, char **argv);
+int cmd_outbox_drop(struct cmd_ctx *c, int argc, char **argv);
 
 /* ---- ctl_import.c ---- */
 

@@ -329,48 +329,39 @@ int cmd_device_rm(struct cmd_ctx *c, int argc, char **argv)
     return rc;
 }
 
-int cmd_device_list(struct cmd_ctx *c, int argc)
+int cmd_device_list(struct cmd_ctx *c, int argc, char **argv)
 {
+    static const struct kebody_request req = {.op = "device_list"};
+    static const char *const head[] = {"ID", "NAME", "STATE", "LAST_ONLINE"};
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *devs, *d;
-    const char **cells = NULL;
+    const char **cells;
     size_t n = 1;
     int rc;
 
+    (void)argv;
     if (argc != 0) {
         complain("usage: device list\n");
         return EXIT_USAGE;
     }
-    rc = connect_once(c);
-    if (rc == 0)
-        rc = ctl_op(&c->s, "device_list", &doc);
+    rc = ask(c, ctl_query, &req, &doc);
     if (rc)
         return rc;
     devs = kedge_json_get(kedge_jdoc_root(doc), "devices");
     if (!devs || devs->type != KEDGE_JARR) {
-        complain("the plugin's answer has no device list: %.*s\n", (int)c->s.reply.len,
-                 c->s.reply.data);
-        rc = EXIT_REFUSED;
-        goto out;
+        kedge_jdoc_free(doc);
+        return answer_lacks(c, "the plugin's answer has no device list");
     }
-    cells = calloc((devs->n + 1) * 4, sizeof(*cells));
-    if (!cells)
-        die_oom();
-    cells[0] = "ID";
-    cells[1] = "NAME";
-    cells[2] = "STATE";
-    cells[3] = "LAST_ONLINE";
+    cells = table_new(devs->n, 4, head);
     for (d = devs->child; d; d = d->next, n++) {
         cells[n * 4 + 0] = or_dash(jstr(d, "id"));
         cells[n * 4 + 1] = or_dash(jstr(d, "name"));
         cells[n * 4 + 2] = or_dash(jstr(d, "state"));
         cells[n * 4 + 3] = or_dash(jstr(d, "last_online"));
     }
-    print_table(cells, n, 4);
-out:
-    free(cells);
+    table_print(cells, n, 4);
     kedge_jdoc_free(doc);
-    return rc;
+    return 0;
 }
 
 static const char *twin_value(const struct kedge_jval *twin, const char *side)
@@ -382,7 +373,8 @@ int cmd_device_get(struct cmd_ctx *c, int argc, char **argv)
 {
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *root, *twins, *t;
-    const char *id = NULL, **cells = NULL;
+    static const char *const head[] = {"TWIN", "TYPE", "EXPECTED", "ACTUAL"};
+    const char *id = NULL, **cells;
     bool table = false, found;
     size_t n = 1;
     int rc;
@@ -410,13 +402,7 @@ int cmd_device_get(struct cmd_ctx *c, int argc, char **argv)
         goto out;
     }
     twins = kedge_json_get(root, "twin");
-    cells = calloc(((twins && twins->type == KEDGE_JOBJ ? twins->n : 0) + 1) * 4, sizeof(*cells));
-    if (!cells)
-        die_oom();
-    cells[0] = "TWIN";
-    cells[1] = "TYPE";
-    cells[2] = "EXPECTED";
-    cells[3] = "ACTUAL";
+    cells = table_new(twins && twins->type == KEDGE_JOBJ ? twins->n : 0, 4, head);
     if (twins && twins->type == KEDGE_JOBJ) {
         for (t = twins->child; t; t = t->next, n++) {
             cells[n * 4 + 0] = t->key;
@@ -425,9 +411,8 @@ int cmd_device_get(struct cmd_ctx *c, int argc, char **argv)
             cells[n * 4 + 3] = twin_value(t, "actual");
         }
     }
-    print_table(cells, n, 4);
+    table_print(cells, n, 4);
 out:
-    free(cells);
     kedge_jdoc_free(doc);
     return rc;
 }

@@ -47,17 +47,13 @@ int cmd_meta_get(struct cmd_ctx *c, int argc, char **argv)
     req.resource = resource;
     req.resource_len = strlen(resource);
     req.timeout_ms = meta_timeout_ms(c->cfg);
-    rc = connect_once(c);
-    if (rc == 0)
-        rc = meta_query(&c->s, &req, &doc);
+    rc = ask(c, meta_query, &req, &doc);
     if (rc)
         return rc;
     obj = kedge_json_get(kedge_jdoc_root(doc), "object");
     if (!obj) {
-        complain("the bridge's answer holds no object: %.*s\n", (int)c->s.reply.len,
-                 c->s.reply.data);
         kedge_jdoc_free(doc);
-        return EXIT_REFUSED;
+        return answer_lacks(c, "the bridge's answer holds no object");
     }
     if (show_source)
         out("source: %s\n", or_dash(jstr(kedge_jdoc_root(doc), "source")));
@@ -72,7 +68,8 @@ int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
     struct kebody_request req = {.op = "list"};
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *objs, *o;
-    const char **cells = NULL;
+    static const char *const head[] = {"KEY", "RESOURCE_VERSION"};
+    const char **cells;
     size_t n = 1;
     int rc;
 
@@ -82,30 +79,21 @@ int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
     }
     req.type = argv[0];
     req.type_len = strlen(argv[0]);
-    rc = connect_once(c);
-    if (rc == 0)
-        rc = meta_query(&c->s, &req, &doc);
+    rc = ask(c, meta_query, &req, &doc);
     if (rc)
         return rc;
     objs = kedge_json_get(kedge_jdoc_root(doc), "objects");
     if (!objs || objs->type != KEDGE_JARR) {
-        complain("the bridge's answer has no object list: %.*s\n", (int)c->s.reply.len,
-                 c->s.reply.data);
         kedge_jdoc_free(doc);
-        return EXIT_REFUSED;
+        return answer_lacks(c, "the bridge's answer has no object list");
     }
-    cells = calloc((objs->n + 1) * 2, sizeof(*cells));
-    if (!cells)
-        die_oom();
-    cells[0] = "KEY";
-    cells[1] = "RESOURCE_VERSION";
+    cells = table_new(objs->n, 2, head);
     for (o = objs->child; o; o = o->next, n++) {
         cells[n * 2 + 0] = or_dash(jstr(o, "key"));
         cells[n * 2 + 1] = or_dash(
             jstr(kedge_json_get(kedge_json_get(o, "object"), "metadata"), "resourceVersion"));
     }
-    print_table(cells, n, 2);
-    free(cells);
+    table_print(cells, n, 2);
     kedge_jdoc_free(doc);
     return 0;
 }

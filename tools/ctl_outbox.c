@@ -49,7 +49,7 @@ static void print_entries(const struct kedge_jval *root, char which)
     };
     const struct kedge_jval *list = kedge_json_get(root, "entries"), *e;
     int t = which == 'p' ? 0 : which == 'b' ? 1 : 2;
-    size_t ncol = t == 0 ? 5 : 6, n = 1, k;
+    size_t ncol = t == 0 ? 5 : 6, n = 1;
     char(*nums)[24];
     const char **cells;
 
@@ -57,12 +57,10 @@ static void print_entries(const struct kedge_jval *root, char which)
         out("  (empty)\n");
         return;
     }
-    cells = calloc((list->n + 1) * ncol, sizeof(*cells));
+    cells = table_new(list->n, ncol, head[t]);
     nums = calloc((list->n + 1) * 4, sizeof(*nums));
-    if (!cells || !nums)
+    if (!nums)
         die_oom();
-    for (k = 0; k < ncol; k++)
-        cells[k] = head[t][k];
     for (e = list->child; e; e = e->next, n++) {
         const char **row = cells + n * ncol;
         char(*nb)[24] = nums + n * 4;
@@ -82,9 +80,8 @@ static void print_entries(const struct kedge_jval *root, char which)
                  : jbool(e, "blocked")   ? "waiting"
                                          : "queued";
     }
-    print_table(cells, n, ncol);
+    table_print(cells, n, ncol);
     free(nums);
-    free(cells);
 }
 
 int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
@@ -104,9 +101,7 @@ int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     req.limit = limit;
-    rc = connect_once(c);
-    if (rc == 0)
-        rc = ctl_query(&c->s, &req, &doc);
+    rc = ask(c, ctl_query, &req, &doc);
     if (rc)
         return rc;
     if (refused(doc, "the plugin's queue") == 0) {
@@ -141,7 +136,7 @@ int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv)
 }
 
 /* outbox show|drop|retry REF: one request to the queue REF names. */
-int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **argv)
+static int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **argv)
 {
     struct kebody_request req = {0};
     struct kedge_jdoc *doc = NULL;
@@ -170,9 +165,7 @@ int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **argv)
         req.has_id = KEBODY_INT;
         req.id = id;
     }
-    rc = connect_once(c);
-    if (rc == 0)
-        rc = queue == 'p' ? ctl_query(&c->s, &req, &doc) : bctl_query(&c->s, &req, &doc);
+    rc = ask(c, queue == 'p' ? ctl_query : bctl_query, &req, &doc);
     if (rc == 0)
         rc = refused(doc, argv[0]);
     if (rc == 0 && !strcmp(verb, "show")) {
@@ -183,4 +176,19 @@ int cmd_outbox_act(struct cmd_ctx *c, const char *verb, int argc, char **argv)
     }
     kedge_jdoc_free(doc);
     return rc;
+}
+
+int cmd_outbox_show(struct cmd_ctx *c, int argc, char **argv)
+{
+    return cmd_outbox_act(c, "show", argc, argv);
+}
+
+int cmd_outbox_retry(struct cmd_ctx *c, int argc, char **argv)
+{
+    return cmd_outbox_act(c, "retry", argc, argv);
+}
+
+int cmd_outbox_drop(struct cmd_ctx *c, int argc, char **argv)
+{
+    return cmd_outbox_act(c, "drop", argc, argv);
 }

@@ -114,6 +114,22 @@ void print_table(const char *const *cells, size_t nrows, size_t ncol)
     }
 }
 
+const char **table_new(size_t rows, size_t ncol, const char *const *head)
+{
+    const char **cells = calloc((rows + 1) * ncol, sizeof(*cells));
+
+    if (!cells)
+        die_oom();
+    memcpy(cells, head, ncol * sizeof(*cells));
+    return cells;
+}
+
+void table_print(const char **cells, size_t nrows, size_t ncol)
+{
+    print_table(cells, nrows, ncol);
+    free(cells);
+}
+
 const char *or_dash(const char *s)
 {
     return s && *s ? s : "-";

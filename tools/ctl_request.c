@@ -44,12 +44,18 @@ int ctl_query(struct session *s, const struct kebody_request *req, struct kedge_
     return json_query(s, KE_CTL_PREFIX, PLUGIN_WHO, "the plugin's", req, doc);
 }
 
-/* A request that is only its op. */
-int ctl_op(struct session *s, const char *op, struct kedge_jdoc **doc)
+int ask(struct cmd_ctx *c, query_fn *q, const struct kebody_request *req, struct kedge_jdoc **doc)
 {
-    struct kebody_request req = {.op = op};
+    int rc = connect_once(c);
 
-    return ctl_query(s, &req, doc);
+    *doc = NULL;
+    return rc ? rc : q(&c->s, req, doc);
+}
+
+int answer_lacks(const struct cmd_ctx *c, const char *what)
+{
+    complain("%s: %.*s\n", what, (int)c->s.reply.len, c->s.reply.data);
+    return EXIT_REFUSED;
 }
 
 const char *jstr(const struct kedge_jval *obj, const char *key)

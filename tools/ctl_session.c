@@ -37,30 +37,29 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
     s->connected = false;
 }
 
-static void on_subscribe(struct mosquitto *m, void *obj, int mid, int count, const int *granted,
-                         const mosquitto_property *props)
+/* The SUBACK or PUBACK of the step in flight, with its reason code. */
+static void acked(struct session *s, int mid, int code)
 {
-    struct session *s = obj;
-
-    (void)m;
-    (void)props;
     if (mid != s->wait_mid)
         return;
     s->acked = true;
-    s->ack_code = count > 0 ? granted[0] : 0x80;
+    s->ack_code = code;
+}
+
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int count, const int *granted,
+                         const mosquitto_property *props)
+{
+    (void)m;
+    (void)props;
+    acked(obj, mid, count > 0 ? granted[0] : 0x80);
 }
 
 static void on_publish(struct mosquitto *m, void *obj, int mid, int rc,
                        const mosquitto_property *props)
 {
-    struct session *s = obj;
-
     (void)m;
     (void)props;
-    if (mid != s->wait_mid)
-        return;
-    s->acked = true;
-    s->ack_code = rc;
+    acked(obj, mid, rc);
 }
 
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
@@ -198,6 +197,19 @@ int session_open(struct session *s, const struct ctl_config *cfg, const char *pa
     return 0;
 }
 
+/* Wait for the ack of the SUBSCRIBE or PUBLISH just sent (rc: what libmosquitto returned,
+ * *mid: its message id). Returns 0 with s->ack_code, or -ECONNRESET / -ETIMEDOUT with *err_no. */
+static int await_ack(struct session *s, int rc, const int *mid, int *err_no)
+{
+    if (rc != MOSQ_ERR_SUCCESS) {
+        *err_no = rc == MOSQ_ERR_ERRNO ? errno : 0;
+        s->loop_rc = rc;
+        return -ECONNRESET;
+    }
+    s->wait_mid = *mid;
+    return pump(s, WAIT_ACK, err_no);
+}
+
 /* Publish payload on topic and wait for the answer on topic + "/result" (the plugin sends it
  * to our client id, the bridge to the topic; the subscription also proves we may use $ke/).
  * who: what should have answered, for the message when nothing does ("kedge_plugin.so loaded
@@ -217,11 +229,7 @@ int session_request(struct session *s, const char *topic, const char *payload, s
 
     step_start(s);
     s->acked = false;
-    rc = mosquitto_subscribe(s->mosq, &mid, result_topic.data, 1);
-    if (rc != MOSQ_ERR_SUCCESS)
-        goto lost;
-    s->wait_mid = mid;
-    rc = pump(s, WAIT_ACK, &err_no);
+    rc = await_ack(s, mosquitto_subscribe(s->mosq, &mid, result_topic.data, 1), &mid, &err_no);
     if (rc < 0)
         goto fail;
     if (s->ack_code >= 0x80) {
@@ -233,11 +241,8 @@ int session_request(struct session *s, const char *topic, const char *payload, s
     }
 
     s->acked = false;
-    rc = mosquitto_publish(s->mosq, &mid, topic, (int)len, payload, 1, false);
-    if (rc != MOSQ_ERR_SUCCESS)
-        goto lost;
-    s->wait_mid = mid;
-    rc = pump(s, WAIT_ACK, &err_no);
+    rc = await_ack(s, mosquitto_publish(s->mosq, &mid, topic, (int)len, payload, 1, false), &mid,
+                   &err_no);
     if (rc < 0)
         goto fail;
     if (s->ack_code >= 0x80) {
@@ -258,10 +263,6 @@ int session_request(struct session *s, const char *topic, const char *payload, s
         goto fail;
     rc = 0;
     goto out;
-lost:
-    err_no = rc == MOSQ_ERR_ERRNO ? errno : 0;
-    s->loop_rc = rc;
-    rc = -ECONNRESET;
 fail:
     if (rc == -ETIMEDOUT)
         complain("the broker at %s:%ld did not acknowledge within %ld s\n", cfg->host, cfg->port,

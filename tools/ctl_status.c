@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "kedge/json.h"
+#include "kedge/kebody.h"
 #include "kedge/util.h"
 #include "ctl.h"
 
@@ -114,18 +115,18 @@ static void print_status(const struct kedge_jval *obj, const char *prefix)
     }
 }
 
-int cmd_status(struct cmd_ctx *c, int argc)
+int cmd_status(struct cmd_ctx *c, int argc, char **argv)
 {
+    static const struct kebody_request req = {.op = "status"};
     struct kedge_jdoc *doc = NULL;
     int rc;
 
+    (void)argv;
     if (argc != 0) {
         complain("usage: status\n");
         return EXIT_USAGE;
     }
-    rc = connect_once(c);
-    if (rc == 0)
-        rc = ctl_op(&c->s, "status", &doc);
+    rc = ask(c, ctl_query, &req, &doc);
     if (rc)
         return rc;
     print_status(kedge_jdoc_root(doc), "");

@@ -139,77 +139,65 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
     return 0;
 }
 
-/* Which command, before anything touches the network: 0 and *cmd set, or EXIT_USAGE. */
-enum command {
-    CMD_ADD,
-    CMD_RM,
-    CMD_LIST,
-    CMD_GET,
-    CMD_STATUS,
-    CMD_META_GET,
-    CMD_META_LIST,
-    CMD_OUTBOX_LIST,
-    CMD_OUTBOX_SHOW,
-    CMD_OUTBOX_RETRY,
-    CMD_OUTBOX_DROP,
-    CMD_IMPORT
+/* Every command: its words, its function, whether it talks to the broker. */
+static const struct command {
+    const char *group, *name; /* name NULL: a one-word command */
+    cmd_fn *run;
+    bool network;
+} commands[] = {
+    {"device", "add", cmd_device_add, true},   {"device", "rm", cmd_device_rm, true},
+    {"device", "list", cmd_device_list, true}, {"device", "get", cmd_device_get, true},
+    {"status", NULL, cmd_status, true},        {"meta", "get", cmd_meta_get, true},
+    {"meta", "list", cmd_meta_list, true},     {"outbox", "list", cmd_outbox_list, true},
+    {"outbox", "show", cmd_outbox_show, true}, {"outbox", "retry", cmd_outbox_retry, true},
+    {"outbox", "drop", cmd_outbox_drop, true}, {"import", NULL, cmd_import, false},
 };
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static int pick_command(int argc, char **argv, enum command *cmd, int *first_arg)
+/* A group without (or with an unknown) subcommand: say which there are, "a, b or c". */
+static void wrong_subcommand(int argc, char **argv)
 {
-    if (argc >= 1 && !strcmp(argv[0], "status")) {
-        *cmd = CMD_STATUS;
-        *first_arg = 1;
-        return 0;
+    char subs[128] = "";
+    size_t i, n = 0, k = 0;
+
+    for (i = 0; i < N_COMMANDS; i++)
+        n += !strcmp(commands[i].group, argv[0]);
+    for (i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(commands[i].group, argv[0]))
+            continue;
+        k++;
+        (void)snprintf(subs + strlen(subs), sizeof(subs) - strlen(subs), "%s%s",
+                       k == 1   ? ""
+                       : k == n ? " or "
+                                : ", ",
+                       commands[i].name);
     }
-    if (argc >= 1 && !strcmp(argv[0], "import")) {
-        *cmd = CMD_IMPORT;
-        *first_arg = 1;
-        return 0;
-    }
-    if (argc >= 2 && !strcmp(argv[0], "meta") &&
-        (!strcmp(argv[1], "get") || !strcmp(argv[1], "list"))) {
-        *cmd = !strcmp(argv[1], "get") ? CMD_META_GET : CMD_META_LIST;
-        *first_arg = 2;
-        return 0;
-    }
-    if (argc >= 2 && !strcmp(argv[0], "outbox")) {
-        static const char *const subs[] = {"list", "show", "retry", "drop"};
-        for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-            if (!strcmp(argv[1], subs[i])) {
-                *cmd = (enum command)(CMD_OUTBOX_LIST + (int)i);
-                *first_arg = 2;
-                return 0;
-            }
-        }
-    }
-    if (argc >= 2 && !strcmp(argv[0], "device")) {
-        static const struct {
-            const char *name;
-            enum command cmd;
-        } sub[] = {{"add", CMD_ADD}, {"rm", CMD_RM}, {"list", CMD_LIST}, {"get", CMD_GET}};
-        for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
-            if (!strcmp(argv[1], sub[i].name)) {
-                *cmd = sub[i].cmd;
-                *first_arg = 2;
-                return 0;
-            }
+    complain("%s %s%s%s: use %s %s (--help)\n", argv[0], argc > 1 ? "'" : "needs a subcommand",
+             argc > 1 ? argv[1] : "", argc > 1 ? "' is unknown" : "", argv[0], subs);
+}
+
+/* Which command, before anything touches the network: *cmd and the index of its first
+ * argument, or EXIT_USAGE after saying why. */
+static int pick_command(int argc, char **argv, const struct command **cmd, int *first_arg)
+{
+    bool group = false;
+    size_t i;
+
+    for (i = 0; argc >= 1 && i < N_COMMANDS; i++) {
+        const struct command *c = &commands[i];
+        if (strcmp(argv[0], c->group))
+            continue;
+        group = c->name != NULL;
+        if (!c->name || (argc >= 2 && !strcmp(argv[1], c->name))) {
+            *cmd = c;
+            *first_arg = c->name ? 2 : 1;
+            return 0;
         }
     }
     if (argc == 0)
         usage(stderr);
-    else if (!strcmp(argv[0], "device"))
-        complain("device %s%s%s: use device add, rm, list or get (--help)\n",
-                 argc > 1 ? "'" : "needs a subcommand", argc > 1 ? argv[1] : "",
-                 argc > 1 ? "' is unknown" : "");
-    else if (!strcmp(argv[0], "outbox"))
-        complain("outbox %s%s%s: use outbox list, show, retry or drop (--help)\n",
-                 argc > 1 ? "'" : "needs a subcommand", argc > 1 ? argv[1] : "",
-                 argc > 1 ? "' is unknown" : "");
-    else if (!strcmp(argv[0], "meta"))
-        complain("meta %s%s%s: use meta get or list (--help)\n",
-                 argc > 1 ? "'" : "needs a subcommand", argc > 1 ? argv[1] : "",
-                 argc > 1 ? "' is unknown" : "");
+    else if (group)
+        wrong_subcommand(argc, argv);
     else
         complain("unknown command '%s' (--help lists them)\n", argv[0]);
     return EXIT_USAGE;
@@ -220,7 +208,7 @@ int main(int argc, char **argv)
     struct ctl_args args;
     struct ctl_config cfg = {0};
     struct cmd_ctx c;
-    enum command cmd;
+    const struct command *cmd;
     int rc, first;
 
     for (int i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -243,7 +231,7 @@ int main(int argc, char **argv)
     (void)signal(SIGPIPE, SIG_IGN);
     (void)signal(SIGALRM, on_alarm);
     /* every step has its own deadline; this only catches a call that blocks past all of them */
-    if (cmd != CMD_IMPORT) /* import has no network to wait for; a big copy takes its time */
+    if (cmd->network) /* import has no network to wait for; a big copy takes its time */
         alarm((unsigned)(cfg.timeout_s * MAX_STEPS + 2));
 
     mosquitto_lib_init();
@@ -251,44 +239,7 @@ int main(int argc, char **argv)
     c.cfg = &cfg;
     argc -= optind + first;
     argv += optind + first;
-    switch (cmd) {
-    case CMD_ADD:
-        rc = cmd_device_add(&c, argc, argv);
-        break;
-    case CMD_RM:
-        rc = cmd_device_rm(&c, argc, argv);
-        break;
-    case CMD_LIST:
-        rc = cmd_device_list(&c, argc);
-        break;
-    case CMD_GET:
-        rc = cmd_device_get(&c, argc, argv);
-        break;
-    case CMD_STATUS:
-        rc = cmd_status(&c, argc);
-        break;
-    case CMD_META_GET:
-        rc = cmd_meta_get(&c, argc, argv);
-        break;
-    case CMD_META_LIST:
-        rc = cmd_meta_list(&c, argc, argv);
-        break;
-    case CMD_OUTBOX_LIST:
-        rc = cmd_outbox_list(&c, argc, argv);
-        break;
-    case CMD_OUTBOX_SHOW:
-        rc = cmd_outbox_act(&c, "show", argc, argv);
-        break;
-    case CMD_OUTBOX_RETRY:
-        rc = cmd_outbox_act(&c, "retry", argc, argv);
-        break;
-    case CMD_OUTBOX_DROP:
-        rc = cmd_outbox_act(&c, "drop", argc, argv);
-        break;
-    case CMD_IMPORT:
-        rc = cmd_import(&c, argc, argv);
-        break;
-    }
+    rc = cmd->run(&c, argc, argv);
     session_close(&c.s);
     mosquitto_lib_cleanup();
     if (c.password) {

@@ -79,6 +79,9 @@ int kvconf_set_name(const struct kvconf *c, const char *name, size_t len, const 
 int kvconf_line(const struct kvconf *c, char *line, char sep, const char *where);
 /* Every line of path, where = "path:N". missing_ok: a file that does not exist is 0. */
 int kvconf_file(const struct kvconf *c, const char *path, bool missing_ok);
+/* The secret file a key names (kedge_read_secret: its first line) into *out; a failure is
+ * logged as "<who> <path>: <why>". Returns 0, KEDGE_ECONFIG or -ENOMEM. */
+int kvconf_read_secret(const char *who, const char *path, char **out);
 /* Free the string fields and set them NULL. */
 void kvconf_free(const struct kvconf *c);
 /* The error as text without a program prefix: "where: key 'v' is not a number in [1, 9]". */
