@@ -151,32 +151,13 @@ int long_value(int argc, char **argv, int *i, const char *name, const char **val
 int one_operand(int argc, char **argv, const char *flag, const char **operand, bool *set,
                 const char *usage);
 
-/* ---- ctl_device.c ---- */
+/* ---- the commands (kedge_ctl.c's table runs them) ---- */
 
-int cmd_device_add(struct cmd_ctx *c, int argc, char **argv);
-int cmd_device_rm(struct cmd_ctx *c, int argc, char **argv);
-int cmd_device_list(struct cmd_ctx *c, int argc, char **argv);
-int cmd_device_get(struct cmd_ctx *c, int argc, char **argv);
-
-/* ---- ctl_status.c ---- */
-
-int cmd_status(struct cmd_ctx *c, int argc, char **argv);
-
-/* ---- ctl_meta.c ---- */
-
-int cmd_meta_get(struct cmd_ctx *c, int argc, char **argv);
-int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv);
-
-/* ---- ctl_outbox.c ---- */
-
-int cmd_outbox_list(struct cmd_ctx *c, int argc, char **argv);
-/* outbox show|retry|drop REF: one request to the queue REF names. */
-int cmd_outbox_show(struct cmd_ctx *c, int argc, char **argv);
-int cmd_outbox_retry(struct cmd_ctx *c, int argc, char **argv);
-int cmd_outbox_drop(struct cmd_ctx *c, int argc, char **argv);
-
-/* ---- ctl_import.c ---- */
-
-int cmd_import(struct cmd_ctx *c, int argc, char **argv);
+cmd_fn cmd_device_add, cmd_device_rm, cmd_device_list, cmd_device_get; /* ctl_device.c */
+cmd_fn cmd_status;                                                     /* ctl_status.c */
+cmd_fn cmd_meta_get, cmd_meta_list;                                    /* ctl_meta.c */
+/* ctl_outbox.c; show|retry|drop REF: one request to the queue REF names */
+cmd_fn cmd_outbox_list, cmd_outbox_show, cmd_outbox_retry, cmd_outbox_drop;
+cmd_fn cmd_import; /* ctl_import.c */
 
 #endif
