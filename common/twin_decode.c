@@ -408,31 +408,33 @@ int kedge_twin_event_id_decode(const char *buf, size_t len, char **event_id)
 
 /* DeviceUpdate: BaseMessage, state, attributes (map of MsgAttr). Type errors anywhere make
  * Go's Unmarshal fail, and edgecore then stays silent. */
+/* Go's Unmarshal into a field of this type: absent or null is fine, another type is not. */
+static bool member_is(const struct kedge_jval *obj, const char *key, enum kedge_jtype type)
+{
+    const struct kedge_jval *f = kedge_json_get(obj, key);
+
+    return kedge_json_is_null(f) || f->type == type;
+}
+
 static int check_attrs(const struct kedge_jval *attrs)
 {
-    const struct kedge_jval *a, *meta, *f;
+    const struct kedge_jval *a, *meta;
     int rc;
 
     if ((rc = want_object(attrs)) <= 0)
         return rc;
     for (a = attrs->child; a; a = a->next) {
-        if (a->type == KEDGE_JNULL)
+        if ((rc = want_object(a)) <= 0) {
+            if (rc < 0)
+                return rc;
             continue;
-        if (a->type != KEDGE_JOBJ)
-            return KEDGE_EPARSE;
-        f = kedge_json_get(a, "value");
-        if (!kedge_json_is_null(f) && f->type != KEDGE_JSTR)
-            return KEDGE_EPARSE;
-        f = kedge_json_get(a, "optional");
-        if (!kedge_json_is_null(f) && f->type != KEDGE_JBOOL)
+        }
+        if (!member_is(a, "value", KEDGE_JSTR) || !member_is(a, "optional", KEDGE_JBOOL))
             return KEDGE_EPARSE;
         meta = kedge_json_get(a, "metadata");
-        if (kedge_json_is_null(meta))
-            continue;
-        if (meta->type != KEDGE_JOBJ)
-            return KEDGE_EPARSE;
-        f = kedge_json_get(meta, "type");
-        if (!kedge_json_is_null(f) && f->type != KEDGE_JSTR)
+        if ((rc = want_object(meta)) < 0)
+            return rc;
+        if (rc == 1 && !member_is(meta, "type", KEDGE_JSTR))
             return KEDGE_EPARSE;
     }
     return 0;

@@ -121,9 +121,12 @@ int ctl_query(struct session *s, const struct kebody_request *req, struct kedge_
 typedef int query_fn(struct session *s, const struct kebody_request *req, struct kedge_jdoc **doc);
 /* connect_once, then q(req): the answer in *doc. Returns 0 or an exit code after printing why. */
 int ask(struct cmd_ctx *c, query_fn *q, const struct kebody_request *req, struct kedge_jdoc **doc);
-/* An answer without the member the command needs (what: "the bridge's answer holds no
- * object"): printed with the answer, EXIT_REFUSED. */
-int answer_lacks(const struct cmd_ctx *c, const char *what);
+/* ask, then the answer's member name (an array when list): 0 with *doc and *member set, or an
+ * exit code after printing why; lacks says what is missing ("the bridge's answer holds no
+ * object") and is printed with the answer. */
+int ask_member(struct cmd_ctx *c, query_fn *q, const struct kebody_request *req, const char *name,
+               bool list, const char *lacks, struct kedge_jdoc **doc,
+               const struct kedge_jval **member);
 const char *jstr(const struct kedge_jval *obj, const char *key);
 /* The code of an error answer ({"code":404,"reason":...}), or 0 for a normal one. */
 int64_t answer_code(const struct kedge_jval *root);

@@ -344,14 +344,10 @@ int cmd_device_list(struct cmd_ctx *c, int argc, char **argv)
         complain("usage: device list\n");
         return EXIT_USAGE;
     }
-    rc = ask(c, ctl_query, &req, &doc);
+    rc = ask_member(c, ctl_query, &req, "devices", true, "the plugin's answer has no device list",
+                    &doc, &devs);
     if (rc)
         return rc;
-    devs = kedge_json_get(kedge_jdoc_root(doc), "devices");
-    if (!devs || devs->type != KEDGE_JARR) {
-        kedge_jdoc_free(doc);
-        return answer_lacks(c, "the plugin's answer has no device list");
-    }
     cells = table_new(devs->n, 4, head);
     for (d = devs->child; d; d = d->next, n++) {
         cells[n * 4 + 0] = or_dash(jstr(d, "id"));

@@ -47,14 +47,10 @@ int cmd_meta_get(struct cmd_ctx *c, int argc, char **argv)
     req.resource = resource;
     req.resource_len = strlen(resource);
     req.timeout_ms = meta_timeout_ms(c->cfg);
-    rc = ask(c, meta_query, &req, &doc);
+    rc = ask_member(c, meta_query, &req, "object", false, "the bridge's answer holds no object",
+                    &doc, &obj);
     if (rc)
         return rc;
-    obj = kedge_json_get(kedge_jdoc_root(doc), "object");
-    if (!obj) {
-        kedge_jdoc_free(doc);
-        return answer_lacks(c, "the bridge's answer holds no object");
-    }
     if (show_source)
         out("source: %s\n", or_dash(jstr(kedge_jdoc_root(doc), "source")));
     print_json(obj, 0);
@@ -79,14 +75,10 @@ int cmd_meta_list(struct cmd_ctx *c, int argc, char **argv)
     }
     req.type = argv[0];
     req.type_len = strlen(argv[0]);
-    rc = ask(c, meta_query, &req, &doc);
+    rc = ask_member(c, meta_query, &req, "objects", true, "the bridge's answer has no object list",
+                    &doc, &objs);
     if (rc)
         return rc;
-    objs = kedge_json_get(kedge_jdoc_root(doc), "objects");
-    if (!objs || objs->type != KEDGE_JARR) {
-        kedge_jdoc_free(doc);
-        return answer_lacks(c, "the bridge's answer has no object list");
-    }
     cells = table_new(objs->n, 2, head);
     for (o = objs->child; o; o = o->next, n++) {
         cells[n * 2 + 0] = or_dash(jstr(o, "key"));

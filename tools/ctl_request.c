@@ -52,9 +52,20 @@ int ask(struct cmd_ctx *c, query_fn *q, const struct kebody_request *req, struct
     return rc ? rc : q(&c->s, req, doc);
 }
 
-int answer_lacks(const struct cmd_ctx *c, const char *what)
+int ask_member(struct cmd_ctx *c, query_fn *q, const struct kebody_request *req, const char *name,
+               bool list, const char *lacks, struct kedge_jdoc **doc,
+               const struct kedge_jval **member)
 {
-    complain("%s: %.*s\n", what, (int)c->s.reply.len, c->s.reply.data);
+    int rc = ask(c, q, req, doc);
+
+    if (rc)
+        return rc;
+    *member = kedge_json_get(kedge_jdoc_root(*doc), name);
+    if (*member && (!list || (*member)->type == KEDGE_JARR))
+        return 0;
+    complain("%s: %.*s\n", lacks, (int)c->s.reply.len, c->s.reply.data);
+    kedge_jdoc_free(*doc);
+    *doc = NULL;
     return EXIT_REFUSED;
 }
 
