@@ -13,104 +13,101 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/ke.h"
+#include "kedge/kvconf.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
 
-enum conf_type { CONF_STR, CONF_INT };
-
-struct conf_key {
-    const char *key;
-    enum conf_type type;
-    size_t field;
-    long min, max;
-    const char *def; /* NULL: required */
-    const char *help;
-};
-
 #define F(m) offsetof(struct bridge_config, m)
-static const struct conf_key keys[] = {
+static const struct kvconf_key keys[] = {
     /* key                 type      field                  min  max        default */
-    {"node_name", CONF_STR, F(node_name), 0, 0, NULL,
-     "this edge node's name; must equal the plugin's plugin_opt_node_name"},
-    {"project_id", CONF_STR, F(project_id), 0, 0, "e632aba927ea4ac2b575ec1603d56f10",
-     "CloudHub project id (header project_id and URL path)"},
-    {"cloud_host", CONF_STR, F(cloud_host), 0, 0, "127.0.0.1", "cloudcore address"},
-    {"cloud_port", CONF_INT, F(cloud_port), 1, 65535, "10000", "CloudHub websocket port"},
-    {"tls_ca_file", CONF_STR, F(tls_ca_file), 0, 0, "/etc/kedge/ca/rootCA.crt",
-     "cloudcore's CA (PEM)"},
-    {"tls_cert_file", CONF_STR, F(tls_cert_file), 0, 0, "/etc/kedge/certs/server.crt",
-     "this node's client certificate (PEM)"},
-    {"tls_key_file", CONF_STR, F(tls_key_file), 0, 0, "/etc/kedge/certs/server.key",
-     "this node's private key (PEM)"},
-    {"broker_host", CONF_STR, F(broker_host), 0, 0, "127.0.0.1", "the local mosquitto"},
-    {"broker_port", CONF_INT, F(broker_port), 1, 65535, "1883", "the local mosquitto's port"},
-    {"broker_username", CONF_STR, F(broker_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME,
-     "the bridge identity (plugin_opt_bridge_username)"},
-    {"broker_password_file", CONF_STR, F(broker_password_file), 0, 0, "/etc/kedge/bridge.password",
-     "its password, first line (plugin_opt_bridge_password_file)"},
-    {"db_path", CONF_STR, F(db_path), 0, 0, "/var/lib/kedge/bridge.db",
-     "the bridge's own SQLite file (outbox to the cloud)"},
-    {"meta_db_path", CONF_STR, F(meta_db_path), 0, 0, "/var/lib/kedge/meta.db",
-     "MetaManager's SQLite file (KubeEdge's meta table)"},
-    {"cloud_version", CONF_STR, F(cloud_version), 0, 0, "1.15",
-     "cloudcore's version, MAJOR.MINOR: device ids (ns/name from 1.17), node namespace"},
-    {"node_namespace", CONF_STR, F(node_namespace), 0, 0, "",
-     "override: default or null (otherwise from cloud_version: null from 1.23)"},
+    {"node_name", KVCONF_STR, F(node_name), 0, 0, NULL,
+     "this edge node's name; must equal the plugin's plugin_opt_node_name", NULL},
+    {"project_id", KVCONF_STR, F(project_id), 0, 0, "e632aba927ea4ac2b575ec1603d56f10",
+     "CloudHub project id (header project_id and URL path)", NULL},
+    {"cloud_host", KVCONF_STR, F(cloud_host), 0, 0, "127.0.0.1", "cloudcore address", NULL},
+    {"cloud_port", KVCONF_LONG, F(cloud_port), 1, 65535, "10000", "CloudHub websocket port", NULL},
+    {"tls_ca_file", KVCONF_STR, F(tls_ca_file), 0, 0, "/etc/kedge/ca/rootCA.crt",
+     "cloudcore's CA (PEM)", NULL},
+    {"tls_cert_file", KVCONF_STR, F(tls_cert_file), 0, 0, "/etc/kedge/certs/server.crt",
+     "this node's client certificate (PEM)", NULL},
+    {"tls_key_file", KVCONF_STR, F(tls_key_file), 0, 0, "/etc/kedge/certs/server.key",
+     "this node's private key (PEM)", NULL},
+    {"broker_host", KVCONF_STR, F(broker_host), 0, 0, "127.0.0.1", "the local mosquitto", NULL},
+    {"broker_port", KVCONF_LONG, F(broker_port), 1, 65535, "1883", "the local mosquitto's port",
+     NULL},
+    {"broker_username", KVCONF_STR, F(broker_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME,
+     "the bridge identity (plugin_opt_bridge_username)", NULL},
+    {"broker_password_file", KVCONF_STR, F(broker_password_file), 0, 0,
+     "/etc/kedge/bridge.password", "its password, first line (plugin_opt_bridge_password_file)",
+     NULL},
+    {"db_path", KVCONF_STR, F(db_path), 0, 0, "/var/lib/kedge/bridge.db",
+     "the bridge's own SQLite file (outbox to the cloud)", NULL},
+    {"meta_db_path", KVCONF_STR, F(meta_db_path), 0, 0, "/var/lib/kedge/meta.db",
+     "MetaManager's SQLite file (KubeEdge's meta table)", NULL},
+    {"cloud_version", KVCONF_STR, F(cloud_version), 0, 0, "1.15",
+     "cloudcore's version, MAJOR.MINOR: device ids (ns/name from 1.17), node namespace", NULL},
+    {"node_namespace", KVCONF_STR, F(node_namespace), 0, 0, "",
+     "override: default or null (otherwise from cloud_version: null from 1.23)", NULL},
     /* not newer than the oldest Kubernetes KubeEdge v1.15 supports (1.24): a kubelet newer
      * than its API server breaks the version-skew policy (edgecore v1.15.4 says
      * v1.26.15-kubeedge-v1.15.4, newer than a 1.24 or 1.25 cluster) */
-    {"kubelet_version", CONF_STR, F(kubelet_version), 0, 0, "v1.24.0-kedge",
-     "the node's kubeletVersion: vMAJOR.MINOR.PATCH[-suffix], not newer than the cluster"},
-    {"keepalive_s", CONF_INT, F(keepalive_s), 1, 600, "15", "keepalive message to CloudHub"},
-    {"ping_idle_s", CONF_INT, F(ping_idle_s), 1, 600, "15", "websocket PING after this silence"},
-    {"dead_link_s", CONF_INT, F(dead_link_s), 2, 3600, "45", "hang up after this silence"},
-    {"backoff_initial_ms", CONF_INT, F(backoff_initial_ms), 10, 600000, "1000",
-     "first reconnect delay"},
-    {"backoff_max_ms", CONF_INT, F(backoff_max_ms), 10, 3600000, "30000", "reconnect delay cap"},
-    {"cloud_qps", CONF_INT, F(cloud_qps), 0, 100000, "30", "edge->cloud messages/s, 0 = off"},
-    {"cloud_burst", CONF_INT, F(cloud_burst), 1, 100000, "60", "edge->cloud burst"},
-    {"resend_s", CONF_INT, F(resend_s), 1, 3600, "60",
-     "resend unconfirmed twin/state messages after"},
-    {"resend_max", CONF_INT, F(resend_max), 0, 1000000, "10",
-     "unanswered resends before a twin/state message is set aside (0: never)"},
-    {"upload_budget_bytes", CONF_INT, F(upload_budget_bytes), 0, 1L << 40, "268435456",
-     "bytes of uploads the bridge's queue holds (0: unbounded)"},
-    {"upload_policy", CONF_STR, F(upload_policy), 0, 0, "refuse",
-     "upload budget full: refuse (the plugin keeps them) | drop-oldest (counted)"},
-    {"poison_after", CONF_INT, F(poison_after), 0, 1000000, "3",
+    {"kubelet_version", KVCONF_STR, F(kubelet_version), 0, 0, "v1.24.0-kedge",
+     "the node's kubeletVersion: vMAJOR.MINOR.PATCH[-suffix], not newer than the cluster", NULL},
+    {"keepalive_s", KVCONF_LONG, F(keepalive_s), 1, 600, "15", "keepalive message to CloudHub",
+     NULL},
+    {"ping_idle_s", KVCONF_LONG, F(ping_idle_s), 1, 600, "15", "websocket PING after this silence",
+     NULL},
+    {"dead_link_s", KVCONF_LONG, F(dead_link_s), 2, 3600, "45", "hang up after this silence", NULL},
+    {"backoff_initial_ms", KVCONF_LONG, F(backoff_initial_ms), 10, 600000, "1000",
+     "first reconnect delay", NULL},
+    {"backoff_max_ms", KVCONF_LONG, F(backoff_max_ms), 10, 3600000, "30000", "reconnect delay cap",
+     NULL},
+    {"cloud_qps", KVCONF_LONG, F(cloud_qps), 0, 100000, "30", "edge->cloud messages/s, 0 = off",
+     NULL},
+    {"cloud_burst", KVCONF_LONG, F(cloud_burst), 1, 100000, "60", "edge->cloud burst", NULL},
+    {"resend_s", KVCONF_LONG, F(resend_s), 1, 3600, "60",
+     "resend unconfirmed twin/state messages after", NULL},
+    {"resend_max", KVCONF_LONG, F(resend_max), 0, 1000000, "10",
+     "unanswered resends before a twin/state message is set aside (0: never)", NULL},
+    {"upload_budget_bytes", KVCONF_LONG, F(upload_budget_bytes), 0, 1L << 40, "268435456",
+     "bytes of uploads the bridge's queue holds (0: unbounded)", NULL},
+    {"upload_policy", KVCONF_STR, F(upload_policy), 0, 0, "refuse",
+     "upload budget full: refuse (the plugin keeps them) | drop-oldest (counted)", NULL},
+    {"poison_after", KVCONF_LONG, F(poison_after), 0, 1000000, "3",
      "times the cloud refuses an entry (closes the link on it, answers error) before it is a "
-     "dead letter (0: never)"},
-    {"max_frame_bytes", CONF_INT, F(max_frame_bytes), 1024, 1 << 30, "16777216",
-     "largest cloud message accepted"},
-    {"down_timeout_ms", CONF_INT, F(down_timeout_ms), 100, 600000, "10000",
-     "wait this long for the plugin to apply a cloud message"},
-    {"log_level", CONF_STR, F(log_level), 0, 0, "info", "err|warn|notice|info|debug"},
-    {"cloud_https_port", CONF_INT, F(cloud_https_port), 1, 65535, "10002",
-     "CloudHub's certificate endpoint (join, rotation)"},
-    {"rotate_certificates", CONF_INT, F(rotate_certificates), 0, 1, "1",
-     "renew the node certificate at 70-90% of its lifetime"},
-    {"status_interval_s", CONF_INT, F(status_interval_s), 1, 3600, "10",
-     "compute the node status this often; sent when changed, at least every 5 min"},
-    {"lease_interval_s", CONF_INT, F(lease_interval_s), 1, 3600, "10",
-     "renew the node lease this often (lease duration 40 s)"},
-    {"remote_query_timeout_s", CONF_INT, F(remote_query_timeout_s), 1, 3600, "60",
-     "wait this long for the cloud's answer to a query, registration, status or lease"},
-    {"engine_socket", CONF_STR, F(engine_socket), 0, 0, "/var/run/docker.sock",
-     "Docker Engine API socket (dockerd, or podman system service); none = no pods"},
-    {"pods_dir", CONF_STR, F(pods_dir), 0, 0, "/var/lib/kedge/pods",
-     "pod volumes (emptyDir, configMap, secret files)"},
-    {"pod_infra_image", CONF_STR, F(pod_infra_image), 0, 0, "kubeedge/pause:3.6",
-     "image of the container holding a pod's network namespace"},
-    {"pod_backoff_initial_ms", CONF_INT, F(pod_backoff_initial_ms), 100, 3600000, "10000",
-     "first restart back-off of a crashing container (doubles)"},
-    {"pod_backoff_max_ms", CONF_INT, F(pod_backoff_max_ms), 100, 3600000, "300000",
-     "restart back-off cap"},
-    {"pod_resync_s", CONF_INT, F(pod_resync_s), 1, 3600, "10",
-     "relist the engine's containers at least this often (events come in between)"},
-    {"engine_nofile", CONF_INT, F(engine_nofile), 0, 1 << 30, "0",
-     "RLIMIT_NOFILE for containers (podman without containers.conf needs it); 0 = engine's"},
-    {"engine_nproc", CONF_INT, F(engine_nproc), 0, 1 << 30, "0",
-     "RLIMIT_NPROC for containers; 0 = the engine's"},
+     "dead letter (0: never)",
+     NULL},
+    {"max_frame_bytes", KVCONF_LONG, F(max_frame_bytes), 1024, 1 << 30, "16777216",
+     "largest cloud message accepted", NULL},
+    {"down_timeout_ms", KVCONF_LONG, F(down_timeout_ms), 100, 600000, "10000",
+     "wait this long for the plugin to apply a cloud message", NULL},
+    {"log_level", KVCONF_STR, F(log_level), 0, 0, "info", "err|warn|notice|info|debug", NULL},
+    {"cloud_https_port", KVCONF_LONG, F(cloud_https_port), 1, 65535, "10002",
+     "CloudHub's certificate endpoint (join, rotation)", NULL},
+    {"rotate_certificates", KVCONF_LONG, F(rotate_certificates), 0, 1, "1",
+     "renew the node certificate at 70-90% of its lifetime", NULL},
+    {"status_interval_s", KVCONF_LONG, F(status_interval_s), 1, 3600, "10",
+     "compute the node status this often; sent when changed, at least every 5 min", NULL},
+    {"lease_interval_s", KVCONF_LONG, F(lease_interval_s), 1, 3600, "10",
+     "renew the node lease this often (lease duration 40 s)", NULL},
+    {"remote_query_timeout_s", KVCONF_LONG, F(remote_query_timeout_s), 1, 3600, "60",
+     "wait this long for the cloud's answer to a query, registration, status or lease", NULL},
+    {"engine_socket", KVCONF_STR, F(engine_socket), 0, 0, "/var/run/docker.sock",
+     "Docker Engine API socket (dockerd, or podman system service); none = no pods", NULL},
+    {"pods_dir", KVCONF_STR, F(pods_dir), 0, 0, "/var/lib/kedge/pods",
+     "pod volumes (emptyDir, configMap, secret files)", NULL},
+    {"pod_infra_image", KVCONF_STR, F(pod_infra_image), 0, 0, "kubeedge/pause:3.6",
+     "image of the container holding a pod's network namespace", NULL},
+    {"pod_backoff_initial_ms", KVCONF_LONG, F(pod_backoff_initial_ms), 100, 3600000, "10000",
+     "first restart back-off of a crashing container (doubles)", NULL},
+    {"pod_backoff_max_ms", KVCONF_LONG, F(pod_backoff_max_ms), 100, 3600000, "300000",
+     "restart back-off cap", NULL},
+    {"pod_resync_s", KVCONF_LONG, F(pod_resync_s), 1, 3600, "10",
+     "relist the engine's containers at least this often (events come in between)", NULL},
+    {"engine_nofile", KVCONF_LONG, F(engine_nofile), 0, 1 << 30, "0",
+     "RLIMIT_NOFILE for containers (podman without containers.conf needs it); 0 = engine's", NULL},
+    {"engine_nproc", KVCONF_LONG, F(engine_nproc), 0, 1 << 30, "0",
+     "RLIMIT_NPROC for containers; 0 = the engine's", NULL},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -124,109 +121,27 @@ void config_print_keys(void)
                keys[i].help);
 }
 
-static const struct conf_key *find_key(const char *k, size_t len)
+/* kvconf's text behind "config: ", as the bridge has always logged it. */
+static void report(void *arg, const struct kvconf_error *e)
 {
-    size_t i;
+    char text[4400];
 
-    for (i = 0; i < N_KEYS; i++)
-        if (strlen(keys[i].key) == len && !strncmp(keys[i].key, k, len))
-            return &keys[i];
-    return NULL;
+    (void)arg;
+    kvconf_describe(e, text, sizeof(text));
+    kedge_log(KEDGE_LOG_ERR, "config: %s", text);
 }
 
-static int set_value(struct bridge_config *cfg, const struct conf_key *k, const char *v,
-                     const char *where)
+static struct kvconf table(struct bridge_config *cfg)
 {
-    char *base = (char *)cfg;
+    struct kvconf c = {keys, N_KEYS, cfg, false, report, NULL};
 
-    if (k->type == CONF_INT) {
-        long n;
-        if (kedge_parse_long(v, k->min, k->max, &n) < 0) {
-            kedge_log(KEDGE_LOG_ERR, "config: %s: %s '%s' is not a number in [%ld, %ld]", where,
-                      k->key, v, k->min, k->max);
-            return KEDGE_ECONFIG;
-        }
-        *(long *)(void *)(base + k->field) = n;
-        return 0;
-    }
-    char **slot = (char **)(void *)(base + k->field);
-    char *copy = kedge_strdup(v);
-    if (!copy)
-        return -ENOMEM;
-    kedge_free(*slot);
-    *slot = copy;
-    return 0;
-}
-
-static char *trim(char *s)
-{
-    char *e;
-
-    while (*s == ' ' || *s == '\t')
-        s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-        *--e = '\0';
-    return s;
-}
-
-/* One "key value" (file) or "key=value" (override) line. */
-static int apply_line(struct bridge_config *cfg, char *line, char sep, const char *where)
-{
-    const struct conf_key *k;
-    size_t klen;
-    char *v;
-
-    line = trim(line);
-    if (!*line || *line == '#')
-        return 0;
-    klen = strcspn(line, sep == '=' ? "=" : " \t");
-    k = find_key(line, klen);
-    if (!k) {
-        kedge_log(KEDGE_LOG_ERR, "config: %s: unknown key '%.*s'", where, (int)klen, line);
-        return KEDGE_ECONFIG;
-    }
-    v = line[klen] ? trim(line + klen + 1) : line + klen;
-    if (sep == '=' ? line[klen] != '=' : !*v) {
-        kedge_log(KEDGE_LOG_ERR, "config: %s: %s has no value", where, k->key);
-        return KEDGE_ECONFIG;
-    }
-    return set_value(cfg, k, v, where);
-}
-
-static int load_file(struct bridge_config *cfg, const char *path)
-{
-    char line[4096], where[600];
-    FILE *f = fopen(path, "r");
-    int n = 0, rc = 0;
-
-    if (!f) {
-        kedge_log(KEDGE_LOG_ERR, "config: cannot open %s: %s", path, strerror(errno));
-        return KEDGE_ECONFIG;
-    }
-    while (rc == 0 && fgets(line, sizeof(line), f)) {
-        n++;
-        snprintf(where, sizeof(where), "%s:%d", path, n);
-        rc = apply_line(cfg, line, ' ', where);
-    }
-    if (rc == 0 && ferror(f)) {
-        kedge_log(KEDGE_LOG_ERR, "config: reading %s: %s", path, strerror(errno));
-        rc = KEDGE_ECONFIG;
-    }
-    (void)fclose(f);
-    return rc;
+    return c;
 }
 
 static int read_password(struct bridge_config *cfg)
 {
-    int rc = kedge_read_secret(cfg->broker_password_file, &cfg->password);
-
-    if (rc == -ENOMEM)
-        return rc;
-    if (rc < 0)
-        kedge_log(KEDGE_LOG_ERR, "config: broker_password_file %s: %s", cfg->broker_password_file,
-                  rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
-    return rc < 0 ? KEDGE_ECONFIG : 0;
+    return kvconf_read_secret("config: broker_password_file", cfg->broker_password_file,
+                              &cfg->password);
 }
 
 /* cloud_version "MAJOR.MINOR" (a ".PATCH" or "v" prefix is tolerated) -> the two behaviours
@@ -339,16 +254,14 @@ static int check_whole(struct bridge_config *cfg)
 
 int config_load(struct bridge_config *cfg, const char *path, char *const *overrides, int n)
 {
+    struct kvconf c = table(cfg);
     char where[64];
-    size_t i;
-    int k, rc = 0;
+    int k, rc;
 
     memset(cfg, 0, sizeof(*cfg));
-    for (i = 0; i < N_KEYS && rc == 0; i++)
-        if (keys[i].def)
-            rc = set_value(cfg, &keys[i], keys[i].def, "default");
+    rc = kvconf_defaults(&c);
     if (rc == 0 && path)
-        rc = load_file(cfg, path);
+        rc = kvconf_file(&c, path, false);
     for (k = 0; k < n && rc == 0; k++) {
         char *line = kedge_strdup(overrides[k]);
         if (!line) {
@@ -356,7 +269,7 @@ int config_load(struct bridge_config *cfg, const char *path, char *const *overri
             break;
         }
         snprintf(where, sizeof(where), "argument %d", k + 1);
-        rc = apply_line(cfg, line, '=', where);
+        rc = kvconf_line(&c, line, '=', where);
         kedge_free(line);
     }
     if (rc == 0)
@@ -368,15 +281,9 @@ int config_load(struct bridge_config *cfg, const char *path, char *const *overri
 
 void config_cleanup(struct bridge_config *cfg)
 {
-    size_t i;
+    struct kvconf c = table(cfg);
 
-    for (i = 0; i < N_KEYS; i++) {
-        if (keys[i].type == CONF_STR) {
-            char **slot = (char **)(void *)((char *)cfg + keys[i].field);
-            kedge_free(*slot);
-            *slot = NULL;
-        }
-    }
+    kvconf_free(&c);
     if (cfg->password)
         memset(cfg->password, 0, strlen(cfg->password));
     kedge_free(cfg->password);

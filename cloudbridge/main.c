@@ -53,17 +53,6 @@ static void lws_sink(int level, const char *line)
     kedge_log(level == LLL_ERR ? KEDGE_LOG_ERR : KEDGE_LOG_WARN, "lws: %.*s", (int)n, line);
 }
 
-static int parse_level(const char *s)
-{
-    static const char *const names[] = {"err", "warn", "notice", "info", "debug"};
-    int i;
-
-    for (i = 0; i <= KEDGE_LOG_DEBUG; i++)
-        if (!strcmp(s, names[i]))
-            return i;
-    return KEDGE_LOG_INFO;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kedge-bridge [-c FILE] [KEY=VALUE]...\n"
@@ -353,7 +342,7 @@ int main(int argc, char **argv)
     }
     if (config_load(&br.cfg, conf, overrides, n_over) < 0)
         goto out;
-    kedge_log_level_max = parse_level(br.cfg.log_level);
+    kedge_log_level_max = kedge_log_level_named(br.cfg.log_level);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_sink);
     ob_opts = (struct cloudq_opts){
         br.cfg.resend_max, bridge_cloud_answers_state(&br.cfg), br.cfg.upload_budget_bytes,

@@ -27,6 +27,7 @@
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/ke.h"
+#include "kedge/kebody.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
 #include "relay.h"
@@ -97,11 +98,12 @@ static int publish(struct relay *r, const char *topic, const void *payload, size
 
 static void send_hello(struct relay *r)
 {
-    char hello[320];
+    struct kebody_hello h = {r->cfg.node_name, KE_VERSION};
+    struct kedge_buf hello = KEDGE_BUF_INIT;
 
-    snprintf(hello, sizeof(hello), "{\"node_name\":\"%s\",\"version\":%d}", r->cfg.node_name,
-             KE_VERSION);
-    (void)publish(r, KE_HELLO, hello, strlen(hello));
+    if (kebody_hello_encode(&hello, &h) == 0)
+        (void)publish(r, KE_HELLO, hello.data, hello.len);
+    kedge_buf_cleanup(&hello);
 }
 
 /* ---- cloud -> plugin ------------------------------------------------------------------------ */
@@ -160,7 +162,7 @@ static void finish_down(struct relay *r, size_t i, bool ok)
 static void on_down_result(struct relay *r, const char *ref, const char *payload, int len)
 {
     struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *ok = NULL;
+    struct kebody_result res;
     size_t i;
 
     for (i = 0; i < r->n_downs; i++)
@@ -168,12 +170,11 @@ static void on_down_result(struct relay *r, const char *ref, const char *payload
             break;
     if (i == r->n_downs)
         return; /* timed out already; the cloud will resend */
-    if (kedge_json_parse(payload, (size_t)len, &doc) == 0)
-        ok = kedge_json_get(kedge_jdoc_root(doc), "ok");
-    if (!(ok && ok->type == KEDGE_JBOOL && ok->boolean))
+    (void)kebody_result_decode(payload, (size_t)len, &doc, &res); /* not JSON: not ok */
+    if (!res.ok)
         kedge_log_limited(&r->msg_rl, "relay", KEDGE_LOG_WARN,
                           "relay: plugin refused cloud message %s: %.*s", ref, len, payload);
-    finish_down(r, i, ok && ok->type == KEDGE_JBOOL && ok->boolean);
+    finish_down(r, i, res.ok);
     kedge_jdoc_free(doc);
 }
 
@@ -325,7 +326,7 @@ static void commit_and_ack(struct relay *r)
             if (r->acks[i] > max)
                 max = r->acks[i];
         if (max) {
-            snprintf(topic, sizeof(topic), KE_ACK_PREFIX "%" PRId64, max);
+            kebody_ack_topic(topic, max);
             (void)publish(r, topic, NULL, 0);
         }
     }
@@ -339,25 +340,18 @@ static void commit_and_ack(struct relay *r)
 static void on_hello_result(struct relay *r, const char *payload, int len)
 {
     struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *acc = NULL, *reason = NULL;
+    struct kebody_hello_result res;
     size_t i;
 
-    if (kedge_json_parse(payload, (size_t)len, &doc) == 0) {
-        acc = kedge_json_get(kedge_jdoc_root(doc), "accepted");
-        reason = kedge_json_get(kedge_jdoc_root(doc), "reason");
-    }
-    if (!(acc && acc->type == KEDGE_JBOOL && acc->boolean)) {
+    (void)kebody_hello_result_decode(payload, (size_t)len, &doc, &res); /* bad: refused */
+    if (!res.accepted) {
         kedge_log(KEDGE_LOG_ERR, "relay: the plugin refused this bridge: %s (retrying in 30 s)",
-                  reason && reason->type == KEDGE_JSTR ? reason->str : "no reason");
+                  res.reason ? res.reason : "no reason");
         kedge_jdoc_free(doc);
         return;
     }
-    {
-        int64_t last = -1;
-        if (kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), "last_seq"), &last) == 0 &&
-            last >= 0)
-            (void)cloudq_plugin_seq(r->q, last); /* logged there */
-    }
+    if (res.last_seq >= 0)
+        (void)cloudq_plugin_seq(r->q, res.last_seq); /* logged there */
     kedge_jdoc_free(doc);
     if (!r->ready)
         kedge_log(KEDGE_LOG_NOTICE, "relay: plugin accepted node=%s", r->cfg.node_name);
@@ -514,26 +508,34 @@ static void send_status(struct relay *r)
 {
     struct edgehub_stats st;
     struct cloudq_stats ob;
-    char json[1024];
+    struct kebody_status s;
+    struct kedge_buf json = KEDGE_BUF_INIT;
 
     edgehub_stats(r->hub, &st);
     cloudq_stats(r->q, &ob);
-    snprintf(json, sizeof(json),
-             "{\"link\":\"%s\",\"reconnects\":%llu,\"last_keepalive_ms\":%lld,"
-             "\"last_delivery_ms\":%lld,\"outbox_depth\":%lld,\"outbox_oldest_ms\":%lld,"
-             "\"outbox_set_aside\":%lld,\"cert_not_after_s\":%lld,\"upload_bytes\":%lld,"
-             "\"upload_budget_bytes\":%lld,\"uploads_dropped\":%lld,\"uploads_refused\":%lld,"
-             "\"dead_letters\":%lld,\"coalesced\":%lld,\"stale_dropped\":%lld,"
-             "\"refusals\":%lld,\"dropped_by_operator\":%lld,\"probing\":%s}",
-             st.connected ? "connected" : "disconnected", (unsigned long long)st.reconnects,
-             (long long)st.last_keepalive_ms, (long long)st.last_delivery_ms, (long long)ob.depth,
-             (long long)ob.oldest_ms, (long long)ob.set_aside,
-             (long long)certwatch_not_after(r->certs), (long long)ob.upload_bytes,
-             (long long)ob.budget_bytes, (long long)ob.uploads_dropped,
-             (long long)r->uploads_refused, (long long)ob.dead_letters, (long long)ob.coalesced,
-             (long long)ob.stale_dropped, (long long)ob.failures, (long long)ob.dropped_by_operator,
-             st.probing ? "true" : "false");
-    (void)publish(r, KE_STATUS, json, strlen(json));
+    s = (struct kebody_status){
+        .connected = st.connected,
+        .reconnects = st.reconnects,
+        .last_keepalive_ms = st.last_keepalive_ms,
+        .last_delivery_ms = st.last_delivery_ms,
+        .outbox_depth = ob.depth,
+        .outbox_oldest_ms = ob.oldest_ms,
+        .outbox_set_aside = ob.set_aside,
+        .cert_not_after_s = certwatch_not_after(r->certs),
+        .upload_bytes = ob.upload_bytes,
+        .upload_budget_bytes = ob.budget_bytes,
+        .uploads_dropped = ob.uploads_dropped,
+        .uploads_refused = r->uploads_refused,
+        .dead_letters = ob.dead_letters,
+        .coalesced = ob.coalesced,
+        .stale_dropped = ob.stale_dropped,
+        .refusals = ob.failures,
+        .dropped_by_operator = ob.dropped_by_operator,
+        .probing = st.probing,
+    };
+    if (kebody_status_encode(&json, &s) == 0)
+        (void)publish(r, KE_STATUS, json.data, json.len);
+    kedge_buf_cleanup(&json);
 }
 
 static void tick(lws_sorted_usec_list_t *sul)

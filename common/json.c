@@ -101,8 +101,8 @@ static size_t utf8_seq(const unsigned char *s, size_t n, unsigned *cp)
     }
     if (c >= 0xf0 && c <= 0xf4 && n >= 4 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80 &&
         (s[3] & 0xc0) == 0x80) {
-        unsigned v = ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6) |
-                     (s[3] & 0x3fu);
+        unsigned v =
+            ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6) | (s[3] & 0x3fu);
         if (v < 0x10000 || v > 0x10ffff)
             return 0;
         *cp = v;
@@ -575,8 +575,10 @@ static int on_start_array(void *ctx)
 }
 
 static const yajl_callbacks callbacks = {
-    on_null,      on_boolean,       NULL,         NULL,          on_number,      on_string,
-    on_start_map, on_map_key,       on_end_container, on_start_array, on_end_container,
+    on_null,        on_boolean,       NULL,
+    NULL,           on_number,        on_string,
+    on_start_map,   on_map_key,       on_end_container,
+    on_start_array, on_end_container,
 };
 
 /* yajl 2.1 uses whatever its allocator returns without a NULL check (yajl_alloc itself,
@@ -719,6 +721,17 @@ int kedge_json_parse(const char *buf, size_t len, struct kedge_jdoc **out)
     }
     *out = d;
     return 0;
+}
+
+int kedge_json_parse_object(const char *buf, size_t len, struct kedge_jdoc **out)
+{
+    int rc = kedge_json_parse(buf, len, out);
+
+    if (rc < 0)
+        *out = NULL;
+    else if (kedge_jdoc_root(*out)->type != KEDGE_JOBJ)
+        rc = KEDGE_ESCHEMA;
+    return rc;
 }
 
 const struct kedge_jval *kedge_jdoc_root(const struct kedge_jdoc *doc)

@@ -1,11 +1,23 @@
 /* The log sink switch and the rate limiter behind include/kedge/log.h. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "kedge/log.h"
 #include "kedge/util.h"
 
 int kedge_log_level_max = KEDGE_LOG_INFO;
+const char *const kedge_log_level_names[] = {"err", "warn", "notice", "info", "debug", NULL};
+
+int kedge_log_level_named(const char *name)
+{
+    int i;
+
+    for (i = 0; kedge_log_level_names[i]; i++)
+        if (!strcmp(name, kedge_log_level_names[i]))
+            return i;
+    return KEDGE_LOG_INFO;
+}
 static kedge_log_sink current_sink;
 
 void kedge_log_set_sink(kedge_log_sink sink)

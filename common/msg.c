@@ -145,14 +145,10 @@ int kedge_msg_decode(const char *buf, size_t len, struct kedge_msg *out)
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = kedge_json_parse(buf, len, &doc);
+    rc = kedge_json_parse_object(buf, len, &doc);
     if (rc < 0)
-        return rc;
-    root = kedge_jdoc_root(doc);
-    if (root->type != KEDGE_JOBJ) {
-        rc = KEDGE_ESCHEMA;
         goto out;
-    }
+    root = kedge_jdoc_root(doc);
     rc = decode_header(kedge_json_get(root, "header"), out);
     if (rc == 0)
         rc = decode_route(kedge_json_get(root, "route"), out);

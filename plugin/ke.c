@@ -10,6 +10,7 @@
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/ke.h"
+#include "kedge/kebody.h"
 #include "kedge/log.h"
 #include "kedge/msg.h"
 #include "kedge/topic.h"
@@ -70,25 +71,15 @@ static void answer_status(struct ke *k, const char *client_id, const char *topic
                           const char *reason)
 {
     struct kedge_buf ok = KEDGE_BUF_INIT, fail = KEDGE_BUF_INIT;
+    struct kebody_result done = {code == 0, code, reason ? reason : ""};
+    struct kebody_result failed = {false, 500, store_error(k->store)};
     struct kedge_jw w;
 
     kedge_jw_init(&w, &ok);
-    kedge_jw_obj_open(&w);
-    kedge_jw_key(&w, "ok");
-    kedge_jw_bool(&w, code == 0);
-    if (code) {
-        kedge_jw_kint(&w, "code", code);
-        kedge_jw_kstr(&w, "reason", reason ? reason : "");
-    }
-    kedge_jw_obj_close(&w);
+    kebody_result_write(&w, &done);
     /* if the batch holding the change fails, the sender learns it */
     kedge_jw_init(&w, &fail);
-    kedge_jw_obj_open(&w);
-    kedge_jw_key(&w, "ok");
-    kedge_jw_bool(&w, false);
-    kedge_jw_kint(&w, "code", 500);
-    kedge_jw_kstr(&w, "reason", store_error(k->store));
-    kedge_jw_obj_close(&w);
+    kebody_result_write(&w, &failed);
     if (kedge_jw_finish(&w) == 0)
         answer(k, client_id, topic, &ok, &fail);
     kedge_buf_cleanup(&ok);
@@ -101,17 +92,16 @@ static void on_hello(struct ke *k, const char *client_id, const char *payload, s
 {
     struct kedge_buf ok = KEDGE_BUF_INIT, reason = KEDGE_BUF_INIT;
     struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *node = NULL;
-    struct kedge_jw w;
+    struct kebody_hello hello;
+    struct kebody_hello_result res = {false, k->cfg->node_name, 0, -1, NULL};
     bool accepted;
 
-    if (kedge_json_parse(payload, len, &doc) == 0)
-        node = kedge_json_get(kedge_jdoc_root(doc), "node_name");
-    accepted = node && node->type == KEDGE_JSTR && !strcmp(node->str, k->cfg->node_name);
+    (void)kebody_hello_decode(payload, len, &doc, &hello); /* a bad body has no node_name */
+    accepted = hello.node_name && !strcmp(hello.node_name, k->cfg->node_name);
     if (!accepted) {
-        (void)kedge_buf_printf(
-            &reason, "node name mismatch: plugin_opt_node_name is %s, the bridge says %s",
-            k->cfg->node_name, node && node->type == KEDGE_JSTR ? node->str : "(none)");
+        (void)kedge_buf_printf(&reason,
+                               "node name mismatch: plugin_opt_node_name is %s, the bridge says %s",
+                               k->cfg->node_name, hello.node_name ? hello.node_name : "(none)");
         kedge_log_limited(&ke_rl, "ke", KEDGE_LOG_ERR, "ke: refused hello from client=%s: %s",
                           client_id, reason.data ? reason.data : "out of memory");
     } else if (outbox_bridge_up(k->outbox, client_id) < 0) {
@@ -121,20 +111,14 @@ static void on_hello(struct ke *k, const char *client_id, const char *payload, s
         kedge_log(KEDGE_LOG_NOTICE, "ke: bridge client=%s accepted for node=%s, outbox=%" PRId64,
                   client_id, k->cfg->node_name, k->outbox->depth);
     }
-    kedge_jw_init(&w, &ok);
-    kedge_jw_obj_open(&w);
-    kedge_jw_key(&w, "accepted");
-    kedge_jw_bool(&w, accepted);
-    kedge_jw_kstr(&w, "node_name", k->cfg->node_name);
+    res.accepted = accepted;
     if (accepted) {
-        int64_t last = store_outbox_last_seq(k->store);
-        kedge_jw_kint(&w, "outbox_depth", k->outbox->depth);
-        if (last >= 0)
-            kedge_jw_kint(&w, "last_seq", last); /* a new kedge.db starts over: the bridge sees */
-    } else
-        kedge_jw_kstr(&w, "reason", reason.data ? reason.data : "");
-    kedge_jw_obj_close(&w);
-    if (kedge_jw_finish(&w) == 0) {
+        res.outbox_depth = k->outbox->depth;
+        res.last_seq = store_outbox_last_seq(k->store); /* a new kedge.db starts over */
+    } else {
+        res.reason = reason.data ? reason.data : "";
+    }
+    if (kebody_hello_result_encode(&ok, &res) == 0) {
         struct kedge_buf fail = KEDGE_BUF_INIT;
         (void)kedge_buf_append(&fail, ok.data, ok.len);
         answer(k, client_id, KE_HELLO, &ok, &fail);
@@ -307,16 +291,13 @@ void ke_publish_sys(struct ke *k)
 
 static void on_bridge_status(struct ke *k, const char *client_id, const char *payload, size_t len)
 {
-    struct kedge_jdoc *doc = NULL;
+    struct kebody_status st;
     char *copy;
 
     if (!outbox_is_bridge(k->outbox, client_id))
         return; /* only the accepted bridge speaks for the link */
-    if (kedge_json_parse(payload, len, &doc) < 0 || kedge_jdoc_root(doc)->type != KEDGE_JOBJ) {
-        kedge_jdoc_free(doc);
+    if (kebody_status_decode(payload, len, &st) < 0)
         return;
-    }
-    kedge_jdoc_free(doc);
     copy = kedge_strndup(payload, len);
     if (!copy)
         return;
@@ -329,38 +310,33 @@ static void on_ctl(struct ke *k, const char *client_id, const char *topic, const
 {
     struct kedge_buf ok = KEDGE_BUF_INIT, copy = KEDGE_BUF_INIT;
     struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *op = NULL, *id = NULL;
+    struct kebody_request req;
+    const char *op;
     struct kedge_jw w;
     int rc;
 
-    if (kedge_json_parse(payload, len, &doc) == 0) {
-        op = kedge_json_get(kedge_jdoc_root(doc), "op");
-        id = kedge_json_get(kedge_jdoc_root(doc), "id");
-    }
+    (void)kebody_request_decode(payload, len, false, &doc, &req); /* bad: no op, answered 400 */
+    op = req.op ? req.op : "";
     kedge_jw_init(&w, &ok);
-    if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "status")) {
+    if (!strcmp(op, "status")) {
         rc = ke_status_encode(k, &ok);
-    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_list")) {
+    } else if (!strcmp(op, "device_list")) {
         rc = devicetwin_encode_members(k->dt, "", &ok);
-    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "device_get") && id &&
-               id->type == KEDGE_JSTR) {
-        rc = devicetwin_encode_twins(k->dt, id->str, id->len, &ok);
-    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_list")) {
-        rc = ke_outbox_list(k->outbox, kedge_jdoc_root(doc), &ok);
-    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_show")) {
-        rc = ke_outbox_show(k->outbox, kedge_jdoc_root(doc), &ok);
-    } else if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "outbox_drop")) {
+    } else if (!strcmp(op, "device_get") && req.id_str) {
+        rc = devicetwin_encode_twins(k->dt, req.id_str, req.id_len, &ok);
+    } else if (!strcmp(op, "outbox_list")) {
+        rc = ke_outbox_list(k->outbox, &req, &ok);
+    } else if (!strcmp(op, "outbox_show")) {
+        rc = ke_outbox_show(k->outbox, &req, &ok);
+    } else if (!strcmp(op, "outbox_drop")) {
         const char *reason = NULL;
-        int code = ke_outbox_drop(k->outbox, kedge_jdoc_root(doc), &reason);
+        int code = ke_outbox_drop(k->outbox, &req, &reason);
         answer_status(k, client_id, topic, code, reason); /* after the commit that drops it */
         goto out;
     } else {
-        kedge_jw_obj_open(&w);
-        kedge_jw_kint(&w, "code", 400);
-        kedge_jw_kstr(&w, "reason",
-                      "unknown op: use status, device_list, device_get, "
-                      "outbox_list, outbox_show or outbox_drop");
-        kedge_jw_obj_close(&w);
+        kebody_error_write(&w, 400,
+                           "unknown op: use status, device_list, device_get, "
+                           "outbox_list, outbox_show or outbox_drop");
         rc = kedge_jw_finish(&w);
     }
     if (rc == 0 && kedge_buf_append(&copy, ok.data, ok.len) == 0)
@@ -386,11 +362,8 @@ void ke_on_message(struct ke *k, const struct mosquitto *client, const char *top
     } else if (!strcmp(topic, KE_STATUS)) {
         on_bridge_status(k, client_id, payload, len);
     } else if (has_prefix(topic, KE_ACK_PREFIX)) {
-        long long seq;
-        char *end;
-        rest = topic + strlen(KE_ACK_PREFIX);
-        seq = strtoll(rest, &end, 10);
-        if (*rest && !*end && seq > 0)
+        int64_t seq;
+        if (kebody_ack_parse(topic, &seq) == 0)
             outbox_ack(k->outbox, seq);
     } else if (has_prefix(topic, KE_DOWN_PREFIX) || has_prefix(topic, KE_CTL_PREFIX)) {
         bool down = has_prefix(topic, KE_DOWN_PREFIX);

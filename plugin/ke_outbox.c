@@ -5,6 +5,7 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
+#include "kedge/kebody.h"
 #include "kedge/util.h"
 #include "ke_outbox.h"
 
@@ -79,23 +80,13 @@ static int list_row(void *arg, const struct store_outbox_row *r)
     return 0;
 }
 
-static void error_object(struct kedge_jw *w, int code, const char *reason)
-{
-    kedge_jw_obj_open(w);
-    kedge_jw_kint(w, "code", code);
-    kedge_jw_kstr(w, "reason", reason);
-    kedge_jw_obj_close(w);
-}
-
-int ke_outbox_list(struct outbox *ob, const struct kedge_jval *req, struct kedge_buf *b)
+int ke_outbox_list(struct outbox *ob, const struct kebody_request *req, struct kedge_buf *b)
 {
     struct kedge_jw w;
     struct list_ctx c = {&w, kedge_wall_ms()};
-    int64_t limit = LIST_DEFAULT;
+    int64_t limit = req->has_limit == KEBODY_INT && req->limit > 0 ? req->limit : LIST_DEFAULT;
     int rc;
 
-    if (kedge_json_int64(kedge_json_get(req, "limit"), &limit) < 0 || limit <= 0)
-        limit = LIST_DEFAULT;
     if (limit > LIST_MAX)
         limit = LIST_MAX;
     kedge_jw_init(&w, b);
@@ -113,7 +104,7 @@ int ke_outbox_list(struct outbox *ob, const struct kedge_jval *req, struct kedge
     if (rc < 0) {
         kedge_buf_reset(b);
         kedge_jw_init(&w, b);
-        error_object(&w, 500, store_error(ob->store));
+        kebody_error_write(&w, 500, store_error(ob->store));
     }
     return kedge_jw_finish(&w);
 }
@@ -132,31 +123,31 @@ static int show_row(void *arg, const struct store_outbox_row *r)
     return 0;
 }
 
-int ke_outbox_show(struct outbox *ob, const struct kedge_jval *req, struct kedge_buf *b)
+int ke_outbox_show(struct outbox *ob, const struct kebody_request *req, struct kedge_buf *b)
 {
     struct kedge_jw w;
-    int64_t seq = 0;
+    int64_t seq = req->has_seq == KEBODY_INT ? req->seq : 0;
     int rc;
 
     kedge_jw_init(&w, b);
-    if (kedge_json_int64(kedge_json_get(req, "seq"), &seq) < 0 || seq <= 0) {
-        error_object(&w, 400, "outbox_show needs \"seq\"");
+    if (seq <= 0) {
+        kebody_error_write(&w, 400, "outbox_show needs \"seq\"");
         return kedge_jw_finish(&w);
     }
     rc = store_outbox_get(ob->store, seq, show_row, &w);
     if (rc == -ENOENT)
-        error_object(&w, 404, "no such entry in the plugin's outbox");
+        kebody_error_write(&w, 404, "no such entry in the plugin's outbox");
     else if (rc < 0)
-        error_object(&w, 500, store_error(ob->store));
+        kebody_error_write(&w, 500, store_error(ob->store));
     return kedge_jw_finish(&w);
 }
 
-int ke_outbox_drop(struct outbox *ob, const struct kedge_jval *req, const char **reason)
+int ke_outbox_drop(struct outbox *ob, const struct kebody_request *req, const char **reason)
 {
-    int64_t seq = 0;
+    int64_t seq = req->has_seq == KEBODY_INT ? req->seq : 0;
     int rc;
 
-    if (kedge_json_int64(kedge_json_get(req, "seq"), &seq) < 0 || seq <= 0) {
+    if (seq <= 0) {
         *reason = "outbox_drop needs \"seq\"";
         return 400;
     }

@@ -8,11 +8,11 @@
 #include "kedge/buf.h"
 #include "outbox.h"
 
-struct kedge_jval;
+struct kebody_request;
 /* outbox_list {"limit":N} and outbox_show {"seq":S}: the answer's JSON into b. 0 or -ENOMEM. */
-int ke_outbox_list(struct outbox *ob, const struct kedge_jval *req, struct kedge_buf *b);
-int ke_outbox_show(struct outbox *ob, const struct kedge_jval *req, struct kedge_buf *b);
+int ke_outbox_list(struct outbox *ob, const struct kebody_request *req, struct kedge_buf *b);
+int ke_outbox_show(struct outbox *ob, const struct kebody_request *req, struct kedge_buf *b);
 /* outbox_drop {"seq":S} in the open batch: 0, or an HTTP-like code with *reason. */
-int ke_outbox_drop(struct outbox *ob, const struct kedge_jval *req, const char **reason);
+int ke_outbox_drop(struct outbox *ob, const struct kebody_request *req, const char **reason);
 
 #endif

@@ -13,96 +13,63 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/ke.h"
+#include "kedge/kvconf.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
 #include "options.h"
 
-enum opt_type { OPT_STR, OPT_INT };
-
-struct opt_row {
-    const char *key;
-    enum opt_type type;
-    size_t field;
-    long min, max;
-    const char *def; /* NULL: required */
-    const char *const *choices;
-};
-
 static const char *const sync_choices[] = {"normal", "full", NULL};
-static const char *const level_choices[] = {"err", "warn", "notice", "info", "debug", NULL};
 static const char *const auth_choices[] = {"open", "defer", NULL};
 static const char *const lock_choices[] = {"exclusive", "shared", NULL};
 static const char *const policy_choices[] = {"refuse", "drop-oldest", NULL};
 
 #define F(m) offsetof(struct plugin_config, m)
-static const struct opt_row rows[] = {
+static const struct kvconf_key rows[] = {
     /* key                 type     field                     min  max        default */
-    {"db_path", OPT_STR, F(db_path), 0, 0, "/var/lib/kedge/kedge.db", NULL},
-    {"node_name", OPT_STR, F(node_name), 0, 0, NULL, NULL},
-    {"max_payload_bytes", OPT_INT, F(max_payload_bytes), 256, 16 << 20, "65536", NULL},
-    {"commit_interval_ms", OPT_INT, F(commit_interval_ms), 0, 10000, "0", NULL},
-    {"commit_batch", OPT_INT, F(commit_batch), 1, 100000, "512", NULL},
-    {"sync", OPT_STR, F(sync), 0, 0, "normal", sync_choices},
-    {"log_level", OPT_STR, F(log_level), 0, 0, "info", level_choices},
+    {"db_path", KVCONF_STR, F(db_path), 0, 0, "/var/lib/kedge/kedge.db", NULL, NULL},
+    {"node_name", KVCONF_STR, F(node_name), 0, 0, NULL, NULL, NULL},
+    {"max_payload_bytes", KVCONF_LONG, F(max_payload_bytes), 256, 16 << 20, "65536", NULL, NULL},
+    {"commit_interval_ms", KVCONF_LONG, F(commit_interval_ms), 0, 10000, "0", NULL, NULL},
+    {"commit_batch", KVCONF_LONG, F(commit_batch), 1, 100000, "512", NULL, NULL},
+    {"sync", KVCONF_STR, F(sync), 0, 0, "normal", NULL, sync_choices},
+    {"log_level", KVCONF_STR, F(log_level), 0, 0, "info", NULL, kedge_log_level_names},
     /* upload rows waiting for the bridge; twin and state reports are not counted (coalesced) */
-    {"outbox_max", OPT_INT, F(outbox_max), 1, 100000000, "100000", NULL},
+    {"outbox_max", KVCONF_LONG, F(outbox_max), 1, 100000000, "100000", NULL, NULL},
     /* one upload's encoded beehive message: the bridge's max_frame_bytes (cloudcore v1.15.4
      * sets no websocket read limit, so the bridge's frame limit is the binding one) */
-    {"max_upload_bytes", OPT_INT, F(max_upload_bytes), 1024, 1L << 30, "16777216", NULL},
-    {"upload_budget_bytes", OPT_INT, F(upload_budget_bytes), 1024, 1L << 50, "268435456", NULL},
-    {"upload_policy", OPT_STR, F(upload_policy), 0, 0, "refuse", policy_choices},
-    {"bridge_username", OPT_STR, F(bridge_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME, NULL},
-    {"bridge_password", OPT_STR, F(bridge_password), 0, 0, "", NULL},
-    {"bridge_password_file", OPT_STR, F(bridge_password_file), 0, 0, "", NULL},
-    {"auth_mode", OPT_STR, F(auth_mode), 0, 0, "open", auth_choices},
-    {"db_lock", OPT_STR, F(db_lock), 0, 0, "exclusive", lock_choices},
+    {"max_upload_bytes", KVCONF_LONG, F(max_upload_bytes), 1024, 1L << 30, "16777216", NULL, NULL},
+    {"upload_budget_bytes", KVCONF_LONG, F(upload_budget_bytes), 1024, 1L << 50, "268435456", NULL,
+     NULL},
+    {"upload_policy", KVCONF_STR, F(upload_policy), 0, 0, "refuse", NULL, policy_choices},
+    {"bridge_username", KVCONF_STR, F(bridge_username), 0, 0, KE_DEFAULT_BRIDGE_USERNAME, NULL,
+     NULL},
+    {"bridge_password", KVCONF_STR, F(bridge_password), 0, 0, "", NULL, NULL},
+    {"bridge_password_file", KVCONF_STR, F(bridge_password_file), 0, 0, "", NULL, NULL},
+    {"auth_mode", KVCONF_STR, F(auth_mode), 0, 0, "open", NULL, auth_choices},
+    {"db_lock", KVCONF_STR, F(db_lock), 0, 0, "exclusive", NULL, lock_choices},
 };
 #undef F
 
-static int in_choices(const char *v, const char *const *choices)
+/* The plugin's own wording: mosquitto.conf names the keys plugin_opt_*. */
+static void report(void *arg, const struct kvconf_error *e)
 {
-    for (; *choices; choices++)
-        if (!strcmp(v, *choices))
-            return 1;
-    return 0;
-}
-
-static int set_value(struct plugin_config *cfg, const struct opt_row *row, const char *value)
-{
-    char *base = (char *)cfg;
-
-    if (row->type == OPT_INT) {
-        long v;
-        if (kedge_parse_long(value, row->min, row->max, &v) < 0) {
-            kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_%s '%s' is not a number in [%ld, %ld]",
-                      row->key, value, row->min, row->max);
-            return KEDGE_ECONFIG;
-        }
-        *(long *)(void *)(base + row->field) = v;
-        return 0;
-    }
-    if (row->choices && !in_choices(value, row->choices)) {
+    (void)arg;
+    if (e->fault == KVCONF_UNKNOWN)
+        kedge_log(KEDGE_LOG_ERR, "kedge: unknown option plugin_opt_%.*s", (int)e->name_len,
+                  e->name);
+    else if (e->fault == KVCONF_NOT_LONG)
+        kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_%s '%s' is not a number in [%ld, %ld]",
+                  e->key->key, e->value, e->key->min, e->key->max);
+    else
         kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_%s '%s' is not one of the allowed values",
-                  row->key, value);
-        return KEDGE_ECONFIG;
-    }
-    char **slot = (char **)(void *)(base + row->field);
-    char *copy = kedge_strdup(value);
-    if (!copy)
-        return -ENOMEM;
-    kedge_free(*slot);
-    *slot = copy;
-    return 0;
+                  e->key->key, e->value);
 }
 
-static const struct opt_row *find_row(const char *key)
+static struct kvconf table(struct plugin_config *cfg)
 {
-    size_t i;
+    struct kvconf c = {rows, sizeof(rows) / sizeof(rows[0]), cfg, false, report, NULL};
 
-    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-        if (!strcmp(rows[i].key, key))
-            return &rows[i];
-    return NULL;
+    return c;
 }
 
 /* The bridge's password may live in a file (mode 0600, first line), shared with the bridge's
@@ -114,15 +81,10 @@ static int read_password_file(struct plugin_config *cfg)
 
     if (!*cfg->bridge_password_file)
         return 0;
-    rc = kedge_read_secret(cfg->bridge_password_file, &pw);
-    if (rc == -ENOMEM)
+    rc = kvconf_read_secret("kedge: plugin_opt_bridge_password_file", cfg->bridge_password_file,
+                            &pw);
+    if (rc < 0)
         return rc;
-    if (rc < 0) {
-        kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_bridge_password_file %s: %s",
-                  cfg->bridge_password_file,
-                  rc == KEDGE_ECONFIG ? "no password on its first line" : strerror(-rc));
-        return KEDGE_ECONFIG;
-    }
     kedge_free(cfg->bridge_password);
     cfg->bridge_password = pw;
     return 0;
@@ -146,8 +108,7 @@ static int check_whole(struct plugin_config *cfg)
                                  "as the bridge and the cloud know it)");
         return KEDGE_ECONFIG;
     }
-    if (strchr(cfg->node_name, '/') || strchr(cfg->node_name, '+') ||
-        strchr(cfg->node_name, '#')) {
+    if (strchr(cfg->node_name, '/') || strchr(cfg->node_name, '+') || strchr(cfg->node_name, '#')) {
         kedge_log(KEDGE_LOG_ERR, "kedge: plugin_opt_node_name '%s' must be one topic level",
                   cfg->node_name);
         return KEDGE_ECONFIG;
@@ -161,22 +122,14 @@ static int check_whole(struct plugin_config *cfg)
 
 int options_parse(struct plugin_config *cfg, const struct mosquitto_opt *opts, int n)
 {
-    size_t i;
-    int k, rc = 0;
+    struct kvconf c = table(cfg);
+    int k, rc;
 
     memset(cfg, 0, sizeof(*cfg));
-    for (i = 0; i < sizeof(rows) / sizeof(rows[0]) && rc == 0; i++)
-        if (rows[i].def)
-            rc = set_value(cfg, &rows[i], rows[i].def);
-    for (k = 0; k < n && rc == 0; k++) {
-        const struct opt_row *row = find_row(opts[k].key);
-        if (!row) {
-            kedge_log(KEDGE_LOG_ERR, "kedge: unknown option plugin_opt_%s", opts[k].key);
-            rc = KEDGE_ECONFIG;
-            break;
-        }
-        rc = set_value(cfg, row, opts[k].value ? opts[k].value : "");
-    }
+    rc = kvconf_defaults(&c);
+    for (k = 0; k < n && rc == 0; k++)
+        rc = kvconf_set_name(&c, opts[k].key, strlen(opts[k].key),
+                             opts[k].value ? opts[k].value : "", NULL);
     if (rc == 0)
         rc = check_whole(cfg);
     if (rc < 0)
@@ -186,13 +139,7 @@ int options_parse(struct plugin_config *cfg, const struct mosquitto_opt *opts, i
 
 void options_cleanup(struct plugin_config *cfg)
 {
-    size_t i;
+    struct kvconf c = table(cfg);
 
-    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        if (rows[i].type == OPT_STR) {
-            char **slot = (char **)(void *)((char *)cfg + rows[i].field);
-            kedge_free(*slot);
-            *slot = NULL;
-        }
-    }
+    kvconf_free(&c);
 }

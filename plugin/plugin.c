@@ -117,17 +117,6 @@ static void unregister_all(mosquitto_plugin_id_t *id)
         (void)mosquitto_callback_unregister(id, callbacks[i].event, callbacks[i].cb, NULL);
 }
 
-static int parse_level(const char *s)
-{
-    static const char *const names[] = {"err", "warn", "notice", "info", "debug"};
-    int i;
-
-    for (i = 0; i <= KEDGE_LOG_DEBUG; i++)
-        if (!strcmp(s, names[i]))
-            return i;
-    return KEDGE_LOG_INFO;
-}
-
 KEDGE_EXPORT int mosquitto_plugin_version(int supported_version_count,
                                           const int *supported_versions)
 {
@@ -161,7 +150,7 @@ KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void *
     rc = options_parse(&kp->cfg, options, option_count);
     if (rc < 0)
         goto fail;
-    kedge_log_level_max = parse_level(kp->cfg.log_level);
+    kedge_log_level_max = kedge_log_level_named(kp->cfg.log_level);
     rc = core_init(&kp->core, &kp->cfg, &publisher);
     if (rc < 0)
         goto fail;

@@ -17,6 +17,7 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
+#include "kedge/schema.h"
 #include "kedge/util.h"
 #include "store.h"
 #include "store_int.h"
@@ -25,23 +26,7 @@ static struct kedge_ratelimit ckpt_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 
 /* The beego-era DDL (<= v1.22), verbatim from the spec: most deployed DBs look like this.
  * The two indexes are kedge's: without them every twin write scans the whole table. */
-static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS `device` (`id` varchar(64) NOT NULL PRIMARY KEY, `name` text, "
-    "`description` text, `state` text, `last_online` text);"
-    "CREATE TABLE IF NOT EXISTS `device_attr` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
-    "`deviceid` text, `name` text, `description` text, `value` text, `optional` bool, "
-    "`attr_type` text, `metadata` text);"
-    "CREATE TABLE IF NOT EXISTS `device_twin` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
-    "`deviceid` text, `name` text, `description` text, `expected` text, `actual` text, "
-    "`expected_meta` text, `actual_meta` text, `expected_version` text, `actual_version` text, "
-    "`optional` bool, `attr_type` text, `metadata` text);"
-    "CREATE INDEX IF NOT EXISTS kedge_device_twin_key ON device_twin(deviceid, name);"
-    "CREATE INDEX IF NOT EXISTS kedge_device_attr_key ON device_attr(deviceid, name);"
-    /* edgecore's EventBus table: topics the cloud subscribed this node to */
-    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);"
-    /* kedge's durable hand-off to the bridge (include/kedge/ke.h) */
-    "CREATE TABLE IF NOT EXISTS kedge_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "msg TEXT NOT NULL, created_ms INTEGER NOT NULL, subject TEXT, bytes INTEGER);";
+static const char schema_sql[] = KEDGE_SCHEMA_PLUGIN;
 
 #define TWIN_COLS                                                                                  \
     "deviceid, name, description, expected, actual, expected_meta, actual_meta, "                  \
@@ -69,11 +54,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ONE_DEVICE] = "SELECT " DEVICE_COLS " FROM device WHERE id = ?1",
     [ST_ONE_ATTRS] = "SELECT " ATTR_COLS " FROM device_attr WHERE deviceid = ?1 ORDER BY name, id",
     [ST_ONE_TWINS] = "SELECT " TWIN_COLS " FROM device_twin WHERE deviceid = ?1 ORDER BY name, id",
-    [ST_DEVICE_INSERT] = "INSERT OR REPLACE INTO device (" DEVICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_DEVICE_INSERT] =
+        "INSERT OR REPLACE INTO device (" DEVICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_DEVICE_DELETE] = "DELETE FROM device WHERE id = ?1",
     [ST_DEVICE_ATTRS_DELETE] = "DELETE FROM device_attr WHERE deviceid = ?1",
     [ST_DEVICE_TWINS_DELETE] = "DELETE FROM device_twin WHERE deviceid = ?1",
-    [ST_ATTR_INSERT] = "INSERT INTO device_attr (" ATTR_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_ATTR_INSERT] =
+        "INSERT INTO device_attr (" ATTR_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_ATTR_UPDATE] = "UPDATE device_attr SET description = ?3, value = ?4, optional = ?5, "
                        "attr_type = ?6, metadata = ?7 WHERE deviceid = ?1 AND name = ?2",
     [ST_ATTR_DELETE] = "DELETE FROM device_attr WHERE deviceid = ?1 AND name = ?2",
@@ -101,7 +88,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DB_BYTES] = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
     [ST_TWIN_COUNTS] = "SELECT deviceid, count(*) FROM device_twin GROUP BY deviceid",
 };
-
 
 static void set_error(struct store *s, const char *what)
 {
@@ -197,10 +183,11 @@ static int open_db(struct store *s)
     /* A short busy timeout: someone inspecting the DB with the sqlite3 CLI must not stall the
      * broker for long; a write that still finds it locked fails its batch (500). */
     sqlite3_busy_timeout(s->db, 20);
-    (void)snprintf(pragmas, sizeof(pragmas),
-                   "PRAGMA locking_mode=%s; PRAGMA journal_mode=WAL; "
-                   "PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=16777216;",
-                   s->exclusive ? "EXCLUSIVE" : "NORMAL", s->sync_full ? "FULL" : "NORMAL");
+    (void)snprintf(
+        pragmas, sizeof(pragmas),
+        "PRAGMA locking_mode=%s; PRAGMA journal_mode=WAL; "
+        "PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=16777216;",
+        s->exclusive ? "EXCLUSIVE" : "NORMAL", s->sync_full ? "FULL" : "NORMAL");
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
         set_error(s, "configure");
         goto fail;

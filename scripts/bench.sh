@@ -91,31 +91,10 @@ build() {
     BENCH=$BUILD/bench/bench_twin
 }
 
-# KubeEdge's beego-era DDL (kubeedge-wire.md §3.1): what an edgecore.db looks like.
+# KubeEdge's beego-era DDL (kubeedge-wire.md §3.1): what an edgecore.db looks like, as the
+# recorded fixture has it (unit_schema checks it against include/kedge/schema.h).
 beego_ddl() {
-    cat <<'EOF'
-CREATE TABLE IF NOT EXISTS `device` (
-  `id` varchar(64) NOT NULL PRIMARY KEY, `name` text, `description` text,
-  `state` text, `last_online` text);
-CREATE TABLE IF NOT EXISTS `device_attr` (
-  `id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `deviceid` text, `name` text,
-  `description` text, `value` text, `optional` bool, `attr_type` text, `metadata` text);
-CREATE TABLE IF NOT EXISTS `device_twin` (
-  `id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `deviceid` text, `name` text,
-  `description` text, `expected` text, `actual` text, `expected_meta` text,
-  `actual_meta` text, `expected_version` text, `actual_version` text,
-  `optional` bool, `attr_type` text, `metadata` text);
-CREATE TABLE IF NOT EXISTS `meta` (
-  `key` varchar(256) NOT NULL PRIMARY KEY, `type` varchar(32) NOT NULL DEFAULT '',
-  `value` text);
-CREATE TABLE IF NOT EXISTS `meta_v2` (
-  `key` varchar(256) NOT NULL PRIMARY KEY,
-  `groupversionresource` varchar(256) NOT NULL DEFAULT '',
-  `namespace` varchar(256) NOT NULL DEFAULT '', `name` varchar(256) NOT NULL DEFAULT '',
-  `resourceversion` bigint unsigned NOT NULL DEFAULT 0, `value` text);
-CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS `target_urls` (`url` text NOT NULL PRIMARY KEY);
-EOF
+    sed -n '/^CREATE TABLE/,/;$/p' "$ROOT/tests/fixtures/edgecore-meta.sql"
 }
 
 # seed_db FILE DEVICES DIGITS TWINS_PER_DEVICE(1|10): devices bench/dev-NNNN as edgecore

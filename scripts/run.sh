@@ -112,23 +112,14 @@ build() {
 
 # The demo device of the wire spec's sequence 8.1: default/thermo with an int twin
 # "temperature", expected 30, last reported 24. The tables are KubeEdge's beego-era schema
-# (kubeedge-wire.md §3.1); the plugin creates the same ones with CREATE TABLE IF NOT EXISTS.
+# (kubeedge-wire.md §3.1), from the recorded fixture (unit_schema checks it against
+# include/kedge/schema.h); the plugin creates the same ones with CREATE TABLE IF NOT EXISTS.
 seed_demo() {
     local now_ms
     now_ms=$(($(date +%s) * 1000))
     echo "run.sh: seeding demo device default/thermo into $DB_PATH"
     sqlite3 "$DB_PATH" <<SQL
-CREATE TABLE IF NOT EXISTS \`device\` (
-  \`id\` varchar(64) NOT NULL PRIMARY KEY, \`name\` text, \`description\` text,
-  \`state\` text, \`last_online\` text);
-CREATE TABLE IF NOT EXISTS \`device_attr\` (
-  \`id\` integer NOT NULL PRIMARY KEY AUTOINCREMENT, \`deviceid\` text, \`name\` text,
-  \`description\` text, \`value\` text, \`optional\` bool, \`attr_type\` text, \`metadata\` text);
-CREATE TABLE IF NOT EXISTS \`device_twin\` (
-  \`id\` integer NOT NULL PRIMARY KEY AUTOINCREMENT, \`deviceid\` text, \`name\` text,
-  \`description\` text, \`expected\` text, \`actual\` text, \`expected_meta\` text,
-  \`actual_meta\` text, \`expected_version\` text, \`actual_version\` text,
-  \`optional\` bool, \`attr_type\` text, \`metadata\` text);
+$(sed -n '/^CREATE TABLE IF NOT EXISTS `device/,/;$/p' "$REPO/tests/fixtures/edgecore-meta.sql")
 BEGIN;
 INSERT OR REPLACE INTO device (id, name, description, state, last_online)
   VALUES ('default/thermo', 'thermo', 'kedge demo thermometer', 'unknown', '');

@@ -54,6 +54,7 @@
 #include "kedge/err.h"
 #include "kedge/log.h"
 #include "kedge/msg.h"
+#include "kedge/schema.h"
 #include "kedge/util.h"
 
 #define ENTRY_COLS "id, msg_id, msg, kind, resends, sent_ms FROM kedge_outbox "
@@ -115,14 +116,8 @@ static const char *const sql[ST_COUNT] = {
 
 static const char schema[] =
     /* a small page cache: the queue is read front to back, and the bridge lives on gateways */
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;"
-    "CREATE TABLE IF NOT EXISTS kedge_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "msg_id TEXT NOT NULL UNIQUE, msg TEXT NOT NULL, kind INTEGER NOT NULL, "
-    "created_ms INTEGER NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS kedge_subject_seen (subject TEXT PRIMARY KEY, "
-    "seq INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS kedge_outbox_kv (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
-    "WITHOUT ROWID;";
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA "
+    "cache_size=-256;" KEDGE_DDL_BRIDGE_QUEUE;
 
 /* Columns added after the first release: a database without them gets them. Rows queued
  * before have no subject and keep the old, unordered behaviour; their size is measured once. */

@@ -8,6 +8,7 @@
 #include "cloudq.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
+#include "kedge/kebody.h"
 #include "kedge/util.h"
 
 #define LIST_DEFAULT 20
@@ -63,10 +64,7 @@ static int add_row(void *ctx, const struct cloudq_row *row)
 
 static void answer_code(struct kedge_jw *w, int code, const char *reason)
 {
-    kedge_jw_obj_open(w);
-    kedge_jw_kint(w, "code", code);
-    kedge_jw_kstr(w, "reason", reason);
-    kedge_jw_obj_close(w);
+    kebody_error_write(w, code, reason);
 }
 
 static void answer_error(struct kedge_jw *w, int rc)
@@ -129,10 +127,9 @@ static void do_act(struct kedge_jw *w, int rc)
         answer_error(w, rc);
         return;
     }
-    kedge_jw_obj_open(w);
-    kedge_jw_key(w, "ok");
-    kedge_jw_bool(w, true);
-    kedge_jw_obj_close(w);
+    static const struct kebody_result done = {true, 0, NULL};
+
+    kebody_result_write(w, &done);
 }
 
 static void dispatch(struct cloudq *ob, struct kedge_jw *w, const char *op, bool has_id, int64_t id,
@@ -163,29 +160,24 @@ static void dispatch(struct cloudq *ob, struct kedge_jw *w, const char *op, bool
 int cloudq_ctl_handle(struct cloudq *ob, const char *req, size_t len, struct kedge_buf *out)
 {
     struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *root, *op, *idv, *lim;
+    struct kebody_request r;
     struct kedge_jw w;
-    int64_t id = 0, limit = LIST_DEFAULT;
+    int64_t limit;
     bool has_id;
 
     kedge_jw_init(&w, out);
-    if (kedge_json_parse(req, len, &doc) < 0) {
+    if (kebody_request_decode(req, len, false, &doc, &r) < 0 && !doc) {
         answer_code(&w, 400, "the request is not JSON");
         return kedge_jw_finish(&w);
     }
-    root = kedge_jdoc_root(doc);
-    op = kedge_json_get(root, "op");
-    idv = kedge_json_get(root, "id");
-    lim = kedge_json_get(root, "limit");
-    has_id = idv && kedge_json_int64(idv, &id) == 0 && id > 0;
-    if (lim && (kedge_json_int64(lim, &limit) < 0 || limit < 1))
-        limit = LIST_DEFAULT;
+    has_id = r.has_id == KEBODY_INT && r.id > 0;
+    limit = r.has_limit == KEBODY_INT && r.limit >= 1 ? r.limit : LIST_DEFAULT;
     if (limit > LIST_MAX)
         limit = LIST_MAX;
-    if (!op || op->type != KEDGE_JSTR)
+    if (!r.op)
         answer_code(&w, 400, "no \"op\"");
     else
-        dispatch(ob, &w, op->str, has_id, id, (long)limit);
+        dispatch(ob, &w, r.op, has_id, r.id, (long)limit);
     kedge_jdoc_free(doc);
     return kedge_jw_finish(&w);
 }

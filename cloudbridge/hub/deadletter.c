@@ -8,13 +8,10 @@
 
 #include "deadletter.h"
 #include "kedge/err.h"
+#include "kedge/schema.h"
 #include "kedge/util.h"
 
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS kedge_dead (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "msg_id TEXT NOT NULL, msg TEXT NOT NULL, resource TEXT, kind INTEGER NOT NULL, "
-    "reason TEXT NOT NULL, failures INTEGER NOT NULL, created_ms INTEGER NOT NULL, "
-    "dead_ms INTEGER NOT NULL);";
+static const char schema[] = KEDGE_DDL_DEAD_LETTERS;
 
 /* The columns walk() reads, for the dead letters and for the queue: id, msg_id, msg (or ''),
  * resource, kind, reason, failures, created_ms, dead_ms (queue: sent_ms), bytes, subject,

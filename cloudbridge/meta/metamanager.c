@@ -32,7 +32,9 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
+#include "kedge/kebody.h"
 #include "kedge/log.h"
+#include "kedge/schema.h"
 #include "kedge/util.h"
 #include "metamanager.h"
 #include "resource.h"
@@ -50,10 +52,7 @@ static const char *const sql[ST_COUNT] = {
 
 /* Exactly edgecore's beego-era table (§3.1), so `kedge-ctl import` can copy rows as they are. */
 static const char schema[] =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;"
-    "CREATE TABLE IF NOT EXISTS `meta` (`key` varchar(256) NOT NULL PRIMARY KEY, "
-    "`type` varchar(32) NOT NULL DEFAULT '', `value` text);"
-    "CREATE TABLE IF NOT EXISTS `sub_topics` (`topic` text NOT NULL PRIMARY KEY);";
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;" KEDGE_SCHEMA_META;
 
 struct waiter {
     char *msg_id;
@@ -466,6 +465,7 @@ __attribute__((format(printf, 3, 4))) static void answer_error(struct metamgr *m
                                                                const char *fmt, ...)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
+    struct kebody_result refused = {false, 0, NULL};
     struct kedge_jw w;
     char text[1024];
     va_list ap;
@@ -475,12 +475,9 @@ __attribute__((format(printf, 3, 4))) static void answer_error(struct metamgr *m
     va_end(ap);
     kedge_log_limited(&mm->rl, "metamanager", KEDGE_LOG_INFO, "metamanager: query %s refused: %s",
                       ref, text);
+    refused.reason = text;
     kedge_jw_init(&w, &b);
-    kedge_jw_obj_open(&w);
-    kedge_jw_key(&w, "ok");
-    kedge_jw_bool(&w, false);
-    kedge_jw_kstr(&w, "reason", text);
-    kedge_jw_obj_close(&w);
+    kebody_result_write(&w, &refused);
     send_answer(mm, ref, &w, &b);
     kedge_buf_cleanup(&b);
 }
@@ -500,10 +497,7 @@ static void write_stored(struct kedge_jw *w, const char *value)
 static void answer_ok_open(struct kedge_jw *w, struct kedge_buf *b, const char *source)
 {
     kedge_jw_init(w, b);
-    kedge_jw_obj_open(w);
-    kedge_jw_key(w, "ok");
-    kedge_jw_bool(w, true);
-    kedge_jw_kstr(w, "source", source);
+    kebody_meta_ok_open(w, source);
 }
 
 static void list_row(void *ctx, const char *key, const char *value)
@@ -636,52 +630,50 @@ out:
 void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payload, size_t len)
 {
     const long max_ms = mm->cfg.remote_query_timeout_s * 1000;
-    const struct kedge_jval *root, *op, *res, *to;
     struct kedge_jdoc *doc = NULL;
+    struct kebody_request q;
     char type[64];
     int64_t timeout_ms = max_ms;
-    const char *slash;
+    const char *slash, *res;
     bool remote;
     int rc;
 
-    if (kedge_json_parse(payload, len, &doc) < 0 || kedge_jdoc_root(doc)->type != KEDGE_JOBJ) {
+    if (kebody_request_decode(payload, len, true, &doc, &q) < 0) {
         answer_error(mm, ref, "the request is not a JSON object");
         goto out;
     }
-    root = kedge_jdoc_root(doc);
-    op = kedge_json_get_exact(root, "op", 2);
-    to = kedge_json_get_exact(root, "timeout_ms", 10);
-    if (to && (kedge_json_int64(to, &timeout_ms) < 0 || timeout_ms < 1)) {
+    if (q.has_timeout_ms == KEBODY_WRONG || (q.has_timeout_ms == KEBODY_INT && q.timeout_ms < 1)) {
         answer_error(mm, ref, "timeout_ms must be a positive number of ms");
         goto out;
     }
+    if (q.has_timeout_ms == KEBODY_INT)
+        timeout_ms = q.timeout_ms;
     if (timeout_ms > max_ms)
         timeout_ms = max_ms; /* remote_query_timeout_s is the bridge's limit */
-    if (op && op->type == KEDGE_JSTR && !strcmp(op->str, "list")) {
-        res = kedge_json_get_exact(root, "type", 4);
-        if (!res || res->type != KEDGE_JSTR || !res->len || res->len >= sizeof(type) ||
-            memchr(res->str, '/', res->len) || strlen(res->str) != res->len) {
+    if (q.op && !strcmp(q.op, "list")) {
+        if (!q.type || !q.type_len || q.type_len >= sizeof(type) ||
+            memchr(q.type, '/', q.type_len) || strlen(q.type) != q.type_len) {
             answer_error(mm, ref, "list needs \"type\": a resource type such as configmap");
             goto out;
         }
-        answer_list(mm, ref, res->str);
+        answer_list(mm, ref, q.type);
         goto out;
     }
-    res = kedge_json_get_exact(root, "resource", 8);
-    if (!op || op->type != KEDGE_JSTR || strcmp(op->str, "query") != 0) {
+    res = q.resource;
+    if (!q.op || strcmp(q.op, "query") != 0) {
         answer_error(mm, ref,
                      "unknown op: use {\"op\":\"query\",\"resource\":\"ns/type/name\"} "
                      "or {\"op\":\"list\",\"type\":\"configmap\"}");
         goto out;
     }
-    if (!res || res->type != KEDGE_JSTR || res->len > LOCAL_RESOURCE_MAX ||
-        strlen(res->str) != res->len || resource_type_of(res->str, type, sizeof(type)) < 0) {
+    if (!res || q.resource_len > LOCAL_RESOURCE_MAX || strlen(res) != q.resource_len ||
+        resource_type_of(res, type, sizeof(type)) < 0) {
         answer_error(mm, ref,
                      "query needs \"resource\": {namespace}/{type}/{name}, e.g. "
                      "default/configmap/cm1");
         goto out;
     }
-    slash = strchr(strchr(res->str, '/') + 1, '/');
+    slash = strchr(strchr(res, '/') + 1, '/');
     if (!slash) { /* {ns}/{type}: every row of the type, from the table */
         answer_list(mm, ref, type);
         goto out;
@@ -689,15 +681,15 @@ void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payl
     /* node was remote-first up to v1.22 (kubeedge-wire.md §6, §9): resource.h */
     remote = resource_remote_first(type, mm->cfg.node_namespace);
     if (remote && edgehub_connected(mm->hub)) {
-        rc = query_remote(mm, ref, res->str, (long)timeout_ms);
+        rc = query_remote(mm, ref, res, (long)timeout_ms);
         if (rc == 0)
             goto out;
         if (rc != -ENOTCONN) {
-            answer_error(mm, ref, "cannot ask the cloud for %s: %s", res->str, kedge_strerror(rc));
+            answer_error(mm, ref, "cannot ask the cloud for %s: %s", res, kedge_strerror(rc));
             goto out;
         }
     }
-    answer_local(mm, ref, res->str);
+    answer_local(mm, ref, res);
 out:
     kedge_jdoc_free(doc);
 }

@@ -25,7 +25,7 @@
 
 struct kedge_jw {
     struct kedge_buf *out;
-    int err;                                /* first error (-ENOMEM, -EINVAL), sticky */
+    int err; /* first error (-ENOMEM, -EINVAL), sticky */
     int depth;
     bool need_comma[KEDGE_JSON_MAX_DEPTH + 1];
     bool after_key;
@@ -85,6 +85,9 @@ struct kedge_jdoc;
  * *out: set on success; free with kedge_jdoc_free. root via kedge_jdoc_root.
  * Returns 0, KEDGE_EPARSE (bad JSON, trailing garbage, too deep), -ENOMEM. */
 int kedge_json_parse(const char *buf, size_t len, struct kedge_jdoc **out);
+/* The same, for a body that must be an object: KEDGE_ESCHEMA when the root is something else,
+ * with *out set all the same (the caller frees it). */
+int kedge_json_parse_object(const char *buf, size_t len, struct kedge_jdoc **out);
 const struct kedge_jval *kedge_jdoc_root(const struct kedge_jdoc *doc);
 void kedge_jdoc_free(struct kedge_jdoc *doc);
 

@@ -17,6 +17,12 @@ enum kedge_log_level {
     KEDGE_LOG_DEBUG = 4,
 };
 
+/* The levels as the plugin's and the bridge's configs spell them, indexed by level,
+ * NULL-terminated: "err", "warn", "notice", "info", "debug". */
+extern const char *const kedge_log_level_names[];
+/* The level a name says; KEDGE_LOG_INFO for any other text (the configs check it first). */
+int kedge_log_level_named(const char *name);
+
 typedef void (*kedge_log_sink)(int level, const char *line);
 
 extern int kedge_log_level_max; /* lines above this level are dropped before formatting */
@@ -35,7 +41,10 @@ struct kedge_ratelimit {
     uint64_t window_start_ms;
     unsigned interval_ms, burst, printed, suppressed;
 };
-#define KEDGE_RATELIMIT_INIT(interval_ms, burst) {0, (interval_ms), (burst), 0, 0}
+#define KEDGE_RATELIMIT_INIT(interval_ms, burst)                                                   \
+    {                                                                                              \
+        0, (interval_ms), (burst), 0, 0                                                            \
+    }
 
 /* Returns 1 if a line may be printed now; when a window with suppressed lines ends, logs
  * "<module>: suppressed N similar lines" once. */
@@ -43,7 +52,7 @@ int kedge_ratelimit_ok(struct kedge_ratelimit *rl, const char *module);
 
 #define kedge_log_limited(rl, module, level, ...)                                                  \
     do {                                                                                           \
-        if ((level) <= kedge_log_level_max && kedge_ratelimit_ok((rl), (module)))                 \
+        if ((level) <= kedge_log_level_max && kedge_ratelimit_ok((rl), (module)))                  \
             kedge_log_printf((level), __VA_ARGS__);                                                \
     } while (0)
 

@@ -30,55 +30,45 @@
 
 #include "cloudsim.h"
 #include "kedge/alloc.h"
+#include "kedge/kvconf.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
 
 /* ---- options: one row per option ------------------------------------------------------------- */
 
-enum opt_type { OPT_STR, OPT_INT };
-
-struct opt {
-    const char *name;
-    enum opt_type type;
-    size_t off;
-    long min, max;
-    const char *def; /* NULL: required */
-    const char *help;
-};
-
 #define F(m) offsetof(struct cloudsim_config, m)
 /* clang-format off */
-static const struct opt opts[] = {
+static const struct kvconf_key opts[] = {
     /* name                  type     field                   min max    default */
-    {"--certs",               OPT_STR, F(certs_dir),           0, 0,     NULL,
-     "DIR  certificate directory; missing certificates are made"},
-    {"--port",                OPT_INT, F(port),                0, 65535, "10000",
-     "P  wss port (CloudHub); 0 = any free port"},
-    {"--control-port",        OPT_INT, F(control_port),        0, 65535, "10010",
-     "P  HTTP control API port; 0 = any free port"},
-    {"--https-port",          OPT_INT, F(https_port),          0, 65535, "0",
-     "P  certificate bootstrap service (/ca.crt, /edge.crt); 0 = off"},
-    {"--cert-lifetime-s",     OPT_INT, F(cert_lifetime_s),     1, 315360000, "31536000",
-     "S  lifetime of the node certificates /edge.crt signs"},
-    {"--keepalive-timeout-s", OPT_INT, F(keepalive_timeout_s), 1, 86400, "30",
-     "S  close a session after S seconds without a keepalive"},
-    {"--resend-interval-s",   OPT_INT, F(resend_interval_s),   1, 3600,  "5",
-     "S  re-send an unacked message every S seconds"},
-    {"--session-setup-ms",    OPT_INT, F(session_setup_ms),    0, 600000, "10",
+    {"--certs",               KVCONF_STR, F(certs_dir),           0, 0,     NULL,
+     "DIR  certificate directory; missing certificates are made", NULL},
+    {"--port",                KVCONF_LONG, F(port),                0, 65535, "10000",
+     "P  wss port (CloudHub); 0 = any free port", NULL},
+    {"--control-port",        KVCONF_LONG, F(control_port),        0, 65535, "10010",
+     "P  HTTP control API port; 0 = any free port", NULL},
+    {"--https-port",          KVCONF_LONG, F(https_port),          0, 65535, "0",
+     "P  certificate bootstrap service (/ca.crt, /edge.crt); 0 = off", NULL},
+    {"--cert-lifetime-s",     KVCONF_LONG, F(cert_lifetime_s),     1, 315360000, "31536000",
+     "S  lifetime of the node certificates /edge.crt signs", NULL},
+    {"--keepalive-timeout-s", KVCONF_LONG, F(keepalive_timeout_s), 1, 86400, "30",
+     "S  close a session after S seconds without a keepalive", NULL},
+    {"--resend-interval-s",   KVCONF_LONG, F(resend_interval_s),   1, 3600,  "5",
+     "S  re-send an unacked message every S seconds", NULL},
+    {"--session-setup-ms",    KVCONF_LONG, F(session_setup_ms),    0, 600000, "10",
      "MS  a new connection's session exists only after MS: keepalives and acks before are "
-     "dropped"},
-    {"--node-grace-s",        OPT_INT, F(node_grace_s),        1, 86400, "40",
-     "S  a node whose lease is not renewed for S seconds turns NotReady (Unknown)"},
-    {"--log-level",           OPT_STR, F(log_level),           0, 0,     "info",
-     "L  error|warning|notice|info|debug"},
-    {"--node",                OPT_STR, F(node),                0, 0,     "edge-node",
-     "NAME  the node the edge certificate is made for"},
-    {"--on-malformed",        OPT_STR, F(on_malformed),        0, 0,     "drop",
-     "drop|close  bad JSON from the edge: log and drop it, or close as cloudcore"},
-    {"--cloud-version",       OPT_STR, F(cloud_version),       0, 0,     "1.15",
-     "MAJOR.MINOR  the cloudcore generation: device ids ns/name from 1.17"},
-    {"--read-limit",          OPT_INT, F(read_limit),          1024, 1073741824, "67108864",
-     "BYTES  close the link (1009) on a message from the edge over BYTES (cloudcore: none)"},
+     "dropped", NULL},
+    {"--node-grace-s",        KVCONF_LONG, F(node_grace_s),        1, 86400, "40",
+     "S  a node whose lease is not renewed for S seconds turns NotReady (Unknown)", NULL},
+    {"--log-level",           KVCONF_STR, F(log_level),           0, 0,     "info",
+     "L  error|warning|notice|info|debug", NULL},
+    {"--node",                KVCONF_STR, F(node),                0, 0,     "edge-node",
+     "NAME  the node the edge certificate is made for", NULL},
+    {"--on-malformed",        KVCONF_STR, F(on_malformed),        0, 0,     "drop",
+     "drop|close  bad JSON from the edge: log and drop it, or close as cloudcore", NULL},
+    {"--cloud-version",       KVCONF_STR, F(cloud_version),       0, 0,     "1.15",
+     "MAJOR.MINOR  the cloudcore generation: device ids ns/name from 1.17", NULL},
+    {"--read-limit",          KVCONF_LONG, F(read_limit),          1024, 1073741824, "67108864",
+     "BYTES  close the link (1009) on a message from the edge over BYTES (cloudcore: none)", NULL},
 };
 /* clang-format on */
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -89,43 +79,32 @@ static void usage(FILE *f)
 
     (void)fprintf(f, "usage: kedge-cloudsim --certs DIR [options]\n");
     for (i = 0; i < N_OPTS; i++)
-        (void)fprintf(f, "  %-22s %s%s%s%s\n", opts[i].name, opts[i].help,
+        (void)fprintf(f, "  %-22s %s%s%s%s\n", opts[i].key, opts[i].help,
                       opts[i].def ? " (default " : "", opts[i].def ? opts[i].def : "",
                       opts[i].def ? ")" : "");
 }
 
-static int opt_set(struct cloudsim_config *cfg, const struct opt *o, const char *value)
+/* cloudsim's wording for kvconf's faults (the only ones its options can meet). */
+static void opt_report(void *arg, const struct kvconf_error *e)
 {
-    char *base = (char *)cfg + o->off;
-    long v;
+    (void)arg;
+    if (e->fault == KVCONF_NOT_LONG)
+        (void)fprintf(stderr, "kedge-cloudsim: %s: '%s' is not an integer in %ld..%ld\n",
+                      e->key->key, e->value, e->key->min, e->key->max);
+}
 
-    if (o->type == OPT_INT) {
-        if (kedge_parse_long(value, o->min, o->max, &v) < 0) {
-            (void)fprintf(stderr, "kedge-cloudsim: %s: '%s' is not an integer in %ld..%ld\n",
-                          o->name, value, o->min, o->max);
-            return -1;
-        }
-        memcpy(base, &v, sizeof(v));
-        return 0;
-    }
-    {
-        char *copy = kedge_strdup(value), *old;
-        if (!copy)
-            return -1;
-        memcpy(&old, base, sizeof(old));
-        kedge_free(old);
-        memcpy(base, &copy, sizeof(copy));
-    }
-    return 0;
+static struct kvconf opt_table(struct cloudsim_config *cfg)
+{
+    struct kvconf c = {opts, N_OPTS, cfg, false, opt_report, NULL};
+
+    return c;
 }
 
 static void config_cleanup(struct cloudsim_config *cfg)
 {
-    kedge_free(cfg->certs_dir);
-    kedge_free(cfg->node);
-    kedge_free(cfg->log_level);
-    kedge_free(cfg->on_malformed);
-    kedge_free(cfg->cloud_version);
+    struct kvconf c = opt_table(cfg);
+
+    kvconf_free(&c);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -140,23 +119,22 @@ static const struct {
 /* Parse into cfg (defaults first), then check the whole. Returns 0, 1 for --help, -1. */
 static int config_parse(int argc, char **argv, struct cloudsim_config *cfg, int *log_level)
 {
+    struct kvconf c = opt_table(cfg);
     size_t i;
     int a;
 
     memset(cfg, 0, sizeof(*cfg));
-    for (i = 0; i < N_OPTS; i++)
-        if (opts[i].def && opt_set(cfg, &opts[i], opts[i].def) < 0)
-            return -1;
+    if (kvconf_defaults(&c) < 0)
+        return -1;
     for (a = 1; a < argc; a++) {
         const char *arg = argv[a], *eq = strchr(arg, '='), *value;
         size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+        const struct kvconf_key *o;
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return 1;
-        for (i = 0; i < N_OPTS; i++)
-            if (strlen(opts[i].name) == nlen && strncmp(opts[i].name, arg, nlen) == 0)
-                break;
-        if (i == N_OPTS) {
+        o = kvconf_find(&c, arg, nlen);
+        if (!o) {
             (void)fprintf(stderr, "kedge-cloudsim: unknown option '%s'\n", arg);
             return -1;
         }
@@ -165,10 +143,10 @@ static int config_parse(int argc, char **argv, struct cloudsim_config *cfg, int 
         } else if (a + 1 < argc) {
             value = argv[++a];
         } else {
-            (void)fprintf(stderr, "kedge-cloudsim: %s needs a value\n", opts[i].name);
+            (void)fprintf(stderr, "kedge-cloudsim: %s needs a value\n", o->key);
             return -1;
         }
-        if (opt_set(cfg, &opts[i], value) < 0)
+        if (kvconf_set(&c, o, value, NULL) < 0)
             return -1;
     }
 
