@@ -736,6 +736,17 @@ static void rt_disconnect(struct mosquitto *mosq, struct rt_ctx *ctx)
     mosquitto_destroy(mosq);
 }
 
+/* The measuring client for o's node: ctx set up from o, connected and subscribed. */
+static struct mosquitto *rt_begin(struct rt_ctx *ctx, const struct rt_opts *o)
+{
+    ctx->prefix = o->prefix;
+    ctx->digits = (int)o->digits;
+    ctx->devices = o->devices;
+    ctx->next_event_id = 1;
+    ctx->broker_pid = (pid_t)o->broker_pid;
+    return rt_connect(ctx, o->port, o->prefix);
+}
+
 static int cmd_roundtrip(const struct rt_opts *o)
 {
     struct rt_ctx ctx = {0};
@@ -744,12 +755,7 @@ static int cmd_roundtrip(const struct rt_opts *o)
     struct mosquitto *mosq;
     int status = EXIT_BROKEN;
 
-    ctx.prefix = o->prefix;
-    ctx.digits = (int)o->digits;
-    ctx.devices = o->devices;
-    ctx.next_event_id = 1;
-    ctx.broker_pid = (pid_t)o->broker_pid;
-    mosq = rt_connect(&ctx, o->port, o->prefix);
+    mosq = rt_begin(&ctx, o);
     if (!mosq)
         return EXIT_BROKEN;
     if (o->bridge_password) {
@@ -808,12 +814,7 @@ static int cmd_offline(const struct rt_opts *o, long total, long chunk)
     long done = 0, rss = -1, hwm = -1, first_rss = -1;
     int status = EXIT_BROKEN;
 
-    ctx.prefix = o->prefix;
-    ctx.digits = (int)o->digits;
-    ctx.devices = o->devices;
-    ctx.next_event_id = 1;
-    ctx.broker_pid = (pid_t)o->broker_pid;
-    mosq = rt_connect(&ctx, o->port, o->prefix);
+    mosq = rt_begin(&ctx, o);
     if (!mosq)
         return EXIT_BROKEN;
     while (done < total) {

@@ -23,6 +23,7 @@
 
 #include "kedge/err.h"
 #include "enginectl.h"
+#include "proc.h"
 #include "testsupport.h"
 
 #define ENGINE_SH KEDGE_SOURCE_DIR "/scripts/engine.sh"
@@ -39,8 +40,7 @@ struct enginectl {
     pid_t pid; /* the service: not our child (engine.sh setsid's it); 0 when not running */
     bool running;
     bool attached;
-    pid_t watcher;
-    int watch_fd;
+    struct kt_watcher watcher;
     char dir[TMPDIR_MAX + 32];
     char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char log_path[TMPDIR_MAX + 64]; /* enginectl.log: engine.sh's stderr, every run */
@@ -55,21 +55,11 @@ bool enginectl_wanted(void)
     return !(v && strcmp(v, "none") == 0);
 }
 
-static bool keep_tmp(void)
-{
-    const char *v = getenv("KEDGE_KEEP_TMP");
-
-    return v && strcmp(v, "1") == 0;
-}
-
+/* Not scaled for valgrind: the engine does not run under it. */
 int enginectl_scale_ms(int ms)
 {
-    const char *s = getenv("KEDGE_TEST_TIMEOUT_SCALE");
-    double f = s ? strtod(s, NULL) : 1.0, v;
+    double v = (double)ms * kt_timeout_scale();
 
-    if (!(f > 0))
-        f = 1.0;
-    v = (double)ms * f;
     return v > (double)INT_MAX ? INT_MAX : (int)v;
 }
 
@@ -144,33 +134,6 @@ static const char watcher_script[] =
     ">&2\n"
     "fi\n";
 
-static int start_watcher(struct enginectl *e)
-{
-    int fds[2];
-
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    e->watcher = fork();
-    if (e->watcher < 0) {
-        int err = errno;
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        return -err;
-    }
-    if (e->watcher == 0) {
-        (void)setpgid(0, 0); /* its own process group: Check's killpg on a timeout spares it */
-        if (dup2(fds[0], STDIN_FILENO) < 0)
-            _exit(127);
-        kt_close_from(3);
-        execl("/bin/sh", "sh", "-c", watcher_script, "kedge-enginectl-watcher", e->dir,
-              keep_tmp() ? "keep" : "rm", ENGINE_SH, (char *)NULL);
-        _exit(127);
-    }
-    (void)close(fds[0]);
-    e->watch_fd = fds[1];
-    return 0;
-}
-
 /* Run `engine.sh VERB DIR`: stdout into *out, stderr appended to enginectl.log. The script runs
  * in its own process group (killed whole on the deadline) and dies with the test
  * (PR_SET_PDEATHSIG); the service it starts is in its own session and is neither.
@@ -180,52 +143,25 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
 {
     char start_s[48];
     const char *extra[] = {start_s, "KEDGE_ENGINE_KEEP_DIR=1", NULL};
+    const char *argv[] = {"/bin/bash", ENGINE_SH, verb, e->dir, NULL};
+    struct kt_spawn sp = {.argv = argv, .env = extra, .log_path = e->log_path, .own_group = true};
+    struct kt_proc p = KT_PROC_INIT;
     int64_t deadline = kt_now_ms() + timeout_ms;
-    pid_t parent = getpid(), pid;
-    int fds[2], st = 0, rc = 0;
-    char **env;
+    int fds[2], rc = 0;
     bool eof = false;
 
     *code = -1;
     (void)snprintf(start_s, sizeof(start_s), "KEDGE_ENGINE_START_TIMEOUT_S=%d",
                    (enginectl_scale_ms(SERVICE_TIMEOUT_MS) + 999) / 1000);
-    env = kt_env_with(extra);
-    if (!env)
-        return -ENOMEM;
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        rc = -errno;
-        free(env);
-        return rc;
-    }
-    pid = fork();
-    if (pid < 0) {
-        rc = -errno;
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        free(env);
-        return rc;
-    }
-    if (pid == 0) {
-        int log_fd, null_fd;
-
-        (void)setpgid(0, 0);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-            _exit(127);
-        log_fd = open(e->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (log_fd < 0 || null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
-            dup2(fds[1], STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0)
-            _exit(127);
-        kt_close_from(3);
-        execve("/bin/bash", (char *const[]){"bash", ENGINE_SH, (char *)verb, e->dir, NULL}, env);
-        _exit(127);
-    }
-    free(env);
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    sp.stdout_fd = fds[1];
+    rc = kt_proc_spawn(&p, &sp);
     (void)close(fds[1]);
-    while (!eof) {
+    while (rc == 0 && !eof) {
         char buf[1024];
-        struct pollfd p = {fds[0], POLLIN, 0};
-        int r = poll(&p, 1, kt_remaining_ms(deadline));
+        struct pollfd pf = {fds[0], POLLIN, 0};
+        int r = poll(&pf, 1, kt_remaining_ms(deadline));
         ssize_t n;
 
         if (r < 0 && errno == EINTR)
@@ -244,29 +180,12 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
     }
     (void)close(fds[0]);
     /* stdout is closed (or the deadline passed): reap it, killing its group on the deadline */
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-
-        if (w == pid)
-            break;
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = rc ? rc : -errno;
-            break;
-        }
-        if (rc == -ETIMEDOUT || !kt_remaining_ms(deadline)) {
-            rc = -ETIMEDOUT;
-            (void)kill(-pid, SIGKILL);
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
-            break;
-        }
-        struct timespec ts = {0, POLL_MS * 1000000L};
-        (void)nanosleep(&ts, NULL);
+    if (p.pid && (rc == -ETIMEDOUT || kt_proc_wait_exit(&p, kt_remaining_ms(deadline)) < 0)) {
+        (void)kt_proc_kill9(&p);
+        rc = -ETIMEDOUT;
     }
     if (rc == 0)
-        *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        *code = p.exit_status;
     return rc;
 }
 
@@ -293,9 +212,10 @@ static bool process_gone(pid_t pid)
 int enginectl_start(struct enginectl **out)
 {
     struct kedge_buf so = KEDGE_BUF_INIT;
-    const char *tmp = getenv("TMPDIR"), *line;
+    const char *line;
     struct enginectl *e;
     int rc, code = -1, pid = 0;
+    char *dir;
 
     *out = NULL;
     if (!enginectl_available())
@@ -303,18 +223,20 @@ int enginectl_start(struct enginectl **out)
     e = calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
-    e->watch_fd = -1;
-    if (!tmp || !*tmp || strlen(tmp) > TMPDIR_MAX)
-        tmp = "/tmp";
-    (void)snprintf(e->dir, sizeof(e->dir), "%s/kedge-engine-XXXXXX", tmp);
-    if (!mkdtemp(e->dir)) {
+    e->watcher = (struct kt_watcher)KT_WATCHER_INIT;
+    dir = kt_scratch_dir("kedge-engine", TMPDIR_MAX);
+    if (!dir) {
         rc = -errno;
         free(e);
         return rc;
     }
+    (void)snprintf(e->dir, sizeof(e->dir), "%s", dir);
+    free(dir);
     (void)snprintf(e->log_path, sizeof(e->log_path), "%s/enginectl.log", e->dir);
     (void)snprintf(e->sock, sizeof(e->sock), "%s/podman.sock", e->dir);
-    rc = start_watcher(e);
+    rc = kt_watcher_start(
+        &e->watcher, watcher_script, "kedge-enginectl-watcher",
+        (const char *const[]){e->dir, kt_keep_tmp() ? "keep" : "rm", ENGINE_SH, NULL});
     if (rc < 0)
         goto fail;
     e->running = true; /* from here on, something may run: stop it on failure */
@@ -360,7 +282,7 @@ int enginectl_attach(const char *socket_path, struct enginectl **out)
     }
     (void)snprintf(e->sock, sizeof(e->sock), "%s", socket_path);
     e->attached = true;
-    e->watch_fd = -1;
+    e->watcher = (struct kt_watcher)KT_WATCHER_INIT;
     *out = e;
     return 0;
 }
@@ -399,13 +321,9 @@ void enginectl_free(struct enginectl *e)
         if (rc != 0)
             (void)fprintf(stderr, "enginectl: stopping the engine in %s failed: %d\n", e->dir, rc);
     }
-    kt_watcher_stop(&e->watcher, &e->watch_fd);
-    if (!e->attached && e->dir[0]) {
-        if (keep_tmp())
-            (void)fprintf(stderr, "enginectl: kept %s\n", e->dir);
-        else
-            (void)kt_rmtree(e->dir, true);
-    }
+    kt_watcher_stop(&e->watcher);
+    if (!e->attached)
+        kt_scratch_done(e->dir, true, "enginectl");
     free(e);
 }
 

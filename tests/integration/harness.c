@@ -13,9 +13,10 @@
  * read end of a pipe whose only write end is the test's: EOF without an "ok" line means the test
  * died, and the watcher prints the broker's files to stderr and removes the directory.
  */
-#define _GNU_SOURCE /* pipe2, close_range, execvpe, prctl */
+#define _GNU_SOURCE /* asprintf */
 
 #include "harness.h"
+#include "proc.h"
 #include "testsupport.h"
 
 #include <errno.h>
@@ -55,9 +56,6 @@
 #define ACK_TIMEOUT_MS 10000   /* SUBACK, PUBACK, PUBCOMP, UNSUBACK */
 #define POLL_MS 10
 #define PORT_ATTEMPTS 5
-#define VALGRIND_SCALE 20
-
-extern char **environ;
 
 /* Diagnostics for the test's log. A failed write to stderr has nowhere better to be reported. */
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
@@ -80,29 +78,13 @@ __attribute__((format(printf, 2, 3))) static void conf_line(FILE *f, const char 
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Process-wide set-up, clock, scaling
+ * Process-wide set-up, scaling
  */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static double timeout_scale = 1.0;
-static bool use_valgrind;
 
 static void init_globals(void)
 {
-    const char *s = getenv("KEDGE_TEST_TIMEOUT_SCALE");
-    const char *vg = getenv("KEDGE_VALGRIND");
-
-    if (s && *s) {
-        char *end = NULL;
-        double v = strtod(s, &end);
-        if (end != s && *end == '\0' && v >= 1.0 && v <= 1000.0)
-            timeout_scale = v;
-        else
-            say("harness: ignoring KEDGE_TEST_TIMEOUT_SCALE=%s (want 1..1000)\n", s);
-    }
-    use_valgrind = vg && strcmp(vg, "1") == 0;
-    if (use_valgrind)
-        timeout_scale *= VALGRIND_SCALE;
     /* A broker that closes a test client's socket must fail a write, not kill the test. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         perror("harness: signal(SIGPIPE)");
@@ -116,20 +98,7 @@ static void harness_init(void)
 
 int kh_scale_ms(int ms)
 {
-    double v;
-
-    harness_init();
-    v = (double)ms * timeout_scale;
-    return v > (double)INT_MAX ? INT_MAX : (int)v;
-}
-
-/* The one place this file waits without a condition: between two polls of a deadline loop. */
-static void poll_pause(void)
-{
-    struct timespec ts = {0, POLL_MS * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    return kt_scale_ms(ms);
 }
 
 static const char *asan_preload(void)
@@ -141,79 +110,9 @@ static const char *asan_preload(void)
 #endif
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Small file helpers
- */
-
-static char *path_join(const char *dir, const char *name)
-{
-    char *p = NULL;
-
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        return NULL;
-    return p;
-}
-
-static off_t file_size(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 ? st.st_size : 0;
-}
-
-/* Read path from offset to its end. Returns a NUL-terminated heap string, or NULL (errno). */
-static char *read_from(const char *path, off_t offset)
-{
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), saved_errno;
-
-    if (fd < 0)
-        return NULL;
-    if (offset > 0 && lseek(fd, offset, SEEK_SET) < 0)
-        goto fail;
-    for (;;) {
-        ssize_t n;
-
-        if (cap - len < 4096) {
-            char *nb = realloc(buf, cap + 65536);
-            if (!nb)
-                goto fail;
-            buf = nb;
-            cap += 65536;
-        }
-        n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto fail;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    close(fd);
-    return buf;
-fail:
-    saved_errno = errno;
-    free(buf);
-    close(fd);
-    errno = saved_errno;
-    return NULL;
-}
-
-static bool file_contains_from(const char *path, off_t offset, const char *needle)
-{
-    char *text = read_from(path, offset);
-    bool found = text && strstr(text, needle);
-
-    free(text);
-    return found;
-}
-
 static void copy_to_stderr(const char *path, const char *what)
 {
-    char *text = read_from(path, 0);
+    char *text = kt_read_from(path, 0);
 
     if (!text || !*text) {
         free(text);
@@ -223,22 +122,9 @@ static void copy_to_stderr(const char *path, const char *what)
     free(text);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
-        return -errno;
-    return 0;
-}
-
 int kh_rmtree(const char *path)
 {
-    int rc = nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-
-    if (rc < 0)
-        return errno == ENOENT ? 0 : -errno;
-    return rc;
+    return kt_rmtree(path, false);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -249,29 +135,18 @@ struct kh_broker {
     char *dir;
     char *conf_path, *log_path, *out_path, *vg_path, *db_path;
     int port;
-    pid_t pid;         /* 0 when not running */
-    int exit_status;   /* of the last process that ended; -ECHILD before */
-    off_t log_offset;  /* broker.log size when the current process was spawned */
-    off_t out_offset;  /* the same for broker.out */
-    bool remove_dir;   /* ours to delete in kh_broker_free */
-    pid_t watcher_pid; /* 0 when none */
-    int watcher_fd;    /* write end of the watcher's pipe; -1 when none */
+    struct kt_proc proc;
+    long log_offset; /* broker.log size when the current process was spawned */
+    long out_offset; /* the same for broker.out */
+    bool remove_dir; /* ours to delete in kh_broker_free */
+    struct kt_watcher watcher;
 };
 
-/* Tell the watcher something: "ok" (exit quietly), "dumped" (the log is already on stderr),
- * "fresh" (a new broker process wrote more log since). A dead watcher is not our problem. */
-static void watcher_say(const struct kh_broker *b, const char *line)
-{
-    if (b->watcher_fd < 0)
-        return;
-    if (write(b->watcher_fd, line, strlen(line)) < 0)
-        (void)0; /* EPIPE: the watcher is gone; nothing to clean up for it */
-}
-
-/* Script for /bin/sh; $1 = directory, $2 = rm|keep; fd 3 = the pipe from the test process. */
+/* Script for the watcher; $1 = directory, $2 = rm|keep. Lines: "ok" (exit quietly), "dumped"
+ * (the log is already on stderr), "fresh" (a new broker process wrote more log since). */
 static const char watcher_script[] =
     "dumped=no\n"
-    "while IFS= read -r line <&3; do\n"
+    "while IFS= read -r line; do\n"
     "  case $line in ok) exit 0;; dumped) dumped=yes;; fresh) dumped=no;; esac\n"
     "done\n"
     "if [ $dumped = no ]; then\n"
@@ -282,78 +157,6 @@ static const char watcher_script[] =
     "  echo \"----- end of broker files -----\" >&2\n"
     "fi\n"
     "if [ \"$2\" = rm ]; then rm -rf -- \"$1\"; else echo \"harness: kept $1\" >&2; fi\n";
-
-static int spawn_watcher(struct kh_broker *b)
-{
-    int p[2];
-    pid_t pid;
-
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -errno;
-    pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(p[0]);
-        close(p[1]);
-        return -e;
-    }
-    if (pid == 0) {
-        /* Own process group: Check killpg()s the test's group when the test ends. */
-        setpgid(0, 0);
-        if (p[0] == 3) {
-            if (fcntl(3, F_SETFD, 0) < 0)
-                _exit(127);
-        } else if (dup2(p[0], 3) < 0) {
-            _exit(127);
-        }
-        kt_close_from(4);
-        execl("/bin/sh", "sh", "-c", watcher_script, "kedge-watcher", b->dir,
-              b->remove_dir ? "rm" : "keep", (char *)NULL);
-        _exit(127);
-    }
-    close(p[0]);
-    b->watcher_fd = p[1];
-    b->watcher_pid = pid;
-    return 0;
-}
-
-static void stop_watcher(struct kh_broker *b)
-{
-    if (b->watcher_fd >= 0) {
-        watcher_say(b, "ok\n");
-        close(b->watcher_fd);
-        b->watcher_fd = -1;
-    }
-    if (b->watcher_pid > 0) {
-        while (waitpid(b->watcher_pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        b->watcher_pid = 0;
-    }
-}
-
-static int pick_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int port;
-
-    if (fd < 0)
-        return -errno;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = 0;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
 
 static bool has_newline(const char *s)
 {
@@ -426,106 +229,42 @@ static int write_conf(const struct kh_broker *b, const struct kh_broker_opts *o,
     return rc;
 }
 
-/* The broker's environment: ours, plus the sanitizer runtime and its options when the plugin is
- * an ASan build. Returns a heap array of borrowed/heap strings (free with free_env), or NULL. */
-static char **build_env(char ***owned_out)
+/* What the broker's environment adds to ours when the plugin is an ASan build: the sanitizer
+ * runtime and its options (each replaces an entry of the same name). *env: NULL-terminated,
+ * free with free_env; NULL entries when there is nothing to add. Returns 0 or -ENOMEM. */
+static int asan_env(char *env[5])
 {
-    static const char *const drop[] = {
-        "LD_PRELOAD=", "ASAN_OPTIONS=", "LSAN_OPTIONS=", "UBSAN_OPTIONS="};
     const char *preload = asan_preload();
-    size_t n = 0, i = 0, k = 0;
-    char **env, **owned;
+    int k = 0;
 
-    *owned_out = NULL;
-    while (environ[n])
-        n++;
-    env = calloc(n + 5, sizeof(*env));
-    owned = calloc(5, sizeof(*owned));
-    if (!env || !owned)
-        goto fail;
-    for (size_t j = 0; j < n; j++) {
-        bool skip = false;
-        if (preload)
-            for (size_t d = 0; d < sizeof(drop) / sizeof(drop[0]); d++)
-                if (strncmp(environ[j], drop[d], strlen(drop[d])) == 0)
-                    skip = true;
-        if (!skip)
-            env[i++] = environ[j];
+    memset(env, 0, 5 * sizeof(*env));
+    if (!preload)
+        return 0;
+    /* fast_unwind_on_malloc=0: Debian's broker has no frame pointers, so the fast unwinder
+     * stops at its first frame and a suppression could not tell the broker's allocations
+     * from the plugin's (tests/lsan.supp). */
+    if (asprintf(&env[k++], "LD_PRELOAD=%s", preload) < 0 ||
+        !(env[k++] = strdup("ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:"
+                            "fast_unwind_on_malloc=0")) ||
+        asprintf(&env[k++], "LSAN_OPTIONS=suppressions=%s/tests/lsan.supp:print_suppressions=0",
+                 KEDGE_SOURCE_DIR) < 0 ||
+        !(env[k++] = strdup("UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"))) {
+        env[--k] = NULL; /* asprintf leaves its pointer undefined on failure */
+        for (int j = 0; j < k; j++)
+            free(env[j]);
+        return -ENOMEM;
     }
-    if (preload) {
-        /* fast_unwind_on_malloc=0: Debian's broker has no frame pointers, so the fast unwinder
-         * stops at its first frame and a suppression could not tell the broker's allocations
-         * from the plugin's (tests/lsan.supp). */
-        if (asprintf(&owned[k++], "LD_PRELOAD=%s", preload) < 0 ||
-            !(owned[k++] = strdup("ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:"
-                                  "fast_unwind_on_malloc=0")) ||
-            asprintf(&owned[k++],
-                     "LSAN_OPTIONS=suppressions=%s/tests/lsan.supp:print_suppressions=0",
-                     KEDGE_SOURCE_DIR) < 0 ||
-            !(owned[k++] = strdup("UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"))) {
-            owned[--k] = NULL; /* asprintf leaves its pointer undefined on failure */
-            goto fail;
-        }
-        for (size_t j = 0; j < k; j++)
-            env[i++] = owned[j];
-    }
-    env[i] = NULL;
-    *owned_out = owned;
-    return env;
-fail:
-    if (owned)
-        for (size_t j = 0; j < k; j++)
-            free(owned[j]);
-    free(owned);
-    free(env);
-    return NULL;
-}
-
-static void free_env(char **env, char **owned)
-{
-    if (owned)
-        for (size_t j = 0; owned[j]; j++)
-            free(owned[j]);
-    free(owned);
-    free(env);
-}
-
-static int encode_status(int st)
-{
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
-    return 255;
-}
-
-/* Reap the broker if it has ended. Returns true when it is no longer running. */
-static bool reap(struct kh_broker *b, bool block)
-{
-    int st;
-    pid_t r;
-
-    if (!b->pid)
-        return true;
-    do
-        r = waitpid(b->pid, &st, block ? 0 : WNOHANG);
-    while (r < 0 && errno == EINTR);
-    if (r == 0)
-        return false;
-    b->exit_status = r == b->pid ? encode_status(st) : -ECHILD;
-    b->pid = 0;
-    return true;
+    return 0;
 }
 
 static int spawn_broker(struct kh_broker *b)
 {
-    char *vg_log = NULL;
-    char **owned = NULL, **env = NULL;
+    char *vg_log = NULL, *env[5];
     const char *argv[16];
-    int argc = 0, out_fd = -1, null_fd = -1, rc = 0;
-    pid_t parent = getpid(), pid;
+    int argc = 0, rc;
+    struct kt_spawn sp = {.argv = argv, .env = (const char *const *)env};
 
-    if (use_valgrind) {
+    if (kt_valgrind()) {
         if (asprintf(&vg_log, "--log-file=%s", b->vg_path) < 0)
             return -ENOMEM;
         argv[argc++] = "valgrind";
@@ -542,50 +281,19 @@ static int spawn_broker(struct kh_broker *b)
     argv[argc++] = b->conf_path;
     argv[argc] = NULL;
 
-    env = build_env(&owned);
-    if (!env) {
-        rc = -ENOMEM;
-        goto out;
+    rc = asan_env(env);
+    if (rc < 0) {
+        free(vg_log);
+        return rc;
     }
-    out_fd = open(b->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out_fd < 0 || null_fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    b->log_offset = file_size(b->log_path);
-    b->out_offset = file_size(b->out_path);
-
-    pid = fork();
-    if (pid < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (pid == 0) {
-        sigset_t all;
-
-        /* Die with the test: a failed assertion must not leave a broker behind. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-            _exit(127);
-        if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-            _exit(127);
-        /* No inherited client sockets: a broker holding a test client's socket open would keep
-         * that connection alive after the client "crashes". */
-        kt_close_from(3);
-        (void)signal(SIGPIPE, SIG_DFL);
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        execvpe(argv[0], (char *const *)argv, env);
-        _exit(127);
-    }
-    b->pid = pid;
-    watcher_say(b, "fresh\n");
-out:
-    if (out_fd >= 0)
-        close(out_fd);
-    if (null_fd >= 0)
-        close(null_fd);
-    free_env(env, owned);
+    b->log_offset = kt_file_size(b->log_path);
+    b->out_offset = kt_file_size(b->out_path);
+    sp.log_path = b->out_path; /* mosquitto's own log is the file log_dest names */
+    rc = kt_proc_spawn(&b->proc, &sp);
+    if (rc == 0)
+        kt_watcher_say(&b->watcher, "fresh\n");
+    for (int j = 0; env[j]; j++)
+        free(env[j]);
     free(vg_log);
     return rc;
 }
@@ -606,7 +314,7 @@ static void probe_on_connect(struct mosquitto *m, void *obj, int rc)
 static bool log_says_running(const struct kh_broker *b)
 {
     static const char needle[] = "mosquitto version ";
-    char *log = read_from(b->log_path, b->log_offset);
+    char *log = kt_read_from(b->log_path, b->log_offset);
     bool found = false;
 
     for (char *p = log ? strstr(log, needle) : NULL; p && !found; p = strstr(p + 1, needle)) {
@@ -632,7 +340,7 @@ static int wait_ready(struct kh_broker *b)
         return -ENOMEM;
     mosquitto_connect_callback_set(probe, probe_on_connect);
     for (;;) {
-        if (reap(b, false)) {
+        if (kt_proc_reap(&b->proc, false)) {
             rc = -ECHILD;
             break;
         }
@@ -650,25 +358,24 @@ static int wait_ready(struct kh_broker *b)
             }
         }
         if (kt_now_ms() >= deadline) {
-            kill(b->pid, SIGKILL);
-            reap(b, true);
+            (void)kt_proc_kill9(&b->proc);
             rc = -ETIMEDOUT;
             break;
         }
         if (!connecting)
-            poll_pause();
+            kt_poll_pause();
     }
     mosquitto_destroy(probe);
     return rc;
 }
 
-/* The bind lost the race for the port we picked (see pick_port). */
+/* The bind lost the race for the port we picked (kt_free_port). */
 static bool port_was_lost(const struct kh_broker *b)
 {
     static const char needle[] = "Address already in use";
 
-    return file_contains_from(b->log_path, b->log_offset, needle) ||
-           file_contains_from(b->out_path, b->out_offset, needle);
+    return kt_file_contains(b->log_path, b->log_offset, needle) ||
+           kt_file_contains(b->out_path, b->out_offset, needle);
 }
 
 static int run_once(struct kh_broker *b)
@@ -689,73 +396,68 @@ static void broker_release(struct kh_broker *b)
     free(b);
 }
 
-static bool keep_tmp(void)
-{
-    const char *k = getenv("KEDGE_KEEP_TMP");
-
-    return k && strcmp(k, "1") == 0;
-}
-
 static int make_dir(struct kh_broker *b, const struct kh_broker_opts *o)
 {
-    const char *tmp = getenv("TMPDIR");
-
     if (o && o->data_dir) {
         if (mkdir(o->data_dir, 0755) < 0 && errno != EEXIST)
             return -errno;
         b->dir = strdup(o->data_dir);
         return b->dir ? 0 : -ENOMEM;
     }
-    if (asprintf(&b->dir, "%s/kedge-it-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
-        b->dir = NULL;
-        return -ENOMEM;
-    }
-    if (!mkdtemp(b->dir))
+    b->dir = kt_scratch_dir("kedge-it", PATH_MAX);
+    if (!b->dir)
         return -errno;
-    b->remove_dir = !(o && o->keep_data_dir) && !keep_tmp();
+    b->remove_dir = !(o && o->keep_data_dir) && !kt_keep_tmp();
     return 0;
 }
 
-int kh_broker_launch(const struct kh_broker_opts *o, struct kh_broker **out)
+static int broker_paths(struct kh_broker *b, const struct kh_broker_opts *o)
 {
-    struct kh_broker *b;
-    int rc;
-
-    *out = NULL;
-    harness_init();
-    if (use_valgrind && asan_preload()) {
-        say("harness: KEDGE_VALGRIND=1 needs the normal build, not the ASan one\n");
-        return -ENOTSUP;
-    }
-    b = calloc(1, sizeof(*b));
-    if (!b)
-        return -ENOMEM;
-    b->exit_status = -ECHILD;
-    b->watcher_fd = -1;
-    rc = make_dir(b, o);
-    if (rc < 0)
-        goto fail;
-    b->conf_path = path_join(b->dir, "mosquitto.conf");
-    b->log_path = path_join(b->dir, "broker.log");
-    b->out_path = path_join(b->dir, "broker.out");
-    b->vg_path = path_join(b->dir, "valgrind.log");
-    b->db_path = o && o->db_path ? strdup(o->db_path) : path_join(b->dir, "kedge.db");
+    b->conf_path = kt_path_join(b->dir, "mosquitto.conf");
+    b->log_path = kt_path_join(b->dir, "broker.log");
+    b->out_path = kt_path_join(b->dir, "broker.out");
+    b->vg_path = kt_path_join(b->dir, "valgrind.log");
+    b->db_path = o && o->db_path ? strdup(o->db_path) : kt_path_join(b->dir, "kedge.db");
     if (o && o->plugin_opts)
         for (const struct kh_opt *p = o->plugin_opts; p->key; p++)
             if (strcmp(p->key, "db_path") == 0 && p->value) {
                 free(b->db_path);
                 b->db_path = strdup(p->value);
             }
-    if (!b->conf_path || !b->log_path || !b->out_path || !b->vg_path || !b->db_path) {
-        rc = -ENOMEM;
-        goto fail;
+    if (!b->conf_path || !b->log_path || !b->out_path || !b->vg_path || !b->db_path)
+        return -ENOMEM;
+    return 0;
+}
+
+int kh_broker_launch(const struct kh_broker_opts *o, struct kh_broker **out)
+{
+    const char *args[3] = {NULL, NULL, NULL};
+    struct kh_broker *b;
+    int rc;
+
+    *out = NULL;
+    harness_init();
+    if (kt_valgrind() && asan_preload()) {
+        say("harness: KEDGE_VALGRIND=1 needs the normal build, not the ASan one\n");
+        return -ENOTSUP;
     }
-    rc = spawn_watcher(b);
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->proc = (struct kt_proc)KT_PROC_INIT;
+    b->watcher = (struct kt_watcher)KT_WATCHER_INIT;
+    rc = make_dir(b, o);
+    if (rc == 0)
+        rc = broker_paths(b, o);
+    args[0] = b->dir;
+    args[1] = b->remove_dir ? "rm" : "keep";
+    if (rc == 0)
+        rc = kt_watcher_start(&b->watcher, watcher_script, "kedge-watcher", args);
     if (rc < 0)
         goto fail;
 
     for (int attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-        rc = pick_port();
+        rc = kt_free_port();
         if (rc < 0)
             goto fail;
         b->port = rc;
@@ -771,7 +473,7 @@ int kh_broker_launch(const struct kh_broker_opts *o, struct kh_broker **out)
     *out = b;
     return rc;
 fail:
-    stop_watcher(b);
+    kt_watcher_stop(&b->watcher);
     if (b->dir && b->remove_dir)
         kh_rmtree(b->dir);
     broker_release(b);
@@ -787,7 +489,7 @@ struct kh_broker *kh_broker_start(const struct kh_broker_opts *o)
         return b;
     say("harness: broker did not start: %s", strerror(-rc));
     if (b) {
-        say(" (exit status %d, dir %s)\n", b->exit_status, b->dir);
+        say(" (exit status %d, dir %s)\n", b->proc.exit_status, b->dir);
         kh_broker_log_dump(b);
         kh_broker_free(b);
     } else {
@@ -798,52 +500,34 @@ struct kh_broker *kh_broker_start(const struct kh_broker_opts *o)
 
 int kh_broker_stop(struct kh_broker *b)
 {
-    int64_t deadline;
+    int rc = kt_proc_stop(&b->proc, kh_scale_ms(READY_TIMEOUT_MS), "harness: broker");
 
-    if (!b->pid)
-        return -ECHILD;
-    if (kill(b->pid, SIGTERM) < 0 && errno != ESRCH)
-        return -errno;
-    deadline = kt_now_ms() + kh_scale_ms(READY_TIMEOUT_MS);
-    while (!reap(b, false)) {
-        if (kt_now_ms() >= deadline) {
-            say("harness: broker pid %d ignored SIGTERM; killing it\n", (int)b->pid);
-            kill(b->pid, SIGKILL);
-            reap(b, true);
-            b->exit_status = -ETIMEDOUT;
-            break;
-        }
-        poll_pause();
-    }
-    if (b->exit_status != 0) {
-        say("harness: broker stopped with status %d\n", b->exit_status);
+    if (rc == -ECHILD || (rc < 0 && rc != -ETIMEDOUT))
+        return rc;
+    if (rc != 0) {
+        say("harness: broker stopped with status %d\n", rc);
         kh_broker_log_dump(b);
     }
-    return b->exit_status;
+    return rc;
 }
 
 int kh_broker_kill9(struct kh_broker *b)
 {
-    if (!b->pid)
-        return -ECHILD;
-    if (kill(b->pid, SIGKILL) < 0 && errno != ESRCH)
-        return -errno;
-    reap(b, true);
-    return 0;
+    return kt_proc_kill9(&b->proc);
 }
 
 int kh_broker_signal(struct kh_broker *b, int sig)
 {
-    if (!b->pid || reap(b, false))
+    if (kt_proc_reap(&b->proc, false))
         return -ECHILD;
-    return kill(b->pid, sig) < 0 ? -errno : 0;
+    return kill(b->proc.pid, sig) < 0 ? -errno : 0;
 }
 
 int kh_broker_restart(struct kh_broker *b)
 {
     int rc;
 
-    if (b->pid) {
+    if (b->proc.pid) {
         rc = kh_broker_stop(b);
         if (rc != 0)
             return rc;
@@ -854,11 +538,11 @@ int kh_broker_restart(struct kh_broker *b)
         rc = run_once(b);
         if (rc != -ECHILD || !port_was_lost(b))
             break;
-        poll_pause();
+        kt_poll_pause();
     }
     if (rc < 0) {
         say("harness: broker did not restart: %s (exit status %d)\n", strerror(-rc),
-            b->exit_status);
+            b->proc.exit_status);
         kh_broker_log_dump(b);
     }
     return rc;
@@ -868,17 +552,17 @@ void kh_broker_free(struct kh_broker *b)
 {
     if (!b)
         return;
-    if (b->pid) {
+    if (b->proc.pid) {
         int st = kh_broker_stop(b);
         if (st != 0)
             say("harness: kh_broker_free: broker exited with status %d\n", st);
     }
-    stop_watcher(b);
+    kt_watcher_stop(&b->watcher);
     if (b->remove_dir) {
         int rc = kh_rmtree(b->dir);
         if (rc < 0)
             say("harness: cannot remove %s: %s\n", b->dir, strerror(-rc));
-    } else if (keep_tmp()) {
+    } else if (kt_keep_tmp()) {
         say("harness: kept %s\n", b->dir);
     }
     broker_release(b);
@@ -901,17 +585,17 @@ const char *kh_broker_db_path(const struct kh_broker *b)
 
 pid_t kh_broker_pid(const struct kh_broker *b)
 {
-    return b->pid;
+    return b->proc.pid;
 }
 
 bool kh_broker_running(struct kh_broker *b)
 {
-    return !reap(b, false);
+    return !kt_proc_reap(&b->proc, false);
 }
 
 int kh_broker_exit_status(const struct kh_broker *b)
 {
-    return b->exit_status;
+    return b->proc.exit_status;
 }
 
 void kh_broker_log_dump(const struct kh_broker *b)
@@ -921,25 +605,17 @@ void kh_broker_log_dump(const struct kh_broker *b)
     copy_to_stderr(b->out_path, "broker stdout/stderr");
     copy_to_stderr(b->vg_path, "valgrind.log");
     say("===== end of broker files =====\n");
-    watcher_say(b, "dumped\n");
+    kt_watcher_say(&b->watcher, "dumped\n");
 }
 
 char *kh_broker_log_read(const struct kh_broker *b)
 {
-    return read_from(b->log_path, 0);
+    return kt_read_from(b->log_path, 0);
 }
 
 int kh_broker_wait_log(const struct kh_broker *b, const char *needle, int timeout_ms)
 {
-    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
-
-    for (;;) {
-        if (file_contains_from(b->log_path, 0, needle))
-            return 0;
-        if (kt_now_ms() >= deadline)
-            return -ETIMEDOUT;
-        poll_pause();
-    }
+    return kt_proc_wait_log(NULL, b->log_path, 0, needle, kh_scale_ms(timeout_ms));
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -38,7 +38,10 @@
 #include "kedge/json.h"
 #include "kedge/msg.h"
 #include "simctl.h"
+#include "proc.h"
 #include "testsupport.h"
+
+#define PAUSE_MS 20 /* between two polls of a deadline loop */
 
 #define WAIT_MS 10000 /* deadline for something that should take milliseconds */
 #define LINK_MS 20000 /* deadline for a dead link to be noticed and redialled (5 s settings) */
@@ -69,22 +72,9 @@ struct chain_opts {
     const char *session_setup_ms; /* cloudsim: NULL = its default */
 };
 
-static void pause_poll(void)
-{
-    struct timespec ts = {0, 20 * 1000000L}; /* between two polls of a deadline loop */
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static void bset(const char *key, const char *value)
 {
     ck_assert_int_eq(bridgectl_set(bridge, key, value), 0);
-}
-
-static void bset_long(const char *key, long value)
-{
-    ck_assert_int_eq(bridgectl_set_long(bridge, key, value), 0);
 }
 
 static void wait_session(int64_t min_sessions, int timeout_ms);
@@ -120,21 +110,7 @@ static void chain_up(const struct chain_opts *co)
     broker = kh_broker_start(&ko);
     ck_assert_msg(broker != NULL, "broker with kedge_plugin.so did not start");
 
-    bset("node_name", NODE);
-    bset("cloud_host", "127.0.0.1");
-    bset_long("cloud_port", simctl_wss_port(sim));
-    bset("tls_ca_file", simctl_cert_path(sim, "rootCA.crt"));
-    bset("tls_cert_file", simctl_cert_path(sim, "edge.crt"));
-    bset("tls_key_file", simctl_cert_path(sim, "edge.key"));
-    bset("broker_host", "127.0.0.1");
-    bset_long("broker_port", kh_broker_port(broker));
-    bset_long("keepalive_s", 2);
-    bset_long("ping_idle_s", 2);
-    bset_long("dead_link_s", 5);
-    bset_long("backoff_initial_ms", 100);
-    bset_long("backoff_max_ms", 1000);
-    bset_long("cloud_qps", 0);
-    bset_long("rotate_certificates", 0);
+    ck_assert_int_eq(bridgectl_wire_cloudsim(bridge, sim, NODE, kh_broker_port(broker), true), 0);
     bset("cloud_version", so.cloud_version);
     for (kv = co->bridge_conf; kv && kv->key; kv++)
         bset(kv->key, kv->value);
@@ -241,7 +217,7 @@ static void wait_session(int64_t min_sessions, int timeout_ms)
             return;
         ck_assert_msg(kt_now_ms() < deadline,
                       "no session %" PRId64 " of node " NODE " at the cloud", min_sessions);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -251,7 +227,7 @@ static void wait_disconnected(void)
 
     while (state_bool("connected")) {
         ck_assert_msg(kt_now_ms() < deadline, "the cloud still has a session");
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -339,7 +315,7 @@ static char *cloud_wait(long long *since, const struct route_sel *sel)
                       sel->source ? sel->source : "*", sel->group ? sel->group : "*",
                       sel->operation ? sel->operation : "*", sel->resource ? sel->resource : "*",
                       *since);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     return json;
 }
@@ -371,7 +347,7 @@ static void wait_acked(const char *msg_id)
 
     while (!acked(msg_id)) {
         ck_assert_msg(kt_now_ms() < deadline, "the edge never acked %s", msg_id);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -516,7 +492,7 @@ static void wait_plugin_cloud(bool connected)
 
     while (plugin_status_int("cloud_connected") != connected) {
         ck_assert_msg(kt_now_ms() < deadline, "the plugin never saw cloud_connected=%d", connected);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -526,7 +502,7 @@ static void wait_plugin_outbox(int64_t depth)
 
     while (plugin_status_int("outbox_depth") != depth) {
         ck_assert_msg(kt_now_ms() < deadline, "the plugin's outbox never held %" PRId64, depth);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -536,7 +512,7 @@ static void wait_db_int(const char *path, const char *sql, int64_t want)
 
     while ((got = db_int(path, sql)) != want) {
         ck_assert_msg(kt_now_ms() < deadline, "%s: %" PRId64 ", expected %" PRId64, sql, got, want);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -628,7 +604,7 @@ static void wait_no_pending(void)
 
     while (state_int("pending_acks") != 0) {
         ck_assert_msg(kt_now_ms() < deadline, "the cloud's messages were not all acked");
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -883,7 +859,7 @@ START_TEST(test_device_generations)
            !strstr(obj, "\"reported\":{\"metadata\":{\"timestamp\":")) {
         kedge_free(obj);
         ck_assert_msg(kt_now_ms() < deadline, "the cloud's Device never got the reported value");
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     ck_assert_ptr_nonnull(strstr(obj, "\"type\":\"int\"},\"value\":\"25\"}"));
     kedge_free(obj);
@@ -1334,7 +1310,7 @@ START_TEST(test_ack_after_store)
         int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
         while (sim_log_count(tx, "(resend)") < 1) {
             ck_assert_msg(kt_now_ms() < deadline, "cloudsim never resent %s", id);
-            pause_poll();
+            kt_pause_ms(PAUSE_MS);
         }
     }
     ck_assert(!acked(id));

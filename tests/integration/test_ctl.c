@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "proc.h"
 #include "jsoncmp.h"
 #include "kedge/json.h"
 #include "testsupport.h"
@@ -84,82 +85,20 @@ static void run_free(struct run *r)
     memset(r, 0, sizeof(*r));
 }
 
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-    char *nb = realloc(*buf, *len + n + 1);
-
-    ck_assert_ptr_nonnull(nb);
-    memcpy(nb + *len, p, n);
-    *len += n;
-    nb[*len] = '\0';
-    *buf = nb;
-}
-
 /* Run kedge-ctl with argv (NULL-terminated, without the program name), capturing stdout and
  * stderr, killing it at the deadline. */
 static void run_argv(struct run *r, char *const *args)
 {
-    int out[2], err[2], n = 0;
-    char *argv[64];
-    size_t olen = 0, elen = 0;
-    int64_t t0 = kt_now_ms(), deadline = t0 + kh_scale_ms(RUN_MS);
-    bool open_o = true, open_e = true;
-    pid_t pid;
+    const char *argv[64];
+    int n = 0;
+    int64_t t0 = kt_now_ms();
 
     memset(r, 0, sizeof(*r));
-    argv[n++] = (char *)KEDGE_CTL_PATH;
+    argv[n++] = KEDGE_CTL_PATH;
     for (; *args && n < 63; args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    r->out = calloc(1, 1);
-    r->err = calloc(1, 1);
-    while ((open_o || open_e) && kt_now_ms() < deadline) {
-        struct pollfd p[2] = {{open_o ? out[0] : -1, POLLIN, 0}, {open_e ? err[0] : -1, POLLIN, 0}};
-        char buf[4096];
-        if (poll(p, 2, (int)(deadline - kt_now_ms())) <= 0)
-            continue;
-        for (int i = 0; i < 2; i++) {
-            ssize_t k;
-            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            k = read(p[i].fd, buf, sizeof(buf));
-            if (k > 0)
-                append(i ? &r->err : &r->out, i ? &elen : &olen, buf, (size_t)k);
-            else if (i)
-                open_e = false;
-            else
-                open_o = false;
-        }
-    }
-    close(out[0]);
-    close(err[0]);
-    for (;;) {
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) {
-            r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            break;
-        }
-        if (kt_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            r->status = -1;
-            break;
-        }
-        poll(NULL, 0, 10); /* the pipes are closed: only the exit is left to see */
-    }
+    ck_assert_int_eq(kt_run(argv, kh_scale_ms(RUN_MS), &r->status, &r->out, &r->err), 0);
     r->ms = (long)(kt_now_ms() - t0);
     fprintf(stderr, "$ kedge-ctl");
     for (int i = 1; i < n; i++)

@@ -51,7 +51,10 @@
 #include "kedge/buf.h"
 #include "kedge/json.h"
 #include "simctl.h"
+#include "proc.h"
 #include "testsupport.h"
+
+#define PAUSE_MS 20 /* between two polls of a deadline loop */
 
 #define WAIT_MS 10000    /* something that takes milliseconds */
 #define DELIVER_MS 60000 /* a stream drains to the cloud once the path is whole again */
@@ -79,14 +82,6 @@ static struct dev devs[N_DEV] = {{"default/dur-0", "dur-0", NULL},
                                  {"default/dur-1", "dur-1", NULL}};
 
 /* ---- small things ------------------------------------------------------------------------- */
-
-static void pause_poll(void)
-{
-    struct timespec ts = {0, 20 * 1000000L}; /* between two polls of a deadline loop */
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 static int64_t wall_ms(void)
 {
@@ -144,7 +139,7 @@ static void wait_session(int64_t min_sessions, int timeout_ms)
     while (!(sim_state_bool("connected") && sim_state_int("sessions_total") >= min_sessions)) {
         ck_assert_msg(kt_now_ms() < deadline,
                       "no session %" PRId64 " of node " NODE " at the cloud", min_sessions);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -177,22 +172,8 @@ static void chain_up(const struct chain_opts *co)
     broker = kh_broker_start(&ko);
     ck_assert_msg(broker != NULL, "broker with kedge_plugin.so did not start");
 
-    bset("node_name", NODE);
-    bset("cloud_host", "127.0.0.1");
-    bset_long("cloud_port", simctl_wss_port(sim));
-    bset("tls_ca_file", simctl_cert_path(sim, "rootCA.crt"));
-    bset("tls_cert_file", simctl_cert_path(sim, "edge.crt"));
-    bset("tls_key_file", simctl_cert_path(sim, "edge.key"));
-    bset("broker_host", "127.0.0.1");
-    bset_long("broker_port", kh_broker_port(broker));
-    bset_long("keepalive_s", 2);
-    bset_long("ping_idle_s", 2);
-    bset_long("dead_link_s", 5);
-    bset_long("backoff_initial_ms", 100);
-    bset_long("backoff_max_ms", 1000);
-    bset_long("cloud_qps", 0);
+    ck_assert_int_eq(bridgectl_wire_cloudsim(bridge, sim, NODE, kh_broker_port(broker), true), 0);
     bset_long("resend_s", 2);
-    bset_long("rotate_certificates", 0);
     bset("cloud_version", so.cloud_version);
     for (kv = co->bridge_kv; kv && kv[0]; kv += 2)
         bset(kv[0], kv[1]);
@@ -290,7 +271,7 @@ static void wait_disconnected(void)
 
     while (sim_state_bool("connected")) {
         ck_assert_msg(kt_now_ms() < deadline, "the cloud still has a session");
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -302,7 +283,7 @@ static void wait_db_int(const char *path, const char *sql, int64_t want)
 
     while ((got = db_int(path, sql)) != want) {
         ck_assert_msg(kt_now_ms() < deadline, "%s: %" PRId64 ", expected %" PRId64, sql, got, want);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -345,7 +326,7 @@ static void wait_plugin_drained(void)
 
     while ((got = plugin_status_int("outbox_depth")) != 0) {
         ck_assert_msg(kt_now_ms() < deadline, "plugin outbox_depth %" PRId64 ", expected 0", got);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -545,7 +526,7 @@ static void wait_delivered(struct tally *t, int timeout_ms)
         tally_collect(t);
         if (!tally_totals(t).lost || kt_now_ms() >= deadline)
             return;
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -805,7 +786,7 @@ static void restart_bridge(bool hook)
             return;
         }
         ck_assert_msg(kt_now_ms() < deadline, "kedge-bridge not ready");
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -862,7 +843,7 @@ START_TEST(test_bridge_kill9)
             deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
             while (bridgectl_running(bridge)) {
                 ck_assert_msg(kt_now_ms() < deadline, "the %s hook never fired", how_name[how]);
-                pause_poll();
+                kt_pause_ms(PAUSE_MS);
                 mid = mid || undelivered(k.t);
             }
             ck_assert_int_eq(bridgectl_exit_status(bridge), 128 + SIGKILL);
@@ -1268,7 +1249,7 @@ START_TEST(test_rate_limit)
             if (n >= 70)
                 break;
             ck_assert_msg(kt_now_ms() < deadline, "only %d of 70 uploads arrived", n);
-            pause_poll();
+            kt_pause_ms(PAUSE_MS);
         }
     }
     /* burst 10 at once, then 60 at 30/s: at least (60 - 1) / 30 s between first and last */

@@ -47,12 +47,15 @@
 
 #include "bridgectl.h"
 #include "harness.h"
+#include "proc.h"
 #include "jsoncmp.h"
 #include "kedge/alloc.h"
 #include "kedge/json.h"
 #include "kedge/msg.h"
 #include "simctl.h"
 #include "testsupport.h"
+
+#define PAUSE_MS 50 /* between two polls of a deadline loop */
 
 #define WAIT_MS 10000 /* deadline for something that should take milliseconds */
 #define RUN_MS 30000  /* kedge-ctl must have exited by then */
@@ -68,14 +71,6 @@ static struct kh_broker *broker;
 static struct bridgectl *bridge;
 
 /* ---- small helpers ------------------------------------------------------------------------- */
-
-static void pause_poll(void)
-{
-    struct timespec ts = {0, 50 * 1000000L}; /* between two polls of a deadline loop */
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 static int grace_s(void)
 {
@@ -167,7 +162,7 @@ static void wait_connected(void)
 
     while (!sim_connected()) {
         ck_assert_msg(kt_now_ms() < deadline, "the bridge did not connect to the cloud");
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -207,20 +202,7 @@ static void chain_up(const struct chain_opts *co)
     broker = kh_broker_start(&ko);
     ck_assert_msg(broker != NULL, "broker with kedge_plugin.so did not start");
 
-    bset("node_name", NODE);
-    bset_long("cloud_port", simctl_wss_port(sim));
-    bset("tls_ca_file", simctl_cert_path(sim, "rootCA.crt"));
-    bset("tls_cert_file", simctl_cert_path(sim, "edge.crt"));
-    bset("tls_key_file", simctl_cert_path(sim, "edge.key"));
-    bset("broker_host", "127.0.0.1");
-    bset_long("broker_port", kh_broker_port(broker));
-    bset_long("keepalive_s", 2);
-    bset_long("ping_idle_s", 2);
-    bset_long("dead_link_s", 5);
-    bset_long("backoff_initial_ms", 100);
-    bset_long("backoff_max_ms", 1000);
-    bset_long("cloud_qps", 0);
-    bset_long("rotate_certificates", 0);
+    ck_assert_int_eq(bridgectl_wire_cloudsim(bridge, sim, NODE, kh_broker_port(broker), true), 0);
     bset_long("status_interval_s", 1);
     bset_long("lease_interval_s", 1);
     if (co->node_namespace)
@@ -302,7 +284,7 @@ static void wait_ready(const char *want, int timeout_ms, struct node_view *v)
             return;
         ck_assert_msg(kt_now_ms() < deadline, "node " NODE " is not Ready=%s at the cloud (%s)",
                       want, v->found ? v->ready : "not there");
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -340,7 +322,7 @@ static void wait_received(const char *op, const char *resource, int at_least)
     while (count_received(op, resource, NULL) < at_least) {
         ck_assert_msg(kt_now_ms() < deadline, "the cloud did not receive %d %s %s", at_least, op,
                       resource);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -358,83 +340,19 @@ static void run_free(struct run *r)
     memset(r, 0, sizeof(*r));
 }
 
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-    char *nb = realloc(*buf, *len + n + 1);
-
-    ck_assert_ptr_nonnull(nb);
-    memcpy(nb + *len, p, n);
-    *len += n;
-    nb[*len] = '\0';
-    *buf = nb;
-}
-
 /* kedge-ctl with argv (NULL-terminated, no program name), stdout and stderr captured, killed
  * at the deadline. */
 static void run_argv(struct run *r, char *const *args)
 {
-    int out[2], err[2], n = 0;
-    char *argv[64];
-    size_t olen = 0, elen = 0;
-    int64_t deadline = kt_now_ms() + kh_scale_ms(RUN_MS);
-    bool open_o = true, open_e = true;
-    pid_t pid;
+    const char *argv[64];
+    int n = 0;
 
     memset(r, 0, sizeof(*r));
-    argv[n++] = (char *)KEDGE_CTL_PATH;
+    argv[n++] = KEDGE_CTL_PATH;
     for (; *args && n < 63; args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    r->out = calloc(1, 1);
-    r->err = calloc(1, 1);
-    ck_assert(r->out && r->err);
-    while ((open_o || open_e) && kt_now_ms() < deadline) {
-        struct pollfd p[2] = {{open_o ? out[0] : -1, POLLIN, 0}, {open_e ? err[0] : -1, POLLIN, 0}};
-        char buf[4096];
-        if (poll(p, 2, (int)(deadline - kt_now_ms())) <= 0)
-            continue;
-        for (int i = 0; i < 2; i++) {
-            ssize_t k;
-            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            k = read(p[i].fd, buf, sizeof(buf));
-            if (k > 0)
-                append(i ? &r->err : &r->out, i ? &elen : &olen, buf, (size_t)k);
-            else if (i)
-                open_e = false;
-            else
-                open_o = false;
-        }
-    }
-    close(out[0]);
-    close(err[0]);
-    for (;;) {
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) {
-            r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            break;
-        }
-        if (kt_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            r->status = -1;
-            break;
-        }
-        poll(NULL, 0, 10); /* the pipes are closed: only the exit is left to see */
-    }
+    ck_assert_int_eq(kt_run(argv, kh_scale_ms(RUN_MS), &r->status, &r->out, &r->err), 0);
     fprintf(stderr, "$ kedge-ctl");
     for (int i = 1; i < n; i++)
         fprintf(stderr, " %s", argv[i]);
@@ -603,7 +521,7 @@ START_TEST(test_node_ready_lifecycle)
         node_view(&nv);
         ck_assert_msg(!strcmp(nv.ready, "True"), "node went %s (%s) while the bridge ran", nv.ready,
                       nv.ready_reason);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     ck_assert_int_gt(nv.lease_renew_ms, first_renew);
 
@@ -666,7 +584,7 @@ START_TEST(test_restart_keeps_ready_since)
     /* a second later, so that a reset transition time would differ */
     started = time(NULL);
     while (time(NULL) < started + 2)
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     patches = count_received("patch", patch_key, NULL);
     ck_assert_int_eq(bridgectl_stop(bridge), 0);
     ck_assert_int_eq(bridgectl_start(bridge), 0);

@@ -121,22 +121,9 @@ static void bridge_up(const char *const *kv)
 
     bo.password = BRIDGE_PASS;
     ck_assert_int_eq(bridgectl_new(&bo, &bridge), 0);
-    bset("node_name", NODE);
-    bset("cloud_host", "127.0.0.1");
-    bset_long("cloud_port", simctl_wss_port(sim));
-    bset("tls_ca_file", simctl_cert_path(sim, "rootCA.crt"));
-    bset("tls_cert_file", simctl_cert_path(sim, "edge.crt"));
-    bset("tls_key_file", simctl_cert_path(sim, "edge.key"));
-    bset("broker_host", "127.0.0.1");
-    bset_long("broker_port", kh_broker_port(broker));
-    bset_long("keepalive_s", 2);
-    bset_long("ping_idle_s", 2);
-    bset_long("dead_link_s", 5);
-    bset_long("backoff_initial_ms", 100);
-    bset_long("backoff_max_ms", 1000);
-    bset_long("cloud_qps", 0); /* the drain is the figure, not the rate limit */
+    /* cloud_qps 0: the drain is the figure, not the rate limit */
+    ck_assert_int_eq(bridgectl_wire_cloudsim(bridge, sim, NODE, kh_broker_port(broker), true), 0);
     bset_long("resend_s", 5);
-    bset_long("rotate_certificates", 0);
     bset("cloud_version", "1.15");
     for (; kv && kv[0]; kv += 2)
         bset(kv[0], kv[1]);

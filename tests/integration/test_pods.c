@@ -50,7 +50,10 @@
 #include "kedge/util.h"
 #include "kedge/json.h"
 #include "simctl.h"
+#include "proc.h"
 #include "testsupport.h"
+
+#define PAUSE_MS 100 /* between two polls of a deadline loop */
 
 #define WAIT_MS 30000 /* pod start-up includes an engine's create + start of two containers */
 #define NODE "kedge-pods"
@@ -63,14 +66,6 @@ static struct bridgectl *bridge;
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static void pause_poll(void)
-{
-    struct timespec ts = {0, 100 * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static void wait_page(int port, const char *want)
 {
     int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
@@ -80,7 +75,7 @@ static void wait_page(int port, const char *want)
         free(got);
         got = NULL;
         ck_assert_msg(kt_now_ms() < deadline, "no page with \"%s\" on 127.0.0.1:%d", want, port);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     free(got);
 }
@@ -98,14 +93,16 @@ static void sim_send(const char *fmt, ...)
 }
 
 #define ROUTE(op, res)                                                                             \
-    "{\"header\":{\"resourceversion\":\"1\"},\"route\":{\"source\":\"edgecontroller\","        \
+    "{\"header\":{\"resourceversion\":\"1\"},\"route\":{\"source\":\"edgecontroller\","            \
     "\"group\":\"resource\",\"operation\":\"" op "\",\"resource\":\"" res "\"},\"content\":"
 
 static void send_configmap(const char *name, const char *data_json)
 {
-    sim_send(ROUTE("update", "default/configmap/%s") "{\"metadata\":{\"name\":\"%s\","
-             "\"namespace\":\"default\",\"uid\":\"cm-%s\"},\"data\":%s}}",
-             name, name, name, data_json);
+    sim_send(
+        ROUTE("update",
+              "default/configmap/%s") "{\"metadata\":{\"name\":\"%s\","
+                                      "\"namespace\":\"default\",\"uid\":\"cm-%s\"},\"data\":%s}}",
+        name, name, name, data_json);
 }
 
 /* The pod as the cloud knows it: GET /object (NULL when absent). */
@@ -170,7 +167,7 @@ static void wait_pod(const char *name, pod_cond_fn cond, const void *arg, const 
         if (ok)
             return;
         ck_assert_msg(kt_now_ms() < deadline, "pod %s: %s never came", name, what);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -235,7 +232,7 @@ static void wait_containers(const char *uid, int want)
 
     while (pod_containers(uid, NULL, 8) != want) {
         ck_assert_msg(kt_now_ms() < deadline, "pod %s: not %d containers", uid, want);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -260,8 +257,8 @@ static void app_container(const char *uid, const char *cname, char *id, size_t l
         if (labels) {
             const struct kedge_jval *m;
             for (m = l->child; m; m = m->next)
-                ck_assert_int_eq(kedge_buf_printf(labels, "%.*s=%s\n", (int)m->key_len, m->key,
-                                                  m->str), 0);
+                ck_assert_int_eq(
+                    kedge_buf_printf(labels, "%.*s=%s\n", (int)m->key_len, m->key, m->str), 0);
         }
     }
     kedge_jdoc_free(doc);
@@ -311,17 +308,7 @@ static void chain_up(const char *engine_socket)
     ko.plugin_opts = popts;
     broker = kh_broker_start(&ko);
     ck_assert_msg(broker != NULL, "broker with kedge_plugin.so did not start");
-    bset("node_name", NODE);
-    bset_long("cloud_port", simctl_wss_port(sim));
-    bset("tls_ca_file", simctl_cert_path(sim, "rootCA.crt"));
-    bset("tls_cert_file", simctl_cert_path(sim, "edge.crt"));
-    bset("tls_key_file", simctl_cert_path(sim, "edge.key"));
-    bset_long("broker_port", kh_broker_port(broker));
-    bset_long("keepalive_s", 2);
-    bset_long("backoff_initial_ms", 100);
-    bset_long("backoff_max_ms", 1000);
-    bset_long("cloud_qps", 0);
-    bset_long("rotate_certificates", 0);
+    ck_assert_int_eq(bridgectl_wire_cloudsim(bridge, sim, NODE, kh_broker_port(broker), false), 0);
     bset("engine_socket", engine_socket ? engine_socket : enginectl_socket(engine));
     bset("pod_infra_image", "localhost/pause:edge");
     bset_long("pod_backoff_initial_ms", kh_scale_ms(3000));
@@ -372,23 +359,32 @@ static bool skip_without_engine(void)
 /* The web pod: busybox httpd serving /www (a configMap) on hostPort `port`. */
 static void send_web_pod(const char *name, const char *uid, int port, const char *op)
 {
-    sim_send(ROUTE("%s", "default/pod/%s")
-             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"%s\","
-             "\"labels\":{\"app\":\"web\"}},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"terminationGracePeriodSeconds\":1,"
-             "\"containers\":[{\"name\":\"web\",\"image\":\"localhost/busybox:edge\","
-             "\"imagePullPolicy\":\"IfNotPresent\","
-             "\"command\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/www\"],"
-             "\"env\":[{\"name\":\"POD_NAME\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":"
-             "\"metadata.name\"}}},{\"name\":\"GREETING\",\"valueFrom\":{\"configMapKeyRef\":"
-             "{\"name\":\"web-page\",\"key\":\"greeting\"}}}],"
-             "\"ports\":[{\"containerPort\":8080,\"hostPort\":%d,\"hostIP\":\"127.0.0.1\"}],"
-             "\"readinessProbe\":{\"httpGet\":{\"path\":\"/\",\"port\":8080},"
-             "\"periodSeconds\":1},"
-             "\"resources\":{\"limits\":{\"memory\":\"64Mi\",\"cpu\":\"500m\"}},"
-             "\"volumeMounts\":[{\"name\":\"page\",\"mountPath\":\"/www\",\"readOnly\":true}]}],"
-             "\"volumes\":[{\"name\":\"page\",\"configMap\":{\"name\":\"web-page\"}}]}}}",
-             op, name, name, uid, port);
+    sim_send(
+        ROUTE("%s",
+              "default/pod/%s") "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":"
+                                "\"%s\","
+                                "\"labels\":{\"app\":\"web\"}},"
+                                "\"spec\":{\"nodeName\":\"" NODE
+                                "\",\"terminationGracePeriodSeconds\":1,"
+                                "\"containers\":[{\"name\":\"web\",\"image\":\"localhost/"
+                                "busybox:edge\","
+                                "\"imagePullPolicy\":\"IfNotPresent\","
+                                "\"command\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/www\"],"
+                                "\"env\":[{\"name\":\"POD_NAME\",\"valueFrom\":{\"fieldRef\":{"
+                                "\"fieldPath\":"
+                                "\"metadata.name\"}}},{\"name\":\"GREETING\",\"valueFrom\":{"
+                                "\"configMapKeyRef\":"
+                                "{\"name\":\"web-page\",\"key\":\"greeting\"}}}],"
+                                "\"ports\":[{\"containerPort\":8080,\"hostPort\":%d,\"hostIP\":"
+                                "\"127.0.0.1\"}],"
+                                "\"readinessProbe\":{\"httpGet\":{\"path\":\"/\",\"port\":8080},"
+                                "\"periodSeconds\":1},"
+                                "\"resources\":{\"limits\":{\"memory\":\"64Mi\",\"cpu\":\"500m\"}},"
+                                "\"volumeMounts\":[{\"name\":\"page\",\"mountPath\":\"/"
+                                "www\",\"readOnly\":true}]}],"
+                                "\"volumes\":[{\"name\":\"page\",\"configMap\":{\"name\":\"web-"
+                                "page\"}}]}}}",
+        op, name, name, uid, port);
 }
 
 /* The node's containerRuntimeVersion (kubelet's <runtime>://<version>) starts with prefix,
@@ -413,7 +409,7 @@ static void wait_runtime_version(const char *prefix)
             return;
         ck_assert_msg(kt_now_ms() < deadline, "the node's containerRuntimeVersion is not %s...",
                       prefix);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -451,8 +447,9 @@ START_TEST(nginx_like_pod_end_to_end)
     send_web_pod("clash", "uid-clash", port, "insert");
     wait_pod("clash", waiting_message, "is already in use", "a host port conflict");
     wait_page(port, "hello from kedge");
-    sim_send(ROUTE("delete", "default/pod/clash") "{\"metadata\":{\"name\":\"clash\","
-             "\"namespace\":\"default\",\"uid\":\"uid-clash\"}}}");
+    sim_send(
+        ROUTE("delete", "default/pod/clash") "{\"metadata\":{\"name\":\"clash\","
+                                             "\"namespace\":\"default\",\"uid\":\"uid-clash\"}}}");
 
     /* the app process dies: a new container, restartCount 1, lastState 137 */
     kill_app("uid-web-1", "web");
@@ -472,11 +469,13 @@ START_TEST(nginx_like_pod_end_to_end)
 
     /* deleted in the cloud: containers gone (no terminal status: the API server has no pod) */
     mark = bridgectl_log_mark(bridge);
-    sim_send(ROUTE("delete", "default/pod/web") "{\"metadata\":{\"name\":\"web\","
-             "\"namespace\":\"default\",\"uid\":\"uid-web-1\"}}}");
+    sim_send(
+        ROUTE("delete", "default/pod/web") "{\"metadata\":{\"name\":\"web\","
+                                           "\"namespace\":\"default\",\"uid\":\"uid-web-1\"}}}");
     wait_containers("uid-web-1", 0);
     ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "pod default/pod/web (uid-web-1) removed",
-                                        kh_scale_ms(WAIT_MS)), 0);
+                                        kh_scale_ms(WAIT_MS)),
+                     0);
     {
         char *page = kt_http_get(port, "/");
         bool served = page != NULL;
@@ -516,7 +515,8 @@ START_TEST(pods_survive_cloud_loss_and_bridge_restart)
                                     "\"io.kedge.node\":\"" NODE "\","
                                     "\"io.kubernetes.pod.uid\":\"uid-gone\","
                                     "\"io.kubernetes.container.name\":\"POD\"}}",
-                                    &status, &resp), 0);
+                                    &status, &resp),
+                     0);
     ck_assert_int_eq(status, 201);
 
     mark = bridgectl_log_mark(bridge);
@@ -545,12 +545,16 @@ static bool phase_is(const struct kedge_jval *pod, const void *arg)
 
 static void send_policy_pod(const char *name, const char *policy, const char *script)
 {
-    sim_send(ROUTE("insert", "default/pod/%s")
-             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"uid-%s\"},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"restartPolicy\":\"%s\","
-             "\"terminationGracePeriodSeconds\":0,\"containers\":[{\"name\":\"c\","
-             "\"image\":\"localhost/busybox:edge\",\"command\":[\"sh\",\"-c\",\"%s\"]}]}}}",
-             name, name, name, policy, script);
+    sim_send(
+        ROUTE(
+            "insert",
+            "default/pod/%s") "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":"
+                              "\"uid-%s\"},"
+                              "\"spec\":{\"nodeName\":\"" NODE "\",\"restartPolicy\":\"%s\","
+                              "\"terminationGracePeriodSeconds\":0,\"containers\":[{\"name\":\"c\","
+                              "\"image\":\"localhost/"
+                              "busybox:edge\",\"command\":[\"sh\",\"-c\",\"%s\"]}]}}}",
+        name, name, name, policy, script);
 }
 
 START_TEST(restart_policies_init_containers_and_liveness)
@@ -562,19 +566,25 @@ START_TEST(restart_policies_init_containers_and_liveness)
     chain_up(NULL);
     send_policy_pod("once", "Never", "exit 3");
     send_policy_pod("done", "OnFailure", "true");
-    sim_send(ROUTE("insert", "default/pod/live")
-             "{\"metadata\":{\"name\":\"live\",\"namespace\":\"default\",\"uid\":\"uid-live\"},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"terminationGracePeriodSeconds\":0,"
-             "\"volumes\":[{\"name\":\"work\",\"emptyDir\":{}}],"
-             "\"initContainers\":[{\"name\":\"prepare\",\"image\":\"localhost/busybox:edge\","
-             "\"command\":[\"sh\",\"-c\",\"echo ok > /work/ready\"],"
-             "\"volumeMounts\":[{\"name\":\"work\",\"mountPath\":\"/work\"}]}],"
-             "\"containers\":[{\"name\":\"app\",\"image\":\"localhost/busybox:edge\","
-             "\"command\":[\"sh\",\"-c\",\"cat /work/ready && touch /tmp/healthy && sleep 3 && "
-             "rm /tmp/healthy && sleep 600\"],"
-             "\"livenessProbe\":{\"exec\":{\"command\":[\"cat\",\"/tmp/healthy\"]},"
-             "\"periodSeconds\":1,\"failureThreshold\":1},"
-             "\"volumeMounts\":[{\"name\":\"work\",\"mountPath\":\"/work\"}]}]}}}");
+    sim_send(ROUTE(
+        "insert",
+        "default/pod/live") "{\"metadata\":{\"name\":\"live\",\"namespace\":\"default\",\"uid\":"
+                            "\"uid-live\"},"
+                            "\"spec\":{\"nodeName\":\"" NODE
+                            "\",\"terminationGracePeriodSeconds\":0,"
+                            "\"volumes\":[{\"name\":\"work\",\"emptyDir\":{}}],"
+                            "\"initContainers\":[{\"name\":\"prepare\",\"image\":\"localhost/"
+                            "busybox:edge\","
+                            "\"command\":[\"sh\",\"-c\",\"echo ok > /work/ready\"],"
+                            "\"volumeMounts\":[{\"name\":\"work\",\"mountPath\":\"/work\"}]}],"
+                            "\"containers\":[{\"name\":\"app\",\"image\":\"localhost/"
+                            "busybox:edge\","
+                            "\"command\":[\"sh\",\"-c\",\"cat /work/ready && touch /tmp/healthy && "
+                            "sleep 3 && "
+                            "rm /tmp/healthy && sleep 600\"],"
+                            "\"livenessProbe\":{\"exec\":{\"command\":[\"cat\",\"/tmp/healthy\"]},"
+                            "\"periodSeconds\":1,\"failureThreshold\":1},"
+                            "\"volumeMounts\":[{\"name\":\"work\",\"mountPath\":\"/work\"}]}]}}}");
     wait_pod("once", phase_is, "Failed", "phase Failed");
     {
         struct kedge_jdoc *doc = sim_pod("once");
@@ -588,8 +598,8 @@ START_TEST(restart_policies_init_containers_and_liveness)
     wait_pod("live", restarted, &one, "a restart after the liveness probe failed");
     {
         struct kedge_jdoc *doc = sim_pod("live");
-        const struct kedge_jval *l = jpath(kedge_jdoc_root(doc), "status",
-                                           "initContainerStatuses", NULL);
+        const struct kedge_jval *l =
+            jpath(kedge_jdoc_root(doc), "status", "initContainerStatuses", NULL);
         ck_assert_msg(l && l->child, "no initContainerStatuses");
         ck_assert(str_is(jpath(l->child, "state", "terminated", "reason"), "Completed"));
         kedge_jdoc_free(doc);
@@ -604,11 +614,13 @@ END_TEST
 static void send_simple_pod(const char *name, const char *image, const char *extra_container,
                             const char *volumes)
 {
-    sim_send(ROUTE("insert", "default/pod/%s")
-             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"uid-%s\"},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"terminationGracePeriodSeconds\":0,"
-             "\"containers\":[{\"name\":\"c\",\"image\":\"%s\",\"command\":[\"sleep\",\"600\"]%s}]"
-             "%s}}}",
+    sim_send(ROUTE("insert", "default/pod/%s") "{\"metadata\":{\"name\":\"%s\",\"namespace\":"
+                                               "\"default\",\"uid\":\"uid-%s\"},"
+                                               "\"spec\":{\"nodeName\":\"" NODE
+                                               "\",\"terminationGracePeriodSeconds\":0,"
+                                               "\"containers\":[{\"name\":\"c\",\"image\":\"%s\","
+                                               "\"command\":[\"sleep\",\"600\"]%s}]"
+                                               "%s}}}",
              name, name, name, image, extra_container, volumes);
 }
 
@@ -692,10 +704,10 @@ START_TEST(graceful_delete_is_final)
 
     /* forced: stopped and removed, and nothing said about it to the cloud any more */
     before = last_sent();
-    sim_send(ROUTE("delete", "default/pod/forced") "{\"metadata\":{\"name\":\"forced\","
-             "\"namespace\":\"default\",\"uid\":\"uid-forced\"}}}");
-    ck_assert_int_eq(bridgectl_wait_log(bridge, mark,
-                                        "pod default/pod/forced (uid-forced) removed",
+    sim_send(ROUTE("delete",
+                   "default/pod/forced") "{\"metadata\":{\"name\":\"forced\","
+                                         "\"namespace\":\"default\",\"uid\":\"uid-forced\"}}}");
+    ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "pod default/pod/forced (uid-forced) removed",
                                         kh_scale_ms(WAIT_MS)),
                      0);
     ck_assert_int_eq(edge_sent("patch", "default/podpatch/forced", before, NULL), 0);
@@ -725,7 +737,7 @@ START_TEST(graceful_delete_is_final)
                 bridgectl_count_log(bridge, mark, "(uid-gone) added") < 2)) {
             ck_assert_msg(kt_now_ms() < deadline, "the cloud still has pod gone or unacked "
                                                   "messages, or the late update was not seen");
-            pause_poll();
+            kt_pause_ms(PAUSE_MS);
         }
     }
     ck_assert_int_eq(edge_sent("delete", "default/pod/gone", -1, &del_at), 1);
@@ -759,10 +771,11 @@ START_TEST(bad_pods_get_reasons_not_crashes)
                     ",\"env\":[{\"name\":\"X\",\"valueFrom\":{\"configMapKeyRef\":"
                     "{\"name\":\"absent2\",\"key\":\"k\"}}}]",
                     "");
-    sim_send(ROUTE("insert", "default/pod/badc")
-             "{\"metadata\":{\"name\":\"badc\",\"namespace\":\"default\",\"uid\":\"uid-badc\"},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"containers\":[{\"name\":\"Not_A_Name\","
-             "\"image\":\"localhost/busybox:edge\"}]}}}");
+    sim_send(ROUTE("insert", "default/pod/badc") "{\"metadata\":{\"name\":\"badc\",\"namespace\":"
+                                                 "\"default\",\"uid\":\"uid-badc\"},"
+                                                 "\"spec\":{\"nodeName\":\"" NODE
+                                                 "\",\"containers\":[{\"name\":\"Not_A_Name\","
+                                                 "\"image\":\"localhost/busybox:edge\"}]}}}");
     wait_pod("badname", waiting_reason, "InvalidImageName", "InvalidImageName");
     wait_pod("badc", phase_is, "Failed", "Failed for an invalid container name");
     {
@@ -776,8 +789,8 @@ START_TEST(bad_pods_get_reasons_not_crashes)
     wait_pod("nokey", waiting_reason, "CreateContainerConfigError", "CreateContainerConfigError");
     {
         struct kedge_jdoc *doc = sim_pod("nocm");
-        const struct kedge_jval *m = jpath(first_cs(kedge_jdoc_root(doc)), "state", "waiting",
-                                           "message");
+        const struct kedge_jval *m =
+            jpath(first_cs(kedge_jdoc_root(doc)), "state", "waiting", "message");
         ck_assert_msg(m && strstr(m->str, "configmap \"absent\" not found"), "message: %s",
                       m ? m->str : "none");
         kedge_jdoc_free(doc);
@@ -797,10 +810,9 @@ START_TEST(engine_down_is_reported)
     wait_pod("lonely", waiting_reason, "ContainerCreating", "ContainerCreating");
     {
         struct kedge_jdoc *doc = sim_pod("lonely");
-        const struct kedge_jval *m = jpath(first_cs(kedge_jdoc_root(doc)), "state", "waiting",
-                                           "message");
-        ck_assert_msg(m && strstr(m->str, "container runtime"), "message: %s",
-                      m ? m->str : "none");
+        const struct kedge_jval *m =
+            jpath(first_cs(kedge_jdoc_root(doc)), "state", "waiting", "message");
+        ck_assert_msg(m && strstr(m->str, "container runtime"), "message: %s", m ? m->str : "none");
         kedge_jdoc_free(doc);
     }
     ck_assert(bridgectl_running(bridge));
@@ -815,31 +827,45 @@ END_TEST
  * serves the whole file system on a host port, so the test reads what the container sees. */
 static void send_sa_pod(int port)
 {
-    sim_send(ROUTE("insert", "default/pod/tok")
-             "{\"metadata\":{\"name\":\"tok\",\"namespace\":\"default\",\"uid\":\"uid-tok-1\","
-             "\"labels\":{\"app\":\"tok\",\"tier\":\"edge\"},"
-             "\"annotations\":{\"note\":\"say \\\"hi\\\"\"}},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"serviceAccountName\":\"default\","
-             "\"serviceAccount\":\"default\",\"terminationGracePeriodSeconds\":1,"
-             "\"containers\":[{\"name\":\"c\",\"image\":\"localhost/busybox:edge\","
-             "\"command\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/\"],"
-             "\"ports\":[{\"containerPort\":8080,\"hostPort\":%d,\"hostIP\":\"127.0.0.1\"}],"
-             "\"resources\":{\"limits\":{\"memory\":\"64Mi\"}},"
-             "\"volumeMounts\":[{\"name\":\"podinfo\",\"mountPath\":\"/etc/podinfo\"},"
-             "{\"name\":\"kube-api-access-q2x9z\",\"readOnly\":true,"
-             "\"mountPath\":\"/var/run/secrets/kubernetes.io/serviceaccount\"}]}],"
-             "\"volumes\":[{\"name\":\"podinfo\",\"downwardAPI\":{\"items\":["
-             "{\"path\":\"labels\",\"fieldRef\":{\"fieldPath\":\"metadata.labels\"}},"
-             "{\"path\":\"note\",\"fieldRef\":{\"fieldPath\":\"metadata.annotations\"}},"
-             "{\"path\":\"mem\",\"resourceFieldRef\":{\"containerName\":\"c\","
-             "\"resource\":\"limits.memory\",\"divisor\":\"1Mi\"}}]}},"
-             "{\"name\":\"kube-api-access-q2x9z\",\"projected\":{\"defaultMode\":420,\"sources\":["
-             "{\"serviceAccountToken\":{\"expirationSeconds\":3607,\"path\":\"token\"}},"
-             "{\"configMap\":{\"name\":\"kube-root-ca.crt\",\"items\":[{\"key\":\"ca.crt\","
-             "\"path\":\"ca.crt\"}]}},"
-             "{\"downwardAPI\":{\"items\":[{\"fieldRef\":{\"apiVersion\":\"v1\","
-             "\"fieldPath\":\"metadata.namespace\"},\"path\":\"namespace\"}]}}]}}]}}}",
-             port);
+    sim_send(
+        ROUTE(
+            "insert",
+            "default/pod/tok") "{\"metadata\":{\"name\":\"tok\",\"namespace\":\"default\",\"uid\":"
+                               "\"uid-tok-1\","
+                               "\"labels\":{\"app\":\"tok\",\"tier\":\"edge\"},"
+                               "\"annotations\":{\"note\":\"say \\\"hi\\\"\"}},"
+                               "\"spec\":{\"nodeName\":\"" NODE
+                               "\",\"serviceAccountName\":\"default\","
+                               "\"serviceAccount\":\"default\",\"terminationGracePeriodSeconds\":1,"
+                               "\"containers\":[{\"name\":\"c\",\"image\":\"localhost/"
+                               "busybox:edge\","
+                               "\"command\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/\"],"
+                               "\"ports\":[{\"containerPort\":8080,\"hostPort\":%d,\"hostIP\":"
+                               "\"127.0.0.1\"}],"
+                               "\"resources\":{\"limits\":{\"memory\":\"64Mi\"}},"
+                               "\"volumeMounts\":[{\"name\":\"podinfo\",\"mountPath\":\"/etc/"
+                               "podinfo\"},"
+                               "{\"name\":\"kube-api-access-q2x9z\",\"readOnly\":true,"
+                               "\"mountPath\":\"/var/run/secrets/kubernetes.io/"
+                               "serviceaccount\"}]}],"
+                               "\"volumes\":[{\"name\":\"podinfo\",\"downwardAPI\":{\"items\":["
+                               "{\"path\":\"labels\",\"fieldRef\":{\"fieldPath\":\"metadata."
+                               "labels\"}},"
+                               "{\"path\":\"note\",\"fieldRef\":{\"fieldPath\":\"metadata."
+                               "annotations\"}},"
+                               "{\"path\":\"mem\",\"resourceFieldRef\":{\"containerName\":\"c\","
+                               "\"resource\":\"limits.memory\",\"divisor\":\"1Mi\"}}]}},"
+                               "{\"name\":\"kube-api-access-q2x9z\",\"projected\":{\"defaultMode\":"
+                               "420,\"sources\":["
+                               "{\"serviceAccountToken\":{\"expirationSeconds\":3607,\"path\":"
+                               "\"token\"}},"
+                               "{\"configMap\":{\"name\":\"kube-root-ca.crt\",\"items\":[{\"key\":"
+                               "\"ca.crt\","
+                               "\"path\":\"ca.crt\"}]}},"
+                               "{\"downwardAPI\":{\"items\":[{\"fieldRef\":{\"apiVersion\":\"v1\","
+                               "\"fieldPath\":\"metadata.namespace\"},\"path\":\"namespace\"}]}}]}}"
+                               "]}}}",
+        port);
 }
 
 static char *wait_file(int port, const char *path)
@@ -849,7 +875,7 @@ static char *wait_file(int port, const char *path)
 
     while (!(got = kt_http_get(port, path))) {
         ck_assert_msg(kt_now_ms() < deadline, "%s not served on 127.0.0.1:%d", path, port);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     return got;
 }
@@ -881,9 +907,8 @@ static bool token_request_seen(const char *pod_uid)
     bool seen = false;
     int status = 0;
 
-    ck_assert_int_eq(simctl_http_json(sim, "GET", "/received?skip_keepalive=1", NULL, &status,
-                                      &doc),
-                     0);
+    ck_assert_int_eq(
+        simctl_http_json(sim, "GET", "/received?skip_keepalive=1", NULL, &status, &doc), 0);
     for (m = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; m && !seen; m = m->next) {
         const struct kedge_jval *j = kedge_json_get(m, "json");
         const struct kedge_jval *spec = jpath(j, "content", "spec", NULL);
@@ -939,8 +964,9 @@ START_TEST(ordinary_pod_with_service_account_token)
     ck_assert_str_eq(mem, "64");
 
     /* deleted: the containers and the pod's volumes go */
-    sim_send(ROUTE("delete", "default/pod/tok") "{\"metadata\":{\"name\":\"tok\","
-             "\"namespace\":\"default\",\"uid\":\"uid-tok-1\"}}}");
+    sim_send(
+        ROUTE("delete", "default/pod/tok") "{\"metadata\":{\"name\":\"tok\","
+                                           "\"namespace\":\"default\",\"uid\":\"uid-tok-1\"}}}");
     wait_containers("uid-tok-1", 0);
     free(token);
     free(ca);
