@@ -38,6 +38,7 @@
 #include <openssl/x509v3.h>
 
 #include "bridgectl.h"
+#include "chain.h"
 #include "harness.h"
 #include "proc.h"
 #include "jsoncmp.h"
@@ -79,25 +80,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int bst = 0, mst = 0, sst = 0;
+    struct chain_exit x;
 
-    if (bridge && bridgectl_pid(bridge))
-        bst = bridgectl_stop(bridge);
-    bridgectl_free(bridge);
-    bridge = NULL;
-    if (broker)
-        mst = kh_broker_pid(broker) ? kh_broker_stop(broker) : 0;
-    kh_broker_free(broker);
-    broker = NULL;
-    if (sim)
-        sst = simctl_stop(sim);
-    simctl_free(sim);
-    sim = NULL;
+    chain_down(&bridge, &broker, &sim, false, &x);
     if (!getenv("KEDGE_KEEP_TMP"))
         (void)kh_rmtree(work);
-    ck_assert_msg(bst == 0, "kedge-bridge exit status %d", bst);
-    ck_assert_msg(mst == 0, "mosquitto exit status %d", mst);
-    ck_assert_msg(sst == 0, "kedge-cloudsim exit status %d", sst);
+    chain_assert_clean(&x);
 }
 
 /* cloudsim with the certificate service on a free port. */

@@ -46,6 +46,7 @@
 #include <sqlite3.h>
 
 #include "bridgectl.h"
+#include "chain.h"
 #include "harness.h"
 #include "proc.h"
 #include "jsoncmp.h"
@@ -127,18 +128,12 @@ static void bset_long(const char *key, long value)
 
 static struct kedge_jdoc *sim_get(const char *path)
 {
-    struct kedge_jdoc *doc = NULL;
-    int status = 0;
-
-    ck_assert_msg(simctl_http_json(sim, "GET", path, NULL, &status, &doc) == 0, "GET %s failed",
-                  path);
-    ck_assert_msg(status == 200, "GET %s: HTTP %d", path, status);
-    return doc;
+    return chain_sim_get(sim, path);
 }
 
 static void sim_post(const char *path)
 {
-    ck_assert_msg(simctl_post(sim, path) == 200, "POST %s failed", path);
+    chain_sim_post(sim, path);
 }
 
 static bool sim_connected(void)
@@ -218,23 +213,10 @@ static void chain_up(const struct chain_opts *co)
 
 static void teardown(void)
 {
-    int bst = 0, mst = 0, sst = 0;
+    struct chain_exit x;
 
-    if (bridge && bridgectl_pid(bridge))
-        bst = bridgectl_stop(bridge);
-    bridgectl_free(bridge);
-    bridge = NULL;
-    if (broker)
-        mst = kh_broker_pid(broker) ? kh_broker_stop(broker) : kh_broker_exit_status(broker);
-    kh_broker_free(broker);
-    broker = NULL;
-    if (sim)
-        sst = simctl_stop(sim);
-    simctl_free(sim);
-    sim = NULL;
-    ck_assert_msg(bst == 0, "kedge-bridge exit status %d", bst);
-    ck_assert_msg(mst == 0, "mosquitto exit status %d", mst);
-    ck_assert_msg(sst == 0, "kedge-cloudsim exit status %d", sst);
+    chain_down(&bridge, &broker, &sim, true, &x);
+    chain_assert_clean(&x);
 }
 
 /* ---- cloudsim's view of the node (GET /nodes) ---------------------------------------------- */

@@ -47,6 +47,7 @@
 #include <sqlite3.h>
 
 #include "bridgectl.h"
+#include "chain.h"
 #include "harness.h"
 #include "offline_support.h"
 #include "kedge/buf.h"
@@ -68,7 +69,6 @@ static struct simctl *sim;
 static struct kh_broker *broker;
 static struct bridgectl *bridge;
 static struct kh_client *ctl; /* the bridge identity, for $ke/ctl and $ke/bctl */
-static bool sim_stopped;      /* the test stopped cloudsim itself (the cloud went away) */
 
 /* ---- processes ------------------------------------------------------------------------------ */
 
@@ -132,26 +132,12 @@ static void bridge_up(const char *const *kv)
 
 static void teardown(void)
 {
-    int bst = 0, mst = 0, sst = 0;
+    struct chain_exit x;
 
     kh_client_free(ctl);
     ctl = NULL;
-    if (bridge && bridgectl_pid(bridge))
-        bst = bridgectl_stop(bridge);
-    bridgectl_free(bridge);
-    bridge = NULL;
-    if (broker)
-        mst = kh_broker_pid(broker) ? kh_broker_stop(broker) : 0;
-    kh_broker_free(broker);
-    broker = NULL;
-    if (sim && !sim_stopped)
-        sst = simctl_stop(sim);
-    simctl_free(sim);
-    sim = NULL;
-    sim_stopped = false;
-    ck_assert_msg(bst == 0, "kedge-bridge exit status %d", bst);
-    ck_assert_msg(mst == 0, "mosquitto exit status %d", mst);
-    ck_assert_msg(sst == 0, "kedge-cloudsim exit status %d", sst);
+    chain_down(&bridge, &broker, &sim, false, &x);
+    chain_assert_clean(&x);
 }
 
 /* ---- $ke/ctl (plugin) and $ke/bctl (bridge) ---------------------------------------------- */
@@ -484,7 +470,6 @@ START_TEST(test_cloud_away)
         return;
     sim_up();
     ck_assert_int_eq(simctl_stop(sim), 0); /* the cloud is gone; its certificates stay */
-    sim_stopped = true;
     broker_up(pkv);
     bridge_up(bkv);
     add_devices_edge();

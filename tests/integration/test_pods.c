@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "bridgectl.h"
+#include "chain.h"
 #include "enginectl.h"
 #include "harness.h"
 #include "kedge/alloc.h"
@@ -320,30 +321,15 @@ static void chain_up(const char *engine_socket)
 
 static void teardown(void)
 {
-    int bst = 0, mst = 0, sst = 0, est = 0;
+    int est = 0;
+    struct chain_exit x;
 
-    if (bridge && bridgectl_pid(bridge))
-        bst = bridgectl_stop(bridge);
-    bridgectl_free(bridge);
-    bridge = NULL;
-    if (broker)
-        mst = kh_broker_pid(broker) ? kh_broker_stop(broker) : kh_broker_exit_status(broker);
-    kh_broker_free(broker);
-    broker = NULL;
-    if (sim) {
-        sst = simctl_stop(sim);
-        if (sst == -ECHILD) /* a test stopped it already */
-            sst = 0;
-    }
-    simctl_free(sim);
-    sim = NULL;
+    chain_down(&bridge, &broker, &sim, true, &x);
     if (engine)
         est = enginectl_stop(engine);
     enginectl_free(engine);
     engine = NULL;
-    ck_assert_msg(bst == 0, "kedge-bridge exit status %d", bst);
-    ck_assert_msg(mst == 0, "mosquitto exit status %d", mst);
-    ck_assert_msg(sst == 0, "kedge-cloudsim exit status %d", sst);
+    chain_assert_clean(&x);
     ck_assert_msg(est == 0, "engine stop status %d", est);
 }
 
