@@ -97,11 +97,7 @@ static void expect_json(const char *payload, int len, const char *tpl)
 
 static void expect_msg_json(struct kh_client *c, const char *topic, const char *tpl)
 {
-    struct kh_msg m;
-
-    ck_assert_msg(kh_client_wait(c, topic, WAIT_MS, &m) == 0, "nothing on %s", topic);
-    expect_json(m.payload, m.len, tpl);
-    kh_msg_cleanup(&m);
+    jsoncmp_expect_msg(c, topic, tpl, WAIT_MS);
 }
 
 /* ---- the bridge ------------------------------------------------------------------------- */

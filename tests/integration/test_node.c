@@ -47,6 +47,7 @@
 
 #include "bridgectl.h"
 #include "chain.h"
+#include "ctlrun.h"
 #include "harness.h"
 #include "proc.h"
 #include "jsoncmp.h"
@@ -310,59 +311,15 @@ static void wait_received(const char *op, const char *resource, int at_least)
 
 /* ---- kedge-ctl ------------------------------------------------------------------------------ */
 
-struct run {
-    int status; /* exit code, 128 + signal, or -1 when it had to be killed */
-    char *out, *err;
-};
-
-static void run_free(struct run *r)
+/* kedge-ctl -p PORT -P PWFILE -t T args... */
+static void ctl(struct ctl_run *r, const char *first, ...)
 {
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof(*r));
-}
-
-/* kedge-ctl with argv (NULL-terminated, no program name), stdout and stderr captured, killed
- * at the deadline. */
-static void run_argv(struct run *r, char *const *args)
-{
-    const char *argv[64];
-    int n = 0;
-
-    memset(r, 0, sizeof(*r));
-    argv[n++] = KEDGE_CTL_PATH;
-    for (; *args && n < 63; args++)
-        argv[n++] = *args;
-    argv[n] = NULL;
-    ck_assert_int_eq(kt_run(argv, kh_scale_ms(RUN_MS), &r->status, &r->out, &r->err), 0);
-    fprintf(stderr, "$ kedge-ctl");
-    for (int i = 1; i < n; i++)
-        fprintf(stderr, " %s", argv[i]);
-    fprintf(stderr, "  -> exit %d\n%s%s", r->status, r->out, r->err);
-}
-
-/* kedge-ctl -p PORT -P PWFILE -t T args... (the broker's port when one runs) */
-static void ctl(struct run *r, const char *first, ...)
-{
-    char port[16], timeout[16], *args[48];
-    const char *a;
     va_list ap;
-    int n = 0;
 
-    snprintf(port, sizeof(port), "%d", broker ? kh_broker_port(broker) : 1);
-    snprintf(timeout, sizeof(timeout), "%d", kh_scale_ms(5000) / 1000);
-    args[n++] = "-p";
-    args[n++] = port;
-    args[n++] = "-P";
-    args[n++] = (char *)bridgectl_password_path(bridge);
-    args[n++] = "-t";
-    args[n++] = timeout;
     va_start(ap, first);
-    for (a = first; a && n < 47; a = va_arg(ap, const char *))
-        args[n++] = (char *)a;
+    ctl_run_v(r, KEDGE_CTL_PATH, kh_scale_ms(RUN_MS), broker ? kh_broker_port(broker) : 1,
+              bridgectl_password_path(bridge), first, ap);
     va_end(ap);
-    args[n] = NULL;
-    run_argv(r, args);
 }
 
 /* ---- the raw local query interface ------------------------------------------------------------
@@ -642,7 +599,7 @@ END_TEST
 
 START_TEST(test_meta_query)
 {
-    struct run r;
+    struct ctl_run r;
     char *a, *v;
     long mark;
 
@@ -657,7 +614,7 @@ START_TEST(test_meta_query)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "source: cloud\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "\"level\": \"debug\""));
-    run_free(&r);
+    ctl_run_free(&r);
     ck_assert_int_eq(count_received("query", "default/configmap/cm-remote", NULL), 1);
     v = db_text(bridgectl_meta_db_path(bridge),
                 "SELECT type || ' ' || json_extract(value, '$.data.level') FROM meta "
@@ -675,7 +632,7 @@ START_TEST(test_meta_query)
     ctl(&r, "meta", "get", "default/configmap/nope", END);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "the cloud answered NotFound for default/configmap/nope"));
-    run_free(&r);
+    ctl_run_free(&r);
 
     /* a bad request, a bad resource */
     a = meta_raw("{\"op\":\"fly\"}");
@@ -687,7 +644,7 @@ START_TEST(test_meta_query)
     free(a);
     ctl(&r, "meta", "get", "configmap", END);
     ck_assert_int_eq(r.status, 2);
-    run_free(&r);
+    ctl_run_free(&r);
 
     /* the cloud does not answer: the caller gets an error at the timeout */
     sim_post("/link/freeze");
@@ -706,7 +663,7 @@ START_TEST(test_meta_query)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "source: local\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "\"level\": \"debug\""));
-    run_free(&r);
+    ctl_run_free(&r);
     a = meta_raw("{\"op\":\"query\",\"resource\":\"default/configmap/cm-remote\"}");
     expect_json(a, "{\"ok\":true,\"source\":\"local\",\"object\":" CM_OBJECT "}");
     free(a);
@@ -714,12 +671,12 @@ START_TEST(test_meta_query)
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(
         r.err, "default/configmap/nope is not stored on this node (and the cloud link is down)"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "meta", "list", "configmap", END);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "KEY"));
     ck_assert_ptr_nonnull(strstr(r.out, "default/configmap/cm-remote  901"));
-    run_free(&r);
+    ctl_run_free(&r);
     a = meta_raw("{\"op\":\"query\",\"resource\":\"default/configmap\"}");
     expect_json(a, "{\"ok\":true,\"source\":\"local\",\"objects\":[{\"key\":"
                    "\"default/configmap/cm-remote\",\"object\":" CM_OBJECT "}]}");
@@ -793,34 +750,34 @@ END_TEST
 
 START_TEST(test_outbox_ctl)
 {
-    struct run r;
+    struct ctl_run r;
 
     chain_up(NULL);
     ctl(&r, "outbox", "list", NULL);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "bridge queue: 0 entries, 0 of 268435456 upload bytes"));
     ck_assert_ptr_nonnull(strstr(r.out, "dead letters: 0\n  (empty)\n"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "show", "d:7", NULL);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "d:7: no such entry (code 404)"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "drop", "b:7", NULL);
     ck_assert_int_eq(r.status, 1);
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "retry", "b:1", NULL);
     ck_assert_int_eq(r.status, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "only a dead letter (d:ID) can be retried"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "drop", "q:1", NULL);
     ck_assert_int_eq(r.status, 2);
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "list", "--limit", "0", NULL);
     ck_assert_int_eq(r.status, 2);
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "list", "--limit", "5", NULL);
     ck_assert_int_eq(r.status, 0);
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
@@ -831,7 +788,7 @@ START_TEST(test_import)
     struct chain_opts co = {.node_namespace = "default", .refuse_link = true};
     struct bridgectl_opts bo = {0};
     char *edgecore, *plugin_db, *other_meta, *v;
-    struct run r;
+    struct ctl_run r;
 
     sim_start_for_node();
     bo.password = BRIDGE_PASS;
@@ -847,7 +804,7 @@ START_TEST(test_import)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "meta 5, sub_topics 1"));
     ck_assert_ptr_nonnull(strstr(r.out, "device 1, device_attr 1, device_twin 2, sub_topics 1"));
-    run_free(&r);
+    ctl_run_free(&r);
     v = db_text(plugin_db, "SELECT topic FROM sub_topics");
     ck_assert_str_eq(v, "factory/line1/telemetry");
     free(v);
@@ -859,7 +816,7 @@ START_TEST(test_import)
     ctl(&r, "import", FIXTURES "edgecore-meta.sql", "--meta-db", other_meta, END);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "is not a SQLite database"));
-    run_free(&r);
+    ctl_run_free(&r);
 
     /* the services run: each refuses, and says to stop it */
     co.plugin_db = plugin_db;
@@ -867,11 +824,11 @@ START_TEST(test_import)
     ctl(&r, "import", edgecore, "--meta-db", bridgectl_meta_db_path(bridge), END);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "kedge-bridge holds it while it runs. Stop kedge-bridge"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "import", edgecore, "--meta-db", other_meta, "--plugin-db", plugin_db, END);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "Stop mosquitto (kedge_plugin.so) first"));
-    run_free(&r);
+    ctl_run_free(&r);
     /* found before anything was written: the free meta DB got nothing either */
     if (access(other_meta, F_OK) == 0) {
         v = db_text(other_meta, "SELECT count(*) FROM sqlite_master");
@@ -884,17 +841,17 @@ START_TEST(test_import)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "source: local\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "\"app.conf\": \"level=debug\\nport=8080\""));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "meta", "list", "pod", END);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "default/pod/nginx  4711"));
-    run_free(&r);
+    ctl_run_free(&r);
     /* the twins moved too */
     ctl(&r, "device", "get", "default/imported-meter", END);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "\"power\""));
     ck_assert_ptr_nonnull(strstr(r.out, "\"97\""));
-    run_free(&r);
+    ctl_run_free(&r);
 
     free(edgecore);
     free(plugin_db);
