@@ -18,6 +18,7 @@
 
 #include "kedge/alloc.h"
 #include "kedge/err.h"
+#include "httpc.h"
 #include "proc.h"
 #include "simctl.h"
 #include "testsupport.h"
@@ -271,124 +272,12 @@ const char *simctl_cert_path(struct simctl *s, const char *name)
 
 /* ---- HTTP ------------------------------------------------------------------------------------ */
 
-static int send_all(int fd, const char *p, size_t len, int64_t deadline)
-{
-    while (len) {
-        struct pollfd pf = {fd, POLLOUT, 0};
-        ssize_t n;
-
-        if (poll(&pf, 1, kt_remaining_ms(deadline)) <= 0)
-            return errno == EINTR ? -EINTR : -ETIMEDOUT;
-        n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Parse "HTTP/1.1 200 ...\r\nheaders\r\n\r\n". Returns the head's length, 0 if incomplete. */
-static size_t parse_head(const char *buf, size_t len, int *status, long *content_length)
-{
-    const char *end = memmem(buf, len, "\r\n\r\n", 4);
-    const char *line, *eol;
-
-    if (!end)
-        return 0;
-    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1)
-        *status = -1;
-    *content_length = -1;
-    for (line = buf; line < end; line = eol + 2) {
-        eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
-        if (!eol)
-            break;
-        if ((size_t)(eol - line) > 15 && strncasecmp(line, "content-length:", 15) == 0)
-            *content_length = strtol(line + 15, NULL, 10);
-    }
-    return (size_t)(end - buf) + 4;
-}
-
 int simctl_http(struct simctl *s, const char *method, const char *path_and_query, const char *body,
                 int *status, struct kedge_buf *resp)
 {
-    int64_t deadline = kt_now_ms() + simctl_scale_ms(HTTP_TIMEOUT_MS);
-    struct sockaddr_in sa;
-    struct kedge_buf in = KEDGE_BUF_INIT, req = KEDGE_BUF_INIT;
-    size_t blen = body ? strlen(body) : 0, head = 0;
-    long clen = -1;
-    int fd, rc = 0;
-
     *status = -1;
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)s->control_port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (kedge_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n", method,
-                         path_and_query) < 0 ||
-        (strcmp(method, "POST") == 0 &&
-         kedge_buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen) <
-             0) ||
-        kedge_buf_puts(&req, "\r\n") < 0 || (blen && kedge_buf_append(&req, body, blen) < 0)) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    rc = send_all(fd, req.data, req.len, deadline);
-    if (rc < 0)
-        goto out;
-    for (;;) {
-        char chunk[16384];
-        struct pollfd pf = {fd, POLLIN, 0};
-        ssize_t n;
-        int pr = poll(&pf, 1, kt_remaining_ms(deadline));
-
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0) {
-            rc = -ETIMEDOUT;
-            goto out;
-        }
-        n = recv(fd, chunk, sizeof(chunk), 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (n > 0 && kedge_buf_append(&in, chunk, (size_t)n) < 0) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (!head)
-            head = parse_head(in.data ? in.data : "", in.len, status, &clen);
-        if (head && clen >= 0 && in.len >= head + (size_t)clen)
-            break;
-        if (n == 0)
-            break;
-    }
-    if (!head || *status < 0) {
-        rc = -EPROTO;
-        goto out;
-    }
-    if (clen < 0)
-        clen = (long)(in.len - head);
-    if (kedge_buf_append(resp, in.data + head, (size_t)clen) < 0)
-        rc = -ENOMEM;
-out:
-    (void)close(fd);
-    kedge_buf_cleanup(&in);
-    kedge_buf_cleanup(&req);
-    return rc;
+    return kt_http_fd(kt_connect_tcp(s->control_port), "127.0.0.1", method, path_and_query, body,
+                      simctl_scale_ms(HTTP_TIMEOUT_MS), status, resp);
 }
 
 int simctl_http_json(struct simctl *s, const char *method, const char *path_and_query,

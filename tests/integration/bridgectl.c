@@ -65,16 +65,6 @@ static bool asan_tree(void)
 
 /* ---- files ----------------------------------------------------------------------------------- */
 
-static void copy_to_stderr(const char *path, const char *what)
-{
-    char *text = kt_read_from(path, 0);
-
-    if (text && *text)
-        say("----- %s (%s) -----\n%s%s----- end of %s -----\n", what, path, text,
-            text[strlen(text) - 1] == '\n' ? "" : "\n", what);
-    free(text);
-}
-
 static char *valgrind_log_path(const struct bridgectl *b, unsigned run)
 {
     char name[64];
@@ -85,11 +75,11 @@ static char *valgrind_log_path(const struct bridgectl *b, unsigned run)
 
 void bridgectl_dump_log(const struct bridgectl *b)
 {
-    copy_to_stderr(b->log_path, "kedge-bridge log");
+    kt_copy_to_stderr(b->log_path, "kedge-bridge log");
     if (b->valgrind && b->runs) {
         char *vg = valgrind_log_path(b, b->runs);
         if (vg)
-            copy_to_stderr(vg, "kedge-bridge valgrind log");
+            kt_copy_to_stderr(vg, "kedge-bridge valgrind log");
         free(vg);
     }
 }

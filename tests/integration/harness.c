@@ -110,18 +110,6 @@ static const char *asan_preload(void)
 #endif
 }
 
-static void copy_to_stderr(const char *path, const char *what)
-{
-    char *text = kt_read_from(path, 0);
-
-    if (!text || !*text) {
-        free(text);
-        return;
-    }
-    say("----- %s (%s) -----\n%s%s", what, path, text, text[strlen(text) - 1] == '\n' ? "" : "\n");
-    free(text);
-}
-
 int kh_rmtree(const char *path)
 {
     return kt_rmtree(path, false);
@@ -601,9 +589,9 @@ int kh_broker_exit_status(const struct kh_broker *b)
 void kh_broker_log_dump(const struct kh_broker *b)
 {
     say("===== broker files in %s (port %d) =====\n", b->dir, b->port);
-    copy_to_stderr(b->log_path, "broker.log");
-    copy_to_stderr(b->out_path, "broker stdout/stderr");
-    copy_to_stderr(b->vg_path, "valgrind.log");
+    kt_copy_to_stderr(b->log_path, "broker.log");
+    kt_copy_to_stderr(b->out_path, "broker stdout/stderr");
+    kt_copy_to_stderr(b->vg_path, "valgrind.log");
     say("===== end of broker files =====\n");
     kt_watcher_say(&b->watcher, "dumped\n");
 }

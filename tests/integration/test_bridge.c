@@ -127,21 +127,11 @@ static void teardown(void)
     chain_assert_clean(&x);
 }
 
-/* ---- cloudsim's control API -------------------------------------------------------------- */
-
-static struct kedge_jdoc *sim_get(const char *path)
-{
-    return chain_sim_get(sim, path);
-}
-
-static void sim_post(const char *path)
-{
-    chain_sim_post(sim, path);
-}
+/* ---- cloudsim's control API ---------------------------------------------------------------- */
 
 static const struct kedge_jval *state_get(struct kedge_jdoc **doc, const char *key)
 {
-    *doc = sim_get("/state?node=" NODE);
+    *doc = chain_sim_get(sim, "/state?node=" NODE);
     return kedge_json_get(kedge_jdoc_root(*doc), key);
 }
 
@@ -261,7 +251,7 @@ static char *cloud_find(long long *since, const struct route_sel *sel, int *coun
     (void)snprintf(path, sizeof(path), "/received?since=%lld%s", *since,
                    sel->operation && !strcmp(sel->operation, "keepalive") ? ""
                                                                           : "&skip_keepalive=1");
-    doc = sim_get(path);
+    doc = chain_sim_get(sim, path);
     e = kedge_json_get(kedge_jdoc_root(doc), "messages");
     ck_assert_msg(e && e->type == KEDGE_JARR, "/received has no messages");
     for (e = e->child; e; e = e->next) {
@@ -312,7 +302,7 @@ static int cloud_count(long long since, const struct route_sel *sel)
 
 static bool acked(const char *msg_id)
 {
-    struct kedge_jdoc *doc = sim_get("/acked");
+    struct kedge_jdoc *doc = chain_sim_get(sim, "/acked");
     const struct kedge_jval *e = kedge_json_get(kedge_jdoc_root(doc), "acked");
     bool found = false;
 
@@ -937,7 +927,7 @@ START_TEST(test_backlog_in_order)
 
     sessions = state_int("sessions_total");
     wait_plugin_cloud(true);
-    sim_post("/link/refuse?seconds=600");
+    chain_sim_post(sim, "/link/refuse?seconds=600");
     wait_disconnected();
     wait_plugin_cloud(false);
     for (v = 1; v <= 20; v++)
@@ -950,7 +940,7 @@ START_TEST(test_backlog_in_order)
     ck_assert_int_eq(db_int(bridgectl_db_path(bridge), "SELECT count(*) FROM kedge_outbox WHERE "
                                                        "msg LIKE '%/twin/edge_updated%'"),
                      1);
-    sim_post("/link/refuse?seconds=0");
+    chain_sim_post(sim, "/link/refuse?seconds=0");
     wait_session(sessions + 1, LINK_MS);
     wait_db_int(bridgectl_db_path(bridge), OUTBOX_COUNT, 0);
     obj = sim_object("default/device/thermo-e2e");
@@ -1020,7 +1010,7 @@ START_TEST(test_frozen_link)
     sessions = state_int("sessions_total");
     mark = bridgectl_log_mark(bridge);
     /* cloudsim stops reading and writing; TCP stays open, nothing is closed */
-    sim_post("/link/freeze?node=" NODE);
+    chain_sim_post(sim, "/link/freeze?node=" NODE);
     ck_assert(state_bool("frozen"));
     /* a twin change written into the frozen link is never read there: it stays in the
      * bridge's outbox until the device controller confirms it (§2.9) */
@@ -1032,7 +1022,7 @@ START_TEST(test_frozen_link)
     ck_assert_int_eq(bridgectl_count_log(bridge, mark, "edgehub: link to the cloud closed"), 1);
     ck_assert_int_eq(bridgectl_count_log(bridge, mark, "edgehub: connected to wss://"), 1);
     /* thaw: the new session is the node's; nothing is frozen and the link carries traffic */
-    sim_post("/link/thaw?node=" NODE);
+    chain_sim_post(sim, "/link/thaw?node=" NODE);
     ck_assert(!state_bool("frozen"));
     ck_assert(state_bool("connected"));
     ck_assert_int_eq(state_int("sessions_total"), sessions + 1);
@@ -1185,7 +1175,7 @@ START_TEST(test_reconnect_backoff)
     chain_up(NULL);
     sessions = state_int("sessions_total");
     mark = bridgectl_log_mark(bridge);
-    sim_post("/link/refuse?seconds=3");
+    chain_sim_post(sim, "/link/refuse?seconds=3");
     wait_session(sessions + 1, LINK_MS);
     /* it kept trying while refused... */
     tries = bridgectl_count_log(bridge, mark, "edgehub: cannot connect to wss://");
@@ -1233,7 +1223,7 @@ START_TEST(test_twin_while_refused)
     ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/result", 1), 1);
     sessions = state_int("sessions_total");
     wait_plugin_cloud(true);
-    sim_post("/link/refuse?seconds=600");
+    chain_sim_post(sim, "/link/refuse?seconds=600");
     wait_disconnected();
     wait_plugin_cloud(false);
     /* the device is answered locally; the change waits in the bridge's outbox */
@@ -1242,7 +1232,7 @@ START_TEST(test_twin_while_refused)
     wait_db_int(bridgectl_db_path(bridge),
                 "SELECT count(*) FROM kedge_outbox WHERE msg LIKE '%/twin/edge_updated%'", 1);
     ck_assert_int_eq(cloud_count(-1, &edge_updated), 0);
-    sim_post("/link/refuse?seconds=0");
+    chain_sim_post(sim, "/link/refuse?seconds=0");
     wait_session(sessions + 1, LINK_MS);
     wait_plugin_cloud(true);
     edge_updated_tpl(tpl, sizeof(tpl), DEV, 30, 1);
@@ -1328,7 +1318,7 @@ START_TEST(test_sigterm_keeps_outbox)
     chain_up(NULL);
     d = device("dev");
     /* stored by the bridge, not yet sent: the cloud refuses */
-    sim_post("/link/refuse?seconds=600");
+    chain_sim_post(sim, "/link/refuse?seconds=600");
     wait_disconnected();
     for (i = 1; i <= 5; i++) {
         (void)snprintf(topic, sizeof(topic), "$hw/events/upload/n%d", i);
@@ -1348,7 +1338,7 @@ START_TEST(test_sigterm_keeps_outbox)
     wait_plugin_outbox(3);
 
     /* the cloud is back, the bridge restarts: everything arrives, once and in order */
-    sim_post("/link/refuse?seconds=0");
+    chain_sim_post(sim, "/link/refuse?seconds=0");
     ck_assert_int_eq(bridgectl_start(bridge), 0);
     for (i = 1; i <= 8; i++) {
         struct route_sel up = {"bus", "user", "upload", topic};

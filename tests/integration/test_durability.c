@@ -204,21 +204,11 @@ static void teardown(void)
     chain_assert_clean(&x);
 }
 
-/* ---- cloudsim's control API ------------------------------------------------------------------ */
-
-static struct kedge_jdoc *sim_get(const char *path)
-{
-    return chain_sim_get(sim, path);
-}
-
-static void sim_post(const char *path)
-{
-    chain_sim_post(sim, path);
-}
+/* ---- cloudsim's control API ---------------------------------------------------------------- */
 
 static int64_t sim_state_int(const char *key)
 {
-    struct kedge_jdoc *doc = sim_get("/state?node=" NODE);
+    struct kedge_jdoc *doc = chain_sim_get(sim, "/state?node=" NODE);
     int64_t v = -1;
 
     ck_assert_msg(kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), key), &v) == 0,
@@ -429,7 +419,7 @@ static void tally_collect(struct tally *t)
     int src;
 
     (void)snprintf(path, sizeof(path), "/received?since=%lld&skip_keepalive=1", t->since);
-    doc = sim_get(path);
+    doc = chain_sim_get(sim, path);
     e = kedge_json_get(kedge_jdoc_root(doc), "messages");
     ck_assert_msg(e && e->type == KEDGE_JARR, "/received has no messages");
     for (e = e->child; e; e = e->next) {
@@ -651,7 +641,7 @@ START_TEST(test_cloud_outage)
     add_devices();
     t = tally_new();
     /* cloudsim drops the link and refuses every connection for 60 s */
-    sim_post("/link/refuse?seconds=60");
+    chain_sim_post(sim, "/link/refuse?seconds=60");
     t0 = kt_now_ms();
     wait_disconnected();
     /* 1000 uploads and 1000 twin updates while the cloud is away */
@@ -700,9 +690,9 @@ static void break_link_at(int count, void *ctx)
     if (k->drop_at && count == k->drop_at) {
         k->mid_stream += undelivered(k->t);
         if (k->next == k->n)
-            sim_post("/link/refuse?seconds=2");
+            chain_sim_post(sim, "/link/refuse?seconds=2");
         else
-            sim_post("/link/drop?node=" NODE);
+            chain_sim_post(sim, "/link/drop?node=" NODE);
         k->dropped++;
         k->drop_at = 0;
         return;
@@ -710,7 +700,7 @@ static void break_link_at(int count, void *ctx)
     if (k->next < k->n && count == k->at[k->next]) {
         /* the bridge may still be redialling after the last break: break the next session */
         wait_session(k->next + 1, WAIT_MS);
-        sim_post("/link/freeze?node=" NODE);
+        chain_sim_post(sim, "/link/freeze?node=" NODE);
         k->next++;
         k->drop_at = count + rand_in(4, 40);
     }
@@ -1157,7 +1147,7 @@ START_TEST(test_sys_status)
     sys_wait(w, sys_matches, &e, "a healthy node");
 
     /* the cloud refuses: the bridge's outbox holds the stream, the link is down */
-    sim_post("/link/refuse?seconds=120");
+    chain_sim_post(sim, "/link/refuse?seconds=120");
     wait_disconnected();
     stream(t, &next, 3, NULL, NULL);
     e.link_up = false;
@@ -1167,7 +1157,7 @@ START_TEST(test_sys_status)
 
     /* back: reconnected once more, everything delivered after the return */
     e.since_ms = wall_ms();
-    sim_post("/link/refuse?seconds=0");
+    chain_sim_post(sim, "/link/refuse?seconds=0");
     wait_session(2, 15000);
     wait_delivered(t, DELIVER_MS);
     e.link_up = true;
@@ -1215,7 +1205,7 @@ START_TEST(test_rate_limit)
         int64_t deadline = kt_now_ms() + kh_scale_ms(30000);
         for (;;) {
             n = 0;
-            doc = sim_get("/received?skip_keepalive=1");
+            doc = chain_sim_get(sim, "/received?skip_keepalive=1");
             for (e = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; e; e = e->next) {
                 const struct kedge_jval *r =
                     kedge_json_get(kedge_json_get(kedge_json_get(e, "json"), "route"), "resource");

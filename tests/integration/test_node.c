@@ -127,16 +127,6 @@ static void bset_long(const char *key, long value)
     ck_assert_int_eq(bridgectl_set_long(bridge, key, value), 0);
 }
 
-static struct kedge_jdoc *sim_get(const char *path)
-{
-    return chain_sim_get(sim, path);
-}
-
-static void sim_post(const char *path)
-{
-    chain_sim_post(sim, path);
-}
-
 static bool sim_connected(void)
 {
     struct kedge_jdoc *doc;
@@ -186,7 +176,7 @@ static void chain_up(const struct chain_opts *co)
     if (!sim)
         sim_start_for_node();
     if (co->refuse_link)
-        sim_post("/link/refuse?seconds=3600");
+        chain_sim_post(sim, "/link/refuse?seconds=3600");
     if (!bridge) {
         bo.password = BRIDGE_PASS;
         ck_assert_int_eq(bridgectl_new(&bo, &bridge), 0);
@@ -230,7 +220,7 @@ struct node_view {
 
 static void node_view(struct node_view *v)
 {
-    struct kedge_jdoc *doc = sim_get("/nodes");
+    struct kedge_jdoc *doc = chain_sim_get(sim, "/nodes");
     const struct kedge_jval *n, *c, *name;
 
     memset(v, 0, sizeof(*v));
@@ -276,7 +266,7 @@ static void wait_ready(const char *want, int timeout_ms, struct node_view *v)
 /* Messages from the edge with this operation and resource (NULL: any) after index since. */
 static int count_received(const char *op, const char *resource, const char *content_has)
 {
-    struct kedge_jdoc *doc = sim_get("/received?skip_keepalive=1");
+    struct kedge_jdoc *doc = chain_sim_get(sim, "/received?skip_keepalive=1");
     const struct kedge_jval *e;
     int n = 0;
 
@@ -395,7 +385,7 @@ static long long quantity(const struct kedge_jval *list, const char *name)
  * values, and the configured kubeletVersion. */
 static void check_node_status(const char *kubelet_version)
 {
-    struct kedge_jdoc *doc = sim_get("/object?key=node/" NODE);
+    struct kedge_jdoc *doc = chain_sim_get(sim, "/object?key=node/" NODE);
     const struct kedge_jval *st = kedge_json_get(kedge_jdoc_root(doc), "status"), *a;
     const struct kedge_jval *cap = kedge_json_get(st, "capacity");
     const struct kedge_jval *alloc = kedge_json_get(st, "allocatable");
@@ -552,12 +542,12 @@ START_TEST(test_newest_status_after_link_return)
 
     /* the cloud refuses the link for longer than the grace period: the node goes Unknown, and
      * the bridge computes its status every second meanwhile */
-    sim_post("/link/refuse?seconds=3600");
+    chain_sim_post(sim, "/link/refuse?seconds=3600");
     wait_ready("Unknown", 2 * grace_s() * 1000 + WAIT_MS, &nv);
     patches = count_received("patch", patch_key, NULL);
 
     back = time(NULL);
-    sim_post("/link/refuse?seconds=0");
+    chain_sim_post(sim, "/link/refuse?seconds=0");
     wait_connected();
     wait_received("patch", patch_key, patches + 1);
     wait_ready("True", WAIT_MS, &nv);
@@ -647,17 +637,17 @@ START_TEST(test_meta_query)
     ctl_run_free(&r);
 
     /* the cloud does not answer: the caller gets an error at the timeout */
-    sim_post("/link/freeze");
+    chain_sim_post(sim, "/link/freeze");
     a = meta_raw("{\"op\":\"query\",\"resource\":\"default/configmap/cm-remote\","
                  "\"timeout_ms\":300}");
     expect_json(a, "{\"ok\":false,\"reason\":\"no answer from the cloud for "
                    "default/configmap/cm-remote within 300 ms\"}");
     free(a);
-    sim_post("/link/thaw");
+    chain_sim_post(sim, "/link/thaw");
 
     /* offline: the same query from the store */
     mark = bridgectl_log_mark(bridge);
-    sim_post("/link/refuse?seconds=3600");
+    chain_sim_post(sim, "/link/refuse?seconds=3600");
     ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "edgehub: reconnecting in", WAIT_MS), 0);
     ctl(&r, "meta", "get", "default/configmap/cm-remote", "--source", END);
     ck_assert_int_eq(r.status, 0);

@@ -51,17 +51,12 @@ int kt_rmtree(const char *path, bool one_filesystem)
 
 void kt_copy_to_stderr(const char *path, const char *what)
 {
-    char buf[4096];
-    size_t n;
-    FILE *f = fopen(path, "r");
+    char *text = kt_read_from(path, 0);
 
-    if (!f)
-        return;
-    (void)fprintf(stderr, "---- %s (%s) ----\n", what, path);
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        (void)fwrite(buf, 1, n, stderr);
-    (void)fprintf(stderr, "---- end of %s ----\n", what);
-    (void)fclose(f);
+    if (text && *text)
+        (void)fprintf(stderr, "----- %s (%s) -----\n%s%s----- end of %s -----\n", what, path, text,
+                      text[strlen(text) - 1] == '\n' ? "" : "\n", what);
+    free(text);
 }
 
 int kt_free_port(void)

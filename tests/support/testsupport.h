@@ -16,7 +16,8 @@ int kt_remaining_ms(int64_t deadline);
 /* Remove path and everything below it, never following symlinks; one_filesystem: do not
  * descend into other mounts (an engine's overlay). A missing path is fine. 0 or -errno. */
 int kt_rmtree(const char *path, bool one_filesystem);
-/* Copy a file to stderr between "---- what (path) ----" lines; nothing if it cannot be read. */
+/* Copy a file to stderr between "----- what (path) -----" lines; nothing if it cannot be read
+ * or is empty. */
 void kt_copy_to_stderr(const char *path, const char *what);
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound, read back, closed), or -errno. */
 int kt_free_port(void);
