@@ -45,15 +45,6 @@ struct bridgectl {
     struct kt_watcher watcher;
 };
 
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    (void)vfprintf(stderr, fmt, ap);
-    va_end(ap);
-}
-
 static bool asan_tree(void)
 {
 #ifdef KEDGE_ASAN_PRELOAD
@@ -232,7 +223,7 @@ int bridgectl_new(const struct bridgectl_opts *o, struct bridgectl **out)
     if (!o)
         o = &none;
     if (kt_valgrind() && asan_tree()) {
-        say("bridgectl: KEDGE_VALGRIND=1 needs the normal build, not the ASan one\n");
+        kt_say("bridgectl: KEDGE_VALGRIND=1 needs the normal build, not the ASan one\n");
         return -ENOTSUP;
     }
     b = calloc(1, sizeof(*b));
@@ -344,9 +335,10 @@ int bridgectl_start(struct bridgectl *b)
         return 0;
     rc = kt_proc_wait_log(&b->proc, b->log_path, from, b->ready_log, kh_scale_ms(READY_TIMEOUT_MS));
     if (rc == -ECHILD) {
-        say("bridgectl: kedge-bridge exited during start-up with status %d\n", b->proc.exit_status);
+        kt_say("bridgectl: kedge-bridge exited during start-up with status %d\n",
+               b->proc.exit_status);
     } else if (rc == -ETIMEDOUT) {
-        say("bridgectl: kedge-bridge did not log '%s' in time; killing it\n", b->ready_log);
+        kt_say("bridgectl: kedge-bridge did not log '%s' in time; killing it\n", b->ready_log);
         (void)kt_proc_kill9(&b->proc);
     }
     if (rc < 0) {
@@ -363,7 +355,7 @@ int bridgectl_stop(struct bridgectl *b)
     if (rc == -ECHILD || (rc < 0 && rc != -ETIMEDOUT))
         return rc;
     if (rc != 0) {
-        say("bridgectl: kedge-bridge stopped with status %d\n", rc);
+        kt_say("bridgectl: kedge-bridge stopped with status %d\n", rc);
         bridgectl_dump_log(b);
         kt_watcher_say(&b->watcher, "dumped\n");
     }
@@ -392,7 +384,7 @@ void bridgectl_free(struct bridgectl *b)
     if (b->proc.pid) {
         int st = bridgectl_stop(b);
         if (st != 0)
-            say("bridgectl: bridgectl_free: kedge-bridge exited with status %d\n", st);
+            kt_say("bridgectl: bridgectl_free: kedge-bridge exited with status %d\n", st);
     }
     kt_watcher_stop(&b->watcher);
     kt_scratch_done(b->dir, false, "bridgectl");

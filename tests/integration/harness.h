@@ -37,6 +37,10 @@
  * by 20. Every *_ms argument of this API is scaled already; use this for your own deadlines. */
 int kh_scale_ms(int ms);
 
+/* Process-wide set-up (libmosquitto, SIGPIPE ignored); every kh_ entry point that needs it
+ * calls it, once is enough. */
+void kh_harness_init(void);
+
 /* ---------------------------------------------------------------------------------------------
  * Broker
  */

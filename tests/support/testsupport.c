@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,15 @@
 #include <unistd.h>
 
 #include "testsupport.h"
+
+void kt_say(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 
 int64_t kt_now_ms(void)
 {

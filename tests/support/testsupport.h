@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* A diagnostic line for the test's log (stderr). */
+void kt_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* CLOCK_MONOTONIC in ms. */
 int64_t kt_now_ms(void);
 /* ms left until deadline (a kt_now_ms value), clamped to 0..INT_MAX: for poll(). */
