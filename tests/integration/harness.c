@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <check.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
@@ -81,6 +82,17 @@ void kh_harness_init(void)
 int kh_scale_ms(int ms)
 {
     return kt_scale_ms(ms);
+}
+
+int kh_run_suite(Suite *s, int print_mode)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    srunner_run_all(sr, (enum print_output)print_mode);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 static const char *asan_preload(void)

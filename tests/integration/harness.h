@@ -41,6 +41,11 @@ int kh_scale_ms(int ms);
  * calls it, once is enough. */
 void kh_harness_init(void);
 
+/* A suite's main: run s (freed here) with Check's output mode; EXIT_SUCCESS when nothing
+ * failed, else EXIT_FAILURE. */
+struct Suite;
+int kh_run_suite(struct Suite *s, int print_mode);
+
 /* ---------------------------------------------------------------------------------------------
  * Broker
  */

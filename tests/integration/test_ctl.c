@@ -636,11 +636,5 @@ static Suite *ctl_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ctl_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(ctl_suite(), CK_NORMAL);
 }

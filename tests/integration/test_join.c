@@ -806,11 +806,5 @@ static Suite *join_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(join_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(join_suite(), CK_NORMAL);
 }

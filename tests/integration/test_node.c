@@ -397,11 +397,5 @@ static Suite *node_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(node_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(node_suite(), CK_ENV);
 }

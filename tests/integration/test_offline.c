@@ -753,11 +753,5 @@ static Suite *offline_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(offline_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(offline_suite(), CK_ENV);
 }

@@ -94,7 +94,6 @@ int64_t num(const struct kedge_jval *v)
     return n;
 }
 
-
 /* Wait until the cloud's pod satisfies cond; the last status is printed when it does not. */
 void wait_pod(const char *name, pod_cond_fn cond, const void *arg, const char *what)
 {
