@@ -190,26 +190,6 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
     return rc;
 }
 
-/* The service's pid is gone, or a zombie that init reaps (it is not our child). */
-static bool process_gone(pid_t pid)
-{
-    char path[64], stat_line[256];
-    const char *p;
-    FILE *f;
-    bool zombie = false;
-
-    if (kill(pid, 0) < 0 && errno == ESRCH)
-        return true;
-    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return true;
-    if (fgets(stat_line, sizeof(stat_line), f) && (p = strrchr(stat_line, ')')) && p[1] == ' ')
-        zombie = p[2] == 'Z';
-    (void)fclose(f);
-    return zombie;
-}
-
 int enginectl_start(struct enginectl **out)
 {
     struct kedge_buf so = KEDGE_BUF_INIT;
@@ -299,7 +279,7 @@ int enginectl_stop(struct enginectl *e)
     e->running = false;
     if (rc == 0 && code != 0)
         rc = code;
-    else if (rc == 0 && e->pid > 0 && !process_gone(e->pid))
+    else if (rc == 0 && e->pid > 0 && !kt_pid_gone(e->pid))
         rc = -EBUSY;
     if (rc != 0) {
         (void)fprintf(stderr, "enginectl: engine.sh stop failed (rc %d, exit %d): %s\n", rc, code,

@@ -412,12 +412,7 @@ void wait_plugin_outbox(int64_t depth)
 
 void wait_db_int(const char *path, const char *sql, int64_t want)
 {
-    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS), got;
-
-    while ((got = db_int(path, sql)) != want) {
-        ck_assert_msg(kt_now_ms() < deadline, "%s: %" PRId64 ", expected %" PRId64, sql, got, want);
-        kt_pause_ms(PAUSE_MS);
-    }
+    db_wait_int(path, sql, want, WAIT_MS);
 }
 
 void wait_bridge_log(long from, const char *needle)

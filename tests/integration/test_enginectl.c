@@ -29,6 +29,7 @@
 
 #include "enginectl.h"
 #include "harness.h"
+#include "proc.h"
 #include "kedge/buf.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
@@ -312,27 +313,6 @@ static bool process_with_cmdline(const char *argv, size_t len)
     return found;
 }
 
-/* The process has exited: no such pid, or a zombie (the service is not our child; init reaps
- * it). */
-static bool process_gone(pid_t pid)
-{
-    char path[64], line[512];
-    const char *p;
-    bool zombie = false;
-    FILE *f;
-
-    if (kill(pid, 0) < 0 && errno == ESRCH)
-        return true;
-    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return true;
-    if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) && p[1] == ' ')
-        zombie = p[2] == 'Z';
-    (void)fclose(f);
-    return zombie;
-}
-
 static bool mounted_under(const char *dir)
 {
     char line[4096], mnt[4096];
@@ -460,7 +440,7 @@ START_TEST(engine_lifecycle)
     ck_assert_ptr_nonnull(dir);
     ck_assert_int_eq(enginectl_stop(engine), 0);
     ck_assert_int_eq(enginectl_pid(engine), 0);
-    ck_assert_msg(process_gone(pid), "the service (pid %d) still runs", (int)pid);
+    ck_assert_msg(kt_pid_gone(pid), "the service (pid %d) still runs", (int)pid);
     ck_assert_msg(!mounted_under(dir), "something is still mounted under %s", dir);
     ck_assert_int_eq(enginectl_stop(engine), -ECHILD);
     ck_assert_int_ne(enginectl_http(engine, "GET", "/_ping", NULL, &status, NULL), 0);

@@ -252,6 +252,25 @@ int kt_proc_wait_log(struct kt_proc *p, const char *path, long from, const char 
     }
 }
 
+bool kt_pid_gone(pid_t pid)
+{
+    char path[64], line[512];
+    const char *p;
+    bool zombie = false;
+    FILE *f;
+
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return true;
+    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return true;
+    if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) && p[1] == ' ')
+        zombie = p[2] == 'Z';
+    (void)fclose(f);
+    return zombie;
+}
+
 /* ---- run to the end ----------------------------------------------------------------------------
  */
 

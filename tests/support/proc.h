@@ -95,6 +95,10 @@ int kt_proc_stop(struct kt_proc *p, int timeout_ms, const char *who);
 int kt_proc_wait_log(struct kt_proc *p, const char *path, long from, const char *needle,
                      int timeout_ms);
 
+/* Whether a process that is not our child (a daemon a script started) is gone: no such pid, or
+ * a zombie its parent has not reaped yet. */
+bool kt_pid_gone(pid_t pid);
+
 /* Run a program to its end: stdout and stderr captured (malloc'd, NUL-terminated; free them),
  * killed at timeout_ms (not scaled). Returns 0 and *status (exit code, 128 + signal, -1 when it
  * was killed on the deadline), or -errno (nothing to free then). out or err may be NULL. */
