@@ -7,7 +7,7 @@
  * file, the outbox and MetaManager databases, its log (stderr, appended across restarts) and,
  * under valgrind, one valgrind log per run.
  *
- * Process model, as harness.c does it for the broker: fork/exec with PR_SET_PDEATHSIG=SIGKILL
+ * Process model: tests/support/proc.h, as for the broker: fork/exec with PR_SET_PDEATHSIG=SIGKILL
  * (the bridge never outlives a test that died), no inherited descriptors, readiness by a
  * deadline on a log line (never a sleep), stop = SIGTERM and the exit status returned. A watcher
  * (/bin/sh in its own process group) prints the bridge's log to stderr when the test process
