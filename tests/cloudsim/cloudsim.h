@@ -1,26 +1,11 @@
 /* kedge-cloudsim's private header: what the files of tests/cloudsim/ use from each other.
  *
  * kedge-cloudsim is a cloud peer that behaves like cloudcore's CloudHub on the wire
- * (kubeedge-wire.md §4, §5), so tests and the out-of-the-box run have a cloud to talk to:
+ * (kubeedge-wire.md §4, §5), so tests and the out-of-the-box run have a cloud to talk to. Each
+ * file says at its top what it owns; the sections below are grouped by the file that defines
+ * them (hub*.c share hubpriv.h, the controllers' files ctlpriv.h).
  *
- *   main.c         command line (one table row per option), log sink, signals, the lws context
- *                  with its vhosts and the one service loop; wiring only.
- *   certs.c        the CA, server and edge certificates: reuse what is on disk, make the rest.
- *   hub.c          CloudHub: websocket sessions (handshake headers, framing, keepalive), one
- *                  session per node, the ack / no-ack queues with resend, the received log.
- *   controllers.c  what cloudcore's device and edge controllers answer to upstream messages,
- *                  and the small object store those answers come from.
- *   nodes.c        the edge controller's Node objects and the node lifecycle controller.
- *   devices.c      the device controller's Devices: ids per generation, twin reports.
- *   workers.c      its concurrent workers: reports read together are applied newest first.
- *   applied.c      what the device controller applied, per device and twin, in order.
- *   faults.c       the reject fault: messages from the edge the cloud closes the link on or
- *                  answers with an error.
- *   smpatch.c      the API server's strategic merge patch, for Node and Pod status patches.
- *   control.c      the plain-HTTP control API on 127.0.0.1 that tests drive cloudsim with.
- *   certsrv.c      CloudHub's HTTPS certificate service (:10002): /ca.crt, /edge.crt, the token.
- *
- * Everything runs on one thread inside one lws service loop. Sections below follow the files.
+ * Everything runs on one thread inside one lws service loop.
  */
 #ifndef KEDGE_CLOUDSIM_H
 #define KEDGE_CLOUDSIM_H
@@ -87,7 +72,7 @@ void certs_cleanup(struct cloudsim_certs *c);
 int certs_read_file(const char *path, char **out, size_t *len);
 
 /* ---------------------------------------------------------------------------------------------
- * hub.c: CloudHub
+ * hub.c, hubqueue.c, hubctl.c: CloudHub
  */
 
 struct hub;
@@ -147,7 +132,8 @@ void hub_faults_clear(struct hub *h);
 void hub_write_faults(struct hub *h, struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
- * controllers.c: cloudcore's controllers, as far as the edge can see them
+ * controllers.c, ctlstore.c, ctlreply.c, ctlpods.c: cloudcore's controllers, as far as the edge can
+ * see them
  */
 
 struct controllers;

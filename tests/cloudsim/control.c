@@ -20,7 +20,7 @@
  *                                    "exists","status"},...]} (nodes.c)
  *   GET  /pods                   -> {"pods":[{"key":"default/pod/nginx","uid":"...",
  *                                    "phase":"Running","patches":N,"object":{<the Pod>}},...]}
- *                                (controllers.c): every pod in the cloud's store, in the order
+ *                                (ctlpods.c): every pod in the cloud's store, in the order
  *                                they were first stored; uid/phase "" when the pod has none;
  *                                patches = status patches from the edge applied to it since
  *                                then. A pod the edge deleted (finalised) is gone from it.

@@ -3,10 +3,11 @@
  * Owns the websocket side of kedge-cloudsim: the lws protocol callback of the wss vhost, one
  * session per node id (a new connection for a node replaces the old one, as
  * session_manager.go AddSession does), the handshake headers, frame reassembly, the keepalive
- * deadline, the per-node outbound queues with cloudcore's ack contract, and the logs the control
- * API reads (received messages, acked ids). What the cloud's controllers *answer* lives in
- * controllers.c; the HTTP API in control.c. TLS (client certificate required and verified) is
- * configured by main.c; the verdict is given here because lws asks protocols[0] for it.
+ * deadline. The per-node outbound queues with cloudcore's ack contract and the logs the control API
+ * reads are in hubqueue.c, the control API's view in hubctl.c. What the cloud's controllers
+ * *answer* lives in controllers.c; the HTTP API in control.c. TLS (client certificate required and
+ * verified) is configured by main.c; the verdict is given here because lws asks protocols[0] for
+ * it.
  *
  * Cloudcore behaviours reproduced, with their source:
  *  - ConnectionUse: the cloud's read loop is chosen by that header (viaduct conn/ws.go
@@ -57,557 +58,13 @@
 #include "kedge/log.h"
 #include "kedge/util.h"
 
-#define ACK_RETRIES 4     /* node_session.go sendMessageWithRetry: retryCount == 4 */
-#define RX_LOG_MAX 100000 /* received-log entries kept (oldest dropped, indexes go on) */
-#define ACKED_LOG_MAX 100000
-
-/* ---- types ----------------------------------------------------------------------------------- */
-
-struct out_msg {
-    struct out_msg *next;
-    char *id;
-    unsigned char *buf; /* LWS_PRE bytes of headroom, then the frame (JSON + "\n") */
-    size_t len;
-    bool needs_ack;
-    bool binary;          /* raw frames only (hub_send_raw) */
-    unsigned sends_round; /* sends in the current round: 1 + ACK_RETRIES, then requeue */
-    unsigned sends_total;
-};
-
-struct fifo {
-    struct out_msg *head, *tail;
-    size_t n;
-};
-
-struct conn;
-
-struct node {
-    struct node *next;
-    struct hub *hub;
-    char *name; /* node_id header; NULL for the "first node to connect" queue */
-    char *project_id, *conn_use;
-    struct conn *conn; /* the current session, or NULL */
-    struct fifo ackq;  /* head in flight */
-    struct fifo noackq;
-    bool head_due; /* the ack head is to be (re)sent at the next writeable */
-    int64_t last_keepalive_ms;
-    unsigned long session_not_found; /* keepalives and acks that came before the session */
-    int peer_close_code;             /* the edge's close frame status on the last session; 0 none */
-    lws_sorted_usec_list_t resend_sul;
-};
-
-/* lws per-session data of the wss protocol (zeroed by lws, freed by lws after CLOSED). */
-struct conn {
-    struct lws *wsi;
-    struct hub *hub;
-    struct node *node; /* NULL once replaced */
-    unsigned long id;
-    bool reads; /* ConnectionUse: msg */
-    bool live;  /* the session exists (after --session-setup-ms) */
-    bool frozen, closing;
-    bool rx_overflow;
-    struct kedge_buf rx;
-    lws_sorted_usec_list_t keepalive_sul, setup_sul;
-};
-
-struct rx_entry {
-    struct rx_entry *next;
-    long long index;
-    int64_t t_ms;
-    char *node;
-    char *json;
-    size_t len;
-    bool keepalive;
-};
-
-struct id_entry {
-    struct id_entry *next;
-    char *id;
-};
-
-struct hub {
-    const struct cloudsim_config *cfg;
-    struct lws_context *ctx;
-    struct controllers *controllers;
-    struct node *nodes;
-    struct node *last_node;
-    struct node unbound;
-    unsigned long sessions_total;
-    unsigned long malformed_total;
-    uint64_t refuse_until_ms; /* monotonic; 0 = accepting */
-    struct rx_entry *rx_head, *rx_tail;
-    size_t rx_n;
-    long long rx_next_index;
-    struct id_entry *acked_head, *acked_tail;
-    size_t acked_n;
-    struct kedge_ratelimit malformed_rl;
-    struct faults *faults;
-    bool stopping;
-};
-
-/* ---- small helpers --------------------------------------------------------------------------- */
-
-static bool streq(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
-static const char *or_empty(const char *s)
-{
-    return s ? s : "";
-}
-
-void cloudsim_resource_type(const char *resource, char *out, size_t out_len)
-{
-    const char *p = resource ? strchr(resource, '/') : NULL;
-    const char *end;
-    size_t n;
-
-    out[0] = '\0';
-    if (!p)
-        return;
-    p++;
-    end = strchr(p, '/');
-    n = end ? (size_t)(end - p) : strlen(p);
-    if (n >= out_len)
-        return;
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
-static void out_msg_free(struct out_msg *o)
-{
-    if (!o)
-        return;
-    kedge_free(o->id);
-    kedge_free(o->buf);
-    kedge_free(o);
-}
-
-static void fifo_push(struct fifo *q, struct out_msg *o)
-{
-    o->next = NULL;
-    if (q->tail)
-        q->tail->next = o;
-    else
-        q->head = o;
-    q->tail = o;
-    q->n++;
-}
-
-static struct out_msg *fifo_pop(struct fifo *q)
-{
-    struct out_msg *o = q->head;
-
-    if (!o)
-        return NULL;
-    q->head = o->next;
-    if (!q->head)
-        q->tail = NULL;
-    q->n--;
-    o->next = NULL;
-    return o;
-}
-
-/* Append all of src to dst; src is left empty. */
-static void fifo_splice(struct fifo *dst, struct fifo *src)
-{
-    if (!src->head)
-        return;
-    if (dst->tail)
-        dst->tail->next = src->head;
-    else
-        dst->head = src->head;
-    dst->tail = src->tail;
-    dst->n += src->n;
-    memset(src, 0, sizeof(*src));
-}
-
-static void fifo_clear(struct fifo *q)
-{
-    struct out_msg *o;
-
-    while ((o = fifo_pop(q)))
-        out_msg_free(o);
-}
-
-/* ---- cloudcore's noAckRequired (message_dispatcher.go) --------------------------------------- */
-
-static bool no_ack_required(const struct kedge_msg *m)
-{
-    static const char *const contains[] = {"podlist", "membership", "twin/cloud_updated",
-                                           "serviceaccounttoken", "k8s/ca.crt"};
-    static const char *const volume_ops[] = {
-        "createvolume", "deletevolume", "controllerpublishvolume", "controllerunpublishvolume"};
-    static const char *const ec_types[] = {"lease", "nodepatch", "podpatch", "podstatus",
-                                           "certificatesigningrequest"};
-    const char *res = or_empty(m->resource), *op = or_empty(m->operation);
-    char type[64];
-    size_t i;
-
-    for (i = 0; i < sizeof(contains) / sizeof(contains[0]); i++)
-        if (strstr(res, contains[i]))
-            return true;
-    for (i = 0; i < sizeof(volume_ops) / sizeof(volume_ops[0]); i++)
-        if (strcmp(op, volume_ops[i]) == 0)
-            return true;
-    if (strcmp(op, "applicationResponse") == 0 || streq(m->group, "user") ||
-        streq(m->source, "taskmanager") || streq(m->source, "nodeupgradejobcontroller"))
-        return true;
-    if (strcmp(op, "response") == 0 && m->content_is_string && m->content_str_len == 2 &&
-        memcmp(m->content_str, "OK", 2) == 0)
-        return true;
-    if (streq(m->source, "edgecontroller")) {
-        cloudsim_resource_type(res, type, sizeof(type));
-        if (strcmp(type, "node") == 0 && strcmp(op, "update") != 0)
-            return true;
-        for (i = 0; i < sizeof(ec_types) / sizeof(ec_types[0]); i++)
-            if (strcmp(type, ec_types[i]) == 0)
-                return true;
-        if (strcmp(type, "pod") == 0 && strcmp(op, "response") == 0)
-            return true;
-    }
-    return false;
-}
-
-/* CloudHub's TrimMessage: node/{id}/rest -> rest (cloud/pkg/cloudhub/common/helper.go). */
-static int trim_resource(struct kedge_msg *m)
-{
-    const char *r = m->resource, *p;
-    char *trimmed;
-
-    if (!r || strncmp(r, "node", 4) != 0)
-        return 0;
-    p = strchr(r, '/');
-    p = p ? strchr(p + 1, '/') : NULL;
-    if (!p)
-        return 0; /* fewer than 3 elements: cloudcore only warns */
-    trimmed = kedge_strdup(p + 1);
-    if (!trimmed)
-        return -ENOMEM;
-    kedge_free(m->resource);
-    m->resource = trimmed;
-    return 0;
-}
-
-/* ---- nodes ----------------------------------------------------------------------------------- */
-
-static void resend_due(lws_sorted_usec_list_t *sul);
-
-static struct node *node_find(struct hub *h, const char *name)
-{
-    struct node *n;
-
-    for (n = h->nodes; n; n = n->next)
-        if (strcmp(n->name, name) == 0)
-            return n;
-    return NULL;
-}
-
-static struct node *node_get(struct hub *h, const char *name)
-{
-    struct node *n = node_find(h, name);
-
-    if (n)
-        return n;
-    n = kedge_calloc(1, sizeof(*n));
-    if (!n)
-        return NULL;
-    n->name = kedge_strdup(name);
-    if (!n->name) {
-        kedge_free(n);
-        return NULL;
-    }
-    n->hub = h;
-    n->next = h->nodes;
-    h->nodes = n;
-    return n;
-}
-
-static void node_cleanup(struct node *n)
-{
-    lws_sul_cancel(&n->resend_sul);
-    fifo_clear(&n->ackq);
-    fifo_clear(&n->noackq);
-    kedge_free(n->name);
-    kedge_free(n->project_id);
-    kedge_free(n->conn_use);
-}
-
-/* The node a control request means: named, else the last to connect, else the queue for
- * whichever node connects first. */
-static struct node *target_node(struct hub *h, const char *name)
-{
-    if (name)
-        return node_get(h, name);
-    return h->last_node ? h->last_node : &h->unbound;
-}
-
-static bool conn_can_write(const struct conn *c)
-{
-    return c && c->live && !c->frozen && !c->closing;
-}
-
-static void node_kick(struct node *n)
-{
-    if (conn_can_write(n->conn))
-        lws_callback_on_writable(n->conn->wsi);
-}
-
-static const char *node_label(const struct node *n)
-{
-    return n->name ? n->name : "(first to connect)";
-}
-
-/* ---- queueing -------------------------------------------------------------------------------- */
-
-int hub_enqueue(struct hub *h, const char *node, struct kedge_msg *m, bool *needs_ack)
-{
-    struct kedge_buf b = KEDGE_BUF_INIT;
-    struct out_msg *o;
-    struct node *n;
-    bool was_empty;
-
-    *needs_ack = false;
-    n = target_node(h, node);
-    if (!n)
-        return -ENOMEM;
-    if (trim_resource(m) < 0)
-        return -ENOMEM;
-    if ((!m->msg_id || !*m->msg_id) && kedge_msg_new_id(m) < 0)
-        return -ENOMEM;
-    if (!m->timestamp)
-        m->timestamp = kedge_wall_ms();
-    m->sync = false; /* never on the wire (viaduct conn/ws.go WriteMessageAsync) */
-
-    o = kedge_calloc(1, sizeof(*o));
-    if (!o)
-        return -ENOMEM;
-    o->id = kedge_strdup(m->msg_id);
-    if (!o->id || kedge_buf_reserve(&b, LWS_PRE + 256) < 0)
-        goto oom;
-    b.len = LWS_PRE; /* headroom lws_write needs in front of the payload */
-    if (kedge_msg_encode(&b, m, true) < 0)
-        goto oom;
-    o->buf = (unsigned char *)kedge_buf_take(&b, &o->len);
-    if (!o->buf)
-        goto oom;
-    o->len -= LWS_PRE;
-    o->needs_ack = !no_ack_required(m);
-    *needs_ack = o->needs_ack;
-
-    if (o->needs_ack) {
-        was_empty = !n->ackq.head;
-        fifo_push(&n->ackq, o);
-        if (was_empty) {
-            n->head_due = true;
-            o->sends_round = 0;
-        }
-    } else {
-        fifo_push(&n->noackq, o);
-    }
-    kedge_log(KEDGE_LOG_INFO,
-              "cloudsim: queued node=%s msg_id=%s op=%s resource=%s ack=%s pending_acks=%zu",
-              node_label(n), o->id, or_empty(m->operation), or_empty(m->resource),
-              o->needs_ack ? "needed" : "no", n->ackq.n);
-    node_kick(n);
-    return 0;
-oom:
-    kedge_buf_cleanup(&b);
-    out_msg_free(o);
-    return -ENOMEM;
-}
-
-int hub_send_json(struct hub *h, const char *node, const char *json, size_t len, char **msg_id,
-                  bool *needs_ack)
-{
-    struct kedge_msg m;
-    char from_resource[256];
-    int rc;
-
-    *msg_id = NULL;
-    rc = kedge_msg_decode(json, len, &m);
-    if (rc < 0)
-        return rc;
-    /* a cloud-side resource (node/{id}/...) names its node, as it does inside cloudcore */
-    if (!node && m.resource && strncmp(m.resource, "node/", 5) == 0) {
-        const char *id = m.resource + 5, *end = strchr(id, '/');
-        if (end && end > id && (size_t)(end - id) < sizeof(from_resource)) {
-            memcpy(from_resource, id, (size_t)(end - id));
-            from_resource[end - id] = '\0';
-            node = from_resource;
-        }
-    }
-    rc = hub_enqueue(h, node, &m, needs_ack);
-    if (rc == 0)
-        rc = controllers_downstream(h->controllers, &m);
-    if (rc == 0 && !(*msg_id = kedge_strdup(m.msg_id)))
-        rc = -ENOMEM;
-    kedge_msg_cleanup(&m);
-    return rc;
-}
-
-int hub_send_raw(struct hub *h, const char *node, const char *data, size_t len, bool binary)
-{
-    struct node *n = target_node(h, node);
-    struct out_msg *o;
-
-    if (!n)
-        return -ENOMEM;
-    o = kedge_calloc(1, sizeof(*o));
-    if (!o || !(o->id = kedge_strdup("(raw)")) || !(o->buf = kedge_malloc(LWS_PRE + len + 1))) {
-        out_msg_free(o);
-        return -ENOMEM;
-    }
-    if (len)
-        memcpy(o->buf + LWS_PRE, data, len);
-    o->len = len;
-    o->binary = binary;
-    fifo_push(&n->noackq, o);
-    kedge_log(KEDGE_LOG_INFO, "cloudsim: queued node=%s raw %s frame bytes=%zu", node_label(n),
-              binary ? "binary" : "text", len);
-    node_kick(n);
-    return 0;
-}
-
-/* Schedule the next look at the ack head. */
-static void resend_arm(struct node *n)
-{
-    lws_sul_schedule(n->hub->ctx, 0, &n->resend_sul, resend_due,
-                     (lws_usec_t)n->hub->cfg->resend_interval_s * LWS_USEC_PER_SEC);
-}
-
-static void resend_due(lws_sorted_usec_list_t *sul)
-{
-    struct node *n = kedge_container_of(sul, struct node, resend_sul);
-    struct out_msg *o = n->ackq.head;
-
-    if (!o)
-        return;
-    if (o->sends_round >= 1 + ACK_RETRIES && n->ackq.n > 1) {
-        /* cloudcore: ErrWaitTimeout -> AddRateLimited; the queue moves on */
-        kedge_log(KEDGE_LOG_NOTICE,
-                  "cloudsim: no ack node=%s msg_id=%s after %u sends, requeued behind %zu",
-                  node_label(n), o->id, o->sends_round, n->ackq.n - 1);
-        fifo_push(&n->ackq, fifo_pop(&n->ackq));
-        n->ackq.head->sends_round = 0;
-    } else if (o->sends_round >= 1 + ACK_RETRIES) {
-        o->sends_round = 0; /* alone in the queue: a new round at once */
-    }
-    n->head_due = true;
-    node_kick(n);
-}
-
-static void record_acked(struct hub *h, const char *id)
-{
-    struct id_entry *e = kedge_calloc(1, sizeof(*e));
-
-    if (!e || !(e->id = kedge_strdup(id))) {
-        kedge_free(e);
-        kedge_log(KEDGE_LOG_ERR, "cloudsim: out of memory recording ack msg_id=%s", id);
-        return;
-    }
-    if (h->acked_tail)
-        h->acked_tail->next = e;
-    else
-        h->acked_head = e;
-    h->acked_tail = e;
-    if (++h->acked_n > ACKED_LOG_MAX) {
-        struct id_entry *old = h->acked_head;
-        h->acked_head = old->next;
-        kedge_free(old->id);
-        kedge_free(old);
-        h->acked_n--;
-    }
-}
-
-/* An upstream "response": the ack of the message whose id is parent_msg_id, if it is one of
- * this node's ack-needed messages that went out (node_session.go ReceiveMessageAck). */
-static void handle_ack(struct node *n, const struct kedge_msg *m)
-{
-    struct out_msg *o, *prev = NULL;
-    bool was_head;
-
-    if (!m->parent_msg_id || !*m->parent_msg_id)
-        return;
-    for (o = n->ackq.head; o; prev = o, o = o->next)
-        if (o->sends_total > 0 && strcmp(o->id, m->parent_msg_id) == 0)
-            break;
-    if (!o) {
-        kedge_log(KEDGE_LOG_DEBUG, "cloudsim: response node=%s parent=%s matches nothing pending",
-                  node_label(n), m->parent_msg_id);
-        return;
-    }
-    was_head = o == n->ackq.head;
-    if (prev)
-        prev->next = o->next;
-    else
-        n->ackq.head = o->next;
-    if (n->ackq.tail == o)
-        n->ackq.tail = prev;
-    n->ackq.n--;
-    kedge_log(KEDGE_LOG_INFO, "cloudsim: acked node=%s msg_id=%s after %u sends pending_acks=%zu",
-              node_label(n), o->id, o->sends_total, n->ackq.n);
-    record_acked(n->hub, o->id);
-    out_msg_free(o);
-    if (was_head) {
-        lws_sul_cancel(&n->resend_sul);
-        if (n->ackq.head) {
-            n->ackq.head->sends_round = 0;
-            n->head_due = true;
-            node_kick(n);
-        }
-    }
-}
-
-/* ---- the received log ------------------------------------------------------------------------ */
-
-static void rx_log(struct hub *h, const struct node *n, const struct kedge_jval *root,
-                   bool keepalive)
-{
-    struct kedge_buf b = KEDGE_BUF_INIT;
-    struct rx_entry *e;
-    struct kedge_jw w;
-
-    e = kedge_calloc(1, sizeof(*e));
-    if (!e)
-        goto oom;
-    kedge_jw_init(&w, &b);
-    kedge_json_write_value(&w, root);
-    if (kedge_jw_finish(&w) < 0 || !(e->json = kedge_buf_take(&b, &e->len)) ||
-        !(e->node = kedge_strdup(or_empty(n->name))))
-        goto oom;
-    e->index = h->rx_next_index++;
-    e->t_ms = kedge_wall_ms();
-    e->keepalive = keepalive;
-    if (h->rx_tail)
-        h->rx_tail->next = e;
-    else
-        h->rx_head = e;
-    h->rx_tail = e;
-    if (++h->rx_n > RX_LOG_MAX) {
-        struct rx_entry *old = h->rx_head;
-        h->rx_head = old->next;
-        kedge_free(old->json);
-        kedge_free(old->node);
-        kedge_free(old);
-        h->rx_n--;
-    }
-    return;
-oom:
-    kedge_buf_cleanup(&b);
-    if (e) {
-        kedge_free(e->json);
-        kedge_free(e);
-    }
-    kedge_log(KEDGE_LOG_ERR, "cloudsim: out of memory logging a received message");
-}
+#include "hubpriv.h"
 
 /* ---- sessions -------------------------------------------------------------------------------- */
 
 static void keepalive_expired(lws_sorted_usec_list_t *sul);
 
-static void keepalive_arm(struct conn *c)
+void hub_keepalive_arm(struct conn *c)
 {
     if (!c->live)
         return; /* the deadline starts with the session */
@@ -616,7 +73,7 @@ static void keepalive_arm(struct conn *c)
 }
 
 /* Close a session without a close frame, as cloudcore's Terminating (conn.Close) does. */
-static void conn_kill(struct conn *c, const char *why)
+void hub_conn_kill(struct conn *c, const char *why)
 {
     if (c->closing)
         return;
@@ -624,7 +81,7 @@ static void conn_kill(struct conn *c, const char *why)
     lws_sul_cancel(&c->keepalive_sul);
     lws_sul_cancel(&c->setup_sul);
     kedge_log(KEDGE_LOG_NOTICE, "cloudsim: closing session=%lu node=%s reason=%s", c->id,
-              c->node ? node_label(c->node) : "-", why);
+              c->node ? hub_node_label(c->node) : "-", why);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
@@ -634,9 +91,9 @@ static void keepalive_expired(lws_sorted_usec_list_t *sul)
 
     if (c->frozen)
         return; /* a frozen link is the test's to end: thaw re-arms the deadline */
-    conn_kill(c, c->reads ? "keepalive timeout"
-                          : "keepalive timeout (ConnectionUse is not msg, "
-                            "nothing was read)");
+    hub_conn_kill(c, c->reads ? "keepalive timeout"
+                              : "keepalive timeout (ConnectionUse is not msg, "
+                                "nothing was read)");
 }
 
 /* Copy a custom handshake header (lws stores unknown header names lower-cased, with the colon)
@@ -672,9 +129,9 @@ static void session_live(lws_sorted_usec_list_t *sul)
     struct conn *c = kedge_container_of(sul, struct conn, setup_sul);
 
     c->live = true;
-    keepalive_arm(c);
+    hub_keepalive_arm(c);
     if (c->node)
-        node_kick(c->node);
+        hub_node_kick(c->node);
 }
 
 static int session_open(struct hub *h, struct conn *c, struct lws *wsi)
@@ -687,7 +144,7 @@ static int session_open(struct hub *h, struct conn *c, struct lws *wsi)
 
     if (!node_id || !project_id || !conn_use)
         goto out;
-    n = node_get(h, node_id);
+    n = hub_node_get(h, node_id);
     if (!n)
         goto out;
     c->wsi = wsi;
@@ -697,8 +154,8 @@ static int session_open(struct hub *h, struct conn *c, struct lws *wsi)
     if (n->conn) {
         struct conn *old = n->conn;
         kedge_log(KEDGE_LOG_WARN, "cloudsim: session exists for node=%s, closing session=%lu",
-                  node_label(n), old->id);
-        conn_kill(old, "replaced by a new session");
+                  hub_node_label(n), old->id);
+        hub_conn_kill(old, "replaced by a new session");
         old->node = NULL;
         n->conn = NULL;
     }
@@ -713,8 +170,8 @@ static int session_open(struct hub *h, struct conn *c, struct lws *wsi)
     n->peer_close_code = 0;
 
     /* messages queued before any node connected belong to this one */
-    fifo_splice(&n->ackq, &h->unbound.ackq);
-    fifo_splice(&n->noackq, &h->unbound.noackq);
+    hub_fifo_splice(&n->ackq, &h->unbound.ackq);
+    hub_fifo_splice(&n->noackq, &h->unbound.noackq);
     lws_sul_cancel(&n->resend_sul);
     if (n->ackq.head) {
         n->ackq.head->sends_round = 0;
@@ -724,7 +181,7 @@ static int session_open(struct hub *h, struct conn *c, struct lws *wsi)
     kedge_log(KEDGE_LOG_NOTICE,
               "cloudsim: session=%lu open node=%s project=%s connection_use=%s%s "
               "pending_acks=%zu pending_noack=%zu",
-              c->id, node_label(n), n->project_id, n->conn_use,
+              c->id, hub_node_label(n), n->project_id, n->conn_use,
               c->reads ? "" : " (edge messages will not be read)", n->ackq.n, n->noackq.n);
     if (!c->reads)
         lws_rx_flow_control(wsi, 0);
@@ -751,7 +208,7 @@ static void session_closed(struct conn *c)
     if (n && n->conn == c) {
         n->conn = NULL;
         kedge_log(KEDGE_LOG_NOTICE, "cloudsim: session=%lu closed node=%s pending_acks=%zu", c->id,
-                  node_label(n), n->ackq.n);
+                  hub_node_label(n), n->ackq.n);
     } else if (c->id) {
         kedge_log(KEDGE_LOG_INFO, "cloudsim: session=%lu closed (replaced)", c->id);
     }
@@ -768,9 +225,10 @@ static int reject_with_error(struct hub *h, const struct node *n, const struct k
     int rc = -ENOMEM;
 
     memset(&e, 0, sizeof(e));
-    if ((e.parent_msg_id = kedge_strdup(or_empty(m->msg_id))) &&
-        (e.source = kedge_strdup("cloudhub")) && (e.group = kedge_strdup(or_empty(m->group))) &&
-        (e.operation = kedge_strdup("error")) && (e.resource = kedge_strdup(or_empty(m->resource))))
+    if ((e.parent_msg_id = kedge_strdup(hub_or_empty(m->msg_id))) &&
+        (e.source = kedge_strdup("cloudhub")) && (e.group = kedge_strdup(hub_or_empty(m->group))) &&
+        (e.operation = kedge_strdup("error")) &&
+        (e.resource = kedge_strdup(hub_or_empty(m->resource))))
         rc = kedge_msg_set_content_string(&e, reason, sizeof(reason) - 1);
     if (rc == 0)
         rc = hub_enqueue(h, n->name, &e, &needs_ack);
@@ -782,7 +240,7 @@ static int reject_with_error(struct hub *h, const struct node *n, const struct k
 static int reject(struct conn *c, const struct kedge_msg *m, enum fault_action a)
 {
     kedge_log(KEDGE_LOG_NOTICE, "cloudsim: fault: rejecting msg_id=%s resource=%s from node=%s: %s",
-              or_empty(m->msg_id), or_empty(m->resource), node_label(c->node),
+              hub_or_empty(m->msg_id), hub_or_empty(m->resource), hub_node_label(c->node),
               a == FAULT_CLOSE ? "closing the link (1009)" : "answering with an error");
     if (a == FAULT_CLOSE) {
         lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
@@ -790,7 +248,7 @@ static int reject(struct conn *c, const struct kedge_msg *m, enum fault_action a
     }
     if (reject_with_error(c->hub, c->node, m) < 0)
         kedge_log(KEDGE_LOG_ERR, "cloudsim: out of memory answering msg_id=%s with an error",
-                  or_empty(m->msg_id));
+                  hub_or_empty(m->msg_id));
     return 0;
 }
 
@@ -820,11 +278,11 @@ static int handle_frame(struct conn *c)
         h->malformed_total++;
         kedge_log_limited(&h->malformed_rl, "cloudsim", KEDGE_LOG_WARN,
                           "cloudsim: malformed message node=%s session=%lu len=%zu err=%s%s",
-                          n ? node_label(n) : "-", c->id, c->rx.len, kedge_errname(rc),
+                          n ? hub_node_label(n) : "-", c->id, c->rx.len, kedge_errname(rc),
                           h->cfg->close_on_malformed ? ", closing (as cloudcore)" : ", dropped");
         kedge_jdoc_free(doc);
         if (h->cfg->close_on_malformed)
-            conn_kill(c, "malformed message");
+            hub_conn_kill(c, "malformed message");
         return 0;
     }
     if (!n) { /* replaced while this frame was in flight */
@@ -834,35 +292,37 @@ static int handle_frame(struct conn *c)
     }
 
     rc = 0;
-    keepalive = streq(m.operation, "keepalive");
-    rx_log(h, n, kedge_jdoc_root(doc), keepalive);
+    keepalive = hub_streq(m.operation, "keepalive");
+    hub_rx_log(h, n, kedge_jdoc_root(doc), keepalive);
     kedge_jdoc_free(doc);
     kedge_log(keepalive ? KEDGE_LOG_DEBUG : KEDGE_LOG_INFO,
               "cloudsim: rx node=%s msg_id=%s parent=%s source=%s group=%s op=%s resource=%s",
-              node_label(n), or_empty(m.msg_id), or_empty(m.parent_msg_id), or_empty(m.source),
-              or_empty(m.group), or_empty(m.operation), or_empty(m.resource));
+              hub_node_label(n), hub_or_empty(m.msg_id), hub_or_empty(m.parent_msg_id),
+              hub_or_empty(m.source), hub_or_empty(m.group), hub_or_empty(m.operation),
+              hub_or_empty(m.resource));
     kedge_log(KEDGE_LOG_DEBUG, "cloudsim: rx content=%.*s", (int)m.content_len, m.content);
 
-    if (!c->live && (keepalive || streq(m.operation, "response"))) {
+    if (!c->live && (keepalive || hub_streq(m.operation, "response"))) {
         n->session_not_found++;
         kedge_log(KEDGE_LOG_WARN,
                   "cloudsim: %s from node=%s before its session exists: dropped (cloudcore: "
                   "session not found for node %s)",
-                  keepalive ? "keepalive" : "ack", node_label(n), node_label(n));
+                  keepalive ? "keepalive" : "ack", hub_node_label(n), hub_node_label(n));
     } else if (keepalive) {
         n->last_keepalive_ms = kedge_wall_ms();
-        keepalive_arm(c);
-    } else if (streq(m.operation, "response")) {
-        handle_ack(n, &m); /* never forwarded */
+        hub_keepalive_arm(c);
+    } else if (hub_streq(m.operation, "response")) {
+        hub_handle_ack(n, &m); /* never forwarded */
     } else if ((fault = faults_check(h->faults, &m)) != FAULT_NONE) {
         rc = reject(c, &m, fault) ? -1 : 0;
-    } else if (streq(m.operation, "error")) {
-        kedge_log(KEDGE_LOG_WARN, "cloudsim: error response from node=%s msg_id=%s", node_label(n),
-                  or_empty(m.msg_id));
-    } else if (streq(m.operation, "upload") && streq(m.group, "user")) {
+    } else if (hub_streq(m.operation, "error")) {
+        kedge_log(KEDGE_LOG_WARN, "cloudsim: error response from node=%s msg_id=%s",
+                  hub_node_label(n), hub_or_empty(m.msg_id));
+    } else if (hub_streq(m.operation, "upload") && hub_streq(m.group, "user")) {
         /* to the router module: nothing answers */
     } else if (controllers_upstream(h->controllers, h, n->name, &m) < 0) {
-        kedge_log(KEDGE_LOG_ERR, "cloudsim: out of memory answering msg_id=%s", or_empty(m.msg_id));
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: out of memory answering msg_id=%s",
+                  hub_or_empty(m.msg_id));
     }
     kedge_msg_cleanup(&m);
     return rc;
@@ -883,7 +343,7 @@ static int on_receive(struct conn *c, const void *in, size_t len)
             c->rx_overflow = true;
             kedge_log(KEDGE_LOG_WARN,
                       "cloudsim: message over %ld bytes from node=%s session=%lu, closing",
-                      c->hub->cfg->read_limit, node_label(c->node), c->id);
+                      c->hub->cfg->read_limit, hub_node_label(c->node), c->id);
             kedge_buf_cleanup(&c->rx);
             lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
             return -1;
@@ -912,33 +372,33 @@ static int on_writeable(struct conn *c)
     struct out_msg *o = NULL;
     bool head = false;
 
-    if (!n || !conn_can_write(c))
+    if (!n || !hub_conn_can_write(c))
         return 0;
     if (n->head_due && n->ackq.head) {
         o = n->ackq.head;
         head = true;
     } else if (n->noackq.head) {
-        o = fifo_pop(&n->noackq);
+        o = hub_fifo_pop(&n->noackq);
     }
     if (!o)
         return 0;
     if (lws_write(c->wsi, o->buf + LWS_PRE, o->len, o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
         (int)o->len) {
-        kedge_log(KEDGE_LOG_WARN, "cloudsim: write failed node=%s session=%lu", node_label(n),
+        kedge_log(KEDGE_LOG_WARN, "cloudsim: write failed node=%s session=%lu", hub_node_label(n),
                   c->id);
         if (!head)
-            out_msg_free(o); /* no-ack messages are dropped on failure, as cloudcore does */
+            hub_out_msg_free(o); /* no-ack messages are dropped on failure, as cloudcore does */
         return -1;
     }
-    kedge_log(KEDGE_LOG_INFO, "cloudsim: tx node=%s msg_id=%s bytes=%zu%s", node_label(n), o->id,
-              o->len, head ? (o->sends_total ? " (resend)" : " (ack needed)") : "");
+    kedge_log(KEDGE_LOG_INFO, "cloudsim: tx node=%s msg_id=%s bytes=%zu%s", hub_node_label(n),
+              o->id, o->len, head ? (o->sends_total ? " (resend)" : " (ack needed)") : "");
     if (head) {
         o->sends_round++;
         o->sends_total++;
         n->head_due = false;
-        resend_arm(n);
+        hub_resend_arm(n);
     } else {
-        out_msg_free(o);
+        hub_out_msg_free(o);
     }
     if ((n->head_due && n->ackq.head) || n->noackq.head)
         lws_callback_on_writable(c->wsi);
@@ -993,7 +453,7 @@ static int hub_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             const unsigned char *b = in;
             c->node->peer_close_code = len >= 2 ? (b[0] << 8) | b[1] : 1005;
             kedge_log(KEDGE_LOG_INFO, "cloudsim: node=%s session=%lu sent a close frame (%d)",
-                      node_label(c->node), c->id, c->node->peer_close_code);
+                      hub_node_label(c->node), c->id, c->node->peer_close_code);
         }
         return 0;
 
@@ -1012,175 +472,6 @@ const struct lws_protocols hub_protocols[] = {
     {"cloudhub", hub_callback, sizeof(struct conn), (size_t)64 * 1024, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
-
-/* ---- control API ----------------------------------------------------------------------------- */
-
-static struct node *control_node(struct hub *h, const char *name)
-{
-    if (name)
-        return node_find(h, name);
-    return h->last_node;
-}
-
-void hub_write_received(struct hub *h, struct kedge_jw *w, long long since, bool skip_keepalive)
-{
-    const struct rx_entry *e;
-
-    kedge_jw_obj_open(w);
-    kedge_jw_key(w, "messages");
-    kedge_jw_arr_open(w);
-    for (e = h->rx_head; e; e = e->next) {
-        if (e->index <= since || (skip_keepalive && e->keepalive))
-            continue;
-        kedge_jw_obj_open(w);
-        kedge_jw_kint(w, "index", e->index);
-        kedge_jw_kint(w, "t_ms", e->t_ms);
-        kedge_jw_kstr(w, "node", e->node);
-        kedge_jw_key(w, "json");
-        kedge_jw_raw(w, e->json, e->len);
-        kedge_jw_obj_close(w);
-    }
-    kedge_jw_arr_close(w);
-    kedge_jw_obj_close(w);
-}
-
-void hub_write_acked(struct hub *h, struct kedge_jw *w)
-{
-    const struct id_entry *e;
-
-    kedge_jw_obj_open(w);
-    kedge_jw_key(w, "acked");
-    kedge_jw_arr_open(w);
-    for (e = h->acked_head; e; e = e->next)
-        kedge_jw_str(w, e->id);
-    kedge_jw_arr_close(w);
-    kedge_jw_obj_close(w);
-}
-
-int hub_write_state(struct hub *h, const char *name, struct kedge_jw *w)
-{
-    struct node *n = control_node(h, name);
-    const struct node *q = n ? n : &h->unbound;
-
-    if (name && !n)
-        return -ENOENT;
-    kedge_jw_obj_open(w);
-    kedge_jw_key(w, "connected");
-    kedge_jw_bool(w, q->conn != NULL);
-    kedge_jw_kstr(w, "node_id", or_empty(q->name));
-    kedge_jw_kstr(w, "project_id", or_empty(q->project_id));
-    kedge_jw_kstr(w, "connection_use", or_empty(q->conn_use));
-    kedge_jw_kint(w, "sessions_total", (int64_t)h->sessions_total);
-    kedge_jw_kint(w, "last_keepalive_ms", q->last_keepalive_ms);
-    kedge_jw_kint(w, "pending_acks", (int64_t)q->ackq.n);
-    kedge_jw_key(w, "frozen");
-    kedge_jw_bool(w, q->conn && q->conn->frozen);
-    /* extensions */
-    kedge_jw_kint(w, "pending_noack", (int64_t)q->noackq.n);
-    kedge_jw_kint(w, "malformed_total", (int64_t)h->malformed_total);
-    kedge_jw_key(w, "refusing");
-    kedge_jw_bool(w, h->refuse_until_ms && kedge_now_ms() < h->refuse_until_ms);
-    kedge_jw_kint(w, "session_not_found", (int64_t)q->session_not_found);
-    kedge_jw_kint(w, "peer_close_code", q->peer_close_code);
-    kedge_jw_obj_close(w);
-    return 0;
-}
-
-int hub_link_freeze(struct hub *h, const char *name, bool freeze)
-{
-    struct node *n = control_node(h, name);
-    struct conn *c = n ? n->conn : NULL;
-
-    if (!c || c->closing)
-        return -ENOTCONN;
-    if (c->frozen == freeze)
-        return 0;
-    c->frozen = freeze;
-    kedge_log(KEDGE_LOG_NOTICE, "cloudsim: link %s node=%s session=%lu",
-              freeze ? "frozen" : "thawed", node_label(n), c->id);
-    if (freeze) {
-        /* neither read nor write; TCP stays open. The keepalive deadline is paused too, so
-         * the link ends only when the edge gives up on it (or the test thaws or drops it). */
-        lws_rx_flow_control(c->wsi, LWS_RXFLOW_REASON_APPLIES_DISABLE |
-                                        LWS_RXFLOW_REASON_USER_BOOL |
-                                        LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
-        lws_sul_cancel(&c->keepalive_sul);
-    } else {
-        if (c->reads)
-            lws_rx_flow_control(c->wsi, LWS_RXFLOW_REASON_APPLIES_ENABLE |
-                                            LWS_RXFLOW_REASON_USER_BOOL |
-                                            LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
-        keepalive_arm(c);
-        node_kick(n);
-    }
-    return 0;
-}
-
-int hub_link_drop(struct hub *h, const char *name)
-{
-    struct node *n = control_node(h, name);
-
-    if (!n || !n->conn || n->conn->closing)
-        return -ENOTCONN;
-    conn_kill(n->conn, "link/drop");
-    return 0;
-}
-
-void hub_link_refuse(struct hub *h, long seconds)
-{
-    struct node *n;
-
-    if (seconds <= 0) {
-        h->refuse_until_ms = 0;
-        kedge_log(KEDGE_LOG_NOTICE, "cloudsim: accepting connections again");
-        return;
-    }
-    h->refuse_until_ms = kedge_now_ms() + (uint64_t)seconds * 1000u;
-    kedge_log(KEDGE_LOG_NOTICE, "cloudsim: refusing connections for %ld s", seconds);
-    for (n = h->nodes; n; n = n->next)
-        if (n->conn)
-            conn_kill(n->conn, "link/refuse");
-}
-
-void hub_write_nodes(struct hub *h, struct kedge_jw *w)
-{
-    controllers_write_nodes(h->controllers, w);
-}
-
-void hub_write_pods(struct hub *h, struct kedge_jw *w)
-{
-    controllers_write_pods(h->controllers, w);
-}
-
-int hub_write_object(struct hub *h, const char *key, struct kedge_jw *w)
-{
-    return controllers_write_object(h->controllers, key, w);
-}
-
-void hub_write_applied(struct hub *h, const char *device, bool with_log, struct kedge_jw *w)
-{
-    controllers_write_applied(h->controllers, device, with_log, w);
-}
-
-int hub_fault_reject(struct hub *h, const char *json, size_t len)
-{
-    int rc = faults_add_reject(h->faults, json, len);
-
-    if (rc == 0)
-        kedge_log(KEDGE_LOG_NOTICE, "cloudsim: fault: reject rule added: %.*s", (int)len, json);
-    return rc;
-}
-
-void hub_faults_clear(struct hub *h)
-{
-    faults_clear(h->faults);
-    kedge_log(KEDGE_LOG_NOTICE, "cloudsim: fault: reject rules cleared");
-}
-
-void hub_write_faults(struct hub *h, struct kedge_jw *w)
-{
-    faults_write(h->faults, w);
-}
 
 /* ---- lifetime -------------------------------------------------------------------------------- */
 
@@ -1248,10 +539,10 @@ void hub_free(struct hub *h)
         return;
     while ((n = h->nodes)) {
         h->nodes = n->next;
-        node_cleanup(n);
+        hub_node_cleanup(n);
         kedge_free(n);
     }
-    node_cleanup(&h->unbound);
+    hub_node_cleanup(&h->unbound);
     while (h->rx_head) {
         struct rx_entry *e = h->rx_head;
         h->rx_head = e->next;

@@ -12,30 +12,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
 #include "kedge/alloc.h"
 #include "kedge/err.h"
+#include "httpc.h"
+#include "proc.h"
 #include "simctl.h"
 #include "testsupport.h"
 
 #define READY_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 10000
 #define HTTP_TIMEOUT_MS 10000
-#define VALGRIND_SCALE 20
-#define POLL_MS 10
 
 struct simctl {
-    pid_t pid;
-    bool reaped;
-    pid_t watcher;
-    int watch_fd;
+    struct kt_proc proc;
+    pid_t last_pid; /* of the process started, also after it ended */
+    struct kt_watcher watcher;
     int wss_port, control_port, https_port;
     char dir[1024]; /* short enough that every path below fits */
     char certs[1100];
@@ -47,23 +42,9 @@ struct simctl {
 
 /* ---- timing ---------------------------------------------------------------------------------- */
 
-static bool valgrind_wanted(void)
-{
-    const char *v = getenv("KEDGE_VALGRIND");
-    return v && strcmp(v, "1") == 0;
-}
-
 int simctl_scale_ms(int ms)
 {
-    const char *s = getenv("KEDGE_TEST_TIMEOUT_SCALE");
-    double f = s ? strtod(s, NULL) : 1.0, v;
-
-    if (!(f > 0))
-        f = 1.0;
-    if (valgrind_wanted())
-        f *= VALGRIND_SCALE;
-    v = (double)ms * f;
-    return v > (double)INT_MAX ? INT_MAX : (int)v;
+    return kt_scale_ms(ms);
 }
 
 void simctl_dump_log(const struct simctl *s)
@@ -76,9 +57,8 @@ void simctl_dump_log(const struct simctl *s)
 /* ---- process --------------------------------------------------------------------------------- */
 
 /* If the test process dies without simctl_free (a failed ck_assert exits it, a Check timeout
- * kills it), cloudsim dies with it (PR_SET_PDEATHSIG) and this watcher, which reads a pipe only
- * the test holds, sees EOF: it prints cloudsim's log and removes the directory. simctl_free
- * writes "ok" instead. */
+ * kills it), cloudsim dies with it (PR_SET_PDEATHSIG) and this watcher sees EOF: it prints
+ * cloudsim's log and removes the directory. simctl_free writes "ok" instead. */
 static const char watcher_script[] =
     "if IFS= read -r line && [ \"$line\" = ok ]; then exit 0; fi\n"
     "echo \"simctl: the test ended with kedge-cloudsim running; files from $1:\" >&2\n"
@@ -87,84 +67,14 @@ static const char watcher_script[] =
     "done\n"
     "if [ \"$2\" = rm ]; then rm -rf -- \"$1\"; else echo \"simctl: kept $1\" >&2; fi\n";
 
-static int start_watcher(struct simctl *s)
+/* cloudsim's command line, into argv (64 slots; ka, rs, vg_log: the caller's buffers). */
+static void build_argv(const struct simctl *s, const struct simctl_opts *o, const char **argv,
+                       char ka[32], char rs[32], char vg_log[PATH_MAX + 16])
 {
-    const char *keep = getenv("KEDGE_KEEP_TMP");
-    int fds[2];
+    int argc = 0, i;
 
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    s->watcher = fork();
-    if (s->watcher < 0) {
-        int e = errno;
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        return -e;
-    }
-    if (s->watcher == 0) {
-        (void)setpgid(0, 0); /* its own process group: Check's killpg on a timeout spares it */
-        if (dup2(fds[0], STDIN_FILENO) < 0)
-            _exit(127);
-        execl("/bin/sh", "sh", "-c", watcher_script, "kedge-simctl-watcher", s->dir,
-              keep && strcmp(keep, "1") == 0 ? "keep" : "rm", (char *)NULL);
-        _exit(127);
-    }
-    (void)close(fds[0]);
-    s->watch_fd = fds[1];
-    return 0;
-}
-
-/* Reap with a deadline. pidfd + poll when the kernel has it; else short polls. Returns the
- * wait status in *st, or -ETIMEDOUT / -errno. */
-static int reap(struct simctl *s, int64_t deadline, int *st)
-{
-    int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
-    pid_t r;
-
-    for (;;) {
-        r = waitpid(s->pid, st, WNOHANG);
-        if (r == s->pid) {
-            s->reaped = true;
-            if (pfd >= 0)
-                (void)close(pfd);
-            return 0;
-        }
-        if (r < 0 && errno != EINTR) {
-            int e = errno;
-            if (pfd >= 0)
-                (void)close(pfd);
-            return -e;
-        }
-        if (!kt_remaining_ms(deadline)) {
-            if (pfd >= 0)
-                (void)close(pfd);
-            return -ETIMEDOUT;
-        }
-        if (pfd >= 0) {
-            struct pollfd p = {pfd, POLLIN, 0};
-            (void)poll(&p, 1, kt_remaining_ms(deadline));
-        } else {
-            struct timespec ts = {0, POLL_MS * 1000000L}; /* between two polls of a deadline */
-            (void)nanosleep(&ts, NULL);
-        }
-    }
-}
-
-static void child_exec(const struct simctl *s, const struct simctl_opts *o, int out_fd,
-                       pid_t parent)
-{
-    const char *argv[64];
-    char ka[32], rs[32];
-    int argc = 0, log_fd, i;
-
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-        _exit(127);
-    log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (log_fd < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0)
-        _exit(127);
     if (s->valgrind) {
-        static char vg_log[PATH_MAX + 16];
-        (void)snprintf(vg_log, sizeof(vg_log), "--log-file=%s", s->vg_path);
+        (void)snprintf(vg_log, PATH_MAX + 16, "--log-file=%s", s->vg_path);
         argv[argc++] = "valgrind";
         argv[argc++] = "--leak-check=full";
         argv[argc++] = "--show-leak-kinds=definite,indirect,possible";
@@ -179,7 +89,7 @@ static void child_exec(const struct simctl *s, const struct simctl_opts *o, int 
     argv[argc++] = "--control-port";
     argv[argc++] = "0";
     if (o && o->keepalive_timeout_s) {
-        (void)snprintf(ka, sizeof(ka), "%ld", o->keepalive_timeout_s);
+        (void)snprintf(ka, 32, "%ld", o->keepalive_timeout_s);
         argv[argc++] = "--keepalive-timeout-s";
         argv[argc++] = ka;
     }
@@ -188,7 +98,7 @@ static void child_exec(const struct simctl *s, const struct simctl_opts *o, int 
         argv[argc++] = o->cloud_version;
     }
     if (o && o->resend_interval_s) {
-        (void)snprintf(rs, sizeof(rs), "%ld", o->resend_interval_s);
+        (void)snprintf(rs, 32, "%ld", o->resend_interval_s);
         argv[argc++] = "--resend-interval-s";
         argv[argc++] = rs;
     }
@@ -201,11 +111,6 @@ static void child_exec(const struct simctl *s, const struct simctl_opts *o, int 
     for (i = 0; o && o->extra_args && o->extra_args[i] && argc < 62; i++)
         argv[argc++] = o->extra_args[i];
     argv[argc] = NULL;
-    if (s->valgrind)
-        execvp("valgrind", (char *const *)argv);
-    else
-        execv(KEDGE_CLOUDSIM_BIN, (char *const *)argv);
-    _exit(127);
 }
 
 /* Read the ready line. Returns 0, -ECHILD (EOF: it exited) or -ETIMEDOUT. */
@@ -246,70 +151,64 @@ static int await_ready(struct simctl *s, int fd)
     }
 }
 
-int simctl_start(const struct simctl_opts *o, struct simctl **out)
+/* Make the directory and the paths; start the watcher. */
+static int prepare(struct simctl *s, const struct simctl_opts *o)
 {
-    const char *tmp = getenv("TMPDIR");
-    struct simctl *s;
-    int fds[2], rc, st;
-    pid_t parent = getpid();
+    char *dir;
 
-    *out = NULL;
-    s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    s->pid = -1;
-    s->reaped = true;
-    s->watch_fd = -1;
-    s->valgrind = valgrind_wanted();
-    if (!tmp || !*tmp || strlen(tmp) > 900)
-        tmp = "/tmp";
-    (void)snprintf(s->dir, sizeof(s->dir), "%s/kedge-cloudsim-XXXXXX", tmp);
-    if (!mkdtemp(s->dir)) {
-        rc = -errno;
-        free(s);
-        return rc;
-    }
-    if (o && o->certs_dir && strlen(o->certs_dir) >= sizeof(s->certs)) {
-        free(s);
+    if (o && o->certs_dir && strlen(o->certs_dir) >= sizeof(s->certs))
         return -ENAMETOOLONG;
-    }
+    dir = kt_scratch_dir("kedge-cloudsim", 900);
+    if (!dir)
+        return -errno;
+    (void)snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    free(dir);
     if (o && o->certs_dir)
         (void)snprintf(s->certs, sizeof(s->certs), "%s", o->certs_dir);
     else
         (void)snprintf(s->certs, sizeof(s->certs), "%s/certs", s->dir);
     (void)snprintf(s->log_path, sizeof(s->log_path), "%s/cloudsim.log", s->dir);
     (void)snprintf(s->vg_path, sizeof(s->vg_path), "%s/valgrind.log", s->dir);
-    rc = start_watcher(s);
+    return kt_watcher_start(&s->watcher, watcher_script, "kedge-simctl-watcher",
+                            (const char *const[]){s->dir, kt_keep_tmp() ? "keep" : "rm", NULL});
+}
+
+int simctl_start(const struct simctl_opts *o, struct simctl **out)
+{
+    const char *argv[64];
+    char ka[32], rs[32], vg_log[PATH_MAX + 16];
+    struct kt_spawn sp = {.argv = argv};
+    struct simctl *s;
+    int fds[2], rc;
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->proc = (struct kt_proc)KT_PROC_INIT;
+    s->watcher = (struct kt_watcher)KT_WATCHER_INIT;
+    s->last_pid = -1;
+    s->valgrind = kt_valgrind();
+    rc = prepare(s, o);
+    if (rc == 0 && pipe2(fds, O_CLOEXEC) < 0)
+        rc = -errno;
     if (rc < 0) {
         simctl_free(s);
         return rc;
     }
-
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        rc = -errno;
-        simctl_free(s);
-        return rc;
-    }
-    s->pid = fork();
-    if (s->pid < 0) {
-        rc = -errno;
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        simctl_free(s);
-        return rc;
-    }
-    if (s->pid == 0) {
-        (void)close(fds[0]);
-        child_exec(s, o, fds[1], parent);
-    }
-    s->reaped = false;
+    build_argv(s, o, argv, ka, rs, vg_log);
+    sp.stdout_fd = fds[1]; /* the ready line */
+    sp.err_path = s->log_path;
+    rc = kt_proc_spawn(&s->proc, &sp);
     (void)close(fds[1]);
-    rc = await_ready(s, fds[0]);
+    if (rc == 0) {
+        s->last_pid = s->proc.pid;
+        rc = await_ready(s, fds[0]);
+    }
     (void)close(fds[0]); /* cloudsim prints nothing else on stdout */
     if (rc < 0) {
         (void)fprintf(stderr, "simctl: kedge-cloudsim did not become ready: %s\n", strerror(-rc));
-        (void)kill(s->pid, SIGKILL);
-        (void)reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
+        (void)kt_proc_kill9(&s->proc);
         simctl_dump_log(s);
         simctl_free(s);
         return rc;
@@ -320,40 +219,23 @@ int simctl_start(const struct simctl_opts *o, struct simctl **out)
 
 int simctl_stop(struct simctl *s)
 {
-    int st = 0, rc;
+    int rc;
 
-    if (!s || s->reaped)
+    if (!s)
         return -ECHILD;
-    (void)kill(s->pid, SIGTERM);
-    rc = reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
-    if (rc == -ETIMEDOUT) {
-        (void)kill(s->pid, SIGKILL);
-        (void)reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
-        (void)fprintf(stderr, "simctl: kedge-cloudsim did not exit on SIGTERM\n");
-    } else if (rc == 0) {
-        rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    if (rc != 0)
+    rc = kt_proc_stop(&s->proc, simctl_scale_ms(STOP_TIMEOUT_MS), "simctl: kedge-cloudsim");
+    if (rc != 0 && rc != -ECHILD)
         simctl_dump_log(s);
     return rc;
 }
 
 void simctl_free(struct simctl *s)
 {
-    const char *keep = getenv("KEDGE_KEEP_TMP");
-    int st;
-
     if (!s)
         return;
-    if (!s->reaped && s->pid > 0) {
-        (void)kill(s->pid, SIGKILL);
-        (void)reap(s, kt_now_ms() + simctl_scale_ms(STOP_TIMEOUT_MS), &st);
-    }
-    kt_watcher_stop(&s->watcher, &s->watch_fd);
-    if (keep && strcmp(keep, "1") == 0)
-        (void)fprintf(stderr, "simctl: kept %s\n", s->dir);
-    else if (s->dir[0])
-        (void)kt_rmtree(s->dir, false);
+    (void)kt_proc_kill9(&s->proc);
+    kt_watcher_stop(&s->watcher);
+    kt_scratch_done(s->dir, false, "simctl");
     free(s);
 }
 
@@ -374,7 +256,7 @@ int simctl_https_port(const struct simctl *s)
 
 pid_t simctl_pid(const struct simctl *s)
 {
-    return s->pid;
+    return s->last_pid;
 }
 
 const char *simctl_dir(const struct simctl *s)
@@ -390,124 +272,12 @@ const char *simctl_cert_path(struct simctl *s, const char *name)
 
 /* ---- HTTP ------------------------------------------------------------------------------------ */
 
-static int send_all(int fd, const char *p, size_t len, int64_t deadline)
-{
-    while (len) {
-        struct pollfd pf = {fd, POLLOUT, 0};
-        ssize_t n;
-
-        if (poll(&pf, 1, kt_remaining_ms(deadline)) <= 0)
-            return errno == EINTR ? -EINTR : -ETIMEDOUT;
-        n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Parse "HTTP/1.1 200 ...\r\nheaders\r\n\r\n". Returns the head's length, 0 if incomplete. */
-static size_t parse_head(const char *buf, size_t len, int *status, long *content_length)
-{
-    const char *end = memmem(buf, len, "\r\n\r\n", 4);
-    const char *line, *eol;
-
-    if (!end)
-        return 0;
-    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1)
-        *status = -1;
-    *content_length = -1;
-    for (line = buf; line < end; line = eol + 2) {
-        eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
-        if (!eol)
-            break;
-        if ((size_t)(eol - line) > 15 && strncasecmp(line, "content-length:", 15) == 0)
-            *content_length = strtol(line + 15, NULL, 10);
-    }
-    return (size_t)(end - buf) + 4;
-}
-
 int simctl_http(struct simctl *s, const char *method, const char *path_and_query, const char *body,
                 int *status, struct kedge_buf *resp)
 {
-    int64_t deadline = kt_now_ms() + simctl_scale_ms(HTTP_TIMEOUT_MS);
-    struct sockaddr_in sa;
-    struct kedge_buf in = KEDGE_BUF_INIT, req = KEDGE_BUF_INIT;
-    size_t blen = body ? strlen(body) : 0, head = 0;
-    long clen = -1;
-    int fd, rc = 0;
-
     *status = -1;
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)s->control_port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (kedge_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n", method,
-                         path_and_query) < 0 ||
-        (strcmp(method, "POST") == 0 &&
-         kedge_buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen) <
-             0) ||
-        kedge_buf_puts(&req, "\r\n") < 0 || (blen && kedge_buf_append(&req, body, blen) < 0)) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    rc = send_all(fd, req.data, req.len, deadline);
-    if (rc < 0)
-        goto out;
-    for (;;) {
-        char chunk[16384];
-        struct pollfd pf = {fd, POLLIN, 0};
-        ssize_t n;
-        int pr = poll(&pf, 1, kt_remaining_ms(deadline));
-
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0) {
-            rc = -ETIMEDOUT;
-            goto out;
-        }
-        n = recv(fd, chunk, sizeof(chunk), 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (n > 0 && kedge_buf_append(&in, chunk, (size_t)n) < 0) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (!head)
-            head = parse_head(in.data ? in.data : "", in.len, status, &clen);
-        if (head && clen >= 0 && in.len >= head + (size_t)clen)
-            break;
-        if (n == 0)
-            break;
-    }
-    if (!head || *status < 0) {
-        rc = -EPROTO;
-        goto out;
-    }
-    if (clen < 0)
-        clen = (long)(in.len - head);
-    if (kedge_buf_append(resp, in.data + head, (size_t)clen) < 0)
-        rc = -ENOMEM;
-out:
-    (void)close(fd);
-    kedge_buf_cleanup(&in);
-    kedge_buf_cleanup(&req);
-    return rc;
+    return kt_http_fd(kt_connect_tcp(s->control_port), "127.0.0.1", method, path_and_query, body,
+                      simctl_scale_ms(HTTP_TIMEOUT_MS), status, resp);
 }
 
 int simctl_http_json(struct simctl *s, const char *method, const char *path_and_query,

@@ -1,6 +1,6 @@
 /* smpatch.c: the strategic merge patch the API server applies to a status patch
  * (k8s.io/apimachinery/pkg/util/strategicpatch), as far as the patches kubelet and kedge send
- * need it. Nodes (nodes.c) and Pods (controllers.c) are patched with it; each passes the lists
+ * need it. Nodes (nodes.c) and Pods (ctlpods.c) are patched with it; each passes the lists
  * its type merges.
  *
  *  - Objects merge key by key; a null value deletes its key.

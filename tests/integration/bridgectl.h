@@ -7,7 +7,7 @@
  * file, the outbox and MetaManager databases, its log (stderr, appended across restarts) and,
  * under valgrind, one valgrind log per run.
  *
- * Process model, as harness.c does it for the broker: fork/exec with PR_SET_PDEATHSIG=SIGKILL
+ * Process model: tests/support/proc.h, as for the broker: fork/exec with PR_SET_PDEATHSIG=SIGKILL
  * (the bridge never outlives a test that died), no inherited descriptors, readiness by a
  * deadline on a log line (never a sleep), stop = SIGTERM and the exit status returned. A watcher
  * (/bin/sh in its own process group) prints the bridge's log to stderr when the test process
@@ -62,6 +62,17 @@ int bridgectl_new(const struct bridgectl_opts *o, struct bridgectl **out);
  * Returns 0, -EINVAL (a newline in it) or -errno. */
 int bridgectl_set(struct bridgectl *b, const char *key, const char *value);
 int bridgectl_set_long(struct bridgectl *b, const char *key, long value);
+
+struct simctl;
+
+/* Point the bridge at kedge-cloudsim and the broker, with the short settings the suites use:
+ * node_name, cloud_host 127.0.0.1, cloud_port and tls_ca_file / tls_cert_file / tls_key_file
+ * from sim, broker_host 127.0.0.1, broker_port, keepalive_s 2, backoff_initial_ms 100,
+ * backoff_max_ms 1000, cloud_qps 0 (no rate limit), rotate_certificates 0; quick_dead_link adds
+ * ping_idle_s 2 and dead_link_s 5 (a dead link is noticed in seconds). Later bridgectl_set
+ * lines override any of them. Returns 0 or what bridgectl_set returns. */
+int bridgectl_wire_cloudsim(struct bridgectl *b, struct simctl *sim, const char *node,
+                            int broker_port, bool quick_dead_link);
 
 /* Start the bridge (again, after a stop or kill) and wait (10 s, scaled) for the ready line
  * in what this process logged. Returns 0; -EBUSY (already running); -ECHILD (it exited: its

@@ -21,6 +21,7 @@
 #include "harness.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
+#include "proc.h"
 #include "testsupport.h"
 
 #define UP_TIMEOUT_MS 300000   /* a first up.sh decompresses ~220 MB; later ones take 15-25 s */
@@ -40,8 +41,7 @@ struct cloudctl {
     const char *names[MAX_ENV];
     const char *values[MAX_ENV];
     int n_env;
-    pid_t watcher;
-    int watch_fd;
+    struct kt_watcher watcher;
     bool down;
 };
 
@@ -197,13 +197,6 @@ bool cloudctl_available(const char *dir, char *why, size_t why_len)
     return false;
 }
 
-static bool keep_tmp(void)
-{
-    const char *v = getenv("KEDGE_KEEP_TMP");
-
-    return v && strcmp(v, "1") == 0;
-}
-
 /* If the test dies without cloudctl_free, the watcher sees EOF on a pipe only the test holds:
  * it shows cloudcore's log tail and takes the instance down (its daemons would outlive us). */
 static const char watcher_script[] =
@@ -214,30 +207,9 @@ static const char watcher_script[] =
 
 static int start_watcher(struct cloudctl *c)
 {
-    int fds[2];
+    const char *args[] = {c->run, c->dir, kt_keep_tmp() ? "" : "--purge", NULL};
 
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    c->watcher = fork();
-    if (c->watcher < 0) {
-        int e = errno;
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        c->watcher = 0;
-        return -e;
-    }
-    if (c->watcher == 0) {
-        (void)setpgid(0, 0); /* its own group: Check's killpg on a timeout spares it */
-        if (dup2(fds[0], STDIN_FILENO) < 0)
-            _exit(127);
-        kt_close_from(3);
-        execl("/bin/sh", "sh", "-c", watcher_script, "kedge-cloudctl-watcher", c->run, c->dir,
-              keep_tmp() ? "" : "--purge", (char *)NULL);
-        _exit(127);
-    }
-    (void)close(fds[0]);
-    c->watch_fd = fds[1];
-    return 0;
+    return kt_watcher_start(&c->watcher, watcher_script, "kedge-cloudctl-watcher", args);
 }
 
 /* Split env.sh's `export A=1 B=2` lines into name/value pairs (values have no blanks). */
@@ -322,7 +294,7 @@ int cloudctl_start(const char *dir, struct cloudctl **out)
     *out = NULL;
     if (!c)
         return -ENOMEM;
-    c->watch_fd = -1;
+    c->watcher = (struct kt_watcher)KT_WATCHER_INIT;
     snprintf(c->dir, sizeof(c->dir), "%s", dir);
     snprintf(c->run, sizeof(c->run), "%s/kedge-cc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(c->run)) {
@@ -408,12 +380,12 @@ int cloudctl_down(struct cloudctl *c)
 
     if (!c || c->down)
         return 0;
-    rc =
-        run_script(c, "down.sh", keep_tmp() ? NULL : "--purge", kh_scale_ms(DOWN_TIMEOUT_MS), &out);
+    rc = run_script(c, "down.sh", kt_keep_tmp() ? NULL : "--purge", kh_scale_ms(DOWN_TIMEOUT_MS),
+                    &out);
     if (rc != 0)
         fprintf(stderr, "cloudctl: down.sh (CC_RUN=%s) ended with %d:\n%s\n", c->run, rc,
                 out.data ? out.data : "");
-    else if (keep_tmp())
+    else if (kt_keep_tmp())
         fprintf(stderr, "cloudctl: kept %s\n", c->run);
     kedge_buf_cleanup(&out);
     c->down = true;
@@ -425,7 +397,7 @@ void cloudctl_free(struct cloudctl *c)
     if (!c)
         return;
     (void)cloudctl_down(c);
-    kt_watcher_stop(&c->watcher, &c->watch_fd);
+    kt_watcher_stop(&c->watcher);
     kedge_free(c->env_text);
     free(c);
 }

@@ -1,9 +1,12 @@
 /* tests/integration/dbpeek.h */
 #include <check.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 
 #include "dbpeek.h"
 #include "harness.h"
+#include "proc.h"
+#include "testsupport.h"
 
 int64_t db_int(const char *path, const char *sql)
 {
@@ -21,4 +24,14 @@ int64_t db_int(const char *path, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
+}
+
+void db_wait_int(const char *path, const char *sql, int64_t want, int timeout_ms)
+{
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms), got;
+
+    while ((got = db_int(path, sql)) != want) {
+        ck_assert_msg(kt_now_ms() < deadline, "%s: %" PRId64 ", expected %" PRId64, sql, got, want);
+        kt_pause_ms(20);
+    }
 }

@@ -23,6 +23,8 @@
 
 #include "kedge/err.h"
 #include "enginectl.h"
+#include "httpc.h"
+#include "proc.h"
 #include "testsupport.h"
 
 #define ENGINE_SH KEDGE_SOURCE_DIR "/scripts/engine.sh"
@@ -39,8 +41,7 @@ struct enginectl {
     pid_t pid; /* the service: not our child (engine.sh setsid's it); 0 when not running */
     bool running;
     bool attached;
-    pid_t watcher;
-    int watch_fd;
+    struct kt_watcher watcher;
     char dir[TMPDIR_MAX + 32];
     char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char log_path[TMPDIR_MAX + 64]; /* enginectl.log: engine.sh's stderr, every run */
@@ -55,21 +56,11 @@ bool enginectl_wanted(void)
     return !(v && strcmp(v, "none") == 0);
 }
 
-static bool keep_tmp(void)
-{
-    const char *v = getenv("KEDGE_KEEP_TMP");
-
-    return v && strcmp(v, "1") == 0;
-}
-
+/* Not scaled for valgrind: the engine does not run under it. */
 int enginectl_scale_ms(int ms)
 {
-    const char *s = getenv("KEDGE_TEST_TIMEOUT_SCALE");
-    double f = s ? strtod(s, NULL) : 1.0, v;
+    double v = (double)ms * kt_timeout_scale();
 
-    if (!(f > 0))
-        f = 1.0;
-    v = (double)ms * f;
     return v > (double)INT_MAX ? INT_MAX : (int)v;
 }
 
@@ -144,33 +135,6 @@ static const char watcher_script[] =
     ">&2\n"
     "fi\n";
 
-static int start_watcher(struct enginectl *e)
-{
-    int fds[2];
-
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    e->watcher = fork();
-    if (e->watcher < 0) {
-        int err = errno;
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        return -err;
-    }
-    if (e->watcher == 0) {
-        (void)setpgid(0, 0); /* its own process group: Check's killpg on a timeout spares it */
-        if (dup2(fds[0], STDIN_FILENO) < 0)
-            _exit(127);
-        kt_close_from(3);
-        execl("/bin/sh", "sh", "-c", watcher_script, "kedge-enginectl-watcher", e->dir,
-              keep_tmp() ? "keep" : "rm", ENGINE_SH, (char *)NULL);
-        _exit(127);
-    }
-    (void)close(fds[0]);
-    e->watch_fd = fds[1];
-    return 0;
-}
-
 /* Run `engine.sh VERB DIR`: stdout into *out, stderr appended to enginectl.log. The script runs
  * in its own process group (killed whole on the deadline) and dies with the test
  * (PR_SET_PDEATHSIG); the service it starts is in its own session and is neither.
@@ -180,52 +144,25 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
 {
     char start_s[48];
     const char *extra[] = {start_s, "KEDGE_ENGINE_KEEP_DIR=1", NULL};
+    const char *argv[] = {"/bin/bash", ENGINE_SH, verb, e->dir, NULL};
+    struct kt_spawn sp = {.argv = argv, .env = extra, .log_path = e->log_path, .own_group = true};
+    struct kt_proc p = KT_PROC_INIT;
     int64_t deadline = kt_now_ms() + timeout_ms;
-    pid_t parent = getpid(), pid;
-    int fds[2], st = 0, rc = 0;
-    char **env;
+    int fds[2], rc = 0;
     bool eof = false;
 
     *code = -1;
     (void)snprintf(start_s, sizeof(start_s), "KEDGE_ENGINE_START_TIMEOUT_S=%d",
                    (enginectl_scale_ms(SERVICE_TIMEOUT_MS) + 999) / 1000);
-    env = kt_env_with(extra);
-    if (!env)
-        return -ENOMEM;
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        rc = -errno;
-        free(env);
-        return rc;
-    }
-    pid = fork();
-    if (pid < 0) {
-        rc = -errno;
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        free(env);
-        return rc;
-    }
-    if (pid == 0) {
-        int log_fd, null_fd;
-
-        (void)setpgid(0, 0);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-            _exit(127);
-        log_fd = open(e->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (log_fd < 0 || null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
-            dup2(fds[1], STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0)
-            _exit(127);
-        kt_close_from(3);
-        execve("/bin/bash", (char *const[]){"bash", ENGINE_SH, (char *)verb, e->dir, NULL}, env);
-        _exit(127);
-    }
-    free(env);
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    sp.stdout_fd = fds[1];
+    rc = kt_proc_spawn(&p, &sp);
     (void)close(fds[1]);
-    while (!eof) {
+    while (rc == 0 && !eof) {
         char buf[1024];
-        struct pollfd p = {fds[0], POLLIN, 0};
-        int r = poll(&p, 1, kt_remaining_ms(deadline));
+        struct pollfd pf = {fds[0], POLLIN, 0};
+        int r = poll(&pf, 1, kt_remaining_ms(deadline));
         ssize_t n;
 
         if (r < 0 && errno == EINTR)
@@ -244,58 +181,22 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
     }
     (void)close(fds[0]);
     /* stdout is closed (or the deadline passed): reap it, killing its group on the deadline */
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-
-        if (w == pid)
-            break;
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = rc ? rc : -errno;
-            break;
-        }
-        if (rc == -ETIMEDOUT || !kt_remaining_ms(deadline)) {
-            rc = -ETIMEDOUT;
-            (void)kill(-pid, SIGKILL);
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
-            break;
-        }
-        struct timespec ts = {0, POLL_MS * 1000000L};
-        (void)nanosleep(&ts, NULL);
+    if (p.pid && (rc == -ETIMEDOUT || kt_proc_wait_exit(&p, kt_remaining_ms(deadline)) < 0)) {
+        (void)kt_proc_kill9(&p);
+        rc = -ETIMEDOUT;
     }
     if (rc == 0)
-        *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        *code = p.exit_status;
     return rc;
-}
-
-/* The service's pid is gone, or a zombie that init reaps (it is not our child). */
-static bool process_gone(pid_t pid)
-{
-    char path[64], stat_line[256];
-    const char *p;
-    FILE *f;
-    bool zombie = false;
-
-    if (kill(pid, 0) < 0 && errno == ESRCH)
-        return true;
-    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return true;
-    if (fgets(stat_line, sizeof(stat_line), f) && (p = strrchr(stat_line, ')')) && p[1] == ' ')
-        zombie = p[2] == 'Z';
-    (void)fclose(f);
-    return zombie;
 }
 
 int enginectl_start(struct enginectl **out)
 {
     struct kedge_buf so = KEDGE_BUF_INIT;
-    const char *tmp = getenv("TMPDIR"), *line;
+    const char *line;
     struct enginectl *e;
     int rc, code = -1, pid = 0;
+    char *dir;
 
     *out = NULL;
     if (!enginectl_available())
@@ -303,18 +204,20 @@ int enginectl_start(struct enginectl **out)
     e = calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
-    e->watch_fd = -1;
-    if (!tmp || !*tmp || strlen(tmp) > TMPDIR_MAX)
-        tmp = "/tmp";
-    (void)snprintf(e->dir, sizeof(e->dir), "%s/kedge-engine-XXXXXX", tmp);
-    if (!mkdtemp(e->dir)) {
+    e->watcher = (struct kt_watcher)KT_WATCHER_INIT;
+    dir = kt_scratch_dir("kedge-engine", TMPDIR_MAX);
+    if (!dir) {
         rc = -errno;
         free(e);
         return rc;
     }
+    (void)snprintf(e->dir, sizeof(e->dir), "%s", dir);
+    free(dir);
     (void)snprintf(e->log_path, sizeof(e->log_path), "%s/enginectl.log", e->dir);
     (void)snprintf(e->sock, sizeof(e->sock), "%s/podman.sock", e->dir);
-    rc = start_watcher(e);
+    rc = kt_watcher_start(
+        &e->watcher, watcher_script, "kedge-enginectl-watcher",
+        (const char *const[]){e->dir, kt_keep_tmp() ? "keep" : "rm", ENGINE_SH, NULL});
     if (rc < 0)
         goto fail;
     e->running = true; /* from here on, something may run: stop it on failure */
@@ -360,7 +263,7 @@ int enginectl_attach(const char *socket_path, struct enginectl **out)
     }
     (void)snprintf(e->sock, sizeof(e->sock), "%s", socket_path);
     e->attached = true;
-    e->watch_fd = -1;
+    e->watcher = (struct kt_watcher)KT_WATCHER_INIT;
     *out = e;
     return 0;
 }
@@ -376,7 +279,7 @@ int enginectl_stop(struct enginectl *e)
     e->running = false;
     if (rc == 0 && code != 0)
         rc = code;
-    else if (rc == 0 && e->pid > 0 && !process_gone(e->pid))
+    else if (rc == 0 && e->pid > 0 && !kt_pid_gone(e->pid))
         rc = -EBUSY;
     if (rc != 0) {
         (void)fprintf(stderr, "enginectl: engine.sh stop failed (rc %d, exit %d): %s\n", rc, code,
@@ -399,13 +302,9 @@ void enginectl_free(struct enginectl *e)
         if (rc != 0)
             (void)fprintf(stderr, "enginectl: stopping the engine in %s failed: %d\n", e->dir, rc);
     }
-    kt_watcher_stop(&e->watcher, &e->watch_fd);
-    if (!e->attached && e->dir[0]) {
-        if (keep_tmp())
-            (void)fprintf(stderr, "enginectl: kept %s\n", e->dir);
-        else
-            (void)kt_rmtree(e->dir, true);
-    }
+    kt_watcher_stop(&e->watcher);
+    if (!e->attached)
+        kt_scratch_done(e->dir, true, "enginectl");
     free(e);
 }
 
@@ -426,243 +325,12 @@ pid_t enginectl_pid(const struct enginectl *e)
 
 /* ---- HTTP ------------------------------------------------------------------------------------ */
 
-static int send_all(int fd, const char *p, size_t len, int64_t deadline)
-{
-    while (len) {
-        struct pollfd pf = {fd, POLLOUT, 0};
-        ssize_t n;
-        int r = poll(&pf, 1, kt_remaining_ms(deadline));
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -ETIMEDOUT;
-        n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-struct http_head {
-    size_t len; /* bytes of the status line and headers, with the blank line */
-    int status;
-    long content_length; /* -1: none */
-    bool chunked;
-};
-
-/* Whether a header line (without CRLF) is `name: ...`; *value then points after the colon and
- * any blanks. */
-static bool header_is(const char *line, size_t len, const char *name, const char **value)
-{
-    size_t n = strlen(name);
-
-    if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-        return false;
-    *value = line + n + 1;
-    while (*value < line + len && (**value == ' ' || **value == '\t'))
-        (*value)++;
-    return true;
-}
-
-/* Parse the head once it is complete. Returns 1 (parsed), 0 (incomplete), -EPROTO. */
-static int parse_head(const char *buf, size_t len, struct http_head *h)
-{
-    const char *end = memmem(buf, len, "\r\n\r\n", 4), *line, *eol, *v;
-
-    if (!end)
-        return len > 65536 ? -EPROTO : 0;
-    if (sscanf(buf, "HTTP/1.%*d %d", &h->status) != 1 || h->status < 100)
-        return -EPROTO;
-    h->len = (size_t)(end - buf) + 4;
-    h->content_length = -1;
-    h->chunked = false;
-    line = memmem(buf, h->len, "\r\n", 2) + 2; /* after the status line */
-    for (; line < end + 2; line = eol + 2) {
-        eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
-        if (header_is(line, (size_t)(eol - line), "Content-Length", &v)) {
-            char *num_end;
-            h->content_length = strtol(v, &num_end, 10);
-            if (num_end == v || h->content_length < 0)
-                return -EPROTO;
-        } else if (header_is(line, (size_t)(eol - line), "Transfer-Encoding", &v)) {
-            h->chunked = memmem(v, (size_t)(eol - v), "chunked", 7) != NULL;
-        }
-    }
-    return 1;
-}
-
-/* Decode a chunked body (RFC 9112 §7.1) into out, which is reset first. Extensions after ';'
- * and trailers are skipped. Returns 1 (complete), 0 (more bytes needed), -EPROTO, -ENOMEM. */
-static int dechunk(const char *p, size_t len, struct kedge_buf *out)
-{
-    size_t i = 0;
-
-    kedge_buf_reset(out);
-    for (;;) {
-        const char *eol = memmem(p + i, len - i, "\r\n", 2);
-        size_t size = 0, j;
-        int digits = 0;
-
-        if (!eol)
-            return len - i > 1024 ? -EPROTO : 0;
-        for (j = i; p + j < eol; j++, digits++) {
-            char c = p[j];
-            int d = c >= '0' && c <= '9'   ? c - '0'
-                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                           : -1;
-            if (d < 0)
-                break;
-            if (size > (SIZE_MAX >> 4) - 1)
-                return -EPROTO;
-            size = size * 16 + (size_t)d;
-        }
-        if (!digits || (p + j < eol && p[j] != ';' && p[j] != ' ' && p[j] != '\t'))
-            return -EPROTO;
-        i = (size_t)(eol - p) + 2;
-        if (size == 0) { /* trailers, then an empty line */
-            for (;;) {
-                eol = memmem(p + i, len - i, "\r\n", 2);
-                if (!eol)
-                    return 0;
-                if (eol == p + i)
-                    return 1;
-                i = (size_t)(eol - p) + 2;
-            }
-        }
-        if (len - i < size || len - i - size < 2)
-            return 0;
-        if (p[i + size] != '\r' || p[i + size + 1] != '\n')
-            return -EPROTO;
-        if (kedge_buf_append(out, p + i, size) < 0)
-            return -ENOMEM;
-        i += size + 2;
-    }
-}
-
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -errno;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    (void)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int rc = -errno;
-        (void)close(fd);
-        return rc;
-    }
-    return fd;
-}
-
 int enginectl_http(struct enginectl *e, const char *method, const char *path, const char *body,
                    int *status, struct kedge_buf *resp)
 {
-    int64_t deadline = kt_now_ms() + enginectl_scale_ms(HTTP_TIMEOUT_MS);
-    struct kedge_buf in = KEDGE_BUF_INIT, req = KEDGE_BUF_INIT, dec = KEDGE_BUF_INIT;
-    struct http_head h = {0, -1, -1, false};
-    size_t blen = body ? strlen(body) : 0;
-    bool eof = false, done = false, no_body;
-    int fd, rc = 0, hr = 0, dr = 0;
-
     *status = -1;
-    no_body = strcmp(method, "HEAD") == 0;
-    fd = connect_unix(e->sock);
-    if (fd < 0)
-        return fd;
-    if (kedge_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: d\r\nConnection: close\r\n", method, path) <
-            0 ||
-        (body && kedge_buf_printf(&req, "Content-Type: application/json\r\n") < 0) ||
-        ((body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) &&
-         kedge_buf_printf(&req, "Content-Length: %zu\r\n", blen) < 0) ||
-        kedge_buf_puts(&req, "\r\n") < 0 || (blen && kedge_buf_append(&req, body, blen) < 0)) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    rc = send_all(fd, req.data, req.len, deadline);
-    if (rc < 0)
-        goto out;
-    while (!done) {
-        char chunk[16384];
-        struct pollfd pf = {fd, POLLIN, 0};
-        ssize_t n = 0;
-
-        if (!eof) {
-            int pr = poll(&pf, 1, kt_remaining_ms(deadline));
-            if (pr < 0 && errno == EINTR)
-                continue;
-            if (pr <= 0) {
-                rc = -ETIMEDOUT;
-                goto out;
-            }
-            n = recv(fd, chunk, sizeof(chunk), 0);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0) {
-                rc = -errno;
-                goto out;
-            }
-            if (n == 0)
-                eof = true;
-            else if (kedge_buf_append(&in, chunk, (size_t)n) < 0) {
-                rc = -ENOMEM;
-                goto out;
-            }
-        }
-        if (hr == 0) {
-            hr = parse_head(in.data ? in.data : "", in.len, &h);
-            if (hr < 0 || (hr == 0 && eof)) {
-                rc = -EPROTO;
-                goto out;
-            }
-            if (hr == 0)
-                continue;
-            *status = h.status;
-            /* 1xx (not asked for) would need another head; 204 and 304 have no body */
-            if (no_body || h.status == 204 || h.status == 304)
-                break;
-        }
-        if (h.chunked) {
-            dr = dechunk(in.data + h.len, in.len - h.len, &dec);
-            if (dr < 0 || (dr == 0 && eof)) {
-                rc = dr < 0 ? dr : -EPROTO;
-                goto out;
-            }
-            done = dr == 1;
-        } else if (h.content_length >= 0) {
-            if (in.len - h.len >= (size_t)h.content_length)
-                done = true;
-            else if (eof) {
-                rc = -EPROTO;
-                goto out;
-            }
-        } else {
-            done = eof; /* the body ends with the connection */
-        }
-    }
-    if (resp && hr == 1 && !(no_body || h.status == 204 || h.status == 304)) {
-        if (h.chunked)
-            rc = kedge_buf_append(resp, dec.data ? dec.data : "", dec.len);
-        else
-            rc =
-                kedge_buf_append(resp, in.data + h.len,
-                                 h.content_length >= 0 ? (size_t)h.content_length : in.len - h.len);
-    }
-out:
-    (void)close(fd);
-    kedge_buf_cleanup(&in);
-    kedge_buf_cleanup(&req);
-    kedge_buf_cleanup(&dec);
-    return rc;
+    return kt_http_fd(kt_connect_unix(e->sock), "d", method, path, body,
+                      enginectl_scale_ms(HTTP_TIMEOUT_MS), status, resp);
 }
 
 int enginectl_http_json(struct enginectl *e, const char *method, const char *path, const char *body,

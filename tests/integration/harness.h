@@ -37,6 +37,15 @@
  * by 20. Every *_ms argument of this API is scaled already; use this for your own deadlines. */
 int kh_scale_ms(int ms);
 
+/* Process-wide set-up (libmosquitto, SIGPIPE ignored); every kh_ entry point that needs it
+ * calls it, once is enough. */
+void kh_harness_init(void);
+
+/* A suite's main: run s (freed here) with Check's output mode; EXIT_SUCCESS when nothing
+ * failed, else EXIT_FAILURE. */
+struct Suite;
+int kh_run_suite(struct Suite *s, int print_mode);
+
 /* ---------------------------------------------------------------------------------------------
  * Broker
  */

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <check.h>
 
+#include "harness.h"
 #include "jsoncmp.h"
 #include "kedge/json.h"
 
@@ -153,4 +154,13 @@ void test_write_file(const char *path, const char *text)
     ck_assert_ptr_nonnull(f);
     ck_assert_int_ge(fputs(text, f), 0);
     ck_assert_int_eq(fclose(f), 0);
+}
+
+void jsoncmp_expect_msg(struct kh_client *c, const char *topic, const char *tpl, int timeout_ms)
+{
+    struct kh_msg m;
+
+    ck_assert_msg(kh_client_wait(c, topic, timeout_ms, &m) == 0, "nothing on %s", topic);
+    jsoncmp_expect(m.payload, (size_t)m.len, tpl);
+    kh_msg_cleanup(&m);
 }

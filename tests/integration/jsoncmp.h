@@ -21,6 +21,12 @@ int jsoncmp(const char *actual, size_t len, const struct kedge_jval *expected, c
  * above); on failure it prints the first difference, the payload and the template. */
 void jsoncmp_expect(const char *payload, size_t len, const char *tpl);
 
+struct kh_client;
+
+/* Check assertion: a message on topic reaches c within timeout_ms (scaled) and its payload
+ * matches tpl as jsoncmp_expect says. */
+void jsoncmp_expect_msg(struct kh_client *c, const char *topic, const char *tpl, int timeout_ms);
+
 /* Check assertion: path now holds exactly text. */
 void test_write_file(const char *path, const char *text);
 

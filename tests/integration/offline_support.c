@@ -13,15 +13,8 @@
 #include <sqlite3.h>
 
 #include "offline_support.h"
+#include "proc.h"
 #include "testsupport.h"
-
-void pause_poll(void)
-{
-    struct timespec ts = {0, 50 * 1000000L}; /* between two polls of a deadline loop */
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 bool under_valgrind(void)
 {

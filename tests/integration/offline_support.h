@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "kedge/buf.h"
 #include "kedge/json.h"
+#include "proc.h"
 #include "simctl.h"
 
 #define WAIT_MS 10000   /* something that takes milliseconds */
@@ -24,8 +25,8 @@
 
 /* ---- small things ---------------------------------------------------------------------------- */
 
-/* Between two polls of a deadline loop (50 ms). */
-void pause_poll(void);
+/* Between two polls of a deadline loop. */
+#define pause_poll() kt_pause_ms(50)
 /* KEDGE_VALGRIND is set: the suite is skipped (printed). */
 bool under_valgrind(void);
 /* N: KEDGE_OFFLINE_UPDATES (1 000 000; 20 000 in the sanitizer tree), whole passes, >= 2 passes. */

@@ -53,9 +53,8 @@ static void publish_update(struct kh_client *c, int i)
              "{\"event_id\":\"e%02d\",\"twin\":{\"k%02d\":{\"actual\":{\"value\":\"%d\"}}}}", i, i,
              1000 + i);
     /* QoS 0: fire them all, none waits for the one before */
-    ck_assert_int_eq(kh_client_pub(c, "$hw/events/device/" DEV "/twin/update", payload, -1, 0,
-                                   false),
-                     0);
+    ck_assert_int_eq(
+        kh_client_pub(c, "$hw/events/device/" DEV "/twin/update", payload, -1, 0, false), 0);
 }
 
 /* Record which updates got a success result (code absent). */
@@ -121,8 +120,8 @@ START_TEST(kill9_keeps_every_acknowledged_update)
     dev = kh_client_new(kh_broker_port(b), NULL, NULL, NULL, 4);
     ck_assert_ptr_nonnull(dev);
     ck_assert_int_eq(kh_client_sub(dev, "$hw/events/device/" DEV "/twin/get/result", 1), 1);
-    ck_assert_int_eq(kh_client_pub(dev, "$hw/events/device/" DEV "/twin/get", "{\"event_id\":\"g\"}",
-                                   -1, 1, false),
+    ck_assert_int_eq(kh_client_pub(dev, "$hw/events/device/" DEV "/twin/get",
+                                   "{\"event_id\":\"g\"}", -1, 1, false),
                      0);
     ck_assert_int_eq(kh_client_wait(dev, "$hw/events/device/" DEV "/twin/get/result", 5000, &m), 0);
     ck_assert_int_eq(kedge_json_parse(m.payload, (size_t)m.len, &doc), 0);
@@ -131,9 +130,8 @@ START_TEST(kill9_keeps_every_acknowledged_update)
         const struct kedge_jval *v;
         snprintf(key, sizeof(key), "k%02d", i);
         snprintf(want, sizeof(want), "%d", 1000 + i);
-        v = kedge_json_get_exact(kedge_json_get(kedge_json_get_exact(tw, key, strlen(key)),
-                                                "actual"),
-                                 "value", 5);
+        v = kedge_json_get_exact(
+            kedge_json_get(kedge_json_get_exact(tw, key, strlen(key)), "actual"), "value", 5);
         ck_assert_msg(v != NULL, "twin %s missing after restart", key);
         if (!strcmp(v->str, want))
             n_stored++;
@@ -156,15 +154,9 @@ int main(void)
 {
     Suite *s = suite_create("crash");
     TCase *tc = tcase_create("kill -9");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, kill9_keeps_every_acknowledged_update);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(s, CK_NORMAL);
 }

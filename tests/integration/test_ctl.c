@@ -29,7 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctlrun.h"
 #include "harness.h"
+#include "proc.h"
 #include "jsoncmp.h"
 #include "kedge/json.h"
 #include "testsupport.h"
@@ -71,125 +73,14 @@ static void teardown(void)
 
 /* ---- running kedge-ctl ------------------------------------------------------------------ */
 
-struct run {
-    int status; /* exit code, 128 + signal, or -1 when it had to be killed */
-    char *out, *err;
-    long ms; /* how long it ran */
-};
-
-static void run_free(struct run *r)
+/* kedge-ctl -p PORT -P PWFILE -t T args... */
+static void ctl(struct ctl_run *r, const char *first, ...)
 {
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof(*r));
-}
-
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-    char *nb = realloc(*buf, *len + n + 1);
-
-    ck_assert_ptr_nonnull(nb);
-    memcpy(nb + *len, p, n);
-    *len += n;
-    nb[*len] = '\0';
-    *buf = nb;
-}
-
-/* Run kedge-ctl with argv (NULL-terminated, without the program name), capturing stdout and
- * stderr, killing it at the deadline. */
-static void run_argv(struct run *r, char *const *args)
-{
-    int out[2], err[2], n = 0;
-    char *argv[64];
-    size_t olen = 0, elen = 0;
-    int64_t t0 = kt_now_ms(), deadline = t0 + kh_scale_ms(RUN_MS);
-    bool open_o = true, open_e = true;
-    pid_t pid;
-
-    memset(r, 0, sizeof(*r));
-    argv[n++] = (char *)KEDGE_CTL_PATH;
-    for (; *args && n < 63; args++)
-        argv[n++] = *args;
-    argv[n] = NULL;
-    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    r->out = calloc(1, 1);
-    r->err = calloc(1, 1);
-    while ((open_o || open_e) && kt_now_ms() < deadline) {
-        struct pollfd p[2] = {{open_o ? out[0] : -1, POLLIN, 0}, {open_e ? err[0] : -1, POLLIN, 0}};
-        char buf[4096];
-        if (poll(p, 2, (int)(deadline - kt_now_ms())) <= 0)
-            continue;
-        for (int i = 0; i < 2; i++) {
-            ssize_t k;
-            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            k = read(p[i].fd, buf, sizeof(buf));
-            if (k > 0)
-                append(i ? &r->err : &r->out, i ? &elen : &olen, buf, (size_t)k);
-            else if (i)
-                open_e = false;
-            else
-                open_o = false;
-        }
-    }
-    close(out[0]);
-    close(err[0]);
-    for (;;) {
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) {
-            r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            break;
-        }
-        if (kt_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            r->status = -1;
-            break;
-        }
-        poll(NULL, 0, 10); /* the pipes are closed: only the exit is left to see */
-    }
-    r->ms = (long)(kt_now_ms() - t0);
-    fprintf(stderr, "$ kedge-ctl");
-    for (int i = 1; i < n; i++)
-        fprintf(stderr, " %s", argv[i]);
-    fprintf(stderr, "  -> exit %d in %ld ms\n%s%s", r->status, r->ms, r->out, r->err);
-}
-
-/* kedge-ctl -p PORT -P PWFILE args... */
-static void ctl(struct run *r, const char *first, ...)
-{
-    char port[16], timeout[16], *args[48];
-    const char *a;
     va_list ap;
-    int n = 0;
 
-    snprintf(port, sizeof(port), "%d", kh_broker_port(broker));
-    /* kedge-ctl's own deadline per step, scaled as ours are (a valgrind broker is slow) */
-    snprintf(timeout, sizeof(timeout), "%d", kh_scale_ms(5000) / 1000);
-    args[n++] = "-p";
-    args[n++] = port;
-    args[n++] = "-P";
-    args[n++] = pwfile;
-    args[n++] = "-t";
-    args[n++] = timeout;
     va_start(ap, first);
-    for (a = first; a && n < 47; a = va_arg(ap, const char *))
-        args[n++] = (char *)a;
+    ctl_run_v(r, KEDGE_CTL_PATH, kh_scale_ms(RUN_MS), kh_broker_port(broker), pwfile, first, ap);
     va_end(ap);
-    args[n] = NULL;
-    run_argv(r, args);
 }
 
 /* Run and assert the exit status; the run is left in *r for more checks. */
@@ -202,18 +93,9 @@ static void ctl(struct run *r, const char *first, ...)
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static void expect_json(const char *payload, int len, const char *tpl)
-{
-    jsoncmp_expect(payload, (size_t)len, tpl);
-}
-
 static void expect_msg_json(struct kh_client *c, const char *topic, const char *tpl)
 {
-    struct kh_msg m;
-
-    ck_assert_msg(kh_client_wait(c, topic, WAIT_MS, &m) == 0, "nothing on %s", topic);
-    expect_json(m.payload, m.len, tpl);
-    kh_msg_cleanup(&m);
+    jsoncmp_expect_msg(c, topic, tpl, WAIT_MS);
 }
 
 /* The line of text that starts with prefix, or NULL. */
@@ -268,7 +150,7 @@ START_TEST(test_device_lifecycle)
     struct kh_client *watch, *dev;
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *twin;
-    struct run r;
+    struct ctl_run r;
 
     watch = kh_client_new(kh_broker_port(broker), "watch", NULL, NULL, 4);
     ck_assert_ptr_nonnull(watch);
@@ -277,7 +159,7 @@ START_TEST(test_device_lifecycle)
     CTL_EXPECT(&r, 0, "device", "add", DEV, "--twin", "temperature:int", "--twin", "label:string",
                "--description", "living room <1>");
     expect_line(r.out, "device " DEV " added with 2 twins");
-    run_free(&r);
+    ctl_run_free(&r);
     /* the message the cloud would send, as membership/updated announces it (§2.10) */
     expect_msg_json(watch, UPDATED_TOPIC,
                     "{\"event_id\":\"<generated>\",\"timestamp\":\"<ts>\",\"added_devices\":["
@@ -288,7 +170,7 @@ START_TEST(test_device_lifecycle)
     /* adding it again is refused, and announces nothing */
     CTL_EXPECT(&r, 1, "device", "add", DEV);
     ck_assert_ptr_nonnull(strstr(r.err, "already exists"));
-    run_free(&r);
+    ctl_run_free(&r);
 
     CTL_EXPECT(&r, 0, "device", "list");
     {
@@ -297,7 +179,7 @@ START_TEST(test_device_lifecycle)
         expect_row(r.out, head, 4);
         expect_row(r.out, row, 4);
     }
-    run_free(&r);
+    ctl_run_free(&r);
 
     /* the device reports, with any username */
     dev = kh_client_new(kh_broker_port(broker), "thermo-dev", "sensor-7", "whatever", 4);
@@ -339,7 +221,7 @@ START_TEST(test_device_lifecycle)
         ck_assert_str_eq(kedge_json_get(kedge_json_get(t, "metadata"), "type")->str, "int");
     }
     kedge_jdoc_free(doc);
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 0, "device", "get", DEV, "--table");
     {
         static const char *const head[] = {"TWIN", "TYPE", "EXPECTED", "ACTUAL"};
@@ -349,7 +231,7 @@ START_TEST(test_device_lifecycle)
         expect_row(r.out, t1, 4);
         expect_row(r.out, t2, 4);
     }
-    run_free(&r);
+    ctl_run_free(&r);
 
     CTL_EXPECT(&r, 0, "status");
     expect_line(r.out, "node_name: kedge-node");
@@ -362,11 +244,11 @@ START_TEST(test_device_lifecycle)
     ck_assert_ptr_nonnull(line_starting(r.out, "db_size: "));
     ck_assert_ptr_nonnull(strstr(line_starting(r.out, "db_size: "), "KiB"));
     ck_assert_ptr_nonnull(line_starting(r.out, "outbox_oldest_age: "));
-    run_free(&r);
+    ctl_run_free(&r);
 
     CTL_EXPECT(&r, 0, "device", "rm", DEV);
     expect_line(r.out, "device " DEV " removed");
-    run_free(&r);
+    ctl_run_free(&r);
     expect_msg_json(watch, UPDATED_TOPIC,
                     "{\"event_id\":\"<generated>\",\"timestamp\":\"<ts>\",\"added_devices\":null,"
                     "\"removed_devices\":[{\"id\":\"" DEV "\",\"name\":\"thermo\"}]}");
@@ -382,17 +264,17 @@ START_TEST(test_device_lifecycle)
 
     CTL_EXPECT(&r, 1, "device", "get", DEV);
     ck_assert_ptr_nonnull(strstr(r.err, "not found"));
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 1, "device", "rm", DEV);
     ck_assert_ptr_nonnull(strstr(r.err, "not found"));
-    run_free(&r);
+    ctl_run_free(&r);
     ck_assert_int_eq(kh_client_expect_none(watch, UPDATED_TOPIC, QUIET_MS), 0);
     CTL_EXPECT(&r, 0, "device", "list");
     ck_assert_ptr_null(strstr(r.out, DEV));
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 0, "status");
     expect_line(r.out, "devices: 0");
-    run_free(&r);
+    ctl_run_free(&r);
     kh_client_free(dev);
     kh_client_free(watch);
 }
@@ -405,7 +287,7 @@ START_TEST(test_status_bridge)
         kh_client_new(kh_broker_port(broker), "bridge", "kedge-bridge", BRIDGE_PASS, 5);
     char report[512];
     long long now = (long long)time(NULL);
-    struct run r;
+    struct ctl_run r;
 
     ck_assert_ptr_nonnull(b);
     ck_assert_int_eq(
@@ -430,12 +312,12 @@ START_TEST(test_status_bridge)
     ck_assert_ptr_nonnull(strstr(line_starting(r.out, "bridge_last_keepalive: "), " ago\n"));
     ck_assert_ptr_nonnull(line_starting(r.out, "bridge_cert_not_after: "));
     ck_assert_ptr_nonnull(strstr(line_starting(r.out, "bridge_cert_not_after: "), "(in 90d "));
-    run_free(&r);
+    ctl_run_free(&r);
     kh_client_free(b);
     /* the bridge gone: its last report stays, the link is down */
     CTL_EXPECT(&r, 0, "status");
     expect_line(r.out, "bridge_connected: no");
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
@@ -454,7 +336,7 @@ START_TEST(test_outbox)
 {
     struct kh_client *d = kh_client_new(kh_broker_port(broker), "uploader", "sensor-7", "pw", 5);
     const char *row;
-    struct run r;
+    struct ctl_run r;
 
     ck_assert_ptr_nonnull(d);
     /* no bridge: the uploads wait in the plugin's outbox; the bridge's part says it is away */
@@ -468,26 +350,26 @@ START_TEST(test_outbox)
     ck_assert_ptr_nonnull(line_starting(r.out, "p:2 "));
     ck_assert_ptr_nonnull(line_starting(r.out, "bridge queue and dead letters: kedge-bridge did "
                                                "not answer"));
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 0, "outbox", "list", "--limit", "1");
     ck_assert_int_eq(count_of(r.out, "upload/ctl"), 1);
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 0, "outbox", "show", "p:2");
     ck_assert_ptr_nonnull(strstr(r.out, "\"again\""));
     ck_assert_ptr_nonnull(strstr(r.out, "\"upload\""));
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 0, "outbox", "drop", "1"); /* a bare SEQ is the plugin's */
     expect_line(r.out, "1: dropped");
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 1, "outbox", "show", "p:1");
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 1, "outbox", "drop", "p:1");
-    run_free(&r);
+    ctl_run_free(&r);
     CTL_EXPECT(&r, 0, "outbox", "list");
     ck_assert_int_eq(count_of(r.out, "upload/ctl"), 1);
     ck_assert_ptr_nonnull(strstr(line_starting(r.out, "p:2 "), "upload/ctl"));
     ck_assert_ptr_nonnull(line_starting(r.out, "plugin queue: 1 entries, "));
-    run_free(&r);
+    ctl_run_free(&r);
     kh_client_free(d);
 }
 END_TEST
@@ -526,7 +408,7 @@ static const char *const usage_cases[][8] = {
 START_TEST(test_usage)
 {
     char *args[16];
-    struct run r;
+    struct ctl_run r;
     int n = 0;
 
     /* a password file that does not exist: usage is checked first */
@@ -535,22 +417,22 @@ START_TEST(test_usage)
     for (int i = 0; usage_cases[_i][i]; i++)
         args[n++] = (char *)usage_cases[_i][i];
     args[n] = NULL;
-    run_argv(&r, args);
+    ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     ck_assert_msg(r.status == 2, "case %d: exit %d, stderr %s", _i, r.status, r.err);
     ck_assert_msg(r.err[0] != '\0', "case %d: no message", _i);
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
 START_TEST(test_help)
 {
     char *args[] = {"--help", NULL};
-    struct run r;
+    struct ctl_run r;
 
-    run_argv(&r, args);
+    ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "device add ID"));
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
@@ -564,7 +446,7 @@ static void write_file(const char *path, const char *text)
 START_TEST(test_refused)
 {
     char wrong[PATH_MAX + 16], port[16];
-    struct run r;
+    struct ctl_run r;
 
     /* wrong password: refused at CONNECT */
     snprintf(wrong, sizeof(wrong), "%s.wrong", pwfile);
@@ -572,27 +454,27 @@ START_TEST(test_refused)
     snprintf(port, sizeof(port), "%d", kh_broker_port(broker));
     {
         char *args[] = {"-p", port, "-P", wrong, "status", NULL};
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "refused user 'kedge-bridge'"));
-    run_free(&r);
+    ctl_run_free(&r);
     /* no password file at all */
     {
         char *args[] = {"-p", port, "-P", "/nonexistent/pw", "status", NULL};
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/pw"));
-    run_free(&r);
+    ctl_run_free(&r);
     /* a user that connects (open mode) but is not the bridge */
     CTL_EXPECT(&r, 3, "-u", "sensor-7", "device", "list");
     ck_assert_ptr_nonnull(strstr(r.err, "may not use $ke/"));
-    run_free(&r);
+    ctl_run_free(&r);
     /* nothing of it reached the plugin */
     CTL_EXPECT(&r, 0, "status");
     expect_line(r.out, "devices: 0");
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
@@ -615,16 +497,16 @@ static int dead_port(void)
 START_TEST(test_no_broker)
 {
     char port[16];
-    struct run r;
+    struct ctl_run r;
 
     snprintf(port, sizeof(port), "%d", dead_port());
     {
         char *args[] = {"-p", port, "-P", pwfile, "-t", "2", "status", NULL};
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "cannot connect"));
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
@@ -635,7 +517,7 @@ START_TEST(test_silent_broker)
     socklen_t len = sizeof(a);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     char port[16];
-    struct run r;
+    struct ctl_run r;
 
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_ge(fd, 0);
@@ -645,12 +527,12 @@ START_TEST(test_silent_broker)
     snprintf(port, sizeof(port), "%d", ntohs(a.sin_port));
     {
         char *args[] = {"-p", port, "-P", pwfile, "-t", "1", "status", NULL};
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     close(fd);
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "within 1 s"));
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
@@ -660,17 +542,17 @@ START_TEST(test_no_plugin)
     struct kh_broker_opts o = {.no_plugin = true};
     struct kh_broker *plain = kh_broker_start(&o);
     char port[16];
-    struct run r;
+    struct ctl_run r;
 
     ck_assert_ptr_nonnull(plain);
     snprintf(port, sizeof(port), "%d", kh_broker_port(plain));
     {
         char *args[] = {"-p", port, "-P", pwfile, "-t", "1", "device", "list", NULL};
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "is kedge_plugin.so loaded"));
-    run_free(&r);
+    ctl_run_free(&r);
     ck_assert_int_eq(kh_broker_stop(plain), 0);
     kh_broker_free(plain);
 }
@@ -681,7 +563,7 @@ END_TEST
 START_TEST(test_bridge_conf)
 {
     char conf[PATH_MAX + 16], bad[PATH_MAX + 16], text[2 * PATH_MAX];
-    struct run r;
+    struct ctl_run r;
 
     snprintf(conf, sizeof(conf), "%s/kedge-bridge.conf", kh_broker_dir(broker));
     snprintf(text, sizeof(text),
@@ -697,36 +579,36 @@ START_TEST(test_bridge_conf)
     write_file(conf, text);
     {
         char *args[] = {"-c", conf, "status", NULL};
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     ck_assert_int_eq(r.status, 0);
     expect_line(r.out, "devices: 0");
-    run_free(&r);
+    ctl_run_free(&r);
     /* the command line wins over the file */
     {
         char port[16];
         char *args[] = {"-c", conf, "-p", port, "-t", "2", "status", NULL};
         snprintf(port, sizeof(port), "%d", dead_port());
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     ck_assert_int_eq(r.status, 3);
-    run_free(&r);
+    ctl_run_free(&r);
     /* a bad value names the file and line; a missing -c file is an error */
     snprintf(bad, sizeof(bad), "%s/bad.conf", kh_broker_dir(broker));
     write_file(bad, "# x\nbroker_port 99999\n");
     {
         char *args[] = {"-c", bad, "status", NULL};
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     ck_assert_int_eq(r.status, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "bad.conf:2"));
-    run_free(&r);
+    ctl_run_free(&r);
     {
         char *args[] = {"-c", "/nonexistent/kedge-bridge.conf", "status", NULL};
-        run_argv(&r, args);
+        ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
     }
     ck_assert_int_eq(r.status, 2);
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
@@ -754,11 +636,5 @@ static Suite *ctl_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ctl_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(ctl_suite(), CK_NORMAL);
 }

@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "enginectl.h"
+#include "harness.h"
+#include "proc.h"
 #include "kedge/buf.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
@@ -40,9 +42,9 @@ struct fake {
     char dir[64];
     char sock[80];
     int listen_fd;
-    const char *reply;   /* written in pieces of `piece` bytes, then the connection closes */
+    const char *reply; /* written in pieces of `piece` bytes, then the connection closes */
     size_t piece;
-    char request[4096];  /* what the client sent (head and body) */
+    char request[4096]; /* what the client sent (head and body) */
     size_t request_len;
     pthread_t thread;
 };
@@ -138,12 +140,11 @@ static const struct http_case http_cases[] = {
      "{\"message\":1}"},
     {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nended by the close", 5, 0, 200,
      "ended by the close"},
-    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 64,
-     -EPROTO, 200, NULL},
-    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 64, -EPROTO,
+    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 64, -EPROTO,
      200, NULL},
-    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", 2, -EPROTO, 200,
+    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 64, -EPROTO, 200,
      NULL},
+    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", 2, -EPROTO, 200, NULL},
     {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", 64, -EPROTO, 200, NULL},
     {"SSH-2.0-OpenSSH\r\n\r\n", 64, -EPROTO, -1, NULL},
 };
@@ -183,9 +184,9 @@ START_TEST(http_post)
 
     fake_start(&f, "HTTP/1.1 201 Created\r\nContent-Length: 11\r\n\r\n{\"Id\":\"ab\"}", 64);
     ck_assert_int_eq(enginectl_attach(f.sock, &e), 0);
-    ck_assert_int_eq(enginectl_http(e, "POST", "/v1.41/containers/create?name=a", "{\"x\":1}",
-                                    &status, &resp),
-                     0);
+    ck_assert_int_eq(
+        enginectl_http(e, "POST", "/v1.41/containers/create?name=a", "{\"x\":1}", &status, &resp),
+        0);
     fake_stop(&f);
     ck_assert_int_eq(status, 201);
     ck_assert_str_eq(resp.data, "{\"Id\":\"ab\"}");
@@ -239,7 +240,8 @@ START_TEST(no_engine_on_socket)
 }
 END_TEST
 
-/* ---- a real engine ---------------------------------------------------------------------------- */
+/* ---- a real engine ----------------------------------------------------------------------------
+ */
 
 static struct enginectl *engine;
 
@@ -311,27 +313,6 @@ static bool process_with_cmdline(const char *argv, size_t len)
     return found;
 }
 
-/* The process has exited: no such pid, or a zombie (the service is not our child; init reaps
- * it). */
-static bool process_gone(pid_t pid)
-{
-    char path[64], line[512];
-    const char *p;
-    bool zombie = false;
-    FILE *f;
-
-    if (kill(pid, 0) < 0 && errno == ESRCH)
-        return true;
-    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return true;
-    if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) && p[1] == ' ')
-        zombie = p[2] == 'Z';
-    (void)fclose(f);
-    return zombie;
-}
-
 static bool mounted_under(const char *dir)
 {
     char line[4096], mnt[4096];
@@ -366,9 +347,8 @@ START_TEST(engine_lifecycle)
 
     /* a new engine has no containers, and both images */
     ck_assert_uint_eq(list_count(NULL), 0);
-    ck_assert_int_eq(enginectl_http(engine, "GET", ENGINECTL_API "/images/json", NULL, &status,
-                                    &resp),
-                     0);
+    ck_assert_int_eq(
+        enginectl_http(engine, "GET", ENGINECTL_API "/images/json", NULL, &status, &resp), 0);
     ck_assert_int_eq(status, 200);
     ck_assert_ptr_nonnull(strstr(resp.data, "\"" ENGINECTL_BUSYBOX_IMAGE "\""));
     ck_assert_ptr_nonnull(strstr(resp.data, "\"" ENGINECTL_PAUSE_IMAGE "\""));
@@ -384,8 +364,8 @@ START_TEST(engine_lifecycle)
                    "\"HostConfig\":{\"NetworkMode\":\"none\"}}",
                    sleep_arg, uid);
     ck_assert_int_eq(enginectl_http_json(engine, "POST",
-                                         ENGINECTL_API "/containers/create?name=enginectl-c1",
-                                         body, &status, &doc),
+                                         ENGINECTL_API "/containers/create?name=enginectl-c1", body,
+                                         &status, &doc),
                      0);
     ck_assert_int_eq(status, 201);
     (void)snprintf(id, sizeof(id), "%s", str_member(kedge_jdoc_root(doc), "Id"));
@@ -450,10 +430,9 @@ START_TEST(engine_lifecycle)
                                     &status, NULL),
                      0);
     ck_assert_int_eq(status, 201);
-    ck_assert_int_eq(
-        enginectl_http(engine, "POST", ENGINECTL_API "/containers/enginectl-c2/start", NULL,
-                       &status, NULL),
-        0);
+    ck_assert_int_eq(enginectl_http(engine, "POST", ENGINECTL_API "/containers/enginectl-c2/start",
+                                    NULL, &status, NULL),
+                     0);
     ck_assert_int_eq(status, 204);
     ck_assert(mounted_under(enginectl_dir(engine)));
 
@@ -461,7 +440,7 @@ START_TEST(engine_lifecycle)
     ck_assert_ptr_nonnull(dir);
     ck_assert_int_eq(enginectl_stop(engine), 0);
     ck_assert_int_eq(enginectl_pid(engine), 0);
-    ck_assert_msg(process_gone(pid), "the service (pid %d) still runs", (int)pid);
+    ck_assert_msg(kt_pid_gone(pid), "the service (pid %d) still runs", (int)pid);
     ck_assert_msg(!mounted_under(dir), "something is still mounted under %s", dir);
     ck_assert_int_eq(enginectl_stop(engine), -ECHILD);
     ck_assert_int_ne(enginectl_http(engine, "GET", "/_ping", NULL, &status, NULL), 0);
@@ -500,11 +479,5 @@ static Suite *enginectl_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(enginectl_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(enginectl_suite(), CK_NORMAL);
 }

@@ -38,11 +38,15 @@
 #include <openssl/x509v3.h>
 
 #include "bridgectl.h"
+#include "chain.h"
 #include "harness.h"
+#include "proc.h"
 #include "jsoncmp.h"
 #include "kedge/json.h"
 #include "simctl.h"
 #include "testsupport.h"
+
+#define PAUSE_MS 20 /* between two polls of a deadline loop */
 
 #define WAIT_MS 10000
 #define NODE "kedge-node"
@@ -55,14 +59,6 @@ static struct bridgectl *bridge;
 static char work[256]; /* this test's directory: the joined node's certificates and config */
 
 /* ---- small things ------------------------------------------------------------------------- */
-
-static void pause_poll(void)
-{
-    struct timespec ts = {0, 20 * 1000000L}; /* between two polls of a deadline loop */
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 /* A port nothing listens on now (bind to 0 and read it back); cloudsim is retried if it
  * loses the race. */
@@ -84,25 +80,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int bst = 0, mst = 0, sst = 0;
+    struct chain_exit x;
 
-    if (bridge && bridgectl_pid(bridge))
-        bst = bridgectl_stop(bridge);
-    bridgectl_free(bridge);
-    bridge = NULL;
-    if (broker)
-        mst = kh_broker_pid(broker) ? kh_broker_stop(broker) : 0;
-    kh_broker_free(broker);
-    broker = NULL;
-    if (sim)
-        sst = simctl_stop(sim);
-    simctl_free(sim);
-    sim = NULL;
+    chain_down(&bridge, &broker, &sim, false, &x);
     if (!getenv("KEDGE_KEEP_TMP"))
         (void)kh_rmtree(work);
-    ck_assert_msg(bst == 0, "kedge-bridge exit status %d", bst);
-    ck_assert_msg(mst == 0, "mosquitto exit status %d", mst);
-    ck_assert_msg(sst == 0, "kedge-cloudsim exit status %d", sst);
+    chain_assert_clean(&x);
 }
 
 /* cloudsim with the certificate service on a free port. */
@@ -152,40 +135,20 @@ static void run_join(const char *token, const char *certs, const char *conf, str
     const char *argv[] = {KEDGE_BRIDGE_PATH, "join", "--cloud",      "127.0.0.1", "--token", token,
                           "--node",          NODE,   "--certs",      certs,       "-c",      conf,
                           "--port",          wss,    "--https-port", https,       NULL};
-    int64_t deadline = kt_now_ms() + kh_scale_ms(30000);
-    pid_t parent = getpid(), pid;
+    struct kt_spawn sp = {.argv = argv, .log_path = log_path};
+    struct kt_proc p = KT_PROC_INIT;
     size_t len;
-    int st = 0, fd;
 
     (void)snprintf(https, sizeof(https), "%d", simctl_https_port(sim));
     (void)snprintf(wss, sizeof(wss), "%d", simctl_wss_port(sim));
     (void)snprintf(log_path, sizeof(log_path), "%s/join.log", work);
-    fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ck_assert_int_ge(fd, 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent || dup2(fd, 1) < 0 ||
-            dup2(fd, 2) < 0)
-            _exit(127);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fd);
+    (void)unlink(log_path); /* this run's output only */
+    ck_assert_int_eq(kt_proc_spawn(&p, &sp), 0);
     r->status = -1;
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) {
-            r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            break;
-        }
-        if (kt_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            break;
-        }
-        pause_poll();
-    }
+    if (kt_proc_wait_exit(&p, kh_scale_ms(30000)) == 0)
+        r->status = p.exit_status;
+    else
+        (void)kt_proc_kill9(&p);
     r->log = slurp(log_path, &len);
     ck_assert_ptr_nonnull(r->log);
     fprintf(stderr, "join: exit %d\n%s", r->status, r->log);
@@ -679,7 +642,7 @@ static void wait_session(int64_t min_sessions, int timeout_ms)
 
     while (!(sim_connected() && sim_state_int("sessions_total") >= min_sessions)) {
         ck_assert_msg(kt_now_ms() < deadline, "no session %" PRId64 " at the cloud", min_sessions);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
 }
 
@@ -718,7 +681,7 @@ static void link_carries(const char *topic)
         if (resp.data && strstr(resp.data, topic))
             break;
         ck_assert_msg(kt_now_ms() < deadline, "%s never reached the cloud", topic);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     kedge_buf_cleanup(&resp);
     kh_client_free(d);
@@ -789,7 +752,7 @@ START_TEST(test_rotation)
             X509_free(x);
         }
         ck_assert_msg(kt_now_ms() < deadline, "the certificate was not rotated");
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     rotated_at = (int64_t)st.st_mtime;
     na2 = time_of(X509_get0_notAfter(x));
@@ -843,11 +806,5 @@ static Suite *join_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(join_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(join_suite(), CK_NORMAL);
 }

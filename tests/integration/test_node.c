@@ -28,474 +28,7 @@
  */
 #define _GNU_SOURCE
 
-#include <arpa/inet.h>
-#include <check.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <sqlite3.h>
-
-#include "bridgectl.h"
-#include "harness.h"
-#include "jsoncmp.h"
-#include "kedge/alloc.h"
-#include "kedge/json.h"
-#include "kedge/msg.h"
-#include "simctl.h"
-#include "testsupport.h"
-
-#define WAIT_MS 10000 /* deadline for something that should take milliseconds */
-#define RUN_MS 30000  /* kedge-ctl must have exited by then */
-#define GRACE_MS 3000 /* cloudsim's --node-grace-s, before scaling */
-#define NODE "kedge-node"
-#define BRIDGE_USER "kedge-bridge"
-#define BRIDGE_PASS "n0de-Secret"
-#define FIXTURES KEDGE_SOURCE_DIR "/tests/fixtures/"
-#define END ((const char *)NULL) /* ends ctl()'s arguments */
-
-static struct simctl *sim;
-static struct kh_broker *broker;
-static struct bridgectl *bridge;
-
-/* ---- small helpers ------------------------------------------------------------------------- */
-
-static void pause_poll(void)
-{
-    struct timespec ts = {0, 50 * 1000000L}; /* between two polls of a deadline loop */
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static int grace_s(void)
-{
-    int s = kh_scale_ms(GRACE_MS) / 1000;
-
-    return s < 2 ? 2 : s;
-}
-
-static char *path_in(const char *dir, const char *name)
-{
-    char *p = NULL;
-
-    ck_assert_int_gt(asprintf(&p, "%s/%s", dir, name), 0);
-    return p;
-}
-
-/* One text value of a query on a database (NULL when there is no row); malloc'd. */
-static char *db_text(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    char *out = NULL;
-
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, kh_scale_ms(2000));
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        out = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-}
-
-/* ---- the chain ------------------------------------------------------------------------------ */
-
-struct chain_opts {
-    const char *node_namespace;  /* NULL: the bridge's default */
-    const char *cloud_version;   /* NULL: the bridge's default (1.15) */
-    const char *plugin_db;       /* NULL: the harness's default */
-    bool refuse_link;            /* cloudsim refuses the edge from the start */
-    const char *kubelet_version; /* NULL: the bridge's default */
-};
-
-static void bset(const char *key, const char *value)
-{
-    ck_assert_int_eq(bridgectl_set(bridge, key, value), 0);
-}
-
-static void bset_long(const char *key, long value)
-{
-    ck_assert_int_eq(bridgectl_set_long(bridge, key, value), 0);
-}
-
-static struct kedge_jdoc *sim_get(const char *path)
-{
-    struct kedge_jdoc *doc = NULL;
-    int status = 0;
-
-    ck_assert_msg(simctl_http_json(sim, "GET", path, NULL, &status, &doc) == 0, "GET %s failed",
-                  path);
-    ck_assert_msg(status == 200, "GET %s: HTTP %d", path, status);
-    return doc;
-}
-
-static void sim_post(const char *path)
-{
-    ck_assert_msg(simctl_post(sim, path) == 200, "POST %s failed", path);
-}
-
-static bool sim_connected(void)
-{
-    struct kedge_jdoc *doc;
-    const struct kedge_jval *v;
-    int status = 0;
-    bool up;
-
-    if (simctl_http_json(sim, "GET", "/state?node=" NODE, NULL, &status, &doc) < 0)
-        return false;
-    v = kedge_json_get(kedge_jdoc_root(doc), "connected");
-    up = status == 200 && v && v->type == KEDGE_JBOOL && v->boolean;
-    kedge_jdoc_free(doc);
-    return up;
-}
-
-static void wait_connected(void)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
-
-    while (!sim_connected()) {
-        ck_assert_msg(kt_now_ms() < deadline, "the bridge did not connect to the cloud");
-        pause_poll();
-    }
-}
-
-static void sim_start_for_node(void)
-{
-    struct simctl_opts so = {0};
-    char grace[16];
-    const char *args[] = {"--node-grace-s", grace, NULL};
-
-    (void)snprintf(grace, sizeof(grace), "%d", grace_s());
-    so.node = NODE;
-    so.extra_args = args;
-    ck_assert_int_eq(simctl_start(&so, &sim), 0);
-}
-
-static void chain_up(const struct chain_opts *co)
-{
-    static const struct chain_opts none;
-    struct bridgectl_opts bo = {0};
-    struct kh_broker_opts ko = {0};
-    struct kh_opt popts[2] = {{NULL, NULL}, {NULL, NULL}};
-
-    if (!co)
-        co = &none;
-    if (!sim)
-        sim_start_for_node();
-    if (co->refuse_link)
-        sim_post("/link/refuse?seconds=3600");
-    if (!bridge) {
-        bo.password = BRIDGE_PASS;
-        ck_assert_int_eq(bridgectl_new(&bo, &bridge), 0);
-    }
-    popts[0].key = "bridge_password_file";
-    popts[0].value = bridgectl_password_path(bridge);
-    ko.plugin_opts = popts;
-    ko.db_path = co->plugin_db;
-    broker = kh_broker_start(&ko);
-    ck_assert_msg(broker != NULL, "broker with kedge_plugin.so did not start");
-
-    bset("node_name", NODE);
-    bset_long("cloud_port", simctl_wss_port(sim));
-    bset("tls_ca_file", simctl_cert_path(sim, "rootCA.crt"));
-    bset("tls_cert_file", simctl_cert_path(sim, "edge.crt"));
-    bset("tls_key_file", simctl_cert_path(sim, "edge.key"));
-    bset("broker_host", "127.0.0.1");
-    bset_long("broker_port", kh_broker_port(broker));
-    bset_long("keepalive_s", 2);
-    bset_long("ping_idle_s", 2);
-    bset_long("dead_link_s", 5);
-    bset_long("backoff_initial_ms", 100);
-    bset_long("backoff_max_ms", 1000);
-    bset_long("cloud_qps", 0);
-    bset_long("rotate_certificates", 0);
-    bset_long("status_interval_s", 1);
-    bset_long("lease_interval_s", 1);
-    if (co->node_namespace)
-        bset("node_namespace", co->node_namespace);
-    if (co->cloud_version)
-        bset("cloud_version", co->cloud_version);
-    if (co->kubelet_version)
-        bset("kubelet_version", co->kubelet_version);
-    ck_assert_int_eq(bridgectl_start(bridge), 0);
-    if (!co->refuse_link)
-        wait_connected();
-}
-
-static void teardown(void)
-{
-    int bst = 0, mst = 0, sst = 0;
-
-    if (bridge && bridgectl_pid(bridge))
-        bst = bridgectl_stop(bridge);
-    bridgectl_free(bridge);
-    bridge = NULL;
-    if (broker)
-        mst = kh_broker_pid(broker) ? kh_broker_stop(broker) : kh_broker_exit_status(broker);
-    kh_broker_free(broker);
-    broker = NULL;
-    if (sim)
-        sst = simctl_stop(sim);
-    simctl_free(sim);
-    sim = NULL;
-    ck_assert_msg(bst == 0, "kedge-bridge exit status %d", bst);
-    ck_assert_msg(mst == 0, "mosquitto exit status %d", mst);
-    ck_assert_msg(sst == 0, "kedge-cloudsim exit status %d", sst);
-}
-
-/* ---- cloudsim's view of the node (GET /nodes) ---------------------------------------------- */
-
-struct node_view {
-    bool found;
-    char ready[16], ready_reason[64];
-    int64_t registrations, lease_renew_ms;
-};
-
-static void node_view(struct node_view *v)
-{
-    struct kedge_jdoc *doc = sim_get("/nodes");
-    const struct kedge_jval *n, *c, *name;
-
-    memset(v, 0, sizeof(*v));
-    n = kedge_json_get(kedge_jdoc_root(doc), "nodes");
-    for (n = n ? n->child : NULL; n; n = n->next) {
-        name = kedge_json_get(n, "name");
-        if (!name || strcmp(name->str, NODE) != 0)
-            continue;
-        v->found = true;
-        (void)snprintf(v->ready, sizeof(v->ready), "%s", kedge_json_get(n, "ready")->str);
-        ck_assert_int_eq(kedge_json_int64(kedge_json_get(n, "registrations"), &v->registrations),
-                         0);
-        ck_assert_int_eq(kedge_json_int64(kedge_json_get(n, "lease_renew_ms"), &v->lease_renew_ms),
-                         0);
-        c = kedge_json_get(kedge_json_get(n, "status"), "conditions");
-        for (c = c && c->type == KEDGE_JARR ? c->child : NULL; c; c = c->next) {
-            const struct kedge_jval *t = kedge_json_get(c, "type"),
-                                    *r = kedge_json_get(c, "reason");
-            if (t && t->type == KEDGE_JSTR && !strcmp(t->str, "Ready") && r &&
-                r->type == KEDGE_JSTR)
-                (void)snprintf(v->ready_reason, sizeof(v->ready_reason), "%s", r->str);
-        }
-    }
-    kedge_jdoc_free(doc);
-}
-
-static void wait_ready(const char *want, int timeout_ms, struct node_view *v)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
-
-    for (;;) {
-        node_view(v);
-        if (v->found && !strcmp(v->ready, want))
-            return;
-        ck_assert_msg(kt_now_ms() < deadline, "node " NODE " is not Ready=%s at the cloud (%s)",
-                      want, v->found ? v->ready : "not there");
-        pause_poll();
-    }
-}
-
-/* ---- what the cloud received ------------------------------------------------------------ */
-
-/* Messages from the edge with this operation and resource (NULL: any) after index since. */
-static int count_received(const char *op, const char *resource, const char *content_has)
-{
-    struct kedge_jdoc *doc = sim_get("/received?skip_keepalive=1");
-    const struct kedge_jval *e;
-    int n = 0;
-
-    e = kedge_json_get(kedge_jdoc_root(doc), "messages");
-    for (e = e ? e->child : NULL; e; e = e->next) {
-        const struct kedge_jval *json = kedge_json_get(e, "json");
-        const struct kedge_jval *route = kedge_json_get(json, "route");
-        const struct kedge_jval *o = kedge_json_get(route, "operation");
-        const struct kedge_jval *r = kedge_json_get(route, "resource");
-        const struct kedge_jval *c = kedge_json_get(json, "content");
-
-        if (!o || strcmp(o->str, op) != 0 || (resource && (!r || strcmp(r->str, resource) != 0)))
-            continue;
-        if (content_has && !(c && c->type == KEDGE_JSTR && strstr(c->str, content_has)))
-            continue;
-        n++;
-    }
-    kedge_jdoc_free(doc);
-    return n;
-}
-
-static void wait_received(const char *op, const char *resource, int at_least)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
-
-    while (count_received(op, resource, NULL) < at_least) {
-        ck_assert_msg(kt_now_ms() < deadline, "the cloud did not receive %d %s %s", at_least, op,
-                      resource);
-        pause_poll();
-    }
-}
-
-/* ---- kedge-ctl ------------------------------------------------------------------------------ */
-
-struct run {
-    int status; /* exit code, 128 + signal, or -1 when it had to be killed */
-    char *out, *err;
-};
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof(*r));
-}
-
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-    char *nb = realloc(*buf, *len + n + 1);
-
-    ck_assert_ptr_nonnull(nb);
-    memcpy(nb + *len, p, n);
-    *len += n;
-    nb[*len] = '\0';
-    *buf = nb;
-}
-
-/* kedge-ctl with argv (NULL-terminated, no program name), stdout and stderr captured, killed
- * at the deadline. */
-static void run_argv(struct run *r, char *const *args)
-{
-    int out[2], err[2], n = 0;
-    char *argv[64];
-    size_t olen = 0, elen = 0;
-    int64_t deadline = kt_now_ms() + kh_scale_ms(RUN_MS);
-    bool open_o = true, open_e = true;
-    pid_t pid;
-
-    memset(r, 0, sizeof(*r));
-    argv[n++] = (char *)KEDGE_CTL_PATH;
-    for (; *args && n < 63; args++)
-        argv[n++] = *args;
-    argv[n] = NULL;
-    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    r->out = calloc(1, 1);
-    r->err = calloc(1, 1);
-    ck_assert(r->out && r->err);
-    while ((open_o || open_e) && kt_now_ms() < deadline) {
-        struct pollfd p[2] = {{open_o ? out[0] : -1, POLLIN, 0}, {open_e ? err[0] : -1, POLLIN, 0}};
-        char buf[4096];
-        if (poll(p, 2, (int)(deadline - kt_now_ms())) <= 0)
-            continue;
-        for (int i = 0; i < 2; i++) {
-            ssize_t k;
-            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            k = read(p[i].fd, buf, sizeof(buf));
-            if (k > 0)
-                append(i ? &r->err : &r->out, i ? &elen : &olen, buf, (size_t)k);
-            else if (i)
-                open_e = false;
-            else
-                open_o = false;
-        }
-    }
-    close(out[0]);
-    close(err[0]);
-    for (;;) {
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) {
-            r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            break;
-        }
-        if (kt_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            r->status = -1;
-            break;
-        }
-        poll(NULL, 0, 10); /* the pipes are closed: only the exit is left to see */
-    }
-    fprintf(stderr, "$ kedge-ctl");
-    for (int i = 1; i < n; i++)
-        fprintf(stderr, " %s", argv[i]);
-    fprintf(stderr, "  -> exit %d\n%s%s", r->status, r->out, r->err);
-}
-
-/* kedge-ctl -p PORT -P PWFILE -t T args... (the broker's port when one runs) */
-static void ctl(struct run *r, const char *first, ...)
-{
-    char port[16], timeout[16], *args[48];
-    const char *a;
-    va_list ap;
-    int n = 0;
-
-    snprintf(port, sizeof(port), "%d", broker ? kh_broker_port(broker) : 1);
-    snprintf(timeout, sizeof(timeout), "%d", kh_scale_ms(5000) / 1000);
-    args[n++] = "-p";
-    args[n++] = port;
-    args[n++] = "-P";
-    args[n++] = (char *)bridgectl_password_path(bridge);
-    args[n++] = "-t";
-    args[n++] = timeout;
-    va_start(ap, first);
-    for (a = first; a && n < 47; a = va_arg(ap, const char *))
-        args[n++] = (char *)a;
-    va_end(ap);
-    args[n] = NULL;
-    run_argv(r, args);
-}
-
-/* ---- the raw local query interface ------------------------------------------------------------
- */
-
-/* Ask $ke/meta/{ref} with the bridge identity; the answer's payload (malloc'd). */
-static char *meta_raw(const char *body)
-{
-    struct kh_client *c = kh_client_new(kh_broker_port(broker), NULL, BRIDGE_USER, BRIDGE_PASS, 4);
-    char ref[40], topic[96], result[128];
-    static unsigned seq;
-    struct kh_msg m;
-    char *out;
-
-    ck_assert_ptr_nonnull(c);
-    (void)snprintf(ref, sizeof(ref), "test-%d-%u", (int)getpid(), ++seq);
-    (void)snprintf(topic, sizeof(topic), "$ke/meta/%s", ref);
-    (void)snprintf(result, sizeof(result), "$ke/meta/%s/result", ref);
-    ck_assert_int_eq(kh_client_sub(c, result, 1), 1);
-    ck_assert_int_eq(kh_client_pub(c, topic, body, -1, 1, false), 0);
-    ck_assert_msg(kh_client_wait(c, result, WAIT_MS, &m) == 0, "no answer to %s", body);
-    out = strdup(m.payload);
-    ck_assert_ptr_nonnull(out);
-    kh_msg_cleanup(&m);
-    kh_client_free(c);
-    fprintf(stderr, "$ke/meta %s -> %s\n", body, out);
-    return out;
-}
-
-static void expect_json(const char *actual, const char *expected)
-{
-    jsoncmp_expect(actual, strlen(actual), expected);
-}
+#include "test_node.h"
 
 /* ---- 1. registration, Ready, NotReady, Ready again ------------------------------------------ */
 
@@ -538,7 +71,7 @@ static long long quantity(const struct kedge_jval *list, const char *name)
  * values, and the configured kubeletVersion. */
 static void check_node_status(const char *kubelet_version)
 {
-    struct kedge_jdoc *doc = sim_get("/object?key=node/" NODE);
+    struct kedge_jdoc *doc = chain_sim_get(sim, "/object?key=node/" NODE);
     const struct kedge_jval *st = kedge_json_get(kedge_jdoc_root(doc), "status"), *a;
     const struct kedge_jval *cap = kedge_json_get(st, "capacity");
     const struct kedge_jval *alloc = kedge_json_get(st, "allocatable");
@@ -603,7 +136,7 @@ START_TEST(test_node_ready_lifecycle)
         node_view(&nv);
         ck_assert_msg(!strcmp(nv.ready, "True"), "node went %s (%s) while the bridge ran", nv.ready,
                       nv.ready_reason);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     ck_assert_int_gt(nv.lease_renew_ms, first_renew);
 
@@ -666,7 +199,7 @@ START_TEST(test_restart_keeps_ready_since)
     /* a second later, so that a reset transition time would differ */
     started = time(NULL);
     while (time(NULL) < started + 2)
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     patches = count_received("patch", patch_key, NULL);
     ck_assert_int_eq(bridgectl_stop(bridge), 0);
     ck_assert_int_eq(bridgectl_start(bridge), 0);
@@ -695,12 +228,12 @@ START_TEST(test_newest_status_after_link_return)
 
     /* the cloud refuses the link for longer than the grace period: the node goes Unknown, and
      * the bridge computes its status every second meanwhile */
-    sim_post("/link/refuse?seconds=3600");
+    chain_sim_post(sim, "/link/refuse?seconds=3600");
     wait_ready("Unknown", 2 * grace_s() * 1000 + WAIT_MS, &nv);
     patches = count_received("patch", patch_key, NULL);
 
     back = time(NULL);
-    sim_post("/link/refuse?seconds=0");
+    chain_sim_post(sim, "/link/refuse?seconds=0");
     wait_connected();
     wait_received("patch", patch_key, patches + 1);
     wait_ready("True", WAIT_MS, &nv);
@@ -727,200 +260,38 @@ START_TEST(test_newest_status_after_link_return)
 }
 END_TEST
 
-/* ---- 3. queries: the cloud first while connected, the store offline ----------------------- */
-
-#define CM_REMOTE                                                                                  \
-    "{\"header\":{\"resourceversion\":\"901\"},\"route\":{\"source\":\"edgecontroller\","          \
-    "\"group\":\"resource\",\"operation\":\"update\",\"resource\":\"default/configmap/"            \
-    "cm-remote\"},"                                                                                \
-    "\"content\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":"            \
-    "\"cm-remote\",\"namespace\":\"default\",\"resourceVersion\":\"901\"},\"data\":{\"level\":"    \
-    "\"debug\"}}}"
-#define CM_OBJECT                                                                                  \
-    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"cm-remote\","          \
-    "\"namespace\":\"default\",\"resourceVersion\":\"901\"},\"data\":{\"level\":\"debug\"}}"
-
-START_TEST(test_meta_query)
-{
-    struct run r;
-    char *a, *v;
-    long mark;
-
-    chain_up(NULL);
-    /* cloudsim knows the ConfigMap; the edge has never been sent it (it went to another node) */
-    ck_assert_int_eq(simctl_send(sim, "other-node", CM_REMOTE, NULL), 0);
-    ck_assert_ptr_null(db_text(bridgectl_meta_db_path(bridge),
-                               "SELECT value FROM meta WHERE key = 'default/configmap/cm-remote'"));
-
-    /* connected: asked of the cloud, stored, the reply acked */
-    ctl(&r, "meta", "get", "default/configmap/cm-remote", "--source", END);
-    ck_assert_int_eq(r.status, 0);
-    ck_assert_ptr_nonnull(strstr(r.out, "source: cloud\n"));
-    ck_assert_ptr_nonnull(strstr(r.out, "\"level\": \"debug\""));
-    run_free(&r);
-    ck_assert_int_eq(count_received("query", "default/configmap/cm-remote", NULL), 1);
-    v = db_text(bridgectl_meta_db_path(bridge),
-                "SELECT type || ' ' || json_extract(value, '$.data.level') FROM meta "
-                "WHERE key = 'default/configmap/cm-remote'");
-    ck_assert_str_eq(v, "configmap debug");
-    free(v);
-    wait_received("response", "default/configmap/cm-remote", 1);
-
-    /* the raw interface, as ke.h documents it */
-    a = meta_raw("{\"op\":\"query\",\"resource\":\"default/configmap/cm-remote\"}");
-    expect_json(a, "{\"ok\":true,\"source\":\"cloud\",\"object\":" CM_OBJECT "}");
-    free(a);
-
-    /* unknown to the cloud: its NotFound, clearly */
-    ctl(&r, "meta", "get", "default/configmap/nope", END);
-    ck_assert_int_eq(r.status, 1);
-    ck_assert_ptr_nonnull(strstr(r.err, "the cloud answered NotFound for default/configmap/nope"));
-    run_free(&r);
-
-    /* a bad request, a bad resource */
-    a = meta_raw("{\"op\":\"fly\"}");
-    ck_assert_ptr_nonnull(strstr(a, "\"ok\":false"));
-    ck_assert_ptr_nonnull(strstr(a, "unknown op"));
-    free(a);
-    a = meta_raw("{\"op\":\"query\",\"resource\":\"nothing\"}");
-    ck_assert_ptr_nonnull(strstr(a, "query needs \\\"resource\\\""));
-    free(a);
-    ctl(&r, "meta", "get", "configmap", END);
-    ck_assert_int_eq(r.status, 2);
-    run_free(&r);
-
-    /* the cloud does not answer: the caller gets an error at the timeout */
-    sim_post("/link/freeze");
-    a = meta_raw("{\"op\":\"query\",\"resource\":\"default/configmap/cm-remote\","
-                 "\"timeout_ms\":300}");
-    expect_json(a, "{\"ok\":false,\"reason\":\"no answer from the cloud for "
-                   "default/configmap/cm-remote within 300 ms\"}");
-    free(a);
-    sim_post("/link/thaw");
-
-    /* offline: the same query from the store */
-    mark = bridgectl_log_mark(bridge);
-    sim_post("/link/refuse?seconds=3600");
-    ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "edgehub: reconnecting in", WAIT_MS), 0);
-    ctl(&r, "meta", "get", "default/configmap/cm-remote", "--source", END);
-    ck_assert_int_eq(r.status, 0);
-    ck_assert_ptr_nonnull(strstr(r.out, "source: local\n"));
-    ck_assert_ptr_nonnull(strstr(r.out, "\"level\": \"debug\""));
-    run_free(&r);
-    a = meta_raw("{\"op\":\"query\",\"resource\":\"default/configmap/cm-remote\"}");
-    expect_json(a, "{\"ok\":true,\"source\":\"local\",\"object\":" CM_OBJECT "}");
-    free(a);
-    ctl(&r, "meta", "get", "default/configmap/nope", END);
-    ck_assert_int_eq(r.status, 1);
-    ck_assert_ptr_nonnull(strstr(
-        r.err, "default/configmap/nope is not stored on this node (and the cloud link is down)"));
-    run_free(&r);
-    ctl(&r, "meta", "list", "configmap", END);
-    ck_assert_int_eq(r.status, 0);
-    ck_assert_ptr_nonnull(strstr(r.out, "KEY"));
-    ck_assert_ptr_nonnull(strstr(r.out, "default/configmap/cm-remote  901"));
-    run_free(&r);
-    a = meta_raw("{\"op\":\"query\",\"resource\":\"default/configmap\"}");
-    expect_json(a, "{\"ok\":true,\"source\":\"local\",\"objects\":[{\"key\":"
-                   "\"default/configmap/cm-remote\",\"object\":" CM_OBJECT "}]}");
-    free(a);
-    /* the cloud saw the connected queries only (kedge-ctl's, the raw one, the frozen one) */
-    ck_assert_int_eq(count_received("query", "default/configmap/cm-remote", NULL), 3);
-}
-END_TEST
-
-/* ---- 4. a Device and its DeviceModel from the cloud: a typed device over MQTT -------------- */
-
-#define METER_MODEL                                                                                \
-    "{\"header\":{\"resourceversion\":\"301\"},\"route\":{\"source\":\"devicecontroller\","        \
-    "\"group\":\"resource\",\"operation\":\"insert\",\"resource\":"                                \
-    "\"default/devicemodel/meter-model\"},\"content\":{\"apiVersion\":"                            \
-    "\"devices.kubeedge.io/v1beta1\",\"kind\":\"DeviceModel\",\"metadata\":{\"name\":"             \
-    "\"meter-model\",\"namespace\":\"default\",\"resourceVersion\":\"301\"},\"spec\":{"            \
-    "\"properties\":[{\"name\":\"power\",\"type\":\"INT\",\"accessMode\":\"ReadOnly\"}]}}}"
-#define METER_DEVICE                                                                               \
-    "{\"header\":{\"resourceversion\":\"302\"},\"route\":{\"source\":\"devicecontroller\","        \
-    "\"group\":\"resource\",\"operation\":\"insert\",\"resource\":\"default/device/meter\"},"      \
-    "\"content\":{\"apiVersion\":\"devices.kubeedge.io/v1beta1\",\"kind\":\"Device\","             \
-    "\"metadata\":{\"name\":\"meter\",\"namespace\":\"default\",\"resourceVersion\":\"302\"},"     \
-    "\"spec\":{\"deviceModelRef\":{\"name\":\"meter-model\"},\"nodeName\":\"" NODE "\","           \
-    "\"properties\":[{\"name\":\"power\"}]}}}"
-/* the bridge's default generation (cloud_version 1.15) names devices by their bare name */
-#define METER_TOPIC "$hw/events/device/meter/twin/update"
-
-START_TEST(test_device_from_cloud)
-{
-    struct kh_client *d;
-    struct kh_msg m;
-
-    chain_up(NULL);
-    d = kh_client_new(kh_broker_port(broker), "meter-mapper", NULL, NULL, 4);
-    ck_assert_ptr_nonnull(d);
-    ck_assert_int_eq(kh_client_sub(d, "$hw/events/node/" NODE "/membership/updated", 1), 1);
-    ck_assert_int_eq(kh_client_sub(d, METER_TOPIC "/result", 1), 1);
-    ck_assert_int_eq(simctl_send(sim, NODE, METER_MODEL, NULL), 0);
-    ck_assert_int_eq(simctl_send(sim, NODE, METER_DEVICE, NULL), 0);
-    ck_assert_int_eq(kh_client_wait(d, "$hw/events/node/" NODE "/membership/updated", WAIT_MS, &m),
-                     0);
-    ck_assert_ptr_nonnull(strstr(m.payload, "\"power\":{\"metadata\":{\"type\":\"int\"}}"));
-    kh_msg_cleanup(&m);
-
-    /* a bad int: 400, as edgecore */
-    ck_assert_int_eq(kh_client_pub(d, METER_TOPIC,
-                                   "{\"event_id\":\"p1\",\"twin\":{\"power\":{\"actual\":{"
-                                   "\"value\":\"lots\"}}}}",
-                                   -1, 1, false),
-                     0);
-    ck_assert_int_eq(kh_client_wait(d, METER_TOPIC "/result", WAIT_MS, &m), 0);
-    expect_json(m.payload, "{\"event_id\":\"p1\",\"timestamp\":\"<ts>\",\"code\":400,\"reason\":"
-                           "\"the value is not int or integer\"}");
-    kh_msg_cleanup(&m);
-    /* a good one: taken */
-    ck_assert_int_eq(kh_client_pub(d, METER_TOPIC,
-                                   "{\"event_id\":\"p2\",\"twin\":{\"power\":{\"actual\":{"
-                                   "\"value\":\"42\"}}}}",
-                                   -1, 1, false),
-                     0);
-    ck_assert_int_eq(kh_client_wait(d, METER_TOPIC "/result", WAIT_MS, &m), 0);
-    ck_assert_ptr_null(strstr(m.payload, "\"code\""));
-    ck_assert_ptr_nonnull(strstr(m.payload, "\"value\":\"42\""));
-    kh_msg_cleanup(&m);
-    kh_client_free(d);
-}
-END_TEST
-
 /* ---- 4b. kedge-ctl outbox: the bridge's queue and dead letters over $ke/bctl ---------------- */
 
 START_TEST(test_outbox_ctl)
 {
-    struct run r;
+    struct ctl_run r;
 
     chain_up(NULL);
     ctl(&r, "outbox", "list", NULL);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "bridge queue: 0 entries, 0 of 268435456 upload bytes"));
     ck_assert_ptr_nonnull(strstr(r.out, "dead letters: 0\n  (empty)\n"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "show", "d:7", NULL);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "d:7: no such entry (code 404)"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "drop", "b:7", NULL);
     ck_assert_int_eq(r.status, 1);
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "retry", "b:1", NULL);
     ck_assert_int_eq(r.status, 2);
     ck_assert_ptr_nonnull(strstr(r.err, "only a dead letter (d:ID) can be retried"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "drop", "q:1", NULL);
     ck_assert_int_eq(r.status, 2);
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "list", "--limit", "0", NULL);
     ck_assert_int_eq(r.status, 2);
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "outbox", "list", "--limit", "5", NULL);
     ck_assert_int_eq(r.status, 0);
-    run_free(&r);
+    ctl_run_free(&r);
 }
 END_TEST
 
@@ -931,7 +302,7 @@ START_TEST(test_import)
     struct chain_opts co = {.node_namespace = "default", .refuse_link = true};
     struct bridgectl_opts bo = {0};
     char *edgecore, *plugin_db, *other_meta, *v;
-    struct run r;
+    struct ctl_run r;
 
     sim_start_for_node();
     bo.password = BRIDGE_PASS;
@@ -947,7 +318,7 @@ START_TEST(test_import)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "meta 5, sub_topics 1"));
     ck_assert_ptr_nonnull(strstr(r.out, "device 1, device_attr 1, device_twin 2, sub_topics 1"));
-    run_free(&r);
+    ctl_run_free(&r);
     v = db_text(plugin_db, "SELECT topic FROM sub_topics");
     ck_assert_str_eq(v, "factory/line1/telemetry");
     free(v);
@@ -959,7 +330,7 @@ START_TEST(test_import)
     ctl(&r, "import", FIXTURES "edgecore-meta.sql", "--meta-db", other_meta, END);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "is not a SQLite database"));
-    run_free(&r);
+    ctl_run_free(&r);
 
     /* the services run: each refuses, and says to stop it */
     co.plugin_db = plugin_db;
@@ -967,11 +338,11 @@ START_TEST(test_import)
     ctl(&r, "import", edgecore, "--meta-db", bridgectl_meta_db_path(bridge), END);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "kedge-bridge holds it while it runs. Stop kedge-bridge"));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "import", edgecore, "--meta-db", other_meta, "--plugin-db", plugin_db, END);
     ck_assert_int_eq(r.status, 1);
     ck_assert_ptr_nonnull(strstr(r.err, "Stop mosquitto (kedge_plugin.so) first"));
-    run_free(&r);
+    ctl_run_free(&r);
     /* found before anything was written: the free meta DB got nothing either */
     if (access(other_meta, F_OK) == 0) {
         v = db_text(other_meta, "SELECT count(*) FROM sqlite_master");
@@ -984,17 +355,17 @@ START_TEST(test_import)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "source: local\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "\"app.conf\": \"level=debug\\nport=8080\""));
-    run_free(&r);
+    ctl_run_free(&r);
     ctl(&r, "meta", "list", "pod", END);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "default/pod/nginx  4711"));
-    run_free(&r);
+    ctl_run_free(&r);
     /* the twins moved too */
     ctl(&r, "device", "get", "default/imported-meter", END);
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "\"power\""));
     ck_assert_ptr_nonnull(strstr(r.out, "\"97\""));
-    run_free(&r);
+    ctl_run_free(&r);
 
     free(edgecore);
     free(plugin_db);
@@ -1013,8 +384,7 @@ static Suite *node_suite(void)
                         (int)(sizeof(namespaces) / sizeof(namespaces[0])));
     tcase_add_test(tc, test_restart_keeps_ready_since);
     tcase_add_test(tc, test_newest_status_after_link_return);
-    tcase_add_test(tc, test_meta_query);
-    tcase_add_test(tc, test_device_from_cloud);
+    node_add_query_tests(tc);
     tcase_add_test(tc, test_import);
     suite_add_tcase(s, tc);
     tc = tcase_create("outbox_ctl"); /* CK_RUN_CASE=outbox_ctl runs it alone */
@@ -1027,11 +397,5 @@ static Suite *node_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(node_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(node_suite(), CK_ENV);
 }

@@ -47,6 +47,7 @@
 #include <sqlite3.h>
 
 #include "bridgectl.h"
+#include "chain.h"
 #include "harness.h"
 #include "offline_support.h"
 #include "kedge/buf.h"
@@ -68,7 +69,6 @@ static struct simctl *sim;
 static struct kh_broker *broker;
 static struct bridgectl *bridge;
 static struct kh_client *ctl; /* the bridge identity, for $ke/ctl and $ke/bctl */
-static bool sim_stopped;      /* the test stopped cloudsim itself (the cloud went away) */
 
 /* ---- processes ------------------------------------------------------------------------------ */
 
@@ -121,22 +121,9 @@ static void bridge_up(const char *const *kv)
 
     bo.password = BRIDGE_PASS;
     ck_assert_int_eq(bridgectl_new(&bo, &bridge), 0);
-    bset("node_name", NODE);
-    bset("cloud_host", "127.0.0.1");
-    bset_long("cloud_port", simctl_wss_port(sim));
-    bset("tls_ca_file", simctl_cert_path(sim, "rootCA.crt"));
-    bset("tls_cert_file", simctl_cert_path(sim, "edge.crt"));
-    bset("tls_key_file", simctl_cert_path(sim, "edge.key"));
-    bset("broker_host", "127.0.0.1");
-    bset_long("broker_port", kh_broker_port(broker));
-    bset_long("keepalive_s", 2);
-    bset_long("ping_idle_s", 2);
-    bset_long("dead_link_s", 5);
-    bset_long("backoff_initial_ms", 100);
-    bset_long("backoff_max_ms", 1000);
-    bset_long("cloud_qps", 0); /* the drain is the figure, not the rate limit */
+    /* cloud_qps 0: the drain is the figure, not the rate limit */
+    ck_assert_int_eq(bridgectl_wire_cloudsim(bridge, sim, NODE, kh_broker_port(broker), true), 0);
     bset_long("resend_s", 5);
-    bset_long("rotate_certificates", 0);
     bset("cloud_version", "1.15");
     for (; kv && kv[0]; kv += 2)
         bset(kv[0], kv[1]);
@@ -145,26 +132,12 @@ static void bridge_up(const char *const *kv)
 
 static void teardown(void)
 {
-    int bst = 0, mst = 0, sst = 0;
+    struct chain_exit x;
 
     kh_client_free(ctl);
     ctl = NULL;
-    if (bridge && bridgectl_pid(bridge))
-        bst = bridgectl_stop(bridge);
-    bridgectl_free(bridge);
-    bridge = NULL;
-    if (broker)
-        mst = kh_broker_pid(broker) ? kh_broker_stop(broker) : 0;
-    kh_broker_free(broker);
-    broker = NULL;
-    if (sim && !sim_stopped)
-        sst = simctl_stop(sim);
-    simctl_free(sim);
-    sim = NULL;
-    sim_stopped = false;
-    ck_assert_msg(bst == 0, "kedge-bridge exit status %d", bst);
-    ck_assert_msg(mst == 0, "mosquitto exit status %d", mst);
-    ck_assert_msg(sst == 0, "kedge-cloudsim exit status %d", sst);
+    chain_down(&bridge, &broker, &sim, false, &x);
+    chain_assert_clean(&x);
 }
 
 /* ---- $ke/ctl (plugin) and $ke/bctl (bridge) ---------------------------------------------- */
@@ -497,7 +470,6 @@ START_TEST(test_cloud_away)
         return;
     sim_up();
     ck_assert_int_eq(simctl_stop(sim), 0); /* the cloud is gone; its certificates stay */
-    sim_stopped = true;
     broker_up(pkv);
     bridge_up(bkv);
     add_devices_edge();
@@ -781,11 +753,5 @@ static Suite *offline_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(offline_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(offline_suite(), CK_ENV);
 }

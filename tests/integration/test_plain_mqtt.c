@@ -431,11 +431,5 @@ static Suite *plain_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(plain_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(plain_suite(), CK_NORMAL);
 }

@@ -33,389 +33,7 @@
  */
 #define _GNU_SOURCE
 
-#include <check.h>
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "bridgectl.h"
-#include "enginectl.h"
-#include "harness.h"
-#include "kedge/alloc.h"
-#include "kedge/buf.h"
-#include "kedge/util.h"
-#include "kedge/json.h"
-#include "simctl.h"
-#include "testsupport.h"
-
-#define WAIT_MS 30000 /* pod start-up includes an engine's create + start of two containers */
-#define NODE "kedge-pods"
-#define BRIDGE_PASS "p0ds-Secret"
-
-static struct enginectl *engine;
-static struct simctl *sim;
-static struct kh_broker *broker;
-static struct bridgectl *bridge;
-
-/* ---- helpers ------------------------------------------------------------------------------- */
-
-static void pause_poll(void)
-{
-    struct timespec ts = {0, 100 * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static void wait_page(int port, const char *want)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
-    char *got = NULL;
-
-    while (!(got = kt_http_get(port, "/")) || !strstr(got, want)) {
-        free(got);
-        got = NULL;
-        ck_assert_msg(kt_now_ms() < deadline, "no page with \"%s\" on 127.0.0.1:%d", want, port);
-        pause_poll();
-    }
-    free(got);
-}
-
-static void sim_send(const char *fmt, ...)
-{
-    va_list ap;
-    char *json = NULL;
-
-    va_start(ap, fmt);
-    ck_assert_int_gt(vasprintf(&json, fmt, ap), 0);
-    va_end(ap);
-    ck_assert_msg(simctl_send(sim, NODE, json, NULL) == 0, "cloudsim refused %s", json);
-    free(json);
-}
-
-#define ROUTE(op, res)                                                                             \
-    "{\"header\":{\"resourceversion\":\"1\"},\"route\":{\"source\":\"edgecontroller\","        \
-    "\"group\":\"resource\",\"operation\":\"" op "\",\"resource\":\"" res "\"},\"content\":"
-
-static void send_configmap(const char *name, const char *data_json)
-{
-    sim_send(ROUTE("update", "default/configmap/%s") "{\"metadata\":{\"name\":\"%s\","
-             "\"namespace\":\"default\",\"uid\":\"cm-%s\"},\"data\":%s}}",
-             name, name, name, data_json);
-}
-
-/* The pod as the cloud knows it: GET /object (NULL when absent). */
-static struct kedge_jdoc *sim_pod(const char *name)
-{
-    struct kedge_jdoc *doc = NULL;
-    char path[256];
-    int status = 0;
-
-    snprintf(path, sizeof(path), "/object?key=default/pod/%s", name);
-    if (simctl_http_json(sim, "GET", path, NULL, &status, &doc) < 0 || status != 200) {
-        kedge_jdoc_free(doc);
-        return NULL;
-    }
-    return doc;
-}
-
-static const struct kedge_jval *jpath(const struct kedge_jval *v, const char *a, const char *b,
-                                      const char *c)
-{
-    v = kedge_json_get(v, a);
-    if (b)
-        v = kedge_json_get(v, b);
-    if (c)
-        v = kedge_json_get(v, c);
-    return v;
-}
-
-static const struct kedge_jval *first_cs(const struct kedge_jval *pod)
-{
-    const struct kedge_jval *l = jpath(pod, "status", "containerStatuses", NULL);
-
-    return l && l->type == KEDGE_JARR ? l->child : NULL;
-}
-
-static bool str_is(const struct kedge_jval *v, const char *s)
-{
-    return v && v->type == KEDGE_JSTR && !strcmp(v->str, s);
-}
-
-static int64_t num(const struct kedge_jval *v)
-{
-    int64_t n = -1;
-
-    (void)kedge_json_int64(v, &n);
-    return n;
-}
-
-typedef bool (*pod_cond_fn)(const struct kedge_jval *pod, const void *arg);
-
-/* Wait until the cloud's pod satisfies cond; the last status is printed when it does not. */
-static void wait_pod(const char *name, pod_cond_fn cond, const void *arg, const char *what)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
-
-    for (;;) {
-        struct kedge_jdoc *doc = sim_pod(name);
-        bool ok = doc && cond(kedge_jdoc_root(doc), arg);
-        if (!ok && kt_now_ms() >= deadline)
-            bridgectl_dump_log(bridge); /* what edged saw and decided */
-        kedge_jdoc_free(doc);
-        if (ok)
-            return;
-        ck_assert_msg(kt_now_ms() < deadline, "pod %s: %s never came", name, what);
-        pause_poll();
-    }
-}
-
-static bool running_ready(const struct kedge_jval *pod, const void *arg)
-{
-    const struct kedge_jval *cs = first_cs(pod);
-    const struct kedge_jval *ready = kedge_json_get(cs, "ready");
-
-    (void)arg;
-    return str_is(jpath(pod, "status", "phase", NULL), "Running") && ready &&
-           ready->type == KEDGE_JBOOL && ready->boolean;
-}
-
-static bool restarted(const struct kedge_jval *pod, const void *arg)
-{
-    const struct kedge_jval *cs = first_cs(pod);
-
-    const struct kedge_jval *running = jpath(cs, "state", "running", NULL);
-
-    /* states not shown are null in the patch (podstatus.c), stored as sent */
-    return num(kedge_json_get(cs, "restartCount")) >= *(const int *)arg && running &&
-           running->type == KEDGE_JOBJ;
-}
-
-static bool waiting_message(const struct kedge_jval *pod, const void *arg)
-{
-    const struct kedge_jval *m = jpath(first_cs(pod), "state", "waiting", "message");
-
-    return m && m->type == KEDGE_JSTR && strstr(m->str, arg);
-}
-
-static bool waiting_reason(const struct kedge_jval *pod, const void *arg)
-{
-    const struct kedge_jval *cs = first_cs(pod);
-
-    return str_is(jpath(cs, "state", "waiting", "reason"), arg);
-}
-
-/* The engine's containers of a pod, by UID label. */
-static int pod_containers(const char *uid, char ids[][80], int max)
-{
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *c;
-    char filter[160];
-    int n = 0;
-
-    snprintf(filter, sizeof(filter), "io.kubernetes.pod.uid=%s", uid);
-    ck_assert_int_eq(enginectl_list(engine, filter, &doc), 0);
-    for (c = kedge_jdoc_root(doc)->child; c && n < max; c = c->next) {
-        const struct kedge_jval *id = kedge_json_get(c, "Id");
-        if (ids)
-            snprintf(ids[n], 80, "%s", id ? id->str : "");
-        n++;
-    }
-    kedge_jdoc_free(doc);
-    return n;
-}
-
-static void wait_containers(const char *uid, int want)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
-
-    while (pod_containers(uid, NULL, 8) != want) {
-        ck_assert_msg(kt_now_ms() < deadline, "pod %s: not %d containers", uid, want);
-        pause_poll();
-    }
-}
-
-/* The app container's id and labels (the one named `cname`). */
-static void app_container(const char *uid, const char *cname, char *id, size_t len,
-                          struct kedge_buf *labels)
-{
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *c;
-    char filter[160];
-
-    snprintf(filter, sizeof(filter), "io.kubernetes.pod.uid=%s", uid);
-    ck_assert_int_eq(enginectl_list(engine, filter, &doc), 0);
-    id[0] = '\0';
-    for (c = kedge_jdoc_root(doc)->child; c; c = c->next) {
-        const struct kedge_jval *l = kedge_json_get(c, "Labels");
-        const struct kedge_jval *n = kedge_json_get_exact(l, "io.kubernetes.container.name", 28);
-        const struct kedge_jval *st = kedge_json_get(c, "State");
-        if (!str_is(n, cname) || !str_is(st, "running"))
-            continue;
-        snprintf(id, len, "%s", kedge_json_get(c, "Id")->str);
-        if (labels) {
-            const struct kedge_jval *m;
-            for (m = l->child; m; m = m->next)
-                ck_assert_int_eq(kedge_buf_printf(labels, "%.*s=%s\n", (int)m->key_len, m->key,
-                                                  m->str), 0);
-        }
-    }
-    kedge_jdoc_free(doc);
-}
-
-static void kill_app(const char *uid, const char *cname)
-{
-    struct kedge_buf resp = KEDGE_BUF_INIT;
-    char id[80], path[200];
-    int status = 0;
-
-    app_container(uid, cname, id, sizeof(id), NULL);
-    ck_assert_msg(id[0], "no running %s container", cname);
-    snprintf(path, sizeof(path), "/v1.41/containers/%s/kill?signal=KILL", id);
-    ck_assert_int_eq(enginectl_http(engine, "POST", path, NULL, &status, &resp), 0);
-    ck_assert_msg(status == 204, "kill: HTTP %d", status);
-    kedge_buf_cleanup(&resp);
-}
-
-/* ---- the chain ------------------------------------------------------------------------------ */
-
-static void bset(const char *key, const char *value)
-{
-    ck_assert_int_eq(bridgectl_set(bridge, key, value), 0);
-}
-
-static void bset_long(const char *key, long value)
-{
-    ck_assert_int_eq(bridgectl_set_long(bridge, key, value), 0);
-}
-
-static void chain_up(const char *engine_socket)
-{
-    struct bridgectl_opts bo = {0};
-    struct kh_broker_opts ko = {0};
-    struct kh_opt popts[3] = {{"node_name", NODE}, {NULL, NULL}, {NULL, NULL}};
-    struct simctl_opts so = {0};
-
-    if (!engine && enginectl_available() && enginectl_wanted())
-        ck_assert_int_eq(enginectl_start(&engine), 0);
-    so.node = NODE;
-    ck_assert_int_eq(simctl_start(&so, &sim), 0);
-    bo.password = BRIDGE_PASS;
-    ck_assert_int_eq(bridgectl_new(&bo, &bridge), 0);
-    popts[1].key = "bridge_password_file";
-    popts[1].value = bridgectl_password_path(bridge);
-    ko.plugin_opts = popts;
-    broker = kh_broker_start(&ko);
-    ck_assert_msg(broker != NULL, "broker with kedge_plugin.so did not start");
-    bset("node_name", NODE);
-    bset_long("cloud_port", simctl_wss_port(sim));
-    bset("tls_ca_file", simctl_cert_path(sim, "rootCA.crt"));
-    bset("tls_cert_file", simctl_cert_path(sim, "edge.crt"));
-    bset("tls_key_file", simctl_cert_path(sim, "edge.key"));
-    bset_long("broker_port", kh_broker_port(broker));
-    bset_long("keepalive_s", 2);
-    bset_long("backoff_initial_ms", 100);
-    bset_long("backoff_max_ms", 1000);
-    bset_long("cloud_qps", 0);
-    bset_long("rotate_certificates", 0);
-    bset("engine_socket", engine_socket ? engine_socket : enginectl_socket(engine));
-    bset("pod_infra_image", "localhost/pause:edge");
-    bset_long("pod_backoff_initial_ms", kh_scale_ms(3000));
-    bset_long("pod_backoff_max_ms", kh_scale_ms(12000));
-    bset_long("pod_resync_s", 2);
-    bset("log_level", "info");
-    ck_assert_int_eq(bridgectl_start(bridge), 0);
-}
-
-static void teardown(void)
-{
-    int bst = 0, mst = 0, sst = 0, est = 0;
-
-    if (bridge && bridgectl_pid(bridge))
-        bst = bridgectl_stop(bridge);
-    bridgectl_free(bridge);
-    bridge = NULL;
-    if (broker)
-        mst = kh_broker_pid(broker) ? kh_broker_stop(broker) : kh_broker_exit_status(broker);
-    kh_broker_free(broker);
-    broker = NULL;
-    if (sim) {
-        sst = simctl_stop(sim);
-        if (sst == -ECHILD) /* a test stopped it already */
-            sst = 0;
-    }
-    simctl_free(sim);
-    sim = NULL;
-    if (engine)
-        est = enginectl_stop(engine);
-    enginectl_free(engine);
-    engine = NULL;
-    ck_assert_msg(bst == 0, "kedge-bridge exit status %d", bst);
-    ck_assert_msg(mst == 0, "mosquitto exit status %d", mst);
-    ck_assert_msg(sst == 0, "kedge-cloudsim exit status %d", sst);
-    ck_assert_msg(est == 0, "engine stop status %d", est);
-}
-
-static bool skip_without_engine(void)
-{
-    if (enginectl_available() && enginectl_wanted())
-        return false;
-    fprintf(stderr, "test_pods: no container engine (podman) here or KEDGE_TEST_ENGINE=none: "
-                    "skipped\n");
-    return true;
-}
-
-/* The web pod: busybox httpd serving /www (a configMap) on hostPort `port`. */
-static void send_web_pod(const char *name, const char *uid, int port, const char *op)
-{
-    sim_send(ROUTE("%s", "default/pod/%s")
-             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"%s\","
-             "\"labels\":{\"app\":\"web\"}},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"terminationGracePeriodSeconds\":1,"
-             "\"containers\":[{\"name\":\"web\",\"image\":\"localhost/busybox:edge\","
-             "\"imagePullPolicy\":\"IfNotPresent\","
-             "\"command\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/www\"],"
-             "\"env\":[{\"name\":\"POD_NAME\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":"
-             "\"metadata.name\"}}},{\"name\":\"GREETING\",\"valueFrom\":{\"configMapKeyRef\":"
-             "{\"name\":\"web-page\",\"key\":\"greeting\"}}}],"
-             "\"ports\":[{\"containerPort\":8080,\"hostPort\":%d,\"hostIP\":\"127.0.0.1\"}],"
-             "\"readinessProbe\":{\"httpGet\":{\"path\":\"/\",\"port\":8080},"
-             "\"periodSeconds\":1},"
-             "\"resources\":{\"limits\":{\"memory\":\"64Mi\",\"cpu\":\"500m\"}},"
-             "\"volumeMounts\":[{\"name\":\"page\",\"mountPath\":\"/www\",\"readOnly\":true}]}],"
-             "\"volumes\":[{\"name\":\"page\",\"configMap\":{\"name\":\"web-page\"}}]}}}",
-             op, name, name, uid, port);
-}
-
-/* The node's containerRuntimeVersion (kubelet's <runtime>://<version>) starts with prefix,
- * and has a version after it. */
-static void wait_runtime_version(const char *prefix)
-{
-    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
-    size_t n = strlen(prefix);
-
-    for (;;) {
-        struct kedge_jdoc *doc = NULL;
-        int status = 0;
-        bool ok = false;
-        if (simctl_http_json(sim, "GET", "/object?key=node/" NODE, NULL, &status, &doc) == 0 &&
-            status == 200) {
-            const struct kedge_jval *v =
-                jpath(kedge_jdoc_root(doc), "status", "nodeInfo", "containerRuntimeVersion");
-            ok = v && v->type == KEDGE_JSTR && v->len > n && !strncmp(v->str, prefix, n);
-        }
-        kedge_jdoc_free(doc);
-        if (ok)
-            return;
-        ck_assert_msg(kt_now_ms() < deadline, "the node's containerRuntimeVersion is not %s...",
-                      prefix);
-        pause_poll();
-    }
-}
+#include "test_pods.h"
 
 /* ---- 1. the seed's example ------------------------------------------------------------------ */
 
@@ -451,8 +69,9 @@ START_TEST(nginx_like_pod_end_to_end)
     send_web_pod("clash", "uid-clash", port, "insert");
     wait_pod("clash", waiting_message, "is already in use", "a host port conflict");
     wait_page(port, "hello from kedge");
-    sim_send(ROUTE("delete", "default/pod/clash") "{\"metadata\":{\"name\":\"clash\","
-             "\"namespace\":\"default\",\"uid\":\"uid-clash\"}}}");
+    sim_send(
+        ROUTE("delete", "default/pod/clash") "{\"metadata\":{\"name\":\"clash\","
+                                             "\"namespace\":\"default\",\"uid\":\"uid-clash\"}}}");
 
     /* the app process dies: a new container, restartCount 1, lastState 137 */
     kill_app("uid-web-1", "web");
@@ -472,11 +91,13 @@ START_TEST(nginx_like_pod_end_to_end)
 
     /* deleted in the cloud: containers gone (no terminal status: the API server has no pod) */
     mark = bridgectl_log_mark(bridge);
-    sim_send(ROUTE("delete", "default/pod/web") "{\"metadata\":{\"name\":\"web\","
-             "\"namespace\":\"default\",\"uid\":\"uid-web-1\"}}}");
+    sim_send(
+        ROUTE("delete", "default/pod/web") "{\"metadata\":{\"name\":\"web\","
+                                           "\"namespace\":\"default\",\"uid\":\"uid-web-1\"}}}");
     wait_containers("uid-web-1", 0);
     ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "pod default/pod/web (uid-web-1) removed",
-                                        kh_scale_ms(WAIT_MS)), 0);
+                                        kh_scale_ms(WAIT_MS)),
+                     0);
     {
         char *page = kt_http_get(port, "/");
         bool served = page != NULL;
@@ -516,7 +137,8 @@ START_TEST(pods_survive_cloud_loss_and_bridge_restart)
                                     "\"io.kedge.node\":\"" NODE "\","
                                     "\"io.kubernetes.pod.uid\":\"uid-gone\","
                                     "\"io.kubernetes.container.name\":\"POD\"}}",
-                                    &status, &resp), 0);
+                                    &status, &resp),
+                     0);
     ck_assert_int_eq(status, 201);
 
     mark = bridgectl_log_mark(bridge);
@@ -532,213 +154,6 @@ START_TEST(pods_survive_cloud_loss_and_bridge_restart)
                       "container %s was replaced", before[i]);
     ck_assert_int_eq(bridgectl_count_log(bridge, mark, "/containers/create"), 0);
     kedge_buf_cleanup(&resp);
-    teardown();
-}
-END_TEST
-
-/* ---- 3. lifecycle ------------------------------------------------------------------------- */
-
-static bool phase_is(const struct kedge_jval *pod, const void *arg)
-{
-    return str_is(jpath(pod, "status", "phase", NULL), arg);
-}
-
-static void send_policy_pod(const char *name, const char *policy, const char *script)
-{
-    sim_send(ROUTE("insert", "default/pod/%s")
-             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"uid-%s\"},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"restartPolicy\":\"%s\","
-             "\"terminationGracePeriodSeconds\":0,\"containers\":[{\"name\":\"c\","
-             "\"image\":\"localhost/busybox:edge\",\"command\":[\"sh\",\"-c\",\"%s\"]}]}}}",
-             name, name, name, policy, script);
-}
-
-START_TEST(restart_policies_init_containers_and_liveness)
-{
-    int one = 1;
-
-    if (skip_without_engine())
-        return;
-    chain_up(NULL);
-    send_policy_pod("once", "Never", "exit 3");
-    send_policy_pod("done", "OnFailure", "true");
-    sim_send(ROUTE("insert", "default/pod/live")
-             "{\"metadata\":{\"name\":\"live\",\"namespace\":\"default\",\"uid\":\"uid-live\"},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"terminationGracePeriodSeconds\":0,"
-             "\"volumes\":[{\"name\":\"work\",\"emptyDir\":{}}],"
-             "\"initContainers\":[{\"name\":\"prepare\",\"image\":\"localhost/busybox:edge\","
-             "\"command\":[\"sh\",\"-c\",\"echo ok > /work/ready\"],"
-             "\"volumeMounts\":[{\"name\":\"work\",\"mountPath\":\"/work\"}]}],"
-             "\"containers\":[{\"name\":\"app\",\"image\":\"localhost/busybox:edge\","
-             "\"command\":[\"sh\",\"-c\",\"cat /work/ready && touch /tmp/healthy && sleep 3 && "
-             "rm /tmp/healthy && sleep 600\"],"
-             "\"livenessProbe\":{\"exec\":{\"command\":[\"cat\",\"/tmp/healthy\"]},"
-             "\"periodSeconds\":1,\"failureThreshold\":1},"
-             "\"volumeMounts\":[{\"name\":\"work\",\"mountPath\":\"/work\"}]}]}}}");
-    wait_pod("once", phase_is, "Failed", "phase Failed");
-    {
-        struct kedge_jdoc *doc = sim_pod("once");
-        const struct kedge_jval *cs = first_cs(kedge_jdoc_root(doc));
-        ck_assert_int_eq(num(jpath(cs, "state", "terminated", "exitCode")), 3);
-        ck_assert(str_is(jpath(cs, "state", "terminated", "reason"), "Error"));
-        ck_assert_int_eq(num(kedge_json_get(cs, "restartCount")), 0);
-        kedge_jdoc_free(doc);
-    }
-    wait_pod("done", phase_is, "Succeeded", "phase Succeeded");
-    wait_pod("live", restarted, &one, "a restart after the liveness probe failed");
-    {
-        struct kedge_jdoc *doc = sim_pod("live");
-        const struct kedge_jval *l = jpath(kedge_jdoc_root(doc), "status",
-                                           "initContainerStatuses", NULL);
-        ck_assert_msg(l && l->child, "no initContainerStatuses");
-        ck_assert(str_is(jpath(l->child, "state", "terminated", "reason"), "Completed"));
-        kedge_jdoc_free(doc);
-    }
-    ck_assert(bridgectl_running(bridge));
-    teardown();
-}
-END_TEST
-
-/* ---- 4. a graceful delete is final ---------------------------------------------------------- */
-
-static void send_simple_pod(const char *name, const char *image, const char *extra_container,
-                            const char *volumes)
-{
-    sim_send(ROUTE("insert", "default/pod/%s")
-             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"uid-%s\"},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"terminationGracePeriodSeconds\":0,"
-             "\"containers\":[{\"name\":\"c\",\"image\":\"%s\",\"command\":[\"sleep\",\"600\"]%s}]"
-             "%s}}}",
-             name, name, name, image, extra_container, volumes);
-}
-
-/* What the edge sent (GET /received): how many `op` of `resource` with an index above
- * `after`; *first: the index of the first of them (-1 none). */
-static int edge_sent(const char *op, const char *resource, long long after, long long *first)
-{
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *e;
-    int status = 0, n = 0;
-    int64_t idx;
-
-    ck_assert_int_eq(
-        simctl_http_json(sim, "GET", "/received?skip_keepalive=1", NULL, &status, &doc), 0);
-    ck_assert_int_eq(status, 200);
-    if (first)
-        *first = -1;
-    for (e = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; e; e = e->next) {
-        const struct kedge_jval *route = kedge_json_get(kedge_json_get(e, "json"), "route");
-        ck_assert_int_eq(kedge_json_int64(kedge_json_get(e, "index"), &idx), 0);
-        if (idx <= after || !str_is(kedge_json_get(route, "operation"), op) ||
-            !str_is(kedge_json_get(route, "resource"), resource))
-            continue;
-        if (first && *first < 0)
-            *first = idx;
-        n++;
-    }
-    kedge_jdoc_free(doc);
-    return n;
-}
-
-static bool sim_settled(void)
-{
-    struct kedge_jdoc *doc = NULL;
-    int status = 0;
-    int64_t pending = -1;
-
-    if (simctl_http_json(sim, "GET", "/state?node=" NODE, NULL, &status, &doc) == 0 &&
-        status == 200)
-        (void)kedge_json_int64(kedge_json_get(kedge_jdoc_root(doc), "pending_acks"), &pending);
-    kedge_jdoc_free(doc);
-    return pending == 0;
-}
-
-/* The index of the last message the edge sent, -1 none. */
-static long long last_sent(void)
-{
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *e;
-    int64_t idx = -1;
-    int status = 0;
-
-    ck_assert_int_eq(simctl_http_json(sim, "GET", "/received", NULL, &status, &doc), 0);
-    ck_assert_int_eq(status, 200);
-    for (e = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; e; e = e->next)
-        ck_assert_int_eq(kedge_json_int64(kedge_json_get(e, "index"), &idx), 0);
-    kedge_jdoc_free(doc);
-    return idx;
-}
-
-/* Deleted in the cloud as the API server does it (graceful: an update with deletionTimestamp):
- * the containers stop, the final status goes up, then the edge's delete (grace 0, uid). The
- * cloud then sends what its watch saw, as cloudcore does: the pod MODIFIED (an update, still
- * with the deletionTimestamp) after the edge finished it, "OK", then the delete. The late
- * update must not bring the pod back: no second start, no status patch after the delete (the
- * API server: pods "gone" not found), one delete. A pod deleted at once (kubectl delete --force:
- * the cloud's delete) gets no status at all after it: the API server has no such pod. */
-START_TEST(graceful_delete_is_final)
-{
-    long long del_at, before;
-    long mark;
-
-    if (skip_without_engine())
-        return;
-    chain_up(NULL);
-    mark = bridgectl_log_mark(bridge);
-    send_simple_pod("forced", "localhost/busybox:edge", "", "");
-    send_simple_pod("gone", "localhost/busybox:edge", "", "");
-    wait_pod("forced", running_ready, NULL, "Running and ready");
-    wait_pod("gone", running_ready, NULL, "Running and ready");
-
-    /* forced: stopped and removed, and nothing said about it to the cloud any more */
-    before = last_sent();
-    sim_send(ROUTE("delete", "default/pod/forced") "{\"metadata\":{\"name\":\"forced\","
-             "\"namespace\":\"default\",\"uid\":\"uid-forced\"}}}");
-    ck_assert_int_eq(bridgectl_wait_log(bridge, mark,
-                                        "pod default/pod/forced (uid-forced) removed",
-                                        kh_scale_ms(WAIT_MS)),
-                     0);
-    ck_assert_int_eq(edge_sent("patch", "default/podpatch/forced", before, NULL), 0);
-    ck_assert_int_eq(edge_sent("delete", "default/pod/forced", -1, NULL), 0);
-
-    /* gone: the graceful way */
-    sim_send(ROUTE(
-        "update",
-        "default/pod/gone") "{\"metadata\":{\"name\":\"gone\",\"namespace\":\"default\",\"uid\":"
-                            "\"uid-gone\","
-                            "\"deletionTimestamp\":\"2026-01-01T00:00:00Z\","
-                            "\"deletionGracePeriodSeconds\":0},"
-                            "\"spec\":{\"nodeName\":\"" NODE
-                            "\",\"terminationGracePeriodSeconds\":0,"
-                            "\"containers\":[{\"name\":\"c\",\"image\":\"localhost/busybox:edge\","
-                            "\"command\":[\"sleep\",\"600\"]}]}}}");
-    wait_containers("uid-gone", 0);
-    ck_assert_int_eq(bridgectl_wait_log(bridge, mark, "pod default/pod/gone (uid-gone) removed",
-                                        kh_scale_ms(WAIT_MS)),
-                     0);
-    /* the cloud's update, OK and delete have been sent and acked, and the bridge has decided
-     * about the late update: ignored (the fix) or taken again (the defect) */
-    {
-        int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
-        while (sim_pod("gone") || !sim_settled() ||
-               (bridgectl_count_log(bridge, mark, "(uid-gone) is finished here") == 0 &&
-                bridgectl_count_log(bridge, mark, "(uid-gone) added") < 2)) {
-            ck_assert_msg(kt_now_ms() < deadline, "the cloud still has pod gone or unacked "
-                                                  "messages, or the late update was not seen");
-            pause_poll();
-        }
-    }
-    ck_assert_int_eq(edge_sent("delete", "default/pod/gone", -1, &del_at), 1);
-    ck_assert_int_gt(edge_sent("patch", "default/podpatch/gone", -1, NULL), 0);
-    ck_assert_int_eq(edge_sent("patch", "default/podpatch/gone", del_at, NULL), 0);
-    ck_assert_int_eq(bridgectl_count_log(bridge, mark, "pod default/pod/gone (uid-gone) added"), 1);
-    ck_assert_int_eq(bridgectl_count_log(bridge, mark, "pod default/pod/gone (uid-gone) removed"),
-                     1);
-    ck_assert_int_eq(bridgectl_count_log(bridge, mark, "status patch refused"), 0);
-    /* the late update came, and was seen for what it is */
-    ck_assert_int_eq(
-        bridgectl_count_log(bridge, mark, "pod default/pod/gone (uid-gone) is finished here"), 1);
-    ck_assert(bridgectl_running(bridge));
     teardown();
 }
 END_TEST
@@ -759,10 +174,11 @@ START_TEST(bad_pods_get_reasons_not_crashes)
                     ",\"env\":[{\"name\":\"X\",\"valueFrom\":{\"configMapKeyRef\":"
                     "{\"name\":\"absent2\",\"key\":\"k\"}}}]",
                     "");
-    sim_send(ROUTE("insert", "default/pod/badc")
-             "{\"metadata\":{\"name\":\"badc\",\"namespace\":\"default\",\"uid\":\"uid-badc\"},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"containers\":[{\"name\":\"Not_A_Name\","
-             "\"image\":\"localhost/busybox:edge\"}]}}}");
+    sim_send(ROUTE("insert", "default/pod/badc") "{\"metadata\":{\"name\":\"badc\",\"namespace\":"
+                                                 "\"default\",\"uid\":\"uid-badc\"},"
+                                                 "\"spec\":{\"nodeName\":\"" NODE
+                                                 "\",\"containers\":[{\"name\":\"Not_A_Name\","
+                                                 "\"image\":\"localhost/busybox:edge\"}]}}}");
     wait_pod("badname", waiting_reason, "InvalidImageName", "InvalidImageName");
     wait_pod("badc", phase_is, "Failed", "Failed for an invalid container name");
     {
@@ -776,8 +192,8 @@ START_TEST(bad_pods_get_reasons_not_crashes)
     wait_pod("nokey", waiting_reason, "CreateContainerConfigError", "CreateContainerConfigError");
     {
         struct kedge_jdoc *doc = sim_pod("nocm");
-        const struct kedge_jval *m = jpath(first_cs(kedge_jdoc_root(doc)), "state", "waiting",
-                                           "message");
+        const struct kedge_jval *m =
+            jpath(first_cs(kedge_jdoc_root(doc)), "state", "waiting", "message");
         ck_assert_msg(m && strstr(m->str, "configmap \"absent\" not found"), "message: %s",
                       m ? m->str : "none");
         kedge_jdoc_free(doc);
@@ -797,10 +213,9 @@ START_TEST(engine_down_is_reported)
     wait_pod("lonely", waiting_reason, "ContainerCreating", "ContainerCreating");
     {
         struct kedge_jdoc *doc = sim_pod("lonely");
-        const struct kedge_jval *m = jpath(first_cs(kedge_jdoc_root(doc)), "state", "waiting",
-                                           "message");
-        ck_assert_msg(m && strstr(m->str, "container runtime"), "message: %s",
-                      m ? m->str : "none");
+        const struct kedge_jval *m =
+            jpath(first_cs(kedge_jdoc_root(doc)), "state", "waiting", "message");
+        ck_assert_msg(m && strstr(m->str, "container runtime"), "message: %s", m ? m->str : "none");
         kedge_jdoc_free(doc);
     }
     ck_assert(bridgectl_running(bridge));
@@ -815,31 +230,45 @@ END_TEST
  * serves the whole file system on a host port, so the test reads what the container sees. */
 static void send_sa_pod(int port)
 {
-    sim_send(ROUTE("insert", "default/pod/tok")
-             "{\"metadata\":{\"name\":\"tok\",\"namespace\":\"default\",\"uid\":\"uid-tok-1\","
-             "\"labels\":{\"app\":\"tok\",\"tier\":\"edge\"},"
-             "\"annotations\":{\"note\":\"say \\\"hi\\\"\"}},"
-             "\"spec\":{\"nodeName\":\"" NODE "\",\"serviceAccountName\":\"default\","
-             "\"serviceAccount\":\"default\",\"terminationGracePeriodSeconds\":1,"
-             "\"containers\":[{\"name\":\"c\",\"image\":\"localhost/busybox:edge\","
-             "\"command\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/\"],"
-             "\"ports\":[{\"containerPort\":8080,\"hostPort\":%d,\"hostIP\":\"127.0.0.1\"}],"
-             "\"resources\":{\"limits\":{\"memory\":\"64Mi\"}},"
-             "\"volumeMounts\":[{\"name\":\"podinfo\",\"mountPath\":\"/etc/podinfo\"},"
-             "{\"name\":\"kube-api-access-q2x9z\",\"readOnly\":true,"
-             "\"mountPath\":\"/var/run/secrets/kubernetes.io/serviceaccount\"}]}],"
-             "\"volumes\":[{\"name\":\"podinfo\",\"downwardAPI\":{\"items\":["
-             "{\"path\":\"labels\",\"fieldRef\":{\"fieldPath\":\"metadata.labels\"}},"
-             "{\"path\":\"note\",\"fieldRef\":{\"fieldPath\":\"metadata.annotations\"}},"
-             "{\"path\":\"mem\",\"resourceFieldRef\":{\"containerName\":\"c\","
-             "\"resource\":\"limits.memory\",\"divisor\":\"1Mi\"}}]}},"
-             "{\"name\":\"kube-api-access-q2x9z\",\"projected\":{\"defaultMode\":420,\"sources\":["
-             "{\"serviceAccountToken\":{\"expirationSeconds\":3607,\"path\":\"token\"}},"
-             "{\"configMap\":{\"name\":\"kube-root-ca.crt\",\"items\":[{\"key\":\"ca.crt\","
-             "\"path\":\"ca.crt\"}]}},"
-             "{\"downwardAPI\":{\"items\":[{\"fieldRef\":{\"apiVersion\":\"v1\","
-             "\"fieldPath\":\"metadata.namespace\"},\"path\":\"namespace\"}]}}]}}]}}}",
-             port);
+    sim_send(
+        ROUTE(
+            "insert",
+            "default/pod/tok") "{\"metadata\":{\"name\":\"tok\",\"namespace\":\"default\",\"uid\":"
+                               "\"uid-tok-1\","
+                               "\"labels\":{\"app\":\"tok\",\"tier\":\"edge\"},"
+                               "\"annotations\":{\"note\":\"say \\\"hi\\\"\"}},"
+                               "\"spec\":{\"nodeName\":\"" NODE
+                               "\",\"serviceAccountName\":\"default\","
+                               "\"serviceAccount\":\"default\",\"terminationGracePeriodSeconds\":1,"
+                               "\"containers\":[{\"name\":\"c\",\"image\":\"localhost/"
+                               "busybox:edge\","
+                               "\"command\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/\"],"
+                               "\"ports\":[{\"containerPort\":8080,\"hostPort\":%d,\"hostIP\":"
+                               "\"127.0.0.1\"}],"
+                               "\"resources\":{\"limits\":{\"memory\":\"64Mi\"}},"
+                               "\"volumeMounts\":[{\"name\":\"podinfo\",\"mountPath\":\"/etc/"
+                               "podinfo\"},"
+                               "{\"name\":\"kube-api-access-q2x9z\",\"readOnly\":true,"
+                               "\"mountPath\":\"/var/run/secrets/kubernetes.io/"
+                               "serviceaccount\"}]}],"
+                               "\"volumes\":[{\"name\":\"podinfo\",\"downwardAPI\":{\"items\":["
+                               "{\"path\":\"labels\",\"fieldRef\":{\"fieldPath\":\"metadata."
+                               "labels\"}},"
+                               "{\"path\":\"note\",\"fieldRef\":{\"fieldPath\":\"metadata."
+                               "annotations\"}},"
+                               "{\"path\":\"mem\",\"resourceFieldRef\":{\"containerName\":\"c\","
+                               "\"resource\":\"limits.memory\",\"divisor\":\"1Mi\"}}]}},"
+                               "{\"name\":\"kube-api-access-q2x9z\",\"projected\":{\"defaultMode\":"
+                               "420,\"sources\":["
+                               "{\"serviceAccountToken\":{\"expirationSeconds\":3607,\"path\":"
+                               "\"token\"}},"
+                               "{\"configMap\":{\"name\":\"kube-root-ca.crt\",\"items\":[{\"key\":"
+                               "\"ca.crt\","
+                               "\"path\":\"ca.crt\"}]}},"
+                               "{\"downwardAPI\":{\"items\":[{\"fieldRef\":{\"apiVersion\":\"v1\","
+                               "\"fieldPath\":\"metadata.namespace\"},\"path\":\"namespace\"}]}}]}}"
+                               "]}}}",
+        port);
 }
 
 static char *wait_file(int port, const char *path)
@@ -849,7 +278,7 @@ static char *wait_file(int port, const char *path)
 
     while (!(got = kt_http_get(port, path))) {
         ck_assert_msg(kt_now_ms() < deadline, "%s not served on 127.0.0.1:%d", path, port);
-        pause_poll();
+        kt_pause_ms(PAUSE_MS);
     }
     return got;
 }
@@ -881,9 +310,8 @@ static bool token_request_seen(const char *pod_uid)
     bool seen = false;
     int status = 0;
 
-    ck_assert_int_eq(simctl_http_json(sim, "GET", "/received?skip_keepalive=1", NULL, &status,
-                                      &doc),
-                     0);
+    ck_assert_int_eq(
+        simctl_http_json(sim, "GET", "/received?skip_keepalive=1", NULL, &status, &doc), 0);
     for (m = kedge_json_get(kedge_jdoc_root(doc), "messages")->child; m && !seen; m = m->next) {
         const struct kedge_jval *j = kedge_json_get(m, "json");
         const struct kedge_jval *spec = jpath(j, "content", "spec", NULL);
@@ -939,8 +367,9 @@ START_TEST(ordinary_pod_with_service_account_token)
     ck_assert_str_eq(mem, "64");
 
     /* deleted: the containers and the pod's volumes go */
-    sim_send(ROUTE("delete", "default/pod/tok") "{\"metadata\":{\"name\":\"tok\","
-             "\"namespace\":\"default\",\"uid\":\"uid-tok-1\"}}}");
+    sim_send(
+        ROUTE("delete", "default/pod/tok") "{\"metadata\":{\"name\":\"tok\","
+                                           "\"namespace\":\"default\",\"uid\":\"uid-tok-1\"}}}");
     wait_containers("uid-tok-1", 0);
     free(token);
     free(ca);
@@ -962,8 +391,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, nginx_like_pod_end_to_end);
     tcase_add_test(tc, pods_survive_cloud_loss_and_bridge_restart);
-    tcase_add_test(tc, restart_policies_init_containers_and_liveness);
-    tcase_add_test(tc, graceful_delete_is_final);
+    pods_add_lifecycle_tests(tc);
     tcase_add_test(tc, bad_pods_get_reasons_not_crashes);
     tcase_add_test(tc, engine_down_is_reported);
     tcase_add_test(tc, ordinary_pod_with_service_account_token);
@@ -973,11 +401,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(suite(), CK_NORMAL);
 }

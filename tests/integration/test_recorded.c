@@ -96,8 +96,9 @@ static void replay(bool ns)
     raw = slurp(FIXTURES "edgecore-cases.json", &len);
     ck_assert_ptr_nonnull(raw);
     /* the one reason that spells the id out */
-    text = replace_all(raw, "Device no-such-dev not found",
-                       ns ? "Device default/no-such-dev not found" : "Device no-such-dev not found");
+    text =
+        replace_all(raw, "Device no-such-dev not found",
+                    ns ? "Device default/no-such-dev not found" : "Device no-such-dev not found");
     free(raw);
     ck_assert_int_eq(kedge_json_parse(text, strlen(text), &doc), 0);
 
@@ -130,8 +131,8 @@ static void replay(bool ns)
                     break;
                 kh_msg_cleanup(&m);
             } while (1);
-            ck_assert_msg(!strcmp(m.topic, etopic), "case %s: response %d on %s, expected %s",
-                          name, n, m.topic, etopic);
+            ck_assert_msg(!strcmp(m.topic, etopic), "case %s: response %d on %s, expected %s", name,
+                          n, m.topic, etopic);
             ck_assert_int_eq(m.qos, (int)strtol(field(e, "qos")->str, NULL, 10));
             ck_assert(!m.retain);
             ck_assert_msg(jsoncmp(m.payload, (size_t)m.len, field(e, "json"), why, sizeof(why)),
@@ -174,16 +175,10 @@ int main(void)
 {
     Suite *s = suite_create("recorded");
     TCase *tc = tcase_create("edgecore v1.15.4");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, recorded_bare_ids);
     tcase_add_test(tc, recorded_namespaced_ids);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(s, CK_NORMAL);
 }

@@ -147,7 +147,8 @@ START_TEST(update_get_state_both_forms)
                                             "\"lastOnlineTime\":\""));
     kh_msg_cleanup(&m);
     ask(topic, "{\"state\":\"offline\"}", -1, reply, &m);
-    ck_assert_ptr_nonnull(strstr(m.payload, "\"device\":{\"name\":\"thermo\",\"state\":\"offline\"}}"));
+    ck_assert_ptr_nonnull(
+        strstr(m.payload, "\"device\":{\"name\":\"thermo\",\"state\":\"offline\"}}"));
     kh_msg_cleanup(&m);
 }
 END_TEST
@@ -193,12 +194,11 @@ static const struct bad_update bad_updates[] = {
     {"{\"event_id\":\"b\",\"twin\":{\"bad key\":{\"actual\":{\"value\":\"1\"}}}}", true, 400,
      "The key of twin must only include upper or lowercase letters, number, english, and "
      "special letter - _ . , : / @ # and the length of key should be less than 128 bytes"},
-    {"{\"event_id\":\"b\",\"twin\":{\"temperature\":{\"actual\":{\"value\":\"1 2\"}}}}", true,
-     400,
+    {"{\"event_id\":\"b\",\"twin\":{\"temperature\":{\"actual\":{\"value\":\"1 2\"}}}}", true, 400,
      "The value of twin must only include upper or lowercase letters, number, english, and "
      "special letter - _ . , : / @ # and the length of value should be less than 512 bytes"},
-    {"{\"event_id\":\"b\",\"twin\":{\"temperature\":{\"actual\":{\"value\":\"1.5\"}}}}", false,
-     400, "the value is not int or integer"},
+    {"{\"event_id\":\"b\",\"twin\":{\"temperature\":{\"actual\":{\"value\":\"1.5\"}}}}", false, 400,
+     "the value is not int or integer"},
     {"{\"event_id\":\"b\",\"twin\":{\"newkey\":null}}", false, 400, "the request body is wrong"},
     {"{\"event_id\":\"b\",\"twin\":{\"temperature\":{\"actual\":{}}}}", false, 400,
      "the request body is wrong"},
@@ -243,7 +243,8 @@ START_TEST(unknown_device_and_oversized)
     kh_msg_cleanup(&m);
     ask(DEV_PREFIX "thermo/twin/get", "not json", -1, DEV_PREFIX "thermo/twin/get/result", &m);
     ck_assert_ptr_nonnull(strstr(m.payload, "{\"event_id\":\"\",\"timestamp\":"));
-    ck_assert_ptr_nonnull(strstr(m.payload, "\"code\":400,\"reason\":\"Unmarshal twin info not json"));
+    ck_assert_ptr_nonnull(
+        strstr(m.payload, "\"code\":400,\"reason\":\"Unmarshal twin info not json"));
     kh_msg_cleanup(&m);
 
     /* over plugin_opt_max_payload_bytes (64 KiB by default): what a body edgecore cannot read
@@ -253,7 +254,8 @@ START_TEST(unknown_device_and_oversized)
     memset(big, ' ', 70000);
     memcpy(big, "{\"twin\":{}}", 11);
     ask(DEV_PREFIX "thermo/twin/update", big, 70000, DEV_PREFIX "/twin/update/result", &m);
-    expect_error(m.payload, 400, "", "Unmarshal update request body failed, please check the request");
+    expect_error(m.payload, 400, "",
+                 "Unmarshal update request body failed, please check the request");
     kh_msg_cleanup(&m);
     free(big);
     ck_assert_int_eq(kh_broker_wait_log(broker, "over max_payload_bytes", 3000), 0);
@@ -265,12 +267,14 @@ START_TEST(silence_where_edgecore_is_silent)
     /* invalid state, unknown device, bad JSON: no state result at all; odd topic shapes and
      * topics edgecore has no handler for: nothing */
     ck_assert_int_eq(kh_client_pub(dev, DEV_PREFIX "thermo/state/update", "{\"state\":\"sleepy\"}",
-                                   -1, 1, false), 0);
+                                   -1, 1, false),
+                     0);
     ck_assert_int_eq(kh_client_pub(dev, DEV_PREFIX "nobody/state/update", "{\"state\":\"online\"}",
-                                   -1, 1, false), 0);
+                                   -1, 1, false),
+                     0);
     ck_assert_int_eq(kh_client_pub(dev, DEV_PREFIX "thermo/state/update", "{", -1, 1, false), 0);
-    ck_assert_int_eq(kh_client_pub(dev, DEV_PREFIX "a/b/c/twin/update", "{\"twin\":{}}", -1, 1,
-                                   false), 0);
+    ck_assert_int_eq(
+        kh_client_pub(dev, DEV_PREFIX "a/b/c/twin/update", "{\"twin\":{}}", -1, 1, false), 0);
     ck_assert_int_eq(kh_client_pub(dev, DEV_PREFIX "thermo/twin/whatever", "{}", -1, 1, false), 0);
     ck_assert_int_eq(kh_client_pub(dev, DEV_PREFIX "thermo/state/get", "{}", -1, 1, false), 0);
     ck_assert_int_eq(kh_client_expect_none(dev, "$hw/events/+/+/state/update/result", 500), 0);
@@ -284,8 +288,9 @@ START_TEST(optional_twin_deleted_by_null)
 {
     struct kh_msg m;
 
-    ask(DEV_PREFIX "thermo/twin/update", "{\"event_id\":\"d\",\"twin\":{\"note\":null,"
-                                          "\"temperature\":null}}",
+    ask(DEV_PREFIX "thermo/twin/update",
+        "{\"event_id\":\"d\",\"twin\":{\"note\":null,"
+        "\"temperature\":null}}",
         -1, DEV_PREFIX "thermo/twin/update/result", &m);
     /* note is optional: deleted (null); temperature is not: silently left alone */
     ck_assert_msg(strstr(m.payload, ",\"twin\":{\"note\":null}}") != NULL, "%s", m.payload);
@@ -351,7 +356,8 @@ START_TEST(corrupt_database_gives_500_not_a_crash)
     ck_assert_int_eq(kh_client_sub(dev, "$hw/events/#", 1), 1);
     ask(DEV_PREFIX "thermo/twin/update", "{\"event_id\":\"c\",\"twin\":{}}", -1,
         DEV_PREFIX "thermo/twin/update/result", &m);
-    ck_assert_msg(strstr(m.payload, "{\"event_id\":\"c\",\"timestamp\":") && strstr(m.payload, "\"code\":500"),
+    ck_assert_msg(strstr(m.payload, "{\"event_id\":\"c\",\"timestamp\":") &&
+                      strstr(m.payload, "\"code\":500"),
                   "%s", m.payload);
     kh_msg_cleanup(&m);
     ck_assert(kh_broker_running(broker));
@@ -364,8 +370,8 @@ START_TEST(missing_db_directory_gives_500)
     struct kh_msg m;
 
     start(opts, false);
-    ask(DEV_PREFIX "thermo/twin/get", "{\"event_id\":\"g\"}", -1, DEV_PREFIX "thermo/twin/get/result",
-        &m);
+    ask(DEV_PREFIX "thermo/twin/get", "{\"event_id\":\"g\"}", -1,
+        DEV_PREFIX "thermo/twin/get/result", &m);
     ck_assert_ptr_nonnull(strstr(m.payload, "\"code\":500"));
     kh_msg_cleanup(&m);
 }
@@ -373,15 +379,16 @@ END_TEST
 
 START_TEST(any_username_works)
 {
-    struct kh_client *c = kh_client_new(kh_broker_port(broker), "mapper-1", "some-mapper",
-                                        "whatever", 5);
+    struct kh_client *c =
+        kh_client_new(kh_broker_port(broker), "mapper-1", "some-mapper", "whatever", 5);
     struct kh_msg m;
 
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(kh_client_sub(c, DEV_PREFIX "thermo/twin/update/result", 1), 1);
     ck_assert_int_eq(kh_client_pub(c, DEV_PREFIX "thermo/twin/update",
-                                   "{\"twin\":{\"temperature\":{\"actual\":{\"value\":\"1\"}}}}", -1,
-                                   1, false), 0);
+                                   "{\"twin\":{\"temperature\":{\"actual\":{\"value\":\"1\"}}}}",
+                                   -1, 1, false),
+                     0);
     ck_assert_int_eq(kh_client_wait(c, DEV_PREFIX "thermo/twin/update/result", 3000, &m), 0);
     ck_assert_ptr_null(strstr(m.payload, "\"code\""));
     kh_msg_cleanup(&m);
@@ -394,8 +401,6 @@ int main(void)
     Suite *s = suite_create("twin");
     TCase *tc = tcase_create("topics");
     TCase *tc2 = tcase_create("no seed");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -414,9 +419,5 @@ int main(void)
     tcase_add_checked_fixture(tc2, NULL, teardown);
     tcase_add_test(tc2, missing_db_directory_gives_500);
     suite_add_tcase(s, tc2);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kh_run_suite(s, CK_NORMAL);
 }

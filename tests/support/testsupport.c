@@ -2,19 +2,31 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "testsupport.h"
+
+void kt_say(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 
 int64_t kt_now_ms(void)
 {
@@ -49,17 +61,12 @@ int kt_rmtree(const char *path, bool one_filesystem)
 
 void kt_copy_to_stderr(const char *path, const char *what)
 {
-    char buf[4096];
-    size_t n;
-    FILE *f = fopen(path, "r");
+    char *text = kt_read_from(path, 0);
 
-    if (!f)
-        return;
-    (void)fprintf(stderr, "---- %s (%s) ----\n", what, path);
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        (void)fwrite(buf, 1, n, stderr);
-    (void)fprintf(stderr, "---- end of %s ----\n", what);
-    (void)fclose(f);
+    if (text && *text)
+        (void)fprintf(stderr, "----- %s (%s) -----\n%s%s----- end of %s -----\n", what, path, text,
+                      text[strlen(text) - 1] == '\n' ? "" : "\n", what);
+    free(text);
 }
 
 int kt_free_port(void)
@@ -109,20 +116,6 @@ char *kt_http_get(int port, const char *path)
     return body && strstr(buf, " 200 ") ? strdup(body + 4) : NULL;
 }
 
-void kt_watcher_stop(pid_t *pid, int *fd)
-{
-    if (*pid <= 0)
-        return;
-    if (*fd >= 0) {
-        (void)!write(*fd, "ok\n", 3);
-        (void)close(*fd);
-        *fd = -1;
-    }
-    while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    *pid = 0;
-}
-
 char **kt_env_with(const char *const *extra)
 {
     size_t n = 0, k = 0, i, j = 0, x;
@@ -156,4 +149,90 @@ void kt_close_from(int lowest)
         return;
     for (int fd = lowest; fd < 4096; fd++)
         (void)close(fd);
+}
+
+char *kt_path_join(const char *dir, const char *name)
+{
+    char *p = NULL;
+
+    return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
+}
+
+long kt_file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+char *kt_read_from(const char *path, long offset)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
+
+    if (fd < 0)
+        return NULL;
+    if (offset > 0 && lseek(fd, (off_t)offset, SEEK_SET) < 0)
+        goto fail;
+    for (;;) {
+        ssize_t n;
+
+        if (cap - len < 4096) {
+            char *nb = realloc(buf, cap + 65536);
+            if (!nb)
+                goto fail;
+            buf = nb;
+            cap += 65536;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    (void)close(fd);
+    return buf;
+fail:
+    saved = errno;
+    free(buf);
+    (void)close(fd);
+    errno = saved;
+    return NULL;
+}
+
+bool kt_file_contains(const char *path, long offset, const char *needle)
+{
+    char *text = kt_read_from(path, offset);
+    bool found = text && strstr(text, needle);
+
+    free(text);
+    return found;
+}
+
+int kt_append_text(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
+    size_t len = strlen(text), off = 0;
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
 }
