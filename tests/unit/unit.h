@@ -2,7 +2,9 @@
  * allocator that turns any leak on an error path into a test failure (in every build, not only
  * under ASan), and the allocation-failure loop of SQLite's test_malloc.c.
  *
- * Everything here is static: each suite is one executable built from one .c file plus this.
+ * Everything here is static inline but the live-block count, defined once in unit.c: a suite
+ * split over several files is still one executable, and a fixture in one file (setup installs
+ * the counting allocator) must count what a test in another file allocates.
  */
 #ifndef KEDGE_UNIT_H
 #define KEDGE_UNIT_H
@@ -42,7 +44,7 @@ static inline int unit_run(Suite *s)
 
 /* ---- counting allocator ------------------------------------------------------------------ */
 
-static long unit_live_blocks;
+extern long unit_live_blocks;
 
 static inline void *unit_malloc(size_t n)
 {
