@@ -1,4 +1,5 @@
 /* The switchable allocator behind include/kedge/alloc.h, with a fail-after-N hook for tests. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,4 +89,23 @@ char *kedge_strndup(const char *s, size_t len)
 char *kedge_strdup(const char *s)
 {
     return s ? kedge_strndup(s, strlen(s)) : NULL;
+}
+
+int kedge_replace_str(char **slot, const char *v)
+{
+    char *d = kedge_strdup(v ? v : "");
+
+    if (!d)
+        return -ENOMEM;
+    kedge_free(*slot);
+    *slot = d;
+    return 0;
+}
+
+void kedge_free_each(void *const ptrs[], size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        kedge_free(ptrs[i]);
 }

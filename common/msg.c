@@ -12,17 +12,8 @@ void kedge_msg_cleanup(struct kedge_msg *m)
 {
     if (!m)
         return;
-    kedge_free(m->msg_id);
-    kedge_free(m->parent_msg_id);
-    kedge_free(m->resource_version);
-    kedge_free(m->type);
-    kedge_free(m->source);
-    kedge_free(m->destination);
-    kedge_free(m->group);
-    kedge_free(m->operation);
-    kedge_free(m->resource);
-    kedge_free(m->content);
-    kedge_free(m->content_str);
+    kedge_free_all(m->msg_id, m->parent_msg_id, m->resource_version, m->type, m->source,
+                   m->destination, m->group, m->operation, m->resource, m->content, m->content_str);
     memset(m, 0, sizeof(*m));
 }
 

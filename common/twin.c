@@ -106,11 +106,7 @@ void kedge_attr_cleanup(struct kedge_attr *a)
 {
     if (!a)
         return;
-    kedge_free(a->name);
-    kedge_free(a->value);
-    kedge_free(a->type);
-    kedge_free(a->meta_col);
-    kedge_free(a->description);
+    kedge_free_all(a->name, a->value, a->type, a->meta_col, a->description);
     memset(a, 0, sizeof(*a));
 }
 
@@ -124,14 +120,7 @@ void kedge_device_free(struct kedge_device *d)
         kedge_twin_cleanup(&d->twins[i]);
     for (i = 0; i < d->n_attrs; i++)
         kedge_attr_cleanup(&d->attrs[i]);
-    kedge_free(d->twins);
-    kedge_free(d->attrs);
-    kedge_free(d->id);
-    kedge_free(d->name);
-    kedge_free(d->description);
-    kedge_free(d->state);
-    kedge_free(d->last_online);
-    kedge_free(d);
+    kedge_free_all(d->twins, d->attrs, d->id, d->name, d->description, d->state, d->last_online, d);
 }
 
 void kedge_twin_update_cleanup(struct kedge_twin_update *u)

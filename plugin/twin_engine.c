@@ -21,17 +21,6 @@ static struct kedge_ratelimit bad_input_rl = KEDGE_RATELIMIT_INIT(10000, 20);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static int set_str(char **slot, const char *v)
-{
-    char *d = kedge_strdup(v ? v : "");
-
-    if (!d)
-        return -ENOMEM;
-    kedge_free(*slot);
-    *slot = d;
-    return 0;
-}
-
 bool twin_is_deleted(const struct kedge_twin *t)
 {
     return t->type && !strcmp(t->type, KEDGE_TYPE_DELETED);
@@ -72,13 +61,13 @@ static int apply_value(struct twin_change *c, struct kedge_twin *twin, struct tw
     struct kedge_twin_value *v = actual ? &twin->actual : &twin->expected;
     struct kedge_twin_value *sv = actual ? &o->sync.actual : &o->sync.expected;
 
-    if (set_str(&v->value, value) < 0)
+    if (kedge_replace_str(&v->value, value) < 0)
         return -ENOMEM;
     v->present = v->has_meta = true;
     v->ts = c->now;
     if (c->sync)
         return 0;
-    if (set_str(&sv->value, value) < 0)
+    if (kedge_replace_str(&sv->value, value) < 0)
         return -ENOMEM;
     sv->present = sv->has_meta = true;
     sv->ts = c->now;
@@ -103,7 +92,7 @@ static int echo_side(struct kedge_twin *twin, struct twin_key *o, bool actual)
 
     *sv = *v;
     sv->value = NULL;
-    if (v->value && set_str(&sv->value, v->value) < 0)
+    if (v->value && kedge_replace_str(&sv->value, v->value) < 0)
         return -ENOMEM;
     if (actual) {
         o->sync.av = twin->av;
@@ -204,7 +193,7 @@ static int twin_compare(struct twin_change *c, struct kedge_twin *twin,
     }
     if (req->has_meta) {
         if (strcmp(req->type ? req->type : "", type_or_empty(twin)) != 0) {
-            if (set_str(&twin->meta_col, "{}") < 0)
+            if (kedge_replace_str(&twin->meta_col, "{}") < 0)
                 return -ENOMEM;
             if (twin_is_deleted(twin)) {
                 if (kedge_twin_set_type(twin, req->type) < 0 ||

@@ -20,17 +20,6 @@ static struct kedge_ratelimit oom_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 static struct kedge_ratelimit bad_input_rl = KEDGE_RATELIMIT_INIT(10000, 20);
 static struct kedge_ratelimit store_rl = KEDGE_RATELIMIT_INIT(10000, 10);
 
-static int set_str(char **slot, const char *v)
-{
-    char *d = kedge_strdup(v ? v : "");
-
-    if (!d)
-        return -ENOMEM;
-    kedge_free(*slot);
-    *slot = d;
-    return 0;
-}
-
 /* ---- twin update (dtmanager/twin.go) -------------------------------------------------------- */
 
 static const char *decode_reason(int rc)
@@ -184,7 +173,8 @@ static void state_update(struct devicetwin *dt, const char *id, size_t id_len, c
     }
     if (!strcasecmp(state, "online") || !strcasecmp(state, "ok"))
         kedge_rfc3339_now(last_online);
-    if (set_str(&dev->state, state) < 0 || set_str(&dev->last_online, last_online) < 0)
+    if (kedge_replace_str(&dev->state, state) < 0 ||
+        kedge_replace_str(&dev->last_online, last_online) < 0)
         goto oom;
     (void)store_device_state(dt->store, dev->id, state, last_online);
     if (batch_mark_dirty(dt->batch, dev->id) < 0)
