@@ -375,26 +375,47 @@ int twin_apply(struct twin_change *c, struct kedge_device *dev, enum twin_mode m
 
 /* ---- what a change reports -------------------------------------------------------------- */
 
-int twin_encode_result(const struct twin_change *c, const char *event_id, struct kedge_buf *b)
+/* Names the keys of a change a twin map carries into refs. For the cloud: sync mode's echoes,
+ * else the changed keys. For the device: the changed keys, a deleted one as null, leaving out
+ * those whose type became "deleted" as BuildDeviceTwinResult does. Returns how many. */
+static size_t pick_keys(const struct twin_change *c, bool for_cloud, struct kedge_twin_ref *refs)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < c->n; i++) {
+        const struct twin_key *o = &c->keys[i];
+        if (for_cloud ? (c->sync ? !o->echo : !o->changed)
+                      : (!o->changed || (!o->deleted && twin_is_deleted(&o->sync))))
+            continue;
+        refs[n].name = o->name;
+        refs[n++].twin = !for_cloud && o->deleted ? NULL : &o->sync;
+    }
+    return n;
+}
+
+/* The twin map of a change's picked keys; for the cloud only when some key is picked, with
+ * versions. *n_picked says how many keys it names. */
+static int encode_key_map(const struct twin_change *c, bool for_cloud, const char *event_id,
+                          int64_t ts, struct kedge_buf *b, size_t *n_picked)
 {
     struct kedge_twin_ref *refs = kedge_calloc(c->n ? c->n : 1, sizeof(*refs));
-    size_t i, n = 0;
-    int rc;
+    int rc = 0;
 
     if (!refs)
         return -ENOMEM;
-    for (i = 0; i < c->n; i++) {
-        const struct twin_key *o = &c->keys[i];
-        /* BuildDeviceTwinResult leaves out entries whose type is "deleted" */
-        if (!o->changed || (!o->deleted && twin_is_deleted(&o->sync)))
-            continue;
-        refs[n].name = o->name;
-        refs[n].twin = o->deleted ? NULL : &o->sync;
-        n++;
-    }
-    rc = kedge_twin_map_encode(b, event_id, c->now, refs, n, 0);
+    *n_picked = pick_keys(c, for_cloud, refs);
+    if (*n_picked || !for_cloud)
+        rc = kedge_twin_map_encode(b, event_id, ts, refs, *n_picked,
+                                   for_cloud ? KEDGE_TWIN_VERSIONS : 0);
     kedge_free(refs);
     return rc;
+}
+
+int twin_encode_result(const struct twin_change *c, const char *event_id, struct kedge_buf *b)
+{
+    size_t n;
+
+    return encode_key_map(c, false, event_id, c->now, b, &n);
 }
 
 int twin_encode_document(const struct twin_change *c, const char *event_id, struct kedge_buf *b)
@@ -422,21 +443,9 @@ int twin_encode_document(const struct twin_change *c, const char *event_id, stru
 int twin_encode_cloud(const struct twin_change *c, const char *event_id, int64_t ts,
                       struct kedge_buf *b)
 {
-    struct kedge_twin_ref *refs = kedge_calloc(c->n ? c->n : 1, sizeof(*refs));
-    size_t i, n = 0;
-    int rc;
+    size_t n;
+    int rc = encode_key_map(c, true, event_id, ts, b, &n);
 
-    if (!refs)
-        return -ENOMEM;
-    for (i = 0; i < c->n; i++) {
-        const struct twin_key *o = &c->keys[i];
-        if (c->sync ? !o->echo : !o->changed)
-            continue;
-        refs[n].name = o->name;
-        refs[n++].twin = &o->sync;
-    }
-    rc = n ? kedge_twin_map_encode(b, event_id, ts, refs, n, KEDGE_TWIN_VERSIONS) : 0;
-    kedge_free(refs);
     return rc < 0 ? rc : n > 0;
 }
 
