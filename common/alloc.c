@@ -109,3 +109,22 @@ void kedge_free_each(void *const ptrs[], size_t n)
     for (i = 0; i < n; i++)
         kedge_free(ptrs[i]);
 }
+
+int kedge_array_grow(void *items_slot, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    size_t want = *cap ? *cap * 2 : first;
+    void *items, *grown;
+
+    if (n < *cap)
+        return 0;
+    if (elem && want > (size_t)-1 / elem)
+        return -ENOMEM;
+    /* through memcpy: the slot is a typed pointer (struct reply **), not a void ** */
+    memcpy(&items, items_slot, sizeof(items));
+    grown = kedge_realloc(items, want * elem);
+    if (!grown)
+        return -ENOMEM;
+    memcpy(items_slot, &grown, sizeof(grown));
+    *cap = want;
+    return 0;
+}

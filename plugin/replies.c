@@ -49,11 +49,7 @@ int replies_new(struct replies **out, const struct publisher *pub)
 
 static void reply_cleanup(struct reply *r)
 {
-    kedge_free(r->client_id);
-    kedge_free(r->fail_payload);
-    kedge_free(r->topic);
-    kedge_free(r->payload);
-    kedge_free(r->event_id);
+    kedge_free_all(r->client_id, r->fail_payload, r->topic, r->payload, r->event_id);
 }
 
 void replies_free(struct replies *q)
@@ -70,15 +66,7 @@ void replies_free(struct replies *q)
 
 static int grow(struct replies *q)
 {
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        struct reply *ni = kedge_realloc(q->items, cap * sizeof(*ni));
-        if (!ni)
-            return -ENOMEM;
-        q->items = ni;
-        q->cap = cap;
-    }
-    return 0;
+    return kedge_array_grow(&q->items, &q->cap, q->n, sizeof(*q->items), 64);
 }
 
 int replies_take(struct replies *q, const char *topic, char *payload, size_t len,
