@@ -69,10 +69,8 @@ static int decode_header(const struct kedge_jval *h, struct kedge_msg *m)
     const struct kedge_jval *v;
     int rc;
 
-    if (kedge_json_is_null(h))
-        return 0;
-    if (h->type != KEDGE_JOBJ)
-        return KEDGE_ESCHEMA;
+    if ((rc = kedge_json_optional_object(h, KEDGE_ESCHEMA)) <= 0)
+        return rc;
     if ((rc = str_field(h, "msg_id", &m->msg_id)) < 0 ||
         (rc = str_field(h, "parent_msg_id", &m->parent_msg_id)) < 0 ||
         (rc = str_field(h, "resourceversion", &m->resource_version)) < 0 ||
@@ -93,10 +91,8 @@ static int decode_route(const struct kedge_jval *r, struct kedge_msg *m)
 {
     int rc;
 
-    if (kedge_json_is_null(r))
-        return 0;
-    if (r->type != KEDGE_JOBJ)
-        return KEDGE_ESCHEMA;
+    if ((rc = kedge_json_optional_object(r, KEDGE_ESCHEMA)) <= 0)
+        return rc;
     if ((rc = str_field(r, "source", &m->source)) < 0 ||
         (rc = str_field(r, "destination", &m->destination)) < 0 ||
         (rc = str_field(r, "group", &m->group)) < 0 ||
