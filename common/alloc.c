@@ -117,7 +117,7 @@ int kedge_array_grow(void *items_slot, size_t *cap, size_t n, size_t elem, size_
 
     if (n < *cap)
         return 0;
-    if (elem && want > (size_t)-1 / elem)
+    if (*cap > (size_t)-1 / 2 || (elem && want > (size_t)-1 / elem))
         return -ENOMEM;
     /* through memcpy: the slot is a typed pointer (struct reply **), not a void ** */
     memcpy(&items, items_slot, sizeof(items));
