@@ -266,7 +266,6 @@ static void on_outbox_entry(struct relay *r, const char *seq_text, const char *p
 {
     char *end;
     long long seq = strtoll(seq_text, &end, 10);
-    int64_t *na;
     int rc;
 
     if (!*seq_text || *end || seq <= 0)
@@ -291,14 +290,8 @@ static void on_outbox_entry(struct relay *r, const char *seq_text, const char *p
     if (seq >= r->refused_seq)
         r->refused_seq = 0;
     fault_point(FAULT_AFTER_RECEIVE); /* test-only: stored, not committed, not acked */
-    if (r->n_acks == r->cap_acks) {
-        size_t cap = r->cap_acks ? r->cap_acks * 2 : 64;
-        na = kedge_realloc(r->acks, cap * sizeof(*na));
-        if (!na)
-            return;
-        r->acks = na;
-        r->cap_acks = cap;
-    }
+    if (kedge_array_grow(&r->acks, &r->cap_acks, r->n_acks, sizeof(*r->acks), 64) < 0)
+        return;
     r->acks[r->n_acks++] = seq;
 }
 

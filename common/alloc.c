@@ -1,4 +1,5 @@
 /* The switchable allocator behind include/kedge/alloc.h, with a fail-after-N hook for tests. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,4 +89,42 @@ char *kedge_strndup(const char *s, size_t len)
 char *kedge_strdup(const char *s)
 {
     return s ? kedge_strndup(s, strlen(s)) : NULL;
+}
+
+int kedge_replace_str(char **slot, const char *v)
+{
+    char *d = kedge_strdup(v ? v : "");
+
+    if (!d)
+        return -ENOMEM;
+    kedge_free(*slot);
+    *slot = d;
+    return 0;
+}
+
+void kedge_free_each(void *const ptrs[], size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        kedge_free(ptrs[i]);
+}
+
+int kedge_array_grow(void *items_slot, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    size_t want = *cap ? *cap * 2 : first;
+    void *items, *grown;
+
+    if (n < *cap)
+        return 0;
+    if (*cap > (size_t)-1 / 2 || (elem && want > (size_t)-1 / elem))
+        return -ENOMEM;
+    /* through memcpy: the slot is a typed pointer (struct reply **), not a void ** */
+    memcpy(&items, items_slot, sizeof(items));
+    grown = kedge_realloc(items, want * elem);
+    if (!grown)
+        return -ENOMEM;
+    memcpy(items_slot, &grown, sizeof(grown));
+    *cap = want;
+    return 0;
 }

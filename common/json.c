@@ -787,6 +787,13 @@ bool kedge_json_is_null(const struct kedge_jval *v)
     return !v || v->type == KEDGE_JNULL;
 }
 
+int kedge_json_optional_object(const struct kedge_jval *v, int bad)
+{
+    if (kedge_json_is_null(v))
+        return 0;
+    return v->type == KEDGE_JOBJ ? 1 : bad;
+}
+
 int kedge_json_int64(const struct kedge_jval *v, int64_t *out)
 {
     const char *s;

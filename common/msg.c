@@ -12,17 +12,8 @@ void kedge_msg_cleanup(struct kedge_msg *m)
 {
     if (!m)
         return;
-    kedge_free(m->msg_id);
-    kedge_free(m->parent_msg_id);
-    kedge_free(m->resource_version);
-    kedge_free(m->type);
-    kedge_free(m->source);
-    kedge_free(m->destination);
-    kedge_free(m->group);
-    kedge_free(m->operation);
-    kedge_free(m->resource);
-    kedge_free(m->content);
-    kedge_free(m->content_str);
+    kedge_free_all(m->msg_id, m->parent_msg_id, m->resource_version, m->type, m->source,
+                   m->destination, m->group, m->operation, m->resource, m->content, m->content_str);
     memset(m, 0, sizeof(*m));
 }
 
@@ -78,10 +69,8 @@ static int decode_header(const struct kedge_jval *h, struct kedge_msg *m)
     const struct kedge_jval *v;
     int rc;
 
-    if (kedge_json_is_null(h))
-        return 0;
-    if (h->type != KEDGE_JOBJ)
-        return KEDGE_ESCHEMA;
+    if ((rc = kedge_json_optional_object(h, KEDGE_ESCHEMA)) <= 0)
+        return rc;
     if ((rc = str_field(h, "msg_id", &m->msg_id)) < 0 ||
         (rc = str_field(h, "parent_msg_id", &m->parent_msg_id)) < 0 ||
         (rc = str_field(h, "resourceversion", &m->resource_version)) < 0 ||
@@ -102,10 +91,8 @@ static int decode_route(const struct kedge_jval *r, struct kedge_msg *m)
 {
     int rc;
 
-    if (kedge_json_is_null(r))
-        return 0;
-    if (r->type != KEDGE_JOBJ)
-        return KEDGE_ESCHEMA;
+    if ((rc = kedge_json_optional_object(r, KEDGE_ESCHEMA)) <= 0)
+        return rc;
     if ((rc = str_field(r, "source", &m->source)) < 0 ||
         (rc = str_field(r, "destination", &m->destination)) < 0 ||
         (rc = str_field(r, "group", &m->group)) < 0 ||

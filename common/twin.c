@@ -106,12 +106,17 @@ void kedge_attr_cleanup(struct kedge_attr *a)
 {
     if (!a)
         return;
-    kedge_free(a->name);
-    kedge_free(a->value);
-    kedge_free(a->type);
-    kedge_free(a->meta_col);
-    kedge_free(a->description);
+    kedge_free_all(a->name, a->value, a->type, a->meta_col, a->description);
     memset(a, 0, sizeof(*a));
+}
+
+static void free_twins(struct kedge_twin *twins, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        kedge_twin_cleanup(&twins[i]);
+    kedge_free(twins);
 }
 
 void kedge_device_free(struct kedge_device *d)
@@ -120,29 +125,17 @@ void kedge_device_free(struct kedge_device *d)
 
     if (!d)
         return;
-    for (i = 0; i < d->n_twins; i++)
-        kedge_twin_cleanup(&d->twins[i]);
+    free_twins(d->twins, d->n_twins);
     for (i = 0; i < d->n_attrs; i++)
         kedge_attr_cleanup(&d->attrs[i]);
-    kedge_free(d->twins);
-    kedge_free(d->attrs);
-    kedge_free(d->id);
-    kedge_free(d->name);
-    kedge_free(d->description);
-    kedge_free(d->state);
-    kedge_free(d->last_online);
-    kedge_free(d);
+    kedge_free_all(d->attrs, d->id, d->name, d->description, d->state, d->last_online, d);
 }
 
 void kedge_twin_update_cleanup(struct kedge_twin_update *u)
 {
-    size_t i;
-
     if (!u)
         return;
-    for (i = 0; i < u->n; i++)
-        kedge_twin_cleanup(&u->twins[i]);
-    kedge_free(u->twins);
+    free_twins(u->twins, u->n);
     kedge_free(u->event_id);
     memset(u, 0, sizeof(*u));
 }

@@ -42,20 +42,13 @@ static int get_int(const struct kedge_jval *v, int64_t *out)
 
 /* Go's decoding into a struct: null leaves it alone (0), an object is decoded (1), anything
  * else fails the whole message. */
-static int want_object(const struct kedge_jval *v)
-{
-    if (kedge_json_is_null(v))
-        return 0;
-    return v->type == KEDGE_JOBJ ? 1 : KEDGE_EPARSE;
-}
-
 static int decode_value(const struct kedge_jval *v, struct kedge_twin_value *out)
 {
     const struct kedge_jval *meta, *value;
     size_t i;
     int rc;
 
-    if ((rc = want_object(v)) <= 0)
+    if ((rc = kedge_json_optional_object(v, KEDGE_EPARSE)) <= 0)
         return rc;
     out->present = true;
     value = kedge_json_get(v, "value");
@@ -68,7 +61,7 @@ static int decode_value(const struct kedge_jval *v, struct kedge_twin_value *out
         if (out->value[i] == '\0')
             out->value[i] = ' ';
     meta = kedge_json_get(v, "metadata");
-    if ((rc = want_object(meta)) <= 0)
+    if ((rc = kedge_json_optional_object(meta, KEDGE_EPARSE)) <= 0)
         return rc;
     out->has_meta = true;
     return get_int(kedge_json_get(meta, "timestamp"), &out->ts);
@@ -78,7 +71,7 @@ static int decode_version(const struct kedge_jval *v, bool *has, struct kedge_tw
 {
     int rc;
 
-    if ((rc = want_object(v)) <= 0)
+    if ((rc = kedge_json_optional_object(v, KEDGE_EPARSE)) <= 0)
         return rc;
     *has = true;
     rc = get_int(kedge_json_get(v, "cloud"), &out->cloud);
@@ -110,7 +103,7 @@ static int decode_twin(const struct kedge_jval *v, struct kedge_twin *t)
     if (rc < 0)
         return rc;
     meta = kedge_json_get(v, "metadata");
-    if ((rc = want_object(meta)) <= 0)
+    if ((rc = kedge_json_optional_object(meta, KEDGE_EPARSE)) <= 0)
         return rc;
     t->has_meta = true;
     {
@@ -421,10 +414,10 @@ static int check_attrs(const struct kedge_jval *attrs)
     const struct kedge_jval *a, *meta;
     int rc;
 
-    if ((rc = want_object(attrs)) <= 0)
+    if ((rc = kedge_json_optional_object(attrs, KEDGE_EPARSE)) <= 0)
         return rc;
     for (a = attrs->child; a; a = a->next) {
-        if ((rc = want_object(a)) <= 0) {
+        if ((rc = kedge_json_optional_object(a, KEDGE_EPARSE)) <= 0) {
             if (rc < 0)
                 return rc;
             continue;
@@ -432,7 +425,7 @@ static int check_attrs(const struct kedge_jval *attrs)
         if (!member_is(a, "value", KEDGE_JSTR) || !member_is(a, "optional", KEDGE_JBOOL))
             return KEDGE_EPARSE;
         meta = kedge_json_get(a, "metadata");
-        if ((rc = want_object(meta)) < 0)
+        if ((rc = kedge_json_optional_object(meta, KEDGE_EPARSE)) < 0)
             return rc;
         if (rc == 1 && !member_is(meta, "type", KEDGE_JSTR))
             return KEDGE_EPARSE;

@@ -26,18 +26,10 @@ void batch_init(struct batch *b, const struct plugin_config *cfg, struct store *
 
 int batch_mark_dirty(struct batch *b, const char *id)
 {
-    char **nd;
-
     if (b->n_dirty && !strcmp(b->dirty[b->n_dirty - 1], id))
         return 0;
-    if (b->n_dirty == b->cap_dirty) {
-        size_t cap = b->cap_dirty ? b->cap_dirty * 2 : 16;
-        nd = kedge_realloc(b->dirty, cap * sizeof(*nd));
-        if (!nd)
-            return -ENOMEM;
-        b->dirty = nd;
-        b->cap_dirty = cap;
-    }
+    if (kedge_array_grow(&b->dirty, &b->cap_dirty, b->n_dirty, sizeof(*b->dirty), 16) < 0)
+        return -ENOMEM;
     b->dirty[b->n_dirty] = kedge_strdup(id);
     if (!b->dirty[b->n_dirty])
         return -ENOMEM;

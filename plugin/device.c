@@ -40,14 +40,8 @@ struct kedge_twin *device_twin_insert(struct kedge_device *d, struct kedge_twin 
 
     if (twin_search(d, t->name, &pos))
         return NULL; /* callers insert only absent names */
-    if (d->n_twins == d->cap_twins) {
-        size_t cap = d->cap_twins ? d->cap_twins * 2 : 4;
-        struct kedge_twin *nt = kedge_realloc(d->twins, cap * sizeof(*nt));
-        if (!nt)
-            return NULL;
-        d->twins = nt;
-        d->cap_twins = cap;
-    }
+    if (kedge_array_grow(&d->twins, &d->cap_twins, d->n_twins, sizeof(*d->twins), 4) < 0)
+        return NULL;
     memmove(&d->twins[pos + 1], &d->twins[pos], (d->n_twins - pos) * sizeof(*t));
     d->twins[pos] = *t;
     d->n_twins++;

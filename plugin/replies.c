@@ -49,11 +49,7 @@ int replies_new(struct replies **out, const struct publisher *pub)
 
 static void reply_cleanup(struct reply *r)
 {
-    kedge_free(r->client_id);
-    kedge_free(r->fail_payload);
-    kedge_free(r->topic);
-    kedge_free(r->payload);
-    kedge_free(r->event_id);
+    kedge_free_all(r->client_id, r->fail_payload, r->topic, r->payload, r->event_id);
 }
 
 void replies_free(struct replies *q)
@@ -70,60 +66,45 @@ void replies_free(struct replies *q)
 
 static int grow(struct replies *q)
 {
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        struct reply *ni = kedge_realloc(q->items, cap * sizeof(*ni));
-        if (!ni)
-            return -ENOMEM;
-        q->items = ni;
-        q->cap = cap;
+    return kedge_array_grow(&q->items, &q->cap, q->n, sizeof(*q->items), 64);
+}
+
+/* Queue r with copies of topic and of the optional extra (NULL: none) into *extra_slot, a
+ * field of r. On -ENOMEM nothing is queued and r's borrowed payloads stay the caller's. */
+static int queue_reply(struct replies *q, struct reply *r, const char *topic, char **extra_slot,
+                       const char *extra)
+{
+    if (grow(q) < 0)
+        return -ENOMEM;
+    r->topic = kedge_strdup(topic);
+    *extra_slot = extra ? kedge_strdup(extra) : NULL;
+    if (!r->topic || (extra && !*extra_slot)) {
+        kedge_free_all(r->topic, *extra_slot);
+        return -ENOMEM;
     }
+    q->items[q->n++] = *r;
     return 0;
 }
 
 int replies_take(struct replies *q, const char *topic, char *payload, size_t len,
                  enum reply_fail on_fail, const char *event_id)
 {
-    struct reply r = {0};
+    struct reply r = {.payload = payload, .len = len, .on_fail = on_fail};
 
-    if (grow(q) < 0)
-        return -ENOMEM;
-    r.topic = kedge_strdup(topic);
-    if (on_fail == REPLY_ERR500)
-        r.event_id = kedge_strdup(event_id ? event_id : "");
-    if (!r.topic || (on_fail == REPLY_ERR500 && !r.event_id)) {
-        kedge_free(r.topic);
-        kedge_free(r.event_id);
-        return -ENOMEM;
-    }
-    r.payload = payload;
-    r.len = len;
-    r.on_fail = on_fail;
-    q->items[q->n++] = r;
-    return 0;
+    return queue_reply(q, &r, topic, &r.event_id,
+                       on_fail == REPLY_ERR500 ? (event_id ? event_id : "") : NULL);
 }
 
 int replies_take_to(struct replies *q, const char *client_id, const char *topic, char *payload,
                     size_t len, char *fail_payload, size_t fail_len)
 {
-    struct reply r = {0};
+    struct reply r = {.payload = payload,
+                      .len = len,
+                      .fail_payload = fail_payload,
+                      .fail_len = fail_len,
+                      .on_fail = REPLY_ALT};
 
-    if (grow(q) < 0)
-        return -ENOMEM;
-    r.topic = kedge_strdup(topic);
-    r.client_id = client_id ? kedge_strdup(client_id) : NULL;
-    if (!r.topic || (client_id && !r.client_id)) {
-        kedge_free(r.topic);
-        kedge_free(r.client_id);
-        return -ENOMEM;
-    }
-    r.payload = payload;
-    r.len = len;
-    r.fail_payload = fail_payload;
-    r.fail_len = fail_len;
-    r.on_fail = REPLY_ALT;
-    q->items[q->n++] = r;
-    return 0;
+    return queue_reply(q, &r, topic, &r.client_id, client_id);
 }
 
 size_t replies_count(const struct replies *q)

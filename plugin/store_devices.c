@@ -355,6 +355,12 @@ int store_load_device(struct store *s, const char *id, struct kedge_device **out
     return 0;
 }
 
+/* edgecore's NOT NULL text columns: an absent string is stored as "". */
+static void bind_text_or_empty(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_TRANSIENT);
+}
+
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 {
     if (v)
@@ -367,10 +373,7 @@ static void bind_value(sqlite3_stmt *st, int vcol, int mcol, const struct kedge_
 {
     char meta[48];
 
-    if (v->present && v->value)
-        sqlite3_bind_text(st, vcol, v->value, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, vcol);
+    bind_text_or_null(st, vcol, v->present ? v->value : NULL);
     if (v->present && v->value && v->has_meta) {
         if (v->ts)
             (void)snprintf(meta, sizeof(meta), "{\"timestamp\":%lld}", (long long)v->ts);
@@ -405,14 +408,14 @@ static int write_twin(struct store *s, enum stmt_id which, const char *dev_id,
         return rc;
     sqlite3_bind_text(st, 1, dev_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, t->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, t->description ? t->description : "", -1, SQLITE_TRANSIENT);
+    bind_text_or_empty(st, 3, t->description);
     bind_value(st, 4, 6, &t->expected);
     bind_value(st, 5, 7, &t->actual);
     bind_version(st, 8, t->has_ev, &t->ev);
     bind_version(st, 9, t->has_av, &t->av);
     sqlite3_bind_int(st, 10, t->optional ? 1 : 0);
-    sqlite3_bind_text(st, 11, t->type ? t->type : "", -1, SQLITE_TRANSIENT);
-    bind_text_or_null(st, 12, t->meta_col ? t->meta_col : "");
+    bind_text_or_empty(st, 11, t->type);
+    bind_text_or_empty(st, 12, t->meta_col);
     return store_finish_write(s, st, which == ST_TWIN_INSERT ? "insert twin" : "update twin");
 }
 
@@ -450,10 +453,10 @@ int store_device_insert(struct store *s, const struct kedge_device *d)
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, d->name ? d->name : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, d->description ? d->description : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, d->state ? d->state : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 5, d->last_online ? d->last_online : "", -1, SQLITE_TRANSIENT);
+    bind_text_or_empty(st, 2, d->name);
+    bind_text_or_empty(st, 3, d->description);
+    bind_text_or_empty(st, 4, d->state);
+    bind_text_or_empty(st, 5, d->last_online);
     return store_finish_write(s, st, "insert device");
 }
 
@@ -477,11 +480,11 @@ int store_attr_write(struct store *s, const char *dev_id, const struct kedge_att
         return rc;
     sqlite3_bind_text(st, 1, dev_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, a->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, a->description ? a->description : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, a->value ? a->value : "", -1, SQLITE_TRANSIENT);
+    bind_text_or_empty(st, 3, a->description);
+    bind_text_or_empty(st, 4, a->value);
     sqlite3_bind_int(st, 5, a->optional ? 1 : 0);
-    sqlite3_bind_text(st, 6, a->type ? a->type : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 7, a->meta_col ? a->meta_col : "", -1, SQLITE_TRANSIENT);
+    bind_text_or_empty(st, 6, a->type);
+    bind_text_or_empty(st, 7, a->meta_col);
     return store_finish_write(s, st, insert ? "insert attribute" : "update attribute");
 }
 

@@ -119,6 +119,24 @@ int store_outbox_delete_one(struct store *s, int64_t seq, struct store_outbox_ta
     return delete_entries(s, true, seq, gone);
 }
 
+/* Step st for one row of two integers into *a and *b, then reset it. Returns 1 (a row),
+ * 0 (no row) or KEDGE_ESTORE. */
+static int step_int_pair(struct store *s, sqlite3_stmt *st, const char *what, int64_t *a,
+                         int64_t *b)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW) {
+        *a = (int64_t)sqlite3_column_int64(st, 0);
+        *b = (int64_t)sqlite3_column_int64(st, 1);
+        rc = 1;
+    } else {
+        rc = store_step_error(s, rc, what);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
 int store_outbox_next_upload(struct store *s, int64_t after, int64_t *seq, int64_t *bytes)
 {
     sqlite3_stmt *st;
@@ -128,15 +146,7 @@ int store_outbox_next_upload(struct store *s, int64_t after, int64_t *seq, int64
         return KEDGE_ESTORE;
     st = s->st[ST_OUTBOX_UPLOAD_NEXT];
     sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *seq = (int64_t)sqlite3_column_int64(st, 0);
-        *bytes = (int64_t)sqlite3_column_int64(st, 1);
-        rc = 1;
-    } else {
-        rc = store_step_error(s, rc, "find oldest upload");
-    }
-    sqlite3_reset(st);
+    rc = step_int_pair(s, st, "find oldest upload", seq, bytes);
     sqlite3_clear_bindings(st);
     return rc;
 }
@@ -233,23 +243,13 @@ int64_t store_outbox_oldest_ms(struct store *s)
 
 int store_outbox_stats(struct store *s, int64_t *count, int64_t *max_seq)
 {
-    sqlite3_stmt *st;
     int rc;
 
     *count = *max_seq = 0;
     if (!store_ok(s))
         return KEDGE_ESTORE;
-    st = s->st[ST_OUTBOX_STATS];
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *count = sqlite3_column_int64(st, 0);
-        *max_seq = sqlite3_column_int64(st, 1);
-        rc = 0;
-    } else {
-        rc = store_step_error(s, rc, "count outbox");
-    }
-    sqlite3_reset(st);
-    return rc;
+    rc = step_int_pair(s, s->st[ST_OUTBOX_STATS], "count outbox", count, max_seq);
+    return rc < 0 ? rc : 0;
 }
 
 int64_t store_outbox_last_seq(struct store *s)

@@ -21,17 +21,6 @@ static struct kedge_ratelimit bad_input_rl = KEDGE_RATELIMIT_INIT(10000, 20);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static int set_str(char **slot, const char *v)
-{
-    char *d = kedge_strdup(v ? v : "");
-
-    if (!d)
-        return -ENOMEM;
-    kedge_free(*slot);
-    *slot = d;
-    return 0;
-}
-
 bool twin_is_deleted(const struct kedge_twin *t)
 {
     return t->type && !strcmp(t->type, KEDGE_TYPE_DELETED);
@@ -72,13 +61,13 @@ static int apply_value(struct twin_change *c, struct kedge_twin *twin, struct tw
     struct kedge_twin_value *v = actual ? &twin->actual : &twin->expected;
     struct kedge_twin_value *sv = actual ? &o->sync.actual : &o->sync.expected;
 
-    if (set_str(&v->value, value) < 0)
+    if (kedge_replace_str(&v->value, value) < 0)
         return -ENOMEM;
     v->present = v->has_meta = true;
     v->ts = c->now;
     if (c->sync)
         return 0;
-    if (set_str(&sv->value, value) < 0)
+    if (kedge_replace_str(&sv->value, value) < 0)
         return -ENOMEM;
     sv->present = sv->has_meta = true;
     sv->ts = c->now;
@@ -103,7 +92,7 @@ static int echo_side(struct kedge_twin *twin, struct twin_key *o, bool actual)
 
     *sv = *v;
     sv->value = NULL;
-    if (v->value && set_str(&sv->value, v->value) < 0)
+    if (v->value && kedge_replace_str(&sv->value, v->value) < 0)
         return -ENOMEM;
     if (actual) {
         o->sync.av = twin->av;
@@ -204,7 +193,7 @@ static int twin_compare(struct twin_change *c, struct kedge_twin *twin,
     }
     if (req->has_meta) {
         if (strcmp(req->type ? req->type : "", type_or_empty(twin)) != 0) {
-            if (set_str(&twin->meta_col, "{}") < 0)
+            if (kedge_replace_str(&twin->meta_col, "{}") < 0)
                 return -ENOMEM;
             if (twin_is_deleted(twin)) {
                 if (kedge_twin_set_type(twin, req->type) < 0 ||
@@ -386,26 +375,47 @@ int twin_apply(struct twin_change *c, struct kedge_device *dev, enum twin_mode m
 
 /* ---- what a change reports -------------------------------------------------------------- */
 
-int twin_encode_result(const struct twin_change *c, const char *event_id, struct kedge_buf *b)
+/* Names the keys of a change a twin map carries into refs. For the cloud: sync mode's echoes,
+ * else the changed keys. For the device: the changed keys, a deleted one as null, leaving out
+ * those whose type became "deleted" as BuildDeviceTwinResult does. Returns how many. */
+static size_t pick_keys(const struct twin_change *c, bool for_cloud, struct kedge_twin_ref *refs)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < c->n; i++) {
+        const struct twin_key *o = &c->keys[i];
+        if (for_cloud ? (c->sync ? !o->echo : !o->changed)
+                      : (!o->changed || (!o->deleted && twin_is_deleted(&o->sync))))
+            continue;
+        refs[n].name = o->name;
+        refs[n++].twin = !for_cloud && o->deleted ? NULL : &o->sync;
+    }
+    return n;
+}
+
+/* The twin map of a change's picked keys; for the cloud only when some key is picked, with
+ * versions. *n_picked says how many keys it names. */
+static int encode_key_map(const struct twin_change *c, bool for_cloud, const char *event_id,
+                          int64_t ts, struct kedge_buf *b, size_t *n_picked)
 {
     struct kedge_twin_ref *refs = kedge_calloc(c->n ? c->n : 1, sizeof(*refs));
-    size_t i, n = 0;
-    int rc;
+    int rc = 0;
 
     if (!refs)
         return -ENOMEM;
-    for (i = 0; i < c->n; i++) {
-        const struct twin_key *o = &c->keys[i];
-        /* BuildDeviceTwinResult leaves out entries whose type is "deleted" */
-        if (!o->changed || (!o->deleted && twin_is_deleted(&o->sync)))
-            continue;
-        refs[n].name = o->name;
-        refs[n].twin = o->deleted ? NULL : &o->sync;
-        n++;
-    }
-    rc = kedge_twin_map_encode(b, event_id, c->now, refs, n, 0);
+    *n_picked = pick_keys(c, for_cloud, refs);
+    if (*n_picked || !for_cloud)
+        rc = kedge_twin_map_encode(b, event_id, ts, refs, *n_picked,
+                                   for_cloud ? KEDGE_TWIN_VERSIONS : 0);
     kedge_free(refs);
     return rc;
+}
+
+int twin_encode_result(const struct twin_change *c, const char *event_id, struct kedge_buf *b)
+{
+    size_t n;
+
+    return encode_key_map(c, false, event_id, c->now, b, &n);
 }
 
 int twin_encode_document(const struct twin_change *c, const char *event_id, struct kedge_buf *b)
@@ -433,21 +443,9 @@ int twin_encode_document(const struct twin_change *c, const char *event_id, stru
 int twin_encode_cloud(const struct twin_change *c, const char *event_id, int64_t ts,
                       struct kedge_buf *b)
 {
-    struct kedge_twin_ref *refs = kedge_calloc(c->n ? c->n : 1, sizeof(*refs));
-    size_t i, n = 0;
-    int rc;
+    size_t n;
+    int rc = encode_key_map(c, true, event_id, ts, b, &n);
 
-    if (!refs)
-        return -ENOMEM;
-    for (i = 0; i < c->n; i++) {
-        const struct twin_key *o = &c->keys[i];
-        if (c->sync ? !o->echo : !o->changed)
-            continue;
-        refs[n].name = o->name;
-        refs[n++].twin = &o->sync;
-    }
-    rc = n ? kedge_twin_map_encode(b, event_id, ts, refs, n, KEDGE_TWIN_VERSIONS) : 0;
-    kedge_free(refs);
     return rc < 0 ? rc : n > 0;
 }
 

@@ -20,17 +20,6 @@ static struct kedge_ratelimit oom_rl = KEDGE_RATELIMIT_INIT(10000, 5);
 static struct kedge_ratelimit bad_input_rl = KEDGE_RATELIMIT_INIT(10000, 20);
 static struct kedge_ratelimit store_rl = KEDGE_RATELIMIT_INIT(10000, 10);
 
-static int set_str(char **slot, const char *v)
-{
-    char *d = kedge_strdup(v ? v : "");
-
-    if (!d)
-        return -ENOMEM;
-    kedge_free(*slot);
-    *slot = d;
-    return 0;
-}
-
 /* ---- twin update (dtmanager/twin.go) -------------------------------------------------------- */
 
 static const char *decode_reason(int rc)
@@ -99,6 +88,21 @@ out:
 
 /* ---- twin get ------------------------------------------------------------------------------- */
 
+/* Twin and membership gets: edgecore's 400 for a body that does not parse (its fmt "Unmarshal
+ * twin info %s failed , err: %#v"), on the get's result topic. Returns 0 or -ENOMEM. */
+static int unmarshal_error(struct devicetwin *dt, const char *what, const char *payload, size_t len,
+                           int err)
+{
+    struct kedge_buf reason = KEDGE_BUF_INIT;
+    int rc = kedge_buf_printf(&reason, "Unmarshal %s info %.*s failed , err: %s", what, (int)len,
+                              payload ? payload : "", kedge_strerror(err));
+
+    if (rc == 0)
+        devicetwin_queue_error(dt, "", TWIN_BAD_REQUEST, reason.data);
+    kedge_buf_cleanup(&reason);
+    return rc;
+}
+
 static void twin_get(struct devicetwin *dt, const char *id, size_t id_len, const char *payload,
                      size_t len)
 {
@@ -115,11 +119,8 @@ static void twin_get(struct devicetwin *dt, const char *id, size_t id_len, const
     if (rc < 0) {
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN, "twin: bad get device=%.*s err=%s",
                           (int)id_len, id, kedge_errname(rc));
-        /* edgecore: fmt "Unmarshal twin info %s failed , err: %#v" */
-        if (kedge_buf_printf(&reason, "Unmarshal twin info %.*s failed , err: %s", (int)len,
-                             payload ? payload : "", kedge_strerror(rc)) < 0)
+        if (unmarshal_error(dt, "twin", payload, len, rc) < 0)
             goto oom;
-        devicetwin_queue_error(dt, "", TWIN_BAD_REQUEST, reason.data);
         goto out;
     }
     if (!devicetwin_store_usable(dt, event_id))
@@ -184,7 +185,8 @@ static void state_update(struct devicetwin *dt, const char *id, size_t id_len, c
     }
     if (!strcasecmp(state, "online") || !strcasecmp(state, "ok"))
         kedge_rfc3339_now(last_online);
-    if (set_str(&dev->state, state) < 0 || set_str(&dev->last_online, last_online) < 0)
+    if (kedge_replace_str(&dev->state, state) < 0 ||
+        kedge_replace_str(&dev->last_online, last_online) < 0)
         goto oom;
     (void)store_device_state(dt->store, dev->id, state, last_online);
     if (batch_mark_dirty(dt->batch, dev->id) < 0)
@@ -219,7 +221,7 @@ out:
 static void membership_get(struct devicetwin *dt, const char *id, size_t id_len,
                            const char *payload, size_t len)
 {
-    struct kedge_buf b = KEDGE_BUF_INIT, reason = KEDGE_BUF_INIT;
+    struct kedge_buf b = KEDGE_BUF_INIT;
     char *event_id = NULL;
     int rc;
 
@@ -233,10 +235,8 @@ static void membership_get(struct devicetwin *dt, const char *id, size_t id_len,
     if (rc < 0) {
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN, "twin: bad membership get err=%s",
                           kedge_errname(rc));
-        if (kedge_buf_printf(&reason, "Unmarshal get membership info %.*s failed , err: %s",
-                             (int)len, payload ? payload : "", kedge_strerror(rc)) < 0)
+        if (unmarshal_error(dt, "get membership", payload, len, rc) < 0)
             goto oom;
-        devicetwin_queue_error(dt, "", TWIN_BAD_REQUEST, reason.data);
         goto out;
     }
     if (!devicetwin_store_usable(dt, event_id))
@@ -251,7 +251,6 @@ oom:
 out:
     kedge_free(event_id);
     kedge_buf_cleanup(&b);
-    kedge_buf_cleanup(&reason);
 }
 
 /* ---- oversized payloads ----------------------------------------------------------------- */

@@ -223,14 +223,8 @@ int vol_payload_take(struct vol_payload *pl, char *path, char *data, size_t len,
             break;
         }
     if (i == pl->n) {
-        if (pl->n == pl->cap) {
-            size_t cap = pl->cap ? pl->cap * 2 : 8;
-            struct vol_file *f = kedge_realloc(pl->f, cap * sizeof(*f));
-            if (!f)
-                return -ENOMEM;
-            pl->f = f;
-            pl->cap = cap;
-        }
+        if (kedge_array_grow(&pl->f, &pl->cap, pl->n, sizeof(*pl->f), 8) < 0)
+            return -ENOMEM;
         pl->n++;
     }
     pl->f[i].path = path;

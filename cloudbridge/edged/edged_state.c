@@ -136,13 +136,8 @@ static void pod_free(struct epod *p)
     }
     kedge_free(p->cs);
     podspec_free(p->spec);
-    kedge_free(p->key);
-    kedge_free(p->uid);
-    kedge_free(p->pod_reason);
-    kedge_free(p->pod_message);
-    kedge_free(p->status_sent);
-    kedge_free(p->status_pending);
-    kedge_free(p);
+    kedge_free_all(p->key, p->uid, p->pod_reason, p->pod_message, p->status_sent, p->status_pending,
+                   p);
 }
 
 struct epod *edged_pod_new(const char *key, struct pod_spec *spec)

@@ -675,8 +675,5 @@ void node_free(struct node *n)
 {
     if (!n)
         return;
-    kedge_free(n->node_uid);
-    kedge_free(n->lease_json);
-    kedge_free(n->last_status);
-    kedge_free(n);
+    kedge_free_all(n->node_uid, n->lease_json, n->last_status, n);
 }

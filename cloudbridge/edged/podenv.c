@@ -84,15 +84,9 @@ static int env_put(struct podenv *s, const char *name, size_t nlen, const char *
         kedge_free(v);
         return rc;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        struct podenv_var *e = kedge_realloc(s->vars, cap * sizeof(*e));
-        if (!e) {
-            kedge_free(v);
-            return -ENOMEM;
-        }
-        s->vars = e;
-        s->cap = cap;
+    if (kedge_array_grow(&s->vars, &s->cap, s->n, sizeof(*s->vars), 16) < 0) {
+        kedge_free(v);
+        return -ENOMEM;
     }
     n = kedge_strndup(name, nlen);
     if (!n) {
@@ -180,15 +174,10 @@ static int get_object(struct build *b, const char *type, const char *name,
     kedge_free(json);
     if (rc < 0 && rc != -ENOENT)
         goto fail;
-    if (b->env->n_objs == b->env->cap_objs) {
-        size_t cap = b->env->cap_objs ? b->env->cap_objs * 2 : 4;
-        struct podenv_cached *o = kedge_realloc(b->env->objs, cap * sizeof(*o));
-        if (!o) {
-            rc = -ENOMEM;
-            goto fail;
-        }
-        b->env->objs = o;
-        b->env->cap_objs = cap;
+    if (kedge_array_grow(&b->env->objs, &b->env->cap_objs, b->env->n_objs, sizeof(*b->env->objs),
+                         4) < 0) {
+        rc = -ENOMEM;
+        goto fail;
     }
     b->env->objs[b->env->n_objs].name = kedge_strdup(name);
     if (!b->env->objs[b->env->n_objs].name) {

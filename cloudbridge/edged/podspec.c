@@ -248,10 +248,7 @@ static void free_containers(struct pod_container *cs, size_t n)
         free_strv(c->args, c->n_args);
         kedge_free(c->working_dir);
         for (j = 0; c->env && j < c->n_env; j++) {
-            kedge_free(c->env[j].name);
-            kedge_free(c->env[j].value);
-            kedge_free(c->env[j].ref_name);
-            kedge_free(c->env[j].ref_key);
+            kedge_free_all(c->env[j].name, c->env[j].value, c->env[j].ref_name, c->env[j].ref_key);
         }
         kedge_free(c->env);
         for (j = 0; c->env_from && j < c->n_env_from; j++) {
@@ -294,11 +291,7 @@ static void free_field_files(struct pod_field_file *f, size_t n)
     size_t i;
 
     for (i = 0; f && i < n; i++) {
-        kedge_free(f[i].path);
-        kedge_free(f[i].field_path);
-        kedge_free(f[i].resource);
-        kedge_free(f[i].container);
-        kedge_free(f[i].divisor);
+        kedge_free_all(f[i].path, f[i].field_path, f[i].resource, f[i].container, f[i].divisor);
     }
     kedge_free(f);
 }
@@ -318,22 +311,14 @@ void podspec_free(struct pod_spec *p)
 
     if (!p)
         return;
-    kedge_free(p->ns);
-    kedge_free(p->name);
-    kedge_free(p->uid);
-    kedge_free(p->node_name);
-    kedge_free(p->service_account);
-    kedge_free(p->hostname);
+    kedge_free_all(p->ns, p->name, p->uid, p->node_name, p->service_account, p->hostname);
     free_kv(p->labels, p->n_labels);
     free_kv(p->annotations, p->n_annotations);
     free_containers(p->init_containers, p->n_init_containers);
     free_containers(p->containers, p->n_containers);
     for (i = 0; p->volumes && i < p->n_volumes; i++) {
         struct pod_volume *v = &p->volumes[i];
-        kedge_free(v->name);
-        kedge_free(v->source);
-        kedge_free(v->host_path_type);
-        kedge_free(v->medium);
+        kedge_free_all(v->name, v->source, v->host_path_type, v->medium);
         free_key_paths(v->items, v->n_items);
         kedge_free(v->unsupported);
         free_field_files(v->fields, v->n_fields);

@@ -94,13 +94,7 @@ static void probe_free(struct probe *p)
 {
     lws_sul_cancel(&p->sul_timeout);
     lws_sul_cancel(&p->sul_deliver);
-    kedge_free(p->message);
-    kedge_free(p->url);
-    kedge_free(p->path);
-    kedge_free(p->host_header);
-    kedge_free(p->headers);
-    kedge_free(p->cmd_text);
-    kedge_free(p);
+    kedge_free_all(p->message, p->url, p->path, p->host_header, p->headers, p->cmd_text, p);
 }
 
 static void unlink_probe(struct probe *p)

@@ -7,13 +7,7 @@
 
 void observed_container_cleanup(struct observed_container *o)
 {
-    kedge_free(o->id);
-    kedge_free(o->name);
-    kedge_free(o->image);
-    kedge_free(o->image_id);
-    kedge_free(o->state);
-    kedge_free(o->error);
-    kedge_free(o->ip);
+    kedge_free_all(o->id, o->name, o->image, o->image_id, o->state, o->error, o->ip);
     memset(o, 0, sizeof(*o));
 }
 

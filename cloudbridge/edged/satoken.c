@@ -82,14 +82,7 @@ static void tok_free(struct tok *t)
 {
     if (t->pending)
         t->pending->t = NULL;
-    kedge_free(t->ns);
-    kedge_free(t->sa);
-    kedge_free(t->pod);
-    kedge_free(t->uid);
-    kedge_free(t->audience);
-    kedge_free(t->token);
-    kedge_free(t->error);
-    kedge_free(t);
+    kedge_free_all(t->ns, t->sa, t->pod, t->uid, t->audience, t->token, t->error, t);
 }
 
 static const char *service_account(const struct pod_spec *p)

@@ -103,5 +103,8 @@ const struct kedge_jval *kedge_json_get_exact(const struct kedge_jval *obj, cons
 int kedge_json_int64(const struct kedge_jval *v, int64_t *out);
 /* True if v is absent or JSON null: Go leaves the field at its zero value. */
 bool kedge_json_is_null(const struct kedge_jval *v);
+/* An optional object member: 0 when v is absent or null (Go's zero value), 1 when it is an
+ * object, else the caller's error code bad. */
+int kedge_json_optional_object(const struct kedge_jval *v, int bad);
 
 #endif

@@ -266,6 +266,30 @@ START_TEST(int64_absent)
 }
 END_TEST
 
+/* An optional object member: absent or null is Go's zero value, an object is taken, anything
+ * else is the caller's error. */
+START_TEST(optional_object)
+{
+    static const struct {
+        const char *doc;
+        int want;
+    } cases[] = {
+        {"{\"m\":{}}", 1},   {"{\"m\":null}", 0},    {"{}", 0},
+        {"{\"m\":[]}", -77}, {"{\"m\":\"x\"}", -77},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct kedge_jdoc *doc;
+
+        ck_assert_int_eq(kedge_json_parse(cases[i].doc, strlen(cases[i].doc), &doc), 0);
+        ck_assert_int_eq(kedge_json_optional_object(kedge_json_get(kedge_jdoc_root(doc), "m"), -77),
+                         cases[i].want);
+        kedge_jdoc_free(doc);
+    }
+}
+END_TEST
+
 /* Nesting: KEDGE_JSON_MAX_NEST levels parse, one more is refused (not a crash). */
 START_TEST(depth_cap)
 {
@@ -449,6 +473,7 @@ void json_parser_tests(TCase *parser)
     tcase_add_test(parser, get_exact);
     tcase_add_loop_test(parser, int64_decoding, 0, (int)(sizeof(ints) / sizeof(ints[0])));
     tcase_add_test(parser, int64_absent);
+    tcase_add_test(parser, optional_object);
     tcase_add_loop_test(parser, depth_cap, 0, 2);
     tcase_add_test(parser, deep_garbage_no_crash);
     tcase_add_loop_test(parser, string_decoding, 0, (int)(sizeof(strings) / sizeof(strings[0])));
