@@ -18,13 +18,13 @@
 #include "core.h"
 #include "security.h"
 
-static struct kedge_ratelimit pub_rl = KEDGE_RATELIMIT_INIT(10000, 5);
-
 #define KEDGE_EXPORT __attribute__((visibility("default")))
 
 struct kedge_plugin {
     mosquitto_plugin_id_t *id;
     struct plugin_config cfg;
+    struct security sec;
+    struct kedge_ratelimit publish_rl; /* failed publishes: one log line per burst */
     struct kedge_core core;
     bool core_up;
 };
@@ -43,13 +43,13 @@ static void log_sink(int level, const char *line)
 static int broker_publish(void *ctx, const char *client_id, const char *topic, char *payload,
                           size_t len, int qos, bool retain)
 {
+    struct kedge_ratelimit *rl = ctx;
     int rc = mosquitto_broker_publish(client_id, topic, (int)len, payload, qos, retain, NULL);
 
-    (void)ctx;
     if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_free(payload);
-        kedge_log_limited(&pub_rl, "kedge", KEDGE_LOG_ERR,
-                          "kedge: publish to topic=%s failed rc=%d", topic, rc);
+        kedge_log_limited(rl, "kedge", KEDGE_LOG_ERR, "kedge: publish to topic=%s failed rc=%d",
+                          topic, rc);
         return -1;
     }
     return 0;
@@ -78,7 +78,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     struct kedge_plugin *kp = userdata;
 
     (void)event;
-    return security_basic_auth(&kp->cfg, event_data);
+    return security_basic_auth(&kp->sec, event_data);
 }
 
 static int on_acl_check(int event, void *event_data, void *userdata)
@@ -86,7 +86,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     struct kedge_plugin *kp = userdata;
 
     (void)event;
-    return security_acl_check(&kp->cfg, event_data);
+    return security_acl_check(&kp->sec, event_data);
 }
 
 static int on_disconnect(int event, void *event_data, void *userdata)
@@ -128,14 +128,13 @@ KEDGE_EXPORT int mosquitto_plugin_version(int supported_version_count,
     return -1;
 }
 
-static const struct publisher publisher = {broker_publish, NULL};
-
 static const struct kedge_allocator broker_alloc = {mosquitto_malloc, mosquitto_realloc,
                                                     mosquitto_free};
 
 KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
                                        struct mosquitto_opt *options, int option_count)
 {
+    static const struct kedge_ratelimit publish_rl = KEDGE_RATELIMIT_INIT(10000, 5);
     struct kedge_plugin *kp;
     int rc;
 
@@ -151,7 +150,9 @@ KEDGE_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void *
     if (rc < 0)
         goto fail;
     kedge_log_level_max = kedge_log_level_named(kp->cfg.log_level);
-    rc = core_init(&kp->core, &kp->cfg, &publisher);
+    security_init(&kp->sec, &kp->cfg);
+    kp->publish_rl = publish_rl;
+    rc = core_init(&kp->core, &kp->cfg, &(struct publisher){broker_publish, &kp->publish_rl});
     if (rc < 0)
         goto fail;
     kp->core_up = true;

@@ -19,26 +19,26 @@
 #include "kedge/log.h"
 #include "security.h"
 
-static struct kedge_ratelimit sec_rl = KEDGE_RATELIMIT_INIT(10000, 5);
+void security_init(struct security *sec, const struct plugin_config *cfg)
+{
+    static const struct kedge_ratelimit rl = KEDGE_RATELIMIT_INIT(10000, 5);
 
-#define LOGGED_SLOTS 64
+    memset(sec, 0, sizeof(*sec));
+    sec->cfg = cfg;
+    sec->rl = rl;
+}
 
-/* Client ids already told off, so each is logged once (a small ring is enough: a client that
- * keeps trying after falling out of it is logged again, which is fine). */
-static char logged[LOGGED_SLOTS][64];
-static unsigned logged_next;
-
-static bool once_per_client(const char *id)
+static bool once_per_client(struct security *sec, const char *id)
 {
     unsigned i;
 
     if (!id)
         id = "";
-    for (i = 0; i < LOGGED_SLOTS; i++)
-        if (!strncmp(logged[i], id, sizeof(logged[i]) - 1))
+    for (i = 0; i < SECURITY_LOGGED_SLOTS; i++)
+        if (!strncmp(sec->logged[i], id, sizeof(sec->logged[i]) - 1))
             return false;
-    strncpy(logged[logged_next], id, sizeof(logged[0]) - 1);
-    logged_next = (logged_next + 1) % LOGGED_SLOTS;
+    strncpy(sec->logged[sec->logged_next], id, sizeof(sec->logged[0]) - 1);
+    sec->logged_next = (sec->logged_next + 1) % SECURITY_LOGGED_SLOTS;
     return true;
 }
 
@@ -65,12 +65,13 @@ static bool reserved_client_id(const struct plugin_config *cfg, const char *id)
     return id && !strncmp(id, cfg->bridge_username, strlen(cfg->bridge_username));
 }
 
-int security_basic_auth(const struct plugin_config *cfg, struct mosquitto_evt_basic_auth *ev)
+int security_basic_auth(struct security *sec, struct mosquitto_evt_basic_auth *ev)
 {
+    const struct plugin_config *cfg = sec->cfg;
     const char *id = mosquitto_client_id(ev->client);
 
     if (!is_bridge_identity(cfg, ev->username) && reserved_client_id(cfg, id)) {
-        kedge_log_limited(&sec_rl, "security", KEDGE_LOG_WARN,
+        kedge_log_limited(&sec->rl, "security", KEDGE_LOG_WARN,
                           "security: refused client=%s user=%s: client ids starting "
                           "with %s belong to the bridge identity",
                           id, ev->username ? ev->username : "(none)", cfg->bridge_username);
@@ -80,7 +81,7 @@ int security_basic_auth(const struct plugin_config *cfg, struct mosquitto_evt_ba
         if (ev->password && *cfg->bridge_password &&
             secret_equal(ev->password, cfg->bridge_password))
             return MOSQ_ERR_SUCCESS;
-        kedge_log_limited(&sec_rl, "security", KEDGE_LOG_WARN,
+        kedge_log_limited(&sec->rl, "security", KEDGE_LOG_WARN,
                           "security: bad password for bridge identity %s from client=%s",
                           ev->username,
                           mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client) : "?");
@@ -93,14 +94,15 @@ int security_basic_auth(const struct plugin_config *cfg, struct mosquitto_evt_ba
     return MOSQ_ERR_SUCCESS;
 }
 
-int security_acl_check(const struct plugin_config *cfg, struct mosquitto_evt_acl_check *ev)
+int security_acl_check(struct security *sec, struct mosquitto_evt_acl_check *ev)
 {
+    const struct plugin_config *cfg = sec->cfg;
     const char *user = mosquitto_client_username(ev->client);
 
     if (ev->topic && !strncmp(ev->topic, KE_PREFIX, strlen(KE_PREFIX))) {
         if (is_bridge_identity(cfg, user))
             return MOSQ_ERR_SUCCESS;
-        if (once_per_client(mosquitto_client_id(ev->client))) /* bounded already */
+        if (once_per_client(sec, mosquitto_client_id(ev->client))) /* bounded already */
             kedge_log(KEDGE_LOG_WARN,
                       "security: denied client=%s user=%s %s on %s: $ke/ is the bridge's",
                       mosquitto_client_id(ev->client) ? mosquitto_client_id(ev->client) : "?",
