@@ -327,16 +327,6 @@ static int format_map(const struct pod_kv *kv, size_t n, struct kedge_buf *out)
     return rc;
 }
 
-static const char *kv_get(const struct pod_kv *kv, size_t n, const char *key, size_t klen)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (strlen(kv[i].name) == klen && !memcmp(kv[i].name, key, klen))
-            return kv[i].value;
-    return NULL;
-}
-
 /* SplitMaybeSubscriptedPath for prefix "metadata.labels" etc.: the subscript or NULL. */
 static const char *subscript(const char *fp, const char *path, size_t *len)
 {
@@ -355,9 +345,9 @@ int podpayload_field(const struct pod_spec *p, const char *fp, struct kedge_buf 
     size_t n;
 
     if ((sub = subscript(fp, "metadata.labels", &n)))
-        v = kv_get(p->labels, p->n_labels, sub, n);
+        v = podspec_kv_find(p->labels, p->n_labels, sub, n);
     else if ((sub = subscript(fp, "metadata.annotations", &n)))
-        v = kv_get(p->annotations, p->n_annotations, sub, n);
+        v = podspec_kv_find(p->annotations, p->n_annotations, sub, n);
     else if (!strcmp(fp, "metadata.labels"))
         return format_map(p->labels, p->n_labels, out);
     else if (!strcmp(fp, "metadata.annotations"))

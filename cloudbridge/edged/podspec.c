@@ -391,3 +391,13 @@ const struct pod_container *podspec_find_container(const struct pod_spec *p, con
             return &p->init_containers[i];
     return NULL;
 }
+
+const char *podspec_kv_find(const struct pod_kv *kv, size_t n, const char *key, size_t klen)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (strlen(kv[i].name) == klen && !memcmp(kv[i].name, key, klen))
+            return kv[i].value;
+    return NULL;
+}
