@@ -122,11 +122,7 @@ static int parse_spec(struct parse_ctx *x, const struct kedge_jval *root, struct
         rc = ps__get_str(x, spec, "serviceAccount", &p->service_account);
     }
     if (rc == 0)
-        rc = ps__get_str(x, spec, "hostname", &p->hostname);
-    if (rc == 0 && p->hostname && !*p->hostname) {
-        kedge_free(p->hostname);
-        p->hostname = NULL;
-    }
+        rc = ps__get_opt_str(x, spec, "hostname", &p->hostname);
     if (rc == 0 && p->hostname)
         rc = ps__check_label(x, "hostname", p->hostname);
     if (rc == 0)
@@ -184,10 +180,9 @@ int podspec_parse(const char *json, size_t len, struct pod_spec **out, char *why
     if (rc < 0)
         return rc;
     root = kedge_jdoc_root(doc);
-    if (root->type != KEDGE_JOBJ) {
-        rc = ps__fail(&x, "must be an object, not %s", ps__jtype_name(root));
+    rc = ps__want_object(&x, root);
+    if (rc < 0)
         goto out;
-    }
     p = kedge_calloc(1, sizeof(*p));
     if (!p) {
         rc = -ENOMEM;
