@@ -284,16 +284,11 @@ int podenv_expand(const struct podenv *env, const char *in, size_t len, struct k
 static int field_value(struct build *b, const char *fp, struct kedge_buf *out)
 {
     const struct pod_spec *p = b->pod;
-    const char *v = NULL, *sub;
-    size_t n;
+    const char *v = NULL;
 
-    if (!strcmp(fp, "metadata.name"))
-        v = p->name;
-    else if (!strcmp(fp, "metadata.namespace"))
-        v = p->ns;
-    else if (!strcmp(fp, "metadata.uid"))
-        v = p->uid;
-    else if (!strcmp(fp, "spec.nodeName"))
+    if (podspec_metadata_field(p, fp, &v))
+        return kedge_buf_puts(out, v ? v : "");
+    if (!strcmp(fp, "spec.nodeName"))
         v = p->node_name;
     else if (!strcmp(fp, "spec.serviceAccountName"))
         v = p->service_account;
@@ -301,10 +296,6 @@ static int field_value(struct build *b, const char *fp, struct kedge_buf *out)
         v = b->src->pod_ip;
     else if (!strcmp(fp, "status.hostIP") || !strcmp(fp, "status.hostIPs"))
         v = b->src->host_ip;
-    else if ((sub = ps__field_subscript(fp, "metadata.labels['", &n)))
-        v = podspec_kv_find(p->labels, p->n_labels, sub, n);
-    else if ((sub = ps__field_subscript(fp, "metadata.annotations['", &n)))
-        v = podspec_kv_find(p->annotations, p->n_annotations, sub, n);
     else
         return kedge_schema_why(b->why, b->why_len, "unsupported fieldPath: %s", fp);
     return kedge_buf_puts(out, v ? v : "");
@@ -324,22 +315,32 @@ static int resource_value(struct build *b, const struct pod_env *e, struct kedge
     return rc;
 }
 
+/* The data of the ConfigMap or Secret (type) a variable names (NULL: it has none, or it does
+ * not exist and optional says that is fine). */
+static int referenced_data(struct build *b, const char *type, const char *name, bool optional,
+                           const struct kedge_jval **data)
+{
+    const struct kedge_jval *root;
+    int rc = get_object(b, type, name, &root);
+
+    *data = NULL;
+    if (rc < 0)
+        return rc;
+    if (!root)
+        return optional ? 0
+                        : kedge_schema_why(b->why, b->why_len, "%s \"%s\" not found", type, name);
+    return object_data(b, type, name, root, data);
+}
+
 /* envFrom: every key of the object's data, prefixed, in key order. */
 static int env_from_object(struct build *b, const struct pod_env_from *ef)
 {
     const char *type = ef->secret ? "secret" : "configmap";
-    const struct kedge_jval *root, *data, **mems = NULL;
+    const struct kedge_jval *data, **mems = NULL;
     struct kedge_buf name = KEDGE_BUF_INIT;
     size_t i, n = 0;
-    int rc = get_object(b, type, ef->name, &root);
+    int rc = referenced_data(b, type, ef->name, ef->optional, &data);
 
-    if (rc < 0)
-        return rc;
-    if (!root)
-        return ef->optional
-                   ? 0
-                   : kedge_schema_why(b->why, b->why_len, "%s \"%s\" not found", type, ef->name);
-    rc = object_data(b, type, ef->name, root, &data);
     if (rc < 0 || !data)
         return rc;
     rc = ps__sorted_members(data, &mems, &n);
@@ -371,17 +372,10 @@ static int env_key_ref(struct build *b, const struct pod_env *e, char **val, siz
 {
     bool secret = e->src == ENV_SECRET;
     const char *type = secret ? "secret" : "configmap";
-    const struct kedge_jval *root, *data, *v;
-    int rc = get_object(b, type, e->ref_name, &root);
+    const struct kedge_jval *data, *v;
+    int rc = referenced_data(b, type, e->ref_name, e->optional, &data);
 
     *found = false;
-    if (rc < 0)
-        return rc;
-    if (!root)
-        return e->optional
-                   ? 0
-                   : kedge_schema_why(b->why, b->why_len, "%s \"%s\" not found", type, e->ref_name);
-    rc = object_data(b, type, e->ref_name, root, &data);
     if (rc < 0)
         return rc;
     v = data ? kedge_json_get_exact(data, e->ref_key, strlen(e->ref_key)) : NULL;

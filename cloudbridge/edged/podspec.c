@@ -387,7 +387,8 @@ const struct pod_container *podspec_find_container(const struct pod_spec *p, con
     return NULL;
 }
 
-const char *podspec_kv_find(const struct pod_kv *kv, size_t n, const char *key, size_t klen)
+/* The value of the label or annotation named key[0..klen), or NULL. */
+static const char *kv_find(const struct pod_kv *kv, size_t n, const char *key, size_t klen)
 {
     size_t i;
 
@@ -395,4 +396,24 @@ const char *podspec_kv_find(const struct pod_kv *kv, size_t n, const char *key, 
         if (strlen(kv[i].name) == klen && !memcmp(kv[i].name, key, klen))
             return kv[i].value;
     return NULL;
+}
+
+bool podspec_metadata_field(const struct pod_spec *p, const char *fp, const char **v)
+{
+    const char *sub;
+    size_t n;
+
+    if (!strcmp(fp, "metadata.name"))
+        *v = p->name;
+    else if (!strcmp(fp, "metadata.namespace"))
+        *v = p->ns;
+    else if (!strcmp(fp, "metadata.uid"))
+        *v = p->uid;
+    else if ((sub = ps__field_subscript(fp, "metadata.labels['", &n)))
+        *v = kv_find(p->labels, p->n_labels, sub, n);
+    else if ((sub = ps__field_subscript(fp, "metadata.annotations['", &n)))
+        *v = kv_find(p->annotations, p->n_annotations, sub, n);
+    else
+        return false;
+    return true;
 }

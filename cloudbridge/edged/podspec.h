@@ -176,9 +176,10 @@ int podspec_resource_value(const struct pod_container *c, const char *resource, 
                            struct kedge_buf *out);
 /* The app or init container named name, or NULL. */
 const struct pod_container *podspec_find_container(const struct pod_spec *p, const char *name);
-/* The value of the label or annotation whose name is key[0..klen) (kv: p->labels or
- * p->annotations), or NULL: the downward API's metadata.labels['key']. */
-const char *podspec_kv_find(const struct pod_kv *kv, size_t n, const char *key, size_t klen);
+/* The pod fields a fieldRef and a downwardAPI file both name: metadata.name, .namespace, .uid,
+ * and one label or annotation (metadata.labels['key']). Whether fp is one of them; *v its
+ * value (NULL: a label or annotation the pod does not have, which reads as ""). */
+bool podspec_metadata_field(const struct pod_spec *p, const char *fp, const char **v);
 
 /* Whether an image reference is one the engine can take ("name[:tag][@digest]", lower-case
  * repository). */
