@@ -309,23 +309,8 @@ static int node_object(struct node *n, const struct machine *mc, struct kedge_bu
 static int send_remote(struct node *n, const char *op, const char *resource, const char *content,
                        size_t len, bool as_string, edged_reply_fn fn)
 {
-    struct kedge_msg m = {0};
-    int rc;
-
-    m.source = "edged";
-    m.group = "meta";
-    m.operation = (char *)op;
-    m.resource = (char *)resource;
-    rc = kedge_msg_new_id(&m);
-    if (rc == 0)
-        rc = as_string ? kedge_msg_set_content_string(&m, content, len)
-                       : kedge_msg_set_content_json(&m, content, len);
-    if (rc == 0)
-        rc = n->deps.request(n->deps.ctx, &m, (int)n->cfg.remote_timeout_ms, fn, n);
-    kedge_free(m.msg_id);
-    kedge_free(m.content);
-    kedge_free(m.content_str);
-    return rc;
+    return edged_deps_request(&n->deps, (int)n->cfg.remote_timeout_ms, op, resource, content, len,
+                              as_string, fn, n);
 }
 
 /* RFC 3339 in UTC as Go writes a metav1.Time or MicroTime ("...T12:06:53Z",
