@@ -123,6 +123,15 @@ static const char *prop_type(const struct kedge_jval *mprops, const char *name)
     return "string";
 }
 
+/* A twin's "metadata":{"type":..}, typed as the model's property `name`. */
+static void write_twin_type(struct kedge_jw *w, const struct kedge_jval *mprops, const char *name)
+{
+    kedge_jw_key(w, "metadata");
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "type", prop_type(mprops, name));
+    kedge_jw_obj_close(w);
+}
+
 /* spec.properties[name].desired.value of a Device, or NULL. */
 static const char *desired_of(const struct kedge_jval *props, const char *name)
 {
@@ -291,10 +300,7 @@ static int push_membership(struct devices *d, const struct device_view *dv, cons
                 continue;
             kedge_jw_key(&w_, pn);
             kedge_jw_obj_open(&w_);
-            kedge_jw_key(&w_, "metadata");
-            kedge_jw_obj_open(&w_);
-            kedge_jw_kstr(&w_, "type", prop_type(mprops, pn));
-            kedge_jw_obj_close(&w_);
+            write_twin_type(&w_, mprops, pn);
             kedge_jw_obj_close(&w_);
         }
         kedge_jw_obj_close(&w_);
@@ -342,10 +348,7 @@ static int push_desired(struct devices *d, const struct device_view *dv,
         kedge_jw_obj_open(&jw);
         kedge_jw_kstr(&jw, "value", now);
         kedge_jw_obj_close(&jw);
-        kedge_jw_key(&jw, "metadata");
-        kedge_jw_obj_open(&jw);
-        kedge_jw_kstr(&jw, "type", prop_type(mprops, pn));
-        kedge_jw_obj_close(&jw);
+        write_twin_type(&jw, mprops, pn);
         kedge_jw_obj_close(&jw);
         n++;
     }
