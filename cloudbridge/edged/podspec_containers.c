@@ -147,16 +147,10 @@ static int parse_value_from(struct parse_ctx *x, const struct kedge_jval *vf, st
 {
     static const char *const refs[] = {"configMapKeyRef", "secretKeyRef", "fieldRef",
                                        "resourceFieldRef"};
-    const struct kedge_jval *ref = NULL, *m;
-    size_t i, n = 0, which = 0, old;
+    size_t n, which, old;
+    const struct kedge_jval *ref = ps__one_of(vf, refs, PS_COUNT(refs), &n, &which);
     int rc = 0;
 
-    for (i = 0; i < 4; i++)
-        if ((m = ps__member(vf, refs[i]))) {
-            n++;
-            ref = m;
-            which = i;
-        }
     if (n == 0)
         return ps__fail(x,
                         "Invalid value: \"\": must specify one of: `configMapKeyRef`, `fieldRef`, "
@@ -474,20 +468,15 @@ static int parse_probe(struct parse_ctx *x, const struct kedge_jval *v, const ch
     static const char *const handlers[] = {"exec", "httpGet", "tcpSocket", "grpc"};
     static const char *const timings[] = {"initialDelaySeconds", "periodSeconds", "timeoutSeconds",
                                           "successThreshold", "failureThreshold"};
-    const struct kedge_jval *probe, *h = NULL, *m;
-    size_t i, n = 0, which = 0, old, oh;
+    const struct kedge_jval *probe, *h;
+    size_t i, n, which, old, oh;
     int64_t t[5] = {0, 0, 0, 0, 0};
     int rc = ps__get_obj(x, v, key, &probe);
 
     if (rc < 0 || !probe)
         return rc;
     old = ps__path_key(x, key);
-    for (i = 0; i < 4; i++)
-        if ((m = ps__member(probe, handlers[i]))) {
-            n++;
-            h = m;
-            which = i;
-        }
+    h = ps__one_of(probe, handlers, PS_COUNT(handlers), &n, &which);
     if (n == 0) {
         rc = ps__fail(x, "Required value: must specify a handler type");
         goto out;

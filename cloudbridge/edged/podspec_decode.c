@@ -404,6 +404,23 @@ int ps__sorted_members(const struct kedge_jval *obj, const struct kedge_jval ***
 }
 
 /* A map[string]string (labels, annotations), sorted by key. */
+const struct kedge_jval *ps__one_of(const struct kedge_jval *obj, const char *const *names,
+                                    size_t n, size_t *count, size_t *which)
+{
+    const struct kedge_jval *found = NULL, *m;
+    size_t i;
+
+    *count = 0;
+    *which = 0;
+    for (i = 0; i < n; i++)
+        if ((m = ps__member(obj, names[i]))) {
+            ++*count;
+            found = m;
+            *which = i;
+        }
+    return found;
+}
+
 int ps__get_members(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
                     const struct kedge_jval ***mems, size_t *n)
 {

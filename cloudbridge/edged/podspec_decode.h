@@ -88,6 +88,11 @@ int ps__parse_list(struct parse_ctx *x, const struct kedge_jval *obj, const char
 int ps__get_strv(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, char ***out,
                  size_t *n);
 int ps__sorted_members(const struct kedge_jval *obj, const struct kedge_jval ***out, size_t *n);
+/* Go's "one of" members (a volume's type, a probe's handler, an env var's source): how many
+ * of names[0..n) obj has (not null), *which the index of the last of them, whose value is
+ * returned (NULL: none). */
+const struct kedge_jval *ps__one_of(const struct kedge_jval *obj, const char *const *names,
+                                    size_t n, size_t *count, size_t *which);
 /* The members of the object obj[key] (at most MAX_ITEMS), as ps__sorted_members; none when
  * it is absent. */
 int ps__get_members(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,

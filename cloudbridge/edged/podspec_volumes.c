@@ -196,8 +196,8 @@ static int parse_projection(struct parse_ctx *x, const struct kedge_jval *e, voi
     static const char *const kinds[] = {"secret", "downwardAPI", "configMap",
                                         "serviceAccountToken"};
     struct pod_projection *pr = elem;
-    const struct kedge_jval *src = NULL, *m;
-    size_t k, which = 0, count = 0, old;
+    const struct kedge_jval *src;
+    size_t which, count, old;
     int rc = 0;
 
     (void)i;
@@ -205,12 +205,7 @@ static int parse_projection(struct parse_ctx *x, const struct kedge_jval *e, voi
     rc = ps__want_object(x, e);
     if (rc < 0)
         return rc;
-    for (k = 0; k < sizeof(kinds) / sizeof(*kinds); k++)
-        if ((m = ps__member(e, kinds[k]))) {
-            count++;
-            src = m;
-            which = k;
-        }
+    src = ps__one_of(e, kinds, PS_COUNT(kinds), &count, &which);
     if (count > 1)
         return ps__fail(x, "Forbidden: may not specify more than 1 volume type");
     if (!count)
@@ -303,9 +298,9 @@ out:
 
 static int parse_volume(struct parse_ctx *x, const struct kedge_jval *v, struct pod_volume *vol)
 {
-    const struct kedge_jval *src = NULL, *m;
-    const char *type = NULL;
-    size_t i, count = 0;
+    const struct kedge_jval *src;
+    const char *type;
+    size_t which, count;
     int rc;
 
     vol->default_mode = 0644;
@@ -316,13 +311,8 @@ static int parse_volume(struct parse_ctx *x, const struct kedge_jval *v, struct 
         rc = ps__check_label(x, "name", vol->name);
     if (rc < 0)
         return rc;
-    for (i = 0; i < sizeof(volume_types) / sizeof(*volume_types); i++) {
-        if ((m = ps__member(v, volume_types[i]))) {
-            count++;
-            src = m;
-            type = volume_types[i];
-        }
-    }
+    src = ps__one_of(v, volume_types, PS_COUNT(volume_types), &count, &which);
+    type = volume_types[which];
     if (count > 1)
         return ps__fail(x, "Forbidden: may not specify more than 1 volume type");
     if (!count) {
