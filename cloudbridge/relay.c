@@ -445,6 +445,15 @@ static void connection_lost(struct relay *r)
         schedule_reconnect(r);
 }
 
+/* After libmosquitto read or wrote: the link is lost, or it may have more to write. */
+static void after_io(struct relay *r, int rc)
+{
+    if (rc != MOSQ_ERR_SUCCESS)
+        connection_lost(r);
+    else
+        want_write(r);
+}
+
 static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len)
 {
@@ -470,19 +479,10 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
                 break;
         }
         commit_and_ack(r);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            connection_lost(r);
-            return 0;
-        }
-        want_write(r);
+        after_io(r, rc);
         break;
     case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-        rc = mosquitto_loop_write(r->mosq, 1);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            connection_lost(r);
-            return 0;
-        }
-        want_write(r);
+        after_io(r, mosquitto_loop_write(r->mosq, 1));
         break;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (r->wsi == wsi)

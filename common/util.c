@@ -198,13 +198,27 @@ const char *kedge_go_strerror(int err, char *buf, size_t n)
     return buf;
 }
 
+static void vset_why(char *why, size_t why_len, const char *fmt, va_list ap)
+{
+    if (why && why_len)
+        (void)vsnprintf(why, why_len, fmt, ap);
+}
+
 void kedge_set_why(char *why, size_t why_len, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!why || !why_len)
-        return;
     va_start(ap, fmt);
-    (void)vsnprintf(why, why_len, fmt, ap);
+    vset_why(why, why_len, fmt, ap);
     va_end(ap);
+}
+
+int kedge_schema_why(char *why, size_t why_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vset_why(why, why_len, fmt, ap);
+    va_end(ap);
+    return KEDGE_ESCHEMA;
 }

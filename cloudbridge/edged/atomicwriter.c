@@ -325,29 +325,49 @@ static bool is_ts_name(const char *s)
     return s[0] == '.' && s[1] == '.' && s[2] >= '0' && s[2] <= '9' && !strchr(s, '/');
 }
 
+/* The directory that holds relative path inside dfd, walked to one component at a time
+ * without following a symlink (create: making the missing ones). Returns its fd (dfd itself
+ * when path has no '/'; any other the caller closes) or -errno; *leaf is path's last
+ * component, inside *copy (the caller frees it). */
+static int open_parent(int dfd, const char *path, bool create, char **copy, char **leaf)
+{
+    char *s, *slash;
+    int fd = dfd, next;
+
+    *copy = kedge_strdup(path);
+    if (!*copy)
+        return -ENOMEM;
+    for (s = *copy; (slash = strchr(s, '/')); s = slash + 1) {
+        *slash = '\0';
+        if (create)
+            next = vol_open_subdir(fd, s, DIR_MODE, NULL);
+        else if ((next = openat(fd, s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+            next = -errno;
+        if (fd != dfd)
+            close(fd);
+        if (next < 0) {
+            kedge_free(*copy);
+            *copy = NULL;
+            return next;
+        }
+        fd = next;
+    }
+    *leaf = s;
+    return fd;
+}
+
 /* Open the file at relative path inside dfd for reading, never following a symlink on the
  * way. Returns the fd or -errno. */
 static int open_rel(int dfd, const char *path)
 {
-    char *copy = kedge_strdup(path), *s, *slash;
-    int fd = dfd, next, rc;
+    char *copy, *leaf;
+    int fd = open_parent(dfd, path, false, &copy, &leaf), rc;
 
-    if (!copy)
-        return -ENOMEM;
-    for (s = copy; (slash = strchr(s, '/')); s = slash + 1) {
-        *slash = '\0';
-        next = openat(fd, s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return fd;
+    rc = openat(fd, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (rc < 0)
         rc = -errno;
-        if (fd != dfd)
-            close(fd);
-        if (next < 0) {
-            kedge_free(copy);
-            return rc;
-        }
-        fd = next;
-    }
-    next = openat(fd, s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    rc = next < 0 ? -errno : next;
     if (fd != dfd)
         close(fd);
     kedge_free(copy);
@@ -450,25 +470,12 @@ static int write_all(int fd, const char *p, size_t len)
  * created (never over something), its mode set, its content and its directory fsynced. */
 static int write_file(int tsfd, const struct vol_file *f)
 {
-    char *copy = kedge_strdup(f->path), *s, *slash;
-    int dfd = tsfd, fd, rc = 0;
+    char *copy, *leaf;
+    int dfd = open_parent(tsfd, f->path, true, &copy, &leaf), fd, rc;
 
-    if (!copy)
-        return -ENOMEM;
-    for (s = copy; (slash = strchr(s, '/')); s = slash + 1) {
-        int next;
-
-        *slash = '\0';
-        next = vol_open_subdir(dfd, s, DIR_MODE, NULL);
-        if (dfd != tsfd)
-            close(dfd);
-        if (next < 0) {
-            kedge_free(copy);
-            return next;
-        }
-        dfd = next;
-    }
-    fd = openat(dfd, s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (dfd < 0)
+        return dfd;
+    fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = -errno;
         goto out;

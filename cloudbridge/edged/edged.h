@@ -54,6 +54,14 @@ struct edged_deps {
     void (*runtime_version)(void *ctx, const char *version);
 };
 
+/* A request of edged's to the cloud through deps, as edgecore's edged asks MetaManager: route
+ * edged/meta/op on resource, a fresh msg_id, content the JSON content[0..len) (as_string: that
+ * text as a JSON string); fn gets the answer, or err after timeout_ms. 0 or a negative code
+ * (-ENOTCONN offline). */
+int edged_deps_request(const struct edged_deps *deps, int timeout_ms, const char *op,
+                       const char *resource, const char *content, size_t len, bool as_string,
+                       edged_reply_fn fn, void *ctx);
+
 /* Edged's settings (strings borrowed for Edged's lifetime). */
 struct edged_config {
     const char *node_name, *pods_dir;

@@ -12,7 +12,7 @@
 
 /* A message of edged to the meta group; *m's allocations are the caller's to free. */
 static int message(struct kedge_msg *m, const char *op, const char *resource, const char *content,
-                   bool as_string)
+                   size_t len, bool as_string)
 {
     int rc;
 
@@ -22,8 +22,8 @@ static int message(struct kedge_msg *m, const char *op, const char *resource, co
     m->resource = (char *)resource;
     rc = kedge_msg_new_id(m);
     if (rc == 0)
-        rc = as_string ? kedge_msg_set_content_string(m, content, strlen(content))
-                       : kedge_msg_set_content_json(m, content, strlen(content));
+        rc = as_string ? kedge_msg_set_content_string(m, content, len)
+                       : kedge_msg_set_content_json(m, content, len);
     return rc;
 }
 
@@ -39,7 +39,7 @@ int edged_send_to_cloud(struct edged *ed, const char *op, const char *resource, 
 {
     struct kedge_msg m = {0};
     struct kedge_buf b = KEDGE_BUF_INIT;
-    int rc = message(&m, op, resource, content, as_string);
+    int rc = message(&m, op, resource, content, strlen(content), as_string);
 
     if (rc == 0)
         rc = kedge_msg_encode(&b, &m, false);
@@ -50,16 +50,24 @@ int edged_send_to_cloud(struct edged *ed, const char *op, const char *resource, 
     return rc;
 }
 
+int edged_deps_request(const struct edged_deps *deps, int timeout_ms, const char *op,
+                       const char *resource, const char *content, size_t len, bool as_string,
+                       edged_reply_fn fn, void *ctx)
+{
+    struct kedge_msg m = {0};
+    int rc = message(&m, op, resource, content, len, as_string);
+
+    if (rc == 0)
+        rc = deps->request(deps->ctx, &m, timeout_ms, fn, ctx);
+    message_cleanup(&m);
+    return rc;
+}
+
 int edged_request_cloud(struct edged *ed, const char *op, const char *resource, const char *content,
                         bool as_string, edged_reply_fn fn, void *ctx)
 {
-    struct kedge_msg m = {0};
-    int rc = message(&m, op, resource, content, as_string);
-
-    if (rc == 0)
-        rc = ed->deps.request(ed->deps.ctx, &m, (int)ed->cfg.remote_timeout_ms, fn, ctx);
-    message_cleanup(&m);
-    return rc;
+    return edged_deps_request(&ed->deps, (int)ed->cfg.remote_timeout_ms, op, resource, content,
+                              strlen(content), as_string, fn, ctx);
 }
 
 static void ask_cloud(struct edged *ed, struct epod *p, const char *key)

@@ -171,15 +171,16 @@ static void remove_orphans(struct edged *ed)
     }
 }
 
-static void drop_next(struct edged *ed)
+/* A relist's result (ed->seen or the one being gathered, ed->next_seen), emptied. */
+static void free_seen(struct seen **list, size_t *n)
 {
     size_t i;
 
-    for (i = 0; i < ed->n_next; i++)
-        edged_seen_cleanup(&ed->next_seen[i]);
-    kedge_free(ed->next_seen);
-    ed->next_seen = NULL;
-    ed->n_next = 0;
+    for (i = 0; i < *n; i++)
+        edged_seen_cleanup(&(*list)[i]);
+    kedge_free(*list);
+    *list = NULL;
+    *n = 0;
 }
 
 static void relist_finished(struct edged *ed)
@@ -188,15 +189,13 @@ static void relist_finished(struct edged *ed)
 
     if (ed->relist_broken) {
         char msg[300];
-        drop_next(ed);
+        free_seen(&ed->next_seen, &ed->n_next);
         ed->relist_broken = false;
         snprintf(msg, sizeof(msg), "container runtime is not reachable: %s", kedge_strerror(-EIO));
         relist_failed(ed, msg);
         return;
     }
-    for (i = 0; i < ed->n_seen; i++)
-        edged_seen_cleanup(&ed->seen[i]);
-    kedge_free(ed->seen);
+    free_seen(&ed->seen, &ed->n_seen);
     /* compact: entries whose inspect found nothing are dropped */
     for (i = 0; i < ed->n_next; i++)
         if (ed->next_seen[i].o.id)
@@ -255,12 +254,6 @@ void edged_relist_cancel(struct edged *ed)
 
 void edged_relist_free(struct edged *ed)
 {
-    size_t i;
-
-    for (i = 0; i < ed->n_seen; i++)
-        edged_seen_cleanup(&ed->seen[i]);
-    kedge_free(ed->seen);
-    ed->seen = NULL;
-    ed->n_seen = 0;
-    drop_next(ed);
+    free_seen(&ed->seen, &ed->n_seen);
+    free_seen(&ed->next_seen, &ed->n_next);
 }

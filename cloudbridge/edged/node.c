@@ -306,25 +306,16 @@ static int node_object(struct node *n, const struct machine *mc, struct kedge_bu
 
 /* ---- talking to the edge controller ------------------------------------------------------- */
 
-static int send_remote(struct node *n, const char *op, const char *resource, const char *content,
-                       size_t len, bool as_string, edged_reply_fn fn)
+/* Ask the cloud (edged/meta/op on resource); *inflight is set while fn's answer is awaited,
+ * so that no second request of the kind goes out meanwhile. */
+static int ask_cloud(struct node *n, const char *op, const char *resource, const char *content,
+                     size_t len, bool as_string, edged_reply_fn fn, bool *inflight)
 {
-    struct kedge_msg m = {0};
-    int rc;
+    int rc = edged_deps_request(&n->deps, (int)n->cfg.remote_timeout_ms, op, resource, content, len,
+                                as_string, fn, n);
 
-    m.source = "edged";
-    m.group = "meta";
-    m.operation = (char *)op;
-    m.resource = (char *)resource;
-    rc = kedge_msg_new_id(&m);
     if (rc == 0)
-        rc = as_string ? kedge_msg_set_content_string(&m, content, len)
-                       : kedge_msg_set_content_json(&m, content, len);
-    if (rc == 0)
-        rc = n->deps.request(n->deps.ctx, &m, (int)n->cfg.remote_timeout_ms, fn, n);
-    kedge_free(m.msg_id);
-    kedge_free(m.content);
-    kedge_free(m.content_str);
+        *inflight = true;
     return rc;
 }
 
@@ -410,21 +401,40 @@ static void adopt_node(struct node *n, char *obj)
     kedge_free(obj);
 }
 
+/* The object of the cloud's answer m to one of our requests (NULL: err, or *reason the
+ * cloud's refusal). */
+static char *answer_object(struct node *n, const struct kedge_msg *m, int err, const char **reason)
+{
+    *reason = NULL;
+    return err ? NULL : n->deps.object_of(n->deps.ctx, m, reason);
+}
+
+/* For a log line: why an answer brought no object. */
+static const char *no_object_why(int err, const char *reason)
+{
+    return err ? kedge_strerror(err) : reason ? reason : "no object";
+}
+
+/* The lease we hold is not the cloud's any more: the next renewal inserts a new one. */
+static void forget_lease(struct node *n)
+{
+    kedge_free(n->lease_json);
+    n->lease_json = NULL;
+    n->lease_refetch = false;
+}
+
 static void fetched(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
-    const char *reason = NULL;
-    char *obj = err ? NULL : n->deps.object_of(n->deps.ctx, m, &reason);
+    const char *reason;
+    char *obj = answer_object(n, m, err, &reason);
 
     n->registering = false;
     if (!obj) {
         kedge_log(KEDGE_LOG_WARN,
                   "node: the cloud has node %s but did not return it (%s); "
                   "trying again",
-                  n->cfg.node_name,
-                  err      ? kedge_strerror(err)
-                  : reason ? reason
-                           : "no object");
+                  n->cfg.node_name, no_object_why(err, reason));
         return;
     }
     adopt_node(n, obj);
@@ -436,8 +446,8 @@ static void fetched(void *ctx, const struct kedge_msg *m, int err)
 static void registered(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
-    const char *reason = NULL;
-    char *obj = err ? NULL : n->deps.object_of(n->deps.ctx, m, &reason);
+    const char *reason;
+    char *obj = answer_object(n, m, err, &reason);
 
     n->registering = false;
     if (err) {
@@ -446,13 +456,12 @@ static void registered(void *ctx, const struct kedge_msg *m, int err)
     }
     if (!obj && reason && !strcmp(reason, "AlreadyExists")) {
         /* kubelet's tryRegisterWithAPIServer: get the existing Node instead */
-        if (send_remote(n, "query", n->key_node, "null", 4, false, fetched) == 0)
-            n->registering = true;
+        (void)ask_cloud(n, "query", n->key_node, "null", 4, false, fetched, &n->registering);
         return;
     }
     if (!obj) {
         kedge_log(KEDGE_LOG_WARN, "node: the cloud refused the registration (%s)",
-                  reason ? reason : "no object");
+                  no_object_why(err, reason));
         return;
     }
     adopt_node(n, obj);
@@ -466,17 +475,17 @@ static void register_node(struct node *n)
     struct machine mc;
 
     read_machine(&n->cfg, &mc);
-    if (node_object(n, &mc, &b) == 0 &&
-        send_remote(n, "insert", n->key_node, b.data, b.len, false, registered) == 0)
-        n->registering = true;
+    if (node_object(n, &mc, &b) == 0)
+        (void)ask_cloud(n, "insert", n->key_node, b.data, b.len, false, registered,
+                        &n->registering);
     kedge_buf_cleanup(&b);
 }
 
 static void lease_done(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
-    const char *reason = NULL;
-    char *obj = err ? NULL : n->deps.object_of(n->deps.ctx, m, &reason);
+    const char *reason;
+    char *obj = answer_object(n, m, err, &reason);
 
     n->lease_inflight = false;
     if (obj) {
@@ -484,9 +493,7 @@ static void lease_done(void *ctx, const struct kedge_msg *m, int err)
         n->lease_json = obj;
         n->lease_refetch = false;
     } else if (reason && !strcmp(reason, "NotFound")) {
-        kedge_free(n->lease_json); /* deleted in the cloud: insert again */
-        n->lease_json = NULL;
-        n->lease_refetch = false;
+        forget_lease(n); /* deleted in the cloud */
     } else if (reason) {
         /* AlreadyExists on insert, Conflict on update: ours is not the cloud's lease */
         n->lease_refetch = true;
@@ -506,8 +513,7 @@ static void renew_lease(struct node *n)
     strftime(now, 24, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%06ldZ", ts.tv_nsec / 1000);
     if (n->lease_refetch) {
-        if (send_remote(n, "query", n->key_lease, "null", 4, false, lease_done) == 0)
-            n->lease_inflight = true;
+        (void)ask_cloud(n, "query", n->key_lease, "null", 4, false, lease_done, &n->lease_inflight);
     } else if (!n->lease_json) {
         (void)kedge_buf_printf(&b,
                                "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"kube-node-lease\","
@@ -517,8 +523,9 @@ static void renew_lease(struct node *n)
                                "\"renewTime\":\"%s\"}}",
                                n->cfg.node_name, n->cfg.node_name, n->node_uid ? n->node_uid : "",
                                n->cfg.node_name, LEASE_DURATION_S, now);
-        if (b.data && send_remote(n, "insert", n->key_lease, b.data, b.len, false, lease_done) == 0)
-            n->lease_inflight = true;
+        if (b.data)
+            (void)ask_cloud(n, "insert", n->key_lease, b.data, b.len, false, lease_done,
+                            &n->lease_inflight);
     } else {
         /* the last lease from the cloud with a new renewTime (resourceVersion kept) */
         const char *rt = strstr(n->lease_json, "\"renewTime\":\"");
@@ -526,9 +533,9 @@ static void renew_lease(struct node *n)
             const char *end = strchr(rt + 13, '"');
             if (end &&
                 kedge_buf_append(&b, n->lease_json, (size_t)(rt + 13 - n->lease_json)) == 0 &&
-                kedge_buf_puts(&b, now) == 0 && kedge_buf_puts(&b, end) == 0 &&
-                send_remote(n, "update", n->key_lease, b.data, b.len, false, lease_done) == 0)
-                n->lease_inflight = true;
+                kedge_buf_puts(&b, now) == 0 && kedge_buf_puts(&b, end) == 0)
+                (void)ask_cloud(n, "update", n->key_lease, b.data, b.len, false, lease_done,
+                                &n->lease_inflight);
         } else {
             kedge_free(n->lease_json);
             n->lease_json = NULL;
@@ -540,8 +547,8 @@ static void renew_lease(struct node *n)
 static void status_done(void *ctx, const struct kedge_msg *m, int err)
 {
     struct node *n = ctx;
-    const char *reason = NULL;
-    char *obj = err ? NULL : n->deps.object_of(n->deps.ctx, m, &reason);
+    const char *reason;
+    char *obj = answer_object(n, m, err, &reason);
 
     n->status_inflight = false;
     if (obj) {
@@ -554,14 +561,9 @@ static void status_done(void *ctx, const struct kedge_msg *m, int err)
         kedge_log(KEDGE_LOG_WARN, "node: the cloud has no node %s any more; registering again",
                   n->cfg.node_name);
         n->registered = false;
-        kedge_free(n->lease_json);
-        n->lease_json = NULL; /* it names the old Node's UID */
-        n->lease_refetch = false;
+        forget_lease(n); /* it names the old Node's UID */
     } else if (err != -ETIMEDOUT && err != -ECANCELED) {
-        kedge_log(KEDGE_LOG_WARN, "node: status patch refused (%s)",
-                  err      ? kedge_strerror(err)
-                  : reason ? reason
-                           : "no object");
+        kedge_log(KEDGE_LOG_WARN, "node: status patch refused (%s)", no_object_why(err, reason));
     }
 }
 
@@ -590,8 +592,8 @@ static void report_status(struct node *n)
         goto out;
     /* edgecore's processPatch: the patch is stored under its own key, then sent */
     (void)n->deps.store_put(n->deps.ctx, n->key_patch, patch.data, patch.len);
-    if (send_remote(n, "patch", n->key_patch, patch.data, patch.len, true, status_done) == 0) {
-        n->status_inflight = true;
+    if (ask_cloud(n, "patch", n->key_patch, patch.data, patch.len, true, status_done,
+                  &n->status_inflight) == 0) {
         n->last_report_s = now;
         kedge_free(n->last_status);
         n->last_status = kedge_buf_take(&plain, NULL);

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,19 +127,6 @@ struct build {
     struct podenv *env;
 };
 
-static int bfail(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int bfail(struct build *b, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (b->why && b->why_len) {
-        va_start(ap, fmt);
-        (void)vsnprintf(b->why, b->why_len, fmt, ap);
-        va_end(ap);
-    }
-    return KEDGE_ESCHEMA;
-}
-
 /* The stored object type/name: *root its JSON object, or NULL when it does not exist.
  * Returns 0, KEDGE_ESCHEMA (the store holds something that is not an object), or the lookup's
  * own error (-ENOMEM, -EIO, ...). */
@@ -167,9 +153,11 @@ static int get_object(struct build *b, const char *type, const char *name,
         if (rc == 0 && kedge_jdoc_root(doc)->type != KEDGE_JOBJ)
             rc = KEDGE_EPARSE;
         if (rc == KEDGE_EPARSE)
-            rc = bfail(b, "%s \"%s\": the stored object is not a JSON object", type, name);
+            rc = kedge_schema_why(b->why, b->why_len,
+                                  "%s \"%s\": the stored object is not a JSON object", type, name);
     } else if (rc != -ENOENT && rc != -ENOMEM) {
-        bfail(b, "%s \"%s\": lookup failed: %s", type, name, kedge_strerror(rc));
+        kedge_schema_why(b->why, b->why_len, "%s \"%s\": lookup failed: %s", type, name,
+                         kedge_strerror(rc));
     }
     kedge_free(json);
     if (rc < 0 && rc != -ENOENT)
@@ -206,13 +194,13 @@ static int object_value(struct build *b, const char *type, const char *name,
         return *out ? 0 : -ENOMEM;
     }
     if (v->type != KEDGE_JSTR)
-        return bfail(b, "%s \"%s\": data[%.*s] is not a string", type, name, (int)v->key_len,
-                     v->key);
+        return kedge_schema_why(b->why, b->why_len, "%s \"%s\": data[%.*s] is not a string", type,
+                                name, (int)v->key_len, v->key);
     if (type[0] == 's') {
         int rc = kedge_base64_decode(v->str, v->len, out, len);
         if (rc == KEDGE_EPARSE)
-            return bfail(b, "%s \"%s\": data[%.*s] is not valid base64", type, name,
-                         (int)v->key_len, v->key);
+            return kedge_schema_why(b->why, b->why_len, "%s \"%s\": data[%.*s] is not valid base64",
+                                    type, name, (int)v->key_len, v->key);
         return rc;
     }
     *out = kedge_strndup(v->str, v->len);
@@ -226,7 +214,7 @@ static int object_data(struct build *b, const char *type, const char *name,
 {
     *data = ps__member(root, "data");
     if (*data && (*data)->type != KEDGE_JOBJ)
-        return bfail(b, "%s \"%s\": data is not an object", type, name);
+        return kedge_schema_why(b->why, b->why_len, "%s \"%s\": data is not an object", type, name);
     return 0;
 }
 
@@ -281,30 +269,15 @@ int podenv_expand(const struct podenv *env, const char *in, size_t len, struct k
     return rc;
 }
 
-static const char *kv_find(const struct pod_kv *kv, size_t n, const char *key, size_t klen)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (strlen(kv[i].name) == klen && !memcmp(kv[i].name, key, klen))
-            return kv[i].value;
-    return NULL;
-}
-
 /* fieldRef (kubelet's podFieldSelectorRuntimeValue): a missing label or annotation is "". */
 static int field_value(struct build *b, const char *fp, struct kedge_buf *out)
 {
     const struct pod_spec *p = b->pod;
-    const char *v = NULL, *sub;
-    size_t n;
+    const char *v = NULL;
 
-    if (!strcmp(fp, "metadata.name"))
-        v = p->name;
-    else if (!strcmp(fp, "metadata.namespace"))
-        v = p->ns;
-    else if (!strcmp(fp, "metadata.uid"))
-        v = p->uid;
-    else if (!strcmp(fp, "spec.nodeName"))
+    if (podspec_metadata_field(p, fp, &v))
+        return kedge_buf_puts(out, v ? v : "");
+    if (!strcmp(fp, "spec.nodeName"))
         v = p->node_name;
     else if (!strcmp(fp, "spec.serviceAccountName"))
         v = p->service_account;
@@ -312,12 +285,8 @@ static int field_value(struct build *b, const char *fp, struct kedge_buf *out)
         v = b->src->pod_ip;
     else if (!strcmp(fp, "status.hostIP") || !strcmp(fp, "status.hostIPs"))
         v = b->src->host_ip;
-    else if ((sub = ps__field_subscript(fp, "metadata.labels['", &n)))
-        v = kv_find(p->labels, p->n_labels, sub, n);
-    else if ((sub = ps__field_subscript(fp, "metadata.annotations['", &n)))
-        v = kv_find(p->annotations, p->n_annotations, sub, n);
     else
-        return bfail(b, "unsupported fieldPath: %s", fp);
+        return kedge_schema_why(b->why, b->why_len, "unsupported fieldPath: %s", fp);
     return kedge_buf_puts(out, v ? v : "");
 }
 
@@ -328,27 +297,39 @@ static int resource_value(struct build *b, const struct pod_env *e, struct kedge
     int rc;
 
     if (e->ref_name && !(c = podspec_find_container(b->pod, e->ref_name)))
-        return bfail(b, "container %s not found", e->ref_name);
+        return kedge_schema_why(b->why, b->why_len, "container %s not found", e->ref_name);
     rc = podspec_resource_value(c, e->ref_key, e->value, out);
     if (rc == KEDGE_ESCHEMA)
-        return bfail(b, "invalid divisor %s", e->value);
+        return kedge_schema_why(b->why, b->why_len, "invalid divisor %s", e->value);
     return rc;
+}
+
+/* The data of the ConfigMap or Secret (type) a variable names (NULL: it has none, or it does
+ * not exist and optional says that is fine). */
+static int referenced_data(struct build *b, const char *type, const char *name, bool optional,
+                           const struct kedge_jval **data)
+{
+    const struct kedge_jval *root;
+    int rc = get_object(b, type, name, &root);
+
+    *data = NULL;
+    if (rc < 0)
+        return rc;
+    if (!root)
+        return optional ? 0
+                        : kedge_schema_why(b->why, b->why_len, "%s \"%s\" not found", type, name);
+    return object_data(b, type, name, root, data);
 }
 
 /* envFrom: every key of the object's data, prefixed, in key order. */
 static int env_from_object(struct build *b, const struct pod_env_from *ef)
 {
     const char *type = ef->secret ? "secret" : "configmap";
-    const struct kedge_jval *root, *data, **mems = NULL;
+    const struct kedge_jval *data, **mems = NULL;
     struct kedge_buf name = KEDGE_BUF_INIT;
     size_t i, n = 0;
-    int rc = get_object(b, type, ef->name, &root);
+    int rc = referenced_data(b, type, ef->name, ef->optional, &data);
 
-    if (rc < 0)
-        return rc;
-    if (!root)
-        return ef->optional ? 0 : bfail(b, "%s \"%s\" not found", type, ef->name);
-    rc = object_data(b, type, ef->name, root, &data);
     if (rc < 0 || !data)
         return rc;
     rc = ps__sorted_members(data, &mems, &n);
@@ -380,22 +361,19 @@ static int env_key_ref(struct build *b, const struct pod_env *e, char **val, siz
 {
     bool secret = e->src == ENV_SECRET;
     const char *type = secret ? "secret" : "configmap";
-    const struct kedge_jval *root, *data, *v;
-    int rc = get_object(b, type, e->ref_name, &root);
+    const struct kedge_jval *data, *v;
+    int rc = referenced_data(b, type, e->ref_name, e->optional, &data);
 
     *found = false;
     if (rc < 0)
         return rc;
-    if (!root)
-        return e->optional ? 0 : bfail(b, "%s \"%s\" not found", type, e->ref_name);
-    rc = object_data(b, type, e->ref_name, root, &data);
-    if (rc < 0)
-        return rc;
     v = data ? kedge_json_get_exact(data, e->ref_key, strlen(e->ref_key)) : NULL;
     if (!v)
-        return e->optional ? 0
-                           : bfail(b, "couldn't find key %s in %s %s/%s", e->ref_key,
-                                   secret ? "Secret" : "ConfigMap", b->pod->ns, e->ref_name);
+        return e->optional
+                   ? 0
+                   : kedge_schema_why(b->why, b->why_len, "couldn't find key %s in %s %s/%s",
+                                      e->ref_key, secret ? "Secret" : "ConfigMap", b->pod->ns,
+                                      e->ref_name);
     rc = object_value(b, type, e->ref_name, v, val, len);
     *found = rc == 0;
     return rc;

@@ -327,50 +327,17 @@ static int format_map(const struct pod_kv *kv, size_t n, struct kedge_buf *out)
     return rc;
 }
 
-static const char *kv_get(const struct pod_kv *kv, size_t n, const char *key, size_t klen)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (strlen(kv[i].name) == klen && !memcmp(kv[i].name, key, klen))
-            return kv[i].value;
-    return NULL;
-}
-
-/* SplitMaybeSubscriptedPath for prefix "metadata.labels" etc.: the subscript or NULL. */
-static const char *subscript(const char *fp, const char *path, size_t *len)
-{
-    size_t pl = strlen(path), n = strlen(fp);
-
-    if (n < pl + 4 || strncmp(fp, path, pl) || strncmp(fp + pl, "['", 2) ||
-        strcmp(fp + n - 2, "']"))
-        return NULL;
-    *len = n - pl - 4;
-    return fp + pl + 2;
-}
-
 int podpayload_field(const struct pod_spec *p, const char *fp, struct kedge_buf *out)
 {
-    const char *v = NULL, *sub;
-    size_t n;
+    const char *v = NULL;
 
-    if ((sub = subscript(fp, "metadata.labels", &n)))
-        v = kv_get(p->labels, p->n_labels, sub, n);
-    else if ((sub = subscript(fp, "metadata.annotations", &n)))
-        v = kv_get(p->annotations, p->n_annotations, sub, n);
-    else if (!strcmp(fp, "metadata.labels"))
+    if (podspec_metadata_field(p, fp, &v))
+        return kedge_buf_puts(out, v ? v : "");
+    if (!strcmp(fp, "metadata.labels"))
         return format_map(p->labels, p->n_labels, out);
-    else if (!strcmp(fp, "metadata.annotations"))
+    if (!strcmp(fp, "metadata.annotations"))
         return format_map(p->annotations, p->n_annotations, out);
-    else if (!strcmp(fp, "metadata.name"))
-        v = p->name;
-    else if (!strcmp(fp, "metadata.namespace"))
-        v = p->ns;
-    else if (!strcmp(fp, "metadata.uid"))
-        v = p->uid;
-    else
-        return KEDGE_ESCHEMA;
-    return kedge_buf_puts(out, v ? v : "");
+    return KEDGE_ESCHEMA;
 }
 
 /* One downwardAPI file's content into val. msg: the error's text. */

@@ -122,11 +122,7 @@ static int parse_spec(struct parse_ctx *x, const struct kedge_jval *root, struct
         rc = ps__get_str(x, spec, "serviceAccount", &p->service_account);
     }
     if (rc == 0)
-        rc = ps__get_str(x, spec, "hostname", &p->hostname);
-    if (rc == 0 && p->hostname && !*p->hostname) {
-        kedge_free(p->hostname);
-        p->hostname = NULL;
-    }
+        rc = ps__get_opt_str(x, spec, "hostname", &p->hostname);
     if (rc == 0 && p->hostname)
         rc = ps__check_label(x, "hostname", p->hostname);
     if (rc == 0)
@@ -184,10 +180,9 @@ int podspec_parse(const char *json, size_t len, struct pod_spec **out, char *why
     if (rc < 0)
         return rc;
     root = kedge_jdoc_root(doc);
-    if (root->type != KEDGE_JOBJ) {
-        rc = ps__fail(&x, "must be an object, not %s", ps__jtype_name(root));
+    rc = ps__want_object(&x, root);
+    if (rc < 0)
         goto out;
-    }
     p = kedge_calloc(1, sizeof(*p));
     if (!p) {
         rc = -ENOMEM;
@@ -375,4 +370,35 @@ const struct pod_container *podspec_find_container(const struct pod_spec *p, con
         if (!strcmp(p->init_containers[i].name, name))
             return &p->init_containers[i];
     return NULL;
+}
+
+/* The value of the label or annotation named key[0..klen), or NULL. */
+static const char *kv_find(const struct pod_kv *kv, size_t n, const char *key, size_t klen)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (strlen(kv[i].name) == klen && !memcmp(kv[i].name, key, klen))
+            return kv[i].value;
+    return NULL;
+}
+
+bool podspec_metadata_field(const struct pod_spec *p, const char *fp, const char **v)
+{
+    const char *sub;
+    size_t n;
+
+    if (!strcmp(fp, "metadata.name"))
+        *v = p->name;
+    else if (!strcmp(fp, "metadata.namespace"))
+        *v = p->ns;
+    else if (!strcmp(fp, "metadata.uid"))
+        *v = p->uid;
+    else if ((sub = ps__field_subscript(fp, "metadata.labels['", &n)))
+        *v = kv_find(p->labels, p->n_labels, sub, n);
+    else if ((sub = ps__field_subscript(fp, "metadata.annotations['", &n)))
+        *v = kv_find(p->annotations, p->n_annotations, sub, n);
+    else
+        return false;
+    return true;
 }

@@ -176,6 +176,10 @@ int podspec_resource_value(const struct pod_container *c, const char *resource, 
                            struct kedge_buf *out);
 /* The app or init container named name, or NULL. */
 const struct pod_container *podspec_find_container(const struct pod_spec *p, const char *name);
+/* The pod fields a fieldRef and a downwardAPI file both name: metadata.name, .namespace, .uid,
+ * and one label or annotation (metadata.labels['key']). Whether fp is one of them; *v its
+ * value (NULL: a label or annotation the pod does not have, which reads as ""). */
+bool podspec_metadata_field(const struct pod_spec *p, const char *fp, const char **v);
 
 /* Whether an image reference is one the engine can take ("name[:tag][@digest]", lower-case
  * repository). */

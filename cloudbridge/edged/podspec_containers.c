@@ -23,12 +23,17 @@ static int parse_port(struct parse_ctx *x, const struct kedge_jval *e, void *ele
 {
     const struct pod_spec *p = ctx;
     struct pod_port *pt = elem;
-    int rc = 0;
+    int rc;
+
+    const struct ps_field fields[] = {
+        {"name", PS_STR, &pt->name, NULL},
+        {"hostIP", PS_OPT_STR, &pt->host_ip, NULL},
+        {"protocol", PS_STR, &pt->protocol, "TCP"},
+    };
+    int64_t cp = 0, hp = 0;
 
     (void)i;
-    int64_t cp = 0, hp = 0;
-    if (e->type != KEDGE_JOBJ)
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
+    rc = ps__want_object(x, e);
     if (rc == 0)
         rc = ps__get_int(x, e, "containerPort", INT64_MIN, INT64_MAX, &cp);
     if (rc == 0 && (cp < 1 || cp > 65535))
@@ -37,20 +42,7 @@ static int parse_port(struct parse_ctx *x, const struct kedge_jval *e, void *ele
     if (rc == 0)
         rc = ps__get_int(x, e, "hostPort", 0, 65535, &hp);
     if (rc == 0)
-        rc = ps__get_str(x, e, "name", &pt->name);
-    if (rc == 0)
-        rc = ps__get_str(x, e, "hostIP", &pt->host_ip);
-    if (rc == 0)
-        rc = ps__get_str(x, e, "protocol", &pt->protocol);
-    if (rc == 0 && pt->host_ip && !*pt->host_ip) {
-        kedge_free(pt->host_ip);
-        pt->host_ip = NULL;
-    }
-    if (rc == 0 && (!pt->protocol || !*pt->protocol)) {
-        kedge_free(pt->protocol);
-        if (!(pt->protocol = kedge_strdup("TCP")))
-            rc = -ENOMEM;
-    }
+        rc = ps__get_fields(x, e, fields, PS_COUNT(fields));
     if (rc == 0 && strcmp(pt->protocol, "TCP") && strcmp(pt->protocol, "UDP") &&
         strcmp(pt->protocol, "SCTP"))
         rc = ps__fail_at(x, "protocol",
@@ -111,13 +103,9 @@ int ps__parse_resource_ref(struct parse_ctx *x, const struct kedge_jval *ref, ch
     int rc = ps__get_str(x, ref, "resource", resource);
 
     if (rc == 0)
-        rc = ps__get_str(x, ref, "containerName", container);
-    if (rc == 0 && *container && !**container) {
-        kedge_free(*container);
-        *container = NULL;
-    }
-    if (rc == 0 && (!*resource || !**resource))
-        rc = ps__fail_at(x, "resource", "Required value");
+        rc = ps__get_opt_str(x, ref, "containerName", container);
+    if (rc == 0)
+        rc = ps__required(x, "resource", *resource);
     for (i = 0; rc == 0 && i < 4 && strcmp(*resource, resource_names[i]); i++)
         ;
     if (rc == 0 && i == 4)
@@ -143,21 +131,14 @@ int ps__parse_resource_ref(struct parse_ctx *x, const struct kedge_jval *ref, ch
 static int parse_key_ref(struct parse_ctx *x, const char *key, const struct kedge_jval *ref,
                          struct pod_env *e)
 {
+    const struct ps_field fields[] = {
+        {"name", PS_REQUIRED, &e->ref_name, NULL},
+        {"key", PS_REQUIRED, &e->ref_key, NULL},
+        {"optional", PS_BOOL, &e->optional, NULL},
+    };
     size_t old = ps__path_key(x, key);
-    int rc = 0;
+    int rc = ps__get_fields(x, ref, fields, PS_COUNT(fields));
 
-    if (ref->type != KEDGE_JOBJ)
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(ref));
-    if (rc == 0)
-        rc = ps__get_str(x, ref, "name", &e->ref_name);
-    if (rc == 0)
-        rc = ps__get_str(x, ref, "key", &e->ref_key);
-    if (rc == 0)
-        rc = ps__get_bool(x, ref, "optional", &e->optional);
-    if (rc == 0 && (!e->ref_name || !*e->ref_name))
-        rc = ps__fail_at(x, "name", "Required value");
-    if (rc == 0 && (!e->ref_key || !*e->ref_key))
-        rc = ps__fail_at(x, "key", "Required value");
     ps__path_pop(x, old);
     return rc;
 }
@@ -166,16 +147,10 @@ static int parse_value_from(struct parse_ctx *x, const struct kedge_jval *vf, st
 {
     static const char *const refs[] = {"configMapKeyRef", "secretKeyRef", "fieldRef",
                                        "resourceFieldRef"};
-    const struct kedge_jval *ref = NULL, *m;
-    size_t i, n = 0, which = 0, old;
+    size_t n, which, old;
+    const struct kedge_jval *ref = ps__one_of(vf, refs, PS_COUNT(refs), &n, &which);
     int rc = 0;
 
-    for (i = 0; i < 4; i++)
-        if ((m = ps__member(vf, refs[i]))) {
-            n++;
-            ref = m;
-            which = i;
-        }
     if (n == 0)
         return ps__fail(x,
                         "Invalid value: \"\": must specify one of: `configMapKeyRef`, `fieldRef`, "
@@ -189,12 +164,12 @@ static int parse_value_from(struct parse_ctx *x, const struct kedge_jval *vf, st
     }
     old = ps__path_key(x, refs[which]);
     if (ref->type != KEDGE_JOBJ) {
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(ref));
+        rc = ps__want_object(x, ref);
     } else if (which == 2) {
         e->src = ENV_FIELD;
         rc = ps__get_str(x, ref, "fieldPath", &e->ref_key);
-        if (rc == 0 && (!e->ref_key || !*e->ref_key))
-            rc = ps__fail_at(x, "fieldPath", "Required value");
+        if (rc == 0)
+            rc = ps__required(x, "fieldPath", e->ref_key);
         if (rc == 0 && !field_path_ok(e->ref_key))
             rc = ps__fail_at(
                 x, "fieldPath",
@@ -217,11 +192,11 @@ static int parse_env_var(struct parse_ctx *x, const struct kedge_jval *v, struct
     const struct kedge_jval *vf = NULL;
     int rc;
 
-    if (v->type != KEDGE_JOBJ)
-        return ps__fail(x, "must be an object, not %s", ps__jtype_name(v));
-    rc = ps__get_str(x, v, "name", &e->name);
-    if (rc == 0 && (!e->name || !*e->name))
-        rc = ps__fail_at(x, "name", "Required value");
+    rc = ps__want_object(x, v);
+    if (rc == 0)
+        rc = ps__get_str(x, v, "name", &e->name);
+    if (rc == 0)
+        rc = ps__required(x, "name", e->name);
     if (rc == 0 && !ps__env_name_ok(e->name))
         rc = ps__fail_at(x, "name",
                          "Invalid value: \"%.80s\": a valid environment variable name must consist "
@@ -235,9 +210,7 @@ static int parse_env_var(struct parse_ctx *x, const struct kedge_jval *v, struct
         return rc;
     if (!vf) {
         e->src = ENV_VALUE;
-        if (!e->value && !(e->value = kedge_strdup("")))
-            return -ENOMEM;
-        return 0;
+        return e->value || (e->value = kedge_strdup("")) ? 0 : -ENOMEM;
     }
     if (e->value && *e->value)
         return ps__fail_at(x, "valueFrom",
@@ -269,14 +242,18 @@ static int parse_env(struct parse_ctx *x, const struct kedge_jval *v, struct pod
 static int parse_env_from_one(struct parse_ctx *x, const struct kedge_jval *v,
                               struct pod_env_from *ef)
 {
+    const struct ps_field fields[] = {
+        {"name", PS_REQUIRED, &ef->name, NULL},
+        {"optional", PS_BOOL, &ef->optional, NULL},
+    };
     const struct kedge_jval *cm, *sec, *ref;
     const char *key;
     size_t old;
     int rc;
 
-    if (v->type != KEDGE_JOBJ)
-        return ps__fail(x, "must be an object, not %s", ps__jtype_name(v));
-    rc = ps__get_str(x, v, "prefix", &ef->prefix);
+    rc = ps__want_object(x, v);
+    if (rc == 0)
+        rc = ps__get_str(x, v, "prefix", &ef->prefix);
     if (rc == 0 && ef->prefix && *ef->prefix && !ps__env_name_ok(ef->prefix))
         rc = ps__fail_at(x, "prefix",
                          "Invalid value: \"%.80s\": a valid environment variable name must consist "
@@ -296,14 +273,7 @@ static int parse_env_from_one(struct parse_ctx *x, const struct kedge_jval *v,
     ref = sec ? sec : cm;
     key = sec ? "secretRef" : "configMapRef";
     old = ps__path_key(x, key);
-    if (ref->type != KEDGE_JOBJ)
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(ref));
-    if (rc == 0)
-        rc = ps__get_str(x, ref, "name", &ef->name);
-    if (rc == 0)
-        rc = ps__get_bool(x, ref, "optional", &ef->optional);
-    if (rc == 0 && (!ef->name || !*ef->name))
-        rc = ps__fail_at(x, "name", "Required value");
+    rc = ps__get_fields(x, ref, fields, PS_COUNT(fields));
     ps__path_pop(x, old);
     return rc;
 }
@@ -326,30 +296,18 @@ static int parse_mount(struct parse_ctx *x, const struct kedge_jval *e, void *el
                        void *ctx)
 {
     struct pod_mount *m = elem;
-    int rc = 0;
+    const struct ps_field fields[] = {
+        {"name", PS_REQUIRED, &m->name, NULL},
+        {"mountPath", PS_REQUIRED, &m->mount_path, NULL},
+        {"subPath", PS_OPT_STR, &m->sub_path, NULL},
+        {"readOnly", PS_BOOL, &m->read_only, NULL},
+    };
+    const struct kedge_jval *expr;
+    const char *problem;
+    int rc = ps__get_fields(x, e, fields, PS_COUNT(fields));
 
     (void)i;
     (void)ctx;
-    const struct kedge_jval *expr;
-    const char *problem;
-    if (e->type != KEDGE_JOBJ)
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
-    if (rc == 0)
-        rc = ps__get_str(x, e, "name", &m->name);
-    if (rc == 0)
-        rc = ps__get_str(x, e, "mountPath", &m->mount_path);
-    if (rc == 0)
-        rc = ps__get_str(x, e, "subPath", &m->sub_path);
-    if (rc == 0)
-        rc = ps__get_bool(x, e, "readOnly", &m->read_only);
-    if (rc == 0 && (!m->name || !*m->name))
-        rc = ps__fail_at(x, "name", "Required value");
-    if (rc == 0 && (!m->mount_path || !*m->mount_path))
-        rc = ps__fail_at(x, "mountPath", "Required value");
-    if (rc == 0 && m->sub_path && !*m->sub_path) {
-        kedge_free(m->sub_path);
-        m->sub_path = NULL;
-    }
     if (rc == 0 && m->sub_path && (problem = ps__relative_path_problem(m->sub_path)))
         rc = ps__fail_at(x, "subPath", "Invalid value: \"%.80s\": %s", m->sub_path, problem);
     if (rc == 0 && (expr = ps__member(e, "subPathExpr")) && (expr->type != KEDGE_JSTR || expr->len))
@@ -367,15 +325,12 @@ static int parse_mounts(struct parse_ctx *x, const struct kedge_jval *v, struct 
 static int parse_resource_list(struct parse_ctx *x, const struct kedge_jval *res, const char *key,
                                int64_t *cpu, int64_t *mem, bool *has_cpu, bool *has_mem)
 {
-    const struct kedge_jval *list, **mems = NULL;
-    size_t i, n = 0, old;
-    int rc = ps__get_obj(x, res, key, &list);
+    const struct kedge_jval **mems;
+    size_t i, n, old;
+    int rc = ps__get_members(x, res, key, &mems, &n);
 
-    if (rc < 0 || !list)
+    if (rc < 0 || !n)
         return rc;
-    if (list->n > MAX_ITEMS)
-        return ps__fail_at(x, key, "Too many: must have at most %d items", MAX_ITEMS);
-    rc = ps__sorted_members(list, &mems, &n);
     old = ps__path_key(x, key);
     for (i = 0; i < n && rc == 0; i++) {
         const struct kedge_jval *m = mems[i];
@@ -472,53 +427,33 @@ static int parse_header(struct parse_ctx *x, const struct kedge_jval *e, void *e
                         void *ctx)
 {
     struct pod_kv *hd = elem;
-    int rc = 0;
+    const struct ps_field fields[] = {
+        {"name", PS_REQUIRED, &hd->name, NULL},
+        {"value", PS_STR, &hd->value, ""},
+    };
 
     (void)i;
     (void)ctx;
-    if (e->type != KEDGE_JOBJ)
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
-    if (rc == 0)
-        rc = ps__get_str(x, e, "name", &hd->name);
-    if (rc == 0)
-        rc = ps__get_str(x, e, "value", &hd->value);
-    if (rc == 0 && (!hd->name || !*hd->name))
-        rc = ps__fail_at(x, "name", "Required value");
-    if (rc == 0 && !hd->value && !(hd->value = kedge_strdup("")))
-        rc = -ENOMEM;
-    return rc;
+    return ps__get_fields(x, e, fields, PS_COUNT(fields));
 }
 
 static int parse_http_get(struct parse_ctx *x, const struct kedge_jval *h,
                           const struct pod_container *c, struct pod_probe *pr)
 {
+    /* SetDefaults_HTTPGetAction: path "/", scheme "HTTP" */
+    const struct ps_field fields[] = {
+        {"path", PS_STR, &pr->path, "/"},
+        {"host", PS_OPT_STR, &pr->host, NULL},
+        {"scheme", PS_STR, &pr->scheme, "HTTP"},
+    };
     int rc;
 
     pr->kind = PROBE_HTTP;
-    rc = ps__get_str(x, h, "path", &pr->path);
-    if (rc == 0)
-        rc = ps__get_str(x, h, "host", &pr->host);
-    if (rc == 0)
-        rc = ps__get_str(x, h, "scheme", &pr->scheme);
+    rc = ps__get_fields(x, h, fields, PS_COUNT(fields));
     if (rc == 0)
         rc = parse_probe_port(x, h, c, &pr->port);
     if (rc < 0)
         return rc;
-    if (pr->host && !*pr->host) {
-        kedge_free(pr->host);
-        pr->host = NULL;
-    }
-    /* SetDefaults_HTTPGetAction */
-    if (!pr->path || !*pr->path) {
-        kedge_free(pr->path);
-        if (!(pr->path = kedge_strdup("/")))
-            return -ENOMEM;
-    }
-    if (!pr->scheme || !*pr->scheme) {
-        kedge_free(pr->scheme);
-        if (!(pr->scheme = kedge_strdup("HTTP")))
-            return -ENOMEM;
-    }
     if (strcmp(pr->scheme, "HTTP") && strcmp(pr->scheme, "HTTPS"))
         return ps__fail_at(x, "scheme",
                            "Unsupported value: \"%.40s\": supported values: \"HTTP\", \"HTTPS\"",
@@ -531,20 +466,17 @@ static int parse_probe(struct parse_ctx *x, const struct kedge_jval *v, const ch
                        const struct pod_container *c, struct pod_probe *pr)
 {
     static const char *const handlers[] = {"exec", "httpGet", "tcpSocket", "grpc"};
-    const struct kedge_jval *probe, *h = NULL, *m;
-    size_t i, n = 0, which = 0, old, oh;
+    static const char *const timings[] = {"initialDelaySeconds", "periodSeconds", "timeoutSeconds",
+                                          "successThreshold", "failureThreshold"};
+    const struct kedge_jval *probe, *h;
+    size_t i, n, which, old, oh;
     int64_t t[5] = {0, 0, 0, 0, 0};
     int rc = ps__get_obj(x, v, key, &probe);
 
     if (rc < 0 || !probe)
         return rc;
     old = ps__path_key(x, key);
-    for (i = 0; i < 4; i++)
-        if ((m = ps__member(probe, handlers[i]))) {
-            n++;
-            h = m;
-            which = i;
-        }
+    h = ps__one_of(probe, handlers, PS_COUNT(handlers), &n, &which);
     if (n == 0) {
         rc = ps__fail(x, "Required value: must specify a handler type");
         goto out;
@@ -555,7 +487,7 @@ static int parse_probe(struct parse_ctx *x, const struct kedge_jval *v, const ch
     }
     oh = ps__path_key(x, handlers[which]);
     if (h->type != KEDGE_JOBJ)
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(h));
+        rc = ps__want_object(x, h);
     else if (which == 0) {
         pr->kind = PROBE_EXEC;
         rc = ps__get_strv(x, h, "command", &pr->command, &pr->n_command);
@@ -563,27 +495,15 @@ static int parse_probe(struct parse_ctx *x, const struct kedge_jval *v, const ch
         rc = parse_http_get(x, h, c, pr);
     } else if (which == 2) {
         pr->kind = PROBE_TCP;
-        rc = ps__get_str(x, h, "host", &pr->host);
-        if (rc == 0 && pr->host && !*pr->host) {
-            kedge_free(pr->host);
-            pr->host = NULL;
-        }
+        rc = ps__get_opt_str(x, h, "host", &pr->host);
         if (rc == 0)
             rc = parse_probe_port(x, h, c, &pr->port);
     } else {
         rc = ps__fail(x, "Forbidden: gRPC probes are not supported by kedge");
     }
     ps__path_pop(x, oh);
-    if (rc == 0)
-        rc = ps__get_int(x, probe, "initialDelaySeconds", 0, INT32_MAX, &t[0]);
-    if (rc == 0)
-        rc = ps__get_int(x, probe, "periodSeconds", 0, INT32_MAX, &t[1]);
-    if (rc == 0)
-        rc = ps__get_int(x, probe, "timeoutSeconds", 0, INT32_MAX, &t[2]);
-    if (rc == 0)
-        rc = ps__get_int(x, probe, "successThreshold", 0, INT32_MAX, &t[3]);
-    if (rc == 0)
-        rc = ps__get_int(x, probe, "failureThreshold", 0, INT32_MAX, &t[4]);
+    for (i = 0; rc == 0 && i < PS_COUNT(timings); i++)
+        rc = ps__get_int(x, probe, timings[i], 0, INT32_MAX, &t[i]);
     /* SetDefaults_Probe: 0 is "not set" */
     pr->initial_delay_s = (int)t[0];
     pr->period_s = t[1] ? (int)t[1] : 10;
@@ -612,9 +532,9 @@ static int parse_container(struct parse_ctx *x, const struct kedge_jval *v,
 {
     int rc;
 
-    if (v->type != KEDGE_JOBJ)
-        return ps__fail(x, "must be an object, not %s", ps__jtype_name(v));
-    rc = ps__container_hash(v, &c->hash);
+    rc = ps__want_object(x, v);
+    if (rc == 0)
+        rc = ps__container_hash(v, &c->hash);
     if (rc == 0)
         rc = ps__get_str(x, v, "name", &c->name);
     if (rc == 0)
@@ -624,9 +544,7 @@ static int parse_container(struct parse_ctx *x, const struct kedge_jval *v,
                      name_taken(p->init_containers, p->n_init_containers, c->name))))
         rc = ps__fail_at(x, "name", "Duplicate value: \"%s\"", c->name);
     if (rc == 0)
-        rc = ps__get_str(x, v, "image", &c->image);
-    if (rc == 0 && !c->image && !(c->image = kedge_strdup("")))
-        rc = -ENOMEM;
+        rc = ps__get_str_or(x, v, "image", "", &c->image);
     if (rc == 0)
         rc = ps__get_str(x, v, "imagePullPolicy", &c->pull_policy);
     if (rc == 0 && c->pull_policy && *c->pull_policy && strcmp(c->pull_policy, "Always") &&
@@ -645,11 +563,7 @@ static int parse_container(struct parse_ctx *x, const struct kedge_jval *v,
     if (rc == 0)
         rc = ps__get_strv(x, v, "args", &c->args, &c->n_args);
     if (rc == 0)
-        rc = ps__get_str(x, v, "workingDir", &c->working_dir);
-    if (rc == 0 && c->working_dir && !*c->working_dir) {
-        kedge_free(c->working_dir);
-        c->working_dir = NULL;
-    }
+        rc = ps__get_opt_str(x, v, "workingDir", &c->working_dir);
     if (rc == 0)
         rc = parse_ports(x, v, p, c);
     if (rc == 0)

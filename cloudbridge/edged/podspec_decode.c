@@ -138,6 +138,40 @@ int ps__get_str(struct parse_ctx *x, const struct kedge_jval *obj, const char *k
     return v ? dup_jstr(x, key, v, out) : 0;
 }
 
+int ps__get_opt_str(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, char **out)
+{
+    int rc = ps__get_str(x, obj, key, out);
+
+    if (rc == 0 && *out && !**out) {
+        kedge_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int ps__get_str_or(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
+                   const char *dflt, char **out)
+{
+    int rc = ps__get_str(x, obj, key, out);
+
+    if (rc == 0 && (!*out || !**out)) {
+        kedge_free(*out);
+        if (!(*out = kedge_strdup(dflt)))
+            rc = -ENOMEM;
+    }
+    return rc;
+}
+
+int ps__required(struct parse_ctx *x, const char *key, const char *s)
+{
+    return s && *s ? 0 : ps__fail_at(x, key, "Required value");
+}
+
+int ps__want_object(struct parse_ctx *x, const struct kedge_jval *v)
+{
+    return v->type == KEDGE_JOBJ ? 0 : ps__fail(x, "must be an object, not %s", ps__jtype_name(v));
+}
+
 int ps__get_bool(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, bool *out)
 {
     const struct kedge_jval *v = ps__member(obj, key);
@@ -179,6 +213,55 @@ int ps__get_int(struct parse_ctx *x, const struct kedge_jval *obj, const char *k
     }
     *out = n;
     return 0;
+}
+
+int ps__get_mode(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, int *mode)
+{
+    const struct kedge_jval *v = ps__member(obj, key);
+    int64_t n;
+
+    if (!v)
+        return 0;
+    if (v->type != KEDGE_JNUM || kedge_json_int64(v, &n) < 0)
+        return ps__fail_at(x, key, "must be an integer, not %s", ps__jtype_name(v));
+    if (n < 0 || n > 0777)
+        return ps__fail_at(x, key,
+                           "Invalid value: %" PRId64
+                           ": must be a number between 0 and 0777 (octal), both inclusive",
+                           n);
+    *mode = (int)n;
+    return 0;
+}
+
+static int get_field(struct parse_ctx *x, const struct kedge_jval *obj, const struct ps_field *f)
+{
+    switch (f->kind) {
+    case PS_STR:
+    case PS_REQUIRED:
+        return f->dflt ? ps__get_str_or(x, obj, f->key, f->dflt, f->out)
+                       : ps__get_str(x, obj, f->key, f->out);
+    case PS_OPT_STR:
+        return ps__get_opt_str(x, obj, f->key, f->out);
+    case PS_BOOL:
+        return ps__get_bool(x, obj, f->key, f->out);
+    case PS_MODE:
+        return ps__get_mode(x, obj, f->key, f->out);
+    }
+    return KEDGE_ESCHEMA;
+}
+
+int ps__get_fields(struct parse_ctx *x, const struct kedge_jval *obj, const struct ps_field *f,
+                   size_t n)
+{
+    size_t i;
+    int rc = ps__want_object(x, obj);
+
+    for (i = 0; rc == 0 && i < n; i++)
+        rc = get_field(x, obj, &f[i]);
+    for (i = 0; rc == 0 && i < n; i++)
+        if (f[i].kind == PS_REQUIRED)
+            rc = ps__required(x, f[i].key, *(char **)f[i].out);
+    return rc;
 }
 
 static int get_typed(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
@@ -321,18 +404,45 @@ int ps__sorted_members(const struct kedge_jval *obj, const struct kedge_jval ***
 }
 
 /* A map[string]string (labels, annotations), sorted by key. */
-int ps__get_map(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
-                struct pod_kv **out, size_t *n)
+const struct kedge_jval *ps__one_of(const struct kedge_jval *obj, const char *const *names,
+                                    size_t n, size_t *count, size_t *which)
 {
-    const struct kedge_jval *map, **mems = NULL;
-    size_t i, nm = 0, old;
+    const struct kedge_jval *found = NULL, *m;
+    size_t i;
+
+    *count = 0;
+    *which = 0;
+    for (i = 0; i < n; i++)
+        if ((m = ps__member(obj, names[i]))) {
+            ++*count;
+            found = m;
+            *which = i;
+        }
+    return found;
+}
+
+int ps__get_members(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
+                    const struct kedge_jval ***mems, size_t *n)
+{
+    const struct kedge_jval *map;
     int rc = ps__get_obj(x, obj, key, &map);
 
+    *mems = NULL;
+    *n = 0;
     if (rc < 0 || !map)
         return rc;
     if (map->n > MAX_ITEMS)
         return ps__fail_at(x, key, "Too many: must have at most %d items", MAX_ITEMS);
-    rc = ps__sorted_members(map, &mems, &nm);
+    return ps__sorted_members(map, mems, n);
+}
+
+int ps__get_map(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
+                struct pod_kv **out, size_t *n)
+{
+    const struct kedge_jval **mems;
+    size_t i, nm, old;
+    int rc = ps__get_members(x, obj, key, &mems, &nm);
+
     if (rc < 0 || !nm)
         return rc;
     *out = kedge_calloc(nm, sizeof(**out));

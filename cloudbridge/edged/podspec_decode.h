@@ -46,6 +46,38 @@ int ps__fail_at(struct parse_ctx *x, const char *key, const char *fmt, ...)
 const char *ps__jtype_name(const struct kedge_jval *v);
 const struct kedge_jval *ps__member(const struct kedge_jval *obj, const char *key);
 int ps__get_str(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, char **out);
+/* The same, but "" is not set either (*out NULL): Go's `if x != ""` fields. */
+int ps__get_opt_str(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, char **out);
+/* The same, with dflt for absent or "" (the API server's defaulting). */
+int ps__get_str_or(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
+                   const char *dflt, char **out);
+/* "<path>.key: Required value" when s is NULL or "". */
+int ps__required(struct parse_ctx *x, const char *key, const char *s);
+/* "<path>: must be an object, not ..." unless v is one. */
+int ps__want_object(struct parse_ctx *x, const struct kedge_jval *v);
+/* A file mode in [0, 0777]; absent or null leaves *mode. */
+int ps__get_mode(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, int *mode);
+
+/* One member of an object as Go's decoder fills a struct field from it. */
+enum ps_kind {
+    PS_STR,      /* char *: a string (absent or null: NULL, or a copy of dflt when set) */
+    PS_REQUIRED, /* a PS_STR that the validation then requires not to be empty */
+    PS_OPT_STR,  /* char *: a string, "" counting as not set (NULL) */
+    PS_BOOL,     /* bool */
+    PS_MODE,     /* int: a file mode, ps__get_mode */
+};
+struct ps_field {
+    const char *key;
+    enum ps_kind kind;
+    void *out;
+    const char *dflt; /* PS_STR: the value for absent or "" */
+};
+/* obj must be an object; its fields are decoded in order, then the PS_REQUIRED ones are
+ * checked in order: as the API server decodes the whole object before validating it, a type
+ * error comes before a missing value. */
+int ps__get_fields(struct parse_ctx *x, const struct kedge_jval *obj, const struct ps_field *f,
+                   size_t n);
+#define PS_COUNT(a) (sizeof(a) / sizeof(*(a)))
 int ps__get_bool(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, bool *out);
 int ps__get_int(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, int64_t min,
                 int64_t max, int64_t *out);
@@ -56,6 +88,15 @@ int ps__parse_list(struct parse_ctx *x, const struct kedge_jval *obj, const char
 int ps__get_strv(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, char ***out,
                  size_t *n);
 int ps__sorted_members(const struct kedge_jval *obj, const struct kedge_jval ***out, size_t *n);
+/* Go's "one of" members (a volume's type, a probe's handler, an env var's source): how many
+ * of names[0..n) obj has (not null), *which the index of the last of them, whose value is
+ * returned (NULL: none). */
+const struct kedge_jval *ps__one_of(const struct kedge_jval *obj, const char *const *names,
+                                    size_t n, size_t *count, size_t *which);
+/* The members of the object obj[key] (at most MAX_ITEMS), as ps__sorted_members; none when
+ * it is absent. */
+int ps__get_members(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
+                    const struct kedge_jval ***mems, size_t *n);
 int ps__get_map(struct parse_ctx *x, const struct kedge_jval *obj, const char *key,
                 struct pod_kv **out, size_t *n);
 bool ps__dns_subdomain(const char *s);

@@ -52,46 +52,22 @@ static const char *const volume_types[] = {
     "image",
 };
 
-static int get_mode(struct parse_ctx *x, const struct kedge_jval *obj, const char *key, int *mode)
-{
-    const struct kedge_jval *v = ps__member(obj, key);
-    int64_t n;
-
-    if (!v)
-        return 0;
-    if (v->type != KEDGE_JNUM || kedge_json_int64(v, &n) < 0)
-        return ps__fail_at(x, key, "must be an integer, not %s", ps__jtype_name(v));
-    if (n < 0 || n > 0777)
-        return ps__fail_at(x, key,
-                           "Invalid value: %" PRId64
-                           ": must be a number between 0 and 0777 (octal), both inclusive",
-                           n);
-    *mode = (int)n;
-    return 0;
-}
-
 static int parse_item(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
                       void *ctx)
 {
     struct pod_key_path *it = elem;
+    const struct ps_field fields[] = {
+        {"key", PS_REQUIRED, &it->key, NULL},
+        {"path", PS_REQUIRED, &it->path, NULL},
+        {"mode", PS_MODE, &it->mode, NULL},
+    };
     const char *problem;
-    int rc = 0;
+    int rc;
 
     (void)i;
     (void)ctx;
     it->mode = -1;
-    if (e->type != KEDGE_JOBJ)
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
-    if (rc == 0)
-        rc = ps__get_str(x, e, "key", &it->key);
-    if (rc == 0)
-        rc = ps__get_str(x, e, "path", &it->path);
-    if (rc == 0)
-        rc = get_mode(x, e, "mode", &it->mode);
-    if (rc == 0 && (!it->key || !*it->key))
-        rc = ps__fail_at(x, "key", "Required value");
-    if (rc == 0 && (!it->path || !*it->path))
-        rc = ps__fail_at(x, "path", "Required value");
+    rc = ps__get_fields(x, e, fields, PS_COUNT(fields));
     if (rc == 0 && (problem = ps__relative_path_problem(it->path)))
         rc = ps__fail_at(x, "path", "Invalid value: \"%.80s\": %s", it->path, problem);
     return rc;
@@ -127,19 +103,19 @@ static int parse_field_file(struct parse_ctx *x, const struct kedge_jval *e, voi
                             void *ctx)
 {
     struct pod_field_file *f = elem;
+    const struct ps_field fields[] = {
+        {"path", PS_STR, &f->path, NULL},
+        {"mode", PS_MODE, &f->mode, NULL},
+    };
     const struct kedge_jval *fr = NULL, *rr = NULL;
     const char *problem;
     size_t old;
-    int rc = 0;
+    int rc;
 
     (void)i;
     (void)ctx;
     f->mode = -1;
-    if (e->type != KEDGE_JOBJ)
-        return ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
-    rc = ps__get_str(x, e, "path", &f->path);
-    if (rc == 0)
-        rc = get_mode(x, e, "mode", &f->mode);
+    rc = ps__get_fields(x, e, fields, PS_COUNT(fields));
     if (rc == 0 && (problem = ps__relative_path_problem(f->path)))
         rc = ps__fail_at(x, "path", f->path && *f->path ? "Invalid value: \"%.80s\": %s" : "%.0s%s",
                          f->path ? f->path : "", problem);
@@ -157,8 +133,8 @@ static int parse_field_file(struct parse_ctx *x, const struct kedge_jval *e, voi
     if (fr) {
         old = ps__path_key(x, "fieldRef");
         rc = ps__get_str(x, fr, "fieldPath", &f->field_path);
-        if (rc == 0 && (!f->field_path || !*f->field_path))
-            rc = ps__fail_at(x, "fieldPath", "Required value");
+        if (rc == 0)
+            rc = ps__required(x, "fieldPath", f->field_path);
         if (rc == 0 && !volume_field_ok(f->field_path))
             rc = ps__fail_at(x, "fieldPath",
                              "Unsupported value: \"%.80s\": supported values: "
@@ -191,9 +167,7 @@ static int parse_token_projection(struct parse_ctx *x, const struct kedge_jval *
 
     pr->kind = PROJ_TOKEN;
     pr->expiration_s = 3600; /* SetDefaults_ServiceAccountTokenProjection */
-    rc = ps__get_str(x, t, "audience", &pr->audience);
-    if (rc == 0 && !pr->audience && !(pr->audience = kedge_strdup("")))
-        rc = -ENOMEM;
+    rc = ps__get_str_or(x, t, "audience", "", &pr->audience);
     if (rc == 0)
         rc = ps__get_str(x, t, "path", &pr->path);
     if (rc == 0)
@@ -222,27 +196,23 @@ static int parse_projection(struct parse_ctx *x, const struct kedge_jval *e, voi
     static const char *const kinds[] = {"secret", "downwardAPI", "configMap",
                                         "serviceAccountToken"};
     struct pod_projection *pr = elem;
-    const struct kedge_jval *src = NULL, *m;
-    size_t k, which = 0, count = 0, old;
+    const struct kedge_jval *src;
+    size_t which, count, old;
     int rc = 0;
 
     (void)i;
     (void)ctx;
-    if (e->type != KEDGE_JOBJ)
-        return ps__fail(x, "must be an object, not %s", ps__jtype_name(e));
-    for (k = 0; k < sizeof(kinds) / sizeof(*kinds); k++)
-        if ((m = ps__member(e, kinds[k]))) {
-            count++;
-            src = m;
-            which = k;
-        }
+    rc = ps__want_object(x, e);
+    if (rc < 0)
+        return rc;
+    src = ps__one_of(e, kinds, PS_COUNT(kinds), &count, &which);
     if (count > 1)
         return ps__fail(x, "Forbidden: may not specify more than 1 volume type");
     if (!count)
         return 0;
     old = ps__path_key(x, kinds[which]);
     if (src->type != KEDGE_JOBJ) {
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(src));
+        rc = ps__want_object(x, src);
     } else if (which == 1) {
         pr->kind = PROJ_DOWNWARD;
         rc = parse_field_files(x, src, &pr->fields, &pr->n_fields);
@@ -251,8 +221,8 @@ static int parse_projection(struct parse_ctx *x, const struct kedge_jval *e, voi
     } else {
         pr->kind = which == 0 ? PROJ_SECRET : PROJ_CONFIGMAP;
         rc = ps__get_str(x, src, "name", &pr->name);
-        if (rc == 0 && (!pr->name || !*pr->name))
-            rc = ps__fail_at(x, "name", "Required value");
+        if (rc == 0)
+            rc = ps__required(x, "name", pr->name);
         if (rc == 0)
             rc = ps__get_bool(x, src, "optional", &pr->optional);
         if (rc == 0)
@@ -271,12 +241,10 @@ static int parse_volume_source(struct parse_ctx *x, const char *type, const stru
         "Socket", "CharDevice",        "BlockDevice"};
     const struct kedge_jval *v;
     size_t i, old = ps__path_key(x, type);
-    int rc = 0;
+    int rc = ps__want_object(x, src);
 
-    if (src->type != KEDGE_JOBJ) {
-        rc = ps__fail(x, "must be an object, not %s", ps__jtype_name(src));
+    if (rc < 0)
         goto out;
-    }
     if (!strcmp(type, "emptyDir")) {
         vol->kind = VOL_EMPTYDIR;
         rc = ps__get_str(x, src, "medium", &vol->medium);
@@ -287,8 +255,8 @@ static int parse_volume_source(struct parse_ctx *x, const char *type, const stru
         rc = ps__get_str(x, src, "path", &vol->source);
         if (rc == 0)
             rc = ps__get_str(x, src, "type", &vol->host_path_type);
-        if (rc == 0 && (!vol->source || !*vol->source))
-            rc = ps__fail_at(x, "path", "Required value");
+        if (rc == 0)
+            rc = ps__required(x, "path", vol->source);
         for (i = 0; rc == 0 && vol->host_path_type && i < sizeof(hp_types) / sizeof(*hp_types); i++)
             if (!strcmp(vol->host_path_type, hp_types[i]))
                 break;
@@ -301,23 +269,23 @@ static int parse_volume_source(struct parse_ctx *x, const char *type, const stru
                 vol->host_path_type);
     } else if (!strcmp(type, "projected")) {
         vol->kind = VOL_PROJECTED;
-        rc = get_mode(x, src, "defaultMode", &vol->default_mode);
+        rc = ps__get_mode(x, src, "defaultMode", &vol->default_mode);
         if (rc == 0)
             rc = ps__parse_list(x, src, "sources", MAX_ITEMS, sizeof(*vol->sources), &vol->sources,
                                 &vol->n_sources, parse_projection, NULL);
     } else if (!strcmp(type, "downwardAPI")) {
         vol->kind = VOL_DOWNWARD;
-        rc = get_mode(x, src, "defaultMode", &vol->default_mode);
+        rc = ps__get_mode(x, src, "defaultMode", &vol->default_mode);
         if (rc == 0)
             rc = parse_field_files(x, src, &vol->fields, &vol->n_fields);
     } else {
         const char *name_key = !strcmp(type, "secret") ? "secretName" : "name";
         vol->kind = !strcmp(type, "secret") ? VOL_SECRET : VOL_CONFIGMAP;
         rc = ps__get_str(x, src, name_key, &vol->source);
-        if (rc == 0 && (!vol->source || !*vol->source))
-            rc = ps__fail_at(x, name_key, "Required value");
         if (rc == 0)
-            rc = get_mode(x, src, "defaultMode", &vol->default_mode);
+            rc = ps__required(x, name_key, vol->source);
+        if (rc == 0)
+            rc = ps__get_mode(x, src, "defaultMode", &vol->default_mode);
         if (rc == 0)
             rc = ps__get_bool(x, src, "optional", &vol->optional);
         if (rc == 0)
@@ -330,26 +298,21 @@ out:
 
 static int parse_volume(struct parse_ctx *x, const struct kedge_jval *v, struct pod_volume *vol)
 {
-    const struct kedge_jval *src = NULL, *m;
-    const char *type = NULL;
-    size_t i, count = 0;
+    const struct kedge_jval *src;
+    const char *type;
+    size_t which, count;
     int rc;
 
     vol->default_mode = 0644;
-    if (v->type != KEDGE_JOBJ)
-        return ps__fail(x, "must be an object, not %s", ps__jtype_name(v));
-    rc = ps__get_str(x, v, "name", &vol->name);
+    rc = ps__want_object(x, v);
+    if (rc == 0)
+        rc = ps__get_str(x, v, "name", &vol->name);
     if (rc == 0)
         rc = ps__check_label(x, "name", vol->name);
     if (rc < 0)
         return rc;
-    for (i = 0; i < sizeof(volume_types) / sizeof(*volume_types); i++) {
-        if ((m = ps__member(v, volume_types[i]))) {
-            count++;
-            src = m;
-            type = volume_types[i];
-        }
-    }
+    src = ps__one_of(v, volume_types, PS_COUNT(volume_types), &count, &which);
+    type = volume_types[which];
     if (count > 1)
         return ps__fail(x, "Forbidden: may not specify more than 1 volume type");
     if (!count) {

@@ -130,8 +130,9 @@ static void cancel_exec(struct probe *p)
     p->exec_running = false;
 }
 
-/* Off the list, nothing in flight that could reach it: freed. */
-static void detach(struct probe *p)
+/* Off the list, with nothing in flight that could reach it: no timer, connection or exec
+ * (one timed out while the command runs on) will call it again. */
+static void disconnect(struct probe *p)
 {
     unlink_probe(p);
     p->pr = NULL;
@@ -140,6 +141,11 @@ static void detach(struct probe *p)
     release(&p->http_wsi, false);
     release(&p->dial_wsi, false);
     cancel_exec(p);
+}
+
+static void detach(struct probe *p)
+{
+    disconnect(p);
     probe_free(p);
 }
 
@@ -193,13 +199,7 @@ static void deliver(struct probe *p)
 
     if (!p->finished || !p->pr)
         return;
-    unlink_probe(p);
-    p->pr = NULL;
-    lws_sul_cancel(&p->sul_timeout);
-    lws_sul_cancel(&p->sul_deliver);
-    release(&p->http_wsi, false);
-    release(&p->dial_wsi, false);
-    cancel_exec(p); /* timed out while the command runs on */
+    disconnect(p);
     done(ctx, p->result, p->message ? p->message : p->result == PROBE_SUCCESS ? "" : OOM_MESSAGE);
     probe_free(p);
 }

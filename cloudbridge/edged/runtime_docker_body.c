@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,19 +41,6 @@ struct build {
     size_t why_len;
     struct podenv env;
 };
-
-static int bfail(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int bfail(struct build *b, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (b->why && b->why_len) {
-        va_start(ap, fmt);
-        (void)vsnprintf(b->why, b->why_len, fmt, ap);
-        va_end(ap);
-    }
-    return KEDGE_ESCHEMA;
-}
 
 struct label {
     const char *key, *value;
@@ -91,26 +77,26 @@ static void write_labels(struct kedge_jw *w, const struct build *b, const char *
     kedge_jw_obj_close(w);
 }
 
+/* One HostConfig.Ulimits entry, soft = hard; a limit not above 0 is not set. */
+static void write_ulimit(struct kedge_jw *w, const char *name, int limit)
+{
+    if (limit <= 0)
+        return;
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "Name", name);
+    kedge_jw_kint(w, "Hard", limit);
+    kedge_jw_kint(w, "Soft", limit);
+    kedge_jw_obj_close(w);
+}
+
 static void write_ulimits(struct kedge_jw *w, const struct docker_create *cc)
 {
     if (cc->nofile <= 0 && cc->nproc <= 0)
         return;
     kedge_jw_key(w, "Ulimits");
     kedge_jw_arr_open(w);
-    if (cc->nofile > 0) {
-        kedge_jw_obj_open(w);
-        kedge_jw_kstr(w, "Name", "nofile");
-        kedge_jw_kint(w, "Hard", cc->nofile);
-        kedge_jw_kint(w, "Soft", cc->nofile);
-        kedge_jw_obj_close(w);
-    }
-    if (cc->nproc > 0) {
-        kedge_jw_obj_open(w);
-        kedge_jw_kstr(w, "Name", "nproc");
-        kedge_jw_kint(w, "Hard", cc->nproc);
-        kedge_jw_kint(w, "Soft", cc->nproc);
-        kedge_jw_obj_close(w);
-    }
+    write_ulimit(w, "nofile", cc->nofile);
+    write_ulimit(w, "nproc", cc->nproc);
     kedge_jw_arr_close(w);
 }
 
@@ -316,8 +302,9 @@ static int write_binds(struct build *b, struct kedge_jw *w)
         bool ro = m->read_only;
         kedge_buf_reset(&bind);
         if (!v) {
-            rc = bfail(b, "cannot find volume \"%s\" to mount into container \"%s\"", m->name,
-                       c->name);
+            rc = kedge_schema_why(b->why, b->why_len,
+                                  "cannot find volume \"%s\" to mount into container \"%s\"",
+                                  m->name, c->name);
             break;
         }
         if (v->kind == VOL_HOSTPATH) {
@@ -334,11 +321,14 @@ static int write_binds(struct build *b, struct kedge_jw *w)
         if (rc == 0 && m->sub_path)
             rc = join_sub(&bind, m->sub_path);
         if (rc == 0 && bind.len && memchr(bind.data, ':', bind.len))
-            rc = bfail(b, "volume \"%s\": the path %s has a ':', which a bind cannot carry",
-                       m->name, bind.data);
+            rc = kedge_schema_why(b->why, b->why_len,
+                                  "volume \"%s\": the path %s has a ':', which a bind cannot carry",
+                                  m->name, bind.data);
         if (rc == 0 && strchr(m->mount_path, ':'))
-            rc = bfail(b, "volumeMount \"%s\": mountPath %s has a ':', which a bind cannot carry",
-                       m->name, m->mount_path);
+            rc = kedge_schema_why(
+                b->why, b->why_len,
+                "volumeMount \"%s\": mountPath %s has a ':', which a bind cannot carry", m->name,
+                m->mount_path);
         if (rc == 0)
             rc = kedge_buf_printf(&bind, ":%s%s%s", m->mount_path[0] == '/' ? "" : "/",
                                   m->mount_path, ro ? ":ro" : "");
@@ -393,7 +383,8 @@ static int app_body(struct build *b, struct kedge_jw *w)
     if (!cc->infra_id)
         return -EINVAL;
     if (c->cpu_limit_milli > INT64_MAX / 1000000)
-        return bfail(b, "container \"%s\": the cpu limit is too large", c->name);
+        return kedge_schema_why(b->why, b->why_len, "container \"%s\": the cpu limit is too large",
+                                c->name);
     rc = podenv_resolve(
         &(struct podenv_src){b->pod, c, cc->pod_ip, cc->host_ip, cc->lookup, cc->lookup_ctx},
         &b->env, b->why, b->why_len);

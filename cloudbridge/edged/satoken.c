@@ -349,7 +349,6 @@ static int request_body(const struct tok *t, struct kedge_buf *b)
 static int tok_request(struct satoken *ts, struct tok *t)
 {
     struct kedge_buf res = KEDGE_BUF_INIT, body = KEDGE_BUF_INIT;
-    struct kedge_msg m = {0};
     struct tok_req *rq;
     int rc;
 
@@ -360,27 +359,18 @@ static int tok_request(struct satoken *ts, struct tok *t)
         return -ENOMEM;
     rq->ts = ts;
     rq->t = t;
-    m.source = "edged";
-    m.group = "meta";
-    m.operation = "query";
     rc = kedge_buf_printf(&res, "%s/serviceaccounttoken/%s", t->ns, t->sa);
-    m.resource = res.data;
     if (rc == 0)
         rc = request_body(t, &body);
     if (rc == 0)
-        rc = kedge_msg_new_id(&m);
-    if (rc == 0)
-        rc = kedge_msg_set_content_json(&m, body.data, body.len);
-    if (rc == 0)
-        rc = ts->deps->request(ts->deps->ctx, &m, (int)ts->timeout_ms, on_reply, rq);
+        rc = edged_deps_request(ts->deps, (int)ts->timeout_ms, "query", res.data, body.data,
+                                body.len, false, on_reply, rq);
     if (rc == 0)
         t->pending = rq;
     else
         kedge_free(rq);
     if (rc < 0 && rc != -ENOTCONN)
         t->retry_at_ms = kedge_now_ms() + RETRY_MS;
-    kedge_free(m.msg_id);
-    kedge_free(m.content);
     kedge_buf_cleanup(&res);
     kedge_buf_cleanup(&body);
     return rc;

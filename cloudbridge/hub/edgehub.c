@@ -128,6 +128,18 @@ static int write_frame(struct edgehub *eh, const char *json, size_t len)
     return n < (int)(len + 1) ? -1 : 0;
 }
 
+/* A message of the hub's own (keepalive, ack) given a fresh msg_id and encoded into b. */
+static int encode_own(struct kedge_msg *m, struct kedge_buf *b)
+{
+    int rc = kedge_msg_new_id(m);
+
+    if (rc == 0)
+        rc = kedge_msg_encode(b, m, false);
+    kedge_free(m->msg_id);
+    m->msg_id = NULL;
+    return rc;
+}
+
 static int send_keepalive(struct edgehub *eh)
 {
     struct kedge_msg m = {0};
@@ -141,12 +153,9 @@ static int send_keepalive(struct edgehub *eh)
     m.resource = "node";
     m.content = "\"ping\"";
     m.content_len = 6;
-    rc = kedge_msg_new_id(&m);
-    if (rc == 0)
-        rc = kedge_msg_encode(&b, &m, false);
+    rc = encode_own(&m, &b);
     if (rc == 0)
         rc = write_frame(eh, b.data, b.len);
-    kedge_free(m.msg_id);
     kedge_buf_cleanup(&b);
     return rc;
 }
@@ -306,16 +315,13 @@ int edgehub_ack(struct edgehub *eh, const struct kedge_msg *cloud)
     m.resource = cloud->resource;
     m.content = "\"OK\"";
     m.content_len = 4;
-    rc = kedge_msg_new_id(&m);
-    if (rc == 0)
-        rc = kedge_msg_encode(&b, &m, false);
+    rc = encode_own(&m, &b);
     if (rc == 0)
         rc = edgehub_send_direct(eh, b.data, b.len);
     if (rc < 0)
         kedge_log_limited(&eh->bad_rl, "edgehub", KEDGE_LOG_WARN,
                           "edgehub: ack for %s not sent (%s); the cloud resends", cloud->msg_id,
                           rc == -ENOTCONN ? "link down" : kedge_strerror(rc));
-    kedge_free(m.msg_id);
     kedge_buf_cleanup(&b);
     return rc;
 }

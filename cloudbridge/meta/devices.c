@@ -123,6 +123,15 @@ static const char *prop_type(const struct kedge_jval *mprops, const char *name)
     return "string";
 }
 
+/* A twin's "metadata":{"type":..}, typed as the model's property `name`. */
+static void write_twin_type(struct kedge_jw *w, const struct kedge_jval *mprops, const char *name)
+{
+    kedge_jw_key(w, "metadata");
+    kedge_jw_obj_open(w);
+    kedge_jw_kstr(w, "type", prop_type(mprops, name));
+    kedge_jw_obj_close(w);
+}
+
 /* spec.properties[name].desired.value of a Device, or NULL. */
 static const char *desired_of(const struct kedge_jval *props, const char *name)
 {
@@ -234,23 +243,41 @@ static int to_plugin(struct devices *d, const char *resource, struct kedge_buf *
 
 /* ---- the plugin's messages ------------------------------------------------------------------ */
 
+/* The Device's model as MetaManager stores it, whose spec.properties type the twins; NULL
+ * when it names none, or it is not stored (yet) or not JSON: then every twin is a string. */
+static struct kedge_jdoc *load_model(struct devices *d, const struct device_view *dv)
+{
+    struct kedge_buf key = KEDGE_BUF_INIT;
+    struct kedge_jdoc *doc = NULL;
+    char *json = NULL;
+
+    if (jstr(dv->model) &&
+        kedge_buf_printf(&key, "%s/devicemodel/%s", dv->ns, dv->model->str) == 0 &&
+        metamgr_get(d->deps.meta, key.data, &json) == 0 &&
+        kedge_json_parse(json, strlen(json), &doc) < 0)
+        doc = NULL;
+    kedge_buf_cleanup(&key);
+    kedge_free(json);
+    return doc;
+}
+
+static const struct kedge_jval *model_properties(const struct kedge_jdoc *model)
+{
+    return model ? kedge_json_get(kedge_json_get(kedge_jdoc_root(model), "spec"), "properties")
+                 : NULL;
+}
+
 /* Membership update (include/kedge/ke.h): the device added with metadata-only twins typed from
  * its model, or removed. */
 static int push_membership(struct devices *d, const struct device_view *dv, const char *id,
                            bool removed, struct waiting *w)
 {
-    struct kedge_buf content = KEDGE_BUF_INIT, key = KEDGE_BUF_INIT;
-    struct kedge_jdoc *mdoc = NULL;
-    const struct kedge_jval *mprops = NULL, *p;
-    char *model_json = NULL;
+    struct kedge_buf content = KEDGE_BUF_INIT;
+    struct kedge_jdoc *mdoc = removed ? NULL : load_model(d, dv);
+    const struct kedge_jval *mprops = model_properties(mdoc), *p;
     struct kedge_jw w_;
     int rc;
 
-    if (!removed && jstr(dv->model) &&
-        kedge_buf_printf(&key, "%s/devicemodel/%s", dv->ns, dv->model->str) == 0 &&
-        metamgr_get(d->deps.meta, key.data, &model_json) == 0 &&
-        kedge_json_parse(model_json, strlen(model_json), &mdoc) == 0)
-        mprops = kedge_json_get(kedge_json_get(kedge_jdoc_root(mdoc), "spec"), "properties");
     kedge_jw_init(&w_, &content);
     kedge_jw_obj_open(&w_);
     kedge_jw_kstr(&w_, "event_id", "");
@@ -273,10 +300,7 @@ static int push_membership(struct devices *d, const struct device_view *dv, cons
                 continue;
             kedge_jw_key(&w_, pn);
             kedge_jw_obj_open(&w_);
-            kedge_jw_key(&w_, "metadata");
-            kedge_jw_obj_open(&w_);
-            kedge_jw_kstr(&w_, "type", prop_type(mprops, pn));
-            kedge_jw_obj_close(&w_);
+            write_twin_type(&w_, mprops, pn);
             kedge_jw_obj_close(&w_);
         }
         kedge_jw_obj_close(&w_);
@@ -288,8 +312,6 @@ static int push_membership(struct devices *d, const struct device_view *dv, cons
     if (rc == 0)
         rc = to_plugin(d, "membership", &content, w);
     kedge_buf_cleanup(&content);
-    kedge_buf_cleanup(&key);
-    kedge_free(model_json);
     kedge_jdoc_free(mdoc);
     return rc;
 }
@@ -301,19 +323,13 @@ static int push_membership(struct devices *d, const struct device_view *dv, cons
 static int push_desired(struct devices *d, const struct device_view *dv,
                         const struct kedge_jval *old_props, const char *id, struct waiting *w)
 {
-    struct kedge_buf content = KEDGE_BUF_INIT, resource = KEDGE_BUF_INIT, key = KEDGE_BUF_INIT;
-    struct kedge_jdoc *mdoc = NULL;
-    const struct kedge_jval *mprops = NULL, *p;
-    char *model_json = NULL;
+    struct kedge_buf content = KEDGE_BUF_INIT, resource = KEDGE_BUF_INIT;
+    struct kedge_jdoc *mdoc = load_model(d, dv);
+    const struct kedge_jval *mprops = model_properties(mdoc), *p;
     struct kedge_jw jw;
     size_t n = 0;
     int rc;
 
-    if (jstr(dv->model) &&
-        kedge_buf_printf(&key, "%s/devicemodel/%s", dv->ns, dv->model->str) == 0 &&
-        metamgr_get(d->deps.meta, key.data, &model_json) == 0 &&
-        kedge_json_parse(model_json, strlen(model_json), &mdoc) == 0)
-        mprops = kedge_json_get(kedge_json_get(kedge_jdoc_root(mdoc), "spec"), "properties");
     kedge_jw_init(&jw, &content);
     kedge_jw_obj_open(&jw);
     kedge_jw_kstr(&jw, "event_id", "");
@@ -332,10 +348,7 @@ static int push_desired(struct devices *d, const struct device_view *dv,
         kedge_jw_obj_open(&jw);
         kedge_jw_kstr(&jw, "value", now);
         kedge_jw_obj_close(&jw);
-        kedge_jw_key(&jw, "metadata");
-        kedge_jw_obj_open(&jw);
-        kedge_jw_kstr(&jw, "type", prop_type(mprops, pn));
-        kedge_jw_obj_close(&jw);
+        write_twin_type(&jw, mprops, pn);
         kedge_jw_obj_close(&jw);
         n++;
     }
@@ -351,8 +364,6 @@ static int push_desired(struct devices *d, const struct device_view *dv,
     }
     kedge_buf_cleanup(&content);
     kedge_buf_cleanup(&resource);
-    kedge_buf_cleanup(&key);
-    kedge_free(model_json);
     kedge_jdoc_free(mdoc);
     return rc;
 }

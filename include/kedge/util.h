@@ -37,7 +37,11 @@ const char *kedge_go_strerror(int err, char *buf, size_t n);
 /* snprintf into a caller's "why" buffer, which may be NULL or empty (then nothing is written). */
 void kedge_set_why(char *why, size_t why_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same, returning KEDGE_ESCHEMA: a builder's "this input cannot be used, and here is why". */
+int kedge_schema_why(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-#define kedge_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define kedge_container_of(ptr, type, member)                                                      \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #endif
