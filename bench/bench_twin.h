@@ -75,10 +75,10 @@ bool contains(const void *payload, size_t len, const char *needle);
  * other work competes for the CPUs this moves far less than wall-clock figures do. */
 int64_t proc_cpu_ns(pid_t pid);
 
-/* A client with TCP_NODELAY (else a QoS 1 round trip is Nagle-bound, spec §9) and no client-side
- * cap on QoS 1 messages in flight (libmosquitto's default of 20 would shrink W=64). ud points
- * at the caller's context, whose first member is the struct client_state the shared callbacks
- * update. */
+/* A client with TCP_NODELAY (else a QoS 1 round trip is Nagle-bound, spec docs/kubeedge-wire.md §9)
+ * and no client-side cap on QoS 1 messages in flight (libmosquitto's default of 20 would shrink
+ * W=64). ud points at the caller's context, whose first member is the struct client_state the
+ * shared callbacks update. */
 struct mosquitto *client_new(const char *id, void *ud);
 
 /* Run the loop until *flag is set, the connection is lost, or deadline_ns passes. */

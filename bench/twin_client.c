@@ -197,10 +197,10 @@ static void on_subscribe(struct mosquitto *mosq, void *ud, int mid, int qos_coun
     cs->subscribed = true;
 }
 
-/* A client with TCP_NODELAY (else a QoS 1 round trip is Nagle-bound, spec §9) and no client-side
- * cap on QoS 1 messages in flight (libmosquitto's default of 20 would shrink W=64). ud points
- * at the caller's context, whose first member is the struct client_state the shared callbacks
- * update. */
+/* A client with TCP_NODELAY (else a QoS 1 round trip is Nagle-bound, spec docs/kubeedge-wire.md §9)
+ * and no client-side cap on QoS 1 messages in flight (libmosquitto's default of 20 would shrink
+ * W=64). ud points at the caller's context, whose first member is the struct client_state the
+ * shared callbacks update. */
 struct mosquitto *client_new(const char *id, void *ud)
 {
     struct mosquitto *mosq = mosquitto_new(id, true, ud);

@@ -145,7 +145,7 @@ static int read_password(struct bridge_config *cfg)
 }
 
 /* cloud_version "MAJOR.MINOR" (a ".PATCH" or "v" prefix is tolerated) -> the two behaviours
- * that differ between cloudcore generations (kubeedge-wire.md §9):
+ * that differ between cloudcore generations (docs/kubeedge-wire.md §9):
  *  - device ids: the device name up to v1.16, {namespace}/{name} from v1.17 (v1.16.0 named
  *    devices ns/name in membership but still read one level in twin/edge_updated; v1.17.0 is
  *    the first release where both sides agree, commit b7a10ce39);

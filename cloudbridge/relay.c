@@ -186,7 +186,7 @@ static void link_state(struct relay *r, bool connected)
     r->link_state_sent = false;
     if (!r->ready)
         return;
-    /* edgecore's edgehub tells its modules the same way (kubeedge-wire.md §4.6) */
+    /* edgecore's edgehub tells its modules the same way (docs/kubeedge-wire.md §4.6) */
     m.source = "edgehub";
     m.group = "resource";
     m.operation = "connect";

@@ -28,7 +28,8 @@ static int to_plugin(const struct kedge_msg *m, void *ctx)
 
 static int user_group(const struct kedge_msg *m, void *ctx)
 {
-    /* edgehub's bus handler: only the cloud router's eventbus messages (§4.7) */
+    /* edgehub's bus handler: only the cloud router's eventbus messages (docs/kubeedge-wire.md §4.7)
+     */
     if (!m->source || strcmp(m->source, "router_eventbus"))
         return KEDGE_ESCHEMA;
     return to_plugin(m, ctx);

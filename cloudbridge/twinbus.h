@@ -1,7 +1,7 @@
 /* The plugin's groups on the router: DeviceTwin's twin (membership, twin/cloud_updated) and
  * EventBus's user (from router_eventbus: publish, subscribe, unsubscribe, message). Their cloud
  * messages go to the plugin over $ke/down, and the cloud gets its ack only once the plugin says
- * the change is committed (kubeedge-wire.md §5.2: "an ack means stored").
+ * the change is committed (docs/kubeedge-wire.md §5.2: "an ack means stored").
  */
 #ifndef KEDGE_TWINBUS_H
 #define KEDGE_TWINBUS_H

@@ -84,7 +84,7 @@ static void parse_node(const char *rest, size_t len, struct kedge_topic *out)
     out->id_len = len - n;
 }
 
-/* Topics edgecore forwards to the cloud as uploads (kubeedge-wire.md §1.2). */
+/* Topics edgecore forwards to the cloud as uploads (docs/kubeedge-wire.md §1.2). */
 static int is_upload(const char *t, size_t len)
 {
     const char *slash;

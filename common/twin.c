@@ -1,6 +1,6 @@
 /* The DeviceTwin model (include/kedge/twin.h): the lifetime of twins, attributes, devices and
- * updates, and KubeEdge's checks on twin keys, values and types (kubeedge-wire.md §2). The JSON
- * sides are twin_decode.c and twin_encode.c.
+ * updates, and KubeEdge's checks on twin keys, values and types (docs/kubeedge-wire.md §2). The
+ * JSON sides are twin_decode.c and twin_encode.c.
  */
 #include <errno.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* DeviceTwin requests decoded the way Go's encoding/json does (include/kedge/twin.h,
- * kubeedge-wire.md §2): twin updates, membership, twin/get and state requests. A type error
+ * docs/kubeedge-wire.md §2): twin updates, membership, twin/get and state requests. A type error
  * anywhere fails the whole message, as Unmarshal does.
  */
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* DeviceTwin results encoded the way edgecore prints them (include/kedge/twin.h,
- * kubeedge-wire.md §2): twin and twin-get results, documents, deltas, membership and state.
+ * docs/kubeedge-wire.md §2): twin and twin-get results, documents, deltas, membership and state.
  */
 #include <string.h>
 

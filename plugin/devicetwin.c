@@ -133,8 +133,9 @@ static void queue_delta(struct devicetwin *dt, const struct kedge_device *dev)
     kedge_buf_cleanup(&b);
 }
 
-/* device/{id}/twin/edge_updated to the cloud (§2.8): rest changes, or the keys whose cloud
- * sync the edge refused (the edge is newer). It joins the same commit as the rows. */
+/* device/{id}/twin/edge_updated to the cloud (docs/kubeedge-wire.md §2.8): rest changes, or the
+ * keys whose cloud sync the edge refused (the edge is newer). It joins the same commit as the rows.
+ */
 static int queue_cloud_sync(struct devicetwin *dt, struct twin_change *c)
 {
     struct kedge_buf content = KEDGE_BUF_INIT, resource = KEDGE_BUF_INIT;

@@ -1,4 +1,4 @@
-/* DeviceTwin: what edgecore's dtmanager does for devices over MQTT (kubeedge-wire.md §2),
+/* DeviceTwin: what edgecore's dtmanager does for devices over MQTT (docs/kubeedge-wire.md §2),
  * answered from inside the broker.
  *
  * A request is applied to the in-memory registry by the twin engine (twin_engine.h), its rows
@@ -62,9 +62,9 @@ bool devicetwin_request(struct devicetwin *dt, const struct kedge_topic *t, cons
 int devicetwin_apply(struct devicetwin *dt, struct kedge_device *dev, enum twin_mode mode,
                      const char *event_id, const struct kedge_twin *twins, size_t n,
                      const char **reason);
-/* Cloud-side twin change (sync semantics, §2.5) for a known device: versions decide, refused
- * keys go back to the cloud as edge_updated. Publishes document and delta, no result.
- * Returns 0, KEDGE_ENODEVICE, -ENOMEM. */
+/* Cloud-side twin change (sync semantics, docs/kubeedge-wire.md §2.5) for a known device: versions
+ * decide, refused keys go back to the cloud as edge_updated. Publishes document and delta, no
+ * result. Returns 0, KEDGE_ENODEVICE, -ENOMEM. */
 int devicetwin_sync(struct devicetwin *dt, const char *dev_id, const char *event_id,
                     const struct kedge_twin *twins, size_t n);
 /* The cloud's desired values (include/kedge/ke.h, device/{id}/twin/desired): see TWIN_DESIRED.

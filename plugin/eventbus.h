@@ -1,5 +1,6 @@
 /* EventBus inside the broker: device uploads become outbox entries for the cloud, and the
- * cloud's eventbus operations (§1.3: publish, subscribe, unsubscribe, message) come back here.
+ * cloud's eventbus operations (docs/kubeedge-wire.md §1.3: publish, subscribe, unsubscribe,
+ * message) come back here.
  *
  * Uploads are $hw/events/upload/#, SYS/dis/upload_records, +/user/# and the topics the cloud
  * subscribed to, QoS 0 included: edgecore's own subscription could drop those, the plugin sees

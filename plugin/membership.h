@@ -14,7 +14,8 @@
 
 #include "devicetwin.h"
 
-/* Apply a membership update's content (§2.10). 0, or an error with *reason for the sender. */
+/* Apply a membership update's content (docs/kubeedge-wire.md §2.10). 0, or an error with *reason
+ * for the sender. */
 int membership_update(struct devicetwin *dt, const char *content, size_t len, const char **reason);
 
 #endif

@@ -38,7 +38,7 @@ static void log_sink(int level, const char *line)
 }
 
 /* The core's publisher. QoS 1 without retain is what edgecore's pub client uses
- * (kubeedge-wire.md §1.1); outbox offers go at QoS 0 and the $SYS health topics retained. The
+ * (docs/kubeedge-wire.md §1.1); outbox offers go at QoS 0 and the $SYS health topics retained. The
  * broker frees the payload only on success. With a client id it goes to that client alone. */
 static int broker_publish(void *ctx, const char *client_id, const char *topic, char *payload,
                           size_t len, int qos, bool retain)
@@ -189,7 +189,8 @@ KEDGE_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *
     if (!kp)
         return MOSQ_ERR_SUCCESS;
     unregister_all(kp->id);
-    /* Last call, no clients left (spec §7): commit what is pending; publishing is moot. */
+    /* Last call, no clients left (spec docs/kubeedge-wire.md §7): commit what is pending;
+     * publishing is moot. */
     kp->core.pub.publish = NULL;
     core_cleanup(&kp->core);
     options_cleanup(&kp->cfg);

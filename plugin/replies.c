@@ -112,7 +112,7 @@ size_t replies_count(const struct replies *q)
     return q->n;
 }
 
-/* QoS 1, no retain: what edgecore's pub client uses (kubeedge-wire.md §1.1). */
+/* QoS 1, no retain: what edgecore's pub client uses (docs/kubeedge-wire.md §1.1). */
 static void publish(struct replies *q, const char *client_id, const char *topic, char *payload,
                     size_t len)
 {

@@ -1,4 +1,4 @@
-/* SQLite persistence for devices and twins, in KubeEdge's own tables (kubeedge-wire.md §3), so
+/* SQLite persistence for devices and twins, in KubeEdge's own tables (docs/kubeedge-wire.md §3), so
  * an edgecore.db from a KubeEdge node opens as is and edgecore could read ours.
  *
  * Durability model: every write of a request goes into one open transaction; batch.c

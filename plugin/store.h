@@ -100,7 +100,7 @@ int64_t store_outbox_oldest_ms(struct store *s);
 
 /* ---- the cloud's subscriptions, size, the batch -------------------------------------------- */
 
-/* sub_topics: the cloud's eventbus subscriptions (kubeedge-wire.md §1.3). */
+/* sub_topics: the cloud's eventbus subscriptions (docs/kubeedge-wire.md §1.3). */
 int store_subtopic(struct store *s, const char *topic, bool add);
 typedef int (*store_topic_fn)(void *ctx, const char *topic);
 int store_subtopics_load(struct store *s, store_topic_fn fn, void *ctx);

@@ -1,5 +1,5 @@
 /* Devices, attributes and twins in KubeEdge's tables (device, device_attr, device_twin;
- * kubeedge-wire.md §3): loading them into the registry, and the writes a request makes into
+ * docs/kubeedge-wire.md §3): loading them into the registry, and the writes a request makes into
  * the open transaction (store.h).
  */
 #include <errno.h>

@@ -6,9 +6,9 @@
  *  - TWIN_REST: a device's own update ($hw/events/device/{id}/twin/update). Each changed side
  *    moves its edge version on by one; the first bad key aborts the whole request, leaving the
  *    device half-changed (the caller reloads it from the store, as edgecore does).
- *  - TWIN_SYNC: the cloud's change (§2.5). Versions decide: the cloud's pair is taken unless
- *    the edge's is newer, in which case the key is echoed back (twin_key.echo). Bad keys are
- *    skipped, not fatal. Type "deleted" deletes.
+ *  - TWIN_SYNC: the cloud's change (docs/kubeedge-wire.md §2.5). Versions decide: the cloud's pair
+ * is taken unless the edge's is newer, in which case the key is echoed back (twin_key.echo). Bad
+ * keys are skipped, not fatal. Type "deleted" deletes.
  *  - TWIN_DESIRED: the cloud's desired values (include/kedge/ke.h): an "expected" value that
  *    differs from the one held becomes the expected value and the cloud version moves on by
  *    one; actual values and values of the wrong type are left alone.

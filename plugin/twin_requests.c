@@ -1,4 +1,4 @@
-/* The device-facing DeviceTwin requests (kubeedge-wire.md §2.4-2.10), one table row each:
+/* The device-facing DeviceTwin requests (docs/kubeedge-wire.md §2.4-2.10), one table row each:
  * the topic kind, its handler, and what edgecore answers when the payload is over
  * plugin_opt_max_payload_bytes (the answer it gives for one it cannot parse).
  */
@@ -37,7 +37,7 @@ static const char *decode_reason(int rc)
 }
 
 /* Requests edgecore cannot parse or validate are answered on the empty-id topic
- * "$hw/events/device//twin/update/result" with event_id "" (§2.4 step 1). */
+ * "$hw/events/device//twin/update/result" with event_id "" (docs/kubeedge-wire.md §2.4 step 1). */
 static void reject_unparsable_update(struct devicetwin *dt, const char *reason)
 {
     if (kedge_topic_device(&dt->topic, "", 0, KEDGE_SFX_TWIN_UPDATE_RESULT) == 0)
@@ -195,7 +195,7 @@ static void state_update(struct devicetwin *dt, const char *id, size_t id_len, c
     if (kedge_topic_device(&dt->topic, id, id_len, KEDGE_SFX_STATE_UPDATE_RESULT) < 0 ||
         kedge_state_result_encode(&b, uuid, kedge_wall_ms(), dev->name, state, last_online) < 0)
         goto oom;
-    /* to the cloud: the same JSON, as a string (§2.7) */
+    /* to the cloud: the same JSON, as a string (docs/kubeedge-wire.md §2.7) */
     if (kedge_json_escape(&content, b.data, b.len) < 0 ||
         kedge_buf_printf(&resource, "device/%s/state/update", dev->id) < 0)
         goto oom;

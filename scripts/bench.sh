@@ -91,7 +91,7 @@ build() {
     BENCH=$BUILD/bench/bench_twin
 }
 
-# KubeEdge's beego-era DDL (kubeedge-wire.md §3.1): what an edgecore.db looks like, as the
+# KubeEdge's beego-era DDL (docs/kubeedge-wire.md §3.1): what an edgecore.db looks like, as the
 # recorded fixture has it (unit_schema checks it against include/kedge/schema.h).
 beego_ddl() {
     sed -n '/^CREATE TABLE/,/;$/p' "$ROOT/tests/fixtures/edgecore-meta.sql"

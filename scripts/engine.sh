@@ -2,7 +2,7 @@
 # A private container engine for kedge's edged: podman's Docker-compatible REST API (v1.41) on a
 # unix socket, with its own storage, state and locks under one directory, and the two images the
 # tests and run.sh use, made offline from busybox-static (there is no registry on our machines).
-# The recipe and the reasons for every setting are in shared/spec/containers.md.
+# The recipe and the reasons for every setting are in docs/containers.md.
 #
 #   scripts/engine.sh start DIR   make DIR, start the service, import the images; prints
 #                                 "engine: ready socket=DIR/podman.sock pid=N" and exits 0
@@ -91,9 +91,9 @@ podman_flags() {
 }
 
 # The rlimits a container may have: no more than podman's own hard limits, because without
-# CAP_SYS_RESOURCE nothing can raise them (containers.md §1, §2.2). podman raises its soft
+# CAP_SYS_RESOURCE nothing can raise them (docs/containers.md §1, §2.2). podman raises its soft
 # nofile to the hard one and leaves nproc as it inherited it; conmon and runc inherit both.
-# nproc is also capped at kernel.pid_max, which is what containers.md verified.
+# nproc is also capped at kernel.pid_max, which is what docs/containers.md verified.
 ulimit_value() {
     local v=$1 cap=$2
     [[ $v == unlimited ]] && v=$cap
@@ -107,7 +107,7 @@ write_conf() {
     nofile=$(ulimit_value "$(ulimit -Hn)" 1048576)
     nproc=$(ulimit_value "$(ulimit -Hu)" "$pid_max")
     cat >"$dir/containers.conf.tmp" <<EOF
-# Written by scripts/engine.sh for the podman service of this directory (containers.md §2.3).
+# Written by scripts/engine.sh for the podman service of this directory (docs/containers.md §2.3).
 # CONTAINERS_CONF points here, which replaces every other containers.conf.
 [containers]
 # No CAP_SYS_RESOURCE: a container may not have more than the service's hard limits
@@ -167,7 +167,7 @@ check_tools() {
         die "$BUSYBOX is linked dynamically (apt-get install busybox-static)"
 }
 
-# A busybox rootfs as a tar file (containers.md §4).
+# A busybox rootfs as a tar file (docs/containers.md §4).
 make_rootfs_tar() {
     local work=$1 rootfs=$1/rootfs
     mkdir -p "$rootfs"/{bin,sbin,etc,proc,sys,dev,tmp,root,var,run,www}
@@ -196,7 +196,7 @@ import_image() {
         --data-binary "@$tar" "$url") || die "importing $ref: curl failed"
     code=${out##*$'\n'}
     out=${out%$'\n'*}
-    # /images/create answers 200 even when it fails; the error is in the JSON (§5.1).
+    # /images/create answers 200 even when it fails; the error is in the JSON (docs/containers.md §5.1).
     if [[ $code != 200 ]] || grep -q '"error"' <<<"$out"; then
         die "importing $ref failed: HTTP $code $out"
     fi

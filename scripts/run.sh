@@ -112,7 +112,7 @@ build() {
 
 # The demo device of the wire spec's sequence 8.1: default/thermo with an int twin
 # "temperature", expected 30, last reported 24. The tables are KubeEdge's beego-era schema
-# (kubeedge-wire.md §3.1), from the recorded fixture (unit_schema checks it against
+# (docs/kubeedge-wire.md §3.1), from the recorded fixture (unit_schema checks it against
 # include/kedge/schema.h); the plugin creates the same ones with CREATE TABLE IF NOT EXISTS.
 seed_demo() {
     local now_ms

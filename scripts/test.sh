@@ -28,7 +28,7 @@ JOBS=${KEDGE_TEST_JOBS:-$(nproc)}
 CTEST_JOBS=$((JOBS < 2 ? JOBS : 2))
 export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
 
-# The last line is the container engine for edged's tests (scripts/engine.sh, containers.md):
+# The last line is the container engine for edged's tests (scripts/engine.sh, docs/containers.md):
 # podman with runc (its crun cannot run containers under our hybrid cgroups), busybox-static for
 # the offline images and curl for engine.sh. With --no-install-recommends, two things podman
 # needs for bridge networking and port publishing must be named: netavark (containers-common

@@ -35,8 +35,9 @@ static int device_lookup(struct session *s, const char *id, struct kedge_jdoc **
     return 0;
 }
 
-/* A membership update (§2.10) on $ke/down/{msg_id}, as the cloud's device controller sends it.
- * content: the membership JSON. Returns 0 when the plugin answered {"ok":true}. */
+/* A membership update (docs/kubeedge-wire.md §2.10) on $ke/down/{msg_id}, as the cloud's device
+ * controller sends it. content: the membership JSON. Returns 0 when the plugin answered
+ * {"ok":true}. */
 static int down_membership(struct session *s, const char *content, size_t len)
 {
     struct kedge_msg m = {0};
@@ -183,8 +184,8 @@ static void write_device(struct kedge_jw *w, const char *id, const char *descrip
     kedge_jw_arr_close(w);
 }
 
-/* The membership update content (§2.10): one device added (with its twins' names and types, no
- * values: those come from the device) or removed. */
+/* The membership update content (docs/kubeedge-wire.md §2.10): one device added (with its twins'
+ * names and types, no values: those come from the device) or removed. */
 static void write_membership(struct kedge_jw *w, const char *id, const char *description,
                              const struct twin_spec *twins, size_t n, bool add)
 {

@@ -1,5 +1,5 @@
 /* kedge-ctl import: a KubeEdge node's edgecore.db copied into the bridge's meta DB and the
- * plugin's DB, with both services stopped (kubeedge-wire.md §3). No network. */
+ * plugin's DB, with both services stopped (docs/kubeedge-wire.md §3). No network. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include "kedge/schema.h"
 #include "ctl.h"
 
-/* The beego-era DDL (kubeedge-wire.md §3.1), so that a target that does not exist yet gets the
+/* The beego-era DDL (docs/kubeedge-wire.md §3.1), so that a target that does not exist yet gets the
  * tables the bridge and the plugin would make themselves. */
 static const char meta_ddl[] = KEDGE_SCHEMA_META;
 static const char plugin_ddl[] = KEDGE_DDL_DEVICES KEDGE_DDL_SUB_TOPICS;

@@ -1,7 +1,7 @@
 /* kedge-ctl: the operator's CLI for a kedge node, so that a node without a cloud is fully usable.
  *
  * It speaks the $ke/ contract (include/kedge/ke.h) with the bridge identity: device add/rm are
- * the cloud's own membership update (kubeedge-wire.md §2.10) sent on $ke/down/{ref}, and
+ * the cloud's own membership update (docs/kubeedge-wire.md §2.10) sent on $ke/down/{ref}, and
  * device list/get and status are $ke/ctl/{ref} queries. meta get/list ask kedge-bridge's
  * MetaManager on $ke/meta/{ref}. It owns argument and config parsing, one short MQTT session
  * (libmosquitto, single thread, mosquitto_loop with deadlines) and the printing; the plugin
@@ -10,7 +10,7 @@
  * piece of shared machinery has its own ctl_*.c, declared in ctl.h.
  *
  * `import` is the one command without the network: it copies a KubeEdge node's edgecore.db
- * (kubeedge-wire.md §3) into the bridge's meta DB and the plugin's DB, with both services
+ * (docs/kubeedge-wire.md §3) into the bridge's meta DB and the plugin's DB, with both services
  * stopped.
  *
  * It never hangs: every wait has a deadline (-t, default 5 s, per step), and an alarm() backs

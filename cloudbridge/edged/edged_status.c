@@ -92,7 +92,8 @@ static void status_sent(void *ctx, const struct kedge_msg *m, int err)
     kedge_free(sc);
 }
 
-/* podpatch {ns}/podpatch/{name}: the status as a strategic-merge patch, a string (§5.1). */
+/* podpatch {ns}/podpatch/{name}: the status as a strategic-merge patch, a string
+ * (docs/kubeedge-wire.md §5.1). */
 static int send_status(struct edged *ed, struct epod *p, const char *status, size_t len)
 {
     struct kedge_buf patch = KEDGE_BUF_INIT;

@@ -4,7 +4,7 @@
  * lws loop (edgehub, relay), lws 4.1 connects to a unix socket ("+/path" address) and de-chunks
  * replies, so each API call is one more client connection on the same loop with no thread, no
  * second event loop to integrate and no new library in the footprint. Measured against podman
- * 4.3 and the verified subset of containers.md §5.2.
+ * 4.3 and the verified subset of docs/containers.md §5.2.
  *
  * One connection per call (Connection: close, as the engines expect from simple clients), at
  * most MAX_INFLIGHT at a time, the rest in FIFO order: a pod start is a handful of calls and the

@@ -1,5 +1,5 @@
 /* The edge node as Kubernetes sees it: registration, status and lease, as edged's kubelet
- * does them (kubeedge-wire.md §7, cloudcore-recorded/node-and-pod.jsonl).
+ * does them (docs/kubeedge-wire.md §7, cloudcore-recorded/node-and-pod.jsonl).
  *
  *  - Registration: `insert` of a v1.Node at {ns}/node/{name} (the labels edgecore sets,
  *    addresses, capacity/allocatable and nodeInfo read from this machine). The reply's Node
@@ -567,7 +567,7 @@ static void status_done(void *ctx, const struct kedge_msg *m, int err)
     }
 }
 
-/* nodepatch: a strategic-merge patch of the status, as a string (§5.1) */
+/* nodepatch: a strategic-merge patch of the status, as a string (docs/kubeedge-wire.md §5.1) */
 static void report_status(struct node *n)
 {
     struct kedge_buf plain = KEDGE_BUF_INIT, patch = KEDGE_BUF_INIT;

@@ -1,7 +1,7 @@
 /* The container runtime (runtime.h) over the Docker Engine REST API v1.41, as both podman's
- * Docker-compatible service and dockerd serve it (containers.md §5.2).
+ * Docker-compatible service and dockerd serve it (docs/containers.md §5.2).
  *
- * Pod layout, as dockershim did it (containers.md §5): per pod one infra container holding the
+ * Pod layout, as dockershim did it (docs/containers.md §5): per pod one infra container holding the
  * network namespace (the sandbox, named "POD"), app containers joined to it with NetworkMode
  * container:<infra>. Names k8s_{container}_{pod}_{namespace}_{uid}_{attempt}; the labels below
  * carry what a list must find again (several bridges, or other users, may share one engine).

@@ -1,7 +1,7 @@
 /* runtime_docker_body.c: the bodies of POST /containers/create (runtime_docker.h).
  *
  * dockershim's mapping onto the Docker Engine API v1.41 subset that both podman and dockerd
- * serve (containers.md §5.2), written in the field order of Go's container.Config and
+ * serve (docs/containers.md §5.2), written in the field order of Go's container.Config and
  * HostConfig, maps with sorted keys. ConfigMap, Secret, projected and downwardAPI volumes are
  * always mounted read-only, as kubelet's plugins say. Not done (outside the verified engine
  * subset): the /etc/hosts and termination-log mounts, sharing IPC and PID namespaces with the

@@ -1,4 +1,4 @@
-/* Certificates as edgecore gets them (kubeedge-wire.md §4.3): the one-command join and the
+/* Certificates as edgecore gets them (docs/kubeedge-wire.md §4.3): the one-command join and the
  * rotation at 70-90 % of the certificate's lifetime.
  *
  * Join: GET https://{cloud}:10002/ca.crt without verification, check its sha256 against the

@@ -1,6 +1,6 @@
 /* The node certificate: keadm join's bootstrap with a token, and rotation with the current
- * certificate (CloudHub's certificate endpoint, §4.3). Blocking calls, for the join command
- * and for the child process certwatch.c runs; nothing here touches the event loop.
+ * certificate (CloudHub's certificate endpoint, docs/kubeedge-wire.md §4.3). Blocking calls, for
+ * the join command and for the child process certwatch.c runs; nothing here touches the event loop.
  */
 #ifndef KEDGE_CERTMGR_H
 #define KEDGE_CERTMGR_H
@@ -15,8 +15,9 @@ struct certmgr_req {
     const char *ca_file, *cert_file, *key_file;
 };
 
-/* keadm join's certificate bootstrap (§4.3). Blocking: for the join command only.
- * Returns 0, or KEDGE_ECONFIG with the reason logged; nothing is written unless it all worked. */
+/* keadm join's certificate bootstrap (docs/kubeedge-wire.md §4.3). Blocking: for the join command
+ * only. Returns 0, or KEDGE_ECONFIG with the reason logged; nothing is written unless it all
+ * worked. */
 int certmgr_join(const struct certmgr_req *cr, const char *token);
 /* A new key and certificate, presenting the current one. Blocking. 0 or -1 (logged). */
 int certmgr_rotate(const struct certmgr_req *cr);

@@ -3,7 +3,7 @@
  * What the plugin hands over is stored here before the bridge acks it to the plugin, so every
  * cloud-bound message lives in the plugin's outbox or in this queue at all times. Entries leave in
  * id order. An entry the cloud confirms (twin and state messages: the device controller answers
- * with parent_msg_id, kubeedge-wire.md §2.9) stays until that answer comes and is sent again
+ * with parent_msg_id, docs/kubeedge-wire.md §2.9) stays until that answer comes and is sent again
  * every resend_s, as edgecore does. Any other entry (uploads, requests) gets no answer from
  * CloudHub; it stays until the cloud has provably read it: edgehub.c sends a websocket PING
  * after it and calls cloudq_delivered when the PONG comes back (frames are read in order, so

@@ -1,4 +1,4 @@
-/* EdgeHub: the websocket link to cloudcore's CloudHub (kubeedge-wire.md §4).
+/* EdgeHub: the websocket link to cloudcore's CloudHub (docs/kubeedge-wire.md §4).
  *
  * wss://{cloud}:{port}/{projectID}/{node}/events with the headers CloudHub needs (node_id,
  * project_id, and ConnectionUse: msg, without which it never reads us), mutual TLS from the
@@ -146,7 +146,7 @@ static int send_keepalive(struct edgehub *eh)
     struct kedge_buf b = KEDGE_BUF_INIT;
     int rc;
 
-    /* §4.6: a normal message, not a websocket ping */
+    /* docs/kubeedge-wire.md §4.6: a normal message, not a websocket ping */
     m.source = "websocket";
     m.group = "resource";
     m.operation = "keepalive";
@@ -307,7 +307,8 @@ int edgehub_ack(struct edgehub *eh, const struct kedge_msg *cloud)
     struct kedge_buf b = KEDGE_BUF_INIT;
     int rc;
 
-    /* MetaManager's ack (§5.2): route copied, operation response, content "OK" */
+    /* MetaManager's ack (docs/kubeedge-wire.md §5.2): route copied, operation response, content
+     * "OK" */
     m.parent_msg_id = cloud->msg_id;
     m.source = cloud->source;
     m.group = cloud->group;
@@ -382,7 +383,7 @@ static void handle_message(struct edgehub *eh, const char *buf, size_t len)
                           "edgehub: dropped a message for another node resource=%s", m.resource);
         goto out;
     }
-    /* the device controller's answer to a twin/state message (§2.9) */
+    /* the device controller's answer to a twin/state message (docs/kubeedge-wire.md §2.9) */
     if (m.parent_msg_id && *m.parent_msg_id && m.operation && !strcmp(m.operation, "response") &&
         m.group && !strcmp(m.group, "twin")) {
         if (cloudq_confirmed(eh->q, m.parent_msg_id) > 0) {
@@ -489,7 +490,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
         unsigned char **p = in, *end = *p + len;
-        /* CloudHub reads identity from these, not from the path (§4.2) */
+        /* CloudHub reads identity from these, not from the path (docs/kubeedge-wire.md §4.2) */
         if (add_header(wsi, "node_id:", eh->cfg.node_name, p, end) ||
             add_header(wsi, "project_id:", eh->cfg.project_id, p, end) ||
             add_header(wsi, "ConnectionUse:", "msg", p, end))
@@ -597,8 +598,9 @@ static bool readable(const char *path, time_t *mtime)
     return true;
 }
 
-/* The client vhost carries the TLS identity CloudHub checks (§4.2). It is made again when a
- * certificate file changes (rotation) and on every failure, so fixing the files is enough. */
+/* The client vhost carries the TLS identity CloudHub checks (docs/kubeedge-wire.md §4.2). It is
+ * made again when a certificate file changes (rotation) and on every failure, so fixing the files
+ * is enough. */
 static int ensure_vhost(struct edgehub *eh)
 {
     static struct lws_protocols list[2];

@@ -1,4 +1,4 @@
-/* EdgeHub: the websocket link to cloudcore's CloudHub (kubeedge-wire.md §4).
+/* EdgeHub: the websocket link to cloudcore's CloudHub (docs/kubeedge-wire.md §4).
  *
  * wss://{cloud}:{port}/{projectID}/{node}/events with the headers CloudHub needs, mutual TLS
  * from the CA/cert/key files, one JSON message per text frame. It sends, in this order, the

@@ -1,5 +1,5 @@
 /* Cloud -> edge dispatch by route.group, as edgecore's edgehub message handlers do
- * (kubeedge-wire.md §4.7); router.h says who registers. */
+ * (docs/kubeedge-wire.md §4.7); router.h says who registers. */
 #include <errno.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* Cloud -> edge dispatch by route.group, as edgecore's edgehub message handlers do
- * (kubeedge-wire.md §4.7): the modules that take cloud messages (MetaManager for resource and
+ * (docs/kubeedge-wire.md §4.7): the modules that take cloud messages (MetaManager for resource and
  * func, the plugin's groups twin and user through twinbus.c) register a handler per group, so
  * they plug in without the link code knowing them.
  *
@@ -17,7 +17,8 @@
 /* A handler owns nothing of m beyond the call. Returns 0 (handled; it answers the cloud
  * itself if an ack is due) or a negative code (logged and dropped by the link). */
 typedef int (*route_fn)(const struct kedge_msg *m, void *ctx);
-/* Whether CloudHub waits for our "response" to m (its noAckRequired, §5.2). */
+/* Whether CloudHub waits for our "response" to m (its noAckRequired, docs/kubeedge-wire.md §5.2).
+ */
 typedef bool (*route_ack_fn)(const struct kedge_msg *m);
 
 struct router;

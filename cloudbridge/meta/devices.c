@@ -1,4 +1,4 @@
-/* Devices: the device controller's Device and DeviceModel objects (kubeedge-wire.md §8), as
+/* Devices: the device controller's Device and DeviceModel objects (docs/kubeedge-wire.md §8), as
  * the plugin's DeviceTwin needs them. MetaManager hands them here (metamgr_set_device_hook)
  * before storing anything.
  *

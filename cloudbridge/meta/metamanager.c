@@ -50,7 +50,8 @@ static const char *const sql[ST_COUNT] = {
     [ST_DEL_POD] = "DELETE FROM meta WHERE key = ?1 AND value LIKE '%' || ?2 || '%'",
 };
 
-/* Exactly edgecore's beego-era table (§3.1), so `kedge-ctl import` can copy rows as they are. */
+/* Exactly edgecore's beego-era table (docs/kubeedge-wire.md §3.1), so `kedge-ctl import` can copy
+ * rows as they are. */
 static const char schema[] =
     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;" KEDGE_SCHEMA_META;
 
@@ -678,7 +679,7 @@ void metamgr_local_request(struct metamgr *mm, const char *ref, const char *payl
         answer_list(mm, ref, type);
         goto out;
     }
-    /* node was remote-first up to v1.22 (kubeedge-wire.md §6, §9): resource.h */
+    /* node was remote-first up to v1.22 (docs/kubeedge-wire.md §6, §9): resource.h */
     remote = resource_remote_first(type, mm->cfg.node_namespace);
     if (remote && edgehub_connected(mm->hub)) {
         rc = query_remote(mm, ref, res, (long)timeout_ms);

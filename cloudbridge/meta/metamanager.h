@@ -1,5 +1,5 @@
-/* MetaManager: the node's local copy of every object the cloud sent it (kubeedge-wire.md §6), in
- * KubeEdge's own `meta` table, in the bridge's meta DB file. Cloud messages of the groups
+/* MetaManager: the node's local copy of every object the cloud sent it (docs/kubeedge-wire.md §6),
+ * in KubeEdge's own `meta` table, in the bridge's meta DB file. Cloud messages of the groups
  * resource and func are stored and acked once committed, handed to the hook of their consumer
  * (meta/resource.h says which: Edged, devices.c); queries are answered as edgecore does, from
  * the cloud first for remote-first types while the link is up, else from the table. Requests

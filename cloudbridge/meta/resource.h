@@ -4,7 +4,7 @@
  * this table instead of knowing types themselves; a new type is one row.
  *
  * A resource is "{namespace}/{type}/{name}" or "{namespace}/{type}" (edgecore's
- * parseResource; edge-side resources carry no node prefix, kubeedge-wire.md §5).
+ * parseResource; edge-side resources carry no node prefix, docs/kubeedge-wire.md §5).
  */
 #ifndef KEDGE_RESOURCE_H
 #define KEDGE_RESOURCE_H
@@ -15,19 +15,19 @@
 #include "kedge/msg.h"
 
 /* Whether CloudHub waits for our "response" (its noAckRequired, dispatcher/
- * message_dispatcher.go, §5.2). */
+ * message_dispatcher.go, docs/kubeedge-wire.md §5.2). */
 enum resource_ack {
     RES_ACK,             /* acked once stored (or applied by the plugin) */
     RES_NO_ACK,          /* never acked */
     RES_ACK_UPDATE_ONLY, /* acked for operation update only (node) */
 };
 
-/* Where a local query is answered from while the link is up (§6). */
+/* Where a local query is answered from while the link is up (docs/kubeedge-wire.md §6). */
 enum resource_remote {
     RES_LOCAL,                   /* the meta table */
     RES_REMOTE_FIRST,            /* the cloud first (the reply is stored), the table when offline */
     RES_REMOTE_FIRST_DEFAULT_NS, /* remote-first when node_namespace is "default" (cloudcore
-                                  * v1.12-v1.22, §6, §9): node */
+                                  * v1.12-v1.22, docs/kubeedge-wire.md §6, §9): node */
 };
 
 /* What MetaManager does with a cloud message of the type. */

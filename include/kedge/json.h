@@ -1,4 +1,4 @@
-/* JSON in and out, with Go's encoding/json as the byte reference (kubeedge-wire.md §0).
+/* JSON in and out, with Go's encoding/json as the byte reference (docs/kubeedge-wire.md §0).
  *
  * Out: a small writer that produces exactly Go's bytes: no whitespace, `<` `>` `&` U+2028 U+2029
  * escaped as \u003c..., \b \f \n \r \t short escapes (Go 1.22+), other control characters as

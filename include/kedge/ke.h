@@ -23,17 +23,18 @@
  * ---- plugin -> cloud: the durable outbox ------------------------------------------------------
  *
  *  $ke/outbox/{seq}               plugin -> bridge client only, QoS 1
- *      a beehive message for cloudcore, e.g. a device twin change (kubeedge-wire.md §2.8):
+ *      a beehive message for cloudcore, e.g. a device twin change (docs/kubeedge-wire.md §2.8):
  *      {"header":{"msg_id":"<uuid>","timestamp":T},"route":{"source":"twin","group":"resource",
  *       "operation":"update","resource":"device/default/thermo/twin/edge_updated"},
  *       "content":{"event_id":"<uuid>","timestamp":T,"twin":{"temperature":{"actual":{"value":
  *       "25","metadata":{"timestamp":T}},"optional":true,"metadata":{"type":"int"},
  *       "actual_version":{"cloud":0,"edge":4}}}}}
- *      a device state change (§2.7; content is the state result JSON as a string):
+ *      a device state change (docs/kubeedge-wire.md §2.7; content is the state result JSON as a
+ * string):
  *      {"header":{...},"route":{"source":"twin","group":"resource","operation":"update",
  *       "resource":"device/default/thermo/state/update"},"content":"{\"event_id\":...}"}
- *      an MQTT upload (§1.2; $hw/events/upload/#, SYS/dis/upload_records, +/user/#, and the
- *      topics the cloud subscribed to; QoS 0 publishes included):
+ *      an MQTT upload (docs/kubeedge-wire.md §1.2; $hw/events/upload/#, SYS/dis/upload_records,
+ * +/user/#, and the topics the cloud subscribed to; QoS 0 publishes included):
  *      {"header":{...},"route":{"source":"bus","group":"user","operation":"upload",
  *       "resource":"<the MQTT topic>"},"content":"<the payload as a string>"}
  *    seq is a decimal, strictly increasing across restarts. The entry was committed in the
@@ -65,8 +66,8 @@
  *                 "removed_devices":[Device...]|null}
  *        where Device is {"id":"default/thermo","name":"thermo","description":"...",
  *        "attributes":{...},"twin":{"temperature":{"metadata":{"type":"int"},"optional":true}}}
- *        (twins carry names and types; values, when present, need versions: §2.5)
- *      group "twin", resource "device/{id}/twin/cloud_updated": content {"event_id",
+ *        (twins carry names and types; values, when present, need versions: docs/kubeedge-wire.md
+ * §2.5) group "twin", resource "device/{id}/twin/cloud_updated": content {"event_id",
  *        "timestamp","twin":{...with expected_version/actual_version...}} (sync semantics)
  *      group "twin", resource "device/{id}/twin/desired" (kedge's own; the bridge's devices.c
  *        sends it for each Device whose spec.properties[].desired.value changed, since
@@ -80,7 +81,7 @@
  *        one not of the twin's type (logged), changes nothing and publishes nothing. Unknown
  *        device: {"ok":false,"code":400} (the bridge then leaves the Device unacked).
  *      group "user", source "router_eventbus", operation "publish" / "subscribe" /
- *        "unsubscribe" / "message", resource = the MQTT topic (§1.3)
+ *        "unsubscribe" / "message", resource = the MQTT topic (docs/kubeedge-wire.md §1.3)
  *      source "edgehub", resource "node/connection", operation "connect", content
  *        "cloud_connected" / "cloud_disconnected"
  *    ref is the sender's token (the bridge uses the cloud msg_id).
@@ -127,10 +128,10 @@
  *                   messages, what the budget counts); outbox_max: the uploads' row bound;
  *                   the five counters count since the broker started (coalesced: reports
  *                   folded into a waiting one).
- *      device_list: the membership get result shape (kubeedge-wire.md §2.10)
- *      device_get:  the twin get result shape (§2.6), or {"code":404,"reason":"..."}
- *      outbox_list: the head of the plugin's outbox, oldest first (limit: default 20, at most
- *                   200), the open batch included:
+ *      device_list: the membership get result shape (docs/kubeedge-wire.md §2.10)
+ *      device_get:  the twin get result shape (docs/kubeedge-wire.md §2.6), or
+ * {"code":404,"reason":"..."} outbox_list: the head of the plugin's outbox, oldest first (limit:
+ * default 20, at most 200), the open batch included:
  *                   {"entries":[{"seq":S,"resource":"device/default/thermo/twin/edge_updated",
  *                   "subject":true,"bytes":B,"age_ms":A},...],"depth":D,"bytes":B,
  *                   "state_pending":N}; subject: a twin/state entry (folded, never refused);
@@ -180,7 +181,7 @@
  *      {"ok":true,"source":"local","object":{...}}
  *      {"ok":true,"source":"local","objects":[{"key":"default/configmap/cm1","object":{...}}]}
  *      {"ok":false,"reason":"default/configmap/cm9 is not stored on this node"}
- *    Answered as edgecore's MetaManager answers edged (kubeedge-wire.md §6): while the cloud
+ *    Answered as edgecore's MetaManager answers edged (docs/kubeedge-wire.md §6): while the cloud
  *    link is up, a remote-first type (configmap, secret, persistentvolume(claim),
  *    volumeattachment, serviceaccounttoken, lease, certificatesigningrequest, and node with
  *    node_namespace default, i.e. cloudcore up to v1.22) is asked of the cloud with a fresh

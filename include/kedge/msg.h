@@ -1,5 +1,5 @@
 /* The beehive message: KubeEdge's envelope for everything between edge and cloud
- * (kubeedge-wire.md §4.4), and the payload of kedge's own $ke/ topics (include/kedge/ke.h).
+ * (docs/kubeedge-wire.md §4.4), and the payload of kedge's own $ke/ topics (include/kedge/ke.h).
  *
  *   {"header":{"msg_id","parent_msg_id","timestamp","resourceversion","sync","type"},
  *    "route":{"source","destination","group","operation","resource"},

@@ -1,7 +1,7 @@
 /* The SQLite schema of kedge's databases, once: edgecore's own tables (KubeEdge's beego-era
- * DDL, kubeedge-wire.md §3.1, byte for byte, so an edgecore.db and ours are interchangeable and
- * `kedge-ctl import` copies rows as they are) and kedge's additions (the plugin's hand-off queue
- * to the bridge, the bridge's queue to the cloud and its dead letters).
+ * DDL, docs/kubeedge-wire.md §3.1, byte for byte, so an edgecore.db and ours are interchangeable
+ * and `kedge-ctl import` copies rows as they are) and kedge's additions (the plugin's hand-off
+ * queue to the bridge, the bridge's queue to the cloud and its dead letters).
  *
  * Every statement is `CREATE ... IF NOT EXISTS` ending in ';', so the strings concatenate into
  * one sqlite3_exec script and run again harmlessly on an existing database. Columns added after

@@ -2,7 +2,7 @@
  *
  * Device ids come in both KubeEdge forms at once: `{namespace}/{name}` (v1.17+, two levels) and
  * bare `{name}` (<= v1.15, one level). The id is whatever lies between the prefix and a known
- * suffix, parsed by level rather than by edgecore's substring search (kubeedge-wire.md §2.1).
+ * suffix, parsed by level rather than by edgecore's substring search (docs/kubeedge-wire.md §2.1).
  */
 #ifndef KEDGE_TOPIC_H
 #define KEDGE_TOPIC_H

@@ -1,4 +1,4 @@
-/* DeviceTwin wire types and their codec (kubeedge-wire.md §2.2-§2.10).
+/* DeviceTwin wire types and their codec (docs/kubeedge-wire.md §2.2-docs/kubeedge-wire.md §2.10).
  *
  * The structs mirror edgecore's Go types closely enough to print the same bytes: every
  * pointer-with-omitempty in Go is a `present`/`has_` flag here. The same struct holds a parsed
@@ -14,7 +14,7 @@
 
 #include "kedge/buf.h"
 
-/* KubeEdge's result reasons: part of the contract (§2.3). */
+/* KubeEdge's result reasons: part of the contract (docs/kubeedge-wire.md §2.3). */
 #define KEDGE_REASON_UNMARSHAL "Unmarshal update request body failed, please check the request"
 #define KEDGE_REASON_NOTWIN "Update twin error, key:twin does not exist"
 #define KEDGE_REASON_KEY                                                                           \
@@ -74,7 +74,8 @@ struct kedge_device {
     size_t n_twins, cap_twins;
 };
 
-/* A parsed twin update request (§2.4) or cloud sync (§2.5). */
+/* A parsed twin update request (docs/kubeedge-wire.md §2.4) or cloud sync (docs/kubeedge-wire.md
+ * §2.5). */
 struct kedge_twin_update {
     char *event_id;
     int64_t timestamp;
@@ -97,7 +98,7 @@ void kedge_attr_cleanup(struct kedge_attr *a);
 void kedge_device_free(struct kedge_device *d); /* frees d itself; NULL is a no-op */
 void kedge_twin_update_cleanup(struct kedge_twin_update *u);
 
-/* ---- validation (§2.3) ---- */
+/* ---- validation (docs/kubeedge-wire.md §2.3) ---- */
 bool kedge_twin_key_valid(const char *key, size_t len);
 bool kedge_twin_value_valid(const char *value, size_t len);
 /* Value against type as dtcommon.ValidateValue. Returns NULL if fine, else the KubeEdge reason. */
@@ -115,8 +116,8 @@ int kedge_twin_event_id_decode(const char *buf, size_t len, char **event_id);
 /* State update: {"state":...}. Returns 0, KEDGE_EPARSE, -ENOMEM. *state owned ("" if absent). */
 int kedge_twin_state_decode(const char *buf, size_t len, char **state);
 
-/* Membership update from the cloud (§2.10): devices with optional attributes and twins
- * (twins sorted by name, as the registry keeps them). */
+/* Membership update from the cloud (docs/kubeedge-wire.md §2.10): devices with optional attributes
+ * and twins (twins sorted by name, as the registry keeps them). */
 struct kedge_membership {
     char *event_id;
     int64_t timestamp;
@@ -154,8 +155,8 @@ struct kedge_twin_doc {
 int kedge_twin_document_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
                                const struct kedge_twin_doc *docs, size_t n);
 
-/* Delta over all of a device's twins (§2.4). *has_delta = some expected != actual: only then
- * does edgecore publish it. */
+/* Delta over all of a device's twins (docs/kubeedge-wire.md §2.4). *has_delta = some expected !=
+ * actual: only then does edgecore publish it. */
 int kedge_twin_delta_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
                             const struct kedge_twin *twins, size_t n, bool *has_delta);
 
@@ -163,8 +164,9 @@ int kedge_twin_delta_encode(struct kedge_buf *b, const char *event_id, int64_t t
 int kedge_membership_get_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
                                 const struct kedge_device *const *devs, size_t n);
 
-/* membership/updated for one device (§2.10): {"event_id","timestamp","added_devices":[D]|null,
- * "removed_devices":[D]|null}; D as received, twins without versions, deleted twins null. */
+/* membership/updated for one device (docs/kubeedge-wire.md §2.10):
+ * {"event_id","timestamp","added_devices":[D]|null, "removed_devices":[D]|null}; D as received,
+ * twins without versions, deleted twins null. */
 int kedge_membership_updated_encode(struct kedge_buf *b, const char *event_id, int64_t ts,
                                     const struct kedge_device *added,
                                     const struct kedge_device *removed);

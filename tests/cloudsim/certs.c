@@ -315,7 +315,8 @@ static int keypair_save(const struct keypair *kp, const char *crt_path, const ch
 
     if (!bio)
         return -ENOMEM;
-    /* SEC1 "EC PRIVATE KEY", the form edgecore's certmanager writes (§4.3 step 6). */
+    /* SEC1 "EC PRIVATE KEY", the form edgecore's certmanager writes (docs/kubeedge-wire.md §4.3
+     * step 6). */
     if (!PEM_write_bio_PrivateKey_traditional(bio, kp->key, NULL, NULL, 0, NULL, NULL)) {
         BIO_free(bio);
         return ossl_fail("encoding a key", key_path);

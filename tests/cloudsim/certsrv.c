@@ -1,5 +1,5 @@
 /* certsrv.c: CloudHub's HTTPS certificate service, the :10002 endpoints a joining edge uses
- * (kubeedge-wire.md §4.3; cloudcore's cloud/pkg/cloudhub/servers/httpserver/server.go).
+ * (docs/kubeedge-wire.md §4.3; cloudcore's cloud/pkg/cloudhub/servers/httpserver/server.go).
  *
  * Owns the token this cloudsim hands out, the HTTP side of the certsrv vhost and the signing of
  * node certificates. The vhost itself (TLS with the server certificate, a client certificate
@@ -443,7 +443,7 @@ static int sign_csr(struct certsrv *cs, X509_REQ *req, struct kedge_buf *out, ch
         !X509_set_issuer_name(crt, X509_get_subject_name(cs->ca)) ||
         !X509_set_pubkey(crt, X509_REQ_get0_pubkey(req)))
         goto out;
-    /* edgecore's default ExtKeyUsages: client auth only (§4.3 step 5) */
+    /* edgecore's default ExtKeyUsages: client auth only (docs/kubeedge-wire.md §4.3 step 5) */
     if (add_ext(crt, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
         add_ext(crt, NID_key_usage, "critical,digitalSignature,keyEncipherment") < 0 ||
         add_ext(crt, NID_ext_key_usage, "clientAuth") < 0)

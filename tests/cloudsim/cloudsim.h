@@ -1,7 +1,7 @@
 /* kedge-cloudsim's private header: what the files of tests/cloudsim/ use from each other.
  *
  * kedge-cloudsim is a cloud peer that behaves like cloudcore's CloudHub on the wire
- * (kubeedge-wire.md §4, §5), so tests and the out-of-the-box run have a cloud to talk to. Each
+ * (docs/kubeedge-wire.md §4, §5), so tests and the out-of-the-box run have a cloud to talk to. Each
  * file says at its top what it owns; the sections below are grouped by the file that defines
  * them (hub*.c share hubpriv.h, the controllers' files ctlpriv.h).
  *
@@ -45,7 +45,7 @@ struct cloudsim_config {
 /* ---------------------------------------------------------------------------------------------
  * certs.c: certificates
  *
- * Files in the certificate directory (kubeedge-wire.md §4.2, §4.3):
+ * Files in the certificate directory (docs/kubeedge-wire.md §4.2, §4.3):
  *   rootCA.crt rootCA.key   ECDSA P-256 self-signed CA, 10 years
  *   server.crt server.key   signed by the CA; SAN IP:127.0.0.1 and DNS:localhost; serverAuth
  *   edge.crt   edge.key     signed by the CA; O=system:nodes, CN=system:node:<node>; clientAuth
@@ -91,7 +91,8 @@ void hub_set_context(struct hub *h, struct lws_context *ctx);
 struct lws_context *hub_context(struct hub *h);
 
 /* Queue a message for a node; it is sent when that node is connected (at once if it is).
- * Messages that need an ack (§5.2) are re-sent every resend interval until acked.
+ * Messages that need an ack (docs/kubeedge-wire.md §5.2) are re-sent every resend interval until
+ * acked.
  *
  * node: NULL = the last node that connected, or, before any did, the first one that will.
  * m:    borrowed; msg_id and timestamp are filled in when empty, a `node/{id}/` resource prefix
@@ -146,7 +147,7 @@ void controllers_free(struct controllers *c);
 /* Drop work queued for a later service turn (hub_stop, before the lws context goes). */
 void controllers_stop(struct controllers *c);
 
-/* An upstream message that CloudHub hands to the controllers (kubeedge-wire.md §5, the default
+/* An upstream message that CloudHub hands to the controllers (docs/kubeedge-wire.md §5, the default
  * branch of DispatchUpstream, plus k8s/ca.crt). Replies are queued with hub_enqueue(h, node).
  * Returns 0 or -ENOMEM. */
 int controllers_upstream(struct controllers *c, struct hub *h, const char *node,
@@ -307,7 +308,7 @@ int smp_apply(const char *base, size_t base_len, const char *patch, size_t patch
 extern const struct lws_protocols control_protocols[];
 
 /* ---------------------------------------------------------------------------------------------
- * certsrv.c: the certificate service (kubeedge-wire.md §4.3)
+ * certsrv.c: the certificate service (docs/kubeedge-wire.md §4.3)
  */
 
 struct certsrv;

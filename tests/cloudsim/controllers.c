@@ -26,7 +26,8 @@
  *    delete). The control API reads them back (GET /pods, GET /object).
  *  - k8s/ca.crt (answered by CloudHub itself): the content is our CA certificate in PEM.
  *
- * Replies are queued through hub_enqueue, which applies the ack rules (§5.2) to them.
+ * Replies are queued through hub_enqueue, which applies the ack rules (docs/kubeedge-wire.md §5.2)
+ * to them.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* hub.c: CloudHub as the edge sees it on the websocket (kubeedge-wire.md §4, §5).
+/* hub.c: CloudHub as the edge sees it on the websocket (docs/kubeedge-wire.md §4, §5).
  *
  * Owns the websocket side of kedge-cloudsim: the lws protocol callback of the wss vhost, one
  * session per node id (a new connection for a node replaces the old one, as
@@ -29,11 +29,11 @@
  *  - Upstream dispatch order (message_dispatcher.go DispatchUpstream): keepalive; any
  *    "response" is only an ack matched by parent_msg_id and never forwarded; "error" is logged;
  *    user uploads go to the router (recorded only); everything else goes to the controllers.
- *  - Downstream: noAckRequired decides (§5.2). No-ack messages are sent once. Ack-needed ones
- *    go through one queue per node whose head is in flight (SendAckMessage handles one message
- *    at a time): sent, re-sent with the same msg_id every resend interval, and after 4 re-sends
- *    without an ack moved to the back of the queue (AddRateLimited), so a lone unacked message
- *    is re-sent every interval for ever and a stuck one does not block the rest for ever.
+ *  - Downstream: noAckRequired decides (docs/kubeedge-wire.md §5.2). No-ack messages are sent once.
+ * Ack-needed ones go through one queue per node whose head is in flight (SendAckMessage handles one
+ * message at a time): sent, re-sent with the same msg_id every resend interval, and after 4
+ * re-sends without an ack moved to the back of the queue (AddRateLimited), so a lone unacked
+ * message is re-sent every interval for ever and a stuck one does not block the rest for ever.
  *    Unlike cloudcore, whose per-node queue dies with the session and is rebuilt by the sync
  *    controller, the queues here outlive connections: unacked messages are re-sent on the next
  *    connect with the same msg_id, and messages queued while no edge is connected wait for it.

@@ -8,7 +8,7 @@
  *                  [--node-grace-s 40] [--read-limit 67108864]
  *
  * Listens on 127.0.0.1 only; --port or --control-port 0 picks a free one. --https-port P serves
- * the :10002 certificate bootstrap (kubeedge-wire.md §4.3, certsrv.c) on P; 0 (the default) is
+ * the :10002 certificate bootstrap (docs/kubeedge-wire.md §4.3, certsrv.c) on P; 0 (the default) is
  * off, so a test that wants it picks a free port itself. When the listeners are up, prints
  * exactly one line to stdout and flushes it (https_port only when it is on):
  *

@@ -326,7 +326,7 @@ static bool wsc_next(struct wsc *w, struct kedge_msg *m, int timeout_ms)
     w->in_head = f->next;
     if (!w->in_head)
         w->in_tail = NULL;
-    /* every cloud frame is one JSON message followed by "\n" (kubeedge-wire.md §4.5) */
+    /* every cloud frame is one JSON message followed by "\n" (docs/kubeedge-wire.md §4.5) */
     ck_assert_msg(f->len > 0 && f->data[f->len - 1] == '\n', "frame without trailing newline: %.*s",
                   (int)f->len, f->data);
     ck_assert_int_eq(kedge_msg_decode(f->data, f->len, m), 0);

@@ -267,7 +267,7 @@ START_TEST(test_ack_needed_resent_until_acked)
 }
 END_TEST
 
-/* No-ack messages (membership, §5.2) are sent once. */
+/* No-ack messages (membership, docs/kubeedge-wire.md §5.2) are sent once. */
 START_TEST(test_no_ack_sent_once)
 {
     struct simctl *s = sim_start(0, 1);

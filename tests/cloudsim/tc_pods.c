@@ -45,7 +45,8 @@
 #define EMPTY_POD                                                                                  \
     "{\"metadata\":{\"creationTimestamp\":null},\"spec\":{\"containers\":null},\"status\":{}}"
 
-/* json as a JSON string: a patch's content is a string holding the patch (§5.1). */
+/* json as a JSON string: a patch's content is a string holding the patch (docs/kubeedge-wire.md
+ * §5.1). */
 static char *as_string(const char *json)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -114,7 +115,7 @@ static bool pod_view(struct simctl *s, const char *key, struct pod_view *v)
 }
 
 /* A request answered in order after everything the edge sent before it: a lease query, whose
- * answer needs no ack (§5.2). */
+ * answer needs no ack (docs/kubeedge-wire.md §5.2). */
 enum { DEL_UPDATE = 1, DEL_DELETE = 2 };
 
 /* The edge deletes pod default/pod/{name}: cloudcore answers "OK" (parent id), and for a pod
@@ -154,10 +155,10 @@ static void edge_delete(struct wsc *w, const char *id, const char *name, const c
     }
 }
 
-/* Pod status (§7, §8.4 step 6): a podpatch is applied to the pod the cloud sent as the API
- * server applies PATCH pods/status (strategic merge: conditions merge by type, the container
- * status lists are atomic and replaced, only status is taken) and answered with the patched
- * Pod and its new resourceVersion. A patch naming another pod's uid is Invalid and changes
+/* Pod status (docs/kubeedge-wire.md §7, §8.4 step 6): a podpatch is applied to the pod the cloud
+ * sent as the API server applies PATCH pods/status (strategic merge: conditions merge by type, the
+ * container status lists are atomic and replaced, only status is taken) and answered with the
+ * patched Pod and its new resourceVersion. A patch naming another pod's uid is Invalid and changes
  * nothing; a pod the cloud does not have is NotFound; a patch that is not an object is a
  * BadRequest. GET /pods and GET /object show the result. */
 START_TEST(test_pod_status_patch)
@@ -271,12 +272,12 @@ START_TEST(test_pod_status_patch)
 }
 END_TEST
 
-/* The edge finalises a pod the cloud deleted (§5.1 pod delete): the delete removes it from the
- * store when its uid is the pod's (DeleteOptions preconditions, metadata, or the bare uid of
- * old edges), and leaves it when the uid is another pod's; each is answered "OK" (cloudcore's
- * deletePod), and a removed pod's watch events follow (a terminating pod's late update, the
- * delete). GET /object: 404 for what is not stored, 400 without a key, and Nodes by either
- * key. */
+/* The edge finalises a pod the cloud deleted (docs/kubeedge-wire.md §5.1 pod delete): the delete
+ * removes it from the store when its uid is the pod's (DeleteOptions preconditions, metadata, or
+ * the bare uid of old edges), and leaves it when the uid is another pod's; each is answered "OK"
+ * (cloudcore's deletePod), and a removed pod's watch events follow (a terminating pod's late
+ * update, the delete). GET /object: 404 for what is not stored, 400 without a key, and Nodes by
+ * either key. */
 START_TEST(test_pod_delete_and_object_api)
 {
     struct simctl *s = sim_start(0, 0);

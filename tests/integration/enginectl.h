@@ -6,7 +6,7 @@
  * under $TMPDIR or /tmp), and the images localhost/busybox:edge and localhost/pause:edge made
  * from busybox-static (there is no registry). Several engines can run at once; what rootful
  * podman shares between them (the podman0 bridge, its IP allocations, iptables) is described in
- * scripts/engine.sh. The recipe and its reasons are in shared/spec/containers.md.
+ * scripts/engine.sh. The recipe and its reasons are in docs/containers.md.
  *
  * The service is a daemon (setsid), not a child of the test, so it cannot die with it. If the
  * test process dies without enginectl_free (a failed ck_assert exits it, a Check timeout kills

@@ -97,7 +97,8 @@ int64_t jint(const struct kedge_jval *v, const char *what)
     return x;
 }
 
-/* devicecontroller's membership update (kubeedge-wire.md §2.10) adding off-0000 .. off-0999. */
+/* devicecontroller's membership update (docs/kubeedge-wire.md §2.10) adding off-0000 .. off-0999.
+ */
 void membership_json(struct kedge_buf *b)
 {
     char id[16];

@@ -43,7 +43,8 @@ long file_bytes(const char *path);
 long flat_bound(long first);
 /* A number that must be there (asserted). */
 int64_t jint(const struct kedge_jval *v, const char *what);
-/* devicecontroller's membership update adding off-0000 .. off-0999 (kubeedge-wire.md §2.10). */
+/* devicecontroller's membership update adding off-0000 .. off-0999 (docs/kubeedge-wire.md §2.10).
+ */
 void membership_json(struct kedge_buf *b);
 
 /* ---- the twin flood: one publisher, a sample of results ----------------------------------------

@@ -7,7 +7,7 @@
  * What goes over the websocket is read back from cloudsim's control API: /received (what the
  * edge sent), /acked (cloud messages the edge acknowledged), /state (the session). Payloads are
  * compared structurally with jsoncmp(): "<ts>" matches any number, "<generated>" any non-empty
- * string, everything else is exact (kubeedge-wire.md §2.8, §4.6, §5.1, §5.2).
+ * string, everything else is exact (docs/kubeedge-wire.md §2.8, §4.6, §5.1, §5.2).
  *
  * Waits are deadlines on a condition. Where a test must show that something did not happen it
  * uses a later marker that the same ordered stream delivers first (MQTT from the broker, the
@@ -82,13 +82,14 @@ START_TEST(test_eventbus)
     cloud_publish("cloud/x", "hello \"cloud\" <&> \xc3\xa9");
     expect_next(sub, "cloud/x", "hello \"cloud\" <&> \xc3\xa9");
 
-    /* a device upload, QoS 0, goes up with the payload as a string (§8.6) */
+    /* a device upload, QoS 0, goes up with the payload as a string (docs/kubeedge-wire.md §8.6) */
     d = device("dev");
     ck_assert_int_eq(kh_client_pub(d, "$hw/events/upload/y", "{\"t\":1} <x>", -1, 0, false), 0);
     upload_tpl(tpl, sizeof(tpl), "$hw/events/upload/y", "\"{\\\"t\\\":1} \\u003cx\\u003e\"");
     expect_cloud_msg(cloud_wait(&since, &upload_y), tpl);
 
-    /* an ordinary topic is not uploaded until the cloud subscribes to it (§1.3) */
+    /* an ordinary topic is not uploaded until the cloud subscribes to it (docs/kubeedge-wire.md
+     * §1.3) */
     ck_assert_int_eq(kh_client_pub(d, "a/b", "before", -1, 1, false), 0);
     kedge_free(cloud_send("{\"route\":{\"source\":\"router_eventbus\",\"group\":\"user\","
                           "\"operation\":\"subscribe\",\"resource\":\"a/b\"},\"content\":\"\"}"));
@@ -126,7 +127,7 @@ START_TEST(test_frozen_link)
     chain_sim_post(sim, "/link/freeze?node=" NODE);
     ck_assert(state_bool("frozen"));
     /* a twin change written into the frozen link is never read there: it stays in the
-     * bridge's outbox until the device controller confirms it (§2.9) */
+     * bridge's outbox until the device controller confirms it (docs/kubeedge-wire.md §2.9) */
     twin_update_value(d, DEV, 27);
     /* no pong to the bridge's pings: it hangs up after dead_link_s and dials again */
     wait_session(sessions + 1, LINK_MS);
@@ -170,12 +171,13 @@ START_TEST(test_keepalive)
 
     /* cloudsim closes a session after 3 s without a keepalive */
     chain_up(&co);
-    /* §4.2: node_id, project_id, and ConnectionUse: msg, without which the cloud reads nothing */
+    /* docs/kubeedge-wire.md §4.2: node_id, project_id, and ConnectionUse: msg, without which the
+     * cloud reads nothing */
     state_str_is("node_id", NODE);
     state_str_is("project_id", PROJECT);
     state_str_is("connection_use", "msg");
-    /* seven keepalives, each a proper §4.6 message with its own msg_id: 6 s pass, twice the
-     * cloud's patience, and the one session lives on because the cloud sees them */
+    /* seven keepalives, each a proper docs/kubeedge-wire.md §4.6 message with its own msg_id: 6 s
+     * pass, twice the cloud's patience, and the one session lives on because the cloud sees them */
     for (i = 0; i < 7; i++) {
         struct kedge_jdoc *doc = NULL;
         char *json = cloud_wait(&since, &keepalive);
@@ -215,7 +217,7 @@ START_TEST(test_bad_cloud_input)
          "{\"route\":{\"source\":\"router_eventbus\",\"group\":\"user\",\"operation\":"
          "\"publish\",\"resource\":\"node/" NODE "/node/other-node/t\"},\"content\":\"leak\"}",
          "edgehub: dropped a message for another node resource=node/other-node/t"},
-        {"user group from a source other than router_eventbus (§4.7)",
+        {"user group from a source other than router_eventbus (docs/kubeedge-wire.md §4.7)",
          "{\"route\":{\"source\":\"router_servicebus\",\"group\":\"user\",\"operation\":"
          "\"publish\",\"resource\":\"cloud/x\"},\"content\":\"not for the bus\"}",
          "edgehub: dropped cloud message group=user operation=publish resource=cloud/x"},
@@ -356,7 +358,8 @@ START_TEST(test_twin_while_refused)
 }
 END_TEST
 
-/* ---- 9. the cloud's ack means "stored" (§5.2) ---------------------------------------------- */
+/* ---- 9. the cloud's ack means "stored" (docs/kubeedge-wire.md §5.2)
+ * ---------------------------------------------- */
 
 #define CONFIGMAP_UPDATE                                                                           \
     "{\"header\":{\"resourceversion\":\"42\"},\"route\":{\"source\":\"edgecontroller\","           \

@@ -103,7 +103,8 @@ void expect_json(const char *payload, size_t len, const char *tpl);
 
 void expect_cloud_msg(char *json, const char *tpl);
 
-/* The edge_updated message a successful actual update of temperature produces (§2.8). */
+/* The edge_updated message a successful actual update of temperature produces
+ * (docs/kubeedge-wire.md §2.8). */
 void edge_updated_tpl(char *tpl, size_t n, const char *dev, int value, int edge_version);
 
 void upload_tpl(char *tpl, size_t n, const char *topic, const char *content_json);
@@ -118,7 +119,7 @@ void expect_next(struct kh_client *c, const char *topic, const char *payload);
 void twin_update_value(struct kh_client *d, const char *dev, int value);
 
 /* Wait until the plugin's status says the cloud link is up / down (the bridge tells it with
- * edgehub's node/connection message, §4.6). */
+ * edgehub's node/connection message, docs/kubeedge-wire.md §4.6). */
 void wait_plugin_cloud(bool connected);
 
 void wait_plugin_outbox(int64_t depth);
@@ -127,7 +128,7 @@ void wait_db_int(const char *path, const char *sql, int64_t want);
 
 void wait_bridge_log(long from, const char *needle);
 
-/* router_eventbus publish (§5.2, §8.6): content is the MQTT payload. */
+/* router_eventbus publish (docs/kubeedge-wire.md §5.2, §8.6): content is the MQTT payload. */
 void cloud_publish(const char *topic, const char *payload);
 
 /* Add default/thermo from the cloud and wait until the plugin announced it. */

@@ -39,7 +39,8 @@ START_TEST(test_membership_and_device_types)
     ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/result", 1), 1);
     twin_update_value(d, DEV, 21);
 
-    /* §8.3: the model first, then the device; both stored, typed twins for the plugin */
+    /* docs/kubeedge-wire.md §8.3: the model first, then the device; both stored, typed twins for
+     * the plugin */
     model_id = cloud_send(DEVICEMODEL_INSERT);
     device_id = cloud_send(DEVICE_INSERT);
     expect_mqtt_json(watch, UPDATED_TOPIC,
@@ -48,7 +49,7 @@ START_TEST(test_membership_and_device_types)
                      "\"basement\",\"twin\":{\"temperature\":{\"metadata\":{\"type\":\"int\"}},"
                      "\"mode\":{\"metadata\":{\"type\":\"string\"}}}}],\"removed_devices\":null}");
     ck_assert_int_eq(kh_client_sub(d, "$hw/events/device/default/boiler/twin/update/result", 1), 1);
-    /* the model's INT type is enforced (§8.2)... */
+    /* the model's INT type is enforced (docs/kubeedge-wire.md §8.2)... */
     ck_assert_int_eq(kh_client_pub(d, "$hw/events/device/default/boiler/twin/update",
                                    "{\"event_id\":\"b1\",\"twin\":{\"temperature\":{\"actual\":"
                                    "{\"value\":\"warm\"}}}}",

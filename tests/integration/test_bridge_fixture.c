@@ -285,7 +285,8 @@ void expect_cloud_msg(char *json, const char *tpl)
     free(json);
 }
 
-/* The edge_updated message a successful actual update of temperature produces (§2.8). */
+/* The edge_updated message a successful actual update of temperature produces
+ * (docs/kubeedge-wire.md §2.8). */
 void edge_updated_tpl(char *tpl, size_t n, const char *dev, int value, int edge_version)
 {
     (void)snprintf(tpl, n,
@@ -389,7 +390,7 @@ static int64_t plugin_status_int(const char *key)
 }
 
 /* Wait until the plugin's status says the cloud link is up / down (the bridge tells it with
- * edgehub's node/connection message, §4.6). */
+ * edgehub's node/connection message, docs/kubeedge-wire.md §4.6). */
 void wait_plugin_cloud(bool connected)
 {
     int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
@@ -423,9 +424,10 @@ void wait_bridge_log(long from, const char *needle)
 
 /* ---- cloud messages ----------------------------------------------------------------------- */
 
-/* devicecontroller's membership update (§2.10), with the twin names and types. */
+/* devicecontroller's membership update (docs/kubeedge-wire.md §2.10), with the twin names and
+ * types. */
 
-/* router_eventbus publish (§5.2, §8.6): content is the MQTT payload. */
+/* router_eventbus publish (docs/kubeedge-wire.md §5.2, §8.6): content is the MQTT payload. */
 void cloud_publish(const char *topic, const char *payload)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;

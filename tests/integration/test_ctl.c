@@ -160,7 +160,8 @@ START_TEST(test_device_lifecycle)
                "--description", "living room <1>");
     expect_line(r.out, "device " DEV " added with 2 twins");
     ctl_run_free(&r);
-    /* the message the cloud would send, as membership/updated announces it (§2.10) */
+    /* the message the cloud would send, as membership/updated announces it (docs/kubeedge-wire.md
+     * §2.10) */
     expect_msg_json(watch, UPDATED_TOPIC,
                     "{\"event_id\":\"<generated>\",\"timestamp\":\"<ts>\",\"added_devices\":["
                     "{\"id\":\"" DEV "\",\"name\":\"thermo\",\"description\":\"living room <1>\","

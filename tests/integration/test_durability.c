@@ -70,7 +70,8 @@ START_TEST(test_cloud_outage)
            " ms, all delivered %" PRId64 " ms later\n",
            t_pub - t0, t_back - t0, t_done - t_back);
     report("cloud outage 60 s (1000 uploads + 1000 twin updates)", t, false);
-    /* twin messages leave the bridge's outbox once the device controller said OK (§2.9) */
+    /* twin messages leave the bridge's outbox once the device controller said OK
+     * (docs/kubeedge-wire.md §2.9) */
     wait_db_int(bridgectl_db_path(bridge), OUR_ROWS, 0);
     free(t);
 }

@@ -226,7 +226,7 @@ void wait_plugin_drained(void)
 
 /* ---- devices --------------------------------------------------------------------------------- */
 
-/* devicecontroller's membership update (kubeedge-wire.md §2.10) for both devices. */
+/* devicecontroller's membership update (docs/kubeedge-wire.md §2.10) for both devices. */
 #define MEMBERSHIP_ADD                                                                             \
     "{\"route\":{\"source\":\"devicecontroller\",\"group\":\"twin\",\"operation\":\"update\","     \
     "\"resource\":\"membership\"},\"content\":{\"event_id\":\"ev-dur\",\"timestamp\":"             \
@@ -298,7 +298,7 @@ static int seq_of(int src, const struct kedge_jval *json)
     int64_t n = -1;
 
     if (src < N_DEV) {
-        /* an upload's content is the MQTT payload as a string (§1.2) */
+        /* an upload's content is the MQTT payload as a string (docs/kubeedge-wire.md §1.2) */
         if (!content || content->type != KEDGE_JSTR ||
             kedge_json_parse(content->str, content->len, &doc) < 0)
             return -1;

@@ -1,4 +1,4 @@
-/* Joining a cloudcore with one command, and certificate rotation (kubeedge-wire.md §4.3).
+/* Joining a cloudcore with one command, and certificate rotation (docs/kubeedge-wire.md §4.3).
  *
  * kedge-cloudsim serves cloudcore's :10002 endpoints (--https-port, tests/cloudsim/certsrv.c)
  * and writes the join token for its CA to <certs>/token. The tests run the real

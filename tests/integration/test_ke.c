@@ -82,7 +82,8 @@ START_TEST(test_membership_twin_outbox)
                     "{\"id\":\"" DEV "\",\"name\":\"thermo\",\"description\":\"hall\","
                     "\"twin\":{\"temperature\":{\"metadata\":{\"type\":\"int\"}}}}],"
                     "\"removed_devices\":null}");
-    /* the same device again is not announced again (§2.10) and still answers ok */
+    /* the same device again is not announced again (docs/kubeedge-wire.md §2.10) and still answers
+     * ok */
     add_thermo(b);
     ck_assert_int_eq(kh_client_expect_none(watch, UPDATED_TOPIC, QUIET_MS), 0);
     /* adding a device puts nothing in the outbox */
@@ -133,7 +134,7 @@ START_TEST(test_state_upload_eventbus)
     add_thermo(b);
     d = device("thermo-dev", "sensor-7", 5);
 
-    /* state update: the state result JSON, as a string (§2.7) */
+    /* state update: the state result JSON, as a string (docs/kubeedge-wire.md §2.7) */
     ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/state/update/result", 1), 1);
     ck_assert_int_eq(kh_client_pub(d, DEV_TOPIC "/state/update",
                                    "{\"event_id\":\"s1\",\"state\":\"online\"}", -1, 1, false),
@@ -162,7 +163,7 @@ START_TEST(test_state_upload_eventbus)
     ck_assert_int_gt(seq, last);
     last = seq;
     ck_assert_int_eq(kh_client_pub(d, "a/user/b", "plain <text> & more", -1, 1, false), 0);
-    /* Go escapes < > & (§0) */
+    /* Go escapes < > & (docs/kubeedge-wire.md §0) */
     upload_tpl(tpl, sizeof(tpl), "a/user/b", "\"plain \\u003ctext\\u003e \\u0026 more\"");
     seq = bridge_expect(b, tpl);
     ck_assert_int_gt(seq, last);
@@ -171,7 +172,7 @@ START_TEST(test_state_upload_eventbus)
     ck_assert_int_eq(kh_client_pub(d, "my/topic", "m0", -1, 1, false), 0);
     ck_assert_int_eq(kh_client_expect_none(b, "$ke/outbox/+", QUIET_MS), 0);
 
-    /* ... until the cloud subscribes to it (§1.3) */
+    /* ... until the cloud subscribes to it (docs/kubeedge-wire.md §1.3) */
     down(b,
          "{\"header\":{\"msg_id\":\"sub-1\",\"timestamp\":1},\"route\":{\"source\":"
          "\"router_eventbus\",\"group\":\"user\",\"operation\":\"subscribe\",\"resource\":"
@@ -225,7 +226,8 @@ START_TEST(test_state_upload_eventbus)
 }
 END_TEST
 
-/* ---- 4. cloud twin sync with versions (§2.5) ---------------------------------------------- */
+/* ---- 4. cloud twin sync with versions (docs/kubeedge-wire.md §2.5)
+ * ---------------------------------------------- */
 
 #define CLOUD_UPDATED(ref, value, cloud, edge)                                                     \
     "{\"header\":{\"msg_id\":\"" ref "\",\"timestamp\":1},\"route\":{\"source\":"                  \

@@ -80,7 +80,8 @@ struct kh_client *device(const char *id, const char *user, int proto);
 
 void twin_update_value(struct kh_client *d, int value);
 
-/* The edge_updated entry a successful actual update of temperature produces (§2.8). */
+/* The edge_updated entry a successful actual update of temperature produces (docs/kubeedge-wire.md
+ * §2.8). */
 void edge_updated_tpl(char *tpl, size_t n, int value, int edge_version);
 
 void upload_tpl(char *tpl, size_t n, const char *topic, const char *content_json);

@@ -249,7 +249,8 @@ void twin_update_value(struct kh_client *d, int value)
     twin_update(d, payload, tpl);
 }
 
-/* The edge_updated entry a successful actual update of temperature produces (§2.8). */
+/* The edge_updated entry a successful actual update of temperature produces (docs/kubeedge-wire.md
+ * §2.8). */
 void edge_updated_tpl(char *tpl, size_t n, int value, int edge_version)
 {
     snprintf(tpl, n,

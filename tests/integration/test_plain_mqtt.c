@@ -385,7 +385,7 @@ END_TEST
 
 /* --- start-up failure is visible (the harness path other suites rely on) ------------------ */
 
-/* Option keys under 3 characters are a config error in 2.0.11 (mosquitto-plugin.md §2). */
+/* Option keys under 3 characters are a config error in 2.0.11 (docs/mosquitto-plugin.md §2). */
 START_TEST(test_short_option_key_stops_broker)
 {
     static const struct kh_opt opts[] = {{"ab", "1"}, {NULL, NULL}};

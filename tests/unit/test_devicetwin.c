@@ -254,7 +254,8 @@ START_TEST(recorded_cases)
 }
 END_TEST
 
-/* ---- twin update semantics beyond the recording (§2.4) -------------------------------------- */
+/* ---- twin update semantics beyond the recording (docs/kubeedge-wire.md §2.4)
+ * -------------------------------------- */
 
 /* null deletes an optional twin: result null, document current null, versions bumped, gone
  * from get and delta. */
@@ -507,7 +508,7 @@ START_TEST(namespaced_device)
                                            "\"twin\":{\"temperature\":{\"actual\":{\"value\":"
                                            "\"25\"},\"metadata\":{\"type\":\"int\"}}}}");
     expect_count(3);
-    /* §2.4's examples, for this twin */
+    /* docs/kubeedge-wire.md §2.4's examples, for this twin */
     expect_pub(0, PFX "default/thermo/twin/update/result",
                "{\"event_id\":\"e1\",\"timestamp\":T,\"twin\":{\"temperature\":{\"actual\":"
                "{\"value\":\"25\",\"metadata\":{\"timestamp\":T}},\"optional\":true,\"metadata\":"

@@ -117,7 +117,8 @@ START_TEST(write_failure_500)
 }
 END_TEST
 
-/* ---- twin get, state update, membership get (§2.6, §2.7, §2.10) ----------------------------- */
+/* ---- twin get, state update, membership get (docs/kubeedge-wire.md §2.6, §2.7, §2.10)
+ * ----------------------------- */
 
 START_TEST(twin_get)
 {

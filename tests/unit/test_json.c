@@ -1,4 +1,4 @@
-/* common/json.c: the Go-compatible writer (kubeedge-wire.md §0) and the tree parser with Go's
+/* common/json.c: the Go-compatible writer (docs/kubeedge-wire.md §0) and the tree parser with Go's
  * decoding rules. Expected bytes are what Go 1.22+ encoding/json prints for the same input.
  */
 #include <check.h>

@@ -145,7 +145,7 @@ START_TEST(nginx_infra_body)
                              "'443/tcp':[{'HostIp':'127.0.0.1','HostPort':'8443'}],"
                              "'80/tcp':[{'HostIp':'','HostPort':'8080'}]},"
                              "'RestartPolicy':{'Name':'no'}}}"));
-    /* the ulimits podman needs without containers.conf (containers.md §2.3) */
+    /* the ulimits podman needs without containers.conf (docs/containers.md §2.3) */
     cc.pod = p;
     cc.nofile = 20000;
     cc.nproc = 32768;

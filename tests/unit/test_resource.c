@@ -1,5 +1,5 @@
 /* cloudbridge/meta/resource.c: the one table of cloud resource types. The ack rule is
- * CloudHub's noAckRequired (dispatcher/message_dispatcher.go, kubeedge-wire.md §5.2) as the
+ * CloudHub's noAckRequired (dispatcher/message_dispatcher.go, docs/kubeedge-wire.md §5.2) as the
  * router applied it before the table existed; remote-first is edgecore's list plus the node
  * special case of cloudcore v1.12-v1.22; the consumers are who took each type before.
  */

@@ -1,5 +1,5 @@
 /* plugin/store.c and store_devices.c: KubeEdge's own SQLite tables read and written as
- * edgecore does (kubeedge-wire.md §3), one open transaction per batch, and a store that
+ * edgecore does (docs/kubeedge-wire.md §3), one open transaction per batch, and a store that
  * survives a file it cannot use.
  */
 #include <check.h>

@@ -1,5 +1,6 @@
-/* common/topic.c: which $hw/events topics kedge acts on and whose they are (kubeedge-wire.md
- * §1.2, §2.1), in both device id forms, and the reply topics built from an id.
+/* common/topic.c: which $hw/events topics kedge acts on and whose they are (docs/kubeedge-wire.md
+ * docs/kubeedge-wire.md §1.2, §2.1), in both device id forms, and the reply topics built from an
+ * id.
  */
 #include <check.h>
 #include <string.h>

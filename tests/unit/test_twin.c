@@ -1,6 +1,6 @@
 /* common/twin.c: decoding twin/get/state requests as Go's encoding/json + edgecore's checks do
- * (kubeedge-wire.md §2.3), the value/type rules of dtcommon.ValidateValue, and the exact bytes
- * of every message edgecore prints (§2.4-§2.10).
+ * (docs/kubeedge-wire.md §2.3), the value/type rules of dtcommon.ValidateValue, and the exact bytes
+ * of every message edgecore prints (docs/kubeedge-wire.md §2.4-docs/kubeedge-wire.md §2.10).
  */
 #include <check.h>
 #include <errno.h>
@@ -34,7 +34,7 @@ static const struct {
     const char *in;
     const char *want; /* the decoded update, printed by kedge_twin_map_encode with versions */
 } decodes[] = {
-    /* §2.4's request example */
+    /* docs/kubeedge-wire.md §2.4's request example */
     {"{\"event_id\":\"e1\",\"timestamp\":1700000000000,\"twin\":{\"temperature\":{\"actual\":"
      "{\"value\":\"25\"},\"metadata\":{\"type\":\"int\"}}}}",
      "{\"event_id\":\"e1\",\"timestamp\":1700000000000,\"twin\":{\"temperature\":{\"actual\":"
@@ -498,7 +498,7 @@ START_TEST(check_type)
 }
 END_TEST
 
-/* The reason strings are part of the contract (§2.3). */
+/* The reason strings are part of the contract (docs/kubeedge-wire.md §2.3). */
 START_TEST(reason_strings)
 {
     ck_assert_str_eq(KEDGE_REASON_UNMARSHAL,

@@ -1,5 +1,6 @@
-/* The twin suite (test_twin.c): the exact bytes of every message edgecore prints (§2.4-§2.10),
- * a twin's deep copy, and what allocation failures leave behind.
+/* The twin suite (test_twin.c): the exact bytes of every message edgecore prints
+ * (docs/kubeedge-wire.md §2.4-docs/kubeedge-wire.md §2.10), a twin's deep copy, and what allocation
+ * failures leave behind.
  */
 #include <check.h>
 #include <errno.h>
@@ -38,7 +39,7 @@ static void make_twin(struct kedge_twin *t, const char *name, const char *type, 
     t->type = kedge_strdup(type);
 }
 
-/* §2.4 success result (an actual change) */
+/* docs/kubeedge-wire.md §2.4 success result (an actual change) */
 START_TEST(spec_update_result)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -74,7 +75,7 @@ START_TEST(result_null_and_empty)
 }
 END_TEST
 
-/* §2.4 error result, and the recorded ones */
+/* docs/kubeedge-wire.md §2.4 error result, and the recorded ones */
 static const struct {
     const char *event_id;
     int64_t ts;
@@ -113,7 +114,7 @@ START_TEST(error_result)
 }
 END_TEST
 
-/* §2.4 document */
+/* docs/kubeedge-wire.md §2.4 document */
 START_TEST(spec_document)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -166,7 +167,7 @@ START_TEST(document_null_sides)
 }
 END_TEST
 
-/* §2.4 delta */
+/* docs/kubeedge-wire.md §2.4 delta */
 START_TEST(spec_delta)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -222,7 +223,7 @@ START_TEST(delta_selection)
 }
 END_TEST
 
-/* §2.6 get result: versions stripped (the caller leaves deleted twins out) */
+/* docs/kubeedge-wire.md §2.6 get result: versions stripped (the caller leaves deleted twins out) */
 START_TEST(spec_get_result)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -291,7 +292,7 @@ START_TEST(recorded_get_initial)
 }
 END_TEST
 
-/* §2.7 state result */
+/* docs/kubeedge-wire.md §2.7 state result */
 START_TEST(spec_state_result)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -315,7 +316,7 @@ START_TEST(spec_state_result)
 }
 END_TEST
 
-/* §2.8 edge_updated content: like a result, with versions */
+/* docs/kubeedge-wire.md §2.8 edge_updated content: like a result, with versions */
 START_TEST(spec_edge_updated)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -383,7 +384,7 @@ START_TEST(twin_write_omitempty)
 }
 END_TEST
 
-/* §2.10 membership get result */
+/* docs/kubeedge-wire.md §2.10 membership get result */
 START_TEST(spec_membership_get)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
