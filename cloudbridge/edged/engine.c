@@ -9,7 +9,8 @@
  * One connection per call (Connection: close, as the engines expect from simple clients), at
  * most MAX_INFLIGHT at a time, the rest in FIFO order: a pod start is a handful of calls and the
  * engine serialises much of its work anyway. Every request ends in exactly one done() call.
- * The event stream is one long-lived request whose body is cut into lines as it arrives.
+ * Streams (logs, the event stream) are long-lived requests whose body goes to the caller as it
+ * arrives; they connect at once, outside that limit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,8 +32,8 @@
 #define WATCH_BACKOFF_MAX_MS 30000
 #define WRITE_CHUNK 4096
 
-struct ereq {
-    struct ereq *next; /* queue, then the in-flight list */
+struct engine_req {
+    struct engine_req *next; /* queue, then the in-flight list */
     struct engine *e;
     struct lws *wsi;
     char *method, *path, *body;
@@ -43,7 +44,11 @@ struct ereq {
     void *ctx;
     struct kedge_buf resp;
     int status, err;
-    bool finished, connecting, closed, watch, too_big;
+    const struct engine_stream_fns *fns; /* a stream (engine_stream); NULL: collect the body */
+    bool finished, connecting, closed, too_big;
+    bool streaming; /* a stream whose 2xx head is in: the body goes to fns->data */
+    bool cancelled; /* engine_cancel: nothing more is called; the connection is being closed */
+    bool in_cb;     /* inside fns->open/data: a cancel there closes by the callback's return */
 };
 
 struct engine {
@@ -51,7 +56,7 @@ struct engine {
     struct lws_vhost *vhost;
     bool stopping; /* engine_stop: the loop is going away, no new timers */
     char *address; /* "+/path/to/socket" */
-    struct ereq *queue, *queue_tail, *inflight;
+    struct engine_req *queue, *queue_tail, *inflight;
     int n_inflight;
     bool freeing;
     /* the /events watch */
@@ -59,7 +64,8 @@ struct engine {
     engine_event_fn on_event;
     engine_up_fn on_up;
     void *watch_ctx;
-    struct ereq *watch_req;
+    struct engine_req *watch_req;
+    struct kedge_buf watch_line; /* the partial event line */
     bool watch_up;
     int backoff_ms;
     lws_sorted_usec_list_t sul_watch;
@@ -69,7 +75,7 @@ static void pump(struct engine *e);
 
 /* ---- requests ------------------------------------------------------------------------------- */
 
-static void ereq_free(struct ereq *r)
+static void ereq_free(struct engine_req *r)
 {
     if (!r)
         return;
@@ -80,9 +86,9 @@ static void ereq_free(struct ereq *r)
     kedge_free(r);
 }
 
-static void unlink_inflight(struct engine *e, struct ereq *r)
+static void unlink_inflight(struct engine *e, struct engine_req *r)
 {
-    struct ereq **p;
+    struct engine_req **p;
 
     for (p = &e->inflight; *p; p = &(*p)->next)
         if (*p == r) {
@@ -93,7 +99,7 @@ static void unlink_inflight(struct engine *e, struct ereq *r)
 }
 
 /* Deliver the outcome once. err 0 with a status: an answer; otherwise no answer. */
-static void finish(struct ereq *r, int err)
+static void finish(struct engine_req *r, int err)
 {
     struct engine_reply rep;
     static const char empty[] = "";
@@ -114,9 +120,9 @@ static void finish(struct ereq *r, int err)
 }
 
 static int ereq_new(struct engine *e, const char *method, const char *path, const char *body,
-                    size_t body_len, int timeout_ms, struct ereq **out)
+                    size_t body_len, int timeout_ms, struct engine_req **out)
 {
-    struct ereq *r = kedge_calloc(1, sizeof(*r));
+    struct engine_req *r = kedge_calloc(1, sizeof(*r));
     struct kedge_buf p = KEDGE_BUF_INIT;
 
     if (!r)
@@ -144,7 +150,7 @@ fail:
 }
 
 /* Open the connection for r. On failure r is finished (and the caller frees it). */
-static int ereq_connect(struct engine *e, struct ereq *r)
+static int ereq_connect(struct engine *e, struct engine_req *r)
 {
     struct lws_client_connect_info i;
 
@@ -177,7 +183,7 @@ static int ereq_connect(struct engine *e, struct ereq *r)
 static void pump(struct engine *e)
 {
     while (e->queue && e->n_inflight < MAX_INFLIGHT && !e->freeing) {
-        struct ereq *r = e->queue;
+        struct engine_req *r = e->queue;
 
         e->queue = r->next;
         if (!e->queue)
@@ -195,7 +201,7 @@ static void pump(struct engine *e)
 int engine_request(struct engine *e, const char *method, const char *path, const char *body,
                    size_t body_len, int timeout_ms, engine_done_fn done, void *ctx)
 {
-    struct ereq *r;
+    struct engine_req *r;
     int rc = ereq_new(e, method, path, body, body_len, timeout_ms, &r);
 
     if (rc < 0)
@@ -209,6 +215,51 @@ int engine_request(struct engine *e, const char *method, const char *path, const
     e->queue_tail = r;
     pump(e);
     return 0;
+}
+
+/* Connect r at once, outside MAX_INFLIGHT. 0, or the connection failed (r is finished and gone). */
+static int connect_now(struct engine *e, struct engine_req *r)
+{
+    r->next = e->inflight;
+    e->inflight = r;
+    e->n_inflight++;
+    if (ereq_connect(e, r) < 0) {
+        unlink_inflight(e, r);
+        ereq_free(r);
+        return -ECONNREFUSED;
+    }
+    return 0;
+}
+
+int engine_stream(struct engine *e, const char *path, int timeout_ms,
+                  const struct engine_stream_fns *fns, void *ctx, struct engine_req **req)
+{
+    struct engine_req *r;
+    int rc;
+
+    *req = NULL;
+    if (e->freeing)
+        return -ECANCELED;
+    rc = ereq_new(e, "GET", path, NULL, 0, timeout_ms, &r);
+    if (rc < 0)
+        return rc;
+    r->fns = fns;
+    r->done = fns->done;
+    r->ctx = ctx;
+    if (connect_now(e, r) == 0)
+        *req = r;
+    return 0;
+}
+
+void engine_cancel(struct engine *e, struct engine_req *r)
+{
+    (void)e;
+    if (!r || r->finished || r->cancelled)
+        return;
+    r->cancelled = true;
+    r->done = NULL;
+    if (r->wsi && !r->in_cb) /* in a callback its return value closes it */
+        lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 /* ---- the event stream -----------------------------------------------------------------------
@@ -226,25 +277,41 @@ static void watch_schedule(struct engine *e)
 }
 
 /* Hand over every complete line of the stream; keep the partial tail. */
-static void watch_lines(struct engine *e, struct ereq *r)
+static void watch_data(void *ctx, const char *bytes, size_t len)
 {
+    struct engine *e = ctx;
+    struct kedge_buf *b = &e->watch_line;
     size_t start = 0, i;
 
-    for (i = 0; i < r->resp.len; i++) {
-        if (r->resp.data[i] != '\n')
+    if (kedge_buf_append(b, bytes, len) < 0) {
+        kedge_log(KEDGE_LOG_WARN, "engine: out of memory for an event line; dropped");
+        b->len = 0;
+        return;
+    }
+    for (i = 0; i < b->len; i++) {
+        if (b->data[i] != '\n')
             continue;
         if (i > start)
-            e->on_event(e->watch_ctx, r->resp.data + start, i - start);
+            e->on_event(e->watch_ctx, b->data + start, i - start);
         start = i + 1;
     }
     if (start) {
-        memmove(r->resp.data, r->resp.data + start, r->resp.len - start);
-        r->resp.len -= start;
+        memmove(b->data, b->data + start, b->len - start);
+        b->len -= start;
     }
-    if (r->resp.len > MAX_EVENT_LINE) {
+    if (b->len > MAX_EVENT_LINE) {
         kedge_log(KEDGE_LOG_WARN, "engine: an event line over %u bytes; dropped", MAX_EVENT_LINE);
-        r->resp.len = 0;
+        b->len = 0;
     }
+}
+
+static void watch_open(void *ctx)
+{
+    struct engine *e = ctx;
+
+    e->backoff_ms = WATCH_BACKOFF_MIN_MS;
+    e->watch_up = true;
+    e->on_up(e->watch_ctx, true);
 }
 
 static void watch_ended(void *ctx, const struct engine_reply *rep)
@@ -252,6 +319,7 @@ static void watch_ended(void *ctx, const struct engine_reply *rep)
     struct engine *e = ctx;
 
     e->watch_req = NULL;
+    e->watch_line.len = 0;
     if (e->watch_up) {
         e->watch_up = false;
         e->on_up(e->watch_ctx, false);
@@ -262,29 +330,20 @@ static void watch_ended(void *ctx, const struct engine_reply *rep)
     watch_schedule(e);
 }
 
+static const struct engine_stream_fns watch_fns = {watch_open, watch_data, watch_ended};
+
 static void watch_connect(lws_sorted_usec_list_t *sul)
 {
     struct engine *e = lws_container_of(sul, struct engine, sul_watch);
-    struct ereq *r = NULL;
+    struct engine_req *r = NULL;
 
     if (e->watch_req || e->freeing)
         return;
-    if (ereq_new(e, "GET", e->watch_path, NULL, 0, 0, &r) < 0) {
+    /* a refused connection ends in watch_ended, which schedules the next try */
+    if (engine_stream(e, e->watch_path, 0, &watch_fns, e, &r) < 0)
         watch_schedule(e);
-        return;
-    }
-    r->watch = true;
-    r->done = watch_ended;
-    r->ctx = e;
-    r->timeout_ms = 0; /* none: the stream lives as long as the engine */
-    e->watch_req = r;
-    r->next = e->inflight; /* outside MAX_INFLIGHT: it never ends */
-    e->inflight = r;
-    e->n_inflight++;
-    if (ereq_connect(e, r) < 0) {
-        unlink_inflight(e, r);
-        ereq_free(r);
-    }
+    else
+        e->watch_req = r;
 }
 
 int engine_watch(struct engine *e, const char *path, engine_event_fn fn, engine_up_fn on_up,
@@ -305,7 +364,7 @@ int engine_watch(struct engine *e, const char *path, engine_event_fn fn, engine_
 /* ---- the lws protocol -------------------------------------------------------------------------
  */
 
-static int append_body_headers(struct ereq *r, struct lws *wsi, void *in, size_t len)
+static int append_body_headers(struct engine_req *r, struct lws *wsi, void *in, size_t len)
 {
     unsigned char **p = (unsigned char **)in, *end = (*p) + len;
     char cl[24];
@@ -326,7 +385,7 @@ static int append_body_headers(struct ereq *r, struct lws *wsi, void *in, size_t
     return 0;
 }
 
-static int write_body(struct ereq *r, struct lws *wsi)
+static int write_body(struct engine_req *r, struct lws *wsi)
 {
     unsigned char buf[LWS_PRE + WRITE_CHUNK];
     size_t n = r->body_len - r->body_sent;
@@ -346,9 +405,15 @@ static int write_body(struct ereq *r, struct lws *wsi)
     return 0;
 }
 
-static int on_data(struct ereq *r, const void *in, size_t len)
+static int on_data(struct engine_req *r, const void *in, size_t len)
 {
-    if (r->resp.len + len > MAX_BODY_BYTES && !r->watch) {
+    if (r->streaming) {
+        r->in_cb = true;
+        r->fns->data(r->ctx, in, len);
+        r->in_cb = false;
+        return r->cancelled ? -1 : 0;
+    }
+    if (r->resp.len + len > MAX_BODY_BYTES) {
         r->too_big = true;
         return -1;
     }
@@ -356,18 +421,18 @@ static int on_data(struct ereq *r, const void *in, size_t len)
         r->err = -ENOMEM;
         return -1;
     }
-    if (r->watch)
-        watch_lines(r->e, r);
     return 0;
 }
 
 /* The connection is gone: deliver (if not yet) and free. */
-static void closed(struct ereq *r, int err)
+static void closed(struct engine_req *r, int err)
 {
     struct engine *e = r->e;
 
-    if (!r->finished && !err && r->deadline_ms && !r->watch && kedge_now_ms() >= r->deadline_ms)
+    if (!r->finished && !err && r->deadline_ms && !r->streaming && kedge_now_ms() >= r->deadline_ms)
         err = -ETIMEDOUT;
+    if (!err && !r->err && r->streaming)
+        finish(r, 0); /* a stream's body may end with the connection */
     finish(r, err ? err : (r->err ? r->err : -EIO));
     r->closed = true;
     if (r->connecting)
@@ -380,7 +445,7 @@ static void closed(struct ereq *r, int err)
 static int engine_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len)
 {
-    struct ereq *r = user;
+    struct engine_req *r = user;
 
     if (!r)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -400,13 +465,14 @@ static int engine_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
         r->status = (int)lws_http_client_http_response(wsi);
-        if (r->watch) {
-            if (r->status != 200)
-                return -1; /* not a stream: closed, tried again after the back-off */
+        if (r->fns && r->status >= 200 && r->status < 300) {
+            r->streaming = true;
             lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-            r->e->backoff_ms = WATCH_BACKOFF_MIN_MS;
-            r->e->watch_up = true;
-            r->e->on_up(r->e->watch_ctx, true);
+            r->in_cb = true;
+            if (r->fns->open)
+                r->fns->open(r->ctx);
+            r->in_cb = false;
+            return r->cancelled ? -1 : 0;
         } else {
             int s = (int)((r->deadline_ms - kedge_now_ms()) / 1000) + 1;
             lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, s > 0 ? s : 1);
@@ -466,7 +532,7 @@ void engine_stop(struct engine *e)
 
 void engine_free(struct engine *e)
 {
-    struct ereq *r;
+    struct engine_req *r;
 
     if (!e)
         return;
@@ -486,6 +552,7 @@ void engine_free(struct engine *e)
         finish(r, -ECANCELED);
         ereq_free(r);
     }
+    kedge_buf_cleanup(&e->watch_line);
     kedge_free(e->watch_path);
     kedge_free(e->address);
     kedge_free(e);

@@ -41,6 +41,25 @@ void engine_free(struct engine *e);
 int engine_request(struct engine *e, const char *method, const char *path, const char *body,
                    size_t body_len, int timeout_ms, engine_done_fn done, void *ctx);
 
+/* A streamed GET (logs, events): a 2xx body is not collected but handed to data piece by piece
+ * as it arrives (de-chunked), after open; once that head is in there is no timeout (the stream
+ * lasts until the engine ends it or engine_cancel). Any other status: the body is collected and
+ * done gets it as engine_request's would. done is called once at the end (err 0 with a 2xx
+ * status: the engine ended the body), unless engine_cancel came first. Streams do not wait
+ * behind the requests in flight (a follow stream never ends). */
+struct engine_req;
+struct engine_stream_fns {
+    void (*open)(void *ctx); /* a 2xx head arrived: data follows (NULL: not wanted) */
+    void (*data)(void *ctx, const char *bytes, size_t len);
+    engine_done_fn done;
+};
+/* 0 and *req (the handle for engine_cancel, valid until done), or -ENOMEM (nothing is called).
+ * done may be called before it returns (a refused connection): then *req is NULL. */
+int engine_stream(struct engine *e, const char *path, int timeout_ms,
+                  const struct engine_stream_fns *fns, void *ctx, struct engine_req **req);
+/* Close a stream before its done: nothing of fns is called any more. */
+void engine_cancel(struct engine *e, struct engine_req *req);
+
 /* The engine's event stream, GET path (with its query): fn gets each event object's JSON.
  * Reconnects by itself (after 1 s, capped back-off) while the engine is down; on_up is called each
  * time the stream is (re)established, so the caller can relist what it may have missed. */

@@ -1,11 +1,11 @@
 /* The container runtime as Edged sees it: kubelet's runtime interface, as an ops table.
  *
  * Edged asks for sandboxes (the pod's infra container, holding its network) and containers,
- * lists and inspects what exists, checks and pulls images and runs commands inside containers
- * (exec probes). Every call is asynchronous on the bridge's one event loop: `done` is called
- * exactly once, also when the runtime could not be reached, and it may be called before the
- * call returns (a refused connection is answered at once). A call that returns a negative code
- * started nothing and calls nothing.
+ * lists and inspects what exists, checks and pulls images, runs commands inside containers
+ * (exec probes) and reads a container's output (logs, for `kubectl logs`). Every call is
+ * asynchronous on the bridge's one event loop: `done` is called exactly once, also when the runtime
+ * could not be reached, and it may be called before the call returns (a refused connection is
+ * answered at once). A call that returns a negative code started nothing and calls nothing.
  *
  * The runtime knows nothing of pods beyond what a create needs (struct runtime_create); Edged
  * knows nothing of the runtime's wire format. runtime_docker.c is the Docker Engine API behind
@@ -83,6 +83,33 @@ struct runtime_exec_result {
 
 typedef void (*runtime_exec_fn)(void *ctx, const struct runtime_exec_result *r);
 
+/* A container's output, as kubelet's ContainerLogs serves `kubectl logs` (PodLogOptions in
+ * k8s.io/api core/v1, turned into the CRI's LogOptions by kubelet's kuberuntime/logs.go):
+ *   follow      <- Follow (-f): keep streaming until the container ends or logs_cancel;
+ *   tail_lines  <- TailLines (--tail): the last n lines only; -1 all (kubelet's default);
+ *   since_s     <- SinceSeconds / SinceTime (--since, --since-time), the later of the two as a
+ *                  Unix time in seconds; 0 from the start;
+ *   timestamps  <- Timestamps (--timestamps): each line starts with the runtime's RFC 3339 time
+ *                  and a space.
+ * Previous (-p) is the caller's choice of container id; LimitBytes the caller cuts itself. */
+struct runtime_log_options {
+    bool follow;
+    long tail_lines;
+    int64_t since_s;
+    bool timestamps;
+};
+
+enum runtime_log_stream { RT_STDOUT = 1, RT_STDERR = 2 };
+
+/* Bytes the container wrote to one stream, in order; not cut at lines. A container with a TTY
+ * has one stream: all of it comes as RT_STDOUT. */
+typedef void (*runtime_log_chunk_fn)(void *ctx, enum runtime_log_stream stream, const char *bytes,
+                                     size_t len);
+/* The end: err 0 (all of it, or the followed container ended), -ENOENT (no such container),
+ * -ECANCELED (the runtime is being freed), or another negative code with the runtime's message
+ * (never NULL). */
+typedef void (*runtime_log_end_fn)(void *ctx, int err, const char *message);
+
 /* Containers changed (a hint to list again); up: the runtime's event source came or went. */
 typedef void (*runtime_changed_fn)(void *ctx);
 typedef void (*runtime_up_fn)(void *ctx, bool up);
@@ -128,10 +155,18 @@ struct runtime_ops {
     long (*exec)(void *rt, const char *id, char *const *argv, size_t argc, int timeout_ms,
                  runtime_exec_fn done, void *ctx);
     void (*exec_cancel)(void *rt, long handle);
+    /* Container id's output as o says: chunk for each piece as it arrives, then end once,
+     * unless logs_cancel(handle) comes first. Returns a handle (> 0), or a negative code
+     * (nothing is called). end may come before it returns (the runtime refused at once). */
+    long (*logs)(void *rt, const char *id, const struct runtime_log_options *o,
+                 runtime_log_chunk_fn chunk, runtime_log_end_fn end, void *ctx);
+    /* Stop reading (a follow too): no chunk or end is called for handle any more. Safe from
+     * inside chunk. */
+    void (*logs_cancel)(void *rt, long handle);
     /* Before the loop goes away: no new timers. */
     void (*stop)(void *rt);
-    /* Every call in flight completes (RT_CANCELLED; exec: -ECANCELED unless cancelled), then
-     * the runtime is gone. */
+    /* Every call in flight completes (RT_CANCELLED; exec and logs: -ECANCELED unless
+     * cancelled), then the runtime is gone. */
     void (*free)(void *rt);
 };
 

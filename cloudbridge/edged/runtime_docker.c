@@ -2,7 +2,8 @@
  *
  * Each op is one engine call (engine.c) whose reply is turned into a runtime_result here: the
  * HTTP statuses the engines answer, the inspect and list JSON, the error bodies. Create bodies
- * are built by runtime_docker_body.c, exec by runtime_docker_exec.c.
+ * are built by runtime_docker_body.c, exec by runtime_docker_exec.c, logs streamed and
+ * demultiplexed by runtime_docker_logs.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "podstatus.h"
 #include "runtime_docker.h"
 #include "runtime_docker_exec.h"
+#include "runtime_docker_logs.h"
 
 #define PULL_TIMEOUT_MS 600000
 
@@ -25,6 +27,7 @@ struct docker_rt {
     char *node, *infra_image;
     int nofile, nproc;
     struct docker_execs execs;
+    struct docker_logs logs;
     runtime_changed_fn changed;
     runtime_up_fn up;
     void *watch_ctx;
@@ -560,6 +563,21 @@ static void op_exec_cancel(void *rt, long handle)
     docker_exec_cancel(&d->execs, handle);
 }
 
+static long op_logs(void *rt, const char *id, const struct runtime_log_options *o,
+                    runtime_log_chunk_fn chunk, runtime_log_end_fn end, void *ctx)
+{
+    struct docker_rt *d = rt;
+
+    return docker_logs(&d->logs, d->engine, id, o, chunk, end, ctx);
+}
+
+static void op_logs_cancel(void *rt, long handle)
+{
+    struct docker_rt *d = rt;
+
+    docker_logs_cancel(&d->logs, handle);
+}
+
 static void op_stop(void *rt)
 {
     struct docker_rt *d = rt;
@@ -586,7 +604,8 @@ static const struct runtime_ops docker_ops = {
     op_inspect,        op_image_present,
     op_pull,           op_version,
     op_watch,          op_exec,
-    op_exec_cancel,    op_stop,
+    op_exec_cancel,    op_logs,
+    op_logs_cancel,    op_stop,
     op_free,
 };
 

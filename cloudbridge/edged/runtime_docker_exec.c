@@ -182,7 +182,7 @@ static void exec_started(void *ctx, const struct engine_reply *rep)
         finish(r, -ENOMEM, NULL, 0);
 }
 
-static bool id_ok(const char *s, size_t n)
+bool docker_id_ok(const char *s, size_t n)
 {
     size_t i;
 
@@ -207,7 +207,7 @@ static void exec_created(void *ctx, const struct engine_reply *rep)
         return;
     if (kedge_json_parse(rep->body, rep->len, &doc) == 0)
         id = kedge_json_get(kedge_jdoc_root(doc), "Id");
-    if (!id || id->type != KEDGE_JSTR || !id_ok(id->str, id->len)) {
+    if (!id || id->type != KEDGE_JSTR || !docker_id_ok(id->str, id->len)) {
         kedge_jdoc_free(doc);
         finish(r, -EIO, "the engine gave no exec id", 0);
         return;
@@ -257,7 +257,7 @@ long docker_exec(struct docker_execs *x, struct engine *e, const char *id, char 
     if (x->last_handle >= LONG_MAX - 1)
         x->last_handle = 0;
     handle = ++x->last_handle;
-    if (!id || !id_ok(id, strlen(id))) {
+    if (!id || !docker_id_ok(id, strlen(id))) {
         struct runtime_exec_result res = {-EINVAL, "no container id", 0, "", 0};
         done(ctx, &res);
         return handle;

@@ -2,6 +2,7 @@
 #ifndef KEDGE_EDGED_RUNTIME_DOCKER_EXEC_H
 #define KEDGE_EDGED_RUNTIME_DOCKER_EXEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine.h"
@@ -19,5 +20,8 @@ struct docker_execs {
 long docker_exec(struct docker_execs *x, struct engine *e, const char *id, char *const *argv,
                  size_t argc, int timeout_ms, runtime_exec_fn done, void *ctx);
 void docker_exec_cancel(struct docker_execs *x, long handle);
+
+/* Whether s[0..n) can be an engine id (container or exec) and so go into a path as it is. */
+bool docker_id_ok(const char *s, size_t n);
 
 #endif

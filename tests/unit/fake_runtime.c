@@ -221,6 +221,52 @@ static void op_exec_cancel(void *rt, long handle)
     (void)handle;
 }
 
+static void follow_end(struct fake_runtime *f, int err, const char *message)
+{
+    runtime_log_end_fn end = f->log_end;
+
+    if (!f->log_handle)
+        return;
+    f->log_handle = 0;
+    end(f->log_ctx, err, message);
+}
+
+static long op_logs(void *rt, const char *id, const struct runtime_log_options *o,
+                    runtime_log_chunk_fn chunk, runtime_log_end_fn end, void *ctx)
+{
+    struct fake_runtime *f = F(rt);
+    struct fake_container *c = by_id(f, id);
+    long handle = (long)f->n_calls + 1;
+
+    record(f, FAKE_LOGS, id, 0);
+    f->log_opts = *o;
+    if (!c) {
+        end(ctx, -ENOENT, "no such container");
+        return handle;
+    }
+    for (size_t i = 0; i < f->n_log; i++)
+        chunk(ctx, f->log[i].stream, f->log[i].bytes, strlen(f->log[i].bytes));
+    if (o->follow && c->running && !f->log_err && !f->log_handle) {
+        f->log_handle = handle;
+        f->log_chunk = chunk;
+        f->log_end = end;
+        f->log_ctx = ctx;
+        snprintf(f->log_id, sizeof(f->log_id), "%s", id);
+    } else {
+        end(ctx, f->log_err, f->log_err ? "fake failure" : "");
+    }
+    return handle;
+}
+
+static void op_logs_cancel(void *rt, long handle)
+{
+    struct fake_runtime *f = F(rt);
+
+    record(f, FAKE_LOGS_CANCEL, NULL, 0);
+    if (handle == f->log_handle)
+        f->log_handle = 0;
+}
+
 static void op_stop(void *rt)
 {
     record(F(rt), FAKE_STOP, NULL, 0);
@@ -229,6 +275,7 @@ static void op_stop(void *rt)
 static void op_free(void *rt)
 {
     record(F(rt), FAKE_FREE, NULL, 0);
+    follow_end(F(rt), -ECANCELED, "the runtime is gone");
     F(rt)->freed = true;
 }
 
@@ -239,7 +286,8 @@ static const struct runtime_ops fake_ops = {
     op_inspect,        op_image_present,
     op_pull,           op_version,
     op_watch,          op_exec,
-    op_exec_cancel,    op_stop,
+    op_exec_cancel,    op_logs,
+    op_logs_cancel,    op_stop,
     op_free,
 };
 
@@ -268,6 +316,8 @@ void fake_exit(struct fake_runtime *f, struct fake_container *c, int code)
     c->state = "exited";
     c->exit_code = code;
     c->finished_ms = kedge_wall_ms();
+    if (f->log_handle && !strcmp(f->log_id, c->id))
+        follow_end(f, 0, ""); /* a follow ends with its container */
     if (f->changed)
         f->changed(f->watch_ctx);
 }
@@ -280,4 +330,10 @@ size_t fake_count(const struct fake_runtime *f, size_t from, enum fake_call_kind
     for (size_t i = from; i < f->n_calls; i++)
         n += f->calls[i].kind == kind && (!arg || !strcmp(f->calls[i].arg, arg));
     return n;
+}
+
+void fake_log_write(struct fake_runtime *f, enum runtime_log_stream stream, const char *bytes)
+{
+    if (f->log_handle)
+        f->log_chunk(f->log_ctx, stream, bytes, strlen(bytes));
 }

@@ -12,6 +12,7 @@
 
 #define FAKE_MAX_CONTAINERS 32
 #define FAKE_MAX_CALLS 256
+#define FAKE_MAX_LOG 8
 
 struct fake_container {
     char id[16], pod_uid[64], name[64], image[128];
@@ -34,6 +35,8 @@ enum fake_call_kind {
     FAKE_PULL,
     FAKE_VERSION,
     FAKE_WATCH,
+    FAKE_LOGS,
+    FAKE_LOGS_CANCEL,
     FAKE_STOP,
     FAKE_FREE,
 };
@@ -42,6 +45,12 @@ struct fake_call {
     enum fake_call_kind kind;
     char arg[128]; /* the container id, name (create: the container's name), image, signal */
     int attempt;   /* create */
+};
+
+/* One piece of a container's output, as logs serves it. */
+struct fake_log_chunk {
+    enum runtime_log_stream stream;
+    const char *bytes;
 };
 
 struct fake_runtime {
@@ -54,6 +63,17 @@ struct fake_runtime {
     runtime_changed_fn changed;
     runtime_up_fn up;
     void *watch_ctx;
+    /* logs serves log[] in order, then ends with log_err (a follow stays open instead, until
+     * the container exits, fake_log_write adds to it, or it is cancelled) */
+    struct fake_log_chunk log[FAKE_MAX_LOG];
+    size_t n_log;
+    int log_err;
+    struct runtime_log_options log_opts; /* the last logs call's */
+    long log_handle;                     /* the open follow (0: none) */
+    runtime_log_chunk_fn log_chunk;
+    runtime_log_end_fn log_end;
+    void *log_ctx;
+    char log_id[16];
     bool freed;
 };
 
@@ -63,6 +83,8 @@ void fake_runtime_init(struct fake_runtime *f, struct runtime *rt);
 struct fake_container *fake_find(struct fake_runtime *f, const char *uid, const char *name);
 /* The container exits with code (its state changes; events fire). */
 void fake_exit(struct fake_runtime *f, struct fake_container *c, int code);
+/* The open follow (if any) gets bytes on stream. */
+void fake_log_write(struct fake_runtime *f, enum runtime_log_stream stream, const char *bytes);
 /* How many calls of kind (with arg, when not NULL) were made since call index from. */
 size_t fake_count(const struct fake_runtime *f, size_t from, enum fake_call_kind kind,
                   const char *arg);

@@ -1,7 +1,7 @@
 /* cloudbridge/edged/runtime_docker.c: the Docker Engine API behind struct runtime, against a
  * stub engine client (engine.h) that records each request and answers when the test says so:
  * the paths and bodies sent, and how the engine's answers (statuses, list and inspect JSON,
- * error bodies) become runtime results.
+ * error bodies) become runtime results; the logs stream fed in pieces the test chooses.
  */
 #include <check.h>
 #include <errno.h>
@@ -77,6 +77,58 @@ int engine_watch(struct engine *e, const char *path, engine_event_fn fn, engine_
     return 0;
 }
 
+/* The one stream open at a time (logs): what was asked, and the test feeds it. */
+static struct {
+    int n;
+    char path[512];
+    const struct engine_stream_fns *fns;
+    void *ctx;
+    bool cancelled;
+    int refuse; /* an error: done is called inside engine_stream, as a refused connect does */
+} es;
+static char fake_req;
+
+int engine_stream(struct engine *e, const char *path, int timeout_ms,
+                  const struct engine_stream_fns *fns, void *ctx, struct engine_req **req)
+{
+    struct engine_reply r = {0, es.refuse, "", 0};
+
+    ck_assert_ptr_eq(e, &fake_engine);
+    ck_assert_int_eq(timeout_ms, 0);
+    es.n++;
+    snprintf(es.path, sizeof(es.path), "%s", path);
+    es.fns = fns;
+    es.ctx = ctx;
+    es.cancelled = false;
+    *req = NULL;
+    if (es.refuse) {
+        fns->done(ctx, &r);
+        return 0;
+    }
+    *req = (struct engine_req *)&fake_req;
+    return 0;
+}
+
+void engine_cancel(struct engine *e, struct engine_req *req)
+{
+    ck_assert_ptr_eq(e, &fake_engine);
+    ck_assert_ptr_eq(req, &fake_req);
+    es.cancelled = true;
+}
+
+static void feed(const char *b, size_t len)
+{
+    ck_assert(!es.cancelled);
+    es.fns->data(es.ctx, b, len);
+}
+
+static void stream_end(int status, int err, const char *body)
+{
+    struct engine_reply r = {status, err, body, strlen(body)};
+
+    es.fns->done(es.ctx, &r);
+}
+
 static void answer(int i, int status, int err, const char *body)
 {
     struct engine_reply r = {status, err, body, strlen(body)};
@@ -128,6 +180,7 @@ static void setup(void)
                                               0};
 
     n_calls = 0;
+    memset(&es, 0, sizeof(es));
     unit_count_allocs();
     ck_assert_int_eq(runtime_docker_new(NULL, NULL, &cfg, &rt), 0);
 }
@@ -344,6 +397,235 @@ START_TEST(images_and_version)
 }
 END_TEST
 
+/* ---- logs ---------------------------------------------------------------------------------- */
+
+/* What a logs call delivered: the bytes tagged with their stream ("1" stdout, "2" stderr) each
+ * time the stream changes, so pieces cut anywhere read the same. */
+struct logs_got {
+    char text[512];
+    size_t len;
+    int last_stream, chunks, ends, err;
+    char message[256];
+    long cancel_in_chunk; /* a handle to cancel from inside the first chunk */
+    struct runtime *rt;
+};
+
+static void log_chunk(void *ctx, enum runtime_log_stream stream, const char *b, size_t n)
+{
+    struct logs_got *g = ctx;
+
+    ck_assert(stream == RT_STDOUT || stream == RT_STDERR);
+    ck_assert_uint_gt(n, 0);
+    ck_assert_int_eq(g->ends, 0);
+    if ((int)stream != g->last_stream) {
+        ck_assert_uint_lt(g->len, sizeof(g->text) - 1);
+        g->text[g->len++] = stream == RT_STDERR ? '2' : '1';
+        g->last_stream = (int)stream;
+    }
+    ck_assert_uint_lt(g->len + n, sizeof(g->text));
+    memcpy(g->text + g->len, b, n);
+    g->len += n;
+    g->text[g->len] = '\0';
+    g->chunks++;
+    if (g->cancel_in_chunk) {
+        g->rt->ops->logs_cancel(g->rt->rt, g->cancel_in_chunk);
+        g->cancel_in_chunk = 0;
+    }
+}
+
+static void log_end(void *ctx, int err, const char *message)
+{
+    struct logs_got *g = ctx;
+
+    g->ends++;
+    g->err = err;
+    snprintf(g->message, sizeof(g->message), "%s", message);
+}
+
+static const struct runtime_log_options all_logs = {false, -1, 0, false};
+
+/* A Docker frame: [stream, 0, 0, 0, len BE32] + payload, appended to out at *len. */
+static void frame(char *out, size_t *len, int stream, const char *payload)
+{
+    size_t n = strlen(payload);
+
+    out[(*len)++] = (char)stream;
+    out[(*len)++] = 0;
+    out[(*len)++] = 0;
+    out[(*len)++] = 0;
+    out[(*len)++] = (char)(n >> 24);
+    out[(*len)++] = (char)(n >> 16);
+    out[(*len)++] = (char)(n >> 8);
+    out[(*len)++] = (char)n;
+    memcpy(out + *len, payload, n);
+    *len += n;
+}
+
+START_TEST(logs_path)
+{
+    const struct runtime_log_options o = {true, 10, 1700000000, true};
+    struct logs_got g = {0};
+
+    ck_assert_int_gt(rt.ops->logs(rt.rt, "b2", &o, log_chunk, log_end, &g), 0);
+    ck_assert_str_eq(es.path, "/containers/b2/logs?stdout=1&stderr=1&follow=1&tail=10"
+                              "&since=1700000000&timestamps=1");
+    stream_end(200, 0, "");
+    ck_assert_int_eq(g.ends, 1);
+    ck_assert_int_eq(g.err, 0);
+    ck_assert_int_eq(g.chunks, 0);
+
+    memset(&g, 0, sizeof(g));
+    ck_assert_int_gt(rt.ops->logs(rt.rt, "b2", &all_logs, log_chunk, log_end, &g), 0);
+    ck_assert_str_eq(es.path, "/containers/b2/logs?stdout=1&stderr=1&follow=0&tail=all"
+                              "&since=0&timestamps=0");
+    stream_end(200, 0, "");
+
+    /* an id that cannot be one never reaches a path */
+    ck_assert_int_eq(rt.ops->logs(rt.rt, "../images", &all_logs, log_chunk, log_end, &g), -ENOENT);
+    ck_assert_int_eq(es.n, 2);
+}
+END_TEST
+
+START_TEST(logs_framing_split_everywhere)
+{
+    char body[128];
+    size_t len = 0;
+
+    frame(body, &len, 1, "hello\n");
+    frame(body, &len, 2, "oops\n");
+    frame(body, &len, 1, "bye\n");
+    frame(body, &len, 1, "");
+    frame(body, &len, 2, "last");
+    for (size_t k = 0; k <= len; k++) {
+        struct logs_got g = {0};
+
+        ck_assert_int_gt(rt.ops->logs(rt.rt, "b2", &all_logs, log_chunk, log_end, &g), 0);
+        feed(body, k); /* may be empty: the engine never calls with 0, but it must not matter */
+        feed(body + k, len - k);
+        stream_end(200, 0, "");
+        ck_assert_str_eq(g.text, "1hello\n2oops\n1bye\n2last");
+        ck_assert_int_eq(g.ends, 1);
+        ck_assert_int_eq(g.err, 0);
+    }
+    {
+        struct logs_got g = {0}; /* every byte a read of its own */
+
+        ck_assert_int_gt(rt.ops->logs(rt.rt, "b2", &all_logs, log_chunk, log_end, &g), 0);
+        for (size_t k = 0; k < len; k++)
+            feed(body + k, 1);
+        stream_end(200, 0, "");
+        ck_assert_str_eq(g.text, "1hello\n2oops\n1bye\n2last");
+    }
+}
+END_TEST
+
+START_TEST(logs_frames_in_one_read)
+{
+    struct logs_got g = {0};
+    char body[64];
+    size_t len = 0;
+
+    frame(body, &len, 2, "err line\n");
+    frame(body, &len, 1, "out line\n");
+    ck_assert_int_gt(rt.ops->logs(rt.rt, "b2", &all_logs, log_chunk, log_end, &g), 0);
+    feed(body, len);
+    ck_assert_int_eq(g.chunks, 2); /* one chunk per frame, each on its own stream */
+    ck_assert_str_eq(g.text, "2err line\n1out line\n");
+    ck_assert_int_eq(g.ends, 0); /* a follow stays open until the engine ends it */
+    stream_end(200, 0, "");
+    ck_assert_int_eq(g.ends, 1);
+}
+END_TEST
+
+START_TEST(logs_raw_tty)
+{
+    struct logs_got g = {0};
+    static const char tty[] = "$ ls\r\nbin  etc\r\n";
+
+    ck_assert_int_gt(rt.ops->logs(rt.rt, "t1", &all_logs, log_chunk, log_end, &g), 0);
+    feed(tty, 3); /* less than a header: held until it can tell */
+    ck_assert_int_eq(g.chunks, 0);
+    feed(tty + 3, strlen(tty) - 3);
+    stream_end(200, 0, "");
+    ck_assert_str_eq(g.text, "1$ ls\r\nbin  etc\r\n");
+    ck_assert_int_eq(g.err, 0);
+
+    memset(&g, 0, sizeof(g)); /* output shorter than a header, then the end */
+    ck_assert_int_gt(rt.ops->logs(rt.rt, "t1", &all_logs, log_chunk, log_end, &g), 0);
+    feed("ok\n", 3);
+    stream_end(200, 0, "");
+    ck_assert_str_eq(g.text, "1ok\n");
+    ck_assert_int_eq(g.ends, 1);
+}
+END_TEST
+
+START_TEST(logs_errors)
+{
+    struct logs_got g = {0};
+    long h;
+
+    ck_assert_int_gt(rt.ops->logs(rt.rt, "gone", &all_logs, log_chunk, log_end, &g), 0);
+    stream_end(404, 0, "{\"message\":\"no such container\"}");
+    ck_assert_int_eq(g.err, -ENOENT);
+    ck_assert_str_eq(g.message, "no such container");
+    ck_assert_int_eq(g.chunks, 0);
+
+    memset(&g, 0, sizeof(g));
+    ck_assert_int_gt(rt.ops->logs(rt.rt, "b2", &all_logs, log_chunk, log_end, &g), 0);
+    stream_end(500, 0, "{\"message\":\"failed to read log file\"}");
+    ck_assert_int_eq(g.err, -EIO);
+    ck_assert_str_eq(g.message, "failed to read log file");
+
+    memset(&g, 0, sizeof(g)); /* refused at once: end before the call returns, handle valid */
+    es.refuse = -ECONNREFUSED;
+    h = rt.ops->logs(rt.rt, "b2", &all_logs, log_chunk, log_end, &g);
+    ck_assert_int_gt(h, 0);
+    ck_assert_int_eq(g.ends, 1);
+    ck_assert_int_eq(g.err, -ECONNREFUSED);
+    ck_assert_ptr_nonnull(strstr(g.message, "container runtime is not reachable: "));
+    rt.ops->logs_cancel(rt.rt, h); /* after the end: nothing */
+    es.refuse = 0;
+
+    memset(&g, 0, sizeof(g)); /* the runtime is freed with the stream open */
+    ck_assert_int_gt(rt.ops->logs(rt.rt, "b2", &all_logs, log_chunk, log_end, &g), 0);
+    feed("\1\0\0\0\0\0\0\3ab", 10);
+    stream_end(0, -ECANCELED, "");
+    ck_assert_int_eq(g.err, -ECANCELED);
+    ck_assert_str_eq(g.text, "1ab");
+}
+END_TEST
+
+START_TEST(logs_cancel)
+{
+    const struct runtime_log_options follow = {true, -1, 0, false};
+    struct logs_got g = {0}, g2 = {0};
+    char body[64];
+    size_t len = 0;
+    long h;
+
+    frame(body, &len, 1, "one\n");
+    frame(body, &len, 1, "two\n");
+    h = rt.ops->logs(rt.rt, "b2", &follow, log_chunk, log_end, &g);
+    ck_assert_int_gt(h, 0);
+    feed(body, 10);
+    rt.ops->logs_cancel(rt.rt, h);
+    ck_assert(es.cancelled);
+    ck_assert_str_eq(g.text, "1on");
+    ck_assert_int_eq(g.ends, 0); /* a cancelled stream ends without end */
+
+    /* from inside a chunk: the frame after it in the same read is not delivered */
+    h = rt.ops->logs(rt.rt, "b2", &follow, log_chunk, log_end, &g2);
+    g2.cancel_in_chunk = h;
+    g2.rt = &rt;
+    feed(body, len);
+    ck_assert(es.cancelled);
+    ck_assert_int_eq(g2.chunks, 1);
+    ck_assert_str_eq(g2.text, "1one\n");
+    ck_assert_int_eq(g2.ends, 0);
+    rt.ops->logs_cancel(rt.rt, h); /* twice: nothing */
+}
+END_TEST
+
 static Suite *runtime_docker_suite(void)
 {
     Suite *s = suite_create("runtime_docker");
@@ -354,6 +636,15 @@ static Suite *runtime_docker_suite(void)
     tcase_add_test(tc, inspect);
     tcase_add_test(tc, create_start_stop_remove);
     tcase_add_test(tc, images_and_version);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("logs");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, logs_path);
+    tcase_add_test(tc, logs_framing_split_everywhere);
+    tcase_add_test(tc, logs_frames_in_one_read);
+    tcase_add_test(tc, logs_raw_tty);
+    tcase_add_test(tc, logs_errors);
+    tcase_add_test(tc, logs_cancel);
     suite_add_tcase(s, tc);
     return s;
 }
