@@ -93,7 +93,8 @@ static void unlink_inflight(struct engine *e, struct engine_req *r)
     for (p = &e->inflight; *p; p = &(*p)->next)
         if (*p == r) {
             *p = r->next;
-            e->n_inflight--;
+            if (!r->fns) /* streams do not count against MAX_INFLIGHT */
+                e->n_inflight--;
             return;
         }
 }
@@ -217,12 +218,12 @@ int engine_request(struct engine *e, const char *method, const char *path, const
     return 0;
 }
 
-/* Connect r at once, outside MAX_INFLIGHT. 0, or the connection failed (r is finished and gone). */
+/* Connect stream r at once: it is not counted against MAX_INFLIGHT, or a few follows would
+ * hold up every request. 0, or the connection failed (r is finished and gone). */
 static int connect_now(struct engine *e, struct engine_req *r)
 {
     r->next = e->inflight;
     e->inflight = r;
-    e->n_inflight++;
     if (ereq_connect(e, r) < 0) {
         unlink_inflight(e, r);
         ereq_free(r);

@@ -165,6 +165,21 @@ static void run_container(const char *name, const char *script, char *id, size_t
     ck_assert_int_eq(status, 204);
 }
 
+struct inspect_got {
+    bool done;
+    enum runtime_outcome outcome;
+    bool running;
+};
+
+static void inspect_done(void *ctx, const struct runtime_result *r)
+{
+    struct inspect_got *i = ctx;
+
+    i->done = true;
+    i->outcome = r->outcome;
+    i->running = r->inspected && r->inspected->running;
+}
+
 struct exec_got {
     bool done;
     int err, exit_code;
@@ -264,6 +279,29 @@ START_TEST(logs_unknown_and_cancel)
     h = rt.ops->logs(rt.rt, id, &follow, log_chunk, log_end, &g);
     ck_assert_int_gt(h, 0);
     ck_assert_msg(spin_until(&g.want_seen, 20000), "follow: '%s'", text(&g.out));
+
+    /* follows never end by themselves: more of them than requests may be in flight must not
+     * hold up a request */
+    {
+        struct logs_got more[10];
+        struct inspect_got in = {0};
+        long hs[10];
+
+        memset(more, 0, sizeof(more));
+        for (int i = 0; i < 10; i++) {
+            hs[i] = rt.ops->logs(rt.rt, id, &follow, log_chunk, log_end, &more[i]);
+            ck_assert_int_gt(hs[i], 0);
+        }
+        ck_assert_int_eq(rt.ops->inspect(rt.rt, id, inspect_done, &in), 0);
+        ck_assert_msg(spin_until(&in.done, 20000), "an inspect waited behind the follows");
+        ck_assert_int_eq(in.outcome, RT_OK);
+        ck_assert(in.running);
+        for (int i = 0; i < 10; i++) {
+            ck_assert(!more[i].ended);
+            rt.ops->logs_cancel(rt.rt, hs[i]);
+            got_reset(&more[i]);
+        }
+    }
     rt.ops->logs_cancel(rt.rt, h);
     chunks = g.chunks;
     /* the container is removed: a follow not cancelled would end now */
