@@ -45,8 +45,8 @@ int engine_request(struct engine *e, const char *method, const char *path, const
  * as it arrives (de-chunked), after open; once that head is in there is no timeout (the stream
  * lasts until the engine ends it or engine_cancel). Any other status: the body is collected and
  * done gets it as engine_request's would. done is called once at the end (err 0 with a 2xx
- * status: the engine ended the body), unless engine_cancel came first. Streams do not wait
- * behind the requests in flight (a follow stream never ends). */
+ * status: the engine ended the body), unless engine_cancel came first. Streams neither wait
+ * behind the requests in flight nor count against their limit (a follow never ends). */
 struct engine_req;
 struct engine_stream_fns {
     void (*open)(void *ctx); /* a 2xx head arrived: data follows (NULL: not wanted) */

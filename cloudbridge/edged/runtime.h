@@ -84,7 +84,8 @@ struct runtime_exec_result {
 typedef void (*runtime_exec_fn)(void *ctx, const struct runtime_exec_result *r);
 
 /* A container's output, as kubelet's ContainerLogs serves `kubectl logs` (PodLogOptions in
- * k8s.io/api core/v1, turned into the CRI's LogOptions by kubelet's kuberuntime/logs.go):
+ * k8s.io/api core/v1, made the CRI's LogOptions by NewLogOptions in kubelet's
+ * pkg/kubelet/kuberuntime/logs/logs.go):
  *   follow      <- Follow (-f): keep streaming until the container ends or logs_cancel;
  *   tail_lines  <- TailLines (--tail): the last n lines only; -1 all (kubelet's default);
  *   since_s     <- SinceSeconds / SinceTime (--since, --since-time), the later of the two as a
