@@ -198,7 +198,8 @@ const char *kedge_go_strerror(int err, char *buf, size_t n)
     return buf;
 }
 
-static void vset_why(char *why, size_t why_len, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vset_why(char *why, size_t why_len,
+                                                           const char *fmt, va_list ap)
 {
     if (why && why_len)
         (void)vsnprintf(why, why_len, fmt, ap);

@@ -39,7 +39,7 @@ extern struct bridgectl *bridge;
 
 void wait_page(int port, const char *want);
 
-void sim_send(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void sim_send(const char *fmt, ...);
 
 void send_configmap(const char *name, const char *data_json);
 
