@@ -12,19 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "kedge/buf.h"
 #include "kedge/coalesce.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/msg.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 static const struct kedge_jval *twins_of(const char *msg, size_t len, struct kedge_msg *m,
                                          struct kedge_jdoc **doc)

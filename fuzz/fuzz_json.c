@@ -17,17 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "kedge/buf.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 /* Length of a well-formed UTF-8 sequence at s (Unicode table 3-7), 0 if none. */
 static size_t utf8_len(const unsigned char *s, size_t n)

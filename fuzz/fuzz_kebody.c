@@ -13,18 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "kedge/buf.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/kebody.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 static void check_rc(int rc, const struct kedge_jdoc *doc)
 {

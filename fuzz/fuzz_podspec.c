@@ -18,17 +18,10 @@
 
 #include "podspec.h"
 #include "runtime_docker_body.h"
+#include "fuzz.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 /* The store: names starting "missing" do not exist, "broken" fails, "bad" holds data that is
  * not base64; everything else holds a few keys. */

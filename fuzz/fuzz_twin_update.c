@@ -13,19 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "kedge/alloc.h"
 #include "kedge/buf.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
 #include "kedge/twin.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 static int str_eq(const char *a, const char *b)
 {

@@ -53,29 +53,10 @@ struct call {
 
 /* ---- replies ----------------------------------------------------------------------------- */
 
-/* The engine's message from an error body ({"message":...} or {"cause":..,"message":..}). */
-static void engine_message(const struct engine_reply *r, char *out, size_t n)
-{
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *m = NULL;
-
-    if (r->status == 0) {
-        snprintf(out, n, "container runtime is not reachable: %s", kedge_strerror(r->err));
-        return;
-    }
-    if (kedge_json_parse(r->body, r->len, &doc) == 0)
-        m = kedge_json_get(kedge_jdoc_root(doc), "message");
-    if (m && m->type == KEDGE_JSTR)
-        snprintf(out, n, "%s", m->str);
-    else
-        snprintf(out, n, "the container runtime answered %d", r->status);
-    kedge_jdoc_free(doc);
-}
-
 /* A failed reply: RT_UNREACHABLE (no answer) or RT_FAILED, with the engine's message. */
 static void failed(const struct engine_reply *r, struct runtime_result *res, char *msg, size_t n)
 {
-    engine_message(r, msg, n);
+    docker_engine_message(r, msg, n);
     res->outcome = r->status == 0 ? RT_UNREACHABLE : RT_FAILED;
     res->message = msg;
 }
@@ -216,7 +197,7 @@ static bool pull_error(const struct engine_reply *r, char *out, size_t n)
     const char *e = strstr(r->body, "\"error\"");
 
     if (r->status != 200) {
-        engine_message(r, out, n);
+        docker_engine_message(r, out, n);
         return true;
     }
     if (!e)

@@ -182,6 +182,25 @@ static void exec_started(void *ctx, const struct engine_reply *rep)
         finish(r, -ENOMEM, NULL, 0);
 }
 
+/* The engine's message from an error body ({"message":...} or {"cause":..,"message":..}). */
+void docker_engine_message(const struct engine_reply *r, char *out, size_t n)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *m = NULL;
+
+    if (r->status == 0 || r->err) {
+        snprintf(out, n, "container runtime is not reachable: %s", kedge_strerror(r->err));
+        return;
+    }
+    if (kedge_json_parse(r->body, r->len, &doc) == 0)
+        m = kedge_json_get(kedge_jdoc_root(doc), "message");
+    if (m && m->type == KEDGE_JSTR)
+        snprintf(out, n, "%s", m->str);
+    else
+        snprintf(out, n, "the container runtime answered %d", r->status);
+    kedge_jdoc_free(doc);
+}
+
 bool docker_id_ok(const char *s, size_t n)
 {
     size_t i;

@@ -1,4 +1,5 @@
-/* Exec through the Docker Engine API (runtime_docker_exec.c), for runtime_docker.c only. */
+/* Exec through the Docker Engine API (runtime_docker_exec.c), and the small pieces the
+ * runtime_docker*.c files share. Not for use outside them. */
 #ifndef KEDGE_EDGED_RUNTIME_DOCKER_EXEC_H
 #define KEDGE_EDGED_RUNTIME_DOCKER_EXEC_H
 
@@ -23,5 +24,8 @@ void docker_exec_cancel(struct docker_execs *x, long handle);
 
 /* Whether s[0..n) can be an engine id (container or exec) and so go into a path as it is. */
 bool docker_id_ok(const char *s, size_t n);
+/* The engine's message from an error body ({"message":...}), or what answered: for a log
+ * line or a why. */
+void docker_engine_message(const struct engine_reply *r, char *out, size_t n);
 
 #endif

@@ -129,25 +129,6 @@ static void on_data(void *ctx, const char *bytes, size_t len)
     release(l);
 }
 
-/* The engine's message from an error body ({"message":...}), or what answered. */
-static void reply_message(const struct engine_reply *r, char *out, size_t n)
-{
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *m = NULL;
-
-    if (r->err) {
-        snprintf(out, n, "container runtime is not reachable: %s", kedge_strerror(r->err));
-        return;
-    }
-    if (kedge_json_parse(r->body, r->len, &doc) == 0)
-        m = kedge_json_get(kedge_jdoc_root(doc), "message");
-    if (m && m->type == KEDGE_JSTR)
-        snprintf(out, n, "%s", m->str);
-    else
-        snprintf(out, n, "the container runtime answered %d", r->status);
-    kedge_jdoc_free(doc);
-}
-
 static void ended(struct docker_log *l, int err, const char *message)
 {
     unlink_log(l);
@@ -169,7 +150,7 @@ static void on_done(void *ctx, const struct engine_reply *r)
         return;
     }
     if (r->err || r->status < 200 || r->status >= 300) {
-        reply_message(r, msg, sizeof(msg));
+        docker_engine_message(r, msg, sizeof(msg));
         ended(l, r->status == 404 ? -ENOENT : (r->err ? r->err : -EIO), msg);
         return;
     }
