@@ -24,7 +24,7 @@ dict_for() {
 
 echo "fuzz: configuring $build with clang"
 mkdir -p "$build"
-CC=clang cmake -S "$root" -B "$build" -DKEDGE_FUZZ=ON -DKEDGE_TESTS=OFF \
+CC=clang cmake -S "$root" -B "$build" -DKEDGE_FUZZ=ON -DKEDGE_TESTS=OFF -DKEDGE_WERROR=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 || {
     cat "$build/configure.log"
     echo "fuzz: configure failed" >&2

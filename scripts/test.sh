@@ -4,6 +4,8 @@
 #   build       build/       RelWithDebInfo
 #   build-asan  build-asan/  -DKEDGE_SANITIZE=ON (ASan + UBSan; the integration tests load the
 #                            ASan plugin into mosquitto with libasan preloaded)
+#   build-matrix build-{Release-gcc,Release-clang,Debug-clang}/: compiled only
+# Every tree is built with -DKEDGE_WERROR=ON (warnings are errors here, not in every build).
 #   test        ctest in build/
 #   test-asan   ctest in build-asan/
 #   fuzz        bash fuzz/run.sh, if it exists (KEDGE_FUZZ_SECONDS per target, default 20)
@@ -13,8 +15,8 @@
 #
 # Environment:
 #   CI=true              always run apt-get (update + install), and never skip a phase
-#   KEDGE_TEST_SKIP=a,b  local runs only: phases to skip (build-asan, test-asan, fuzz,
-#                        valgrind; build-asan implies test-asan); ignored when CI=true
+#   KEDGE_TEST_SKIP=a,b  local runs only: phases to skip (build-asan, test-asan, build-matrix,
+#                        fuzz, valgrind; build-asan implies test-asan); ignored when CI=true
 #   KEDGE_FUZZ_SECONDS   fuzzing time per target (default 20)
 #   KEDGE_TEST_JOBS      parallel build and ctest jobs (default: number of CPUs, at most 2
 #                        for ctest: every integration test runs its own broker)
@@ -100,8 +102,24 @@ run_phase() {
 build_tree() {
     local dir=$1
     shift
-    cmake -S "$REPO" -B "$REPO/$dir" "$@" &&
+    cmake -S "$REPO" -B "$REPO/$dir" -DKEDGE_WERROR=ON "$@" &&
         cmake --build "$REPO/$dir" -j "$JOBS"
+}
+
+# build_matrix: the build types and compilers a packager or developer may pick, each
+# warning-free (-Werror); compiled only, the test phases run the RelWithDebInfo and ASan trees.
+build_matrix() {
+    local cfg type cc
+    mkdir -p "$LOG_DIR"
+    for cfg in Release:gcc Release:clang Debug:clang; do
+        type=${cfg%%:*} cc=${cfg##*:}
+        echo "build-matrix: $type with $cc"
+        build_tree "build-$type-$cc" -DCMAKE_BUILD_TYPE="$type" -DCMAKE_C_COMPILER="$cc" \
+            >"$LOG_DIR/build-$type-$cc.log" 2>&1 || {
+            tail -40 "$LOG_DIR/build-$type-$cc.log"
+            return 1
+        }
+    done
 }
 
 # ctest in one tree; its output is kept in $LOG_DIR/<dir>.log for the count check.
@@ -159,6 +177,7 @@ main() {
     fi
     run_phase build build_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo
     run_phase build-asan build_tree build-asan -DKEDGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    run_phase build-matrix build_matrix
     run_phase test ctest_tree build
     run_phase test-asan ctest_tree build-asan
     run_phase fuzz optional_script fuzz/run.sh
