@@ -262,7 +262,6 @@ const char *store_error(const struct store *s)
     return s && s->error[0] ? s->error : "local store failed";
 }
 
-
 int store_step_error(struct store *s, int rc, const char *what)
 {
     if (rc == SQLITE_DONE)
@@ -270,7 +269,6 @@ int store_step_error(struct store *s, int rc, const char *what)
     set_error(s, what);
     return KEDGE_ESTORE;
 }
-
 
 /* ---- the open transaction -------------------------------------------------------------- */
 
@@ -392,7 +390,7 @@ int store_exec_bound(struct store *s, enum stmt_id which, const char *what, cons
 int store_subtopic(struct store *s, const char *topic, bool add)
 {
     return store_exec_bound(s, add ? ST_SUBTOPIC_INSERT : ST_SUBTOPIC_DELETE,
-                      add ? "insert sub_topic" : "delete sub_topic", topic, NULL);
+                            add ? "insert sub_topic" : "delete sub_topic", topic, NULL);
 }
 
 int store_subtopics_load(struct store *s, store_topic_fn fn, void *ctx)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build and test everything, as CI does (.ci/run calls this and nothing else). Made for a fresh
 # Debian 12 as root: installs what it needs (apt), then
+#   format      every C file as .clang-format lays it out (clang-format; a diff fails)
 #   build       build/       RelWithDebInfo
 #   build-asan  build-asan/  -DKEDGE_SANITIZE=ON (ASan + UBSan; the integration tests load the
 #                            ASan plugin into mosquitto with libasan preloaded)
@@ -40,7 +41,7 @@ export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
 # on user-defined networks) and catatonit (podman's own pods, --init) are not used.
 PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto-dev
           libmosquitto-dev libyajl-dev libsqlite3-dev libwebsockets-dev libssl-dev check
-          valgrind clang libclang-rt-14-dev sqlite3
+          valgrind clang clang-format libclang-rt-14-dev sqlite3
           podman runc netavark iptables busybox-static curl)
 
 LOG_DIR=$REPO/build/test-logs
@@ -104,6 +105,19 @@ build_tree() {
     shift
     cmake -S "$REPO" -B "$REPO/$dir" -DKEDGE_WERROR=ON "$@" &&
         cmake --build "$REPO/$dir" -j "$JOBS"
+}
+
+# format: every C file as the repository's .clang-format (Debian's clang-format) lays it out;
+# the files that differ are named, and the fix is `clang-format -i FILE`.
+check_format() {
+    local f bad=0
+    while IFS= read -r f; do
+        if ! clang-format "$REPO/$f" | cmp -s - "$REPO/$f"; then
+            echo "format: $f differs from .clang-format (clang-format -i $f)"
+            bad=1
+        fi
+    done < <(git -C "$REPO" ls-files '*.c' '*.h')
+    return $bad
 }
 
 # build_matrix: the build types and compilers a packager or developer may pick, each
@@ -175,6 +189,7 @@ main() {
         note "cannot install the build dependencies"
         exit 1
     fi
+    run_phase format check_format
     run_phase build build_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo
     run_phase build-asan build_tree build-asan -DKEDGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     run_phase build-matrix build_matrix

@@ -11,13 +11,17 @@ struct kedge_buf {
     size_t len, cap;
 };
 
-#define KEDGE_BUF_INIT {NULL, 0, 0}
+#define KEDGE_BUF_INIT                                                                             \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Returns 0 or -ENOMEM; on failure the buffer is unchanged. */
 int kedge_buf_append(struct kedge_buf *b, const void *p, size_t n);
 int kedge_buf_puts(struct kedge_buf *b, const char *s);
 int kedge_buf_putc(struct kedge_buf *b, char c);
-int kedge_buf_printf(struct kedge_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int kedge_buf_printf(struct kedge_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 int kedge_buf_reserve(struct kedge_buf *b, size_t extra);
 void kedge_buf_reset(struct kedge_buf *b); /* len = 0, keeps the memory */
 void kedge_buf_cleanup(struct kedge_buf *b);

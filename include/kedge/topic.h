@@ -30,15 +30,15 @@
 #define KEDGE_SFX_MEMBERSHIP_UPDATED "/membership/updated"
 
 enum kedge_topic_kind {
-    KEDGE_TOPIC_OTHER = 0,        /* not a topic kedge acts on */
-    KEDGE_TOPIC_TWIN_UPDATE,      /* $hw/events/device/{id}/twin/update */
-    KEDGE_TOPIC_TWIN_GET,         /* .../twin/get */
+    KEDGE_TOPIC_OTHER = 0,          /* not a topic kedge acts on */
+    KEDGE_TOPIC_TWIN_UPDATE,        /* $hw/events/device/{id}/twin/update */
+    KEDGE_TOPIC_TWIN_GET,           /* .../twin/get */
     KEDGE_TOPIC_TWIN_CLOUD_UPDATED, /* .../twin/cloud_updated (cloud sync semantics) */
-    KEDGE_TOPIC_STATE_UPDATE,     /* .../state/update */
-    KEDGE_TOPIC_STATE_GET,        /* .../state/get (edgecore registers no handler) */
-    KEDGE_TOPIC_DEVICE_UPDATED,   /* .../updated */
-    KEDGE_TOPIC_MEMBERSHIP_GET,   /* $hw/events/node/{node}/membership/get */
-    KEDGE_TOPIC_UPLOAD,           /* $hw/events/upload/#, SYS/dis/upload_records, +/user/# */
+    KEDGE_TOPIC_STATE_UPDATE,       /* .../state/update */
+    KEDGE_TOPIC_STATE_GET,          /* .../state/get (edgecore registers no handler) */
+    KEDGE_TOPIC_DEVICE_UPDATED,     /* .../updated */
+    KEDGE_TOPIC_MEMBERSHIP_GET,     /* $hw/events/node/{node}/membership/get */
+    KEDGE_TOPIC_UPLOAD,             /* $hw/events/upload/#, SYS/dis/upload_records, +/user/# */
 };
 
 struct kedge_topic {

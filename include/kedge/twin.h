@@ -18,10 +18,10 @@
 #define KEDGE_REASON_UNMARSHAL "Unmarshal update request body failed, please check the request"
 #define KEDGE_REASON_NOTWIN "Update twin error, key:twin does not exist"
 #define KEDGE_REASON_KEY                                                                           \
-    "The key of twin must only include upper or lowercase letters, number, english, and special " \
+    "The key of twin must only include upper or lowercase letters, number, english, and special "  \
     "letter - _ . , : / @ # and the length of key should be less than 128 bytes"
 #define KEDGE_REASON_VALUE                                                                         \
-    "The value of twin must only include upper or lowercase letters, number, english, and "       \
+    "The value of twin must only include upper or lowercase letters, number, english, and "        \
     "special letter - _ . , : / @ # and the length of value should be less than 512 bytes"
 #define KEDGE_REASON_NODEVICE "update rejected due to the device is not existed"
 #define KEDGE_REASON_BODY "the request body is wrong"

@@ -96,8 +96,8 @@ int enginectl_http(struct enginectl *e, const char *method, const char *path, co
 /* The same, parsing the reply body as JSON. *doc: set on success (free with kedge_jdoc_free);
  * the status is in *status whatever it is. Returns 0, what enginectl_http returns, or
  * KEDGE_EPARSE. */
-int enginectl_http_json(struct enginectl *e, const char *method, const char *path,
-                        const char *body, int *status, struct kedge_jdoc **doc);
+int enginectl_http_json(struct enginectl *e, const char *method, const char *path, const char *body,
+                        int *status, struct kedge_jdoc **doc);
 
 /* GET ENGINECTL_API/containers/json?all=1, filtered by one label when label_filter is not NULL
  * ("io.kubernetes.pod.uid=abc", or a bare key "io.kubernetes.pod.uid"), parsed.

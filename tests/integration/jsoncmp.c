@@ -63,8 +63,8 @@ static int cmp(const struct kedge_jval *a, const struct kedge_jval *e, char *why
     case KEDGE_JSTR:
         if (a->len == e->len && !memcmp(a->str, e->str, a->len))
             return 1;
-        snprintf(sub, sizeof(sub), "got '%.*s', expected '%.*s'", (int)a->len, a->str,
-                 (int)e->len, e->str);
+        snprintf(sub, sizeof(sub), "got '%.*s', expected '%.*s'", (int)a->len, a->str, (int)e->len,
+                 e->str);
         return diff_at(why, n, path, sub);
     case KEDGE_JOBJ:
         return cmp_obj(a, e, why, n, path);
