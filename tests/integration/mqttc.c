@@ -110,12 +110,9 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
     pthread_mutex_unlock(&c->mu);
 }
 
-static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *props)
+/* The connection ended (a DISCONNECT, or the loop failed): the first reason is kept. */
+static void mark_gone(struct kh_client *c, int rc)
 {
-    struct kh_client *c = obj;
-
-    (void)m;
-    (void)props;
     pthread_mutex_lock(&c->mu);
     c->connected = false;
     if (!c->gone) {
@@ -124,6 +121,15 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
     }
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+}
+
+static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *props)
+{
+    struct kh_client *c = obj;
+
+    (void)m;
+    (void)props;
+    mark_gone(c, rc);
 }
 
 /* mid is in c->unwanted: take it out. Caller holds c->mu. */
@@ -268,14 +274,7 @@ static void *client_thread(void *arg)
             break;
         rc = mosquitto_loop(c->mosq, POLL_MS, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
-            pthread_mutex_lock(&c->mu);
-            c->connected = false;
-            if (!c->gone) {
-                c->gone = true;
-                c->disconnect_code = rc;
-            }
-            pthread_cond_broadcast(&c->cv);
-            pthread_mutex_unlock(&c->mu);
+            mark_gone(c, rc);
             break;
         }
     }
