@@ -37,13 +37,6 @@ static void on_signal(int sig)
         lws_cancel_service(loop_ctx);
 }
 
-/* mosquitto's log style: "<unix time>: <line>" on stderr, which journald collects. */
-static void stderr_sink(int level, const char *line)
-{
-    (void)level;
-    fprintf(stderr, "%ld: %s\n", (long)time(NULL), line);
-}
-
 static void lws_sink(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -310,7 +303,6 @@ int main(int argc, char **argv)
     int n_over = 0, i, rc = 1;
 
     memset(&br, 0, sizeof(br));
-    kedge_log_set_sink(stderr_sink);
     if (argc > 1 && !strcmp(argv[1], "join"))
         return join(argc, argv);
     if (fault_init() < 0)
@@ -343,6 +335,11 @@ int main(int argc, char **argv)
     if (config_load(&br.cfg, conf, overrides, n_over) < 0)
         goto out;
     kedge_log_level_max = kedge_log_level_named(br.cfg.log_level);
+    if (*br.cfg.log_file && (i = kedge_log_open_file(br.cfg.log_file)) < 0) {
+        kedge_log(KEDGE_LOG_ERR, "bridge: cannot open log_file %s: %s", br.cfg.log_file,
+                  strerror(-i));
+        goto out;
+    }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_sink);
     ob_opts = (struct cloudq_opts){
         br.cfg.resend_max, bridge_cloud_answers_state(&br.cfg), br.cfg.upload_budget_bytes,

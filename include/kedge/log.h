@@ -1,5 +1,8 @@
 /* Logging: one macro, a level check before any formatting, and a sink each binary installs
- * (the plugin forwards to mosquitto_log_printf, the bridge writes to stderr).
+ * (the plugin forwards to mosquitto_log_printf). Without one, lines go to stderr (or the file
+ * kedge_log_open_file opened) as "2026-12-06T15:25:01.123Z warn   relay: ...", UTC with
+ * milliseconds; under systemd, whose journal stamps lines itself, as "<4>relay: ..." so that the
+ * journal knows the level.
  *
  * Lines start with the module ("twin: ", "store: ") and carry key=value fields. Payloads appear
  * only at debug level. kedge_log_limited() rate-limits one noisy source ("suppressed N").
@@ -28,6 +31,8 @@ typedef void (*kedge_log_sink)(int level, const char *line);
 extern int kedge_log_level_max; /* lines above this level are dropped before formatting */
 
 void kedge_log_set_sink(kedge_log_sink sink); /* NULL: stderr */
+/* The default sink appends to path (created 0640) instead of stderr. 0 or -errno. */
+int kedge_log_open_file(const char *path);
 void kedge_log_printf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define kedge_log(level, ...)                                                                      \
