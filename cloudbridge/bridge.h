@@ -40,6 +40,7 @@ struct bridge {
     struct certwatch *certs;
     struct edged *edged; /* NULL when engine_socket is none */
     struct devices *devices;
+    struct svcnotify *svc; /* systemd's readiness and watchdog */
     /* nodeInfo.containerRuntimeVersion (edged writes it from the engine, node.c reports it):
      * "" until the engine said */
     char runtime_version[96];

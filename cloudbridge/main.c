@@ -21,6 +21,7 @@
 #include "meta/metamanager.h"
 #include "meta/resource.h"
 #include "relay.h"
+#include "svcnotify.h"
 #include "twinbus.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
@@ -362,10 +363,14 @@ int main(int argc, char **argv)
         goto out;
     if (edged_start(&br, &br.edged) < 0)
         goto out;
+    if (svcnotify_new(br.lws, &br.svc) < 0 || edgehub_on_link(br.hub, svcnotify_link, br.svc) < 0)
+        goto out;
+    svcnotify_ready(br.svc);
     while (!stop_requested)
         if (lws_service(br.lws, 0) < 0)
             break;
     kedge_log(KEDGE_LOG_NOTICE, "bridge: stopping");
+    svcnotify_stopping(br.svc);
     br.stopping = true;
     relay_stop(br.relay);
     edgehub_stop(br.hub);
@@ -377,6 +382,7 @@ int main(int argc, char **argv)
     close_cloud_link(&br);
     rc = 0;
 out:
+    svcnotify_free(br.svc); /* its timer lives in the loop */
     if (br.lws)
         lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
     br.lws = NULL;

@@ -56,7 +56,7 @@ PIDS=()
 # and its clients, and the sqlite3 CLI for the demo seed.
 PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto-dev
           libmosquitto-dev libyajl-dev libsqlite3-dev libwebsockets-dev libssl-dev check
-          libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev sqlite3)
+          libsystemd-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev sqlite3)
 # The container engine scripts/engine.sh starts (see scripts/test.sh for why each is named).
 ENGINE_PACKAGES=(podman runc netavark iptables busybox-static curl)
 

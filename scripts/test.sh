@@ -41,7 +41,7 @@ export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
 # on user-defined networks) and catatonit (podman's own pods, --init) are not used.
 PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto-dev
           libmosquitto-dev libyajl-dev libsqlite3-dev libwebsockets-dev libssl-dev check
-          libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
+          libsystemd-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
           python3-grpcio python3-grpc-tools
           valgrind clang clang-format libclang-rt-14-dev sqlite3
           podman runc netavark iptables busybox-static curl)

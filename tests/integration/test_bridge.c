@@ -20,6 +20,12 @@
  */
 #define _GNU_SOURCE
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "kedge/util.h"
 #include "test_bridge.h"
 
 /* ---- 1. a twin update reaches the cloud, is confirmed, the outbox empties ------------------ */
@@ -527,6 +533,66 @@ START_TEST(test_bridgectl)
 }
 END_TEST
 
+/* Datagrams to the notify socket until one contains want (or the deadline): 0 or -1. */
+static int wait_notify(int fd, const char *want, int timeout_ms)
+{
+    uint64_t end = kedge_now_ms() + (uint64_t)kh_scale_ms(timeout_ms);
+    char buf[512];
+
+    while (kedge_now_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ssize_t n;
+        if (poll(&p, 1, (int)(end - kedge_now_ms())) <= 0)
+            continue;
+        n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0)
+            return -1;
+        buf[n] = '\0';
+        if (strstr(buf, want))
+            return 0;
+    }
+    return -1;
+}
+
+/* Under systemd (conf/kedge-bridge.service, Type=notify): READY=1 once the loop runs, the
+ * watchdog fed from the loop at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM. The test plays
+ * systemd's part with its own notify socket. */
+START_TEST(test_systemd_notify)
+{
+    static const char *const conf[] = {"broker_port 1", "cloud_port 1",
+                                       "tls_ca_file /nonexistent/ca.crt", NULL};
+    char dir[] = "/tmp/kedge-notify-XXXXXX", sock[96], env_sock[128];
+    const char *env[] = {env_sock, "WATCHDOG_USEC=200000", NULL};
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct bridgectl_opts bo = {0};
+    int fd, watchdogs;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    (void)snprintf(sock, sizeof(sock), "%s/notify", dir);
+    (void)snprintf(env_sock, sizeof(env_sock), "NOTIFY_SOCKET=%s", sock);
+    (void)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    bo.conf = conf;
+    bo.env = env;
+    bo.password = BRIDGE_PASS;
+    bo.ready_log = "bridge: node=" NODE;
+    ck_assert_int_eq(bridgectl_new(&bo, &bridge), 0);
+    bset("node_name", NODE);
+    ck_assert_int_eq(bridgectl_start(bridge), 0);
+    ck_assert_int_eq(wait_notify(fd, "READY=1", 10000), 0);
+    wait_bridge_log(0, "bridge: systemd watchdog every 100 ms");
+    for (watchdogs = 0; watchdogs < 3; watchdogs++)
+        ck_assert_int_eq(wait_notify(fd, "WATCHDOG=1", 5000), 0);
+    ck_assert_int_eq(bridgectl_stop(bridge), 0);
+    ck_assert_int_eq(wait_notify(fd, "STOPPING=1", 5000), 0);
+    (void)close(fd);
+    (void)unlink(sock);
+    (void)rmdir(dir);
+}
+END_TEST
+
 static Suite *bridge_suite(void)
 {
     Suite *s = suite_create("bridge");
@@ -543,6 +609,7 @@ static Suite *bridge_suite(void)
     tcase_add_test(tc, test_ack_after_store);
     tcase_add_test(tc, test_sigterm_keeps_outbox);
     tcase_add_test(tc, test_bridgectl);
+    tcase_add_test(tc, test_systemd_notify);
     suite_add_tcase(s, tc);
     /* devices from the cloud (CK_RUN_CASE=devices runs only these) */
     tc = tcase_create("devices");
