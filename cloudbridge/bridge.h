@@ -41,6 +41,7 @@ struct bridge {
     struct edged *edged; /* NULL when engine_socket is none */
     struct devices *devices;
     struct svcnotify *svc; /* systemd's readiness and watchdog */
+    struct metrics *metrics;
     /* nodeInfo.containerRuntimeVersion (edged writes it from the engine, node.c reports it):
      * "" until the engine said */
     char runtime_version[96];

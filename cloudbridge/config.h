@@ -35,7 +35,9 @@ struct bridge_config {
     long max_frame_bytes;
     long down_timeout_ms; /* plugin answer to a cloud message */
     char *log_level;
-    char *log_file;        /* "": stderr */
+    char *log_file; /* "": stderr */
+    char *metrics_address;
+    long metrics_port;     /* 0: no /metrics */
     long cloud_https_port; /* CloudHub's certificate endpoint (10002) */
     long rotate_certificates;
     char *meta_db_path;          /* MetaManager's own SQLite file */

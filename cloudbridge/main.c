@@ -21,6 +21,7 @@
 #include "meta/metamanager.h"
 #include "meta/resource.h"
 #include "relay.h"
+#include "metrics_bridge.h"
 #include "svcnotify.h"
 #include "twinbus.h"
 #include "kedge/alloc.h"
@@ -299,6 +300,7 @@ int main(int argc, char **argv)
     struct twinbus tb;
     struct node *node = NULL;
     struct cloudq_opts ob_opts;
+    struct metrics_bridge mb;
     const char *conf = NULL;
     char **overrides = NULL;
     int n_over = 0, i, rc = 1;
@@ -365,6 +367,10 @@ int main(int argc, char **argv)
         goto out;
     if (svcnotify_new(br.lws, &br.svc) < 0 || edgehub_on_link(br.hub, svcnotify_link, br.svc) < 0)
         goto out;
+    mb = (struct metrics_bridge){br.hub, br.cloudq, br.certs, br.relay};
+    if (metrics_new(br.lws, br.cfg.metrics_address, br.cfg.metrics_port, &br.metrics) < 0 ||
+        metrics_bridge_register(br.metrics, &mb) < 0)
+        goto out;
     svcnotify_ready(br.svc);
     while (!stop_requested)
         if (lws_service(br.lws, 0) < 0)
@@ -382,7 +388,8 @@ int main(int argc, char **argv)
     close_cloud_link(&br);
     rc = 0;
 out:
-    svcnotify_free(br.svc); /* its timer lives in the loop */
+    svcnotify_free(br.svc);   /* its timer lives in the loop */
+    metrics_free(br.metrics); /* its vhost too */
     if (br.lws)
         lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
     br.lws = NULL;

@@ -56,6 +56,7 @@ struct relay {
     struct mosquitto *mosq;
     struct lws *wsi; /* the adopted MQTT socket */
     char client_id[128];
+    char *plugin_status; /* the plugin's last $SYS/kedge/{node}/plugin, NULL: none yet */
     bool connected, ready;
     bool link_up, link_state_sent;
     lws_sorted_usec_list_t tick; /* loop_misc, timeouts: every second */
@@ -393,6 +394,12 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         on_meta_request(r, t + strlen(KE_META_PREFIX), msg->payload, msg->payloadlen);
     } else if (!strncmp(t, KE_BCTL_PREFIX, strlen(KE_BCTL_PREFIX))) {
         on_bctl_request(r, t + strlen(KE_BCTL_PREFIX), msg->payload, msg->payloadlen);
+    } else if (!strncmp(t, KE_SYS_PREFIX, strlen(KE_SYS_PREFIX))) {
+        char *copy = kedge_strndup(msg->payload ? msg->payload : "", (size_t)msg->payloadlen);
+        if (copy) { /* else the last one stays: a figure a little old, not a wrong one */
+            kedge_free(r->plugin_status);
+            r->plugin_status = copy;
+        }
     } else if (!strncmp(t, KE_DOWN_PREFIX, strlen(KE_DOWN_PREFIX)) && tl > rl &&
                !strcmp(t + tl - rl, KE_RESULT_SUFFIX)) {
         char ref[160];
@@ -403,6 +410,25 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
             on_down_result(r, ref, msg->payload, msg->payloadlen);
         }
     }
+}
+
+/* The plugin's figures (retained, every 5 s), for /metrics. */
+static void subscribe_plugin_status(struct relay *r)
+{
+    struct kedge_buf topic = KEDGE_BUF_INIT;
+    int rc = kedge_buf_printf(&topic, KE_SYS_PREFIX "%s/plugin", r->cfg.node_name);
+
+    if (rc == 0 && (rc = mosquitto_subscribe(r->mosq, NULL, topic.data, 0)) != MOSQ_ERR_SUCCESS)
+        kedge_log(KEDGE_LOG_WARN,
+                  "relay: cannot subscribe to %s: %s (no plugin figures in "
+                  "/metrics)",
+                  topic.data, mosquitto_strerror(rc));
+    kedge_buf_cleanup(&topic);
+}
+
+const char *relay_plugin_status(const struct relay *r)
+{
+    return r->plugin_status;
 }
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
@@ -431,6 +457,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
         kedge_log(KEDGE_LOG_WARN,
                   "relay: cannot subscribe to %s+: %s (kedge-ctl outbox will time out)",
                   KE_BCTL_PREFIX, mosquitto_strerror(rc));
+    subscribe_plugin_status(r);
     send_hello(r);
 }
 
@@ -705,6 +732,7 @@ void relay_free(struct relay *r)
         finish_down(r, r->n_downs - 1, -1, "the bridge is stopping");
     kedge_free(r->downs);
     kedge_free(r->acks);
+    kedge_free(r->plugin_status);
     mosquitto_destroy(r->mosq);
     mosquitto_lib_cleanup();
     kedge_free(r);

@@ -49,6 +49,8 @@ int relay_new(const struct relay_config *cfg, const struct relay_deps *deps, str
 void relay_free(struct relay *r);
 void relay_start(struct relay *r);
 bool relay_ready(const struct relay *r); /* connected and hello accepted */
+/* The plugin's last status JSON ($SYS/kedge/{node}/plugin, include/kedge/ke.h), NULL: none. */
+const char *relay_plugin_status(const struct relay *r);
 /* Hand a cloud message to the plugin ($ke/down/{msg_id}); done(ctx, m_copy, ok) is called when
  * the plugin answered (after its commit) or the timeout passed (ok false). */
 typedef void (*relay_done_fn)(void *ctx, const struct kedge_msg *m, bool ok);

@@ -43,6 +43,7 @@ struct bridgectl {
     unsigned runs; /* starts so far: names the valgrind log of each run */
     bool valgrind;
     struct kt_watcher watcher;
+    int metrics_port; /* a free one, chosen at bridgectl_new */
 };
 
 static bool asan_tree(void)
@@ -191,6 +192,10 @@ static int write_config(struct bridgectl *b, const struct bridgectl_opts *o)
     }
     if (rc == 0)
         rc = bridgectl_set(b, "engine_socket", "none");
+    if (rc == 0) { /* bridges of one test, or of tests run side by side, each have their own */
+        b->metrics_port = kt_free_port();
+        rc = b->metrics_port > 0 ? bridgectl_set_long(b, "metrics_port", b->metrics_port) : -EIO;
+    }
     if (rc == 0 && o->password) {
         char *pw = NULL;
         if (strchr(o->password, '\n') || asprintf(&pw, "%s\n", o->password) < 0)
@@ -392,6 +397,11 @@ void bridgectl_free(struct bridgectl *b)
 }
 
 /* ---- accessors, the log ---------------------------------------------------------------------- */
+
+int bridgectl_metrics_port(const struct bridgectl *b)
+{
+    return b->metrics_port;
+}
 
 pid_t bridgectl_pid(const struct bridgectl *b)
 {

@@ -98,6 +98,8 @@ int bridgectl_exit_status(const struct bridgectl *b);
 void bridgectl_free(struct bridgectl *b);
 
 pid_t bridgectl_pid(const struct bridgectl *b); /* 0 when not running */
+/* The 127.0.0.1 port of its /metrics and /healthz (metrics_port, a free one). */
+int bridgectl_metrics_port(const struct bridgectl *b);
 /* Borrowed strings, valid until bridgectl_free. */
 const char *bridgectl_dir(const struct bridgectl *b);
 const char *bridgectl_db_path(const struct bridgectl *b);

@@ -2,6 +2,11 @@
  * (test_durability.c says how the suite runs). */
 #define _GNU_SOURCE
 
+#include <math.h>
+#include <poll.h>
+
+#include "httpc.h"
+#include "kedge/util.h"
 #include "test_durability.h"
 
 /* ---- 5. the node's health on $SYS --------------------------------------------------------- */
@@ -143,6 +148,52 @@ static int64_t cert_not_after(const char *path)
     return t;
 }
 
+/* ---- the same figures on the bridge's /metrics and /healthz --------------------------------- */
+
+/* GET path from the bridge's metrics port: the status, the body in out. */
+static int scrape(const char *path, struct kedge_buf *out)
+{
+    int status = -1;
+
+    out->len = 0;
+    ck_assert_int_eq(kt_http_fd(kt_connect_tcp(bridgectl_metrics_port(bridge)), "127.0.0.1", "GET",
+                                path, NULL, 5000, &status, out),
+                     0);
+    return status;
+}
+
+/* The value of the sample `name` (a line "name value") in a scrape; NAN when none. */
+static double sample(const struct kedge_buf *b, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p;
+
+    for (p = b->data; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, name, n) && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return NAN;
+}
+
+/* Scrape until name is within [lo, hi] (the bridge refreshes nothing: every scrape reads the
+ * figures as they are, so this only waits for the state to come). */
+static void metrics_wait(const char *name, double lo, double hi, const char *what)
+{
+    uint64_t end = kedge_now_ms() + (uint64_t)kh_scale_ms(WAIT_MS);
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    double v = NAN;
+
+    while (kedge_now_ms() < end) {
+        ck_assert_int_eq(scrape("/metrics", &b), 200);
+        v = sample(&b, name);
+        if (v >= lo && v <= hi)
+            break;
+        (void)poll(NULL, 0, 100);
+    }
+    ck_assert_msg(v >= lo && v <= hi, "%s: %s is %g, not in [%g, %g]:\n%s", what, name, v, lo, hi,
+                  b.data ? b.data : "");
+    kedge_buf_cleanup(&b);
+}
+
 START_TEST(test_sys_status)
 {
     struct sys_expect e = {0};
@@ -165,6 +216,18 @@ START_TEST(test_sys_status)
     e.link_up = e.bridge_up = true;
     e.min_reconnects = 1;
     sys_wait(w, sys_matches, &e, "a healthy node");
+    metrics_wait("kedge_bridge_cloud_link_up", 1, 1, "a healthy node");
+    metrics_wait("kedge_bridge_broker_link_up", 1, 1, "a healthy node");
+    metrics_wait("kedge_plugin_bridge_connected", 1, 1, "the plugin's figures");
+    metrics_wait("kedge_bridge_cert_not_after_timestamp_seconds", (double)e.cert_not_after,
+                 (double)e.cert_not_after, "the certificate");
+    {
+        struct kedge_buf b = KEDGE_BUF_INIT;
+        ck_assert_int_eq(scrape("/healthz", &b), 200);
+        ck_assert_str_eq(b.data, "ok\n");
+        ck_assert_int_eq(scrape("/nope", &b), 404);
+        kedge_buf_cleanup(&b);
+    }
 
     /* the cloud refuses: the bridge's outbox holds the stream, the link is down */
     chain_sim_post(sim, "/link/refuse?seconds=120");
@@ -174,6 +237,8 @@ START_TEST(test_sys_status)
     e.min_bridge_depth = 6;
     e.since_ms = 0;
     sys_wait(w, sys_matches, &e, "the link down and 6 entries in the bridge's outbox");
+    metrics_wait("kedge_bridge_cloud_link_up", 0, 0, "the link down");
+    metrics_wait("kedge_bridge_queue_depth", 6, 1e9, "6 entries queued");
 
     /* back: reconnected once more, everything delivered after the return */
     e.since_ms = wall_ms();
@@ -184,6 +249,8 @@ START_TEST(test_sys_status)
     e.min_bridge_depth = 0;
     e.min_reconnects = 2;
     sys_wait(w, sys_matches, &e, "the link back, 2 connections, the outbox delivered");
+    metrics_wait("kedge_bridge_cloud_reconnects_total", 2, 1e9, "the link back");
+    metrics_wait("kedge_bridge_queue_depth", 0, 0, "the outbox delivered");
 
     /* the bridge is gone: the plugin's outbox holds what comes, with its age */
     ck_assert_int_eq(bridgectl_stop(bridge), 0);
