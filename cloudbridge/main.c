@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "dmi/transport.h"
 #include "edged.h"
 #include "node.h"
 #include "fault.h"
@@ -60,8 +61,8 @@ static void usage(FILE *f)
     config_print_keys();
 }
 
-static const struct lws_protocols *protocols[] = {&edgehub_protocol, &relay_protocol,
-                                                  &engine_protocol, &probes_protocol};
+static const struct lws_protocols *protocols[] = {
+    &edgehub_protocol, &relay_protocol, &engine_protocol, &probes_protocol, &dmi_protocol};
 #define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
 
 static int create_loop(struct bridge *br)
