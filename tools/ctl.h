@@ -159,6 +159,7 @@ int one_operand(int argc, char **argv, const char *flag, const char **operand, b
 cmd_fn cmd_device_add, cmd_device_rm, cmd_device_list, cmd_device_get; /* ctl_device.c */
 cmd_fn cmd_status;                                                     /* ctl_status.c */
 cmd_fn cmd_meta_get, cmd_meta_list;                                    /* ctl_meta.c */
+cmd_fn cmd_pod_list, cmd_pod_get;                                      /* ctl_pod.c */
 /* ctl_outbox.c; show|retry|drop REF: one request to the queue REF names */
 cmd_fn cmd_outbox_list, cmd_outbox_show, cmd_outbox_retry, cmd_outbox_drop;
 cmd_fn cmd_import; /* ctl_import.c */

@@ -78,38 +78,45 @@ out:
 }
 
 /* A device id is `namespace/name` (KubeEdge v1.17+) or a bare `name`: one or two topic levels
- * of Kubernetes-name characters, so that every $hw/events/device/{id}/... topic parses. */
-static bool device_id_valid(const char *id)
+ * of Kubernetes-name characters, so that every $hw/events/device/{id}/... topic parses. NULL
+ * when it is, else what is wrong with it: a length says "too long", not "bad characters". */
+static const char *device_id_problem(const char *id)
 {
     const char *p = id;
     int levels = 0;
 
     for (;;) {
         size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
-        if (n == 0 || n > ID_LEVEL_MAX)
-            return false;
+        if (n > ID_LEVEL_MAX)
+            return "is too long: a namespace or name has at most 253 characters";
+        if (n == 0)
+            break;
         levels++;
         p += n;
         if (*p == '\0')
-            return levels <= 2;
+            return levels <= 2 ? NULL : "has more than two levels: use NAMESPACE/NAME or NAME";
         if (*p != '/')
-            return false;
+            break;
         p++;
     }
+    return "must be NAMESPACE/NAME or NAME, of letters, digits, '-', '_' and '.'";
 }
 
 /* rm and get take any id the node may hold (the cloud's membership update is not held to the
- * rule above), so that a device added with an odd id can still be looked at and removed. */
-static bool device_id_usable(const char *id)
+ * rule above), so that a device added with an odd id can still be looked at and removed. NULL
+ * or what is wrong. */
+static const char *device_id_unusable(const char *id)
 {
     const unsigned char *p = (const unsigned char *)id;
 
-    if (!*p || strlen(id) > 2 * ID_LEVEL_MAX + 1)
-        return false;
+    if (!*p)
+        return "is empty";
+    if (strlen(id) > 2 * ID_LEVEL_MAX + 1)
+        return "is too long: a device id has at most 507 characters";
     for (; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
-            return false;
-    return true;
+            return "has control characters";
+    return NULL;
 }
 
 static const char *const twin_types[] = {"string", "int", "integer", "float", "boolean"};
@@ -210,6 +217,7 @@ static void write_membership(struct kedge_jw *w, const char *id, const char *des
 
 int cmd_device_add(struct cmd_ctx *c, int argc, char **argv)
 {
+    const char *why;
     struct twin_spec *twins = NULL;
     const char *id = NULL, *description = NULL, *v;
     struct kedge_buf content = KEDGE_BUF_INIT;
@@ -249,10 +257,8 @@ int cmd_device_add(struct cmd_ctx *c, int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    if (!device_id_valid(id)) {
-        complain("device id '%s' must be NAMESPACE/NAME or NAME, of letters, "
-                 "digits, '-', '_' and '.'\n",
-                 id);
+    if ((why = device_id_problem(id)) != NULL) {
+        complain("device id '%.80s%s' %s\n", id, strlen(id) > 80 ? "..." : "", why);
         rc = EXIT_USAGE;
         goto out;
     }
@@ -296,6 +302,7 @@ out:
 
 int cmd_device_rm(struct cmd_ctx *c, int argc, char **argv)
 {
+    const char *why;
     struct kedge_buf content = KEDGE_BUF_INIT;
     struct kedge_jdoc *doc = NULL;
     struct kedge_jw w;
@@ -306,8 +313,8 @@ int cmd_device_rm(struct cmd_ctx *c, int argc, char **argv)
         complain("usage: device rm ID\n");
         return EXIT_USAGE;
     }
-    if (!device_id_usable(argv[0])) {
-        complain("'%s' is not a device id\n", argv[0]);
+    if ((why = device_id_unusable(argv[0])) != NULL) {
+        complain("device id '%.80s%s' %s\n", argv[0], strlen(argv[0]) > 80 ? "..." : "", why);
         return EXIT_USAGE;
     }
     kedge_jw_init(&w, &content);
@@ -368,6 +375,7 @@ static const char *twin_value(const struct kedge_jval *twin, const char *side)
 
 int cmd_device_get(struct cmd_ctx *c, int argc, char **argv)
 {
+    const char *why;
     struct kedge_jdoc *doc = NULL;
     const struct kedge_jval *root, *twins, *t;
     static const char *const head[] = {"TWIN", "TYPE", "EXPECTED", "ACTUAL"};
@@ -378,8 +386,8 @@ int cmd_device_get(struct cmd_ctx *c, int argc, char **argv)
 
     if (one_operand(argc, argv, "--table", &id, &table, "device get ID [--table]") < 0)
         return EXIT_USAGE;
-    if (!device_id_usable(id)) {
-        complain("'%s' is not a device id\n", id);
+    if ((why = device_id_unusable(id)) != NULL) {
+        complain("device id '%.80s%s' %s\n", id, strlen(id) > 80 ? "..." : "", why);
         return EXIT_USAGE;
     }
     rc = connect_once(c);

@@ -14,7 +14,7 @@
  * stopped.
  *
  * It never hangs: every wait has a deadline (-t, default 5 s, per step), and an alarm() backs
- * them all up in case a system call blocks (a DNS lookup of -h, say).
+ * them all up in case a system call blocks (a DNS lookup of -H, say).
  *
  * Exit codes: 0 ok, 1 refused or not found, 2 usage (or a bad config file), 3 cannot connect,
  * authentication refused, not authorised on $ke/, or no answer in time.
@@ -33,48 +33,91 @@
 #include "kedge/util.h"
 #include "ctl.h"
 
+/* Every command: its words, its function, whether it talks to the broker, and its help: the
+ * synopsis after the words and what it does (usage() and `help CMD` print them). */
+static const struct command {
+    const char *group, *name; /* name NULL: a one-word command */
+    cmd_fn *run;
+    bool network;
+    const char *synopsis, *what;
+} commands[] = {
+    {"device", "add", cmd_device_add, true, "ID [--twin NAME:TYPE]... [--description TEXT]",
+     "add a device to this node, as the cloud's membership update would (TYPE: string, int,\n"
+     "integer, float or boolean; ID: NAMESPACE/NAME or NAME)"},
+    {"device", "rm", cmd_device_rm, true, "ID", "remove a device, its twins and attributes"},
+    {"device", "list", cmd_device_list, true, "", "the devices of this node"},
+    {"device", "get", cmd_device_get, true, "ID [--table]",
+     "the twin get result as indented JSON (or a table)"},
+    {"status", NULL, cmd_status, true, "", "outbox, bridge and cloud links, devices, db size"},
+    {"meta", "get", cmd_meta_get, true, "RESOURCE [--source]",
+     "an object of the node's metadata (NAMESPACE/TYPE/NAME, e.g. default/configmap/cm1) as\n"
+     "kedge-bridge's MetaManager answers it: from the cloud while connected for configmaps,\n"
+     "secrets and the other remote-first types, else from its store"},
+    {"meta", "list", cmd_meta_list, true, "TYPE",
+     "every stored object of a type (configmap, pod, ...)"},
+    {"pod", "list", cmd_pod_list, true, "",
+     "the pods of this node from the bridge's store: namespace, name, phase, pod IP and the\n"
+     "reason of a pod that is not running, as last reported to the cloud"},
+    {"pod", "get", cmd_pod_get, true, "[NAMESPACE/]NAME",
+     "one pod's spec as the cloud sent it and the status last reported for it"},
+    {"outbox", "list", cmd_outbox_list, true, "[--limit N]",
+     "the head of the plugin's and the bridge's queues to the cloud, and the bridge's dead\n"
+     "letters (entries the cloud refused poison_after times or never answered)"},
+    {"outbox", "show", cmd_outbox_show, true, "p:SEQ|b:ID|d:ID",
+     "one entry with its message (a bare SEQ: p:SEQ)"},
+    {"outbox", "retry", cmd_outbox_retry, true, "d:ID",
+     "a dead letter back to the bridge queue's tail"},
+    {"outbox", "drop", cmd_outbox_drop, true, "p:SEQ|b:ID|d:ID",
+     "delete one entry (logged and counted)"},
+    {"import", NULL, cmd_import, false, "EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]",
+     "copy a KubeEdge node's edgecore.db: meta and sub_topics into the bridge's meta DB\n"
+     "(--meta-db, or meta_db_path in BRIDGE_CONF); device, device_attr, device_twin and\n"
+     "sub_topics into the plugin's DB (--plugin-db, its plugin_opt_db_path). Stop mosquitto\n"
+     "and kedge-bridge first: both hold their DB while they run"},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* "  device add ID ..." and its description indented under it. */
+static void command_help(FILE *f, const struct command *c)
+{
+    const char *p, *nl;
+
+    (void)fprintf(f, "  %s%s%s%s%s\n", c->group, c->name ? " " : "", c->name ? c->name : "",
+                  *c->synopsis ? " " : "", c->synopsis);
+    for (p = c->what; *p; p = *nl ? nl + 1 : nl) {
+        nl = strchr(p, '\n');
+        if (!nl)
+            nl = p + strlen(p);
+        (void)fprintf(f, "        %.*s\n", (int)(nl - p), p);
+    }
+}
+
 static void usage(FILE *f)
 {
+    size_t i;
+
+    (void)fprintf(f,
+                  "usage: kedge-ctl [-H HOST] [-p PORT] [-u USER] [-P PASSWORD_FILE]\n"
+                  "                 [-c BRIDGE_CONF] [-t TIMEOUT_S] COMMAND\n"
+                  "       kedge-ctl help [COMMAND]\n"
+                  "\n"
+                  "The operator's CLI for a kedge node (the mosquitto plugin and kedge-bridge).\n"
+                  "\n"
+                  "commands:\n");
+    for (i = 0; i < N_COMMANDS; i++)
+        command_help(f, &commands[i]);
     (void)fprintf(
         f,
-        "usage: kedge-ctl [-h HOST] [-p PORT] [-u USER] [-P PASSWORD_FILE] [-c BRIDGE_CONF]\n"
-        "                 [-t TIMEOUT_S] COMMAND\n"
-        "\n"
-        "commands:\n"
-        "  device add ID [--twin NAME:TYPE]... [--description TEXT]\n"
-        "                      TYPE: string|int|integer|float|boolean\n"
-        "  device rm ID\n"
-        "  device list\n"
-        "  device get ID [--table]   the twin get result as indented JSON (or a table)\n"
-        "  status                    outbox, bridge and cloud links, devices, db size\n"
-        "  meta get RESOURCE [--source]\n"
-        "                      an object of the node's metadata (ns/type/name, e.g.\n"
-        "                      default/configmap/cm1) as kedge-bridge's MetaManager answers it:\n"
-        "                      from the cloud while connected for configmaps, secrets and the\n"
-        "                      other remote-first types, else from its store\n"
-        "  meta list TYPE            every stored object of a type (configmap, pod, ...)\n"
-        "  outbox list [--limit N]   the head of the plugin's and the bridge's queues to the\n"
-        "                      cloud, and the bridge's dead letters (entries the cloud\n"
-        "                      refused poison_after times or never answered)\n"
-        "  outbox show p:SEQ|b:ID|d:ID   one entry with its message (a bare SEQ: p:SEQ)\n"
-        "  outbox retry d:ID         a dead letter back to the bridge queue's tail\n"
-        "  outbox drop p:SEQ|b:ID|d:ID   delete one entry (logged and counted)\n"
-        "  import EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]\n"
-        "                      copy a KubeEdge node's edgecore.db: meta and sub_topics into the\n"
-        "                      bridge's meta DB (--meta-db, or meta_db_path in BRIDGE_CONF);\n"
-        "                      device, device_attr, device_twin and sub_topics into the plugin's\n"
-        "                      DB (--plugin-db, its plugin_opt_db_path). Stop mosquitto and\n"
-        "                      kedge-bridge first: both hold their DB while they run\n"
         "\n"
         "options:\n"
-        "  -h HOST           broker host (default %s, or broker_host in BRIDGE_CONF)\n"
-        "  -p PORT           broker port (default %d, or broker_port)\n"
-        "  -u USER           bridge identity (default %s, or broker_username)\n"
-        "  -P PASSWORD_FILE  its password, first line (default %s,\n"
-        "                    or broker_password_file)\n"
-        "  -c BRIDGE_CONF    kedge-bridge's config file (default %s)\n"
-        "  -t TIMEOUT_S      seconds to wait for each step (default %d)\n"
-        "  --help            this text\n"
+        "  -H, --host HOST            broker host (default %s, or broker_host in BRIDGE_CONF)\n"
+        "  -p, --port PORT            broker port (default %d, or broker_port)\n"
+        "  -u, --user USER            bridge identity (default %s, or broker_username)\n"
+        "  -P, --password-file FILE   its password, first line (default %s,\n"
+        "                             or broker_password_file)\n"
+        "  -c, --config BRIDGE_CONF   kedge-bridge's config file (default %s)\n"
+        "  -t, --timeout TIMEOUT_S    seconds to wait for each step (default %d)\n"
+        "  -h, --help                 this text\n"
         "\n"
         "exit: 0 ok, 1 refused or not found, 2 usage, 3 cannot connect, auth failure or "
         "timeout\n",
@@ -82,6 +125,27 @@ static void usage(FILE *f)
         DEFAULT_TIMEOUT_S);
 }
 
+/* `kedge-ctl help [GROUP [NAME]]`: every command of the group (or the one named), or usage. */
+static int help(int argc, char **argv)
+{
+    size_t i, shown = 0;
+
+    if (argc == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    for (i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].group, argv[0]) &&
+            (argc < 2 || !commands[i].name || !strcmp(commands[i].name, argv[1]))) {
+            command_help(stdout, &commands[i]);
+            shown++;
+        }
+    if (shown)
+        return EXIT_OK;
+    complain("no command '%s%s%s' (kedge-ctl help lists them)\n", argv[0], argc > 1 ? " " : "",
+             argc > 1 ? argv[1] : "");
+    return EXIT_USAGE;
+}
 static void on_alarm(int sig)
 {
     static const char msg[] = "kedge-ctl: timed out (a system call did not return in time)\n";
@@ -91,16 +155,27 @@ static void on_alarm(int sig)
     _exit(EXIT_CONNECT);
 }
 
-static int parse_args(int argc, char **argv, struct ctl_args *a)
+static const struct option long_options[] = {
+    {"host", required_argument, NULL, 'H'},   {"port", required_argument, NULL, 'p'},
+    {"user", required_argument, NULL, 'u'},   {"password-file", required_argument, NULL, 'P'},
+    {"config", required_argument, NULL, 'c'}, {"timeout", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+};
+
+/* The global options. *help set for -h/--help (anywhere before the command). */
+static int parse_args(int argc, char **argv, struct ctl_args *a, bool *help)
 {
     int opt;
 
     memset(a, 0, sizeof(*a));
     opterr = 0;
     /* '+': stop at the command, whose own options are parsed by the command */
-    while ((opt = getopt(argc, argv, "+h:p:u:P:c:t:")) != -1) {
+    while ((opt = getopt_long(argc, argv, "+H:p:u:P:c:t:h", long_options, NULL)) != -1) {
         switch (opt) {
         case 'h':
+            *help = true;
+            break;
+        case 'H':
             a->host = optarg;
             break;
         case 'p':
@@ -129,30 +204,15 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
             }
             break;
         default:
-            if (optopt && strchr("hpuPct", optopt))
+            if (optopt && strchr("HpuPct", optopt))
                 complain("-%c needs a value\n", optopt);
             else
-                complain("unknown option '%s'\n", argv[optind - 1]);
+                complain("unknown option '%s' (kedge-ctl --help lists them)\n", argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
     return 0;
 }
-
-/* Every command: its words, its function, whether it talks to the broker. */
-static const struct command {
-    const char *group, *name; /* name NULL: a one-word command */
-    cmd_fn *run;
-    bool network;
-} commands[] = {
-    {"device", "add", cmd_device_add, true},   {"device", "rm", cmd_device_rm, true},
-    {"device", "list", cmd_device_list, true}, {"device", "get", cmd_device_get, true},
-    {"status", NULL, cmd_status, true},        {"meta", "get", cmd_meta_get, true},
-    {"meta", "list", cmd_meta_list, true},     {"outbox", "list", cmd_outbox_list, true},
-    {"outbox", "show", cmd_outbox_show, true}, {"outbox", "retry", cmd_outbox_retry, true},
-    {"outbox", "drop", cmd_outbox_drop, true}, {"import", NULL, cmd_import, false},
-};
-#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* A group without (or with an unknown) subcommand: say which there are, "a, b or c". */
 static void wrong_subcommand(int argc, char **argv)
@@ -210,18 +270,17 @@ int main(int argc, char **argv)
     struct cmd_ctx c;
     const struct command *cmd;
     int rc, first;
+    bool want_help = false;
 
-    for (int i = 1; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return EXIT_OK;
-        }
-        if (!strcmp(argv[i], "--"))
-            break;
-    }
-    rc = parse_args(argc, argv, &args);
+    rc = parse_args(argc, argv, &args, &want_help);
     if (rc)
         return rc;
+    if (want_help) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (optind < argc && !strcmp(argv[optind], "help"))
+        return help(argc - optind - 1, argv + optind + 1);
     rc = pick_command(argc - optind, argv + optind, &cmd, &first);
     if (rc)
         return rc;

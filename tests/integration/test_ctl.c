@@ -404,6 +404,12 @@ static const char *const usage_cases[][8] = {
     {"outbox", "show", "0", NULL},
     {"outbox", "drop", "x", NULL},
     {"outbox", "list", "--limit", "many", NULL},
+    {"pod", NULL},
+    {"pod", "get", NULL},
+    {"pod", "get", "a/b/c", NULL},
+    {"pod", "list", "extra", NULL},
+    {"help", "nope", NULL},
+    {"-H", NULL},
 };
 
 START_TEST(test_usage)
@@ -427,12 +433,34 @@ END_TEST
 
 START_TEST(test_help)
 {
-    char *args[] = {"--help", NULL};
+    /* -h is help (-H the host), also after options with values; help CMD for one group */
+    static char *const cases[][4] = {
+        {"--help", NULL}, {"-h", NULL}, {"-p", "1895", "--help", NULL}, {"help", NULL}};
+    char *group[] = {"help", "pod", NULL}, *too_long[] = {"device", "add", NULL, NULL};
+    char id[301];
     struct ctl_run r;
+    size_t i;
 
-    ctl_run_argv(&r, KEDGE_CTL_PATH, args, kh_scale_ms(RUN_MS));
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ctl_run_argv(&r, KEDGE_CTL_PATH, cases[i], kh_scale_ms(RUN_MS));
+        ck_assert_msg(r.status == 0, "case %zu: exit %d %s", i, r.status, r.err);
+        ck_assert_ptr_nonnull(strstr(r.out, "device add ID"));
+        ck_assert_ptr_nonnull(strstr(r.out, "-H, --host HOST"));
+        ctl_run_free(&r);
+    }
+    ctl_run_argv(&r, KEDGE_CTL_PATH, group, kh_scale_ms(RUN_MS));
     ck_assert_int_eq(r.status, 0);
-    ck_assert_ptr_nonnull(strstr(r.out, "device add ID"));
+    ck_assert_ptr_nonnull(strstr(r.out, "pod list"));
+    ck_assert_ptr_nonnull(strstr(r.out, "pod get [NAMESPACE/]NAME"));
+    ck_assert_ptr_null(strstr(r.out, "device add"));
+    ctl_run_free(&r);
+    /* an id of the right characters but too long says so */
+    memset(id, 'a', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    too_long[2] = id;
+    ctl_run_argv(&r, KEDGE_CTL_PATH, too_long, kh_scale_ms(RUN_MS));
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_msg(strstr(r.err, "too long") != NULL, "%s", r.err);
     ctl_run_free(&r);
 }
 END_TEST

@@ -14,6 +14,7 @@
 
 #include "bridgectl.h"
 #include "chain.h"
+#include "ctlrun.h"
 #include "enginectl.h"
 #include "harness.h"
 #include "kedge/alloc.h"
@@ -84,6 +85,8 @@ void chain_up(const char *engine_socket);
 void teardown(void);
 
 bool skip_without_engine(void);
+/* kedge-ctl against this chain (ctlrun.h). */
+void pods_ctl(struct ctl_run *r, const char *first, ...);
 
 /* The web pod: busybox httpd serving /www (a configMap) on hostPort `port`. */
 void send_web_pod(const char *name, const char *uid, int port, const char *op);

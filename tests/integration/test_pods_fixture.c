@@ -338,3 +338,14 @@ void wait_runtime_version(const char *prefix)
         kt_pause_ms(PAUSE_MS);
     }
 }
+
+/* kedge-ctl -p PORT -P PWFILE -t T args..., against this chain's broker. */
+void pods_ctl(struct ctl_run *r, const char *first, ...)
+{
+    va_list ap;
+
+    va_start(ap, first);
+    ctl_run_v(r, KEDGE_CTL_PATH, kh_scale_ms(WAIT_MS), kh_broker_port(broker),
+              bridgectl_password_path(bridge), first, ap);
+    va_end(ap);
+}

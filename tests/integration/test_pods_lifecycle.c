@@ -169,6 +169,23 @@ START_TEST(graceful_delete_is_final)
     send_simple_pod("gone", "localhost/busybox:edge", "", "");
     wait_pod("forced", running_ready, NULL, "Running and ready");
     wait_pod("gone", running_ready, NULL, "Running and ready");
+    { /* the operator's view of the same, from the bridge's store */
+        struct ctl_run r;
+        pods_ctl(&r, "pod", "list", NULL);
+        ck_assert_msg(r.status == 0, "pod list: exit %d: %s", r.status, r.err);
+        ck_assert_msg(strstr(r.out, "NAMESPACE") && strstr(r.out, "forced") &&
+                          strstr(r.out, "gone") && strstr(r.out, "Running"),
+                      "pod list:\n%s", r.out);
+        ctl_run_free(&r);
+        pods_ctl(&r, "pod", "get", "default/gone", NULL);
+        ck_assert_msg(r.status == 0 && strstr(r.out, "\"uid-gone\"") && strstr(r.out, "status: ") &&
+                          strstr(r.out, "\"Running\""),
+                      "pod get: exit %d:\n%s%s", r.status, r.out, r.err);
+        ctl_run_free(&r);
+        pods_ctl(&r, "pod", "get", "default/nope", NULL);
+        ck_assert_int_eq(r.status, 1);
+        ctl_run_free(&r);
+    }
 
     /* forced: stopped and removed, and nothing said about it to the cloud any more */
     before = last_sent();
