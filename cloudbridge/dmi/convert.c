@@ -398,6 +398,13 @@ static int set_config(struct walk *w, const ProtobufCFieldDescriptor *f, Protobu
     return rc;
 }
 
+static int check_root(struct walk *w, const struct kedge_jval *root)
+{
+    if (!root || root->type != KEDGE_JOBJ)
+        return kedge_schema_why(w->why, w->why_len, "not a JSON object");
+    return 0;
+}
+
 /* Every field of d from obj (an object, or null: all defaults). */
 static int fill(struct walk *w, const ProtobufCMessageDescriptor *d, ProtobufCMessage *m,
                 const struct kedge_jval *obj)
@@ -426,6 +433,57 @@ static int fill(struct walk *w, const ProtobufCMessageDescriptor *d, ProtobufCMe
         }
     }
     return rc;
+}
+
+/* ---- any message from JSON, and MapperInfo to JSON ---------------------------------------- */
+
+int dmi_pb_from_json(const ProtobufCMessageDescriptor *desc, const struct kedge_jval *obj,
+                     ProtobufCMessage **out, char *why, size_t why_len)
+{
+    struct walk w = {why, why_len};
+    int rc;
+
+    *out = NULL;
+    rc = check_root(&w, obj);
+    if (rc == 0)
+        rc = new_message(desc, out);
+    if (rc == 0)
+        rc = fill(&w, desc, *out, obj);
+    if (rc < 0) {
+        dmi_pb_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* One omitempty string member. */
+static void omitempty(struct kedge_jw *jw, const char *key, const char *v)
+{
+    if (v && *v)
+        kedge_jw_kstr(jw, key, v);
+}
+
+int dmi_mapper_info_json(const V1beta1__MapperInfo *info, struct kedge_buf *out)
+{
+    struct kedge_buf addr = KEDGE_BUF_INIT;
+    struct kedge_jw jw;
+    int rc = kedge_base64_encode(info->address.data, info->address.len, &addr);
+
+    kedge_jw_init(&jw, out);
+    kedge_jw_obj_open(&jw);
+    omitempty(&jw, "name", info->name);
+    omitempty(&jw, "version", info->version);
+    omitempty(&jw, "api_version", info->api_version);
+    omitempty(&jw, "protocol", info->protocol);
+    if (info->address.len) /* []byte: base64, as encoding/json writes it */
+    {
+        kedge_jw_key(&jw, "address");
+        kedge_jw_strn(&jw, addr.data, addr.len);
+    }
+    omitempty(&jw, "state", info->state);
+    kedge_jw_obj_close(&jw);
+    kedge_buf_cleanup(&addr);
+    return rc < 0 ? rc : kedge_jw_finish(&jw);
 }
 
 /* ---- the two conversions -------------------------------------------------------------------- */
@@ -461,13 +519,6 @@ static int set_model_ref(struct walk *w, const struct kedge_jval *root, V1beta1_
         return 0;
     spec->devicemodelreference = dmi_pb_strdup(n->str, n->len);
     return spec->devicemodelreference ? 0 : -ENOMEM;
-}
-
-static int check_root(struct walk *w, const struct kedge_jval *root)
-{
-    if (!root || root->type != KEDGE_JOBJ)
-        return kedge_schema_why(w->why, w->why_len, "not a JSON object");
-    return 0;
 }
 
 int dmi_convert_device(const struct kedge_jval *dev, V1beta1__Device **out, char *why,

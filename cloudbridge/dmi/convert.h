@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "kedge/buf.h"
 #include "kedge/json.h"
 #include "kubeedge/dmi/v1beta1/api.pb-c.h"
 
@@ -22,6 +23,14 @@ int dmi_convert_device(const struct kedge_jval *dev, V1beta1__Device **out, char
 /* The same for a DeviceModel CR. */
 int dmi_convert_model(const struct kedge_jval *model, V1beta1__DeviceModel **out, char *why,
                       size_t why_len);
+
+/* Any message of desc from a JSON object by the same rules (Go's decoding of a protoc-gen-go
+ * struct): a stored MapperInfo. 0, KEDGE_ESCHEMA, -ENOMEM; *out NULL on error. */
+int dmi_pb_from_json(const ProtobufCMessageDescriptor *desc, const struct kedge_jval *obj,
+                     ProtobufCMessage **out, char *why, size_t why_len);
+/* info as Go's encoding/json writes a pb.MapperInfo (edgecore's saveMapper): proto field names,
+ * omitempty, the address bytes in base64. Appended to out; 0 or -ENOMEM. */
+int dmi_mapper_info_json(const V1beta1__MapperInfo *info, struct kedge_buf *out);
 
 /* A message of desc, every field at its default (kedge_malloc); NULL when out of memory. */
 void *dmi_pb_new(const ProtobufCMessageDescriptor *desc);
