@@ -9,7 +9,10 @@
 
 #define DMI_MAX_LOGGED 32 /* protocols whose missing mapper was logged */
 
-struct dmi_report; /* a ReportDeviceStatus waiting for the plugin (server.c) */
+struct dmi_report;  /* a ReportDeviceStatus waiting for the plugin (server.c) */
+struct dmi_outcall; /* a call to a mapper waiting for its turn (notify.c) */
+
+#define DMI_MAX_QUEUED 4096 /* calls to mappers waiting; more are dropped, logged */
 
 struct dmi {
     struct dmi_deps deps;
@@ -20,6 +23,12 @@ struct dmi {
     struct dmi_report *reports;
     char *no_mapper[DMI_MAX_LOGGED]; /* logged once each */
     size_t n_no_mapper;
+    /* calls to mappers, one at a time in the cloud's order, as edgecore's one DMI worker
+     * makes them (a model before the device that uses it) */
+    struct dmi_outcall *q_head, *q_tail;
+    size_t q_len;
+    bool in_flight, pumping;
+    char current[200]; /* the call in flight, for its log line */
 };
 
 /* ---- store.c: the stored Devices and DeviceModels ---- */
@@ -37,5 +46,8 @@ const char *dmi_jstr(const struct kedge_jval *v);
 
 /* ---- server.c ---- */
 void dmi_server_free_reports(struct dmi *d);
+
+/* ---- notify.c ---- */
+void dmi_notify_free_queue(struct dmi *d);
 
 #endif
