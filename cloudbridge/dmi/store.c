@@ -22,6 +22,7 @@ const char *dmi_device_protocol(const struct kedge_jval *dev)
 struct walk {
     dmi_device_fn fn;
     void *ctx;
+    int rc; /* -ENOMEM: a row was not read */
 };
 
 static void one_row(void *arg, const char *key, const char *value)
@@ -30,10 +31,15 @@ static void one_row(void *arg, const char *key, const char *value)
     struct kedge_jdoc *doc = NULL;
     const char *slash = strchr(key, '/');
     char ns[256];
+    int rc;
 
-    if (!value || !slash || (size_t)(slash - key) >= sizeof(ns) ||
-        kedge_json_parse(value, strlen(value), &doc) < 0)
+    if (!value || !slash || (size_t)(slash - key) >= sizeof(ns))
         return; /* not a Device MetaManager stored */
+    rc = kedge_json_parse(value, strlen(value), &doc);
+    if (rc == -ENOMEM)
+        w->rc = rc;
+    if (rc < 0)
+        return;
     memcpy(ns, key, (size_t)(slash - key));
     ns[slash - key] = '\0';
     w->fn(w->ctx, key, ns, kedge_jdoc_root(doc));
@@ -42,9 +48,10 @@ static void one_row(void *arg, const char *key, const char *value)
 
 int dmi_each_device(struct dmi *d, dmi_device_fn fn, void *ctx)
 {
-    struct walk w = {fn, ctx};
+    struct walk w = {fn, ctx, 0};
+    int rc = metamgr_list(d->deps.meta, "device", one_row, &w);
 
-    return metamgr_list(d->deps.meta, "device", one_row, &w);
+    return rc < 0 ? rc : w.rc;
 }
 
 int dmi_load_model(struct dmi *d, const char *ns, const char *name, struct kedge_jdoc **doc)
