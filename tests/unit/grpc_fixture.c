@@ -27,7 +27,8 @@ static void echo_reply(struct grpc_conn *c, int32_t stream, const V1beta1__Mappe
     }
     addr = malloc(r->mapper->address.len + 1);
     ck_assert_ptr_nonnull(addr);
-    memcpy(addr, r->mapper->address.data, r->mapper->address.len);
+    if (r->mapper->address.len)
+        memcpy(addr, r->mapper->address.data, r->mapper->address.len);
     addr[r->mapper->address.len] = '\0';
     model.name = r->mapper->name;
     dev.name = addr;
