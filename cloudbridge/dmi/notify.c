@@ -253,9 +253,10 @@ void dmi_cloud_change(void *ctx, const char *type, const char *operation, const 
         return; /* devices.c stored it: it was JSON */
     if (old)
         (void)kedge_json_parse(old, strlen(old), &odoc);
-    if (!strcmp(type, "device"))
+    if (!strcmp(type, "device")) {
+        dmi_device_changed(d, operation, kedge_jdoc_root(doc));
         device_changed(d, operation, kedge_jdoc_root(doc));
-    else if (!strcmp(type, "devicemodel"))
+    } else if (!strcmp(type, "devicemodel"))
         model_changed(d, operation, kedge_jdoc_root(doc), kedge_jdoc_root(odoc));
     kedge_jdoc_free(odoc);
     kedge_jdoc_free(doc);

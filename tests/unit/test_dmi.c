@@ -416,6 +416,10 @@ START_TEST(report_answer_codes)
 }
 END_TEST
 
+#define NINE                                                                                       \
+    "{\"metadata\":{\"name\":\"thermo-9\",\"namespace\":\"site-b\"},\"spec\":{"                    \
+    "\"protocol\":{\"protocolName\":\"opcua\"}}}"
+
 /* cloudcore v1.17+: the plugin's id is {namespace}/{name} of the stored Device. */
 START_TEST(report_namespaced_id)
 {
@@ -428,9 +432,19 @@ START_TEST(report_namespaced_id)
     d = make(true);
     report(d, 1, "thermo-1", twins, 1);
     ck_assert_str_eq(downs[0].resource, "device/site-a/thermo-1/twin/update");
+    /* the index read at the first report follows the cloud's changes */
+    dmi_cloud_change(d, "device", "insert", NINE, strlen(NINE), NULL);
+    report(d, 2, "thermo-9", twins, 1);
+    ck_assert_str_eq(downs[1].resource, "device/site-b/thermo-9/twin/update");
+    dmi_cloud_change(d, "device", "delete", NINE, strlen(NINE), NULL);
+    report(d, 3, "thermo-9", twins, 1); /* not stored: the plugin says whether it knows it */
+    ck_assert_str_eq(downs[2].resource, "device/thermo-9/twin/update");
+    downs[1].result(downs[1].ctx, NULL, 0, NULL);
+    downs[2].result(downs[2].ctx, NULL, 404, "no such device");
+    ck_assert_int_eq(n_replies, 2);
     dmi_stop(d); /* a result after the stop answers nothing, frees its call */
     downs[0].result(downs[0].ctx, NULL, 0, NULL);
-    ck_assert_int_eq(n_replies, 0);
+    ck_assert_int_eq(n_replies, 2);
     dmi_free(d);
 }
 END_TEST
@@ -563,6 +577,7 @@ START_TEST(allocation_failures)
     unit_count_allocs();
     ck_assert_int_gt(unit_alloc_fail_loop(register_op, NULL, ok, 1), 10);
     d = make(false);
+    ck_assert_int_eq(report_op(d), 0); /* the index of Devices is read once, then kept */
     ck_assert_int_gt(unit_alloc_fail_loop(report_op, d, ok, 1), 3);
     dmi_free(d);
     ck_assert_int_eq(unit_live_blocks, 0);
