@@ -69,6 +69,9 @@ static const struct command {
      "a dead letter back to the bridge queue's tail"},
     {"outbox", "drop", cmd_outbox_drop, true, "p:SEQ|b:ID|d:ID",
      "delete one entry (logged and counted)"},
+    {"mapper", "list", cmd_mapper_list, true, "[-o json]",
+     "the DMI mappers kedge-bridge knows: protocol, socket, state, the devices of their\n"
+     "protocol, the last report"},
     {"import", NULL, cmd_import, false, "EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]",
      "copy a KubeEdge node's edgecore.db: meta and sub_topics into the bridge's meta DB\n"
      "(--meta-db, or meta_db_path in BRIDGE_CONF); device, device_attr, device_twin and\n"
