@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
+#include <stdbool.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,25 +144,56 @@ static void unpack(const char *deb, const char *name, const char *conffile)
     free(ctl);
 }
 
+/* A maintainer script of a package (its control files are in <scratch>/<package>/) run against
+ * the root, as `dpkg --root` runs it: DPKG_ROOT set; it must succeed. */
+static void maintscript(const char *package, const char *script, const char *action)
+{
+    char *rel, *path, *env = cat2("DPKG_ROOT=", root);
+
+    ck_assert_int_ge(asprintf(&rel, "%s/%s", package, script), 0);
+    path = kt_path_join(scratch, rel);
+    {
+        const char *argv[] = {"env", env, "sh", path, action, NULL};
+        free(run_ok(argv, TOOL_MS));
+    }
+    free(path);
+    free(rel);
+    free(env);
+}
+
+static bool in_root(const char *path)
+{
+    char *p = cat2(root, path);
+    bool there = access(p, F_OK) == 0;
+
+    free(p);
+    return there;
+}
+
 /* kedge-plugin's postinst against the root: it must make the bridge password,
- * root:mosquitto 0640. */
+ * root:mosquitto 0640, and leave an existing one alone. kedge-bridge's has nothing to do in a
+ * root (systemd is the host's). */
 static void run_postinst(void)
 {
-    char *script = kt_path_join(scratch, "kedge-plugin/postinst");
-    char *env = cat2("DPKG_ROOT=", root);
-    const char *argv[] = {"env", env, "sh", script, "configure", NULL};
-    char *pw = cat2(root, "/etc/kedge/bridge.password");
+    char *pw = cat2(root, "/etc/kedge/bridge.password"), *first, *second;
     struct stat st;
     struct group *g = getgrnam("mosquitto");
 
-    free(run_ok(argv, TOOL_MS));
+    maintscript("kedge-plugin", "postinst", "configure");
+    maintscript("kedge-bridge", "postinst", "configure");
     ck_assert_msg(stat(pw, &st) == 0, "postinst made no %s", pw);
     ck_assert_int_eq(st.st_mode & 07777, 0640);
     ck_assert_msg(g != NULL && st.st_gid == g->gr_gid, "bridge.password is not group mosquitto");
     ck_assert_int_gt(st.st_size, 16);
+    first = kt_read_from(pw, 0);
+    maintscript("kedge-plugin", "postinst", "configure");
+    second = kt_read_from(pw, 0);
+    ck_assert_ptr_nonnull(first);
+    ck_assert_ptr_nonnull(second);
+    ck_assert_str_eq(first, second);
+    free(second);
+    free(first);
     free(pw);
-    free(env);
-    free(script);
 }
 
 /* The installed conf.d file with only the listener's port and the absolute paths moved into
@@ -207,6 +239,15 @@ static void write_patched_confd(int port)
     free(src);
 }
 
+/* A directory of the root that Debian's base system or another package would have made. */
+static void mkdir_in_root(const char *path)
+{
+    char *p = cat2(root, path);
+
+    ck_assert_msg(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", p, strerror(errno));
+    free(p);
+}
+
 /* Debian's mosquitto.conf in miniature: persistence, a log, include_dir. Run as root, the broker
  * drops to user mosquitto (no `user` line), so the scratch tree must be traversable by it and the
  * database directory (Debian's /var/lib/mosquitto, which mosquitto's postinst gives to
@@ -214,12 +255,11 @@ static void write_patched_confd(int port)
 static char *write_main_conf(void)
 {
     char *conf = kt_path_join(scratch, "mosquitto.conf"), *state = cat2(root, "/var/lib/mosquitto");
-    char *cmd;
     FILE *f;
 
-    ck_assert_int_ge(asprintf(&cmd, "mkdir -p '%s'", state), 0);
-    ck_assert_int_eq(system(cmd), 0);
-    free(cmd);
+    mkdir_in_root("/var");
+    mkdir_in_root("/var/lib");
+    mkdir_in_root("/var/lib/mosquitto");
     if (geteuid() == 0) {
         struct passwd *pw = getpwnam("mosquitto");
         ck_assert_msg(pw != NULL, "no user mosquitto (Debian's mosquitto package makes it)");
@@ -351,6 +391,14 @@ START_TEST(debs_install_and_serve)
 
     ck_assert_int_eq(kt_proc_stop(&broker, kh_scale_ms(WAIT_MS), "mosquitto"), 0);
     ck_assert_msg(kt_file_contains(log, 0, "kedge"), "the broker's log never names the plugin");
+
+    /* Purge: the password and the twins' database go, the other packages' files stay. */
+    ck_assert(in_root("/var/lib/mosquitto/kedge.db"));
+    maintscript("kedge-plugin", "postrm", "purge");
+    ck_assert(!in_root("/etc/kedge/bridge.password"));
+    ck_assert(!in_root("/var/lib/mosquitto/kedge.db"));
+    ck_assert(in_root("/var/lib/mosquitto/mosquitto.db"));
+    ck_assert(in_root("/etc/kedge/kedge-bridge.conf"));
     free(bconf);
     free(pw);
     free(ctl);
