@@ -1,15 +1,17 @@
 /* The .deb packages (issue 14), as an administrator gets them: CPack builds kedge-plugin and
- * kedge-bridge from this tree, dpkg-deb unpacks them into a throw-away root, kedge-plugin's
- * postinst runs against that root (DPKG_ROOT, as `dpkg --root` runs it), and Debian's own
- * /usr/sbin/mosquitto starts with a main config like Debian's that includes the installed
- * /etc/mosquitto/conf.d/kedge.conf. Only the port and the absolute paths of that file are
- * rewritten to point into the root; every other line is the package's. Then the installed
- * kedge-ctl (with the password the postinst made) adds a device, and a device asks for its twin
- * and the node's membership and gets the answers.
+ * kedge-bridge from this tree, and `dpkg --root` installs them into a throw-away root with their
+ * maintainer scripts (run with DPKG_ROOT set, --force-script-chrootless). Debian's own
+ * /usr/sbin/mosquitto then starts with a main config like Debian's that includes the installed
+ * /etc/mosquitto/conf.d/kedge.conf; only the port and the absolute paths of that file are
+ * rewritten to point into the root, every other line is the package's. The installed kedge-ctl
+ * (with the password kedge-plugin's postinst made) adds a device, and a device asks for its
+ * twin and the node's membership and gets the answers. A second install (the upgrade path)
+ * keeps the password; a purge removes what each package made and nothing else.
  *
- * Run as root (CI is), the broker drops to user mosquitto as Debian's does, so the password
- * file's root:mosquitto 0640 and the database directory's owner are checked too. Nothing
- * outside the scratch directory is touched: not /etc, not a service.
+ * Run as root (CI is; dpkg needs it), the broker drops to user mosquitto as Debian's does, so
+ * the password file's root:mosquitto 0640 and the database directory's owner are checked too.
+ * Nothing outside the scratch directory is touched: not /etc, not a service, not the host's
+ * dpkg database.
  */
 #define _GNU_SOURCE /* asprintf */
 
@@ -33,8 +35,8 @@
 #define TOOL_MS 60000   /* dpkg-deb, the postinst, kedge-ctl */
 #define WAIT_MS 10000   /* an answer from the broker */
 
-static char *scratch; /* everything of this test: debs/, root/, ctl/, conf.d/, the broker's */
-static char *root;    /* the throw-away root the packages are unpacked into */
+static char *scratch; /* everything of this test: debs/, root/, conf.d/, the broker's files */
+static char *root;    /* the throw-away root the packages are installed into */
 
 /* "<a><b>", malloc'd; the test fails on allocation failure. */
 static char *cat2(const char *a, const char *b)
@@ -125,40 +127,47 @@ static void check_depends(const char *plugin_deb, const char *bridge_deb)
     free(b);
 }
 
-/* Unpack a package into the root and its control files into ctl/<name>; conffiles must list
- * the package's files under /etc. */
-static void unpack(const char *deb, const char *name, const char *conffile)
+/* A directory of the root that Debian's base system or another package would have made. */
+static void mkdir_in_root(const char *path)
 {
-    char *ctl = kt_path_join(scratch, name), *list, *text;
-    const char *x[] = {"dpkg-deb", "-x", deb, root, NULL};
-    const char *e[] = {"dpkg-deb", "-e", deb, ctl, NULL};
+    char *p = cat2(root, path);
 
-    free(run_ok(x, TOOL_MS));
-    free(run_ok(e, TOOL_MS));
-    list = kt_path_join(ctl, "conffiles");
-    text = kt_read_from(list, 0);
-    ck_assert_msg(text != NULL, "%s has no conffiles", name);
-    ck_assert_msg(strstr(text, conffile) != NULL, "%s: %s is not a conffile", name, conffile);
-    free(text);
-    free(list);
-    free(ctl);
+    ck_assert_msg(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", p, strerror(errno));
+    free(p);
 }
 
-/* A maintainer script of a package (its control files are in <scratch>/<package>/) run against
- * the root, as `dpkg --root` runs it: DPKG_ROOT set; it must succeed. */
-static void maintscript(const char *package, const char *script, const char *action)
+/* dpkg on the root: `dpkg --root` with the maintainer scripts run outside a chroot and
+ * DPKG_ROOT set (--force-script-chrootless; the root has no shell of its own) and the
+ * dependencies not checked (the root's package database holds only ours; check_depends and the
+ * host's packages stand in for them). args: dpkg's action and operands, NULL-terminated. */
+static void dpkg_root(const char *const *args)
 {
-    char *rel, *path, *env = cat2("DPKG_ROOT=", root);
+    char *admin = cat2("--root=", root), *log;
+    const char *argv[16] = {"dpkg", admin, "--force-script-chrootless", "--force-depends"};
+    size_t n = 5;
 
-    ck_assert_int_ge(asprintf(&rel, "%s/%s", package, script), 0);
-    path = kt_path_join(scratch, rel);
-    {
-        const char *argv[] = {"env", env, "sh", path, action, NULL};
-        free(run_ok(argv, TOOL_MS));
+    ck_assert_int_ge(asprintf(&log, "--log=%s/dpkg.log", scratch), 0);
+    argv[4] = log;
+    for (; *args; args++) {
+        ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]) - 1);
+        argv[n++] = *args;
     }
-    free(path);
-    free(rel);
-    free(env);
+    free(run_ok(argv, TOOL_MS));
+    free(log);
+    free(admin);
+}
+
+/* An empty dpkg database in the root, as debootstrap leaves one. */
+static void make_root(void)
+{
+    static const char *const dirs[] = {
+        "", "/var", "/var/lib", "/var/lib/dpkg", "/var/lib/dpkg/info", "/var/lib/dpkg/updates"};
+    char *status = cat2(root, "/var/lib/dpkg/status");
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        mkdir_in_root(dirs[i]);
+    ck_assert_int_eq(kt_append_text(status, "", 0644), 0);
+    free(status);
 }
 
 static bool in_root(const char *path)
@@ -170,23 +179,39 @@ static bool in_root(const char *path)
     return there;
 }
 
-/* kedge-plugin's postinst against the root: it must make the bridge password,
- * root:mosquitto 0640, and leave an existing one alone. kedge-bridge's has nothing to do in a
- * root (systemd is the host's). */
-static void run_postinst(void)
+/* What dpkg recorded as the package's conffiles must include path. */
+static void assert_conffile(const char *package, const char *path)
 {
+    char *admin = cat2("--admindir=", root), *db = cat2(admin, "/var/lib/dpkg"), *out;
+    const char *argv[] = {"dpkg-query", db, "-W", "-f=${Conffiles}", package, NULL};
+
+    out = run_ok(argv, TOOL_MS);
+    ck_assert_msg(strstr(out, path) != NULL, "%s: %s is not a conffile (%s)", package, path, out);
+    free(out);
+    free(db);
+    free(admin);
+}
+
+/* Install both packages into the root with dpkg, then install them again (an upgrade to the
+ * same version: prerm, postrm and postinst with the old version run). kedge-plugin's postinst
+ * must make the bridge password, root:mosquitto 0640, once, and keep it on the second run. */
+static void install_debs(const char *plugin_deb, const char *bridge_deb)
+{
+    const char *install[] = {"-i", plugin_deb, bridge_deb, NULL};
     char *pw = cat2(root, "/etc/kedge/bridge.password"), *first, *second;
     struct stat st;
     struct group *g = getgrnam("mosquitto");
 
-    maintscript("kedge-plugin", "postinst", "configure");
-    maintscript("kedge-bridge", "postinst", "configure");
+    make_root();
+    dpkg_root(install);
+    assert_conffile("kedge-plugin", "/etc/mosquitto/conf.d/kedge.conf");
+    assert_conffile("kedge-bridge", "/etc/kedge/kedge-bridge.conf");
     ck_assert_msg(stat(pw, &st) == 0, "postinst made no %s", pw);
     ck_assert_int_eq(st.st_mode & 07777, 0640);
     ck_assert_msg(g != NULL && st.st_gid == g->gr_gid, "bridge.password is not group mosquitto");
     ck_assert_int_gt(st.st_size, 16);
     first = kt_read_from(pw, 0);
-    maintscript("kedge-plugin", "postinst", "configure");
+    dpkg_root(install);
     second = kt_read_from(pw, 0);
     ck_assert_ptr_nonnull(first);
     ck_assert_ptr_nonnull(second);
@@ -237,15 +262,6 @@ static void write_patched_confd(int port)
     free(dir);
     free(text);
     free(src);
-}
-
-/* A directory of the root that Debian's base system or another package would have made. */
-static void mkdir_in_root(const char *path)
-{
-    char *p = cat2(root, path);
-
-    ck_assert_msg(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", p, strerror(errno));
-    free(p);
 }
 
 /* Debian's mosquitto.conf in miniature: persistence, a log, include_dir. Run as root, the broker
@@ -341,8 +357,7 @@ START_TEST(debs_install_and_serve)
 
     build_debs(&plugin_deb, &bridge_deb);
     check_depends(plugin_deb, bridge_deb);
-    unpack(plugin_deb, "kedge-plugin", "/etc/mosquitto/conf.d/kedge.conf");
-    unpack(bridge_deb, "kedge-bridge", "/etc/kedge/kedge-bridge.conf");
+    install_debs(plugin_deb, bridge_deb);
     assert_file(KEDGE_PLUGIN_INSTALL_PATH);
     assert_file("/usr/bin/kedge-bridge");
     assert_file("/usr/bin/kedge-ctl");
@@ -353,7 +368,6 @@ START_TEST(debs_install_and_serve)
     assert_file("/usr/share/man/man1/kedge-bridge.1.gz");
     assert_file("/usr/share/man/man1/kedge-ctl.1.gz");
 #endif
-    run_postinst();
 
     conf = write_main_conf();
     log = kt_path_join(scratch, "broker.log");
@@ -392,13 +406,24 @@ START_TEST(debs_install_and_serve)
     ck_assert_int_eq(kt_proc_stop(&broker, kh_scale_ms(WAIT_MS), "mosquitto"), 0);
     ck_assert_msg(kt_file_contains(log, 0, "kedge"), "the broker's log never names the plugin");
 
-    /* Purge: the password and the twins' database go, the other packages' files stay. */
-    ck_assert(in_root("/var/lib/mosquitto/kedge.db"));
-    maintscript("kedge-plugin", "postrm", "purge");
-    ck_assert(!in_root("/etc/kedge/bridge.password"));
-    ck_assert(!in_root("/var/lib/mosquitto/kedge.db"));
-    ck_assert(in_root("/var/lib/mosquitto/mosquitto.db"));
-    ck_assert(in_root("/etc/kedge/kedge-bridge.conf"));
+    /* Purge: the plugin's files, its conffile, the password and the twins' database go;
+     * mosquitto's own database and the other package stay. */
+    {
+        const char *purge_plugin[] = {"--purge", "kedge-plugin", NULL};
+        const char *purge_bridge[] = {"--purge", "kedge-bridge", NULL};
+
+        ck_assert(in_root("/var/lib/mosquitto/kedge.db"));
+        dpkg_root(purge_plugin);
+        ck_assert(!in_root(KEDGE_PLUGIN_INSTALL_PATH));
+        ck_assert(!in_root("/etc/mosquitto/conf.d/kedge.conf"));
+        ck_assert(!in_root("/etc/kedge/bridge.password"));
+        ck_assert(!in_root("/var/lib/mosquitto/kedge.db"));
+        ck_assert(in_root("/var/lib/mosquitto/mosquitto.db"));
+        ck_assert(in_root("/etc/kedge/kedge-bridge.conf"));
+        dpkg_root(purge_bridge);
+        ck_assert(!in_root("/etc/kedge/kedge-bridge.conf"));
+        ck_assert(!in_root("/usr/bin/kedge-bridge"));
+    }
     free(bconf);
     free(pw);
     free(ctl);
