@@ -6,6 +6,8 @@
 #   build-asan  build-asan/  -DKEDGE_SANITIZE=ON (ASan + UBSan; the integration tests load the
 #                            ASan plugin into mosquitto with libasan preloaded)
 #   build-matrix build-{Release-gcc,Release-clang,Debug-clang}/: compiled only
+#   packages    the .deb packages from build/ (cpack, into build/debs/) checked by lintian:
+#               its errors fail the phase, its warnings are printed
 # Every tree is built with -DKEDGE_WERROR=ON (warnings are errors here, not in every build).
 #   test        ctest in build/
 #   test-asan   ctest in build-asan/
@@ -17,7 +19,8 @@
 # Environment:
 #   CI=true              always run apt-get (update + install), and never skip a phase
 #   KEDGE_TEST_SKIP=a,b  local runs only: phases to skip (build-asan, test-asan, build-matrix,
-#                        fuzz, valgrind; build-asan implies test-asan); ignored when CI=true
+#                        packages, fuzz, valgrind; build-asan implies test-asan); ignored when
+#                        CI=true
 #   KEDGE_FUZZ_SECONDS   fuzzing time per target (default 20)
 #   KEDGE_TEST_JOBS      parallel build and ctest jobs (default: number of CPUs, at most 2
 #                        for ctest: every integration test runs its own broker)
@@ -31,6 +34,7 @@ JOBS=${KEDGE_TEST_JOBS:-$(nproc)}
 CTEST_JOBS=$((JOBS < 2 ? JOBS : 2))
 export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
 
+# dpkg-dev (dpkg-shlibdeps), lintian and help2man are for the .deb packages (cpack; the man pages).
 # The last line is the container engine for edged's tests (scripts/engine.sh, docs/containers.md):
 # podman with runc (its crun cannot run containers under our hybrid cgroups), busybox-static for
 # the offline images and curl for engine.sh. With --no-install-recommends, two things podman
@@ -44,6 +48,7 @@ PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto
           libsystemd-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
           python3-grpcio python3-grpc-tools
           valgrind clang clang-format libclang-rt-14-dev sqlite3
+          dpkg-dev lintian help2man
           podman runc netavark iptables busybox-static curl)
 
 LOG_DIR=$REPO/build/test-logs
@@ -138,6 +143,20 @@ build_matrix() {
     done
 }
 
+# packages: the .debs (cmake/packaging.cmake) from build/, then lintian on them. lintian's exit
+# status fails the phase on errors only; warnings and the cpack log are printed, not fatal.
+build_packages() {
+    local debs=$REPO/build/debs
+    mkdir -p "$LOG_DIR"
+    rm -rf "$debs"
+    if ! (cd "$REPO/build" && cpack -G DEB -B "$debs") >"$LOG_DIR/cpack.log" 2>&1; then
+        tail -40 "$LOG_DIR/cpack.log"
+        return 1
+    fi
+    ls -l "$debs"/*.deb
+    lintian --fail-on error "$debs"/*.deb
+}
+
 # ctest in one tree; its output is kept in $LOG_DIR/<dir>.log for the count check.
 ctest_tree() {
     local dir=$1
@@ -195,6 +214,7 @@ main() {
     run_phase build build_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo
     run_phase build-asan build_tree build-asan -DKEDGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     run_phase build-matrix build_matrix
+    run_phase packages build_packages
     run_phase test ctest_tree build
     run_phase test-asan ctest_tree build-asan
     run_phase fuzz optional_script fuzz/run.sh
