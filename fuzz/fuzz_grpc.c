@@ -44,7 +44,7 @@ static void on_response(void *vctx, struct grpc_conn *c, void *tag, int code, co
     x->calls_answered[i]++;
 }
 
-static const struct grpc_conn_ops ops = {on_request, NULL, on_response};
+static const struct grpc_conn_ops ops = {.request = on_request, .response = on_response};
 
 static void drain(struct grpc_conn *c)
 {

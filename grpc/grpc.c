@@ -92,6 +92,15 @@ static int answer_only(struct grpc_conn *c, struct gstream *st, int http, int co
     return rv == 0 ? 0 : (rv == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EIO);
 }
 
+/* The connection answers a request itself (too big, compressed, not gRPC, cut short): the
+ * owner hears of it, to say so once in its log. */
+static int refuse(struct grpc_conn *c, struct gstream *st, int http, int code, const char *why)
+{
+    if (c->ops->refused)
+        c->ops->refused(c->ctx, c, code, why);
+    return answer_only(c, st, http, code, why);
+}
+
 static ssize_t read_out(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
                         uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -135,8 +144,8 @@ int grpc_reply(struct grpc_conn *c, int32_t stream, int code, const char *messag
         return answer_only(c, st, 200, code, message);
     rv = grpc_stream_pack(c, st, resp);
     if (rv == -EMSGSIZE)
-        return answer_only(c, st, 200, GRPC_RESOURCE_EXHAUSTED,
-                           "grpc: trying to send message larger than max");
+        return refuse(c, st, 200, GRPC_RESOURCE_EXHAUSTED,
+                      "grpc: trying to send message larger than max");
     if (rv < 0)
         return rv;
     st->code = GRPC_OK;
@@ -177,7 +186,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     if (code == 0)
         return 0;
     if (c->server)
-        return answer_only(c, st, 200, code, why) == -ENOMEM ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+        return refuse(c, st, 200, code, why) == -ENOMEM ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
     client_fail(c, st, code, why);
     return 0;
 }
@@ -190,7 +199,7 @@ static int request_done(struct grpc_conn *c, struct gstream *st)
     if (st->answered || st->delivered)
         return 0;
     if (st->in_len < GRPC_PREFIX_LEN || st->in_len != st->in_want)
-        rv = answer_only(c, st, 200, GRPC_INTERNAL, "grpc: request message missing or cut");
+        rv = refuse(c, st, 200, GRPC_INTERNAL, "grpc: request message missing or cut");
     else {
         st->delivered = true;
         c->ops->request(c->ctx, c, st->id, st->path, st->in + GRPC_PREFIX_LEN,
@@ -208,7 +217,7 @@ static int request_headers(struct grpc_conn *c, struct gstream *st)
         return nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
     }
     if (!st->grpc_ct)
-        return answer_only(c, st, 415, GRPC_INVALID_ARGUMENT, "invalid gRPC request content-type");
+        return refuse(c, st, 415, GRPC_INVALID_ARGUMENT, "invalid gRPC request content-type");
     return 0;
 }
 
@@ -615,4 +624,14 @@ bool grpc_conn_done(const struct grpc_conn *c)
     if (nghttp2_session_want_write(c->s))
         return false;
     return c->broken || !nghttp2_session_want_read(c->s);
+}
+
+size_t grpc_conn_partial(const struct grpc_conn *c)
+{
+    const struct gstream *st;
+    size_t n = 0;
+
+    for (st = c->streams; c->server && st; st = st->next)
+        n += !st->delivered && !st->answered;
+    return n;
 }

@@ -58,6 +58,9 @@ struct grpc_conn_ops {
      * (GRPC_UNAVAILABLE). */
     void (*response)(void *ctx, struct grpc_conn *c, void *tag, int code, const char *message,
                      const uint8_t *msg, size_t len);
+    /* Server end, optional: the connection answered a request itself with code (too big,
+     * compressed, not application/grpc, cut short; why says which), so the owner can log it. */
+    void (*refused)(void *ctx, struct grpc_conn *c, int code, const char *why);
 };
 
 struct grpc_limits {
@@ -101,6 +104,8 @@ int grpc_reply(struct grpc_conn *c, int32_t stream, int code, const char *messag
 int grpc_call(struct grpc_conn *c, const char *path, const ProtobufCMessage *req, void *tag);
 /* Client end: give up on the call of tag (RST_STREAM CANCEL); response is not called for it. */
 void grpc_cancel(struct grpc_conn *c, void *tag);
+/* Server end: requests begun but not yet received whole (a peer that stops half-way). */
+size_t grpc_conn_partial(const struct grpc_conn *c);
 /* Open calls (client) or unanswered requests (server). */
 size_t grpc_conn_open_streams(const struct grpc_conn *c);
 

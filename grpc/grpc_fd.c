@@ -174,7 +174,7 @@ static void unary_response(void *ctx, struct grpc_conn *c, void *tag, int code, 
     u->message = kedge_strdup(message ? message : "");
 }
 
-static const struct grpc_conn_ops unary_ops = {NULL, NULL, unary_response};
+static const struct grpc_conn_ops unary_ops = {.response = unary_response};
 
 static long long now_ms(void)
 {

@@ -47,7 +47,8 @@ struct dmi_conn {
     bool reading; /* lws polls for input */
     bool in_recv; /* inside grpc_conn_recv: nghttp2 must not be asked to send from there */
     struct grpc_conn *g;
-    struct dmi_outcall *call; /* a connection to a mapper: its one call */
+    struct dmi_outcall *call;    /* a connection to a mapper: its one call */
+    lws_sorted_usec_list_t half; /* served: fires when a request stays half-sent too long */
 };
 
 struct served {
@@ -67,6 +68,7 @@ struct dmi_transport {
     struct served *served;
     size_t n_served, cap_served;
     uint64_t next_call;
+    struct kedge_ratelimit rl; /* lines about what clients send */
 };
 
 static void conn_close(struct dmi_conn *k);
@@ -168,7 +170,20 @@ static void call_timeout(lws_sorted_usec_list_t *sul)
     call_finish(oc, GRPC_DEADLINE_EXCEEDED, "deadline exceeded", NULL, 0);
 }
 
-static const struct grpc_conn_ops conn_ops = {on_request, on_cancelled, on_response};
+/* The connection refused a request by itself: one line (grpc.c answered the client). */
+static void on_refused(void *ctx, struct grpc_conn *c, int code, const char *why)
+{
+    struct dmi_conn *k = ctx;
+
+    (void)c;
+    kedge_log_limited(&k->t->rl, "dmi", KEDGE_LOG_WARN, "dmi: refused a call on %s: %s (code %d)",
+                      k->t->path, why, code);
+}
+
+static const struct grpc_conn_ops conn_ops = {.refused = on_refused,
+                                              .request = on_request,
+                                              .cancelled = on_cancelled,
+                                              .response = on_response};
 
 /* ---- connections -------------------------------------------------------------------------- */
 
@@ -178,6 +193,7 @@ static void conn_destroy(struct dmi_conn *k)
     struct dmi_transport *t = k->t;
 
     k->closing = true;
+    lws_sul_cancel(&k->half);
     served_forget(t, k, -1);
     grpc_conn_free(k->g); /* an open call to a mapper ends UNAVAILABLE here */
     k->g = NULL;
@@ -236,6 +252,20 @@ static void conn_flush(struct dmi_conn *k)
     }
 }
 
+/* A client that stops half-way through a request holds a stream and its buffer for ever; one
+ * that sends nothing more within the call timeout loses the connection. */
+static void half_expired(lws_sorted_usec_list_t *sul)
+{
+    struct dmi_conn *k = lws_container_of(sul, struct dmi_conn, half);
+
+    if (k->closing || !grpc_conn_partial(k->g))
+        return;
+    kedge_log_limited(&k->t->rl, "dmi", KEDGE_LOG_WARN,
+                      "dmi: a call on %s stayed half-sent for %ld ms: connection closed",
+                      k->t->path, k->t->cfg.call_timeout_ms);
+    conn_close(k);
+}
+
 static void conn_readable(struct dmi_conn *k)
 {
     uint8_t buf[READ_CHUNK];
@@ -253,9 +283,19 @@ static void conn_readable(struct dmi_conn *k)
         k->in_recv = true;
         r = grpc_conn_recv(k->g, buf, (size_t)r);
         k->in_recv = false;
-        if (r < 0)
-            break; /* the GOAWAY is flushed, then grpc_conn_done */
+        if (r < 0) { /* the GOAWAY is flushed, then grpc_conn_done */
+            kedge_log_limited(&k->t->rl, "dmi", KEDGE_LOG_WARN,
+                              "dmi: a client on %s sent what is not HTTP/2 gRPC: connection "
+                              "closed",
+                              k->t->path);
+            break;
+        }
     }
+    if (!k->closing && grpc_conn_partial(k->g)) /* served: watch a request left half-sent */
+        lws_sul_schedule(k->t->lws, 0, &k->half, half_expired,
+                         (lws_usec_t)k->t->cfg.call_timeout_ms * 1000);
+    else
+        lws_sul_cancel(&k->half);
     conn_flush(k);
 }
 
@@ -385,6 +425,7 @@ int dmi_transport_new(struct lws_context *lws, struct lws_vhost *vhost,
     t->lws = lws;
     t->vhost = vhost;
     t->cfg = *cfg;
+    t->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
     t->request = request;
     t->ctx = ctx;
     t->path = kedge_strdup(cfg->socket_path);

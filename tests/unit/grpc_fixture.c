@@ -85,8 +85,8 @@ static void on_response(void *ctx, struct grpc_conn *c, void *tag, int code, con
     }
 }
 
-const struct grpc_conn_ops fx_server_ops = {on_request, on_cancelled, NULL};
-const struct grpc_conn_ops fx_client_ops = {NULL, NULL, on_response};
+const struct grpc_conn_ops fx_server_ops = {.request = on_request, .cancelled = on_cancelled};
+const struct grpc_conn_ops fx_client_ops = {.response = on_response};
 
 void fx_open(struct fx *f, const struct grpc_limits *lim_srv, const struct grpc_limits *lim_cli)
 {

@@ -60,7 +60,7 @@ static void on_request(void *ctx, struct grpc_conn *c, int32_t stream, const cha
         (void)grpc_reply(c, stream, GRPC_UNIMPLEMENTED, "unknown method", NULL);
 }
 
-static const struct grpc_conn_ops ops = {on_request, NULL, NULL};
+static const struct grpc_conn_ops ops = {.request = on_request};
 
 struct slot {
     int fd;

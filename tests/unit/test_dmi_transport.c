@@ -108,8 +108,8 @@ static void mapper_request(void *ctx, struct grpc_conn *c, int32_t stream, const
     ck_assert_int_eq(grpc_reply(c, stream, GRPC_OK, NULL, &resp.base), 0);
 }
 
-static const struct grpc_conn_ops cli_ops = {NULL, NULL, cli_response};
-static const struct grpc_conn_ops mapper_ops = {mapper_request, NULL, NULL};
+static const struct grpc_conn_ops cli_ops = {.response = cli_response};
+static const struct grpc_conn_ops mapper_ops = {.request = mapper_request};
 
 static void call_done(void *ctx, int code, const char *message, const ProtobufCMessage *resp)
 {
