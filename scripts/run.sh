@@ -29,6 +29,9 @@
 #                                 1.15 with KEDGE_CLOUD_HOST, else 1.17 (the local cloudsim then
 #                                 speaks the generation whose ids look like default/thermo)
 #   KEDGE_CLOUDSIM_CONTROL_PORT=10010  the local cloud's control API
+#   KEDGE_METRICS_PORT=9475       the bridge's /metrics and /healthz on 127.0.0.1 (0: none)
+#   KEDGE_BRIDGE_ARGS=            more bridge settings, key=value words (e.g. "node_namespace=null
+#                                 log_level=debug"): any key of conf/kedge-bridge.conf
 #   KEDGE_DMI_SOCKET=             the DMI socket mappers call (bridge key dmi_socket); unset:
 #                                 edgecore's /etc/kubeedge/dmi.sock when this user may create
 #                                 it, else <data dir>/dmi.sock
@@ -50,11 +53,14 @@ CLOUD_PORT=${KEDGE_CLOUD_PORT:-10000}
 CLOUD_HTTPS_PORT=${KEDGE_CLOUD_HTTPS_PORT:-10002}
 CLOUD_VERSION=${KEDGE_CLOUD_VERSION:-$([[ -n $CLOUD_HOST ]] && echo 1.15 || echo 1.17)}
 SIM_CONTROL_PORT=${KEDGE_CLOUDSIM_CONTROL_PORT:-10010}
+METRICS_PORT=${KEDGE_METRICS_PORT:-9475}
 PASSWORD_FILE=$DATA_DIR/bridge.password
 ENGINE_SOCKET=${KEDGE_ENGINE_SOCKET:-}
 DMI_SOCKET=${KEDGE_DMI_SOCKET:-}
 ENGINE_DIR= # set while run.sh's own engine runs
 PIDS=()
+declare -A NAMES=() STARTED=() # child pid -> its name, its start (SECONDS)
+STOPPING=0
 
 # Build dependencies (the top-level CMakeLists.txt needs all of them to configure), the broker
 # and its clients, and the sqlite3 CLI for the demo seed.
@@ -160,10 +166,34 @@ write_conf() {
     mv "$CONF.tmp" "$CONF"
 }
 
+# Whether something listens on host:port.
 port_in_use() {
-    local host=$BIND
+    local host=$1 port=$2
     [[ $host == 0.0.0.0 || $host == "::" ]] && host=127.0.0.1
-    (exec 3<>"/dev/tcp/$host/$PORT") 2>/dev/null
+    (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+# Every port this run needs, checked before anything starts, each with the variable that moves
+# it (the local cloud's only when it runs).
+check_ports() {
+    local -a want=("$BIND:$PORT:KEDGE_MQTT_PORT")
+    local w host port var
+    ((METRICS_PORT > 0)) && want+=("127.0.0.1:$METRICS_PORT:KEDGE_METRICS_PORT")
+    if [[ -z $CLOUD_HOST ]]; then
+        want+=("127.0.0.1:$CLOUD_PORT:KEDGE_CLOUD_PORT"
+               "127.0.0.1:$SIM_CONTROL_PORT:KEDGE_CLOUDSIM_CONTROL_PORT")
+    fi
+    for w in "${want[@]}"; do
+        IFS=: read -r host port var <<<"$w"
+        if port_in_use "$host" "$port"; then
+            if [[ $var == KEDGE_MQTT_PORT ]]; then
+                die "something already listens on $host:$port (on a host with systemd, installing" \
+                    "mosquitto starts its own broker there: 'systemctl disable --now mosquitto')," \
+                    "or pick another port with KEDGE_MQTT_PORT"
+            fi
+            die "something already listens on $host:$port: pick another port with $var=..."
+        fi
+    done
 }
 
 # The bridge identity's password, shared by the plugin, the bridge and kedge-ctl.
@@ -194,7 +224,8 @@ bridge_args() {
     BRIDGE_ARGS=(node_name="$NODE_NAME" broker_host=127.0.0.1 broker_port="$PORT"
                  broker_password_file="$PASSWORD_FILE" db_path="$DATA_DIR/bridge.db"
                  meta_db_path="$DATA_DIR/meta.db" cloud_port="$CLOUD_PORT"
-                 cloud_https_port="$CLOUD_HTTPS_PORT" cloud_version="$CLOUD_VERSION")
+                 cloud_https_port="$CLOUD_HTTPS_PORT" cloud_version="$CLOUD_VERSION"
+                 metrics_port="$METRICS_PORT")
     if [[ -z $CLOUD_HOST ]]; then
         BRIDGE_ARGS+=(cloud_host=127.0.0.1 tls_ca_file="$certs/rootCA.crt"
                       tls_cert_file="$certs/edge.crt" tls_key_file="$certs/edge.key")
@@ -205,6 +236,9 @@ bridge_args() {
                       tls_key_file="$DATA_DIR/certs/server.key")
     fi
     dmi_socket_arg
+    local -a extra
+    read -ra extra <<<"${KEDGE_BRIDGE_ARGS:-}"
+    BRIDGE_ARGS+=("${extra[@]}") # later words win in the bridge
 }
 
 join_cloud() {
@@ -220,6 +254,7 @@ join_cloud() {
 
 stop_all() {
     local p
+    STOPPING=1
     for p in "${PIDS[@]}"; do
         kill -TERM "$p" 2>/dev/null || true
     done
@@ -227,6 +262,70 @@ stop_all() {
         wait "$p" 2>/dev/null || true
     done
     stop_engine
+}
+
+# Start a child: its output to the terminal and to $LOG_DIR/NAME.log (quiet: only the file).
+start_child() {
+    local name=$1 quiet=$2
+    shift 2
+    if [[ $quiet == quiet ]]; then
+        "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+    else
+        "$@" > >(tee -a "$LOG_DIR/$name.log") 2>&1 &
+    fi
+    PIDS+=($!)
+    NAMES[$!]=$name
+    STARTED[$!]=$SECONDS
+}
+
+# Say which child ended, how, and the end of its log.
+report_exit() {
+    local pid=$1 status=$2 name=${NAMES[$1]}
+    if ((status > 128)); then
+        echo "run.sh: $name (pid $pid) was killed by signal $((status - 128))" >&2
+    else
+        echo "run.sh: $name (pid $pid) exited with status $status" >&2
+    fi
+    sleep 0.3 # tee writes the last lines a moment after the child ended
+    echo "run.sh: the last lines of $LOG_DIR/$name.log:" >&2
+    tail -n 15 "$LOG_DIR/$name.log" | sed 's/^/    /' >&2
+}
+
+start_bridge() {
+    start_child kedge-bridge loud "$BUILD_DIR/cloudbridge/kedge-bridge" "${BRIDGE_ARGS[@]}"
+    echo "${PIDS[-1]}" >"$DATA_DIR/bridge.pid"
+}
+
+# Until a signal: a child that ends is reported. The bridge alone is started again (kill it to
+# restart it, e.g. with the cloud away: the node's autonomy), unless it dies within 5 s of
+# starting three times in a row; anything else ends the run with status 1.
+supervise() {
+    local dead status quick=0 p
+    local -a left
+    for (( ; ; )); do
+        dead=
+        wait -n -p dead "${PIDS[@]}"
+        status=$?
+        [[ -z $dead || $STOPPING == 1 ]] && return 0
+        left=()
+        for p in "${PIDS[@]}"; do
+            [[ $p != "$dead" ]] && left+=("$p")
+        done
+        PIDS=("${left[@]}")
+        report_exit "$dead" "$status"
+        if [[ ${NAMES[$dead]} == kedge-bridge ]]; then
+            if ((SECONDS - STARTED[$dead] < 5)); then quick=$((quick + 1)); else quick=0; fi
+            if ((quick < 3)); then
+                echo "run.sh: starting kedge-bridge again in 2 s" >&2
+                sleep 2
+                start_bridge
+                continue
+            fi
+            echo "run.sh: kedge-bridge keeps dying at start; stopping everything" >&2
+        fi
+        stop_all
+        exit 1
+    done
 }
 
 # The engine directory: the socket path must fit AF_UNIX's 108 bytes.
@@ -340,7 +439,7 @@ EOF
       '{"route":{"source":"router_eventbus","group":"user","operation":"publish","resource":"hello/edge"},"content":"hi"}'
 EOF
     fi
-    printf 'Stop with Ctrl-C.\n\n'
+    printf 'Logs: %s/logs/. The bridge is started again when it ends: kill "$(cat %s/bridge.pid)"\nrestarts it. Stop everything with Ctrl-C.\n\n' "$DATA_DIR" "$DATA_DIR"
 }
 
 main() {
@@ -353,37 +452,33 @@ main() {
     fi
     make_password
     write_conf
-    if port_in_use; then
-        die "something already listens on $BIND:$PORT (on a host with systemd, installing" \
-            "mosquitto starts its own broker there: 'systemctl disable --now mosquitto'), or" \
-            "pick another port with KEDGE_MQTT_PORT"
-    fi
+    check_ports
     if [[ -n $CLOUD_HOST ]]; then
         join_cloud
     fi
     bridge_args
+    LOG_DIR=$DATA_DIR/logs
+    mkdir -p "$LOG_DIR"
     trap 'stop_all; exit 0' INT TERM
     trap stop_engine EXIT
     start_engine
     engine_args
     if [[ -z $CLOUD_HOST ]]; then
-        "$BUILD_DIR/tests/cloudsim/kedge-cloudsim" --certs "$DATA_DIR/cloud-certs" \
-            --cloud-version "$CLOUD_VERSION" --node "$NODE_NAME" --port "$CLOUD_PORT" \
-            --control-port "$SIM_CONTROL_PORT" \
-            >/dev/null &
-        PIDS+=($!)
-        wait_for_port "$SIM_CONTROL_PORT" || { stop_all; die "kedge-cloudsim did not start"; }
+        start_child kedge-cloudsim quiet "$BUILD_DIR/tests/cloudsim/kedge-cloudsim" \
+            --certs "$DATA_DIR/cloud-certs" --cloud-version "$CLOUD_VERSION" --node "$NODE_NAME" \
+            --port "$CLOUD_PORT" --control-port "$SIM_CONTROL_PORT"
+        wait_for_port "$SIM_CONTROL_PORT" || {
+            tail -n 15 "$LOG_DIR/kedge-cloudsim.log" | sed 's/^/    /' >&2
+            stop_all
+            die "kedge-cloudsim did not start (its log: $LOG_DIR/kedge-cloudsim.log)"
+        }
         introduce_demo || echo "run.sh: could not tell kedge-cloudsim about the demo device" >&2
     fi
-    /usr/sbin/mosquitto -c "$CONF" &
-    PIDS+=($!)
-    wait_for_port "$PORT" || { stop_all; die "mosquitto did not start"; }
-    "$BUILD_DIR/cloudbridge/kedge-bridge" "${BRIDGE_ARGS[@]}" &
-    PIDS+=($!)
+    start_child mosquitto loud /usr/sbin/mosquitto -c "$CONF"
+    wait_for_port "$PORT" || { stop_all; die "mosquitto did not start (see $LOG_DIR/mosquitto.log)"; }
+    start_bridge
     banner
-    # one of them ended (or a signal came): stop the rest
-    wait -n "${PIDS[@]}" || true
-    stop_all
+    supervise
 }
 
 main "$@"
