@@ -487,17 +487,12 @@ END_TEST
 
 /* ---- bridgectl itself: environment, config errors, a bridge with nothing to talk to ------ */
 
-START_TEST(test_bridgectl)
+/* A bridge with no broker, no cloud and no TLS files (it keeps trying), started with env. */
+static void start_lonely_bridge(const char *const *env)
 {
-    static const char *const env[] = {"KEDGE_TEST_MARK=bridgectl", NULL};
     static const char *const conf[] = {"broker_port 1", "cloud_port 1",
                                        "tls_ca_file /nonexistent/ca.crt", NULL};
     struct bridgectl_opts bo = {0};
-    static char environ_text[1 << 16];
-    char path[64], *p;
-    bool found_mark = false, found_path = false;
-    size_t len;
-    FILE *f;
 
     bo.conf = conf;
     bo.env = env;
@@ -506,6 +501,18 @@ START_TEST(test_bridgectl)
     ck_assert_int_eq(bridgectl_new(&bo, &bridge), 0);
     bset("node_name", NODE);
     ck_assert_int_eq(bridgectl_start(bridge), 0);
+}
+
+START_TEST(test_bridgectl)
+{
+    static const char *const env[] = {"KEDGE_TEST_MARK=bridgectl", NULL};
+    static char environ_text[1 << 16];
+    char path[64], *p;
+    bool found_mark = false, found_path = false;
+    size_t len;
+    FILE *f;
+
+    start_lonely_bridge(env);
     /* the extra variable reaches the bridge, and the rest of the environment with it */
     (void)snprintf(path, sizeof(path), "/proc/%d/environ", (int)bridgectl_pid(bridge));
     f = fopen(path, "r"); /* a /proc file has no size: read it to its end */
@@ -559,12 +566,9 @@ static int wait_notify(int fd, const char *want, int timeout_ms)
  * systemd's part with its own notify socket. */
 START_TEST(test_systemd_notify)
 {
-    static const char *const conf[] = {"broker_port 1", "cloud_port 1",
-                                       "tls_ca_file /nonexistent/ca.crt", NULL};
     char dir[] = "/tmp/kedge-notify-XXXXXX", sock[96], env_sock[128];
     const char *env[] = {env_sock, "WATCHDOG_USEC=200000", NULL};
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct bridgectl_opts bo = {0};
     int fd, watchdogs;
 
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -574,13 +578,7 @@ START_TEST(test_systemd_notify)
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    bo.conf = conf;
-    bo.env = env;
-    bo.password = BRIDGE_PASS;
-    bo.ready_log = "bridge: node=" NODE;
-    ck_assert_int_eq(bridgectl_new(&bo, &bridge), 0);
-    bset("node_name", NODE);
-    ck_assert_int_eq(bridgectl_start(bridge), 0);
+    start_lonely_bridge(env);
     ck_assert_int_eq(wait_notify(fd, "READY=1", 10000), 0);
     wait_bridge_log(0, "bridge: systemd watchdog every 100 ms");
     for (watchdogs = 0; watchdogs < 3; watchdogs++)

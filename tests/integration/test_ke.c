@@ -236,19 +236,29 @@ END_TEST
     "\"temperature\":{\"expected\":{\"value\":\"" value                                            \
     "\"},\"expected_version\":{\"cloud\":" #cloud ",\"edge\":" #edge "}}}}}"
 
+/* A broker, the bridge's client, the thermo device and a device client on its twin topics,
+ * with what the membership add published drained. */
+static struct kh_client *thermo_ready(struct kh_client **bridge_client)
+{
+    struct kh_client *d;
+
+    start_broker(NULL, NULL);
+    *bridge_client = bridge_up(0);
+    add_thermo(*bridge_client);
+    d = device("thermo-dev", "sensor-7", 4);
+    ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/+", 1), 1);
+    /* membership add published a document for the new twin: not what these tests are about */
+    (void)kh_client_expect_none(d, "#", QUIET_MS);
+    (void)kh_client_drain(d);
+    return d;
+}
+
 START_TEST(test_cloud_updated)
 {
     struct kh_client *b, *d;
     struct kh_msg m;
 
-    start_broker(NULL, NULL);
-    b = bridge_up(0);
-    add_thermo(b);
-    d = device("thermo-dev", "sensor-7", 4);
-    ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/+", 1), 1);
-    /* membership add published a document for the new twin: not what this test is about */
-    (void)kh_client_expect_none(d, "#", QUIET_MS);
-    (void)kh_client_drain(d);
+    d = thermo_ready(&b);
 
     /* applied: document (event id of the cloud's message) and delta, no result, no echo */
     down(b, CLOUD_UPDATED("c1", "30", 1, 0), OK);
@@ -310,13 +320,7 @@ START_TEST(test_edge_update_down)
     struct kh_client *b, *d;
     struct kh_msg m;
 
-    start_broker(NULL, NULL);
-    b = bridge_up(0);
-    add_thermo(b);
-    d = device("thermo-dev", "sensor-7", 4);
-    ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/+", 1), 1);
-    (void)kh_client_expect_none(d, "#", QUIET_MS);
-    (void)kh_client_drain(d);
+    d = thermo_ready(&b);
 
     /* applied: the device sees the result and document an MQTT update gets, the cloud the
      * edge_updated, and the bridge's answer comes once it is committed */
