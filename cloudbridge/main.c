@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "dmi/transport.h"
 #include "edged.h"
 #include "node.h"
 #include "fault.h"
@@ -66,7 +67,8 @@ static void usage(FILE *f)
 }
 
 static const struct lws_protocols *protocols[] = {&edgehub_protocol, &relay_protocol,
-                                                  &engine_protocol, &probes_protocol};
+                                                  &engine_protocol, &probes_protocol,
+                                                  &dmi_protocol};
 #define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
 
 static int create_loop(struct bridge *br)
