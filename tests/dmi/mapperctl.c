@@ -428,16 +428,22 @@ void mapperctl_free(struct mapperctl *m)
 
 /* ---- reading events ------------------------------------------------------------------------ */
 
-static const struct kedge_jval *at_path(const struct kedge_jdoc *doc, const char *path)
+const struct kedge_jval *mapper_jget(const struct kedge_jval *v, const char *path)
 {
-    const struct kedge_jval *v = kedge_jdoc_root(doc);
     const char *p = path;
 
     while (v && *p) {
         const char *dot = strchr(p, '.');
         size_t len = dot ? (size_t)(dot - p) : strlen(p);
 
-        v = kedge_json_get_exact(v, p, len);
+        if (v->type == KEDGE_JARR && len && strspn(p, "0123456789") >= len) {
+            long i = strtol(p, NULL, 10);
+
+            for (v = v->child; v && i > 0; i--)
+                v = v->next;
+        } else {
+            v = kedge_json_get_exact(v, p, len);
+        }
         p += len + (dot ? 1 : 0);
     }
     return v;
@@ -445,14 +451,19 @@ static const struct kedge_jval *at_path(const struct kedge_jdoc *doc, const char
 
 const char *mapper_ev_str(const struct kedge_jdoc *doc, const char *path)
 {
-    const struct kedge_jval *v = at_path(doc, path);
+    return mapper_jstr(kedge_jdoc_root(doc), path);
+}
+
+const char *mapper_jstr(const struct kedge_jval *root, const char *path)
+{
+    const struct kedge_jval *v = mapper_jget(root, path);
 
     return v && v->type == KEDGE_JSTR ? v->str : NULL;
 }
 
 bool mapper_ev_names_are(const struct kedge_jdoc *doc, const char *path, const char *const *want)
 {
-    const struct kedge_jval *arr = at_path(doc, path), *e;
+    const struct kedge_jval *arr = mapper_jget(kedge_jdoc_root(doc), path), *e;
     size_t n = 0;
 
     if (!arr || arr->type != KEDGE_JARR)

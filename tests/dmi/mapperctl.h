@@ -75,6 +75,10 @@ void mapperctl_free(struct mapperctl *m);
  * missing; whether the array at path holds exactly the strings of want (NULL-terminated), in
  * any order. */
 const char *mapper_ev_str(const struct kedge_jdoc *doc, const char *path);
+/* The same from any JSON value (exact keys; a number picks an array's element: "list.0.name"),
+ * and the value itself whatever its type. */
+const struct kedge_jval *mapper_jget(const struct kedge_jval *v, const char *path);
+const char *mapper_jstr(const struct kedge_jval *v, const char *path);
 bool mapper_ev_names_are(const struct kedge_jdoc *doc, const char *path, const char *const *want);
 
 #endif
