@@ -37,7 +37,8 @@
 
 struct pending_down {
     struct kedge_msg m; /* deep copy: handed back to done() */
-    relay_done_fn done;
+    relay_done_fn done; /* one of done and result */
+    relay_result_fn result;
     void *ctx;
     uint64_t deadline_ms;
     bool published;
@@ -124,7 +125,8 @@ static int publish_down(struct relay *r, struct pending_down *p)
     return rc;
 }
 
-int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done, void *ctx)
+static int add_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done,
+                    relay_result_fn result, void *ctx)
 {
     struct pending_down *nd, *p;
 
@@ -142,6 +144,7 @@ int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done, v
     if (kedge_msg_copy(&p->m, m) < 0)
         return -ENOMEM;
     p->done = done;
+    p->result = result;
     p->ctx = ctx;
     p->deadline_ms = kedge_now_ms() + (uint64_t)r->cfg.down_timeout_ms;
     r->n_downs++;
@@ -150,12 +153,26 @@ int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done, v
     return 0;
 }
 
-static void finish_down(struct relay *r, size_t i, bool ok)
+int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done, void *ctx)
+{
+    return add_down(r, m, done, NULL, ctx);
+}
+
+int relay_down_result(struct relay *r, const struct kedge_msg *m, relay_result_fn result, void *ctx)
+{
+    return add_down(r, m, NULL, result, ctx);
+}
+
+/* code: 0 applied, the plugin's error code, or -1 no answer (reason says why). */
+static void finish_down(struct relay *r, size_t i, int code, const char *reason)
 {
     struct pending_down p = r->downs[i];
 
     r->downs[i] = r->downs[--r->n_downs];
-    p.done(p.ctx, &p.m, ok);
+    if (p.result)
+        p.result(p.ctx, &p.m, code, reason);
+    else
+        p.done(p.ctx, &p.m, code == 0);
     kedge_msg_cleanup(&p.m);
 }
 
@@ -171,10 +188,15 @@ static void on_down_result(struct relay *r, const char *ref, const char *payload
     if (i == r->n_downs)
         return; /* timed out already; the cloud will resend */
     (void)kebody_result_decode(payload, (size_t)len, &doc, &res); /* not JSON: not ok */
-    if (!res.ok)
+    if (!res.ok && !r->downs[i].result) /* a result's sender logs its own refusal */
         kedge_log_limited(&r->msg_rl, "relay", KEDGE_LOG_WARN,
                           "relay: plugin refused cloud message %s: %.*s", ref, len, payload);
-    finish_down(r, i, res.ok);
+    /* an answer without a code is still a refusal */
+    finish_down(r, i,
+                res.ok         ? 0
+                : res.code > 0 ? (int)res.code
+                               : 500,
+                res.reason ? res.reason : "");
     kedge_jdoc_free(doc);
 }
 
@@ -546,7 +568,7 @@ static void tick(lws_sorted_usec_list_t *sul)
             kedge_log_limited(&r->msg_rl, "relay", KEDGE_LOG_WARN,
                               "relay: no answer from the plugin for cloud message %s",
                               r->downs[i].m.msg_id);
-            finish_down(r, i, false);
+            finish_down(r, i, -1, "no answer from the plugin");
             continue;
         }
         i++;
@@ -680,7 +702,7 @@ void relay_free(struct relay *r)
     if (!r)
         return;
     while (r->n_downs)
-        finish_down(r, r->n_downs - 1, false);
+        finish_down(r, r->n_downs - 1, -1, "the bridge is stopping");
     kedge_free(r->downs);
     kedge_free(r->acks);
     mosquitto_destroy(r->mosq);

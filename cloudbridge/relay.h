@@ -53,6 +53,12 @@ bool relay_ready(const struct relay *r); /* connected and hello accepted */
  * the plugin answered (after its commit) or the timeout passed (ok false). */
 typedef void (*relay_done_fn)(void *ctx, const struct kedge_msg *m, bool ok);
 int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done, void *ctx);
+/* The same, for a sender that needs the plugin's answer (a DMI mapper's report): code 0
+ * applied, the plugin's code (400, 404, 500) with its reason, or -1 when no answer came
+ * (timeout, the bridge stopping; reason says which). */
+typedef void (*relay_result_fn)(void *ctx, const struct kedge_msg *m, int code, const char *reason);
+int relay_down_result(struct relay *r, const struct kedge_msg *m, relay_result_fn result,
+                      void *ctx);
 /* Commit and ack what was received, disconnect cleanly; no reconnect after it. */
 void relay_stop(struct relay *r);
 /* The raw protocol for the context's list: its callbacks find the relay in the adopted

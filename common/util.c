@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "kedge/alloc.h"
+#include "kedge/buf.h"
 #include "kedge/err.h"
 #include "kedge/util.h"
 
@@ -185,6 +186,23 @@ int kedge_base64_decode(const char *in, size_t len, char **out, size_t *out_len)
     *out = o;
     *out_len = n;
     return 0;
+}
+
+int kedge_base64_encode(const void *in, size_t len, struct kedge_buf *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = in;
+    size_t i;
+    int rc = kedge_buf_reserve(out, (len + 2) / 3 * 4 + 1);
+
+    for (i = 0; rc == 0 && i < len; i += 3) {
+        uint32_t acc = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0) |
+                       (i + 2 < len ? p[i + 2] : 0);
+        char q[4] = {abc[acc >> 18 & 63], abc[acc >> 12 & 63],
+                     i + 1 < len ? abc[acc >> 6 & 63] : '=', i + 2 < len ? abc[acc & 63] : '='};
+        rc = kedge_buf_append(out, q, 4);
+    }
+    return rc;
 }
 
 const char *kedge_go_strerror(int err, char *buf, size_t n)

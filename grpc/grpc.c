@@ -41,10 +41,11 @@ struct gstream {
     uint8_t *out;
     size_t out_len, out_off; /* the framed message being sent */
     int http_status;
-    int code;      /* server: grpc-status to send after the message; client: received, -1 none */
-    char *message; /* server: grpc-message to send; client: the received one, decoded */
-    bool post;     /* server: :method POST */
-    bool grpc_ct;  /* content-type application/grpc */
+    int code;       /* server: grpc-status to send after the message; client: received, -1 none */
+    char *message;  /* server: grpc-message to send; client: the received one, decoded */
+    bool post;      /* server: :method POST */
+    bool rst_after; /* server: answered early; RST_STREAM once the answer left (on_frame_send) */
+    bool grpc_ct;   /* content-type application/grpc */
     bool delivered, answered; /* server: handed to ops->request; reply submitted */
     bool cancelled;           /* client: grpc_cancel (no response) */
     bool failed;              /* client: we reset it (fail_code, fail_msg) */
@@ -193,8 +194,7 @@ static int answer_only(struct grpc_conn *c, struct gstream *st, int http, int co
     st->in = NULL;
     st->in_len = st->in_want = 0;
     rv = nghttp2_submit_response(c->s, st->id, nv, n, NULL);
-    if (rv == 0 && !nghttp2_session_get_stream_remote_close(c->s, st->id))
-        rv = nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    st->rst_after = rv == 0;
     return rv == 0 ? 0 : (rv == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EIO);
 }
 
@@ -504,6 +504,22 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, 
     return 0;
 }
 
+/* An early answer left while the request may still be arriving: end it (nghttp2 would send a
+ * RST_STREAM submitted with the answer before the answer itself). */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct grpc_conn *c = ud;
+    struct gstream *st;
+
+    if (!c->server || c->freeing || f->hd.type != NGHTTP2_HEADERS ||
+        !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (st && st->rst_after && !nghttp2_session_get_stream_remote_close(s, st->id))
+        (void)nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
 /* A request never sent (a GOAWAY came first, or grpc_cancel before it left): nghttp2 opened no
  * stream for it, so it never closes; it ends here. */
 static int on_not_send(nghttp2_session *s, const nghttp2_frame *f, int err, void *ud)
@@ -511,14 +527,13 @@ static int on_not_send(nghttp2_session *s, const nghttp2_frame *f, int err, void
     struct grpc_conn *c = ud;
     struct gstream *st;
 
-    (void)s;
     (void)err;
     if (c->server || c->freeing || f->hd.type != NGHTTP2_HEADERS ||
         f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     st = stream_of(c, f->hd.stream_id);
-    if (!st)
-        return 0;
+    if (!st || nghttp2_session_get_stream_user_data(s, f->hd.stream_id) == st)
+        return 0; /* nghttp2 opened the stream: on_stream_close ends it */
     if (!st->cancelled)
         c->ops->response(c->ctx, c, st->tag, GRPC_UNAVAILABLE, "connection closed", NULL, 0);
     stream_free(c, st);
@@ -620,6 +635,7 @@ static int session_new(struct grpc_conn *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, on_not_send);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     rv = c->server ? nghttp2_session_server_new3(&c->s, cb, c, opt, &mem)
                    : nghttp2_session_client_new3(&c->s, cb, c, opt, &mem);
     nghttp2_option_del(opt);

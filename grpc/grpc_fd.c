@@ -109,6 +109,8 @@ static int read_in(struct grpc_conn *c, int fd)
             (void)write_out(c, fd); /* the GOAWAY, if it goes */
             return rv;
         }
+        if ((size_t)r < sizeof(buf))
+            break; /* drained */
     }
     return 0;
 }

@@ -54,6 +54,15 @@ void devicetwin_cleanup(struct devicetwin *dt);
 bool devicetwin_request(struct devicetwin *dt, const struct kedge_topic *t, const char *payload,
                         size_t len);
 
+/* An edge-originated twin update of device id (docs/kubeedge-wire.md §2.4): what a device
+ * publishes on $hw/events/device/{id}/twin/update, and what the bridge hands over for a DMI
+ * mapper's ReportDeviceStatus. The device is answered on its result topic as edgecore would.
+ * Returns 0 (applied; the result follows the commit) or the code of the error result:
+ * TWIN_BAD_REQUEST, TWIN_NOT_FOUND, TWIN_INTERNAL, with *why (if not NULL) its reason. Static
+ * strings or the decoder's, valid until the next call. */
+int devicetwin_edge_update(struct devicetwin *dt, const char *id, size_t id_len,
+                           const char *payload, size_t len, const char **why);
+
 /* Apply a change to dev (registry's) in mode, then write its rows, and queue its result
  * (TWIN_REST), document, delta and cloud message. On failure the device is reloaded from the
  * store and *reason says why, as KubeEdge words it ("out of memory" for -ENOMEM; NULL when

@@ -191,6 +191,26 @@ static int down_connection(struct ke *k, const struct kedge_msg *m, const char *
     return KEDGE_ESCHEMA;
 }
 
+/* A mapper's report, through the bridge (include/kedge/ke.h, device/{id}/twin/update): the same
+ * path as a device's MQTT twin update; the answer carries its code. */
+static bool down_edge_update(struct ke *k, const char *client_id, const char *topic,
+                             const struct kedge_msg *m)
+{
+    const char *reason = NULL;
+    char *id;
+    int code;
+
+    if (!m->group || strcmp(m->group, "twin") || !m->resource ||
+        !(id = twin_resource_id(m->resource, KEDGE_SFX_TWIN_UPDATE)))
+        return false;
+    code = devicetwin_edge_update(
+        k->dt, id, strlen(id), m->content_is_string ? m->content_str : m->content,
+        m->content_is_string ? m->content_str_len : m->content_len, &reason);
+    answer_status(k, client_id, topic, code, reason ? reason : "");
+    kedge_free(id);
+    return true;
+}
+
 static void on_down(struct ke *k, const char *client_id, const char *topic, const char *payload,
                     size_t len)
 {
@@ -198,6 +218,10 @@ static void on_down(struct ke *k, const char *client_id, const char *topic, cons
     const char *reason = NULL;
     int rc = kedge_msg_decode(payload, len, &m);
 
+    if (rc == 0 && down_edge_update(k, client_id, topic, &m)) {
+        kedge_msg_cleanup(&m);
+        return;
+    }
     if (rc < 0) {
         reason = "not a beehive message";
     } else if (m.resource && !strcmp(m.resource, "node/connection")) {

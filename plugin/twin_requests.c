@@ -44,46 +44,70 @@ static void reject_unparsable_update(struct devicetwin *dt, const char *reason)
         devicetwin_queue_error(dt, "", TWIN_BAD_REQUEST, reason);
 }
 
-static void twin_update(struct devicetwin *dt, const char *id, size_t id_len, const char *payload,
-                        size_t len)
+/* The MQTT request and the bridge's (a DMI mapper's report) share one path; the device is
+ * answered on its result topic either way, and the caller learns the code. */
+int devicetwin_edge_update(struct devicetwin *dt, const char *id, size_t id_len,
+                           const char *payload, size_t len, const char **why)
 {
     struct kedge_twin_update req;
     struct kedge_device *dev;
-    const char *reason;
-    int rc;
+    const char *reason = NULL;
+    int rc, code = 0;
 
     rc = kedge_twin_update_decode(payload, len, &req);
     if (rc < 0 && rc != -ENOMEM) {
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
                           "twin: bad update device=%.*s err=%s", (int)id_len, id,
                           kedge_errname(rc));
-        reject_unparsable_update(dt, decode_reason(rc));
+        reason = decode_reason(rc);
+        reject_unparsable_update(dt, reason);
+        code = TWIN_BAD_REQUEST;
         goto out;
     }
     if (rc < 0 || kedge_topic_device(&dt->topic, id, id_len, KEDGE_SFX_TWIN_UPDATE_RESULT) < 0) {
         kedge_log_limited(&oom_rl, "twin", KEDGE_LOG_ERR,
                           "twin: out of memory decoding update device=%.*s", (int)id_len, id);
+        reason = "out of memory";
+        code = TWIN_INTERNAL;
         goto out;
     }
-    if (!devicetwin_store_usable(dt, req.event_id))
+    if (!devicetwin_store_usable(dt, req.event_id)) {
+        reason = "store unavailable";
+        code = TWIN_INTERNAL;
         goto out;
+    }
     dev = registry_find(dt->reg, id, id_len);
     if (!dev) {
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
                           "twin: update for unknown device=%.*s", (int)id_len, id);
-        devicetwin_queue_error(dt, req.event_id, TWIN_NOT_FOUND, KEDGE_REASON_NODEVICE);
+        reason = KEDGE_REASON_NODEVICE;
+        devicetwin_queue_error(dt, req.event_id, TWIN_NOT_FOUND, reason);
+        code = TWIN_NOT_FOUND;
         goto out;
     }
     rc = devicetwin_apply(dt, dev, TWIN_REST, req.event_id, req.twins, req.n, &reason);
-    if (rc < 0 && reason) {
-        kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
-                          "twin: update rejected device=%.*s err=%s reason=\"%s\"", (int)id_len, id,
-                          kedge_errname(rc), reason);
-        devicetwin_queue_error(dt, req.event_id, rc == -ENOMEM ? TWIN_INTERNAL : TWIN_BAD_REQUEST,
-                               reason);
+    if (rc < 0) {
+        code = rc == -ENOMEM ? TWIN_INTERNAL : TWIN_BAD_REQUEST;
+        if (reason) {
+            kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
+                              "twin: update rejected device=%.*s err=%s reason=\"%s\"", (int)id_len,
+                              id, kedge_errname(rc), reason);
+            devicetwin_queue_error(dt, req.event_id, code, reason);
+        } else {
+            reason = "out of memory";
+        }
     }
 out:
     kedge_twin_update_cleanup(&req);
+    if (why)
+        *why = reason;
+    return code;
+}
+
+static void twin_update(struct devicetwin *dt, const char *id, size_t id_len, const char *payload,
+                        size_t len)
+{
+    (void)devicetwin_edge_update(dt, id, id_len, payload, len, NULL);
 }
 
 /* ---- twin get ------------------------------------------------------------------------------- */

@@ -56,6 +56,8 @@ struct devices {
     struct kedge_ratelimit rl; /* lines that can repeat per cloud message */
     struct waiting *w;
     size_t n;
+    devices_change_fn changed; /* DMI: the mappers hear of it */
+    void *changed_ctx;
 };
 
 /* One Device, read from its JSON. Members point into the parsed document. */
@@ -177,6 +179,9 @@ static void settle(struct devices *d, const struct kedge_msg *cloud, bool failed
     }
     if (resource_needs_ack(cloud))
         (void)edgehub_ack(d->deps.hub, cloud); /* logged there when not sent */
+    if (d->changed)
+        d->changed(d->changed_ctx, "device", cloud->operation, cloud->content, cloud->content_len,
+                   NULL);
 }
 
 static void plugin_answered(void *ctx, const struct kedge_msg *m, bool ok)
@@ -522,23 +527,32 @@ static void repush(void *arg, const char *key, const char *value)
 static int on_cloud(void *ctx, const struct kedge_msg *m, const char *type)
 {
     struct devices *d = ctx;
-    char ns[256];
+    char ns[256], *old = NULL;
     int rc;
 
     if (ns_of(m->resource, ns, sizeof(ns)) < 0)
         return KEDGE_ESCHEMA;
     if (!strcmp(type, "device"))
         return on_device(d, m, ns);
-    /* a DeviceModel: stored and acked now; its devices get the types again */
+    /* a DeviceModel: stored and acked now; its devices get the types again. A delete carries
+     * only the model's metadata: the mappers' notice needs the stored row's spec.protocol. */
+    if (d->changed && !strcmp(m->operation, "delete") &&
+        metamgr_get(d->deps.meta, m->resource, &old) < 0)
+        old = NULL;
     rc = metamgr_store(d->deps.meta, m);
-    if (rc < 0)
+    if (rc < 0) {
+        kedge_free(old);
         return rc;
+    }
     if (strcmp(m->operation, "delete")) {
         struct model_ctx c = {d, ns, strrchr(m->resource, '/') + 1};
         (void)metamgr_list(d->deps.meta, "device", repush, &c);
     }
     if (resource_needs_ack(m))
         (void)edgehub_ack(d->deps.hub, m); /* logged there when not sent; the cloud resends */
+    if (d->changed)
+        d->changed(d->changed_ctx, "devicemodel", m->operation, m->content, m->content_len, old);
+    kedge_free(old);
     return 0;
 }
 
@@ -555,6 +569,12 @@ int devices_new(const struct devices_deps *deps, struct devices **out)
     d->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
     metamgr_set_device_hook(deps->meta, on_cloud, d);
     return 0;
+}
+
+void devices_set_change_hook(struct devices *d, devices_change_fn fn, void *ctx)
+{
+    d->changed = fn;
+    d->changed_ctx = ctx;
 }
 
 void devices_stop(struct devices *d)

@@ -31,8 +31,15 @@ struct devices_deps {
     bool ids_namespaced; /* device ids are {namespace}/{name} (config_device_ids_namespaced) */
 };
 
+/* A Device (type "device") or DeviceModel ("devicemodel") the cloud changed, called once it is
+ * stored and acked: operation insert/update/delete, json the CR as the cloud sent it, old the
+ * row as it was before a delete (NULL otherwise, or when there was none). DMI's notify. */
+typedef void (*devices_change_fn)(void *ctx, const char *type, const char *operation,
+                                  const char *json, size_t len, const char *old);
+
 struct devices;
 int devices_new(const struct devices_deps *deps, struct devices **out);
+void devices_set_change_hook(struct devices *d, devices_change_fn fn, void *ctx);
 /* Stopping: answers that still come (ok false) leave rows and acks alone. */
 void devices_stop(struct devices *d);
 void devices_free(struct devices *d);

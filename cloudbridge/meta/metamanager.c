@@ -104,6 +104,12 @@ int metamgr_put(struct metamgr *mm, const char *key, const char *value, size_t l
 
     if (resource_type_of(key, type, sizeof(type)) < 0)
         type[0] = '\0';
+    return metamgr_put_typed(mm, key, type, value, len);
+}
+
+int metamgr_put_typed(struct metamgr *mm, const char *key, const char *type, const char *value,
+                      size_t len)
+{
     sqlite3_bind_text(mm->st[ST_PUT], 1, key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(mm->st[ST_PUT], 2, type, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(mm->st[ST_PUT], 3, value, (int)len, SQLITE_TRANSIENT);

@@ -55,6 +55,10 @@ void metamgr_stop(struct metamgr *mm);
 void metamgr_close(struct metamgr *mm);
 /* The table: INSERT OR REPLACE / lookup by key / all rows of a type. */
 int metamgr_put(struct metamgr *mm, const char *key, const char *value, size_t len);
+/* The same with the type given, for a key whose second level is not its type (edgecore's
+ * mapper rows: key node/nodeID/namespace/devicemapper/{name}, type devicemapper). */
+int metamgr_put_typed(struct metamgr *mm, const char *key, const char *type, const char *value,
+                      size_t len);
 int metamgr_get(struct metamgr *mm, const char *key, char **value); /* -ENOENT if absent */
 int metamgr_delete(struct metamgr *mm, const char *key);            /* 0 also when absent */
 int metamgr_list(struct metamgr *mm, const char *type, metamgr_row_fn fn, void *ctx);

@@ -80,6 +80,12 @@
  *        Nothing goes to the cloud. Actual values are never touched; a value already held, or
  *        one not of the twin's type (logged), changes nothing and publishes nothing. Unknown
  *        device: {"ok":false,"code":400} (the bridge then leaves the Device unacked).
+ *      group "twin", resource "device/{id}/twin/update" (kedge's own; the bridge sends it for
+ *        a DMI mapper's ReportDeviceStatus, cloudbridge/dmi/): content is the twin update a
+ *        device publishes on $hw/events/device/{id}/twin/update, and it is handled exactly as
+ *        that publish (result, document, delta, edge_updated to the cloud). The answer carries
+ *        the code of the device's error result: 404 unknown device, 400 a value or body
+ *        refused (with edgecore's reason), 500 the store.
  *      group "user", source "router_eventbus", operation "publish" / "subscribe" /
  *        "unsubscribe" / "message", resource = the MQTT topic (docs/kubeedge-wire.md §1.3)
  *      source "edgehub", resource "node/connection", operation "connect", content

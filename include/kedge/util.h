@@ -30,6 +30,10 @@ int kedge_read_secret(const char *path, char **out);
  * Secret's data and a ConfigMap's binaryData) into *out (kedge_malloc, NUL-terminated; the
  * bytes may contain NUL: *out_len counts them). Returns 0, KEDGE_EPARSE (not base64), -ENOMEM. */
 int kedge_base64_decode(const char *in, size_t len, char **out, size_t *out_len);
+/* in[0..len) as standard padded base64 appended to out (Go's base64.StdEncoding, as
+ * encoding/json writes a []byte). 0 or -ENOMEM. */
+struct kedge_buf;
+int kedge_base64_encode(const void *in, size_t len, struct kedge_buf *out);
 
 /* Go's text for a syscall error (strerror in lower case: "connection refused"), as kubelet's
  * messages carry it. err: positive or negative errno. Returns buf. */

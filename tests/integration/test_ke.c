@@ -297,6 +297,62 @@ START_TEST(test_cloud_updated)
 }
 END_TEST
 
+/* ---- 4b. a DMI mapper's report through the bridge: the MQTT twin update's path ----------- */
+
+#define EDGE_UPDATE(ref, dev, value)                                                               \
+    "{\"header\":{\"msg_id\":\"" ref "\",\"timestamp\":1},\"route\":{\"source\":\"dmi\","          \
+    "\"group\":\"twin\",\"operation\":\"update\",\"resource\":\"device/" dev                       \
+    "/twin/update\"},\"content\":{\"event_id\":\"\",\"timestamp\":1,\"twin\":{"                    \
+    "\"temperature\":{\"actual\":{\"value\":\"" value "\"}}}}}"
+
+START_TEST(test_edge_update_down)
+{
+    struct kh_client *b, *d;
+    struct kh_msg m;
+
+    start_broker(NULL, NULL);
+    b = bridge_up(0);
+    add_thermo(b);
+    d = device("thermo-dev", "sensor-7", 4);
+    ck_assert_int_eq(kh_client_sub(d, DEV_TOPIC "/twin/update/+", 1), 1);
+    (void)kh_client_expect_none(d, "#", QUIET_MS);
+    (void)kh_client_drain(d);
+
+    /* applied: the device sees the result and document an MQTT update gets, the cloud the
+     * edge_updated, and the bridge's answer comes once it is committed */
+    down(b, EDGE_UPDATE("e1", DEV, "25"), OK);
+    ck_assert_int_eq(kh_client_wait(d, DEV_TOPIC "/twin/update/result", WAIT_MS, &m), 0);
+    ck_assert_ptr_nonnull(strstr(m.payload, "\"actual\":{\"value\":\"25\""));
+    ck_assert_ptr_null(strstr(m.payload, "\"code\""));
+    kh_msg_cleanup(&m);
+    ck_assert_int_eq(kh_client_wait(d, DEV_TOPIC "/twin/update/document", WAIT_MS, &m), 0);
+    kh_msg_cleanup(&m);
+    bridge_expect(b, "{\"header\":{\"msg_id\":\"<generated>\",\"timestamp\":\"<ts>\"},"
+                     "\"route\":{\"source\":\"twin\",\"group\":\"resource\",\"operation\":"
+                     "\"update\",\"resource\":\"device/" DEV "/twin/edge_updated\"},"
+                     "\"content\":{\"event_id\":\"<generated>\",\"timestamp\":\"<ts>\",\"twin\":{"
+                     "\"temperature\":{\"actual\":{\"value\":\"25\",\"metadata\":{\"timestamp\":"
+                     "\"<ts>\"}},\"optional\":true,\"metadata\":{\"type\":\"int\"},"
+                     "\"actual_version\":{\"cloud\":0,\"edge\":1}}}}}");
+    ctl(b, "{\"op\":\"device_get\",\"id\":\"" DEV "\"}", &m);
+    ck_assert_ptr_nonnull(strstr(m.payload, "\"value\":\"25\""));
+    kh_msg_cleanup(&m);
+
+    /* refused as the device would be: the code says why */
+    down(b, EDGE_UPDATE("e2", DEV, "warm"),
+         "{\"ok\":false,\"code\":400,\"reason\":\"the value is not int or integer\"}");
+    ck_assert_int_eq(kh_client_wait(d, DEV_TOPIC "/twin/update/result", WAIT_MS, &m), 0);
+    ck_assert_ptr_nonnull(strstr(m.payload, "\"code\":400"));
+    kh_msg_cleanup(&m);
+    down(b, EDGE_UPDATE("e3", "default/ghost", "1"),
+         "{\"ok\":false,\"code\":404,\"reason\":\"update rejected due to the device is not "
+         "existed\"}");
+    ck_assert_int_eq(kh_client_expect_none(b, "$ke/outbox/+", QUIET_MS), 0);
+    kh_client_free(d);
+    kh_client_free(b);
+}
+END_TEST
+
 /* ---- 7. uploads bounded, twin never refused ----------------------------------------------- */
 
 static void upload_value(struct kh_client *c, const char *value, int want_rc)
@@ -448,6 +504,7 @@ static Suite *ke_suite(void)
     tcase_add_test(tc, test_membership_twin_outbox);
     tcase_add_test(tc, test_state_upload_eventbus);
     tcase_add_test(tc, test_cloud_updated);
+    tcase_add_test(tc, test_edge_update_down);
     ke_add_restart_tests(tc);
     ke_add_acl_tests(tc);
     tcase_add_test(tc, test_outbox_full);
