@@ -66,9 +66,8 @@ static void usage(FILE *f)
     config_print_keys();
 }
 
-static const struct lws_protocols *protocols[] = {&edgehub_protocol, &relay_protocol,
-                                                  &engine_protocol, &probes_protocol,
-                                                  &dmi_protocol};
+static const struct lws_protocols *protocols[] = {
+    &edgehub_protocol, &relay_protocol, &engine_protocol, &probes_protocol, &dmi_protocol};
 #define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
 
 static int create_loop(struct bridge *br)

@@ -337,6 +337,7 @@ static int dmi_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             conn_flush(k);
         break;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
+        lws_set_opaque_user_data(wsi, NULL); /* lws calls again (WSI_DESTROY) after this */
         k->wsi = NULL;
         conn_destroy(k);
         break;
