@@ -26,6 +26,15 @@ int node_start(struct bridge *br, struct node **out);
  * when engine_socket is "none". 0 or a negative code. */
 int edged_start(struct bridge *br, struct edged **out);
 
+/* ==== dmi_wiring.c: DMI on the bridge's rooms ================================================ */
+
+/* DMI (dmi_enabled): the mapper registry, its socket, the hooks on devices.c and the relay.
+ * After build(); 0 or a negative code (a socket that cannot be served is only logged). */
+int dmi_start(struct bridge *br);
+/* Stop answering and calling mappers, close the transport: before the loop is destroyed.
+ * dmi_free(br->dmi) comes after relay_free (the relay's last results reach it). */
+void dmi_close(struct bridge *br);
+
 /* ==== main.c ================================================================================ */
 
 struct bridge {
@@ -40,6 +49,8 @@ struct bridge {
     struct certwatch *certs;
     struct edged *edged; /* NULL when engine_socket is none */
     struct devices *devices;
+    struct dmi *dmi;                     /* NULL when dmi_enabled is 0 */
+    struct dmi_transport *dmi_transport; /* NULL when its socket could not be served */
     /* nodeInfo.containerRuntimeVersion (edged writes it from the engine, node.c reports it):
      * "" until the engine said */
     char runtime_version[96];

@@ -108,6 +108,17 @@ static const struct kvconf_key keys[] = {
      "RLIMIT_NOFILE for containers (podman without containers.conf needs it); 0 = engine's", NULL},
     {"engine_nproc", KVCONF_LONG, F(engine_nproc), 0, 1 << 30, "0",
      "RLIMIT_NPROC for containers; 0 = the engine's", NULL},
+    /* DMI (KubeEdge v1.15's device management interface, cloudbridge/dmi/) */
+    {"dmi_enabled", KVCONF_LONG, F(dmi_enabled), 0, 1, "1",
+     "serve DMI: mappers register and report over gRPC, and get the cloud's device changes", NULL},
+    {"dmi_socket", KVCONF_STR, F(dmi_socket), 0, 0, "/etc/kubeedge/dmi.sock",
+     "the DeviceManagerService socket mappers call (edgecore's path)", NULL},
+    {"dmi_socket_mode", KVCONF_STR, F(dmi_socket_mode), 0, 0, "0660",
+     "its permissions, octal (who may be a mapper)", NULL},
+    {"dmi_call_timeout_ms", KVCONF_LONG, F(dmi_call_timeout_ms), 100, 600000, "10000",
+     "a call to a mapper's socket gives up after this (edgecore: 10 s)", NULL},
+    {"dmi_max_msg_bytes", KVCONF_LONG, F(dmi_max_msg_bytes), 1024, 1L << 30, "4194304",
+     "largest DMI message either way (gRPC's default 4 MiB)", NULL},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -217,6 +228,17 @@ static bool kube_version_ok(const char *v)
     return true;
 }
 
+/* An octal file mode, 0 to 0777. */
+static int parse_mode(const char *text, long *mode)
+{
+    char *end;
+
+    if (!*text || strspn(text, "01234567") != strlen(text))
+        return -1;
+    *mode = strtol(text, &end, 8);
+    return *mode > 0777 ? -1 : 0;
+}
+
 static int check_whole(struct bridge_config *cfg)
 {
     int rc;
@@ -243,6 +265,11 @@ static int check_whole(struct bridge_config *cfg)
     if (strcmp(cfg->upload_policy, "refuse") && strcmp(cfg->upload_policy, "drop-oldest")) {
         kedge_log(KEDGE_LOG_ERR, "config: upload_policy '%s' is not refuse or drop-oldest",
                   cfg->upload_policy);
+        return KEDGE_ECONFIG;
+    }
+    if (parse_mode(cfg->dmi_socket_mode, &cfg->dmi_mode) < 0) {
+        kedge_log(KEDGE_LOG_ERR, "config: dmi_socket_mode '%s' is not an octal mode like 0660",
+                  cfg->dmi_socket_mode);
         return KEDGE_ECONFIG;
     }
     if (cfg->backoff_max_ms < cfg->backoff_initial_ms) {

@@ -52,6 +52,12 @@ struct bridge_config {
     long pod_backoff_initial_ms, pod_backoff_max_ms; /* kubelet's crash back-off: 10 s, 300 s */
     long pod_resync_s;                /* relist the engine's containers at least this often */
     long engine_nofile, engine_nproc; /* Ulimits sent with every create; 0 = the engine's */
+    long dmi_enabled;                 /* serve DMI (cloudbridge/dmi/) */
+    char *dmi_socket;                 /* DeviceManagerService (/etc/kubeedge/dmi.sock) */
+    char *dmi_socket_mode;            /* octal text */
+    long dmi_mode;                    /* derived from dmi_socket_mode */
+    long dmi_call_timeout_ms;         /* a call to a mapper (edgecore: 10 s) */
+    long dmi_max_msg_bytes;           /* largest DMI message (4 MiB) */
     char *password;                   /* read from broker_password_file */
 };
 

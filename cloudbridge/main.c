@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "dmi/dmi.h"
 #include "dmi/transport.h"
 #include "edged.h"
 #include "node.h"
@@ -236,7 +237,8 @@ static int build(struct bridge *br, struct twinbus *tb)
                                .ids_namespaced = config_device_ids_namespaced(&br->cfg)};
     tb->relay = br->relay;
     tb->hub = br->hub;
-    if (devices_new(&dd, &br->devices) < 0 || twinbus_register(tb, br->router) < 0)
+    if (devices_new(&dd, &br->devices) < 0 || twinbus_register(tb, br->router) < 0 ||
+        dmi_start(br) < 0)
         return -1;
     return 0;
 }
@@ -376,11 +378,13 @@ int main(int argc, char **argv)
     certwatch_stop(br.certs);
     metamgr_stop(br.meta);
     devices_stop(br.devices);
+    dmi_stop(br.dmi);
     node_stop(node);
     edged_stop(br.edged);
     close_cloud_link(&br);
     rc = 0;
 out:
+    dmi_close(&br); /* the transport needs the loop */
     if (br.lws)
         lws_context_destroy(br.lws); /* closes the websocket and the adopted socket */
     br.lws = NULL;
@@ -389,6 +393,7 @@ out:
     edged_free(br.edged);
     relay_free(br.relay); /* before devices_free: it ends the device messages still waiting */
     devices_free(br.devices);
+    dmi_free(br.dmi); /* after relay_free: the reports still waiting end there */
     certwatch_free(br.certs);
     edgehub_free(br.hub);
     router_free(br.router);

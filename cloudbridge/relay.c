@@ -71,6 +71,8 @@ struct relay {
     struct kedge_ratelimit msg_rl; /* lines that can repeat per message */
     struct pending_down *downs;
     size_t n_downs;
+    relay_bctl_fn bctl; /* another $ke/bctl answerer (DMI's mapper_list) */
+    void *bctl_ctx;
 };
 
 static void schedule_reconnect(struct relay *r);
@@ -268,12 +270,17 @@ static void on_meta_request(struct relay *r, const char *ref, const void *payloa
 static void on_bctl_request(struct relay *r, const char *ref, const void *payload, int len)
 {
     struct kedge_buf topic = KEDGE_BUF_INIT, out = KEDGE_BUF_INIT;
+    int rc;
 
     if (!*ref || strlen(ref) > 160 || strchr(ref, '/'))
         return; /* our own $ke/bctl/{ref}/result, or junk */
     commit_and_ack(r);
-    if (cloudq_ctl_handle(r->q, payload ? payload : "", (size_t)len, &out) == 0 &&
-        kedge_buf_printf(&topic, KE_BCTL_PREFIX "%s" KE_RESULT_SUFFIX, ref) == 0)
+    rc = r->bctl ? r->bctl(r->bctl_ctx, payload ? payload : "", (size_t)len, &out) : 0;
+    if (rc == 0) /* not the other answerer's op: the queue's */
+        rc = cloudq_ctl_handle(r->q, payload ? payload : "", (size_t)len, &out);
+    else if (rc == 1)
+        rc = 0;
+    if (rc == 0 && kedge_buf_printf(&topic, KE_BCTL_PREFIX "%s" KE_RESULT_SUFFIX, ref) == 0)
         (void)publish(r, topic.data, out.data, out.len);
     else
         kedge_log(KEDGE_LOG_WARN, "relay: no answer to outbox request %s: out of memory", ref);
@@ -695,6 +702,12 @@ void relay_stop(struct relay *r)
         (void)mosquitto_loop_write(r->mosq, 1);
     }
     drop_socket(r);
+}
+
+void relay_set_bctl(struct relay *r, relay_bctl_fn fn, void *ctx)
+{
+    r->bctl = fn;
+    r->bctl_ctx = ctx;
 }
 
 void relay_free(struct relay *r)

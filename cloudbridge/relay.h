@@ -19,6 +19,7 @@
 #include "hub/certwatch.h"
 #include "hub/cloudq.h"
 #include "hub/edgehub.h"
+#include "kedge/buf.h"
 #include "kedge/msg.h"
 #include "meta/metamanager.h"
 
@@ -59,6 +60,11 @@ int relay_down(struct relay *r, const struct kedge_msg *m, relay_done_fn done, v
 typedef void (*relay_result_fn)(void *ctx, const struct kedge_msg *m, int code, const char *reason);
 int relay_down_result(struct relay *r, const struct kedge_msg *m, relay_result_fn result,
                       void *ctx);
+/* Another answerer of $ke/bctl requests, asked first (DMI's mapper_list): 1 with the answer
+ * in out when the op is its own, 0 (out untouched) to leave it to the queue's (cloudq_ctl.c),
+ * < 0 on error. */
+typedef int (*relay_bctl_fn)(void *ctx, const char *req, size_t len, struct kedge_buf *out);
+void relay_set_bctl(struct relay *r, relay_bctl_fn fn, void *ctx);
 /* Commit and ack what was received, disconnect cleanly; no reconnect after it. */
 void relay_stop(struct relay *r);
 /* The raw protocol for the context's list: its callbacks find the relay in the adopted

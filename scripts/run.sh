@@ -168,6 +168,20 @@ make_password() {
     (umask 077 && head -c 18 /dev/urandom | base64 >"$PASSWORD_FILE")
 }
 
+# DMI's socket: edgecore's /etc/kubeedge/dmi.sock (the bridge's default) when this user may
+# create it, else one in the data dir (AF_UNIX paths fit in 108 bytes). Mappers are pointed
+# at the printed path.
+dmi_socket_arg() {
+    local d=/etc/kubeedge s
+    if [[ -w $d ]] || { [[ ! -e $d ]] && [[ -w ${d%/*} ]]; }; then
+        return 0
+    fi
+    s=$DATA_DIR/dmi.sock
+    ((${#s} > 107)) && s=/tmp/kedge-dmi-$(id -u).sock
+    BRIDGE_ARGS+=(dmi_socket="$s")
+    echo "run.sh: DMI socket (for mappers): $s"
+}
+
 # Where the bridge finds the cloud: the local cloudsim's certificates, or a joined cloudcore's.
 bridge_args() {
     local certs=$DATA_DIR/cloud-certs
@@ -184,6 +198,7 @@ bridge_args() {
                       tls_cert_file="$DATA_DIR/certs/server.crt"
                       tls_key_file="$DATA_DIR/certs/server.key")
     fi
+    dmi_socket_arg
 }
 
 join_cloud() {
