@@ -185,7 +185,6 @@ static int run_dmi(const char *sock, long devices, long n, long window, struct r
             rc = dmi_start(&l, c);
         if (rc == 0 && grpc_fd_pump(c, fd, 100) < 0) {
             (void)fprintf(stderr, "bench_dmi: the DMI connection ended\n");
-            fd = -1;
             rc = -EIO;
         }
         if (rc == 0 && now_ns() - l.last_progress > STALL_NS) {

@@ -111,6 +111,7 @@ START_TEST(test_flow)
     struct mapperctl *m;
     long long since = -1;
     char *msg = NULL, sock[300];
+    long mark;
 
     if (!dmi_kind_runs(k))
         return;
@@ -137,7 +138,9 @@ START_TEST(test_flow)
     wait_cloud_value(&since, "25");
 
     /* kedge answers what edgecore swallows: an unknown device, a value of the wrong type */
+    mark = bridgectl_log_mark(bridge);
     ck_assert_int_eq(mapper_report(m, "nosuch", "1", &msg), GRPC_NOT_FOUND);
+    wait_bridge_log(mark, "refused (grpc 5)");
     kedge_free(msg);
     ck_assert_int_eq(mapper_report(m, "thermo", "warm", &msg), GRPC_INVALID_ARGUMENT);
     ck_assert_msg(msg && strstr(msg, "not int"), "the reason: %s", msg ? msg : "none");

@@ -82,18 +82,23 @@ START_TEST(test_bad_input)
     m = mapper_up(k, "virt", PROTO);
     kedge_jdoc_free(mapper_register(m, THERMO, ONE_MODEL));
 
-    /* garbage on kedge's socket */
+    /* garbage on kedge's socket: refused, one log line */
+    mark = bridgectl_log_mark(bridge);
     garbage_is_refused();
+    wait_bridge_log(mark, "dmi: ");
     ck_assert_int_eq(mapper_report(m, "thermo", "25", NULL), GRPC_OK);
 
-    /* a message over dmi_max_msg_bytes (4 MiB) */
+    /* a message over dmi_max_msg_bytes (4 MiB): RESOURCE_EXHAUSTED, one log line */
+    mark = bridgectl_log_mark(bridge);
     code = mapperctl_call(m, "report", NULL, "oversize thermo %d", 5 * 1024 * 1024);
     ck_assert_msg(code == GRPC_RESOURCE_EXHAUSTED, "an oversize report: %d", code);
+    wait_bridge_log(mark, "dmi: ");
     ck_assert_int_eq(mapper_report(m, "thermo", "26", NULL), GRPC_OK);
 
     /* a mapper that hangs while kedge calls it: the rest goes on */
     h = lone_mapper(k, "hang", "kedge-hang", "stuck");
     command_ok(h, "hang");
+    mark = bridgectl_log_mark(bridge);
     free(cloud_wait(&since, &keepalive));
     cloud_device("update", "stuck", "stuck-model", "kedge-hang", "33");
     ck_assert_int_eq(mapper_report(m, "thermo", "27", NULL), GRPC_OK);
@@ -101,6 +106,7 @@ START_TEST(test_bad_input)
     mapper_wait_desired(m, "UpdateDevice", "thermo", "35");
     free(cloud_wait(&since, &keepalive));
     free(cloud_wait(&since, &keepalive));
+    wait_bridge_log(mark, "UpdateDevice stuck to hang failed");
     command_ok(h, "resume");
     ck_assert_int_eq(mapperctl_stop(h), 0);
     mapperctl_free(h);
@@ -108,24 +114,30 @@ START_TEST(test_bad_input)
     /* a mapper that dies in the middle of kedge's call */
     f = lone_mapper(k, "fragile", "kedge-die", "fragile");
     command_ok(f, "die-on UpdateDevice");
+    mark = bridgectl_log_mark(bridge);
     cloud_device("update", "fragile", "fragile-model", "kedge-die", "9");
     ck_assert_int_eq(mapperctl_wait(f, "dying", NULL, WAIT_MS, NULL), 0);
     ck_assert_int_eq(mapperctl_wait_exit(f, WAIT_MS), 3);
     mapperctl_free(f);
+    wait_bridge_log(mark, "UpdateDevice fragile to fragile failed");
     ck_assert_int_eq(mapper_report(m, "thermo", "28", NULL), GRPC_OK);
 
     /* a mapper that dies in the middle of its own call */
     x = mapper_up(k, "half", "kedge-half");
+    mark = bridgectl_log_mark(bridge);
     ck_assert_int_eq(mapperctl_send(x, "half-report thermo"), 0);
     ck_assert_int_eq(mapperctl_wait_exit(x, WAIT_MS), 3);
     mapperctl_free(x);
+    wait_bridge_log(mark, "dmi: ");
     ck_assert_int_eq(mapper_report(m, "thermo", "29", NULL), GRPC_OK);
     free(cloud_wait(&since, &keepalive));
 
     /* no link from the bridge to the plugin: UNAVAILABLE, and served again once it is back */
+    mark = bridgectl_log_mark(bridge);
     ck_assert_int_eq(kh_broker_stop(broker), 0);
     code = mapper_report(m, "thermo", "30", NULL);
     ck_assert_msg(code == GRPC_UNAVAILABLE, "a report without the plugin: %d", code);
+    wait_bridge_log(mark, "refused (grpc 14)");
     mark = bridgectl_log_mark(bridge);
     ck_assert_int_eq(kh_broker_restart(broker), 0);
     wait_bridge_log(mark, BRIDGECTL_READY_LOG);
