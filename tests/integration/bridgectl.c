@@ -191,6 +191,14 @@ static int write_config(struct bridgectl *b, const struct bridgectl_opts *o)
     }
     if (rc == 0)
         rc = bridgectl_set(b, "engine_socket", "none");
+    if (rc == 0) { /* DMI's socket inside too: never edgecore's /etc/kubeedge/dmi.sock, which
+                    * every bridge of a parallel run would take from the one before */
+        char *dmi = NULL;
+        rc = asprintf(&dmi, "%s/dmi.sock", b->dir) < 0 ? -ENOMEM : 0;
+        if (rc == 0)
+            rc = bridgectl_set(b, "dmi_socket", dmi);
+        free(dmi);
+    }
     if (rc == 0 && o->password) {
         char *pw = NULL;
         if (strchr(o->password, '\n') || asprintf(&pw, "%s\n", o->password) < 0)

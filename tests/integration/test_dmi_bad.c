@@ -59,6 +59,14 @@ static struct mapperctl *lone_mapper(enum mapper_kind k, const char *name, const
     return m;
 }
 
+/* Whether the bridge logged a dmi line after mark (within the usual deadline); what it did not
+ * log is collected in *unlogged for one assertion at the end. */
+static void logged(long mark, const char *what, struct kedge_buf *unlogged)
+{
+    if (bridgectl_wait_log(bridge, mark, "dmi: ", WAIT_MS) < 0)
+        ck_assert_int_eq(kedge_buf_printf(unlogged, " %s", what), 0);
+}
+
 static void command_ok(struct mapperctl *m, const char *cmd)
 {
     ck_assert_int_eq(mapperctl_send(m, "%s", cmd), 0);
@@ -72,6 +80,7 @@ START_TEST(test_bad_input)
     struct mapperctl *m, *h, *f, *x;
     long long since = -1;
     int code;
+    struct kedge_buf unlogged = KEDGE_BUF_INIT;
     long mark;
 
     if (!dmi_kind_runs(k))
@@ -85,14 +94,14 @@ START_TEST(test_bad_input)
     /* garbage on kedge's socket: refused, one log line */
     mark = bridgectl_log_mark(bridge);
     garbage_is_refused();
-    wait_bridge_log(mark, "dmi: ");
+    logged(mark, "garbage", &unlogged);
     ck_assert_int_eq(mapper_report(m, "thermo", "25", NULL), GRPC_OK);
 
     /* a message over dmi_max_msg_bytes (4 MiB): RESOURCE_EXHAUSTED, one log line */
     mark = bridgectl_log_mark(bridge);
     code = mapperctl_call(m, "report", NULL, "oversize thermo %d", 5 * 1024 * 1024);
     ck_assert_msg(code == GRPC_RESOURCE_EXHAUSTED, "an oversize report: %d", code);
-    wait_bridge_log(mark, "dmi: ");
+    logged(mark, "oversize", &unlogged);
     ck_assert_int_eq(mapper_report(m, "thermo", "26", NULL), GRPC_OK);
 
     /* a mapper that hangs while kedge calls it: the rest goes on */
@@ -128,7 +137,7 @@ START_TEST(test_bad_input)
     ck_assert_int_eq(mapperctl_send(x, "half-report thermo"), 0);
     ck_assert_int_eq(mapperctl_wait_exit(x, WAIT_MS), 3);
     mapperctl_free(x);
-    wait_bridge_log(mark, "dmi: ");
+    logged(mark, "half-call", &unlogged);
     ck_assert_int_eq(mapper_report(m, "thermo", "29", NULL), GRPC_OK);
     free(cloud_wait(&since, &keepalive));
 
@@ -144,6 +153,9 @@ START_TEST(test_bad_input)
     ck_assert_int_eq(mapper_report(m, "thermo", "31", NULL), GRPC_OK);
 
     ck_assert(bridgectl_running(bridge));
+    /* last, so that a missing line does not hide what the steps after it show */
+    ck_assert_msg(!unlogged.len, "the bridge logged no dmi line for:%s", unlogged.data);
+    kedge_buf_cleanup(&unlogged);
     ck_assert_int_eq(mapperctl_stop(m), 0);
     mapperctl_free(m);
 }
