@@ -19,55 +19,9 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "grpc_int.h"
 #include "grpc_wire.h"
 #include "kedge/alloc.h"
-
-#define DEFAULT_MAX_MSG (4u * 1024 * 1024)
-#define DEFAULT_MAX_STREAMS 100
-#define OUT_CAP (128u * 1024)
-#define OUT_ROOM (32u * 1024)            /* nghttp2 is asked for more only with this much free */
-#define OUT_HIGH (64u * 1024)            /* past this much unsent output, stop reading */
-#define STREAM_WINDOW (1u * 1024 * 1024) /* per stream: a 4 MiB message in a few round trips */
-#define CONN_WINDOW (16u * 1024 * 1024)
-#define PATH_MAX_LEN 1024
-
-struct gstream {
-    struct gstream *prev, *next;
-    int32_t id;
-    void *tag;  /* client: grpc_call's */
-    char *path; /* server: :path */
-    uint8_t *in;
-    size_t in_len, in_want; /* received bytes (prefix included); want: 5 + the prefix's length */
-    uint8_t *out;
-    size_t out_len, out_off; /* the framed message being sent */
-    int http_status;
-    int code;       /* server: grpc-status to send after the message; client: received, -1 none */
-    char *message;  /* server: grpc-message to send; client: the received one, decoded */
-    bool post;      /* server: :method POST */
-    bool rst_after; /* server: answered early; RST_STREAM once the answer left (on_frame_send) */
-    bool grpc_ct;   /* content-type application/grpc */
-    bool delivered, answered; /* server: handed to ops->request; reply submitted */
-    bool cancelled;           /* client: grpc_cancel (no response) */
-    bool failed;              /* client: we reset it (fail_code, fail_msg) */
-    int fail_code;
-    const char *fail_msg;
-};
-
-struct grpc_conn {
-    nghttp2_session *s;
-    bool server;
-    const struct grpc_conn_ops *ops;
-    void *ctx;
-    size_t max_msg;
-    uint32_t max_streams;
-    struct gstream *streams;
-    uint8_t *out;
-    size_t out_len, out_off;
-    bool broken;  /* nghttp2_session_mem_recv failed: read no more */
-    bool dead;    /* nghttp2_session_mem_send failed: nothing more will be written */
-    bool goaway;  /* the peer sent GOAWAY: no new calls */
-    bool freeing; /* inside grpc_conn_free: callbacks from nghttp2 are ignored */
-};
 
 /* ---- allocation through kedge's allocator (tests count and fail it) ---------------------- */
 
@@ -93,64 +47,6 @@ static void *mem_realloc(void *ptr, size_t size, void *ud)
 {
     (void)ud;
     return kedge_realloc(ptr, size);
-}
-
-/* ---- streams ------------------------------------------------------------------------------ */
-
-static struct gstream *stream_new(struct grpc_conn *c)
-{
-    struct gstream *st = kedge_calloc(1, sizeof(*st));
-
-    if (!st)
-        return NULL;
-    st->code = -1;
-    st->next = c->streams;
-    if (c->streams)
-        c->streams->prev = st;
-    c->streams = st;
-    return st;
-}
-
-static void stream_free(struct grpc_conn *c, struct gstream *st)
-{
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        c->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
-    kedge_free_all(st->path, st->in, st->out, st->message, st);
-}
-
-static struct gstream *stream_of(struct grpc_conn *c, int32_t id)
-{
-    struct gstream *st;
-
-    for (st = c->streams; st; st = st->next)
-        if (st->id == id)
-            return st;
-    return NULL;
-}
-
-/* The framed message of m (NULL: empty) in st->out. 0, -EMSGSIZE, -ENOMEM. */
-static int stream_pack(struct grpc_conn *c, struct gstream *st, const ProtobufCMessage *m)
-{
-    size_t len = m ? protobuf_c_message_get_packed_size(m) : 0;
-
-    if (len > c->max_msg)
-        return -EMSGSIZE;
-    st->out = kedge_malloc(GRPC_PREFIX_LEN + len);
-    if (!st->out)
-        return -ENOMEM;
-    grpc_wire_prefix(st->out, (uint32_t)len);
-    if (m && protobuf_c_message_pack(m, st->out + GRPC_PREFIX_LEN) != len) {
-        kedge_free(st->out);
-        st->out = NULL;
-        return -EINVAL;
-    }
-    st->out_len = GRPC_PREFIX_LEN + len;
-    st->out_off = 0;
-    return 0;
 }
 
 /* ---- answers (server end) ----------------------------------------------------------------- */
@@ -190,9 +86,7 @@ static int answer_only(struct grpc_conn *c, struct gstream *st, int http, int co
     nv[n++] = (nghttp2_nv)NV("content-type", "application/grpc", 16);
     n += status_nv(nv + n, code, message, code_s, msg_s);
     st->answered = true;
-    kedge_free(st->in);
-    st->in = NULL;
-    st->in_len = st->in_want = 0;
+    grpc_stream_drop_in(c, st);
     rv = nghttp2_submit_response(c->s, st->id, nv, n, NULL);
     st->rst_after = rv == 0;
     return rv == 0 ? 0 : (rv == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EIO);
@@ -239,7 +133,7 @@ int grpc_reply(struct grpc_conn *c, int32_t stream, int code, const char *messag
         return -ENOENT;
     if (code != GRPC_OK)
         return answer_only(c, st, 200, code, message);
-    rv = stream_pack(c, st, resp);
+    rv = grpc_stream_pack(c, st, resp);
     if (rv == -EMSGSIZE)
         return answer_only(c, st, 200, GRPC_RESOURCE_EXHAUSTED,
                            "grpc: trying to send message larger than max");
@@ -260,56 +154,6 @@ int grpc_reply(struct grpc_conn *c, int32_t stream, int code, const char *messag
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
-/* A received message's bytes for st. 0, or the gRPC code that ends the stream (with *why). */
-static int take_data(struct grpc_conn *c, struct gstream *st, const uint8_t *data, size_t len,
-                     const char **why)
-{
-    while (len > 0) {
-        size_t want = st->in_want ? st->in_want : GRPC_PREFIX_LEN;
-        size_t n = want - st->in_len;
-
-        if (st->in_want && st->in_len == st->in_want) {
-            *why = "grpc: more than one message on a unary call";
-            return GRPC_INTERNAL;
-        }
-        if (!st->in) {
-            st->in = kedge_malloc(GRPC_PREFIX_LEN);
-            if (!st->in) {
-                *why = "out of memory";
-                return GRPC_RESOURCE_EXHAUSTED;
-            }
-        }
-        if (n > len)
-            n = len;
-        memcpy(st->in + st->in_len, data, n);
-        st->in_len += n;
-        data += n;
-        len -= n;
-        if (!st->in_want && st->in_len == GRPC_PREFIX_LEN) {
-            uint32_t mlen = (uint32_t)st->in[1] << 24 | (uint32_t)st->in[2] << 16 |
-                            (uint32_t)st->in[3] << 8 | st->in[4];
-            uint8_t *grown;
-
-            if (st->in[0] != 0) {
-                *why = "grpc: compressed messages are not supported";
-                return c->server ? GRPC_UNIMPLEMENTED : GRPC_INTERNAL;
-            }
-            if (mlen > c->max_msg) {
-                *why = "grpc: received message larger than max";
-                return GRPC_RESOURCE_EXHAUSTED;
-            }
-            grown = kedge_realloc(st->in, GRPC_PREFIX_LEN + (size_t)mlen);
-            if (!grown) {
-                *why = "out of memory";
-                return GRPC_RESOURCE_EXHAUSTED;
-            }
-            st->in = grown;
-            st->in_want = GRPC_PREFIX_LEN + (size_t)mlen;
-        }
-    }
-    return 0;
-}
-
 static void client_fail(struct grpc_conn *c, struct gstream *st, int code, const char *why)
 {
     st->failed = true;
@@ -329,7 +173,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     (void)flags;
     if (!st || c->freeing || st->answered || st->failed || st->cancelled)
         return 0;
-    code = take_data(c, st, data, len, &why);
+    code = grpc_stream_take(c, st, data, len, &why);
     if (code == 0)
         return 0;
     if (c->server)
@@ -351,8 +195,7 @@ static int request_done(struct grpc_conn *c, struct gstream *st)
         st->delivered = true;
         c->ops->request(c->ctx, c, st->id, st->path, st->in + GRPC_PREFIX_LEN,
                         st->in_len - GRPC_PREFIX_LEN);
-        kedge_free(st->in);
-        st->in = NULL;
+        grpc_stream_drop_in(c, st);
     }
     return rv == -ENOMEM ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
@@ -399,12 +242,12 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 
     if (!c->server || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    st = stream_new(c);
+    st = grpc_stream_new(c);
     if (!st)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* nghttp2 resets the stream */
     st->id = f->hd.stream_id;
     if (nghttp2_session_set_stream_user_data(s, st->id, st) != 0) {
-        stream_free(c, st);
+        grpc_stream_free(c, st);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     return 0;
@@ -500,7 +343,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, 
     } else if (!st->cancelled) {
         call_end(c, st, error_code);
     }
-    stream_free(c, st);
+    grpc_stream_free(c, st);
     return 0;
 }
 
@@ -531,12 +374,12 @@ static int on_not_send(nghttp2_session *s, const nghttp2_frame *f, int err, void
     if (c->server || c->freeing || f->hd.type != NGHTTP2_HEADERS ||
         f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    st = stream_of(c, f->hd.stream_id);
+    st = grpc_stream_of(c, f->hd.stream_id);
     if (!st || nghttp2_session_get_stream_user_data(s, f->hd.stream_id) == st)
         return 0; /* nghttp2 opened the stream: on_stream_close ends it */
     if (!st->cancelled)
         c->ops->response(c->ctx, c, st->tag, GRPC_UNAVAILABLE, "connection closed", NULL, 0);
-    stream_free(c, st);
+    grpc_stream_free(c, st);
     return 0;
 }
 
@@ -562,20 +405,20 @@ int grpc_call(struct grpc_conn *c, const char *path, const ProtobufCMessage *req
         return -ESHUTDOWN;
     if (grpc_conn_open_streams(c) >= c->max_streams)
         return -EBUSY;
-    st = stream_new(c);
+    st = grpc_stream_new(c);
     if (!st)
         return -ENOMEM;
     st->tag = tag;
-    rv = stream_pack(c, st, req);
+    rv = grpc_stream_pack(c, st, req);
     if (rv < 0) {
-        stream_free(c, st);
+        grpc_stream_free(c, st);
         return rv;
     }
     prd.source.ptr = st;
     prd.read_callback = read_out;
     id = nghttp2_submit_request(c->s, NULL, nv, sizeof(nv) / sizeof(nv[0]), &prd, st);
     if (id < 0) {
-        stream_free(c, st);
+        grpc_stream_free(c, st);
         return id == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EIO;
     }
     st->id = id;
@@ -691,7 +534,7 @@ void grpc_conn_free(struct grpc_conn *c)
 
         if (!c->server && !st->cancelled)
             c->ops->response(c->ctx, c, st->tag, GRPC_UNAVAILABLE, "connection closed", NULL, 0);
-        stream_free(c, st);
+        grpc_stream_free(c, st);
     }
     nghttp2_session_del(c->s);
     kedge_free_all(c->out, c);

@@ -130,6 +130,8 @@ int grpc_fd_pump(struct grpc_conn *c, int fd, int timeout_ms)
     rv = poll(&p, 1, timeout_ms);
     if (rv < 0)
         return errno == EINTR ? 0 : -errno;
+    if ((p.revents & (POLLHUP | POLLERR)) && !(p.events & POLLIN))
+        return -ECONNRESET; /* nothing will be read to see it: poll would only repeat it */
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
         rv = read_in(c, fd);
         if (rv < 0)

@@ -19,9 +19,10 @@ int grpc_fd_connect_unix(const char *path);
  * closed, I/O error, grpc_conn_done): close fd and free c. */
 int grpc_fd_pump(struct grpc_conn *c, int fd, int timeout_ms);
 /* One unary call on a fresh connection to the socket at sock, waiting up to timeout_ms.
- * Returns 0 when an answer came: *code (GRPC_OK: *resp unpacked with desc, free it with
- * protobuf_c_message_free_unpacked; else *message, kedge_free it). < 0: no answer (could not
- * connect, timeout, out of memory). */
+ * Returns 0 when the call ended: *code (GRPC_OK: *resp unpacked with desc, free it with
+ * protobuf_c_message_free_unpacked(*resp, NULL), *message NULL; else *message, kedge_free it; a
+ * connection that ended without an answer is GRPC_UNAVAILABLE "connection closed"). < 0: no
+ * answer (-errno of the connect, -ETIMEDOUT, -ENOMEM). */
 int grpc_fd_unary(const char *sock, const char *path, const ProtobufCMessage *req,
                   const ProtobufCMessageDescriptor *desc, int timeout_ms, ProtobufCMessage **resp,
                   int *code, char **message);

@@ -39,12 +39,16 @@ struct dmi_transport;
 int dmi_transport_new(struct lws_context *lws, struct lws_vhost *vhost,
                       const struct dmi_transport_config *cfg, dmi_request_fn request, void *ctx,
                       struct dmi_transport **out);
-/* Closes every connection (calls still open end GRPC_UNAVAILABLE) and removes the socket. */
+/* Closes every connection (calls still open end GRPC_UNAVAILABLE, their done called here) and
+ * removes the socket. Call it before lws_context_destroy. */
 void dmi_transport_free(struct dmi_transport *t);
+/* Answer call (grpc_reply's code/message/resp), now or later, from anywhere (also inside the
+ * request callback). -ENOENT: answered already, or its connection or stream went away. */
 int dmi_reply(struct dmi_transport *t, uint64_t call, int code, const char *message,
               const ProtobufCMessage *resp);
 /* Call path ("/v1beta1.DeviceMapperService/UpdateDevice") on the mapper's socket sock; done
- * is called exactly once (also from dmi_transport_free). 0 or < 0 (then done is not called). */
+ * is called exactly once, never from inside dmi_call (also from dmi_transport_free). 0 or < 0
+ * (-errno of the connect: no socket there, refused; -ENOMEM; -EMSGSIZE): done is not called. */
 int dmi_call(struct dmi_transport *t, const char *sock, const char *path,
              const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
              dmi_response_fn done, void *ctx);

@@ -6,6 +6,7 @@ proto. Exit 77 (ctest: skipped) with the reason when grpcio or grpc_tools is mis
 usage: grpc_interop.py SERVER_BINARY PROTO_DIR
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,9 @@ def main():
         run(pb, pbg, sock)
     finally:
         srv.stdin.close()
-        assert srv.wait(timeout=30) == 0, "server exit status"
+        status = srv.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    assert status == 0, "server exit status"
     print("ok: grpcio", grpc.__version__, "interoperates")
 
 

@@ -197,6 +197,36 @@ START_TEST(oversize_is_answered_and_connection_lives)
 }
 END_TEST
 
+START_TEST(large_messages_at_once_are_bounded)
+{
+    struct fx f;
+    size_t i, ok = 0, refused = 0;
+
+    /* 4 x max_msg may arrive at once: of five 3.5 MiB requests in flight, one is refused */
+    fx_open(&f, NULL, NULL);
+    for (i = 0; i < 5; i++)
+        ck_assert_int_eq(fx_call(&f, "big", 7 * MIB / 2, &tag[i]), 0);
+    fx_shuttle(&f);
+    for (i = 0; i < 5; i++) {
+        struct fx_resp *r = fx_resp_of(&f, &tag[i]);
+
+        ck_assert_int_eq(r->times, 1);
+        if (r->code == GRPC_OK)
+            ok++;
+        else if (r->code == GRPC_RESOURCE_EXHAUSTED &&
+                 strcmp(r->message, "grpc: too many large messages arriving at once") == 0)
+            refused++;
+    }
+    ck_assert_uint_ge(refused, 1);
+    ck_assert_uint_eq(ok + refused, 5);
+    /* and the budget came back */
+    ck_assert_int_eq(fx_call(&f, "big", 7 * MIB / 2, &tag[5]), 0);
+    fx_shuttle(&f);
+    ck_assert_int_eq(fx_resp_of(&f, &tag[5])->code, GRPC_OK);
+    fx_close(&f);
+}
+END_TEST
+
 START_TEST(garbage_is_a_connection_error)
 {
     static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -452,6 +482,7 @@ static Suite *grpc_suite(void)
     tcase_add_test(tc, many_calls_interleaved);
     tcase_add_test(tc, four_mib_both_ways);
     tcase_add_test(tc, oversize_is_answered_and_connection_lives);
+    tcase_add_test(tc, large_messages_at_once_are_bounded);
     tcase_add_test(tc, garbage_is_a_connection_error);
     tcase_add_test(tc, wrong_content_type_and_compressed);
     tcase_add_test(tc, peer_reset_and_cancel);
