@@ -29,6 +29,9 @@
 #                                 1.15 with KEDGE_CLOUD_HOST, else 1.17 (the local cloudsim then
 #                                 speaks the generation whose ids look like default/thermo)
 #   KEDGE_CLOUDSIM_CONTROL_PORT=10010  the local cloud's control API
+#   KEDGE_DMI_SOCKET=             the DMI socket mappers call (bridge key dmi_socket); unset:
+#                                 edgecore's /etc/kubeedge/dmi.sock when this user may create
+#                                 it, else <data dir>/dmi.sock
 #   KEDGE_ENGINE_SOCKET=          a running dockerd/podman API socket to use for pods; unset: start
 #                                 scripts/engine.sh (podman); none: no container engine
 set -euo pipefail
@@ -49,6 +52,7 @@ CLOUD_VERSION=${KEDGE_CLOUD_VERSION:-$([[ -n $CLOUD_HOST ]] && echo 1.15 || echo
 SIM_CONTROL_PORT=${KEDGE_CLOUDSIM_CONTROL_PORT:-10010}
 PASSWORD_FILE=$DATA_DIR/bridge.password
 ENGINE_SOCKET=${KEDGE_ENGINE_SOCKET:-}
+DMI_SOCKET=${KEDGE_DMI_SOCKET:-}
 ENGINE_DIR= # set while run.sh's own engine runs
 PIDS=()
 
@@ -172,12 +176,14 @@ make_password() {
 # create it, else one in the data dir (AF_UNIX paths fit in 108 bytes). Mappers are pointed
 # at the printed path.
 dmi_socket_arg() {
-    local d=/etc/kubeedge s
-    if [[ -w $d ]] || { [[ ! -e $d ]] && [[ -w ${d%/*} ]]; }; then
-        return 0
+    local d=/etc/kubeedge s=$DMI_SOCKET
+    if [[ -z $s ]]; then
+        if [[ -w $d ]] || { [[ ! -e $d ]] && [[ -w ${d%/*} ]]; }; then
+            return 0
+        fi
+        s=$DATA_DIR/dmi.sock
+        ((${#s} > 107)) && s=/tmp/kedge-dmi-$(id -u).sock
     fi
-    s=$DATA_DIR/dmi.sock
-    ((${#s} > 107)) && s=/tmp/kedge-dmi-$(id -u).sock
     BRIDGE_ARGS+=(dmi_socket="$s")
     echo "run.sh: DMI socket (for mappers): $s"
 }

@@ -161,6 +161,7 @@ cmd_fn cmd_status;                                                     /* ctl_st
 cmd_fn cmd_meta_get, cmd_meta_list;                                    /* ctl_meta.c */
 /* ctl_outbox.c; show|retry|drop REF: one request to the queue REF names */
 cmd_fn cmd_outbox_list, cmd_outbox_show, cmd_outbox_retry, cmd_outbox_drop;
-cmd_fn cmd_import; /* ctl_import.c */
+cmd_fn cmd_import;      /* ctl_import.c */
+cmd_fn cmd_mapper_list; /* ctl_mapper.c */
 
 #endif

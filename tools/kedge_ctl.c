@@ -59,6 +59,8 @@ static void usage(FILE *f)
         "  outbox show p:SEQ|b:ID|d:ID   one entry with its message (a bare SEQ: p:SEQ)\n"
         "  outbox retry d:ID         a dead letter back to the bridge queue's tail\n"
         "  outbox drop p:SEQ|b:ID|d:ID   delete one entry (logged and counted)\n"
+        "  mapper list [-o json]     the DMI mappers kedge-bridge knows: protocol, socket,\n"
+        "                      state, the devices of their protocol, the last report\n"
         "  import EDGECORE_DB [--meta-db PATH] [--plugin-db PATH]\n"
         "                      copy a KubeEdge node's edgecore.db: meta and sub_topics into the\n"
         "                      bridge's meta DB (--meta-db, or meta_db_path in BRIDGE_CONF);\n"
@@ -151,6 +153,7 @@ static const struct command {
     {"meta", "list", cmd_meta_list, true},     {"outbox", "list", cmd_outbox_list, true},
     {"outbox", "show", cmd_outbox_show, true}, {"outbox", "retry", cmd_outbox_retry, true},
     {"outbox", "drop", cmd_outbox_drop, true}, {"import", NULL, cmd_import, false},
+    {"mapper", "list", cmd_mapper_list, true},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

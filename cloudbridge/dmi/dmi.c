@@ -44,6 +44,8 @@ void dmi_free(struct dmi *d)
     if (!d)
         return;
     dmi_server_free_reports(d);
+    dmi_notify_free_queue(d);
+    dmi_device_index_free(d);
     dmi_mappers_free(d->mappers);
     while (d->n_no_mapper)
         kedge_free(d->no_mapper[--d->n_no_mapper]);

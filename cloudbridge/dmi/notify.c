@@ -25,20 +25,20 @@
 
 #define MAPPER_SERVICE "/v1beta1.DeviceMapperService/"
 
-struct pending {
-    struct dmi *d;
-    char what[200]; /* for the log line: "UpdateDevice thermo-1 (modbus)" */
+struct dmi_outcall {
+    char *protocol;
+    char method[32];
+    ProtobufCMessage *req; /* dmi_pb_free */
+    const ProtobufCMessageDescriptor *resp_desc;
+    char what[160]; /* "UpdateDevice thermo-1" */
+    struct dmi_outcall *next;
 };
 
-static void called(void *ctx, int code, const char *message, const ProtobufCMessage *resp)
+static void outcall_free(struct dmi_outcall *o)
 {
-    struct pending *p = ctx;
-
-    (void)resp;
-    if (code != GRPC_OK && !p->d->stopping)
-        kedge_log_limited(&p->d->rl, "dmi", KEDGE_LOG_WARN, "dmi: %s failed: grpc %d %s", p->what,
-                          code, message ? message : "");
-    kedge_free(p);
+    dmi_pb_free(o->req);
+    kedge_free(o->protocol);
+    kedge_free(o);
 }
 
 /* protocol's mapper, or NULL after logging (once per protocol) that it has none. */
@@ -60,28 +60,116 @@ static struct dmi_mapper *mapper_for(struct dmi *d, const char *protocol)
     return NULL;
 }
 
-static void call(struct dmi *d, const char *protocol, const char *method, const char *name,
-                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc)
+static void pump(struct dmi *d);
+
+static void called(void *ctx, int code, const char *message, const ProtobufCMessage *resp)
 {
-    struct dmi_mapper *mp = mapper_for(d, protocol);
-    struct pending *p;
+    struct dmi *d = ctx;
+
+    (void)resp;
+    if (code != GRPC_OK && !d->stopping)
+        kedge_log_limited(&d->rl, "dmi", KEDGE_LOG_WARN, "dmi: %s failed: grpc %d %s", d->current,
+                          code, message ? message : "");
+    d->in_flight = false;
+    pump(d);
+}
+
+/* The next waiting call, to the mapper its protocol has now (one may have registered again on
+ * another socket meanwhile). A transport that answers at once re-enters through called(): the
+ * loop, not the recursion, goes on. */
+static void pump(struct dmi *d)
+{
     char path[96];
 
-    if (!mp || !d->has_io || d->stopping)
+    if (d->pumping)
         return;
-    p = kedge_calloc(1, sizeof(*p));
-    if (!p) {
-        kedge_log_limited(&d->rl, "dmi", KEDGE_LOG_WARN, "dmi: %s %s not sent: out of memory",
-                          method, name);
+    d->pumping = true;
+    while (!d->in_flight && d->q_head && !d->stopping && d->has_io) {
+        struct dmi_outcall *o = d->q_head;
+        struct dmi_mapper *mp = mapper_for(d, o->protocol);
+        d->q_head = o->next;
+        if (!d->q_head)
+            d->q_tail = NULL;
+        d->q_len--;
+        if (mp) {
+            snprintf(d->current, sizeof(d->current), "%s to %.30s", o->what, mp->name);
+            snprintf(path, sizeof(path), MAPPER_SERVICE "%s", o->method);
+            d->in_flight = true;
+            if (d->io.call(d->io.t, mp->socket, path, o->req, o->resp_desc, called, d) < 0) {
+                d->in_flight = false;
+                kedge_log_limited(&d->rl, "dmi", KEDGE_LOG_WARN,
+                                  "dmi: %s not sent: %s does not answer", d->current, mp->socket);
+            }
+        }
+        outcall_free(o);
+    }
+    d->pumping = false;
+}
+
+/* Queue req (owned from here) for protocol's mapper; nothing when there is none. */
+static void call(struct dmi *d, const char *protocol, const char *method, const char *name,
+                 ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc)
+{
+    struct dmi_outcall *o = NULL;
+    const char *why = NULL;
+
+    if (!mapper_for(d, protocol) || !d->has_io || d->stopping) {
+        dmi_pb_free(req);
         return;
     }
-    p->d = d;
-    snprintf(p->what, sizeof(p->what), "%s %.100s to %.60s", method, name, mp->name);
-    snprintf(path, sizeof(path), MAPPER_SERVICE "%s", method);
-    if (d->io.call(d->io.t, mp->socket, path, req, resp_desc, called, p) < 0) {
-        kedge_log_limited(&d->rl, "dmi", KEDGE_LOG_WARN, "dmi: %s not sent", p->what);
-        kedge_free(p);
+    if (d->q_len >= DMI_MAX_QUEUED)
+        why = "too many calls waiting";
+    else if (!req || !(o = kedge_calloc(1, sizeof(*o))) || !(o->protocol = kedge_strdup(protocol)))
+        why = "out of memory";
+    if (why) {
+        kedge_log_limited(&d->rl, "dmi", KEDGE_LOG_WARN, "dmi: %s %s not sent: %s", method, name,
+                          why);
+        dmi_pb_free(req);
+        kedge_free(o);
+        return;
     }
+    snprintf(o->method, sizeof(o->method), "%s", method);
+    snprintf(o->what, sizeof(o->what), "%s %.120s", method, name);
+    o->req = req;
+    o->resp_desc = resp_desc;
+    if (d->q_tail)
+        d->q_tail->next = o;
+    else
+        d->q_head = o;
+    d->q_tail = o;
+    d->q_len++;
+    pump(d);
+}
+
+void dmi_notify_free_queue(struct dmi *d)
+{
+    while (d->q_head) {
+        struct dmi_outcall *o = d->q_head;
+        d->q_head = o->next;
+        outcall_free(o);
+    }
+    d->q_tail = NULL;
+    d->q_len = 0;
+}
+
+/* A request message of desc with its one field set: a string (name) or a message (owned). */
+static ProtobufCMessage *request(const ProtobufCMessageDescriptor *desc, const char *name,
+                                 void *sub)
+{
+    ProtobufCMessage *req = dmi_pb_new(desc);
+    const ProtobufCFieldDescriptor *f = &desc->fields[0];
+    void *v = name ? (void *)dmi_pb_strdup(name, strlen(name)) : sub;
+
+    if (!req || !v) {
+        dmi_pb_free(req);
+        if (name)
+            kedge_free(v);
+        else
+            dmi_pb_free(sub);
+        return NULL;
+    }
+    *(void **)((char *)req + f->offset) = v;
+    return req;
 }
 
 static void device_changed(struct dmi *d, const char *op, const struct kedge_jval *dev)
@@ -95,10 +183,10 @@ static void device_changed(struct dmi *d, const char *op, const struct kedge_jva
     if (!name)
         return;
     if (!strcmp(op, "delete")) {
-        V1beta1__RemoveDeviceRequest req = V1BETA1__REMOVE_DEVICE_REQUEST__INIT;
-        req.devicename = (char *)name;
-        call(d, protocol, "RemoveDevice", name, &req.base,
-             &v1beta1__remove_device_response__descriptor);
+        if (mapper_for(d, protocol))
+            call(d, protocol, "RemoveDevice", name,
+                 request(&v1beta1__remove_device_request__descriptor, name, NULL),
+                 &v1beta1__remove_device_response__descriptor);
         return;
     }
     if (!mapper_for(d, protocol))
@@ -108,17 +196,14 @@ static void device_changed(struct dmi *d, const char *op, const struct kedge_jva
         kedge_log_limited(&d->rl, "dmi", KEDGE_LOG_WARN, "dmi: device %s not converted: %s", name,
                           rc == -ENOMEM ? "out of memory" : why);
     } else if (!strcmp(op, "insert")) {
-        V1beta1__RegisterDeviceRequest req = V1BETA1__REGISTER_DEVICE_REQUEST__INIT;
-        req.device = pd;
-        call(d, protocol, "RegisterDevice", name, &req.base,
+        call(d, protocol, "RegisterDevice", name,
+             request(&v1beta1__register_device_request__descriptor, NULL, pd),
              &v1beta1__register_device_response__descriptor);
     } else {
-        V1beta1__UpdateDeviceRequest req = V1BETA1__UPDATE_DEVICE_REQUEST__INIT;
-        req.device = pd;
-        call(d, protocol, "UpdateDevice", name, &req.base,
+        call(d, protocol, "UpdateDevice", name,
+             request(&v1beta1__update_device_request__descriptor, NULL, pd),
              &v1beta1__update_device_response__descriptor);
     }
-    dmi_pb_free(pd);
 }
 
 static void model_changed(struct dmi *d, const char *op, const struct kedge_jval *model,
@@ -135,10 +220,10 @@ static void model_changed(struct dmi *d, const char *op, const struct kedge_jval
     if (!name)
         return;
     if (!strcmp(op, "delete")) {
-        V1beta1__RemoveDeviceModelRequest req = V1BETA1__REMOVE_DEVICE_MODEL_REQUEST__INIT;
-        req.modelname = (char *)name;
-        call(d, protocol, "RemoveDeviceModel", name, &req.base,
-             &v1beta1__remove_device_model_response__descriptor);
+        if (mapper_for(d, protocol))
+            call(d, protocol, "RemoveDeviceModel", name,
+                 request(&v1beta1__remove_device_model_request__descriptor, name, NULL),
+                 &v1beta1__remove_device_model_response__descriptor);
         return;
     }
     if (!mapper_for(d, protocol))
@@ -148,17 +233,14 @@ static void model_changed(struct dmi *d, const char *op, const struct kedge_jval
         kedge_log_limited(&d->rl, "dmi", KEDGE_LOG_WARN, "dmi: model %s not converted: %s", name,
                           rc == -ENOMEM ? "out of memory" : why);
     } else if (!strcmp(op, "insert")) {
-        V1beta1__CreateDeviceModelRequest req = V1BETA1__CREATE_DEVICE_MODEL_REQUEST__INIT;
-        req.model = pm;
-        call(d, protocol, "CreateDeviceModel", name, &req.base,
+        call(d, protocol, "CreateDeviceModel", name,
+             request(&v1beta1__create_device_model_request__descriptor, NULL, pm),
              &v1beta1__create_device_model_response__descriptor);
     } else {
-        V1beta1__UpdateDeviceModelRequest req = V1BETA1__UPDATE_DEVICE_MODEL_REQUEST__INIT;
-        req.model = pm;
-        call(d, protocol, "UpdateDeviceModel", name, &req.base,
+        call(d, protocol, "UpdateDeviceModel", name,
+             request(&v1beta1__update_device_model_request__descriptor, NULL, pm),
              &v1beta1__update_device_model_response__descriptor);
     }
-    dmi_pb_free(pm);
 }
 
 void dmi_cloud_change(void *ctx, const char *type, const char *operation, const char *json,
@@ -171,9 +253,10 @@ void dmi_cloud_change(void *ctx, const char *type, const char *operation, const 
         return; /* devices.c stored it: it was JSON */
     if (old)
         (void)kedge_json_parse(old, strlen(old), &odoc);
-    if (!strcmp(type, "device"))
+    if (!strcmp(type, "device")) {
+        dmi_device_changed(d, operation, kedge_jdoc_root(doc));
         device_changed(d, operation, kedge_jdoc_root(doc));
-    else if (!strcmp(type, "devicemodel"))
+    } else if (!strcmp(type, "devicemodel"))
         model_changed(d, operation, kedge_jdoc_root(doc), kedge_jdoc_root(odoc));
     kedge_jdoc_free(odoc);
     kedge_jdoc_free(doc);

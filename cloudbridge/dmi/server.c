@@ -216,27 +216,6 @@ static int twin_update(const V1beta1__DeviceStatus *st, struct kedge_buf *out)
     return kedge_jw_finish(&w);
 }
 
-struct find {
-    const char *name;
-    char *ns, *protocol;
-    int rc;
-};
-
-static void find_device(void *ctx, const char *key, const char *ns, const struct kedge_jval *dev)
-{
-    struct find *f = ctx;
-    const char *name = dmi_jstr(kedge_json_get(kedge_json_get(dev, "metadata"), "name"));
-    const char *proto = dmi_device_protocol(dev);
-
-    (void)key;
-    if (f->ns || !name || strcmp(name, f->name))
-        return;
-    f->ns = kedge_strdup(ns);
-    f->protocol = kedge_strdup(proto ? proto : "");
-    if (!f->ns || !f->protocol)
-        f->rc = -ENOMEM;
-}
-
 static void report_free(struct dmi_report *r)
 {
     struct dmi *d = r->d;
@@ -294,15 +273,20 @@ static void reported(void *ctx, const struct kedge_msg *m, int code, const char 
 }
 
 /* The device's id in the plugin: its bare name up to cloudcore v1.16, else {ns}/{name} of
- * the stored Device of that name (the mapper knows only the name). */
-static int device_id(struct dmi *d, const char *name, struct find *f, struct kedge_buf *id)
+ * the stored Device of that name (the mapper knows only the name); and its protocol, whose
+ * mapper the report is counted for. A device not stored goes by its name: the plugin answers
+ * whether it knows it. */
+static int device_id(struct dmi *d, const char *name, struct kedge_buf *id, char **protocol)
 {
-    int rc = dmi_each_device(d, find_device, f);
+    const struct dmi_dev *dev = NULL;
+    int rc = dmi_device_lookup(d, name, &dev);
 
-    if (rc == 0)
-        rc = f->rc;
-    if (rc == 0 && d->deps.ids_namespaced && f->ns)
-        rc = kedge_buf_printf(id, "%s/%s", f->ns, name);
+    if (rc == -ENOENT)
+        rc = 0;
+    if (rc == 0 && dev && !(*protocol = kedge_strdup(dev->protocol)))
+        rc = -ENOMEM;
+    if (rc == 0 && d->deps.ids_namespaced && dev)
+        rc = kedge_buf_printf(id, "%s/%s", dev->ns, name);
     else if (rc == 0)
         rc = kedge_buf_puts(id, name);
     return rc;
@@ -311,10 +295,10 @@ static int device_id(struct dmi *d, const char *name, struct find *f, struct ked
 static int send_report(struct dmi *d, uint64_t call, const V1beta1__ReportDeviceStatusRequest *req)
 {
     struct kedge_buf id = KEDGE_BUF_INIT, res = KEDGE_BUF_INIT, content = KEDGE_BUF_INIT;
-    struct find f = {req->devicename, NULL, NULL, 0};
     struct kedge_msg m = {0};
     struct dmi_report *r = kedge_calloc(1, sizeof(*r));
-    int rc = r ? device_id(d, req->devicename, &f, &id) : -ENOMEM;
+    char *protocol = NULL;
+    int rc = r ? device_id(d, req->devicename, &id, &protocol) : -ENOMEM;
 
     if (rc == 0)
         rc = kedge_buf_printf(&res, "device/%s/twin/update", id.data);
@@ -331,8 +315,8 @@ static int send_report(struct dmi *d, uint64_t call, const V1beta1__ReportDevice
     if (rc == 0) {
         r->d = d;
         r->call = call;
-        r->protocol = f.protocol;
-        f.protocol = NULL;
+        r->protocol = protocol;
+        protocol = NULL;
         r->next = d->reports;
         if (d->reports)
             d->reports->prev = r;
@@ -343,7 +327,7 @@ static int send_report(struct dmi *d, uint64_t call, const V1beta1__ReportDevice
         r = NULL;
     }
     kedge_free(r);
-    kedge_free_all(m.msg_id, f.ns, f.protocol);
+    kedge_free_all(m.msg_id, protocol);
     kedge_buf_cleanup(&id);
     kedge_buf_cleanup(&res);
     kedge_buf_cleanup(&content);

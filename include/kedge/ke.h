@@ -148,7 +148,8 @@
  */
 /* ---- the bridge's queue and dead letters (kedge-ctl outbox) ---------------------------------
  *
- * Answered by kedge-bridge (cloudbridge/hub/cloudq_ctl.c), which subscribes to $ke/bctl/+.
+ * Answered by kedge-bridge (cloudbridge/hub/cloudq_ctl.c, and cloudbridge/dmi/dmi.c for
+ * mapper_list), which subscribes to $ke/bctl/+.
  *
  *  $ke/bctl/{ref}                 asker -> bridge; ref: one topic level, unique per request
  *      {"op":"outbox_list","limit":N}   (default 20, at most 1000) the head of the queue:
@@ -169,6 +170,16 @@
  *    Errors: {"code":404,"reason":"no such entry"}, {"code":409,...} (dead_retry while the
  *    device's report is on the link: retry after its answer), {"code":400,...} (bad request).
  *    Every drop and retry is one log line of the bridge and counted (dropped_by_operator).
+ *      {"op":"mapper_list"}             the DMI mappers (cloudbridge/dmi/, kedge-ctl mapper
+ *                                        list), oldest registration first:
+ *        {"mappers":[{"name":"modbus-mapper","version":"v1.0","api_version":"v1beta1",
+ *         "protocol":"modbus","address":"/etc/kubeedge/modbus.sock","state":"running",
+ *         "registered_ms":T,"last_report_ms":T,"reports":N,"devices":["thermo-1",...]}]}
+ *        (address: the mapper's socket path; registered_ms 0: read back from the meta table
+ *        at the bridge's start, not registered since; last_report_ms 0 and reports count its
+ *        ReportDeviceStatus calls the device twin accepted since the start; devices: the
+ *        stored Devices of its protocol). Answered by cloudbridge/dmi/dmi.c; a bridge with
+ *        dmi_enabled 0 answers it as an unknown op.
  *  $ke/bctl/{ref}/result          bridge -> whoever subscribed to it (subscribe before asking)
  */
 /* ---- local metadata queries (the bridge's MetaManager) ------------------------------------------
