@@ -194,7 +194,7 @@ void mapper_wait_desired(struct mapperctl *m, const char *ev, const char *dev, c
     const char *got;
 
     for (;;) {
-        ck_assert_msg(mapperctl_wait(m, ev, dev, kt_remaining_ms(deadline), &doc) == 0,
+        ck_assert_msg(kt_now_ms() < deadline && mapperctl_wait(m, ev, dev, WAIT_MS, &doc) == 0,
                       "the mapper never got %s of %s with desired temperature %s", ev, dev, value);
         got = mapper_ev_str(doc, "device.desired.temperature");
         if (got && !strcmp(got, value))

@@ -48,12 +48,13 @@ static char *mapper_dir;
  * skipped: cloudcore re-sends the Device after each status patch). */
 static void wait_desired(const char *ev, const char *value, int timeout_ms)
 {
-    int64_t deadline = kt_now_ms() + timeout_ms;
+    int64_t deadline = kt_now_ms() + kh_scale_ms(timeout_ms);
     struct kedge_jdoc *doc = NULL;
     const char *got;
 
     for (;;) {
-        if (mapperctl_wait(mapper, ev, DEV, kt_remaining_ms(deadline), &doc) < 0) {
+        /* each wait up to the whole time (mapperctl_wait scales it), the loop to the deadline */
+        if (kt_now_ms() >= deadline || mapperctl_wait(mapper, ev, DEV, timeout_ms, &doc) < 0) {
             bridgectl_dump_log(env.bridge);
             ck_abort_msg("the mapper never got %s of " DEV " with desired %s", ev, value);
         }
@@ -108,7 +109,7 @@ START_TEST(mapper_receives_the_device)
              "status:\n  twins: [{propertyName: temperature, reported: {value: \"\"}, "
              "observedDesired: {value: \"\"}}]\n",
              env.node);
-    wait_desired("RegisterDevice", "22", kh_scale_ms(DEVICE_MS));
+    wait_desired("RegisterDevice", "22", DEVICE_MS);
     printf("test_realcloud_dmi: measure: kubectl apply -> RegisterDevice at the mapper in %.1f s\n",
            (double)(kt_now_ms() - t0) / 1000);
     /* registering again: the stored Device, with its model */
@@ -144,7 +145,7 @@ START_TEST(desired_value_reaches_the_mapper)
                                       "desired/value\",\"value\":\"30\"}]",
                                       NULL),
                      0);
-    wait_desired("UpdateDevice", "30", kh_scale_ms(DEVICE_MS));
+    wait_desired("UpdateDevice", "30", DEVICE_MS);
     printf("test_realcloud_dmi: measure: kubectl patch desired -> UpdateDevice in %.0f ms\n",
            (double)(kt_now_ms() - t0));
 }
