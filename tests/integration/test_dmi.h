@@ -1,6 +1,6 @@
 /* test_dmi.h: mappers over DMI against the whole edge node (test_dmi.c says how the suite runs):
  * the chain of test_bridge (test_bridge.h: cloudsim, broker + plugin, kedge-bridge) with the
- * bridge's DMI socket in a scratch directory, the test mappers of tests/dmi (mapperctl.h), and
+ * bridge's DMI socket in its directory, the test mappers of tests/dmi (mapperctl.h), and
  * the Devices and DeviceModels the cloud sends down as cloudcore v1.15 does. */
 #ifndef KEDGE_TESTS_TEST_DMI_H
 #define KEDGE_TESTS_TEST_DMI_H
@@ -16,14 +16,14 @@
 #define MODEL "thermo-model"
 #define CALL_TIMEOUT_MS "1500" /* dmi_call_timeout_ms: a hung mapper costs this */
 
-/* The scratch directory of the sockets and the mappers' logs, and kedge's DMI socket in it. */
-extern char *dmi_dir;
+/* The bridge's directory, where its DMI socket and the mappers' sockets and logs are. */
+extern const char *dmi_dir;
 extern char dmi_sock[256];
 
-/* chain_up (cloud generation 1.15: device ids are bare names, as DMI's) with dmi_socket and
- * dmi_call_timeout_ms set; more: further bridge settings (may be NULL). */
+/* chain_up (cloud generation 1.15: device ids are bare names, as DMI's) with a short
+ * dmi_call_timeout_ms; more: further bridge settings (may be NULL). */
 void dmi_up(const struct kv *more);
-/* teardown() and the scratch directory. */
+/* teardown(). */
 void dmi_down(void);
 
 /* A mapper of kind named name (its socket and log under dmi_dir) for protocol, started; asserts

@@ -4,31 +4,29 @@
 
 #include "test_dmi.h"
 
-char *dmi_dir;
+const char *dmi_dir;
 char dmi_sock[256];
 
 void dmi_up(const struct kv *more)
 {
-    struct kv conf[16] = {{"dmi_socket", dmi_sock}, {"dmi_call_timeout_ms", CALL_TIMEOUT_MS}};
+    struct kv conf[16] = {{"dmi_call_timeout_ms", CALL_TIMEOUT_MS}};
     struct chain_opts co = {.cloud_version = "1.15", .bridge_conf = conf};
-    size_t n = 2;
+    size_t n = 1;
 
-    /* a short directory: unix socket paths must fit in 108 bytes */
-    dmi_dir = kt_scratch_dir("kedge-dmi", 40);
-    ck_assert_ptr_nonnull(dmi_dir);
-    (void)snprintf(dmi_sock, sizeof(dmi_sock), "%s/dmi.sock", dmi_dir);
     for (; more && more->key && n < 15; more++)
         conf[n++] = *more;
     conf[n] = (struct kv){NULL, NULL};
     chain_up(&co);
+    /* bridgectl's default dmi_socket; the mappers' sockets and logs go there too, so the
+     * bridge's watcher removes them with its directory when a test dies */
+    dmi_dir = bridgectl_dir(bridge);
+    (void)snprintf(dmi_sock, sizeof(dmi_sock), "%s/dmi.sock", dmi_dir);
     ck_assert_int_eq(access(dmi_sock, F_OK), 0);
 }
 
 void dmi_down(void)
 {
     teardown();
-    kt_scratch_done(dmi_dir, false, "test_dmi");
-    free(dmi_dir);
     dmi_dir = NULL;
 }
 

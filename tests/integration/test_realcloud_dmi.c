@@ -29,7 +29,6 @@
 #include "grpc.h"
 #include "harness.h"
 #include "mapperctl.h"
-#include "proc.h"
 #include "rcsupport.h"
 #include "testsupport.h"
 
@@ -42,7 +41,6 @@
 
 static struct rc env;
 static struct mapperctl *mapper;
-static char *mapper_dir;
 
 /* The mapper's next `ev` of DEV whose desired temperature is value (earlier ones of DEV are
  * skipped: cloudcore re-sends the Device after each status patch). */
@@ -73,10 +71,9 @@ static void start_mapper(void)
     char sock[PATH_MAX], kedge[PATH_MAX], log[PATH_MAX];
     struct mapperctl_opts o = {MAPPER_C, "rc-virt", PROTO, sock, kedge, log};
 
-    mapper_dir = kt_scratch_dir("kedge-rcdmi", 40);
-    ck_assert_ptr_nonnull(mapper_dir);
-    snprintf(sock, sizeof(sock), "%s/virt.sock", mapper_dir);
-    snprintf(log, sizeof(log), "%s/virt.log", mapper_dir);
+    /* in the bridge's directory, which its watcher removes should this process die */
+    snprintf(sock, sizeof(sock), "%s/virt.sock", bridgectl_dir(env.bridge));
+    snprintf(log, sizeof(log), "%s/virt.log", bridgectl_dir(env.bridge));
     snprintf(kedge, sizeof(kedge), "%s/dmi.sock", bridgectl_dir(env.bridge));
     ck_assert_int_eq(mapperctl_start(&o, &mapper), 0);
 }
@@ -189,8 +186,6 @@ int main(void)
     if (mapper && mapperctl_stop(mapper) != 0)
         rc = -1;
     mapperctl_free(mapper);
-    kt_scratch_done(mapper_dir, false, "test_realcloud_dmi");
-    free(mapper_dir);
     if (rc_teardown(&env) < 0)
         rc = -1;
     return failed || rc ? EXIT_FAILURE : EXIT_SUCCESS;
