@@ -43,6 +43,11 @@ benchmarks:
           bridge's RSS with 20 pods running. Ends with
           'pods: one_s=S twenty_s=S direct_ratio=R bridge_rss_mb=N'.
 
+  dmi     ReportDeviceStatus calls/s through kedge-bridge's DMI socket for 1000 devices at 1
+          and 64 in flight (64 streams on one connection), side by side with MQTT twin updates
+          of the same content in the same run (target >= 0.5x MQTT). Ends with
+          'dmi: w1_ratio=R w64_ratio=R w1_dmi_per_s=N w64_dmi_per_s=N w64_mqtt_per_s=N'.
+
 environment: KEDGE_BENCH_BUILD, KEDGE_BENCH_REPS, KEDGE_KEEP_TMP=1, MOSQUITTO (see the header
 of this script).
 EOF
@@ -552,9 +557,39 @@ bench_pods() {
         "$mk1" "$mk20" "$r20" "$rss_med"
 }
 
+# ---- dmi: ReportDeviceStatus through the bridge's DMI socket vs. MQTT twin updates -----------
+
+bench_dmi() {
+    need_sqlite3
+    relay_build bench_dmi
+    DMIB=$BUILD-relay/bench/bench_dmi
+    trap 'bench_rc=$?; relay_cleanup; cleanup "$bench_rc"' EXIT
+    echo "== dmi: ReportDeviceStatus calls/s through kedge-bridge's DMI socket (one gRPC"
+    echo "   connection, W concurrent streams, each answered after the plugin's commit) vs. MQTT"
+    echo "   twin updates of the same content (QoS 1, W in flight, over when the result is back),"
+    echo "   1000 devices round-robin; $(nproc) CPUs, $(date -u +%FT%TZ)"
+    echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    seed_db "$WORK/dmi.db" 0 4 1
+    start_cloudsim
+    start_broker dmi "$WORK/dmi.db"
+    start_bridge 0 dmi_socket="$WORK/dmi.sock"
+    echo "-- setup: a DeviceModel, one membership and 1000 Devices of protocol bench-virtual from"
+    echo "   the cloud (cloudsim /send), until a report of the last device is answered OK"
+    "$DMIB" setup --control-port "$CONTROL_PORT" --node "$NODE" --dmi "$WORK/dmi.sock" \
+        --devices 1000 || die "dmi setup failed (bridge log: $WORK/bridge.log)"
+    echo "-- $REPS alternating mqtt/dmi pairs per window; medians; ratio = dmi / mqtt"
+    # its last line is the summary
+    "$DMIB" run --port "$PORT" --dmi "$WORK/dmi.sock" --devices 1000 --reps "$REPS" ||
+        die "dmi run failed (bridge log: $WORK/bridge.log)"
+    kill -0 "$BRIDGE_PID" 2>/dev/null || die "the bridge died: $(tail -20 "$WORK/bridge.log")"
+    stop_bridge
+    stop_broker
+    relay_cleanup
+}
+
 main() {
     case ${1:-} in
-    twin | relay | pods) ;;
+    twin | relay | pods | dmi) ;;
     -h | --help)
         usage
         exit 0

@@ -102,7 +102,8 @@ struct edgehub {
     bool redialing;  /* our own close (new certificate): nobody to blame */
     struct blame blame;
     struct ratelimit rl;
-    uint64_t reconnects;
+    uint64_t reconnects; /* links opened after the first one of this run */
+    bool ever_connected;
     int64_t last_keepalive_ms, last_delivery_ms;
     struct kedge_ratelimit bad_rl;
 };
@@ -507,7 +508,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         eh->redialing = false;
         cloudq_reset_sent(eh->q);
         blame_link_up(&eh->blame);
-        eh->reconnects++;
+        /* the first link of a run is a connection, not a reconnection */
+        eh->reconnects += eh->ever_connected;
+        eh->ever_connected = true;
         kedge_log(KEDGE_LOG_NOTICE, "edgehub: connected to wss://%s:%ld as node %s",
                   eh->cfg.cloud_host, eh->cfg.cloud_port, eh->cfg.node_name);
         /* not at once: the cloud's session may not exist yet (see the top of this file) */

@@ -196,6 +196,14 @@ static int write_config(struct bridgectl *b, const struct bridgectl_opts *o)
         b->metrics_port = kt_free_port();
         rc = b->metrics_port > 0 ? bridgectl_set_long(b, "metrics_port", b->metrics_port) : -EIO;
     }
+    if (rc == 0) { /* DMI's socket inside too: never edgecore's /etc/kubeedge/dmi.sock, which
+                    * every bridge of a parallel run would take from the one before */
+        char *dmi = NULL;
+        rc = asprintf(&dmi, "%s/dmi.sock", b->dir) < 0 ? -ENOMEM : 0;
+        if (rc == 0)
+            rc = bridgectl_set(b, "dmi_socket", dmi);
+        free(dmi);
+    }
     if (rc == 0 && o->password) {
         char *pw = NULL;
         if (strchr(o->password, '\n') || asprintf(&pw, "%s\n", o->password) < 0)

@@ -52,8 +52,8 @@ struct bridgectl;
 
 /* Make the directory and the config; nothing is started.
  * Defaults written first: db_path <dir>/bridge.db, meta_db_path <dir>/meta.db, pods_dir
- * <dir>/pods, engine_socket none (no pods unless the test names an engine), and
- * broker_password_file when .password is set.
+ * <dir>/pods, engine_socket none (no pods unless the test names an engine), dmi_socket
+ * <dir>/dmi.sock, and broker_password_file when .password is set.
  * o: borrowed for the call. Returns 0 and *out, -ENOTSUP (valgrind in the ASan tree), -EINVAL
  * (a line with a newline, an env entry without =), -E2BIG (over 48 args), -ENOMEM or -errno. */
 int bridgectl_new(const struct bridgectl_opts *o, struct bridgectl **out);

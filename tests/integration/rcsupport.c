@@ -91,7 +91,8 @@ static int configure_bridge(struct rc *e, const char *certs)
     /* reconnect quickly after the outage scenario's cloudcore restart */
     rc |= bset_long(e, "backoff_initial_ms", 200);
     rc |= bset_long(e, "backoff_max_ms", 2000);
-    rc |= bset(e, "engine_socket", enginectl_socket(e->engine));
+    if (e->engine) /* else bridgectl's default: none */
+        rc |= bset(e, "engine_socket", enginectl_socket(e->engine));
     rc |= bset(e, "pod_infra_image", "localhost/pause:edge");
     rc |= bset_long(e, "pod_resync_s", 2);
     rc |= bset(e, "log_level", "info");
@@ -112,7 +113,7 @@ int rc_setup(struct rc *e, const char *cloudcore_dir, const char *bridge_passwor
         fprintf(stderr, "rcsupport: the real cloud did not come up (%d)\n", rc);
         return -1;
     }
-    if ((rc = enginectl_start(&e->engine)) < 0) {
+    if (!e->no_engine && (rc = enginectl_start(&e->engine)) < 0) {
         fprintf(stderr, "rcsupport: the container engine did not start (%d)\n", rc);
         return -1;
     }
@@ -147,7 +148,7 @@ int rc_setup(struct rc *e, const char *cloudcore_dir, const char *bridge_passwor
 
 bool rc_edge_up(const struct rc *e)
 {
-    return e->cloud && e->engine && e->broker && e->bridge && e->t_bridge > 0;
+    return e->cloud && (e->engine || e->no_engine) && e->broker && e->bridge && e->t_bridge > 0;
 }
 
 int rc_teardown(struct rc *e)

@@ -29,6 +29,7 @@ struct rc {
     char node[64];
     char password[64]; /* the bridge identity's, for $ke/ctl */
     int64_t t_bridge;  /* when kedge-bridge was started */
+    bool no_engine;    /* set before rc_setup: no container engine (a node without pods) */
 };
 
 /* Everything up (the reason on stderr otherwise). Returns 0 or -1; call rc_teardown anyway. */

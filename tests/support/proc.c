@@ -133,12 +133,13 @@ static void child_exec(const struct kt_spawn *s, char **envp, int null_fd, int l
     sigset_t none;
     int out_fd = s->stdout_fd > 0 ? s->stdout_fd : log_fd;
     int e_fd = s->stderr_fd > 0 ? s->stderr_fd : err_fd >= 0 ? err_fd : log_fd;
+    int in_fd = s->stdin_fd > 0 ? s->stdin_fd : null_fd;
 
     if (s->own_group)
         (void)setpgid(0, 0);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
         _exit(127);
-    if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(e_fd, 2) < 0)
+    if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(e_fd, 2) < 0)
         _exit(127);
     kt_close_from(3);
     (void)signal(SIGPIPE, SIG_DFL);

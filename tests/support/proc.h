@@ -7,10 +7,10 @@
  * reaping.
  *
  * A child gets PR_SET_PDEATHSIG=SIGKILL (it never outlives a test that died: a failed ck_assert
- * _exits the test's process), stdin from /dev/null, no inherited descriptor above stderr (a
- * child holding a test client's socket would keep that connection alive after the client
- * "crashed"), SIGPIPE at its default and an empty signal mask. Its exit is encoded as the
- * helpers report it: the exit code, 128 + the signal that ended it, or a -errno of our own.
+ * _exits the test's process), stdin from /dev/null (or a pipe the test writes), no inherited
+ * descriptor above stderr (a child holding a test client's socket would keep that connection alive
+ * after the client "crashed"), SIGPIPE at its default and an empty signal mask. Its exit is encoded
+ * as the helpers report it: the exit code, 128 + the signal that ended it, or a -errno of our own.
  *
  * Waits are deadline loops on a condition; the only pause is kt_poll_pause between two polls.
  */
@@ -71,6 +71,9 @@ struct kt_spawn {
     const char *err_path;
     /* > 0: stdout, stderr are this descriptor (a pipe's write end) instead of the log. */
     int stdout_fd, stderr_fd;
+    /* > 0: stdin is this descriptor (a pipe's read end: a child driven by lines, such as
+     * tests/dmi's mappers) instead of /dev/null. */
+    int stdin_fd;
     /* Its own process group (a script whose children must die with it on a deadline). */
     bool own_group;
 };
