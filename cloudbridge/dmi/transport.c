@@ -49,6 +49,7 @@ struct dmi_conn {
     struct grpc_conn *g;
     struct dmi_outcall *call;    /* a connection to a mapper: its one call */
     lws_sorted_usec_list_t half; /* served: fires when a request stays half-sent too long */
+    uint64_t bytes_in, calls;    /* served: read, and requests that arrived whole */
 };
 
 struct served {
@@ -100,6 +101,8 @@ static void on_request(void *ctx, struct grpc_conn *c, int32_t stream, const cha
     struct dmi_conn *k = ctx;
     struct dmi_transport *t = k->t;
     char *copy = kedge_strdup(path);
+
+    k->calls++;
     char *slash = copy ? strrchr(copy, '/') : NULL;
     uint64_t id;
 
@@ -266,6 +269,16 @@ static void half_expired(lws_sorted_usec_list_t *sul)
     conn_close(k);
 }
 
+/* The peer closed (or reset) its end: one line if it was in the middle of a call, or went
+ * before its first call was whole (a client cut short; a mapper that died). */
+static void peer_gone(struct dmi_conn *k)
+{
+    if (k->g && !k->call && (grpc_conn_partial(k->g) || (k->bytes_in && !k->calls)))
+        kedge_log_limited(&k->t->rl, "dmi", KEDGE_LOG_WARN,
+                          "dmi: a client on %s went away in the middle of sending a call",
+                          k->t->path);
+}
+
 static void conn_readable(struct dmi_conn *k)
 {
     uint8_t buf[READ_CHUNK];
@@ -277,9 +290,11 @@ static void conn_readable(struct dmi_conn *k)
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (r <= 0) {
+            peer_gone(k);
             conn_close(k);
             return;
         }
+        k->bytes_in += (uint64_t)r;
         k->in_recv = true;
         r = grpc_conn_recv(k->g, buf, (size_t)r);
         k->in_recv = false;
@@ -377,6 +392,8 @@ static int dmi_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             conn_flush(k);
         break;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (!k->closing && !k->listener) /* lws saw the hang-up before we read the end */
+            peer_gone(k);
         lws_set_opaque_user_data(wsi, NULL); /* lws calls again (WSI_DESTROY) after this */
         k->wsi = NULL;
         conn_destroy(k);
