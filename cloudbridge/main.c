@@ -370,7 +370,7 @@ int main(int argc, char **argv)
         goto out;
     if (svcnotify_new(br.lws, &br.svc) < 0 || edgehub_on_link(br.hub, svcnotify_link, br.svc) < 0)
         goto out;
-    mb = (struct metrics_bridge){br.hub, br.cloudq, br.certs, br.relay};
+    mb = (struct metrics_bridge){br.hub, br.cloudq, br.certs, br.relay, br.edged};
     if (metrics_new(br.lws, br.cfg.metrics_address, br.cfg.metrics_port, &br.metrics) < 0 ||
         metrics_bridge_register(br.metrics, &mb) < 0)
         goto out;

@@ -90,6 +90,12 @@ static void plugin_figures(struct metrics_writer *w, const char *json)
     kedge_jdoc_free(doc);
 }
 
+static void pod_phase(void *ctx, const char *phase, size_t n)
+{
+    metrics_sample_label(ctx, "kedge_bridge_pods", "gauge", "pods of this node by phase", "phase",
+                         phase, (double)n);
+}
+
 static void collect(void *ctx, struct metrics_writer *w)
 {
     struct metrics_bridge *mb = ctx;
@@ -102,6 +108,8 @@ static void collect(void *ctx, struct metrics_writer *w)
     metrics_sample(w, "kedge_bridge_broker_link_up", G,
                    "1 while the plugin in the local broker accepted the bridge",
                    relay_ready(mb->relay));
+    if (mb->edged) /* NULL: no container engine, no pods */
+        edged_pod_phases(mb->edged, pod_phase, w);
     plugin_figures(w, relay_plugin_status(mb->relay));
 }
 

@@ -2,6 +2,7 @@
 #ifndef KEDGE_METRICS_BRIDGE_H
 #define KEDGE_METRICS_BRIDGE_H
 
+#include "edged/edged.h"
 #include "hub/certwatch.h"
 #include "hub/cloudq.h"
 #include "hub/edgehub.h"
@@ -14,6 +15,7 @@ struct metrics_bridge {
     struct cloudq *q;
     const struct certwatch *certs;
     const struct relay *relay;
+    const struct edged *edged; /* NULL when engine_socket is none */
 };
 
 int metrics_bridge_register(struct metrics *m, struct metrics_bridge *mb);

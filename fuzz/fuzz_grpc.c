@@ -76,7 +76,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     chunk = 1 + (mode >> 3) * 97;
     if (grpc_conn_new((mode & 3) != 2, &ops, &x, &lim, &c) < 0)
         return 0;
-    if ((mode & 3) == 1)
+    /* 0: a server fed raw bytes; 1: after the client preface; 3: after the preface and a
+     * SETTINGS frame; 2: a client with 4 calls open, after the server's SETTINGS */
+    if ((mode & 3) == 1 || (mode & 3) == 3)
         CHECK(grpc_conn_recv(c, preface, sizeof(preface) - 1) == 0);
     if ((mode & 3) >= 2)
         CHECK(grpc_conn_recv(c, settings, sizeof(settings)) == 0);

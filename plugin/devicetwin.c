@@ -55,6 +55,7 @@ void devicetwin_queue_error(struct devicetwin *dt, const char *event_id, int cod
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
 
+    dt->n.errors++;
     if (kedge_twin_error_encode(&b, event_id, kedge_wall_ms(), code, reason) == 0)
         devicetwin_queue(dt, &b, REPLY_KEEP, NULL);
     kedge_buf_cleanup(&b);

@@ -40,6 +40,11 @@ struct devicetwin {
     struct outbox *outbox;  /* twin and state reports for the cloud */
     struct batch *batch;    /* devices written, reloads */
     struct kedge_buf topic; /* scratch: the topic of what is being queued */
+    /* requests since the broker started (status, /metrics): twin updates from MQTT and from
+     * DMI mappers, twin gets, state updates, membership gets, and error results answered */
+    struct twin_counts {
+        int64_t updates, gets, states, members, errors;
+    } n;
 };
 
 /* Borrow the pieces (they must outlive dt). */

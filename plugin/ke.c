@@ -278,6 +278,11 @@ int ke_status_encode(struct ke *k, struct kedge_buf *b)
     }
     kedge_jw_kint(&w, "last_ack_ms", k->outbox->last_ack_ms);
     kedge_jw_kint(&w, "devices", (int64_t)registry_count(k->reg));
+    kedge_jw_kint(&w, "twin_updates", k->dt->n.updates);
+    kedge_jw_kint(&w, "twin_gets", k->dt->n.gets);
+    kedge_jw_kint(&w, "state_updates", k->dt->n.states);
+    kedge_jw_kint(&w, "membership_gets", k->dt->n.members);
+    kedge_jw_kint(&w, "twin_errors", k->dt->n.errors);
     kedge_jw_kint(&w, "db_bytes", store_db_bytes(k->store));
     kedge_jw_key(&w, "store_ok");
     kedge_jw_bool(&w, store_ok(k->store));

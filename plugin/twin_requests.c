@@ -54,6 +54,7 @@ int devicetwin_edge_update(struct devicetwin *dt, const char *id, size_t id_len,
     const char *reason = NULL;
     int rc, code = 0;
 
+    dt->n.updates++;
     rc = kedge_twin_update_decode(payload, len, &req);
     if (rc < 0 && rc != -ENOMEM) {
         kedge_log_limited(&bad_input_rl, "twin", KEDGE_LOG_WARN,
@@ -342,6 +343,9 @@ bool devicetwin_request(struct devicetwin *dt, const struct kedge_topic *t, cons
         const struct twin_request *r = &requests[i];
         if (r->kind != t->kind)
             continue;
+        dt->n.gets += t->kind == KEDGE_TOPIC_TWIN_GET;
+        dt->n.states += t->kind == KEDGE_TOPIC_STATE_UPDATE;
+        dt->n.members += t->kind == KEDGE_TOPIC_MEMBERSHIP_GET;
         if (len <= (size_t)dt->cfg->max_payload_bytes) {
             r->handle(dt, t->id, t->id_len, payload, len);
         } else {

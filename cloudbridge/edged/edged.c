@@ -254,3 +254,18 @@ void edged_free(struct edged *ed)
     edged_retakes_free(ed);
     kedge_free(ed);
 }
+
+void edged_pod_phases(const struct edged *ed, edged_phase_fn fn, void *ctx)
+{
+    static const char *const phases[] = {"Pending", "Running", "Succeeded", "Failed", "Unknown"};
+    size_t n[5] = {0}, i;
+    const struct epod *p;
+
+    for (p = ed->pods; p; p = p->next) {
+        for (i = 0; p->phase && i < 5 && strcmp(p->phase, phases[i]); i++)
+            ;
+        n[i < 5 ? i : 4]++; /* not computed yet: i stays 0, Pending */
+    }
+    for (i = 0; i < 5; i++)
+        fn(ctx, phases[i], n[i]);
+}

@@ -82,6 +82,11 @@ int edged_new(const struct edged_deps *deps, const struct edged_config *cfg,
 void edged_stop(struct edged *ed);
 /* After the loop is gone (its closing connections still call back into edged). NULL ok. */
 void edged_free(struct edged *ed);
+/* The pods of this node by phase as last computed (for /metrics): fn once per phase of
+ * Pending, Running, Succeeded, Failed, Unknown, with its count (pods not computed yet count as
+ * Pending). */
+typedef void (*edged_phase_fn)(void *ctx, const char *phase, size_t n);
+void edged_pod_phases(const struct edged *ed, edged_phase_fn fn, void *ctx);
 
 /* The lws protocols of Edged's connections (the runtime's engine client, the probes): on the
  * bridge's local vhost (main.c). */

@@ -88,6 +88,7 @@ struct epod {
     bool terminating, finalise, final_sent, volumes_ready, volumes_dirty;
     char *status_sent, *status_pending;
     bool status_inflight;
+    const char *phase;   /* podstatus_phase's last answer (a literal), NULL until computed */
     uint64_t queried_ms; /* last remote query for a missing configMap/secret */
 };
 

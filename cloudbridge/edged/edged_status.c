@@ -147,6 +147,7 @@ bool edged_report_status(struct edged *ed, struct epod *p)
         }
     p->cond_known = true;
     memcpy(v.cond_since_s, p->cond_since_s, sizeof(v.cond_since_s));
+    p->phase = podstatus_phase(&v);
     if (podstatus_write(&v, &b) < 0) {
         done = false;
     } else if (!p->status_sent || strcmp(p->status_sent, b.data)) {

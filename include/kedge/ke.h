@@ -127,13 +127,16 @@
  *                    "max_upload_bytes":16777216,"upload_policy":"refuse",
  *                    "uploads_refused":0,"uploads_dropped":0,"uploads_oversize":0,
  *                    "dropped_by_operator":0,"coalesced":41,"outbox_oldest_age_ms":1200,
- *                    "last_ack_ms":T,"devices":2,"db_bytes":122880,"store_ok":true,
+ *                    "last_ack_ms":T,"devices":2,"twin_updates":40,"twin_gets":3,"state_updates":1,
+ *                    "membership_gets":0,"twin_errors":2,"db_bytes":122880,"store_ok":true,
  *                    "bridge":<the bridge's last $ke/status, or null>}
  *                   outbox_depth: committed entries; state_pending: twin/state entries
  *                   waiting; upload_rows/upload_bytes: waiting uploads (bytes of their encoded
  *                   messages, what the budget counts); outbox_max: the uploads' row bound;
  *                   the five counters count since the broker started (coalesced: reports
- *                   folded into a waiting one).
+ *                   folded into a waiting one); twin_updates (from MQTT and DMI mappers),
+ *                   twin_gets, state_updates, membership_gets and twin_errors (error results
+ *                   answered) count requests since the broker started.
  *      device_list: the membership get result shape (docs/kubeedge-wire.md §2.10)
  *      device_get:  the twin get result shape (docs/kubeedge-wire.md §2.6), or
  * {"code":404,"reason":"..."} outbox_list: the head of the plugin's outbox, oldest first (limit:

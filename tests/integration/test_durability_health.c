@@ -220,6 +220,7 @@ START_TEST(test_sys_status)
     metrics_wait("kedge_bridge_cloud_reconnects_total", 0, 0, "a fresh node's first link");
     metrics_wait("kedge_bridge_broker_link_up", 1, 1, "a healthy node");
     metrics_wait("kedge_plugin_bridge_connected", 1, 1, "the plugin's figures");
+    metrics_wait("kedge_plugin_twin_updates", 1, 1e12, "the plugin's twin updates");
     metrics_wait("kedge_bridge_cert_not_after_timestamp_seconds", (double)e.cert_not_after,
                  (double)e.cert_not_after, "the certificate");
     {

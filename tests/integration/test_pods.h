@@ -15,6 +15,7 @@
 #include "bridgectl.h"
 #include "chain.h"
 #include "ctlrun.h"
+#include "httpc.h"
 #include "enginectl.h"
 #include "harness.h"
 #include "kedge/alloc.h"

@@ -186,6 +186,17 @@ START_TEST(graceful_delete_is_final)
         ck_assert_int_eq(r.status, 1);
         ctl_run_free(&r);
     }
+    { /* and on the bridge's /metrics */
+        struct kedge_buf b = KEDGE_BUF_INIT;
+        int status = -1;
+        ck_assert_int_eq(kt_http_fd(kt_connect_tcp(bridgectl_metrics_port(bridge)), "127.0.0.1",
+                                    "GET", "/metrics", NULL, 5000, &status, &b),
+                         0);
+        ck_assert_int_eq(status, 200);
+        ck_assert_msg(strstr(b.data, "\nkedge_bridge_pods{phase=\"Running\"} 2\n") != NULL,
+                      "/metrics:\n%s", b.data);
+        kedge_buf_cleanup(&b);
+    }
 
     /* forced: stopped and removed, and nothing said about it to the cloud any more */
     before = last_sent();
