@@ -78,20 +78,38 @@ die() {
 missing_packages() {
     local p
     for p in "${PACKAGES[@]}"; do
-        [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] ||
-            echo "$p"
+        installed "$p" || echo "$p"
     done
 }
 
+# podman's postinst enables (and on a systemd host starts) these; run.sh only needs the binary
+# for its private service (scripts/engine.sh).
+PODMAN_UNITS=(podman.socket podman.service podman-auto-update.timer podman-auto-update.service
+              podman-restart.service)
+
+installed() {
+    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
 install_packages() {
-    local missing
+    local missing had_podman=0
     mapfile -t missing < <(missing_packages)
     ((${#missing[@]} == 0)) && return 0
     [[ $(id -u) -eq 0 ]] || die "missing packages (run as root to install them): ${missing[*]}"
+    installed podman && had_podman=1
     echo "run.sh: installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"
+    # a podman installed here leaves the host's services as they were
+    if ((!had_podman)) && installed podman; then
+        if [[ -d /run/systemd/system ]]; then
+            systemctl disable --now "${PODMAN_UNITS[@]}" >/dev/null 2>&1 || true
+        else
+            deb-systemd-helper disable "${PODMAN_UNITS[@]}" >/dev/null 2>&1 || true
+        fi
+        echo "run.sh: podman's system units left disabled (run.sh starts a private service)"
+    fi
 }
 
 check_settings() {
@@ -439,6 +457,7 @@ EOF
       '{"route":{"source":"router_eventbus","group":"user","operation":"publish","resource":"hello/edge"},"content":"hi"}'
 EOF
     fi
+    # shellcheck disable=SC2016 # the $(cat ...) is for the reader to paste
     printf 'Logs: %s/logs/. The bridge is started again when it ends: kill "$(cat %s/bridge.pid)"\nrestarts it. Stop everything with Ctrl-C.\n\n' "$DATA_DIR" "$DATA_DIR"
 }
 
