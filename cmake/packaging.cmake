@@ -2,7 +2,8 @@
 #
 #   cmake --install build [--prefix /usr] (or DESTDIR=/some/root cmake --install build) puts:
 #     <libdir>/kedge/kedge_plugin.so           libdir = lib/<multiarch> under /usr (GNUInstallDirs)
-#     /etc/mosquitto/conf.d/kedge.conf         loads the plugin into Debian's mosquitto
+#     /etc/kedge/mosquitto-kedge.conf          loads the plugin into Debian's mosquitto, through
+#     /etc/mosquitto/conf.d/kedge.conf         a link to it (removed with the package)
 #     bin/kedge-bridge, bin/kedge-ctl, their man pages (help2man, from --help)
 #     /etc/kedge/kedge-bridge.conf, /lib/systemd/system/kedge-bridge.service
 #     share/doc/kedge-{plugin,bridge}/: README (bridge), copyright, changelog.gz
@@ -33,7 +34,14 @@ set(KEDGE_PKG_BUILD ${CMAKE_BINARY_DIR}/packaging)
 # --- the plugin package ---------------------------------------------------------------------------
 configure_file(${CMAKE_SOURCE_DIR}/conf/mosquitto-kedge.conf.in ${KEDGE_PKG_BUILD}/kedge.conf @ONLY)
 install(TARGETS kedge_plugin LIBRARY DESTINATION ${KEDGE_PLUGIN_DIR} COMPONENT plugin)
-install(FILES ${KEDGE_PKG_BUILD}/kedge.conf DESTINATION ${KEDGE_ETC}/mosquitto/conf.d
+# The configuration is a conffile in /etc/kedge; conf.d holds only a link to it, a plain package
+# file. `apt-get remove` keeps conffiles but deletes plain files: the link goes with the plugin,
+# so Debian's mosquitto never meets a plugin line whose library is gone.
+install(FILES ${KEDGE_PKG_BUILD}/kedge.conf DESTINATION ${KEDGE_ETC}/kedge
+        RENAME mosquitto-kedge.conf COMPONENT plugin)
+file(MAKE_DIRECTORY ${KEDGE_PKG_BUILD}/confd)
+file(CREATE_LINK ../../kedge/mosquitto-kedge.conf ${KEDGE_PKG_BUILD}/confd/kedge.conf SYMBOLIC)
+install(FILES ${KEDGE_PKG_BUILD}/confd/kedge.conf DESTINATION ${KEDGE_ETC}/mosquitto/conf.d
         COMPONENT plugin)
 
 # --- the bridge package ---------------------------------------------------------------------------
@@ -95,7 +103,7 @@ foreach(comp plugin bridge)
 endforeach()
 
 # --- CPack: one .deb per component ----------------------------------------------------------------
-file(WRITE ${KEDGE_PKG_BUILD}/kedge-plugin/conffiles "${KEDGE_ETC}/mosquitto/conf.d/kedge.conf\n")
+file(WRITE ${KEDGE_PKG_BUILD}/kedge-plugin/conffiles "${KEDGE_ETC}/kedge/mosquitto-kedge.conf\n")
 file(WRITE ${KEDGE_PKG_BUILD}/kedge-bridge/conffiles "${KEDGE_ETC}/kedge/kedge-bridge.conf\n")
 
 set(CPACK_GENERATOR DEB)

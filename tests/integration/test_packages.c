@@ -204,7 +204,15 @@ static void install_debs(const char *plugin_deb, const char *bridge_deb)
 
     make_root();
     dpkg_root(install);
-    assert_conffile("kedge-plugin", "/etc/mosquitto/conf.d/kedge.conf");
+    assert_conffile("kedge-plugin", "/etc/kedge/mosquitto-kedge.conf");
+    { /* conf.d has a plain link to it, which a remove takes away */
+        char *link = cat2(root, "/etc/mosquitto/conf.d/kedge.conf"), target[128];
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        ck_assert_msg(n > 0, "%s is not a link", link);
+        target[n] = '\0';
+        ck_assert_str_eq(target, "../../kedge/mosquitto-kedge.conf");
+        free(link);
+    }
     assert_conffile("kedge-bridge", "/etc/kedge/kedge-bridge.conf");
     ck_assert_msg(stat(pw, &st) == 0, "postinst made no %s", pw);
     ck_assert_int_eq(st.st_mode & 07777, 0640);
@@ -412,8 +420,18 @@ START_TEST(debs_install_and_serve)
         const char *purge_plugin[] = {"--purge", "kedge-plugin", NULL};
         const char *purge_bridge[] = {"--purge", "kedge-bridge", NULL};
 
+        const char *remove_plugin[] = {"--remove", "kedge-plugin", NULL};
+
+        /* remove (not purge): the plugin and the conf.d link go, so Debian's mosquitto starts
+         * without it; the conffile and the twins stay */
+        ck_assert(in_root("/var/lib/mosquitto/kedge.db"));
+        dpkg_root(remove_plugin);
+        ck_assert(!in_root(KEDGE_PLUGIN_INSTALL_PATH));
+        ck_assert(!in_root("/etc/mosquitto/conf.d/kedge.conf"));
+        ck_assert(in_root("/etc/kedge/mosquitto-kedge.conf"));
         ck_assert(in_root("/var/lib/mosquitto/kedge.db"));
         dpkg_root(purge_plugin);
+        ck_assert(!in_root("/etc/kedge/mosquitto-kedge.conf"));
         ck_assert(!in_root(KEDGE_PLUGIN_INSTALL_PATH));
         ck_assert(!in_root("/etc/mosquitto/conf.d/kedge.conf"));
         ck_assert(!in_root("/etc/kedge/bridge.password"));
