@@ -603,3 +603,36 @@ int kedge_json_int64(const struct kedge_jval *v, int64_t *out)
     *out = neg ? (int64_t)(0 - acc) : (int64_t)acc;
     return 0;
 }
+
+bool kedge_json_equal(const struct kedge_jval *a, const struct kedge_jval *b)
+{
+    const struct kedge_jval *x, *y;
+
+    if (!a || !b)
+        return a == b;
+    if (a->type != b->type || a->n != b->n)
+        return false;
+    switch (a->type) {
+    case KEDGE_JNULL:
+        return true;
+    case KEDGE_JBOOL:
+        return a->boolean == b->boolean;
+    case KEDGE_JNUM: /* as written: 1 and 1.0 differ, as they do in a resent object's text */
+    case KEDGE_JSTR:
+        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case KEDGE_JARR:
+        for (x = a->child, y = b->child; x && y; x = x->next, y = y->next)
+            if (!kedge_json_equal(x, y))
+                return false;
+        return !x && !y;
+    case KEDGE_JOBJ: /* both ways, so that a duplicate key cannot hide a missing one */
+        for (x = a->child; x; x = x->next)
+            if (!kedge_json_equal(x, kedge_json_get_exact(b, x->key, x->key_len)))
+                return false;
+        for (y = b->child; y; y = y->next)
+            if (!kedge_json_get_exact(a, y->key, y->key_len))
+                return false;
+        return true;
+    }
+    return false;
+}

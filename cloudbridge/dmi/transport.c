@@ -442,7 +442,8 @@ int dmi_transport_new(struct lws_context *lws, struct lws_vhost *vhost,
     t->lws = lws;
     t->vhost = vhost;
     t->cfg = *cfg;
-    t->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 10);
+    /* a line per bad client, but not a flood from one that loops */
+    t->rl = (struct kedge_ratelimit)KEDGE_RATELIMIT_INIT(10000, 50);
     t->request = request;
     t->ctx = ctx;
     t->path = kedge_strdup(cfg->socket_path);

@@ -48,6 +48,7 @@ struct waiting {
     char *refs[MAX_REFS]; /* msg_ids of the plugin messages still unanswered */
     size_t n_refs;
     bool failed;
+    bool notify; /* the change hook hears of it (not of a resend with the same spec) */
 };
 
 struct devices {
@@ -63,7 +64,7 @@ struct devices {
 /* One Device, read from its JSON. Members point into the parsed document. */
 struct device_view {
     const char *ns, *name;
-    const struct kedge_jval *desc, *model, *props;
+    const struct kedge_jval *desc, *model, *props, *spec;
 };
 
 static const char *jstr(const struct kedge_jval *v)
@@ -80,6 +81,7 @@ static bool view_device(const struct kedge_jval *dev, const char *ns, struct dev
     dv->name = jstr(kedge_json_get(meta, "name"));
     dv->desc = kedge_json_get(kedge_json_get(meta, "labels"), "description");
     dv->model = kedge_json_get(kedge_json_get(spec, "deviceModelRef"), "name");
+    dv->spec = spec;
     dv->props = kedge_json_get(spec, "properties");
     if (dv->props && dv->props->type != KEDGE_JARR)
         dv->props = NULL;
@@ -160,7 +162,7 @@ static void waiting_free(struct waiting *w)
 
 /* The plugin has (ok) or has not applied everything of the cloud message: store and ack it,
  * or leave both so that the cloud sends it again. */
-static void settle(struct devices *d, const struct kedge_msg *cloud, bool failed)
+static void settle(struct devices *d, const struct kedge_msg *cloud, bool failed, bool notify)
 {
     int rc;
 
@@ -179,7 +181,7 @@ static void settle(struct devices *d, const struct kedge_msg *cloud, bool failed
     }
     if (resource_needs_ack(cloud))
         (void)edgehub_ack(d->deps.hub, cloud); /* logged there when not sent */
-    if (d->changed)
+    if (d->changed && notify)
         d->changed(d->changed_ctx, "device", cloud->operation, cloud->content, cloud->content_len,
                    NULL);
 }
@@ -201,7 +203,7 @@ static void plugin_answered(void *ctx, const struct kedge_msg *m, bool ok)
         if (w->n_refs)
             return;
         if (!d->stopping)
-            settle(d, &w->cloud, w->failed);
+            settle(d, &w->cloud, w->failed, w->notify);
         waiting_free(w);
         d->w[i] = d->w[--d->n];
         return;
@@ -445,6 +447,10 @@ static int to_twins(struct devices *d, const struct kedge_msg *m, const struct d
     d->w = nw;
     w = &d->w[d->n];
     memset(w, 0, sizeof(*w));
+    /* cloudcore sends the whole Device again after each status patch it makes for a reported
+     * value: a mapper hears of a Device only when its spec changed (edgecore passes every
+     * resend on as an UpdateDevice, and the mapper-framework restarts the device for each) */
+    w->notify = removed || !old || !kedge_json_equal(dv->spec, old->spec);
     rc = kedge_msg_copy(&w->cloud, m);
     if (rc == 0)
         rc = device_id(d, dv, &id);
@@ -457,9 +463,10 @@ static int to_twins(struct devices *d, const struct kedge_msg *m, const struct d
         w->failed = rc < 0;
         d->n++;
     } else {
+        bool notify = w->notify;
         waiting_free(w);
         if (rc == 0) /* nothing for the plugin: stored and acked now */
-            settle(d, m, false);
+            settle(d, m, false, notify);
     }
     kedge_buf_cleanup(&id);
     return rc;

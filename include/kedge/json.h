@@ -94,6 +94,9 @@ void kedge_jdoc_free(struct kedge_jdoc *doc);
 /* Member of obj named `name` as Go's decoder finds it: case-insensitive (ASCII), last wins.
  * NULL when obj is not an object or has no such member. */
 const struct kedge_jval *kedge_json_get(const struct kedge_jval *obj, const char *name);
+/* Whether two values are the same JSON: objects whatever their member order (a duplicated key
+ * is compared by its last value, as lookups see it), numbers as written. NULL equals only NULL. */
+bool kedge_json_equal(const struct kedge_jval *a, const struct kedge_jval *b);
 /* Exact-match member lookup (for map keys). */
 const struct kedge_jval *kedge_json_get_exact(const struct kedge_jval *obj, const char *key,
                                               size_t key_len);

@@ -375,6 +375,37 @@ END_TEST
 
 /* kedge_buf_take of a buffer nothing was written to hands out "", a string (ASan caught a
  * strstr on an unterminated one in the real-cloud tier's log reader). */
+/* kedge_json_equal: a resent Device whose spec did not change is told apart from one whose
+ * spec did (cloudbridge/meta/devices.c). */
+static bool same_json(const char *a, const char *b)
+{
+    struct kedge_jdoc *x = NULL, *y = NULL;
+    bool eq;
+
+    ck_assert_int_eq(kedge_json_parse(a, strlen(a), &x), 0);
+    ck_assert_int_eq(kedge_json_parse(b, strlen(b), &y), 0);
+    eq = kedge_json_equal(kedge_jdoc_root(x), kedge_jdoc_root(y));
+    kedge_jdoc_free(x);
+    kedge_jdoc_free(y);
+    return eq;
+}
+
+START_TEST(json_equal)
+{
+    ck_assert(same_json("{\"a\":1,\"b\":[true,null,\"s\"]}", "{\"b\":[true,null,\"s\"],\"a\":1}"));
+    ck_assert(!same_json("{\"a\":1}", "{\"a\":2}"));
+    ck_assert(!same_json("{\"a\":1}", "{\"a\":1,\"b\":1}"));
+    ck_assert(!same_json("{\"a\":1,\"b\":1}", "{\"a\":1}"));
+    ck_assert(!same_json("[1,2]", "[2,1]"));
+    ck_assert(!same_json("[1,2]", "[1,2,3]"));
+    ck_assert(!same_json("{\"a\":\"1\"}", "{\"a\":1}"));
+    ck_assert(!same_json("{\"a\":{\"d\":\"x\"}}", "{\"a\":{\"d\":\"y\"}}"));
+    ck_assert(same_json("\"\\u0041\"", "\"A\""));
+    ck_assert(!same_json("{\"a\":1,\"a\":1}", "{\"a\":1,\"b\":1}"));
+    ck_assert(kedge_json_equal(NULL, NULL));
+}
+END_TEST
+
 START_TEST(buf_take_empty_is_a_string)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
@@ -416,6 +447,7 @@ static Suite *json_suite(void)
     tcase_add_test(tc, parse_nomem_invalid);
     tcase_add_test(tc, escape_nomem);
     tcase_add_test(tc, buf_take_empty_is_a_string);
+    tcase_add_test(tc, json_equal);
     suite_add_tcase(s, tc);
     return s;
 }
