@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -271,9 +272,9 @@ static void half_expired(lws_sorted_usec_list_t *sul)
 
 /* The peer closed (or reset) its end: one line if it was in the middle of a call, or went
  * before its first call was whole (a client cut short; a mapper that died). */
-static void peer_gone(struct dmi_conn *k)
+static void peer_gone(struct dmi_conn *k, int unread)
 {
-    if (k->g && !k->call && (grpc_conn_partial(k->g) || (k->bytes_in && !k->calls)))
+    if (k->g && !k->call && (grpc_conn_partial(k->g) || unread > 0 || (k->bytes_in && !k->calls)))
         kedge_log_limited(&k->t->rl, "dmi", KEDGE_LOG_WARN,
                           "dmi: a client on %s went away in the middle of sending a call",
                           k->t->path);
@@ -290,7 +291,7 @@ static void conn_readable(struct dmi_conn *k)
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (r <= 0) {
-            peer_gone(k);
+            peer_gone(k, 0);
             conn_close(k);
             return;
         }
@@ -392,8 +393,12 @@ static int dmi_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             conn_flush(k);
         break;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
-        if (!k->closing && !k->listener) /* lws saw the hang-up before we read the end */
-            peer_gone(k);
+        if (!k->closing && !k->listener) { /* lws saw the hang-up before we read the end */
+            int unread = 0;                /* what the peer sent and the loop never read */
+            if (ioctl(k->fd, FIONREAD, &unread) < 0)
+                unread = 0;
+            peer_gone(k, unread);
+        }
         lws_set_opaque_user_data(wsi, NULL); /* lws calls again (WSI_DESTROY) after this */
         k->wsi = NULL;
         conn_destroy(k);
