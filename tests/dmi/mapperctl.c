@@ -327,7 +327,8 @@ int mapperctl_restart(struct mapperctl *m)
     return start_and_wait(m);
 }
 
-static int send_line(struct mapperctl *m, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int send_line(struct mapperctl *m, const char *fmt,
+                                                           va_list ap)
 {
     char line[LINE_BYTES];
     int len = vsnprintf(line, sizeof(line) - 1, fmt, ap);
