@@ -225,6 +225,20 @@ static void conn_close(struct dmi_conn *k)
         lws_set_timeout(k->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 }
 
+/* The peer closed (or reset) its end: one line if it was in the middle of a call, or went
+ * before its first call was whole (a client cut short; a mapper that died). */
+static void peer_gone(struct dmi_conn *k)
+{
+    int unread = 0; /* what it sent that the loop never read (it may see the end first) */
+
+    if (k->fd < 0 || ioctl(k->fd, FIONREAD, &unread) < 0)
+        unread = 0;
+    if (k->g && !k->call && (grpc_conn_partial(k->g) || unread > 0 || (k->bytes_in && !k->calls)))
+        kedge_log_limited(&k->t->rl, "dmi", KEDGE_LOG_WARN,
+                          "dmi: a client on %s went away in the middle of sending a call",
+                          k->t->path);
+}
+
 /* Write what waits; close when the connection is over. */
 static void conn_flush(struct dmi_conn *k)
 {
@@ -241,6 +255,7 @@ static void conn_flush(struct dmi_conn *k)
                 lws_callback_on_writable(k->wsi);
                 break;
             }
+            peer_gone(k); /* a writer may see the hang-up before any read does */
             conn_close(k);
             return;
         }
@@ -270,16 +285,6 @@ static void half_expired(lws_sorted_usec_list_t *sul)
     conn_close(k);
 }
 
-/* The peer closed (or reset) its end: one line if it was in the middle of a call, or went
- * before its first call was whole (a client cut short; a mapper that died). */
-static void peer_gone(struct dmi_conn *k, int unread)
-{
-    if (k->g && !k->call && (grpc_conn_partial(k->g) || unread > 0 || (k->bytes_in && !k->calls)))
-        kedge_log_limited(&k->t->rl, "dmi", KEDGE_LOG_WARN,
-                          "dmi: a client on %s went away in the middle of sending a call",
-                          k->t->path);
-}
-
 static void conn_readable(struct dmi_conn *k)
 {
     uint8_t buf[READ_CHUNK];
@@ -291,7 +296,7 @@ static void conn_readable(struct dmi_conn *k)
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (r <= 0) {
-            peer_gone(k, 0);
+            peer_gone(k);
             conn_close(k);
             return;
         }
@@ -393,12 +398,8 @@ static int dmi_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             conn_flush(k);
         break;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
-        if (!k->closing && !k->listener) { /* lws saw the hang-up before we read the end */
-            int unread = 0;                /* what the peer sent and the loop never read */
-            if (ioctl(k->fd, FIONREAD, &unread) < 0)
-                unread = 0;
-            peer_gone(k, unread);
-        }
+        if (!k->closing && !k->listener) /* lws saw the hang-up before we read the end */
+            peer_gone(k);
         lws_set_opaque_user_data(wsi, NULL); /* lws calls again (WSI_DESTROY) after this */
         k->wsi = NULL;
         conn_destroy(k);

@@ -608,3 +608,21 @@ struct kedge_jdoc *rc_edge_status(struct rc *e)
 {
     return ke_ctl(e, "{\"op\":\"status\"}");
 }
+
+int rc_run_suite(struct rc *e, const char *cloudcore_dir, const char *bridge_password, Suite *s)
+{
+    SRunner *sr;
+    int failed;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (rc_setup(e, cloudcore_dir, bridge_password) < 0) {
+        srunner_free(srunner_create(s)); /* what frees a suite */
+        return -1;
+    }
+    sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed;
+}

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
+
 #include "kedge/buf.h"
 #include "kedge/json.h"
 
@@ -36,6 +38,9 @@ struct rc {
 int rc_setup(struct rc *e, const char *cloudcore_dir, const char *bridge_password);
 /* Stop all, in reverse order. Returns 0 when every stop was clean, else -1 (reasons printed). */
 int rc_teardown(struct rc *e);
+/* rc_setup, then the scenarios of s in this process (CK_NOFORK: they share one node and one
+ * cloud). The number that failed, or -1 when the set-up failed. rc_teardown after, either way. */
+int rc_run_suite(struct rc *e, const char *cloudcore_dir, const char *bridge_password, Suite *s);
 bool rc_edge_up(const struct rc *e);
 
 /* ---- small things ---------------------------------------------------------------------------- */

@@ -214,11 +214,7 @@ START_TEST(test_bridge_restarts)
 
     if (!dmi_kind_runs(k))
         return;
-    dmi_up(NULL);
-    cloud_model("insert", MODEL, PROTO, false);
-    cloud_add_device("thermo", MODEL, PROTO, "22");
-    m = mapper_up(k, "virt", PROTO);
-    kedge_jdoc_free(mapper_register(m, THERMO, ONE_MODEL));
+    m = thermo_mapper_up(k);
 
     /* cloud changes while all is up, then the mapper stops, the cloud goes away and the bridge
      * restarts without it */

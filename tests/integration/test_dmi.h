@@ -29,6 +29,9 @@ void dmi_down(void);
 /* A mapper of kind named name (its socket and log under dmi_dir) for protocol, started; asserts
  * it came up. */
 struct mapperctl *mapper_up(enum mapper_kind k, const char *name, const char *protocol);
+/* The chain up, the cloud's thermo (desired 22) of MODEL and PROTO, and mapper "virt" of kind k
+ * registered with it. */
+struct mapperctl *thermo_mapper_up(enum mapper_kind k);
 /* Whether the loop's kind can run here; prints why not (the test then passes vacuously and
  * says so). */
 bool dmi_kind_runs(enum mapper_kind k);

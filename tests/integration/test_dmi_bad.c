@@ -12,9 +12,6 @@
 
 #include "test_dmi.h"
 
-static const char *const THERMO[] = {"thermo", NULL};
-static const char *const ONE_MODEL[] = {MODEL, NULL};
-
 /* Bytes that are not HTTP/2 on kedge's socket: kedge hangs up (after its GOAWAY, if any). */
 static void garbage_is_refused(void)
 {
@@ -85,11 +82,7 @@ START_TEST(test_bad_input)
 
     if (!dmi_kind_runs(k))
         return;
-    dmi_up(NULL);
-    cloud_model("insert", MODEL, PROTO, false);
-    cloud_add_device("thermo", MODEL, PROTO, "22");
-    m = mapper_up(k, "virt", PROTO);
-    kedge_jdoc_free(mapper_register(m, THERMO, ONE_MODEL));
+    m = thermo_mapper_up(k);
 
     /* garbage on kedge's socket: refused, one log line */
     mark = bridgectl_log_mark(bridge);

@@ -726,7 +726,6 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr;
     char why[PATH_MAX + 128];
     int failed, rc;
     int64_t t0 = kt_now_ms();
@@ -740,17 +739,7 @@ int main(void)
                enginectl_wanted() ? enginectl_unavailable_reason() : "KEDGE_TEST_ENGINE=none");
         return 77;
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    if (rc_setup(&env, KEDGE_CLOUDCORE_DIR, BRIDGE_PASS) < 0) {
-        rc_teardown(&env);
-        return EXIT_FAILURE;
-    }
-    /* CK_NOFORK: the scenarios share one node, one cloud and state between them */
-    sr = srunner_create(suite());
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    failed = rc_run_suite(&env, KEDGE_CLOUDCORE_DIR, BRIDGE_PASS, suite());
     rc = rc_teardown(&env);
     printf("test_realcloud: measure: whole binary %.1f s\n", (double)(kt_now_ms() - t0) / 1000);
     return failed || rc ? EXIT_FAILURE : EXIT_SUCCESS;

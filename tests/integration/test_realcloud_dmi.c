@@ -171,24 +171,13 @@ int main(void)
 {
     char why[PATH_MAX + 128];
     int failed, rc = 0;
-    SRunner *sr;
 
     if (!cloudctl_available(KEDGE_CLOUDCORE_DIR, why, sizeof(why))) {
         printf("test_realcloud_dmi: skipped: %s\n", why);
         return 77;
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
     env.no_engine = true;
-    if (rc_setup(&env, KEDGE_CLOUDCORE_DIR, BRIDGE_PASS) < 0) {
-        rc_teardown(&env);
-        return EXIT_FAILURE;
-    }
-    /* CK_NOFORK: the scenarios share one node, one cloud and the mapper */
-    sr = srunner_create(suite());
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    failed = rc_run_suite(&env, KEDGE_CLOUDCORE_DIR, BRIDGE_PASS, suite()); /* and the mapper */
     if (mapper && mapperctl_stop(mapper) != 0)
         rc = -1;
     mapperctl_free(mapper);
