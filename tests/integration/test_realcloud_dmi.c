@@ -11,7 +11,8 @@
  *  2. The mapper reports a value: `kubectl get device -o json` shows it in
  *     status.twins[].reported.value.
  *  3. `kubectl patch` of spec.properties[].desired.value: the mapper receives UpdateDevice with
- *     it.
+ *     it (the first one: the Device cloudcore resends after a status patch reaches no mapper).
+ *  4. The same with the Python mapper (pymapper.py) in its place, when python3-grpcio is there.
  *
  * Scenarios run in order in this process (CK_NOFORK: one node, one cloud, one mapper). Skipped
  * (exit 77) with the reason when the cloud folder is absent. Every wait is a deadline.
@@ -70,14 +71,15 @@ static void wait_desired(const char *ev, const char *value, int timeout_ms, bool
     kedge_jdoc_free(doc);
 }
 
-static void start_mapper(void)
+static void start_mapper(enum mapper_kind kind)
 {
     char sock[PATH_MAX], kedge[PATH_MAX], log[PATH_MAX];
-    struct mapperctl_opts o = {MAPPER_C, "rc-virt", PROTO, sock, kedge, log};
+    struct mapperctl_opts o = {kind, "rc-virt", PROTO, sock, kedge, log};
+    const char *k = mapper_kind_name(kind);
 
     /* in the bridge's directory, which its watcher removes should this process die */
-    snprintf(sock, sizeof(sock), "%s/virt.sock", bridgectl_dir(env.bridge));
-    snprintf(log, sizeof(log), "%s/virt.log", bridgectl_dir(env.bridge));
+    snprintf(sock, sizeof(sock), "%s/virt-%s.sock", bridgectl_dir(env.bridge), k);
+    snprintf(log, sizeof(log), "%s/virt-%s.log", bridgectl_dir(env.bridge), k);
     snprintf(kedge, sizeof(kedge), "%s/dmi.sock", bridgectl_dir(env.bridge));
     ck_assert_int_eq(mapperctl_start(&o, &mapper), 0);
 }
@@ -91,7 +93,7 @@ START_TEST(mapper_receives_the_device)
 
     ck_assert_msg(rc_edge_up(&env), "the edge node did not come up");
     rc_wait_node_ready(&env, kh_scale_ms(READY_MS));
-    start_mapper();
+    start_mapper(MAPPER_C);
     ck_assert_int_eq(mapperctl_call(mapper, "registered", &doc, "register"), GRPC_OK);
     ck_assert(mapper_ev_names_are(doc, "devices", none));
     kedge_jdoc_free(doc);
@@ -154,6 +156,41 @@ START_TEST(desired_value_reaches_the_mapper)
 }
 END_TEST
 
+/* 4. The same flow with the independent client (Python grpcio, stubs from the same proto) in
+ * the C mapper's place: it registers and gets the Device as it is now, its report reaches the
+ * API server, and a desired value set with kubectl reaches it. */
+START_TEST(python_mapper_same_flow)
+{
+    static const char *const dev[] = {DEV, NULL};
+    struct kedge_jdoc *doc = NULL;
+    const char *why = NULL;
+
+    if (!mapper_kind_available(MAPPER_PYTHON, &why)) {
+        printf("test_realcloud_dmi: python mapper skipped: %s\n", why ? why : "unavailable");
+        return;
+    }
+    ck_assert_msg(mapper != NULL, "no mapper (the first scenario failed)");
+    ck_assert_int_eq(mapperctl_stop(mapper), 0);
+    mapperctl_free(mapper);
+    mapper = NULL;
+    start_mapper(MAPPER_PYTHON);
+    ck_assert_int_eq(mapperctl_call(mapper, "registered", &doc, "register"), GRPC_OK);
+    ck_assert(mapper_ev_names_are(doc, "devices", dev));
+    kedge_jdoc_free(doc);
+    ck_assert_int_eq(mapperctl_call(mapper, "report", NULL, "report " DEV " temperature 24"),
+                     GRPC_OK);
+    rc_wait_reported(&env, DEV, "24", kh_scale_ms(REPORT_MS));
+    ck_assert_int_eq(cloudctl_kubectl(env.cloud, NULL, NULL, NULL, "patch", "device", DEV,
+                                      "--type=json", "-p",
+                                      "[{\"op\":\"replace\",\"path\":\"/spec/properties/0/"
+                                      "desired/value\",\"value\":\"31\"}]",
+                                      NULL),
+                     0);
+    wait_desired("UpdateDevice", "31", DEVICE_MS, true);
+    printf("test_realcloud_dmi: python mapper: registered, reported 24, got desired 31\n");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("realcloud_dmi");
@@ -163,6 +200,7 @@ static Suite *suite(void)
     tcase_add_test(tc, mapper_receives_the_device);
     tcase_add_test(tc, mapper_report_reaches_the_cloud);
     tcase_add_test(tc, desired_value_reaches_the_mapper);
+    tcase_add_test(tc, python_mapper_same_flow);
     suite_add_tcase(s, tc);
     return s;
 }
