@@ -92,57 +92,59 @@ static void send_acked(struct kedge_buf *b)
     kedge_buf_cleanup(b);
 }
 
-void cloud_model(const char *op, const char *name, const char *proto, bool with_mode)
+/* The device controller's resource message for the v1beta1 object {kind} default/{name} with
+ * the rest of its body (",\"spec\":{...}..."), under a resourceVersion above the cloud's. */
+static void send_object(const char *op, const char *type, const char *kind, const char *name,
+                        const char *rest)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
     char key[128];
     long rv;
 
-    (void)snprintf(key, sizeof(key), "default/devicemodel/%s", name);
+    (void)snprintf(key, sizeof(key), "default/%s/%s", type, name);
     rv = next_rv(key);
     ck_assert_int_eq(
-        kedge_buf_printf(
-            &b,
-            "{\"header\":{\"resourceversion\":\"%ld\"},\"route\":{\"source\":"
-            "\"devicecontroller\",\"group\":\"resource\",\"operation\":\"%s\",\"resource\":"
-            "\"%s\"},\"content\":{\"apiVersion\":\"devices.kubeedge.io/v1beta1\",\"kind\":"
-            "\"DeviceModel\",\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\","
-            "\"resourceVersion\":\"%ld\"},\"spec\":{\"protocol\":\"%s\",\"properties\":[{"
-            "\"name\":\"temperature\",\"type\":\"INT\",\"accessMode\":\"ReadWrite\"}%s]}}}",
-            rv, op, key, name, rv, proto,
-            with_mode ? ",{\"name\":\"mode\",\"type\":\"STRING\",\"accessMode\":\"ReadWrite\"}"
-                      : ""),
+        kedge_buf_printf(&b,
+                         "{\"header\":{\"resourceversion\":\"%ld\"},\"route\":{\"source\":"
+                         "\"devicecontroller\",\"group\":\"resource\",\"operation\":\"%s\","
+                         "\"resource\":\"%s\"},\"content\":{\"apiVersion\":"
+                         "\"devices.kubeedge.io/v1beta1\",\"kind\":\"%s\",\"metadata\":{"
+                         "\"name\":\"%s\",\"namespace\":\"default\",\"resourceVersion\":"
+                         "\"%ld\"}%s}}",
+                         rv, op, key, kind, name, rv, rest),
         0);
     send_acked(&b);
+}
+
+void cloud_model(const char *op, const char *name, const char *proto, bool with_mode)
+{
+    char rest[512];
+
+    (void)snprintf(
+        rest, sizeof(rest),
+        ",\"spec\":{\"protocol\":\"%s\",\"properties\":[{\"name\":\"temperature\","
+        "\"type\":\"INT\",\"accessMode\":\"ReadWrite\"}%s]}",
+        proto,
+        with_mode ? ",{\"name\":\"mode\",\"type\":\"STRING\",\"accessMode\":\"ReadWrite\"}" : "");
+    send_object(op, "devicemodel", "DeviceModel", name, rest);
 }
 
 void cloud_device(const char *op, const char *name, const char *model, const char *proto,
                   const char *desired)
 {
-    struct kedge_buf b = KEDGE_BUF_INIT;
-    char key[128];
-    long rv;
+    char rest[1024];
 
-    (void)snprintf(key, sizeof(key), "default/device/%s", name);
-    rv = next_rv(key);
     /* configData of each kind edgecore's dataToAny converts: a string, a number, a bool */
-    ck_assert_int_eq(
-        kedge_buf_printf(
-            &b,
-            "{\"header\":{\"resourceversion\":\"%ld\"},\"route\":{\"source\":"
-            "\"devicecontroller\",\"group\":\"resource\",\"operation\":\"%s\",\"resource\":"
-            "\"%s\"},\"content\":{\"apiVersion\":\"devices.kubeedge.io/v1beta1\",\"kind\":"
-            "\"Device\",\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\","
-            "\"resourceVersion\":\"%ld\"},\"spec\":{\"deviceModelRef\":{\"name\":\"%s\"},"
-            "\"nodeName\":\"" NODE "\",\"protocol\":{\"protocolName\":\"%s\",\"configData\":{"
-            "\"host\":\"10.0.0.7\",\"port\":502,\"debug\":true}},\"properties\":[{\"name\":"
-            "\"temperature\",\"desired\":{\"value\":\"%s\"},\"visitors\":{\"protocolName\":"
-            "\"%s\",\"configData\":{\"register\":\"HR\",\"offset\":2}},\"reportCycle\":1000,"
-            "\"collectCycle\":500,\"reportToCloud\":true}]},\"status\":{\"twins\":[{"
-            "\"propertyName\":\"temperature\",\"reported\":{\"value\":\"\"}}]}}}",
-            rv, op, key, name, rv, model, proto, desired, proto),
-        0);
-    send_acked(&b);
+    (void)snprintf(rest, sizeof(rest),
+                   ",\"spec\":{\"deviceModelRef\":{\"name\":\"%s\"},\"nodeName\":\"" NODE "\","
+                   "\"protocol\":{\"protocolName\":\"%s\",\"configData\":{\"host\":\"10.0.0.7\","
+                   "\"port\":502,\"debug\":true}},\"properties\":[{\"name\":\"temperature\","
+                   "\"desired\":{\"value\":\"%s\"},\"visitors\":{\"protocolName\":\"%s\","
+                   "\"configData\":{\"register\":\"HR\",\"offset\":2}},\"reportCycle\":1000,"
+                   "\"collectCycle\":500,\"reportToCloud\":true}]},\"status\":{\"twins\":[{"
+                   "\"propertyName\":\"temperature\",\"reported\":{\"value\":\"\"}}]}",
+                   model, proto, desired, proto);
+    send_object(op, "device", "Device", name, rest);
 }
 
 static void membership(const char *list, const char *name)
