@@ -78,6 +78,15 @@ struct edged_config {
 int edged_new(const struct edged_deps *deps, const struct edged_config *cfg,
               const struct runtime *rt, struct edged **out);
 
+/* The runtime Edged drives (EdgeStream reads logs and runs sessions through it). */
+struct runtime *edged_runtime(struct edged *ed);
+/* The runtime id of container `container` of pod ns/pod as kubelet resolves it for logs, exec
+ * and attach: the running (or last) instance, or with previous the last terminated one before
+ * it. container "" means the pod's only container. 0 and id; or -ENOENT with kubelet's message
+ * in why (`pods "x" not found`, `container "c" in pod "x" is not available`, ...). */
+int edged_find_container(struct edged *ed, const char *ns, const char *pod, const char *container,
+                         bool previous, char *id, size_t id_len, char *why, size_t why_len);
+
 /* Before the loop goes away: no new work, timers cancelled. NULL ok. */
 void edged_stop(struct edged *ed);
 /* After the loop is gone (its closing connections still call back into edged). NULL ok. */

@@ -111,6 +111,20 @@ typedef void (*runtime_log_chunk_fn)(void *ctx, enum runtime_log_stream stream, 
  * (never NULL). */
 typedef void (*runtime_log_end_fn)(void *ctx, int err, const char *message);
 
+/* What an interactive session has: stdin, stdout, stderr, a TTY (kubectl exec -i -t). */
+struct runtime_stdio {
+    bool in, out, err, tty;
+};
+
+struct runtime_session_fns {
+    /* Output of the process: RT_STDOUT or RT_STDERR (with a TTY all of it is RT_STDOUT). */
+    void (*output)(void *ctx, enum runtime_log_stream stream, const char *bytes, size_t len);
+    /* Once. err 0: the process ended with exit_code (attach: the container's, -1 unknown);
+     * err < 0: it could not start or the runtime went away; message is the runtime's reason
+     * (never NULL). */
+    void (*end)(void *ctx, int err, int exit_code, const char *message);
+};
+
 /* Containers changed (a hint to list again); up: the runtime's event source came or went. */
 typedef void (*runtime_changed_fn)(void *ctx);
 typedef void (*runtime_up_fn)(void *ctx, bool up);
@@ -164,6 +178,29 @@ struct runtime_ops {
     /* Stop reading (a follow too): no chunk or end is called for handle any more. Safe from
      * inside chunk. */
     void (*logs_cancel)(void *rt, long handle);
+    /* Backpressure for a logs stream: stop reading the runtime's output while paused. */
+    void (*logs_pause)(void *rt, long handle, bool pause);
+    /* An interactive process in container id: exec_session runs argv (kubectl exec),
+     * attach_session joins the container's main process (kubectl attach). io says which of
+     * stdin, stdout, stderr it has and whether it has a TTY. Returns a handle (> 0): fns->output
+     * for each piece of output, then fns->end once, unless session_cancel comes first; or a
+     * negative code (nothing is called). end may come before it returns. */
+    long (*exec_session)(void *rt, const char *id, char *const *argv, size_t argc,
+                         const struct runtime_stdio *io, const struct runtime_session_fns *fns,
+                         void *ctx);
+    long (*attach_session)(void *rt, const char *id, const struct runtime_stdio *io,
+                           const struct runtime_session_fns *fns, void *ctx);
+    /* Bytes for the process's stdin, buffered in order: 0, -ENOMEM or -ENOENT (no session). */
+    int (*session_stdin)(void *rt, long handle, const char *b, size_t n);
+    /* EOF on the process's stdin once what is buffered is written. */
+    int (*session_close_stdin)(void *rt, long handle);
+    /* The TTY's new size (a session with tty). */
+    int (*session_resize)(void *rt, long handle, unsigned width, unsigned height);
+    /* Backpressure: stop or resume reading the process's output. */
+    void (*session_pause)(void *rt, long handle, bool pause);
+    /* End the session (the process of an exec is left to finish on its own, as kubelet
+     * does); no callback any more. Safe from inside a callback. */
+    void (*session_cancel)(void *rt, long handle);
     /* Before the loop goes away: no new timers. */
     void (*stop)(void *rt);
     /* Every call in flight completes (RT_CANCELLED; exec and logs: -ECANCELED unless

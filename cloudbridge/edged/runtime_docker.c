@@ -579,15 +579,23 @@ static void op_free(void *rt)
 }
 
 static const struct runtime_ops docker_ops = {
-    op_create_sandbox, op_create_container,
-    op_start,          op_kill,
-    op_remove,         op_list,
-    op_inspect,        op_image_present,
-    op_pull,           op_version,
-    op_watch,          op_exec,
-    op_exec_cancel,    op_logs,
-    op_logs_cancel,    op_stop,
-    op_free,
+    .create_sandbox = op_create_sandbox,
+    .create_container = op_create_container,
+    .start_container = op_start,
+    .kill_container = op_kill,
+    .remove_container = op_remove,
+    .list = op_list,
+    .inspect = op_inspect,
+    .image_present = op_image_present,
+    .pull_image = op_pull,
+    .version = op_version,
+    .watch = op_watch,
+    .exec = op_exec,
+    .exec_cancel = op_exec_cancel,
+    .logs = op_logs,
+    .logs_cancel = op_logs_cancel,
+    .stop = op_stop,
+    .free = op_free,
 };
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
