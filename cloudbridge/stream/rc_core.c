@@ -175,6 +175,8 @@ static int resize_drain(struct rc *r)
     size_t off = 0;
     int rc = 0;
 
+    if (!q->len)
+        return 0;
     while (r->state == RC_RUNNING && !r->resize_off) {
         size_t end;
 
@@ -200,8 +202,7 @@ static int resize_drain(struct rc *r)
         off = q->len;
     memmove(q->data, q->data + off, q->len - off);
     q->len -= off;
-    if (q->data)
-        q->data[q->len] = '\0';
+    q->data[q->len] = '\0';
     return 0;
 }
 
