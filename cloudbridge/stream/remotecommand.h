@@ -28,7 +28,8 @@
  *      ready() once all the streams the options need are there (SPDY: their SYN_STREAMs), then
  *      stdin_data(), stdin_close(), resize(); closed() when the client ends the connection (a
  *      close frame, GOAWAY) or breaks the protocol. rc_input returns < 0 once the connection is
- *      over; closed() has been called then, once.
+ *      over: closed() has been called then, once, unless a callback ended it with rc_exit or
+ *      rc_fail (then end the transport as after those).
  *   3. On ready(): start the process with the options (o->argv, o->tty, ...). Its output:
  *      rc_output(). Its end: rc_exit() (exit code; attach: any) or rc_fail() (it could not run).
  *      Those write the status on the error channel the way kubelet writes it and close the
@@ -88,7 +89,7 @@ int rc_accept(const struct rc_upgrade *u, const struct rc_fns *fns, void *ctx, s
 
 /* Bytes from the client, any split. Returns 0, or < 0 once the connection is over (-EPROTO: the
  * client broke the protocol, -EPIPE: it closed or the rc already ended, -ENOMEM); closed() has
- * been called by then. */
+ * been called by then unless the rc was ended by rc_exit/rc_fail. */
 int rc_input(struct rc *r, const char *b, size_t n);
 
 /* The process's output on stream s (a TTY: all RT_STDOUT). Returns 0 (sent, or dropped when the
@@ -97,7 +98,9 @@ int rc_output(struct rc *r, enum runtime_log_stream s, const char *b, size_t n);
 
 /* The process ended with exit_code: exec: Success for 0, else kubelet's NonZeroExitCode status
  * (kubectl exits with the code; it parses 0..255); attach: Success whatever the code. Then the
- * connection is closed. Returns 0, -EPIPE (already over), -ENOMEM (nothing usable was sent). */
+ * connection is closed. Returns 0, -EPIPE (already over), -ENOMEM (the status could not be
+ * built or sent: cut the transport; kubectl then reports a broken stream). The rc is over either
+ * way. */
 int rc_exit(struct rc *r, int exit_code);
 
 /* The process could not run / the runtime went away: kubelet's InternalError status with

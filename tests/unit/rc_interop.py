@@ -44,6 +44,13 @@ def exec_cases(env, mode, log):
         mode, rc, err)
     rc, out, err = kubectl(env, ["attach", "-i", "p"], stdin=b"attached\n")
     assert rc == 0 and out == b"attached\n", (mode, rc, out, err)
+    # a TTY (through script(1)'s pty): kubectl sends the terminal's size on the resize channel
+    if shutil.which("script"):
+        p = subprocess.run(["script", "-qec", f"stty cols 101 rows 31; {KUBECTL} exec -it p -- size",
+                            "/dev/null"], capture_output=True, env=env, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 0 and b"size 101x31" in p.stdout, (mode, p.returncode, p.stdout,
+                                                                  p.stderr)
     print(f"ok: kubectl exec/attach over {mode}: {log()}")
 
 

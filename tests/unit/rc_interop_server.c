@@ -6,6 +6,7 @@
  *   echo ARGS...   ARGS on stdout          exit N   "bye" on stderr, exit code N
  *   cat            stdin back on stdout     big N    N bytes on stdout
  *   fail           the runtime cannot run it (rc_fail)
+ *   size           with a TTY: waits for the first terminal size, prints "size WxH", exit 0
  * attach is cat. One line per upgraded session on stderr: "session <negotiated protocol>".
  * Prints the port, serves until stdin closes.
  *
@@ -36,7 +37,7 @@ struct conn {
     const char *hk[32], *hv[32];
     size_t nh;
     char *joined[32]; /* header values joined from repeated lines, owned */
-    bool is_cat;
+    bool is_cat, is_size;
 };
 
 static void write_all(int fd, const char *b, size_t n)
@@ -106,6 +107,8 @@ static void on_ready(void *ctx, const struct rc_options *o)
             left -= (long)k;
         }
         end_with(c, 0);
+    } else if (!strcmp(cmd, "size") && o->tty) {
+        c->is_size = true;
     } else if (!strcmp(cmd, "fail")) {
         (void)rc_fail(c->rc, "no such process");
         c->done = true;
@@ -131,8 +134,15 @@ static void on_stdin_close(void *ctx)
 
 static void on_resize(void *ctx, unsigned w, unsigned h)
 {
-    (void)ctx;
+    struct conn *c = ctx;
+    char line[64];
+
     fprintf(stderr, "resize %ux%u\n", w, h);
+    if (!c->is_size || c->done)
+        return;
+    snprintf(line, sizeof(line), "size %ux%u\r\n", w, h);
+    (void)rc_output(c->rc, RT_STDOUT, line, strlen(line));
+    end_with(c, 0);
 }
 
 static void on_closed(void *ctx, const char *why)
