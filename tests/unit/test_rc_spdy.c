@@ -379,6 +379,57 @@ START_TEST(wrong_dictionary)
 }
 END_TEST
 
+/* The client's side of stdin can end with the SYN_STREAM itself or a HEADERS frame; channel.k8s.io
+ * (v1) closes the server's side of stdin once the streams are there. */
+START_TEST(stdin_fin_forms)
+{
+    struct hdrs v1 = {{"Connection", "Upgrade", "Upgrade", "SPDY/3.1", "X-Stream-Protocol-Version",
+                       "channel.k8s.io", NULL}};
+    struct sess s;
+    struct spdyf f[8];
+    size_t base, n;
+    unsigned char hb[8] = {0, 0, 0, IN_ID, 0, 0, 0, 0};
+    unsigned char z[64];
+
+    sess_open(&s, &kubectl, "command=cat&stdin=1&stdout=1");
+    spdy_syn_stream(&s.c, &s.b, ERR_ID, "error", false);
+    spdy_syn_stream(&s.c, &s.b, IN_ID, "stdin", true); /* FIN before ready: due at ready */
+    ck_assert_int_eq(sess_send(&s), 0);
+    ck_assert_int_eq(s.t.stdin_closes, 0);
+    spdy_syn_stream(&s.c, &s.b, OUT_ID, "stdout", false);
+    ck_assert_int_eq(sess_send(&s), 0);
+    ck_assert_int_eq(s.t.ready, 1);
+    ck_assert_int_eq(s.t.stdin_closes, 1);
+    sess_close(&s);
+
+    sess_open(&s, &v1, "command=cat&stdin=1&stdout=1");
+    open_streams(&s, true, true, false, false);
+    base = s.t.out.len;
+    ck_assert_int_eq(sess_send(&s), 0);
+    ck_assert_int_eq(s.t.ready, 1);
+    n = spdy_parse(&s.c, &s.t, base, f, 8);
+    ck_assert_uint_eq(n, 4); /* 3 replies, then FIN on stdin */
+    ck_assert(!f[3].control && f[3].id == IN_ID && f[3].flags == 1 && f[3].n == 0);
+    /* HEADERS with FIN and an empty block (compressed on the client's stream) ends stdin */
+    s.c.def.next_in = hb + 4;
+    s.c.def.avail_in = 4;
+    s.c.def.next_out = z;
+    s.c.def.avail_out = sizeof(z);
+    ck_assert_int_eq(deflate(&s.c.def, Z_SYNC_FLUSH), Z_OK);
+    {
+        unsigned char frame[80];
+        size_t zn = sizeof(z) - s.c.def.avail_out;
+
+        memcpy(frame, hb, 4);
+        memcpy(frame + 4, z, zn);
+        spdy_control(&s.b, 3, 8, 1, frame, 4 + zn);
+    }
+    ck_assert_int_eq(sess_send(&s), 0);
+    ck_assert_int_eq(s.t.stdin_closes, 1);
+    sess_close(&s);
+}
+END_TEST
+
 static int spdy_session(void *arg)
 {
     const struct kedge_buf *c = arg;
@@ -437,6 +488,7 @@ void rc_spdy_tcase(Suite *s)
     tcase_add_test(tc, stream_ids_and_reset);
     tcase_add_loop_test(tc, bad_frames, 0, 7);
     tcase_add_test(tc, wrong_dictionary);
+    tcase_add_test(tc, stdin_fin_forms);
     tcase_add_test(tc, alloc_failures);
     suite_add_tcase(s, tc);
 }
