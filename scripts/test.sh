@@ -34,6 +34,8 @@ JOBS=${KEDGE_TEST_JOBS:-$(nproc)}
 CTEST_JOBS=$((JOBS < 2 ? JOBS : 2))
 export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
 
+# zlib1g-dev: the SPDY/3.1 header compression of kubectl exec/attach (cloudbridge/stream/);
+# python3-websocket: a second WebSocket client for its interop test (tests/unit/rc_interop.py).
 # dpkg-dev (dpkg-shlibdeps), lintian and help2man are for the .deb packages (cpack; the man pages).
 # The last line is the container engine for edged's tests (scripts/engine.sh, docs/containers.md):
 # podman with runc (its crun cannot run containers under our hybrid cgroups), busybox-static for
@@ -45,8 +47,8 @@ export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
 # on user-defined networks) and catatonit (podman's own pods, --init) are not used.
 PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto-dev
           libmosquitto-dev libyajl-dev libsqlite3-dev libwebsockets-dev libssl-dev check
-          libsystemd-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
-          python3-grpcio python3-grpc-tools
+          libsystemd-dev zlib1g-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
+          python3-grpcio python3-grpc-tools python3-websocket
           valgrind clang clang-format libclang-rt-14-dev sqlite3
           dpkg-dev lintian help2man
           podman runc netavark iptables busybox-static curl)
