@@ -210,7 +210,7 @@ static void head_in(struct engine_hijack *h, long head_len)
         if (h->cancelled || h->finished)
             return;
         flush_out(h);
-        if (h->paused)
+        if (h->paused && h->wsi)
             (void)lws_rx_flow_control(h->wsi, 0);
         emit(h, h->in.data, h->in.len); /* what came with the head */
         h->in.len = 0;
@@ -290,7 +290,8 @@ static void flush_out(struct engine_hijack *h)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
-            lws_callback_on_writable(h->wsi);
+            if (h->wsi)
+                lws_callback_on_writable(h->wsi);
             return;
         }
         if (w < 0) { /* the process is gone or closed its stdin: its output may still come */
@@ -455,13 +456,15 @@ int engine_hijack_callback(struct lws *wsi, enum lws_callback_reasons reason)
         if (!h->cancelled && !h->finished)
             flush_out(h);
         break;
-    case LWS_CALLBACK_RAW_CLOSE_FILE: /* the descriptor is still open here: read what is left */
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        /* the hang-up may come before the rest of the stream was read (or while paused): the
+         * descriptor is still open here, so what is left is read now rather than lost */
+        lws_set_opaque_user_data(wsi, NULL);
+        h->wsi = NULL;
         if (!h->cancelled && !h->finished)
             readable(h, true);
         if (!h->cancelled && !h->finished)
             eof(h, 0);
-        lws_set_opaque_user_data(wsi, NULL);
-        h->wsi = NULL;
         h->fd = -1;         /* lws closes the descriptor it adopted */
         h->finished = true; /* nothing is called after the close */
         release(h);

@@ -189,6 +189,10 @@ static void inspected(void *ctx, const struct engine_reply *r)
 
     if (!answered(s))
         return;
+    if (r->err == -ECANCELED) { /* the runtime is being freed */
+        end(s, -ECANCELED, -1, STOPPED_MESSAGE);
+        return;
+    }
     if (!exit_of(s, r, &running, &code)) { /* removed already, say: the code is unknown */
         end(s, 0, -1, "");
         return;
