@@ -15,6 +15,7 @@
 #define HIGH_WATER (256 * 1024)
 
 struct stream {
+    struct stream_config cfg; /* the tunnel's strings point into it */
     struct stream_deps deps;
     struct lws_context *lws;
     struct tunnel *t;
@@ -146,6 +147,8 @@ int stream_new(const struct stream_config *cfg, const struct stream_deps *deps,
     *out = NULL;
     if (!st)
         return -ENOMEM;
+    st->cfg = *cfg;
+    cfg = &st->cfg;
     st->deps = *deps;
     st->lws = lws;
     tc = (struct tunnel_config){

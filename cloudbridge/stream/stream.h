@@ -32,8 +32,9 @@ struct stream_deps {
 };
 
 struct stream_config {
-    const char *node_name, *node_ip;
-    const char *server_host;
+    const char *node_name; /* borrowed, as the TLS file names: outlive the stream */
+    char node_ip[64];      /* copied */
+    char server_host[256];
     long server_port;
     const char *tls_ca_file, *tls_cert_file, *tls_key_file;
     long backoff_initial_ms, backoff_max_ms, ping_idle_s, dead_link_s;

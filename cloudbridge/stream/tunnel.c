@@ -302,7 +302,8 @@ static void connect_cb(lws_sorted_usec_list_t *sul)
     i.ssl_connection = LCCSCF_USE_SSL;
     i.path = "/v1/kubeedge/connect";
     i.host = t->cfg.host;
-    i.origin = t->cfg.host;
+    /* no Origin: gorilla's default CheckOrigin (cloudcore's tunnel upgrader) refuses one whose
+     * host is not the Host header, and a bare address parses as a URL without a host */
     i.local_protocol_name = tunnel_protocol.name;
     i.retry_and_idle_policy = &t->idle_policy;
     i.pwsi = &t->wsi;
