@@ -22,7 +22,8 @@
 
 struct qframe {
     struct qframe *next;
-    size_t len;
+    uint64_t id, type;
+    size_t len, cap;     /* the frame's bytes, and room for them after LWS_PRE */
     unsigned char buf[]; /* LWS_PRE, then the frame */
 };
 
@@ -36,6 +37,7 @@ struct tunnel {
     lws_sorted_usec_list_t sul_connect;
     bool connected, stopping, closing;
     struct qframe *head, *tail;
+    struct qframe **tail_link; /* the pointer to tail (&head, or its predecessor's next) */
     size_t queued;
     bool over; /* above high_water since the last drained */
     struct kedge_buf rx;
@@ -49,25 +51,59 @@ static void schedule_connect(struct tunnel *t, const char *why);
 
 /* ---- the outbound queue ------------------------------------------------------------------ */
 
+/* DATA for the connection of the last queued frame joins it (up to STREAM_TUNNEL_DATA_MAX):
+ * the runtime hands over output in small pieces (a line, a read), and one frame per writable
+ * callback would make them a frame and a loop turn each. Returns 1 when joined, 0 when not,
+ * -ENOMEM. */
+static int join_tail(struct tunnel *t, uint64_t id, uint64_t type, const char *data, size_t len)
+{
+    struct qframe *f = t->tail;
+    size_t want, limit;
+
+    if (!f || type != STREAM_DATA || f->type != STREAM_DATA || f->id != id || !len)
+        return 0;
+    limit = STREAM_FRAME_HEAD_MAX + STREAM_TUNNEL_DATA_MAX;
+    if (f->len + len > limit)
+        return 0;
+    if (f->len + len > f->cap) {
+        want = f->cap * 2 > limit ? limit : f->cap * 2;
+        if (want < f->len + len)
+            want = f->len + len;
+        f = kedge_realloc(f, sizeof(*f) + LWS_PRE + want);
+        if (!f)
+            return -ENOMEM;
+        f->cap = want;
+        *t->tail_link = f;
+        t->tail = f;
+    }
+    memcpy(f->buf + LWS_PRE + f->len, data, len);
+    f->len += len;
+    return 1;
+}
+
 static int enqueue(struct tunnel *t, uint64_t id, uint64_t type, const char *data, size_t len)
 {
     unsigned char head[STREAM_FRAME_HEAD_MAX];
-    size_t h = stream_frame_head(head, id, type);
-    struct qframe *f = kedge_malloc(sizeof(*f) + LWS_PRE + h + len);
+    size_t h;
+    struct qframe *f;
+    int rc = join_tail(t, id, type, data, len);
 
-    if (!f)
-        return -ENOMEM;
-    f->next = NULL;
-    f->len = h + len;
-    memcpy(f->buf + LWS_PRE, head, h);
-    if (len)
-        memcpy(f->buf + LWS_PRE + h, data, len);
-    if (t->tail)
-        t->tail->next = f;
-    else
-        t->head = f;
-    t->tail = f;
-    t->queued += f->len;
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        h = stream_frame_head(head, id, type);
+        f = kedge_malloc(sizeof(*f) + LWS_PRE + h + len);
+        if (!f)
+            return -ENOMEM;
+        *f = (struct qframe){.id = id, .type = type, .len = h + len, .cap = h + len};
+        memcpy(f->buf + LWS_PRE, head, h);
+        if (len)
+            memcpy(f->buf + LWS_PRE + h, data, len);
+        t->tail_link = t->tail ? &t->tail->next : &t->head;
+        *t->tail_link = f;
+        t->tail = f;
+    }
+    t->queued += rc ? len : f->len;
     if (t->queued > t->cfg.high_water)
         t->over = true;
     return 0;
@@ -81,6 +117,7 @@ static void drop_queue(struct tunnel *t)
         kedge_free(f);
     }
     t->tail = NULL;
+    t->tail_link = &t->head;
     t->queued = 0;
     t->over = false;
 }
@@ -119,8 +156,12 @@ static int write_one(struct tunnel *t)
     if (!f)
         return 0;
     t->head = f->next;
-    if (!t->head)
+    if (!t->head) {
         t->tail = NULL;
+        t->tail_link = &t->head;
+    } else if (t->tail_link == &f->next) {
+        t->tail_link = &t->head; /* the tail is now first */
+    }
     t->queued -= f->len;
     /* TEXT: cloudcore's session ends on any other type (cloud/pkg/cloudstream/session.go),
      * binary payloads included; neither side checks UTF-8 */
@@ -335,6 +376,7 @@ int tunnel_new(const struct tunnel_config *cfg, struct lws_context *lws,
     t->cfg = *cfg;
     t->lws = lws;
     t->fns = *fns;
+    t->tail_link = &t->head;
     t->rl = rl;
     t->dial = (struct dialer){.who = "stream",
                               .ca_file = cfg->tls_ca_file,

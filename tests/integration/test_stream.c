@@ -428,6 +428,15 @@ static void keepalive_gaps(int64_t from_ms, int64_t to_ms, int *count, int64_t *
     kedge_jdoc_free(doc);
 }
 
+/* cloudsim stamps what it received with the wall clock (kedge_wall_ms) */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int64_t sessions_total(void)
 {
     struct kedge_jdoc *doc = NULL;
@@ -444,7 +453,8 @@ START_TEST(big_download_while_the_hub_lives)
 {
     char script[256];
     struct sclient c;
-    int64_t t0, t1, deadline, sessions, max_gap;
+    int64_t t0, t1, deadline, sessions, max_gap, next_sample = 0, slowest = 0;
+    double queued, max_queued = 0;
     int keepalives;
 
     if (skip_without_engine())
@@ -456,21 +466,31 @@ START_TEST(big_download_while_the_hub_lives)
     wait_pod("big", running_ready, NULL, "Running");
     free(logs_with("/containerLogs/default/big/c?tailLines=1", "done"));
     sessions = sessions_total();
-    t0 = kt_now_ms();
+    t0 = wall_ms();
     sc_open(&c, "/containerLogs/default/big/c?limitBytes=104857600", false);
-    deadline = t0 + kh_scale_ms(10 * WAIT_MS);
+    deadline = kt_now_ms() + kh_scale_ms(10 * WAIT_MS);
     while (!(c.done && c.eof)) {
         ck_assert_msg(kt_now_ms() < deadline, "100 MiB: %lld bytes by the deadline",
                       (long long)c.body_len);
         (void)sc_pump(&c, 200);
+        if (kt_now_ms() >= next_sample) { /* the bridge's queue, and how fast /metrics answers */
+            int64_t a = kt_now_ms();
+            queued = metric("kedge_bridge_stream_queued_bytes");
+            if (kt_now_ms() - a > slowest)
+                slowest = kt_now_ms() - a;
+            if (queued > max_queued)
+                max_queued = queued;
+            next_sample = kt_now_ms() + 500;
+        }
     }
-    t1 = kt_now_ms();
+    t1 = wall_ms();
     keepalive_gaps(t0, t1, &keepalives, &max_gap);
     fprintf(stderr,
             "test_stream: 100 MiB of logs in %.1f s = %.1f MB/s; EdgeHub's keepalives during it: "
-            "%d, longest gap %lld ms (keepalive_s 2)\n",
+            "%d, longest gap %lld ms (keepalive_s 2); the bridge's tunnel queue up to %.0f "
+            "bytes, its /metrics answered within %lld ms\n",
             (double)(t1 - t0) / 1000.0, (double)c.body_len / 1e6 / ((double)(t1 - t0 + 1) / 1000.0),
-            keepalives, (long long)max_gap);
+            keepalives, (long long)max_gap, max_queued, (long long)slowest);
     ck_assert_msg(c.body_len == (int64_t)BIG_LINES * BIG_LINE_LEN, "%lld bytes",
                   (long long)c.body_len);
     ck_assert_msg(c.bad_at < 0, "the body differs at byte %lld", (long long)c.bad_at);
