@@ -63,10 +63,10 @@ static bool query_bool(const struct stream_query *q, const char *key)
     return kv && strcmp(kv->value, "0") && strcasecmp(kv->value, "false");
 }
 
-/* strconv.ParseInt(s, 10, 64) of the first value. 0 absent, 1 set, -1 not a number. */
-static int query_int(const struct stream_query *q, const char *key, int64_t *out)
+/* strconv.ParseInt(s, 10, 64) of a value (kv NULL: absent). 0 absent, 1 set, -1 not a
+ * number (strtoll would also take leading blanks, Go does not). */
+static int parse_int(const struct stream_query_kv *kv, int64_t *out)
 {
-    const struct stream_query_kv *kv = stream_query_get(q, key);
     char *end;
 
     if (!kv)
@@ -144,18 +144,12 @@ static int decode_options(const struct stream_query *q, int64_t now_s,
     lr->follow = query_bool(q, "follow");
     lr->timestamps = query_bool(q, "timestamps");
     lr->previous = query_bool(q, "previous");
-    if (tail && *tail->value) {
-        if (strcmp(tail->value, "all")) {
-            struct stream_query one = {
-                (struct stream_query_kv[]){{"tailLines", tail->value, 9, tail->value_len}}, 1, 1,
-                false};
-            has_tl = query_int(&one, "tailLines", &tl);
-        }
-    } else {
-        has_tl = query_int(q, "tailLines", &tl);
-    }
-    has_lb = query_int(q, "limitBytes", &lb);
-    has_ss = query_int(q, "sinceSeconds", &ss);
+    if (tail && *tail->value)
+        has_tl = strcmp(tail->value, "all") ? parse_int(tail, &tl) : 0;
+    else
+        has_tl = parse_int(stream_query_get(q, "tailLines"), &tl);
+    has_lb = parse_int(stream_query_get(q, "limitBytes"), &lb);
+    has_ss = parse_int(stream_query_get(q, "sinceSeconds"), &ss);
     st = stream_query_get(q, "sinceTime");
     if (has_tl < 0 || has_lb < 0 || has_ss < 0 ||
         (st && *st->value && strcmp(st->value, "null") && rfc3339(st->value, &t) < 0))
