@@ -339,6 +339,10 @@ static int on_writeable(struct aconn *a)
         if (a->out_off == a->out.len) {
             kedge_buf_reset(&a->out);
             a->out_off = 0;
+        } else if (a->out_off > (1u << 20)) { /* a client that never quite catches up */
+            memmove(a->out.data, a->out.data + a->out_off, a->out.len - a->out_off);
+            a->out.len -= a->out_off;
+            a->out_off = 0;
         }
         cstream_unthrottle(a->sess);
     }
