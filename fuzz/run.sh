@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${KEDGE_FUZZ_SECONDS:-20}
 build=${KEDGE_FUZZ_BUILD:-$root/build-fuzz}
-targets=${KEDGE_FUZZ_TARGETS:-fuzz_topic fuzz_twin_update fuzz_json fuzz_coalesce fuzz_kebody fuzz_podspec fuzz_grpc fuzz_dmi_convert fuzz_rc_ws fuzz_rc_spdy}
+targets=${KEDGE_FUZZ_TARGETS:-fuzz_topic fuzz_twin_update fuzz_json fuzz_coalesce fuzz_kebody fuzz_podspec fuzz_grpc fuzz_dmi_convert fuzz_rc_ws fuzz_rc_spdy fuzz_stream_frame}
 jobs=${KEDGE_FUZZ_JOBS:-$(nproc)}
 
 dict_for() {
