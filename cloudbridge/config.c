@@ -138,10 +138,6 @@ static const struct kvconf_key keys[] = {
     {"stream_server", KVCONF_STR, F(stream_server), 0, 0, "",
      "host:port of cloudcore's tunnel port; empty = cloud_host:10004 (cloudStream.tunnelPort)",
      NULL},
-    {"stream_node_ip", KVCONF_STR, F(stream_node_ip), 0, 0, "",
-     "the address kube-apiserver reaches this node's kubelet port at (SessionInternalIP); "
-     "empty = the node's InternalIP",
-     NULL},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -65,7 +65,6 @@ struct bridge_config {
     long dmi_max_msg_bytes;           /* largest DMI message (4 MiB) */
     long stream_enabled;              /* EdgeStream: the CloudStream tunnel (cloudbridge/stream/) */
     char *stream_server;              /* host:port of cloudcore's tunnel; "": cloud_host:10004 */
-    char *stream_node_ip;             /* SessionInternalIP; "": the node's InternalIP */
     char *password;                   /* read from broker_password_file */
 };
 

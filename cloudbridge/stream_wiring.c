@@ -8,7 +8,6 @@
 #include "bridge.h"
 #include "edged.h"
 #include "kedge/log.h"
-#include "node.h"
 #include "stream/stream.h"
 
 static int find(void *ctx, const char *ns, const char *pod, const char *container, bool previous,
@@ -36,10 +35,7 @@ int stream_start(struct bridge *br)
     }
     if (config_stream_server(c, sc.server_host, sizeof(sc.server_host), &sc.server_port) < 0)
         return -EINVAL; /* checked at load */
-    if (*c->stream_node_ip)
-        snprintf(sc.node_ip, sizeof(sc.node_ip), "%s", c->stream_node_ip);
-    else
-        node_internal_ip(sc.node_ip, sizeof(sc.node_ip)); /* node.c's InternalIP */
+    snprintf(sc.node_ip, sizeof(sc.node_ip), "%s", c->node_ip); /* the Node's InternalIP */
     if (br->edged) {
         deps.rt = edged_runtime(br->edged);
         deps.find = find;

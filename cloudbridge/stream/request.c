@@ -92,13 +92,36 @@ void stream_request_cleanup(struct stream_request *r)
     memset(r, 0, sizeof(*r));
 }
 
+static const struct kedge_jval *header_member(const struct stream_request *r, const char *name)
+{
+    const struct kedge_jval *m;
+
+    for (m = r->header ? r->header->child : NULL; m; m = m->next)
+        if (m->type == KEDGE_JARR && m->child && strlen(name) == m->key_len &&
+            !strncasecmp(m->key, name, m->key_len))
+            return m;
+    return NULL;
+}
+
 const char *stream_request_header(const struct stream_request *r, const char *name)
 {
-    const struct kedge_jval *v = r->header ? kedge_json_get(r->header, name) : NULL;
+    const struct kedge_jval *v = header_member(r, name);
 
-    if (!v || v->type != KEDGE_JARR || !v->child)
-        return NULL;
-    return v->child->str;
+    return v ? v->child->str : NULL;
+}
+
+int stream_request_header_join(const struct stream_request *r, const char *name,
+                               struct kedge_buf *out)
+{
+    const struct kedge_jval *v = header_member(r, name), *e;
+
+    kedge_buf_reset(out);
+    if (!v)
+        return -ENOENT;
+    for (e = v->child; e; e = e->next)
+        if ((e != v->child && kedge_buf_puts(out, ", ") < 0) || kedge_buf_puts(out, e->str) < 0)
+            return -ENOMEM;
+    return 0;
 }
 
 /* ---- query ------------------------------------------------------------------------------- */

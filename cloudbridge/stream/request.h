@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kedge/buf.h"
 #include "kedge/json.h"
 
 struct stream_request {
@@ -29,6 +30,10 @@ int stream_request_parse(const char *b, size_t n, struct stream_request *r);
 void stream_request_cleanup(struct stream_request *r);
 /* The first value of header name (case-insensitive, as http.Header.Get), or NULL. */
 const char *stream_request_header(const struct stream_request *r, const char *name);
+/* All values of header name joined with ", " into out (RFC 9110 §5.3: kubectl's SPDY client
+ * sends X-Stream-Protocol-Version once per version): 0, -ENOENT (absent; out empty), -ENOMEM. */
+int stream_request_header_join(const struct stream_request *r, const char *name,
+                               struct kedge_buf *out);
 
 /* A query string, decoded as Go's url.ParseQuery: pairs split at '&', key and value at the
  * first '=', '+' is a space, %XX decoded; a pair with ';' or a bad escape is skipped (Go skips

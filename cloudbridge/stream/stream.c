@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kedge/alloc.h"
+#include "exec.h"
 #include "kedge/log.h"
 #include "logs.h"
 #include "stream.h"
@@ -26,44 +27,19 @@ struct stream {
 
 /* ---- requests nothing serves yet ----------------------------------------------------------- */
 
-/* What kubelet's server answers for a path it has no handler for (go-restful's 404). exec and
- * attach are hijacked connections the cloud pipes raw to the API server: they get the HTTP
- * response itself; metrics get the body (cloudcore already wrote 200). */
-static void unserved(struct stream_conn *c, const struct stream_request *req, bool upgrade)
-{
-    static const char body[] = "404 page not found";
-    char resp[256];
-    int n;
-
-    kedge_log(KEDGE_LOG_INFO, "stream: %s %s (connection %llu): not served on this node",
-              req->method, req->path, (unsigned long long)stream_conn_id(c));
-    if (upgrade) {
-        n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n\r\n%s",
-                     sizeof(body) - 1, body);
-        (void)stream_conn_send(c, resp, (size_t)n);
-    } else {
-        (void)stream_conn_send(c, body, sizeof(body) - 1);
-    }
-    stream_conn_end(c);
-}
-
-static int unserved_upgrade(void *hctx, struct stream_conn *c, const struct stream_request *req,
-                            void **state)
-{
-    (void)hctx;
-    *state = NULL;
-    unserved(c, req, true);
-    return 0;
-}
-
+/* What kubelet's server answers for a path it has no handler for (go-restful's 404): the body
+ * only, cloudcore already wrote 200 to the API server. */
 static int unserved_body(void *hctx, struct stream_conn *c, const struct stream_request *req,
                          void **state)
 {
+    static const char body[] = "404 page not found";
+
     (void)hctx;
     *state = NULL;
-    unserved(c, req, false);
+    kedge_log(KEDGE_LOG_INFO, "stream: %s %s (connection %llu): not served on this node",
+              req->method, req->path, (unsigned long long)stream_conn_id(c));
+    (void)stream_conn_send(c, body, sizeof(body) - 1);
+    stream_conn_end(c);
     return 0;
 }
 
@@ -72,8 +48,6 @@ static void unserved_free(void *state)
     (void)state;
 }
 
-static const struct stream_handler_ops unserved_upgrade_ops = {unserved_upgrade, NULL, NULL, NULL,
-                                                               unserved_free};
 static const struct stream_handler_ops unserved_body_ops = {unserved_body, NULL, NULL, NULL,
                                                             unserved_free};
 
@@ -129,8 +103,8 @@ static void on_drained(void *ctx)
 static int register_defaults(struct stream *st)
 {
     if (stream_session_register(st->s, STREAM_LOGS_CONNECT, &stream_logs_ops, &st->deps) < 0 ||
-        stream_session_register(st->s, STREAM_EXEC_CONNECT, &unserved_upgrade_ops, NULL) < 0 ||
-        stream_session_register(st->s, STREAM_ATTACH_CONNECT, &unserved_upgrade_ops, NULL) < 0 ||
+        stream_session_register(st->s, STREAM_EXEC_CONNECT, &stream_exec_ops, &st->deps) < 0 ||
+        stream_session_register(st->s, STREAM_ATTACH_CONNECT, &stream_attach_ops, &st->deps) < 0 ||
         stream_session_register(st->s, STREAM_METRIC_CONNECT, &unserved_body_ops, NULL) < 0)
         return -EINVAL;
     return 0;

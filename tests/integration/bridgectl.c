@@ -167,7 +167,7 @@ int bridgectl_wire_cloudsim(struct bridgectl *b, struct simctl *sim, const char 
         (void)snprintf(server, sizeof(server), "127.0.0.1:%d", simctl_tunnel_port(sim));
         rc = bridgectl_set(b, "stream_server", server);
         if (rc == 0)
-            rc = bridgectl_set(b, "stream_node_ip", "127.0.0.1");
+            rc = bridgectl_set(b, "node_ip", "127.0.0.1");
     }
     if (rc == 0)
         rc = bridgectl_set(b, "broker_host", "127.0.0.1");

@@ -85,6 +85,13 @@ static int configure_bridge(struct rc *e, const char *certs)
     /* the API server dials the node's InternalIP for logs/exec, and cloudStream's stream port
      * listens on 127.0.0.1 only */
     rc |= bset(e, "node_ip", "127.0.0.1");
+    if (cloudctl_env_long(e->cloud, "CC_TUNNEL_PORT") > 0) { /* cloudStream's tunnel */
+        char server[32];
+
+        snprintf(server, sizeof(server), "127.0.0.1:%ld",
+                 cloudctl_env_long(e->cloud, "CC_TUNNEL_PORT"));
+        rc |= bset(e, "stream_server", server);
+    }
     rc |= bset_long(e, "cloud_port", cloudctl_env_long(e->cloud, "CC_WS_PORT"));
     rc |= bset_long(e, "cloud_https_port", cloudctl_env_long(e->cloud, "CC_HTTPS_PORT"));
     rc |= bset(e, "tls_ca_file", ca);
