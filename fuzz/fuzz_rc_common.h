@@ -97,7 +97,7 @@ static const char *fz_header(void *h, const char *name)
 static void fz_drive(const char *method, const char *const *kv, const uint8_t *data, size_t size,
                      bool (*frame_ok)(const char *, size_t))
 {
-    struct rc_upgrade u = {method, "command=sh&stdin=1&stdout=1&stderr=1&tty=1", fz_header,
+    struct rc_upgrade u = {method, "command=sh&input=1&output=1&error=1&tty=1", fz_header,
                            (void *)kv, false};
     struct fz z = {0};
     struct rc *r = NULL;

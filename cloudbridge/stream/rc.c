@@ -55,7 +55,9 @@ static char *unescape(const char *s, size_t n, bool *bad)
 /* One key=value pair of the query. Returns 0 (kept or skipped as Go skips a bad pair), -ENOMEM. */
 static int query_pair(struct rc *r, const char *s, size_t n, bool seen[4])
 {
-    static const char *const flags[] = {"stdin", "stdout", "stderr", "tty"};
+    /* kubelet's names (api.ExecStdinParam etc.): kube-apiserver turns the pods/exec options
+     * stdin/stdout/stderr into input/output/error on the URL it sends a kubelet */
+    static const char *const flags[] = {"input", "output", "error", "tty"};
     bool *const dest[] = {&r->o.in, &r->o.out, &r->o.err, &r->o.tty};
     const char *eq = memchr(s, '=', n);
     size_t klen = eq ? (size_t)(eq - s) : n;

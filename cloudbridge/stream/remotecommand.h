@@ -15,9 +15,9 @@
  *    v3.channel.k8s.io, v2.channel.k8s.io, channel.k8s.io: the client opens one stream per
  *    channel (header streamtype: error, stdin, stdout, stderr, resize), stdin EOF is its FIN.
  *
- * The request's options are read from the query as kubelet reads them: stdin, stdout, stderr, tty
- * are true only when "1" (kube-apiserver writes "1" on the URL it sends to a kubelet, whatever
- * kubectl sent it); command= repeated (exec); container=. tty drops stderr. None of stdin, stdout,
+ * The request's options are read from the query as kubelet reads them: input, output, error, tty
+ * (stdin, stdout, stderr, tty) are true only when "1" (kube-apiserver writes input=1 ... on the
+ * URL it sends to a kubelet, whatever kubectl sent it); command= repeated (exec); container=. tty drops stderr. None of stdin, stdout,
  * stderr: 400 "you must specify at least 1 of stdin, stdout, stderr".
  *
  * How to drive it (the glue, exec.c):

@@ -1,11 +1,10 @@
 /* A stand-in API server for rc_interop.py: real kubectl (and python3-websocket) against the
  * remote command codec over TCP. It answers the discovery kubectl asks for and one pod, and
  * serves .../pods/p/exec and .../attach through rc_accept as kubelet would behind
- * kube-apiserver: the query's stdin/stdout/stderr/tty "true" become "1" as kube-apiserver's
- * streamParams writes them for a kubelet. The "process" is a table of fake commands:
- *   echo ARGS...   ARGS on stdout          exit N   "bye" on stderr, exit code N
- *   cat            stdin back on stdout     big N    N bytes on stdout
- *   fail           the runtime cannot run it (rc_fail)
+ * kube-apiserver: the query's stdin/stdout/stderr/tty "true" become input/output/error/tty "1"
+ * as kube-apiserver's streamParams writes them for a kubelet. The "process" is a table of fake
+ * commands: echo ARGS...   ARGS on stdout          exit N   "bye" on stderr, exit code N cat stdin
+ * back on stdout     big N    N bytes on stdout fail           the runtime cannot run it (rc_fail)
  *   size           with a TTY: waits for the first terminal size, prints "size WxH", exit 0
  * attach is cat. One line per upgraded session on stderr: "session <negotiated protocol>".
  * Prints the port, serves until stdin closes.
@@ -199,6 +198,19 @@ static const char pod[] =
 static const char notfound[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
                                "\"reason\":\"NotFound\",\"code\":404}";
 
+/* kube-apiserver's streamParams names the flags as kubelet reads them (api.ExecStdinParam ...). */
+static const char *kubelet_name(const char *k, size_t n)
+{
+    static const char *const map[][2] = {
+        {"stdin", "input"}, {"stdout", "output"}, {"stderr", "error"}, {"tty", "tty"}};
+    size_t i;
+
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strlen(map[i][0]) == n && !strncmp(k, map[i][0], n))
+            return map[i][1];
+    return NULL;
+}
+
 /* kube-apiserver's streamParams: the flags as "1" on the URL it sends a kubelet. */
 static void kubelet_query(const char *q, char *out, size_t n)
 {
@@ -209,7 +221,10 @@ static void kubelet_query(const char *q, char *out, size_t n)
         const char *eq = memchr(q, '=', len);
 
         if (eq && (size_t)(q + len - eq - 1) == 4 && !strncmp(eq + 1, "true", 4)) {
-            o += (size_t)snprintf(out + o, n - o, "%s%.*s=1", o ? "&" : "", (int)(eq - q), q);
+            const char *k = kubelet_name(q, (size_t)(eq - q));
+
+            o += (size_t)snprintf(out + o, n - o, "%s%.*s=1", o ? "&" : "",
+                                  k ? (int)strlen(k) : (int)(eq - q), k ? k : q);
         } else {
             o += (size_t)snprintf(out + o, n - o, "%s%.*s", o ? "&" : "", (int)len, q);
         }

@@ -57,7 +57,7 @@ START_TEST(handshake_v5)
     struct rec t;
     struct wsf f[4];
 
-    ws_open(&t, "command=sh&command=-c&command=echo+hi%21&stdout=1&stderr=1&container=c1");
+    ws_open(&t, "command=sh&command=-c&command=echo+hi%21&output=1&error=1&container=c1");
     ck_assert_int_eq(t.ready, 1);
     ck_assert(!t.o.in && t.o.out && t.o.err && !t.o.tty);
     ck_assert_uint_eq(t.o.argc, 3);
@@ -98,7 +98,7 @@ START_TEST(subprotocols)
     int rc;
 
     rec_init(&t);
-    rc = accept_req(&t, "GET", "stdout=1", &h, false);
+    rc = accept_req(&t, "GET", "output=1", &h, false);
     if (pick[_i].chosen && !strcmp(pick[_i].chosen, "403")) {
         ck_assert_int_eq(rc, -EINVAL);
         ck_assert_ptr_null(t.rc);
@@ -128,22 +128,22 @@ START_TEST(refusals)
     struct rec t;
 
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "POST", "stdout=1", &v5, false), -EINVAL);
+    ck_assert_int_eq(accept_req(&t, "POST", "output=1", &v5, false), -EINVAL);
     ASSERT_BUF(&t.out, "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 10\r\n\r\nbad method");
     rec_cleanup(&t);
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "stdout=1", &nokey, false), -EINVAL);
+    ck_assert_int_eq(accept_req(&t, "GET", "output=1", &nokey, false), -EINVAL);
     ASSERT_BUF(&t.out,
                "HTTP/1.1 400 Bad Request\r\nContent-Length: 27\r\n\r\nmismatch challenge/response");
     rec_cleanup(&t);
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "stdout=1", &v8, false), -EINVAL);
+    ck_assert_int_eq(accept_req(&t, "GET", "output=1", &v8, false), -EINVAL);
     ASSERT_BUF(&t.out, "HTTP/1.1 400 Bad Request\r\nContent-Length: 20\r\n"
                        "Sec-WebSocket-Version: 13\r\n\r\nbad protocol version");
     rec_cleanup(&t);
     /* kubelet's router: no stream asked for ("true" is not "1": kube-apiserver writes "1") */
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "command=ls&stdout=true&tty=1&stderr=1", &v5, false),
+    ck_assert_int_eq(accept_req(&t, "GET", "command=ls&output=true&tty=1&error=1", &v5, false),
                      -EINVAL);
     ASSERT_BUF(&t.out, "HTTP/1.1 400 Bad Request\r\nContent-Length: 52\r\nContent-Type: "
                        "text/plain; charset=utf-8\r\n\r\nyou must specify at least 1 of stdin, "
@@ -157,7 +157,7 @@ START_TEST(query_rules)
     struct rec t;
 
     /* the first value counts; a TTY has no stderr; a malformed pair is skipped */
-    ws_open(&t, "stdin=1&stdin=0&tty=1&stderr=1&command=a%2Zb&command=%2Fbin%2Fls&stdout=x;y");
+    ws_open(&t, "input=1&input=0&tty=1&error=1&command=a%2Zb&command=%2Fbin%2Fls&output=x;y");
     ck_assert(t.o.in && !t.o.out && !t.o.err && t.o.tty);
     ck_assert_uint_eq(t.o.argc, 1);
     ck_assert_str_eq(t.argv0, "/bin/ls");
@@ -172,7 +172,7 @@ START_TEST(output_and_exit_codes)
     struct wsf f[8];
     size_t n;
 
-    ws_open(&t, "command=sh&command=-c&command=exit 3&stdout=1&stderr=1");
+    ws_open(&t, "command=sh&command=-c&command=exit 3&output=1&error=1");
     ck_assert_int_eq(rc_output(t.rc, RT_STDOUT, "hello", 5), 0);
     ck_assert_int_eq(rc_output(t.rc, RT_STDERR, "oops", 4), 0);
     ck_assert_int_eq(rc_exit(t.rc, 3), 0);
@@ -205,13 +205,13 @@ START_TEST(success_fail_attach)
     struct wsf f[4];
     char want[512];
 
-    ws_open(&t, "command=true&stdout=1");
+    ws_open(&t, "command=true&output=1");
     ck_assert_int_eq(rc_exit(t.rc, 0), 0);
     ck_assert_uint_eq(ws_parse(&t, head_len(&t), f, 4), 3);
     expect_msg(&f[1], 2, 3, SUCCESS);
     rec_cleanup(&t);
 
-    ws_open(&t, "command=true&stdout=1");
+    ws_open(&t, "command=true&output=1");
     ck_assert_int_eq(rc_fail(t.rc, "no such container"), 0);
     ck_assert_uint_eq(ws_parse(&t, head_len(&t), f, 4), 3);
     snprintf(want, sizeof(want), internal, "error executing command in container",
@@ -221,13 +221,13 @@ START_TEST(success_fail_attach)
 
     /* attach: Success whatever the container's code; its own failure text */
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "stdout=1&stdin=1", &v5, true), 0);
+    ck_assert_int_eq(accept_req(&t, "GET", "output=1&input=1", &v5, true), 0);
     ck_assert_int_eq(rc_exit(t.rc, 7), 0);
     ck_assert_uint_eq(ws_parse(&t, head_len(&t), f, 4), 3);
     expect_msg(&f[1], 2, 3, SUCCESS);
     rec_cleanup(&t);
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "stdout=1", &v5, true), 0);
+    ck_assert_int_eq(accept_req(&t, "GET", "output=1", &v5, true), 0);
     ck_assert_int_eq(rc_fail(t.rc, "no such container"), 0);
     ck_assert_uint_eq(ws_parse(&t, head_len(&t), f, 4), 3);
     snprintf(want, sizeof(want), internal, "error attaching to container",
@@ -245,14 +245,14 @@ START_TEST(v1_status_text)
     struct wsf f[4];
 
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "command=true&stderr=1", &h, false), 0);
+    ck_assert_int_eq(accept_req(&t, "GET", "command=true&error=1", &h, false), 0);
     ck_assert_int_eq(rc_exit(t.rc, 0), 0);
     ck_assert_uint_eq(ws_parse(&t, head_len(&t), f, 4), 2);
     expect_msg(&f[0], 2, 2, ""); /* stderr: the lowest writable */
     expect_close(&f[1], 1000);
     rec_cleanup(&t);
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "command=false&stdin=1", &h, false), 0);
+    ck_assert_int_eq(accept_req(&t, "GET", "command=false&input=1", &h, false), 0);
     ck_assert_int_eq(rc_exit(t.rc, 1), 0);
     ck_assert_uint_eq(ws_parse(&t, head_len(&t), f, 4), 3);
     expect_msg(&f[0], 2, 3, ""); /* no output stream: the error channel */
@@ -269,7 +269,7 @@ START_TEST(stdin_fragments_close)
     struct kedge_buf c = KEDGE_BUF_INIT;
     struct rec t;
 
-    ws_open(&t, "command=cat&stdin=1&stdout=1");
+    ws_open(&t, "command=cat&input=1&output=1");
     ws_msg(&c, 0, "abc", 3);
     ws_frame(&c, false, 2, "\0de", 3); /* [0]"de" ... */
     ws_frame(&c, true, 9, "p", 1);     /* a ping between the fragments */
@@ -304,7 +304,7 @@ START_TEST(large_messages)
     ck_assert_ptr_nonnull(p);
     for (i = 0; i < big; i++)
         p[i] = (char)('a' + i % 26);
-    ws_open(&t, "command=cat&stdin=1&stdout=1");
+    ws_open(&t, "command=cat&input=1&output=1");
     ws_msg(&c, 0, p, big);
     ck_assert_int_eq(rc_input(t.rc, c.data, c.len), 0);
     ck_assert_uint_eq(t.in.len, big);
@@ -325,7 +325,7 @@ START_TEST(resize)
     struct kedge_buf c = KEDGE_BUF_INIT;
     struct rec t;
 
-    ws_open(&t, "command=sh&stdin=1&stdout=1&tty=1");
+    ws_open(&t, "command=sh&input=1&output=1&tty=1");
     ws_msg(&c, 4, "{\"Width\":80,\"Height\":24}\n{\"width\":1", 35);
     ws_msg(&c, 4, "00,\"height\":50}", 15);
     ws_msg(&c, 4, " {\"Width\":70000}", 16); /* not a uint16: kubelet stops reading sizes */
@@ -350,7 +350,7 @@ START_TEST(base64_protocol)
     struct wsf f[4];
 
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "command=cat&stdin=1&stdout=1", &h, false), 0);
+    ck_assert_int_eq(accept_req(&t, "GET", "command=cat&input=1&output=1", &h, false), 0);
     ws_frame(&c, true, 1, "0aGk=", 5);
     ws_frame(&c, true, 1, "0!!!", 4); /* not base64: dropped, as kubelet drops it */
     ws_frame(&c, true, 1, "0Cg==", 5);
@@ -374,7 +374,7 @@ START_TEST(client_close)
     struct rec t;
     struct wsf f[4];
 
-    ws_open(&t, "command=sh&stdin=1&stdout=1");
+    ws_open(&t, "command=sh&input=1&output=1");
     ws_frame(&c, true, 8, "\x03\xe9", 2);
     ws_msg(&c, 0, "after", 5);
     ck_assert_int_eq(rc_input(t.rc, c.data, c.len), -EPIPE);
@@ -414,7 +414,7 @@ START_TEST(bad_frames)
     struct rec t;
     struct wsf f[4];
 
-    ws_open(&t, "command=sh&stdin=1&stdout=1");
+    ws_open(&t, "command=sh&input=1&output=1");
     ck_assert_int_eq(rc_input(t.rc, bad[_i].bytes, bad[_i].n), -EPROTO);
     ck_assert_int_eq(t.closes, 1);
     ck_assert_msg(strstr(t.why, bad[_i].why), "why: %s", t.why);
@@ -434,7 +434,7 @@ START_TEST(exit_inside_ready)
 
     rec_init(&t);
     t.exit_in_ready = 0;
-    ck_assert_int_eq(accept_req(&t, "GET", "command=true&stdout=1", &v5, false), 0);
+    ck_assert_int_eq(accept_req(&t, "GET", "command=true&output=1", &v5, false), 0);
     ck_assert_uint_eq(ws_parse(&t, head_len(&t), f, 4), 3);
     expect_msg(&f[1], 2, 3, SUCCESS);
     expect_close(&f[2], 1000);
@@ -453,7 +453,7 @@ static int ws_session(void *arg)
 
     rec_init(&t);
     rc =
-        accept_req(&t, "GET", "command=sh&command=-c&command=x&stdin=1&stdout=1&tty=1", &v5, false);
+        accept_req(&t, "GET", "command=sh&command=-c&command=x&input=1&output=1&tty=1", &v5, false);
     if (rc == 0)
         rc = rc_input(t.rc, c->data, c->len);
     if (rc == 0)

@@ -81,7 +81,7 @@ START_TEST(handshake_and_streams)
     struct spdyf f[8];
     size_t n, i;
 
-    sess_open(&s, &kubectl, "command=cat&stdin=1&stdout=1&stderr=1");
+    sess_open(&s, &kubectl, "command=cat&input=1&output=1&error=1");
     ASSERT_BUF(&s.t.out,
                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n");
@@ -113,12 +113,12 @@ static const struct {
     bool in, out, err, resize;
     int ready_after_all;
 } expect[] = {
-    {"v4.channel.k8s.io", "stdin=1&stdout=1&tty=1", true, true, false, true, 1},
-    {"v4.channel.k8s.io", "stdin=1&stdout=1&tty=1", true, true, false, false, 0},
-    {"v3.channel.k8s.io", "stdout=1&tty=1", false, true, false, true, 1},
-    {"v2.channel.k8s.io", "stdin=1&stdout=1&tty=1", true, true, false, false, 1},
-    {"channel.k8s.io", "stdout=1&stderr=1", false, true, true, false, 1},
-    {"v4.channel.k8s.io", "stdout=1&stderr=1", false, true, false, false, 0},
+    {"v4.channel.k8s.io", "input=1&output=1&tty=1", true, true, false, true, 1},
+    {"v4.channel.k8s.io", "input=1&output=1&tty=1", true, true, false, false, 0},
+    {"v3.channel.k8s.io", "output=1&tty=1", false, true, false, true, 1},
+    {"v2.channel.k8s.io", "input=1&output=1&tty=1", true, true, false, false, 1},
+    {"channel.k8s.io", "output=1&error=1", false, true, true, false, 1},
+    {"v4.channel.k8s.io", "output=1&error=1", false, true, false, false, 0},
 };
 
 START_TEST(expected_streams)
@@ -150,13 +150,13 @@ START_TEST(refusals)
     struct rec t;
 
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "POST", "stdout=1", &none, false), -EINVAL);
+    ck_assert_int_eq(accept_req(&t, "POST", "output=1", &none, false), -EINVAL);
     ASSERT_BUF(&t.out, "HTTP/1.1 400 Bad Request\r\nContent-Length: 57\r\nContent-Type: "
                        "text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n\r\n"
                        "unable to upgrade: X-Stream-Protocol-Version is required\n");
     rec_cleanup(&t);
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "POST", "stdout=1", &v9, false), -EINVAL);
+    ck_assert_int_eq(accept_req(&t, "POST", "output=1", &v9, false), -EINVAL);
     /* Handshake answers 403, then its caller's http.Error(400) adds the text once more */
     snprintf(want, sizeof(want),
              "HTTP/1.1 403 Forbidden\r\nContent-Length: %zu\r\nContent-Type: text/plain; "
@@ -169,7 +169,7 @@ START_TEST(refusals)
     ASSERT_BUF(&t.out, want);
     rec_cleanup(&t);
     rec_init(&t);
-    ck_assert_int_eq(accept_req(&t, "GET", "stdout=1", &plain, false), -EINVAL);
+    ck_assert_int_eq(accept_req(&t, "GET", "output=1", &plain, false), -EINVAL);
     ck_assert_ptr_nonnull(strstr(t.out.data, "400 Bad Request"));
     ck_assert_ptr_nonnull(strstr(t.out.data,
                                  "\r\n\r\nunable to upgrade: missing upgrade headers in request: "
@@ -185,7 +185,7 @@ START_TEST(session_exit_code)
     struct spdyf f[16];
     size_t n, base;
 
-    sess_open(&s, &kubectl, "command=sh&command=-c&command=exit 3&stdin=1&stdout=1&stderr=1");
+    sess_open(&s, &kubectl, "command=sh&command=-c&command=exit 3&input=1&output=1&error=1");
     spdy_syn_stream(&s.c, &s.b, ERR_ID, "error", false);
     spdy_syn_stream(&s.c, &s.b, IN_ID, "stdin", false);
     spdy_data(&s.b, IN_ID, false, "early ", 6); /* before ready: held */
@@ -235,7 +235,7 @@ START_TEST(v2_status)
     struct spdyf f[8];
     size_t base;
 
-    sess_open(&s, &h, "command=true&stdout=1");
+    sess_open(&s, &h, "command=true&output=1");
     open_streams(&s, false, true, false, false);
     ck_assert_int_eq(sess_send(&s), 0);
     base = s.t.out.len;
@@ -245,7 +245,7 @@ START_TEST(v2_status)
     ck_assert(!f[0].control && f[0].id == ERR_ID && f[0].flags == 1 && f[0].n == 0);
     sess_close(&s);
 
-    sess_open(&s, &h, "command=false&stdout=1");
+    sess_open(&s, &h, "command=false&output=1");
     open_streams(&s, false, true, false, false);
     ck_assert_int_eq(sess_send(&s), 0);
     base = s.t.out.len;
@@ -264,7 +264,7 @@ START_TEST(resize_ping_goaway)
     struct spdyf f[16];
     size_t base, n;
 
-    sess_open(&s, &kubectl, "command=sh&stdin=1&stdout=1&tty=1");
+    sess_open(&s, &kubectl, "command=sh&input=1&output=1&tty=1");
     open_streams(&s, true, true, false, true);
     spdy_data(&s.b, RESIZE_ID, false, "{\"Width\":120,\"Height\":4", 23);
     spdy_data(&s.b, RESIZE_ID, false, "0}\n", 3);
@@ -299,7 +299,7 @@ START_TEST(stream_ids_and_reset)
     struct spdyf f[16];
     size_t n;
 
-    sess_open(&s, &kubectl, "command=cat&stdin=1&stdout=1");
+    sess_open(&s, &kubectl, "command=cat&input=1&output=1");
     spdy_syn_stream(&s.c, &s.b, 5, "error", false);
     spdy_syn_stream(&s.c, &s.b, 3, "stdin", false); /* lower than 5: RST PROTOCOL_ERROR */
     spdy_syn_stream(&s.c, &s.b, 7, "stdin", false);
@@ -325,7 +325,7 @@ START_TEST(bad_frames)
     char big[16385];
 
     memset(big, 0, sizeof(big));
-    sess_open(&s, &kubectl, "command=cat&stdin=1&stdout=1");
+    sess_open(&s, &kubectl, "command=cat&input=1&output=1");
     switch (_i) {
     case 0:
         spdy_control(&s.b, 2, 6, 0, "\0\0\0\x01", 4); /* SPDY/2 */
@@ -369,7 +369,7 @@ START_TEST(wrong_dictionary)
                            't', 'y', 'p', 'e', 0, 0, 0, 5,  'e', 'r', 'r', 'o', 'r'};
     unsigned char frame[160] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
 
-    sess_open(&s, &kubectl, "command=cat&stdout=1");
+    sess_open(&s, &kubectl, "command=cat&output=1");
     ck_assert_int_eq(compress(z, &zn, blk, sizeof(blk)), Z_OK);
     memcpy(frame + 10, z, zn);
     spdy_control(&s.b, 3, 1, 0, frame, 10 + zn);
@@ -391,7 +391,7 @@ START_TEST(stdin_fin_forms)
     unsigned char hb[8] = {0, 0, 0, IN_ID, 0, 0, 0, 0};
     unsigned char z[64];
 
-    sess_open(&s, &kubectl, "command=cat&stdin=1&stdout=1");
+    sess_open(&s, &kubectl, "command=cat&input=1&output=1");
     spdy_syn_stream(&s.c, &s.b, ERR_ID, "error", false);
     spdy_syn_stream(&s.c, &s.b, IN_ID, "stdin", true); /* FIN before ready: due at ready */
     ck_assert_int_eq(sess_send(&s), 0);
@@ -402,7 +402,7 @@ START_TEST(stdin_fin_forms)
     ck_assert_int_eq(s.t.stdin_closes, 1);
     sess_close(&s);
 
-    sess_open(&s, &v1, "command=cat&stdin=1&stdout=1");
+    sess_open(&s, &v1, "command=cat&input=1&output=1");
     open_streams(&s, true, true, false, false);
     base = s.t.out.len;
     ck_assert_int_eq(sess_send(&s), 0);
@@ -437,7 +437,7 @@ static int spdy_session(void *arg)
     int rc;
 
     rec_init(&t);
-    rc = accept_req(&t, "POST", "command=cat&stdin=1&stdout=1&tty=1", &kubectl, false);
+    rc = accept_req(&t, "POST", "command=cat&input=1&output=1&tty=1", &kubectl, false);
     if (rc == 0)
         rc = rc_input(t.rc, c->data, c->len);
     if (rc == 0)
