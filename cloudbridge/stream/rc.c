@@ -7,111 +7,54 @@
 
 #include "kedge/alloc.h"
 #include "rc_int.h"
+#include "request.h"
 
 /* ---- the query, as Go's url.ParseQuery + Request.FormValue read it -------------------------- */
 
-static int hexval(char c)
+/* kubelet's names (api.ExecStdinParam etc.): kube-apiserver turns the pods/exec options
+ * stdin/stdout/stderr into input/output/error on the URL it sends a kubelet. FormValue: the
+ * first value counts, and only "1" is true. */
+static bool flag(const struct stream_query *q, const char *key)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    const struct stream_query_kv *kv = stream_query_get(q, key);
+
+    return kv && kv->value_len == 1 && kv->value[0] == '1';
 }
 
-/* QueryUnescape of s[0..n) into a new string; NULL with *bad for a malformed escape. */
-static char *unescape(const char *s, size_t n, bool *bad)
+static int take_strings(struct rc *r, const struct stream_query *q)
 {
-    char *d = kedge_malloc(n + 1);
-    size_t i, j = 0;
+    size_t i, n = stream_query_count(q, "command");
+    const struct stream_query_kv *c = stream_query_get(q, "container");
 
-    *bad = false;
-    if (!d)
-        return NULL;
+    r->argv = kedge_calloc(n + 1, sizeof(*r->argv));
+    if (!r->argv)
+        return -ENOMEM;
     for (i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            d[j++] = ' ';
-        } else if (s[i] == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        const struct stream_query_kv *kv = stream_query_nth(q, "command", i);
 
-            if (hi < 0 || lo < 0) {
-                kedge_free(d);
-                *bad = true;
-                return NULL;
-            }
-            d[j++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            d[j++] = s[i];
-        }
-    }
-    d[j] = '\0';
-    return d;
-}
-
-/* One key=value pair of the query. Returns 0 (kept or skipped as Go skips a bad pair), -ENOMEM. */
-static int query_pair(struct rc *r, const char *s, size_t n, bool seen[4])
-{
-    /* kubelet's names (api.ExecStdinParam etc.): kube-apiserver turns the pods/exec options
-     * stdin/stdout/stderr into input/output/error on the URL it sends a kubelet */
-    static const char *const flags[] = {"input", "output", "error", "tty"};
-    bool *const dest[] = {&r->o.in, &r->o.out, &r->o.err, &r->o.tty};
-    const char *eq = memchr(s, '=', n);
-    size_t klen = eq ? (size_t)(eq - s) : n;
-    char *key, *val;
-    bool bad;
-    size_t i;
-
-    if (memchr(s, ';', n)) /* Go >= 1.17 refuses a pair with ';' and goes on */
-        return 0;
-    key = unescape(s, klen, &bad);
-    if (!key)
-        return bad ? 0 : -ENOMEM;
-    val = unescape(eq ? eq + 1 : s + n, eq ? n - klen - 1 : 0, &bad);
-    if (!val) {
-        kedge_free(key);
-        return bad ? 0 : -ENOMEM;
-    }
-    for (i = 0; i < 4; i++) {
-        if (strcmp(key, flags[i]) || seen[i])
-            continue;
-        seen[i] = true; /* FormValue: the first value counts, and only "1" is true */
-        *dest[i] = !strcmp(val, "1");
-    }
-    if (!strcmp(key, "command")) {
-        char **argv = kedge_realloc(r->argv, (r->o.argc + 2) * sizeof(*argv));
-
-        if (!argv) {
-            kedge_free_all(key, val);
+        r->argv[i] = kedge_strndup(kv->value, kv->value_len);
+        if (!r->argv[i])
             return -ENOMEM;
-        }
-        r->argv = argv;
-        argv[r->o.argc++] = val;
-        argv[r->o.argc] = NULL;
-        val = NULL;
-    } else if (!strcmp(key, "container") && !r->container) {
-        r->container = val;
-        val = NULL;
+        r->o.argc++;
     }
-    kedge_free_all(key, val);
+    if (c && !(r->container = kedge_strndup(c->value, c->value_len)))
+        return -ENOMEM;
     return 0;
 }
 
-static int parse_query(struct rc *r, const char *q)
+static int parse_query(struct rc *r, const char *raw)
 {
-    bool seen[4] = {false, false, false, false};
-    int rc = 0;
+    struct stream_query q;
+    int rc = stream_query_parse(raw ? raw : "", raw ? strlen(raw) : 0, &q);
 
-    while (q && *q && rc == 0) {
-        size_t n = strcspn(q, "&");
-
-        if (n)
-            rc = query_pair(r, q, n, seen);
-        q += n + (q[n] == '&');
+    if (rc == 0) {
+        r->o.in = flag(&q, "input");
+        r->o.out = flag(&q, "output");
+        r->o.err = flag(&q, "error");
+        r->o.tty = flag(&q, "tty");
+        rc = take_strings(r, &q);
     }
+    stream_query_cleanup(&q);
     r->o.argv = r->argv;
     r->o.container = r->container;
     return rc;
@@ -123,7 +66,7 @@ static void rc_free_parts(struct rc *r)
 {
     size_t i;
 
-    for (i = 0; i < r->o.argc; i++)
+    for (i = 0; r->argv && r->argv[i]; i++)
         kedge_free(r->argv[i]);
     kedge_free(r->argv);
     kedge_free(r->container);
