@@ -80,12 +80,20 @@ int edged_new(const struct edged_deps *deps, const struct edged_config *cfg,
 
 /* The runtime Edged drives (EdgeStream reads logs and runs sessions through it). */
 struct runtime *edged_runtime(struct edged *ed);
-/* The runtime id of container `container` of pod ns/pod as kubelet resolves it for logs, exec
- * and attach: the running (or last) instance, or with previous the last terminated one before
- * it. container "" means the pod's only container. 0 and id; or -ENOENT with kubelet's message
- * in why (`pods "x" not found`, `container "c" in pod "x" is not available`, ...). */
+/* The runtime id of container `container` of pod ns/pod as kubelet resolves it for logs
+ * (validateContainerLogStatus): the running instance, else the terminated one, else the last
+ * termination; with previous the last terminated instance before the current one. container
+ * "" means the pod's only container. 0 and id; or -ENOENT with kubelet's message in why
+ * (`pod "x" does not exist`, `container "c" not found in pod "x"`, `container "c" in pod "x"
+ * is waiting to start: ContainerCreating`, `previous terminated container "c" in pod "x" not
+ * found`, the API server's `a container name must be specified for pod x, choose one of: [a
+ * b]`); -ENAMETOOLONG when id_len is too small. */
 int edged_find_container(struct edged *ed, const char *ns, const char *pod, const char *container,
                          bool previous, char *id, size_t id_len, char *why, size_t why_len);
+/* The same for exec and attach, as kubelet's findContainer: running containers only, with
+ * kubelet's exec texts (`pod does not exist`, `container not found ("c")`). */
+int edged_find_running(struct edged *ed, const char *ns, const char *pod, const char *container,
+                       char *id, size_t id_len, char *why, size_t why_len);
 
 /* Before the loop goes away: no new work, timers cancelled. NULL ok. */
 void edged_stop(struct edged *ed);

@@ -4,7 +4,8 @@
  * hook) calls the others; edged_worker.c (the pod workers) calls edged_ops.c (their runtime
  * calls), edged_status.c and edged_pods.c (pods in and out); these and edged_probe.c call
  * edged_relist.c (kubelet's PLEG), edged_cloud.c and edged_state.c, which call no other
- * edged file. The relist tells edged.c that it finished through a registered function.
+ * edged file. edged_lookup.c (EdgeStream's container lookup) calls edged_status.c and
+ * edged_state.c and is called by none of them. The relist tells edged.c that it finished through a registered function.
  */
 #ifndef KEDGE_EDGED_INT_H
 #define KEDGE_EDGED_INT_H
@@ -163,6 +164,9 @@ int edged_store_lookup(void *ctx, const char *type, const char *ns, const char *
 
 /* ---- edged_status.c: kubelet's status manager ---- */
 
+/* Container ci of p as the status shows it (strings borrowed from Edged's state). */
+void edged_container_view(struct edged *ed, const struct epod *p, size_t ci,
+                          struct container_view *cv);
 /* Compute p's status and send it if it changed. false: it could not be sent now (a patch in
  * flight, out of memory); true: sent, unchanged, or offline. */
 bool edged_report_status(struct edged *ed, struct epod *p);

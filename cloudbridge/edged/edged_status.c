@@ -12,6 +12,29 @@
 #include "kedge/alloc.h"
 #include "kedge/log.h"
 
+void edged_container_view(struct edged *ed, const struct epod *p, size_t ci,
+                          struct container_view *cv)
+{
+    const struct pod_container *c = edged_spec_container(p, ci);
+    struct seen *cur, *prev;
+
+    edged_find_seen(ed, p->uid, c->name, false, &cur, &prev);
+    memset(cv, 0, sizeof(*cv));
+    cv->spec = c;
+    cv->current = cur ? &cur->o : NULL;
+    cv->previous = prev ? &prev->o : NULL;
+    cv->waiting = p->cs[ci].waiting;
+    cv->waiting_message = p->cs[ci].waiting_msg;
+    if (cur && cur->o.running)
+        cv->waiting = WAIT_NONE;
+    else if (!edged_is_init(p, ci) && !cur && p->spec->n_init_containers &&
+             cv->waiting == WAIT_NONE)
+        cv->waiting = WAIT_POD_INIT; /* apps wait for the init containers */
+    cv->ready = p->cs[ci].ready;
+    cv->started = p->cs[ci].started;
+    cv->restart_count = cur ? cur->o.attempt : 0;
+}
+
 static void fill_view(struct edged *ed, struct epod *p, struct pod_view *v,
                       struct container_view *views)
 {
@@ -28,27 +51,8 @@ static void fill_view(struct edged *ed, struct epod *p, struct pod_view *v,
     v->terminating = p->terminating;
     v->pod_reason = p->pod_reason;
     v->pod_message = p->pod_message;
-    for (ci = 0; ci < p->n_cs; ci++) {
-        const struct pod_container *c = edged_spec_container(p, ci);
-        struct container_view *cv = &views[ci];
-        struct seen *cur, *prev;
-
-        edged_find_seen(ed, p->uid, c->name, false, &cur, &prev);
-        memset(cv, 0, sizeof(*cv));
-        cv->spec = c;
-        cv->current = cur ? &cur->o : NULL;
-        cv->previous = prev ? &prev->o : NULL;
-        cv->waiting = p->cs[ci].waiting;
-        cv->waiting_message = p->cs[ci].waiting_msg;
-        if (cur && cur->o.running)
-            cv->waiting = WAIT_NONE;
-        else if (!edged_is_init(p, ci) && !cur && p->spec->n_init_containers &&
-                 cv->waiting == WAIT_NONE)
-            cv->waiting = WAIT_POD_INIT; /* apps wait for the init containers */
-        cv->ready = p->cs[ci].ready;
-        cv->started = p->cs[ci].started;
-        cv->restart_count = cur ? cur->o.attempt : 0;
-    }
+    for (ci = 0; ci < p->n_cs; ci++)
+        edged_container_view(ed, p, ci, &views[ci]);
     v->init = views;
     v->n_init = p->spec->n_init_containers;
     v->apps = views + v->n_init;

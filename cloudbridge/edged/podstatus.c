@@ -59,29 +59,24 @@ static bool is_exited(const struct observed_container *o)
     return o && !o->running && o->finished_ms > 0;
 }
 
-/* The state kubelet shows: waiting wins over a dead container (it is being restarted). */
-enum shown { SHOW_WAITING, SHOW_RUNNING, SHOW_TERMINATED };
-
-static enum shown shown_state(const struct container_view *c)
+enum podstatus_shown podstatus_shown_state(const struct container_view *c)
 {
     if (is_running(c))
-        return SHOW_RUNNING;
+        return PS_SHOW_RUNNING;
     if (c->waiting != WAIT_NONE || !is_exited(c->current))
-        return SHOW_WAITING;
-    return SHOW_TERMINATED;
+        return PS_SHOW_WAITING;
+    return PS_SHOW_TERMINATED;
 }
 
-/* The terminated container lastState shows: the dead current one while waiting to restart,
- * else the previous attempt. */
-static const struct observed_container *last_terminated(const struct container_view *c)
+const struct observed_container *podstatus_last_terminated(const struct container_view *c)
 {
-    if (shown_state(c) == SHOW_WAITING && is_exited(c->current))
+    if (podstatus_shown_state(c) == PS_SHOW_WAITING && is_exited(c->current))
         return c->current;
-    if (shown_state(c) == SHOW_WAITING && is_exited(c->previous))
+    if (podstatus_shown_state(c) == PS_SHOW_WAITING && is_exited(c->previous))
         return c->previous; /* the restart is being made */
-    if (shown_state(c) == SHOW_RUNNING && is_exited(c->previous))
+    if (podstatus_shown_state(c) == PS_SHOW_RUNNING && is_exited(c->previous))
         return c->previous;
-    if (shown_state(c) == SHOW_TERMINATED && is_exited(c->previous))
+    if (podstatus_shown_state(c) == PS_SHOW_TERMINATED && is_exited(c->previous))
         return c->previous;
     return NULL;
 }
@@ -141,11 +136,11 @@ static void write_null(struct kedge_jw *w, const char *key)
 
 static void write_state(struct kedge_jw *w, const struct container_view *c)
 {
-    enum shown sh = shown_state(c);
+    enum podstatus_shown sh = podstatus_shown_state(c);
 
     kedge_jw_key(w, "state");
     kedge_jw_obj_open(w); /* Go's order: waiting, running, terminated */
-    if (sh == SHOW_WAITING) {
+    if (sh == PS_SHOW_WAITING) {
         kedge_jw_key(w, "waiting");
         kedge_jw_obj_open(w);
         kedge_jw_kstr(w, "reason", podstatus_waiting_reason(c->waiting));
@@ -157,7 +152,7 @@ static void write_state(struct kedge_jw *w, const struct container_view *c)
     } else {
         write_null(w, "waiting");
     }
-    if (sh == SHOW_RUNNING) {
+    if (sh == PS_SHOW_RUNNING) {
         kedge_jw_key(w, "running");
         kedge_jw_obj_open(w);
         write_time(w, "startedAt", c->current->started_ms);
@@ -165,7 +160,7 @@ static void write_state(struct kedge_jw *w, const struct container_view *c)
     } else {
         write_null(w, "running");
     }
-    if (sh == SHOW_TERMINATED)
+    if (sh == PS_SHOW_TERMINATED)
         write_terminated(w, c->current);
     else
         write_null(w, "terminated");
@@ -174,7 +169,7 @@ static void write_state(struct kedge_jw *w, const struct container_view *c)
 
 static void write_container(struct kedge_jw *w, const struct container_view *c)
 {
-    const struct observed_container *last = last_terminated(c);
+    const struct observed_container *last = podstatus_last_terminated(c);
     char image_id[200];
 
     kedge_jw_obj_open(w);

@@ -61,6 +61,12 @@ const char *podstatus_phase(const struct pod_view *v);
 int podstatus_write(const struct pod_view *v, struct kedge_buf *out);
 /* The podpatch content: {"metadata":{"uid":uid},"status":<status>}. 0 or -ENOMEM. */
 int podstatus_patch(const char *uid, const char *status, size_t len, struct kedge_buf *out);
+/* The state kubelet shows for c: waiting wins over a dead container (it is being restarted). */
+enum podstatus_shown { PS_SHOW_WAITING, PS_SHOW_RUNNING, PS_SHOW_TERMINATED };
+enum podstatus_shown podstatus_shown_state(const struct container_view *c);
+/* The terminated container lastState shows (NULL none): the dead current one while waiting to
+ * restart, else the previous attempt. */
+const struct observed_container *podstatus_last_terminated(const struct container_view *c);
 /* kubelet's waiting reason for w ("ContainerCreating", "CrashLoopBackOff", ...). */
 const char *podstatus_waiting_reason(enum container_waiting w);
 /* An RFC 3339 time with nanoseconds, as the engines write them, to Unix ms; 0 for the zero

@@ -267,6 +267,164 @@ static void op_logs_cancel(void *rt, long handle)
         f->log_handle = 0;
 }
 
+static void op_logs_pause(void *rt, long handle, bool pause)
+{
+    struct fake_runtime *f = F(rt);
+
+    record(f, FAKE_LOGS_PAUSE, pause ? "pause" : "resume", 0);
+    if (handle == f->log_handle)
+        f->log_paused = pause;
+}
+
+/* ---- sessions ---- */
+
+static struct fake_session *session_slot(struct fake_runtime *f)
+{
+    for (size_t i = 0; i < FAKE_MAX_SESSIONS; i++) {
+        struct fake_session *s = &f->sessions[i];
+        if (!s->handle || s->ended || s->cancelled)
+            return s;
+    }
+    return NULL;
+}
+
+static void session_ended(struct fake_session *s, int err, int exit_code, const char *message)
+{
+    if (s->ended || s->cancelled)
+        return;
+    s->ended = true;
+    s->fns.end(s->ctx, err, exit_code, message);
+}
+
+static long session_new(struct fake_runtime *f, const char *id, bool attach, char *const *argv,
+                        size_t argc, const struct runtime_stdio *io,
+                        const struct runtime_session_fns *fns, void *ctx)
+{
+    struct fake_session *s = session_slot(f);
+    struct fake_container *c = by_id(f, id);
+    size_t n = 0;
+
+    if (!s)
+        return -ENOMEM;
+    memset(s, 0, sizeof(*s));
+    s->handle = (long)f->n_calls + 1;
+    s->attach = attach;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    for (size_t i = 0; i < argc && n < sizeof(s->argv); i++)
+        n += (size_t)snprintf(s->argv + n, sizeof(s->argv) - n, "%s%s", i ? " " : "", argv[i]);
+    s->io = *io;
+    s->fns = *fns;
+    s->ctx = ctx;
+    if (attach) {
+        record(f, FAKE_ATTACH_SESSION, id, 0);
+    } else {
+        char arg[sizeof(s->id) + sizeof(s->argv) + 2];
+        snprintf(arg, sizeof(arg), "%s %s", s->id, s->argv);
+        record(f, FAKE_EXEC_SESSION, arg, 0);
+    }
+    long handle = s->handle;
+    if (!c || !c->running) /* the engines' texts */
+        session_ended(s, -ENOENT, -1, c ? "container is not running" : "No such container: fake");
+    else if (f->session_err)
+        session_ended(s, f->session_err, -1,
+                      f->session_message ? f->session_message : "fake failure");
+    return handle;
+}
+
+static long op_exec_session(void *rt, const char *id, char *const *argv, size_t argc,
+                            const struct runtime_stdio *io, const struct runtime_session_fns *fns,
+                            void *ctx)
+{
+    return session_new(F(rt), id, false, argv, argc, io, fns, ctx);
+}
+
+static long op_attach_session(void *rt, const char *id, const struct runtime_stdio *io,
+                              const struct runtime_session_fns *fns, void *ctx)
+{
+    return session_new(F(rt), id, true, NULL, 0, io, fns, ctx);
+}
+
+static struct fake_session *live(struct fake_runtime *f, long handle)
+{
+    struct fake_session *s = fake_session(f, handle);
+
+    return s && !s->ended && !s->cancelled ? s : NULL;
+}
+
+static int op_session_stdin(void *rt, long handle, const char *b, size_t n)
+{
+    struct fake_runtime *f = F(rt);
+    struct fake_session *s = live(f, handle);
+
+    if (!s || s->stdin_closed)
+        return -ENOENT;
+    if (n > sizeof(s->in) - s->in_len)
+        return -ENOMEM;
+    memcpy(s->in + s->in_len, b, n);
+    s->in_len += n;
+    if (f->session_echo) {
+        char tmp[FAKE_SESSION_BYTES + 1];
+        memcpy(tmp, b, n);
+        tmp[n] = '\0';
+        fake_session_output(f, s, RT_STDOUT, tmp);
+    }
+    return 0;
+}
+
+static int op_session_close_stdin(void *rt, long handle)
+{
+    struct fake_runtime *f = F(rt);
+    struct fake_session *s = live(f, handle);
+
+    if (!s)
+        return -ENOENT;
+    s->stdin_closed = true;
+    if (f->session_echo && !s->paused)
+        session_ended(s, 0, 0, "");
+    return 0;
+}
+
+static int op_session_resize(void *rt, long handle, unsigned width, unsigned height)
+{
+    struct fake_session *s = live(F(rt), handle);
+
+    if (!s)
+        return -ENOENT;
+    s->width = width;
+    s->height = height;
+    s->resizes++;
+    return 0;
+}
+
+static void op_session_pause(void *rt, long handle, bool pause)
+{
+    struct fake_runtime *f = F(rt);
+    struct fake_session *s = live(f, handle);
+
+    if (!s)
+        return;
+    s->paused = pause;
+    if (!pause && s->held_len) {
+        char tmp[FAKE_SESSION_BYTES + 1];
+        memcpy(tmp, s->held, s->held_len);
+        tmp[s->held_len] = '\0';
+        s->held_len = 0;
+        fake_session_output(f, s, s->held_stream, tmp);
+    }
+    if (!pause && f->session_echo && s->stdin_closed)
+        session_ended(s, 0, 0, "");
+}
+
+static void op_session_cancel(void *rt, long handle)
+{
+    struct fake_runtime *f = F(rt);
+    struct fake_session *s = fake_session(f, handle);
+
+    record(f, FAKE_SESSION_CANCEL, NULL, 0);
+    if (s)
+        s->cancelled = true;
+}
+
 static void op_stop(void *rt)
 {
     record(F(rt), FAKE_STOP, NULL, 0);
@@ -276,6 +434,9 @@ static void op_free(void *rt)
 {
     record(F(rt), FAKE_FREE, NULL, 0);
     follow_end(F(rt), -ECANCELED, "the runtime is gone");
+    for (size_t i = 0; i < FAKE_MAX_SESSIONS; i++)
+        if (F(rt)->sessions[i].handle)
+            session_ended(&F(rt)->sessions[i], -ECANCELED, -1, "the runtime is gone");
     F(rt)->freed = true;
 }
 
@@ -295,6 +456,14 @@ static const struct runtime_ops fake_ops = {
     .exec_cancel = op_exec_cancel,
     .logs = op_logs,
     .logs_cancel = op_logs_cancel,
+    .logs_pause = op_logs_pause,
+    .exec_session = op_exec_session,
+    .attach_session = op_attach_session,
+    .session_stdin = op_session_stdin,
+    .session_close_stdin = op_session_close_stdin,
+    .session_resize = op_session_resize,
+    .session_pause = op_session_pause,
+    .session_cancel = op_session_cancel,
     .stop = op_stop,
     .free = op_free,
 };
@@ -344,4 +513,52 @@ void fake_log_write(struct fake_runtime *f, enum runtime_log_stream stream, cons
 {
     if (f->log_handle)
         f->log_chunk(f->log_ctx, stream, bytes, strlen(bytes));
+}
+
+struct fake_session *fake_session(struct fake_runtime *f, long handle)
+{
+    for (size_t i = 0; handle > 0 && i < FAKE_MAX_SESSIONS; i++)
+        if (f->sessions[i].handle == handle)
+            return &f->sessions[i];
+    return NULL;
+}
+
+struct fake_session *fake_session_last(struct fake_runtime *f)
+{
+    struct fake_session *best = NULL;
+
+    for (size_t i = 0; i < FAKE_MAX_SESSIONS; i++) {
+        struct fake_session *s = &f->sessions[i];
+        if (s->handle && !s->ended && !s->cancelled && (!best || s->handle > best->handle))
+            best = s;
+    }
+    return best;
+}
+
+void fake_session_output(struct fake_runtime *f, struct fake_session *s,
+                         enum runtime_log_stream stream, const char *bytes)
+{
+    size_t n = strlen(bytes);
+
+    (void)f;
+    if (s->ended || s->cancelled || !n)
+        return;
+    if (s->io.tty)
+        stream = RT_STDOUT; /* a TTY has one stream */
+    if (s->paused) {
+        if (n > sizeof(s->held) - s->held_len)
+            n = sizeof(s->held) - s->held_len;
+        memcpy(s->held + s->held_len, bytes, n);
+        s->held_len += n;
+        s->held_stream = stream;
+        return;
+    }
+    s->fns.output(s->ctx, stream, bytes, n);
+}
+
+void fake_session_end(struct fake_runtime *f, struct fake_session *s, int err, int exit_code,
+                      const char *message)
+{
+    (void)f;
+    session_ended(s, err, exit_code, message ? message : "");
 }

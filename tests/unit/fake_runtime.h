@@ -13,6 +13,8 @@
 #define FAKE_MAX_CONTAINERS 32
 #define FAKE_MAX_CALLS 256
 #define FAKE_MAX_LOG 8
+#define FAKE_MAX_SESSIONS 4
+#define FAKE_SESSION_BYTES 4096
 
 struct fake_container {
     char id[16], pod_uid[64], name[64], image[128];
@@ -37,6 +39,10 @@ enum fake_call_kind {
     FAKE_WATCH,
     FAKE_LOGS,
     FAKE_LOGS_CANCEL,
+    FAKE_LOGS_PAUSE,
+    FAKE_EXEC_SESSION,   /* arg: "<id> <argv joined by spaces>" */
+    FAKE_ATTACH_SESSION, /* arg: the id */
+    FAKE_SESSION_CANCEL,
     FAKE_STOP,
     FAKE_FREE,
 };
@@ -51,6 +57,28 @@ struct fake_call {
 struct fake_log_chunk {
     enum runtime_log_stream stream;
     const char *bytes;
+};
+
+/* An interactive session (exec_session / attach_session): what the caller sent is recorded;
+ * its output and end come when the test says (fake_session_output, fake_session_end), or, with
+ * echo, stdin comes back as stdout and close_stdin ends it with exit code 0 (like `cat`). */
+struct fake_session {
+    long handle; /* 0: the slot is free */
+    bool attach;
+    char id[16];
+    char argv[128]; /* joined by spaces */
+    struct runtime_stdio io;
+    struct runtime_session_fns fns;
+    void *ctx;
+    char in[FAKE_SESSION_BYTES]; /* stdin as written, in order */
+    size_t in_len;
+    bool stdin_closed, paused, cancelled, ended;
+    unsigned width, height; /* the last resize */
+    int resizes;
+    /* output held while paused, delivered on resume */
+    char held[FAKE_SESSION_BYTES];
+    size_t held_len;
+    enum runtime_log_stream held_stream;
 };
 
 struct fake_runtime {
@@ -74,6 +102,11 @@ struct fake_runtime {
     runtime_log_end_fn log_end;
     void *log_ctx;
     char log_id[16];
+    bool log_paused; /* logs_pause of the open follow */
+    struct fake_session sessions[FAKE_MAX_SESSIONS];
+    bool session_echo; /* new sessions echo stdin (see struct fake_session) */
+    int session_err;   /* new sessions end at once with this (0: they run) */
+    const char *session_message;
     bool freed;
 };
 
@@ -85,6 +118,15 @@ struct fake_container *fake_find(struct fake_runtime *f, const char *uid, const 
 void fake_exit(struct fake_runtime *f, struct fake_container *c, int code);
 /* The open follow (if any) gets bytes on stream. */
 void fake_log_write(struct fake_runtime *f, enum runtime_log_stream stream, const char *bytes);
+/* The session with handle (NULL: none, or it ended / was cancelled and is gone). */
+struct fake_session *fake_session(struct fake_runtime *f, long handle);
+/* The newest session that has not ended (NULL none). */
+struct fake_session *fake_session_last(struct fake_runtime *f);
+/* Session output (held while paused); then, with fake_session_end, its end. */
+void fake_session_output(struct fake_runtime *f, struct fake_session *s,
+                         enum runtime_log_stream stream, const char *bytes);
+void fake_session_end(struct fake_runtime *f, struct fake_session *s, int err, int exit_code,
+                      const char *message);
 /* How many calls of kind (with arg, when not NULL) were made since call index from. */
 size_t fake_count(const struct fake_runtime *f, size_t from, enum fake_call_kind kind,
                   const char *arg);

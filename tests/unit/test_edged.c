@@ -248,6 +248,12 @@ static bool app_running(void)
     return c && c->running;
 }
 
+static bool app_running_init(void)
+{
+    struct fake_container *c = fake_find(&fake, UID, "init");
+    return c && c->running;
+}
+
 static bool status_running(void)
 {
     return strstr(last_patch(), "\"phase\":\"Running\"") != NULL;
@@ -400,6 +406,160 @@ START_TEST(resource_filter)
 }
 END_TEST
 
+static char want_id[16];
+
+static struct fake_container *fake_find_id(const char *id)
+{
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.c[i].exists && !strcmp(fake.c[i].id, id))
+            return &fake.c[i];
+    return NULL;
+}
+
+static bool want_id_removed(void)
+{
+    return !fake_find_id(want_id);
+}
+
+/* ---- which container logs/exec/attach mean (edged_lookup.c) ---------------------------------- */
+
+static char found_id[80], why[256];
+
+static int find(struct edged *ed, const char *pod, const char *name, bool previous)
+{
+    found_id[0] = why[0] = '\0';
+    return edged_find_container(ed, "default", pod, name, previous, found_id, sizeof(found_id), why,
+                                sizeof(why));
+}
+
+/* Edged's relist has seen what the fake world holds: the lookup finds want_id for want_name. */
+static struct edged *want_ed;
+static const char *want_name;
+static bool want_previous;
+
+static bool finds_want(void)
+{
+    return find(want_ed, "web", want_name, want_previous) == 0 && !strcmp(found_id, want_id);
+}
+
+static void spin_until_found(struct edged *ed, const char *name, bool previous, const char *id)
+{
+    want_ed = ed;
+    want_name = name;
+    want_previous = previous;
+    snprintf(want_id, sizeof(want_id), "%s", id);
+    spin_until(finds_want);
+}
+
+static bool attempt2_running(void)
+{
+    struct fake_container *c = fake_find(&fake, UID, "app");
+    return c && c->attempt == 2 && c->running;
+}
+
+START_TEST(lookup_current_and_previous)
+{
+    struct edged *ed = start(POD("Always"));
+    struct fake_container *app;
+    char first[16], second[16];
+
+    ck_assert_ptr_eq(edged_runtime(ed)->rt, &fake);
+    /* nothing listed yet: the status shows ContainerCreating, and so does logs */
+    ck_assert_int_eq(find(ed, "web", "app", false), -ENOENT);
+    ck_assert_str_eq(why,
+                     "container \"app\" in pod \"web\" is waiting to start: ContainerCreating");
+    spin_until(app_running);
+    spin_until(status_running);
+    app = fake_find(&fake, UID, "app");
+    snprintf(first, sizeof(first), "%s", app->id);
+    ck_assert_int_eq(find(ed, "web", "app", false), 0);
+    ck_assert_str_eq(found_id, first);
+    ck_assert_int_eq(find(ed, "web", "", false), 0); /* the only container */
+    ck_assert_str_eq(found_id, first);
+    ck_assert_int_eq(find(ed, "web", "app", true), -ENOENT);
+    ck_assert_str_eq(why, "previous terminated container \"app\" in pod \"web\" not found");
+    ck_assert_int_eq(find(ed, "web", "nope", false), -ENOENT);
+    ck_assert_str_eq(why, "container \"nope\" not found in pod \"web\"");
+    ck_assert_int_eq(find(ed, "gone", "app", false), -ENOENT);
+    ck_assert_str_eq(why, "pod \"gone\" does not exist");
+    ck_assert_int_eq(edged_find_container(ed, "other", "web", "app", false, found_id,
+                                          sizeof(found_id), why, sizeof(why)),
+                     -ENOENT); /* namespaces apart */
+    ck_assert_int_eq(edged_find_running(ed, "default", "web", "app", found_id, sizeof(found_id),
+                                        why, sizeof(why)),
+                     0);
+    ck_assert_str_eq(found_id, first);
+    ck_assert_int_eq(edged_find_running(ed, "default", "gone", "app", found_id, sizeof(found_id),
+                                        why, sizeof(why)),
+                     -ENOENT);
+    ck_assert_str_eq(why, "pod does not exist");
+
+    /* a restart: the dead instance stays for logs --previous, the new one is current */
+    fake_exit(&fake, app, 1);
+    spin_until(restarted);
+    snprintf(second, sizeof(second), "%s", fake_find(&fake, UID, "app")->id);
+    ck_assert_str_ne(first, second);
+    spin_until_found(ed, "app", false, second);
+    ck_assert_int_eq(find(ed, "web", "app", true), 0);
+    ck_assert_str_eq(found_id, first);
+
+    /* the next restart: the oldest goes (kubelet keeps one dead instance), previous moves on */
+    fake_exit(&fake, fake_find(&fake, UID, "app"), 2);
+    spin_until(attempt2_running);
+    spin_until_found(ed, "app", false, fake_find(&fake, UID, "app")->id);
+    ck_assert_int_eq(find(ed, "web", "app", true), 0);
+    ck_assert_str_eq(found_id, second);
+    snprintf(want_id, sizeof(want_id), "%s", first);
+    spin_until(want_id_removed); /* the garbage collection: one dead instance is kept */
+    ck_assert_ptr_nonnull(fake_find_id(second));
+    finish(ed);
+}
+END_TEST
+
+START_TEST(lookup_terminated)
+{
+    struct edged *ed = run_pod(POD("Never"));
+    struct fake_container *app = fake_find(&fake, UID, "app");
+    char id[16];
+
+    snprintf(id, sizeof(id), "%s", app->id);
+    fake_exit(&fake, app, 3);
+    spin_until(status_failed);
+    ck_assert_int_eq(find(ed, "web", "app", false), 0); /* logs of the dead one */
+    ck_assert_str_eq(found_id, id);
+    ck_assert_int_eq(find(ed, "web", "app", true), -ENOENT);
+    /* exec and attach: running containers only */
+    ck_assert_int_eq(edged_find_running(ed, "default", "web", "app", found_id, sizeof(found_id),
+                                        why, sizeof(why)),
+                     -ENOENT);
+    ck_assert_str_eq(why, "container not found (\"app\")");
+    finish(ed);
+}
+END_TEST
+
+#define POD3                                                                                       \
+    "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\",\"uid\":\"" UID "\"},"              \
+    "\"spec\":{\"nodeName\":\"node1\",\"initContainers\":[{\"name\":\"init\",\"image\":"           \
+    "\"busybox\"}],"                                                                               \
+    "\"containers\":[{\"name\":\"app\",\"image\":\"busybox\"},{\"name\":\"side\",\"image\":"       \
+    "\"busybox\"}]}}"
+
+START_TEST(lookup_names)
+{
+    struct edged *ed = start(POD3);
+
+    ck_assert_int_eq(find(ed, "web", "", false), -ENOENT);
+    ck_assert_str_eq(why,
+                     "a container name must be specified for pod web, choose one of: [app side] "
+                     "or one of the init containers: [init]");
+    ck_assert_int_eq(find(ed, "web", "side", false), -ENOENT); /* waits for the init container */
+    ck_assert_str_eq(why, "container \"side\" in pod \"web\" is waiting to start: PodInitializing");
+    spin_until(app_running_init);
+    spin_until_found(ed, "init", false, fake_find(&fake, UID, "init")->id); /* logs of init too */
+    finish(ed);
+}
+END_TEST
+
 static Suite *edged_suite(void)
 {
     Suite *s = suite_create("edged");
@@ -410,6 +570,9 @@ static Suite *edged_suite(void)
     tcase_add_test(tc, never_restart_fails);
     tcase_add_test(tc, pulls_missing_image);
     tcase_add_test(tc, resource_filter);
+    tcase_add_test(tc, lookup_current_and_previous);
+    tcase_add_test(tc, lookup_terminated);
+    tcase_add_test(tc, lookup_names);
     suite_add_tcase(s, tc);
     return s;
 }
