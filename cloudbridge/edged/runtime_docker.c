@@ -19,6 +19,7 @@
 #include "runtime_docker.h"
 #include "runtime_docker_exec.h"
 #include "runtime_docker_logs.h"
+#include "runtime_docker_stats.h"
 
 #define PULL_TIMEOUT_MS 600000
 
@@ -559,6 +560,13 @@ static void op_logs_cancel(void *rt, long handle)
     docker_logs_cancel(&d->logs, handle);
 }
 
+static int op_stats(void *rt, const char *id, runtime_stats_fn done, void *ctx)
+{
+    struct docker_rt *d = rt;
+
+    return docker_stats(d->engine, id, done, ctx);
+}
+
 static void op_stop(void *rt)
 {
     struct docker_rt *d = rt;
@@ -594,6 +602,7 @@ static const struct runtime_ops docker_ops = {
     .exec_cancel = op_exec_cancel,
     .logs = op_logs,
     .logs_cancel = op_logs_cancel,
+    .stats = op_stats,
     .stop = op_stop,
     .free = op_free,
 };
