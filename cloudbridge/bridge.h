@@ -35,6 +35,12 @@ int dmi_start(struct bridge *br);
  * dmi_free(br->dmi) comes after relay_free (the relay's last results reach it). */
 void dmi_close(struct bridge *br);
 
+/* ==== stream_wiring.c: EdgeStream on Edged's runtime ========================================= */
+
+/* The CloudStream tunnel (stream_enabled) serving kubectl logs/exec/attach from Edged's runtime;
+ * after edged_start. br->stream stays NULL when off. 0 or a negative code. */
+int stream_start(struct bridge *br);
+
 /* ==== main.c ================================================================================ */
 
 struct bridge {
@@ -53,6 +59,7 @@ struct bridge {
     struct metrics *metrics;
     struct dmi *dmi;                     /* NULL when dmi_enabled is 0 */
     struct dmi_transport *dmi_transport; /* NULL when its socket could not be served */
+    struct stream *stream;               /* NULL when stream_enabled is 0 */
     /* nodeInfo.containerRuntimeVersion (edged writes it from the engine, node.c reports it):
      * "" until the engine said */
     char runtime_version[96];

@@ -126,6 +126,16 @@ static const struct kvconf_key keys[] = {
      "a call to a mapper's socket gives up after this (edgecore: 10 s)", NULL},
     {"dmi_max_msg_bytes", KVCONF_LONG, F(dmi_max_msg_bytes), 1024, 1L << 30, "4194304",
      "largest DMI message either way (gRPC's default 4 MiB)", NULL},
+    /* EdgeStream (kubectl logs/exec/attach through cloudcore's CloudStream, cloudbridge/stream/) */
+    {"stream_enabled", KVCONF_LONG, F(stream_enabled), 0, 1, "1",
+     "open cloudcore's CloudStream tunnel for kubectl logs, exec, attach", NULL},
+    {"stream_server", KVCONF_STR, F(stream_server), 0, 0, "",
+     "host:port of cloudcore's tunnel port; empty = cloud_host:10004 (cloudStream.tunnelPort)",
+     NULL},
+    {"stream_node_ip", KVCONF_STR, F(stream_node_ip), 0, 0, "",
+     "the address kube-apiserver reaches this node's kubelet port at (SessionInternalIP); "
+     "empty = the node's InternalIP",
+     NULL},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -279,6 +289,10 @@ static int check_whole(struct bridge_config *cfg)
                   cfg->dmi_socket_mode);
         return KEDGE_ECONFIG;
     }
+    if (config_stream_server(cfg, NULL, 0, NULL) < 0) {
+        kedge_log(KEDGE_LOG_ERR, "config: stream_server '%s' is not host:port", cfg->stream_server);
+        return KEDGE_ECONFIG;
+    }
     if (cfg->backoff_max_ms < cfg->backoff_initial_ms) {
         kedge_log(KEDGE_LOG_ERR, "config: backoff_max_ms is below backoff_initial_ms");
         return KEDGE_ECONFIG;
@@ -322,6 +336,34 @@ void config_cleanup(struct bridge_config *cfg)
         memset(cfg->password, 0, strlen(cfg->password));
     kedge_free(cfg->password);
     cfg->password = NULL;
+}
+
+/* cloudcore's default tunnelPort (cloudStream config, v1.15) */
+#define STREAM_DEFAULT_PORT 10004
+
+int config_stream_server(const struct bridge_config *cfg, char *host, size_t host_len, long *port)
+{
+    const char *s = cfg->stream_server, *colon = strrchr(s, ':');
+    char *end;
+    long p;
+
+    if (!*s) {
+        if (host)
+            snprintf(host, host_len, "%s", cfg->cloud_host);
+        if (port)
+            *port = STREAM_DEFAULT_PORT;
+        return 0;
+    }
+    if (!colon || colon == s)
+        return -1;
+    p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || p < 1 || p > 65535)
+        return -1;
+    if (host)
+        snprintf(host, host_len, "%.*s", (int)(colon - s), s);
+    if (port)
+        *port = p;
+    return 0;
 }
 
 bool bridge_cloud_answers_state(const struct bridge_config *cfg)

@@ -6,6 +6,7 @@
 #define KEDGE_BRIDGE_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct bridge_config {
     char *node_name;
@@ -61,6 +62,9 @@ struct bridge_config {
     long dmi_mode;                    /* derived from dmi_socket_mode */
     long dmi_call_timeout_ms;         /* a call to a mapper (edgecore: 10 s) */
     long dmi_max_msg_bytes;           /* largest DMI message (4 MiB) */
+    long stream_enabled;              /* EdgeStream: the CloudStream tunnel (cloudbridge/stream/) */
+    char *stream_server;              /* host:port of cloudcore's tunnel; "": cloud_host:10004 */
+    char *stream_node_ip;             /* SessionInternalIP; "": the node's InternalIP */
     char *password;                   /* read from broker_password_file */
 };
 
@@ -72,6 +76,9 @@ void config_cleanup(struct bridge_config *cfg);
 void config_print_keys(void);
 /* Device ids are {namespace}/{name} (cloudcore v1.17+), else the bare name. */
 bool config_device_ids_namespaced(const struct bridge_config *cfg);
+/* The tunnel server of stream_server (or cloud_host and 10004 when it is empty) into host;
+ * 0, or -1 when it is not host:port. */
+int config_stream_server(const struct bridge_config *cfg, char *host, size_t host_len, long *port);
 /* Whether the configured cloud answers a device's state/update (cloudcore v1.18+). */
 bool bridge_cloud_answers_state(const struct bridge_config *cfg);
 

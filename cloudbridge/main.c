@@ -24,6 +24,7 @@
 #include "meta/resource.h"
 #include "relay.h"
 #include "metrics_bridge.h"
+#include "stream/stream.h"
 #include "svcnotify.h"
 #include "twinbus.h"
 #include "kedge/alloc.h"
@@ -366,11 +367,11 @@ int main(int argc, char **argv)
     metamgr_start(br.meta);
     if (node_start(&br, &node) < 0)
         goto out;
-    if (edged_start(&br, &br.edged) < 0)
+    if (edged_start(&br, &br.edged) < 0 || stream_start(&br) < 0)
         goto out;
     if (svcnotify_new(br.lws, &br.svc) < 0 || edgehub_on_link(br.hub, svcnotify_link, br.svc) < 0)
         goto out;
-    mb = (struct metrics_bridge){br.hub, br.cloudq, br.certs, br.relay, br.edged};
+    mb = (struct metrics_bridge){br.hub, br.cloudq, br.certs, br.relay, br.edged, br.stream};
     if (metrics_new(br.lws, br.cfg.metrics_address, br.cfg.metrics_port, &br.metrics) < 0 ||
         metrics_bridge_register(br.metrics, &mb) < 0)
         goto out;
@@ -388,10 +389,12 @@ int main(int argc, char **argv)
     devices_stop(br.devices);
     dmi_stop(br.dmi);
     node_stop(node);
+    stream_stop(br.stream); /* its connections cancel their runtime work: before Edged's */
     edged_stop(br.edged);
     close_cloud_link(&br);
     rc = 0;
 out:
+    stream_stop(br.stream);   /* once; the tunnel's close needs the loop */
     dmi_close(&br);           /* the transport needs the loop */
     svcnotify_free(br.svc);   /* its timer lives in the loop */
     metrics_free(br.metrics); /* its vhost too */
@@ -400,6 +403,7 @@ out:
     br.lws = NULL;
     metamgr_close(br.meta); /* cancels edged's status waiters: edged must still be there */
     node_free(node);
+    stream_free(br.stream); /* stopped above: nothing of Edged's runtime is in use */
     edged_free(br.edged);
     relay_free(br.relay); /* before devices_free: it ends the device messages still waiting */
     devices_free(br.devices);

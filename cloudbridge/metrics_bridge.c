@@ -32,6 +32,22 @@ static void hub_figures(struct metrics_writer *w, const struct edgehub *hub)
                    st.probing);
 }
 
+static void stream_figures(struct metrics_writer *w, const struct stream *s)
+{
+    struct stream_stats st;
+
+    stream_stats(s, &st);
+    metrics_sample(w, "kedge_bridge_stream_tunnel_up", G,
+                   "1 while the CloudStream tunnel to cloudcore is up", st.connected);
+    metrics_sample(w, "kedge_bridge_stream_reconnects_total", C,
+                   "CloudStream tunnels opened again after one was lost", (double)st.reconnects);
+    metrics_sample(w, "kedge_bridge_stream_connections", G,
+                   "kubectl logs/exec/attach connections open on the tunnel",
+                   (double)st.connections);
+    metrics_sample(w, "kedge_bridge_stream_queued_bytes", G,
+                   "bytes waiting to be written to the tunnel", (double)st.queued);
+}
+
 static void queue_figures(struct metrics_writer *w, struct cloudq *q)
 {
     struct cloudq_stats ob;
@@ -110,6 +126,8 @@ static void collect(void *ctx, struct metrics_writer *w)
                    relay_ready(mb->relay));
     if (mb->edged) /* NULL: no container engine, no pods */
         edged_pod_phases(mb->edged, pod_phase, w);
+    if (mb->stream)
+        stream_figures(w, mb->stream);
     plugin_figures(w, relay_plugin_status(mb->relay));
 }
 

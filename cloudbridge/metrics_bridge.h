@@ -8,6 +8,7 @@
 #include "hub/edgehub.h"
 #include "metrics.h"
 #include "relay.h"
+#include "stream/stream.h"
 
 /* What the figures are read from; all outlive the registration. */
 struct metrics_bridge {
@@ -15,7 +16,8 @@ struct metrics_bridge {
     struct cloudq *q;
     const struct certwatch *certs;
     const struct relay *relay;
-    const struct edged *edged; /* NULL when engine_socket is none */
+    const struct edged *edged;   /* NULL when engine_socket is none */
+    const struct stream *stream; /* NULL when stream_enabled is 0 */
 };
 
 int metrics_bridge_register(struct metrics *m, struct metrics_bridge *mb);

@@ -42,10 +42,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "blame.h"
+#include "dialer.h"
 #include "edgehub.h"
 #include "fault.h"
 #include "kedge/alloc.h"
@@ -78,12 +78,10 @@ struct edgehub {
     struct link_listener listeners[MAX_LISTENERS];
     size_t n_listeners;
     bool stopping;
-    struct lws_vhost *vhost; /* TLS client identity; remade when the files change */
-    time_t cert_mtime;
+    struct dialer dial; /* TLS client identity (remade when the files change), back-off */
     struct lws *wsi;
     lws_retry_bo_t idle_policy; /* pings and hang-up; reconnects are ours */
     lws_sorted_usec_list_t sul_connect, sul_keepalive, sul_kick;
-    unsigned attempts; /* failed attempts since the last good connection */
     bool connected, keepalive_due;
     bool closing; /* stopping: the next writeable sends the close frame */
     struct kedge_buf rx;
@@ -483,7 +481,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                     size_t len)
 {
     struct lws_vhost *vh = wsi ? lws_get_vhost(wsi) : NULL;
-    struct edgehub *eh = vh ? lws_vhost_user(vh) : NULL; /* the TLS vhost's: ensure_vhost */
+    struct edgehub *eh = vh ? lws_vhost_user(vh) : NULL; /* the TLS vhost's: dialer.h */
     int rc;
 
     if (!eh)
@@ -501,7 +499,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         eh->connected = true;
         eh->closing = false;
-        eh->attempts = 0;
+        eh->dial.attempts = 0;
         eh->cursor = 0; /* everything still queued goes again, in order */
         eh->fire_sent = eh->fire_read = eh->last_id = 0;
         eh->written = eh->proven = eh->ping_serial = 0;
@@ -519,7 +517,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         notify_link(eh, true);
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        kedge_log(eh->attempts ? KEDGE_LOG_INFO : KEDGE_LOG_WARN,
+        kedge_log(eh->dial.attempts ? KEDGE_LOG_INFO : KEDGE_LOG_WARN,
                   "edgehub: cannot connect to wss://%s:%ld: %s", eh->cfg.cloud_host,
                   eh->cfg.cloud_port, in && len ? (const char *)in : "connection error");
         link_down(eh, "connection error");
@@ -576,76 +574,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 const struct lws_protocols edgehub_protocol = {"kedge-edgehub", callback, 0, 0, 0, NULL, 0};
 
-/* Capped exponential backoff with +-25% jitter, so a fleet of nodes does not reconnect in
- * lockstep after a cloud restart. */
-static uint64_t backoff_ms(struct edgehub *eh)
-{
-    uint64_t d = (uint64_t)eh->cfg.backoff_initial_ms;
-    unsigned i;
-
-    for (i = 0; i < eh->attempts && d < (uint64_t)eh->cfg.backoff_max_ms; i++)
-        d *= 2;
-    if (d > (uint64_t)eh->cfg.backoff_max_ms)
-        d = (uint64_t)eh->cfg.backoff_max_ms;
-    return d * 3 / 4 + (uint64_t)(rand() % (int)(d / 2 + 1));
-}
-
-static bool readable(const char *path, time_t *mtime)
-{
-    struct stat st;
-
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-        return false;
-    if (mtime && st.st_mtime > *mtime)
-        *mtime = st.st_mtime;
-    return true;
-}
-
-/* The client vhost carries the TLS identity CloudHub checks (docs/kubeedge-wire.md §4.2). It is
- * made again when a certificate file changes (rotation) and on every failure, so fixing the files
- * is enough. */
-static int ensure_vhost(struct edgehub *eh)
-{
-    static struct lws_protocols list[2];
-    struct lws_context_creation_info info;
-    time_t mtime = 0;
-
-    if (!readable(eh->cfg.tls_ca_file, &mtime) || !readable(eh->cfg.tls_cert_file, &mtime) ||
-        !readable(eh->cfg.tls_key_file, &mtime)) {
-        kedge_log(KEDGE_LOG_ERR,
-                  "edgehub: TLS files missing (tls_ca_file=%s tls_cert_file=%s tls_key_file=%s);"
-                  " retrying",
-                  eh->cfg.tls_ca_file, eh->cfg.tls_cert_file, eh->cfg.tls_key_file);
-        return -ENOENT;
-    }
-    if (eh->vhost && mtime == eh->cert_mtime)
-        return 0;
-    if (eh->vhost)
-        lws_vhost_destroy(eh->vhost);
-    eh->vhost = NULL;
-    list[0] = edgehub_protocol;
-    memset(&list[1], 0, sizeof(list[1]));
-    memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = list;
-    info.vhost_name = "edgehub";
-    info.user = eh; /* the protocol callback's way back to this hub */
-    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    info.client_ssl_ca_filepath = eh->cfg.tls_ca_file;
-    info.client_ssl_cert_filepath = eh->cfg.tls_cert_file;
-    info.client_ssl_private_key_filepath = eh->cfg.tls_key_file;
-    eh->vhost = lws_create_vhost(eh->lws, &info);
-    if (!eh->vhost) {
-        kedge_log(KEDGE_LOG_ERR,
-                  "edgehub: cannot use the TLS identity (ca=%s cert=%s key=%s): check that the "
-                  "files are PEM and the key matches the certificate; retrying",
-                  eh->cfg.tls_ca_file, eh->cfg.tls_cert_file, eh->cfg.tls_key_file);
-        return KEDGE_ECONFIG;
-    }
-    eh->cert_mtime = mtime;
-    return 0;
-}
-
 static void connect_cb(lws_sorted_usec_list_t *sul)
 {
     struct edgehub *eh = lws_container_of(sul, struct edgehub, sul_connect);
@@ -654,15 +582,15 @@ static void connect_cb(lws_sorted_usec_list_t *sul)
 
     if (eh->stopping || eh->wsi)
         return;
-    if (ensure_vhost(eh) < 0) {
-        eh->attempts++;
+    if (dialer_vhost(&eh->dial, eh->lws) < 0) {
+        eh->dial.attempts++;
         schedule_connect(eh, NULL);
         return;
     }
     snprintf(path, sizeof(path), "/%s/%s/events", eh->cfg.project_id, eh->cfg.node_name);
     memset(&i, 0, sizeof(i));
     i.context = eh->lws;
-    i.vhost = eh->vhost;
+    i.vhost = eh->dial.vhost;
     i.address = eh->cfg.cloud_host;
     i.port = (int)eh->cfg.cloud_port;
     i.ssl_connection = LCCSCF_USE_SSL;
@@ -672,7 +600,7 @@ static void connect_cb(lws_sorted_usec_list_t *sul)
     i.local_protocol_name = edgehub_protocol.name;
     i.retry_and_idle_policy = &eh->idle_policy;
     i.pwsi = &eh->wsi;
-    eh->attempts++;
+    eh->dial.attempts++;
     if (!lws_client_connect_via_info(&i)) {
         eh->wsi = NULL;
         schedule_connect(eh, "connect failed");
@@ -681,7 +609,7 @@ static void connect_cb(lws_sorted_usec_list_t *sul)
 
 static void schedule_connect(struct edgehub *eh, const char *why)
 {
-    uint64_t d = backoff_ms(eh);
+    uint64_t d = dialer_backoff_ms(&eh->dial);
 
     if (why)
         kedge_log(KEDGE_LOG_INFO, "edgehub: reconnecting in %llu ms (%s)", (unsigned long long)d,
@@ -703,6 +631,14 @@ int edgehub_new(const struct edgehub_config *cfg, struct lws_context *lws, struc
     eh->q = q;
     eh->router = r;
     eh->bad_rl = rl;
+    eh->dial = (struct dialer){.who = "edgehub",
+                               .ca_file = cfg->tls_ca_file,
+                               .cert_file = cfg->tls_cert_file,
+                               .key_file = cfg->tls_key_file,
+                               .protocol = &edgehub_protocol,
+                               .user = eh,
+                               .backoff_initial_ms = cfg->backoff_initial_ms,
+                               .backoff_max_ms = cfg->backoff_max_ms};
     blame_init(&eh->blame, q);
     eh->idle_policy.secs_since_valid_ping = (uint16_t)cfg->ping_idle_s;
     eh->idle_policy.secs_since_valid_hangup = (uint16_t)cfg->dead_link_s;
@@ -771,7 +707,7 @@ void edgehub_redial(struct edgehub *eh)
         eh->redialing = true;
         lws_set_timeout(eh->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
     }
-    eh->attempts = 0;
+    eh->dial.attempts = 0;
 }
 
 void edgehub_free(struct edgehub *eh)

@@ -40,6 +40,8 @@ struct cloudsim_config {
     char *cloud_version;      /* --cloud-version MAJOR.MINOR (1.15) */
     long cloud_minor;         /* derived: 15; device ids are ns/name from 17 */
     long read_limit;          /* --read-limit BYTES: one message from the edge (64 MiB) */
+    long tunnel_port;         /* --tunnel-port: CloudStream's tunnel (wss), 0 = any free port */
+    long stream_port;         /* --stream-port: its stream server (plain HTTP), 0 = any */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -70,6 +72,24 @@ void certs_cleanup(struct cloudsim_certs *c);
 /* Read a whole (small) file. out: a NUL-terminated kedge_malloc buffer the caller frees.
  * Returns 0, -errno, -EFBIG (over 1 MiB) or -ENOMEM. */
 int certs_read_file(const char *path, char **out, size_t *len);
+
+/* ---------------------------------------------------------------------------------------------
+ * stream.c, streamapi.c: CloudStream (kubectl logs/exec/attach through the edge's tunnel);
+ * streampriv.h has their shared state
+ */
+
+struct cstream;
+
+/* The tunnel vhost's protocols (wss, client certificate verdict as hub.c) and the stream
+ * port's (a raw socket: HTTP is parsed there, so exec/attach can be piped raw). The vhosts'
+ * user pointer is the cstream. */
+extern const struct lws_protocols cstream_tunnel_protocols[];
+extern const struct lws_protocols cstream_api_protocols[];
+int cstream_new(struct cstream **out);
+void cstream_set_context(struct cstream *cs, struct lws_context *ctx);
+/* Before lws_context_destroy: no new tunnels or requests. */
+void cstream_stop(struct cstream *cs);
+void cstream_free(struct cstream *cs);
 
 /* ---------------------------------------------------------------------------------------------
  * hub.c, hubqueue.c, hubctl.c: CloudHub

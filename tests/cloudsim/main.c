@@ -5,14 +5,15 @@
  *   kedge-cloudsim --certs DIR [--port 10000] [--control-port 10010] [--https-port 0]
  *                  [--keepalive-timeout-s 30] [--resend-interval-s 5] [--log-level info]
  *                  [--node edge-node] [--on-malformed drop|close] [--cert-lifetime-s 31536000]
- *                  [--node-grace-s 40] [--read-limit 67108864]
+ *                  [--node-grace-s 40] [--read-limit 67108864] [--tunnel-port 0]
+ *                  [--stream-port 0]
  *
  * Listens on 127.0.0.1 only; --port or --control-port 0 picks a free one. --https-port P serves
  * the :10002 certificate bootstrap (docs/kubeedge-wire.md §4.3, certsrv.c) on P; 0 (the default) is
  * off, so a test that wants it picks a free port itself. When the listeners are up, prints
  * exactly one line to stdout and flushes it (https_port only when it is on):
  *
- *   cloudsim: ready wss_port=<p> control_port=<p> [https_port=<p>]
+ *   cloudsim: ready wss_port=<p> control_port=<p> [https_port=<p>] tunnel_port=<p> stream_port=<p>
  *
  * Logs go to stderr as mosquitto writes them ("<unix time>: cloudsim: ..."). SIGTERM or SIGINT
  * ends the loop; everything is freed and the exit status is 0. A bad command line exits 2, a
@@ -69,6 +70,10 @@ static const struct kvconf_key opts[] = {
      "MAJOR.MINOR  the cloudcore generation: device ids ns/name from 1.17", NULL},
     {"--read-limit",          KVCONF_LONG, F(read_limit),          1024, 1073741824, "67108864",
      "BYTES  close the link (1009) on a message from the edge over BYTES (cloudcore: none)", NULL},
+    {"--tunnel-port",         KVCONF_LONG, F(tunnel_port),         0, 65535, "0",
+     "P  CloudStream tunnel (wss, /v1/kubeedge/connect); 0 = any free port", NULL},
+    {"--stream-port",         KVCONF_LONG, F(stream_port),         0, 65535, "0",
+     "P  CloudStream stream server for the API server (plain HTTP); 0 = any free port", NULL},
 };
 /* clang-format on */
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -305,6 +310,49 @@ static struct lws_vhost *make_https_vhost(struct lws_context *ctx,
     return lws_create_vhost(ctx, &vi);
 }
 
+/* CloudStream's tunnel (stream.c): TLS as CloudHub's (cloudcore falls back to cloudHub's
+ * certificates), a client certificate required. */
+static struct lws_vhost *make_tunnel_vhost(struct lws_context *ctx,
+                                           const struct cloudsim_config *cfg,
+                                           const struct cloudsim_certs *certs, struct cstream *cs)
+{
+    struct lws_context_creation_info vi;
+
+    memset(&vi, 0, sizeof(vi));
+    vi.vhost_name = "cloudstream";
+    vi.iface = "127.0.0.1";
+    vi.port = (int)cfg->tunnel_port;
+    vi.protocols = cstream_tunnel_protocols;
+    vi.user = cs;
+    vi.options =
+        LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT | LWS_SERVER_OPTION_DISABLE_IPV6;
+    vi.ssl_cert_filepath = certs->server_crt;
+    vi.ssl_private_key_filepath = certs->server_key;
+    vi.ssl_ca_filepath = certs->ca_crt;
+    vi.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+    vi.alpn = "http/1.1";
+    vi.timeout_secs = 30;
+    return lws_create_vhost(ctx, &vi);
+}
+
+/* Its stream server (streamapi.c): raw TCP, the HTTP parsed there. */
+static struct lws_vhost *make_streamapi_vhost(struct lws_context *ctx,
+                                              const struct cloudsim_config *cfg, struct cstream *cs)
+{
+    struct lws_context_creation_info vi;
+
+    memset(&vi, 0, sizeof(vi));
+    vi.vhost_name = "cloudstream-api";
+    vi.iface = "127.0.0.1";
+    vi.port = (int)cfg->stream_port;
+    vi.protocols = cstream_api_protocols;
+    vi.user = cs;
+    vi.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG | LWS_SERVER_OPTION_DISABLE_IPV6;
+    vi.listen_accept_role = "raw-skt";
+    vi.listen_accept_protocol = "cloudstream-api";
+    return lws_create_vhost(ctx, &vi);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -313,8 +361,9 @@ int main(int argc, char **argv)
     struct cloudsim_config cfg;
     struct cloudsim_certs certs;
     struct lws_context *ctx = NULL;
-    struct lws_vhost *wss, *control, *https = NULL;
+    struct lws_vhost *wss, *control, *https = NULL, *tunnel, *streamapi;
     struct hub *hub = NULL;
+    struct cstream *cs = NULL;
     struct certsrv *certsrv = NULL;
     int rc, level, exit_code = 1;
 
@@ -341,6 +390,10 @@ int main(int argc, char **argv)
         kedge_log(KEDGE_LOG_ERR, "cloudsim: start-up failed err=%d", rc);
         goto out;
     }
+    if (cstream_new(&cs) < 0) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: start-up failed: out of memory");
+        goto out;
+    }
     if (cfg.https_port && certsrv_new(&cfg, &certs, &certsrv) < 0) {
         kedge_log(KEDGE_LOG_ERR, "cloudsim: the certificate service cannot start");
         goto out;
@@ -359,6 +412,7 @@ int main(int argc, char **argv)
         goto out;
     }
     hub_set_context(hub, ctx);
+    cstream_set_context(cs, ctx);
     signal_ctx = ctx;
 
     wss = make_wss_vhost(ctx, &cfg, &certs, hub);
@@ -382,6 +436,14 @@ int main(int argc, char **argv)
         }
     }
 
+    tunnel = make_tunnel_vhost(ctx, &cfg, &certs, cs);
+    streamapi = tunnel ? make_streamapi_vhost(ctx, &cfg, cs) : NULL;
+    if (!streamapi) {
+        kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot listen on 127.0.0.1:%ld/%ld (CloudStream)",
+                  cfg.tunnel_port, cfg.stream_port);
+        goto out;
+    }
+
     kedge_log(KEDGE_LOG_NOTICE,
               "cloudsim: listening wss=127.0.0.1:%d control=127.0.0.1:%d https=%d certs=%s "
               "keepalive_timeout_s=%ld resend_interval_s=%ld",
@@ -391,7 +453,8 @@ int main(int argc, char **argv)
     if (printf("cloudsim: ready wss_port=%d control_port=%d", lws_get_vhost_listen_port(wss),
                lws_get_vhost_listen_port(control)) < 0 ||
         (https && printf(" https_port=%d", lws_get_vhost_listen_port(https)) < 0) ||
-        printf("\n") < 0 || fflush(stdout) != 0) {
+        printf(" tunnel_port=%d stream_port=%d\n", lws_get_vhost_listen_port(tunnel),
+               lws_get_vhost_listen_port(streamapi)) < 0 || fflush(stdout) != 0) {
         kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot write the ready line");
         goto out;
     }
@@ -404,10 +467,12 @@ int main(int argc, char **argv)
     exit_code = stop_requested ? 0 : 1;
 out:
     hub_stop(hub);
+    cstream_stop(cs);
     signal_ctx = NULL;
     if (ctx)
         lws_context_destroy(ctx);
     hub_free(hub);
+    cstream_free(cs);
     certsrv_free(certsrv);
     certs_cleanup(&certs);
     config_cleanup(&cfg);

@@ -31,7 +31,7 @@ struct simctl {
     struct kt_proc proc;
     pid_t last_pid; /* of the process started, also after it ended */
     struct kt_watcher watcher;
-    int wss_port, control_port, https_port;
+    int wss_port, control_port, https_port, tunnel_port, stream_port;
     char dir[1024]; /* short enough that every path below fits */
     char certs[1100];
     char log_path[PATH_MAX];
@@ -141,6 +141,10 @@ static int await_ready(struct simctl *s, int fd)
                        &s->control_port) == 2) {
                 const char *h = strstr(line, " https_port=");
                 s->https_port = h ? atoi(h + 12) : 0; /* only with --https-port */
+                h = strstr(line, " tunnel_port=");
+                s->tunnel_port = h ? atoi(h + 13) : 0;
+                h = strstr(line, " stream_port=");
+                s->stream_port = h ? atoi(h + 13) : 0;
                 return 0;
             }
             (void)fprintf(stderr, "simctl: unexpected first line: %s", line);
@@ -247,6 +251,16 @@ int simctl_wss_port(const struct simctl *s)
 int simctl_control_port(const struct simctl *s)
 {
     return s->control_port;
+}
+
+int simctl_tunnel_port(const struct simctl *s)
+{
+    return s->tunnel_port;
+}
+
+int simctl_stream_port(const struct simctl *s)
+{
+    return s->stream_port;
 }
 
 int simctl_https_port(const struct simctl *s)

@@ -58,6 +58,10 @@ int simctl_wss_port(const struct simctl *s);
 int simctl_control_port(const struct simctl *s);
 /* The certificate service's port (--https-port P in extra_args), 0 when it is off. */
 int simctl_https_port(const struct simctl *s);
+/* CloudStream: the tunnel the edge opens, and the stream server a test calls as the API server
+ * would (plain HTTP on 127.0.0.1; tests/cloudsim/README.md). */
+int simctl_tunnel_port(const struct simctl *s);
+int simctl_stream_port(const struct simctl *s);
 pid_t simctl_pid(const struct simctl *s);
 /* A file in the certificate directory ("rootCA.crt", "edge.crt", "edge.key", ...): a path
  * owned by s, valid until the next call or simctl_free. */

@@ -162,6 +162,13 @@ int bridgectl_wire_cloudsim(struct bridgectl *b, struct simctl *sim, const char 
         rc = bridgectl_set_long(b, "cloud_port", simctl_wss_port(sim));
     for (i = 0; rc == 0 && i < sizeof(certs) / sizeof(certs[0]); i++)
         rc = bridgectl_set(b, certs[i].key, simctl_cert_path(sim, certs[i].file));
+    if (rc == 0 && simctl_tunnel_port(sim) > 0) { /* EdgeStream to cloudsim's CloudStream */
+        char server[32];
+        (void)snprintf(server, sizeof(server), "127.0.0.1:%d", simctl_tunnel_port(sim));
+        rc = bridgectl_set(b, "stream_server", server);
+        if (rc == 0)
+            rc = bridgectl_set(b, "stream_node_ip", "127.0.0.1");
+    }
     if (rc == 0)
         rc = bridgectl_set(b, "broker_host", "127.0.0.1");
     if (rc == 0)

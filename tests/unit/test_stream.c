@@ -7,6 +7,7 @@
 
 #include "frame.h"
 #include "kedge/err.h"
+#include "logs.h"
 #include "request.h"
 #include "session.h"
 #include "unit.h"
@@ -396,9 +397,239 @@ START_TEST(session_remove_resume_counts)
 }
 END_TEST
 
+/* ---- logs ------------------------------------------------------------------------------- */
+
+START_TEST(logs_parse_kubelet_rules)
+{
+    struct stream_log_request lr;
+    char why[256];
+
+    ck_assert_int_eq(stream_logs_parse("/containerLogs/ns/p/c", "", 1000, &lr, why, sizeof(why)),
+                     0);
+    ck_assert_str_eq(lr.ns, "ns");
+    ck_assert_str_eq(lr.pod, "p");
+    ck_assert_str_eq(lr.container, "c");
+    ck_assert(!lr.follow && !lr.timestamps && !lr.previous);
+    ck_assert_int_eq(lr.tail_lines, -1);
+    ck_assert_int_eq(lr.limit_bytes, -1);
+    ck_assert_int_eq(lr.since_s, 0);
+    /* apimachinery's bools: only 0 and false (any case) are false, "" is true */
+    ck_assert_int_eq(stream_logs_parse("/containerLogs/ns/p/c",
+                                       "follow=&timestamps=TRUE&previous=FALSE&tailLines=3"
+                                       "&limitBytes=10&sinceSeconds=10",
+                                       1000, &lr, why, sizeof(why)),
+                     0);
+    ck_assert(lr.follow && lr.timestamps && !lr.previous);
+    ck_assert_int_eq(lr.tail_lines, 3);
+    ck_assert_int_eq(lr.limit_bytes, 10);
+    ck_assert_int_eq(lr.since_s, 990);
+    /* "tail" is the old name; "all" means none */
+    ck_assert_int_eq(
+        stream_logs_parse("/containerLogs/ns/p/c", "tail=7&tailLines=1", 0, &lr, why, sizeof(why)),
+        0);
+    ck_assert_int_eq(lr.tail_lines, 7);
+    ck_assert_int_eq(
+        stream_logs_parse("/containerLogs/ns/p/c", "tail=all&tailLines=1", 0, &lr, why, 256), 0);
+    ck_assert_int_eq(lr.tail_lines, -1);
+    ck_assert_int_eq(stream_logs_parse("/containerLogs/ns/p/c", "sinceTime=2026-12-06T10:00:00.5Z",
+                                       0, &lr, why, sizeof(why)),
+                     0);
+    ck_assert_int_eq(lr.since_s, 1796551200);
+    ck_assert_int_eq(stream_logs_parse("/containerLogs/ns/p/c",
+                                       "sinceTime=2026-12-06T11:00:00%2B01:00", 0, &lr, why,
+                                       sizeof(why)),
+                     0);
+    ck_assert_int_eq(lr.since_s, 1796551200);
+}
+END_TEST
+
+START_TEST(logs_parse_refusals)
+{
+    static const struct {
+        const char *path, *query, *why;
+    } cases[] = {
+        {"/containerLogs/ns/p/c", "sinceSeconds=1&sinceTime=2026-12-06T10:00:00Z",
+         "{\"message\": \"Invalid request.\"}"},
+        {"/containerLogs/ns/p/c", "tailLines=-1", "{\"message\": \"Invalid request.\"}"},
+        {"/containerLogs/ns/p/c", "limitBytes=0", "{\"message\": \"Invalid request.\"}"},
+        {"/containerLogs/ns/p/c", "sinceSeconds=0", "{\"message\": \"Invalid request.\"}"},
+        {"/containerLogs/ns/p/c", "tailLines=x", "{\"message\": \"Unable to decode query.\"}"},
+        {"/containerLogs/ns/p/c", "sinceTime=yesterday",
+         "{\"message\": \"Unable to decode query.\"}"},
+        {"/containerLogs/ns/p/", "", "{\"message\": \"Missing container name.\"}"},
+        {"/containerLogs/ns//c", "", "{\"message\": \"Missing podID.\"}"},
+        {"/containerLogs//p/c", "", "{\"message\": \"Missing podNamespace.\"}"},
+        {"/stats/summary", "", "404 page not found"},
+    };
+    struct stream_log_request lr;
+    char why[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(
+            stream_logs_parse(cases[i].path, cases[i].query, 1000, &lr, why, sizeof(why)), -EINVAL);
+        ck_assert_str_eq(why, cases[i].why);
+    }
+}
+END_TEST
+
+/* A runtime that only serves logs, driven by the test. */
+struct fake_logs {
+    runtime_log_chunk_fn chunk;
+    runtime_log_end_fn end;
+    void *ctx;
+    char id[64];
+    struct runtime_log_options o;
+    int calls, cancels, pauses, resumes;
+    long refuse; /* logs() returns it when negative */
+};
+
+static long fake_logs_start(void *rt, const char *id, const struct runtime_log_options *o,
+                            runtime_log_chunk_fn chunk, runtime_log_end_fn end, void *ctx)
+{
+    struct fake_logs *f = rt;
+
+    if (f->refuse < 0)
+        return f->refuse;
+    snprintf(f->id, sizeof(f->id), "%s", id);
+    f->o = *o;
+    f->chunk = chunk;
+    f->end = end;
+    f->ctx = ctx;
+    f->calls++;
+    return 42;
+}
+
+static void fake_logs_cancel(void *rt, long h)
+{
+    ck_assert_int_eq(h, 42);
+    ((struct fake_logs *)rt)->cancels++;
+}
+
+static void fake_logs_pause(void *rt, long h, bool pause)
+{
+    struct fake_logs *f = rt;
+
+    ck_assert_int_eq(h, 42);
+    if (pause)
+        f->pauses++;
+    else
+        f->resumes++;
+}
+
+static int fake_find(void *ctx, const char *ns, const char *pod, const char *container,
+                     bool previous, char *id, size_t id_len, char *why, size_t why_len)
+{
+    (void)ctx;
+    (void)ns;
+    if (strcmp(pod, "web")) {
+        snprintf(why, why_len, "pod \"%s\" does not exist", pod);
+        return -ENOENT;
+    }
+    snprintf(id, id_len, "%s-%s", container, previous ? "old" : "new");
+    return 0;
+}
+
+static void open_logs(struct stream_session *s, uint64_t id, const char *path, const char *query)
+{
+    char j[512];
+
+    snprintf(j, sizeof(j), "{\"MessID\":%llu,\"url\":{\"Path\":\"%s\",\"RawQuery\":\"%s\"}}",
+             (unsigned long long)id, path, query);
+    input(s, id, STREAM_LOGS_CONNECT, j);
+}
+
+START_TEST(logs_handler)
+{
+    static const struct runtime_ops ops = {
+        .logs = fake_logs_start, .logs_cancel = fake_logs_cancel, .logs_pause = fake_logs_pause};
+    struct fake_logs f = {0};
+    struct runtime rt = {&ops, &f};
+    struct stream_deps deps = {&rt, fake_find, NULL};
+    struct fake_tunnel t = {0};
+    struct session_out out = {fake_send, fake_queued, fake_wake, &t, 8};
+    struct stream_session *s;
+
+    unit_count_allocs();
+    ck_assert_int_eq(stream_session_new(&out, &s), 0);
+    ck_assert_int_eq(stream_session_register(s, STREAM_LOGS_CONNECT, &stream_logs_ops, &deps), 0);
+    /* the whole log, with backpressure: over the mark the runtime is paused, resumed when the
+     * tunnel drained; the end sends REMOVE_CONNECT */
+    open_logs(s, 1, "/containerLogs/default/web/app", "previous=1&tailLines=5&timestamps=1");
+    ck_assert_str_eq(f.id, "app-old");
+    ck_assert(f.o.tail_lines == 5 && f.o.timestamps && !f.o.follow);
+    f.chunk(f.ctx, RT_STDOUT, "hello\n", 6);
+    ck_assert_int_eq(f.pauses, 0);
+    f.chunk(f.ctx, RT_STDERR, "world\n", 6); /* 12 queued > 8 */
+    ck_assert_int_eq(f.pauses, 1);
+    t.queued = 0;
+    stream_session_drained(s);
+    ck_assert_int_eq(f.resumes, 1);
+    f.end(f.ctx, 0, "");
+    ck_assert_uint_eq(stream_session_count(s), 0);
+    /* the cloud ends a follow: the runtime's stream is cancelled */
+    open_logs(s, 2, "/containerLogs/default/web/app", "follow=true");
+    ck_assert(f.o.follow);
+    input(s, 2, STREAM_REMOVE_CONNECT, "");
+    ck_assert_int_eq(f.cancels, 1);
+    /* limitBytes cuts the body and stops the runtime */
+    open_logs(s, 3, "/containerLogs/default/web/app", "limitBytes=3");
+    f.chunk(f.ctx, RT_STDOUT, "abcdef", 6);
+    ck_assert_int_eq(f.cancels, 2);
+    /* refusals: kubelet's text, then the end; nothing asked of the runtime */
+    open_logs(s, 4, "/containerLogs/default/nope/app", "");
+    open_logs(s, 5, "/containerLogs/default/web/app", "tailLines=-2");
+    /* the runtime fails: its message is the body */
+    open_logs(s, 6, "/containerLogs/default/web/app", "");
+    f.end(f.ctx, -EIO, "no such container: app-new");
+    f.refuse = -EBADF;
+    open_logs(s, 7, "/containerLogs/default/web/app", "");
+    ASSERT_BUF(&t.sent, "1:DATA:hello\n|1:DATA:world\n|1:REMOVE_CONNECT:|"
+                        "3:DATA:abc|3:REMOVE_CONNECT:|"
+                        "4:DATA:pod \"nope\" does not exist|4:REMOVE_CONNECT:|"
+                        "5:DATA:{\"message\": \"Invalid request.\"}|5:REMOVE_CONNECT:|"
+                        "6:DATA:no such container: app-new|6:REMOVE_CONNECT:|"
+                        "7:DATA:failed to get logs of container app: Bad file descriptor|"
+                        "7:REMOVE_CONNECT:|");
+    ck_assert_int_eq(f.calls, 4); /* 1, 2, 3, 6: the refusals asked nothing */
+    ck_assert_uint_eq(stream_session_count(s), 0);
+    stream_session_free(s);
+    kedge_buf_cleanup(&t.sent);
+    ck_assert_int_eq(unit_live_blocks, 0);
+    unit_libc_allocs();
+}
+END_TEST
+
+START_TEST(logs_tunnel_drop_cancels)
+{
+    static const struct runtime_ops ops = {.logs = fake_logs_start,
+                                           .logs_cancel = fake_logs_cancel};
+    struct fake_logs f = {0};
+    struct runtime rt = {&ops, &f};
+    struct stream_deps deps = {&rt, fake_find, NULL};
+    struct fake_tunnel t = {0};
+    struct session_out out = {fake_send, fake_queued, fake_wake, &t, 8};
+    struct stream_session *s;
+
+    unit_count_allocs();
+    ck_assert_int_eq(stream_session_new(&out, &s), 0);
+    ck_assert_int_eq(stream_session_register(s, STREAM_LOGS_CONNECT, &stream_logs_ops, &deps), 0);
+    open_logs(s, 1, "/containerLogs/default/web/app", "follow=1");
+    f.chunk(f.ctx, RT_STDOUT, "0123456789", 10); /* over the mark, no logs_pause: still fine */
+    stream_session_reset(s);                     /* the tunnel dropped */
+    ck_assert_int_eq(f.cancels, 1);
+    ck_assert_uint_eq(stream_session_count(s), 0);
+    stream_session_free(s);
+    kedge_buf_cleanup(&t.sent);
+    ck_assert_int_eq(unit_live_blocks, 0);
+    unit_libc_allocs();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stream");
+    TCase *tl = tcase_create("logs");
     TCase *tc = tcase_create("codec");
     TCase *ts = tcase_create("session");
 
@@ -412,7 +643,12 @@ int main(void)
     tcase_add_test(ts, session_lifecycle);
     tcase_add_test(ts, session_backpressure_and_reset);
     tcase_add_test(ts, session_remove_resume_counts);
+    tcase_add_test(tl, logs_parse_kubelet_rules);
+    tcase_add_test(tl, logs_parse_refusals);
+    tcase_add_test(tl, logs_handler);
+    tcase_add_test(tl, logs_tunnel_drop_cancels);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, ts);
+    suite_add_tcase(s, tl);
     return unit_run(s);
 }
