@@ -3,6 +3,7 @@
  * a fresh struct, validated as a whole, and only then used. Unknown keys and out-of-range
  * values are refused with the file and line.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "edged/node.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/ke.h"
@@ -22,6 +24,10 @@ static const struct kvconf_key keys[] = {
     /* key                 type      field                  min  max        default */
     {"node_name", KVCONF_STR, F(node_name), 0, 0, NULL,
      "this edge node's name; must equal the plugin's plugin_opt_node_name", NULL},
+    {"node_ip", KVCONF_STR, F(node_ip), 0, 0, "",
+     "the node's InternalIP (edgecore's edged nodeIP): empty = the first IPv4 address of an "
+     "interface that is up and not loopback, else 127.0.0.1",
+     NULL},
     {"project_id", KVCONF_STR, F(project_id), 0, 0, "e632aba927ea4ac2b575ec1603d56f10",
      "CloudHub project id (header project_id and URL path)", NULL},
     {"cloud_host", KVCONF_STR, F(cloud_host), 0, 0, "127.0.0.1", "cloudcore address", NULL},
@@ -256,6 +262,26 @@ static int parse_mode(const char *text, long *mode)
     return *mode > 0777 ? -1 : 0;
 }
 
+/* One InternalIP for everything that names the node's address (the Node's addresses, the
+ * pods' hostIP, EdgeStream's SessionInternalIP): read once, so they never disagree. */
+static int settle_node_ip(struct bridge_config *cfg)
+{
+    struct in_addr a;
+    char ip[64];
+
+    if (*cfg->node_ip) {
+        if (inet_pton(AF_INET, cfg->node_ip, &a) != 1) {
+            kedge_log(KEDGE_LOG_ERR, "config: node_ip '%s' is not an IPv4 address", cfg->node_ip);
+            return KEDGE_ECONFIG;
+        }
+        return 0;
+    }
+    node_internal_ip(ip, sizeof(ip));
+    kedge_free(cfg->node_ip);
+    cfg->node_ip = kedge_strdup(ip);
+    return cfg->node_ip ? 0 : -ENOMEM;
+}
+
 static int check_whole(struct bridge_config *cfg)
 {
     int rc;
@@ -265,6 +291,9 @@ static int check_whole(struct bridge_config *cfg)
         return KEDGE_ECONFIG;
     }
     rc = derive_generation(cfg);
+    if (rc < 0)
+        return rc;
+    rc = settle_node_ip(cfg);
     if (rc < 0)
         return rc;
     if (!kube_version_ok(cfg->kubelet_version)) {

@@ -10,6 +10,7 @@
 
 struct bridge_config {
     char *node_name;
+    char *node_ip; /* never empty after config_load: detected when not set */
     char *project_id;
     char *cloud_host;
     long cloud_port;

@@ -81,10 +81,10 @@ static struct edged_deps bridge_deps(struct bridge *br)
 int node_start(struct bridge *br, struct node **out)
 {
     struct edged_deps deps = bridge_deps(br);
-    struct node_config cfg = {br->cfg.node_name,        br->cfg.node_namespace,
-                              br->cfg.db_path,          br->cfg.kubelet_version,
-                              br->runtime_version,      br->cfg.status_interval_s,
-                              br->cfg.lease_interval_s, br->cfg.remote_query_timeout_s * 1000};
+    struct node_config cfg = {
+        br->cfg.node_name,         br->cfg.node_ip,          br->cfg.node_namespace,
+        br->cfg.db_path,           br->cfg.kubelet_version,  br->runtime_version,
+        br->cfg.status_interval_s, br->cfg.lease_interval_s, br->cfg.remote_query_timeout_s * 1000};
 
     return node_new(&deps, &cfg, out);
 }
@@ -113,7 +113,7 @@ int edged_start(struct bridge *br, struct edged **out)
         kedge_log(KEDGE_LOG_NOTICE, "edged: off (engine_socket none): no pods on this node");
         return 0;
     }
-    node_internal_ip(cfg.host_ip, sizeof(cfg.host_ip));
+    snprintf(cfg.host_ip, sizeof(cfg.host_ip), "%s", br->cfg.node_ip);
     err = runtime_docker_new(br->lws, br->vhost, &rc, &rt);
     if (err == 0)
         err = edged_new(&deps, &cfg, &rt, out);

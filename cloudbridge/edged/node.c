@@ -163,7 +163,7 @@ static void read_machine(const struct node_config *cfg, struct machine *mc)
         mc->disk_kib = (long long)(vfs.f_blocks * vfs.f_frsize / 1024);
         mc->disk_free_kib = (long long)(vfs.f_bavail * vfs.f_frsize / 1024);
     }
-    node_internal_ip(mc->ip, sizeof(mc->ip));
+    snprintf(mc->ip, sizeof(mc->ip), "%s", cfg->node_ip);
     os_image(mc->os, sizeof(mc->os));
     if (uname(&u) == 0) {
         snprintf(mc->kernel, sizeof(mc->kernel), "%s", u.release);

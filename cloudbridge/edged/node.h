@@ -15,6 +15,7 @@ struct node;
 /* Strings borrowed for the node's lifetime. */
 struct node_config {
     const char *node_name;
+    const char *node_ip;        /* the InternalIP reported */
     const char *node_namespace; /* "default" (cloudcore v1.12-v1.22) or "null" (v1.23+) */
     const char *db_path;        /* the disk whose size the node reports */
     const char *kubelet_version;

@@ -258,7 +258,9 @@ static int run_script(struct cloudctl *c, const char *script, const char *arg, i
 {
     char path[PATH_MAX + 16], env_run[PATH_MAX + 8];
     const char *argv[] = {path, arg, NULL};
-    const char *env[] = {env_run, NULL};
+    /* cloudStream on: kubectl logs/exec reach the edge through its tunnel, as a user who
+     * wants them runs cloudcore (README §cloudStream of the shared cloud) */
+    const char *env[] = {env_run, "CC_STREAM=1", NULL};
 
     snprintf(path, sizeof(path), "%s/%s", c->dir, script);
     snprintf(env_run, sizeof(env_run), "CC_RUN=%s", c->run);

@@ -82,6 +82,9 @@ static int configure_bridge(struct rc *e, const char *certs)
     snprintf(key, sizeof(key), "%s/certs/server.key", certs);
     rc |= bset(e, "node_name", e->node);
     rc |= bset(e, "cloud_host", "127.0.0.1");
+    /* the API server dials the node's InternalIP for logs/exec, and cloudStream's stream port
+     * listens on 127.0.0.1 only */
+    rc |= bset(e, "node_ip", "127.0.0.1");
     rc |= bset_long(e, "cloud_port", cloudctl_env_long(e->cloud, "CC_WS_PORT"));
     rc |= bset_long(e, "cloud_https_port", cloudctl_env_long(e->cloud, "CC_HTTPS_PORT"));
     rc |= bset(e, "tls_ca_file", ca);
