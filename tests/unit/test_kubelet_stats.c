@@ -52,6 +52,42 @@ START_TEST(go_float)
 }
 END_TEST
 
+/* ---- the summary's exact text ------------------------------------------------------------ */
+
+START_TEST(summary_exact_text)
+{
+    /* what kubelet's go-restful writes (MarshalIndent, one space) for a node without pods,
+     * plus edgecore's line end; a zero time is null, an unset optional field absent */
+    struct ks_summary s = {0};
+    struct kedge_buf b = KEDGE_BUF_INIT;
+
+    s.node.name = "n\"1<";
+    s.node.has_cpu = true;
+    s.node.cpu = (struct ks_cpu){
+        .time_ms = 1733500000999, .usage_ns = 5, .nano_cores = 7, .has_nano_cores = true};
+    s.node.has_rlimit = true;
+    s.node.rlimit = (struct ks_rlimit){.time_ms = 0, .maxpid = -1, .curproc = 3};
+    ck_assert_int_eq(ks_summary_json(&s, &b), 0);
+    ASSERT_BUF(&b, "{\n"
+                   " \"node\": {\n"
+                   "  \"nodeName\": \"n\\\"1\\u003c\",\n"
+                   "  \"startTime\": null,\n"
+                   "  \"cpu\": {\n"
+                   "   \"time\": \"2024-12-06T15:46:40Z\",\n"
+                   "   \"usageNanoCores\": 7,\n"
+                   "   \"usageCoreNanoSeconds\": 5\n"
+                   "  },\n"
+                   "  \"rlimit\": {\n"
+                   "   \"time\": null,\n"
+                   "   \"curproc\": 3\n"
+                   "  }\n"
+                   " },\n"
+                   " \"pods\": []\n"
+                   "}\n");
+    kedge_buf_cleanup(&b);
+}
+END_TEST
+
 /* ---- the Docker Engine's stats ----------------------------------------------------------- */
 
 /* Only the stats body parser is under test here: no engine is reached. */
@@ -596,6 +632,7 @@ int main(void)
     TCase *th = tcase_create("handler");
 
     tcase_add_test(tc, go_float);
+    tcase_add_test(tc, summary_exact_text);
     tcase_add_test(tc, docker_stats_bodies);
     tcase_add_test(tc, cpu_rate);
     tcase_add_test(th, summary_json);
