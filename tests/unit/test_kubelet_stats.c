@@ -136,6 +136,21 @@ START_TEST(docker_stats_bodies)
     ck_assert(s.mem_usage == 503808 && s.mem_working_set == 503808);
     ck_assert(!s.has_rss && !s.has_faults && s.has_limit);
 
+    /* a real answer of dockerd 20.10 on cgroup v1 (one-shot, 0.12 s): a container that wrote
+     * 64 MiB, all of it still inactive page cache, which the working set leaves out */
+    {
+        struct kedge_buf real = KEDGE_BUF_INIT;
+        unit_read_file(KEDGE_UNIT_FIXTURES "/docker-20.10-stats-v1.json", &real);
+        ck_assert_int_eq(docker_stats_parse(real.data, real.len, &s), 0);
+        ck_assert(s.has_cpu && s.cpu_usage_ns == 39545380);
+        ck_assert_int_eq(s.time_ms, 1796581243783LL);
+        ck_assert(s.mem_usage == 69279744 && s.mem_working_set == 69279744 - 67108864);
+        ck_assert(s.has_rss && s.mem_rss == 49152);
+        ck_assert(s.has_faults && s.page_faults == 1400 && s.major_page_faults == 0);
+        ck_assert(s.has_limit && s.mem_limit == 25324953600ULL); /* no limit: the host's */
+        kedge_buf_cleanup(&real);
+    }
+
     ck_assert_int_eq(docker_stats_parse("{", 1, &s), KEDGE_EPARSE);
     ck_assert_int_eq(docker_stats_parse("{\"message\":\"x\"}", 15, &s), KEDGE_ESCHEMA);
 }
