@@ -95,6 +95,23 @@ int edged_find_container(struct edged *ed, const char *ns, const char *pod, cons
 int edged_find_running(struct edged *ed, const char *ns, const char *pod, const char *container,
                        char *id, size_t id_len, char *why, size_t why_len);
 
+/* The pods whose containers run, as kubelet's summary lists them (edged_stats.c): each pod
+ * with its running app containers (init containers and the sandbox are not listed, and a pod
+ * without a running container is left out). Strings are borrowed for the call. */
+struct edged_container_info {
+    const char *name, *id; /* the spec's name; the runtime's id */
+    int64_t started_ms;    /* Unix ms */
+};
+struct edged_pod_info {
+    const char *ns, *name, *uid;
+    int64_t start_ms; /* the pod's status.startTime (Unix ms; 0 unknown) */
+    const struct edged_container_info *containers;
+    size_t n_containers;
+};
+typedef void (*edged_pod_fn)(void *ctx, const struct edged_pod_info *p);
+/* fn once per such pod. 0, or -ENOMEM (fn may have been called for some pods). */
+int edged_pod_list(struct edged *ed, edged_pod_fn fn, void *ctx);
+
 /* Before the loop goes away: no new work, timers cancelled. NULL ok. */
 void edged_stop(struct edged *ed);
 /* After the loop is gone (its closing connections still call back into edged). NULL ok. */

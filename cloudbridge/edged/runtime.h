@@ -125,6 +125,25 @@ struct runtime_session_fns {
     void (*end)(void *ctx, int err, int exit_code, const char *message);
 };
 
+/* One sample of a container's resource usage, as kubelet's summary needs it (the Docker
+ * Engine's GET /containers/{id}/stats; cadvisor's names in the comments). A field the runtime
+ * did not report is 0 with its has_ flag false. */
+struct runtime_stats {
+    int64_t time_ms;       /* when the runtime read the sample (Unix ms) */
+    uint64_t cpu_usage_ns; /* cumulative CPU time of all cores (cpuacct usage) */
+    uint64_t mem_usage;    /* bytes in use, page cache included (memory.usage_in_bytes) */
+    uint64_t mem_working_set; /* usage - inactive file pages, floor 0 (cadvisor's working set) */
+    uint64_t mem_rss;         /* anonymous and swap cache (total_rss, v2 anon) */
+    uint64_t mem_limit;       /* the runtime's limit; the host's memory when unlimited */
+    uint64_t page_faults, major_page_faults;
+    bool has_cpu, has_mem, has_rss, has_limit, has_faults;
+};
+
+/* The end of a stats call: err 0 and s; -ENOENT (no such container); -ECANCELED (the runtime
+ * is being freed); another negative code with the runtime's message (never NULL). */
+typedef void (*runtime_stats_fn)(void *ctx, int err, const struct runtime_stats *s,
+                                 const char *message);
+
 /* Containers changed (a hint to list again); up: the runtime's event source came or went. */
 typedef void (*runtime_changed_fn)(void *ctx);
 typedef void (*runtime_up_fn)(void *ctx, bool up);
@@ -201,6 +220,9 @@ struct runtime_ops {
     /* End the session (the process of an exec is left to finish on its own, as kubelet
      * does); no callback any more. Safe from inside a callback. */
     void (*session_cancel)(void *rt, long handle);
+    /* One usage sample of container id (kubelet's /stats/summary, /metrics/resource): done
+     * once, also when the runtime cannot answer. 0, or a negative code (nothing is called). */
+    int (*stats)(void *rt, const char *id, runtime_stats_fn done, void *ctx);
     /* Before the loop goes away: no new timers. */
     void (*stop)(void *rt);
     /* Every call in flight completes (RT_CANCELLED; exec and logs: -ECANCELED unless

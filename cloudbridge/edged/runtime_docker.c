@@ -21,6 +21,7 @@
 #include "runtime_docker_exec.h"
 #include "runtime_docker_logs.h"
 #include "runtime_docker_session.h"
+#include "runtime_docker_stats.h"
 
 #define PULL_TIMEOUT_MS 600000
 
@@ -562,6 +563,13 @@ static void op_logs_cancel(void *rt, long handle)
     docker_logs_cancel(&d->logs, handle);
 }
 
+static int op_stats(void *rt, const char *id, runtime_stats_fn done, void *ctx)
+{
+    struct docker_rt *d = rt;
+
+    return docker_stats(d->engine, id, done, ctx);
+}
+
 static void op_logs_pause(void *rt, long handle, bool pause)
 {
     struct docker_rt *d = rt;
@@ -666,6 +674,7 @@ static const struct runtime_ops docker_ops = {
     .session_resize = op_session_resize,
     .session_pause = op_session_pause,
     .session_cancel = op_session_cancel,
+    .stats = op_stats,
     .stop = op_stop,
     .free = op_free,
 };

@@ -437,7 +437,55 @@ static void op_free(void *rt)
     for (size_t i = 0; i < FAKE_MAX_SESSIONS; i++)
         if (F(rt)->sessions[i].handle)
             session_ended(&F(rt)->sessions[i], -ECANCELED, -1, "the runtime is gone");
+    fake_stats_release(F(rt), -ECANCELED);
     F(rt)->freed = true;
+}
+
+/* ---- stats ---- */
+
+static void stats_answer(struct fake_runtime *f, const char *id, runtime_stats_fn done, void *ctx)
+{
+    struct runtime_stats st = f->stats_sample;
+
+    for (size_t i = 0; i < f->n; i++)
+        if (f->c[i].exists && f->c[i].running && !strcmp(f->c[i].id, id)) {
+            f->stats_cpu_ns += f->stats_step_ns;
+            st.cpu_usage_ns += f->stats_cpu_ns;
+            st.time_ms = kedge_wall_ms();
+            done(ctx, 0, &st, "");
+            return;
+        }
+    done(ctx, -ENOENT, NULL, "no such container");
+}
+
+static int op_stats(void *rt, const char *id, runtime_stats_fn done, void *ctx)
+{
+    struct fake_runtime *f = F(rt);
+
+    record(f, FAKE_STATS, id, 0);
+    if (!f->stats_hold) {
+        stats_answer(f, id, done, ctx);
+        return 0;
+    }
+    if (f->n_stats_held == FAKE_MAX_CONTAINERS)
+        return -ENOMEM;
+    snprintf(f->stats_held[f->n_stats_held].id, sizeof(f->stats_held[0].id), "%s", id);
+    f->stats_held[f->n_stats_held].done = done;
+    f->stats_held[f->n_stats_held++].ctx = ctx;
+    return 0;
+}
+
+void fake_stats_release(struct fake_runtime *f, int err)
+{
+    size_t n = f->n_stats_held;
+
+    f->n_stats_held = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (err)
+            f->stats_held[i].done(f->stats_held[i].ctx, err, NULL, "the runtime is gone");
+        else
+            stats_answer(f, f->stats_held[i].id, f->stats_held[i].done, f->stats_held[i].ctx);
+    }
 }
 
 static const struct runtime_ops fake_ops = {
@@ -464,6 +512,7 @@ static const struct runtime_ops fake_ops = {
     .session_resize = op_session_resize,
     .session_pause = op_session_pause,
     .session_cancel = op_session_cancel,
+    .stats = op_stats,
     .stop = op_stop,
     .free = op_free,
 };

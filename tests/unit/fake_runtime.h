@@ -45,6 +45,7 @@ enum fake_call_kind {
     FAKE_SESSION_CANCEL,
     FAKE_STOP,
     FAKE_FREE,
+    FAKE_STATS, /* arg: the id */
 };
 
 struct fake_call {
@@ -108,6 +109,18 @@ struct fake_runtime {
     int session_err;   /* new sessions end at once with this (0: they run) */
     const char *session_message;
     bool freed;
+    /* stats: a running container's sample is stats_sample, its time now and its cpu grown by
+     * stats_step_ns at every call; -ENOENT for one not running. With stats_hold the answers
+     * wait for fake_stats_release (free answers them -ECANCELED). */
+    struct runtime_stats stats_sample;
+    uint64_t stats_step_ns, stats_cpu_ns;
+    bool stats_hold;
+    struct {
+        char id[16];
+        runtime_stats_fn done;
+        void *ctx;
+    } stats_held[FAKE_MAX_CONTAINERS];
+    size_t n_stats_held;
 };
 
 /* A runtime over f (which outlives it). */
@@ -127,6 +140,8 @@ void fake_session_output(struct fake_runtime *f, struct fake_session *s,
                          enum runtime_log_stream stream, const char *bytes);
 void fake_session_end(struct fake_runtime *f, struct fake_session *s, int err, int exit_code,
                       const char *message);
+/* Answer the held stats calls (err 0: as if not held). */
+void fake_stats_release(struct fake_runtime *f, int err);
 /* How many calls of kind (with arg, when not NULL) were made since call index from. */
 size_t fake_count(const struct fake_runtime *f, size_t from, enum fake_call_kind kind,
                   const char *arg);
