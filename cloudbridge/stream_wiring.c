@@ -16,10 +16,15 @@ static int find(void *ctx, const char *ns, const char *pod, const char *containe
     return edged_find_container(ctx, ns, pod, container, previous, id, id_len, why, why_len);
 }
 
+static int pods(void *ctx, edged_pod_fn fn, void *fctx)
+{
+    return edged_pod_list(ctx, fn, fctx);
+}
+
 int stream_start(struct bridge *br)
 {
     const struct bridge_config *c = &br->cfg;
-    struct stream_deps deps = {NULL, NULL, NULL};
+    struct stream_deps deps = {.fs_path = c->pods_dir};
     struct stream_config sc = {.node_name = c->node_name,
                                .tls_ca_file = c->tls_ca_file,
                                .tls_cert_file = c->tls_cert_file,
@@ -40,6 +45,8 @@ int stream_start(struct bridge *br)
         deps.rt = edged_runtime(br->edged);
         deps.find = find;
         deps.find_ctx = br->edged;
+        deps.pods = pods;
+        deps.pods_ctx = br->edged;
     }
     kedge_log(KEDGE_LOG_NOTICE, "stream: tunnel wss://%s:%ld/v1/kubeedge/connect as %s (%s)",
               sc.server_host, sc.server_port, c->node_name, sc.node_ip);

@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "kedge/alloc.h"
 #include "exec.h"
+#include "kedge/alloc.h"
 #include "kedge/log.h"
+#include "kubelet_stats.h"
 #include "logs.h"
 #include "stream.h"
 #include "tunnel.h"
@@ -21,35 +23,10 @@ struct stream {
     struct lws_context *lws;
     struct tunnel *t;
     struct stream_session *s;
+    struct kubelet_stats *metrics; /* METRIC_CONNECT */
     lws_sorted_usec_list_t sul_reap;
     bool stopping;
 };
-
-/* ---- requests nothing serves yet ----------------------------------------------------------- */
-
-/* What kubelet's server answers for a path it has no handler for (go-restful's 404): the body
- * only, cloudcore already wrote 200 to the API server. */
-static int unserved_body(void *hctx, struct stream_conn *c, const struct stream_request *req,
-                         void **state)
-{
-    static const char body[] = "404 page not found";
-
-    (void)hctx;
-    *state = NULL;
-    kedge_log(KEDGE_LOG_INFO, "stream: %s %s (connection %llu): not served on this node",
-              req->method, req->path, (unsigned long long)stream_conn_id(c));
-    (void)stream_conn_send(c, body, sizeof(body) - 1);
-    stream_conn_end(c);
-    return 0;
-}
-
-static void unserved_free(void *state)
-{
-    (void)state;
-}
-
-static const struct stream_handler_ops unserved_body_ops = {unserved_body, NULL, NULL, NULL,
-                                                            unserved_free};
 
 /* ---- glue between the tunnel and the session -------------------------------------------- */
 
@@ -104,10 +81,28 @@ static int register_defaults(struct stream *st)
 {
     if (stream_session_register(st->s, STREAM_LOGS_CONNECT, &stream_logs_ops, &st->deps) < 0 ||
         stream_session_register(st->s, STREAM_EXEC_CONNECT, &stream_exec_ops, &st->deps) < 0 ||
-        stream_session_register(st->s, STREAM_ATTACH_CONNECT, &stream_attach_ops, &st->deps) < 0 ||
-        stream_session_register(st->s, STREAM_METRIC_CONNECT, &unserved_body_ops, NULL) < 0)
+        stream_session_register(st->s, STREAM_ATTACH_CONNECT, &stream_attach_ops, &st->deps) < 0)
         return -EINVAL;
     return 0;
+}
+
+/* kubelet's /stats/summary and /metrics/resource from the runtime, Edged's pods and /proc. */
+static int register_metrics(struct stream *st)
+{
+    struct kubelet_stats_config kc = {
+        .rt = st->deps.rt,
+        .pods = st->deps.pods,
+        .pods_ctx = st->deps.pods_ctx,
+        .node_name = st->cfg.node_name,
+        .node = {.proc = "/proc",
+                 .fs_path = st->deps.fs_path,
+                 .image_fs_path = st->deps.fs_path,
+                 .clk_tck = sysconf(_SC_CLK_TCK)},
+    };
+
+    if (kubelet_stats_new(&kc, &st->metrics) < 0)
+        return -ENOMEM;
+    return kubelet_stats_register(st->metrics, st->s);
 }
 
 int stream_new(const struct stream_config *cfg, const struct stream_deps *deps,
@@ -132,8 +127,9 @@ int stream_new(const struct stream_config *cfg, const struct stream_deps *deps,
     fns = (struct tunnel_fns){on_frame, on_link, on_drained, st};
     so = (struct session_out){out_send, out_queued, out_wake, st, HIGH_WATER};
     if (stream_session_new(&so, &st->s) < 0 || register_defaults(st) < 0 ||
-        tunnel_new(&tc, lws, &fns, &st->t) < 0) {
+        register_metrics(st) < 0 || tunnel_new(&tc, lws, &fns, &st->t) < 0) {
         stream_session_free(st->s);
+        kubelet_stats_free(st->metrics);
         kedge_free(st);
         return -ENOMEM;
     }
@@ -164,6 +160,7 @@ void stream_free(struct stream *s)
     if (!s)
         return;
     stream_session_free(s->s);
+    kubelet_stats_free(s->metrics); /* after the session: its connections are gone */
     tunnel_free(s->t);
     kedge_free(s);
 }

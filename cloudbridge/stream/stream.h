@@ -16,6 +16,7 @@
 
 #include <libwebsockets.h>
 
+#include "edged.h" /* edged_pod_fn: types only */
 #include "runtime.h"
 #include "session.h"
 
@@ -29,6 +30,11 @@ struct stream_deps {
     struct runtime *rt; /* NULL: no runtime (engine_socket none): every request is refused */
     stream_find_fn find;
     void *find_ctx;
+    /* the node's metrics (kubelet_stats.c): the pods with running containers (edged_pod_list;
+     * NULL: none listed), and the filesystem kubelet's fs and imageFs stats describe */
+    int (*pods)(void *ctx, edged_pod_fn fn, void *fctx);
+    void *pods_ctx;
+    const char *fs_path;
 };
 
 struct stream_config {

@@ -14,6 +14,8 @@
  *  4. An interactive shell through a pty (kubectl exec -i -t): a command's output, the terminal
  *     resized (stty size follows), exit with a code.
  *  5. kubectl attach to a running container's output.
+ *  6. The node's metrics (`kubectl get --raw .../proxy/stats/summary`, `.../metrics/resource`),
+ *     as metrics-server scrapes them.
  *
  * Scenarios run in order in this process (CK_NOFORK: one node, one cloud). Skipped (exit 77)
  * with the reason when the cloud folder is absent. Every wait is a deadline; kubectl runs
@@ -422,6 +424,43 @@ START_TEST(attach_shows_output)
 }
 END_TEST
 
+START_TEST(node_metrics_through_the_tunnel)
+{
+    struct kedge_buf out = KEDGE_BUF_INIT, err = KEDGE_BUF_INIT;
+    char summary[256], resource[256];
+    const char *get_summary[] = {"get", "--raw", summary, NULL};
+    const char *get_resource[] = {"get", "--raw", resource, NULL};
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *pods, *p;
+    bool talk = false;
+    int rc;
+
+    snprintf(summary, sizeof(summary), "/api/v1/nodes/%s/proxy/stats/summary", env.node);
+    snprintf(resource, sizeof(resource), "/api/v1/nodes/%s/proxy/metrics/resource", env.node);
+    rc = kubectl_env(NULL, NULL, &out, &err, get_summary);
+    ck_assert_msg(rc == 0, "stats/summary: %d %s", rc, err.data ? err.data : "");
+    ck_assert_int_eq(kedge_json_parse(out.data, out.len, &doc), 0);
+    ck_assert_str_eq(rc_str(rc_path(kedge_jdoc_root(doc), "node"), "nodeName"), env.node);
+    pods = rc_path(kedge_jdoc_root(doc), "pods");
+    for (p = pods ? pods->child : NULL; p; p = p->next)
+        talk |= !strcmp(rc_str(rc_path(p, "podRef"), "name"), "rc-talk");
+    ck_assert_msg(talk, "stats/summary has no pod rc-talk:\n%s", out.data);
+    kedge_jdoc_free(doc);
+    kedge_buf_reset(&out);
+
+    rc = kubectl_env(NULL, NULL, &out, &err, get_resource);
+    ck_assert_msg(rc == 0, "metrics/resource: %d %s", rc, err.data ? err.data : "");
+    expect_contains(&out,
+                    "container_cpu_usage_seconds_total{container=\"talk\",namespace=\"default\","
+                    "pod=\"rc-talk\"}",
+                    "metrics/resource");
+    expect_contains(&out, "node_memory_working_set_bytes ", "metrics/resource");
+    printf("test_realcloud_stream: stats/summary and metrics/resource through the tunnel\n");
+    kedge_buf_cleanup(&out);
+    kedge_buf_cleanup(&err);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("realcloud_stream");
@@ -436,6 +475,7 @@ static Suite *suite(void)
     tcase_add_test(tc, interactive_shell_websocket);
     tcase_add_test(tc, interactive_shell_spdy);
     tcase_add_test(tc, attach_shows_output);
+    tcase_add_test(tc, node_metrics_through_the_tunnel);
     suite_add_tcase(s, tc);
     return s;
 }
