@@ -47,20 +47,26 @@ static const char *big_line(void)
     return line;
 }
 
-static void sc_open(struct sclient *c, const char *path, bool store)
+/* Connect and send req as it is. */
+static void sc_send(struct sclient *c, const char *req, bool store)
 {
-    char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test_stream\r\n"
-                     "Accept: */*\r\n\r\n",
-                     path);
-
     memset(c, 0, sizeof(*c));
     c->store = store;
     c->bad_at = -1;
     c->fd = kt_connect_tcp(simctl_stream_port(sim));
     ck_assert_int_ge(c->fd, 0);
-    ck_assert_int_eq(write(c->fd, req, (size_t)n), n);
+    ck_assert_int_eq(write(c->fd, req, strlen(req)), (ssize_t)strlen(req));
+}
+
+static void sc_open(struct sclient *c, const char *path, bool store)
+{
+    char req[1024];
+
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test_stream\r\n"
+             "Accept: */*\r\n\r\n",
+             path);
+    sc_send(c, req, store);
 }
 
 static void sc_body(struct sclient *c, const char *b, size_t n)
@@ -197,6 +203,26 @@ static char *logs_with(const char *path, const char *want)
     }
 }
 
+/* Send req as it is and read everything until the server closes (the hijacked exec/attach
+ * path pipes the edge's bytes unchanged). */
+static char *raw_exchange(const char *req)
+{
+    struct sclient c;
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+    char *all;
+
+    sc_send(&c, req, true);
+    c.head_done = true;
+    c.done = true; /* no parsing: raw keeps everything */
+    while (!c.eof) {
+        ck_assert_msg(kt_now_ms() < deadline, "no end of the exchange: %s", c.raw.data);
+        (void)sc_pump(&c, 200);
+    }
+    all = strndup(c.raw.data ? c.raw.data : "", c.raw.len);
+    sc_close(&c);
+    return all;
+}
+
 /* ---- the bridge's and the cloud's figures ------------------------------------------------- */
 
 /* A sample of the bridge's /metrics, -1 when absent. */
@@ -317,6 +343,27 @@ START_TEST(logs_options_and_errors)
     free(b);
     b = get_logs("/containerLogs/default/printer/x", &status);
     ck_assert_str_eq(b, "container \"x\" not found in pod \"printer\"");
+    free(b);
+
+    /* exec, attach and metrics have no handler on this branch: kubelet's 404, the HTTP answer
+     * itself for the hijacked upgrades, the body for metrics; an exec without an upgrade never
+     * reaches the edge (cloudcore: 500) */
+    b = raw_exchange("POST /exec/default/printer/c?command=ls&output=1 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                     "X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n");
+    ck_assert_msg(!strncmp(b, "HTTP/1.1 404 Not Found\r\n", 24) &&
+                      strstr(b, "\r\n\r\n404 page not found"),
+                  "exec: %s", b);
+    free(b);
+    b = raw_exchange("GET /attach/default/printer/c?output=1 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n");
+    ck_assert_msg(!strncmp(b, "HTTP/1.1 404 Not Found\r\n", 24), "attach: %s", b);
+    free(b);
+    b = raw_exchange("GET /exec/default/printer/c?command=ls HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_msg(!strncmp(b, "HTTP/1.1 500 ", 13), "exec without an upgrade: %s", b);
+    free(b);
+    b = get_logs("/stats/summary", &status);
+    ck_assert_str_eq(b, "404 page not found");
     free(b);
 
     /* previous: the instance before the restart (edged_find_container, r17-runtime) */
