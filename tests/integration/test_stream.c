@@ -291,6 +291,20 @@ static void assert_timestamped(const char *body)
     free(copy);
 }
 
+/* A number of cloudsim's GET /stream. */
+static int64_t sim_stream(const char *key)
+{
+    struct kedge_jdoc *doc = NULL;
+    int status = 0;
+    int64_t n;
+
+    ck_assert_int_eq(simctl_http_json(sim, "GET", "/stream", NULL, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    n = num(kedge_json_get(kedge_jdoc_root(doc), key));
+    kedge_jdoc_free(doc);
+    return n;
+}
+
 /* ---- tests ---------------------------------------------------------------------------------- */
 
 START_TEST(logs_options_and_errors)
@@ -444,6 +458,8 @@ START_TEST(concurrent_follows_and_cut)
         sc_close(&c[i]);
     wait_metric("kedge_bridge_stream_connections", 0, "the cut follows are gone");
     ck_assert_int_eq((int)metric("kedge_bridge_stream_tunnel_up"), 1);
+    ck_assert_int_eq(sim_stream("connections"), 0);
+    ck_assert_int_eq(sim_stream("tunnels_total"), 1);
     teardown();
 }
 END_TEST
@@ -550,6 +566,33 @@ START_TEST(big_download_while_the_hub_lives)
 }
 END_TEST
 
+/* Without an engine: the tunnel itself. The cloud's CLOSE_CONNECT closes it and the edge dials
+ * again; a request on a node without a runtime gets the reason as its body. */
+START_TEST(tunnel_close_and_no_runtime)
+{
+    int status = 0;
+    char *b;
+
+    chain_up("none");
+    wait_metric("kedge_bridge_stream_tunnel_up", 1, "the tunnel to cloudsim");
+    b = get_logs("/containerLogs/default/web/c", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_str_eq(b, "this node runs no containers (engine_socket none)");
+    free(b);
+    ck_assert_int_eq(simctl_post(sim, "/stream/close"), 200);
+    wait_metric("kedge_bridge_stream_reconnects_total", 1, "a new tunnel after CLOSE_CONNECT");
+    wait_metric("kedge_bridge_stream_tunnel_up", 1, "the tunnel up again");
+    ck_assert_int_eq(sim_stream("tunnels_total"), 2);
+    ck_assert_int_eq(sim_stream("connections"), 0);
+    ck_assert_int_eq(bridgectl_wait_log(bridge, 0,
+                                        "stream: the cloud closed the tunnel: closed by the "
+                                        "control API",
+                                        kh_scale_ms(WAIT_MS)),
+                     0);
+    teardown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stream");
@@ -558,6 +601,7 @@ int main(void)
 
     tcase_set_timeout(tc, 600);
     tcase_set_timeout(tl, 600);
+    tcase_add_test(tc, tunnel_close_and_no_runtime);
     tcase_add_test(tc, logs_options_and_errors);
     tcase_add_test(tc, follow_until_the_container_ends);
     tcase_add_test(tc, concurrent_follows_and_cut);
