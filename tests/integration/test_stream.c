@@ -359,25 +359,20 @@ START_TEST(logs_options_and_errors)
     ck_assert_str_eq(b, "container \"x\" not found in pod \"printer\"");
     free(b);
 
-    /* exec, attach and metrics have no handler on this branch: kubelet's 404, the HTTP answer
-     * itself for the hijacked upgrades, the body for metrics; an exec without an upgrade never
-     * reaches the edge (cloudcore: 500) */
-    b = raw_exchange("POST /exec/default/printer/c?command=ls&output=1 HTTP/1.1\r\nHost: x\r\n"
+    /* exec and attach are hijacked by cloudsim and piped raw: the edge's HTTP answer comes
+     * back unchanged (kubelet's 404 for a pod the node does not have, whichever handler serves
+     * them); an exec without an upgrade never reaches the edge (cloudcore: 500) */
+    b = raw_exchange("POST /exec/default/nope/c?command=ls&output=1 HTTP/1.1\r\nHost: x\r\n"
                      "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
                      "X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n");
-    ck_assert_msg(!strncmp(b, "HTTP/1.1 404 Not Found\r\n", 24) &&
-                      strstr(b, "\r\n\r\n404 page not found"),
-                  "exec: %s", b);
+    ck_assert_msg(!strncmp(b, "HTTP/1.1 404 ", 13), "exec: %s", b);
     free(b);
-    b = raw_exchange("GET /attach/default/printer/c?output=1 HTTP/1.1\r\nHost: x\r\n"
+    b = raw_exchange("GET /attach/default/nope/c?output=1 HTTP/1.1\r\nHost: x\r\n"
                      "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n");
-    ck_assert_msg(!strncmp(b, "HTTP/1.1 404 Not Found\r\n", 24), "attach: %s", b);
+    ck_assert_msg(!strncmp(b, "HTTP/1.1 404 ", 13), "attach: %s", b);
     free(b);
     b = raw_exchange("GET /exec/default/printer/c?command=ls HTTP/1.1\r\nHost: x\r\n\r\n");
     ck_assert_msg(!strncmp(b, "HTTP/1.1 500 ", 13), "exec without an upgrade: %s", b);
-    free(b);
-    b = get_logs("/stats/summary", &status);
-    ck_assert_str_eq(b, "404 page not found");
     free(b);
 
     /* previous: the instance before the restart (edged_find_container, r17-runtime) */

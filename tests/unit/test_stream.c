@@ -545,7 +545,7 @@ START_TEST(logs_handler)
         .logs = fake_logs_start, .logs_cancel = fake_logs_cancel, .logs_pause = fake_logs_pause};
     struct fake_logs f = {0};
     struct runtime rt = {&ops, &f};
-    struct stream_deps deps = {&rt, fake_find, NULL};
+    struct stream_deps deps = {.rt = &rt, .find = fake_find};
     struct fake_tunnel t = {0};
     struct session_out out = {fake_send, fake_queued, fake_wake, &t, 8};
     struct stream_session *s;
@@ -606,7 +606,7 @@ START_TEST(logs_tunnel_drop_cancels)
                                            .logs_cancel = fake_logs_cancel};
     struct fake_logs f = {0};
     struct runtime rt = {&ops, &f};
-    struct stream_deps deps = {&rt, fake_find, NULL};
+    struct stream_deps deps = {.rt = &rt, .find = fake_find};
     struct fake_tunnel t = {0};
     struct session_out out = {fake_send, fake_queued, fake_wake, &t, 8};
     struct stream_session *s;
