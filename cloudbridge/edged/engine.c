@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "engine_hijack.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
@@ -49,6 +50,7 @@ struct engine_req {
     bool streaming; /* a stream whose 2xx head is in: the body goes to fns->data */
     bool cancelled; /* engine_cancel: nothing more is called; the connection is being closed */
     bool in_cb;     /* inside fns->open/data: a cancel there closes by the callback's return */
+    bool paused;    /* engine_pause: the loop does not read the connection */
 };
 
 struct engine {
@@ -263,6 +265,16 @@ void engine_cancel(struct engine *e, struct engine_req *r)
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
+void engine_pause(struct engine *e, struct engine_req *r, bool pause)
+{
+    (void)e;
+    if (!r || r->finished || r->cancelled || r->paused == pause)
+        return;
+    r->paused = pause;
+    if (r->wsi)
+        (void)lws_rx_flow_control(r->wsi, pause ? 0 : 1);
+}
+
 /* ---- the event stream -----------------------------------------------------------------------
  */
 
@@ -448,6 +460,8 @@ static int engine_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 {
     struct engine_req *r = user;
 
+    if (engine_hijack_reason(reason)) /* the raw connections of exec and attach */
+        return engine_hijack_callback(wsi, reason);
     if (!r)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {

@@ -59,6 +59,10 @@ int engine_stream(struct engine *e, const char *path, int timeout_ms,
                   const struct engine_stream_fns *fns, void *ctx, struct engine_req **req);
 /* Close a stream before its done: nothing of fns is called any more. */
 void engine_cancel(struct engine *e, struct engine_req *req);
+/* Backpressure for a stream: while paused the connection is not read (lws_rx_flow_control), so
+ * no data comes and the engine is held up by its socket buffer; done cannot come either (the
+ * end is not seen). Safe from inside data. */
+void engine_pause(struct engine *e, struct engine_req *req, bool pause);
 
 /* The engine's event stream, GET path (with its query): fn gets each event object's JSON.
  * Reconnects by itself (after 1 s, capped back-off) while the engine is down; on_up is called each

@@ -3,7 +3,8 @@
  * Each op is one engine call (engine.c) whose reply is turned into a runtime_result here: the
  * HTTP statuses the engines answer, the inspect and list JSON, the error bodies. Create bodies
  * are built by runtime_docker_body.c, exec by runtime_docker_exec.c, logs streamed and
- * demultiplexed by runtime_docker_logs.c.
+ * demultiplexed by runtime_docker_logs.c, interactive exec and attach sessions run by
+ * runtime_docker_session.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "runtime_docker.h"
 #include "runtime_docker_exec.h"
 #include "runtime_docker_logs.h"
+#include "runtime_docker_session.h"
 
 #define PULL_TIMEOUT_MS 600000
 
@@ -28,6 +30,7 @@ struct docker_rt {
     int nofile, nproc;
     struct docker_execs execs;
     struct docker_logs logs;
+    struct docker_sessions sessions;
     runtime_changed_fn changed;
     runtime_up_fn up;
     void *watch_ctx;
@@ -559,10 +562,70 @@ static void op_logs_cancel(void *rt, long handle)
     docker_logs_cancel(&d->logs, handle);
 }
 
+static void op_logs_pause(void *rt, long handle, bool pause)
+{
+    struct docker_rt *d = rt;
+
+    docker_logs_pause(&d->logs, handle, pause);
+}
+
+static long op_exec_session(void *rt, const char *id, char *const *argv, size_t argc,
+                            const struct runtime_stdio *io, const struct runtime_session_fns *fns,
+                            void *ctx)
+{
+    struct docker_rt *d = rt;
+
+    return docker_exec_session(&d->sessions, id, argv, argc, io, fns, ctx);
+}
+
+static long op_attach_session(void *rt, const char *id, const struct runtime_stdio *io,
+                              const struct runtime_session_fns *fns, void *ctx)
+{
+    struct docker_rt *d = rt;
+
+    return docker_attach_session(&d->sessions, id, io, fns, ctx);
+}
+
+static int op_session_stdin(void *rt, long handle, const char *b, size_t n)
+{
+    struct docker_rt *d = rt;
+
+    return docker_session_stdin(&d->sessions, handle, b, n);
+}
+
+static int op_session_close_stdin(void *rt, long handle)
+{
+    struct docker_rt *d = rt;
+
+    return docker_session_close_stdin(&d->sessions, handle);
+}
+
+static int op_session_resize(void *rt, long handle, unsigned width, unsigned height)
+{
+    struct docker_rt *d = rt;
+
+    return docker_session_resize(&d->sessions, handle, width, height);
+}
+
+static void op_session_pause(void *rt, long handle, bool pause)
+{
+    struct docker_rt *d = rt;
+
+    docker_session_pause(&d->sessions, handle, pause);
+}
+
+static void op_session_cancel(void *rt, long handle)
+{
+    struct docker_rt *d = rt;
+
+    docker_session_cancel(&d->sessions, handle);
+}
+
 static void op_stop(void *rt)
 {
     struct docker_rt *d = rt;
 
+    docker_sessions_stop(&d->sessions);
     engine_stop(d->engine);
 }
 
@@ -573,6 +636,7 @@ static void op_free(void *rt)
     if (!d)
         return;
     engine_free(d->engine); /* answers every call in flight (cancelled) */
+    docker_sessions_free(&d->sessions);
     kedge_free(d->node);
     kedge_free(d->infra_image);
     kedge_free(d);
@@ -594,13 +658,22 @@ static const struct runtime_ops docker_ops = {
     .exec_cancel = op_exec_cancel,
     .logs = op_logs,
     .logs_cancel = op_logs_cancel,
+    .logs_pause = op_logs_pause,
+    .exec_session = op_exec_session,
+    .attach_session = op_attach_session,
+    .session_stdin = op_session_stdin,
+    .session_close_stdin = op_session_close_stdin,
+    .session_resize = op_session_resize,
+    .session_pause = op_session_pause,
+    .session_cancel = op_session_cancel,
     .stop = op_stop,
     .free = op_free,
 };
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
-static int wrap(struct engine *e, const struct runtime_docker_config *cfg, struct runtime *out)
+static int wrap(struct engine *e, struct lws_context *lws, struct lws_vhost *vhost,
+                const struct runtime_docker_config *cfg, struct runtime *out)
 {
     struct docker_rt *d = kedge_calloc(1, sizeof(*d));
 
@@ -613,7 +686,9 @@ static int wrap(struct engine *e, const struct runtime_docker_config *cfg, struc
     d->infra_image = cfg->infra_image ? kedge_strdup(cfg->infra_image) : NULL;
     d->nofile = cfg->nofile;
     d->nproc = cfg->nproc;
-    if (!d->node || (cfg->infra_image && !d->infra_image)) {
+    if (!d->node || (cfg->infra_image && !d->infra_image) ||
+        docker_sessions_init(&d->sessions, e, lws, vhost, cfg->socket_path) < 0) {
+        docker_sessions_free(&d->sessions);
         kedge_free(d->node);
         kedge_free(d->infra_image);
         kedge_free(d);
@@ -631,7 +706,7 @@ int runtime_docker_new(struct lws_context *lws, struct lws_vhost *vhost,
     int rc = engine_new(lws, vhost, cfg->socket_path, &e);
 
     if (rc == 0)
-        rc = wrap(e, cfg, out);
+        rc = wrap(e, lws, vhost, cfg, out);
     if (rc < 0) {
         engine_free(e);
         return rc;

@@ -14,6 +14,7 @@
 #include "kedge/json.h"
 #include "kedge/util.h"
 #include "runtime_docker_exec.h"
+#include "runtime_docker_mux.h"
 
 #define EXEC_OUTPUT_MAX 1024 /* command output kept for the message */
 
@@ -118,33 +119,25 @@ static bool answer_ok(struct docker_exec *r, const struct engine_reply *rep, int
     return true;
 }
 
-/* Docker's multiplexed stream ([stream, 0, 0, 0, len BE32] + payload ...), or raw output when
- * it is not one (a TTY exec), into r->output up to EXEC_OUTPUT_MAX bytes. */
+static bool keep(void *ctx, enum runtime_log_stream stream, const char *b, size_t n)
+{
+    struct docker_exec *r = ctx;
+    size_t room = EXEC_OUTPUT_MAX - r->output.len;
+
+    (void)stream;
+    if (kedge_buf_append(&r->output, b, n < room ? n : room) < 0)
+        return false; /* the message goes without output */
+    return r->output.len < EXEC_OUTPUT_MAX;
+}
+
+/* The output (Docker's framing, or raw from a TTY exec) into r->output, up to EXEC_OUTPUT_MAX. */
 static void keep_output(struct docker_exec *r, const char *b, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)b;
-    bool mux = len >= 8 && u[0] <= 2 && !u[1] && !u[2] && !u[3];
+    struct docker_mux m;
 
-    while (len && r->output.len < EXEC_OUTPUT_MAX) {
-        size_t take = len, skip = 0;
-
-        if (mux) {
-            if (len < 8)
-                break;
-            take = (size_t)u[4] << 24 | (size_t)u[5] << 16 | (size_t)u[6] << 8 | u[7];
-            skip = 8;
-            if (take > len - 8)
-                take = len - 8;
-        }
-        if ((!mux || u[0] == 1 || u[0] == 2) && take) {
-            size_t room = EXEC_OUTPUT_MAX - r->output.len;
-            if (kedge_buf_append(&r->output, b + skip, take < room ? take : room) < 0)
-                return; /* the message goes without output */
-        }
-        b += skip + take;
-        u += skip + take;
-        len -= skip + take;
-    }
+    docker_mux_init(&m, DOCKER_MUX_UNKNOWN);
+    docker_mux_feed(&m, b, len, keep, r);
+    docker_mux_flush(&m, keep, r);
 }
 
 static void exec_inspected(void *ctx, const struct engine_reply *rep)

@@ -1,13 +1,7 @@
 /* runtime_docker_logs.c: a container's output through GET /containers/{id}/logs, streamed
- * (engine_stream) and cut out of Docker's stream framing into chunks.
- *
- * Without a TTY the engine multiplexes stdout and stderr into one body of frames,
- * [stream (0 stdin, 1 stdout, 2 stderr), 0, 0, 0, length (big-endian u32)] + payload, on podman
- * and dockerd alike (docs/containers.md §5.1). A frame may be split across reads and several may
- * come in one, so the header is collected byte by byte and a payload handed on as it arrives.
- * A container with a TTY sends raw bytes: the first 8 bytes decide (a header that does not parse
- * means raw, all of it stdout), which spares the inspect of Config.Tty Docker's CLI makes. A
- * header that stops parsing later turns the rest raw rather than losing it.
+ * (engine_stream), cut out of Docker's stream framing (runtime_docker_mux.c) into chunks. Whether
+ * the container has a TTY is left to the framing's first bytes. Backpressure pauses reading the
+ * engine's connection (engine_pause).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,10 +14,7 @@
 #include "kedge/json.h"
 #include "runtime_docker_exec.h"
 #include "runtime_docker_logs.h"
-
-#define HEADER_LEN 8
-
-enum mode { MODE_UNKNOWN, MODE_MUX, MODE_RAW };
+#include "runtime_docker_mux.h"
 
 struct docker_log {
     struct docker_log *next; /* in x->head until it ends or is cancelled */
@@ -34,11 +25,7 @@ struct docker_log {
     runtime_log_chunk_fn chunk;
     runtime_log_end_fn end;
     void *ctx;
-    unsigned char header[HEADER_LEN];
-    size_t header_len;
-    uint32_t left; /* payload bytes of the current frame still to come */
-    enum runtime_log_stream stream;
-    enum mode mode;
+    struct docker_mux mux;
     int busy;  /* calls out of here on the stack: freed when the last returns */
     bool gone; /* ended or cancelled: nothing more is called */
 };
@@ -63,60 +50,18 @@ static void release(struct docker_log *l)
         kedge_free(l);
 }
 
-static void emit(struct docker_log *l, enum runtime_log_stream stream, const char *b, size_t n)
+static bool emit(void *ctx, enum runtime_log_stream stream, const char *b, size_t n)
 {
-    if (!n || l->gone)
-        return;
-    l->busy++;
-    l->chunk(l->ctx, stream, b, n);
-    l->busy--;
-}
+    struct docker_log *l = ctx;
 
-static bool header_ok(const unsigned char *h)
-{
-    return h[0] <= 2 && !h[1] && !h[2] && !h[3];
-}
-
-/* The collected header is complete: the next frame, or raw from here on. */
-static void frame_start(struct docker_log *l)
-{
-    const unsigned char *h = l->header;
-
-    l->header_len = 0;
-    if (!header_ok(h)) {
-        l->mode = MODE_RAW; /* a TTY's output, or framing lost: nothing is dropped */
-        emit(l, RT_STDOUT, (const char *)h, HEADER_LEN);
-        return;
+    if (l->gone)
+        return false;
+    if (n) {
+        l->busy++;
+        l->chunk(l->ctx, stream, b, n);
+        l->busy--;
     }
-    l->mode = MODE_MUX;
-    l->stream = h[0] == 2 ? RT_STDERR : RT_STDOUT;
-    l->left = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | (uint32_t)h[6] << 8 | h[7];
-}
-
-static void demux(struct docker_log *l, const char *b, size_t len)
-{
-    while (len && !l->gone) {
-        size_t n;
-
-        if (l->mode == MODE_RAW) {
-            emit(l, RT_STDOUT, b, len);
-            return;
-        }
-        if (l->left) {
-            n = len < l->left ? len : l->left;
-            emit(l, l->stream, b, n);
-            l->left -= (uint32_t)n;
-        } else {
-            n = HEADER_LEN - l->header_len;
-            n = len < n ? len : n;
-            memcpy(l->header + l->header_len, b, n);
-            l->header_len += n;
-            if (l->header_len == HEADER_LEN)
-                frame_start(l);
-        }
-        b += n;
-        len -= n;
-    }
+    return !l->gone;
 }
 
 static void on_data(void *ctx, const char *bytes, size_t len)
@@ -124,7 +69,7 @@ static void on_data(void *ctx, const char *bytes, size_t len)
     struct docker_log *l = ctx;
 
     l->busy++;
-    demux(l, bytes, len);
+    docker_mux_feed(&l->mux, bytes, len, emit, l);
     l->busy--;
     release(l);
 }
@@ -154,8 +99,7 @@ static void on_done(void *ctx, const struct engine_reply *r)
         ended(l, r->status == 404 ? -ENOENT : (r->err ? r->err : -EIO), msg);
         return;
     }
-    if (l->mode == MODE_UNKNOWN) /* raw output shorter than a header */
-        emit(l, RT_STDOUT, (const char *)l->header, l->header_len);
+    docker_mux_flush(&l->mux, emit, l);
     if (!l->gone)
         ended(l, 0, "");
 }
@@ -193,6 +137,7 @@ long docker_logs(struct docker_logs *x, struct engine *e, const char *id,
     l->chunk = chunk;
     l->end = end;
     l->ctx = ctx;
+    docker_mux_init(&l->mux, DOCKER_MUX_UNKNOWN);
     l->next = x->head;
     x->head = l;
     l->busy = 1; /* end may come from inside engine_stream */
@@ -218,6 +163,17 @@ void docker_logs_cancel(struct docker_logs *x, long handle)
             l->gone = true;
             engine_cancel(l->e, l->req);
             release(l);
+            return;
+        }
+}
+
+void docker_logs_pause(struct docker_logs *x, long handle, bool pause)
+{
+    struct docker_log *l;
+
+    for (l = x->head; l; l = l->next)
+        if (l->handle == handle) {
+            engine_pause(l->e, l->req, pause);
             return;
         }
 }

@@ -19,5 +19,7 @@ long docker_logs(struct docker_logs *x, struct engine *e, const char *id,
                  const struct runtime_log_options *o, runtime_log_chunk_fn chunk,
                  runtime_log_end_fn end, void *ctx);
 void docker_logs_cancel(struct docker_logs *x, long handle);
+/* Backpressure: stop or resume reading handle's stream. */
+void docker_logs_pause(struct docker_logs *x, long handle, bool pause);
 
 #endif

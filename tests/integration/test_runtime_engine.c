@@ -22,62 +22,11 @@
 #include "kedge/err.h"
 #include "kedge/util.h"
 #include "runtime_docker.h"
-
-/* ---- the loop and the runtime ------------------------------------------------------------- */
-
-static struct enginectl *engine;
-static struct lws_context *lws;
-static struct runtime rt;
-static lws_sorted_usec_list_t tick_sul;
-
-static void tick(lws_sorted_usec_list_t *sul)
-{
-    lws_sul_schedule(lws, 0, sul, tick, 10 * LWS_US_PER_MS); /* lws_service returns often */
-}
+#include "runtime_fixture.h"
 
 static void setup(void)
 {
-    static struct lws_protocols list[2]; /* engine_protocol, then the end of the list */
-    struct lws_context_creation_info info;
-    struct runtime_docker_config cfg = {NULL, "node-logs", ENGINECTL_PAUSE_IMAGE, 0, 0};
-    struct lws_vhost *vhost;
-    int rc = enginectl_start(&engine);
-
-    ck_assert_msg(rc == 0, "enginectl_start: %s", kedge_errname(rc));
-    list[0] = engine_protocol;
-    memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = list;
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-    info.gid = -1;
-    info.uid = -1;
-    lws = lws_create_context(&info);
-    ck_assert_ptr_nonnull(lws);
-    info.vhost_name = "local";
-    vhost = lws_create_vhost(lws, &info);
-    ck_assert_ptr_nonnull(vhost);
-    lws_sul_schedule(lws, 0, &tick_sul, tick, 10 * LWS_US_PER_MS);
-    cfg.socket_path = enginectl_socket(engine);
-    ck_assert_int_eq(runtime_docker_new(lws, vhost, &cfg, &rt), 0);
-}
-
-static void teardown(void)
-{
-    rt.ops->stop(rt.rt);
-    lws_context_destroy(lws);
-    rt.ops->free(rt.rt);
-    enginectl_free(engine);
-    engine = NULL;
-}
-
-/* Service the loop until *flag is true or ms (scaled) passed; the flag's value. */
-static bool spin_until(const bool *flag, int ms)
-{
-    uint64_t end = kedge_now_ms() + (uint64_t)enginectl_scale_ms(ms);
-
-    while (!(flag && *flag) && kedge_now_ms() < end)
-        lws_service(lws, 0);
-    return flag && *flag;
+    rtfx_setup_node("node-logs");
 }
 
 /* ---- what a logs call delivered ----------------------------------------------------------- */
@@ -137,33 +86,6 @@ static void read_logs(const char *id, const struct runtime_log_options *o, struc
 }
 
 /* ---- containers, made with enginectl (the test's own client) ------------------------------ */
-
-/* Create and start a busybox container running script; its id into id. */
-static void run_container(const char *name, const char *script, char *id, size_t id_len)
-{
-    struct kedge_buf body = KEDGE_BUF_INIT;
-    struct kedge_jdoc *doc = NULL;
-    const struct kedge_jval *v;
-    char path[256];
-    int status = -1;
-
-    ck_assert_int_eq(kedge_buf_printf(&body,
-                                      "{\"Image\":\"%s\",\"Cmd\":[\"sh\",\"-c\",\"%s\"],"
-                                      "\"HostConfig\":{\"NetworkMode\":\"none\"}}",
-                                      ENGINECTL_BUSYBOX_IMAGE, script),
-                     0);
-    snprintf(path, sizeof(path), ENGINECTL_API "/containers/create?name=%s", name);
-    ck_assert_int_eq(enginectl_http_json(engine, "POST", path, body.data, &status, &doc), 0);
-    ck_assert_int_eq(status, 201);
-    v = kedge_json_get(kedge_jdoc_root(doc), "Id");
-    ck_assert(v && v->type == KEDGE_JSTR);
-    snprintf(id, id_len, "%s", v->str);
-    kedge_jdoc_free(doc);
-    kedge_buf_cleanup(&body);
-    snprintf(path, sizeof(path), ENGINECTL_API "/containers/%s/start", id);
-    ck_assert_int_eq(enginectl_http(engine, "POST", path, NULL, &status, NULL), 0);
-    ck_assert_int_eq(status, 204);
-}
 
 struct inspect_got {
     bool done;
@@ -333,7 +255,7 @@ static Suite *runtime_engine_suite(void)
         return s;
     }
     tc = tcase_create("logs");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, rtfx_teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, logs_exact_and_follow);
     tcase_add_test(tc, logs_unknown_and_cancel);

@@ -271,7 +271,7 @@ static void op_logs_pause(void *rt, long handle, bool pause)
 {
     struct fake_runtime *f = F(rt);
 
-    record(f, FAKE_LOGS_PAUSE, pause ? "pause" : "resume", 0);
+    record(f, FAKE_LOGS_PAUSE, NULL, pause); /* attempt: 1 pause, 0 resume */
     if (handle == f->log_handle)
         f->log_paused = pause;
 }

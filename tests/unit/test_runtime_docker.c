@@ -83,7 +83,7 @@ static struct {
     char path[512];
     const struct engine_stream_fns *fns;
     void *ctx;
-    bool cancelled;
+    bool cancelled, paused;
     int refuse; /* an error: done is called inside engine_stream, as a refused connect does */
 } es;
 static char fake_req;
@@ -115,6 +115,16 @@ void engine_cancel(struct engine *e, struct engine_req *req)
     ck_assert_ptr_eq(req, &fake_req);
     es.cancelled = true;
 }
+
+void engine_pause(struct engine *e, struct engine_req *req, bool pause)
+{
+    ck_assert_ptr_eq(e, &fake_engine);
+    ck_assert_ptr_eq(req, &fake_req);
+    es.paused = pause;
+}
+
+/* engine_hijack.c's connections are adopted under engine.c's protocol (not linked here) */
+const struct lws_protocols engine_protocol = {"kedge-engine", NULL, 0, 0, 0, NULL, 0};
 
 static void feed(const char *b, size_t len)
 {
@@ -626,6 +636,99 @@ START_TEST(logs_cancel)
 }
 END_TEST
 
+START_TEST(logs_pause)
+{
+    const struct runtime_log_options follow = {true, -1, 0, false};
+    struct logs_got g = {0};
+    long h = rt.ops->logs(rt.rt, "b2", &follow, log_chunk, log_end, &g);
+
+    ck_assert_int_gt(h, 0);
+    rt.ops->logs_pause(rt.rt, h, true);
+    ck_assert(es.paused);
+    rt.ops->logs_pause(rt.rt, h, false);
+    ck_assert(!es.paused);
+    rt.ops->logs_pause(rt.rt, h + 100, true); /* no such stream: nothing */
+    ck_assert(!es.paused);
+    rt.ops->logs_cancel(rt.rt, h);
+}
+END_TEST
+
+/* What a session delivered. */
+struct sess_got {
+    int ends, err, exit_code;
+    char message[512];
+};
+
+static void sess_output(void *ctx, enum runtime_log_stream s, const char *b, size_t n)
+{
+    (void)ctx;
+    (void)s;
+    (void)b;
+    (void)n;
+    ck_abort_msg("no output expected");
+}
+
+static void sess_end(void *ctx, int err, int exit_code, const char *message)
+{
+    struct sess_got *g = ctx;
+
+    g->ends++;
+    g->err = err;
+    g->exit_code = exit_code;
+    snprintf(g->message, sizeof(g->message), "%s", message);
+}
+
+static const struct runtime_session_fns sess_fns = {sess_output, sess_end};
+
+/* The exec's create: its body, and the engine's refusals as the session's end. */
+START_TEST(exec_session_create)
+{
+    char *argv[] = {"sh", "-c", "echo \"hi\""};
+    const struct runtime_stdio io = {true, true, false, true};
+    struct sess_got g = {0};
+    long h;
+
+    h = rt.ops->exec_session(rt.rt, "c1", argv, 3, &io, &sess_fns, &g);
+    ck_assert_int_gt(h, 0);
+    ck_assert_int_eq(n_calls, 1);
+    ck_assert_str_eq(calls[0].method, "POST");
+    ck_assert_str_eq(calls[0].path, "/containers/c1/exec");
+    ck_assert_str_eq(calls[0].body, "{\"AttachStdin\":true,\"AttachStdout\":true,"
+                                    "\"AttachStderr\":false,\"Tty\":true,"
+                                    "\"Cmd\":[\"sh\",\"-c\",\"echo \\\"hi\\\"\"]}");
+    /* stdin and a resize before the exec runs wait for it; then the engine says no */
+    ck_assert_int_eq(rt.ops->session_stdin(rt.rt, h, "x", 1), 0);
+    ck_assert_int_eq(rt.ops->session_resize(rt.rt, h, 80, 24), 0);
+    answer(0, 404, 0, "{\"message\":\"No such container: c1\"}");
+    ck_assert_int_eq(g.ends, 1);
+    ck_assert_int_eq(g.err, -ENOENT);
+    ck_assert_str_eq(g.message, "No such container: c1");
+    ck_assert_int_eq(rt.ops->session_stdin(rt.rt, h, "x", 1), -ENOENT); /* over */
+    ck_assert_int_eq(n_calls, 1);
+
+    memset(&g, 0, sizeof(g)); /* the engine is down */
+    h = rt.ops->exec_session(rt.rt, "c1", argv, 1, &io, &sess_fns, &g);
+    answer(1, 0, -ECONNREFUSED, "");
+    ck_assert_int_eq(g.err, -ECONNREFUSED);
+    ck_assert_ptr_nonnull(strstr(g.message, "container runtime is not reachable"));
+
+    memset(&g, 0, sizeof(g)); /* cancelled before the engine answered: no end after */
+    h = rt.ops->exec_session(rt.rt, "c1", argv, 1, &io, &sess_fns, &g);
+    rt.ops->session_cancel(rt.rt, h);
+    answer(2, 201, 0, "{\"Id\":\"e1\"}");
+    ck_assert_int_eq(g.ends, 0);
+    ck_assert_int_eq(n_calls, 3); /* and nothing started */
+
+    memset(&g, 0, sizeof(g)); /* the runtime is freed while the create is in flight */
+    h = rt.ops->exec_session(rt.rt, "c1", argv, 1, &io, &sess_fns, &g);
+    answer(3, 0, -ECANCELED, "");
+    ck_assert_int_eq(g.err, -ECANCELED);
+
+    ck_assert_int_eq(rt.ops->exec_session(rt.rt, "../x", argv, 1, &io, &sess_fns, &g), -ENOENT);
+    ck_assert_int_eq(rt.ops->exec_session(rt.rt, "c1", argv, 0, &io, &sess_fns, &g), -EINVAL);
+}
+END_TEST
+
 static Suite *runtime_docker_suite(void)
 {
     Suite *s = suite_create("runtime_docker");
@@ -645,6 +748,8 @@ static Suite *runtime_docker_suite(void)
     tcase_add_test(tc, logs_raw_tty);
     tcase_add_test(tc, logs_errors);
     tcase_add_test(tc, logs_cancel);
+    tcase_add_test(tc, logs_pause);
+    tcase_add_test(tc, exec_session_create);
     suite_add_tcase(s, tc);
     return s;
 }
