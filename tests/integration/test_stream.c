@@ -511,8 +511,8 @@ START_TEST(big_download_while_the_hub_lives)
 {
     char script[256];
     struct sclient c;
-    int64_t t0, t1, deadline, sessions, max_gap, next_sample = 0, slowest = 0;
-    double queued, max_queued = 0;
+    int64_t t0, t1, deadline, sessions, max_gap, next_sample = 0, slowest = 0, stall_end;
+    double queued, max_queued = 0, max_stalled = 0;
     int keepalives;
 
     if (skip_without_engine())
@@ -526,6 +526,16 @@ START_TEST(big_download_while_the_hub_lives)
     sessions = sessions_total();
     t0 = wall_ms();
     sc_open(&c, "/containerLogs/default/big/c?limitBytes=104857600", false);
+    /* first the API server's client stops reading for 3 s: cloudsim holds 4 MiB for it and
+     * then stops reading the tunnel (cloudcore's stall), the bridge's queue reaches its mark and
+     * the engine's log stream is paused (logs_pause): the queue stays bounded */
+    stall_end = kt_now_ms() + 3000;
+    while (kt_now_ms() < stall_end) {
+        queued = metric("kedge_bridge_stream_queued_bytes");
+        if (queued > max_stalled)
+            max_stalled = queued;
+        kt_pause_ms(200);
+    }
     deadline = kt_now_ms() + kh_scale_ms(10 * WAIT_MS);
     while (!(c.done && c.eof)) {
         ck_assert_msg(kt_now_ms() < deadline, "100 MiB: %lld bytes by the deadline",
@@ -544,11 +554,15 @@ START_TEST(big_download_while_the_hub_lives)
     t1 = wall_ms();
     keepalive_gaps(t0, t1, &keepalives, &max_gap);
     fprintf(stderr,
-            "test_stream: 100 MiB of logs in %.1f s = %.1f MB/s; EdgeHub's keepalives during it: "
+            "test_stream: 100 MiB of logs (3 s of it stalled) in %.1f s = %.1f MB/s; EdgeHub's "
+            "keepalives during it: "
             "%d, longest gap %lld ms (keepalive_s 2); the bridge's tunnel queue up to %.0f "
-            "bytes, its /metrics answered within %lld ms\n",
+            "bytes, its /metrics answered within %lld ms; while the client did not read for 3 s "
+            "the queue held up to %.0f bytes (mark 262144)\n",
             (double)(t1 - t0) / 1000.0, (double)c.body_len / 1e6 / ((double)(t1 - t0 + 1) / 1000.0),
-            keepalives, (long long)max_gap, max_queued, (long long)slowest);
+            keepalives, (long long)max_gap, max_queued, (long long)slowest, max_stalled);
+    ck_assert_msg(max_stalled < 8 << 20, "the bridge queued %.0f bytes for a stalled client",
+                  max_stalled);
     ck_assert_msg(c.body_len == (int64_t)BIG_LINES * BIG_LINE_LEN, "%lld bytes",
                   (long long)c.body_len);
     ck_assert_msg(c.bad_at < 0, "the body differs at byte %lld", (long long)c.bad_at);
