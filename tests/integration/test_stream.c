@@ -455,6 +455,20 @@ START_TEST(concurrent_follows_and_cut)
     ck_assert_int_eq((int)metric("kedge_bridge_stream_tunnel_up"), 1);
     ck_assert_int_eq(sim_stream("connections"), 0);
     ck_assert_int_eq(sim_stream("tunnels_total"), 1);
+
+    /* the tunnel goes (the cloud's CLOSE_CONNECT) under 3 open follows: the bridge ends them all
+     * and cancels their log streams, the API server's answers end, a new tunnel comes up */
+    for (i = 0; i < 3; i++)
+        sc_open(&c[i], "/containerLogs/default/chatty/c?follow=true&tailLines=1", true);
+    wait_metric("kedge_bridge_stream_connections", 3, "3 follows open");
+    ck_assert_int_eq(simctl_post(sim, "/stream/close"), 200);
+    wait_metric("kedge_bridge_stream_reconnects_total", 1, "a new tunnel");
+    wait_metric("kedge_bridge_stream_connections", 0, "the follows of the old tunnel are gone");
+    for (i = 0; i < 3; i++) {
+        sc_finish(&c[i], "a follow on a closed tunnel");
+        sc_close(&c[i]);
+    }
+    ck_assert_int_eq(sim_stream("connections"), 0);
     teardown();
 }
 END_TEST
