@@ -41,34 +41,36 @@ static bool frame_start(struct docker_mux *m, docker_mux_emit_fn emit, void *ctx
     return true;
 }
 
-void docker_mux_feed(struct docker_mux *m, const char *b, size_t len, docker_mux_emit_fn emit,
-                     void *ctx)
+size_t docker_mux_feed(struct docker_mux *m, const char *b, size_t len, docker_mux_emit_fn emit,
+                       void *ctx)
 {
-    while (len) {
-        size_t n;
+    size_t done = 0;
+
+    while (done < len) {
+        size_t n, rest = len - done;
         bool go = true;
 
         if (m->mode == DOCKER_MUX_RAW) {
-            (void)emit(ctx, RT_STDOUT, b, len);
-            return;
+            (void)emit(ctx, RT_STDOUT, b + done, rest);
+            return len;
         }
         if (m->left) {
-            n = len < m->left ? len : m->left;
+            n = rest < m->left ? rest : m->left;
             m->left -= (uint32_t)n;
-            go = emit(ctx, m->stream, b, n);
+            go = emit(ctx, m->stream, b + done, n);
         } else {
             n = DOCKER_MUX_HEADER - m->header_len;
-            n = len < n ? len : n;
-            memcpy(m->header + m->header_len, b, n);
+            n = rest < n ? rest : n;
+            memcpy(m->header + m->header_len, b + done, n);
             m->header_len += n;
             if (m->header_len == DOCKER_MUX_HEADER)
                 go = frame_start(m, emit, ctx);
         }
+        done += n;
         if (!go)
-            return;
-        b += n;
-        len -= n;
+            break;
     }
+    return done;
 }
 
 void docker_mux_flush(struct docker_mux *m, docker_mux_emit_fn emit, void *ctx)

@@ -25,13 +25,14 @@ struct docker_mux {
     enum docker_mux_mode mode;
 };
 
-/* A piece of one stream; false: stop (the reader was cancelled from inside). */
+/* A piece of one stream; false: stop here (the reader was cancelled or paused from inside). */
 typedef bool (*docker_mux_emit_fn)(void *ctx, enum runtime_log_stream s, const char *b, size_t n);
 
 void docker_mux_init(struct docker_mux *m, enum docker_mux_mode mode);
-/* Bytes of the body as they arrive (any split). */
-void docker_mux_feed(struct docker_mux *m, const char *b, size_t n, docker_mux_emit_fn emit,
-                     void *ctx);
+/* Bytes of the body as they arrive (any split). Returns how many were taken: all, or fewer
+ * when emit said stop (the rest is the caller's to feed again later, or to drop). */
+size_t docker_mux_feed(struct docker_mux *m, const char *b, size_t n, docker_mux_emit_fn emit,
+                       void *ctx);
 /* The body ended: raw bytes still held (fewer than a header in UNKNOWN mode) go out. */
 void docker_mux_flush(struct docker_mux *m, docker_mux_emit_fn emit, void *ctx);
 

@@ -9,6 +9,10 @@
  *         still runs). Resize: POST /containers/{id}/resize.
  * Without a TTY the output comes in Docker's framing (runtime_docker_mux.c); with one it is raw.
  *
+ * Paused, nothing is called: the connection is not read, and what was read already (the rest
+ * of a read that output paused in the middle of, or what the hang-up's last read got) is held
+ * for the resume, the end behind it.
+ *
  * stdin that arrives before the engine took the connection over waits here: dockerd drops what
  * its HTTP server read ahead. close_stdin is shutdown(SHUT_WR) once stdin is written, which
  * both engines pass on as EOF. The exit code may lag the stream's end by a moment (the engine
@@ -49,8 +53,11 @@ struct docker_session {
     struct engine_hijack *h; /* the stream's connection, until its done */
     struct docker_mux mux;
     struct kedge_buf early_in; /* stdin before the stream is open */
+    struct kedge_buf held;     /* output read but not delivered: paused from inside output */
     bool open, close_in, paused, gone;
     bool resize_pending;
+    bool end_pending; /* the stream ended while output was held: finished on the resume */
+    int end_err;
     unsigned width, height;
     int refs; /* engine calls in flight for it */
     int busy; /* its callbacks on the stack */
@@ -64,6 +71,7 @@ static void release(struct docker_session *s)
     if (!s->gone || s->refs || s->busy || s->h || s->sul_armed)
         return;
     kedge_buf_cleanup(&s->early_in);
+    kedge_buf_cleanup(&s->held);
     kedge_free(s);
 }
 
@@ -246,6 +254,8 @@ static int send_resize(struct docker_session *s)
 
 /* ---- the stream -------------------------------------------------------------------------- */
 
+static void finish_stream(struct docker_session *s, int err);
+
 static bool emit(void *ctx, enum runtime_log_stream stream, const char *b, size_t n)
 {
     struct docker_session *s = ctx;
@@ -257,7 +267,35 @@ static bool emit(void *ctx, enum runtime_log_stream stream, const char *b, size_
         s->fns.output(s->ctx, s->io.tty ? RT_STDOUT : stream, b, n);
         s->busy--;
     }
-    return !s->gone;
+    return !s->gone && !s->paused;
+}
+
+/* Output read from the engine: through the framing to output, until a pause; what a pause
+ * (from inside output) leaves of it waits in held for the resume, so nothing comes while
+ * paused. */
+static void deliver(struct docker_session *s, const char *b, size_t n)
+{
+    size_t took;
+
+    s->busy++;
+    took = s->paused ? 0 : docker_mux_feed(&s->mux, b, n, emit, s);
+    if (took < n && !s->gone && kedge_buf_append(&s->held, b + took, n - took) < 0) {
+        kedge_log(KEDGE_LOG_WARN, "edged: out of memory: output of a session lost");
+        end(s, -ENOMEM, -1, "out of memory for the session's output");
+    }
+    s->busy--;
+}
+
+/* The resume: what was held first, the connection read again only once it is out. */
+static void deliver_held(struct docker_session *s)
+{
+    struct kedge_buf held = s->held;
+
+    if (!held.len)
+        return;
+    s->held = (struct kedge_buf)KEDGE_BUF_INIT;
+    deliver(s, held.data, held.len);
+    kedge_buf_cleanup(&held);
 }
 
 static void on_open(void *ctx)
@@ -280,16 +318,13 @@ static void on_data(void *ctx, const char *b, size_t n)
 {
     struct docker_session *s = ctx;
 
-    s->busy++;
-    docker_mux_feed(&s->mux, b, n, emit, s);
-    s->busy--;
+    deliver(s, b, n);
     release(s);
 }
 
 static void on_done(void *ctx, const struct engine_reply *r)
 {
     struct docker_session *s = ctx;
-    char eb[160];
 
     s->h = NULL; /* the connection lets go of itself */
     if (s->gone) {
@@ -300,6 +335,20 @@ static void on_done(void *ctx, const struct engine_reply *r)
         failed(s, r);
         return;
     }
+    if (s->held.len || s->paused) { /* the end waits behind what is held */
+        s->end_pending = true;
+        s->end_err = r->err;
+        return;
+    }
+    finish_stream(s, r->err);
+}
+
+/* The engine closed the stream (err 0) or it broke, and everything read was delivered. */
+static void finish_stream(struct docker_session *s, int err)
+{
+    char eb[160];
+
+    s->end_pending = false;
     s->busy++;
     docker_mux_flush(&s->mux, emit, s);
     s->busy--;
@@ -309,9 +358,9 @@ static void on_done(void *ctx, const struct engine_reply *r)
     }
     if (s->x->stopping) {
         end(s, -ECANCELED, -1, STOPPED_MESSAGE);
-    } else if (r->err) {
-        snprintf(eb, sizeof(eb), "the container runtime's stream broke: %s", strerror(-r->err));
-        end(s, r->err, -1, eb);
+    } else if (err) {
+        snprintf(eb, sizeof(eb), "the container runtime's stream broke: %s", strerror(-err));
+        end(s, err, -1, eb);
     } else {
         inspect(s);
     }
@@ -552,8 +601,19 @@ void docker_session_pause(struct docker_sessions *x, long handle, bool pause)
     if (!s || s->paused == pause)
         return;
     s->paused = pause;
+    if (!pause) {
+        s->busy++;
+        deliver_held(s); /* may pause again */
+        if (!s->gone && !s->paused && s->end_pending)
+            finish_stream(s, s->end_err);
+        s->busy--;
+        if (s->gone) {
+            release(s);
+            return;
+        }
+    }
     if (s->open && s->h)
-        engine_hijack_pause(s->h, pause);
+        engine_hijack_pause(s->h, s->paused);
 }
 
 void docker_session_cancel(struct docker_sessions *x, long handle)

@@ -222,14 +222,16 @@ static void pause_runtime(struct logs_conn *l, bool pause)
 static void on_chunk(void *ctx, enum runtime_log_stream s, const char *b, size_t n)
 {
     struct logs_conn *l = ctx;
+    int rc;
 
     (void)s; /* kubelet writes both streams to the one body */
     if (!l->running)
         return;
     if (l->left >= 0 && (int64_t)n > l->left)
         n = (size_t)l->left;
-    if (n && stream_conn_send(l->c, b, n) < 0) {
-        kedge_log(KEDGE_LOG_INFO, "stream: logs of %s cut: the tunnel is gone", l->what);
+    if (n && (rc = stream_conn_send(l->c, b, n)) < 0) {
+        kedge_log(KEDGE_LOG_INFO, "stream: logs of %s cut: %s", l->what,
+                  rc == -ENOMEM ? "out of memory" : "the tunnel is gone");
         stop_runtime(l);
         stream_conn_end(l->c);
         return;

@@ -90,6 +90,10 @@ void cstream_set_context(struct cstream *cs, struct lws_context *ctx);
 /* Before lws_context_destroy: no new tunnels or requests. */
 void cstream_stop(struct cstream *cs);
 void cstream_free(struct cstream *cs);
+/* GET /stream: the tunnels and the API connections. */
+void cstream_write_state(struct cstream *cs, struct kedge_jw *w);
+/* POST /stream/close: CLOSE_CONNECT (connectID 0, data: reason) to every tunnel. */
+void cstream_close_tunnels(struct cstream *cs, const char *reason, struct kedge_jw *w);
 
 /* ---------------------------------------------------------------------------------------------
  * hub.c, hubqueue.c, hubctl.c: CloudHub
@@ -109,6 +113,9 @@ void hub_stop(struct hub *h);
 void hub_free(struct hub *h);
 void hub_set_context(struct hub *h, struct lws_context *ctx);
 struct lws_context *hub_context(struct hub *h);
+/* The CloudStream model the control API reports on (main.c sets it). */
+void hub_set_cstream(struct hub *h, struct cstream *cs);
+struct cstream *hub_cstream(struct hub *h);
 
 /* Queue a message for a node; it is sent when that node is connected (at once if it is).
  * Messages that need an ack (docs/kubeedge-wire.md §5.2) are re-sent every resend interval until

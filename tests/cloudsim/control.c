@@ -41,6 +41,10 @@
  *   GET  /faults                 -> {"reject":[...],"rejections_total","rejections_close",
  *                                    "rejections_error","rejected":[...]}
  *
+ *   GET  /stream                 -> {"tunnels":[{"node","internal_ip"}],"connections":n,
+ *                                   "connections_total":n} (CloudStream, stream.c)
+ *   POST /stream/close           -> {"ok":true,"tunnels":n}: CLOSE_CONNECT to every tunnel, as
+ *                                   cloudcore sends when it cannot set the node's kubelet port
  * A POST needs a Content-Length (lws waits for a body otherwise); one without it is answered
  * as if the body were empty and the connection is then closed, so `curl -X POST` works.
  */
@@ -313,7 +317,7 @@ static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
         {"/link/thaw", M_POST},     {"/link/drop", M_POST}, {"/link/refuse", M_POST},
         {"/nodes", M_GET},          {"/pods", M_GET},       {"/object", M_GET},
         {"/applied", M_GET},        {"/faults", M_GET},     {"/faults/clear", M_POST},
-        {"/faults/reject", M_POST},
+        {"/faults/reject", M_POST}, {"/stream", M_GET},     {"/stream/close", M_POST},
     };
     size_t i;
 
@@ -354,6 +358,14 @@ static unsigned route(struct hub *h, struct req *r, struct kedge_jw *w)
     }
     if (strcmp(r->path, "/object") == 0)
         return handle_object(h, r, w);
+    if (strcmp(r->path, "/stream") == 0) {
+        cstream_write_state(hub_cstream(h), w);
+        return 200;
+    }
+    if (strcmp(r->path, "/stream/close") == 0) {
+        cstream_close_tunnels(hub_cstream(h), "closed by the control API", w);
+        return 200;
+    }
     if (strncmp(r->path, "/applied", 8) == 0 || strncmp(r->path, "/faults", 7) == 0)
         return route_instruments(h, r, w);
     if (strcmp(r->path, "/state") == 0) {

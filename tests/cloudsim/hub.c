@@ -513,6 +513,16 @@ void hub_set_context(struct hub *h, struct lws_context *ctx)
     h->ctx = ctx;
 }
 
+void hub_set_cstream(struct hub *h, struct cstream *cs)
+{
+    h->cstream = cs;
+}
+
+struct cstream *hub_cstream(struct hub *h)
+{
+    return h->cstream;
+}
+
 struct lws_context *hub_context(struct hub *h)
 {
     return h->ctx;

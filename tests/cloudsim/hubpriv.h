@@ -92,6 +92,7 @@ struct hub {
     size_t acked_n;
     struct kedge_ratelimit malformed_rl;
     struct faults *faults;
+    struct cstream *cstream; /* CloudStream, for the control API */
     bool stopping;
 };
 

@@ -412,6 +412,7 @@ int main(int argc, char **argv)
         goto out;
     }
     hub_set_context(hub, ctx);
+    hub_set_cstream(hub, cs);
     cstream_set_context(cs, ctx);
     signal_ctx = ctx;
 

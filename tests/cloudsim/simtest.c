@@ -106,7 +106,9 @@ static int wsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
          * canonicalises node_id, project_id, ConnectionUse to these */
         if (add_header(wsi, "Node_id:", w->o.node_id, in, len) ||
             add_header(wsi, "Project_id:", w->o.project_id, in, len) ||
-            add_header(wsi, "Connectionuse:", w->o.conn_use, in, len))
+            add_header(wsi, "Connectionuse:", w->o.conn_use, in, len) ||
+            add_header(wsi, "Sessionhostnameoverride:", w->o.session_node, in, len) ||
+            add_header(wsi, "Sessioninternalip:", w->o.session_ip, in, len))
             return -1;
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -258,7 +260,7 @@ void wsc_open_shared(struct wsc *w, struct simctl *s, const struct wsc_opts *o, 
     memset(&ci, 0, sizeof(ci));
     ci.context = w->ctx;
     ci.address = "127.0.0.1";
-    ci.port = simctl_wss_port(s);
+    ci.port = o->port ? o->port : simctl_wss_port(s);
     ci.path = o->path ? o->path : "/" PROJECT "/edge-node/events"; /* not parsed by the cloud */
     ci.host = "127.0.0.1";
     ci.origin = "127.0.0.1";

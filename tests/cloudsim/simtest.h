@@ -62,6 +62,8 @@ struct wsc_opts {
     const char *ca;
     const char *path; /* NULL: /{project}/edge-node/events, as edgecore dials */
     int keepalive_ms; /* 0: the test sends its own */
+    int port;         /* 0: the wss port (CloudHub); simctl_tunnel_port for CloudStream */
+    const char *session_node, *session_ip; /* CloudStream's headers; NULL: not sent */
 };
 
 struct wsc {
@@ -87,6 +89,8 @@ struct wsc {
 int64_t mono_ms(void);
 
 void wsc_queue(struct wsc *w, const char *data, size_t len, int flags);
+/* tc_stream.c: cloudcore's CloudStream model (stream.c, streamapi.c) */
+void cloudsim_add_stream_tests(TCase *tc);
 
 /* One whole text message, with the "\n" edgecore's framing puts after the JSON. */
 void wsc_send(struct wsc *w, const char *json);

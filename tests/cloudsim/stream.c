@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "kedge/alloc.h"
+#include "kedge/json.h"
 #include "kedge/log.h"
 #include "streampriv.h"
 
@@ -142,6 +143,7 @@ static int session_open(struct cstream *cs, struct tsess *s, struct lws *wsi)
         snprintf(s->ip, sizeof(s->ip), "(remote address)");
     s->next = cs->sessions;
     cs->sessions = s;
+    cs->tunnels_total++;
     kedge_log(KEDGE_LOG_NOTICE,
               "cloudsim: stream: get a new tunnel agent hostname %s, internalIP %s", s->node,
               s->ip);
@@ -257,6 +259,45 @@ const struct lws_protocols cstream_tunnel_protocols[] = {
     {"cloudstream", tunnel_callback, sizeof(struct tsess), (size_t)64 * 1024, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
+
+void cstream_write_state(struct cstream *cs, struct kedge_jw *w)
+{
+    const struct tsess *s;
+    const struct aconn *a;
+    int64_t n = 0;
+
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "tunnels");
+    kedge_jw_arr_open(w);
+    for (s = cs->sessions; s; s = s->next) {
+        kedge_jw_obj_open(w);
+        kedge_jw_kstr(w, "node", s->node);
+        kedge_jw_kstr(w, "internal_ip", s->ip);
+        kedge_jw_obj_close(w);
+    }
+    kedge_jw_arr_close(w);
+    for (a = cs->conns; a; a = a->next)
+        n += a->id != 0;
+    kedge_jw_kint(w, "connections", n);
+    kedge_jw_kint(w, "connections_total", (int64_t)cs->next_id);
+    kedge_jw_kint(w, "tunnels_total", (int64_t)cs->tunnels_total);
+    kedge_jw_obj_close(w);
+}
+
+void cstream_close_tunnels(struct cstream *cs, const char *reason, struct kedge_jw *w)
+{
+    struct tsess *s;
+    int64_t n = 0;
+
+    /* cloudcore writes the message and returns from its handler; the edge closes */
+    for (s = cs->sessions; s; s = s->next)
+        n += cstream_send(s, 0, CS_CLOSE, reason, strlen(reason)) == 0;
+    kedge_jw_obj_open(w);
+    kedge_jw_key(w, "ok");
+    kedge_jw_bool(w, true);
+    kedge_jw_kint(w, "tunnels", n);
+    kedge_jw_obj_close(w);
+}
 
 int cstream_new(struct cstream **out)
 {

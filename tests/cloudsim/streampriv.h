@@ -65,6 +65,7 @@ struct cstream {
     struct tsess *sessions;
     struct aconn *conns;
     uint64_t next_id; /* StreamServer.nextMessageID: atomic add 1, first id 1 */
+    uint64_t tunnels_total;
     bool stopping;
 };
 

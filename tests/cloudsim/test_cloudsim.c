@@ -43,6 +43,7 @@ static Suite *cloudsim_suite(void)
     cloudsim_add_controller_tests(tc);
     cloudsim_add_pod_tests(tc);
     cloudsim_add_control_tests(tc);
+    cloudsim_add_stream_tests(tc);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -47,20 +47,26 @@ static const char *big_line(void)
     return line;
 }
 
-static void sc_open(struct sclient *c, const char *path, bool store)
+/* Connect and send req as it is. */
+static void sc_send(struct sclient *c, const char *req, bool store)
 {
-    char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test_stream\r\n"
-                     "Accept: */*\r\n\r\n",
-                     path);
-
     memset(c, 0, sizeof(*c));
     c->store = store;
     c->bad_at = -1;
     c->fd = kt_connect_tcp(simctl_stream_port(sim));
     ck_assert_int_ge(c->fd, 0);
-    ck_assert_int_eq(write(c->fd, req, (size_t)n), n);
+    ck_assert_int_eq(write(c->fd, req, strlen(req)), (ssize_t)strlen(req));
+}
+
+static void sc_open(struct sclient *c, const char *path, bool store)
+{
+    char req[1024];
+
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test_stream\r\n"
+             "Accept: */*\r\n\r\n",
+             path);
+    sc_send(c, req, store);
 }
 
 static void sc_body(struct sclient *c, const char *b, size_t n)
@@ -197,6 +203,26 @@ static char *logs_with(const char *path, const char *want)
     }
 }
 
+/* Send req as it is and read everything until the server closes (the hijacked exec/attach
+ * path pipes the edge's bytes unchanged). */
+static char *raw_exchange(const char *req)
+{
+    struct sclient c;
+    int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+    char *all;
+
+    sc_send(&c, req, true);
+    c.head_done = true;
+    c.done = true; /* no parsing: raw keeps everything */
+    while (!c.eof) {
+        ck_assert_msg(kt_now_ms() < deadline, "no end of the exchange: %s", c.raw.data);
+        (void)sc_pump(&c, 200);
+    }
+    all = strndup(c.raw.data ? c.raw.data : "", c.raw.len);
+    sc_close(&c);
+    return all;
+}
+
 /* ---- the bridge's and the cloud's figures ------------------------------------------------- */
 
 /* A sample of the bridge's /metrics, -1 when absent. */
@@ -265,6 +291,20 @@ static void assert_timestamped(const char *body)
     free(copy);
 }
 
+/* A number of cloudsim's GET /stream. */
+static int64_t sim_stream(const char *key)
+{
+    struct kedge_jdoc *doc = NULL;
+    int status = 0;
+    int64_t n;
+
+    ck_assert_int_eq(simctl_http_json(sim, "GET", "/stream", NULL, &status, &doc), 0);
+    ck_assert_int_eq(status, 200);
+    n = num(kedge_json_get(kedge_jdoc_root(doc), key));
+    kedge_jdoc_free(doc);
+    return n;
+}
+
 /* ---- tests ---------------------------------------------------------------------------------- */
 
 START_TEST(logs_options_and_errors)
@@ -317,6 +357,22 @@ START_TEST(logs_options_and_errors)
     free(b);
     b = get_logs("/containerLogs/default/printer/x", &status);
     ck_assert_str_eq(b, "container \"x\" not found in pod \"printer\"");
+    free(b);
+
+    /* exec and attach are hijacked by cloudsim and piped raw: the edge's HTTP answer comes
+     * back unchanged (kubelet's 404 for a pod the node does not have, whichever handler serves
+     * them); an exec without an upgrade never reaches the edge (cloudcore: 500) */
+    b = raw_exchange("POST /exec/default/nope/c?command=ls&output=1 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                     "X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n");
+    ck_assert_msg(!strncmp(b, "HTTP/1.1 404 ", 13), "exec: %s", b);
+    free(b);
+    b = raw_exchange("GET /attach/default/nope/c?output=1 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n");
+    ck_assert_msg(!strncmp(b, "HTTP/1.1 404 ", 13), "attach: %s", b);
+    free(b);
+    b = raw_exchange("GET /exec/default/printer/c?command=ls HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_msg(!strncmp(b, "HTTP/1.1 500 ", 13), "exec without an upgrade: %s", b);
     free(b);
 
     /* previous: the instance before the restart (edged_find_container, r17-runtime) */
@@ -397,6 +453,22 @@ START_TEST(concurrent_follows_and_cut)
         sc_close(&c[i]);
     wait_metric("kedge_bridge_stream_connections", 0, "the cut follows are gone");
     ck_assert_int_eq((int)metric("kedge_bridge_stream_tunnel_up"), 1);
+    ck_assert_int_eq(sim_stream("connections"), 0);
+    ck_assert_int_eq(sim_stream("tunnels_total"), 1);
+
+    /* the tunnel goes (the cloud's CLOSE_CONNECT) under 3 open follows: the bridge ends them all
+     * and cancels their log streams, the API server's answers end, a new tunnel comes up */
+    for (i = 0; i < 3; i++)
+        sc_open(&c[i], "/containerLogs/default/chatty/c?follow=true&tailLines=1", true);
+    wait_metric("kedge_bridge_stream_connections", 3, "3 follows open");
+    ck_assert_int_eq(simctl_post(sim, "/stream/close"), 200);
+    wait_metric("kedge_bridge_stream_reconnects_total", 1, "a new tunnel");
+    wait_metric("kedge_bridge_stream_connections", 0, "the follows of the old tunnel are gone");
+    for (i = 0; i < 3; i++) {
+        sc_finish(&c[i], "a follow on a closed tunnel");
+        sc_close(&c[i]);
+    }
+    ck_assert_int_eq(sim_stream("connections"), 0);
     teardown();
 }
 END_TEST
@@ -453,8 +525,8 @@ START_TEST(big_download_while_the_hub_lives)
 {
     char script[256];
     struct sclient c;
-    int64_t t0, t1, deadline, sessions, max_gap, next_sample = 0, slowest = 0;
-    double queued, max_queued = 0;
+    int64_t t0, t1, deadline, sessions, max_gap, next_sample = 0, slowest = 0, stall_end;
+    double queued, max_queued = 0, max_stalled = 0;
     int keepalives;
 
     if (skip_without_engine())
@@ -468,6 +540,16 @@ START_TEST(big_download_while_the_hub_lives)
     sessions = sessions_total();
     t0 = wall_ms();
     sc_open(&c, "/containerLogs/default/big/c?limitBytes=104857600", false);
+    /* first the API server's client stops reading for 3 s: cloudsim holds 4 MiB for it and
+     * then stops reading the tunnel (cloudcore's stall), the bridge's queue reaches its mark and
+     * the engine's log stream is paused (logs_pause): the queue stays bounded */
+    stall_end = kt_now_ms() + 3000;
+    while (kt_now_ms() < stall_end) {
+        queued = metric("kedge_bridge_stream_queued_bytes");
+        if (queued > max_stalled)
+            max_stalled = queued;
+        kt_pause_ms(200);
+    }
     deadline = kt_now_ms() + kh_scale_ms(10 * WAIT_MS);
     while (!(c.done && c.eof)) {
         ck_assert_msg(kt_now_ms() < deadline, "100 MiB: %lld bytes by the deadline",
@@ -486,11 +568,15 @@ START_TEST(big_download_while_the_hub_lives)
     t1 = wall_ms();
     keepalive_gaps(t0, t1, &keepalives, &max_gap);
     fprintf(stderr,
-            "test_stream: 100 MiB of logs in %.1f s = %.1f MB/s; EdgeHub's keepalives during it: "
+            "test_stream: 100 MiB of logs (3 s of it stalled) in %.1f s = %.1f MB/s; EdgeHub's "
+            "keepalives during it: "
             "%d, longest gap %lld ms (keepalive_s 2); the bridge's tunnel queue up to %.0f "
-            "bytes, its /metrics answered within %lld ms\n",
+            "bytes, its /metrics answered within %lld ms; while the client did not read for 3 s "
+            "the queue held up to %.0f bytes (mark 262144)\n",
             (double)(t1 - t0) / 1000.0, (double)c.body_len / 1e6 / ((double)(t1 - t0 + 1) / 1000.0),
-            keepalives, (long long)max_gap, max_queued, (long long)slowest);
+            keepalives, (long long)max_gap, max_queued, (long long)slowest, max_stalled);
+    ck_assert_msg(max_stalled < 8 << 20, "the bridge queued %.0f bytes for a stalled client",
+                  max_stalled);
     ck_assert_msg(c.body_len == (int64_t)BIG_LINES * BIG_LINE_LEN, "%lld bytes",
                   (long long)c.body_len);
     ck_assert_msg(c.bad_at < 0, "the body differs at byte %lld", (long long)c.bad_at);
@@ -503,6 +589,33 @@ START_TEST(big_download_while_the_hub_lives)
 }
 END_TEST
 
+/* Without an engine: the tunnel itself. The cloud's CLOSE_CONNECT closes it and the edge dials
+ * again; a request on a node without a runtime gets the reason as its body. */
+START_TEST(tunnel_close_and_no_runtime)
+{
+    int status = 0;
+    char *b;
+
+    chain_up("none");
+    wait_metric("kedge_bridge_stream_tunnel_up", 1, "the tunnel to cloudsim");
+    b = get_logs("/containerLogs/default/web/c", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_str_eq(b, "this node runs no containers (engine_socket none)");
+    free(b);
+    ck_assert_int_eq(simctl_post(sim, "/stream/close"), 200);
+    wait_metric("kedge_bridge_stream_reconnects_total", 1, "a new tunnel after CLOSE_CONNECT");
+    wait_metric("kedge_bridge_stream_tunnel_up", 1, "the tunnel up again");
+    ck_assert_int_eq(sim_stream("tunnels_total"), 2);
+    ck_assert_int_eq(sim_stream("connections"), 0);
+    ck_assert_int_eq(bridgectl_wait_log(bridge, 0,
+                                        "stream: the cloud closed the tunnel: closed by the "
+                                        "control API",
+                                        kh_scale_ms(WAIT_MS)),
+                     0);
+    teardown();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stream");
@@ -511,6 +624,7 @@ int main(void)
 
     tcase_set_timeout(tc, 600);
     tcase_set_timeout(tl, 600);
+    tcase_add_test(tc, tunnel_close_and_no_runtime);
     tcase_add_test(tc, logs_options_and_errors);
     tcase_add_test(tc, follow_until_the_container_ends);
     tcase_add_test(tc, concurrent_follows_and_cut);
