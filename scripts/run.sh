@@ -29,6 +29,10 @@
 #                                 1.15 with KEDGE_CLOUD_HOST, else 1.17 (the local cloudsim then
 #                                 speaks the generation whose ids look like default/thermo)
 #   KEDGE_CLOUDSIM_CONTROL_PORT=10010  the local cloud's control API
+#   KEDGE_CLOUDSIM_TUNNEL_PORT=10004   the local cloud's CloudStream tunnel (the bridge's
+#                                 EdgeStream connects there: cloudcore's default port)
+#   KEDGE_CLOUDSIM_STREAM_PORT=10003   the local cloud's stream port, as the API server reaches
+#                                 it: curl http://127.0.0.1:10003/containerLogs/<ns>/<pod>/<c>
 #   KEDGE_METRICS_PORT=9475       the bridge's /metrics and /healthz on 127.0.0.1 (0: none)
 #   KEDGE_BRIDGE_ARGS=            more bridge settings, key=value words (e.g. "node_namespace=null
 #                                 log_level=debug"): any key of conf/kedge-bridge.conf
@@ -53,6 +57,8 @@ CLOUD_PORT=${KEDGE_CLOUD_PORT:-10000}
 CLOUD_HTTPS_PORT=${KEDGE_CLOUD_HTTPS_PORT:-10002}
 CLOUD_VERSION=${KEDGE_CLOUD_VERSION:-$([[ -n $CLOUD_HOST ]] && echo 1.15 || echo 1.17)}
 SIM_CONTROL_PORT=${KEDGE_CLOUDSIM_CONTROL_PORT:-10010}
+SIM_TUNNEL_PORT=${KEDGE_CLOUDSIM_TUNNEL_PORT:-10004}
+SIM_STREAM_PORT=${KEDGE_CLOUDSIM_STREAM_PORT:-10003}
 METRICS_PORT=${KEDGE_METRICS_PORT:-9475}
 PASSWORD_FILE=$DATA_DIR/bridge.password
 ENGINE_SOCKET=${KEDGE_ENGINE_SOCKET:-}
@@ -199,7 +205,9 @@ check_ports() {
     ((METRICS_PORT > 0)) && want+=("127.0.0.1:$METRICS_PORT:KEDGE_METRICS_PORT")
     if [[ -z $CLOUD_HOST ]]; then
         want+=("127.0.0.1:$CLOUD_PORT:KEDGE_CLOUD_PORT"
-               "127.0.0.1:$SIM_CONTROL_PORT:KEDGE_CLOUDSIM_CONTROL_PORT")
+               "127.0.0.1:$SIM_CONTROL_PORT:KEDGE_CLOUDSIM_CONTROL_PORT"
+               "127.0.0.1:$SIM_TUNNEL_PORT:KEDGE_CLOUDSIM_TUNNEL_PORT"
+               "127.0.0.1:$SIM_STREAM_PORT:KEDGE_CLOUDSIM_STREAM_PORT")
     fi
     for w in "${want[@]}"; do
         IFS=: read -r host port var <<<"$w"
@@ -455,6 +463,8 @@ EOF
   cloud -> device    mosquitto_sub $h -t 'hello/#' &
                      curl -s -X POST http://127.0.0.1:$SIM_CONTROL_PORT/send -d \\
       '{"route":{"source":"router_eventbus","group":"user","operation":"publish","resource":"hello/edge"},"content":"hi"}'
+  kubectl logs       curl -s 'http://127.0.0.1:$SIM_STREAM_PORT/containerLogs/<ns>/<pod>/<container>?tailLines=10'
+                     (the local cloud's stream port, as kube-apiserver reaches the node)
 EOF
     fi
     # shellcheck disable=SC2016 # the $(cat ...) is for the reader to paste
@@ -485,7 +495,8 @@ main() {
     if [[ -z $CLOUD_HOST ]]; then
         start_child kedge-cloudsim quiet "$BUILD_DIR/tests/cloudsim/kedge-cloudsim" \
             --certs "$DATA_DIR/cloud-certs" --cloud-version "$CLOUD_VERSION" --node "$NODE_NAME" \
-            --port "$CLOUD_PORT" --control-port "$SIM_CONTROL_PORT"
+            --port "$CLOUD_PORT" --control-port "$SIM_CONTROL_PORT" \
+            --tunnel-port "$SIM_TUNNEL_PORT" --stream-port "$SIM_STREAM_PORT"
         wait_for_port "$SIM_CONTROL_PORT" || {
             tail -n 15 "$LOG_DIR/kedge-cloudsim.log" | sed 's/^/    /' >&2
             stop_all
