@@ -47,6 +47,7 @@ static edged_resource_fn hook;
 static void *hook_ctx;
 static char version[64];
 static char pods_dir[64];
+static const char *sandbox_image; /* the config's (NULL: not checked) */
 
 static int store_get(void *c, const char *key, char **value)
 {
@@ -184,7 +185,8 @@ static struct edged *start(const char *pod_json)
     struct edged_deps deps = {
         NULL,      NULL,        NULL,    store_get, store_put,         store_delete,   store_list,
         connected, send_direct, request, object_of, set_resource_hook, runtime_version};
-    struct edged_config cfg = {"node1", pods_dir, "fake", 10000, 300000, 60, 1000, "192.0.2.10"};
+    struct edged_config cfg = {"node1", pods_dir, "fake",       10000,        300000,
+                               60,      1000,     "192.0.2.10", sandbox_image};
     struct runtime rt;
     struct edged *ed = NULL;
 
