@@ -23,6 +23,8 @@
 #include "kedge/util.h"
 #include "regauth.h"
 
+#define MAX_CREDS 8 /* credentials tried for one pull (kubelet tries every match) */
+
 enum op_kind {
     OP_REMOVE,
     OP_STOP,
@@ -260,7 +262,7 @@ static void pod_keyring(struct edged *ed, struct epod *p, struct regauth *k)
 static void pull(struct edged *ed, struct epod *p, int ci, int attempt, size_t cred)
 {
     const char *image = image_of(ed, p, ci);
-    const struct regauth_entry *found[8];
+    const struct regauth_entry *found[MAX_CREDS];
     struct regauth k = REGAUTH_INIT;
     struct runtime_auth auth;
     char repo[512], server[256];
@@ -269,9 +271,9 @@ static void pull(struct edged *ed, struct epod *p, int ci, int attempt, size_t c
 
     pod_keyring(ed, p, &k);
     if (regauth_repository(image, repo, sizeof(repo)) == 0)
-        n = regauth_lookup(&k, repo, found, 8);
-    if (n > 8)
-        n = 8;
+        n = regauth_lookup(&k, repo, found, MAX_CREDS);
+    if (n > MAX_CREDS)
+        n = MAX_CREDS;
     o = op_begin(ed, p, ci < 0 ? OP_INFRA_PULL : OP_PULL, ci, attempt, NULL);
     if (o) {
         o->cred = cred;

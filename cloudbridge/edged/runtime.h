@@ -143,7 +143,8 @@ struct runtime_create {
 };
 
 /* Credentials for a pull (CRI's AuthConfig): what kubelet's keyring found for the image; server
- * is the registry's host ("127.0.0.1:5000", "docker.io"). */
+ * is the registry's host ("127.0.0.1:5000", "docker.io"). Borrowed for the call only: the
+ * runtime copies what it sends. */
 struct runtime_auth {
     const char *username, *password, *server;
 };
