@@ -234,27 +234,77 @@ static const char *image_of(struct edged *ed, struct epod *p, int ci)
     return ci < 0 ? ed->cfg.sandbox_image : edged_spec_container(p, (size_t)ci)->image;
 }
 
+/* The sandbox could not be made: kubelet's FailedCreatePodSandBox. The pod stays Pending, its
+ * containers in ContainerCreating with the reason (the event's text: there are no events
+ * here), until the next try. */
+static void sandbox_failed(struct edged *ed, struct epod *p, const char *why)
+{
+    char msg[900];
+    size_t i;
+
+    snprintf(msg, sizeof(msg), "Failed to create pod sandbox: %s", why);
+    for (i = 0; i < p->n_cs; i++)
+        if (p->cs[i].waiting == WAIT_NONE || p->cs[i].waiting == WAIT_CREATING)
+            edged_set_waiting(&p->cs[i], WAIT_CREATING, msg);
+    p->infra_retry_at_ms = kedge_now_ms() + (uint64_t)ed->cfg.backoff_initial_ms;
+    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key, msg);
+}
+
+/* A container's pull failed: ErrImagePull until the pod worker's next try (kubelet requeues a
+ * failed sync after its back-off period), then ImagePullBackOff while the image's back-off
+ * lasts (on_image_checked). */
+static void pull_failed(struct edged *ed, struct epod *p, int ci, const char *why)
+{
+    struct cstate *cs = &p->cs[ci];
+    char msg[900];
+
+    imagepull_backoff_next(&cs->pull_backoff, kedge_now_ms(), ed->cfg.backoff_initial_ms,
+                           ed->cfg.backoff_max_ms);
+    imagepull_failed_message(image_of(ed, p, ci), why, msg, sizeof(msg));
+    edged_hold(ed, cs, WAIT_PULL_ERROR, msg);
+    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key, msg);
+}
+
+/* A pull of container ci's image (ci -1: the sandbox's) failed with why. */
+static void pull_refused(struct edged *ed, struct epod *p, int ci, const char *why)
+{
+    char msg[900];
+
+    if (ci >= 0) {
+        pull_failed(ed, p, ci, why);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "failed pulling image \"%s\": %s", image_of(ed, p, -1), why);
+    sandbox_failed(ed, p, msg);
+}
+
 /* The pod's keyring: its imagePullSecrets from the store (a miss asks the cloud, and this pull
- * goes without: kubelet warns and pulls too). */
-static void pod_keyring(struct edged *ed, struct epod *p, struct regauth *k)
+ * goes without: kubelet warns and pulls too). KEDGE_EPARSE and why: a docker secret that does
+ * not decode, which fails the pull as kubelet's MakeDockerKeyring does; else 0. */
+static int pod_keyring(struct edged *ed, struct epod *p, struct regauth *k, char *why, size_t n)
 {
     struct lookup_ctx lc = {ed, p};
     size_t i;
+    int rc = 0;
 
-    for (i = 0; i < p->spec->n_pull_secrets; i++) {
+    for (i = 0; i < p->spec->n_pull_secrets && rc != KEDGE_EPARSE; i++) {
         const char *name = p->spec->pull_secrets[i];
         char *json = NULL;
-        int rc = *name ? edged_store_lookup(&lc, "secret", p->spec->ns, name, &json) : -ENOENT;
 
+        rc = *name ? edged_store_lookup(&lc, "secret", p->spec->ns, name, &json) : -ENOENT;
         if (rc == 0)
             rc = regauth_add_secret(k, json, strlen(json));
-        if (rc < 0)
+        if (rc == KEDGE_EPARSE)
+            snprintf(why, n, "pull secret %s/%s: its docker config does not parse", p->spec->ns,
+                     name);
+        else if (rc < 0)
             kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN,
                               "edged: pod %s: unable to use pull secret %s/%s (%s); the image "
                               "pull may not succeed",
                               p->key, p->spec->ns, name, kedge_strerror(rc));
         kedge_free(json);
     }
+    return rc == KEDGE_EPARSE ? rc : 0;
 }
 
 /* Pull container ci's image (ci -1: the sandbox's) with the cred-th credential the keyring
@@ -265,11 +315,15 @@ static void pull(struct edged *ed, struct epod *p, int ci, int attempt, size_t c
     const struct regauth_entry *found[MAX_CREDS];
     struct regauth k = REGAUTH_INIT;
     struct runtime_auth auth;
-    char repo[512], server[256];
+    char repo[512], server[256], why[400];
     size_t n = 0;
     struct op *o;
 
-    pod_keyring(ed, p, &k);
+    if (pod_keyring(ed, p, &k, why, sizeof(why)) < 0) {
+        regauth_cleanup(&k);
+        pull_refused(ed, p, ci, why);
+        return;
+    }
     if (regauth_repository(image, repo, sizeof(repo)) == 0)
         n = regauth_lookup(&k, repo, found, MAX_CREDS);
     if (n > MAX_CREDS)
@@ -322,37 +376,6 @@ void edged_create_sandbox(struct edged *ed, struct epod *p)
         check_image(ed, p, -1, p->sandbox_attempt);
     else
         (void)create(ed, p, -1, p->sandbox_attempt, NULL);
-}
-
-/* The sandbox could not be made: kubelet's FailedCreatePodSandBox. The pod stays Pending, its
- * containers in ContainerCreating with the reason (the event's text: there are no events
- * here), until the next try. */
-static void sandbox_failed(struct edged *ed, struct epod *p, const char *why)
-{
-    char msg[900];
-    size_t i;
-
-    snprintf(msg, sizeof(msg), "Failed to create pod sandbox: %s", why);
-    for (i = 0; i < p->n_cs; i++)
-        if (p->cs[i].waiting == WAIT_NONE || p->cs[i].waiting == WAIT_CREATING)
-            edged_set_waiting(&p->cs[i], WAIT_CREATING, msg);
-    p->infra_retry_at_ms = kedge_now_ms() + (uint64_t)ed->cfg.backoff_initial_ms;
-    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key, msg);
-}
-
-/* A container's pull failed: ErrImagePull until the pod worker's next try (kubelet requeues a
- * failed sync after its back-off period), then ImagePullBackOff while the image's back-off
- * lasts (on_image_checked). */
-static void pull_failed(struct edged *ed, struct epod *p, int ci, const char *why)
-{
-    struct cstate *cs = &p->cs[ci];
-    char msg[900];
-
-    imagepull_backoff_next(&cs->pull_backoff, kedge_now_ms(), ed->cfg.backoff_initial_ms,
-                           ed->cfg.backoff_max_ms);
-    imagepull_failed_message(image_of(ed, p, ci), why, msg, sizeof(msg));
-    edged_hold(ed, cs, WAIT_PULL_ERROR, msg);
-    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key, msg);
 }
 
 /* ---- answers ----------------------------------------------------------------------------- */
@@ -440,20 +463,12 @@ static void on_image_checked(struct edged *ed, struct epod *p, struct op *o,
 static void on_pulled(struct edged *ed, struct epod *p, struct op *o,
                       const struct runtime_result *r)
 {
-    char why[900];
-
     if (r->outcome == RT_FAILED && o->cred + 1 < o->n_creds) {
         pull(ed, p, o->ci, o->attempt, o->cred + 1); /* the next credential that matches */
         return;
     }
-    if (r->outcome != RT_OK && o->ci < 0) {
-        snprintf(why, sizeof(why), "failed pulling image \"%s\": %s", image_of(ed, p, -1),
-                 r->message);
-        sandbox_failed(ed, p, why);
-        return;
-    }
     if (r->outcome != RT_OK) {
-        pull_failed(ed, p, o->ci, r->message);
+        pull_refused(ed, p, o->ci, r->message);
         return;
     }
     if (o->ci < 0)

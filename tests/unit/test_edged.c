@@ -527,6 +527,31 @@ static bool terminated_reported(void)
 
 /* A deleted pod's last status keeps its containers' terminated states: the removal of the
  * containers after it is no new status (it would read waiting ContainerCreating). */
+static bool secret_refused(void)
+{
+    return strstr(last_patch(), "\"reason\":\"ErrImagePull\",\"message\":\"Failed to pull image "
+                                "\\\"127.0.0.1:5000/app:1\\\": pull secret default/regcred: its "
+                                "docker config does not parse\"") != NULL;
+}
+
+/* A docker secret that does not decode fails the pull (kubelet's MakeDockerKeyring), nothing is
+ * pulled without it. */
+START_TEST(broken_pull_secret_fails_the_pull)
+{
+    struct edged *ed;
+
+    secret_key = "default/secret/regcred";
+    secret_value = "{\"type\":\"kubernetes.io/dockerconfigjson\",\"data\":{\".dockerconfigjson\":"
+                   "\"bm90IGpzb24=\"}}"; /* "not json" */
+    ed = start(PRIVATE_POD("127.0.0.1:5000/app:1"));
+    fake.image_present = false;
+    spin_until(secret_refused);
+    ck_assert_int_eq(fake_count(&fake, 0, FAKE_PULL, "127.0.0.1:5000/app:1"), 0);
+    finish(ed);
+    secret_key = NULL;
+}
+END_TEST
+
 START_TEST(deleted_pod_keeps_terminated_state)
 {
     static char deleting[] =
@@ -584,6 +609,7 @@ static Suite *edged_suite(void)
     tcase_add_test(tc, sandbox_image_pulled_when_absent);
     tcase_add_test(tc, sandbox_pull_failure_is_reported);
     tcase_add_test(tc, pull_failure_backs_off);
+    tcase_add_test(tc, broken_pull_secret_fails_the_pull);
     tcase_add_test(tc, deleted_pod_keeps_terminated_state);
     tcase_add_test(tc, resource_filter);
     suite_add_tcase(s, tc);
