@@ -101,6 +101,7 @@ int edged_start(struct bridge *br, struct edged **out)
         br->cfg.pod_resync_s,
         br->cfg.remote_query_timeout_s * 1000,
         "",
+        br->cfg.pod_infra_image,
     };
     struct runtime_docker_config rc = {br->cfg.engine_socket, br->cfg.node_name,
                                        br->cfg.pod_infra_image, (int)br->cfg.engine_nofile,

@@ -8,8 +8,8 @@
 #
 # Pods run as containers: unless KEDGE_ENGINE_SOCKET names an engine, a private podman service
 # (Docker API) is started in <data dir>/engine by scripts/engine.sh and stopped with the rest.
-# kedge-bridge gets engine_socket and pod_infra_image (the engine's localhost/pause:edge) once it
-# knows those keys. If the engine cannot start, the node runs without pods.
+# kedge-bridge gets engine_socket and pod_infra_image (KEDGE_POD_INFRA_IMAGE, else the engine's
+# localhost/pause:edge) once it knows those keys. If the engine cannot start, the node runs without pods.
 #
 # To join a real cloudcore instead of the local cloud, give its address and a token from
 # `keadm gettoken` (the bridge does the certificate bootstrap once, as keadm join does):
@@ -41,6 +41,10 @@
 #                                 it, else <data dir>/dmi.sock
 #   KEDGE_ENGINE_SOCKET=          a running dockerd/podman API socket to use for pods; unset: start
 #                                 scripts/engine.sh (podman); none: no container engine
+#   KEDGE_POD_INFRA_IMAGE=        the pods' sandbox ("pause") image (bridge key pod_infra_image),
+#                                 for any engine; unset: localhost/pause:edge with run.sh's own
+#                                 engine, else the bridge's default kubeedge/pause:3.6. Pulled
+#                                 when the engine lacks it, as kubelet does
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -63,6 +67,7 @@ METRICS_PORT=${KEDGE_METRICS_PORT:-9475}
 PASSWORD_FILE=$DATA_DIR/bridge.password
 ENGINE_SOCKET=${KEDGE_ENGINE_SOCKET:-}
 DMI_SOCKET=${KEDGE_DMI_SOCKET:-}
+POD_INFRA_IMAGE=${KEDGE_POD_INFRA_IMAGE:-}
 ENGINE_DIR= # set while run.sh's own engine runs
 PIDS=()
 declare -A NAMES=() STARTED=() # child pid -> its name, its start (SECONDS)
@@ -400,8 +405,13 @@ engine_args() {
     fi
     BRIDGE_ARGS+=(engine_socket="$ENGINE_SOCKET")
     [[ $ENGINE_SOCKET != none ]] || return 0
-    # the images of run.sh's own engine; a configured engine must provide the default one
-    [[ -n $ENGINE_DIR ]] && BRIDGE_ARGS+=(pod_infra_image=localhost/pause:edge)
+    # the sandbox image: the one asked for; else run.sh's own engine's; else the bridge's
+    # default, which Edged pulls when the engine lacks it
+    if [[ -n $POD_INFRA_IMAGE ]]; then
+        BRIDGE_ARGS+=(pod_infra_image="$POD_INFRA_IMAGE")
+    elif [[ -n $ENGINE_DIR ]]; then
+        BRIDGE_ARGS+=(pod_infra_image=localhost/pause:edge)
+    fi
     if grep -qE '^ *pods_dir ' <<<"$keys"; then
         BRIDGE_ARGS+=(pods_dir="$DATA_DIR/pods")
     fi

@@ -124,7 +124,8 @@ static bool pod_due(const struct epod *p, uint64_t now)
     for (i = 0; i < p->n_cs; i++) {
         const struct cstate *cs = &p->cs[i];
         if ((cs->waiting == WAIT_CRASH_BACKOFF && now >= cs->backoff_until_ms) ||
-            (cs->waiting == WAIT_PULL_BACKOFF && now >= cs->pull_until_ms) ||
+            (cs->waiting == WAIT_PULL_BACKOFF &&
+             !imagepull_backoff_active(&cs->pull_backoff, now)) ||
             (cs->retry_at_ms && now >= cs->retry_at_ms) || cs->kill_requested)
             return true;
     }

@@ -70,6 +70,9 @@ struct edged_config {
     int64_t resync_s;
     int64_t remote_timeout_ms;
     char host_ip[64]; /* the node's InternalIP: the pods' hostIP */
+    /* the sandbox's image (pod_infra_image): checked and pulled before a sandbox is made, as
+     * the runtime's create uses it; NULL: not checked */
+    const char *sandbox_image;
 };
 
 /* Start Edged on rt, which is Edged's from then on (stopped and freed with it, also when this

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "edged.h"
+#include "imagepull.h"
 #include "kedge/log.h"
 #include "podgone.h"
 #include "podspec.h"
@@ -40,10 +41,9 @@ struct probe_ctx;
 struct cstate {
     enum container_waiting waiting;
     char *waiting_msg;
-    uint64_t backoff_until_ms; /* monotonic; restart not before */
-    int64_t backoff_ms;        /* the current step; 0: the next restart is immediate */
-    uint64_t pull_until_ms;
-    int64_t pull_backoff_ms;
+    uint64_t backoff_until_ms;             /* monotonic; restart not before */
+    int64_t backoff_ms;                    /* the current step; 0: the next restart is immediate */
+    struct imagepull_backoff pull_backoff; /* failed pulls of its image (ImagePullBackOff) */
     bool ready, started, kill_requested;
     int live_fail, ready_ok, ready_fail, start_ok, start_fail;
     uint64_t probe_at_ms[3]; /* liveness, readiness, startup: next run (0: not scheduled) */
@@ -88,6 +88,7 @@ struct epod {
     int sandbox_attempt;
     bool terminating, finalise, final_sent, volumes_ready, volumes_dirty;
     char *status_sent, *status_pending;
+    char *status_final; /* the terminal status of a deleted pod, once taken: the last one sent */
     bool status_inflight;
     const char *phase;   /* podstatus_phase's last answer (a literal), NULL until computed */
     uint64_t queried_ms; /* last remote query for a missing configMap/secret */
@@ -170,6 +171,11 @@ void edged_container_view(struct edged *ed, const struct epod *p, size_t ci,
 /* Compute p's status and send it if it changed. false: it could not be sent now (a patch in
  * flight, out of memory); true: sent, unchanged, or offline. */
 bool edged_report_status(struct edged *ed, struct epod *p);
+/* A deleted pod whose containers stopped: take its terminal status (once) and send it; from then
+ * on it is the only status p reports. Returns as edged_report_status. */
+bool edged_report_final_status(struct edged *ed, struct epod *p);
+/* Whether the cloud has answered the terminal status. */
+bool edged_final_status_taken(const struct epod *p);
 
 /* ---- edged_probe.c: kubelet's prober manager ---- */
 
@@ -187,7 +193,9 @@ void edged_stops_due(struct edged *ed, struct epod *p, uint64_t now);
 void edged_start_existing(struct edged *ed, struct epod *p, int ci, const char *id);
 /* Container ci, attempt: check the image (pull if the policy says so), create, start. */
 void edged_start_container(struct edged *ed, struct epod *p, int ci, int attempt);
-/* Create and start the pod's sandbox. */
+/* Make the pod's sandbox: its image checked (pulled when absent, with the pod's pull secrets),
+ * created, started. A failure holds the pod's containers in ContainerCreating with kubelet's
+ * FailedCreatePodSandBox message until the next try. */
 void edged_create_sandbox(struct edged *ed, struct epod *p);
 
 /* ---- edged_worker.c: kubelet's pod workers ---- */

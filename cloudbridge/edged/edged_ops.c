@@ -5,7 +5,10 @@
  * Starting a container is a chain: image check -> pull (when the policy says so) -> create
  * -> start, each link in the previous one's answer; a failure holds the container with
  * kubelet's waiting reason (ErrImagePull, CreateContainerConfigError, RunContainerError, ...)
- * until the back-off lets the next sync try again.
+ * until the back-off lets the next sync try again. A sandbox is the same chain with the
+ * sandbox image (pulled only when absent, as dockershim's ensureSandboxImageExists).
+ * Pulls carry the credentials kubelet's keyring finds for the image in the pod's
+ * imagePullSecrets, each matching one tried in turn until one works.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,10 +16,14 @@
 #include <string.h>
 
 #include "edged_int.h"
+#include "imagepull.h"
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/log.h"
 #include "kedge/util.h"
+#include "regauth.h"
+
+#define MAX_CREDS 8 /* credentials tried for one pull (kubelet tries every match) */
 
 enum op_kind {
     OP_REMOVE,
@@ -26,6 +33,8 @@ enum op_kind {
     OP_PULL,
     OP_CREATE,
     OP_START,
+    OP_INFRA_IMAGE_CHECK,
+    OP_INFRA_PULL,
     OP_INFRA_CREATE,
     OP_INFRA_START
 };
@@ -38,6 +47,7 @@ struct op {
     int ci; /* container index into cs, -1 for the infra container */
     int attempt;
     char *id;
+    size_t cred, n_creds; /* a pull: the credential tried (of the keyring's matches) */
 };
 
 static void op_free(struct op *o)
@@ -208,11 +218,6 @@ static int create(struct edged *ed, struct epod *p, int ci, int attempt, const s
     return rc;
 }
 
-void edged_create_sandbox(struct edged *ed, struct epod *p)
-{
-    (void)create(ed, p, -1, p->sandbox_attempt, NULL);
-}
-
 /* The container's create, with the sandbox it joins. */
 static void create_in_sandbox(struct edged *ed, struct epod *p, struct op *o)
 {
@@ -224,11 +229,134 @@ static void create_in_sandbox(struct edged *ed, struct epod *p, struct op *o)
 
 /* ---- images ------------------------------------------------------------------------------ */
 
+static const char *image_of(struct edged *ed, struct epod *p, int ci)
+{
+    return ci < 0 ? ed->cfg.sandbox_image : edged_spec_container(p, (size_t)ci)->image;
+}
+
+/* The sandbox could not be made: kubelet's FailedCreatePodSandBox. The pod stays Pending, its
+ * containers in ContainerCreating with the reason (the event's text: there are no events
+ * here), until the next try. */
+static void sandbox_failed(struct edged *ed, struct epod *p, const char *why)
+{
+    char msg[900];
+    size_t i;
+
+    snprintf(msg, sizeof(msg), "Failed to create pod sandbox: %s", why);
+    for (i = 0; i < p->n_cs; i++)
+        if (p->cs[i].waiting == WAIT_NONE || p->cs[i].waiting == WAIT_CREATING)
+            edged_set_waiting(&p->cs[i], WAIT_CREATING, msg);
+    p->infra_retry_at_ms = kedge_now_ms() + (uint64_t)ed->cfg.backoff_initial_ms;
+    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key, msg);
+}
+
+/* A container's pull failed: ErrImagePull until the pod worker's next try (kubelet requeues a
+ * failed sync after its back-off period), then ImagePullBackOff while the image's back-off
+ * lasts (on_image_checked). */
+static void pull_failed(struct edged *ed, struct epod *p, int ci, const char *why)
+{
+    struct cstate *cs = &p->cs[ci];
+    char msg[900];
+
+    imagepull_backoff_next(&cs->pull_backoff, kedge_now_ms(), ed->cfg.backoff_initial_ms,
+                           ed->cfg.backoff_max_ms);
+    imagepull_failed_message(image_of(ed, p, ci), why, msg, sizeof(msg));
+    edged_hold(ed, cs, WAIT_PULL_ERROR, msg);
+    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key, msg);
+}
+
+/* A pull of container ci's image (ci -1: the sandbox's) failed with why. */
+static void pull_refused(struct edged *ed, struct epod *p, int ci, const char *why)
+{
+    char msg[900];
+
+    if (ci >= 0) {
+        pull_failed(ed, p, ci, why);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "failed pulling image \"%s\": %s", image_of(ed, p, -1), why);
+    sandbox_failed(ed, p, msg);
+}
+
+/* The pod's keyring: its imagePullSecrets from the store (a miss asks the cloud, and this pull
+ * goes without: kubelet warns and pulls too). KEDGE_EPARSE and why: a docker secret that does
+ * not decode, which fails the pull as kubelet's MakeDockerKeyring does; else 0. */
+static int pod_keyring(struct edged *ed, struct epod *p, struct regauth *k, char *why, size_t n)
+{
+    struct lookup_ctx lc = {ed, p};
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < p->spec->n_pull_secrets && rc != KEDGE_EPARSE; i++) {
+        const char *name = p->spec->pull_secrets[i];
+        char *json = NULL;
+
+        rc = *name ? edged_store_lookup(&lc, "secret", p->spec->ns, name, &json) : -ENOENT;
+        if (rc == 0)
+            rc = regauth_add_secret(k, json, strlen(json));
+        if (rc == KEDGE_EPARSE)
+            snprintf(why, n, "pull secret %s/%s: its docker config does not parse", p->spec->ns,
+                     name);
+        else if (rc < 0)
+            kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN,
+                              "edged: pod %s: unable to use pull secret %s/%s (%s); the image "
+                              "pull may not succeed",
+                              p->key, p->spec->ns, name, kedge_strerror(rc));
+        kedge_free(json);
+    }
+    return rc == KEDGE_EPARSE ? rc : 0;
+}
+
+/* Pull container ci's image (ci -1: the sandbox's) with the cred-th credential the keyring
+ * matches (none: anonymous). */
+static void pull(struct edged *ed, struct epod *p, int ci, int attempt, size_t cred)
+{
+    const char *image = image_of(ed, p, ci);
+    const struct regauth_entry *found[MAX_CREDS];
+    struct regauth k = REGAUTH_INIT;
+    struct runtime_auth auth;
+    char repo[512], server[256], why[400];
+    size_t n = 0;
+    struct op *o;
+
+    if (pod_keyring(ed, p, &k, why, sizeof(why)) < 0) {
+        regauth_cleanup(&k);
+        pull_refused(ed, p, ci, why);
+        return;
+    }
+    if (regauth_repository(image, repo, sizeof(repo)) == 0)
+        n = regauth_lookup(&k, repo, found, MAX_CREDS);
+    if (n > MAX_CREDS)
+        n = MAX_CREDS;
+    o = op_begin(ed, p, ci < 0 ? OP_INFRA_PULL : OP_PULL, ci, attempt, NULL);
+    if (o) {
+        o->cred = cred;
+        o->n_creds = n;
+        if (cred < n) {
+            regauth_registry(repo, server, sizeof(server));
+            auth = (struct runtime_auth){found[cred]->username, found[cred]->password, server};
+        }
+        kedge_log(KEDGE_LOG_INFO, "edged: pod %s: pulling %s%s%s", p->key, image,
+                  cred < n ? " as " : "", cred < n ? found[cred]->username : "");
+        (void)op_sent(
+            p, o, ed->rt.ops->pull_image(ed->rt.rt, image, cred < n ? &auth : NULL, op_done, o));
+    }
+    regauth_cleanup(&k);
+}
+
+static void check_image(struct edged *ed, struct epod *p, int ci, int attempt)
+{
+    struct op *o =
+        op_begin(ed, p, ci < 0 ? OP_INFRA_IMAGE_CHECK : OP_IMAGE_CHECK, ci, attempt, NULL);
+
+    if (o)
+        (void)op_sent(p, o, ed->rt.ops->image_present(ed->rt.rt, image_of(ed, p, ci), op_done, o));
+}
+
 void edged_start_container(struct edged *ed, struct epod *p, int ci, int attempt)
 {
     const struct pod_container *c = edged_spec_container(p, (size_t)ci);
     struct cstate *cs = &p->cs[ci];
-    struct op *o;
     char msg[600];
 
     if (!c->image || !podspec_image_valid(c->image)) {
@@ -239,39 +367,15 @@ void edged_start_container(struct edged *ed, struct epod *p, int ci, int attempt
         edged_hold(ed, cs, WAIT_INVALID_IMAGE, msg);
         return;
     }
-    if (cs->pull_until_ms && kedge_now_ms() < cs->pull_until_ms) {
-        snprintf(msg, sizeof(msg), "Back-off pulling image \"%s\"", c->image);
-        edged_set_waiting(cs, WAIT_PULL_BACKOFF, msg);
-        return;
-    }
-    o = op_begin(ed, p, OP_IMAGE_CHECK, ci, attempt, NULL);
-    if (o)
-        (void)op_sent(p, o, ed->rt.ops->image_present(ed->rt.rt, c->image, op_done, o));
+    check_image(ed, p, ci, attempt);
 }
 
-static void pull(struct edged *ed, struct epod *p, int ci, int attempt)
+void edged_create_sandbox(struct edged *ed, struct epod *p)
 {
-    const struct pod_container *c = edged_spec_container(p, (size_t)ci);
-    struct op *o = op_begin(ed, p, OP_PULL, ci, attempt, NULL);
-
-    if (o)
-        (void)op_sent(p, o, ed->rt.ops->pull_image(ed->rt.rt, c->image, op_done, o));
-}
-
-static void pull_failed(struct edged *ed, struct epod *p, int ci, const char *why)
-{
-    struct cstate *cs = &p->cs[ci];
-    const struct pod_container *c = edged_spec_container(p, (size_t)ci);
-    char msg[800];
-    int64_t init = ed->cfg.backoff_initial_ms, max = ed->cfg.backoff_max_ms;
-
-    cs->pull_backoff_ms = cs->pull_backoff_ms ? cs->pull_backoff_ms * 2 : init;
-    if (cs->pull_backoff_ms > max)
-        cs->pull_backoff_ms = max;
-    cs->pull_until_ms = kedge_now_ms() + (uint64_t)cs->pull_backoff_ms;
-    snprintf(msg, sizeof(msg), "Failed to pull image \"%s\": %s", c->image, why);
-    edged_set_waiting(cs, WAIT_PULL_ERROR, msg);
-    kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: %s", p->key, msg);
+    if (ed->cfg.sandbox_image && *ed->cfg.sandbox_image)
+        check_image(ed, p, -1, p->sandbox_attempt);
+    else
+        (void)create(ed, p, -1, p->sandbox_attempt, NULL);
 }
 
 /* ---- answers ----------------------------------------------------------------------------- */
@@ -291,9 +395,7 @@ static void on_created(struct edged *ed, struct epod *p, struct op *o,
             bool missing = r->outcome == RT_NOT_FOUND;
             edged_hold(ed, &p->cs[o->ci], missing ? WAIT_CREATING : WAIT_CREATE_ERROR, r->message);
         } else {
-            kedge_free(p->pod_message);
-            p->pod_message = kedge_strdup(r->message);
-            p->infra_retry_at_ms = kedge_now_ms() + (uint64_t)ed->cfg.backoff_initial_ms;
+            sandbox_failed(ed, p, r->message);
         }
         kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: create failed: %s",
                           p->key, r->message);
@@ -306,8 +408,9 @@ static void on_started(struct edged *ed, struct epod *p, struct op *o,
     if (r->outcome == RT_OK) {
         if (o->ci >= 0)
             edged_set_waiting(&p->cs[o->ci], WAIT_NONE, NULL);
-        kedge_free(p->pod_message);
-        p->pod_message = NULL;
+        for (size_t i = 0; o->ci < 0 && i < p->n_cs; i++)
+            if (p->cs[i].waiting == WAIT_CREATING) /* a sandbox failure's message goes */
+                edged_set_waiting(&p->cs[i], WAIT_NONE, NULL);
         return;
     }
     kedge_log_limited(&ed->rl, "edged", KEDGE_LOG_WARN, "edged: pod %s: start failed: %s", p->key,
@@ -321,36 +424,57 @@ static void on_started(struct edged *ed, struct epod *p, struct op *o,
 static void on_image_checked(struct edged *ed, struct epod *p, struct op *o,
                              const struct runtime_result *r)
 {
-    const struct pod_container *c = edged_spec_container(p, (size_t)o->ci);
+    const char *image = image_of(ed, p, o->ci);
+    struct cstate *cs = o->ci >= 0 ? &p->cs[o->ci] : NULL;
     char msg[600];
 
     if (r->outcome == RT_UNREACHABLE) {
-        edged_hold(ed, &p->cs[o->ci], WAIT_CREATING, r->message);
+        if (cs)
+            edged_hold(ed, cs, WAIT_CREATING, r->message);
+        else
+            sandbox_failed(ed, p, r->message);
         return;
     }
-    if (!r->present && !strcmp(c->pull_policy, "Never")) {
-        snprintf(msg, sizeof(msg),
-                 "Container image \"%s\" is not present with pull policy of Never", c->image);
-        edged_hold(ed, &p->cs[o->ci], WAIT_NEVER_PULL, msg);
+    /* the sandbox image: IfNotPresent */
+    switch (imagepull_decide(
+        cs ? edged_spec_container(p, (size_t)o->ci)->pull_policy : "IfNotPresent", r->present)) {
+    case IMAGE_NEVER:
+        imagepull_never_message(image, msg, sizeof(msg));
+        edged_hold(ed, cs, WAIT_NEVER_PULL, msg);
         return;
-    }
-    if (!r->present || !strcmp(c->pull_policy, "Always")) {
-        pull(ed, p, o->ci, o->attempt);
+    case IMAGE_PULL:
+        if (cs && imagepull_backoff_active(&cs->pull_backoff, kedge_now_ms())) {
+            imagepull_backoff_message(image, msg, sizeof(msg));
+            edged_set_waiting(cs, WAIT_PULL_BACKOFF, msg);
+            cs->retry_at_ms = imagepull_backoff_until(&cs->pull_backoff);
+            return;
+        }
+        pull(ed, p, o->ci, o->attempt, 0);
         return;
+    case IMAGE_USE:
+        break;
     }
-    create_in_sandbox(ed, p, o);
+    if (cs)
+        create_in_sandbox(ed, p, o);
+    else
+        (void)create(ed, p, -1, o->attempt, NULL);
 }
 
 static void on_pulled(struct edged *ed, struct epod *p, struct op *o,
                       const struct runtime_result *r)
 {
-    if (r->outcome != RT_OK) {
-        pull_failed(ed, p, o->ci, r->message);
+    if (r->outcome == RT_FAILED && o->cred + 1 < o->n_creds) {
+        pull(ed, p, o->ci, o->attempt, o->cred + 1); /* the next credential that matches */
         return;
     }
-    p->cs[o->ci].pull_backoff_ms = 0;
-    p->cs[o->ci].pull_until_ms = 0;
-    create_in_sandbox(ed, p, o);
+    if (r->outcome != RT_OK) {
+        pull_refused(ed, p, o->ci, r->message);
+        return;
+    }
+    if (o->ci < 0)
+        (void)create(ed, p, -1, o->attempt, NULL);
+    else
+        create_in_sandbox(ed, p, o);
 }
 
 static void op_done(void *ctx, const struct runtime_result *r)
@@ -366,16 +490,19 @@ static void op_done(void *ctx, const struct runtime_result *r)
         return;
     }
     p->busy--;
-    if (p->terminating && (o->kind == OP_IMAGE_CHECK || o->kind == OP_PULL)) {
+    if (p->terminating && (o->kind == OP_IMAGE_CHECK || o->kind == OP_PULL ||
+                           o->kind == OP_INFRA_IMAGE_CHECK || o->kind == OP_INFRA_PULL)) {
         op_free(o); /* deleted meanwhile: nothing more is started */
         edged_relist_soon(ed);
         return;
     }
     switch (o->kind) {
     case OP_IMAGE_CHECK:
+    case OP_INFRA_IMAGE_CHECK:
         on_image_checked(ed, p, o, r);
         break;
     case OP_PULL:
+    case OP_INFRA_PULL:
         on_pulled(ed, p, o, r);
         break;
     case OP_CREATE:

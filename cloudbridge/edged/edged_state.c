@@ -137,7 +137,7 @@ static void pod_free(struct epod *p)
     kedge_free(p->cs);
     podspec_free(p->spec);
     kedge_free_all(p->key, p->uid, p->pod_reason, p->pod_message, p->status_sent, p->status_pending,
-                   p);
+                   p->status_final, p);
 }
 
 struct epod *edged_pod_new(const char *key, struct pod_spec *spec)

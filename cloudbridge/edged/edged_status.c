@@ -123,25 +123,33 @@ static int send_status(struct edged *ed, struct epod *p, const char *status, siz
     return rc;
 }
 
-/* Compute p's status and send it if it changed. Returns false when it could not be sent now
- * (a patch in flight, out of memory), true when sent, unchanged, or offline. */
-bool edged_report_status(struct edged *ed, struct epod *p)
+/* Send status (the newest) unless the cloud has it already. false: not now (a patch in
+ * flight, out of memory); true: sent, unchanged, or offline (it goes when the link is back). */
+static bool offer(struct edged *ed, struct epod *p, const char *status, size_t len)
 {
-    struct container_view *views;
-    struct kedge_buf b = KEDGE_BUF_INIT;
+    if (p->status_sent && !strcmp(p->status_sent, status))
+        return true;
+    if (!ed->deps.connected(ed->deps.ctx))
+        return true;
+    if (send_status(ed, p, status, len) < 0)
+        return false;
+    p->status_inflight = true;
+    p->status_pending = kedge_strdup(status); /* NULL (no memory): offered again after the answer */
+    kedge_log(KEDGE_LOG_DEBUG, "edged: pod %s status %s sent", p->key, p->phase ? p->phase : "");
+    return true;
+}
+
+/* p's v1.PodStatus now, into b. 0 or -ENOMEM. */
+static int compute(struct edged *ed, struct epod *p, struct kedge_buf *b)
+{
+    struct container_view *views = kedge_calloc(p->n_cs ? p->n_cs : 1, sizeof(*views));
     struct pod_view v;
     bool cond[N_COND];
     int64_t now_s = (int64_t)time(NULL);
-    bool done = true;
-    int i;
+    int i, rc;
 
-    if (!p->spec || (p->terminating && !p->finalise))
-        return true; /* a pod the cloud deleted (or replaced): it has no status to take */
-    if (p->status_inflight)
-        return false;
-    views = kedge_calloc(p->n_cs ? p->n_cs : 1, sizeof(*views));
     if (!views)
-        return false;
+        return -ENOMEM;
     fill_view(ed, p, &v, views);
     podstatus_conditions(&v, cond);
     for (i = 0; i < N_COND; i++)
@@ -152,20 +160,46 @@ bool edged_report_status(struct edged *ed, struct epod *p)
     p->cond_known = true;
     memcpy(v.cond_since_s, p->cond_since_s, sizeof(v.cond_since_s));
     p->phase = podstatus_phase(&v);
-    if (podstatus_write(&v, &b) < 0) {
-        done = false;
-    } else if (!p->status_sent || strcmp(p->status_sent, b.data)) {
-        if (!ed->deps.connected(ed->deps.ctx)) {
-            /* offline: nothing to wait for; the newest status goes when the link returns */
-        } else if (send_status(ed, p, b.data, b.len) == 0) {
-            p->status_inflight = true;
-            p->status_pending = kedge_buf_take(&b, NULL);
-            kedge_log(KEDGE_LOG_DEBUG, "edged: pod %s status %s sent", p->key, podstatus_phase(&v));
-        } else {
-            done = false;
-        }
-    }
-    kedge_buf_cleanup(&b);
+    rc = podstatus_write(&v, b);
     kedge_free(views);
+    return rc;
+}
+
+/* Compute p's status and send it if it changed. Returns false when it could not be sent now
+ * (a patch in flight, out of memory), true when sent, unchanged, or offline. A pod whose
+ * terminal status was taken (edged_report_final_status) offers that one only: the removal of
+ * its containers afterwards is no change of status (it would read ContainerCreating). */
+bool edged_report_status(struct edged *ed, struct epod *p)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    bool done;
+
+    if (!p->spec || (p->terminating && !p->finalise))
+        return true; /* a pod the cloud deleted (or replaced): it has no status to take */
+    if (p->status_inflight)
+        return false;
+    if (p->status_final)
+        return offer(ed, p, p->status_final, strlen(p->status_final));
+    done = compute(ed, p, &b) == 0 && offer(ed, p, b.data, b.len);
+    kedge_buf_cleanup(&b);
     return done;
+}
+
+bool edged_report_final_status(struct edged *ed, struct epod *p)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+
+    if (!p->status_final) {
+        if (compute(ed, p, &b) < 0) {
+            kedge_buf_cleanup(&b);
+            return false;
+        }
+        p->status_final = kedge_buf_take(&b, NULL);
+    }
+    return edged_report_status(ed, p);
+}
+
+bool edged_final_status_taken(const struct epod *p)
+{
+    return p->status_final && p->status_sent && !strcmp(p->status_final, p->status_sent);
 }

@@ -316,7 +316,7 @@ static bool sync_terminating(struct edged *ed, struct epod *p)
         /* the terminal status, from the stopped containers; waits for a patch in flight. Only
          * for a pod the cloud still has: one it deleted (or replaced under the same name)
          * would answer NotFound (or a uid conflict), as kubelet's status manager knows */
-        if (!edged_report_status(ed, p))
+        if (!edged_report_final_status(ed, p))
             return false;
         p->final_sent = true;
     }
@@ -335,8 +335,10 @@ void edged_sync_pod(struct edged *ed, struct epod *p)
             /* the delete waits for the final status's answer (cloudcore applies the two on
              * separate goroutines: a delete first makes the patch NotFound) and for a link to
              * send it on (kubelet retries it until it is done) */
+            if (p->finalise && !p->status_inflight && !edged_final_status_taken(p))
+                (void)edged_report_status(ed, p); /* it was taken offline: it goes first */
             if (p->finalise && (p->status_inflight || !ed->deps.connected(ed->deps.ctx) ||
-                                edged_send_pod_delete(ed, p) < 0))
+                                !edged_final_status_taken(p) || edged_send_pod_delete(ed, p) < 0))
                 return;
             rc = podvolumes_remove(ed->cfg.pods_dir, p->uid);
             if (rc < 0)

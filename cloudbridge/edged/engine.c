@@ -39,6 +39,8 @@ struct engine_req {
     struct lws *wsi;
     char *method, *path, *body;
     size_t body_len, body_sent;
+    char *headers; /* extra request headers: "name:\0value\0" pairs, n_headers of them */
+    size_t n_headers;
     int timeout_ms;
     uint64_t deadline_ms;
     engine_done_fn done;
@@ -84,6 +86,7 @@ static void ereq_free(struct engine_req *r)
     kedge_free(r->method);
     kedge_free(r->path);
     kedge_free(r->body);
+    kedge_free(r->headers);
     kedge_buf_cleanup(&r->resp);
     kedge_free(r);
 }
@@ -234,8 +237,33 @@ static int connect_now(struct engine *e, struct engine_req *r)
     return 0;
 }
 
+/* Copy the extra headers into r as "name:" NUL value NUL pairs (lws wants the colon). */
+static int copy_headers(struct engine_req *r, const struct engine_header *h, size_t n)
+{
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (kedge_buf_printf(&b, "%s:", h[i].name) < 0 || kedge_buf_putc(&b, '\0') < 0 ||
+            kedge_buf_puts(&b, h[i].value) < 0 || kedge_buf_putc(&b, '\0') < 0) {
+            kedge_buf_cleanup(&b);
+            return -ENOMEM;
+        }
+    r->headers = kedge_buf_take(&b, NULL);
+    r->n_headers = n;
+    return 0;
+}
+
 int engine_stream(struct engine *e, const char *path, int timeout_ms,
                   const struct engine_stream_fns *fns, void *ctx, struct engine_req **req)
+{
+    struct engine_call call = {"GET", path, NULL, 0, timeout_ms};
+
+    return engine_stream_call(e, &call, fns, ctx, req);
+}
+
+int engine_stream_call(struct engine *e, const struct engine_call *call,
+                       const struct engine_stream_fns *fns, void *ctx, struct engine_req **req)
 {
     struct engine_req *r;
     int rc;
@@ -243,7 +271,12 @@ int engine_stream(struct engine *e, const char *path, int timeout_ms,
     *req = NULL;
     if (e->freeing)
         return -ECANCELED;
-    rc = ereq_new(e, "GET", path, NULL, 0, timeout_ms, &r);
+    rc =
+        ereq_new(e, call->method ? call->method : "GET", call->path, NULL, 0, call->timeout_ms, &r);
+    if (rc == 0 && call->n_headers && copy_headers(r, call->headers, call->n_headers) < 0) {
+        ereq_free(r);
+        rc = -ENOMEM;
+    }
     if (rc < 0)
         return rc;
     r->fns = fns;
@@ -380,9 +413,18 @@ int engine_watch(struct engine *e, const char *path, engine_event_fn fn, engine_
 static int append_body_headers(struct engine_req *r, struct lws *wsi, void *in, size_t len)
 {
     unsigned char **p = (unsigned char **)in, *end = (*p) + len;
+    const char *h = r->headers;
     char cl[24];
+    size_t i;
     int n;
 
+    for (i = 0; i < r->n_headers; i++) {
+        const char *v = h + strlen(h) + 1;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)h, (const unsigned char *)v,
+                                        (int)strlen(v), p, end))
+            return -1;
+        h = v + strlen(v) + 1;
+    }
     if (!r->body)
         return 0;
     n = snprintf(cl, sizeof(cl), "%zu", r->body_len);

@@ -57,6 +57,20 @@ struct engine_stream_fns {
  * done may be called before it returns (a refused connection): then *req is NULL. */
 int engine_stream(struct engine *e, const char *path, int timeout_ms,
                   const struct engine_stream_fns *fns, void *ctx, struct engine_req **req);
+/* A stream with more than a GET: method (NULL "GET"), the path, extra request headers (a pull's
+ * X-Registry-Auth; names without the colon; the values are copied) and timeout_ms for the head as
+ * engine_stream's. Otherwise as engine_stream; engine_stream is this call with a bare GET. */
+struct engine_header {
+    const char *name, *value;
+};
+struct engine_call {
+    const char *method, *path;
+    const struct engine_header *headers;
+    size_t n_headers;
+    int timeout_ms;
+};
+int engine_stream_call(struct engine *e, const struct engine_call *call,
+                       const struct engine_stream_fns *fns, void *ctx, struct engine_req **req);
 /* Close a stream before its done: nothing of fns is called any more. */
 void engine_cancel(struct engine *e, struct engine_req *req);
 /* Backpressure for a stream: while paused the connection is not read (lws_rx_flow_control), so

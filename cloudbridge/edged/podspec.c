@@ -98,6 +98,18 @@ out:
     return rc;
 }
 
+/* imagePullSecrets[i]: a LocalObjectReference; its name ("" for an empty one, which kubelet
+ * skips as a secret that cannot be found). */
+static int parse_pull_secret(struct parse_ctx *x, const struct kedge_jval *e, void *elem, size_t i,
+                             void *ctx)
+{
+    int rc = ps__want_object(x, e);
+
+    (void)i;
+    (void)ctx;
+    return rc < 0 ? rc : ps__get_str_or(x, e, "name", "", elem);
+}
+
 static int parse_spec(struct parse_ctx *x, const struct kedge_jval *root, struct pod_spec *p)
 {
     const struct kedge_jval *spec;
@@ -127,6 +139,9 @@ static int parse_spec(struct parse_ctx *x, const struct kedge_jval *root, struct
         rc = ps__check_label(x, "hostname", p->hostname);
     if (rc == 0)
         rc = ps__get_bool(x, spec, "hostNetwork", &p->host_network);
+    if (rc == 0)
+        rc = ps__parse_list(x, spec, "imagePullSecrets", MAX_ITEMS, sizeof(char *),
+                            &p->pull_secrets, &p->n_pull_secrets, parse_pull_secret, NULL);
     if (rc == 0)
         rc = ps__get_str(x, spec, "restartPolicy", &restart);
     if (rc == 0 && restart && *restart) {
@@ -309,6 +324,9 @@ void podspec_free(struct pod_spec *p)
     kedge_free_all(p->ns, p->name, p->uid, p->node_name, p->service_account, p->hostname);
     free_kv(p->labels, p->n_labels);
     free_kv(p->annotations, p->n_annotations);
+    for (i = 0; p->pull_secrets && i < p->n_pull_secrets; i++)
+        kedge_free(p->pull_secrets[i]);
+    kedge_free(p->pull_secrets);
     free_containers(p->init_containers, p->n_init_containers);
     free_containers(p->containers, p->n_containers);
     for (i = 0; p->volumes && i < p->n_volumes; i++) {

@@ -149,6 +149,8 @@ struct pod_spec {
     int64_t grace_s; /* terminationGracePeriodSeconds (30) */
     enum pod_restart_policy restart;
     bool host_network;
+    char **pull_secrets; /* imagePullSecrets[].name, in order */
+    size_t n_pull_secrets;
     struct pod_container *init_containers, *containers;
     size_t n_init_containers, n_containers;
     struct pod_volume *volumes;

@@ -102,6 +102,15 @@ static void write_container_id(struct kedge_jw *w, const char *key, const char *
     kedge_jw_kstr(w, key, buf);
 }
 
+/* The status goes up as a strategic-merge patch of the stored Pod: a key left out would keep
+ * its old value there, so the states not shown are written as null (which deletes them), as
+ * kubelet's two-way patch does. */
+static void write_null(struct kedge_jw *w, const char *key)
+{
+    kedge_jw_key(w, key);
+    kedge_jw_null(w);
+}
+
 static const char *terminated_reason(const struct observed_container *o)
 {
     if (o->oom_killed)
@@ -119,19 +128,12 @@ static void write_terminated(struct kedge_jw *w, const struct observed_container
     kedge_jw_kstr(w, "reason", terminated_reason(o));
     if (o->error && *o->error)
         kedge_jw_kstr(w, "message", o->error);
+    else
+        write_null(w, "message");
     write_time(w, "startedAt", o->started_ms);
     write_time(w, "finishedAt", o->finished_ms);
     write_container_id(w, "containerID", o->id);
     kedge_jw_obj_close(w);
-}
-
-/* The status goes up as a strategic-merge patch of the stored Pod: a key left out would keep
- * its old value there, so the states not shown are written as null (which deletes them), as
- * kubelet's two-way patch does. */
-static void write_null(struct kedge_jw *w, const char *key)
-{
-    kedge_jw_key(w, key);
-    kedge_jw_null(w);
 }
 
 static void write_state(struct kedge_jw *w, const struct container_view *c)
@@ -192,6 +194,8 @@ static void write_container(struct kedge_jw *w, const struct container_view *c)
     kedge_jw_kstr(w, "imageID", image_id);
     if (c->current)
         write_container_id(w, "containerID", c->current->id);
+    else
+        write_null(w, "containerID");
     kedge_jw_key(w, "started");
     kedge_jw_bool(w, c->started && is_running(c));
     kedge_jw_obj_close(w);
@@ -392,10 +396,15 @@ int podstatus_write(const struct pod_view *v, struct kedge_buf *out)
     kedge_jw_obj_open(&w);
     kedge_jw_kstr(&w, "phase", podstatus_phase(v));
     write_conditions(&w, v);
+    /* plain keys of the Pod's status: left out, a strategic merge would keep the old value */
     if (v->pod_message && *v->pod_message)
         kedge_jw_kstr(&w, "message", v->pod_message);
+    else
+        write_null(&w, "message");
     if (v->pod_reason && *v->pod_reason)
         kedge_jw_kstr(&w, "reason", v->pod_reason);
+    else
+        write_null(&w, "reason");
     write_ips(&w, "hostIP", "hostIPs", v->host_ip);
     write_ips(&w, "podIP", "podIPs", v->pod_ip);
     if (v->start_ms)

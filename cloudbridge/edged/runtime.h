@@ -161,6 +161,13 @@ struct runtime_create {
     void *lookup_ctx;
 };
 
+/* Credentials for a pull (CRI's AuthConfig): what kubelet's keyring found for the image; server
+ * is the registry's host ("127.0.0.1:5000", "docker.io"). Borrowed for the call only: the
+ * runtime copies what it sends. */
+struct runtime_auth {
+    const char *username, *password, *server;
+};
+
 struct runtime_ops {
     /* Make the pod's sandbox (not started: start_container starts it). A create that cannot
      * be built (a missing configMap key, say) answers nothing and returns KEDGE_ESCHEMA with
@@ -179,7 +186,12 @@ struct runtime_ops {
     int (*list)(void *rt, runtime_done_fn done, void *ctx);
     int (*inspect)(void *rt, const char *id, runtime_done_fn done, void *ctx);
     int (*image_present)(void *rt, const char *image, runtime_done_fn done, void *ctx);
-    int (*pull_image)(void *rt, const char *image, runtime_done_fn done, void *ctx);
+    /* Pull image (a reference without a tag: ":latest"), with auth (NULL: anonymous). The
+     * pull streams: a large one holds no memory and no loop time beyond its progress lines.
+     * RT_FAILED with the registry's reason (the engine's error, whether it answered an HTTP
+     * error or put it in the progress stream). */
+    int (*pull_image)(void *rt, const char *image, const struct runtime_auth *auth,
+                      runtime_done_fn done, void *ctx);
     /* The runtime's name and version, kubelet's containerRuntimeVersion. */
     int (*version)(void *rt, runtime_done_fn done, void *ctx);
     /* Follow the runtime's container events from now on. */

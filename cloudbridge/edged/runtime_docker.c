@@ -3,8 +3,8 @@
  * Each op is one engine call (engine.c) whose reply is turned into a runtime_result here: the
  * HTTP statuses the engines answer, the inspect and list JSON, the error bodies. Create bodies
  * are built by runtime_docker_body.c, exec by runtime_docker_exec.c, logs streamed and
- * demultiplexed by runtime_docker_logs.c, interactive exec and attach sessions run by
- * runtime_docker_session.c.
+ * demultiplexed by runtime_docker_logs.c, pulls streamed by runtime_docker_pull.c,
+ * interactive exec and attach sessions run by runtime_docker_session.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,10 +20,9 @@
 #include "runtime_docker.h"
 #include "runtime_docker_exec.h"
 #include "runtime_docker_logs.h"
+#include "runtime_docker_pull.h"
 #include "runtime_docker_session.h"
 #include "runtime_docker_stats.h"
-
-#define PULL_TIMEOUT_MS 600000
 
 struct docker_rt {
     struct engine *engine;
@@ -37,17 +36,7 @@ struct docker_rt {
     void *watch_ctx;
 };
 
-enum call_kind {
-    C_CREATE,
-    C_START,
-    C_KILL,
-    C_REMOVE,
-    C_LIST,
-    C_INSPECT,
-    C_IMAGE,
-    C_PULL,
-    C_VERSION
-};
+enum call_kind { C_CREATE, C_START, C_KILL, C_REMOVE, C_LIST, C_INSPECT, C_IMAGE, C_VERSION };
 
 struct call {
     enum call_kind kind;
@@ -195,25 +184,6 @@ static void listed(const struct engine_reply *r, struct runtime_result *res, cha
     res->n_listed = k;
 }
 
-/* /images/create answers 200 even when it failed: the error is in the JSON stream. */
-static bool pull_error(const struct engine_reply *r, char *out, size_t n)
-{
-    const char *e = strstr(r->body, "\"error\"");
-
-    if (r->status != 200) {
-        docker_engine_message(r, out, n);
-        return true;
-    }
-    if (!e)
-        return false;
-    e = strchr(e + 7, '"');
-    if (!e)
-        snprintf(out, n, "pull failed");
-    else
-        snprintf(out, n, "%.*s", (int)strcspn(e + 1, "\""), e + 1);
-    return true;
-}
-
 /* GET /version: kubelet's form, <runtime>://<version> (dockershim said docker://24.0.5);
  * podman's Docker API names itself "Podman Engine". */
 static void version_read(const struct engine_reply *r, struct runtime_result *res, char *msg,
@@ -313,12 +283,6 @@ static void answered(void *ctx, const struct engine_reply *r)
                 failed(r, &res, msg, sizeof(msg));
             res.present = r->status == 200;
             break;
-        case C_PULL:
-            if (pull_error(r, msg, sizeof(msg))) {
-                res.outcome = r->status == 0 ? RT_UNREACHABLE : RT_FAILED;
-                res.message = msg;
-            }
-            break;
         case C_VERSION:
             version_read(r, &res, msg, sizeof(msg));
             break;
@@ -330,25 +294,6 @@ static void answered(void *ctx, const struct engine_reply *r)
     kedge_free(list);
     kedge_jdoc_free(doc);
     kedge_free(c);
-}
-
-/* Percent-encode s for a query string into out. 0 or -ENOMEM. */
-static int urlencode(struct kedge_buf *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        int rc;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~')
-            rc = kedge_buf_putc(out, (char)c);
-        else
-            rc = kedge_buf_printf(out, "%%%c%c", hex[c >> 4], hex[c & 15]);
-        if (rc < 0)
-            return -ENOMEM;
-    }
-    return 0;
 }
 
 /* ---- calls ------------------------------------------------------------------------------- */
@@ -393,8 +338,8 @@ static int create(struct docker_rt *d, const struct runtime_create *rc, char *wh
 
     if (err == 0)
         err = docker_container_name(&cc, &name);
-    if (err == 0 &&
-        (kedge_buf_puts(&path, "/containers/create?name=") < 0 || urlencode(&path, name.data) < 0))
+    if (err == 0 && (kedge_buf_puts(&path, "/containers/create?name=") < 0 ||
+                     docker_urlencode(&path, name.data) < 0))
         err = -ENOMEM;
     if (err == 0)
         err = request(d, C_CREATE, "POST", path.data, body.data, body.len, 0, done, ctx);
@@ -447,7 +392,7 @@ static int op_list(void *rt, runtime_done_fn done, void *ctx)
 
     if (kedge_buf_printf(&f, "{\"label\":[\"%s=%s\"]}", LABEL_NODE, d->node) == 0 &&
         kedge_buf_puts(&path, "/containers/json?all=1&filters=") == 0 &&
-        urlencode(&path, f.data) == 0)
+        docker_urlencode(&path, f.data) == 0)
         rc = request(d, C_LIST, "GET", path.data, NULL, 0, 0, done, ctx);
     kedge_buf_cleanup(&path);
     kedge_buf_cleanup(&f);
@@ -464,32 +409,19 @@ static int op_image_present(void *rt, const char *image, runtime_done_fn done, v
     struct kedge_buf path = KEDGE_BUF_INIT;
     int rc = -ENOMEM;
 
-    if (kedge_buf_puts(&path, "/images/") == 0 && urlencode(&path, image) == 0 &&
+    if (kedge_buf_puts(&path, "/images/") == 0 && docker_urlencode(&path, image) == 0 &&
         kedge_buf_puts(&path, "/json") == 0)
         rc = request(rt, C_IMAGE, "GET", path.data, NULL, 0, 0, done, ctx);
     kedge_buf_cleanup(&path);
     return rc;
 }
 
-static bool image_has_tag(const char *image)
+static int op_pull(void *rt, const char *image, const struct runtime_auth *auth,
+                   runtime_done_fn done, void *ctx)
 {
-    const char *slash = strrchr(image, '/');
-    const char *last = slash ? slash + 1 : image;
-    return strchr(last, ':') || strchr(image, '@');
-}
+    struct docker_rt *d = rt;
 
-static int op_pull(void *rt, const char *image, runtime_done_fn done, void *ctx)
-{
-    struct kedge_buf path = KEDGE_BUF_INIT;
-    char ref[512];
-    int rc = -ENOMEM;
-
-    /* a reference without a tag means :latest (the API would pull every tag) */
-    snprintf(ref, sizeof(ref), "%s%s", image, image_has_tag(image) ? "" : ":latest");
-    if (kedge_buf_puts(&path, "/images/create?fromImage=") == 0 && urlencode(&path, ref) == 0)
-        rc = request(rt, C_PULL, "POST", path.data, NULL, 0, PULL_TIMEOUT_MS, done, ctx);
-    kedge_buf_cleanup(&path);
-    return rc;
+    return docker_pull(d->engine, image, auth, done, ctx);
 }
 
 static int op_version(void *rt, runtime_done_fn done, void *ctx)
@@ -525,7 +457,9 @@ static int op_watch(void *rt, runtime_changed_fn changed, runtime_up_fn up, void
     rc = kedge_buf_printf(&f, "{\"label\":[\"%s=%s\"],\"type\":[\"container\"]}", LABEL_NODE,
                           d->node);
     if (rc == 0)
-        rc = kedge_buf_puts(&l, "/events?filters=") < 0 || urlencode(&l, f.data) < 0 ? -ENOMEM : 0;
+        rc = kedge_buf_puts(&l, "/events?filters=") < 0 || docker_urlencode(&l, f.data) < 0
+                 ? -ENOMEM
+                 : 0;
     if (rc == 0)
         rc = engine_watch(d->engine, l.data, on_event, on_up, d);
     kedge_buf_cleanup(&l);

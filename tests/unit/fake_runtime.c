@@ -173,10 +173,20 @@ static int op_image_present(void *rt, const char *image, runtime_done_fn done, v
     return 0;
 }
 
-static int op_pull(void *rt, const char *image, runtime_done_fn done, void *ctx)
+static int op_pull(void *rt, const char *image, const struct runtime_auth *auth,
+                   runtime_done_fn done, void *ctx)
 {
-    record(F(rt), FAKE_PULL, image, 0);
-    F(rt)->image_present = true;
+    struct fake_runtime *f = F(rt);
+
+    record(f, FAKE_PULL, image, 0);
+    snprintf(f->pull_auth, sizeof(f->pull_auth), "%s:%s@%s", auth ? auth->username : "",
+             auth ? auth->password : "", auth ? auth->server : "");
+    if (f->pull_error) {
+        struct runtime_result r = {.outcome = RT_FAILED, .message = f->pull_error};
+        done(ctx, &r);
+        return 0;
+    }
+    f->image_present = true;
     answer(done, ctx, RT_OK, NULL);
     return 0;
 }

@@ -88,6 +88,8 @@ struct fake_runtime {
     struct fake_call calls[FAKE_MAX_CALLS];
     size_t n_calls;
     bool image_present;
+    const char *pull_error; /* set: every pull fails with it (RT_FAILED) */
+    char pull_auth[256];    /* the last pull's credentials: "user:password@server" (":@" none) */
     int next_id;
     runtime_changed_fn changed;
     runtime_up_fn up;

@@ -47,10 +47,18 @@ static edged_resource_fn hook;
 static void *hook_ctx;
 static char version[64];
 static char pods_dir[64];
+static const char *sandbox_image; /* the config's (NULL: not checked) */
+
+static const char *secret_key, *secret_value; /* a second row, a secret (NULL: none) */
+static int64_t backoff_initial_ms = 10000;    /* the config's */
 
 static int store_get(void *c, const char *key, char **value)
 {
     (void)c;
+    if (secret_key && !strcmp(key, secret_key)) {
+        *value = kedge_strdup(secret_value);
+        return *value ? 0 : -ENOMEM;
+    }
     if (!store_key || strcmp(key, store_key))
         return -ENOENT;
     *value = kedge_strdup(store_value);
@@ -164,7 +172,8 @@ static void spin_until(cond_fn cond)
     uint64_t deadline = kedge_now_ms() + 20000;
 
     while (!cond()) {
-        ck_assert_msg(kedge_now_ms() < deadline, "timed out waiting");
+        ck_assert_msg(kedge_now_ms() < deadline, "timed out waiting; last patch: %.1500s",
+                      last_patch());
         answer_all();
         lws_service(ctx, 0);
     }
@@ -184,7 +193,8 @@ static struct edged *start(const char *pod_json)
     struct edged_deps deps = {
         NULL,      NULL,        NULL,    store_get, store_put,         store_delete,   store_list,
         connected, send_direct, request, object_of, set_resource_hook, runtime_version};
-    struct edged_config cfg = {"node1", pods_dir, "fake", 10000, 300000, 60, 1000, "192.0.2.10"};
+    struct edged_config cfg = {"node1", pods_dir, "fake",       backoff_initial_ms, 300000,
+                               60,      1000,     "192.0.2.10", sandbox_image};
     struct runtime rt;
     struct edged *ed = NULL;
 
@@ -393,6 +403,193 @@ START_TEST(pulls_missing_image)
 }
 END_TEST
 
+/* The sandbox image is checked before a sandbox is made and pulled when absent (IfNotPresent),
+ * with the pod's pull secret; the app image is then present. */
+#define PRIVATE_POD(image)                                                                         \
+    "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\",\"uid\":\"" UID "\"},"              \
+    "\"spec\":{\"nodeName\":\"node1\",\"imagePullSecrets\":[{\"name\":\"regcred\"}],"              \
+    "\"containers\":[{\"name\":\"app\",\"image\":\"" image "\"}]}}"
+/* {"auths":{"127.0.0.1:5000":{"username":"kedge","password":"s3cret"}}} */
+#define REGCRED                                                                                    \
+    "{\"metadata\":{\"name\":\"regcred\",\"namespace\":\"default\"},"                              \
+    "\"type\":\"kubernetes.io/dockerconfigjson\",\"data\":{\".dockerconfigjson\":"                 \
+    "\"eyJhdXRocyI6eyIxMjcuMC4wLjE6NTAwMCI6eyJ1c2VybmFtZSI6ImtlZGdlIiwicGFzc3dvcmQiOiJzM2NyZXQifX" \
+    "19\"}}"
+
+static void with_secret(void)
+{
+    secret_key = "default/secret/regcred";
+    secret_value = REGCRED;
+}
+
+START_TEST(sandbox_image_pulled_when_absent)
+{
+    struct edged *ed;
+    size_t i, image = 0, pull = 0, sandbox = 0;
+
+    sandbox_image = "127.0.0.1:5000/pause:3.9";
+    with_secret();
+    ed = start(PRIVATE_POD("busybox:1.36"));
+    fake.image_present = false; /* (the pull makes every image present) */
+    spin_until(app_running);
+    ck_assert_int_eq(fake_count(&fake, 0, FAKE_PULL, "127.0.0.1:5000/pause:3.9"), 1);
+    ck_assert_int_eq(fake_count(&fake, 0, FAKE_PULL, NULL), 1);
+    ck_assert_str_eq(fake.pull_auth, "kedge:s3cret@127.0.0.1:5000");
+    for (i = 0; i < fake.n_calls; i++) {
+        if (!image && fake.calls[i].kind == FAKE_IMAGE)
+            image = i + 1;
+        if (!pull && fake.calls[i].kind == FAKE_PULL)
+            pull = i + 1;
+        if (!sandbox && fake.calls[i].kind == FAKE_CREATE_SANDBOX)
+            sandbox = i + 1;
+    }
+    ck_assert_str_eq(fake.calls[image - 1].arg, "127.0.0.1:5000/pause:3.9");
+    ck_assert_uint_lt(image, pull);
+    ck_assert_uint_lt(pull, sandbox);
+    finish(ed);
+    sandbox_image = NULL;
+    secret_key = NULL;
+}
+END_TEST
+
+static bool sandbox_pull_failed(void)
+{
+    return strstr(last_patch(), "\"waiting\":{\"reason\":\"ContainerCreating\",\"message\":"
+                                "\"Failed to create pod sandbox: failed pulling image "
+                                "\\\"localhost/pause:none\\\": manifest unknown\"}") != NULL;
+}
+
+/* A sandbox image that cannot be pulled: the pod stays Pending, ContainerCreating with
+ * kubelet's FailedCreatePodSandBox text; no sandbox is made. */
+START_TEST(sandbox_pull_failure_is_reported)
+{
+    struct edged *ed;
+
+    sandbox_image = "localhost/pause:none";
+    ed = start(POD("Always"));
+    fake.image_present = false;
+    fake.pull_error = "manifest unknown";
+    spin_until(sandbox_pull_failed);
+    ck_assert_ptr_nonnull(strstr(last_patch(), "\"phase\":\"Pending\""));
+    ck_assert_str_eq(fake.pull_auth, ":@"); /* no pull secret: anonymous */
+    ck_assert_int_eq(fake_count(&fake, 0, FAKE_CREATE_SANDBOX, NULL), 0);
+    fake.pull_error = NULL;
+    finish(ed);
+    sandbox_image = NULL;
+}
+END_TEST
+
+static bool pull_err_seen;
+
+static bool image_pull_backoff(void)
+{
+    pull_err_seen =
+        pull_err_seen || strstr(last_patch(), "\"reason\":\"ErrImagePull\",\"message\":\"Failed to "
+                                              "pull image \\\"127.0.0.1:5000/app:1\\\": "
+                                              "unauthorized: authentication required\"");
+    return strstr(last_patch(), "\"reason\":\"ImagePullBackOff\",\"message\":\"Back-off "
+                                "pulling image \\\"127.0.0.1:5000/app:1\\\"\"") != NULL;
+}
+
+static bool no_stale_waiting(void)
+{
+    return status_running() && strstr(last_patch(), "\"state\":{\"waiting\":null,");
+}
+
+/* Wrong credentials: ErrImagePull with the registry's reason, then ImagePullBackOff, pulls
+ * spaced by the back-off; once the registry takes them the pod runs and no stale waiting
+ * state stays (it is written null). */
+START_TEST(pull_failure_backs_off)
+{
+    struct edged *ed;
+    size_t pulls;
+
+    with_secret();
+    backoff_initial_ms = 200;
+    pull_err_seen = false;
+    ed = start(PRIVATE_POD("127.0.0.1:5000/app:1"));
+    fake.image_present = false;
+    fake.pull_error = "unauthorized: authentication required";
+    spin_until(image_pull_backoff);
+    ck_assert(pull_err_seen);
+    ck_assert_str_eq(fake.pull_auth, "kedge:s3cret@127.0.0.1:5000");
+    pulls = fake_count(&fake, 0, FAKE_PULL, "127.0.0.1:5000/app:1");
+    ck_assert_uint_ge(pulls, 2); /* ErrImagePull, then a second try whose back-off shows */
+    ck_assert_int_eq(fake_count(&fake, 0, FAKE_CREATE, "app"), 0);
+    fake.pull_error = NULL;
+    spin_until(no_stale_waiting);
+    ck_assert_int_eq(fake_count(&fake, 0, FAKE_CREATE, "app"), 1);
+    finish(ed);
+    backoff_initial_ms = 10000;
+    secret_key = NULL;
+}
+END_TEST
+
+static bool terminated_reported(void)
+{
+    return strstr(last_patch(), "\"phase\":\"Failed\"") &&
+           strstr(last_patch(), "\"terminated\":{\"exitCode\":137,");
+}
+
+/* A deleted pod's last status keeps its containers' terminated states: the removal of the
+ * containers after it is no new status (it would read waiting ContainerCreating). */
+static bool secret_refused(void)
+{
+    return strstr(last_patch(), "\"reason\":\"ErrImagePull\",\"message\":\"Failed to pull image "
+                                "\\\"127.0.0.1:5000/app:1\\\": pull secret default/regcred: its "
+                                "docker config does not parse\"") != NULL;
+}
+
+/* A docker secret that does not decode fails the pull (kubelet's MakeDockerKeyring), nothing is
+ * pulled without it. */
+START_TEST(broken_pull_secret_fails_the_pull)
+{
+    struct edged *ed;
+
+    secret_key = "default/secret/regcred";
+    secret_value = "{\"type\":\"kubernetes.io/dockerconfigjson\",\"data\":{\".dockerconfigjson\":"
+                   "\"bm90IGpzb24=\"}}"; /* "not json" */
+    ed = start(PRIVATE_POD("127.0.0.1:5000/app:1"));
+    fake.image_present = false;
+    spin_until(secret_refused);
+    ck_assert_int_eq(fake_count(&fake, 0, FAKE_PULL, "127.0.0.1:5000/app:1"), 0);
+    finish(ed);
+    secret_key = NULL;
+}
+END_TEST
+
+START_TEST(deleted_pod_keeps_terminated_state)
+{
+    static char deleting[] =
+        "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\",\"uid\":\"" UID "\","
+        "\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"},\"spec\":{\"nodeName\":\"node1\","
+        "\"terminationGracePeriodSeconds\":0,"
+        "\"containers\":[{\"name\":\"app\",\"image\":\"busybox:1.36\"}]}}";
+    struct edged *ed = run_pod(POD("Always"));
+    struct kedge_msg upd = {0};
+    size_t i, first, mark;
+
+    /* kubectl delete: the cloud sends the pod with its deletionTimestamp; the node stops it,
+     * reports the terminal status and deletes it */
+    upd.operation = "update";
+    upd.resource = POD_KEY;
+    upd.content = deleting;
+    upd.content_len = strlen(deleting);
+    mark = n_reqs;
+    hook(hook_ctx, &upd);
+    spin_until(terminated_reported);
+    first = n_reqs;
+    spin_until(pod_gone);
+    for (i = mark; i < n_reqs; i++)
+        if (!strcmp(reqs[i].m.operation, "patch"))
+            ck_assert_msg(!strstr(reqs[i].m.content_str, "ContainerCreating"), "patch %zu: %s", i,
+                          reqs[i].m.content_str);
+    for (i = first; i < n_reqs; i++)
+        ck_assert_str_ne(reqs[i].m.operation, "patch"); /* nothing after the terminal one */
+    finish(ed);
+}
+END_TEST
+
 START_TEST(resource_filter)
 {
     char type[32];
@@ -569,6 +766,11 @@ static Suite *edged_suite(void)
     tcase_add_test(tc, create_restart_delete);
     tcase_add_test(tc, never_restart_fails);
     tcase_add_test(tc, pulls_missing_image);
+    tcase_add_test(tc, sandbox_image_pulled_when_absent);
+    tcase_add_test(tc, sandbox_pull_failure_is_reported);
+    tcase_add_test(tc, pull_failure_backs_off);
+    tcase_add_test(tc, broken_pull_secret_fails_the_pull);
+    tcase_add_test(tc, deleted_pod_keeps_terminated_state);
     tcase_add_test(tc, resource_filter);
     tcase_add_test(tc, lookup_current_and_previous);
     tcase_add_test(tc, lookup_terminated);

@@ -377,6 +377,27 @@ START_TEST(pull_policy_defaults)
 }
 END_TEST
 
+/* imagePullSecrets: the names in order; an empty reference is kept as "" (kubelet looks it up
+ * and warns). */
+START_TEST(pull_secrets)
+{
+    struct pod_spec *p =
+        parse_ok("{\"metadata\":{\"name\":\"p\",\"uid\":\"u\"},\"spec\":{\"imagePullSecrets\":"
+                 "[{\"name\":\"regcred\"},{},{\"name\":\"other\"}],\"containers\":[{\"name\":"
+                 "\"c\",\"image\":\"127.0.0.1:5000/app:1\"}]}}");
+
+    ck_assert_uint_eq(p->n_pull_secrets, 3);
+    ck_assert_str_eq(p->pull_secrets[0], "regcred");
+    ck_assert_str_eq(p->pull_secrets[1], "");
+    ck_assert_str_eq(p->pull_secrets[2], "other");
+    podspec_free(p);
+    p = parse_ok("{\"metadata\":{\"name\":\"p\",\"uid\":\"u\"},\"spec\":{\"containers\":"
+                 "[{\"name\":\"c\",\"image\":\"i\"}]}}");
+    ck_assert_uint_eq(p->n_pull_secrets, 0);
+    podspec_free(p);
+}
+END_TEST
+
 START_TEST(spec_defaults)
 {
     struct pod_spec *p = parse_ok(
@@ -445,6 +466,7 @@ static Suite *podspec_suite(void)
     tcase_add_loop_test(tc, pull_policy_defaults, 0,
                         (int)(sizeof(pull_policies) / sizeof(pull_policies[0])));
     tcase_add_test(tc, spec_defaults);
+    tcase_add_test(tc, pull_secrets);
     podspec_parse_error_tests(tc);
     suite_add_tcase(s, tc);
 

@@ -26,6 +26,12 @@ static const struct {
     const char *why;
 } parse_errors[] = {
     {"{", KEDGE_EPARSE, "pod: not valid JSON"},
+    {POD("{'imagePullSecrets':'regcred','containers':[{'name':'c','image':'i'}]}"), KEDGE_ESCHEMA,
+     "spec.imagePullSecrets: must be an array, not a string"},
+    {POD("{'imagePullSecrets':['regcred'],'containers':[{'name':'c','image':'i'}]}"), KEDGE_ESCHEMA,
+     "spec.imagePullSecrets[0]: must be an object, not a string"},
+    {POD("{'imagePullSecrets':[{'name':1}],'containers':[{'name':'c','image':'i'}]}"),
+     KEDGE_ESCHEMA, "spec.imagePullSecrets[0].name: must be a string, not a number"},
     {"[]", KEDGE_ESCHEMA, "pod: must be an object, not an array"},
     {"{}", KEDGE_ESCHEMA, "metadata.name: Required value"},
     {"{'metadata':{'uid':'u'}}", KEDGE_ESCHEMA, "metadata.name: Required value"},

@@ -162,17 +162,61 @@ START_TEST(running_container_status_exactly)
            "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null},"
            "{\"type\":\"PodScheduled\",\"status\":\"True\",\"lastProbeTime\":null,"
            "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null}],"
-           "\"hostIP\":\"192.0.2.2\",\"hostIPs\":[{\"ip\":\"192.0.2.2\"}],"
+           "\"message\":null,\"reason\":null,\"hostIP\":\"192.0.2.2\",\"hostIPs\":[{\"ip\":\"192.0."
+           "2.2\"}],"
            "\"podIP\":\"10.88.0.5\",\"podIPs\":[{\"ip\":\"10.88.0.5\"}],"
            "\"startTime\":\"2023-11-14T22:13:20Z\",\"containerStatuses\":[{\"name\":\"web\","
            "\"state\":{\"waiting\":null,\"running\":{\"startedAt\":"
            "\"2023-11-14T22:13:20Z\"},\"terminated\":null},\"lastState\":{\"terminated\":{"
            "\"exitCode\":137,"
-           "\"reason\":\"Error\",\"startedAt\":\"2023-11-14T22:13:20Z\",\"finishedAt\":"
+           "\"reason\":\"Error\",\"message\":null,\"startedAt\":\"2023-11-14T22:13:20Z\","
+           "\"finishedAt\":"
            "\"2023-11-14T22:13:25Z\",\"containerID\":\"docker://c0\"}},\"ready\":true,"
            "\"restartCount\":1,\"image\":\"localhost/busybox:edge\",\"imageID\":"
            "\"docker://sha256:aa\",\"containerID\":\"docker://c1\",\"started\":true}],"
            "\"qosClass\":\"BestEffort\"}");
+    free(s);
+}
+END_TEST
+
+/* A pod that never ran, its old problems gone: every key a former status may have set is
+ * written, null when cleared (pod message and reason, the states, the container's id), so the
+ * API server's strategic merge keeps nothing stale. */
+START_TEST(cleared_keys_are_null)
+{
+    struct fixture f;
+    char *s;
+
+    setup_view(&f, 1, RESTART_ALWAYS);
+    f.views[0].waiting = WAIT_CREATING;
+    for (int i = 0; i < N_COND; i++)
+        f.v.cond_since_s[i] = 1700000001;
+    s = status_of(&f.v);
+    ck_assert_str_eq(
+        s, "{\"phase\":\"Pending\",\"conditions\":["
+           "{\"type\":\"Initialized\",\"status\":\"True\",\"lastProbeTime\":null,"
+           "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null},"
+           "{\"type\":\"Ready\",\"status\":\"False\",\"lastProbeTime\":null,"
+           "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":\"ContainersNotReady\","
+           "\"message\":\"containers with unready status: [web]\"},"
+           "{\"type\":\"ContainersReady\",\"status\":\"False\",\"lastProbeTime\":null,"
+           "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":\"ContainersNotReady\","
+           "\"message\":\"containers with unready status: [web]\"},"
+           "{\"type\":\"PodScheduled\",\"status\":\"True\",\"lastProbeTime\":null,"
+           "\"lastTransitionTime\":\"2023-11-14T22:13:21Z\",\"reason\":null,\"message\":null}],"
+           "\"message\":null,\"reason\":null,\"containerStatuses\":[{\"name\":\"web\","
+           "\"state\":{\"waiting\":{\"reason\":\"ContainerCreating\",\"message\":null},"
+           "\"running\":null,\"terminated\":null},\"lastState\":{\"terminated\":null},"
+           "\"ready\":false,\"restartCount\":0,\"image\":\"localhost/busybox:edge\","
+           "\"imageID\":\"\",\"containerID\":null,\"started\":false}],"
+           "\"qosClass\":\"BestEffort\"}");
+    free(s);
+    /* a pod-level problem is written, and goes back to null once solved (above) */
+    f.v.pod_message = "Pod was rejected";
+    f.v.pod_reason = "UnexpectedAdmissionError";
+    s = status_of(&f.v);
+    ck_assert_ptr_nonnull(strstr(s, "}],\"message\":\"Pod was rejected\","
+                                    "\"reason\":\"UnexpectedAdmissionError\","));
     free(s);
 }
 END_TEST
@@ -253,6 +297,7 @@ int main(void)
     tcase_add_test(tc, conditions_need_every_container_ready);
     tcase_add_test(tc, running_container_status_exactly);
     tcase_add_test(tc, crash_loop_shows_waiting_and_the_last_termination);
+    tcase_add_test(tc, cleared_keys_are_null);
     tcase_add_test(tc, reasons_and_qos);
     tcase_add_test(tc, engine_times_parse);
     tcase_add_test(tc, patch_wraps_the_status);
