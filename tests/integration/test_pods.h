@@ -95,6 +95,7 @@ void send_web_pod(const char *name, const char *uid, int port, const char *op);
 /* The node's containerRuntimeVersion (kubelet's <runtime>://<version>) starts with prefix,
  * and has a version after it. */
 void wait_runtime_version(const char *prefix);
+const char *engine_runtime_prefix(void);
 
 /* test_pods_lifecycle.c: restart policies, init containers, liveness; graceful delete */
 void pods_add_lifecycle_tests(TCase *tc);

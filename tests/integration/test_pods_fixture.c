@@ -238,8 +238,10 @@ void chain_up(const char *engine_socket)
     struct kh_opt popts[3] = {{"node_name", NODE}, {NULL, NULL}, {NULL, NULL}};
     struct simctl_opts so = {0};
 
-    if (!engine && enginectl_available() && enginectl_wanted())
+    if (!engine && enginectl_available() && enginectl_wanted()) {
         ck_assert_int_eq(enginectl_start(&engine), 0);
+        ck_assert_int_eq(enginectl_claim_node(engine, NODE), 0);
+    }
     so.node = NODE;
     ck_assert_int_eq(simctl_start(&so, &sim), 0);
     bo.password = BRIDGE_PASS;
@@ -277,9 +279,20 @@ bool skip_without_engine(void)
 {
     if (enginectl_available() && enginectl_wanted())
         return false;
-    fprintf(stderr, "test_pods: no container engine (podman) here or KEDGE_TEST_ENGINE=none: "
-                    "skipped\n");
+    fprintf(stderr, "test_pods: no container engine (%s: %s) here or KEDGE_TEST_ENGINE=none: "
+                    "skipped\n",
+            enginectl_kind(), enginectl_wanted() ? enginectl_unavailable_reason() : "none");
     return true;
+}
+
+/* kubelet's form of the runtime version's prefix for the engine in use: "podman://" or
+ * "docker://" (dockerd, or whatever KEDGE_TEST_ENGINE_SOCKET names). */
+const char *engine_runtime_prefix(void)
+{
+    static char prefix[24];
+
+    (void)snprintf(prefix, sizeof(prefix), "%s://", enginectl_runtime(engine));
+    return prefix;
 }
 
 /* The web pod: busybox httpd serving /www (a configMap) on hostPort `port`. */

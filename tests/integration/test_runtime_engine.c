@@ -44,6 +44,7 @@ static void setup(void)
     int rc = enginectl_start(&engine);
 
     ck_assert_msg(rc == 0, "enginectl_start: %s", kedge_errname(rc));
+    ck_assert_int_eq(enginectl_claim_node(engine, "node-logs"), 0);
     list[0] = engine_protocol;
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -149,6 +150,8 @@ static void run_container(const char *name, const char *script, char *id, size_t
 
     ck_assert_int_eq(kedge_buf_printf(&body,
                                       "{\"Image\":\"%s\",\"Cmd\":[\"sh\",\"-c\",\"%s\"],"
+                                      /* claimed: removed from an engine the test attached to */
+                                      "\"Labels\":{\"io.kedge.node\":\"node-logs\"},"
                                       "\"HostConfig\":{\"NetworkMode\":\"none\"}}",
                                       ENGINECTL_BUSYBOX_IMAGE, script),
                      0);
