@@ -41,8 +41,8 @@ struct enginectl {
     pid_t pid; /* the service: not our child (engine.sh setsid's it); 0 when not running */
     bool running;
     bool attached;
-    bool adopted;   /* KEDGE_TEST_ENGINE_SOCKET: someone else's engine, used by enginectl_start */
-    char node[128]; /* enginectl_claim_node: the containers of this node are ours */
+    bool adopted;     /* KEDGE_TEST_ENGINE_SOCKET: someone else's engine, used by enginectl_start */
+    char node[128];   /* enginectl_claim_node: the containers of this node are ours */
     char runtime[16]; /* enginectl_runtime: "podman" or "docker", "" until asked */
     struct kt_watcher watcher;
     char dir[TMPDIR_MAX + 32];
@@ -111,8 +111,8 @@ static bool have_program(const char *name)
 const char *enginectl_unavailable_reason(void)
 {
     static const char *const podman[] = {"podman", "runc", "busybox", "curl", "chroot", NULL};
-    static const char *const dockerd[] = {"dockerd", "ip", "flock", "busybox", "curl", "chroot",
-                                          NULL};
+    static const char *const dockerd[] = {"dockerd", "ip",     "flock", "busybox",
+                                          "curl",    "chroot", NULL};
     static const char *const adopt[] = {"busybox", "curl", "chroot", NULL};
     const char *const *programs = adopt_socket() ? adopt : want_dockerd() ? dockerd : podman;
     static char why[96];
@@ -175,9 +175,9 @@ static int run_script(struct enginectl *e, const char *verb, const char *arg, in
                       struct kedge_buf *out, int *code)
 {
     char start_s[48];
-    const char *extra[] = {start_s, "KEDGE_ENGINE_KEEP_DIR=1",
-                           want_dockerd() ? "KEDGE_ENGINE_KIND=dockerd" : "KEDGE_ENGINE_KIND=podman",
-                           NULL};
+    const char *extra[] = {
+        start_s, "KEDGE_ENGINE_KEEP_DIR=1",
+        want_dockerd() ? "KEDGE_ENGINE_KIND=dockerd" : "KEDGE_ENGINE_KIND=podman", NULL};
     const char *argv[] = {"/bin/bash", ENGINE_SH, verb, arg, NULL};
     struct kt_spawn sp = {.argv = argv, .env = extra, .log_path = e->log_path, .own_group = true};
     struct kt_proc p = KT_PROC_INIT;
@@ -303,8 +303,9 @@ int enginectl_start(struct enginectl **out)
         rc = -ECHILD;
     /* stdout is exactly "engine: ready socket=<path> pid=<n>\n" (podman.sock or docker.sock) */
     line = so.data ? strstr(so.data, "engine: ready socket=") : NULL;
-    if (rc == 0 && (!line || sscanf(line, "engine: ready socket=%107s pid=%d", e->sock, &pid) != 2 ||
-                    pid <= 0)) {
+    if (rc == 0 &&
+        (!line || sscanf(line, "engine: ready socket=%107s pid=%d", e->sock, &pid) != 2 ||
+         pid <= 0)) {
         (void)fprintf(stderr, "enginectl: no ready line from engine.sh: %s\n",
                       so.data ? so.data : "");
         rc = -EPROTO;
@@ -394,8 +395,8 @@ int enginectl_stop(struct enginectl *e)
         e->running = false;
         rc = e->node[0] ? remove_claimed(e) : 0;
         if (rc < 0)
-            (void)fprintf(stderr, "enginectl: containers of node %s not all removed: %d\n",
-                          e->node, rc);
+            (void)fprintf(stderr, "enginectl: containers of node %s not all removed: %d\n", e->node,
+                          rc);
         return rc;
     }
     rc = run_script(e, "stop", e->dir, enginectl_scale_ms(STOP_TIMEOUT_MS), &so, &code);

@@ -86,9 +86,9 @@ const char *enginectl_runtime(struct enginectl *e);
 
 /* An engine of KEDGE_TEST_ENGINE_SOCKET: remove the claimed node's containers, nothing else;
  * 0, -EBUSY (some left) or an HTTP error.
- * Otherwise: run `engine.sh stop` (every container removed, the service stopped by pid, everything under
- * DIR unmounted; the files stay until enginectl_free) and wait 60 s (scaled) for it.
- * Returns 0 when engine.sh succeeded and the service process is gone; engine.sh's exit code
+ * Otherwise: run `engine.sh stop` (every container removed, the service stopped by pid, everything
+ * under DIR unmounted; the files stay until enginectl_free) and wait 60 s (scaled) for it. Returns
+ * 0 when engine.sh succeeded and the service process is gone; engine.sh's exit code
  * (> 0) when it failed; -EBUSY when the service process still exists afterwards; -ETIMEDOUT
  * (engine.sh killed); -ECHILD (not running: stopped already, or attached). Output of a failed
  * stop is on stderr. */

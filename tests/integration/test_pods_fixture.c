@@ -279,8 +279,9 @@ bool skip_without_engine(void)
 {
     if (enginectl_available() && enginectl_wanted())
         return false;
-    fprintf(stderr, "test_pods: no container engine (%s: %s) here or KEDGE_TEST_ENGINE=none: "
-                    "skipped\n",
+    fprintf(stderr,
+            "test_pods: no container engine (%s: %s) here or KEDGE_TEST_ENGINE=none: "
+            "skipped\n",
             enginectl_kind(), enginectl_wanted() ? enginectl_unavailable_reason() : "none");
     return true;
 }
