@@ -82,6 +82,10 @@ void kill_app(const char *uid, const char *cname);
 void bset(const char *key, const char *value);
 
 void chain_up(const char *engine_socket);
+/* The same with another pod_infra_image (NULL: localhost/pause:edge) and more bridge settings
+ * (key, value, ..., NULL; may be NULL). */
+void chain_up_with(const char *engine_socket, const char *infra_image, const char *const *extra);
+int chain_broker_port(void);
 
 void teardown(void);
 
