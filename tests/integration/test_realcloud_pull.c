@@ -1,7 +1,7 @@
-/* test_realcloud_pull: an image pull with a pull secret against the REAL cloud (cloudcore
- * v1.15.4 + kube-apiserver 1.24, KEDGE_CLOUDCORE_DIR, cloudctl.h), observed with kubectl: the
- * Pod objects the API server keeps after kedge's status patches (strategic merge), which
- * cloudsim only models.
+/* test_realcloud_pull.c: test_realcloud's scenario of an image pull with a pull secret against
+ * the REAL cloud (cloudcore v1.15.4 + kube-apiserver 1.24), observed with kubectl: the Pod
+ * objects the API server keeps after kedge's status patches (strategic merge), which cloudsim
+ * only models. It shares test_realcloud's cloud and node (one cloud boot for the binary).
  *
  * A private registry (registryctl.h: docker-registry with TLS and htpasswd) holds busybox as
  * kedge/busybox:v1. A kubernetes.io/dockerconfigjson Secret with a wrong password and a Pod on
@@ -11,7 +11,7 @@
  * only `running`, the Ready and ContainersReady conditions without reason or message (a patch
  * that leaves a key out would leave the old value there). Deleted: gone.
  *
- * Skipped (77) without the real cloud, an engine or the registry's tools.
+ * Not added (a line says why) without the registry's tools.
  */
 #define _GNU_SOURCE
 
@@ -28,13 +28,14 @@
 #include "kedge/util.h"
 #include "rcsupport.h"
 #include "registryctl.h"
+#include "test_realcloud.h"
 #include "testsupport.h"
 
-#define BRIDGE_PASS "rcPull-Secret"
 #define WAIT_MS 180000 /* image back-off steps of 10 s, 20 s, ... and the secret's way down */
 
-static struct rc env;
-static struct registryctl *reg; /* stopped by main: a failed check does not return here */
+static struct rc *envp;         /* test_realcloud's node and cloud */
+static struct registryctl *reg; /* realcloud_pull_cleanup stops it: a failed check does not
+                                 * return to the scenario */
 
 static void apply_secret(const char *password)
 {
@@ -47,7 +48,7 @@ static void apply_secret(const char *password)
                                       registryctl_addr(reg), auth.data),
                      0);
     ck_assert_int_eq(kedge_base64_encode(cfg.data, cfg.len, &b64), 0);
-    rc_apply(&env,
+    rc_apply(envp,
              "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"regcred\","
              "\"namespace\":\"default\"},\"type\":\"kubernetes.io/dockerconfigjson\","
              "\"data\":{\".dockerconfigjson\":\"%s\"}}",
@@ -71,7 +72,7 @@ static void wait_waiting(const char *reason, const char *needle)
     int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
 
     for (;;) {
-        struct kedge_jdoc *doc = rc_kget(&env, "pod", "rc-pull");
+        struct kedge_jdoc *doc = rc_kget(envp, "pod", "rc-pull");
         const struct kedge_jval *w =
             rc_path(first_status(doc ? kedge_jdoc_root(doc) : NULL), "state.waiting");
         bool ok = w && !strcmp(rc_str(w, "reason"), reason) &&
@@ -83,7 +84,7 @@ static void wait_waiting(const char *reason, const char *needle)
         if (ok)
             return;
         if (kt_now_ms() >= deadline)
-            bridgectl_dump_log(env.bridge);
+            bridgectl_dump_log(envp->bridge);
         ck_assert_msg(kt_now_ms() < deadline, "pod rc-pull never waited with %s (%s)", reason,
                       needle ? needle : "");
         rc_sleep_ms(500);
@@ -97,29 +98,29 @@ START_TEST(pull_secret_and_no_stale_keys)
     char img[160], name[128], uid[64];
 
     ck_assert_int_eq(registryctl_start(&reg), 0);
-    ck_assert_int_eq(registryctl_push(reg, enginectl_socket(env.engine), ENGINECTL_BUSYBOX_IMAGE,
+    ck_assert_int_eq(registryctl_push(reg, enginectl_socket(envp->engine), ENGINECTL_BUSYBOX_IMAGE,
                                       "kedge/busybox:v1"),
                      0);
     snprintf(img, sizeof(img), "%s/kedge/busybox:v1", registryctl_addr(reg));
     apply_secret("not-the-password");
-    rc_apply(&env,
+    rc_apply(envp,
              "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"rc-pull\","
              "\"namespace\":\"default\",\"labels\":{\"app\":\"rc-pull\"}},"
              "\"spec\":{\"nodeName\":\"%s\",\"terminationGracePeriodSeconds\":0,"
              "\"imagePullSecrets\":[{\"name\":\"regcred\"}],"
              "\"containers\":[{\"name\":\"c\",\"image\":\"%s\",\"imagePullPolicy\":"
              "\"IfNotPresent\",\"command\":[\"sleep\",\"3600\"]}]}}",
-             env.node, img);
+             envp->node, img);
     wait_waiting("ErrImagePull", "unauthorized");
     wait_waiting("ImagePullBackOff", "Back-off pulling image");
 
     apply_secret(registryctl_password(reg));
-    rc_wait_pod_running(&env, "app=rc-pull", kh_scale_ms(WAIT_MS), name, sizeof(name), uid,
+    rc_wait_pod_running(envp, "app=rc-pull", kh_scale_ms(WAIT_MS), name, sizeof(name), uid,
                         sizeof(uid));
-    rc_wait_pod_condition(&env, "rc-pull", "Ready", kh_scale_ms(WAIT_MS));
+    rc_wait_pod_condition(envp, "rc-pull", "Ready", kh_scale_ms(WAIT_MS));
 
     /* the API server's object: nothing left of the failures */
-    doc = rc_kget(&env, "pod", "rc-pull");
+    doc = rc_kget(envp, "pod", "rc-pull");
     ck_assert_ptr_nonnull(doc);
     pod = kedge_jdoc_root(doc);
     printf("test_realcloud_pull: status after Running: message=%s reason=%s\n",
@@ -141,47 +142,30 @@ START_TEST(pull_secret_and_no_stale_keys)
     }
     kedge_jdoc_free(doc);
 
-    ck_assert_int_eq(cloudctl_kubectl(env.cloud, NULL, NULL, NULL, "delete", "pod", "rc-pull",
+    ck_assert_int_eq(cloudctl_kubectl(envp->cloud, NULL, NULL, NULL, "delete", "pod", "rc-pull",
                                       "--wait=false", NULL),
                      0);
-    rc_wait_no_pods(&env, "app=rc-pull", kh_scale_ms(WAIT_MS));
-    rc_wait_containers(&env, uid, 0, kh_scale_ms(WAIT_MS));
-    (void)cloudctl_kubectl(env.cloud, NULL, NULL, NULL, "delete", "secret", "regcred", NULL);
+    rc_wait_no_pods(envp, "app=rc-pull", kh_scale_ms(WAIT_MS));
+    rc_wait_containers(envp, uid, 0, kh_scale_ms(WAIT_MS));
+    (void)cloudctl_kubectl(envp->cloud, NULL, NULL, NULL, "delete", "secret", "regcred", NULL);
     ck_assert_int_eq(registryctl_stop(reg), 0);
 }
 END_TEST
 
-static Suite *suite(void)
+void realcloud_pull_tests(TCase *tc, struct rc *e)
 {
-    Suite *s = suite_create("realcloud_pull");
-    TCase *tc = tcase_create("pull");
+    const char *why = registryctl_unavailable_reason();
 
-    tcase_set_timeout(tc, 600);
+    if (why) {
+        printf("test_realcloud: the pull scenario is skipped: %s\n", why);
+        return;
+    }
+    envp = e;
     tcase_add_test(tc, pull_secret_and_no_stale_keys);
-    suite_add_tcase(s, tc);
-    return s;
 }
 
-int main(void)
+void realcloud_pull_cleanup(void)
 {
-    char why[PATH_MAX + 128];
-    const char *reg_why = registryctl_unavailable_reason();
-    int failed;
-
-    if (!cloudctl_available(KEDGE_CLOUDCORE_DIR, why, sizeof(why))) {
-        printf("test_realcloud_pull: skipped: %s\n", why);
-        return 77;
-    }
-    if (!enginectl_available() || !enginectl_wanted() || reg_why) {
-        printf("test_realcloud_pull: skipped: %s\n", reg_why ? reg_why
-                                                     : !enginectl_wanted()
-                                                         ? "KEDGE_TEST_ENGINE=none"
-                                                         : enginectl_unavailable_reason());
-        return 77;
-    }
-    failed = rc_run_suite(&env, KEDGE_CLOUDCORE_DIR, BRIDGE_PASS, suite());
-    registryctl_free(reg); /* stops it when the scenario did not */
-    if (rc_teardown(&env) < 0)
-        return EXIT_FAILURE;
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    registryctl_free(reg);
+    reg = NULL;
 }
