@@ -50,7 +50,9 @@ set -euo pipefail
 
 PATH=$PATH:/usr/sbin:/sbin # runc, chroot, umount for a caller without them in PATH
 API=v1.41
+# host-wide: every dockerd started here picks its bridge under it
 BRIDGE_LOCK=/run/lock/kedge-engine-bridge.lock
+[[ -d /run/lock ]] || BRIDGE_LOCK=/tmp/kedge-engine-bridge.lock
 START_TIMEOUT_S=${KEDGE_ENGINE_START_TIMEOUT_S:-20}
 STOP_TIMEOUT_S=${KEDGE_ENGINE_STOP_TIMEOUT_S:-10}
 
