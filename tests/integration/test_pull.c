@@ -567,6 +567,20 @@ START_TEST(delete_keeps_terminated)
             "patch %d after the delete reports the container waiting: %s", i, p.status[i]);
     ck_assert_msg(strstr(p.status[p.n - 1], "\"terminated\":{"),
                   "the last patch has no terminated state: %s", p.status[p.n - 1]);
+    /* conditions merge by type in the API server: the last patch clears, with null, the
+     * message a condition had while Running ("containers with unready status") */
+    {
+        struct kedge_jdoc *doc = NULL;
+        const struct kedge_jval *c;
+        ck_assert_int_eq(kedge_json_parse(p.status[p.n - 1], strlen(p.status[p.n - 1]), &doc), 0);
+        c = jpath(kedge_jdoc_root(doc), "status", "conditions", NULL);
+        ck_assert_ptr_nonnull(c);
+        for (c = c->child; c; c = c->next)
+            ck_assert_msg(kedge_json_get(c, "reason") && kedge_json_get(c, "message"),
+                          "condition %s of the last patch leaves reason or message out: %s",
+                          kedge_json_get(c, "type")->str, p.status[p.n - 1]);
+        kedge_jdoc_free(doc);
+    }
     patches_free(&p);
     teardown();
 }
