@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 
 #include "test_pull.h"
+
 struct registryctl *reg;
 
 /* ---- set-up ------------------------------------------------------------------------------- */
