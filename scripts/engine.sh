@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # A private container engine for kedge's edged: podman's Docker-compatible REST API (v1.41) on a
-# unix socket, with its own storage, state and locks under one directory, and the two images the
-# tests and run.sh use, made offline from busybox-static (there is no registry on our machines).
-# The recipe and the reasons for every setting are in docs/containers.md.
+# unix socket, or Debian's dockerd (KEDGE_ENGINE_KIND=dockerd), with its own storage, state and
+# locks under one directory, and the two images the tests and run.sh use, made offline from
+# busybox-static (there is no registry on our machines). The recipe and the reasons for every
+# setting are in docs/containers.md.
 #
 #   scripts/engine.sh start DIR   make DIR, start the service, import the images; prints
-#                                 "engine: ready socket=DIR/podman.sock pid=N" and exits 0
+#                                 "engine: ready socket=DIR/<podman|docker>.sock pid=N" and
+#                                 exits 0
+#   scripts/engine.sh images SOCK import the two images into a running engine that lacks them
+#                                 (KEDGE_TEST_ENGINE_SOCKET: the tests attached to an engine)
 #   scripts/engine.sh stop DIR    remove every container of that service, stop it, unmount
 #                                 what is left under DIR, delete DIR; idempotent, and safe after
 #                                 a start that failed halfway
@@ -26,8 +30,18 @@
 # that failed start also deletes the SETMARK rules of the container that holds the port, which
 # breaks that one's forwarding from 127.0.0.1. Check host ports before starting a container.
 #
-# Needs root (rootful podman: bridge networking and port publishing), podman, runc,
-# busybox-static and curl. Environment:
+# dockerd (KEDGE_ENGINE_KIND=dockerd; docs/containers.md §3.1): DIR/docker.sock, --data-root
+# DIR/data, --exec-root DIR/exec, --pidfile DIR/engine.pid, and a bridge of its own instead of
+# docker0 (which every dockerd on the host would share, with clashing IP allocations): kd<N> on
+# 10.213.<N>.0/24, the first N no interface uses (chosen under a lock), named in DIR/bridge and
+# deleted by stop. --iptables=false --ip-masq=false: no NAT chains to leave behind; a hostPort on
+# 127.0.0.1 is served by docker-proxy (the userland proxy) into the bridge, and the containers
+# need no way out. --cgroup-parent kedge-<N>: its cgroup dirs are its own, removed by stop.
+# The kind is kept in DIR/engine.kind, so stop needs no environment.
+#
+# Needs root (rootful podman: bridge networking and port publishing), podman and runc (or
+# dockerd and ip), busybox-static and curl. Environment:
+#   KEDGE_ENGINE_KIND=podman          start: podman (default) or dockerd
 #   KEDGE_ENGINE_START_TIMEOUT_S=20   deadline for the service to answer GET /_ping
 #   KEDGE_ENGINE_STOP_TIMEOUT_S=10    deadline for the service to exit after SIGTERM
 #   KEDGE_ENGINE_KEEP_DIR=1           stop: stop and unmount everything but keep DIR's files
@@ -36,6 +50,9 @@ set -euo pipefail
 
 PATH=$PATH:/usr/sbin:/sbin # runc, chroot, umount for a caller without them in PATH
 API=v1.41
+# host-wide: every dockerd started here picks its bridge under it
+BRIDGE_LOCK=/run/lock/kedge-engine-bridge.lock
+[[ -d /run/lock ]] || BRIDGE_LOCK=/tmp/kedge-engine-bridge.lock
 START_TIMEOUT_S=${KEDGE_ENGINE_START_TIMEOUT_S:-20}
 STOP_TIMEOUT_S=${KEDGE_ENGINE_STOP_TIMEOUT_S:-10}
 
@@ -140,7 +157,14 @@ ping_ok() {
 is_our_service() {
     local pid=$1 dir=$2
     [[ -n $pid && -r /proc/$pid/cmdline ]] &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "unix://$dir/podman.sock"
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "unix://$dir/$(kind_of "$dir").sock"
+}
+
+# The engine DIR runs (or ran): what start wrote to DIR/engine.kind; podman before that.
+kind_of() {
+    local k
+    k=$(cat "$1/engine.kind" 2>/dev/null || true)
+    [[ $k == dockerd ]] && echo docker || echo podman
 }
 
 service_pid() {
@@ -151,12 +175,13 @@ service_pid() {
 }
 
 check_tools() {
-    local t
+    local t tools=(podman runc curl tar)
     [[ $(id -u) -eq 0 ]] ||
-        die "needs root: rootful podman (bridge networking, port publishing, runc)"
-    for t in podman runc curl tar; do
+        die "needs root: rootful podman or dockerd (bridge networking, port publishing, runc)"
+    [[ $KIND == dockerd ]] && tools=(dockerd ip curl tar flock)
+    for t in "${tools[@]}"; do
         command -v "$t" >/dev/null ||
-            die "$t is not installed (apt-get install podman runc busybox-static curl)"
+            die "$t is not installed (apt-get install podman runc docker.io busybox-static curl)"
     done
     BUSYBOX=$(command -v busybox || true)
     [[ -n $BUSYBOX ]] || die "busybox is not installed (apt-get install busybox-static)"
@@ -202,6 +227,39 @@ import_image() {
     fi
 }
 
+# The two images into the engine on SOCK, each unless it has it already; WORK for the rootfs.
+import_images() {
+    local sock=$1 work=$2 images
+    images=$(api "$sock" "http://d/$API/images/json") || die "GET /images/json failed"
+    if [[ $images != *'"localhost/busybox:edge"'* || $images != *'"localhost/pause:edge"'* ]]; then
+        make_rootfs_tar "$work"
+        [[ $images == *'"localhost/busybox:edge"'* ]] ||
+            import_image "$sock" "$work/rootfs.tar" localhost/busybox:edge \
+                'ENV PATH=/bin:/sbin' 'CMD ["sh"]'
+        [[ $images == *'"localhost/pause:edge"'* ]] ||
+            import_image "$sock" "$work/rootfs.tar" localhost/pause:edge \
+                'ENV PATH=/bin:/sbin' 'ENTRYPOINT ["/bin/sleep","2147483647"]'
+        rm -f "$work/rootfs.tar"
+    fi
+    images=$(api "$sock" "http://d/$API/images/json") || die "GET /images/json failed"
+    if [[ $images != *'"localhost/busybox:edge"'* || $images != *'"localhost/pause:edge"'* ]]; then
+        die "the imported images are not listed: $images"
+    fi
+}
+
+# images SOCK: an engine someone else runs gets the two images if it lacks them (they stay).
+do_images() {
+    local sock=$1 work
+    ping_ok "$sock" || die "no engine answers GET /_ping on $sock"
+    [[ $(id -u) -eq 0 ]] || die "needs root (chroot for the image's applet links)"
+    BUSYBOX=$(command -v busybox || true)
+    [[ -n $BUSYBOX ]] || die "busybox is not installed (apt-get install busybox-static)"
+    work=$(mktemp -d "${TMPDIR:-/tmp}/kedge-images-XXXXXX")
+    (import_images "$sock" "$work") || { rm -rf "$work"; exit 1; }
+    rm -rf "$work"
+    echo "engine: images ready socket=$sock"
+}
+
 start_failed() {
     local dir=$1
     if [[ -s $dir/engine.log ]]; then
@@ -212,20 +270,12 @@ start_failed() {
     note "start failed; '$0 stop $dir' removes $dir"
 }
 
-do_start() {
-    local dir=$1 sock pid deadline t0 t1 t2 images
-    check_tools
-    sock=$dir/podman.sock
-    ((${#sock} < 108)) || die "socket path too long for AF_UNIX (${#sock} > 107): $sock"
-    if [[ -n $(service_pid "$dir") ]]; then
-        die "a service already runs for $dir (pid $(service_pid "$dir")); stop it first"
-    fi
-    [[ ! -e $dir ]] || check_engine_dir "$dir"
-    mkdir -p "$dir"/{storage,run,tmp,networks}
+# Start podman's service on DIR/podman.sock; sets PID.
+start_podman() {
+    local dir=$1 sock=$1/podman.sock
+    mkdir -p "$dir"/{storage,run,networks}
     write_conf "$dir"
     podman_flags "$dir"
-    rm -f "$sock"
-    t0=$(now_ms)
     # setsid: its own session, so a terminal's Ctrl-C or the caller's process group does not
     # reach it; it is stopped by pid. Not a group leader here, so setsid execs without forking
     # and $! is podman's pid. TMPDIR: podman's image import leaves its copy of each uploaded tar
@@ -233,42 +283,89 @@ do_start() {
     CONTAINERS_CONF=$dir/containers.conf TMPDIR=$dir/tmp \
         setsid podman "${PODMAN_FLAGS[@]}" system service --time=0 "unix://$sock" \
         </dev/null >"$dir/engine.log" 2>&1 &
-    pid=$!
-    echo "$pid" >"$dir/engine.pid"
+    PID=$!
+    echo "$PID" >"$dir/engine.pid"
+}
+
+# A bridge of DIR's own for dockerd: kd<N> with 10.213.<N>.1/24, N the first one free. Under a
+# host-wide lock, so two starts at once do not take the same N. Its name goes to DIR/bridge
+# before it exists, so a failed start removes it too.
+make_bridge() {
+    local dir=$1 n used
+    exec 9>"$BRIDGE_LOCK"
+    flock -w 30 9 || die "could not lock $BRIDGE_LOCK"
+    used=$(ip -o link show 2>/dev/null) || die "ip link show failed"
+    for ((n = 1; n < 255; n++)); do
+        [[ $used == *" kd$n:"* ]] || ip -o -4 addr show | grep -qF " 10.213.$n." || break
+    done
+    ((n < 255)) || die "no free kd<N> bridge (1..254 taken)"
+    echo "kd$n" >"$dir/bridge"
+    ip link add name "kd$n" type bridge || die "ip link add kd$n failed"
+    ip addr add "10.213.$n.1/24" dev "kd$n" || die "ip addr add on kd$n failed"
+    ip link set "kd$n" up || die "ip link set kd$n up failed"
+    exec 9>&-
+    BRIDGE=kd$n
+}
+
+# Start dockerd on DIR/docker.sock (docs/containers.md §3.1); sets PID. It starts its own
+# containerd under --exec-root and --data-root.
+start_dockerd() {
+    local dir=$1 sock=$1/docker.sock
+    mkdir -p "$dir"/{data,exec}
+    make_bridge "$dir"
+    TMPDIR=$dir/tmp setsid dockerd -H "unix://$sock" --data-root "$dir/data" \
+        --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" --bridge "$BRIDGE" \
+        --iptables=false --ip-masq=false --cgroup-parent "kedge-$BRIDGE" \
+        </dev/null >"$dir/engine.log" 2>&1 &
+    PID=$!
+    echo "$PID" >"$dir/engine.pid"
+}
+
+do_start() {
+    local dir=$1 kind=${KEDGE_ENGINE_KIND:-podman} sock pid deadline t0 t1 t2 images
+    [[ $kind == podman || $kind == dockerd ]] ||
+        die "KEDGE_ENGINE_KIND=$kind: podman or dockerd"
+    KIND=$kind
+    check_tools
+    [[ $kind == dockerd ]] && sock=$dir/docker.sock || sock=$dir/podman.sock
+    ((${#sock} < 108)) || die "socket path too long for AF_UNIX (${#sock} > 107): $sock"
+    if [[ -n $(service_pid "$dir") ]]; then
+        die "a service already runs for $dir (pid $(service_pid "$dir")); stop it first"
+    fi
+    [[ ! -e $dir ]] || check_engine_dir "$dir"
+    mkdir -p "$dir/tmp"
+    echo "$kind" >"$dir/engine.kind"
+    rm -f "$sock"
+    t0=$(now_ms)
     trap 'start_failed "$dir"' EXIT
+    "start_$kind" "$dir"
+    pid=$PID
     deadline=$((t0 + START_TIMEOUT_S * 1000))
     until ping_ok "$sock"; do
-        kill -0 "$pid" 2>/dev/null || die "podman system service exited during start-up"
+        kill -0 "$pid" 2>/dev/null || die "$kind exited during start-up"
         (($(now_ms) < deadline)) ||
-            die "podman system service did not answer GET /_ping within ${START_TIMEOUT_S}s"
+            die "$kind did not answer GET /_ping within ${START_TIMEOUT_S}s"
         sleep 0.05
     done
     t1=$(now_ms)
-    make_rootfs_tar "$dir/tmp"
-    import_image "$sock" "$dir/tmp/rootfs.tar" localhost/busybox:edge \
-        'ENV PATH=/bin:/sbin' 'CMD ["sh"]'
-    import_image "$sock" "$dir/tmp/rootfs.tar" localhost/pause:edge \
-        'ENV PATH=/bin:/sbin' 'ENTRYPOINT ["/bin/sleep","2147483647"]'
-    rm -f "$dir/tmp/rootfs.tar" "$dir"/tmp/api_load.tar*
-    images=$(api "$sock" "http://d/$API/images/json") || die "GET /images/json failed"
-    if [[ $images != *'"localhost/busybox:edge"'* || $images != *'"localhost/pause:edge"'* ]]; then
-        die "the imported images are not listed: $images"
-    fi
+    import_images "$sock" "$dir/tmp"
+    rm -f "$dir"/tmp/api_load.tar*
     t2=$(now_ms)
     trap - EXIT
     note "service answered in $((t1 - t0)) ms, images imported in $((t2 - t1)) ms"
     echo "engine: ready socket=$sock pid=$pid"
 }
 
-# conmon and podman processes (the "container cleanup" commands conmon runs) whose command
-# line names DIR.
+# conmon and podman processes (the "container cleanup" commands conmon runs), or dockerd's
+# containerd and its shims, whose command line names DIR.
 dir_processes() {
     local dir=$1 p comm
     for p in /proc/[0-9]*; do
         p=${p#/proc/}
         comm=
         { read -r comm <"/proc/$p/comm"; } 2>/dev/null || continue
-        [[ $comm == conmon || $comm == podman ]] || continue
+        [[ $comm == conmon || $comm == podman || $comm == dockerd || $comm == containerd* ]] ||
+            continue
         tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$dir/" && echo "$p"
     done
     return 0
@@ -283,7 +380,8 @@ dir_mounts() {
 
 # Stop everything of DIR's service; leaves the files. Never fails.
 stop_service() {
-    local dir=$1 sock=$1/podman.sock pid deadline ids id m i left
+    local dir=$1 sock pid deadline ids id m i left
+    sock=$dir/$(kind_of "$dir").sock
     pid=$(service_pid "$dir")
     podman_flags "$dir"
     # 1. the containers, through the API while the service answers. An infra container cannot
@@ -345,7 +443,22 @@ stop_service() {
     done
     m=$(dir_mounts "$dir")
     [[ -z $m ]] || note "still mounted under $dir: $m"
+    remove_bridge "$dir"
     return 0
+}
+
+# dockerd's bridge and cgroup dirs (make_bridge, start_dockerd): nothing else uses them.
+remove_bridge() {
+    local dir=$1 br cg
+    br=$(cat "$dir/bridge" 2>/dev/null || true)
+    [[ $br =~ ^kd[0-9]+$ ]] || return 0
+    if ip link show "$br" >/dev/null 2>&1; then
+        ip link del "$br" 2>/dev/null || note "could not delete bridge $br"
+    fi
+    for cg in /sys/fs/cgroup/*/"kedge-$br"; do
+        [[ -d $cg ]] && { rmdir "$cg" 2>/dev/null || note "cgroup $cg not empty"; }
+    done
+    rm -f "$dir/bridge"
 }
 
 # Refuse a DIR holding anything engine.sh and enginectl do not put there: stop deletes DIR.
@@ -355,7 +468,8 @@ check_engine_dir() {
         [[ -e $f || -L $f ]] || continue
         case ${f##*/} in
         containers.conf | containers.conf.tmp | podman.sock | engine.pid | engine.log | \
-            enginectl.log | storage | run | tmp | networks) ;;
+            enginectl.log | storage | run | tmp | networks | engine.kind | docker.sock | data | \
+            exec | bridge | dockerd.pid) ;;
         *) die "$dir does not look like an engine directory (it has ${f##*/}); not touching it" ;;
         esac
     done
@@ -370,7 +484,7 @@ do_stop() {
     check_engine_dir "$dir"
     stop_service "$dir"
     if [[ ${KEDGE_ENGINE_KEEP_DIR:-} == 1 ]]; then
-        rm -f "$dir/podman.sock"
+        rm -f "$dir/podman.sock" "$dir/docker.sock"
         echo "engine: stopped (kept $dir)"
         return 0
     fi
@@ -386,6 +500,7 @@ main() {
     case $1 in
     start) do_start "$dir" ;;
     stop) do_stop "$dir" ;;
+    images) do_images "$dir" ;;
     *) usage ;;
     esac
 }

@@ -11,6 +11,9 @@
 # Every tree is built with -DKEDGE_WERROR=ON (warnings are errors here, not in every build).
 #   test        ctest in build/
 #   test-asan   ctest in build-asan/
+#   test-dockerd the tests labelled "engine" (those that run containers) once more in build/,
+#               on Debian's dockerd instead of podman (KEDGE_TEST_ENGINE=dockerd: each test
+#               starts its own dockerd, scripts/engine.sh); prints the time this adds
 #   fuzz        bash fuzz/run.sh, if it exists (KEDGE_FUZZ_SECONDS per target, default 20)
 #   valgrind    bash scripts/valgrind.sh, if it exists
 # prints "phase <name>: <seconds>s" after each, checks that both trees ran the same number of
@@ -19,7 +22,7 @@
 # Environment:
 #   CI=true              always run apt-get (update + install), and never skip a phase
 #   KEDGE_TEST_SKIP=a,b  local runs only: phases to skip (build-asan, test-asan, build-matrix,
-#                        packages, fuzz, valgrind; build-asan implies test-asan); ignored when
+#                        packages, test-dockerd, fuzz, valgrind; build-asan implies test-asan); ignored when
 #                        CI=true
 #   KEDGE_FUZZ_SECONDS   fuzzing time per target (default 20)
 #   KEDGE_TEST_JOBS      parallel build and ctest jobs (default: number of CPUs, at most 2
@@ -45,13 +48,17 @@ export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-20}
 # containernetworking-plugins, the CNI backend we did not verify) and iptables (only a Suggests,
 # but netavark runs it for NAT and port forwarding; nothing else pulls it in). aardvark-dns (DNS
 # on user-defined networks) and catatonit (podman's own pods, --init) are not used.
+# docker.io is the second engine (phase test-dockerd; it brings containerd and tini);
+# docker-registry (CNCF distribution) and apache2-utils (htpasswd -B) make the private registry
+# with TLS and basic auth that test_pull pulls from.
 PACKAGES=(build-essential cmake pkg-config mosquitto mosquitto-clients mosquitto-dev
           libmosquitto-dev libyajl-dev libsqlite3-dev libwebsockets-dev libssl-dev check
           libsystemd-dev zlib1g-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
           python3-grpcio python3-grpc-tools python3-websocket
           valgrind clang clang-format libclang-rt-14-dev sqlite3
           dpkg-dev lintian help2man
-          podman runc netavark iptables busybox-static curl)
+          podman runc netavark iptables busybox-static curl
+          docker.io docker-registry apache2-utils)
 
 LOG_DIR=$REPO/build/test-logs
 FAILED=()
@@ -168,6 +175,19 @@ ctest_tree() {
     return "${PIPESTATUS[0]}"
 }
 
+# The engine tests once more on dockerd (ctest label "engine"); the time it adds is the phase's
+# own line, printed again here next to the count.
+ctest_dockerd() {
+    local start rc
+    mkdir -p "$LOG_DIR"
+    start=$SECONDS
+    KEDGE_TEST_ENGINE=dockerd ctest --test-dir "$REPO/build" -L engine --output-on-failure \
+        -j "$CTEST_JOBS" 2>&1 | tee "$LOG_DIR/build-dockerd.log"
+    rc=${PIPESTATUS[0]}
+    note "test-dockerd: $(ran_count build-dockerd) engine tests on dockerd added $((SECONDS - start))s"
+    return "$rc"
+}
+
 # N from ctest's "... tests failed out of N" line, or nothing.
 ran_count() {
     sed -n 's/.*tests failed out of \([0-9][0-9]*\).*/\1/p' "$LOG_DIR/$1.log" 2>/dev/null |
@@ -219,6 +239,7 @@ main() {
     run_phase packages build_packages
     run_phase test ctest_tree build
     run_phase test-asan ctest_tree build-asan
+    run_phase test-dockerd ctest_dockerd
     run_phase fuzz optional_script fuzz/run.sh
     run_phase valgrind optional_script scripts/valgrind.sh
     if skipped build-asan || skipped test-asan; then

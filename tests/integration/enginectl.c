@@ -41,6 +41,9 @@ struct enginectl {
     pid_t pid; /* the service: not our child (engine.sh setsid's it); 0 when not running */
     bool running;
     bool attached;
+    bool adopted;     /* KEDGE_TEST_ENGINE_SOCKET: someone else's engine, used by enginectl_start */
+    char node[128];   /* enginectl_claim_node: the containers of this node are ours */
+    char runtime[16]; /* enginectl_runtime: "podman" or "docker", "" until asked */
     struct kt_watcher watcher;
     char dir[TMPDIR_MAX + 32];
     char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -54,6 +57,29 @@ bool enginectl_wanted(void)
     const char *v = getenv("KEDGE_TEST_ENGINE");
 
     return !(v && strcmp(v, "none") == 0);
+}
+
+/* What enginectl_start starts: KEDGE_TEST_ENGINE=dockerd, else podman. */
+static bool want_dockerd(void)
+{
+    const char *v = getenv("KEDGE_TEST_ENGINE");
+
+    return v && strcmp(v, "dockerd") == 0;
+}
+
+/* KEDGE_TEST_ENGINE_SOCKET, or NULL when unset or empty. */
+static const char *adopt_socket(void)
+{
+    const char *v = getenv("KEDGE_TEST_ENGINE_SOCKET");
+
+    return v && *v ? v : NULL;
+}
+
+const char *enginectl_kind(void)
+{
+    if (adopt_socket())
+        return "socket";
+    return want_dockerd() ? "dockerd" : "podman";
 }
 
 /* Not scaled for valgrind: the engine does not run under it. */
@@ -84,17 +110,21 @@ static bool have_program(const char *name)
 
 const char *enginectl_unavailable_reason(void)
 {
-    static const char *const programs[] = {"podman", "runc", "busybox", "curl", "chroot"};
+    static const char *const podman[] = {"podman", "runc", "busybox", "curl", "chroot", NULL};
+    static const char *const dockerd[] = {"dockerd", "ip",     "flock", "busybox",
+                                          "curl",    "chroot", NULL};
+    static const char *const adopt[] = {"busybox", "curl", "chroot", NULL};
+    const char *const *programs = adopt_socket() ? adopt : want_dockerd() ? dockerd : podman;
     static char why[96];
     size_t i;
 
     if (geteuid() != 0)
-        return "not root (rootful podman is needed for bridge networking)";
+        return "not root (a rootful engine is needed for bridge networking)";
     if (access("/bin/bash", X_OK) != 0)
         return "no /bin/bash";
     if (access(ENGINE_SH, R_OK) != 0)
         return "no " ENGINE_SH;
-    for (i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+    for (i = 0; programs[i]; i++) {
         if (!have_program(programs[i])) {
             (void)snprintf(why, sizeof(why), "%s is not installed", programs[i]);
             return why;
@@ -115,8 +145,10 @@ void enginectl_dump_log(const struct enginectl *e)
     if (e->attached)
         return;
     kt_copy_to_stderr(e->log_path, "engine.sh output");
+    if (e->adopted)
+        return;
     (void)snprintf(path, sizeof(path), "%s/engine.log", e->dir);
-    kt_copy_to_stderr(path, "podman service log");
+    kt_copy_to_stderr(path, "the engine's log");
 }
 
 /* ---- processes ------------------------------------------------------------------------------- */
@@ -139,12 +171,14 @@ static const char watcher_script[] =
  * in its own process group (killed whole on the deadline) and dies with the test
  * (PR_SET_PDEATHSIG); the service it starts is in its own session and is neither.
  * Returns 0 and the exit code in *code (128 + signal for a signal), -ETIMEDOUT or -errno. */
-static int run_script(struct enginectl *e, const char *verb, int timeout_ms, struct kedge_buf *out,
-                      int *code)
+static int run_script(struct enginectl *e, const char *verb, const char *arg, int timeout_ms,
+                      struct kedge_buf *out, int *code)
 {
     char start_s[48];
-    const char *extra[] = {start_s, "KEDGE_ENGINE_KEEP_DIR=1", NULL};
-    const char *argv[] = {"/bin/bash", ENGINE_SH, verb, e->dir, NULL};
+    const char *extra[] = {
+        start_s, "KEDGE_ENGINE_KEEP_DIR=1",
+        want_dockerd() ? "KEDGE_ENGINE_KIND=dockerd" : "KEDGE_ENGINE_KIND=podman", NULL};
+    const char *argv[] = {"/bin/bash", ENGINE_SH, verb, arg, NULL};
     struct kt_spawn sp = {.argv = argv, .env = extra, .log_path = e->log_path, .own_group = true};
     struct kt_proc p = KT_PROC_INIT;
     int64_t deadline = kt_now_ms() + timeout_ms;
@@ -190,18 +224,13 @@ static int run_script(struct enginectl *e, const char *verb, int timeout_ms, str
     return rc;
 }
 
-int enginectl_start(struct enginectl **out)
+/* A handle with a scratch directory of its own (enginectl.log; the engine's files). */
+static int new_handle(struct enginectl **out)
 {
-    struct kedge_buf so = KEDGE_BUF_INIT;
-    const char *line;
-    struct enginectl *e;
-    int rc, code = -1, pid = 0;
+    struct enginectl *e = calloc(1, sizeof(**out));
     char *dir;
+    int rc;
 
-    *out = NULL;
-    if (!enginectl_available())
-        return -ENOTSUP;
-    e = calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
     e->watcher = (struct kt_watcher)KT_WATCHER_INIT;
@@ -214,22 +243,69 @@ int enginectl_start(struct enginectl **out)
     (void)snprintf(e->dir, sizeof(e->dir), "%s", dir);
     free(dir);
     (void)snprintf(e->log_path, sizeof(e->log_path), "%s/enginectl.log", e->dir);
-    (void)snprintf(e->sock, sizeof(e->sock), "%s/podman.sock", e->dir);
+    *out = e;
+    return 0;
+}
+
+/* KEDGE_TEST_ENGINE_SOCKET: use that engine, start nothing; `engine.sh images` gives it the
+ * two images if it lacks them. Only the containers of a claimed node are removed at the end. */
+static int adopt(const char *sock, struct enginectl **out)
+{
+    struct kedge_buf so = KEDGE_BUF_INIT;
+    struct enginectl *e;
+    int rc, code = -1;
+
+    if (strlen(sock) >= sizeof(e->sock))
+        return -ENAMETOOLONG;
+    if ((rc = new_handle(&e)) < 0)
+        return rc;
+    (void)snprintf(e->sock, sizeof(e->sock), "%s", sock);
+    e->adopted = true;
+    rc = run_script(e, "images", e->sock, enginectl_scale_ms(START_TIMEOUT_MS), &so, &code);
+    if (rc == 0 && code != 0)
+        rc = -ECHILD;
+    kedge_buf_cleanup(&so);
+    if (rc < 0) {
+        (void)fprintf(stderr, "enginectl: engine.sh images %s failed (exit %d)\n", e->sock, code);
+        enginectl_dump_log(e);
+        enginectl_free(e);
+        return rc;
+    }
+    e->running = true;
+    *out = e;
+    return 0;
+}
+
+int enginectl_start(struct enginectl **out)
+{
+    struct kedge_buf so = KEDGE_BUF_INIT;
+    const char *line;
+    struct enginectl *e;
+    int rc, code = -1, pid = 0;
+
+    *out = NULL;
+    if (!enginectl_available())
+        return -ENOTSUP;
+    if (adopt_socket())
+        return adopt(adopt_socket(), out);
+    if ((rc = new_handle(&e)) < 0)
+        return rc;
     rc = kt_watcher_start(
         &e->watcher, watcher_script, "kedge-enginectl-watcher",
         (const char *const[]){e->dir, kt_keep_tmp() ? "keep" : "rm", ENGINE_SH, NULL});
     if (rc < 0)
         goto fail;
     e->running = true; /* from here on, something may run: stop it on failure */
-    rc = run_script(e, "start", enginectl_scale_ms(START_TIMEOUT_MS), &so, &code);
+    rc = run_script(e, "start", e->dir, enginectl_scale_ms(START_TIMEOUT_MS), &so, &code);
     if (rc < 0)
         (void)fprintf(stderr, "enginectl: engine.sh start did not finish: %s\n", strerror(-rc));
     else if (code != 0)
         rc = -ECHILD;
-    /* stdout is exactly "engine: ready socket=<path> pid=<n>\n" */
+    /* stdout is exactly "engine: ready socket=<path> pid=<n>\n" (podman.sock or docker.sock) */
     line = so.data ? strstr(so.data, "engine: ready socket=") : NULL;
     if (rc == 0 &&
-        (!line || sscanf(line, "engine: ready socket=%*s pid=%d", &pid) != 1 || pid <= 0)) {
+        (!line || sscanf(line, "engine: ready socket=%107s pid=%d", e->sock, &pid) != 2 ||
+         pid <= 0)) {
         (void)fprintf(stderr, "enginectl: no ready line from engine.sh: %s\n",
                       so.data ? so.data : "");
         rc = -EPROTO;
@@ -268,6 +344,46 @@ int enginectl_attach(const char *socket_path, struct enginectl **out)
     return 0;
 }
 
+int enginectl_claim_node(struct enginectl *e, const char *node)
+{
+    if (strlen(node) >= sizeof(e->node))
+        return -ENAMETOOLONG;
+    (void)snprintf(e->node, sizeof(e->node), "%s", node);
+    return 0;
+}
+
+/* The containers of the claimed node (label io.kedge.node), force-removed; an infra container
+ * in use by an app container is refused by podman, so this takes passes. Returns 0, -EBUSY
+ * (some left) or what enginectl_list returns. */
+static int remove_claimed(struct enginectl *e)
+{
+    char label[sizeof(e->node) + 32], path[160];
+    int pass, rc = 0;
+
+    (void)snprintf(label, sizeof(label), "io.kedge.node=%s", e->node);
+    for (pass = 0; pass < 4; pass++) {
+        struct kedge_jdoc *doc = NULL;
+        const struct kedge_jval *c, *id;
+        size_t n = 0;
+        int status;
+
+        if ((rc = enginectl_list(e, label, &doc)) < 0)
+            return rc;
+        for (c = kedge_jdoc_root(doc)->child; c; c = c->next, n++) {
+            id = kedge_json_get(c, "Id");
+            if (!id || id->type != KEDGE_JSTR)
+                continue;
+            (void)snprintf(path, sizeof(path), ENGINECTL_API "/containers/%.*s?force=1&v=1",
+                           (int)id->len, id->str);
+            (void)enginectl_http(e, "DELETE", path, NULL, &status, NULL);
+        }
+        kedge_jdoc_free(doc);
+        if (n == 0)
+            return 0;
+    }
+    return -EBUSY;
+}
+
 int enginectl_stop(struct enginectl *e)
 {
     struct kedge_buf so = KEDGE_BUF_INIT;
@@ -275,7 +391,15 @@ int enginectl_stop(struct enginectl *e)
 
     if (!e || e->attached || !e->running)
         return -ECHILD;
-    rc = run_script(e, "stop", enginectl_scale_ms(STOP_TIMEOUT_MS), &so, &code);
+    if (e->adopted) {
+        e->running = false;
+        rc = e->node[0] ? remove_claimed(e) : 0;
+        if (rc < 0)
+            (void)fprintf(stderr, "enginectl: containers of node %s not all removed: %d\n", e->node,
+                          rc);
+        return rc;
+    }
+    rc = run_script(e, "stop", e->dir, enginectl_scale_ms(STOP_TIMEOUT_MS), &so, &code);
     e->running = false;
     if (rc == 0 && code != 0)
         rc = code;
@@ -315,7 +439,31 @@ const char *enginectl_socket(const struct enginectl *e)
 
 const char *enginectl_dir(const struct enginectl *e)
 {
-    return e->dir;
+    return e->attached || e->adopted ? "" : e->dir;
+}
+
+const char *enginectl_runtime(struct enginectl *e)
+{
+    struct kedge_jdoc *doc = NULL;
+    const struct kedge_jval *c;
+    int status;
+
+    if (e->runtime[0])
+        return e->runtime;
+    if (enginectl_http_json(e, "GET", ENGINECTL_API "/version", NULL, &status, &doc) < 0 ||
+        status != 200) {
+        kedge_jdoc_free(doc);
+        return "unknown";
+    }
+    (void)snprintf(e->runtime, sizeof(e->runtime), "docker");
+    c = kedge_json_get(kedge_jdoc_root(doc), "Components");
+    for (c = c && c->type == KEDGE_JARR ? c->child : NULL; c; c = c->next) {
+        const struct kedge_jval *nm = kedge_json_get(c, "Name");
+        if (nm && nm->type == KEDGE_JSTR && !strncmp(nm->str, "Podman", 6))
+            (void)snprintf(e->runtime, sizeof(e->runtime), "podman");
+    }
+    kedge_jdoc_free(doc);
+    return e->runtime;
 }
 
 pid_t enginectl_pid(const struct enginectl *e)

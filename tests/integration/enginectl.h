@@ -13,8 +13,19 @@
  * it), a watcher (/bin/sh in its own process group, reading a pipe only the test holds) sees
  * EOF, prints the engine's logs to stderr and runs `engine.sh stop DIR`.
  *
+ * KEDGE_TEST_ENGINE=dockerd: the same with Debian's dockerd (docs/containers.md §3.1) on
+ * DIR/docker.sock, with its data root, exec root and pidfile under DIR and a bridge of its own
+ * (scripts/engine.sh says why).
+ *
+ * KEDGE_TEST_ENGINE_SOCKET=/path: enginectl_start starts nothing and uses the engine on that
+ * socket (a dockerd or podman someone runs); `engine.sh images` gives it the two images if it
+ * lacks them (they stay). enginectl_stop removes only the containers of the node the test
+ * claimed (enginectl_claim_node), never the engine's others.
+ *
  * Environment:
  *   KEDGE_TEST_ENGINE=none      enginectl_wanted() is false: tests skip their engine cases.
+ *   KEDGE_TEST_ENGINE=podman    (the default) or dockerd: what enginectl_start starts.
+ *   KEDGE_TEST_ENGINE_SOCKET=P  use the engine on the unix socket P (see above).
  *   KEDGE_TEST_TIMEOUT_SCALE=F  every deadline here is multiplied by F (default 1).
  *   KEDGE_KEEP_TMP=1            keep DIR (engine.log, enginectl.log, the database; the service
  *                               is still stopped and everything unmounted); its path is printed.
@@ -40,8 +51,11 @@ struct enginectl;
 /* False only when KEDGE_TEST_ENGINE=none. */
 bool enginectl_wanted(void);
 
-/* Whether enginectl_start can work here: root, and podman, runc, busybox, curl and bash in
- * PATH, and scripts/engine.sh in the source tree. */
+/* What enginectl_start would use: "podman", "dockerd" or "socket" (KEDGE_TEST_ENGINE_SOCKET). */
+const char *enginectl_kind(void);
+
+/* Whether enginectl_start can work here: root, and podman and runc (dockerd, ip and flock for
+ * dockerd), busybox, curl and bash in PATH, and scripts/engine.sh in the source tree. */
 bool enginectl_available(void);
 /* What is missing, for a test's skip message (a static string); NULL when available. */
 const char *enginectl_unavailable_reason(void);
@@ -61,9 +75,20 @@ int enginectl_start(struct enginectl **out);
  * frees the handle. socket_path: copied. Returns 0 and *out, -ENAMETOOLONG, -ENOMEM. */
 int enginectl_attach(const char *socket_path, struct enginectl **out);
 
-/* Run `engine.sh stop` (every container removed, the service stopped by pid, everything under
- * DIR unmounted; the files stay until enginectl_free) and wait 60 s (scaled) for it.
- * Returns 0 when engine.sh succeeded and the service process is gone; engine.sh's exit code
+/* The containers labelled io.kedge.node=<node> (what a bridge with that node_name creates)
+ * are this test's: an engine of KEDGE_TEST_ENGINE_SOCKET loses them at enginectl_stop.
+ * node: copied. Returns 0 or -ENAMETOOLONG. */
+int enginectl_claim_node(struct enginectl *e, const char *node);
+
+/* "podman" or "docker" (kubelet's runtime name, from GET /version's Components), or "unknown"
+ * when the engine does not answer. Borrowed; asked once. */
+const char *enginectl_runtime(struct enginectl *e);
+
+/* An engine of KEDGE_TEST_ENGINE_SOCKET: remove the claimed node's containers, nothing else;
+ * 0, -EBUSY (some left) or an HTTP error.
+ * Otherwise: run `engine.sh stop` (every container removed, the service stopped by pid, everything
+ * under DIR unmounted; the files stay until enginectl_free) and wait 60 s (scaled) for it. Returns
+ * 0 when engine.sh succeeded and the service process is gone; engine.sh's exit code
  * (> 0) when it failed; -EBUSY when the service process still exists afterwards; -ETIMEDOUT
  * (engine.sh killed); -ECHILD (not running: stopped already, or attached). Output of a failed
  * stop is on stderr. */
@@ -75,7 +100,7 @@ void enginectl_free(struct enginectl *e);
 
 /* Borrowed strings, valid until enginectl_free. The socket path fits in sun_path. */
 const char *enginectl_socket(const struct enginectl *e);
-const char *enginectl_dir(const struct enginectl *e); /* "" when attached */
+const char *enginectl_dir(const struct enginectl *e); /* "" when attached or adopted */
 /* The service's pid (not a child of the test), 0 when not running or attached. */
 pid_t enginectl_pid(const struct enginectl *e);
 /* engine.sh's output (enginectl.log) and the service's log (engine.log) to stderr. */

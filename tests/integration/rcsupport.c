@@ -127,6 +127,8 @@ int rc_setup(struct rc *e, const char *cloudcore_dir, const char *bridge_passwor
         fprintf(stderr, "rcsupport: the container engine did not start (%d)\n", rc);
         return -1;
     }
+    if (e->engine && enginectl_claim_node(e->engine, e->node) < 0)
+        return -1;
     if ((rc = bridgectl_new(&bo, &e->bridge)) < 0) {
         fprintf(stderr, "rcsupport: bridgectl_new: %d\n", rc);
         return -1;

@@ -23,6 +23,9 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(lws, 0, sul, tick, 10 * LWS_US_PER_MS); /* lws_service returns often */
 }
 
+/* The node of the set-up: its label marks the containers made here as the test's. */
+static char fixture_node[64];
+
 void rtfx_setup_node(const char *node)
 {
     static struct lws_protocols list[2]; /* engine_protocol, then the end of the list */
@@ -31,6 +34,9 @@ void rtfx_setup_node(const char *node)
     int rc = enginectl_start(&engine);
 
     ck_assert_msg(rc == 0, "enginectl_start: %s", kedge_errname(rc));
+    /* an engine the test attached to (KEDGE_TEST_ENGINE_SOCKET) loses only this node's */
+    ck_assert_int_eq(enginectl_claim_node(engine, node), 0);
+    snprintf(fixture_node, sizeof(fixture_node), "%s", node);
     list[0] = engine_protocol;
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -79,8 +85,9 @@ void run_container_with(const char *name, const char *script, const char *extra,
 
     ck_assert_int_eq(kedge_buf_printf(&body,
                                       "{\"Image\":\"%s\",\"Cmd\":[\"sh\",\"-c\",\"%s\"],"
+                                      "\"Labels\":{\"io.kedge.node\":\"%s\"},"
                                       "\"HostConfig\":{\"NetworkMode\":\"none\"}%s}",
-                                      ENGINECTL_BUSYBOX_IMAGE, script, extra),
+                                      ENGINECTL_BUSYBOX_IMAGE, script, fixture_node, extra),
                      0);
     snprintf(path, sizeof(path), ENGINECTL_API "/containers/create?name=%s", name);
     ck_assert_int_eq(enginectl_http_json(engine, "POST", path, body.data, &status, &doc), 0);

@@ -63,7 +63,7 @@ START_TEST(nginx_like_pod_end_to_end)
                   "labels: %s", labels.data);
     wait_pod("web", running_ready, NULL, "Running and ready");
     snprintf(first_id, sizeof(first_id), "%s", id);
-    wait_runtime_version("podman://"); /* enginectl runs podman's Docker API */
+    wait_runtime_version(engine_runtime_prefix()); /* podman:// or docker:// */
 
     /* a second pod wants the same host port: it waits with the reason, the first keeps it */
     send_web_pod("clash", "uid-clash", port, "insert");

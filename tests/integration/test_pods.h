@@ -82,6 +82,10 @@ void kill_app(const char *uid, const char *cname);
 void bset(const char *key, const char *value);
 
 void chain_up(const char *engine_socket);
+/* The same with another pod_infra_image (NULL: localhost/pause:edge) and more bridge settings
+ * (key, value, ..., NULL; may be NULL). */
+void chain_up_with(const char *engine_socket, const char *infra_image, const char *const *extra);
+int chain_broker_port(void);
 
 void teardown(void);
 
@@ -95,6 +99,7 @@ void send_web_pod(const char *name, const char *uid, int port, const char *op);
 /* The node's containerRuntimeVersion (kubelet's <runtime>://<version>) starts with prefix,
  * and has a version after it. */
 void wait_runtime_version(const char *prefix);
+const char *engine_runtime_prefix(void);
 
 /* test_pods_lifecycle.c: restart policies, init containers, liveness; graceful delete */
 void pods_add_lifecycle_tests(TCase *tc);

@@ -233,13 +233,25 @@ static void bset_long(const char *key, long value)
 
 void chain_up(const char *engine_socket)
 {
+    chain_up_with(engine_socket, NULL, NULL);
+}
+
+int chain_broker_port(void)
+{
+    return kh_broker_port(broker);
+}
+
+void chain_up_with(const char *engine_socket, const char *infra_image, const char *const *extra)
+{
     struct bridgectl_opts bo = {0};
     struct kh_broker_opts ko = {0};
     struct kh_opt popts[3] = {{"node_name", NODE}, {NULL, NULL}, {NULL, NULL}};
     struct simctl_opts so = {0};
 
-    if (!engine && enginectl_available() && enginectl_wanted())
+    if (!engine && enginectl_available() && enginectl_wanted()) {
         ck_assert_int_eq(enginectl_start(&engine), 0);
+        ck_assert_int_eq(enginectl_claim_node(engine, NODE), 0);
+    }
     so.node = NODE;
     ck_assert_int_eq(simctl_start(&so, &sim), 0);
     bo.password = BRIDGE_PASS;
@@ -251,11 +263,13 @@ void chain_up(const char *engine_socket)
     ck_assert_msg(broker != NULL, "broker with kedge_plugin.so did not start");
     ck_assert_int_eq(bridgectl_wire_cloudsim(bridge, sim, NODE, kh_broker_port(broker), false), 0);
     bset("engine_socket", engine_socket ? engine_socket : enginectl_socket(engine));
-    bset("pod_infra_image", "localhost/pause:edge");
+    bset("pod_infra_image", infra_image ? infra_image : "localhost/pause:edge");
     bset_long("pod_backoff_initial_ms", kh_scale_ms(3000));
     bset_long("pod_backoff_max_ms", kh_scale_ms(12000));
     bset_long("pod_resync_s", 2);
     bset("log_level", "info");
+    for (; extra && extra[0]; extra += 2)
+        bset(extra[0], extra[1]);
     ck_assert_int_eq(bridgectl_start(bridge), 0);
 }
 
@@ -277,9 +291,21 @@ bool skip_without_engine(void)
 {
     if (enginectl_available() && enginectl_wanted())
         return false;
-    fprintf(stderr, "test_pods: no container engine (podman) here or KEDGE_TEST_ENGINE=none: "
-                    "skipped\n");
+    fprintf(stderr,
+            "test_pods: no container engine (%s: %s) here or KEDGE_TEST_ENGINE=none: "
+            "skipped\n",
+            enginectl_kind(), enginectl_wanted() ? enginectl_unavailable_reason() : "none");
     return true;
+}
+
+/* kubelet's form of the runtime version's prefix for the engine in use: "podman://" or
+ * "docker://" (dockerd, or whatever KEDGE_TEST_ENGINE_SOCKET names). */
+const char *engine_runtime_prefix(void)
+{
+    static char prefix[24];
+
+    (void)snprintf(prefix, sizeof(prefix), "%s://", enginectl_runtime(engine));
+    return prefix;
 }
 
 /* The web pod: busybox httpd serving /www (a configMap) on hostPort `port`. */

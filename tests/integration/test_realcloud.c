@@ -50,6 +50,7 @@
 #include "kedge/ke.h"
 #include "kedge/util.h"
 #include "rcsupport.h"
+#include "test_realcloud.h"
 #include "testsupport.h"
 
 #define BRIDGE_PASS "rc-Secret-1"
@@ -719,6 +720,7 @@ static Suite *suite(void)
     tcase_add_test(tc, desired_value_reaches_the_device);
     tcase_add_test(tc, twin_updates_survive_a_cloud_outage);
     tcase_add_test(tc, upload_at_the_cap_reaches_the_cloud);
+    realcloud_pull_tests(tc, &env); /* test_realcloud_pull.c */
     tcase_add_test(tc, sigterm_closes_the_link_cleanly);
     suite_add_tcase(s, tc);
     return s;
@@ -740,6 +742,7 @@ int main(void)
         return 77;
     }
     failed = rc_run_suite(&env, KEDGE_CLOUDCORE_DIR, BRIDGE_PASS, suite());
+    realcloud_pull_cleanup();
     rc = rc_teardown(&env);
     printf("test_realcloud: measure: whole binary %.1f s\n", (double)(kt_now_ms() - t0) / 1000);
     return failed || rc ? EXIT_FAILURE : EXIT_SUCCESS;
