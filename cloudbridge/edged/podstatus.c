@@ -336,6 +336,7 @@ static void write_conditions(struct kedge_jw *w, const struct pod_view *v)
         if (terminal(phase) &&
             (i == COND_READY || i == COND_CONTAINERS_READY || i == COND_INITIALIZED)) {
             kedge_jw_kstr(w, "reason", "PodCompleted");
+            write_null(w, "message"); /* "containers with unready status" must not stay */
         } else if (!c[i] && i == COND_INITIALIZED) {
             kedge_jw_kstr(w, "reason", "ContainersNotInitialized");
             list_message(w, "incomplete", v->init, v->n_init, true);
