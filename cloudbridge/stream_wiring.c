@@ -21,6 +21,12 @@ static int pods(void *ctx, edged_pod_fn fn, void *fctx)
     return edged_pod_list(ctx, fn, fctx);
 }
 
+static int find_running(void *ctx, const char *ns, const char *pod, const char *container, char *id,
+                        size_t id_len, char *why, size_t why_len)
+{
+    return edged_find_running(ctx, ns, pod, container, id, id_len, why, why_len);
+}
+
 int stream_start(struct bridge *br)
 {
     const struct bridge_config *c = &br->cfg;
@@ -39,11 +45,12 @@ int stream_start(struct bridge *br)
         return 0;
     }
     if (config_stream_server(c, sc.server_host, sizeof(sc.server_host), &sc.server_port) < 0)
-        return -EINVAL; /* checked at load */
+        return -EINVAL;                                         /* checked at load */
     snprintf(sc.node_ip, sizeof(sc.node_ip), "%s", c->node_ip); /* the Node's InternalIP */
     if (br->edged) {
         deps.rt = edged_runtime(br->edged);
         deps.find = find;
+        deps.find_running = find_running;
         deps.find_ctx = br->edged;
         deps.pods = pods;
         deps.pods_ctx = br->edged;

@@ -217,7 +217,7 @@ static int split_path(const char *path, char parts[5][256], int *n)
 static void serve(struct exec_conn *x, const struct stream_request *req)
 {
     struct rc_upgrade u = {req->method, req->raw_query, header, x, x->attach};
-    char parts[5][256], why[256], text[320];
+    char parts[5][256], why[256];
     const char *ns, *pod, *container;
     int n, err;
 
@@ -235,15 +235,10 @@ static void serve(struct exec_conn *x, const struct stream_request *req)
         refuse(x, 500, "no container runtime on this node");
         return;
     }
-    err = x->deps->find(x->deps->find_ctx, ns, pod, container, false, x->id, sizeof(x->id), why,
-                        sizeof(why));
-    if (err < 0) {
-        if (strstr(why, "pods \"")) {
-            refuse(x, 404, "pod does not exist");
-        } else {
-            snprintf(text, sizeof(text), "container not found (\"%s\")", container);
-            refuse(x, 500, text);
-        }
+    err = x->deps->find_running(x->deps->find_ctx, ns, pod, container, x->id, sizeof(x->id), why,
+                                sizeof(why));
+    if (err < 0) { /* kubelet: GetPodByName fails -> 404, GetExec/GetAttach fails -> 500 */
+        refuse(x, strcmp(why, "pod does not exist") ? 500 : 404, why);
         return;
     }
     x->req = req;

@@ -26,9 +26,16 @@
 typedef int (*stream_find_fn)(void *ctx, const char *ns, const char *pod, const char *container,
                               bool previous, char *id, size_t id_len, char *why, size_t why_len);
 
+/* Edged's lookup for exec and attach (edged_find_running): the running instance only. 0, or
+ * -ENOENT with kubelet's exec text in why ("pod does not exist", `container not found ("c")`). */
+typedef int (*stream_find_running_fn)(void *ctx, const char *ns, const char *pod,
+                                      const char *container, char *id, size_t id_len, char *why,
+                                      size_t why_len);
+
 struct stream_deps {
     struct runtime *rt; /* NULL: no runtime (engine_socket none): every request is refused */
     stream_find_fn find;
+    stream_find_running_fn find_running;
     void *find_ctx;
     /* the node's metrics (kubelet_stats.c): the pods with running containers (edged_pod_list;
      * NULL: none listed), and the filesystem kubelet's fs and imageFs stats describe */
