@@ -116,6 +116,13 @@ static void end(struct docker_session *s, int err, int exit_code, const char *me
     release(s);
 }
 
+static size_t trimmed_len(const char *b, size_t n)
+{
+    while (n && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' '))
+        n--;
+    return n;
+}
+
 /* The engine did not answer (status 0) or refused. */
 static void failed(struct docker_session *s, const struct engine_reply *r)
 {
@@ -123,6 +130,8 @@ static void failed(struct docker_session *s, const struct engine_reply *r)
     int err;
 
     docker_engine_message(r, msg, sizeof(msg));
+    if (r->status && r->len && r->body[0] != '{') /* dockerd answers an upgrade in plain text */
+        snprintf(msg, sizeof(msg), "%.*s", (int)trimmed_len(r->body, r->len), r->body);
     if (r->status == 0)
         err = r->err == -ECANCELED || r->err == -ETIMEDOUT || r->err == -ENOMEM ? r->err
                                                                                 : -ECONNREFUSED;
