@@ -1,7 +1,8 @@
 /* runtime_docker_logs.c: a container's output through GET /containers/{id}/logs, streamed
  * (engine_stream), cut out of Docker's stream framing (runtime_docker_mux.c) into chunks. Whether
  * the container has a TTY is left to the framing's first bytes. Backpressure pauses reading the
- * engine's connection (engine_pause).
+ * engine's connection (engine_pause); what was read already waits (docker_paced), the end
+ * behind it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include "kedge/alloc.h"
 #include "kedge/err.h"
 #include "kedge/json.h"
+#include "kedge/log.h"
 #include "runtime_docker_exec.h"
 #include "runtime_docker_logs.h"
 #include "runtime_docker_mux.h"
@@ -25,9 +27,10 @@ struct docker_log {
     runtime_log_chunk_fn chunk;
     runtime_log_end_fn end;
     void *ctx;
-    struct docker_mux mux;
-    int busy;  /* calls out of here on the stack: freed when the last returns */
-    bool gone; /* ended or cancelled: nothing more is called */
+    struct docker_paced out; /* the framing, and output held while paused */
+    bool end_pending;        /* the engine ended the body while output was held */
+    int busy;                /* calls out of here on the stack: freed when the last returns */
+    bool gone;               /* ended or cancelled: nothing more is called */
 };
 
 static void unlink_log(struct docker_log *l)
@@ -46,8 +49,10 @@ static void unlink_log(struct docker_log *l)
 
 static void release(struct docker_log *l)
 {
-    if (l->gone && !l->busy)
-        kedge_free(l);
+    if (!l->gone || l->busy)
+        return;
+    docker_paced_cleanup(&l->out);
+    kedge_free(l);
 }
 
 static bool emit(void *ctx, enum runtime_log_stream stream, const char *b, size_t n)
@@ -61,7 +66,7 @@ static bool emit(void *ctx, enum runtime_log_stream stream, const char *b, size_
         l->chunk(l->ctx, stream, b, n);
         l->busy--;
     }
-    return !l->gone;
+    return !l->gone && !l->out.paused;
 }
 
 static void on_data(void *ctx, const char *bytes, size_t len)
@@ -69,7 +74,8 @@ static void on_data(void *ctx, const char *bytes, size_t len)
     struct docker_log *l = ctx;
 
     l->busy++;
-    docker_mux_feed(&l->mux, bytes, len, emit, l);
+    if (docker_paced_feed(&l->out, bytes, len, emit, l) < 0)
+        kedge_log(KEDGE_LOG_WARN, "edged: out of memory: logs output lost");
     l->busy--;
     release(l);
 }
@@ -99,7 +105,11 @@ static void on_done(void *ctx, const struct engine_reply *r)
         ended(l, r->status == 404 ? -ENOENT : (r->err ? r->err : -EIO), msg);
         return;
     }
-    docker_mux_flush(&l->mux, emit, l);
+    if (docker_paced_waiting(&l->out)) { /* the end waits behind what is held */
+        l->end_pending = true;
+        return;
+    }
+    docker_mux_flush(&l->out.mux, emit, l);
     if (!l->gone)
         ended(l, 0, "");
 }
@@ -137,7 +147,7 @@ long docker_logs(struct docker_logs *x, struct engine *e, const char *id,
     l->chunk = chunk;
     l->end = end;
     l->ctx = ctx;
-    docker_mux_init(&l->mux, DOCKER_MUX_UNKNOWN);
+    docker_mux_init(&l->out.mux, DOCKER_MUX_UNKNOWN);
     l->next = x->head;
     x->head = l;
     l->busy = 1; /* end may come from inside engine_stream */
@@ -171,9 +181,32 @@ void docker_logs_pause(struct docker_logs *x, long handle, bool pause)
 {
     struct docker_log *l;
 
-    for (l = x->head; l; l = l->next)
-        if (l->handle == handle) {
-            engine_pause(l->e, l->req, pause);
+    for (l = x->head; l && l->handle != handle; l = l->next)
+        ;
+    if (!l || l->out.paused == pause)
+        return;
+    l->out.paused = pause;
+    if (!pause) {
+        l->busy++;
+        if (docker_paced_resume(&l->out, emit, l) < 0) /* what was held; may pause again */
+            kedge_log(KEDGE_LOG_WARN, "edged: out of memory: logs output lost");
+        if (!l->gone && l->end_pending && !docker_paced_waiting(&l->out)) {
+            docker_mux_flush(&l->out.mux, emit, l);
+            if (!l->gone)
+                ended(l, 0, "");
+        }
+        l->busy--;
+        if (l->gone) {
+            release(l);
             return;
         }
+    }
+    if (l->req)
+        engine_pause(l->e, l->req, l->out.paused);
+}
+
+void docker_logs_free(struct docker_logs *x)
+{
+    while (x->head) /* an end held behind paused output: no request is left to end it */
+        ended(x->head, -ECANCELED, "the container runtime client stopped");
 }
