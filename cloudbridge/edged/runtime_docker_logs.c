@@ -1,8 +1,13 @@
 /* runtime_docker_logs.c: a container's output through GET /containers/{id}/logs, streamed
  * (engine_stream), cut out of Docker's stream framing (runtime_docker_mux.c) into chunks. Whether
- * the container has a TTY is left to the framing's first bytes. Backpressure pauses reading the
- * engine's connection (engine_pause); what was read already waits (docker_paced), the end
- * behind it.
+ * the container has a TTY is left to the framing's first bytes.
+ *
+ * Backpressure: while paused, what comes is held (docker_paced), the end behind it; only past
+ * HOLD_MAX is the engine's connection not read any more (engine_pause). Why not at once: lws'
+ * HTTP client closes a connection it does not read when the engine hangs up, and the bytes
+ * still in the socket would be lost, so a stream whose tail fits in HOLD_MAX (most of them)
+ * is read to its end. One that is cut while not read ends with -EPIPE (engine.c), not as if
+ * it were complete.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +23,8 @@
 #include "runtime_docker_logs.h"
 #include "runtime_docker_mux.h"
 
+#define HOLD_MAX (4u << 20) /* output held while paused before the connection is not read */
+
 struct docker_log {
     struct docker_log *next; /* in x->head until it ends or is cancelled */
     struct docker_logs *x;   /* NULL once off the list */
@@ -29,6 +36,7 @@ struct docker_log {
     void *ctx;
     struct docker_paced out; /* the framing, and output held while paused */
     bool end_pending;        /* the engine ended the body while output was held */
+    bool engine_paused;      /* past HOLD_MAX: engine_pause */
     int busy;                /* calls out of here on the stack: freed when the last returns */
     bool gone;               /* ended or cancelled: nothing more is called */
 };
@@ -76,6 +84,10 @@ static void on_data(void *ctx, const char *bytes, size_t len)
     l->busy++;
     if (docker_paced_feed(&l->out, bytes, len, emit, l) < 0)
         kedge_log(KEDGE_LOG_WARN, "edged: out of memory: logs output lost");
+    if (!l->gone && l->out.held.len > HOLD_MAX && !l->engine_paused && l->req) {
+        l->engine_paused = true;
+        engine_pause(l->e, l->req, true);
+    }
     l->busy--;
     release(l);
 }
@@ -201,8 +213,10 @@ void docker_logs_pause(struct docker_logs *x, long handle, bool pause)
             return;
         }
     }
-    if (l->req)
-        engine_pause(l->e, l->req, l->out.paused);
+    if (!l->out.paused && l->engine_paused && l->req) {
+        l->engine_paused = false;
+        engine_pause(l->e, l->req, false);
+    }
 }
 
 void docker_logs_free(struct docker_logs *x)

@@ -247,6 +247,7 @@ END_TEST
  * nothing comes while paused (the loop serving), all of it after the resume. */
 struct paced_got {
     size_t bytes, at_pause, while_paused;
+    size_t pause_at; /* bytes (0: 1 MB) */
     bool paused, seen_mb, ended;
     int err;
     long h;
@@ -261,7 +262,7 @@ static void paced_chunk(void *ctx, enum runtime_log_stream stream, const char *b
     if (p->paused)
         p->while_paused += n;
     p->bytes += n;
-    if (!p->seen_mb && p->bytes >= (1u << 20)) {
+    if (!p->seen_mb && p->bytes >= (p->pause_at ? p->pause_at : 1u << 20)) {
         p->seen_mb = p->paused = true;
         p->at_pause = p->bytes;
         rt.ops->logs_pause(rt.rt, p->h, true);
@@ -307,6 +308,28 @@ START_TEST(logs_paused)
     ck_assert(spin_until(&p.ended, 30000));
     ck_assert_int_eq(p.err, 0);
     ck_assert_uint_eq(p.bytes, 10485760 + 1 + 14);
+
+    /* paused while the engine writes the last of it and closes: the end is not lost */
+    run_container("kedge-logs-4", "head -c 60000 /dev/zero", id, sizeof(id));
+    {
+        char path[200];
+        int status = -1;
+
+        snprintf(path, sizeof(path), ENGINECTL_API "/containers/%s/wait", id);
+        ck_assert_int_eq(enginectl_http(engine, "POST", path, NULL, &status, NULL), 0);
+    }
+    memset(&p, 0, sizeof(p));
+    p.pause_at = 1;
+    p.h = rt.ops->logs(rt.rt, id, &all, paced_chunk, paced_end, &p);
+    ck_assert_msg(spin_until(&p.seen_mb, 30000), "only %zu bytes", p.bytes);
+    (void)spin_until(&never, 1000); /* the engine has written it all and closed meanwhile */
+    ck_assert_uint_eq(p.while_paused, 0);
+    ck_assert(!p.ended);
+    p.paused = false;
+    rt.ops->logs_pause(rt.rt, p.h, false);
+    ck_assert(spin_until(&p.ended, 30000));
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_uint_eq(p.bytes, 60000);
 }
 END_TEST
 
