@@ -486,6 +486,8 @@ static void closed(struct engine_req *r, int err)
 
     if (!r->finished && !err && r->deadline_ms && !r->streaming && kedge_now_ms() >= r->deadline_ms)
         err = -ETIMEDOUT;
+    if (!err && !r->err && r->streaming && r->paused) /* lws closes what it does not read */
+        err = -EPIPE;                                 /* on a hang-up: the tail may be lost */
     if (!err && !r->err && r->streaming) /* a stream's body may end with the connection */
         finish(r, r->e->stopping ? -ECANCELED : 0); /* (not when the loop is going away) */
     finish(r, err ? err : (r->err ? r->err : -EIO));

@@ -74,8 +74,9 @@ int engine_stream_call(struct engine *e, const struct engine_call *call,
 /* Close a stream before its done: nothing of fns is called any more. */
 void engine_cancel(struct engine *e, struct engine_req *req);
 /* Backpressure for a stream: while paused the connection is not read (lws_rx_flow_control), so
- * no data comes and the engine is held up by its socket buffer; done cannot come either (the
- * end is not seen). Safe from inside data. */
+ * no data comes and the engine is held up by its socket buffer. lws closes a connection it
+ * does not read when the engine hangs up, with bytes perhaps still unread: done then says
+ * -EPIPE (the body may be cut), never a clean end. Safe from inside data. */
 void engine_pause(struct engine *e, struct engine_req *req, bool pause);
 
 /* The engine's event stream, GET path (with its query): fn gets each event object's JSON.

@@ -209,7 +209,9 @@ struct runtime_ops {
     /* Stop reading (a follow too): no chunk or end is called for handle any more. Safe from
      * inside chunk. */
     void (*logs_cancel)(void *rt, long handle);
-    /* Backpressure for a logs stream: stop reading the runtime's output while paused. */
+    /* Backpressure for a logs stream: while paused no chunk (and no end) is delivered, also
+     * from inside chunk; the runtime stops reading its source (the Docker runtime after
+     * holding a few MB, so a stream ending meanwhile is not cut). */
     void (*logs_pause)(void *rt, long handle, bool pause);
     /* An interactive process in container id: exec_session runs argv (kubectl exec),
      * attach_session joins the container's main process (kubectl attach). io says which of
@@ -221,13 +223,15 @@ struct runtime_ops {
                          void *ctx);
     long (*attach_session)(void *rt, const char *id, const struct runtime_stdio *io,
                            const struct runtime_session_fns *fns, void *ctx);
-    /* Bytes for the process's stdin, buffered in order: 0, -ENOMEM or -ENOENT (no session). */
+    /* Bytes for the process's stdin, buffered in order: 0, -ENOMEM or -ENOENT (no session, or
+     * stdin closed). Bytes for a process that closed its stdin are dropped, as a pipe does. */
     int (*session_stdin)(void *rt, long handle, const char *b, size_t n);
     /* EOF on the process's stdin once what is buffered is written. */
     int (*session_close_stdin)(void *rt, long handle);
     /* The TTY's new size (a session with tty). */
     int (*session_resize)(void *rt, long handle, unsigned width, unsigned height);
-    /* Backpressure: stop or resume reading the process's output. */
+    /* Backpressure: while paused no output (and no end) is delivered, also from inside
+     * output; the runtime stops reading the process's output. */
     void (*session_pause)(void *rt, long handle, bool pause);
     /* End the session (the process of an exec is left to finish on its own, as kubelet
      * does); no callback any more. Safe from inside a callback. */

@@ -578,6 +578,7 @@ static void op_free(void *rt)
     if (!d)
         return;
     engine_free(d->engine); /* answers every call in flight (cancelled) */
+    docker_logs_free(&d->logs);
     docker_sessions_free(&d->sessions);
     kedge_free(d->node);
     kedge_free(d->infra_image);

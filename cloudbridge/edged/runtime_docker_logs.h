@@ -19,6 +19,8 @@ long docker_logs(struct docker_logs *x, struct engine *e, const char *id,
                  const struct runtime_log_options *o, runtime_log_chunk_fn chunk,
                  runtime_log_end_fn end, void *ctx);
 void docker_logs_cancel(struct docker_logs *x, long handle);
+/* After engine_free: the streams still there (paused with their end held) end, -ECANCELED. */
+void docker_logs_free(struct docker_logs *x);
 /* Backpressure: stop or resume reading handle's stream. */
 void docker_logs_pause(struct docker_logs *x, long handle, bool pause);
 

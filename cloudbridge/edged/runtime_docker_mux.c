@@ -79,3 +79,35 @@ void docker_mux_flush(struct docker_mux *m, docker_mux_emit_fn emit, void *ctx)
         (void)emit(ctx, RT_STDOUT, (const char *)m->header, m->header_len);
     m->header_len = 0;
 }
+
+int docker_paced_feed(struct docker_paced *p, const char *b, size_t n, docker_mux_emit_fn emit,
+                      void *ctx)
+{
+    size_t took = p->paused || p->held.len ? 0 : docker_mux_feed(&p->mux, b, n, emit, ctx);
+
+    if (took < n && (p->paused || p->held.len))
+        return kedge_buf_append(&p->held, b + took, n - took);
+    return 0;
+}
+
+int docker_paced_resume(struct docker_paced *p, docker_mux_emit_fn emit, void *ctx)
+{
+    struct kedge_buf held = p->held;
+    int rc;
+
+    p->paused = false;
+    p->held = (struct kedge_buf)KEDGE_BUF_INIT;
+    rc = docker_paced_feed(p, held.data, held.len, emit, ctx);
+    kedge_buf_cleanup(&held);
+    return rc;
+}
+
+bool docker_paced_waiting(const struct docker_paced *p)
+{
+    return p->paused || p->held.len;
+}
+
+void docker_paced_cleanup(struct docker_paced *p)
+{
+    kedge_buf_cleanup(&p->held);
+}

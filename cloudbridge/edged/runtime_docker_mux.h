@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kedge/buf.h"
 #include "runtime.h"
 
 #define DOCKER_MUX_HEADER 8
@@ -35,5 +36,23 @@ size_t docker_mux_feed(struct docker_mux *m, const char *b, size_t n, docker_mux
                        void *ctx);
 /* The body ended: raw bytes still held (fewer than a header in UNKNOWN mode) go out. */
 void docker_mux_flush(struct docker_mux *m, docker_mux_emit_fn emit, void *ctx);
+
+/* Framed output with backpressure: while paused nothing is emitted. A pause from inside emit
+ * (which then returns false) stops the feed there and holds the rest of what was read; the
+ * resume emits what is held first. Logs and sessions read their engine connection this way. */
+struct docker_paced {
+    struct docker_mux mux;
+    struct kedge_buf held;
+    bool paused;
+};
+
+/* emit must return false once paused (or gone: then the rest is dropped). 0 or -ENOMEM. */
+int docker_paced_feed(struct docker_paced *p, const char *b, size_t n, docker_mux_emit_fn emit,
+                      void *ctx);
+/* Not paused any more: what is held goes out (until a pause again). 0 or -ENOMEM. */
+int docker_paced_resume(struct docker_paced *p, docker_mux_emit_fn emit, void *ctx);
+/* Whether output waits (held, or paused): an end must wait behind it. */
+bool docker_paced_waiting(const struct docker_paced *p);
+void docker_paced_cleanup(struct docker_paced *p);
 
 #endif

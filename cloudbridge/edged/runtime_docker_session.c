@@ -50,11 +50,10 @@ struct docker_session {
     struct runtime_stdio io;
     struct runtime_session_fns fns;
     void *ctx;
-    struct engine_hijack *h; /* the stream's connection, until its done */
-    struct docker_mux mux;
+    struct engine_hijack *h;   /* the stream's connection, until its done */
+    struct docker_paced out;   /* the framing, and output held while paused */
     struct kedge_buf early_in; /* stdin before the stream is open */
-    struct kedge_buf held;     /* output read but not delivered: paused from inside output */
-    bool open, close_in, paused, gone;
+    bool open, close_in, gone;
     bool resize_pending;
     bool end_pending; /* the stream ended while output was held: finished on the resume */
     int end_err;
@@ -71,7 +70,7 @@ static void release(struct docker_session *s)
     if (!s->gone || s->refs || s->busy || s->h || s->sul_armed)
         return;
     kedge_buf_cleanup(&s->early_in);
-    kedge_buf_cleanup(&s->held);
+    docker_paced_cleanup(&s->out);
     kedge_free(s);
 }
 
@@ -116,6 +115,13 @@ static void end(struct docker_session *s, int err, int exit_code, const char *me
     release(s);
 }
 
+static size_t trimmed_len(const char *b, size_t n)
+{
+    while (n && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' '))
+        n--;
+    return n;
+}
+
 /* The engine did not answer (status 0) or refused. */
 static void failed(struct docker_session *s, const struct engine_reply *r)
 {
@@ -123,6 +129,8 @@ static void failed(struct docker_session *s, const struct engine_reply *r)
     int err;
 
     docker_engine_message(r, msg, sizeof(msg));
+    if (r->status && r->len && r->body[0] != '{') /* dockerd answers an upgrade in plain text */
+        snprintf(msg, sizeof(msg), "%.*s", (int)trimmed_len(r->body, r->len), r->body);
     if (r->status == 0)
         err = r->err == -ECANCELED || r->err == -ETIMEDOUT || r->err == -ENOMEM ? r->err
                                                                                 : -ECONNREFUSED;
@@ -267,35 +275,16 @@ static bool emit(void *ctx, enum runtime_log_stream stream, const char *b, size_
         s->fns.output(s->ctx, s->io.tty ? RT_STDOUT : stream, b, n);
         s->busy--;
     }
-    return !s->gone && !s->paused;
+    return !s->gone && !s->out.paused;
 }
 
-/* Output read from the engine: through the framing to output, until a pause; what a pause
- * (from inside output) leaves of it waits in held for the resume, so nothing comes while
- * paused. */
+/* Output read from the engine, through the framing to output (held while paused). */
 static void deliver(struct docker_session *s, const char *b, size_t n)
 {
-    size_t took;
-
     s->busy++;
-    took = s->paused ? 0 : docker_mux_feed(&s->mux, b, n, emit, s);
-    if (took < n && !s->gone && kedge_buf_append(&s->held, b + took, n - took) < 0) {
-        kedge_log(KEDGE_LOG_WARN, "edged: out of memory: output of a session lost");
+    if (docker_paced_feed(&s->out, b, n, emit, s) < 0)
         end(s, -ENOMEM, -1, "out of memory for the session's output");
-    }
     s->busy--;
-}
-
-/* The resume: what was held first, the connection read again only once it is out. */
-static void deliver_held(struct docker_session *s)
-{
-    struct kedge_buf held = s->held;
-
-    if (!held.len)
-        return;
-    s->held = (struct kedge_buf)KEDGE_BUF_INIT;
-    deliver(s, held.data, held.len);
-    kedge_buf_cleanup(&held);
 }
 
 static void on_open(void *ctx)
@@ -308,7 +297,7 @@ static void on_open(void *ctx)
     kedge_buf_cleanup(&s->early_in);
     if (s->close_in)
         engine_hijack_close_write(s->h);
-    if (s->paused)
+    if (s->out.paused)
         engine_hijack_pause(s->h, true);
     if (s->resize_pending && send_resize(s) < 0)
         kedge_log(KEDGE_LOG_WARN, "edged: out of memory: a terminal resize lost");
@@ -335,7 +324,7 @@ static void on_done(void *ctx, const struct engine_reply *r)
         failed(s, r);
         return;
     }
-    if (s->held.len || s->paused) { /* the end waits behind what is held */
+    if (docker_paced_waiting(&s->out)) { /* the end waits behind what is held */
         s->end_pending = true;
         s->end_err = r->err;
         return;
@@ -350,7 +339,7 @@ static void finish_stream(struct docker_session *s, int err)
 
     s->end_pending = false;
     s->busy++;
-    docker_mux_flush(&s->mux, emit, s);
+    docker_mux_flush(&s->out.mux, emit, s);
     s->busy--;
     if (s->gone) {
         release(s);
@@ -460,7 +449,7 @@ static struct docker_session *session_new(struct docker_sessions *x, const char 
     s->io = *io;
     s->fns = *fns;
     s->ctx = ctx;
-    docker_mux_init(&s->mux, io->tty ? DOCKER_MUX_RAW : DOCKER_MUX_FRAMED);
+    docker_mux_init(&s->out.mux, io->tty ? DOCKER_MUX_RAW : DOCKER_MUX_FRAMED);
     s->x = x;
     s->next = x->head;
     x->head = s;
@@ -598,13 +587,14 @@ void docker_session_pause(struct docker_sessions *x, long handle, bool pause)
 {
     struct docker_session *s = find(x, handle);
 
-    if (!s || s->paused == pause)
+    if (!s || s->out.paused == pause)
         return;
-    s->paused = pause;
+    s->out.paused = pause;
     if (!pause) {
         s->busy++;
-        deliver_held(s); /* may pause again */
-        if (!s->gone && !s->paused && s->end_pending)
+        if (docker_paced_resume(&s->out, emit, s) < 0) /* what was held; may pause again */
+            end(s, -ENOMEM, -1, "out of memory for the session's output");
+        else if (!s->gone && !docker_paced_waiting(&s->out) && s->end_pending)
             finish_stream(s, s->end_err);
         s->busy--;
         if (s->gone) {
@@ -613,7 +603,7 @@ void docker_session_pause(struct docker_sessions *x, long handle, bool pause)
         }
     }
     if (s->open && s->h)
-        engine_hijack_pause(s->h, s->paused);
+        engine_hijack_pause(s->h, s->out.paused);
 }
 
 void docker_session_cancel(struct docker_sessions *x, long handle)

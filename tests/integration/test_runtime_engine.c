@@ -4,7 +4,7 @@
  * (`kubectl logs` will be served through it) — the exact bytes on each stream of a container
  * that printed known lines, timestamps, follow seeing a line printed after the stream opened
  * (the container is told to print it through the runtime's exec) and ending with the
- * container, an unknown container, and a follow cancelled.
+ * container, an unknown container, a follow cancelled, and 10 MB read with a pause.
  * Skipped (with a line saying why) when KEDGE_TEST_ENGINE=none or there is no podman.
  */
 #include <check.h>
@@ -243,6 +243,96 @@ START_TEST(logs_unknown_and_cancel)
 }
 END_TEST
 
+/* Backpressure on a logs stream: 10 MB of output read with a pause from inside a chunk;
+ * nothing comes while paused (the loop serving), all of it after the resume. */
+struct paced_got {
+    size_t bytes, at_pause, while_paused;
+    size_t pause_at; /* bytes (0: 1 MB) */
+    bool paused, seen_mb, ended;
+    int err;
+    long h;
+};
+
+static void paced_chunk(void *ctx, enum runtime_log_stream stream, const char *b, size_t n)
+{
+    struct paced_got *p = ctx;
+
+    (void)stream;
+    (void)b;
+    if (p->paused)
+        p->while_paused += n;
+    p->bytes += n;
+    if (!p->seen_mb && p->bytes >= (p->pause_at ? p->pause_at : 1u << 20)) {
+        p->seen_mb = p->paused = true;
+        p->at_pause = p->bytes;
+        rt.ops->logs_pause(rt.rt, p->h, true);
+    }
+}
+
+static void paced_end(void *ctx, int err, const char *message)
+{
+    struct paced_got *p = ctx;
+
+    (void)message;
+    ck_assert(!p->paused);
+    p->ended = true;
+    p->err = err;
+}
+
+START_TEST(logs_paused)
+{
+    const struct runtime_log_options all = {false, -1, 0, false};
+    struct paced_got p = {0};
+    bool never = false;
+    char id[80];
+
+    run_container("kedge-logs-3", "head -c 10485760 /dev/zero; echo; echo end-of-output", id,
+                  sizeof(id));
+    { /* the container is done: its whole output is there */
+        char path[200];
+        int status = -1;
+
+        snprintf(path, sizeof(path), ENGINECTL_API "/containers/%s/wait", id);
+        ck_assert_int_eq(enginectl_http(engine, "POST", path, NULL, &status, NULL), 0);
+        ck_assert_int_eq(status, 200);
+    }
+    p.h = rt.ops->logs(rt.rt, id, &all, paced_chunk, paced_end, &p);
+    ck_assert_int_gt(p.h, 0);
+    ck_assert_msg(spin_until(&p.seen_mb, 30000), "only %zu bytes", p.bytes);
+    (void)spin_until(&never, 1000); /* serve the loop a while: the stream is not read */
+    ck_assert_uint_eq(p.while_paused, 0);
+    ck_assert_uint_eq(p.bytes, p.at_pause);
+    ck_assert(!p.ended);
+    p.paused = false;
+    rt.ops->logs_pause(rt.rt, p.h, false);
+    ck_assert(spin_until(&p.ended, 30000));
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_uint_eq(p.bytes, 10485760 + 1 + 14);
+
+    /* paused while the engine writes the last of it and closes: the end is not lost */
+    run_container("kedge-logs-4", "head -c 60000 /dev/zero", id, sizeof(id));
+    {
+        char path[200];
+        int status = -1;
+
+        snprintf(path, sizeof(path), ENGINECTL_API "/containers/%s/wait", id);
+        ck_assert_int_eq(enginectl_http(engine, "POST", path, NULL, &status, NULL), 0);
+    }
+    memset(&p, 0, sizeof(p));
+    p.pause_at = 1;
+    p.h = rt.ops->logs(rt.rt, id, &all, paced_chunk, paced_end, &p);
+    ck_assert_msg(spin_until(&p.seen_mb, 30000), "only %zu bytes", p.bytes);
+    (void)spin_until(&never, 1000); /* the engine has written it all and closed meanwhile */
+    ck_assert_uint_eq(p.while_paused, 0);
+    ck_assert(!p.ended);
+    p.paused = false;
+    rt.ops->logs_pause(rt.rt, p.h, false);
+    ck_assert(spin_until(&p.ended, 30000));
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_uint_eq(p.bytes, 60000);
+}
+END_TEST
+
 static Suite *runtime_engine_suite(void)
 {
     Suite *s = suite_create("runtime_engine");
@@ -259,6 +349,7 @@ static Suite *runtime_engine_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, logs_exact_and_follow);
     tcase_add_test(tc, logs_unknown_and_cancel);
+    tcase_add_test(tc, logs_paused);
     suite_add_tcase(s, tc);
     return s;
 }
