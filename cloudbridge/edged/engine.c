@@ -558,7 +558,8 @@ static int engine_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-const struct lws_protocols engine_protocol = {"kedge-engine", engine_callback, 0, 0, 0, NULL, 0};
+const struct lws_protocols engine_protocol = {
+    ENGINE_PROTOCOL_NAME, engine_callback, 0, 0, 0, NULL, 0};
 
 /* ---- lifetime ---------------------------------------------------------------------------------
  */

@@ -422,7 +422,7 @@ int engine_hijack(struct lws_vhost *vhost, const char *socket_path, const char *
     ad.vh = vhost;
     ad.type = LWS_ADOPT_RAW_FILE_DESC;
     ad.fd.filefd = fd;
-    ad.vh_prot_name = engine_protocol.name;
+    ad.vh_prot_name = ENGINE_PROTOCOL_NAME;
     ad.opaque = h;
     h->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
     if (!h->wsi) {

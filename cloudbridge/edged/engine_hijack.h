@@ -15,6 +15,10 @@
 
 #include "engine.h"
 
+/* The lws protocol (engine.c's engine_protocol) the raw descriptors are adopted under: named
+ * here so this file need not reach back into engine.c, which calls in here for their events. */
+#define ENGINE_PROTOCOL_NAME "kedge-engine"
+
 struct engine_hijack;
 
 struct engine_hijack_fns {
