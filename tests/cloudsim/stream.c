@@ -18,45 +18,17 @@
 #include "kedge/alloc.h"
 #include "kedge/json.h"
 #include "kedge/log.h"
+#include "frame.h"
 #include "streampriv.h"
 
 /* ---- frames ------------------------------------------------------------------------------ */
 
-static size_t put_uvarint(unsigned char *p, uint64_t v)
-{
-    size_t i = 0;
-
-    for (; v >= 0x80; v >>= 7)
-        p[i++] = (unsigned char)(v | 0x80);
-    p[i++] = (unsigned char)v;
-    return i;
-}
-
-/* Go's binary.ReadUvarint: bytes used, 0 on a short or overlong varint. */
-static size_t get_uvarint(const unsigned char *p, size_t n, uint64_t *v)
-{
-    uint64_t x = 0;
-    size_t i;
-
-    for (i = 0; i < n && i < 10; i++) {
-        if (p[i] < 0x80) {
-            if (i == 9 && p[i] > 1)
-                return 0;
-            *v = x | (uint64_t)p[i] << (7 * i);
-            return i + 1;
-        }
-        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-    }
-    return 0;
-}
-
 int cstream_send(struct tsess *s, uint64_t id, int type, const void *data, size_t len)
 {
-    unsigned char head[20];
-    size_t h = put_uvarint(head, id);
+    unsigned char head[STREAM_FRAME_HEAD_MAX];
+    size_t h = stream_frame_head(head, id, (uint64_t)type);
     struct tframe *f;
 
-    h += put_uvarint(head + h, (uint64_t)type);
     f = kedge_malloc(sizeof(*f) + LWS_PRE + h + len);
     if (!f)
         return -ENOMEM;
@@ -166,21 +138,17 @@ static void session_closed(struct cstream *cs, struct tsess *s)
 
 static int on_frame(struct cstream *cs, struct tsess *s)
 {
-    const unsigned char *p = (const unsigned char *)s->rx.data;
-    uint64_t id, type;
-    size_t a, b;
+    struct stream_frame f;
 
-    a = get_uvarint(p, s->rx.len, &id);
-    b = a ? get_uvarint(p + a, s->rx.len - a, &type) : 0;
-    if (!b) {
+    if (stream_frame_decode(s->rx.data, s->rx.len, &f) < 0) {
         kedge_log(KEDGE_LOG_WARN, "cloudsim: stream: a frame with a broken head: session ends");
         return -1; /* cloudcore: Read message from tunnel error, Serve returns */
     }
-    if (type == CS_DATA || type == CS_REMOVE)
-        cstream_api_frame(cs, s, id, (int)type, (const char *)p + a + b, s->rx.len - a - b);
+    if (f.type == CS_DATA || f.type == CS_REMOVE)
+        cstream_api_frame(cs, s, f.id, (int)f.type, f.data, f.len);
     else
         kedge_log(KEDGE_LOG_INFO, "cloudsim: stream: frame type %llu from the edge ignored",
-                  (unsigned long long)type);
+                  (unsigned long long)f.type);
     throttle_if_full(s);
     return 0;
 }
