@@ -242,31 +242,42 @@ static int install_signals(void)
 
 /* ---- vhosts ---------------------------------------------------------------------------------- */
 
-/* CloudHub's TLS (cloud/pkg/cloudhub/servers/server.go createTLSConfig): TLS 1.2+, the TLS 1.2
- * suites limited to ECDHE-ECDSA with AES-GCM / ChaCha20, a client certificate required and
- * verified against the CA (the verdict itself: hub.c, LWS_CALLBACK_OPENSSL_PERFORM_...). */
-static struct lws_vhost *make_wss_vhost(struct lws_context *ctx, const struct cloudsim_config *cfg,
-                                        const struct cloudsim_certs *certs, struct hub *hub)
+/* A TLS vhost on 127.0.0.1 with the cloud's server certificate and CA, TLS 1.2+ (every port
+ * of cloudcore's but the control API); ciphers NULL: OpenSSL's defaults. */
+static struct lws_vhost *tls_vhost(struct lws_context *ctx, const char *name, long port,
+                                   const struct lws_protocols *protocols, void *user,
+                                   const struct cloudsim_certs *certs, uint64_t options,
+                                   const char *ciphers)
 {
     struct lws_context_creation_info vi;
 
     memset(&vi, 0, sizeof(vi));
-    vi.vhost_name = "cloudhub";
+    vi.vhost_name = name;
     vi.iface = "127.0.0.1";
-    vi.port = (int)cfg->port;
-    vi.protocols = hub_protocols;
-    vi.user = hub;
-    vi.options =
-        LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT | LWS_SERVER_OPTION_DISABLE_IPV6;
+    vi.port = (int)port;
+    vi.protocols = protocols;
+    vi.user = user;
+    vi.options = options | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+                 LWS_SERVER_OPTION_DISABLE_IPV6;
     vi.ssl_cert_filepath = certs->server_crt;
     vi.ssl_private_key_filepath = certs->server_key;
     vi.ssl_ca_filepath = certs->ca_crt;
-    vi.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-                         "ECDHE-ECDSA-CHACHA20-POLY1305";
+    vi.ssl_cipher_list = ciphers;
     vi.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
     vi.alpn = "http/1.1";
     vi.timeout_secs = 30; /* CloudHub's handshake timeout */
     return lws_create_vhost(ctx, &vi);
+}
+
+/* CloudHub's TLS (cloud/pkg/cloudhub/servers/server.go createTLSConfig): the TLS 1.2 suites
+ * limited to ECDHE-ECDSA with AES-GCM / ChaCha20, a client certificate required and verified
+ * against the CA (the verdict itself: hub.c, LWS_CALLBACK_OPENSSL_PERFORM_...). */
+static struct lws_vhost *make_wss_vhost(struct lws_context *ctx, const struct cloudsim_config *cfg,
+                                        const struct cloudsim_certs *certs, struct hub *hub)
+{
+    return tls_vhost(ctx, "cloudhub", cfg->port, hub_protocols, hub, certs, 0,
+                     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                     "ECDHE-ECDSA-CHACHA20-POLY1305");
 }
 
 static struct lws_vhost *make_control_vhost(struct lws_context *ctx,
@@ -285,29 +296,14 @@ static struct lws_vhost *make_control_vhost(struct lws_context *ctx,
     return lws_create_vhost(ctx, &vi);
 }
 
-/* cloudcore's :10002 (certsrv.c): the server certificate, TLS 1.2+; a client certificate is
- * asked for but not required (joins have none), and judged per request. */
+/* cloudcore's :10002 (certsrv.c): a client certificate is asked for but not required (joins
+ * have none), and judged per request. */
 static struct lws_vhost *make_https_vhost(struct lws_context *ctx,
                                           const struct cloudsim_config *cfg,
                                           const struct cloudsim_certs *certs, struct certsrv *cs)
 {
-    struct lws_context_creation_info vi;
-
-    memset(&vi, 0, sizeof(vi));
-    vi.vhost_name = "certsrv";
-    vi.iface = "127.0.0.1";
-    vi.port = (int)cfg->https_port;
-    vi.protocols = certsrv_protocols;
-    vi.user = cs;
-    vi.options = LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
-                 LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED | LWS_SERVER_OPTION_DISABLE_IPV6;
-    vi.ssl_cert_filepath = certs->server_crt;
-    vi.ssl_private_key_filepath = certs->server_key;
-    vi.ssl_ca_filepath = certs->ca_crt;
-    vi.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
-    vi.alpn = "http/1.1";
-    vi.timeout_secs = 30;
-    return lws_create_vhost(ctx, &vi);
+    return tls_vhost(ctx, "certsrv", cfg->https_port, certsrv_protocols, cs, certs,
+                     LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED, NULL);
 }
 
 /* CloudStream's tunnel (stream.c): TLS as CloudHub's (cloudcore falls back to cloudHub's
@@ -316,23 +312,8 @@ static struct lws_vhost *make_tunnel_vhost(struct lws_context *ctx,
                                            const struct cloudsim_config *cfg,
                                            const struct cloudsim_certs *certs, struct cstream *cs)
 {
-    struct lws_context_creation_info vi;
-
-    memset(&vi, 0, sizeof(vi));
-    vi.vhost_name = "cloudstream";
-    vi.iface = "127.0.0.1";
-    vi.port = (int)cfg->tunnel_port;
-    vi.protocols = cstream_tunnel_protocols;
-    vi.user = cs;
-    vi.options =
-        LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT | LWS_SERVER_OPTION_DISABLE_IPV6;
-    vi.ssl_cert_filepath = certs->server_crt;
-    vi.ssl_private_key_filepath = certs->server_key;
-    vi.ssl_ca_filepath = certs->ca_crt;
-    vi.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
-    vi.alpn = "http/1.1";
-    vi.timeout_secs = 30;
-    return lws_create_vhost(ctx, &vi);
+    return tls_vhost(ctx, "cloudstream", cfg->tunnel_port, cstream_tunnel_protocols, cs, certs, 0,
+                     NULL);
 }
 
 /* Its stream server (streamapi.c): raw TCP, the HTTP parsed there. */
@@ -347,7 +328,8 @@ static struct lws_vhost *make_streamapi_vhost(struct lws_context *ctx,
     vi.port = (int)cfg->stream_port;
     vi.protocols = cstream_api_protocols;
     vi.user = cs;
-    vi.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG | LWS_SERVER_OPTION_DISABLE_IPV6;
+    vi.options =
+        LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG | LWS_SERVER_OPTION_DISABLE_IPV6;
     vi.listen_accept_role = "raw-skt";
     vi.listen_accept_protocol = "cloudstream-api";
     return lws_create_vhost(ctx, &vi);
@@ -455,7 +437,8 @@ int main(int argc, char **argv)
                lws_get_vhost_listen_port(control)) < 0 ||
         (https && printf(" https_port=%d", lws_get_vhost_listen_port(https)) < 0) ||
         printf(" tunnel_port=%d stream_port=%d\n", lws_get_vhost_listen_port(tunnel),
-               lws_get_vhost_listen_port(streamapi)) < 0 || fflush(stdout) != 0) {
+               lws_get_vhost_listen_port(streamapi)) < 0 ||
+        fflush(stdout) != 0) {
         kedge_log(KEDGE_LOG_ERR, "cloudsim: cannot write the ready line");
         goto out;
     }
