@@ -5,7 +5,8 @@
  * calls), edged_status.c and edged_pods.c (pods in and out); these and edged_probe.c call
  * edged_relist.c (kubelet's PLEG), edged_cloud.c and edged_state.c, which call no other
  * edged file. edged_lookup.c (EdgeStream's container lookup) calls edged_status.c and
- * edged_state.c and is called by none of them. The relist tells edged.c that it finished through a registered function.
+ * edged_state.c and is called by none of them. The relist tells edged.c that it finished through a
+ * registered function.
  */
 #ifndef KEDGE_EDGED_INT_H
 #define KEDGE_EDGED_INT_H

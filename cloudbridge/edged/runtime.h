@@ -129,9 +129,9 @@ struct runtime_session_fns {
  * Engine's GET /containers/{id}/stats; cadvisor's names in the comments). A field the runtime
  * did not report is 0 with its has_ flag false. */
 struct runtime_stats {
-    int64_t time_ms;       /* when the runtime read the sample (Unix ms) */
-    uint64_t cpu_usage_ns; /* cumulative CPU time of all cores (cpuacct usage) */
-    uint64_t mem_usage;    /* bytes in use, page cache included (memory.usage_in_bytes) */
+    int64_t time_ms;          /* when the runtime read the sample (Unix ms) */
+    uint64_t cpu_usage_ns;    /* cumulative CPU time of all cores (cpuacct usage) */
+    uint64_t mem_usage;       /* bytes in use, page cache included (memory.usage_in_bytes) */
     uint64_t mem_working_set; /* usage - inactive file pages, floor 0 (cadvisor's working set) */
     uint64_t mem_rss;         /* anonymous and swap cache (total_rss, v2 anon) */
     uint64_t mem_limit;       /* the runtime's limit; the host's memory when unlimited */

@@ -17,8 +17,9 @@
  *
  * The request's options are read from the query as kubelet reads them: input, output, error, tty
  * (stdin, stdout, stderr, tty) are true only when "1" (kube-apiserver writes input=1 ... on the
- * URL it sends to a kubelet, whatever kubectl sent it); command= repeated (exec); container=. tty drops stderr. None of stdin, stdout,
- * stderr: 400 "you must specify at least 1 of stdin, stdout, stderr".
+ * URL it sends to a kubelet, whatever kubectl sent it); command= repeated (exec); container=. tty
+ * drops stderr. None of stdin, stdout, stderr: 400 "you must specify at least 1 of stdin, stdout,
+ * stderr".
  *
  * How to drive it (the glue, exec.c):
  *   1. rc_accept() with the upgrade request. It writes the response through fns->send: the 101

@@ -39,7 +39,7 @@ enum fake_call_kind {
     FAKE_WATCH,
     FAKE_LOGS,
     FAKE_LOGS_CANCEL,
-    FAKE_LOGS_PAUSE, /* attempt: 1 pause, 0 resume */
+    FAKE_LOGS_PAUSE,     /* attempt: 1 pause, 0 resume */
     FAKE_EXEC_SESSION,   /* arg: "<id> <argv joined by spaces>" */
     FAKE_ATTACH_SESSION, /* arg: the id */
     FAKE_SESSION_CANCEL,
