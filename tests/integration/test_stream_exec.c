@@ -159,6 +159,76 @@ static void ws_run(const char *path_query, const char *in, bool eof, struct wsre
     wsc_close(&c);
 }
 
+/* ---- SPDY/3.1 (kubectl with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, kubectl < 1.30) ------ */
+
+enum { ERR_ID = 1, IN_ID = 3, OUT_ID = 5, ERRS_ID = 7 };
+
+/* One exec over SPDY: kubectl's upgrade (one header line per version), the streams error,
+ * stdin (when in), stdout, stderr, stdin's data and FIN, then everything until the server
+ * closes; the data sorted by stream. */
+static void spdy_run(const char *path_query, const char *in, struct wsres *res, bool *goaway)
+{
+    struct spdy_client sc;
+    struct kedge_buf b = KEDGE_BUF_INIT;
+    struct spdyf *f = calloc(4096, sizeof(*f));
+    struct wsc c;
+    char req[2048];
+    size_t n, i;
+    int len = snprintf(req, sizeof(req),
+                       "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+                       "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
+                       "X-Stream-Protocol-Version: v3.channel.k8s.io\r\n"
+                       "X-Stream-Protocol-Version: v2.channel.k8s.io\r\n"
+                       "X-Stream-Protocol-Version: channel.k8s.io\r\nContent-Length: 0\r\n\r\n",
+                       path_query);
+
+    ck_assert_ptr_nonnull(f);
+    memset(&c, 0, sizeof(c));
+    rec_init(&c.r);
+    c.fd = kt_connect_tcp(simctl_stream_port(sim));
+    ck_assert_int_ge(c.fd, 0);
+    ck_assert_int_eq(write(c.fd, req, (size_t)len), len);
+    spdy_client_init(&sc);
+    spdy_syn_stream(&sc, &b, ERR_ID, "error", false);
+    if (in)
+        spdy_syn_stream(&sc, &b, IN_ID, "stdin", false);
+    spdy_syn_stream(&sc, &b, OUT_ID, "stdout", false);
+    spdy_syn_stream(&sc, &b, ERRS_ID, "stderr", false);
+    if (in) {
+        spdy_data(&b, IN_ID, false, in, strlen(in));
+        spdy_data(&b, IN_ID, true, "", 0);
+    }
+    wsc_send(&c, &b);
+    wsc_finish(&c, path_query);
+    ck_assert_msg(c.r.out.data && !strncmp(c.r.out.data, "HTTP/1.1 101 ", 13), "not upgraded: %s",
+                  c.r.out.data ? c.r.out.data : "(nothing)");
+    ck_assert_ptr_nonnull(strstr(c.r.out.data, "X-Stream-Protocol-Version: v4.channel.k8s.io"));
+    memset(res, 0, sizeof(*res));
+    *goaway = false;
+    n = spdy_parse(&sc, &c.r, head_len(&c.r), f, 4096);
+    for (i = 0; i < n; i++) {
+        struct kedge_buf *to = NULL;
+
+        if (f[i].control) {
+            *goaway |= f[i].type == 7;
+            continue;
+        }
+        to = f[i].id == OUT_ID    ? &res->out
+             : f[i].id == ERRS_ID ? &res->err
+             : f[i].id == ERR_ID  ? &res->status
+                                  : NULL;
+        if (!to || !f[i].n)
+            continue;
+        ck_assert_int_eq(kedge_buf_append(to, f[i].p, f[i].n), 0);
+        ck_assert_int_eq(kedge_buf_putc(to, '\0'), 0);
+        to->len--;
+    }
+    free(f);
+    kedge_buf_cleanup(&b);
+    spdy_client_cleanup(&sc);
+    wsc_close(&c);
+}
+
 /* ---- the engine --------------------------------------------------------------------------- */
 
 /* Processes of the pod's container "c" whose command line holds cmd (the engine's top). */
@@ -232,6 +302,25 @@ START_TEST(exec_and_attach)
     ck_assert_str_eq(text(&res.out), "hello\nworld\n");
     ck_assert_str_eq(text(&res.status), SUCCESS);
     wsres_cleanup(&res);
+
+    /* the same over SPDY/3.1 (v4: the status JSON on the error stream, then GOAWAY) */
+    {
+        bool goaway = false;
+        spdy_run(
+            "/exec/default/shell/c?command=sh&command=-c&command=echo+out%3B+echo+err+%3E%262%3B"
+            "+exit+3&output=1&error=1",
+            NULL, &res, &goaway);
+        ck_assert_str_eq(text(&res.out), "out\n");
+        ck_assert_str_eq(text(&res.err), "err\n");
+        ck_assert_msg(strstr(text(&res.status), "exit code 3"), "status: %s", text(&res.status));
+        ck_assert(goaway);
+        wsres_cleanup(&res);
+        spdy_run("/exec/default/shell/c?command=cat&input=1&output=1&error=1", "over spdy\n", &res,
+                 &goaway);
+        ck_assert_str_eq(text(&res.out), "over spdy\n");
+        ck_assert_str_eq(text(&res.status), SUCCESS);
+        wsres_cleanup(&res);
+    }
 
     /* a pod or container the node does not have: kubelet's answers, no upgrade */
     {
