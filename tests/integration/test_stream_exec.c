@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 
+#include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -254,6 +255,22 @@ static int processes_with(const char *pod_uid, const char *cmd)
     return n;
 }
 
+/* Open descriptors of kedge-bridge (its engine connections among them). */
+static int bridge_fds(void)
+{
+    char path[64];
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)bridgectl_pid(bridge));
+    d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
 /* ---- the TCase ---------------------------------------------------------------------------- */
 
 static void send_stdin_pod(const char *name, const char *script)
@@ -366,6 +383,7 @@ START_TEST(exec_and_attach)
      * the process to the runtime, and `yes` dies of its closed stdout (SIGPIPE) */
     {
         struct wsc c;
+        int fds = bridge_fds();
         wsc_open(&c, "/exec/default/shell/c?command=yes&output=1");
         deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
         while (c.r.out.len < 65536) {
@@ -376,6 +394,13 @@ START_TEST(exec_and_attach)
         wsc_close(&c);
         wait_metric("kedge_bridge_stream_connections", 0, "the abandoned exec is gone");
         ck_assert_int_eq(sim_stream("connections"), 0);
+        /* the session's engine connection is closed with it */
+        deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
+        while (bridge_fds() > fds) {
+            ck_assert_msg(kt_now_ms() < deadline, "kedge-bridge holds %d descriptors, %d before",
+                          bridge_fds(), fds);
+            kt_pause_ms(PAUSE_MS);
+        }
         /* what is true on podman and dockerd alike: the engine keeps draining the process's
          * output once its exec stream is gone, so nothing stops `yes`; kubelet does not kill
          * it either (the CRI has no call for it) */
