@@ -50,7 +50,10 @@ struct engine_hijack {
     bool chunked;
     bool shut_wanted, shut_done, write_broken;
     bool paused, cancelled, finished;
-    int busy; /* calls out of here on the stack */
+    bool in_writable; /* inside RAW_WRITEABLE_FILE */
+    bool rearm_armed;
+    lws_sorted_usec_list_t rearm; /* asks for POLLOUT again from outside that callback */
+    int busy;                     /* calls out of here on the stack */
 };
 
 /* ---- the response head ------------------------------------------------------------------- */
@@ -133,6 +136,8 @@ static void release(struct engine_hijack *h)
 {
     if (h->busy || h->wsi || !(h->finished || h->cancelled))
         return;
+    if (h->rearm_armed)
+        lws_sul_cancel(&h->rearm);
     kedge_buf_cleanup(&h->out);
     kedge_buf_cleanup(&h->in);
     kedge_free(h);
@@ -280,6 +285,31 @@ static void readable(struct engine_hijack *h, bool drain)
 
 /* ---- bytes out --------------------------------------------------------------------------- */
 
+static void rearm_writable(lws_sorted_usec_list_t *sul)
+{
+    struct engine_hijack *h = lws_container_of(sul, struct engine_hijack, rearm);
+
+    h->rearm_armed = false;
+    if (h->wsi && !h->cancelled && !h->finished)
+        lws_callback_on_writable(h->wsi);
+}
+
+/* More to write once the socket takes it. lws' raw-file role (4.1) clears POLLOUT after its
+ * RAW_WRITEABLE_FILE callback returns, so a request made inside that callback is lost and the
+ * rest of stdin would wait forever (a process slower than its stdin: `kubectl cp` into a busy
+ * container): from there the request is made from the next loop turn instead. */
+static void want_writable(struct engine_hijack *h)
+{
+    if (!h->wsi)
+        return;
+    if (!h->in_writable) {
+        lws_callback_on_writable(h->wsi);
+    } else if (!h->rearm_armed) {
+        h->rearm_armed = true;
+        lws_sul_schedule(lws_get_context(h->wsi), 0, &h->rearm, rearm_writable, 1);
+    }
+}
+
 static void flush_out(struct engine_hijack *h)
 {
     size_t limit = h->allowed < h->out.len ? h->allowed : h->out.len;
@@ -290,8 +320,7 @@ static void flush_out(struct engine_hijack *h)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
-            if (h->wsi)
-                lws_callback_on_writable(h->wsi);
+            want_writable(h);
             return;
         }
         if (w < 0) { /* the process is gone or closed its stdin: its output may still come */
@@ -453,8 +482,11 @@ int engine_hijack_callback(struct lws *wsi, enum lws_callback_reasons reason)
         readable(h, false);
         break;
     case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-        if (!h->cancelled && !h->finished)
+        if (!h->cancelled && !h->finished) {
+            h->in_writable = true;
             flush_out(h);
+            h->in_writable = false;
+        }
         break;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         /* the hang-up may come before the rest of the stream was read (or while paused): the

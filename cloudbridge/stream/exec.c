@@ -71,8 +71,14 @@ static void on_output(void *ctx, enum runtime_log_stream s, const char *b, size_
 {
     struct exec_conn *x = ctx;
 
-    if (x->ended || rc_output(x->rc, s, b, n) < 0)
+    if (x->ended)
         return;
+    if (rc_output(x->rc, s, b, n) < 0) {
+        /* out of memory (the rc is not over, or we would have ended): output is missing, so
+         * the client must not get an exit code after it; cut the connection instead */
+        end(x);
+        return;
+    }
     if (!x->paused && x->session > 0 && stream_conn_over(x->c)) {
         ops(x)->session_pause(rt(x), x->session, true);
         x->paused = true;

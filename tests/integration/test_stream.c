@@ -14,7 +14,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "test_pods.h"
+#include "test_stream.h"
 
 #define LOG_LINES "line 1\nline 2\nline 3\nline 4\nline 5\n"
 #define FOLLOWERS 20
@@ -226,7 +226,7 @@ static char *raw_exchange(const char *req)
 /* ---- the bridge's and the cloud's figures ------------------------------------------------- */
 
 /* A sample of the bridge's /metrics, -1 when absent. */
-static double metric(const char *name)
+double metric(const char *name)
 {
     struct kedge_buf b = KEDGE_BUF_INIT;
     int status = 0;
@@ -245,7 +245,7 @@ static double metric(const char *name)
     return v;
 }
 
-static void wait_metric(const char *name, double want, const char *what)
+void wait_metric(const char *name, double want, const char *what)
 {
     int64_t deadline = kt_now_ms() + kh_scale_ms(WAIT_MS);
     double v;
@@ -256,13 +256,13 @@ static void wait_metric(const char *name, double want, const char *what)
     }
 }
 
-static void stream_chain_up(void)
+void stream_chain_up(void)
 {
     chain_up(NULL);
     wait_metric("kedge_bridge_stream_tunnel_up", 1, "the tunnel to cloudsim");
 }
 
-static void send_pod(const char *name, const char *policy, const char *script)
+void send_pod(const char *name, const char *policy, const char *script)
 {
     sim_send(ROUTE("insert", "default/pod/%s") "{\"metadata\":{\"name\":\"%s\",\"namespace\":"
                                                "\"default\",\"uid\":\"uid-%s\"},\"spec\":{"
@@ -292,7 +292,7 @@ static void assert_timestamped(const char *body)
 }
 
 /* A number of cloudsim's GET /stream. */
-static int64_t sim_stream(const char *key)
+int64_t sim_stream(const char *key)
 {
     struct kedge_jdoc *doc = NULL;
     int status = 0;
@@ -630,6 +630,7 @@ int main(void)
     tcase_add_test(tc, concurrent_follows_and_cut);
     tcase_add_test(tl, big_download_while_the_hub_lives);
     suite_add_tcase(s, tc);
+    stream_exec_tcase(s);
     suite_add_tcase(s, tl);
     return kh_run_suite(s, CK_NORMAL);
 }
