@@ -3,7 +3,7 @@
 # integration suites with their processes under valgrind (KEDGE_VALGRIND=1 makes the harnesses
 # wrap mosquitto, kedge-bridge and kedge-cloudsim; a leak or an error makes a process exit
 # non-zero, which the test asserts): test_twin (broker + plugin), test_pods (the bridge's
-# Edged with pods on a real engine) and test_stream (EdgeStream's kubectl logs). Uses the normal tree in build/. Exits non-zero on any
+# Edged with pods on a real engine) and test_stream (EdgeStream's kubectl logs and exec). Uses the normal tree in build/. Exits non-zero on any
 # valgrind finding.
 set -euo pipefail
 
@@ -38,6 +38,11 @@ fi
 echo "valgrind: test_stream (logs) with kedge-bridge, mosquitto and kedge-cloudsim under valgrind"
 if ! KEDGE_VALGRIND=1 CK_RUN_CASE=logs CK_DEFAULT_TIMEOUT=1200 "$BUILD/tests/integration/test_stream"; then
     echo "valgrind: test_stream FAILED"
+    failed=1
+fi
+echo "valgrind: test_stream (exec) with kedge-bridge, mosquitto and kedge-cloudsim under valgrind"
+if ! KEDGE_VALGRIND=1 CK_RUN_CASE=exec CK_DEFAULT_TIMEOUT=1200 "$BUILD/tests/integration/test_stream"; then
+    echo "valgrind: test_stream (exec) FAILED"
     failed=1
 fi
 exit $failed
