@@ -129,25 +129,33 @@ static void sc_parse(struct sclient *c)
         c->raw.data[c->raw.len] = '\0';
 }
 
-/* Read what comes within timeout_ms. 1: something came, 0: nothing, -1: the server closed. */
-static int sc_pump(struct sclient *c, int timeout_ms)
+int stream_read(int fd, bool *eof, struct kedge_buf *into, int timeout_ms)
 {
-    struct pollfd p = {c->fd, POLLIN, 0};
+    struct pollfd p = {fd, POLLIN, 0};
     char buf[65536];
     ssize_t n;
 
-    if (c->eof)
+    if (*eof)
         return -1;
     if (poll(&p, 1, timeout_ms) <= 0)
         return 0;
-    n = read(c->fd, buf, sizeof(buf));
+    n = read(fd, buf, sizeof(buf));
     if (n <= 0) {
-        c->eof = true;
+        *eof = true;
         return -1;
     }
-    ck_assert_int_eq(kedge_buf_append(&c->raw, buf, (size_t)n), 0);
-    sc_parse(c);
+    ck_assert_int_eq(kedge_buf_append(into, buf, (size_t)n), 0);
     return 1;
+}
+
+/* Read what comes within timeout_ms. 1: something came, 0: nothing, -1: the server closed. */
+static int sc_pump(struct sclient *c, int timeout_ms)
+{
+    int rc = stream_read(c->fd, &c->eof, &c->raw, timeout_ms);
+
+    if (rc > 0)
+        sc_parse(c);
+    return rc;
 }
 
 /* Until the answer is complete (the chunked body's end) and the server closed. */

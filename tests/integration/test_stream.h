@@ -17,5 +17,8 @@ int64_t sim_stream(const char *key);
 
 /* The exec/attach TCase (test_stream_exec.c). */
 void stream_exec_tcase(Suite *s);
+/* Read what fd has within timeout_ms into `into`: 1 something came, 0 nothing, -1 the peer
+ * closed (then *eof is set and every later call returns -1). */
+int stream_read(int fd, bool *eof, struct kedge_buf *into, int timeout_ms);
 
 #endif

@@ -72,21 +72,7 @@ static void wsc_send(struct wsc *c, const struct kedge_buf *b)
 /* Read what comes within timeout_ms: 1 something, 0 nothing, -1 the server closed. */
 static int wsc_pump(struct wsc *c, int timeout_ms)
 {
-    struct pollfd p = {c->fd, POLLIN, 0};
-    char buf[65536];
-    ssize_t n;
-
-    if (c->eof)
-        return -1;
-    if (poll(&p, 1, timeout_ms) <= 0)
-        return 0;
-    n = read(c->fd, buf, sizeof(buf));
-    if (n <= 0) {
-        c->eof = true;
-        return -1;
-    }
-    ck_assert_int_eq(kedge_buf_append(&c->r.out, buf, (size_t)n), 0);
-    return 1;
+    return stream_read(c->fd, &c->eof, &c->r.out, timeout_ms);
 }
 
 static void wsc_finish(struct wsc *c, const char *what)
