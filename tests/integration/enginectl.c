@@ -252,7 +252,7 @@ static int new_handle(struct enginectl **out)
 static int adopt(const char *sock, struct enginectl **out)
 {
     struct kedge_buf so = KEDGE_BUF_INIT;
-    struct enginectl *e;
+    struct enginectl *e = NULL;
     int rc, code = -1;
 
     if (strlen(sock) >= sizeof(e->sock))
@@ -280,7 +280,7 @@ int enginectl_start(struct enginectl **out)
 {
     struct kedge_buf so = KEDGE_BUF_INIT;
     const char *line;
-    struct enginectl *e;
+    struct enginectl *e = NULL;
     int rc, code = -1, pid = 0;
 
     *out = NULL;
@@ -327,7 +327,7 @@ fail:
 
 int enginectl_attach(const char *socket_path, struct enginectl **out)
 {
-    struct enginectl *e;
+    struct enginectl *e = NULL;
 
     *out = NULL;
     e = calloc(1, sizeof(*e));
