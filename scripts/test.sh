@@ -243,8 +243,6 @@ main() {
     run_phase test ctest_tree build
     run_phase test-asan ctest_tree build-asan
     run_phase test-dockerd ctest_dockerd
-    # 10 s per target: a smoke run that keeps CI near its 30 minutes (fuzz/run.sh alone: 20 s)
-    export KEDGE_FUZZ_SECONDS=${KEDGE_FUZZ_SECONDS:-10}
     run_phase fuzz optional_script fuzz/run.sh
     run_phase valgrind optional_script scripts/valgrind.sh
     if skipped build-asan || skipped test-asan; then

@@ -50,9 +50,10 @@
 
 static struct rc env;
 
-/* kubectl with extra environment, stdin text, separate stdout and stderr: its exit status. */
-static int kubectl_env(const char *const *extra_env, const char *in, struct kedge_buf *out,
-                       struct kedge_buf *err, const char *const *args)
+/* kubectl with extra environment, stdin text, separate stdout and stderr, killed after
+ * timeout_ms (not scaled): its exit status, or -ETIMEDOUT. */
+static int kubectl_run(const char *const *extra_env, const char *in, struct kedge_buf *out,
+                       struct kedge_buf *err, int timeout_ms, const char *const *args)
 {
     const char *argv[32];
     char kubeconfig[PATH_MAX + 16];
@@ -65,7 +66,14 @@ static int kubectl_env(const char *const *extra_env, const char *in, struct kedg
     while (*args && n < 31)
         argv[n++] = *args++;
     argv[n] = NULL;
-    return cloudctl_run(argv, extra_env, in, out, err, kh_scale_ms(KUBECTL_MS));
+    return cloudctl_run(argv, extra_env, in, out, err, timeout_ms);
+}
+
+/* The same within KUBECTL_MS (scaled). */
+static int kubectl_env(const char *const *extra_env, const char *in, struct kedge_buf *out,
+                       struct kedge_buf *err, const char *const *args)
+{
+    return kubectl_run(extra_env, in, out, err, kh_scale_ms(KUBECTL_MS), args);
 }
 
 static void expect_contains(const struct kedge_buf *b, const char *want, const char *what)
@@ -170,20 +178,7 @@ START_TEST(logs_whole_tail_timestamps_follow)
     kedge_buf_reset(&out);
 
     /* -f never ends by itself: the kill deadline ends it; what it printed must have grown */
-    {
-        const char *argv[16];
-        char kubeconfig[PATH_MAX + 16];
-        size_t n = 0;
-
-        snprintf(kubeconfig, sizeof(kubeconfig), "--kubeconfig=%s",
-                 cloudctl_env(env.cloud, "KUBECONFIG"));
-        argv[n++] = "kubectl";
-        argv[n++] = kubeconfig;
-        for (const char *const *a = follow; *a; a++)
-            argv[n++] = *a;
-        argv[n] = NULL;
-        rc = cloudctl_run(argv, NULL, NULL, &out, &err, 4000);
-    }
+    rc = kubectl_run(NULL, NULL, &out, &err, 4000, follow);
     ck_assert_msg(rc == -ETIMEDOUT, "kubectl logs -f ended by itself (%d): %s", rc,
                   err.data ? err.data : "");
     ck_assert_msg(count_lines(out.data) >= 8, "logs -f for 4 s gave %d lines:\n%s",
@@ -401,21 +396,10 @@ END_TEST
 START_TEST(attach_shows_output)
 {
     struct kedge_buf out = KEDGE_BUF_INIT, err = KEDGE_BUF_INIT;
-    const char *argv[16];
-    char kubeconfig[PATH_MAX + 16];
-    size_t n = 0;
+    const char *attach[] = {"attach", "rc-talk", "-c", "talk", NULL};
     int rc;
 
-    snprintf(kubeconfig, sizeof(kubeconfig), "--kubeconfig=%s",
-             cloudctl_env(env.cloud, "KUBECONFIG"));
-    argv[n++] = "kubectl";
-    argv[n++] = kubeconfig;
-    argv[n++] = "attach";
-    argv[n++] = "rc-talk";
-    argv[n++] = "-c";
-    argv[n++] = "talk";
-    argv[n] = NULL;
-    rc = cloudctl_run(argv, NULL, NULL, &out, &err, 4000);
+    rc = kubectl_run(NULL, NULL, &out, &err, 4000, attach);
     ck_assert_msg(rc == -ETIMEDOUT, "kubectl attach ended by itself (%d): %s", rc,
                   err.data ? err.data : "");
     expect_contains(&out, "line ", "attach");
